@@ -1,0 +1,67 @@
+//! Engine and per-stream configuration, with the defaults a zero-config start uses.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use omnibus_storage::FsyncPolicy;
+
+/// Settings that apply to a stream unless its spec overrides them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamDefaults {
+    pub partitions: u32,
+    /// Roll the active segment once it holds this many bytes.
+    pub segment_bytes: u64,
+    /// Roll the active segment once it is this old (and not empty).
+    pub segment_ms: u64,
+    /// Delete closed segments whose newest record is older than this. `None` keeps forever.
+    pub retention_ms: Option<u64>,
+    /// Delete the oldest closed segments while the partition is larger than this.
+    pub retention_bytes: Option<u64>,
+    pub fsync: FsyncPolicy,
+    /// Largest single record (key + value + headers).
+    pub message_bytes_max: usize,
+}
+
+impl Default for StreamDefaults {
+    fn default() -> Self {
+        StreamDefaults {
+            partitions: 1,
+            segment_bytes: 128 * 1024 * 1024,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: Some(7 * 24 * 3600 * 1000),
+            retention_bytes: None,
+            fsync: FsyncPolicy::Always,
+            message_bytes_max: omnibus_types::limits::MESSAGE_BYTES_DEFAULT,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub stream_defaults: StreamDefaults,
+    /// How often the background task rolls aged segments, applies retention and runs interval
+    /// fsyncs.
+    pub maintenance_interval_ms: u64,
+    /// Most streams the broker will hold.
+    pub streams_max: usize,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            stream_defaults: StreamDefaults::default(),
+            maintenance_interval_ms: 1000,
+            streams_max: 10_000,
+        }
+    }
+}
+
+/// Parses `always`, `never` or `interval:<ms>`.
+pub fn parse_fsync(text: &str) -> Result<FsyncPolicy, String> {
+    FsyncPolicy::from_str(text)
+}

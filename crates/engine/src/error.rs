@@ -1,0 +1,68 @@
+//! The engine's one error type. Each variant maps to a stable [`ErrorCode`].
+
+use omnibus_storage::StorageError;
+use omnibus_types::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidSubject(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("stream {0:?} does not exist")]
+    StreamNotFound(String),
+    #[error("stream {0:?} already exists")]
+    StreamExists(String),
+    #[error("stream {stream:?} has no partition {partition} (it has {partitions})")]
+    PartitionNotFound {
+        stream: String,
+        partition: u32,
+        partitions: u32,
+    },
+    #[error("no stream captures subject {0:?}")]
+    NoStreamForSubject(String),
+    #[error("subject pattern {pattern:?} overlaps {other:?} of stream {stream:?}")]
+    SubjectsOverlap {
+        pattern: String,
+        other: String,
+        stream: String,
+    },
+    #[error("{what} is {bytes} bytes; the limit is {max}")]
+    MessageTooLarge {
+        what: &'static str,
+        bytes: usize,
+        max: usize,
+    },
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl EngineError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            EngineError::InvalidName(_) => ErrorCode::InvalidName,
+            EngineError::InvalidSubject(_) => ErrorCode::InvalidSubject,
+            EngineError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            EngineError::BadRequest(_) => ErrorCode::BadRequest,
+            EngineError::StreamNotFound(_) => ErrorCode::StreamNotFound,
+            EngineError::StreamExists(_) => ErrorCode::StreamExists,
+            EngineError::PartitionNotFound { .. } => ErrorCode::PartitionNotFound,
+            EngineError::NoStreamForSubject(_) => ErrorCode::NoStreamForSubject,
+            EngineError::SubjectsOverlap { .. } => ErrorCode::SubjectsOverlap,
+            EngineError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            EngineError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            EngineError::ShuttingDown => ErrorCode::Unavailable,
+            EngineError::Storage(error) => error.code(),
+        }
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

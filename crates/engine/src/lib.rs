@@ -1,0 +1,21 @@
+//! The Omnibus engine: streams and their partitions, subject routing, publishing with durable
+//! acknowledgement, fetching with long-poll, and consumer-group offsets.
+//!
+//! The engine is the only API the front doors (HTTP, Kafka, AMQP, NATS, Redis) may call. It
+//! uses `omnibus-storage` for logs and the state store and `omnibus-types` for the shared
+//! vocabulary. It must never import a wire-protocol type: a front door translates its protocol
+//! into the types in [`model`] and back.
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod engine;
+pub mod error;
+mod groups;
+pub mod model;
+pub mod partitioner;
+mod stream;
+
+pub use config::{EngineConfig, FsyncPolicy, StreamDefaults};
+pub use engine::Engine;
+pub use error::{EngineError, Result};
+pub use model::*;

@@ -1,0 +1,66 @@
+//! The storage layer's one error type.
+
+use omnibus_types::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("I/O error while {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The partition hit a write or fsync error earlier and refuses writes until restarted,
+    /// because after a failed fsync the state of the page cache is unknown.
+    #[error("partition refuses writes after an earlier I/O error: {reason}")]
+    Poisoned { reason: String },
+    #[error("disk full while {context}")]
+    DiskFull { context: String },
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(String),
+    #[error("batch of {bytes} bytes exceeds the limit of {max}")]
+    BatchTooLarge { bytes: usize, max: usize },
+    #[error("offset {offset} is outside the retained range {log_start}..{high_watermark}")]
+    OffsetOutOfRange {
+        offset: u64,
+        log_start: u64,
+        high_watermark: u64,
+    },
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error("state store error: {0}")]
+    State(String),
+    #[error("invalid log configuration: {0}")]
+    Config(String),
+    #[error("partition is closed")]
+    Closed,
+}
+
+impl StorageError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        let context = context.into();
+        if source.raw_os_error() == Some(libc::ENOSPC)
+            || source.kind() == std::io::ErrorKind::StorageFull
+        {
+            return StorageError::DiskFull { context };
+        }
+        StorageError::Io { context, source }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StorageError::Io { .. } | StorageError::Poisoned { .. } | StorageError::Corrupt(_) => {
+                ErrorCode::StorageFailed
+            }
+            StorageError::DiskFull { .. } => ErrorCode::DiskFull,
+            StorageError::InvalidBatch(_) => ErrorCode::BadRequest,
+            StorageError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
+            StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            StorageError::State(_) => ErrorCode::Internal,
+            StorageError::Config(_) => ErrorCode::InvalidConfig,
+            StorageError::Closed => ErrorCode::Unavailable,
+        }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,18 @@
+//! Storage for Omnibus: partition logs and the state store.
+//!
+//! A partition log is a folder of segments; each segment is a file of Kafka RecordBatch v2
+//! batches (`<base_offset:020>.log`) with a sparse offset index and a time index. Appends are
+//! group-committed: everything that arrives while one write + fsync is in flight goes into the
+//! next one. Recovery truncates a torn tail at the last valid batch. After a write or fsync
+//! error a partition refuses further writes. All file access goes through the [`io::Io`]
+//! trait, with file, in-memory and fault-injecting backends.
+//!
+//! This layer may use `omnibus-types` and the `kafka-protocol` crate's record-batch codec
+//! (RecordBatch v2 is the on-disk format). It must never import engine or front-door types.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+
+pub use config::{FsyncPolicy, LogConfig};
+pub use error::{Result, StorageError};

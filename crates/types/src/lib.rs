@@ -1,0 +1,19 @@
+//! The vocabulary every Omnibus layer shares: records, subjects and subject patterns, stream
+//! and group names, limits and stable error codes.
+//!
+//! This crate is the bottom layer. It does no I/O, depends on no other Omnibus crate and knows
+//! nothing about wire protocols; everything above it (storage, engine, front doors) may use it.
+#![forbid(unsafe_code)]
+
+pub mod error_code;
+pub mod limits;
+pub mod name;
+pub mod record;
+pub mod subject;
+
+pub use error_code::ErrorCode;
+pub use name::{validate_group_name, validate_stream_name, NameError};
+pub use record::{Header, Record};
+pub use subject::{
+    pattern_matches, patterns_overlap, validate_pattern, validate_subject, SubjectError,
+};

@@ -1,0 +1,211 @@
+//! Subjects (`order.created.v1`) and subject patterns (`order.*.v1`, `order.>`).
+//!
+//! A subject is a non-empty list of dot-separated tokens. Tokens are non-empty and contain no
+//! whitespace. In a pattern, a token `*` matches exactly one token and a final token `>` matches
+//! one or more remaining tokens — the NATS rules, so NATS clients behave as they expect.
+
+use crate::limits::{SUBJECT_BYTES_MAX, SUBJECT_TOKENS_MAX};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectError(pub String);
+
+impl std::fmt::Display for SubjectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SubjectError {}
+
+fn validate_tokens(text: &str, what: &str) -> Result<(), SubjectError> {
+    if text.is_empty() {
+        return Err(SubjectError(format!("{what} is empty")));
+    }
+    if text.len() > SUBJECT_BYTES_MAX {
+        return Err(SubjectError(format!(
+            "{what} is {} bytes; the limit is {SUBJECT_BYTES_MAX}",
+            text.len()
+        )));
+    }
+    let mut count = 0;
+    for token in text.split('.') {
+        count += 1;
+        if token.is_empty() {
+            return Err(SubjectError(format!("{what} {text:?} has an empty token")));
+        }
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(SubjectError(format!(
+                "{what} {text:?} contains whitespace or a control character"
+            )));
+        }
+    }
+    if count > SUBJECT_TOKENS_MAX {
+        return Err(SubjectError(format!(
+            "{what} {text:?} has {count} tokens; the limit is {SUBJECT_TOKENS_MAX}"
+        )));
+    }
+    Ok(())
+}
+
+/// A subject a record is published on: no wildcards.
+pub fn validate_subject(subject: &str) -> Result<(), SubjectError> {
+    validate_tokens(subject, "subject")?;
+    if subject.split('.').any(|t| t == "*" || t == ">") {
+        return Err(SubjectError(format!(
+            "subject {subject:?} contains a wildcard; publish to a concrete subject"
+        )));
+    }
+    Ok(())
+}
+
+/// A pattern: `*` tokens anywhere, `>` only as the last token.
+pub fn validate_pattern(pattern: &str) -> Result<(), SubjectError> {
+    validate_tokens(pattern, "subject pattern")?;
+    let tokens: Vec<&str> = pattern.split('.').collect();
+    for (index, token) in tokens.iter().enumerate() {
+        let is_last = index + 1 == tokens.len();
+        if *token == ">" && !is_last {
+            return Err(SubjectError(format!(
+                "subject pattern {pattern:?}: '>' may only be the last token"
+            )));
+        }
+        if token.len() > 1 && (token.contains('*') || token.contains('>')) {
+            return Err(SubjectError(format!(
+                "subject pattern {pattern:?}: wildcards must be whole tokens"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `subject` matches `pattern`. Both are assumed valid.
+pub fn pattern_matches(pattern: &str, subject: &str) -> bool {
+    let mut subject_tokens = subject.split('.');
+    for pattern_token in pattern.split('.') {
+        match pattern_token {
+            ">" => return subject_tokens.next().is_some(),
+            "*" => {
+                if subject_tokens.next().is_none() {
+                    return false;
+                }
+            }
+            literal => {
+                if subject_tokens.next() != Some(literal) {
+                    return false;
+                }
+            }
+        }
+    }
+    subject_tokens.next().is_none()
+}
+
+/// Whether some subject matches both patterns. Used to refuse streams whose captures overlap,
+/// so every subject has at most one home stream.
+pub fn patterns_overlap(left: &str, right: &str) -> bool {
+    let left: Vec<&str> = left.split('.').collect();
+    let right: Vec<&str> = right.split('.').collect();
+    let mut index = 0;
+    loop {
+        match (left.get(index), right.get(index)) {
+            (None, None) => return true,
+            // `>` needs at least one token; the other side has one here (or is `>` itself).
+            (Some(&">"), Some(_)) | (Some(_), Some(&">")) => return true,
+            (None, Some(_)) | (Some(_), None) => return false,
+            (Some(a), Some(b)) => {
+                if *a != "*" && *b != "*" && a != b {
+                    return false;
+                }
+            }
+        }
+        index += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn star_matches_exactly_one_token() {
+        assert!(pattern_matches("a.*.c", "a.b.c"));
+        assert!(!pattern_matches("a.*.c", "a.c"));
+        assert!(!pattern_matches("a.*", "a.b.c"));
+        assert!(pattern_matches("*", "a"));
+        assert!(!pattern_matches("*", "a.b"));
+    }
+
+    #[test]
+    fn greater_than_matches_one_or_more_tokens() {
+        assert!(pattern_matches("a.>", "a.b"));
+        assert!(pattern_matches("a.>", "a.b.c.d"));
+        assert!(!pattern_matches("a.>", "a"));
+        assert!(pattern_matches(">", "anything.at.all"));
+    }
+
+    #[test]
+    fn literals_match_exactly() {
+        assert!(pattern_matches("order.created", "order.created"));
+        assert!(!pattern_matches("order.created", "order.created.v1"));
+        assert!(!pattern_matches("order.created.v1", "order.created"));
+    }
+
+    #[test]
+    fn validation_rejects_bad_subjects_and_patterns() {
+        assert!(validate_subject("a.b").is_ok());
+        assert!(validate_subject("a..b").is_err());
+        assert!(validate_subject(".a").is_err());
+        assert!(validate_subject("a b").is_err());
+        assert!(validate_subject("a.*").is_err());
+        assert!(validate_subject("").is_err());
+        assert!(validate_pattern("a.>").is_ok());
+        assert!(validate_pattern("a.>.b").is_err());
+        assert!(validate_pattern("a.b*").is_err());
+        assert!(validate_pattern(&"a.".repeat(64).trim_end_matches('.').to_string()).is_ok());
+        assert!(validate_pattern(&"a.".repeat(65).trim_end_matches('.').to_string()).is_err());
+    }
+
+    #[test]
+    fn overlap_examples() {
+        assert!(patterns_overlap("a.*", "a.b"));
+        assert!(patterns_overlap("a.>", "*.b.c"));
+        assert!(!patterns_overlap("a.>", "a"));
+        assert!(!patterns_overlap("a.b", "a.c"));
+        assert!(!patterns_overlap("a.*", "a.b.c"));
+        assert!(patterns_overlap("a.*.c", "a.b.>"));
+    }
+
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just("*".to_string())
+        ]
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        (proptest::collection::vec(token(), 1..4), any::<bool>()).prop_map(|(tokens, tail)| {
+            let mut text = tokens.join(".");
+            if tail {
+                text.push_str(".>");
+            }
+            text
+        })
+    }
+
+    fn subject() -> impl Strategy<Value = String> {
+        proptest::collection::vec(prop_oneof![Just("a"), Just("b"), Just("c")], 1..6)
+            .prop_map(|tokens| tokens.join("."))
+    }
+
+    proptest! {
+        // Overlap must agree with brute force over a small alphabet: if some subject matches
+        // both, they overlap; if they overlap, some subject of length <= 6 over {a,b,c} matches.
+        #[test]
+        fn overlap_agrees_with_matching(left in pattern(), right in pattern(), probe in subject()) {
+            if pattern_matches(&left, &probe) && pattern_matches(&right, &probe) {
+                prop_assert!(patterns_overlap(&left, &right));
+            }
+        }
+    }
+}
