@@ -11,8 +11,18 @@
 //! (RecordBatch v2 is the on-disk format). It must never import engine or front-door types.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod config;
 pub mod error;
+pub mod io;
+pub mod partition;
+mod scan;
+mod segment;
+pub mod state;
 
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{Result, StorageError};
+pub use partition::{
+    AppendInfo, PartitionLog, PartitionStatus, Progress, ReadResult, RetentionOutcome,
+};
+pub use state::{StateStore, StateWrite};

@@ -1,0 +1,144 @@
+//! A backend that wraps another and fails chosen operations, to prove the log refuses writes
+//! after an I/O error instead of guessing what reached the disk.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use super::{Io, IoFile};
+
+/// Which operations fail. Counters count down on each matching call; the call that takes a
+/// counter from 1 to 0 fails, and so does every later one when `sticky` is set.
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    writes_until_failure: AtomicI64,
+    syncs_until_failure: AtomicI64,
+    disk_full: AtomicBool,
+    sticky: AtomicBool,
+    tripped: AtomicBool,
+}
+
+impl FaultPlan {
+    pub fn new() -> Arc<Self> {
+        Arc::new(FaultPlan::default())
+    }
+
+    /// The `n`th data write from now fails (1 = the next one).
+    pub fn fail_write(&self, n: i64) {
+        self.writes_until_failure.store(n, Ordering::SeqCst);
+    }
+
+    /// The `n`th fsync from now fails (1 = the next one).
+    pub fn fail_sync(&self, n: i64) {
+        self.syncs_until_failure.store(n, Ordering::SeqCst);
+    }
+
+    /// Failed writes report ENOSPC instead of EIO.
+    pub fn as_disk_full(&self, yes: bool) {
+        self.disk_full.store(yes, Ordering::SeqCst);
+    }
+
+    /// Once tripped, keep failing every write and sync.
+    pub fn sticky(&self, yes: bool) {
+        self.sticky.store(yes, Ordering::SeqCst);
+    }
+
+    pub fn clear(&self) {
+        self.writes_until_failure.store(0, Ordering::SeqCst);
+        self.syncs_until_failure.store(0, Ordering::SeqCst);
+        self.tripped.store(false, Ordering::SeqCst);
+    }
+
+    fn check(&self, counter: &AtomicI64) -> io::Result<()> {
+        if self.sticky.load(Ordering::SeqCst) && self.tripped.load(Ordering::SeqCst) {
+            return Err(self.error());
+        }
+        let before = counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 0).then(|| n - 1)
+            })
+            .unwrap_or(0);
+        if before == 1 {
+            self.tripped.store(true, Ordering::SeqCst);
+            return Err(self.error());
+        }
+        Ok(())
+    }
+
+    fn error(&self) -> io::Error {
+        if self.disk_full.load(Ordering::SeqCst) {
+            io::Error::from_raw_os_error(libc::ENOSPC)
+        } else {
+            io::Error::other("injected I/O failure")
+        }
+    }
+}
+
+pub struct FaultyIo {
+    inner: Arc<dyn Io>,
+    plan: Arc<FaultPlan>,
+}
+
+impl FaultyIo {
+    pub fn new(inner: Arc<dyn Io>, plan: Arc<FaultPlan>) -> Self {
+        FaultyIo { inner, plan }
+    }
+}
+
+impl Io for FaultyIo {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.inner.list_dir(path)
+    }
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn IoFile>> {
+        let inner = self.inner.open(path, create)?;
+        Ok(Arc::new(FaultyFile {
+            inner,
+            plan: self.plan.clone(),
+        }))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.plan.check(&self.plan.syncs_until_failure)?;
+        self.inner.sync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.inner.exists(path)
+    }
+}
+
+struct FaultyFile {
+    inner: Arc<dyn IoFile>,
+    plan: Arc<FaultPlan>,
+}
+
+impl IoFile for FaultyFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.plan.check(&self.plan.writes_until_failure)?;
+        self.inner.write_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.plan.check(&self.plan.syncs_until_failure)?;
+        self.inner.sync_data()
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}

@@ -1,0 +1,205 @@
+//! Appends and the group commit.
+//!
+//! An append validates its batches, waits for room in the pending-bytes budget, then — under
+//! the queue lock, so offsets are dense and ordered — assigns offsets by rewriting each batch's
+//! base offset and queues the bytes. If no flush is running it starts one on a blocking thread.
+//! The flusher takes *everything* queued, writes it with one `write` per segment, then one
+//! fsync (policy `always`), and only then raises the high watermark, which acknowledges every
+//! append in that group at once. Appends that arrive meanwhile form the next group.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::{lock, now_ms, PartitionLog, Pending};
+use crate::batch::{set_base_offset, validate_batches, BatchHeader};
+use crate::config::FsyncPolicy;
+use crate::error::{Result, StorageError};
+use crate::segment::Segment;
+
+/// Offsets given to an acknowledged append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: u64,
+    pub last_offset: u64,
+}
+
+impl PartitionLog {
+    /// Appends one or more RecordBatch v2 batches (as a producer sent them; base offsets are
+    /// overwritten) and resolves once they are acknowledged under the fsync policy.
+    pub async fn append(self: &Arc<Self>, mut bytes: BytesMut) -> Result<AppendInfo> {
+        self.check_writable()?;
+        let spans = validate_batches(&bytes, self.config.batch_bytes_max)?;
+        let permits = bytes.len().min(self.config.pending_bytes_max) as u32;
+        let permit = self
+            .space
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        let mut progress = self.progress.subscribe();
+        let (first_offset, last_offset, start_flush) = {
+            let mut queue = lock(&self.queue);
+            self.check_writable()?;
+            let first_offset = queue.next_offset;
+            let mut headers = Vec::with_capacity(spans.len());
+            for span in spans {
+                set_base_offset(&mut bytes[span.position..], queue.next_offset);
+                let header = BatchHeader {
+                    base_offset: queue.next_offset,
+                    ..span.header
+                };
+                queue.next_offset += header.offset_count();
+                headers.push((span.position, header));
+            }
+            let last_offset = queue.next_offset - 1;
+            queue.pending.push(Pending {
+                bytes,
+                headers,
+                _permit: permit,
+            });
+            let start_flush = !queue.flushing;
+            queue.flushing = true;
+            (first_offset, last_offset, start_flush)
+        };
+        if start_flush {
+            let log = self.clone();
+            tokio::task::spawn_blocking(move || log.flush_loop());
+        }
+        let seen = progress
+            .wait_for(|p| p.high_watermark > last_offset || p.failure.is_some())
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        if seen.high_watermark > last_offset {
+            Ok(AppendInfo {
+                first_offset,
+                last_offset,
+            })
+        } else {
+            Err(StorageError::Poisoned {
+                reason: seen.failure.as_deref().unwrap_or("unknown").to_string(),
+            })
+        }
+    }
+
+    /// Runs on a blocking thread until the queue is empty. Only one runs per partition.
+    fn flush_loop(&self) {
+        loop {
+            let group = {
+                let mut queue = lock(&self.queue);
+                if queue.pending.is_empty() {
+                    queue.flushing = false;
+                    return;
+                }
+                std::mem::take(&mut queue.pending)
+            };
+            if self.failure().is_some() {
+                // Their waiters already saw the failure; dropping releases their budget.
+                continue;
+            }
+            match self.write_group(&group) {
+                Ok(high_watermark) => self.progress.send_modify(|p| {
+                    p.high_watermark = p.high_watermark.max(high_watermark);
+                }),
+                Err(error) => self.poison(&error),
+            }
+        }
+    }
+
+    /// Writes a group of pending appends, rolling segments as needed; returns the new high
+    /// watermark once the group is acknowledged under the fsync policy.
+    fn write_group(&self, group: &[Pending]) -> Result<u64> {
+        let mut writer = lock(&self.writer);
+        let now = now_ms();
+        let mut active = self.active_segment();
+        let mut buffer = BytesMut::new();
+        let mut headers: Vec<(usize, BatchHeader)> = Vec::new();
+        let mut high_watermark = 0;
+        for item in group {
+            let size = active.written_bytes() + buffer.len() as u64;
+            let too_big = size + item.bytes.len() as u64 > self.config.segment_bytes;
+            let too_old =
+                now.saturating_sub(active.first_batch_ms()) >= self.config.segment_ms as i64;
+            if size > 0 && (too_big || too_old) {
+                if !buffer.is_empty() {
+                    active.append(&buffer, &headers, self.config.index_interval_bytes, now)?;
+                    buffer.clear();
+                    headers.clear();
+                }
+                active = self.roll(&active)?;
+                writer.unsynced = false;
+            }
+            for (position, header) in &item.headers {
+                headers.push((buffer.len() + position, *header));
+                high_watermark = header.last_offset() + 1;
+            }
+            buffer.extend_from_slice(&item.bytes);
+        }
+        if !buffer.is_empty() {
+            active.append(&buffer, &headers, self.config.index_interval_bytes, now)?;
+        }
+        match self.config.fsync {
+            FsyncPolicy::Always => {
+                active.sync()?;
+                writer.last_sync = std::time::Instant::now();
+                writer.unsynced = false;
+            }
+            FsyncPolicy::IntervalMs(ms) => {
+                writer.unsynced = true;
+                if writer.last_sync.elapsed().as_millis() as u64 >= ms {
+                    active.sync()?;
+                    writer.last_sync = std::time::Instant::now();
+                    writer.unsynced = false;
+                }
+            }
+            FsyncPolicy::Never => writer.unsynced = true,
+        }
+        active.publish_written();
+        Ok(high_watermark)
+    }
+
+    /// Closes `active` (fsync, index files) and makes a new empty segment the active one.
+    /// Every closed segment is fully synced, whatever the policy, so recovery only ever needs
+    /// to scan the last segment.
+    fn roll(&self, active: &Arc<Segment>) -> Result<Arc<Segment>> {
+        active.sync()?;
+        active.publish_written();
+        active.write_indexes(self.io.as_ref(), &self.dir)?;
+        let base = active.next_offset();
+        let segment = Arc::new(Segment::create(self.io.as_ref(), &self.dir, base)?);
+        let mut segments = self.segments.write().unwrap_or_else(|p| p.into_inner());
+        segments.insert(base, segment.clone());
+        Ok(segment)
+    }
+
+    /// Periodic upkeep: the fsync an `interval:<ms>` policy owes, and rolling an active
+    /// segment that has grown older than `segment_ms` while idle.
+    pub fn maintain(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) || self.failure().is_some() {
+            return Ok(());
+        }
+        let mut writer = lock(&self.writer);
+        let active = self.active_segment();
+        let result = (|| {
+            if let FsyncPolicy::IntervalMs(ms) = self.config.fsync {
+                if writer.unsynced && writer.last_sync.elapsed().as_millis() as u64 >= ms {
+                    active.sync()?;
+                    writer.last_sync = std::time::Instant::now();
+                    writer.unsynced = false;
+                }
+            }
+            if !active.is_empty()
+                && now_ms().saturating_sub(active.first_batch_ms()) >= self.config.segment_ms as i64
+            {
+                self.roll(&active)?;
+                writer.unsynced = false;
+            }
+            Ok(())
+        })();
+        if let Err(error) = &result {
+            self.poison(error);
+        }
+        result
+    }
+}

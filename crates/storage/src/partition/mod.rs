@@ -1,0 +1,278 @@
+//! A partition log: an ordered set of segments, one of them active (the last), with a single
+//! writer that group-commits appends and any number of concurrent readers.
+//!
+//! Locks, always taken in this order when more than one is held:
+//! 1. `writer` — held by whoever writes, syncs, rolls or closes the active segment;
+//! 2. `segments` — the map of segments (read for lookups, write to add or remove one);
+//! 3. `queue` — the appends waiting to be written; held only for pushes and swaps.
+//! A segment's own index mutex is innermost.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::LogConfig;
+use crate::error::{Result, StorageError};
+use crate::io::Io;
+use crate::segment::Segment;
+
+mod append;
+mod read;
+mod retention;
+
+pub use append::AppendInfo;
+pub use read::ReadResult;
+pub use retention::RetentionOutcome;
+
+/// What waiters watch: how far the log is readable, and whether it failed.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// One past the last offset readers may see and appenders may consider acknowledged.
+    pub high_watermark: u64,
+    pub failure: Option<Arc<str>>,
+}
+
+/// A snapshot of a partition for status displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStatus {
+    pub log_start_offset: u64,
+    pub high_watermark: u64,
+    pub size_bytes: u64,
+    pub segments: usize,
+    pub failure: Option<String>,
+}
+
+struct WriterState {
+    last_sync: Instant,
+    /// Bytes written to the active segment but not yet fsynced.
+    unsynced: bool,
+}
+
+struct Pending {
+    bytes: bytes::BytesMut,
+    /// Each batch's position inside `bytes` and its header with the assigned base offset.
+    headers: Vec<(usize, crate::batch::BatchHeader)>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+struct AppendQueue {
+    next_offset: u64,
+    pending: Vec<Pending>,
+    flushing: bool,
+}
+
+pub struct PartitionLog {
+    dir: PathBuf,
+    io: Arc<dyn Io>,
+    config: LogConfig,
+    writer: Mutex<WriterState>,
+    segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    queue: Mutex<AppendQueue>,
+    progress: watch::Sender<Progress>,
+    /// Bytes that may wait in the queue; appends wait for room (backpressure).
+    space: Arc<Semaphore>,
+    log_start: AtomicU64,
+    failure: Mutex<Option<Arc<str>>>,
+    closed: AtomicBool,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PartitionLog {
+    /// Opens the partition in `dir`, creating it empty if needed, and recovers: the last
+    /// segment is CRC-scanned and a torn or corrupt tail truncated at the last valid batch;
+    /// closed segments keep their indexes when those agree with the log, else they are rebuilt.
+    pub fn open(io: Arc<dyn Io>, dir: &Path, config: LogConfig) -> Result<Arc<PartitionLog>> {
+        config.validate().map_err(StorageError::Config)?;
+        io.create_dir_all(dir)
+            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        let names = io
+            .list_dir(dir)
+            .map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?;
+        let mut bases: Vec<u64> = Vec::new();
+        for name in &names {
+            if name.ends_with(".tmp") {
+                // A half-written index from a crash; it is rebuilt if needed.
+                let _ = io.remove_file(&dir.join(name));
+            } else if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<u64>() {
+                    bases.push(base);
+                }
+            }
+        }
+        bases.sort_unstable();
+        let now = now_ms();
+        let mut segments = BTreeMap::new();
+        if bases.is_empty() {
+            segments.insert(0, Arc::new(Segment::create(io.as_ref(), dir, 0)?));
+        }
+        for (index, base) in bases.iter().enumerate() {
+            let is_last = index + 1 == bases.len();
+            let (segment, truncated) = Segment::open(
+                io.as_ref(),
+                dir,
+                *base,
+                is_last,
+                config.index_interval_bytes,
+                config.batch_bytes_max,
+                now,
+            )?;
+            if let Some(note) = truncated {
+                tracing::warn!(dir = %dir.display(), base, "recovered a torn tail: {note}");
+            }
+            segments.insert(*base, Arc::new(segment));
+        }
+        let next_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
+        let log_start = *segments.keys().next().unwrap_or(&0);
+        let (progress, _) = watch::channel(Progress {
+            high_watermark: next_offset,
+            failure: None,
+        });
+        Ok(Arc::new(PartitionLog {
+            dir: dir.to_path_buf(),
+            io,
+            space: Arc::new(Semaphore::new(config.pending_bytes_max)),
+            config,
+            writer: Mutex::new(WriterState {
+                last_sync: Instant::now(),
+                unsynced: false,
+            }),
+            segments: RwLock::new(segments),
+            queue: Mutex::new(AppendQueue {
+                next_offset,
+                pending: Vec::new(),
+                flushing: false,
+            }),
+            progress,
+            log_start: AtomicU64::new(log_start),
+            failure: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.progress.borrow().high_watermark
+    }
+
+    pub fn log_start_offset(&self) -> u64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// Subscribe to progress, e.g. to long-poll for new records.
+    pub fn watch(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    pub fn failure(&self) -> Option<Arc<str>> {
+        lock(&self.failure).clone()
+    }
+
+    pub fn status(&self) -> PartitionStatus {
+        let segments = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        PartitionStatus {
+            log_start_offset: self.log_start_offset(),
+            high_watermark: self.high_watermark(),
+            size_bytes: segments.values().map(|s| s.written_bytes()).sum(),
+            segments: segments.len(),
+            failure: self.failure().map(|f| f.to_string()),
+        }
+    }
+
+    fn segments_snapshot(&self) -> Vec<Arc<Segment>> {
+        let segments = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        segments.values().cloned().collect()
+    }
+
+    fn active_segment(&self) -> Arc<Segment> {
+        let segments = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        segments
+            .values()
+            .next_back()
+            .cloned()
+            .expect("a partition always has an active segment")
+    }
+
+    /// Refuses all further writes; wakes every waiter with the reason.
+    fn poison(&self, error: &StorageError) {
+        let reason: Arc<str> = Arc::from(error.to_string());
+        tracing::error!(dir = %self.dir.display(), "partition refuses writes: {reason}");
+        let mut failure = lock(&self.failure);
+        if failure.is_none() {
+            *failure = Some(reason.clone());
+        }
+        drop(failure);
+        self.progress.send_modify(|p| {
+            if p.failure.is_none() {
+                p.failure = Some(reason);
+            }
+        });
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        if let Some(reason) = self.failure() {
+            return Err(StorageError::Poisoned {
+                reason: reason.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops accepting appends, waits for queued ones to be written, fsyncs the active
+    /// segment and writes its index files. Blocking; call from a blocking context.
+    pub fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        loop {
+            let queue = lock(&self.queue);
+            if !queue.flushing && queue.pending.is_empty() {
+                break;
+            }
+            drop(queue);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let mut writer = lock(&self.writer);
+        if self.failure().is_some() {
+            return Ok(());
+        }
+        let active = self.active_segment();
+        active.sync()?;
+        writer.unsynced = false;
+        active.write_indexes(self.io.as_ref(), &self.dir)?;
+        self.progress.send_modify(|_| {});
+        Ok(())
+    }
+
+    /// Removes every file of the partition. The log must be closed first.
+    pub fn delete(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        self.io
+            .remove_dir_all(&self.dir)
+            .map_err(|e| StorageError::io(format!("removing {}", self.dir.display()), e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! Reads: by offset (whole batches, across segments) and by timestamp.
+
+use std::ops::ControlFlow;
+
+use bytes::{Bytes, BytesMut};
+
+use super::PartitionLog;
+use crate::batch::{decode_batches, BatchHeader};
+use crate::error::{Result, StorageError};
+use crate::scan::scan_batches;
+use crate::segment::Segment;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole batches, the first one holding the requested offset. Empty at the high watermark.
+    pub bytes: Bytes,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+impl PartitionLog {
+    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes` —
+    /// but always at least one whole batch when there is one, so a reader can make progress
+    /// past a batch larger than its buffer (Kafka's rule). Never returns records at or beyond
+    /// the high watermark.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+        let high_watermark = self.high_watermark();
+        let log_start_offset = self.log_start_offset();
+        if offset < log_start_offset || offset > high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: log_start_offset,
+                high_watermark,
+            });
+        }
+        let mut out = BytesMut::new();
+        let mut cursor = offset;
+        for segment in self.segments_snapshot() {
+            if cursor >= high_watermark || (!out.is_empty() && out.len() >= max_bytes) {
+                break;
+            }
+            if segment.next_offset() <= cursor || segment.base_offset > cursor {
+                continue;
+            }
+            let budget = max_bytes.saturating_sub(out.len());
+            cursor = self.read_segment(&segment, cursor, budget, high_watermark, &mut out)?;
+        }
+        Ok(ReadResult {
+            bytes: out.freeze(),
+            high_watermark,
+            log_start_offset,
+        })
+    }
+
+    /// Appends to `out` the whole batches of `segment` from the one holding `offset`, within
+    /// `budget` bytes (at least one batch if `out` is empty). Returns the next offset to read.
+    fn read_segment(
+        &self,
+        segment: &Segment,
+        offset: u64,
+        budget: usize,
+        high_watermark: u64,
+        out: &mut BytesMut,
+    ) -> Result<u64> {
+        let batch_max = self.config.batch_bytes_max;
+        let start = segment.locate(offset, batch_max)?;
+        let end = segment.visible_bytes();
+        let mut next = offset;
+        let first = out.is_empty();
+        let mut taken = 0usize;
+        scan_batches(
+            segment.file.as_ref(),
+            start,
+            end,
+            false,
+            batch_max,
+            |_, header, bytes| {
+                if header.base_offset >= high_watermark {
+                    return ControlFlow::Break(());
+                }
+                let fits = taken + bytes.len() <= budget || (first && taken == 0);
+                if !fits {
+                    return ControlFlow::Break(());
+                }
+                out.extend_from_slice(bytes);
+                taken += bytes.len();
+                next = header.last_offset() + 1;
+                ControlFlow::Continue(())
+            },
+        )?;
+        Ok(next)
+    }
+
+    /// The first offset whose record has a timestamp at or after `timestamp`, or the high
+    /// watermark when every record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<u64> {
+        let high_watermark = self.high_watermark();
+        let batch_max = self.config.batch_bytes_max;
+        for segment in self.segments_snapshot() {
+            if segment.max_timestamp() < timestamp || segment.visible_bytes() == 0 {
+                continue;
+            }
+            let start = segment.locate_time(timestamp);
+            let mut found: Option<u64> = None;
+            let mut error = None;
+            scan_batches(
+                segment.file.as_ref(),
+                start,
+                segment.visible_bytes(),
+                false,
+                batch_max,
+                |_, header: &BatchHeader, bytes| {
+                    if header.base_offset >= high_watermark {
+                        return ControlFlow::Break(());
+                    }
+                    if header.max_timestamp < timestamp {
+                        return ControlFlow::Continue(());
+                    }
+                    match decode_batches(Bytes::copy_from_slice(bytes), 0) {
+                        Ok(records) => {
+                            found = records
+                                .iter()
+                                .find(|r| r.timestamp_ms >= timestamp)
+                                .map(|r| r.offset);
+                        }
+                        Err(e) => error = Some(e),
+                    }
+                    if found.is_some() || error.is_some() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                },
+            )?;
+            if let Some(error) = error {
+                return Err(error);
+            }
+            if let Some(offset) = found {
+                return Ok(offset.max(self.log_start_offset()));
+            }
+        }
+        Ok(high_watermark)
+    }
+}
