@@ -41,6 +41,8 @@ pub enum EngineError {
     LimitExceeded(String),
     #[error("the broker is shutting down")]
     ShuttingDown,
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -60,6 +62,7 @@ impl EngineError {
             EngineError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             EngineError::LimitExceeded(_) => ErrorCode::LimitExceeded,
             EngineError::ShuttingDown => ErrorCode::Unavailable,
+            EngineError::Internal(_) => ErrorCode::Internal,
             EngineError::Storage(error) => error.code(),
         }
     }

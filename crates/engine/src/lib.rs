@@ -10,9 +10,12 @@
 pub mod config;
 mod engine;
 pub mod error;
+mod fetch;
 mod groups;
 pub mod model;
+mod offsets;
 pub mod partitioner;
+mod publish;
 mod stream;
 
 pub use config::{EngineConfig, FsyncPolicy, StreamDefaults};

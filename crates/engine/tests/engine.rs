@@ -1,0 +1,413 @@
+//! Engine behaviour through its public API, on real files unless a test needs faults.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use omnibus_engine::*;
+use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};
+use omnibus_types::{ErrorCode, Header};
+
+fn record(value: &str) -> PublishRecord {
+    PublishRecord {
+        value: Some(Bytes::copy_from_slice(value.as_bytes())),
+        ..Default::default()
+    }
+}
+
+fn keyed(key: &str, value: &str) -> PublishRecord {
+    PublishRecord {
+        key: Some(Bytes::copy_from_slice(key.as_bytes())),
+        ..record(value)
+    }
+}
+
+fn spec(name: &str, partitions: u32) -> StreamSpec {
+    StreamSpec {
+        name: name.into(),
+        partitions: Some(partitions),
+        ..Default::default()
+    }
+}
+
+async fn fetch_all(engine: &Engine, stream: &str, partition: u32) -> Vec<String> {
+    let result = engine
+        .fetch(FetchRequest {
+            stream: stream.into(),
+            partition,
+            offset: 0,
+            max_records: 100_000,
+            max_bytes: 64 << 20,
+            wait_ms: 0,
+        })
+        .await
+        .unwrap();
+    result
+        .records
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn streams_are_created_listed_described_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    let info = engine.create_stream(spec("orders", 3)).unwrap();
+    assert_eq!(info.config.partitions, 3);
+    assert_eq!(info.config.subjects, vec!["orders".to_string()]);
+    assert_eq!(info.config.fsync, FsyncPolicy::Always);
+    assert_eq!(
+        engine.create_stream(spec("orders", 1)).unwrap_err().code(),
+        ErrorCode::StreamExists
+    );
+    assert_eq!(
+        engine
+            .create_stream(spec("bad/name", 1))
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidName
+    );
+    assert_eq!(
+        engine.create_stream(spec("zero", 0)).unwrap_err().code(),
+        ErrorCode::InvalidConfig
+    );
+    assert_eq!(engine.list_streams().len(), 1);
+    engine.delete_stream("orders").unwrap();
+    assert_eq!(
+        engine.stream_info("orders").unwrap_err().code(),
+        ErrorCode::StreamNotFound
+    );
+    assert!(!dir.path().join("streams/orders").exists());
+    // Re-creating starts empty.
+    engine.create_stream(spec("orders", 1)).unwrap();
+    assert_eq!(engine.stream_info("orders").unwrap().records_retained(), 0);
+}
+
+#[tokio::test]
+async fn publish_and_fetch_round_trip_with_keys_headers_and_subjects() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    engine
+        .create_stream(StreamSpec {
+            subjects: vec!["order.*".into()],
+            ..spec("orders", 1)
+        })
+        .unwrap();
+    let positions = engine
+        .publish(
+            PublishTarget::Subject("order.created".into()),
+            vec![PublishRecord {
+                headers: vec![Header {
+                    name: "trace".into(),
+                    value: Bytes::from_static(b"abc"),
+                }],
+                ..keyed("k1", "v1")
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        positions,
+        vec![RecordPosition {
+            partition: 0,
+            offset: 0
+        }]
+    );
+    engine
+        .publish(PublishTarget::Stream("orders".into()), vec![record("v2")])
+        .await
+        .unwrap();
+    let fetched = engine
+        .fetch(FetchRequest {
+            stream: "orders".into(),
+            partition: 0,
+            offset: 0,
+            max_records: 10,
+            max_bytes: 1 << 20,
+            wait_ms: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(fetched.records.len(), 2);
+    assert_eq!(fetched.records[0].subject, "order.created");
+    assert_eq!(fetched.records[0].key.as_deref(), Some(&b"k1"[..]));
+    assert_eq!(fetched.records[0].headers[0].name, "trace");
+    assert_eq!(fetched.records[1].subject, "orders");
+    assert_eq!(fetched.next_offset, 2);
+    assert_eq!(fetched.high_watermark, 2);
+    let error = engine
+        .publish(
+            PublishTarget::Subject("payment.created".into()),
+            vec![record("x")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::NoStreamForSubject);
+    let overlap = engine
+        .create_stream(StreamSpec {
+            subjects: vec!["order.created".into()],
+            ..spec("other", 1)
+        })
+        .unwrap_err();
+    assert_eq!(overlap.code(), ErrorCode::SubjectsOverlap);
+}
+
+#[tokio::test]
+async fn keys_choose_partitions_like_kafka_and_keyless_records_round_robin() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    engine.create_stream(spec("events", 4)).unwrap();
+    let records: Vec<PublishRecord> = (0..40)
+        .map(|i| keyed(&format!("key-{}", i % 5), "v"))
+        .collect();
+    let positions = engine
+        .publish(PublishTarget::Stream("events".into()), records)
+        .await
+        .unwrap();
+    for (i, position) in positions.iter().enumerate() {
+        let key = format!("key-{}", i % 5);
+        assert_eq!(
+            position.partition,
+            partitioner::partition_for_key(key.as_bytes(), 4)
+        );
+    }
+    let keyless = engine
+        .publish(
+            PublishTarget::Stream("events".into()),
+            (0..8).map(|_| record("x")).collect(),
+        )
+        .await
+        .unwrap();
+    let mut counts = [0; 4];
+    for position in keyless {
+        counts[position.partition as usize] += 1;
+    }
+    assert_eq!(counts, [2, 2, 2, 2]);
+}
+
+#[tokio::test]
+async fn long_poll_returns_when_a_record_arrives_and_times_out_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    engine.create_stream(spec("live", 1)).unwrap();
+    let request = FetchRequest {
+        stream: "live".into(),
+        partition: 0,
+        offset: 0,
+        max_records: 10,
+        max_bytes: 1 << 20,
+        wait_ms: 5_000,
+    };
+    let started = Instant::now();
+    let publisher = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            engine
+                .publish(PublishTarget::Stream("live".into()), vec![record("hello")])
+                .await
+                .unwrap();
+        })
+    };
+    let result = engine.fetch(request.clone()).await.unwrap();
+    publisher.await.unwrap();
+    assert_eq!(result.records.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "returned when data arrived"
+    );
+    let started = Instant::now();
+    let empty = engine
+        .fetch(FetchRequest {
+            offset: 1,
+            wait_ms: 200,
+            ..request
+        })
+        .await
+        .unwrap();
+    assert!(empty.records.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(190));
+}
+
+#[tokio::test]
+async fn offsets_resolve_and_groups_commit_read_and_report_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    engine.create_stream(spec("s", 2)).unwrap();
+    for i in 0..10 {
+        engine
+            .publish(
+                PublishTarget::Stream("s".into()),
+                vec![PublishRecord {
+                    partition: Some(0),
+                    timestamp_ms: Some(1_000 + i),
+                    ..record("v")
+                }],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        engine.resolve_offset("s", 0, OffsetSpec::Earliest).unwrap(),
+        0
+    );
+    assert_eq!(
+        engine.resolve_offset("s", 0, OffsetSpec::Latest).unwrap(),
+        10
+    );
+    assert_eq!(
+        engine
+            .resolve_offset("s", 0, OffsetSpec::Timestamp(1_004))
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        engine
+            .resolve_offset("s", 5, OffsetSpec::Latest)
+            .unwrap_err()
+            .code(),
+        ErrorCode::PartitionNotFound
+    );
+    engine
+        .commit_offsets(
+            "g",
+            vec![OffsetCommit {
+                stream: "s".into(),
+                partition: 0,
+                offset: 7,
+                metadata: "m".into(),
+            }],
+        )
+        .unwrap();
+    let committed = engine.committed_offsets("g", Some("s")).unwrap();
+    assert_eq!(committed.len(), 1);
+    assert_eq!(
+        (committed[0].offset, committed[0].metadata.as_str()),
+        (7, "m")
+    );
+    let lag = engine.group_lag("g", None).unwrap();
+    assert_eq!(lag.len(), 2);
+    assert_eq!((lag[0].committed, lag[0].lag), (Some(7), 3));
+    assert_eq!((lag[1].committed, lag[1].lag), (None, 0));
+    assert_eq!(engine.list_groups().unwrap(), vec!["g".to_string()]);
+    let unknown = engine
+        .commit_offsets(
+            "g",
+            vec![OffsetCommit {
+                stream: "nope".into(),
+                partition: 0,
+                offset: 1,
+                metadata: String::new(),
+            }],
+        )
+        .unwrap_err();
+    assert_eq!(unknown.code(), ErrorCode::StreamNotFound);
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+        engine.create_stream(spec("keep", 2)).unwrap();
+        let records = (0..1000)
+            .map(|i| keyed(&i.to_string(), &format!("value-{i}")))
+            .collect();
+        engine
+            .publish(PublishTarget::Stream("keep".into()), records)
+            .await
+            .unwrap();
+        engine
+            .commit_offsets(
+                "g",
+                vec![OffsetCommit {
+                    stream: "keep".into(),
+                    partition: 1,
+                    offset: 5,
+                    metadata: String::new(),
+                }],
+            )
+            .unwrap();
+        engine.shutdown().await.unwrap();
+    }
+    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    let info = engine.stream_info("keep").unwrap();
+    assert_eq!(info.records_retained(), 1000);
+    let mut all = fetch_all(&engine, "keep", 0).await;
+    all.extend(fetch_all(&engine, "keep", 1).await);
+    all.sort();
+    let mut expected: Vec<String> = (0..1000).map(|i| format!("value-{i}")).collect();
+    expected.sort();
+    assert_eq!(all, expected);
+    assert_eq!(engine.committed_offsets("g", None).unwrap()[0].offset, 5);
+}
+
+#[tokio::test]
+async fn oversized_records_and_batches_are_refused_with_stable_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    engine
+        .create_stream(StreamSpec {
+            message_bytes_max: Some(100),
+            ..spec("small", 1)
+        })
+        .unwrap();
+    let error = engine
+        .publish(
+            PublishTarget::Stream("small".into()),
+            vec![record(&"x".repeat(101))],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::MessageTooLarge);
+    let too_many = (0..omnibus_types::limits::PUBLISH_RECORDS_MAX + 1)
+        .map(|_| record("x"))
+        .collect();
+    let error = engine
+        .publish(PublishTarget::Stream("small".into()), too_many)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::LimitExceeded);
+    assert_eq!(
+        engine.stream_info("small").unwrap().records_retained(),
+        0,
+        "nothing partial was written"
+    );
+}
+
+#[tokio::test]
+async fn an_fsync_failure_fails_one_partition_and_others_keep_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
+    let engine = Engine::open_with_io(EngineConfig::new(dir.path()), io)
+        .await
+        .unwrap();
+    engine.create_stream(spec("a", 1)).unwrap();
+    engine.create_stream(spec("b", 1)).unwrap();
+    engine
+        .publish(PublishTarget::Stream("a".into()), vec![record("safe")])
+        .await
+        .unwrap();
+    plan.fail_sync(1);
+    let error = engine
+        .publish(PublishTarget::Stream("a".into()), vec![record("lost")])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::StorageFailed);
+    let again = engine
+        .publish(PublishTarget::Stream("a".into()), vec![record("refused")])
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), ErrorCode::StorageFailed);
+    assert!(engine.stream_info("a").unwrap().partition_info[0]
+        .write_error
+        .is_some());
+    engine
+        .publish(PublishTarget::Stream("b".into()), vec![record("fine")])
+        .await
+        .unwrap();
+    assert_eq!(fetch_all(&engine, "a", 0).await, vec!["safe"]);
+    assert_eq!(fetch_all(&engine, "b", 0).await, vec!["fine"]);
+}
