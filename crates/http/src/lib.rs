@@ -1,1 +1,59 @@
-//! HTTP
+//! The HTTP/JSON front door of Omnibus: streams, publishing, fetching with long-poll, consumer
+//! group offsets and an OpenAPI document, served with axum.
+//!
+//! Layers, top to bottom: [`router`] names every route (one table, which the OpenAPI test
+//! checks) and bounds request bodies; `extract` wraps axum's extractors so every rejection is a
+//! JSON error; `handlers/<area>.rs` holds one file per API area; `json` translates record JSON
+//! to and from the engine's types, with `bounded` keeping counted inputs (records, headers)
+//! within their limits while they are parsed; `error` renders every failure as
+//! `{"error":{"code","message"}}`. This crate calls only `omnibus-engine` (and the shared
+//! vocabulary in `omnibus-types`); it must never call storage, and the engine never sees an
+//! HTTP type.
+#![forbid(unsafe_code)]
+
+mod bounded;
+mod error;
+mod extract;
+mod handlers;
+mod json;
+mod router;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use omnibus_engine::Engine;
+
+pub use error::ApiError;
+pub use router::router;
+
+/// Limits of the HTTP front door. Everything else (record size, header count, wait time) is
+/// bounded by the engine's configuration and `omnibus_types::limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Largest request body; larger requests get 413 before the body is read.
+    pub body_bytes_max: usize,
+    /// Ceiling for `max_records` on a fetch.
+    pub fetch_records_max: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_bytes_max: 64 * 1024 * 1024,
+            fetch_records_max: 10_000,
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops accepting connections
+/// and waits for in-flight requests (a long-poll fetch waits at most its `wait_ms`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    engine: Arc<Engine>,
+    config: HttpConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(engine, config))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -5,6 +5,7 @@
 //! 1. `writer` — held by whoever writes, syncs, rolls or closes the active segment;
 //! 2. `segments` — the map of segments (read for lookups, write to add or remove one);
 //! 3. `queue` — the appends waiting to be written; held only for pushes and swaps.
+//!
 //! A segment's own index mutex is innermost.
 
 use std::collections::BTreeMap;

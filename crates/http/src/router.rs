@@ -1,0 +1,230 @@
+//! The route table, the body limit and the JSON fallbacks for unknown routes and methods.
+//!
+//! [`routes`] is the one list of routes: the router is built from it, and a test checks that
+//! every entry (and nothing else) is described in `openapi.json`.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::handler::Handler;
+use axum::http::{header, Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use omnibus_engine::Engine;
+
+use crate::error::ApiError;
+use crate::handlers::{fetch, groups, health, offsets, openapi, publish, streams};
+use crate::HttpConfig;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: HttpConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Delete,
+}
+
+impl Verb {
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+
+    /// The operation key OpenAPI uses under a path.
+    #[cfg(test)]
+    pub fn openapi_key(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+            Verb::Delete => "delete",
+        }
+    }
+}
+
+pub struct Route {
+    /// Kept for the OpenAPI test; the router itself only needs `handler`.
+    #[cfg(test)]
+    pub verb: Verb,
+    pub path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn route<H, T>(verb: Verb, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route {
+        #[cfg(test)]
+        verb,
+        path,
+        handler: on(verb.filter(), handler),
+    }
+}
+
+/// Every route the API serves.
+pub fn routes() -> Vec<Route> {
+    use Verb::{Delete, Get, Post};
+    vec![
+        route(Get, "/health", health::health),
+        route(Get, "/openapi.json", openapi::openapi),
+        route(Get, "/v1/streams", streams::list_streams),
+        route(Post, "/v1/streams", streams::create_stream),
+        route(Get, "/v1/streams/{stream}", streams::get_stream),
+        route(Delete, "/v1/streams/{stream}", streams::delete_stream),
+        route(
+            Post,
+            "/v1/streams/{stream}/records",
+            publish::publish_to_stream,
+        ),
+        route(
+            Post,
+            "/v1/subjects/{subject}/records",
+            publish::publish_to_subject,
+        ),
+        route(
+            Get,
+            "/v1/streams/{stream}/partitions/{partition}/records",
+            fetch::fetch_records,
+        ),
+        route(
+            Get,
+            "/v1/streams/{stream}/partitions/{partition}/offsets",
+            offsets::resolve_offset,
+        ),
+        route(Get, "/v1/groups", groups::list_groups),
+        route(Post, "/v1/groups/{group}/offsets", groups::commit_offsets),
+        route(Get, "/v1/groups/{group}/offsets", groups::committed_offsets),
+        route(Get, "/v1/groups/{group}/lag", groups::group_lag),
+    ]
+}
+
+/// The API as an axum router, ready for [`axum::serve()`].
+pub fn router(engine: Arc<Engine>, config: HttpConfig) -> Router {
+    let mut router = Router::new();
+    for route in routes() {
+        router = router.route(route.path, route.handler);
+    }
+    router
+        // Must come after the routes: it applies to the routes present when called.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(route_not_found)
+        // Bodies sent without a length (chunked) are cut off at the limit while being read.
+        .layer(DefaultBodyLimit::max(config.body_bytes_max))
+        .layer(middleware::from_fn_with_state(
+            config.body_bytes_max,
+            refuse_declared_oversize_body,
+        ))
+        .with_state(AppState { engine, config })
+}
+
+/// Refuses a body whose declared `Content-Length` is over the limit before reading any of it.
+async fn refuse_declared_oversize_body(
+    State(body_bytes_max): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match declared {
+        Some(bytes) if bytes > body_bytes_max as u64 => ApiError::message_too_large(format!(
+            "request body is {bytes} bytes; the limit is {body_bytes_max}"
+        ))
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::RouteNotFound {
+        method,
+        path: uri.path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method,
+        path: uri.path().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::handlers::openapi::OPENAPI_JSON;
+
+    fn document() -> serde_json::Value {
+        serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
+    }
+
+    #[test]
+    fn openapi_document_is_version_3_1() {
+        let document = document();
+        let version = document["openapi"].as_str().expect("openapi is a string");
+        assert!(version.starts_with("3.1"), "{version}");
+        assert!(document["components"]["schemas"]["Error"].is_object());
+    }
+
+    #[test]
+    fn every_route_is_described_in_openapi_and_nothing_else_is() {
+        let document = document();
+        let paths = document["paths"].as_object().expect("paths is an object");
+        let routed: BTreeSet<(String, &str)> = routes()
+            .iter()
+            .map(|route| (route.path.to_owned(), route.verb.openapi_key()))
+            .collect();
+        for (path, verb) in &routed {
+            assert!(
+                paths.get(path).and_then(|item| item.get(*verb)).is_some(),
+                "{verb} {path} is routed but not in openapi.json"
+            );
+        }
+        let mut described = BTreeSet::new();
+        for (path, item) in paths {
+            for verb in ["get", "post", "put", "patch", "delete", "head", "options"] {
+                if item.get(verb).is_some() {
+                    described.insert((path.clone(), verb));
+                }
+            }
+        }
+        assert_eq!(
+            described, routed,
+            "openapi.json describes routes that do not exist"
+        );
+    }
+
+    #[test]
+    fn every_operation_documents_its_errors_with_the_error_schema() {
+        let document = document();
+        let paths = document["paths"].as_object().unwrap();
+        for (path, item) in paths {
+            for (verb, operation) in item.as_object().unwrap() {
+                if verb == "parameters" {
+                    continue;
+                }
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(
+                    responses.contains_key("default"),
+                    "{verb} {path} has no default (error) response"
+                );
+            }
+        }
+    }
+}
