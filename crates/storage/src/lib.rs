@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod fuzzing;
 pub mod io;
 pub mod partition;
 mod scan;

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, then runs formatting,
+# lints, every test, and (when a nightly toolchain is present) a short fuzzing pass.
+#
+#   ./scripts/test.sh            # everything
+#   OMNIBUS_FUZZ_SECONDS=0 ./scripts/test.sh   # skip the fuzzing pass
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE=1
+
+log "toolchain"
+cargo --version
+rustc --version
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "tests"
+cargo build --workspace --all-targets
+cargo nextest run --workspace --no-fail-fast
+
+fuzz_seconds="${OMNIBUS_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" != "0" ] && rustup toolchain list | grep -q '^nightly'; then
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked || true
+  fi
+  if cargo +nightly fuzz --version >/dev/null 2>&1; then
+    for target in $(cargo +nightly fuzz list --fuzz-dir fuzz); do
+      log "fuzzing $target for ${fuzz_seconds}s"
+      cargo +nightly fuzz run --fuzz-dir fuzz "$target" -- -max_total_time="$fuzz_seconds" -rss_limit_mb=2048
+    done
+  else
+    log "cargo-fuzz unavailable; the fuzz bodies still ran as proptests above"
+  fi
+else
+  log "no nightly toolchain (or OMNIBUS_FUZZ_SECONDS=0); the fuzz bodies ran as proptests above"
+fi
+
+log "all checks passed"
