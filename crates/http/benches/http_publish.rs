@@ -14,7 +14,10 @@ use omnibus_engine::{Engine, EngineConfig, StreamSpec};
 use omnibus_http::HttpConfig;
 
 fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {

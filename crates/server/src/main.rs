@@ -1,1 +1,157 @@
-fn main() {}
+//! The `omnibus` binary: `omnibus serve` runs the broker; every other subcommand is a small
+//! client that talks to a running broker over its HTTP API.
+//!
+//! This is the top layer: it may call the engine (to run it) and the front doors (to listen),
+//! and it is the only crate that uses `anyhow`. Nothing below may call into it.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod config;
+mod serve;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::consume::ConsumeArgs;
+use crate::cli::group::GroupCommand;
+use crate::cli::publish::PublishArgs;
+use crate::cli::stream::StreamCommand;
+use crate::config::ServeArgs;
+
+/// One broker for streams, queues, pub/sub and request-reply.
+#[derive(Debug, Parser)]
+#[command(name = "omnibus", version)]
+struct Cli {
+    /// Base URL of the broker's HTTP API (client subcommands only).
+    #[arg(
+        long,
+        global = true,
+        env = "OMNIBUS_SERVER",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+    /// Create, list, inspect and delete streams.
+    #[command(subcommand)]
+    Stream(StreamCommand),
+    /// Publish records to a stream (or to a subject with --subject).
+    Publish(PublishArgs),
+    /// Print a stream's records.
+    Consume(ConsumeArgs),
+    /// Inspect consumer groups: their committed offsets and lag.
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+fn main() -> ExitCode {
+    // clap exits with status 2 on a usage error and 0 for --help / --version.
+    let cli = Cli::parse();
+    // The broker logs what it does; a client stays quiet unless something goes wrong.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_tracing(default_filter);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Client tasks may still be parked in a long poll; don't wait for them.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = config::ServerConfig::load(&args)?;
+            serve::run(config).await
+        }
+        Command::Stream(command) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::stream::run(&client, command).await
+        }
+        Command::Publish(args) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::publish::run(&client, args).await
+        }
+        Command::Consume(args) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::consume::run(&client, args).await
+        }
+        Command::Group(command) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::group::run(&client, command).await
+        }
+    }
+}
+
+fn init_tracing(default_filter: &str) {
+    let filter = match std::env::var("OMNIBUS_LOG") {
+        Ok(text) => EnvFilter::try_new(&text).unwrap_or_else(|error| {
+            eprintln!("warning: ignoring OMNIBUS_LOG={text:?}: {error}");
+            EnvFilter::new(default_filter)
+        }),
+        Err(_) => EnvFilter::new(default_filter),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// A reader that went away (`omnibus consume s | head`) is a normal way for output to end.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_are_reported_by_clap() {
+        let error = Cli::try_parse_from(["omnibus", "consume"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        let error = Cli::try_parse_from(["omnibus", "consume", "s", "--from", "soon"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+    }
+}

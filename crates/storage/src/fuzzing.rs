@@ -28,10 +28,13 @@ pub fn segment_recovery(data: &[u8]) {
     let io = MemoryIo::new();
     let dir = Path::new("/fuzz/p");
     io.create_dir_all(dir).expect("memory io");
-    let file = io.open(&dir.join("00000000000000000000.log"), true).expect("memory io");
+    let file = io
+        .open(&dir.join("00000000000000000000.log"), true)
+        .expect("memory io");
     let split = data.first().map_or(0, |b| *b as usize).min(data.len());
     file.write_at(&data[..split], 0).expect("memory io");
-    file.write_at(&data[split..], split as u64).expect("memory io");
+    file.write_at(&data[split..], split as u64)
+        .expect("memory io");
     let config = LogConfig {
         batch_bytes_max: 1 << 20,
         pending_bytes_max: 1 << 20,
@@ -42,7 +45,9 @@ pub fn segment_recovery(data: &[u8]) {
     };
     let mut offset = log.log_start_offset();
     while offset < log.high_watermark() {
-        let read = log.read(offset, 1 << 16).expect("recovered data is readable");
+        let read = log
+            .read(offset, 1 << 16)
+            .expect("recovered data is readable");
         assert!(!read.bytes.is_empty(), "no progress at offset {offset}");
         let mut position = 0;
         while position < read.bytes.len() {
@@ -65,7 +70,9 @@ pub fn segment_recovery(data: &[u8]) {
     };
     let batch: BytesMut = crate::batch::encode_batch(&[record]).expect("encode");
     let high_watermark = log.high_watermark();
-    let info = runtime.block_on(log.append(batch)).expect("append after recovery");
+    let info = runtime
+        .block_on(log.append(batch))
+        .expect("append after recovery");
     assert_eq!(info.first_offset, high_watermark);
 }
 
@@ -85,8 +92,7 @@ mod tests {
         )
             .prop_map(|(values, garbage, cut)| {
                 let mut bytes = Vec::new();
-                let mut offset = 0;
-                for value in values {
+                for (offset, value) in values.into_iter().enumerate() {
                     let record = omnibus_types::Record {
                         offset: 0,
                         timestamp_ms: 5,
@@ -96,8 +102,7 @@ mod tests {
                         headers: vec![],
                     };
                     let mut batch = encode_batch(&[record]).expect("encode");
-                    set_base_offset(&mut batch, offset);
-                    offset += 1;
+                    set_base_offset(&mut batch, offset as u64);
                     bytes.extend_from_slice(&batch);
                 }
                 bytes.extend_from_slice(&garbage);

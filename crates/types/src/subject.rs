@@ -161,8 +161,8 @@ mod tests {
         assert!(validate_pattern("a.>").is_ok());
         assert!(validate_pattern("a.>.b").is_err());
         assert!(validate_pattern("a.b*").is_err());
-        assert!(validate_pattern(&"a.".repeat(64).trim_end_matches('.').to_string()).is_ok());
-        assert!(validate_pattern(&"a.".repeat(65).trim_end_matches('.').to_string()).is_err());
+        assert!(validate_pattern("a.".repeat(64).trim_end_matches('.')).is_ok());
+        assert!(validate_pattern("a.".repeat(65).trim_end_matches('.')).is_err());
     }
 
     #[test]

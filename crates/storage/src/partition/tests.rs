@@ -62,12 +62,16 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn backends() -> Vec<(
+/// A backend under test: its name, the backend, the partition folder, and the temporary
+/// folder that must outlive the test (file backend only).
+type Backend = (
     &'static str,
     Arc<dyn Io>,
     PathBuf,
     Option<tempfile::TempDir>,
-)> {
+);
+
+fn backends() -> Vec<Backend> {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("p0");
     vec![

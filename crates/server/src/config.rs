@@ -1,0 +1,385 @@
+//! The broker's configuration: built-in defaults, then one TOML file, then environment
+//! variables, then command-line flags — each later layer overriding the earlier ones.
+//!
+//! clap merges the last two layers for us (a flag beats its `env` variable), so this module
+//! only has to lay the merged overrides on top of the file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use omnibus_engine::{EngineConfig, StreamDefaults};
+use omnibus_http::HttpConfig;
+use omnibus_types::limits::{MESSAGE_BYTES_MAX, PARTITIONS_MAX};
+use serde::Deserialize;
+
+/// Config files are small; refusing a huge one avoids reading a wrong path (a log, a disk image)
+/// into memory.
+const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
+/// Ceiling for one HTTP request body; the publish path holds a whole body in memory.
+const HTTP_BODY_BYTES_CEILING: usize = 1024 * 1024 * 1024;
+/// Ceiling for the records one HTTP fetch may return.
+const HTTP_FETCH_RECORDS_CEILING: usize = 1_000_000;
+/// The storage layer's smallest segment; a smaller default would fail every stream create.
+const SEGMENT_BYTES_MIN: u64 = 1024;
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Folder holding every stream's data [default: ./omnibus-data].
+    #[arg(long, env = "OMNIBUS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file; unknown keys are an error.
+    #[arg(long, env = "OMNIBUS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the HTTP listener [default: 127.0.0.1:8080].
+    #[arg(long, env = "OMNIBUS_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<String>,
+}
+
+/// Everything `omnibus serve` needs. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub http: HttpSection,
+    pub engine: EngineSection,
+    pub stream_defaults: StreamDefaults,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    /// `host:port`; a host name is resolved when binding.
+    pub listen: String,
+    pub body_bytes_max: usize,
+    pub fetch_records_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSection {
+    pub maintenance_interval_ms: u64,
+    pub streams_max: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let engine = EngineConfig::new("./omnibus-data");
+        ServerConfig {
+            data_dir: engine.data_dir,
+            http: HttpSection::default(),
+            engine: EngineSection {
+                maintenance_interval_ms: engine.maintenance_interval_ms,
+                streams_max: engine.streams_max,
+            },
+            stream_defaults: engine.stream_defaults,
+        }
+    }
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let http = HttpConfig::default();
+        HttpSection {
+            listen: "127.0.0.1:8080".to_string(),
+            body_bytes_max: http.body_bytes_max,
+            fetch_records_max: http.fetch_records_max,
+        }
+    }
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        ServerConfig::default().engine
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, then the file named by `--config` / `OMNIBUS_CONFIG`, then the flags and
+    /// environment variables clap collected.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+        let mut config = match &args.config {
+            Some(path) => ServerConfig::from_file(path)?,
+            None => ServerConfig::default(),
+        };
+        config.apply(args);
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<ServerConfig> {
+        let metadata = std::fs::metadata(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        if metadata.len() > CONFIG_FILE_BYTES_MAX {
+            bail!(
+                "config file {} is {} bytes; the limit is {CONFIG_FILE_BYTES_MAX}",
+                path.display(),
+                metadata.len()
+            );
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        ServerConfig::from_toml(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<ServerConfig> {
+        // toml's message already names the key and shows the offending line.
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Lays the flag / environment layer over this one.
+    fn apply(&mut self, args: &ServeArgs) {
+        if let Some(data_dir) = &args.data_dir {
+            self.data_dir = data_dir.clone();
+        }
+        if let Some(listen) = &args.http_listen {
+            self.http.listen = listen.clone();
+        }
+    }
+
+    /// Catches what the layers below would only reject later and less clearly; the engine
+    /// validates the stream defaults itself.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.data_dir.as_os_str().is_empty() {
+            bail!("data_dir must not be empty");
+        }
+        if self.http.listen.trim().is_empty() {
+            bail!("http.listen must not be empty");
+        }
+        if self.http.body_bytes_max < 1024 || self.http.body_bytes_max > HTTP_BODY_BYTES_CEILING {
+            bail!(
+                "http.body_bytes_max {} must be between 1024 and {HTTP_BODY_BYTES_CEILING}",
+                self.http.body_bytes_max
+            );
+        }
+        if self.http.fetch_records_max == 0
+            || self.http.fetch_records_max > HTTP_FETCH_RECORDS_CEILING
+        {
+            bail!(
+                "http.fetch_records_max {} must be between 1 and {HTTP_FETCH_RECORDS_CEILING}",
+                self.http.fetch_records_max
+            );
+        }
+        if self.engine.maintenance_interval_ms == 0 {
+            bail!("engine.maintenance_interval_ms must be positive");
+        }
+        if self.engine.streams_max == 0 {
+            bail!("engine.streams_max must be positive");
+        }
+        self.validate_stream_defaults()
+    }
+
+    /// The engine checks these only when a stream is created; a broker should not start with
+    /// defaults that make every `stream create` fail.
+    fn validate_stream_defaults(&self) -> anyhow::Result<()> {
+        let defaults = &self.stream_defaults;
+        if defaults.partitions == 0 || defaults.partitions > PARTITIONS_MAX {
+            bail!(
+                "stream_defaults.partitions {} must be between 1 and {PARTITIONS_MAX}",
+                defaults.partitions
+            );
+        }
+        if defaults.segment_bytes < SEGMENT_BYTES_MIN {
+            bail!(
+                "stream_defaults.segment_bytes {} must be at least {SEGMENT_BYTES_MIN}",
+                defaults.segment_bytes
+            );
+        }
+        if defaults.segment_ms == 0 {
+            bail!("stream_defaults.segment_ms must be positive");
+        }
+        if defaults.message_bytes_max == 0 || defaults.message_bytes_max > MESSAGE_BYTES_MAX {
+            bail!(
+                "stream_defaults.message_bytes_max {} must be between 1 and {MESSAGE_BYTES_MAX}",
+                defaults.message_bytes_max
+            );
+        }
+        Ok(())
+    }
+
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut engine = EngineConfig::new(self.data_dir.clone());
+        engine.stream_defaults = self.stream_defaults.clone();
+        engine.maintenance_interval_ms = self.engine.maintenance_interval_ms;
+        engine.streams_max = self.engine.streams_max;
+        engine
+    }
+
+    pub fn http_config(&self) -> HttpConfig {
+        HttpConfig {
+            body_bytes_max: self.http.body_bytes_max,
+            fetch_records_max: self.http.fetch_records_max,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use omnibus_engine::FsyncPolicy;
+
+    #[derive(Debug, Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    const FILE: &str = r#"
+data_dir = "/from/file"
+[http]
+listen = "127.0.0.1:9001"
+body_bytes_max = 2048
+[engine]
+maintenance_interval_ms = 250
+[stream_defaults]
+partitions = 4
+fsync = "interval:50"
+"#;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = ServerConfig::default();
+        assert_eq!(config.data_dir, PathBuf::from("./omnibus-data"));
+        assert_eq!(config.http.listen, "127.0.0.1:8080");
+        assert_eq!(config.stream_defaults, StreamDefaults::default());
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn file_overrides_only_the_keys_it_names() {
+        let config = ServerConfig::from_toml(FILE).unwrap();
+        let defaults = ServerConfig::default();
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.http.listen, "127.0.0.1:9001");
+        assert_eq!(config.http.body_bytes_max, 2048);
+        assert_eq!(
+            config.http.fetch_records_max,
+            defaults.http.fetch_records_max
+        );
+        assert_eq!(config.engine.maintenance_interval_ms, 250);
+        assert_eq!(config.engine.streams_max, defaults.engine.streams_max);
+        assert_eq!(config.stream_defaults.partitions, 4);
+        assert_eq!(config.stream_defaults.fsync, FsyncPolicy::IntervalMs(50));
+        assert_eq!(
+            config.stream_defaults.segment_bytes,
+            defaults.stream_defaults.segment_bytes
+        );
+        let engine = config.engine_config();
+        assert_eq!(engine.stream_defaults.partitions, 4);
+        assert_eq!(engine.maintenance_interval_ms, 250);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_at_every_level() {
+        for text in [
+            "data_directory = \"x\"",
+            "[http]\nlisten_addr = \"127.0.0.1:1\"",
+            "[engine]\nstreams = 3",
+            "[stream_defaults]\npartition = 3",
+            "[kafka]\nlisten = \"127.0.0.1:9092\"",
+        ] {
+            let error = ServerConfig::from_toml(text).unwrap_err();
+            assert!(
+                format!("{error:#}").contains("unknown field"),
+                "{text:?} gave {error:#}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let example = r#"
+data_dir = "./omnibus-data"
+[http]
+listen = "127.0.0.1:8080"
+body_bytes_max = 67108864
+[engine]
+maintenance_interval_ms = 1000
+streams_max = 10000
+[stream_defaults]
+partitions = 1
+fsync = "always"
+segment_bytes = 134217728
+retention_ms = 604800000
+"#;
+        let config = ServerConfig::from_toml(example).unwrap();
+        assert_eq!(config, ServerConfig::default());
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let error =
+            ServerConfig::from_toml("[stream_defaults]\nfsync = \"sometimes\"").unwrap_err();
+        assert!(format!("{error:#}").contains("sometimes"), "{error:#}");
+        let mut config = ServerConfig::default();
+        config.http.body_bytes_max = 0;
+        assert!(config.validate().is_err());
+        let config = ServerConfig::from_toml("[stream_defaults]\npartitions = 0").unwrap();
+        let error = config.validate().unwrap_err();
+        assert!(
+            error.to_string().contains("stream_defaults.partitions"),
+            "{error}"
+        );
+    }
+
+    /// The only test that touches these environment variables, so parallel tests can't race.
+    #[test]
+    fn precedence_is_defaults_then_file_then_environment_then_flags() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("omnibus.toml");
+        std::fs::write(&file, FILE).unwrap();
+        let file_arg = file.to_str().unwrap();
+
+        let parse = |arguments: &[&str]| {
+            let mut all = vec!["omnibus"];
+            all.extend_from_slice(arguments);
+            ServerConfig::load(&TestCli::try_parse_from(all).unwrap().serve).unwrap()
+        };
+
+        std::env::remove_var("OMNIBUS_DATA_DIR");
+        std::env::remove_var("OMNIBUS_HTTP_LISTEN");
+        std::env::remove_var("OMNIBUS_CONFIG");
+        assert_eq!(parse(&[]), ServerConfig::default());
+
+        // The file beats the defaults.
+        let from_file = parse(&["--config", file_arg]);
+        assert_eq!(from_file.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(from_file.http.listen, "127.0.0.1:9001");
+
+        // The config file can itself come from the environment.
+        std::env::set_var("OMNIBUS_CONFIG", file_arg);
+        assert_eq!(parse(&[]), from_file);
+
+        // The environment beats the file.
+        std::env::set_var("OMNIBUS_DATA_DIR", "/from/env");
+        std::env::set_var("OMNIBUS_HTTP_LISTEN", "127.0.0.1:9002");
+        let from_env = parse(&[]);
+        assert_eq!(from_env.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(from_env.http.listen, "127.0.0.1:9002");
+        assert_eq!(from_env.stream_defaults.partitions, 4);
+
+        // Flags beat the environment.
+        let from_flags = parse(&[
+            "--data-dir",
+            "/from/flag",
+            "--http-listen",
+            "127.0.0.1:9003",
+        ]);
+        assert_eq!(from_flags.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(from_flags.http.listen, "127.0.0.1:9003");
+        assert_eq!(from_flags.engine.maintenance_interval_ms, 250);
+
+        std::env::remove_var("OMNIBUS_DATA_DIR");
+        std::env::remove_var("OMNIBUS_HTTP_LISTEN");
+        std::env::remove_var("OMNIBUS_CONFIG");
+    }
+
+    #[test]
+    fn a_missing_config_file_names_the_path() {
+        let error = ServerConfig::from_file(Path::new("/nonexistent/omnibus.toml")).unwrap_err();
+        assert!(format!("{error:#}").contains("/nonexistent/omnibus.toml"));
+    }
+}

@@ -1,0 +1,158 @@
+//! `omnibus serve`: bind the listeners, open the engine, serve until SIGINT or SIGTERM, then
+//! drain in-flight requests and flush every partition to disk before exiting.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use omnibus_engine::Engine;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::ServerConfig;
+
+/// How long in-flight requests get to finish after a stop signal. Long polls may be parked for
+/// up to a minute; an operator stopping the broker should not wait that long.
+const DRAIN_MS_MAX: u64 = 10_000;
+
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    // Installed first: a SIGTERM that arrives while the engine recovers must still lead to an
+    // orderly stop, not the default action (die without flushing).
+    let mut signals = Signals::install().context("cannot install signal handlers")?;
+
+    // Bound before the engine opens so a taken port fails in milliseconds, not after a long
+    // recovery. Connections that arrive meanwhile wait in the listen backlog.
+    let http_listener = bind("HTTP", &config.http.listen).await?;
+    let http_address = local_address(&http_listener, &config.http.listen)?;
+
+    let engine = Engine::open(config.engine_config())
+        .await
+        .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+
+    let (stop_sender, mut stop_receiver) = watch::channel(false);
+    let stop = async move {
+        // An error means the sender is gone, which also means: stop.
+        let _ = stop_receiver.wait_for(|stop| *stop).await;
+    };
+    let mut http_task = tokio::spawn(omnibus_http::serve(
+        http_listener,
+        Arc::clone(&engine),
+        config.http_config(),
+        stop,
+    ));
+
+    // A fixed, greppable line (not a tracing event) so scripts and tests can wait for it.
+    eprintln!(
+        "omnibus ready: http={http_address} data_dir={}",
+        config.data_dir.display()
+    );
+
+    let mut failure = None;
+    tokio::select! {
+        signal = signals.next() => info!("received {signal}; shutting down"),
+        outcome = &mut http_task => {
+            let error = match outcome {
+                Ok(Ok(())) => anyhow::anyhow!("the HTTP listener stopped unexpectedly"),
+                Ok(Err(error)) => anyhow::Error::new(error).context("the HTTP listener failed"),
+                Err(error) => anyhow::Error::new(error).context("the HTTP listener crashed"),
+            };
+            failure = Some(error);
+        }
+    }
+
+    // Stop accepting; let the requests already running finish, within bounds.
+    let _ = stop_sender.send(true);
+    if failure.is_none() {
+        drain(&mut http_task, &mut signals).await;
+    }
+
+    // Whatever happened above, acknowledged data goes to disk before we exit.
+    engine
+        .shutdown()
+        .await
+        .context("flushing data to disk at shutdown")?;
+    info!("omnibus stopped: every partition flushed and synced");
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+async fn bind(what: &str, address: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {address}"))
+}
+
+fn local_address(listener: &TcpListener, configured: &str) -> anyhow::Result<SocketAddr> {
+    listener
+        .local_addr()
+        .with_context(|| format!("cannot read the bound address of {configured}"))
+}
+
+/// Waits for the HTTP server's graceful shutdown, at most [`DRAIN_MS_MAX`]; a second signal
+/// cuts the wait short.
+async fn drain(
+    http_task: &mut tokio::task::JoinHandle<std::io::Result<()>>,
+    signals: &mut Signals,
+) {
+    let deadline = tokio::time::sleep(Duration::from_millis(DRAIN_MS_MAX));
+    tokio::select! {
+        outcome = &mut *http_task => match outcome {
+            Ok(Ok(())) => info!("in-flight HTTP requests finished"),
+            Ok(Err(error)) => warn!("the HTTP listener failed while draining: {error}"),
+            Err(error) => warn!("the HTTP listener crashed while draining: {error}"),
+        },
+        () = deadline => {
+            warn!("HTTP requests still running after {DRAIN_MS_MAX} ms; closing them");
+            http_task.abort();
+        }
+        signal = signals.next() => {
+            warn!("received {signal} again; not waiting for in-flight requests");
+            http_task.abort();
+        }
+    }
+}
+
+/// The stop signals: SIGINT (Ctrl-C) and SIGTERM (service managers, `kill`).
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {})
+    }
+
+    #[cfg(unix)]
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> &'static str {
+        // Without a handler there is nothing to wait for; never resolve rather than spin.
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
