@@ -16,6 +16,7 @@ pub mod model;
 mod offsets;
 pub mod partitioner;
 mod publish;
+pub mod queue;
 mod stream;
 
 pub use config::{EngineConfig, FsyncPolicy, StreamDefaults};

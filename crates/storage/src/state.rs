@@ -46,6 +46,12 @@ pub enum StateWrite {
         table: &'static str,
         prefix: String,
     },
+    /// Deletes every key in `[start, end)`.
+    DeleteRange {
+        table: &'static str,
+        start: String,
+        end: String,
+    },
 }
 
 fn state_error(error: impl std::fmt::Display) -> StorageError {
@@ -132,6 +138,31 @@ impl StateStore {
             .map(|value| value.value().to_vec()))
     }
 
+    /// Up to `limit` entries with keys in `[start, end)`, in key order.
+    pub fn scan_range(
+        &self,
+        table: &'static str,
+        start: &str,
+        end: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let transaction = self.db.begin_read().map_err(state_error)?;
+        let table = match transaction.open_table(definition(table)) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(state_error(error)),
+        };
+        let mut entries = Vec::new();
+        for entry in table.range(start..end).map_err(state_error)? {
+            if entries.len() >= limit {
+                break;
+            }
+            let (key, value) = entry.map_err(state_error)?;
+            entries.push((key.value().to_string(), value.value().to_vec()));
+        }
+        Ok(entries)
+    }
+
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, table: &'static str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let transaction = self.db.begin_read().map_err(state_error)?;
@@ -180,6 +211,30 @@ fn run_committer(db: Arc<Database>, mut receiver: mpsc::Receiver<CommitRequest>)
     }
 }
 
+fn delete_keys(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    start: &str,
+    end: Option<&str>,
+) -> Result<()> {
+    let keys: Vec<String> = {
+        let range = match end {
+            Some(end) => table.range(start..end),
+            None => table.range(start..),
+        }
+        .map_err(state_error)?;
+        let mut keys = Vec::new();
+        for entry in range {
+            let (key, _) = entry.map_err(state_error)?;
+            keys.push(key.value().to_string());
+        }
+        keys
+    };
+    for key in keys {
+        table.remove(key.as_str()).map_err(state_error)?;
+    }
+    Ok(())
+}
+
 fn apply(db: &Database, writes: &[StateWrite]) -> Result<()> {
     let transaction = db.begin_write().map_err(state_error)?;
     for write in writes {
@@ -202,22 +257,14 @@ fn apply(db: &Database, writes: &[StateWrite]) -> Result<()> {
                 let mut table = transaction
                     .open_table(definition(table))
                     .map_err(state_error)?;
-                let keys: Vec<String> = {
-                    let range = match prefix_end(prefix) {
-                        Some(end) => table.range(prefix.as_str()..end.as_str()),
-                        None => table.range(prefix.as_str()..),
-                    }
+                let end = prefix_end(prefix);
+                delete_keys(&mut table, prefix, end.as_deref())?;
+            }
+            StateWrite::DeleteRange { table, start, end } => {
+                let mut table = transaction
+                    .open_table(definition(table))
                     .map_err(state_error)?;
-                    let mut keys = Vec::new();
-                    for entry in range {
-                        let (key, _) = entry.map_err(state_error)?;
-                        keys.push(key.value().to_string());
-                    }
-                    keys
-                };
-                for key in keys {
-                    table.remove(key.as_str()).map_err(state_error)?;
-                }
+                delete_keys(&mut table, start, Some(end))?;
             }
         }
     }

@@ -1,0 +1,652 @@
+//! The queue state machine: which offsets are ready (by priority), waiting on a timer, leased
+//! to a worker, or finished; attempts; leases and their expiry; retries with backoff; when to
+//! dead-letter. Pure logic with time passed in, so it is tested without clocks or disks.
+//! Every change it makes returns the state-store writes that make it durable; the caller
+//! commits them before answering its client.
+
+use std::collections::{BTreeSet, HashMap};
+
+use omnibus_storage::StateWrite;
+
+use super::keys;
+use super::policy::Backoff;
+use super::ranges::RangeSet;
+
+pub const PRIORITY_LEVELS: usize = 10;
+/// Timers kept in memory; the rest wait in the state store, loaded in order as these fire.
+pub const TIMER_WINDOW: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub lease_ms: u64,
+    /// Deliveries before a message is dead-lettered (1 = no retry).
+    pub max_deliver: u32,
+    pub backoff: Backoff,
+    /// 0..=1; see [`Backoff::delay_ms`].
+    pub jitter: f64,
+    /// Most unacknowledged deliveries one worker may hold (its prefetch).
+    pub max_unacked_per_worker: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub attempt: u32,
+    pub deadline_ms: i64,
+    pub worker: String,
+}
+
+/// What a delivery hands a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub offset: u64,
+    pub attempt: u32,
+    pub deadline_ms: i64,
+}
+
+/// A message to move to the dead-letter stream, then mark finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub offset: u64,
+    pub reason: String,
+    pub attempts: u32,
+    pub last_error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettleError {
+    #[error("offset {0} is not delivered to anyone (already settled, or never delivered)")]
+    NotLeased(u64),
+    #[error(
+        "attempt {given} of offset {offset} is stale: the current delivery is attempt {current}"
+    )]
+    StaleAttempt {
+        offset: u64,
+        given: u32,
+        current: u32,
+    },
+}
+
+/// Where timers beyond the in-memory window are read from.
+pub trait TimerSource {
+    /// Timers with a key after `after` (all when `None`), in order, at most `limit`.
+    fn load_after(&self, after: Option<(i64, u64)>, limit: usize) -> Vec<(i64, u64)>;
+}
+
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub ready: u64,
+    pub delayed: u64,
+    pub leased: u64,
+}
+
+pub struct QueueCore {
+    name: String,
+    policy: Policy,
+    ready: Vec<RangeSet>,
+    /// Timers in memory: every stored timer with a key up to `loaded_upto` is here.
+    timers: BTreeSet<(i64, u64)>,
+    loaded_upto: Option<(i64, u64)>,
+    /// No stored timer lies beyond `loaded_upto`.
+    timers_complete: bool,
+    /// Timers stored beyond the window (counted so stats can report them).
+    timers_beyond: u64,
+    leases: HashMap<u64, Lease>,
+    lease_deadlines: BTreeSet<(i64, u64)>,
+    /// Attempts and last error of offsets delivered at least once and not finished.
+    attempts: HashMap<u64, (u32, String)>,
+    floor: u64,
+    finished_above: RangeSet,
+    unacked_by_worker: HashMap<String, usize>,
+    /// Offsets below this are registered (ready, waiting, leased or finished).
+    end: u64,
+    /// Priorities of offsets registered with a non-zero priority, for durability.
+    priority_of: HashMap<u64, u8>,
+}
+
+impl QueueCore {
+    pub fn new(name: &str, policy: Policy) -> Self {
+        QueueCore {
+            name: name.to_string(),
+            policy,
+            ready: vec![RangeSet::new(); PRIORITY_LEVELS],
+            timers: BTreeSet::new(),
+            loaded_upto: None,
+            timers_complete: true,
+            timers_beyond: 0,
+            leases: HashMap::new(),
+            lease_deadlines: BTreeSet::new(),
+            attempts: HashMap::new(),
+            floor: 0,
+            finished_above: RangeSet::new(),
+            unacked_by_worker: HashMap::new(),
+            end: 0,
+            priority_of: HashMap::new(),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    pub fn counts(&self) -> Counts {
+        Counts {
+            ready: self.ready.iter().map(RangeSet::len).sum(),
+            delayed: self.timers.len() as u64 + self.timers_beyond,
+            leased: self.leases.len() as u64,
+        }
+    }
+
+    /// Ranges held in memory for ready offsets: what RAM is proportional to.
+    pub fn ready_range_count(&self) -> usize {
+        self.ready.iter().map(RangeSet::range_count).sum()
+    }
+
+    // ----- recovery -----
+
+    /// Rebuilds from stored state: the floor, finished offsets above it, attempts, timers
+    /// (only the first window is kept in memory), priorities, and the log's end.
+    pub fn recover(
+        &mut self,
+        floor: u64,
+        finished: impl IntoIterator<Item = u64>,
+        attempts: impl IntoIterator<Item = (u64, u32, String)>,
+        priorities: impl IntoIterator<Item = (u64, u64, u8)>,
+        timers: &dyn TimerSource,
+        log_end: u64,
+    ) {
+        self.floor = floor;
+        for offset in finished {
+            if offset >= floor {
+                self.finished_above.insert(offset);
+            }
+        }
+        for (offset, count, error) in attempts {
+            if offset >= floor && !self.finished_above.contains(offset) {
+                self.attempts.insert(offset, (count, error));
+            }
+        }
+        let mut priority_ranges: Vec<(u64, u64, u8)> = priorities.into_iter().collect();
+        priority_ranges.sort_unstable();
+        for (first, end, priority) in &priority_ranges {
+            for offset in (*first).max(floor)..*end {
+                self.priority_of.insert(offset, *priority);
+            }
+        }
+        self.timers_complete = false;
+        self.reload_timers(timers);
+        // Timers beyond the window: unknown individually, but they must not become ready.
+        let mut waiting_beyond = BTreeSet::new();
+        if !self.timers_complete {
+            let mut after = self.loaded_upto;
+            loop {
+                let page = timers.load_after(after, 65_536);
+                if page.is_empty() {
+                    break;
+                }
+                after = page.last().copied();
+                waiting_beyond.extend(page.iter().map(|(_, offset)| *offset));
+            }
+            self.timers_beyond = waiting_beyond.len() as u64;
+        }
+        let waiting: BTreeSet<u64> = self.timers.iter().map(|(_, o)| *o).collect();
+        // Ready = registered, unfinished, not waiting. Walk the gaps of the finished set.
+        let mut start = floor;
+        let finished: Vec<(u64, u64)> = self.finished_above.iter_ranges().collect();
+        let add_ready = |core: &mut QueueCore, from: u64, to: u64| {
+            let mut run_start = from;
+            for offset in from..to {
+                let skip = waiting.contains(&offset) || waiting_beyond.contains(&offset);
+                let priority = core.priority_of.get(&offset).copied().unwrap_or(0);
+                if skip || priority != 0 {
+                    core.ready[0].insert_range(run_start, offset);
+                    if !skip {
+                        core.ready[priority as usize].insert(offset);
+                    }
+                    run_start = offset + 1;
+                }
+            }
+            core.ready[0].insert_range(run_start, to);
+        };
+        if waiting.is_empty() && waiting_beyond.is_empty() && self.priority_of.is_empty() {
+            // The common case: one range per gap, no per-offset walk.
+            for (s, e) in &finished {
+                self.ready[0].insert_range(start, *s);
+                start = *e;
+            }
+            self.ready[0].insert_range(start, log_end);
+        } else {
+            for (s, e) in &finished {
+                add_ready(self, start, *s);
+                start = *e;
+            }
+            add_ready(self, start, log_end.max(start));
+        }
+        self.end = log_end.max(floor);
+    }
+
+    fn reload_timers(&mut self, source: &dyn TimerSource) {
+        if self.timers_complete {
+            return;
+        }
+        let page = source.load_after(self.loaded_upto, TIMER_WINDOW);
+        if page.len() < TIMER_WINDOW {
+            self.timers_complete = true;
+        }
+        if let Some(last) = page.last() {
+            self.loaded_upto = Some(*last);
+        }
+        self.timers_beyond = self.timers_beyond.saturating_sub(page.len() as u64);
+        self.timers.extend(page);
+    }
+
+    // ----- enqueue -----
+
+    /// Registers offsets `[first, end)` just appended to the log. With `due_ms`, they wait for
+    /// that time; otherwise they are ready at `priority`.
+    pub fn register(
+        &mut self,
+        first: u64,
+        end: u64,
+        priority: u8,
+        due_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Vec<StateWrite> {
+        let priority = priority.min(PRIORITY_LEVELS as u8 - 1);
+        self.end = self.end.max(end);
+        let mut writes = Vec::new();
+        if priority != 0 {
+            writes.push(StateWrite::Put {
+                table: keys::TABLE,
+                key: keys::priority(&self.name, first),
+                value: [end.to_be_bytes().as_slice(), &[priority]].concat(),
+            });
+            for offset in first..end {
+                self.priority_of.insert(offset, priority);
+            }
+        }
+        match due_ms {
+            Some(due) if due > now_ms => {
+                for offset in first..end {
+                    writes.push(self.add_timer(due, offset));
+                }
+            }
+            _ => self.ready[priority as usize].insert_range(first, end),
+        }
+        writes
+    }
+
+    fn add_timer(&mut self, due_ms: i64, offset: u64) -> StateWrite {
+        let key = (due_ms.max(0), offset);
+        if self.timers_complete || self.loaded_upto.is_some_and(|upto| key <= upto) {
+            self.timers.insert(key);
+        } else {
+            self.timers_beyond += 1;
+        }
+        StateWrite::Put {
+            table: keys::TABLE,
+            key: keys::timer(&self.name, key.0, key.1),
+            value: Vec::new(),
+        }
+    }
+
+    // ----- time -----
+
+    /// Fires due timers (waiting → ready) and expired leases (→ retry or dead letter).
+    pub fn tick(
+        &mut self,
+        now_ms: i64,
+        source: &dyn TimerSource,
+    ) -> (Vec<StateWrite>, Vec<DeadLetter>) {
+        let mut writes = Vec::new();
+        let mut dead = Vec::new();
+        loop {
+            while let Some(&(due, offset)) = self.timers.first() {
+                if due > now_ms {
+                    break;
+                }
+                self.timers.pop_first();
+                writes.push(StateWrite::Delete {
+                    table: keys::TABLE,
+                    key: keys::timer(&self.name, due, offset),
+                });
+                if offset >= self.floor && !self.finished_above.contains(offset) {
+                    let priority = self.priority_of.get(&offset).copied().unwrap_or(0);
+                    self.ready[priority as usize].insert(offset);
+                }
+            }
+            if self.timers.is_empty() && !self.timers_complete {
+                self.reload_timers(source);
+                continue;
+            }
+            break;
+        }
+        while let Some(&(deadline, offset)) = self.lease_deadlines.first() {
+            if deadline > now_ms {
+                break;
+            }
+            self.lease_deadlines.pop_first();
+            let Some(lease) = self.leases.remove(&offset) else {
+                continue;
+            };
+            self.release_worker(&lease.worker);
+            let reason = format!("lease of attempt {} expired", lease.attempt);
+            self.fail(
+                offset,
+                lease.attempt,
+                None,
+                &reason,
+                now_ms,
+                &mut writes,
+                &mut dead,
+            );
+        }
+        (writes, dead)
+    }
+
+    /// The earliest time something happens by itself (a timer fires or a lease expires).
+    pub fn next_deadline(&self) -> Option<i64> {
+        let timer = self.timers.first().map(|(due, _)| *due);
+        let lease = self.lease_deadlines.first().map(|(deadline, _)| *deadline);
+        match (timer, lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- delivery -----
+
+    /// Leases up to `max` ready offsets to `worker` (highest priority first, then oldest),
+    /// bounded by the worker's prefetch. Each lease increments the offset's attempt count.
+    pub fn deliver(
+        &mut self,
+        worker: &str,
+        max: usize,
+        now_ms: i64,
+    ) -> (Vec<Grant>, Vec<StateWrite>) {
+        let held = self.unacked_by_worker.get(worker).copied().unwrap_or(0);
+        let room = self
+            .policy
+            .max_unacked_per_worker
+            .saturating_sub(held)
+            .min(max);
+        let mut grants = Vec::new();
+        let mut writes = Vec::new();
+        for priority in (0..PRIORITY_LEVELS).rev() {
+            if grants.len() >= room {
+                break;
+            }
+            let offsets = self.ready[priority].pop_first(room - grants.len());
+            for offset in offsets {
+                let entry = self.attempts.entry(offset).or_insert((0, String::new()));
+                entry.0 += 1;
+                let attempt = entry.0;
+                writes.push(StateWrite::Put {
+                    table: keys::TABLE,
+                    key: keys::delivery(&self.name, offset),
+                    value: keys::encode_delivery(attempt, &entry.1),
+                });
+                let deadline_ms = now_ms + self.policy.lease_ms as i64;
+                self.leases.insert(
+                    offset,
+                    Lease {
+                        attempt,
+                        deadline_ms,
+                        worker: worker.to_string(),
+                    },
+                );
+                self.lease_deadlines.insert((deadline_ms, offset));
+                grants.push(Grant {
+                    offset,
+                    attempt,
+                    deadline_ms,
+                });
+            }
+        }
+        if !grants.is_empty() {
+            *self
+                .unacked_by_worker
+                .entry(worker.to_string())
+                .or_insert(0) += grants.len();
+        }
+        (grants, writes)
+    }
+
+    fn check_lease(&self, offset: u64, attempt: u32) -> Result<&Lease, SettleError> {
+        let lease = self
+            .leases
+            .get(&offset)
+            .ok_or(SettleError::NotLeased(offset))?;
+        if lease.attempt != attempt {
+            return Err(SettleError::StaleAttempt {
+                offset,
+                given: attempt,
+                current: lease.attempt,
+            });
+        }
+        Ok(lease)
+    }
+
+    fn take_lease(&mut self, offset: u64, attempt: u32) -> Result<Lease, SettleError> {
+        let deadline = self.check_lease(offset, attempt)?.deadline_ms;
+        self.lease_deadlines.remove(&(deadline, offset));
+        let lease = self.leases.remove(&offset).expect("checked above");
+        self.release_worker(&lease.worker);
+        Ok(lease)
+    }
+
+    fn release_worker(&mut self, worker: &str) {
+        if let Some(count) = self.unacked_by_worker.get_mut(worker) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.unacked_by_worker.remove(worker);
+            }
+        }
+    }
+
+    /// Completes a delivery.
+    pub fn ack(&mut self, offset: u64, attempt: u32) -> Result<Vec<StateWrite>, SettleError> {
+        self.take_lease(offset, attempt)?;
+        Ok(self.finish(offset))
+    }
+
+    /// Pushes a lease's deadline out to `lease_ms` from now.
+    pub fn extend(
+        &mut self,
+        offset: u64,
+        attempt: u32,
+        lease_ms: u64,
+        now_ms: i64,
+    ) -> Result<i64, SettleError> {
+        let old = self.check_lease(offset, attempt)?.deadline_ms;
+        let deadline = now_ms + lease_ms as i64;
+        self.lease_deadlines.remove(&(old, offset));
+        self.lease_deadlines.insert((deadline, offset));
+        self.leases.get_mut(&offset).expect("checked").deadline_ms = deadline;
+        Ok(deadline)
+    }
+
+    /// A failed attempt: retry after `delay_ms` (or the backoff), or dead-letter when the
+    /// attempts are used up.
+    pub fn nack(
+        &mut self,
+        offset: u64,
+        attempt: u32,
+        delay_ms: Option<u64>,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(Vec<StateWrite>, Vec<DeadLetter>), SettleError> {
+        self.take_lease(offset, attempt)?;
+        let mut writes = Vec::new();
+        let mut dead = Vec::new();
+        self.fail(
+            offset,
+            attempt,
+            delay_ms,
+            error,
+            now_ms,
+            &mut writes,
+            &mut dead,
+        );
+        Ok((writes, dead))
+    }
+
+    /// Stops redelivery: dead-letter now.
+    pub fn term(
+        &mut self,
+        offset: u64,
+        attempt: u32,
+        reason: &str,
+    ) -> Result<(Vec<StateWrite>, DeadLetter), SettleError> {
+        self.take_lease(offset, attempt)?;
+        let last_error = self
+            .attempts
+            .get(&offset)
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default();
+        let letter = DeadLetter {
+            offset,
+            reason: format!("terminated: {reason}"),
+            attempts: attempt,
+            last_error: if reason.is_empty() {
+                last_error
+            } else {
+                reason.to_string()
+            },
+        };
+        Ok((self.finish(offset), letter))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fail(
+        &mut self,
+        offset: u64,
+        attempt: u32,
+        delay_ms: Option<u64>,
+        error: &str,
+        now_ms: i64,
+        writes: &mut Vec<StateWrite>,
+        dead: &mut Vec<DeadLetter>,
+    ) {
+        let entry = self
+            .attempts
+            .entry(offset)
+            .or_insert((attempt, String::new()));
+        entry.1 = error.to_string();
+        let attempts = entry.0;
+        writes.push(StateWrite::Put {
+            table: keys::TABLE,
+            key: keys::delivery(&self.name, offset),
+            value: keys::encode_delivery(attempts, error),
+        });
+        if attempts >= self.policy.max_deliver {
+            dead.push(DeadLetter {
+                offset,
+                reason: format!("max deliveries ({}) reached", self.policy.max_deliver),
+                attempts,
+                last_error: error.to_string(),
+            });
+            writes.extend(self.finish(offset));
+            return;
+        }
+        let delay = delay_ms.unwrap_or_else(|| {
+            self.policy.backoff.delay_ms(
+                attempts,
+                self.policy.jitter,
+                offset ^ ((attempts as u64) << 48),
+            )
+        });
+        if delay == 0 {
+            let priority = self.priority_of.get(&offset).copied().unwrap_or(0);
+            self.ready[priority as usize].insert(offset);
+        } else {
+            writes.push(self.add_timer(now_ms + delay as i64, offset));
+        }
+    }
+
+    /// Marks an offset finished and advances the floor over every finished offset after it.
+    fn finish(&mut self, offset: u64) -> Vec<StateWrite> {
+        let mut writes = vec![StateWrite::Delete {
+            table: keys::TABLE,
+            key: keys::delivery(&self.name, offset),
+        }];
+        self.attempts.remove(&offset);
+        self.priority_of.remove(&offset);
+        if offset != self.floor {
+            self.finished_above.insert(offset);
+            writes.push(StateWrite::Put {
+                table: keys::TABLE,
+                key: keys::acked(&self.name, offset),
+                value: Vec::new(),
+            });
+            return writes;
+        }
+        // The floor moves past this offset and any finished run right after it.
+        let mut floor = offset + 1;
+        if self.finished_above.first() == Some(floor) {
+            let run_end = self
+                .finished_above
+                .iter_ranges()
+                .next()
+                .map(|(_, end)| end)
+                .expect("first exists");
+            floor = run_end;
+        }
+        let old_floor = self.floor;
+        self.floor = floor;
+        self.finished_above.remove_below(floor);
+        writes.push(StateWrite::Put {
+            table: keys::TABLE,
+            key: keys::floor(&self.name),
+            value: floor.to_be_bytes().to_vec(),
+        });
+        if floor > old_floor + 1 {
+            writes.push(StateWrite::DeleteRange {
+                table: keys::TABLE,
+                start: keys::acked(&self.name, old_floor),
+                end: keys::acked(&self.name, floor),
+            });
+        }
+        writes
+    }
+
+    /// Offsets currently leased, with their leases.
+    pub fn leases(&self) -> impl Iterator<Item = (&u64, &Lease)> {
+        self.leases.iter()
+    }
+
+    /// Removes every message not leased: ready and waiting become finished. Returns the writes.
+    pub fn purge(&mut self) -> Vec<StateWrite> {
+        let mut writes = Vec::new();
+        let ready: Vec<u64> = self
+            .ready
+            .iter_mut()
+            .flat_map(|set| {
+                let all = set.pop_first(usize::MAX);
+                all.into_iter()
+            })
+            .collect();
+        for offset in ready {
+            writes.extend(self.finish(offset));
+        }
+        let timers: Vec<(i64, u64)> = std::mem::take(&mut self.timers).into_iter().collect();
+        for (due, offset) in timers {
+            writes.push(StateWrite::Delete {
+                table: keys::TABLE,
+                key: keys::timer(&self.name, due, offset),
+            });
+            writes.extend(self.finish(offset));
+        }
+        writes
+    }
+}
+
+#[cfg(test)]
+mod tests;

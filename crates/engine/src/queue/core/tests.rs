@@ -1,0 +1,222 @@
+use super::*;
+
+struct NoTimers;
+impl TimerSource for NoTimers {
+    fn load_after(&self, _: Option<(i64, u64)>, _: usize) -> Vec<(i64, u64)> {
+        Vec::new()
+    }
+}
+
+/// A stored timer list, as the state store would hold it.
+struct StoredTimers(Vec<(i64, u64)>);
+impl TimerSource for StoredTimers {
+    fn load_after(&self, after: Option<(i64, u64)>, limit: usize) -> Vec<(i64, u64)> {
+        let mut all = self.0.clone();
+        all.sort_unstable();
+        all.into_iter()
+            .filter(|t| after.is_none_or(|a| *t > a))
+            .take(limit)
+            .collect()
+    }
+}
+
+fn policy() -> Policy {
+    Policy {
+        lease_ms: 1_000,
+        max_deliver: 3,
+        backoff: Backoff::Fixed { delay_ms: 100 },
+        jitter: 0.0,
+        max_unacked_per_worker: 100,
+    }
+}
+
+fn offsets(grants: &[Grant]) -> Vec<u64> {
+    grants.iter().map(|g| g.offset).collect()
+}
+
+#[test]
+fn delivers_in_order_and_acks_advance_the_floor() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 5, 0, None, 0);
+    let (grants, writes) = core.deliver("w", 3, 0);
+    assert_eq!(offsets(&grants), vec![0, 1, 2]);
+    assert!(grants
+        .iter()
+        .all(|g| g.attempt == 1 && g.deadline_ms == 1_000));
+    assert_eq!(writes.len(), 3, "one durable attempt record per delivery");
+    core.ack(1, 1).unwrap();
+    assert_eq!(core.floor(), 0, "offset 0 is still out");
+    core.ack(0, 1).unwrap();
+    assert_eq!(core.floor(), 2, "floor jumps over the finished run");
+    assert_eq!(core.ack(0, 1), Err(SettleError::NotLeased(0)));
+}
+
+#[test]
+fn higher_priority_first_fifo_within_a_level() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 2, 0, None, 0);
+    core.register(2, 4, 9, None, 0);
+    core.register(4, 6, 5, None, 0);
+    let (grants, _) = core.deliver("w", 10, 0);
+    assert_eq!(offsets(&grants), vec![2, 3, 4, 5, 0, 1]);
+}
+
+#[test]
+fn prefetch_bounds_what_one_worker_holds() {
+    let mut core = QueueCore::new(
+        "q",
+        Policy {
+            max_unacked_per_worker: 2,
+            ..policy()
+        },
+    );
+    core.register(0, 10, 0, None, 0);
+    assert_eq!(core.deliver("a", 10, 0).0.len(), 2);
+    assert_eq!(core.deliver("a", 10, 0).0.len(), 0, "a is full");
+    assert_eq!(core.deliver("b", 10, 0).0.len(), 2, "b has its own room");
+    core.ack(0, 1).unwrap();
+    assert_eq!(core.deliver("a", 10, 0).0.len(), 1);
+}
+
+#[test]
+fn expired_lease_redelivers_with_the_next_attempt_and_stale_acks_fail() {
+    let mut core = QueueCore::new(
+        "q",
+        Policy {
+            backoff: Backoff::Fixed { delay_ms: 0 },
+            ..policy()
+        },
+    );
+    core.register(0, 1, 0, None, 0);
+    let (first, _) = core.deliver("slow", 1, 0);
+    assert_eq!(first[0].attempt, 1);
+    core.tick(1_000, &NoTimers);
+    let (second, _) = core.deliver("fast", 1, 1_000);
+    assert_eq!(second[0].attempt, 2);
+    assert_eq!(
+        core.ack(0, 1),
+        Err(SettleError::StaleAttempt {
+            offset: 0,
+            given: 1,
+            current: 2
+        })
+    );
+    core.ack(0, 2).unwrap();
+    assert_eq!(core.floor(), 1);
+}
+
+#[test]
+fn extend_keeps_the_lease_alive() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 1, 0, None, 0);
+    core.deliver("w", 1, 0);
+    assert_eq!(core.extend(0, 1, 5_000, 900).unwrap(), 5_900);
+    core.tick(2_000, &NoTimers);
+    assert_eq!(core.counts().leased, 1, "not expired at the old deadline");
+    core.ack(0, 1).unwrap();
+}
+
+#[test]
+fn nack_retries_after_backoff_then_dead_letters_at_max_deliver() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 1, 0, None, 0);
+    let mut now = 0;
+    for attempt in 1..=3 {
+        let (grants, _) = core.deliver("w", 1, now);
+        assert_eq!(grants.len(), 1, "attempt {attempt} delivered");
+        assert_eq!(grants[0].attempt, attempt);
+        let (_, dead) = core
+            .nack(0, attempt, None, &format!("boom {attempt}"), now)
+            .unwrap();
+        if attempt < 3 {
+            assert!(dead.is_empty());
+            assert!(
+                core.deliver("w", 1, now + 50).0.is_empty(),
+                "backoff not over"
+            );
+            now += 100;
+            core.tick(now, &NoTimers);
+        } else {
+            assert_eq!(dead.len(), 1);
+            assert_eq!(dead[0].attempts, 3);
+            assert_eq!(dead[0].last_error, "boom 3");
+        }
+    }
+    assert_eq!(core.floor(), 1, "dead-lettered counts as finished");
+}
+
+#[test]
+fn term_dead_letters_at_once() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 1, 0, None, 0);
+    core.deliver("w", 1, 0);
+    let (_, letter) = core.term(0, 1, "bad input").unwrap();
+    assert!(letter.reason.contains("terminated"));
+    assert_eq!(letter.last_error, "bad input");
+    assert_eq!(core.floor(), 1);
+}
+
+#[test]
+fn delayed_messages_wait_until_due() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 1, 0, Some(5_000), 0);
+    core.register(1, 2, 0, None, 0);
+    assert_eq!(offsets(&core.deliver("w", 10, 0).0), vec![1]);
+    core.tick(4_999, &NoTimers);
+    assert!(core.deliver("w", 10, 4_999).0.is_empty());
+    core.tick(5_000, &NoTimers);
+    assert_eq!(offsets(&core.deliver("w", 10, 5_000).0), vec![0]);
+}
+
+#[test]
+fn timers_beyond_the_window_load_in_order() {
+    let total = TIMER_WINDOW as u64 * 3 + 7;
+    let stored: Vec<(i64, u64)> = (0..total).map(|o| (1_000 + o as i64, o)).collect();
+    let source = StoredTimers(stored);
+    let mut core = QueueCore::new(
+        "q",
+        Policy {
+            max_unacked_per_worker: usize::MAX,
+            ..policy()
+        },
+    );
+    core.recover(0, [], [], [], &source, total);
+    assert_eq!(core.counts().ready, 0, "every offset is waiting");
+    assert_eq!(core.counts().delayed, total);
+    assert!(
+        core.timers.len() <= TIMER_WINDOW,
+        "only a window is in memory"
+    );
+    core.tick(1_000 + total as i64, &source);
+    let (grants, _) = core.deliver("w", usize::MAX, 1_000 + total as i64);
+    assert_eq!(offsets(&grants), (0..total).collect::<Vec<_>>());
+}
+
+#[test]
+fn recovery_rebuilds_ready_finished_attempts_and_priorities() {
+    let mut core = QueueCore::new("q", policy());
+    let timers = StoredTimers(vec![(9_000, 7)]);
+    core.recover(
+        2,
+        [4, 5],
+        [(3, 2, "earlier failure".to_string())],
+        [(6, 7, 9)],
+        &timers,
+        10,
+    );
+    assert_eq!(core.counts().ready, 5, "2,3,6,8,9 (7 is waiting)");
+    let (grants, _) = core.deliver("w", 10, 0);
+    assert_eq!(offsets(&grants), vec![6, 2, 3, 8, 9], "priority 9 first");
+    let three = grants.iter().find(|g| g.offset == 3).unwrap();
+    assert_eq!(three.attempt, 3, "attempts survive");
+}
+
+#[test]
+fn ten_million_waiting_messages_take_one_range() {
+    let mut core = QueueCore::new("q", policy());
+    for batch in 0..10_000u64 {
+        core.register(batch * 1_000, (batch + 1) * 1_000, 0, None, 0);
+    }
+    assert_eq!(core.counts().ready, 10_000_000);
+    assert_eq!(core.ready_range_count(), 1);
+}

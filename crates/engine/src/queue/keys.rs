@@ -1,0 +1,95 @@
+//! How a queue's state is laid out in the state store's `queue_state` table. Every key starts
+//! with `<queue>␟` (0x1F, which no queue name contains), then one tag letter:
+//!
+//! | key | value | meaning |
+//! |---|---|---|
+//! | `F` | u64 BE | ack floor: every offset below it is finished (acked or dead-lettered) |
+//! | `A<offset:20>` | empty | finished, above the floor |
+//! | `D<offset:20>` | u32 BE attempts, then UTF-8 last error | delivered at least once, not finished |
+//! | `T<due_ms:20><offset:20>` | empty | waiting until `due_ms` (delayed enqueue, or retry backoff) |
+//! | `P<first:20>` | u64 BE end, u8 priority | offsets `[first, end)` have this priority (0 is not stored) |
+//!
+//! Everything else is derived at startup: an offset below the stream's high watermark that is
+//! not finished and has no timer is ready; a lease lost in a crash is simply ready again with
+//! its attempt count kept.
+
+pub const TABLE: &str = "queue_state";
+const SEPARATOR: char = '\u{1f}';
+
+pub fn prefix(queue: &str) -> String {
+    format!("{queue}{SEPARATOR}")
+}
+
+pub fn floor(queue: &str) -> String {
+    format!("{queue}{SEPARATOR}F")
+}
+
+pub fn acked(queue: &str, offset: u64) -> String {
+    format!("{queue}{SEPARATOR}A{offset:020}")
+}
+
+pub fn delivery(queue: &str, offset: u64) -> String {
+    format!("{queue}{SEPARATOR}D{offset:020}")
+}
+
+pub fn timer(queue: &str, due_ms: i64, offset: u64) -> String {
+    format!("{queue}{SEPARATOR}T{:020}{offset:020}", due_ms.max(0))
+}
+
+pub fn timer_range_start(queue: &str) -> String {
+    format!("{queue}{SEPARATOR}T")
+}
+
+pub fn timer_range_end(queue: &str) -> String {
+    format!("{queue}{SEPARATOR}U")
+}
+
+pub fn priority(queue: &str, first: u64) -> String {
+    format!("{queue}{SEPARATOR}P{first:020}")
+}
+
+/// The part of a key after `<queue>␟`.
+pub fn suffix<'a>(queue: &str, key: &'a str) -> Option<&'a str> {
+    key.strip_prefix(queue)?.strip_prefix(SEPARATOR)
+}
+
+pub fn parse_timer(suffix: &str) -> Option<(i64, u64)> {
+    let body = suffix.strip_prefix('T')?;
+    if body.len() != 40 {
+        return None;
+    }
+    Some((body[..20].parse().ok()?, body[20..].parse().ok()?))
+}
+
+pub fn encode_delivery(attempts: u32, last_error: &str) -> Vec<u8> {
+    let mut bytes = attempts.to_be_bytes().to_vec();
+    bytes.extend_from_slice(last_error.as_bytes());
+    bytes
+}
+
+pub fn decode_delivery(bytes: &[u8]) -> (u32, String) {
+    if bytes.len() < 4 {
+        return (0, String::new());
+    }
+    let attempts = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"));
+    (attempts, String::from_utf8_lossy(&bytes[4..]).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_keys_sort_by_due_time_then_offset() {
+        let a = timer("q", 5, 900);
+        let b = timer("q", 10, 1);
+        let c = timer("q", 10, 2);
+        assert!(a < b && b < c);
+        assert!(timer_range_start("q") < a && c < timer_range_end("q"));
+        assert_eq!(parse_timer(suffix("q", &b).unwrap()), Some((10, 1)));
+        assert_eq!(
+            decode_delivery(&encode_delivery(3, "boom")),
+            (3, "boom".into())
+        );
+    }
+}
