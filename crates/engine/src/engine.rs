@@ -25,7 +25,8 @@ const STREAMS_TABLE: &str = "streams";
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) io: Arc<dyn Io>,
-    pub(crate) state: StateStore,
+    pub(crate) state: Arc<StateStore>,
+    pub(crate) queues: RwLock<BTreeMap<String, Arc<crate::queue::Queue>>>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     pub(crate) shutting_down: AtomicBool,
 }
@@ -60,7 +61,7 @@ impl Engine {
                 e,
             ))
         })?;
-        let state = StateStore::open(&data_dir.join("state.redb"))?;
+        let state = Arc::new(StateStore::open(&data_dir.join("state.redb"))?);
         let mut streams = BTreeMap::new();
         for (name, bytes) in state.scan_prefix(STREAMS_TABLE, "")? {
             let stream_config: StreamConfig = serde_json::from_slice(&bytes).map_err(|e| {
@@ -77,8 +78,10 @@ impl Engine {
             io,
             state,
             streams: RwLock::new(streams),
+            queues: RwLock::new(BTreeMap::new()),
             shutting_down: AtomicBool::new(false),
         });
+        engine.open_queues()?;
         spawn_maintenance(
             Arc::downgrade(&engine),
             engine.config.maintenance_interval_ms,

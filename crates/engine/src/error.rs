@@ -43,6 +43,14 @@ pub enum EngineError {
     ShuttingDown,
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("queue {0:?} does not exist")]
+    QueueNotFound(String),
+    #[error("queue {0:?} already exists")]
+    QueueExists(String),
+    #[error("{0}")]
+    UnknownDelivery(String),
+    #[error("{0}")]
+    StaleAttempt(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -63,6 +71,10 @@ impl EngineError {
             EngineError::LimitExceeded(_) => ErrorCode::LimitExceeded,
             EngineError::ShuttingDown => ErrorCode::Unavailable,
             EngineError::Internal(_) => ErrorCode::Internal,
+            EngineError::QueueNotFound(_) => ErrorCode::QueueNotFound,
+            EngineError::QueueExists(_) => ErrorCode::QueueExists,
+            EngineError::UnknownDelivery(_) => ErrorCode::UnknownDelivery,
+            EngineError::StaleAttempt(_) => ErrorCode::StaleAttempt,
             EngineError::Storage(error) => error.code(),
         }
     }

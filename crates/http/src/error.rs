@@ -111,8 +111,13 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | ErrorCode::OffsetOutOfRange => StatusCode::BAD_REQUEST,
         ErrorCode::StreamNotFound
         | ErrorCode::PartitionNotFound
-        | ErrorCode::NoStreamForSubject => StatusCode::NOT_FOUND,
-        ErrorCode::StreamExists | ErrorCode::SubjectsOverlap => StatusCode::CONFLICT,
+        | ErrorCode::NoStreamForSubject
+        | ErrorCode::QueueNotFound
+        | ErrorCode::UnknownDelivery => StatusCode::NOT_FOUND,
+        ErrorCode::StreamExists
+        | ErrorCode::SubjectsOverlap
+        | ErrorCode::QueueExists
+        | ErrorCode::StaleAttempt => StatusCode::CONFLICT,
         ErrorCode::MessageTooLarge | ErrorCode::LimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

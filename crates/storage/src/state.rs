@@ -26,7 +26,28 @@ type CommitRequest = (Vec<StateWrite>, oneshot::Sender<Result<()>>);
 
 pub struct StateStore {
     db: Arc<Database>,
-    committer: std::sync::Mutex<Option<mpsc::Sender<CommitRequest>>>,
+    committer: std::sync::Mutex<Option<Committer>>,
+}
+
+struct Committer {
+    sender: mpsc::Sender<CommitRequest>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Drop for StateStore {
+    /// Stops the committer and waits for it, so the database file is unlocked when the store
+    /// is gone (a restart in the same process can open it again at once).
+    fn drop(&mut self) {
+        let committer = self
+            .committer
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(Committer { sender, thread }) = committer {
+            drop(sender);
+            let _ = thread.join();
+        }
+    }
 }
 
 /// One write in a batch.
@@ -108,12 +129,13 @@ impl StateStore {
             .get_or_insert_with(|| {
                 let (sender, receiver) = mpsc::channel(COMMIT_QUEUE_MAX);
                 let db = self.db.clone();
-                std::thread::Builder::new()
+                let thread = std::thread::Builder::new()
                     .name("state-commit".into())
                     .spawn(move || run_committer(db, receiver))
                     .expect("spawning the state committer thread");
-                sender
+                Committer { sender, thread }
             })
+            .sender
             .clone()
     }
 

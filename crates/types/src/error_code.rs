@@ -35,6 +35,14 @@ pub enum ErrorCode {
     Unavailable,
     /// A bug or an unexpected failure.
     Internal,
+    QueueNotFound,
+    QueueExists,
+    /// An ack, nack, extend or term for a message that is not delivered (already settled,
+    /// or never delivered).
+    UnknownDelivery,
+    /// An ack, nack, extend or term from an attempt whose lease was lost: the message was
+    /// redelivered and only the newest attempt may settle it.
+    StaleAttempt,
 }
 
 impl ErrorCode {
@@ -56,6 +64,10 @@ impl ErrorCode {
             ErrorCode::DiskFull => "disk_full",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::QueueNotFound => "queue_not_found",
+            ErrorCode::QueueExists => "queue_exists",
+            ErrorCode::UnknownDelivery => "unknown_delivery",
+            ErrorCode::StaleAttempt => "stale_attempt",
         }
     }
 }

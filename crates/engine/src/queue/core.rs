@@ -451,6 +451,33 @@ impl QueueCore {
         }
     }
 
+    /// Undoes a delivery of a message that turned out not to be due yet: it waits for
+    /// `due_ms` again and the attempt does not count.
+    pub fn defer(&mut self, offset: u64, attempt: u32, due_ms: i64) -> Vec<StateWrite> {
+        if self.take_lease(offset, attempt).is_err() {
+            return Vec::new();
+        }
+        let mut writes = Vec::new();
+        if let Some(entry) = self.attempts.get_mut(&offset) {
+            entry.0 = entry.0.saturating_sub(1);
+            if entry.0 == 0 {
+                self.attempts.remove(&offset);
+                writes.push(StateWrite::Delete {
+                    table: keys::TABLE,
+                    key: keys::delivery(&self.name, offset),
+                });
+            } else {
+                writes.push(StateWrite::Put {
+                    table: keys::TABLE,
+                    key: keys::delivery(&self.name, offset),
+                    value: keys::encode_delivery(entry.0, &entry.1),
+                });
+            }
+        }
+        writes.push(self.add_timer(due_ms, offset));
+        writes
+    }
+
     /// Completes a delivery.
     pub fn ack(&mut self, offset: u64, attempt: u32) -> Result<Vec<StateWrite>, SettleError> {
         self.take_lease(offset, attempt)?;

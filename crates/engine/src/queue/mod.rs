@@ -1,8 +1,406 @@
 //! Queues: a stream with work-queue retention and one shared acked consumer, adding
-//! priorities, delays, leases, retries with backoff and dead-lettering. (In progress: the
-//! state machine and its durable layout are here; the engine API and front doors follow.)
+//! priorities (0–9, higher first, FIFO within a level), delayed delivery, per-message TTL,
+//! leases with attempt numbers, retries with backoff, and dead-lettering with the reason.
+//!
+//! - `core.rs`: the state machine (pure, time passed in).
+//! - `keys.rs`: its durable layout in the state store.
+//! - `runtime.rs`: a live queue — core + logs + state store + timer task.
+//! - this file: the engine API.
+//!
+//! Delivery is at-least-once: a message is redelivered when its lease expires, when it is
+//! nacked, and — for deliveries in flight — after a crash (attempt counts survive). A message
+//! acked (or dead-lettered) with the answer received is never delivered again.
 
 pub mod core;
 pub mod keys;
 pub mod policy;
 pub mod ranges;
+mod runtime;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use omnibus_storage::batch::encode_batch;
+use omnibus_storage::StateWrite;
+use omnibus_types::{limits, Header, Record};
+use serde::{Deserialize, Serialize};
+
+pub use policy::Backoff;
+pub use runtime::{Delivery, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER};
+
+use crate::engine::{now_ms, Engine};
+use crate::error::{EngineError, Result};
+use crate::model::StreamSpec;
+
+const QUEUES_TABLE: &str = "queues";
+/// Longest delay a message may ask for (one year).
+pub const DELAY_MS_MAX: u64 = 365 * 24 * 3600 * 1000;
+
+/// What a caller asks for when creating a queue; `None` takes the default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSpec {
+    pub name: String,
+    pub lease_ms: Option<u64>,
+    pub max_deliver: Option<u32>,
+    pub backoff: Option<Backoff>,
+    pub jitter: Option<f64>,
+    pub max_unacked_per_worker: Option<usize>,
+    /// Stream receiving dead letters; default `<name>.dlq`.
+    pub dead_letter: Option<String>,
+    /// Default time-to-live of a message; expired messages are dead-lettered or dropped.
+    pub ttl_ms: Option<u64>,
+    pub dead_letter_expired: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueueConfig {
+    pub name: String,
+    pub lease_ms: u64,
+    pub max_deliver: u32,
+    pub backoff: Backoff,
+    pub jitter: f64,
+    pub max_unacked_per_worker: usize,
+    pub dead_letter: String,
+    pub ttl_ms: Option<u64>,
+    pub dead_letter_expired: bool,
+    pub created_ms: i64,
+}
+
+impl QueueConfig {
+    pub fn policy(&self) -> core::Policy {
+        core::Policy {
+            lease_ms: self.lease_ms,
+            max_deliver: self.max_deliver,
+            backoff: self.backoff,
+            jitter: self.jitter,
+            max_unacked_per_worker: self.max_unacked_per_worker,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QueueInfo {
+    #[serde(flatten)]
+    pub config: QueueConfig,
+    pub ready: u64,
+    pub delayed: u64,
+    pub leased: u64,
+    /// Every offset below this is finished.
+    pub ack_floor: u64,
+    pub enqueued_total: u64,
+    pub dead_letter_depth: u64,
+}
+
+/// One message to enqueue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnqueueMessage {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<Header>,
+    /// 0–9, higher first.
+    pub priority: u8,
+    /// Not delivered before this many ms from now.
+    pub delay_ms: Option<u64>,
+    /// Overrides the queue's TTL.
+    pub ttl_ms: Option<u64>,
+}
+
+impl Engine {
+    pub(crate) fn open_queues(&self) -> Result<()> {
+        for (name, bytes) in self.state.scan_prefix(QUEUES_TABLE, "")? {
+            let config: QueueConfig = serde_json::from_slice(&bytes)
+                .map_err(|e| EngineError::Internal(format!("queue {name:?} metadata: {e}")))?;
+            self.start_queue(config)?;
+        }
+        Ok(())
+    }
+
+    fn start_queue(&self, config: QueueConfig) -> Result<Arc<Queue>> {
+        let log = self.stream(&config.name)?.partition(0)?.clone();
+        let dead_letter = self.stream(&config.dead_letter)?.partition(0)?.clone();
+        let queue = Queue::open(config.clone(), log, dead_letter, self.state.clone())?;
+        Queue::spawn_timer_task(&queue);
+        self.queues
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(config.name.clone(), queue.clone());
+        Ok(queue)
+    }
+
+    pub(crate) fn queue(&self, name: &str) -> Result<Arc<Queue>> {
+        self.queues
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::QueueNotFound(name.to_string()))
+    }
+
+    /// Creates a queue, its backing stream (same name, one partition, no time retention:
+    /// finished messages are removed by the queue) and its dead-letter stream.
+    pub fn create_queue(&self, spec: QueueSpec) -> Result<QueueInfo> {
+        self.check_running()?;
+        if self.queue(&spec.name).is_ok() {
+            return Err(EngineError::QueueExists(spec.name));
+        }
+        let config = QueueConfig {
+            lease_ms: spec.lease_ms.unwrap_or(30_000).clamp(1, 24 * 3600 * 1000),
+            max_deliver: spec.max_deliver.unwrap_or(5).max(1),
+            backoff: spec.backoff.unwrap_or_default(),
+            jitter: spec.jitter.unwrap_or(0.2).clamp(0.0, 1.0),
+            max_unacked_per_worker: spec
+                .max_unacked_per_worker
+                .unwrap_or(1_000)
+                .clamp(1, 1_000_000),
+            dead_letter: spec
+                .dead_letter
+                .clone()
+                .unwrap_or_else(|| format!("{}.dlq", spec.name)),
+            ttl_ms: spec.ttl_ms,
+            dead_letter_expired: spec.dead_letter_expired.unwrap_or(true),
+            created_ms: now_ms(),
+            name: spec.name,
+        };
+        if config.dead_letter == config.name {
+            return Err(EngineError::InvalidConfig(
+                "a queue cannot dead-letter into itself".into(),
+            ));
+        }
+        self.create_stream(StreamSpec {
+            name: config.name.clone(),
+            partitions: Some(1),
+            retention_ms: None,
+            ..Default::default()
+        })?;
+        if self.stream(&config.dead_letter).is_err() {
+            if let Err(error) = self.create_stream(StreamSpec {
+                name: config.dead_letter.clone(),
+                partitions: Some(1),
+                ..Default::default()
+            }) {
+                let _ = self.delete_stream(&config.name);
+                return Err(error);
+            }
+        }
+        let bytes = serde_json::to_vec(&config).expect("queue config serializes");
+        self.state.put(QUEUES_TABLE, &config.name, &bytes)?;
+        let queue = self.start_queue(config)?;
+        Ok(self.describe_queue(&queue))
+    }
+
+    fn describe_queue(&self, queue: &Queue) -> QueueInfo {
+        let core = queue.lock();
+        let counts = core.counts();
+        QueueInfo {
+            config: queue.config.clone(),
+            ready: counts.ready,
+            delayed: counts.delayed,
+            leased: counts.leased,
+            ack_floor: core.floor(),
+            enqueued_total: core.end(),
+            dead_letter_depth: queue.dead_letter.high_watermark()
+                - queue.dead_letter.log_start_offset(),
+        }
+    }
+
+    pub fn queue_info(&self, name: &str) -> Result<QueueInfo> {
+        let queue = self.queue(name)?;
+        Ok(self.describe_queue(&queue))
+    }
+
+    pub fn list_queues(&self) -> Vec<QueueInfo> {
+        let queues: Vec<Arc<Queue>> = self
+            .queues
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        queues.iter().map(|q| self.describe_queue(q)).collect()
+    }
+
+    /// Deletes a queue, its state and its backing stream (not its dead-letter stream).
+    pub fn delete_queue(&self, name: &str) -> Result<()> {
+        self.check_running()?;
+        let queue = self
+            .queues
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .ok_or_else(|| EngineError::QueueNotFound(name.to_string()))?;
+        self.state.write(&[
+            StateWrite::Delete {
+                table: QUEUES_TABLE,
+                key: name.to_string(),
+            },
+            StateWrite::DeletePrefix {
+                table: keys::TABLE,
+                prefix: keys::prefix(name),
+            },
+        ])?;
+        drop(queue);
+        self.delete_stream(name)
+    }
+
+    /// Appends messages durably and makes them deliverable; returns their offsets (ids).
+    pub async fn enqueue(
+        &self,
+        queue_name: &str,
+        messages: Vec<EnqueueMessage>,
+    ) -> Result<Vec<u64>> {
+        self.check_running()?;
+        let queue = self.queue(queue_name)?;
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        if messages.len() > limits::PUBLISH_RECORDS_MAX {
+            return Err(EngineError::LimitExceeded(format!(
+                "{} messages in one enqueue; the limit is {}",
+                messages.len(),
+                limits::PUBLISH_RECORDS_MAX
+            )));
+        }
+        let now = now_ms();
+        let max_bytes = self.stream(queue_name)?.config.message_bytes_max;
+        let mut records = Vec::with_capacity(messages.len());
+        let mut plans = Vec::with_capacity(messages.len());
+        for message in messages {
+            if message.priority > 9 {
+                return Err(EngineError::BadRequest(format!(
+                    "priority {} is outside 0..=9",
+                    message.priority
+                )));
+            }
+            if message.delay_ms.is_some_and(|d| d > DELAY_MS_MAX) {
+                return Err(EngineError::BadRequest(format!(
+                    "delay of {} ms exceeds the limit of {DELAY_MS_MAX} ms",
+                    message.delay_ms.unwrap_or_default()
+                )));
+            }
+            let size = message.key.as_ref().map_or(0, Bytes::len)
+                + message.value.as_ref().map_or(0, Bytes::len)
+                + message
+                    .headers
+                    .iter()
+                    .map(|h| h.name.len() + h.value.len())
+                    .sum::<usize>();
+            if size > max_bytes {
+                return Err(EngineError::MessageTooLarge {
+                    what: "message",
+                    bytes: size,
+                    max: max_bytes,
+                });
+            }
+            let due = message.delay_ms.filter(|d| *d > 0).map(|d| now + d as i64);
+            let ttl = message.ttl_ms.or(queue.config.ttl_ms);
+            let mut headers = message.headers;
+            if let Some(due) = due {
+                headers.push(Header {
+                    name: DUE_HEADER.into(),
+                    value: Bytes::from(due.to_string()),
+                });
+            }
+            if message.priority != 0 {
+                headers.push(Header {
+                    name: PRIORITY_HEADER.into(),
+                    value: Bytes::from(message.priority.to_string()),
+                });
+            }
+            if let Some(ttl) = ttl {
+                headers.push(Header {
+                    name: EXPIRES_HEADER.into(),
+                    value: Bytes::from((now + ttl as i64).to_string()),
+                });
+            }
+            plans.push((message.priority, due));
+            records.push(Record {
+                offset: 0,
+                timestamp_ms: now,
+                subject: String::new(),
+                key: message.key,
+                value: message.value,
+                headers,
+            });
+        }
+        let info = queue.log.append(encode_batch(&records)?).await?;
+        // Register runs of equal (priority, due) as ranges.
+        let mut start = 0;
+        while start < plans.len() {
+            let mut end = start + 1;
+            while end < plans.len() && plans[end] == plans[start] {
+                end += 1;
+            }
+            let (priority, due) = plans[start];
+            queue
+                .register(
+                    info.first_offset + start as u64,
+                    info.first_offset + end as u64,
+                    priority,
+                    due,
+                )
+                .await?;
+            start = end;
+        }
+        Ok((info.first_offset..=info.last_offset).collect())
+    }
+
+    /// Leases up to `max` messages to `worker`, waiting up to `wait_ms` for the first.
+    pub async fn receive(
+        &self,
+        queue: &str,
+        worker: &str,
+        max: usize,
+        wait_ms: u64,
+    ) -> Result<Vec<Delivery>> {
+        let wait_ms = wait_ms.min(limits::FETCH_WAIT_MS_MAX);
+        self.queue(queue)?
+            .receive(worker, max.clamp(1, 10_000), wait_ms)
+            .await
+    }
+
+    pub async fn ack(&self, queue: &str, offset: u64, attempt: u32) -> Result<()> {
+        self.queue(queue)?.ack(offset, attempt).await
+    }
+
+    /// A failed attempt: redelivered after `delay_ms` or the queue's backoff, or
+    /// dead-lettered with `error` once `max_deliver` attempts are used.
+    pub async fn nack(
+        &self,
+        queue: &str,
+        offset: u64,
+        attempt: u32,
+        delay_ms: Option<u64>,
+        error: &str,
+    ) -> Result<()> {
+        if delay_ms.is_some_and(|d| d > DELAY_MS_MAX) {
+            return Err(EngineError::BadRequest("nack delay too large".into()));
+        }
+        self.queue(queue)?
+            .nack(offset, attempt, delay_ms, error)
+            .await
+    }
+
+    /// Heartbeat: the lease now ends `lease_ms` from now (default: the queue's lease).
+    pub async fn extend(
+        &self,
+        queue: &str,
+        offset: u64,
+        attempt: u32,
+        lease_ms: Option<u64>,
+    ) -> Result<i64> {
+        let queue = self.queue(queue)?;
+        let lease_ms = lease_ms
+            .unwrap_or(queue.config.lease_ms)
+            .clamp(1, 24 * 3600 * 1000);
+        queue.extend(offset, attempt, lease_ms).await
+    }
+
+    /// Stops redelivery and dead-letters now.
+    pub async fn term(&self, queue: &str, offset: u64, attempt: u32, reason: &str) -> Result<()> {
+        self.queue(queue)?.term(offset, attempt, reason).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,410 @@
+//! A live queue: the state machine behind a mutex, its backing stream's log, the state store,
+//! and a timer task that fires delays and lease expiries on time.
+//!
+//! The core is mutated under a std mutex (never held across an await); the writes it returns
+//! are then group-committed to the state store, and only after that does the caller answer
+//! its client. Two steps on the same offset cannot have their writes reordered: a worker
+//! acks only a delivery it has received, and it receives it only after the delivery's writes
+//! are committed; the committer applies requests in arrival order.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use omnibus_storage::batch::{decode_batches, encode_batch};
+use omnibus_storage::{PartitionLog, StateStore, StateWrite};
+use omnibus_types::{Header, Record};
+use tokio::sync::Notify;
+
+use super::core::{DeadLetter, Grant, QueueCore, SettleError, TimerSource};
+use super::keys;
+use super::QueueConfig;
+use crate::engine::now_ms;
+use crate::error::{EngineError, Result};
+
+/// Header carrying a message's not-before time (ms since the epoch). Authoritative: a
+/// delivery of a message that is not yet due is turned back into a timer, which covers a crash
+/// between the log append and the timer's commit.
+pub const DUE_HEADER: &str = "omnibus.due_ms";
+pub const PRIORITY_HEADER: &str = "omnibus.priority";
+pub const EXPIRES_HEADER: &str = "omnibus.expires_ms";
+
+pub struct Queue {
+    pub config: QueueConfig,
+    core: Mutex<QueueCore>,
+    pub(crate) log: Arc<PartitionLog>,
+    pub(crate) dead_letter: Arc<PartitionLog>,
+    state: Arc<StateStore>,
+    /// Woken when offsets become ready, so long-polling receivers retry.
+    pub(crate) available: Notify,
+    /// Woken when a new timer or lease may be earlier than the timer task's sleep.
+    timer_changed: Arc<Notify>,
+}
+
+/// Reads stored timers for the core's window.
+struct StoredTimers<'a> {
+    state: &'a StateStore,
+    queue: &'a str,
+}
+
+impl TimerSource for StoredTimers<'_> {
+    fn load_after(&self, after: Option<(i64, u64)>, limit: usize) -> Vec<(i64, u64)> {
+        let start = match after {
+            // The next key after `after`: same key plus a byte that sorts first.
+            Some((due, offset)) => format!("{}\u{0}", keys::timer(self.queue, due, offset)),
+            None => keys::timer_range_start(self.queue),
+        };
+        let end = keys::timer_range_end(self.queue);
+        match self.state.scan_range(keys::TABLE, &start, &end, limit) {
+            Ok(entries) => entries
+                .iter()
+                .filter_map(|(key, _)| keys::suffix(self.queue, key).and_then(keys::parse_timer))
+                .collect(),
+            Err(error) => {
+                tracing::error!(queue = self.queue, "reading timers failed: {error}");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// One message handed to a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub offset: u64,
+    pub attempt: u32,
+    pub lease_deadline_ms: i64,
+    pub record: Record,
+}
+
+impl From<SettleError> for EngineError {
+    fn from(error: SettleError) -> Self {
+        match error {
+            SettleError::NotLeased(_) => EngineError::UnknownDelivery(error.to_string()),
+            SettleError::StaleAttempt { .. } => EngineError::StaleAttempt(error.to_string()),
+        }
+    }
+}
+
+impl Queue {
+    /// Opens a queue over its logs, rebuilding its state from the state store.
+    pub fn open(
+        config: QueueConfig,
+        log: Arc<PartitionLog>,
+        dead_letter: Arc<PartitionLog>,
+        state: Arc<StateStore>,
+    ) -> Result<Arc<Queue>> {
+        let name = config.name.clone();
+        let mut core = QueueCore::new(&name, config.policy());
+        let mut floor = 0;
+        let mut finished = Vec::new();
+        let mut attempts = Vec::new();
+        let mut priorities = Vec::new();
+        for (key, value) in state.scan_prefix(keys::TABLE, &keys::prefix(&name))? {
+            let Some(suffix) = keys::suffix(&name, &key) else {
+                continue;
+            };
+            let number = |text: &str| text.parse::<u64>().ok();
+            match suffix.split_at(1) {
+                ("F", _) if value.len() == 8 => {
+                    floor = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
+                }
+                ("A", offset) => finished.extend(number(offset)),
+                ("D", offset) => {
+                    if let Some(offset) = number(offset) {
+                        let (count, error) = keys::decode_delivery(&value);
+                        attempts.push((offset, count, error));
+                    }
+                }
+                ("P", first) if value.len() == 9 => {
+                    if let Some(first) = number(first) {
+                        let end = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+                        priorities.push((first, end, value[8]));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let floor = floor.max(log.log_start_offset());
+        let timers = StoredTimers {
+            state: &state,
+            queue: &name,
+        };
+        core.recover(
+            floor,
+            finished,
+            attempts,
+            priorities,
+            &timers,
+            log.high_watermark(),
+        );
+        Ok(Arc::new(Queue {
+            config,
+            core: Mutex::new(core),
+            log,
+            dead_letter,
+            state,
+            available: Notify::new(),
+            timer_changed: Arc::new(Notify::new()),
+        }))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, QueueCore> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn commit(&self, writes: Vec<StateWrite>) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.state.commit(writes).await.map_err(EngineError::from)
+    }
+
+    /// Registers just-appended offsets and makes them durable.
+    pub(crate) async fn register(
+        &self,
+        first: u64,
+        end: u64,
+        priority: u8,
+        due_ms: Option<i64>,
+    ) -> Result<()> {
+        let writes = self.lock().register(first, end, priority, due_ms, now_ms());
+        self.commit(writes).await?;
+        if due_ms.is_some_and(|due| due > now_ms()) {
+            self.timer_changed.notify_one();
+        } else {
+            self.available.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Fires due timers and expired leases; dead-letters what must be.
+    pub(crate) async fn tick(&self) -> Result<()> {
+        let (writes, dead) = {
+            let timers = StoredTimers {
+                state: &self.state,
+                queue: &self.config.name,
+            };
+            self.lock().tick(now_ms(), &timers)
+        };
+        let became_ready = !writes.is_empty();
+        self.dead_letter_all(dead).await?;
+        self.commit(writes).await?;
+        if became_ready {
+            self.available.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Leases up to `max` messages to `worker`, waiting up to `wait_ms` for one.
+    pub async fn receive(&self, worker: &str, max: usize, wait_ms: u64) -> Result<Vec<Delivery>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+        loop {
+            let notified = self.available.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let deliveries = self.receive_now(worker, max).await?;
+            if !deliveries.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(deliveries);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn receive_now(&self, worker: &str, max: usize) -> Result<Vec<Delivery>> {
+        let now = now_ms();
+        let (grants, writes) = self.lock().deliver(worker, max, now);
+        if grants.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.timer_changed.notify_one();
+        self.commit(writes).await?;
+        let records = self.read_records(&grants).await?;
+        let mut deliveries = Vec::with_capacity(grants.len());
+        for (grant, record) in grants.into_iter().zip(records) {
+            let due = header_i64(&record, DUE_HEADER);
+            if due.is_some_and(|due| due > now) {
+                // Not yet due (its timer was lost in a crash): back to waiting.
+                let writes = self
+                    .lock()
+                    .defer(grant.offset, grant.attempt, due.unwrap_or(now));
+                self.commit(writes).await?;
+                self.timer_changed.notify_one();
+                continue;
+            }
+            let expires = header_i64(&record, EXPIRES_HEADER);
+            if expires.is_some_and(|expires| expires <= now) {
+                let result = self
+                    .lock()
+                    .term(grant.offset, grant.attempt, "message expired (TTL)");
+                if let Ok((writes, letter)) = result {
+                    if self.config.dead_letter_expired {
+                        self.dead_letter_all(vec![letter]).await?;
+                    }
+                    self.commit(writes).await?;
+                }
+                continue;
+            }
+            deliveries.push(Delivery {
+                offset: grant.offset,
+                attempt: grant.attempt,
+                lease_deadline_ms: grant.deadline_ms,
+                record,
+            });
+        }
+        Ok(deliveries)
+    }
+
+    /// Reads the records of `grants` (sorted or not) from the log, one read per run of
+    /// consecutive offsets.
+    async fn read_records(&self, grants: &[Grant]) -> Result<Vec<Record>> {
+        let log = self.log.clone();
+        let offsets: Vec<u64> = grants.iter().map(|g| g.offset).collect();
+        let name = self.config.name.clone();
+        tokio::task::spawn_blocking(move || read_offsets(&log, &offsets, &name))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+    }
+
+    pub async fn ack(&self, offset: u64, attempt: u32) -> Result<()> {
+        let writes = self.lock().ack(offset, attempt)?;
+        self.commit(writes).await
+    }
+
+    pub async fn nack(
+        &self,
+        offset: u64,
+        attempt: u32,
+        delay_ms: Option<u64>,
+        error: &str,
+    ) -> Result<()> {
+        let (writes, dead) = self
+            .lock()
+            .nack(offset, attempt, delay_ms, error, now_ms())?;
+        self.dead_letter_all(dead).await?;
+        self.commit(writes).await?;
+        self.timer_changed.notify_one();
+        self.available.notify_waiters();
+        Ok(())
+    }
+
+    pub async fn extend(&self, offset: u64, attempt: u32, lease_ms: u64) -> Result<i64> {
+        let deadline = self.lock().extend(offset, attempt, lease_ms, now_ms())?;
+        Ok(deadline)
+    }
+
+    pub async fn term(&self, offset: u64, attempt: u32, reason: &str) -> Result<()> {
+        let (writes, letter) = self.lock().term(offset, attempt, reason)?;
+        self.dead_letter_all(vec![letter]).await?;
+        self.commit(writes).await
+    }
+
+    /// Copies each message to the dead-letter stream with why, before it is marked finished,
+    /// so a crash in between dead-letters it again rather than losing it.
+    async fn dead_letter_all(&self, letters: Vec<DeadLetter>) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let grants: Vec<Grant> = letters
+            .iter()
+            .map(|l| Grant {
+                offset: l.offset,
+                attempt: l.attempts,
+                deadline_ms: 0,
+            })
+            .collect();
+        let originals = self.read_records(&grants).await?;
+        let now = now_ms();
+        let records: Vec<Record> = letters
+            .iter()
+            .zip(originals)
+            .map(|(letter, mut record)| {
+                let mut add = |name: &str, value: String| {
+                    record.headers.push(Header {
+                        name: name.to_string(),
+                        value: Bytes::from(value),
+                    })
+                };
+                add("omnibus.dlq.reason", letter.reason.clone());
+                add("omnibus.dlq.attempts", letter.attempts.to_string());
+                add("omnibus.dlq.last_error", letter.last_error.clone());
+                add("omnibus.dlq.source", self.config.name.clone());
+                add("omnibus.dlq.source_offset", letter.offset.to_string());
+                record.timestamp_ms = now;
+                record.subject = String::new();
+                record
+            })
+            .collect();
+        let bytes = encode_batch(&records)?;
+        self.dead_letter.append(bytes).await?;
+        Ok(())
+    }
+
+    /// Runs until the queue is dropped: ticks when the next timer or lease is due, or at
+    /// least every second.
+    pub(crate) fn spawn_timer_task(queue: &Arc<Queue>) {
+        let weak = Arc::downgrade(queue);
+        tokio::spawn(async move {
+            loop {
+                let Some(queue) = weak.upgrade() else { return };
+                if let Err(error) = queue.tick().await {
+                    tracing::error!(queue = %queue.config.name, "queue tick failed: {error}");
+                }
+                let now = now_ms();
+                let next = queue.lock().next_deadline().unwrap_or(now + 1_000);
+                let sleep = Duration::from_millis(next.saturating_sub(now).clamp(1, 1_000) as u64);
+                let wake = queue.timer_changed.clone();
+                drop(queue);
+                let _ = tokio::time::timeout(sleep, wake.notified()).await;
+            }
+        });
+    }
+}
+
+fn header_i64(record: &Record, name: &str) -> Option<i64> {
+    record
+        .headers
+        .iter()
+        .find(|h| h.name == name)
+        .and_then(|h| std::str::from_utf8(&h.value).ok())
+        .and_then(|text| text.parse().ok())
+}
+
+/// Reads exactly `offsets` (in the given order) from `log`.
+fn read_offsets(log: &PartitionLog, offsets: &[u64], queue: &str) -> Result<Vec<Record>> {
+    let mut sorted: Vec<u64> = offsets.to_vec();
+    sorted.sort_unstable();
+    let mut found = std::collections::HashMap::with_capacity(sorted.len());
+    let mut index = 0;
+    while index < sorted.len() {
+        let start = sorted[index];
+        let read = log.read(start, 1 << 20)?;
+        let records = decode_batches(read.bytes, start)?;
+        if records.is_empty() {
+            return Err(EngineError::Internal(format!(
+                "queue {queue}: offset {start} is not in the log"
+            )));
+        }
+        let mut by_offset: std::collections::HashMap<u64, Record> =
+            records.into_iter().map(|r| (r.offset, r)).collect();
+        while index < sorted.len() {
+            match by_offset.remove(&sorted[index]) {
+                Some(record) => {
+                    found.insert(sorted[index], record);
+                    index += 1;
+                }
+                None => break,
+            }
+        }
+    }
+    offsets
+        .iter()
+        .map(|offset| {
+            found.get(offset).cloned().ok_or_else(|| {
+                EngineError::Internal(format!("queue {queue}: offset {offset} missing"))
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,272 @@
+//! The queue through the engine API, on real files.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::EngineConfig;
+
+fn message(value: &str) -> EnqueueMessage {
+    EnqueueMessage {
+        value: Some(Bytes::copy_from_slice(value.as_bytes())),
+        ..Default::default()
+    }
+}
+
+fn value(delivery: &Delivery) -> String {
+    String::from_utf8(delivery.record.value.clone().unwrap().to_vec()).unwrap()
+}
+
+async fn engine(dir: &std::path::Path) -> Arc<Engine> {
+    Engine::open(EngineConfig::new(dir)).await.unwrap()
+}
+
+fn spec(name: &str) -> QueueSpec {
+    QueueSpec {
+        name: name.into(),
+        lease_ms: Some(300),
+        max_deliver: Some(3),
+        backoff: Some(Backoff::Fixed { delay_ms: 0 }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn enqueue_receive_ack_round_trip_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = engine(dir.path()).await;
+        engine.create_queue(spec("jobs")).unwrap();
+        let ids = engine
+            .enqueue("jobs", (0..10).map(|i| message(&format!("m{i}"))).collect())
+            .await
+            .unwrap();
+        assert_eq!(ids, (0..10).collect::<Vec<u64>>());
+        let got = engine.receive("jobs", "w1", 4, 0).await.unwrap();
+        assert_eq!(
+            got.iter().map(value).collect::<Vec<_>>(),
+            vec!["m0", "m1", "m2", "m3"]
+        );
+        for delivery in &got[..3] {
+            engine
+                .ack("jobs", delivery.offset, delivery.attempt)
+                .await
+                .unwrap();
+        }
+        let info = engine.queue_info("jobs").unwrap();
+        assert_eq!((info.ready, info.leased, info.ack_floor), (6, 1, 3));
+        engine.shutdown().await.unwrap();
+    }
+    let engine = engine(dir.path()).await;
+    let info = engine.queue_info("jobs").unwrap();
+    assert_eq!(info.ack_floor, 3, "acks survive");
+    assert_eq!(
+        info.ready, 7,
+        "the in-flight delivery is ready again after a restart"
+    );
+    let got = engine.receive("jobs", "w2", 10, 0).await.unwrap();
+    assert_eq!(got[0].offset, 3);
+    assert_eq!(got[0].attempt, 2, "attempt counts survive");
+    assert_eq!(got.len(), 7);
+}
+
+#[tokio::test]
+async fn poison_message_reaches_the_dead_letter_stream_with_its_last_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine.create_queue(spec("work")).unwrap();
+    engine
+        .enqueue("work", vec![message("poison"), message("fine")])
+        .await
+        .unwrap();
+    let mut completed = Vec::new();
+    for _ in 0..10 {
+        for delivery in engine.receive("work", "w", 10, 100).await.unwrap() {
+            if value(&delivery) == "poison" {
+                let error = format!("failed attempt {}", delivery.attempt);
+                engine
+                    .nack("work", delivery.offset, delivery.attempt, None, &error)
+                    .await
+                    .unwrap();
+            } else {
+                engine
+                    .ack("work", delivery.offset, delivery.attempt)
+                    .await
+                    .unwrap();
+                completed.push(value(&delivery));
+            }
+        }
+        if engine.queue_info("work").unwrap().dead_letter_depth == 1 {
+            break;
+        }
+    }
+    assert_eq!(completed, vec!["fine"]);
+    let info = engine.queue_info("work").unwrap();
+    assert_eq!(
+        (
+            info.dead_letter_depth,
+            info.ready,
+            info.leased,
+            info.ack_floor
+        ),
+        (1, 0, 0, 2)
+    );
+    let dead = engine
+        .fetch(crate::FetchRequest {
+            stream: "work.dlq".into(),
+            partition: 0,
+            offset: 0,
+            max_records: 10,
+            max_bytes: 1 << 20,
+            wait_ms: 0,
+        })
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        dead.records[0]
+            .headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| String::from_utf8(h.value.to_vec()).unwrap())
+    };
+    assert_eq!(dead.records[0].value.as_deref(), Some(&b"poison"[..]));
+    assert_eq!(header("omnibus.dlq.attempts").as_deref(), Some("3"));
+    assert_eq!(
+        header("omnibus.dlq.last_error").as_deref(),
+        Some("failed attempt 3")
+    );
+}
+
+#[tokio::test]
+async fn expired_lease_redelivers_and_the_stale_ack_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine.create_queue(spec("lease")).unwrap();
+    engine
+        .enqueue("lease", vec![message("slow job")])
+        .await
+        .unwrap();
+    let first = engine
+        .receive("lease", "slow", 1, 0)
+        .await
+        .unwrap()
+        .remove(0);
+    let started = Instant::now();
+    let second = engine
+        .receive("lease", "fast", 1, 5_000)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "redelivered only after the lease"
+    );
+    assert_eq!((second.offset, second.attempt), (first.offset, 2));
+    let stale = engine
+        .ack("lease", first.offset, first.attempt)
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), omnibus_types::ErrorCode::StaleAttempt);
+    engine
+        .ack("lease", second.offset, second.attempt)
+        .await
+        .unwrap();
+    let again = engine
+        .ack("lease", second.offset, second.attempt)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), omnibus_types::ErrorCode::UnknownDelivery);
+}
+
+#[tokio::test]
+async fn delayed_and_prioritized_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine.create_queue(spec("sched")).unwrap();
+    let started = Instant::now();
+    engine
+        .enqueue(
+            "sched",
+            vec![
+                EnqueueMessage {
+                    delay_ms: Some(400),
+                    ..message("later")
+                },
+                message("low"),
+                EnqueueMessage {
+                    priority: 7,
+                    ..message("high")
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let first = engine.receive("sched", "w", 10, 0).await.unwrap();
+    assert_eq!(
+        first.iter().map(value).collect::<Vec<_>>(),
+        vec!["high", "low"]
+    );
+    for delivery in &first {
+        engine
+            .ack("sched", delivery.offset, delivery.attempt)
+            .await
+            .unwrap();
+    }
+    let later = engine.receive("sched", "w", 10, 5_000).await.unwrap();
+    assert_eq!(later.iter().map(value).collect::<Vec<_>>(), vec!["later"]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "not before it is due"
+    );
+}
+
+#[tokio::test]
+async fn ttl_expiry_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine.create_queue(spec("ttl")).unwrap();
+    engine
+        .enqueue(
+            "ttl",
+            vec![EnqueueMessage {
+                ttl_ms: Some(50),
+                ..message("stale")
+            }],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(engine.receive("ttl", "w", 10, 0).await.unwrap().is_empty());
+    let info = engine.queue_info("ttl").unwrap();
+    assert_eq!((info.dead_letter_depth, info.ack_floor), (1, 1));
+}
+
+#[tokio::test]
+async fn bad_input_gets_stable_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let missing = engine
+        .enqueue("nope", vec![message("x")])
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), omnibus_types::ErrorCode::QueueNotFound);
+    engine.create_queue(spec("q")).unwrap();
+    assert_eq!(
+        engine.create_queue(spec("q")).unwrap_err().code(),
+        omnibus_types::ErrorCode::QueueExists
+    );
+    let absurd = engine
+        .enqueue(
+            "q",
+            vec![EnqueueMessage {
+                delay_ms: Some(u64::MAX),
+                ..message("x")
+            }],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(absurd.code(), omnibus_types::ErrorCode::BadRequest);
+    let unknown = engine.ack("q", 99, 1).await.unwrap_err();
+    assert_eq!(unknown.code(), omnibus_types::ErrorCode::UnknownDelivery);
+}
