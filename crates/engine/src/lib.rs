@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod coordinator;
 mod engine;
 pub mod error;
 mod fetch;
