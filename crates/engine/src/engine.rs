@@ -27,6 +27,7 @@ pub struct Engine {
     pub(crate) io: Arc<dyn Io>,
     pub(crate) state: Arc<StateStore>,
     pub(crate) queues: RwLock<BTreeMap<String, Arc<crate::queue::Queue>>>,
+    pub(crate) jobs: crate::jobs::JobsState,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     pub(crate) shutting_down: AtomicBool,
 }
@@ -79,6 +80,7 @@ impl Engine {
             state,
             streams: RwLock::new(streams),
             queues: RwLock::new(BTreeMap::new()),
+            jobs: crate::jobs::JobsState::new(),
             shutting_down: AtomicBool::new(false),
         });
         engine.open_queues()?;
@@ -264,6 +266,9 @@ impl Engine {
 
     /// One pass of upkeep over every partition: interval fsync, roll by age, retention.
     fn maintain(&self) {
+        if let Err(error) = self.sweep_jobs() {
+            tracing::error!("job retention failed: {error}");
+        }
         let streams: Vec<Arc<Stream>> = self.read_streams().values().cloned().collect();
         for stream in streams {
             for log in &stream.partitions {

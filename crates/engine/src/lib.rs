@@ -17,6 +17,7 @@ pub mod model;
 mod offsets;
 pub mod partitioner;
 mod publish;
+pub mod jobs;
 pub mod queue;
 mod stream;
 

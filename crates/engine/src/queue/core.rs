@@ -72,6 +72,22 @@ pub trait TimerSource {
     fn load_after(&self, after: Option<(i64, u64)>, limit: usize) -> Vec<(i64, u64)>;
 }
 
+/// Where one offset of a queue is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    Ready {
+        priority: u8,
+    },
+    /// Waiting on a timer (delay or retry backoff); `due_ms` when the timer is in memory.
+    Waiting {
+        due_ms: Option<i64>,
+    },
+    Leased(Lease),
+    Finished,
+    /// Not registered (beyond the queue's end).
+    Unknown,
+}
+
 #[derive(Debug, Default)]
 pub struct Counts {
     pub ready: u64,
@@ -101,6 +117,8 @@ pub struct QueueCore {
     end: u64,
     /// Priorities of offsets registered with a non-zero priority, for durability.
     priority_of: HashMap<u64, u8>,
+    /// A paused queue delivers nothing; everything else goes on.
+    paused: bool,
 }
 
 impl QueueCore {
@@ -121,6 +139,106 @@ impl QueueCore {
             unacked_by_worker: HashMap::new(),
             end: 0,
             priority_of: HashMap::new(),
+            paused: false,
+        }
+    }
+
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Where an offset is now.
+    pub fn position(&self, offset: u64) -> Position {
+        if offset < self.floor || self.finished_above.contains(offset) {
+            return Position::Finished;
+        }
+        if offset >= self.end {
+            return Position::Unknown;
+        }
+        if let Some(lease) = self.leases.get(&offset) {
+            return Position::Leased(lease.clone());
+        }
+        if let Some(priority) = self.ready.iter().position(|set| set.contains(offset)) {
+            return Position::Ready {
+                priority: priority as u8,
+            };
+        }
+        if let Some((due, _)) = self.timers.iter().find(|(_, o)| *o == offset) {
+            return Position::Waiting { due_ms: Some(*due) };
+        }
+        Position::Waiting { due_ms: None }
+    }
+
+    /// Ready offsets after `after`, ascending by offset, at most `limit`.
+    pub fn ready_after(&self, after: Option<u64>, limit: usize) -> Vec<u64> {
+        let mut all: Vec<u64> = self
+            .ready
+            .iter()
+            .flat_map(|set| set.iter_after(after).take(limit))
+            .collect();
+        all.sort_unstable();
+        all.truncate(limit);
+        all
+    }
+
+    /// Offsets waiting on an in-memory timer, ascending by offset.
+    pub fn waiting_offsets(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = self.timers.iter().map(|(_, o)| *o).collect();
+        all.sort_unstable();
+        all
+    }
+
+    pub fn leased_offsets(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = self.leases.keys().copied().collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// Unfinished offsets that failed at least once and are not leased now (retrying).
+    pub fn retrying_count(&self) -> u64 {
+        self.attempts
+            .iter()
+            .filter(|(offset, (_, error))| !error.is_empty() && !self.leases.contains_key(offset))
+            .count() as u64
+    }
+
+    /// Attempts so far and the last error of an unfinished offset.
+    pub fn attempts_of(&self, offset: u64) -> (u32, String) {
+        self.attempts.get(&offset).cloned().unwrap_or_default()
+    }
+
+    /// Finishes a ready or waiting offset without delivering it (a cancelled job).
+    pub fn cancel(&mut self, offset: u64) -> Option<Vec<StateWrite>> {
+        match self.position(offset) {
+            Position::Ready { priority } => {
+                self.ready[priority as usize].remove(offset);
+                Some(self.finish(offset))
+            }
+            Position::Waiting { due_ms } => {
+                let mut writes = Vec::new();
+                if let Some(due) = due_ms {
+                    self.timers.remove(&(due, offset));
+                    writes.push(StateWrite::Delete {
+                        table: keys::TABLE,
+                        key: keys::timer(&self.name, due, offset),
+                    });
+                } else {
+                    // Its timer is beyond the window; when it fires it finds the offset
+                    // finished and drops it.
+                    self.timers_beyond = self.timers_beyond.saturating_sub(1);
+                }
+                writes.extend(self.finish(offset));
+                Some(writes)
+            }
+            Position::Leased(lease) => {
+                let _ = self.take_lease(offset, lease.attempt);
+                Some(self.finish(offset))
+            }
+            Position::Finished | Position::Unknown => None,
         }
     }
 

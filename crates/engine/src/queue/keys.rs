@@ -8,6 +8,8 @@
 //! | `D<offset:20>` | u32 BE attempts, then UTF-8 last error | delivered at least once, not finished |
 //! | `T<due_ms:20><offset:20>` | empty | waiting until `due_ms` (delayed enqueue, or retry backoff) |
 //! | `P<first:20>` | u64 BE end, u8 priority | offsets `[first, end)` have this priority (0 is not stored) |
+//! | `S` | `paused` | the queue is paused |
+//! | `R` | u64 BE | dead-letter offset up to which messages were redriven |
 //!
 //! Everything else is derived at startup: an offset below the stream's high watermark that is
 //! not finished and has no timer is ready; a lease lost in a crash is simply ready again with
@@ -42,6 +44,16 @@ pub fn timer_range_start(queue: &str) -> String {
 
 pub fn timer_range_end(queue: &str) -> String {
     format!("{queue}{SEPARATOR}U")
+}
+
+/// `S` → `paused` while the queue is paused.
+pub fn paused(queue: &str) -> String {
+    format!("{queue}{SEPARATOR}S")
+}
+
+/// `R` → u64 BE: the dead-letter stream offset up to which messages were redriven.
+pub fn redrive(queue: &str) -> String {
+    format!("{queue}{SEPARATOR}R")
 }
 
 pub fn priority(queue: &str, first: u64) -> String {

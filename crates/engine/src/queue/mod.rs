@@ -26,7 +26,9 @@ use omnibus_types::{limits, Header, Record};
 use serde::{Deserialize, Serialize};
 
 pub use policy::Backoff;
-pub use runtime::{Delivery, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER};
+pub use runtime::{
+    DeadLetterListener, Delivery, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER,
+};
 
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
@@ -89,6 +91,8 @@ pub struct QueueInfo {
     /// Every offset below this is finished.
     pub ack_floor: u64,
     pub enqueued_total: u64,
+    pub paused: bool,
+    /// Dead letters not yet redriven.
     pub dead_letter_depth: u64,
 }
 
@@ -120,6 +124,7 @@ impl Engine {
         let log = self.stream(&config.name)?.partition(0)?.clone();
         let dead_letter = self.stream(&config.dead_letter)?.partition(0)?.clone();
         let queue = Queue::open(config.clone(), log, dead_letter, self.state.clone())?;
+        self.watch_dead_letters(&queue);
         Queue::spawn_timer_task(&queue);
         self.queues
             .write()
@@ -199,8 +204,13 @@ impl Engine {
             leased: counts.leased,
             ack_floor: core.floor(),
             enqueued_total: core.end(),
-            dead_letter_depth: queue.dead_letter.high_watermark()
-                - queue.dead_letter.log_start_offset(),
+            paused: core.is_paused(),
+            dead_letter_depth: queue.dead_letter.high_watermark().saturating_sub(
+                queue
+                    .redriven
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    .max(queue.dead_letter.log_start_offset()),
+            ),
         }
     }
 
@@ -399,6 +409,102 @@ impl Engine {
     /// Stops redelivery and dead-letters now.
     pub async fn term(&self, queue: &str, offset: u64, attempt: u32, reason: &str) -> Result<()> {
         self.queue(queue)?.term(offset, attempt, reason).await
+    }
+}
+
+impl Engine {
+    /// Stops deliveries (enqueues, acks and timers go on). Durable.
+    pub async fn pause_queue(&self, name: &str) -> Result<()> {
+        self.queue(name)?.set_paused(true).await
+    }
+
+    pub async fn resume_queue(&self, name: &str) -> Result<()> {
+        self.queue(name)?.set_paused(false).await
+    }
+
+    /// Removes every ready and waiting message; returns how many.
+    pub async fn purge_queue(&self, name: &str) -> Result<u64> {
+        self.queue(name)?.purge().await
+    }
+
+    /// Dead letters of a queue, from `offset` of its dead-letter stream.
+    pub async fn dead_letters(
+        &self,
+        queue: &str,
+        offset: u64,
+        limit: usize,
+    ) -> Result<crate::FetchResult> {
+        let queue = self.queue(queue)?;
+        let start = offset.max(queue.dead_letter.log_start_offset());
+        self.fetch(crate::FetchRequest {
+            stream: queue.config.dead_letter.clone(),
+            partition: 0,
+            offset: start,
+            max_records: limit.clamp(1, 10_000),
+            max_bytes: 16 << 20,
+            wait_ms: 0,
+        })
+        .await
+    }
+
+    /// Moves up to `max` dead letters not yet redriven back into the queue (fresh attempts,
+    /// their original key, value, headers and priority). At-least-once: a crash during a
+    /// redrive may redrive a message twice.
+    pub async fn redrive(&self, queue_name: &str, max: usize) -> Result<u64> {
+        let queue = self.queue(queue_name)?;
+        let from = queue
+            .redriven
+            .load(std::sync::atomic::Ordering::Acquire)
+            .max(queue.dead_letter.log_start_offset());
+        let letters = self
+            .dead_letters(queue_name, from, max.clamp(1, 10_000))
+            .await?;
+        if letters.records.is_empty() {
+            return Ok(0);
+        }
+        let source = queue_name.to_string();
+        let mut messages = Vec::new();
+        for record in &letters.records {
+            let from_here = record
+                .headers
+                .iter()
+                .find(|h| h.name == "omnibus.dlq.source")
+                .is_none_or(|h| h.value.as_ref() == source.as_bytes());
+            if !from_here {
+                continue;
+            }
+            let priority = record
+                .headers
+                .iter()
+                .find(|h| h.name == PRIORITY_HEADER)
+                .and_then(|h| std::str::from_utf8(&h.value).ok()?.parse().ok())
+                .unwrap_or(0);
+            let headers = record
+                .headers
+                .iter()
+                .filter(|h| {
+                    !h.name.starts_with("omnibus.dlq.")
+                        && h.name != DUE_HEADER
+                        && h.name != EXPIRES_HEADER
+                        && h.name != PRIORITY_HEADER
+                })
+                .cloned()
+                .collect();
+            messages.push(EnqueueMessage {
+                key: record.key.clone(),
+                value: record.value.clone(),
+                headers,
+                priority,
+                delay_ms: None,
+                ttl_ms: None,
+            });
+        }
+        let count = messages.len() as u64;
+        if !messages.is_empty() {
+            self.enqueue(queue_name, messages).await?;
+        }
+        queue.save_redriven(letters.next_offset).await?;
+        Ok(count)
     }
 }
 

@@ -125,6 +125,20 @@ impl RangeSet {
         }
     }
 
+    /// Values greater than `after` (all when `None`), ascending.
+    pub fn iter_after(&self, after: Option<u64>) -> impl Iterator<Item = u64> + '_ {
+        let from = after.map_or(0, |a| a + 1);
+        let first = self
+            .ranges
+            .range(..=from)
+            .next_back()
+            .map(|(s, _)| *s)
+            .unwrap_or(from);
+        self.ranges
+            .range(first..)
+            .flat_map(move |(s, e)| (*s).max(from)..*e)
+    }
+
     pub fn iter_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.ranges.iter().map(|(s, e)| (*s, *e))
     }

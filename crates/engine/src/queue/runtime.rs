@@ -39,7 +39,13 @@ pub struct Queue {
     pub(crate) available: Notify,
     /// Woken when a new timer or lease may be earlier than the timer task's sleep.
     timer_changed: Arc<Notify>,
+    /// Dead-letter stream offset up to which messages were redriven.
+    pub(crate) redriven: std::sync::atomic::AtomicU64,
+    /// Told about every message the queue dead-letters (the jobs layer records them).
+    pub(crate) on_dead_letter: Mutex<Option<DeadLetterListener>>,
 }
+
+pub type DeadLetterListener = Arc<dyn Fn(&str, &[DeadLetter]) + Send + Sync>;
 
 /// Reads stored timers for the core's window.
 struct StoredTimers<'a> {
@@ -97,6 +103,8 @@ impl Queue {
         let name = config.name.clone();
         let mut core = QueueCore::new(&name, config.policy());
         let mut floor = 0;
+        let mut paused = false;
+        let mut redriven = 0;
         let mut finished = Vec::new();
         let mut attempts = Vec::new();
         let mut priorities = Vec::new();
@@ -110,6 +118,10 @@ impl Queue {
                     floor = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
                 }
                 ("A", offset) => finished.extend(number(offset)),
+                ("S", "") => paused = true,
+                ("R", "") if value.len() == 8 => {
+                    redriven = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
+                }
                 ("D", offset) => {
                     if let Some(offset) = number(offset) {
                         let (count, error) = keys::decode_delivery(&value);
@@ -138,7 +150,10 @@ impl Queue {
             &timers,
             log.high_watermark(),
         );
+        core.set_paused(paused);
         Ok(Arc::new(Queue {
+            redriven: std::sync::atomic::AtomicU64::new(redriven),
+            on_dead_letter: Mutex::new(None),
             config,
             core: Mutex::new(core),
             log,
@@ -147,6 +162,75 @@ impl Queue {
             available: Notify::new(),
             timer_changed: Arc::new(Notify::new()),
         }))
+    }
+
+    pub(crate) async fn set_paused(&self, paused: bool) -> Result<()> {
+        self.lock().set_paused(paused);
+        let key = keys::paused(&self.config.name);
+        let write = if paused {
+            StateWrite::Put {
+                table: keys::TABLE,
+                key,
+                value: b"paused".to_vec(),
+            }
+        } else {
+            StateWrite::Delete {
+                table: keys::TABLE,
+                key,
+            }
+        };
+        self.commit(vec![write]).await?;
+        self.available.notify_waiters();
+        Ok(())
+    }
+
+    /// Finishes every ready and waiting message (leased ones stay with their workers).
+    /// Reads records by offset (for job payloads).
+    pub(crate) async fn records(&self, offsets: &[u64]) -> Result<Vec<Record>> {
+        let grants: Vec<Grant> = offsets
+            .iter()
+            .map(|offset| Grant {
+                offset: *offset,
+                attempt: 0,
+                deadline_ms: 0,
+            })
+            .collect();
+        self.read_records(&grants).await
+    }
+
+    pub(crate) async fn purge(&self) -> Result<u64> {
+        let (count, writes) = {
+            let mut core = self.lock();
+            let before = core.counts();
+            let writes = core.purge();
+            (before.ready + before.delayed, writes)
+        };
+        self.commit(writes).await?;
+        Ok(count)
+    }
+
+    /// Finishes one message wherever it is, without delivering it again. `None` when it is
+    /// already finished or unknown.
+    pub(crate) async fn cancel(&self, offset: u64) -> Result<bool> {
+        let writes = self.lock().cancel(offset);
+        match writes {
+            Some(writes) => {
+                self.commit(writes).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    pub(crate) async fn save_redriven(&self, upto: u64) -> Result<()> {
+        self.redriven
+            .fetch_max(upto, std::sync::atomic::Ordering::AcqRel);
+        self.commit(vec![StateWrite::Put {
+            table: keys::TABLE,
+            key: keys::redrive(&self.config.name),
+            value: upto.to_be_bytes().to_vec(),
+        }])
+        .await
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, QueueCore> {
@@ -339,6 +423,14 @@ impl Queue {
             .collect();
         let bytes = encode_batch(&records)?;
         self.dead_letter.append(bytes).await?;
+        let listener = self
+            .on_dead_letter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(listener) = listener {
+            listener(&self.config.name, &letters);
+        }
         Ok(())
     }
 

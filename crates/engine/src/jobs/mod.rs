@@ -1,0 +1,797 @@
+//! Background jobs on top of queues: a job is a queue message plus a job record (status,
+//! attempts, progress, result, errors, timestamps). Workers fetch jobs, report progress
+//! (which extends their lease), and complete or fail them; a failure retries per the job's
+//! policy until it is dead. Every change is an event on subject `$jobs.<queue>.<id>`.
+//!
+//! Where the truth lives: the queue core knows where a job's message is (ready, waiting on a
+//! timer, leased, finished); the job record (state store table `jobs`) holds what the queue
+//! does not — name, progress, result, error history, timestamps — and the final status.
+
+mod model;
+mod store;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use omnibus_storage::StateWrite;
+use omnibus_types::Header;
+
+pub use model::*;
+pub use store::JobsState;
+
+use crate::engine::{now_ms, Engine};
+use crate::error::{EngineError, Result};
+use crate::queue::core::Position;
+use crate::queue::{EnqueueMessage, Queue};
+use store::{finalize, load_job, push_error, put_job, FINAL_TABLE, JOBS_TABLE, UNIQUE_TABLE};
+
+/// Header naming the job kind on a job's queue message.
+pub const JOB_NAME_HEADER: &str = "omnibus.job.name";
+/// Finished jobs kept per queue and final status; older ones are deleted.
+pub const FINISHED_JOBS_KEPT: u64 = 10_000;
+/// Finished jobs older than this are deleted.
+pub const FINISHED_JOB_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+const NAME_BYTES_MAX: usize = 256;
+const UNIQUE_KEY_BYTES_MAX: usize = 1024;
+
+/// Most jobs in one enqueue or fetch call.
+pub const JOBS_PER_CALL_MAX: usize = 10_000;
+/// Largest progress or result document, in bytes of JSON.
+pub const JOB_DOCUMENT_BYTES_MAX: usize = 1024 * 1024;
+/// Error messages kept per job (the newest).
+pub const JOB_ERRORS_KEPT: usize = 20;
+
+fn parse_id(id: &str) -> Result<u64> {
+    id.parse()
+        .map_err(|_| EngineError::BadRequest(format!("job id {id:?} is not a number")))
+}
+
+fn job_not_found(queue: &str, id: &str) -> EngineError {
+    EngineError::UnknownDelivery(format!("queue {queue:?} has no job {id}"))
+}
+
+fn document_size(value: &serde_json::Value) -> usize {
+    serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
+}
+
+impl Engine {
+    /// Installs the hook that records jobs a queue dead-letters on its own.
+    pub(crate) fn watch_dead_letters(&self, queue: &Queue) {
+        let state = self.state.clone();
+        let events = self.jobs.events.clone();
+        let counts = self.jobs.counts.clone();
+        let listener: crate::queue::DeadLetterListener = Arc::new(move |name, letters| {
+            store::record_dead_letters(&state, &events, &counts, name, letters);
+        });
+        *queue
+            .on_dead_letter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(listener);
+    }
+
+    /// The stored record (or one rebuilt from the message, if the record was never written
+    /// because of a crash right after the enqueue), with its live status.
+    async fn read_job(&self, queue: &Queue, id: u64, with_payload: bool) -> Result<Option<Job>> {
+        let position = queue.lock().position(id);
+        if position == Position::Unknown {
+            return load_job(&self.state, &queue.config.name, id);
+        }
+        let record = if with_payload || load_job(&self.state, &queue.config.name, id)?.is_none() {
+            queue.records(&[id]).await.ok().and_then(|mut r| r.pop())
+        } else {
+            None
+        };
+        let mut job = match load_job(&self.state, &queue.config.name, id)? {
+            Some(job) => job,
+            None => {
+                let Some(record) = &record else {
+                    return Ok(None);
+                };
+                let name = record
+                    .headers
+                    .iter()
+                    .find(|h| h.name == JOB_NAME_HEADER)
+                    .map(|h| String::from_utf8_lossy(&h.value).into_owned());
+                let Some(name) = name else { return Ok(None) };
+                Job {
+                    id: id.to_string(),
+                    queue: queue.config.name.clone(),
+                    name,
+                    payload: Bytes::new(),
+                    status: JobStatus::Waiting,
+                    priority: 0,
+                    attempts: 0,
+                    max_attempts: queue.config.max_deliver,
+                    backoff: None,
+                    timeout_ms: None,
+                    unique_key: None,
+                    parent: None,
+                    progress: None,
+                    result: None,
+                    errors: Vec::new(),
+                    created_ms: record.timestamp_ms,
+                    updated_ms: record.timestamp_ms,
+                    run_at_ms: None,
+                    started_ms: None,
+                    finished_ms: None,
+                }
+            }
+        };
+        if let Some(record) = record {
+            job.payload = record.value.unwrap_or_default();
+        }
+        let (attempts, _) = queue.lock().attempts_of(id);
+        job.attempts = job.attempts.max(attempts);
+        match position {
+            Position::Finished => {
+                if !job.status.is_final() {
+                    job.status = JobStatus::Dead;
+                }
+            }
+            Position::Leased(lease) => {
+                job.status = JobStatus::Active;
+                job.attempts = lease.attempt;
+                job.started_ms = self
+                    .jobs
+                    .started()
+                    .get(&(queue.config.name.clone(), id))
+                    .copied()
+                    .or(job.started_ms);
+            }
+            Position::Ready { .. } => job.status = JobStatus::Waiting,
+            Position::Waiting { .. } => {
+                job.status = if attempts > 0 {
+                    JobStatus::Failed
+                } else {
+                    JobStatus::Delayed
+                }
+            }
+            Position::Unknown => {}
+        }
+        Ok(Some(job))
+    }
+
+    fn event(&self, job: &Job, kind: &'static str, attempt: u32) -> JobEvent {
+        JobEvent {
+            queue: job.queue.clone(),
+            id: job.id.clone(),
+            kind,
+            status: job.status,
+            attempt,
+            progress: None,
+            result: None,
+            error: None,
+            at_ms: now_ms(),
+        }
+    }
+
+    /// Enqueues jobs on a queue (created beforehand with `create_queue`). A job whose unique
+    /// key matches a live job is not enqueued again: its existing id comes back with
+    /// `created: false`.
+    pub async fn enqueue_jobs(
+        &self,
+        queue_name: &str,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<EnqueuedJob>> {
+        let queue = self.queue(queue_name)?;
+        if jobs.len() > JOBS_PER_CALL_MAX {
+            return Err(EngineError::LimitExceeded(format!(
+                "{} jobs in one call; the limit is {JOBS_PER_CALL_MAX}",
+                jobs.len()
+            )));
+        }
+        for job in &jobs {
+            if job.name.is_empty() || job.name.len() > NAME_BYTES_MAX {
+                return Err(EngineError::BadRequest(format!(
+                    "a job name must be 1 to {NAME_BYTES_MAX} bytes"
+                )));
+            }
+            if job
+                .unique_key
+                .as_ref()
+                .is_some_and(|k| k.is_empty() || k.len() > UNIQUE_KEY_BYTES_MAX)
+            {
+                return Err(EngineError::BadRequest(format!(
+                    "a unique key must be 1 to {UNIQUE_KEY_BYTES_MAX} bytes"
+                )));
+            }
+            if job.max_attempts == Some(0) {
+                return Err(EngineError::BadRequest(
+                    "max_attempts must be at least 1".into(),
+                ));
+            }
+        }
+        let has_unique = jobs.iter().any(|j| j.unique_key.is_some());
+        let _unique_guard = if has_unique {
+            Some(self.jobs.unique_lock.lock().await)
+        } else {
+            None
+        };
+        let now = now_ms();
+        let mut answers: Vec<Option<EnqueuedJob>> = vec![None; jobs.len()];
+        let mut fresh = Vec::new();
+        let mut seen_keys: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
+        for (index, job) in jobs.into_iter().enumerate() {
+            if let Some(key) = &job.unique_key {
+                if let Some(existing) = self.live_unique(&queue, key, now)? {
+                    answers[index] = Some(existing);
+                    continue;
+                }
+                if let Some(first) = seen_keys.get(key) {
+                    // The same key twice in one call: the second points at the first.
+                    answers[index] = Some(EnqueuedJob {
+                        id: String::new(),
+                        created: false,
+                        status: JobStatus::Waiting,
+                    });
+                    fresh.push((index, None, *first));
+                    continue;
+                }
+                seen_keys.insert(key.clone(), index);
+            }
+            fresh.push((index, Some(job), index));
+        }
+        let new_jobs: Vec<(usize, NewJob)> = fresh
+            .iter()
+            .filter_map(|(index, job, _)| job.clone().map(|j| (*index, j)))
+            .collect();
+        let messages: Vec<EnqueueMessage> = new_jobs
+            .iter()
+            .map(|(_, job)| EnqueueMessage {
+                key: job.unique_key.clone().map(Bytes::from),
+                value: Some(job.payload.clone()),
+                headers: vec![Header {
+                    name: JOB_NAME_HEADER.into(),
+                    value: Bytes::from(job.name.clone()),
+                }],
+                priority: job.priority,
+                delay_ms: job.delay_ms,
+                ttl_ms: None,
+            })
+            .collect();
+        let ids = self.enqueue(queue_name, messages).await?;
+        let mut writes = Vec::with_capacity(ids.len() * 2);
+        let mut ids_by_index = std::collections::HashMap::new();
+        let mut events = Vec::new();
+        for ((index, job), id) in new_jobs.into_iter().zip(ids) {
+            let delayed = job.delay_ms.is_some_and(|d| d > 0);
+            let record = Job {
+                id: id.to_string(),
+                queue: queue_name.to_string(),
+                name: job.name,
+                payload: Bytes::new(),
+                status: if delayed {
+                    JobStatus::Delayed
+                } else {
+                    JobStatus::Waiting
+                },
+                priority: job.priority,
+                attempts: 0,
+                max_attempts: job.max_attempts.unwrap_or(queue.config.max_deliver),
+                backoff: job.backoff,
+                timeout_ms: job.timeout_ms,
+                unique_key: job.unique_key.clone(),
+                parent: job.parent,
+                progress: None,
+                result: None,
+                errors: Vec::new(),
+                created_ms: now,
+                updated_ms: now,
+                run_at_ms: job.delay_ms.map(|d| now + d as i64),
+                started_ms: None,
+                finished_ms: None,
+            };
+            writes.push(put_job(&record, id));
+            if let Some(key) = &job.unique_key {
+                let entry = store::UniqueEntry {
+                    id,
+                    expires_ms: job.unique_window_ms.map(|w| now + w as i64),
+                };
+                writes.push(StateWrite::Put {
+                    table: UNIQUE_TABLE,
+                    key: store::unique_key(queue_name, key),
+                    value: serde_json::to_vec(&entry).expect("serializes"),
+                });
+            }
+            events.push(self.event(&record, "enqueued", 0));
+            ids_by_index.insert(index, (id, record.status));
+            answers[index] = Some(EnqueuedJob {
+                id: id.to_string(),
+                created: true,
+                status: record.status,
+            });
+        }
+        self.state.commit(writes).await?;
+        for (index, _, first) in fresh {
+            if let Some(answer) = &mut answers[index] {
+                if answer.id.is_empty() {
+                    if let Some((id, status)) = ids_by_index.get(&first) {
+                        answer.id = id.to_string();
+                        answer.status = *status;
+                    }
+                }
+            }
+        }
+        for event in events {
+            self.jobs.emit(event);
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.expect("every job answered"))
+            .collect())
+    }
+
+    /// The live job holding `key`, if any.
+    fn live_unique(&self, queue: &Queue, key: &str, now: i64) -> Result<Option<EnqueuedJob>> {
+        let Some(bytes) = self
+            .state
+            .get(UNIQUE_TABLE, &store::unique_key(&queue.config.name, key))?
+        else {
+            return Ok(None);
+        };
+        let Ok(entry) = serde_json::from_slice::<store::UniqueEntry>(&bytes) else {
+            return Ok(None);
+        };
+        if entry.expires_ms.is_some_and(|expires| expires <= now) {
+            return Ok(None);
+        }
+        let status = match load_job(&self.state, &queue.config.name, entry.id)? {
+            Some(job) => job.status,
+            None => JobStatus::Waiting,
+        };
+        if entry.expires_ms.is_none() && status.is_final() {
+            return Ok(None);
+        }
+        Ok(Some(EnqueuedJob {
+            id: entry.id.to_string(),
+            created: false,
+            status,
+        }))
+    }
+
+    /// Leases up to `max` jobs to `worker`, waiting up to `wait_ms` for the first.
+    pub async fn fetch_jobs(
+        &self,
+        queue_name: &str,
+        worker: &str,
+        max: usize,
+        wait_ms: u64,
+    ) -> Result<Vec<ActiveJob>> {
+        let queue = self.queue(queue_name)?;
+        let deliveries = self
+            .receive(queue_name, worker, max.clamp(1, JOBS_PER_CALL_MAX), wait_ms)
+            .await?;
+        let now = now_ms();
+        let mut active = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let id = delivery.offset;
+            let mut job = match load_job(&self.state, queue_name, id)? {
+                Some(job) => job,
+                None => match self.read_job(&queue, id, false).await? {
+                    Some(job) => job,
+                    None => {
+                        // Not a job (a plain message on a job queue): hand it back as one.
+                        Job {
+                            id: id.to_string(),
+                            queue: queue_name.to_string(),
+                            name: String::new(),
+                            payload: Bytes::new(),
+                            status: JobStatus::Active,
+                            priority: 0,
+                            attempts: 0,
+                            max_attempts: queue.config.max_deliver,
+                            backoff: None,
+                            timeout_ms: None,
+                            unique_key: None,
+                            parent: None,
+                            progress: None,
+                            result: None,
+                            errors: Vec::new(),
+                            created_ms: delivery.record.timestamp_ms,
+                            updated_ms: now,
+                            run_at_ms: None,
+                            started_ms: None,
+                            finished_ms: None,
+                        }
+                    }
+                },
+            };
+            job.payload = delivery.record.value.clone().unwrap_or_default();
+            job.status = JobStatus::Active;
+            job.attempts = delivery.attempt;
+            job.started_ms = Some(now);
+            let mut deadline = delivery.lease_deadline_ms;
+            if let Some(timeout) = job.timeout_ms {
+                deadline = queue
+                    .extend(id, delivery.attempt, timeout)
+                    .await
+                    .unwrap_or(deadline);
+            }
+            self.jobs
+                .started()
+                .insert((queue_name.to_string(), id), now);
+            self.jobs.emit(self.event(&job, "active", delivery.attempt));
+            active.push(ActiveJob {
+                job,
+                attempt: delivery.attempt,
+                lease_deadline_ms: deadline,
+            });
+        }
+        Ok(active)
+    }
+
+    fn stored_job(&self, queue: &str, id: u64, text_id: &str) -> Result<Job> {
+        load_job(&self.state, queue, id)?.ok_or_else(|| job_not_found(queue, text_id))
+    }
+
+    /// The record of a job being settled; rebuilt from its message when a crash lost it.
+    async fn settling_job(&self, queue: &Queue, id: u64, text_id: &str) -> Result<Job> {
+        match load_job(&self.state, &queue.config.name, id)? {
+            Some(job) => Ok(job),
+            None => self
+                .read_job(queue, id, false)
+                .await?
+                .ok_or_else(|| job_not_found(&queue.config.name, text_id)),
+        }
+    }
+
+    /// Records progress (any JSON) and extends the attempt's lease; returns the new deadline.
+    pub async fn job_progress(
+        &self,
+        queue_name: &str,
+        id: &str,
+        attempt: u32,
+        progress: serde_json::Value,
+    ) -> Result<i64> {
+        let queue = self.queue(queue_name)?;
+        let offset = parse_id(id)?;
+        if document_size(&progress) > JOB_DOCUMENT_BYTES_MAX {
+            return Err(EngineError::MessageTooLarge {
+                what: "progress",
+                bytes: document_size(&progress),
+                max: JOB_DOCUMENT_BYTES_MAX,
+            });
+        }
+        let mut job = self.settling_job(&queue, offset, id).await?;
+        let lease_ms = job.timeout_ms.unwrap_or(queue.config.lease_ms);
+        let deadline = queue.extend(offset, attempt, lease_ms).await?;
+        job.progress = Some(progress.clone());
+        job.updated_ms = now_ms();
+        job.status = JobStatus::Active;
+        self.state.commit(vec![put_job(&job, offset)]).await?;
+        let mut event = self.event(&job, "progress", attempt);
+        event.progress = Some(progress);
+        self.jobs.emit(event);
+        Ok(deadline)
+    }
+
+    /// Completes the attempt with an optional result.
+    pub async fn complete_job(
+        &self,
+        queue_name: &str,
+        id: &str,
+        attempt: u32,
+        result: Option<serde_json::Value>,
+    ) -> Result<Job> {
+        let queue = self.queue(queue_name)?;
+        let offset = parse_id(id)?;
+        if let Some(size) = result
+            .as_ref()
+            .map(document_size)
+            .filter(|s| *s > JOB_DOCUMENT_BYTES_MAX)
+        {
+            return Err(EngineError::MessageTooLarge {
+                what: "result",
+                bytes: size,
+                max: JOB_DOCUMENT_BYTES_MAX,
+            });
+        }
+        let mut job = self.settling_job(&queue, offset, id).await?;
+        queue.ack(offset, attempt).await?;
+        let now = now_ms();
+        job.result = result.clone();
+        job.attempts = attempt;
+        job.started_ms = self
+            .jobs
+            .started()
+            .remove(&(queue_name.to_string(), offset))
+            .or(job.started_ms);
+        let writes = finalize(&mut job, offset, JobStatus::Completed, now);
+        self.state.commit(writes).await?;
+        self.jobs
+            .counts()
+            .entry(queue_name.to_string())
+            .or_default()
+            .add(JobStatus::Completed, now);
+        let mut event = self.event(&job, "completed", attempt);
+        event.result = result;
+        self.jobs.emit(event);
+        Ok(job)
+    }
+
+    /// Fails the attempt: retried after `retry_delay_ms` or the job's backoff, or dead when its
+    /// attempts are used up.
+    pub async fn fail_job(
+        &self,
+        queue_name: &str,
+        id: &str,
+        attempt: u32,
+        error: &str,
+        retry_delay_ms: Option<u64>,
+    ) -> Result<Job> {
+        let queue = self.queue(queue_name)?;
+        let offset = parse_id(id)?;
+        let error: String = error.chars().take(4096).collect();
+        let mut job = self.settling_job(&queue, offset, id).await?;
+        let now = now_ms();
+        self.jobs
+            .started()
+            .remove(&(queue_name.to_string(), offset));
+        job.attempts = attempt;
+        push_error(&mut job, attempt, &error, now);
+        if attempt >= job.max_attempts {
+            queue.term(offset, attempt, &error).await?;
+            // The queue's dead-letter hook wrote the final record; reload it.
+            let mut dead = self.stored_job(queue_name, offset, id)?;
+            if !dead.status.is_final() {
+                let writes = finalize(&mut job, offset, JobStatus::Dead, now);
+                self.state.commit(writes).await?;
+                dead = job;
+            }
+            return Ok(dead);
+        }
+        let delay = retry_delay_ms.or_else(|| {
+            job.backoff
+                .map(|b| b.delay_ms(attempt, queue.config.jitter, offset))
+        });
+        queue.nack(offset, attempt, delay, &error).await?;
+        job.status = JobStatus::Failed;
+        job.updated_ms = now;
+        self.state.commit(vec![put_job(&job, offset)]).await?;
+        let mut event = self.event(&job, "failed", attempt);
+        event.error = Some(error);
+        self.jobs.emit(event);
+        Ok(job)
+    }
+
+    /// Cancels a waiting, delayed or active job. An active job's worker finds out on its next
+    /// progress / complete / fail (rejected as `unknown_delivery`).
+    pub async fn cancel_job(&self, queue_name: &str, id: &str) -> Result<Job> {
+        let queue = self.queue(queue_name)?;
+        let offset = parse_id(id)?;
+        let mut job = self
+            .read_job(&queue, offset, false)
+            .await?
+            .ok_or_else(|| job_not_found(queue_name, id))?;
+        if job.status.is_final() {
+            return Err(EngineError::BadRequest(format!(
+                "job {id} is already {}",
+                job.status.as_str()
+            )));
+        }
+        if !queue.cancel(offset).await? {
+            return Err(EngineError::BadRequest(format!(
+                "job {id} is already finished"
+            )));
+        }
+        let now = now_ms();
+        self.jobs
+            .started()
+            .remove(&(queue_name.to_string(), offset));
+        let writes = finalize(&mut job, offset, JobStatus::Cancelled, now);
+        self.state.commit(writes).await?;
+        self.jobs
+            .counts()
+            .entry(queue_name.to_string())
+            .or_default()
+            .add(JobStatus::Cancelled, now);
+        self.jobs.emit(self.event(&job, "cancelled", job.attempts));
+        Ok(job)
+    }
+
+    /// A job with its payload and live status.
+    pub async fn get_job(&self, queue_name: &str, id: &str) -> Result<Job> {
+        let queue = self.queue(queue_name)?;
+        let offset = parse_id(id)?;
+        self.read_job(&queue, offset, true)
+            .await?
+            .ok_or_else(|| job_not_found(queue_name, id))
+    }
+
+    /// Jobs of a queue, optionally of one status, in id order; `after` is the previous page's
+    /// `next`. Payloads are not included (fetch a job by id for it).
+    pub async fn list_jobs(
+        &self,
+        queue_name: &str,
+        status: Option<JobStatus>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<JobPage> {
+        let queue = self.queue(queue_name)?;
+        let limit = limit.clamp(1, 1_000);
+        let after = after.map(parse_id).transpose()?;
+        let ids: Vec<u64> = match status {
+            Some(final_status) if final_status.is_final() => {
+                let start = match after {
+                    Some(a) => format!(
+                        "{}{a:020}\u{0}",
+                        store::final_prefix(queue_name, final_status)
+                    ),
+                    None => store::final_prefix(queue_name, final_status),
+                };
+                let end = format!("{}\u{7f}", store::final_prefix(queue_name, final_status));
+                self.state
+                    .scan_range(FINAL_TABLE, &start, &end, limit)?
+                    .iter()
+                    .filter_map(|(key, _)| store::id_of_key(key))
+                    .collect()
+            }
+            Some(JobStatus::Waiting) => queue.lock().ready_after(after, limit),
+            Some(JobStatus::Active) => {
+                let all = queue.lock().leased_offsets();
+                all.into_iter()
+                    .filter(|o| after.is_none_or(|a| *o > a))
+                    .take(limit)
+                    .collect()
+            }
+            Some(waiting) => {
+                let core = queue.lock();
+                let offsets = core.waiting_offsets();
+                offsets
+                    .into_iter()
+                    .filter(|o| after.is_none_or(|a| *o > a))
+                    .filter(|o| (core.attempts_of(*o).0 > 0) == (waiting == JobStatus::Failed))
+                    .take(limit)
+                    .collect()
+            }
+            None => {
+                let start = match after {
+                    Some(a) => format!("{}\u{0}", store::job_key(queue_name, a)),
+                    None => store::queue_prefix(queue_name),
+                };
+                let end = format!("{}\u{7f}", store::queue_prefix(queue_name));
+                self.state
+                    .scan_range(JOBS_TABLE, &start, &end, limit)?
+                    .iter()
+                    .filter_map(|(key, _)| store::id_of_key(key))
+                    .collect()
+            }
+        };
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(mut job) = self.read_job(&queue, *id, false).await? {
+                job.payload = Bytes::new();
+                jobs.push(job);
+            }
+        }
+        let next = (ids.len() == limit)
+            .then(|| ids.last().map(u64::to_string))
+            .flatten();
+        Ok(JobPage { jobs, next })
+    }
+
+    pub fn job_stats(&self, queue_name: &str) -> Result<JobStats> {
+        let queue = self.queue(queue_name)?;
+        self.load_final_counts(queue_name)?;
+        let (counts, retrying, oldest) = {
+            let core = queue.lock();
+            let oldest = core.ready_after(None, 1).first().copied();
+            (core.counts(), core.retrying_count(), oldest)
+        };
+        let now = now_ms();
+        let oldest_waiting_ms = oldest
+            .and_then(|id| load_job(&self.state, queue_name, id).ok().flatten())
+            .map(|job| now - job.created_ms);
+        let finals = self.jobs.counts();
+        let mine = finals.get(queue_name);
+        Ok(JobStats {
+            waiting: counts.ready,
+            delayed: counts.delayed.saturating_sub(retrying),
+            active: counts.leased,
+            completed: mine.map_or(0, |c| c.completed),
+            failed: retrying,
+            dead: mine.map_or(0, |c| c.dead),
+            cancelled: mine.map_or(0, |c| c.cancelled),
+            oldest_waiting_ms,
+            dead_letter_depth: self.queue_info(queue_name)?.dead_letter_depth,
+            completed_last_minute: mine.map_or(0, |c| {
+                c.recent_completions
+                    .iter()
+                    .filter(|t| **t >= now - 60_000)
+                    .count() as u64
+            }),
+        })
+    }
+
+    /// Counts finished jobs once per queue per process (a scan of the final-status index).
+    fn load_final_counts(&self, queue_name: &str) -> Result<()> {
+        if self.jobs.counts().contains_key(queue_name) {
+            return Ok(());
+        }
+        let mut counts = store::FinalCounts::default();
+        for status in [JobStatus::Completed, JobStatus::Dead, JobStatus::Cancelled] {
+            let n = self
+                .state
+                .scan_prefix(FINAL_TABLE, &store::final_prefix(queue_name, status))?
+                .len() as u64;
+            match status {
+                JobStatus::Completed => counts.completed = n,
+                JobStatus::Dead => counts.dead = n,
+                _ => counts.cancelled = n,
+            }
+        }
+        self.jobs
+            .counts()
+            .entry(queue_name.to_string())
+            .or_insert(counts);
+        Ok(())
+    }
+
+    /// Live job events (every queue); filter by `event.queue` / `event.id`. A receiver that
+    /// falls more than 4,096 events behind skips ahead (it is told how many it missed).
+    pub fn job_events(&self) -> tokio::sync::broadcast::Receiver<JobEvent> {
+        self.jobs.events.subscribe()
+    }
+
+    /// Retention of finished jobs: per queue and final status, keeps the newest
+    /// [`FINISHED_JOBS_KEPT`] and deletes those finished more than
+    /// [`FINISHED_JOB_RETENTION_MS`] ago.
+    pub(crate) fn sweep_jobs(&self) -> Result<()> {
+        let queues: Vec<String> = self
+            .queues
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let now = now_ms();
+        for queue in queues {
+            for status in [JobStatus::Completed, JobStatus::Dead, JobStatus::Cancelled] {
+                let prefix = store::final_prefix(&queue, status);
+                // Oldest first; look at a bounded page per pass.
+                let entries = self.state.scan_range(
+                    FINAL_TABLE,
+                    &prefix,
+                    &format!("{prefix}\u{7f}"),
+                    20_000,
+                )?;
+                let total = entries.len() as u64;
+                let mut writes = Vec::new();
+                for (index, (key, _)) in entries.iter().enumerate() {
+                    let Some(id) = store::id_of_key(key) else {
+                        continue;
+                    };
+                    let over_count = total - index as u64 > FINISHED_JOBS_KEPT;
+                    let too_old = !over_count
+                        && load_job(&self.state, &queue, id)?
+                            .and_then(|job| job.finished_ms)
+                            .is_some_and(|finished| now - finished > FINISHED_JOB_RETENTION_MS);
+                    if !(over_count || too_old) {
+                        break;
+                    }
+                    writes.push(StateWrite::Delete {
+                        table: FINAL_TABLE,
+                        key: key.clone(),
+                    });
+                    writes.push(StateWrite::Delete {
+                        table: JOBS_TABLE,
+                        key: store::job_key(&queue, id),
+                    });
+                    if writes.len() >= 10_000 {
+                        break;
+                    }
+                }
+                if !writes.is_empty() {
+                    self.state.write(&writes)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

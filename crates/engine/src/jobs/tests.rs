@@ -1,0 +1,222 @@
+//! Jobs through the engine API, on real files.
+
+use std::time::Duration;
+
+use super::*;
+use crate::queue::{Backoff, QueueSpec};
+use crate::EngineConfig;
+
+async fn setup(dir: &std::path::Path, lease_ms: u64, max_deliver: u32) -> Arc<Engine> {
+    let engine = Engine::open(EngineConfig::new(dir)).await.unwrap();
+    engine
+        .create_queue(QueueSpec {
+            name: "jobs".into(),
+            lease_ms: Some(lease_ms),
+            max_deliver: Some(max_deliver),
+            backoff: Some(Backoff::Fixed { delay_ms: 0 }),
+            ..Default::default()
+        })
+        .unwrap();
+    engine
+}
+
+fn job(name: &str, payload: &str) -> NewJob {
+    NewJob {
+        name: name.into(),
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_job_goes_from_waiting_through_progress_to_completed_with_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path(), 30_000, 3).await;
+    let mut events = engine.job_events();
+    let enqueued = engine
+        .enqueue_jobs("jobs", vec![job("email", "{\"to\":\"a\"}")])
+        .await
+        .unwrap();
+    let id = enqueued[0].id.clone();
+    assert!(enqueued[0].created);
+    assert_eq!(
+        engine.get_job("jobs", &id).await.unwrap().status,
+        JobStatus::Waiting
+    );
+    let fetched = engine.fetch_jobs("jobs", "w1", 10, 0).await.unwrap();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].job.name, "email");
+    assert_eq!(fetched[0].job.payload.as_ref(), b"{\"to\":\"a\"}");
+    assert_eq!(
+        engine.get_job("jobs", &id).await.unwrap().status,
+        JobStatus::Active
+    );
+    engine
+        .job_progress("jobs", &id, 1, serde_json::json!({"percent": 50}))
+        .await
+        .unwrap();
+    let done = engine
+        .complete_job("jobs", &id, 1, Some(serde_json::json!({"sent": true})))
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    let stored = engine.get_job("jobs", &id).await.unwrap();
+    assert_eq!(stored.status, JobStatus::Completed);
+    assert_eq!(stored.result, Some(serde_json::json!({"sent": true})));
+    assert_eq!(stored.progress, Some(serde_json::json!({"percent": 50})));
+    let kinds: Vec<&str> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, vec!["enqueued", "active", "progress", "completed"]);
+    let stats = engine.job_stats("jobs").unwrap();
+    assert_eq!((stats.completed, stats.waiting, stats.active), (1, 0, 0));
+}
+
+#[tokio::test]
+async fn unique_key_twice_gives_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path(), 30_000, 3).await;
+    let keyed = || NewJob {
+        unique_key: Some("invoice-7".into()),
+        ..job("bill", "x")
+    };
+    let first = engine.enqueue_jobs("jobs", vec![keyed()]).await.unwrap();
+    let second = engine
+        .enqueue_jobs("jobs", vec![keyed(), keyed()])
+        .await
+        .unwrap();
+    assert!(first[0].created);
+    assert!(!second[0].created && !second[1].created);
+    assert_eq!(second[0].id, first[0].id);
+    assert_eq!(second[1].id, first[0].id);
+    assert_eq!(engine.job_stats("jobs").unwrap().waiting, 1);
+}
+
+#[tokio::test]
+async fn a_failing_job_retries_then_dies_with_its_error_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path(), 30_000, 3).await;
+    let id = engine
+        .enqueue_jobs("jobs", vec![job("flaky", "p")])
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    for attempt in 1..=3u32 {
+        let fetched = engine.fetch_jobs("jobs", "w", 1, 1_000).await.unwrap();
+        assert_eq!(fetched[0].attempt, attempt);
+        let after = engine
+            .fail_job("jobs", &id, attempt, &format!("error {attempt}"), None)
+            .await
+            .unwrap();
+        let expected = if attempt < 3 {
+            JobStatus::Failed
+        } else {
+            JobStatus::Dead
+        };
+        assert_eq!(after.status, expected);
+    }
+    let dead = engine.get_job("jobs", &id).await.unwrap();
+    assert_eq!(dead.status, JobStatus::Dead);
+    assert_eq!(dead.errors.len(), 3);
+    assert_eq!(dead.errors[2].message, "error 3");
+    let page = engine
+        .list_jobs("jobs", Some(JobStatus::Dead), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.jobs.len(), 1);
+    assert_eq!(engine.queue_info("jobs").unwrap().dead_letter_depth, 1);
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_vanishes_is_redelivered_and_dies_after_max_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path(), 100, 2).await;
+    let id = engine
+        .enqueue_jobs("jobs", vec![job("lost", "p")])
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let first = engine.fetch_jobs("jobs", "w1", 1, 0).await.unwrap();
+    assert_eq!(first[0].attempt, 1);
+    let second = engine.fetch_jobs("jobs", "w2", 1, 2_000).await.unwrap();
+    assert_eq!(second[0].attempt, 2, "redelivered after the lease");
+    let stale = engine.complete_job("jobs", &id, 1, None).await.unwrap_err();
+    assert_eq!(stale.code(), omnibus_types::ErrorCode::StaleAttempt);
+    // Let the second lease expire too: max attempts reached, the queue dead-letters it.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let job = engine.get_job("jobs", &id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Dead);
+    let page = engine
+        .list_jobs("jobs", Some(JobStatus::Dead), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.jobs.len(), 1, "recorded as dead by the queue's hook");
+}
+
+#[tokio::test]
+async fn cancel_and_list_by_status_with_paging() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path(), 30_000, 3).await;
+    let ids: Vec<String> = engine
+        .enqueue_jobs("jobs", (0..5).map(|i| job("n", &i.to_string())).collect())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    let delayed = engine
+        .enqueue_jobs(
+            "jobs",
+            vec![NewJob {
+                delay_ms: Some(60_000),
+                ..job("later", "d")
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(delayed[0].status, JobStatus::Delayed);
+    let cancelled = engine.cancel_job("jobs", &ids[1]).await.unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    assert!(
+        engine.cancel_job("jobs", &ids[1]).await.is_err(),
+        "already cancelled"
+    );
+    let page1 = engine
+        .list_jobs("jobs", Some(JobStatus::Waiting), None, 2)
+        .await
+        .unwrap();
+    let page2 = engine
+        .list_jobs("jobs", Some(JobStatus::Waiting), page1.next.as_deref(), 2)
+        .await
+        .unwrap();
+    let listed: Vec<String> = page1
+        .jobs
+        .iter()
+        .chain(page2.jobs.iter())
+        .map(|j| j.id.clone())
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ids[0].clone(),
+            ids[2].clone(),
+            ids[3].clone(),
+            ids[4].clone()
+        ]
+    );
+    let delayed_page = engine
+        .list_jobs("jobs", Some(JobStatus::Delayed), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(delayed_page.jobs[0].name, "later");
+    let fetched = engine.fetch_jobs("jobs", "w", 10, 0).await.unwrap();
+    assert_eq!(
+        fetched.len(),
+        4,
+        "the cancelled and the delayed job are not delivered"
+    );
+    let all = engine.list_jobs("jobs", None, None, 100).await.unwrap();
+    assert_eq!(all.jobs.len(), 6);
+}
