@@ -13,11 +13,11 @@ mod engine;
 pub mod error;
 mod fetch;
 mod groups;
+pub mod jobs;
 pub mod model;
 mod offsets;
 pub mod partitioner;
 mod publish;
-pub mod jobs;
 pub mod queue;
 mod stream;
 
