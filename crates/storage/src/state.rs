@@ -17,6 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Result, StorageError};
 
+/// Memory redb may use to cache pages of the state store.
+pub const STATE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Most write requests waiting for the committer; `commit` waits for room beyond this.
 const COMMIT_QUEUE_MAX: usize = 16 * 1024;
 /// Most requests folded into one transaction, so one huge group cannot stall the rest.
@@ -97,7 +99,12 @@ fn prefix_end(prefix: &str) -> Option<String> {
 
 impl StateStore {
     pub fn open(path: &Path) -> Result<StateStore> {
-        let db = Database::create(path).map_err(state_error)?;
+        // redb caches pages in memory, by default up to 1 GiB; bounded here so memory does not
+        // grow with the number of stored keys (millions of delayed messages, job records).
+        let db = Database::builder()
+            .set_cache_size(STATE_CACHE_BYTES)
+            .create(path)
+            .map_err(state_error)?;
         Ok(StateStore {
             db: Arc::new(db),
             committer: std::sync::Mutex::new(None),
@@ -145,6 +152,24 @@ impl StateStore {
             key: key.to_string(),
             value: value.to_vec(),
         }])
+    }
+
+    /// Values of several keys, read in one transaction.
+    pub fn get_many(&self, table: &'static str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let transaction = self.db.begin_read().map_err(state_error)?;
+        let table = match transaction.open_table(definition(table)) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
+            Err(error) => return Err(state_error(error)),
+        };
+        keys.iter()
+            .map(|key| {
+                Ok(table
+                    .get(key.as_str())
+                    .map_err(state_error)?
+                    .map(|value| value.value().to_vec()))
+            })
+            .collect()
     }
 
     pub fn get(&self, table: &'static str, key: &str) -> Result<Option<Vec<u8>>> {

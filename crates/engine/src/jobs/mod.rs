@@ -365,10 +365,16 @@ impl Engine {
             .receive(queue_name, worker, max.clamp(1, JOBS_PER_CALL_MAX), wait_ms)
             .await?;
         let now = now_ms();
+        let keys: Vec<String> = deliveries
+            .iter()
+            .map(|d| store::job_key(queue_name, d.offset))
+            .collect();
+        let stored = self.state.get_many(JOBS_TABLE, &keys)?;
         let mut active = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
+        for (delivery, stored) in deliveries.into_iter().zip(stored) {
             let id = delivery.offset;
-            let mut job = match load_job(&self.state, queue_name, id)? {
+            let stored: Option<Job> = stored.and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            let mut job = match stored {
                 Some(job) => job,
                 None => match self.read_job(&queue, id, false).await? {
                     Some(job) => job,
@@ -490,17 +496,15 @@ impl Engine {
             });
         }
         let mut job = self.settling_job(&queue, offset, id).await?;
-        queue.ack(offset, attempt).await?;
         let now = now_ms();
         job.result = result.clone();
         job.attempts = attempt;
-        job.started_ms = self
-            .jobs
-            .started()
-            .remove(&(queue_name.to_string(), offset))
-            .or(job.started_ms);
+        let key = (queue_name.to_string(), offset);
+        job.started_ms = self.jobs.started().get(&key).copied().or(job.started_ms);
         let writes = finalize(&mut job, offset, JobStatus::Completed, now);
-        self.state.commit(writes).await?;
+        // One transaction: the ack and the final record (a stale attempt writes nothing).
+        queue.ack_with(offset, attempt, writes).await?;
+        self.jobs.started().remove(&key);
         self.jobs
             .counts()
             .entry(queue_name.to_string())

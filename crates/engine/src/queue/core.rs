@@ -403,8 +403,20 @@ impl QueueCore {
 
     fn add_timer(&mut self, due_ms: i64, offset: u64) -> StateWrite {
         let key = (due_ms.max(0), offset);
-        if self.timers_complete || self.loaded_upto.is_some_and(|upto| key <= upto) {
+        let in_window = match self.loaded_upto {
+            _ if self.timers_complete => true,
+            Some(upto) => key <= upto,
+            None => false,
+        };
+        if in_window {
             self.timers.insert(key);
+            // Keep the window bounded: the latest timer goes back to the store only.
+            if self.timers.len() > TIMER_WINDOW {
+                self.timers.pop_last();
+                self.timers_complete = false;
+                self.loaded_upto = self.timers.last().copied();
+                self.timers_beyond += 1;
+            }
         } else {
             self.timers_beyond += 1;
         }

@@ -334,7 +334,8 @@ impl Engine {
             });
         }
         let info = queue.log.append(encode_batch(&records)?).await?;
-        // Register runs of equal (priority, due) as ranges.
+        // Register runs of equal (priority, due) as ranges, in one commit.
+        let mut runs = Vec::new();
         let mut start = 0;
         while start < plans.len() {
             let mut end = start + 1;
@@ -342,16 +343,15 @@ impl Engine {
                 end += 1;
             }
             let (priority, due) = plans[start];
-            queue
-                .register(
-                    info.first_offset + start as u64,
-                    info.first_offset + end as u64,
-                    priority,
-                    due,
-                )
-                .await?;
+            runs.push((
+                info.first_offset + start as u64,
+                info.first_offset + end as u64,
+                priority,
+                due,
+            ));
             start = end;
         }
+        queue.register(&runs).await?;
         Ok((info.first_offset..=info.last_offset).collect())
     }
 

@@ -41,6 +41,9 @@ pub struct Queue {
     timer_changed: Arc<Notify>,
     /// Dead-letter stream offset up to which messages were redriven.
     pub(crate) redriven: std::sync::atomic::AtomicU64,
+    /// Held from adding a timer until its write is committed, and while loading timers from
+    /// the store, so a load never misses a timer whose write is still in flight.
+    timer_io: tokio::sync::Mutex<()>,
     /// Told about every message the queue dead-letters (the jobs layer records them).
     pub(crate) on_dead_letter: Mutex<Option<DeadLetterListener>>,
 }
@@ -154,6 +157,7 @@ impl Queue {
         Ok(Arc::new(Queue {
             redriven: std::sync::atomic::AtomicU64::new(redriven),
             on_dead_letter: Mutex::new(None),
+            timer_io: tokio::sync::Mutex::new(()),
             config,
             core: Mutex::new(core),
             log,
@@ -244,26 +248,31 @@ impl Queue {
         self.state.commit(writes).await.map_err(EngineError::from)
     }
 
-    /// Registers just-appended offsets and makes them durable.
-    pub(crate) async fn register(
-        &self,
-        first: u64,
-        end: u64,
-        priority: u8,
-        due_ms: Option<i64>,
-    ) -> Result<()> {
-        let writes = self.lock().register(first, end, priority, due_ms, now_ms());
-        self.commit(writes).await?;
-        if due_ms.is_some_and(|due| due > now_ms()) {
-            self.timer_changed.notify_one();
-        } else {
-            self.available.notify_waiters();
+    /// Registers just-appended offsets — runs of `(first, end, priority, due)` — and makes
+    /// them durable in one commit.
+    pub(crate) async fn register(&self, runs: &[(u64, u64, u8, Option<i64>)]) -> Result<()> {
+        let _timer_io = self.timer_io.lock().await;
+        let now = now_ms();
+        let mut writes = Vec::new();
+        let mut delayed = false;
+        {
+            let mut core = self.lock();
+            for (first, end, priority, due) in runs {
+                delayed |= due.is_some_and(|due| due > now);
+                writes.extend(core.register(*first, *end, *priority, *due, now));
+            }
         }
+        self.commit(writes).await?;
+        if delayed {
+            self.timer_changed.notify_one();
+        }
+        self.available.notify_waiters();
         Ok(())
     }
 
     /// Fires due timers and expired leases; dead-letters what must be.
     pub(crate) async fn tick(&self) -> Result<()> {
+        let _timer_io = self.timer_io.lock().await;
         let (writes, dead) = {
             let timers = StoredTimers {
                 state: &self.state,
@@ -311,6 +320,7 @@ impl Queue {
             let due = header_i64(&record, DUE_HEADER);
             if due.is_some_and(|due| due > now) {
                 // Not yet due (its timer was lost in a crash): back to waiting.
+                let _timer_io = self.timer_io.lock().await;
                 let writes = self
                     .lock()
                     .defer(grant.offset, grant.attempt, due.unwrap_or(now));
@@ -353,7 +363,19 @@ impl Queue {
     }
 
     pub async fn ack(&self, offset: u64, attempt: u32) -> Result<()> {
-        let writes = self.lock().ack(offset, attempt)?;
+        self.ack_with(offset, attempt, Vec::new()).await
+    }
+
+    /// Acks and commits `extra` writes in the same transaction (a job's final record), so a
+    /// completion costs one group commit.
+    pub(crate) async fn ack_with(
+        &self,
+        offset: u64,
+        attempt: u32,
+        extra: Vec<StateWrite>,
+    ) -> Result<()> {
+        let mut writes = self.lock().ack(offset, attempt)?;
+        writes.extend(extra);
         self.commit(writes).await
     }
 
@@ -364,6 +386,7 @@ impl Queue {
         delay_ms: Option<u64>,
         error: &str,
     ) -> Result<()> {
+        let _timer_io = self.timer_io.lock().await;
         let (writes, dead) = self
             .lock()
             .nack(offset, attempt, delay_ms, error, now_ms())?;

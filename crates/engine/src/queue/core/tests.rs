@@ -220,3 +220,42 @@ fn ten_million_waiting_messages_take_one_range() {
     assert_eq!(core.counts().ready, 10_000_000);
     assert_eq!(core.ready_range_count(), 1);
 }
+
+#[test]
+fn adding_many_timers_keeps_the_window_bounded_and_fires_all_in_order() {
+    let total = TIMER_WINDOW as u64 * 3;
+    let mut core = QueueCore::new(
+        "q",
+        Policy {
+            max_unacked_per_worker: usize::MAX,
+            lease_ms: 1 << 40,
+            ..policy()
+        },
+    );
+    // Descending due times: every new timer is earlier than those before it.
+    let mut stored = Vec::new();
+    for offset in 0..total {
+        let due = 10_000 + (total - offset) as i64;
+        core.register(offset, offset + 1, 0, Some(due), 0);
+        stored.push((due, offset));
+    }
+    assert!(
+        core.timers.len() <= TIMER_WINDOW,
+        "{} timers in memory",
+        core.timers.len()
+    );
+    assert_eq!(core.counts().delayed, total);
+    let source = StoredTimers(stored);
+    let mut fired = Vec::new();
+    for now in (10_000..=10_000 + total as i64).step_by(97) {
+        core.tick(now, &source);
+        fired.extend(offsets(&core.deliver("w", usize::MAX, now).0));
+    }
+    core.tick(20_000 + total as i64, &source);
+    fired.extend(offsets(
+        &core.deliver("w", usize::MAX, 20_000 + total as i64).0,
+    ));
+    assert_eq!(fired.len() as u64, total, "every timer fired once");
+    let unique: std::collections::BTreeSet<u64> = fired.iter().copied().collect();
+    assert_eq!(unique.len() as u64, total);
+}
