@@ -26,6 +26,22 @@ pub struct Policy {
     pub jitter: f64,
     /// Most unacknowledged deliveries one worker may hold (its prefetch).
     pub max_unacked_per_worker: usize,
+    pub mode: ConsumerMode,
+}
+
+/// How deliveries are shared among workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerMode {
+    /// Competing workers: any worker gets any message.
+    #[default]
+    Shared,
+    /// One worker at a time; another takes over when the active one holds no leases and has
+    /// not asked for a lease period.
+    Exclusive,
+    /// All messages of one key go to one worker at a time, so per-key order holds with many
+    /// workers.
+    KeyShared,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +135,12 @@ pub struct QueueCore {
     priority_of: HashMap<u64, u8>,
     /// A paused queue delivers nothing; everything else goes on.
     paused: bool,
+    /// Key-shared mode: key hash of each unfinished offset that has a key.
+    key_of: HashMap<u64, u64>,
+    /// Key-shared mode: which worker holds a key now, and how many of its leases.
+    key_owner: HashMap<u64, (String, usize)>,
+    /// Exclusive mode: the active worker and when it last asked for messages.
+    active_worker: Option<(String, i64)>,
 }
 
 impl QueueCore {
@@ -140,7 +162,75 @@ impl QueueCore {
             end: 0,
             priority_of: HashMap::new(),
             paused: false,
+            key_of: HashMap::new(),
+            key_owner: HashMap::new(),
+            active_worker: None,
         }
+    }
+
+    /// Key-shared mode: remembers the key hashes of offsets `first..` (None = no key).
+    pub fn set_keys(&mut self, first: u64, hashes: &[Option<u64>]) {
+        if self.policy.mode != ConsumerMode::KeyShared {
+            return;
+        }
+        for (index, hash) in hashes.iter().enumerate() {
+            let offset = first + index as u64;
+            if let Some(hash) = hash {
+                if offset >= self.floor && !self.finished_above.contains(offset) {
+                    self.key_of.insert(offset, *hash);
+                }
+            }
+        }
+    }
+
+    /// Exclusive mode: whether `worker` may receive now (and records that it asked).
+    fn claim_exclusive(&mut self, worker: &str, now_ms: i64) -> bool {
+        if self.policy.mode != ConsumerMode::Exclusive {
+            return true;
+        }
+        if let Some((active, seen)) = &self.active_worker {
+            let still_active = self.unacked_by_worker.contains_key(active)
+                || now_ms - seen < self.policy.lease_ms as i64;
+            if active != worker && still_active {
+                return false;
+            }
+        }
+        self.active_worker = Some((worker.to_string(), now_ms));
+        true
+    }
+
+    /// Key-shared mode: up to `count` ready offsets of `priority` whose key is free or
+    /// already held by `worker`, in offset order. Looks at a bounded number of candidates.
+    fn pick_key_shared(&mut self, priority: usize, worker: &str, count: usize) -> Vec<u64> {
+        let scan_limit = count.saturating_mul(16).saturating_add(256);
+        let mut chosen = Vec::new();
+        let mut claimed: HashMap<u64, ()> = HashMap::new();
+        for offset in self.ready[priority].iter_after(None).take(scan_limit) {
+            if chosen.len() >= count {
+                break;
+            }
+            match self.key_of.get(&offset) {
+                None => chosen.push(offset),
+                Some(hash) => match self.key_owner.get(hash) {
+                    Some((owner, _)) if owner != worker => {}
+                    _ => {
+                        claimed.insert(*hash, ());
+                        chosen.push(offset);
+                    }
+                },
+            }
+        }
+        for offset in &chosen {
+            self.ready[priority].remove(*offset);
+            if let Some(hash) = self.key_of.get(offset).copied() {
+                let entry = self
+                    .key_owner
+                    .entry(hash)
+                    .or_insert((worker.to_string(), 0));
+                entry.1 += 1;
+            }
+        }
+        chosen
     }
 
     pub fn set_paused(&mut self, paused: bool) {
@@ -466,7 +556,7 @@ impl QueueCore {
             let Some(lease) = self.leases.remove(&offset) else {
                 continue;
             };
-            self.release_worker(&lease.worker);
+            self.release_worker(&lease.worker, offset);
             let reason = format!("lease of attempt {} expired", lease.attempt);
             self.fail(
                 offset,
@@ -501,6 +591,9 @@ impl QueueCore {
         max: usize,
         now_ms: i64,
     ) -> (Vec<Grant>, Vec<StateWrite>) {
+        if !self.claim_exclusive(worker, now_ms) {
+            return (Vec::new(), Vec::new());
+        }
         let held = self.unacked_by_worker.get(worker).copied().unwrap_or(0);
         let room = self
             .policy
@@ -513,7 +606,11 @@ impl QueueCore {
             if grants.len() >= room {
                 break;
             }
-            let offsets = self.ready[priority].pop_first(room - grants.len());
+            let offsets = if self.policy.mode == ConsumerMode::KeyShared {
+                self.pick_key_shared(priority, worker, room - grants.len())
+            } else {
+                self.ready[priority].pop_first(room - grants.len())
+            };
             for offset in offsets {
                 let entry = self.attempts.entry(offset).or_insert((0, String::new()));
                 entry.0 += 1;
@@ -568,11 +665,19 @@ impl QueueCore {
         let deadline = self.check_lease(offset, attempt)?.deadline_ms;
         self.lease_deadlines.remove(&(deadline, offset));
         let lease = self.leases.remove(&offset).expect("checked above");
-        self.release_worker(&lease.worker);
+        self.release_worker(&lease.worker, offset);
         Ok(lease)
     }
 
-    fn release_worker(&mut self, worker: &str) {
+    fn release_worker(&mut self, worker: &str, offset: u64) {
+        if let Some(hash) = self.key_of.get(&offset) {
+            if let Some(owner) = self.key_owner.get_mut(hash) {
+                owner.1 = owner.1.saturating_sub(1);
+                if owner.1 == 0 {
+                    self.key_owner.remove(hash);
+                }
+            }
+        }
         if let Some(count) = self.unacked_by_worker.get_mut(worker) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -736,6 +841,7 @@ impl QueueCore {
         }];
         self.attempts.remove(&offset);
         self.priority_of.remove(&offset);
+        self.key_of.remove(&offset);
         if offset != self.floor {
             self.finished_above.insert(offset);
             writes.push(StateWrite::Put {

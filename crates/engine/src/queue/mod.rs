@@ -25,6 +25,7 @@ use omnibus_storage::StateWrite;
 use omnibus_types::{limits, Header, Record};
 use serde::{Deserialize, Serialize};
 
+pub use core::ConsumerMode;
 pub use policy::Backoff;
 pub use runtime::{
     DeadLetterListener, Delivery, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER,
@@ -53,6 +54,7 @@ pub struct QueueSpec {
     /// Default time-to-live of a message; expired messages are dead-lettered or dropped.
     pub ttl_ms: Option<u64>,
     pub dead_letter_expired: Option<bool>,
+    pub mode: Option<core::ConsumerMode>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -66,6 +68,8 @@ pub struct QueueConfig {
     pub dead_letter: String,
     pub ttl_ms: Option<u64>,
     pub dead_letter_expired: bool,
+    #[serde(default)]
+    pub mode: core::ConsumerMode,
     pub created_ms: i64,
 }
 
@@ -77,6 +81,7 @@ impl QueueConfig {
             backoff: self.backoff,
             jitter: self.jitter,
             max_unacked_per_worker: self.max_unacked_per_worker,
+            mode: self.mode,
         }
     }
 }
@@ -164,6 +169,7 @@ impl Engine {
                 .unwrap_or_else(|| format!("{}.dlq", spec.name)),
             ttl_ms: spec.ttl_ms,
             dead_letter_expired: spec.dead_letter_expired.unwrap_or(true),
+            mode: spec.mode.unwrap_or_default(),
             created_ms: now_ms(),
             name: spec.name,
         };
@@ -351,7 +357,15 @@ impl Engine {
             ));
             start = end;
         }
-        queue.register(&runs).await?;
+        let key_hashes: Vec<Option<u64>> = if queue.config.mode == ConsumerMode::KeyShared {
+            records
+                .iter()
+                .map(|r| r.key.as_deref().map(runtime::key_hash))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        queue.register(&runs, &key_hashes).await?;
         Ok((info.first_offset..=info.last_offset).collect())
     }
 

@@ -154,6 +154,9 @@ impl Queue {
             log.high_watermark(),
         );
         core.set_paused(paused);
+        if config.mode == super::core::ConsumerMode::KeyShared {
+            recover_keys(&mut core, &log, &name)?;
+        }
         Ok(Arc::new(Queue {
             redriven: std::sync::atomic::AtomicU64::new(redriven),
             on_dead_letter: Mutex::new(None),
@@ -250,13 +253,20 @@ impl Queue {
 
     /// Registers just-appended offsets — runs of `(first, end, priority, due)` — and makes
     /// them durable in one commit.
-    pub(crate) async fn register(&self, runs: &[(u64, u64, u8, Option<i64>)]) -> Result<()> {
+    pub(crate) async fn register(
+        &self,
+        runs: &[(u64, u64, u8, Option<i64>)],
+        key_hashes: &[Option<u64>],
+    ) -> Result<()> {
         let _timer_io = self.timer_io.lock().await;
         let now = now_ms();
         let mut writes = Vec::new();
         let mut delayed = false;
         {
             let mut core = self.lock();
+            if let Some((first, ..)) = runs.first() {
+                core.set_keys(*first, key_hashes);
+            }
             for (first, end, priority, due) in runs {
                 delayed |= due.is_some_and(|due| due > now);
                 writes.extend(core.register(*first, *end, *priority, *due, now));
@@ -476,6 +486,31 @@ impl Queue {
             }
         });
     }
+}
+
+/// The hash that groups messages by key in key-shared mode.
+pub fn key_hash(key: &[u8]) -> u64 {
+    crate::partitioner::murmur2(key) as u32 as u64
+}
+
+/// Key-shared queues keep each unfinished message's key hash in memory; after a restart they
+/// are read back from the log (only the unfinished part: from the ack floor on).
+fn recover_keys(core: &mut QueueCore, log: &PartitionLog, queue: &str) -> Result<()> {
+    let mut offset = core.floor();
+    let end = core.end();
+    while offset < end {
+        let read = log.read(offset, 8 << 20)?;
+        let records = decode_batches(read.bytes, offset)?;
+        let Some(last) = records.last().map(|r| r.offset) else {
+            tracing::warn!(queue, offset, "key recovery found no records");
+            break;
+        };
+        for record in &records {
+            core.set_keys(record.offset, &[record.key.as_deref().map(key_hash)]);
+        }
+        offset = last + 1;
+    }
+    Ok(())
 }
 
 fn header_i64(record: &Record, name: &str) -> Option<i64> {

@@ -270,3 +270,64 @@ async fn bad_input_gets_stable_codes() {
     let unknown = engine.ack("q", 99, 1).await.unwrap_err();
     assert_eq!(unknown.code(), omnibus_types::ErrorCode::UnknownDelivery);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_shared_keeps_per_key_order_with_four_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine
+        .create_queue(QueueSpec {
+            mode: Some(ConsumerMode::KeyShared),
+            max_unacked_per_worker: Some(8),
+            ..spec("ordered")
+        })
+        .unwrap();
+    let keys = 12;
+    let per_key = 40;
+    let messages: Vec<EnqueueMessage> = (0..per_key)
+        .flat_map(|seq| {
+            (0..keys).map(move |key| EnqueueMessage {
+                key: Some(Bytes::from(format!("key-{key}"))),
+                value: Some(Bytes::from(format!("{key}:{seq}"))),
+                ..Default::default()
+            })
+        })
+        .collect();
+    engine.enqueue("ordered", messages).await.unwrap();
+    let processed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        let engine = engine.clone();
+        let processed = processed.clone();
+        workers.push(tokio::spawn(async move {
+            let name = format!("w{worker}");
+            loop {
+                let batch = engine.receive("ordered", &name, 8, 200).await.unwrap();
+                if batch.is_empty() {
+                    return;
+                }
+                for delivery in batch {
+                    // Work takes a little while, so workers really overlap.
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                    processed.lock().unwrap().push(value(&delivery));
+                    engine
+                        .ack("ordered", delivery.offset, delivery.attempt)
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let processed = processed.lock().unwrap().clone();
+    assert_eq!(processed.len(), keys * per_key);
+    let mut next = vec![0usize; keys];
+    for item in processed {
+        let (key, seq) = item.split_once(':').unwrap();
+        let (key, seq): (usize, usize) = (key.parse().unwrap(), seq.parse().unwrap());
+        assert_eq!(seq, next[key], "key {key} processed out of order");
+        next[key] += 1;
+    }
+}

@@ -27,6 +27,7 @@ fn policy() -> Policy {
         backoff: Backoff::Fixed { delay_ms: 100 },
         jitter: 0.0,
         max_unacked_per_worker: 100,
+        mode: ConsumerMode::Shared,
     }
 }
 
@@ -258,4 +259,60 @@ fn adding_many_timers_keeps_the_window_bounded_and_fires_all_in_order() {
     assert_eq!(fired.len() as u64, total, "every timer fired once");
     let unique: std::collections::BTreeSet<u64> = fired.iter().copied().collect();
     assert_eq!(unique.len() as u64, total);
+}
+
+#[test]
+fn key_shared_gives_each_key_to_one_worker_at_a_time() {
+    let mut core = QueueCore::new(
+        "q",
+        Policy {
+            mode: ConsumerMode::KeyShared,
+            ..policy()
+        },
+    );
+    // Keys: A B A B C (offsets 0..5); C is free for anyone.
+    core.register(0, 5, 0, None, 0);
+    core.set_keys(0, &[Some(1), Some(2), Some(1), Some(2), None]);
+    let (first, _) = core.deliver("w1", 1, 0);
+    assert_eq!(offsets(&first), vec![0], "w1 takes key A");
+    let (second, _) = core.deliver("w2", 10, 0);
+    assert_eq!(
+        offsets(&second),
+        vec![1, 3, 4],
+        "w2 takes key B and the keyless one, not A"
+    );
+    let (more, _) = core.deliver("w1", 10, 0);
+    assert_eq!(offsets(&more), vec![2], "the rest of key A stays with w1");
+    core.ack(0, 1).unwrap();
+    core.ack(2, 1).unwrap();
+    core.register(5, 6, 0, None, 0);
+    core.set_keys(5, &[Some(1)]);
+    let (released, _) = core.deliver("w2", 10, 0);
+    assert_eq!(
+        offsets(&released),
+        vec![5],
+        "key A is free again once w1 holds none of it"
+    );
+}
+
+#[test]
+fn exclusive_mode_has_one_active_worker_until_it_goes_quiet() {
+    let mut core = QueueCore::new(
+        "q",
+        Policy {
+            mode: ConsumerMode::Exclusive,
+            ..policy()
+        },
+    );
+    core.register(0, 4, 0, None, 0);
+    assert_eq!(core.deliver("w1", 1, 0).0.len(), 1);
+    assert!(core.deliver("w2", 1, 10).0.is_empty(), "w1 is active");
+    core.ack(0, 1).unwrap();
+    assert!(core.deliver("w2", 1, 500).0.is_empty(), "w1 asked recently");
+    assert_eq!(
+        core.deliver("w2", 1, 2_000).0.len(),
+        1,
+        "w1 went quiet: w2 takes over"
+    );
+    assert!(core.deliver("w1", 1, 2_001).0.is_empty());
 }
