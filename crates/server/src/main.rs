@@ -16,9 +16,13 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::consume::ConsumeArgs;
+use crate::cli::dlq::DlqCommand;
 use crate::cli::group::GroupCommand;
+use crate::cli::job::JobCommand;
 use crate::cli::publish::PublishArgs;
+use crate::cli::queue::QueueCommand;
 use crate::cli::stream::StreamCommand;
+use crate::cli::worker::WorkerArgs;
 use crate::config::ServeArgs;
 
 /// One broker for streams, queues, pub/sub and request-reply.
@@ -53,6 +57,17 @@ enum Command {
     /// Inspect consumer groups: their committed offsets and lag.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Create, inspect, pause, purge and delete queues.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Enqueue, inspect, cancel and list background jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Inspect a queue's dead letters and send them back to it.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Run a shell command for each job of a queue.
+    Worker(WorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,7 +75,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The broker logs what it does; a client stays quiet unless something goes wrong.
     let default_filter = match cli.command {
-        Command::Serve(_) => "info",
+        // A worker is long-running too: say what it does.
+        Command::Serve(_) | Command::Worker(_) => "info",
         _ => "warn",
     };
     init_tracing(default_filter);
@@ -109,6 +125,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group(command) => {
             let client = cli::client::Client::new(&cli.server)?;
             cli::group::run(&client, command).await
+        }
+        Command::Queue(command) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::queue::run(&client, command).await
+        }
+        Command::Job(command) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::job::run(&client, command).await
+        }
+        Command::Dlq(command) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::dlq::run(&client, command).await
+        }
+        Command::Worker(args) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::worker::run(&client, args).await
         }
     }
 }

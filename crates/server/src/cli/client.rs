@@ -19,7 +19,7 @@ const CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Ordinary calls are quick; this only stops a client from hanging on a wedged server.
 const REQUEST_TIMEOUT_MS: u64 = 120_000;
 /// Added to a long poll's own wait so the poll can expire server-side first.
-const LONG_POLL_MARGIN_MS: u64 = 30_000;
+pub(super) const LONG_POLL_MARGIN_MS: u64 = 30_000;
 /// Longest error body we read or quote; a proxy's HTML error page need not be shown in full.
 const ERROR_BODY_BYTES_MAX: usize = 64 * 1024;
 const ERROR_TEXT_CHARS_MAX: usize = 300;
@@ -242,7 +242,7 @@ impl Client {
     }
 
     /// The base URL plus percent-encoded path segments and query pairs.
-    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
+    pub(super) fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
         let mut url = self.base.clone();
         // `new` checked that the base can carry a path, so this always succeeds.
         if let Ok(mut path) = url.path_segments_mut() {
@@ -254,13 +254,17 @@ impl Client {
         url
     }
 
-    fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+    pub(super) fn request(&self, method: Method, url: &Url) -> RequestBuilder {
         self.http
             .request(method, url.clone())
             .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
     }
 
-    async fn send<T: DeserializeOwned>(&self, request: RequestBuilder, url: &Url) -> Result<T> {
+    pub(super) async fn send<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+        url: &Url,
+    ) -> Result<T> {
         let response = self.exchange(request, url).await?;
         let body = response
             .bytes()
@@ -272,7 +276,7 @@ impl Client {
         })
     }
 
-    async fn send_empty(&self, request: RequestBuilder, url: &Url) -> Result<()> {
+    pub(super) async fn send_empty(&self, request: RequestBuilder, url: &Url) -> Result<()> {
         let response = self.exchange(request, url).await?;
         // Read to the end so the connection can be reused.
         response

@@ -3,10 +3,18 @@
 //! against a local or a remote broker.
 
 pub mod client;
+mod client_jobs;
 pub mod consume;
+pub mod dlq;
 pub mod group;
+pub mod job;
 pub mod progress;
 pub mod publish;
+pub mod queue;
 pub mod stream;
+pub mod table;
 pub mod time;
 pub mod wire;
+pub mod wire_jobs;
+pub mod worker;
+pub mod worker_command;

@@ -1,0 +1,496 @@
+//! `omnibus job enqueue|get|cancel|list`.
+//!
+//! `job enqueue QUEUE -` reads one payload per line from stdin and sends them in batches, one
+//! after another, so jobs are enqueued in the order of the lines; each batch's ids are printed
+//! (one per line, in line order) as soon as the broker has durably accepted it. Reading runs on
+//! its own thread one batch ahead, as `publish` does.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::time::Instant;
+
+use anyhow::Context;
+use base64::Engine as _;
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Subcommand, ValueEnum};
+use omnibus_engine::jobs::JobStatus;
+use tokio::sync::mpsc;
+
+use crate::cli::client::Client;
+use crate::cli::progress::{stdout_is_terminal, Progress};
+use crate::cli::table::{one_line, render_table};
+use crate::cli::wire_jobs::{JobRow, NewJob};
+
+/// Most jobs in one enqueue request.
+const BATCH_JOBS_MAX: usize = 1_000;
+/// A batch is sent once its payloads add up to about this much.
+const BATCH_BYTES_TARGET: usize = 1024 * 1024;
+/// Rough JSON framing per job, so many tiny lines still cut batches.
+const JOB_OVERHEAD_BYTES: usize = 32;
+/// A line longer than the largest message the broker could ever accept is an input error.
+const LINE_BYTES_MAX: usize = omnibus_types::limits::MESSAGE_BYTES_MAX;
+const READ_AHEAD_BATCHES: usize = 2;
+/// Jobs asked for per page by `job list`.
+const LIST_PAGE_JOBS_MAX: usize = 1_000;
+/// Widest last-error cell in the `job list` table.
+const ERROR_CELL_CHARS_MAX: usize = 60;
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Enqueue a job, or one job per line of stdin.
+    Enqueue(EnqueueArgs),
+    /// Show a job (status, attempts, progress, result, errors) as JSON.
+    Get { queue: String, id: String },
+    /// Cancel a waiting, delayed or active job.
+    Cancel { queue: String, id: String },
+    /// List a queue's jobs, oldest first.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    pub queue: String,
+    /// The payload: JSON, or else taken as a string; `-` or nothing reads stdin, one job per
+    /// line.
+    pub payload: Option<String>,
+    /// What kind of work (e.g. send-email).
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// 0–9, higher first.
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub priority: Option<u8>,
+    /// Run no earlier than this many ms from now.
+    #[arg(long, value_name = "MS")]
+    pub delay_ms: Option<u64>,
+    /// Attempts before the job is dead [default: the queue's max deliveries].
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+    /// Enqueuing the same key again returns the existing job instead of a new one.
+    #[arg(long, value_name = "KEY")]
+    pub unique_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    pub queue: String,
+    /// Only jobs with this status.
+    #[arg(long, value_name = "STATUS", value_parser = PossibleValuesParser::new(
+        JobStatus::ALL.map(JobStatus::as_str)))]
+    pub status: Option<String>,
+    /// Most jobs to show.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+    /// `table`, or `json`: each job as one JSON line.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+pub async fn run(client: &Client, command: JobCommand) -> anyhow::Result<()> {
+    match command {
+        JobCommand::Enqueue(args) => enqueue(client, args).await,
+        JobCommand::Get { queue, id } => {
+            let job = client.job_json(&queue, &id).await?;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&job)?)?;
+            stdout.flush()?;
+            Ok(())
+        }
+        JobCommand::Cancel { queue, id } => {
+            client.cancel_job(&queue, &id).await?;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "cancelled job {id}")?;
+            stdout.flush()?;
+            Ok(())
+        }
+        JobCommand::List(args) => list(client, args).await,
+    }
+}
+
+async fn enqueue(client: &Client, args: EnqueueArgs) -> anyhow::Result<()> {
+    let template = NewJob {
+        name: args.name,
+        priority: args.priority,
+        delay_ms: args.delay_ms,
+        max_attempts: args.max_attempts,
+        unique_key: args.unique_key,
+        ..NewJob::default()
+    };
+    match args.payload.as_deref() {
+        None | Some("-") => enqueue_stdin(client, &args.queue, template).await,
+        Some(payload) => {
+            let job = job_from_line(payload.as_bytes(), &template);
+            let enqueued = client.enqueue_jobs(&args.queue, &[job]).await?;
+            let mut stdout = std::io::stdout().lock();
+            for job in enqueued {
+                writeln!(stdout, "{}", job.id)?;
+                if !job.created {
+                    eprintln!("job {} already existed under this unique key", job.id);
+                }
+            }
+            stdout.flush()?;
+            Ok(())
+        }
+    }
+}
+
+async fn enqueue_stdin(client: &Client, queue: &str, template: NewJob) -> anyhow::Result<()> {
+    if template.unique_key.is_some() {
+        // Every line would collapse into the first line's job.
+        anyhow::bail!("--unique-key applies to one job; it cannot be used with stdin");
+    }
+    let (sender, mut receiver) = mpsc::channel(READ_AHEAD_BATCHES);
+    // Someone typing payloads expects each to go out when they press Enter.
+    let interactive = std::io::stdin().is_terminal();
+    let batch_jobs_max = if interactive { 1 } else { BATCH_JOBS_MAX };
+    // A plain thread, so a read parked on a terminal cannot hold up the runtime's shutdown.
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin().lock();
+        let outcome = read_batches(stdin, batch_jobs_max, &template, |batch| {
+            sender.blocking_send(Ok(batch)).is_ok()
+        });
+        if let Err(error) = outcome {
+            let _ = sender.blocking_send(Err(error));
+        }
+    });
+
+    let started = Instant::now();
+    let progress = Progress::new("enqueuing", None, !interactive && !stdout_is_terminal());
+    let mut stdout = std::io::stdout().lock();
+    let mut enqueued: u64 = 0;
+    while let Some(batch) = receiver.recv().await {
+        let outcome = match batch {
+            Ok(batch) => client
+                .enqueue_jobs(queue, &batch)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(error) => Err(error),
+        };
+        let ids = match outcome {
+            Ok(ids) => ids,
+            Err(error) => {
+                progress.finish();
+                // Every earlier batch is durably enqueued; say so, so a retry can skip them.
+                if enqueued > 0 {
+                    eprintln!("enqueued {enqueued} jobs before the error");
+                }
+                return Err(error);
+            }
+        };
+        for job in &ids {
+            writeln!(stdout, "{}", job.id)?;
+        }
+        stdout.flush()?;
+        enqueued += ids.len() as u64;
+        progress.add(ids.len() as u64);
+    }
+    progress.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "enqueued {enqueued} jobs in {seconds:.2} s ({:.0} jobs/s)",
+        enqueued as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Splits `input` into lines (without `\n` / `\r\n`) and hands them on as jobs in batches
+/// bounded by count and bytes. Stops early when `send` returns false.
+fn read_batches(
+    mut input: impl BufRead,
+    batch_jobs_max: usize,
+    template: &NewJob,
+    mut send: impl FnMut(Vec<NewJob>) -> bool,
+) -> anyhow::Result<()> {
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0;
+    let mut line = Vec::new();
+    let mut line_number: u64 = 0;
+    loop {
+        line.clear();
+        line_number += 1;
+        // +2 leaves room for the line ending itself.
+        let limit = (LINE_BYTES_MAX + 2) as u64;
+        let read = (&mut input)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .context("reading stdin")?;
+        if read == 0 {
+            break;
+        }
+        let ended = line.last() == Some(&b'\n');
+        if ended {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        if line.len() > LINE_BYTES_MAX || (!ended && read as u64 == limit) {
+            anyhow::bail!("line {line_number} of stdin is longer than {LINE_BYTES_MAX} bytes");
+        }
+        batch_bytes += line.len() + JOB_OVERHEAD_BYTES;
+        batch.push(job_from_line(&line, template));
+        if batch.len() >= batch_jobs_max || batch_bytes >= BATCH_BYTES_TARGET {
+            batch_bytes = 0;
+            if !send(std::mem::take(&mut batch)) {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        send(batch);
+    }
+    Ok(())
+}
+
+/// A line that is a JSON document is sent as that JSON; other text as a JSON string; bytes
+/// that are not UTF-8 as base64, so they arrive intact.
+fn job_from_line(line: &[u8], template: &NewJob) -> NewJob {
+    let mut job = template.clone();
+    match std::str::from_utf8(line) {
+        Ok(text) => {
+            let payload = serde_json::from_str(text)
+                .unwrap_or_else(|_| serde_json::Value::String(text.to_string()));
+            job.payload = Some(payload);
+        }
+        Err(_) => job.payload_base64 = Some(base64::engine::general_purpose::STANDARD.encode(line)),
+    }
+    job
+}
+
+async fn list(client: &Client, args: ListArgs) -> anyhow::Result<()> {
+    let mut jobs = Vec::new();
+    let mut after: Option<String> = None;
+    let mut more = false;
+    while jobs.len() < args.limit {
+        let want = (args.limit - jobs.len()).min(LIST_PAGE_JOBS_MAX);
+        let page = client
+            .list_jobs(&args.queue, args.status.as_deref(), after.as_deref(), want)
+            .await?;
+        let empty = page.jobs.is_empty();
+        jobs.extend(page.jobs.into_iter().take(want));
+        match page.next {
+            Some(next) if !empty && after.as_deref() != Some(next.as_str()) => {
+                after = Some(next);
+                more = true;
+            }
+            _ => {
+                more = false;
+                break;
+            }
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        ListFormat::Json => {
+            for job in &jobs {
+                serde_json::to_writer(&mut stdout, job).map_err(std::io::Error::from)?;
+                stdout.write_all(b"\n")?;
+            }
+        }
+        ListFormat::Table => {
+            let rows: Vec<JobRow> = jobs
+                .iter()
+                .map(|job| serde_json::from_value(job.clone()).unwrap_or_default())
+                .collect();
+            stdout.write_all(job_table(&rows).as_bytes())?;
+        }
+    }
+    stdout.flush()?;
+    if more {
+        eprintln!(
+            "(showing the first {}; raise --limit to see more)",
+            jobs.len()
+        );
+    }
+    Ok(())
+}
+
+fn job_table(jobs: &[JobRow]) -> String {
+    let header = ["ID", "STATUS", "ATTEMPTS", "NAME", "CREATED", "LAST_ERROR"].map(String::from);
+    let rows = jobs.iter().map(|job| {
+        vec![
+            job.id.clone(),
+            job.status.clone(),
+            format!("{}/{}", job.attempts, job.max_attempts),
+            job.name.clone(),
+            format_timestamp_ms(job.created_ms),
+            job.errors
+                .last()
+                .map(|error| one_line(&error.message, ERROR_CELL_CHARS_MAX))
+                .unwrap_or_default(),
+        ]
+    });
+    render_table(&header, &[false, false, true, false, false, false], rows)
+}
+
+/// `2026-11-28T10:00:00Z` (UTC, whole seconds) for ms since the epoch.
+pub fn format_timestamp_ms(ms: i64) -> String {
+    let seconds = ms.div_euclid(1000);
+    let days = seconds.div_euclid(86_400);
+    let second_of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+/// Howard Hinnant's `civil_from_days`: the proleptic Gregorian date of a day number.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::time::parse_timestamp_ms;
+    use clap::Parser;
+    use serde_json::json;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: JobCommand,
+    }
+
+    fn batches(input: &[u8]) -> Vec<Vec<NewJob>> {
+        let mut batches = Vec::new();
+        read_batches(input, BATCH_JOBS_MAX, &NewJob::default(), |batch| {
+            batches.push(batch);
+            true
+        })
+        .unwrap();
+        batches
+    }
+
+    #[test]
+    fn json_lines_stay_json_and_other_lines_become_strings() {
+        let lines = batches(b"{\"a\":1}\n42\nhello world\n\"quoted\"\r\n\n[1,\n");
+        let payloads: Vec<_> = lines[0].iter().map(|job| job.payload.clone()).collect();
+        assert_eq!(
+            payloads,
+            [
+                Some(json!({"a": 1})),
+                Some(json!(42)),
+                Some(json!("hello world")),
+                Some(json!("quoted")),
+                Some(json!("")),
+                Some(json!("[1,")),
+            ]
+        );
+        let binary = &batches(b"\xff\xfe\n")[0][0];
+        assert_eq!(binary.payload, None);
+        assert_eq!(binary.payload_base64.as_deref(), Some("//4="));
+    }
+
+    #[test]
+    fn batches_hold_at_most_a_thousand_jobs() {
+        let input: String = (0..2_501).map(|n| format!("{n}\n")).collect();
+        let sizes: Vec<_> = batches(input.as_bytes()).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1_000, 1_000, 501]);
+        assert!(batches(b"").is_empty());
+    }
+
+    #[test]
+    fn batches_are_cut_by_bytes() {
+        let line = "x".repeat(300_000);
+        let input: String = (0..7).map(|_| format!("{line}\n")).collect();
+        let sizes: Vec<_> = batches(input.as_bytes()).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [4, 3]);
+    }
+
+    #[test]
+    fn job_options_are_copied_onto_every_line() {
+        let template = NewJob {
+            name: "email".into(),
+            priority: Some(7),
+            delay_ms: Some(500),
+            max_attempts: Some(2),
+            ..NewJob::default()
+        };
+        let job = job_from_line(b"x", &template);
+        let bare = job_from_line(b"y", &NewJob::default());
+        assert_eq!(
+            serde_json::to_value(&bare).unwrap(),
+            json!({"name": "", "payload": "y"})
+        );
+        assert_eq!(
+            serde_json::to_value(&job).unwrap(),
+            json!({"name": "email", "payload": "x", "priority": 7, "delay_ms": 500,
+                   "max_attempts": 2})
+        );
+    }
+
+    #[test]
+    fn enqueue_and_list_arguments_parse() {
+        let parsed =
+            Cli::try_parse_from(["job", "enqueue", "q", "-", "--priority", "9", "--name", "n"])
+                .unwrap();
+        let JobCommand::Enqueue(args) = parsed.command else {
+            panic!("not an enqueue")
+        };
+        assert_eq!(args.payload.as_deref(), Some("-"));
+        assert_eq!(args.priority, Some(9));
+        assert!(Cli::try_parse_from(["job", "enqueue", "q", "--priority", "10"]).is_err());
+
+        let parsed =
+            Cli::try_parse_from(["job", "list", "q", "--status", "completed", "--limit", "5"])
+                .unwrap();
+        let JobCommand::List(args) = parsed.command else {
+            panic!("not a list")
+        };
+        assert_eq!(args.status.as_deref(), Some("completed"));
+        assert_eq!(args.limit, 5);
+        assert!(Cli::try_parse_from(["job", "list", "q", "--status", "done"]).is_err());
+    }
+
+    #[test]
+    fn timestamps_format_as_rfc3339_and_parse_back() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59Z",
+            "2026-11-28T10:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let ms = parse_timestamp_ms(text).unwrap();
+            assert_eq!(format_timestamp_ms(ms), text);
+        }
+        assert_eq!(format_timestamp_ms(1_999), "1970-01-01T00:00:01Z");
+    }
+
+    #[test]
+    fn the_job_table_shows_attempts_and_the_last_error() {
+        let job: JobRow = serde_json::from_value(json!({
+            "id": "01J", "queue": "q", "name": "", "status": "failed", "attempts": 2,
+            "max_attempts": 5, "created_ms": 0,
+            "errors": [{"attempt": 1, "message": "first", "at_ms": 1},
+                       {"attempt": 2, "message": "boom\nat line 3", "at_ms": 2}]
+        }))
+        .unwrap();
+        let expected = "\
+ID   STATUS  ATTEMPTS  NAME  CREATED               LAST_ERROR
+01J  failed       2/5  -     1970-01-01T00:00:00Z  boom at line 3
+";
+        assert_eq!(job_table(&[job]), expected);
+    }
+}
