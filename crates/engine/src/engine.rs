@@ -269,6 +269,9 @@ impl Engine {
         if let Err(error) = self.sweep_jobs() {
             tracing::error!("job retention failed: {error}");
         }
+        if let Err(error) = self.sweep_dedup() {
+            tracing::error!("dedup window cleanup failed: {error}");
+        }
         let streams: Vec<Arc<Stream>> = self.read_streams().values().cloned().collect();
         for stream in streams {
             for log in &stream.partitions {

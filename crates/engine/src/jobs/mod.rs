@@ -250,6 +250,7 @@ impl Engine {
                 priority: job.priority,
                 delay_ms: job.delay_ms,
                 ttl_ms: None,
+                id: None,
             })
             .collect();
         let ids = self.enqueue(queue_name, messages).await?;

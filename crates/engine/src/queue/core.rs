@@ -885,6 +885,28 @@ impl QueueCore {
         self.leases.iter()
     }
 
+    /// Takes the `count` oldest ready messages (lowest offsets, any priority) out of the queue:
+    /// they are finished. For a full queue's drop-oldest and dead-letter-oldest policies.
+    pub fn remove_oldest_ready(&mut self, count: usize) -> (Vec<u64>, Vec<StateWrite>) {
+        let mut candidates: Vec<u64> = self
+            .ready
+            .iter()
+            .flat_map(|set| set.iter_after(None).take(count))
+            .collect();
+        candidates.sort_unstable();
+        candidates.truncate(count);
+        let mut writes = Vec::new();
+        for offset in &candidates {
+            for set in self.ready.iter_mut() {
+                if set.remove(*offset) {
+                    break;
+                }
+            }
+            writes.extend(self.finish(*offset));
+        }
+        (candidates, writes)
+    }
+
     /// Removes every message not leased: ready and waiting become finished. Returns the writes.
     pub fn purge(&mut self) -> Vec<StateWrite> {
         let mut writes = Vec::new();

@@ -55,6 +55,25 @@ pub struct QueueSpec {
     pub ttl_ms: Option<u64>,
     pub dead_letter_expired: Option<bool>,
     pub mode: Option<core::ConsumerMode>,
+    /// Most messages waiting (ready or delayed); `None` is unbounded.
+    pub max_length: Option<u64>,
+    /// What an enqueue into a full queue does.
+    pub overflow: Option<Overflow>,
+    /// Enqueues carrying a message id seen within this window are not enqueued again.
+    pub dedup_window_ms: Option<u64>,
+}
+
+/// What happens when an enqueue would exceed `max_length`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Refuse the enqueue (`limit_exceeded`).
+    #[default]
+    RejectNew,
+    /// Drop the oldest waiting messages to make room.
+    DropOldest,
+    /// Move the oldest waiting messages to the dead-letter stream to make room.
+    DeadLetterOldest,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -70,8 +89,31 @@ pub struct QueueConfig {
     pub dead_letter_expired: bool,
     #[serde(default)]
     pub mode: core::ConsumerMode,
+    #[serde(default)]
+    pub max_length: Option<u64>,
+    #[serde(default)]
+    pub overflow: Overflow,
+    #[serde(default = "default_dedup_window_ms")]
+    pub dedup_window_ms: u64,
     pub created_ms: i64,
 }
+
+fn dedup_key(queue: &str, id: &str) -> String {
+    format!("{queue}\u{1f}{id}")
+}
+
+/// Sorts by expiry after every `dedup_key` of the queue (`~` follows printable ids).
+fn dedup_expiry_key(queue: &str, expires_ms: i64, id: &str) -> String {
+    format!("{queue}\u{1f}~{:020}\u{1f}{id}", expires_ms.max(0))
+}
+
+fn default_dedup_window_ms() -> u64 {
+    DEDUP_WINDOW_MS_DEFAULT
+}
+
+/// Default dedup window for message ids (JetStream's default duplicate window).
+pub const DEDUP_WINDOW_MS_DEFAULT: u64 = 120_000;
+const DEDUP_TABLE: &str = "queue_dedup";
 
 impl QueueConfig {
     pub fn policy(&self) -> core::Policy {
@@ -113,6 +155,9 @@ pub struct EnqueueMessage {
     pub delay_ms: Option<u64>,
     /// Overrides the queue's TTL.
     pub ttl_ms: Option<u64>,
+    /// Producer's message id: a second enqueue with the same id within the queue's dedup
+    /// window is not stored again and answers with the first one's offset.
+    pub id: Option<String>,
 }
 
 impl Engine {
@@ -170,6 +215,12 @@ impl Engine {
             ttl_ms: spec.ttl_ms,
             dead_letter_expired: spec.dead_letter_expired.unwrap_or(true),
             mode: spec.mode.unwrap_or_default(),
+            max_length: spec.max_length,
+            overflow: spec.overflow.unwrap_or_default(),
+            dedup_window_ms: spec
+                .dedup_window_ms
+                .unwrap_or(DEDUP_WINDOW_MS_DEFAULT)
+                .min(DELAY_MS_MAX),
             created_ms: now_ms(),
             name: spec.name,
         };
@@ -270,6 +321,167 @@ impl Engine {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
+        if messages.iter().all(|m| m.id.is_none()) {
+            self.make_room(&queue, messages.len() as u64).await?;
+            return self.enqueue_fresh(&queue, messages).await;
+        }
+        // Message ids: look up, enqueue the new ones, remember them — one at a time per queue.
+        let _dedup = queue.dedup_lock.lock().await;
+        let now = now_ms();
+        let mut answers: Vec<Option<u64>> = vec![None; messages.len()];
+        let mut fresh = Vec::new();
+        let mut fresh_slots = Vec::new();
+        let mut in_batch: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
+        let mut copies = Vec::new();
+        for (index, message) in messages.into_iter().enumerate() {
+            if let Some(id) = &message.id {
+                if id.is_empty() || id.len() > 1024 {
+                    return Err(EngineError::BadRequest(
+                        "a message id must be 1 to 1024 bytes".into(),
+                    ));
+                }
+                if let Some(offset) = self.dedup_lookup(queue_name, id, now)? {
+                    answers[index] = Some(offset);
+                    continue;
+                }
+                if let Some(first) = in_batch.get(id) {
+                    copies.push((index, *first));
+                    continue;
+                }
+                in_batch.insert(id.clone(), fresh.len());
+            }
+            fresh_slots.push(index);
+            fresh.push(message);
+        }
+        let ids: Vec<Option<String>> = fresh.iter().map(|m| m.id.clone()).collect();
+        self.make_room(&queue, fresh.len() as u64).await?;
+        let offsets = if fresh.is_empty() {
+            Vec::new()
+        } else {
+            self.enqueue_fresh(&queue, fresh).await?
+        };
+        let expires = now + queue.config.dedup_window_ms as i64;
+        let mut writes = Vec::new();
+        for (slot, (offset, id)) in fresh_slots.iter().zip(offsets.iter().zip(&ids)) {
+            answers[*slot] = Some(*offset);
+            if let Some(id) = id {
+                writes.push(StateWrite::Put {
+                    table: DEDUP_TABLE,
+                    key: dedup_key(queue_name, id),
+                    value: [offset.to_be_bytes(), expires.to_be_bytes()].concat(),
+                });
+                writes.push(StateWrite::Put {
+                    table: DEDUP_TABLE,
+                    key: dedup_expiry_key(queue_name, expires, id),
+                    value: Vec::new(),
+                });
+            }
+        }
+        for (index, first) in copies {
+            answers[index] = Some(offsets[first]);
+        }
+        self.state.commit(writes).await?;
+        Ok(answers
+            .into_iter()
+            .map(|a| a.expect("every message answered"))
+            .collect())
+    }
+
+    fn dedup_lookup(&self, queue: &str, id: &str, now: i64) -> Result<Option<u64>> {
+        let Some(value) = self.state.get(DEDUP_TABLE, &dedup_key(queue, id))? else {
+            return Ok(None);
+        };
+        if value.len() != 16 {
+            return Ok(None);
+        }
+        let offset = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+        let expires = i64::from_be_bytes(value[8..].try_into().expect("8 bytes"));
+        Ok((expires > now).then_some(offset))
+    }
+
+    /// Deletes dedup entries whose window has passed (run by maintenance).
+    pub(crate) fn sweep_dedup(&self) -> Result<()> {
+        let now = now_ms();
+        let names: Vec<String> = self
+            .queues
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for queue in names {
+            let start = dedup_expiry_key(&queue, 0, "");
+            let end = dedup_expiry_key(&queue, now, "");
+            let expired = self.state.scan_range(DEDUP_TABLE, &start, &end, 10_000)?;
+            let mut writes = Vec::with_capacity(expired.len() * 2);
+            for (key, _) in expired {
+                // `<queue>␟~<expires:20>␟<id>`
+                if let Some(id) = key.splitn(3, '\u{1f}').nth(2) {
+                    if self.dedup_lookup(&queue, id, now)?.is_none() {
+                        writes.push(StateWrite::Delete {
+                            table: DEDUP_TABLE,
+                            key: dedup_key(&queue, id),
+                        });
+                    }
+                }
+                writes.push(StateWrite::Delete {
+                    table: DEDUP_TABLE,
+                    key,
+                });
+            }
+            if !writes.is_empty() {
+                self.state.write(&writes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `max_length` before `incoming` messages are enqueued.
+    async fn make_room(&self, queue: &Queue, incoming: u64) -> Result<()> {
+        let Some(max) = queue.config.max_length else {
+            return Ok(());
+        };
+        if incoming > max {
+            return Err(EngineError::LimitExceeded(format!(
+                "{incoming} messages exceed queue {:?}'s max_length of {max}",
+                queue.config.name
+            )));
+        }
+        let waiting = {
+            let counts = queue.lock().counts();
+            counts.ready + counts.delayed
+        };
+        if waiting + incoming <= max {
+            return Ok(());
+        }
+        let excess = (waiting + incoming - max) as usize;
+        match queue.config.overflow {
+            Overflow::RejectNew => Err(EngineError::LimitExceeded(format!(
+                "queue {:?} is full ({waiting} waiting, max_length {max})",
+                queue.config.name
+            ))),
+            Overflow::DropOldest | Overflow::DeadLetterOldest => {
+                let dead = queue.config.overflow == Overflow::DeadLetterOldest;
+                let removed = queue.remove_oldest(excess, dead).await?;
+                if (removed as usize) < excess {
+                    return Err(EngineError::LimitExceeded(format!(
+                        "queue {:?} is full and its waiting messages are delayed, not ready",
+                        queue.config.name
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn enqueue_fresh(
+        &self,
+        queue: &Arc<Queue>,
+        messages: Vec<EnqueueMessage>,
+    ) -> Result<Vec<u64>> {
+        let queue_name = queue.config.name.as_str();
+        let queue = queue.clone();
         if messages.len() > limits::PUBLISH_RECORDS_MAX {
             return Err(EngineError::LimitExceeded(format!(
                 "{} messages in one enqueue; the limit is {}",
@@ -511,6 +723,7 @@ impl Engine {
                 priority,
                 delay_ms: None,
                 ttl_ms: None,
+                id: None,
             });
         }
         let count = messages.len() as u64;

@@ -44,6 +44,8 @@ pub struct Queue {
     /// Held from adding a timer until its write is committed, and while loading timers from
     /// the store, so a load never misses a timer whose write is still in flight.
     timer_io: tokio::sync::Mutex<()>,
+    /// Serializes enqueues that carry message ids (lookup, append, remember).
+    pub(crate) dedup_lock: tokio::sync::Mutex<()>,
     /// Told about every message the queue dead-letters (the jobs layer records them).
     pub(crate) on_dead_letter: Mutex<Option<DeadLetterListener>>,
 }
@@ -161,6 +163,7 @@ impl Queue {
             redriven: std::sync::atomic::AtomicU64::new(redriven),
             on_dead_letter: Mutex::new(None),
             timer_io: tokio::sync::Mutex::new(()),
+            dedup_lock: tokio::sync::Mutex::new(()),
             config,
             core: Mutex::new(core),
             log,
@@ -203,6 +206,26 @@ impl Queue {
             })
             .collect();
         self.read_records(&grants).await
+    }
+
+    /// Finishes the `count` oldest ready messages, dead-lettering them first when `dead`.
+    /// Returns how many were removed.
+    pub(crate) async fn remove_oldest(&self, count: usize, dead: bool) -> Result<u64> {
+        let (offsets, writes) = self.lock().remove_oldest_ready(count);
+        if dead && !offsets.is_empty() {
+            let letters = offsets
+                .iter()
+                .map(|offset| DeadLetter {
+                    offset: *offset,
+                    reason: "queue full: oldest message dead-lettered".into(),
+                    attempts: self.lock().attempts_of(*offset).0,
+                    last_error: String::new(),
+                })
+                .collect();
+            self.dead_letter_all(letters).await?;
+        }
+        self.commit(writes).await?;
+        Ok(offsets.len() as u64)
     }
 
     pub(crate) async fn purge(&self) -> Result<u64> {

@@ -331,3 +331,89 @@ async fn key_shared_keeps_per_key_order_with_four_workers() {
         next[key] += 1;
     }
 }
+
+#[tokio::test]
+async fn max_length_rejects_drops_or_dead_letters_per_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    for (name, overflow) in [
+        ("reject", Overflow::RejectNew),
+        ("drop", Overflow::DropOldest),
+        ("dlq", Overflow::DeadLetterOldest),
+    ] {
+        engine
+            .create_queue(QueueSpec {
+                max_length: Some(3),
+                overflow: Some(overflow),
+                ..spec(name)
+            })
+            .unwrap();
+        engine
+            .enqueue(name, (0..3).map(|i| message(&format!("m{i}"))).collect())
+            .await
+            .unwrap();
+    }
+    let full = engine
+        .enqueue("reject", vec![message("m3")])
+        .await
+        .unwrap_err();
+    assert_eq!(full.code(), omnibus_types::ErrorCode::LimitExceeded);
+    engine.enqueue("drop", vec![message("m3")]).await.unwrap();
+    engine.enqueue("dlq", vec![message("m3")]).await.unwrap();
+    for (name, dead) in [("drop", 0), ("dlq", 1)] {
+        let got: Vec<String> = engine
+            .receive(name, "w", 10, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(value)
+            .collect();
+        assert_eq!(got, vec!["m1", "m2", "m3"], "{name}: the oldest made room");
+        assert_eq!(
+            engine.queue_info(name).unwrap().dead_letter_depth,
+            dead,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_message_id_seen_within_the_window_is_not_enqueued_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine
+        .create_queue(QueueSpec {
+            dedup_window_ms: Some(60_000),
+            ..spec("dedup")
+        })
+        .unwrap();
+    let with_id = |id: &str, value: &str| EnqueueMessage {
+        id: Some(id.into()),
+        ..message(value)
+    };
+    let first = engine
+        .enqueue("dedup", vec![with_id("a", "one"), with_id("b", "two")])
+        .await
+        .unwrap();
+    let again = engine
+        .enqueue(
+            "dedup",
+            vec![
+                with_id("a", "one again"),
+                with_id("c", "three"),
+                with_id("c", "three again"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again[0], first[0], "same id, same offset");
+    assert_eq!(again[1], again[2], "a duplicate inside one call too");
+    let got: Vec<String> = engine
+        .receive("dedup", "w", 10, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(value)
+        .collect();
+    assert_eq!(got, vec!["one", "two", "three"]);
+}
