@@ -2,8 +2,9 @@
 
 use std::io::Write;
 
+use clap::ValueEnum;
 use clap::{Args, Subcommand};
-use omnibus_engine::queue::{Backoff, QueueSpec};
+use omnibus_engine::queue::{Backoff, ConsumerMode, Overflow, QueueSpec};
 
 use crate::cli::client::Client;
 use crate::cli::table::render_table;
@@ -58,6 +59,32 @@ pub struct CreateArgs {
     /// Drop expired messages instead of dead-lettering them.
     #[arg(long)]
     pub drop_expired: bool,
+    /// How workers share messages [default: shared].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<ModeArg>,
+    /// Most messages waiting in the queue.
+    #[arg(long, value_name = "N")]
+    pub max_length: Option<u64>,
+    /// What an enqueue into a full queue does [default: reject-new].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub overflow: Option<OverflowArg>,
+    /// Window in which a repeated message id is not enqueued again [default: 120000].
+    #[arg(long, value_name = "MS")]
+    pub dedup_window_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Shared,
+    Exclusive,
+    KeyShared,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OverflowArg {
+    RejectNew,
+    DropOldest,
+    DeadLetterOldest,
 }
 
 impl CreateArgs {
@@ -72,6 +99,18 @@ impl CreateArgs {
             dead_letter: self.dlq,
             ttl_ms: self.ttl_ms,
             dead_letter_expired: self.drop_expired.then_some(false),
+            mode: self.mode.map(|mode| match mode {
+                ModeArg::Shared => ConsumerMode::Shared,
+                ModeArg::Exclusive => ConsumerMode::Exclusive,
+                ModeArg::KeyShared => ConsumerMode::KeyShared,
+            }),
+            max_length: self.max_length,
+            overflow: self.overflow.map(|overflow| match overflow {
+                OverflowArg::RejectNew => Overflow::RejectNew,
+                OverflowArg::DropOldest => Overflow::DropOldest,
+                OverflowArg::DeadLetterOldest => Overflow::DeadLetterOldest,
+            }),
+            dedup_window_ms: self.dedup_window_ms,
         }
     }
 }
@@ -188,6 +227,27 @@ mod tests {
     }
 
     #[test]
+    fn mode_length_overflow_and_dedup_flags_reach_the_spec() {
+        let spec = create(&[
+            "orders",
+            "--mode",
+            "key-shared",
+            "--max-length",
+            "5",
+            "--overflow",
+            "dead-letter-oldest",
+            "--dedup-window-ms",
+            "1000",
+        ])
+        .unwrap();
+        assert_eq!(spec.mode, Some(ConsumerMode::KeyShared));
+        assert_eq!(spec.max_length, Some(5));
+        assert_eq!(spec.overflow, Some(Overflow::DeadLetterOldest));
+        assert_eq!(spec.dedup_window_ms, Some(1_000));
+        assert!(create(&["orders", "--overflow", "sometimes"]).is_err());
+    }
+
+    #[test]
     fn backoff_policies_parse() {
         assert_eq!(
             parse_backoff("fixed:250"),
@@ -258,6 +318,7 @@ mod tests {
                 dead_letter: Some("graveyard".into()),
                 ttl_ms: Some(60_000),
                 dead_letter_expired: Some(false),
+                ..QueueSpec::default()
             }
         );
         // Without flags, every policy is left to the server's default.
