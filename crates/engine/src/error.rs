@@ -51,6 +51,12 @@ pub enum EngineError {
     UnknownDelivery(String),
     #[error("{0}")]
     StaleAttempt(String),
+    #[error("{0}")]
+    JobNotFound(String),
+    #[error("{0}")]
+    JobFinished(String),
+    #[error("{0}")]
+    QueueFull(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -75,6 +81,9 @@ impl EngineError {
             EngineError::QueueExists(_) => ErrorCode::QueueExists,
             EngineError::UnknownDelivery(_) => ErrorCode::UnknownDelivery,
             EngineError::StaleAttempt(_) => ErrorCode::StaleAttempt,
+            EngineError::JobNotFound(_) => ErrorCode::JobNotFound,
+            EngineError::JobFinished(_) => ErrorCode::JobFinished,
+            EngineError::QueueFull(_) => ErrorCode::QueueFull,
             EngineError::Storage(error) => error.code(),
         }
     }

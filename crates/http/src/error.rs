@@ -1,7 +1,7 @@
 //! Every failure the API reports, rendered as `{"error":{"code":"…","message":"…"}}` with an
 //! HTTP status derived from the stable [`ErrorCode`].
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -53,6 +53,13 @@ impl ApiError {
     pub fn message_too_large(message: impl Into<String>) -> Self {
         ApiError::Request {
             code: ErrorCode::MessageTooLarge,
+            message: message.into(),
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::Request {
+            code: ErrorCode::Unavailable,
             message: message.into(),
         }
     }
@@ -113,11 +120,14 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | ErrorCode::PartitionNotFound
         | ErrorCode::NoStreamForSubject
         | ErrorCode::QueueNotFound
+        | ErrorCode::JobNotFound
         | ErrorCode::UnknownDelivery => StatusCode::NOT_FOUND,
         ErrorCode::StreamExists
         | ErrorCode::SubjectsOverlap
         | ErrorCode::QueueExists
+        | ErrorCode::JobFinished
         | ErrorCode::StaleAttempt => StatusCode::CONFLICT,
+        ErrorCode::QueueFull => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::MessageTooLarge | ErrorCode::LimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -127,6 +137,12 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        ApiError::rejected(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
         ApiError::rejected(rejection.status(), rejection.body_text())
     }
 }
@@ -188,8 +204,12 @@ mod tests {
             (ErrorCode::StreamNotFound, 404),
             (ErrorCode::PartitionNotFound, 404),
             (ErrorCode::NoStreamForSubject, 404),
+            (ErrorCode::QueueNotFound, 404),
+            (ErrorCode::UnknownDelivery, 404),
             (ErrorCode::StreamExists, 409),
             (ErrorCode::SubjectsOverlap, 409),
+            (ErrorCode::QueueExists, 409),
+            (ErrorCode::StaleAttempt, 409),
             (ErrorCode::MessageTooLarge, 413),
             (ErrorCode::LimitExceeded, 413),
             (ErrorCode::DiskFull, 507),

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use omnibus_engine::PublishRecord;
 use omnibus_types::limits::{HEADERS_MAX, PUBLISH_RECORDS_MAX};
-use omnibus_types::Record;
+use omnibus_types::{Header, Record};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -26,7 +26,7 @@ use crate::bounded::{Bounded, HeadersInput};
 use crate::error::ApiError;
 
 /// Standard alphabet; decoding accepts input with or without `=` padding, encoding pads.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
+pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -109,16 +109,7 @@ impl RecordInput {
             (None, Some(encoded)) => Some(decode_base64(name, "value_base64", &encoded)?),
             (None, None) => None,
         };
-        let headers = match self.headers {
-            None => Vec::new(),
-            Some(input) if input.total > HEADERS_MAX => {
-                return Err(ApiError::limit_exceeded(format!(
-                    "{name}: {} headers; the limit is {HEADERS_MAX}",
-                    input.total
-                )))
-            }
-            Some(input) => input.headers,
-        };
+        let headers = checked_headers(name, self.headers)?;
         Ok(PublishRecord {
             subject: self.subject,
             key,
@@ -127,6 +118,18 @@ impl RecordInput {
             partition: self.partition,
             timestamp_ms: self.timestamp_ms,
         })
+    }
+}
+
+/// A record's headers, or `limit_exceeded` when there were more than [`HEADERS_MAX`].
+fn checked_headers(name: &str, input: Option<HeadersInput>) -> Result<Vec<Header>, ApiError> {
+    match input {
+        None => Ok(Vec::new()),
+        Some(input) if input.total > HEADERS_MAX => Err(ApiError::limit_exceeded(format!(
+            "{name}: {} headers; the limit is {HEADERS_MAX}",
+            input.total
+        ))),
+        Some(input) => Ok(input.headers),
     }
 }
 
@@ -148,14 +151,14 @@ fn text_or_base64(
     }
 }
 
-fn decode_base64(name: &str, field: &str, encoded: &str) -> Result<Bytes, ApiError> {
+pub(crate) fn decode_base64(name: &str, field: &str, encoded: &str) -> Result<Bytes, ApiError> {
     BASE64.decode(encoded).map(Bytes::from).map_err(|error| {
         ApiError::bad_request(format!("{name}: {field} is not valid base64: {error}"))
     })
 }
 
 /// A JSON string becomes its UTF-8 bytes; anything else its compact JSON text.
-fn json_value_bytes(name: &str, raw: &RawValue) -> Result<Bytes, ApiError> {
+pub(crate) fn json_value_bytes(name: &str, raw: &RawValue) -> Result<Bytes, ApiError> {
     let text = raw.get();
     if text.starts_with('"') {
         let decoded: String = serde_json::from_str(text)
@@ -193,9 +196,28 @@ fn compact_json(text: &str) -> Vec<u8> {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct HeaderObject<'a>(pub Vec<(&'a str, Cow<'a, str>)>);
 
-impl HeaderObject<'_> {
-    fn is_empty(&self) -> bool {
+impl<'a> HeaderObject<'a> {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Splits headers into those with UTF-8 values (as text) and the rest (as base64),
+    /// leaving out any whose name `hidden` refuses.
+    pub(crate) fn split(
+        headers: &'a [Header],
+        hidden: impl Fn(&str) -> bool,
+    ) -> (HeaderObject<'a>, HeaderObject<'a>) {
+        let mut text = HeaderObject::default();
+        let mut encoded = HeaderObject::default();
+        for header in headers.iter().filter(|header| !hidden(&header.name)) {
+            match std::str::from_utf8(&header.value) {
+                Ok(value) => text.0.push((&header.name, Cow::Borrowed(value))),
+                Err(_) => encoded
+                    .0
+                    .push((&header.name, Cow::Owned(BASE64.encode(&header.value)))),
+            }
+        }
+        (text, encoded)
     }
 }
 
@@ -233,16 +255,7 @@ impl<'a> RecordOutput<'a> {
     pub fn new(record: &'a Record, partition: u32) -> Self {
         let (key, key_base64) = text_or_encoded(record.key.as_deref());
         let (value, value_base64) = text_or_encoded(record.value.as_deref());
-        let mut headers = HeaderObject::default();
-        let mut headers_base64 = HeaderObject::default();
-        for header in &record.headers {
-            match std::str::from_utf8(&header.value) {
-                Ok(text) => headers.0.push((&header.name, Cow::Borrowed(text))),
-                Err(_) => headers_base64
-                    .0
-                    .push((&header.name, Cow::Owned(BASE64.encode(&header.value)))),
-            }
-        }
+        let (headers, headers_base64) = HeaderObject::split(&record.headers, |_| false);
         RecordOutput {
             offset: record.offset,
             timestamp_ms: record.timestamp_ms,
@@ -258,7 +271,7 @@ impl<'a> RecordOutput<'a> {
     }
 }
 
-fn text_or_encoded(bytes: Option<&[u8]>) -> (Option<&str>, Option<String>) {
+pub(crate) fn text_or_encoded(bytes: Option<&[u8]>) -> (Option<&str>, Option<String>) {
     match bytes.map(std::str::from_utf8) {
         None => (None, None),
         Some(Ok(text)) => (Some(text), None),

@@ -1,11 +1,13 @@
 //! The HTTP/JSON front door of Omnibus: streams, publishing, fetching with long-poll, consumer
-//! group offsets and an OpenAPI document, served with axum.
+//! group offsets, queues (messages, leases, dead letters), background jobs with Server-Sent
+//! Events, and an OpenAPI document, served with axum.
 //!
 //! Layers, top to bottom: [`router`] names every route (one table, which the OpenAPI test
 //! checks) and bounds request bodies; `extract` wraps axum's extractors so every rejection is a
 //! JSON error; `handlers/<area>.rs` holds one file per API area; `json` translates record JSON
-//! to and from the engine's types, with `bounded` keeping counted inputs (records, headers)
-//! within their limits while they are parsed; `error` renders every failure as
+//! to and from the engine's types (`json_messages` and `json_jobs` do the same for queue
+//! messages and jobs), with `bounded` keeping counted inputs (records, headers) within their
+//! limits while they are parsed; `error` renders every failure as
 //! `{"error":{"code","message"}}`. This crate calls only `omnibus-engine` (and the shared
 //! vocabulary in `omnibus-types`); it must never call storage, and the engine never sees an
 //! HTTP type.
@@ -16,6 +18,8 @@ mod error;
 mod extract;
 mod handlers;
 mod json;
+mod json_jobs;
+mod json_messages;
 mod router;
 
 use std::future::Future;
@@ -34,6 +38,8 @@ pub struct HttpConfig {
     pub body_bytes_max: usize,
     /// Ceiling for `max_records` on a fetch.
     pub fetch_records_max: usize,
+    /// Most Server-Sent Event streams open at once; one more gets 503 `unavailable`.
+    pub sse_streams_max: usize,
 }
 
 impl Default for HttpConfig {
@@ -41,19 +47,26 @@ impl Default for HttpConfig {
         HttpConfig {
             body_bytes_max: 64 * 1024 * 1024,
             fetch_records_max: 10_000,
+            sse_streams_max: 10_000,
         }
     }
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting connections
-/// and waits for in-flight requests (a long-poll fetch waits at most its `wait_ms`).
+/// and waits for in-flight requests (a long-poll fetch waits at most its `wait_ms`). Open
+/// event streams are ended at that moment, since they would otherwise never finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     engine: Arc<Engine>,
     config: HttpConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine, config))
-        .with_graceful_shutdown(shutdown)
+    let (closing, closing_signal) = tokio::sync::watch::channel(false);
+    let app = router::router_closing_on(engine, config, closing_signal);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = closing.send(true);
+        })
         .await
 }

@@ -13,9 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use omnibus_engine::Engine;
+use tokio::sync::{watch, Semaphore};
 
 use crate::error::ApiError;
-use crate::handlers::{fetch, groups, health, offsets, openapi, publish, streams};
+use crate::handlers::{
+    dead_letters, events, fetch, groups, health, jobs, messages, offsets, openapi, publish, queues,
+    streams,
+};
 use crate::HttpConfig;
 
 /// What every handler can reach.
@@ -23,6 +27,10 @@ use crate::HttpConfig;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: HttpConfig,
+    /// One permit per open event stream, `config.sse_streams_max` in all.
+    pub sse_streams: Arc<Semaphore>,
+    /// Becomes `true` when the server begins shutting down, which ends open event streams.
+    pub closing: watch::Receiver<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,11 +115,93 @@ pub fn routes() -> Vec<Route> {
         route(Post, "/v1/groups/{group}/offsets", groups::commit_offsets),
         route(Get, "/v1/groups/{group}/offsets", groups::committed_offsets),
         route(Get, "/v1/groups/{group}/lag", groups::group_lag),
+        route(Get, "/v1/queues", queues::list_queues),
+        route(Post, "/v1/queues", queues::create_queue),
+        route(Get, "/v1/queues/{queue}", queues::get_queue),
+        route(Delete, "/v1/queues/{queue}", queues::delete_queue),
+        route(Post, "/v1/queues/{queue}/pause", queues::pause_queue),
+        route(Post, "/v1/queues/{queue}/resume", queues::resume_queue),
+        route(Post, "/v1/queues/{queue}/purge", queues::purge_queue),
+        route(Post, "/v1/queues/{queue}/messages", messages::enqueue),
+        route(Post, "/v1/queues/{queue}/receive", messages::receive),
+        route(Post, "/v1/queues/{queue}/messages/{id}/ack", messages::ack),
+        route(
+            Post,
+            "/v1/queues/{queue}/messages/{id}/nack",
+            messages::nack,
+        ),
+        route(
+            Post,
+            "/v1/queues/{queue}/messages/{id}/extend",
+            messages::extend,
+        ),
+        route(
+            Post,
+            "/v1/queues/{queue}/messages/{id}/term",
+            messages::term,
+        ),
+        route(
+            Get,
+            "/v1/queues/{queue}/dlq",
+            dead_letters::list_dead_letters,
+        ),
+        route(
+            Post,
+            "/v1/queues/{queue}/dlq/redrive",
+            dead_letters::redrive,
+        ),
+        route(Post, "/v1/queues/{queue}/jobs", jobs::enqueue_jobs),
+        route(Get, "/v1/queues/{queue}/jobs", jobs::list_jobs),
+        route(Post, "/v1/queues/{queue}/jobs/fetch", jobs::fetch_jobs),
+        route(Get, "/v1/queues/{queue}/jobs/{id}", jobs::get_job),
+        route(
+            Post,
+            "/v1/queues/{queue}/jobs/{id}/progress",
+            jobs::job_progress,
+        ),
+        route(
+            Post,
+            "/v1/queues/{queue}/jobs/{id}/complete",
+            jobs::complete_job,
+        ),
+        route(Post, "/v1/queues/{queue}/jobs/{id}/fail", jobs::fail_job),
+        route(
+            Post,
+            "/v1/queues/{queue}/jobs/{id}/cancel",
+            jobs::cancel_job,
+        ),
+        route(
+            Get,
+            "/v1/queues/{queue}/jobs/{id}/events",
+            events::job_events,
+        ),
+        route(Get, "/v1/queues/{queue}/events", events::queue_events),
     ]
 }
 
-/// The API as an axum router, ready for [`axum::serve()`].
+/// The API as an axum router, ready for [`axum::serve()`]. Its event streams end only when
+/// their client leaves (or a job's stream reaches the job's end); [`crate::serve`] also ends
+/// them at shutdown.
 pub fn router(engine: Arc<Engine>, config: HttpConfig) -> Router {
+    // The sender is dropped at once: nothing will ever signal `closing`.
+    let (_, closing) = watch::channel(false);
+    router_closing_on(engine, config, closing)
+}
+
+/// The router, with event streams ending once `closing` becomes `true`.
+pub fn router_closing_on(
+    engine: Arc<Engine>,
+    config: HttpConfig,
+    closing: watch::Receiver<bool>,
+) -> Router {
+    let state = AppState {
+        engine,
+        config,
+        sse_streams: Arc::new(Semaphore::new(
+            config.sse_streams_max.min(Semaphore::MAX_PERMITS),
+        )),
+        closing,
+    };
     let mut router = Router::new();
     for route in routes() {
         router = router.route(route.path, route.handler);
@@ -126,7 +216,7 @@ pub fn router(engine: Arc<Engine>, config: HttpConfig) -> Router {
             config.body_bytes_max,
             refuse_declared_oversize_body,
         ))
-        .with_state(AppState { engine, config })
+        .with_state(state)
 }
 
 /// Refuses a body whose declared `Content-Length` is over the limit before reading any of it.

@@ -1,142 +1,14 @@
 //! End-to-end tests of the HTTP front door: a real engine on a temporary folder, the API served
 //! on a real socket, and a real HTTP client (raw bytes where the client cannot express it).
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use omnibus_engine::{Engine, EngineConfig};
-use omnibus_http::{serve, HttpConfig};
+use common::{assert_error, read, Server};
+use omnibus_http::HttpConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-struct Server {
-    address: std::net::SocketAddr,
-    client: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
-    _engine: Arc<Engine>,
-    _data: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start() -> Server {
-        Server::start_with(HttpConfig::default()).await
-    }
-
-    async fn start_with(config: HttpConfig) -> Server {
-        let data = tempfile::tempdir().expect("temporary folder");
-        let engine = Engine::open(EngineConfig::new(data.path()))
-            .await
-            .expect("engine opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("local address");
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, engine.clone(), config, async move {
-            let _ = stopped.await;
-        }));
-        Server {
-            address,
-            client: reqwest::Client::new(),
-            shutdown: Some(shutdown),
-            task: Some(task),
-            _engine: engine,
-            _data: data,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Sends a request (JSON body when given) and returns the status and the JSON body
-    /// (`Null` when the body is empty).
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request is answered");
-        read(response).await
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, Some(body)).await
-    }
-
-    /// Posts JSON text exactly as written (a `Value` would sort object keys).
-    async fn post_text(&self, path: &str, body: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(self.url(path))
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .expect("request is answered");
-        read(response).await
-    }
-
-    async fn create_stream(&self, spec: Value) {
-        let (status, body) = self.post("/v1/streams", spec).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
-
-    /// Sends raw bytes and returns the whole raw response.
-    async fn raw(&self, request: &[u8]) -> String {
-        let mut socket = tokio::net::TcpStream::connect(self.address)
-            .await
-            .expect("connect");
-        socket.write_all(request).await.expect("write request");
-        let mut response = Vec::new();
-        socket
-            .read_to_end(&mut response)
-            .await
-            .expect("read response");
-        String::from_utf8_lossy(&response).into_owned()
-    }
-
-    async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let outcome = tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("server stops after the shutdown signal")
-                .expect("server task does not panic");
-            outcome.expect("serve returns Ok");
-        }
-    }
-}
-
-async fn read(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let bytes = response.bytes().await.expect("response body");
-    if bytes.is_empty() {
-        return (status, Value::Null);
-    }
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|error| panic!("body is not JSON ({error}): {bytes:?}"));
-    (status, body)
-}
-
-/// Asserts an error response: status, stable code, and a non-empty message.
-fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
-    let (actual_status, body) = answer;
-    assert_eq!(*actual_status, status, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(!message.is_empty(), "error without a message: {body}");
-}
 
 #[tokio::test]
 async fn health_and_openapi_are_served_as_json() {

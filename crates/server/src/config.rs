@@ -210,6 +210,7 @@ impl ServerConfig {
         HttpConfig {
             body_bytes_max: self.http.body_bytes_max,
             fetch_records_max: self.http.fetch_records_max,
+            ..HttpConfig::default()
         }
     }
 }

@@ -43,6 +43,11 @@ pub enum ErrorCode {
     /// An ack, nack, extend or term from an attempt whose lease was lost: the message was
     /// redelivered and only the newest attempt may settle it.
     StaleAttempt,
+    JobNotFound,
+    /// The job is already completed, dead or cancelled.
+    JobFinished,
+    /// The queue is at its `max_length` and its overflow policy is to reject new messages.
+    QueueFull,
 }
 
 impl ErrorCode {
@@ -68,6 +73,9 @@ impl ErrorCode {
             ErrorCode::QueueExists => "queue_exists",
             ErrorCode::UnknownDelivery => "unknown_delivery",
             ErrorCode::StaleAttempt => "stale_attempt",
+            ErrorCode::JobNotFound => "job_not_found",
+            ErrorCode::JobFinished => "job_finished",
+            ErrorCode::QueueFull => "queue_full",
         }
     }
 }

@@ -47,7 +47,7 @@ fn parse_id(id: &str) -> Result<u64> {
 }
 
 fn job_not_found(queue: &str, id: &str) -> EngineError {
-    EngineError::UnknownDelivery(format!("queue {queue:?} has no job {id}"))
+    EngineError::JobNotFound(format!("queue {queue:?} has no job {id}"))
 }
 
 fn document_size(value: &serde_json::Value) -> usize {
@@ -572,7 +572,7 @@ impl Engine {
             .await?
             .ok_or_else(|| job_not_found(queue_name, id))?;
         if job.status.is_final() {
-            return Err(EngineError::BadRequest(format!(
+            return Err(EngineError::JobFinished(format!(
                 "job {id} is already {}",
                 job.status.as_str()
             )));

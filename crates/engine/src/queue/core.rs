@@ -591,7 +591,7 @@ impl QueueCore {
         max: usize,
         now_ms: i64,
     ) -> (Vec<Grant>, Vec<StateWrite>) {
-        if !self.claim_exclusive(worker, now_ms) {
+        if self.paused || !self.claim_exclusive(worker, now_ms) {
             return (Vec::new(), Vec::new());
         }
         let held = self.unacked_by_worker.get(worker).copied().unwrap_or(0);

@@ -224,6 +224,34 @@ impl Engine {
             created_ms: now_ms(),
             name: spec.name,
         };
+        if config.ttl_ms.is_some_and(|t| t > DELAY_MS_MAX) {
+            return Err(EngineError::InvalidConfig(format!(
+                "ttl_ms is over {DELAY_MS_MAX}"
+            )));
+        }
+        if let Backoff::Exponential {
+            initial_ms,
+            max_ms,
+            multiplier,
+        } = config.backoff
+        {
+            if initial_ms > DELAY_MS_MAX
+                || max_ms > DELAY_MS_MAX
+                || !(1.0..=1_000.0).contains(&multiplier)
+            {
+                return Err(EngineError::InvalidConfig(
+                    "backoff: delays must be at most a year and the multiplier between 1 and 1000"
+                        .into(),
+                ));
+            }
+        }
+        if let Backoff::Fixed { delay_ms } = config.backoff {
+            if delay_ms > DELAY_MS_MAX {
+                return Err(EngineError::InvalidConfig(
+                    "backoff delay is over a year".into(),
+                ));
+            }
+        }
         if config.dead_letter == config.name {
             return Err(EngineError::InvalidConfig(
                 "a queue cannot dead-letter into itself".into(),
@@ -457,7 +485,7 @@ impl Engine {
         }
         let excess = (waiting + incoming - max) as usize;
         match queue.config.overflow {
-            Overflow::RejectNew => Err(EngineError::LimitExceeded(format!(
+            Overflow::RejectNew => Err(EngineError::QueueFull(format!(
                 "queue {:?} is full ({waiting} waiting, max_length {max})",
                 queue.config.name
             ))),
@@ -465,7 +493,7 @@ impl Engine {
                 let dead = queue.config.overflow == Overflow::DeadLetterOldest;
                 let removed = queue.remove_oldest(excess, dead).await?;
                 if (removed as usize) < excess {
-                    return Err(EngineError::LimitExceeded(format!(
+                    return Err(EngineError::QueueFull(format!(
                         "queue {:?} is full and its waiting messages are delayed, not ready",
                         queue.config.name
                     )));
@@ -519,6 +547,12 @@ impl Engine {
                     bytes: size,
                     max: max_bytes,
                 });
+            }
+            if message.ttl_ms.is_some_and(|t| t > DELAY_MS_MAX) {
+                return Err(EngineError::BadRequest(format!(
+                    "ttl of {} ms exceeds the limit of {DELAY_MS_MAX} ms",
+                    message.ttl_ms.unwrap_or_default()
+                )));
             }
             let due = message.delay_ms.filter(|d| *d > 0).map(|d| now + d as i64);
             let ttl = message.ttl_ms.or(queue.config.ttl_ms);

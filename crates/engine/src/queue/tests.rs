@@ -357,7 +357,7 @@ async fn max_length_rejects_drops_or_dead_letters_per_policy() {
         .enqueue("reject", vec![message("m3")])
         .await
         .unwrap_err();
-    assert_eq!(full.code(), omnibus_types::ErrorCode::LimitExceeded);
+    assert_eq!(full.code(), omnibus_types::ErrorCode::QueueFull);
     engine.enqueue("drop", vec![message("m3")]).await.unwrap();
     engine.enqueue("dlq", vec![message("m3")]).await.unwrap();
     for (name, dead) in [("drop", 0), ("dlq", 1)] {

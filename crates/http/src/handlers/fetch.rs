@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use omnibus_engine::{FetchRequest, OffsetSpec};
+use omnibus_engine::{FetchRequest, FetchResult, OffsetSpec};
 use omnibus_types::limits::{BATCH_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,22 @@ pub struct FetchResponse<'a> {
     next_offset: u64,
     high_watermark: u64,
     log_start_offset: u64,
+}
+
+impl<'a> FetchResponse<'a> {
+    /// Renders fetched records of `partition` (also used for a queue's dead letters).
+    pub fn new(result: &'a FetchResult, partition: u32) -> Self {
+        FetchResponse {
+            records: result
+                .records
+                .iter()
+                .map(|record| RecordOutput::new(record, partition))
+                .collect(),
+            next_offset: result.next_offset,
+            high_watermark: result.high_watermark,
+            log_start_offset: result.log_start_offset,
+        }
+    }
 }
 
 /// The bounded numbers of a fetch, after defaults and clamping.
@@ -93,16 +109,7 @@ pub async fn fetch_records(
             wait_ms: bounds.wait_ms,
         })
         .await?;
-    let response = FetchResponse {
-        records: result
-            .records
-            .iter()
-            .map(|record| RecordOutput::new(record, partition))
-            .collect(),
-        next_offset: result.next_offset,
-        high_watermark: result.high_watermark,
-        log_start_offset: result.log_start_offset,
-    };
+    let response = FetchResponse::new(&result, partition);
     // Rendered here because the response borrows the fetched records.
     Ok(axum::response::IntoResponse::into_response(Json(response)))
 }

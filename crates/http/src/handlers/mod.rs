@@ -1,12 +1,17 @@
 //! One file per API area. Handlers parse and bound the request, call the engine, and render
 //! its answer; they hold no state of their own.
 
+pub mod dead_letters;
+pub mod events;
 pub mod fetch;
 pub mod groups;
 pub mod health;
+pub mod jobs;
+pub mod messages;
 pub mod offsets;
 pub mod openapi;
 pub mod publish;
+pub mod queues;
 pub mod streams;
 
 use std::sync::Arc;

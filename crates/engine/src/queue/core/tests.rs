@@ -316,3 +316,13 @@ fn exclusive_mode_has_one_active_worker_until_it_goes_quiet() {
     );
     assert!(core.deliver("w1", 1, 2_001).0.is_empty());
 }
+
+#[test]
+fn a_paused_queue_delivers_nothing_until_resumed() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 2, 0, None, 0);
+    core.set_paused(true);
+    assert!(core.deliver("w", 10, 0).0.is_empty());
+    core.set_paused(false);
+    assert_eq!(core.deliver("w", 10, 0).0.len(), 2);
+}

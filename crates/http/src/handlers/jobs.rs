@@ -1,0 +1,247 @@
+//! Background jobs: enqueue (with unique keys), fetch (long-poll, leased), progress (which
+//! extends the lease), complete, fail, cancel, read one, list by status.
+//!
+//! Answers that settle a job (complete, fail, cancel) and listings carry the job record
+//! without its payload; `GET` of one job includes it.
+//!
+//! A worker reports against the `attempt` it fetched: a stale attempt is refused with 409
+//! `stale_attempt`, and a job that is no longer leased to anyone (cancelled, or finished) with
+//! 404 `unknown_delivery`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use omnibus_engine::jobs::{EnqueuedJob, Job, JobStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathParams, QueryParams};
+use crate::json_jobs::{job_document, ActiveJobOutput, EnqueueJobsBody, JobOutput};
+use crate::json_messages::{check_duration, check_error_text, check_worker};
+use crate::router::AppState;
+
+/// Jobs a fetch asks for when it does not say.
+pub const FETCH_MAX_DEFAULT: usize = 1;
+/// Jobs per page when a listing does not say.
+pub const LIST_LIMIT_DEFAULT: usize = 100;
+/// Most jobs per page.
+pub const LIST_LIMIT_MAX: usize = 1_000;
+
+#[derive(Debug, Serialize)]
+pub struct EnqueueJobsResponse {
+    jobs: Vec<EnqueuedJob>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchBody {
+    worker: String,
+    max: Option<usize>,
+    wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FetchResponse<'a> {
+    jobs: Vec<ActiveJobOutput<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    /// The previous page's `next`.
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A page of jobs, without payloads (read a job by id for its payload).
+#[derive(Debug, Serialize)]
+pub struct JobList {
+    jobs: Vec<Job>,
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressBody {
+    attempt: u32,
+    progress: Box<RawValue>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProgressResponse {
+    lease_deadline_ms: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    attempt: u32,
+    result: Option<Box<RawValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailBody {
+    attempt: u32,
+    error: String,
+    /// Retry after this long instead of the job's backoff.
+    retry_delay_ms: Option<u64>,
+}
+
+/// `POST /v1/queues/{queue}/jobs`: 201 when any job was created, 200 when every one already
+/// existed under its unique key.
+pub async fn enqueue_jobs(
+    State(state): State<AppState>,
+    PathParams(queue): PathParams<String>,
+    JsonBody(body): JsonBody<EnqueueJobsBody>,
+) -> Result<(StatusCode, Json<EnqueueJobsResponse>), ApiError> {
+    let jobs = body.into_jobs()?;
+    let expected = jobs.len();
+    let enqueued = state.engine.enqueue_jobs(&queue, jobs).await?;
+    if enqueued.len() != expected {
+        return Err(ApiError::internal(format!(
+            "the engine answered for {} jobs of {expected}",
+            enqueued.len()
+        )));
+    }
+    let status = if enqueued.iter().any(|job| job.created) {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(EnqueueJobsResponse { jobs: enqueued })))
+}
+
+/// `POST /v1/queues/{queue}/jobs/fetch`
+pub async fn fetch_jobs(
+    State(state): State<AppState>,
+    PathParams(queue): PathParams<String>,
+    JsonBody(body): JsonBody<FetchBody>,
+) -> Result<Response, ApiError> {
+    check_worker(&body.worker)?;
+    let max = body.max.unwrap_or(FETCH_MAX_DEFAULT);
+    let active = state
+        .engine
+        .fetch_jobs(&queue, &body.worker, max, body.wait_ms.unwrap_or(0))
+        .await?;
+    let response = FetchResponse {
+        jobs: active.iter().map(ActiveJobOutput::new).collect(),
+    };
+    // Rendered here because the response borrows the jobs.
+    Ok(Json(response).into_response())
+}
+
+/// `GET /v1/queues/{queue}/jobs?status=&after=&limit=`
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    PathParams(queue): PathParams<String>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<JobList>, ApiError> {
+    let status = query.status.as_deref().map(parse_status).transpose()?;
+    let limit = query
+        .limit
+        .unwrap_or(LIST_LIMIT_DEFAULT)
+        .clamp(1, LIST_LIMIT_MAX);
+    let page = state
+        .engine
+        .list_jobs(&queue, status, query.after.as_deref(), limit)
+        .await?;
+    Ok(Json(JobList {
+        jobs: page.jobs,
+        next: page.next,
+    }))
+}
+
+fn parse_status(text: &str) -> Result<JobStatus, ApiError> {
+    JobStatus::parse(text).ok_or_else(|| {
+        let known: Vec<&str> = JobStatus::ALL
+            .iter()
+            .map(|status| status.as_str())
+            .collect();
+        ApiError::bad_request(format!(
+            "status={text:?} is not one of {}",
+            known.join(", ")
+        ))
+    })
+}
+
+/// `GET /v1/queues/{queue}/jobs/{id}`: the job with its payload.
+pub async fn get_job(
+    State(state): State<AppState>,
+    PathParams((queue, id)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
+    let job = state.engine.get_job(&queue, &id).await?;
+    // Rendered here because the output borrows the job.
+    Ok(Json(JobOutput::new(&job)).into_response())
+}
+
+/// `POST /v1/queues/{queue}/jobs/{id}/progress`: also extends the attempt's lease.
+pub async fn job_progress(
+    State(state): State<AppState>,
+    PathParams((queue, id)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<ProgressBody>,
+) -> Result<Json<ProgressResponse>, ApiError> {
+    let progress = job_document("progress", &body.progress)?;
+    let lease_deadline_ms = state
+        .engine
+        .job_progress(&queue, &id, body.attempt, progress)
+        .await?;
+    Ok(Json(ProgressResponse { lease_deadline_ms }))
+}
+
+/// `POST /v1/queues/{queue}/jobs/{id}/complete`
+pub async fn complete_job(
+    State(state): State<AppState>,
+    PathParams((queue, id)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<CompleteBody>,
+) -> Result<Json<Job>, ApiError> {
+    let result = body
+        .result
+        .map(|raw| job_document("result", &raw))
+        .transpose()?;
+    let job = state
+        .engine
+        .complete_job(&queue, &id, body.attempt, result)
+        .await?;
+    Ok(Json(job))
+}
+
+/// `POST /v1/queues/{queue}/jobs/{id}/fail`: retried per the job's policy, or dead.
+pub async fn fail_job(
+    State(state): State<AppState>,
+    PathParams((queue, id)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<FailBody>,
+) -> Result<Json<Job>, ApiError> {
+    check_error_text("error", &body.error)?;
+    check_duration("fail", "retry_delay_ms", body.retry_delay_ms)?;
+    let job = state
+        .engine
+        .fail_job(&queue, &id, body.attempt, &body.error, body.retry_delay_ms)
+        .await?;
+    Ok(Json(job))
+}
+
+/// `POST /v1/queues/{queue}/jobs/{id}/cancel`: a waiting, delayed or active job.
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    PathParams((queue, id)): PathParams<(String, String)>,
+) -> Result<Json<Job>, ApiError> {
+    let job = state.engine.cancel_job(&queue, &id).await?;
+    Ok(Json(job))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_parse_and_unknown_ones_list_the_known() {
+        assert_eq!(parse_status("completed").unwrap(), JobStatus::Completed);
+        let error = parse_status("done").unwrap_err();
+        assert_eq!(error.code(), "bad_request");
+        assert!(error.to_string().contains("waiting, delayed"), "{error}");
+    }
+}
