@@ -220,3 +220,71 @@ async fn cancel_and_list_by_status_with_paging() {
     let all = engine.list_jobs("jobs", None, None, 100).await.unwrap();
     assert_eq!(all.jobs.len(), 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_job_dies_with_its_last_error_while_ten_thousand_others_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path(), 30_000, 4).await;
+    let mut jobs: Vec<NewJob> = (0..10_000).map(|i| job("work", &i.to_string())).collect();
+    jobs.insert(5_000, job("poison", "always fails"));
+    for chunk in jobs.chunks(1_000) {
+        engine.enqueue_jobs("jobs", chunk.to_vec()).await.unwrap();
+    }
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        let engine = engine.clone();
+        workers.push(tokio::spawn(async move {
+            let name = format!("w{worker}");
+            let mut completed = 0;
+            loop {
+                let batch = engine.fetch_jobs("jobs", &name, 100, 300).await.unwrap();
+                if batch.is_empty() {
+                    return completed;
+                }
+                for active in batch {
+                    if active.job.name == "poison" {
+                        let error = format!("poisoned on attempt {}", active.attempt);
+                        engine
+                            .fail_job("jobs", &active.job.id, active.attempt, &error, None)
+                            .await
+                            .unwrap();
+                    } else {
+                        engine
+                            .complete_job("jobs", &active.job.id, active.attempt, None)
+                            .await
+                            .unwrap();
+                        completed += 1;
+                    }
+                }
+            }
+        }));
+    }
+    let mut completed = 0;
+    for worker in workers {
+        completed += worker.await.unwrap();
+    }
+    assert_eq!(
+        completed, 10_000,
+        "every healthy job completed exactly once"
+    );
+    let dead = engine
+        .list_jobs("jobs", Some(JobStatus::Dead), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.jobs.len(), 1);
+    assert_eq!(dead.jobs[0].name, "poison");
+    assert_eq!(dead.jobs[0].attempts, 4);
+    assert_eq!(
+        dead.jobs[0].errors.last().unwrap().message,
+        "poisoned on attempt 4"
+    );
+    let stats = engine.job_stats("jobs").unwrap();
+    assert_eq!(
+        (stats.completed, stats.dead, stats.dead_letter_depth),
+        (10_000, 1, 1)
+    );
+    assert_eq!(
+        (stats.waiting, stats.active, stats.delayed, stats.failed),
+        (0, 0, 0, 0)
+    );
+}
