@@ -95,12 +95,15 @@ async fn produce(
         let Ok(body) = response.json::<Value>().await else {
             return;
         };
-        let mut ledger = ledger.lock().unwrap();
-        for job in body["jobs"].as_array().into_iter().flatten() {
-            if let Some(id) = job["id"].as_str() {
-                ledger.enqueued.insert(id.to_string());
+        {
+            let mut ledger = ledger.lock().unwrap();
+            for job in body["jobs"].as_array().into_iter().flatten() {
+                if let Some(id) = job["id"].as_str() {
+                    ledger.enqueued.insert(id.to_string());
+                }
             }
         }
+        tokio::time::sleep(PRODUCE_PAUSE).await;
     }
 }
 
@@ -259,19 +262,22 @@ async fn acknowledged_jobs_survive_kill_9_and_completed_jobs_never_run_again() {
     stop.store(true, Ordering::SeqCst);
     while workers.join_next().await.is_some() {}
 
-    let ledger = ledger.lock().unwrap();
+    let (violations, enqueued, completed) = {
+        let ledger = ledger.lock().unwrap();
+        (
+            ledger.violations.clone(),
+            ledger.enqueued.clone(),
+            ledger.completed.len(),
+        )
+    };
+    assert!(violations.is_empty(), "seed {seed}: {violations:#?}");
     assert!(
-        ledger.violations.is_empty(),
-        "seed {seed}: {:#?}",
-        ledger.violations
-    );
-    assert!(
-        !ledger.enqueued.is_empty(),
+        !enqueued.is_empty(),
         "seed {seed}: no enqueue was acknowledged, nothing was tested"
     );
     let client = client();
     let mut unfinished = Vec::new();
-    for id in &ledger.enqueued {
+    for id in &enqueued {
         let job: Value = client
             .get(format!("{base}/v1/queues/{QUEUE}/jobs/{id}"))
             .send()
@@ -291,8 +297,8 @@ async fn acknowledged_jobs_survive_kill_9_and_completed_jobs_never_run_again() {
     );
     println!(
         "crash_jobs: seed={seed}: {cycles} kills, {} acknowledged enqueues all finished, {} acknowledged completions never redelivered, in {:.1} s",
-        ledger.enqueued.len(),
-        ledger.completed.len(),
+        enqueued.len(),
+        completed,
         started.elapsed().as_secs_f64()
     );
 }
