@@ -20,6 +20,18 @@ cargo --version
 rustc --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The rdkafka dev-dependency builds its bundled librdkafka with a C/C++ toolchain.
+missing=()
+for tool in gcc g++ make pkg-config; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing build tools (missing: ${missing[*]})"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q build-essential pkg-config
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"
   cargo install cargo-nextest --locked
@@ -34,6 +46,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 log "tests"
 cargo build --workspace --all-targets
 cargo nextest run --workspace --no-fail-fast
+
+log "real-client compatibility suites (Python clients, kcat)"
+bash scripts/client-tests.sh
 
 fuzz_runs="${OMNIBUS_FUZZ_RUNS:-4000}"
 if [ "$fuzz_runs" != "0" ] && rustup toolchain list | grep -q '^nightly'; then

@@ -7,6 +7,7 @@
 //! into the types in [`model`] and back.
 #![forbid(unsafe_code)]
 
+mod admin;
 pub mod config;
 pub mod coordinator;
 mod engine;
@@ -17,8 +18,10 @@ pub mod jobs;
 pub mod model;
 mod offsets;
 pub mod partitioner;
+pub mod producers;
 mod publish;
 pub mod queue;
+pub mod raw_append;
 mod stream;
 
 pub use config::{EngineConfig, FsyncPolicy, StreamDefaults};

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use omnibus_engine::{EngineConfig, StreamDefaults};
 use omnibus_http::HttpConfig;
+use omnibus_kafka::{KafkaConfig, FRAME_BYTES_CEILING};
 use omnibus_types::limits::{MESSAGE_BYTES_MAX, PARTITIONS_MAX};
 use serde::Deserialize;
 
@@ -34,6 +35,9 @@ pub struct ServeArgs {
     /// Address of the HTTP listener [default: 127.0.0.1:8080].
     #[arg(long, env = "OMNIBUS_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<String>,
+    /// Address of the Kafka listener [default: 127.0.0.1:9092].
+    #[arg(long, env = "OMNIBUS_KAFKA_LISTEN", value_name = "ADDR")]
+    pub kafka_listen: Option<String>,
 }
 
 /// Everything `omnibus serve` needs. Field names are the TOML keys.
@@ -42,6 +46,7 @@ pub struct ServeArgs {
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub http: HttpSection,
+    pub kafka: KafkaSection,
     pub engine: EngineSection,
     pub stream_defaults: StreamDefaults,
 }
@@ -57,6 +62,23 @@ pub struct HttpSection {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct KafkaSection {
+    /// `host:port`; a host name is resolved when binding.
+    pub listen: String,
+    /// Host clients are told to connect to; defaults to the bound address.
+    pub advertised_host: Option<String>,
+    /// Port clients are told to connect to; defaults to the bound port.
+    pub advertised_port: Option<u16>,
+    /// Whether a Metadata request for a missing topic creates it (if the client allows).
+    pub auto_create_topics: bool,
+    /// Largest request frame (Kafka's `socket.request.max.bytes`).
+    pub frame_bytes_max: usize,
+    /// Most Kafka connections open at once.
+    pub connections_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EngineSection {
     pub maintenance_interval_ms: u64,
     pub streams_max: usize,
@@ -68,6 +90,7 @@ impl Default for ServerConfig {
         ServerConfig {
             data_dir: engine.data_dir,
             http: HttpSection::default(),
+            kafka: KafkaSection::default(),
             engine: EngineSection {
                 maintenance_interval_ms: engine.maintenance_interval_ms,
                 streams_max: engine.streams_max,
@@ -84,6 +107,20 @@ impl Default for HttpSection {
             listen: "127.0.0.1:8080".to_string(),
             body_bytes_max: http.body_bytes_max,
             fetch_records_max: http.fetch_records_max,
+        }
+    }
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        let kafka = KafkaConfig::default();
+        KafkaSection {
+            listen: "127.0.0.1:9092".to_string(),
+            advertised_host: kafka.advertised_host,
+            advertised_port: kafka.advertised_port,
+            auto_create_topics: kafka.auto_create_topics,
+            frame_bytes_max: kafka.frame_bytes_max,
+            connections_max: kafka.connections_max,
         }
     }
 }
@@ -136,6 +173,9 @@ impl ServerConfig {
         if let Some(listen) = &args.http_listen {
             self.http.listen = listen.clone();
         }
+        if let Some(listen) = &args.kafka_listen {
+            self.kafka.listen = listen.clone();
+        }
     }
 
     /// Catches what the layers below would only reject later and less clearly; the engine
@@ -161,6 +201,7 @@ impl ServerConfig {
                 self.http.fetch_records_max
             );
         }
+        self.validate_kafka()?;
         if self.engine.maintenance_interval_ms == 0 {
             bail!("engine.maintenance_interval_ms must be positive");
         }
@@ -168,6 +209,34 @@ impl ServerConfig {
             bail!("engine.streams_max must be positive");
         }
         self.validate_stream_defaults()
+    }
+
+    fn validate_kafka(&self) -> anyhow::Result<()> {
+        let kafka = &self.kafka;
+        if kafka.listen.trim().is_empty() {
+            bail!("kafka.listen must not be empty");
+        }
+        if kafka
+            .advertised_host
+            .as_deref()
+            .is_some_and(|h| h.trim().is_empty())
+        {
+            bail!("kafka.advertised_host must not be empty when set");
+        }
+        if kafka.advertised_port == Some(0) {
+            bail!("kafka.advertised_port must not be 0");
+        }
+        // A produce request must fit a whole batch of the largest record plus its framing.
+        if kafka.frame_bytes_max < 1024 * 1024 || kafka.frame_bytes_max > FRAME_BYTES_CEILING {
+            bail!(
+                "kafka.frame_bytes_max {} must be between 1048576 and {FRAME_BYTES_CEILING}",
+                kafka.frame_bytes_max
+            );
+        }
+        if kafka.connections_max == 0 {
+            bail!("kafka.connections_max must be positive");
+        }
+        Ok(())
     }
 
     /// The engine checks these only when a stream is created; a broker should not start with
@@ -204,6 +273,16 @@ impl ServerConfig {
         engine.maintenance_interval_ms = self.engine.maintenance_interval_ms;
         engine.streams_max = self.engine.streams_max;
         engine
+    }
+
+    pub fn kafka_config(&self) -> KafkaConfig {
+        KafkaConfig {
+            advertised_host: self.kafka.advertised_host.clone(),
+            advertised_port: self.kafka.advertised_port,
+            auto_create_topics: self.kafka.auto_create_topics,
+            frame_bytes_max: self.kafka.frame_bytes_max,
+            connections_max: self.kafka.connections_max,
+        }
     }
 
     pub fn http_config(&self) -> HttpConfig {
@@ -244,6 +323,10 @@ fsync = "interval:50"
         let config = ServerConfig::default();
         assert_eq!(config.data_dir, PathBuf::from("./omnibus-data"));
         assert_eq!(config.http.listen, "127.0.0.1:8080");
+        assert_eq!(config.kafka.listen, "127.0.0.1:9092");
+        assert!(config.kafka.auto_create_topics);
+        assert_eq!(config.kafka.frame_bytes_max, 100 * 1024 * 1024);
+        assert_eq!(config.kafka.advertised_host, None);
         assert_eq!(config.stream_defaults, StreamDefaults::default());
         config.validate().unwrap();
     }
@@ -279,7 +362,7 @@ fsync = "interval:50"
             "[http]\nlisten_addr = \"127.0.0.1:1\"",
             "[engine]\nstreams = 3",
             "[stream_defaults]\npartition = 3",
-            "[kafka]\nlisten = \"127.0.0.1:9092\"",
+            "[kafka]\nlisten_address = \"127.0.0.1:9092\"",
         ] {
             let error = ServerConfig::from_toml(text).unwrap_err();
             assert!(
@@ -296,6 +379,10 @@ data_dir = "./omnibus-data"
 [http]
 listen = "127.0.0.1:8080"
 body_bytes_max = 67108864
+[kafka]
+listen = "127.0.0.1:9092"
+auto_create_topics = true
+frame_bytes_max = 104857600
 [engine]
 maintenance_interval_ms = 1000
 streams_max = 10000
@@ -318,6 +405,30 @@ retention_ms = 604800000
         let mut config = ServerConfig::default();
         config.http.body_bytes_max = 0;
         assert!(config.validate().is_err());
+        for text in [
+            "[kafka]\nframe_bytes_max = 10",
+            "[kafka]\nconnections_max = 0",
+            "[kafka]\nadvertised_port = 0",
+            "[kafka]\nadvertised_host = \" \"",
+            "[kafka]\nlisten = \"\"",
+        ] {
+            let config = ServerConfig::from_toml(text).unwrap();
+            let error = config.validate().unwrap_err();
+            assert!(
+                error.to_string().contains("kafka."),
+                "{text:?} gave {error}"
+            );
+        }
+        let config = ServerConfig::from_toml(
+            "[kafka]\nadvertised_host = \"broker.example\"\nadvertised_port = 19092",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(
+            config.kafka_config().advertised_host.as_deref(),
+            Some("broker.example")
+        );
+        assert_eq!(config.kafka_config().advertised_port, Some(19092));
         let config = ServerConfig::from_toml("[stream_defaults]\npartitions = 0").unwrap();
         let error = config.validate().unwrap_err();
         assert!(
@@ -342,6 +453,7 @@ retention_ms = 604800000
 
         std::env::remove_var("OMNIBUS_DATA_DIR");
         std::env::remove_var("OMNIBUS_HTTP_LISTEN");
+        std::env::remove_var("OMNIBUS_KAFKA_LISTEN");
         std::env::remove_var("OMNIBUS_CONFIG");
         assert_eq!(parse(&[]), ServerConfig::default());
 
@@ -357,9 +469,11 @@ retention_ms = 604800000
         // The environment beats the file.
         std::env::set_var("OMNIBUS_DATA_DIR", "/from/env");
         std::env::set_var("OMNIBUS_HTTP_LISTEN", "127.0.0.1:9002");
+        std::env::set_var("OMNIBUS_KAFKA_LISTEN", "127.0.0.1:9102");
         let from_env = parse(&[]);
         assert_eq!(from_env.data_dir, PathBuf::from("/from/env"));
         assert_eq!(from_env.http.listen, "127.0.0.1:9002");
+        assert_eq!(from_env.kafka.listen, "127.0.0.1:9102");
         assert_eq!(from_env.stream_defaults.partitions, 4);
 
         // Flags beat the environment.
@@ -368,13 +482,17 @@ retention_ms = 604800000
             "/from/flag",
             "--http-listen",
             "127.0.0.1:9003",
+            "--kafka-listen",
+            "127.0.0.1:9103",
         ]);
         assert_eq!(from_flags.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(from_flags.http.listen, "127.0.0.1:9003");
+        assert_eq!(from_flags.kafka.listen, "127.0.0.1:9103");
         assert_eq!(from_flags.engine.maintenance_interval_ms, 250);
 
         std::env::remove_var("OMNIBUS_DATA_DIR");
         std::env::remove_var("OMNIBUS_HTTP_LISTEN");
+        std::env::remove_var("OMNIBUS_KAFKA_LISTEN");
         std::env::remove_var("OMNIBUS_CONFIG");
     }
 

@@ -26,46 +26,55 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     // recovery. Connections that arrive meanwhile wait in the listen backlog.
     let http_listener = bind("HTTP", &config.http.listen).await?;
     let http_address = local_address(&http_listener, &config.http.listen)?;
+    let kafka_listener = bind("Kafka", &config.kafka.listen).await?;
+    let kafka_address = local_address(&kafka_listener, &config.kafka.listen)?;
 
     let engine = Engine::open(config.engine_config())
         .await
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
 
-    let (stop_sender, mut stop_receiver) = watch::channel(false);
-    let stop = async move {
+    let (stop_sender, stop_receiver) = watch::channel(false);
+    let stop = |mut receiver: watch::Receiver<bool>| async move {
         // An error means the sender is gone, which also means: stop.
-        let _ = stop_receiver.wait_for(|stop| *stop).await;
+        let _ = receiver.wait_for(|stop| *stop).await;
     };
     let mut http_task = tokio::spawn(omnibus_http::serve(
         http_listener,
         Arc::clone(&engine),
         config.http_config(),
-        stop,
+        stop(stop_receiver.clone()),
+    ));
+    let mut kafka_task = tokio::spawn(omnibus_kafka::serve(
+        kafka_listener,
+        Arc::clone(&engine),
+        config.kafka_config(),
+        stop(stop_receiver),
     ));
 
     // A fixed, greppable line (not a tracing event) so scripts and tests can wait for it.
     eprintln!(
-        "omnibus ready: http={http_address} data_dir={}",
+        "omnibus ready: http={http_address} kafka={kafka_address} data_dir={}",
         config.data_dir.display()
     );
 
     let mut failure = None;
     tokio::select! {
         signal = signals.next() => info!("received {signal}; shutting down"),
-        outcome = &mut http_task => {
-            let error = match outcome {
-                Ok(Ok(())) => anyhow::anyhow!("the HTTP listener stopped unexpectedly"),
-                Ok(Err(error)) => anyhow::Error::new(error).context("the HTTP listener failed"),
-                Err(error) => anyhow::Error::new(error).context("the HTTP listener crashed"),
-            };
-            failure = Some(error);
-        }
+        outcome = &mut http_task => failure = Some(listener_failure("HTTP", outcome)),
+        outcome = &mut kafka_task => failure = Some(listener_failure("Kafka", outcome)),
     }
 
     // Stop accepting; let the requests already running finish, within bounds.
     let _ = stop_sender.send(true);
     if failure.is_none() {
-        drain(&mut http_task, &mut signals).await;
+        // Both listeners drain at once, within one deadline.
+        tokio::join!(
+            drain("HTTP", &mut http_task, &mut signals),
+            drain_quietly("Kafka", &mut kafka_task),
+        );
+    } else {
+        http_task.abort();
+        kafka_task.abort();
     }
 
     // Whatever happened above, acknowledged data goes to disk before we exit.
@@ -92,27 +101,53 @@ fn local_address(listener: &TcpListener, configured: &str) -> anyhow::Result<Soc
         .with_context(|| format!("cannot read the bound address of {configured}"))
 }
 
-/// Waits for the HTTP server's graceful shutdown, at most [`DRAIN_MS_MAX`]; a second signal
-/// cuts the wait short.
-async fn drain(
-    http_task: &mut tokio::task::JoinHandle<std::io::Result<()>>,
-    signals: &mut Signals,
-) {
+type ListenerTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// Why a listener that should run until shutdown ended early.
+fn listener_failure(
+    what: &str,
+    outcome: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> anyhow::Error {
+    match outcome {
+        Ok(Ok(())) => anyhow::anyhow!("the {what} listener stopped unexpectedly"),
+        Ok(Err(error)) => anyhow::Error::new(error).context(format!("the {what} listener failed")),
+        Err(error) => anyhow::Error::new(error).context(format!("the {what} listener crashed")),
+    }
+}
+
+/// Waits for a listener's graceful shutdown, at most [`DRAIN_MS_MAX`]; a second signal cuts
+/// the wait short.
+async fn drain(what: &str, task: &mut ListenerTask, signals: &mut Signals) {
     let deadline = tokio::time::sleep(Duration::from_millis(DRAIN_MS_MAX));
     tokio::select! {
-        outcome = &mut *http_task => match outcome {
-            Ok(Ok(())) => info!("in-flight HTTP requests finished"),
-            Ok(Err(error)) => warn!("the HTTP listener failed while draining: {error}"),
-            Err(error) => warn!("the HTTP listener crashed while draining: {error}"),
-        },
+        outcome = &mut *task => report_drained(what, outcome),
         () = deadline => {
-            warn!("HTTP requests still running after {DRAIN_MS_MAX} ms; closing them");
-            http_task.abort();
+            warn!("{what} requests still running after {DRAIN_MS_MAX} ms; closing them");
+            task.abort();
         }
         signal = signals.next() => {
             warn!("received {signal} again; not waiting for in-flight requests");
-            http_task.abort();
+            task.abort();
         }
+    }
+}
+
+/// As [`drain`], for a listener drained alongside one that watches the signals.
+async fn drain_quietly(what: &str, task: &mut ListenerTask) {
+    match tokio::time::timeout(Duration::from_millis(DRAIN_MS_MAX), &mut *task).await {
+        Ok(outcome) => report_drained(what, outcome),
+        Err(_) => {
+            warn!("{what} requests still running after {DRAIN_MS_MAX} ms; closing them");
+            task.abort();
+        }
+    }
+}
+
+fn report_drained(what: &str, outcome: Result<std::io::Result<()>, tokio::task::JoinError>) {
+    match outcome {
+        Ok(Ok(())) => info!("in-flight {what} requests finished"),
+        Ok(Err(error)) => warn!("the {what} listener failed while draining: {error}"),
+        Err(error) => warn!("the {what} listener crashed while draining: {error}"),
     }
 }
 

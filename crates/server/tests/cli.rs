@@ -46,9 +46,12 @@ impl Server {
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--http-listen", &address])
+            // Tests run side by side: never the default Kafka port.
+            .args(["--kafka-listen", &format!("127.0.0.1:{}", free_port())])
             .env_remove("OMNIBUS_CONFIG")
             .env_remove("OMNIBUS_DATA_DIR")
             .env_remove("OMNIBUS_HTTP_LISTEN")
+            .env_remove("OMNIBUS_KAFKA_LISTEN")
             .env("OMNIBUS_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -374,6 +377,8 @@ fn serve_reports_a_taken_address_and_exits_nonzero() {
             data_dir.to_str().expect("utf-8 path"),
             "--http-listen",
             &address,
+            "--kafka-listen",
+            &format!("127.0.0.1:{}", free_port()),
         ],
         b"",
     );

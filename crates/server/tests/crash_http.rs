@@ -475,6 +475,10 @@ async fn start_once(
         .arg(data_dir)
         .arg("--http-listen")
         .arg(format!("127.0.0.1:{port}"))
+        // Tests run side by side: never the default Kafka port.
+        .arg("--kafka-listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .env_remove("OMNIBUS_KAFKA_LISTEN")
         .env_remove("OMNIBUS_CONFIG")
         .env_remove("OMNIBUS_DATA_DIR")
         .env_remove("OMNIBUS_HTTP_LISTEN")

@@ -1,0 +1,224 @@
+//! Raw appends: record batches a producer encoded (Kafka's produce path) appended as sent —
+//! the log assigns offsets by rewriting each batch's base offset, never re-encoding — and the
+//! multi-partition wait a Kafka fetch long-polls with.
+//!
+//! Batches are checked here for what readers of the stored bytes rely on beyond the CRC the
+//! log checks: a record count that matches the batch's offset span and is plausible for its
+//! size (a decoder reserves room for that many records), no control or transactional batches
+//! (the engine has no transactions), and the stream's size limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use omnibus_storage::batch::{BatchHeader, HEADER_BYTES};
+use omnibus_types::limits;
+
+use crate::engine::Engine;
+use crate::error::{EngineError, Result};
+
+/// The smallest possible record: length, attributes, timestamp delta, offset delta, key
+/// length, value length and header count, one byte each.
+const RECORD_BYTES_MIN: usize = 7;
+/// Most records one compressed batch may claim (their size is unknown until decompressed).
+pub const RAW_BATCH_RECORDS_MAX: usize = 1_000_000;
+/// Batch framing allowed on top of the stream's `message_bytes_max`: Kafka's
+/// `max.message.bytes` bounds whole batches, ours bounds one record, so a batch holding one
+/// maximal record must still fit.
+const BATCH_OVERHEAD_BYTES: usize = 1024;
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawAppend {
+    pub first_offset: u64,
+    pub last_offset: u64,
+    pub log_start_offset: u64,
+}
+
+/// The fixed header of one producer batch, as the engine checked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawBatchInfo {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+    pub total_bytes: usize,
+}
+
+impl RawBatchInfo {
+    /// The sequence number of the batch's last record (sequences wrap at `i32::MAX`).
+    pub fn last_sequence(&self) -> i32 {
+        let last = self.base_sequence as i64 + self.record_count as i64 - 1;
+        (last % (i32::MAX as i64 + 1)) as i32
+    }
+
+    pub fn is_idempotent(&self) -> bool {
+        self.producer_id >= 0
+    }
+}
+
+/// Checks one producer batch (exactly one, as Kafka requires of Produce v3+) and returns its
+/// header. The CRC is checked by the log when appending.
+pub fn inspect_raw_batch(bytes: &[u8], message_bytes_max: usize) -> Result<RawBatchInfo> {
+    let invalid =
+        |reason: String| EngineError::BadRequest(format!("invalid record batch: {reason}"));
+    let header = BatchHeader::parse(bytes)?;
+    let total_bytes = header.total_bytes();
+    if total_bytes != bytes.len() {
+        return Err(invalid(format!(
+            "expected exactly one batch of {total_bytes} bytes, got {} bytes",
+            bytes.len()
+        )));
+    }
+    let limit = message_bytes_max.saturating_add(BATCH_OVERHEAD_BYTES);
+    if total_bytes > limit {
+        return Err(EngineError::MessageTooLarge {
+            what: "record batch",
+            bytes: total_bytes,
+            max: limit,
+        });
+    }
+    if header.is_control() || header.attributes & (1 << 4) != 0 {
+        return Err(invalid(
+            "transactional and control batches are not supported".into(),
+        ));
+    }
+    let count = header.record_count as i64;
+    if count < 1 || count != header.last_offset_delta as i64 + 1 {
+        return Err(invalid(format!(
+            "record count {count} does not match last offset delta {}",
+            header.last_offset_delta
+        )));
+    }
+    let records_bytes = total_bytes - HEADER_BYTES;
+    let plausible = if header.compression() == 0 {
+        records_bytes / RECORD_BYTES_MIN
+    } else {
+        RAW_BATCH_RECORDS_MAX
+    };
+    if count as usize > plausible {
+        return Err(invalid(format!(
+            "{count} records cannot fit in {records_bytes} bytes"
+        )));
+    }
+    Ok(RawBatchInfo {
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        base_sequence: header.base_sequence,
+        record_count: header.record_count,
+        total_bytes,
+    })
+}
+
+impl Engine {
+    /// Appends one producer batch to a partition as sent and resolves once it is
+    /// acknowledged under the stream's fsync policy. Does no idempotence check; see
+    /// [`crate::producers::ProducerRegistry::append`].
+    pub async fn append_raw(
+        &self,
+        stream: &str,
+        partition: u32,
+        batch: BytesMut,
+    ) -> Result<RawAppend> {
+        self.check_running()?;
+        let stream = self.stream(stream)?;
+        inspect_raw_batch(&batch, stream.config.message_bytes_max)?;
+        let log = stream.partition(partition)?.clone();
+        let info = log.append(batch).await?;
+        Ok(RawAppend {
+            first_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_start_offset: log.log_start_offset(),
+        })
+    }
+
+    /// The largest batch a stream accepts through [`Engine::append_raw`].
+    pub fn raw_batch_bytes_max(&self, stream: &str) -> Result<usize> {
+        Ok(self
+            .stream(stream)?
+            .config
+            .message_bytes_max
+            .saturating_add(BATCH_OVERHEAD_BYTES))
+    }
+
+    /// Waits until any of `positions` (stream, partition, offset) has records at or after
+    /// its offset, a partition fails, or `wait_ms` passes (at most
+    /// [`limits::FETCH_WAIT_MS_MAX`]). Unknown streams and partitions are ignored.
+    pub async fn wait_for_records(&self, positions: &[(String, u32, u64)], wait_ms: u64) {
+        let wait = Duration::from_millis(wait_ms.min(limits::FETCH_WAIT_MS_MAX));
+        if wait.is_zero() || positions.is_empty() {
+            return;
+        }
+        let mut waits = tokio::task::JoinSet::new();
+        for (stream, partition, offset) in positions {
+            let Ok(stream) = self.stream(stream) else {
+                continue;
+            };
+            let Ok(log) = stream.partition(*partition) else {
+                continue;
+            };
+            let log: Arc<_> = log.clone();
+            let offset = *offset;
+            waits.spawn(async move {
+                let mut progress = log.watch();
+                let _ = progress
+                    .wait_for(|p| p.high_watermark > offset || p.failure.is_some())
+                    .await;
+            });
+        }
+        if waits.is_empty() {
+            return;
+        }
+        // The first partition with news ends the wait; dropping the set cancels the others.
+        let _ = tokio::time::timeout(wait, waits.join_next()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(count: i32, delta: i32, attributes: i16, records_bytes: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; HEADER_BYTES + records_bytes];
+        let length = (bytes.len() - 12) as i32;
+        bytes[8..12].copy_from_slice(&length.to_be_bytes());
+        bytes[16] = 2;
+        bytes[21..23].copy_from_slice(&attributes.to_be_bytes());
+        bytes[23..27].copy_from_slice(&delta.to_be_bytes());
+        bytes[43..51].copy_from_slice(&7i64.to_be_bytes());
+        bytes[53..57].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        bytes[57..61].copy_from_slice(&count.to_be_bytes());
+        bytes
+    }
+
+    #[test]
+    fn a_plausible_batch_is_accepted_and_its_sequences_wrap() {
+        let info = inspect_raw_batch(&batch(3, 2, 0, 21), 1 << 20).unwrap();
+        assert_eq!(info.producer_id, 7);
+        assert_eq!(info.record_count, 3);
+        assert_eq!(info.last_sequence(), 0, "MAX-1, MAX, then 0");
+    }
+
+    #[test]
+    fn implausible_batches_are_refused() {
+        // A record count the bytes cannot hold (a decoder would reserve room for it).
+        assert!(inspect_raw_batch(&batch(1000, 999, 0, 21), 1 << 20).is_err());
+        // A count that disagrees with the offset span.
+        assert!(inspect_raw_batch(&batch(3, 5, 0, 21), 1 << 20).is_err());
+        assert!(inspect_raw_batch(&batch(0, -1, 0, 21), 1 << 20).is_err());
+        // Transactional and control batches.
+        assert!(inspect_raw_batch(&batch(1, 0, 1 << 4, 21), 1 << 20).is_err());
+        assert!(inspect_raw_batch(&batch(1, 0, 1 << 5, 21), 1 << 20).is_err());
+        // Two batches where one is expected.
+        let mut two = batch(1, 0, 0, 7);
+        two.extend(batch(1, 0, 0, 7));
+        assert!(inspect_raw_batch(&two, 1 << 20).is_err());
+        // Too large for the stream.
+        assert!(matches!(
+            inspect_raw_batch(&batch(1, 0, 0, 5000), 1000),
+            Err(EngineError::MessageTooLarge { .. })
+        ));
+        // A compressed batch may hold many records in few bytes, within a ceiling.
+        assert!(inspect_raw_batch(&batch(5000, 4999, 4, 100), 1 << 20).is_ok());
+    }
+}

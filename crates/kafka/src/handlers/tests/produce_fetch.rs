@@ -1,0 +1,391 @@
+//! The data path: produce, fetch, list offsets, metadata and idempotence.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+
+use super::{batch, fixture, Fixture};
+use crate::handlers::Outcome;
+
+fn topic(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+fn produce_request(name: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    let mut data = produce_request::PartitionProduceData::default();
+    data.index = partition;
+    data.records = Some(records);
+    let mut wanted = produce_request::TopicProduceData::default();
+    wanted.name = topic(name);
+    wanted.partition_data = vec![data];
+    let mut request = ProduceRequest::default();
+    request.acks = acks;
+    request.timeout_ms = 5000;
+    request.topic_data = vec![wanted];
+    request
+}
+
+/// (error code, base offset) of a single-partition produce.
+async fn produce(fixture: &Fixture, name: &str, partition: i32, records: Bytes) -> (i16, i64) {
+    let request = produce_request(name, partition, records, -1);
+    let ResponseKind::Produce(response) = fixture.respond(ApiKey::Produce, request, 9).await else {
+        panic!("not a produce response")
+    };
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset)
+}
+
+fn fetch_request(name: &str, partition: i32, offset: i64, wait_ms: i32) -> FetchRequest {
+    let mut wanted = fetch_request::FetchPartition::default();
+    wanted.partition = partition;
+    wanted.fetch_offset = offset;
+    wanted.partition_max_bytes = 1 << 20;
+    let mut fetch_topic = fetch_request::FetchTopic::default();
+    fetch_topic.topic = topic(name);
+    fetch_topic.partitions = vec![wanted];
+    let mut request = FetchRequest::default();
+    request.max_wait_ms = wait_ms;
+    request.min_bytes = 1;
+    request.max_bytes = 1 << 20;
+    request.topics = vec![fetch_topic];
+    request
+}
+
+async fn fetch(fixture: &Fixture, request: FetchRequest) -> fetch_response::PartitionData {
+    let ResponseKind::Fetch(response) = fixture.respond(ApiKey::Fetch, request, 12).await else {
+        panic!("not a fetch response")
+    };
+    response.responses[0].partitions[0].clone()
+}
+
+fn values(records: &Bytes) -> Vec<(i64, String)> {
+    let mut bytes = records.clone();
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        for record in set.records {
+            let value = String::from_utf8(record.value.unwrap().to_vec()).unwrap();
+            out.push((record.offset, value));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn batches_are_stored_as_sent_and_fetched_whole_even_from_mid_batch() {
+    let fixture = fixture().await;
+    fixture.create("t", 1);
+    let first = batch(&["a", "b", "c"], Compression::None, None);
+    let second = batch(&["d", "e"], Compression::Zstd, None);
+    assert_eq!(produce(&fixture, "t", 0, first.clone()).await, (0, 0));
+    assert_eq!(produce(&fixture, "t", 0, second.clone()).await, (0, 3));
+
+    // Mid-batch: the whole first batch comes back, then the second, byte for byte except
+    // for the base offsets the log assigned.
+    let data = fetch(&fixture, fetch_request("t", 0, 1, 0)).await;
+    assert_eq!(data.error_code, 0);
+    assert_eq!(data.high_watermark, 5);
+    assert_eq!(data.last_stable_offset, 5);
+    assert_eq!(data.log_start_offset, 0);
+    let records = data.records.unwrap();
+    assert_eq!(records.len(), first.len() + second.len());
+    assert_eq!(&records[8..first.len()], &first[8..]);
+    assert_eq!(&records[first.len() + 8..], &second[8..]);
+    let got = values(&records);
+    assert_eq!(
+        got.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
+    assert_eq!(got[4].1, "e");
+}
+
+#[tokio::test]
+async fn an_empty_fetch_has_zero_length_records_never_null() {
+    let fixture = fixture().await;
+    fixture.create("t", 1);
+    let data = fetch(&fixture, fetch_request("t", 0, 0, 0)).await;
+    assert_eq!(data.error_code, 0);
+    assert_eq!(data.records, Some(Bytes::new()));
+    let mut encoded = BytesMut::new();
+    let response = crate::codec::Response {
+        api_key: ApiKey::Fetch,
+        version: 4,
+        correlation_id: 1,
+        body: {
+            let mut response = FetchResponse::default();
+            let mut topic_response = fetch_response::FetchableTopicResponse::default();
+            topic_response.partitions = vec![data];
+            response.responses = vec![topic_response];
+            response.into()
+        },
+    };
+    response.encode(&mut encoded).unwrap();
+    // The record set is the last field of v4: its i32 length must be 0, not -1.
+    assert_eq!(&encoded[encoded.len() - 4..], &[0, 0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_long_poll_wakes_when_a_record_arrives() {
+    let fixture = std::sync::Arc::new(fixture().await);
+    fixture.create("t", 2);
+    let producer = fixture.clone();
+    let produced = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        produce(&producer, "t", 1, batch(&["late"], Compression::None, None)).await
+    });
+    let started = std::time::Instant::now();
+    let mut request = fetch_request("t", 0, 0, 10_000);
+    let mut other = fetch_request::FetchPartition::default();
+    other.partition = 1;
+    other.partition_max_bytes = 1 << 20;
+    request.topics[0].partitions.push(other);
+    let ResponseKind::Fetch(response) = fixture.respond(ApiKey::Fetch, request, 12).await else {
+        panic!()
+    };
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(150), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert_eq!(produced.await.unwrap(), (0, 0));
+    let partitions = &response.responses[0].partitions;
+    assert_eq!(partitions[0].records, Some(Bytes::new()));
+    assert_eq!(values(partitions[1].records.as_ref().unwrap())[0].1, "late");
+}
+
+#[tokio::test]
+async fn a_long_poll_with_nothing_new_waits_out_max_wait() {
+    let fixture = fixture().await;
+    fixture.create("t", 1);
+    let started = std::time::Instant::now();
+    let data = fetch(&fixture, fetch_request("t", 0, 0, 300)).await;
+    assert!(started.elapsed() >= Duration::from_millis(280));
+    assert_eq!(data.records, Some(Bytes::new()));
+}
+
+#[tokio::test]
+async fn fetch_errors_are_per_partition() {
+    let fixture = fixture().await;
+    fixture.create("t", 1);
+    produce(&fixture, "t", 0, batch(&["a"], Compression::None, None)).await;
+    let data = fetch(&fixture, fetch_request("t", 0, 5, 0)).await;
+    assert_eq!(data.error_code, 1, "OFFSET_OUT_OF_RANGE");
+    assert_eq!(data.high_watermark, 1);
+    assert_eq!(data.records, Some(Bytes::new()));
+    let data = fetch(&fixture, fetch_request("missing", 0, 0, 0)).await;
+    assert_eq!(data.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    let data = fetch(&fixture, fetch_request("t", 7, 0, 0)).await;
+    assert_eq!(data.error_code, 3);
+}
+
+#[tokio::test]
+async fn produce_errors_are_per_partition() {
+    let fixture = fixture().await;
+    fixture.create("t", 1);
+    let good = batch(&["a"], Compression::None, None);
+    assert_eq!(produce(&fixture, "missing", 0, good.clone()).await.0, 3);
+    assert_eq!(produce(&fixture, "t", 4, good.clone()).await.0, 3);
+    let mut corrupt = good.to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    assert_eq!(
+        produce(&fixture, "t", 0, Bytes::from(corrupt)).await.0,
+        2,
+        "CORRUPT_MESSAGE for a bad CRC"
+    );
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let large = batch(&[huge.as_str()], Compression::None, None);
+    assert_eq!(
+        produce(&fixture, "t", 0, large).await.0,
+        10,
+        "MESSAGE_TOO_LARGE"
+    );
+    let info = fixture.engine().stream_info("t").unwrap();
+    assert_eq!(info.partition_info[0].high_watermark, 0, "nothing stored");
+}
+
+#[tokio::test]
+async fn acks_zero_is_appended_without_a_response() {
+    let fixture = fixture().await;
+    fixture.create("t", 1);
+    let request = produce_request("t", 0, batch(&["quiet"], Compression::Gzip, None), 0);
+    assert!(matches!(
+        fixture.call(ApiKey::Produce, request, 9).await,
+        Outcome::Silent
+    ));
+    let info = fixture.engine().stream_info("t").unwrap();
+    assert_eq!(info.partition_info[0].high_watermark, 1);
+    let request = produce_request("t", 0, batch(&["x"], Compression::None, None), 2);
+    let ResponseKind::Produce(response) = fixture.respond(ApiKey::Produce, request, 9).await else {
+        panic!()
+    };
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 21,
+        "INVALID_REQUIRED_ACKS"
+    );
+}
+
+#[tokio::test]
+async fn idempotent_retries_return_the_original_offset_and_gaps_are_refused() {
+    let fixture = fixture().await;
+    fixture.create("t", 1);
+    let ResponseKind::InitProducerId(init) = fixture
+        .respond(
+            ApiKey::InitProducerId,
+            InitProducerIdRequest::default().with_transactional_id(None),
+            4,
+        )
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(init.error_code, 0);
+    let id = init.producer_id.0;
+    assert!(id >= 0);
+    assert_eq!(init.producer_epoch, 0);
+
+    let first = batch(&["a", "b"], Compression::None, Some((id, 0, 0)));
+    let second = batch(&["c"], Compression::Lz4, Some((id, 0, 2)));
+    assert_eq!(produce(&fixture, "t", 0, first.clone()).await, (0, 0));
+    assert_eq!(produce(&fixture, "t", 0, second).await, (0, 2));
+    // A retry of the first batch: no error, its original offset, nothing written.
+    assert_eq!(produce(&fixture, "t", 0, first).await, (0, 0));
+    let gap = batch(&["z"], Compression::None, Some((id, 0, 9)));
+    assert_eq!(
+        produce(&fixture, "t", 0, gap).await.0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    // A bumped epoch fences the old one.
+    let mut bump = InitProducerIdRequest::default().with_transactional_id(None);
+    bump.producer_id = ProducerId(id);
+    bump.producer_epoch = 0;
+    let ResponseKind::InitProducerId(bumped) =
+        fixture.respond(ApiKey::InitProducerId, bump, 4).await
+    else {
+        panic!()
+    };
+    assert_eq!((bumped.producer_id.0, bumped.producer_epoch), (id, 1));
+    let fresh = batch(&["new"], Compression::Snappy, Some((id, 1, 0)));
+    assert_eq!(produce(&fixture, "t", 0, fresh).await, (0, 3));
+    let stale = batch(&["old"], Compression::None, Some((id, 0, 3)));
+    assert_eq!(
+        produce(&fixture, "t", 0, stale).await.0,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+    let info = fixture.engine().stream_info("t").unwrap();
+    assert_eq!(info.partition_info[0].high_watermark, 4);
+}
+
+#[tokio::test]
+async fn list_offsets_resolves_earliest_latest_and_timestamps() {
+    let fixture = fixture().await;
+    fixture.create("t", 1);
+    produce(
+        &fixture,
+        "t",
+        0,
+        batch(&["a", "b", "c"], Compression::None, None),
+    )
+    .await;
+    let lookup = |timestamp: i64| {
+        let mut partition = list_offsets_request::ListOffsetsPartition::default();
+        partition.timestamp = timestamp;
+        let mut wanted = list_offsets_request::ListOffsetsTopic::default();
+        wanted.name = topic("t");
+        wanted.partitions = vec![partition];
+        let mut request = ListOffsetsRequest::default();
+        request.topics = vec![wanted];
+        request
+    };
+    let answer = |response: ResponseKind| {
+        let ResponseKind::ListOffsets(response) = response else {
+            panic!()
+        };
+        let partition = &response.topics[0].partitions[0];
+        (partition.error_code, partition.offset, partition.timestamp)
+    };
+    let fixture = &fixture;
+    let ask = |timestamp| async move {
+        answer(
+            fixture
+                .respond(ApiKey::ListOffsets, lookup(timestamp), 5)
+                .await,
+        )
+    };
+    assert_eq!(ask(-2).await, (0, 0, -1));
+    assert_eq!(ask(-1).await, (0, 3, -1));
+    assert_eq!(ask(1_700_000_000_001).await, (0, 1, 1_700_000_000_001));
+    assert_eq!(
+        ask(1_800_000_000_000).await,
+        (0, -1, -1),
+        "past every record"
+    );
+}
+
+#[tokio::test]
+async fn metadata_lists_all_topics_and_auto_creates_when_allowed() {
+    let mut fixture = fixture().await;
+    fixture.create("a", 2);
+    let all = MetadataRequest::default().with_topics(None);
+    let ResponseKind::Metadata(response) = fixture.respond(ApiKey::Metadata, all, 12).await else {
+        panic!()
+    };
+    assert_eq!(response.brokers.len(), 1);
+    assert_eq!(response.brokers[0].port, 9092);
+    assert_eq!(response.topics.len(), 1);
+    assert_eq!(response.topics[0].partitions.len(), 2);
+    assert_eq!(response.topics[0].partitions[1].leader_id, BrokerId(0));
+
+    let wanted = |name: &str, allow: bool| {
+        let mut entry = metadata_request::MetadataRequestTopic::default();
+        entry.name = Some(topic(name));
+        let mut request = MetadataRequest::default();
+        request.topics = Some(vec![entry]);
+        request.allow_auto_topic_creation = allow;
+        request
+    };
+    let ResponseKind::Metadata(response) = fixture
+        .respond(ApiKey::Metadata, wanted("b", false), 12)
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(
+        response.topics[0].error_code, 3,
+        "not created when the client forbids it"
+    );
+    let ResponseKind::Metadata(response) = fixture
+        .respond(ApiKey::Metadata, wanted("b", true), 12)
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(response.topics[0].error_code, 0);
+    assert_eq!(
+        response.topics[0].partitions.len(),
+        1,
+        "the engine's default partitions"
+    );
+
+    fixture.broker.config.auto_create_topics = false;
+    let ResponseKind::Metadata(response) = fixture
+        .respond(ApiKey::Metadata, wanted("c", true), 12)
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(
+        response.topics[0].error_code, 3,
+        "not created when the broker forbids it"
+    );
+    let ResponseKind::Metadata(response) = fixture
+        .respond(ApiKey::Metadata, wanted("bad name!", true), 12)
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(response.topics[0].error_code, 3);
+}

@@ -1,0 +1,658 @@
+//! End-to-end tests of the queue, job, dead-letter and worker subcommands: a real
+//! `omnibus serve` on a loopback port with a temporary data directory, driven by the CLI as a
+//! user would run it, with `omnibus worker` running real shell commands.
+//!
+//! Every wait is bounded, and every process we start is killed when its guard drops (even on
+//! panic), so a failing test stops by itself instead of hanging or leaking a process.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_omnibus");
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A process we started; killed on drop.
+struct Guard {
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl Guard {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        let child = self.child.as_ref().expect("running");
+        libc::pid_t::try_from(child.id()).expect("pid fits")
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().expect("try_wait")
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    fn wait(&mut self, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            if let Some(status) = self.exited() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not exit within {COMMAND_TIMEOUT:?}:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: the pid is our own child, not yet reaped, so it names that process.
+        let sent = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(sent, 0, "kill({signal}) failed");
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A running `omnibus serve` with its own data directory.
+struct Server {
+    process: Guard,
+    address: String,
+    directory: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}");
+        let log_path = directory.path().join("serve.log");
+        // A log file, not a pipe: a pipe nobody reads could fill up and stall the server.
+        let log = File::create(&log_path).expect("log file");
+        let child = Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(directory.path().join("data"))
+            .args(["--http-listen", &address])
+            // Not the well-known port: other tests (and brokers) may hold it.
+            .args(["--kafka-listen", &format!("127.0.0.1:{}", free_port())])
+            .env_remove("OMNIBUS_CONFIG")
+            .env_remove("OMNIBUS_DATA_DIR")
+            .env_remove("OMNIBUS_HTTP_LISTEN")
+            .env_remove("OMNIBUS_KAFKA_LISTEN")
+            .env("OMNIBUS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn omnibus serve");
+        let mut server = Server {
+            process: Guard {
+                child: Some(child),
+                log_path,
+            },
+            address,
+            directory,
+        };
+        server.wait_until_healthy();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn wait_until_healthy(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.process.exited() {
+                panic!(
+                    "omnibus serve exited with {status}:\n{}",
+                    self.process.log()
+                );
+            }
+            if health_ok(&self.address) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "omnibus serve was not healthy within {READY_TIMEOUT:?}:\n{}",
+            self.process.log()
+        );
+    }
+
+    /// Runs a CLI subcommand against this server to its end.
+    fn cli(&self, args: &[&str], stdin: &[u8]) -> Outcome {
+        let url = self.url();
+        let mut all = vec!["--server", url.as_str()];
+        all.extend_from_slice(args);
+        run(&all, stdin)
+    }
+
+    /// Starts `omnibus worker ARGS` in the background, logging to a file.
+    fn start_worker(&self, name: &str, args: &[&str]) -> Guard {
+        let log_path = self.directory.path().join(format!("worker-{name}.log"));
+        let log = File::create(&log_path).expect("log file");
+        let child = Command::new(BIN)
+            .args(["--server", &self.url(), "worker", "--name", name])
+            .args(args)
+            .env_remove("OMNIBUS_SERVER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn omnibus worker");
+        Guard {
+            child: Some(child),
+            log_path,
+        }
+    }
+
+    fn job(&self, queue: &str, id: &str) -> Value {
+        let got = self.cli(&["job", "get", queue, id], b"").success("job get");
+        serde_json::from_str(&got.stdout).expect("job get prints JSON")
+    }
+
+    /// Every job of `queue` with `status`, by id.
+    fn jobs(&self, queue: &str, status: &str) -> BTreeMap<String, Value> {
+        let listed = self
+            .cli(
+                &[
+                    "job", "list", queue, "--status", status, "--limit", "10000", "--format",
+                    "json",
+                ],
+                b"",
+            )
+            .success("job list --format json");
+        listed
+            .stdout
+            .lines()
+            .map(|line| {
+                let job: Value = serde_json::from_str(line).expect("a JSON line");
+                (job["id"].as_str().expect("an id").to_string(), job)
+            })
+            .collect()
+    }
+
+    /// Polls until `job`'s status is `status`.
+    fn wait_for_status(&self, queue: &str, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        loop {
+            let job = self.job(queue, id);
+            if job["status"] == status {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} never became {status}: {job}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A port nobody listens on right now (the OS picks it; we release it for the server).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// `GET /health` over a raw socket, so the test needs no HTTP client of its own.
+fn health_ok(address: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer.starts_with(b"HTTP/1.1 200")
+}
+
+struct Outcome {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn success(self, what: &str) -> Outcome {
+        assert!(
+            self.status.success(),
+            "{what} failed with {}:\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `omnibus ARGS` with `stdin`, killing it if it outlives [`COMMAND_TIMEOUT`].
+fn run(args: &[&str], stdin: &[u8]) -> Outcome {
+    let child = Command::new(BIN)
+        .args(args)
+        .env_remove("OMNIBUS_SERVER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn omnibus");
+    let mut guard = Guard {
+        child: Some(child),
+        log_path: PathBuf::new(),
+    };
+    let child = guard.child.as_mut().expect("running");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    let writer = thread::spawn(move || {
+        // The command may exit without reading everything; that is its business.
+        let _ = input.write_all(&stdin);
+    });
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_reader = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err_reader = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = guard.exited() {
+            guard.child = None;
+            break status;
+        }
+        if Instant::now() > deadline {
+            drop(guard);
+            panic!("omnibus {args:?} did not finish within {COMMAND_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    writer.join().expect("stdin writer");
+    Outcome {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
+}
+
+fn enqueue_lines(server: &Server, queue: &str, lines: &[String]) -> Vec<String> {
+    let input = lines.join("\n") + "\n";
+    let enqueued = server
+        .cli(&["job", "enqueue", queue, "-"], input.as_bytes())
+        .success("job enqueue -");
+    let ids: Vec<String> = enqueued.stdout.lines().map(str::to_string).collect();
+    assert_eq!(
+        ids.len(),
+        lines.len(),
+        "one id per line:\n{}",
+        enqueued.stdout
+    );
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        ids.len(),
+        "ids are unique"
+    );
+    ids
+}
+
+#[test]
+fn a_cat_worker_completes_every_job_with_its_payload_as_the_result() {
+    let server = Server::start();
+    let created = server
+        .cli(&["queue", "create", "work"], b"")
+        .success("queue create");
+    assert!(
+        created.stdout.starts_with("created queue work"),
+        "{}",
+        created.stdout
+    );
+
+    // JSON lines stay JSON; other lines become strings; both come back through `cat`.
+    let lines: Vec<String> = (0..200)
+        .map(|n| match n % 3 {
+            0 => json!({"n": n, "to": format!("user-{n}@example.test")}).to_string(),
+            1 => format!("plain text job {n}"),
+            _ => format!("[{n}, \"x\", null]"),
+        })
+        .collect();
+    let ids = enqueue_lines(&server, "work", &lines);
+
+    let worker = server
+        .cli(
+            &[
+                "worker",
+                "work",
+                "--exec",
+                "cat",
+                "--concurrency",
+                "4",
+                "--max-jobs",
+                "200",
+            ],
+            b"",
+        )
+        .success("worker");
+    assert!(
+        worker.stderr.contains("200 completed, 0 failed"),
+        "{}",
+        worker.stderr
+    );
+
+    let completed = server.jobs("work", "completed");
+    assert_eq!(completed.len(), 200, "completed jobs");
+    for (id, line) in ids.iter().zip(&lines) {
+        let expected = serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.clone()));
+        let job = &completed[id];
+        assert_eq!(job["result"], expected, "result of job {id}");
+        assert_eq!(job["attempts"], 1, "attempts of job {id}");
+    }
+
+    let table = server
+        .cli(&["job", "list", "work", "--limit", "5"], b"")
+        .success("job list");
+    let rows: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(rows.len(), 6, "a header and five jobs:\n{}", table.stdout);
+    assert!(rows[0].starts_with("ID "), "{}", table.stdout);
+    assert!(rows[1].contains(" completed "), "{}", table.stdout);
+
+    let queues = server.cli(&["queue", "list"], b"").success("queue list");
+    let row = queues
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("work "))
+        .unwrap_or_else(|| panic!("no work row in:\n{}", queues.stdout));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells, ["work", "0", "0", "0", "0"], "{}", queues.stdout);
+
+    let info = server
+        .cli(&["queue", "info", "work"], b"")
+        .success("queue info");
+    let info: Value = serde_json::from_str(&info.stdout).expect("queue info prints JSON");
+    assert_eq!(info["jobs"]["completed"], 200, "{info}");
+
+    let unknown = server.cli(&["job", "enqueue", "nowhere", "x"], b"");
+    assert_eq!(unknown.status.code(), Some(1), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.starts_with("error: queue_not_found: "),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn a_failing_job_is_retried_then_dead_lettered_with_its_stderr_while_others_complete() {
+    let server = Server::start();
+    server
+        .cli(
+            &[
+                "queue",
+                "create",
+                "mixed",
+                "--max-deliver",
+                "3",
+                "--backoff",
+                "fixed:50",
+                "--jitter",
+                "0",
+            ],
+            b"",
+        )
+        .success("queue create");
+    let mut lines: Vec<String> = (0..40).map(|n| format!("ok-{n}")).collect();
+    lines.insert(17, "poison".to_string());
+    let ids = enqueue_lines(&server, "mixed", &lines);
+    let poison_id = &ids[17];
+
+    let script = r#"read -r line
+if [ "$line" = poison ]; then
+  echo "cannot digest $line on attempt $OMNIBUS_JOB_ATTEMPT" >&2
+  exit 1
+fi
+echo "done $line""#;
+    // 40 jobs that complete, and the poison's 3 attempts.
+    let worker = server
+        .cli(
+            &[
+                "worker",
+                "mixed",
+                "--exec",
+                script,
+                "--concurrency",
+                "3",
+                "--max-jobs",
+                "43",
+            ],
+            b"",
+        )
+        .success("worker");
+    assert!(
+        worker.stderr.contains("40 completed, 3 failed"),
+        "{}",
+        worker.stderr
+    );
+
+    let completed = server.jobs("mixed", "completed");
+    assert_eq!(completed.len(), 40);
+    assert_eq!(completed[&ids[0]]["result"], "done ok-0");
+    let dead = server.wait_for_status("mixed", poison_id, "dead");
+    assert_eq!(dead["attempts"], 3, "{dead}");
+    let errors: Vec<&str> = dead["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|error| error["message"].as_str().expect("message"))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "cannot digest poison on attempt 1",
+            "cannot digest poison on attempt 2",
+            "cannot digest poison on attempt 3"
+        ]
+    );
+
+    let letters = server
+        .cli(&["dlq", "list", "mixed", "--format", "json"], b"")
+        .success("dlq list --format json");
+    let letters: Vec<Value> = letters
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let headers = &letters[0]["headers"];
+    assert_eq!(headers["omnibus.dlq.attempts"], "3", "{headers}");
+    assert_eq!(
+        headers["omnibus.dlq.last_error"], "cannot digest poison on attempt 3",
+        "{headers}"
+    );
+
+    let table = server
+        .cli(&["dlq", "list", "mixed"], b"")
+        .success("dlq list");
+    let rows: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(rows.len(), 2, "{}", table.stdout);
+    assert!(
+        rows[1].contains("cannot digest poison on attempt 3") && rows[1].ends_with("poison"),
+        "{}",
+        table.stdout
+    );
+
+    let redriven = server
+        .cli(&["dlq", "redrive", "mixed"], b"")
+        .success("dlq redrive");
+    assert_eq!(
+        redriven.stdout.trim(),
+        "redrove 1 dead letters back to queue mixed"
+    );
+    let info = server
+        .cli(&["queue", "info", "mixed"], b"")
+        .success("queue info");
+    let info: Value = serde_json::from_str(&info.stdout).expect("JSON");
+    assert_eq!(info["ready"], 1, "{info}");
+    assert_eq!(info["dead_letter_depth"], 0, "{info}");
+}
+
+#[test]
+fn a_job_whose_worker_is_killed_is_redelivered_after_its_lease_and_completed_once() {
+    let server = Server::start();
+    server
+        .cli(
+            &[
+                "queue",
+                "create",
+                "fragile",
+                "--lease-ms",
+                "1000",
+                "--max-deliver",
+                "5",
+            ],
+            b"",
+        )
+        .success("queue create");
+    let ids = enqueue_lines(&server, "fragile", &["precious".to_string()]);
+    let id = &ids[0];
+
+    // The first worker's command would run for 30 s. It writes to stdout now and then, so once
+    // its worker is gone a broken pipe ends it too instead of leaving it behind.
+    let mut first = server.start_worker(
+        "first",
+        &[
+            "fragile",
+            "--exec",
+            "for tick in $(seq 150); do echo tick || exit 1; sleep 0.2; done",
+        ],
+    );
+    let active = server.wait_for_status("fragile", id, "active");
+    assert_eq!(active["attempts"], 1, "{active}");
+    // Heartbeats keep the lease (1 s) alive well past its length.
+    thread::sleep(Duration::from_millis(2_500));
+    let still = server.job("fragile", id);
+    assert_eq!(still["status"], "active", "{still}\n{}", first.log());
+    assert_eq!(still["attempts"], 1, "{still}");
+    assert_eq!(still["progress"], json!({"heartbeat": true}), "{still}");
+
+    first.signal(libc::SIGKILL);
+    let status = first.wait("the first worker");
+    assert!(!status.success());
+
+    let second = server
+        .cli(
+            &[
+                "worker",
+                "fragile",
+                "--name",
+                "second",
+                "--exec",
+                "cat",
+                "--max-jobs",
+                "1",
+            ],
+            b"",
+        )
+        .success("second worker");
+    assert!(
+        second.stderr.contains("1 completed, 0 failed"),
+        "{}",
+        second.stderr
+    );
+
+    let job = server.job("fragile", id);
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(job["result"], "precious", "{job}");
+    let completed = server.jobs("fragile", "completed");
+    assert_eq!(completed.len(), 1);
+}
+
+#[test]
+fn sigterm_lets_the_running_job_finish_then_the_worker_exits_cleanly() {
+    let server = Server::start();
+    server
+        .cli(&["queue", "create", "graceful"], b"")
+        .success("queue create");
+    let ids = enqueue_lines(
+        &server,
+        "graceful",
+        &["slow".to_string(), "next".to_string()],
+    );
+
+    let mut worker = server.start_worker(
+        "graceful",
+        &["graceful", "--exec", "sleep 1; echo \"finished $(cat)\""],
+    );
+    server.wait_for_status("graceful", &ids[0], "active");
+    worker.signal(libc::SIGTERM);
+    let status = worker.wait("the worker after SIGTERM");
+    assert!(status.success(), "{status}:\n{}", worker.log());
+
+    let first = server.job("graceful", &ids[0]);
+    assert_eq!(first["status"], "completed", "{first}");
+    assert_eq!(first["result"], "finished slow", "{first}");
+    // Nothing was fetched after the signal.
+    let second = server.job("graceful", &ids[1]);
+    assert_eq!(second["status"], "waiting", "{second}");
+}
+
+#[test]
+fn a_second_signal_kills_the_running_command_and_fails_its_job() {
+    let server = Server::start();
+    server
+        .cli(&["queue", "create", "impatient"], b"")
+        .success("queue create");
+    let ids = enqueue_lines(&server, "impatient", &["long".to_string()]);
+
+    let mut worker = server.start_worker("impatient", &["impatient", "--exec", "sleep 30"]);
+    server.wait_for_status("impatient", &ids[0], "active");
+    let started = Instant::now();
+    worker.signal(libc::SIGINT);
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        worker.exited().is_none(),
+        "the first signal waits for the job"
+    );
+    worker.signal(libc::SIGINT);
+    let status = worker.wait("the worker after a second SIGINT");
+    assert!(status.success(), "{status}:\n{}", worker.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let job = server.job("impatient", &ids[0]);
+    assert_eq!(
+        job["errors"][0]["message"], "the worker was stopped and killed the command",
+        "{job}"
+    );
+    assert_ne!(job["status"], "active", "{job}");
+}

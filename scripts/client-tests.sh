@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Real-client compatibility suites: the actual Kafka client libraries and tools against a
+# freshly started `omnibus serve` (see tests/clients/README.md).
+#
+# Idempotent, for a fresh Debian machine (as root, or with sudo): installs kcat and the venv
+# module from the OS packages when they are missing, creates .venv at the repo root with the
+# pinned Python clients from tests/clients/requirements.txt, builds the broker and runs pytest.
+# A warm machine skips every install step.
+#
+#   ./scripts/client-tests.sh                      # the whole suite
+#   ./scripts/client-tests.sh -k kcat -x           # extra arguments go to pytest
+#   OMNIBUS_CLIENT_TEST_TIMEOUT=300 ./scripts/client-tests.sh   # per-test timeout, seconds
+#   OMNIBUS_KAFKA_DEBUG=protocol,broker ./scripts/client-tests.sh  # librdkafka debug logs
+#   OMNIBUS_LOG=debug ./scripts/client-tests.sh     # broker log level (shown for failed tests)
+#
+# Exit status: 0 only when pytest ran tests and all of them passed (pytest's "no tests
+# collected", exit 5, is a failure here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$(pwd)"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    echo "error: need root (or sudo) to run: $*" >&2
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# OS packages: kcat, and the venv module for the system python3.
+
+python="${OMNIBUS_CLIENT_TEST_PYTHON:-python3}"
+missing=()
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+# Debian's python3 ships venv and ensurepip only with python3-venv.
+"$python" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing OS packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt_opts=(-y -q -o DPkg::Lock::Timeout=300)
+  # Refresh the package lists only when they do not know a package (a fresh machine), or
+  # when an install from the old lists fails.
+  need_update=0
+  for package in "${missing[@]}"; do
+    if ! apt-cache show "$package" >/dev/null 2>&1; then need_update=1; fi
+  done
+  if [ "$need_update" = 1 ]; then
+    as_root apt-get update -q -o DPkg::Lock::Timeout=300
+  fi
+  if ! as_root apt-get install "${apt_opts[@]}" "${missing[@]}"; then
+    as_root apt-get update -q -o DPkg::Lock::Timeout=300
+    as_root apt-get install "${apt_opts[@]}" "${missing[@]}"
+  fi
+fi
+command -v kcat >/dev/null 2>&1 || { echo "error: kcat is not installed" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Python clients in .venv, reinstalled only when requirements.txt changes.
+
+venv="$repo/.venv"
+requirements="$repo/tests/clients/requirements.txt"
+stamp="$venv/.omnibus-client-tests.sha256"
+want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  log "creating $venv"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+fi
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  log "installing the pinned Python clients"
+  # Wheels only: confluent-kafka's bundles librdkafka; nothing here should need a compiler.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --only-binary :all: -r "$requirements"
+  echo "$want" >"$stamp"
+fi
+"$venv/bin/python" - <<'EOF'
+import confluent_kafka, kafka, pytest
+print(f"confluent-kafka {confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]}), "
+      f"kafka-python {kafka.__version__}, pytest {pytest.__version__}")
+EOF
+kcat -V 2>&1 | grep -m1 '^Version' || true
+
+# ---------------------------------------------------------------------------------------------
+# The broker.
+
+log "building omnibus"
+cargo build -p omnibus-server
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
+export OMNIBUS_BIN="${OMNIBUS_BIN:-$target_dir/debug/omnibus}"
+[ -x "$OMNIBUS_BIN" ] || { echo "error: no broker binary at $OMNIBUS_BIN" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# The suites. Each test has its own timeout; the whole run has an outer bound too.
+
+log "pytest tests/clients"
+export PYTHONDONTWRITEBYTECODE=1
+per_test="${OMNIBUS_CLIENT_TEST_TIMEOUT:-180}"
+total="${OMNIBUS_CLIENT_SUITE_TIMEOUT:-1500}"
+status=0
+timeout --signal=TERM --kill-after=30 "$total" \
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider --timeout="$per_test" \
+  tests/clients "$@" || status=$?
+
+case "$status" in
+  0) log "client tests passed" ;;
+  5) echo "error: pytest collected no tests" >&2; exit 1 ;;
+  124 | 137) echo "error: the client suite took longer than ${total}s" >&2; exit 1 ;;
+  *) echo "error: client tests failed (pytest exit $status)" >&2; exit "$status" ;;
+esac
