@@ -21,9 +21,13 @@
 //!
 //! Parsing the fixed header and checking the CRC is done here by hand (it is 61 fixed bytes
 //! and the hot path of recovery and reads); encoding and decoding the records themselves uses
-//! the `kafka-protocol` crate's codec, which also handles gzip, snappy, lz4 and zstd.
+//! the `kafka-protocol` crate's codec. That codec trusts the counts inside the records, so
+//! every batch is first checked by [`crate::records`] (on append in [`validate_batches`], on
+//! read in [`decode_batches`], which also does the bounded decompression for the codec).
 //! Because the base offset is outside the CRC, the log assigns offsets by rewriting 8 bytes,
 //! never re-encoding what a producer sent.
+
+use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
@@ -35,6 +39,7 @@ use kafka_protocol::records::{
 use omnibus_types::{Header, Record};
 
 use crate::error::{Result, StorageError};
+use crate::records;
 
 /// Bytes before the batch-length field's coverage starts: base offset + length.
 pub const LOG_OVERHEAD: usize = 12;
@@ -163,8 +168,11 @@ pub struct BatchSpan {
     pub position: usize,
 }
 
-/// Splits a producer's buffer into whole, CRC-valid v2 batches, each at most `batch_bytes_max`.
+/// Splits a producer's buffer into whole, CRC-valid v2 batches, each at most `batch_bytes_max`,
+/// whose records pass [`records::check_batch`] (decompressing to at most
+/// [`records::decompressed_bytes_max`]`(batch_bytes_max)` bytes).
 pub fn validate_batches(bytes: &[u8], batch_bytes_max: usize) -> Result<Vec<BatchSpan>> {
+    let decompressed_limit = records::decompressed_bytes_max(batch_bytes_max);
     let mut spans = Vec::new();
     let mut position = 0;
     while position < bytes.len() {
@@ -188,6 +196,16 @@ pub fn validate_batches(bytes: &[u8], batch_bytes_max: usize) -> Result<Vec<Batc
                 "CRC-32C mismatch in batch at byte {position}"
             )));
         }
+        // The records themselves: the codec trusts their counts and lengths, so a batch that
+        // would abort or balloon a reader must never be stored.
+        records::check_batch(&bytes[position..end], decompressed_limit).map_err(
+            |error| match error {
+                StorageError::InvalidBatch(what) => {
+                    StorageError::InvalidBatch(format!("batch at byte {position}: {what}"))
+                }
+                other => other,
+            },
+        )?;
         spans.push(BatchSpan { header, position });
         position = end;
     }
@@ -273,7 +291,12 @@ fn to_wire(index: usize, record: &Record) -> WireRecord {
 
 /// Decodes stored batches into records, skipping control batches and records before
 /// `from_offset`. A missing subject header leaves `subject` empty for the caller to fill.
+///
+/// Every decoded batch is first checked by [`records::check_records`] (after decompressing
+/// to at most [`records::DECOMPRESSED_BATCH_BYTES_MAX`] bytes); a batch that fails is
+/// reported as [`StorageError::Corrupt`] instead of reaching the codec.
 pub fn decode_batches(mut bytes: Bytes, from_offset: u64) -> Result<Vec<Record>> {
+    let read_limit = records::DECOMPRESSED_BATCH_BYTES_MAX;
     let mut records = Vec::new();
     while !bytes.is_empty() {
         let header = BatchHeader::parse(&bytes)?;
@@ -287,8 +310,26 @@ pub fn decode_batches(mut bytes: Bytes, from_offset: u64) -> Result<Vec<Record>>
         if header.is_control() || header.last_offset() < from_offset {
             continue;
         }
-        let set = RecordBatchDecoder::decode(&mut batch)
-            .map_err(|error| StorageError::Corrupt(format!("undecodable batch: {error}")))?;
+        // The codec calls this for every batch (compressed or not) after its CRC check and
+        // before it parses any record, so its trusting parser only ever sees records that
+        // passed `check_records`, decompressed once through the bounded decompressor.
+        let checked = |section: &mut Bytes, _: Compression| {
+            let stored = section.clone();
+            let data = records::decompress(header.compression(), &stored, read_limit)?;
+            records::check_records(&data, &header)?;
+            let owned = match data {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(data) => Some(data),
+            };
+            Ok(owned.map_or(stored, Bytes::from))
+        };
+        let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(checked))
+            .map_err(|error| {
+                StorageError::Corrupt(format!(
+                    "undecodable batch at offset {}: {error}",
+                    header.base_offset
+                ))
+            })?;
         for wire in set.records {
             if wire.control || (wire.offset as u64) < from_offset {
                 continue;

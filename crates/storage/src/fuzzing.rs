@@ -7,18 +7,88 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::batch::{decode_batches, validate_batches, BatchHeader};
+use crate::batch::{
+    decode_batches, encode_batch, validate_batches, BatchHeader, HEADER_BYTES, LOG_OVERHEAD,
+};
 use crate::io::{Io, MemoryIo};
 use crate::partition::PartitionLog;
+use crate::records::check_batch;
 use crate::LogConfig;
 
 /// Treats `data` as a producer's buffer: validates it as batches, and decodes what passes.
+/// Then, since random bytes almost never carry a valid CRC, it also wraps `data` in a batch
+/// header with a correct CRC (as the records section, and as edits to a valid batch's
+/// records) so the record checks and the decoder see it: neither may panic or abort, and a
+/// batch that passes the checks must decode.
 pub fn batch_decoding(data: &[u8]) {
+    const LIMIT: usize = 1 << 20;
     let _ = BatchHeader::parse(data);
-    if let Ok(spans) = validate_batches(data, 1 << 20) {
+    if let Ok(spans) = validate_batches(data, LIMIT) {
         assert!(!spans.is_empty());
         let _ = decode_batches(Bytes::copy_from_slice(data), 0);
     }
+    for batch in [records_as_batch(data), edited_batch(data)] {
+        let checked = check_batch(&batch, LIMIT);
+        let validated = validate_batches(&batch, LIMIT);
+        assert_eq!(checked.is_ok(), validated.is_ok());
+        let decoded = decode_batches(Bytes::from(batch), 0);
+        if checked.is_ok() {
+            decoded.expect("a batch that passes check_batch decodes");
+        }
+    }
+}
+
+/// A batch whose records section is `data[2..]`; `data[0]` picks the attributes (any
+/// compression code, sometimes the control bit) and `data[1]` the record count.
+fn records_as_batch(data: &[u8]) -> Vec<u8> {
+    let attributes = data.first().map_or(0, |b| i16::from(b & 0x27));
+    let record_count = data.get(1).map_or(1, |b| i32::from(b % 8));
+    wrap(data.get(2..).unwrap_or(&[]), attributes, record_count)
+}
+
+/// A valid two-record batch whose records section is edited by `data`, read as pairs of
+/// (position, xor mask), so the input mostly hits well-formed records.
+fn edited_batch(data: &[u8]) -> Vec<u8> {
+    let record = |value: &'static [u8]| omnibus_types::Record {
+        offset: 0,
+        timestamp_ms: 1_700_000_000_000,
+        subject: "a.b".into(),
+        key: Some(Bytes::from_static(b"key")),
+        value: Some(Bytes::from_static(value)),
+        headers: vec![omnibus_types::Header {
+            name: "h".into(),
+            value: Bytes::from_static(b"v"),
+        }],
+    };
+    let template = encode_batch(&[record(b"one"), record(b"two")]).expect("encode");
+    let mut records = template[HEADER_BYTES..].to_vec();
+    for edit in data.chunks_exact(2) {
+        let at = edit[0] as usize % records.len();
+        records[at] ^= edit[1];
+    }
+    wrap(&records, 0, 2)
+}
+
+/// Builds a v2 batch header around `records`, with a correct length and CRC.
+fn wrap(records: &[u8], attributes: i16, record_count: i32) -> Vec<u8> {
+    let mut batch = Vec::with_capacity(HEADER_BYTES + records.len());
+    batch.extend_from_slice(&0i64.to_be_bytes());
+    batch.extend_from_slice(&((HEADER_BYTES - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes());
+    batch.push(2);
+    batch.extend_from_slice(&[0; 4]);
+    batch.extend_from_slice(&attributes.to_be_bytes());
+    batch.extend_from_slice(&(record_count.max(1) - 1).to_be_bytes());
+    batch.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    batch.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    batch.extend_from_slice(&(-1i64).to_be_bytes());
+    batch.extend_from_slice(&(-1i16).to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes());
+    batch.extend_from_slice(&record_count.to_be_bytes());
+    batch.extend_from_slice(records);
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
 }
 
 /// Treats `data` as the bytes of a crashed segment file: recovery must succeed with a clean
@@ -68,7 +138,7 @@ pub fn segment_recovery(data: &[u8]) {
         value: Some(Bytes::from_static(b"after")),
         headers: vec![],
     };
-    let batch: BytesMut = crate::batch::encode_batch(&[record]).expect("encode");
+    let batch: BytesMut = encode_batch(&[record]).expect("encode");
     let high_watermark = log.high_watermark();
     let info = runtime
         .block_on(log.append(batch))
@@ -81,7 +151,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::batch::{encode_batch, set_base_offset};
+    use crate::batch::set_base_offset;
 
     /// Valid batches with garbage and truncation mixed in, so the fuzz bodies see both.
     fn mostly_valid_segment() -> impl Strategy<Value = Vec<u8>> {
@@ -118,6 +188,15 @@ mod tests {
         #[test]
         fn batch_decoding_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             batch_decoding(&data);
+        }
+
+        #[test]
+        fn batch_decoding_never_panics_on_edits(
+            edits in proptest::collection::vec(any::<u8>(), 0..12),
+            records in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            batch_decoding(&edits);
+            batch_decoding(&records);
         }
 
         #[test]

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod io;
 pub mod partition;
+pub mod records;
 mod scan;
 mod segment;
 pub mod state;
