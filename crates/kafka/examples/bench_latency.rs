@@ -1,7 +1,8 @@
 //! End-to-end latency through the Kafka front door with librdkafka: a producer sends at a
 //! fixed rate (`acks=all`, so each message is fsynced before it is acknowledged and before a
 //! consumer can see it) while a consumer reads the partition; each message carries its send
-//! time, and the consumer records receive − send. Prints p50 / p99 / p99.9 / max.
+//! time, and the consumer records receive − send. Prints p50 / p99 / p99.9 / max. Messages sent
+//! in the first second are not counted: that is the clients connecting, not the broker.
 //!
 //! `cargo run --release -p omnibus-kafka --example bench_latency -- 127.0.0.1:9092 5000 10`
 //! (bootstrap, messages per second, seconds). 100-byte messages, one partition.
@@ -15,6 +16,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+
+const WARM_UP_NANOS: u64 = 1_000_000_000;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -79,14 +82,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let mut latencies = Vec::with_capacity(total as usize);
+    let mut received = 0u64;
     let deadline = Instant::now() + Duration::from_secs(seconds + 30);
-    while (latencies.len() as u64) < total && Instant::now() < deadline {
+    while received < total && Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
             let now = origin.elapsed().as_nanos() as u64;
             if let Some(payload) = message.payload() {
                 let sent = u64::from_be_bytes(payload[..8].try_into()?);
-                latencies.push(now.saturating_sub(sent));
+                received += 1;
+                if sent >= WARM_UP_NANOS {
+                    latencies.push(now.saturating_sub(sent));
+                }
             }
         }
     }
