@@ -8,6 +8,7 @@
 mod cli;
 mod config;
 mod serve;
+mod signals;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
+use crate::signals::Signals;
 
 /// How long in-flight requests get to finish after a stop signal. Long polls may be parked for
 /// up to a minute; an operator stopping the broker should not wait that long.
@@ -148,46 +149,5 @@ fn report_drained(what: &str, outcome: Result<std::io::Result<()>, tokio::task::
         Ok(Ok(())) => info!("in-flight {what} requests finished"),
         Ok(Err(error)) => warn!("the {what} listener failed while draining: {error}"),
         Err(error) => warn!("the {what} listener crashed while draining: {error}"),
-    }
-}
-
-/// The stop signals: SIGINT (Ctrl-C) and SIGTERM (service managers, `kill`).
-struct Signals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    #[cfg(unix)]
-    fn install() -> std::io::Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    #[cfg(not(unix))]
-    fn install() -> std::io::Result<Signals> {
-        Ok(Signals {})
-    }
-
-    #[cfg(unix)]
-    async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
-        }
-    }
-
-    #[cfg(not(unix))]
-    async fn next(&mut self) -> &'static str {
-        // Without a handler there is nothing to wait for; never resolve rather than spin.
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => "Ctrl-C",
-            Err(_) => std::future::pending().await,
-        }
     }
 }

@@ -41,6 +41,41 @@ pub const JOB_DOCUMENT_BYTES_MAX: usize = 1024 * 1024;
 /// Error messages kept per job (the newest).
 pub const JOB_ERRORS_KEPT: usize = 20;
 
+impl Job {
+    /// A job known only from its queue message: when its record was lost in a crash right
+    /// after the enqueue, or for a plain message on a job queue.
+    fn from_message(
+        queue: &Queue,
+        id: u64,
+        name: String,
+        status: JobStatus,
+        created_ms: i64,
+    ) -> Job {
+        Job {
+            id: id.to_string(),
+            queue: queue.config.name.clone(),
+            name,
+            payload: Bytes::new(),
+            status,
+            priority: 0,
+            attempts: 0,
+            max_attempts: queue.config.max_deliver,
+            backoff: None,
+            timeout_ms: None,
+            unique_key: None,
+            parent: None,
+            progress: None,
+            result: None,
+            errors: Vec::new(),
+            created_ms,
+            updated_ms: created_ms,
+            run_at_ms: None,
+            started_ms: None,
+            finished_ms: None,
+        }
+    }
+}
+
 fn parse_id(id: &str) -> Result<u64> {
     id.parse()
         .map_err(|_| EngineError::BadRequest(format!("job id {id:?} is not a number")))
@@ -95,28 +130,7 @@ impl Engine {
                     .find(|h| h.name == JOB_NAME_HEADER)
                     .map(|h| String::from_utf8_lossy(&h.value).into_owned());
                 let Some(name) = name else { return Ok(None) };
-                Job {
-                    id: id.to_string(),
-                    queue: queue.config.name.clone(),
-                    name,
-                    payload: Bytes::new(),
-                    status: JobStatus::Waiting,
-                    priority: 0,
-                    attempts: 0,
-                    max_attempts: queue.config.max_deliver,
-                    backoff: None,
-                    timeout_ms: None,
-                    unique_key: None,
-                    parent: None,
-                    progress: None,
-                    result: None,
-                    errors: Vec::new(),
-                    created_ms: record.timestamp_ms,
-                    updated_ms: record.timestamp_ms,
-                    run_at_ms: None,
-                    started_ms: None,
-                    finished_ms: None,
-                }
+                Job::from_message(queue, id, name, JobStatus::Waiting, record.timestamp_ms)
             }
         };
         if let Some(record) = record {
@@ -381,28 +395,13 @@ impl Engine {
                     Some(job) => job,
                     None => {
                         // Not a job (a plain message on a job queue): hand it back as one.
-                        Job {
-                            id: id.to_string(),
-                            queue: queue_name.to_string(),
-                            name: String::new(),
-                            payload: Bytes::new(),
-                            status: JobStatus::Active,
-                            priority: 0,
-                            attempts: 0,
-                            max_attempts: queue.config.max_deliver,
-                            backoff: None,
-                            timeout_ms: None,
-                            unique_key: None,
-                            parent: None,
-                            progress: None,
-                            result: None,
-                            errors: Vec::new(),
-                            created_ms: delivery.record.timestamp_ms,
-                            updated_ms: now,
-                            run_at_ms: None,
-                            started_ms: None,
-                            finished_ms: None,
-                        }
+                        Job::from_message(
+                            &queue,
+                            id,
+                            String::new(),
+                            JobStatus::Active,
+                            delivery.record.timestamp_ms,
+                        )
                     }
                 },
             };

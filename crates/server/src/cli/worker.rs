@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 use crate::cli::client::{Client, ClientError};
 use crate::cli::wire_jobs::FetchedJob;
 use crate::cli::worker_command::{run_command, CommandSpec, Exit, Report};
+use crate::signals::Signals;
 
 /// How long one fetch waits on the broker for a job.
 const FETCH_WAIT_MS: u64 = 5_000;
@@ -465,46 +466,6 @@ fn default_worker_name() -> String {
         .filter(|host| !host.is_empty())
         .unwrap_or_else(|| "worker".to_string());
     format!("{host}-{}", std::process::id())
-}
-
-/// The stop signals: SIGINT (Ctrl-C) and SIGTERM.
-struct Signals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    #[cfg(unix)]
-    fn install() -> std::io::Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    #[cfg(not(unix))]
-    fn install() -> std::io::Result<Signals> {
-        Ok(Signals {})
-    }
-
-    #[cfg(unix)]
-    async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
-        }
-    }
-
-    #[cfg(not(unix))]
-    async fn next(&mut self) -> &'static str {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => "Ctrl-C",
-            Err(_) => std::future::pending().await,
-        }
-    }
 }
 
 #[cfg(test)]
