@@ -107,8 +107,13 @@ impl LogConfig {
                 self.segment_bytes
             ));
         }
-        if self.segment_ms == 0 {
-            return Err("segment_ms must be positive".into());
+        if self.segment_ms == 0 || self.segment_ms > i64::MAX as u64 {
+            return Err("segment_ms must be positive and at most i64::MAX".into());
+        }
+        // Retention is compared against signed millisecond timestamps: a larger value would
+        // wrap negative and delete everything.
+        if self.retention_ms.is_some_and(|ms| ms > i64::MAX as u64) {
+            return Err("retention_ms must be at most i64::MAX".into());
         }
         if self.index_interval_bytes == 0 {
             return Err("index_interval_bytes must be positive".into());
@@ -140,5 +145,19 @@ mod tests {
         }
         assert!("interval:0".parse::<FsyncPolicy>().is_err());
         assert!("sometimes".parse::<FsyncPolicy>().is_err());
+    }
+
+    #[test]
+    fn retention_that_would_wrap_negative_is_refused() {
+        let config = LogConfig {
+            retention_ms: Some(u64::MAX),
+            ..LogConfig::default()
+        };
+        assert!(config.validate().is_err());
+        let forever = LogConfig {
+            retention_ms: Some(i64::MAX as u64),
+            ..LogConfig::default()
+        };
+        assert!(forever.validate().is_ok());
     }
 }
