@@ -144,9 +144,16 @@ async fn a_job_whose_worker_vanishes_is_redelivered_and_dies_after_max_attempts(
     assert_eq!(second[0].attempt, 2, "redelivered after the lease");
     let stale = engine.complete_job("jobs", &id, 1, None).await.unwrap_err();
     assert_eq!(stale.code(), omnibus_types::ErrorCode::StaleAttempt);
-    // Let the second lease expire too: max attempts reached, the queue dead-letters it.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let job = engine.get_job("jobs", &id).await.unwrap();
+    // Let the second lease expire too: max attempts reached, the queue dead-letters it. Poll
+    // (bounded) rather than sleep a fixed time, so a loaded machine does not make this flaky.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let job = loop {
+        let job = engine.get_job("jobs", &id).await.unwrap();
+        if job.status == JobStatus::Dead || std::time::Instant::now() > deadline {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(job.status, JobStatus::Dead);
     let page = engine
         .list_jobs("jobs", Some(JobStatus::Dead), None, 10)
