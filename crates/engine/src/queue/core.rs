@@ -168,168 +168,12 @@ impl QueueCore {
         }
     }
 
-    /// Key-shared mode: remembers the key hashes of offsets `first..` (None = no key).
-    pub fn set_keys(&mut self, first: u64, hashes: &[Option<u64>]) {
-        if self.policy.mode != ConsumerMode::KeyShared {
-            return;
-        }
-        for (index, hash) in hashes.iter().enumerate() {
-            let offset = first + index as u64;
-            if let Some(hash) = hash {
-                if offset >= self.floor && !self.finished_above.contains(offset) {
-                    self.key_of.insert(offset, *hash);
-                }
-            }
-        }
-    }
-
-    /// Exclusive mode: whether `worker` may receive now (and records that it asked).
-    fn claim_exclusive(&mut self, worker: &str, now_ms: i64) -> bool {
-        if self.policy.mode != ConsumerMode::Exclusive {
-            return true;
-        }
-        if let Some((active, seen)) = &self.active_worker {
-            let still_active = self.unacked_by_worker.contains_key(active)
-                || now_ms - seen < self.policy.lease_ms as i64;
-            if active != worker && still_active {
-                return false;
-            }
-        }
-        self.active_worker = Some((worker.to_string(), now_ms));
-        true
-    }
-
-    /// Key-shared mode: up to `count` ready offsets of `priority` whose key is free or
-    /// already held by `worker`, in offset order. Looks at a bounded number of candidates.
-    fn pick_key_shared(&mut self, priority: usize, worker: &str, count: usize) -> Vec<u64> {
-        let scan_limit = count.saturating_mul(16).saturating_add(256);
-        let mut chosen = Vec::new();
-        let mut claimed: HashMap<u64, ()> = HashMap::new();
-        for offset in self.ready[priority].iter_after(None).take(scan_limit) {
-            if chosen.len() >= count {
-                break;
-            }
-            match self.key_of.get(&offset) {
-                None => chosen.push(offset),
-                Some(hash) => match self.key_owner.get(hash) {
-                    Some((owner, _)) if owner != worker => {}
-                    _ => {
-                        claimed.insert(*hash, ());
-                        chosen.push(offset);
-                    }
-                },
-            }
-        }
-        for offset in &chosen {
-            self.ready[priority].remove(*offset);
-            if let Some(hash) = self.key_of.get(offset).copied() {
-                let entry = self
-                    .key_owner
-                    .entry(hash)
-                    .or_insert((worker.to_string(), 0));
-                entry.1 += 1;
-            }
-        }
-        chosen
-    }
-
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
     }
 
     pub fn is_paused(&self) -> bool {
         self.paused
-    }
-
-    /// Where an offset is now.
-    pub fn position(&self, offset: u64) -> Position {
-        if offset < self.floor || self.finished_above.contains(offset) {
-            return Position::Finished;
-        }
-        if offset >= self.end {
-            return Position::Unknown;
-        }
-        if let Some(lease) = self.leases.get(&offset) {
-            return Position::Leased(lease.clone());
-        }
-        if let Some(priority) = self.ready.iter().position(|set| set.contains(offset)) {
-            return Position::Ready {
-                priority: priority as u8,
-            };
-        }
-        if let Some((due, _)) = self.timers.iter().find(|(_, o)| *o == offset) {
-            return Position::Waiting { due_ms: Some(*due) };
-        }
-        Position::Waiting { due_ms: None }
-    }
-
-    /// Ready offsets after `after`, ascending by offset, at most `limit`.
-    pub fn ready_after(&self, after: Option<u64>, limit: usize) -> Vec<u64> {
-        let mut all: Vec<u64> = self
-            .ready
-            .iter()
-            .flat_map(|set| set.iter_after(after).take(limit))
-            .collect();
-        all.sort_unstable();
-        all.truncate(limit);
-        all
-    }
-
-    /// Offsets waiting on an in-memory timer, ascending by offset.
-    pub fn waiting_offsets(&self) -> Vec<u64> {
-        let mut all: Vec<u64> = self.timers.iter().map(|(_, o)| *o).collect();
-        all.sort_unstable();
-        all
-    }
-
-    pub fn leased_offsets(&self) -> Vec<u64> {
-        let mut all: Vec<u64> = self.leases.keys().copied().collect();
-        all.sort_unstable();
-        all
-    }
-
-    /// Unfinished offsets that failed at least once and are not leased now (retrying).
-    pub fn retrying_count(&self) -> u64 {
-        self.attempts
-            .iter()
-            .filter(|(offset, (_, error))| !error.is_empty() && !self.leases.contains_key(offset))
-            .count() as u64
-    }
-
-    /// Attempts so far and the last error of an unfinished offset.
-    pub fn attempts_of(&self, offset: u64) -> (u32, String) {
-        self.attempts.get(&offset).cloned().unwrap_or_default()
-    }
-
-    /// Finishes a ready or waiting offset without delivering it (a cancelled job).
-    pub fn cancel(&mut self, offset: u64) -> Option<Vec<StateWrite>> {
-        match self.position(offset) {
-            Position::Ready { priority } => {
-                self.ready[priority as usize].remove(offset);
-                Some(self.finish(offset))
-            }
-            Position::Waiting { due_ms } => {
-                let mut writes = Vec::new();
-                if let Some(due) = due_ms {
-                    self.timers.remove(&(due, offset));
-                    writes.push(StateWrite::Delete {
-                        table: keys::TABLE,
-                        key: keys::timer(&self.name, due, offset),
-                    });
-                } else {
-                    // Its timer is beyond the window; when it fires it finds the offset
-                    // finished and drops it.
-                    self.timers_beyond = self.timers_beyond.saturating_sub(1);
-                }
-                writes.extend(self.finish(offset));
-                Some(writes)
-            }
-            Position::Leased(lease) => {
-                let _ = self.take_lease(offset, lease.attempt);
-                Some(self.finish(offset))
-            }
-            Position::Finished | Position::Unknown => None,
-        }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -879,59 +723,11 @@ impl QueueCore {
         }
         writes
     }
-
-    /// Offsets currently leased, with their leases.
-    pub fn leases(&self) -> impl Iterator<Item = (&u64, &Lease)> {
-        self.leases.iter()
-    }
-
-    /// Takes the `count` oldest ready messages (lowest offsets, any priority) out of the queue:
-    /// they are finished. For a full queue's drop-oldest and dead-letter-oldest policies.
-    pub fn remove_oldest_ready(&mut self, count: usize) -> (Vec<u64>, Vec<StateWrite>) {
-        let mut candidates: Vec<u64> = self
-            .ready
-            .iter()
-            .flat_map(|set| set.iter_after(None).take(count))
-            .collect();
-        candidates.sort_unstable();
-        candidates.truncate(count);
-        let mut writes = Vec::new();
-        for offset in &candidates {
-            for set in self.ready.iter_mut() {
-                if set.remove(*offset) {
-                    break;
-                }
-            }
-            writes.extend(self.finish(*offset));
-        }
-        (candidates, writes)
-    }
-
-    /// Removes every message not leased: ready and waiting become finished. Returns the writes.
-    pub fn purge(&mut self) -> Vec<StateWrite> {
-        let mut writes = Vec::new();
-        let ready: Vec<u64> = self
-            .ready
-            .iter_mut()
-            .flat_map(|set| {
-                let all = set.pop_first(usize::MAX);
-                all.into_iter()
-            })
-            .collect();
-        for offset in ready {
-            writes.extend(self.finish(offset));
-        }
-        let timers: Vec<(i64, u64)> = std::mem::take(&mut self.timers).into_iter().collect();
-        for (due, offset) in timers {
-            writes.push(StateWrite::Delete {
-                table: keys::TABLE,
-                key: keys::timer(&self.name, due, offset),
-            });
-            writes.extend(self.finish(offset));
-        }
-        writes
-    }
 }
+
+mod admin;
+mod inspect;
+mod modes;
 
 #[cfg(test)]
 mod tests;
