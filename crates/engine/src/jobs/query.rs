@@ -1,0 +1,198 @@
+//! Reading jobs in bulk: listing by status with paging, per-queue stats, and the retention
+//! sweep of finished jobs.
+
+use bytes::Bytes;
+use omnibus_storage::StateWrite;
+
+use super::model::{JobPage, JobStats, JobStatus};
+use super::store::{self, load_job, FINAL_TABLE, JOBS_TABLE};
+use super::{parse_id, FINISHED_JOBS_KEPT, FINISHED_JOB_RETENTION_MS};
+use crate::engine::{now_ms, Engine};
+use crate::error::Result;
+
+impl Engine {
+    /// Jobs of a queue, optionally of one status, in id order; `after` is the previous page's
+    /// `next`. Payloads are not included (fetch a job by id for it).
+    pub async fn list_jobs(
+        &self,
+        queue_name: &str,
+        status: Option<JobStatus>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<JobPage> {
+        let queue = self.queue(queue_name)?;
+        let limit = limit.clamp(1, 1_000);
+        let after = after.map(parse_id).transpose()?;
+        let ids: Vec<u64> = match status {
+            Some(final_status) if final_status.is_final() => {
+                let start = match after {
+                    Some(a) => format!(
+                        "{}{a:020}\u{0}",
+                        store::final_prefix(queue_name, final_status)
+                    ),
+                    None => store::final_prefix(queue_name, final_status),
+                };
+                let end = format!("{}\u{7f}", store::final_prefix(queue_name, final_status));
+                self.state
+                    .scan_range(FINAL_TABLE, &start, &end, limit)?
+                    .iter()
+                    .filter_map(|(key, _)| store::id_of_key(key))
+                    .collect()
+            }
+            Some(JobStatus::Waiting) => queue.lock().ready_after(after, limit),
+            Some(JobStatus::Active) => {
+                let all = queue.lock().leased_offsets();
+                all.into_iter()
+                    .filter(|o| after.is_none_or(|a| *o > a))
+                    .take(limit)
+                    .collect()
+            }
+            Some(waiting) => {
+                let core = queue.lock();
+                let offsets = core.waiting_offsets();
+                offsets
+                    .into_iter()
+                    .filter(|o| after.is_none_or(|a| *o > a))
+                    .filter(|o| (core.attempts_of(*o).0 > 0) == (waiting == JobStatus::Failed))
+                    .take(limit)
+                    .collect()
+            }
+            None => {
+                let start = match after {
+                    Some(a) => format!("{}\u{0}", store::job_key(queue_name, a)),
+                    None => store::queue_prefix(queue_name),
+                };
+                let end = format!("{}\u{7f}", store::queue_prefix(queue_name));
+                self.state
+                    .scan_range(JOBS_TABLE, &start, &end, limit)?
+                    .iter()
+                    .filter_map(|(key, _)| store::id_of_key(key))
+                    .collect()
+            }
+        };
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(mut job) = self.read_job(&queue, *id, false).await? {
+                job.payload = Bytes::new();
+                jobs.push(job);
+            }
+        }
+        let next = (ids.len() == limit)
+            .then(|| ids.last().map(u64::to_string))
+            .flatten();
+        Ok(JobPage { jobs, next })
+    }
+
+    pub fn job_stats(&self, queue_name: &str) -> Result<JobStats> {
+        let queue = self.queue(queue_name)?;
+        self.load_final_counts(queue_name)?;
+        let (counts, retrying, oldest) = {
+            let core = queue.lock();
+            let oldest = core.ready_after(None, 1).first().copied();
+            (core.counts(), core.retrying_count(), oldest)
+        };
+        let now = now_ms();
+        let oldest_waiting_ms = oldest
+            .and_then(|id| load_job(&self.state, queue_name, id).ok().flatten())
+            .map(|job| now - job.created_ms);
+        let finals = self.jobs.counts();
+        let mine = finals.get(queue_name);
+        Ok(JobStats {
+            waiting: counts.ready,
+            delayed: counts.delayed.saturating_sub(retrying),
+            active: counts.leased,
+            completed: mine.map_or(0, |c| c.completed),
+            failed: retrying,
+            dead: mine.map_or(0, |c| c.dead),
+            cancelled: mine.map_or(0, |c| c.cancelled),
+            oldest_waiting_ms,
+            dead_letter_depth: self.queue_info(queue_name)?.dead_letter_depth,
+            completed_last_minute: mine.map_or(0, |c| {
+                c.recent_completions
+                    .iter()
+                    .filter(|t| **t >= now - 60_000)
+                    .count() as u64
+            }),
+        })
+    }
+
+    /// Counts finished jobs once per queue per process (a scan of the final-status index).
+    fn load_final_counts(&self, queue_name: &str) -> Result<()> {
+        if self.jobs.counts().contains_key(queue_name) {
+            return Ok(());
+        }
+        let mut counts = store::FinalCounts::default();
+        for status in [JobStatus::Completed, JobStatus::Dead, JobStatus::Cancelled] {
+            let n = self
+                .state
+                .scan_prefix(FINAL_TABLE, &store::final_prefix(queue_name, status))?
+                .len() as u64;
+            match status {
+                JobStatus::Completed => counts.completed = n,
+                JobStatus::Dead => counts.dead = n,
+                _ => counts.cancelled = n,
+            }
+        }
+        self.jobs
+            .counts()
+            .entry(queue_name.to_string())
+            .or_insert(counts);
+        Ok(())
+    }
+
+    /// Retention of finished jobs: per queue and final status, keeps the newest
+    /// [`FINISHED_JOBS_KEPT`] and deletes those finished more than
+    /// [`FINISHED_JOB_RETENTION_MS`] ago.
+    pub(crate) fn sweep_jobs(&self) -> Result<()> {
+        let queues: Vec<String> = self
+            .queues
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let now = now_ms();
+        for queue in queues {
+            for status in [JobStatus::Completed, JobStatus::Dead, JobStatus::Cancelled] {
+                let prefix = store::final_prefix(&queue, status);
+                // Oldest first; look at a bounded page per pass.
+                let entries = self.state.scan_range(
+                    FINAL_TABLE,
+                    &prefix,
+                    &format!("{prefix}\u{7f}"),
+                    20_000,
+                )?;
+                let total = entries.len() as u64;
+                let mut writes = Vec::new();
+                for (index, (key, _)) in entries.iter().enumerate() {
+                    let Some(id) = store::id_of_key(key) else {
+                        continue;
+                    };
+                    let over_count = total - index as u64 > FINISHED_JOBS_KEPT;
+                    let too_old = !over_count
+                        && load_job(&self.state, &queue, id)?
+                            .and_then(|job| job.finished_ms)
+                            .is_some_and(|finished| now - finished > FINISHED_JOB_RETENTION_MS);
+                    if !(over_count || too_old) {
+                        break;
+                    }
+                    writes.push(StateWrite::Delete {
+                        table: FINAL_TABLE,
+                        key: key.clone(),
+                    });
+                    writes.push(StateWrite::Delete {
+                        table: JOBS_TABLE,
+                        key: store::job_key(&queue, id),
+                    });
+                    if writes.len() >= 10_000 {
+                        break;
+                    }
+                }
+                if !writes.is_empty() {
+                    self.state.write(&writes)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
