@@ -231,13 +231,10 @@ impl Serialize for HeaderObject<'_> {
     }
 }
 
-/// One fetched record as the API renders it.
+/// A record's key, value and headers as the API renders them: text when the bytes are UTF-8,
+/// base64 otherwise. Flattened into every record-shaped answer (fetch, queue delivery).
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct RecordOutput<'a> {
-    pub offset: u64,
-    pub timestamp_ms: i64,
-    pub subject: &'a str,
-    pub partition: u32,
+pub struct ContentOutput<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -251,22 +248,42 @@ pub struct RecordOutput<'a> {
     pub headers_base64: HeaderObject<'a>,
 }
 
-impl<'a> RecordOutput<'a> {
-    pub fn new(record: &'a Record, partition: u32) -> Self {
+impl<'a> ContentOutput<'a> {
+    /// Headers for which `hidden` is true are left out.
+    pub fn new(record: &'a Record, hidden: impl Fn(&str) -> bool) -> Self {
         let (key, key_base64) = text_or_encoded(record.key.as_deref());
         let (value, value_base64) = text_or_encoded(record.value.as_deref());
-        let (headers, headers_base64) = HeaderObject::split(&record.headers, |_| false);
-        RecordOutput {
-            offset: record.offset,
-            timestamp_ms: record.timestamp_ms,
-            subject: &record.subject,
-            partition,
+        let (headers, headers_base64) = HeaderObject::split(&record.headers, hidden);
+        ContentOutput {
             key,
             key_base64,
             value,
             value_base64,
             headers,
             headers_base64,
+        }
+    }
+}
+
+/// One fetched record as the API renders it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct RecordOutput<'a> {
+    pub offset: u64,
+    pub timestamp_ms: i64,
+    pub subject: &'a str,
+    pub partition: u32,
+    #[serde(flatten)]
+    pub content: ContentOutput<'a>,
+}
+
+impl<'a> RecordOutput<'a> {
+    pub fn new(record: &'a Record, partition: u32) -> Self {
+        RecordOutput {
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+            subject: &record.subject,
+            partition,
+            content: ContentOutput::new(record, |_| false),
         }
     }
 }

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::bounded::{Bounded, HeadersInput};
 use crate::error::ApiError;
-use crate::json::{text_or_encoded, HeaderObject, RecordInput};
+use crate::json::{ContentOutput, RecordInput};
 
 /// Header names with this prefix belong to the broker.
 pub const RESERVED_HEADER_PREFIX: &str = "omnibus.";
@@ -238,25 +238,13 @@ pub struct DeliveryOutput<'a> {
     pub lease_deadline_ms: i64,
     pub timestamp_ms: i64,
     pub priority: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_base64: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value_base64: Option<String>,
-    pub headers: HeaderObject<'a>,
-    #[serde(skip_serializing_if = "HeaderObject::is_empty")]
-    pub headers_base64: HeaderObject<'a>,
+    #[serde(flatten)]
+    pub content: ContentOutput<'a>,
 }
 
 impl<'a> DeliveryOutput<'a> {
     pub fn new(delivery: &'a Delivery) -> Self {
         let record = &delivery.record;
-        let (key, key_base64) = text_or_encoded(record.key.as_deref());
-        let (value, value_base64) = text_or_encoded(record.value.as_deref());
-        let (headers, headers_base64) = HeaderObject::split(&record.headers, is_scheduling_header);
         let priority = record
             .headers
             .iter()
@@ -270,12 +258,7 @@ impl<'a> DeliveryOutput<'a> {
             lease_deadline_ms: delivery.lease_deadline_ms,
             timestamp_ms: record.timestamp_ms,
             priority,
-            key,
-            key_base64,
-            value,
-            value_base64,
-            headers,
-            headers_base64,
+            content: ContentOutput::new(record, is_scheduling_header),
         }
     }
 }
