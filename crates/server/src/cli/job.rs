@@ -5,10 +5,9 @@
 //! (one per line, in line order) as soon as the broker has durably accepted it. Reading runs on
 //! its own thread one batch ahead, as `publish` does.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
-use anyhow::Context;
 use base64::Engine as _;
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand, ValueEnum};
@@ -16,18 +15,15 @@ use omnibus_engine::jobs::JobStatus;
 use tokio::sync::mpsc;
 
 use crate::cli::client::Client;
+use crate::cli::lines::read_line_batches;
 use crate::cli::progress::{stdout_is_terminal, Progress};
 use crate::cli::table::{one_line, render_table};
 use crate::cli::wire_jobs::{JobRow, NewJob};
 
 /// Most jobs in one enqueue request.
 const BATCH_JOBS_MAX: usize = 1_000;
-/// A batch is sent once its payloads add up to about this much.
-const BATCH_BYTES_TARGET: usize = 1024 * 1024;
 /// Rough JSON framing per job, so many tiny lines still cut batches.
 const JOB_OVERHEAD_BYTES: usize = 32;
-/// A line longer than the largest message the broker could ever accept is an input error.
-const LINE_BYTES_MAX: usize = omnibus_types::limits::MESSAGE_BYTES_MAX;
 const READ_AHEAD_BATCHES: usize = 2;
 /// Jobs asked for per page by `job list`.
 const LIST_PAGE_JOBS_MAX: usize = 1_000;
@@ -197,53 +193,20 @@ async fn enqueue_stdin(client: &Client, queue: &str, template: NewJob) -> anyhow
     Ok(())
 }
 
-/// Splits `input` into lines (without `\n` / `\r\n`) and hands them on as jobs in batches
-/// bounded by count and bytes. Stops early when `send` returns false.
+/// Lines of `input` as batches of items made from `template`; see [`read_line_batches`].
 fn read_batches(
-    mut input: impl BufRead,
-    batch_jobs_max: usize,
+    input: impl BufRead,
+    items_max: usize,
     template: &NewJob,
-    mut send: impl FnMut(Vec<NewJob>) -> bool,
+    send: impl FnMut(Vec<NewJob>) -> bool,
 ) -> anyhow::Result<()> {
-    let mut batch = Vec::new();
-    let mut batch_bytes = 0;
-    let mut line = Vec::new();
-    let mut line_number: u64 = 0;
-    loop {
-        line.clear();
-        line_number += 1;
-        // +2 leaves room for the line ending itself.
-        let limit = (LINE_BYTES_MAX + 2) as u64;
-        let read = (&mut input)
-            .take(limit)
-            .read_until(b'\n', &mut line)
-            .context("reading stdin")?;
-        if read == 0 {
-            break;
-        }
-        let ended = line.last() == Some(&b'\n');
-        if ended {
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-        }
-        if line.len() > LINE_BYTES_MAX || (!ended && read as u64 == limit) {
-            anyhow::bail!("line {line_number} of stdin is longer than {LINE_BYTES_MAX} bytes");
-        }
-        batch_bytes += line.len() + JOB_OVERHEAD_BYTES;
-        batch.push(job_from_line(&line, template));
-        if batch.len() >= batch_jobs_max || batch_bytes >= BATCH_BYTES_TARGET {
-            batch_bytes = 0;
-            if !send(std::mem::take(&mut batch)) {
-                return Ok(());
-            }
-        }
-    }
-    if !batch.is_empty() {
-        send(batch);
-    }
-    Ok(())
+    read_line_batches(
+        input,
+        items_max,
+        JOB_OVERHEAD_BYTES,
+        |line| job_from_line(line, template),
+        send,
+    )
 }
 
 /// A line that is a JSON document is sent as that JSON; other text as a JSON string; bytes

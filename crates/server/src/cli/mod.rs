@@ -8,6 +8,7 @@ pub mod consume;
 pub mod dlq;
 pub mod group;
 pub mod job;
+pub mod lines;
 pub mod progress;
 pub mod publish;
 pub mod queue;

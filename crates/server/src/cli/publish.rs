@@ -6,27 +6,22 @@
 //! overlaps with waiting for the durable acknowledgement of the current one.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
-use anyhow::Context;
 use base64::Engine as _;
 use clap::Args;
 use tokio::sync::mpsc;
 
 use crate::cli::client::Client;
+use crate::cli::lines::read_line_batches;
 use crate::cli::progress::Progress;
 use crate::cli::wire::{OutgoingRecord, Target};
 
 /// Most records in one request; well under the server's per-request ceiling.
 const BATCH_RECORDS_MAX: usize = 5_000;
-/// A batch is sent once its values add up to about this much.
-const BATCH_BYTES_TARGET: usize = 1024 * 1024;
 /// Rough JSON framing per record (`{"value":""},`), so many tiny lines still cut batches.
 const RECORD_OVERHEAD_BYTES: usize = 16;
-/// A line longer than the largest record the broker could ever accept is an input error;
-/// checking while reading avoids buffering an endless line.
-const LINE_BYTES_MAX: usize = omnibus_types::limits::MESSAGE_BYTES_MAX;
 /// Batches read ahead of the one being sent.
 const READ_AHEAD_BATCHES: usize = 2;
 
@@ -143,53 +138,20 @@ async fn publish_stdin(
     Ok(())
 }
 
-/// Splits `input` into lines (without `\n` / `\r\n`) and hands them on in batches bounded by
-/// count and bytes. Stops early when `send` returns false (the receiver is gone).
+/// Lines of `input` as batches of items made from `template`; see [`read_line_batches`].
 fn read_batches(
-    mut input: impl BufRead,
-    batch_records_max: usize,
+    input: impl BufRead,
+    items_max: usize,
     template: &OutgoingRecord,
-    mut send: impl FnMut(Vec<OutgoingRecord>) -> bool,
+    send: impl FnMut(Vec<OutgoingRecord>) -> bool,
 ) -> anyhow::Result<()> {
-    let mut batch = Vec::new();
-    let mut batch_bytes = 0;
-    let mut line = Vec::new();
-    let mut line_number: u64 = 0;
-    loop {
-        line.clear();
-        line_number += 1;
-        // +2 leaves room for the line ending itself.
-        let limit = (LINE_BYTES_MAX + 2) as u64;
-        let read = (&mut input)
-            .take(limit)
-            .read_until(b'\n', &mut line)
-            .context("reading stdin")?;
-        if read == 0 {
-            break;
-        }
-        let ended = line.last() == Some(&b'\n');
-        if ended {
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-        }
-        if line.len() > LINE_BYTES_MAX || (!ended && read as u64 == limit) {
-            anyhow::bail!("line {line_number} of stdin is longer than {LINE_BYTES_MAX} bytes");
-        }
-        batch_bytes += line.len() + RECORD_OVERHEAD_BYTES;
-        batch.push(record_from_line(&line, template));
-        if batch.len() >= batch_records_max || batch_bytes >= BATCH_BYTES_TARGET {
-            batch_bytes = 0;
-            if !send(std::mem::take(&mut batch)) {
-                return Ok(());
-            }
-        }
-    }
-    if !batch.is_empty() {
-        send(batch);
-    }
-    Ok(())
+    read_line_batches(
+        input,
+        items_max,
+        RECORD_OVERHEAD_BYTES,
+        |line| record_from_line(line, template),
+        send,
+    )
 }
 
 /// Text goes as `value`; bytes that are not UTF-8 go as `value_base64` so they arrive intact.
