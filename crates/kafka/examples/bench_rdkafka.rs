@@ -14,6 +14,24 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+/// Extra client settings from the environment, as `key=value,key=value`, for experiments
+/// (`BENCH_PRODUCER_CONFIG`, `BENCH_CONSUMER_CONFIG`); each run prints what it used.
+trait SetExtra {
+    fn set_extra(&mut self, extra: Option<String>) -> &mut Self;
+}
+
+impl SetExtra for ClientConfig {
+    fn set_extra(&mut self, extra: Option<String>) -> &mut Self {
+        for pair in extra.iter().flat_map(|e| e.split(',')) {
+            if let Some((key, value)) = pair.split_once('=') {
+                eprintln!("extra client setting {key}={value}");
+                self.set(key.trim(), value.trim());
+            }
+        }
+        self
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -49,6 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("batch.num.messages", "100000")
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "2000000")
+        .set_extra(std::env::var("BENCH_PRODUCER_CONFIG").ok())
         .create()?;
     let payload = vec![b'x'; size];
     let started = Instant::now();
@@ -78,6 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
+        .set_extra(std::env::var("BENCH_CONSUMER_CONFIG").ok())
         .create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
