@@ -9,9 +9,10 @@
 //! sequence (so a retry that straddles a restart may be written twice).
 //!
 //! Locking: the registry's map lock (a `std` mutex) is held only to find or insert an entry;
-//! each entry has its own async mutex, held from the sequence check through the durable
-//! append, so two batches of one producer on one partition are checked and appended one at a
-//! time. The map lock is never held while an entry's lock is awaited.
+//! each entry has its own async mutex, held from the sequence check until the batch has its
+//! offsets (not until it is durable), so two batches of one producer on one partition are
+//! checked and ordered one at a time while their fsyncs can be shared. The map lock is never
+//! held while an entry's lock is awaited.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use bytes::BytesMut;
 
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::raw_append::{inspect_raw_batch, RawAppend};
+use crate::raw_append::{inspect_raw_batch, PendingRawAppend, RawAppend};
 
 const PRODUCER_IDS_TABLE: &str = "producer_ids";
 const NEXT_PRODUCER_ID_KEY: &str = "next";
@@ -164,14 +165,39 @@ impl ProducerRegistry {
         partition: u32,
         batch: BytesMut,
     ) -> Result<ProducedBatch, ProducerError> {
+        self.enqueue(engine, stream, partition, batch)
+            .await?
+            .durable()
+            .await
+    }
+
+    /// The first phase of [`ProducerRegistry::append`]: checks the batch and gives it its
+    /// place in the partition; the returned [`PendingProduce`] resolves once it is durable.
+    /// A connection that enqueues its batches one after another and waits for them later
+    /// keeps their order and lets them share group commits.
+    ///
+    /// An idempotent batch is recorded as the producer's latest as soon as it has offsets,
+    /// so the producer's next batch (possibly already in flight) is checked against it; a
+    /// retry of it is answered with its offsets once they are durable, and with the
+    /// partition's failure if they never become durable.
+    pub async fn enqueue(
+        &self,
+        engine: &Engine,
+        stream: &str,
+        partition: u32,
+        batch: BytesMut,
+    ) -> Result<PendingProduce, ProducerError> {
         let bytes_max = engine.raw_batch_bytes_max(stream)?;
         let info = inspect_raw_batch(&batch, bytes_max)?;
         if !info.is_idempotent() {
-            let offsets = engine.append_raw(stream, partition, batch).await?;
-            return Ok(ProducedBatch::Appended(offsets));
+            let pending = engine.enqueue_raw(stream, partition, batch).await?;
+            return Ok(PendingProduce {
+                pending,
+                duplicate: false,
+            });
         }
         // Check the partition exists before making room for its state.
-        engine.stream(stream)?.partition(partition)?;
+        let log = engine.stream(stream)?.partition(partition)?.clone();
         let entry = self.entry((info.producer_id, stream.to_string(), partition));
         let mut state = entry.lock().await;
         let first = info.base_sequence;
@@ -189,7 +215,10 @@ impl ProducerRegistry {
                     .iter()
                     .find(|b| b.first_sequence == first && b.last_sequence == last)
                 {
-                    return Ok(ProducedBatch::Duplicate(seen.offsets));
+                    return Ok(PendingProduce {
+                        pending: PendingRawAppend::earlier(log, seen.offsets),
+                        duplicate: true,
+                    });
                 }
                 if let Some(previous) = current.recent.back() {
                     let expected = next_sequence(previous.last_sequence);
@@ -208,7 +237,7 @@ impl ProducerRegistry {
                 });
             }
         }
-        let offsets = engine.append_raw(stream, partition, batch).await?;
+        let pending = engine.enqueue_raw(stream, partition, batch).await?;
         let producer = state.get_or_insert_with(|| PartitionProducer {
             epoch: info.producer_epoch,
             recent: VecDeque::new(),
@@ -223,9 +252,31 @@ impl ProducerRegistry {
         producer.recent.push_back(RecentBatch {
             first_sequence: first,
             last_sequence: last,
-            offsets,
+            offsets: pending.offsets(),
         });
-        Ok(ProducedBatch::Appended(offsets))
+        Ok(PendingProduce {
+            pending,
+            duplicate: false,
+        })
+    }
+}
+
+/// A producer batch with its place in the partition, waiting to be acknowledged.
+#[derive(Debug)]
+pub struct PendingProduce {
+    pending: PendingRawAppend,
+    duplicate: bool,
+}
+
+impl PendingProduce {
+    /// Resolves once the batch (or, for a retry, its original) is durable.
+    pub async fn durable(self) -> Result<ProducedBatch, ProducerError> {
+        let offsets = self.pending.durable().await?;
+        Ok(if self.duplicate {
+            ProducedBatch::Duplicate(offsets)
+        } else {
+            ProducedBatch::Appended(offsets)
+        })
     }
 }
 

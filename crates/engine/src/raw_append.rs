@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use omnibus_storage::batch::{BatchHeader, HEADER_BYTES};
+use omnibus_storage::{AppendInfo, PartitionLog, PendingAppend};
 use omnibus_types::limits;
 
 use crate::engine::Engine;
@@ -33,6 +34,67 @@ pub struct RawAppend {
     pub first_offset: u64,
     pub last_offset: u64,
     pub log_start_offset: u64,
+}
+
+/// A raw append with its offsets assigned, not yet acknowledged.
+pub struct PendingRawAppend {
+    log: Arc<PartitionLog>,
+    wait: RawWait,
+}
+
+#[derive(Debug)]
+enum RawWait {
+    /// Appended by this call.
+    Pending(PendingAppend),
+    /// Written earlier (a retried batch): wait for those offsets.
+    Earlier(AppendInfo),
+}
+
+impl std::fmt::Debug for PendingRawAppend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRawAppend")
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingRawAppend {
+    /// An earlier append of `log`, to be answered once it is durable.
+    pub(crate) fn earlier(log: Arc<PartitionLog>, offsets: RawAppend) -> PendingRawAppend {
+        PendingRawAppend {
+            log,
+            wait: RawWait::Earlier(AppendInfo {
+                first_offset: offsets.first_offset,
+                last_offset: offsets.last_offset,
+            }),
+        }
+    }
+
+    /// The offsets the batch was given.
+    pub fn offsets(&self) -> RawAppend {
+        let info = match &self.wait {
+            RawWait::Pending(pending) => pending.offsets(),
+            RawWait::Earlier(info) => *info,
+        };
+        RawAppend {
+            first_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_start_offset: self.log.log_start_offset(),
+        }
+    }
+
+    /// Resolves once the batch is acknowledged under the stream's fsync policy.
+    pub async fn durable(self) -> Result<RawAppend> {
+        let info = match self.wait {
+            RawWait::Pending(pending) => pending.durable().await?,
+            RawWait::Earlier(info) => self.log.wait_durable(info).await?,
+        };
+        Ok(RawAppend {
+            first_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_start_offset: self.log.log_start_offset(),
+        })
+    }
 }
 
 /// The fixed header of one producer batch, as the engine checked it.
@@ -120,15 +182,29 @@ impl Engine {
         partition: u32,
         batch: BytesMut,
     ) -> Result<RawAppend> {
+        self.enqueue_raw(stream, partition, batch)
+            .await?
+            .durable()
+            .await
+    }
+
+    /// The first phase of [`Engine::append_raw`]: the batch has its offsets and its place in
+    /// the partition when this returns; [`PendingRawAppend::durable`] waits for the
+    /// acknowledgement. Batches enqueued one after another land in that order.
+    pub async fn enqueue_raw(
+        &self,
+        stream: &str,
+        partition: u32,
+        batch: BytesMut,
+    ) -> Result<PendingRawAppend> {
         self.check_running()?;
         let stream = self.stream(stream)?;
         inspect_raw_batch(&batch, stream.config.message_bytes_max)?;
         let log = stream.partition(partition)?.clone();
-        let info = log.append(batch).await?;
-        Ok(RawAppend {
-            first_offset: info.first_offset,
-            last_offset: info.last_offset,
-            log_start_offset: log.log_start_offset(),
+        let pending = log.enqueue(batch).await?;
+        Ok(PendingRawAppend {
+            log,
+            wait: RawWait::Pending(pending),
         })
     }
 

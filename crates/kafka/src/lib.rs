@@ -28,3 +28,4 @@ mod session;
 pub use config::{KafkaConfig, CONNECTIONS_DEFAULT, FRAME_BYTES_CEILING, FRAME_BYTES_DEFAULT};
 pub use error::KafkaError;
 pub use server::serve;
+pub use session::IN_FLIGHT_MAX;

@@ -1,19 +1,28 @@
-//! One Kafka connection: read frames, answer each request in the order it arrived, write the
-//! responses back in that order.
+//! One Kafka connection: read frames, answer each request, write the responses back in the
+//! order the requests arrived.
 //!
-//! Requests are handled one at a time, as a Kafka broker does (it mutes a connection while a
-//! request is in flight): a client that pipelines gets its responses in request order, and two
-//! produce requests of one connection reach a partition in the order they were sent, which
-//! idempotent sequence numbers and per-key ordering rely on. The session reads ahead only
-//! what one read returns, so its buffers stay bounded by the frame limit; responses to
-//! requests that arrived together are written together.
+//! Produce requests are pipelined: each is *started* in arrival order — every batch gets its
+//! place in its partition before the next frame is looked at — and its answer waits for the
+//! fsync while the session reads and starts the next ones (librdkafka keeps up to five in
+//! flight), so consecutive requests share group commits instead of paying one fsync each.
+//! Any other request first waits for every produce in flight to be answered, then is handled
+//! on its own, as a Kafka broker handles one request of a connection at a time: a Metadata or
+//! ListOffsets that follows a produce sees its effect.
+//!
+//! Bounds: at most [`IN_FLIGHT_MAX`] produce requests wait at once (the session stops reading
+//! until one is answered), and the pending-bytes budget of each partition bounds what they
+//! hold; the read buffer holds at most a frame and one read.
 //!
 //! A frame that cannot be decoded (oversized, truncated, unknown API key, malformed body)
-//! closes this connection only.
+//! closes this connection only, after the answers to the requests before it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use kafka_protocol::messages::{ApiKey, RequestKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -24,6 +33,18 @@ use crate::handlers::{self, unsupported, Broker, Outcome, Peer};
 
 /// Responses gathered before they are written, when several requests arrived at once.
 const WRITE_BUFFER_BYTES_MAX: usize = 1024 * 1024;
+/// Produce requests of one connection waiting for their acknowledgement at once.
+pub const IN_FLIGHT_MAX: usize = 16;
+
+/// A request's answer, once known.
+struct Answer {
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    outcome: Outcome,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
 pub(crate) struct Session {
     stream: TcpStream,
@@ -32,6 +53,7 @@ pub(crate) struct Session {
     decoder: FrameDecoder,
     input: BytesMut,
     output: BytesMut,
+    in_flight: FuturesOrdered<InFlight>,
 }
 
 impl Session {
@@ -44,77 +66,160 @@ impl Session {
             decoder,
             input: BytesMut::new(),
             output: BytesMut::new(),
+            in_flight: FuturesOrdered::new(),
         }
     }
 
     /// Serves the connection until the client closes it, a frame cannot be decoded, or
-    /// `shutdown` turns true (the request being handled is finished and answered first).
+    /// `shutdown` turns true (requests already read are finished and answered first).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), KafkaError> {
         loop {
-            // Answer every whole frame already buffered before reading more.
-            while let Some(frame) = self.decoder.decode(&mut self.input)? {
-                match self.answer(frame).await? {
-                    Some(()) => {}
-                    None => return self.flush().await,
+            // Start every whole frame already buffered, while the pipeline has room.
+            while self.in_flight.len() < IN_FLIGHT_MAX {
+                let Some(frame) = self.decoder.decode(&mut self.input)? else {
+                    break;
+                };
+                if !self.dispatch(frame).await? {
+                    self.drain().await?;
+                    return self.flush().await;
                 }
                 if self.output.len() >= WRITE_BUFFER_BYTES_MAX {
                     self.flush().await?;
                 }
             }
+            if !self.collect_ready()? {
+                return self.flush().await;
+            }
             self.flush().await?;
             if *shutdown.borrow() {
-                return Ok(());
+                self.drain().await?;
+                return self.flush().await;
             }
-            self.input.reserve(self.decoder.reserve_hint(&self.input));
-            let read = tokio::select! {
-                read = self.stream.read_buf(&mut self.input) => read?,
-                _ = shutdown.changed() => return Ok(()),
-            };
-            if read == 0 {
-                // The client closed; a partial frame left behind is simply dropped.
-                return Ok(());
+            let room = self.in_flight.len() < IN_FLIGHT_MAX;
+            if room {
+                self.input.reserve(self.decoder.reserve_hint(&self.input));
+            }
+            tokio::select! {
+                Some(answer) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    if !self.write(answer)? {
+                        return self.flush().await;
+                    }
+                }
+                read = self.stream.read_buf(&mut self.input), if room => {
+                    if read? == 0 {
+                        // The client closed; a partial frame left behind is simply dropped,
+                        // and produces already started complete without an answer.
+                        return Ok(());
+                    }
+                }
+                _ = shutdown.changed() => {
+                    self.drain().await?;
+                    return self.flush().await;
+                }
             }
         }
     }
 
-    /// Handles one frame and queues its response. `Ok(None)` closes the connection quietly.
-    async fn answer(&mut self, frame: bytes::Bytes) -> Result<Option<()>, KafkaError> {
-        let (api_key, version, correlation_id, body) = match decode_request(frame)? {
+    /// Starts one frame's request. A produce joins the pipeline; anything else waits for the
+    /// pipeline to empty and is answered at once. `Ok(false)` closes the connection.
+    async fn dispatch(&mut self, frame: bytes::Bytes) -> Result<bool, KafkaError> {
+        match decode_request(frame)? {
             DecodedRequest::Request(request) => {
                 let (api_key, version) = (request.api_key, request.version);
                 let correlation_id = request.correlation_id();
-                match handlers::handle(&self.broker, &self.peer, *request).await {
-                    Outcome::Respond(body) => (api_key, version, correlation_id, body),
-                    Outcome::Silent => return Ok(Some(())),
-                    Outcome::Close(reason) => {
-                        tracing::warn!(peer = %self.peer.client_host, "closing: {reason}");
-                        return Ok(None);
-                    }
+                if let RequestKind::Produce(body) = request.body {
+                    let pending = handlers::start_produce(&self.broker, body, version).await;
+                    self.in_flight.push_back(Box::pin(async move {
+                        Answer {
+                            api_key,
+                            version,
+                            correlation_id,
+                            outcome: pending.await,
+                        }
+                    }));
+                    return Ok(true);
                 }
+                if !self.drain().await? {
+                    return Ok(false);
+                }
+                let outcome = handlers::handle(&self.broker, &self.peer, *request).await;
+                self.write(Answer {
+                    api_key,
+                    version,
+                    correlation_id,
+                    outcome,
+                })
             }
             DecodedRequest::Unsupported {
                 api_key,
                 version,
                 correlation_id,
-            } => match unsupported::answer(api_key, version) {
-                Some((body, encode_version)) => (api_key, encode_version, correlation_id, body),
-                None => {
-                    tracing::debug!(
-                        peer = %self.peer.client_host,
-                        "closing: {api_key:?} v{version} is not supported"
-                    );
-                    return Ok(None);
+            } => {
+                if !self.drain().await? {
+                    return Ok(false);
                 }
-            },
-        };
-        let response = Response {
-            api_key,
-            version,
-            correlation_id,
-            body,
-        };
-        response.encode(&mut self.output)?;
-        Ok(Some(()))
+                match unsupported::answer(api_key, version) {
+                    Some((body, encode_version)) => self.write(Answer {
+                        api_key,
+                        version: encode_version,
+                        correlation_id,
+                        outcome: Outcome::Respond(body),
+                    }),
+                    None => {
+                        tracing::debug!(
+                            peer = %self.peer.client_host,
+                            "closing: {api_key:?} v{version} is not supported"
+                        );
+                        Ok(false)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for every produce in flight and queues their answers. `Ok(false)`: one of them
+    /// asked to close the connection.
+    async fn drain(&mut self) -> Result<bool, KafkaError> {
+        while let Some(answer) = self.in_flight.next().await {
+            if !self.write(answer)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Queues the answers that are ready now, in order, without waiting for the rest.
+    fn collect_ready(&mut self) -> Result<bool, KafkaError> {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        while let std::task::Poll::Ready(Some(answer)) =
+            self.in_flight.poll_next_unpin(&mut context)
+        {
+            if !self.write(answer)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Encodes one answer into the output buffer. `Ok(false)` closes the connection.
+    fn write(&mut self, answer: Answer) -> Result<bool, KafkaError> {
+        match answer.outcome {
+            Outcome::Respond(body) => {
+                let response = Response {
+                    api_key: answer.api_key,
+                    version: answer.version,
+                    correlation_id: answer.correlation_id,
+                    body,
+                };
+                response.encode(&mut self.output)?;
+                Ok(true)
+            }
+            Outcome::Silent => Ok(true),
+            Outcome::Close(reason) => {
+                tracing::warn!(peer = %self.peer.client_host, "closing: {reason}");
+                Ok(false)
+            }
+        }
     }
 
     async fn flush(&mut self) -> Result<(), KafkaError> {

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 struct Listener {
     address: String,
-    _engine: Arc<Engine>,
+    engine: Arc<Engine>,
     _dir: tempfile::TempDir,
 }
 
@@ -32,7 +32,7 @@ async fn listen(config: KafkaConfig) -> Listener {
     ));
     Listener {
         address,
-        _engine: engine,
+        engine,
         _dir: dir,
     }
 }
@@ -160,6 +160,126 @@ async fn pipelined_requests_are_answered_in_order_and_acks_zero_is_silent() {
         order.push(read_response(&mut stream).await.unwrap().0);
     }
     assert_eq!(order, [10, 11, 13], "no response for the acks=0 produce");
+}
+
+/// One idempotent v2 batch of `count` records from producer 7, epoch 0.
+fn idempotent_batch(first_sequence: i32, count: i32) -> Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = (0..count)
+        .map(|index| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: 7,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: index as i64,
+            sequence: first_sequence + index,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(format!("record {}", first_sequence + index))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buffer = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buffer, records.iter(), &options).unwrap();
+    buffer.freeze()
+}
+
+fn produce_request(topic: &str, records: Bytes) -> ProduceRequest {
+    let mut data = produce_request::PartitionProduceData::default();
+    data.index = 0;
+    data.records = Some(records);
+    let mut wanted = produce_request::TopicProduceData::default();
+    wanted.name = TopicName(StrBytes::from_string(topic.to_string()));
+    wanted.partition_data = vec![data];
+    let mut request = ProduceRequest::default();
+    request.acks = -1;
+    request.timeout_ms = 5000;
+    request.topic_data = vec![wanted];
+    request
+}
+
+#[tokio::test]
+async fn pipelined_produces_land_in_order_and_a_following_request_sees_them() {
+    let listener = listen(KafkaConfig::default()).await;
+    listener
+        .engine
+        .create_stream(omnibus_engine::StreamSpec {
+            name: "piped".into(),
+            partitions: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut stream = TcpStream::connect(&listener.address).await.unwrap();
+    // More produce requests than a connection keeps in flight, a retry of one of them that
+    // arrives before its original is answered, then a ListOffsets — all in one write.
+    let requests = 3 * omnibus_kafka::IN_FLIGHT_MAX as i32;
+    let mut burst = Vec::new();
+    for index in 0..requests {
+        let batch = idempotent_batch(index * 3, 3);
+        burst.extend(frame(
+            ApiKey::Produce,
+            9,
+            index,
+            &produce_request("piped", batch),
+        ));
+    }
+    // Kafka remembers a producer's last five batches per partition: retry the one before last.
+    let retried = requests - 2;
+    let retry = idempotent_batch(retried * 3, 3);
+    burst.extend(frame(
+        ApiKey::Produce,
+        9,
+        1000,
+        &produce_request("piped", retry),
+    ));
+    let mut list = ListOffsetsRequest::default();
+    let mut wanted = list_offsets_request::ListOffsetsTopic::default();
+    wanted.name = TopicName(StrBytes::from_static_str("piped"));
+    let mut partition = list_offsets_request::ListOffsetsPartition::default();
+    partition.timestamp = -1;
+    wanted.partitions = vec![partition];
+    list.topics = vec![wanted];
+    burst.extend(frame(ApiKey::ListOffsets, 6, 2000, &list));
+    stream.write_all(&burst).await.unwrap();
+
+    for index in 0..requests {
+        let (correlation_id, mut body) = read_response(&mut stream).await.unwrap();
+        assert_eq!(correlation_id, index, "answers come in request order");
+        assert_eq!(body.get_u8(), 0, "no tagged fields in the flexible header");
+        let response = ProduceResponse::decode(&mut body, 9).unwrap();
+        let answer = &response.responses[0].partition_responses[0];
+        assert_eq!(answer.error_code, 0);
+        assert_eq!(
+            answer.base_offset,
+            index as i64 * 3,
+            "batches land in send order"
+        );
+    }
+    let (correlation_id, mut body) = read_response(&mut stream).await.unwrap();
+    assert_eq!(correlation_id, 1000);
+    assert_eq!(body.get_u8(), 0);
+    let response = ProduceResponse::decode(&mut body, 9).unwrap();
+    let answer = &response.responses[0].partition_responses[0];
+    assert_eq!(
+        (answer.error_code, answer.base_offset),
+        (0, retried as i64 * 3),
+        "the retry gets its original offset and is not written again"
+    );
+    let (correlation_id, mut body) = read_response(&mut stream).await.unwrap();
+    assert_eq!(correlation_id, 2000);
+    assert_eq!(body.get_u8(), 0);
+    let response = ListOffsetsResponse::decode(&mut body, 6).unwrap();
+    let latest = &response.topics[0].partitions[0];
+    assert_eq!(latest.offset, requests as i64 * 3, "every record, once");
 }
 
 #[tokio::test]

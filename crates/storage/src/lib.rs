@@ -25,6 +25,7 @@ pub mod state;
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use partition::{
-    AppendInfo, PartitionLog, PartitionStatus, Progress, ReadResult, RetentionOutcome,
+    AppendInfo, PartitionLog, PartitionStatus, PendingAppend, Progress, ReadResult,
+    RetentionOutcome,
 };
 pub use state::{StateStore, StateWrite};

@@ -85,6 +85,16 @@ impl<T: Into<ResponseKind>> From<T> for Outcome {
     }
 }
 
+/// The first phase of a produce request: every batch has its place in its partition when
+/// this returns; the returned future waits for their acknowledgements and builds the answer.
+pub(crate) async fn start_produce(
+    broker: &Broker,
+    body: kafka_protocol::messages::ProduceRequest,
+    version: i16,
+) -> produce::PendingOutcome {
+    produce::start(broker, body, version).await
+}
+
 /// Answers one decoded request. The codec only yields requests whose key and version are in
 /// [`crate::codec::versions::SUPPORTED`], each of which has a handler here.
 pub(crate) async fn handle(broker: &Broker, peer: &Peer, request: Request) -> Outcome {
@@ -93,7 +103,7 @@ pub(crate) async fn handle(broker: &Broker, peer: &Peer, request: Request) -> Ou
     match request.body {
         RequestKind::ApiVersions(body) => api_versions::handle(body, version).into(),
         RequestKind::Metadata(body) => metadata::handle(broker, body, version).into(),
-        RequestKind::Produce(body) => produce::handle(broker, body, version).await,
+        RequestKind::Produce(body) => produce::start(broker, body, version).await.await,
         RequestKind::Fetch(body) => fetch::handle(broker, body, version).await.into(),
         RequestKind::ListOffsets(body) => list_offsets::handle(broker, body, version).await.into(),
         RequestKind::InitProducerId(body) => init_producer_id::handle(broker, body).into(),

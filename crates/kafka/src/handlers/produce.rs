@@ -1,28 +1,43 @@
 //! Produce (key 0): each partition's record batch is appended exactly as the producer encoded
 //! it (the log only rewrites the base offset) and answered after the durable acknowledgement.
-//! Partitions of one request are appended concurrently; requests of one connection are
-//! handled one after another, so a producer's batches reach each partition in order.
+//! Handled in two phases so a connection can pipeline: [`start`] gives every batch its place
+//! in its partition, in request order, and returns the wait for their acknowledgements; the
+//! session starts the next produce request while earlier ones wait for their fsync, so a
+//! producer's batches reach each partition in the order sent and share group commits.
 //!
 //! Idempotent batches (producer id ≥ 0) go through the engine's producer registry: a retried
 //! batch is answered with its original offset and no error, as Kafka 2.x+ does; a sequence
 //! gap is OUT_OF_ORDER_SEQUENCE_NUMBER; a fenced epoch is INVALID_PRODUCER_EPOCH.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use omnibus_engine::producers::{ProducerError, ProducerRegistry};
-use omnibus_engine::{Engine, EngineError};
+use omnibus_engine::producers::{PendingProduce, ProducedBatch, ProducerError};
+use omnibus_engine::EngineError;
 use omnibus_types::ErrorCode;
 
 use super::errors::{engine_error_code, NONE};
 use super::{Broker, Outcome};
 
-pub(crate) async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Outcome {
+/// The second phase of a produce request: resolves to the response once every batch in it is
+/// durable. Holds no borrow of the connection, so the session can read on meanwhile.
+pub(crate) type PendingOutcome = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// The first phase of a produce request: checks each batch and gives it its place in its
+/// partition (in request order, one partition after another), then returns the wait for
+/// their acknowledgements. A session that starts its requests one after another and awaits
+/// them later keeps every partition's batches in the order they were sent, and lets them
+/// share group commits.
+pub(crate) async fn start(
+    broker: &Broker,
+    request: ProduceRequest,
+    version: i16,
+) -> PendingOutcome {
     let acks = request.acks;
     let refusal = if request.transactional_id.is_some() {
         Some(ResponseError::TransactionalIdAuthorizationFailed)
@@ -31,104 +46,125 @@ pub(crate) async fn handle(broker: &Broker, request: ProduceRequest, version: i1
     } else {
         None
     };
-    // One task per distinct partition; batches for the same partition (Kafka allows only one
-    // per request, but a request may name a partition twice) stay in request order.
-    let mut work: BTreeMap<(usize, i32), Vec<Option<Bytes>>> = BTreeMap::new();
-    let mut topics: Vec<TopicName> = Vec::new();
+    let mut topics: Vec<TopicName> = Vec::with_capacity(request.topic_data.len());
+    // Per topic, per partition answer slot, in request order.
+    let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
-        let index = topics.len();
-        topics.push(topic.name);
+        let name = topic.name.to_string();
+        let mut topic_slots = Vec::with_capacity(topic.partition_data.len());
         for partition in topic.partition_data {
-            work.entry((index, partition.index))
-                .or_default()
-                .push(partition.records);
+            let index = partition.index;
+            let slot = match refusal {
+                Some(error) => Slot::Ready(failed(index, error.code(), None)),
+                None => enqueue(broker, &name, index, partition.records, version).await,
+            };
+            topic_slots.push(slot);
         }
+        topics.push(topic.name);
+        slots.push(topic_slots);
     }
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut answers: BTreeMap<(usize, i32), Vec<PartitionProduceResponse>> = BTreeMap::new();
-    for ((topic, partition), batches) in work {
-        if let Some(error) = refusal {
-            let answer = failed(partition, error.code(), None);
-            answers.insert((topic, partition), vec![answer; batches.len()]);
-            continue;
-        }
-        let engine = broker.engine.clone();
-        let producers = broker.producers.clone();
-        let name = topics[topic].to_string();
-        tasks.spawn(async move {
-            let mut answers = Vec::with_capacity(batches.len());
-            for records in batches {
-                let answer = append(&engine, &producers, &name, partition, records, version).await;
-                answers.push(answer);
+    Box::pin(async move {
+        let mut response = ProduceResponse::default();
+        for (name, topic_slots) in topics.into_iter().zip(slots) {
+            let mut topic = TopicProduceResponse::default();
+            topic.name = name;
+            for slot in topic_slots {
+                topic.partition_responses.push(slot.answer(version).await);
             }
-            ((topic, partition), answers)
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((key, partition_answers)) => {
-                answers.insert(key, partition_answers);
-            }
-            Err(error) => tracing::error!("a produce task failed: {error}"),
+            response.responses.push(topic);
         }
-    }
-    if acks == 0 {
-        return Outcome::Silent;
-    }
-    let mut response = ProduceResponse::default();
-    for (index, name) in topics.into_iter().enumerate() {
-        let mut topic = TopicProduceResponse::default();
-        topic.name = name;
-        topic.partition_responses = answers
-            .range((index, i32::MIN)..=(index, i32::MAX))
-            .flat_map(|(_, list)| list.iter().cloned())
-            .collect();
-        response.responses.push(topic);
-    }
-    Outcome::Respond(response.into())
+        if acks == 0 {
+            Outcome::Silent
+        } else {
+            Outcome::Respond(response.into())
+        }
+    })
 }
 
-async fn append(
-    engine: &Arc<Engine>,
-    producers: &ProducerRegistry,
+/// One partition's part of the answer.
+enum Slot {
+    Ready(PartitionProduceResponse),
+    Pending {
+        partition: i32,
+        topic: String,
+        pending: PendingProduce,
+    },
+}
+
+impl Slot {
+    async fn answer(self, version: i16) -> PartitionProduceResponse {
+        match self {
+            Slot::Ready(answer) => answer,
+            Slot::Pending {
+                partition,
+                topic,
+                pending,
+            } => match pending.durable().await {
+                Ok(produced) => appended(partition, produced),
+                Err(error) => refused(&topic, partition, &error, version),
+            },
+        }
+    }
+}
+
+async fn enqueue(
+    broker: &Broker,
     topic: &str,
     partition: i32,
     records: Option<Bytes>,
     version: i16,
-) -> PartitionProduceResponse {
+) -> Slot {
     let Ok(index) = u32::try_from(partition) else {
-        return failed(
-            partition,
-            ResponseError::UnknownTopicOrPartition.code(),
-            None,
-        );
+        let code = ResponseError::UnknownTopicOrPartition.code();
+        return Slot::Ready(failed(partition, code, None));
     };
     let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return failed(partition, ResponseError::CorruptMessage.code(), None);
+        return Slot::Ready(failed(
+            partition,
+            ResponseError::CorruptMessage.code(),
+            None,
+        ));
     };
     let batch = BytesMut::from(&records[..]);
-    match producers.append(engine, topic, index, batch).await {
-        Ok(produced) => {
-            let offsets = produced.offsets();
-            let mut answer = PartitionProduceResponse::default();
-            answer.index = partition;
-            answer.error_code = NONE;
-            answer.base_offset = offsets.first_offset as i64;
-            answer.log_append_time_ms = -1;
-            answer.log_start_offset = offsets.log_start_offset as i64;
-            answer
-        }
-        Err(error) => {
-            let code = producer_error_code(&error);
-            if code == ResponseError::KafkaStorageError.code() {
-                tracing::error!(topic, partition, "produce failed: {error}");
-            } else {
-                tracing::debug!(topic, partition, "produce refused: {error}");
-            }
-            let message = (version >= 8).then(|| StrBytes::from_string(error.to_string()));
-            failed(partition, code, message)
-        }
+    match broker
+        .producers
+        .enqueue(&broker.engine, topic, index, batch)
+        .await
+    {
+        Ok(pending) => Slot::Pending {
+            partition,
+            topic: topic.to_string(),
+            pending,
+        },
+        Err(error) => Slot::Ready(refused(topic, partition, &error, version)),
     }
+}
+
+fn appended(partition: i32, produced: ProducedBatch) -> PartitionProduceResponse {
+    let offsets = produced.offsets();
+    let mut answer = PartitionProduceResponse::default();
+    answer.index = partition;
+    answer.error_code = NONE;
+    answer.base_offset = offsets.first_offset as i64;
+    answer.log_append_time_ms = -1;
+    answer.log_start_offset = offsets.log_start_offset as i64;
+    answer
+}
+
+fn refused(
+    topic: &str,
+    partition: i32,
+    error: &ProducerError,
+    version: i16,
+) -> PartitionProduceResponse {
+    let code = producer_error_code(error);
+    if code == ResponseError::KafkaStorageError.code() {
+        tracing::error!(topic, partition, "produce failed: {error}");
+    } else {
+        tracing::debug!(topic, partition, "produce refused: {error}");
+    }
+    let message = (version >= 8).then(|| StrBytes::from_string(error.to_string()));
+    failed(partition, code, message)
 }
 
 fn producer_error_code(error: &ProducerError) -> i16 {

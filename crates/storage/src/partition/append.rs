@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use super::{lock, now_ms, PartitionLog, Pending};
+use tokio::sync::watch;
+
+use super::{lock, now_ms, PartitionLog, Pending, Progress};
 use crate::batch::{set_base_offset, validate_batches, BatchHeader};
 use crate::config::FsyncPolicy;
 use crate::error::{Result, StorageError};
@@ -25,10 +27,59 @@ pub struct AppendInfo {
     pub last_offset: u64,
 }
 
+/// An append that has its offsets but may not be durable yet: the first phase of
+/// [`PartitionLog::enqueue`]. Appends enqueued one after another get increasing offsets in
+/// that order; [`PendingAppend::durable`] resolves once the group holding this one is
+/// acknowledged under the fsync policy (or the partition fails).
+#[derive(Debug)]
+pub struct PendingAppend {
+    info: AppendInfo,
+    progress: watch::Receiver<Progress>,
+}
+
+impl PendingAppend {
+    /// The offsets this append was given (not yet readable until it is durable).
+    pub fn offsets(&self) -> AppendInfo {
+        self.info
+    }
+
+    /// Waits until the append is acknowledged.
+    pub async fn durable(self) -> Result<AppendInfo> {
+        wait_durable(self.progress, self.info).await
+    }
+}
+
+/// Waits until the high watermark passes `info.last_offset`, or the partition fails first.
+async fn wait_durable(
+    mut progress: watch::Receiver<Progress>,
+    info: AppendInfo,
+) -> Result<AppendInfo> {
+    let seen = progress
+        .wait_for(|p| p.high_watermark > info.last_offset || p.failure.is_some())
+        .await
+        .map_err(|_| StorageError::Closed)?;
+    if seen.high_watermark > info.last_offset {
+        Ok(info)
+    } else {
+        Err(StorageError::Poisoned {
+            reason: seen.failure.as_deref().unwrap_or("unknown").to_string(),
+        })
+    }
+}
+
 impl PartitionLog {
     /// Appends one or more RecordBatch v2 batches (as a producer sent them; base offsets are
     /// overwritten) and resolves once they are acknowledged under the fsync policy.
-    pub async fn append(self: &Arc<Self>, mut bytes: BytesMut) -> Result<AppendInfo> {
+    pub async fn append(self: &Arc<Self>, bytes: BytesMut) -> Result<AppendInfo> {
+        self.enqueue(bytes).await?.durable().await
+    }
+
+    /// The first phase of an append: validates the batches, waits for room in the
+    /// pending-bytes budget, assigns offsets and queues the bytes for the next group commit.
+    /// Returns as soon as the append has its place in the log, so a caller can enqueue
+    /// several appends in order (a pipelining Kafka connection) and wait for all of them
+    /// together; they usually share one fsync.
+    pub async fn enqueue(self: &Arc<Self>, mut bytes: BytesMut) -> Result<PendingAppend> {
         self.check_writable()?;
         let spans = validate_batches(&bytes, self.config.batch_bytes_max)?;
         let permits = bytes.len().min(self.config.pending_bytes_max) as u32;
@@ -38,8 +89,8 @@ impl PartitionLog {
             .acquire_many_owned(permits)
             .await
             .map_err(|_| StorageError::Closed)?;
-        let mut progress = self.progress.subscribe();
-        let (first_offset, last_offset, start_flush) = {
+        let progress = self.progress.subscribe();
+        let (info, start_flush) = {
             let mut queue = lock(&self.queue);
             self.check_writable()?;
             let first_offset = queue.next_offset;
@@ -61,26 +112,23 @@ impl PartitionLog {
             });
             let start_flush = !queue.flushing;
             queue.flushing = true;
-            (first_offset, last_offset, start_flush)
+            let info = AppendInfo {
+                first_offset,
+                last_offset,
+            };
+            (info, start_flush)
         };
         if start_flush {
             let log = self.clone();
             tokio::task::spawn_blocking(move || log.flush_loop());
         }
-        let seen = progress
-            .wait_for(|p| p.high_watermark > last_offset || p.failure.is_some())
-            .await
-            .map_err(|_| StorageError::Closed)?;
-        if seen.high_watermark > last_offset {
-            Ok(AppendInfo {
-                first_offset,
-                last_offset,
-            })
-        } else {
-            Err(StorageError::Poisoned {
-                reason: seen.failure.as_deref().unwrap_or("unknown").to_string(),
-            })
-        }
+        Ok(PendingAppend { info, progress })
+    }
+
+    /// Waits until the offsets of an earlier append are acknowledged (or the partition
+    /// fails): how a retried batch answered from memory waits for its original to be durable.
+    pub async fn wait_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
+        wait_durable(self.progress.subscribe(), info).await
     }
 
     /// Runs on a blocking thread until the queue is empty. Only one runs per partition.

@@ -25,7 +25,7 @@ mod append;
 mod read;
 mod retention;
 
-pub use append::AppendInfo;
+pub use append::{AppendInfo, PendingAppend};
 pub use read::ReadResult;
 pub use retention::RetentionOutcome;
 

@@ -245,6 +245,62 @@ fn fsync_failure_poisons_the_partition_and_keeps_acknowledged_data() {
 }
 
 #[test]
+fn enqueued_appends_keep_their_order_and_become_durable_together() {
+    let rt = runtime();
+    let memory = MemoryIo::new();
+    let dir = Path::new("/p");
+    let log = PartitionLog::open(Arc::new(memory.clone()), dir, LogConfig::default()).unwrap();
+    rt.block_on(async {
+        let mut pending = Vec::new();
+        for index in 0..5 {
+            let values = [format!("a{index}"), format!("b{index}")];
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            pending.push(log.enqueue(batch(&values)).await.unwrap());
+        }
+        let offsets: Vec<u64> = pending.iter().map(|p| p.offsets().first_offset).collect();
+        assert_eq!(
+            offsets,
+            [0, 2, 4, 6, 8],
+            "offsets are given in enqueue order"
+        );
+        // Waited for in reverse: each resolves once its own group is durable.
+        for pending in pending.into_iter().rev() {
+            let info = pending.durable().await.unwrap();
+            assert!(log.high_watermark() > info.last_offset);
+        }
+        let earlier = AppendInfo {
+            first_offset: 2,
+            last_offset: 3,
+        };
+        assert_eq!(log.wait_durable(earlier).await.unwrap(), earlier);
+    });
+    memory.crash();
+    let reopened = PartitionLog::open(Arc::new(memory), dir, LogConfig::default()).unwrap();
+    assert_eq!(read_values(&reopened, 0).len(), 10);
+}
+
+#[test]
+fn a_failed_group_fails_every_enqueued_append_and_earlier_waits() {
+    let rt = runtime();
+    let plan = FaultPlan::new();
+    let io: Arc<dyn Io> = Arc::new(FaultyIo::new(Arc::new(MemoryIo::new()), plan.clone()));
+    let log = PartitionLog::open(io, Path::new("/p"), LogConfig::default()).unwrap();
+    rt.block_on(async {
+        plan.fail_sync(1);
+        let first = log.enqueue(batch(&["x"])).await.unwrap();
+        let second = log.enqueue(batch(&["y"])).await;
+        let offsets = first.offsets();
+        assert!(first.durable().await.is_err());
+        // The second either was refused at enqueue (already poisoned) or fails its wait.
+        if let Ok(second) = second {
+            assert!(second.durable().await.is_err());
+        }
+        assert!(log.wait_durable(offsets).await.is_err());
+    });
+    assert_eq!(log.high_watermark(), 0);
+}
+
+#[test]
 fn disk_full_is_reported_as_such() {
     let rt = runtime();
     let plan = FaultPlan::new();
