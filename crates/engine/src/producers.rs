@@ -4,9 +4,11 @@
 //! answered with its original offsets instead of being written twice, a gap in the sequence
 //! is refused, and a producer fenced by a newer epoch cannot write.
 //!
-//! The sequence state is kept in memory, as the brief for this first version asks: after a
-//! restart the first batch of each producer on each partition is accepted whatever its
-//! sequence (so a retry that straddles a restart may be written twice).
+//! The sequence state is kept in memory and rebuilt after a restart from what recovery found
+//! in each partition's active segment (its last batches per producer), so a retry that
+//! straddles a restart is answered with its original offsets, not written twice. A producer
+//! whose last batch is in an older segment (or beyond the recovery bounds) is unknown after
+//! a restart: its first batch is accepted whatever its sequence.
 //!
 //! Locking: the registry's map lock (a `std` mutex) is held only to find or insert an entry;
 //! each entry has its own async mutex, held from the sequence check until the batch has its
@@ -19,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::BytesMut;
+use omnibus_storage::{PartitionLog, ProducerBatch};
 
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -73,6 +76,28 @@ struct RecentBatch {
 struct PartitionProducer {
     epoch: i16,
     recent: VecDeque<RecentBatch>,
+}
+
+impl PartitionProducer {
+    /// The state recovery found in the log for one producer (batches oldest first).
+    fn recovered(log: &PartitionLog, batches: Vec<ProducerBatch>) -> Option<PartitionProducer> {
+        let epoch = batches.last()?.epoch;
+        let log_start_offset = log.log_start_offset();
+        let recent = batches
+            .into_iter()
+            .filter(|b| b.epoch == epoch)
+            .map(|b| RecentBatch {
+                first_sequence: b.first_sequence,
+                last_sequence: b.last_sequence,
+                offsets: RawAppend {
+                    first_offset: b.first_offset,
+                    last_offset: b.last_offset,
+                    log_start_offset,
+                },
+            })
+            .collect();
+        Some(PartitionProducer { epoch, recent })
+    }
 }
 
 type Key = (i64, String, u32);
@@ -200,6 +225,11 @@ impl ProducerRegistry {
         let log = engine.stream(stream)?.partition(partition)?.clone();
         let entry = self.entry((info.producer_id, stream.to_string(), partition));
         let mut state = entry.lock().await;
+        if state.is_none() {
+            *state = log
+                .take_recovered_producer(info.producer_id)
+                .and_then(|batches| PartitionProducer::recovered(&log, batches));
+        }
         let first = info.base_sequence;
         let last = info.last_sequence();
         if let Some(current) = state.as_ref() {

@@ -19,6 +19,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use futures_util::stream::{FuturesOrdered, StreamExt};
@@ -87,8 +88,12 @@ impl Session {
                     self.flush().await?;
                 }
             }
-            if !self.collect_ready()? {
-                return self.flush().await;
+            match self.collect_ready().await? {
+                None => return self.flush().await,
+                // Answers made room in the pipeline: start frames already buffered first,
+                // rather than waiting to read bytes the client may never send.
+                Some(collected) if collected > 0 => continue,
+                Some(_) => {}
             }
             self.flush().await?;
             if *shutdown.borrow() {
@@ -188,17 +193,30 @@ impl Session {
         Ok(true)
     }
 
-    /// Queues the answers that are ready now, in order, without waiting for the rest.
-    fn collect_ready(&mut self) -> Result<bool, KafkaError> {
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        while let std::task::Poll::Ready(Some(answer)) =
-            self.in_flight.poll_next_unpin(&mut context)
-        {
-            if !self.write(answer)? {
-                return Ok(false);
+    /// Queues the answers that are ready now, in order, without waiting for the rest, and
+    /// says how many (`None`: one of them closes the connection). Polls with this task's own
+    /// waker, so no wake-up of a pending answer is lost.
+    async fn collect_ready(&mut self) -> Result<Option<usize>, KafkaError> {
+        let mut collected = 0;
+        loop {
+            let in_flight = &mut self.in_flight;
+            let ready = std::future::poll_fn(|context| {
+                Poll::Ready(match in_flight.poll_next_unpin(context) {
+                    Poll::Ready(answer) => answer,
+                    Poll::Pending => None,
+                })
+            })
+            .await;
+            match ready {
+                Some(answer) => {
+                    if !self.write(answer)? {
+                        return Ok(None);
+                    }
+                    collected += 1;
+                }
+                None => return Ok(Some(collected)),
             }
         }
-        Ok(true)
     }
 
     /// Encodes one answer into the output buffer. `Ok(false)` closes the connection.

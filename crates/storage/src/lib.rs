@@ -25,7 +25,7 @@ pub mod state;
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use partition::{
-    AppendInfo, PartitionLog, PartitionStatus, PendingAppend, Progress, ReadResult,
+    AppendInfo, PartitionLog, PartitionStatus, PendingAppend, ProducerBatch, Progress, ReadResult,
     RetentionOutcome,
 };
 pub use state::{StateStore, StateWrite};

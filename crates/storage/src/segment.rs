@@ -146,7 +146,9 @@ impl Segment {
     /// Opens an existing segment. With `scan_tail`, every batch is CRC-checked and a torn or
     /// corrupt tail is truncated at the last valid batch (the active segment after a crash).
     /// Otherwise the index files are loaded and verified against the log, and rebuilt from a
-    /// header scan when they are missing or stale.
+    /// header scan when they are missing or stale. `on_batch` sees each batch of the valid
+    /// prefix when the log is scanned.
+    #[allow(clippy::too_many_arguments)] // each is a distinct setting of the one open
     pub fn open(
         io: &dyn Io,
         dir: &Path,
@@ -155,6 +157,7 @@ impl Segment {
         index_interval: u32,
         batch_bytes_max: usize,
         now_ms: i64,
+        mut on_batch: Option<&mut dyn FnMut(&BatchHeader)>,
     ) -> Result<(Segment, Option<String>)> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
         let file = io
@@ -191,6 +194,9 @@ impl Segment {
                 indexes.observe(base_offset, position, header, index_interval);
                 first_timestamp.get_or_insert(header.base_timestamp);
                 expected = header.last_offset() + 1;
+                if let Some(on_batch) = on_batch.as_mut() {
+                    on_batch(header);
+                }
                 ControlFlow::Continue(())
             },
         )?;

@@ -16,16 +16,20 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{watch, Semaphore};
 
+use crate::batch::BatchHeader;
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::io::Io;
 use crate::segment::Segment;
 
 mod append;
+mod producers;
 mod read;
 mod retention;
 
 pub use append::{AppendInfo, PendingAppend};
+use producers::RecoveredProducers;
+pub use producers::{ProducerBatch, RECOVERED_BATCHES_MAX, RECOVERED_PRODUCERS_MAX};
 pub use read::ReadResult;
 pub use retention::RetentionOutcome;
 
@@ -77,6 +81,8 @@ pub struct PartitionLog {
     /// Bytes that may wait in the queue; appends wait for room (backpressure).
     space: Arc<Semaphore>,
     log_start: AtomicU64,
+    /// Idempotent producers' last batches found by recovery, until the engine asks for them.
+    recovered_producers: Mutex<RecoveredProducers>,
     failure: Mutex<Option<Arc<str>>>,
     closed: AtomicBool,
 }
@@ -120,8 +126,10 @@ impl PartitionLog {
         if bases.is_empty() {
             segments.insert(0, Arc::new(Segment::create(io.as_ref(), dir, 0)?));
         }
+        let mut producers = RecoveredProducers::default();
         for (index, base) in bases.iter().enumerate() {
             let is_last = index + 1 == bases.len();
+            let mut observe = |header: &BatchHeader| producers.observe(header);
             let (segment, truncated) = Segment::open(
                 io.as_ref(),
                 dir,
@@ -130,6 +138,7 @@ impl PartitionLog {
                 config.index_interval_bytes,
                 config.batch_bytes_max,
                 now,
+                is_last.then_some(&mut observe as &mut dyn FnMut(&BatchHeader)),
             )?;
             if let Some(note) = truncated {
                 tracing::warn!(dir = %dir.display(), base, "recovered a torn tail: {note}");
@@ -159,6 +168,7 @@ impl PartitionLog {
             }),
             progress,
             log_start: AtomicU64::new(log_start),
+            recovered_producers: Mutex::new(producers),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
         }))
@@ -178,6 +188,12 @@ impl PartitionLog {
 
     pub fn log_start_offset(&self) -> u64 {
         self.log_start.load(Ordering::Acquire)
+    }
+
+    /// The last batches (oldest first) that `producer_id` wrote to the active segment before
+    /// this partition was opened, as recovery found them; handed out once.
+    pub fn take_recovered_producer(&self, producer_id: i64) -> Option<Vec<ProducerBatch>> {
+        lock(&self.recovered_producers).take(producer_id)
     }
 
     /// Subscribe to progress, e.g. to long-poll for new records.
