@@ -440,3 +440,108 @@ async fn a_repeated_message_id_is_stored_once_and_a_full_queue_refuses_new_messa
     assert_error(&empty_id, StatusCode::BAD_REQUEST, "bad_request");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn max_bytes_is_enforced_and_the_stats_show_waiting_bytes_and_rates() {
+    let server = Server::start().await;
+    let created = server
+        .create_queue(json!({"name": "sized", "max_bytes": 250, "overflow": "dead_letter_oldest"}))
+        .await;
+    assert_eq!(
+        (
+            created["max_bytes"].clone(),
+            created["waiting_bytes"].clone()
+        ),
+        (json!(250), json!(0))
+    );
+    for value in ["a".repeat(100), "b".repeat(100), "c".repeat(100)] {
+        let (status, body) = server
+            .post("/v1/queues/sized/messages", json!({ "value": value }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // The third did not fit under 250 bytes: the oldest went to the dead-letter stream.
+    let (_, info) = server.get("/v1/queues/sized").await;
+    assert_eq!(info["waiting_bytes"], 200, "{info}");
+    assert_eq!(info["dead_letter_depth"], 1, "{info}");
+    let (_, letters) = server.get("/v1/queues/sized/dlq").await;
+    let letter = &letters["records"][0];
+    assert_eq!(letter["value"], "a".repeat(100), "{letters}");
+    assert_eq!(
+        letter["headers"]["omnibus.dlq.reason"],
+        "queue full (max_bytes): oldest message dead-lettered"
+    );
+    let too_big = server
+        .post(
+            "/v1/queues/sized/messages",
+            json!({"value": "x".repeat(251)}),
+        )
+        .await;
+    assert_error(&too_big, StatusCode::PAYLOAD_TOO_LARGE, "message_too_large");
+
+    let delivered = receive(&server, "sized", 1, 0).await;
+    assert_eq!(values(&delivered), vec!["b".repeat(100)]);
+    let (status, body) = server
+        .post("/v1/queues/sized/messages/1/ack", json!({"attempt": 1}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, info) = server.get("/v1/queues/sized").await;
+    assert_eq!(info["waiting_bytes"], 100, "{info}");
+    let rates = &info["rates"];
+    let counts: Vec<&Value> = [
+        "enqueued",
+        "delivered",
+        "completed",
+        "failed",
+        "dead_lettered",
+    ]
+    .iter()
+    .map(|kind| &rates[kind]["last_minute"])
+    .collect();
+    assert_eq!(
+        counts,
+        [&json!(3), &json!(1), &json!(1), &json!(0), &json!(1)],
+        "{info}"
+    );
+    assert!(
+        rates["enqueued"]["per_second"].as_f64().unwrap() > 0.0,
+        "{info}"
+    );
+
+    // Every field of the answer is described in openapi.json.
+    let (_, document) = server.get("/openapi.json").await;
+    let schemas = &document["components"]["schemas"];
+    for (object, schema) in [
+        (&info, "QueueInfo"),
+        (rates, "QueueRates"),
+        (&rates["failed"], "Rate"),
+    ] {
+        for field in object.as_object().unwrap().keys() {
+            let described = schemas[schema]["properties"].get(field).is_some();
+            assert!(
+                described || field == "jobs",
+                "{schema}.{field} is not in openapi.json"
+            );
+        }
+    }
+
+    let strict = server
+        .create_queue(json!({"name": "strict", "max_bytes": 100}))
+        .await;
+    assert_eq!(strict["overflow"], "reject_new");
+    server
+        .post(
+            "/v1/queues/strict/messages",
+            json!({"value": "y".repeat(100)}),
+        )
+        .await;
+    let full = server
+        .post("/v1/queues/strict/messages", json!({"value": "z"}))
+        .await;
+    assert_error(&full, StatusCode::TOO_MANY_REQUESTS, "queue_full");
+    let zero = server
+        .post("/v1/queues", json!({"name": "zero", "max_bytes": 0}))
+        .await;
+    assert_error(&zero, StatusCode::BAD_REQUEST, "invalid_config");
+    server.stop().await;
+}

@@ -409,6 +409,38 @@ fn a_cat_worker_completes_every_job_with_its_payload_as_the_result() {
 }
 
 #[test]
+fn queue_create_max_bytes_refuses_the_job_that_does_not_fit_and_info_shows_bytes_and_rates() {
+    let server = Server::start();
+    let zero = server.cli(&["queue", "create", "none", "--max-bytes", "0"], b"");
+    assert!(!zero.status.success(), "{}", zero.stdout);
+    assert!(zero.stderr.contains("at least 1 byte"), "{}", zero.stderr);
+    server
+        .cli(&["queue", "create", "small", "--max-bytes", "1KiB"], b"")
+        .success("queue create --max-bytes");
+    // Each job counts its 100-byte payload plus its name header (`omnibus.job.name` =
+    // `default`, 23 bytes): eight fit in 1,024 bytes, a ninth does not.
+    let lines: Vec<String> = (0..8).map(|_| "a".repeat(100)).collect();
+    enqueue_lines(&server, "small", &lines);
+    let ninth = "b".repeat(100);
+    let full = server.cli(&["job", "enqueue", "small", &ninth], b"");
+    assert_eq!(full.status.code(), Some(1), "{}", full.stderr);
+    assert!(
+        full.stderr.starts_with("error: queue_full: "),
+        "{}",
+        full.stderr
+    );
+
+    let info = server
+        .cli(&["queue", "info", "small"], b"")
+        .success("queue info");
+    let info: Value = serde_json::from_str(&info.stdout).expect("queue info prints JSON");
+    assert_eq!(info["max_bytes"], 1024, "{info}");
+    assert_eq!(info["waiting_bytes"], 8 * 123, "{info}");
+    assert_eq!(info["rates"]["enqueued"]["last_minute"], 8, "{info}");
+    assert_eq!(info["jobs"]["waiting"], 8, "{info}");
+}
+
+#[test]
 fn a_failing_job_is_retried_then_dead_lettered_with_its_stderr_while_others_complete() {
     let server = Server::start();
     server

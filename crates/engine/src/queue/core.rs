@@ -141,6 +141,10 @@ pub struct QueueCore {
     key_owner: HashMap<u64, (String, usize)>,
     /// Exclusive mode: the active worker and when it last asked for messages.
     active_worker: Option<(String, i64)>,
+    /// Bytes of waiting messages (see `core/bytes.rs`).
+    bytes: bytes::ByteCount,
+    /// Leases that expired since the queue was opened (for its rates).
+    lease_expiries: u64,
 }
 
 impl QueueCore {
@@ -165,6 +169,8 @@ impl QueueCore {
             key_of: HashMap::new(),
             key_owner: HashMap::new(),
             active_worker: None,
+            bytes: bytes::ByteCount::default(),
+            lease_expiries: 0,
         }
     }
 
@@ -186,6 +192,16 @@ impl QueueCore {
 
     pub fn end(&self) -> u64 {
         self.end
+    }
+
+    /// Whether `offset` is registered and not finished (ready, waiting or leased).
+    pub fn is_unfinished(&self, offset: u64) -> bool {
+        offset >= self.floor && offset < self.end && !self.finished_above.contains(offset)
+    }
+
+    /// Leases that expired since the queue was opened.
+    pub fn lease_expiries(&self) -> u64 {
+        self.lease_expiries
     }
 
     pub fn counts(&self) -> Counts {
@@ -401,6 +417,7 @@ impl QueueCore {
                 continue;
             };
             self.release_worker(&lease.worker, offset);
+            self.lease_expiries += 1;
             let reason = format!("lease of attempt {} expired", lease.attempt);
             self.fail(
                 offset,
@@ -456,6 +473,7 @@ impl QueueCore {
                 self.ready[priority].pop_first(room - grants.len())
             };
             for offset in offsets {
+                self.bytes_granted(offset);
                 let entry = self.attempts.entry(offset).or_insert((0, String::new()));
                 entry.0 += 1;
                 let attempt = entry.0;
@@ -536,6 +554,7 @@ impl QueueCore {
         if self.take_lease(offset, attempt).is_err() {
             return Vec::new();
         }
+        self.bytes_lease_ended(offset, true);
         let mut writes = Vec::new();
         if let Some(entry) = self.attempts.get_mut(&offset) {
             entry.0 = entry.0.saturating_sub(1);
@@ -560,6 +579,7 @@ impl QueueCore {
     /// Completes a delivery.
     pub fn ack(&mut self, offset: u64, attempt: u32) -> Result<Vec<StateWrite>, SettleError> {
         self.take_lease(offset, attempt)?;
+        self.bytes_lease_ended(offset, false);
         Ok(self.finish(offset))
     }
 
@@ -612,6 +632,7 @@ impl QueueCore {
         reason: &str,
     ) -> Result<(Vec<StateWrite>, DeadLetter), SettleError> {
         self.take_lease(offset, attempt)?;
+        self.bytes_lease_ended(offset, false);
         let last_error = self
             .attempts
             .get(&offset)
@@ -652,7 +673,9 @@ impl QueueCore {
             key: keys::delivery(&self.name, offset),
             value: keys::encode_delivery(attempts, error),
         });
-        if attempts >= self.policy.max_deliver {
+        let retry = attempts < self.policy.max_deliver;
+        self.bytes_lease_ended(offset, retry);
+        if !retry {
             dead.push(DeadLetter {
                 offset,
                 reason: format!("max deliveries ({}) reached", self.policy.max_deliver),
@@ -726,6 +749,7 @@ impl QueueCore {
 }
 
 mod admin;
+mod bytes;
 mod inspect;
 mod modes;
 

@@ -5,28 +5,34 @@
 //! - `core.rs`: the state machine (pure, time passed in).
 //! - `keys.rs`: its durable layout in the state store.
 //! - `runtime.rs`: a live queue — core + logs + state store + timer task.
+//! - `append.rs`: building and appending new messages; `overflow.rs`: `max_length` and
+//!   `max_bytes` with the overflow policy; `rates.rs`: per-second rates for the stats.
 //! - this file: the engine API.
 //!
 //! Delivery is at-least-once: a message is redelivered when its lease expires, when it is
 //! nacked, and — for deliveries in flight — after a crash (attempt counts survive). A message
 //! acked (or dead-lettered) with the answer received is never delivered again.
 
+mod append;
 pub mod core;
 pub mod keys;
+mod overflow;
 pub mod policy;
 pub mod ranges;
+pub mod rates;
 mod runtime;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use omnibus_storage::batch::encode_batch;
 use omnibus_storage::StateWrite;
-use omnibus_types::{limits, Header, Record};
+use omnibus_types::{limits, Header};
 use serde::{Deserialize, Serialize};
 
 pub use core::ConsumerMode;
+pub use overflow::message_bytes;
 pub use policy::Backoff;
+pub use rates::{QueueRates, Rate};
 pub use runtime::{
     DeadLetterListener, Delivery, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER,
 };
@@ -57,22 +63,26 @@ pub struct QueueSpec {
     pub mode: Option<core::ConsumerMode>,
     /// Most messages waiting (ready or delayed); `None` is unbounded.
     pub max_length: Option<u64>,
+    /// Most bytes of waiting messages ([`message_bytes`] each); `None` is unbounded, 0 is
+    /// refused.
+    pub max_bytes: Option<u64>,
     /// What an enqueue into a full queue does.
     pub overflow: Option<Overflow>,
     /// Enqueues carrying a message id seen within this window are not enqueued again.
     pub dedup_window_ms: Option<u64>,
 }
 
-/// What happens when an enqueue would exceed `max_length`.
+/// What happens when an enqueue would exceed `max_length` or `max_bytes`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Overflow {
-    /// Refuse the enqueue (`limit_exceeded`).
+    /// Refuse the enqueue (`queue_full`).
     #[default]
     RejectNew,
-    /// Drop the oldest waiting messages to make room.
+    /// Drop the oldest ready messages (by id, any priority) until the new ones fit. Delayed
+    /// messages are not removed: a queue full of them refuses (`queue_full`).
     DropOldest,
-    /// Move the oldest waiting messages to the dead-letter stream to make room.
+    /// Move the oldest ready messages to the dead-letter stream until the new ones fit.
     DeadLetterOldest,
 }
 
@@ -91,6 +101,9 @@ pub struct QueueConfig {
     pub mode: core::ConsumerMode,
     #[serde(default)]
     pub max_length: Option<u64>,
+    /// Absent in configs stored before it existed: unbounded.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
     #[serde(default)]
     pub overflow: Overflow,
     #[serde(default = "default_dedup_window_ms")]
@@ -141,6 +154,10 @@ pub struct QueueInfo {
     pub paused: bool,
     /// Dead letters not yet redriven.
     pub dead_letter_depth: u64,
+    /// Bytes of the waiting (ready or delayed) messages, as `max_bytes` counts them.
+    pub waiting_bytes: u64,
+    /// What happened in the last minute; in memory, starting over when the broker restarts.
+    pub rates: QueueRates,
 }
 
 /// One message to enqueue.
@@ -216,6 +233,7 @@ impl Engine {
             dead_letter_expired: spec.dead_letter_expired.unwrap_or(true),
             mode: spec.mode.unwrap_or_default(),
             max_length: spec.max_length,
+            max_bytes: spec.max_bytes,
             overflow: spec.overflow.unwrap_or_default(),
             dedup_window_ms: spec
                 .dedup_window_ms
@@ -224,6 +242,11 @@ impl Engine {
             created_ms: now_ms(),
             name: spec.name,
         };
+        if config.max_bytes == Some(0) {
+            return Err(EngineError::InvalidConfig(
+                "max_bytes must be at least 1 (leave it out for no limit)".into(),
+            ));
+        }
         if config.ttl_ms.is_some_and(|t| t > DELAY_MS_MAX) {
             return Err(EngineError::InvalidConfig(format!(
                 "ttl_ms is over {DELAY_MS_MAX}"
@@ -280,6 +303,7 @@ impl Engine {
     }
 
     fn describe_queue(&self, queue: &Queue) -> QueueInfo {
+        let rates = queue.rates();
         let core = queue.lock();
         let counts = core.counts();
         QueueInfo {
@@ -296,6 +320,8 @@ impl Engine {
                     .load(std::sync::atomic::Ordering::Acquire)
                     .max(queue.dead_letter.log_start_offset()),
             ),
+            waiting_bytes: core.waiting_bytes(),
+            rates,
         }
     }
 
@@ -350,7 +376,6 @@ impl Engine {
             return Ok(Vec::new());
         }
         if messages.iter().all(|m| m.id.is_none()) {
-            self.make_room(&queue, messages.len() as u64).await?;
             return self.enqueue_fresh(&queue, messages).await;
         }
         // Message ids: look up, enqueue the new ones, remember them — one at a time per queue.
@@ -383,7 +408,6 @@ impl Engine {
             fresh.push(message);
         }
         let ids: Vec<Option<String>> = fresh.iter().map(|m| m.id.clone()).collect();
-        self.make_room(&queue, fresh.len() as u64).await?;
         let offsets = if fresh.is_empty() {
             Vec::new()
         } else {
@@ -463,156 +487,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    /// Applies `max_length` before `incoming` messages are enqueued.
-    async fn make_room(&self, queue: &Queue, incoming: u64) -> Result<()> {
-        let Some(max) = queue.config.max_length else {
-            return Ok(());
-        };
-        if incoming > max {
-            return Err(EngineError::LimitExceeded(format!(
-                "{incoming} messages exceed queue {:?}'s max_length of {max}",
-                queue.config.name
-            )));
-        }
-        let waiting = {
-            let counts = queue.lock().counts();
-            counts.ready + counts.delayed
-        };
-        if waiting + incoming <= max {
-            return Ok(());
-        }
-        let excess = (waiting + incoming - max) as usize;
-        match queue.config.overflow {
-            Overflow::RejectNew => Err(EngineError::QueueFull(format!(
-                "queue {:?} is full ({waiting} waiting, max_length {max})",
-                queue.config.name
-            ))),
-            Overflow::DropOldest | Overflow::DeadLetterOldest => {
-                let dead = queue.config.overflow == Overflow::DeadLetterOldest;
-                let removed = queue.remove_oldest(excess, dead).await?;
-                if (removed as usize) < excess {
-                    return Err(EngineError::QueueFull(format!(
-                        "queue {:?} is full and its waiting messages are delayed, not ready",
-                        queue.config.name
-                    )));
-                }
-                Ok(())
-            }
-        }
-    }
-
-    async fn enqueue_fresh(
-        &self,
-        queue: &Arc<Queue>,
-        messages: Vec<EnqueueMessage>,
-    ) -> Result<Vec<u64>> {
-        let queue_name = queue.config.name.as_str();
-        let queue = queue.clone();
-        if messages.len() > limits::PUBLISH_RECORDS_MAX {
-            return Err(EngineError::LimitExceeded(format!(
-                "{} messages in one enqueue; the limit is {}",
-                messages.len(),
-                limits::PUBLISH_RECORDS_MAX
-            )));
-        }
-        let now = now_ms();
-        let max_bytes = self.stream(queue_name)?.config.message_bytes_max;
-        let mut records = Vec::with_capacity(messages.len());
-        let mut plans = Vec::with_capacity(messages.len());
-        for message in messages {
-            if message.priority > 9 {
-                return Err(EngineError::BadRequest(format!(
-                    "priority {} is outside 0..=9",
-                    message.priority
-                )));
-            }
-            if message.delay_ms.is_some_and(|d| d > DELAY_MS_MAX) {
-                return Err(EngineError::BadRequest(format!(
-                    "delay of {} ms exceeds the limit of {DELAY_MS_MAX} ms",
-                    message.delay_ms.unwrap_or_default()
-                )));
-            }
-            let size = message.key.as_ref().map_or(0, Bytes::len)
-                + message.value.as_ref().map_or(0, Bytes::len)
-                + message
-                    .headers
-                    .iter()
-                    .map(|h| h.name.len() + h.value.len())
-                    .sum::<usize>();
-            if size > max_bytes {
-                return Err(EngineError::MessageTooLarge {
-                    what: "message",
-                    bytes: size,
-                    max: max_bytes,
-                });
-            }
-            if message.ttl_ms.is_some_and(|t| t > DELAY_MS_MAX) {
-                return Err(EngineError::BadRequest(format!(
-                    "ttl of {} ms exceeds the limit of {DELAY_MS_MAX} ms",
-                    message.ttl_ms.unwrap_or_default()
-                )));
-            }
-            let due = message.delay_ms.filter(|d| *d > 0).map(|d| now + d as i64);
-            let ttl = message.ttl_ms.or(queue.config.ttl_ms);
-            let mut headers = message.headers;
-            if let Some(due) = due {
-                headers.push(Header {
-                    name: DUE_HEADER.into(),
-                    value: Bytes::from(due.to_string()),
-                });
-            }
-            if message.priority != 0 {
-                headers.push(Header {
-                    name: PRIORITY_HEADER.into(),
-                    value: Bytes::from(message.priority.to_string()),
-                });
-            }
-            if let Some(ttl) = ttl {
-                headers.push(Header {
-                    name: EXPIRES_HEADER.into(),
-                    value: Bytes::from((now + ttl as i64).to_string()),
-                });
-            }
-            plans.push((message.priority, due));
-            records.push(Record {
-                offset: 0,
-                timestamp_ms: now,
-                subject: String::new(),
-                key: message.key,
-                value: message.value,
-                headers,
-            });
-        }
-        let info = queue.log.append(encode_batch(&records)?).await?;
-        // Register runs of equal (priority, due) as ranges, in one commit.
-        let mut runs = Vec::new();
-        let mut start = 0;
-        while start < plans.len() {
-            let mut end = start + 1;
-            while end < plans.len() && plans[end] == plans[start] {
-                end += 1;
-            }
-            let (priority, due) = plans[start];
-            runs.push((
-                info.first_offset + start as u64,
-                info.first_offset + end as u64,
-                priority,
-                due,
-            ));
-            start = end;
-        }
-        let key_hashes: Vec<Option<u64>> = if queue.config.mode == ConsumerMode::KeyShared {
-            records
-                .iter()
-                .map(|r| r.key.as_deref().map(runtime::key_hash))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        queue.register(&runs, &key_hashes).await?;
-        Ok((info.first_offset..=info.last_offset).collect())
     }
 
     /// Leases up to `max` messages to `worker`, waiting up to `wait_ms` for the first.
@@ -769,5 +643,7 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,8 @@ use tokio::sync::Notify;
 
 use super::core::{DeadLetter, Grant, QueueCore, SettleError, TimerSource};
 use super::keys;
+use super::overflow::message_bytes;
+use super::rates::{QueueRates, RateKind, RateRing};
 use super::QueueConfig;
 use crate::engine::now_ms;
 use crate::error::{EngineError, Result};
@@ -48,6 +50,8 @@ pub struct Queue {
     pub(crate) dedup_lock: tokio::sync::Mutex<()>,
     /// Told about every message the queue dead-letters (the jobs layer records them).
     pub(crate) on_dead_letter: Mutex<Option<DeadLetterListener>>,
+    /// Events per second over the last minute. Its own small mutex, never held with `core`.
+    rates: Mutex<RateRing>,
 }
 
 pub type DeadLetterListener = Arc<dyn Fn(&str, &[DeadLetter]) + Send + Sync>;
@@ -156,10 +160,14 @@ impl Queue {
             log.high_watermark(),
         );
         core.set_paused(paused);
-        if config.mode == super::core::ConsumerMode::KeyShared {
-            recover_keys(&mut core, &log, &name)?;
-        }
+        recover_from_log(
+            &mut core,
+            &log,
+            &name,
+            config.mode == super::core::ConsumerMode::KeyShared,
+        )?;
         Ok(Arc::new(Queue {
+            rates: Mutex::new(RateRing::new(now_ms())),
             redriven: std::sync::atomic::AtomicU64::new(redriven),
             on_dead_letter: Mutex::new(None),
             timer_io: tokio::sync::Mutex::new(()),
@@ -194,8 +202,7 @@ impl Queue {
         Ok(())
     }
 
-    /// Finishes every ready and waiting message (leased ones stay with their workers).
-    /// Reads records by offset (for job payloads).
+    /// Reads records by offset (for job payloads, and to make room in a full queue).
     pub(crate) async fn records(&self, offsets: &[u64]) -> Result<Vec<Record>> {
         let grants: Vec<Grant> = offsets
             .iter()
@@ -208,31 +215,18 @@ impl Queue {
         self.read_records(&grants).await
     }
 
-    /// Finishes the `count` oldest ready messages, dead-lettering them first when `dead`.
-    /// Returns how many were removed.
-    pub(crate) async fn remove_oldest(&self, count: usize, dead: bool) -> Result<u64> {
-        let (offsets, writes) = self.lock().remove_oldest_ready(count);
-        if dead && !offsets.is_empty() {
-            let letters = offsets
-                .iter()
-                .map(|offset| DeadLetter {
-                    offset: *offset,
-                    reason: "queue full: oldest message dead-lettered".into(),
-                    attempts: self.lock().attempts_of(*offset).0,
-                    last_error: String::new(),
-                })
-                .collect();
-            self.dead_letter_all(letters).await?;
-        }
-        self.commit(writes).await?;
-        Ok(offsets.len() as u64)
-    }
-
+    /// Finishes every ready and waiting message (leased ones stay with their workers).
     pub(crate) async fn purge(&self) -> Result<u64> {
+        // Held like `tick`: timers beyond the window are loaded from the store.
+        let _timer_io = self.timer_io.lock().await;
         let (count, writes) = {
+            let timers = StoredTimers {
+                state: &self.state,
+                queue: &self.config.name,
+            };
             let mut core = self.lock();
             let before = core.counts();
-            let writes = core.purge();
+            let writes = core.purge(&timers);
             (before.ready + before.delayed, writes)
         };
         self.commit(writes).await?;
@@ -246,10 +240,43 @@ impl Queue {
         match writes {
             Some(writes) => {
                 self.commit(writes).await?;
+                // Its bytes leave the waiting count once its size is known.
+                match self.records(&[offset]).await {
+                    Ok(records) => self.settle_sizes(&[offset], &records),
+                    Err(error) => tracing::warn!(
+                        queue = %self.config.name,
+                        offset,
+                        "reading a cancelled message for its size failed: {error}"
+                    ),
+                }
                 Ok(true)
             }
             None => Ok(false),
         }
+    }
+
+    /// Tells the core the sizes of messages just read from the log.
+    pub(super) fn settle_sizes(&self, offsets: &[u64], records: &[Record]) {
+        let mut core = self.lock();
+        for (offset, record) in offsets.iter().zip(records) {
+            core.settle_size(*offset, message_bytes(record));
+        }
+    }
+
+    /// Counts `count` events of `kind` now, for the queue's rates.
+    pub(super) fn count(&self, kind: RateKind, count: u64) {
+        self.rates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(kind, count, now_ms());
+    }
+
+    /// The queue's rates over the last minute.
+    pub fn rates(&self) -> QueueRates {
+        self.rates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot(now_ms())
     }
 
     pub(crate) async fn save_redriven(&self, upto: u64) -> Result<()> {
@@ -267,19 +294,20 @@ impl Queue {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn commit(&self, writes: Vec<StateWrite>) -> Result<()> {
+    pub(super) async fn commit(&self, writes: Vec<StateWrite>) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
         }
         self.state.commit(writes).await.map_err(EngineError::from)
     }
 
-    /// Registers just-appended offsets — runs of `(first, end, priority, due)` — and makes
-    /// them durable in one commit.
+    /// Registers just-appended offsets — runs of `(first, end, priority, due)` holding
+    /// `bytes` in all — and makes them durable in one commit.
     pub(crate) async fn register(
         &self,
         runs: &[(u64, u64, u8, Option<i64>)],
         key_hashes: &[Option<u64>],
+        bytes: u64,
     ) -> Result<()> {
         let _timer_io = self.timer_io.lock().await;
         let now = now_ms();
@@ -294,7 +322,10 @@ impl Queue {
                 delayed |= due.is_some_and(|due| due > now);
                 writes.extend(core.register(*first, *end, *priority, *due, now));
             }
+            core.add_waiting_bytes(bytes);
         }
+        let messages = runs.iter().map(|(first, end, ..)| end - first).sum();
+        self.count(RateKind::Enqueued, messages);
         self.commit(writes).await?;
         if delayed {
             self.timer_changed.notify_one();
@@ -306,13 +337,17 @@ impl Queue {
     /// Fires due timers and expired leases; dead-letters what must be.
     pub(crate) async fn tick(&self) -> Result<()> {
         let _timer_io = self.timer_io.lock().await;
-        let (writes, dead) = {
+        let (writes, dead, expired) = {
             let timers = StoredTimers {
                 state: &self.state,
                 queue: &self.config.name,
             };
-            self.lock().tick(now_ms(), &timers)
+            let mut core = self.lock();
+            let before = core.lease_expiries();
+            let (writes, dead) = core.tick(now_ms(), &timers);
+            (writes, dead, core.lease_expiries() - before)
         };
+        self.count(RateKind::Failed, expired);
         let became_ready = !writes.is_empty();
         self.dead_letter_all(dead).await?;
         self.commit(writes).await?;
@@ -348,6 +383,8 @@ impl Queue {
         self.timer_changed.notify_one();
         self.commit(writes).await?;
         let records = self.read_records(&grants).await?;
+        let offsets: Vec<u64> = grants.iter().map(|g| g.offset).collect();
+        self.settle_sizes(&offsets, &records);
         let mut deliveries = Vec::with_capacity(grants.len());
         for (grant, record) in grants.into_iter().zip(records) {
             let due = header_i64(&record, DUE_HEADER);
@@ -381,6 +418,7 @@ impl Queue {
                 record,
             });
         }
+        self.count(RateKind::Delivered, deliveries.len() as u64);
         Ok(deliveries)
     }
 
@@ -409,7 +447,9 @@ impl Queue {
     ) -> Result<()> {
         let mut writes = self.lock().ack(offset, attempt)?;
         writes.extend(extra);
-        self.commit(writes).await
+        self.commit(writes).await?;
+        self.count(RateKind::Completed, 1);
+        Ok(())
     }
 
     pub async fn nack(
@@ -423,6 +463,7 @@ impl Queue {
         let (writes, dead) = self
             .lock()
             .nack(offset, attempt, delay_ms, error, now_ms())?;
+        self.count(RateKind::Failed, 1);
         self.dead_letter_all(dead).await?;
         self.commit(writes).await?;
         self.timer_changed.notify_one();
@@ -437,6 +478,7 @@ impl Queue {
 
     pub async fn term(&self, offset: u64, attempt: u32, reason: &str) -> Result<()> {
         let (writes, letter) = self.lock().term(offset, attempt, reason)?;
+        self.count(RateKind::Failed, 1);
         self.dead_letter_all(vec![letter]).await?;
         self.commit(writes).await
     }
@@ -456,6 +498,18 @@ impl Queue {
             })
             .collect();
         let originals = self.read_records(&grants).await?;
+        let offsets: Vec<u64> = letters.iter().map(|l| l.offset).collect();
+        self.settle_sizes(&offsets, &originals);
+        self.append_dead_letters(letters, originals).await
+    }
+
+    /// Appends `originals` (the records of `letters`, in order) to the dead-letter stream with
+    /// why, and tells the dead-letter listener.
+    pub(super) async fn append_dead_letters(
+        &self,
+        letters: Vec<DeadLetter>,
+        originals: Vec<Record>,
+    ) -> Result<()> {
         let now = now_ms();
         let records: Vec<Record> = letters
             .iter()
@@ -479,6 +533,7 @@ impl Queue {
             .collect();
         let bytes = encode_batch(&records)?;
         self.dead_letter.append(bytes).await?;
+        self.count(RateKind::DeadLettered, letters.len() as u64);
         let listener = self
             .on_dead_letter
             .lock()
@@ -516,23 +571,37 @@ pub fn key_hash(key: &[u8]) -> u64 {
     crate::partitioner::murmur2(key) as u32 as u64
 }
 
-/// Key-shared queues keep each unfinished message's key hash in memory; after a restart they
-/// are read back from the log (only the unfinished part: from the ack floor on).
-fn recover_keys(core: &mut QueueCore, log: &PartitionLog, queue: &str) -> Result<()> {
+/// After a restart every unfinished message is waiting (leases are gone): their bytes are
+/// counted again, and key-shared queues get each one's key hash back. Reads the unfinished part
+/// of the log once, from the ack floor on.
+fn recover_from_log(
+    core: &mut QueueCore,
+    log: &PartitionLog,
+    queue: &str,
+    key_shared: bool,
+) -> Result<()> {
     let mut offset = core.floor();
     let end = core.end();
+    let mut bytes = 0u64;
     while offset < end {
         let read = log.read(offset, 8 << 20)?;
         let records = decode_batches(read.bytes, offset)?;
         let Some(last) = records.last().map(|r| r.offset) else {
-            tracing::warn!(queue, offset, "key recovery found no records");
+            tracing::warn!(queue, offset, "queue recovery found no records");
             break;
         };
         for record in &records {
-            core.set_keys(record.offset, &[record.key.as_deref().map(key_hash)]);
+            if !core.is_unfinished(record.offset) {
+                continue;
+            }
+            bytes = bytes.saturating_add(message_bytes(record));
+            if key_shared {
+                core.set_keys(record.offset, &[record.key.as_deref().map(key_hash)]);
+            }
         }
         offset = last + 1;
     }
+    core.add_waiting_bytes(bytes);
     Ok(())
 }
 

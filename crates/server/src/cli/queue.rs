@@ -19,7 +19,7 @@ pub enum QueueCommand {
     Create(CreateArgs),
     /// List queues as a table.
     List,
-    /// Show a queue's policies and job counts as JSON.
+    /// Show a queue's policies, waiting bytes, rates and job counts as JSON.
     Info { name: String },
     /// Stop handing out messages (enqueues are still accepted).
     Pause { name: String },
@@ -65,6 +65,10 @@ pub struct CreateArgs {
     /// Most messages waiting in the queue.
     #[arg(long, value_name = "N")]
     pub max_length: Option<u64>,
+    /// Most bytes of waiting messages (key + value + headers each): a number of bytes, or
+    /// with a unit, e.g. 64MiB (KiB, MiB, GiB, TiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub max_bytes: Option<u64>,
     /// What an enqueue into a full queue does [default: reject-new].
     #[arg(long, value_enum, value_name = "POLICY")]
     pub overflow: Option<OverflowArg>,
@@ -105,6 +109,7 @@ impl CreateArgs {
                 ModeArg::KeyShared => ConsumerMode::KeyShared,
             }),
             max_length: self.max_length,
+            max_bytes: self.max_bytes,
             overflow: self.overflow.map(|overflow| match overflow {
                 OverflowArg::RejectNew => Overflow::RejectNew,
                 OverflowArg::DropOldest => Overflow::DropOldest,
@@ -143,6 +148,31 @@ fn parse_backoff(text: &str) -> Result<Backoff, String> {
             })
         }
         _ => Err(usage()),
+    }
+}
+
+/// A byte count: digits, optionally followed by a binary unit (`KiB`, `MiB`, `GiB`, `TiB`;
+/// case-insensitive, spaces allowed before it). Zero is refused: leave the flag out for no limit.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits_end = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(digits_end);
+    let usage = || format!("{text:?}: expected bytes, e.g. 1048576 or 64MiB");
+    let number: u64 = digits.parse().map_err(|_| usage())?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(usage()),
+    };
+    match number.checked_mul(multiplier) {
+        Some(0) => Err(format!("{text:?}: must be at least 1 byte")),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{text:?}: too large")),
     }
 }
 
@@ -234,6 +264,8 @@ mod tests {
             "key-shared",
             "--max-length",
             "5",
+            "--max-bytes",
+            "64MiB",
             "--overflow",
             "dead-letter-oldest",
             "--dedup-window-ms",
@@ -242,9 +274,31 @@ mod tests {
         .unwrap();
         assert_eq!(spec.mode, Some(ConsumerMode::KeyShared));
         assert_eq!(spec.max_length, Some(5));
+        assert_eq!(spec.max_bytes, Some(64 << 20));
         assert_eq!(spec.overflow, Some(Overflow::DeadLetterOldest));
         assert_eq!(spec.dedup_window_ms, Some(1_000));
         assert!(create(&["orders", "--overflow", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn byte_counts_parse_with_or_without_a_unit() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("2 gib"), Ok(2 << 30));
+        assert_eq!(parse_bytes("1TiB"), Ok(1 << 40));
+        for bad in [
+            "",
+            "0",
+            "0MiB",
+            "MiB",
+            "-5",
+            "1.5MiB",
+            "10MB",
+            "7 bytes",
+            "99999999TiB",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

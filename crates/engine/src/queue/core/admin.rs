@@ -3,7 +3,7 @@
 
 use omnibus_storage::StateWrite;
 
-use super::{keys, Position, QueueCore};
+use super::{keys, Position, QueueCore, TimerSource};
 
 impl QueueCore {
     /// Finishes a ready or waiting offset without delivering it (a cancelled job).
@@ -11,6 +11,7 @@ impl QueueCore {
         match self.position(offset) {
             Position::Ready { priority } => {
                 self.ready[priority as usize].remove(offset);
+                self.bytes_finished_unread(offset);
                 Some(self.finish(offset))
             }
             Position::Waiting { due_ms } => {
@@ -26,41 +27,40 @@ impl QueueCore {
                     // finished and drops it.
                     self.timers_beyond = self.timers_beyond.saturating_sub(1);
                 }
+                self.bytes_finished_unread(offset);
                 writes.extend(self.finish(offset));
                 Some(writes)
             }
             Position::Leased(lease) => {
                 let _ = self.take_lease(offset, lease.attempt);
+                self.bytes_lease_ended(offset, false);
                 Some(self.finish(offset))
             }
             Position::Finished | Position::Unknown => None,
         }
     }
 
-    /// Takes the `count` oldest ready messages (lowest offsets, any priority) out of the queue:
-    /// they are finished. For a full queue's drop-oldest and dead-letter-oldest policies.
-    pub fn remove_oldest_ready(&mut self, count: usize) -> (Vec<u64>, Vec<StateWrite>) {
-        let mut candidates: Vec<u64> = self
-            .ready
-            .iter()
-            .flat_map(|set| set.iter_after(None).take(count))
-            .collect();
-        candidates.sort_unstable();
-        candidates.truncate(count);
+    /// Finishes those of `sized` — `(offset, size)`, from the log — that are still ready, for a
+    /// full queue's drop-oldest and dead-letter-oldest policies. Returns each removed offset
+    /// with its attempts so far.
+    pub fn remove_ready(&mut self, sized: &[(u64, u64)]) -> (Vec<(u64, u32)>, Vec<StateWrite>) {
+        let mut removed = Vec::new();
         let mut writes = Vec::new();
-        for offset in &candidates {
-            for set in self.ready.iter_mut() {
-                if set.remove(*offset) {
-                    break;
-                }
-            }
-            writes.extend(self.finish(*offset));
+        for &(offset, size) in sized {
+            let Position::Ready { priority } = self.position(offset) else {
+                continue;
+            };
+            self.ready[priority as usize].remove(offset);
+            removed.push((offset, self.attempts_of(offset).0));
+            self.bytes_finished_sized(offset, size);
+            writes.extend(self.finish(offset));
         }
-        (candidates, writes)
+        (removed, writes)
     }
 
-    /// Removes every message not leased: ready and waiting become finished. Returns the writes.
-    pub fn purge(&mut self) -> Vec<StateWrite> {
+    /// Removes every message not leased: ready and waiting become finished, including timers
+    /// beyond the in-memory window (read from `source`). Returns the writes.
+    pub fn purge(&mut self, source: &dyn TimerSource) -> Vec<StateWrite> {
         let mut writes = Vec::new();
         let ready: Vec<u64> = self
             .ready
@@ -73,14 +73,26 @@ impl QueueCore {
         for offset in ready {
             writes.extend(self.finish(offset));
         }
-        let timers: Vec<(i64, u64)> = std::mem::take(&mut self.timers).into_iter().collect();
-        for (due, offset) in timers {
-            writes.push(StateWrite::Delete {
-                table: keys::TABLE,
-                key: keys::timer(&self.name, due, offset),
-            });
-            writes.extend(self.finish(offset));
+        loop {
+            let timers: Vec<(i64, u64)> = std::mem::take(&mut self.timers).into_iter().collect();
+            for (due, offset) in timers {
+                writes.push(StateWrite::Delete {
+                    table: keys::TABLE,
+                    key: keys::timer(&self.name, due, offset),
+                });
+                // A timer beyond the window may belong to a message cancelled meanwhile.
+                if self.is_unfinished(offset) {
+                    writes.extend(self.finish(offset));
+                }
+            }
+            if self.timers_complete {
+                break;
+            }
+            // Each pass loads the next stored page after the last one, so this ends.
+            self.reload_timers(source);
         }
+        self.timers_beyond = 0;
+        self.bytes_purged();
         writes
     }
 }

@@ -194,6 +194,27 @@ fn timers_beyond_the_window_load_in_order() {
 }
 
 #[test]
+fn purge_finishes_timers_beyond_the_window_too() {
+    let total = TIMER_WINDOW as u64 * 2 + 3;
+    let source = StoredTimers((0..total).map(|o| (1_000 + o as i64, o)).collect());
+    let mut core = QueueCore::new("q", policy());
+    core.recover(0, [], [], [], &source, total + 2);
+    assert_eq!(
+        (core.counts().ready, core.counts().delayed),
+        (2, total),
+        "two ready, the rest delayed"
+    );
+    core.purge(&source);
+    assert_eq!((core.counts().ready, core.counts().delayed), (0, 0));
+    assert_eq!(core.floor(), total + 2, "every message is finished");
+    core.tick(1_000 + total as i64, &source);
+    assert!(
+        core.deliver("w", 10, 0).0.is_empty(),
+        "no timer brings one back"
+    );
+}
+
+#[test]
 fn recovery_rebuilds_ready_finished_attempts_and_priorities() {
     let mut core = QueueCore::new("q", policy());
     let timers = StoredTimers(vec![(9_000, 7)]);

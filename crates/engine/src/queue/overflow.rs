@@ -1,0 +1,235 @@
+//! Queue limits: `max_length` (waiting messages) and `max_bytes` (their bytes), and what an
+//! enqueue that would go past either does — refuse it, or take the oldest ready messages out
+//! (dropped, or moved to the dead-letter stream) until the new ones fit.
+//!
+//! "Waiting" is ready or delayed: leased messages are with their workers and count toward
+//! neither limit. A message's bytes are [`message_bytes`] of its stored record.
+//!
+//! The check and the append are not one atomic step (that would serialize every enqueue into a
+//! bounded queue behind one fsync): enqueues racing each other may pass a limit by what they
+//! carry together, as with `max_length` before.
+
+use bytes::Bytes;
+use omnibus_types::Record;
+
+use super::core::DeadLetter;
+use super::runtime::Queue;
+use super::Overflow;
+use crate::error::{EngineError, Result};
+
+/// Rounds of removing the oldest messages one enqueue may run before giving up as full.
+const MAKE_ROOM_ROUNDS_MAX: usize = 10_000;
+/// Oldest ready messages read per round.
+const REMOVE_PAGE_MAX: u64 = 10_000;
+
+/// What a message counts toward `max_bytes` and the queue's `waiting_bytes`: its key, value,
+/// and each header's name and value, as stored — headers the broker adds (`omnibus.priority`,
+/// `omnibus.due_ms`, `omnibus.expires_ms`, a job's `omnibus.job.name`) included.
+pub fn message_bytes(record: &Record) -> u64 {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.name.len() + h.value.len())
+        .sum();
+    (record.key.as_ref().map_or(0, Bytes::len) + record.value.as_ref().map_or(0, Bytes::len)) as u64
+        + headers as u64
+}
+
+/// What an enqueue brings, measured before anything is appended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Incoming {
+    pub messages: u64,
+    pub bytes: u64,
+    /// The largest single message.
+    pub largest: u64,
+}
+
+impl Incoming {
+    pub(crate) fn add(&mut self, bytes: u64) {
+        self.messages += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.largest = self.largest.max(bytes);
+    }
+}
+
+/// How far past its limits a queue would be.
+#[derive(Debug, Clone, Copy)]
+struct Excess {
+    messages: u64,
+    bytes: u64,
+}
+
+impl Queue {
+    /// Applies `max_length` and `max_bytes` before `incoming` messages are enqueued.
+    pub(crate) async fn make_room(&self, incoming: Incoming) -> Result<()> {
+        if self.config.max_length.is_none() && self.config.max_bytes.is_none() {
+            return Ok(());
+        }
+        self.check_can_ever_fit(incoming)?;
+        for _ in 0..MAKE_ROOM_ROUNDS_MAX {
+            let (waiting, waiting_bytes) = {
+                let core = self.lock();
+                let counts = core.counts();
+                (counts.ready + counts.delayed, core.waiting_bytes())
+            };
+            let excess = Excess {
+                messages: self
+                    .config
+                    .max_length
+                    .map_or(0, |max| (waiting + incoming.messages).saturating_sub(max)),
+                bytes: self.config.max_bytes.map_or(0, |max| {
+                    waiting_bytes
+                        .saturating_add(incoming.bytes)
+                        .saturating_sub(max)
+                }),
+            };
+            if excess.messages == 0 && excess.bytes == 0 {
+                return Ok(());
+            }
+            if self.config.overflow == Overflow::RejectNew {
+                return Err(self.full(excess, waiting, waiting_bytes, incoming));
+            }
+            let average = waiting_bytes.checked_div(waiting).unwrap_or(1).max(1);
+            let removed = self.remove_oldest(excess, average).await?;
+            if removed == 0 {
+                return Err(EngineError::QueueFull(format!(
+                    "queue {:?} is full and its waiting messages are delayed, not ready",
+                    self.config.name
+                )));
+            }
+        }
+        Err(EngineError::QueueFull(format!(
+            "queue {:?} is full: other enqueues kept filling it while room was made",
+            self.config.name
+        )))
+    }
+
+    /// Refuses what no amount of room could take.
+    fn check_can_ever_fit(&self, incoming: Incoming) -> Result<()> {
+        let name = &self.config.name;
+        if let Some(max) = self.config.max_length {
+            if incoming.messages > max {
+                return Err(EngineError::LimitExceeded(format!(
+                    "{} messages exceed queue {name:?}'s max_length of {max}",
+                    incoming.messages
+                )));
+            }
+        }
+        if let Some(max) = self.config.max_bytes {
+            if incoming.largest > max {
+                return Err(EngineError::MessageTooLarge {
+                    what: "message (key, value and headers, counted against the queue's max_bytes)",
+                    bytes: usize::try_from(incoming.largest).unwrap_or(usize::MAX),
+                    max: usize::try_from(max).unwrap_or(usize::MAX),
+                });
+            }
+            if incoming.bytes > max {
+                return Err(EngineError::LimitExceeded(format!(
+                    "{} messages of {} bytes in all exceed queue {name:?}'s max_bytes of {max}",
+                    incoming.messages, incoming.bytes
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn full(&self, excess: Excess, waiting: u64, bytes: u64, incoming: Incoming) -> EngineError {
+        let name = &self.config.name;
+        let text = match (self.config.max_length, self.config.max_bytes) {
+            (Some(max), _) if excess.messages > 0 => {
+                format!("queue {name:?} is full ({waiting} waiting, max_length {max})")
+            }
+            (_, Some(max)) => format!(
+                "queue {name:?} is full ({bytes} bytes waiting + {} incoming, max_bytes {max})",
+                incoming.bytes
+            ),
+            _ => format!("queue {name:?} is full"),
+        };
+        EngineError::QueueFull(text)
+    }
+
+    /// Takes the oldest ready messages out until `excess` is covered (or a page is used up),
+    /// dead-lettering them first under `dead_letter_oldest`. Returns how many were removed.
+    async fn remove_oldest(&self, excess: Excess, average_bytes: u64) -> Result<u64> {
+        let wanted = excess
+            .messages
+            .max(excess.bytes.div_ceil(average_bytes))
+            .clamp(1, REMOVE_PAGE_MAX);
+        let candidates = self.lock().ready_after(None, wanted as usize);
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let records = self.records(&candidates).await?;
+        let mut chosen = Vec::new();
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        for (offset, record) in candidates.iter().zip(&records) {
+            if messages >= excess.messages && bytes >= excess.bytes {
+                break;
+            }
+            let size = message_bytes(record);
+            chosen.push((*offset, size));
+            messages += 1;
+            bytes = bytes.saturating_add(size);
+        }
+        // Some may have been delivered meanwhile: those stay with their workers.
+        let (removed, writes) = self.lock().remove_ready(&chosen);
+        if self.config.overflow == Overflow::DeadLetterOldest && !removed.is_empty() {
+            let limit = if excess.messages > 0 {
+                "max_length"
+            } else {
+                "max_bytes"
+            };
+            let mut by_offset: std::collections::HashMap<u64, Record> =
+                candidates.iter().copied().zip(records).collect();
+            let mut letters = Vec::with_capacity(removed.len());
+            let mut originals = Vec::with_capacity(removed.len());
+            for (offset, attempts) in &removed {
+                if let Some(record) = by_offset.remove(offset) {
+                    originals.push(record);
+                    letters.push(DeadLetter {
+                        offset: *offset,
+                        reason: format!("queue full ({limit}): oldest message dead-lettered"),
+                        attempts: *attempts,
+                        last_error: String::new(),
+                    });
+                }
+            }
+            self.append_dead_letters(letters, originals).await?;
+        }
+        self.commit(writes).await?;
+        Ok(removed.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omnibus_types::Header;
+
+    #[test]
+    fn message_bytes_counts_key_value_and_headers() {
+        let record = Record {
+            offset: 0,
+            timestamp_ms: 0,
+            subject: String::new(),
+            key: Some(Bytes::from_static(b"key")),
+            value: Some(Bytes::from_static(b"value")),
+            headers: vec![Header {
+                name: "trace".into(),
+                value: Bytes::from_static(b"abc"),
+            }],
+        };
+        assert_eq!(message_bytes(&record), 3 + 5 + 5 + 3);
+        let mut incoming = Incoming::default();
+        incoming.add(10);
+        incoming.add(30);
+        assert_eq!(
+            incoming,
+            Incoming {
+                messages: 2,
+                bytes: 40,
+                largest: 30
+            }
+        );
+    }
+}
