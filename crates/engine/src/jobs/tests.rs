@@ -295,3 +295,71 @@ async fn a_poison_job_dies_with_its_last_error_while_ten_thousand_others_complet
         (0, 0, 0, 0)
     );
 }
+
+#[tokio::test]
+async fn a_stale_attempt_in_a_batch_completion_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path(), 100, 5).await;
+    let jobs = (0..3).map(|i| job("resize", &format!("{i}"))).collect();
+    let ids: Vec<String> = engine
+        .enqueue_jobs("jobs", jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        engine.fetch_jobs("jobs", "slow", 3, 0).await.unwrap().len(),
+        3
+    );
+    // The slow worker's leases expire; another worker gets attempt 2 of every job.
+    let mut second = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        second.extend(engine.fetch_jobs("jobs", "fast", 3, 0).await.unwrap());
+        if second.len() == 3 {
+            break;
+        }
+    }
+    assert!(second.iter().all(|a| a.attempt == 2), "redelivered");
+    engine
+        .job_progress("jobs", &ids[0], 2, serde_json::json!({"step": 1}))
+        .await
+        .unwrap();
+    let completion = |id: &String, attempt| JobCompletion {
+        id: id.clone(),
+        attempt,
+        result: Some(serde_json::json!({"by": attempt})),
+    };
+    let answers = engine
+        .complete_jobs(
+            "jobs",
+            vec![
+                completion(&ids[0], 2),
+                completion(&ids[1], 1),
+                completion(&"not-a-number".to_string(), 2),
+                completion(&ids[2], 2),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 4);
+    assert_eq!(answers[0].as_ref().unwrap().status, JobStatus::Completed);
+    assert!(matches!(answers[1], Err(EngineError::StaleAttempt(_))));
+    assert!(matches!(answers[2], Err(EngineError::BadRequest(_))));
+    assert_eq!(answers[3].as_ref().unwrap().status, JobStatus::Completed);
+    let first = engine.get_job("jobs", &ids[0]).await.unwrap();
+    assert_eq!(first.status, JobStatus::Completed);
+    assert_eq!(first.progress, Some(serde_json::json!({"step": 1})));
+    assert_eq!(first.result, Some(serde_json::json!({"by": 2})));
+    assert_eq!(
+        engine.get_job("jobs", &ids[1]).await.unwrap().status,
+        JobStatus::Active,
+        "the stale completion changed nothing"
+    );
+    let done = engine
+        .complete_jobs("jobs", vec![completion(&ids[1], 2)])
+        .await
+        .unwrap();
+    assert_eq!(done[0].as_ref().unwrap().attempts, 2);
+}

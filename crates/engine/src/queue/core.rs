@@ -141,6 +141,8 @@ pub struct QueueCore {
     key_owner: HashMap<u64, (String, usize)>,
     /// Exclusive mode: the active worker and when it last asked for messages.
     active_worker: Option<(String, i64)>,
+    /// First deliveries recorded as runs (see `runs.rs`).
+    runs: runs::DeliveredRuns,
 }
 
 impl QueueCore {
@@ -165,6 +167,7 @@ impl QueueCore {
             key_of: HashMap::new(),
             key_owner: HashMap::new(),
             active_worker: None,
+            runs: runs::DeliveredRuns::default(),
         }
     }
 
@@ -446,6 +449,7 @@ impl QueueCore {
             .min(max);
         let mut grants = Vec::new();
         let mut writes = Vec::new();
+        let mut first_deliveries = Vec::new();
         for priority in (0..PRIORITY_LEVELS).rev() {
             if grants.len() >= room {
                 break;
@@ -456,14 +460,21 @@ impl QueueCore {
                 self.ready[priority].pop_first(room - grants.len())
             };
             for offset in offsets {
+                let first_delivery = !self.attempts.contains_key(&offset);
                 let entry = self.attempts.entry(offset).or_insert((0, String::new()));
                 entry.0 += 1;
                 let attempt = entry.0;
-                writes.push(StateWrite::Put {
-                    table: keys::TABLE,
-                    key: keys::delivery(&self.name, offset),
-                    value: keys::encode_delivery(attempt, &entry.1),
-                });
+                if first_delivery {
+                    first_deliveries.push(offset);
+                } else {
+                    let value = keys::encode_delivery(attempt, &entry.1);
+                    self.stop_covering(offset);
+                    writes.push(StateWrite::Put {
+                        table: keys::TABLE,
+                        key: keys::delivery(&self.name, offset),
+                        value,
+                    });
+                }
                 let deadline_ms = now_ms + self.policy.lease_ms as i64;
                 self.leases.insert(
                     offset,
@@ -481,6 +492,7 @@ impl QueueCore {
                 });
             }
         }
+        writes.extend(self.record_first_deliveries(&mut first_deliveries));
         if !grants.is_empty() {
             *self
                 .unacked_by_worker
@@ -537,9 +549,18 @@ impl QueueCore {
             return Vec::new();
         }
         let mut writes = Vec::new();
+        let covered = self.finish_covered(offset);
         if let Some(entry) = self.attempts.get_mut(&offset) {
             entry.0 = entry.0.saturating_sub(1);
-            if entry.0 == 0 {
+            if covered {
+                // Its run still says "delivered once": a `D` key saying 0 overrides it, and
+                // the kept entry makes the next delivery write its `D` key again.
+                writes.push(StateWrite::Put {
+                    table: keys::TABLE,
+                    key: keys::delivery(&self.name, offset),
+                    value: keys::encode_delivery(entry.0, &entry.1),
+                });
+            } else if entry.0 == 0 {
                 self.attempts.remove(&offset);
                 writes.push(StateWrite::Delete {
                     table: keys::TABLE,
@@ -647,6 +668,7 @@ impl QueueCore {
             .or_insert((attempt, String::new()));
         entry.1 = error.to_string();
         let attempts = entry.0;
+        self.stop_covering(offset);
         writes.push(StateWrite::Put {
             table: keys::TABLE,
             key: keys::delivery(&self.name, offset),
@@ -679,10 +701,13 @@ impl QueueCore {
 
     /// Marks an offset finished and advances the floor over every finished offset after it.
     fn finish(&mut self, offset: u64) -> Vec<StateWrite> {
-        let mut writes = vec![StateWrite::Delete {
-            table: keys::TABLE,
-            key: keys::delivery(&self.name, offset),
-        }];
+        let mut writes = Vec::new();
+        if !self.finish_covered(offset) {
+            writes.push(StateWrite::Delete {
+                table: keys::TABLE,
+                key: keys::delivery(&self.name, offset),
+            });
+        }
         self.attempts.remove(&offset);
         self.priority_of.remove(&offset);
         self.key_of.remove(&offset);
@@ -721,6 +746,7 @@ impl QueueCore {
                 end: keys::acked(&self.name, floor),
             });
         }
+        writes.extend(self.forget_runs_below_floor());
         writes
     }
 }
@@ -728,6 +754,7 @@ impl QueueCore {
 mod admin;
 mod inspect;
 mod modes;
+mod runs;
 
 #[cfg(test)]
 mod tests;

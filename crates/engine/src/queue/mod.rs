@@ -5,6 +5,7 @@
 //! - `core.rs`: the state machine (pure, time passed in).
 //! - `keys.rs`: its durable layout in the state store.
 //! - `runtime.rs`: a live queue — core + logs + state store + timer task.
+//! - `reader.rs`: reads messages by offset, keeping the last read decoded.
 //! - this file: the engine API.
 //!
 //! Delivery is at-least-once: a message is redelivered when its lease expires, when it is
@@ -15,6 +16,7 @@ pub mod core;
 pub mod keys;
 pub mod policy;
 pub mod ranges;
+mod reader;
 mod runtime;
 
 use std::sync::Arc;
