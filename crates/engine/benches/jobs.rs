@@ -1,16 +1,19 @@
 //! Durable job throughput through the engine API: enqueue-only, and end to end with 4
-//! workers (fetch a batch, complete each job), every step acknowledged only after fsync.
+//! workers (fetch a batch, complete each job with its own `complete_job` call), every step
+//! acknowledged only after fsync. Each round is then repeated with workers completing each
+//! fetched batch in one `complete_jobs` call, reported as a separate figure.
 //!
 //! Run: `cargo bench -p omnibus-engine --bench jobs`
 //! Settings (env): `BENCH_JOBS` per round (default 100,000), `BENCH_WORKERS` (4),
-//! `BENCH_FETCH` jobs per fetch (100), `BENCH_ENQUEUE_BATCH` (1,000), `BENCH_ROUNDS` (3).
-//! Prints each round and the median.
+//! `BENCH_FETCH` jobs per fetch (100), `BENCH_ENQUEUE_BATCH` (1,000), `BENCH_ROUNDS` (3),
+//! `BENCH_COMPLETE=each` to skip the `complete_jobs` rounds.
+//! Prints each round and the medians.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use omnibus_engine::jobs::NewJob;
+use omnibus_engine::jobs::{JobCompletion, NewJob};
 use omnibus_engine::queue::QueueSpec;
 use omnibus_engine::{Engine, EngineConfig};
 
@@ -43,12 +46,126 @@ async fn enqueue_all(engine: &Engine, queue: &str, jobs: usize, batch: usize) {
     }
 }
 
+/// How workers complete what they fetched.
+#[derive(Clone, Copy, PartialEq)]
+enum Completion {
+    /// One `complete_job` call per job, all of a batch concurrently.
+    EachJob,
+    /// One `complete_jobs` call per fetched batch.
+    Batch,
+}
+
+struct Round {
+    enqueue_rate: f64,
+    work_rate: f64,
+    end_to_end: f64,
+}
+
+async fn work_off(
+    engine: &Arc<Engine>,
+    workers: usize,
+    fetch: usize,
+    completion: Completion,
+) -> usize {
+    let mut tasks = Vec::new();
+    for worker in 0..workers {
+        let engine: Arc<Engine> = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("w{worker}");
+            let mut done = 0usize;
+            loop {
+                let batch = engine
+                    .fetch_jobs("bench", &name, fetch, 200)
+                    .await
+                    .expect("fetch");
+                if batch.is_empty() {
+                    return done;
+                }
+                if completion == Completion::Batch {
+                    let completions = batch
+                        .into_iter()
+                        .map(|active| JobCompletion {
+                            id: active.job.id,
+                            attempt: active.attempt,
+                            result: None,
+                        })
+                        .collect();
+                    let answers = engine
+                        .complete_jobs("bench", completions)
+                        .await
+                        .expect("complete");
+                    for answer in answers {
+                        answer.expect("complete");
+                        done += 1;
+                    }
+                    continue;
+                }
+                let mut completions = tokio::task::JoinSet::new();
+                for active in batch {
+                    let engine = engine.clone();
+                    completions.spawn(async move {
+                        engine
+                            .complete_job("bench", &active.job.id, active.attempt, None)
+                            .await
+                            .expect("complete");
+                    });
+                }
+                while let Some(result) = completions.join_next().await {
+                    result.expect("completion task");
+                    done += 1;
+                }
+            }
+        }));
+    }
+    let mut completed = 0;
+    for task in tasks {
+        completed += task.await.expect("worker");
+    }
+    completed
+}
+
+async fn round(
+    jobs: usize,
+    workers: usize,
+    fetch: usize,
+    enqueue_batch: usize,
+    completion: Completion,
+) -> Round {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(EngineConfig::new(dir.path()))
+        .await
+        .expect("engine");
+    engine
+        .create_queue(QueueSpec {
+            name: "bench".into(),
+            max_unacked_per_worker: Some(fetch * 4),
+            ..Default::default()
+        })
+        .expect("queue");
+    // Enqueue only.
+    let started = Instant::now();
+    enqueue_all(&engine, "bench", jobs, enqueue_batch).await;
+    let enqueue_rate = jobs as f64 / started.elapsed().as_secs_f64();
+    // Work them off with N workers.
+    let started = Instant::now();
+    let completed = work_off(&engine, workers, fetch, completion).await;
+    assert_eq!(completed, jobs, "every job completed exactly once");
+    let worked = started.elapsed().as_secs_f64() - 0.2; // the final empty long-poll
+    engine.shutdown().await.expect("shutdown");
+    Round {
+        enqueue_rate,
+        work_rate: jobs as f64 / worked,
+        end_to_end: jobs as f64 / (enqueue_rate.recip() * jobs as f64 + worked),
+    }
+}
+
 fn main() {
     let jobs = setting("BENCH_JOBS", 100_000);
     let workers = setting("BENCH_WORKERS", 4);
     let fetch = setting("BENCH_FETCH", 100);
     let enqueue_batch = setting("BENCH_ENQUEUE_BATCH", 1_000);
     let rounds = setting("BENCH_ROUNDS", 3);
+    let batch_too = std::env::var("BENCH_COMPLETE").map_or(true, |mode| mode != "each");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -60,69 +177,34 @@ fn main() {
         );
         let mut enqueue_rates = Vec::new();
         let mut end_to_end_rates = Vec::new();
-        for round in 0..rounds {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let engine = Engine::open(EngineConfig::new(dir.path())).await.expect("engine");
-            engine
-                .create_queue(QueueSpec {
-                    name: "bench".into(),
-                    max_unacked_per_worker: Some(fetch * 4),
-                    ..Default::default()
-                })
-                .expect("queue");
-            // Enqueue only.
-            let started = Instant::now();
-            enqueue_all(&engine, "bench", jobs, enqueue_batch).await;
-            let enqueue_rate = jobs as f64 / started.elapsed().as_secs_f64();
-            // Work them off with N workers.
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            for worker in 0..workers {
-                let engine: Arc<Engine> = engine.clone();
-                tasks.push(tokio::spawn(async move {
-                    let name = format!("w{worker}");
-                    let mut done = 0usize;
-                    loop {
-                        let batch = engine.fetch_jobs("bench", &name, fetch, 200).await.expect("fetch");
-                        if batch.is_empty() {
-                            return done;
-                        }
-                        let mut completions = tokio::task::JoinSet::new();
-                        for active in batch {
-                            let engine = engine.clone();
-                            completions.spawn(async move {
-                                engine
-                                    .complete_job("bench", &active.job.id, active.attempt, None)
-                                    .await
-                                    .expect("complete");
-                            });
-                        }
-                        while let Some(result) = completions.join_next().await {
-                            result.expect("completion task");
-                            done += 1;
-                        }
-                    }
-                }));
-            }
-            let mut completed = 0;
-            for task in tasks {
-                completed += task.await.expect("worker");
-            }
-            assert_eq!(completed, jobs, "every job completed exactly once");
-            let worked = started.elapsed().as_secs_f64() - 0.2; // the final empty long-poll
-            let end_to_end = jobs as f64 / (enqueue_rate.recip() * jobs as f64 + worked);
+        let mut batch_rates = Vec::new();
+        for round_number in 0..rounds {
+            let each = round(jobs, workers, fetch, enqueue_batch, Completion::EachJob).await;
             println!(
-                "  round {round}: enqueue {enqueue_rate:.0} jobs/s; fetch+complete {:.0} jobs/s; end to end {end_to_end:.0} jobs/s",
-                jobs as f64 / worked
+                "  round {round_number}: enqueue {:.0} jobs/s; fetch+complete {:.0} jobs/s; end to end {:.0} jobs/s",
+                each.enqueue_rate, each.work_rate, each.end_to_end
             );
-            enqueue_rates.push(enqueue_rate);
-            end_to_end_rates.push(end_to_end);
-            engine.shutdown().await.expect("shutdown");
+            enqueue_rates.push(each.enqueue_rate);
+            end_to_end_rates.push(each.end_to_end);
+            if batch_too {
+                let batch = round(jobs, workers, fetch, enqueue_batch, Completion::Batch).await;
+                println!(
+                    "  round {round_number}, complete_jobs per fetched batch: enqueue {:.0} jobs/s; fetch+complete {:.0} jobs/s; end to end {:.0} jobs/s",
+                    batch.enqueue_rate, batch.work_rate, batch.end_to_end
+                );
+                batch_rates.push(batch.end_to_end);
+            }
         }
         println!(
             "median: enqueue {:.0} jobs/s, end to end (enqueue + fetch + complete) {:.0} jobs/s",
             median(enqueue_rates),
             median(end_to_end_rates)
         );
+        if batch_too {
+            println!(
+                "median with complete_jobs (one call per fetched batch): end to end {:.0} jobs/s",
+                median(batch_rates)
+            );
+        }
     });
 }

@@ -243,10 +243,12 @@ fn run_committer(db: Arc<Database>, mut receiver: mpsc::Receiver<CommitRequest>)
                 Err(_) => break,
             }
         }
-        let writes: Vec<StateWrite> = group
-            .iter_mut()
-            .flat_map(|(writes, _)| std::mem::take(writes))
-            .collect();
+        let writes = without_overwritten(
+            group
+                .iter_mut()
+                .flat_map(|(writes, _)| std::mem::take(writes))
+                .collect(),
+        );
         let outcome = apply(&db, &writes);
         for (_, done) in group {
             let answer = match &outcome {
@@ -256,6 +258,37 @@ fn run_committer(db: Arc<Database>, mut receiver: mpsc::Receiver<CommitRequest>)
             let _ = done.send(answer);
         }
     }
+}
+
+/// Drops every put or delete of a key that a later put or delete in the same transaction
+/// replaces: the outcome is the same (a point write decides its key's final value whatever
+/// came before it, ranges included), and redb charges a B-tree update for each. Acks at a
+/// queue's ack floor each rewrite the floor key, so a group of acks carries many of them.
+fn without_overwritten(writes: Vec<StateWrite>) -> Vec<StateWrite> {
+    let mut last_write = std::collections::HashMap::with_capacity(writes.len());
+    for (index, write) in writes.iter().enumerate() {
+        if let StateWrite::Put { table, key, .. } | StateWrite::Delete { table, key } = write {
+            last_write.insert((*table, key.as_str()), index);
+        }
+    }
+    if last_write.len() == writes.len() {
+        return writes;
+    }
+    let keep: Vec<bool> = writes
+        .iter()
+        .enumerate()
+        .map(|(index, write)| match write {
+            StateWrite::Put { table, key, .. } | StateWrite::Delete { table, key } => {
+                last_write.get(&(*table, key.as_str())) == Some(&index)
+            }
+            _ => true,
+        })
+        .collect();
+    writes
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(write, keep)| keep.then_some(write))
+        .collect()
 }
 
 fn delete_keys(
@@ -282,40 +315,62 @@ fn delete_keys(
     Ok(())
 }
 
+impl StateWrite {
+    fn table(&self) -> &'static str {
+        match self {
+            StateWrite::Put { table, .. }
+            | StateWrite::Delete { table, .. }
+            | StateWrite::DeletePrefix { table, .. }
+            | StateWrite::DeleteRange { table, .. } => table,
+        }
+    }
+}
+
+type OpenTable<'txn> = redb::Table<'txn, &'static str, &'static [u8]>;
+
 fn apply(db: &Database, writes: &[StateWrite]) -> Result<()> {
     let transaction = db.begin_write().map_err(state_error)?;
-    for write in writes {
-        match write {
-            StateWrite::Put { table, key, value } => {
-                let mut table = transaction
-                    .open_table(definition(table))
-                    .map_err(state_error)?;
-                table
-                    .insert(key.as_str(), value.as_slice())
-                    .map_err(state_error)?;
-            }
-            StateWrite::Delete { table, key } => {
-                let mut table = transaction
-                    .open_table(definition(table))
-                    .map_err(state_error)?;
-                table.remove(key.as_str()).map_err(state_error)?;
-            }
-            StateWrite::DeletePrefix { table, prefix } => {
-                let mut table = transaction
-                    .open_table(definition(table))
-                    .map_err(state_error)?;
-                let end = prefix_end(prefix);
-                delete_keys(&mut table, prefix, end.as_deref())?;
-            }
-            StateWrite::DeleteRange { table, start, end } => {
-                let mut table = transaction
-                    .open_table(definition(table))
-                    .map_err(state_error)?;
-                delete_keys(&mut table, start, Some(end))?;
-            }
+    {
+        // Each table is opened once per transaction: opening one costs about as much as a
+        // write, and a group commit carries thousands of writes to a few tables.
+        let mut tables: Vec<(&'static str, OpenTable<'_>)> = Vec::new();
+        for write in writes {
+            let name = write.table();
+            let index = match tables.iter().position(|(open, _)| *open == name) {
+                Some(index) => index,
+                None => {
+                    let table = transaction
+                        .open_table(definition(name))
+                        .map_err(state_error)?;
+                    tables.push((name, table));
+                    tables.len() - 1
+                }
+            };
+            apply_one(&mut tables[index].1, write)?;
         }
     }
     transaction.commit().map_err(state_error)
+}
+
+fn apply_one(table: &mut OpenTable<'_>, write: &StateWrite) -> Result<()> {
+    match write {
+        StateWrite::Put { key, value, .. } => {
+            table
+                .insert(key.as_str(), value.as_slice())
+                .map_err(state_error)?;
+        }
+        StateWrite::Delete { key, .. } => {
+            table.remove(key.as_str()).map_err(state_error)?;
+        }
+        StateWrite::DeletePrefix { prefix, .. } => {
+            let end = prefix_end(prefix);
+            delete_keys(table, prefix, end.as_deref())?;
+        }
+        StateWrite::DeleteRange { start, end, .. } => {
+            delete_keys(table, start, Some(end))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -393,5 +448,81 @@ mod tests {
         }
         let store = reopened.expect("reopen");
         assert_eq!(store.scan_prefix("t", "").unwrap().len(), 32 * 50);
+    }
+
+    fn table_contents(store: &StateStore) -> Vec<(String, Vec<u8>)> {
+        store.scan_prefix("t", "").unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Dropping overwritten point writes never changes what a transaction leaves behind,
+        /// whatever ranges and deletes come between them.
+        #[test]
+        fn dropping_overwritten_writes_keeps_the_outcome(
+            ops in proptest::collection::vec((0u8..4, 0u8..6, 0u8..6, proptest::num::u8::ANY), 1..40)
+        ) {
+            let writes: Vec<StateWrite> = ops
+                .iter()
+                .map(|(kind, a, b, value)| {
+                    let key = format!("k{a}");
+                    match kind {
+                        0 | 1 => StateWrite::Put { table: "t", key, value: vec![*value] },
+                        2 => StateWrite::Delete { table: "t", key },
+                        _ => StateWrite::DeleteRange {
+                            table: "t",
+                            start: format!("k{}", a.min(b)),
+                            end: format!("k{}", a.max(b)),
+                        },
+                    }
+                })
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let all = StateStore::open(&dir.path().join("all.redb")).unwrap();
+            let fewer = StateStore::open(&dir.path().join("fewer.redb")).unwrap();
+            all.write(&writes).unwrap();
+            let kept = without_overwritten(writes.clone());
+            proptest::prop_assert!(kept.len() <= writes.len());
+            fewer.write(&kept).unwrap();
+            proptest::prop_assert_eq!(table_contents(&all), table_contents(&fewer));
+        }
+    }
+
+    #[test]
+    fn a_failed_group_commit_fails_every_waiter_and_stores_none_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let db = Arc::new(Database::builder().create(&path).unwrap());
+        // A multimap table of that name makes any write to it fail inside the transaction.
+        let setup = db.begin_write().unwrap();
+        setup
+            .open_multimap_table(redb::MultimapTableDefinition::<&str, &str>::new("broken"))
+            .unwrap();
+        setup.commit().unwrap();
+        let (sender, receiver) = mpsc::channel(COMMIT_QUEUE_MAX);
+        let mut answers = Vec::new();
+        for writer in 0..5 {
+            let table = if writer == 3 { "broken" } else { "t" };
+            let (done, answer) = oneshot::channel();
+            let writes = vec![StateWrite::Put {
+                table,
+                key: format!("w{writer}"),
+                value: vec![writer],
+            }];
+            sender.try_send((writes, done)).unwrap();
+            answers.push(answer);
+        }
+        drop(sender);
+        // Everything queued before the committer looks is one group.
+        run_committer(db.clone(), receiver);
+        for mut answer in answers {
+            let outcome = answer.try_recv().expect("answered");
+            assert!(outcome.is_err(), "every waiter of the failed group is told");
+        }
+        let read = db.begin_read().unwrap();
+        assert!(
+            read.open_table(definition("t")).is_err(),
+            "nothing of the group was committed"
+        );
     }
 }

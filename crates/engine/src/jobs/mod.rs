@@ -7,6 +7,7 @@
 //! timer, leased, finished); the job record (state store table `jobs`) holds what the queue
 //! does not — name, progress, result, error history, timestamps — and the final status.
 
+mod complete;
 mod model;
 mod query;
 mod store;
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use omnibus_storage::StateWrite;
 use omnibus_types::Header;
 
+pub use complete::JobCompletion;
 pub use model::*;
 pub use store::JobsState;
 
@@ -98,8 +100,9 @@ impl Engine {
         let state = self.state.clone();
         let events = self.jobs.events.clone();
         let counts = self.jobs.counts.clone();
+        let running = self.jobs.running.clone();
         let listener: crate::queue::DeadLetterListener = Arc::new(move |name, letters| {
-            store::record_dead_letters(&state, &events, &counts, name, letters);
+            store::record_dead_letters(&state, &events, &counts, &running, name, letters);
         });
         *queue
             .on_dead_letter
@@ -153,9 +156,8 @@ impl Engine {
                 job.attempts = lease.attempt;
                 job.started_ms = self
                     .jobs
-                    .started()
-                    .get(&(queue.config.name.clone(), id))
-                    .copied()
+                    .running()
+                    .started_ms(&queue.config.name, id)
                     .or(job.started_ms);
             }
             Position::Ready { .. } => job.status = JobStatus::Waiting,
@@ -392,8 +394,13 @@ impl Engine {
         let mut active = Vec::with_capacity(deliveries.len());
         for (delivery, stored) in deliveries.into_iter().zip(stored) {
             let id = delivery.offset;
-            let stored: Option<Job> = stored.and_then(|bytes| serde_json::from_slice(&bytes).ok());
-            let mut job = match stored {
+            let stored: Option<(Job, usize)> = stored.and_then(|bytes| {
+                let job = serde_json::from_slice(&bytes).ok()?;
+                Some((job, bytes.len()))
+            });
+            // Kept for settling this attempt without reading the record again.
+            let kept = stored.clone();
+            let mut job = match stored.map(|(job, _)| job) {
                 Some(job) => job,
                 None => match self.read_job(&queue, id, false).await? {
                     Some(job) => job,
@@ -421,8 +428,8 @@ impl Engine {
                     .unwrap_or(deadline);
             }
             self.jobs
-                .started()
-                .insert((queue_name.to_string(), id), now);
+                .running()
+                .start(queue_name, id, delivery.attempt, now, kept);
             self.jobs.emit(self.event(&job, "active", delivery.attempt));
             active.push(ActiveJob {
                 job,
@@ -437,8 +444,19 @@ impl Engine {
         load_job(&self.state, queue, id)?.ok_or_else(|| job_not_found(queue, text_id))
     }
 
-    /// The record of a job being settled; rebuilt from its message when a crash lost it.
-    async fn settling_job(&self, queue: &Queue, id: u64, text_id: &str) -> Result<Job> {
+    /// The record of a job being settled by `attempt`: the one kept at fetch, else read;
+    /// rebuilt from its message when a crash lost it.
+    async fn settling_job(
+        &self,
+        queue: &Queue,
+        id: u64,
+        text_id: &str,
+        attempt: u32,
+    ) -> Result<Job> {
+        let kept = self.jobs.running().record(&queue.config.name, id, attempt);
+        if let Some(job) = kept {
+            return Ok(job);
+        }
         match load_job(&self.state, &queue.config.name, id)? {
             Some(job) => Ok(job),
             None => self
@@ -465,59 +483,25 @@ impl Engine {
                 max: JOB_DOCUMENT_BYTES_MAX,
             });
         }
-        let mut job = self.settling_job(&queue, offset, id).await?;
+        let mut job = self.settling_job(&queue, offset, id, attempt).await?;
         let lease_ms = job.timeout_ms.unwrap_or(queue.config.lease_ms);
         let deadline = queue.extend(offset, attempt, lease_ms).await?;
         job.progress = Some(progress.clone());
         job.updated_ms = now_ms();
         job.status = JobStatus::Active;
-        self.state.commit(vec![put_job(&job, offset)]).await?;
+        let write = put_job(&job, offset);
+        let size = match &write {
+            StateWrite::Put { value, .. } => value.len(),
+            _ => usize::MAX,
+        };
+        self.state.commit(vec![write]).await?;
+        self.jobs
+            .running()
+            .update(queue_name, offset, attempt, &job, size);
         let mut event = self.event(&job, "progress", attempt);
         event.progress = Some(progress);
         self.jobs.emit(event);
         Ok(deadline)
-    }
-
-    /// Completes the attempt with an optional result.
-    pub async fn complete_job(
-        &self,
-        queue_name: &str,
-        id: &str,
-        attempt: u32,
-        result: Option<serde_json::Value>,
-    ) -> Result<Job> {
-        let queue = self.queue(queue_name)?;
-        let offset = parse_id(id)?;
-        if let Some(size) = result
-            .as_ref()
-            .map(document_size)
-            .filter(|s| *s > JOB_DOCUMENT_BYTES_MAX)
-        {
-            return Err(EngineError::MessageTooLarge {
-                what: "result",
-                bytes: size,
-                max: JOB_DOCUMENT_BYTES_MAX,
-            });
-        }
-        let mut job = self.settling_job(&queue, offset, id).await?;
-        let now = now_ms();
-        job.result = result.clone();
-        job.attempts = attempt;
-        let key = (queue_name.to_string(), offset);
-        job.started_ms = self.jobs.started().get(&key).copied().or(job.started_ms);
-        let writes = finalize(&mut job, offset, JobStatus::Completed, now);
-        // One transaction: the ack and the final record (a stale attempt writes nothing).
-        queue.ack_with(offset, attempt, writes).await?;
-        self.jobs.started().remove(&key);
-        self.jobs
-            .counts()
-            .entry(queue_name.to_string())
-            .or_default()
-            .add(JobStatus::Completed, now);
-        let mut event = self.event(&job, "completed", attempt);
-        event.result = result;
-        self.jobs.emit(event);
-        Ok(job)
     }
 
     /// Fails the attempt: retried after `retry_delay_ms` or the job's backoff, or dead when its
@@ -533,15 +517,13 @@ impl Engine {
         let queue = self.queue(queue_name)?;
         let offset = parse_id(id)?;
         let error: String = error.chars().take(4096).collect();
-        let mut job = self.settling_job(&queue, offset, id).await?;
+        let mut job = self.settling_job(&queue, offset, id, attempt).await?;
         let now = now_ms();
-        self.jobs
-            .started()
-            .remove(&(queue_name.to_string(), offset));
         job.attempts = attempt;
         push_error(&mut job, attempt, &error, now);
         if attempt >= job.max_attempts {
             queue.term(offset, attempt, &error).await?;
+            self.jobs.running().remove(queue_name, offset);
             // The queue's dead-letter hook wrote the final record; reload it.
             let mut dead = self.stored_job(queue_name, offset, id)?;
             if !dead.status.is_final() {
@@ -555,10 +537,13 @@ impl Engine {
             job.backoff
                 .map(|b| b.delay_ms(attempt, queue.config.jitter, offset))
         });
-        queue.nack(offset, attempt, delay, &error).await?;
         job.status = JobStatus::Failed;
         job.updated_ms = now;
-        self.state.commit(vec![put_job(&job, offset)]).await?;
+        // The record goes with the nack, so the retry's worker reads it with this error.
+        queue
+            .nack_with(offset, attempt, delay, &error, vec![put_job(&job, offset)])
+            .await?;
+        self.jobs.running().remove(queue_name, offset);
         let mut event = self.event(&job, "failed", attempt);
         event.error = Some(error);
         self.jobs.emit(event);
@@ -586,9 +571,7 @@ impl Engine {
             )));
         }
         let now = now_ms();
-        self.jobs
-            .started()
-            .remove(&(queue_name.to_string(), offset));
+        self.jobs.running().remove(queue_name, offset);
         let writes = finalize(&mut job, offset, JobStatus::Cancelled, now);
         self.state.commit(writes).await?;
         self.jobs

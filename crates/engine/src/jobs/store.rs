@@ -95,8 +95,8 @@ pub struct JobsState {
     pub events: broadcast::Sender<JobEvent>,
     /// Serializes enqueues that carry unique keys, so two racing enqueues make one job.
     pub unique_lock: tokio::sync::Mutex<()>,
-    /// When each active attempt started: (queue, id) → ms.
-    pub started: Mutex<HashMap<(String, u64), i64>>,
+    /// Jobs being worked on: when each attempt started, and their records.
+    pub running: Arc<Mutex<RunningJobs>>,
     pub counts: Arc<Mutex<HashMap<String, FinalCounts>>>,
 }
 
@@ -112,7 +112,7 @@ impl JobsState {
         JobsState {
             events,
             unique_lock: tokio::sync::Mutex::new(()),
-            started: Mutex::new(HashMap::new()),
+            running: Arc::new(Mutex::new(RunningJobs::default())),
             counts: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -121,13 +121,130 @@ impl JobsState {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn started(&self) -> MutexGuard<'_, HashMap<(String, u64), i64>> {
-        self.started.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn running(&self) -> MutexGuard<'_, RunningJobs> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn emit(&self, event: JobEvent) {
         // No subscribers is fine: events are for whoever listens now.
         let _ = self.events.send(event);
+    }
+}
+
+/// Total bytes of job records kept for running jobs; beyond it they are read again.
+pub const RUNNING_RECORDS_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// A record larger than this (a big progress document) is not kept.
+pub const RUNNING_RECORD_BYTES_MAX: usize = 16 * 1024;
+
+/// One fetched attempt of a job.
+struct Running {
+    started_ms: i64,
+    attempt: u32,
+    /// The stored record as it was fetched (no payload) and its encoded size.
+    record: Option<(Job, usize)>,
+}
+
+/// Jobs fetched and not yet settled, per queue and id. Settling a job needs its stored
+/// record; keeping the one read at fetch saves a state-store read and a JSON decode per
+/// completion. Only the current attempt's record is used, and every write of a running
+/// job's record (progress) goes through [`RunningJobs::update`], so the copy is the stored
+/// record. Bounded: one entry per delivered attempt, records up to
+/// [`RUNNING_RECORDS_BYTES_MAX`] in all; entries go when the job is settled, redelivered or
+/// dead-lettered.
+#[derive(Default)]
+pub struct RunningJobs {
+    queues: HashMap<String, HashMap<u64, Running>>,
+    record_bytes: usize,
+}
+
+impl RunningJobs {
+    /// Records that `attempt` of job `id` started; keeps `record` (encoded in `size` bytes)
+    /// if there is room.
+    pub fn start(
+        &mut self,
+        queue: &str,
+        id: u64,
+        attempt: u32,
+        now: i64,
+        record: Option<(Job, usize)>,
+    ) {
+        self.remove(queue, id);
+        let record = record
+            .filter(|(_, size)| self.fits(*size))
+            .map(|(mut job, size)| {
+                // The payload is in the log; holding it would pin the read buffer.
+                job.payload = bytes::Bytes::new();
+                (job, size)
+            });
+        self.record_bytes += record.as_ref().map_or(0, |(_, size)| *size);
+        let entry = Running {
+            started_ms: now,
+            attempt,
+            record,
+        };
+        match self.queues.get_mut(queue) {
+            Some(jobs) => {
+                jobs.insert(id, entry);
+            }
+            None => {
+                self.queues
+                    .insert(queue.to_string(), HashMap::from([(id, entry)]));
+            }
+        }
+    }
+
+    fn fits(&self, size: usize) -> bool {
+        size <= RUNNING_RECORD_BYTES_MAX && self.record_bytes + size <= RUNNING_RECORDS_BYTES_MAX
+    }
+
+    pub fn started_ms(&self, queue: &str, id: u64) -> Option<i64> {
+        Some(self.queues.get(queue)?.get(&id)?.started_ms)
+    }
+
+    /// The kept record of `attempt`, if that is the attempt running.
+    pub fn record(&self, queue: &str, id: u64, attempt: u32) -> Option<Job> {
+        let running = self.queues.get(queue)?.get(&id)?;
+        if running.attempt != attempt {
+            return None;
+        }
+        running.record.as_ref().map(|(job, _)| job.clone())
+    }
+
+    /// The record of `attempt` was rewritten (as `size` bytes): keep the new one, or none.
+    pub fn update(&mut self, queue: &str, id: u64, attempt: u32, record: &Job, size: usize) {
+        let fits = |bytes: usize, old: usize| {
+            size <= RUNNING_RECORD_BYTES_MAX && bytes - old + size <= RUNNING_RECORDS_BYTES_MAX
+        };
+        let bytes = self.record_bytes;
+        let Some(running) = self
+            .queues
+            .get_mut(queue)
+            .and_then(|jobs| jobs.get_mut(&id))
+        else {
+            return;
+        };
+        if running.attempt != attempt {
+            return;
+        }
+        let old = running.record.take().map_or(0, |(_, size)| size);
+        self.record_bytes -= old;
+        if fits(bytes, old) {
+            let mut kept = record.clone();
+            kept.payload = bytes::Bytes::new();
+            running.record = Some((kept, size));
+            self.record_bytes += size;
+        }
+    }
+
+    /// Forgets job `id`; returns when its attempt started.
+    pub fn remove(&mut self, queue: &str, id: u64) -> Option<i64> {
+        let jobs = self.queues.get_mut(queue)?;
+        let running = jobs.remove(&id)?;
+        if jobs.is_empty() {
+            self.queues.remove(queue);
+        }
+        self.record_bytes -= running.record.map_or(0, |(_, size)| size);
+        Some(running.started_ms)
     }
 }
 
@@ -189,12 +306,17 @@ pub fn record_dead_letters(
     state: &StateStore,
     events: &broadcast::Sender<JobEvent>,
     counts: &Mutex<HashMap<String, FinalCounts>>,
+    running: &Mutex<RunningJobs>,
     queue: &str,
     letters: &[DeadLetter],
 ) {
     let now = now_ms();
     let mut writes = Vec::new();
     for letter in letters {
+        running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(queue, letter.offset);
         let Ok(Some(mut job)) = load_job(state, queue, letter.offset) else {
             continue;
         };

@@ -155,10 +155,18 @@ async fn a_job_whose_worker_vanishes_is_redelivered_and_dies_after_max_attempts(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(job.status, JobStatus::Dead);
-    let page = engine
-        .list_jobs("jobs", Some(JobStatus::Dead), None, 10)
-        .await
-        .unwrap();
+    // The dead-letter hook records the final status right after the queue dead-letters it;
+    // listing by status sees it once the hook has run.
+    let page = loop {
+        let page = engine
+            .list_jobs("jobs", Some(JobStatus::Dead), None, 10)
+            .await
+            .unwrap();
+        if !page.jobs.is_empty() || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(page.jobs.len(), 1, "recorded as dead by the queue's hook");
 }
 
@@ -294,4 +302,72 @@ async fn a_poison_job_dies_with_its_last_error_while_ten_thousand_others_complet
         (stats.waiting, stats.active, stats.delayed, stats.failed),
         (0, 0, 0, 0)
     );
+}
+
+#[tokio::test]
+async fn a_stale_attempt_in_a_batch_completion_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path(), 100, 5).await;
+    let jobs = (0..3).map(|i| job("resize", &format!("{i}"))).collect();
+    let ids: Vec<String> = engine
+        .enqueue_jobs("jobs", jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        engine.fetch_jobs("jobs", "slow", 3, 0).await.unwrap().len(),
+        3
+    );
+    // The slow worker's leases expire; another worker gets attempt 2 of every job.
+    let mut second = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        second.extend(engine.fetch_jobs("jobs", "fast", 3, 0).await.unwrap());
+        if second.len() == 3 {
+            break;
+        }
+    }
+    assert!(second.iter().all(|a| a.attempt == 2), "redelivered");
+    engine
+        .job_progress("jobs", &ids[0], 2, serde_json::json!({"step": 1}))
+        .await
+        .unwrap();
+    let completion = |id: &String, attempt| JobCompletion {
+        id: id.clone(),
+        attempt,
+        result: Some(serde_json::json!({"by": attempt})),
+    };
+    let answers = engine
+        .complete_jobs(
+            "jobs",
+            vec![
+                completion(&ids[0], 2),
+                completion(&ids[1], 1),
+                completion(&"not-a-number".to_string(), 2),
+                completion(&ids[2], 2),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 4);
+    assert_eq!(answers[0].as_ref().unwrap().status, JobStatus::Completed);
+    assert!(matches!(answers[1], Err(EngineError::StaleAttempt(_))));
+    assert!(matches!(answers[2], Err(EngineError::BadRequest(_))));
+    assert_eq!(answers[3].as_ref().unwrap().status, JobStatus::Completed);
+    let first = engine.get_job("jobs", &ids[0]).await.unwrap();
+    assert_eq!(first.status, JobStatus::Completed);
+    assert_eq!(first.progress, Some(serde_json::json!({"step": 1})));
+    assert_eq!(first.result, Some(serde_json::json!({"by": 2})));
+    assert_eq!(
+        engine.get_job("jobs", &ids[1]).await.unwrap().status,
+        JobStatus::Active,
+        "the stale completion changed nothing"
+    );
+    let done = engine
+        .complete_jobs("jobs", vec![completion(&ids[1], 2)])
+        .await
+        .unwrap();
+    assert_eq!(done[0].as_ref().unwrap().attempts, 2);
 }

@@ -145,6 +145,8 @@ pub struct QueueCore {
     bytes: bytes::ByteCount,
     /// Leases that expired since the queue was opened (for its rates).
     lease_expiries: u64,
+    /// First deliveries recorded as runs (see `runs.rs`).
+    runs: runs::DeliveredRuns,
 }
 
 impl QueueCore {
@@ -171,6 +173,7 @@ impl QueueCore {
             active_worker: None,
             bytes: bytes::ByteCount::default(),
             lease_expiries: 0,
+            runs: runs::DeliveredRuns::default(),
         }
     }
 
@@ -463,6 +466,7 @@ impl QueueCore {
             .min(max);
         let mut grants = Vec::new();
         let mut writes = Vec::new();
+        let mut first_deliveries = Vec::new();
         for priority in (0..PRIORITY_LEVELS).rev() {
             if grants.len() >= room {
                 break;
@@ -474,14 +478,21 @@ impl QueueCore {
             };
             for offset in offsets {
                 self.bytes_granted(offset);
+                let first_delivery = !self.attempts.contains_key(&offset);
                 let entry = self.attempts.entry(offset).or_insert((0, String::new()));
                 entry.0 += 1;
                 let attempt = entry.0;
-                writes.push(StateWrite::Put {
-                    table: keys::TABLE,
-                    key: keys::delivery(&self.name, offset),
-                    value: keys::encode_delivery(attempt, &entry.1),
-                });
+                if first_delivery {
+                    first_deliveries.push(offset);
+                } else {
+                    let value = keys::encode_delivery(attempt, &entry.1);
+                    self.stop_covering(offset);
+                    writes.push(StateWrite::Put {
+                        table: keys::TABLE,
+                        key: keys::delivery(&self.name, offset),
+                        value,
+                    });
+                }
                 let deadline_ms = now_ms + self.policy.lease_ms as i64;
                 self.leases.insert(
                     offset,
@@ -499,6 +510,7 @@ impl QueueCore {
                 });
             }
         }
+        writes.extend(self.record_first_deliveries(&mut first_deliveries));
         if !grants.is_empty() {
             *self
                 .unacked_by_worker
@@ -556,9 +568,18 @@ impl QueueCore {
         }
         self.bytes_lease_ended(offset, true);
         let mut writes = Vec::new();
+        let covered = self.finish_covered(offset);
         if let Some(entry) = self.attempts.get_mut(&offset) {
             entry.0 = entry.0.saturating_sub(1);
-            if entry.0 == 0 {
+            if covered {
+                // Its run still says "delivered once": a `D` key saying 0 overrides it, and
+                // the kept entry makes the next delivery write its `D` key again.
+                writes.push(StateWrite::Put {
+                    table: keys::TABLE,
+                    key: keys::delivery(&self.name, offset),
+                    value: keys::encode_delivery(entry.0, &entry.1),
+                });
+            } else if entry.0 == 0 {
                 self.attempts.remove(&offset);
                 writes.push(StateWrite::Delete {
                     table: keys::TABLE,
@@ -668,6 +689,7 @@ impl QueueCore {
             .or_insert((attempt, String::new()));
         entry.1 = error.to_string();
         let attempts = entry.0;
+        self.stop_covering(offset);
         writes.push(StateWrite::Put {
             table: keys::TABLE,
             key: keys::delivery(&self.name, offset),
@@ -702,10 +724,13 @@ impl QueueCore {
 
     /// Marks an offset finished and advances the floor over every finished offset after it.
     fn finish(&mut self, offset: u64) -> Vec<StateWrite> {
-        let mut writes = vec![StateWrite::Delete {
-            table: keys::TABLE,
-            key: keys::delivery(&self.name, offset),
-        }];
+        let mut writes = Vec::new();
+        if !self.finish_covered(offset) {
+            writes.push(StateWrite::Delete {
+                table: keys::TABLE,
+                key: keys::delivery(&self.name, offset),
+            });
+        }
         self.attempts.remove(&offset);
         self.priority_of.remove(&offset);
         self.key_of.remove(&offset);
@@ -744,6 +769,7 @@ impl QueueCore {
                 end: keys::acked(&self.name, floor),
             });
         }
+        writes.extend(self.forget_runs_below_floor());
         writes
     }
 }
@@ -752,6 +778,7 @@ mod admin;
 mod bytes;
 mod inspect;
 mod modes;
+mod runs;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 //! | `F` | u64 BE | ack floor: every offset below it is finished (acked or dead-lettered) |
 //! | `A<offset:20>` | empty | finished, above the floor |
 //! | `D<offset:20>` | u32 BE attempts, then UTF-8 last error | delivered at least once, not finished |
+//! | `G<end:20>` | u64 BE first | offsets `[first, end)` were delivered at least once (one fetch's first deliveries); an unfinished one without a `D` key has had one attempt |
 //! | `T<due_ms:20><offset:20>` | empty | waiting until `due_ms` (delayed enqueue, or retry backoff) |
 //! | `P<first:20>` | u64 BE end, u8 priority | offsets `[first, end)` have this priority (0 is not stored) |
 //! | `S` | `paused` | the queue is paused |
@@ -32,6 +33,11 @@ pub fn acked(queue: &str, offset: u64) -> String {
 
 pub fn delivery(queue: &str, offset: u64) -> String {
     format!("{queue}{SEPARATOR}D{offset:020}")
+}
+
+/// `G<end>` → u64 BE first: a run of first deliveries (see `core/runs.rs`).
+pub fn delivered_run(queue: &str, end: u64) -> String {
+    format!("{queue}{SEPARATOR}G{end:020}")
 }
 
 pub fn timer(queue: &str, due_ms: i64, offset: u64) -> String {

@@ -7,6 +7,7 @@
 //! - `runtime.rs`: a live queue — core + logs + state store + timer task.
 //! - `append.rs`: building and appending new messages; `overflow.rs`: `max_length` and
 //!   `max_bytes` with the overflow policy; `rates.rs`: per-second rates for the stats.
+//! - `reader.rs`: reads messages by offset, keeping the last read decoded.
 //! - this file: the engine API.
 //!
 //! Delivery is at-least-once: a message is redelivered when its lease expires, when it is
@@ -20,6 +21,7 @@ mod overflow;
 pub mod policy;
 pub mod ranges;
 pub mod rates;
+mod reader;
 mod runtime;
 
 use std::sync::Arc;

@@ -20,6 +20,7 @@ use super::core::{DeadLetter, Grant, QueueCore, SettleError, TimerSource};
 use super::keys;
 use super::overflow::message_bytes;
 use super::rates::{QueueRates, RateKind, RateRing};
+use super::reader::RecordReader;
 use super::QueueConfig;
 use crate::engine::now_ms;
 use crate::error::{EngineError, Result};
@@ -36,6 +37,8 @@ pub struct Queue {
     core: Mutex<QueueCore>,
     pub(crate) log: Arc<PartitionLog>,
     pub(crate) dead_letter: Arc<PartitionLog>,
+    /// Reads messages by offset for deliveries and dead letters.
+    reader: Arc<RecordReader>,
     state: Arc<StateStore>,
     /// Woken when offsets become ready, so long-polling receivers retry.
     pub(crate) available: Notify,
@@ -117,6 +120,7 @@ impl Queue {
         let mut finished = Vec::new();
         let mut attempts = Vec::new();
         let mut priorities = Vec::new();
+        let mut runs = Vec::new();
         for (key, value) in state.scan_prefix(keys::TABLE, &keys::prefix(&name))? {
             let Some(suffix) = keys::suffix(&name, &key) else {
                 continue;
@@ -135,6 +139,12 @@ impl Queue {
                     if let Some(offset) = number(offset) {
                         let (count, error) = keys::decode_delivery(&value);
                         attempts.push((offset, count, error));
+                    }
+                }
+                ("G", end) if value.len() == 8 => {
+                    if let Some(end) = number(end) {
+                        let first = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+                        runs.push((first, end));
                     }
                 }
                 ("P", first) if value.len() == 9 => {
@@ -159,6 +169,7 @@ impl Queue {
             &timers,
             log.high_watermark(),
         );
+        core.recover_runs(runs);
         core.set_paused(paused);
         recover_from_log(
             &mut core,
@@ -174,6 +185,7 @@ impl Queue {
             dedup_lock: tokio::sync::Mutex::new(()),
             config,
             core: Mutex::new(core),
+            reader: Arc::new(RecordReader::new(log.clone(), &name)),
             log,
             dead_letter,
             state,
@@ -309,17 +321,24 @@ impl Queue {
         key_hashes: &[Option<u64>],
         bytes: u64,
     ) -> Result<()> {
-        let _timer_io = self.timer_io.lock().await;
         let now = now_ms();
+        let delayed = runs
+            .iter()
+            .any(|(.., due)| due.is_some_and(|due| due > now));
+        // Only runs that add timers need the timer lock held until they are committed;
+        // enqueues without delays do not wait for each other's commits.
+        let _timer_io = if delayed {
+            Some(self.timer_io.lock().await)
+        } else {
+            None
+        };
         let mut writes = Vec::new();
-        let mut delayed = false;
         {
             let mut core = self.lock();
             if let Some((first, ..)) = runs.first() {
                 core.set_keys(*first, key_hashes);
             }
             for (first, end, priority, due) in runs {
-                delayed |= due.is_some_and(|due| due > now);
                 writes.extend(core.register(*first, *end, *priority, *due, now));
             }
             core.add_waiting_bytes(bytes);
@@ -422,13 +441,11 @@ impl Queue {
         Ok(deliveries)
     }
 
-    /// Reads the records of `grants` (sorted or not) from the log, one read per run of
-    /// consecutive offsets.
+    /// Reads the records of `grants` (sorted or not) from the log; see `reader.rs`.
     async fn read_records(&self, grants: &[Grant]) -> Result<Vec<Record>> {
-        let log = self.log.clone();
+        let reader = self.reader.clone();
         let offsets: Vec<u64> = grants.iter().map(|g| g.offset).collect();
-        let name = self.config.name.clone();
-        tokio::task::spawn_blocking(move || read_offsets(&log, &offsets, &name))
+        tokio::task::spawn_blocking(move || reader.read(&offsets))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
     }
@@ -452,6 +469,34 @@ impl Queue {
         Ok(())
     }
 
+    /// Acks several deliveries under one lock of the core, committing them in one request
+    /// (so in one group commit), each with its `extra` writes (a job's final record). A stale
+    /// or unknown delivery gets its own error and writes nothing, without failing the others;
+    /// if the commit fails, every ack it carried gets the error.
+    pub(crate) async fn ack_many(&self, acks: Vec<(u64, u32, Vec<StateWrite>)>) -> Vec<Result<()>> {
+        let mut writes = Vec::new();
+        let mut answers: Vec<Result<()>> = Vec::with_capacity(acks.len());
+        {
+            let mut core = self.lock();
+            for (offset, attempt, extra) in acks {
+                answers.push(match core.ack(offset, attempt) {
+                    Ok(ack) => {
+                        writes.extend(ack);
+                        writes.extend(extra);
+                        Ok(())
+                    }
+                    Err(error) => Err(error.into()),
+                });
+            }
+        }
+        if let Err(error) = self.commit(writes).await {
+            for answer in answers.iter_mut().filter(|answer| answer.is_ok()) {
+                *answer = Err(copy_commit_error(&error));
+            }
+        }
+        answers
+    }
+
     pub async fn nack(
         &self,
         offset: u64,
@@ -459,12 +504,27 @@ impl Queue {
         delay_ms: Option<u64>,
         error: &str,
     ) -> Result<()> {
+        self.nack_with(offset, attempt, delay_ms, error, Vec::new())
+            .await
+    }
+
+    /// Nacks and commits `extra` writes in the same transaction (a job's updated record), so
+    /// a worker that receives the retry also finds the record that says why it is retried.
+    pub(crate) async fn nack_with(
+        &self,
+        offset: u64,
+        attempt: u32,
+        delay_ms: Option<u64>,
+        error: &str,
+        extra: Vec<StateWrite>,
+    ) -> Result<()> {
         let _timer_io = self.timer_io.lock().await;
-        let (writes, dead) = self
+        let (mut writes, dead) = self
             .lock()
             .nack(offset, attempt, delay_ms, error, now_ms())?;
         self.count(RateKind::Failed, 1);
         self.dead_letter_all(dead).await?;
+        writes.extend(extra);
         self.commit(writes).await?;
         self.timer_changed.notify_one();
         self.available.notify_waiters();
@@ -566,6 +626,19 @@ impl Queue {
     }
 }
 
+/// The same failure for another waiter of one commit (engine errors are not `Clone`).
+fn copy_commit_error(error: &EngineError) -> EngineError {
+    match error {
+        EngineError::Storage(omnibus_storage::StorageError::Closed) => {
+            EngineError::Storage(omnibus_storage::StorageError::Closed)
+        }
+        EngineError::Storage(omnibus_storage::StorageError::State(message)) => {
+            EngineError::Storage(omnibus_storage::StorageError::State(message.clone()))
+        }
+        other => EngineError::Internal(other.to_string()),
+    }
+}
+
 /// The hash that groups messages by key in key-shared mode.
 pub fn key_hash(key: &[u8]) -> u64 {
     crate::partitioner::murmur2(key) as u32 as u64
@@ -612,41 +685,4 @@ fn header_i64(record: &Record, name: &str) -> Option<i64> {
         .find(|h| h.name == name)
         .and_then(|h| std::str::from_utf8(&h.value).ok())
         .and_then(|text| text.parse().ok())
-}
-
-/// Reads exactly `offsets` (in the given order) from `log`.
-fn read_offsets(log: &PartitionLog, offsets: &[u64], queue: &str) -> Result<Vec<Record>> {
-    let mut sorted: Vec<u64> = offsets.to_vec();
-    sorted.sort_unstable();
-    let mut found = std::collections::HashMap::with_capacity(sorted.len());
-    let mut index = 0;
-    while index < sorted.len() {
-        let start = sorted[index];
-        let read = log.read(start, 1 << 20)?;
-        let records = decode_batches(read.bytes, start)?;
-        if records.is_empty() {
-            return Err(EngineError::Internal(format!(
-                "queue {queue}: offset {start} is not in the log"
-            )));
-        }
-        let mut by_offset: std::collections::HashMap<u64, Record> =
-            records.into_iter().map(|r| (r.offset, r)).collect();
-        while index < sorted.len() {
-            match by_offset.remove(&sorted[index]) {
-                Some(record) => {
-                    found.insert(sorted[index], record);
-                    index += 1;
-                }
-                None => break,
-            }
-        }
-    }
-    offsets
-        .iter()
-        .map(|offset| {
-            found.get(offset).cloned().ok_or_else(|| {
-                EngineError::Internal(format!("queue {queue}: offset {offset} missing"))
-            })
-        })
-        .collect()
 }

@@ -417,3 +417,47 @@ async fn a_message_id_seen_within_the_window_is_not_enqueued_twice() {
         .collect();
     assert_eq!(got, vec!["one", "two", "three"]);
 }
+
+#[tokio::test]
+async fn attempts_recorded_as_runs_survive_a_restart_and_leave_no_keys_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = engine(dir.path()).await;
+        engine.create_queue(spec("runs")).unwrap();
+        engine
+            .enqueue("runs", (0..6).map(|i| message(&format!("m{i}"))).collect())
+            .await
+            .unwrap();
+        let got = engine.receive("runs", "w1", 6, 0).await.unwrap();
+        assert!(got.iter().all(|d| d.attempt == 1));
+        engine.ack("runs", 1, 1).await.unwrap();
+        engine.ack("runs", 4, 1).await.unwrap();
+        engine.nack("runs", 2, 1, Some(0), "boom").await.unwrap();
+        let again = engine.receive("runs", "w1", 1, 0).await.unwrap();
+        assert_eq!((again[0].offset, again[0].attempt), (2, 2));
+        // No shutdown: the leases are simply lost, as in a crash.
+    }
+    let engine = engine(dir.path()).await;
+    let got = engine.receive("runs", "w2", 10, 0).await.unwrap();
+    let attempts: Vec<(u64, u32)> = got.iter().map(|d| (d.offset, d.attempt)).collect();
+    assert_eq!(attempts, vec![(0, 2), (2, 3), (3, 2), (5, 2)]);
+    for delivery in &got {
+        engine
+            .ack("runs", delivery.offset, delivery.attempt)
+            .await
+            .unwrap();
+    }
+    assert_eq!(engine.queue_info("runs").unwrap().ack_floor, 6);
+    let left: Vec<String> = engine
+        .state
+        .scan_prefix(keys::TABLE, &keys::prefix("runs"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|(key, _)| keys::suffix("runs", &key).map(str::to_string))
+        .collect();
+    assert_eq!(
+        left,
+        vec!["F"],
+        "runs, attempts and acks above the floor are gone"
+    );
+}

@@ -44,7 +44,11 @@ fn delivers_in_order_and_acks_advance_the_floor() {
     assert!(grants
         .iter()
         .all(|g| g.attempt == 1 && g.deadline_ms == 1_000));
-    assert_eq!(writes.len(), 3, "one durable attempt record per delivery");
+    assert_eq!(
+        writes.len(),
+        1,
+        "one durable run record for three consecutive first deliveries"
+    );
     core.ack(1, 1).unwrap();
     assert_eq!(core.floor(), 0, "offset 0 is still out");
     core.ack(0, 1).unwrap();
@@ -346,4 +350,80 @@ fn a_paused_queue_delivers_nothing_until_resumed() {
     assert!(core.deliver("w", 10, 0).0.is_empty());
     core.set_paused(false);
     assert_eq!(core.deliver("w", 10, 0).0.len(), 2);
+}
+
+fn keys_of(writes: &[StateWrite]) -> Vec<String> {
+    writes
+        .iter()
+        .map(|write| match write {
+            StateWrite::Put { key, .. } => format!("put {}", keys::suffix("q", key).unwrap()),
+            StateWrite::Delete { key, .. } => format!("delete {}", keys::suffix("q", key).unwrap()),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn first_deliveries_are_runs_that_acks_leave_alone_until_the_floor_passes() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 4, 0, None, 0);
+    core.register(4, 6, 9, None, 0);
+    let (grants, writes) = core.deliver("w", 6, 0);
+    assert_eq!(offsets(&grants), vec![4, 5, 0, 1, 2, 3]);
+    assert_eq!(
+        keys_of(&writes),
+        vec![format!("put G{:020}", 6)],
+        "one run for the consecutive offsets, whatever order they were picked in"
+    );
+    let ack = core.ack(2, 1).unwrap();
+    assert_eq!(
+        keys_of(&ack),
+        vec![format!("put A{:020}", 2)],
+        "no D key to delete"
+    );
+    // A failure gives the offset its own D key, which its ack deletes.
+    let (nack, _) = core.nack(1, 1, Some(0), "boom", 0).unwrap();
+    assert!(keys_of(&nack).contains(&format!("put D{:020}", 1)));
+    let (again, _) = core.deliver("w", 1, 0);
+    assert_eq!((again[0].offset, again[0].attempt), (1, 2));
+    let mut floor_writes = Vec::new();
+    for (offset, attempt) in [(0, 1), (1, 2), (3, 1), (4, 1)] {
+        floor_writes.extend(keys_of(&core.ack(offset, attempt).unwrap()));
+    }
+    assert!(floor_writes.contains(&format!("delete D{:020}", 1)));
+    assert!(
+        !floor_writes.iter().any(|w| w.starts_with("delete G")),
+        "offset 5 is still out: the run stays"
+    );
+    let last = keys_of(&core.ack(5, 1).unwrap());
+    assert_eq!(core.floor(), 6);
+    assert!(last.contains(&format!("delete G{:020}", 6)), "{last:?}");
+}
+
+#[test]
+fn recovered_runs_give_unfinished_offsets_one_attempt_unless_a_d_key_says_otherwise() {
+    let mut core = QueueCore::new("q", policy());
+    // Run [0, 6) delivered; 1 and 4 finished; 2 failed twice (its D key); floor 0.
+    core.recover(0, [1, 4], [(2, 2, "boom".to_string())], [], &NoTimers, 8);
+    core.recover_runs([(0, 6)]);
+    let (grants, writes) = core.deliver("w", 10, 0);
+    let attempts: Vec<(u64, u32)> = grants.iter().map(|g| (g.offset, g.attempt)).collect();
+    assert_eq!(
+        attempts,
+        vec![(0, 2), (2, 3), (3, 2), (5, 2), (6, 1), (7, 1)],
+        "redelivered offsets count the lost attempt; 6 and 7 were never delivered"
+    );
+    assert_eq!(
+        keys_of(&writes)
+            .iter()
+            .filter(|w| w.starts_with("put D"))
+            .count(),
+        4,
+        "a second attempt is recorded in its own D key"
+    );
+    let ack = keys_of(&core.ack(3, 2).unwrap());
+    assert!(
+        ack.contains(&format!("delete D{:020}", 3)),
+        "the ack deletes the D key of a redelivered run offset: {ack:?}"
+    );
 }

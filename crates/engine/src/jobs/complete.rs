@@ -1,0 +1,217 @@
+//! Completing jobs, one or many per call.
+//!
+//! A completion is the queue's ack plus the job's final record, in one transaction. Many
+//! completions in one call share one lock of the queue and one group-commit request, and
+//! read the records they still need in one state-store read: for a worker that finishes jobs
+//! in batches, that is most of what a completion costs besides the commit itself.
+
+use super::store::{self, finalize, JOBS_TABLE};
+use super::{document_size, job_not_found, parse_id, Job, JobStatus};
+use super::{JOBS_PER_CALL_MAX, JOB_DOCUMENT_BYTES_MAX};
+use crate::engine::{now_ms, Engine};
+use crate::error::{EngineError, Result};
+use crate::queue::Queue;
+
+/// One job to complete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobCompletion {
+    pub id: String,
+    /// The attempt the worker was given; a stale one is rejected.
+    pub attempt: u32,
+    pub result: Option<serde_json::Value>,
+}
+
+/// A completion past validation, waiting for its record.
+struct Pending {
+    index: usize,
+    id: String,
+    offset: u64,
+    attempt: u32,
+    result: Option<serde_json::Value>,
+}
+
+impl Engine {
+    /// Completes the attempt with an optional result.
+    pub async fn complete_job(
+        &self,
+        queue_name: &str,
+        id: &str,
+        attempt: u32,
+        result: Option<serde_json::Value>,
+    ) -> Result<Job> {
+        let completion = JobCompletion {
+            id: id.to_string(),
+            attempt,
+            result,
+        };
+        let mut answers = self.complete_jobs(queue_name, vec![completion]).await?;
+        answers.pop().expect("one answer per completion")
+    }
+
+    /// Completes many attempts at once: one answer per completion, in order. Each one
+    /// succeeds or fails on its own (a stale attempt, an unknown job, a result too large),
+    /// exactly as [`Engine::complete_job`] would answer it; the ones that succeed are
+    /// committed together (one transaction), so if that commit fails they all fail. The
+    /// outer error is for the call itself (no such queue, too many completions).
+    pub async fn complete_jobs(
+        &self,
+        queue_name: &str,
+        completions: Vec<JobCompletion>,
+    ) -> Result<Vec<Result<Job>>> {
+        let queue = self.queue(queue_name)?;
+        if completions.len() > JOBS_PER_CALL_MAX {
+            return Err(EngineError::LimitExceeded(format!(
+                "{} completions in one call; the limit is {JOBS_PER_CALL_MAX}",
+                completions.len()
+            )));
+        }
+        let mut answers: Vec<Option<Result<Job>>> = Vec::with_capacity(completions.len());
+        let mut pending = Vec::with_capacity(completions.len());
+        for (index, completion) in completions.into_iter().enumerate() {
+            match check(&completion) {
+                Ok(offset) => {
+                    answers.push(None);
+                    pending.push(Pending {
+                        index,
+                        id: completion.id,
+                        offset,
+                        attempt: completion.attempt,
+                        result: completion.result,
+                    });
+                }
+                Err(error) => answers.push(Some(Err(error))),
+            }
+        }
+        let records = self.settling_jobs(&queue, &pending).await?;
+        let now = now_ms();
+        let mut acks = Vec::with_capacity(pending.len());
+        let mut settled = Vec::with_capacity(pending.len());
+        for (item, record) in pending.into_iter().zip(records) {
+            let mut job = match record {
+                Ok(job) => job,
+                Err(error) => {
+                    answers[item.index] = Some(Err(error));
+                    continue;
+                }
+            };
+            job.result = item.result.clone();
+            job.attempts = item.attempt;
+            job.started_ms = self
+                .jobs
+                .running()
+                .started_ms(queue_name, item.offset)
+                .or(job.started_ms);
+            let writes = finalize(&mut job, item.offset, JobStatus::Completed, now);
+            acks.push((item.offset, item.attempt, writes));
+            settled.push((item, job));
+        }
+        // One transaction for all: each ack with its final record (a stale attempt writes
+        // nothing and fails alone).
+        let outcomes = queue.ack_many(acks).await;
+        for ((item, job), outcome) in settled.into_iter().zip(outcomes) {
+            answers[item.index] = Some(outcome.map(|()| {
+                self.completed(
+                    queue_name,
+                    &job,
+                    item.offset,
+                    item.attempt,
+                    item.result,
+                    now,
+                );
+                job
+            }));
+        }
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.expect("every completion answered"))
+            .collect())
+    }
+
+    /// After a completion is durable: forget the running attempt, count it, tell subscribers.
+    fn completed(
+        &self,
+        queue_name: &str,
+        job: &Job,
+        offset: u64,
+        attempt: u32,
+        result: Option<serde_json::Value>,
+        now: i64,
+    ) {
+        self.jobs.running().remove(queue_name, offset);
+        self.jobs
+            .counts()
+            .entry(queue_name.to_string())
+            .or_default()
+            .add(JobStatus::Completed, now);
+        let mut event = self.event(job, "completed", attempt);
+        event.result = result;
+        self.jobs.emit(event);
+    }
+
+    /// The records of the jobs being completed: the ones kept at fetch, the rest read in one
+    /// state-store read (or rebuilt from the message when a crash lost the record).
+    async fn settling_jobs(&self, queue: &Queue, pending: &[Pending]) -> Result<Vec<Result<Job>>> {
+        let name = &queue.config.name;
+        let mut records: Vec<Option<Job>> = {
+            let running = self.jobs.running();
+            pending
+                .iter()
+                .map(|item| running.record(name, item.offset, item.attempt))
+                .collect()
+        };
+        let missing: Vec<usize> = (0..pending.len())
+            .filter(|index| records[*index].is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(records
+                .into_iter()
+                .map(|job| Ok(job.expect("kept")))
+                .collect());
+        }
+        let keys: Vec<String> = missing
+            .iter()
+            .map(|index| store::job_key(name, pending[*index].offset))
+            .collect();
+        let stored = self.state.get_many(JOBS_TABLE, &keys)?;
+        let mut answers: Vec<Option<Result<Job>>> = records.iter().map(|_| None).collect();
+        for (index, bytes) in missing.into_iter().zip(stored) {
+            let item = &pending[index];
+            let answer = match bytes {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
+                    EngineError::Internal(format!("job {name}/{}: {error}", item.offset))
+                }),
+                None => self
+                    .read_job(queue, item.offset, false)
+                    .await
+                    .and_then(|job| job.ok_or_else(|| job_not_found(name, &item.id))),
+            };
+            answers[index] = Some(answer);
+        }
+        Ok(records
+            .iter_mut()
+            .zip(answers)
+            .map(|(kept, answer)| match kept.take() {
+                Some(job) => Ok(job),
+                None => answer.expect("read above"),
+            })
+            .collect())
+    }
+}
+
+/// The offset of a completion's job, once its id and result are acceptable.
+fn check(completion: &JobCompletion) -> Result<u64> {
+    let offset = parse_id(&completion.id)?;
+    if let Some(size) = completion
+        .result
+        .as_ref()
+        .map(document_size)
+        .filter(|size| *size > JOB_DOCUMENT_BYTES_MAX)
+    {
+        return Err(EngineError::MessageTooLarge {
+            what: "result",
+            bytes: size,
+            max: JOB_DOCUMENT_BYTES_MAX,
+        });
+    }
+    Ok(offset)
+}

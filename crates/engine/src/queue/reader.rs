@@ -1,0 +1,112 @@
+//! Reads a queue's messages by offset, keeping the last read decoded.
+//!
+//! Deliveries ask for a handful of offsets at a time, while the log hands out whole batches
+//! (an enqueue of 1,000 messages is one batch). Decoding the batch for every delivery of 100
+//! of its messages was most of the CPU a fetch cost, so the last decoded read is kept: the
+//! next deliveries — usually the offsets right after — are served from it. Messages at an
+//! offset never change while the log is open (the log only appends; retention removes whole
+//! segments below the ack floor, which no delivery asks for), so the copy cannot go stale.
+//!
+//! Memory: one read — at most `READ_BYTES_BUDGET` of batches, or one batch when a single
+//! batch is larger.
+
+use std::sync::{Arc, Mutex};
+
+use omnibus_storage::batch::decode_batches;
+use omnibus_storage::PartitionLog;
+use omnibus_types::Record;
+
+use crate::error::{EngineError, Result};
+
+/// Bytes of batches read from the log at once (always at least one whole batch).
+const READ_BYTES_BUDGET: usize = 256 * 1024;
+
+/// Decoded records of one log read: offsets `[first, end)` (with gaps where the log holds
+/// control records), sorted by offset.
+struct DecodedRead {
+    first: u64,
+    end: u64,
+    records: Vec<Record>,
+}
+
+impl DecodedRead {
+    fn get(&self, offset: u64) -> Option<&Record> {
+        if offset < self.first || offset >= self.end {
+            return None;
+        }
+        self.records
+            .binary_search_by_key(&offset, |r| r.offset)
+            .ok()
+            .map(|index| &self.records[index])
+    }
+}
+
+pub(crate) struct RecordReader {
+    log: Arc<PartitionLog>,
+    queue: String,
+    last: Mutex<Option<Arc<DecodedRead>>>,
+}
+
+impl RecordReader {
+    pub(crate) fn new(log: Arc<PartitionLog>, queue: &str) -> RecordReader {
+        RecordReader {
+            log,
+            queue: queue.to_string(),
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The records at exactly `offsets`, in the given order. Blocking (file reads).
+    pub(crate) fn read(&self, offsets: &[u64]) -> Result<Vec<Record>> {
+        let mut sorted: Vec<u64> = offsets.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut found = std::collections::HashMap::with_capacity(sorted.len());
+        let mut current = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for offset in sorted {
+            let hit = current.as_ref().and_then(|read| read.get(offset));
+            let record = match hit {
+                Some(record) => record.clone(),
+                None => {
+                    let read = Arc::new(self.read_from(offset)?);
+                    let record = read.get(offset).cloned().ok_or_else(|| {
+                        EngineError::Internal(format!(
+                            "queue {}: offset {offset} is not in the log",
+                            self.queue
+                        ))
+                    })?;
+                    *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(read.clone());
+                    current = Some(read);
+                    record
+                }
+            };
+            found.insert(offset, record);
+        }
+        // Callers ask for distinct offsets (moved out); a repeated one is copied.
+        let distinct = found.len() == offsets.len();
+        offsets
+            .iter()
+            .map(|offset| {
+                let record = if distinct {
+                    found.remove(offset)
+                } else {
+                    found.get(offset).cloned()
+                };
+                record.ok_or_else(|| {
+                    EngineError::Internal(format!("queue {}: offset {offset} missing", self.queue))
+                })
+            })
+            .collect()
+    }
+
+    fn read_from(&self, offset: u64) -> Result<DecodedRead> {
+        let read = self.log.read(offset, READ_BYTES_BUDGET)?;
+        let records = decode_batches(read.bytes, offset)?;
+        let end = records.last().map_or(offset, |r| r.offset + 1);
+        Ok(DecodedRead {
+            first: offset,
+            end,
+            records,
+        })
+    }
+}
