@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, ConsumerGroupState, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ck import check_message, commit_sync, consumer_conf, produce_all, producer_conf, read_partitions
@@ -366,6 +366,35 @@ def test_list_offsets_earliest_latest_and_by_timestamp(broker, bootstrap):
         consumer.close()
     got = read_partitions(bootstrap, topic, [0], 10)
     assert [(m.value(), m.timestamp()[1]) for m in got] == [(f"t{i}".encode(), base + i * 1000) for i in range(10)]
+
+
+def test_delete_records_moves_the_low_watermark_inside_a_segment(broker, bootstrap):
+    topic = unique("delete-records")
+    broker.create_stream(topic, 1)
+    producer = Producer(producer_conf(bootstrap))
+    failures = []
+    for i in range(10):
+        producer.produce(topic, value=f"d{i}".encode(), partition=0,
+                         on_delivery=lambda error, _m: error and failures.append(error))
+    assert producer.flush(30) == 0 and not failures, failures
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "broker.address.family": "v4"})
+    futures = admin.delete_records([TopicPartition(topic, 0, 4)], request_timeout=15)
+    [(_, future)] = futures.items()
+    deleted = future.result(timeout=15)
+    assert deleted.low_watermark == 4, deleted
+    consumer = Consumer(consumer_conf(bootstrap))
+    try:
+        assert consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=15) == (4, 10)
+    finally:
+        consumer.close()
+    # A consumer starting from the beginning now starts at the new low watermark.
+    got = read_partitions(bootstrap, topic, [0], 6)
+    assert [m.value() for m in got] == [f"d{i}".encode() for i in range(4, 10)]
+    # Above the high watermark: refused, nothing changes.
+    [(_, future)] = admin.delete_records([TopicPartition(topic, 0, 11)], request_timeout=15).items()
+    with pytest.raises(KafkaException):
+        future.result(timeout=15)
 
 
 def test_admin_lists_describes_and_deletes_groups(broker, bootstrap):

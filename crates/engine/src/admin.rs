@@ -1,5 +1,5 @@
 //! Administrative changes to existing streams that Kafka's admin APIs need: growing a stream's
-//! partition count (CreatePartitions).
+//! partition count (CreatePartitions) and deleting records below an offset (DeleteRecords).
 
 use std::sync::Arc;
 
@@ -14,6 +14,17 @@ use crate::stream::Stream;
 const STREAMS_TABLE: &str = "streams";
 
 impl Engine {
+    /// Deletes the records of one partition below `offset` (or below the high watermark when
+    /// `offset` is `None`): reads below it are refused from now on, and whole segments below
+    /// it are removed. Returns the new log start. Blocking (it writes and fsyncs a checkpoint):
+    /// call it from a blocking context.
+    pub fn delete_records(&self, stream: &str, partition: u32, offset: Option<u64>) -> Result<u64> {
+        self.check_running()?;
+        let log = self.stream(stream)?.partition(partition)?.clone();
+        let offset = offset.unwrap_or_else(|| log.high_watermark());
+        Ok(log.delete_records_before(offset)?)
+    }
+
     /// Grows stream `name` to `partitions` partitions. Existing partitions keep their data;
     /// records with a key may hash to a different partition afterwards (as in Kafka).
     ///

@@ -65,8 +65,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
         for i in 0..total {
             let due = interval * i as u32;
-            while origin.elapsed() < due {
-                producer.poll(Duration::from_micros(100));
+            // Sleep until due: librdkafka's poll takes whole milliseconds, so polling with a
+            // sub-millisecond timeout would spin and take a core from the broker.
+            let now = origin.elapsed();
+            if now < due {
+                std::thread::sleep(due - now);
             }
             let mut payload = vec![b'x'; 100];
             let sent = origin.elapsed().as_nanos() as u64;

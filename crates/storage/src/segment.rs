@@ -417,7 +417,7 @@ impl Segment {
     }
 }
 
-fn write_file_atomically(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_file_atomically(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let context = |what: &str| format!("{what} {}", tmp.display());
     let file = io

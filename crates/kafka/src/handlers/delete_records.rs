@@ -1,15 +1,14 @@
-//! DeleteRecords (key 21): the engine can move a partition's log start only by whole segments
-//! (through retention), not to an arbitrary offset yet (storage.md, "Not done yet"). So a
-//! request at or below the current log start succeeds (there is nothing to delete) and one
-//! above it is refused with POLICY_VIOLATION, rather than claiming a deletion that did not
-//! happen.
+//! DeleteRecords (key 21): moves each partition's log start to the requested offset (-1: the
+//! high watermark). Readers are refused below it from then on (OFFSET_OUT_OF_RANGE), the new
+//! start is checkpointed durably before the answer, and whole segments below it are removed.
+//! An offset above the high watermark is OFFSET_OUT_OF_RANGE; one at or below the current
+//! start changes nothing and reports the current start.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use omnibus_engine::OffsetSpec;
 
 use super::errors::{engine_error_code, NONE};
 use super::Broker;
@@ -17,7 +16,10 @@ use super::Broker;
 /// "Up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
 
-pub(crate) fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let mut response = DeleteRecordsResponse::default();
     for topic in request.topics {
         let mut answer = DeleteRecordsTopicResult::default();
@@ -25,12 +27,14 @@ pub(crate) fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRe
             let mut result = DeleteRecordsPartitionResult::default();
             result.partition_index = partition.partition_index;
             result.low_watermark = -1;
-            result.error_code = match check(
+            result.error_code = match delete(
                 broker,
                 topic.name.as_str(),
                 partition.partition_index,
                 partition.offset,
-            ) {
+            )
+            .await
+            {
                 Ok(low_watermark) => {
                     result.low_watermark = low_watermark;
                     NONE
@@ -46,26 +50,21 @@ pub(crate) fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRe
 }
 
 /// The low watermark after the request, or why it cannot be done.
-fn check(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Result<i64, i16> {
+async fn delete(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Result<i64, i16> {
     let partition =
         u32::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
-    let engine = &broker.engine;
-    let start = engine
-        .resolve_offset(topic, partition, OffsetSpec::Earliest)
-        .map_err(|e| engine_error_code(&e))? as i64;
-    let end = engine
-        .resolve_offset(topic, partition, OffsetSpec::Latest)
-        .map_err(|e| engine_error_code(&e))? as i64;
-    let target = if offset == HIGH_WATERMARK {
-        end
-    } else {
-        offset
+    let offset = match offset {
+        HIGH_WATERMARK => None,
+        offset => Some(u64::try_from(offset).map_err(|_| ResponseError::OffsetOutOfRange.code())?),
     };
-    if target < 0 || target > end {
-        return Err(ResponseError::OffsetOutOfRange.code());
-    }
-    if target <= start {
-        return Ok(start);
-    }
-    Err(ResponseError::PolicyViolation.code())
+    // It fsyncs a checkpoint: off the async workers.
+    let engine = broker.engine.clone();
+    let topic = topic.to_string();
+    let deleted =
+        tokio::task::spawn_blocking(move || engine.delete_records(&topic, partition, offset))
+            .await
+            .map_err(|_| ResponseError::UnknownServerError.code())?;
+    deleted
+        .map(|low_watermark| low_watermark as i64)
+        .map_err(|error| engine_error_code(&error))
 }

@@ -125,7 +125,7 @@ pub(crate) async fn handle(broker: &Broker, peer: &Peer, request: Request) -> Ou
         RequestKind::DeleteTopics(body) => delete_topics::handle(broker, body).await.into(),
         RequestKind::CreatePartitions(body) => create_partitions::handle(broker, body).await.into(),
         RequestKind::DescribeConfigs(body) => describe_configs::handle(broker, body).into(),
-        RequestKind::DeleteRecords(body) => delete_records::handle(broker, body).into(),
+        RequestKind::DeleteRecords(body) => delete_records::handle(broker, body).await.into(),
         other => {
             // Unreachable while SUPPORTED and this match agree; a test checks they do.
             Outcome::Close(format!("no handler for {other:?}"))

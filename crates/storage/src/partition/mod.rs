@@ -23,6 +23,7 @@ use crate::io::Io;
 use crate::segment::Segment;
 
 mod append;
+mod log_start;
 mod producers;
 mod read;
 mod retention;
@@ -146,7 +147,10 @@ impl PartitionLog {
             segments.insert(*base, Arc::new(segment));
         }
         let next_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
-        let log_start = *segments.keys().next().unwrap_or(&0);
+        // DeleteRecords may have moved the start inside the first segment.
+        let log_start = (*segments.keys().next().unwrap_or(&0))
+            .max(log_start::load(io.as_ref(), dir).unwrap_or(0))
+            .min(next_offset);
         let (progress, _) = watch::channel(Progress {
             high_watermark: next_offset,
             failure: None,

@@ -301,6 +301,55 @@ fn a_failed_group_fails_every_enqueued_append_and_earlier_waits() {
 }
 
 #[test]
+fn deleting_records_moves_the_log_start_durably_and_drops_whole_segments_below() {
+    let rt = runtime();
+    let memory = MemoryIo::new();
+    let dir = Path::new("/p");
+    let log = PartitionLog::open(Arc::new(memory.clone()), dir, small_segments()).unwrap();
+    rt.block_on(async {
+        for round in 0..100 {
+            let values = [format!("r{round}-a"), format!("r{round}-b")];
+            log.append(batch(&[&values[0], &values[1]])).await.unwrap();
+        }
+    });
+    let segments_before = log.status().segments;
+    assert!(segments_before > 2);
+    // Inside a batch: the start is exactly the asked offset.
+    assert_eq!(log.delete_records_before(151).unwrap(), 151);
+    assert_eq!(log.log_start_offset(), 151);
+    assert!(
+        log.status().segments < segments_before,
+        "whole segments below went"
+    );
+    assert!(matches!(
+        log.read(150, 1024),
+        Err(StorageError::OffsetOutOfRange { log_start: 151, .. })
+    ));
+    assert_eq!(read_values(&log, 151)[0], "r75-b");
+    assert_eq!(
+        log.delete_records_before(10).unwrap(),
+        151,
+        "never moves back"
+    );
+    assert!(matches!(
+        log.delete_records_before(201),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    // A crash right after: the start survives, the records above it are all there.
+    memory.crash();
+    let reopened = PartitionLog::open(Arc::new(memory.clone()), dir, small_segments()).unwrap();
+    assert_eq!(reopened.log_start_offset(), 151);
+    assert_eq!(reopened.high_watermark(), 200);
+    assert_eq!(read_values(&reopened, 151).len(), 49);
+    // Up to the high watermark: nothing left to read, appends go on after it.
+    assert_eq!(reopened.delete_records_before(200).unwrap(), 200);
+    rt.block_on(async {
+        reopened.append(batch(&["after"])).await.unwrap();
+    });
+    assert_eq!(read_values(&reopened, 200), vec!["after"]);
+}
+
+#[test]
 fn disk_full_is_reported_as_such() {
     let rt = runtime();
     let plan = FaultPlan::new();

@@ -1,0 +1,91 @@
+//! Moving the log start inside a segment (Kafka's DeleteRecords): the new start is written to
+//! a small checkpoint file, so that after a restart reads below it are still refused, and
+//! whole segments below it are deleted. Records between the start of their segment and the
+//! log start stay on disk until retention removes the segment, but are never served.
+//!
+//! The checkpoint, `log-start.checkpoint`: 8 bytes big-endian offset, then 4 bytes CRC-32C of
+//! those 8 bytes; written to a `.tmp` file, fsynced, renamed over the old one, and the
+//! directory fsynced. A missing or damaged checkpoint means "the first segment's base".
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use super::{lock, PartitionLog};
+use crate::error::{Result, StorageError};
+use crate::io::Io;
+use crate::segment::write_file_atomically;
+
+const CHECKPOINT: &str = "log-start.checkpoint";
+
+/// The checkpointed log start of the partition in `dir`, if there is a valid one.
+pub(super) fn load(io: &dyn Io, dir: &Path) -> Option<u64> {
+    let path = dir.join(CHECKPOINT);
+    if !io.exists(&path) {
+        return None;
+    }
+    let file = io.open(&path, false).ok()?;
+    let mut bytes = [0u8; 12];
+    file.read_exact_at(&mut bytes, 0).ok()?;
+    let (offset, crc) = bytes.split_at(8);
+    if crc32c::crc32c(offset).to_be_bytes() != crc {
+        tracing::warn!(dir = %dir.display(), "ignoring a damaged log start checkpoint");
+        return None;
+    }
+    Some(u64::from_be_bytes(offset.try_into().ok()?))
+}
+
+fn store(io: &dyn Io, dir: &Path, offset: u64) -> Result<()> {
+    let mut bytes = offset.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&crc32c::crc32c(&offset.to_be_bytes()).to_be_bytes());
+    write_file_atomically(io, &dir.join(CHECKPOINT), &bytes)?;
+    io.sync_dir(dir)
+        .map_err(|e| StorageError::io(format!("syncing {}", dir.display()), e))
+}
+
+impl PartitionLog {
+    /// Makes `offset` the first offset readers may ask for (records below it are deleted as
+    /// far as readers can tell) and returns the new log start. An offset at or below the
+    /// current start changes nothing; one above the high watermark is out of range. Durable
+    /// when it returns.
+    pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
+        self.check_writable()?;
+        // Serialised with appends' writes and segment rolls.
+        let _writer = lock(&self.writer);
+        let high_watermark = self.high_watermark();
+        let current = self.log_start_offset();
+        if offset > high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: current,
+                high_watermark,
+            });
+        }
+        if offset <= current {
+            return Ok(current);
+        }
+        store(self.io.as_ref(), &self.dir, offset)?;
+        self.log_start.fetch_max(offset, Ordering::AcqRel);
+        // Whole segments below the new start go now; the active one always stays.
+        let doomed = {
+            let mut segments = self.segments.write().unwrap_or_else(|p| p.into_inner());
+            let mut doomed = Vec::new();
+            while segments.len() > 1 {
+                let (base, first) = segments
+                    .iter()
+                    .next()
+                    .map(|(b, s)| (*b, s.clone()))
+                    .expect("non-empty");
+                if first.next_offset() > offset {
+                    break;
+                }
+                segments.remove(&base);
+                doomed.push(first);
+            }
+            doomed
+        };
+        for segment in doomed {
+            segment.delete_files(self.io.as_ref(), &self.dir)?;
+        }
+        Ok(offset)
+    }
+}
