@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from confluent_kafka import Consumer, KafkaException, ConsumerGroupState, ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from ck import check_message, commit_sync, consumer_conf, produce_all, producer_conf, read_partitions
 from harness import HOST, kafka_debug_conf, unique
@@ -366,6 +366,24 @@ def test_list_offsets_earliest_latest_and_by_timestamp(broker, bootstrap):
         consumer.close()
     got = read_partitions(bootstrap, topic, [0], 10)
     assert [(m.value(), m.timestamp()[1]) for m in got] == [(f"t{i}".encode(), base + i * 1000) for i in range(10)]
+
+
+def test_list_offsets_max_timestamp_finds_the_latest_stamped_record(broker, bootstrap):
+    topic = unique("max-timestamp")
+    broker.create_stream(topic, 1)
+    base = int(time.time() * 1000) - 60_000
+    producer = Producer(producer_conf(bootstrap))
+    failures = []
+    for i, delta in enumerate([5, 9, 3, 9, 1]):
+        producer.produce(topic, value=f"m{i}".encode(), partition=0, timestamp=base + delta * 1000,
+                         on_delivery=lambda error, _m: error and failures.append(error))
+        producer.flush(30)
+    assert not failures, failures
+    admin = AdminClient({"bootstrap.servers": bootstrap, "broker.address.family": "v4"})
+    futures = admin.list_offsets({TopicPartition(topic, 0): OffsetSpec.max_timestamp()}, request_timeout=15)
+    [(_, future)] = futures.items()
+    found = future.result(timeout=15)
+    assert (found.offset, found.timestamp) == (1, base + 9000), found
 
 
 def test_delete_records_moves_the_low_watermark_inside_a_segment(broker, bootstrap):

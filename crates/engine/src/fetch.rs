@@ -77,6 +77,13 @@ impl Engine {
         })
     }
 
+    /// The first record with the partition's largest timestamp, as `(offset, timestamp)`;
+    /// `None` when the partition has no readable records.
+    pub fn max_timestamp_offset(&self, stream: &str, partition: u32) -> Result<Option<(u64, i64)>> {
+        let log = self.stream(stream)?.partition(partition)?.clone();
+        Ok(log.max_timestamp_offset()?)
+    }
+
     /// Resolves earliest / latest / by-timestamp to an offset. For a timestamp past every
     /// record, returns the high watermark.
     pub fn resolve_offset(&self, stream: &str, partition: u32, spec: OffsetSpec) -> Result<u64> {

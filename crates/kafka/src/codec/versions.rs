@@ -22,7 +22,7 @@ const fn supported(key: ApiKey, min: i16, max: i16) -> Supported {
 pub const SUPPORTED: &[Supported] = &[
     supported(ApiKey::Produce, 3, 9),
     supported(ApiKey::Fetch, 4, 12),
-    supported(ApiKey::ListOffsets, 1, 6),
+    supported(ApiKey::ListOffsets, 1, 7),
     supported(ApiKey::Metadata, 0, 12),
     supported(ApiKey::OffsetCommit, 2, 8),
     supported(ApiKey::OffsetFetch, 1, 8),

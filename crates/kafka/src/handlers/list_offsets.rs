@@ -1,7 +1,8 @@
 //! ListOffsets (key 2): earliest (-2) is the log start, latest (-1) the high watermark (which is
 //! also the last stable offset: there are no transactions), and a timestamp finds the first
 //! record at or after it — with that record's own timestamp, or offset -1 when every record is
-//! older, as Kafka answers.
+//! older, as Kafka answers. Max timestamp (-3, v7+) is the first record carrying the largest
+//! timestamp, with that timestamp (-1, -1 for an empty partition).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -15,6 +16,8 @@ use super::Broker;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+/// The record with the largest timestamp (v7+, KIP-734).
+const MAX_TIMESTAMP: i64 = -3;
 
 pub(crate) async fn handle(
     broker: &Broker,
@@ -105,7 +108,11 @@ async fn lookup(
             let timestamp = found.records.first().map_or(-1, |r| r.timestamp_ms);
             Ok((offset as i64, timestamp))
         }
-        // -3 (max timestamp) and -4/-5 (tiered storage) need versions we do not advertise.
+        MAX_TIMESTAMP => Ok(engine
+            .max_timestamp_offset(topic, partition)
+            .map_err(code)?
+            .map_or((-1, -1), |(offset, timestamp)| (offset as i64, timestamp))),
+        // -4/-5 (tiered storage) need versions we do not advertise.
         _ => Err(ResponseError::InvalidRequest.code()),
     }
 }

@@ -141,4 +141,22 @@ impl PartitionLog {
         }
         Ok(high_watermark)
     }
+
+    /// The first record carrying the largest timestamp in the partition, as `(offset,
+    /// timestamp)` (Kafka's ListOffsets "max timestamp", -3); `None` when nothing is readable.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(u64, i64)>> {
+        let max = self
+            .segments_snapshot()
+            .iter()
+            .filter(|segment| segment.visible_bytes() > 0)
+            .map(|segment| segment.max_timestamp())
+            .max()
+            .filter(|max| *max != i64::MIN);
+        let Some(max) = max else {
+            return Ok(None);
+        };
+        // No record is later than `max`, so the first at or after it is the first carrying it.
+        let offset = self.offset_for_timestamp(max)?;
+        Ok((offset < self.high_watermark()).then_some((offset, max)))
+    }
 }

@@ -350,6 +350,30 @@ fn deleting_records_moves_the_log_start_durably_and_drops_whole_segments_below()
 }
 
 #[test]
+fn max_timestamp_offset_finds_the_first_record_with_the_largest_timestamp() {
+    let rt = runtime();
+    let log =
+        PartitionLog::open(Arc::new(MemoryIo::new()), Path::new("/p"), small_segments()).unwrap();
+    assert_eq!(log.max_timestamp_offset().unwrap(), None, "empty");
+    let now = now_ms();
+    rt.block_on(async {
+        // Timestamps out of order, the largest twice, across several segments.
+        for (round, delta) in [5, 9, 3, 9, 1, 7].iter().enumerate() {
+            for _ in 0..20 {
+                let mut records = records(&["x", "y"], now + delta * 1000);
+                records[1].timestamp_ms -= 1;
+                let value = format!("{round}");
+                records[0].value = Some(Bytes::from(value));
+                log.append(encode_batch(&records).unwrap()).await.unwrap();
+            }
+        }
+    });
+    assert!(log.status().segments > 1);
+    // Round 1 starts at offset 40: its first record carries the largest timestamp.
+    assert_eq!(log.max_timestamp_offset().unwrap(), Some((40, now + 9000)));
+}
+
+#[test]
 fn disk_full_is_reported_as_such() {
     let rt = runtime();
     let plan = FaultPlan::new();
