@@ -5,302 +5,75 @@
 //! Every wait is bounded, and every process we start is killed when its guard drops (even on
 //! panic), so a failing test stops by itself instead of hanging or leaking a process.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::process::{Guard, Server};
 
-const BIN: &str = env!("CARGO_BIN_EXE_omnibus");
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A process we started; killed on drop.
-struct Guard {
-    child: Option<Child>,
-    log_path: PathBuf,
-}
-
-impl Guard {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    fn pid(&self) -> libc::pid_t {
-        let child = self.child.as_ref().expect("running");
-        libc::pid_t::try_from(child.id()).expect("pid fits")
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut()?.try_wait().expect("try_wait")
-    }
-
-    /// Waits (bounded) for the process to exit by itself.
-    fn wait(&mut self, what: &str) -> ExitStatus {
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        loop {
-            if let Some(status) = self.exited() {
-                self.child = None;
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} did not exit within {COMMAND_TIMEOUT:?}:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: the pid is our own child, not yet reaped, so it names that process.
-        let sent = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(sent, 0, "kill({signal}) failed");
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A running `omnibus serve` with its own data directory.
-struct Server {
-    process: Guard,
-    address: String,
-    directory: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let directory = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}");
-        let log_path = directory.path().join("serve.log");
-        // A log file, not a pipe: a pipe nobody reads could fill up and stall the server.
-        let log = File::create(&log_path).expect("log file");
-        let child = Command::new(BIN)
-            .args(["serve", "--data-dir"])
-            .arg(directory.path().join("data"))
-            .args(["--http-listen", &address])
-            // Not the well-known port: other tests (and brokers) may hold it.
-            .args(["--kafka-listen", &format!("127.0.0.1:{}", free_port())])
-            .env_remove("OMNIBUS_CONFIG")
-            .env_remove("OMNIBUS_DATA_DIR")
-            .env_remove("OMNIBUS_HTTP_LISTEN")
-            .env_remove("OMNIBUS_KAFKA_LISTEN")
-            .env("OMNIBUS_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn omnibus serve");
-        let mut server = Server {
-            process: Guard {
-                child: Some(child),
-                log_path,
-            },
-            address,
-            directory,
-        };
-        server.wait_until_healthy();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    fn wait_until_healthy(&mut self) {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.process.exited() {
-                panic!(
-                    "omnibus serve exited with {status}:\n{}",
-                    self.process.log()
-                );
-            }
-            if health_ok(&self.address) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "omnibus serve was not healthy within {READY_TIMEOUT:?}:\n{}",
-            self.process.log()
-        );
-    }
-
-    /// Runs a CLI subcommand against this server to its end.
-    fn cli(&self, args: &[&str], stdin: &[u8]) -> Outcome {
-        let url = self.url();
-        let mut all = vec!["--server", url.as_str()];
-        all.extend_from_slice(args);
-        run(&all, stdin)
-    }
-
-    /// Starts `omnibus worker ARGS` in the background, logging to a file.
-    fn start_worker(&self, name: &str, args: &[&str]) -> Guard {
-        let log_path = self.directory.path().join(format!("worker-{name}.log"));
-        let log = File::create(&log_path).expect("log file");
-        let child = Command::new(BIN)
-            .args(["--server", &self.url(), "worker", "--name", name])
-            .args(args)
-            .env_remove("OMNIBUS_SERVER")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn omnibus worker");
-        Guard {
-            child: Some(child),
-            log_path,
-        }
-    }
-
-    fn job(&self, queue: &str, id: &str) -> Value {
-        let got = self.cli(&["job", "get", queue, id], b"").success("job get");
-        serde_json::from_str(&got.stdout).expect("job get prints JSON")
-    }
-
-    /// Every job of `queue` with `status`, by id.
-    fn jobs(&self, queue: &str, status: &str) -> BTreeMap<String, Value> {
-        let listed = self
-            .cli(
-                &[
-                    "job", "list", queue, "--status", status, "--limit", "10000", "--format",
-                    "json",
-                ],
-                b"",
-            )
-            .success("job list --format json");
-        listed
-            .stdout
-            .lines()
-            .map(|line| {
-                let job: Value = serde_json::from_str(line).expect("a JSON line");
-                (job["id"].as_str().expect("an id").to_string(), job)
-            })
-            .collect()
-    }
-
-    /// Polls until `job`'s status is `status`.
-    fn wait_for_status(&self, queue: &str, id: &str, status: &str) -> Value {
-        let deadline = Instant::now() + WAIT_TIMEOUT;
-        loop {
-            let job = self.job(queue, id);
-            if job["status"] == status {
-                return job;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "job {id} never became {status}: {job}"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// A port nobody listens on right now (the OS picks it; we release it for the server).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// `GET /health` over a raw socket, so the test needs no HTTP client of its own.
-fn health_ok(address: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(address) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    answer.starts_with(b"HTTP/1.1 200")
-}
-
-struct Outcome {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn success(self, what: &str) -> Outcome {
-        assert!(
-            self.status.success(),
-            "{what} failed with {}:\nstdout:\n{}\nstderr:\n{}",
-            self.status,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
-
-/// Runs `omnibus ARGS` with `stdin`, killing it if it outlives [`COMMAND_TIMEOUT`].
-fn run(args: &[&str], stdin: &[u8]) -> Outcome {
-    let child = Command::new(BIN)
+/// Starts `omnibus worker ARGS` against `server` in the background, logging to a file.
+fn start_worker(server: &Server, name: &str, args: &[&str]) -> Guard {
+    let log_path = server.log_dir().join(format!("worker-{name}.log"));
+    let log = File::create(&log_path).expect("log file");
+    let child = Command::new(support::BIN)
+        .args(["--server", &server.url(), "worker", "--name", name])
         .args(args)
         .env_remove("OMNIBUS_SERVER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
-        .expect("spawn omnibus");
-    let mut guard = Guard {
-        child: Some(child),
-        log_path: PathBuf::new(),
-    };
-    let child = guard.child.as_mut().expect("running");
-    let mut input = child.stdin.take().expect("stdin");
-    let stdin = stdin.to_vec();
-    let writer = thread::spawn(move || {
-        // The command may exit without reading everything; that is its business.
-        let _ = input.write_all(&stdin);
-    });
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out_reader = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err_reader = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(status) = guard.exited() {
-            guard.child = None;
-            break status;
+        .expect("spawn omnibus worker");
+    Guard::new(child, log_path)
+}
+
+fn job(server: &Server, queue: &str, id: &str) -> Value {
+    let got = server
+        .cli(&["job", "get", queue, id], b"")
+        .success("job get");
+    serde_json::from_str(&got.stdout).expect("job get prints JSON")
+}
+
+/// Every job of `queue` with `status`, by id.
+fn jobs(server: &Server, queue: &str, status: &str) -> BTreeMap<String, Value> {
+    let listed = server
+        .cli(
+            &[
+                "job", "list", queue, "--status", status, "--limit", "10000", "--format", "json",
+            ],
+            b"",
+        )
+        .success("job list --format json");
+    listed
+        .stdout
+        .lines()
+        .map(|line| {
+            let job: Value = serde_json::from_str(line).expect("a JSON line");
+            (job["id"].as_str().expect("an id").to_string(), job)
+        })
+        .collect()
+}
+
+/// Polls until `job`'s status is `status`.
+fn wait_for_status(server: &Server, queue: &str, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    loop {
+        let job = job(server, queue, id);
+        if job["status"] == status {
+            return job;
         }
-        if Instant::now() > deadline {
-            drop(guard);
-            panic!("omnibus {args:?} did not finish within {COMMAND_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    writer.join().expect("stdin writer");
-    Outcome {
-        status,
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
+        assert!(
+            Instant::now() < deadline,
+            "job {id} never became {status}: {job}"
+        );
+        thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -367,7 +140,7 @@ fn a_cat_worker_completes_every_job_with_its_payload_as_the_result() {
         worker.stderr
     );
 
-    let completed = server.jobs("work", "completed");
+    let completed = jobs(&server, "work", "completed");
     assert_eq!(completed.len(), 200, "completed jobs");
     for (id, line) in ids.iter().zip(&lines) {
         let expected = serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.clone()));
@@ -492,10 +265,10 @@ echo "done $line""#;
         worker.stderr
     );
 
-    let completed = server.jobs("mixed", "completed");
+    let completed = jobs(&server, "mixed", "completed");
     assert_eq!(completed.len(), 40);
     assert_eq!(completed[&ids[0]]["result"], "done ok-0");
-    let dead = server.wait_for_status("mixed", poison_id, "dead");
+    let dead = wait_for_status(&server, "mixed", poison_id, "dead");
     assert_eq!(dead["attempts"], 3, "{dead}");
     let errors: Vec<&str> = dead["errors"]
         .as_array()
@@ -576,7 +349,8 @@ fn a_job_whose_worker_is_killed_is_redelivered_after_its_lease_and_completed_onc
 
     // The first worker's command would run for 30 s. It writes to stdout now and then, so once
     // its worker is gone a broken pipe ends it too instead of leaving it behind.
-    let mut first = server.start_worker(
+    let mut first = start_worker(
+        &server,
         "first",
         &[
             "fragile",
@@ -584,11 +358,11 @@ fn a_job_whose_worker_is_killed_is_redelivered_after_its_lease_and_completed_onc
             "for tick in $(seq 150); do echo tick || exit 1; sleep 0.2; done",
         ],
     );
-    let active = server.wait_for_status("fragile", id, "active");
+    let active = wait_for_status(&server, "fragile", id, "active");
     assert_eq!(active["attempts"], 1, "{active}");
     // Heartbeats keep the lease (1 s) alive well past its length.
     thread::sleep(Duration::from_millis(2_500));
-    let still = server.job("fragile", id);
+    let still = job(&server, "fragile", id);
     assert_eq!(still["status"], "active", "{still}\n{}", first.log());
     assert_eq!(still["attempts"], 1, "{still}");
     assert_eq!(still["progress"], json!({"heartbeat": true}), "{still}");
@@ -618,11 +392,11 @@ fn a_job_whose_worker_is_killed_is_redelivered_after_its_lease_and_completed_onc
         second.stderr
     );
 
-    let job = server.job("fragile", id);
+    let job = job(&server, "fragile", id);
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(job["attempts"], 2, "{job}");
     assert_eq!(job["result"], "precious", "{job}");
-    let completed = server.jobs("fragile", "completed");
+    let completed = jobs(&server, "fragile", "completed");
     assert_eq!(completed.len(), 1);
 }
 
@@ -638,20 +412,21 @@ fn sigterm_lets_the_running_job_finish_then_the_worker_exits_cleanly() {
         &["slow".to_string(), "next".to_string()],
     );
 
-    let mut worker = server.start_worker(
+    let mut worker = start_worker(
+        &server,
         "graceful",
         &["graceful", "--exec", "sleep 1; echo \"finished $(cat)\""],
     );
-    server.wait_for_status("graceful", &ids[0], "active");
+    wait_for_status(&server, "graceful", &ids[0], "active");
     worker.signal(libc::SIGTERM);
     let status = worker.wait("the worker after SIGTERM");
     assert!(status.success(), "{status}:\n{}", worker.log());
 
-    let first = server.job("graceful", &ids[0]);
+    let first = job(&server, "graceful", &ids[0]);
     assert_eq!(first["status"], "completed", "{first}");
     assert_eq!(first["result"], "finished slow", "{first}");
     // Nothing was fetched after the signal.
-    let second = server.job("graceful", &ids[1]);
+    let second = job(&server, "graceful", &ids[1]);
     assert_eq!(second["status"], "waiting", "{second}");
 }
 
@@ -663,8 +438,8 @@ fn a_second_signal_kills_the_running_command_and_fails_its_job() {
         .success("queue create");
     let ids = enqueue_lines(&server, "impatient", &["long".to_string()]);
 
-    let mut worker = server.start_worker("impatient", &["impatient", "--exec", "sleep 30"]);
-    server.wait_for_status("impatient", &ids[0], "active");
+    let mut worker = start_worker(&server, "impatient", &["impatient", "--exec", "sleep 30"]);
+    wait_for_status(&server, "impatient", &ids[0], "active");
     let started = Instant::now();
     worker.signal(libc::SIGINT);
     thread::sleep(Duration::from_millis(300));
@@ -681,7 +456,7 @@ fn a_second_signal_kills_the_running_command_and_fails_its_job() {
         started.elapsed()
     );
 
-    let job = server.job("impatient", &ids[0]);
+    let job = job(&server, "impatient", &ids[0]);
     assert_eq!(
         job["errors"][0]["message"], "the worker was stopped and killed the command",
         "{job}"

@@ -131,7 +131,7 @@ async fn a_failing_job_retries_then_dies_with_its_error_history() {
 #[tokio::test]
 async fn a_job_whose_worker_vanishes_is_redelivered_and_dies_after_max_attempts() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = setup(dir.path(), 100, 2).await;
+    let engine = setup(dir.path(), 500, 2).await;
     let id = engine
         .enqueue_jobs("jobs", vec![job("lost", "p")])
         .await
@@ -307,7 +307,9 @@ async fn a_poison_job_dies_with_its_last_error_while_ten_thousand_others_complet
 #[tokio::test]
 async fn a_stale_attempt_in_a_batch_completion_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = setup(dir.path(), 100, 5).await;
+    // Leases long enough that the second worker's survive a loaded machine until it completes;
+    // the first worker's simply run out.
+    let engine = setup(dir.path(), 1_000, 5).await;
     let jobs = (0..3).map(|i| job("resize", &format!("{i}"))).collect();
     let ids: Vec<String> = engine
         .enqueue_jobs("jobs", jobs)
@@ -322,7 +324,7 @@ async fn a_stale_attempt_in_a_batch_completion_fails_alone() {
     );
     // The slow worker's leases expire; another worker gets attempt 2 of every job.
     let mut second = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         second.extend(engine.fetch_jobs("jobs", "fast", 3, 0).await.unwrap());
         if second.len() == 3 {
