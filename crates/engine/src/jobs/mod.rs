@@ -273,59 +273,67 @@ impl Engine {
                 id: None,
             })
             .collect();
-        let ids = self.enqueue(queue_name, messages).await?;
-        let mut writes = Vec::with_capacity(ids.len() * 2);
         let mut ids_by_index = std::collections::HashMap::new();
         let mut events = Vec::new();
-        for ((index, job), id) in new_jobs.into_iter().zip(ids) {
-            let delayed = job.delay_ms.is_some_and(|d| d > 0);
-            let record = Job {
-                id: id.to_string(),
-                queue: queue_name.to_string(),
-                name: job.name,
-                payload: Bytes::new(),
-                status: if delayed {
-                    JobStatus::Delayed
-                } else {
-                    JobStatus::Waiting
-                },
-                priority: job.priority,
-                attempts: 0,
-                max_attempts: job.max_attempts.unwrap_or(queue.config.max_deliver),
-                backoff: job.backoff,
-                timeout_ms: job.timeout_ms,
-                unique_key: job.unique_key.clone(),
-                parent: job.parent,
-                progress: None,
-                result: None,
-                errors: Vec::new(),
-                created_ms: now,
-                updated_ms: now,
-                run_at_ms: job.delay_ms.map(|d| now + d as i64),
-                started_ms: None,
-                finished_ms: None,
+        if !messages.is_empty() {
+            self.check_running()?;
+            // The job records are committed with the messages' registration: one commit, and
+            // never a registered job message without its record.
+            let job_writes = |ids: &[u64]| {
+                let mut writes = Vec::with_capacity(ids.len() * 2);
+                for ((index, job), &id) in new_jobs.into_iter().zip(ids) {
+                    let delayed = job.delay_ms.is_some_and(|d| d > 0);
+                    let record = Job {
+                        id: id.to_string(),
+                        queue: queue_name.to_string(),
+                        name: job.name,
+                        payload: Bytes::new(),
+                        status: if delayed {
+                            JobStatus::Delayed
+                        } else {
+                            JobStatus::Waiting
+                        },
+                        priority: job.priority,
+                        attempts: 0,
+                        max_attempts: job.max_attempts.unwrap_or(queue.config.max_deliver),
+                        backoff: job.backoff,
+                        timeout_ms: job.timeout_ms,
+                        unique_key: job.unique_key.clone(),
+                        parent: job.parent,
+                        progress: None,
+                        result: None,
+                        errors: Vec::new(),
+                        created_ms: now,
+                        updated_ms: now,
+                        run_at_ms: job.delay_ms.map(|d| now + d as i64),
+                        started_ms: None,
+                        finished_ms: None,
+                    };
+                    writes.push(put_job(&record, id));
+                    if let Some(key) = &job.unique_key {
+                        let entry = store::UniqueEntry {
+                            id,
+                            expires_ms: job.unique_window_ms.map(|w| now + w as i64),
+                        };
+                        writes.push(StateWrite::Put {
+                            table: UNIQUE_TABLE,
+                            key: store::unique_key(queue_name, key),
+                            value: serde_json::to_vec(&entry).expect("serializes"),
+                        });
+                    }
+                    events.push(self.event(&record, "enqueued", 0));
+                    ids_by_index.insert(index, (id, record.status));
+                    answers[index] = Some(EnqueuedJob {
+                        id: id.to_string(),
+                        created: true,
+                        status: record.status,
+                    });
+                }
+                writes
             };
-            writes.push(put_job(&record, id));
-            if let Some(key) = &job.unique_key {
-                let entry = store::UniqueEntry {
-                    id,
-                    expires_ms: job.unique_window_ms.map(|w| now + w as i64),
-                };
-                writes.push(StateWrite::Put {
-                    table: UNIQUE_TABLE,
-                    key: store::unique_key(queue_name, key),
-                    value: serde_json::to_vec(&entry).expect("serializes"),
-                });
-            }
-            events.push(self.event(&record, "enqueued", 0));
-            ids_by_index.insert(index, (id, record.status));
-            answers[index] = Some(EnqueuedJob {
-                id: id.to_string(),
-                created: true,
-                status: record.status,
-            });
+            self.enqueue_fresh_with(&queue, messages, job_writes)
+                .await?;
         }
-        self.state.commit(writes).await?;
         for (index, _, first) in fresh {
             if let Some(answer) = &mut answers[index] {
                 if answer.id.is_empty() {

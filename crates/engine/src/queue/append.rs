@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use omnibus_storage::batch::encode_batch;
+use omnibus_storage::StateWrite;
 use omnibus_types::{limits, Header, Record};
 
 use super::overflow::{message_bytes, Incoming};
@@ -29,9 +30,22 @@ impl Engine {
         queue: &Arc<Queue>,
         messages: Vec<EnqueueMessage>,
     ) -> Result<Vec<u64>> {
+        self.enqueue_fresh_with(queue, messages, |_| Vec::new())
+            .await
+    }
+
+    /// As [`Engine::enqueue_fresh`], committing `extra(offsets)` in the same state-store
+    /// transaction as the registration of the new messages (a job's record with its
+    /// message: one commit, and never one without the other).
+    pub(crate) async fn enqueue_fresh_with(
+        &self,
+        queue: &Arc<Queue>,
+        messages: Vec<EnqueueMessage>,
+        extra: impl FnOnce(&[u64]) -> Vec<StateWrite>,
+    ) -> Result<Vec<u64>> {
         let batch = self.prepare_batch(queue, messages)?;
         queue.make_room(batch.incoming).await?;
-        append_batch(queue, batch).await
+        append_batch(queue, batch, extra).await
     }
 
     fn prepare_batch(&self, queue: &Queue, messages: Vec<EnqueueMessage>) -> Result<PreparedBatch> {
@@ -121,7 +135,11 @@ impl Engine {
 
 /// Appends a prepared batch to the queue's log and registers runs of equal
 /// `(priority, due)` as ranges, in one commit.
-async fn append_batch(queue: &Arc<Queue>, batch: PreparedBatch) -> Result<Vec<u64>> {
+async fn append_batch(
+    queue: &Arc<Queue>,
+    batch: PreparedBatch,
+    extra: impl FnOnce(&[u64]) -> Vec<StateWrite>,
+) -> Result<Vec<u64>> {
     let PreparedBatch {
         records,
         plans,
@@ -152,6 +170,10 @@ async fn append_batch(queue: &Arc<Queue>, batch: PreparedBatch) -> Result<Vec<u6
     } else {
         Vec::new()
     };
-    queue.register(&runs, &key_hashes, incoming.bytes).await?;
-    Ok((info.first_offset..=info.last_offset).collect())
+    let offsets: Vec<u64> = (info.first_offset..=info.last_offset).collect();
+    let extra = extra(&offsets);
+    queue
+        .register(&runs, &key_hashes, incoming.bytes, extra)
+        .await?;
+    Ok(offsets)
 }

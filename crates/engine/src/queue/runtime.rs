@@ -314,12 +314,13 @@ impl Queue {
     }
 
     /// Registers just-appended offsets — runs of `(first, end, priority, due)` holding
-    /// `bytes` in all — and makes them durable in one commit.
+    /// `bytes` in all — and makes them durable in one commit, with `extra` writes.
     pub(crate) async fn register(
         &self,
         runs: &[(u64, u64, u8, Option<i64>)],
         key_hashes: &[Option<u64>],
         bytes: u64,
+        extra: Vec<StateWrite>,
     ) -> Result<()> {
         let now = now_ms();
         let delayed = runs
@@ -343,6 +344,7 @@ impl Queue {
             }
             core.add_waiting_bytes(bytes);
         }
+        writes.extend(extra);
         let messages = runs.iter().map(|(first, end, ..)| end - first).sum();
         self.count(RateKind::Enqueued, messages);
         self.commit(writes).await?;
