@@ -4,11 +4,12 @@
 //! answered with its original offsets instead of being written twice, a gap in the sequence
 //! is refused, and a producer fenced by a newer epoch cannot write.
 //!
-//! The sequence state is kept in memory and rebuilt after a restart from what recovery found
-//! in each partition's active segment (its last batches per producer), so a retry that
-//! straddles a restart is answered with its original offsets, not written twice. A producer
-//! whose last batch is in an older segment (or beyond the recovery bounds) is unknown after
-//! a restart: its first batch is accepted whatever its sequence.
+//! The sequence state is kept in memory; a producer the registry does not know yet (after a
+//! restart, or after it was evicted) starts from what the partition's log knows of it — its
+//! last batches, kept by storage with snapshots at segment rolls — so a retry that straddles
+//! a restart is answered with its original offsets, not written twice. A producer beyond the
+//! log's bounds (10,000 producers per partition) is unknown: its first batch is accepted
+//! whatever its sequence.
 //!
 //! Locking: the registry's map lock (a `std` mutex) is held only to find or insert an entry;
 //! each entry has its own async mutex, held from the sequence check until the batch has its
@@ -227,7 +228,7 @@ impl ProducerRegistry {
         let mut state = entry.lock().await;
         if state.is_none() {
             *state = log
-                .take_recovered_producer(info.producer_id)
+                .producer_batches(info.producer_id)
                 .and_then(|batches| PartitionProducer::recovered(&log, batches));
         }
         let first = info.base_sequence;

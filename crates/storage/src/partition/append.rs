@@ -14,7 +14,7 @@ use bytes::BytesMut;
 
 use tokio::sync::watch;
 
-use super::{lock, now_ms, PartitionLog, Pending, Progress};
+use super::{lock, now_ms, producers, PartitionLog, Pending, Progress};
 use crate::batch::{set_base_offset, validate_batches, BatchHeader};
 use crate::config::FsyncPolicy;
 use crate::error::{Result, StorageError};
@@ -178,9 +178,13 @@ impl PartitionLog {
                 active = self.roll(&active)?;
                 writer.unsynced = false;
             }
-            for (position, header) in &item.headers {
-                headers.push((buffer.len() + position, *header));
-                high_watermark = header.last_offset() + 1;
+            {
+                let mut tails = lock(&self.producer_tails);
+                for (position, header) in &item.headers {
+                    headers.push((buffer.len() + position, *header));
+                    high_watermark = header.last_offset() + 1;
+                    tails.observe(header);
+                }
             }
             buffer.extend_from_slice(&item.bytes);
         }
@@ -215,6 +219,15 @@ impl PartitionLog {
         active.publish_written();
         active.write_indexes(self.io.as_ref(), &self.dir)?;
         let base = active.next_offset();
+        // Producers' state as of the new segment's start: recovery loads it and scans only
+        // the new segment on top (written before the segment, so it is there if the segment is).
+        producers::write_snapshot(
+            self.io.as_ref(),
+            &self.dir,
+            &lock(&self.producer_tails),
+            base,
+            active.base_offset,
+        )?;
         let segment = Arc::new(Segment::create(self.io.as_ref(), &self.dir, base)?);
         let mut segments = self.segments.write().unwrap_or_else(|p| p.into_inner());
         segments.insert(base, segment.clone());

@@ -24,12 +24,12 @@ use crate::segment::Segment;
 
 mod append;
 mod log_start;
-mod producers;
+pub(crate) mod producers;
 mod read;
 mod retention;
 
 pub use append::{AppendInfo, PendingAppend};
-use producers::RecoveredProducers;
+use producers::ProducerTails;
 pub use producers::{ProducerBatch, RECOVERED_BATCHES_MAX, RECOVERED_PRODUCERS_MAX};
 pub use read::ReadResult;
 pub use retention::RetentionOutcome;
@@ -82,8 +82,9 @@ pub struct PartitionLog {
     /// Bytes that may wait in the queue; appends wait for room (backpressure).
     space: Arc<Semaphore>,
     log_start: AtomicU64,
-    /// Idempotent producers' last batches found by recovery, until the engine asks for them.
-    recovered_producers: Mutex<RecoveredProducers>,
+    /// Idempotent producers' last batches: loaded at open, kept up to date by every write,
+    /// snapshotted at every roll (`producers.rs`).
+    producer_tails: Mutex<ProducerTails>,
     failure: Mutex<Option<Arc<str>>>,
     closed: AtomicBool,
 }
@@ -127,7 +128,10 @@ impl PartitionLog {
         if bases.is_empty() {
             segments.insert(0, Arc::new(Segment::create(io.as_ref(), dir, 0)?));
         }
-        let mut producers = RecoveredProducers::default();
+        let mut producers = bases
+            .last()
+            .and_then(|base| producers::load_snapshot(io.as_ref(), dir, *base))
+            .unwrap_or_default();
         for (index, base) in bases.iter().enumerate() {
             let is_last = index + 1 == bases.len();
             let mut observe = |header: &BatchHeader| producers.observe(header);
@@ -172,7 +176,7 @@ impl PartitionLog {
             }),
             progress,
             log_start: AtomicU64::new(log_start),
-            recovered_producers: Mutex::new(producers),
+            producer_tails: Mutex::new(producers),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
         }))
@@ -194,10 +198,10 @@ impl PartitionLog {
         self.log_start.load(Ordering::Acquire)
     }
 
-    /// The last batches (oldest first) that `producer_id` wrote to the active segment before
-    /// this partition was opened, as recovery found them; handed out once.
-    pub fn take_recovered_producer(&self, producer_id: i64) -> Option<Vec<ProducerBatch>> {
-        lock(&self.recovered_producers).take(producer_id)
+    /// The last batches (oldest first) `producer_id` wrote to this partition, as far as the
+    /// log knows — including before a restart (see `producers.rs` for the bounds).
+    pub fn producer_batches(&self, producer_id: i64) -> Option<Vec<ProducerBatch>> {
+        lock(&self.producer_tails).get(producer_id)
     }
 
     /// Subscribe to progress, e.g. to long-poll for new records.

@@ -373,6 +373,73 @@ fn max_timestamp_offset_finds_the_first_record_with_the_largest_timestamp() {
     assert_eq!(log.max_timestamp_offset().unwrap(), Some((40, now + 9000)));
 }
 
+/// `values` as one batch from idempotent producer `id` (epoch 0) starting at `sequence`.
+fn producer_batch(values: &[&str], id: i64, sequence: i32) -> BytesMut {
+    let mut bytes = batch(values);
+    bytes[43..51].copy_from_slice(&id.to_be_bytes());
+    bytes[51..53].copy_from_slice(&0i16.to_be_bytes());
+    bytes[53..57].copy_from_slice(&sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+#[test]
+fn producer_batches_survive_a_crash_even_from_segments_rolled_since() {
+    let rt = runtime();
+    let memory = MemoryIo::new();
+    let dir = Path::new("/p");
+    let log = PartitionLog::open(Arc::new(memory.clone()), dir, small_segments()).unwrap();
+    rt.block_on(async {
+        // Producer 7 writes first, then others fill several segments after it.
+        for index in 0..3 {
+            log.append(producer_batch(&["a", "b"], 7, index * 2))
+                .await
+                .unwrap();
+        }
+        for round in 0..150 {
+            log.append(producer_batch(&["c"], 8, round)).await.unwrap();
+            log.append(batch(&["plain"])).await.unwrap();
+        }
+    });
+    assert!(
+        log.status().segments > 3,
+        "the producer's batches are in an old segment"
+    );
+    let before = log.producer_batches(7).unwrap();
+    assert_eq!(before.len(), 3);
+    assert_eq!(
+        (
+            before[2].first_sequence,
+            before[2].last_sequence,
+            before[2].first_offset
+        ),
+        (4, 5, 4)
+    );
+    memory.crash();
+    let reopened = PartitionLog::open(Arc::new(memory.clone()), dir, small_segments()).unwrap();
+    assert_eq!(
+        reopened.producer_batches(7),
+        Some(before),
+        "from the roll's snapshot"
+    );
+    let eight = reopened.producer_batches(8).unwrap();
+    assert_eq!(
+        eight.last().unwrap().first_sequence,
+        149,
+        "from the active segment's scan"
+    );
+    assert_eq!(reopened.producer_batches(9), None);
+    // Only the active segment's snapshot is kept.
+    let snapshots = memory
+        .list_dir(dir)
+        .unwrap()
+        .into_iter()
+        .filter(|name| name.ends_with(".producers"))
+        .count();
+    assert_eq!(snapshots, 1);
+}
+
 #[test]
 fn disk_full_is_reported_as_such() {
     let rt = runtime();
