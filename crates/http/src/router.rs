@@ -153,6 +153,11 @@ pub fn routes() -> Vec<Route> {
         route(Post, "/v1/queues/{queue}/jobs", jobs::enqueue_jobs),
         route(Get, "/v1/queues/{queue}/jobs", jobs::list_jobs),
         route(Post, "/v1/queues/{queue}/jobs/fetch", jobs::fetch_jobs),
+        route(
+            Post,
+            "/v1/queues/{queue}/jobs/complete",
+            jobs::complete_jobs,
+        ),
         route(Get, "/v1/queues/{queue}/jobs/{id}", jobs::get_job),
         route(
             Post,

@@ -79,6 +79,53 @@ async fn a_job_goes_from_enqueue_through_fetch_and_progress_to_completed_with_it
 }
 
 #[tokio::test]
+async fn many_attempts_complete_in_one_call_each_judged_on_its_own() {
+    let server = Server::start().await;
+    job_queue(&server, "batch").await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(enqueue_one(&server, "batch", json!({"name": "resize", "payload": n})).await);
+    }
+    let fetched = fetch(&server, "batch", 3, 0).await;
+    assert_eq!(fetched.len(), 3);
+    let (status, body) = server
+        .post(
+            "/v1/queues/batch/jobs/complete",
+            json!({"completions": [
+                {"id": ids[0], "attempt": 1, "result": {"done": 0}},
+                {"id": ids[1], "attempt": 7},
+                {"id": "not-a-job", "attempt": 1},
+                {"id": ids[2], "attempt": 1, "result": "two"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "one answer per completion, in order");
+    assert_eq!(results[0]["job"]["status"], "completed");
+    assert_eq!(results[0]["job"]["result"], json!({"done": 0}));
+    assert_eq!(results[1]["error"]["code"], "stale_attempt", "{body}");
+    assert_eq!(results[2]["error"]["code"], "bad_request", "{body}");
+    assert_eq!(results[3]["job"]["result"], "two");
+    let (_, refused) = server
+        .get(&format!("/v1/queues/batch/jobs/{}", ids[1]))
+        .await;
+    assert_eq!(
+        refused["status"], "active",
+        "the stale completion changed nothing"
+    );
+    let (_, done) = server
+        .get(&format!("/v1/queues/batch/jobs/{}", ids[2]))
+        .await;
+    assert_eq!(done["status"], "completed");
+    // An unknown queue fails the whole call.
+    let answer = server
+        .post("/v1/queues/nope/jobs/complete", json!({"completions": []}))
+        .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "queue_not_found");
+}
+
+#[tokio::test]
 async fn the_same_unique_key_twice_makes_one_job() {
     let server = Server::start().await;
     job_queue(&server, "reports").await;

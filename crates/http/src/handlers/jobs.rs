@@ -84,6 +84,39 @@ pub struct CompleteBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct CompleteManyBody {
+    completions: Vec<CompletionBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletionBody {
+    id: String,
+    attempt: u32,
+    result: Option<Box<RawValue>>,
+}
+
+/// One answer of a batch completion: the completed job, or why this one was refused.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum CompletionAnswer {
+    Completed { job: Box<Job> },
+    Refused { error: CompletionError },
+}
+
+#[derive(Debug, Serialize)]
+pub struct CompletionError {
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CompleteManyResponse {
+    results: Vec<CompletionAnswer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FailBody {
     attempt: u32,
     error: String,
@@ -207,6 +240,47 @@ pub async fn complete_job(
         .complete_job(&queue, &id, body.attempt, result)
         .await?;
     Ok(Json(job))
+}
+
+/// `POST /v1/queues/{queue}/jobs/complete`: completes many attempts at once. Each is judged
+/// on its own (a stale attempt or an unknown job fails alone, answered in its slot); the
+/// accepted ones are made durable in one commit before the answer. The whole request fails
+/// only when it cannot be attempted at all (unknown queue, too many completions, a commit
+/// that failed).
+pub async fn complete_jobs(
+    State(state): State<AppState>,
+    PathParams(queue): PathParams<String>,
+    JsonBody(body): JsonBody<CompleteManyBody>,
+) -> Result<Json<CompleteManyResponse>, ApiError> {
+    let mut completions = Vec::with_capacity(body.completions.len());
+    for completion in body.completions {
+        let result = completion
+            .result
+            .map(|raw| job_document("result", &raw))
+            .transpose()?;
+        completions.push(omnibus_engine::jobs::JobCompletion {
+            id: completion.id,
+            attempt: completion.attempt,
+            result,
+        });
+    }
+    let answers = state.engine.complete_jobs(&queue, completions).await?;
+    let results = answers
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(job) => CompletionAnswer::Completed { job: Box::new(job) },
+            Err(error) => {
+                let error = ApiError::from(error);
+                CompletionAnswer::Refused {
+                    error: CompletionError {
+                        code: error.code(),
+                        message: error.to_string(),
+                    },
+                }
+            }
+        })
+        .collect();
+    Ok(Json(CompleteManyResponse { results }))
 }
 
 /// `POST /v1/queues/{queue}/jobs/{id}/fail`: retried per the job's policy, or dead.
