@@ -5,10 +5,10 @@
 use std::io::Write;
 
 use base64::Engine as _;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use crate::cli::client::Client;
-use crate::cli::table::{one_line, render_table};
+use crate::cli::table::{one_line, print_list, render_table, ListFormat};
 use crate::cli::wire_jobs::DeadLetterRow;
 
 const REASON_HEADER: &str = "omnibus.dlq.reason";
@@ -46,12 +46,6 @@ pub struct ListArgs {
     /// `table`, or `json`: each dead letter as one JSON line.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListFormat {
-    Table,
-    Json,
 }
 
 pub async fn run(client: &Client, command: DlqCommand) -> anyhow::Result<()> {
@@ -108,23 +102,7 @@ async fn list(client: &Client, args: ListArgs) -> anyhow::Result<()> {
             _ => break,
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    match args.format {
-        ListFormat::Json => {
-            for record in &records {
-                serde_json::to_writer(&mut stdout, record).map_err(std::io::Error::from)?;
-                stdout.write_all(b"\n")?;
-            }
-        }
-        ListFormat::Table => {
-            let rows: Vec<DeadLetterRow> = records
-                .iter()
-                .map(|record| serde_json::from_value(record.clone()).unwrap_or_default())
-                .collect();
-            stdout.write_all(dead_letter_table(&rows).as_bytes())?;
-        }
-    }
-    stdout.flush()?;
+    print_list(&records, args.format, dead_letter_table)?;
     Ok(())
 }
 

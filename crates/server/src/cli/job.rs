@@ -10,14 +10,14 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use clap::builder::PossibleValuesParser;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use omnibus_engine::jobs::JobStatus;
 use tokio::sync::mpsc;
 
 use crate::cli::client::Client;
 use crate::cli::lines::read_line_batches;
 use crate::cli::progress::{stdout_is_terminal, Progress};
-use crate::cli::table::{one_line, render_table};
+use crate::cli::table::{one_line, print_list, render_table, ListFormat};
 use crate::cli::wire_jobs::{JobRow, NewJob};
 
 /// Most jobs in one enqueue request.
@@ -78,12 +78,6 @@ pub struct ListArgs {
     /// `table`, or `json`: each job as one JSON line.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListFormat {
-    Table,
-    Json,
 }
 
 pub async fn run(client: &Client, command: JobCommand) -> anyhow::Result<()> {
@@ -246,23 +240,7 @@ async fn list(client: &Client, args: ListArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    match args.format {
-        ListFormat::Json => {
-            for job in &jobs {
-                serde_json::to_writer(&mut stdout, job).map_err(std::io::Error::from)?;
-                stdout.write_all(b"\n")?;
-            }
-        }
-        ListFormat::Table => {
-            let rows: Vec<JobRow> = jobs
-                .iter()
-                .map(|job| serde_json::from_value(job.clone()).unwrap_or_default())
-                .collect();
-            stdout.write_all(job_table(&rows).as_bytes())?;
-        }
-    }
-    stdout.flush()?;
+    print_list(&jobs, args.format, job_table)?;
     if more {
         eprintln!(
             "(showing the first {}; raise --limit to see more)",

@@ -1,5 +1,44 @@
 //! Plain-text tables for the list commands: columns padded to their widest cell, numbers
 //! right-aligned so magnitudes line up, two spaces between columns, no trailing blanks.
+//! Also the one printer of the list commands (`job list`, `dlq list`): a table or JSON lines.
+
+use std::io::Write;
+
+use clap::ValueEnum;
+use serde::de::DeserializeOwned;
+
+/// How a list command prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+/// Prints `items` (as the server sent them) to stdout: one JSON line each, or a table of
+/// their rows (an item that does not read as a row prints as an empty one).
+pub fn print_list<Row: DeserializeOwned + Default>(
+    items: &[serde_json::Value],
+    format: ListFormat,
+    table: impl Fn(&[Row]) -> String,
+) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        ListFormat::Json => {
+            for item in items {
+                serde_json::to_writer(&mut stdout, item)?;
+                stdout.write_all(b"\n")?;
+            }
+        }
+        ListFormat::Table => {
+            let rows: Vec<Row> = items
+                .iter()
+                .map(|item| serde_json::from_value(item.clone()).unwrap_or_default())
+                .collect();
+            stdout.write_all(table(&rows).as_bytes())?;
+        }
+    }
+    stdout.flush()
+}
 
 /// Renders `header` and `rows`; `right_aligned[i]` says how column `i` is aligned. An empty
 /// cell prints as `-` so every row still splits into the same number of words (as long as

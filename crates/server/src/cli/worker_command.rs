@@ -119,8 +119,8 @@ pub async fn run_command(
         let stop = reading_stopped.clone();
         async move {
             tokio::join!(
-                capture_head(stdout, RESULT_BYTES_MAX, stop.clone()),
-                capture_tail(stderr, ERROR_BYTES_MAX, stop),
+                capture(stdout, RESULT_BYTES_MAX, Keep::Head, stop.clone()),
+                capture(stderr, ERROR_BYTES_MAX, Keep::Tail, stop),
             )
         }
     });
@@ -241,37 +241,20 @@ pub fn stdin_bytes(job: &FetchedJob) -> Vec<u8> {
     }
 }
 
-/// Reads `source` to its end (or until `stop`), keeping the first `keep` bytes.
-async fn capture_head(
-    source: Option<impl AsyncRead + Unpin>,
-    keep: usize,
-    mut stop: watch::Receiver<bool>,
-) -> Captured {
-    let mut captured = Captured::default();
-    let Some(mut source) = source else {
-        return captured;
-    };
-    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-    loop {
-        let read = tokio::select! {
-            read = source.read(&mut chunk) => read,
-            _ = stop.changed() => break,
-        };
-        let Ok(read) = read else { break };
-        if read == 0 {
-            break;
-        }
-        captured.total += read as u64;
-        let room = keep.saturating_sub(captured.bytes.len());
-        captured.bytes.extend_from_slice(&chunk[..read.min(room)]);
-    }
-    captured
+/// Which end of a stream [`capture`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// The first bytes (a result: its start is what parses).
+    Head,
+    /// The last bytes (an error: the end of stderr says what went wrong).
+    Tail,
 }
 
-/// Reads `source` to its end (or until `stop`), keeping the last `keep` bytes.
-async fn capture_tail(
+/// Reads `source` to its end (or until `stop`), keeping `keep` bytes from one end.
+async fn capture(
     source: Option<impl AsyncRead + Unpin>,
     keep: usize,
+    end: Keep,
     mut stop: watch::Receiver<bool>,
 ) -> Captured {
     let mut captured = Captured::default();
@@ -289,9 +272,17 @@ async fn capture_tail(
             break;
         }
         captured.total += read as u64;
-        captured.bytes.extend_from_slice(&chunk[..read]);
-        let excess = captured.bytes.len().saturating_sub(keep);
-        captured.bytes.drain(..excess);
+        match end {
+            Keep::Head => {
+                let room = keep.saturating_sub(captured.bytes.len());
+                captured.bytes.extend_from_slice(&chunk[..read.min(room)]);
+            }
+            Keep::Tail => {
+                captured.bytes.extend_from_slice(&chunk[..read]);
+                let excess = captured.bytes.len().saturating_sub(keep);
+                captured.bytes.drain(..excess);
+            }
+        }
     }
     captured
 }
