@@ -30,9 +30,10 @@ use crate::raw_append::{inspect_raw_batch, PendingRawAppend, RawAppend};
 
 const PRODUCER_IDS_TABLE: &str = "producer_ids";
 const NEXT_PRODUCER_ID_KEY: &str = "next";
-/// Batches remembered per producer and partition for duplicate detection (Kafka keeps five,
-/// matching `max.in.flight.requests.per.connection` for idempotent producers).
-pub const RECENT_BATCHES_MAX: usize = 5;
+/// Batches remembered per producer and partition for duplicate detection: as many as the log
+/// keeps for recovery (Kafka's five, matching `max.in.flight.requests.per.connection` for
+/// idempotent producers).
+pub const RECENT_BATCHES_MAX: usize = omnibus_storage::RECOVERED_BATCHES_MAX;
 /// Most (producer, stream, partition) entries held; the least recently used goes first.
 pub const PRODUCER_STATES_MAX: usize = 100_000;
 

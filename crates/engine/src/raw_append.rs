@@ -76,11 +76,7 @@ impl PendingRawAppend {
             RawWait::Pending(pending) => pending.offsets(),
             RawWait::Earlier(info) => *info,
         };
-        RawAppend {
-            first_offset: info.first_offset,
-            last_offset: info.last_offset,
-            log_start_offset: self.log.log_start_offset(),
-        }
+        raw_append(&self.log, info)
     }
 
     /// Resolves once the batch is acknowledged under the stream's fsync policy.
@@ -89,11 +85,16 @@ impl PendingRawAppend {
             RawWait::Pending(pending) => pending.durable().await?,
             RawWait::Earlier(info) => self.log.wait_durable(info).await?,
         };
-        Ok(RawAppend {
-            first_offset: info.first_offset,
-            last_offset: info.last_offset,
-            log_start_offset: self.log.log_start_offset(),
-        })
+        Ok(raw_append(&self.log, info))
+    }
+}
+
+/// Where an append of `log` landed, with the log's current start.
+fn raw_append(log: &PartitionLog, info: AppendInfo) -> RawAppend {
+    RawAppend {
+        first_offset: info.first_offset,
+        last_offset: info.last_offset,
+        log_start_offset: log.log_start_offset(),
     }
 }
 

@@ -26,6 +26,6 @@ pub use config::{FsyncPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use partition::{
     AppendInfo, PartitionLog, PartitionStatus, PendingAppend, ProducerBatch, Progress, ReadResult,
-    RetentionOutcome,
+    RetentionOutcome, RECOVERED_BATCHES_MAX,
 };
 pub use state::{StateStore, StateWrite};

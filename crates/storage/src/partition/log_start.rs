@@ -66,26 +66,8 @@ impl PartitionLog {
         store(self.io.as_ref(), &self.dir, offset)?;
         self.log_start.fetch_max(offset, Ordering::AcqRel);
         // Whole segments below the new start go now; the active one always stays.
-        let doomed = {
-            let mut segments = self.segments.write().unwrap_or_else(|p| p.into_inner());
-            let mut doomed = Vec::new();
-            while segments.len() > 1 {
-                let (base, first) = segments
-                    .iter()
-                    .next()
-                    .map(|(b, s)| (*b, s.clone()))
-                    .expect("non-empty");
-                if first.next_offset() > offset {
-                    break;
-                }
-                segments.remove(&base);
-                doomed.push(first);
-            }
-            doomed
-        };
-        for segment in doomed {
-            segment.delete_files(self.io.as_ref(), &self.dir)?;
-        }
+        let doomed = self.remove_leading_segments(|first, _| first.next_offset() <= offset);
+        self.delete_segment_files(doomed)?;
         Ok(offset)
     }
 }

@@ -1,10 +1,13 @@
 //! Retention: deleting whole closed segments by age and by total size. The active segment is
 //! never deleted, so the newest records always survive.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use super::{now_ms, PartitionLog};
 use crate::error::Result;
+use crate::segment::Segment;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionOutcome {
@@ -22,42 +25,64 @@ impl PartitionLog {
 
     pub fn enforce_retention_at(&self, now: i64) -> Result<RetentionOutcome> {
         let mut outcome = RetentionOutcome::default();
-        let doomed = {
-            let mut segments = self.segments.write().unwrap_or_else(|p| p.into_inner());
-            let mut total: u64 = segments.values().map(|s| s.written_bytes()).sum();
-            let mut doomed = Vec::new();
-            while segments.len() > 1 {
-                let (base, oldest) = segments
-                    .iter()
-                    .next()
-                    .map(|(b, s)| (*b, s.clone()))
-                    .expect("non-empty");
-                let too_old = self.config.retention_ms.is_some_and(|ms| {
-                    oldest.max_timestamp() != i64::MIN
-                        && now.saturating_sub(oldest.max_timestamp()) > ms as i64
-                });
-                let too_big = self
-                    .config
-                    .retention_bytes
-                    .is_some_and(|max| total.saturating_sub(oldest.written_bytes()) >= max);
-                if !(too_old || too_big) {
-                    break;
-                }
-                segments.remove(&base);
-                total -= oldest.written_bytes();
-                outcome.segments_deleted += 1;
-                outcome.bytes_deleted += oldest.written_bytes();
-                doomed.push(oldest);
+        let mut total: Option<u64> = None;
+        let doomed = self.remove_leading_segments(|oldest, segments| {
+            let total = total
+                .get_or_insert_with(|| segments.values().map(|s| s.written_bytes()).sum::<u64>());
+            let too_old = self.config.retention_ms.is_some_and(|ms| {
+                oldest.max_timestamp() != i64::MIN
+                    && now.saturating_sub(oldest.max_timestamp()) > ms as i64
+            });
+            let too_big = self
+                .config
+                .retention_bytes
+                .is_some_and(|max| total.saturating_sub(oldest.written_bytes()) >= max);
+            if too_old || too_big {
+                *total -= oldest.written_bytes();
             }
-            if let Some(first) = segments.keys().next() {
-                self.log_start.fetch_max(*first, Ordering::AcqRel);
+            too_old || too_big
+        });
+        for segment in &doomed {
+            outcome.segments_deleted += 1;
+            outcome.bytes_deleted += segment.written_bytes();
+        }
+        self.delete_segment_files(doomed)?;
+        Ok(outcome)
+    }
+
+    /// Removes closed segments from the front of the log while `doomed(first, all)` says so
+    /// (never the active one), moves the log start past them, and returns them; their files
+    /// are deleted by [`PartitionLog::delete_segment_files`] once the lock is released.
+    pub(super) fn remove_leading_segments(
+        &self,
+        mut doomed: impl FnMut(&Arc<Segment>, &BTreeMap<u64, Arc<Segment>>) -> bool,
+    ) -> Vec<Arc<Segment>> {
+        let mut segments = self.segments.write().unwrap_or_else(|p| p.into_inner());
+        let mut removed = Vec::new();
+        while segments.len() > 1 {
+            let (base, first) = segments
+                .iter()
+                .next()
+                .map(|(b, s)| (*b, s.clone()))
+                .expect("non-empty");
+            if !doomed(&first, &segments) {
+                break;
             }
-            doomed
-        };
-        // Readers holding a segment keep reading it: an unlinked file stays readable.
-        for segment in doomed {
+            segments.remove(&base);
+            removed.push(first);
+        }
+        if let Some(first) = segments.keys().next() {
+            self.log_start.fetch_max(*first, Ordering::AcqRel);
+        }
+        removed
+    }
+
+    /// Deletes the files of segments already removed from the log. Readers holding one keep
+    /// reading it: an unlinked file stays readable.
+    pub(super) fn delete_segment_files(&self, removed: Vec<Arc<Segment>>) -> Result<()> {
+        for segment in removed {
             segment.delete_files(self.io.as_ref(), &self.dir)?;
         }
-        Ok(outcome)
+        Ok(())
     }
 }
