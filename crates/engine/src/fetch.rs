@@ -78,10 +78,18 @@ impl Engine {
     }
 
     /// The first record with the partition's largest timestamp, as `(offset, timestamp)`;
-    /// `None` when the partition has no readable records.
-    pub fn max_timestamp_offset(&self, stream: &str, partition: u32) -> Result<Option<(u64, i64)>> {
+    /// `None` when the partition has no readable records. It scans a segment's batches, so on
+    /// a blocking thread.
+    pub async fn max_timestamp_offset(
+        &self,
+        stream: &str,
+        partition: u32,
+    ) -> Result<Option<(u64, i64)>> {
         let log = self.stream(stream)?.partition(partition)?.clone();
-        Ok(log.max_timestamp_offset()?)
+        tokio::task::spawn_blocking(move || log.max_timestamp_offset())
+            .await
+            .map_err(|e| crate::EngineError::Internal(e.to_string()))?
+            .map_err(Into::into)
     }
 
     /// Resolves earliest / latest / by-timestamp to an offset. For a timestamp past every

@@ -110,6 +110,7 @@ async fn lookup(
         }
         MAX_TIMESTAMP => Ok(engine
             .max_timestamp_offset(topic, partition)
+            .await
             .map_err(code)?
             .map_or((-1, -1), |(offset, timestamp)| (offset as i64, timestamp))),
         // -4/-5 (tiered storage) need versions we do not advertise.
