@@ -9,6 +9,10 @@
 //! `BENCH_COMPLETE=each` to skip the `complete_jobs` rounds.
 //! Prints each round and the medians.
 
+/// The same allocator as the `omnibus` binary, so the figures are the broker's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Instant;
 

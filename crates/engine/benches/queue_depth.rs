@@ -8,6 +8,10 @@
 //! Settings (env): `BENCH_WAITING` (10,000,000), `BENCH_DELAYED` (1,000,000), `BENCH_BATCH`
 //! (10,000).
 
+/// The same allocator as the `omnibus` binary, so the figures are the broker's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use bytes::Bytes;

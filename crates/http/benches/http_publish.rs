@@ -6,6 +6,10 @@
 //! `BENCH_VALUE_BYTES` (100), `BENCH_PARTITIONS` (1), `BENCH_SECONDS` per round (3),
 //! `BENCH_ROUNDS` (5). Prints every round and the median records/s.
 
+/// The same allocator as the `omnibus` binary, so the figures are the broker's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,6 +7,10 @@
 //! `IN_FLIGHT` appends outstanding, and waits for every acknowledgement; criterion reports
 //! records/s.
 
+/// The same allocator as the `omnibus` binary, so the figures are the broker's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
