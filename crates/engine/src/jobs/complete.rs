@@ -5,7 +5,7 @@
 //! read the records they still need in one state-store read: for a worker that finishes jobs
 //! in batches, that is most of what a completion costs besides the commit itself.
 
-use super::store::{self, finalize, JOBS_TABLE};
+use super::store::{self, finalize, KeptJob, JOBS_TABLE};
 use super::{document_size, job_not_found, parse_id, Job, JobStatus};
 use super::{JOBS_PER_CALL_MAX, JOB_DOCUMENT_BYTES_MAX};
 use crate::engine::{now_ms, Engine};
@@ -87,8 +87,8 @@ impl Engine {
         let mut acks = Vec::with_capacity(pending.len());
         let mut settled = Vec::with_capacity(pending.len());
         for (item, record) in pending.into_iter().zip(records) {
-            let mut job = match record {
-                Ok(job) => job,
+            let KeptJob { mut job, stored } = match record {
+                Ok(kept) => kept,
                 Err(error) => {
                     answers[item.index] = Some(Err(error));
                     continue;
@@ -101,7 +101,7 @@ impl Engine {
                 .running()
                 .started_ms(queue_name, item.offset)
                 .or(job.started_ms);
-            let writes = finalize(&mut job, item.offset, JobStatus::Completed, now);
+            let writes = finalize(&mut job, item.offset, JobStatus::Completed, now, stored);
             acks.push((item.offset, item.attempt, writes));
             settled.push((item, job));
         }
@@ -148,11 +148,15 @@ impl Engine {
         self.jobs.emit(event);
     }
 
-    /// The records of the jobs being completed: the ones kept at fetch, the rest read in one
-    /// state-store read (or rebuilt from the message when a crash lost the record).
-    async fn settling_jobs(&self, queue: &Queue, pending: &[Pending]) -> Result<Vec<Result<Job>>> {
+    /// The jobs being completed: the ones kept at fetch, the rest read in one state-store
+    /// read (or from their messages when they have no record).
+    async fn settling_jobs(
+        &self,
+        queue: &Queue,
+        pending: &[Pending],
+    ) -> Result<Vec<Result<KeptJob>>> {
         let name = &queue.config.name;
-        let mut records: Vec<Option<Job>> = {
+        let mut records: Vec<Option<KeptJob>> = {
             let running = self.jobs.running();
             pending
                 .iter()
@@ -173,19 +177,18 @@ impl Engine {
             .map(|index| store::job_key(name, pending[*index].offset))
             .collect();
         let stored = self.state.get_many(JOBS_TABLE, &keys)?;
-        let mut answers: Vec<Option<Result<Job>>> = records.iter().map(|_| None).collect();
+        let mut answers: Vec<Option<Result<KeptJob>>> = records.iter().map(|_| None).collect();
         for (index, bytes) in missing.into_iter().zip(stored) {
             let item = &pending[index];
-            let answer = match bytes {
-                Some(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
-                    EngineError::Internal(format!("job {name}/{}: {error}", item.offset))
-                }),
+            let job = match bytes {
+                Some(bytes) => store::decode_job(name, item.offset, &bytes),
                 None => self
                     .read_job(queue, item.offset, false)
                     .await
                     .and_then(|job| job.ok_or_else(|| job_not_found(name, &item.id))),
             };
-            answers[index] = Some(answer);
+            // Not known to have no record: finishing it deletes whatever is there.
+            answers[index] = Some(job.map(|job| KeptJob { job, stored: true }));
         }
         Ok(records
             .iter_mut()

@@ -4,10 +4,12 @@
 //! policy until it is dead. Every change is an event on subject `$jobs.<queue>.<id>`.
 //!
 //! Where the truth lives: the queue core knows where a job's message is (ready, waiting on a
-//! timer, leased, finished); the job record (state store table `jobs`) holds what the queue
-//! does not — name, progress, result, error history, timestamps — and the final status.
+//! timer, leased, finished); the message carries what the job was enqueued with (name,
+//! options, unique key: `message.rs`); the job record (state store) holds what changed since —
+//! progress, error history, result — and the final status.
 
 mod complete;
+mod message;
 mod model;
 mod query;
 mod store;
@@ -16,9 +18,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use omnibus_storage::StateWrite;
-use omnibus_types::Header;
 
 pub use complete::JobCompletion;
+pub use message::{JOB_NAME_HEADER, JOB_OPTIONS_HEADER};
 pub use model::*;
 pub use store::JobsState;
 
@@ -26,10 +28,8 @@ use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
 use crate::queue::core::Position;
 use crate::queue::{EnqueueMessage, Queue};
+use message::{job_headers, job_of_message, plain_message_job};
 use store::{finalize, load_job, push_error, put_job, JOBS_TABLE, UNIQUE_TABLE};
-
-/// Header naming the job kind on a job's queue message.
-pub const JOB_NAME_HEADER: &str = "omnibus.job.name";
 /// Finished jobs kept per queue and final status; older ones are deleted.
 pub const FINISHED_JOBS_KEPT: u64 = 10_000;
 /// Finished jobs older than this are deleted.
@@ -44,39 +44,30 @@ pub const JOB_DOCUMENT_BYTES_MAX: usize = 1024 * 1024;
 /// Error messages kept per job (the newest).
 pub const JOB_ERRORS_KEPT: usize = 20;
 
-impl Job {
-    /// A job known only from its queue message: when its record was lost in a crash right
-    /// after the enqueue, or for a plain message on a job queue.
-    fn from_message(
-        queue: &Queue,
-        id: u64,
-        name: String,
-        status: JobStatus,
-        created_ms: i64,
-    ) -> Job {
-        Job {
-            id: id.to_string(),
-            queue: queue.config.name.clone(),
-            name,
-            payload: Bytes::new(),
-            status,
-            priority: 0,
-            attempts: 0,
-            max_attempts: queue.config.max_deliver,
-            backoff: None,
-            timeout_ms: None,
-            unique_key: None,
-            parent: None,
-            progress: None,
-            result: None,
-            errors: Vec::new(),
-            created_ms,
-            updated_ms: created_ms,
-            run_at_ms: None,
-            started_ms: None,
-            finished_ms: None,
-        }
+/// The status a job has because of where its message is; `None` once it is finished (the
+/// record says how) or unknown.
+fn live_status(position: &Position, attempts: u32) -> Option<JobStatus> {
+    match position {
+        Position::Ready { .. } => Some(JobStatus::Waiting),
+        Position::Waiting { .. } if attempts > 0 => Some(JobStatus::Failed),
+        Position::Waiting { .. } => Some(JobStatus::Delayed),
+        Position::Leased(_) => Some(JobStatus::Active),
+        Position::Finished | Position::Unknown => None,
     }
+}
+
+/// Bytes a record built from its message is charged in [`store::RunningJobs`]: about what its
+/// JSON would take.
+fn kept_size(job: &Job) -> usize {
+    256 + job.name.len()
+        + job.unique_key.as_ref().map_or(0, String::len)
+        + job.parent.as_ref().map_or(0, String::len)
+}
+
+/// The writes that delete a queue's jobs, for `delete_queue`; forgets their counts.
+pub(crate) fn forget_queue(jobs: &JobsState, queue: &str) -> Vec<StateWrite> {
+    jobs.counts().remove(queue);
+    store::delete_queue_jobs(queue)
 }
 
 fn parse_id(id: &str) -> Result<u64> {
@@ -101,17 +92,20 @@ impl Engine {
         let events = self.jobs.events.clone();
         let counts = self.jobs.counts.clone();
         let running = self.jobs.running.clone();
-        let listener: crate::queue::DeadLetterListener = Arc::new(move |name, letters| {
-            store::record_dead_letters(&state, &events, &counts, &running, name, letters);
-        });
+        let listener: crate::queue::DeadLetterListener =
+            Arc::new(move |queue, letters, originals| {
+                store::record_dead_letters(
+                    &state, &events, &counts, &running, queue, letters, originals,
+                );
+            });
         *queue
             .on_dead_letter
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(listener);
     }
 
-    /// The stored record (or one rebuilt from the message, if the record was never written
-    /// because of a crash right after the enqueue), with its live status.
+    /// The stored record, or the job its message carries when it has none, with its live
+    /// status.
     async fn read_job(&self, queue: &Queue, id: u64, with_payload: bool) -> Result<Option<Job>> {
         let position = queue.lock().position(id);
         if position == Position::Unknown {
@@ -127,48 +121,31 @@ impl Engine {
         };
         let mut job = match stored {
             Some(job) => job,
-            None => {
-                let Some(record) = &record else {
-                    return Ok(None);
-                };
-                let name = record
-                    .headers
-                    .iter()
-                    .find(|h| h.name == JOB_NAME_HEADER)
-                    .map(|h| String::from_utf8_lossy(&h.value).into_owned());
-                let Some(name) = name else { return Ok(None) };
-                Job::from_message(queue, id, name, JobStatus::Waiting, record.timestamp_ms)
-            }
+            None => match record.as_ref().and_then(|r| job_of_message(queue, id, r)) {
+                Some(job) => job,
+                None => return Ok(None),
+            },
         };
         if let Some(record) = record {
             job.payload = record.value.unwrap_or_default();
         }
         let (attempts, _) = queue.lock().attempts_of(id);
         job.attempts = job.attempts.max(attempts);
-        match position {
-            Position::Finished => {
-                if !job.status.is_final() {
-                    job.status = JobStatus::Dead;
-                }
+        if let Position::Leased(lease) = &position {
+            job.attempts = lease.attempt;
+            job.started_ms = self
+                .jobs
+                .running()
+                .started_ms(&queue.config.name, id)
+                .or(job.started_ms);
+        }
+        match live_status(&position, attempts) {
+            Some(status) => job.status = status,
+            // Finished without a final record: the queue dropped it (TTL, purge, overflow).
+            None if position == Position::Finished && !job.status.is_final() => {
+                job.status = JobStatus::Dead
             }
-            Position::Leased(lease) => {
-                job.status = JobStatus::Active;
-                job.attempts = lease.attempt;
-                job.started_ms = self
-                    .jobs
-                    .running()
-                    .started_ms(&queue.config.name, id)
-                    .or(job.started_ms);
-            }
-            Position::Ready { .. } => job.status = JobStatus::Waiting,
-            Position::Waiting { .. } => {
-                job.status = if attempts > 0 {
-                    JobStatus::Failed
-                } else {
-                    JobStatus::Delayed
-                }
-            }
-            Position::Unknown => {}
+            None => {}
         }
         Ok(Some(job))
     }
@@ -261,12 +238,10 @@ impl Engine {
         let messages: Vec<EnqueueMessage> = new_jobs
             .iter()
             .map(|(_, job)| EnqueueMessage {
+                // The unique key is the message key: the job is read back from its message.
                 key: job.unique_key.clone().map(Bytes::from),
                 value: Some(job.payload.clone()),
-                headers: vec![Header {
-                    name: JOB_NAME_HEADER.into(),
-                    value: Bytes::from(job.name.clone()),
-                }],
+                headers: job_headers(job),
                 priority: job.priority,
                 delay_ms: job.delay_ms,
                 ttl_ms: None,
@@ -277,10 +252,10 @@ impl Engine {
         let mut events = Vec::new();
         if !messages.is_empty() {
             self.check_running()?;
-            // The job records are committed with the messages' registration: one commit, and
-            // never a registered job message without its record.
+            // No job record: the message carries the job. Unique keys are committed with the
+            // messages' registration, so a registered job always holds its key.
             let job_writes = |ids: &[u64]| {
-                let mut writes = Vec::with_capacity(ids.len() * 2);
+                let mut writes = Vec::new();
                 for ((index, job), &id) in new_jobs.into_iter().zip(ids) {
                     let delayed = job.delay_ms.is_some_and(|d| d > 0);
                     let record = Job {
@@ -309,7 +284,6 @@ impl Engine {
                         started_ms: None,
                         finished_ms: None,
                     };
-                    writes.push(put_job(&record, id));
                     if let Some(key) = &job.unique_key {
                         let entry = store::UniqueEntry {
                             id,
@@ -367,9 +341,13 @@ impl Engine {
         if entry.expires_ms.is_some_and(|expires| expires <= now) {
             return Ok(None);
         }
-        let status = match load_job(&self.state, &queue.config.name, entry.id)? {
-            Some(job) => job.status,
-            None => JobStatus::Waiting,
+        let position = queue.lock().position(entry.id);
+        let status = match live_status(&position, 0) {
+            Some(status) => status,
+            None => load_job(&self.state, &queue.config.name, entry.id)?
+                .map(|job| job.status)
+                .filter(|status| status.is_final())
+                .unwrap_or(JobStatus::Dead),
         };
         if entry.expires_ms.is_none() && status.is_final() {
             return Ok(None);
@@ -406,24 +384,15 @@ impl Engine {
                 let job = serde_json::from_slice(&bytes).ok()?;
                 Some((job, bytes.len()))
             });
-            // Kept for settling this attempt without reading the record again.
-            let kept = stored.clone();
-            let mut job = match stored.map(|(job, _)| job) {
-                Some(job) => job,
-                None => match self.read_job(&queue, id, false).await? {
-                    Some(job) => job,
-                    None => {
-                        // Not a job (a plain message on a job queue): hand it back as one.
-                        Job::from_message(
-                            &queue,
-                            id,
-                            String::new(),
-                            JobStatus::Active,
-                            delivery.record.timestamp_ms,
-                        )
-                    }
-                },
+            let stored_size = stored.as_ref().map(|(_, size)| *size);
+            let mut job = match stored {
+                Some((job, _)) => job,
+                // Nothing since the enqueue (or not a job: a plain message on a job queue).
+                None => job_of_message(&queue, id, &delivery.record)
+                    .unwrap_or_else(|| plain_message_job(&queue, id, &delivery.record)),
             };
+            // Kept for settling this attempt without reading the record again.
+            let kept = Some((job.clone(), stored_size.unwrap_or_else(|| kept_size(&job))));
             job.payload = delivery.record.value.clone().unwrap_or_default();
             job.status = JobStatus::Active;
             job.attempts = delivery.attempt;
@@ -435,9 +404,14 @@ impl Engine {
                     .await
                     .unwrap_or(deadline);
             }
-            self.jobs
-                .running()
-                .start(queue_name, id, delivery.attempt, now, kept);
+            self.jobs.running().start(
+                queue_name,
+                id,
+                delivery.attempt,
+                now,
+                kept,
+                stored_size.is_some(),
+            );
             self.jobs.emit(self.event(&job, "active", delivery.attempt));
             active.push(ActiveJob {
                 job,
@@ -462,8 +436,8 @@ impl Engine {
         attempt: u32,
     ) -> Result<Job> {
         let kept = self.jobs.running().record(&queue.config.name, id, attempt);
-        if let Some(job) = kept {
-            return Ok(job);
+        if let Some(kept) = kept {
+            return Ok(kept.job);
         }
         match load_job(&self.state, &queue.config.name, id)? {
             Some(job) => Ok(job),
@@ -535,7 +509,7 @@ impl Engine {
             // The queue's dead-letter hook wrote the final record; reload it.
             let mut dead = self.stored_job(queue_name, offset, id)?;
             if !dead.status.is_final() {
-                let writes = finalize(&mut job, offset, JobStatus::Dead, now);
+                let writes = finalize(&mut job, offset, JobStatus::Dead, now, true);
                 self.state.commit(writes).await?;
                 dead = job;
             }
@@ -580,7 +554,7 @@ impl Engine {
         }
         let now = now_ms();
         self.jobs.running().remove(queue_name, offset);
-        let writes = finalize(&mut job, offset, JobStatus::Cancelled, now);
+        let writes = finalize(&mut job, offset, JobStatus::Cancelled, now, true);
         self.state.commit(writes).await?;
         self.jobs
             .counts()
@@ -607,5 +581,7 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod record_tests;
 #[cfg(test)]
 mod tests;

@@ -25,19 +25,7 @@ impl Engine {
         let after = after.map(parse_id).transpose()?;
         let ids: Vec<u64> = match status {
             Some(final_status) if final_status.is_final() => {
-                let start = match after {
-                    Some(a) => format!(
-                        "{}{a:020}\u{0}",
-                        store::final_prefix(queue_name, final_status)
-                    ),
-                    None => store::final_prefix(queue_name, final_status),
-                };
-                let end = format!("{}\u{7f}", store::final_prefix(queue_name, final_status));
-                self.state
-                    .scan_range(FINAL_TABLE, &start, &end, limit)?
-                    .iter()
-                    .filter_map(|(key, _)| store::id_of_key(key))
-                    .collect()
+                self.final_ids(queue_name, final_status, after, limit)?
             }
             Some(JobStatus::Waiting) => queue.lock().ready_after(after, limit),
             Some(JobStatus::Active) => {
@@ -58,16 +46,17 @@ impl Engine {
                     .collect()
             }
             None => {
-                let start = match after {
-                    Some(a) => format!("{}\u{0}", store::job_key(queue_name, a)),
-                    None => store::queue_prefix(queue_name),
-                };
-                let end = format!("{}\u{7f}", store::queue_prefix(queue_name));
-                self.state
-                    .scan_range(JOBS_TABLE, &start, &end, limit)?
-                    .iter()
-                    .filter_map(|(key, _)| store::id_of_key(key))
-                    .collect()
+                // Every job is either unfinished (in the queue, with or without a record) or
+                // finished (in `job_final`, by status): merge the first `limit` of each.
+                let mut ids: std::collections::BTreeSet<u64> = queue
+                    .lock()
+                    .unfinished_after(after, limit)
+                    .into_iter()
+                    .collect();
+                for final_status in store::FINAL_STATUSES {
+                    ids.extend(self.final_ids(queue_name, final_status, after, limit)?);
+                }
+                ids.into_iter().take(limit).collect()
             }
         };
         let mut jobs = Vec::with_capacity(ids.len());
@@ -83,6 +72,29 @@ impl Engine {
         Ok(JobPage { jobs, next })
     }
 
+    /// Ids of jobs finished with `status`, after `after`, ascending, at most `limit`.
+    fn final_ids(
+        &self,
+        queue_name: &str,
+        status: JobStatus,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<u64>> {
+        let prefix = store::final_prefix(queue_name, status);
+        let start = match after {
+            Some(a) => format!("{prefix}{a:020}\u{0}"),
+            None => prefix.clone(),
+        };
+        Ok(self
+            .state
+            .scan_range(FINAL_TABLE, &start, &format!("{prefix}\u{7f}"), limit)?
+            .iter()
+            .filter_map(|(key, _)| store::id_of_key(key))
+            .collect())
+    }
+
+    /// Counts by status and the age of the oldest waiting job. Reads the state store and the
+    /// log: call it from a blocking thread.
     pub fn job_stats(&self, queue_name: &str) -> Result<JobStats> {
         let queue = self.queue(queue_name)?;
         self.load_final_counts(queue_name)?;
@@ -92,9 +104,14 @@ impl Engine {
             (core.counts(), core.retrying_count(), oldest)
         };
         let now = now_ms();
-        let oldest_waiting_ms = oldest
-            .and_then(|id| load_job(&self.state, queue_name, id).ok().flatten())
-            .map(|job| now - job.created_ms);
+        // A job's creation time is its message's timestamp.
+        let oldest_waiting_ms = match oldest {
+            Some(id) => queue
+                .records_blocking(&[id])?
+                .first()
+                .map(|record| now - record.timestamp_ms),
+            None => None,
+        };
         let finals = self.jobs.counts();
         let mine = finals.get(queue_name);
         Ok(JobStats {
@@ -122,7 +139,7 @@ impl Engine {
             return Ok(());
         }
         let mut counts = store::FinalCounts::default();
-        for status in [JobStatus::Completed, JobStatus::Dead, JobStatus::Cancelled] {
+        for status in store::FINAL_STATUSES {
             let n = self
                 .state
                 .scan_prefix(FINAL_TABLE, &store::final_prefix(queue_name, status))?
@@ -153,7 +170,7 @@ impl Engine {
             .collect();
         let now = now_ms();
         for queue in queues {
-            for status in [JobStatus::Completed, JobStatus::Dead, JobStatus::Cancelled] {
+            for status in store::FINAL_STATUSES {
                 let prefix = store::final_prefix(&queue, status);
                 // Oldest first; look at a bounded page per pass.
                 let entries = self.state.scan_range(
@@ -164,15 +181,21 @@ impl Engine {
                 )?;
                 let total = entries.len() as u64;
                 let mut writes = Vec::new();
-                for (index, (key, _)) in entries.iter().enumerate() {
+                for (index, (key, value)) in entries.iter().enumerate() {
                     let Some(id) = store::id_of_key(key) else {
                         continue;
                     };
                     let over_count = total - index as u64 > FINISHED_JOBS_KEPT;
-                    let too_old = !over_count
-                        && load_job(&self.state, &queue, id)?
+                    let too_old = !over_count && {
+                        // An empty value is the older layout: the record is in `jobs`.
+                        let record = match value.is_empty() {
+                            true => load_job(&self.state, &queue, id)?,
+                            false => Some(store::decode_job(&queue, id, value)?),
+                        };
+                        record
                             .and_then(|job| job.finished_ms)
-                            .is_some_and(|finished| now - finished > FINISHED_JOB_RETENTION_MS);
+                            .is_some_and(|finished| now - finished > FINISHED_JOB_RETENTION_MS)
+                    };
                     if !(over_count || too_old) {
                         break;
                     }

@@ -2,9 +2,13 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `jobs` | `<queue>␟<id:20>` | JSON [`Job`] without the payload |
-//! | `job_final` | `<queue>␟<status>␟<id:20>` | empty: finished jobs by status, for listing and retention |
+//! | `jobs` | `<queue>␟<id:20>` | JSON [`Job`] without the payload: a live job that reported progress or failed (a job with neither has no record; its message carries it) |
+//! | `job_final` | `<queue>␟<status>␟<id:20>` | JSON [`Job`] without the payload: a finished job, by final status, for lookup, listing and retention |
 //! | `job_unique` | `<queue>␟<unique key>` | JSON `{id, expires_ms}` |
+//!
+//! A job has at most one record: finishing it moves the record from `jobs` to `job_final`
+//! (one put, one delete, in one transaction). A `job_final` entry with an empty value is the
+//! layout before records moved there; its record is then in `jobs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,10 +17,14 @@ use omnibus_storage::{StateStore, StateWrite};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use omnibus_types::Record;
+
+use super::message::job_of_message;
 use super::model::{Job, JobError, JobEvent, JobStatus};
 use super::JOB_ERRORS_KEPT;
 use crate::engine::now_ms;
 use crate::queue::core::DeadLetter;
+use crate::queue::Queue;
 
 pub const JOBS_TABLE: &str = "jobs";
 pub const FINAL_TABLE: &str = "job_final";
@@ -140,8 +148,17 @@ pub const RUNNING_RECORD_BYTES_MAX: usize = 16 * 1024;
 struct Running {
     started_ms: i64,
     attempt: u32,
-    /// The stored record as it was fetched (no payload) and its encoded size.
+    /// The job as it was fetched (no payload) and its encoded size.
     record: Option<(Job, usize)>,
+    /// Whether the job has a record in `jobs` (else its message is all there is).
+    stored: bool,
+}
+
+/// A running attempt's job as kept since its fetch.
+pub struct KeptJob {
+    pub job: Job,
+    /// It has a record in `jobs`, which finishing it must delete.
+    pub stored: bool,
 }
 
 /// Jobs fetched and not yet settled, per queue and id. Settling a job needs its stored
@@ -159,7 +176,7 @@ pub struct RunningJobs {
 
 impl RunningJobs {
     /// Records that `attempt` of job `id` started; keeps `record` (encoded in `size` bytes)
-    /// if there is room.
+    /// if there is room. `stored`: it has a record in `jobs`.
     pub fn start(
         &mut self,
         queue: &str,
@@ -167,6 +184,7 @@ impl RunningJobs {
         attempt: u32,
         now: i64,
         record: Option<(Job, usize)>,
+        stored: bool,
     ) {
         self.remove(queue, id);
         let record = record
@@ -181,6 +199,7 @@ impl RunningJobs {
             started_ms: now,
             attempt,
             record,
+            stored,
         };
         match self.queues.get_mut(queue) {
             Some(jobs) => {
@@ -201,13 +220,16 @@ impl RunningJobs {
         Some(self.queues.get(queue)?.get(&id)?.started_ms)
     }
 
-    /// The kept record of `attempt`, if that is the attempt running.
-    pub fn record(&self, queue: &str, id: u64, attempt: u32) -> Option<Job> {
+    /// The kept job of `attempt`, if that is the attempt running.
+    pub fn record(&self, queue: &str, id: u64, attempt: u32) -> Option<KeptJob> {
         let running = self.queues.get(queue)?.get(&id)?;
         if running.attempt != attempt {
             return None;
         }
-        running.record.as_ref().map(|(job, _)| job.clone())
+        running.record.as_ref().map(|(job, _)| KeptJob {
+            job: job.clone(),
+            stored: running.stored,
+        })
     }
 
     /// The record of `attempt` was rewritten (as `size` bytes): keep the new one, or none.
@@ -226,6 +248,7 @@ impl RunningJobs {
         if running.attempt != attempt {
             return;
         }
+        running.stored = true;
         let old = running.record.take().map_or(0, |(_, size)| size);
         self.record_bytes -= old;
         if fits(bytes, old) {
@@ -248,13 +271,37 @@ impl RunningJobs {
     }
 }
 
-pub fn load_job(state: &StateStore, queue: &str, id: u64) -> crate::Result<Option<Job>> {
-    let Some(bytes) = state.get(JOBS_TABLE, &job_key(queue, id))? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
+pub const FINAL_STATUSES: [JobStatus; 3] =
+    [JobStatus::Completed, JobStatus::Dead, JobStatus::Cancelled];
+
+pub fn decode_job(queue: &str, id: u64, bytes: &[u8]) -> crate::Result<Job> {
+    serde_json::from_slice(bytes)
         .map_err(|e| crate::EngineError::Internal(format!("job {queue}/{id}: {e}")))
+}
+
+/// A job's record: a live job's in `jobs`, else a finished job's in `job_final`.
+pub fn load_job(state: &StateStore, queue: &str, id: u64) -> crate::Result<Option<Job>> {
+    if let Some(bytes) = state.get(JOBS_TABLE, &job_key(queue, id))? {
+        return decode_job(queue, id, &bytes).map(Some);
+    }
+    for status in FINAL_STATUSES {
+        match state.get(FINAL_TABLE, &final_key(queue, status, id))? {
+            Some(bytes) if !bytes.is_empty() => return decode_job(queue, id, &bytes).map(Some),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Writes that delete every job record and unique key of `queue`.
+pub fn delete_queue_jobs(queue: &str) -> Vec<StateWrite> {
+    [JOBS_TABLE, FINAL_TABLE, UNIQUE_TABLE]
+        .into_iter()
+        .map(|table| StateWrite::DeletePrefix {
+            table,
+            prefix: queue_prefix(queue),
+        })
+        .collect()
 }
 
 pub fn put_job(job: &Job, id: u64) -> StateWrite {
@@ -265,19 +312,29 @@ pub fn put_job(job: &Job, id: u64) -> StateWrite {
     }
 }
 
-/// Writes that make `job` final with `status`.
-pub fn finalize(job: &mut Job, id: u64, status: JobStatus, now: i64) -> Vec<StateWrite> {
+/// Writes that make `job` final with `status`: its record moves to `job_final`. `stored`:
+/// it may have a record in `jobs` (false only when known not to, which saves a write).
+pub fn finalize(
+    job: &mut Job,
+    id: u64,
+    status: JobStatus,
+    now: i64,
+    stored: bool,
+) -> Vec<StateWrite> {
     job.status = status;
     job.updated_ms = now;
     job.finished_ms = Some(now);
-    let mut writes = vec![
-        put_job(job, id),
-        StateWrite::Put {
-            table: FINAL_TABLE,
-            key: final_key(&job.queue, status, id),
-            value: Vec::new(),
-        },
-    ];
+    let mut writes = vec![StateWrite::Put {
+        table: FINAL_TABLE,
+        key: final_key(&job.queue, status, id),
+        value: serde_json::to_vec(job).expect("job serializes"),
+    }];
+    if stored {
+        writes.push(StateWrite::Delete {
+            table: JOBS_TABLE,
+            key: job_key(&job.queue, id),
+        });
+    }
     if let Some(key) = &job.unique_key {
         // A unique key without a window holds only while the job is live.
         writes.push(StateWrite::Delete {
@@ -300,40 +357,59 @@ pub fn push_error(job: &mut Job, attempt: u32, message: &str, now: i64) {
     }
 }
 
-/// Called by a queue when it dead-letters messages on its own (lease expiries, TTL): marks
-/// the jobs dead and tells subscribers. Synchronous and rare.
+/// Called by a queue when it dead-letters messages on its own (lease expiries, TTL, `term`):
+/// marks the jobs dead and tells subscribers. `originals` are the messages, in the order of
+/// `letters` (a job without a record is read from its message). Synchronous and rare.
+#[allow(clippy::too_many_arguments)]
 pub fn record_dead_letters(
     state: &StateStore,
     events: &broadcast::Sender<JobEvent>,
     counts: &Mutex<HashMap<String, FinalCounts>>,
     running: &Mutex<RunningJobs>,
-    queue: &str,
+    queue: &Queue,
     letters: &[DeadLetter],
+    originals: &[Record],
 ) {
     let now = now_ms();
     let mut writes = Vec::new();
-    for letter in letters {
+    let queue_name = queue.config.name.as_str();
+    for (letter, original) in letters.iter().zip(originals) {
         running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(queue, letter.offset);
-        let Ok(Some(mut job)) = load_job(state, queue, letter.offset) else {
-            continue;
+            .remove(queue_name, letter.offset);
+        let stored = match load_job(state, queue_name, letter.offset) {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::error!(queue = queue_name, "reading a dead job: {error}");
+                continue;
+            }
         };
+        let Some(mut job) = stored.or_else(|| job_of_message(queue, letter.offset, original))
+        else {
+            continue; // not a job
+        };
+        job.payload = bytes::Bytes::new();
         if job.status.is_final() {
             continue;
         }
         job.attempts = job.attempts.max(letter.attempts);
         push_error(&mut job, letter.attempts, &letter.last_error, now);
-        writes.extend(finalize(&mut job, letter.offset, JobStatus::Dead, now));
+        writes.extend(finalize(
+            &mut job,
+            letter.offset,
+            JobStatus::Dead,
+            now,
+            true,
+        ));
         counts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(queue.to_string())
+            .entry(queue_name.to_string())
             .or_default()
             .add(JobStatus::Dead, now);
         let _ = events.send(JobEvent {
-            queue: queue.to_string(),
+            queue: queue_name.to_string(),
             id: letter.offset.to_string(),
             kind: "dead",
             status: JobStatus::Dead,
@@ -345,6 +421,6 @@ pub fn record_dead_letters(
         });
     }
     if let Err(error) = state.write(&writes) {
-        tracing::error!(queue, "recording dead jobs failed: {error}");
+        tracing::error!(queue = queue_name, "recording dead jobs failed: {error}");
     }
 }

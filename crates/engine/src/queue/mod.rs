@@ -352,7 +352,7 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name)
             .ok_or_else(|| EngineError::QueueNotFound(name.to_string()))?;
-        self.state.write(&[
+        let mut writes = vec![
             StateWrite::Delete {
                 table: QUEUES_TABLE,
                 key: name.to_string(),
@@ -361,7 +361,10 @@ impl Engine {
                 table: keys::TABLE,
                 prefix: keys::prefix(name),
             },
-        ])?;
+        ];
+        // Its jobs go with it, so a queue created again under the name starts empty.
+        writes.extend(crate::jobs::forget_queue(&self.jobs, name));
+        self.state.write(&writes)?;
         drop(queue);
         self.delete_stream(name)
     }

@@ -57,7 +57,8 @@ pub struct Queue {
     rates: Mutex<RateRing>,
 }
 
-pub type DeadLetterListener = Arc<dyn Fn(&str, &[DeadLetter]) + Send + Sync>;
+/// Told the queue, the dead letters and their original messages (in the same order).
+pub type DeadLetterListener = Arc<dyn Fn(&Queue, &[DeadLetter], &[Record]) + Send + Sync>;
 
 /// Reads stored timers for the core's window.
 struct StoredTimers<'a> {
@@ -225,6 +226,11 @@ impl Queue {
             })
             .collect();
         self.read_records(&grants).await
+    }
+
+    /// [`Queue::records`] for callers already on a blocking thread.
+    pub(crate) fn records_blocking(&self, offsets: &[u64]) -> Result<Vec<Record>> {
+        self.reader.read(offsets)
     }
 
     /// Finishes every ready and waiting message (leased ones stay with their workers).
@@ -573,6 +579,13 @@ impl Queue {
         originals: Vec<Record>,
     ) -> Result<()> {
         let now = now_ms();
+        let listener = self
+            .on_dead_letter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        // The listener reads jobs from their original messages; only cloned when one listens.
+        let kept = listener.as_ref().map(|_| originals.clone());
         let records: Vec<Record> = letters
             .iter()
             .zip(originals)
@@ -596,13 +609,8 @@ impl Queue {
         let bytes = encode_batch(&records)?;
         self.dead_letter.append(bytes).await?;
         self.count(RateKind::DeadLettered, letters.len() as u64);
-        let listener = self
-            .on_dead_letter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(listener) = listener {
-            listener(&self.config.name, &letters);
+        if let (Some(listener), Some(originals)) = (listener, kept) {
+            listener(self, &letters, &originals);
         }
         Ok(())
     }

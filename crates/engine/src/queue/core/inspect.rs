@@ -38,6 +38,27 @@ impl QueueCore {
         all
     }
 
+    /// Unfinished offsets (ready, waiting or leased) after `after`, ascending, at most
+    /// `limit`: registered offsets from the ack floor on, minus the finished ones above it.
+    pub fn unfinished_after(&self, after: Option<u64>, limit: usize) -> Vec<u64> {
+        let mut next = after.map_or(self.floor, |a| (a + 1).max(self.floor));
+        let mut finished = self.finished_above.iter_ranges().peekable();
+        let mut all = Vec::new();
+        while next < self.end && all.len() < limit {
+            match finished.peek() {
+                Some(&(_, end)) if end <= next => {
+                    finished.next();
+                }
+                Some(&(start, end)) if start <= next => next = end,
+                _ => {
+                    all.push(next);
+                    next += 1;
+                }
+            }
+        }
+        all
+    }
+
     /// Offsets waiting on an in-memory timer, ascending by offset.
     pub fn waiting_offsets(&self) -> Vec<u64> {
         let mut all: Vec<u64> = self.timers.iter().map(|(_, o)| *o).collect();
