@@ -1,19 +1,25 @@
-//! Durable job throughput through the engine API: enqueue-only, and end to end with 4
-//! workers (fetch a batch, complete each job with its own `complete_job` call), every step
-//! acknowledged only after fsync. Each round is then repeated with workers completing each
-//! fetched batch in one `complete_jobs` call, reported as a separate figure.
+//! Durable job throughput through the engine API, every step acknowledged only after fsync:
+//! enqueue-only, and end to end with 4 workers (each fetches a batch, then completes each job
+//! with its own `complete_job` call). Each round is then repeated with workers completing each
+//! fetched batch in one `complete_jobs` call, and once more with the enqueue running at the
+//! same time as the workers (`complete_jobs`), the way a queue runs in production.
+//!
+//! "End to end" in the first two is sequential: all jobs enqueued, then all worked off;
+//! jobs / (enqueue time + work time). "Concurrent" is jobs / (first enqueue to last
+//! completion) with one producer enqueuing while the workers run.
 //!
 //! Run: `cargo bench -p omnibus-engine --bench jobs`
 //! Settings (env): `BENCH_JOBS` per round (default 100,000), `BENCH_WORKERS` (4),
 //! `BENCH_FETCH` jobs per fetch (100), `BENCH_ENQUEUE_BATCH` (1,000), `BENCH_ROUNDS` (3),
-//! `BENCH_COMPLETE=each` to skip the `complete_jobs` rounds.
+//! `BENCH_COMPLETE=each` to skip the `complete_jobs` and concurrent rounds.
 //! Prints each round and the medians.
 
 /// The same allocator as the `omnibus` binary, so the figures are the broker's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -65,26 +71,54 @@ struct Round {
     end_to_end: f64,
 }
 
+/// Jobs completed so far, and when the last one was.
+struct Progress {
+    total: usize,
+    done: AtomicUsize,
+    finished_at: Mutex<Option<Instant>>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Arc<Progress> {
+        Arc::new(Progress {
+            total,
+            done: AtomicUsize::new(0),
+            finished_at: Mutex::new(None),
+        })
+    }
+
+    fn add(&self, n: usize) {
+        if self.done.fetch_add(n, Ordering::AcqRel) + n == self.total {
+            *self.finished_at.lock().expect("lock") = Some(Instant::now());
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.done.load(Ordering::Acquire) >= self.total
+    }
+}
+
+/// Workers fetch and complete until every job of the round is completed. Returns when the
+/// last job was completed.
 async fn work_off(
     engine: &Arc<Engine>,
     workers: usize,
     fetch: usize,
     completion: Completion,
-) -> usize {
+    progress: Arc<Progress>,
+) -> Instant {
     let mut tasks = Vec::new();
     for worker in 0..workers {
         let engine: Arc<Engine> = engine.clone();
+        let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
             let name = format!("w{worker}");
-            let mut done = 0usize;
-            loop {
+            while !progress.complete() {
                 let batch = engine
-                    .fetch_jobs("bench", &name, fetch, 200)
+                    .fetch_jobs("bench", &name, fetch, 50)
                     .await
                     .expect("fetch");
-                if batch.is_empty() {
-                    return done;
-                }
+                let fetched = batch.len();
                 if completion == Completion::Batch {
                     let completions = batch
                         .into_iter()
@@ -100,34 +134,51 @@ async fn work_off(
                         .expect("complete");
                     for answer in answers {
                         answer.expect("complete");
-                        done += 1;
                     }
-                    continue;
+                } else {
+                    let mut completions = tokio::task::JoinSet::new();
+                    for active in batch {
+                        let engine = engine.clone();
+                        completions.spawn(async move {
+                            engine
+                                .complete_job("bench", &active.job.id, active.attempt, None)
+                                .await
+                                .expect("complete");
+                        });
+                    }
+                    while let Some(result) = completions.join_next().await {
+                        result.expect("completion task");
+                    }
                 }
-                let mut completions = tokio::task::JoinSet::new();
-                for active in batch {
-                    let engine = engine.clone();
-                    completions.spawn(async move {
-                        engine
-                            .complete_job("bench", &active.job.id, active.attempt, None)
-                            .await
-                            .expect("complete");
-                    });
-                }
-                while let Some(result) = completions.join_next().await {
-                    result.expect("completion task");
-                    done += 1;
-                }
+                progress.add(fetched);
             }
         }));
     }
-    let mut completed = 0;
     for task in tasks {
-        completed += task.await.expect("worker");
+        task.await.expect("worker");
     }
-    completed
+    assert_eq!(
+        progress.done.load(Ordering::Acquire),
+        progress.total,
+        "every job completed exactly once"
+    );
+    let finished = *progress.finished_at.lock().expect("lock");
+    finished.expect("the last completion was timed")
 }
 
+async fn open_bench_queue(dir: &std::path::Path, fetch: usize) -> Arc<Engine> {
+    let engine = Engine::open(EngineConfig::new(dir)).await.expect("engine");
+    engine
+        .create_queue(QueueSpec {
+            name: "bench".into(),
+            max_unacked_per_worker: Some(fetch * 4),
+            ..Default::default()
+        })
+        .expect("queue");
+    engine
+}
+
+/// Enqueue everything, then work it off.
 async fn round(
     jobs: usize,
     workers: usize,
@@ -136,31 +187,42 @@ async fn round(
     completion: Completion,
 ) -> Round {
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::open(EngineConfig::new(dir.path()))
-        .await
-        .expect("engine");
-    engine
-        .create_queue(QueueSpec {
-            name: "bench".into(),
-            max_unacked_per_worker: Some(fetch * 4),
-            ..Default::default()
-        })
-        .expect("queue");
-    // Enqueue only.
+    let engine = open_bench_queue(dir.path(), fetch).await;
     let started = Instant::now();
     enqueue_all(&engine, "bench", jobs, enqueue_batch).await;
-    let enqueue_rate = jobs as f64 / started.elapsed().as_secs_f64();
-    // Work them off with N workers.
+    let enqueued = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let completed = work_off(&engine, workers, fetch, completion).await;
-    assert_eq!(completed, jobs, "every job completed exactly once");
-    let worked = started.elapsed().as_secs_f64() - 0.2; // the final empty long-poll
+    let finished = work_off(&engine, workers, fetch, completion, Progress::new(jobs)).await;
+    let worked = (finished - started).as_secs_f64();
     engine.shutdown().await.expect("shutdown");
     Round {
-        enqueue_rate,
+        enqueue_rate: jobs as f64 / enqueued,
         work_rate: jobs as f64 / worked,
-        end_to_end: jobs as f64 / (enqueue_rate.recip() * jobs as f64 + worked),
+        end_to_end: jobs as f64 / (enqueued + worked),
     }
+}
+
+/// Enqueue while the workers run (completing each fetched batch in one call); jobs/s from the
+/// first enqueue to the last completion.
+async fn concurrent_round(jobs: usize, workers: usize, fetch: usize, enqueue_batch: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open_bench_queue(dir.path(), fetch).await;
+    let started = Instant::now();
+    let producer = {
+        let engine = engine.clone();
+        tokio::spawn(async move { enqueue_all(&engine, "bench", jobs, enqueue_batch).await })
+    };
+    let finished = work_off(
+        &engine,
+        workers,
+        fetch,
+        Completion::Batch,
+        Progress::new(jobs),
+    )
+    .await;
+    producer.await.expect("producer");
+    engine.shutdown().await.expect("shutdown");
+    jobs as f64 / (finished - started).as_secs_f64()
 }
 
 fn main() {
@@ -182,6 +244,7 @@ fn main() {
         let mut enqueue_rates = Vec::new();
         let mut end_to_end_rates = Vec::new();
         let mut batch_rates = Vec::new();
+        let mut concurrent_rates = Vec::new();
         for round_number in 0..rounds {
             let each = round(jobs, workers, fetch, enqueue_batch, Completion::EachJob).await;
             println!(
@@ -197,6 +260,11 @@ fn main() {
                     batch.enqueue_rate, batch.work_rate, batch.end_to_end
                 );
                 batch_rates.push(batch.end_to_end);
+                let concurrent = concurrent_round(jobs, workers, fetch, enqueue_batch).await;
+                println!(
+                    "  round {round_number}, concurrent (enqueue while the workers complete_jobs): {concurrent:.0} jobs/s"
+                );
+                concurrent_rates.push(concurrent);
             }
         }
         println!(
@@ -206,8 +274,9 @@ fn main() {
         );
         if batch_too {
             println!(
-                "median with complete_jobs (one call per fetched batch): end to end {:.0} jobs/s",
-                median(batch_rates)
+                "median with complete_jobs (one call per fetched batch): end to end {:.0} jobs/s; concurrent {:.0} jobs/s",
+                median(batch_rates),
+                median(concurrent_rates)
             );
         }
     });
