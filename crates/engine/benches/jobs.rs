@@ -69,6 +69,9 @@ struct Round {
     enqueue_rate: f64,
     work_rate: f64,
     end_to_end: f64,
+    /// State-store writes (after the committer drops replaced ones) per job, whole round.
+    writes_per_job: f64,
+    jobs_per_commit: f64,
 }
 
 /// Jobs completed so far, and when the last one was.
@@ -194,11 +197,14 @@ async fn round(
     let started = Instant::now();
     let finished = work_off(&engine, workers, fetch, completion, Progress::new(jobs)).await;
     let worked = (finished - started).as_secs_f64();
+    let state = engine.state_stats();
     engine.shutdown().await.expect("shutdown");
     Round {
         enqueue_rate: jobs as f64 / enqueued,
         work_rate: jobs as f64 / worked,
         end_to_end: jobs as f64 / (enqueued + worked),
+        writes_per_job: state.writes as f64 / jobs as f64,
+        jobs_per_commit: jobs as f64 / state.commits as f64,
     }
 }
 
@@ -248,16 +254,16 @@ fn main() {
         for round_number in 0..rounds {
             let each = round(jobs, workers, fetch, enqueue_batch, Completion::EachJob).await;
             println!(
-                "  round {round_number}: enqueue {:.0} jobs/s; fetch+complete {:.0} jobs/s; end to end {:.0} jobs/s",
-                each.enqueue_rate, each.work_rate, each.end_to_end
+                "  round {round_number}: enqueue {:.0} jobs/s; fetch+complete {:.0} jobs/s; end to end {:.0} jobs/s ({:.2} state writes/job, {:.0} jobs/commit)",
+                each.enqueue_rate, each.work_rate, each.end_to_end, each.writes_per_job, each.jobs_per_commit
             );
             enqueue_rates.push(each.enqueue_rate);
             end_to_end_rates.push(each.end_to_end);
             if batch_too {
                 let batch = round(jobs, workers, fetch, enqueue_batch, Completion::Batch).await;
                 println!(
-                    "  round {round_number}, complete_jobs per fetched batch: enqueue {:.0} jobs/s; fetch+complete {:.0} jobs/s; end to end {:.0} jobs/s",
-                    batch.enqueue_rate, batch.work_rate, batch.end_to_end
+                    "  round {round_number}, complete_jobs per fetched batch: enqueue {:.0} jobs/s; fetch+complete {:.0} jobs/s; end to end {:.0} jobs/s ({:.2} state writes/job, {:.0} jobs/commit)",
+                    batch.enqueue_rate, batch.work_rate, batch.end_to_end, batch.writes_per_job, batch.jobs_per_commit
                 );
                 batch_rates.push(batch.end_to_end);
                 let concurrent = concurrent_round(jobs, workers, fetch, enqueue_batch).await;

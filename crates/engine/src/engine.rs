@@ -91,6 +91,11 @@ impl Engine {
         Ok(engine)
     }
 
+    /// State-store commits and writes since the engine opened (benchmarks, metrics).
+    pub fn state_stats(&self) -> omnibus_storage::StateStats {
+        self.state.stats()
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
     }

@@ -28,4 +28,4 @@ pub use partition::{
     AppendInfo, PartitionLog, PartitionStatus, PendingAppend, ProducerBatch, Progress, ReadResult,
     RetentionOutcome, RECOVERED_BATCHES_MAX,
 };
-pub use state::{StateStore, StateWrite};
+pub use state::{StateStats, StateStore, StateWrite};

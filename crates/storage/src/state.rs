@@ -10,6 +10,7 @@
 //! its crash safety is redb's (copy-on-write B-trees with a checksummed commit slot).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -29,6 +30,30 @@ type CommitRequest = (Vec<StateWrite>, oneshot::Sender<Result<()>>);
 pub struct StateStore {
     db: Arc<Database>,
     committer: std::sync::Mutex<Option<Committer>>,
+    counters: Arc<Counters>,
+}
+
+/// What the store has committed since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateStats {
+    /// Transactions committed (each one fsync).
+    pub commits: u64,
+    /// Writes applied in them, after dropping writes that a later one in the same
+    /// transaction replaced.
+    pub writes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl Counters {
+    fn count(&self, writes: usize) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes as u64, Ordering::Relaxed);
+    }
 }
 
 struct Committer {
@@ -108,12 +133,23 @@ impl StateStore {
         Ok(StateStore {
             db: Arc::new(db),
             committer: std::sync::Mutex::new(None),
+            counters: Arc::new(Counters::default()),
         })
+    }
+
+    /// Commits and writes so far (for benchmarks and metrics).
+    pub fn stats(&self) -> StateStats {
+        StateStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+        }
     }
 
     /// Applies all writes in one transaction, durable on return.
     pub fn write(&self, writes: &[StateWrite]) -> Result<()> {
-        apply(&self.db, writes)
+        apply(&self.db, writes)?;
+        self.counters.count(writes.len());
+        Ok(())
     }
 
     /// Group-committed write: the writes of every caller waiting at the same time go into one
@@ -136,9 +172,10 @@ impl StateStore {
             .get_or_insert_with(|| {
                 let (sender, receiver) = mpsc::channel(COMMIT_QUEUE_MAX);
                 let db = self.db.clone();
+                let counters = self.counters.clone();
                 let thread = std::thread::Builder::new()
                     .name("state-commit".into())
-                    .spawn(move || run_committer(db, receiver))
+                    .spawn(move || run_committer(db, counters, receiver))
                     .expect("spawning the state committer thread");
                 Committer { sender, thread }
             })
@@ -234,7 +271,11 @@ impl StateStore {
 
 /// The committer thread: takes everything queued (up to a bound), applies it in one
 /// transaction, answers every caller. Ends when every sender is gone.
-fn run_committer(db: Arc<Database>, mut receiver: mpsc::Receiver<CommitRequest>) {
+fn run_committer(
+    db: Arc<Database>,
+    counters: Arc<Counters>,
+    mut receiver: mpsc::Receiver<CommitRequest>,
+) {
     while let Some(first) = receiver.blocking_recv() {
         let mut group = vec![first];
         while group.len() < COMMIT_GROUP_MAX {
@@ -250,6 +291,9 @@ fn run_committer(db: Arc<Database>, mut receiver: mpsc::Receiver<CommitRequest>)
                 .collect(),
         );
         let outcome = apply(&db, &writes);
+        if outcome.is_ok() {
+            counters.count(writes.len());
+        }
         for (_, done) in group {
             let answer = match &outcome {
                 Ok(()) => Ok(()),
@@ -488,6 +532,31 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn stats_count_commits_and_the_writes_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("state.redb")).unwrap();
+        let put = |key: &str, value: u8| StateWrite::Put {
+            table: "t",
+            key: key.to_string(),
+            value: vec![value],
+        };
+        store.write(&[put("a", 1)]).unwrap();
+        // The second put of `b` replaces the first in the same transaction: one write.
+        store
+            .commit(vec![put("b", 1), put("b", 2), put("c", 1)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.stats(),
+            StateStats {
+                commits: 2,
+                writes: 3
+            }
+        );
+        assert_eq!(store.get("t", "b").unwrap(), Some(vec![2]));
+    }
+
     #[test]
     fn a_failed_group_commit_fails_every_waiter_and_stores_none_of_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -514,7 +583,7 @@ mod tests {
         }
         drop(sender);
         // Everything queued before the committer looks is one group.
-        run_committer(db.clone(), receiver);
+        run_committer(db.clone(), Arc::default(), receiver);
         for mut answer in answers {
             let outcome = answer.try_recv().expect("answered");
             assert!(outcome.is_err(), "every waiter of the failed group is told");

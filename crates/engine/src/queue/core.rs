@@ -222,22 +222,20 @@ impl QueueCore {
 
     // ----- recovery -----
 
-    /// Rebuilds from stored state: the floor, finished offsets above it, attempts, timers
+    /// Rebuilds from stored state: the floor, finished runs `[start, end)` above it, attempts, timers
     /// (only the first window is kept in memory), priorities, and the log's end.
     pub fn recover(
         &mut self,
         floor: u64,
-        finished: impl IntoIterator<Item = u64>,
+        finished: impl IntoIterator<Item = (u64, u64)>,
         attempts: impl IntoIterator<Item = (u64, u32, String)>,
         priorities: impl IntoIterator<Item = (u64, u64, u8)>,
         timers: &dyn TimerSource,
         log_end: u64,
     ) {
         self.floor = floor;
-        for offset in finished {
-            if offset >= floor {
-                self.finished_above.insert(offset);
-            }
+        for (start, end) in finished {
+            self.finished_above.insert_range(start.max(floor), end);
         }
         for (offset, count, error) in attempts {
             if offset >= floor && !self.finished_above.contains(offset) {
@@ -735,11 +733,24 @@ impl QueueCore {
         self.priority_of.remove(&offset);
         self.key_of.remove(&offset);
         if offset != self.floor {
+            // Stored as runs: the run holding `offset` is written under its start, and a run
+            // that began right after `offset` is now part of it. Acks of consecutive offsets
+            // in one group commit rewrite the same key, which the committer writes once.
+            if self.finished_above.contains(offset + 1) {
+                writes.push(StateWrite::Delete {
+                    table: keys::TABLE,
+                    key: keys::acked(&self.name, offset + 1),
+                });
+            }
             self.finished_above.insert(offset);
+            let (start, end) = self
+                .finished_above
+                .range_containing(offset)
+                .expect("just inserted");
             writes.push(StateWrite::Put {
                 table: keys::TABLE,
-                key: keys::acked(&self.name, offset),
-                value: Vec::new(),
+                key: keys::acked(&self.name, start),
+                value: end.to_be_bytes().to_vec(),
             });
             return writes;
         }

@@ -4,7 +4,7 @@
 //! | key | value | meaning |
 //! |---|---|---|
 //! | `F` | u64 BE | ack floor: every offset below it is finished (acked or dead-lettered) |
-//! | `A<offset:20>` | empty | finished, above the floor |
+//! | `A<start:20>` | u64 BE end | offsets `[start, end)` are finished, above the floor: one key per run of finished offsets, so consecutive acks rewrite one key (empty value: the older one-key-per-offset layout, `[start, start+1)`) |
 //! | `D<offset:20>` | u32 BE attempts, then UTF-8 last error | delivered at least once, not finished |
 //! | `G<end:20>` | u64 BE first | offsets `[first, end)` were delivered at least once (one fetch's first deliveries); an unfinished one without a `D` key has had one attempt |
 //! | `T<due_ms:20><offset:20>` | empty | waiting until `due_ms` (delayed enqueue, or retry backoff) |

@@ -87,6 +87,15 @@ impl RangeSet {
         true
     }
 
+    /// The range `[start, end)` holding `value`.
+    pub fn range_containing(&self, value: u64) -> Option<(u64, u64)> {
+        self.ranges
+            .range(..=value)
+            .next_back()
+            .filter(|(_, end)| value < **end)
+            .map(|(start, end)| (*start, *end))
+    }
+
     pub fn first(&self) -> Option<u64> {
         self.ranges.keys().next().copied()
     }

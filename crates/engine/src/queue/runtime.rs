@@ -131,7 +131,15 @@ impl Queue {
                 ("F", _) if value.len() == 8 => {
                     floor = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
                 }
-                ("A", offset) => finished.extend(number(offset)),
+                ("A", start) => {
+                    if let Some(start) = number(start) {
+                        let end = match value.len() {
+                            8 => u64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
+                            _ => start + 1, // the one-key-per-offset layout
+                        };
+                        finished.push((start, end));
+                    }
+                }
                 ("S", "") => paused = true,
                 ("R", "") if value.len() == 8 => {
                     redriven = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))

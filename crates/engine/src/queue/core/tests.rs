@@ -224,7 +224,7 @@ fn recovery_rebuilds_ready_finished_attempts_and_priorities() {
     let timers = StoredTimers(vec![(9_000, 7)]);
     core.recover(
         2,
-        [4, 5],
+        [(4, 6)],
         [(3, 2, "earlier failure".to_string())],
         [(6, 7, 9)],
         &timers,
@@ -404,7 +404,14 @@ fn first_deliveries_are_runs_that_acks_leave_alone_until_the_floor_passes() {
 fn recovered_runs_give_unfinished_offsets_one_attempt_unless_a_d_key_says_otherwise() {
     let mut core = QueueCore::new("q", policy());
     // Run [0, 6) delivered; 1 and 4 finished; 2 failed twice (its D key); floor 0.
-    core.recover(0, [1, 4], [(2, 2, "boom".to_string())], [], &NoTimers, 8);
+    core.recover(
+        0,
+        [(1, 2), (4, 5)],
+        [(2, 2, "boom".to_string())],
+        [],
+        &NoTimers,
+        8,
+    );
     core.recover_runs([(0, 6)]);
     let (grants, writes) = core.deliver("w", 10, 0);
     let attempts: Vec<(u64, u32)> = grants.iter().map(|g| (g.offset, g.attempt)).collect();
@@ -426,4 +433,91 @@ fn recovered_runs_give_unfinished_offsets_one_attempt_unless_a_d_key_says_otherw
         ack.contains(&format!("delete D{:020}", 3)),
         "the ack deletes the D key of a redelivered run offset: {ack:?}"
     );
+}
+
+/// Applies writes to a map the way the state store would (keys without the queue prefix).
+fn apply_to(store: &mut std::collections::BTreeMap<String, Vec<u8>>, writes: &[StateWrite]) {
+    for write in writes {
+        match write {
+            StateWrite::Put { key, value, .. } => {
+                store.insert(keys::suffix("q", key).unwrap().to_string(), value.clone());
+            }
+            StateWrite::Delete { key, .. } => {
+                store.remove(keys::suffix("q", key).unwrap());
+            }
+            StateWrite::DeleteRange { start, end, .. } => {
+                let (start, end) = (
+                    keys::suffix("q", start).unwrap(),
+                    keys::suffix("q", end).unwrap(),
+                );
+                store.retain(|key, _| !(key.as_str() >= start && key.as_str() < end));
+            }
+            StateWrite::DeletePrefix { .. } => unreachable!("not written by acks"),
+        }
+    }
+}
+
+/// The finished runs a store holds, as recovery reads them.
+fn stored_runs(store: &std::collections::BTreeMap<String, Vec<u8>>) -> Vec<(u64, u64)> {
+    store
+        .iter()
+        .filter_map(|(key, value)| {
+            let start: u64 = key.strip_prefix('A')?.parse().ok()?;
+            Some((start, u64::from_be_bytes(value[..8].try_into().ok()?)))
+        })
+        .collect()
+}
+
+#[test]
+fn finished_offsets_above_the_floor_are_stored_one_key_per_run() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 12, 0, None, 0);
+    core.deliver("w", 12, 0);
+    let mut store = std::collections::BTreeMap::new();
+    let mut ack = |offset| {
+        let writes = core.ack(offset, 1).unwrap();
+        apply_to(&mut store, &writes);
+        (
+            stored_runs(&store),
+            core.unfinished_after(None, 100),
+            store.get("F").cloned(),
+        )
+    };
+    assert_eq!(ack(5).0, vec![(5, 6)]);
+    assert_eq!(ack(6).0, vec![(5, 7)], "a consecutive ack extends the run");
+    assert_eq!(ack(9).0, vec![(5, 7), (9, 10)]);
+    assert_eq!(ack(4).0, vec![(4, 7), (9, 10)], "a run can grow downwards");
+    assert_eq!(
+        ack(8).0,
+        vec![(4, 7), (8, 10)],
+        "the run that began after it is rewritten under the new start"
+    );
+    assert_eq!(ack(7).0, vec![(4, 10)], "two runs join");
+    let (runs, unfinished, _) = ack(1);
+    assert_eq!(runs, vec![(1, 2), (4, 10)]);
+    assert_eq!(unfinished, vec![0, 2, 3, 10, 11]);
+
+    // Recovery from those keys gives the same finished offsets.
+    let mut recovered = QueueCore::new("q", policy());
+    recovered.recover(0, runs, [], [], &NoTimers, 12);
+    assert_eq!(recovered.unfinished_after(None, 100), unfinished);
+
+    // The floor passes every run below it; their keys go.
+    ack(0);
+    ack(2);
+    let (runs, unfinished, floor) = ack(3);
+    assert_eq!(runs, Vec::<(u64, u64)>::new());
+    assert_eq!(unfinished, vec![10, 11]);
+    assert_eq!(floor, Some(10u64.to_be_bytes().to_vec()));
+}
+
+#[test]
+fn purging_many_ready_messages_writes_one_run() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 10_000, 0, None, 0);
+    core.deliver("w", 1, 0); // offset 0 stays out, so the floor cannot move
+    let writes = core.purge(&NoTimers);
+    let mut store = std::collections::BTreeMap::new();
+    apply_to(&mut store, &writes);
+    assert_eq!(stored_runs(&store), vec![(1, 10_000)]);
 }
