@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo bench -p omnibus-engine --bench queue_depth`
 //! Settings (env): `BENCH_WAITING` (10,000,000), `BENCH_DELAYED` (1,000,000), `BENCH_BATCH`
-//! (10,000).
+//! (10,000), `BENCH_KIND=jobs` to enqueue jobs (`enqueue_jobs`) instead of plain messages.
 
 /// The same allocator as the `omnibus` binary, so the figures are the broker's.
 #[global_allocator]
@@ -15,6 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use omnibus_engine::jobs::NewJob;
 use omnibus_engine::queue::{EnqueueMessage, QueueSpec};
 use omnibus_engine::{Engine, EngineConfig};
 
@@ -35,22 +36,42 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn fill(engine: &Engine, queue: &str, total: usize, batch: usize, delay_ms: Option<u64>) {
+async fn fill(
+    engine: &Engine,
+    queue: &str,
+    total: usize,
+    batch: usize,
+    delay_ms: Option<u64>,
+    jobs: bool,
+) {
     let value = Bytes::from(vec![b'x'; 100]);
     let started = Instant::now();
     let mut sent = 0;
     let mut next_report = total / 10;
     while sent < total {
         let n = batch.min(total - sent);
-        let messages = (0..n)
-            .map(|i| EnqueueMessage {
-                value: Some(value.clone()),
-                // Spread due times so the timer index really holds distinct entries.
-                delay_ms: delay_ms.map(|d| d + (sent + i) as u64 % 100_000),
-                ..Default::default()
-            })
-            .collect();
-        engine.enqueue(queue, messages).await.expect("enqueue");
+        // Spread due times so the timer index really holds distinct entries.
+        let delay = |i: usize| delay_ms.map(|d| d + (sent + i) as u64 % 100_000);
+        if jobs {
+            let new_jobs = (0..n)
+                .map(|i| NewJob {
+                    name: "bench".into(),
+                    payload: value.clone(),
+                    delay_ms: delay(i),
+                    ..Default::default()
+                })
+                .collect();
+            engine.enqueue_jobs(queue, new_jobs).await.expect("enqueue");
+        } else {
+            let messages = (0..n)
+                .map(|i| EnqueueMessage {
+                    value: Some(value.clone()),
+                    delay_ms: delay(i),
+                    ..Default::default()
+                })
+                .collect();
+            engine.enqueue(queue, messages).await.expect("enqueue");
+        }
         sent += n;
         if sent >= next_report {
             let info = engine.queue_info(queue).expect("info");
@@ -70,6 +91,7 @@ fn main() {
     let waiting = setting("BENCH_WAITING", 10_000_000);
     let delayed = setting("BENCH_DELAYED", 1_000_000);
     let batch = setting("BENCH_BATCH", 10_000);
+    let jobs = std::env::var("BENCH_KIND").is_ok_and(|kind| kind == "jobs");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -88,12 +110,13 @@ fn main() {
                 })
                 .expect("queue");
         }
+        let kind = if jobs { "jobs" } else { "messages" };
         println!(
-            "queue_depth: 100-byte messages, batches of {batch}; RSS at start {:.1} MiB",
+            "queue_depth: 100-byte {kind}, batches of {batch}; RSS at start {:.1} MiB",
             rss_mib()
         );
-        fill(&engine, "waiting", waiting, batch, None).await;
-        fill(&engine, "delayed", delayed, batch, Some(3_600_000)).await;
+        fill(&engine, "waiting", waiting, batch, None, jobs).await;
+        fill(&engine, "delayed", delayed, batch, Some(3_600_000), jobs).await;
         engine.shutdown().await.expect("shutdown");
         drop(engine);
 
