@@ -83,10 +83,17 @@ impl Engine {
             }
         }
         let records = self.settling_jobs(&queue, &pending).await?;
+        let started: Vec<Option<i64>> = {
+            let running = self.jobs.running();
+            pending
+                .iter()
+                .map(|item| running.started_ms(queue_name, item.offset))
+                .collect()
+        };
         let now = now_ms();
         let mut acks = Vec::with_capacity(pending.len());
         let mut settled = Vec::with_capacity(pending.len());
-        for (item, record) in pending.into_iter().zip(records) {
+        for ((item, record), started_ms) in pending.into_iter().zip(records).zip(started) {
             let KeptJob { mut job, stored } = match record {
                 Ok(kept) => kept,
                 Err(error) => {
@@ -96,11 +103,7 @@ impl Engine {
             };
             job.result = item.result.clone();
             job.attempts = item.attempt;
-            job.started_ms = self
-                .jobs
-                .running()
-                .started_ms(queue_name, item.offset)
-                .or(job.started_ms);
+            job.started_ms = started_ms.or(job.started_ms);
             let writes = finalize(&mut job, item.offset, JobStatus::Completed, now, stored);
             acks.push((item.offset, item.attempt, writes));
             settled.push((item, job));
@@ -108,18 +111,20 @@ impl Engine {
         // One transaction for all: each ack with its final record (a stale attempt writes
         // nothing and fails alone).
         let outcomes = queue.ack_many(acks).await;
-        for ((item, job), outcome) in settled.into_iter().zip(outcomes) {
-            answers[item.index] = Some(outcome.map(|()| {
-                self.completed(
-                    queue_name,
-                    &job,
-                    item.offset,
-                    item.attempt,
-                    item.result,
-                    now,
-                );
-                job
-            }));
+        let completed: Vec<(Pending, Job)> = settled
+            .into_iter()
+            .zip(outcomes)
+            .filter_map(|((item, job), outcome)| match outcome {
+                Ok(()) => Some((item, job)),
+                Err(error) => {
+                    answers[item.index] = Some(Err(error));
+                    None
+                }
+            })
+            .collect();
+        self.completed(queue_name, &completed, now);
+        for (item, job) in completed {
+            answers[item.index] = Some(Ok(job));
         }
         Ok(answers
             .into_iter()
@@ -127,25 +132,24 @@ impl Engine {
             .collect())
     }
 
-    /// After a completion is durable: forget the running attempt, count it, tell subscribers.
-    fn completed(
-        &self,
-        queue_name: &str,
-        job: &Job,
-        offset: u64,
-        attempt: u32,
-        result: Option<serde_json::Value>,
-        now: i64,
-    ) {
-        self.jobs.running().remove(queue_name, offset);
+    /// After completions are durable: forget the running attempts, count them, tell
+    /// subscribers.
+    fn completed(&self, queue_name: &str, completed: &[(Pending, Job)], now: i64) {
+        {
+            let mut running = self.jobs.running();
+            for (item, _) in completed {
+                running.remove(queue_name, item.offset);
+            }
+        }
         self.jobs
-            .counts()
-            .entry(queue_name.to_string())
-            .or_default()
-            .add(JobStatus::Completed, now);
-        let mut event = self.event(job, "completed", attempt);
-        event.result = result;
-        self.jobs.emit(event);
+            .count_final(queue_name, JobStatus::Completed, completed.len(), now);
+        if self.jobs.listening() {
+            for (item, job) in completed {
+                let mut event = self.event(job, "completed", item.attempt);
+                event.result = item.result.clone();
+                self.jobs.emit(event);
+            }
+        }
     }
 
     /// The jobs being completed: the ones kept at fetch, the rest read in one state-store

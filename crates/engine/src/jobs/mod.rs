@@ -70,6 +70,26 @@ pub(crate) fn forget_queue(jobs: &JobsState, queue: &str) -> Vec<StateWrite> {
     store::delete_queue_jobs(queue)
 }
 
+fn job_event(
+    queue: &str,
+    id: String,
+    status: JobStatus,
+    kind: &'static str,
+    attempt: u32,
+) -> JobEvent {
+    JobEvent {
+        queue: queue.to_string(),
+        id,
+        kind,
+        status,
+        attempt,
+        progress: None,
+        result: None,
+        error: None,
+        at_ms: now_ms(),
+    }
+}
+
 fn parse_id(id: &str) -> Result<u64> {
     id.parse()
         .map_err(|_| EngineError::BadRequest(format!("job id {id:?} is not a number")))
@@ -151,17 +171,7 @@ impl Engine {
     }
 
     fn event(&self, job: &Job, kind: &'static str, attempt: u32) -> JobEvent {
-        JobEvent {
-            queue: job.queue.clone(),
-            id: job.id.clone(),
-            kind,
-            status: job.status,
-            attempt,
-            progress: None,
-            result: None,
-            error: None,
-            at_ms: now_ms(),
-        }
+        job_event(&job.queue, job.id.clone(), job.status, kind, attempt)
     }
 
     /// Enqueues jobs on a queue (created beforehand with `create_queue`). A job whose unique
@@ -254,35 +264,13 @@ impl Engine {
             self.check_running()?;
             // No job record: the message carries the job. Unique keys are committed with the
             // messages' registration, so a registered job always holds its key.
+            let listening = self.jobs.listening();
             let job_writes = |ids: &[u64]| {
                 let mut writes = Vec::new();
                 for ((index, job), &id) in new_jobs.into_iter().zip(ids) {
-                    let delayed = job.delay_ms.is_some_and(|d| d > 0);
-                    let record = Job {
-                        id: id.to_string(),
-                        queue: queue_name.to_string(),
-                        name: job.name,
-                        payload: Bytes::new(),
-                        status: if delayed {
-                            JobStatus::Delayed
-                        } else {
-                            JobStatus::Waiting
-                        },
-                        priority: job.priority,
-                        attempts: 0,
-                        max_attempts: job.max_attempts.unwrap_or(queue.config.max_deliver),
-                        backoff: job.backoff,
-                        timeout_ms: job.timeout_ms,
-                        unique_key: job.unique_key.clone(),
-                        parent: job.parent,
-                        progress: None,
-                        result: None,
-                        errors: Vec::new(),
-                        created_ms: now,
-                        updated_ms: now,
-                        run_at_ms: job.delay_ms.map(|d| now + d as i64),
-                        started_ms: None,
-                        finished_ms: None,
+                    let status = match job.delay_ms.is_some_and(|d| d > 0) {
+                        true => JobStatus::Delayed,
+                        false => JobStatus::Waiting,
                     };
                     if let Some(key) = &job.unique_key {
                         let entry = store::UniqueEntry {
@@ -295,12 +283,14 @@ impl Engine {
                             value: serde_json::to_vec(&entry).expect("serializes"),
                         });
                     }
-                    events.push(self.event(&record, "enqueued", 0));
-                    ids_by_index.insert(index, (id, record.status));
+                    if listening {
+                        events.push(job_event(queue_name, id.to_string(), status, "enqueued", 0));
+                    }
+                    ids_by_index.insert(index, (id, status));
                     answers[index] = Some(EnqueuedJob {
                         id: id.to_string(),
                         created: true,
-                        status: record.status,
+                        status,
                     });
                 }
                 writes
@@ -412,7 +402,9 @@ impl Engine {
                 kept,
                 stored_size.is_some(),
             );
-            self.jobs.emit(self.event(&job, "active", delivery.attempt));
+            if self.jobs.listening() {
+                self.jobs.emit(self.event(&job, "active", delivery.attempt));
+            }
             active.push(ActiveJob {
                 job,
                 attempt: delivery.attempt,
@@ -557,10 +549,7 @@ impl Engine {
         let writes = finalize(&mut job, offset, JobStatus::Cancelled, now, true);
         self.state.commit(writes).await?;
         self.jobs
-            .counts()
-            .entry(queue_name.to_string())
-            .or_default()
-            .add(JobStatus::Cancelled, now);
+            .count_final(queue_name, JobStatus::Cancelled, 1, now);
         self.jobs.emit(self.event(&job, "cancelled", job.attempts));
         Ok(job)
     }

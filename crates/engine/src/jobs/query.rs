@@ -134,8 +134,11 @@ impl Engine {
     }
 
     /// Counts finished jobs once per queue per process (a scan of the final-status index).
+    /// Holds the counts' lock meanwhile, so no finish is missed (one committed while the scan
+    /// runs may be counted twice: by the scan and by its own count).
     fn load_final_counts(&self, queue_name: &str) -> Result<()> {
-        if self.jobs.counts().contains_key(queue_name) {
+        let mut all = self.jobs.counts();
+        if all.contains_key(queue_name) {
             return Ok(());
         }
         let mut counts = store::FinalCounts::default();
@@ -150,10 +153,7 @@ impl Engine {
                 _ => counts.cancelled = n,
             }
         }
-        self.jobs
-            .counts()
-            .entry(queue_name.to_string())
-            .or_insert(counts);
+        all.insert(queue_name.to_string(), counts);
         Ok(())
     }
 

@@ -227,3 +227,59 @@ async fn deleting_a_queue_deletes_its_jobs() {
     let again = engine.enqueue_jobs("jobs", vec![unique]).await.unwrap();
     assert!(again[0].created, "the unique key went with the queue");
 }
+
+#[tokio::test]
+async fn finished_counts_include_jobs_finished_before_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path()).await;
+    let ids: Vec<String> = engine
+        .enqueue_jobs("jobs", (0..4).map(|i| job(&format!("j{i}"))).collect())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    engine.fetch_jobs("jobs", "w", 2, 0).await.unwrap();
+    engine.complete_job("jobs", &ids[0], 1, None).await.unwrap();
+    engine.cancel_job("jobs", &ids[1]).await.unwrap();
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    let engine = open(dir.path()).await;
+    // Finished after the restart, before anyone asked for the counts.
+    let fetched = engine.fetch_jobs("jobs", "w", 2, 0).await.unwrap();
+    let answers = engine
+        .complete_jobs(
+            "jobs",
+            fetched
+                .iter()
+                .map(|a| JobCompletion {
+                    id: a.job.id.clone(),
+                    attempt: a.attempt,
+                    result: None,
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert!(answers.iter().all(Result::is_ok));
+    let stats = engine.job_stats("jobs").unwrap();
+    assert_eq!((stats.completed, stats.cancelled), (3, 1));
+    assert_eq!(
+        stats.completed_last_minute, 0,
+        "loaded counts carry no times"
+    );
+    // Counted as they happen once loaded.
+    let id = engine
+        .enqueue_jobs("jobs", vec![job("late")])
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let attempt = engine.fetch_jobs("jobs", "w", 1, 0).await.unwrap()[0].attempt;
+    engine
+        .complete_job("jobs", &id, attempt, None)
+        .await
+        .unwrap();
+    let stats = engine.job_stats("jobs").unwrap();
+    assert_eq!((stats.completed, stats.completed_last_minute), (4, 1));
+}

@@ -133,9 +133,35 @@ impl JobsState {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether anyone subscribes to job events now: hot paths build events only then.
+    pub fn listening(&self) -> bool {
+        self.events.receiver_count() > 0
+    }
+
+    pub fn count_final(&self, queue: &str, status: JobStatus, n: usize, now: i64) {
+        count_final(&self.counts, queue, status, n, now);
+    }
+
     pub fn emit(&self, event: JobEvent) {
         // No subscribers is fine: events are for whoever listens now.
         let _ = self.events.send(event);
+    }
+}
+
+/// Adds `n` jobs of `queue` finished (committed) with `status` to its counts — if they are
+/// loaded: until then the jobs are in the index the first load counts.
+pub fn count_final(
+    counts: &Mutex<HashMap<String, FinalCounts>>,
+    queue: &str,
+    status: JobStatus,
+    n: usize,
+    now: i64,
+) {
+    let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(counts) = counts.get_mut(queue) {
+        for _ in 0..n {
+            counts.add(status, now);
+        }
     }
 }
 
@@ -402,12 +428,7 @@ pub fn record_dead_letters(
             now,
             true,
         ));
-        counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(queue_name.to_string())
-            .or_default()
-            .add(JobStatus::Dead, now);
+        count_final(counts, queue_name, JobStatus::Dead, 1, now);
         let _ = events.send(JobEvent {
             queue: queue_name.to_string(),
             id: letter.offset.to_string(),
