@@ -282,4 +282,7 @@ async fn finished_counts_include_jobs_finished_before_and_after_a_restart() {
         .unwrap();
     let stats = engine.job_stats("jobs").unwrap();
     assert_eq!((stats.completed, stats.completed_last_minute), (4, 1));
+    // The queue's own rate counts every completion since the restart (one call or a batch).
+    let rates = engine.queue_info("jobs").unwrap().rates;
+    assert_eq!(rates.completed.last_minute, 3);
 }

@@ -510,6 +510,8 @@ impl Queue {
                 *answer = Err(copy_commit_error(&error));
             }
         }
+        let acked = answers.iter().filter(|answer| answer.is_ok()).count();
+        self.count(RateKind::Completed, acked as u64);
         answers
     }
 
