@@ -5,8 +5,10 @@
 //! read the records they still need in one state-store read: for a worker that finishes jobs
 //! in batches, that is most of what a completion costs besides the commit itself.
 
+use omnibus_storage::StateWrite;
+
 use super::store::{self, finalize, KeptJob, JOBS_TABLE};
-use super::{document_size, job_not_found, parse_id, Job, JobStatus};
+use super::{document_size, job_not_found, parse_id, CompletedAndFetched, Job, JobStatus};
 use super::{JOBS_PER_CALL_MAX, JOB_DOCUMENT_BYTES_MAX};
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
@@ -19,6 +21,16 @@ pub struct JobCompletion {
     /// The attempt the worker was given; a stale one is rejected.
     pub attempt: u32,
     pub result: Option<serde_json::Value>,
+}
+
+/// Completions checked and turned into acks, waiting for their commit.
+struct Prepared {
+    /// One per completion; `None` until decided.
+    answers: Vec<Option<Result<Job>>>,
+    /// Offset, attempt and the final record's writes, for each job in `settled`.
+    acks: Vec<(u64, u32, Vec<StateWrite>)>,
+    settled: Vec<(Pending, Job)>,
+    now: i64,
 }
 
 /// A completion past validation, waiting for its record.
@@ -59,12 +71,56 @@ impl Engine {
         completions: Vec<JobCompletion>,
     ) -> Result<Vec<Result<Job>>> {
         let queue = self.queue(queue_name)?;
+        let mut prepared = self.prepare_completions(&queue, completions).await?;
+        // One transaction for all: each ack with its final record (a stale attempt writes
+        // nothing and fails alone).
+        let outcomes = queue.ack_many(std::mem::take(&mut prepared.acks)).await;
+        Ok(self.answer_completions(queue_name, prepared, outcomes))
+    }
+
+    /// Completes attempts as [`Engine::complete_jobs`] does and fetches the worker's next
+    /// jobs as [`Engine::fetch_jobs`] does, in one commit when jobs are ready (the acks, the
+    /// final records and the new deliveries together): a worker that finishes a batch and
+    /// asks for the next waits for one fsync instead of two. When nothing is ready it waits
+    /// up to `wait_ms` like a fetch, after the completions are durable. `next` is the fetch's
+    /// own outcome: the completions stand even if it fails.
+    pub async fn complete_and_fetch_jobs(
+        &self,
+        queue_name: &str,
+        completions: Vec<JobCompletion>,
+        worker: &str,
+        max: usize,
+        wait_ms: u64,
+    ) -> Result<CompletedAndFetched> {
+        let queue = self.queue(queue_name)?;
+        let max = max.clamp(1, JOBS_PER_CALL_MAX);
+        let mut prepared = self.prepare_completions(&queue, completions).await?;
+        let acks = std::mem::take(&mut prepared.acks);
+        let (outcomes, deliveries) = queue.ack_many_and_receive(acks, worker, max).await;
+        let completed = self.answer_completions(queue_name, prepared, outcomes);
+        let next = match deliveries {
+            Ok(deliveries) if deliveries.is_empty() && wait_ms > 0 => {
+                self.fetch_jobs(queue_name, worker, max, wait_ms).await
+            }
+            Ok(deliveries) => self.activate(&queue, deliveries).await,
+            Err(error) => Err(error),
+        };
+        Ok(CompletedAndFetched { completed, next })
+    }
+
+    /// Checks each completion and builds its ack with the job's final record.
+    async fn prepare_completions(
+        &self,
+        queue: &Queue,
+        completions: Vec<JobCompletion>,
+    ) -> Result<Prepared> {
         if completions.len() > JOBS_PER_CALL_MAX {
             return Err(EngineError::LimitExceeded(format!(
                 "{} completions in one call; the limit is {JOBS_PER_CALL_MAX}",
                 completions.len()
             )));
         }
+        let queue_name = queue.config.name.as_str();
         let mut answers: Vec<Option<Result<Job>>> = Vec::with_capacity(completions.len());
         let mut pending = Vec::with_capacity(completions.len());
         for (index, completion) in completions.into_iter().enumerate() {
@@ -82,7 +138,7 @@ impl Engine {
                 Err(error) => answers.push(Some(Err(error))),
             }
         }
-        let records = self.settling_jobs(&queue, &pending).await?;
+        let records = self.settling_jobs(queue, &pending).await?;
         let started: Vec<Option<i64>> = {
             let running = self.jobs.running();
             pending
@@ -108,9 +164,27 @@ impl Engine {
             acks.push((item.offset, item.attempt, writes));
             settled.push((item, job));
         }
-        // One transaction for all: each ack with its final record (a stale attempt writes
-        // nothing and fails alone).
-        let outcomes = queue.ack_many(acks).await;
+        Ok(Prepared {
+            answers,
+            acks,
+            settled,
+            now,
+        })
+    }
+
+    /// The answers once the acks' commit is decided (`outcomes`: one per settled job).
+    fn answer_completions(
+        &self,
+        queue_name: &str,
+        prepared: Prepared,
+        outcomes: Vec<Result<()>>,
+    ) -> Vec<Result<Job>> {
+        let Prepared {
+            mut answers,
+            settled,
+            now,
+            ..
+        } = prepared;
         let completed: Vec<(Pending, Job)> = settled
             .into_iter()
             .zip(outcomes)
@@ -126,10 +200,10 @@ impl Engine {
         for (item, job) in completed {
             answers[item.index] = Some(Ok(job));
         }
-        Ok(answers
+        answers
             .into_iter()
             .map(|answer| answer.expect("every completion answered"))
-            .collect())
+            .collect()
     }
 
     /// After completions are durable: forget the running attempts, count them, tell

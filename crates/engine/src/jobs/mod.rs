@@ -27,7 +27,7 @@ pub use store::JobsState;
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
 use crate::queue::core::Position;
-use crate::queue::{EnqueueMessage, Queue};
+use crate::queue::{Delivery, EnqueueMessage, Queue};
 use message::{job_headers, job_of_message, plain_message_job};
 use store::{finalize, load_job, push_error, put_job, JOBS_TABLE, UNIQUE_TABLE};
 /// Finished jobs kept per queue and final status; older ones are deleted.
@@ -361,6 +361,13 @@ impl Engine {
         let deliveries = self
             .receive(queue_name, worker, max.clamp(1, JOBS_PER_CALL_MAX), wait_ms)
             .await?;
+        self.activate(&queue, deliveries).await
+    }
+
+    /// Turns deliveries into active jobs: each job's record (one batched lookup) or the job
+    /// its message carries, its lease stretched to its own timeout, remembered as running.
+    async fn activate(&self, queue: &Queue, deliveries: Vec<Delivery>) -> Result<Vec<ActiveJob>> {
+        let queue_name = queue.config.name.as_str();
         let now = now_ms();
         let keys: Vec<String> = deliveries
             .iter()
@@ -378,8 +385,8 @@ impl Engine {
             let mut job = match stored {
                 Some((job, _)) => job,
                 // Nothing since the enqueue (or not a job: a plain message on a job queue).
-                None => job_of_message(&queue, id, &delivery.record)
-                    .unwrap_or_else(|| plain_message_job(&queue, id, &delivery.record)),
+                None => job_of_message(queue, id, &delivery.record)
+                    .unwrap_or_else(|| plain_message_job(queue, id, &delivery.record)),
             };
             // Kept for settling this attempt without reading the record again.
             let kept = Some((job.clone(), stored_size.unwrap_or_else(|| kept_size(&job))));
@@ -570,6 +577,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod complete_tests;
 #[cfg(test)]
 mod record_tests;
 #[cfg(test)]

@@ -111,6 +111,14 @@ pub struct Job {
     pub finished_ms: Option<i64>,
 }
 
+/// What [`crate::Engine::complete_and_fetch_jobs`] did: one answer per completion, in
+/// order, and the next jobs (or why fetching them failed; the completions stand).
+#[derive(Debug)]
+pub struct CompletedAndFetched {
+    pub completed: Vec<crate::Result<Job>>,
+    pub next: crate::Result<Vec<ActiveJob>>,
+}
+
 /// An enqueue's answer for one job.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnqueuedJob {

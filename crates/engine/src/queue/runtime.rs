@@ -57,6 +57,27 @@ pub struct Queue {
     rates: Mutex<RateRing>,
 }
 
+/// Applies acks to the core: one answer per ack, and the writes of those that succeeded (each
+/// with its `extra` writes). A stale or unknown delivery writes nothing.
+fn ack_all(
+    core: &mut QueueCore,
+    acks: Vec<(u64, u32, Vec<StateWrite>)>,
+) -> (Vec<Result<()>>, Vec<StateWrite>) {
+    let mut writes = Vec::new();
+    let answers = acks
+        .into_iter()
+        .map(|(offset, attempt, extra)| match core.ack(offset, attempt) {
+            Ok(ack) => {
+                writes.extend(ack);
+                writes.extend(extra);
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        })
+        .collect();
+    (answers, writes)
+}
+
 /// Told the queue, the dead letters and their original messages (in the same order).
 pub type DeadLetterListener = Arc<dyn Fn(&Queue, &[DeadLetter], &[Record]) + Send + Sync>;
 
@@ -417,6 +438,48 @@ impl Queue {
         }
         self.timer_changed.notify_one();
         self.commit(writes).await?;
+        self.hand_out(grants, now).await
+    }
+
+    /// Acks several deliveries (as [`Queue::ack_many`]) and leases up to `max` ready messages
+    /// to `worker` under the same lock, committing both in one request: a worker that
+    /// finishes a batch and asks for the next costs one commit, not two. Does not wait for
+    /// messages: the deliveries may be empty.
+    pub(crate) async fn ack_many_and_receive(
+        &self,
+        acks: Vec<(u64, u32, Vec<StateWrite>)>,
+        worker: &str,
+        max: usize,
+    ) -> (Vec<Result<()>>, Result<Vec<Delivery>>) {
+        let now = now_ms();
+        let (mut answers, writes, grants) = {
+            let mut core = self.lock();
+            let (answers, mut writes) = ack_all(&mut core, acks);
+            // Acks first: the prefetch slots they free count for this delivery.
+            let (grants, deliver_writes) = core.deliver(worker, max, now);
+            writes.extend(deliver_writes);
+            (answers, writes, grants)
+        };
+        if !grants.is_empty() {
+            self.timer_changed.notify_one();
+        }
+        if let Err(error) = self.commit(writes).await {
+            for answer in answers.iter_mut().filter(|answer| answer.is_ok()) {
+                *answer = Err(copy_commit_error(&error));
+            }
+            return (answers, Err(error));
+        }
+        let acked = answers.iter().filter(|answer| answer.is_ok()).count();
+        self.count(RateKind::Completed, acked as u64);
+        if grants.is_empty() {
+            return (answers, Ok(Vec::new()));
+        }
+        (answers, self.hand_out(grants, now).await)
+    }
+
+    /// Reads the records of committed grants and hands them out; a message found not yet due
+    /// or expired goes back to waiting or is finished instead.
+    async fn hand_out(&self, grants: Vec<Grant>, now: i64) -> Result<Vec<Delivery>> {
         let records = self.read_records(&grants).await?;
         let offsets: Vec<u64> = grants.iter().map(|g| g.offset).collect();
         self.settle_sizes(&offsets, &records);
@@ -490,21 +553,7 @@ impl Queue {
     /// or unknown delivery gets its own error and writes nothing, without failing the others;
     /// if the commit fails, every ack it carried gets the error.
     pub(crate) async fn ack_many(&self, acks: Vec<(u64, u32, Vec<StateWrite>)>) -> Vec<Result<()>> {
-        let mut writes = Vec::new();
-        let mut answers: Vec<Result<()>> = Vec::with_capacity(acks.len());
-        {
-            let mut core = self.lock();
-            for (offset, attempt, extra) in acks {
-                answers.push(match core.ack(offset, attempt) {
-                    Ok(ack) => {
-                        writes.extend(ack);
-                        writes.extend(extra);
-                        Ok(())
-                    }
-                    Err(error) => Err(error.into()),
-                });
-            }
-        }
+        let (mut answers, writes) = ack_all(&mut self.lock(), acks);
         if let Err(error) = self.commit(writes).await {
             for answer in answers.iter_mut().filter(|answer| answer.is_ok()) {
                 *answer = Err(copy_commit_error(&error));
