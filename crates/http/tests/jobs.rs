@@ -126,6 +126,51 @@ async fn many_attempts_complete_in_one_call_each_judged_on_its_own() {
 }
 
 #[tokio::test]
+async fn a_worker_completes_its_batch_and_gets_the_next_in_one_call() {
+    let server = Server::start().await;
+    job_queue(&server, "flow").await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(enqueue_one(&server, "flow", json!({"name": "step", "payload": n})).await);
+    }
+    let fetched = fetch(&server, "flow", 2, 0).await;
+    let completions: Vec<Value> = fetched
+        .iter()
+        .map(|job| json!({"id": job["id"], "attempt": job["attempt"], "result": "ok"}))
+        .collect();
+    let (status, body) = server
+        .post(
+            "/v1/queues/flow/jobs/complete",
+            json!({"completions": completions, "fetch": {"worker": "w1", "max": 2}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert!(
+        results.iter().all(|r| r["job"]["status"] == "completed"),
+        "{body}"
+    );
+    let next = body["next"].as_array().expect("next jobs");
+    let next_ids: Vec<&Value> = next.iter().map(|job| &job["id"]).collect();
+    assert_eq!(next_ids, [&ids[2], &ids[3]], "{body}");
+    assert_eq!(next[0]["attempt"], 1);
+    assert_eq!(next[0]["payload"], 2);
+    assert!(next[0]["lease_deadline_ms"].as_i64().unwrap() > 0);
+    // Without fetch the answer has no `next`; a bad worker name is refused up front.
+    let answer = server
+        .post(
+            "/v1/queues/flow/jobs/complete",
+            json!({"completions": [], "fetch": {"worker": ""}}),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "bad_request");
+    let (_, body) = server
+        .post("/v1/queues/flow/jobs/complete", json!({"completions": []}))
+        .await;
+    assert!(body.get("next").is_none(), "{body}");
+}
+
+#[tokio::test]
 async fn the_same_unique_key_twice_makes_one_job() {
     let server = Server::start().await;
     job_queue(&server, "reports").await;

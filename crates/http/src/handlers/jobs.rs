@@ -86,6 +86,8 @@ pub struct CompleteBody {
 #[serde(deny_unknown_fields)]
 pub struct CompleteManyBody {
     completions: Vec<CompletionBody>,
+    /// Also fetch this worker's next jobs, in the same commit as the completions.
+    fetch: Option<FetchBody>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,8 +113,14 @@ pub struct CompletionError {
 }
 
 #[derive(Debug, Serialize)]
-pub struct CompleteManyResponse {
+pub struct CompleteManyResponse<'a> {
     results: Vec<CompletionAnswer>,
+    /// With `fetch`: the next jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<Vec<ActiveJobOutput<'a>>>,
+    /// With `fetch`: why fetching failed (the completions stand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetch_error: Option<CompletionError>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,12 +254,16 @@ pub async fn complete_job(
 /// on its own (a stale attempt or an unknown job fails alone, answered in its slot); the
 /// accepted ones are made durable in one commit before the answer. The whole request fails
 /// only when it cannot be attempted at all (unknown queue, too many completions, a commit
-/// that failed).
+/// that failed). With `fetch`, the worker's next jobs are leased in the same commit (or
+/// long-polled for after it, when none is ready) and returned as `next`.
 pub async fn complete_jobs(
     State(state): State<AppState>,
     PathParams(queue): PathParams<String>,
     JsonBody(body): JsonBody<CompleteManyBody>,
-) -> Result<Json<CompleteManyResponse>, ApiError> {
+) -> Result<Response, ApiError> {
+    if let Some(fetch) = &body.fetch {
+        check_worker(&fetch.worker)?;
+    }
     let mut completions = Vec::with_capacity(body.completions.len());
     for completion in body.completions {
         let result = completion
@@ -264,23 +276,53 @@ pub async fn complete_jobs(
             result,
         });
     }
-    let answers = state.engine.complete_jobs(&queue, completions).await?;
+    let (answers, next) = match &body.fetch {
+        None => (state.engine.complete_jobs(&queue, completions).await?, None),
+        Some(fetch) => {
+            let outcome = state
+                .engine
+                .complete_and_fetch_jobs(
+                    &queue,
+                    completions,
+                    &fetch.worker,
+                    fetch.max.unwrap_or(FETCH_MAX_DEFAULT),
+                    fetch.wait_ms.unwrap_or(0),
+                )
+                .await?;
+            (outcome.completed, Some(outcome.next))
+        }
+    };
+    let (next, fetch_error) = match next {
+        None => (None, None),
+        Some(Ok(active)) => (Some(active), None),
+        Some(Err(error)) => (None, Some(error_body(error))),
+    };
     let results = answers
         .into_iter()
         .map(|answer| match answer {
             Ok(job) => CompletionAnswer::Completed { job: Box::new(job) },
-            Err(error) => {
-                let error = ApiError::from(error);
-                CompletionAnswer::Refused {
-                    error: CompletionError {
-                        code: error.code(),
-                        message: error.to_string(),
-                    },
-                }
-            }
+            Err(error) => CompletionAnswer::Refused {
+                error: error_body(error),
+            },
         })
         .collect();
-    Ok(Json(CompleteManyResponse { results }))
+    let response = CompleteManyResponse {
+        results,
+        next: next
+            .as_ref()
+            .map(|active| active.iter().map(ActiveJobOutput::new).collect()),
+        fetch_error,
+    };
+    // Rendered here because the response borrows the jobs.
+    Ok(Json(response).into_response())
+}
+
+fn error_body(error: omnibus_engine::EngineError) -> CompletionError {
+    let error = ApiError::from(error);
+    CompletionError {
+        code: error.code(),
+        message: error.to_string(),
+    }
 }
 
 /// `POST /v1/queues/{queue}/jobs/{id}/fail`: retried per the job's policy, or dead.
