@@ -164,6 +164,13 @@ async fn max_bytes_drop_or_dead_letter_oldest_removes_just_enough_for_the_new_me
     let info = engine.queue_info("dlq").unwrap();
     assert_eq!(info.dead_letter_depth, 2);
     assert_eq!(info.rates.dead_lettered.last_minute, 2);
+    assert_eq!(info.rates.dropped.last_minute, 0);
+    let info = engine.queue_info("drop").unwrap();
+    assert_eq!(
+        info.rates.dropped.last_minute, 2,
+        "the two oldest were dropped"
+    );
+    assert_eq!(info.rates.dead_lettered.last_minute, 0);
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use omnibus_types::Record;
 
 use super::core::DeadLetter;
+use super::rates::RateKind;
 use super::runtime::Queue;
 use super::Overflow;
 use crate::error::{EngineError, Result};
@@ -197,6 +198,9 @@ impl Queue {
             self.append_dead_letters(letters, originals).await?;
         }
         self.commit(writes).await?;
+        if self.config.overflow == Overflow::DropOldest {
+            self.count(RateKind::Dropped, removed.len() as u64);
+        }
         Ok(removed.len() as u64)
     }
 }

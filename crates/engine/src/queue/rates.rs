@@ -1,5 +1,5 @@
-//! Per-queue rates: how many messages were enqueued, delivered, completed, failed and
-//! dead-lettered in the last minute, and the same as a per-second rate.
+//! Per-queue rates: how many messages were enqueued, delivered, completed, failed,
+//! dead-lettered and dropped in the last minute, and the same as a per-second rate.
 //!
 //! A ring of 60 one-second buckets, in memory only: the counts start from zero when the queue
 //! is opened (at creation and at every start of the broker). Recording is one uncontended
@@ -24,9 +24,12 @@ pub enum RateKind {
     Failed = 3,
     /// Written to the dead-letter stream, for any reason.
     DeadLettered = 4,
+    /// Removed without delivery and without a dead letter: expired (TTL) on a queue that drops
+    /// expired messages, or the oldest made room for new ones (`drop_oldest`).
+    Dropped = 5,
 }
 
-const KINDS: usize = 5;
+const KINDS: usize = 6;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -63,6 +66,7 @@ pub struct QueueRates {
     pub completed: Rate,
     pub failed: Rate,
     pub dead_lettered: Rate,
+    pub dropped: Rate,
 }
 
 fn second_of(now_ms: i64) -> i64 {
@@ -125,6 +129,7 @@ impl RateRing {
             completed: rate(RateKind::Completed),
             failed: rate(RateKind::Failed),
             dead_lettered: rate(RateKind::DeadLettered),
+            dropped: rate(RateKind::Dropped),
         }
     }
 }

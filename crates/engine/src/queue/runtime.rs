@@ -502,10 +502,14 @@ impl Queue {
                     .lock()
                     .term(grant.offset, grant.attempt, "message expired (TTL)");
                 if let Ok((writes, letter)) = result {
-                    if self.config.dead_letter_expired {
+                    let dropped = !self.config.dead_letter_expired;
+                    if !dropped {
                         self.dead_letter_all(vec![letter]).await?;
                     }
                     self.commit(writes).await?;
+                    if dropped {
+                        self.count(RateKind::Dropped, 1);
+                    }
                 }
                 continue;
             }

@@ -243,6 +243,39 @@ async fn ttl_expiry_dead_letters() {
 }
 
 #[tokio::test]
+async fn ttl_expiry_drops_when_the_queue_does_not_dead_letter_expired_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine
+        .create_queue(QueueSpec {
+            dead_letter_expired: Some(false),
+            ..spec("ttl")
+        })
+        .unwrap();
+    let stale = EnqueueMessage {
+        ttl_ms: Some(50),
+        ..message("stale")
+    };
+    engine
+        .enqueue("ttl", vec![stale, message("fresh")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = engine.receive("ttl", "w", 10, 0).await.unwrap();
+    assert_eq!(got.iter().map(value).collect::<Vec<_>>(), vec!["fresh"]);
+    let info = engine.queue_info("ttl").unwrap();
+    assert_eq!(info.dead_letter_depth, 0, "dropped, not dead-lettered");
+    assert_eq!(
+        (
+            info.rates.dropped.last_minute,
+            info.rates.dead_lettered.last_minute
+        ),
+        (1, 0)
+    );
+    assert_eq!(info.rates.delivered.last_minute, 1);
+}
+
+#[tokio::test]
 async fn bad_input_gets_stable_codes() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
