@@ -107,9 +107,26 @@ async fn produce(
     }
 }
 
+/// Records a violation if `id` is delivered again after its completion was acknowledged.
+fn check_delivery(ledger: &Shared, job: &Value) {
+    let id = job["id"].as_str().unwrap_or_default();
+    let mut ledger = ledger.lock().unwrap();
+    if ledger.completed.contains(id) {
+        let attempt = &job["attempt"];
+        ledger.violations.push(format!(
+            "job {id} was delivered again (attempt {attempt}) after its completion was acknowledged"
+        ));
+    }
+}
+
 /// Fetches and completes jobs until stopped or the broker goes away. Returns how many it
-/// completed.
+/// completed. Odd-numbered workers complete each batch and take the next in one call
+/// (`fetch` in the batch completion: acks and new deliveries in one commit); even ones
+/// complete each job with its own call.
 async fn work(base: String, worker: String, stop: Arc<AtomicBool>, ledger: Shared) -> usize {
+    if worker.ends_with(|c: char| c.to_digit(10).is_some_and(|d| d % 2 == 1)) {
+        return work_in_batches(base, worker, stop, ledger).await;
+    }
     let client = client();
     let mut done = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -133,14 +150,7 @@ async fn work(base: String, worker: String, stop: Arc<AtomicBool>, ledger: Share
         for job in jobs {
             let id = job["id"].as_str().unwrap_or_default().to_string();
             let attempt = job["attempt"].as_u64().unwrap_or_default();
-            {
-                let mut ledger = ledger.lock().unwrap();
-                if ledger.completed.contains(&id) {
-                    ledger.violations.push(format!(
-                        "job {id} was delivered again (attempt {attempt}) after its completion was acknowledged"
-                    ));
-                }
-            }
+            check_delivery(&ledger, &job);
             let (client, base, worker) = (client.clone(), base.clone(), worker.clone());
             completions.spawn(async move {
                 let response = client
@@ -159,6 +169,61 @@ async fn work(base: String, worker: String, stop: Arc<AtomicBool>, ledger: Share
                 ledger.lock().unwrap().completed.insert(id);
                 done += 1;
             }
+        }
+    }
+    done
+}
+
+/// A worker that completes each batch and gets the next one in the same call.
+async fn work_in_batches(
+    base: String,
+    worker: String,
+    stop: Arc<AtomicBool>,
+    ledger: Shared,
+) -> usize {
+    let client = client();
+    let mut done = 0;
+    let mut jobs: Vec<Value> = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        let request = if jobs.is_empty() {
+            client
+                .post(format!("{base}/v1/queues/{QUEUE}/jobs/fetch"))
+                .json(&json!({"worker": worker, "max": 10, "wait_ms": 300}))
+        } else {
+            let completions: Vec<Value> = jobs
+                .iter()
+                .map(|job| json!({"id": job["id"], "attempt": job["attempt"], "result": {"by": worker}}))
+                .collect();
+            client
+                .post(format!("{base}/v1/queues/{QUEUE}/jobs/complete"))
+                .json(&json!({
+                    "completions": completions,
+                    "fetch": {"worker": worker, "max": 10, "wait_ms": 300},
+                }))
+        };
+        let Ok(response) = request.send().await else {
+            return done;
+        };
+        if !response.status().is_success() {
+            return done;
+        }
+        let Ok(body) = response.json::<Value>().await else {
+            return done;
+        };
+        for result in body["results"].as_array().into_iter().flatten() {
+            if let Some(id) = result["job"]["id"].as_str() {
+                ledger.lock().unwrap().completed.insert(id.to_string());
+                done += 1;
+            }
+        }
+        let next = if body.get("results").is_some() {
+            &body["next"]
+        } else {
+            &body["jobs"]
+        };
+        jobs = next.as_array().cloned().unwrap_or_default();
+        for job in &jobs {
+            check_delivery(&ledger, job);
         }
     }
     done
