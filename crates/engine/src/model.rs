@@ -123,6 +123,9 @@ pub struct RawFetchResult {
     pub batches: Bytes,
     pub high_watermark: u64,
     pub log_start_offset: u64,
+    /// The offset after the last batch returned (the fetch offset when none was): below the
+    /// high watermark when `max_bytes` left records out.
+    pub next_offset: u64,
 }
 
 /// Where to start reading a partition.

@@ -1,6 +1,8 @@
 //! Fetch (key 1): stored batches served as they are on disk, whole — the first one may start
 //! before the fetch offset (clients skip the records they did not ask for). Long-polls up to
-//! `max_wait_ms` until `min_bytes` are available; bounded by `max_bytes` overall and
+//! `max_wait_ms` until `min_bytes` are available — or until the limits, not the data, keep the
+//! answer small (more records wait than fit, so waiting cannot add to it); bounded by
+//! `max_bytes` overall and
 //! `partition_max_bytes` per partition, except that the first batch of the first non-empty
 //! partition is always returned, so a batch larger than the limits cannot stall a consumer.
 //!
@@ -54,7 +56,8 @@ pub(crate) async fn handle(broker: &Broker, request: FetchRequest, _version: i16
         // A wake-up with nothing new (a partition that failed wakes its waiters) ends the wait
         // rather than spinning until the deadline.
         let stalled = previous.as_ref() == Some(&watermarks);
-        if pass.bytes >= min_bytes.max(1) || pass.errors || stalled || now >= deadline {
+        let enough = pass.bytes >= min_bytes.max(1) || pass.limited;
+        if enough || pass.errors || stalled || now >= deadline {
             return respond(names, &wanted, pass.partitions);
         }
         previous = Some(watermarks);
@@ -91,6 +94,8 @@ struct Pass {
     partitions: Vec<PartitionData>,
     bytes: usize,
     errors: bool,
+    /// Some partition has records the limits left out of this answer.
+    limited: bool,
 }
 
 async fn read_all(
@@ -103,11 +108,13 @@ async fn read_all(
         partitions: Vec::with_capacity(wanted.len()),
         bytes: 0,
         errors: false,
+        limited: false,
     };
     for want in wanted {
         let budget = want.max_bytes.min(max_bytes.saturating_sub(pass.bytes));
-        let data =
+        let (data, limited) =
             read_partition(engine, names[want.topic].as_str(), want, budget, pass.bytes).await;
+        pass.limited |= limited;
         pass.errors |= data.error_code != NONE;
         pass.bytes += data.records.as_ref().map_or(0, Bytes::len);
         pass.partitions.push(data);
@@ -115,13 +122,14 @@ async fn read_all(
     pass
 }
 
+/// One partition's answer, and whether the limits left some of its records out.
 async fn read_partition(
     engine: &Engine,
     topic: &str,
     want: &Wanted,
     budget: usize,
     bytes_so_far: usize,
-) -> PartitionData {
+) -> (PartitionData, bool) {
     let mut data = PartitionData::default();
     data.partition_index = want.partition;
     data.records = Some(Bytes::new());
@@ -132,10 +140,12 @@ async fn read_partition(
         } else {
             ResponseError::OffsetOutOfRange.code()
         };
-        return fill_bounds(engine, topic, want.partition, data);
+        return (fill_bounds(engine, topic, want.partition, data), false);
     };
     if budget == 0 && bytes_so_far > 0 {
-        return fill_bounds(engine, topic, want.partition, data);
+        let data = fill_bounds(engine, topic, want.partition, data);
+        let waiting = want.offset < data.high_watermark;
+        return (data, waiting);
     }
     match engine
         .fetch_raw(topic, partition, offset, budget.max(1), 0)
@@ -147,14 +157,17 @@ async fn read_partition(
             data.log_start_offset = raw.log_start_offset as i64;
             // Past the first non-empty partition, a batch that does not fit waits for the
             // next fetch rather than overshooting the response limit.
-            if bytes_so_far == 0 || raw.batches.len() <= budget {
+            let limited = if bytes_so_far == 0 || raw.batches.len() <= budget {
                 data.records = Some(raw.batches);
-            }
-            data
+                raw.next_offset < raw.high_watermark
+            } else {
+                true
+            };
+            (data, limited)
         }
         Err(error) => {
             data.error_code = engine_error_code(&error);
-            fill_bounds(engine, topic, want.partition, data)
+            (fill_bounds(engine, topic, want.partition, data), false)
         }
     }
 }

@@ -165,6 +165,41 @@ async fn a_long_poll_with_nothing_new_waits_out_max_wait() {
 }
 
 #[tokio::test]
+async fn min_bytes_beyond_what_the_limits_let_through_does_not_wait() {
+    let fixture = fixture().await;
+    fixture.create("t", 1);
+    let big = "x".repeat(1_000);
+    for _ in 0..4 {
+        let values: Vec<&str> = (0..10).map(|_| big.as_str()).collect();
+        produce(&fixture, "t", 0, batch(&values, Compression::None, None)).await;
+    }
+    // The partition limit lets about two of the four ~10 KB batches through; asking for
+    // 1 MiB at least cannot be met by waiting, since the records are already there
+    // (librdkafka with `fetch.min.bytes` equal to its partition limit hits exactly this).
+    let mut request = fetch_request("t", 0, 0, 5_000);
+    request.min_bytes = 1 << 20;
+    request.topics[0].partitions[0].partition_max_bytes = 25_000;
+    let started = std::time::Instant::now();
+    let data = fetch(&fixture, request).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let got = values(data.records.as_ref().unwrap());
+    assert!(!got.is_empty() && got.len() < 40, "{} records", got.len());
+    assert_eq!(data.high_watermark, 40);
+
+    // All of it fits but is still less than min_bytes: that waits out max_wait, as in Kafka.
+    let mut request = fetch_request("t", 0, 0, 300);
+    request.min_bytes = 1 << 20;
+    let started = std::time::Instant::now();
+    let data = fetch(&fixture, request).await;
+    assert!(started.elapsed() >= Duration::from_millis(280));
+    assert_eq!(values(data.records.as_ref().unwrap()).len(), 40);
+}
+
+#[tokio::test]
 async fn fetch_errors_are_per_partition() {
     let fixture = fixture().await;
     fixture.create("t", 1);
