@@ -71,7 +71,7 @@ impl Engine {
             .await
             .map_err(|e| crate::EngineError::Internal(e.to_string()))??;
         Ok(RawFetchResult {
-            next_offset: end_of_batches(&read.bytes).unwrap_or(offset),
+            next_offset: read.next_offset,
             batches: read.bytes,
             high_watermark: read.high_watermark,
             log_start_offset: read.log_start_offset,
@@ -115,17 +115,4 @@ fn last_offset_after(bytes: &Bytes) -> Option<u64> {
         position += header.total_bytes();
     }
     last
-}
-
-/// The offset after the last of the stored batches in `bytes` (`None` for none). Walks the
-/// batch headers only; the batches were validated when they were written.
-fn end_of_batches(bytes: &[u8]) -> Option<u64> {
-    let mut position = 0;
-    let mut end = None;
-    while position < bytes.len() {
-        let header = omnibus_storage::batch::BatchHeader::parse(&bytes[position..]).ok()?;
-        end = Some(header.last_offset() + 1);
-        position += header.total_bytes();
-    }
-    end
 }

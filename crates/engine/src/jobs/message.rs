@@ -9,7 +9,7 @@ use omnibus_types::{Header, Record};
 use serde::{Deserialize, Serialize};
 
 use super::model::{Job, JobStatus, NewJob};
-use crate::queue::{Backoff, Queue, DUE_HEADER, PRIORITY_HEADER};
+use crate::queue::{header_i64, Backoff, Queue, DUE_HEADER, PRIORITY_HEADER};
 
 /// Header naming the job kind on a job's queue message.
 pub const JOB_NAME_HEADER: &str = "omnibus.job.name";
@@ -64,10 +64,6 @@ fn header<'a>(record: &'a Record, name: &str) -> Option<&'a [u8]> {
         .map(|h| h.value.as_ref())
 }
 
-fn number<T: std::str::FromStr>(bytes: Option<&[u8]>) -> Option<T> {
-    std::str::from_utf8(bytes?).ok()?.parse().ok()
-}
-
 /// The job `record` (message `id` of `queue`) carries, as it was enqueued: status `waiting`
 /// (or `delayed` when it had a delay), no attempts, payload included. `None` when the message
 /// is not a job (no name header). A malformed options header counts as no options.
@@ -93,7 +89,7 @@ pub fn job_of_message(queue: &Queue, id: u64, record: &Record) -> Option<Job> {
 /// A message on a job queue that is not a job (published to the queue directly), as the
 /// jobs layer hands it out: a job without a name or options.
 pub fn plain_message_job(queue: &Queue, id: u64, record: &Record) -> Job {
-    let run_at_ms: Option<i64> = number(header(record, DUE_HEADER));
+    let run_at_ms = header_i64(record, DUE_HEADER);
     Job {
         id: id.to_string(),
         queue: queue.config.name.clone(),
@@ -104,7 +100,9 @@ pub fn plain_message_job(queue: &Queue, id: u64, record: &Record) -> Job {
         } else {
             JobStatus::Waiting
         },
-        priority: number(header(record, PRIORITY_HEADER)).unwrap_or(0),
+        priority: header_i64(record, PRIORITY_HEADER)
+            .and_then(|p| u8::try_from(p).ok())
+            .unwrap_or(0),
         attempts: 0,
         max_attempts: queue.config.max_deliver,
         backoff: None,

@@ -35,6 +35,7 @@ pub use core::ConsumerMode;
 pub use overflow::message_bytes;
 pub use policy::Backoff;
 pub use rates::{QueueRates, Rate};
+pub(crate) use runtime::header_i64;
 pub use runtime::{
     DeadLetterListener, Delivery, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER,
 };

@@ -463,14 +463,9 @@ impl Queue {
         if !grants.is_empty() {
             self.timer_changed.notify_one();
         }
-        if let Err(error) = self.commit(writes).await {
-            for answer in answers.iter_mut().filter(|answer| answer.is_ok()) {
-                *answer = Err(copy_commit_error(&error));
-            }
+        if let Err(error) = self.commit_acks(&mut answers, writes).await {
             return (answers, Err(error));
         }
-        let acked = answers.iter().filter(|answer| answer.is_ok()).count();
-        self.count(RateKind::Completed, acked as u64);
         if grants.is_empty() {
             return (answers, Ok(Vec::new()));
         }
@@ -558,14 +553,22 @@ impl Queue {
     /// if the commit fails, every ack it carried gets the error.
     pub(crate) async fn ack_many(&self, acks: Vec<(u64, u32, Vec<StateWrite>)>) -> Vec<Result<()>> {
         let (mut answers, writes) = ack_all(&mut self.lock(), acks);
-        if let Err(error) = self.commit(writes).await {
+        let _ = self.commit_acks(&mut answers, writes).await;
+        answers
+    }
+
+    /// Commits the writes of acks applied by [`ack_all`] (with any others): if the commit
+    /// fails, every accepted ack gets its error; the ones that stand are counted.
+    async fn commit_acks(&self, answers: &mut [Result<()>], writes: Vec<StateWrite>) -> Result<()> {
+        let committed = self.commit(writes).await;
+        if let Err(error) = &committed {
             for answer in answers.iter_mut().filter(|answer| answer.is_ok()) {
-                *answer = Err(copy_commit_error(&error));
+                *answer = Err(copy_commit_error(error));
             }
         }
         let acked = answers.iter().filter(|answer| answer.is_ok()).count();
         self.count(RateKind::Completed, acked as u64);
-        answers
+        committed
     }
 
     pub async fn nack(
@@ -751,7 +754,7 @@ fn recover_from_log(
     Ok(())
 }
 
-fn header_i64(record: &Record, name: &str) -> Option<i64> {
+pub(crate) fn header_i64(record: &Record, name: &str) -> Option<i64> {
     record
         .headers
         .iter()

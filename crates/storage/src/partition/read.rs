@@ -16,6 +16,9 @@ pub struct ReadResult {
     pub bytes: Bytes,
     pub high_watermark: u64,
     pub log_start_offset: u64,
+    /// The offset after the last batch in `bytes` (the requested offset when there is none):
+    /// below the high watermark when `max_bytes` left records out.
+    pub next_offset: u64,
 }
 
 impl PartitionLog {
@@ -49,6 +52,7 @@ impl PartitionLog {
             bytes: out.freeze(),
             high_watermark,
             log_start_offset,
+            next_offset: cursor,
         })
     }
 
