@@ -3,10 +3,12 @@
 //!
 //! This is the top layer: it may call the engine (to run it) and the front doors (to listen),
 //! and it is the only crate that uses `anyhow`. Nothing below may call into it.
-#![forbid(unsafe_code)]
+// Denied rather than forbidden: `scheduling` makes two system calls no crate wraps.
+#![deny(unsafe_code)]
 
 mod cli;
 mod config;
+mod scheduling;
 mod serve;
 mod signals;
 
@@ -87,6 +89,21 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_tracing(default_filter);
+    // The broker's configuration is read before the runtime starts its threads: they inherit
+    // the scheduling the main thread asks for.
+    let serve_config = match &cli.command {
+        Command::Serve(args) => match config::ServerConfig::load(args) {
+            Ok(config) => {
+                request_cpu_slice(config.process.cpu_slice_us);
+                Some(config)
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -98,7 +115,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(run(cli, serve_config));
     // Client tasks may still be parked in a long poll; don't wait for them.
     runtime.shutdown_background();
     match result {
@@ -111,10 +128,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, serve_config: Option<config::ServerConfig>) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let config = config::ServerConfig::load(&args)?;
+            let config = match serve_config {
+                Some(config) => config,
+                None => config::ServerConfig::load(&args)?,
+            };
             serve::run(config).await
         }
         Command::Stream(command) => {
@@ -149,6 +169,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let client = cli::client::Client::new(&cli.server)?;
             cli::worker::run(&client, args).await
         }
+    }
+}
+
+/// Asks for short CPU slices (`scheduling.rs`); the broker runs either way, so a refusal is
+/// only logged.
+fn request_cpu_slice(slice_us: u64) {
+    use scheduling::SliceOutcome;
+    match scheduling::request_cpu_slice(slice_us) {
+        Ok(SliceOutcome::Applied(ns)) => {
+            tracing::debug!(
+                slice_us = ns / 1_000,
+                "broker threads run with a short CPU slice"
+            )
+        }
+        Ok(SliceOutcome::Default) => {}
+        Ok(SliceOutcome::Ignored) => tracing::info!(
+            "process.cpu_slice_us has no effect here (needs Linux 6.12+ and a SCHED_OTHER policy)"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot set the CPU slice; keeping the default"),
     }
 }
 

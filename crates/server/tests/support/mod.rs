@@ -39,10 +39,16 @@ pub struct Broker {
 impl Broker {
     /// Starts `omnibus serve` on `data_dir` and waits until `/health` answers.
     pub async fn start(data_dir: &Path, log: PathBuf) -> Broker {
+        Broker::start_with_args(data_dir, log, &[]).await
+    }
+
+    /// [`Broker::start`] with more `serve` arguments (`--config FILE`).
+    pub async fn start_with_args(data_dir: &Path, log: PathBuf, args: &[&str]) -> Broker {
         let http_port = free_port();
         let mut command = Command::new(BIN);
         command
             .arg("serve")
+            .args(args)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--http-listen")
@@ -89,6 +95,11 @@ impl Broker {
 
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: the broker gets no chance to flush anything.
