@@ -5,12 +5,20 @@
 //! session starts the next produce request while earlier ones wait for their fsync, so a
 //! producer's batches reach each partition in the order sent and share group commits.
 //!
+//! `timeout_ms` bounds the wait for the acknowledgement, as Kafka bounds its wait for
+//! replication: a partition whose batch is not durable by then answers REQUEST_TIMED_OUT
+//! (its batch may still be written; an idempotent producer's retry is then answered with the
+//! original offset). A timeout ≤ 0 waits for the fsync however long it takes.
+//!
 //! Idempotent batches (producer id ≥ 0) go through the engine's producer registry: a retried
 //! batch is answered with its original offset and no error, as Kafka 2.x+ does; a sequence
 //! gap is OUT_OF_ORDER_SEQUENCE_NUMBER; a fenced epoch is INVALID_PRODUCER_EPOCH.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -39,6 +47,10 @@ pub(crate) async fn start(
     version: i16,
 ) -> PendingOutcome {
     let acks = request.acks;
+    let deadline = u64::try_from(request.timeout_ms)
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(|ms| Instant::now() + Duration::from_millis(ms));
     let refusal = if request.transactional_id.is_some() {
         Some(ResponseError::TransactionalIdAuthorizationFailed)
     } else if !matches!(acks, -1..=1) {
@@ -69,7 +81,9 @@ pub(crate) async fn start(
             let mut topic = TopicProduceResponse::default();
             topic.name = name;
             for slot in topic_slots {
-                topic.partition_responses.push(slot.answer(version).await);
+                topic
+                    .partition_responses
+                    .push(slot.answer(version, deadline).await);
             }
             response.responses.push(topic);
         }
@@ -92,17 +106,29 @@ enum Slot {
 }
 
 impl Slot {
-    async fn answer(self, version: i16) -> PartitionProduceResponse {
+    async fn answer(self, version: i16, deadline: Option<Instant>) -> PartitionProduceResponse {
         match self {
             Slot::Ready(answer) => answer,
             Slot::Pending {
                 partition,
                 topic,
                 pending,
-            } => match pending.durable().await {
-                Ok(produced) => appended(partition, produced),
-                Err(error) => refused(&topic, partition, &error, version),
-            },
+            } => {
+                let durable = match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, pending.durable()).await,
+                    None => Ok(pending.durable().await),
+                };
+                match durable {
+                    Ok(Ok(produced)) => appended(partition, produced),
+                    Ok(Err(error)) => refused(&topic, partition, &error, version),
+                    Err(_elapsed) => {
+                        tracing::debug!(topic, partition, "produce timed out waiting for fsync");
+                        let message = (version >= 8)
+                            .then(|| StrBytes::from_static_str("not durable within timeout_ms"));
+                        failed(partition, ResponseError::RequestTimedOut.code(), message)
+                    }
+                }
+            }
         }
     }
 }

@@ -109,3 +109,30 @@ fn faulty_fails_the_chosen_operation_only() {
         "sticky failure covers writes too"
     );
 }
+
+#[test]
+fn faulty_holds_fsyncs_until_released() {
+    let plan = FaultPlan::new();
+    let io = FaultyIo::new(Arc::new(MemoryIo::new()), plan.clone());
+    io.create_dir_all(Path::new("/d")).unwrap();
+    let file = io.open(Path::new("/d/f"), true).unwrap();
+    plan.hold_syncs(true);
+    file.write_at(b"a", 0).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let syncing = std::thread::spawn(move || {
+        let result = file.sync_data();
+        done_tx.send(()).unwrap();
+        result
+    });
+    assert!(
+        done_rx
+            .recv_timeout(std::time::Duration::from_millis(100))
+            .is_err(),
+        "a held fsync must not complete"
+    );
+    plan.hold_syncs(false);
+    done_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a released fsync completes");
+    syncing.join().unwrap().unwrap();
+}

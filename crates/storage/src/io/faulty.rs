@@ -1,10 +1,11 @@
 //! A backend that wraps another and fails chosen operations, to prove the log refuses writes
-//! after an I/O error instead of guessing what reached the disk.
+//! after an I/O error instead of guessing what reached the disk. It can also hold every
+//! file fsync until released: a disk that stalls, for timeouts above the log.
 
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::{Io, IoFile};
 
@@ -17,6 +18,9 @@ pub struct FaultPlan {
     disk_full: AtomicBool,
     sticky: AtomicBool,
     tripped: AtomicBool,
+    /// While true, file fsyncs wait (on their blocking thread) until it turns false.
+    syncs_held: Mutex<bool>,
+    syncs_released: Condvar,
 }
 
 impl FaultPlan {
@@ -42,6 +46,22 @@ impl FaultPlan {
     /// Once tripped, keep failing every write and sync.
     pub fn sticky(&self, yes: bool) {
         self.sticky.store(yes, Ordering::SeqCst);
+    }
+
+    /// Holds every file fsync from now until `hold_syncs(false)`; the writes before them
+    /// proceed. A held fsync neither fails nor completes, like a stalled disk.
+    pub fn hold_syncs(&self, hold: bool) {
+        let mut held = self.syncs_held.lock().unwrap_or_else(|p| p.into_inner());
+        *held = hold;
+        self.syncs_released.notify_all();
+    }
+
+    fn wait_while_syncs_held(&self) {
+        let held = self.syncs_held.lock().unwrap_or_else(|p| p.into_inner());
+        let _released = self
+            .syncs_released
+            .wait_while(held, |held| *held)
+            .unwrap_or_else(|p| p.into_inner());
     }
 
     pub fn clear(&self) {
@@ -132,6 +152,7 @@ impl IoFile for FaultyFile {
         self.inner.write_at(buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
+        self.plan.wait_while_syncs_held();
         self.plan.check(&self.plan.syncs_until_failure)?;
         self.inner.sync_data()
     }

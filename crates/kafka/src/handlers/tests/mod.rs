@@ -16,6 +16,7 @@ use kafka_protocol::records::{
 use omnibus_engine::coordinator::{CoordinatorLimits, GroupCoordinator};
 use omnibus_engine::producers::ProducerRegistry;
 use omnibus_engine::{Engine, EngineConfig, StreamSpec};
+use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};
 
 use super::{handle, Broker, Outcome, Peer};
 use crate::codec::samples::sample;
@@ -31,6 +32,21 @@ pub(super) struct Fixture {
 pub(super) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    fixture_on(engine, dir)
+}
+
+/// A fixture whose disk can be told to fail or stall (`FaultPlan::hold_syncs`).
+pub(super) async fn fixture_with_faults() -> (Fixture, Arc<FaultPlan>) {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
+    let engine = Engine::open_with_io(EngineConfig::new(dir.path()), io)
+        .await
+        .unwrap();
+    (fixture_on(engine, dir), plan)
+}
+
+fn fixture_on(engine: Arc<Engine>, dir: tempfile::TempDir) -> Fixture {
     let limits = CoordinatorLimits {
         session_timeout_ms_min: 10,
         initial_rebalance_delay_ms: 0,

@@ -7,7 +7,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
-use super::{batch, fixture, Fixture};
+use super::{batch, fixture, fixture_with_faults, Fixture};
 use crate::handlers::Outcome;
 
 fn topic(name: &str) -> TopicName {
@@ -265,20 +265,8 @@ async fn acks_zero_is_appended_without_a_response() {
 async fn idempotent_retries_return_the_original_offset_and_gaps_are_refused() {
     let fixture = fixture().await;
     fixture.create("t", 1);
-    let ResponseKind::InitProducerId(init) = fixture
-        .respond(
-            ApiKey::InitProducerId,
-            InitProducerIdRequest::default().with_transactional_id(None),
-            4,
-        )
-        .await
-    else {
-        panic!()
-    };
-    assert_eq!(init.error_code, 0);
-    let id = init.producer_id.0;
+    let id = init_producer_id(&fixture).await;
     assert!(id >= 0);
-    assert_eq!(init.producer_epoch, 0);
 
     let first = batch(&["a", "b"], Compression::None, Some((id, 0, 0)));
     let second = batch(&["c"], Compression::Lz4, Some((id, 0, 2)));
@@ -312,6 +300,56 @@ async fn idempotent_retries_return_the_original_offset_and_gaps_are_refused() {
     );
     let info = fixture.engine().stream_info("t").unwrap();
     assert_eq!(info.partition_info[0].high_watermark, 4);
+}
+
+/// A new idempotent producer's id (epoch 0).
+async fn init_producer_id(fixture: &Fixture) -> i64 {
+    let request = InitProducerIdRequest::default().with_transactional_id(None);
+    let ResponseKind::InitProducerId(init) =
+        fixture.respond(ApiKey::InitProducerId, request, 4).await
+    else {
+        panic!("not an InitProducerId response")
+    };
+    assert_eq!(init.error_code, 0);
+    assert_eq!(init.producer_epoch, 0);
+    init.producer_id.0
+}
+
+#[tokio::test]
+async fn a_produce_not_durable_within_its_timeout_times_out_and_its_retry_gets_the_original_offset()
+{
+    let (fixture, disk) = fixture_with_faults().await;
+    fixture.create("t", 1);
+    let id = init_producer_id(&fixture).await;
+    let records = batch(&["a", "b"], Compression::None, Some((id, 0, 0)));
+    disk.hold_syncs(true);
+    let mut request = produce_request("t", 0, records.clone(), -1);
+    request.timeout_ms = 100;
+    let started = std::time::Instant::now();
+    let ResponseKind::Produce(response) = fixture.respond(ApiKey::Produce, request, 9).await else {
+        panic!("not a produce response")
+    };
+    let answer = &response.responses[0].partition_responses[0];
+    assert_eq!(answer.error_code, 7, "REQUEST_TIMED_OUT");
+    assert_eq!(answer.base_offset, -1);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // The producer retries the same batch; it is answered once the original is durable.
+    let retry = produce(&fixture, "t", 0, records);
+    let disk_recovers = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        disk.hold_syncs(false);
+    };
+    let (retried, ()) = tokio::join!(retry, disk_recovers);
+    assert_eq!(retried, (0, 0), "the original offset, no error");
+    let info = fixture.engine().stream_info("t").unwrap();
+    assert_eq!(
+        info.partition_info[0].high_watermark, 2,
+        "written once, not twice"
+    );
 }
 
 #[tokio::test]
