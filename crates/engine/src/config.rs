@@ -39,6 +39,21 @@ impl Default for StreamDefaults {
     }
 }
 
+impl StreamDefaults {
+    /// What a stream created without overrides would have (what "reset to the default"
+    /// restores in `Engine::alter_stream`).
+    pub fn settings(&self) -> crate::model::StreamSettings {
+        crate::model::StreamSettings {
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            fsync: self.fsync,
+            message_bytes_max: self.message_bytes_max,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub data_dir: PathBuf,

@@ -13,7 +13,7 @@ use omnibus_types::{
     limits, patterns_overlap, validate_pattern, validate_stream_name, validate_subject,
 };
 
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, StreamDefaults};
 use crate::error::{EngineError, Result};
 use crate::groups;
 use crate::model::*;
@@ -204,12 +204,6 @@ impl Engine {
             validate_pattern(pattern).map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
         }
         let message_bytes_max = spec.message_bytes_max.unwrap_or(defaults.message_bytes_max);
-        if message_bytes_max == 0 || message_bytes_max > limits::MESSAGE_BYTES_MAX {
-            return Err(EngineError::InvalidConfig(format!(
-                "message_bytes_max must be between 1 and {}",
-                limits::MESSAGE_BYTES_MAX
-            )));
-        }
         let config = StreamConfig {
             name: spec.name,
             partitions,
@@ -222,10 +216,13 @@ impl Engine {
             message_bytes_max,
             created_ms: now_ms(),
         };
-        log_config(&config)
-            .validate()
-            .map_err(EngineError::InvalidConfig)?;
+        validate_settings(&config)?;
         Ok(config)
+    }
+
+    /// The settings a stream gets unless it is created with others.
+    pub fn stream_defaults(&self) -> &StreamDefaults {
+        &self.config.stream_defaults
     }
 
     pub fn list_streams(&self) -> Vec<StreamInfo> {
@@ -333,4 +330,17 @@ fn spawn_maintenance(engine: Weak<Engine>, interval_ms: u64) {
             let _ = tokio::task::spawn_blocking(move || engine.maintain()).await;
         }
     });
+}
+
+/// The checks a stream's changeable settings must pass, at create and at every change.
+pub(crate) fn validate_settings(config: &StreamConfig) -> Result<()> {
+    if config.message_bytes_max == 0 || config.message_bytes_max > limits::MESSAGE_BYTES_MAX {
+        return Err(EngineError::InvalidConfig(format!(
+            "message_bytes_max must be between 1 and {}",
+            limits::MESSAGE_BYTES_MAX
+        )));
+    }
+    log_config(config)
+        .validate()
+        .map_err(EngineError::InvalidConfig)
 }

@@ -38,6 +38,43 @@ pub struct StreamConfig {
     pub created_ms: i64,
 }
 
+/// The settings of a stream that may change after it is created (`Engine::alter_stream`);
+/// its name, subjects and creation time may not, and its partition count only grows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StreamSettings {
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub segment_bytes: u64,
+    pub segment_ms: u64,
+    pub fsync: FsyncPolicy,
+    pub message_bytes_max: usize,
+}
+
+impl StreamConfig {
+    pub fn settings(&self) -> StreamSettings {
+        StreamSettings {
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            fsync: self.fsync,
+            message_bytes_max: self.message_bytes_max,
+        }
+    }
+
+    pub(crate) fn with_settings(&self, settings: StreamSettings) -> StreamConfig {
+        StreamConfig {
+            retention_ms: settings.retention_ms,
+            retention_bytes: settings.retention_bytes,
+            segment_bytes: settings.segment_bytes,
+            segment_ms: settings.segment_ms,
+            fsync: settings.fsync,
+            message_bytes_max: settings.message_bytes_max,
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PartitionInfo {
     pub partition: u32,
