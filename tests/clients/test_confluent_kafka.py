@@ -12,7 +12,8 @@ from collections import Counter, defaultdict
 import pytest
 
 from confluent_kafka import Consumer, KafkaException, ConsumerGroupState, ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic,
+                                  OffsetSpec, ResourceType)
 
 from ck import check_message, commit_sync, consumer_conf, produce_all, producer_conf, read_partitions
 from harness import HOST, kafka_debug_conf, unique
@@ -144,6 +145,45 @@ def test_admin_lists_topics_with_partitions_and_leaders(broker, bootstrap):
     # One topic by name.
     one = admin.list_topics(topic=from_http, timeout=15)
     assert list(one.topics) == [from_http]
+
+
+def test_admin_changes_topic_configs_incrementally_and_the_stream_follows(broker, bootstrap):
+    topic = unique("configs")
+    broker.create_stream(topic, 1)
+    admin = AdminClient({"bootstrap.servers": bootstrap, **kafka_debug_conf()})
+
+    def described() -> dict:
+        [future] = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)]).values()
+        return {name: entry.value for name, entry in future.result(timeout=20).items()}
+
+    default_retention = described()["retention.ms"]
+    change = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "60000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("segment.bytes", "1048576", incremental_operation=AlterConfigOpType.SET),
+    ])
+    [future] = admin.incremental_alter_configs([change]).values()
+    future.result(timeout=20)
+    configs = described()
+    assert (configs["retention.ms"], configs["segment.bytes"]) == ("60000", "1048576")
+    stream = broker.stream_info(topic)
+    assert (stream["retention_ms"], stream["segment_bytes"]) == (60000, 1048576)
+
+    reset = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+    ])
+    [future] = admin.incremental_alter_configs([reset]).values()
+    future.result(timeout=20)
+    configs = described()
+    assert configs["retention.ms"] == default_retention
+    assert configs["segment.bytes"] == "1048576"
+
+    refused = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET),
+    ])
+    [future] = admin.incremental_alter_configs([refused]).values()
+    with pytest.raises(KafkaException) as error:
+        future.result(timeout=20)
+    assert "compact" in str(error.value)
 
 
 def test_idempotent_acks_all_produce_keeps_per_key_order(broker, bootstrap):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from harness import HttpError, unique, wait_until
@@ -53,6 +53,35 @@ def test_admin_creates_grows_and_deletes_topics(broker, admin):
         with pytest.raises(HttpError) as gone:
             broker.stream_info(name)
         assert gone.value.status == 404
+
+
+def modified_configs(admin, topic: str) -> dict:
+    """The topic's configs that differ from the broker's defaults, as name -> value."""
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    return {name: entry["value"] for name, entry in described["topic"][topic].items()}
+
+
+def test_admin_alters_topic_configs_whole_set_and_incrementally(broker, admin):
+    topic = unique("kp-configs")
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
+                                  topic_configs={"max.message.bytes": "4096"})], timeout_ms=TIMEOUT_MS)
+    assert modified_configs(admin, topic) == {"max.message.bytes": "4096"}
+
+    # AlterConfigs (the whole set): kafka-python re-sends the modified keys it read above,
+    # since the broker resets whatever the request leaves out.
+    result = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                 configs={"retention.ms": "3600000"})], incremental=False)
+    assert result == {"topic": {topic: "OK"}}, result
+    assert modified_configs(admin, topic) == {"max.message.bytes": "4096", "retention.ms": "3600000"}
+
+    # IncrementalAlterConfigs, the client's default once the broker offers it.
+    result = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                 configs={"segment.ms": "60000"})])
+    assert result == {"topic": {topic: "OK"}}, result
+    assert modified_configs(admin, topic) == {
+        "max.message.bytes": "4096", "retention.ms": "3600000", "segment.ms": "60000"}
+    stream = broker.stream_info(topic)
+    assert (stream["retention_ms"], stream["segment_ms"], stream["message_bytes_max"]) == (3600000, 60000, 4096)
 
 
 def test_producer_then_group_consumer(broker, bootstrap):

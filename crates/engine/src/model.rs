@@ -62,7 +62,8 @@ impl StreamConfig {
         }
     }
 
-    pub(crate) fn with_settings(&self, settings: StreamSettings) -> StreamConfig {
+    /// This configuration with `settings` in place of its own.
+    pub fn with_settings(&self, settings: StreamSettings) -> StreamConfig {
         StreamConfig {
             retention_ms: settings.retention_ms,
             retention_bytes: settings.retention_bytes,

@@ -297,6 +297,33 @@ pub(crate) fn sample(key: ApiKey, version: i16) -> RequestKind {
             }
             request.into()
         }
+        ApiKey::AlterConfigs => {
+            let mut config = alter_configs_request::AlterableConfig::default();
+            config.name = text("retention.ms");
+            config.value = Some(text("60000"));
+            let mut resource = alter_configs_request::AlterConfigsResource::default();
+            resource.resource_type = 2;
+            resource.resource_name = text("orders");
+            resource.configs = twice(config);
+            let mut request = AlterConfigsRequest::default();
+            request.resources = twice(resource);
+            request.validate_only = true;
+            request.into()
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let mut config = incremental_alter_configs_request::AlterableConfig::default();
+            config.name = text("retention.ms");
+            config.config_operation = 1;
+            config.value = None;
+            let mut resource = incremental_alter_configs_request::AlterConfigsResource::default();
+            resource.resource_type = 2;
+            resource.resource_name = text("orders");
+            resource.configs = twice(config);
+            let mut request = IncrementalAlterConfigsRequest::default();
+            request.resources = twice(resource);
+            request.validate_only = true;
+            request.into()
+        }
         ApiKey::CreatePartitions => {
             let mut assignment = create_partitions_request::CreatePartitionsAssignment::default();
             assignment.broker_ids = vec![BrokerId(0)];

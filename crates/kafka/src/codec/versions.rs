@@ -39,8 +39,10 @@ pub const SUPPORTED: &[Supported] = &[
     supported(ApiKey::DeleteRecords, 0, 2),
     supported(ApiKey::InitProducerId, 0, 4),
     supported(ApiKey::DescribeConfigs, 1, 4),
+    supported(ApiKey::AlterConfigs, 0, 2),
     supported(ApiKey::CreatePartitions, 0, 3),
     supported(ApiKey::DeleteGroups, 0, 2),
+    supported(ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// The version range answered for `key`, if any.

@@ -7,13 +7,14 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
+use omnibus_engine::StreamConfig;
 
 use super::errors::{engine_error_code, NONE};
-use super::topic_configs::{self, ConfigEntry, TYPE_INT, TYPE_STRING};
+use super::topic_configs::{
+    self, ConfigEntry, RESOURCE_BROKER, RESOURCE_TOPIC, TYPE_INT, TYPE_STRING,
+};
 use super::Broker;
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
 /// Kafka's `ConfigSource` values.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
@@ -29,26 +30,29 @@ pub(crate) fn handle(broker: &Broker, request: DescribeConfigsRequest) -> Descri
             RESOURCE_TOPIC => broker
                 .engine
                 .stream_info(resource.resource_name.as_str())
-                .map(|info| (topic_configs::describe(&info.config), SOURCE_TOPIC))
+                .map(|info| topic_entries(broker, &info.config))
                 .map_err(|error| (engine_error_code(&error), error.to_string())),
-            RESOURCE_BROKER => Ok((broker_configs(broker), SOURCE_STATIC_BROKER)),
+            RESOURCE_BROKER => Ok(broker_configs(broker)
+                .into_iter()
+                .map(|entry| (entry, SOURCE_STATIC_BROKER))
+                .collect()),
             other => Err((
                 ResponseError::InvalidRequest.code(),
                 format!("resource type {other} has no configuration here"),
             )),
         };
         match entries {
-            Ok((entries, source)) => {
+            Ok(entries) => {
                 result.error_code = NONE;
                 result.configs = entries
                     .into_iter()
-                    .filter(|entry| {
+                    .filter(|(entry, _)| {
                         resource
                             .configuration_keys
                             .as_ref()
                             .is_none_or(|keys| keys.iter().any(|k| k.as_str() == entry.name))
                     })
-                    .map(|entry| config_result(entry, source))
+                    .map(|(entry, source)| config_result(entry, source))
                     .collect();
             }
             Err((code, message)) => {
@@ -60,6 +64,26 @@ pub(crate) fn handle(broker: &Broker, request: DescribeConfigsRequest) -> Descri
         response.results.push(result);
     }
     response
+}
+
+/// A topic's configs with where each value comes from: set on the topic (a dynamic topic
+/// config, in Kafka's terms) or the broker's default — which is what admin tools' "modified
+/// only" views and kafka-python's AlterConfigs fill-in rely on.
+fn topic_entries(broker: &Broker, config: &StreamConfig) -> Vec<(ConfigEntry, i8)> {
+    let defaults =
+        topic_configs::describe(&config.with_settings(broker.engine.stream_defaults().settings()));
+    topic_configs::describe(config)
+        .into_iter()
+        .map(|entry| {
+            let is_default = defaults.contains(&entry);
+            let source = if entry.from_stream && !is_default {
+                SOURCE_TOPIC
+            } else {
+                SOURCE_DEFAULT
+            };
+            (entry, source)
+        })
+        .collect()
 }
 
 fn broker_configs(broker: &Broker) -> Vec<ConfigEntry> {
@@ -99,11 +123,7 @@ fn config_result(entry: ConfigEntry, source: i8) -> DescribeConfigsResourceResul
     result.name = StrBytes::from_static_str(entry.name);
     result.value = Some(StrBytes::from_string(entry.value));
     result.read_only = !entry.from_stream;
-    result.config_source = if entry.from_stream {
-        source
-    } else {
-        SOURCE_DEFAULT
-    };
+    result.config_source = source;
     result.is_sensitive = false;
     result.config_type = entry.config_type;
     result

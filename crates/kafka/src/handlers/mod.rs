@@ -3,6 +3,7 @@
 //! client should act on become Kafka error codes in the response, per topic or partition where
 //! the API has them; nothing here ends a connection except a request that cannot be answered.
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -15,6 +16,7 @@ pub(crate) mod errors;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -125,6 +127,10 @@ pub(crate) async fn handle(broker: &Broker, peer: &Peer, request: Request) -> Ou
         RequestKind::DeleteTopics(body) => delete_topics::handle(broker, body).await.into(),
         RequestKind::CreatePartitions(body) => create_partitions::handle(broker, body).await.into(),
         RequestKind::DescribeConfigs(body) => describe_configs::handle(broker, body).into(),
+        RequestKind::IncrementalAlterConfigs(body) => {
+            incremental_alter_configs::handle(broker, body).await.into()
+        }
+        RequestKind::AlterConfigs(body) => alter_configs::handle(broker, body).await.into(),
         RequestKind::DeleteRecords(body) => delete_records::handle(broker, body).await.into(),
         other => {
             // Unreachable while SUPPORTED and this match agree; a test checks they do.

@@ -1,8 +1,9 @@
 //! Kafka topic configuration names and the stream settings they stand for, shared by
-//! CreateTopics (applying them) and DescribeConfigs (reporting a stream's real values).
+//! CreateTopics (applying them), IncrementalAlterConfigs and AlterConfigs (changing them) and
+//! DescribeConfigs (reporting a stream's real values).
 
 use omnibus_engine::config::parse_fsync;
-use omnibus_engine::{StreamConfig, StreamSpec};
+use omnibus_engine::{FsyncPolicy, StreamConfig, StreamSettings, StreamSpec};
 
 /// Kafka's "no limit" (-1) for retention; stored as the largest value the log handles as a
 /// signed number of milliseconds or bytes.
@@ -38,6 +39,10 @@ const IGNORED: &[&str] = &[
     "unclean.leader.election.enable",
 ];
 
+/// Kafka's config resource types.
+pub(crate) const RESOURCE_TOPIC: i8 = 2;
+pub(crate) const RESOURCE_BROKER: i8 = 4;
+
 /// Kafka's config types, as DescribeConfigs v3+ reports them.
 pub(crate) const TYPE_STRING: i8 = 2;
 pub(crate) const TYPE_INT: i8 = 3;
@@ -62,32 +67,89 @@ fn retention(name: &str, value: &str) -> Result<u64, String> {
     }
 }
 
-/// Applies one CreateTopics config entry to a stream spec.
-pub(crate) fn apply(spec: &mut StreamSpec, name: &str, value: Option<&str>) -> Result<(), String> {
+/// One Kafka topic config, parsed: the stream setting it changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Setting {
+    RetentionMs(u64),
+    RetentionBytes(u64),
+    SegmentBytes(u64),
+    SegmentMs(u64),
+    MessageBytesMax(usize),
+    Fsync(FsyncPolicy),
+    /// Known and valid, but nothing to change here (`IGNORED`, `cleanup.policy=delete`).
+    Ignored,
+}
+
+/// Parses one config entry: `Ok(None)` for a null value of a known config (its default).
+pub(crate) fn parse(name: &str, value: Option<&str>) -> Result<Option<Setting>, String> {
     let Some(value) = value else {
-        // A null value means "the default", which an unset spec field already is.
         return if known(name) {
-            Ok(())
+            Ok(None)
         } else {
             Err(format!("unknown topic config {name:?}"))
         };
     };
-    match name {
-        "retention.ms" => spec.retention_ms = Some(retention(name, value)?),
-        "retention.bytes" => spec.retention_bytes = Some(retention(name, value)?),
-        "segment.bytes" => spec.segment_bytes = Some(non_negative(name, value)?),
-        "segment.ms" => spec.segment_ms = Some(non_negative(name, value)?),
-        "max.message.bytes" => spec.message_bytes_max = Some(non_negative(name, value)? as usize),
+    let setting = match name {
+        "retention.ms" => Setting::RetentionMs(retention(name, value)?),
+        "retention.bytes" => Setting::RetentionBytes(retention(name, value)?),
+        "segment.bytes" => Setting::SegmentBytes(non_negative(name, value)?),
+        "segment.ms" => Setting::SegmentMs(non_negative(name, value)?),
+        "max.message.bytes" => Setting::MessageBytesMax(non_negative(name, value)? as usize),
         "cleanup.policy" => {
             if value.trim() != "delete" {
                 return Err(format!(
                     "cleanup.policy {value:?} is not supported; only \"delete\" is"
                 ));
             }
+            Setting::Ignored
         }
-        "omnibus.fsync" => spec.fsync = Some(parse_fsync(value)?),
-        _ if IGNORED.contains(&name) => {}
+        "omnibus.fsync" => Setting::Fsync(parse_fsync(value)?),
+        _ if IGNORED.contains(&name) => Setting::Ignored,
         _ => return Err(format!("unknown topic config {name:?}")),
+    };
+    Ok(Some(setting))
+}
+
+/// Applies one CreateTopics config entry to a stream spec.
+pub(crate) fn apply(spec: &mut StreamSpec, name: &str, value: Option<&str>) -> Result<(), String> {
+    // A null value means "the default", which an unset spec field already is.
+    match parse(name, value)? {
+        Some(Setting::RetentionMs(ms)) => spec.retention_ms = Some(ms),
+        Some(Setting::RetentionBytes(bytes)) => spec.retention_bytes = Some(bytes),
+        Some(Setting::SegmentBytes(bytes)) => spec.segment_bytes = Some(bytes),
+        Some(Setting::SegmentMs(ms)) => spec.segment_ms = Some(ms),
+        Some(Setting::MessageBytesMax(bytes)) => spec.message_bytes_max = Some(bytes),
+        Some(Setting::Fsync(fsync)) => spec.fsync = Some(fsync),
+        Some(Setting::Ignored) | None => {}
+    }
+    Ok(())
+}
+
+/// Sets one config on an existing stream's settings; `None` (a null value, or an
+/// IncrementalAlterConfigs DELETE) restores the broker's default for it.
+pub(crate) fn alter(
+    settings: &mut StreamSettings,
+    defaults: &StreamSettings,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), String> {
+    match parse(name, value)? {
+        Some(Setting::RetentionMs(ms)) => settings.retention_ms = Some(ms),
+        Some(Setting::RetentionBytes(bytes)) => settings.retention_bytes = Some(bytes),
+        Some(Setting::SegmentBytes(bytes)) => settings.segment_bytes = bytes,
+        Some(Setting::SegmentMs(ms)) => settings.segment_ms = ms,
+        Some(Setting::MessageBytesMax(bytes)) => settings.message_bytes_max = bytes,
+        Some(Setting::Fsync(fsync)) => settings.fsync = fsync,
+        Some(Setting::Ignored) => {}
+        None => match name {
+            "retention.ms" => settings.retention_ms = defaults.retention_ms,
+            "retention.bytes" => settings.retention_bytes = defaults.retention_bytes,
+            "segment.bytes" => settings.segment_bytes = defaults.segment_bytes,
+            "segment.ms" => settings.segment_ms = defaults.segment_ms,
+            "max.message.bytes" => settings.message_bytes_max = defaults.message_bytes_max,
+            "omnibus.fsync" => settings.fsync = defaults.fsync,
+            _ => {}
+        },
     }
     Ok(())
 }
@@ -200,5 +262,21 @@ mod tests {
         assert!(apply(&mut spec, "segment.bytes", Some("-5")).is_err());
         assert!(apply(&mut spec, "no.such.config", Some("1")).is_err());
         assert!(apply(&mut spec, "no.such.config", None).is_err());
+    }
+
+    #[test]
+    fn altering_sets_values_and_a_null_restores_the_default() {
+        let defaults = omnibus_engine::StreamDefaults::default().settings();
+        let mut settings = defaults.clone();
+        alter(&mut settings, &defaults, "retention.ms", Some("-1")).unwrap();
+        alter(&mut settings, &defaults, "segment.bytes", Some("1048576")).unwrap();
+        alter(&mut settings, &defaults, "min.insync.replicas", Some("2")).unwrap();
+        assert_eq!(settings.retention_ms, Some(UNLIMITED));
+        assert_eq!(settings.segment_bytes, 1_048_576);
+        alter(&mut settings, &defaults, "retention.ms", None).unwrap();
+        assert_eq!(settings.retention_ms, defaults.retention_ms);
+        assert_eq!(settings.segment_bytes, 1_048_576, "others are kept");
+        assert!(alter(&mut settings, &defaults, "cleanup.policy", Some("compact")).is_err());
+        assert!(alter(&mut settings, &defaults, "no.such.config", None).is_err());
     }
 }

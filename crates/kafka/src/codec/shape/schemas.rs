@@ -36,6 +36,8 @@ pub(super) fn schema(key: ApiKey) -> Option<&'static Schema> {
         ApiKey::DeleteRecords => &DELETE_RECORDS,
         ApiKey::InitProducerId => &INIT_PRODUCER_ID,
         ApiKey::DescribeConfigs => &DESCRIBE_CONFIGS,
+        ApiKey::AlterConfigs => &ALTER_CONFIGS,
+        ApiKey::IncrementalAlterConfigs => &INCREMENTAL_ALTER_CONFIGS,
         ApiKey::CreatePartitions => &CREATE_PARTITIONS,
         ApiKey::DeleteGroups => &DELETE_GROUPS,
         _ => return None,
@@ -335,6 +337,37 @@ static DESCRIBE_CONFIGS: Schema = Schema {
         ])),
         all(BOOLEAN),      // include_synonyms
         since(3, BOOLEAN), // include_documentation
+    ],
+};
+
+static ALTER_CONFIGS: Schema = Schema {
+    flexible_since: 2,
+    fields: &[
+        all(Structs(&[
+            all(INT8),   // resource_type
+            all(String), // resource_name
+            all(Structs(&[
+                all(String), // name
+                all(String), // value (nullable)
+            ])),
+        ])),
+        all(BOOLEAN), // validate_only
+    ],
+};
+
+static INCREMENTAL_ALTER_CONFIGS: Schema = Schema {
+    flexible_since: 1,
+    fields: &[
+        all(Structs(&[
+            all(INT8),   // resource_type
+            all(String), // resource_name
+            all(Structs(&[
+                all(String), // name
+                all(INT8),   // config_operation
+                all(String), // value (nullable)
+            ])),
+        ])),
+        all(BOOLEAN), // validate_only
     ],
 };
 

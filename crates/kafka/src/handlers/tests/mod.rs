@@ -2,6 +2,7 @@
 //! an encodable answer, and the data path (produce, fetch, offsets, idempotence) behaves as
 //! Kafka clients expect.
 
+mod configs;
 mod groups;
 mod produce_fetch;
 
