@@ -37,6 +37,7 @@ pub struct AppState {
 pub enum Verb {
     Get,
     Post,
+    Patch,
     Delete,
 }
 
@@ -45,6 +46,7 @@ impl Verb {
         match self {
             Verb::Get => MethodFilter::GET,
             Verb::Post => MethodFilter::POST,
+            Verb::Patch => MethodFilter::PATCH,
             Verb::Delete => MethodFilter::DELETE,
         }
     }
@@ -55,6 +57,7 @@ impl Verb {
         match self {
             Verb::Get => "get",
             Verb::Post => "post",
+            Verb::Patch => "patch",
             Verb::Delete => "delete",
         }
     }
@@ -83,13 +86,14 @@ where
 
 /// Every route the API serves.
 pub fn routes() -> Vec<Route> {
-    use Verb::{Delete, Get, Post};
+    use Verb::{Delete, Get, Patch, Post};
     vec![
         route(Get, "/health", health::health),
         route(Get, "/openapi.json", openapi::openapi),
         route(Get, "/v1/streams", streams::list_streams),
         route(Post, "/v1/streams", streams::create_stream),
         route(Get, "/v1/streams/{stream}", streams::get_stream),
+        route(Patch, "/v1/streams/{stream}", streams::alter_stream),
         route(Delete, "/v1/streams/{stream}", streams::delete_stream),
         route(
             Post,

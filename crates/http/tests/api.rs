@@ -36,6 +36,67 @@ async fn health_and_openapi_are_served_as_json() {
 }
 
 #[tokio::test]
+async fn patching_a_stream_changes_only_the_settings_named_and_keeps_its_data() {
+    let server = Server::start().await;
+    let (status, created) = server
+        .post(
+            "/v1/streams",
+            json!({"name": "audit", "retention_bytes": 1000000, "message_bytes_max": 4096}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, _) = server
+        .post(
+            "/v1/streams/audit/records",
+            json!({"records": [{"value": "kept"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let patch = json!({"retention_ms": 3600000, "retention_bytes": null, "segment_ms": 60000});
+    let (status, patched) = server
+        .call(Method::PATCH, "/v1/streams/audit", Some(patch))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["retention_ms"], 3600000);
+    assert_eq!(patched["retention_bytes"], Value::Null, "null: no limit");
+    assert_eq!(patched["segment_ms"], 60000);
+    assert_eq!(patched["message_bytes_max"], 4096, "not named: kept");
+    assert_eq!(patched["created_ms"], created["created_ms"]);
+    assert_eq!(patched["partition_info"][0]["high_watermark"], 1);
+    let (_, info) = server.get("/v1/streams/audit").await;
+    assert_eq!(info, patched);
+
+    let bad = server
+        .call(
+            Method::PATCH,
+            "/v1/streams/audit",
+            Some(json!({"message_bytes_max": 0})),
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_config");
+    let unknown = server
+        .call(
+            Method::PATCH,
+            "/v1/streams/audit",
+            Some(json!({"partitions": 4})),
+        )
+        .await;
+    assert_eq!(unknown.0, StatusCode::BAD_REQUEST, "{}", unknown.1);
+    let missing = server
+        .call(
+            Method::PATCH,
+            "/v1/streams/nope",
+            Some(json!({"segment_ms": 1000})),
+        )
+        .await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "stream_not_found");
+    let (_, info) = server.get("/v1/streams/audit").await;
+    assert_eq!(info, patched, "refused patches change nothing");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn stream_lifecycle_create_list_get_delete() {
     let server = Server::start().await;
     let (status, created) = server
