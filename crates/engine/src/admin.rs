@@ -35,6 +35,7 @@ impl Engine {
     /// the old partitions fail with `unavailable` and can be retried.
     pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<StreamInfo> {
         self.check_running()?;
+        self.check_not_a_queue_stream(name)?;
         let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
         let old = streams
             .get(name)
@@ -69,6 +70,7 @@ impl Engine {
         validate_only: bool,
     ) -> Result<StreamInfo> {
         self.check_running()?;
+        self.check_not_a_queue_stream(name)?;
         let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
         let old = streams
             .get(name)
@@ -240,10 +242,6 @@ mod tests {
             "the new largest-record limit applies"
         );
         engine.shutdown().await.unwrap();
-        // A maintenance pass that started before the shutdown still holds the engine.
-        while Arc::strong_count(&engine) > 1 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
         drop(engine);
 
         let engine = Engine::open(config).await.unwrap();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use omnibus_storage::io::{FileIo, Io};
@@ -29,7 +29,11 @@ pub struct Engine {
     pub(crate) queues: RwLock<BTreeMap<String, Arc<crate::queue::Queue>>>,
     pub(crate) jobs: crate::jobs::JobsState,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
-    pub(crate) shutting_down: AtomicBool,
+    pub(crate) shutting_down: Arc<AtomicBool>,
+    /// Held by a maintenance pass while it runs (and holds the engine); `shutdown` takes it
+    /// so that no pass outlives it — a test that reopens the folder right after a shutdown
+    /// would otherwise find the state store still open.
+    maintenance_running: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -81,13 +85,11 @@ impl Engine {
             streams: RwLock::new(streams),
             queues: RwLock::new(BTreeMap::new()),
             jobs: crate::jobs::JobsState::new(),
-            shutting_down: AtomicBool::new(false),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            maintenance_running: Arc::new(tokio::sync::Mutex::new(())),
         });
         engine.open_queues()?;
-        spawn_maintenance(
-            Arc::downgrade(&engine),
-            engine.config.maintenance_interval_ms,
-        );
+        spawn_maintenance(&engine);
         Ok(engine)
     }
 
@@ -125,6 +127,8 @@ impl Engine {
     /// Stops accepting writes, waits for in-flight appends, fsyncs every partition.
     pub async fn shutdown(&self) -> Result<()> {
         self.shutting_down.store(true, Ordering::Release);
+        // Waits out a maintenance pass in progress; later ones see the flag and stop.
+        drop(self.maintenance_running.lock().await);
         let streams: Vec<Arc<Stream>> = self.read_streams().values().cloned().collect();
         tokio::task::spawn_blocking(move || {
             for stream in streams {
@@ -236,6 +240,7 @@ impl Engine {
     /// Deletes a stream, its data and every group offset committed on it.
     pub fn delete_stream(&self, name: &str) -> Result<()> {
         self.check_running()?;
+        self.check_not_a_queue_stream(name)?;
         let stream = self
             .write_streams()
             .remove(name)
@@ -314,19 +319,26 @@ fn remove_orphan_stream_dirs(
     }
 }
 
-/// Runs maintenance every `interval_ms` until the engine is dropped or shut down.
-fn spawn_maintenance(engine: Weak<Engine>, interval_ms: u64) {
+/// Runs maintenance every `maintenance_interval_ms` until the engine is dropped or shut down.
+/// A pass holds `maintenance_running` from before it checks the shutdown flag until it has
+/// let go of the engine, so none runs on, or keeps alive, an engine that has shut down.
+fn spawn_maintenance(engine: &Arc<Engine>) {
+    let weak = Arc::downgrade(engine);
+    let shutting_down = engine.shutting_down.clone();
+    let running = engine.maintenance_running.clone();
+    let interval_ms = engine.config.maintenance_interval_ms;
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms.max(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let Some(engine) = engine.upgrade() else {
-                return;
-            };
-            if engine.shutting_down.load(Ordering::Acquire) {
+            let _pass = running.lock().await;
+            if shutting_down.load(Ordering::Acquire) {
                 return;
             }
+            let Some(engine) = weak.upgrade() else {
+                return;
+            };
             let _ = tokio::task::spawn_blocking(move || engine.maintain()).await;
         }
     });

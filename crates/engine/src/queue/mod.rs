@@ -345,6 +345,22 @@ impl Engine {
     }
 
     /// Deletes a queue, its state and its backing stream (not its dead-letter stream).
+    /// Refuses to change or delete a stream a queue keeps its messages or dead letters in: the
+    /// queue holds its partition log open, and deleting it would lose acknowledged messages.
+    pub(crate) fn check_not_a_queue_stream(&self, stream: &str) -> Result<()> {
+        let queues = self.queues.read().unwrap_or_else(|p| p.into_inner());
+        let owner = queues
+            .values()
+            .find(|queue| queue.config.name == stream || queue.config.dead_letter == stream);
+        match owner {
+            Some(queue) => Err(EngineError::InvalidConfig(format!(
+                "stream {stream:?} holds the messages of queue {:?}: change or delete the queue instead",
+                queue.config.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
     pub fn delete_queue(&self, name: &str) -> Result<()> {
         self.check_running()?;
         let queue = self

@@ -494,3 +494,36 @@ async fn attempts_recorded_as_runs_survive_a_restart_and_leave_no_keys_behind() 
         "runs, attempts and acks above the floor are gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_streams_a_queue_lives_in_cannot_be_deleted_grown_or_altered_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let queue = engine.create_queue(spec("orders")).unwrap();
+    engine
+        .enqueue("orders", vec![message("kept")])
+        .await
+        .unwrap();
+    let dead_letter = queue.config.dead_letter.clone();
+    for stream in ["orders", dead_letter.as_str()] {
+        let settings = engine.stream_info(stream).unwrap().config.settings();
+        for refused in [
+            engine.delete_stream(stream),
+            engine.add_partitions(stream, 2).map(drop),
+            engine.alter_stream(stream, settings, false).map(drop),
+        ] {
+            let error = refused.unwrap_err();
+            assert!(
+                matches!(&error, EngineError::InvalidConfig(m) if m.contains("queue \"orders\"")),
+                "{stream}: {error}"
+            );
+        }
+    }
+    // The queue still works, with its message.
+    let got = engine.receive("orders", "w", 10, 0).await.unwrap();
+    assert_eq!(got.iter().map(value).collect::<Vec<_>>(), ["kept"]);
+    // Deleting the queue deletes its stream; the dead letters stay and are a plain stream now.
+    engine.delete_queue("orders").unwrap();
+    assert!(engine.stream_info("orders").is_err());
+    engine.delete_stream(&dead_letter).unwrap();
+}
