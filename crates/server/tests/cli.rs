@@ -105,6 +105,50 @@ fn a_group_resumes_from_its_committed_offset() {
 }
 
 #[test]
+fn stream_alter_changes_only_the_settings_given() {
+    let server = Server::start();
+    server
+        .cli(
+            &["stream", "create", "audit", "--message-bytes-max", "4096"],
+            b"",
+        )
+        .success("stream create");
+    let altered = server
+        .cli(
+            &[
+                "stream",
+                "alter",
+                "audit",
+                "--retention-ms",
+                "unlimited",
+                "--segment-ms",
+                "60000",
+            ],
+            b"",
+        )
+        .success("stream alter");
+    let info: serde_json::Value = serde_json::from_str(&altered.stdout).expect("JSON");
+    assert_eq!(info["retention_ms"], serde_json::Value::Null);
+    assert_eq!(info["segment_ms"], 60000);
+    assert_eq!(info["message_bytes_max"], 4096, "not given: kept");
+    let shown = server
+        .cli(&["stream", "info", "audit"], b"")
+        .success("stream info");
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    assert_eq!(shown, info);
+    let refused = server.cli(
+        &["stream", "alter", "audit", "--message-bytes-max", "0"],
+        b"",
+    );
+    assert_eq!(refused.status.code(), Some(1), "stderr: {}", refused.stderr);
+    assert!(
+        refused.stderr.starts_with("error: invalid_config: "),
+        "stderr: {}",
+        refused.stderr
+    );
+}
+
+#[test]
 fn publishing_to_an_unknown_stream_fails_with_its_code() {
     let server = Server::start();
     let outcome = server.cli(&["publish", "nowhere", "hello"], b"");

@@ -132,6 +132,17 @@ impl Client {
         self.send(self.request(Method::GET, &url), &url).await
     }
 
+    /// Changes the settings named in `patch`; returns the stream's new description.
+    pub async fn alter_stream(
+        &self,
+        stream: &str,
+        patch: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let url = self.url(&["v1", "streams", stream], &[]);
+        let request = self.request(Method::PATCH, &url).json(patch);
+        self.send(request, &url).await
+    }
+
     pub async fn delete_stream(&self, stream: &str) -> Result<()> {
         let url = self.url(&["v1", "streams", stream], &[]);
         self.send_empty(self.request(Method::DELETE, &url), &url)

@@ -16,8 +16,74 @@ pub enum StreamCommand {
     List,
     /// Show a stream's configuration and partitions as JSON.
     Info { name: String },
+    /// Change a stream's settings; the ones not given are kept, and so is its data.
+    Alter(AlterArgs),
     /// Delete a stream and all its records.
     Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AlterArgs {
+    pub name: String,
+    /// Delete closed segments older than this; `unlimited` keeps them forever.
+    #[arg(long, value_name = "MS|unlimited", value_parser = parse_limit)]
+    pub retention_ms: Option<Limit>,
+    /// Delete the oldest closed segments while a partition is larger than this; `unlimited`
+    /// keeps them.
+    #[arg(long, value_name = "BYTES|unlimited", value_parser = parse_limit)]
+    pub retention_bytes: Option<Limit>,
+    /// Roll a partition's active segment at this size.
+    #[arg(long, value_name = "BYTES")]
+    pub segment_bytes: Option<u64>,
+    /// Roll a partition's active segment at this age.
+    #[arg(long, value_name = "MS")]
+    pub segment_ms: Option<u64>,
+    /// When a publish is acknowledged: always | never | interval:<ms>.
+    #[arg(long, value_name = "POLICY", value_parser = parse_fsync)]
+    pub fsync: Option<FsyncPolicy>,
+    /// Largest single record (key + value + headers).
+    #[arg(long, value_name = "BYTES")]
+    pub message_bytes_max: Option<usize>,
+}
+
+/// A retention limit: a number, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(Option<u64>);
+
+fn parse_limit(text: &str) -> Result<Limit, String> {
+    match text {
+        "unlimited" => Ok(Limit(None)),
+        number => number
+            .parse()
+            .map(|n| Limit(Some(n)))
+            .map_err(|_| format!("{text:?} is neither a number nor \"unlimited\"")),
+    }
+}
+
+impl AlterArgs {
+    /// The PATCH body: only the settings given (a retention limit of `null` is none).
+    fn patch(&self) -> serde_json::Value {
+        let mut patch = serde_json::Map::new();
+        if let Some(Limit(ms)) = self.retention_ms {
+            patch.insert("retention_ms".into(), ms.into());
+        }
+        if let Some(Limit(bytes)) = self.retention_bytes {
+            patch.insert("retention_bytes".into(), bytes.into());
+        }
+        if let Some(bytes) = self.segment_bytes {
+            patch.insert("segment_bytes".into(), bytes.into());
+        }
+        if let Some(ms) = self.segment_ms {
+            patch.insert("segment_ms".into(), ms.into());
+        }
+        if let Some(fsync) = self.fsync {
+            patch.insert("fsync".into(), fsync.to_string().into());
+        }
+        if let Some(bytes) = self.message_bytes_max {
+            patch.insert("message_bytes_max".into(), bytes.into());
+        }
+        patch.into()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +150,10 @@ pub async fn run(client: &Client, command: StreamCommand) -> anyhow::Result<()> 
         }
         StreamCommand::Info { name } => {
             let info = client.stream_info_json(&name).await?;
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&info)?)?;
+        }
+        StreamCommand::Alter(args) => {
+            let info = client.alter_stream(&args.name, &args.patch()).await?;
             writeln!(stdout, "{}", serde_json::to_string_pretty(&info)?)?;
         }
         StreamCommand::Delete { name } => {
