@@ -489,3 +489,42 @@ def test_admin_lists_describes_and_deletes_groups(broker, bootstrap):
         poll_until([again], lambda: len(again.received) >= 30, "a member of the deleted group to re-read everything")
     finally:
         again.close()
+
+
+def test_admin_deletes_group_offsets_except_for_topics_members_still_read(broker, bootstrap):
+    """OffsetDelete, sent by kafka-python's admin client (confluent-kafka's Python admin has no
+    call for it) while a confluent-kafka member reads the topic, then after it left."""
+    from kafka import TopicPartition as KpTopicPartition
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import GroupSubscribedToTopicError, NoError
+
+    topic = unique("offset-delete")
+    group = unique("g-offsets")
+    broker.create_stream(topic, 2)
+    produce_all(Producer(producer_conf(bootstrap)), topic, keyed_messages("d", 30, keys=6))
+    admin = AdminClient({"bootstrap.servers": bootstrap, **kafka_debug_conf()})
+    deleter = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    first = [KpTopicPartition(topic, 0)]
+
+    def committed() -> dict:
+        request = [ConsumerGroupTopicPartitions(group)]
+        offsets = admin.list_consumer_group_offsets(request, request_timeout=15)[group].result(timeout=20)
+        return {tp.partition: tp.offset for tp in offsets.topic_partitions if tp.topic == topic and tp.offset >= 0}
+
+    member = Member("m", bootstrap, group, topic, [])
+    try:
+        poll_until([member], lambda: len(member.received) >= 30, "the member to consume 30 messages")
+        assert sum(committed().values()) == 30
+        # A live member subscribes to the topic: its offsets stay.
+        refused = deleter.delete_group_offsets(group, first)
+        assert refused == {first[0]: GroupSubscribedToTopicError}, refused
+    finally:
+        member.close()
+    assert sum(committed().values()) == 30
+
+    # Once the group is empty, the partition's offset goes and the other stays.
+    deleted = deleter.delete_group_offsets(group, first)
+    deleter.close()
+    assert deleted == {first[0]: NoError}, deleted
+    left = committed()
+    assert 0 not in left and left.get(1, 0) > 0, left

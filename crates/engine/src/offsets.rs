@@ -51,6 +51,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Forgets a group's committed offsets for these (stream, partition) pairs, atomically and
+    /// durably; a pair without an offset is no error. The group then starts those partitions
+    /// from its reset policy, like a new group (Kafka's OffsetDelete). Whether the group's
+    /// live members still read them is the caller's check.
+    pub fn delete_offsets(&self, group: &str, partitions: &[(String, u32)]) -> Result<()> {
+        self.check_running()?;
+        validate_group_name(group).map_err(|e| EngineError::InvalidName(e.to_string()))?;
+        if partitions.len() > COMMIT_OFFSETS_MAX {
+            return Err(EngineError::LimitExceeded(format!(
+                "{} offsets in one delete; the limit is {COMMIT_OFFSETS_MAX}",
+                partitions.len()
+            )));
+        }
+        let writes: Vec<StateWrite> = partitions
+            .iter()
+            .map(|(stream, partition)| StateWrite::Delete {
+                table: groups::TABLE,
+                key: groups::key(group, stream, *partition),
+            })
+            .collect();
+        self.state.write(&writes)?;
+        Ok(())
+    }
+
     /// Committed offsets of a group, optionally for one stream.
     pub fn committed_offsets(
         &self,

@@ -303,6 +303,23 @@ async fn offsets_resolve_and_groups_commit_read_and_report_lag() {
         )
         .unwrap_err();
     assert_eq!(unknown.code(), ErrorCode::StreamNotFound);
+
+    // Deleting one partition's offset leaves the others; a missing one is no error.
+    let other = OffsetCommit {
+        stream: "s".into(),
+        partition: 1,
+        offset: 0,
+        metadata: String::new(),
+    };
+    engine.commit_offsets("g", vec![other]).unwrap();
+    engine
+        .delete_offsets("g", &[("s".into(), 0), ("gone".into(), 3)])
+        .unwrap();
+    let committed = engine.committed_offsets("g", None).unwrap();
+    assert_eq!(committed.len(), 1);
+    assert_eq!((committed[0].partition, committed[0].offset), (1, 0));
+    engine.delete_offsets("g", &[("s".into(), 1)]).unwrap();
+    assert!(engine.list_groups().unwrap().is_empty(), "no offsets left");
 }
 
 #[tokio::test]

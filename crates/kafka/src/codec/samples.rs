@@ -324,6 +324,17 @@ pub(crate) fn sample(key: ApiKey, version: i16) -> RequestKind {
             request.validate_only = true;
             request.into()
         }
+        ApiKey::OffsetDelete => {
+            let mut partition = offset_delete_request::OffsetDeleteRequestPartition::default();
+            partition.partition_index = 0;
+            let mut wanted = offset_delete_request::OffsetDeleteRequestTopic::default();
+            wanted.name = topic("orders");
+            wanted.partitions = twice(partition);
+            let mut request = OffsetDeleteRequest::default();
+            request.group_id = group("billing");
+            request.topics = twice(wanted);
+            request.into()
+        }
         ApiKey::CreatePartitions => {
             let mut assignment = create_partitions_request::CreatePartitionsAssignment::default();
             assignment.broker_ids = vec![BrokerId(0)];

@@ -43,6 +43,7 @@ pub const SUPPORTED: &[Supported] = &[
     supported(ApiKey::CreatePartitions, 0, 3),
     supported(ApiKey::DeleteGroups, 0, 2),
     supported(ApiKey::IncrementalAlterConfigs, 0, 1),
+    supported(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The version range answered for `key`, if any.

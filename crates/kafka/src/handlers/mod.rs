@@ -24,6 +24,7 @@ mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
@@ -120,6 +121,7 @@ pub(crate) async fn handle(broker: &Broker, peer: &Peer, request: Request) -> Ou
         RequestKind::LeaveGroup(body) => leave_group::handle(broker, body, version).await.into(),
         RequestKind::OffsetCommit(body) => offset_commit::handle(broker, body).into(),
         RequestKind::OffsetFetch(body) => offset_fetch::handle(broker, body, version).into(),
+        RequestKind::OffsetDelete(body) => offset_delete::handle(broker, body).into(),
         RequestKind::DescribeGroups(body) => describe_groups::handle(broker, body).into(),
         RequestKind::ListGroups(body) => list_groups::handle(broker, body).into(),
         RequestKind::DeleteGroups(body) => delete_groups::handle(broker, body).into(),

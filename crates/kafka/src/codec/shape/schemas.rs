@@ -40,6 +40,7 @@ pub(super) fn schema(key: ApiKey) -> Option<&'static Schema> {
         ApiKey::IncrementalAlterConfigs => &INCREMENTAL_ALTER_CONFIGS,
         ApiKey::CreatePartitions => &CREATE_PARTITIONS,
         ApiKey::DeleteGroups => &DELETE_GROUPS,
+        ApiKey::OffsetDelete => &OFFSET_DELETE,
         _ => return None,
     })
 }
@@ -390,5 +391,18 @@ static DELETE_GROUPS: Schema = Schema {
     flexible_since: 2,
     fields: &[
         all(Strings), // groups_names
+    ],
+};
+
+static OFFSET_DELETE: Schema = Schema {
+    flexible_since: i16::MAX,
+    fields: &[
+        all(String), // group_id
+        all(Structs(&[
+            all(String), // name
+            all(Structs(&[
+                all(INT32), // partition_index
+            ])),
+        ])),
     ],
 };

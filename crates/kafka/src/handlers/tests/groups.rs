@@ -274,3 +274,58 @@ async fn find_coordinator_answers_both_shapes_and_refuses_transactions() {
     };
     assert_ne!(refused.error_code, 0);
 }
+
+fn offset_delete(group: &str, topic: &str, partitions: &[i32]) -> OffsetDeleteRequest {
+    let mut wanted = offset_delete_request::OffsetDeleteRequestTopic::default();
+    wanted.name = TopicName(text(topic));
+    wanted.partitions = partitions
+        .iter()
+        .map(|index| {
+            let mut partition = offset_delete_request::OffsetDeleteRequestPartition::default();
+            partition.partition_index = *index;
+            partition
+        })
+        .collect();
+    let mut request = OffsetDeleteRequest::default();
+    request.group_id = GroupId(text(group));
+    request.topics = vec![wanted];
+    request
+}
+
+#[tokio::test]
+async fn offset_delete_forgets_an_empty_groups_offsets_for_the_partitions_named() {
+    let fixture = fixture().await;
+    fixture.create("t", 2);
+    let commits = (0..2)
+        .map(|partition| omnibus_engine::OffsetCommit {
+            stream: "t".into(),
+            partition,
+            offset: 5,
+            metadata: String::new(),
+        })
+        .collect();
+    fixture.engine().commit_offsets("billing", commits).unwrap();
+
+    let ResponseKind::OffsetDelete(deleted) = fixture
+        .respond(ApiKey::OffsetDelete, offset_delete("billing", "t", &[0]), 0)
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(deleted.error_code, 0);
+    assert_eq!(deleted.topics[0].partitions[0].error_code, 0);
+    let left = fixture.engine().committed_offsets("billing", None).unwrap();
+    assert_eq!(
+        left.iter().map(|c| c.partition).collect::<Vec<_>>(),
+        [1],
+        "only partition 0's offset is gone"
+    );
+
+    let ResponseKind::OffsetDelete(unknown) = fixture
+        .respond(ApiKey::OffsetDelete, offset_delete("nobody", "t", &[0]), 0)
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(unknown.error_code, 69, "GROUP_ID_NOT_FOUND");
+}
