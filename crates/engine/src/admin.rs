@@ -3,7 +3,7 @@
 //! AlterConfigs, HTTP PATCH) and deleting records below an offset (DeleteRecords).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLockWriteGuard};
 
 use omnibus_types::limits;
 
@@ -11,6 +11,9 @@ use crate::engine::{validate_settings, Engine};
 use crate::error::{EngineError, Result};
 use crate::model::{StreamConfig, StreamInfo, StreamSettings};
 use crate::stream::Stream;
+
+/// The open streams by name.
+type StreamMap = BTreeMap<String, Arc<Stream>>;
 
 /// The state-store table of stream configurations (the same one `engine.rs` writes).
 const STREAMS_TABLE: &str = "streams";
@@ -34,13 +37,7 @@ impl Engine {
     /// While it runs, other calls that look up streams wait; appends already under way on
     /// the old partitions fail with `unavailable` and can be retried.
     pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<StreamInfo> {
-        self.check_running()?;
-        self.check_not_a_queue_stream(name)?;
-        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
-        let old = streams
-            .get(name)
-            .cloned()
-            .ok_or_else(|| EngineError::StreamNotFound(name.to_string()))?;
+        let (mut streams, old) = self.stream_to_change(name)?;
         if partitions <= old.config.partitions {
             return Err(EngineError::InvalidConfig(format!(
                 "stream {name:?} has {} partitions; the count can only grow",
@@ -69,13 +66,7 @@ impl Engine {
         settings: StreamSettings,
         validate_only: bool,
     ) -> Result<StreamInfo> {
-        self.check_running()?;
-        self.check_not_a_queue_stream(name)?;
-        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
-        let old = streams
-            .get(name)
-            .cloned()
-            .ok_or_else(|| EngineError::StreamNotFound(name.to_string()))?;
+        let (mut streams, old) = self.stream_to_change(name)?;
         let config = old.config.with_settings(settings);
         validate_settings(&config)?;
         if validate_only || config == old.config {
@@ -86,10 +77,26 @@ impl Engine {
         self.reopen_stream(&mut streams, old, config)
     }
 
+    /// Write-locks the stream map (other lookups wait until the change is done) and returns
+    /// the stream `name`, unless the engine is stopping or a queue lives in the stream.
+    fn stream_to_change(
+        &self,
+        name: &str,
+    ) -> Result<(RwLockWriteGuard<'_, StreamMap>, Arc<Stream>)> {
+        self.check_running()?;
+        self.check_not_a_queue_stream(name)?;
+        let streams = self.write_streams();
+        let old = streams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::StreamNotFound(name.to_string()))?;
+        Ok((streams, old))
+    }
+
     /// Replaces an open stream by the same stream under `config`, storing the config.
     fn reopen_stream(
         &self,
-        streams: &mut BTreeMap<String, Arc<Stream>>,
+        streams: &mut StreamMap,
         old: Arc<Stream>,
         config: StreamConfig,
     ) -> Result<StreamInfo> {

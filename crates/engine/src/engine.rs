@@ -106,7 +106,7 @@ impl Engine {
         self.streams.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_streams(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<Stream>>> {
+    pub(crate) fn write_streams(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<Stream>>> {
         self.streams.write().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -32,18 +32,8 @@ pub struct AlterArgs {
     /// keeps them.
     #[arg(long, value_name = "BYTES|unlimited", value_parser = parse_limit)]
     pub retention_bytes: Option<Limit>,
-    /// Roll a partition's active segment at this size.
-    #[arg(long, value_name = "BYTES")]
-    pub segment_bytes: Option<u64>,
-    /// Roll a partition's active segment at this age.
-    #[arg(long, value_name = "MS")]
-    pub segment_ms: Option<u64>,
-    /// When a publish is acknowledged: always | never | interval:<ms>.
-    #[arg(long, value_name = "POLICY", value_parser = parse_fsync)]
-    pub fsync: Option<FsyncPolicy>,
-    /// Largest single record (key + value + headers).
-    #[arg(long, value_name = "BYTES")]
-    pub message_bytes_max: Option<usize>,
+    #[command(flatten)]
+    pub segments: SegmentArgs,
 }
 
 /// A retention limit: a number, or none.
@@ -70,16 +60,17 @@ impl AlterArgs {
         if let Some(Limit(bytes)) = self.retention_bytes {
             patch.insert("retention_bytes".into(), bytes.into());
         }
-        if let Some(bytes) = self.segment_bytes {
+        let segments = &self.segments;
+        if let Some(bytes) = segments.segment_bytes {
             patch.insert("segment_bytes".into(), bytes.into());
         }
-        if let Some(ms) = self.segment_ms {
+        if let Some(ms) = segments.segment_ms {
             patch.insert("segment_ms".into(), ms.into());
         }
-        if let Some(fsync) = self.fsync {
+        if let Some(fsync) = segments.fsync {
             patch.insert("fsync".into(), fsync.to_string().into());
         }
-        if let Some(bytes) = self.message_bytes_max {
+        if let Some(bytes) = segments.message_bytes_max {
             patch.insert("message_bytes_max".into(), bytes.into());
         }
         patch.into()
@@ -101,6 +92,13 @@ pub struct CreateArgs {
     /// Delete the oldest closed segments while a partition is larger than this.
     #[arg(long, value_name = "BYTES")]
     pub retention_bytes: Option<u64>,
+    #[command(flatten)]
+    pub segments: SegmentArgs,
+}
+
+/// The settings `stream create` and `stream alter` take in the same form.
+#[derive(Debug, Args)]
+pub struct SegmentArgs {
     /// Roll a partition's active segment at this size.
     #[arg(long, value_name = "BYTES")]
     pub segment_bytes: Option<u64>,
@@ -129,10 +127,10 @@ pub async fn run(client: &Client, command: StreamCommand) -> anyhow::Result<()> 
                 subjects: args.subjects,
                 retention_ms: args.retention_ms,
                 retention_bytes: args.retention_bytes,
-                segment_bytes: args.segment_bytes,
-                segment_ms: args.segment_ms,
-                fsync: args.fsync,
-                message_bytes_max: args.message_bytes_max,
+                segment_bytes: args.segments.segment_bytes,
+                segment_ms: args.segments.segment_ms,
+                fsync: args.segments.fsync,
+                message_bytes_max: args.segments.message_bytes_max,
             };
             let created = client.create_stream(&spec).await?;
             writeln!(
