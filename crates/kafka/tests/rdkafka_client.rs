@@ -199,3 +199,75 @@ async fn rdkafka_produces_idempotently_and_consumes_with_a_group() {
 
     broker.stop().await;
 }
+
+/// Changing a topic's configuration reopens its logs; producers writing at that moment get
+/// a retriable error for the batches in flight and retry them. Idempotence must make that
+/// invisible: every message exactly once, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altering_a_topic_while_an_idempotent_producer_writes_loses_and_duplicates_nothing() {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+
+    const MESSAGES: usize = 20_000;
+    let broker = start().await;
+    let admin: AdminClient<DefaultClientContext> = broker.client().create().unwrap();
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+
+    let producing = produce(&broker, 0..MESSAGES);
+    let stored = || -> u64 {
+        let info = broker.engine.stream_info(TOPIC).unwrap();
+        info.partition_info.iter().map(|p| p.high_watermark).sum()
+    };
+    let altering = async {
+        // Start once records flow, so the changes land in the middle of the stream.
+        while stored() == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let mut mid_stream = 0;
+        for round in 0..5u64 {
+            if stored() < MESSAGES as u64 {
+                mid_stream += 1;
+            }
+            let retention = (3_600_000 + round).to_string();
+            let change =
+                AlterConfig::new(ResourceSpecifier::Topic(TOPIC)).set("retention.ms", &retention);
+            let altered = admin
+                .alter_configs(&[change], &AdminOptions::new())
+                .await
+                .unwrap();
+            assert!(altered.iter().all(Result::is_ok), "{altered:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        mid_stream
+    };
+    let (positions, mid_stream) = tokio::join!(producing, altering);
+    assert!(mid_stream > 0, "no change landed while the producer wrote");
+
+    let info = broker.engine.stream_info(TOPIC).unwrap();
+    assert_eq!(
+        info.config.retention_ms,
+        Some(3_600_004),
+        "the last change holds"
+    );
+    let unique: BTreeSet<_> = positions.iter().collect();
+    assert_eq!(
+        unique.len(),
+        MESSAGES,
+        "every acknowledged message has its own offset"
+    );
+    assert_eq!(stored(), MESSAGES as u64, "nothing written twice");
+
+    let reader = consumer(&broker, "alter-readers");
+    reader.subscribe(&[TOPIC]).unwrap();
+    let received = receive(&reader, MESSAGES, Duration::from_secs(60)).await;
+    let values: BTreeSet<&str> = received.iter().map(|(_, v, _, _)| v.as_str()).collect();
+    assert_eq!(values.len(), MESSAGES, "every message readable once");
+    drop(reader);
+    broker.stop().await;
+}
