@@ -263,4 +263,58 @@ mod tests {
         assert_eq!(reset.config.settings(), defaults);
         assert_eq!(reset.config.created_ms, before.config.created_ms);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_poll_on_a_stream_being_altered_ends_instead_of_waiting_out_its_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+        engine
+            .create_stream(StreamSpec {
+                name: "live".into(),
+                ..StreamSpec::default()
+            })
+            .unwrap();
+        let waiting = {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let fetched = engine.fetch_raw("live", 0, 0, 1 << 20, 30_000).await;
+                (fetched.map(|f| f.batches.len()), started.elapsed())
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut settings = engine.stream_info("live").unwrap().config.settings();
+        settings.segment_ms = 60_000;
+        let engine_for_alter = engine.clone();
+        tokio::task::spawn_blocking(move || engine_for_alter.alter_stream("live", settings, false))
+            .await
+            .unwrap()
+            .unwrap();
+        let (fetched, waited) = waiting.await.unwrap();
+        assert_eq!(fetched.unwrap(), 0, "nothing was there");
+        assert!(
+            waited < std::time::Duration::from_secs(10),
+            "the long-poll waited {waited:?}"
+        );
+        // The next long-poll is on the reopened log and sees new records.
+        let polling = {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.fetch_raw("live", 0, 0, 1 << 20, 30_000).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let record = PublishRecord {
+            value: Some(Bytes::from_static(b"after")),
+            ..PublishRecord::default()
+        };
+        engine
+            .publish(PublishTarget::Stream("live".into()), vec![record])
+            .await
+            .unwrap();
+        let fetched = tokio::time::timeout(std::time::Duration::from_secs(10), polling)
+            .await
+            .expect("woken by the record")
+            .unwrap()
+            .unwrap();
+        assert!(!fetched.batches.is_empty());
+    }
 }

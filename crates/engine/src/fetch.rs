@@ -61,11 +61,8 @@ impl Engine {
         let wait = Duration::from_millis(wait_ms.min(limits::FETCH_WAIT_MS_MAX));
         if offset == log.high_watermark() && !wait.is_zero() {
             let mut progress = log.watch();
-            let _ = tokio::time::timeout(
-                wait,
-                progress.wait_for(|p| p.high_watermark > offset || p.failure.is_some()),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(wait, progress.wait_for(|p| p.has_news_after(offset))).await;
         }
         let read = tokio::task::spawn_blocking(move || log.read(offset, max_bytes))
             .await

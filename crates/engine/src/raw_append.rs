@@ -238,9 +238,7 @@ impl Engine {
             let offset = *offset;
             waits.spawn(async move {
                 let mut progress = log.watch();
-                let _ = progress
-                    .wait_for(|p| p.high_watermark > offset || p.failure.is_some())
-                    .await;
+                let _ = progress.wait_for(|p| p.has_news_after(offset)).await;
             });
         }
         if waits.is_empty() {

@@ -40,6 +40,16 @@ pub struct Progress {
     /// One past the last offset readers may see and appenders may consider acknowledged.
     pub high_watermark: u64,
     pub failure: Option<Arc<str>>,
+    /// Set by `close`: this log will not grow; a reader waiting on it should look the
+    /// partition up again (a stream reopened under new settings has a new log).
+    pub closed: bool,
+}
+
+impl Progress {
+    /// Whether a reader waiting for records past `offset` should stop waiting.
+    pub fn has_news_after(&self, offset: u64) -> bool {
+        self.high_watermark > offset || self.failure.is_some() || self.closed
+    }
 }
 
 /// A snapshot of a partition for status displays.
@@ -158,6 +168,7 @@ impl PartitionLog {
         let (progress, _) = watch::channel(Progress {
             high_watermark: next_offset,
             failure: None,
+            closed: false,
         });
         Ok(Arc::new(PartitionLog {
             dir: dir.to_path_buf(),
@@ -286,7 +297,7 @@ impl PartitionLog {
         active.sync()?;
         writer.unsynced = false;
         active.write_indexes(self.io.as_ref(), &self.dir)?;
-        self.progress.send_modify(|_| {});
+        self.progress.send_modify(|progress| progress.closed = true);
         Ok(())
     }
 
