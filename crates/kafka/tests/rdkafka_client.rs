@@ -130,10 +130,8 @@ async fn produce(broker: &Broker, range: std::ops::Range<usize>) -> Vec<(i32, i6
     positions
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rdkafka_produces_idempotently_and_consumes_with_a_group() {
-    let broker = start().await;
-
+/// Creates `TOPIC` through the admin API; returns the admin client.
+async fn create_topic(broker: &Broker) -> AdminClient<DefaultClientContext> {
     let admin: AdminClient<DefaultClientContext> = broker.client().create().unwrap();
     let created = admin
         .create_topics(
@@ -143,6 +141,14 @@ async fn rdkafka_produces_idempotently_and_consumes_with_a_group() {
         .await
         .unwrap();
     assert!(created.iter().all(Result::is_ok), "{created:?}");
+    admin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdkafka_produces_idempotently_and_consumes_with_a_group() {
+    let broker = start().await;
+
+    create_topic(&broker).await;
     assert_eq!(
         broker.engine.stream_info(TOPIC).unwrap().config.partitions,
         PARTITIONS as u32
@@ -209,15 +215,7 @@ async fn altering_a_topic_while_an_idempotent_producer_writes_loses_and_duplicat
 
     const MESSAGES: usize = 20_000;
     let broker = start().await;
-    let admin: AdminClient<DefaultClientContext> = broker.client().create().unwrap();
-    let created = admin
-        .create_topics(
-            &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap();
-    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let admin = create_topic(&broker).await;
 
     let producing = produce(&broker, 0..MESSAGES);
     let stored = || -> u64 {

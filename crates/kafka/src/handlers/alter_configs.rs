@@ -2,14 +2,11 @@
 //! topic's whole configuration, so every config it does not name returns to the broker's
 //! default (Kafka's semantics; kafka-python's `alter_configs` uses it).
 
-use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
-use kafka_protocol::protocol::StrBytes;
-
-use super::errors::NONE;
-use super::incremental_alter_configs::change_topic;
+use super::incremental_alter_configs::{change_topic, error_fields};
 use super::topic_configs;
 use super::Broker;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 pub(crate) async fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
@@ -34,10 +31,7 @@ pub(crate) async fn handle(broker: &Broker, request: AlterConfigsRequest) -> Alt
         )
         .await;
         let mut result = AlterConfigsResourceResponse::default();
-        (result.error_code, result.error_message) = match outcome {
-            Ok(()) => (NONE, None),
-            Err((code, message)) => (code, Some(StrBytes::from_string(message))),
-        };
+        (result.error_code, result.error_message) = error_fields(outcome);
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name;
         response.responses.push(result);

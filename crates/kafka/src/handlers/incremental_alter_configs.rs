@@ -28,10 +28,7 @@ pub(crate) async fn handle(
     for resource in request.resources {
         let outcome = alter(broker, &resource, request.validate_only).await;
         let mut result = AlterConfigsResourceResponse::default();
-        (result.error_code, result.error_message) = match outcome {
-            Ok(()) => (NONE, None),
-            Err((code, message)) => (code, Some(StrBytes::from_string(message))),
-        };
+        (result.error_code, result.error_message) = error_fields(outcome);
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name;
         response.responses.push(result);
@@ -74,6 +71,14 @@ async fn alter(
         },
     )
     .await
+}
+
+/// A resource's `(error_code, error_message)` for the outcome of [`change_topic`].
+pub(crate) fn error_fields(outcome: Result<(), (i16, String)>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (NONE, None),
+        Err((code, message)) => (code, Some(StrBytes::from_string(message))),
+    }
 }
 
 /// Applies `change` to a topic's current settings and stores the result (shared with the
