@@ -4,6 +4,8 @@
 //! to list configs, of which a topic here has none. The changes of one topic are all applied
 //! or none is, in one engine call (`Engine::alter_stream`, durable).
 
+use std::collections::BTreeSet;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
@@ -25,8 +27,19 @@ pub(crate) async fn handle(
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut response = IncrementalAlterConfigsResponse::default();
+    let repeated = repeated_resources(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
     for resource in request.resources {
-        let outcome = alter(broker, &resource, request.validate_only).await;
+        let key = (resource.resource_type, resource.resource_name.to_string());
+        let outcome = if repeated.contains(&key) {
+            Err(repeated_error())
+        } else {
+            alter(broker, &resource, request.validate_only).await
+        };
         let mut result = AlterConfigsResourceResponse::default();
         (result.error_code, result.error_message) = error_fields(outcome);
         result.resource_type = resource.resource_type;
@@ -42,6 +55,7 @@ async fn alter(
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
     let name = resource.resource_name.to_string();
+    check_distinct_configs(resource.configs.iter().map(|c| c.name.as_str()))?;
     let changes: Vec<(i8, String, Option<String>)> = resource
         .configs
         .iter()
@@ -71,6 +85,44 @@ async fn alter(
         },
     )
     .await
+}
+
+/// The resources named more than once in one request. Kafka refuses each of them
+/// (INVALID_REQUEST) rather than apply one request's changes to a resource in some order.
+pub(crate) fn repeated_resources<'a>(
+    resources: impl Iterator<Item = (i8, &'a str)>,
+) -> BTreeSet<(i8, String)> {
+    let mut seen = BTreeSet::new();
+    let mut repeated = BTreeSet::new();
+    for (resource_type, name) in resources {
+        if !seen.insert((resource_type, name)) {
+            repeated.insert((resource_type, name.to_string()));
+        }
+    }
+    repeated
+}
+
+pub(crate) fn repeated_error() -> (i16, String) {
+    (
+        ResponseError::InvalidRequest.code(),
+        "the resource is named more than once in the request".into(),
+    )
+}
+
+/// A config named twice in one resource is INVALID_REQUEST, as in Kafka.
+pub(crate) fn check_distinct_configs<'a>(
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), (i16, String)> {
+    let mut seen = BTreeSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err((
+                ResponseError::InvalidRequest.code(),
+                format!("config {name} is named more than once"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A resource's `(error_code, error_message)` for the outcome of [`change_topic`].

@@ -126,7 +126,10 @@ async fn incremental_changes_set_and_reset_single_configs_and_keep_the_others() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_config_changes_are_refused_per_resource_and_change_nothing() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    // One topic per bad resource: a topic named twice in a request is refused as such.
+    for topic in ["t", "t2", "t3", "t4"] {
+        fixture.create(topic, 1);
+    }
     let before = describe(&fixture, "t").await;
     let codes = alter_incrementally(
         &fixture,
@@ -140,9 +143,9 @@ async fn bad_config_changes_are_refused_per_resource_and_change_nothing() {
                     ("cleanup.policy", 0, Some("compact")),
                 ],
             ),
-            incremental(2, "t", &[("retention.ms", 2, Some("5"))]),
-            incremental(2, "t", &[("no.such.config", 0, Some("1"))]),
-            incremental(2, "t", &[("segment.bytes", 0, Some("10"))]),
+            incremental(2, "t2", &[("retention.ms", 2, Some("5"))]),
+            incremental(2, "t3", &[("no.such.config", 0, Some("1"))]),
+            incremental(2, "t4", &[("segment.bytes", 0, Some("10"))]),
             incremental(2, "missing", &[("retention.ms", 0, Some("1000"))]),
             incremental(4, "0", &[("log.retention.ms", 0, Some("1000"))]),
             incremental(7, "x", &[]),
@@ -151,6 +154,22 @@ async fn bad_config_changes_are_refused_per_resource_and_change_nothing() {
     )
     .await;
     assert_eq!(codes, [40, 40, 40, 40, 3, 40, 42]);
+    // A resource named twice, or a config named twice in one resource: INVALID_REQUEST.
+    let codes = alter_incrementally(
+        &fixture,
+        vec![
+            incremental(2, "t", &[("retention.ms", 0, Some("1000"))]),
+            incremental(2, "t", &[("retention.ms", 0, Some("2000"))]),
+            incremental(
+                2,
+                "t2",
+                &[("segment.ms", 0, Some("1000")), ("segment.ms", 1, None)],
+            ),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(codes, [42, 42, 42]);
     assert_eq!(describe(&fixture, "t").await, before);
 }
 
