@@ -108,6 +108,15 @@ async fn receive(
 }
 
 async fn produce(broker: &Broker, range: std::ops::Range<usize>) -> Vec<(i32, i64)> {
+    produce_paced(broker, range, usize::MAX).await
+}
+
+/// [`produce`], pausing 5 ms after every `burst` messages so the stream lasts a while.
+async fn produce_paced(
+    broker: &Broker,
+    range: std::ops::Range<usize>,
+    burst: usize,
+) -> Vec<(i32, i64)> {
     let producer: FutureProducer = broker
         .client()
         .set("enable.idempotence", "true")
@@ -121,6 +130,9 @@ async fn produce(broker: &Broker, range: std::ops::Range<usize>) -> Vec<(i32, i6
         let value = format!("{i}");
         let record = FutureRecord::to(TOPIC).key(&key).payload(&value);
         deliveries.push(producer.send_result(record).expect("queued"));
+        if i % burst == burst - 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     let mut positions = Vec::new();
     for delivery in deliveries {
@@ -217,7 +229,9 @@ async fn altering_a_topic_while_an_idempotent_producer_writes_loses_and_duplicat
     let broker = start().await;
     let admin = create_topic(&broker).await;
 
-    let producing = produce(&broker, 0..MESSAGES);
+    // Paced, so the stream lasts long enough for the changes to land in its middle: one
+    // unpaced burst of 20,000 small messages can fit in a batch or two.
+    let producing = produce_paced(&broker, 0..MESSAGES, 200);
     let stored = || -> u64 {
         let info = broker.engine.stream_info(TOPIC).unwrap();
         info.partition_info.iter().map(|p| p.high_watermark).sum()
