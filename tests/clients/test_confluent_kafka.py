@@ -16,7 +16,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
                                   OffsetSpec, ResourceType)
 
 from ck import check_message, commit_sync, consumer_conf, produce_all, producer_conf, read_partitions
-from harness import HOST, kafka_debug_conf, unique
+from harness import HOST, kafka_debug_conf, unique, wait_until
 
 GROUP_WAIT_S = 60.0
 
@@ -522,9 +522,10 @@ def test_admin_deletes_group_offsets_except_for_topics_members_still_read(broker
         member.close()
     assert sum(committed().values()) == 30
 
-    # Once the group is empty, the partition's offset goes and the other stays.
-    deleted = deleter.delete_group_offsets(group, first)
+    # Once the group is empty (the member's LeaveGroup has landed), the partition's offset
+    # goes and the other stays.
+    wait_until(lambda: deleter.delete_group_offsets(group, first) == {first[0]: NoError}, 15,
+               "the offset delete to be accepted once the group is empty")
     deleter.close()
-    assert deleted == {first[0]: NoError}, deleted
     left = committed()
     assert 0 not in left and left.get(1, 0) > 0, left

@@ -282,14 +282,21 @@ mod tests {
                 (fetched.map(|f| f.batches.len()), started.elapsed())
             })
         };
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let mut settings = engine.stream_info("live").unwrap().config.settings();
-        settings.segment_ms = 60_000;
-        let engine_for_alter = engine.clone();
-        tokio::task::spawn_blocking(move || engine_for_alter.alter_stream("live", settings, false))
-            .await
-            .unwrap()
-            .unwrap();
+        // Alter until the poll ends: on a slow machine the poll may only start waiting after
+        // the first change (then on the reopened log, which the next change closes).
+        let mut round = 0;
+        while !waiting.is_finished() && round < 20 {
+            round += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let mut settings = engine.stream_info("live").unwrap().config.settings();
+            settings.segment_ms = 60_000 + round;
+            let engine = engine.clone();
+            tokio::task::spawn_blocking(move || engine.alter_stream("live", settings, false))
+                .await
+                .unwrap()
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        }
         let (fetched, waited) = waiting.await.unwrap();
         assert_eq!(fetched.unwrap(), 0, "nothing was there");
         assert!(
