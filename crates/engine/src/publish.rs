@@ -38,6 +38,7 @@ impl Engine {
             )));
         }
         let (stream, fixed_subject) = self.route(&target)?;
+        self.check_not_a_queue_log(&stream.config.name)?;
         let partitions = stream.config.partitions as usize;
         let now = now_ms();
         // Per partition: (index in the request, record), in request order.

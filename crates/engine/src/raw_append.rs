@@ -199,6 +199,7 @@ impl Engine {
         batch: BytesMut,
     ) -> Result<PendingRawAppend> {
         self.check_running()?;
+        self.check_not_a_queue_log(stream)?;
         let stream = self.stream(stream)?;
         inspect_raw_batch(&batch, stream.config.message_bytes_max)?;
         let log = stream.partition(partition)?.clone();

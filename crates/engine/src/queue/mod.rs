@@ -345,6 +345,20 @@ impl Engine {
     }
 
     /// Deletes a queue, its state and its backing stream (not its dead-letter stream).
+    /// Refuses writes into a queue's own stream from outside the queue (a publish, a Kafka
+    /// produce): such a record would sit in the queue's log untracked, never delivered, and
+    /// would hold the queue's ack floor below it forever. The dead-letter stream is a plain
+    /// stream and takes writes.
+    pub(crate) fn check_not_a_queue_log(&self, stream: &str) -> Result<()> {
+        let queues = self.queues.read().unwrap_or_else(|p| p.into_inner());
+        if queues.contains_key(stream) {
+            return Err(EngineError::InvalidConfig(format!(
+                "stream {stream:?} holds the messages of queue {stream:?}: enqueue to the queue instead"
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses to change or delete a stream a queue keeps its messages or dead letters in: the
     /// queue holds its partition log open, and deleting it would lose acknowledged messages.
     pub(crate) fn check_not_a_queue_stream(&self, stream: &str) -> Result<()> {

@@ -527,3 +527,49 @@ async fn the_streams_a_queue_lives_in_cannot_be_deleted_grown_or_altered_under_i
     assert!(engine.stream_info("orders").is_err());
     engine.delete_stream(&dead_letter).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_published_into_a_queues_stream_past_the_queue_are_refused() {
+    // Such a record would sit in the queue's log untracked: never delivered, and holding
+    // the queue's ack floor below it forever.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine.create_queue(spec("q")).unwrap();
+    engine.enqueue("q", vec![message("a")]).await.unwrap();
+    let foreign = crate::PublishRecord {
+        value: Some(Bytes::from_static(b"foreign")),
+        ..Default::default()
+    };
+    for target in [
+        crate::PublishTarget::Stream("q".into()),
+        crate::PublishTarget::Subject("q".into()),
+    ] {
+        let refused = engine.publish(target, vec![foreign.clone()]).await;
+        assert!(
+            matches!(&refused, Err(EngineError::InvalidConfig(m)) if m.contains("queue \"q\"")),
+            "{refused:?}"
+        );
+    }
+    // Kafka's path: refused before the batch is even looked at.
+    let batch = bytes::BytesMut::from(&b"any batch"[..]);
+    let refused = engine.enqueue_raw("q", 0, batch).await.map(drop);
+    assert!(
+        matches!(refused, Err(EngineError::InvalidConfig(_))),
+        "{refused:?}"
+    );
+
+    engine.enqueue("q", vec![message("b")]).await.unwrap();
+    let got = engine.receive("q", "w", 10, 100).await.unwrap();
+    assert_eq!(got.iter().map(value).collect::<Vec<_>>(), ["a", "b"]);
+    for delivery in &got {
+        engine
+            .ack("q", delivery.offset, delivery.attempt)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        engine.queue_info("q").unwrap().ack_floor,
+        2,
+        "the floor passes every message"
+    );
+}
