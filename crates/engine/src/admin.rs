@@ -2,18 +2,14 @@
 //! partition count (CreatePartitions), changing its settings (IncrementalAlterConfigs,
 //! AlterConfigs, HTTP PATCH) and deleting records below an offset (DeleteRecords).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLockWriteGuard};
 
 use omnibus_types::limits;
 
-use crate::engine::{validate_settings, Engine};
+use crate::engine::{validate_settings, Engine, StreamMap};
 use crate::error::{EngineError, Result};
 use crate::model::{StreamConfig, StreamInfo, StreamSettings};
 use crate::stream::Stream;
-
-/// The open streams by name.
-type StreamMap = BTreeMap<String, Arc<Stream>>;
 
 /// The state-store table of stream configurations (the same one `engine.rs` writes).
 const STREAMS_TABLE: &str = "streams";
@@ -55,7 +51,7 @@ impl Engine {
         self.reopen_stream(&mut streams, old, config)
     }
 
-    /// Changes a stream's settings (retention, segment size and age, fsync policy, largest
+    /// Sets a stream's settings (retention, segment size and age, fsync policy, largest
     /// record) and stores them durably. With `validate_only`, checks them and changes nothing.
     /// Like growing partitions, the stream's logs are closed (flushed) and reopened under the
     /// new settings: appends and fetches in flight at that moment fail and are retried by
@@ -66,7 +62,24 @@ impl Engine {
         settings: StreamSettings,
         validate_only: bool,
     ) -> Result<StreamInfo> {
+        self.change_stream_settings(name, validate_only, |current| {
+            *current = settings;
+            Ok(())
+        })
+    }
+
+    /// [`Engine::alter_stream`] as a read-modify-write: `change` edits the stream's current
+    /// settings under the lock that orders every change to the stream, so two concurrent
+    /// partial changes (a Kafka IncrementalAlterConfigs, an HTTP PATCH) both take effect.
+    pub fn change_stream_settings(
+        &self,
+        name: &str,
+        validate_only: bool,
+        change: impl FnOnce(&mut StreamSettings) -> Result<()>,
+    ) -> Result<StreamInfo> {
         let (mut streams, old) = self.stream_to_change(name)?;
+        let mut settings = old.config.settings();
+        change(&mut settings)?;
         let config = old.config.with_settings(settings);
         validate_settings(&config)?;
         if validate_only || config == old.config {

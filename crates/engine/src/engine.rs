@@ -21,6 +21,9 @@ use crate::stream::{log_config, stream_dir, Stream};
 
 const STREAMS_TABLE: &str = "streams";
 
+/// The open streams by name.
+pub(crate) type StreamMap = BTreeMap<String, Arc<Stream>>;
+
 /// The broker's core. Cheap to share: front doors hold an `Arc<Engine>`.
 pub struct Engine {
     pub(crate) config: EngineConfig,
@@ -28,7 +31,7 @@ pub struct Engine {
     pub(crate) state: Arc<StateStore>,
     pub(crate) queues: RwLock<BTreeMap<String, Arc<crate::queue::Queue>>>,
     pub(crate) jobs: crate::jobs::JobsState,
-    pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    pub(crate) streams: RwLock<StreamMap>,
     pub(crate) shutting_down: Arc<AtomicBool>,
     /// Held by a maintenance pass while it runs (and holds the engine); `shutdown` takes it
     /// so that no pass outlives it — a test that reopens the folder right after a shutdown
@@ -102,11 +105,11 @@ impl Engine {
         &self.config.data_dir
     }
 
-    pub(crate) fn read_streams(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Stream>>> {
+    pub(crate) fn read_streams(&self) -> RwLockReadGuard<'_, StreamMap> {
         self.streams.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn write_streams(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<Stream>>> {
+    pub(crate) fn write_streams(&self) -> RwLockWriteGuard<'_, StreamMap> {
         self.streams.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -302,11 +305,7 @@ impl Engine {
     }
 }
 
-fn remove_orphan_stream_dirs(
-    io: &dyn Io,
-    data_dir: &Path,
-    streams: &BTreeMap<String, Arc<Stream>>,
-) {
+fn remove_orphan_stream_dirs(io: &dyn Io, data_dir: &Path, streams: &StreamMap) {
     let root = data_dir.join("streams");
     let Ok(names) = io.list_dir(&root) else {
         return;

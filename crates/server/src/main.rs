@@ -21,6 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -130,12 +131,9 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli, serve_config: Option<config::ServerConfig>) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => {
-            let config = match serve_config {
-                Some(config) => config,
-                None => config::ServerConfig::load(&args)?,
-            };
-            serve::run(config).await
+        // Loaded by `main` before the runtime started.
+        Command::Serve(_) => {
+            serve::run(serve_config.context("the broker's configuration was not loaded")?).await
         }
         Command::Stream(command) => {
             let client = cli::client::Client::new(&cli.server)?;

@@ -94,9 +94,10 @@ pub async fn alter_stream(
     JsonBody(patch): JsonBody<StreamPatch>,
 ) -> Result<Json<StreamInfo>, ApiError> {
     let info = run_blocking(&state.engine, move |engine| {
-        let mut settings = engine.stream_info(&stream)?.config.settings();
-        patch.apply(&mut settings);
-        engine.alter_stream(&stream, settings, false)
+        engine.change_stream_settings(&stream, false, |settings| {
+            patch.apply(settings);
+            Ok(())
+        })
     })
     .await?;
     Ok(Json(info))

@@ -11,7 +11,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsRes
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
-use omnibus_engine::StreamSettings;
+use omnibus_engine::{EngineError, StreamSettings};
 
 use super::errors::{engine_error_code, NONE};
 use super::topic_configs::{self, RESOURCE_BROKER, RESOURCE_TOPIC};
@@ -160,15 +160,10 @@ pub(crate) async fn change_topic(
     let engine = broker.engine.clone();
     // Reopening the stream's logs under the new settings is blocking work.
     let altered = tokio::task::spawn_blocking(move || {
-        let info = engine
-            .stream_info(&name)
-            .map_err(|error| (engine_error_code(&error), error.to_string()))?;
-        let mut settings = info.config.settings();
-        change(&mut settings, &engine.stream_defaults().settings())
-            .map_err(|message| (ResponseError::InvalidConfig.code(), message))?;
-        engine
-            .alter_stream(&name, settings, validate_only)
-            .map_err(|error| (engine_error_code(&error), error.to_string()))
+        let defaults = engine.stream_defaults().settings();
+        engine.change_stream_settings(&name, validate_only, |settings| {
+            change(settings, &defaults).map_err(EngineError::InvalidConfig)
+        })
     })
     .await;
     match altered {
@@ -178,7 +173,7 @@ pub(crate) async fn change_topic(
             }
             Ok(())
         }
-        Ok(Err(error)) => Err(error),
+        Ok(Err(error)) => Err((engine_error_code(&error), error.to_string())),
         Err(error) => Err((ResponseError::UnknownServerError.code(), error.to_string())),
     }
 }
