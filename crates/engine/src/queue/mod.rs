@@ -345,31 +345,39 @@ impl Engine {
     }
 
     /// Deletes a queue, its state and its backing stream (not its dead-letter stream).
+    /// The queue whose messages live in `stream` — or, with `dead_letters`, whose messages
+    /// or dead letters do.
+    fn queue_in_stream(&self, stream: &str, dead_letters: bool) -> Option<String> {
+        let queues = self.queues.read().unwrap_or_else(|p| p.into_inner());
+        // A queue's stream has its name: one lookup on the publish path.
+        if queues.contains_key(stream) {
+            return Some(stream.to_string());
+        }
+        queues
+            .values()
+            .find(|queue| dead_letters && queue.config.dead_letter == stream)
+            .map(|queue| queue.config.name.clone())
+    }
+
     /// Refuses writes into a queue's own stream from outside the queue (a publish, a Kafka
     /// produce): such a record would sit in the queue's log untracked, never delivered, and
     /// would hold the queue's ack floor below it forever. The dead-letter stream is a plain
     /// stream and takes writes.
     pub(crate) fn check_not_a_queue_log(&self, stream: &str) -> Result<()> {
-        let queues = self.queues.read().unwrap_or_else(|p| p.into_inner());
-        if queues.contains_key(stream) {
-            return Err(EngineError::InvalidConfig(format!(
-                "stream {stream:?} holds the messages of queue {stream:?}: enqueue to the queue instead"
-            )));
+        match self.queue_in_stream(stream, false) {
+            Some(queue) => Err(EngineError::InvalidConfig(format!(
+                "stream {stream:?} holds the messages of queue {queue:?}: enqueue to the queue instead"
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Refuses to change or delete a stream a queue keeps its messages or dead letters in: the
     /// queue holds its partition log open, and deleting it would lose acknowledged messages.
     pub(crate) fn check_not_a_queue_stream(&self, stream: &str) -> Result<()> {
-        let queues = self.queues.read().unwrap_or_else(|p| p.into_inner());
-        let owner = queues
-            .values()
-            .find(|queue| queue.config.name == stream || queue.config.dead_letter == stream);
-        match owner {
+        match self.queue_in_stream(stream, true) {
             Some(queue) => Err(EngineError::InvalidConfig(format!(
-                "stream {stream:?} holds the messages of queue {:?}: change or delete the queue instead",
-                queue.config.name
+                "stream {stream:?} holds the messages of queue {queue:?}: change or delete the queue instead"
             ))),
             None => Ok(()),
         }
