@@ -353,9 +353,12 @@ impl Engine {
         if queues.contains_key(stream) {
             return Some(stream.to_string());
         }
+        if !dead_letters {
+            return None;
+        }
         queues
             .values()
-            .find(|queue| dead_letters && queue.config.dead_letter == stream)
+            .find(|queue| queue.config.dead_letter == stream)
             .map(|queue| queue.config.name.clone())
     }
 
