@@ -67,60 +67,57 @@ fn retention(name: &str, value: &str) -> Result<u64, String> {
     }
 }
 
-/// One Kafka topic config, parsed: the stream setting it changes.
+/// One Kafka topic config, parsed: the stream setting it changes, with `None` for a null
+/// value (the broker's default).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Setting {
-    RetentionMs(u64),
-    RetentionBytes(u64),
-    SegmentBytes(u64),
-    SegmentMs(u64),
-    MessageBytesMax(usize),
-    Fsync(FsyncPolicy),
+    RetentionMs(Option<u64>),
+    RetentionBytes(Option<u64>),
+    SegmentBytes(Option<u64>),
+    SegmentMs(Option<u64>),
+    MessageBytesMax(Option<usize>),
+    Fsync(Option<FsyncPolicy>),
     /// Known and valid, but nothing to change here (`IGNORED`, `cleanup.policy=delete`).
     Ignored,
 }
 
-/// Parses one config entry: `Ok(None)` for a null value of a known config (its default).
-pub(crate) fn parse(name: &str, value: Option<&str>) -> Result<Option<Setting>, String> {
-    let Some(value) = value else {
-        return if known(name) {
-            Ok(None)
-        } else {
-            Err(format!("unknown topic config {name:?}"))
-        };
-    };
-    let setting = match name {
-        "retention.ms" => Setting::RetentionMs(retention(name, value)?),
-        "retention.bytes" => Setting::RetentionBytes(retention(name, value)?),
-        "segment.bytes" => Setting::SegmentBytes(non_negative(name, value)?),
-        "segment.ms" => Setting::SegmentMs(non_negative(name, value)?),
-        "max.message.bytes" => Setting::MessageBytesMax(non_negative(name, value)? as usize),
-        "cleanup.policy" => {
-            if value.trim() != "delete" {
-                return Err(format!(
-                    "cleanup.policy {value:?} is not supported; only \"delete\" is"
-                ));
-            }
-            Setting::Ignored
+/// Parses one config entry.
+pub(crate) fn parse(name: &str, value: Option<&str>) -> Result<Setting, String> {
+    let number =
+        |parse: fn(&str, &str) -> Result<u64, String>| value.map(|v| parse(name, v)).transpose();
+    Ok(match name {
+        "retention.ms" => Setting::RetentionMs(number(retention)?),
+        "retention.bytes" => Setting::RetentionBytes(number(retention)?),
+        "segment.bytes" => Setting::SegmentBytes(number(non_negative)?),
+        "segment.ms" => Setting::SegmentMs(number(non_negative)?),
+        "max.message.bytes" => {
+            Setting::MessageBytesMax(number(non_negative)?.map(|bytes| bytes as usize))
         }
-        "omnibus.fsync" => Setting::Fsync(parse_fsync(value)?),
+        "cleanup.policy" => match value.map(str::trim) {
+            None | Some("delete") => Setting::Ignored,
+            Some(other) => {
+                return Err(format!(
+                    "cleanup.policy {other:?} is not supported; only \"delete\" is"
+                ))
+            }
+        },
+        "omnibus.fsync" => Setting::Fsync(value.map(parse_fsync).transpose()?),
         _ if IGNORED.contains(&name) => Setting::Ignored,
         _ => return Err(format!("unknown topic config {name:?}")),
-    };
-    Ok(Some(setting))
+    })
 }
 
-/// Applies one CreateTopics config entry to a stream spec.
+/// Applies one CreateTopics config entry to a stream spec; an unset field (a null value)
+/// means the broker's default.
 pub(crate) fn apply(spec: &mut StreamSpec, name: &str, value: Option<&str>) -> Result<(), String> {
-    // A null value means "the default", which an unset spec field already is.
     match parse(name, value)? {
-        Some(Setting::RetentionMs(ms)) => spec.retention_ms = Some(ms),
-        Some(Setting::RetentionBytes(bytes)) => spec.retention_bytes = Some(bytes),
-        Some(Setting::SegmentBytes(bytes)) => spec.segment_bytes = Some(bytes),
-        Some(Setting::SegmentMs(ms)) => spec.segment_ms = Some(ms),
-        Some(Setting::MessageBytesMax(bytes)) => spec.message_bytes_max = Some(bytes),
-        Some(Setting::Fsync(fsync)) => spec.fsync = Some(fsync),
-        Some(Setting::Ignored) | None => {}
+        Setting::RetentionMs(ms) => spec.retention_ms = ms,
+        Setting::RetentionBytes(bytes) => spec.retention_bytes = bytes,
+        Setting::SegmentBytes(bytes) => spec.segment_bytes = bytes,
+        Setting::SegmentMs(ms) => spec.segment_ms = ms,
+        Setting::MessageBytesMax(bytes) => spec.message_bytes_max = bytes,
+        Setting::Fsync(fsync) => spec.fsync = fsync,
+        Setting::Ignored => {}
     }
     Ok(())
 }
@@ -134,38 +131,21 @@ pub(crate) fn alter(
     value: Option<&str>,
 ) -> Result<(), String> {
     match parse(name, value)? {
-        Some(Setting::RetentionMs(ms)) => settings.retention_ms = Some(ms),
-        Some(Setting::RetentionBytes(bytes)) => settings.retention_bytes = Some(bytes),
-        Some(Setting::SegmentBytes(bytes)) => settings.segment_bytes = bytes,
-        Some(Setting::SegmentMs(ms)) => settings.segment_ms = ms,
-        Some(Setting::MessageBytesMax(bytes)) => settings.message_bytes_max = bytes,
-        Some(Setting::Fsync(fsync)) => settings.fsync = fsync,
-        Some(Setting::Ignored) => {}
-        None => match name {
-            "retention.ms" => settings.retention_ms = defaults.retention_ms,
-            "retention.bytes" => settings.retention_bytes = defaults.retention_bytes,
-            "segment.bytes" => settings.segment_bytes = defaults.segment_bytes,
-            "segment.ms" => settings.segment_ms = defaults.segment_ms,
-            "max.message.bytes" => settings.message_bytes_max = defaults.message_bytes_max,
-            "omnibus.fsync" => settings.fsync = defaults.fsync,
-            _ => {}
-        },
+        Setting::RetentionMs(ms) => settings.retention_ms = ms.or(defaults.retention_ms),
+        Setting::RetentionBytes(bytes) => {
+            settings.retention_bytes = bytes.or(defaults.retention_bytes)
+        }
+        Setting::SegmentBytes(bytes) => {
+            settings.segment_bytes = bytes.unwrap_or(defaults.segment_bytes)
+        }
+        Setting::SegmentMs(ms) => settings.segment_ms = ms.unwrap_or(defaults.segment_ms),
+        Setting::MessageBytesMax(bytes) => {
+            settings.message_bytes_max = bytes.unwrap_or(defaults.message_bytes_max)
+        }
+        Setting::Fsync(fsync) => settings.fsync = fsync.unwrap_or(defaults.fsync),
+        Setting::Ignored => {}
     }
     Ok(())
-}
-
-fn known(name: &str) -> bool {
-    IGNORED.contains(&name)
-        || matches!(
-            name,
-            "retention.ms"
-                | "retention.bytes"
-                | "segment.bytes"
-                | "segment.ms"
-                | "max.message.bytes"
-                | "cleanup.policy"
-                | "omnibus.fsync"
-        )
 }
 
 /// One config as a stream has it.
