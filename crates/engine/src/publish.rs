@@ -1,10 +1,11 @@
 //! Publishing: route to a stream, validate, choose partitions, encode one batch per partition
-//! (split to bound batch size), append all partitions concurrently, answer after the durable
-//! acknowledgement of every record.
+//! (split to bound batch size), append each partition's batches as one append (so they keep
+//! request order and consecutive offsets), all partitions concurrently, and answer after the
+//! durable acknowledgement of every record.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use omnibus_storage::batch::encode_batch;
 use omnibus_types::{limits, validate_subject, Record};
 
@@ -56,17 +57,27 @@ impl Engine {
             };
             total
         ];
+        // One append per partition holding all of that partition's batches: the log gives
+        // one append consecutive offsets under one lock, so a request's records keep their
+        // order and are not interleaved with another request's, however many batches they
+        // fill. Different partitions append concurrently.
         let mut appends = tokio::task::JoinSet::new();
         for (partition, items) in per_partition.into_iter().enumerate() {
-            for chunk in split_for_storage(items) {
-                let log = stream.partitions[partition].clone();
-                let (indexes, records): (Vec<usize>, Vec<Record>) = chunk.into_iter().unzip();
-                let bytes = encode_batch(&records)?;
-                appends.spawn(async move {
-                    let info = log.append(bytes).await?;
-                    Ok::<_, EngineError>((partition as u32, info.first_offset, indexes))
-                });
+            if items.is_empty() {
+                continue;
             }
+            let mut bytes = BytesMut::new();
+            let mut indexes = Vec::with_capacity(items.len());
+            for chunk in split_for_storage(items) {
+                let (chunk_indexes, records): (Vec<usize>, Vec<Record>) = chunk.into_iter().unzip();
+                bytes.extend_from_slice(&encode_batch(&records)?);
+                indexes.extend(chunk_indexes);
+            }
+            let log = stream.partitions[partition].clone();
+            appends.spawn(async move {
+                let info = log.append(bytes).await?;
+                Ok::<_, EngineError>((partition as u32, info.first_offset, indexes))
+            });
         }
         let mut first_error = None;
         while let Some(joined) = appends.join_next().await {
