@@ -17,7 +17,7 @@ use crate::config::{EngineConfig, StreamDefaults};
 use crate::error::{EngineError, Result};
 use crate::groups;
 use crate::model::*;
-use crate::stream::{log_config, stream_dir, Stream};
+use crate::streams::{log_config, stream_dir, Stream};
 
 const STREAMS_TABLE: &str = "streams";
 

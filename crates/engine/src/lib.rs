@@ -7,22 +7,15 @@
 //! into the types in [`model`] and back.
 #![forbid(unsafe_code)]
 
-mod admin;
 pub mod config;
-pub mod coordinator;
 mod engine;
 pub mod error;
-mod fetch;
-mod groups;
+pub mod groups;
 pub mod jobs;
 pub mod model;
-mod offsets;
-pub mod partitioner;
 pub mod producers;
-mod publish;
 pub mod queue;
-pub mod raw_append;
-mod stream;
+pub mod streams;
 
 pub use config::{EngineConfig, FsyncPolicy, StreamDefaults};
 pub use engine::Engine;

@@ -169,7 +169,7 @@ async fn keys_choose_partitions_like_kafka_and_keyless_records_round_robin() {
         let key = format!("key-{}", i % 5);
         assert_eq!(
             position.partition,
-            partitioner::partition_for_key(key.as_bytes(), 4)
+            streams::partitioner::partition_for_key(key.as_bytes(), 4)
         );
     }
     let keyless = engine

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use omnibus_engine::coordinator::GroupCoordinator;
+use omnibus_engine::groups::coordinator::GroupCoordinator;
 use omnibus_engine::producers::ProducerRegistry;
 use omnibus_engine::Engine;
 use tokio::net::TcpListener;

@@ -717,7 +717,7 @@ fn copy_commit_error(error: &EngineError) -> EngineError {
 
 /// The hash that groups messages by key in key-shared mode.
 pub fn key_hash(key: &[u8]) -> u64 {
-    crate::partitioner::murmur2(key) as u32 as u64
+    crate::streams::partitioner::murmur2(key) as u32 as u64
 }
 
 /// After a restart every unfinished message is waiting (leases are gone): their bytes are

@@ -1,7 +1,7 @@
 //! Protocol choice, delete, list and describe, static membership, and the bounds.
 
 use bytes::Bytes;
-use omnibus_engine::coordinator::*;
+use omnibus_engine::groups::coordinator::*;
 use omnibus_engine::*;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Joining, syncing, heartbeats, session expiry, rebalances, leaving, generations and commits.
 
 use bytes::Bytes;
-use omnibus_engine::coordinator::*;
+use omnibus_engine::groups::coordinator::*;
 use std::time::Duration;
 
 use crate::support::*;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use omnibus_engine::coordinator::*;
+use omnibus_engine::groups::coordinator::*;
 use omnibus_engine::*;
 use tempfile::TempDir;
 

@@ -1,7 +1,7 @@
 //! Kafka error codes for the engine's errors.
 
 use kafka_protocol::error::ResponseError;
-use omnibus_engine::coordinator::CoordinatorError;
+use omnibus_engine::groups::coordinator::CoordinatorError;
 use omnibus_engine::EngineError;
 use omnibus_types::ErrorCode;
 

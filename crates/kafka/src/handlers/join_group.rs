@@ -6,7 +6,7 @@
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
-use omnibus_engine::coordinator::{CoordinatorError, JoinRequest};
+use omnibus_engine::groups::coordinator::{CoordinatorError, JoinRequest};
 
 use super::errors::{coordinator_error_code, NONE};
 use super::{Broker, Peer};

@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{BrokerId, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use omnibus_engine::coordinator::GroupCoordinator;
+use omnibus_engine::groups::coordinator::GroupCoordinator;
 use omnibus_engine::producers::ProducerRegistry;
 use omnibus_engine::Engine;
 

@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
     ConsumerProtocolSubscription, OffsetDeleteRequest, OffsetDeleteResponse,
 };
 use kafka_protocol::protocol::Decodable;
-use omnibus_engine::coordinator::GroupState;
+use omnibus_engine::groups::coordinator::GroupState;
 
 use super::errors::{coordinator_error_code, engine_error_code, NONE};
 use super::Broker;

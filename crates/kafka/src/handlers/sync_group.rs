@@ -1,7 +1,7 @@
 //! SyncGroup (key 14): the leader hands in every member's assignment; each member gets its own.
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
-use omnibus_engine::coordinator::SyncRequest;
+use omnibus_engine::groups::coordinator::SyncRequest;
 
 use super::errors::{coordinator_error_code, NONE};
 use super::Broker;

@@ -14,7 +14,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use omnibus_engine::coordinator::{CoordinatorLimits, GroupCoordinator};
+use omnibus_engine::groups::coordinator::{CoordinatorLimits, GroupCoordinator};
 use omnibus_engine::producers::ProducerRegistry;
 use omnibus_engine::{Engine, EngineConfig, StreamSpec};
 use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};

@@ -1,4 +1,14 @@
-//! A stream in memory: its stored configuration and its open partition logs.
+//! Streams: durable, partitioned logs of records.
+//!
+//! This module holds a stream in memory (its stored configuration and open partition logs);
+//! its submodules publish to streams, fetch from them, append producers' raw batches, choose
+//! partitions, and change streams' settings.
+
+mod admin;
+mod fetch;
+pub mod partitioner;
+mod publish;
+pub mod raw_append;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

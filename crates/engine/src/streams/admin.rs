@@ -9,7 +9,7 @@ use omnibus_types::limits;
 use crate::engine::{validate_settings, Engine, StreamMap};
 use crate::error::{EngineError, Result};
 use crate::model::{StreamConfig, StreamInfo, StreamSettings};
-use crate::stream::Stream;
+use crate::streams::Stream;
 
 /// The state-store table of stream configurations (the same one `engine.rs` writes).
 const STREAMS_TABLE: &str = "streams";

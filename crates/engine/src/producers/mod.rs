@@ -26,7 +26,7 @@ use omnibus_storage::{PartitionLog, ProducerBatch};
 
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::raw_append::{inspect_raw_batch, PendingRawAppend, RawAppend};
+use crate::streams::raw_append::{inspect_raw_batch, PendingRawAppend, RawAppend};
 
 const PRODUCER_IDS_TABLE: &str = "producer_ids";
 const NEXT_PRODUCER_ID_KEY: &str = "next";

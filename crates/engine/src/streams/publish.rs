@@ -12,8 +12,8 @@ use omnibus_types::{limits, validate_subject, Record};
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
 use crate::model::{PublishRecord, PublishTarget, RecordPosition};
-use crate::partitioner::partition_for_key;
-use crate::stream::Stream;
+use crate::streams::partitioner::partition_for_key;
+use crate::streams::Stream;
 
 /// Records are grouped into stored batches of at most about this many bytes, so a huge
 /// publish does not become one huge batch that every reader must take whole.

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Group, JoinOutcome, Member, NewMember};
-use crate::coordinator::types::*;
+use crate::groups::coordinator::types::*;
 
 impl Group {
     /// Kafka's `supportsProtocols`: an empty group takes anything; otherwise the protocol type
@@ -30,7 +30,7 @@ impl Group {
             })
     }
 
-    pub(in crate::coordinator) fn join_new(
+    pub(in crate::groups::coordinator) fn join_new(
         &mut self,
         new: NewMember<'_>,
         limits: &CoordinatorLimits,
@@ -59,7 +59,7 @@ impl Group {
         self.add_member_and_rebalance(new.member_id, request, limits, now)
     }
 
-    pub(in crate::coordinator) fn join_known(
+    pub(in crate::groups::coordinator) fn join_known(
         &mut self,
         request: &JoinRequest,
         limits: &CoordinatorLimits,

@@ -1,11 +1,17 @@
 //! Cursor consumer groups: committed offsets per (group, stream, partition), stored durably
-//! in the state store's `group_offsets` table.
+//! in the state store's `group_offsets` table (`offsets.rs`), and the Kafka-style group
+//! coordinator that assigns partitions to members (`coordinator/`).
 //!
 //! Keys are `group 0x1F stream 0x1F partition(10 digits)`. The separator is the ASCII unit
 //! separator, a control character, which group and stream names may never contain, so keys
 //! are unambiguous and a prefix scan finds one group (or one group's stream) exactly.
 
 use serde::{Deserialize, Serialize};
+
+pub mod coordinator;
+mod offsets;
+
+pub use offsets::{COMMIT_METADATA_BYTES_MAX, COMMIT_OFFSETS_MAX};
 
 pub const TABLE: &str = "group_offsets";
 const SEPARATOR: char = '\u{1f}';
