@@ -63,6 +63,8 @@ pub struct EngineConfig {
     pub maintenance_interval_ms: u64,
     /// Most streams the broker will hold.
     pub streams_max: usize,
+    /// The group coordinator's bounds (tests lower its session timeouts).
+    pub coordinator: crate::groups::coordinator::CoordinatorLimits,
 }
 
 impl EngineConfig {
@@ -72,6 +74,7 @@ impl EngineConfig {
             stream_defaults: StreamDefaults::default(),
             maintenance_interval_ms: 1000,
             streams_max: 10_000,
+            coordinator: Default::default(),
         }
     }
 }

@@ -8,21 +8,16 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use omnibus_storage::io::{FileIo, Io};
-use omnibus_storage::{StateStore, StateWrite};
-use omnibus_types::{
-    limits, patterns_overlap, validate_pattern, validate_stream_name, validate_subject,
-};
+use omnibus_storage::StateStore;
+use omnibus_types::limits;
 
-use crate::config::{EngineConfig, StreamDefaults};
+use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::groups;
+use crate::groups::coordinator::GroupCoordinator;
 use crate::model::*;
-use crate::streams::{log_config, stream_dir, Stream};
-
-const STREAMS_TABLE: &str = "streams";
-
-/// The open streams by name.
-pub(crate) type StreamMap = BTreeMap<String, Arc<Stream>>;
+use crate::producers::ProducerRegistry;
+use crate::streams::registry::{StreamChanges, StreamTable, STREAMS_TABLE};
+use crate::streams::{log_config, Stream};
 
 /// The broker's core. Cheap to share: front doors hold an `Arc<Engine>`.
 pub struct Engine {
@@ -31,7 +26,13 @@ pub struct Engine {
     pub(crate) state: Arc<StateStore>,
     pub(crate) queues: RwLock<BTreeMap<String, Arc<crate::queue::Queue>>>,
     pub(crate) jobs: crate::jobs::JobsState,
-    pub(crate) streams: RwLock<StreamMap>,
+    pub(crate) streams: RwLock<StreamTable>,
+    /// Orders the changes of each stream without holding `streams` across I/O.
+    pub(crate) stream_changes: StreamChanges,
+    /// One coordinator for every front door that offers consumer groups.
+    coordinator: Arc<GroupCoordinator>,
+    /// Idempotent producers' sequence state, shared by every door that offers them.
+    producers: Arc<ProducerRegistry>,
     pub(crate) shutting_down: Arc<AtomicBool>,
     /// Held by a maintenance pass while it runs (and holds the engine); `shutdown` takes it
     /// so that no pass outlives it — a test that reopens the folder right after a shutdown
@@ -70,7 +71,7 @@ impl Engine {
             ))
         })?;
         let state = Arc::new(StateStore::open(&data_dir.join("state.redb"))?);
-        let mut streams = BTreeMap::new();
+        let mut streams = StreamTable::default();
         for (name, bytes) in state.scan_prefix(STREAMS_TABLE, "")? {
             let stream_config: StreamConfig = serde_json::from_slice(&bytes).map_err(|e| {
                 EngineError::Storage(omnibus_storage::StorageError::Corrupt(format!(
@@ -78,14 +79,18 @@ impl Engine {
                 )))
             })?;
             let stream = Stream::open(io.clone(), &data_dir, stream_config)?;
-            streams.insert(name, Arc::new(stream));
+            streams.insert(Arc::new(stream));
         }
         remove_orphan_stream_dirs(io.as_ref(), &data_dir, &streams);
-        let engine = Arc::new(Engine {
+        let coordinator_limits = config.coordinator.clone();
+        let engine = Arc::new_cyclic(|weak| Engine {
+            coordinator: GroupCoordinator::with_limits(weak.clone(), coordinator_limits),
+            producers: Arc::new(ProducerRegistry::default()),
             config,
             io,
             state,
             streams: RwLock::new(streams),
+            stream_changes: StreamChanges::default(),
             queues: RwLock::new(BTreeMap::new()),
             jobs: crate::jobs::JobsState::new(),
             shutting_down: Arc::new(AtomicBool::new(false)),
@@ -94,6 +99,16 @@ impl Engine {
         engine.open_queues()?;
         spawn_maintenance(&engine);
         Ok(engine)
+    }
+
+    /// The consumer-group coordinator (Kafka's classic group protocol, protocol-neutral).
+    pub fn coordinator(&self) -> &Arc<GroupCoordinator> {
+        &self.coordinator
+    }
+
+    /// Idempotent producers' sequence state.
+    pub fn producers(&self) -> &Arc<ProducerRegistry> {
+        &self.producers
     }
 
     /// State-store commits and writes since the engine opened (benchmarks, metrics).
@@ -105,19 +120,12 @@ impl Engine {
         &self.config.data_dir
     }
 
-    pub(crate) fn read_streams(&self) -> RwLockReadGuard<'_, StreamMap> {
+    pub(crate) fn read_streams(&self) -> RwLockReadGuard<'_, StreamTable> {
         self.streams.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn write_streams(&self) -> RwLockWriteGuard<'_, StreamMap> {
+    pub(crate) fn write_streams(&self) -> RwLockWriteGuard<'_, StreamTable> {
         self.streams.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn stream(&self, name: &str) -> Result<Arc<Stream>> {
-        self.read_streams()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| EngineError::StreamNotFound(name.to_string()))
     }
 
     pub(crate) fn check_running(&self) -> Result<()> {
@@ -141,137 +149,6 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Internal(format!("shutdown task failed: {e}")))?
-    }
-
-    pub fn create_stream(&self, spec: StreamSpec) -> Result<StreamInfo> {
-        self.check_running()?;
-        let config = self.resolve_spec(spec)?;
-        let mut streams = self.write_streams();
-        if streams.contains_key(&config.name) {
-            return Err(EngineError::StreamExists(config.name));
-        }
-        if streams.len() >= self.config.streams_max {
-            return Err(EngineError::LimitExceeded(format!(
-                "the broker holds {} streams, its limit (streams_max)",
-                streams.len()
-            )));
-        }
-        for other in streams.values() {
-            for pattern in &config.subjects {
-                if let Some(clash) = other
-                    .config
-                    .subjects
-                    .iter()
-                    .find(|o| patterns_overlap(pattern, o))
-                {
-                    return Err(EngineError::SubjectsOverlap {
-                        pattern: pattern.clone(),
-                        other: clash.clone(),
-                        stream: other.config.name.clone(),
-                    });
-                }
-            }
-        }
-        // Leftovers of a stream deleted before a crash must not be adopted.
-        let dir = stream_dir(&self.config.data_dir, &config.name);
-        if self.io.exists(&dir) {
-            self.io.remove_dir_all(&dir).map_err(|e| {
-                omnibus_storage::StorageError::io("removing a stale stream folder", e)
-            })?;
-        }
-        let stream = Stream::open(self.io.clone(), &self.config.data_dir, config.clone())?;
-        let bytes = serde_json::to_vec(&config).expect("stream config serializes");
-        self.state.put(STREAMS_TABLE, &config.name, &bytes)?;
-        let stream = Arc::new(stream);
-        streams.insert(config.name.clone(), stream.clone());
-        Ok(stream.info())
-    }
-
-    fn resolve_spec(&self, spec: StreamSpec) -> Result<StreamConfig> {
-        validate_stream_name(&spec.name).map_err(|e| EngineError::InvalidName(e.to_string()))?;
-        let defaults = &self.config.stream_defaults;
-        let partitions = spec.partitions.unwrap_or(defaults.partitions);
-        if partitions == 0 || partitions > limits::PARTITIONS_MAX {
-            return Err(EngineError::InvalidConfig(format!(
-                "partitions must be between 1 and {}",
-                limits::PARTITIONS_MAX
-            )));
-        }
-        let mut subjects = spec.subjects;
-        if subjects.is_empty() && validate_subject(&spec.name).is_ok() {
-            subjects.push(spec.name.clone());
-        }
-        if subjects.len() > limits::STREAM_SUBJECTS_MAX {
-            return Err(EngineError::LimitExceeded(format!(
-                "a stream may capture at most {} subject patterns",
-                limits::STREAM_SUBJECTS_MAX
-            )));
-        }
-        for pattern in &subjects {
-            validate_pattern(pattern).map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
-        }
-        let message_bytes_max = spec.message_bytes_max.unwrap_or(defaults.message_bytes_max);
-        let config = StreamConfig {
-            name: spec.name,
-            partitions,
-            subjects,
-            retention_ms: spec.retention_ms.or(defaults.retention_ms),
-            retention_bytes: spec.retention_bytes.or(defaults.retention_bytes),
-            segment_bytes: spec.segment_bytes.unwrap_or(defaults.segment_bytes),
-            segment_ms: spec.segment_ms.unwrap_or(defaults.segment_ms),
-            fsync: spec.fsync.unwrap_or(defaults.fsync),
-            message_bytes_max,
-            created_ms: now_ms(),
-        };
-        validate_settings(&config)?;
-        Ok(config)
-    }
-
-    /// The settings a stream gets unless it is created with others.
-    pub fn stream_defaults(&self) -> &StreamDefaults {
-        &self.config.stream_defaults
-    }
-
-    pub fn list_streams(&self) -> Vec<StreamInfo> {
-        self.read_streams().values().map(|s| s.info()).collect()
-    }
-
-    pub fn stream_info(&self, name: &str) -> Result<StreamInfo> {
-        Ok(self.stream(name)?.info())
-    }
-
-    /// Deletes a stream, its data and every group offset committed on it.
-    pub fn delete_stream(&self, name: &str) -> Result<()> {
-        self.check_running()?;
-        self.check_not_a_queue_stream(name)?;
-        let stream = self
-            .write_streams()
-            .remove(name)
-            .ok_or_else(|| EngineError::StreamNotFound(name.to_string()))?;
-        let mut writes = vec![StateWrite::Delete {
-            table: STREAMS_TABLE,
-            key: name.to_string(),
-        }];
-        for (key, _) in self.state.scan_prefix(groups::TABLE, "")? {
-            if groups::parse_key(&key).is_some_and(|(_, s, _)| s == name) {
-                writes.push(StateWrite::Delete {
-                    table: groups::TABLE,
-                    key,
-                });
-            }
-        }
-        self.state.write(&writes)?;
-        stream.close()?;
-        for log in &stream.partitions {
-            log.delete()?;
-        }
-        let dir = stream_dir(&self.config.data_dir, name);
-        if self.io.exists(&dir) {
-            self.io
-                .remove_dir_all(&dir)
-                .map_err(|e| omnibus_storage::StorageError::io("removing a stream folder", e))?;
-        }
-        Ok(())
     }
 
     /// One pass of upkeep over every partition: interval fsync, roll by age, retention.
@@ -305,7 +182,7 @@ impl Engine {
     }
 }
 
-fn remove_orphan_stream_dirs(io: &dyn Io, data_dir: &Path, streams: &StreamMap) {
+fn remove_orphan_stream_dirs(io: &dyn Io, data_dir: &Path, streams: &StreamTable) {
     let root = data_dir.join("streams");
     let Ok(names) = io.list_dir(&root) else {
         return;

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod model;
 pub mod producers;
 pub mod queue;
+pub mod router;
 pub mod streams;
 
 pub use config::{EngineConfig, FsyncPolicy, StreamDefaults};

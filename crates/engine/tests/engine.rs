@@ -53,34 +53,43 @@ async fn fetch_all(engine: &Engine, stream: &str, partition: u32) -> Vec<String>
 async fn streams_are_created_listed_described_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
-    let info = engine.create_stream(spec("orders", 3)).unwrap();
+    let info = engine.create_stream(spec("orders", 3)).await.unwrap();
     assert_eq!(info.config.partitions, 3);
     assert_eq!(info.config.subjects, vec!["orders".to_string()]);
     assert_eq!(info.config.fsync, FsyncPolicy::Always);
     assert_eq!(
-        engine.create_stream(spec("orders", 1)).unwrap_err().code(),
+        engine
+            .create_stream(spec("orders", 1))
+            .await
+            .unwrap_err()
+            .code(),
         ErrorCode::StreamExists
     );
     assert_eq!(
         engine
             .create_stream(spec("bad/name", 1))
+            .await
             .unwrap_err()
             .code(),
         ErrorCode::InvalidName
     );
     assert_eq!(
-        engine.create_stream(spec("zero", 0)).unwrap_err().code(),
+        engine
+            .create_stream(spec("zero", 0))
+            .await
+            .unwrap_err()
+            .code(),
         ErrorCode::InvalidConfig
     );
     assert_eq!(engine.list_streams().len(), 1);
-    engine.delete_stream("orders").unwrap();
+    engine.delete_stream("orders").await.unwrap();
     assert_eq!(
         engine.stream_info("orders").unwrap_err().code(),
         ErrorCode::StreamNotFound
     );
     assert!(!dir.path().join("streams/orders").exists());
     // Re-creating starts empty.
-    engine.create_stream(spec("orders", 1)).unwrap();
+    engine.create_stream(spec("orders", 1)).await.unwrap();
     assert_eq!(engine.stream_info("orders").unwrap().records_retained(), 0);
 }
 
@@ -93,6 +102,7 @@ async fn publish_and_fetch_round_trip_with_keys_headers_and_subjects() {
             subjects: vec!["order.*".into()],
             ..spec("orders", 1)
         })
+        .await
         .unwrap();
     let positions = engine
         .publish(
@@ -149,6 +159,7 @@ async fn publish_and_fetch_round_trip_with_keys_headers_and_subjects() {
             subjects: vec!["order.created".into()],
             ..spec("other", 1)
         })
+        .await
         .unwrap_err();
     assert_eq!(overlap.code(), ErrorCode::SubjectsOverlap);
 }
@@ -157,7 +168,7 @@ async fn publish_and_fetch_round_trip_with_keys_headers_and_subjects() {
 async fn keys_choose_partitions_like_kafka_and_keyless_records_round_robin() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
-    engine.create_stream(spec("events", 4)).unwrap();
+    engine.create_stream(spec("events", 4)).await.unwrap();
     let records: Vec<PublishRecord> = (0..40)
         .map(|i| keyed(&format!("key-{}", i % 5), "v"))
         .collect();
@@ -190,7 +201,7 @@ async fn keys_choose_partitions_like_kafka_and_keyless_records_round_robin() {
 async fn long_poll_returns_when_a_record_arrives_and_times_out_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
-    engine.create_stream(spec("live", 1)).unwrap();
+    engine.create_stream(spec("live", 1)).await.unwrap();
     let request = FetchRequest {
         stream: "live".into(),
         partition: 0,
@@ -234,7 +245,7 @@ async fn long_poll_returns_when_a_record_arrives_and_times_out_otherwise() {
 async fn offsets_resolve_and_groups_commit_read_and_report_lag() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
-    engine.create_stream(spec("s", 2)).unwrap();
+    engine.create_stream(spec("s", 2)).await.unwrap();
     for i in 0..10 {
         engine
             .publish(
@@ -249,22 +260,30 @@ async fn offsets_resolve_and_groups_commit_read_and_report_lag() {
             .unwrap();
     }
     assert_eq!(
-        engine.resolve_offset("s", 0, OffsetSpec::Earliest).unwrap(),
+        engine
+            .resolve_offset("s", 0, OffsetSpec::Earliest)
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(
-        engine.resolve_offset("s", 0, OffsetSpec::Latest).unwrap(),
+        engine
+            .resolve_offset("s", 0, OffsetSpec::Latest)
+            .await
+            .unwrap(),
         10
     );
     assert_eq!(
         engine
             .resolve_offset("s", 0, OffsetSpec::Timestamp(1_004))
+            .await
             .unwrap(),
         4
     );
     assert_eq!(
         engine
             .resolve_offset("s", 5, OffsetSpec::Latest)
+            .await
             .unwrap_err()
             .code(),
         ErrorCode::PartitionNotFound
@@ -279,18 +298,19 @@ async fn offsets_resolve_and_groups_commit_read_and_report_lag() {
                 metadata: "m".into(),
             }],
         )
+        .await
         .unwrap();
-    let committed = engine.committed_offsets("g", Some("s")).unwrap();
+    let committed = engine.committed_offsets("g", Some("s")).await.unwrap();
     assert_eq!(committed.len(), 1);
     assert_eq!(
         (committed[0].offset, committed[0].metadata.as_str()),
         (7, "m")
     );
-    let lag = engine.group_lag("g", None).unwrap();
+    let lag = engine.group_lag("g", None).await.unwrap();
     assert_eq!(lag.len(), 2);
     assert_eq!((lag[0].committed, lag[0].lag), (Some(7), 3));
     assert_eq!((lag[1].committed, lag[1].lag), (None, 0));
-    assert_eq!(engine.list_groups().unwrap(), vec!["g".to_string()]);
+    assert_eq!(engine.list_groups().await.unwrap(), vec!["g".to_string()]);
     let unknown = engine
         .commit_offsets(
             "g",
@@ -301,6 +321,7 @@ async fn offsets_resolve_and_groups_commit_read_and_report_lag() {
                 metadata: String::new(),
             }],
         )
+        .await
         .unwrap_err();
     assert_eq!(unknown.code(), ErrorCode::StreamNotFound);
 
@@ -311,15 +332,22 @@ async fn offsets_resolve_and_groups_commit_read_and_report_lag() {
         offset: 0,
         metadata: String::new(),
     };
-    engine.commit_offsets("g", vec![other]).unwrap();
+    engine.commit_offsets("g", vec![other]).await.unwrap();
     engine
         .delete_offsets("g", &[("s".into(), 0), ("gone".into(), 3)])
+        .await
         .unwrap();
-    let committed = engine.committed_offsets("g", None).unwrap();
+    let committed = engine.committed_offsets("g", None).await.unwrap();
     assert_eq!(committed.len(), 1);
     assert_eq!((committed[0].partition, committed[0].offset), (1, 0));
-    engine.delete_offsets("g", &[("s".into(), 1)]).unwrap();
-    assert!(engine.list_groups().unwrap().is_empty(), "no offsets left");
+    engine
+        .delete_offsets("g", &[("s".into(), 1)])
+        .await
+        .unwrap();
+    assert!(
+        engine.list_groups().await.unwrap().is_empty(),
+        "no offsets left"
+    );
 }
 
 #[tokio::test]
@@ -327,7 +355,7 @@ async fn everything_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
-        engine.create_stream(spec("keep", 2)).unwrap();
+        engine.create_stream(spec("keep", 2)).await.unwrap();
         let records = (0..1000)
             .map(|i| keyed(&i.to_string(), &format!("value-{i}")))
             .collect();
@@ -345,6 +373,7 @@ async fn everything_survives_a_restart() {
                     metadata: String::new(),
                 }],
             )
+            .await
             .unwrap();
         engine.shutdown().await.unwrap();
     }
@@ -357,7 +386,10 @@ async fn everything_survives_a_restart() {
     let mut expected: Vec<String> = (0..1000).map(|i| format!("value-{i}")).collect();
     expected.sort();
     assert_eq!(all, expected);
-    assert_eq!(engine.committed_offsets("g", None).unwrap()[0].offset, 5);
+    assert_eq!(
+        engine.committed_offsets("g", None).await.unwrap()[0].offset,
+        5
+    );
 }
 
 #[tokio::test]
@@ -369,6 +401,7 @@ async fn oversized_records_and_batches_are_refused_with_stable_codes() {
             message_bytes_max: Some(100),
             ..spec("small", 1)
         })
+        .await
         .unwrap();
     let error = engine
         .publish(
@@ -401,8 +434,8 @@ async fn an_fsync_failure_fails_one_partition_and_others_keep_serving() {
     let engine = Engine::open_with_io(EngineConfig::new(dir.path()), io)
         .await
         .unwrap();
-    engine.create_stream(spec("a", 1)).unwrap();
-    engine.create_stream(spec("b", 1)).unwrap();
+    engine.create_stream(spec("a", 1)).await.unwrap();
+    engine.create_stream(spec("b", 1)).await.unwrap();
     engine
         .publish(PublishTarget::Stream("a".into()), vec![record("safe")])
         .await
@@ -436,7 +469,7 @@ async fn an_fsync_failure_fails_one_partition_and_others_keep_serving() {
 async fn a_multi_mib_publish_to_one_partition_keeps_request_order_and_consecutive_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
-    engine.create_stream(spec("big", 1)).unwrap();
+    engine.create_stream(spec("big", 1)).await.unwrap();
     let mut requests = tokio::task::JoinSet::new();
     for request in 0..5 {
         let engine = engine.clone();
@@ -480,4 +513,73 @@ async fn a_multi_mib_publish_to_one_partition_keeps_request_order_and_consecutiv
             );
         }
     }
+}
+
+/// A review finding: changing a stream held the global streams lock across its disk work,
+/// so one stalled disk stopped every publish and fetch. Here the disk under stream `slow`
+/// stalls (fsyncs never return) while a publish to it and a change of its settings are in
+/// flight; publishes and fetches on `fast`, and creating another stream, must go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_disk_under_one_stream_does_not_stall_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
+    let engine = Engine::open_with_io(EngineConfig::new(dir.path()), io)
+        .await
+        .unwrap();
+    engine.create_stream(spec("slow", 1)).await.unwrap();
+    engine.create_stream(spec("fast", 1)).await.unwrap();
+    plan.hold_syncs_under(&dir.path().join("streams").join("slow"));
+    let stalled_publish = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .publish(PublishTarget::Stream("slow".into()), vec![record("held")])
+                .await
+        })
+    };
+    // The publish waits for its fsync before the change closes the log under it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stalled_change = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut settings = engine.stream_info("slow").unwrap().config.settings();
+            settings.segment_ms += 1;
+            engine.alter_stream("slow", settings, false).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !stalled_publish.is_finished(),
+        "the publish to 'slow' is held"
+    );
+    assert!(
+        !stalled_change.is_finished(),
+        "the change of 'slow' is held"
+    );
+    let others = async {
+        let positions = engine
+            .publish(PublishTarget::Stream("fast".into()), vec![record("quick")])
+            .await
+            .unwrap();
+        assert_eq!(positions[0].offset, 0);
+        assert_eq!(fetch_all(&engine, "fast", 0).await, vec!["quick"]);
+        engine.create_stream(spec("another", 1)).await.unwrap();
+        assert_eq!(engine.list_streams().len(), 3);
+    };
+    tokio::time::timeout(Duration::from_secs(5), others)
+        .await
+        .expect("the other streams were held up by the stalled disk");
+    plan.hold_syncs(false);
+    let published = tokio::time::timeout(Duration::from_secs(10), stalled_publish)
+        .await
+        .expect("the held publish ends once the disk recovers")
+        .unwrap();
+    assert!(published.is_ok(), "{published:?}");
+    let changed = tokio::time::timeout(Duration::from_secs(10), stalled_change)
+        .await
+        .expect("the held change ends once the disk recovers")
+        .unwrap();
+    assert!(changed.is_ok(), "{changed:?}");
+    assert_eq!(fetch_all(&engine, "slow", 0).await, vec!["held"]);
 }

@@ -45,7 +45,7 @@ fn main() {
                 name: "bench".into(),
                 partitions: Some(partitions),
                 ..Default::default()
-            })
+            }).await
             .expect("stream");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");

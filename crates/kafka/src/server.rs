@@ -5,8 +5,6 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use omnibus_engine::groups::coordinator::GroupCoordinator;
-use omnibus_engine::producers::ProducerRegistry;
 use omnibus_engine::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -18,8 +16,8 @@ use crate::session::Session;
 
 /// Serves the Kafka protocol on `listener` until `shutdown` completes, then stops accepting
 /// and waits for every session to finish the request it is handling (a long-poll fetch waits
-/// at most its `max_wait_ms`). Creates the group coordinator and the idempotent-producer
-/// registry for `engine`.
+/// at most its `max_wait_ms`). Groups and idempotent producers use the engine's coordinator
+/// and producer registry, which every front door shares.
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
@@ -30,8 +28,8 @@ pub async fn serve(
     let host = advertised_host(&config, local);
     let port = config.advertised_port.unwrap_or(local.port()) as i32;
     let broker = Arc::new(Broker {
-        coordinator: GroupCoordinator::new(engine.clone()),
-        producers: ProducerRegistry::new(),
+        coordinator: engine.coordinator().clone(),
+        producers: engine.producers().clone(),
         engine,
         host,
         port,

@@ -217,6 +217,7 @@ async fn pipelined_produces_land_in_order_and_a_following_request_sees_them() {
             partitions: Some(1),
             ..Default::default()
         })
+        .await
         .unwrap();
     let mut stream = TcpStream::connect(&listener.address).await.unwrap();
     // More produce requests than a connection keeps in flight, a retry of one of them that

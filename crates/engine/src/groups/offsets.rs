@@ -9,6 +9,7 @@ use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
 use crate::groups::{self, StoredOffset};
 use crate::model::{CommittedOffset, OffsetCommit, PartitionLag};
+use crate::streams::registry::off_the_runtime;
 
 /// Most offsets one commit call may carry.
 pub const COMMIT_OFFSETS_MAX: usize = 100_000;
@@ -16,8 +17,9 @@ pub const COMMIT_OFFSETS_MAX: usize = 100_000;
 pub const COMMIT_METADATA_BYTES_MAX: usize = 4096;
 
 impl Engine {
-    /// Commits offsets for a group atomically and durably.
-    pub fn commit_offsets(&self, group: &str, commits: Vec<OffsetCommit>) -> Result<()> {
+    /// Commits offsets for a group atomically and durably (group-committed with other state
+    /// writes: one fsync for every commit that arrives meanwhile, off the async runtime).
+    pub async fn commit_offsets(&self, group: &str, commits: Vec<OffsetCommit>) -> Result<()> {
         self.check_running()?;
         validate_group_name(group).map_err(|e| EngineError::InvalidName(e.to_string()))?;
         if commits.len() > COMMIT_OFFSETS_MAX {
@@ -47,7 +49,7 @@ impl Engine {
                 value: serde_json::to_vec(&stored).expect("offset serializes"),
             });
         }
-        self.state.write(&writes)?;
+        self.state.commit(writes).await?;
         Ok(())
     }
 
@@ -55,7 +57,7 @@ impl Engine {
     /// durably; a pair without an offset is no error. The group then starts those partitions
     /// from its reset policy, like a new group (Kafka's OffsetDelete). Whether the group's
     /// live members still read them is the caller's check.
-    pub fn delete_offsets(&self, group: &str, partitions: &[(String, u32)]) -> Result<()> {
+    pub async fn delete_offsets(&self, group: &str, partitions: &[(String, u32)]) -> Result<()> {
         self.check_running()?;
         validate_group_name(group).map_err(|e| EngineError::InvalidName(e.to_string()))?;
         if partitions.len() > COMMIT_OFFSETS_MAX {
@@ -71,12 +73,12 @@ impl Engine {
                 key: groups::key(group, stream, *partition),
             })
             .collect();
-        self.state.write(&writes)?;
+        self.state.commit(writes).await?;
         Ok(())
     }
 
-    /// Committed offsets of a group, optionally for one stream.
-    pub fn committed_offsets(
+    /// Committed offsets of a group, optionally for one stream (read off the async runtime).
+    pub async fn committed_offsets(
         &self,
         group: &str,
         stream: Option<&str>,
@@ -86,8 +88,11 @@ impl Engine {
             Some(stream) => groups::stream_prefix(group, stream),
             None => groups::group_prefix(group),
         };
+        let state = self.state.clone();
+        let stored =
+            off_the_runtime(move || Ok(state.scan_prefix(groups::TABLE, &prefix)?)).await?;
         let mut offsets = Vec::new();
-        for (key, value) in self.state.scan_prefix(groups::TABLE, &prefix)? {
+        for (key, value) in stored {
             let Some((_, stream, partition)) = groups::parse_key(&key) else {
                 continue;
             };
@@ -105,8 +110,8 @@ impl Engine {
     }
 
     /// Lag for every partition of the streams the group has committed on (or of `stream`).
-    pub fn group_lag(&self, group: &str, stream: Option<&str>) -> Result<Vec<PartitionLag>> {
-        let committed = self.committed_offsets(group, stream)?;
+    pub async fn group_lag(&self, group: &str, stream: Option<&str>) -> Result<Vec<PartitionLag>> {
+        let committed = self.committed_offsets(group, stream).await?;
         let mut names: BTreeSet<String> = committed.iter().map(|c| c.stream.clone()).collect();
         if let Some(stream) = stream {
             names.insert(stream.to_string());
@@ -136,9 +141,12 @@ impl Engine {
         Ok(lags)
     }
 
-    pub fn list_groups(&self) -> Result<Vec<String>> {
+    /// Every group with a committed offset (read off the async runtime).
+    pub async fn list_groups(&self) -> Result<Vec<String>> {
+        let state = self.state.clone();
+        let stored = off_the_runtime(move || Ok(state.scan_prefix(groups::TABLE, "")?)).await?;
         let mut groups = BTreeSet::new();
-        for (key, _) in self.state.scan_prefix(groups::TABLE, "")? {
+        for (key, _) in stored {
             if let Some((group, _, _)) = groups::parse_key(&key) {
                 groups.insert(group.to_string());
             }

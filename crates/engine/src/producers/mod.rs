@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use omnibus_storage::{PartitionLog, ProducerBatch};
+use omnibus_storage::{PartitionLog, ProducerBatch, StateWrite};
 
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -114,7 +114,8 @@ struct Entry {
 #[derive(Default)]
 pub struct ProducerRegistry {
     entries: Mutex<HashMap<Key, Entry>>,
-    allocation: Mutex<()>,
+    /// Serializes id allocations (a read and a durable write of the counter).
+    allocation: tokio::sync::Mutex<()>,
 }
 
 fn next_sequence(sequence: i32) -> i32 {
@@ -126,15 +127,11 @@ fn next_sequence(sequence: i32) -> i32 {
 }
 
 impl ProducerRegistry {
-    pub fn new() -> Arc<ProducerRegistry> {
-        Arc::new(ProducerRegistry::default())
-    }
-
     /// Allocates a fresh producer id from the durable counter: ids are never reused, even
-    /// across restarts.
-    pub fn allocate_producer_id(&self, engine: &Engine) -> Result<i64, EngineError> {
+    /// across restarts. The counter's write is group-committed, off the async runtime.
+    pub async fn allocate_producer_id(&self, engine: &Engine) -> Result<i64, EngineError> {
         engine.check_running()?;
-        let _serial = self.allocation.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = self.allocation.lock().await;
         let current = match engine.state.get(PRODUCER_IDS_TABLE, NEXT_PRODUCER_ID_KEY)? {
             Some(bytes) => {
                 let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
@@ -147,11 +144,14 @@ impl ProducerRegistry {
         let next = current
             .checked_add(1)
             .ok_or_else(|| EngineError::Internal("producer ids exhausted".into()))?;
-        engine.state.put(
-            PRODUCER_IDS_TABLE,
-            NEXT_PRODUCER_ID_KEY,
-            &next.to_be_bytes(),
-        )?;
+        engine
+            .state
+            .commit(vec![StateWrite::Put {
+                table: PRODUCER_IDS_TABLE,
+                key: NEXT_PRODUCER_ID_KEY.to_string(),
+                value: next.to_be_bytes().to_vec(),
+            }])
+            .await?;
         Ok(current)
     }
 

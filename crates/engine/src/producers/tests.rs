@@ -51,6 +51,7 @@ async fn engine() -> (tempfile::TempDir, Arc<Engine>) {
             partitions: Some(2),
             ..StreamSpec::default()
         })
+        .await
         .unwrap();
     (dir, engine)
 }
@@ -62,23 +63,26 @@ fn high_watermark(engine: &Engine, partition: u32) -> u64 {
 #[tokio::test]
 async fn producer_ids_are_never_reused_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = ProducerRegistry::new();
+    let registry = ProducerRegistry::default();
     let first = {
         let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
-        let a = registry.allocate_producer_id(&engine).unwrap();
-        let b = registry.allocate_producer_id(&engine).unwrap();
+        let a = registry.allocate_producer_id(&engine).await.unwrap();
+        let b = registry.allocate_producer_id(&engine).await.unwrap();
         assert_eq!(b, a + 1);
         engine.shutdown().await.unwrap();
         b
     };
     let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
-    assert_eq!(registry.allocate_producer_id(&engine).unwrap(), first + 1);
+    assert_eq!(
+        registry.allocate_producer_id(&engine).await.unwrap(),
+        first + 1
+    );
 }
 
 #[tokio::test]
 async fn a_retried_batch_returns_its_original_offsets_without_a_second_write() {
     let (_dir, engine) = engine().await;
-    let registry = ProducerRegistry::new();
+    let registry = ProducerRegistry::default();
     let first = registry
         .append(&engine, "orders", 0, batch(5, 0, 0, 3))
         .await
@@ -100,7 +104,7 @@ async fn a_retried_batch_returns_its_original_offsets_without_a_second_write() {
 #[tokio::test]
 async fn a_sequence_gap_is_refused() {
     let (_dir, engine) = engine().await;
-    let registry = ProducerRegistry::new();
+    let registry = ProducerRegistry::default();
     registry
         .append(&engine, "orders", 0, batch(5, 0, 0, 3))
         .await
@@ -127,7 +131,7 @@ async fn a_sequence_gap_is_refused() {
 #[tokio::test]
 async fn a_stale_epoch_is_fenced_and_a_new_epoch_restarts_at_zero() {
     let (_dir, engine) = engine().await;
-    let registry = ProducerRegistry::new();
+    let registry = ProducerRegistry::default();
     registry
         .append(&engine, "orders", 0, batch(5, 1, 0, 2))
         .await
@@ -161,7 +165,7 @@ async fn a_stale_epoch_is_fenced_and_a_new_epoch_restarts_at_zero() {
 #[tokio::test]
 async fn non_idempotent_batches_skip_the_checks() {
     let (_dir, engine) = engine().await;
-    let registry = ProducerRegistry::new();
+    let registry = ProducerRegistry::default();
     for _ in 0..2 {
         let produced = registry
             .append(&engine, "orders", 1, batch(-1, -1, -1, 2))
@@ -175,7 +179,7 @@ async fn non_idempotent_batches_skip_the_checks() {
 #[tokio::test]
 async fn a_retry_after_a_restart_gets_its_original_offsets_and_sequences_still_count() {
     let (dir, engine) = engine().await;
-    let registry = ProducerRegistry::new();
+    let registry = ProducerRegistry::default();
     let mut written = Vec::new();
     for index in 0..3 {
         let produced = registry
@@ -189,7 +193,7 @@ async fn a_retry_after_a_restart_gets_its_original_offsets_and_sequences_still_c
 
     // A new broker process: a fresh registry, state rebuilt from the log.
     let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
-    let registry = ProducerRegistry::new();
+    let registry = ProducerRegistry::default();
     let retry = registry
         .append(&engine, "orders", 1, batch(8, 2, 8, 4))
         .await

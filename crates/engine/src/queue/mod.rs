@@ -283,19 +283,19 @@ impl Engine {
                 "a queue cannot dead-letter into itself".into(),
             ));
         }
-        self.create_stream(StreamSpec {
+        self.create_stream_blocking(StreamSpec {
             name: config.name.clone(),
             partitions: Some(1),
             retention_ms: None,
             ..Default::default()
         })?;
         if self.stream(&config.dead_letter).is_err() {
-            if let Err(error) = self.create_stream(StreamSpec {
+            if let Err(error) = self.create_stream_blocking(StreamSpec {
                 name: config.dead_letter.clone(),
                 partitions: Some(1),
                 ..Default::default()
             }) {
-                let _ = self.delete_stream(&config.name);
+                let _ = self.delete_stream_blocking(&config.name);
                 return Err(error);
             }
         }
@@ -408,7 +408,7 @@ impl Engine {
         writes.extend(crate::jobs::forget_queue(&self.jobs, name));
         self.state.write(&writes)?;
         drop(queue);
-        self.delete_stream(name)
+        self.delete_stream_blocking(name)
     }
 
     /// Appends messages durably and makes them deliverable; returns their offsets (ids).

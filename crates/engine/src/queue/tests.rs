@@ -508,9 +508,9 @@ async fn the_streams_a_queue_lives_in_cannot_be_deleted_grown_or_altered_under_i
     for stream in ["orders", dead_letter.as_str()] {
         let settings = engine.stream_info(stream).unwrap().config.settings();
         for refused in [
-            engine.delete_stream(stream),
-            engine.add_partitions(stream, 2).map(drop),
-            engine.alter_stream(stream, settings, false).map(drop),
+            engine.delete_stream(stream).await,
+            engine.add_partitions(stream, 2).await.map(drop),
+            engine.alter_stream(stream, settings, false).await.map(drop),
         ] {
             let error = refused.unwrap_err();
             assert!(
@@ -525,7 +525,7 @@ async fn the_streams_a_queue_lives_in_cannot_be_deleted_grown_or_altered_under_i
     // Deleting the queue deletes its stream; the dead letters stay and are a plain stream now.
     engine.delete_queue("orders").unwrap();
     assert!(engine.stream_info("orders").is_err());
-    engine.delete_stream(&dead_letter).unwrap();
+    engine.delete_stream(&dead_letter).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

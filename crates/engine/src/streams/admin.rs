@@ -1,118 +1,135 @@
 //! Administrative changes to existing streams that Kafka's admin APIs need: growing a stream's
 //! partition count (CreatePartitions), changing its settings (IncrementalAlterConfigs,
-//! AlterConfigs, HTTP PATCH) and deleting records below an offset (DeleteRecords).
+//! AlterConfigs, HTTP PATCH) and deleting records below an offset (DeleteRecords). Each runs
+//! its disk work off the async runtime and holds only its stream's change lock across it.
 
-use std::sync::{Arc, RwLockWriteGuard};
+use std::sync::Arc;
 
 use omnibus_types::limits;
 
-use crate::engine::{validate_settings, Engine, StreamMap};
+use crate::engine::{validate_settings, Engine};
 use crate::error::{EngineError, Result};
 use crate::model::{StreamConfig, StreamInfo, StreamSettings};
+use crate::streams::registry::{off_the_runtime, STREAMS_TABLE};
 use crate::streams::Stream;
-
-/// The state-store table of stream configurations (the same one `engine.rs` writes).
-const STREAMS_TABLE: &str = "streams";
 
 impl Engine {
     /// Deletes the records of one partition below `offset` (or below the high watermark when
     /// `offset` is `None`): reads below it are refused from now on, and whole segments below
-    /// it are removed. Returns the new log start. Blocking (it writes and fsyncs a checkpoint):
-    /// call it from a blocking context.
-    pub fn delete_records(&self, stream: &str, partition: u32, offset: Option<u64>) -> Result<u64> {
+    /// it are removed. Returns the new log start. The checkpoint it writes and fsyncs is
+    /// written off the async runtime.
+    pub async fn delete_records(
+        &self,
+        stream: &str,
+        partition: u32,
+        offset: Option<u64>,
+    ) -> Result<u64> {
         self.check_running()?;
         let log = self.stream(stream)?.partition(partition)?.clone();
         let offset = offset.unwrap_or_else(|| log.high_watermark());
-        Ok(log.delete_records_before(offset)?)
+        off_the_runtime(move || Ok(log.delete_records_before(offset)?)).await
     }
 
     /// Grows stream `name` to `partitions` partitions. Existing partitions keep their data;
     /// records with a key may hash to a different partition afterwards (as in Kafka).
     ///
-    /// Blocking (it flushes and reopens the stream's logs): call it from a blocking context.
-    /// While it runs, other calls that look up streams wait; appends already under way on
-    /// the old partitions fail with `unavailable` and can be retried.
-    pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<StreamInfo> {
-        let (mut streams, old) = self.stream_to_change(name)?;
-        if partitions <= old.config.partitions {
-            return Err(EngineError::InvalidConfig(format!(
-                "stream {name:?} has {} partitions; the count can only grow",
-                old.config.partitions
-            )));
-        }
-        if partitions > limits::PARTITIONS_MAX {
-            return Err(EngineError::InvalidConfig(format!(
-                "partitions must be between 1 and {}",
-                limits::PARTITIONS_MAX
-            )));
-        }
-        let mut config = old.config.clone();
-        config.partitions = partitions;
-        self.reopen_stream(&mut streams, old, config)
+    /// The stream's logs are flushed and reopened off the async runtime; publishes and
+    /// fetches on other streams go on meanwhile. Appends already under way on this stream's
+    /// old partitions fail with `unavailable` and can be retried.
+    pub async fn add_partitions(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: u32,
+    ) -> Result<StreamInfo> {
+        let engine = self.clone();
+        let name = name.to_string();
+        off_the_runtime(move || {
+            engine.change_stream(&name, false, |config| {
+                if partitions <= config.partitions {
+                    return Err(EngineError::InvalidConfig(format!(
+                        "stream {name:?} has {} partitions; the count can only grow",
+                        config.partitions
+                    )));
+                }
+                if partitions > limits::PARTITIONS_MAX {
+                    return Err(EngineError::InvalidConfig(format!(
+                        "partitions must be between 1 and {}",
+                        limits::PARTITIONS_MAX
+                    )));
+                }
+                config.partitions = partitions;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Sets a stream's settings (retention, segment size and age, fsync policy, largest
     /// record) and stores them durably. With `validate_only`, checks them and changes nothing.
     /// Like growing partitions, the stream's logs are closed (flushed) and reopened under the
-    /// new settings: appends and fetches in flight at that moment fail and are retried by
-    /// clients. Blocking: call it from a blocking context.
-    pub fn alter_stream(
-        &self,
+    /// new settings, off the async runtime: appends and fetches on this stream in flight at
+    /// that moment fail and are retried by clients; other streams are not held up.
+    pub async fn alter_stream(
+        self: &Arc<Self>,
         name: &str,
         settings: StreamSettings,
         validate_only: bool,
     ) -> Result<StreamInfo> {
-        self.change_stream_settings(name, validate_only, |current| {
+        self.change_stream_settings(name, validate_only, move |current| {
             *current = settings;
             Ok(())
         })
+        .await
     }
 
     /// [`Engine::alter_stream`] as a read-modify-write: `change` edits the stream's current
     /// settings under the lock that orders every change to the stream, so two concurrent
     /// partial changes (a Kafka IncrementalAlterConfigs, an HTTP PATCH) both take effect.
-    pub fn change_stream_settings(
+    pub async fn change_stream_settings(
+        self: &Arc<Self>,
+        name: &str,
+        validate_only: bool,
+        change: impl FnOnce(&mut StreamSettings) -> Result<()> + Send + 'static,
+    ) -> Result<StreamInfo> {
+        let engine = self.clone();
+        let name = name.to_string();
+        off_the_runtime(move || {
+            engine.change_stream(&name, validate_only, |config| {
+                let mut settings = config.settings();
+                change(&mut settings)?;
+                *config = config.with_settings(settings);
+                validate_settings(config)
+            })
+        })
+        .await
+    }
+
+    /// Applies `change` to stream `name`'s configuration and reopens the stream under it,
+    /// holding only the stream's own change lock across the I/O. Blocking.
+    fn change_stream(
         &self,
         name: &str,
         validate_only: bool,
-        change: impl FnOnce(&mut StreamSettings) -> Result<()>,
+        change: impl FnOnce(&mut StreamConfig) -> Result<()>,
     ) -> Result<StreamInfo> {
-        let (mut streams, old) = self.stream_to_change(name)?;
-        let mut settings = old.config.settings();
-        change(&mut settings)?;
-        let config = old.config.with_settings(settings);
-        validate_settings(&config)?;
+        self.check_running()?;
+        self.check_not_a_queue_stream(name)?;
+        let lock = self.stream_changes.of(name);
+        let _held = lock.hold();
+        let old = self.stream(name)?;
+        let mut config = old.config.clone();
+        change(&mut config)?;
         if validate_only || config == old.config {
             let mut info = old.info();
             info.config = config;
             return Ok(info);
         }
-        self.reopen_stream(&mut streams, old, config)
+        self.reopen_stream(old, config)
     }
 
-    /// Write-locks the stream map (other lookups wait until the change is done) and returns
-    /// the stream `name`, unless the engine is stopping or a queue lives in the stream.
-    fn stream_to_change(
-        &self,
-        name: &str,
-    ) -> Result<(RwLockWriteGuard<'_, StreamMap>, Arc<Stream>)> {
-        self.check_running()?;
-        self.check_not_a_queue_stream(name)?;
-        let streams = self.write_streams();
-        let old = streams
-            .get(name)
-            .cloned()
-            .ok_or_else(|| EngineError::StreamNotFound(name.to_string()))?;
-        Ok((streams, old))
-    }
-
-    /// Replaces an open stream by the same stream under `config`, storing the config.
-    fn reopen_stream(
-        &self,
-        streams: &mut StreamMap,
-        old: Arc<Stream>,
-        config: StreamConfig,
-    ) -> Result<StreamInfo> {
+    /// Replaces an open stream by the same stream under `config`, storing the config. The
+    /// table lock is taken only to swap the stream in.
+    fn reopen_stream(&self, old: Arc<Stream>, config: StreamConfig) -> Result<StreamInfo> {
         let name = config.name.clone();
         // One writer per partition folder: the old logs stop and flush before the new
         // stream opens the same files.
@@ -126,14 +143,14 @@ impl Engine {
         match reopened {
             Ok(stream) => {
                 let stream = Arc::new(stream);
-                streams.insert(name, stream.clone());
+                self.write_streams().insert(stream.clone());
                 Ok(stream.info())
             }
             Err(error) => {
                 // Put the old stream back as it was, on fresh logs.
                 let restored =
                     Stream::open(self.io.clone(), &self.config.data_dir, old.config.clone())?;
-                streams.insert(name, Arc::new(restored));
+                self.write_streams().insert(Arc::new(restored));
                 Err(error)
             }
         }
@@ -158,6 +175,7 @@ mod tests {
                 partitions: Some(1),
                 ..StreamSpec::default()
             })
+            .await
             .unwrap();
         let one = |partition| PublishRecord {
             value: Some(Bytes::from_static(b"v")),
@@ -168,9 +186,12 @@ mod tests {
             .publish(PublishTarget::Stream("orders".into()), vec![one(0)])
             .await
             .unwrap();
-        assert!(engine.add_partitions("orders", 1).is_err(), "must grow");
-        assert!(engine.add_partitions("missing", 2).is_err());
-        let info = engine.add_partitions("orders", 3).unwrap();
+        assert!(
+            engine.add_partitions("orders", 1).await.is_err(),
+            "must grow"
+        );
+        assert!(engine.add_partitions("missing", 2).await.is_err());
+        let info = engine.add_partitions("orders", 3).await.unwrap();
         assert_eq!(info.config.partitions, 3);
         assert_eq!(info.partition_info[0].high_watermark, 1);
         engine
@@ -212,6 +233,7 @@ mod tests {
                 retention_ms: None,
                 ..StreamSpec::default()
             })
+            .await
             .unwrap();
         for _ in 0..40 {
             let record = PublishRecord {
@@ -230,19 +252,26 @@ mod tests {
         // Refused settings change nothing; validate_only reports without changing.
         let mut bad = before.config.settings();
         bad.message_bytes_max = 0;
-        assert!(engine.alter_stream("logs", bad, false).is_err());
+        assert!(engine.alter_stream("logs", bad, false).await.is_err());
         assert!(engine
             .alter_stream("missing", before.config.settings(), false)
+            .await
             .is_err());
         let mut wanted = before.config.settings();
         wanted.retention_bytes = Some(1);
         wanted.message_bytes_max = 2048;
-        let checked = engine.alter_stream("logs", wanted.clone(), true).unwrap();
+        let checked = engine
+            .alter_stream("logs", wanted.clone(), true)
+            .await
+            .unwrap();
         assert_eq!(checked.config.settings(), wanted);
         assert_eq!(engine.stream_info("logs").unwrap().config, before.config);
 
         // Applied: the new retention removes the old segments, keeping the data above them.
-        let altered = engine.alter_stream("logs", wanted.clone(), false).unwrap();
+        let altered = engine
+            .alter_stream("logs", wanted.clone(), false)
+            .await
+            .unwrap();
         assert_eq!(altered.config.settings(), wanted);
         assert_eq!(altered.partition_info[0].high_watermark, 40);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -272,6 +301,7 @@ mod tests {
         let defaults = engine.stream_defaults().settings();
         let reset = engine
             .alter_stream("logs", defaults.clone(), false)
+            .await
             .unwrap();
         assert_eq!(reset.config.settings(), defaults);
         assert_eq!(reset.config.created_ms, before.config.created_ms);
@@ -286,6 +316,7 @@ mod tests {
                 name: "live".into(),
                 ..StreamSpec::default()
             })
+            .await
             .unwrap();
         let waiting = {
             let engine = engine.clone();
@@ -303,11 +334,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             let mut settings = engine.stream_info("live").unwrap().config.settings();
             settings.segment_ms = 60_000 + round;
-            let engine = engine.clone();
-            tokio::task::spawn_blocking(move || engine.alter_stream("live", settings, false))
-                .await
-                .unwrap()
-                .unwrap();
+            engine.alter_stream("live", settings, false).await.unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         }
         let (fetched, waited) = waiting.await.unwrap();

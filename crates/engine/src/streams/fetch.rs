@@ -10,6 +10,7 @@ use omnibus_types::limits;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{FetchRequest, FetchResult, OffsetSpec, RawFetchResult};
+use crate::streams::registry::off_the_runtime;
 
 impl Engine {
     /// Records from `offset` on, waiting up to `wait_ms` when there are none yet.
@@ -91,14 +92,28 @@ impl Engine {
     }
 
     /// Resolves earliest / latest / by-timestamp to an offset. For a timestamp past every
-    /// record, returns the high watermark.
-    pub fn resolve_offset(&self, stream: &str, partition: u32, spec: OffsetSpec) -> Result<u64> {
+    /// record, returns the high watermark. A timestamp lookup reads segment files, off the
+    /// async runtime.
+    pub async fn resolve_offset(
+        &self,
+        stream: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<u64> {
         let log = self.stream(stream)?.partition(partition)?.clone();
         Ok(match spec {
             OffsetSpec::Earliest => log.log_start_offset(),
             OffsetSpec::Latest => log.high_watermark(),
-            OffsetSpec::Timestamp(timestamp) => log.offset_for_timestamp(timestamp)?,
+            OffsetSpec::Timestamp(timestamp) => {
+                off_the_runtime(move || Ok(log.offset_for_timestamp(timestamp)?)).await?
+            }
         })
+    }
+
+    /// A partition's log start and high watermark (from memory; no disk read).
+    pub fn partition_bounds(&self, stream: &str, partition: u32) -> Result<(u64, u64)> {
+        let log = self.stream(stream)?.partition(partition)?.clone();
+        Ok((log.log_start_offset(), log.high_watermark()))
     }
 }
 

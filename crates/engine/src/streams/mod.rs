@@ -9,6 +9,7 @@ mod fetch;
 pub mod partitioner;
 mod publish;
 pub mod raw_append;
+pub(crate) mod registry;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -111,12 +111,7 @@ impl Engine {
             PublishTarget::Subject(subject) => {
                 validate_subject(subject)
                     .map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
-                let streams = self.read_streams();
-                let stream = streams
-                    .values()
-                    .find(|s| s.captures(subject))
-                    .cloned()
-                    .ok_or_else(|| EngineError::NoStreamForSubject(subject.clone()))?;
+                let stream = self.stream_for_subject(subject)?;
                 Ok((stream, Some(subject.clone())))
             }
         }

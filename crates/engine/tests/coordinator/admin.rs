@@ -88,7 +88,7 @@ async fn delete_refuses_a_group_with_members_and_removes_an_empty_groups_offsets
         }]
     };
     assert!(matches!(
-        coordinator.delete("never-seen"),
+        coordinator.delete("never-seen").await,
         Err(CoordinatorError::GroupIdNotFound)
     ));
 
@@ -96,30 +96,42 @@ async fn delete_refuses_a_group_with_members_and_removes_an_empty_groups_offsets
     coordinator
         .validate_commit("g", &a.member_id, a.generation_id)
         .unwrap();
-    setup.engine.commit_offsets("g", commit(42)).unwrap();
+    setup.engine.commit_offsets("g", commit(42)).await.unwrap();
     assert!(matches!(
-        coordinator.delete("g"),
+        coordinator.delete("g").await,
         Err(CoordinatorError::NonEmptyGroup)
     ));
-    assert_eq!(setup.engine.committed_offsets("g", None).unwrap().len(), 1);
+    assert_eq!(
+        setup
+            .engine
+            .committed_offsets("g", None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     coordinator.leave("g", vec![a.member_id.clone()]).await;
-    let description = coordinator.describe("g").unwrap();
+    let description = coordinator.describe("g").await.unwrap();
     assert_eq!(
         description.state,
         GroupState::Empty,
         "offsets keep the group"
     );
     assert_eq!(description.protocol_type, "consumer");
-    coordinator.delete("g").unwrap();
+    coordinator.delete("g").await.unwrap();
     assert!(setup
         .engine
         .committed_offsets("g", None)
+        .await
         .unwrap()
         .is_empty());
-    assert_eq!(coordinator.describe("g").unwrap().state, GroupState::Dead);
+    assert_eq!(
+        coordinator.describe("g").await.unwrap().state,
+        GroupState::Dead
+    );
     assert!(matches!(
-        coordinator.delete("g"),
+        coordinator.delete("g").await,
         Err(CoordinatorError::GroupIdNotFound)
     ));
 
@@ -128,9 +140,10 @@ async fn delete_refuses_a_group_with_members_and_removes_an_empty_groups_offsets
     setup
         .engine
         .commit_offsets("standalone", commit(7))
+        .await
         .unwrap();
-    coordinator.delete("standalone").unwrap();
-    assert!(setup.engine.list_groups().unwrap().is_empty());
+    coordinator.delete("standalone").await.unwrap();
+    assert!(setup.engine.list_groups().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -148,6 +161,7 @@ async fn list_and_describe_show_members_offsets_only_groups_and_states() {
                 metadata: String::new(),
             }],
         )
+        .await
         .unwrap();
     let (a, _b) = stable_pair(&setup, "live").await;
     let joining = within(coordinator.join(request("joining", "", "z", "z")))
@@ -156,6 +170,7 @@ async fn list_and_describe_show_members_offsets_only_groups_and_states() {
 
     let listed: Vec<(String, String, GroupState)> = coordinator
         .list()
+        .await
         .unwrap()
         .into_iter()
         .map(|l| (l.group, l.protocol_type, l.state))
@@ -172,18 +187,18 @@ async fn list_and_describe_show_members_offsets_only_groups_and_states() {
             ("live".into(), "consumer".into(), GroupState::Stable),
         ]
     );
-    let live = coordinator.describe("live").unwrap();
+    let live = coordinator.describe("live").await.unwrap();
     assert_eq!(live.state.as_str(), "Stable");
     assert_eq!(live.members[0].member_id, a.member_id);
     assert_eq!(live.members[0].client_host, "/127.0.0.1");
     assert_eq!(live.members[0].assignment, Bytes::from_static(b"p0"));
     // Not Stable: Kafka shows members without metadata or assignment.
-    let joining_description = coordinator.describe("joining").unwrap();
+    let joining_description = coordinator.describe("joining").await.unwrap();
     assert_eq!(joining_description.state.as_str(), "CompletingRebalance");
     assert_eq!(joining_description.protocol, "");
     assert_eq!(joining_description.members[0].member_id, joining.member_id);
     assert!(joining_description.members[0].metadata.is_empty());
-    let unknown = coordinator.describe("unknown").unwrap();
+    let unknown = coordinator.describe("unknown").await.unwrap();
     assert_eq!(
         (unknown.state, unknown.members.len()),
         (GroupState::Dead, 0)
@@ -219,7 +234,7 @@ async fn a_static_member_rejoining_under_a_new_id_fences_the_old_one() {
         .await,
         Err(CoordinatorError::FencedInstanceId)
     ));
-    assert_eq!(coordinator.describe("g").unwrap().members.len(), 1);
+    assert_eq!(coordinator.describe("g").await.unwrap().members.len(), 1);
 }
 
 #[tokio::test]
@@ -300,7 +315,10 @@ async fn an_unclaimed_member_id_expires_after_the_session_timeout() {
         panic!("a new member is told its id first");
     };
     tokio::time::sleep(Duration::from_millis(SHORT_SESSION_MS + 100)).await;
-    assert_eq!(coordinator.describe("g").unwrap().state, GroupState::Dead);
+    assert_eq!(
+        coordinator.describe("g").await.unwrap().state,
+        GroupState::Dead
+    );
     assert!(matches!(
         within(coordinator.join(JoinRequest { member_id, ..first })).await,
         Err(CoordinatorError::UnknownMemberId)

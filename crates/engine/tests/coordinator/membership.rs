@@ -43,7 +43,7 @@ async fn two_members_joining_together_share_a_generation_and_only_the_leader_see
     );
     assert!(second.members.is_empty(), "followers see no member list");
     assert_eq!(
-        coordinator.describe("g").unwrap().state,
+        coordinator.describe("g").await.unwrap().state,
         GroupState::CompletingRebalance
     );
     assert!(coordinator.heartbeat("g", &second.member_id, 1).is_ok());
@@ -69,7 +69,7 @@ async fn two_members_joining_together_share_a_generation_and_only_the_leader_see
         Bytes::from_static(b"orders-1")
     );
 
-    let description = coordinator.describe("g").unwrap();
+    let description = coordinator.describe("g").await.unwrap();
     assert_eq!(description.state, GroupState::Stable);
     assert_eq!(description.protocol, "range");
     assert_eq!(description.members.len(), 2);
@@ -250,8 +250,11 @@ async fn leaving_rebalances_the_rest_and_the_last_leave_empties_the_group() {
     let results = coordinator.leave("g", vec![a.member_id.clone()]).await;
     assert!(results[0].1.is_ok());
     // No offsets were committed, so the empty group is gone, as in Kafka.
-    assert_eq!(coordinator.describe("g").unwrap().state, GroupState::Dead);
-    assert!(coordinator.list().unwrap().is_empty());
+    assert_eq!(
+        coordinator.describe("g").await.unwrap().state,
+        GroupState::Dead
+    );
+    assert!(coordinator.list().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -268,7 +271,7 @@ async fn a_new_member_must_join_twice_when_it_requires_a_known_member_id() {
         panic!("a new member is told its id first");
     };
     assert!(member_id.starts_with("rdkafka-"));
-    assert_eq!(coordinator.describe("g").unwrap().members.len(), 0);
+    assert_eq!(coordinator.describe("g").await.unwrap().members.len(), 0);
     let joined = within(coordinator.join(JoinRequest {
         member_id: member_id.clone(),
         ..first.clone()
@@ -376,7 +379,10 @@ async fn a_rejoining_follower_with_the_same_metadata_keeps_its_generation_but_th
         .unwrap();
     assert_eq!(b_again.generation_id, b.generation_id);
     assert_eq!(b_again.leader, a.member_id);
-    assert_eq!(coordinator.describe("g").unwrap().state, GroupState::Stable);
+    assert_eq!(
+        coordinator.describe("g").await.unwrap().state,
+        GroupState::Stable
+    );
     let assignment =
         within(coordinator.sync(sync_request("g", &b.member_id, b.generation_id, vec![])))
             .await

@@ -33,15 +33,18 @@ pub fn test_limits() -> CoordinatorLimits {
 
 pub async fn setup_with(limits: CoordinatorLimits) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.coordinator = limits;
+    let engine = Engine::open(config).await.unwrap();
     engine
         .create_stream(StreamSpec {
             name: "orders".into(),
             partitions: Some(2),
             ..Default::default()
         })
+        .await
         .unwrap();
-    let coordinator = GroupCoordinator::with_limits(engine.clone(), limits);
+    let coordinator = engine.coordinator().clone();
     Setup {
         _dir: dir,
         engine,
@@ -169,7 +172,7 @@ pub async fn stable_pair(setup: &Setup, group: &str) -> (JoinResponse, JoinRespo
 pub async fn wait_for_state(coordinator: &GroupCoordinator, group: &str, state: GroupState) {
     within(async {
         loop {
-            if coordinator.describe(group).unwrap().state == state {
+            if coordinator.describe(group).await.unwrap().state == state {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::bounded::Bounded;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryParams};
-use crate::handlers::run_blocking;
 use crate::router::AppState;
 
 /// Most offsets in one commit request: a group reading every partition of many streams.
@@ -71,10 +70,7 @@ pub async fn commit_offsets(
             metadata: input.metadata,
         })
         .collect();
-    run_blocking(&state.engine, move |engine| {
-        engine.commit_offsets(&group, commits)
-    })
-    .await?;
+    state.engine.commit_offsets(&group, commits).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -84,10 +80,10 @@ pub async fn committed_offsets(
     PathParams(group): PathParams<String>,
     QueryParams(filter): QueryParams<StreamFilter>,
 ) -> Result<Json<CommittedOffsets>, ApiError> {
-    let offsets = run_blocking(&state.engine, move |engine| {
-        engine.committed_offsets(&group, filter.stream.as_deref())
-    })
-    .await?;
+    let offsets = state
+        .engine
+        .committed_offsets(&group, filter.stream.as_deref())
+        .await?;
     Ok(Json(CommittedOffsets { offsets }))
 }
 
@@ -97,10 +93,10 @@ pub async fn group_lag(
     PathParams(group): PathParams<String>,
     QueryParams(filter): QueryParams<StreamFilter>,
 ) -> Result<Json<GroupLag>, ApiError> {
-    let partitions = run_blocking(&state.engine, move |engine| {
-        engine.group_lag(&group, filter.stream.as_deref())
-    })
-    .await?;
+    let partitions = state
+        .engine
+        .group_lag(&group, filter.stream.as_deref())
+        .await?;
     let total_lag = partitions
         .iter()
         .fold(0u64, |total, partition| total.saturating_add(partition.lag));
@@ -112,6 +108,6 @@ pub async fn group_lag(
 
 /// `GET /v1/groups`
 pub async fn list_groups(State(state): State<AppState>) -> Result<Json<GroupList>, ApiError> {
-    let groups = run_blocking(&state.engine, |engine| engine.list_groups()).await?;
+    let groups = state.engine.list_groups().await?;
     Ok(Json(GroupList { groups }))
 }

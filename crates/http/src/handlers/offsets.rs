@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::{PathParams, QueryParams};
-use crate::handlers::run_blocking;
 use crate::router::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -43,10 +42,10 @@ pub async fn resolve(
     partition: u32,
     spec: OffsetSpec,
 ) -> Result<u64, ApiError> {
-    run_blocking(&state.engine, move |engine| {
-        engine.resolve_offset(&stream, partition, spec)
-    })
-    .await
+    Ok(state
+        .engine
+        .resolve_offset(&stream, partition, spec)
+        .await?)
 }
 
 fn parse_at(at: &str) -> Result<OffsetSpec, ApiError> {

@@ -8,7 +8,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
-use crate::handlers::run_blocking;
 use crate::router::AppState;
 
 #[derive(Serialize)]
@@ -18,7 +17,7 @@ pub struct StreamList {
 
 /// `GET /v1/streams`
 pub async fn list_streams(State(state): State<AppState>) -> Result<Json<StreamList>, ApiError> {
-    let streams = run_blocking(&state.engine, |engine| Ok(engine.list_streams())).await?;
+    let streams = state.engine.list_streams();
     Ok(Json(StreamList { streams }))
 }
 
@@ -27,7 +26,7 @@ pub async fn create_stream(
     State(state): State<AppState>,
     JsonBody(spec): JsonBody<StreamSpec>,
 ) -> Result<(StatusCode, Json<StreamInfo>), ApiError> {
-    let info = run_blocking(&state.engine, move |engine| engine.create_stream(spec)).await?;
+    let info = state.engine.create_stream(spec).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -36,7 +35,7 @@ pub async fn get_stream(
     State(state): State<AppState>,
     PathParams(stream): PathParams<String>,
 ) -> Result<Json<StreamInfo>, ApiError> {
-    let info = run_blocking(&state.engine, move |engine| engine.stream_info(&stream)).await?;
+    let info = state.engine.stream_info(&stream)?;
     Ok(Json(info))
 }
 
@@ -93,13 +92,13 @@ pub async fn alter_stream(
     PathParams(stream): PathParams<String>,
     JsonBody(patch): JsonBody<StreamPatch>,
 ) -> Result<Json<StreamInfo>, ApiError> {
-    let info = run_blocking(&state.engine, move |engine| {
-        engine.change_stream_settings(&stream, false, |settings| {
+    let info = state
+        .engine
+        .change_stream_settings(&stream, false, move |settings| {
             patch.apply(settings);
             Ok(())
         })
-    })
-    .await?;
+        .await?;
     Ok(Json(info))
 }
 
@@ -108,6 +107,6 @@ pub async fn delete_stream(
     State(state): State<AppState>,
     PathParams(stream): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    run_blocking(&state.engine, move |engine| engine.delete_stream(&stream)).await?;
+    state.engine.delete_stream(&stream).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -61,19 +61,15 @@ async fn grow(
     if validate_only {
         return Ok(());
     }
-    let engine = broker.engine.clone();
-    // Flushing and reopening the stream's logs is blocking work.
-    let grown =
-        tokio::task::spawn_blocking(move || engine.add_partitions(&name, wanted as u32)).await;
-    match grown {
-        Ok(Ok(info)) => {
+    // The engine flushes and reopens the stream's logs off the async workers.
+    match broker.engine.add_partitions(&name, wanted as u32).await {
+        Ok(info) => {
             tracing::info!(topic = %info.config.name, partitions = info.config.partitions, "added partitions");
             Ok(())
         }
-        Ok(Err(error @ EngineError::InvalidConfig(_))) => {
+        Err(error @ EngineError::InvalidConfig(_)) => {
             Err((ResponseError::InvalidPartitions.code(), error.to_string()))
         }
-        Ok(Err(error)) => Err((engine_error_code(&error), error.to_string())),
-        Err(error) => Err((ResponseError::UnknownServerError.code(), error.to_string())),
+        Err(error) => Err((engine_error_code(&error), error.to_string())),
     }
 }

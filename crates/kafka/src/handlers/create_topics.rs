@@ -18,13 +18,13 @@ use super::{topic_configs, Broker, NODE_ID};
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
-pub(crate) fn handle(broker: &Broker, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub(crate) async fn handle(broker: &Broker, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
     for topic in request.topics {
         let mut result = CreatableTopicResult::default();
         result.name = topic.name.clone();
         let requested_partitions = topic.num_partitions;
-        match create(broker, topic, request.validate_only) {
+        match create(broker, topic, request.validate_only).await {
             Ok(None) => {
                 result.error_code = NONE;
                 result.num_partitions = requested_partitions;
@@ -50,7 +50,7 @@ pub(crate) fn handle(broker: &Broker, request: CreateTopicsRequest) -> CreateTop
     response
 }
 
-fn create(
+async fn create(
     broker: &Broker,
     topic: CreatableTopic,
     validate_only: bool,
@@ -124,7 +124,7 @@ fn create(
             Err(error) => Err(failure(error)),
         };
     }
-    let info = broker.engine.create_stream(spec).map_err(failure)?;
+    let info = broker.engine.create_stream(spec).await.map_err(failure)?;
     tracing::info!(topic = %info.config.name, partitions = info.config.partitions, "created a topic");
     Ok(Some(info.config))
 }

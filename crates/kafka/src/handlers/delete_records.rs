@@ -57,14 +57,11 @@ async fn delete(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Re
         HIGH_WATERMARK => None,
         offset => Some(u64::try_from(offset).map_err(|_| ResponseError::OffsetOutOfRange.code())?),
     };
-    // It fsyncs a checkpoint: off the async workers.
-    let engine = broker.engine.clone();
-    let topic = topic.to_string();
-    let deleted =
-        tokio::task::spawn_blocking(move || engine.delete_records(&topic, partition, offset))
-            .await
-            .map_err(|_| ResponseError::UnknownServerError.code())?;
-    deleted
+    // It fsyncs a checkpoint; the engine does that off the async workers.
+    broker
+        .engine
+        .delete_records(topic, partition, offset)
+        .await
         .map(|low_watermark| low_watermark as i64)
         .map_err(|error| engine_error_code(&error))
 }

@@ -40,21 +40,15 @@ pub(crate) async fn handle(broker: &Broker, request: DeleteTopicsRequest) -> Del
             response.responses.push(result);
             continue;
         };
-        let engine = broker.engine.clone();
-        let stream = name.to_string();
-        // Deleting closes the logs and removes their files: blocking work.
-        let outcome = tokio::task::spawn_blocking(move || engine.delete_stream(&stream)).await;
-        match outcome {
-            Ok(Ok(())) => {
+        // Deleting closes the logs and removes their files; the engine does that off the
+        // async workers.
+        match broker.engine.delete_stream(name.as_str()).await {
+            Ok(()) => {
                 tracing::info!(topic = %name.as_str(), "deleted a topic");
                 result.error_code = NONE;
             }
-            Ok(Err(error)) => {
-                result.error_code = engine_error_code(&error);
-                result.error_message = Some(StrBytes::from_string(error.to_string()));
-            }
             Err(error) => {
-                result.error_code = ResponseError::UnknownServerError.code();
+                result.error_code = engine_error_code(&error);
                 result.error_message = Some(StrBytes::from_string(error.to_string()));
             }
         }

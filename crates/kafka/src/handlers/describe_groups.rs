@@ -8,14 +8,15 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors::{coordinator_error_code, NONE};
 use super::Broker;
 
-pub(crate) fn handle(broker: &Broker, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
     let mut response = DescribeGroupsResponse::default();
-    response.groups = request
-        .groups
-        .into_iter()
-        .map(|group_id| {
+    for group_id in request.groups {
+        {
             let mut group = DescribedGroup::default();
-            match broker.coordinator.describe(group_id.as_str()) {
+            match broker.coordinator.describe(group_id.as_str()).await {
                 Ok(description) => {
                     group.error_code = NONE;
                     group.group_state = StrBytes::from_static_str(description.state.as_str());
@@ -43,8 +44,8 @@ pub(crate) fn handle(broker: &Broker, request: DescribeGroupsRequest) -> Describ
                 }
             }
             group.group_id = group_id;
-            group
-        })
-        .collect();
+            response.groups.push(group);
+        }
+    }
     response
 }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
-use omnibus_engine::{Engine, OffsetSpec};
+use omnibus_engine::Engine;
 
 use super::errors::{engine_error_code, NONE};
 use super::Broker;
@@ -183,10 +183,7 @@ fn fill_bounds(
     data.last_stable_offset = -1;
     data.log_start_offset = -1;
     if let Ok(partition) = u32::try_from(partition) {
-        if let (Ok(start), Ok(end)) = (
-            engine.resolve_offset(topic, partition, OffsetSpec::Earliest),
-            engine.resolve_offset(topic, partition, OffsetSpec::Latest),
-        ) {
+        if let Ok((start, end)) = engine.partition_bounds(topic, partition) {
             data.log_start_offset = start as i64;
             data.high_watermark = end as i64;
             data.last_stable_offset = end as i64;

@@ -157,23 +157,21 @@ pub(crate) async fn change_topic(
             ))
         }
     }
-    let engine = broker.engine.clone();
-    // Reopening the stream's logs under the new settings is blocking work.
-    let altered = tokio::task::spawn_blocking(move || {
-        let defaults = engine.stream_defaults().settings();
-        engine.change_stream_settings(&name, validate_only, |settings| {
+    // The engine reopens the stream's logs under the new settings off the async workers.
+    let defaults = broker.engine.stream_defaults().settings();
+    let altered = broker
+        .engine
+        .change_stream_settings(&name, validate_only, move |settings| {
             change(settings, &defaults).map_err(EngineError::InvalidConfig)
         })
-    })
-    .await;
+        .await;
     match altered {
-        Ok(Ok(info)) => {
+        Ok(info) => {
             if !validate_only {
                 tracing::info!(topic = %info.config.name, "topic configuration changed");
             }
             Ok(())
         }
-        Ok(Err(error)) => Err((engine_error_code(&error), error.to_string())),
-        Err(error) => Err((ResponseError::UnknownServerError.code(), error.to_string())),
+        Err(error) => Err((engine_error_code(&error), error.to_string())),
     }
 }

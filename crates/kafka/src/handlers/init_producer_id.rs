@@ -10,7 +10,10 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use super::errors::{engine_error_code, NONE};
 use super::Broker;
 
-pub(crate) fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
@@ -25,7 +28,7 @@ pub(crate) fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitPro
         response.producer_epoch = current_epoch + 1;
         return response;
     }
-    match broker.producers.allocate_producer_id(&broker.engine) {
+    match broker.producers.allocate_producer_id(&broker.engine).await {
         Ok(id) => {
             response.error_code = NONE;
             response.producer_id = ProducerId(id);

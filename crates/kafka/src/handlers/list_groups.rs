@@ -8,9 +8,9 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors::{coordinator_error_code, NONE};
 use super::Broker;
 
-pub(crate) fn handle(broker: &Broker, request: ListGroupsRequest) -> ListGroupsResponse {
+pub(crate) async fn handle(broker: &Broker, request: ListGroupsRequest) -> ListGroupsResponse {
     let mut response = ListGroupsResponse::default();
-    match broker.coordinator.list() {
+    match broker.coordinator.list().await {
         Ok(listings) => {
             response.error_code = NONE;
             response.groups = listings

@@ -75,21 +75,25 @@ async fn lookup(
         LATEST => Ok((
             engine
                 .resolve_offset(topic, partition, OffsetSpec::Latest)
+                .await
                 .map_err(code)? as i64,
             -1,
         )),
         EARLIEST => Ok((
             engine
                 .resolve_offset(topic, partition, OffsetSpec::Earliest)
+                .await
                 .map_err(code)? as i64,
             -1,
         )),
         target if target >= 0 => {
             let offset = engine
                 .resolve_offset(topic, partition, OffsetSpec::Timestamp(target))
+                .await
                 .map_err(code)?;
             let high_watermark = engine
                 .resolve_offset(topic, partition, OffsetSpec::Latest)
+                .await
                 .map_err(code)?;
             if offset >= high_watermark {
                 return Ok((-1, -1));

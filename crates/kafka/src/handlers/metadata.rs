@@ -14,7 +14,11 @@ use omnibus_engine::{EngineError, StreamInfo, StreamSpec};
 use super::errors::engine_error_code;
 use super::{Broker, CLUSTER_ID, NODE_ID};
 
-pub(crate) fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let mut response = MetadataResponse::default();
     let mut node = MetadataResponseBroker::default();
     node.node_id = NODE_ID;
@@ -37,16 +41,17 @@ pub(crate) fn handle(broker: &Broker, request: MetadataRequest, version: i16) ->
             .collect(),
         Some(names) => {
             let create = request.allow_auto_topic_creation && broker.config.auto_create_topics;
-            names
-                .into_iter()
-                .map(|name| requested_topic(broker, name, create, version))
-                .collect()
+            let mut topics = Vec::with_capacity(names.len());
+            for name in names {
+                topics.push(requested_topic(broker, name, create, version).await);
+            }
+            topics
         }
     };
     response
 }
 
-fn requested_topic(
+async fn requested_topic(
     broker: &Broker,
     name: Option<TopicName>,
     create: bool,
@@ -58,7 +63,7 @@ fn requested_topic(
     };
     match broker.engine.stream_info(name.as_str()) {
         Ok(info) => topic_metadata(&info, version),
-        Err(EngineError::StreamNotFound(_)) if create => match auto_create(broker, &name) {
+        Err(EngineError::StreamNotFound(_)) if create => match auto_create(broker, &name).await {
             Ok(info) => topic_metadata(&info, version),
             Err(error) => error_topic(Some(name), engine_error_code(&error)),
         },
@@ -66,11 +71,14 @@ fn requested_topic(
     }
 }
 
-fn auto_create(broker: &Broker, name: &TopicName) -> Result<StreamInfo, EngineError> {
-    let created = broker.engine.create_stream(StreamSpec {
-        name: name.to_string(),
-        ..StreamSpec::default()
-    });
+async fn auto_create(broker: &Broker, name: &TopicName) -> Result<StreamInfo, EngineError> {
+    let created = broker
+        .engine
+        .create_stream(StreamSpec {
+            name: name.to_string(),
+            ..StreamSpec::default()
+        })
+        .await;
     match created {
         Ok(info) => {
             tracing::info!(topic = %name.as_str(), "created a topic on first use");

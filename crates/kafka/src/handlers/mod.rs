@@ -105,11 +105,11 @@ pub(crate) async fn handle(broker: &Broker, peer: &Peer, request: Request) -> Ou
     let client_id = request.client_id().to_string();
     match request.body {
         RequestKind::ApiVersions(body) => api_versions::handle(body, version).into(),
-        RequestKind::Metadata(body) => metadata::handle(broker, body, version).into(),
+        RequestKind::Metadata(body) => metadata::handle(broker, body, version).await.into(),
         RequestKind::Produce(body) => produce::start(broker, body, version).await.await,
         RequestKind::Fetch(body) => fetch::handle(broker, body, version).await.into(),
         RequestKind::ListOffsets(body) => list_offsets::handle(broker, body, version).await.into(),
-        RequestKind::InitProducerId(body) => init_producer_id::handle(broker, body).into(),
+        RequestKind::InitProducerId(body) => init_producer_id::handle(broker, body).await.into(),
         RequestKind::FindCoordinator(body) => {
             find_coordinator::handle(broker, body, version).into()
         }
@@ -119,13 +119,13 @@ pub(crate) async fn handle(broker: &Broker, peer: &Peer, request: Request) -> Ou
         RequestKind::SyncGroup(body) => sync_group::handle(broker, body, version).await.into(),
         RequestKind::Heartbeat(body) => heartbeat::handle(broker, body).into(),
         RequestKind::LeaveGroup(body) => leave_group::handle(broker, body, version).await.into(),
-        RequestKind::OffsetCommit(body) => offset_commit::handle(broker, body).into(),
-        RequestKind::OffsetFetch(body) => offset_fetch::handle(broker, body, version).into(),
-        RequestKind::OffsetDelete(body) => offset_delete::handle(broker, body).into(),
-        RequestKind::DescribeGroups(body) => describe_groups::handle(broker, body).into(),
-        RequestKind::ListGroups(body) => list_groups::handle(broker, body).into(),
-        RequestKind::DeleteGroups(body) => delete_groups::handle(broker, body).into(),
-        RequestKind::CreateTopics(body) => create_topics::handle(broker, body).into(),
+        RequestKind::OffsetCommit(body) => offset_commit::handle(broker, body).await.into(),
+        RequestKind::OffsetFetch(body) => offset_fetch::handle(broker, body, version).await.into(),
+        RequestKind::OffsetDelete(body) => offset_delete::handle(broker, body).await.into(),
+        RequestKind::DescribeGroups(body) => describe_groups::handle(broker, body).await.into(),
+        RequestKind::ListGroups(body) => list_groups::handle(broker, body).await.into(),
+        RequestKind::DeleteGroups(body) => delete_groups::handle(broker, body).await.into(),
+        RequestKind::CreateTopics(body) => create_topics::handle(broker, body).await.into(),
         RequestKind::DeleteTopics(body) => delete_topics::handle(broker, body).await.into(),
         RequestKind::CreatePartitions(body) => create_partitions::handle(broker, body).await.into(),
         RequestKind::DescribeConfigs(body) => describe_configs::handle(broker, body).into(),

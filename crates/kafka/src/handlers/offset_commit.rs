@@ -16,7 +16,7 @@ use super::Broker;
 /// Longest commit metadata (Kafka's `offset.metadata.max.bytes` default, also the engine's).
 const METADATA_BYTES_MAX: usize = 4096;
 
-pub(crate) fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(crate) async fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = request.group_id.to_string();
     let group_error = broker
         .coordinator
@@ -59,7 +59,8 @@ pub(crate) fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCom
             .collect();
         let result = broker
             .engine
-            .commit_offsets(&group, commits.into_iter().map(|(_, c)| c).collect());
+            .commit_offsets(&group, commits.into_iter().map(|(_, c)| c).collect())
+            .await;
         let code = match result {
             Ok(()) => NONE,
             Err(error) => {

@@ -27,10 +27,10 @@ use super::Broker;
 /// fields at the end, so their start reads the same.
 const SUBSCRIPTION_VERSION_MAX: i16 = 3;
 
-pub(crate) fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub(crate) async fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let mut response = OffsetDeleteResponse::default();
     let group = request.group_id.to_string();
-    let subscribed = match subscribed_topics(broker, &group) {
+    let subscribed = match subscribed_topics(broker, &group).await {
         Ok(subscribed) => subscribed,
         Err(code) => {
             response.error_code = code;
@@ -57,7 +57,7 @@ pub(crate) fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDel
         }
         response.topics.push(answer);
     }
-    if let Err(error) = broker.engine.delete_offsets(&group, &deletions) {
+    if let Err(error) = broker.engine.delete_offsets(&group, &deletions).await {
         let code = engine_error_code(&error);
         for partition in response.topics.iter_mut().flat_map(|t| &mut t.partitions) {
             if partition.error_code == NONE {
@@ -69,10 +69,11 @@ pub(crate) fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDel
 }
 
 /// The topics the group's members subscribe to, or the request's top-level error.
-fn subscribed_topics(broker: &Broker, group: &str) -> Result<BTreeSet<String>, i16> {
+async fn subscribed_topics(broker: &Broker, group: &str) -> Result<BTreeSet<String>, i16> {
     let description = broker
         .coordinator
         .describe(group)
+        .await
         .map_err(|error| coordinator_error_code(&error))?;
     match description.state {
         GroupState::Dead => Err(ResponseError::GroupIdNotFound.code()),

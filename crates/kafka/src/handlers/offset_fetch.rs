@@ -27,24 +27,22 @@ struct GroupOffsets {
     topics: Vec<(TopicName, Vec<PartitionOffset>)>,
 }
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
     broker: &Broker,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
     if version >= 8 {
-        response.groups = request
-            .groups
-            .into_iter()
-            .map(|group| {
+        for group in request.groups {
+            {
                 let wanted = group.topics.map(|topics| {
                     topics
                         .into_iter()
                         .map(|t| (t.name, t.partition_indexes))
                         .collect()
                 });
-                let offsets = group_offsets(broker, &group.group_id, wanted);
+                let offsets = group_offsets(broker, &group.group_id, wanted).await;
                 let mut answer = OffsetFetchResponseGroup::default();
                 answer.group_id = group.group_id;
                 answer.error_code = offsets.error_code;
@@ -67,9 +65,9 @@ pub(crate) fn handle(
                         topic
                     })
                     .collect();
-                answer
-            })
-            .collect();
+                response.groups.push(answer);
+            }
+        }
         return response;
     }
     let wanted = request.topics.map(|topics| {
@@ -78,7 +76,7 @@ pub(crate) fn handle(
             .map(|t| (t.name, t.partition_indexes))
             .collect()
     });
-    let offsets = group_offsets(broker, &request.group_id, wanted);
+    let offsets = group_offsets(broker, &request.group_id, wanted).await;
     response.error_code = offsets.error_code;
     response.topics = offsets
         .topics
@@ -103,7 +101,7 @@ pub(crate) fn handle(
     response
 }
 
-fn group_offsets(
+async fn group_offsets(
     broker: &Broker,
     group: &GroupId,
     wanted: Option<Vec<(TopicName, Vec<i32>)>>,
@@ -111,6 +109,7 @@ fn group_offsets(
     let committed: Result<Committed, EngineError> = broker
         .engine
         .committed_offsets(group.as_str(), None)
+        .await
         .map(|list| {
             list.into_iter()
                 .map(|c| {

@@ -136,3 +136,33 @@ fn faulty_holds_fsyncs_until_released() {
         .expect("a released fsync completes");
     syncing.join().unwrap().unwrap();
 }
+
+#[test]
+fn faulty_holds_only_the_fsyncs_under_the_chosen_directory() {
+    let plan = FaultPlan::new();
+    let io = FaultyIo::new(Arc::new(MemoryIo::new()), plan.clone());
+    io.create_dir_all(Path::new("/d/slow")).unwrap();
+    io.create_dir_all(Path::new("/d/fast")).unwrap();
+    let slow = io.open(Path::new("/d/slow/f"), true).unwrap();
+    let fast = io.open(Path::new("/d/fast/f"), true).unwrap();
+    plan.hold_syncs_under(Path::new("/d/slow"));
+    fast.sync_data()
+        .expect("a file outside the held directory syncs at once");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let syncing = std::thread::spawn(move || {
+        let result = slow.sync_data();
+        done_tx.send(()).unwrap();
+        result
+    });
+    assert!(
+        done_rx
+            .recv_timeout(std::time::Duration::from_millis(100))
+            .is_err(),
+        "a held fsync must not complete"
+    );
+    plan.hold_syncs(false);
+    done_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a released fsync completes");
+    syncing.join().unwrap().unwrap();
+}

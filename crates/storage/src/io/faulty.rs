@@ -3,11 +3,31 @@
 //! file fsync until released: a disk that stalls, for timeouts above the log.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::{Io, IoFile};
+
+/// Which file fsyncs are held.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+enum Hold {
+    #[default]
+    None,
+    All,
+    /// Only files under this directory: one stream's disk stalls, the others' do not.
+    Under(PathBuf),
+}
+
+impl Hold {
+    fn holds(&self, path: &Path) -> bool {
+        match self {
+            Hold::None => false,
+            Hold::All => true,
+            Hold::Under(dir) => path.starts_with(dir),
+        }
+    }
+}
 
 /// Which operations fail. Counters count down on each matching call; the call that takes a
 /// counter from 1 to 0 fails, and so does every later one when `sticky` is set.
@@ -18,8 +38,8 @@ pub struct FaultPlan {
     disk_full: AtomicBool,
     sticky: AtomicBool,
     tripped: AtomicBool,
-    /// While true, file fsyncs wait (on their blocking thread) until it turns false.
-    syncs_held: Mutex<bool>,
+    /// Which file fsyncs wait (on their blocking thread) until released.
+    syncs_held: Mutex<Hold>,
     syncs_released: Condvar,
 }
 
@@ -48,19 +68,30 @@ impl FaultPlan {
         self.sticky.store(yes, Ordering::SeqCst);
     }
 
-    /// Holds every file fsync from now until `hold_syncs(false)`; the writes before them
-    /// proceed. A held fsync neither fails nor completes, like a stalled disk.
+    /// Holds every fsync (of files and of directories) from now until `hold_syncs(false)`;
+    /// the writes before them proceed. A held fsync neither fails nor completes, like a
+    /// stalled disk.
     pub fn hold_syncs(&self, hold: bool) {
+        self.set_hold(if hold { Hold::All } else { Hold::None });
+    }
+
+    /// As [`FaultPlan::hold_syncs`], for the files under `dir` only (until
+    /// `hold_syncs(false)`): a disk that stalls for one stream while the others' go on.
+    pub fn hold_syncs_under(&self, dir: &Path) {
+        self.set_hold(Hold::Under(dir.to_path_buf()));
+    }
+
+    fn set_hold(&self, hold: Hold) {
         let mut held = self.syncs_held.lock().unwrap_or_else(|p| p.into_inner());
         *held = hold;
         self.syncs_released.notify_all();
     }
 
-    fn wait_while_syncs_held(&self) {
+    fn wait_while_syncs_held(&self, path: &Path) {
         let held = self.syncs_held.lock().unwrap_or_else(|p| p.into_inner());
         let _released = self
             .syncs_released
-            .wait_while(held, |held| *held)
+            .wait_while(held, |held| held.holds(path))
             .unwrap_or_else(|p| p.into_inner());
     }
 
@@ -118,6 +149,7 @@ impl Io for FaultyIo {
         Ok(Arc::new(FaultyFile {
             inner,
             plan: self.plan.clone(),
+            path: path.to_path_buf(),
         }))
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -130,6 +162,7 @@ impl Io for FaultyIo {
         self.inner.rename(from, to)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.plan.wait_while_syncs_held(path);
         self.plan.check(&self.plan.syncs_until_failure)?;
         self.inner.sync_dir(path)
     }
@@ -141,6 +174,7 @@ impl Io for FaultyIo {
 struct FaultyFile {
     inner: Arc<dyn IoFile>,
     plan: Arc<FaultPlan>,
+    path: PathBuf,
 }
 
 impl IoFile for FaultyFile {
@@ -152,7 +186,7 @@ impl IoFile for FaultyFile {
         self.inner.write_at(buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.plan.wait_while_syncs_held();
+        self.plan.wait_while_syncs_held(&self.path);
         self.plan.check(&self.plan.syncs_until_failure)?;
         self.inner.sync_data()
     }

@@ -33,16 +33,18 @@ use tokio::time::Instant;
 use crate::engine::Engine;
 use crate::error::Result as EngineResult;
 use crate::groups;
+use crate::streams::registry::off_the_runtime;
 use group::{Group, JoinOutcome, NewMember, SyncOutcome};
 pub use types::*;
 
 /// Longest client id prefix kept in a generated member id.
 const MEMBER_ID_PREFIX_BYTES_MAX: usize = 128;
 
-/// The group coordinator. Create one per engine with [`GroupCoordinator::new`] and share the
-/// `Arc` among connections.
+/// The group coordinator. The engine owns one ([`Engine::coordinator`]), so every front door
+/// that offers groups shares it.
 pub struct GroupCoordinator {
-    engine: Arc<Engine>,
+    /// The engine that owns this coordinator (weak: the engine holds the coordinator).
+    engine: Weak<Engine>,
     limits: CoordinatorLimits,
     groups: Mutex<HashMap<String, Group>>,
     member_id_seed: u64,
@@ -50,15 +52,9 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// A coordinator with the default [`CoordinatorLimits`]. Spawns the timer task, so it must
-    /// be called inside a Tokio runtime.
-    pub fn new(engine: Arc<Engine>) -> Arc<Self> {
-        Self::with_limits(engine, CoordinatorLimits::default())
-    }
-
-    /// A coordinator with chosen limits (tests use a ~100 ms session timeout floor). Must be
-    /// called inside a Tokio runtime.
-    pub fn with_limits(engine: Arc<Engine>, limits: CoordinatorLimits) -> Arc<Self> {
+    /// A coordinator with chosen limits (tests use a ~100 ms session timeout floor), for
+    /// `engine` while it is being built. Must be called inside a Tokio runtime.
+    pub(crate) fn with_limits(engine: Weak<Engine>, limits: CoordinatorLimits) -> Arc<Self> {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -76,6 +72,13 @@ impl GroupCoordinator {
 
     pub fn limits(&self) -> &CoordinatorLimits {
         &self.limits
+    }
+
+    /// The engine, unless it is gone (then the coordinator is stopping).
+    fn engine(&self) -> Result<Arc<Engine>, CoordinatorError> {
+        self.engine
+            .upgrade()
+            .ok_or(CoordinatorError::CoordinatorNotAvailable)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
@@ -325,12 +328,16 @@ impl GroupCoordinator {
     /// DescribeGroups for one group. A group without members but with committed offsets is
     /// `Empty` with protocol type `"consumer"`; an unknown (or invalid) group is `Dead` with
     /// empty strings and no members, which is what Kafka answers (with no error).
-    pub fn describe(&self, group: &str) -> Result<GroupDescription, CoordinatorError> {
+    pub async fn describe(&self, group: &str) -> Result<GroupDescription, CoordinatorError> {
         if let Some(entry) = self.lock().get(group) {
             return Ok(entry.describe());
         }
         let state = if validate_group_name(group).is_ok()
-            && !self.engine.committed_offsets(group, None)?.is_empty()
+            && !self
+                .engine()?
+                .committed_offsets(group, None)
+                .await?
+                .is_empty()
         {
             GroupState::Empty
         } else {
@@ -351,8 +358,8 @@ impl GroupCoordinator {
 
     /// ListGroups: every group in memory (except ones being deleted) and every group known
     /// only by committed offsets (`Empty`, `"consumer"`), sorted by name.
-    pub fn list(&self) -> Result<Vec<GroupListing>, CoordinatorError> {
-        let with_offsets = self.engine.list_groups()?;
+    pub async fn list(&self) -> Result<Vec<GroupListing>, CoordinatorError> {
+        let with_offsets = self.engine()?.list_groups().await?;
         let mut listings: BTreeMap<String, GroupListing> = BTreeMap::new();
         for group in with_offsets {
             listings.insert(
@@ -388,7 +395,8 @@ impl GroupCoordinator {
     /// DeleteGroups for one group: only an `Empty` group (`NonEmptyGroup` otherwise); deletes
     /// its committed offsets. `GroupIdNotFound` if there is neither a group nor offsets (or
     /// another delete of it is under way). Joins meanwhile get `CoordinatorNotAvailable`.
-    pub fn delete(&self, group: &str) -> Result<(), CoordinatorError> {
+    pub async fn delete(&self, group: &str) -> Result<(), CoordinatorError> {
+        let engine = self.engine()?;
         validate_group_name(group).map_err(|e| CoordinatorError::InvalidGroupId(e.to_string()))?;
         let in_memory = {
             let mut groups = self.lock();
@@ -402,7 +410,7 @@ impl GroupCoordinator {
             groups.insert(group.to_string(), Group::dead(group.to_string()));
             in_memory
         };
-        let deleted = self.engine.delete_group_offsets(group);
+        let deleted = engine.delete_group_offsets(group).await;
         self.lock().remove(group);
         if deleted? == 0 && !in_memory {
             return Err(CoordinatorError::GroupIdNotFound);
@@ -423,15 +431,20 @@ impl GroupCoordinator {
 
 impl Engine {
     /// Deletes every committed offset of `group` durably; returns how many there were.
-    pub(crate) fn delete_group_offsets(&self, group: &str) -> EngineResult<usize> {
+    pub(crate) async fn delete_group_offsets(&self, group: &str) -> EngineResult<usize> {
         self.check_running()?;
         let prefix = groups::group_prefix(group);
-        let count = self.state.scan_prefix(groups::TABLE, &prefix)?.len();
+        let state = self.state.clone();
+        let scanned = prefix.clone();
+        let count =
+            off_the_runtime(move || Ok(state.scan_prefix(groups::TABLE, &scanned)?.len())).await?;
         if count > 0 {
-            self.state.write(&[StateWrite::DeletePrefix {
-                table: groups::TABLE,
-                prefix,
-            }])?;
+            self.state
+                .commit(vec![StateWrite::DeletePrefix {
+                    table: groups::TABLE,
+                    prefix,
+                }])
+                .await?;
         }
         Ok(count)
     }

@@ -86,7 +86,7 @@ fn value_of(configs: &[(String, String)], name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_changes_set_and_reset_single_configs_and_keep_the_others() {
     let fixture = fixture().await;
-    fixture.create("t", 2);
+    fixture.create("t", 2).await;
     let defaults = describe(&fixture, "t").await;
 
     let set = incremental(
@@ -128,7 +128,7 @@ async fn bad_config_changes_are_refused_per_resource_and_change_nothing() {
     let fixture = fixture().await;
     // One topic per bad resource: a topic named twice in a request is refused as such.
     for topic in ["t", "t2", "t3", "t4"] {
-        fixture.create(topic, 1);
+        fixture.create(topic, 1).await;
     }
     let before = describe(&fixture, "t").await;
     let codes = alter_incrementally(
@@ -176,7 +176,7 @@ async fn bad_config_changes_are_refused_per_resource_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alter_configs_replaces_the_whole_set_so_unnamed_configs_return_to_defaults() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     let defaults = describe(&fixture, "t").await;
     let first = incremental(
         2,

@@ -28,7 +28,7 @@ fn join_request(member_id: &str) -> JoinGroupRequest {
 #[tokio::test]
 async fn a_consumer_joins_syncs_commits_and_leaves() {
     let fixture = fixture().await;
-    fixture.create("t", 2);
+    fixture.create("t", 2).await;
 
     // v4+: the first join only hands out the member id.
     let ResponseKind::JoinGroup(first) = fixture
@@ -235,6 +235,7 @@ async fn a_consumer_joins_syncs_commits_and_leaves() {
     assert!(fixture
         .engine()
         .committed_offsets("g", None)
+        .await
         .unwrap()
         .is_empty());
 }
@@ -295,7 +296,7 @@ fn offset_delete(group: &str, topic: &str, partitions: &[i32]) -> OffsetDeleteRe
 #[tokio::test]
 async fn offset_delete_forgets_an_empty_groups_offsets_for_the_partitions_named() {
     let fixture = fixture().await;
-    fixture.create("t", 2);
+    fixture.create("t", 2).await;
     let commits = (0..2)
         .map(|partition| omnibus_engine::OffsetCommit {
             stream: "t".into(),
@@ -304,7 +305,11 @@ async fn offset_delete_forgets_an_empty_groups_offsets_for_the_partitions_named(
             metadata: String::new(),
         })
         .collect();
-    fixture.engine().commit_offsets("billing", commits).unwrap();
+    fixture
+        .engine()
+        .commit_offsets("billing", commits)
+        .await
+        .unwrap();
 
     let ResponseKind::OffsetDelete(deleted) = fixture
         .respond(ApiKey::OffsetDelete, offset_delete("billing", "t", &[0]), 0)
@@ -314,7 +319,11 @@ async fn offset_delete_forgets_an_empty_groups_offsets_for_the_partitions_named(
     };
     assert_eq!(deleted.error_code, 0);
     assert_eq!(deleted.topics[0].partitions[0].error_code, 0);
-    let left = fixture.engine().committed_offsets("billing", None).unwrap();
+    let left = fixture
+        .engine()
+        .committed_offsets("billing", None)
+        .await
+        .unwrap();
     assert_eq!(
         left.iter().map(|c| c.partition).collect::<Vec<_>>(),
         [1],

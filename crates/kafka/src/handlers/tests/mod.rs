@@ -14,8 +14,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use omnibus_engine::groups::coordinator::{CoordinatorLimits, GroupCoordinator};
-use omnibus_engine::producers::ProducerRegistry;
+use omnibus_engine::groups::coordinator::CoordinatorLimits;
 use omnibus_engine::{Engine, EngineConfig, StreamSpec};
 use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};
 
@@ -32,7 +31,7 @@ pub(super) struct Fixture {
 
 pub(super) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    let engine = Engine::open(test_config(dir.path())).await.unwrap();
     fixture_on(engine, dir)
 }
 
@@ -41,22 +40,28 @@ pub(super) async fn fixture_with_faults() -> (Fixture, Arc<FaultPlan>) {
     let dir = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
-    let engine = Engine::open_with_io(EngineConfig::new(dir.path()), io)
+    let engine = Engine::open_with_io(test_config(dir.path()), io)
         .await
         .unwrap();
     (fixture_on(engine, dir), plan)
 }
 
-fn fixture_on(engine: Arc<Engine>, dir: tempfile::TempDir) -> Fixture {
-    let limits = CoordinatorLimits {
+/// An engine config whose group coordinator works in milliseconds.
+fn test_config(dir: &std::path::Path) -> EngineConfig {
+    let mut config = EngineConfig::new(dir);
+    config.coordinator = CoordinatorLimits {
         session_timeout_ms_min: 10,
         initial_rebalance_delay_ms: 0,
         tick_ms: 10,
         ..CoordinatorLimits::default()
     };
+    config
+}
+
+fn fixture_on(engine: Arc<Engine>, dir: tempfile::TempDir) -> Fixture {
     let broker = Broker {
-        coordinator: GroupCoordinator::with_limits(engine.clone(), limits),
-        producers: ProducerRegistry::new(),
+        coordinator: engine.coordinator().clone(),
+        producers: engine.producers().clone(),
         engine,
         config: KafkaConfig::default(),
         host: "127.0.0.1".into(),
@@ -70,13 +75,14 @@ impl Fixture {
         &self.broker.engine
     }
 
-    pub fn create(&self, name: &str, partitions: u32) {
+    pub async fn create(&self, name: &str, partitions: u32) {
         self.engine()
             .create_stream(StreamSpec {
                 name: name.into(),
                 partitions: Some(partitions),
                 ..StreamSpec::default()
             })
+            .await
             .unwrap();
     }
 
@@ -178,7 +184,7 @@ pub(super) fn batch(
 #[tokio::test]
 async fn every_advertised_version_of_every_api_is_answered_with_an_encodable_response() {
     let fixture = fixture().await;
-    fixture.create("orders", 3);
+    fixture.create("orders", 3).await;
     for entry in SUPPORTED {
         for version in entry.min..=entry.max {
             let body = sample(entry.key, version);

@@ -77,7 +77,7 @@ fn values(records: &Bytes) -> Vec<(i64, String)> {
 #[tokio::test]
 async fn batches_are_stored_as_sent_and_fetched_whole_even_from_mid_batch() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     let first = batch(&["a", "b", "c"], Compression::None, None);
     let second = batch(&["d", "e"], Compression::Zstd, None);
     assert_eq!(produce(&fixture, "t", 0, first.clone()).await, (0, 0));
@@ -105,7 +105,7 @@ async fn batches_are_stored_as_sent_and_fetched_whole_even_from_mid_batch() {
 #[tokio::test]
 async fn an_empty_fetch_has_zero_length_records_never_null() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     let data = fetch(&fixture, fetch_request("t", 0, 0, 0)).await;
     assert_eq!(data.error_code, 0);
     assert_eq!(data.records, Some(Bytes::new()));
@@ -130,7 +130,7 @@ async fn an_empty_fetch_has_zero_length_records_never_null() {
 #[tokio::test]
 async fn a_long_poll_wakes_when_a_record_arrives() {
     let fixture = std::sync::Arc::new(fixture().await);
-    fixture.create("t", 2);
+    fixture.create("t", 2).await;
     let producer = fixture.clone();
     let produced = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -157,7 +157,7 @@ async fn a_long_poll_wakes_when_a_record_arrives() {
 #[tokio::test]
 async fn a_long_poll_with_nothing_new_waits_out_max_wait() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     let started = std::time::Instant::now();
     let data = fetch(&fixture, fetch_request("t", 0, 0, 300)).await;
     assert!(started.elapsed() >= Duration::from_millis(280));
@@ -167,7 +167,7 @@ async fn a_long_poll_with_nothing_new_waits_out_max_wait() {
 #[tokio::test]
 async fn min_bytes_beyond_what_the_limits_let_through_does_not_wait() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     let big = "x".repeat(1_000);
     for _ in 0..4 {
         let values: Vec<&str> = (0..10).map(|_| big.as_str()).collect();
@@ -202,7 +202,7 @@ async fn min_bytes_beyond_what_the_limits_let_through_does_not_wait() {
 #[tokio::test]
 async fn fetch_errors_are_per_partition() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     produce(&fixture, "t", 0, batch(&["a"], Compression::None, None)).await;
     let data = fetch(&fixture, fetch_request("t", 0, 5, 0)).await;
     assert_eq!(data.error_code, 1, "OFFSET_OUT_OF_RANGE");
@@ -217,7 +217,7 @@ async fn fetch_errors_are_per_partition() {
 #[tokio::test]
 async fn produce_errors_are_per_partition() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     let good = batch(&["a"], Compression::None, None);
     assert_eq!(produce(&fixture, "missing", 0, good.clone()).await.0, 3);
     assert_eq!(produce(&fixture, "t", 4, good.clone()).await.0, 3);
@@ -243,7 +243,7 @@ async fn produce_errors_are_per_partition() {
 #[tokio::test]
 async fn acks_zero_is_appended_without_a_response() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     let request = produce_request("t", 0, batch(&["quiet"], Compression::Gzip, None), 0);
     assert!(matches!(
         fixture.call(ApiKey::Produce, request, 9).await,
@@ -264,7 +264,7 @@ async fn acks_zero_is_appended_without_a_response() {
 #[tokio::test]
 async fn idempotent_retries_return_the_original_offset_and_gaps_are_refused() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     let id = init_producer_id(&fixture).await;
     assert!(id >= 0);
 
@@ -319,7 +319,7 @@ async fn init_producer_id(fixture: &Fixture) -> i64 {
 async fn a_produce_not_durable_within_its_timeout_times_out_and_its_retry_gets_the_original_offset()
 {
     let (fixture, disk) = fixture_with_faults().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     let id = init_producer_id(&fixture).await;
     let records = batch(&["a", "b"], Compression::None, Some((id, 0, 0)));
     disk.hold_syncs(true);
@@ -355,7 +355,7 @@ async fn a_produce_not_durable_within_its_timeout_times_out_and_its_retry_gets_t
 #[tokio::test]
 async fn list_offsets_resolves_earliest_latest_and_timestamps() {
     let fixture = fixture().await;
-    fixture.create("t", 1);
+    fixture.create("t", 1).await;
     produce(
         &fixture,
         "t",
@@ -401,7 +401,7 @@ async fn list_offsets_resolves_earliest_latest_and_timestamps() {
 #[tokio::test]
 async fn metadata_lists_all_topics_and_auto_creates_when_allowed() {
     let mut fixture = fixture().await;
-    fixture.create("a", 2);
+    fixture.create("a", 2).await;
     let all = MetadataRequest::default().with_topics(None);
     let ResponseKind::Metadata(response) = fixture.respond(ApiKey::Metadata, all, 12).await else {
         panic!()
@@ -461,4 +461,81 @@ async fn metadata_lists_all_topics_and_auto_creates_when_allowed() {
         panic!()
     };
     assert_eq!(response.topics[0].error_code, 3);
+}
+
+/// A review finding: admin requests ran the engine's disk work on the connection's async
+/// worker while holding the global streams lock, so one stalled disk stopped every produce
+/// and fetch. Here the disk under one new topic stalls (its directory fsync never returns)
+/// while CreateTopics and an auto-creating Metadata for it are in flight; a produce and a
+/// fetch on another topic must still be answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_disk_under_one_topic_does_not_stall_produce_and_fetch_on_another() {
+    let (fixture, disk) = fixture_with_faults().await;
+    let fixture = std::sync::Arc::new(fixture);
+    fixture.create("fast", 1).await;
+    let streams = fixture.engine().data_dir().join("streams");
+    disk.hold_syncs_under(&streams.join("slow"));
+    let mut stalled = Vec::new();
+    {
+        let fixture = fixture.clone();
+        stalled.push(tokio::spawn(async move {
+            let mut wanted = create_topics_request::CreatableTopic::default();
+            wanted.name = topic("slow");
+            wanted.num_partitions = 1;
+            wanted.replication_factor = 1;
+            let mut request = CreateTopicsRequest::default();
+            request.topics = vec![wanted];
+            request.timeout_ms = 60_000;
+            let ResponseKind::CreateTopics(response) =
+                fixture.respond(ApiKey::CreateTopics, request, 5).await
+            else {
+                panic!("not a CreateTopics response")
+            };
+            response.topics[0].error_code
+        }));
+    }
+    for _ in 0..2 {
+        let fixture = fixture.clone();
+        stalled.push(tokio::spawn(async move {
+            let mut wanted = metadata_request::MetadataRequestTopic::default();
+            wanted.name = Some(topic("slow"));
+            let mut request = MetadataRequest::default();
+            request.topics = Some(vec![wanted]);
+            request.allow_auto_topic_creation = true;
+            let ResponseKind::Metadata(response) =
+                fixture.respond(ApiKey::Metadata, request, 9).await
+            else {
+                panic!("not a Metadata response")
+            };
+            response.topics[0].error_code
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        stalled.iter().all(|task| !task.is_finished()),
+        "the disk under 'slow' is stalled"
+    );
+    let served = async {
+        let (code, offset) =
+            produce(&fixture, "fast", 0, batch(&["x"], Compression::None, None)).await;
+        assert_eq!((code, offset), (0, 0));
+        let data = fetch(&fixture, fetch_request("fast", 0, 0, 0)).await;
+        assert_eq!(
+            values(data.records.as_ref().unwrap()),
+            vec![(0, "x".into())]
+        );
+    };
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("produce and fetch on another topic were held up by the stalled disk");
+    disk.hold_syncs(false);
+    for task in stalled {
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("answered once the disk recovers")
+                .unwrap(),
+            0
+        );
+    }
 }

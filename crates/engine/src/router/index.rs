@@ -1,0 +1,275 @@
+//! A subject index: a trie over subject tokens holding values under subject patterns, so that
+//! finding every pattern a subject matches costs a walk down the subject's tokens instead of
+//! a test of every pattern (nats-server's sublist has the same shape).
+//!
+//! Each trie level is one token position. A node has children for literal tokens, one child
+//! for `*` (any one token), values of patterns that end at this node, and values of patterns
+//! whose last token `>` (one or more further tokens) stands at this position. A match walks the
+//! literal child and the `*` child of every level it reaches, so its cost is bounded by the
+//! subject's token count and the number of wildcard branches, not by the number of patterns.
+//!
+//! Patterns must be valid (see [`omnibus_types::validate_pattern`]); the index does not check.
+
+use std::collections::HashMap;
+
+#[derive(Debug)]
+struct Node<T> {
+    literals: HashMap<Box<str>, Node<T>>,
+    any_one: Option<Box<Node<T>>>,
+    /// Values of patterns that end here.
+    here: Vec<T>,
+    /// Values of patterns with `>` at this position (they need at least one more token).
+    rest: Vec<T>,
+}
+
+impl<T> Default for Node<T> {
+    fn default() -> Self {
+        Node {
+            literals: HashMap::new(),
+            any_one: None,
+            here: Vec::new(),
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T> Node<T> {
+    fn is_empty(&self) -> bool {
+        self.literals.is_empty()
+            && self.any_one.is_none()
+            && self.here.is_empty()
+            && self.rest.is_empty()
+    }
+}
+
+/// Values filed under subject patterns; `matches` finds every value whose pattern matches a
+/// subject. A pattern may hold several values; the same value may be filed under several
+/// patterns.
+#[derive(Debug)]
+pub struct SubjectIndex<T> {
+    root: Node<T>,
+    len: usize,
+}
+
+impl<T> Default for SubjectIndex<T> {
+    fn default() -> Self {
+        SubjectIndex {
+            root: Node::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: PartialEq> SubjectIndex<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many (pattern, value) entries the index holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Files `value` under `pattern`.
+    pub fn insert(&mut self, pattern: &str, value: T) {
+        let mut node = &mut self.root;
+        let mut tokens = pattern.split('.').peekable();
+        while let Some(token) = tokens.next() {
+            if token == ">" && tokens.peek().is_none() {
+                node.rest.push(value);
+                self.len += 1;
+                return;
+            }
+            node = match token {
+                "*" => node.any_one.get_or_insert_with(Box::default),
+                literal => node.literals.entry(literal.into()).or_default(),
+            };
+        }
+        node.here.push(value);
+        self.len += 1;
+    }
+
+    /// Removes one entry of `value` under `pattern`; false if there was none. Emptied nodes are
+    /// pruned, so the index does not grow with patterns that come and go.
+    pub fn remove(&mut self, pattern: &str, value: &T) -> bool {
+        let tokens: Vec<&str> = pattern.split('.').collect();
+        let removed = remove_in(&mut self.root, &tokens, value);
+        if removed {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    /// Calls `visit` with every value whose pattern matches `subject` (a valid subject, no
+    /// wildcards), once per matching entry, in no particular order.
+    pub fn for_each_match<'a>(&'a self, subject: &str, mut visit: impl FnMut(&'a T)) {
+        let tokens: Vec<&str> = subject.split('.').collect();
+        visit_matches(&self.root, &tokens, &mut visit);
+    }
+
+    /// The values whose patterns match `subject`.
+    pub fn matches(&self, subject: &str) -> Vec<&T> {
+        let mut found = Vec::new();
+        self.for_each_match(subject, |value| found.push(value));
+        found
+    }
+}
+
+fn visit_matches<'a, T>(node: &'a Node<T>, tokens: &[&str], visit: &mut impl FnMut(&'a T)) {
+    let Some((first, remaining)) = tokens.split_first() else {
+        node.here.iter().for_each(&mut *visit);
+        return;
+    };
+    // `>` here needs at least one more token, which `first` is.
+    node.rest.iter().for_each(&mut *visit);
+    if let Some(child) = node.literals.get(*first) {
+        visit_matches(child, remaining, visit);
+    }
+    if let Some(child) = &node.any_one {
+        visit_matches(child, remaining, visit);
+    }
+}
+
+fn remove_in<T: PartialEq>(node: &mut Node<T>, tokens: &[&str], value: &T) -> bool {
+    let take = |values: &mut Vec<T>| match values.iter().position(|v| v == value) {
+        Some(index) => {
+            values.remove(index);
+            true
+        }
+        None => false,
+    };
+    match tokens {
+        [] => take(&mut node.here),
+        [">"] => take(&mut node.rest),
+        [first, remaining @ ..] => {
+            let removed;
+            if *first == "*" {
+                let Some(child) = node.any_one.as_mut() else {
+                    return false;
+                };
+                removed = remove_in(child, remaining, value);
+                if child.is_empty() {
+                    node.any_one = None;
+                }
+            } else {
+                let Some(child) = node.literals.get_mut(*first) else {
+                    return false;
+                };
+                removed = remove_in(child, remaining, value);
+                if child.is_empty() {
+                    node.literals.remove(*first);
+                }
+            }
+            removed
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use omnibus_types::pattern_matches;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn sorted(index: &SubjectIndex<u32>, subject: &str) -> Vec<u32> {
+        let mut found: Vec<u32> = index.matches(subject).into_iter().copied().collect();
+        found.sort_unstable();
+        found
+    }
+
+    #[test]
+    fn literals_one_token_wildcards_and_tails_match_as_nats_does() {
+        let mut index = SubjectIndex::new();
+        index.insert("orders.created", 1);
+        index.insert("orders.*", 2);
+        index.insert("orders.>", 3);
+        index.insert("*.created", 4);
+        index.insert(">", 5);
+        index.insert("orders", 6);
+        assert_eq!(sorted(&index, "orders.created"), vec![1, 2, 3, 4, 5]);
+        assert_eq!(sorted(&index, "orders.created.v1"), vec![3, 5]);
+        assert_eq!(sorted(&index, "orders"), vec![5, 6]);
+        assert_eq!(sorted(&index, "users.created"), vec![4, 5]);
+        assert_eq!(sorted(&index, "users"), vec![5]);
+        assert_eq!(index.len(), 6);
+    }
+
+    #[test]
+    fn removal_takes_one_entry_and_prunes_empty_branches() {
+        let mut index = SubjectIndex::new();
+        index.insert("a.b.c", 1);
+        index.insert("a.b.c", 1);
+        index.insert("a.*.>", 2);
+        assert!(index.remove("a.b.c", &1));
+        assert_eq!(sorted(&index, "a.b.c"), vec![1, 2]);
+        assert!(index.remove("a.b.c", &1));
+        assert!(!index.remove("a.b.c", &1), "nothing left to remove");
+        assert!(!index.remove("a.x", &2), "not filed there");
+        assert!(index.remove("a.*.>", &2));
+        assert!(index.is_empty());
+        assert!(index.root.is_empty(), "every branch was pruned");
+    }
+
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just("c".to_string())
+        ]
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        let pattern_token = prop_oneof![3 => token(), 1 => Just("*".to_string())];
+        (
+            proptest::collection::vec(pattern_token, 1..4),
+            any::<bool>(),
+        )
+            .prop_map(|(mut tokens, tail)| {
+                if tail {
+                    tokens.push(">".to_string());
+                }
+                tokens.join(".")
+            })
+    }
+
+    proptest! {
+        /// The index finds exactly the patterns that `pattern_matches` accepts, after any
+        /// mix of inserts and removals.
+        #[test]
+        fn matches_agree_with_the_pattern_rules(
+            patterns in proptest::collection::vec(pattern(), 1..30),
+            removed in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+            subjects in proptest::collection::vec(proptest::collection::vec(token(), 1..6), 1..20),
+        ) {
+            let mut index = SubjectIndex::new();
+            for (value, pattern) in patterns.iter().enumerate() {
+                index.insert(pattern, value);
+            }
+            let mut live: Vec<(usize, &String)> = patterns.iter().enumerate().collect();
+            for pick in removed {
+                if live.is_empty() {
+                    break;
+                }
+                let (value, pattern) = live.remove(pick.index(live.len()));
+                prop_assert!(index.remove(pattern, &value));
+            }
+            prop_assert_eq!(index.len(), live.len());
+            for tokens in subjects {
+                let subject = tokens.join(".");
+                let mut found: Vec<usize> = index.matches(&subject).into_iter().copied().collect();
+                found.sort_unstable();
+                let expected: Vec<usize> = live
+                    .iter()
+                    .filter(|(_, pattern)| pattern_matches(pattern, &subject))
+                    .map(|(value, _)| *value)
+                    .collect();
+                prop_assert_eq!(found, expected, "subject {}", subject);
+            }
+        }
+    }
+}
