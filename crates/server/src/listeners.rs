@@ -46,7 +46,7 @@ impl ListenersFile {
             http: http.to_string(),
             kafka: kafka.to_string(),
         };
-        let mut text = serde_json::to_string_pretty(&listeners)?;
+        let mut text = serde_json::to_string(&listeners)?;
         text.push('\n');
         let path = data_dir.join(FILE_NAME);
         let temporary = data_dir.join(TEMPORARY_NAME);
