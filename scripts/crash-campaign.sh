@@ -29,6 +29,11 @@ esac
 export OMNIBUS_CRASH_CYCLES="${OMNIBUS_CRASH_CYCLES:-$cycles}"
 export OMNIBUS_JOB_CRASH_CYCLES="${OMNIBUS_JOB_CRASH_CYCLES:-$cycles}"
 export OMNIBUS_KILL9_CYCLES="${OMNIBUS_KILL9_CYCLES:-$cycles}"
+for name in OMNIBUS_CRASH_CYCLES OMNIBUS_JOB_CRASH_CYCLES OMNIBUS_KILL9_CYCLES; do
+  case "${!name}" in
+    '' | *[!0-9]* | 0) echo "error: $name=${!name} is not a positive count" >&2; exit 2 ;;
+  esac
+done
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE=1
 
