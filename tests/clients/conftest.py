@@ -1,9 +1,11 @@
 """Fixtures for the real-client suites: a fresh `omnibus serve` per test module.
 
-- `broker`: the running broker (harness.Broker): fresh temp data dir, free loopback ports,
-  ready once it printed `omnibus ready:`, /health answers 200 and the Kafka port accepts.
-  Killed at module teardown. A failing test gets the broker's log attached to its report.
-- `bootstrap`: "127.0.0.1:PORT" of its Kafka listener.
+- `broker`: the running broker (harness.Broker): fresh temp data dir, loopback ports it picks
+  itself (port 0, read back from `<data_dir>/listeners.json`), ready once that file is
+  written, /health answers 200 and the Kafka port accepts. Killed at module teardown. A
+  failing test gets the broker's log attached to its report.
+- `bootstrap`: "127.0.0.1:PORT" of its Kafka listener (a test that restarts the broker gets
+  a new one: ask `broker.bootstrap` again after a restart).
 - `http`: base URL of its HTTP API.
 """
 

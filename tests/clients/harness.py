@@ -21,10 +21,12 @@ from typing import Any, Callable, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
-READY_LINE = "omnibus ready:"
+LISTENERS_FILE = "listeners.json"
+# Every listener binds port 0 and the broker reports where it listens: a port probed free and
+# then passed in can be taken by a parallel test before the broker binds it.
+LISTEN_ANY_PORT = f"{HOST}:0"
 READY_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 15.0
-START_ATTEMPTS = 4
 LOG_TAIL_BYTES = 16 * 1024
 
 
@@ -39,10 +41,18 @@ def broker_binary() -> Path:
     return target / "debug" / "omnibus"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+def read_listeners(data_dir: Path, pid: int) -> Optional[dict]:
+    """`<data_dir>/listeners.json` as written by the broker process `pid`, or None while the
+    file is missing or left behind by an earlier (killed) process on the same data dir."""
+    try:
+        listeners = json.loads((data_dir / LISTENERS_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return listeners if listeners.get("pid") == pid else None
+
+
+def port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
 
 
 def unique(prefix: str) -> str:
@@ -116,10 +126,12 @@ def _kill_leftovers() -> None:
 
 
 class Broker:
-    """One `omnibus serve` on a data dir of its own, with loopback ports of its own.
+    """One `omnibus serve` on a data dir of its own, on loopback ports it picks itself.
 
-    `restart()` keeps the data dir and (when it can) the ports; `kill9()` is SIGKILL.
-    Each start writes a log file of its own; `log_tail()` shows the latest ones.
+    Every start binds port 0 and learns its addresses from `<data_dir>/listeners.json`, so a
+    start after `kill9()` listens on new ports: clients made before a restart must be made
+    again with the new `bootstrap` / `http`. Each start writes a log file of its own;
+    `log_tail()` shows the latest ones.
     """
 
     def __init__(self, workdir: Path):
@@ -148,33 +160,21 @@ class Broker:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self, keep_ports: bool = False) -> None:
+    def start(self) -> None:
         assert self.process is None, "the broker is already running"
         if not self.binary.exists():
             raise BrokerStartError(
                 f"no broker binary at {self.binary}: run `cargo build -p omnibus-server` "
                 "(or set OMNIBUS_BIN)"
             )
-        failures = []
-        for attempt in range(START_ATTEMPTS):
-            if not (keep_ports and attempt == 0 and self.http_port and self.kafka_port):
-                self.http_port, self.kafka_port = free_port(), free_port()
-                while self.kafka_port == self.http_port:
-                    self.kafka_port = free_port()
-            try:
-                self._start_once()
-                return
-            except BrokerStartError as error:
-                failures.append(str(error))
-                text = self._read_log(self.logs[-1]) if self.logs else ""
-                # A port taken between our probe and the broker's bind: try other ports.
-                if "in use" in text.lower() or "cannot listen" in text.lower():
-                    continue
-                break
-        raise BrokerStartError("; ".join(failures) + "\n" + self.log_tail())
+        try:
+            self._start_once()
+        except BrokerStartError as error:
+            raise BrokerStartError(f"{error}\n{self.log_tail()}") from None
 
     def _start_once(self) -> None:
         self.starts += 1
+        self.http_port = self.kafka_port = None
         log_path = self.workdir / f"omnibus-{self.starts}.log"
         self.logs.append(log_path)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIBUS_")}
@@ -186,10 +186,10 @@ class Broker:
             "--data-dir",
             str(self.data_dir),
             "--http-listen",
-            f"{HOST}:{self.http_port}",
+            LISTEN_ANY_PORT,
         ]
         if self.has_kafka:
-            command += ["--kafka-listen", f"{HOST}:{self.kafka_port}"]
+            command += ["--kafka-listen", LISTEN_ANY_PORT]
         with open(log_path, "ab") as log:
             log.write(("$ " + " ".join(command) + "\n").encode())
             log.flush()
@@ -204,22 +204,28 @@ class Broker:
             )
         _RUNNING.add(self)
         deadline = time.monotonic() + READY_TIMEOUT_S
-        ready_line = health = False
+        listeners = None
+        health = False
         kafka = not self.has_kafka
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
                 self.process = None
                 raise BrokerStartError(f"`omnibus serve` exited with status {code} while starting")
-            if not ready_line:
-                ready_line = READY_LINE in self._read_log(log_path)
-            if ready_line and not health:
+            if listeners is None:
+                # Written by this process (its pid) just before the ready line; a file left
+                # by a killed broker on the same data dir names another pid.
+                listeners = read_listeners(self.data_dir, self.process.pid)
+                if listeners is not None:
+                    self.http_port = port_of(listeners["http"])
+                    self.kafka_port = port_of(listeners["kafka"])
+            if listeners is not None and not health:
                 try:
                     with urllib.request.urlopen(f"{self.http}/health", timeout=2) as response:
                         health = response.status == 200
                 except (urllib.error.URLError, OSError):
                     pass
-            if health and not kafka and self.has_kafka:
+            if health and not kafka:
                 try:
                     socket.create_connection((HOST, self.kafka_port), timeout=2).close()
                     kafka = True
@@ -231,7 +237,8 @@ class Broker:
         self.kill9()
         raise BrokerStartError(
             f"`omnibus serve` not ready within {READY_TIMEOUT_S:.0f}s "
-            f"(ready line: {ready_line}, /health 200: {health}, Kafka port accepting: {kafka})"
+            f"({LISTENERS_FILE} written: {listeners is not None}, /health 200: {health}, "
+            f"Kafka port accepting: {kafka})"
         )
 
     def kill9(self) -> None:
@@ -251,9 +258,9 @@ class Broker:
             process.wait(timeout=15)
 
     def restart(self) -> None:
-        """kill -9, then start again on the same data dir (same ports when they are free)."""
+        """kill -9, then start again on the same data dir, on new ports (see the class doc)."""
         self.kill9()
-        self.start(keep_ports=True)
+        self.start()
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -8,6 +8,7 @@
 
 mod cli;
 mod config;
+mod listeners;
 mod scheduling;
 mod serve;
 mod signals;

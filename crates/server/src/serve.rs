@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
+use crate::listeners::ListenersFile;
 use crate::signals::Signals;
 
 /// How long in-flight requests get to finish after a stop signal. Long polls may be parked for
@@ -24,7 +25,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let mut signals = Signals::install().context("cannot install signal handlers")?;
 
     // Bound before the engine opens so a taken port fails in milliseconds, not after a long
-    // recovery. Connections that arrive meanwhile wait in the listen backlog.
+    // recovery. Connections that arrive meanwhile wait in the listen backlog. Port 0 takes any
+    // free port; the bound addresses are what we report below.
     let http_listener = bind("HTTP", &config.http.listen).await?;
     let http_address = local_address(&http_listener, &config.http.listen)?;
     let kafka_listener = bind("Kafka", &config.kafka.listen).await?;
@@ -33,6 +35,16 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let engine = Engine::open(config.engine_config())
         .await
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+
+    // After the engine opened, so the data folder exists and no other broker holds it.
+    let listeners_file =
+        match ListenersFile::write(&config.data_dir, http_address, kafka_address).await {
+            Ok(file) => file,
+            Err(error) => {
+                engine.shutdown().await.context("flushing data to disk")?;
+                return Err(error);
+            }
+        };
 
     let (stop_sender, stop_receiver) = watch::channel(false);
     let stop = |mut receiver: watch::Receiver<bool>| async move {
@@ -53,6 +65,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     ));
 
     // A fixed, greppable line (not a tracing event) so scripts and tests can wait for it.
+    // Its format is stable (scripts parse it); new fields go at the end.
     eprintln!(
         "omnibus ready: http={http_address} kafka={kafka_address} data_dir={}",
         config.data_dir.display()
@@ -76,6 +89,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     } else {
         http_task.abort();
         kafka_task.abort();
+    }
+    // Nothing listens on those addresses any more.
+    if let Err(error) = listeners_file.remove().await {
+        warn!("{error:#}");
     }
 
     // Whatever happened above, acknowledged data goes to disk before we exit.

@@ -6,11 +6,11 @@
 
 mod support;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use support::free_port;
 use support::process::{run, Server};
+use support::ready::{parse_ready_line, LISTEN_ANY_PORT};
 
 #[test]
 fn publish_from_stdin_then_consume_returns_every_line_in_order() {
@@ -189,6 +189,30 @@ fn sigterm_stops_serve_cleanly_and_keeps_the_data() {
 }
 
 #[test]
+fn serve_on_port_zero_writes_its_bound_addresses_to_listeners_json_until_it_stops() {
+    // The harness starts every listener on 127.0.0.1:0 and reads the ready line.
+    let mut server = Server::start();
+    let file = server.data_dir.join("listeners.json");
+    let text = std::fs::read_to_string(&file).expect("listeners.json while serving");
+    let listeners: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(listeners["http"], server.address.as_str(), "{text}");
+    assert_eq!(listeners["kafka"], server.kafka_address.as_str(), "{text}");
+    assert_eq!(listeners["pid"], server.process.pid(), "{text}");
+    for address in [&server.address, &server.kafka_address] {
+        assert!(!address.ends_with(":0"), "a bound port, not 0: {address}");
+        TcpStream::connect(address.as_str()).expect("the listener named in the file accepts");
+    }
+
+    let status = server.terminate();
+    assert!(status.success(), "exit {status}:\n{}", server.log());
+    assert!(
+        !file.exists(),
+        "a clean shutdown removes listeners.json:\n{}",
+        server.log()
+    );
+}
+
+#[test]
 fn serve_reports_a_taken_address_and_exits_nonzero() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = taken.local_addr().expect("addr").to_string();
@@ -201,8 +225,9 @@ fn serve_reports_a_taken_address_and_exits_nonzero() {
             data_dir.to_str().expect("utf-8 path"),
             "--http-listen",
             &address,
+            // The Kafka listener takes any free port, so only the held HTTP address fails.
             "--kafka-listen",
-            &format!("127.0.0.1:{}", free_port()),
+            LISTEN_ANY_PORT,
         ],
         b"",
     );
@@ -220,4 +245,14 @@ fn serve_reports_a_taken_address_and_exits_nonzero() {
 fn usage_errors_exit_with_status_2() {
     let outcome = run(&["consume", "s", "--from", "next-tuesday"], b"");
     assert_eq!(outcome.status.code(), Some(2), "stderr: {}", outcome.stderr);
+}
+
+#[test]
+fn the_ready_line_gives_both_bound_addresses_and_may_grow_fields() {
+    let line = "omnibus ready: http=127.0.0.1:40001 kafka=127.0.0.1:40002 data_dir=/tmp/x later=1";
+    let addresses = parse_ready_line(line).expect("a ready line");
+    assert_eq!(addresses.http.to_string(), "127.0.0.1:40001");
+    assert_eq!(addresses.kafka.to_string(), "127.0.0.1:40002");
+    assert_eq!(parse_ready_line("omnibus ready: http=127.0.0.1:1"), None);
+    assert_eq!(parse_ready_line("INFO starting"), None);
 }

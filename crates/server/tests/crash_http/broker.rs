@@ -3,24 +3,27 @@
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::ready::{ready_addresses_in_log, LISTEN_ANY_PORT};
 use super::*;
 
 /// A running `omnibus serve`; SIGKILLed and reaped when dropped.
 pub struct Server {
     pub child: Option<Child>,
-    pub port: u16,
+    /// Bound by this start (port 0): every restart listens somewhere new, and the producers
+    /// of the next cycle are given the new address, so no start can race for a port.
+    pub http_address: SocketAddr,
     pub log: PathBuf,
 }
 
 impl Server {
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", self.http_address)
     }
 
     pub fn pid(&self) -> Option<libc::pid_t> {
@@ -139,36 +142,22 @@ pub struct Run {
 }
 
 impl Run {
-    /// Starts a server on `data_dir` and waits until `/health` answers 200. A port taken by
-    /// someone else between our probe and the server's bind is retried with another port.
+    /// Starts a server on `data_dir` and waits until `/health` answers 200.
     pub async fn start(
         &mut self,
         data_dir: &Path,
         client: &reqwest::Client,
         cycle: Option<usize>,
     ) -> Server {
-        let mut problems = Vec::new();
-        let mut logs = Vec::new();
-        for attempt in 0..START_ATTEMPTS {
-            self.starts += 1;
-            let log = self
-                .directory
-                .path()
-                .join(format!("serve-{:03}.log", self.starts));
-            logs.push(log.clone());
-            match start_once(data_dir, &log, client).await {
-                Ok(server) => return server,
-                Err(StartError::PortTaken(message)) => {
-                    problems.push(format!("attempt {attempt}: {message}"));
-                }
-                Err(StartError::Failed(message)) => {
-                    problems.push(format!("attempt {attempt}: {message}"));
-                    break;
-                }
-            }
+        self.starts += 1;
+        let log = self
+            .directory
+            .path()
+            .join(format!("serve-{:03}.log", self.starts));
+        match start_once(data_dir, &log, client).await {
+            Ok(server) => server,
+            Err(message) => self.fail(cycle, &[message], &[&log]),
         }
-        let logs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
-        self.fail(cycle, &problems, &logs)
     }
 
     pub fn fail(&mut self, cycle: Option<usize>, failures: &[String], logs: &[&Path]) -> ! {
@@ -213,34 +202,25 @@ impl Run {
     }
 }
 
-pub enum StartError {
-    PortTaken(String),
-    Failed(String),
-}
-
 pub async fn start_once(
     data_dir: &Path,
     log: &Path,
     client: &reqwest::Client,
-) -> Result<Server, StartError> {
-    let port = free_port();
+) -> Result<Server, String> {
     let log_file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
-        .map_err(|error| StartError::Failed(format!("cannot create {}: {error}", log.display())))?;
+        .map_err(|error| format!("cannot create {}: {error}", log.display()))?;
     let log_err = log_file
         .try_clone()
-        .map_err(|error| StartError::Failed(format!("cannot clone the log handle: {error}")))?;
+        .map_err(|error| format!("cannot clone the log handle: {error}"))?;
     let child = Command::new(BIN)
         .arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
-        .arg("--http-listen")
-        .arg(format!("127.0.0.1:{port}"))
-        // Tests run side by side: never the default Kafka port.
-        .arg("--kafka-listen")
-        .arg(format!("127.0.0.1:{}", free_port()))
+        .args(["--http-listen", LISTEN_ANY_PORT])
+        .args(["--kafka-listen", LISTEN_ANY_PORT])
         .env_remove("OMNIBUS_KAFKA_LISTEN")
         .env_remove("OMNIBUS_CONFIG")
         .env_remove("OMNIBUS_DATA_DIR")
@@ -249,44 +229,37 @@ pub async fn start_once(
         .stdout(log_file)
         .stderr(log_err)
         .spawn()
-        .map_err(|error| StartError::Failed(format!("cannot start {BIN}: {error}")))?;
+        .map_err(|error| format!("cannot start {BIN}: {error}"))?;
+    // Until the ready line names the bound address, there is nothing to ask.
     let mut server = Server {
         child: Some(child),
-        port,
+        http_address: SocketAddr::from(([127, 0, 0, 1], 0)),
         log: log.to_path_buf(),
     };
-    let health = format!("{}/health", server.base());
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        if let Err(message) = server.check_alive() {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            return Err(if text.contains("cannot listen") {
-                StartError::PortTaken(format!("port {port}: {message}"))
-            } else {
-                StartError::Failed(format!("port {port}: {message}"))
-            });
+        server.check_alive()?;
+        if server.http_address.port() == 0 {
+            if let Some(addresses) = ready_addresses_in_log(log, 0) {
+                server.http_address = addresses.http;
+            }
         }
-        if let Ok(response) = client.get(&health).send().await {
-            if response.status() == reqwest::StatusCode::OK {
-                // A 200 from a process that is not ours would fool us; ours must be alive.
-                return match server.check_alive() {
-                    Ok(()) => Ok(server),
-                    Err(message) => Err(StartError::PortTaken(format!("port {port}: {message}"))),
-                };
+        if server.http_address.port() != 0 {
+            let health = format!("{}/health", server.base());
+            if let Ok(response) = client.get(&health).send().await {
+                if response.status() == reqwest::StatusCode::OK {
+                    return Ok(server);
+                }
             }
         }
         if Instant::now() >= deadline {
-            return Err(StartError::Failed(format!(
-                "GET {health} did not answer 200 within {READY_TIMEOUT:?}"
-            )));
+            return Err(format!(
+                "the server was not ready (ready line, then GET /health answering 200) within \
+                 {READY_TIMEOUT:?}"
+            ));
         }
         tokio::time::sleep(READY_POLL).await;
     }
-}
-
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("read the bound port").port()
 }
 
 /// The warnings and errors a server logged (while recovering, since it was just started),

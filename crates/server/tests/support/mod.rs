@@ -1,38 +1,27 @@
-//! A broker process for integration tests: free loopback ports, a fresh or reused data
-//! folder, a bounded wait for readiness, kill on drop. Shared by the newer server tests.
+//! A broker process for integration tests: loopback ports the broker picks itself (read back
+//! from its ready line), a fresh or reused data folder, a bounded wait for readiness, kill on
+//! drop. Shared by the newer server tests.
 
 #![allow(dead_code)]
 
 pub mod process;
+pub mod ready;
 
 use std::fs::File;
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ready::{log_length, ready_addresses_in_log, LISTEN_ANY_PORT};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_omnibus");
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// Whether this build of `serve` has a Kafka listener to move off its default port.
-fn serve_has_kafka_flag() -> bool {
-    Command::new(BIN)
-        .args(["serve", "--help"])
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).contains("--kafka-listen"))
-        .unwrap_or(false)
-}
-
 pub struct Broker {
     child: Option<Child>,
-    pub http_port: u16,
+    pub http_address: SocketAddr,
+    pub kafka_address: SocketAddr,
     pub log: PathBuf,
 }
 
@@ -42,59 +31,74 @@ impl Broker {
         Broker::start_with_args(data_dir, log, &[]).await
     }
 
-    /// [`Broker::start`] with more `serve` arguments (`--config FILE`).
+    /// [`Broker::start`] with more `serve` arguments (`--config FILE`). Every listener binds
+    /// port 0; the bound addresses come from the ready line (a restart gets new ones).
     pub async fn start_with_args(data_dir: &Path, log: PathBuf, args: &[&str]) -> Broker {
-        let http_port = free_port();
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .args(args)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--http-listen")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .env_remove("OMNIBUS_CONFIG")
-            .env_remove("OMNIBUS_DATA_DIR")
-            .env_remove("OMNIBUS_HTTP_LISTEN")
-            .env_remove("OMNIBUS_KAFKA_LISTEN")
-            .stdin(Stdio::null());
-        if serve_has_kafka_flag() {
-            command
-                .arg("--kafka-listen")
-                .arg(format!("127.0.0.1:{}", free_port()));
-        }
+        // A caller may reuse a log file across starts: read only what this start writes.
+        let log_start = log_length(&log);
         let output = File::options()
             .create(true)
             .append(true)
             .open(&log)
             .expect("open the broker log");
-        command
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http-listen", LISTEN_ANY_PORT])
+            .args(["--kafka-listen", LISTEN_ANY_PORT])
+            .env_remove("OMNIBUS_CONFIG")
+            .env_remove("OMNIBUS_DATA_DIR")
+            .env_remove("OMNIBUS_HTTP_LISTEN")
+            .env_remove("OMNIBUS_KAFKA_LISTEN")
+            .stdin(Stdio::null())
             .stdout(output.try_clone().expect("clone the log handle"))
-            .stderr(output);
-        let child = command.spawn().expect("start omnibus serve");
+            .stderr(output)
+            .spawn()
+            .expect("start omnibus serve");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addresses = loop {
+            if let Some(addresses) = ready_addresses_in_log(&log, log_start) {
+                break addresses;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "omnibus serve exited with {status} before it was ready; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "omnibus serve printed no ready line within {READY_TIMEOUT:?}; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         let broker = Broker {
             child: Some(child),
-            http_port,
+            http_address: addresses.http,
+            kafka_address: addresses.kafka,
             log,
         };
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let health = client.get(format!("{}/health", broker.base())).send().await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return broker;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the broker did not become ready; log:\n{}",
-                std::fs::read_to_string(&broker.log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        // The ready line comes after the listeners are serving; /health must answer now.
+        let health = reqwest::Client::new()
+            .get(format!("{}/health", broker.base()))
+            .send()
+            .await;
+        assert!(
+            health.is_ok_and(|r| r.status().is_success()),
+            "the broker printed its ready line but /health did not answer 200; log:\n{}",
+            std::fs::read_to_string(&broker.log).unwrap_or_default()
+        );
+        broker
     }
 
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        format!("http://{}", self.http_address)
     }
 
     /// The broker's process id, while it runs.

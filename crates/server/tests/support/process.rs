@@ -1,15 +1,21 @@
-//! Synchronous harness for the CLI tests: a `omnibus serve` process on free loopback ports,
-//! CLI commands run to their end with a bounded wait, and child processes killed on drop.
+//! Synchronous harness for the CLI tests: a `omnibus serve` process on loopback ports it
+//! picks itself (port 0, read back from its ready line), CLI commands run to their end with a
+//! bounded wait, and child processes killed on drop.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{free_port, BIN};
+use super::ready::{ready_addresses_in_log, LISTEN_ANY_PORT};
+use super::BIN;
+
+/// Numbers the servers started by this test binary, so each writes a log of its own.
+static STARTS: AtomicUsize = AtomicUsize::new(0);
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -87,7 +93,10 @@ impl Drop for Guard {
 /// A running `omnibus serve`; killed on drop.
 pub struct Server {
     pub process: Guard,
+    /// The HTTP listener's bound address (`127.0.0.1:PORT`).
     pub address: String,
+    /// The Kafka listener's bound address.
+    pub kafka_address: String,
     pub data_dir: PathBuf,
     log_dir: PathBuf,
     _directory: Option<tempfile::TempDir>,
@@ -104,18 +113,17 @@ impl Server {
     }
 
     /// Starts a server on `data_dir`, logging to a file in `log_dir` (a pipe nobody reads
-    /// could fill up and stall the server).
+    /// could fill up and stall the server). Every listener binds port 0, so a restart on the
+    /// same data gets new addresses: callers take them from the returned server.
     pub fn start_in(data_dir: &Path, log_dir: &Path) -> Server {
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}");
-        let log_path = log_dir.join(format!("serve-{port}.log"));
+        let start = STARTS.fetch_add(1, Ordering::Relaxed);
+        let log_path = log_dir.join(format!("serve-{start}.log"));
         let log = File::create(&log_path).expect("log file");
         let child = Command::new(BIN)
             .args(["serve", "--data-dir"])
             .arg(data_dir)
-            .args(["--http-listen", &address])
-            // Tests run side by side: never the default Kafka port.
-            .args(["--kafka-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--http-listen", LISTEN_ANY_PORT])
+            .args(["--kafka-listen", LISTEN_ANY_PORT])
             .env_remove("OMNIBUS_CONFIG")
             .env_remove("OMNIBUS_DATA_DIR")
             .env_remove("OMNIBUS_HTTP_LISTEN")
@@ -128,7 +136,8 @@ impl Server {
             .expect("spawn omnibus serve");
         let mut server = Server {
             process: Guard::new(child, log_path),
-            address,
+            address: String::new(),
+            kafka_address: String::new(),
             data_dir: data_dir.to_path_buf(),
             log_dir: log_dir.to_path_buf(),
             _directory: None,
@@ -150,16 +159,23 @@ impl Server {
         &self.log_dir
     }
 
+    /// Waits for the ready line (which names the bound addresses), then for `/health`.
     fn wait_until_healthy(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = self.process.exited() {
                 panic!("omnibus serve exited with {status}:\n{}", self.log());
             }
-            if health_ok(&self.address) {
+            if self.address.is_empty() {
+                if let Some(addresses) = ready_addresses_in_log(&self.process.log_path, 0) {
+                    self.address = addresses.http.to_string();
+                    self.kafka_address = addresses.kafka.to_string();
+                }
+            }
+            if !self.address.is_empty() && health_ok(&self.address) {
                 return;
             }
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(20));
         }
         panic!(
             "omnibus serve was not healthy within {READY_TIMEOUT:?}:\n{}",

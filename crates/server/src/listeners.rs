@@ -1,0 +1,96 @@
+//! `<data_dir>/listeners.json`: where a running `omnibus serve` listens, for scripts and tests.
+//!
+//! A listener configured with port 0 gets a port from the kernel, so whoever started the
+//! broker cannot know the address in advance. Probing for a free port and passing it in races
+//! with every other process on the machine (the port can be taken between the probe and the
+//! bind); binding port 0 and reading the bound address back cannot race. The ready line on
+//! stderr carries the same addresses; this file saves scripts from parsing a log.
+//!
+//! The file is written once, after every listener is bound and the data folder is open, and
+//! just before the ready line is printed: write to a temporary name, then rename, so a reader
+//! sees either no file or a whole one. A clean shutdown removes it. After a crash it stays
+//! behind with the dead process's id in `pid`; the next start replaces it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+pub const FILE_NAME: &str = "listeners.json";
+const TEMPORARY_NAME: &str = "listeners.json.tmp";
+
+/// The file's content; its field names are a public format (documented in the README).
+#[derive(Debug, Serialize)]
+struct Listeners {
+    pid: u32,
+    http: String,
+    kafka: String,
+}
+
+/// The written file; remove it with [`ListenersFile::remove`] at a clean shutdown.
+#[derive(Debug)]
+pub struct ListenersFile {
+    path: PathBuf,
+}
+
+impl ListenersFile {
+    /// Writes the bound addresses into `data_dir`, replacing what a crashed broker left there.
+    pub async fn write(
+        data_dir: &Path,
+        http: SocketAddr,
+        kafka: SocketAddr,
+    ) -> anyhow::Result<ListenersFile> {
+        let listeners = Listeners {
+            pid: std::process::id(),
+            http: http.to_string(),
+            kafka: kafka.to_string(),
+        };
+        let mut text = serde_json::to_string(&listeners)?;
+        text.push('\n');
+        let path = data_dir.join(FILE_NAME);
+        let temporary = data_dir.join(TEMPORARY_NAME);
+        // Not fsynced: the file describes this process only, and a crash makes it stale anyway.
+        tokio::fs::write(&temporary, text)
+            .await
+            .with_context(|| format!("cannot write {}", temporary.display()))?;
+        tokio::fs::rename(&temporary, &path)
+            .await
+            .with_context(|| format!("cannot rename {} to {FILE_NAME}", temporary.display()))?;
+        Ok(ListenersFile { path })
+    }
+
+    /// Removes the file: the addresses in it are about to stop answering.
+    pub async fn remove(self) -> anyhow::Result<()> {
+        tokio::fs::remove_file(&self.path)
+            .await
+            .with_context(|| format!("cannot remove {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_file_names_both_addresses_and_this_process_and_is_removed() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let http: SocketAddr = "127.0.0.1:41001".parse().expect("address");
+        let kafka: SocketAddr = "127.0.0.1:41002".parse().expect("address");
+        // A stale file from a crashed broker is replaced.
+        std::fs::write(directory.path().join(FILE_NAME), "{\"pid\": 1}").expect("stale file");
+
+        let file = ListenersFile::write(directory.path(), http, kafka)
+            .await
+            .expect("write");
+        let text = std::fs::read_to_string(directory.path().join(FILE_NAME)).expect("read");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(value["http"], "127.0.0.1:41001");
+        assert_eq!(value["kafka"], "127.0.0.1:41002");
+        assert_eq!(value["pid"], std::process::id());
+        assert!(!directory.path().join(TEMPORARY_NAME).exists());
+
+        file.remove().await.expect("remove");
+        assert!(!directory.path().join(FILE_NAME).exists());
+    }
+}
