@@ -57,7 +57,9 @@ impl Engine {
     /// in-memory and fault-injecting ones). The state store is always a real file.
     pub async fn open_with_io(config: EngineConfig, io: Arc<dyn Io>) -> Result<Arc<Engine>> {
         let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|e| {
+        // The state store is a real file whatever `io` is; both creations sync every parent
+        // they add to, so a power loss cannot take the folders back.
+        FileIo.create_dir_all(&data_dir).map_err(|e| {
             EngineError::Storage(omnibus_storage::StorageError::io(
                 format!("creating data directory {}", data_dir.display()),
                 e,

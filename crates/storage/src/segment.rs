@@ -413,10 +413,15 @@ impl Segment {
                     .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
             }
         }
-        Ok(())
+        // Otherwise a deleted segment may come back after a power loss: harmless for its own
+        // data, but it would move the log start back.
+        io.sync_dir(dir)
+            .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
     }
 }
 
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new file whole:
+/// a `.tmp` file written and fsynced, renamed over `path`, and the directory fsynced.
 pub(crate) fn write_file_atomically(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let context = |what: &str| format!("{what} {}", tmp.display());
@@ -428,7 +433,12 @@ pub(crate) fn write_file_atomically(io: &dyn Io, path: &Path, bytes: &[u8]) -> R
         .and_then(|_| file.sync_data())
         .map_err(|e| StorageError::io(context("writing"), e))?;
     io.rename(&tmp, path)
-        .map_err(|e| StorageError::io(format!("renaming to {}", path.display()), e))
+        .map_err(|e| StorageError::io(format!("renaming to {}", path.display()), e))?;
+    // Until the directory is synced a power loss may undo the rename, bringing back the old
+    // file (or none) under `path`.
+    let dir = crate::io::parent_of(path);
+    io.sync_dir(&dir)
+        .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
 }
 
 /// Loads a closed segment's index files if they exist and agree with the log; `None` means
