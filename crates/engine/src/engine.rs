@@ -79,6 +79,7 @@ impl Engine {
                     "stream {name:?} metadata: {e}"
                 )))
             })?;
+            mark_lost_partition_dirs(io.as_ref(), &data_dir, &stream_config)?;
             let stream = Stream::open(io.clone(), &data_dir, stream_config)?;
             streams.insert(name, Arc::new(stream));
         }
@@ -305,6 +306,35 @@ impl Engine {
             }
         }
     }
+}
+
+/// A partition folder the metadata lists must exist (it is created, durably, before the
+/// metadata is stored). One that is missing held records that are gone: rather than serve it
+/// as a new, empty partition that reuses their offsets, it is reopened refusing writes with
+/// the reason in its `write_error` (docs/storage.md, "A missing partition folder").
+fn mark_lost_partition_dirs(io: &dyn Io, data_dir: &Path, config: &StreamConfig) -> Result<()> {
+    for partition in 0..config.partitions {
+        let dir = stream_dir(data_dir, &config.name).join(partition.to_string());
+        if io.exists(&dir) {
+            continue;
+        }
+        tracing::error!(
+            stream = %config.name,
+            partition,
+            dir = %dir.display(),
+            "a partition folder listed in the metadata is missing: its records are lost"
+        );
+        omnibus_storage::PartitionLog::mark_lost(
+            io,
+            &dir,
+            &format!(
+                "the folder of partition {partition} was missing at start although the \
+                 stream's metadata lists it, so its records are lost; writes are refused so \
+                 the lost offsets are not reused"
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 fn remove_orphan_stream_dirs(io: &dyn Io, data_dir: &Path, streams: &StreamMap) {

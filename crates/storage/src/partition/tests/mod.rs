@@ -12,6 +12,8 @@ use crate::batch::{decode_batches, encode_batch};
 use crate::config::FsyncPolicy;
 use crate::io::{FaultPlan, FaultyIo, FileIo, MemoryIo};
 
+mod recovery;
+
 fn records(values: &[&str], timestamp_ms: i64) -> Vec<Record> {
     values
         .iter()
@@ -617,6 +619,7 @@ proptest! {
         let log = PartitionLog::open(Arc::new(memory), Path::new("/p"), LogConfig::default()).unwrap();
         let expected: usize = counts[..counts.len() - 1].iter().sum();
         prop_assert_eq!(log.high_watermark(), expected as u64);
+        prop_assert!(log.status().quarantined.is_empty(), "a torn tail is not media corruption");
     }
 
     /// append → read is the identity, across segment rolls.
