@@ -2,9 +2,11 @@
 //! that vanished, and a segment damaged in the middle (docs/storage.md, "Recovery").
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use omnibus_engine::*;
+use omnibus_storage::io::MemoryIo;
 use omnibus_types::ErrorCode;
 
 fn record(value: &str, partition: u32) -> PublishRecord {
@@ -126,5 +128,32 @@ async fn a_segment_damaged_in_the_middle_is_quarantined_and_shown_in_stream_info
         assert!(reason.contains(&expected), "{reason}");
         assert!(shown["found_at_ms"].as_i64().unwrap() > 0);
         engine.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_new_streams_folders_survive_a_power_loss() {
+    // The logs on a backend that forgets every directory entry not synced; the state store
+    // (a real file) keeps the metadata, so a lost folder would be found missing.
+    let dir = tempfile::tempdir().unwrap();
+    let memory = MemoryIo::new();
+    {
+        let engine = Engine::open_with_io(EngineConfig::new(dir.path()), Arc::new(memory.clone()))
+            .await
+            .unwrap();
+        engine.create_stream(spec("orders", 2)).unwrap();
+        for partition in [0, 1] {
+            publish(&engine, "acknowledged", partition).await.unwrap();
+        }
+        engine.shutdown().await.unwrap();
+    }
+    memory.crash();
+    let engine = Engine::open_with_io(EngineConfig::new(dir.path()), Arc::new(memory))
+        .await
+        .unwrap();
+    let info = engine.stream_info("orders").unwrap();
+    for partition in &info.partition_info {
+        assert_eq!(partition.write_error, None);
+        assert_eq!(partition.high_watermark, 1);
     }
 }

@@ -385,9 +385,10 @@ impl Segment {
             times.extend_from_slice(&entry.relative_offset.to_be_bytes());
         }
         drop(indexes);
-        write_file_atomically(io, &index_path, &offsets)?;
-        write_file_atomically(io, &time_path, &times)?;
-        Ok(())
+        // One folder fsync for both (a shutdown closes every partition).
+        replace_file(io, &index_path, &offsets)?;
+        replace_file(io, &time_path, &times)?;
+        sync_parent(io, &index_path)
     }
 
     /// Position of the batch holding `offset`, or the first batch after it. `offset` must be
@@ -446,6 +447,13 @@ impl Segment {
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new file whole:
 /// a `.tmp` file written and fsynced, renamed over `path`, and the directory fsynced.
 pub(crate) fn write_file_atomically(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file(io, path, bytes)?;
+    sync_parent(io, path)
+}
+
+/// The `.tmp` + fsync + rename of [`write_file_atomically`] without the directory fsync, for
+/// a caller that replaces several files of one folder and syncs it once after.
+fn replace_file(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let context = |what: &str| format!("{what} {}", tmp.display());
     let file = io
@@ -456,9 +464,12 @@ pub(crate) fn write_file_atomically(io: &dyn Io, path: &Path, bytes: &[u8]) -> R
         .and_then(|_| file.sync_data())
         .map_err(|e| StorageError::io(context("writing"), e))?;
     io.rename(&tmp, path)
-        .map_err(|e| StorageError::io(format!("renaming to {}", path.display()), e))?;
-    // Until the directory is synced a power loss may undo the rename, bringing back the old
-    // file (or none) under `path`.
+        .map_err(|e| StorageError::io(format!("renaming to {}", path.display()), e))
+}
+
+/// Until the directory is synced a power loss may undo a rename into it, bringing back the
+/// old file (or none) under the name.
+fn sync_parent(io: &dyn Io, path: &Path) -> Result<()> {
     let dir = crate::io::parent_of(path);
     io.sync_dir(&dir)
         .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
