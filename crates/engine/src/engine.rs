@@ -17,7 +17,7 @@ use crate::groups::coordinator::GroupCoordinator;
 use crate::model::*;
 use crate::producers::ProducerRegistry;
 use crate::streams::registry::{StreamChanges, StreamTable, STREAMS_TABLE};
-use crate::streams::{log_config, Stream};
+use crate::streams::{log_config, stream_dir, Stream};
 
 /// The broker's core. Cheap to share: front doors hold an `Arc<Engine>`.
 pub struct Engine {
@@ -58,7 +58,9 @@ impl Engine {
     /// in-memory and fault-injecting ones). The state store is always a real file.
     pub async fn open_with_io(config: EngineConfig, io: Arc<dyn Io>) -> Result<Arc<Engine>> {
         let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|e| {
+        // The state store is a real file whatever `io` is; both creations sync every parent
+        // they add to, so a power loss cannot take the folders back.
+        FileIo.create_dir_all(&data_dir).map_err(|e| {
             EngineError::Storage(omnibus_storage::StorageError::io(
                 format!("creating data directory {}", data_dir.display()),
                 e,
@@ -78,6 +80,7 @@ impl Engine {
                     "stream {name:?} metadata: {e}"
                 )))
             })?;
+            mark_lost_partition_dirs(io.as_ref(), &data_dir, &stream_config)?;
             let stream = Stream::open(io.clone(), &data_dir, stream_config)?;
             streams.insert(Arc::new(stream));
         }
@@ -180,6 +183,35 @@ impl Engine {
             }
         }
     }
+}
+
+/// A partition folder the metadata lists must exist (it is created, durably, before the
+/// metadata is stored). One that is missing held records that are gone: rather than serve it
+/// as a new, empty partition that reuses their offsets, it is reopened refusing writes with
+/// the reason in its `write_error` (docs/storage.md, "A missing partition folder").
+fn mark_lost_partition_dirs(io: &dyn Io, data_dir: &Path, config: &StreamConfig) -> Result<()> {
+    for partition in 0..config.partitions {
+        let dir = stream_dir(data_dir, &config.name).join(partition.to_string());
+        if io.exists(&dir) {
+            continue;
+        }
+        tracing::error!(
+            stream = %config.name,
+            partition,
+            dir = %dir.display(),
+            "a partition folder listed in the metadata is missing: its records are lost"
+        );
+        omnibus_storage::PartitionLog::mark_lost(
+            io,
+            &dir,
+            &format!(
+                "the folder of partition {partition} was missing at start although the \
+                 stream's metadata lists it, so its records are lost; writes are refused so \
+                 the lost offsets are not reused"
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 fn remove_orphan_stream_dirs(io: &dyn Io, data_dir: &Path, streams: &StreamTable) {

@@ -87,6 +87,21 @@ pub struct PartitionInfo {
     pub segments: usize,
     /// Set when the partition refuses writes after an I/O error.
     pub write_error: Option<String>,
+    /// Damaged bytes recovery set aside instead of discarding them (docs/storage.md,
+    /// "Quarantine"); listed until an operator removes the files.
+    pub quarantined: Vec<QuarantinedFile>,
+}
+
+/// A quarantine file in a partition folder: bytes of a segment that was damaged in the
+/// middle, with valid batches after the damage.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QuarantinedFile {
+    /// The file's name inside the partition folder.
+    pub file: String,
+    pub bytes: u64,
+    /// When recovery set the bytes aside (unix ms).
+    pub found_at_ms: i64,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -28,6 +28,9 @@ pub enum StorageError {
     },
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// The partition's folder was missing although its stream's metadata lists it.
+    #[error("partition data lost: {0}")]
+    Lost(String),
     #[error("state store error: {0}")]
     State(String),
     #[error("invalid log configuration: {0}")]
@@ -49,9 +52,10 @@ impl StorageError {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            StorageError::Io { .. } | StorageError::Poisoned { .. } | StorageError::Corrupt(_) => {
-                ErrorCode::StorageFailed
-            }
+            StorageError::Io { .. }
+            | StorageError::Poisoned { .. }
+            | StorageError::Corrupt(_)
+            | StorageError::Lost(_) => ErrorCode::StorageFailed,
             StorageError::DiskFull { .. } => ErrorCode::DiskFull,
             StorageError::InvalidBatch(_) => ErrorCode::BadRequest,
             StorageError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,

@@ -3,7 +3,8 @@
 //! A partition log is a folder of segments; each segment is a file of Kafka RecordBatch v2
 //! batches (`<base_offset:020>.log`) with a sparse offset index and a time index. Appends are
 //! group-committed: everything that arrives while one write + fsync is in flight goes into the
-//! next one. Recovery truncates a torn tail at the last valid batch. After a write or fsync
+//! next one. Recovery truncates a torn tail at the last valid batch and sets aside (never
+//! discards) damage followed by valid batches. After a write or fsync
 //! error a partition refuses further writes. All file access goes through the [`io::Io`]
 //! trait, with file, in-memory and fault-injecting backends.
 //!
@@ -17,6 +18,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod io;
 pub mod partition;
+pub mod quarantine;
 pub mod records;
 mod scan;
 mod segment;
@@ -28,4 +30,5 @@ pub use partition::{
     AppendInfo, PartitionLog, PartitionStatus, PendingAppend, ProducerBatch, Progress, ReadResult,
     RetentionOutcome, RECOVERED_BATCHES_MAX,
 };
+pub use quarantine::QuarantinedFile;
 pub use state::{StateStats, StateStore, StateWrite};

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::batch::{BatchHeader, HEADER_BYTES};
 use crate::error::{Result, StorageError};
 use crate::io::{Io, IoFile};
+use crate::quarantine::{self, QuarantinedFile};
 use crate::scan::{scan_batches, ScanEnd};
 
 const OFFSET_ENTRY_BYTES: usize = 8;
@@ -102,6 +103,14 @@ pub struct Segment {
     indexes: Mutex<Indexes>,
 }
 
+/// What recovery did to the end of an active segment.
+pub struct TailRepair {
+    /// An account of the truncation, for the log.
+    pub note: String,
+    /// Set when valid batches followed the damage: the bytes set aside before truncating.
+    pub quarantined: Option<QuarantinedFile>,
+}
+
 pub fn file_stem(base_offset: u64) -> String {
     format!("{base_offset:020}")
 }
@@ -143,8 +152,9 @@ impl Segment {
         }
     }
 
-    /// Opens an existing segment. With `scan_tail`, every batch is CRC-checked and a torn or
-    /// corrupt tail is truncated at the last valid batch (the active segment after a crash).
+    /// Opens an existing segment. With `scan_tail`, every batch is CRC-checked and a torn
+    /// tail is truncated at the last valid batch (the active segment after a crash); damage
+    /// followed by valid batches is set aside in a quarantine file first (`quarantine.rs`).
     /// Otherwise the index files are loaded and verified against the log, and rebuilt from a
     /// header scan when they are missing or stale. `on_batch` sees each batch of the valid
     /// prefix when the log is scanned.
@@ -158,7 +168,7 @@ impl Segment {
         batch_bytes_max: usize,
         now_ms: i64,
         mut on_batch: Option<&mut dyn FnMut(&BatchHeader)>,
-    ) -> Result<(Segment, Option<String>)> {
+    ) -> Result<(Segment, Option<TailRepair>)> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
         let file = io
             .open(&log_path, false)
@@ -207,6 +217,7 @@ impl Segment {
             (ScanEnd::Invalid { reason, .. }, None) => Some(reason.clone()),
             (ScanEnd::Stopped, None) => Some("scan stopped".into()),
         };
+        let mut quarantined = None;
         if let Some(reason) = &truncated {
             if !scan_tail {
                 return Err(StorageError::Corrupt(format!(
@@ -214,6 +225,17 @@ impl Segment {
                     log_path.display()
                 )));
             }
+            quarantined = quarantine::set_aside_if_valid_follows(
+                io,
+                dir,
+                base_offset,
+                segment.file.as_ref(),
+                valid_end,
+                length,
+                batch_bytes_max,
+                now_ms,
+                reason,
+            )?;
             segment
                 .file
                 .set_len(valid_end)
@@ -233,10 +255,11 @@ impl Segment {
                 .first_batch_ms
                 .store(first.min(now_ms), Ordering::Release);
         }
-        Ok((
-            segment,
-            truncated.map(|reason| format!("truncated at byte {valid_end} of {length}: {reason}")),
-        ))
+        let repair = truncated.map(|reason| TailRepair {
+            note: format!("truncated at byte {valid_end} of {length}: {reason}"),
+            quarantined,
+        });
+        Ok((segment, repair))
     }
 
     /// Takes verified indexes of a closed segment; reads its last batch to learn its end.
@@ -362,9 +385,10 @@ impl Segment {
             times.extend_from_slice(&entry.relative_offset.to_be_bytes());
         }
         drop(indexes);
-        write_file_atomically(io, &index_path, &offsets)?;
-        write_file_atomically(io, &time_path, &times)?;
-        Ok(())
+        // One folder fsync for both (a shutdown closes every partition).
+        replace_file(io, &index_path, &offsets)?;
+        replace_file(io, &time_path, &times)?;
+        sync_parent(io, &index_path)
     }
 
     /// Position of the batch holding `offset`, or the first batch after it. `offset` must be
@@ -413,11 +437,23 @@ impl Segment {
                     .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
             }
         }
-        Ok(())
+        // Otherwise a deleted segment may come back after a power loss: harmless for its own
+        // data, but it would move the log start back.
+        io.sync_dir(dir)
+            .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
     }
 }
 
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new file whole:
+/// a `.tmp` file written and fsynced, renamed over `path`, and the directory fsynced.
 pub(crate) fn write_file_atomically(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file(io, path, bytes)?;
+    sync_parent(io, path)
+}
+
+/// The `.tmp` + fsync + rename of [`write_file_atomically`] without the directory fsync, for
+/// a caller that replaces several files of one folder and syncs it once after.
+fn replace_file(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let context = |what: &str| format!("{what} {}", tmp.display());
     let file = io
@@ -429,6 +465,14 @@ pub(crate) fn write_file_atomically(io: &dyn Io, path: &Path, bytes: &[u8]) -> R
         .map_err(|e| StorageError::io(context("writing"), e))?;
     io.rename(&tmp, path)
         .map_err(|e| StorageError::io(format!("renaming to {}", path.display()), e))
+}
+
+/// Until the directory is synced a power loss may undo a rename into it, bringing back the
+/// old file (or none) under the name.
+fn sync_parent(io: &dyn Io, path: &Path) -> Result<()> {
+    let dir = crate::io::parent_of(path);
+    io.sync_dir(&dir)
+        .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
 }
 
 /// Loads a closed segment's index files if they exist and agree with the log; `None` means

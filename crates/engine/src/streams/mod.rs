@@ -20,7 +20,7 @@ use omnibus_storage::{LogConfig, PartitionLog};
 use omnibus_types::pattern_matches;
 
 use crate::error::{EngineError, Result};
-use crate::model::{PartitionInfo, StreamConfig, StreamInfo};
+use crate::model::{PartitionInfo, QuarantinedFile, StreamConfig, StreamInfo};
 
 pub struct Stream {
     pub config: StreamConfig,
@@ -100,6 +100,16 @@ impl Stream {
                     size_bytes: status.size_bytes,
                     segments: status.segments,
                     write_error: status.failure,
+                    quarantined: status
+                        .quarantined
+                        .into_iter()
+                        .map(|file| QuarantinedFile {
+                            file: file.file,
+                            bytes: file.bytes,
+                            found_at_ms: file.found_at_ms,
+                            reason: file.reason,
+                        })
+                        .collect(),
                 }
             })
             .collect();

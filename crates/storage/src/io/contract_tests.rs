@@ -166,3 +166,115 @@ fn faulty_holds_only_the_fsyncs_under_the_chosen_directory() {
         .expect("a released fsync completes");
     syncing.join().unwrap().unwrap();
 }
+
+#[test]
+fn directories_are_created_level_by_level_and_removed_idempotently() {
+    for (name, io, root) in backends() {
+        let deep = root.path().join("x/y/z");
+        io.create_dir_all(&deep).unwrap();
+        assert!(io.exists(&deep), "{name}");
+        io.create_dir_all(&deep).unwrap();
+        let error = io.create_dir(&deep).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists, "{name}");
+        let orphan = root.path().join("none/child");
+        let error = io.create_dir(&orphan).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound, "{name}");
+        assert_eq!(
+            io.list_dir(&root.path().join("x")).unwrap(),
+            vec!["y".to_string()],
+            "{name}"
+        );
+        io.remove_dir_all(&root.path().join("x")).unwrap();
+        assert!(!io.exists(&deep), "{name}");
+        io.remove_dir_all(&root.path().join("x"))
+            .expect("removing what is gone is not an error");
+    }
+}
+
+#[test]
+fn memory_crash_keeps_directories_made_by_create_dir_all() {
+    let io = MemoryIo::new();
+    let partition = Path::new("/data/streams/orders/0");
+    io.create_dir_all(partition).unwrap();
+    let file = io.open(&partition.join("f"), true).unwrap();
+    file.write_at(b"acknowledged", 0).unwrap();
+    file.sync_data().unwrap();
+    io.sync_dir(partition).unwrap();
+    io.crash();
+    assert_eq!(
+        io.open(&partition.join("f"), false).unwrap().len().unwrap(),
+        12
+    );
+}
+
+#[test]
+fn memory_crash_drops_a_directory_whose_parent_was_never_synced() {
+    let io = MemoryIo::new();
+    io.create_dir_all(Path::new("/data")).unwrap();
+    // The primitive alone: the entry of `new` lives only in the page cache.
+    io.create_dir(Path::new("/data/new")).unwrap();
+    let file = io.open(Path::new("/data/new/f"), true).unwrap();
+    file.write_at(b"synced bytes", 0).unwrap();
+    file.sync_data().unwrap();
+    io.sync_dir(Path::new("/data/new")).unwrap();
+    io.crash();
+    assert!(io.exists(Path::new("/data")));
+    assert!(!io.exists(Path::new("/data/new")));
+    assert!(!io.exists(Path::new("/data/new/f")), "gone with its folder");
+}
+
+#[test]
+fn memory_crash_undoes_unsynced_renames_and_removals() {
+    let io = MemoryIo::new();
+    let dir = Path::new("/d");
+    io.create_dir_all(dir).unwrap();
+    let old = io.open(&dir.join("x.index"), true).unwrap();
+    old.write_at(b"old", 0).unwrap();
+    old.sync_data().unwrap();
+    let doomed = io.open(&dir.join("doomed"), true).unwrap();
+    doomed.sync_data().unwrap();
+    io.sync_dir(dir).unwrap();
+    let new = io.open(&dir.join("x.tmp"), true).unwrap();
+    new.write_at(b"new!", 0).unwrap();
+    new.sync_data().unwrap();
+    io.rename(&dir.join("x.tmp"), &dir.join("x.index")).unwrap();
+    io.remove_file(&dir.join("doomed")).unwrap();
+    let image = io.crash_image();
+    let index = image.open(&dir.join("x.index"), false).unwrap();
+    assert_eq!(
+        index.len().unwrap(),
+        3,
+        "the old file is back under the name"
+    );
+    assert!(image.exists(&dir.join("doomed")), "the removal is undone");
+    assert!(
+        !image.exists(&dir.join("x.tmp")),
+        "the tmp entry was never synced"
+    );
+    io.sync_dir(dir).unwrap();
+    io.crash();
+    let index = io.open(&dir.join("x.index"), false).unwrap();
+    assert_eq!(index.len().unwrap(), 4, "synced: the rename holds");
+    assert!(!io.exists(&dir.join("doomed")));
+}
+
+#[test]
+fn memory_remove_dir_all_is_durable_and_remove_tree_alone_is_not() {
+    let io = MemoryIo::new();
+    // Different parents: syncing one folder makes every removal in it durable.
+    for name in ["/a/kept", "/b/gone"] {
+        let dir = Path::new(name);
+        io.create_dir_all(dir).unwrap();
+        io.open(&dir.join("f"), true).unwrap().sync_data().unwrap();
+        io.sync_dir(dir).unwrap();
+    }
+    io.remove_tree(Path::new("/a/kept")).unwrap();
+    io.remove_dir_all(Path::new("/b/gone")).unwrap();
+    assert!(!io.exists(Path::new("/a/kept")));
+    io.crash();
+    assert!(
+        io.exists(Path::new("/a/kept/f")),
+        "an unsynced removal is undone"
+    );
+    assert!(!io.exists(Path::new("/b/gone")));
+}

@@ -12,8 +12,8 @@ use super::{Io, IoFile};
 pub struct FileIo;
 
 impl Io for FileIo {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        fs::create_dir_all(path)
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir(path)
     }
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
@@ -38,7 +38,7 @@ impl Io for FileIo {
         fs::remove_file(path)
     }
 
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+    fn remove_tree(&self, path: &Path) -> io::Result<()> {
         fs::remove_dir_all(path)
     }
 

@@ -37,9 +37,7 @@ pub(super) fn load(io: &dyn Io, dir: &Path) -> Option<u64> {
 fn store(io: &dyn Io, dir: &Path, offset: u64) -> Result<()> {
     let mut bytes = offset.to_be_bytes().to_vec();
     bytes.extend_from_slice(&crc32c::crc32c(&offset.to_be_bytes()).to_be_bytes());
-    write_file_atomically(io, &dir.join(CHECKPOINT), &bytes)?;
-    io.sync_dir(dir)
-        .map_err(|e| StorageError::io(format!("syncing {}", dir.display()), e))
+    write_file_atomically(io, &dir.join(CHECKPOINT), &bytes)
 }
 
 impl PartitionLog {

@@ -20,10 +20,12 @@ use crate::batch::BatchHeader;
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::io::Io;
+use crate::quarantine::{self, QuarantinedFile};
 use crate::segment::Segment;
 
 mod append;
 mod log_start;
+mod lost;
 pub(crate) mod producers;
 mod read;
 mod retention;
@@ -60,6 +62,8 @@ pub struct PartitionStatus {
     pub size_bytes: u64,
     pub segments: usize,
     pub failure: Option<String>,
+    /// Quarantine files in the partition folder: damaged bytes set aside by recovery.
+    pub quarantined: Vec<QuarantinedFile>,
 }
 
 struct WriterState {
@@ -97,6 +101,8 @@ pub struct PartitionLog {
     producer_tails: Mutex<ProducerTails>,
     failure: Mutex<Option<Arc<str>>>,
     closed: AtomicBool,
+    /// Damaged bytes recovery set aside, now or at an earlier start (`quarantine.rs`).
+    quarantined: Vec<QuarantinedFile>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -112,7 +118,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl PartitionLog {
     /// Opens the partition in `dir`, creating it empty if needed, and recovers: the last
-    /// segment is CRC-scanned and a torn or corrupt tail truncated at the last valid batch;
+    /// segment is CRC-scanned and a torn tail truncated at the last valid batch (damage with
+    /// valid batches after it is first set aside in a quarantine file and reported);
     /// closed segments keep their indexes when those agree with the log, else they are rebuilt.
     pub fn open(io: Arc<dyn Io>, dir: &Path, config: LogConfig) -> Result<Arc<PartitionLog>> {
         config.validate().map_err(StorageError::Config)?;
@@ -134,6 +141,8 @@ impl PartitionLog {
         }
         bases.sort_unstable();
         let now = now_ms();
+        // Set aside at earlier starts; reported until an operator removes them.
+        let mut quarantined = quarantine::list(io.as_ref(), dir, &names);
         let mut segments = BTreeMap::new();
         if bases.is_empty() {
             segments.insert(0, Arc::new(Segment::create(io.as_ref(), dir, 0)?));
@@ -155,8 +164,16 @@ impl PartitionLog {
                 now,
                 is_last.then_some(&mut observe as &mut dyn FnMut(&BatchHeader)),
             )?;
-            if let Some(note) = truncated {
-                tracing::warn!(dir = %dir.display(), base, "recovered a torn tail: {note}");
+            if let Some(repair) = truncated {
+                match repair.quarantined {
+                    Some(file) => quarantined.push(file),
+                    None => tracing::warn!(
+                        dir = %dir.display(),
+                        base,
+                        "recovered a torn tail: {}",
+                        repair.note
+                    ),
+                }
             }
             segments.insert(*base, Arc::new(segment));
         }
@@ -165,12 +182,13 @@ impl PartitionLog {
         let log_start = (*segments.keys().next().unwrap_or(&0))
             .max(log_start::load(io.as_ref(), dir).unwrap_or(0))
             .min(next_offset);
+        let lost = lost::load(io.as_ref(), dir);
         let (progress, _) = watch::channel(Progress {
             high_watermark: next_offset,
             failure: None,
             closed: false,
         });
-        Ok(Arc::new(PartitionLog {
+        let log = Arc::new(PartitionLog {
             dir: dir.to_path_buf(),
             io,
             space: Arc::new(Semaphore::new(config.pending_bytes_max)),
@@ -190,7 +208,12 @@ impl PartitionLog {
             producer_tails: Mutex::new(producers),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
-        }))
+            quarantined,
+        });
+        if let Some(reason) = lost {
+            log.poison(&StorageError::Lost(reason));
+        }
+        Ok(log)
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -232,6 +255,7 @@ impl PartitionLog {
             size_bytes: segments.values().map(|s| s.written_bytes()).sum(),
             segments: segments.len(),
             failure: self.failure().map(|f| f.to_string()),
+            quarantined: self.quarantined.clone(),
         }
     }
 

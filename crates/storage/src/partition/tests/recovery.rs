@@ -1,0 +1,174 @@
+//! Recovery of a damaged active segment: a torn tail is truncated, damage followed by valid
+//! batches is set aside in a quarantine file and reported.
+
+use super::*;
+
+const SEGMENT: &str = "00000000000000000000.log";
+
+fn read_file(io: &dyn Io, path: &Path) -> Vec<u8> {
+    let file = io.open(path, false).unwrap();
+    let mut bytes = vec![0u8; file.len().unwrap() as usize];
+    file.read_exact_at(&mut bytes, 0).unwrap();
+    bytes
+}
+
+/// Flips one byte of a file durably, through the backend itself.
+fn flip_byte(io: &dyn Io, path: &Path, position: u64) {
+    let file = io.open(path, false).unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, position).unwrap();
+    file.write_at(&[byte[0] ^ 0x5a], position).unwrap();
+    file.sync_data().unwrap();
+}
+
+/// Ten acknowledged batches of two records each; returns each batch's start and end.
+fn ten_batches(io: &Arc<dyn Io>, dir: &Path) -> Vec<(u64, u64)> {
+    let rt = runtime();
+    let log = PartitionLog::open(io.clone(), dir, LogConfig::default()).unwrap();
+    let mut spans = Vec::new();
+    rt.block_on(async {
+        for index in 0..10 {
+            let start = log.status().size_bytes;
+            log.append(batch(&[&format!("b{index}-a"), &format!("b{index}-b")]))
+                .await
+                .unwrap();
+            spans.push((start, log.status().size_bytes));
+        }
+    });
+    // A crash, not a close: the damaged segment is the active one.
+    spans
+}
+
+#[test]
+fn damage_with_valid_batches_after_it_is_set_aside_and_reported() {
+    for (name, io, dir, _keep) in backends() {
+        let spans = ten_batches(&io, &dir);
+        let segment = dir.join(SEGMENT);
+        let before = read_file(io.as_ref(), &segment);
+        // A byte inside the records of the fifth batch: its CRC no longer matches.
+        let (damaged_start, _) = spans[4];
+        flip_byte(io.as_ref(), &segment, damaged_start + 70);
+        let damaged = read_file(io.as_ref(), &segment);
+
+        let log = PartitionLog::open(io.clone(), &dir, LogConfig::default()).unwrap();
+        assert_eq!(log.high_watermark(), 8, "{name}: up to the last good batch");
+        let status = log.status();
+        assert_eq!(status.quarantined.len(), 1, "{name}: {status:?}");
+        let quarantined = &status.quarantined[0];
+        assert!(
+            quarantined
+                .file
+                .starts_with("00000000000000000000.log.quarantine-"),
+            "{name}: {}",
+            quarantined.file
+        );
+        assert_eq!(
+            quarantined.bytes,
+            before.len() as u64 - damaged_start,
+            "{name}"
+        );
+        assert!(
+            quarantined
+                .reason
+                .contains("5 valid batches (offsets 10..=19)"),
+            "{name}: {}",
+            quarantined.reason
+        );
+        assert!(quarantined.found_at_ms > 0, "{name}");
+        assert_eq!(
+            read_file(io.as_ref(), &dir.join(&quarantined.file)),
+            damaged[damaged_start as usize..].to_vec(),
+            "{name}: the quarantine holds exactly the bytes from the damage to the end"
+        );
+        assert_eq!(
+            read_file(io.as_ref(), &segment),
+            before[..damaged_start as usize].to_vec(),
+            "{name}: the segment keeps its good prefix"
+        );
+        // Writable from the last good batch.
+        let rt = runtime();
+        let info = rt.block_on(log.append(batch(&["after"]))).unwrap();
+        assert_eq!(info.first_offset, 8, "{name}");
+        log.close().unwrap();
+
+        // A second start: nothing new to repair, the quarantine still reported.
+        let again = PartitionLog::open(io.clone(), &dir, LogConfig::default()).unwrap();
+        let status = again.status();
+        assert_eq!(status.quarantined.len(), 1, "{name}");
+        assert_eq!(status.quarantined[0].file, quarantined.file, "{name}");
+        assert_eq!(status.quarantined[0].bytes, quarantined.bytes, "{name}");
+        assert_eq!(
+            status.quarantined[0].found_at_ms, quarantined.found_at_ms,
+            "{name}"
+        );
+        let mut expected: Vec<String> = (0..4)
+            .flat_map(|index| [format!("b{index}-a"), format!("b{index}-b")])
+            .collect();
+        expected.push("after".into());
+        assert_eq!(read_values(&again, 0), expected, "{name}");
+        // Once the operator removes the file, it is no longer reported.
+        io.remove_file(&dir.join(&quarantined.file)).unwrap();
+        let cleared = PartitionLog::open(io.clone(), &dir, LogConfig::default()).unwrap();
+        assert!(cleared.status().quarantined.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn a_damaged_last_batch_is_a_torn_tail_truncated_without_quarantine() {
+    for (name, io, dir, _keep) in backends() {
+        let spans = ten_batches(&io, &dir);
+        let segment = dir.join(SEGMENT);
+        let (last_start, _) = spans[9];
+        flip_byte(io.as_ref(), &segment, last_start + 70);
+        let log = PartitionLog::open(io.clone(), &dir, LogConfig::default()).unwrap();
+        assert_eq!(log.high_watermark(), 18, "{name}");
+        assert!(log.status().quarantined.is_empty(), "{name}");
+        let names = io.list_dir(&dir).unwrap();
+        assert!(
+            !names.iter().any(|n| n.contains("quarantine")),
+            "{name}: {names:?}"
+        );
+        assert_eq!(read_file(io.as_ref(), &segment).len() as u64, last_start);
+    }
+}
+
+#[test]
+fn a_damaged_base_offset_with_a_valid_crc_is_not_truncated_away() {
+    // The base offset is outside the CRC: a flipped bit there leaves a batch whose CRC
+    // verifies but whose offset breaks the sequence. Even as the last batch it is set aside.
+    let (_, io, dir, _keep) = backends().remove(1);
+    let spans = ten_batches(&io, &dir);
+    let (last_start, _) = spans[9];
+    flip_byte(io.as_ref(), &dir.join(SEGMENT), last_start + 7);
+    let log = PartitionLog::open(io.clone(), &dir, LogConfig::default()).unwrap();
+    assert_eq!(log.high_watermark(), 18);
+    let status = log.status();
+    assert_eq!(status.quarantined.len(), 1, "{status:?}");
+    assert!(status.quarantined[0].reason.contains("1 valid batches"));
+}
+
+#[test]
+fn a_partition_marked_lost_refuses_writes_until_the_marker_is_removed() {
+    let rt = runtime();
+    let memory = MemoryIo::new();
+    let dir = Path::new("/data/streams/orders/1");
+    PartitionLog::mark_lost(&memory, dir, "the folder was missing").unwrap();
+    memory.crash();
+    for _restart in 0..2 {
+        let log = PartitionLog::open(Arc::new(memory.clone()), dir, LogConfig::default()).unwrap();
+        let failure = log.status().failure.unwrap_or_default();
+        assert!(failure.contains("the folder was missing"), "{failure}");
+        assert!(
+            failure.contains("partition-lost"),
+            "says how to clear it: {failure}"
+        );
+        let error = rt.block_on(log.append(batch(&["x"]))).unwrap_err();
+        assert!(matches!(error, StorageError::Poisoned { .. }), "{error}");
+    }
+    memory.remove_file(&dir.join("partition-lost")).unwrap();
+    let log = PartitionLog::open(Arc::new(memory), dir, LogConfig::default()).unwrap();
+    assert_eq!(
+        rt.block_on(log.append(batch(&["x"]))).unwrap().first_offset,
+        0
+    );
+}
