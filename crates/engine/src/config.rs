@@ -63,6 +63,10 @@ pub struct EngineConfig {
     pub maintenance_interval_ms: u64,
     /// Most streams the broker will hold.
     pub streams_max: usize,
+    /// For tests only: open the state store on a backend that fails writes or fsyncs as this
+    /// plan says (`StateStore::open_with_faults`). `None` (always, outside tests) opens it
+    /// plainly.
+    pub state_faults: Option<std::sync::Arc<omnibus_storage::io::FaultPlan>>,
 }
 
 impl EngineConfig {
@@ -72,6 +76,7 @@ impl EngineConfig {
             stream_defaults: StreamDefaults::default(),
             maintenance_interval_ms: 1000,
             streams_max: 10_000,
+            state_faults: None,
         }
     }
 }

@@ -64,10 +64,14 @@ fn kept_size(job: &Job) -> usize {
         + job.parent.as_ref().map_or(0, String::len)
 }
 
-/// The writes that delete a queue's jobs, for `delete_queue`; forgets their counts.
-pub(crate) fn forget_queue(jobs: &JobsState, queue: &str) -> Vec<StateWrite> {
-    jobs.counts().remove(queue);
+/// The writes that delete a queue's jobs, for `delete_queue`.
+pub(crate) fn queue_jobs_deletion(queue: &str) -> Vec<StateWrite> {
     store::delete_queue_jobs(queue)
+}
+
+/// Forgets the counts of a queue's jobs, once their deletion is durable.
+pub(crate) fn forget_queue(jobs: &JobsState, queue: &str) {
+    jobs.counts().remove(queue);
 }
 
 fn job_event(
@@ -106,7 +110,9 @@ fn document_size(value: &serde_json::Value) -> usize {
 }
 
 impl Engine {
-    /// Installs the hook that records jobs a queue dead-letters on its own.
+    /// Installs the hook that records jobs a queue dead-letters on its own: their final
+    /// records go into the queue's own commit (through the committer, in the transaction
+    /// that finishes their messages), and they are counted and announced once it is durable.
     pub(crate) fn watch_dead_letters(&self, queue: &Queue) {
         let state = self.state.clone();
         let events = self.jobs.events.clone();
@@ -116,7 +122,7 @@ impl Engine {
             Arc::new(move |queue, letters, originals| {
                 store::record_dead_letters(
                     &state, &events, &counts, &running, queue, letters, originals,
-                );
+                )
             });
         *queue
             .on_dead_letter
@@ -475,7 +481,7 @@ impl Engine {
             StateWrite::Put { value, .. } => value.len(),
             _ => usize::MAX,
         };
-        self.state.commit(vec![write]).await?;
+        queue.commit(vec![write]).await?;
         self.jobs
             .running()
             .update(queue_name, offset, attempt, &job, size);
@@ -509,7 +515,7 @@ impl Engine {
             let mut dead = self.stored_job(queue_name, offset, id)?;
             if !dead.status.is_final() {
                 let writes = finalize(&mut job, offset, JobStatus::Dead, now, true);
-                self.state.commit(writes).await?;
+                queue.commit(writes).await?;
                 dead = job;
             }
             return Ok(dead);
@@ -546,15 +552,16 @@ impl Engine {
                 job.status.as_str()
             )));
         }
-        if !queue.cancel(offset).await? {
+        let now = now_ms();
+        // The final record goes with the message's finish: one transaction, never one
+        // without the other.
+        let writes = finalize(&mut job, offset, JobStatus::Cancelled, now, true);
+        if !queue.cancel_with(offset, writes).await? {
             return Err(EngineError::BadRequest(format!(
                 "job {id} is already finished"
             )));
         }
-        let now = now_ms();
         self.jobs.running().remove(queue_name, offset);
-        let writes = finalize(&mut job, offset, JobStatus::Cancelled, now, true);
-        self.state.commit(writes).await?;
         self.jobs
             .count_final(queue_name, JobStatus::Cancelled, 1, now);
         self.jobs.emit(self.event(&job, "cancelled", job.attempts));

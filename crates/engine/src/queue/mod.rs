@@ -37,7 +37,8 @@ pub use policy::Backoff;
 pub use rates::{QueueRates, Rate};
 pub(crate) use runtime::header_i64;
 pub use runtime::{
-    DeadLetterListener, Delivery, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER,
+    DeadLetterListener, DeadLetterRecords, Delivery, Queue, DUE_HEADER, EXPIRES_HEADER,
+    PRIORITY_HEADER,
 };
 
 use crate::engine::{now_ms, Engine};
@@ -161,6 +162,11 @@ pub struct QueueInfo {
     pub waiting_bytes: u64,
     /// What happened in the last minute; in memory, starting over when the broker restarts.
     pub rates: QueueRates,
+    /// Why the queue refuses all work (`storage_failed`): a state commit failed after its
+    /// memory had changed. Absent while the queue works; a restart recovers the queue from
+    /// what is durable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// One message to enqueue.
@@ -325,6 +331,7 @@ impl Engine {
             ),
             waiting_bytes: core.waiting_bytes(),
             rates,
+            failure: queue.failure().map(str::to_string),
         }
     }
 
@@ -388,12 +395,7 @@ impl Engine {
 
     pub fn delete_queue(&self, name: &str) -> Result<()> {
         self.check_running()?;
-        let queue = self
-            .queues
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
-            .ok_or_else(|| EngineError::QueueNotFound(name.to_string()))?;
+        self.queue(name)?;
         let mut writes = vec![
             StateWrite::Delete {
                 table: QUEUES_TABLE,
@@ -405,8 +407,17 @@ impl Engine {
             },
         ];
         // Its jobs go with it, so a queue created again under the name starts empty.
-        writes.extend(crate::jobs::forget_queue(&self.jobs, name));
+        writes.extend(crate::jobs::queue_jobs_deletion(name));
+        // Forgotten in memory only once gone from the disk: a failed write leaves the queue
+        // as it was, not deleted until a restart brings it back.
         self.state.write(&writes)?;
+        crate::jobs::forget_queue(&self.jobs, name);
+        let queue = self
+            .queues
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .ok_or_else(|| EngineError::QueueNotFound(name.to_string()))?;
         drop(queue);
         self.delete_stream(name)
     }
@@ -419,6 +430,7 @@ impl Engine {
     ) -> Result<Vec<u64>> {
         self.check_running()?;
         let queue = self.queue(queue_name)?;
+        queue.check_healthy()?;
         if messages.is_empty() {
             return Ok(Vec::new());
         }
@@ -480,7 +492,7 @@ impl Engine {
         for (index, first) in copies {
             answers[index] = Some(offsets[first]);
         }
-        self.state.commit(writes).await?;
+        queue.commit(writes).await?;
         Ok(answers
             .into_iter()
             .map(|a| a.expect("every message answered"))
@@ -690,6 +702,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+pub(crate) mod failure_tests;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]
