@@ -587,6 +587,8 @@ impl Engine {
 #[cfg(test)]
 mod complete_tests;
 #[cfg(test)]
+mod failure_tests;
+#[cfg(test)]
 mod record_tests;
 #[cfg(test)]
 mod tests;
