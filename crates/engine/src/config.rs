@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use omnibus_storage::io::FaultPlan;
 pub use omnibus_storage::FsyncPolicy;
 
 /// Settings that apply to a stream unless its spec overrides them.
@@ -66,7 +67,7 @@ pub struct EngineConfig {
     /// For tests only: open the state store on a backend that fails writes or fsyncs as this
     /// plan says (`StateStore::open_with_faults`). `None` (always, outside tests) opens it
     /// plainly.
-    pub state_faults: Option<std::sync::Arc<omnibus_storage::io::FaultPlan>>,
+    pub state_faults: Option<std::sync::Arc<FaultPlan>>,
 }
 
 impl EngineConfig {

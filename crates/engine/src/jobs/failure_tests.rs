@@ -36,7 +36,10 @@ fn job(max_attempts: u32) -> NewJob {
 
 /// Enqueues one job and fetches it: its id and attempt.
 async fn running_job(engine: &Engine, max_attempts: u32) -> (String, u32) {
-    let id = engine.enqueue_jobs("jobs", vec![job(max_attempts)]).await.unwrap()[0]
+    let id = engine
+        .enqueue_jobs("jobs", vec![job(max_attempts)])
+        .await
+        .unwrap()[0]
         .id
         .clone();
     let active = engine.fetch_jobs("jobs", "w", 1, 0).await.unwrap();
@@ -45,8 +48,7 @@ async fn running_job(engine: &Engine, max_attempts: u32) -> (String, u32) {
 }
 
 #[tokio::test]
-async fn a_completion_whose_commit_fails_poisons_the_queue_and_is_not_completed_after_a_restart()
-{
+async fn a_completion_whose_commit_fails_poisons_the_queue_and_is_not_completed_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let id = {
@@ -55,16 +57,29 @@ async fn a_completion_whose_commit_fails_poisons_the_queue_and_is_not_completed_
         let (id, attempt) = running_job(&engine, 3).await;
         plan.fail_write(1);
         let error = engine
-            .complete_job("jobs", &id, attempt, Some(serde_json::json!({"sent": true})))
+            .complete_job(
+                "jobs",
+                &id,
+                attempt,
+                Some(serde_json::json!({"sent": true})),
+            )
             .await
             .unwrap_err();
         assert_eq!(error.code(), ErrorCode::StorageFailed, "{error}");
         let failed = engine.fetch_jobs("jobs", "w", 1, 0).await.unwrap_err();
         assert_eq!(failed.code(), ErrorCode::StorageFailed, "{failed}");
         assert!(engine.queue_info("jobs").unwrap().failure.is_some());
+        let unknown = engine.get_job("jobs", &id).await.unwrap_err();
+        assert_eq!(unknown.code(), ErrorCode::StorageFailed, "{unknown}");
+        let mut queue_failed = None;
         while let Ok(event) = events.try_recv() {
             assert_ne!(event.kind, "completed", "no completion was announced");
+            if event.kind == QUEUE_FAILED_EVENT {
+                queue_failed = event.error;
+            }
         }
+        let reason = queue_failed.expect("event subscribers are told the queue failed");
+        assert!(reason.contains("injected I/O failure"), "{reason}");
         let _ = engine.shutdown().await;
         id
     };
@@ -74,7 +89,10 @@ async fn a_completion_whose_commit_fails_poisons_the_queue_and_is_not_completed_
     assert_eq!(job.status, JobStatus::Waiting, "{job:?}");
     assert_eq!(job.result, None);
     let again = engine.fetch_jobs("jobs", "w", 1, 0).await.unwrap();
-    assert_eq!((again[0].job.id.as_str(), again[0].attempt), (id.as_str(), 2));
+    assert_eq!(
+        (again[0].job.id.as_str(), again[0].attempt),
+        (id.as_str(), 2)
+    );
     engine.complete_job("jobs", &id, 2, None).await.unwrap();
     assert_eq!(
         engine.get_job("jobs", &id).await.unwrap().status,
@@ -121,7 +139,10 @@ async fn a_dead_job_is_announced_only_once_its_record_is_durable_and_survives_a_
     let engine = setup(dir.path(), None).await;
     let record = engine.get_job("jobs", &dead).await.unwrap();
     assert_eq!(record.status, JobStatus::Dead);
-    assert_eq!(record.errors.last().map(|e| e.message.as_str()), Some("smtp down"));
+    assert_eq!(
+        record.errors.last().map(|e| e.message.as_str()),
+        Some("smtp down")
+    );
     let not_dead = engine.get_job("jobs", &failed).await.unwrap();
     assert_eq!(not_dead.status, JobStatus::Waiting, "{not_dead:?}");
 }
@@ -154,7 +175,10 @@ async fn a_stalled_dead_letter_commit_does_not_block_the_async_worker() {
         "the runtime's only thread was blocked for {:?} by the dead job's write",
         started.elapsed()
     );
-    assert!(!failing.is_finished(), "the dead-lettering waits for its fsync");
+    assert!(
+        !failing.is_finished(),
+        "the dead-lettering waits for its fsync"
+    );
     drop(done);
     let job = failing.await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Dead);

@@ -37,6 +37,11 @@ pub const FINISHED_JOB_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 const NAME_BYTES_MAX: usize = 256;
 const UNIQUE_KEY_BYTES_MAX: usize = 1024;
 
+/// Kind of the event sent once when a queue fails (its state commit failed): `id` is empty
+/// (it concerns every job of the queue), `error` says why, and `status` is `failed`. Event
+/// streams of the queue and of its jobs end with it.
+pub const QUEUE_FAILED_EVENT: &str = "queue_failed";
+
 /// Most jobs in one enqueue or fetch call.
 pub const JOBS_PER_CALL_MAX: usize = 10_000;
 /// Largest progress or result document, in bytes of JSON.
@@ -128,11 +133,28 @@ impl Engine {
             .on_dead_letter
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(listener);
+        let events = self.jobs.events.clone();
+        let on_failure: crate::queue::FailureListener = Arc::new(move |queue, reason| {
+            // Wakes event streams (SSE) following the queue or its jobs: nothing more will
+            // happen to them until a restart.
+            let mut event = job_event(
+                &queue.config.name,
+                String::new(),
+                JobStatus::Failed,
+                QUEUE_FAILED_EVENT,
+                0,
+            );
+            event.error = Some(reason.to_string());
+            let _ = events.send(event);
+        });
+        *queue.on_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(on_failure);
     }
 
     /// The stored record, or the job its message carries when it has none, with its live
     /// status.
     async fn read_job(&self, queue: &Queue, id: u64, with_payload: bool) -> Result<Option<Job>> {
+        // A failed queue's memory may be ahead of its disk: it shows no job it cannot vouch for.
+        queue.check_healthy()?;
         let position = queue.lock().position(id);
         if position == Position::Unknown {
             return load_job(&self.state, &queue.config.name, id);

@@ -37,8 +37,8 @@ pub use policy::Backoff;
 pub use rates::{QueueRates, Rate};
 pub(crate) use runtime::header_i64;
 pub use runtime::{
-    DeadLetterListener, DeadLetterRecords, Delivery, Queue, DUE_HEADER, EXPIRES_HEADER,
-    PRIORITY_HEADER,
+    DeadLetterListener, DeadLetterRecords, Delivery, FailureListener, Queue, DUE_HEADER,
+    EXPIRES_HEADER, PRIORITY_HEADER,
 };
 
 use crate::engine::{now_ms, Engine};

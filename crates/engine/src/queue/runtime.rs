@@ -60,6 +60,8 @@ pub struct Queue {
     pub(crate) dedup_lock: tokio::sync::Mutex<()>,
     /// Told about every message the queue dead-letters (the jobs layer records them).
     pub(crate) on_dead_letter: Mutex<Option<DeadLetterListener>>,
+    /// Told once if the queue fails (the jobs layer tells event subscribers).
+    pub(crate) on_failure: Mutex<Option<FailureListener>>,
     /// Events per second over the last minute. Its own small mutex, never held with `core`.
     rates: Mutex<RateRing>,
     /// Why the queue refuses work: set (under the `core` lock) when a state commit fails.
@@ -114,6 +116,9 @@ fn ack_all(
         .collect();
     (answers, writes)
 }
+
+/// Told the queue and why it failed, once, when a state commit fails.
+pub type FailureListener = Arc<dyn Fn(&Queue, &str) + Send + Sync>;
 
 /// Told the queue, the dead letters and their original messages (in the same order); answers
 /// what to commit with them. Runs on the caller's task: it must not block on I/O (reads of
@@ -251,6 +256,7 @@ impl Queue {
             rates: Mutex::new(RateRing::new(now_ms())),
             redriven: std::sync::atomic::AtomicU64::new(redriven),
             on_dead_letter: Mutex::new(None),
+            on_failure: Mutex::new(None),
             timer_io: tokio::sync::Mutex::new(()),
             dedup_lock: tokio::sync::Mutex::new(()),
             config,
@@ -305,6 +311,14 @@ impl Queue {
         );
         self.available.notify_waiters();
         self.timer_changed.notify_one();
+        let listener = self
+            .on_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let (Some(listener), Some(reason)) = (listener, self.failure()) {
+            listener(self, reason);
+        }
     }
 
     pub(crate) async fn set_paused(&self, paused: bool) -> Result<()> {
