@@ -82,6 +82,8 @@ async fn a_failed_ack_commit_poisons_the_queue_and_a_restart_redelivers_the_mess
         assert_storage_failed(engine.term("work", offset, 1, "x").await, "term");
         assert_storage_failed(engine.pause_queue("work").await, "pause");
         assert_storage_failed(engine.purge_queue("work").await, "purge");
+        assert_storage_failed(engine.redrive("work", 10).await, "redrive");
+        assert_storage_failed(engine.list_jobs("work", None, None, 10).await, "list jobs");
         assert_eq!(
             engine.queue("work").unwrap().log.high_watermark(),
             1,

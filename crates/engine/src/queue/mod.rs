@@ -645,6 +645,7 @@ impl Engine {
     /// redrive may redrive a message twice.
     pub async fn redrive(&self, queue_name: &str, max: usize) -> Result<u64> {
         let queue = self.queue(queue_name)?;
+        queue.check_healthy()?;
         let from = queue
             .redriven
             .load(std::sync::atomic::Ordering::Acquire)
