@@ -142,3 +142,34 @@ async fn a_failed_commit_poisons_only_its_own_queue() {
         "the failure reaches the serialized queue info: {serialized}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_dead_letter_append_fails_the_queue_instead_of_finishing_the_message_in_memory() {
+    use omnibus_storage::io::{FaultyIo, FileIo};
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultPlan::new();
+    let offset = {
+        let io = Arc::new(FaultyIo::new(Arc::new(FileIo), disk.clone()));
+        let engine = Engine::open_with_io(EngineConfig::new(dir.path()), io)
+            .await
+            .unwrap();
+        engine.create_queue(spec("work")).unwrap();
+        engine.enqueue("work", vec![message("a")]).await.unwrap();
+        let delivery = engine.receive("work", "w1", 1, 0).await.unwrap().remove(0);
+        // The next log write is the dead letter's: it fails after `term` took the message.
+        disk.fail_write(1);
+        let term = engine.term("work", delivery.offset, 1, "bad input").await;
+        assert!(term.is_err(), "the term whose dead letter failed fails");
+        let info = engine.queue_info("work").unwrap();
+        let reason = info.failure.expect("the queue failed");
+        assert!(reason.contains("not committed"), "{reason}");
+        assert_storage_failed(engine.receive("work", "w1", 1, 0).await, "receive");
+        disk.clear();
+        let _ = engine.shutdown().await;
+        delivery.offset
+    };
+    let engine = engine_with_faults(dir.path(), None).await;
+    let again = engine.receive("work", "w1", 1, 0).await.unwrap();
+    assert_eq!(again.len(), 1, "the message was not finished on disk");
+    assert_eq!((again[0].offset, again[0].attempt), (offset, 2));
+}

@@ -4,7 +4,8 @@
 //!
 //! - `core.rs`: the state machine (pure, time passed in).
 //! - `keys.rs`: its durable layout in the state store.
-//! - `runtime.rs`: a live queue — core + logs + state store + timer task.
+//! - `runtime.rs`: a live queue — core + logs + state store + timer task; `commit.rs`: its
+//!   commits, and the failed state it enters when one fails.
 //! - `append.rs`: building and appending new messages; `overflow.rs`: `max_length` and
 //!   `max_bytes` with the overflow policy; `rates.rs`: per-second rates for the stats.
 //! - `reader.rs`: reads messages by offset, keeping the last read decoded.
@@ -15,6 +16,7 @@
 //! acked (or dead-lettered) with the answer received is never delivered again.
 
 mod append;
+mod commit;
 pub mod core;
 pub mod keys;
 mod overflow;
@@ -31,14 +33,14 @@ use omnibus_storage::StateWrite;
 use omnibus_types::{limits, Header};
 use serde::{Deserialize, Serialize};
 
+pub use commit::{DeadLetterRecords, FailureListener};
 pub use core::ConsumerMode;
 pub use overflow::message_bytes;
 pub use policy::Backoff;
 pub use rates::{QueueRates, Rate};
 pub(crate) use runtime::header_i64;
 pub use runtime::{
-    DeadLetterListener, DeadLetterRecords, Delivery, FailureListener, Queue, DUE_HEADER,
-    EXPIRES_HEADER, PRIORITY_HEADER,
+    DeadLetterListener, Delivery, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER,
 };
 
 use crate::engine::{now_ms, Engine};

@@ -196,7 +196,10 @@ impl Queue {
                     });
                 }
             }
-            let records = self.append_dead_letters(letters, originals).await?;
+            let records = self
+                .append_dead_letters(letters, originals)
+                .await
+                .map_err(|error| self.uncommitted(error))?;
             after = Some(records.append_to(&mut writes));
         }
         self.commit(writes).await?;

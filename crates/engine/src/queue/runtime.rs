@@ -5,14 +5,8 @@
 //! are then group-committed to the state store, and only after that does the caller answer
 //! its client. Two steps on the same offset cannot have their writes reordered: a worker
 //! acks only a delivery it has received, and it receives it only after the delivery's writes
-//! are committed; the committer applies requests in arrival order.
-//!
-//! Memory runs ahead of the disk between a change and its commit. If the commit fails, the
-//! change cannot be taken back (the core does not keep undo records, and other changes may
-//! have built on it), so the queue is poisoned instead, as a partition is after a failed
-//! fsync: every later change is refused with `storage_failed`, waiters are woken with that
-//! error, the queue's info carries the reason, and a restart rebuilds the queue from what is
-//! durable.
+//! are committed; the committer applies requests in arrival order. What happens when a
+//! commit fails: `commit.rs`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,6 +17,7 @@ use omnibus_storage::{PartitionLog, StateStore, StateWrite};
 use omnibus_types::{Header, Record};
 use tokio::sync::Notify;
 
+use super::commit::{copy_commit_error, AfterCommit, DeadLetterRecords, FailureListener};
 use super::core::{DeadLetter, Grant, QueueCore, SettleError, TimerSource};
 use super::keys;
 use super::overflow::message_bytes;
@@ -46,11 +41,11 @@ pub struct Queue {
     pub(crate) dead_letter: Arc<PartitionLog>,
     /// Reads messages by offset for deliveries and dead letters.
     reader: Arc<RecordReader>,
-    state: Arc<StateStore>,
+    pub(super) state: Arc<StateStore>,
     /// Woken when offsets become ready, so long-polling receivers retry.
     pub(crate) available: Notify,
     /// Woken when a new timer or lease may be earlier than the timer task's sleep.
-    timer_changed: Arc<Notify>,
+    pub(super) timer_changed: Arc<Notify>,
     /// Dead-letter stream offset up to which messages were redriven.
     pub(crate) redriven: std::sync::atomic::AtomicU64,
     /// Held from adding a timer until its write is committed, and while loading timers from
@@ -65,35 +60,7 @@ pub struct Queue {
     /// Events per second over the last minute. Its own small mutex, never held with `core`.
     rates: Mutex<RateRing>,
     /// Why the queue refuses work: set (under the `core` lock) when a state commit fails.
-    failure: std::sync::OnceLock<String>,
-}
-
-/// What the dead-letter listener wants done with the queue's own commit: its `writes` go in
-/// the same transaction as the queue's (after them), and `on_commit` runs once they are
-/// durable — so a job is never reported dead before its record says so.
-#[derive(Default)]
-pub struct DeadLetterRecords {
-    pub writes: Vec<StateWrite>,
-    pub on_commit: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl DeadLetterRecords {
-    /// Adds the writes to `writes`, keeping what runs after the commit.
-    pub(super) fn append_to(self, writes: &mut Vec<StateWrite>) -> AfterCommit {
-        writes.extend(self.writes);
-        AfterCommit(self.on_commit)
-    }
-}
-
-/// Runs the listener's follow-up once the commit it was waiting for succeeded.
-pub(super) struct AfterCommit(Option<Box<dyn FnOnce() + Send>>);
-
-impl AfterCommit {
-    pub(super) fn run(self) {
-        if let Some(on_commit) = self.0 {
-            on_commit();
-        }
-    }
+    pub(super) failure: std::sync::OnceLock<String>,
 }
 
 /// Applies acks to the core: one answer per ack, and the writes of those that succeeded (each
@@ -116,9 +83,6 @@ fn ack_all(
         .collect();
     (answers, writes)
 }
-
-/// Told the queue and why it failed, once, when a state commit fails.
-pub type FailureListener = Arc<dyn Fn(&Queue, &str) + Send + Sync>;
 
 /// Told the queue, the dead letters and their original messages (in the same order); answers
 /// what to commit with them. Runs on the caller's task: it must not block on I/O (reads of
@@ -271,56 +235,6 @@ impl Queue {
         }))
     }
 
-    /// Why the queue refuses work (a state commit failed); `None` while it works.
-    pub fn failure(&self) -> Option<&str> {
-        self.failure.get().map(String::as_str)
-    }
-
-    /// The error every change of a failed queue gets.
-    pub(crate) fn check_healthy(&self) -> Result<()> {
-        match self.failure.get() {
-            Some(reason) => Err(EngineError::QueueFailed {
-                queue: self.config.name.clone(),
-                reason: reason.clone(),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// The core, to change it; refused once the queue has failed. The failure is recorded
-    /// under the same lock, so no change starts after it.
-    pub(crate) fn lock_for_change(&self) -> Result<MutexGuard<'_, QueueCore>> {
-        let core = self.lock();
-        self.check_healthy()?;
-        Ok(core)
-    }
-
-    /// Refuses all further work after a failed commit of `reason`, and wakes every waiter
-    /// (long-poll receives) so it sees the error instead of waiting out its time.
-    fn poison(&self, reason: String) {
-        {
-            let _core = self.lock();
-            if self.failure.set(reason).is_err() {
-                return; // already failed: logged and woken then
-            }
-        }
-        tracing::error!(
-            queue = %self.config.name,
-            "queue refuses work after a failed state commit: {}",
-            self.failure().unwrap_or_default()
-        );
-        self.available.notify_waiters();
-        self.timer_changed.notify_one();
-        let listener = self
-            .on_failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let (Some(listener), Some(reason)) = (listener, self.failure()) {
-            listener(self, reason);
-        }
-    }
-
     pub(crate) async fn set_paused(&self, paused: bool) -> Result<()> {
         self.lock_for_change()?.set_paused(paused);
         let key = keys::paused(&self.config.name);
@@ -441,26 +355,6 @@ impl Queue {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Commits writes that follow a change of this queue's memory; a failure poisons the
-    /// queue (see the module doc) and answers with the queue's failure.
-    pub(crate) async fn commit(&self, writes: Vec<StateWrite>) -> Result<()> {
-        if writes.is_empty() {
-            return Ok(());
-        }
-        match self.state.commit(writes).await {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                // The committer's error already reads "state store error: ...".
-                let reason = match error {
-                    omnibus_storage::StorageError::State(message) => message,
-                    other => other.to_string(),
-                };
-                self.poison(reason);
-                self.check_healthy()
-            }
-        }
-    }
-
     /// Registers just-appended offsets — runs of `(first, end, priority, due)` holding
     /// `bytes` in all — and makes them durable in one commit, with `extra` writes.
     pub(crate) async fn register(
@@ -519,7 +413,11 @@ impl Queue {
         self.count(RateKind::Failed, expired);
         let became_ready = !writes.is_empty();
         let mut writes = writes;
-        let after = self.dead_letter_all(dead).await?.append_to(&mut writes);
+        let after = self
+            .dead_letter_all(dead)
+            .await
+            .map_err(|error| self.uncommitted(error))?
+            .append_to(&mut writes);
         self.commit(writes).await?;
         after.run();
         if became_ready {
@@ -624,11 +522,12 @@ impl Queue {
                 );
                 if let Ok((mut writes, letter)) = result {
                     let dropped = !self.config.dead_letter_expired;
-                    let mut after = AfterCommit(None);
+                    let mut after = AfterCommit::default();
                     if !dropped {
                         after = self
                             .dead_letter_all(vec![letter])
-                            .await?
+                            .await
+                            .map_err(|error| self.uncommitted(error))?
                             .append_to(&mut writes);
                     }
                     self.commit(writes).await?;
@@ -736,7 +635,10 @@ impl Queue {
             self.lock_for_change()?
                 .nack(offset, attempt, delay_ms, error, now_ms())?;
         self.count(RateKind::Failed, 1);
-        let dead_records = self.dead_letter_all(dead).await?;
+        let dead_records = self
+            .dead_letter_all(dead)
+            .await
+            .map_err(|error| self.uncommitted(error))?;
         // The job's updated record first: a dead job's final record replaces it.
         writes.extend(extra);
         let after = dead_records.append_to(&mut writes);
@@ -759,7 +661,8 @@ impl Queue {
         self.count(RateKind::Failed, 1);
         let after = self
             .dead_letter_all(vec![letter])
-            .await?
+            .await
+            .map_err(|error| self.uncommitted(error))?
             .append_to(&mut writes);
         self.commit(writes).await?;
         after.run();
@@ -853,23 +756,6 @@ impl Queue {
                 let _ = tokio::time::timeout(sleep, wake.notified()).await;
             }
         });
-    }
-}
-
-/// The same failure for another waiter of one commit (engine errors are not `Clone`).
-fn copy_commit_error(error: &EngineError) -> EngineError {
-    match error {
-        EngineError::Storage(omnibus_storage::StorageError::Closed) => {
-            EngineError::Storage(omnibus_storage::StorageError::Closed)
-        }
-        EngineError::Storage(omnibus_storage::StorageError::State(message)) => {
-            EngineError::Storage(omnibus_storage::StorageError::State(message.clone()))
-        }
-        EngineError::QueueFailed { queue, reason } => EngineError::QueueFailed {
-            queue: queue.clone(),
-            reason: reason.clone(),
-        },
-        other => EngineError::Internal(other.to_string()),
     }
 }
 
