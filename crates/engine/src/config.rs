@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use omnibus_storage::io::FaultPlan;
 pub use omnibus_storage::FsyncPolicy;
 
 /// Settings that apply to a stream unless its spec overrides them.
@@ -65,6 +66,10 @@ pub struct EngineConfig {
     pub streams_max: usize,
     /// The group coordinator's bounds (tests lower its session timeouts).
     pub coordinator: crate::groups::coordinator::CoordinatorLimits,
+    /// For tests only: open the state store on a backend that fails writes or fsyncs as this
+    /// plan says (`StateStore::open_with_faults`). `None` (always, outside tests) opens it
+    /// plainly.
+    pub state_faults: Option<std::sync::Arc<FaultPlan>>,
 }
 
 impl EngineConfig {
@@ -75,6 +80,7 @@ impl EngineConfig {
             maintenance_interval_ms: 1000,
             streams_max: 10_000,
             coordinator: Default::default(),
+            state_faults: None,
         }
     }
 }

@@ -72,7 +72,11 @@ impl Engine {
                 e,
             ))
         })?;
-        let state = Arc::new(StateStore::open(&data_dir.join("state.redb"))?);
+        let state_path = data_dir.join("state.redb");
+        let state = Arc::new(match &config.state_faults {
+            Some(plan) => StateStore::open_with_faults(&state_path, plan.clone())?,
+            None => StateStore::open(&state_path)?,
+        });
         let mut streams = StreamTable::default();
         for (name, bytes) in state.scan_prefix(STREAMS_TABLE, "")? {
             let stream_config: StreamConfig = serde_json::from_slice(&bytes).map_err(|e| {

@@ -57,6 +57,10 @@ pub enum EngineError {
     JobFinished(String),
     #[error("{0}")]
     QueueFull(String),
+    /// A state commit of the queue failed after its memory had changed: it refuses all work
+    /// until a restart recovers it from what is durable.
+    #[error("queue {queue:?} refuses work after a failed state commit (a restart recovers it): {reason}")]
+    QueueFailed { queue: String, reason: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -84,6 +88,7 @@ impl EngineError {
             EngineError::JobNotFound(_) => ErrorCode::JobNotFound,
             EngineError::JobFinished(_) => ErrorCode::JobFinished,
             EngineError::QueueFull(_) => ErrorCode::QueueFull,
+            EngineError::QueueFailed { .. } => ErrorCode::StorageFailed,
             EngineError::Storage(error) => error.code(),
         }
     }

@@ -18,6 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Result, StorageError};
 
+/// `StateStore::open_with_faults`: a store whose file fails on demand, for tests.
+mod faults;
+
 /// Memory redb may use to cache pages of the state store.
 pub const STATE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Most write requests waiting for the committer; `commit` waits for room beyond this.

@@ -37,6 +37,11 @@ pub const FINISHED_JOB_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 const NAME_BYTES_MAX: usize = 256;
 const UNIQUE_KEY_BYTES_MAX: usize = 1024;
 
+/// Kind of the event sent once when a queue fails (its state commit failed): `id` is empty
+/// (it concerns every job of the queue), `error` says why, and `status` is `failed`. Event
+/// streams of the queue and of its jobs end with it.
+pub const QUEUE_FAILED_EVENT: &str = "queue_failed";
+
 /// Most jobs in one enqueue or fetch call.
 pub const JOBS_PER_CALL_MAX: usize = 10_000;
 /// Largest progress or result document, in bytes of JSON.
@@ -64,10 +69,14 @@ fn kept_size(job: &Job) -> usize {
         + job.parent.as_ref().map_or(0, String::len)
 }
 
-/// The writes that delete a queue's jobs, for `delete_queue`; forgets their counts.
-pub(crate) fn forget_queue(jobs: &JobsState, queue: &str) -> Vec<StateWrite> {
-    jobs.counts().remove(queue);
+/// The writes that delete a queue's jobs, for `delete_queue`.
+pub(crate) fn queue_jobs_deletion(queue: &str) -> Vec<StateWrite> {
     store::delete_queue_jobs(queue)
+}
+
+/// Forgets the counts of a queue's jobs, once their deletion is durable.
+pub(crate) fn forget_queue(jobs: &JobsState, queue: &str) {
+    jobs.counts().remove(queue);
 }
 
 fn job_event(
@@ -106,7 +115,9 @@ fn document_size(value: &serde_json::Value) -> usize {
 }
 
 impl Engine {
-    /// Installs the hook that records jobs a queue dead-letters on its own.
+    /// Installs the hook that records jobs a queue dead-letters on its own: their final
+    /// records go into the queue's own commit (through the committer, in the transaction
+    /// that finishes their messages), and they are counted and announced once it is durable.
     pub(crate) fn watch_dead_letters(&self, queue: &Queue) {
         let state = self.state.clone();
         let events = self.jobs.events.clone();
@@ -116,17 +127,34 @@ impl Engine {
             Arc::new(move |queue, letters, originals| {
                 store::record_dead_letters(
                     &state, &events, &counts, &running, queue, letters, originals,
-                );
+                )
             });
         *queue
             .on_dead_letter
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(listener);
+        let events = self.jobs.events.clone();
+        let on_failure: crate::queue::FailureListener = Arc::new(move |queue, reason| {
+            // Wakes event streams (SSE) following the queue or its jobs: nothing more will
+            // happen to them until a restart.
+            let mut event = job_event(
+                &queue.config.name,
+                String::new(),
+                JobStatus::Failed,
+                QUEUE_FAILED_EVENT,
+                0,
+            );
+            event.error = Some(reason.to_string());
+            let _ = events.send(event);
+        });
+        *queue.on_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(on_failure);
     }
 
     /// The stored record, or the job its message carries when it has none, with its live
     /// status.
     async fn read_job(&self, queue: &Queue, id: u64, with_payload: bool) -> Result<Option<Job>> {
+        // A failed queue's memory may be ahead of its disk: it shows no job it cannot vouch for.
+        queue.check_healthy()?;
         let position = queue.lock().position(id);
         if position == Position::Unknown {
             return load_job(&self.state, &queue.config.name, id);
@@ -475,7 +503,7 @@ impl Engine {
             StateWrite::Put { value, .. } => value.len(),
             _ => usize::MAX,
         };
-        self.state.commit(vec![write]).await?;
+        queue.commit(vec![write]).await?;
         self.jobs
             .running()
             .update(queue_name, offset, attempt, &job, size);
@@ -509,7 +537,7 @@ impl Engine {
             let mut dead = self.stored_job(queue_name, offset, id)?;
             if !dead.status.is_final() {
                 let writes = finalize(&mut job, offset, JobStatus::Dead, now, true);
-                self.state.commit(writes).await?;
+                queue.commit(writes).await?;
                 dead = job;
             }
             return Ok(dead);
@@ -546,15 +574,16 @@ impl Engine {
                 job.status.as_str()
             )));
         }
-        if !queue.cancel(offset).await? {
+        let now = now_ms();
+        // The final record goes with the message's finish: one transaction, never one
+        // without the other.
+        let writes = finalize(&mut job, offset, JobStatus::Cancelled, now, true);
+        if !queue.cancel_with(offset, writes).await? {
             return Err(EngineError::BadRequest(format!(
                 "job {id} is already finished"
             )));
         }
-        let now = now_ms();
         self.jobs.running().remove(queue_name, offset);
-        let writes = finalize(&mut job, offset, JobStatus::Cancelled, now, true);
-        self.state.commit(writes).await?;
         self.jobs
             .count_final(queue_name, JobStatus::Cancelled, 1, now);
         self.jobs.emit(self.event(&job, "cancelled", job.attempts));
@@ -579,6 +608,8 @@ impl Engine {
 
 #[cfg(test)]
 mod complete_tests;
+#[cfg(test)]
+mod failure_tests;
 #[cfg(test)]
 mod record_tests;
 #[cfg(test)]

@@ -142,7 +142,8 @@ pub struct ActiveJob {
 pub struct JobEvent {
     pub queue: String,
     pub id: String,
-    /// `enqueued`, `active`, `progress`, `completed`, `failed`, `dead`, `cancelled`.
+    /// `enqueued`, `active`, `progress`, `completed`, `failed`, `dead`, `cancelled`, or
+    /// [`super::QUEUE_FAILED_EVENT`] (the whole queue, with an empty `id`).
     pub kind: &'static str,
     pub status: JobStatus,
     pub attempt: u32,

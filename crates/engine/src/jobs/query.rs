@@ -21,6 +21,8 @@ impl Engine {
         limit: usize,
     ) -> Result<JobPage> {
         let queue = self.queue(queue_name)?;
+        // A failed queue's memory may be ahead of its disk (see `read_job`).
+        queue.check_healthy()?;
         let limit = limit.clamp(1, 1_000);
         let after = after.map(parse_id).transpose()?;
         let ids: Vec<u64> = match status {

@@ -24,7 +24,7 @@ use super::model::{Job, JobError, JobEvent, JobStatus};
 use super::JOB_ERRORS_KEPT;
 use crate::engine::now_ms;
 use crate::queue::core::DeadLetter;
-use crate::queue::Queue;
+use crate::queue::{DeadLetterRecords, Queue};
 
 pub const JOBS_TABLE: &str = "jobs";
 pub const FINAL_TABLE: &str = "job_final";
@@ -384,20 +384,23 @@ pub fn push_error(job: &mut Job, attempt: u32, message: &str, now: i64) {
 }
 
 /// Called by a queue when it dead-letters messages on its own (lease expiries, TTL, `term`):
-/// marks the jobs dead and tells subscribers. `originals` are the messages, in the order of
-/// `letters` (a job without a record is read from its message). Synchronous and rare.
+/// answers the writes that mark the jobs dead, for the queue to commit with its own, and
+/// counts them and tells subscribers once that commit is durable. `originals` are the
+/// messages, in the order of `letters` (a job without a record is read from its message).
+/// Reads the state store but never writes it: no fsync on the caller's async task.
 #[allow(clippy::too_many_arguments)]
 pub fn record_dead_letters(
     state: &StateStore,
     events: &broadcast::Sender<JobEvent>,
-    counts: &Mutex<HashMap<String, FinalCounts>>,
+    counts: &Arc<Mutex<HashMap<String, FinalCounts>>>,
     running: &Mutex<RunningJobs>,
     queue: &Queue,
     letters: &[DeadLetter],
     originals: &[Record],
-) {
+) -> DeadLetterRecords {
     let now = now_ms();
     let mut writes = Vec::new();
+    let mut dead_events = Vec::new();
     let queue_name = queue.config.name.as_str();
     for (letter, original) in letters.iter().zip(originals) {
         running
@@ -428,8 +431,7 @@ pub fn record_dead_letters(
             now,
             true,
         ));
-        count_final(counts, queue_name, JobStatus::Dead, 1, now);
-        let _ = events.send(JobEvent {
+        dead_events.push(JobEvent {
             queue: queue_name.to_string(),
             id: letter.offset.to_string(),
             kind: "dead",
@@ -441,7 +443,24 @@ pub fn record_dead_letters(
             at_ms: now,
         });
     }
-    if let Err(error) = state.write(&writes) {
-        tracing::error!(queue = queue_name, "recording dead jobs failed: {error}");
+    if writes.is_empty() {
+        return DeadLetterRecords::default();
+    }
+    let (events, counts, queue_name) = (events.clone(), counts.clone(), queue_name.to_string());
+    DeadLetterRecords {
+        writes,
+        on_commit: Some(Box::new(move || {
+            count_final(
+                &counts,
+                &queue_name,
+                JobStatus::Dead,
+                dead_events.len(),
+                now,
+            );
+            for event in dead_events {
+                // No subscribers is fine: events are for whoever listens now.
+                let _ = events.send(event);
+            }
+        })),
     }
 }

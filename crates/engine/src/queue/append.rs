@@ -43,6 +43,8 @@ impl Engine {
         messages: Vec<EnqueueMessage>,
         extra: impl FnOnce(&[u64]) -> Vec<StateWrite>,
     ) -> Result<Vec<u64>> {
+        // Before the log append: a failed queue would not register what it appended.
+        queue.check_healthy()?;
         let batch = self.prepare_batch(queue, messages)?;
         queue.make_room(batch.incoming).await?;
         append_batch(queue, batch, extra).await

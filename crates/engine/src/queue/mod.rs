@@ -4,7 +4,8 @@
 //!
 //! - `core.rs`: the state machine (pure, time passed in).
 //! - `keys.rs`: its durable layout in the state store.
-//! - `runtime.rs`: a live queue — core + logs + state store + timer task.
+//! - `runtime.rs`: a live queue — core + logs + state store + timer task; `commit.rs`: its
+//!   commits, and the failed state it enters when one fails.
 //! - `append.rs`: building and appending new messages; `overflow.rs`: `max_length` and
 //!   `max_bytes` with the overflow policy; `rates.rs`: per-second rates for the stats.
 //! - `reader.rs`: reads messages by offset, keeping the last read decoded.
@@ -15,6 +16,7 @@
 //! acked (or dead-lettered) with the answer received is never delivered again.
 
 mod append;
+mod commit;
 pub mod core;
 pub mod keys;
 mod overflow;
@@ -31,6 +33,7 @@ use omnibus_storage::StateWrite;
 use omnibus_types::{limits, Header};
 use serde::{Deserialize, Serialize};
 
+pub use commit::{DeadLetterRecords, FailureListener};
 pub use core::ConsumerMode;
 pub use overflow::message_bytes;
 pub use policy::Backoff;
@@ -161,6 +164,11 @@ pub struct QueueInfo {
     pub waiting_bytes: u64,
     /// What happened in the last minute; in memory, starting over when the broker restarts.
     pub rates: QueueRates,
+    /// Why the queue refuses all work (`storage_failed`): a state commit failed after its
+    /// memory had changed. Absent while the queue works; a restart recovers the queue from
+    /// what is durable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// One message to enqueue.
@@ -325,6 +333,7 @@ impl Engine {
             ),
             waiting_bytes: core.waiting_bytes(),
             rates,
+            failure: queue.failure().map(str::to_string),
         }
     }
 
@@ -388,12 +397,7 @@ impl Engine {
 
     pub fn delete_queue(&self, name: &str) -> Result<()> {
         self.check_running()?;
-        let queue = self
-            .queues
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
-            .ok_or_else(|| EngineError::QueueNotFound(name.to_string()))?;
+        self.queue(name)?;
         let mut writes = vec![
             StateWrite::Delete {
                 table: QUEUES_TABLE,
@@ -405,8 +409,17 @@ impl Engine {
             },
         ];
         // Its jobs go with it, so a queue created again under the name starts empty.
-        writes.extend(crate::jobs::forget_queue(&self.jobs, name));
+        writes.extend(crate::jobs::queue_jobs_deletion(name));
+        // Forgotten in memory only once gone from the disk: a failed write leaves the queue
+        // as it was, not deleted until a restart brings it back.
         self.state.write(&writes)?;
+        crate::jobs::forget_queue(&self.jobs, name);
+        let queue = self
+            .queues
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .ok_or_else(|| EngineError::QueueNotFound(name.to_string()))?;
         drop(queue);
         self.delete_stream_blocking(name)
     }
@@ -419,6 +432,7 @@ impl Engine {
     ) -> Result<Vec<u64>> {
         self.check_running()?;
         let queue = self.queue(queue_name)?;
+        queue.check_healthy()?;
         if messages.is_empty() {
             return Ok(Vec::new());
         }
@@ -480,7 +494,7 @@ impl Engine {
         for (index, first) in copies {
             answers[index] = Some(offsets[first]);
         }
-        self.state.commit(writes).await?;
+        queue.commit(writes).await?;
         Ok(answers
             .into_iter()
             .map(|a| a.expect("every message answered"))
@@ -633,6 +647,7 @@ impl Engine {
     /// redrive may redrive a message twice.
     pub async fn redrive(&self, queue_name: &str, max: usize) -> Result<u64> {
         let queue = self.queue(queue_name)?;
+        queue.check_healthy()?;
         let from = queue
             .redriven
             .load(std::sync::atomic::Ordering::Acquire)
@@ -690,6 +705,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+pub(crate) mod failure_tests;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]

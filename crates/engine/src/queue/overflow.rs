@@ -173,7 +173,8 @@ impl Queue {
             bytes = bytes.saturating_add(size);
         }
         // Some may have been delivered meanwhile: those stay with their workers.
-        let (removed, writes) = self.lock().remove_ready(&chosen);
+        let (removed, mut writes) = self.lock_for_change()?.remove_ready(&chosen);
+        let mut after = None;
         if self.config.overflow == Overflow::DeadLetterOldest && !removed.is_empty() {
             let limit = if excess.messages > 0 {
                 "max_length"
@@ -195,9 +196,16 @@ impl Queue {
                     });
                 }
             }
-            self.append_dead_letters(letters, originals).await?;
+            let records = self
+                .append_dead_letters(letters, originals)
+                .await
+                .map_err(|error| self.uncommitted(error))?;
+            after = Some(records.append_to(&mut writes));
         }
         self.commit(writes).await?;
+        if let Some(after) = after {
+            after.run();
+        }
         if self.config.overflow == Overflow::DropOldest {
             self.count(RateKind::Dropped, removed.len() as u64);
         }

@@ -5,7 +5,8 @@
 //! are then group-committed to the state store, and only after that does the caller answer
 //! its client. Two steps on the same offset cannot have their writes reordered: a worker
 //! acks only a delivery it has received, and it receives it only after the delivery's writes
-//! are committed; the committer applies requests in arrival order.
+//! are committed; the committer applies requests in arrival order. What happens when a
+//! commit fails: `commit.rs`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use omnibus_storage::{PartitionLog, StateStore, StateWrite};
 use omnibus_types::{Header, Record};
 use tokio::sync::Notify;
 
+use super::commit::{copy_commit_error, AfterCommit, DeadLetterRecords, FailureListener};
 use super::core::{DeadLetter, Grant, QueueCore, SettleError, TimerSource};
 use super::keys;
 use super::overflow::message_bytes;
@@ -39,11 +41,11 @@ pub struct Queue {
     pub(crate) dead_letter: Arc<PartitionLog>,
     /// Reads messages by offset for deliveries and dead letters.
     reader: Arc<RecordReader>,
-    state: Arc<StateStore>,
+    pub(super) state: Arc<StateStore>,
     /// Woken when offsets become ready, so long-polling receivers retry.
     pub(crate) available: Notify,
     /// Woken when a new timer or lease may be earlier than the timer task's sleep.
-    timer_changed: Arc<Notify>,
+    pub(super) timer_changed: Arc<Notify>,
     /// Dead-letter stream offset up to which messages were redriven.
     pub(crate) redriven: std::sync::atomic::AtomicU64,
     /// Held from adding a timer until its write is committed, and while loading timers from
@@ -53,8 +55,12 @@ pub struct Queue {
     pub(crate) dedup_lock: tokio::sync::Mutex<()>,
     /// Told about every message the queue dead-letters (the jobs layer records them).
     pub(crate) on_dead_letter: Mutex<Option<DeadLetterListener>>,
+    /// Told once if the queue fails (the jobs layer tells event subscribers).
+    pub(crate) on_failure: Mutex<Option<FailureListener>>,
     /// Events per second over the last minute. Its own small mutex, never held with `core`.
     rates: Mutex<RateRing>,
+    /// Why the queue refuses work: set (under the `core` lock) when a state commit fails.
+    pub(super) failure: std::sync::OnceLock<String>,
 }
 
 /// Applies acks to the core: one answer per ack, and the writes of those that succeeded (each
@@ -78,8 +84,11 @@ fn ack_all(
     (answers, writes)
 }
 
-/// Told the queue, the dead letters and their original messages (in the same order).
-pub type DeadLetterListener = Arc<dyn Fn(&Queue, &[DeadLetter], &[Record]) + Send + Sync>;
+/// Told the queue, the dead letters and their original messages (in the same order); answers
+/// what to commit with them. Runs on the caller's task: it must not block on I/O (reads of
+/// the state store are fine, writes go back in its answer).
+pub type DeadLetterListener =
+    Arc<dyn Fn(&Queue, &[DeadLetter], &[Record]) -> DeadLetterRecords + Send + Sync>;
 
 /// Reads stored timers for the core's window.
 struct StoredTimers<'a> {
@@ -211,6 +220,7 @@ impl Queue {
             rates: Mutex::new(RateRing::new(now_ms())),
             redriven: std::sync::atomic::AtomicU64::new(redriven),
             on_dead_letter: Mutex::new(None),
+            on_failure: Mutex::new(None),
             timer_io: tokio::sync::Mutex::new(()),
             dedup_lock: tokio::sync::Mutex::new(()),
             config,
@@ -221,11 +231,12 @@ impl Queue {
             state,
             available: Notify::new(),
             timer_changed: Arc::new(Notify::new()),
+            failure: std::sync::OnceLock::new(),
         }))
     }
 
     pub(crate) async fn set_paused(&self, paused: bool) -> Result<()> {
-        self.lock().set_paused(paused);
+        self.lock_for_change()?.set_paused(paused);
         let key = keys::paused(&self.config.name);
         let write = if paused {
             StateWrite::Put {
@@ -271,7 +282,7 @@ impl Queue {
                 state: &self.state,
                 queue: &self.config.name,
             };
-            let mut core = self.lock();
+            let mut core = self.lock_for_change()?;
             let before = core.counts();
             let writes = core.purge(&timers);
             (before.ready + before.delayed, writes)
@@ -280,12 +291,14 @@ impl Queue {
         Ok(count)
     }
 
-    /// Finishes one message wherever it is, without delivering it again. `None` when it is
-    /// already finished or unknown.
-    pub(crate) async fn cancel(&self, offset: u64) -> Result<bool> {
-        let writes = self.lock().cancel(offset);
+    /// Finishes one message wherever it is, without delivering it again, committing `extra`
+    /// writes with it (a job's final record). `false` (nothing written) when it is already
+    /// finished or unknown.
+    pub(crate) async fn cancel_with(&self, offset: u64, extra: Vec<StateWrite>) -> Result<bool> {
+        let writes = self.lock_for_change()?.cancel(offset);
         match writes {
-            Some(writes) => {
+            Some(mut writes) => {
+                writes.extend(extra);
                 self.commit(writes).await?;
                 // Its bytes leave the waiting count once its size is known.
                 match self.records(&[offset]).await {
@@ -327,6 +340,7 @@ impl Queue {
     }
 
     pub(crate) async fn save_redriven(&self, upto: u64) -> Result<()> {
+        self.check_healthy()?;
         self.redriven
             .fetch_max(upto, std::sync::atomic::Ordering::AcqRel);
         self.commit(vec![StateWrite::Put {
@@ -339,13 +353,6 @@ impl Queue {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, QueueCore> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(super) async fn commit(&self, writes: Vec<StateWrite>) -> Result<()> {
-        if writes.is_empty() {
-            return Ok(());
-        }
-        self.state.commit(writes).await.map_err(EngineError::from)
     }
 
     /// Registers just-appended offsets — runs of `(first, end, priority, due)` holding
@@ -370,7 +377,7 @@ impl Queue {
         };
         let mut writes = Vec::new();
         {
-            let mut core = self.lock();
+            let mut core = self.lock_for_change()?;
             if let Some((first, ..)) = runs.first() {
                 core.set_keys(*first, key_hashes);
             }
@@ -398,15 +405,21 @@ impl Queue {
                 state: &self.state,
                 queue: &self.config.name,
             };
-            let mut core = self.lock();
+            let mut core = self.lock_for_change()?;
             let before = core.lease_expiries();
             let (writes, dead) = core.tick(now_ms(), &timers);
             (writes, dead, core.lease_expiries() - before)
         };
         self.count(RateKind::Failed, expired);
         let became_ready = !writes.is_empty();
-        self.dead_letter_all(dead).await?;
+        let mut writes = writes;
+        let after = self
+            .dead_letter_all(dead)
+            .await
+            .map_err(|error| self.uncommitted(error))?
+            .append_to(&mut writes);
         self.commit(writes).await?;
+        after.run();
         if became_ready {
             self.available.notify_waiters();
         }
@@ -432,7 +445,7 @@ impl Queue {
 
     async fn receive_now(&self, worker: &str, max: usize) -> Result<Vec<Delivery>> {
         let now = now_ms();
-        let (grants, writes) = self.lock().deliver(worker, max, now);
+        let (grants, writes) = self.lock_for_change()?.deliver(worker, max, now);
         if grants.is_empty() {
             return Ok(Vec::new());
         }
@@ -453,7 +466,16 @@ impl Queue {
     ) -> (Vec<Result<()>>, Result<Vec<Delivery>>) {
         let now = now_ms();
         let (mut answers, writes, grants) = {
-            let mut core = self.lock();
+            let mut core = match self.lock_for_change() {
+                Ok(core) => core,
+                Err(error) => {
+                    let answers = acks
+                        .iter()
+                        .map(|_| Err(copy_commit_error(&error)))
+                        .collect();
+                    return (answers, Err(error));
+                }
+            };
             let (answers, mut writes) = ack_all(&mut core, acks);
             // Acks first: the prefetch slots they free count for this delivery.
             let (grants, deliver_writes) = core.deliver(worker, max, now);
@@ -484,24 +506,32 @@ impl Queue {
             if due.is_some_and(|due| due > now) {
                 // Not yet due (its timer was lost in a crash): back to waiting.
                 let _timer_io = self.timer_io.lock().await;
-                let writes = self
-                    .lock()
-                    .defer(grant.offset, grant.attempt, due.unwrap_or(now));
+                let writes =
+                    self.lock_for_change()?
+                        .defer(grant.offset, grant.attempt, due.unwrap_or(now));
                 self.commit(writes).await?;
                 self.timer_changed.notify_one();
                 continue;
             }
             let expires = header_i64(&record, EXPIRES_HEADER);
             if expires.is_some_and(|expires| expires <= now) {
-                let result = self
-                    .lock()
-                    .term(grant.offset, grant.attempt, "message expired (TTL)");
-                if let Ok((writes, letter)) = result {
+                let result = self.lock_for_change()?.term(
+                    grant.offset,
+                    grant.attempt,
+                    "message expired (TTL)",
+                );
+                if let Ok((mut writes, letter)) = result {
                     let dropped = !self.config.dead_letter_expired;
+                    let mut after = AfterCommit::default();
                     if !dropped {
-                        self.dead_letter_all(vec![letter]).await?;
+                        after = self
+                            .dead_letter_all(vec![letter])
+                            .await
+                            .map_err(|error| self.uncommitted(error))?
+                            .append_to(&mut writes);
                     }
                     self.commit(writes).await?;
+                    after.run();
                     if dropped {
                         self.count(RateKind::Dropped, 1);
                     }
@@ -540,7 +570,7 @@ impl Queue {
         attempt: u32,
         extra: Vec<StateWrite>,
     ) -> Result<()> {
-        let mut writes = self.lock().ack(offset, attempt)?;
+        let mut writes = self.lock_for_change()?.ack(offset, attempt)?;
         writes.extend(extra);
         self.commit(writes).await?;
         self.count(RateKind::Completed, 1);
@@ -552,7 +582,15 @@ impl Queue {
     /// or unknown delivery gets its own error and writes nothing, without failing the others;
     /// if the commit fails, every ack it carried gets the error.
     pub(crate) async fn ack_many(&self, acks: Vec<(u64, u32, Vec<StateWrite>)>) -> Vec<Result<()>> {
-        let (mut answers, writes) = ack_all(&mut self.lock(), acks);
+        let (mut answers, writes) = match self.lock_for_change() {
+            Ok(mut core) => ack_all(&mut core, acks),
+            Err(error) => {
+                return acks
+                    .iter()
+                    .map(|_| Err(copy_commit_error(&error)))
+                    .collect()
+            }
+        };
         let _ = self.commit_acks(&mut answers, writes).await;
         answers
     }
@@ -593,35 +631,50 @@ impl Queue {
         extra: Vec<StateWrite>,
     ) -> Result<()> {
         let _timer_io = self.timer_io.lock().await;
-        let (mut writes, dead) = self
-            .lock()
-            .nack(offset, attempt, delay_ms, error, now_ms())?;
+        let (mut writes, dead) =
+            self.lock_for_change()?
+                .nack(offset, attempt, delay_ms, error, now_ms())?;
         self.count(RateKind::Failed, 1);
-        self.dead_letter_all(dead).await?;
+        let dead_records = self
+            .dead_letter_all(dead)
+            .await
+            .map_err(|error| self.uncommitted(error))?;
+        // The job's updated record first: a dead job's final record replaces it.
         writes.extend(extra);
+        let after = dead_records.append_to(&mut writes);
         self.commit(writes).await?;
+        after.run();
         self.timer_changed.notify_one();
         self.available.notify_waiters();
         Ok(())
     }
 
     pub async fn extend(&self, offset: u64, attempt: u32, lease_ms: u64) -> Result<i64> {
-        let deadline = self.lock().extend(offset, attempt, lease_ms, now_ms())?;
+        let deadline = self
+            .lock_for_change()?
+            .extend(offset, attempt, lease_ms, now_ms())?;
         Ok(deadline)
     }
 
     pub async fn term(&self, offset: u64, attempt: u32, reason: &str) -> Result<()> {
-        let (writes, letter) = self.lock().term(offset, attempt, reason)?;
+        let (mut writes, letter) = self.lock_for_change()?.term(offset, attempt, reason)?;
         self.count(RateKind::Failed, 1);
-        self.dead_letter_all(vec![letter]).await?;
-        self.commit(writes).await
+        let after = self
+            .dead_letter_all(vec![letter])
+            .await
+            .map_err(|error| self.uncommitted(error))?
+            .append_to(&mut writes);
+        self.commit(writes).await?;
+        after.run();
+        Ok(())
     }
 
     /// Copies each message to the dead-letter stream with why, before it is marked finished,
-    /// so a crash in between dead-letters it again rather than losing it.
-    async fn dead_letter_all(&self, letters: Vec<DeadLetter>) -> Result<()> {
+    /// so a crash in between dead-letters it again rather than losing it. Answers what the
+    /// dead-letter listener wants committed with the queue's writes.
+    async fn dead_letter_all(&self, letters: Vec<DeadLetter>) -> Result<DeadLetterRecords> {
         if letters.is_empty() {
-            return Ok(());
+            return Ok(DeadLetterRecords::default());
         }
         let grants: Vec<Grant> = letters
             .iter()
@@ -638,12 +691,13 @@ impl Queue {
     }
 
     /// Appends `originals` (the records of `letters`, in order) to the dead-letter stream with
-    /// why, and tells the dead-letter listener.
+    /// why, and tells the dead-letter listener; answers the listener's writes, which the
+    /// caller commits with its own.
     pub(super) async fn append_dead_letters(
         &self,
         letters: Vec<DeadLetter>,
         originals: Vec<Record>,
-    ) -> Result<()> {
+    ) -> Result<DeadLetterRecords> {
         let now = now_ms();
         let listener = self
             .on_dead_letter
@@ -675,10 +729,10 @@ impl Queue {
         let bytes = encode_batch(&records)?;
         self.dead_letter.append(bytes).await?;
         self.count(RateKind::DeadLettered, letters.len() as u64);
-        if let (Some(listener), Some(originals)) = (listener, kept) {
-            listener(self, &letters, &originals);
+        match (listener, kept) {
+            (Some(listener), Some(originals)) => Ok(listener(self, &letters, &originals)),
+            _ => Ok(DeadLetterRecords::default()),
         }
-        Ok(())
     }
 
     /// Runs until the queue is dropped: ticks when the next timer or lease is due, or at
@@ -688,6 +742,9 @@ impl Queue {
         tokio::spawn(async move {
             loop {
                 let Some(queue) = weak.upgrade() else { return };
+                if queue.failure().is_some() {
+                    return; // a failed queue does nothing until the broker restarts
+                }
                 if let Err(error) = queue.tick().await {
                     tracing::error!(queue = %queue.config.name, "queue tick failed: {error}");
                 }
@@ -699,19 +756,6 @@ impl Queue {
                 let _ = tokio::time::timeout(sleep, wake.notified()).await;
             }
         });
-    }
-}
-
-/// The same failure for another waiter of one commit (engine errors are not `Clone`).
-fn copy_commit_error(error: &EngineError) -> EngineError {
-    match error {
-        EngineError::Storage(omnibus_storage::StorageError::Closed) => {
-            EngineError::Storage(omnibus_storage::StorageError::Closed)
-        }
-        EngineError::Storage(omnibus_storage::StorageError::State(message)) => {
-            EngineError::Storage(omnibus_storage::StorageError::State(message.clone()))
-        }
-        other => EngineError::Internal(other.to_string()),
     }
 }
 

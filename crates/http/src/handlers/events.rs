@@ -7,6 +7,10 @@
 //! snapshot). A job's stream opens with a `snapshot` event carrying the job as it is, and ends
 //! after the job's final event (or at once when the snapshot is already final).
 //!
+//! When the queue fails (a state commit failed: it refuses all work until the broker restarts,
+//! `storage_failed`), both kinds of stream get `event: queue_failed` with the reason in its
+//! `error`, and end.
+//!
 //! Bounds: each connection reads the engine's event broadcast, which keeps at most its buffer
 //! of events per reader; a reader that falls behind is sent `event: lagged` with
 //! `{"missed":n}` (a job's stream then sends a fresh snapshot, so a missed final event still
@@ -21,7 +25,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
-use omnibus_engine::jobs::{Job, JobEvent};
+use omnibus_engine::jobs::{Job, JobEvent, QUEUE_FAILED_EVENT};
 use omnibus_engine::Engine;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -45,7 +49,9 @@ impl Scope {
     fn covers(&self, event: &JobEvent) -> bool {
         match self {
             Scope::Queue(queue) => event.queue == *queue,
-            Scope::Job { queue, id } => event.queue == *queue && event.id == *id,
+            Scope::Job { queue, id } => {
+                event.queue == *queue && (event.id == *id || ends_the_queue(event))
+            }
         }
     }
 }
@@ -129,7 +135,9 @@ impl Follower {
             };
             match received {
                 Ok(event) if self.scope.covers(&event) => {
-                    if matches!(self.scope, Scope::Job { .. }) && event.status.is_final() {
+                    let job_ended =
+                        matches!(self.scope, Scope::Job { .. }) && event.status.is_final();
+                    if job_ended || ends_the_queue(&event) {
                         self.ended = true;
                     }
                     return Some(self.event(event.kind, &event));
@@ -155,6 +163,11 @@ impl Follower {
                 .text("keep-alive"),
         )
     }
+}
+
+/// The queue failed: nothing more will happen to it or its jobs until a restart.
+fn ends_the_queue(event: &JobEvent) -> bool {
+    event.kind == QUEUE_FAILED_EVENT
 }
 
 /// Completes when the server begins shutting down; never when nothing can signal it.
@@ -315,6 +328,48 @@ mod tests {
         // A queue stream just carries on after saying it lagged.
         assert_eq!(queue_stream.next().await.unwrap().kind, "lagged");
         assert_eq!(queue_stream.next().await.unwrap().kind, "enqueued");
+    }
+
+    #[tokio::test]
+    async fn job_and_queue_streams_say_the_queue_failed_and_end() {
+        let data = tempfile::tempdir().unwrap();
+        let plan = omnibus_engine::config::FaultPlan::new();
+        let mut config = EngineConfig::new(data.path());
+        config.state_faults = Some(plan.clone());
+        let engine = Engine::open(config).await.unwrap();
+        engine
+            .create_queue(QueueSpec {
+                name: "q".into(),
+                ..QueueSpec::default()
+            })
+            .unwrap();
+        let id = engine.enqueue_jobs("q", vec![new_job()]).await.unwrap()[0]
+            .id
+            .clone();
+        let mut job_stream = follower_of(
+            &engine,
+            Scope::Job {
+                queue: "q".into(),
+                id,
+            },
+        );
+        let mut queue_stream = follower_of(&engine, Scope::Queue("q".into()));
+        plan.fail_write(1);
+        let refused = engine.fetch_jobs("q", "w", 1, 0).await.unwrap_err();
+        assert_eq!(refused.code(), omnibus_types::ErrorCode::StorageFailed);
+        for stream in [&mut job_stream, &mut queue_stream] {
+            let failed = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .expect("the stream is told at once")
+                .unwrap();
+            assert_eq!(failed.kind, "queue_failed");
+            assert!(
+                failed.data.contains("injected I/O failure"),
+                "{}",
+                failed.data
+            );
+            assert_eq!(stream.next().await, None, "and ends");
+        }
     }
 
     #[tokio::test]

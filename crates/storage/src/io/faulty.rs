@@ -101,6 +101,19 @@ impl FaultPlan {
         self.tripped.store(false, Ordering::SeqCst);
     }
 
+    /// Counts a data write of another backend of this crate (the state store's), failing it
+    /// as a file write would fail.
+    pub(crate) fn check_write(&self) -> io::Result<()> {
+        self.check(&self.writes_until_failure)
+    }
+
+    /// Counts an fsync of another backend of this crate (the state store's): held while
+    /// syncs are held, failed as a file fsync would fail.
+    pub(crate) fn check_sync(&self, path: &Path) -> io::Result<()> {
+        self.wait_while_syncs_held(path);
+        self.check(&self.syncs_until_failure)
+    }
+
     fn check(&self, counter: &AtomicI64) -> io::Result<()> {
         if self.sticky.load(Ordering::SeqCst) && self.tripped.load(Ordering::SeqCst) {
             return Err(self.error());
