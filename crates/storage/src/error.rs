@@ -14,6 +14,8 @@ pub enum StorageError {
     /// because after a failed fsync the state of the page cache is unknown.
     #[error("partition refuses writes after an earlier I/O error: {reason}")]
     Poisoned { reason: String },
+    /// The filesystem had no room (ENOSPC). Unlike other I/O errors this heals by itself:
+    /// see `partition/disk_full.rs` and the state store's reopen.
     #[error("disk full while {context}")]
     DiskFull { context: String },
     #[error("invalid record batch: {0}")]
@@ -39,12 +41,14 @@ pub enum StorageError {
 impl StorageError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         let context = context.into();
-        if source.raw_os_error() == Some(libc::ENOSPC)
-            || source.kind() == std::io::ErrorKind::StorageFull
-        {
+        if crate::disk::is_disk_full(&source) {
             return StorageError::DiskFull { context };
         }
         StorageError::Io { context, source }
+    }
+
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StorageError::DiskFull { .. })
     }
 
     pub fn code(&self) -> ErrorCode {

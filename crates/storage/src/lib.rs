@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod fuzzing;
 pub mod io;
@@ -21,8 +22,11 @@ pub mod records;
 mod scan;
 mod segment;
 pub mod state;
+#[doc(hidden)]
+pub mod tmpfs;
 
 pub use config::{FsyncPolicy, LogConfig};
+pub use disk::{available_bytes, DiskReserve};
 pub use error::{Result, StorageError};
 pub use partition::{
     AppendInfo, PartitionLog, PartitionStatus, PendingAppend, ProducerBatch, Progress, ReadResult,
