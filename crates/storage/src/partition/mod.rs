@@ -23,6 +23,7 @@ use crate::io::Io;
 use crate::segment::Segment;
 
 mod append;
+mod disk_full;
 mod log_start;
 pub(crate) mod producers;
 mod read;
@@ -40,6 +41,11 @@ pub struct Progress {
     /// One past the last offset readers may see and appenders may consider acknowledged.
     pub high_watermark: u64,
     pub failure: Option<Arc<str>>,
+    /// The failure is a full disk: writes resume once it has room (`disk_full.rs`).
+    pub disk_full: bool,
+    /// How many times writes resumed after a full disk. An append that waits across a resume
+    /// failed (its offsets were given out again), whatever the high watermark says.
+    pub resumes: u64,
     /// Set by `close`: this log will not grow; a reader waiting on it should look the
     /// partition up again (a stream reopened under new settings has a new log).
     pub closed: bool,
@@ -168,6 +174,8 @@ impl PartitionLog {
         let (progress, _) = watch::channel(Progress {
             high_watermark: next_offset,
             failure: None,
+            disk_full: false,
+            resumes: 0,
             closed: false,
         });
         Ok(Arc::new(PartitionLog {
@@ -270,9 +278,7 @@ impl PartitionLog {
             return Err(StorageError::Closed);
         }
         if let Some(reason) = self.failure() {
-            return Err(StorageError::Poisoned {
-                reason: reason.to_string(),
-            });
+            return Err(self.refusal(&reason));
         }
         Ok(())
     }
