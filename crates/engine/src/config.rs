@@ -63,6 +63,9 @@ pub struct EngineConfig {
     pub maintenance_interval_ms: u64,
     /// Most streams the broker will hold.
     pub streams_max: usize,
+    /// Size of the preallocated `reserve.bin` in the data folder, released on a full disk so
+    /// metadata deletes can still commit (`health.rs`). 0 disables it.
+    pub disk_reserve_bytes: u64,
 }
 
 impl EngineConfig {
@@ -72,6 +75,7 @@ impl EngineConfig {
             stream_defaults: StreamDefaults::default(),
             maintenance_interval_ms: 1000,
             streams_max: 10_000,
+            disk_reserve_bytes: 4 * 1024 * 1024,
         }
     }
 }

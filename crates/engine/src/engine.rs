@@ -29,6 +29,8 @@ pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) io: Arc<dyn Io>,
     pub(crate) state: Arc<StateStore>,
+    /// Released by the state store on a full disk, restored by maintenance (`health.rs`).
+    pub(crate) disk_reserve: Arc<omnibus_storage::DiskReserve>,
     pub(crate) queues: RwLock<BTreeMap<String, Arc<crate::queue::Queue>>>,
     pub(crate) jobs: crate::jobs::JobsState,
     pub(crate) streams: RwLock<StreamMap>,
@@ -70,6 +72,8 @@ impl Engine {
             ))
         })?;
         let state = Arc::new(StateStore::open(&data_dir.join("state.redb"))?);
+        let disk_reserve = crate::health::open_reserve(&data_dir, config.disk_reserve_bytes);
+        state.set_disk_reserve(disk_reserve.clone());
         let mut streams = BTreeMap::new();
         for (name, bytes) in state.scan_prefix(STREAMS_TABLE, "")? {
             let stream_config: StreamConfig = serde_json::from_slice(&bytes).map_err(|e| {
@@ -85,6 +89,7 @@ impl Engine {
             config,
             io,
             state,
+            disk_reserve,
             streams: RwLock::new(streams),
             queues: RwLock::new(BTreeMap::new()),
             jobs: crate::jobs::JobsState::new(),
@@ -261,7 +266,11 @@ impl Engine {
             }
         }
         self.state.write(&writes)?;
-        stream.close()?;
+        // The stream is gone from the metadata: a failed close (a full disk cannot take its
+        // index files) must not keep its files, the space a full disk needs back.
+        if let Err(error) = stream.close() {
+            tracing::warn!(stream = %name, "closing a deleted stream failed: {error}");
+        }
         for log in &stream.partitions {
             log.delete()?;
         }
@@ -276,6 +285,7 @@ impl Engine {
 
     /// One pass of upkeep over every partition: interval fsync, roll by age, retention.
     fn maintain(&self) {
+        self.maintain_disk();
         if let Err(error) = self.sweep_jobs() {
             tracing::error!("job retention failed: {error}");
         }
