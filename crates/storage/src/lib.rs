@@ -4,7 +4,8 @@
 //! batches (`<base_offset:020>.log`) with a sparse offset index and a time index. Appends are
 //! group-committed: everything that arrives while one write + fsync is in flight goes into the
 //! next one. Recovery truncates a torn tail at the last valid batch. After a write or fsync
-//! error a partition refuses further writes. All file access goes through the [`io::Io`]
+//! error a partition refuses further writes; after ENOSPC only until the disk has room
+//! (`partition/disk_full.rs`, `disk.rs`). All file access goes through the [`io::Io`]
 //! trait, with file, in-memory and fault-injecting backends.
 //!
 //! This layer may use `omnibus-types` and the `kafka-protocol` crate's record-batch codec
