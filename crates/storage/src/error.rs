@@ -47,6 +47,25 @@ impl StorageError {
         StorageError::Io { context, source }
     }
 
+    /// The same failure for another waiter of one shared commit (`io::Error` is not
+    /// `Clone`), keeping what a client sees: its code and message.
+    pub fn duplicate(&self) -> StorageError {
+        match self {
+            StorageError::DiskFull { context } => StorageError::DiskFull {
+                context: context.clone(),
+            },
+            StorageError::Io { context, source } => StorageError::Io {
+                context: context.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StorageError::Poisoned { reason } => StorageError::Poisoned {
+                reason: reason.clone(),
+            },
+            StorageError::Closed => StorageError::Closed,
+            other => StorageError::State(other.to_string()),
+        }
+    }
+
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StorageError::DiskFull { .. })
     }

@@ -482,25 +482,10 @@ fn run_committer(shared: Arc<Shared>, mut receiver: mpsc::Receiver<CommitRequest
         for (_, done) in group {
             let answer = match &outcome {
                 Ok(()) => Ok(()),
-                Err(error) => Err(copy_error(error)),
+                Err(error) => Err(error.duplicate()),
             };
             let _ = done.send(answer);
         }
-    }
-}
-
-/// The same failure for each waiter of a group (`StorageError` holds an `io::Error`, which
-/// is not `Clone`), keeping the distinction a client sees: disk full or not.
-fn copy_error(error: &StorageError) -> StorageError {
-    match error {
-        StorageError::DiskFull { context } => StorageError::DiskFull {
-            context: context.clone(),
-        },
-        StorageError::Io { context, source } => StorageError::Io {
-            context: context.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        other => StorageError::State(other.to_string()),
     }
 }
 

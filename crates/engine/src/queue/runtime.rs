@@ -705,12 +705,8 @@ impl Queue {
 /// The same failure for another waiter of one commit (engine errors are not `Clone`).
 fn copy_commit_error(error: &EngineError) -> EngineError {
     match error {
-        EngineError::Storage(omnibus_storage::StorageError::Closed) => {
-            EngineError::Storage(omnibus_storage::StorageError::Closed)
-        }
-        EngineError::Storage(omnibus_storage::StorageError::State(message)) => {
-            EngineError::Storage(omnibus_storage::StorageError::State(message.clone()))
-        }
+        // Keeps the code a client sees (a full disk stays `disk_full`, not `internal`).
+        EngineError::Storage(storage) => EngineError::Storage(storage.duplicate()),
         other => EngineError::Internal(other.to_string()),
     }
 }
@@ -761,4 +757,21 @@ pub(crate) fn header_i64(record: &Record, name: &str) -> Option<i64> {
         .find(|h| h.name == name)
         .and_then(|h| std::str::from_utf8(&h.value).ok())
         .and_then(|text| text.parse().ok())
+}
+
+#[cfg(test)]
+mod commit_error_tests {
+    use super::*;
+
+    #[test]
+    fn every_waiter_of_a_failed_commit_gets_the_same_code() {
+        let full = EngineError::Storage(omnibus_storage::StorageError::DiskFull {
+            context: "committing".into(),
+        });
+        let copy = copy_commit_error(&full);
+        assert_eq!(copy.code(), omnibus_types::ErrorCode::DiskFull);
+        assert_eq!(copy.to_string(), full.to_string());
+        let closed = EngineError::Storage(omnibus_storage::StorageError::Closed);
+        assert_eq!(copy_commit_error(&closed).code(), closed.code());
+    }
 }
