@@ -274,9 +274,8 @@ impl PartitionLog {
             }
             Ok(())
         })();
-        drop(writer);
         if let Err(error) = &result {
-            self.fail_writes(error);
+            self.poison(error);
         }
         result
     }

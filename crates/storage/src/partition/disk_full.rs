@@ -26,6 +26,9 @@
 //! - A refused group that straddled a segment roll left unacknowledged batches in a segment
 //!   that is already closed; cutting a closed segment is not worth its complexity for so rare
 //!   a case, so that poisons too.
+//! - Only the flusher heals (it is the one writer of offsets, so no group is in flight while
+//!   it cuts and resets the next offset). A failure in `maintain` (the interval fsync, a roll
+//!   by age of an idle segment) still poisons.
 
 use std::sync::Arc;
 
@@ -39,8 +42,8 @@ use crate::segment::Segment;
 const DATA_FSYNC_CONTEXT: &str = "fsync of ";
 
 impl PartitionLog {
-    /// Handles a failed write, fsync or roll: a full disk refuses writes until space
-    /// returns, anything else poisons the log.
+    /// Handles a failed write, fsync or roll of the flusher: a full disk refuses writes until
+    /// space returns, anything else poisons the log. Called only from the flush loop.
     pub(super) fn fail_writes(&self, error: &StorageError) {
         let StorageError::DiskFull { context } = error else {
             self.poison(error);
@@ -104,9 +107,10 @@ impl PartitionLog {
     fn refuse_until_space_returns(&self, error: &StorageError) {
         let reason: Arc<str> = Arc::from(error.to_string());
         tracing::warn!(dir = %self.dir.display(), "partition refuses writes until the disk has room: {reason}");
-        *lock(&self.failure) = Some(reason.clone());
+        // `disk_full` first, so an append refused from now on is told `disk_full`.
         self.progress
             .send_modify(|progress| progress.disk_full = true);
+        *lock(&self.failure) = Some(reason.clone());
         {
             // Appends queued behind the failed group have offsets past it; they fail too and
             // their offsets are given out again after the cut.
