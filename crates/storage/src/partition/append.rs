@@ -63,9 +63,12 @@ async fn wait_durable(
         })
         .await
         .map_err(|_| StorageError::Closed)?;
-    if seen.resumes == resumes && seen.high_watermark > info.last_offset {
+    if seen.resumes != resumes {
+        return seen.acknowledged_before_resume(resumes, info);
+    }
+    if seen.high_watermark > info.last_offset {
         Ok(info)
-    } else if seen.disk_full || seen.resumes != resumes {
+    } else if seen.disk_full {
         Err(StorageError::DiskFull {
             context: "writing to the partition".into(),
         })

@@ -32,14 +32,41 @@
 
 use std::sync::Arc;
 
-use super::{lock, producers, PartitionLog};
+use super::{lock, producers, AppendInfo, PartitionLog, Progress};
 use crate::config::FsyncPolicy;
 use crate::error::StorageError;
 use crate::segment::Segment;
 
+/// Resumes whose first reissued offset `Progress` remembers; an append whose waiter slept
+/// through more of them than this is reported as failed (it may not have been).
+const RESUMES_REMEMBERED: usize = 16;
+
 /// How `Segment::sync` names a failed data fsync (`segment.rs`): the one ENOSPC that may have
 /// dropped acknowledged bytes under a relaxed fsync policy.
 const DATA_FSYNC_CONTEXT: &str = "fsync of ";
+
+impl Progress {
+    /// The outcome for an append enqueued when `resumes` was the resume count, seen only after
+    /// later resumes: acknowledged if it ended below the first offset the first of them gave
+    /// out again (cuts never go below the high watermark, which only grows), else refused.
+    pub(super) fn acknowledged_before_resume(
+        &self,
+        resumes: u64,
+        info: AppendInfo,
+    ) -> crate::error::Result<AppendInfo> {
+        let oldest = self.resumes + 1 - self.resumed_at.len() as u64;
+        let first_after = resumes + 1;
+        let reissued_from = first_after
+            .checked_sub(oldest)
+            .and_then(|index| self.resumed_at.get(index as usize));
+        match reissued_from {
+            Some(&reissued_from) if info.last_offset < reissued_from => Ok(info),
+            _ => Err(StorageError::DiskFull {
+                context: "writing to the partition".into(),
+            }),
+        }
+    }
+}
 
 impl PartitionLog {
     /// Handles a failed write, fsync or roll of the flusher: a full disk refuses writes until
@@ -81,6 +108,12 @@ impl PartitionLog {
             progress.failure = None;
             progress.disk_full = false;
             progress.resumes += 1;
+            // Nothing was written while refusing: the high watermark is where the cut was.
+            let reissued_from = progress.high_watermark;
+            progress.resumed_at.push_back(reissued_from);
+            if progress.resumed_at.len() > RESUMES_REMEMBERED {
+                progress.resumed_at.pop_front();
+            }
         });
         tracing::info!(dir = %self.dir.display(), "partition accepts writes again after a full disk");
         true

@@ -212,3 +212,30 @@ fn a_refused_idempotent_batch_is_written_when_retried_after_the_resume() {
     });
     assert_eq!(read_values(&log), vec!["first", "second"]);
 }
+
+#[test]
+fn a_waiter_that_sleeps_through_a_resume_gets_its_true_outcome() {
+    let rt = runtime();
+    let Setup { plan, log, .. } = open(FsyncPolicy::Always);
+    rt.block_on(async {
+        let durable = log.enqueue(batch(&["durable"])).await.unwrap();
+        while log.high_watermark() < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        plan.fail_write(1);
+        let refused = log.enqueue(batch(&["refused"])).await.unwrap();
+        while log.failure().is_none() || !log.is_disk_full() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        plan.clear();
+        assert!(log.resume_after_disk_full());
+        // The refused append's offset goes to the next one, which lands.
+        let next = log.append(batch(&["next"])).await.unwrap();
+        assert_eq!(next.first_offset, 1);
+        // Only now do the two waiters look.
+        assert_eq!(durable.durable().await.unwrap().first_offset, 0);
+        let error = refused.durable().await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::DiskFull, "{error}");
+    });
+    assert_eq!(read_values(&log), vec!["durable", "next"]);
+}

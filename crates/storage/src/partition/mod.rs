@@ -43,9 +43,12 @@ pub struct Progress {
     pub failure: Option<Arc<str>>,
     /// The failure is a full disk: writes resume once it has room (`disk_full.rs`).
     pub disk_full: bool,
-    /// How many times writes resumed after a full disk. An append that waits across a resume
-    /// failed (its offsets were given out again), whatever the high watermark says.
+    /// How many times writes resumed after a full disk.
     pub resumes: u64,
+    /// The first offset given out again by each of the latest resumes (the last one is
+    /// resume number `resumes`): an append that waited across a resume was acknowledged
+    /// only if it ended below the first of them (`disk_full.rs`).
+    pub resumed_at: std::collections::VecDeque<u64>,
     /// Set by `close`: this log will not grow; a reader waiting on it should look the
     /// partition up again (a stream reopened under new settings has a new log).
     pub closed: bool,
@@ -176,6 +179,7 @@ impl PartitionLog {
             failure: None,
             disk_full: false,
             resumes: 0,
+            resumed_at: std::collections::VecDeque::new(),
             closed: false,
         });
         Ok(Arc::new(PartitionLog {
