@@ -70,6 +70,9 @@ pub struct EngineConfig {
     /// plan says (`StateStore::open_with_faults`). `None` (always, outside tests) opens it
     /// plainly.
     pub state_faults: Option<std::sync::Arc<FaultPlan>>,
+    /// Size of the preallocated `reserve.bin` in the data folder, released on a full disk so
+    /// metadata deletes can still commit (`health.rs`). 0 disables it.
+    pub disk_reserve_bytes: u64,
 }
 
 impl EngineConfig {
@@ -81,6 +84,7 @@ impl EngineConfig {
             streams_max: 10_000,
             coordinator: Default::default(),
             state_faults: None,
+            disk_reserve_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) io: Arc<dyn Io>,
     pub(crate) state: Arc<StateStore>,
+    /// Released by the state store on a full disk, restored by maintenance (`health.rs`).
+    pub(crate) disk_reserve: Arc<omnibus_storage::DiskReserve>,
     pub(crate) queues: RwLock<BTreeMap<String, Arc<crate::queue::Queue>>>,
     pub(crate) jobs: crate::jobs::JobsState,
     pub(crate) streams: RwLock<StreamTable>,
@@ -77,6 +79,8 @@ impl Engine {
             Some(plan) => StateStore::open_with_faults(&state_path, plan.clone())?,
             None => StateStore::open(&state_path)?,
         });
+        let disk_reserve = crate::health::open_reserve(&data_dir, config.disk_reserve_bytes);
+        state.set_disk_reserve(disk_reserve.clone());
         let mut streams = StreamTable::default();
         for (name, bytes) in state.scan_prefix(STREAMS_TABLE, "")? {
             let stream_config: StreamConfig = serde_json::from_slice(&bytes).map_err(|e| {
@@ -96,6 +100,7 @@ impl Engine {
             config,
             io,
             state,
+            disk_reserve,
             streams: RwLock::new(streams),
             stream_changes: StreamChanges::default(),
             queues: RwLock::new(BTreeMap::new()),
@@ -160,6 +165,7 @@ impl Engine {
 
     /// One pass of upkeep over every partition: interval fsync, roll by age, retention.
     fn maintain(&self) {
+        self.maintain_disk();
         if let Err(error) = self.sweep_jobs() {
             tracing::error!("job retention failed: {error}");
         }

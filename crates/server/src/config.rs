@@ -83,6 +83,9 @@ pub struct KafkaSection {
 pub struct EngineSection {
     pub maintenance_interval_ms: u64,
     pub streams_max: usize,
+    /// Size of the preallocated `reserve.bin` that lets deletes free space on a full disk;
+    /// 0 disables it.
+    pub disk_reserve_bytes: u64,
 }
 
 /// How the broker's own threads ask the operating system to run them.
@@ -114,6 +117,7 @@ impl Default for ServerConfig {
             engine: EngineSection {
                 maintenance_interval_ms: engine.maintenance_interval_ms,
                 streams_max: engine.streams_max,
+                disk_reserve_bytes: engine.disk_reserve_bytes,
             },
             process: ProcessSection::default(),
             stream_defaults: engine.stream_defaults,
@@ -303,6 +307,7 @@ impl ServerConfig {
         engine.stream_defaults = self.stream_defaults.clone();
         engine.maintenance_interval_ms = self.engine.maintenance_interval_ms;
         engine.streams_max = self.engine.streams_max;
+        engine.disk_reserve_bytes = self.engine.disk_reserve_bytes;
         engine
     }
 
@@ -418,6 +423,7 @@ frame_bytes_max = 104857600
 [engine]
 maintenance_interval_ms = 1000
 streams_max = 10000
+disk_reserve_bytes = 4194304
 [process]
 cpu_slice_us = 100
 [stream_defaults]

@@ -14,6 +14,8 @@ pub enum StorageError {
     /// because after a failed fsync the state of the page cache is unknown.
     #[error("partition refuses writes after an earlier I/O error: {reason}")]
     Poisoned { reason: String },
+    /// The filesystem had no room (ENOSPC). Unlike other I/O errors this heals by itself:
+    /// see `partition/disk_full.rs` and the state store's reopen.
     #[error("disk full while {context}")]
     DiskFull { context: String },
     #[error("invalid record batch: {0}")]
@@ -42,12 +44,33 @@ pub enum StorageError {
 impl StorageError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         let context = context.into();
-        if source.raw_os_error() == Some(libc::ENOSPC)
-            || source.kind() == std::io::ErrorKind::StorageFull
-        {
+        if crate::disk::is_disk_full(&source) {
             return StorageError::DiskFull { context };
         }
         StorageError::Io { context, source }
+    }
+
+    /// The same failure for another waiter of one shared commit (`io::Error` is not
+    /// `Clone`), keeping what a client sees: its code and message.
+    pub fn duplicate(&self) -> StorageError {
+        match self {
+            StorageError::DiskFull { context } => StorageError::DiskFull {
+                context: context.clone(),
+            },
+            StorageError::Io { context, source } => StorageError::Io {
+                context: context.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StorageError::Poisoned { reason } => StorageError::Poisoned {
+                reason: reason.clone(),
+            },
+            StorageError::Closed => StorageError::Closed,
+            other => StorageError::State(other.to_string()),
+        }
+    }
+
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StorageError::DiskFull { .. })
     }
 
     pub fn code(&self) -> ErrorCode {

@@ -4,8 +4,9 @@
 //! batches (`<base_offset:020>.log`) with a sparse offset index and a time index. Appends are
 //! group-committed: everything that arrives while one write + fsync is in flight goes into the
 //! next one. Recovery truncates a torn tail at the last valid batch and sets aside (never
-//! discards) damage followed by valid batches. After a write or fsync
-//! error a partition refuses further writes. All file access goes through the [`io::Io`]
+//! discards) damage followed by valid batches. After a write or fsync error a partition
+//! refuses further writes; after ENOSPC only until the disk has room
+//! (`partition/disk_full.rs`, `disk.rs`). All file access goes through the [`io::Io`]
 //! trait, with file, in-memory and fault-injecting backends.
 //!
 //! This layer may use `omnibus-types` and the `kafka-protocol` crate's record-batch codec
@@ -14,6 +15,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod fuzzing;
 pub mod io;
@@ -23,8 +25,11 @@ pub mod records;
 mod scan;
 mod segment;
 pub mod state;
+#[doc(hidden)]
+pub mod tmpfs;
 
 pub use config::{FsyncPolicy, LogConfig};
+pub use disk::{available_bytes, DiskReserve};
 pub use error::{Result, StorageError};
 pub use partition::{
     AppendInfo, PartitionLog, PartitionStatus, PendingAppend, ProducerBatch, Progress, ReadResult,

@@ -9,13 +9,14 @@
 //! redb does its own file I/O, so the state store does not go through [`crate::io::Io`];
 //! its crash safety is redb's (copy-on-write B-trees with a checksummed commit slot).
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::disk::DiskReserve;
 use crate::error::{Result, StorageError};
 
 /// `StateStore::open_with_faults`: a store whose file fails on demand, for tests.
@@ -31,9 +32,31 @@ const COMMIT_GROUP_MAX: usize = 4096;
 type CommitRequest = (Vec<StateWrite>, oneshot::Sender<Result<()>>);
 
 pub struct StateStore {
-    db: Arc<Database>,
-    committer: std::sync::Mutex<Option<Committer>>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    committer: Mutex<Option<Committer>>,
+}
+
+/// What the store's callers and its committer thread share.
+///
+/// After a failed commit redb refuses every further transaction ("Previous I/O error
+/// occurred") until the database is closed and opened again. So the database sits behind a
+/// lock: every read and write holds it shared for the length of its transaction, and the
+/// first operation after a failure takes it exclusively, drops the failed database (no
+/// transaction of it is left) and opens the file again. redb's recovery then finds the last
+/// commit that reached the disk; a failed commit never answered its callers with success.
+struct Shared {
+    path: PathBuf,
+    /// How the database is opened (and reopened): plainly, or on a fault-injecting backend.
+    opener: Opener,
+    /// `None` only when a reopen failed; the next operation tries again.
+    db: RwLock<Option<Database>>,
+    /// Set when an I/O error means the database must be reopened before its next use.
+    failed: AtomicBool,
+    /// Why, for health reports: the error that failed the database (or its reopen).
+    failure: Mutex<Option<String>>,
+    /// Released on the first ENOSPC so a metadata delete can get the pages it needs.
+    reserve: Mutex<Option<Arc<DiskReserve>>>,
+    counters: Counters,
 }
 
 /// What the store has committed since it was opened.
@@ -105,8 +128,38 @@ pub enum StateWrite {
     },
 }
 
-fn state_error(error: impl std::fmt::Display) -> StorageError {
-    StorageError::State(error.to_string())
+/// Classifies a redb error: an I/O error (ENOSPC becomes [`StorageError::DiskFull`]) and
+/// redb's refusal after an earlier one are I/O failures that call for a reopen; anything
+/// else (a table of the wrong type, corruption) is a state store error.
+fn state_error(error: impl Into<redb::Error>) -> StorageError {
+    match error.into() {
+        redb::Error::Io(source) => StorageError::io("using the state store", source),
+        redb::Error::PreviousIo | redb::Error::DatabaseClosed => StorageError::io(
+            "using the state store",
+            std::io::Error::other("an earlier I/O error left the database to be reopened"),
+        ),
+        other => StorageError::State(other.to_string()),
+    }
+}
+
+/// Whether the database must be reopened after `error`.
+fn needs_reopen(error: &StorageError) -> bool {
+    matches!(
+        error,
+        StorageError::Io { .. } | StorageError::DiskFull { .. }
+    )
+}
+
+/// Opens the database file at a path.
+type Opener = Box<dyn Fn(&Path) -> Result<Database> + Send + Sync>;
+
+fn open_database(path: &Path) -> Result<Database> {
+    // redb caches pages in memory, by default up to 1 GiB; bounded here so memory does not
+    // grow with the number of stored keys (millions of delayed messages, job records).
+    Database::builder()
+        .set_cache_size(STATE_CACHE_BYTES)
+        .create(path)
+        .map_err(state_error)
 }
 
 fn definition(table: &'static str) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -125,34 +178,176 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
+impl Shared {
+    fn new(path: &Path, db: Database, opener: Opener) -> Shared {
+        Shared {
+            path: path.to_path_buf(),
+            opener,
+            db: RwLock::new(Some(db)),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            reserve: Mutex::new(None),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Runs `operation` on the database, reopening it first if an earlier one failed.
+    fn run<T>(&self, operation: impl Fn(&Database) -> Result<T>) -> Result<T> {
+        self.run_once(&operation)
+    }
+
+    /// As [`Shared::run`], for a transaction that frees space (deletes only): on ENOSPC it
+    /// releases the disk reserve (if any is left) and tries once more. Only deletes may spend
+    /// the reserve — a put that spent it would leave nothing for the delete that frees space.
+    fn run_freeing<T>(&self, operation: impl Fn(&Database) -> Result<T>) -> Result<T> {
+        match self.run_once(&operation) {
+            Err(error) if error.is_disk_full() && self.release_reserve() => {
+                self.run_once(&operation)
+            }
+            outcome => outcome,
+        }
+    }
+
+    fn run_once<T>(&self, operation: &impl Fn(&Database) -> Result<T>) -> Result<T> {
+        self.reopen_if_failed()?;
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let Some(database) = db.as_ref() else {
+            // A reopen failed between our check and taking the lock.
+            return Err(self.failure_error());
+        };
+        let outcome = operation(database);
+        drop(db);
+        if let Err(error) = &outcome {
+            if needs_reopen(error) {
+                self.record_failure(error);
+            }
+        }
+        outcome
+    }
+
+    fn record_failure(&self, error: &StorageError) {
+        tracing::error!(path = %self.path.display(), "state store failed, reopening it before its next use: {error}");
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+        self.failed.store(true, Ordering::Release);
+    }
+
+    fn failure_error(&self) -> StorageError {
+        let reason = self.failure().unwrap_or_else(|| "closed".into());
+        if reason.starts_with("disk full") {
+            StorageError::DiskFull {
+                context: "reopening the state store".into(),
+            }
+        } else {
+            StorageError::State(reason)
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Closes the failed database and opens the file again. The exclusive lock means no
+    /// transaction of the old database is alive, so redb lets go of the file.
+    fn reopen_if_failed(&self) -> Result<()> {
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        drop(db.take());
+        match (self.opener)(&self.path) {
+            Ok(reopened) => {
+                *db = Some(reopened);
+                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                self.failed.store(false, Ordering::Release);
+                tracing::info!(path = %self.path.display(), "state store reopened");
+                Ok(())
+            }
+            Err(error) => {
+                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    fn release_reserve(&self) -> bool {
+        let reserve = self
+            .reserve
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        reserve.is_some_and(|reserve| reserve.release())
+    }
+
+    /// Applies writes in one transaction (see [`Shared::run`]).
+    fn apply(&self, writes: &[StateWrite]) -> Result<()> {
+        let frees_space = writes
+            .iter()
+            .all(|write| !matches!(write, StateWrite::Put { .. }));
+        if frees_space {
+            self.run_freeing(|db| apply(db, writes))?;
+        } else {
+            self.run(|db| apply(db, writes))?;
+        }
+        self.counters.count(writes.len());
+        Ok(())
+    }
+}
+
 impl StateStore {
     pub fn open(path: &Path) -> Result<StateStore> {
-        // redb caches pages in memory, by default up to 1 GiB; bounded here so memory does not
-        // grow with the number of stored keys (millions of delayed messages, job records).
-        let db = Database::builder()
-            .set_cache_size(STATE_CACHE_BYTES)
-            .create(path)
-            .map_err(state_error)?;
+        Self::open_with(path, Box::new(open_database))
+    }
+
+    /// Opens the store with `opener`, which is also how it reopens after an I/O error.
+    fn open_with(path: &Path, opener: Opener) -> Result<StateStore> {
+        let db = opener(path)?;
         Ok(StateStore {
-            db: Arc::new(db),
+            shared: Arc::new(Shared::new(path, db, opener)),
             committer: std::sync::Mutex::new(None),
-            counters: Arc::new(Counters::default()),
         })
+    }
+
+    /// The reserve to release when a write finds the disk full (see `disk.rs`).
+    pub fn set_disk_reserve(&self, reserve: Arc<DiskReserve>) {
+        *self
+            .shared
+            .reserve
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(reserve);
+    }
+
+    /// Why the store is failed and waiting to be reopened, or `None` when it works.
+    pub fn failure(&self) -> Option<String> {
+        self.shared
+            .failed
+            .load(Ordering::Acquire)
+            .then(|| self.shared.failure())
+            .flatten()
+    }
+
+    /// Reopens a failed store now (the maintenance pass calls this once space is back, so
+    /// health turns good without waiting for the next write). `Ok` when the store works.
+    pub fn reopen_if_failed(&self) -> Result<()> {
+        self.shared.reopen_if_failed()
     }
 
     /// Commits and writes so far (for benchmarks and metrics).
     pub fn stats(&self) -> StateStats {
         StateStats {
-            commits: self.counters.commits.load(Ordering::Relaxed),
-            writes: self.counters.writes.load(Ordering::Relaxed),
+            commits: self.shared.counters.commits.load(Ordering::Relaxed),
+            writes: self.shared.counters.writes.load(Ordering::Relaxed),
         }
     }
 
     /// Applies all writes in one transaction, durable on return.
     pub fn write(&self, writes: &[StateWrite]) -> Result<()> {
-        apply(&self.db, writes)?;
-        self.counters.count(writes.len());
-        Ok(())
+        self.shared.apply(writes)
     }
 
     /// Group-committed write: the writes of every caller waiting at the same time go into one
@@ -174,11 +369,10 @@ impl StateStore {
         committer
             .get_or_insert_with(|| {
                 let (sender, receiver) = mpsc::channel(COMMIT_QUEUE_MAX);
-                let db = self.db.clone();
-                let counters = self.counters.clone();
+                let shared = self.shared.clone();
                 let thread = std::thread::Builder::new()
                     .name("state-commit".into())
-                    .spawn(move || run_committer(db, counters, receiver))
+                    .spawn(move || run_committer(shared, receiver))
                     .expect("spawning the state committer thread");
                 Committer { sender, thread }
             })
@@ -196,33 +390,37 @@ impl StateStore {
 
     /// Values of several keys, read in one transaction.
     pub fn get_many(&self, table: &'static str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let transaction = self.db.begin_read().map_err(state_error)?;
-        let table = match transaction.open_table(definition(table)) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
-            Err(error) => return Err(state_error(error)),
-        };
-        keys.iter()
-            .map(|key| {
-                Ok(table
-                    .get(key.as_str())
-                    .map_err(state_error)?
-                    .map(|value| value.value().to_vec()))
-            })
-            .collect()
+        self.shared.run(|db| {
+            let transaction = db.begin_read().map_err(state_error)?;
+            let table = match transaction.open_table(definition(table)) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
+                Err(error) => return Err(state_error(error)),
+            };
+            keys.iter()
+                .map(|key| {
+                    Ok(table
+                        .get(key.as_str())
+                        .map_err(state_error)?
+                        .map(|value| value.value().to_vec()))
+                })
+                .collect()
+        })
     }
 
     pub fn get(&self, table: &'static str, key: &str) -> Result<Option<Vec<u8>>> {
-        let transaction = self.db.begin_read().map_err(state_error)?;
-        let table = match transaction.open_table(definition(table)) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(state_error(error)),
-        };
-        Ok(table
-            .get(key)
-            .map_err(state_error)?
-            .map(|value| value.value().to_vec()))
+        self.shared.run(|db| {
+            let transaction = db.begin_read().map_err(state_error)?;
+            let table = match transaction.open_table(definition(table)) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(error) => return Err(state_error(error)),
+            };
+            Ok(table
+                .get(key)
+                .map_err(state_error)?
+                .map(|value| value.value().to_vec()))
+        })
     }
 
     /// Up to `limit` entries with keys in `[start, end)`, in key order.
@@ -233,52 +431,53 @@ impl StateStore {
         end: &str,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>> {
-        let transaction = self.db.begin_read().map_err(state_error)?;
-        let table = match transaction.open_table(definition(table)) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(error) => return Err(state_error(error)),
-        };
-        let mut entries = Vec::new();
-        for entry in table.range(start..end).map_err(state_error)? {
-            if entries.len() >= limit {
-                break;
+        self.shared.run(|db| {
+            let transaction = db.begin_read().map_err(state_error)?;
+            let table = match transaction.open_table(definition(table)) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(error) => return Err(state_error(error)),
+            };
+            let mut entries = Vec::new();
+            for entry in table.range(start..end).map_err(state_error)? {
+                if entries.len() >= limit {
+                    break;
+                }
+                let (key, value) = entry.map_err(state_error)?;
+                entries.push((key.value().to_string(), value.value().to_vec()));
             }
-            let (key, value) = entry.map_err(state_error)?;
-            entries.push((key.value().to_string(), value.value().to_vec()));
-        }
-        Ok(entries)
+            Ok(entries)
+        })
     }
 
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, table: &'static str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let transaction = self.db.begin_read().map_err(state_error)?;
-        let table = match transaction.open_table(definition(table)) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(error) => return Err(state_error(error)),
-        };
-        let range = match prefix_end(prefix) {
-            Some(end) => table.range(prefix..end.as_str()),
-            None => table.range(prefix..),
-        }
-        .map_err(state_error)?;
-        let mut entries = Vec::new();
-        for entry in range {
-            let (key, value) = entry.map_err(state_error)?;
-            entries.push((key.value().to_string(), value.value().to_vec()));
-        }
-        Ok(entries)
+        self.shared.run(|db| {
+            let transaction = db.begin_read().map_err(state_error)?;
+            let table = match transaction.open_table(definition(table)) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(error) => return Err(state_error(error)),
+            };
+            let end = prefix_end(prefix);
+            let range = match &end {
+                Some(end) => table.range(prefix..end.as_str()),
+                None => table.range(prefix..),
+            }
+            .map_err(state_error)?;
+            let mut entries = Vec::new();
+            for entry in range {
+                let (key, value) = entry.map_err(state_error)?;
+                entries.push((key.value().to_string(), value.value().to_vec()));
+            }
+            Ok(entries)
+        })
     }
 }
 
 /// The committer thread: takes everything queued (up to a bound), applies it in one
 /// transaction, answers every caller. Ends when every sender is gone.
-fn run_committer(
-    db: Arc<Database>,
-    counters: Arc<Counters>,
-    mut receiver: mpsc::Receiver<CommitRequest>,
-) {
+fn run_committer(shared: Arc<Shared>, mut receiver: mpsc::Receiver<CommitRequest>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut group = vec![first];
         while group.len() < COMMIT_GROUP_MAX {
@@ -293,14 +492,11 @@ fn run_committer(
                 .flat_map(|(writes, _)| std::mem::take(writes))
                 .collect(),
         );
-        let outcome = apply(&db, &writes);
-        if outcome.is_ok() {
-            counters.count(writes.len());
-        }
+        let outcome = shared.apply(&writes);
         for (_, done) in group {
             let answer = match &outcome {
                 Ok(()) => Ok(()),
-                Err(error) => Err(StorageError::State(error.to_string())),
+                Err(error) => Err(error.duplicate()),
             };
             let _ = done.send(answer);
         }
@@ -564,7 +760,7 @@ mod tests {
     fn a_failed_group_commit_fails_every_waiter_and_stores_none_of_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");
-        let db = Arc::new(Database::builder().create(&path).unwrap());
+        let db = Database::builder().create(&path).unwrap();
         // A multimap table of that name makes any write to it fail inside the transaction.
         let setup = db.begin_write().unwrap();
         setup
@@ -586,15 +782,21 @@ mod tests {
         }
         drop(sender);
         // Everything queued before the committer looks is one group.
-        run_committer(db.clone(), Arc::default(), receiver);
+        let shared = Arc::new(Shared::new(&path, db, Box::new(open_database)));
+        run_committer(shared.clone(), receiver);
         for mut answer in answers {
             let outcome = answer.try_recv().expect("answered");
             assert!(outcome.is_err(), "every waiter of the failed group is told");
         }
-        let read = db.begin_read().unwrap();
+        let db = shared.db.read().unwrap();
+        let read = db.as_ref().unwrap().begin_read().unwrap();
         assert!(
             read.open_table(definition("t")).is_err(),
             "nothing of the group was committed"
         );
     }
 }
+
+#[cfg(test)]
+#[path = "state_full_disk_tests.rs"]
+mod full_disk_tests;

@@ -131,12 +131,8 @@ impl Queue {
 /// The same failure for another waiter of one commit (engine errors are not `Clone`).
 pub(super) fn copy_commit_error(error: &EngineError) -> EngineError {
     match error {
-        EngineError::Storage(omnibus_storage::StorageError::Closed) => {
-            EngineError::Storage(omnibus_storage::StorageError::Closed)
-        }
-        EngineError::Storage(omnibus_storage::StorageError::State(message)) => {
-            EngineError::Storage(omnibus_storage::StorageError::State(message.clone()))
-        }
+        // Keeps the code a client sees (a full disk stays `disk_full`, not `internal`).
+        EngineError::Storage(storage) => EngineError::Storage(storage.duplicate()),
         EngineError::QueueFailed { queue, reason } => EngineError::QueueFailed {
             queue: queue.clone(),
             reason: reason.clone(),

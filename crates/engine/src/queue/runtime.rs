@@ -806,3 +806,20 @@ pub(crate) fn header_i64(record: &Record, name: &str) -> Option<i64> {
         .and_then(|h| std::str::from_utf8(&h.value).ok())
         .and_then(|text| text.parse().ok())
 }
+
+#[cfg(test)]
+mod commit_error_tests {
+    use super::*;
+
+    #[test]
+    fn every_waiter_of_a_failed_commit_gets_the_same_code() {
+        let full = EngineError::Storage(omnibus_storage::StorageError::DiskFull {
+            context: "committing".into(),
+        });
+        let copy = copy_commit_error(&full);
+        assert_eq!(copy.code(), omnibus_types::ErrorCode::DiskFull);
+        assert_eq!(copy.to_string(), full.to_string());
+        let closed = EngineError::Storage(omnibus_storage::StorageError::Closed);
+        assert_eq!(copy_commit_error(&closed).code(), closed.code());
+    }
+}

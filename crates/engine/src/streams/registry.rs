@@ -309,7 +309,11 @@ impl Engine {
             .write_streams()
             .remove(name)
             .ok_or_else(|| EngineError::StreamNotFound(name.to_string()))?;
-        stream.close()?;
+        // The stream is gone from the metadata: a failed close (a full disk cannot take its
+        // index files) must not keep its files, the space a full disk needs back.
+        if let Err(error) = stream.close() {
+            tracing::warn!(stream = %name, "closing a deleted stream failed: {error}");
+        }
         for log in &stream.partitions {
             log.delete()?;
         }

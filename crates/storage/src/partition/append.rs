@@ -35,6 +35,8 @@ pub struct AppendInfo {
 pub struct PendingAppend {
     info: AppendInfo,
     progress: watch::Receiver<Progress>,
+    /// `Progress::resumes` when the append took its place.
+    resumes: u64,
 }
 
 impl PendingAppend {
@@ -45,7 +47,7 @@ impl PendingAppend {
 
     /// Waits until the append is acknowledged.
     pub async fn durable(self) -> Result<AppendInfo> {
-        wait_durable(self.progress, self.info).await
+        wait_durable(self.progress, self.info, self.resumes).await
     }
 }
 
@@ -53,13 +55,23 @@ impl PendingAppend {
 async fn wait_durable(
     mut progress: watch::Receiver<Progress>,
     info: AppendInfo,
+    resumes: u64,
 ) -> Result<AppendInfo> {
     let seen = progress
-        .wait_for(|p| p.high_watermark > info.last_offset || p.failure.is_some())
+        .wait_for(|p| {
+            p.high_watermark > info.last_offset || p.failure.is_some() || p.resumes != resumes
+        })
         .await
         .map_err(|_| StorageError::Closed)?;
+    if seen.resumes != resumes {
+        return seen.acknowledged_before_resume(resumes, info);
+    }
     if seen.high_watermark > info.last_offset {
         Ok(info)
+    } else if seen.disk_full {
+        Err(StorageError::DiskFull {
+            context: "writing to the partition".into(),
+        })
     } else {
         Err(StorageError::Poisoned {
             reason: seen.failure.as_deref().unwrap_or("unknown").to_string(),
@@ -90,9 +102,10 @@ impl PartitionLog {
             .await
             .map_err(|_| StorageError::Closed)?;
         let progress = self.progress.subscribe();
-        let (info, start_flush) = {
+        let (info, start_flush, resumes) = {
             let mut queue = lock(&self.queue);
             self.check_writable()?;
+            let resumes = self.progress.borrow().resumes;
             let first_offset = queue.next_offset;
             let mut headers = Vec::with_capacity(spans.len());
             for span in spans {
@@ -116,19 +129,25 @@ impl PartitionLog {
                 first_offset,
                 last_offset,
             };
-            (info, start_flush)
+            (info, start_flush, resumes)
         };
         if start_flush {
             let log = self.clone();
             tokio::task::spawn_blocking(move || log.flush_loop());
         }
-        Ok(PendingAppend { info, progress })
+        Ok(PendingAppend {
+            info,
+            progress,
+            resumes,
+        })
     }
 
     /// Waits until the offsets of an earlier append are acknowledged (or the partition
     /// fails): how a retried batch answered from memory waits for its original to be durable.
     pub async fn wait_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
-        wait_durable(self.progress.subscribe(), info).await
+        let progress = self.progress.subscribe();
+        let resumes = progress.borrow().resumes;
+        wait_durable(progress, info, resumes).await
     }
 
     /// Runs on a blocking thread until the queue is empty. Only one runs per partition.
@@ -150,7 +169,7 @@ impl PartitionLog {
                 Ok(high_watermark) => self.progress.send_modify(|p| {
                     p.high_watermark = p.high_watermark.max(high_watermark);
                 }),
-                Err(error) => self.poison(&error),
+                Err(error) => self.fail_writes(&error),
             }
         }
     }

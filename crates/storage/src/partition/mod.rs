@@ -24,6 +24,7 @@ use crate::quarantine::{self, QuarantinedFile};
 use crate::segment::Segment;
 
 mod append;
+mod disk_full;
 mod log_start;
 mod lost;
 pub(crate) mod producers;
@@ -42,6 +43,14 @@ pub struct Progress {
     /// One past the last offset readers may see and appenders may consider acknowledged.
     pub high_watermark: u64,
     pub failure: Option<Arc<str>>,
+    /// The failure is a full disk: writes resume once it has room (`disk_full.rs`).
+    pub disk_full: bool,
+    /// How many times writes resumed after a full disk.
+    pub resumes: u64,
+    /// The first offset given out again by each of the latest resumes (the last one is
+    /// resume number `resumes`): an append that waited across a resume was acknowledged
+    /// only if it ended below the first of them (`disk_full.rs`).
+    pub resumed_at: std::collections::VecDeque<u64>,
     /// Set by `close`: this log will not grow; a reader waiting on it should look the
     /// partition up again (a stream reopened under new settings has a new log).
     pub closed: bool,
@@ -186,6 +195,9 @@ impl PartitionLog {
         let (progress, _) = watch::channel(Progress {
             high_watermark: next_offset,
             failure: None,
+            disk_full: false,
+            resumes: 0,
+            resumed_at: std::collections::VecDeque::new(),
             closed: false,
         });
         let log = Arc::new(PartitionLog {
@@ -294,9 +306,7 @@ impl PartitionLog {
             return Err(StorageError::Closed);
         }
         if let Some(reason) = self.failure() {
-            return Err(StorageError::Poisoned {
-                reason: reason.to_string(),
-            });
+            return Err(self.refusal(&reason));
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use redb::backends::FileBackend;
 use redb::{BackendError, Database, StorageBackend};
 
-use super::{state_error, Counters, StateStore, STATE_CACHE_BYTES};
+use super::{state_error, StateStore, STATE_CACHE_BYTES};
 use crate::error::{Result, StorageError};
 use crate::io::FaultPlan;
 
@@ -24,30 +24,32 @@ impl StateStore {
     /// [`FaultPlan::hold_syncs`]). For tests: the file is the same one [`StateStore::open`]
     /// reads, so a test can reopen it without faults and see what was durable.
     pub fn open_with_faults(path: &Path, plan: Arc<FaultPlan>) -> Result<StateStore> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|error| {
-                StorageError::io(format!("opening state store {}", path.display()), error)
-            })?;
-        let inner = FileBackend::new(file).map_err(state_error)?;
-        let db = Database::builder()
-            .set_cache_size(STATE_CACHE_BYTES)
-            .create_with_backend(FaultyBackend {
-                inner,
-                plan,
-                path: path.to_path_buf(),
-            })
-            .map_err(state_error)?;
-        Ok(StateStore {
-            db: Arc::new(db),
-            committer: std::sync::Mutex::new(None),
-            counters: Arc::new(Counters::default()),
-        })
+        Self::open_with(
+            path,
+            Box::new(move |path: &Path| open_faulty(path, plan.clone())),
+        )
     }
+}
+
+fn open_faulty(path: &Path, plan: Arc<FaultPlan>) -> Result<Database> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|error| {
+            StorageError::io(format!("opening state store {}", path.display()), error)
+        })?;
+    let inner = FileBackend::new(file).map_err(state_error)?;
+    Database::builder()
+        .set_cache_size(STATE_CACHE_BYTES)
+        .create_with_backend(FaultyBackend {
+            inner,
+            plan,
+            path: path.to_path_buf(),
+        })
+        .map_err(state_error)
 }
 
 /// redb's file backend with injected faults; locks and reads pass straight through.
@@ -154,7 +156,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_fsync_fails_the_commit_and_refuses_later_ones() {
+    async fn a_failed_fsync_fails_the_commit_and_the_store_reopens_on_the_same_backend() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");
         let plan = FaultPlan::new();
@@ -165,16 +167,18 @@ mod tests {
             let failed = store.commit(vec![put("lost")]).await;
             assert!(failed.is_err(), "the commit whose fsync failed fails");
             plan.clear();
-            assert!(
-                store.commit(vec![put("after")]).await.is_err(),
-                "redb refuses writes after an I/O error until reopened"
-            );
+            // The store reopens the database (on the faulty backend again) before its next
+            // use, so later commits go through it and still see the plan.
+            store.commit(vec![put("after")]).await.unwrap();
+            plan.fail_write(1);
+            assert!(store.commit(vec![put("refused")]).await.is_err());
         }
         // Whether "lost" reached the disk is unknown after a failed fsync (its bytes were
-        // written); what came before it is durable and what was refused is not.
+        // written); what came before and after it is durable and what was refused is not.
         let store = reopen(&path);
         assert!(store.get("t", "before").unwrap().is_some());
-        assert_eq!(store.get("t", "after").unwrap(), None);
+        assert!(store.get("t", "after").unwrap().is_some());
+        assert_eq!(store.get("t", "refused").unwrap(), None);
     }
 
     #[tokio::test]

@@ -529,13 +529,54 @@ async fn a_stalled_disk_under_one_topic_does_not_stall_produce_and_fetch_on_anot
         .await
         .expect("produce and fetch on another topic were held up by the stalled disk");
     disk.hold_syncs(false);
+    let mut codes = Vec::new();
     for task in stalled {
+        let code = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("answered once the disk recovers")
+            .unwrap();
+        codes.push(code);
+    }
+    // CreateTopics either made the topic (0) or found that an auto-create had (36,
+    // TOPIC_ALREADY_EXISTS); the Metadata requests find the topic either way.
+    assert!(matches!(codes[0], 0 | 36), "{codes:?}");
+    assert_eq!(codes[1..], [0, 0], "{codes:?}");
+}
+
+#[tokio::test]
+async fn a_produce_on_a_full_disk_gets_kafka_storage_error_and_a_later_retry_lands() {
+    let (fixture, disk) = fixture_with_faults().await;
+    fixture.create("t", 1).await;
+    assert_eq!(
+        produce(&fixture, "t", 0, batch(&["a"], Compression::None, None)).await,
+        (0, 0)
+    );
+    disk.as_disk_full(true);
+    disk.fail_write(1);
+    let (error_code, base_offset) = produce(
+        &fixture,
+        "t",
+        0,
+        batch(&["refused"], Compression::None, None),
+    )
+    .await;
+    assert_eq!(error_code, 56, "KAFKA_STORAGE_ERROR");
+    assert_eq!(base_offset, -1);
+    // The disk has room again: the engine's maintenance pass lets writes in, and the
+    // client's retry lands right after the last acknowledged record.
+    disk.clear();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = produce(&fixture, "t", 0, batch(&["b"], Compression::None, None)).await;
+        if answer.0 == 0 {
+            assert_eq!(answer.1, 1, "offsets stay dense");
+            break;
+        }
         assert_eq!(
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("answered once the disk recovers")
-                .unwrap(),
-            0
+            answer.0, 56,
+            "KAFKA_STORAGE_ERROR until the partition resumes"
         );
+        assert!(std::time::Instant::now() < deadline, "writes never resumed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
