@@ -200,6 +200,7 @@ async fn open_bench_queue(dir: &std::path::Path, fetch: usize) -> Arc<Engine> {
             max_unacked_per_worker: Some(fetch * 4),
             ..Default::default()
         })
+        .await
         .expect("queue");
     engine
 }

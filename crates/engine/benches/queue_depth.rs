@@ -108,6 +108,7 @@ fn main() {
                     name: name.into(),
                     ..Default::default()
                 })
+                .await
                 .expect("queue");
         }
         let kind = if jobs { "jobs" } else { "messages" };

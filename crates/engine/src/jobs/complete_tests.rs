@@ -15,6 +15,7 @@ async fn setup(dir: &std::path::Path, prefetch: usize) -> Arc<Engine> {
             max_unacked_per_worker: Some(prefetch),
             ..Default::default()
         })
+        .await
         .unwrap();
     engine
 }

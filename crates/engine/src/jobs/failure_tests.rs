@@ -20,6 +20,7 @@ async fn setup(dir: &std::path::Path, plan: Option<Arc<FaultPlan>>) -> Arc<Engin
                 backoff: Some(Backoff::Fixed { delay_ms: 0 }),
                 ..Default::default()
             })
+            .await
             .unwrap();
     }
     engine

@@ -1,6 +1,8 @@
 //! Reading jobs in bulk: listing by status with paging, per-queue stats, and the retention
 //! sweep of finished jobs.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use omnibus_storage::StateWrite;
 
@@ -9,6 +11,7 @@ use super::store::{self, load_job, FINAL_TABLE, JOBS_TABLE};
 use super::{parse_id, FINISHED_JOBS_KEPT, FINISHED_JOB_RETENTION_MS};
 use crate::engine::{now_ms, Engine};
 use crate::error::Result;
+use crate::streams::registry::off_the_runtime;
 
 impl Engine {
     /// Jobs of a queue, optionally of one status, in id order; `after` is the previous page's
@@ -95,9 +98,15 @@ impl Engine {
             .collect())
     }
 
-    /// Counts by status and the age of the oldest waiting job. Reads the state store and the
-    /// log: call it from a blocking thread.
-    pub fn job_stats(&self, queue_name: &str) -> Result<JobStats> {
+    /// Counts by status and the age of the oldest waiting job. It reads the state store and
+    /// the log, off the async runtime.
+    pub async fn job_stats(self: &Arc<Self>, queue_name: &str) -> Result<JobStats> {
+        let engine = self.clone();
+        let queue_name = queue_name.to_string();
+        off_the_runtime(move || engine.job_stats_blocking(&queue_name)).await
+    }
+
+    fn job_stats_blocking(&self, queue_name: &str) -> Result<JobStats> {
         let queue = self.queue(queue_name)?;
         self.load_final_counts(queue_name)?;
         let (counts, retrying, oldest) = {

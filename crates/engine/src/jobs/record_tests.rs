@@ -21,6 +21,7 @@ async fn setup(dir: &std::path::Path) -> Arc<Engine> {
             backoff: Some(Backoff::Fixed { delay_ms: 60_000 }),
             ..Default::default()
         })
+        .await
         .unwrap();
     engine
 }
@@ -178,7 +179,7 @@ async fn listing_all_jobs_merges_live_and_finished_ones_in_id_order_across_pages
         .map(|(i, (id, status))| (id.clone(), status, format!("job-{i}")))
         .collect();
     assert_eq!(listed, want);
-    let stats = engine.job_stats("jobs").unwrap();
+    let stats = engine.job_stats("jobs").await.unwrap();
     assert!(stats.oldest_waiting_ms.is_some_and(|age| age >= 0));
     assert_eq!((stats.completed, stats.dead, stats.cancelled), (1, 1, 1));
 
@@ -216,13 +217,13 @@ async fn deleting_a_queue_deletes_its_jobs() {
         .job_progress("jobs", &ids[1], 1, serde_json::json!(50))
         .await
         .unwrap();
-    engine.delete_queue("jobs").unwrap();
+    engine.delete_queue("jobs").await.unwrap();
     engine.shutdown().await.unwrap();
     drop(engine);
     let engine = setup(dir.path()).await;
     let page = engine.list_jobs("jobs", None, None, 100).await.unwrap();
     assert!(page.jobs.is_empty(), "{:?}", page.jobs);
-    let stats = engine.job_stats("jobs").unwrap();
+    let stats = engine.job_stats("jobs").await.unwrap();
     assert_eq!((stats.completed, stats.waiting), (0, 0));
     let again = engine.enqueue_jobs("jobs", vec![unique]).await.unwrap();
     assert!(again[0].created, "the unique key went with the queue");
@@ -262,7 +263,7 @@ async fn finished_counts_include_jobs_finished_before_and_after_a_restart() {
         .await
         .unwrap();
     assert!(answers.iter().all(Result::is_ok));
-    let stats = engine.job_stats("jobs").unwrap();
+    let stats = engine.job_stats("jobs").await.unwrap();
     assert_eq!((stats.completed, stats.cancelled), (3, 1));
     assert_eq!(
         stats.completed_last_minute, 0,
@@ -280,7 +281,7 @@ async fn finished_counts_include_jobs_finished_before_and_after_a_restart() {
         .complete_job("jobs", &id, attempt, None)
         .await
         .unwrap();
-    let stats = engine.job_stats("jobs").unwrap();
+    let stats = engine.job_stats("jobs").await.unwrap();
     assert_eq!((stats.completed, stats.completed_last_minute), (4, 1));
     // The queue's own rate counts every completion since the restart (one call or a batch).
     let rates = engine.queue_info("jobs").unwrap().rates;

@@ -16,6 +16,7 @@ async fn setup(dir: &std::path::Path, lease_ms: u64, max_deliver: u32) -> Arc<En
             backoff: Some(Backoff::Fixed { delay_ms: 0 }),
             ..Default::default()
         })
+        .await
         .unwrap();
     engine
 }
@@ -68,7 +69,7 @@ async fn a_job_goes_from_waiting_through_progress_to_completed_with_events() {
         .map(|e| e.kind)
         .collect();
     assert_eq!(kinds, vec!["enqueued", "active", "progress", "completed"]);
-    let stats = engine.job_stats("jobs").unwrap();
+    let stats = engine.job_stats("jobs").await.unwrap();
     assert_eq!((stats.completed, stats.waiting, stats.active), (1, 0, 0));
 }
 
@@ -89,7 +90,7 @@ async fn unique_key_twice_gives_one_job() {
     assert!(!second[0].created && !second[1].created);
     assert_eq!(second[0].id, first[0].id);
     assert_eq!(second[1].id, first[0].id);
-    assert_eq!(engine.job_stats("jobs").unwrap().waiting, 1);
+    assert_eq!(engine.job_stats("jobs").await.unwrap().waiting, 1);
 }
 
 #[tokio::test]
@@ -293,7 +294,7 @@ async fn a_poison_job_dies_with_its_last_error_while_ten_thousand_others_complet
         dead.jobs[0].errors.last().unwrap().message,
         "poisoned on attempt 4"
     );
-    let stats = engine.job_stats("jobs").unwrap();
+    let stats = engine.job_stats("jobs").await.unwrap();
     assert_eq!(
         (stats.completed, stats.dead, stats.dead_letter_depth),
         (10_000, 1, 1)

@@ -49,7 +49,7 @@ async fn a_failed_ack_commit_poisons_the_queue_and_a_restart_redelivers_the_mess
     let plan = FaultPlan::new();
     let first = {
         let engine = engine_with_faults(dir.path(), Some(plan.clone())).await;
-        engine.create_queue(spec("work")).unwrap();
+        engine.create_queue(spec("work")).await.unwrap();
         engine.enqueue("work", vec![message("a")]).await.unwrap();
         let delivery = engine.receive("work", "w1", 1, 0).await.unwrap().remove(0);
         // Nothing else is ready: this receive waits (long poll) until the queue fails.
@@ -114,8 +114,8 @@ async fn a_failed_commit_poisons_only_its_own_queue() {
     let dir = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let engine = engine_with_faults(dir.path(), Some(plan.clone())).await;
-    engine.create_queue(spec("failing")).unwrap();
-    engine.create_queue(spec("other")).unwrap();
+    engine.create_queue(spec("failing")).await.unwrap();
+    engine.create_queue(spec("other")).await.unwrap();
     engine.enqueue("failing", vec![message("a")]).await.unwrap();
     plan.fail_write(1);
     assert_storage_failed(engine.receive("failing", "w", 1, 0).await, "receive");
@@ -153,7 +153,7 @@ async fn a_failed_dead_letter_append_fails_the_queue_instead_of_finishing_the_me
         let engine = Engine::open_with_io(EngineConfig::new(dir.path()), io)
             .await
             .unwrap();
-        engine.create_queue(spec("work")).unwrap();
+        engine.create_queue(spec("work")).await.unwrap();
         engine.enqueue("work", vec![message("a")]).await.unwrap();
         let delivery = engine.receive("work", "w1", 1, 0).await.unwrap().remove(0);
         // The next log write is the dead letter's: it fails after `term` took the message.

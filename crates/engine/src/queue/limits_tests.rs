@@ -70,6 +70,7 @@ async fn max_bytes_reject_new_refuses_what_does_not_fit_and_keeps_the_queue() {
             max_bytes: Some(300),
             ..spec("reject")
         })
+        .await
         .unwrap();
     assert_eq!(info.config.max_bytes, Some(300));
     let three = (0..3).map(|i| sized(&format!("m{i}"), 100)).collect();
@@ -128,6 +129,7 @@ async fn max_bytes_drop_or_dead_letter_oldest_removes_just_enough_for_the_new_me
                 overflow: Some(overflow),
                 ..spec(name)
             })
+            .await
             .unwrap();
         let three = (0..3).map(|i| sized(&format!("m{i}"), 100)).collect();
         engine.enqueue(name, three).await.unwrap();
@@ -183,6 +185,7 @@ async fn a_full_queue_of_delayed_messages_refuses_even_with_drop_oldest() {
             overflow: Some(Overflow::DropOldest),
             ..spec("later")
         })
+        .await
         .unwrap();
     let delayed = EnqueueMessage {
         delay_ms: Some(60_000),
@@ -207,7 +210,7 @@ async fn a_full_queue_of_delayed_messages_refuses_even_with_drop_oldest() {
 async fn waiting_bytes_follow_ack_nack_dead_letter_cancel_and_purge() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    engine.create_queue(spec("count")).unwrap();
+    engine.create_queue(spec("count")).await.unwrap();
     let four = (0..4).map(|i| sized(&format!("m{i}"), 100)).collect();
     engine.enqueue("count", four).await.unwrap();
     assert_eq!(waiting_bytes(&engine, "count"), 400);
@@ -288,6 +291,7 @@ async fn waiting_bytes_and_max_bytes_survive_a_restart() {
                 max_bytes: Some(500),
                 ..spec("durable")
             })
+            .await
             .unwrap();
         let five = (0..5).map(|i| sized(&format!("m{i}"), 100)).collect();
         engine.enqueue("durable", five).await.unwrap();
@@ -327,11 +331,12 @@ async fn max_bytes_zero_is_refused_and_old_configs_load_without_it() {
             max_bytes: Some(0),
             ..spec("zero")
         })
+        .await
         .unwrap_err();
     assert_eq!(zero.code(), ErrorCode::InvalidConfig);
     assert!(engine.queue_info("zero").is_err(), "nothing was created");
 
-    let config = engine.create_queue(spec("old")).unwrap().config;
+    let config = engine.create_queue(spec("old")).await.unwrap().config;
     let mut stored = serde_json::to_value(&config).unwrap();
     stored.as_object_mut().unwrap().remove("max_bytes");
     let loaded: QueueConfig = serde_json::from_value(stored).unwrap();
@@ -348,6 +353,7 @@ async fn rates_count_enqueues_deliveries_completions_failures_and_dead_letters()
             max_deliver: Some(1),
             ..spec("busy")
         })
+        .await
         .unwrap();
     let three = (0..3).map(|i| sized(&format!("m{i}"), 10)).collect();
     engine.enqueue("busy", three).await.unwrap();

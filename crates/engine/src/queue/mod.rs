@@ -46,6 +46,7 @@ pub use runtime::{
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
 use crate::model::StreamSpec;
+use crate::streams::registry::off_the_runtime;
 
 const QUEUES_TABLE: &str = "queues";
 /// Longest delay a message may ask for (one year).
@@ -221,8 +222,15 @@ impl Engine {
     }
 
     /// Creates a queue, its backing stream (same name, one partition, no time retention:
-    /// finished messages are removed by the queue) and its dead-letter stream.
-    pub fn create_queue(&self, spec: QueueSpec) -> Result<QueueInfo> {
+    /// finished messages are removed by the queue) and its dead-letter stream, durably. The
+    /// disk work runs off the async runtime.
+    pub async fn create_queue(self: &Arc<Self>, spec: QueueSpec) -> Result<QueueInfo> {
+        let engine = self.clone();
+        off_the_runtime(move || engine.create_queue_blocking(spec)).await
+    }
+
+    /// [`Engine::create_queue`] on the calling thread, which must be allowed to block.
+    fn create_queue_blocking(&self, spec: QueueSpec) -> Result<QueueInfo> {
         self.check_running()?;
         if self.queue(&spec.name).is_ok() {
             return Err(EngineError::QueueExists(spec.name));
@@ -395,7 +403,16 @@ impl Engine {
         }
     }
 
-    pub fn delete_queue(&self, name: &str) -> Result<()> {
+    /// Deletes a queue, its jobs and its streams, durably; the disk work runs off the async
+    /// runtime.
+    pub async fn delete_queue(self: &Arc<Self>, name: &str) -> Result<()> {
+        let engine = self.clone();
+        let name = name.to_string();
+        off_the_runtime(move || engine.delete_queue_blocking(&name)).await
+    }
+
+    /// [`Engine::delete_queue`] on the calling thread, which must be allowed to block.
+    fn delete_queue_blocking(&self, name: &str) -> Result<()> {
         self.check_running()?;
         self.queue(name)?;
         let mut writes = vec![

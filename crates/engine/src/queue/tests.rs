@@ -37,7 +37,7 @@ async fn enqueue_receive_ack_round_trip_and_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = engine(dir.path()).await;
-        engine.create_queue(spec("jobs")).unwrap();
+        engine.create_queue(spec("jobs")).await.unwrap();
         let ids = engine
             .enqueue("jobs", (0..10).map(|i| message(&format!("m{i}"))).collect())
             .await
@@ -75,7 +75,7 @@ async fn enqueue_receive_ack_round_trip_and_survives_restart() {
 async fn poison_message_reaches_the_dead_letter_stream_with_its_last_error() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    engine.create_queue(spec("work")).unwrap();
+    engine.create_queue(spec("work")).await.unwrap();
     engine
         .enqueue("work", vec![message("poison"), message("fine")])
         .await
@@ -142,7 +142,7 @@ async fn poison_message_reaches_the_dead_letter_stream_with_its_last_error() {
 async fn expired_lease_redelivers_and_the_stale_ack_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    engine.create_queue(spec("lease")).unwrap();
+    engine.create_queue(spec("lease")).await.unwrap();
     engine
         .enqueue("lease", vec![message("slow job")])
         .await
@@ -183,7 +183,7 @@ async fn expired_lease_redelivers_and_the_stale_ack_is_rejected() {
 async fn delayed_and_prioritized_messages() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    engine.create_queue(spec("sched")).unwrap();
+    engine.create_queue(spec("sched")).await.unwrap();
     let started = Instant::now();
     engine
         .enqueue(
@@ -225,7 +225,7 @@ async fn delayed_and_prioritized_messages() {
 async fn ttl_expiry_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    engine.create_queue(spec("ttl")).unwrap();
+    engine.create_queue(spec("ttl")).await.unwrap();
     engine
         .enqueue(
             "ttl",
@@ -251,6 +251,7 @@ async fn ttl_expiry_drops_when_the_queue_does_not_dead_letter_expired_messages()
             dead_letter_expired: Some(false),
             ..spec("ttl")
         })
+        .await
         .unwrap();
     let stale = EnqueueMessage {
         ttl_ms: Some(50),
@@ -284,9 +285,9 @@ async fn bad_input_gets_stable_codes() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), omnibus_types::ErrorCode::QueueNotFound);
-    engine.create_queue(spec("q")).unwrap();
+    engine.create_queue(spec("q")).await.unwrap();
     assert_eq!(
-        engine.create_queue(spec("q")).unwrap_err().code(),
+        engine.create_queue(spec("q")).await.unwrap_err().code(),
         omnibus_types::ErrorCode::QueueExists
     );
     let absurd = engine
@@ -314,6 +315,7 @@ async fn key_shared_keeps_per_key_order_with_four_workers() {
             max_unacked_per_worker: Some(8),
             ..spec("ordered")
         })
+        .await
         .unwrap();
     let keys = 12;
     let per_key = 40;
@@ -380,6 +382,7 @@ async fn max_length_rejects_drops_or_dead_letters_per_policy() {
                 overflow: Some(overflow),
                 ..spec(name)
             })
+            .await
             .unwrap();
         engine
             .enqueue(name, (0..3).map(|i| message(&format!("m{i}"))).collect())
@@ -419,6 +422,7 @@ async fn a_message_id_seen_within_the_window_is_not_enqueued_twice() {
             dedup_window_ms: Some(60_000),
             ..spec("dedup")
         })
+        .await
         .unwrap();
     let with_id = |id: &str, value: &str| EnqueueMessage {
         id: Some(id.into()),
@@ -456,7 +460,7 @@ async fn attempts_recorded_as_runs_survive_a_restart_and_leave_no_keys_behind() 
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = engine(dir.path()).await;
-        engine.create_queue(spec("runs")).unwrap();
+        engine.create_queue(spec("runs")).await.unwrap();
         engine
             .enqueue("runs", (0..6).map(|i| message(&format!("m{i}"))).collect())
             .await
@@ -499,7 +503,7 @@ async fn attempts_recorded_as_runs_survive_a_restart_and_leave_no_keys_behind() 
 async fn the_streams_a_queue_lives_in_cannot_be_deleted_grown_or_altered_under_it() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    let queue = engine.create_queue(spec("orders")).unwrap();
+    let queue = engine.create_queue(spec("orders")).await.unwrap();
     engine
         .enqueue("orders", vec![message("kept")])
         .await
@@ -523,7 +527,7 @@ async fn the_streams_a_queue_lives_in_cannot_be_deleted_grown_or_altered_under_i
     let got = engine.receive("orders", "w", 10, 0).await.unwrap();
     assert_eq!(got.iter().map(value).collect::<Vec<_>>(), ["kept"]);
     // Deleting the queue deletes its stream; the dead letters stay and are a plain stream now.
-    engine.delete_queue("orders").unwrap();
+    engine.delete_queue("orders").await.unwrap();
     assert!(engine.stream_info("orders").is_err());
     engine.delete_stream(&dead_letter).await.unwrap();
 }
@@ -534,7 +538,7 @@ async fn records_published_into_a_queues_stream_past_the_queue_are_refused() {
     // the queue's ack floor below it forever.
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    engine.create_queue(spec("q")).unwrap();
+    engine.create_queue(spec("q")).await.unwrap();
     engine.enqueue("q", vec![message("a")]).await.unwrap();
     let foreign = crate::PublishRecord {
         value: Some(Bytes::from_static(b"foreign")),

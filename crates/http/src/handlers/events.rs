@@ -33,7 +33,6 @@ use tokio::sync::{broadcast, watch, OwnedSemaphorePermit};
 
 use crate::error::ApiError;
 use crate::extract::PathParams;
-use crate::handlers::run_blocking;
 use crate::router::AppState;
 
 /// Interval of the keep-alive comments, which stop proxies closing an idle stream.
@@ -230,7 +229,7 @@ pub async fn queue_events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let permit = stream_permit(&state)?;
     let follower = follower(&state, Scope::Queue(queue.clone()), permit);
-    run_blocking(&state.engine, move |engine| engine.queue_info(&queue)).await?;
+    state.engine.queue_info(&queue)?;
     Ok(follower.into_sse())
 }
 
@@ -276,6 +275,7 @@ mod tests {
                 name: "q".into(),
                 ..QueueSpec::default()
             })
+            .await
             .unwrap();
         let followed = engine.enqueue_jobs("q", vec![new_job()]).await.unwrap();
         let id = followed[0].id.clone();
@@ -342,6 +342,7 @@ mod tests {
                 name: "q".into(),
                 ..QueueSpec::default()
             })
+            .await
             .unwrap();
         let id = engine.enqueue_jobs("q", vec![new_job()]).await.unwrap()[0]
             .id

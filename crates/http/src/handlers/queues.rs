@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
-use crate::handlers::run_blocking;
 use crate::json_messages::check_queue_spec;
 use crate::router::AppState;
 
@@ -33,7 +32,7 @@ pub struct Purged {
 
 /// `GET /v1/queues`
 pub async fn list_queues(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
-    let queues = run_blocking(&state.engine, |engine| Ok(engine.list_queues())).await?;
+    let queues = state.engine.list_queues();
     Ok(Json(QueueList { queues }))
 }
 
@@ -43,7 +42,7 @@ pub async fn create_queue(
     JsonBody(spec): JsonBody<QueueSpec>,
 ) -> Result<(StatusCode, Json<QueueInfo>), ApiError> {
     check_queue_spec(&spec)?;
-    let info = run_blocking(&state.engine, move |engine| engine.create_queue(spec)).await?;
+    let info = state.engine.create_queue(spec).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -52,10 +51,8 @@ pub async fn get_queue(
     State(state): State<AppState>,
     PathParams(queue): PathParams<String>,
 ) -> Result<Json<QueueDetail>, ApiError> {
-    let (info, jobs) = run_blocking(&state.engine, move |engine| {
-        Ok((engine.queue_info(&queue)?, engine.job_stats(&queue)?))
-    })
-    .await?;
+    let info = state.engine.queue_info(&queue)?;
+    let jobs = state.engine.job_stats(&queue).await?;
     Ok(Json(QueueDetail { info, jobs }))
 }
 
@@ -64,7 +61,7 @@ pub async fn delete_queue(
     State(state): State<AppState>,
     PathParams(queue): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    run_blocking(&state.engine, move |engine| engine.delete_queue(&queue)).await?;
+    state.engine.delete_queue(&queue).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
