@@ -22,6 +22,16 @@ fn keyed(key: &str, value: &str) -> PublishRecord {
     }
 }
 
+/// An engine whose partition logs run on a disk that can be told to fail or stall.
+async fn faulty_engine(dir: &std::path::Path) -> (Arc<Engine>, Arc<FaultPlan>) {
+    let plan = FaultPlan::new();
+    let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
+    let engine = Engine::open_with_io(EngineConfig::new(dir), io)
+        .await
+        .unwrap();
+    (engine, plan)
+}
+
 fn spec(name: &str, partitions: u32) -> StreamSpec {
     StreamSpec {
         name: name.into(),
@@ -429,11 +439,7 @@ async fn oversized_records_and_batches_are_refused_with_stable_codes() {
 #[tokio::test]
 async fn an_fsync_failure_fails_one_partition_and_others_keep_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
-    let engine = Engine::open_with_io(EngineConfig::new(dir.path()), io)
-        .await
-        .unwrap();
+    let (engine, plan) = faulty_engine(dir.path()).await;
     engine.create_stream(spec("a", 1)).await.unwrap();
     engine.create_stream(spec("b", 1)).await.unwrap();
     engine
@@ -522,11 +528,7 @@ async fn a_multi_mib_publish_to_one_partition_keeps_request_order_and_consecutiv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_disk_under_one_stream_does_not_stall_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
-    let engine = Engine::open_with_io(EngineConfig::new(dir.path()), io)
-        .await
-        .unwrap();
+    let (engine, plan) = faulty_engine(dir.path()).await;
     engine.create_stream(spec("slow", 1)).await.unwrap();
     engine.create_stream(spec("fast", 1)).await.unwrap();
     plan.hold_syncs_under(&dir.path().join("streams").join("slow"));
