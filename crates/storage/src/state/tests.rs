@@ -1,0 +1,180 @@
+//! The state store's own tests: durability across reopen, group commits, dropping
+//! overwritten writes, and a failed group commit.
+
+use super::*;
+
+#[test]
+fn writes_survive_reopen_and_prefix_scans_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    {
+        let store = StateStore::open(&path).unwrap();
+        store.put("t", "a/1", b"one").unwrap();
+        store.put("t", "a/2", b"two").unwrap();
+        store.put("t", "b/1", b"three").unwrap();
+        store.put("t", "a", b"exact").unwrap();
+    }
+    let store = StateStore::open(&path).unwrap();
+    assert_eq!(store.get("t", "a/2").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(store.get("missing", "x").unwrap(), None);
+    let keys: Vec<String> = store
+        .scan_prefix("t", "a/")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, vec!["a/1", "a/2"]);
+    store
+        .write(&[StateWrite::DeletePrefix {
+            table: "t",
+            prefix: "a/".into(),
+        }])
+        .unwrap();
+    assert!(store.scan_prefix("t", "a/").unwrap().is_empty());
+    assert_eq!(store.get("t", "a").unwrap().as_deref(), Some(&b"exact"[..]));
+    assert_eq!(store.scan_prefix("empty", "").unwrap(), vec![]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_group_commits_are_all_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    {
+        let store = Arc::new(StateStore::open(&path).unwrap());
+        let mut tasks = Vec::new();
+        for writer in 0..32 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..50 {
+                    store
+                        .commit(vec![StateWrite::Put {
+                            table: "t",
+                            key: format!("{writer:02}/{i:03}"),
+                            value: vec![writer as u8],
+                        }])
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+    // The committer thread lets go of the database once the store is dropped.
+    let mut reopened = None;
+    for _ in 0..100 {
+        match StateStore::open(&path) {
+            Ok(store) => {
+                reopened = Some(store);
+                break;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    let store = reopened.expect("reopen");
+    assert_eq!(store.scan_prefix("t", "").unwrap().len(), 32 * 50);
+}
+
+fn table_contents(store: &StateStore) -> Vec<(String, Vec<u8>)> {
+    store.scan_prefix("t", "").unwrap()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Dropping overwritten point writes never changes what a transaction leaves behind,
+    /// whatever ranges and deletes come between them.
+    #[test]
+    fn dropping_overwritten_writes_keeps_the_outcome(
+        ops in proptest::collection::vec((0u8..4, 0u8..6, 0u8..6, proptest::num::u8::ANY), 1..40)
+    ) {
+        let writes: Vec<StateWrite> = ops
+            .iter()
+            .map(|(kind, a, b, value)| {
+                let key = format!("k{a}");
+                match kind {
+                    0 | 1 => StateWrite::Put { table: "t", key, value: vec![*value] },
+                    2 => StateWrite::Delete { table: "t", key },
+                    _ => StateWrite::DeleteRange {
+                        table: "t",
+                        start: format!("k{}", a.min(b)),
+                        end: format!("k{}", a.max(b)),
+                    },
+                }
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let all = StateStore::open(&dir.path().join("all.redb")).unwrap();
+        let fewer = StateStore::open(&dir.path().join("fewer.redb")).unwrap();
+        all.write(&writes).unwrap();
+        let kept = without_overwritten(writes.clone());
+        proptest::prop_assert!(kept.len() <= writes.len());
+        fewer.write(&kept).unwrap();
+        proptest::prop_assert_eq!(table_contents(&all), table_contents(&fewer));
+    }
+}
+
+#[tokio::test]
+async fn stats_count_commits_and_the_writes_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("state.redb")).unwrap();
+    let put = |key: &str, value: u8| StateWrite::Put {
+        table: "t",
+        key: key.to_string(),
+        value: vec![value],
+    };
+    store.write(&[put("a", 1)]).unwrap();
+    // The second put of `b` replaces the first in the same transaction: one write.
+    store
+        .commit(vec![put("b", 1), put("b", 2), put("c", 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.stats(),
+        StateStats {
+            commits: 2,
+            writes: 3
+        }
+    );
+    assert_eq!(store.get("t", "b").unwrap(), Some(vec![2]));
+}
+
+#[test]
+fn a_failed_group_commit_fails_every_waiter_and_stores_none_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let db = Database::builder().create(&path).unwrap();
+    // A multimap table of that name makes any write to it fail inside the transaction.
+    let setup = db.begin_write().unwrap();
+    setup
+        .open_multimap_table(redb::MultimapTableDefinition::<&str, &str>::new("broken"))
+        .unwrap();
+    setup.commit().unwrap();
+    let (sender, receiver) = mpsc::channel(COMMIT_QUEUE_MAX);
+    let mut answers = Vec::new();
+    for writer in 0..5 {
+        let table = if writer == 3 { "broken" } else { "t" };
+        let (done, answer) = oneshot::channel();
+        let writes = vec![StateWrite::Put {
+            table,
+            key: format!("w{writer}"),
+            value: vec![writer],
+        }];
+        sender.try_send((writes, done)).unwrap();
+        answers.push(answer);
+    }
+    drop(sender);
+    // Everything queued before the committer looks is one group.
+    let shared = Arc::new(Shared::new(&path, db, Box::new(open_database)));
+    run_committer(shared.clone(), receiver);
+    for mut answer in answers {
+        let outcome = answer.try_recv().expect("answered");
+        assert!(outcome.is_err(), "every waiter of the failed group is told");
+    }
+    let db = shared.db.read().unwrap();
+    let read = db.as_ref().unwrap().begin_read().unwrap();
+    assert!(
+        read.open_table(definition("t")).is_err(),
+        "nothing of the group was committed"
+    );
+}
