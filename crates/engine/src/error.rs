@@ -1,4 +1,8 @@
 //! The engine's one error type. Each variant maps to a stable [`ErrorCode`].
+//!
+//! The group coordinator's and the idempotent producers' variants are named after the Kafka
+//! error a front door answers with (its number in brackets), since Kafka's classic group
+//! protocol and producer ids are what they implement; the engine still imports no Kafka type.
 
 use omnibus_storage::StorageError;
 use omnibus_types::ErrorCode;
@@ -63,6 +67,64 @@ pub enum EngineError {
     QueueFailed { queue: String, reason: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
+
+    // The group coordinator's refusals.
+    /// MEMBER_ID_REQUIRED (79): join again with this member id.
+    #[error("the member must join again with member id {0:?}")]
+    MemberIdRequired(String),
+    /// UNKNOWN_MEMBER_ID (25): the member (or the group) is unknown; join with an empty id.
+    #[error("unknown member id")]
+    UnknownMember,
+    /// ILLEGAL_GENERATION (22): the request's generation is not the group's.
+    #[error("illegal generation")]
+    IllegalGeneration,
+    /// REBALANCE_IN_PROGRESS (27): the group is rebalancing; the member must rejoin.
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    /// INCONSISTENT_GROUP_PROTOCOL (23): no protocol (or not the protocol type) in common with
+    /// the group, or an empty protocol type or protocol list.
+    #[error("inconsistent group protocol")]
+    InconsistentGroupProtocol,
+    /// INVALID_SESSION_TIMEOUT (26): outside the coordinator's session timeout bounds.
+    #[error("invalid session timeout")]
+    InvalidSessionTimeout,
+    /// GROUP_ID_NOT_FOUND (69): no such group (DeleteGroups).
+    #[error("group not found")]
+    GroupNotFound,
+    /// NON_EMPTY_GROUP (68): the group has members (DeleteGroups).
+    #[error("the group has members")]
+    GroupNotEmpty,
+    /// COORDINATOR_NOT_AVAILABLE (15): the group is being deleted or the coordinator stopped;
+    /// the client finds the coordinator again and retries. Its code is `unavailable`, as for
+    /// [`EngineError::ShuttingDown`], but a Kafka client must hear this name, not
+    /// NOT_LEADER_OR_FOLLOWER, to look for the coordinator again.
+    #[error("the coordinator is not available")]
+    CoordinatorNotAvailable,
+    /// FENCED_INSTANCE_ID (82): another member now holds this group instance id.
+    #[error("the group instance id is held by another member")]
+    FencedInstanceId,
+    /// INVALID_GROUP_ID (24): empty, too long or containing a control character. Its code is
+    /// `invalid_name`; kept apart from [`EngineError::InvalidName`] because Kafka answers a
+    /// bad topic name with another error.
+    #[error("invalid group id: {0}")]
+    InvalidGroupId(String),
+    /// GROUP_MAX_SIZE_REACHED (81): the group holds `members_per_group_max` members.
+    #[error("the group has reached its maximum size")]
+    GroupFull,
+    /// A bound of the coordinator other than the group size (groups held, metadata or
+    /// assignment bytes, protocols per member, instance id length). Its code is
+    /// `limit_exceeded`; Kafka has no error of its own for these, and INVALID_REQUEST (42) is
+    /// the closest (an engine [`EngineError::LimitExceeded`] is POLICY_VIOLATION instead).
+    #[error("{0}")]
+    GroupLimitExceeded(String),
+
+    // The idempotent producers' refusals.
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER (45): the batch does not follow the last one accepted.
+    #[error("out of order sequence number: expected {expected}, got {received}")]
+    OutOfOrderSequence { expected: i32, received: i32 },
+    /// INVALID_PRODUCER_EPOCH (47): a newer epoch of this producer id has written.
+    #[error("producer epoch {received} is older than the current epoch {current}")]
+    ProducerFenced { current: i16, received: i16 },
 }
 
 impl EngineError {
@@ -90,6 +152,21 @@ impl EngineError {
             EngineError::QueueFull(_) => ErrorCode::QueueFull,
             EngineError::QueueFailed { .. } => ErrorCode::StorageFailed,
             EngineError::Storage(error) => error.code(),
+            EngineError::MemberIdRequired(_) => ErrorCode::MemberIdRequired,
+            EngineError::UnknownMember => ErrorCode::UnknownMember,
+            EngineError::IllegalGeneration => ErrorCode::IllegalGeneration,
+            EngineError::RebalanceInProgress => ErrorCode::RebalanceInProgress,
+            EngineError::InconsistentGroupProtocol => ErrorCode::InconsistentGroupProtocol,
+            EngineError::InvalidSessionTimeout => ErrorCode::InvalidSessionTimeout,
+            EngineError::GroupNotFound => ErrorCode::GroupNotFound,
+            EngineError::GroupNotEmpty => ErrorCode::GroupNotEmpty,
+            EngineError::CoordinatorNotAvailable => ErrorCode::Unavailable,
+            EngineError::FencedInstanceId => ErrorCode::FencedInstanceId,
+            EngineError::InvalidGroupId(_) => ErrorCode::InvalidName,
+            EngineError::GroupFull => ErrorCode::GroupFull,
+            EngineError::GroupLimitExceeded(_) => ErrorCode::LimitExceeded,
+            EngineError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
+            EngineError::ProducerFenced { .. } => ErrorCode::ProducerFenced,
         }
     }
 }

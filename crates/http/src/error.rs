@@ -115,18 +115,33 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidName
         | ErrorCode::InvalidSubject
         | ErrorCode::InvalidConfig
-        | ErrorCode::OffsetOutOfRange => StatusCode::BAD_REQUEST,
+        | ErrorCode::OffsetOutOfRange
+        | ErrorCode::InvalidSessionTimeout => StatusCode::BAD_REQUEST,
         ErrorCode::StreamNotFound
         | ErrorCode::PartitionNotFound
         | ErrorCode::NoStreamForSubject
         | ErrorCode::QueueNotFound
         | ErrorCode::JobNotFound
-        | ErrorCode::UnknownDelivery => StatusCode::NOT_FOUND,
+        | ErrorCode::UnknownDelivery
+        | ErrorCode::GroupNotFound
+        | ErrorCode::UnknownMember => StatusCode::NOT_FOUND,
+        // The group and producer codes come from the group coordinator and idempotent
+        // producers, which only the Kafka door offers today; each is a request that clashes
+        // with the group's or the producer's current state.
         ErrorCode::StreamExists
         | ErrorCode::SubjectsOverlap
         | ErrorCode::QueueExists
         | ErrorCode::JobFinished
-        | ErrorCode::StaleAttempt => StatusCode::CONFLICT,
+        | ErrorCode::StaleAttempt
+        | ErrorCode::MemberIdRequired
+        | ErrorCode::IllegalGeneration
+        | ErrorCode::RebalanceInProgress
+        | ErrorCode::InconsistentGroupProtocol
+        | ErrorCode::GroupNotEmpty
+        | ErrorCode::FencedInstanceId
+        | ErrorCode::GroupFull
+        | ErrorCode::OutOfOrderSequence
+        | ErrorCode::ProducerFenced => StatusCode::CONFLICT,
         ErrorCode::QueueFull => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::MessageTooLarge | ErrorCode::LimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
@@ -216,6 +231,18 @@ mod tests {
             (ErrorCode::Unavailable, 503),
             (ErrorCode::StorageFailed, 500),
             (ErrorCode::Internal, 500),
+            (ErrorCode::InvalidSessionTimeout, 400),
+            (ErrorCode::GroupNotFound, 404),
+            (ErrorCode::UnknownMember, 404),
+            (ErrorCode::MemberIdRequired, 409),
+            (ErrorCode::IllegalGeneration, 409),
+            (ErrorCode::RebalanceInProgress, 409),
+            (ErrorCode::InconsistentGroupProtocol, 409),
+            (ErrorCode::GroupNotEmpty, 409),
+            (ErrorCode::FencedInstanceId, 409),
+            (ErrorCode::GroupFull, 409),
+            (ErrorCode::OutOfOrderSequence, 409),
+            (ErrorCode::ProducerFenced, 409),
         ];
         for (code, status) in table {
             assert_eq!(status_for(code).as_u16(), status, "{code}");
@@ -240,6 +267,14 @@ mod tests {
         });
         assert_eq!(error.status(), StatusCode::CONFLICT);
         assert_eq!(error.code(), "subjects_overlap");
+
+        // Sharing a code with another error, a group's variant answers as that code does.
+        let error = ApiError::from(EngineError::InvalidGroupId("empty".into()));
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error.code(), "invalid_name");
+        let error = ApiError::from(EngineError::CoordinatorNotAvailable);
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code(), "unavailable");
     }
 
     #[test]

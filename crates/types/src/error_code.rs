@@ -48,6 +48,30 @@ pub enum ErrorCode {
     JobFinished,
     /// The queue is at its `max_length` and its overflow policy is to reject new messages.
     QueueFull,
+    /// A new group member must join again with the member id it was given.
+    MemberIdRequired,
+    /// The group has no member with this id (it expired, left, or never joined).
+    UnknownMember,
+    /// The request's group generation is not the group's current one.
+    IllegalGeneration,
+    /// The group is rebalancing; the member must join again.
+    RebalanceInProgress,
+    /// A member's protocol type or protocols have nothing in common with the group's.
+    InconsistentGroupProtocol,
+    /// A member asked for a session timeout outside the coordinator's bounds.
+    InvalidSessionTimeout,
+    /// No such consumer group.
+    GroupNotFound,
+    /// The consumer group still has members.
+    GroupNotEmpty,
+    /// Another member now holds this static group instance id.
+    FencedInstanceId,
+    /// The consumer group holds as many members as it may.
+    GroupFull,
+    /// An idempotent producer's batch does not follow its previous one.
+    OutOfOrderSequence,
+    /// A newer epoch of this producer id has written; the older one may not.
+    ProducerFenced,
 }
 
 impl ErrorCode {
@@ -76,6 +100,18 @@ impl ErrorCode {
             ErrorCode::JobNotFound => "job_not_found",
             ErrorCode::JobFinished => "job_finished",
             ErrorCode::QueueFull => "queue_full",
+            ErrorCode::MemberIdRequired => "member_id_required",
+            ErrorCode::UnknownMember => "unknown_member",
+            ErrorCode::IllegalGeneration => "illegal_generation",
+            ErrorCode::RebalanceInProgress => "rebalance_in_progress",
+            ErrorCode::InconsistentGroupProtocol => "inconsistent_group_protocol",
+            ErrorCode::InvalidSessionTimeout => "invalid_session_timeout",
+            ErrorCode::GroupNotFound => "group_not_found",
+            ErrorCode::GroupNotEmpty => "group_not_empty",
+            ErrorCode::FencedInstanceId => "fenced_instance_id",
+            ErrorCode::GroupFull => "group_full",
+            ErrorCode::OutOfOrderSequence => "out_of_order_sequence",
+            ErrorCode::ProducerFenced => "producer_fenced",
         }
     }
 }
@@ -83,5 +119,37 @@ impl ErrorCode {
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The group and producer codes are public strings: spelled once here, and serde's
+    /// spelling (what the HTTP door writes) must be the same.
+    #[test]
+    fn group_and_producer_codes_have_stable_snake_case_names() {
+        let codes = [
+            (ErrorCode::MemberIdRequired, "member_id_required"),
+            (ErrorCode::UnknownMember, "unknown_member"),
+            (ErrorCode::IllegalGeneration, "illegal_generation"),
+            (ErrorCode::RebalanceInProgress, "rebalance_in_progress"),
+            (
+                ErrorCode::InconsistentGroupProtocol,
+                "inconsistent_group_protocol",
+            ),
+            (ErrorCode::InvalidSessionTimeout, "invalid_session_timeout"),
+            (ErrorCode::GroupNotFound, "group_not_found"),
+            (ErrorCode::GroupNotEmpty, "group_not_empty"),
+            (ErrorCode::FencedInstanceId, "fenced_instance_id"),
+            (ErrorCode::GroupFull, "group_full"),
+            (ErrorCode::OutOfOrderSequence, "out_of_order_sequence"),
+            (ErrorCode::ProducerFenced, "producer_fenced"),
+        ];
+        for (code, name) in codes {
+            assert_eq!(code.as_str(), name);
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{name}\""));
+        }
     }
 }

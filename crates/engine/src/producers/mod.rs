@@ -37,19 +37,6 @@ pub const RECENT_BATCHES_MAX: usize = omnibus_storage::RECOVERED_BATCHES_MAX;
 /// Most (producer, stream, partition) entries held; the least recently used goes first.
 pub const PRODUCER_STATES_MAX: usize = 100_000;
 
-/// Why an idempotent append was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ProducerError {
-    /// OUT_OF_ORDER_SEQUENCE_NUMBER: the batch does not follow the last one accepted.
-    #[error("out of order sequence number: expected {expected}, got {received}")]
-    OutOfOrderSequence { expected: i32, received: i32 },
-    /// INVALID_PRODUCER_EPOCH: a newer epoch of this producer id has written.
-    #[error("producer epoch {received} is older than the current epoch {current}")]
-    InvalidProducerEpoch { current: i16, received: i16 },
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-}
-
 /// The result of an idempotent append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProducedBatch {
@@ -191,7 +178,7 @@ impl ProducerRegistry {
         stream: &str,
         partition: u32,
         batch: BytesMut,
-    ) -> Result<ProducedBatch, ProducerError> {
+    ) -> Result<ProducedBatch, EngineError> {
         self.enqueue(engine, stream, partition, batch)
             .await?
             .durable()
@@ -213,7 +200,7 @@ impl ProducerRegistry {
         stream: &str,
         partition: u32,
         batch: BytesMut,
-    ) -> Result<PendingProduce, ProducerError> {
+    ) -> Result<PendingProduce, EngineError> {
         let bytes_max = engine.raw_batch_bytes_max(stream)?;
         let info = inspect_raw_batch(&batch, bytes_max)?;
         if !info.is_idempotent() {
@@ -236,7 +223,7 @@ impl ProducerRegistry {
         let last = info.last_sequence();
         if let Some(current) = state.as_ref() {
             if info.producer_epoch < current.epoch {
-                return Err(ProducerError::InvalidProducerEpoch {
+                return Err(EngineError::ProducerFenced {
                     current: current.epoch,
                     received: info.producer_epoch,
                 });
@@ -255,7 +242,7 @@ impl ProducerRegistry {
                 if let Some(previous) = current.recent.back() {
                     let expected = next_sequence(previous.last_sequence);
                     if first != expected {
-                        return Err(ProducerError::OutOfOrderSequence {
+                        return Err(EngineError::OutOfOrderSequence {
                             expected,
                             received: first,
                         });
@@ -263,7 +250,7 @@ impl ProducerRegistry {
                 }
             } else if first != 0 {
                 // A new epoch starts its sequences again at zero.
-                return Err(ProducerError::OutOfOrderSequence {
+                return Err(EngineError::OutOfOrderSequence {
                     expected: 0,
                     received: first,
                 });
@@ -302,7 +289,7 @@ pub struct PendingProduce {
 
 impl PendingProduce {
     /// Resolves once the batch (or, for a retry, its original) is durable.
-    pub async fn durable(self) -> Result<ProducedBatch, ProducerError> {
+    pub async fn durable(self) -> Result<ProducedBatch, EngineError> {
         let offsets = self.pending.durable().await?;
         Ok(if self.duplicate {
             ProducedBatch::Duplicate(offsets)

@@ -115,7 +115,7 @@ async fn a_sequence_gap_is_refused() {
         .unwrap_err();
     assert!(matches!(
         gap,
-        ProducerError::OutOfOrderSequence {
+        EngineError::OutOfOrderSequence {
             expected: 3,
             received: 7
         }
@@ -142,7 +142,7 @@ async fn a_stale_epoch_is_fenced_and_a_new_epoch_restarts_at_zero() {
         .unwrap_err();
     assert!(matches!(
         stale,
-        ProducerError::InvalidProducerEpoch {
+        EngineError::ProducerFenced {
             current: 1,
             received: 0
         }
@@ -153,7 +153,7 @@ async fn a_stale_epoch_is_fenced_and_a_new_epoch_restarts_at_zero() {
         .unwrap_err();
     assert!(matches!(
         bad_restart,
-        ProducerError::OutOfOrderSequence { expected: 0, .. }
+        EngineError::OutOfOrderSequence { expected: 0, .. }
     ));
     registry
         .append(&engine, "orders", 0, batch(5, 2, 0, 1))
@@ -209,7 +209,7 @@ async fn a_retry_after_a_restart_gets_its_original_offsets_and_sequences_still_c
         .unwrap_err();
     assert!(matches!(
         gap,
-        ProducerError::OutOfOrderSequence {
+        EngineError::OutOfOrderSequence {
             expected: 12,
             received: 20
         }
@@ -218,10 +218,7 @@ async fn a_retry_after_a_restart_gets_its_original_offsets_and_sequences_still_c
         .append(&engine, "orders", 1, batch(8, 1, 12, 1))
         .await
         .unwrap_err();
-    assert!(matches!(
-        old_epoch,
-        ProducerError::InvalidProducerEpoch { .. }
-    ));
+    assert!(matches!(old_epoch, EngineError::ProducerFenced { .. }));
     let next = registry
         .append(&engine, "orders", 1, batch(8, 2, 12, 1))
         .await

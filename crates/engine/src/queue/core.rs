@@ -11,6 +11,7 @@ use omnibus_storage::StateWrite;
 use super::keys;
 use super::policy::Backoff;
 use super::ranges::RangeSet;
+use crate::error::EngineError;
 
 pub const PRIORITY_LEVELS: usize = 10;
 /// Timers kept in memory; the rest wait in the state store, loaded in order as these fire.
@@ -66,20 +67,6 @@ pub struct DeadLetter {
     pub reason: String,
     pub attempts: u32,
     pub last_error: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettleError {
-    #[error("offset {0} is not delivered to anyone (already settled, or never delivered)")]
-    NotLeased(u64),
-    #[error(
-        "attempt {given} of offset {offset} is stale: the current delivery is attempt {current}"
-    )]
-    StaleAttempt {
-        offset: u64,
-        given: u32,
-        current: u32,
-    },
 }
 
 /// Where timers beyond the in-memory window are read from.
@@ -518,22 +505,22 @@ impl QueueCore {
         (grants, writes)
     }
 
-    fn check_lease(&self, offset: u64, attempt: u32) -> Result<&Lease, SettleError> {
-        let lease = self
-            .leases
-            .get(&offset)
-            .ok_or(SettleError::NotLeased(offset))?;
+    fn check_lease(&self, offset: u64, attempt: u32) -> Result<&Lease, EngineError> {
+        let lease = self.leases.get(&offset).ok_or_else(|| {
+            EngineError::UnknownDelivery(format!(
+                "offset {offset} is not delivered to anyone (already settled, or never delivered)"
+            ))
+        })?;
         if lease.attempt != attempt {
-            return Err(SettleError::StaleAttempt {
-                offset,
-                given: attempt,
-                current: lease.attempt,
-            });
+            return Err(EngineError::StaleAttempt(format!(
+                "attempt {attempt} of offset {offset} is stale: the current delivery is attempt {}",
+                lease.attempt
+            )));
         }
         Ok(lease)
     }
 
-    fn take_lease(&mut self, offset: u64, attempt: u32) -> Result<Lease, SettleError> {
+    fn take_lease(&mut self, offset: u64, attempt: u32) -> Result<Lease, EngineError> {
         let deadline = self.check_lease(offset, attempt)?.deadline_ms;
         self.lease_deadlines.remove(&(deadline, offset));
         let lease = self.leases.remove(&offset).expect("checked above");
@@ -596,7 +583,7 @@ impl QueueCore {
     }
 
     /// Completes a delivery.
-    pub fn ack(&mut self, offset: u64, attempt: u32) -> Result<Vec<StateWrite>, SettleError> {
+    pub fn ack(&mut self, offset: u64, attempt: u32) -> Result<Vec<StateWrite>, EngineError> {
         self.take_lease(offset, attempt)?;
         self.bytes_lease_ended(offset, false);
         Ok(self.finish(offset))
@@ -609,7 +596,7 @@ impl QueueCore {
         attempt: u32,
         lease_ms: u64,
         now_ms: i64,
-    ) -> Result<i64, SettleError> {
+    ) -> Result<i64, EngineError> {
         let old = self.check_lease(offset, attempt)?.deadline_ms;
         let deadline = now_ms + lease_ms as i64;
         self.lease_deadlines.remove(&(old, offset));
@@ -627,7 +614,7 @@ impl QueueCore {
         delay_ms: Option<u64>,
         error: &str,
         now_ms: i64,
-    ) -> Result<(Vec<StateWrite>, Vec<DeadLetter>), SettleError> {
+    ) -> Result<(Vec<StateWrite>, Vec<DeadLetter>), EngineError> {
         self.take_lease(offset, attempt)?;
         let mut writes = Vec::new();
         let mut dead = Vec::new();
@@ -649,7 +636,7 @@ impl QueueCore {
         offset: u64,
         attempt: u32,
         reason: &str,
-    ) -> Result<(Vec<StateWrite>, DeadLetter), SettleError> {
+    ) -> Result<(Vec<StateWrite>, DeadLetter), EngineError> {
         self.take_lease(offset, attempt)?;
         self.bytes_lease_ended(offset, false);
         let last_error = self

@@ -18,7 +18,7 @@ use omnibus_types::{Header, Record};
 use tokio::sync::Notify;
 
 use super::commit::{copy_commit_error, AfterCommit, DeadLetterRecords, FailureListener};
-use super::core::{DeadLetter, Grant, QueueCore, SettleError, TimerSource};
+use super::core::{DeadLetter, Grant, QueueCore, TimerSource};
 use super::keys;
 use super::overflow::message_bytes;
 use super::rates::{QueueRates, RateKind, RateRing};
@@ -72,13 +72,11 @@ fn ack_all(
     let mut writes = Vec::new();
     let answers = acks
         .into_iter()
-        .map(|(offset, attempt, extra)| match core.ack(offset, attempt) {
-            Ok(ack) => {
-                writes.extend(ack);
-                writes.extend(extra);
-                Ok(())
-            }
-            Err(error) => Err(error.into()),
+        .map(|(offset, attempt, extra)| {
+            let ack = core.ack(offset, attempt)?;
+            writes.extend(ack);
+            writes.extend(extra);
+            Ok(())
         })
         .collect();
     (answers, writes)
@@ -124,15 +122,6 @@ pub struct Delivery {
     pub attempt: u32,
     pub lease_deadline_ms: i64,
     pub record: Record,
-}
-
-impl From<SettleError> for EngineError {
-    fn from(error: SettleError) -> Self {
-        match error {
-            SettleError::NotLeased(_) => EngineError::UnknownDelivery(error.to_string()),
-            SettleError::StaleAttempt { .. } => EngineError::StaleAttempt(error.to_string()),
-        }
-    }
 }
 
 impl Queue {

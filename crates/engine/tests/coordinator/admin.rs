@@ -24,7 +24,7 @@ async fn protocol_choice_and_validation_follow_the_members() {
             ..request("g", "", "a", "a")
         }))
         .await,
-        Err(CoordinatorError::InvalidSessionTimeout)
+        Err(EngineError::InvalidSessionTimeout)
     ));
     assert!(matches!(
         within(coordinator.join(JoinRequest {
@@ -32,11 +32,11 @@ async fn protocol_choice_and_validation_follow_the_members() {
             ..request("g", "", "a", "a")
         }))
         .await,
-        Err(CoordinatorError::InconsistentGroupProtocol)
+        Err(EngineError::InconsistentGroupProtocol)
     ));
     assert!(matches!(
         within(coordinator.join(request("", "", "a", "a"))).await,
-        Err(CoordinatorError::InvalidGroupId(_))
+        Err(EngineError::InvalidGroupId(_))
     ));
 
     let a = within(coordinator.join(with_protocols("", "a", &["roundrobin", "range"])))
@@ -45,7 +45,7 @@ async fn protocol_choice_and_validation_follow_the_members() {
     assert_eq!(a.protocol_name, "roundrobin");
     assert!(matches!(
         within(coordinator.join(with_protocols("", "x", &["sticky"]))).await,
-        Err(CoordinatorError::InconsistentGroupProtocol)
+        Err(EngineError::InconsistentGroupProtocol)
     ));
     assert!(matches!(
         within(coordinator.join(JoinRequest {
@@ -53,7 +53,7 @@ async fn protocol_choice_and_validation_follow_the_members() {
             ..with_protocols("", "x", &["range"])
         }))
         .await,
-        Err(CoordinatorError::InconsistentGroupProtocol)
+        Err(EngineError::InconsistentGroupProtocol)
     ));
     // Two members prefer range; roundrobin is common but outvoted.
     let b_join = spawn_join(
@@ -89,7 +89,7 @@ async fn delete_refuses_a_group_with_members_and_removes_an_empty_groups_offsets
     };
     assert!(matches!(
         coordinator.delete("never-seen").await,
-        Err(CoordinatorError::GroupIdNotFound)
+        Err(EngineError::GroupNotFound)
     ));
 
     let a = stable_single(coordinator, "g", "a").await;
@@ -99,7 +99,7 @@ async fn delete_refuses_a_group_with_members_and_removes_an_empty_groups_offsets
     setup.engine.commit_offsets("g", commit(42)).await.unwrap();
     assert!(matches!(
         coordinator.delete("g").await,
-        Err(CoordinatorError::NonEmptyGroup)
+        Err(EngineError::GroupNotEmpty)
     ));
     assert_eq!(
         setup
@@ -132,7 +132,7 @@ async fn delete_refuses_a_group_with_members_and_removes_an_empty_groups_offsets
     );
     assert!(matches!(
         coordinator.delete("g").await,
-        Err(CoordinatorError::GroupIdNotFound)
+        Err(EngineError::GroupNotFound)
     ));
 
     // A group known only by offsets (a standalone committer) can be deleted too.
@@ -232,7 +232,7 @@ async fn a_static_member_rejoining_under_a_new_id_fences_the_old_one() {
             ..sync_request("g", &first.member_id, second.generation_id, vec![])
         }))
         .await,
-        Err(CoordinatorError::FencedInstanceId)
+        Err(EngineError::FencedInstanceId)
     ));
     assert_eq!(coordinator.describe("g").await.unwrap().members.len(), 1);
 }
@@ -252,15 +252,15 @@ async fn groups_and_members_are_bounded() {
         .unwrap();
     assert!(matches!(
         within(coordinator.join(request("g", "", "b", "b"))).await,
-        Err(CoordinatorError::GroupMaxSizeReached)
+        Err(EngineError::GroupFull)
     ));
     assert!(matches!(
         within(coordinator.join(request("other", "", "b", "b"))).await,
-        Err(CoordinatorError::LimitExceeded(_))
+        Err(EngineError::GroupLimitExceeded(_))
     ));
     assert!(matches!(
         within(coordinator.join(request("g", "", "b", &"x".repeat(100)))).await,
-        Err(CoordinatorError::LimitExceeded(_))
+        Err(EngineError::GroupLimitExceeded(_))
     ));
 }
 
@@ -285,10 +285,7 @@ async fn a_leader_that_never_sends_assignments_is_dropped_and_the_followers_rejo
     // timeout and b is told to rejoin.
     let waiting =
         within(coordinator.sync(sync_request("g", &b.member_id, b.generation_id, vec![]))).await;
-    assert!(matches!(
-        waiting,
-        Err(CoordinatorError::RebalanceInProgress)
-    ));
+    assert!(matches!(waiting, Err(EngineError::RebalanceInProgress)));
     let b_alone = within(coordinator.join(quick(&b.member_id, "b")))
         .await
         .unwrap();
@@ -296,7 +293,7 @@ async fn a_leader_that_never_sends_assignments_is_dropped_and_the_followers_rejo
     assert_eq!(b_alone.members.len(), 1);
     assert!(matches!(
         coordinator.heartbeat("g", &a.member_id, b_alone.generation_id),
-        Err(CoordinatorError::UnknownMemberId)
+        Err(EngineError::UnknownMember)
     ));
 }
 
@@ -309,7 +306,7 @@ async fn an_unclaimed_member_id_expires_after_the_session_timeout() {
         session_timeout_ms: SHORT_SESSION_MS,
         ..request("g", "", "slow", "m")
     };
-    let Err(CoordinatorError::MemberIdRequired(member_id)) =
+    let Err(EngineError::MemberIdRequired(member_id)) =
         within(coordinator.join(first.clone())).await
     else {
         panic!("a new member is told its id first");
@@ -321,6 +318,6 @@ async fn an_unclaimed_member_id_expires_after_the_session_timeout() {
     );
     assert!(matches!(
         within(coordinator.join(JoinRequest { member_id, ..first })).await,
-        Err(CoordinatorError::UnknownMemberId)
+        Err(EngineError::UnknownMember)
     ));
 }

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use omnibus_engine::groups::coordinator::*;
+use omnibus_engine::EngineError;
 use std::time::Duration;
 
 use crate::support::*;
@@ -102,7 +103,7 @@ async fn a_third_member_makes_the_others_rejoin_through_heartbeat_errors() {
     for member in [&a, &b] {
         assert!(matches!(
             coordinator.heartbeat("g", &member.member_id, member.generation_id),
-            Err(CoordinatorError::RebalanceInProgress)
+            Err(EngineError::RebalanceInProgress)
         ));
     }
     let a_join = spawn_join(coordinator, request("g", &a.member_id, "a", "a"));
@@ -110,7 +111,7 @@ async fn a_third_member_makes_the_others_rejoin_through_heartbeat_errors() {
     assert!(!c_join.is_finished(), "the join phase waits for b");
     assert!(matches!(
         coordinator.heartbeat("g", &b.member_id, b.generation_id),
-        Err(CoordinatorError::RebalanceInProgress)
+        Err(EngineError::RebalanceInProgress)
     ));
     let b_rejoined = within(coordinator.join(request("g", &b.member_id, "b", "b")))
         .await
@@ -129,7 +130,7 @@ async fn a_third_member_makes_the_others_rejoin_through_heartbeat_errors() {
     // The old generation is over.
     assert!(matches!(
         coordinator.heartbeat("g", &b.member_id, 2),
-        Err(CoordinatorError::IllegalGeneration)
+        Err(EngineError::IllegalGeneration)
     ));
     assert!(coordinator.heartbeat("g", &b.member_id, 3).is_ok());
 }
@@ -169,7 +170,7 @@ async fn a_member_that_stops_heartbeating_expires_and_the_rest_rebalance_without
         }
     })
     .await;
-    assert!(matches!(rebalance, CoordinatorError::RebalanceInProgress));
+    assert!(matches!(rebalance, EngineError::RebalanceInProgress));
     let a_rejoined = within(coordinator.join(short(&a.member_id, "a")))
         .await
         .unwrap();
@@ -183,7 +184,7 @@ async fn a_member_that_stops_heartbeating_expires_and_the_rest_rebalance_without
     assert_eq!(members, vec![a.member_id.as_str()]);
     assert!(matches!(
         coordinator.heartbeat("g", &b.member_id, b.generation_id),
-        Err(CoordinatorError::UnknownMemberId)
+        Err(EngineError::UnknownMember)
     ));
 }
 
@@ -219,7 +220,7 @@ async fn a_member_that_does_not_rejoin_within_the_rebalance_timeout_is_dropped()
     assert_eq!(a_again.members.len(), 1);
     assert!(matches!(
         coordinator.heartbeat("g", &b.member_id, 2),
-        Err(CoordinatorError::UnknownMemberId)
+        Err(EngineError::UnknownMember)
     ));
 }
 
@@ -233,13 +234,10 @@ async fn leaving_rebalances_the_rest_and_the_last_leave_empties_the_group() {
         .leave("g", vec![b.member_id.clone(), "nobody".into()])
         .await;
     assert!(results[0].1.is_ok());
-    assert!(matches!(
-        results[1].1,
-        Err(CoordinatorError::UnknownMemberId)
-    ));
+    assert!(matches!(results[1].1, Err(EngineError::UnknownMember)));
     assert!(matches!(
         coordinator.heartbeat("g", &a.member_id, a.generation_id),
-        Err(CoordinatorError::RebalanceInProgress)
+        Err(EngineError::RebalanceInProgress)
     ));
     let a_rejoined = within(coordinator.join(request("g", &a.member_id, "a", "a")))
         .await
@@ -265,7 +263,7 @@ async fn a_new_member_must_join_twice_when_it_requires_a_known_member_id() {
         require_known_member_id: true,
         ..request("g", "", "rdkafka", "m")
     };
-    let Err(CoordinatorError::MemberIdRequired(member_id)) =
+    let Err(EngineError::MemberIdRequired(member_id)) =
         within(coordinator.join(first.clone())).await
     else {
         panic!("a new member is told its id first");
@@ -288,7 +286,7 @@ async fn a_new_member_must_join_twice_when_it_requires_a_known_member_id() {
             ..first
         }))
         .await,
-        Err(CoordinatorError::UnknownMemberId)
+        Err(EngineError::UnknownMember)
     ));
 }
 
@@ -300,28 +298,28 @@ async fn a_stale_generation_is_illegal_for_sync_heartbeat_and_commit() {
     let stale = a.generation_id - 1;
     assert!(matches!(
         within(coordinator.sync(sync_request("g", &b.member_id, stale, vec![]))).await,
-        Err(CoordinatorError::IllegalGeneration)
+        Err(EngineError::IllegalGeneration)
     ));
     assert!(matches!(
         coordinator.heartbeat("g", &a.member_id, stale),
-        Err(CoordinatorError::IllegalGeneration)
+        Err(EngineError::IllegalGeneration)
     ));
     assert!(matches!(
         coordinator.validate_commit("g", &a.member_id, stale),
-        Err(CoordinatorError::IllegalGeneration)
+        Err(EngineError::IllegalGeneration)
     ));
     assert!(matches!(
         coordinator.validate_commit("g", "stranger", a.generation_id),
-        Err(CoordinatorError::UnknownMemberId)
+        Err(EngineError::UnknownMember)
     ));
     assert!(matches!(
         within(coordinator.sync(sync_request("g", "stranger", a.generation_id, vec![]))).await,
-        Err(CoordinatorError::UnknownMemberId)
+        Err(EngineError::UnknownMember)
     ));
     // A client committing without membership is refused while the group has members.
     assert!(matches!(
         coordinator.validate_commit("g", "", -1),
-        Err(CoordinatorError::IllegalGeneration)
+        Err(EngineError::IllegalGeneration)
     ));
     assert!(coordinator
         .validate_commit("g", &a.member_id, a.generation_id)
@@ -336,7 +334,7 @@ async fn commits_follow_kafka_rules_during_a_rebalance() {
     assert!(coordinator.validate_commit("solo", "", -1).is_ok());
     assert!(matches!(
         coordinator.validate_commit("solo", "someone", 3),
-        Err(CoordinatorError::IllegalGeneration)
+        Err(EngineError::IllegalGeneration)
     ));
 
     let (a, b) = stable_pair(&setup, "g").await;
@@ -355,7 +353,7 @@ async fn commits_follow_kafka_rules_during_a_rebalance() {
     // Joined but not yet assigned: the commit must wait for the sync.
     assert!(matches!(
         coordinator.validate_commit("g", &a.member_id, a_new.generation_id),
-        Err(CoordinatorError::RebalanceInProgress)
+        Err(EngineError::RebalanceInProgress)
     ));
     // A sync during PreparingRebalance is refused too.
     let d_join = spawn_join(coordinator, request("g", "", "d", "d"));
@@ -363,7 +361,7 @@ async fn commits_follow_kafka_rules_during_a_rebalance() {
     assert!(matches!(
         within(coordinator.sync(sync_request("g", &a.member_id, a_new.generation_id, vec![])))
             .await,
-        Err(CoordinatorError::RebalanceInProgress)
+        Err(EngineError::RebalanceInProgress)
     ));
     d_join.abort();
 }

@@ -81,7 +81,7 @@ pub async fn within<T>(future: impl Future<Output = T>) -> T {
 pub fn spawn_join(
     coordinator: &Arc<GroupCoordinator>,
     request: JoinRequest,
-) -> tokio::task::JoinHandle<Result<JoinResponse, CoordinatorError>> {
+) -> tokio::task::JoinHandle<Result<JoinResponse, EngineError>> {
     let coordinator = coordinator.clone();
     tokio::spawn(async move { coordinator.join(request).await })
 }
@@ -89,7 +89,7 @@ pub fn spawn_join(
 pub fn spawn_sync(
     coordinator: &Arc<GroupCoordinator>,
     request: SyncRequest,
-) -> tokio::task::JoinHandle<Result<Bytes, CoordinatorError>> {
+) -> tokio::task::JoinHandle<Result<Bytes, EngineError>> {
     let coordinator = coordinator.clone();
     tokio::spawn(async move { coordinator.sync(request).await })
 }
@@ -140,7 +140,7 @@ pub async fn stable_pair(setup: &Setup, group: &str) -> (JoinResponse, JoinRespo
     wait_for_state(coordinator, group, GroupState::PreparingRebalance).await;
     assert!(matches!(
         coordinator.heartbeat(group, &a.member_id, a.generation_id),
-        Err(CoordinatorError::RebalanceInProgress)
+        Err(EngineError::RebalanceInProgress)
     ));
     let a = within(coordinator.join(request(group, &a.member_id, "a", "a")))
         .await

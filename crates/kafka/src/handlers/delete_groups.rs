@@ -3,7 +3,7 @@
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
-use super::errors::{coordinator_error_code, NONE};
+use super::errors::{engine_error_code, NONE};
 use super::Broker;
 
 pub(crate) async fn handle(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
@@ -12,7 +12,7 @@ pub(crate) async fn handle(broker: &Broker, request: DeleteGroupsRequest) -> Del
         let mut result = DeletableGroupResult::default();
         result.error_code = match broker.coordinator.delete(group_id.as_str()).await {
             Ok(()) => NONE,
-            Err(error) => coordinator_error_code(&error),
+            Err(error) => engine_error_code(&error),
         };
         result.group_id = group_id;
         response.results.push(result);

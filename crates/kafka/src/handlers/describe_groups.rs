@@ -5,7 +5,7 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{coordinator_error_code, NONE};
+use super::errors::{engine_error_code, NONE};
 use super::Broker;
 
 pub(crate) async fn handle(
@@ -39,7 +39,7 @@ pub(crate) async fn handle(
                         .collect();
                 }
                 Err(error) => {
-                    group.error_code = coordinator_error_code(&error);
+                    group.error_code = engine_error_code(&error);
                     group.group_state = StrBytes::from_static_str("Dead");
                 }
             }

@@ -2,7 +2,7 @@
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-use super::errors::{coordinator_error_code, NONE};
+use super::errors::{engine_error_code, NONE};
 use super::Broker;
 
 pub(crate) fn handle(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
@@ -13,7 +13,7 @@ pub(crate) fn handle(broker: &Broker, request: HeartbeatRequest) -> HeartbeatRes
         request.generation_id,
     ) {
         Ok(()) => NONE,
-        Err(error) => coordinator_error_code(&error),
+        Err(error) => engine_error_code(&error),
     };
     response
 }

@@ -6,9 +6,10 @@
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
-use omnibus_engine::groups::coordinator::{CoordinatorError, JoinRequest};
+use omnibus_engine::groups::coordinator::JoinRequest;
+use omnibus_engine::EngineError;
 
-use super::errors::{coordinator_error_code, NONE};
+use super::errors::{engine_error_code, NONE};
 use super::{Broker, Peer};
 
 pub(crate) async fn handle(
@@ -67,10 +68,10 @@ pub(crate) async fn handle(
                 .collect();
         }
         Err(error) => {
-            response.error_code = coordinator_error_code(&error);
+            response.error_code = engine_error_code(&error);
             response.generation_id = -1;
             response.member_id = match error {
-                CoordinatorError::MemberIdRequired(id) => StrBytes::from_string(id),
+                EngineError::MemberIdRequired(id) => StrBytes::from_string(id),
                 _ => request.member_id,
             };
         }

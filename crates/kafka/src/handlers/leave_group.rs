@@ -3,7 +3,7 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-use super::errors::{coordinator_error_code, NONE};
+use super::errors::{engine_error_code, NONE};
 use super::Broker;
 
 pub(crate) async fn handle(
@@ -19,7 +19,7 @@ pub(crate) async fn handle(
             .leave(group, vec![request.member_id.to_string()])
             .await;
         response.error_code = match results.first() {
-            Some((_, Err(error))) => coordinator_error_code(error),
+            Some((_, Err(error))) => engine_error_code(error),
             _ => NONE,
         };
         return response;
@@ -41,7 +41,7 @@ pub(crate) async fn handle(
             answer.group_instance_id = member.group_instance_id;
             answer.error_code = match result {
                 Ok(()) => NONE,
-                Err(error) => coordinator_error_code(&error),
+                Err(error) => engine_error_code(&error),
             };
             answer
         })

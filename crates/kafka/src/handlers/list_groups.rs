@@ -5,7 +5,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{coordinator_error_code, NONE};
+use super::errors::{engine_error_code, NONE};
 use super::Broker;
 
 pub(crate) async fn handle(broker: &Broker, request: ListGroupsRequest) -> ListGroupsResponse {
@@ -31,7 +31,7 @@ pub(crate) async fn handle(broker: &Broker, request: ListGroupsRequest) -> ListG
                 })
                 .collect();
         }
-        Err(error) => response.error_code = coordinator_error_code(&error),
+        Err(error) => response.error_code = engine_error_code(&error),
     }
     response
 }

@@ -10,7 +10,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use omnibus_engine::{Engine, OffsetCommit};
 
-use super::errors::{coordinator_error_code, engine_error_code, NONE};
+use super::errors::{engine_error_code, NONE};
 use super::Broker;
 
 /// Longest commit metadata (Kafka's `offset.metadata.max.bytes` default, also the engine's).
@@ -26,7 +26,7 @@ pub(crate) async fn handle(broker: &Broker, request: OffsetCommitRequest) -> Off
             request.generation_id_or_member_epoch,
         )
         .err()
-        .map(|error| coordinator_error_code(&error));
+        .map(|error| engine_error_code(&error));
     // Per partition: its error, or the commit to store.
     let mut answers: Vec<(usize, i32, i16)> = Vec::new();
     let mut commits: Vec<(usize, OffsetCommit)> = Vec::new();

@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::Decodable;
 use omnibus_engine::groups::coordinator::GroupState;
 
-use super::errors::{coordinator_error_code, engine_error_code, NONE};
+use super::errors::{engine_error_code, NONE};
 use super::Broker;
 
 /// The newest ConsumerProtocolSubscription version the crate decodes; newer ones only add
@@ -74,7 +74,7 @@ async fn subscribed_topics(broker: &Broker, group: &str) -> Result<BTreeSet<Stri
         .coordinator
         .describe(group)
         .await
-        .map_err(|error| coordinator_error_code(&error))?;
+        .map_err(|error| engine_error_code(&error))?;
     match description.state {
         GroupState::Dead => Err(ResponseError::GroupIdNotFound.code()),
         GroupState::Empty => Ok(BTreeSet::new()),

@@ -25,7 +25,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use omnibus_engine::producers::{PendingProduce, ProducedBatch, ProducerError};
+use omnibus_engine::producers::{PendingProduce, ProducedBatch};
 use omnibus_engine::EngineError;
 use omnibus_types::ErrorCode;
 
@@ -180,7 +180,7 @@ fn appended(partition: i32, produced: ProducedBatch) -> PartitionProduceResponse
 fn refused(
     topic: &str,
     partition: i32,
-    error: &ProducerError,
+    error: &EngineError,
     version: i16,
 ) -> PartitionProduceResponse {
     let code = producer_error_code(error);
@@ -193,18 +193,13 @@ fn refused(
     failed(partition, code, message)
 }
 
-fn producer_error_code(error: &ProducerError) -> i16 {
+/// A produce refines the general mapping: a batch that fails its CRC or structure checks is
+/// CORRUPT_MESSAGE, and a batch over a count limit is MESSAGE_TOO_LARGE.
+fn producer_error_code(error: &EngineError) -> i16 {
     match error {
-        ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
-        ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
-        // A batch that fails its CRC or structure checks.
-        ProducerError::Engine(error) if error.code() == ErrorCode::BadRequest => {
-            ResponseError::CorruptMessage.code()
-        }
-        ProducerError::Engine(EngineError::LimitExceeded(_)) => {
-            ResponseError::MessageTooLarge.code()
-        }
-        ProducerError::Engine(error) => engine_error_code(error),
+        error if error.code() == ErrorCode::BadRequest => ResponseError::CorruptMessage.code(),
+        EngineError::LimitExceeded(_) => ResponseError::MessageTooLarge.code(),
+        error => engine_error_code(error),
     }
 }
 
@@ -217,4 +212,28 @@ fn failed(partition: i32, error_code: i16, message: Option<StrBytes>) -> Partiti
     answer.log_start_offset = -1;
     answer.error_message = message;
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_produce_refines_bad_batches_and_count_limits_and_keeps_producer_codes() {
+        let corrupt = EngineError::BadRequest("crc mismatch".into());
+        assert_eq!(producer_error_code(&corrupt), 2);
+        let too_many = EngineError::LimitExceeded("too many records".into());
+        assert_eq!(producer_error_code(&too_many), 10);
+        let out_of_order = EngineError::OutOfOrderSequence {
+            expected: 1,
+            received: 3,
+        };
+        assert_eq!(producer_error_code(&out_of_order), 45);
+        let fenced = EngineError::ProducerFenced {
+            current: 2,
+            received: 1,
+        };
+        assert_eq!(producer_error_code(&fenced), 47);
+        assert_eq!(producer_error_code(&EngineError::ShuttingDown), 6);
+    }
 }

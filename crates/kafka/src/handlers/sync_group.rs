@@ -3,7 +3,7 @@
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use omnibus_engine::groups::coordinator::SyncRequest;
 
-use super::errors::{coordinator_error_code, NONE};
+use super::errors::{engine_error_code, NONE};
 use super::Broker;
 
 pub(crate) async fn handle(
@@ -33,7 +33,7 @@ pub(crate) async fn handle(
                 response.protocol_name = request.protocol_name;
             }
         }
-        Err(error) => response.error_code = coordinator_error_code(&error),
+        Err(error) => response.error_code = engine_error_code(&error),
     }
     response
 }

@@ -11,11 +11,12 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::types::*;
+use crate::error::EngineError;
 
 mod join;
 
-pub(super) type JoinResult = Result<JoinResponse, CoordinatorError>;
-pub(super) type SyncResult = Result<Bytes, CoordinatorError>;
+pub(super) type JoinResult = Result<JoinResponse, EngineError>;
+pub(super) type SyncResult = Result<Bytes, EngineError>;
 
 /// What a join call gets back: an answer now, or one to wait for.
 pub(super) enum JoinOutcome {
@@ -147,18 +148,18 @@ impl Group {
         member_id: &str,
         group_instance_id: Option<&str>,
         generation_id: i32,
-    ) -> Result<(), CoordinatorError> {
+    ) -> Result<(), EngineError> {
         if self.state == GroupState::Dead {
-            return Err(CoordinatorError::CoordinatorNotAvailable);
+            return Err(EngineError::CoordinatorNotAvailable);
         }
         if self.is_fenced(member_id, group_instance_id) {
-            return Err(CoordinatorError::FencedInstanceId);
+            return Err(EngineError::FencedInstanceId);
         }
         if !self.members.contains_key(member_id) {
-            return Err(CoordinatorError::UnknownMemberId);
+            return Err(EngineError::UnknownMember);
         }
         if generation_id != self.generation_id {
-            return Err(CoordinatorError::IllegalGeneration);
+            return Err(EngineError::IllegalGeneration);
         }
         Ok(())
     }
@@ -175,7 +176,7 @@ impl Group {
         self.refresh_session(member_id, now);
         match self.state {
             GroupState::PreparingRebalance => {
-                SyncOutcome::Ready(Err(CoordinatorError::RebalanceInProgress))
+                SyncOutcome::Ready(Err(EngineError::RebalanceInProgress))
             }
             GroupState::Stable => {
                 SyncOutcome::Ready(Ok(self.members[member_id].assignment.clone()))
@@ -184,7 +185,7 @@ impl Group {
                 let (sender, receiver) = oneshot::channel();
                 if let Some(member) = self.members.get_mut(member_id) {
                     if let Some(superseded) = member.awaiting_sync.replace(sender) {
-                        let _ = superseded.send(Err(CoordinatorError::RebalanceInProgress));
+                        let _ = superseded.send(Err(EngineError::RebalanceInProgress));
                     }
                 }
                 if self.leader.as_deref() == Some(member_id) {
@@ -193,7 +194,7 @@ impl Group {
                 SyncOutcome::Wait(receiver)
             }
             GroupState::Empty | GroupState::Dead => {
-                SyncOutcome::Ready(Err(CoordinatorError::UnknownMemberId))
+                SyncOutcome::Ready(Err(EngineError::UnknownMember))
             }
         }
     }
@@ -223,13 +224,13 @@ impl Group {
         member_id: &str,
         generation_id: i32,
         now: Instant,
-    ) -> Result<(), CoordinatorError> {
+    ) -> Result<(), EngineError> {
         self.check_member(member_id, None, generation_id)?;
         self.refresh_session(member_id, now);
         match self.state {
-            GroupState::PreparingRebalance => Err(CoordinatorError::RebalanceInProgress),
+            GroupState::PreparingRebalance => Err(EngineError::RebalanceInProgress),
             GroupState::CompletingRebalance | GroupState::Stable => Ok(()),
-            GroupState::Empty | GroupState::Dead => Err(CoordinatorError::UnknownMemberId),
+            GroupState::Empty | GroupState::Dead => Err(EngineError::UnknownMember),
         }
     }
 
@@ -239,22 +240,22 @@ impl Group {
         member_id: &str,
         generation_id: i32,
         now: Instant,
-    ) -> Result<(), CoordinatorError> {
+    ) -> Result<(), EngineError> {
         if self.state == GroupState::Dead {
-            return Err(CoordinatorError::CoordinatorNotAvailable);
+            return Err(EngineError::CoordinatorNotAvailable);
         }
         if generation_id < 0 && member_id.is_empty() {
             // A commit from a client that only stores offsets here.
             return match self.state {
                 GroupState::Empty => Ok(()),
-                _ => Err(CoordinatorError::IllegalGeneration),
+                _ => Err(EngineError::IllegalGeneration),
             };
         }
         self.check_member(member_id, None, generation_id)?;
         self.refresh_session(member_id, now);
         match self.state {
             // The member has its generation but not yet its assignment.
-            GroupState::CompletingRebalance => Err(CoordinatorError::RebalanceInProgress),
+            GroupState::CompletingRebalance => Err(EngineError::RebalanceInProgress),
             // PreparingRebalance is allowed: consumers commit what they processed before
             // giving partitions up, with the generation that is ending.
             _ => Ok(()),
@@ -269,28 +270,28 @@ impl Group {
         member_ids: Vec<String>,
         limits: &CoordinatorLimits,
         now: Instant,
-    ) -> Vec<(String, Result<(), CoordinatorError>)> {
+    ) -> Vec<(String, Result<(), EngineError>)> {
         let mut results = Vec::with_capacity(member_ids.len());
         let mut members_removed = false;
         let mut pending_removed = false;
         for member_id in member_ids {
             let result = if self.state == GroupState::Dead {
-                Err(CoordinatorError::CoordinatorNotAvailable)
+                Err(EngineError::CoordinatorNotAvailable)
             } else if self.pending_members.remove(&member_id).is_some() {
                 pending_removed = true;
                 Ok(())
             } else if let Some(mut member) = self.remove_member(&member_id) {
                 tracing::debug!(group = %self.name, member = %member_id, "member left");
                 if let Some(waiting) = member.awaiting_join.take() {
-                    let _ = waiting.send(Err(CoordinatorError::UnknownMemberId));
+                    let _ = waiting.send(Err(EngineError::UnknownMember));
                 }
                 if let Some(waiting) = member.awaiting_sync.take() {
-                    let _ = waiting.send(Err(CoordinatorError::UnknownMemberId));
+                    let _ = waiting.send(Err(EngineError::UnknownMember));
                 }
                 members_removed = true;
                 Ok(())
             } else {
-                Err(CoordinatorError::UnknownMemberId)
+                Err(EngineError::UnknownMember)
             };
             results.push((member_id, result));
         }

@@ -4,7 +4,7 @@
 //! joins and leaves trigger rebalances.
 //!
 //! Protocol-neutral: the engine never imports a Kafka type. Protocol metadata and assignments
-//! are opaque bytes; errors are [`CoordinatorError`] variants named after the Kafka errors a
+//! are opaque bytes; errors are [`EngineError`] variants named after the Kafka errors a
 //! front door answers with. Membership lives in memory only (after a restart members simply
 //! rejoin, as with Kafka); committed offsets are the engine's, durable.
 //!
@@ -31,7 +31,7 @@ use omnibus_types::validate_group_name;
 use tokio::time::Instant;
 
 use crate::engine::Engine;
-use crate::error::Result as EngineResult;
+use crate::error::{EngineError, Result as EngineResult};
 use crate::groups;
 use crate::streams::registry::off_the_runtime;
 use group::{Group, JoinOutcome, NewMember, SyncOutcome};
@@ -75,10 +75,10 @@ impl GroupCoordinator {
     }
 
     /// The engine, unless it is gone (then the coordinator is stopping).
-    fn engine(&self) -> Result<Arc<Engine>, CoordinatorError> {
+    fn engine(&self) -> Result<Arc<Engine>, EngineError> {
         self.engine
             .upgrade()
-            .ok_or(CoordinatorError::CoordinatorNotAvailable)
+            .ok_or(EngineError::CoordinatorNotAvailable)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
@@ -90,27 +90,27 @@ impl GroupCoordinator {
     /// (members that did not rejoin are removed). An empty group's first rebalance also waits
     /// `initial_rebalance_delay_ms` for more members.
     ///
-    /// Errors: [`CoordinatorError::MemberIdRequired`] (new member with
-    /// `require_known_member_id`; join again with that id), `UnknownMemberId` (the id is not
+    /// Errors: [`EngineError::MemberIdRequired`] (new member with
+    /// `require_known_member_id`; join again with that id), `UnknownMember` (the id is not
     /// a member; join with `""`), `InvalidSessionTimeout`, `InconsistentGroupProtocol`,
-    /// `FencedInstanceId`, `InvalidGroupId`, `GroupMaxSizeReached`, `LimitExceeded`,
+    /// `FencedInstanceId`, `InvalidGroupId`, `GroupFull`, `GroupLimitExceeded`,
     /// `CoordinatorNotAvailable` (group being deleted, or the coordinator stopped), and
     /// `RebalanceInProgress` when the same member joined again before this join was answered.
     ///
     /// A known member rejoining with unchanged protocols while the group is
     /// `CompletingRebalance`, or as a follower while `Stable`, gets the current generation at
     /// once without a rebalance; the leader rejoining or changed protocols start a rebalance.
-    pub async fn join(&self, request: JoinRequest) -> Result<JoinResponse, CoordinatorError> {
+    pub async fn join(&self, request: JoinRequest) -> Result<JoinResponse, EngineError> {
         self.check_join(&request)?;
         let outcome = {
             let now = Instant::now();
             let mut groups = self.lock();
             if !groups.contains_key(&request.group) {
                 if !request.member_id.is_empty() {
-                    return Err(CoordinatorError::UnknownMemberId);
+                    return Err(EngineError::UnknownMember);
                 }
                 if groups.len() >= self.limits.groups_max {
-                    return Err(CoordinatorError::LimitExceeded(format!(
+                    return Err(EngineError::GroupLimitExceeded(format!(
                         "the coordinator holds {} groups, its limit",
                         groups.len()
                     )));
@@ -143,25 +143,25 @@ impl GroupCoordinator {
             JoinOutcome::Ready(result) => result,
             JoinOutcome::Wait(receiver) => receiver
                 .await
-                .unwrap_or(Err(CoordinatorError::CoordinatorNotAvailable)),
+                .unwrap_or(Err(EngineError::CoordinatorNotAvailable)),
         }
     }
 
     /// Checks a join's own fields before the group is touched.
-    fn check_join(&self, request: &JoinRequest) -> Result<(), CoordinatorError> {
+    fn check_join(&self, request: &JoinRequest) -> Result<(), EngineError> {
         validate_group_name(&request.group)
-            .map_err(|e| CoordinatorError::InvalidGroupId(e.to_string()))?;
+            .map_err(|e| EngineError::InvalidGroupId(e.to_string()))?;
         let limits = &self.limits;
         if !(limits.session_timeout_ms_min..=limits.session_timeout_ms_max)
             .contains(&request.session_timeout_ms)
         {
-            return Err(CoordinatorError::InvalidSessionTimeout);
+            return Err(EngineError::InvalidSessionTimeout);
         }
         if request.protocol_type.is_empty() || request.protocols.is_empty() {
-            return Err(CoordinatorError::InconsistentGroupProtocol);
+            return Err(EngineError::InconsistentGroupProtocol);
         }
         if request.protocols.len() > limits.protocols_per_member_max {
-            return Err(CoordinatorError::LimitExceeded(format!(
+            return Err(EngineError::GroupLimitExceeded(format!(
                 "{} protocols offered; the limit is {}",
                 request.protocols.len(),
                 limits.protocols_per_member_max
@@ -169,7 +169,7 @@ impl GroupCoordinator {
         }
         let instance_bytes = request.group_instance_id.as_ref().map_or(0, String::len);
         if instance_bytes > GROUP_INSTANCE_ID_BYTES_MAX {
-            return Err(CoordinatorError::LimitExceeded(format!(
+            return Err(EngineError::GroupLimitExceeded(format!(
                 "group instance id is {instance_bytes} bytes; the limit is \
                  {GROUP_INSTANCE_ID_BYTES_MAX}"
             )));
@@ -184,7 +184,7 @@ impl GroupCoordinator {
             + request.protocol_type.len()
             + instance_bytes;
         if member_bytes > limits.member_metadata_bytes_max {
-            return Err(CoordinatorError::LimitExceeded(format!(
+            return Err(EngineError::GroupLimitExceeded(format!(
                 "member metadata is {member_bytes} bytes; the limit is {}",
                 limits.member_metadata_bytes_max
             )));
@@ -218,15 +218,15 @@ impl GroupCoordinator {
     /// gave it none). A follower's call waits for the leader's. In `Stable`, any member gets
     /// its current assignment at once.
     ///
-    /// Errors: `UnknownMemberId` (unknown member or group), `IllegalGeneration`,
+    /// Errors: `UnknownMember` (unknown member or group), `IllegalGeneration`,
     /// `RebalanceInProgress` (the group is `PreparingRebalance`, or a rebalance started while
-    /// waiting), `FencedInstanceId`, `LimitExceeded` (an assignment over
+    /// waiting), `FencedInstanceId`, `GroupLimitExceeded` (an assignment over
     /// `assignment_bytes_max`, or more assignments than `members_per_group_max`),
     /// `CoordinatorNotAvailable`.
-    pub async fn sync(&self, request: SyncRequest) -> Result<Bytes, CoordinatorError> {
+    pub async fn sync(&self, request: SyncRequest) -> Result<Bytes, EngineError> {
         let limits = &self.limits;
         if request.assignments.len() > limits.members_per_group_max {
-            return Err(CoordinatorError::LimitExceeded(format!(
+            return Err(EngineError::GroupLimitExceeded(format!(
                 "{} assignments; the limit is {}",
                 request.assignments.len(),
                 limits.members_per_group_max
@@ -237,7 +237,7 @@ impl GroupCoordinator {
             .iter()
             .find(|(_, a)| a.len() > limits.assignment_bytes_max)
         {
-            return Err(CoordinatorError::LimitExceeded(format!(
+            return Err(EngineError::GroupLimitExceeded(format!(
                 "the assignment of {member:?} is {} bytes; the limit is {}",
                 assignment.len(),
                 limits.assignment_bytes_max
@@ -246,7 +246,7 @@ impl GroupCoordinator {
         let outcome = {
             let mut groups = self.lock();
             let Some(group) = groups.get_mut(&request.group) else {
-                return Err(CoordinatorError::UnknownMemberId);
+                return Err(EngineError::UnknownMember);
             };
             group.sync(request, Instant::now())
         };
@@ -254,41 +254,39 @@ impl GroupCoordinator {
             SyncOutcome::Ready(result) => result,
             SyncOutcome::Wait(receiver) => receiver
                 .await
-                .unwrap_or(Err(CoordinatorError::CoordinatorNotAvailable)),
+                .unwrap_or(Err(EngineError::CoordinatorNotAvailable)),
         }
     }
 
     /// Heartbeat; refreshes the member's session. `Ok` while `Stable` or
     /// `CompletingRebalance`; `RebalanceInProgress` while `PreparingRebalance` (the member
-    /// must rejoin); `UnknownMemberId` for an unknown member or group (e.g. expired);
+    /// must rejoin); `UnknownMember` for an unknown member or group (e.g. expired);
     /// `IllegalGeneration` for a stale generation; `CoordinatorNotAvailable` while deleting.
     pub fn heartbeat(
         &self,
         group: &str,
         member_id: &str,
         generation_id: i32,
-    ) -> Result<(), CoordinatorError> {
+    ) -> Result<(), EngineError> {
         let mut groups = self.lock();
-        let group = groups
-            .get_mut(group)
-            .ok_or(CoordinatorError::UnknownMemberId)?;
+        let group = groups.get_mut(group).ok_or(EngineError::UnknownMember)?;
         group.heartbeat(member_id, generation_id, Instant::now())
     }
 
     /// LeaveGroup: removes each member (or a new member's unclaimed id), answering each in
-    /// order with `Ok` or `UnknownMemberId`. A `Stable` or `CompletingRebalance` group starts
+    /// order with `Ok` or `UnknownMember`. A `Stable` or `CompletingRebalance` group starts
     /// a rebalance; a group left with no members becomes `Empty` (and is forgotten unless it
     /// has committed offsets).
     pub async fn leave(
         &self,
         group: &str,
         member_ids: Vec<String>,
-    ) -> Vec<(String, Result<(), CoordinatorError>)> {
+    ) -> Vec<(String, Result<(), EngineError>)> {
         let mut groups = self.lock();
         let Some(entry) = groups.get_mut(group) else {
             return member_ids
                 .into_iter()
-                .map(|id| (id, Err(CoordinatorError::UnknownMemberId)))
+                .map(|id| (id, Err(EngineError::UnknownMember)))
                 .collect();
         };
         let results = entry.leave(member_ids, &self.limits, Instant::now());
@@ -303,32 +301,32 @@ impl GroupCoordinator {
     ///
     /// `generation_id < 0` with an empty `member_id` is a client that only stores offsets
     /// here (no group membership): allowed when the group has no members, else
-    /// `IllegalGeneration`. Otherwise the member must exist (`UnknownMemberId`) and the
+    /// `IllegalGeneration`. Otherwise the member must exist (`UnknownMember`) and the
     /// generation match (`IllegalGeneration`); while `CompletingRebalance` the answer is
     /// `RebalanceInProgress` (the member has no assignment yet). `PreparingRebalance` is
     /// allowed, as in Kafka: consumers commit what they processed before rejoining. A
     /// non-negative generation for an unknown group is `IllegalGeneration` (Kafka's answer;
     /// the client rejoins); a member id with a negative generation there is
-    /// `UnknownMemberId`.
+    /// `UnknownMember`.
     pub fn validate_commit(
         &self,
         group: &str,
         member_id: &str,
         generation_id: i32,
-    ) -> Result<(), CoordinatorError> {
+    ) -> Result<(), EngineError> {
         let mut groups = self.lock();
         match groups.get_mut(group) {
             Some(group) => group.validate_commit(member_id, generation_id, Instant::now()),
-            None if generation_id >= 0 => Err(CoordinatorError::IllegalGeneration),
+            None if generation_id >= 0 => Err(EngineError::IllegalGeneration),
             None if member_id.is_empty() => Ok(()),
-            None => Err(CoordinatorError::UnknownMemberId),
+            None => Err(EngineError::UnknownMember),
         }
     }
 
     /// DescribeGroups for one group. A group without members but with committed offsets is
     /// `Empty` with protocol type `"consumer"`; an unknown (or invalid) group is `Dead` with
     /// empty strings and no members, which is what Kafka answers (with no error).
-    pub async fn describe(&self, group: &str) -> Result<GroupDescription, CoordinatorError> {
+    pub async fn describe(&self, group: &str) -> Result<GroupDescription, EngineError> {
         if let Some(entry) = self.lock().get(group) {
             return Ok(entry.describe());
         }
@@ -358,7 +356,7 @@ impl GroupCoordinator {
 
     /// ListGroups: every group in memory (except ones being deleted) and every group known
     /// only by committed offsets (`Empty`, `"consumer"`), sorted by name.
-    pub async fn list(&self) -> Result<Vec<GroupListing>, CoordinatorError> {
+    pub async fn list(&self) -> Result<Vec<GroupListing>, EngineError> {
         let with_offsets = self.engine()?.list_groups().await?;
         let mut listings: BTreeMap<String, GroupListing> = BTreeMap::new();
         for group in with_offsets {
@@ -392,18 +390,18 @@ impl GroupCoordinator {
         Ok(listings.into_values().collect())
     }
 
-    /// DeleteGroups for one group: only an `Empty` group (`NonEmptyGroup` otherwise); deletes
-    /// its committed offsets. `GroupIdNotFound` if there is neither a group nor offsets (or
+    /// DeleteGroups for one group: only an `Empty` group (`GroupNotEmpty` otherwise); deletes
+    /// its committed offsets. `GroupNotFound` if there is neither a group nor offsets (or
     /// another delete of it is under way). Joins meanwhile get `CoordinatorNotAvailable`.
-    pub async fn delete(&self, group: &str) -> Result<(), CoordinatorError> {
+    pub async fn delete(&self, group: &str) -> Result<(), EngineError> {
         let engine = self.engine()?;
-        validate_group_name(group).map_err(|e| CoordinatorError::InvalidGroupId(e.to_string()))?;
+        validate_group_name(group).map_err(|e| EngineError::InvalidGroupId(e.to_string()))?;
         let in_memory = {
             let mut groups = self.lock();
             let in_memory = match groups.get(group).map(Group::state) {
-                Some(GroupState::Dead) => return Err(CoordinatorError::GroupIdNotFound),
+                Some(GroupState::Dead) => return Err(EngineError::GroupNotFound),
                 Some(GroupState::Empty) => true,
-                Some(_) => return Err(CoordinatorError::NonEmptyGroup),
+                Some(_) => return Err(EngineError::GroupNotEmpty),
                 None => false,
             };
             // A tombstone while the offsets go, so nobody joins a half-deleted group.
@@ -413,7 +411,7 @@ impl GroupCoordinator {
         let deleted = engine.delete_group_offsets(group).await;
         self.lock().remove(group);
         if deleted? == 0 && !in_memory {
-            return Err(CoordinatorError::GroupIdNotFound);
+            return Err(EngineError::GroupNotFound);
         }
         Ok(())
     }

@@ -1,10 +1,9 @@
-//! The coordinator's public vocabulary: requests, responses, descriptions, limits and errors.
+//! The coordinator's public vocabulary: requests, responses, descriptions and limits (its
+//! errors are [`EngineError`](crate::EngineError) variants).
 //! Protocol-neutral: protocol metadata and assignments are opaque bytes that only the members
 //! (and the front door's codec) understand.
 
 use bytes::Bytes;
-
-use crate::error::EngineError;
 
 /// Shortest session timeout a member may ask for (Kafka's `group.min.session.timeout.ms`).
 pub const SESSION_TIMEOUT_MS_MIN: u64 = 6_000;
@@ -90,7 +89,7 @@ pub struct JoinRequest {
     /// JoinGroup v0 has no rebalance timeout: pass the session timeout, as Kafka does.
     pub rebalance_timeout_ms: u64,
     /// JoinGroup v4+: a new member (empty `member_id`, no `group_instance_id`) first receives
-    /// [`CoordinatorError::MemberIdRequired`] carrying its id and must join again with it.
+    /// [`EngineError::MemberIdRequired`](crate::EngineError::MemberIdRequired) carrying its id and must join again with it.
     pub require_known_member_id: bool,
 }
 
@@ -190,56 +189,4 @@ pub struct GroupListing {
     /// `"consumer"` for a group known only by its committed offsets.
     pub protocol_type: String,
     pub state: GroupState,
-}
-
-/// Why a coordinator call failed. Each variant is named after the Kafka error a front door
-/// should answer with (its code in brackets).
-#[derive(Debug, thiserror::Error)]
-pub enum CoordinatorError {
-    /// MEMBER_ID_REQUIRED (79): join again with this member id.
-    #[error("the member must join again with member id {0:?}")]
-    MemberIdRequired(String),
-    /// UNKNOWN_MEMBER_ID (25): the member (or the group) is unknown; join with an empty id.
-    #[error("unknown member id")]
-    UnknownMemberId,
-    /// ILLEGAL_GENERATION (22): the request's generation is not the group's.
-    #[error("illegal generation")]
-    IllegalGeneration,
-    /// REBALANCE_IN_PROGRESS (27): the group is rebalancing; the member must rejoin.
-    #[error("the group is rebalancing")]
-    RebalanceInProgress,
-    /// INCONSISTENT_GROUP_PROTOCOL (23): no protocol (or not the protocol type) in common with
-    /// the group, or an empty protocol type or protocol list.
-    #[error("inconsistent group protocol")]
-    InconsistentGroupProtocol,
-    /// INVALID_SESSION_TIMEOUT (26): outside the coordinator's session timeout bounds.
-    #[error("invalid session timeout")]
-    InvalidSessionTimeout,
-    /// GROUP_ID_NOT_FOUND (69): no such group (DeleteGroups).
-    #[error("group not found")]
-    GroupIdNotFound,
-    /// NON_EMPTY_GROUP (68): the group has members (DeleteGroups).
-    #[error("the group has members")]
-    NonEmptyGroup,
-    /// COORDINATOR_NOT_AVAILABLE (15): the group is being deleted or the coordinator stopped;
-    /// the client finds the coordinator again and retries.
-    #[error("the coordinator is not available")]
-    CoordinatorNotAvailable,
-    /// FENCED_INSTANCE_ID (82): another member now holds this group instance id.
-    #[error("the group instance id is held by another member")]
-    FencedInstanceId,
-    /// INVALID_GROUP_ID (24): empty, too long or containing a control character.
-    #[error("invalid group id: {0}")]
-    InvalidGroupId(String),
-    /// GROUP_MAX_SIZE_REACHED (81): the group holds `members_per_group_max` members.
-    #[error("the group has reached its maximum size")]
-    GroupMaxSizeReached,
-    /// A bound other than the group size (groups held, metadata or assignment bytes,
-    /// protocols per member, instance id length). Kafka has no code of its own for these;
-    /// INVALID_REQUEST (42) is the closest.
-    #[error("{0}")]
-    LimitExceeded(String),
-    /// The engine failed (reading or deleting committed offsets).
-    #[error(transparent)]
-    Engine(#[from] EngineError),
 }

@@ -53,7 +53,15 @@ fn delivers_in_order_and_acks_advance_the_floor() {
     assert_eq!(core.floor(), 0, "offset 0 is still out");
     core.ack(0, 1).unwrap();
     assert_eq!(core.floor(), 2, "floor jumps over the finished run");
-    assert_eq!(core.ack(0, 1), Err(SettleError::NotLeased(0)));
+    let error = core.ack(0, 1).unwrap_err();
+    assert!(
+        matches!(error, EngineError::UnknownDelivery(_)),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "offset 0 is not delivered to anyone (already settled, or never delivered)"
+    );
 }
 
 #[test]
@@ -98,13 +106,11 @@ fn expired_lease_redelivers_with_the_next_attempt_and_stale_acks_fail() {
     core.tick(1_000, &NoTimers);
     let (second, _) = core.deliver("fast", 1, 1_000);
     assert_eq!(second[0].attempt, 2);
+    let error = core.ack(0, 1).unwrap_err();
+    assert!(matches!(error, EngineError::StaleAttempt(_)), "{error:?}");
     assert_eq!(
-        core.ack(0, 1),
-        Err(SettleError::StaleAttempt {
-            offset: 0,
-            given: 1,
-            current: 2
-        })
+        error.to_string(),
+        "attempt 1 of offset 0 is stale: the current delivery is attempt 2"
     );
     core.ack(0, 2).unwrap();
     assert_eq!(core.floor(), 1);

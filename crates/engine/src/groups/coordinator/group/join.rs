@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Group, JoinOutcome, Member, NewMember};
+use crate::error::EngineError;
 use crate::groups::coordinator::types::*;
 
 impl Group {
@@ -38,10 +39,10 @@ impl Group {
     ) -> JoinOutcome {
         let request = new.request;
         if self.state == GroupState::Dead {
-            return JoinOutcome::Ready(Err(CoordinatorError::CoordinatorNotAvailable));
+            return JoinOutcome::Ready(Err(EngineError::CoordinatorNotAvailable));
         }
         if !self.supports_protocols(&request.protocol_type, &request.protocols) {
-            return JoinOutcome::Ready(Err(CoordinatorError::InconsistentGroupProtocol));
+            return JoinOutcome::Ready(Err(EngineError::InconsistentGroupProtocol));
         }
         if let Some(instance) = &request.group_instance_id {
             if let Some(old_id) = self.static_members.get(instance).cloned() {
@@ -49,12 +50,12 @@ impl Group {
             }
         }
         if self.size() >= limits.members_per_group_max {
-            return JoinOutcome::Ready(Err(CoordinatorError::GroupMaxSizeReached));
+            return JoinOutcome::Ready(Err(EngineError::GroupFull));
         }
         if request.require_known_member_id && request.group_instance_id.is_none() {
             let deadline = now + Duration::from_millis(request.session_timeout_ms);
             self.pending_members.insert(new.member_id.clone(), deadline);
-            return JoinOutcome::Ready(Err(CoordinatorError::MemberIdRequired(new.member_id)));
+            return JoinOutcome::Ready(Err(EngineError::MemberIdRequired(new.member_id)));
         }
         self.add_member_and_rebalance(new.member_id, request, limits, now)
     }
@@ -67,19 +68,19 @@ impl Group {
     ) -> JoinOutcome {
         let member_id = request.member_id.clone();
         if self.state == GroupState::Dead {
-            return JoinOutcome::Ready(Err(CoordinatorError::CoordinatorNotAvailable));
+            return JoinOutcome::Ready(Err(EngineError::CoordinatorNotAvailable));
         }
         if !self.supports_protocols(&request.protocol_type, &request.protocols) {
-            return JoinOutcome::Ready(Err(CoordinatorError::InconsistentGroupProtocol));
+            return JoinOutcome::Ready(Err(EngineError::InconsistentGroupProtocol));
         }
         if self.is_fenced(&member_id, request.group_instance_id.as_deref()) {
-            return JoinOutcome::Ready(Err(CoordinatorError::FencedInstanceId));
+            return JoinOutcome::Ready(Err(EngineError::FencedInstanceId));
         }
         if self.pending_members.remove(&member_id).is_some() {
             return self.add_member_and_rebalance(member_id, request, limits, now);
         }
         let Some(member) = self.members.get(&member_id) else {
-            return JoinOutcome::Ready(Err(CoordinatorError::UnknownMemberId));
+            return JoinOutcome::Ready(Err(EngineError::UnknownMember));
         };
         let unchanged = member.same_protocols(&request.protocols);
         let is_leader = self.leader.as_deref() == Some(member_id.as_str());
@@ -96,7 +97,7 @@ impl Group {
             | GroupState::CompletingRebalance
             | GroupState::Stable => self.update_member_and_rebalance(request, limits, now),
             GroupState::Empty | GroupState::Dead => {
-                JoinOutcome::Ready(Err(CoordinatorError::UnknownMemberId))
+                JoinOutcome::Ready(Err(EngineError::UnknownMember))
             }
         }
     }
@@ -117,10 +118,10 @@ impl Group {
             return self.add_member_and_rebalance(new_id, request, limits, now);
         };
         if let Some(waiting) = member.awaiting_join.take() {
-            let _ = waiting.send(Err(CoordinatorError::FencedInstanceId));
+            let _ = waiting.send(Err(EngineError::FencedInstanceId));
         }
         if let Some(waiting) = member.awaiting_sync.take() {
-            let _ = waiting.send(Err(CoordinatorError::FencedInstanceId));
+            let _ = waiting.send(Err(EngineError::FencedInstanceId));
         }
         let unchanged = member.same_protocols(&request.protocols);
         let was_leader = self.leader.as_deref() == Some(old_id.as_str());
@@ -195,7 +196,7 @@ impl Group {
     ) -> JoinOutcome {
         let (sender, receiver) = oneshot::channel();
         let Some(member) = self.members.get_mut(&request.member_id) else {
-            return JoinOutcome::Ready(Err(CoordinatorError::UnknownMemberId));
+            return JoinOutcome::Ready(Err(EngineError::UnknownMember));
         };
         member.protocols = request.protocols.clone();
         member.client_id = request.client_id.clone();
@@ -205,7 +206,7 @@ impl Group {
         member.session_deadline = now + member.session_timeout;
         if let Some(superseded) = member.awaiting_join.replace(sender) {
             // The member joined again before its first join was answered (a client retry).
-            let _ = superseded.send(Err(CoordinatorError::RebalanceInProgress));
+            let _ = superseded.send(Err(EngineError::RebalanceInProgress));
         }
         if self.state == GroupState::PreparingRebalance {
             self.maybe_complete_join(now);
@@ -220,7 +221,7 @@ impl Group {
         if self.state == GroupState::CompletingRebalance {
             for member in self.members.values_mut() {
                 if let Some(waiting) = member.awaiting_sync.take() {
-                    let _ = waiting.send(Err(CoordinatorError::RebalanceInProgress));
+                    let _ = waiting.send(Err(EngineError::RebalanceInProgress));
                 }
             }
         }
