@@ -257,7 +257,11 @@ fn spawn_maintenance(engine: &Arc<Engine>) {
             let Some(engine) = weak.upgrade() else {
                 return;
             };
-            let _ = tokio::task::spawn_blocking(move || engine.maintain()).await;
+            let blocking = engine.clone();
+            let _ = tokio::task::spawn_blocking(move || blocking.maintain()).await;
+            // After `maintain` reopened the state store and resumed partitions: queues that a
+            // now healed failure left refusing work are reloaded (`queue/recovery.rs`).
+            engine.reload_healed_queues().await;
         }
     });
 }

@@ -62,8 +62,9 @@ pub enum EngineError {
     #[error("{0}")]
     QueueFull(String),
     /// A state commit of the queue failed after its memory had changed: it refuses all work
-    /// until a restart recovers it from what is durable.
-    #[error("queue {queue:?} refuses work after a failed state commit (a restart recovers it): {reason}")]
+    /// until it is reloaded from what is durable — by maintenance once an I/O failure (a full
+    /// disk) has healed, otherwise by a restart.
+    #[error("queue {queue:?} refuses work after a failed state commit (it is reloaded from disk once the cause heals): {reason}")]
     QueueFailed { queue: String, reason: String },
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -7,7 +7,9 @@
 //! - a partition refuses writes with `disk_full` and cuts the refused bytes;
 //! - each maintenance pass measures the data folder's free space: once the reserve fits again
 //!   it is rewritten, and once there is room for writes the state store is reopened and the
-//!   partitions accept writes again.
+//!   partitions accept writes again;
+//! - then a queue that the full disk (or another I/O error of the state store) left refusing
+//!   work is reloaded from disk (`queue/recovery.rs`).
 
 use omnibus_storage::{available_bytes, DiskReserve};
 
@@ -111,7 +113,7 @@ impl Engine {
         self.disk_reserve.bytes().max(DISK_RESUME_BYTES_MIN)
     }
 
-    fn disk_full_reason(&self) -> Option<String> {
+    pub(crate) fn disk_full_reason(&self) -> Option<String> {
         let data_dir = &self.config.data_dir;
         let available = match available_bytes(data_dir) {
             Ok(available) => available,

@@ -4,13 +4,20 @@
 //! change cannot be taken back (the core does not keep undo records, and other changes may
 //! have built on it), so the queue is poisoned instead, as a partition is after a failed
 //! fsync: every later change is refused with `storage_failed`, waiters are woken with that
-//! error, the queue's info carries the reason, and a restart rebuilds the queue from what is
-//! durable. The same holds when a step between a change and its commit fails (reading or
+//! error, the queue's info carries the reason, and the queue is rebuilt from what is durable:
+//! by a restart, or — when the failure was an I/O error of the state store or a full disk under
+//! the dead-letter stream, and that has healed — by the maintenance pass, which reloads it
+//! (`recovery.rs`). The same holds when a step between a change and its commit fails (reading or
 //! appending dead letters).
+//!
+//! A reload must read a disk that no commit of the failed instance will still change, so
+//! commits pass a gate: each one is counted from before it is sent to the committer until it
+//! is answered, and none starts once the queue has failed. Lock order: `core`, then
+//! `commits_in_flight`.
 
 use std::sync::{Arc, MutexGuard};
 
-use omnibus_storage::StateWrite;
+use omnibus_storage::{StateWrite, StorageError};
 
 use super::core::QueueCore;
 use super::runtime::Queue;
@@ -48,21 +55,99 @@ impl AfterCommit {
 /// Told the queue and why it failed, once, when a state commit fails.
 pub type FailureListener = Arc<dyn Fn(&Queue, &str) + Send + Sync>;
 
+/// What must work again before a failed queue may be reloaded from disk without a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Healing {
+    /// An I/O error of the state store (a full disk among them): redb recovers to its last
+    /// commit when the store reopens, so once the store takes writes again, what it holds is
+    /// the queue's durable state.
+    StateStore,
+    /// The dead-letter stream's partition refused writes for a full disk: once it accepts
+    /// writes again (and the state store works).
+    DeadLetterPartition,
+    /// Anything else (a state store error that is not I/O, a poisoned partition, a failed
+    /// read of the queue's own log): only a restart, where an operator can see the cause.
+    Restart,
+}
+
+impl Healing {
+    /// For a failed state commit: I/O errors heal, and so does any error the store gives while
+    /// it waits to be reopened after one (a failed reopen reads as a plain state error).
+    pub(super) fn of_commit(error: &StorageError, store_failed: bool) -> Healing {
+        match error {
+            StorageError::Io { .. } | StorageError::DiskFull { .. } => Healing::StateStore,
+            StorageError::State(_) if store_failed => Healing::StateStore,
+            _ => Healing::Restart,
+        }
+    }
+
+    /// For a failed step between a change and its commit: only the dead-letter partition's
+    /// refusal for a full disk heals (reads never fail with `disk_full`).
+    pub(super) fn of_uncommitted(error: &EngineError) -> Healing {
+        match error {
+            EngineError::Storage(StorageError::DiskFull { .. }) => Healing::DeadLetterPartition,
+            _ => Healing::Restart,
+        }
+    }
+}
+
+/// Why a queue failed, and what would let it be reloaded.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) reason: String,
+    pub(crate) healing: Healing,
+}
+
+/// A commit counted as in flight until dropped (answered, or its caller gave up on it).
+pub(super) struct CommitInFlight<'a>(&'a std::sync::Mutex<usize>);
+
+impl Drop for CommitInFlight<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+    }
+}
+
 impl Queue {
     /// Why the queue refuses work (a state commit failed); `None` while it works.
     pub fn failure(&self) -> Option<&str> {
-        self.failure.get().map(String::as_str)
+        self.failure.get().map(|failure| failure.reason.as_str())
+    }
+
+    /// What would let this failed queue be reloaded; `None` while it works.
+    pub(crate) fn healing(&self) -> Option<Healing> {
+        self.failure.get().map(|failure| failure.healing)
+    }
+
+    /// Whether a commit of this queue may still be on its way to the state store. Once the
+    /// queue has failed no commit starts, so this only turns false.
+    pub(crate) fn has_commits_in_flight(&self) -> bool {
+        *self
+            .commits_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            > 0
     }
 
     /// The error every change of a failed queue gets.
     pub(crate) fn check_healthy(&self) -> Result<()> {
         match self.failure.get() {
-            Some(reason) => Err(EngineError::QueueFailed {
+            Some(failure) => Err(EngineError::QueueFailed {
                 queue: self.config.name.clone(),
-                reason: reason.clone(),
+                reason: failure.reason.clone(),
             }),
             None => Ok(()),
         }
+    }
+
+    /// Counts a commit in flight; refused once the queue has failed (see the module doc).
+    fn start_commit(&self) -> Result<CommitInFlight<'_>> {
+        let mut in_flight = self
+            .commits_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.check_healthy()?;
+        *in_flight += 1;
+        Ok(CommitInFlight(&self.commits_in_flight))
     }
 
     /// The core, to change it; refused once the queue has failed. The failure is recorded
@@ -75,16 +160,28 @@ impl Queue {
 
     /// Refuses all further work after a failed commit of `reason`, and wakes every waiter
     /// (long-poll receives) so it sees the error instead of waiting out its time.
-    fn poison(&self, reason: String) {
+    pub(super) fn poison(&self, reason: String, healing: Healing) {
         {
             let _core = self.lock();
-            if self.failure.set(reason).is_err() {
+            // Under the gate too, so a commit either started before (and is counted) or sees it.
+            let _commits = self
+                .commits_in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if self.failure.set(Failure { reason, healing }).is_err() {
                 return; // already failed: logged and woken then
             }
         }
+        let until = match healing {
+            Healing::StateStore => "until the state store takes writes again",
+            Healing::DeadLetterPartition => {
+                "until the dead-letter stream accepts writes again after its full disk"
+            }
+            Healing::Restart => "until the broker restarts",
+        };
         tracing::error!(
             queue = %self.config.name,
-            "queue refuses work after a failed state commit: {}",
+            "queue refuses work after a failed state commit, {until}: {}",
             self.failure().unwrap_or_default()
         );
         self.available.notify_waiters();
@@ -103,7 +200,8 @@ impl Queue {
     /// fails (reading or appending dead letters): the change would otherwise stand in memory
     /// only. Answers the step's own error.
     pub(super) fn uncommitted(&self, error: EngineError) -> EngineError {
-        self.poison(format!("a change was not committed: {error}"));
+        let healing = Healing::of_uncommitted(&error);
+        self.poison(format!("a change was not committed: {error}"), healing);
         error
     }
 
@@ -113,15 +211,17 @@ impl Queue {
         if writes.is_empty() {
             return Ok(());
         }
+        let _in_flight = self.start_commit()?;
         match self.state.commit(writes).await {
             Ok(()) => Ok(()),
             Err(error) => {
+                let healing = Healing::of_commit(&error, self.state.failure().is_some());
                 // The committer's error already reads "state store error: ...".
                 let reason = match error {
-                    omnibus_storage::StorageError::State(message) => message,
+                    StorageError::State(message) => message,
                     other => other.to_string(),
                 };
-                self.poison(reason);
+                self.poison(reason, healing);
                 self.check_healthy()
             }
         }
@@ -138,5 +238,22 @@ pub(super) fn copy_commit_error(error: &EngineError) -> EngineError {
             reason: reason.clone(),
         },
         other => EngineError::Internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod commit_error_tests {
+    use super::*;
+
+    #[test]
+    fn every_waiter_of_a_failed_commit_gets_the_same_code() {
+        let full = EngineError::Storage(omnibus_storage::StorageError::DiskFull {
+            context: "committing".into(),
+        });
+        let copy = copy_commit_error(&full);
+        assert_eq!(copy.code(), omnibus_types::ErrorCode::DiskFull);
+        assert_eq!(copy.to_string(), full.to_string());
+        let closed = EngineError::Storage(omnibus_storage::StorageError::Closed);
+        assert_eq!(copy_commit_error(&closed).code(), closed.code());
     }
 }

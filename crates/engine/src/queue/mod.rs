@@ -9,6 +9,7 @@
 //! - `append.rs`: building and appending new messages; `overflow.rs`: `max_length` and
 //!   `max_bytes` with the overflow policy; `rates.rs`: per-second rates for the stats.
 //! - `reader.rs`: reads messages by offset, keeping the last read decoded.
+//! - `recovery.rs`: rebuilding a queue from disk, at start and when a failure healed.
 //! - this file: the engine API.
 //!
 //! Delivery is at-least-once: a message is redelivered when its lease expires, when it is
@@ -24,6 +25,7 @@ pub mod policy;
 pub mod ranges;
 pub mod rates;
 mod reader;
+mod recovery;
 mod runtime;
 
 use std::sync::Arc;
@@ -166,8 +168,9 @@ pub struct QueueInfo {
     /// What happened in the last minute; in memory, starting over when the broker restarts.
     pub rates: QueueRates,
     /// Why the queue refuses all work (`storage_failed`): a state commit failed after its
-    /// memory had changed. Absent while the queue works; a restart recovers the queue from
-    /// what is durable.
+    /// memory had changed. Absent while the queue works; the queue is rebuilt from what is
+    /// durable by a restart, or without one once an I/O failure of the state store (a full
+    /// disk) or of the dead-letter stream's full disk has healed (`recovery.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
 }
@@ -726,5 +729,7 @@ impl Engine {
 pub(crate) mod failure_tests;
 #[cfg(test)]
 mod limits_tests;
+#[cfg(test)]
+mod reload_tests;
 #[cfg(test)]
 mod tests;

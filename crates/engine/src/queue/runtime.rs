@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use omnibus_storage::batch::{decode_batches, encode_batch};
+use omnibus_storage::batch::encode_batch;
 use omnibus_storage::{PartitionLog, StateStore, StateWrite};
 use omnibus_types::{Header, Record};
 use tokio::sync::Notify;
 
-use super::commit::{copy_commit_error, AfterCommit, DeadLetterRecords, FailureListener};
+use super::commit::{copy_commit_error, AfterCommit, DeadLetterRecords, Failure, FailureListener};
 use super::core::{DeadLetter, Grant, QueueCore, TimerSource};
 use super::keys;
 use super::overflow::message_bytes;
@@ -60,7 +60,9 @@ pub struct Queue {
     /// Events per second over the last minute. Its own small mutex, never held with `core`.
     rates: Mutex<RateRing>,
     /// Why the queue refuses work: set (under the `core` lock) when a state commit fails.
-    pub(super) failure: std::sync::OnceLock<String>,
+    pub(super) failure: std::sync::OnceLock<Failure>,
+    /// Commits sent and not yet answered; none starts once `failure` is set (`commit.rs`).
+    pub(super) commits_in_flight: Mutex<usize>,
 }
 
 /// Applies acks to the core: one answer per ack, and the writes of those that succeeded (each
@@ -199,7 +201,7 @@ impl Queue {
         );
         core.recover_runs(runs);
         core.set_paused(paused);
-        recover_from_log(
+        super::recovery::recover_from_log(
             &mut core,
             &log,
             &name,
@@ -221,6 +223,7 @@ impl Queue {
             available: Notify::new(),
             timer_changed: Arc::new(Notify::new()),
             failure: std::sync::OnceLock::new(),
+            commits_in_flight: Mutex::new(0),
         }))
     }
 
@@ -732,7 +735,8 @@ impl Queue {
             loop {
                 let Some(queue) = weak.upgrade() else { return };
                 if queue.failure().is_some() {
-                    return; // a failed queue does nothing until the broker restarts
+                    // A failed queue does nothing more; a reload starts a new one with its own task.
+                    return;
                 }
                 if let Err(error) = queue.tick().await {
                     tracing::error!(queue = %queue.config.name, "queue tick failed: {error}");
@@ -753,40 +757,6 @@ pub fn key_hash(key: &[u8]) -> u64 {
     crate::streams::partitioner::murmur2(key) as u32 as u64
 }
 
-/// After a restart every unfinished message is waiting (leases are gone): their bytes are
-/// counted again, and key-shared queues get each one's key hash back. Reads the unfinished part
-/// of the log once, from the ack floor on.
-fn recover_from_log(
-    core: &mut QueueCore,
-    log: &PartitionLog,
-    queue: &str,
-    key_shared: bool,
-) -> Result<()> {
-    let mut offset = core.floor();
-    let end = core.end();
-    let mut bytes = 0u64;
-    while offset < end {
-        let read = log.read(offset, 8 << 20)?;
-        let records = decode_batches(read.bytes, offset)?;
-        let Some(last) = records.last().map(|r| r.offset) else {
-            tracing::warn!(queue, offset, "queue recovery found no records");
-            break;
-        };
-        for record in &records {
-            if !core.is_unfinished(record.offset) {
-                continue;
-            }
-            bytes = bytes.saturating_add(message_bytes(record));
-            if key_shared {
-                core.set_keys(record.offset, &[record.key.as_deref().map(key_hash)]);
-            }
-        }
-        offset = last + 1;
-    }
-    core.add_waiting_bytes(bytes);
-    Ok(())
-}
-
 pub(crate) fn header_i64(record: &Record, name: &str) -> Option<i64> {
     record
         .headers
@@ -794,21 +764,4 @@ pub(crate) fn header_i64(record: &Record, name: &str) -> Option<i64> {
         .find(|h| h.name == name)
         .and_then(|h| std::str::from_utf8(&h.value).ok())
         .and_then(|text| text.parse().ok())
-}
-
-#[cfg(test)]
-mod commit_error_tests {
-    use super::*;
-
-    #[test]
-    fn every_waiter_of_a_failed_commit_gets_the_same_code() {
-        let full = EngineError::Storage(omnibus_storage::StorageError::DiskFull {
-            context: "committing".into(),
-        });
-        let copy = copy_commit_error(&full);
-        assert_eq!(copy.code(), omnibus_types::ErrorCode::DiskFull);
-        assert_eq!(copy.to_string(), full.to_string());
-        let closed = EngineError::Storage(omnibus_storage::StorageError::Closed);
-        assert_eq!(copy_commit_error(&closed).code(), closed.code());
-    }
 }

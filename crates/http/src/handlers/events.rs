@@ -7,8 +7,8 @@
 //! snapshot). A job's stream opens with a `snapshot` event carrying the job as it is, and ends
 //! after the job's final event (or at once when the snapshot is already final).
 //!
-//! When the queue fails (a state commit failed: it refuses all work until the broker restarts,
-//! `storage_failed`), both kinds of stream get `event: queue_failed` with the reason in its
+//! When the queue fails (a state commit failed: it refuses all work, `storage_failed`, until it
+//! is reloaded from disk — by maintenance once a full disk heals, else by a restart), both kinds of stream get `event: queue_failed` with the reason in its
 //! `error`, and end.
 //!
 //! Bounds: each connection reads the engine's event broadcast, which keeps at most its buffer
@@ -164,7 +164,8 @@ impl Follower {
     }
 }
 
-/// The queue failed: nothing more will happen to it or its jobs until a restart.
+/// The queue failed: nothing more will happen to this instance of it or its jobs (a reloaded
+/// queue is a new instance; clients follow it again).
 fn ends_the_queue(event: &JobEvent) -> bool {
     event.kind == QUEUE_FAILED_EVENT
 }
