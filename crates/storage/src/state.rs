@@ -115,6 +115,16 @@ pub enum StateWrite {
         table: &'static str,
         key: String,
     },
+    /// Puts `value` unless the key already holds a value that sorts at or above it (byte
+    /// order, which for big-endian numbers of one width is numeric order). For state that only
+    /// grows — a queue's ack floor, the end of a run of finished offsets — so that two commits
+    /// that reach the store in the other order than their changes were made keep the newer,
+    /// larger value instead of taking it back.
+    PutMax {
+        table: &'static str,
+        key: String,
+        value: Vec<u8>,
+    },
     /// Deletes every key starting with `prefix`.
     DeletePrefix {
         table: &'static str,
@@ -288,7 +298,7 @@ impl Shared {
     fn apply(&self, writes: &[StateWrite]) -> Result<()> {
         let frees_space = writes
             .iter()
-            .all(|write| !matches!(write, StateWrite::Put { .. }));
+            .all(|write| !matches!(write, StateWrite::Put { .. } | StateWrite::PutMax { .. }));
         if frees_space {
             self.run_freeing(|db| apply(db, writes))?;
         } else {
@@ -508,29 +518,61 @@ fn run_committer(shared: Arc<Shared>, mut receiver: mpsc::Receiver<CommitRequest
 /// came before it, ranges included), and redb charges a B-tree update for each. Acks at a
 /// queue's ack floor each rewrite the floor key, so a group of acks carries many of them.
 fn without_overwritten(writes: Vec<StateWrite>) -> Vec<StateWrite> {
-    let mut last_write = std::collections::HashMap::with_capacity(writes.len());
+    // The last put or delete of each key decides it, whatever came before.
+    let mut deciding = std::collections::HashMap::with_capacity(writes.len());
     for (index, write) in writes.iter().enumerate() {
         if let StateWrite::Put { table, key, .. } | StateWrite::Delete { table, key } = write {
-            last_write.insert((*table, key.as_str()), index);
+            deciding.insert((*table, key.as_str()), index);
         }
     }
-    if last_write.len() == writes.len() {
+    let overwritten = |index: usize, table: &'static str, key: &str| {
+        deciding
+            .get(&(table, key))
+            .is_some_and(|&last| last > index)
+    };
+    let mut keep = vec![true; writes.len()];
+    // Of the put-max writes that survive, one to the same key as an earlier one (with no range
+    // delete between them, which could have removed the key) is the same as one write of the
+    // larger value: the earlier one goes and the later one carries the maximum.
+    let mut largest: Vec<Option<Vec<u8>>> = vec![None; writes.len()];
+    let mut open_max = std::collections::HashMap::new();
+    for (index, write) in writes.iter().enumerate() {
+        match write {
+            StateWrite::Put { table, key, .. } | StateWrite::Delete { table, key } => {
+                keep[index] = !overwritten(index, table, key);
+            }
+            StateWrite::PutMax { table, key, value } => {
+                if overwritten(index, table, key) {
+                    keep[index] = false;
+                    continue;
+                }
+                let mut value = value.clone();
+                if let Some(earlier) = open_max.insert((*table, key.as_str()), index) {
+                    keep[earlier] = false;
+                    if let Some(earlier_value) = largest[earlier].take() {
+                        value = value.max(earlier_value);
+                    }
+                }
+                largest[index] = Some(value);
+            }
+            StateWrite::DeletePrefix { .. } | StateWrite::DeleteRange { .. } => open_max.clear(),
+        }
+    }
+    // Nothing dropped means nothing merged either.
+    if keep.iter().all(|kept| *kept) {
         return writes;
     }
-    let keep: Vec<bool> = writes
-        .iter()
-        .enumerate()
-        .map(|(index, write)| match write {
-            StateWrite::Put { table, key, .. } | StateWrite::Delete { table, key } => {
-                last_write.get(&(*table, key.as_str())) == Some(&index)
-            }
-            _ => true,
-        })
-        .collect();
     writes
         .into_iter()
         .zip(keep)
-        .filter_map(|(write, keep)| keep.then_some(write))
+        .zip(largest)
+        .filter_map(|((write, kept), value)| match (write, value) {
+            _ if !kept => None,
+            (StateWrite::PutMax { table, key, .. }, Some(value)) => {
+                Some(StateWrite::PutMax { table, key, value })
+            }
+            (write, _) => Some(write),
+        })
         .collect()
 }
 
@@ -562,6 +604,7 @@ impl StateWrite {
     fn table(&self) -> &'static str {
         match self {
             StateWrite::Put { table, .. }
+            | StateWrite::PutMax { table, .. }
             | StateWrite::Delete { table, .. }
             | StateWrite::DeletePrefix { table, .. }
             | StateWrite::DeleteRange { table, .. } => table,
@@ -601,6 +644,17 @@ fn apply_one(table: &mut OpenTable<'_>, write: &StateWrite) -> Result<()> {
             table
                 .insert(key.as_str(), value.as_slice())
                 .map_err(state_error)?;
+        }
+        StateWrite::PutMax { key, value, .. } => {
+            let larger = match table.get(key.as_str()).map_err(state_error)? {
+                Some(stored) => value.as_slice() > stored.value(),
+                None => true,
+            };
+            if larger {
+                table
+                    .insert(key.as_str(), value.as_slice())
+                    .map_err(state_error)?;
+            }
         }
         StateWrite::Delete { key, .. } => {
             table.remove(key.as_str()).map_err(state_error)?;

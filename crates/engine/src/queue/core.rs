@@ -734,7 +734,9 @@ impl QueueCore {
                 .finished_above
                 .range_containing(offset)
                 .expect("just inserted");
-            writes.push(StateWrite::Put {
+            // A run only grows: put-max keeps a later, longer run if this commit reaches the
+            // store after it (commits of one queue are not ordered among themselves).
+            writes.push(StateWrite::PutMax {
                 table: keys::TABLE,
                 key: keys::acked(&self.name, start),
                 value: end.to_be_bytes().to_vec(),
@@ -755,7 +757,10 @@ impl QueueCore {
         let old_floor = self.floor;
         self.floor = floor;
         self.finished_above.remove_below(floor);
-        writes.push(StateWrite::Put {
+        // The floor only rises: put-max keeps a later commit's higher floor if this one reaches
+        // the store after it. A stale run or attempt record below the floor is ignored at
+        // recovery, so only the floor and run ends need this.
+        writes.push(StateWrite::PutMax {
             table: keys::TABLE,
             key: keys::floor(&self.name),
             value: floor.to_be_bytes().to_vec(),

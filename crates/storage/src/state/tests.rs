@@ -86,7 +86,8 @@ proptest::proptest! {
     /// whatever ranges and deletes come between them.
     #[test]
     fn dropping_overwritten_writes_keeps_the_outcome(
-        ops in proptest::collection::vec((0u8..4, 0u8..6, 0u8..6, proptest::num::u8::ANY), 1..40)
+        ops in proptest::collection::vec((0u8..6, 0u8..6, 0u8..6, proptest::num::u8::ANY), 1..40),
+        seeded in proptest::collection::vec(proptest::option::of(proptest::num::u8::ANY), 6)
     ) {
         let writes: Vec<StateWrite> = ops
             .iter()
@@ -95,6 +96,7 @@ proptest::proptest! {
                 match kind {
                     0 | 1 => StateWrite::Put { table: "t", key, value: vec![*value] },
                     2 => StateWrite::Delete { table: "t", key },
+                    3 | 4 => StateWrite::PutMax { table: "t", key, value: vec![*value] },
                     _ => StateWrite::DeleteRange {
                         table: "t",
                         start: format!("k{}", a.min(b)),
@@ -106,6 +108,16 @@ proptest::proptest! {
         let dir = tempfile::tempdir().unwrap();
         let all = StateStore::open(&dir.path().join("all.redb")).unwrap();
         let fewer = StateStore::open(&dir.path().join("fewer.redb")).unwrap();
+        // Put-max writes compare with what is stored before the transaction too.
+        let seed: Vec<StateWrite> = seeded
+            .iter()
+            .enumerate()
+            .filter_map(|(index, value)| {
+                value.map(|value| StateWrite::Put { table: "t", key: format!("k{index}"), value: vec![value] })
+            })
+            .collect();
+        all.write(&seed).unwrap();
+        fewer.write(&seed).unwrap();
         all.write(&writes).unwrap();
         let kept = without_overwritten(writes.clone());
         proptest::prop_assert!(kept.len() <= writes.len());
@@ -176,5 +188,31 @@ fn a_failed_group_commit_fails_every_waiter_and_stores_none_of_it() {
     assert!(
         read.open_table(definition("t")).is_err(),
         "nothing of the group was committed"
+    );
+}
+
+#[test]
+fn put_max_keeps_the_larger_value_whatever_order_its_writes_arrive_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("state.redb")).unwrap();
+    let floor = |value: u64| StateWrite::PutMax {
+        table: "t",
+        key: "floor".into(),
+        value: value.to_be_bytes().to_vec(),
+    };
+    // The newer commit (floor 300) reaches the store before the older one (floor 2).
+    store.write(&[floor(300)]).unwrap();
+    store.write(&[floor(2)]).unwrap();
+    assert_eq!(
+        store.get("t", "floor").unwrap(),
+        Some(300u64.to_be_bytes().to_vec())
+    );
+    // In one group commit too: the smaller one after it changes nothing.
+    let kept = without_overwritten(vec![floor(7), floor(500), floor(9)]);
+    assert_eq!(kept, vec![floor(500)]);
+    store.write(&kept).unwrap();
+    assert_eq!(
+        store.get("t", "floor").unwrap(),
+        Some(500u64.to_be_bytes().to_vec())
     );
 }
