@@ -11,14 +11,14 @@ use omnibus_types::ErrorCode;
 use super::*;
 use crate::EngineConfig;
 
-fn message(value: &str) -> EnqueueMessage {
+pub(super) fn message(value: &str) -> EnqueueMessage {
     EnqueueMessage {
         value: Some(Bytes::copy_from_slice(value.as_bytes())),
         ..Default::default()
     }
 }
 
-fn spec(name: &str) -> QueueSpec {
+pub(super) fn spec(name: &str) -> QueueSpec {
     QueueSpec {
         name: name.into(),
         lease_ms: Some(60_000),

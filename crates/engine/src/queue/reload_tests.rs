@@ -4,31 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};
 use omnibus_types::ErrorCode;
 
 use super::commit::Healing;
+use super::failure_tests::{message, spec};
 use super::*;
 use crate::EngineConfig;
 
 /// Short, so a test sees many maintenance passes in little time.
 const MAINTENANCE_INTERVAL_MS: u64 = 20;
-
-fn message(value: &str) -> EnqueueMessage {
-    EnqueueMessage {
-        value: Some(Bytes::copy_from_slice(value.as_bytes())),
-        ..Default::default()
-    }
-}
-
-fn spec(name: &str) -> QueueSpec {
-    QueueSpec {
-        name: name.into(),
-        lease_ms: Some(60_000),
-        ..Default::default()
-    }
-}
 
 fn config(dir: &std::path::Path, state_faults: Option<Arc<FaultPlan>>) -> EngineConfig {
     let mut config = EngineConfig::new(dir);
