@@ -3,30 +3,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use omnibus_types::{ErrorCode, Record};
+use bytes::BytesMut;
+use omnibus_types::ErrorCode;
 
-use super::super::now_ms;
-use crate::batch::{decode_batches, encode_batch};
 use crate::config::{FsyncPolicy, LogConfig};
 use crate::error::StorageError;
 use crate::io::{FaultPlan, FaultyIo, Io, MemoryIo};
+use crate::partition::tests::{batch, read_values, runtime};
 use crate::PartitionLog;
-
-fn batch(values: &[&str]) -> BytesMut {
-    let records: Vec<Record> = values
-        .iter()
-        .map(|value| Record {
-            offset: 0,
-            timestamp_ms: now_ms(),
-            subject: String::new(),
-            key: None,
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: vec![],
-        })
-        .collect();
-    encode_batch(&records).unwrap()
-}
 
 fn producer_batch(values: &[&str], id: i64, sequence: i32) -> BytesMut {
     let mut bytes = batch(values);
@@ -36,29 +20,6 @@ fn producer_batch(values: &[&str], id: i64, sequence: i32) -> BytesMut {
     let crc = crc32c::crc32c(&bytes[21..]);
     bytes[17..21].copy_from_slice(&crc.to_be_bytes());
     bytes
-}
-
-fn read_values(log: &PartitionLog) -> Vec<String> {
-    let mut values = Vec::new();
-    let mut offset = 0;
-    while offset < log.high_watermark() {
-        let read = log.read(offset, 1 << 20).unwrap();
-        assert!(!read.bytes.is_empty(), "nothing read at {offset}");
-        for record in decode_batches(read.bytes, offset).unwrap() {
-            assert_eq!(record.offset, offset, "offsets are dense");
-            offset += 1;
-            values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
-        }
-    }
-    values
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 struct Setup {
@@ -120,10 +81,10 @@ fn a_full_disk_refuses_writes_until_resumed_then_offsets_stay_dense() {
             "the refused appends' offsets are given out again"
         );
     });
-    assert_eq!(read_values(&log), vec!["a", "b", "c"]);
+    assert_eq!(read_values(&log, 0), vec!["a", "b", "c"]);
     memory.crash();
     let reopened = PartitionLog::open(Arc::new(memory), Path::new("/p"), LogConfig::default());
-    assert_eq!(read_values(&reopened.unwrap()), vec!["a", "b", "c"]);
+    assert_eq!(read_values(&reopened.unwrap(), 0), vec!["a", "b", "c"]);
 }
 
 #[test]
@@ -148,7 +109,7 @@ fn an_enospc_fsync_under_fsync_always_heals_and_cuts_the_refused_bytes() {
         assert!(log.resume_after_disk_full());
         log.append(batch(&["b"])).await.unwrap();
     });
-    assert_eq!(read_values(&log), vec!["a", "b"]);
+    assert_eq!(read_values(&log, 0), vec!["a", "b"]);
 }
 
 #[test]
@@ -179,7 +140,7 @@ fn an_enospc_write_under_fsync_never_keeps_acknowledged_unsynced_records() {
         let error = log.append(batch(&["refused"])).await.unwrap_err();
         assert_eq!(error.code(), ErrorCode::DiskFull, "{error}");
         assert_eq!(
-            read_values(&log),
+            read_values(&log, 0),
             vec!["a", "b"],
             "readers lose nothing they saw"
         );
@@ -187,11 +148,11 @@ fn an_enospc_write_under_fsync_never_keeps_acknowledged_unsynced_records() {
         assert!(log.resume_after_disk_full());
         log.append(batch(&["c"])).await.unwrap();
     });
-    assert_eq!(read_values(&log), vec!["a", "b", "c"]);
+    assert_eq!(read_values(&log, 0), vec!["a", "b", "c"]);
     log.close().unwrap();
     memory.crash();
     let reopened = PartitionLog::open(Arc::new(memory), Path::new("/p"), LogConfig::default());
-    assert_eq!(read_values(&reopened.unwrap()), vec!["a", "b", "c"]);
+    assert_eq!(read_values(&reopened.unwrap(), 0), vec!["a", "b", "c"]);
 }
 
 #[test]
@@ -210,7 +171,7 @@ fn a_refused_idempotent_batch_is_written_when_retried_after_the_resume() {
         assert!(log.resume_after_disk_full());
         log.append(producer_batch(&["second"], 9, 1)).await.unwrap();
     });
-    assert_eq!(read_values(&log), vec!["first", "second"]);
+    assert_eq!(read_values(&log, 0), vec!["first", "second"]);
 }
 
 #[test]
@@ -237,5 +198,5 @@ fn a_waiter_that_sleeps_through_a_resume_gets_its_true_outcome() {
         let error = refused.durable().await.unwrap_err();
         assert_eq!(error.code(), ErrorCode::DiskFull, "{error}");
     });
-    assert_eq!(read_values(&log), vec!["durable", "next"]);
+    assert_eq!(read_values(&log, 0), vec!["durable", "next"]);
 }

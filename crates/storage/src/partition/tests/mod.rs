@@ -29,7 +29,7 @@ fn records(values: &[&str], timestamp_ms: i64) -> Vec<Record> {
         .collect()
 }
 
-fn batch(values: &[&str]) -> BytesMut {
+pub(in crate::partition) fn batch(values: &[&str]) -> BytesMut {
     encode_batch(&records(values, now_ms())).unwrap()
 }
 
@@ -41,7 +41,7 @@ fn small_segments() -> LogConfig {
     }
 }
 
-fn read_values(log: &PartitionLog, from: u64) -> Vec<String> {
+pub(in crate::partition) fn read_values(log: &PartitionLog, from: u64) -> Vec<String> {
     let mut values = Vec::new();
     let mut offset = from;
     while offset < log.high_watermark() {
@@ -57,7 +57,7 @@ fn read_values(log: &PartitionLog, from: u64) -> Vec<String> {
     values
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(in crate::partition) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
