@@ -152,6 +152,19 @@ impl Engine {
         self.shutting_down.store(true, Ordering::Release);
         // Waits out a maintenance pass in progress; later ones see the flag and stop.
         drop(self.maintenance_running.lock().await);
+        // Commits answered before they were durable (leases, batched completions) land first.
+        let queues: Vec<Arc<crate::queue::Queue>> = self
+            .queues
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for queue in queues {
+            if !queue.flush(std::time::Duration::from_secs(10)).await {
+                tracing::warn!(queue = %queue.config.name, "lazy commits still in flight at shutdown");
+            }
+        }
         let streams: Vec<Arc<Stream>> = self.read_streams().values().cloned().collect();
         tokio::task::spawn_blocking(move || {
             for stream in streams {

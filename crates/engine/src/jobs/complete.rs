@@ -12,7 +12,7 @@ use super::{document_size, job_not_found, parse_id, CompletedAndFetched, Job, Jo
 use super::{JOBS_PER_CALL_MAX, JOB_DOCUMENT_BYTES_MAX};
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
-use crate::queue::Queue;
+use crate::queue::{Completions, Queue};
 
 /// One job to complete.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,9 +72,13 @@ impl Engine {
     ) -> Result<Vec<Result<Job>>> {
         let queue = self.queue(queue_name)?;
         let mut prepared = self.prepare_completions(&queue, completions).await?;
+        let on_durable = self.hold_unsynced(&queue, &prepared);
         // One transaction for all: each ack with its final record (a stale attempt writes
         // nothing and fails alone).
-        let outcomes = queue.ack_many(std::mem::take(&mut prepared.acks)).await;
+        let outcomes = queue
+            .ack_many(std::mem::take(&mut prepared.acks), on_durable)
+            .await;
+        self.release_failed_unsynced(&queue, &prepared, &outcomes);
         Ok(self.answer_completions(queue_name, prepared, outcomes))
     }
 
@@ -96,7 +100,11 @@ impl Engine {
         let max = max.clamp(1, JOBS_PER_CALL_MAX);
         let mut prepared = self.prepare_completions(&queue, completions).await?;
         let acks = std::mem::take(&mut prepared.acks);
-        let (outcomes, deliveries) = queue.ack_many_and_receive(acks, worker, max).await;
+        let on_durable = self.hold_unsynced(&queue, &prepared);
+        let (outcomes, deliveries) = queue
+            .ack_many_and_receive(acks, worker, max, on_durable)
+            .await;
+        self.release_failed_unsynced(&queue, &prepared, &outcomes);
         let completed = self.answer_completions(queue_name, prepared, outcomes);
         let next = match deliveries {
             Ok(deliveries) if deliveries.is_empty() && wait_ms > 0 => {
@@ -106,6 +114,43 @@ impl Engine {
             Err(error) => Err(error),
         };
         Ok(CompletedAndFetched { completed, next })
+    }
+
+    /// With `batched` completions: the final records, readable from the answer until their
+    /// commit is durable (`unsynced.rs`); the closure forgets them then.
+    fn hold_unsynced(
+        &self,
+        queue: &Queue,
+        prepared: &Prepared,
+    ) -> Option<Box<dyn FnOnce() + Send>> {
+        if queue.config.completions != Completions::Batched || prepared.settled.is_empty() {
+            return None;
+        }
+        let name = &queue.config.name;
+        for (item, job) in &prepared.settled {
+            self.jobs.unsynced.insert(name, item.offset, job.clone());
+        }
+        let ids = prepared
+            .settled
+            .iter()
+            .map(|(item, _)| item.offset)
+            .collect();
+        Some(self.jobs.unsynced.forget_when_durable(name, ids))
+    }
+
+    /// Forgets the held final records of completions that were refused.
+    fn release_failed_unsynced(&self, queue: &Queue, prepared: &Prepared, outcomes: &[Result<()>]) {
+        if queue.config.completions != Completions::Batched {
+            return;
+        }
+        let refused: Vec<u64> = prepared
+            .settled
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, outcome)| outcome.is_err())
+            .map(|((item, _), _)| item.offset)
+            .collect();
+        self.jobs.unsynced.remove(&queue.config.name, &refused);
     }
 
     /// Checks each completion and builds its ack with the job's final record.

@@ -13,6 +13,7 @@ mod message;
 mod model;
 mod query;
 mod store;
+mod unsynced;
 
 use std::sync::Arc;
 
@@ -156,6 +157,18 @@ impl Engine {
         // A failed queue's memory may be ahead of its disk: it shows no job it cannot vouch for.
         queue.check_healthy()?;
         let position = queue.lock().position(id);
+        if position == Position::Finished {
+            // Completed with `batched` completions, its commit not durable yet.
+            if let Some(mut job) = self.jobs.unsynced.get(&queue.config.name, id) {
+                if with_payload {
+                    if let Some(record) = queue.records(&[id]).await.ok().and_then(|mut r| r.pop())
+                    {
+                        job.payload = record.value.unwrap_or_default();
+                    }
+                }
+                return Ok(Some(job));
+            }
+        }
         if position == Position::Unknown {
             return load_job(&self.state, &queue.config.name, id);
         }
@@ -606,6 +619,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod batched_tests;
 #[cfg(test)]
 mod complete_tests;
 #[cfg(test)]

@@ -106,6 +106,8 @@ pub struct JobsState {
     /// Jobs being worked on: when each attempt started, and their records.
     pub running: Arc<Mutex<RunningJobs>>,
     pub counts: Arc<Mutex<HashMap<String, FinalCounts>>>,
+    /// Jobs completed with `batched` completions whose commit is not durable yet.
+    pub unsynced: Arc<super::unsynced::UnsyncedFinals>,
 }
 
 impl Default for JobsState {
@@ -122,6 +124,7 @@ impl JobsState {
             unique_lock: tokio::sync::Mutex::new(()),
             running: Arc::new(Mutex::new(RunningJobs::default())),
             counts: Arc::new(Mutex::new(HashMap::new())),
+            unsynced: Arc::default(),
         }
     }
 

@@ -10,6 +10,13 @@
 //! (`recovery.rs`). The same holds when a step between a change and its commit fails (reading or
 //! appending dead letters).
 //!
+//! Some commits are answered before they are durable: leases whose attempts are already
+//! counted (`core/leases.rs`) and acks of a queue with `batched` completions. They are sent
+//! to the group committer from a task of their own ([`Queue::commit_lazily`]), at most
+//! [`LAZY_COMMITS_MAX`] per queue at once (beyond that the caller waits, so memory stays
+//! bounded), and a graceful shutdown waits for them ([`Queue::flush`]). If one fails, the
+//! queue is poisoned exactly as when a waited-for commit fails.
+//!
 //! A reload must read a disk that no commit of the failed instance will still change, so
 //! commits pass a gate: each one is counted from before it is sent to the committer until it
 //! is answered, and none starts once the queue has failed. Lock order: `core`, then
@@ -48,6 +55,27 @@ impl AfterCommit {
     pub(super) fn run(self) {
         if let Some(on_commit) = self.0 {
             on_commit();
+        }
+    }
+}
+
+/// Most commits of one queue answered before they are durable and not yet durable.
+pub const LAZY_COMMITS_MAX: usize = 4_096;
+
+/// What the core may rely on once a commit is durable (`core/leases.rs`).
+#[derive(Debug, Default)]
+pub(super) struct Durable {
+    /// First-delivery frontiers the commit raised.
+    pub(super) frontiers: Vec<(usize, u64)>,
+    /// Retries whose records, counting their next delivery, the commit carried.
+    pub(super) prepaid: Vec<(u64, u32)>,
+}
+
+impl Durable {
+    pub(super) fn prepaid(prepaid: Vec<(u64, u32)>) -> Durable {
+        Durable {
+            frontiers: Vec::new(),
+            prepaid,
         }
     }
 }
@@ -225,6 +253,65 @@ impl Queue {
                 self.check_healthy()
             }
         }
+    }
+}
+
+impl Queue {
+    /// Tells the core what a durable commit made safe to rely on.
+    pub(super) fn note_durable(&self, durable: &Durable) {
+        if durable.frontiers.is_empty() && durable.prepaid.is_empty() {
+            return;
+        }
+        let mut core = self.lock();
+        core.frontiers_durable(&durable.frontiers);
+        core.prepaid_durable(&durable.prepaid);
+    }
+
+    /// Sends `writes` to the group committer without waiting for them to be durable (see
+    /// the module doc); `on_durable` runs once they are. Waits only for room among the
+    /// queue's outstanding lazy commits. Refused once the queue has failed.
+    pub(super) async fn commit_lazily(
+        self: &Arc<Self>,
+        writes: Vec<StateWrite>,
+        durable: Durable,
+        on_durable: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Result<()> {
+        self.check_healthy()?;
+        if writes.is_empty() {
+            self.note_durable(&durable);
+            if let Some(on_durable) = on_durable {
+                on_durable();
+            }
+            return Ok(());
+        }
+        let permit = self
+            .lazy_commits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| EngineError::Internal("lazy commits closed".into()))?;
+        let queue = self.clone();
+        tokio::spawn(async move {
+            // A failure poisons the queue inside `commit`.
+            if queue.commit(writes).await.is_ok() {
+                queue.note_durable(&durable);
+                if let Some(on_durable) = on_durable {
+                    on_durable();
+                }
+            }
+            drop(permit);
+        });
+        Ok(())
+    }
+
+    /// Waits (at most `timeout`) until every lazy commit of this queue has been answered; for
+    /// a graceful shutdown. Whether they all were.
+    pub(crate) async fn flush(&self, timeout: std::time::Duration) -> bool {
+        let all = LAZY_COMMITS_MAX as u32;
+        matches!(
+            tokio::time::timeout(timeout, self.lazy_commits.acquire_many(all)).await,
+            Ok(Ok(_))
+        )
     }
 }
 

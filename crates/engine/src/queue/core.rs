@@ -4,7 +4,7 @@
 //! Every change it makes returns the state-store writes that make it durable; the caller
 //! commits them before answering its client.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use omnibus_storage::StateWrite;
 
@@ -12,6 +12,8 @@ use super::keys;
 use super::policy::Backoff;
 use super::ranges::RangeSet;
 use crate::error::EngineError;
+
+pub use leases::Leased;
 
 pub const PRIORITY_LEVELS: usize = 10;
 /// Timers kept in memory; the rest wait in the state store, loaded in order as these fire.
@@ -134,6 +136,12 @@ pub struct QueueCore {
     lease_expiries: u64,
     /// First deliveries recorded as runs (see `runs.rs`).
     runs: runs::DeliveredRuns,
+    /// How far each priority level's first deliveries are durably counted (`leases.rs`).
+    frontiers: leases::Frontiers,
+    /// Waiting offsets whose next delivery is already durably counted (`leases.rs`).
+    prepaid: HashSet<u64>,
+    /// Retries whose record counts their next delivery, until their commit is durable.
+    prepay_pending: Vec<(u64, u32)>,
 }
 
 impl QueueCore {
@@ -161,6 +169,9 @@ impl QueueCore {
             bytes: bytes::ByteCount::default(),
             lease_expiries: 0,
             runs: runs::DeliveredRuns::default(),
+            frontiers: leases::Frontiers::default(),
+            prepaid: HashSet::new(),
+            prepay_pending: Vec::new(),
         }
     }
 
@@ -430,81 +441,6 @@ impl QueueCore {
         }
     }
 
-    // ----- delivery -----
-
-    /// Leases up to `max` ready offsets to `worker` (highest priority first, then oldest),
-    /// bounded by the worker's prefetch. Each lease increments the offset's attempt count.
-    pub fn deliver(
-        &mut self,
-        worker: &str,
-        max: usize,
-        now_ms: i64,
-    ) -> (Vec<Grant>, Vec<StateWrite>) {
-        if self.paused || !self.claim_exclusive(worker, now_ms) {
-            return (Vec::new(), Vec::new());
-        }
-        let held = self.unacked_by_worker.get(worker).copied().unwrap_or(0);
-        let room = self
-            .policy
-            .max_unacked_per_worker
-            .saturating_sub(held)
-            .min(max);
-        let mut grants = Vec::new();
-        let mut writes = Vec::new();
-        let mut first_deliveries = Vec::new();
-        for priority in (0..PRIORITY_LEVELS).rev() {
-            if grants.len() >= room {
-                break;
-            }
-            let offsets = if self.policy.mode == ConsumerMode::KeyShared {
-                self.pick_key_shared(priority, worker, room - grants.len())
-            } else {
-                self.ready[priority].pop_first(room - grants.len())
-            };
-            for offset in offsets {
-                self.bytes_granted(offset);
-                let first_delivery = !self.attempts.contains_key(&offset);
-                let entry = self.attempts.entry(offset).or_insert((0, String::new()));
-                entry.0 += 1;
-                let attempt = entry.0;
-                if first_delivery {
-                    first_deliveries.push(offset);
-                } else {
-                    let value = keys::encode_delivery(attempt, &entry.1);
-                    self.stop_covering(offset);
-                    writes.push(StateWrite::Put {
-                        table: keys::TABLE,
-                        key: keys::delivery(&self.name, offset),
-                        value,
-                    });
-                }
-                let deadline_ms = now_ms + self.policy.lease_ms as i64;
-                self.leases.insert(
-                    offset,
-                    Lease {
-                        attempt,
-                        deadline_ms,
-                        worker: worker.to_string(),
-                    },
-                );
-                self.lease_deadlines.insert((deadline_ms, offset));
-                grants.push(Grant {
-                    offset,
-                    attempt,
-                    deadline_ms,
-                });
-            }
-        }
-        writes.extend(self.record_first_deliveries(&mut first_deliveries));
-        if !grants.is_empty() {
-            *self
-                .unacked_by_worker
-                .entry(worker.to_string())
-                .or_insert(0) += grants.len();
-        }
-        (grants, writes)
-    }
-
     fn check_lease(&self, offset: u64, attempt: u32) -> Result<&Lease, EngineError> {
         let lease = self.leases.get(&offset).ok_or_else(|| {
             EngineError::UnknownDelivery(format!(
@@ -529,14 +465,7 @@ impl QueueCore {
     }
 
     fn release_worker(&mut self, worker: &str, offset: u64) {
-        if let Some(hash) = self.key_of.get(&offset) {
-            if let Some(owner) = self.key_owner.get_mut(hash) {
-                owner.1 = owner.1.saturating_sub(1);
-                if owner.1 == 0 {
-                    self.key_owner.remove(hash);
-                }
-            }
-        }
+        self.release_key(offset);
         if let Some(count) = self.unacked_by_worker.get_mut(worker) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -545,39 +474,37 @@ impl QueueCore {
         }
     }
 
+    /// Key-shared mode: the offset no longer holds its key's owner.
+    fn release_key(&mut self, offset: u64) {
+        if let Some(hash) = self.key_of.get(&offset) {
+            if let Some(owner) = self.key_owner.get_mut(hash) {
+                owner.1 = owner.1.saturating_sub(1);
+                if owner.1 == 0 {
+                    self.key_owner.remove(hash);
+                }
+            }
+        }
+    }
+
     /// Undoes a delivery of a message that turned out not to be due yet: it waits for
-    /// `due_ms` again and the attempt does not count.
+    /// `due_ms` again and the attempt does not count (in memory: on disk it may, which only
+    /// ever overcounts).
     pub fn defer(&mut self, offset: u64, attempt: u32, due_ms: i64) -> Vec<StateWrite> {
         if self.take_lease(offset, attempt).is_err() {
             return Vec::new();
         }
         self.bytes_lease_ended(offset, true);
-        let mut writes = Vec::new();
-        let covered = self.finish_covered(offset);
+        // The attempt stays durably counted (`leases.rs`): the next delivery is the same
+        // attempt again, already paid for, so only the timer is written.
         if let Some(entry) = self.attempts.get_mut(&offset) {
             entry.0 = entry.0.saturating_sub(1);
-            if covered {
-                // Its run still says "delivered once": a `D` key saying 0 overrides it, and
-                // the kept entry makes the next delivery write its `D` key again.
-                writes.push(StateWrite::Put {
-                    table: keys::TABLE,
-                    key: keys::delivery(&self.name, offset),
-                    value: keys::encode_delivery(entry.0, &entry.1),
-                });
-            } else if entry.0 == 0 {
+            if entry.0 == 0 {
                 self.attempts.remove(&offset);
-                writes.push(StateWrite::Delete {
-                    table: keys::TABLE,
-                    key: keys::delivery(&self.name, offset),
-                });
             } else {
-                writes.push(StateWrite::Put {
-                    table: keys::TABLE,
-                    key: keys::delivery(&self.name, offset),
-                    value: keys::encode_delivery(entry.0, &entry.1),
-                });
+                self.prepaid.insert(offset);
             }
         }
+        let mut writes = Vec::new();
         writes.push(self.add_timer(due_ms, offset));
         writes
     }
@@ -675,12 +602,18 @@ impl QueueCore {
         entry.1 = error.to_string();
         let attempts = entry.0;
         self.stop_covering(offset);
+        let retry = attempts < self.policy.max_deliver;
+        // A retry's record counts the next delivery already (`leases.rs`): once this commit
+        // is durable, that delivery is handed out without a commit of its own.
+        let counted = if retry { attempts + 1 } else { attempts };
         writes.push(StateWrite::Put {
             table: keys::TABLE,
             key: keys::delivery(&self.name, offset),
-            value: keys::encode_delivery(attempts, error),
+            value: keys::encode_delivery(counted, error),
         });
-        let retry = attempts < self.policy.max_deliver;
+        if retry {
+            self.prepay_pending.push((offset, counted));
+        }
         self.bytes_lease_ended(offset, retry);
         if !retry {
             dead.push(DeadLetter {
@@ -717,6 +650,7 @@ impl QueueCore {
             });
         }
         self.attempts.remove(&offset);
+        self.prepaid.remove(&offset);
         self.priority_of.remove(&offset);
         self.key_of.remove(&offset);
         if offset != self.floor {
@@ -780,6 +714,7 @@ impl QueueCore {
 mod admin;
 mod bytes;
 mod inspect;
+mod leases;
 mod modes;
 mod runs;
 

@@ -5,8 +5,9 @@
 //! |---|---|---|
 //! | `F` | u64 BE | ack floor: every offset below it is finished (acked or dead-lettered) |
 //! | `A<start:20>` | u64 BE end | offsets `[start, end)` are finished, above the floor: one key per run of finished offsets, so consecutive acks rewrite one key (empty value: the older one-key-per-offset layout, `[start, start+1)`) |
-//! | `D<offset:20>` | u32 BE attempts, then UTF-8 last error | delivered at least once, not finished |
+//! | `D<offset:20>` | u32 BE attempts, then UTF-8 last error | deliveries that may have happened, not finished: written by a failure with the retry it schedules already counted, or by a delivery not yet counted (`core/leases.rs`) |
 //! | `G<end:20>` | u64 BE first | offsets `[first, end)` were delivered at least once (one fetch's first deliveries); an unfinished one without a `D` key has had one attempt |
+//! | `L<priority:1>` | u64 BE | first-delivery frontier of a priority level: every offset of that priority below it counts as delivered once unless it has a `D` key (`core/leases.rs`); put-max |
 //! | `T<due_ms:20><offset:20>` | empty | waiting until `due_ms` (delayed enqueue, or retry backoff) |
 //! | `P<first:20>` | u64 BE end, u8 priority | offsets `[first, end)` have this priority (0 is not stored) |
 //! | `S` | `paused` | the queue is paused |
@@ -19,7 +20,7 @@
 //!
 //! Everything else is derived at startup: an offset below the stream's high watermark that is
 //! not finished and has no timer is ready; a lease lost in a crash is simply ready again with
-//! its attempt count kept.
+//! its attempt counted.
 
 pub const TABLE: &str = "queue_state";
 const SEPARATOR: char = '\u{1f}';
@@ -43,6 +44,11 @@ pub fn delivery(queue: &str, offset: u64) -> String {
 /// `G<end>` → u64 BE first: a run of first deliveries (see `core/runs.rs`).
 pub fn delivered_run(queue: &str, end: u64) -> String {
     format!("{queue}{SEPARATOR}G{end:020}")
+}
+
+/// `L<priority>` → u64 BE: the first-delivery frontier of a priority level.
+pub fn frontier(queue: &str, priority: usize) -> String {
+    format!("{queue}{SEPARATOR}L{priority}")
 }
 
 pub fn timer(queue: &str, due_ms: i64, offset: u64) -> String {

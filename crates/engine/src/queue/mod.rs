@@ -79,6 +79,31 @@ pub struct QueueSpec {
     pub overflow: Option<Overflow>,
     /// Enqueues carrying a message id seen within this window are not enqueued again.
     pub dedup_window_ms: Option<u64>,
+    /// When an ack (a job's completion) is answered: after its fsync, or at once.
+    pub completions: Option<Completions>,
+}
+
+/// When an acknowledgement of a delivery (a job's completion) is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Completions {
+    /// After it is fsynced (group-committed with concurrent ones): an acknowledged completion
+    /// never runs again.
+    #[default]
+    Fsync,
+    /// At once, its commit sent to the group committer without waiting for it (at most
+    /// `LAZY_COMMITS_MAX` of a queue's commits outstanding). A crash before that commit can
+    /// run a completed job again; it never loses an enqueued one.
+    Batched,
+}
+
+impl Completions {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Completions::Fsync => "fsync",
+            Completions::Batched => "batched",
+        }
+    }
 }
 
 /// What happens when an enqueue would exceed `max_length` or `max_bytes`.
@@ -117,6 +142,9 @@ pub struct QueueConfig {
     pub overflow: Overflow,
     #[serde(default = "default_dedup_window_ms")]
     pub dedup_window_ms: u64,
+    /// Absent in configs stored before it existed: `fsync`, what they promised.
+    #[serde(default)]
+    pub completions: Completions,
     pub created_ms: i64,
 }
 
@@ -261,6 +289,7 @@ impl Engine {
                 .dedup_window_ms
                 .unwrap_or(DEDUP_WINDOW_MS_DEFAULT)
                 .min(DELAY_MS_MAX),
+            completions: spec.completions.unwrap_or_default(),
             created_ms: now_ms(),
             name: spec.name,
         };

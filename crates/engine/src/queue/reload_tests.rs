@@ -93,8 +93,9 @@ async fn a_failed_state_commit_heals_once_the_store_takes_writes(disk_full: bool
     let again = engine.receive("work", "w1", 10, 0).await.unwrap();
     assert_eq!(
         offsets_and_attempts(&again),
-        vec![(0, 2), (1, 1), (2, 1)],
-        "the message whose ack failed is delivered again, with its next attempt"
+        vec![(0, 2), (1, 2), (2, 2)],
+        "the message whose ack failed is delivered again, with its next attempt; 1 and 2 lie \
+         below the first-delivery frontier, so they count as maybe delivered (core/leases.rs)"
     );
     for delivery in &again {
         engine

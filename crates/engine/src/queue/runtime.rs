@@ -17,8 +17,9 @@ use omnibus_storage::{PartitionLog, StateStore, StateWrite};
 use omnibus_types::{Header, Record};
 use tokio::sync::Notify;
 
+use super::commit::Durable;
 use super::commit::{copy_commit_error, AfterCommit, DeadLetterRecords, Failure, FailureListener};
-use super::core::{DeadLetter, Grant, QueueCore, TimerSource};
+use super::core::{DeadLetter, Grant, Leased, QueueCore, TimerSource};
 use super::keys;
 use super::overflow::message_bytes;
 use super::rates::{QueueRates, RateKind, RateRing};
@@ -63,6 +64,8 @@ pub struct Queue {
     pub(super) failure: std::sync::OnceLock<Failure>,
     /// Commits sent and not yet answered; none starts once `failure` is set (`commit.rs`).
     pub(super) commits_in_flight: Mutex<usize>,
+    /// Bounds the commits answered before they are durable (`commit.rs`, `LAZY_COMMITS_MAX`).
+    pub(super) lazy_commits: Arc<tokio::sync::Semaphore>,
 }
 
 /// Applies acks to the core: one answer per ack, and the writes of those that succeeded (each
@@ -143,6 +146,7 @@ impl Queue {
         let mut attempts = Vec::new();
         let mut priorities = Vec::new();
         let mut runs = Vec::new();
+        let mut frontiers = Vec::new();
         for (key, value) in state.scan_prefix(keys::TABLE, &keys::prefix(&name))? {
             let Some(suffix) = keys::suffix(&name, &key) else {
                 continue;
@@ -177,6 +181,12 @@ impl Queue {
                         runs.push((first, end));
                     }
                 }
+                ("L", priority) if value.len() == 8 => {
+                    if let Ok(priority) = priority.parse::<usize>() {
+                        let frontier = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+                        frontiers.push((priority, frontier));
+                    }
+                }
                 ("P", first) if value.len() == 9 => {
                     if let Some(first) = number(first) {
                         let end = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
@@ -200,6 +210,7 @@ impl Queue {
             log.high_watermark(),
         );
         core.recover_runs(runs);
+        core.recover_frontiers(&frontiers);
         core.set_paused(paused);
         super::recovery::recover_from_log(
             &mut core,
@@ -224,6 +235,7 @@ impl Queue {
             timer_changed: Arc::new(Notify::new()),
             failure: std::sync::OnceLock::new(),
             commits_in_flight: Mutex::new(0),
+            lazy_commits: Arc::new(tokio::sync::Semaphore::new(super::commit::LAZY_COMMITS_MAX)),
         }))
     }
 
@@ -392,7 +404,7 @@ impl Queue {
     /// Fires due timers and expired leases; dead-letters what must be.
     pub(crate) async fn tick(&self) -> Result<()> {
         let _timer_io = self.timer_io.lock().await;
-        let (writes, dead, expired) = {
+        let (writes, dead, expired, durable) = {
             let timers = StoredTimers {
                 state: &self.state,
                 queue: &self.config.name,
@@ -400,7 +412,8 @@ impl Queue {
             let mut core = self.lock_for_change()?;
             let before = core.lease_expiries();
             let (writes, dead) = core.tick(now_ms(), &timers);
-            (writes, dead, core.lease_expiries() - before)
+            let durable = Durable::prepaid(core.take_prepay_pending());
+            (writes, dead, core.lease_expiries() - before, durable)
         };
         self.count(RateKind::Failed, expired);
         let became_ready = !writes.is_empty();
@@ -411,6 +424,7 @@ impl Queue {
             .map_err(|error| self.uncommitted(error))?
             .append_to(&mut writes);
         self.commit(writes).await?;
+        self.note_durable(&durable);
         after.run();
         if became_ready {
             self.available.notify_waiters();
@@ -419,7 +433,12 @@ impl Queue {
     }
 
     /// Leases up to `max` messages to `worker`, waiting up to `wait_ms` for one.
-    pub async fn receive(&self, worker: &str, max: usize, wait_ms: u64) -> Result<Vec<Delivery>> {
+    pub async fn receive(
+        self: &Arc<Self>,
+        worker: &str,
+        max: usize,
+        wait_ms: u64,
+    ) -> Result<Vec<Delivery>> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
         loop {
             let notified = self.available.notified();
@@ -435,29 +454,84 @@ impl Queue {
         }
     }
 
-    async fn receive_now(&self, worker: &str, max: usize) -> Result<Vec<Delivery>> {
+    async fn receive_now(self: &Arc<Self>, worker: &str, max: usize) -> Result<Vec<Delivery>> {
         let now = now_ms();
-        let (grants, writes) = self.lock_for_change()?.deliver(worker, max, now);
+        let leased = self.lock_for_change()?.lease(worker, max, now);
+        if leased.grants.is_empty() && leased.exhausted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let grants = self.settle_lease(leased, Vec::new(), false, None).await?;
         if grants.is_empty() {
             return Ok(Vec::new());
         }
-        self.timer_changed.notify_one();
-        self.commit(writes).await?;
         self.hand_out(grants, now).await
+    }
+
+    /// Commits what a lease wrote, with `writes` of the caller before it: waited for when the
+    /// grants are not counted yet or a dead letter goes with it (or `wait`), otherwise sent
+    /// lazily (`core/leases.rs`). Answers the grants, ready to hand out.
+    async fn settle_lease(
+        self: &Arc<Self>,
+        leased: Leased,
+        mut writes: Vec<StateWrite>,
+        wait: bool,
+        on_durable: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Result<Vec<Grant>> {
+        let Leased {
+            grants,
+            writes: lease_writes,
+            wait: lease_waits,
+            frontiers,
+            exhausted,
+        } = leased;
+        if !grants.is_empty() {
+            self.timer_changed.notify_one();
+        }
+        writes.extend(lease_writes);
+        let durable = Durable {
+            frontiers,
+            prepaid: Vec::new(),
+        };
+        if !exhausted.is_empty() {
+            self.count(RateKind::Failed, exhausted.len() as u64);
+            let after = self
+                .dead_letter_all(exhausted)
+                .await
+                .map_err(|error| self.uncommitted(error))?
+                .append_to(&mut writes);
+            self.commit(writes).await?;
+            self.note_durable(&durable);
+            after.run();
+        } else if wait || lease_waits {
+            self.commit(writes).await?;
+            self.note_durable(&durable);
+        } else {
+            return self
+                .commit_lazily(writes, durable, on_durable)
+                .await
+                .map(|()| grants);
+        }
+        if let Some(on_durable) = on_durable {
+            on_durable();
+        }
+        Ok(grants)
     }
 
     /// Acks several deliveries (as [`Queue::ack_many`]) and leases up to `max` ready messages
     /// to `worker` under the same lock, committing both in one request: a worker that
     /// finishes a batch and asks for the next costs one commit, not two. Does not wait for
     /// messages: the deliveries may be empty.
+    /// With `batched` completions the acks are answered without waiting for their commit
+    /// (unless the lease needs it) and `on_durable` runs once it is durable.
     pub(crate) async fn ack_many_and_receive(
-        &self,
+        self: &Arc<Self>,
         acks: Vec<(u64, u32, Vec<StateWrite>)>,
         worker: &str,
         max: usize,
+        on_durable: Option<Box<dyn FnOnce() + Send>>,
     ) -> (Vec<Result<()>>, Result<Vec<Delivery>>) {
         let now = now_ms();
-        let (mut answers, writes, grants) = {
+        let (mut answers, writes, leased) = {
             let mut core = match self.lock_for_change() {
                 Ok(core) => core,
                 Err(error) => {
@@ -468,22 +542,28 @@ impl Queue {
                     return (answers, Err(error));
                 }
             };
-            let (answers, mut writes) = ack_all(&mut core, acks);
+            let (answers, writes) = ack_all(&mut core, acks);
             // Acks first: the prefetch slots they free count for this delivery.
-            let (grants, deliver_writes) = core.deliver(worker, max, now);
-            writes.extend(deliver_writes);
-            (answers, writes, grants)
+            let leased = core.lease(worker, max, now);
+            (answers, writes, leased)
         };
-        if !grants.is_empty() {
-            self.timer_changed.notify_one();
+        let fsync = self.config.completions == super::Completions::Fsync;
+        let acked = answers.iter().filter(|answer| answer.is_ok()).count();
+        let settled = self
+            .settle_lease(leased, writes, fsync && acked > 0, on_durable)
+            .await;
+        if let Err(error) = &settled {
+            for answer in answers.iter_mut().filter(|answer| answer.is_ok()) {
+                *answer = Err(copy_commit_error(error));
+            }
         }
-        if let Err(error) = self.commit_acks(&mut answers, writes).await {
-            return (answers, Err(error));
+        let acked = answers.iter().filter(|answer| answer.is_ok()).count();
+        self.count(RateKind::Completed, acked as u64);
+        match settled {
+            Ok(grants) if grants.is_empty() => (answers, Ok(Vec::new())),
+            Ok(grants) => (answers, self.hand_out(grants, now).await),
+            Err(error) => (answers, Err(error)),
         }
-        if grants.is_empty() {
-            return (answers, Ok(Vec::new()));
-        }
-        (answers, self.hand_out(grants, now).await)
     }
 
     /// Reads the records of committed grants and hands them out; a message found not yet due
@@ -550,30 +630,24 @@ impl Queue {
             .map_err(|e| EngineError::Internal(e.to_string()))?
     }
 
-    pub async fn ack(&self, offset: u64, attempt: u32) -> Result<()> {
-        self.ack_with(offset, attempt, Vec::new()).await
-    }
-
-    /// Acks and commits `extra` writes in the same transaction (a job's final record), so a
-    /// completion costs one group commit.
-    pub(crate) async fn ack_with(
-        &self,
-        offset: u64,
-        attempt: u32,
-        extra: Vec<StateWrite>,
-    ) -> Result<()> {
-        let mut writes = self.lock_for_change()?.ack(offset, attempt)?;
-        writes.extend(extra);
-        self.commit(writes).await?;
-        self.count(RateKind::Completed, 1);
-        Ok(())
+    pub async fn ack(self: &Arc<Self>, offset: u64, attempt: u32) -> Result<()> {
+        let mut answers = self
+            .ack_many(vec![(offset, attempt, Vec::new())], None)
+            .await;
+        answers.pop().expect("one answer per ack")
     }
 
     /// Acks several deliveries under one lock of the core, committing them in one request
     /// (so in one group commit), each with its `extra` writes (a job's final record). A stale
-    /// or unknown delivery gets its own error and writes nothing, without failing the others;
-    /// if the commit fails, every ack it carried gets the error.
-    pub(crate) async fn ack_many(&self, acks: Vec<(u64, u32, Vec<StateWrite>)>) -> Vec<Result<()>> {
+    /// or unknown delivery gets its own error and writes nothing, without failing the others.
+    /// With `fsync` completions the answers wait for the commit, and if it fails every ack it
+    /// carried gets the error; with `batched` ones they come at once and `on_durable` runs
+    /// once the commit is durable (right away with `fsync`, after the answers are decided).
+    pub(crate) async fn ack_many(
+        self: &Arc<Self>,
+        acks: Vec<(u64, u32, Vec<StateWrite>)>,
+        on_durable: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Vec<Result<()>> {
         let (mut answers, writes) = match self.lock_for_change() {
             Ok(mut core) => ack_all(&mut core, acks),
             Err(error) => {
@@ -583,7 +657,23 @@ impl Queue {
                     .collect()
             }
         };
+        if self.config.completions == super::Completions::Batched {
+            let lazily = self
+                .commit_lazily(writes, Durable::default(), on_durable)
+                .await;
+            if let Err(error) = &lazily {
+                for answer in answers.iter_mut().filter(|answer| answer.is_ok()) {
+                    *answer = Err(copy_commit_error(error));
+                }
+            }
+            let acked = answers.iter().filter(|answer| answer.is_ok()).count();
+            self.count(RateKind::Completed, acked as u64);
+            return answers;
+        }
         let _ = self.commit_acks(&mut answers, writes).await;
+        if let Some(on_durable) = on_durable {
+            on_durable();
+        }
         answers
     }
 
@@ -623,9 +713,11 @@ impl Queue {
         extra: Vec<StateWrite>,
     ) -> Result<()> {
         let _timer_io = self.timer_io.lock().await;
-        let (mut writes, dead) =
-            self.lock_for_change()?
-                .nack(offset, attempt, delay_ms, error, now_ms())?;
+        let (mut writes, dead, durable) = {
+            let mut core = self.lock_for_change()?;
+            let (writes, dead) = core.nack(offset, attempt, delay_ms, error, now_ms())?;
+            (writes, dead, Durable::prepaid(core.take_prepay_pending()))
+        };
         self.count(RateKind::Failed, 1);
         let dead_records = self
             .dead_letter_all(dead)
@@ -635,6 +727,7 @@ impl Queue {
         writes.extend(extra);
         let after = dead_records.append_to(&mut writes);
         self.commit(writes).await?;
+        self.note_durable(&durable);
         after.run();
         self.timer_changed.notify_one();
         self.available.notify_waiters();

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::ValueEnum;
 use clap::{Args, Subcommand};
-use omnibus_engine::queue::{Backoff, ConsumerMode, Overflow, QueueSpec};
+use omnibus_engine::queue::{Backoff, Completions, ConsumerMode, Overflow, QueueSpec};
 
 use crate::cli::client::Client;
 use crate::cli::table::render_table;
@@ -75,6 +75,17 @@ pub struct CreateArgs {
     /// Window in which a repeated message id is not enqueued again [default: 120000].
     #[arg(long, value_name = "MS")]
     pub dedup_window_ms: Option<u64>,
+    /// When a completion (an ack) is answered: after its fsync, or at once and committed
+    /// with the next group commit (a broker crash can then re-run a just-completed job)
+    /// [default: fsync].
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub completions: Option<CompletionsArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompletionsArg {
+    Fsync,
+    Batched,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -116,6 +127,10 @@ impl CreateArgs {
                 OverflowArg::DeadLetterOldest => Overflow::DeadLetterOldest,
             }),
             dedup_window_ms: self.dedup_window_ms,
+            completions: self.completions.map(|completions| match completions {
+                CompletionsArg::Fsync => Completions::Fsync,
+                CompletionsArg::Batched => Completions::Batched,
+            }),
         }
     }
 }
@@ -277,6 +292,10 @@ mod tests {
         assert_eq!(spec.max_bytes, Some(64 << 20));
         assert_eq!(spec.overflow, Some(Overflow::DeadLetterOldest));
         assert_eq!(spec.dedup_window_ms, Some(1_000));
+        assert_eq!(spec.completions, None, "the engine's default");
+        let batched = create(&["orders", "--completions", "batched"]).unwrap();
+        assert_eq!(batched.completions, Some(Completions::Batched));
+        assert!(create(&["orders", "--completions", "never"]).is_err());
         assert!(create(&["orders", "--overflow", "sometimes"]).is_err());
     }
 

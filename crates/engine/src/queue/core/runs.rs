@@ -51,6 +51,11 @@ impl QueueCore {
         writes
     }
 
+    /// The offset's only attempt record is a run or a frontier (`leases.rs`): no `D` key.
+    pub(super) fn runs_cover(&mut self, offset: u64) {
+        self.runs.covered.insert(offset);
+    }
+
     /// The offset now has its own `D` key, which overrides any run.
     pub(super) fn stop_covering(&mut self, offset: u64) {
         self.runs.covered.remove(&offset);
