@@ -504,9 +504,7 @@ impl QueueCore {
                 self.prepaid.insert(offset);
             }
         }
-        let mut writes = Vec::new();
-        writes.push(self.add_timer(due_ms, offset));
-        writes
+        vec![self.add_timer(due_ms, offset)]
     }
 
     /// Completes a delivery.

@@ -245,8 +245,10 @@ impl QueueCore {
                 .collect();
             for (start, end) in below {
                 for offset in start..end.min(frontier) {
-                    if !self.attempts.contains_key(&offset) {
-                        self.attempts.insert(offset, (1, String::new()));
+                    if let std::collections::hash_map::Entry::Vacant(entry) =
+                        self.attempts.entry(offset)
+                    {
+                        entry.insert((1, String::new()));
                         self.runs_cover(offset);
                     }
                 }
