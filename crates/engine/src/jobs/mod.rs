@@ -410,11 +410,30 @@ impl Engine {
     async fn activate(&self, queue: &Queue, deliveries: Vec<Delivery>) -> Result<Vec<ActiveJob>> {
         let queue_name = queue.config.name.as_str();
         let now = now_ms();
+        // A job gets a record only by reporting progress or failing, both of which end or
+        // follow an earlier attempt: a first attempt has none, and is not looked up (the
+        // one-job-at-a-time loop then reads nothing from the state store).
         let keys: Vec<String> = deliveries
             .iter()
+            .filter(|d| d.attempt > 1)
             .map(|d| store::job_key(queue_name, d.offset))
             .collect();
-        let stored = self.state.get_many(JOBS_TABLE, &keys)?;
+        let mut looked_up = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.state.get_many(JOBS_TABLE, &keys)?
+        }
+        .into_iter();
+        let stored: Vec<Option<Vec<u8>>> = deliveries
+            .iter()
+            .map(|d| {
+                if d.attempt > 1 {
+                    looked_up.next().flatten()
+                } else {
+                    None
+                }
+            })
+            .collect();
         let mut active = Vec::with_capacity(deliveries.len());
         for (delivery, stored) in deliveries.into_iter().zip(stored) {
             let id = delivery.offset;

@@ -604,7 +604,7 @@ impl QueueCore {
         // A retry's record counts the next delivery already (`leases.rs`): once this commit
         // is durable, that delivery is handed out without a commit of its own.
         let counted = if retry { attempts + 1 } else { attempts };
-        writes.push(StateWrite::Put {
+        writes.push(StateWrite::PutMax {
             table: keys::TABLE,
             key: keys::delivery(&self.name, offset),
             value: keys::encode_delivery(counted, error),

@@ -13,9 +13,10 @@
 //! | `S` | `paused` | the queue is paused |
 //! | `R` | u64 BE | dead-letter offset up to which messages were redriven |
 //!
-//! `F` and `A` keys are written with put-max (`StateWrite::PutMax`): a queue's commits are not
+//! `F`, `A`, `D` and `L` keys are written with put-max (`StateWrite::PutMax`): a queue's commits are not
 //! ordered among themselves, and an older ack's commit that reaches the store after a newer
-//! one's must not take the floor or a run's end back. Stale `A`, `D` and `G` keys below the
+//! one's must not take the floor, a run's end or an attempt count back (an attempt count only
+//! grows: its bytes start with the count, big-endian). Stale `A`, `D` and `G` keys below the
 //! floor, or for finished offsets, are ignored at recovery.
 //!
 //! Everything else is derived at startup: an offset below the stream's high watermark that is

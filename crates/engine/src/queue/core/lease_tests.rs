@@ -58,7 +58,7 @@ fn a_retry_is_counted_by_its_failure_so_its_redelivery_writes_nothing() {
     let (writes, dead) = core.nack(0, 1, Some(0), "boom", 0).unwrap();
     assert!(dead.is_empty());
     let stored = writes.iter().find_map(|write| match write {
-        StateWrite::Put { key, value, .. } if *key == keys::delivery("q", 0) => {
+        StateWrite::PutMax { key, value, .. } if *key == keys::delivery("q", 0) => {
             Some(keys::decode_delivery(value))
         }
         _ => None,

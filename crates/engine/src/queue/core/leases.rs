@@ -113,7 +113,7 @@ impl QueueCore {
                         // Not counted yet (a recovered message, or its failure's commit is
                         // still in flight): its own record, before it is handed out.
                         self.stop_covering(offset);
-                        leased.writes.push(StateWrite::Put {
+                        leased.writes.push(StateWrite::PutMax {
                             table: keys::TABLE,
                             key: keys::delivery(&self.name, offset),
                             value: keys::encode_delivery(attempt, &last_error),
