@@ -60,14 +60,41 @@ impl RecordReader {
         }
     }
 
-    /// The records at exactly `offsets`, in the given order. Blocking (file reads).
+    /// The records at `offsets`, in order, when the kept read holds them all: no file read,
+    /// so callers on the async runtime need not move to a blocking thread (a worker taking
+    /// one job at a time asks for the offset right after the last one, nearly always here).
+    pub(crate) fn cached(&self, offsets: &[u64]) -> Option<Vec<Record>> {
+        let current = self
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        offsets
+            .iter()
+            .map(|offset| current.get(*offset).cloned())
+            .collect()
+    }
+
+    /// The records at exactly `offsets`, in the given order, for lookups by id (a single
+    /// offset outside the kept read is read alone and not kept). Blocking (file reads).
     pub(crate) fn read(&self, offsets: &[u64]) -> Result<Vec<Record>> {
+        self.read_keeping(offsets, false)
+    }
+
+    /// [`RecordReader::read`] for deliveries: even a single offset is read with the ones
+    /// after it and kept, since the next delivery asks for the next offset.
+    pub(crate) fn read_ahead(&self, offsets: &[u64]) -> Result<Vec<Record>> {
+        self.read_keeping(offsets, true)
+    }
+
+    fn read_keeping(&self, offsets: &[u64], read_ahead: bool) -> Result<Vec<Record>> {
         let mut sorted: Vec<u64> = offsets.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
         let mut found = std::collections::HashMap::with_capacity(sorted.len());
         let mut current = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let [offset] = sorted[..] {
+        if let ([offset], false) = (&sorted[..], read_ahead) {
+            let offset = *offset;
             if current.as_ref().and_then(|read| read.get(offset)).is_none() {
                 // A lookup: the smallest read (one whole batch), not kept.
                 let read = self.read_from(offset, 1)?;

@@ -261,15 +261,11 @@ impl Queue {
 
     /// Reads records by offset (for job payloads, and to make room in a full queue).
     pub(crate) async fn records(&self, offsets: &[u64]) -> Result<Vec<Record>> {
-        let grants: Vec<Grant> = offsets
-            .iter()
-            .map(|offset| Grant {
-                offset: *offset,
-                attempt: 0,
-                deadline_ms: 0,
-            })
-            .collect();
-        self.read_records(&grants).await
+        let reader = self.reader.clone();
+        let offsets = offsets.to_vec();
+        tokio::task::spawn_blocking(move || reader.read(&offsets))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
     }
 
     /// [`Queue::records`] for callers already on a blocking thread.
@@ -621,11 +617,15 @@ impl Queue {
         Ok(deliveries)
     }
 
-    /// Reads the records of `grants` (sorted or not) from the log; see `reader.rs`.
+    /// Reads the records of `grants` (sorted or not) from the log, reading ahead for the next
+    /// deliveries; see `reader.rs`.
     async fn read_records(&self, grants: &[Grant]) -> Result<Vec<Record>> {
         let reader = self.reader.clone();
         let offsets: Vec<u64> = grants.iter().map(|g| g.offset).collect();
-        tokio::task::spawn_blocking(move || reader.read(&offsets))
+        if let Some(records) = reader.cached(&offsets) {
+            return Ok(records);
+        }
+        tokio::task::spawn_blocking(move || reader.read_ahead(&offsets))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
     }
