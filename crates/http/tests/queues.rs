@@ -545,3 +545,38 @@ async fn max_bytes_is_enforced_and_the_stats_show_waiting_bytes_and_rates() {
     assert_error(&zero, StatusCode::BAD_REQUEST, "invalid_config");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn completions_are_fsync_by_default_and_batched_on_request() {
+    let server = Server::start().await;
+    let default = server.create_queue(json!({"name": "careful"})).await;
+    assert_eq!(default["completions"], "fsync", "{default}");
+    let batched = server
+        .create_queue(json!({"name": "quick", "completions": "batched"}))
+        .await;
+    assert_eq!(batched["completions"], "batched", "{batched}");
+    let (_, info) = server.get("/v1/queues/quick").await;
+    assert_eq!(info["completions"], "batched", "{info}");
+    let wrong = server
+        .post(
+            "/v1/queues",
+            json!({"name": "odd", "completions": "sometimes"}),
+        )
+        .await;
+    assert_error(&wrong, StatusCode::BAD_REQUEST, "bad_request");
+
+    // A batched ack is answered, and the message is not delivered again.
+    server
+        .post("/v1/queues/quick/messages", json!({"value": "one"}))
+        .await;
+    let got = receive(&server, "quick", 1, 0).await;
+    let (status, _) = server
+        .post(
+            &format!("/v1/queues/quick/messages/{}/ack", got[0]["id"]),
+            json!({"attempt": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(receive(&server, "quick", 1, 0).await.is_empty());
+    server.stop().await;
+}
