@@ -142,6 +142,8 @@ pub struct QueueCore {
     prepaid: HashSet<u64>,
     /// Retries whose record counts their next delivery, until their commit is durable.
     prepay_pending: Vec<(u64, u32)>,
+    /// Offsets whose dead letters are being appended: unfinished until then (see `park`).
+    parked: HashSet<u64>,
 }
 
 impl QueueCore {
@@ -172,6 +174,7 @@ impl QueueCore {
             frontiers: leases::Frontiers::default(),
             prepaid: HashSet::new(),
             prepay_pending: Vec::new(),
+            parked: HashSet::new(),
         }
     }
 
@@ -555,7 +558,8 @@ impl QueueCore {
         Ok((writes, dead))
     }
 
-    /// Stops redelivery: dead-letter now.
+    /// Stops redelivery: dead-letter now. The offset is parked: the caller appends its dead
+    /// letter, then finishes it with [`QueueCore::finish_parked`].
     pub fn term(
         &mut self,
         offset: u64,
@@ -579,7 +583,8 @@ impl QueueCore {
                 reason.to_string()
             },
         };
-        Ok((self.finish(offset), letter))
+        self.park(offset);
+        Ok((Vec::new(), letter))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -620,7 +625,7 @@ impl QueueCore {
                 attempts,
                 last_error: error.to_string(),
             });
-            writes.extend(self.finish(offset));
+            self.park(offset);
             return;
         }
         let delay = delay_ms.unwrap_or_else(|| {
@@ -636,6 +641,25 @@ impl QueueCore {
         } else {
             writes.push(self.add_timer(now_ms + delay as i64, offset));
         }
+    }
+
+    /// An offset on its way to the dead-letter stream: out of delivery, but not finished until
+    /// its dead letter is appended ([`QueueCore::finish_parked`]). Finishing it first would let
+    /// another commit carry the ack floor past it, and a crash before the append would then
+    /// lose the message from both the queue and the dead letters.
+    fn park(&mut self, offset: u64) {
+        self.parked.insert(offset);
+    }
+
+    /// Finishes parked offsets whose dead letters are appended; the writes that record it.
+    pub fn finish_parked(&mut self, offsets: &[u64]) -> Vec<StateWrite> {
+        let mut writes = Vec::new();
+        for offset in offsets {
+            if self.parked.remove(offset) {
+                writes.extend(self.finish(*offset));
+            }
+        }
+        writes
     }
 
     /// Marks an offset finished and advances the floor over every finished offset after it.

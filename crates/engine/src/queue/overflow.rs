@@ -173,9 +173,10 @@ impl Queue {
             bytes = bytes.saturating_add(size);
         }
         // Some may have been delivered meanwhile: those stay with their workers.
-        let (removed, mut writes) = self.lock_for_change()?.remove_ready(&chosen);
+        let dead_letter = self.config.overflow == Overflow::DeadLetterOldest;
+        let (removed, mut writes) = self.lock_for_change()?.remove_ready(&chosen, dead_letter);
         let mut after = None;
-        if self.config.overflow == Overflow::DeadLetterOldest && !removed.is_empty() {
+        if dead_letter && !removed.is_empty() {
             let limit = if excess.messages > 0 {
                 "max_length"
             } else {

@@ -591,7 +591,9 @@ impl Queue {
                 if let Ok((mut writes, letter)) = result {
                     let dropped = !self.config.dead_letter_expired;
                     let mut after = AfterCommit::default();
-                    if !dropped {
+                    if dropped {
+                        writes.extend(self.lock().finish_parked(&[grant.offset]));
+                    } else {
                         after = self
                             .dead_letter_all(vec![letter])
                             .await
@@ -814,10 +816,15 @@ impl Queue {
         let bytes = encode_batch(&records)?;
         self.dead_letter.append(bytes).await?;
         self.count(RateKind::DeadLettered, letters.len() as u64);
-        match (listener, kept) {
-            (Some(listener), Some(originals)) => Ok(listener(self, &letters, &originals)),
-            _ => Ok(DeadLetterRecords::default()),
-        }
+        // Only now, with the dead letters durable, are the messages finished (`park`).
+        let offsets: Vec<u64> = letters.iter().map(|letter| letter.offset).collect();
+        let finished = self.lock().finish_parked(&offsets);
+        let mut records = match (listener, kept) {
+            (Some(listener), Some(originals)) => listener(self, &letters, &originals),
+            _ => DeadLetterRecords::default(),
+        };
+        records.writes.splice(0..0, finished);
+        Ok(records)
     }
 
     /// Runs until the queue is dropped: ticks when the next timer or lease is due, or at

@@ -43,7 +43,13 @@ impl QueueCore {
     /// Finishes those of `sized` — `(offset, size)`, from the log — that are still ready, for a
     /// full queue's drop-oldest and dead-letter-oldest policies. Returns each removed offset
     /// with its attempts so far.
-    pub fn remove_ready(&mut self, sized: &[(u64, u64)]) -> (Vec<(u64, u32)>, Vec<StateWrite>) {
+    /// With `dead_letter` they are parked instead of finished: the caller appends their dead
+    /// letters, then finishes them (`QueueCore::finish_parked`).
+    pub fn remove_ready(
+        &mut self,
+        sized: &[(u64, u64)],
+        dead_letter: bool,
+    ) -> (Vec<(u64, u32)>, Vec<StateWrite>) {
         let mut removed = Vec::new();
         let mut writes = Vec::new();
         for &(offset, size) in sized {
@@ -53,7 +59,11 @@ impl QueueCore {
             self.ready[priority as usize].remove(offset);
             removed.push((offset, self.attempts_of(offset).0));
             self.bytes_finished_sized(offset, size);
-            writes.extend(self.finish(offset));
+            if dead_letter {
+                self.park(offset);
+            } else {
+                writes.extend(self.finish(offset));
+            }
         }
         (removed, writes)
     }

@@ -67,6 +67,7 @@ impl QueueCore {
             && offset < self.end
             && !self.finished_above.contains(offset)
             && !self.leases.contains_key(&offset)
+            && !self.parked.contains(&offset)
     }
 
     /// A ready message was just leased; its bytes leave the count once its size is settled.
@@ -207,7 +208,7 @@ mod tests {
         assert_eq!(core.waiting_bytes(), 500);
         core.settle_size(3, 100);
         assert_eq!(core.waiting_bytes(), 400);
-        let (removed, _) = core.remove_ready(&[(0, 100), (3, 100), (4, 100)]);
+        let (removed, _) = core.remove_ready(&[(0, 100), (3, 100), (4, 100)], false);
         assert_eq!(removed, vec![(0, 0), (4, 0)], "3 was already finished");
         assert_eq!(core.waiting_bytes(), 200);
     }

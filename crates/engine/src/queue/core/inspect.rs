@@ -6,7 +6,11 @@ use super::{Position, QueueCore};
 impl QueueCore {
     /// Where an offset is now.
     pub fn position(&self, offset: u64) -> Position {
-        if offset < self.floor || self.finished_above.contains(offset) {
+        // A parked offset is on its way to the dead letters: finished as far as anyone asks.
+        if offset < self.floor
+            || self.finished_above.contains(offset)
+            || self.parked.contains(&offset)
+        {
             return Position::Finished;
         }
         if offset >= self.end {

@@ -53,8 +53,8 @@ pub struct Leased {
     pub wait: bool,
     /// Frontiers raised in `writes`: tell [`QueueCore::frontiers_durable`] once they are.
     pub frontiers: Vec<(usize, u64)>,
-    /// Messages whose deliveries ran out before a restart: `writes` finish them; the caller
-    /// dead-letters them before committing.
+    /// Messages whose deliveries ran out before a restart, parked: the caller dead-letters
+    /// them, then finishes them (`QueueCore::finish_parked`) in the same commit.
     pub exhausted: Vec<DeadLetter>,
 }
 
@@ -191,7 +191,7 @@ impl QueueCore {
             self.release_key(offset);
         }
         self.bytes_finished_unread(offset);
-        leased.writes.extend(self.finish(offset));
+        self.park(offset);
         leased.exhausted.push(DeadLetter {
             offset,
             reason: format!(

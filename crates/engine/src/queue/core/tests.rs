@@ -153,6 +153,12 @@ fn nack_retries_after_backoff_then_dead_letters_at_max_deliver() {
             assert_eq!(dead[0].last_error, "boom 3");
         }
     }
+    assert_eq!(
+        core.floor(),
+        0,
+        "not finished until its dead letter is appended"
+    );
+    core.finish_parked(&[0]);
     assert_eq!(core.floor(), 1, "dead-lettered counts as finished");
 }
 
@@ -164,7 +170,34 @@ fn term_dead_letters_at_once() {
     let (_, letter) = core.term(0, 1, "bad input").unwrap();
     assert!(letter.reason.contains("terminated"));
     assert_eq!(letter.last_error, "bad input");
+    assert_eq!(core.position(0), Position::Finished, "out of delivery");
+    core.finish_parked(&[0]);
     assert_eq!(core.floor(), 1);
+}
+
+/// The ack floor never passes a message whose dead letter is still being appended: another
+/// ack's commit would otherwise record it finished, and a crash before the append would lose
+/// it from both the queue and the dead letters.
+#[test]
+fn the_floor_waits_for_a_dead_letter_to_be_appended() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 3, 0, None, 0);
+    core.deliver("w", 3, 0);
+    let (writes, _) = core.term(0, 1, "bad").unwrap();
+    assert!(
+        keys_of(&writes).iter().all(|w| !w.starts_with("put F")),
+        "{writes:?}"
+    );
+    let acks: Vec<String> = [1, 2]
+        .into_iter()
+        .flat_map(|offset| keys_of(&core.ack(offset, 1).unwrap()))
+        .collect();
+    assert!(!acks.iter().any(|w| w.starts_with("put F")), "{acks:?}");
+    assert_eq!(core.floor(), 0);
+    let finished = keys_of(&core.finish_parked(&[0]));
+    assert!(finished.contains(&"put F".to_string()), "{finished:?}");
+    assert_eq!(core.floor(), 3);
+    assert!(core.finish_parked(&[0]).is_empty(), "only once");
 }
 
 #[test]
