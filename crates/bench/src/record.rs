@@ -50,7 +50,7 @@ impl RunRecord {
         };
         let jobs = settings.workload == Workload::Jobs;
         RunRecord {
-            system: settings.system.name().to_string(),
+            system: settings.label(),
             workload: settings.workload.name().to_string(),
             mode: jobs.then(|| settings.mode.name().to_string()),
             size_bytes: settings.size,

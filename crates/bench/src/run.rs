@@ -27,11 +27,7 @@ pub async fn run_all(
         let measurement = match outcome {
             Ok(measurement) => measurement,
             Err(BenchError::NotSupported(why)) => {
-                println!(
-                    "{:<13} {:<18} not supported: {why}",
-                    settings.system.name(),
-                    settings.workload.name()
-                );
+                println!("{:<13} not supported: {why}", settings.label());
                 return Ok(records);
             }
             Err(error) => return Err(error),
@@ -59,7 +55,7 @@ fn progress_bar(settings: &Settings, run: usize) -> ProgressBar {
     }
     progress.set_prefix(format!(
         "{} {} run {run}",
-        settings.system.name(),
+        settings.label(),
         settings.workload.name()
     ));
     progress

@@ -154,6 +154,10 @@ pub struct Settings {
     /// example "fsync per ack", "AOF everysec", "none").
     #[arg(long, default_value = "unspecified")]
     pub durability: String,
+    /// The name results are recorded under [default: the system's name]; for example
+    /// `omnibus-kafka` for the kafka driver pointed at Omnibus's Kafka port.
+    #[arg(long)]
+    pub label: Option<String>,
     /// Name prefix of the streams, queues, topics and subjects a run creates.
     #[arg(long, default_value = "bench")]
     pub prefix: String,
@@ -178,8 +182,16 @@ impl Settings {
             duration: 10.0,
             completions: None,
             durability: "unspecified".to_string(),
+            label: None,
             prefix: "bench".to_string(),
         }
+    }
+
+    /// The name results are recorded under.
+    pub fn label(&self) -> String {
+        self.label
+            .clone()
+            .unwrap_or_else(|| self.system.name().to_string())
     }
 
     pub fn address(&self) -> String {

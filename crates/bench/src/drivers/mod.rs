@@ -75,7 +75,7 @@ pub async fn run(context: &Context) -> Result<Measurement> {
 
 pub fn not_supported(context: &Context, why: &str) -> BenchError {
     BenchError::NotSupported(format!(
-        "{} has no {} workload: {why}",
+        "{} {}: {why}",
         context.settings.system.name(),
         context.settings.workload.name()
     ))
