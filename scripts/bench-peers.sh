@@ -148,7 +148,8 @@ start_rabbitmq() {
   HOME=$base/home /usr/lib/rabbitmq/bin/rabbitmq-server >"$base/log/foreground.log" 2>&1 &
   PIDS+=($!)
   wait_for_port "$RABBITMQ_PORT" 120 rabbitmq-server
-  HOME=$base/home rabbitmq-diagnostics -q ping >/dev/null
+  # The /usr/sbin wrapper would run it as the rabbitmq user, with another Erlang cookie.
+  HOME=$base/home timeout 60 /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q ping >/dev/null
 }
 
 start_omnibus() {
