@@ -121,8 +121,7 @@ pub struct Settings {
     /// Concurrent producers (publish, latency's senders) or consumers (consume).
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
-    /// Sends in flight per producer; also records per HTTP publish request when `--batch` is
-    /// not given.
+    /// Sends (or requests) in flight per producer.
     #[arg(long, default_value_t = 32)]
     pub in_flight: usize,
     /// Records per publish request where the protocol batches explicitly (Omnibus HTTP).

@@ -43,7 +43,9 @@ impl Broker {
     fn settings(&self, workload: Workload) -> Settings {
         let mut settings = Settings::new(System::OmnibusHttp, workload);
         settings.address = Some(self.address.clone());
-        settings.duration = 4.0;
+        // An upper bound only: a loaded 2-core machine can take seconds where an idle one
+        // takes milliseconds, and a run cut short fails the assertions below.
+        settings.duration = 20.0;
         settings.durability = "fsync per ack".to_string();
         settings
     }
@@ -59,7 +61,7 @@ impl Drop for Broker {
 
 async fn run(settings: Settings) -> omnibus_bench::load::Measurement {
     let context = Context::new(settings, ProgressBar::hidden());
-    tokio::time::timeout(Duration::from_secs(10), drivers::run(&context))
+    tokio::time::timeout(Duration::from_secs(30), drivers::run(&context))
         .await
         .expect("the run stops by itself")
         .expect("the run succeeds")
@@ -71,12 +73,12 @@ async fn jobs_one_at_a_time_and_batched_drain_every_job() {
     for mode in [JobMode::One, JobMode::Batched] {
         let mut settings = broker.settings(Workload::Jobs);
         settings.mode = mode;
-        settings.jobs = 300;
+        settings.jobs = 90;
         settings.workers = 3;
         // A broker that does not know the field still gets its queue.
         settings.completions = Some("fsync".to_string());
         let measurement = run(settings.clone()).await;
-        assert_eq!(measurement.operations, 300, "{mode:?}: {measurement:?}");
+        assert_eq!(measurement.operations, 90, "{mode:?}: {measurement:?}");
         let record = RunRecord::new(&settings, 1, &measurement);
         assert_eq!(record.mode.as_deref(), Some(mode.name()));
         assert!(record.per_second > 0.0, "{record:?}");

@@ -308,9 +308,13 @@ async fn jobs(context: &Context) -> Result<Measurement> {
         .await?;
         left -= batch;
     }
-    let workers: Vec<(Api, String)> = (0..settings.workers)
-        .map(|index| (Api::new(&settings.address()), format!("worker-{index}")))
-        .collect();
+    let mut workers = Vec::new();
+    for index in 0..settings.workers {
+        let api = Api::new(&settings.address());
+        // Opens the worker's connection before the clock starts, as the other drivers do.
+        api.get("/health").await?;
+        workers.push((api, format!("worker-{index}")));
+    }
     let batch = settings.mode.batch();
     let mut result = drain(context, settings.jobs, workers, |(api, worker), budget| {
         let queue = queue.clone();
