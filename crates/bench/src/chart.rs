@@ -5,14 +5,16 @@
 
 use crate::report::{group_digits, Summary};
 
-const WIDTH: f64 = 960.0;
+const WIDTH: f64 = 1010.0;
 const LABEL_WIDTH: f64 = 150.0;
-const PANEL_WIDTH: f64 = 330.0;
-const LATENCY_LEFT: f64 = LABEL_WIDTH + PANEL_WIDTH + 120.0;
+const PANEL_WIDTH: f64 = 300.0;
+/// Room for the throughput figure after its bar.
+const LATENCY_LEFT: f64 = LABEL_WIDTH + PANEL_WIDTH + 130.0;
+const LATENCY_WIDTH: f64 = 220.0;
 const ROW_HEIGHT: f64 = 22.0;
 const GROUP_HEADING_HEIGHT: f64 = 30.0;
 const GROUP_GAP: f64 = 14.0;
-const TOP: f64 = 40.0;
+const TOP: f64 = 46.0;
 
 /// Escapes text for SVG content and attributes.
 fn escape(text: &str) -> String {
@@ -48,7 +50,9 @@ pub fn svg(summaries: &[Summary]) -> String {
          viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <text x=\"10\" y=\"20\" font-size=\"15\" font-weight=\"bold\">Throughput (median, \
-         min–max whisker) and latency (p50 bar, p99 dot)</text>\n"
+         min–max whisker) and latency (p50 bar, p99 dot)</text>\n\
+         <text x=\"{LABEL_WIDTH}\" y=\"36\" fill=\"#555\">messages (jobs, round trips) per second</text>\n\
+         <text x=\"{LATENCY_LEFT}\" y=\"36\" fill=\"#555\">latency, µs</text>\n"
     );
     let mut y = TOP;
     for (title, rows) in &groups {
@@ -113,7 +117,7 @@ fn group(out: &mut String, title: &str, rows: &[&Summary], top: f64) -> f64 {
 }
 
 fn latency(out: &mut String, row: &Summary, latency_max: f64, y: f64, middle: f64) {
-    let scale = (PANEL_WIDTH - 130.0) / latency_max;
+    let scale = LATENCY_WIDTH / latency_max;
     if let Some(p50) = row.p50_micros_median {
         out.push_str(&format!(
             "<rect class=\"p50\" x=\"{LATENCY_LEFT}\" y=\"{:.1}\" width=\"{:.1}\" \
@@ -137,7 +141,7 @@ fn latency(out: &mut String, row: &Summary, latency_max: f64, y: f64, middle: f6
     };
     out.push_str(&format!(
         "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
-        LATENCY_LEFT + PANEL_WIDTH - 120.0,
+        LATENCY_LEFT + LATENCY_WIDTH + 12.0,
         middle + 4.0,
         text
     ));
