@@ -11,7 +11,7 @@
 #   WORKLOADS  publish consume latency request-reply jobs-one jobs-batched [all]
 #   SIZES      payload bytes, space-separated [100 1024]
 #   RUNS       repetitions of each cell; the report takes the median [1]
-#   MESSAGES   messages per publish or consume run [20000]
+#   MESSAGES   messages per publish, consume or request-reply run [100000]
 #   JOBS       jobs per jobs run [5000]
 #   WORKERS    jobs workers, each on its own connection [4]
 #   PRODUCERS  producers (publish) or consumers (consume) [4]
@@ -43,7 +43,7 @@ SYSTEMS=${SYSTEMS:-"omnibus-http omnibus-kafka redis nats jetstream rabbitmq"}
 WORKLOADS=${WORKLOADS:-"publish consume latency request-reply jobs-one jobs-batched"}
 SIZES=${SIZES:-"100 1024"}
 RUNS=${RUNS:-1}
-MESSAGES=${MESSAGES:-20000}
+MESSAGES=${MESSAGES:-100000}
 JOBS=${JOBS:-5000}
 WORKERS=${WORKERS:-4}
 PRODUCERS=${PRODUCERS:-4}

@@ -117,3 +117,45 @@ impl RunRecord {
         line
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::load::{histogram, record};
+    use crate::settings::{JobMode, System};
+
+    #[test]
+    fn a_record_reads_back_from_its_json_line() {
+        let mut latencies = histogram();
+        for micros in 1..=1_000u64 {
+            record(&mut latencies, Duration::from_micros(micros));
+        }
+        let mut settings = Settings::new(System::Redis, Workload::Jobs);
+        settings.mode = JobMode::Batched;
+        settings.durability = "AOF everysec".to_string();
+        let measurement = Measurement {
+            operations: 5_000,
+            elapsed: Duration::from_millis(500),
+            latency: Some(latencies),
+            note: None,
+        };
+        let written = RunRecord::new(&settings, 2, &measurement);
+        assert_eq!(written.per_second, 10_000.0);
+        assert_eq!(written.mode.as_deref(), Some("batched"));
+        assert_eq!(written.label(), "jobs (batched)");
+        // HDR values are within 0.1 % of the recorded ones.
+        assert!(
+            (499..=501).contains(&written.p50_micros.unwrap_or(0)),
+            "{written:?}"
+        );
+        assert!(
+            (989..=991).contains(&written.p99_micros.unwrap_or(0)),
+            "{written:?}"
+        );
+        let line = serde_json::to_string(&written).expect("serializes");
+        let read: RunRecord = serde_json::from_str(&line).expect("parses");
+        assert_eq!(read, written);
+    }
+}

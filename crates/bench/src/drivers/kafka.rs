@@ -4,9 +4,10 @@
 //!   producer with `acks=all` and `--in-flight` sends awaiting their delivery report
 //!   (librdkafka batches them by itself, `linger.ms` 5 by default). A warm-up message
 //!   fetches the metadata and opens the connections before the clock starts.
-//! - consume: a topic pre-filled with `--messages` (not timed), then `--producers` consumers
-//!   in one group committing offsets every 1,000 messages and at the end. The clock runs from
-//!   the first message any of them receives, so the group join is not counted.
+//! - consume: a topic with one partition per consumer, pre-filled with `--messages` (not
+//!   timed), then `--producers` consumers, each assigned its partition (no group join, so no
+//!   rebalance), committing the group's offsets every 1,000 messages and at the end. The
+//!   clock runs from the first message any of them receives.
 //! - latency: `linger.ms=0`, after a warm-up message; a consumer assigned partition 0 after
 //!   the warm-up message receives.
 //! - jobs and request-reply: not supported (Kafka has no per-message acknowledgement and no
@@ -162,9 +163,14 @@ async fn consume(context: &Context) -> Result<Measurement> {
     let group = context.name("group");
     let budget = context.budget(settings.messages);
     let mut tasks = JoinSet::new();
-    for _ in 0..settings.producers {
+    for index in 0..settings.producers {
         let consumer = consumer(context, &group)?;
-        consumer.subscribe(&[&topic])?;
+        // Each consumer is assigned its own partition instead of subscribing: members
+        // joining one by one would trigger rebalances, and records read before one would be
+        // read (and counted) twice.
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&topic, index as i32, Offset::Beginning)?;
+        consumer.assign(&assignment)?;
         let budget = budget.clone();
         tasks.spawn(async move { consume_until_done(consumer, budget).await });
     }
