@@ -81,6 +81,7 @@ async fn publish_consume_and_latency_through_the_kafka_door() {
 
     let mut consume = settings(&broker, Workload::Consume);
     consume.messages = 1_500;
+    consume.producers = 2;
     let measurement = run(consume).await.expect("consume succeeds");
     assert_eq!(measurement.operations, 1_500, "{measurement:?}");
 

@@ -7,7 +7,8 @@
 //! - consume: a topic with one partition per consumer, pre-filled with `--messages` (not
 //!   timed), then `--producers` consumers, each assigned its partition (no group join, so no
 //!   rebalance), committing the group's offsets every 1,000 messages and at the end. The
-//!   clock runs from the first message any of them receives.
+//!   clock starts before the consumers are created (librdkafka prefetches as soon as a
+//!   partition is assigned) and stops at the last commit.
 //! - latency: `linger.ms=0`, after a warm-up message; a consumer assigned partition 0 after
 //!   the warm-up message receives.
 //! - jobs and request-reply: not supported (Kafka has no per-message acknowledgement and no
@@ -162,6 +163,9 @@ async fn consume(context: &Context) -> Result<Measurement> {
     .await?;
     let group = context.name("group");
     let budget = context.budget(settings.messages);
+    // The clock starts before the consumers exist: librdkafka fetches in the background from
+    // the moment a partition is assigned, well before the application sees a first message.
+    let started = Instant::now();
     let mut tasks = JoinSet::new();
     for index in 0..settings.producers {
         let consumer = consumer(context, &group)?;
@@ -174,28 +178,24 @@ async fn consume(context: &Context) -> Result<Measurement> {
         let budget = budget.clone();
         tasks.spawn(async move { consume_until_done(consumer, budget).await });
     }
-    let (mut first, mut last) = (None::<Instant>, None::<Instant>);
+    let mut last_finished = started;
     while let Some(joined) = tasks.join_next().await {
-        let span = joined.map_err(|error| BenchError::Incomplete(error.to_string()))??;
-        if let Some((started, finished)) = span {
-            first = Some(first.map_or(started, |first| first.min(started)));
-            last = Some(last.map_or(finished, |last| last.max(finished)));
+        let finished = joined.map_err(|error| BenchError::Incomplete(error.to_string()))??;
+        if let Some(finished) = finished {
+            last_finished = last_finished.max(finished);
         }
     }
-    let elapsed = match (first, last) {
-        (Some(first), Some(last)) => last - first,
-        _ => Duration::ZERO,
-    };
+    let elapsed = last_finished - started;
     Ok(measurement(&budget, elapsed, None))
 }
 
-/// Receives and commits until the budget is consumed; returns when this consumer received
-/// its first message and when it committed its last.
+/// Receives and commits until the budget is consumed; returns when this consumer committed
+/// its last message, if it received any.
 async fn consume_until_done(
     consumer: StreamConsumer,
     budget: Arc<Budget>,
-) -> Result<Option<(Instant, Instant)>> {
-    let mut first = None;
+) -> Result<Option<Instant>> {
+    let mut received_any = false;
     let mut uncommitted = 0u64;
     while keep_working(&budget) {
         let Ok(message) = tokio::time::timeout(Duration::from_millis(50), consumer.recv()).await
@@ -203,7 +203,7 @@ async fn consume_until_done(
             continue;
         };
         let message = message?;
-        first.get_or_insert_with(Instant::now);
+        received_any = true;
         uncommitted += 1;
         budget.finish(1);
         if uncommitted >= COMMIT_EVERY {
@@ -211,10 +211,11 @@ async fn consume_until_done(
             uncommitted = 0;
         }
     }
-    if first.is_some() {
-        consumer.commit_consumer_state(CommitMode::Sync)?;
+    if !received_any {
+        return Ok(None);
     }
-    Ok(first.map(|first| (first, Instant::now())))
+    consumer.commit_consumer_state(CommitMode::Sync)?;
+    Ok(Some(Instant::now()))
 }
 
 async fn latency(context: &Context) -> Result<Measurement> {
