@@ -26,8 +26,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::task::JoinSet;
 
-use super::omnibus_http::join_histograms;
-use super::{keep_working, measurement, not_supported, Context, GRACE};
+use super::{join_histograms, keep_working, measurement, not_supported, Context, GRACE};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
 use crate::settings::Workload;

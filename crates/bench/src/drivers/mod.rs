@@ -15,7 +15,7 @@ use indicatif::ProgressBar;
 use tokio::task::JoinSet;
 
 use crate::error::{BenchError, Result};
-use crate::load::{Budget, Measurement};
+use crate::load::{self, Budget, Measurement};
 use crate::settings::{Settings, System, Workload};
 
 pub mod jetstream;
@@ -109,6 +109,18 @@ where
         }
     }
     Ok(measurement(&budget, last_finished - started, None))
+}
+
+/// Waits for every task and merges the histograms they return.
+pub async fn join_histograms(
+    mut tasks: JoinSet<Result<hdrhistogram::Histogram<u64>>>,
+) -> Result<hdrhistogram::Histogram<u64>> {
+    let mut merged = load::histogram();
+    while let Some(joined) = tasks.join_next().await {
+        let histogram = joined.map_err(|error| BenchError::Incomplete(error.to_string()))??;
+        load::merge(&mut merged, [histogram]);
+    }
+    Ok(merged)
 }
 
 /// A measurement of what the budget completed; a run cut short by its deadline says so.

@@ -16,8 +16,7 @@ use futures_util::StreamExt;
 use tokio::task::JoinSet;
 
 use super::jetstream::connect;
-use super::omnibus_http::join_histograms;
-use super::{measurement, not_supported, Context};
+use super::{join_histograms, measurement, not_supported, Context};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Measurement};
 use crate::settings::Workload;

@@ -21,7 +21,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
-use super::{drain, keep_working, measurement, not_supported, Context};
+use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
 use crate::settings::Workload;
@@ -146,18 +146,6 @@ async fn publish(context: &Context) -> Result<Measurement> {
     let mut result = measurement(&budget, started.elapsed(), None);
     result.latency = Some(latencies);
     Ok(result)
-}
-
-/// Waits for every task and merges the histograms they return.
-pub async fn join_histograms(
-    mut tasks: JoinSet<Result<hdrhistogram::Histogram<u64>>>,
-) -> Result<hdrhistogram::Histogram<u64>> {
-    let mut merged = load::histogram();
-    while let Some(joined) = tasks.join_next().await {
-        let histogram = joined.map_err(|error| BenchError::Incomplete(error.to_string()))??;
-        load::merge(&mut merged, [histogram]);
-    }
-    Ok(merged)
 }
 
 /// Publishes `count` records to `stream` in requests of [`FILL_BATCH`], before a clock starts.

@@ -23,8 +23,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use tokio::task::JoinSet;
 
-use super::omnibus_http::join_histograms;
-use super::{drain, keep_working, measurement, not_supported, Context};
+use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
 use crate::settings::Workload;

@@ -21,8 +21,7 @@ use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, AsyncConnectionConfig, Client};
 use tokio::task::JoinSet;
 
-use super::omnibus_http::join_histograms;
-use super::{drain, keep_working, measurement, not_supported, Context};
+use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
 use crate::settings::Workload;
