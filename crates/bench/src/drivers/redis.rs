@@ -1,0 +1,248 @@
+//! Redis Streams.
+//!
+//! - publish: `XADD` on a multiplexed connection per producer, `--in-flight` commands
+//!   pipelined. Redis acknowledges once the entry is in memory and in the AOF buffer; how
+//!   often the AOF is fsynced is the server's `appendfsync` (the harness script sets
+//!   `everysec`), so record it with `--durability`.
+//! - consume: a stream pre-filled with `--messages` entries, then `--producers` consumers in
+//!   one consumer group: `XREADGROUP COUNT 100` and one `XACK` with the ids read.
+//! - latency: `XADD` at `--rate`; a reader blocks in `XREAD` on the stream.
+//! - jobs: the jobs are stream entries read by a consumer group, each worker on its own
+//!   connection: `one` = `XREADGROUP COUNT 1` + `XACK`; `batched` = `XREADGROUP COUNT 100` +
+//!   one `XACK` with every id.
+//! - request-reply: not supported (Redis has no request-reply; emulating it with lists would be
+//!   measuring the emulation).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, AsyncConnectionConfig, Client};
+use tokio::task::JoinSet;
+
+use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
+use crate::error::{BenchError, Result};
+use crate::load::{self, Budget, Measurement};
+use crate::settings::Workload;
+
+/// The field each entry's payload is stored under.
+const FIELD: &str = "p";
+/// Entries pipelined at once when filling a stream before the clock starts.
+const FILL_BATCH: u64 = 1_000;
+/// How long a blocking read waits, so a reader notices soon that the run is over.
+const BLOCK_MS: usize = 50;
+const GROUP: &str = "bench";
+
+async fn connect(context: &Context) -> Result<MultiplexedConnection> {
+    let client = Client::open(format!("redis://{}/", context.settings.address()))?;
+    // The default 500 ms would fail a command queued behind a long pipeline on a busy host.
+    let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+    Ok(client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?)
+}
+
+pub async fn run(context: &Context) -> Result<Measurement> {
+    match context.settings.workload {
+        Workload::Publish => publish(context).await,
+        Workload::Consume => consume(context).await,
+        Workload::Latency => latency(context).await,
+        Workload::Jobs => jobs(context).await,
+        Workload::RequestReply => Err(not_supported(context, "Redis has no request-reply")),
+    }
+}
+
+async fn publish(context: &Context) -> Result<Measurement> {
+    let settings = &context.settings;
+    let key = context.name("publish");
+    let payload = Arc::new(load::payload(settings.size));
+    let mut connections = Vec::new();
+    for _ in 0..settings.producers {
+        connections.push(connect(context).await?);
+    }
+    let budget = context.budget(settings.messages);
+    let started = Instant::now();
+    let mut producers = JoinSet::new();
+    for connection in connections {
+        let (budget, key, payload) = (budget.clone(), key.clone(), payload.clone());
+        let window = settings.in_flight;
+        producers.spawn(async move {
+            load::run_window(&budget, window, 1, |_| {
+                let (mut connection, key, payload) =
+                    (connection.clone(), key.clone(), payload.clone());
+                async move {
+                    let _: String = connection.xadd(&key, "*", &[(FIELD, &payload[..])]).await?;
+                    Ok(())
+                }
+            })
+            .await
+        });
+    }
+    let latencies = join_histograms(producers).await?;
+    let mut result = measurement(&budget, started.elapsed(), None);
+    result.latency = Some(latencies);
+    Ok(result)
+}
+
+/// Appends `count` entries in pipelines of [`FILL_BATCH`] and creates the consumer group at
+/// the start of the stream.
+async fn fill(
+    connection: &mut MultiplexedConnection,
+    key: &str,
+    count: u64,
+    size: usize,
+) -> Result<()> {
+    let _: () = connection.xgroup_create_mkstream(key, GROUP, "0").await?;
+    let payload = load::payload(size);
+    let mut left = count;
+    while left > 0 {
+        let batch = left.min(FILL_BATCH);
+        let mut pipeline = redis::pipe();
+        for _ in 0..batch {
+            pipeline.xadd(key, "*", &[(FIELD, &payload[..])]).ignore();
+        }
+        let _: () = pipeline.query_async(connection).await?;
+        left -= batch;
+    }
+    Ok(())
+}
+
+/// Reads up to `count` new entries for `consumer` and acknowledges them with one `XACK`;
+/// returns how many there were.
+async fn read_and_acknowledge(
+    connection: &mut MultiplexedConnection,
+    key: &str,
+    consumer: &str,
+    count: usize,
+) -> Result<u64> {
+    let options = StreamReadOptions::default()
+        .group(GROUP, consumer)
+        .count(count)
+        .block(BLOCK_MS);
+    let reply: Option<StreamReadReply> = connection.xread_options(&[key], &[">"], &options).await?;
+    let ids: Vec<String> = reply
+        .into_iter()
+        .flat_map(|reply| reply.keys)
+        .flat_map(|stream| stream.ids)
+        .map(|entry| entry.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let acknowledged: u64 = connection.xack(key, GROUP, &ids).await?;
+    if acknowledged != ids.len() as u64 {
+        return Err(BenchError::Incomplete(format!(
+            "XACK acknowledged {acknowledged} of {} entries",
+            ids.len()
+        )));
+    }
+    Ok(acknowledged)
+}
+
+async fn consume(context: &Context) -> Result<Measurement> {
+    let settings = &context.settings;
+    let key = context.name("consume");
+    fill(
+        &mut connect(context).await?,
+        &key,
+        settings.messages,
+        settings.size,
+    )
+    .await?;
+    let mut connections = Vec::new();
+    for _ in 0..settings.producers {
+        connections.push(connect(context).await?);
+    }
+    let budget = context.budget(settings.messages);
+    let started = Instant::now();
+    let mut consumers = JoinSet::new();
+    for (index, mut connection) in connections.into_iter().enumerate() {
+        let (budget, key) = (budget.clone(), key.clone());
+        consumers.spawn(async move {
+            let consumer = format!("consumer-{index}");
+            while keep_working(&budget) {
+                let count = read_and_acknowledge(&mut connection, &key, &consumer, 100).await?;
+                budget.finish(count);
+            }
+            Ok::<_, BenchError>(())
+        });
+    }
+    while let Some(joined) = consumers.join_next().await {
+        joined.map_err(|error| BenchError::Incomplete(error.to_string()))??;
+    }
+    Ok(measurement(&budget, started.elapsed(), None))
+}
+
+async fn latency(context: &Context) -> Result<Measurement> {
+    let settings = &context.settings;
+    let key = context.name("latency");
+    let sender = connect(context).await?;
+    let mut reader = connect(context).await?;
+    let size = settings.size;
+    let send_key = key.clone();
+    super::latency_run(
+        context,
+        move |stamp| {
+            let (mut sender, key) = (sender.clone(), send_key.clone());
+            async move {
+                let payload = load::stamped_payload(size, stamp);
+                let _: String = sender.xadd(&key, "*", &[(FIELD, payload)]).await?;
+                Ok(())
+            }
+        },
+        move |mut receiver: super::Receiver| async move {
+            // "0-0": the stream is new, so every entry it will ever hold is this run's.
+            let mut last_id = "0-0".to_string();
+            while receiver.waiting() {
+                let options = StreamReadOptions::default().count(1_000).block(BLOCK_MS);
+                let reply: Option<StreamReadReply> =
+                    reader.xread_options(&[&key], &[&last_id], &options).await?;
+                for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|s| s.ids) {
+                    let payload: Vec<u8> = entry.get(FIELD).unwrap_or_default();
+                    receiver.received(&payload)?;
+                    last_id = entry.id;
+                }
+            }
+            Ok(receiver)
+        },
+    )
+    .await
+}
+
+async fn jobs(context: &Context) -> Result<Measurement> {
+    let settings = &context.settings;
+    let key = context.name("jobs");
+    fill(
+        &mut connect(context).await?,
+        &key,
+        settings.jobs,
+        settings.size,
+    )
+    .await?;
+    let mut workers = Vec::new();
+    for index in 0..settings.workers {
+        workers.push((connect(context).await?, format!("worker-{index}")));
+    }
+    let batch = settings.mode.batch();
+    drain(
+        context,
+        settings.jobs,
+        workers,
+        |(mut connection, worker), budget: Arc<Budget>| {
+            let key = key.clone();
+            async move {
+                let mut last_finished = None;
+                while keep_working(&budget) {
+                    let count = read_and_acknowledge(&mut connection, &key, &worker, batch).await?;
+                    if count > 0 {
+                        budget.finish(count);
+                        last_finished = Some(Instant::now());
+                    }
+                }
+                Ok(last_finished)
+            }
+        },
+    )
+    .await
+}

@@ -1,0 +1,161 @@
+//! One run's result: printed as a human line and appended as a JSON line. The JSON field names
+//! are a file format that `omnibus-bench report` reads back; add fields, never rename them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::Measurement;
+use crate::settings::{Settings, Workload};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub system: String,
+    pub workload: String,
+    /// Jobs workers' mode (`one` or `batched`); absent for other workloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    pub size_bytes: usize,
+    /// 1-based index of this run among the repetitions of one setting.
+    pub run: usize,
+    pub operations: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+    pub megabytes_per_second: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_micros: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_micros: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p999_micros: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_micros: Option<u64>,
+    pub durability: String,
+    /// Producers, or workers for jobs.
+    pub clients: usize,
+    pub in_flight: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When the run finished, in milliseconds since the Unix epoch.
+    pub finished_at_ms: u64,
+}
+
+impl RunRecord {
+    pub fn new(settings: &Settings, run: usize, measurement: &Measurement) -> RunRecord {
+        let per_second = measurement.per_second();
+        let percentile = |quantile: f64| {
+            measurement
+                .latency
+                .as_ref()
+                .filter(|histogram| !histogram.is_empty())
+                .map(|histogram| histogram.value_at_quantile(quantile))
+        };
+        let jobs = settings.workload == Workload::Jobs;
+        RunRecord {
+            system: settings.label(),
+            workload: settings.workload.name().to_string(),
+            mode: jobs.then(|| settings.mode.name().to_string()),
+            size_bytes: settings.size,
+            run,
+            operations: measurement.operations,
+            seconds: measurement.elapsed.as_secs_f64(),
+            per_second,
+            megabytes_per_second: per_second * settings.size as f64 / 1_000_000.0,
+            p50_micros: percentile(0.50),
+            p99_micros: percentile(0.99),
+            p999_micros: percentile(0.999),
+            max_micros: measurement
+                .latency
+                .as_ref()
+                .filter(|histogram| !histogram.is_empty())
+                .map(|histogram| histogram.max()),
+            durability: settings.durability.clone(),
+            clients: if jobs {
+                settings.workers
+            } else {
+                settings.producers
+            },
+            in_flight: settings.in_flight,
+            note: measurement.note.clone(),
+            finished_at_ms: crate::load::now_micros() / 1_000,
+        }
+    }
+
+    /// The workload with its mode, as reports label it: `jobs (batched)`.
+    pub fn label(&self) -> String {
+        match &self.mode {
+            Some(mode) => format!("{} ({mode})", self.workload),
+            None => self.workload.clone(),
+        }
+    }
+
+    /// One line for a person reading the terminal.
+    pub fn human_line(&self) -> String {
+        let mut line = format!(
+            "{:<13} {:<18} {:>6} B  run {}  {:>12.0}/s  {:>8.2} MB/s  {} in {:.2} s",
+            self.system,
+            self.label(),
+            self.size_bytes,
+            self.run,
+            self.per_second,
+            self.megabytes_per_second,
+            self.operations,
+            self.seconds,
+        );
+        if let (Some(p50), Some(p99), Some(p999), Some(max)) = (
+            self.p50_micros,
+            self.p99_micros,
+            self.p999_micros,
+            self.max_micros,
+        ) {
+            line.push_str(&format!(
+                "  p50 {p50} µs  p99 {p99} µs  p99.9 {p999} µs  max {max} µs"
+            ));
+        }
+        line.push_str(&format!("  [{}]", self.durability));
+        if let Some(note) = &self.note {
+            line.push_str(&format!("  ({note})"));
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::load::{histogram, record};
+    use crate::settings::{JobMode, System};
+
+    #[test]
+    fn a_record_reads_back_from_its_json_line() {
+        let mut latencies = histogram();
+        for micros in 1..=1_000u64 {
+            record(&mut latencies, Duration::from_micros(micros));
+        }
+        let mut settings = Settings::new(System::Redis, Workload::Jobs);
+        settings.mode = JobMode::Batched;
+        settings.durability = "AOF everysec".to_string();
+        let measurement = Measurement {
+            operations: 5_000,
+            elapsed: Duration::from_millis(500),
+            latency: Some(latencies),
+            note: None,
+        };
+        let written = RunRecord::new(&settings, 2, &measurement);
+        assert_eq!(written.per_second, 10_000.0);
+        assert_eq!(written.mode.as_deref(), Some("batched"));
+        assert_eq!(written.label(), "jobs (batched)");
+        // HDR values are within 0.1 % of the recorded ones.
+        assert!(
+            (499..=501).contains(&written.p50_micros.unwrap_or(0)),
+            "{written:?}"
+        );
+        assert!(
+            (989..=991).contains(&written.p99_micros.unwrap_or(0)),
+            "{written:?}"
+        );
+        let line = serde_json::to_string(&written).expect("serializes");
+        let read: RunRecord = serde_json::from_str(&line).expect("parses");
+        assert_eq!(read, written);
+    }
+}

@@ -1,0 +1,223 @@
+//! What one invocation runs: the system, the workload and its bounds. Parsed by clap in the
+//! binary; built by hand in tests.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::error::{BenchError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum System {
+    /// Omnibus's HTTP API.
+    OmnibusHttp,
+    /// Any Kafka-protocol broker, Omnibus's Kafka port included (librdkafka).
+    Kafka,
+    /// Redis Streams.
+    Redis,
+    /// NATS core (no persistence).
+    Nats,
+    /// NATS JetStream (file storage).
+    Jetstream,
+    /// RabbitMQ (AMQP 0-9-1, durable queues).
+    Rabbitmq,
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            System::OmnibusHttp => "omnibus-http",
+            System::Kafka => "kafka",
+            System::Redis => "redis",
+            System::Nats => "nats",
+            System::Jetstream => "jetstream",
+            System::Rabbitmq => "rabbitmq",
+        }
+    }
+
+    /// Where the system listens when `--address` is not given: each one's usual port.
+    pub fn default_address(self) -> &'static str {
+        match self {
+            System::OmnibusHttp => "127.0.0.1:8080",
+            System::Kafka => "127.0.0.1:9092",
+            System::Redis => "127.0.0.1:6379",
+            System::Nats | System::Jetstream => "127.0.0.1:4222",
+            System::Rabbitmq => "127.0.0.1:5672",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Acknowledged publishes: N producers, each with a window of sends in flight.
+    Publish,
+    /// Pre-fill, then consume with acknowledgements (or offset commits).
+    Consume,
+    /// End-to-end latency at a fixed rate; the send time travels inside the payload.
+    Latency,
+    /// Request and reply round trips.
+    RequestReply,
+    /// Enqueue M jobs, then N workers drain them.
+    Jobs,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Publish => "publish",
+            Workload::Consume => "consume",
+            Workload::Latency => "latency",
+            Workload::RequestReply => "request-reply",
+            Workload::Jobs => "jobs",
+        }
+    }
+}
+
+/// How a jobs worker finishes its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JobMode {
+    /// Take one job, finish it, take the next.
+    One,
+    /// Take up to 100, finish them with one request (or one multiple-ack).
+    Batched,
+}
+
+impl JobMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobMode::One => "one",
+            JobMode::Batched => "batched",
+        }
+    }
+
+    /// Jobs a worker takes at once.
+    pub fn batch(self) -> usize {
+        match self {
+            JobMode::One => 1,
+            JobMode::Batched => 100,
+        }
+    }
+}
+
+/// Largest payload the harness builds; a typo such as `--size 1000000000` fails fast.
+pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
+/// A latency payload starts with its send time in ASCII digits.
+pub const MESSAGE_BYTES_MIN: usize = crate::load::STAMP_BYTES;
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// The system to drive.
+    #[arg(long, value_enum)]
+    pub system: System,
+    /// `host:port` of the system [default: its usual port on 127.0.0.1].
+    #[arg(long)]
+    pub address: Option<String>,
+    /// The workload.
+    #[arg(long, value_enum)]
+    pub workload: Workload,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Concurrent producers (publish, latency's senders) or consumers (consume).
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// Sends (or requests) in flight per producer.
+    #[arg(long, default_value_t = 32)]
+    pub in_flight: usize,
+    /// Records per publish request where the protocol batches explicitly (Omnibus HTTP).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Jobs workers, each on its own connection.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// How jobs workers finish their jobs.
+    #[arg(long, value_enum, default_value_t = JobMode::One)]
+    pub mode: JobMode,
+    /// Jobs to enqueue and drain.
+    #[arg(long, default_value_t = 10_000)]
+    pub jobs: u64,
+    /// Messages per second for the latency workload (all senders together).
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u64,
+    /// Upper bound on messages (publish, consume, latency, request-reply).
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: u64,
+    /// Upper bound on one run's measured time, in seconds; every run stops by then.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Omnibus queue completions (`fsync` or `batched`), passed through to queue create; a
+    /// broker that does not know the field gets the queue created without it.
+    #[arg(long)]
+    pub completions: Option<String>,
+    /// The durability the system was configured with, recorded with each result (for
+    /// example "fsync per ack", "AOF everysec", "none").
+    #[arg(long, default_value = "unspecified")]
+    pub durability: String,
+    /// The name results are recorded under [default: the system's name]; for example
+    /// `omnibus-kafka` for the kafka driver pointed at Omnibus's Kafka port.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Name prefix of the streams, queues, topics and subjects a run creates.
+    #[arg(long, default_value = "bench")]
+    pub prefix: String,
+}
+
+impl Settings {
+    /// A publish run against `system` with every other setting at its default.
+    pub fn new(system: System, workload: Workload) -> Settings {
+        Settings {
+            system,
+            address: None,
+            workload,
+            size: 100,
+            producers: 1,
+            in_flight: 32,
+            batch: 1,
+            workers: 4,
+            mode: JobMode::One,
+            jobs: 10_000,
+            rate: 1_000,
+            messages: 100_000,
+            duration: 10.0,
+            completions: None,
+            durability: "unspecified".to_string(),
+            label: None,
+            prefix: "bench".to_string(),
+        }
+    }
+
+    /// The name results are recorded under.
+    pub fn label(&self) -> String {
+        self.label
+            .clone()
+            .unwrap_or_else(|| self.system.name().to_string())
+    }
+
+    pub fn address(&self) -> String {
+        self.address
+            .clone()
+            .unwrap_or_else(|| self.system.default_address().to_string())
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.duration)
+    }
+
+    /// Catches settings that would make a run meaningless or unbounded.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |text: &str| Err(BenchError::Settings(text.to_string()));
+        if !(MESSAGE_BYTES_MIN..=MESSAGE_BYTES_MAX).contains(&self.size) {
+            return invalid("--size must be between 16 bytes and 1 MiB");
+        }
+        if self.producers == 0 || self.in_flight == 0 || self.workers == 0 || self.batch == 0 {
+            return invalid("--producers, --in-flight, --workers and --batch must be at least 1");
+        }
+        if self.messages == 0 || self.jobs == 0 || self.rate == 0 {
+            return invalid("--messages, --jobs and --rate must be at least 1");
+        }
+        if !(self.duration.is_finite() && self.duration > 0.0 && self.duration <= 3_600.0) {
+            return invalid("--duration must be between 0 and 3600 seconds");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks of Omnibus and its peers on this machine (docs/benchmarks.md, "The
+# harness").
+#
+#   scripts/bench-peers.sh                       # the quick matrix: a few minutes, 1 run each
+#   RUNS=3 MESSAGES=500000 JOBS=20000 JOBS_BATCHED=200000 scripts/bench-peers.sh  # fuller
+#   SYSTEMS="omnibus-http redis" WORKLOADS="jobs-one jobs-batched" scripts/bench-peers.sh
+#
+# Environment (defaults in brackets):
+#   SYSTEMS    omnibus-http omnibus-kafka redis nats jetstream rabbitmq [all six]
+#   WORKLOADS  publish consume latency request-reply jobs-one jobs-batched [all]
+#   SIZES      payload bytes, space-separated [100 1024]
+#   RUNS       repetitions of each cell; the report takes the median [1]
+#   MESSAGES   messages per publish, consume or request-reply run [100000]
+#   JOBS       jobs per one-at-a-time jobs run [5000]
+#   JOBS_BATCHED  jobs per batched jobs run [50000]
+#   WORKERS    jobs workers, each on its own connection [4]
+#   PRODUCERS  producers (publish) or consumers (consume) [4]
+#   IN_FLIGHT  sends in flight per producer [32]
+#   RATE       messages per second in latency runs [1000]
+#   LATENCY_SECONDS  how long a latency run sends [3]
+#   DURATION   upper bound on one run, in seconds [30]
+#   COMPLETIONS  Omnibus queue completions, fsync or batched [fsync]
+#   OUT        where results.jsonl, report.md and chart.svg go [target/bench-peers/<time>]
+#
+# What it does: installs redis-server, nats-server and rabbitmq-server with apt-get when a
+# chosen system needs one that is missing; starts each peer on 127.0.0.1 with its own
+# temporary data folder and ports no system service uses (Redis 16379, NATS 14222, RabbitMQ
+# 15673 with its own epmd on 14369 and distribution port 25673); builds and starts Omnibus
+# (release) on ports the kernel picks, read back from <data dir>/listeners.json; runs the
+# matrix with target/release/omnibus-bench; writes the report; stops everything on exit,
+# failure included. Durability as configured here:
+#   omnibus-http, omnibus-kafka  fsync before every acknowledgement (stream fsync=always;
+#                                queue completions as COMPLETIONS)
+#   redis      appendonly yes, appendfsync everysec (an acknowledged write can be lost: 1 s)
+#   nats       none: core NATS keeps nothing and does not acknowledge a publish
+#   jetstream  file storage; the server fsyncs every 2 minutes (sync_interval default)
+#   rabbitmq   durable queue, persistent messages; confirmed after its (batched) fsync
+set -euo pipefail
+export CARGO_INCREMENTAL=0
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SYSTEMS=${SYSTEMS:-"omnibus-http omnibus-kafka redis nats jetstream rabbitmq"}
+WORKLOADS=${WORKLOADS:-"publish consume latency request-reply jobs-one jobs-batched"}
+SIZES=${SIZES:-"100 1024"}
+RUNS=${RUNS:-1}
+MESSAGES=${MESSAGES:-100000}
+JOBS=${JOBS:-5000}
+# Batched workers finish 5,000 jobs in a few hundredths of a second: too short to measure.
+JOBS_BATCHED=${JOBS_BATCHED:-50000}
+WORKERS=${WORKERS:-4}
+PRODUCERS=${PRODUCERS:-4}
+IN_FLIGHT=${IN_FLIGHT:-32}
+RATE=${RATE:-1000}
+LATENCY_SECONDS=${LATENCY_SECONDS:-3}
+DURATION=${DURATION:-30}
+COMPLETIONS=${COMPLETIONS:-fsync}
+OUT=${OUT:-$ROOT/target/bench-peers/$(date -u +%Y%m%dT%H%M%SZ)}
+
+REDIS_PORT=16379
+NATS_PORT=14222
+RABBITMQ_PORT=15673
+RABBITMQ_DIST_PORT=25673
+EPMD_PORT=14369
+
+WORK=$(mktemp -d /tmp/bench-peers.XXXXXX)
+PIDS=()
+STARTED_EPMD=0
+
+cleanup() {
+  local status=$?
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$STARTED_EPMD" = 1 ]; then
+    ERL_EPMD_PORT=$EPMD_PORT epmd -kill >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wants() { [[ " $SYSTEMS " == *" $1 "* ]]; }
+
+# Waits until something accepts connections on 127.0.0.1:$1, for at most $2 seconds.
+wait_for_port() {
+  local port=$1 seconds=$2 name=$3
+  for _ in $(seq $((seconds * 10))); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "$name did not listen on 127.0.0.1:$port within $seconds s" >&2
+  return 1
+}
+
+install_missing() {
+  local packages=()
+  if wants redis && ! command -v redis-server >/dev/null; then packages+=(redis-server); fi
+  if { wants nats || wants jetstream; } && ! command -v nats-server >/dev/null; then
+    packages+=(nats-server)
+  fi
+  if wants rabbitmq && ! command -v rabbitmq-server >/dev/null; then
+    packages+=(rabbitmq-server)
+  fi
+  if [ "${#packages[@]}" -gt 0 ]; then
+    echo "installing ${packages[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}"
+  fi
+}
+
+start_redis() {
+  mkdir -p "$WORK/redis"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK/redis" \
+    --appendonly yes --appendfsync everysec --save "" --daemonize no \
+    --logfile "$WORK/redis/redis.log" &
+  PIDS+=($!)
+  wait_for_port "$REDIS_PORT" 20 redis
+}
+
+start_nats() {
+  mkdir -p "$WORK/nats"
+  nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/nats" -l "$WORK/nats/nats.log" &
+  PIDS+=($!)
+  wait_for_port "$NATS_PORT" 20 nats-server
+}
+
+# RabbitMQ in the foreground, as root, with everything under the temporary folder: its own
+# HOME (so its own Erlang cookie), node name, mnesia and log folders, and its own epmd.
+start_rabbitmq() {
+  local base=$WORK/rabbitmq
+  mkdir -p "$base/mnesia" "$base/log" "$base/home"
+  echo "[]." >"$base/enabled_plugins"
+  export RABBITMQ_NODENAME=bench@localhost
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT=$RABBITMQ_PORT
+  export RABBITMQ_DIST_PORT=$RABBITMQ_DIST_PORT
+  export RABBITMQ_MNESIA_BASE=$base/mnesia
+  export RABBITMQ_LOG_BASE=$base/log
+  export RABBITMQ_ENABLED_PLUGINS_FILE=$base/enabled_plugins
+  export RABBITMQ_PID_FILE=$base/rabbitmq.pid
+  export ERL_EPMD_PORT=$EPMD_PORT
+  ERL_EPMD_ADDRESS=127.0.0.1 epmd -daemon
+  STARTED_EPMD=1
+  HOME=$base/home /usr/lib/rabbitmq/bin/rabbitmq-server >"$base/log/foreground.log" 2>&1 &
+  PIDS+=($!)
+  wait_for_port "$RABBITMQ_PORT" 120 rabbitmq-server
+  # The /usr/sbin wrapper would run it as the rabbitmq user, with another Erlang cookie.
+  HOME=$base/home timeout 60 /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q ping >/dev/null
+}
+
+start_omnibus() {
+  mkdir -p "$WORK/omnibus"
+  "$ROOT/target/release/omnibus" serve --data-dir "$WORK/omnibus" \
+    --http-listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 2>"$WORK/omnibus.log" &
+  PIDS+=($!)
+  for _ in $(seq 300); do
+    [ -s "$WORK/omnibus/listeners.json" ] && break
+    sleep 0.1
+  done
+  OMNIBUS_HTTP=$(sed -n 's/.*"http":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
+  OMNIBUS_KAFKA=$(sed -n 's/.*"kafka":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
+  if [ -z "$OMNIBUS_HTTP" ] || [ -z "$OMNIBUS_KAFKA" ]; then
+    echo "omnibus did not write listeners.json; its log:" >&2
+    cat "$WORK/omnibus.log" >&2
+    return 1
+  fi
+}
+
+# The omnibus-bench flags of one system: driver, address, label and durability.
+system_flags() {
+  case $1 in
+    omnibus-http) echo "--system omnibus-http --address $OMNIBUS_HTTP --completions $COMPLETIONS" ;;
+    omnibus-kafka) echo "--system kafka --label omnibus-kafka --address $OMNIBUS_KAFKA" ;;
+    redis) echo "--system redis --address 127.0.0.1:$REDIS_PORT" ;;
+    nats) echo "--system nats --address 127.0.0.1:$NATS_PORT" ;;
+    jetstream) echo "--system jetstream --address 127.0.0.1:$NATS_PORT" ;;
+    rabbitmq) echo "--system rabbitmq --address 127.0.0.1:$RABBITMQ_PORT" ;;
+    *) echo "unknown system $1" >&2; return 1 ;;
+  esac
+}
+
+durability() {
+  case $1 in
+    omnibus-http) echo "fsync per ack (completions: $COMPLETIONS)" ;;
+    omnibus-kafka) echo "fsync per ack" ;;
+    redis) echo "AOF everysec" ;;
+    nats) echo "none" ;;
+    jetstream) echo "file, fsync every 2 min" ;;
+    rabbitmq) echo "persistent, fsync before confirm" ;;
+  esac
+}
+
+workload_flags() {
+  case $1 in
+    publish) echo "--workload publish --producers $PRODUCERS --in-flight $IN_FLIGHT --messages $MESSAGES" ;;
+    consume) echo "--workload consume --producers $PRODUCERS --messages $MESSAGES" ;;
+    latency) echo "--workload latency --rate $RATE --messages $((RATE * LATENCY_SECONDS))" ;;
+    request-reply) echo "--workload request-reply --producers $PRODUCERS --in-flight $IN_FLIGHT --messages $MESSAGES" ;;
+    jobs-one) echo "--workload jobs --mode one --workers $WORKERS --jobs $JOBS" ;;
+    jobs-batched) echo "--workload jobs --mode batched --workers $WORKERS --jobs $JOBS_BATCHED" ;;
+    *) echo "unknown workload $1" >&2; return 1 ;;
+  esac
+}
+
+install_missing
+echo "building omnibus and omnibus-bench (release)"
+(cd "$ROOT" && cargo build --release -q -p omnibus-server -p omnibus-bench)
+BENCH=$ROOT/target/release/omnibus-bench
+
+if wants omnibus-http || wants omnibus-kafka; then start_omnibus; fi
+if wants redis; then start_redis; fi
+if wants nats || wants jetstream; then start_nats; fi
+if wants rabbitmq; then start_rabbitmq; fi
+
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+FAILED=0
+for workload in $WORKLOADS; do
+  for size in $SIZES; do
+    for system in $SYSTEMS; do
+      # shellcheck disable=SC2046 # the flag lists are meant to split into words
+      if ! "$BENCH" run $(system_flags "$system") $(workload_flags "$workload") \
+        --size "$size" --runs "$RUNS" --duration "$DURATION" \
+        --durability "$(durability "$system")" --json "$RESULTS"; then
+        echo "FAILED: $system $workload $size B" >&2
+        FAILED=1
+      fi
+    done
+  done
+done
+
+if [ -s "$RESULTS" ]; then
+  "$BENCH" report "$RESULTS" --out "$OUT"
+  echo "results: $RESULTS; report: $OUT/report.md; chart: $OUT/chart.svg"
+fi
+exit "$FAILED"
