@@ -11,10 +11,14 @@
 //!
 //! Run: `cargo bench -p omnibus-http --bench http_jobs`
 //! Settings (env): `BENCH_JOBS` per round (20000), `BENCH_WORKERS` (4), `BENCH_BATCH` (100),
-//! `BENCH_VALUE_BYTES` payload size (100), `BENCH_ROUNDS` per shape (3), `BENCH_SHAPES`
+//! `BENCH_VALUE_BYTES` payload size (100), `BENCH_ENQUEUE_BATCH` jobs per enqueue request
+//! (1000, as `omnibus job enqueue` sends them; one request is one log batch, and a fetch of
+//! one job decodes the whole batch holding it), `BENCH_ROUNDS` per shape (3), `BENCH_SHAPES`
 //! (comma-separated subset of `single,single-minimal,batched,batched-minimal`), and
 //! `BENCH_DATA_DIR`: where the data directory goes (e.g. `/dev/shm`, so that fsync costs
-//! nothing and the figures show the CPU cost per job). Prints every round and the median.
+//! nothing and the figures show the CPU cost per job). Prints every round and the median,
+//! and the CPU time this process (server and workers together) spent per job: on a shared
+//! machine that figure moves much less than jobs/s.
 
 /// The same allocator as the `omnibus` binary, so the figures are the broker's.
 #[global_allocator]
@@ -67,6 +71,7 @@ fn main() {
     let batch = setting("BENCH_BATCH", 100);
     let value_bytes = setting("BENCH_VALUE_BYTES", 100);
     let rounds = setting("BENCH_ROUNDS", 3);
+    let enqueue_batch = setting("BENCH_ENQUEUE_BATCH", 1000).max(1);
     let shapes: Vec<(String, Shape)> = std::env::var("BENCH_SHAPES")
         .unwrap_or_else(|_| "single,single-minimal,batched,batched-minimal".to_string())
         .split(',')
@@ -100,8 +105,8 @@ fn main() {
             std::future::pending(),
         ));
         println!(
-            "http_jobs: {jobs} jobs/round, {workers} workers, batch {batch}, {value_bytes}-byte \
-             payloads, data in {}",
+            "http_jobs: {jobs} jobs/round enqueued {enqueue_batch} per request, {workers} workers, \
+             batch {batch}, {value_bytes}-byte payloads, data in {}",
             dir.path().display()
         );
         let payload = "x".repeat(value_bytes);
@@ -119,10 +124,12 @@ fn main() {
                 queue,
             });
             let mut rates = Vec::new();
+            let mut cpu = Vec::new();
             for round in 0..rounds {
-                enqueue(&target, jobs, &payload).await;
+                enqueue(&target, jobs, enqueue_batch, &payload).await;
                 let done = Arc::new(AtomicU64::new(0));
                 let started = Instant::now();
+                let cpu_started = cpu_ms();
                 let mut tasks = Vec::new();
                 for worker in 0..workers {
                     let (target, done, shape) = (target.clone(), done.clone(), *shape);
@@ -146,24 +153,47 @@ fn main() {
                 let finished = done.load(Ordering::Relaxed);
                 assert_eq!(finished, jobs as u64, "every job completed once");
                 let rate = finished as f64 / started.elapsed().as_secs_f64();
-                println!("  {name} round {round}: {rate:.0} jobs/s");
+                let cpu_us = (cpu_ms() - cpu_started) as f64 * 1000.0 / finished as f64;
+                println!("  {name} round {round}: {rate:.0} jobs/s, {cpu_us:.0} µs CPU/job");
                 rates.push(rate);
+                cpu.push(cpu_us);
             }
             rates.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+            cpu.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
             println!(
-                "{name} (queue {}): median {:.0} jobs/s",
+                "{name} (queue {}): median {:.0} jobs/s, {:.0} µs CPU/job",
                 target.queue,
-                rates[rates.len() / 2]
+                rates[rates.len() / 2],
+                cpu[cpu.len() / 2]
             );
         }
     });
 }
 
-async fn enqueue(target: &Target, jobs: usize, payload: &str) {
+/// CPU time (user and system) this process has used, in ms, from `/proc/self/stat` (0 where
+/// there is no such file).
+fn cpu_ms() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // The fields after the command name (which may hold spaces, inside parentheses).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks =
+        |index: usize| -> u64 { fields.get(index).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; clock ticks
+    // are 100 per second on Linux.
+    (ticks(11) + ticks(12)) * 10
+}
+
+async fn enqueue(target: &Target, jobs: usize, per_request: usize, payload: &str) {
     let client = reqwest::Client::new();
     let mut left = jobs;
     while left > 0 {
-        let count = left.min(5_000);
+        let count = left.min(per_request);
         let batch: Vec<Value> = (0..count)
             .map(|_| json!({"name": "bench", "payload": payload}))
             .collect();
