@@ -651,3 +651,66 @@ fn max_jobs_with_prefetch_never_runs_more_than_the_max() {
     // Nothing beyond the max was leased either: the rest wait for the next worker.
     assert_eq!(jobs(&server, "capped", "waiting").len(), 23);
 }
+
+#[test]
+fn a_second_signal_leaves_the_jobs_fetched_ahead_to_their_lease() {
+    let server = Server::start();
+    server
+        .cli(&["queue", "create", "hurried", "--lease-ms", "1000"], b"")
+        .success("queue create");
+    let lines: Vec<String> = (0..3).map(|n| format!("job {n}")).collect();
+    let ids = enqueue_lines(&server, "hurried", &lines);
+    let mut worker = start_worker(
+        &server,
+        "hurried",
+        &[
+            "hurried",
+            "--exec",
+            "sleep 30",
+            "--concurrency",
+            "1",
+            "--prefetch",
+            "3",
+        ],
+    );
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    while jobs(&server, "hurried", "active").len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "never 3 active:\n{}",
+            worker.log()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Held past their lease: the heartbeats keep the waiting ones leased too.
+    thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        jobs(&server, "hurried", "active").len(),
+        3,
+        "{}",
+        worker.log()
+    );
+    worker.signal(libc::SIGINT);
+    thread::sleep(Duration::from_millis(300));
+    worker.signal(libc::SIGINT);
+    let status = worker.wait("the worker after a second SIGINT");
+    assert!(status.success(), "{status}:\n{}", worker.log());
+    assert!(
+        worker
+            .log()
+            .contains("0 completed, 1 failed, 0 not recorded, 2 never started"),
+        "{}",
+        worker.log()
+    );
+    let killed = job(&server, "hurried", &ids[0]);
+    assert_eq!(
+        killed["errors"][0]["message"], "the worker was stopped and killed the command",
+        "{killed}"
+    );
+    // The two never started go back to the queue once their lease runs out, no attempt lost
+    // to a failure.
+    for id in &ids[1..] {
+        let back = wait_for_status(&server, "hurried", id, "waiting");
+        assert_eq!(back["errors"], json!([]), "{back}");
+    }
+}
