@@ -527,6 +527,8 @@ fn a_worker_fetching_ahead_runs_every_job_exactly_once_one_at_a_time() {
     );
     let ran = ran(&log);
     assert_eq!(ran.len(), 50, "{ran:?}");
+    // One at a time, in the order the broker handed them out (oldest first).
+    assert_eq!(ran, ids, "the order the commands ran in");
     assert_eq!(
         distinct(&ran, "the commands run"),
         ids.iter().cloned().collect()
@@ -704,8 +706,11 @@ fn a_second_signal_leaves_the_jobs_fetched_ahead_to_their_lease() {
     );
     let killed = job(&server, "hurried", &ids[0]);
     assert_eq!(
-        killed["errors"][0]["message"], "the worker was stopped and killed the command",
-        "{killed}"
+        killed["errors"][0]["message"],
+        "the worker was stopped and killed the command",
+        "{killed}\n{}\n{}",
+        worker.log(),
+        server.log()
     );
     // The two never started go back to the queue once their lease runs out, no attempt lost
     // to a failure.

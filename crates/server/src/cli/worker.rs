@@ -30,12 +30,13 @@
 //! cancelled, or its lease ran out and it went to another worker — then this attempt's outcome
 //! no longer counts), and a broker that is briefly unreachable (we retry with backoff).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use omnibus_engine::jobs::JOBS_PER_CALL_MAX;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tracing::{info, warn};
 
@@ -106,7 +107,6 @@ pub async fn run(client: &Client, args: WorkerArgs) -> anyhow::Result<()> {
         queue: args.queue.clone(),
         lease_ms: queue.lease_ms.max(1),
         heartbeat_ms: args.heartbeat_ms,
-        slots: Arc::new(Semaphore::new(concurrency)),
         force_stop,
     });
     info!(
@@ -125,6 +125,8 @@ pub async fn run(client: &Client, args: WorkerArgs) -> anyhow::Result<()> {
         signals,
         force_stop: force_stop_sender,
         jobs: JoinSet::new(),
+        slots: Arc::new(Semaphore::new(concurrency)),
+        turns: VecDeque::new(),
         tally: Tally::default(),
         fetched: 0,
         stopping: false,
@@ -194,6 +196,11 @@ struct Supervisor {
     force_stop: watch::Sender<bool>,
     /// One task per held job.
     jobs: JoinSet<JobDone>,
+    /// One permit per command allowed to run at once (`--concurrency`).
+    slots: Arc<Semaphore>,
+    /// The held jobs waiting for a slot, in the order they were fetched: a freed slot goes to
+    /// the first (the tasks themselves would take slots in whatever order they happen to run).
+    turns: VecDeque<oneshot::Sender<OwnedSemaphorePermit>>,
     tally: Tally,
     /// Jobs fetched so far, for `--max-jobs`.
     fetched: u64,
@@ -231,6 +238,11 @@ impl Supervisor {
         let paused_until = self.paused_until;
         tokio::select! {
             Some(ended) = self.jobs.join_next() => self.on_job_done(ended),
+            permit = Arc::clone(&self.slots).acquire_owned(), if !self.turns.is_empty() => {
+                if let Ok(permit) = permit {
+                    self.start_next(permit);
+                }
+            }
             answer = finished(&mut self.quick) => {
                 let exchange = self.quick.take().expect("in flight");
                 self.on_answer(exchange, answer);
@@ -408,11 +420,25 @@ impl Supervisor {
         }
     }
 
-    /// Starts a task for each fetched job; it runs as soon as a slot is free.
+    /// Starts a task for each fetched job; it runs once a slot is handed to it.
     fn hold(&mut self, jobs: Vec<FetchedJob>) {
         for job in jobs {
             self.fetched += 1;
-            self.jobs.spawn(run_job(Arc::clone(&self.context), job));
+            let (turn, wait) = oneshot::channel();
+            self.turns.push_back(turn);
+            self.jobs
+                .spawn(run_job(Arc::clone(&self.context), job, wait));
+        }
+    }
+
+    /// Hands a free slot to the first held job still waiting for one (a job that ended while
+    /// waiting — refused, or the second signal — gives it back at once).
+    fn start_next(&mut self, mut permit: OwnedSemaphorePermit) {
+        while let Some(turn) = self.turns.pop_front() {
+            match turn.send(permit) {
+                Ok(()) => return,
+                Err(unused) => permit = unused,
+            }
         }
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 use tracing::{debug, warn};
 
 use crate::cli::client::{Client, ClientError};
@@ -29,9 +29,6 @@ pub struct Context {
     /// The queue's lease, for jobs that do not carry their own timeout.
     pub lease_ms: u64,
     pub heartbeat_ms: Option<u64>,
-    /// One permit per command allowed to run at once (`--concurrency`). Fair: jobs start in
-    /// the order they were fetched.
-    pub slots: Arc<Semaphore>,
     /// Turns true on the second stop signal: kill running commands, start no more.
     pub force_stop: watch::Receiver<bool>,
 }
@@ -76,9 +73,14 @@ impl Tally {
     }
 }
 
-/// Holds one fetched job: keeps its lease while it waits for a slot, runs its command, and
-/// reports a failure (a completion goes back to the loop to be batched).
-pub async fn run_job(context: Arc<Context>, job: FetchedJob) -> JobDone {
+/// Holds one fetched job: keeps its lease while it waits for its turn (a slot, handed over by
+/// the loop in the order the jobs were fetched), runs its command, and reports a failure (a
+/// completion goes back to the loop to be batched).
+pub async fn run_job(
+    context: Arc<Context>,
+    job: FetchedJob,
+    turn: oneshot::Receiver<OwnedSemaphorePermit>,
+) -> JobDone {
     let (kill, mut kill_receiver) = watch::channel(false);
     let heartbeats = tokio::spawn(heartbeat(Arc::clone(&context), job.clone(), kill));
     // Waiting for a slot ends early when the job is no longer ours (a refused heartbeat) or
@@ -86,7 +88,7 @@ pub async fn run_job(context: Arc<Context>, job: FetchedJob) -> JobDone {
     let slot = tokio::select! {
         biased;
         Ok(_) = kill_receiver.wait_for(|kill| *kill) => None,
-        permit = context.slots.acquire() => permit.ok(),
+        permit = turn => permit.ok(),
     };
     let Some(slot) = slot else {
         heartbeats.abort();
@@ -284,7 +286,6 @@ mod tests {
             queue: "q".into(),
             lease_ms: 30_000,
             heartbeat_ms,
-            slots: Arc::new(Semaphore::new(1)),
             force_stop: watch::channel(false).1,
         }
     }
