@@ -86,3 +86,69 @@ where
         Ok(QueryParams(value))
     }
 }
+
+/// Whether the client sent `Prefer: return=minimal` (RFC 7240): it only needs to know that a
+/// request succeeded, not the record it changed, so the answer can skip rendering it. Any other
+/// preference (or none) keeps the full answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreferMinimal(pub bool);
+
+/// The header a minimal answer carries, telling the client its preference was honoured.
+pub const PREFERENCE_APPLIED: &str = "preference-applied";
+
+impl<S> FromRequestParts<S> for PreferMinimal
+where
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(PreferMinimal(prefers_minimal(&parts.headers)))
+    }
+}
+
+/// True when any `Prefer` header lists `return=minimal` (names and values are case-insensitive;
+/// preferences are separated by commas and may carry `;` parameters).
+fn prefers_minimal(headers: &header::HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|preference| preference.split(';').next().unwrap_or_default())
+        .any(|preference| {
+            let mut parts = preference.splitn(2, '=');
+            let name = parts.next().unwrap_or_default().trim();
+            let value = parts.next().unwrap_or_default().trim().trim_matches('"');
+            name.eq_ignore_ascii_case("return") && value.eq_ignore_ascii_case("minimal")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn minimal(values: &[&str]) -> bool {
+        let mut headers = header::HeaderMap::new();
+        for value in values {
+            headers.append("prefer", HeaderValue::from_str(value).unwrap());
+        }
+        prefers_minimal(&headers)
+    }
+
+    #[test]
+    fn only_return_minimal_asks_for_the_minimal_answer() {
+        assert!(minimal(&["return=minimal"]));
+        assert!(minimal(&["Return = \"Minimal\""]));
+        assert!(minimal(&["respond-async, return=minimal; x=1"]));
+        assert!(minimal(&["wait=5", "return=minimal"]));
+        assert!(!minimal(&[]));
+        assert!(!minimal(&["return=representation"]));
+        assert!(!minimal(&["minimal"]));
+        assert!(!minimal(&["returns=minimal"]));
+    }
+}

@@ -170,6 +170,92 @@ async fn a_worker_completes_its_batch_and_gets_the_next_in_one_call() {
     assert!(body.get("next").is_none(), "{body}");
 }
 
+/// Posts `body` with `Prefer: return=minimal`; the status, the preference-applied header and
+/// the JSON answer (`Null` when empty).
+async fn post_minimal(server: &Server, path: &str, body: Value) -> (StatusCode, String, Value) {
+    let response = reqwest::Client::new()
+        .post(server.url(path))
+        .header("prefer", "return=minimal")
+        .json(&body)
+        .send()
+        .await
+        .expect("request is answered");
+    let applied = response
+        .headers()
+        .get("preference-applied")
+        .map(|value| value.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let (status, body) = common::read(response).await;
+    (status, applied, body)
+}
+
+#[tokio::test]
+async fn prefer_return_minimal_answers_settled_jobs_without_their_records() {
+    let server = Server::start().await;
+    job_queue(&server, "lean").await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(enqueue_one(&server, "lean", json!({"name": "step", "payload": n})).await);
+    }
+    let fetched = fetch(&server, "lean", 3, 0).await;
+    assert_eq!(fetched.len(), 3);
+
+    let one = format!("/v1/queues/lean/jobs/{}/complete", ids[0]);
+    let answer = post_minimal(&server, &one, json!({"attempt": 1, "result": "r0"})).await;
+    assert_eq!(
+        answer,
+        (StatusCode::NO_CONTENT, "return=minimal".into(), Value::Null)
+    );
+    let (_, done) = server
+        .get(&format!("/v1/queues/lean/jobs/{}", ids[0]))
+        .await;
+    assert_eq!(
+        (done["status"].clone(), done["result"].clone()),
+        (json!("completed"), json!("r0"))
+    );
+    // Errors are answered in full whatever the preference.
+    let (status, _, error) = post_minimal(&server, &one, json!({"attempt": 1})).await;
+    assert!(status.is_client_error(), "{status} {error}");
+    assert!(error["error"]["code"].is_string(), "{error}");
+
+    let fail = format!("/v1/queues/lean/jobs/{}/fail", ids[1]);
+    let answer = post_minimal(&server, &fail, json!({"attempt": 1, "error": "boom"})).await;
+    assert_eq!(answer.0, StatusCode::NO_CONTENT, "{}", answer.2);
+    let (_, failed) = server
+        .get(&format!("/v1/queues/lean/jobs/{}", ids[1]))
+        .await;
+    assert_eq!(failed["errors"][0]["message"], "boom", "{failed}");
+
+    let (status, applied, body) = post_minimal(
+        &server,
+        "/v1/queues/lean/jobs/complete",
+        json!({
+            "completions": [{"id": ids[2], "attempt": 1}, {"id": "not-a-job", "attempt": 1}],
+            "fetch": {"worker": "w1", "max": 1},
+        }),
+    )
+    .await;
+    assert_eq!(
+        (status, applied.as_str()),
+        (StatusCode::OK, "return=minimal"),
+        "{body}"
+    );
+    assert_eq!(body["results"][0], json!({"status": "completed"}), "{body}");
+    assert_eq!(body["results"][1]["error"]["code"], "bad_request", "{body}");
+    // The next jobs come in full: the worker needs them.
+    assert!(body["next"][0]["payload"].is_number(), "{body}");
+
+    // Without the preference the answers are unchanged.
+    let (status, full) = server
+        .post(
+            "/v1/queues/lean/jobs/complete",
+            json!({"completions": [{"id": body["next"][0]["id"], "attempt": body["next"][0]["attempt"]}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{full}");
+    assert_eq!(full["results"][0]["job"]["status"], "completed", "{full}");
+}
+
 #[tokio::test]
 async fn the_same_unique_key_twice_makes_one_job() {
     let server = Server::start().await;

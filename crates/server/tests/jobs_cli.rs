@@ -463,3 +463,259 @@ fn a_second_signal_kills_the_running_command_and_fails_its_job() {
     );
     assert_ne!(job["status"], "active", "{job}");
 }
+
+/// The lines of `path` (every job's command appends its id there), or none yet.
+fn ran(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `ids` as a set, asserting there are no repeats.
+fn distinct(ids: &[String], what: &str) -> BTreeSet<String> {
+    let set: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(set.len(), ids.len(), "{what} has repeats: {ids:?}");
+    set
+}
+
+#[test]
+fn a_worker_fetching_ahead_runs_every_job_exactly_once_one_at_a_time() {
+    let server = Server::start();
+    server
+        .cli(&["queue", "create", "ahead"], b"")
+        .success("queue create");
+    let lines: Vec<String> = (0..50).map(|n| format!("job {n}")).collect();
+    let ids = enqueue_lines(&server, "ahead", &lines);
+    let log = server.log_dir().join("ahead-ran");
+    let lock = server.log_dir().join("ahead-lock");
+    // The lock directory fails the job if two commands ever run at once.
+    let command = format!(
+        "mkdir {lock} || exit 1; echo $OMNIBUS_JOB_ID >> {log}; rmdir {lock}",
+        lock = lock.display(),
+        log = log.display()
+    );
+    let worker = server
+        .cli(
+            &[
+                "worker",
+                "ahead",
+                "--exec",
+                &command,
+                "--concurrency",
+                "1",
+                "--prefetch",
+                "8",
+                "--max-jobs",
+                "50",
+            ],
+            b"",
+        )
+        .success("worker");
+    assert!(
+        worker.stderr.contains("(1 at once, 8 held,"),
+        "{}",
+        worker.stderr
+    );
+    assert!(
+        worker
+            .stderr
+            .contains("50 completed, 0 failed, 0 not recorded"),
+        "{}",
+        worker.stderr
+    );
+    let ran = ran(&log);
+    assert_eq!(ran.len(), 50, "{ran:?}");
+    // One at a time, in the order the broker handed them out (oldest first).
+    assert_eq!(ran, ids, "the order the commands ran in");
+    assert_eq!(
+        distinct(&ran, "the commands run"),
+        ids.iter().cloned().collect()
+    );
+    let completed = jobs(&server, "ahead", "completed");
+    assert_eq!(completed.len(), 50);
+    assert!(
+        completed.values().all(|job| job["attempts"] == 1),
+        "{completed:?}"
+    );
+}
+
+#[test]
+fn a_stop_signal_runs_the_jobs_fetched_ahead_and_fetches_no_more() {
+    let server = Server::start();
+    server
+        .cli(&["queue", "create", "buffered"], b"")
+        .success("queue create");
+    let lines: Vec<String> = (0..6).map(|n| format!("job {n}")).collect();
+    let ids = enqueue_lines(&server, "buffered", &lines);
+    // Every command waits for the go file, so the worker holds 1 running and 3 fetched ahead
+    // for as long as the test needs.
+    let go = server.log_dir().join("buffered-go");
+    let command = format!(
+        "while [ ! -e {go} ]; do sleep 0.02; done; echo \"done $(cat)\"",
+        go = go.display()
+    );
+    let mut worker = start_worker(
+        &server,
+        "buffered",
+        &[
+            "buffered",
+            "--exec",
+            &command,
+            "--concurrency",
+            "1",
+            "--prefetch",
+            "4",
+        ],
+    );
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    while jobs(&server, "buffered", "active").len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "never 4 active:\n{}",
+            worker.log()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    worker.signal(libc::SIGTERM);
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        worker.exited().is_none(),
+        "the worker waits for the jobs it holds:\n{}",
+        worker.log()
+    );
+    std::fs::write(&go, b"").expect("go file");
+    let status = worker.wait("the worker after SIGTERM");
+    assert!(status.success(), "{status}:\n{}", worker.log());
+    assert!(
+        worker
+            .log()
+            .contains("4 completed, 0 failed, 0 not recorded"),
+        "{}",
+        worker.log()
+    );
+
+    // The four it held (the first four, in order) ran; the other two were never fetched.
+    let completed = jobs(&server, "buffered", "completed");
+    let waiting = jobs(&server, "buffered", "waiting");
+    assert_eq!(
+        completed.keys().collect::<BTreeSet<_>>(),
+        ids[..4].iter().collect::<BTreeSet<_>>(),
+        "{completed:?}"
+    );
+    assert_eq!(
+        waiting.keys().collect::<BTreeSet<_>>(),
+        ids[4..].iter().collect::<BTreeSet<_>>()
+    );
+    for (id, line) in ids.iter().zip(&lines).take(4) {
+        assert_eq!(completed[id]["result"], format!("done {line}"), "job {id}");
+    }
+}
+
+#[test]
+fn max_jobs_with_prefetch_never_runs_more_than_the_max() {
+    let server = Server::start();
+    server
+        .cli(&["queue", "create", "capped"], b"")
+        .success("queue create");
+    let lines: Vec<String> = (0..30).map(|n| format!("job {n}")).collect();
+    enqueue_lines(&server, "capped", &lines);
+    let log = server.log_dir().join("capped-ran");
+    let command = format!("echo $OMNIBUS_JOB_ID >> {}", log.display());
+    let worker = server
+        .cli(
+            &[
+                "worker",
+                "capped",
+                "--exec",
+                &command,
+                "--concurrency",
+                "2",
+                "--prefetch",
+                "20",
+                "--max-jobs",
+                "7",
+            ],
+            b"",
+        )
+        .success("worker");
+    assert!(
+        worker
+            .stderr
+            .contains("7 completed, 0 failed, 0 not recorded"),
+        "{}",
+        worker.stderr
+    );
+    let ran = ran(&log);
+    assert_eq!(distinct(&ran, "the commands run").len(), 7, "{ran:?}");
+    assert_eq!(jobs(&server, "capped", "completed").len(), 7);
+    // Nothing beyond the max was leased either: the rest wait for the next worker.
+    assert_eq!(jobs(&server, "capped", "waiting").len(), 23);
+}
+
+#[test]
+fn a_second_signal_leaves_the_jobs_fetched_ahead_to_their_lease() {
+    let server = Server::start();
+    server
+        .cli(&["queue", "create", "hurried", "--lease-ms", "1000"], b"")
+        .success("queue create");
+    let lines: Vec<String> = (0..3).map(|n| format!("job {n}")).collect();
+    let ids = enqueue_lines(&server, "hurried", &lines);
+    let mut worker = start_worker(
+        &server,
+        "hurried",
+        &[
+            "hurried",
+            "--exec",
+            "sleep 30",
+            "--concurrency",
+            "1",
+            "--prefetch",
+            "3",
+        ],
+    );
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    while jobs(&server, "hurried", "active").len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "never 3 active:\n{}",
+            worker.log()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Held past their lease: the heartbeats keep the waiting ones leased too.
+    thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        jobs(&server, "hurried", "active").len(),
+        3,
+        "{}",
+        worker.log()
+    );
+    worker.signal(libc::SIGINT);
+    thread::sleep(Duration::from_millis(300));
+    worker.signal(libc::SIGINT);
+    let status = worker.wait("the worker after a second SIGINT");
+    assert!(status.success(), "{status}:\n{}", worker.log());
+    assert!(
+        worker
+            .log()
+            .contains("0 completed, 1 failed, 0 not recorded, 2 never started"),
+        "{}",
+        worker.log()
+    );
+    let killed = job(&server, "hurried", &ids[0]);
+    assert_eq!(
+        killed["errors"][0]["message"],
+        "the worker was stopped and killed the command",
+        "{killed}\n{}\n{}",
+        worker.log(),
+        server.log()
+    );
+    // The two never started go back to the queue once their lease runs out, no attempt lost
+    // to a failure.
+    for id in &ids[1..] {
+        let back = wait_for_status(&server, "hurried", id, "waiting");
+        assert_eq!(back["errors"], json!([]), "{back}");
+    }
+}

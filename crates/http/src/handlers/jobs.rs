@@ -4,6 +4,11 @@
 //! Answers that settle a job (complete, fail, cancel) and listings carry the job record
 //! without its payload; `GET` of one job includes it.
 //!
+//! A worker that only needs to know its report was taken sends `Prefer: return=minimal`:
+//! complete and fail then answer 204 with no body, and each accepted completion of a batch
+//! is `{"status":"completed"}` instead of the whole job record — rendering that record was
+//! most of the answer's cost, and a worker throws it away.
+//!
 //! A worker reports against the `attempt` it fetched: a stale attempt is refused with 409
 //! `stale_attempt`, and a job that is no longer leased to anyone (cancelled, or finished) with
 //! 404 `unknown_delivery`.
@@ -17,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PathParams, QueryParams};
+use crate::extract::{JsonBody, PathParams, PreferMinimal, QueryParams, PREFERENCE_APPLIED};
 use crate::json_jobs::{job_document, ActiveJobOutput, EnqueueJobsBody, JobOutput};
 use crate::json_messages::{check_duration, check_error_text, check_worker};
 use crate::router::AppState;
@@ -102,8 +107,16 @@ pub struct CompletionBody {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum CompletionAnswer {
-    Completed { job: Box<Job> },
-    Refused { error: CompletionError },
+    Completed {
+        job: Box<Job>,
+    },
+    /// With `Prefer: return=minimal`: always `"completed"`.
+    Minimal {
+        status: &'static str,
+    },
+    Refused {
+        error: CompletionError,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -237,8 +250,9 @@ pub async fn job_progress(
 pub async fn complete_job(
     State(state): State<AppState>,
     PathParams((queue, id)): PathParams<(String, String)>,
+    PreferMinimal(minimal): PreferMinimal,
     JsonBody(body): JsonBody<CompleteBody>,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Response, ApiError> {
     let result = body
         .result
         .map(|raw| job_document("result", &raw))
@@ -247,7 +261,19 @@ pub async fn complete_job(
         .engine
         .complete_job(&queue, &id, body.attempt, result)
         .await?;
-    Ok(Json(job))
+    Ok(job_answer(job, minimal))
+}
+
+/// The settled job, or with `Prefer: return=minimal` 204 and no body.
+fn job_answer(job: Job, minimal: bool) -> Response {
+    if minimal {
+        return (
+            StatusCode::NO_CONTENT,
+            [(PREFERENCE_APPLIED, "return=minimal")],
+        )
+            .into_response();
+    }
+    Json(job).into_response()
 }
 
 /// `POST /v1/queues/{queue}/jobs/complete`: completes many attempts at once. Each is judged
@@ -259,6 +285,7 @@ pub async fn complete_job(
 pub async fn complete_jobs(
     State(state): State<AppState>,
     PathParams(queue): PathParams<String>,
+    PreferMinimal(minimal): PreferMinimal,
     JsonBody(body): JsonBody<CompleteManyBody>,
 ) -> Result<Response, ApiError> {
     if let Some(fetch) = &body.fetch {
@@ -300,6 +327,9 @@ pub async fn complete_jobs(
     let results = answers
         .into_iter()
         .map(|answer| match answer {
+            Ok(_) if minimal => CompletionAnswer::Minimal {
+                status: JobStatus::Completed.as_str(),
+            },
             Ok(job) => CompletionAnswer::Completed { job: Box::new(job) },
             Err(error) => CompletionAnswer::Refused {
                 error: error_body(error),
@@ -314,7 +344,14 @@ pub async fn complete_jobs(
         fetch_error,
     };
     // Rendered here because the response borrows the jobs.
-    Ok(Json(response).into_response())
+    let mut answer = Json(response).into_response();
+    if minimal {
+        answer.headers_mut().insert(
+            PREFERENCE_APPLIED,
+            axum::http::HeaderValue::from_static("return=minimal"),
+        );
+    }
+    Ok(answer)
 }
 
 fn error_body(error: omnibus_engine::EngineError) -> CompletionError {
@@ -329,15 +366,16 @@ fn error_body(error: omnibus_engine::EngineError) -> CompletionError {
 pub async fn fail_job(
     State(state): State<AppState>,
     PathParams((queue, id)): PathParams<(String, String)>,
+    PreferMinimal(minimal): PreferMinimal,
     JsonBody(body): JsonBody<FailBody>,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Response, ApiError> {
     check_error_text("error", &body.error)?;
     check_duration("fail", "retry_delay_ms", body.retry_delay_ms)?;
     let job = state
         .engine
         .fail_job(&queue, &id, body.attempt, &body.error, body.retry_delay_ms)
         .await?;
-    Ok(Json(job))
+    Ok(job_answer(job, minimal))
 }
 
 /// `POST /v1/queues/{queue}/jobs/{id}/cancel`: a waiting, delayed or active job.

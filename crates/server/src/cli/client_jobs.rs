@@ -8,10 +8,24 @@ use reqwest::Method;
 
 use crate::cli::client::{Client, ClientError, Result, LONG_POLL_MARGIN_MS};
 use crate::cli::wire_jobs::{
-    CompleteBody, DeadLetterPage, EnqueueAnswer, EnqueueBody, EnqueuedJob, FailBody,
-    FetchJobsAnswer, FetchJobsBody, FetchedJob, JobPage, NewJob, ProgressAnswer, ProgressBody,
-    PurgeAnswer, QueueList, QueueSummary, RedriveAnswer, RedriveBody,
+    CompleteJobsAnswer, CompleteJobsBody, Completion, DeadLetterPage, EnqueueAnswer, EnqueueBody,
+    EnqueuedJob, FailBody, FetchJobsAnswer, FetchJobsBody, FetchedJob, JobPage, NewJob,
+    ProgressAnswer, ProgressBody, PurgeAnswer, QueueList, QueueSummary, RedriveAnswer, RedriveBody,
 };
+
+/// Asks the broker to answer a report without the job's record: the CLI only needs to know
+/// it was taken, and rendering the record is most of the answer's cost.
+const PREFER: &str = "prefer";
+const RETURN_MINIMAL: &str = "return=minimal";
+
+/// What a batch completion brought back.
+#[derive(Debug)]
+pub struct CompletedBatch {
+    /// One per completion, in order: recorded, or why not.
+    pub results: Vec<Result<()>>,
+    /// With a fetch: the next jobs, or why fetching failed (the completions stand).
+    pub next: Option<Result<Vec<FetchedJob>>>,
+}
 
 impl Client {
     pub async fn create_queue(&self, spec: &QueueSpec) -> Result<QueueSummary> {
@@ -164,24 +178,69 @@ impl Client {
         Ok(answer.lease_deadline_ms)
     }
 
-    pub async fn complete_job(
+    /// Completes many attempts in one request: the broker commits them together and judges
+    /// each alone (one answer per completion, in order). With `fetch` (`max` > 0), the worker's
+    /// next jobs are leased in the same commit, or long-polled for up to `wait_ms` after it
+    /// when none is ready. The answer is asked for without job records (`return=minimal`).
+    pub async fn complete_jobs(
         &self,
         queue: &str,
-        id: &str,
-        attempt: u32,
-        result: Option<&serde_json::Value>,
-    ) -> Result<()> {
-        let url = self.url(&["v1", "queues", queue, "jobs", id, "complete"], &[]);
+        completions: &[Completion],
+        fetch: Option<(&str, usize, u64)>,
+    ) -> Result<CompletedBatch> {
+        let url = self.url(&["v1", "queues", queue, "jobs", "complete"], &[]);
+        let wait_ms = fetch.map_or(0, |(_, _, wait_ms)| wait_ms);
+        let body = CompleteJobsBody {
+            completions,
+            fetch: fetch.map(|(worker, max, wait_ms)| FetchJobsBody {
+                worker,
+                max,
+                wait_ms,
+            }),
+        };
         let request = self
             .request(Method::POST, &url)
-            .json(&CompleteBody { attempt, result });
-        self.send_empty(request, &url).await
+            .timeout(Duration::from_millis(wait_ms + LONG_POLL_MARGIN_MS))
+            .header(PREFER, RETURN_MINIMAL)
+            .json(&body);
+        let answer: CompleteJobsAnswer = self.send(request, &url).await?;
+        if answer.results.len() != completions.len() {
+            return Err(ClientError::Protocol {
+                url,
+                detail: format!(
+                    "sent {} completions but {} answers came back",
+                    completions.len(),
+                    answer.results.len()
+                ),
+            });
+        }
+        let results = answer
+            .results
+            .into_iter()
+            .map(|result| match result.error {
+                None => Ok(()),
+                Some(error) => Err(ClientError::Api {
+                    code: error.code,
+                    message: error.message,
+                }),
+            })
+            .collect();
+        let next = match (fetch, answer.fetch_error, answer.next) {
+            (None, _, _) => None,
+            (Some(_), Some(error), _) => Some(Err(ClientError::Api {
+                code: error.code,
+                message: error.message,
+            })),
+            (Some(_), None, next) => Some(Ok(next.unwrap_or_default())),
+        };
+        Ok(CompletedBatch { results, next })
     }
 
     pub async fn fail_job(&self, queue: &str, id: &str, attempt: u32, error: &str) -> Result<()> {
         let url = self.url(&["v1", "queues", queue, "jobs", id, "fail"], &[]);
         let request = self
             .request(Method::POST, &url)
+            .header(PREFER, RETURN_MINIMAL)
             .json(&FailBody { attempt, error });
         self.send_empty(request, &url).await
     }

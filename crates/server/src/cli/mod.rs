@@ -19,3 +19,4 @@ pub mod wire;
 pub mod wire_jobs;
 pub mod worker;
 pub mod worker_command;
+pub mod worker_job;

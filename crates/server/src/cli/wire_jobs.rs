@@ -105,11 +105,45 @@ pub(super) struct ProgressAnswer {
     pub(super) lease_deadline_ms: i64,
 }
 
-#[derive(Serialize)]
-pub(super) struct CompleteBody<'a> {
-    pub(super) attempt: u32,
+/// One attempt to complete in a batch (`POST /v1/queues/{q}/jobs/complete`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Completion {
+    pub id: String,
+    pub attempt: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) result: Option<&'a serde_json::Value>,
+    pub result: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+pub(super) struct CompleteJobsBody<'a> {
+    pub(super) completions: &'a [Completion],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) fetch: Option<FetchJobsBody<'a>>,
+}
+
+/// A batch completion's answer, asked for with `Prefer: return=minimal`: each accepted
+/// completion is `{"status":"completed"}`, each refused one `{"error":{…}}`.
+#[derive(Debug, Deserialize)]
+pub(super) struct CompleteJobsAnswer {
+    pub(super) results: Vec<CompletionResult>,
+    /// With a fetch: the next jobs.
+    #[serde(default)]
+    pub(super) next: Option<Vec<FetchedJob>>,
+    /// With a fetch: why fetching failed (the completions stand).
+    #[serde(default)]
+    pub(super) fetch_error: Option<WireError>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct CompletionResult {
+    pub(super) error: Option<WireError>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct WireError {
+    pub(super) code: String,
+    pub(super) message: String,
 }
 
 #[derive(Serialize)]

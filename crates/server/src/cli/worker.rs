@@ -1,47 +1,62 @@
 //! `omnibus worker QUEUE --exec 'CMD'`: turns any program into a job worker.
 //!
-//! The loop long-polls `jobs/fetch` for as many jobs as it has free slots (`--concurrency`),
-//! and runs each job's command in its own task (see [`super::worker_command`]). While a
-//! command runs, a heartbeat (a progress report) extends its lease every `--heartbeat-ms`; exit
-//! 0 completes the job with stdout as its result, anything else fails it with stderr.
+//! The worker holds up to `--prefetch` jobs at once (at least `--concurrency`): the ones whose
+//! command runs, and the ones fetched ahead waiting for a free slot, so that a slot that frees
+//! starts its next job with no round trip. Each held job is its own task (see
+//! [`super::worker_job`]): from the moment it is fetched its lease is extended by a heartbeat
+//! (a progress report) every `--heartbeat-ms` (a third of the lease by default), so a job that
+//! waits in the buffer longer than that keeps its lease like a running one. Exit 0 completes the
+//! job with stdout as its result, anything else fails it with stderr.
 //!
-//! Stopping: the first SIGINT/SIGTERM stops fetching and lets running commands finish. A
-//! fetch already in flight is waited for (at most its long poll), and the jobs it brings are
-//! run too: they are leased to us, and abandoning them would leave them waiting out their
-//! lease. A second signal kills the running commands (their jobs fail with that reason and are
-//! retried per the queue's policy) and abandons a fetch in flight — whatever it leased, the
-//! broker redelivers once the lease runs out: at-least-once, as always.
+//! Round trips: completions are not sent one by one. They gather while a request is in flight
+//! and go together in the next `POST jobs/complete`, which also asks for as many new jobs as
+//! there is room for (one request, one commit on the broker, finishes a batch and refills the
+//! buffer). When the queue runs dry, the worker long-polls for jobs instead, and completions
+//! that end meanwhile are sent on their own so that they never wait out the poll. Failures are
+//! reported by their job at once (`jobs/{id}/fail`): there is no batch form.
+//!
+//! Stopping: the first SIGINT/SIGTERM stops fetching and lets every held job run to its end,
+//! the ones waiting in the buffer too: they are leased to us, and abandoning them would leave
+//! them waiting out their lease. A fetch already in flight is waited for (at most its long
+//! poll), and the jobs it brings are run too. A second signal kills the running commands (their
+//! jobs fail with that reason and are retried per the queue's policy), starts none of the jobs
+//! still waiting, and abandons a fetch in flight — whatever was leased and not run, the broker
+//! redelivers once the lease runs out: at-least-once, as always.
+//!
+//! `--max-jobs N` is exact: the worker never asks for more jobs than N minus the ones it has
+//! fetched and asked for, so it never runs more than N.
 //!
 //! What is never fatal: a complete / fail / heartbeat the broker refuses (the job was
 //! cancelled, or its lease ran out and it went to another worker — then this attempt's outcome
 //! no longer counts), and a broker that is briefly unreachable (we retry with backoff).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use omnibus_engine::jobs::JOBS_PER_CALL_MAX;
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
+use tracing::{info, warn};
 
 use crate::cli::client::{Client, ClientError};
-use crate::cli::wire_jobs::FetchedJob;
-use crate::cli::worker_command::{run_command, CommandSpec, Exit, Report};
+use crate::cli::wire_jobs::{Completion, FetchedJob};
+use crate::cli::worker_command::CommandSpec;
+use crate::cli::worker_job::{
+    explain_refusal, heartbeat_ms, is_transient, run_job, Context, JobDone, JobEnd, Tally,
+    HEARTBEAT_MS_MIN, REPORT_TRIES_MAX, RETRY_PAUSE_MS_MAX, RETRY_PAUSE_MS_MIN,
+};
 use crate::signals::Signals;
 
-/// How long one fetch waits on the broker for a job.
+/// How long one long poll waits on the broker for a job.
 const FETCH_WAIT_MS: u64 = 5_000;
-/// If an empty fetch comes back faster than this, pause this long before the next.
+/// If an empty long poll comes back faster than this, pause this long before the next.
 const EMPTY_POLL_PAUSE_MS: u64 = 100;
 /// Most commands one worker runs at once.
 const CONCURRENCY_MAX: u64 = 1_024;
-/// Shortest heartbeat interval (also for very short leases).
-const HEARTBEAT_MS_MIN: u64 = 10;
-/// Pause after a failed fetch, doubling up to the max while the broker stays unreachable.
-const RETRY_PAUSE_MS_MIN: u64 = 200;
-const RETRY_PAUSE_MS_MAX: u64 = 5_000;
-/// Tries for a complete / fail that could not reach the broker.
-const REPORT_TRIES_MAX: u32 = 3;
+/// Most jobs one worker holds at once (running and fetched ahead): one fetch's worth.
+const PREFETCH_MAX: u64 = JOBS_PER_CALL_MAX as u64;
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -54,10 +69,16 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
         value_parser = clap::value_parser!(u64).range(1..=CONCURRENCY_MAX))]
     pub concurrency: u64,
+    /// Jobs held at once: running, or fetched ahead and waiting for a free slot (their leases
+    /// are kept by heartbeats while they wait). Raised to --concurrency if lower
+    /// [default: --concurrency].
+    #[arg(long, value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..=PREFETCH_MAX))]
+    pub prefetch: Option<u64>,
     /// Worker name the broker sees [default: HOST-PID].
     #[arg(long, value_name = "WORKER")]
     pub name: Option<String>,
-    /// Extend a running job's lease this often [default: a third of the lease].
+    /// Extend a held job's lease this often [default: a third of the lease].
     #[arg(long, value_name = "MS",
         value_parser = clap::value_parser!(u64).range(HEARTBEAT_MS_MIN..))]
     pub heartbeat_ms: Option<u64>,
@@ -66,50 +87,17 @@ pub struct WorkerArgs {
     pub max_jobs: Option<u64>,
 }
 
-/// What every job task needs.
-struct Context {
-    client: Client,
-    command: CommandSpec,
-    queue: String,
-    /// The queue's lease, for jobs that do not carry their own timeout.
-    lease_ms: u64,
-    heartbeat_ms: Option<u64>,
-    /// Turns true on the second stop signal: kill running commands.
-    force_stop: watch::Receiver<bool>,
-}
-
-/// How one job ended, for the summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum JobEnd {
-    Completed,
-    Failed,
-    /// The broker refused the outcome, or never heard it.
-    NotRecorded,
-}
-
-#[derive(Debug, Default)]
-struct Tally {
-    completed: u64,
-    failed: u64,
-    not_recorded: u64,
-}
-
-impl Tally {
-    fn add(&mut self, end: JobEnd) {
-        match end {
-            JobEnd::Completed => self.completed += 1,
-            JobEnd::Failed => self.failed += 1,
-            JobEnd::NotRecorded => self.not_recorded += 1,
-        }
-    }
-}
-
 pub async fn run(client: &Client, args: WorkerArgs) -> anyhow::Result<()> {
     // Also checks that the queue exists before anything runs.
     let queue = client.queue_info(&args.queue).await?;
     let worker = args.name.clone().unwrap_or_else(default_worker_name);
     let signals = Signals::install()?;
     let (force_stop_sender, force_stop) = watch::channel(false);
+    let concurrency = args.concurrency as usize;
+    let held_max = args
+        .prefetch
+        .unwrap_or(args.concurrency)
+        .max(args.concurrency) as usize;
     let context = Arc::new(Context {
         client: client.clone(),
         command: CommandSpec {
@@ -122,31 +110,42 @@ pub async fn run(client: &Client, args: WorkerArgs) -> anyhow::Result<()> {
         force_stop,
     });
     info!(
-        "worker {worker} running `{}` for queue {} ({} at once, lease {} ms, heartbeat every {} ms)",
+        "worker {worker} running `{}` for queue {} ({concurrency} at once, {held_max} held, \
+         lease {} ms, heartbeat every {} ms)",
         args.exec,
         args.queue,
-        args.concurrency,
         context.lease_ms,
         heartbeat_ms(&context, None),
     );
     let mut supervisor = Supervisor {
         context,
         worker: worker.clone(),
-        concurrency: args.concurrency as usize,
+        held_max,
         max_jobs: args.max_jobs,
         signals,
         force_stop: force_stop_sender,
-        running: JoinSet::new(),
+        jobs: JoinSet::new(),
+        slots: Arc::new(Semaphore::new(concurrency)),
+        turns: VecDeque::new(),
         tally: Tally::default(),
         fetched: 0,
         stopping: false,
         failure: None,
         retry_pause_ms: RETRY_PAUSE_MS_MIN,
+        paused_until: None,
+        completions: Vec::new(),
+        quick: None,
+        poll: None,
+        drained: true,
     };
     while supervisor.step().await {}
     let tally = &supervisor.tally;
+    let left = match tally.left_to_lease {
+        0 => String::new(),
+        left => format!(", {left} never started (left to their lease)"),
+    };
     info!(
-        "worker {worker} stopped: {} completed, {} failed, {} not recorded",
+        "worker {worker} stopped: {} completed, {} failed, {} not recorded{left}",
         tally.completed, tally.failed, tally.not_recorded
     );
     match supervisor.failure {
@@ -155,305 +154,355 @@ pub async fn run(client: &Client, args: WorkerArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The fetch loop's state: the running job tasks, and whether (and why) we are stopping.
+/// A completion waiting to be sent, with how many times sending it already failed.
+#[derive(Debug)]
+struct PendingCompletion {
+    completion: Completion,
+    tries: u32,
+}
+
+/// One request in flight: completions to record and/or jobs to fetch.
+struct Exchange {
+    completions: Vec<PendingCompletion>,
+    /// Jobs asked for (0: completions only).
+    asked: usize,
+    /// How long the broker may hold it open when no job is ready.
+    wait_ms: u64,
+    /// When it was sent, to tell a broker that does not hold a poll open.
+    sent: Instant,
+    answer: JoinHandle<ExchangeAnswer>,
+}
+
+/// What came back for an [`Exchange`].
+enum ExchangeAnswer {
+    /// One outcome per completion, and the fetch's own outcome when jobs were asked for.
+    Answered {
+        completions: Vec<Result<(), ClientError>>,
+        next: Option<Result<Vec<FetchedJob>, ClientError>>,
+    },
+    /// The request as a whole failed: nothing is known to be recorded or leased.
+    Failed(ClientError),
+}
+
+/// The worker's loop state: the held jobs, the requests in flight, and whether (and why) we
+/// are stopping.
 struct Supervisor {
     context: Arc<Context>,
     worker: String,
-    concurrency: usize,
+    /// Most jobs held at once (running or waiting for a slot).
+    held_max: usize,
     max_jobs: Option<u64>,
     signals: Signals,
     force_stop: watch::Sender<bool>,
-    running: JoinSet<JobEnd>,
+    /// One task per held job.
+    jobs: JoinSet<JobDone>,
+    /// One permit per command allowed to run at once (`--concurrency`).
+    slots: Arc<Semaphore>,
+    /// The held jobs waiting for a slot, in the order they were fetched: a freed slot goes to
+    /// the first (the tasks themselves would take slots in whatever order they happen to run).
+    turns: VecDeque<oneshot::Sender<OwnedSemaphorePermit>>,
     tally: Tally,
+    /// Jobs fetched so far, for `--max-jobs`.
     fetched: u64,
     stopping: bool,
-    /// Why the worker stops with an error, once its running jobs are done.
+    /// Why the worker stops with an error, once its held jobs are done.
     failure: Option<anyhow::Error>,
     retry_pause_ms: u64,
+    /// No request is sent before this (after a failed one, or an empty poll that came back
+    /// at once).
+    paused_until: Option<tokio::time::Instant>,
+    /// Completions not yet sent.
+    completions: Vec<PendingCompletion>,
+    /// A request that does not wait on the broker: completions, and jobs while the queue has
+    /// them.
+    quick: Option<Exchange>,
+    /// A long poll for jobs, once the queue ran dry.
+    poll: Option<Exchange>,
+    /// The last fetch brought fewer jobs than asked: the next ones are long-polled for.
+    drained: bool,
 }
 
 impl Supervisor {
-    /// One turn of the loop: fetch for the free slots, or wait for one. False when done.
+    /// One turn of the loop: send what can be sent, then wait for something to happen. False
+    /// when done.
     async fn step(&mut self) -> bool {
-        while let Some(ended) = self.running.try_join_next() {
-            self.tally.add(job_end(ended));
-        }
-        let remaining = self
-            .max_jobs
-            .map_or(u64::MAX, |max| max.saturating_sub(self.fetched));
-        if remaining == 0 {
-            self.stopping = true;
-        }
-        if self.stopping && self.running.is_empty() {
+        self.send();
+        if self.stopping
+            && self.jobs.is_empty()
+            && self.completions.is_empty()
+            && self.quick.is_none()
+            && self.poll.is_none()
+        {
             return false;
         }
-        let free = self.concurrency.saturating_sub(self.running.len());
-        let want = free.min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        if self.stopping || want == 0 {
-            // Full, or draining: wait for a job to end (or for a signal).
-            tokio::select! {
-                Some(ended) = self.running.join_next() => self.tally.add(job_end(ended)),
-                signal = self.signals.next() => self.on_signal(signal),
-            }
-            return true;
-        }
-        let asked = Instant::now();
-        match self.fetch(want).await {
-            None => {}
-            Some(Ok(jobs)) => {
-                self.retry_pause_ms = RETRY_PAUSE_MS_MIN;
-                if jobs.is_empty() && asked.elapsed() < Duration::from_millis(EMPTY_POLL_PAUSE_MS) {
-                    // A broker that does not hold the poll open must not make us spin.
-                    tokio::time::sleep(Duration::from_millis(EMPTY_POLL_PAUSE_MS)).await;
-                }
-                for job in jobs {
-                    self.fetched += 1;
-                    self.running.spawn(run_job(Arc::clone(&self.context), job));
+        let paused_until = self.paused_until;
+        tokio::select! {
+            Some(ended) = self.jobs.join_next() => self.on_job_done(ended),
+            permit = Arc::clone(&self.slots).acquire_owned(), if !self.turns.is_empty() => {
+                if let Ok(permit) = permit {
+                    self.start_next(permit);
                 }
             }
-            Some(Err(error)) if is_transient(&error) => {
-                let pause_ms = self.retry_pause_ms;
-                warn!("cannot fetch jobs ({error}); retrying in {pause_ms} ms");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(pause_ms)) => {}
-                    signal = self.signals.next() => self.on_signal(signal),
-                }
-                self.retry_pause_ms = (pause_ms * 2).min(RETRY_PAUSE_MS_MAX);
+            answer = finished(&mut self.quick) => {
+                let exchange = self.quick.take().expect("in flight");
+                self.on_answer(exchange, answer);
             }
-            Some(Err(error)) => {
-                // Let the running jobs finish first: their outcomes may still be recorded.
-                self.failure = Some(error.into());
-                self.stopping = true;
+            answer = finished(&mut self.poll) => {
+                let exchange = self.poll.take().expect("in flight");
+                self.on_answer(exchange, answer);
             }
+            () = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)),
+                if paused_until.is_some() => self.paused_until = None,
+            signal = self.signals.next() => self.on_signal(signal),
         }
         true
     }
 
-    /// One long poll for up to `want` jobs; `None` when a second signal abandoned it.
-    ///
-    /// A fetch is never abandoned for a finished task or a first signal: it may already have
-    /// leased jobs, which would then wait out their lease before anyone ran them.
-    async fn fetch(&mut self, want: usize) -> Option<Result<Vec<FetchedJob>, ClientError>> {
+    /// Jobs to ask for now: room in the buffer, within what `--max-jobs` leaves.
+    fn wanted(&self) -> usize {
+        if self.stopping {
+            return 0;
+        }
+        let asked =
+            self.quick.as_ref().map_or(0, |e| e.asked) + self.poll.as_ref().map_or(0, |e| e.asked);
+        let room = self.held_max.saturating_sub(self.jobs.len() + asked);
+        let left = self.max_jobs.map_or(u64::MAX, |max| {
+            max.saturating_sub(self.fetched + asked as u64)
+        });
+        room.min(usize::try_from(left).unwrap_or(usize::MAX))
+            .min(JOBS_PER_CALL_MAX)
+    }
+
+    /// Sends the pending completions and asks for jobs, when a request can go.
+    fn send(&mut self) {
+        if self.max_jobs.is_some_and(|max| self.fetched >= max) {
+            self.stopping = true;
+        }
+        if self.paused_until.is_some() {
+            return;
+        }
+        if self.quick.is_none() {
+            let asked = if self.drained { 0 } else { self.wanted() };
+            if asked > 0 || !self.completions.is_empty() {
+                let completions = self.take_completions();
+                self.quick = Some(self.exchange(completions, asked, 0));
+            }
+        }
+        if self.poll.is_none() && self.drained {
+            let asked = self.wanted();
+            if asked > 0 {
+                self.poll = Some(self.exchange(Vec::new(), asked, FETCH_WAIT_MS));
+            }
+        }
+    }
+
+    fn take_completions(&mut self) -> Vec<PendingCompletion> {
+        let count = self.completions.len().min(JOBS_PER_CALL_MAX);
+        self.completions.drain(..count).collect()
+    }
+
+    /// Starts a request: completes `completions` and fetches up to `asked` jobs, waiting up to
+    /// `wait_ms` for the first.
+    fn exchange(
+        &self,
+        completions: Vec<PendingCompletion>,
+        asked: usize,
+        wait_ms: u64,
+    ) -> Exchange {
         let context = Arc::clone(&self.context);
         let worker = self.worker.clone();
-        let fetch = context
-            .client
-            .fetch_jobs(&context.queue, &worker, want, FETCH_WAIT_MS);
-        tokio::pin!(fetch);
-        loop {
-            tokio::select! {
-                answer = &mut fetch => return Some(answer),
-                signal = self.signals.next() => {
-                    let again = self.stopping;
-                    self.on_signal(signal);
-                    if again {
-                        return None;
+        let batch: Vec<Completion> = completions
+            .iter()
+            .map(|pending| pending.completion.clone())
+            .collect();
+        let answer = tokio::spawn(async move {
+            let (client, queue) = (&context.client, context.queue.as_str());
+            if batch.is_empty() {
+                return match client.fetch_jobs(queue, &worker, asked, wait_ms).await {
+                    Ok(jobs) => ExchangeAnswer::Answered {
+                        completions: Vec::new(),
+                        next: Some(Ok(jobs)),
+                    },
+                    Err(error) => ExchangeAnswer::Failed(error),
+                };
+            }
+            let fetch = (asked > 0).then_some((worker.as_str(), asked, wait_ms));
+            match client.complete_jobs(queue, &batch, fetch).await {
+                Ok(answer) => ExchangeAnswer::Answered {
+                    completions: answer.results,
+                    next: answer.next,
+                },
+                Err(error) => ExchangeAnswer::Failed(error),
+            }
+        });
+        Exchange {
+            completions,
+            asked,
+            wait_ms,
+            sent: Instant::now(),
+            answer,
+        }
+    }
+
+    fn on_job_done(&mut self, ended: Result<JobDone, JoinError>) {
+        match ended {
+            Ok(JobDone::Complete(completion)) => self.completions.push(PendingCompletion {
+                completion,
+                tries: 0,
+            }),
+            Ok(JobDone::Ended(end)) => self.tally.add(end),
+            Err(error) => {
+                warn!("a job task ended abnormally: {error}");
+                self.tally.add(JobEnd::NotRecorded);
+            }
+        }
+    }
+
+    fn on_answer(&mut self, exchange: Exchange, answer: Result<ExchangeAnswer, JoinError>) {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                warn!("a request task ended abnormally: {error}");
+                for _ in exchange.completions {
+                    self.tally.add(JobEnd::NotRecorded);
+                }
+                if exchange.asked > 0 && self.failure.is_none() {
+                    self.failure = Some(anyhow::anyhow!("a fetch ended abnormally: {error}"));
+                    self.stopping = true;
+                }
+                return;
+            }
+        };
+        match answer {
+            ExchangeAnswer::Answered { completions, next } => {
+                for (pending, outcome) in exchange.completions.into_iter().zip(completions) {
+                    match outcome {
+                        Ok(()) => self.tally.add(JobEnd::Completed),
+                        Err(error) => {
+                            self.not_recorded(&pending.completion, &error);
+                        }
                     }
+                }
+                match next {
+                    None => self.retry_pause_ms = RETRY_PAUSE_MS_MIN,
+                    Some(Ok(jobs)) => {
+                        self.retry_pause_ms = RETRY_PAUSE_MS_MIN;
+                        self.drained = jobs.len() < exchange.asked;
+                        let at_once =
+                            exchange.sent.elapsed() < Duration::from_millis(EMPTY_POLL_PAUSE_MS);
+                        let long_poll = exchange.wait_ms > 0;
+                        if jobs.is_empty() && long_poll && at_once && !self.stopping {
+                            // A broker that does not hold the poll open must not make us spin.
+                            self.pause(EMPTY_POLL_PAUSE_MS);
+                        }
+                        self.hold(jobs);
+                    }
+                    Some(Err(error)) => self.fetch_failed(error),
+                }
+            }
+            ExchangeAnswer::Failed(error) => {
+                let transient = is_transient(&error);
+                for mut pending in exchange.completions {
+                    pending.tries += 1;
+                    if transient && pending.tries < REPORT_TRIES_MAX {
+                        self.completions.push(pending);
+                    } else {
+                        self.not_recorded(&pending.completion, &error);
+                    }
+                }
+                if exchange.asked > 0 {
+                    self.fetch_failed(error);
+                } else if transient {
+                    warn!("cannot send completions ({error}); retrying");
+                    self.back_off();
                 }
             }
         }
     }
 
-    /// The first signal stops fetching; the next ones kill the running commands.
+    /// Starts a task for each fetched job; it runs once a slot is handed to it.
+    fn hold(&mut self, jobs: Vec<FetchedJob>) {
+        for job in jobs {
+            self.fetched += 1;
+            let (turn, wait) = oneshot::channel();
+            self.turns.push_back(turn);
+            self.jobs
+                .spawn(run_job(Arc::clone(&self.context), job, wait));
+        }
+    }
+
+    /// Hands a free slot to the first held job still waiting for one (a job that ended while
+    /// waiting — refused, or the second signal — gives it back at once).
+    fn start_next(&mut self, mut permit: OwnedSemaphorePermit) {
+        while let Some(turn) = self.turns.pop_front() {
+            match turn.send(permit) {
+                Ok(()) => return,
+                Err(unused) => permit = unused,
+            }
+        }
+    }
+
+    fn not_recorded(&mut self, completion: &Completion, error: &ClientError) {
+        warn!(
+            "job {} attempt {}: the broker did not record complete: {error}{}",
+            completion.id,
+            completion.attempt,
+            explain_refusal(error)
+        );
+        self.tally.add(JobEnd::NotRecorded);
+    }
+
+    fn fetch_failed(&mut self, error: ClientError) {
+        if is_transient(&error) {
+            warn!(
+                "cannot fetch jobs ({error}); retrying in {} ms",
+                self.retry_pause_ms
+            );
+            self.back_off();
+        } else if self.failure.is_none() {
+            // Let the held jobs finish first: their outcomes may still be recorded.
+            self.failure = Some(error.into());
+            self.stopping = true;
+        }
+    }
+
+    /// Pauses before the next request, longer each time while the broker stays unreachable.
+    fn back_off(&mut self) {
+        let pause_ms = self.retry_pause_ms;
+        self.pause(pause_ms);
+        self.retry_pause_ms = (pause_ms * 2).min(RETRY_PAUSE_MS_MAX);
+    }
+
+    fn pause(&mut self, pause_ms: u64) {
+        self.paused_until = Some(tokio::time::Instant::now() + Duration::from_millis(pause_ms));
+    }
+
+    /// The first signal stops fetching; the next ones kill the running commands, start none
+    /// of the jobs waiting for a slot (see [`run_job`]), and abandon a long poll in flight.
     fn on_signal(&mut self, signal: &str) {
-        let running = self.running.len();
+        let held = self.jobs.len();
         if self.stopping {
-            warn!("received {signal} again; killing {running} running commands");
+            warn!("received {signal} again; killing the running commands of {held} held jobs");
             let _ = self.force_stop.send(true);
+            // A long poll holds nothing to record; whatever it leases waits out its lease.
+            if let Some(poll) = self.poll.take() {
+                poll.answer.abort();
+            }
         } else {
             info!(
-                "received {signal}; no more jobs will be fetched; waiting for {running} running \
-                 commands (send it again to kill them)"
+                "received {signal}; no more jobs will be fetched; waiting for the {held} held \
+                 jobs, running or fetched ahead (send it again to kill them)"
             );
             self.stopping = true;
         }
     }
 }
 
-fn job_end(ended: Result<JobEnd, tokio::task::JoinError>) -> JobEnd {
-    ended.unwrap_or_else(|error| {
-        warn!("a job task ended abnormally: {error}");
-        JobEnd::NotRecorded
-    })
-}
-
-/// Runs one job's command and tells the broker how it ended.
-async fn run_job(context: Arc<Context>, job: FetchedJob) -> JobEnd {
-    let started = Instant::now();
-    let (kill, kill_receiver) = watch::channel(false);
-    let heartbeats = tokio::spawn(heartbeat(Arc::clone(&context), job.clone(), kill));
-    let output = run_command(&context.command, &job, kill_receiver).await;
-    heartbeats.abort();
-    let killed = heartbeats.await.ok();
-    let elapsed_ms = started.elapsed().as_millis();
-    let (id, attempt) = (job.id.as_str(), job.attempt);
-    let outcome = match killed {
-        // The broker has already said it will not take this attempt's outcome.
-        Some(KillReason::Refused) => return JobEnd::NotRecorded,
-        // Unless the command managed to finish first.
-        Some(KillReason::Stopped) if output.exit != Exit::Code(0) => Report::Fail {
-            error: "the worker was stopped and killed the command".to_string(),
-        },
-        Some(KillReason::Stopped) | None => output.report(),
-    };
-    match outcome {
-        Report::Complete { result, truncated } => {
-            if truncated {
-                warn!(
-                    "job {id} attempt {attempt}: stdout was {} bytes; the result keeps the \
-                     start of it",
-                    output.stdout.total
-                );
-            }
-            let sent = report(&job, "complete", || {
-                context
-                    .client
-                    .complete_job(&context.queue, id, attempt, result.as_ref())
-            })
-            .await;
-            if sent {
-                debug!("job {id} attempt {attempt} completed in {elapsed_ms} ms");
-                return JobEnd::Completed;
-            }
-        }
-        Report::Fail { error } => {
-            let first_line = error.lines().next().unwrap_or_default();
-            warn!("job {id} attempt {attempt} failed after {elapsed_ms} ms: {first_line}");
-            let sent = report(&job, "fail", || {
-                context.client.fail_job(&context.queue, id, attempt, &error)
-            })
-            .await;
-            if sent {
-                return JobEnd::Failed;
-            }
-        }
-    }
-    JobEnd::NotRecorded
-}
-
-/// Sends a complete or fail, retrying while the broker is unreachable; true once recorded.
-async fn report<F, Fut>(job: &FetchedJob, what: &str, send: F) -> bool
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<(), ClientError>>,
-{
-    let mut pause_ms = RETRY_PAUSE_MS_MIN;
-    for tries in 1..=REPORT_TRIES_MAX {
-        match send().await {
-            Ok(()) => return true,
-            Err(error) if is_transient(&error) && tries < REPORT_TRIES_MAX => {
-                warn!(
-                    "job {} attempt {}: cannot {what} ({error}); retrying",
-                    job.id, job.attempt
-                );
-                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-                pause_ms *= 2;
-            }
-            Err(error) => {
-                warn!(
-                    "job {} attempt {}: the broker did not record {what}: {error}{}",
-                    job.id,
-                    job.attempt,
-                    explain_refusal(&error)
-                );
-                return false;
-            }
-        }
-    }
-    false
-}
-
-/// Why a job's command was killed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KillReason {
-    /// The broker refused a heartbeat: the job was cancelled or went to another worker.
-    Refused,
-    /// The second stop signal.
-    Stopped,
-}
-
-/// Extends the job's lease until aborted. Kills the command when the broker refuses (the job
-/// was cancelled or went to another worker: its work is no longer wanted from us) and on the
-/// second stop signal, and returns why.
-async fn heartbeat(
-    context: Arc<Context>,
-    job: FetchedJob,
-    kill: watch::Sender<bool>,
-) -> KillReason {
-    let period = Duration::from_millis(heartbeat_ms(&context, job.timeout_ms));
-    let beat = serde_json::json!({ "heartbeat": true });
-    let mut force_stop = context.force_stop.clone();
-    let mut watching = true;
-    loop {
-        if watching && *force_stop.borrow_and_update() {
-            let _ = kill.send(true);
-            return KillReason::Stopped;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(period) => {}
-            changed = force_stop.changed(), if watching => {
-                // A closed channel can never ask for a kill; stop watching it.
-                watching = changed.is_ok();
-                continue;
-            }
-        }
-        // A beat that hangs must not hold up the next one past the lease.
-        let sent = tokio::time::timeout(
-            period.max(Duration::from_secs(1)),
-            context
-                .client
-                .job_progress(&context.queue, &job.id, job.attempt, &beat),
-        )
-        .await;
-        match sent {
-            Ok(Ok(_deadline)) => {}
-            Ok(Err(error)) if !is_transient(&error) => {
-                warn!(
-                    "job {} attempt {}: heartbeat refused ({error}){}; stopping its command",
-                    job.id,
-                    job.attempt,
-                    explain_refusal(&error)
-                );
-                let _ = kill.send(true);
-                return KillReason::Refused;
-            }
-            Ok(Err(error)) => warn!(
-                "job {} attempt {}: heartbeat failed ({error}); will try again",
-                job.id, job.attempt
-            ),
-            Err(_) => warn!(
-                "job {} attempt {}: heartbeat timed out; will try again",
-                job.id, job.attempt
-            ),
-        }
-    }
-}
-
-/// The heartbeat interval for a job with `timeout_ms` (or the queue's lease).
-fn heartbeat_ms(context: &Context, timeout_ms: Option<u64>) -> u64 {
-    context
-        .heartbeat_ms
-        .unwrap_or_else(|| timeout_ms.unwrap_or(context.lease_ms) / 3)
-        .max(HEARTBEAT_MS_MIN)
-}
-
-/// Worth retrying: the broker could not be reached or was briefly unable to answer.
-fn is_transient(error: &ClientError) -> bool {
-    match error {
-        ClientError::Transport { .. } => true,
-        ClientError::Api { code, .. } => {
-            matches!(code.as_str(), "unavailable" | "internal") || code.starts_with("http_5")
-        }
-        ClientError::Protocol { .. } | ClientError::InvalidServer { .. } => false,
-    }
-}
-
-fn explain_refusal(error: &ClientError) -> &'static str {
-    match error.code() {
-        "stale_attempt" | "unknown_delivery" => {
-            " (the job was cancelled, or its lease ran out and it was given to another worker)"
-        }
-        _ => "",
+/// The answer of an exchange in flight; never resolves when there is none.
+async fn finished(exchange: &mut Option<Exchange>) -> Result<ExchangeAnswer, JoinError> {
+    match exchange {
+        Some(exchange) => (&mut exchange.answer).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -490,6 +539,7 @@ mod tests {
         assert_eq!(args.exec, "cat");
         assert_eq!(args.concurrency, 1);
         assert_eq!((args.heartbeat_ms, args.max_jobs), (None, None));
+        assert_eq!(args.prefetch, None);
 
         let args = parse(&[
             "q",
@@ -497,6 +547,8 @@ mod tests {
             "./run.sh --fast",
             "--concurrency",
             "4",
+            "--prefetch",
+            "64",
             "--name",
             "w1",
             "--heartbeat-ms",
@@ -506,6 +558,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(args.concurrency, 4);
+        assert_eq!(args.prefetch, Some(64));
         assert_eq!(args.name.as_deref(), Some("w1"));
         assert_eq!(args.heartbeat_ms, Some(250));
         assert_eq!(args.max_jobs, Some(200));
@@ -514,40 +567,7 @@ mod tests {
         assert!(parse(&["q", "--exec", "x", "--concurrency", "0"]).is_err());
         assert!(parse(&["q", "--exec", "x", "--concurrency", "5000"]).is_err());
         assert!(parse(&["q", "--exec", "x", "--heartbeat-ms", "1"]).is_err());
-    }
-
-    fn context(heartbeat_ms: Option<u64>) -> Context {
-        Context {
-            client: Client::new("http://127.0.0.1:1").unwrap(),
-            command: CommandSpec {
-                shell_command: "true".into(),
-                queue: "q".into(),
-            },
-            queue: "q".into(),
-            lease_ms: 30_000,
-            heartbeat_ms,
-            force_stop: watch::channel(false).1,
-        }
-    }
-
-    #[test]
-    fn heartbeats_default_to_a_third_of_the_lease() {
-        assert_eq!(heartbeat_ms(&context(None), None), 10_000);
-        assert_eq!(heartbeat_ms(&context(None), Some(900)), 300);
-        assert_eq!(heartbeat_ms(&context(None), Some(3)), HEARTBEAT_MS_MIN);
-        assert_eq!(heartbeat_ms(&context(Some(50)), Some(900)), 50);
-    }
-
-    #[test]
-    fn only_unreachable_or_struggling_brokers_are_retried() {
-        let api = |code: &str| ClientError::Api {
-            code: code.into(),
-            message: String::new(),
-        };
-        assert!(is_transient(&api("unavailable")));
-        assert!(is_transient(&api("http_502")));
-        assert!(!is_transient(&api("stale_attempt")));
-        assert!(!is_transient(&api("queue_not_found")));
-        assert!(explain_refusal(&api("stale_attempt")).contains("another worker"));
+        assert!(parse(&["q", "--exec", "x", "--prefetch", "0"]).is_err());
+        assert!(parse(&["q", "--exec", "x", "--prefetch", "10001"]).is_err());
     }
 }
