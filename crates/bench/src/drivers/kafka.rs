@@ -213,7 +213,11 @@ async fn consume_until_done(
     if !received_any {
         return Ok(None);
     }
-    consumer.commit_consumer_state(CommitMode::Sync)?;
+    // A synchronous commit blocks its thread until the broker answers: on a runtime worker it
+    // would also hold the tasks queued on that worker — a broker in the same process (the
+    // tests) among them — so the commit never got its answer. `block_in_place` hands them
+    // to another worker first.
+    tokio::task::block_in_place(|| consumer.commit_consumer_state(CommitMode::Sync))?;
     Ok(Some(Instant::now()))
 }
 
