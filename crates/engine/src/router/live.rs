@@ -157,7 +157,7 @@ impl LiveRouter {
             return routed;
         }
         let wanted = |subscription: &Subscription| {
-            subscription.mailbox.echo || origin != Some(subscription.mailbox.id)
+            subscription.mailbox.echo() || origin != Some(subscription.mailbox.id)
         };
         let mut offer = |subscription: &Subscription| {
             routed.matched += 1;

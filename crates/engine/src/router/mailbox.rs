@@ -10,6 +10,7 @@
 //! never makes the broker's memory grow.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -68,8 +69,9 @@ struct MailboxState {
 pub struct Mailbox {
     /// The subscriber's identity, compared with a publisher's to honour `echo`.
     pub(crate) id: u64,
-    /// Whether the subscriber receives what it publishes itself.
-    pub(crate) echo: bool,
+    /// Whether the subscriber receives what it publishes itself. A NATS client says so in its
+    /// CONNECT, which may come after the mailbox exists.
+    echo: AtomicBool,
     limits: MailboxLimits,
     state: Mutex<MailboxState>,
     /// Woken on the first delivery into an empty mailbox and when the mailbox turns slow.
@@ -80,7 +82,7 @@ impl Mailbox {
     pub(crate) fn new(id: u64, echo: bool, limits: MailboxLimits) -> Mailbox {
         Mailbox {
             id,
-            echo,
+            echo: AtomicBool::new(echo),
             limits,
             state: Mutex::new(MailboxState::default()),
             ready: tokio::sync::Notify::new(),
@@ -90,6 +92,15 @@ impl Mailbox {
     /// The identity to pass as the origin of this subscriber's own publishes.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Whether the subscriber receives its own messages.
+    pub fn echo(&self) -> bool {
+        self.echo.load(Ordering::Relaxed)
+    }
+
+    pub fn set_echo(&self, echo: bool) {
+        self.echo.store(echo, Ordering::Relaxed);
     }
 
     fn state(&self) -> MutexGuard<'_, MailboxState> {
