@@ -5,10 +5,11 @@
 //!
 //! Writing is batched: every delivery and reply is appended to one buffer and the socket gets
 //! as much of it as it takes per system call. Reading never waits for writing, so a client
-//! that stops reading is noticed: its deliveries stay in the engine mailbox (the buffer takes
-//! at most `OUT_BATCH_BYTES` of them at a time), the mailbox reaches its bound, and the
-//! connection is closed as a slow consumer — without `-ERR`, as nats-server does. Replies the
-//! client provokes itself (PONGs, errors) are bounded by `pending_bytes_max` the same way.
+//! that stops reading is noticed: its deliveries stay in the engine mailbox (the write buffer
+//! takes a batch of them at a time, see `Connection::pump_mailbox`), the mailbox reaches its
+//! bound, and the connection is closed as a slow consumer — without `-ERR`, as nats-server
+//! does. Replies the client provokes itself (PONGs, errors) are bounded by
+//! `pending_bytes_max` the same way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,8 +26,6 @@ use crate::codec::{bytes_wanted, encode, parse};
 use crate::error::NatsError;
 use crate::handlers::{Connection, Shared};
 
-/// Deliveries moved from the mailbox into the write buffer at a time.
-const OUT_BATCH_BYTES: usize = 256 * 1024;
 /// Free room kept in the read buffer before each read.
 const READ_BYTES_MIN: usize = 16 * 1024;
 /// How long a closing connection may take to flush its last bytes (an `-ERR`).
@@ -73,7 +72,7 @@ pub(crate) async fn run(
             _ = pings.tick() => server_ping(&mut connection),
             _ = stopped.changed() => break Ok(()),
         };
-        if let Err(error) = step.and_then(|()| pump_mailbox(&mut connection, &mut deliveries)) {
+        if let Err(error) = step.and_then(|()| connection.pump_mailbox(&mut deliveries)) {
             break Err(error);
         }
     };
@@ -128,33 +127,6 @@ async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<()
     // A payload still arriving gets its room once, rather than a little per read.
     let wanted = bytes_wanted(input, max_payload).unwrap_or(0);
     input.reserve(wanted.saturating_sub(input.len()).max(READ_BYTES_MIN));
-    Ok(())
-}
-
-/// Moves deliveries from the mailbox into the write buffer while it holds less than a batch;
-/// a mailbox that overflowed, or a write buffer over its bound, ends the connection.
-fn pump_mailbox(
-    connection: &mut Connection,
-    deliveries: &mut Vec<Delivery>,
-) -> Result<(), NatsError> {
-    if connection.mailbox.is_slow() {
-        return Err(NatsError::SlowConsumer);
-    }
-    while connection.out.len() < OUT_BATCH_BYTES {
-        deliveries.clear();
-        connection
-            .mailbox
-            .take(deliveries, OUT_BATCH_BYTES - connection.out.len());
-        if deliveries.is_empty() {
-            break;
-        }
-        for delivery in deliveries.drain(..) {
-            connection.write_delivery(&delivery);
-        }
-    }
-    if connection.out.len() > connection.shared.config.pending_bytes_max {
-        return Err(NatsError::SlowConsumer);
-    }
     Ok(())
 }
 

@@ -41,6 +41,9 @@ pub(crate) type CaptureFuture = Pin<Box<dyn Future<Output = Result<(), EngineErr
 /// waits for the oldest, so a fast publisher is held back rather than queued without bound.
 pub(crate) const CAPTURES_IN_FLIGHT_MAX: usize = 1024;
 
+/// Deliveries moved from the mailbox into the write buffer at a time.
+const OUT_BATCH_BYTES: usize = 256 * 1024;
+
 /// One connection's state, between the socket (the session) and the engine.
 pub(crate) struct Connection {
     pub(crate) shared: Arc<Shared>,
@@ -155,10 +158,7 @@ impl Connection {
     pub(crate) async fn handle(&mut self, op: ClientOp) -> Result<(), NatsError> {
         match op {
             ClientOp::Connect(json) => connect::handle(self, &json),
-            ClientOp::Ping => {
-                ping::ping(self);
-                Ok(())
-            }
+            ClientOp::Ping => ping::ping(self),
             ClientOp::Pong => {
                 ping::pong(self);
                 Ok(())
@@ -178,6 +178,30 @@ impl Connection {
             }
             ClientOp::Ignored => Ok(()),
         }
+    }
+
+    /// Moves deliveries from the mailbox into the write buffer while it holds less than a
+    /// batch; a mailbox that overflowed, or a write buffer over its bound, ends the
+    /// connection.
+    pub(crate) fn pump_mailbox(&mut self, deliveries: &mut Vec<Delivery>) -> Result<(), NatsError> {
+        if self.mailbox.is_slow() {
+            return Err(NatsError::SlowConsumer);
+        }
+        while self.out.len() < OUT_BATCH_BYTES {
+            deliveries.clear();
+            self.mailbox
+                .take(deliveries, OUT_BATCH_BYTES - self.out.len());
+            if deliveries.is_empty() {
+                break;
+            }
+            for delivery in deliveries.drain(..) {
+                self.write_delivery(&delivery);
+            }
+        }
+        if self.out.len() > self.shared.config.pending_bytes_max {
+            return Err(NatsError::SlowConsumer);
+        }
+        Ok(())
     }
 
     /// `+OK`, in verbose mode only.
