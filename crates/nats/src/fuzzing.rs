@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::{bytes_wanted, headers, parse, ClientOp};
+use crate::codec::{bytes_wanted, headers, parse, ClientOp, CONTROL_LINE_BYTES_MAX};
 
 /// A small `max_payload`, so that inputs reach the limit.
 const FUZZ_MAX_PAYLOAD: usize = 4096;
@@ -33,7 +33,12 @@ pub fn parser(data: &[u8]) {
                     let _ = crate::handlers::connect::ConnectOptions::decode(&json);
                 }
                 Ok(Some(_)) => {}
-                Ok(None) => break,
+                Ok(None) => {
+                    // What waits for more bytes is one unfinished operation: a control line
+                    // under the limit, or a whole line and part of an allowed payload.
+                    assert!(buffer.len() <= CONTROL_LINE_BYTES_MAX + FUZZ_MAX_PAYLOAD + 2);
+                    break;
+                }
                 Err(_) => return,
             }
         }
