@@ -184,3 +184,33 @@ def test_publishes_cross_between_http_and_nats_on_a_captured_subject(nats_url, h
     stored = [(record["subject"], record.get("value") or base64.b64decode(record["value_base64"]).decode())
               for record in fetched["records"]]
     assert stored == [(f"{stream}.paid", "from http"), (f"{stream}.created", "from nats")]
+
+
+def test_kafka_and_nats_cross_on_a_stream(nats_url, broker, bootstrap):
+    """A Kafka produce reaches NATS subscribers of the topic's name once it is acknowledged,
+    and a NATS publish to the subject the stream captures is consumed by Kafka."""
+    from confluent_kafka import Producer
+
+    from ck import produce_all, producer_conf, read_partitions
+
+    topic = unique("kafka-nats")
+    broker.create_stream(topic, 1)
+
+    async def scenario():
+        nc = await nats.connect(nats_url)
+        subscription = await nc.subscribe(topic)
+        await nc.flush()
+        producer = Producer(producer_conf(bootstrap))
+        await asyncio.to_thread(
+            produce_all, producer, topic, [(b"k", b"from kafka", [("source", b"kafka")])]
+        )
+        message = await subscription.next_msg(timeout=WAIT_S)
+        assert (message.subject, message.data) == (topic, b"from kafka")
+        assert message.headers == {"source": "kafka"}
+        await nc.publish(topic, b"from nats")
+        await nc.flush()
+        await nc.close()
+
+    run(scenario())
+    values = [record.value() for record in read_partitions(bootstrap, topic, [0], 2)]
+    assert values == [b"from kafka", b"from nats"]
