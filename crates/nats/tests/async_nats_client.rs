@@ -223,6 +223,12 @@ async fn a_slow_consumer_is_cut_off_while_another_keeps_receiving() {
     let publisher = broker.client().await;
     let payload = Bytes::from(vec![b'x'; 4096]);
     let router = broker.engine.live_router().clone();
+    // Both subscriptions exist before the load starts (the stalled one is not confirmed).
+    let deadline = std::time::Instant::now() + WAIT;
+    while router.subscription_count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the stalled SUB never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut sent = 0;
     // Round by round, so the healthy subscriber never falls behind: until the stalled
     // connection's subscription is gone.
