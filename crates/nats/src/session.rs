@@ -28,6 +28,9 @@ use crate::handlers::{Connection, Shared};
 
 /// Free room kept in the read buffer before each read.
 const READ_BYTES_MIN: usize = 16 * 1024;
+/// An empty buffer holding more room than this (after a large payload or a burst of
+/// deliveries) is given back, so an idle connection does not keep its peak.
+const IDLE_BUFFER_BYTES_MAX: usize = 1024 * 1024;
 /// How long a closing connection may take to flush its last bytes (an `-ERR`).
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// nats-server's version line we advertise: nats-py uses the consumer API of 2.9 and later
@@ -60,6 +63,9 @@ pub(crate) async fn run(
                 Ok(0) => Err(NatsError::ClientClosed),
                 Ok(count) => {
                     connection.out.advance(count);
+                    if connection.out.is_empty() && connection.out.capacity() > IDLE_BUFFER_BYTES_MAX {
+                        connection.out = BytesMut::with_capacity(READ_BYTES_MIN);
+                    }
                     Ok(())
                 }
                 Err(error) => Err(error.into()),
@@ -123,6 +129,9 @@ async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<()
     let max_payload = connection.shared.config.max_payload;
     while let Some(op) = parse(input, max_payload)? {
         connection.handle(op).await?;
+    }
+    if input.is_empty() && input.capacity() > IDLE_BUFFER_BYTES_MAX {
+        *input = BytesMut::with_capacity(READ_BYTES_MIN);
     }
     // A payload still arriving gets its room once, rather than a little per read.
     let wanted = bytes_wanted(input, max_payload).unwrap_or(0);

@@ -226,7 +226,10 @@ async fn a_slow_consumer_is_cut_off_while_another_keeps_receiving() {
     // Both subscriptions exist before the load starts (the stalled one is not confirmed).
     let deadline = std::time::Instant::now() + WAIT;
     while router.subscription_count() < 2 {
-        assert!(std::time::Instant::now() < deadline, "the stalled SUB never arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stalled SUB never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut sent = 0;

@@ -208,3 +208,33 @@ async fn connections_past_the_bound_are_refused() {
     first.send("PING\r\n").await;
     assert_eq!(first.line().await, "PONG");
 }
+
+/// A payload of exactly `max_payload`, arriving over many reads, goes through whole; the
+/// connection goes on with small messages after it.
+#[tokio::test]
+async fn a_payload_of_max_payload_goes_through_whole() {
+    let broker = Broker::start().await;
+    let mut subscriber = broker.raw().await;
+    subscriber.send("CONNECT {}\r\nSUB big 1\r\nPING\r\n").await;
+    assert_eq!(subscriber.line().await, "PONG");
+    let mut publisher = broker.raw().await;
+    let payload: String = (0..1024 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    publisher
+        .send(&format!(
+            "PUB big {}\r\n{payload}\r\nPUB big 5\r\nsmall\r\n",
+            payload.len()
+        ))
+        .await;
+    assert_eq!(
+        subscriber.line().await,
+        format!("MSG big 1 {}", payload.len())
+    );
+    assert!(
+        subscriber.line().await == payload,
+        "the payload arrived changed"
+    );
+    assert_eq!(subscriber.line().await, "MSG big 1 5");
+    assert_eq!(subscriber.line().await, "small");
+}
