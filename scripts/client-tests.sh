@@ -81,9 +81,9 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "$want" >"$stamp"
 fi
 "$venv/bin/python" - <<'EOF'
-import confluent_kafka, kafka, pytest
+import confluent_kafka, kafka, importlib.metadata, pytest
 print(f"confluent-kafka {confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]}), "
-      f"kafka-python {kafka.__version__}, pytest {pytest.__version__}")
+      f"kafka-python {kafka.__version__}, nats-py {importlib.metadata.version('nats-py')}, pytest {pytest.__version__}")
 EOF
 kcat -V 2>&1 | grep -m1 '^Version' || true
 

@@ -7,6 +7,7 @@
 - `bootstrap`: "127.0.0.1:PORT" of its Kafka listener (a test that restarts the broker gets
   a new one: ask `broker.bootstrap` again after a restart).
 - `http`: base URL of its HTTP API.
+- `nats_url`: "nats://127.0.0.1:PORT" of its NATS listener.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import NO_KAFKA, Broker
+from harness import NO_KAFKA, NO_NATS, Broker
 
 
 def _terminate(signum, frame):
@@ -55,6 +56,15 @@ def bootstrap(broker) -> str:
     if not broker.alive():
         broker.start()
     return broker.bootstrap
+
+
+@pytest.fixture
+def nats_url(broker) -> str:
+    if not broker.has_nats:
+        pytest.fail(NO_NATS, pytrace=False)
+    if not broker.alive():
+        broker.start()
+    return broker.nats_url
 
 
 @pytest.fixture

@@ -105,10 +105,23 @@ NO_KAFKA = (
 
 
 def kafka_listener_built(binary: Path) -> bool:
-    help_text = subprocess.run(
+    return "--kafka-listen" in serve_help(binary)
+
+
+NO_NATS = (
+    "this omnibus binary has no NATS listener: `omnibus serve --help` does not offer "
+    "--nats-listen"
+)
+
+
+def nats_listener_built(binary: Path) -> bool:
+    return "--nats-listen" in serve_help(binary)
+
+
+def serve_help(binary: Path) -> str:
+    return subprocess.run(
         [str(binary), "serve", "--help"], capture_output=True, text=True, timeout=30
     ).stdout
-    return "--kafka-listen" in help_text
 
 
 class BrokerStartError(Exception):
@@ -142,9 +155,11 @@ class Broker:
         self.process: Optional[subprocess.Popen] = None
         self.http_port: Optional[int] = None
         self.kafka_port: Optional[int] = None
+        self.nats_port: Optional[int] = None
         self.logs: list[Path] = []
         self.starts = 0
         self.has_kafka = self.binary.exists() and kafka_listener_built(self.binary)
+        self.has_nats = self.binary.exists() and nats_listener_built(self.binary)
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -153,6 +168,12 @@ class Broker:
         if not self.has_kafka:
             raise AssertionError(NO_KAFKA)
         return f"{HOST}:{self.kafka_port}"
+
+    @property
+    def nats_url(self) -> str:
+        if not self.has_nats:
+            raise AssertionError(NO_NATS)
+        return f"nats://{HOST}:{self.nats_port}"
 
     @property
     def http(self) -> str:
@@ -174,7 +195,7 @@ class Broker:
 
     def _start_once(self) -> None:
         self.starts += 1
-        self.http_port = self.kafka_port = None
+        self.http_port = self.kafka_port = self.nats_port = None
         log_path = self.workdir / f"omnibus-{self.starts}.log"
         self.logs.append(log_path)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIBUS_")}
@@ -190,6 +211,9 @@ class Broker:
         ]
         if self.has_kafka:
             command += ["--kafka-listen", LISTEN_ANY_PORT]
+        # Always named: the default, 127.0.0.1:4222, would collide between parallel brokers.
+        if self.has_nats:
+            command += ["--nats-listen", LISTEN_ANY_PORT]
         with open(log_path, "ab") as log:
             log.write(("$ " + " ".join(command) + "\n").encode())
             log.flush()
@@ -219,6 +243,8 @@ class Broker:
                 if listeners is not None:
                     self.http_port = port_of(listeners["http"])
                     self.kafka_port = port_of(listeners["kafka"])
+                    if self.has_nats:
+                        self.nats_port = port_of(listeners["nats"])
             if listeners is not None and not health:
                 try:
                     with urllib.request.urlopen(f"{self.http}/health", timeout=2) as response:

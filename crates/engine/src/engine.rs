@@ -35,6 +35,8 @@ pub struct Engine {
     coordinator: Arc<GroupCoordinator>,
     /// Idempotent producers' sequence state, shared by every door that offers them.
     producers: Arc<ProducerRegistry>,
+    /// Live subscriptions of every front door (`router/live.rs`).
+    pub(crate) live_router: Arc<crate::router::LiveRouter>,
     pub(crate) shutting_down: Arc<AtomicBool>,
     /// Held by a maintenance pass while it runs (and holds the engine); `shutdown` takes it
     /// so that no pass outlives it — a test that reopens the folder right after a shutdown
@@ -97,6 +99,7 @@ impl Engine {
         let engine = Arc::new_cyclic(|weak| Engine {
             coordinator: GroupCoordinator::with_limits(weak.clone(), coordinator_limits),
             producers: Arc::new(ProducerRegistry::default()),
+            live_router: Arc::new(crate::router::LiveRouter::new()),
             config,
             io,
             state,

@@ -1,5 +1,6 @@
-//! The Omnibus engine: streams and their partitions, subject routing, publishing with durable
-//! acknowledgement, fetching with long-poll, and consumer-group offsets.
+//! The Omnibus engine: streams and their partitions, subject routing, live subscriptions
+//! (pub/sub with queue groups, `router/`), publishing with durable acknowledgement, fetching
+//! with long-poll, and consumer-group offsets.
 //!
 //! The engine is the only API the front doors (HTTP, Kafka, AMQP, NATS, Redis) may call. It
 //! uses `omnibus-storage` for logs and the state store and `omnibus-types` for the shared

@@ -11,6 +11,7 @@ use clap::Args;
 use omnibus_engine::{EngineConfig, StreamDefaults};
 use omnibus_http::HttpConfig;
 use omnibus_kafka::{KafkaConfig, FRAME_BYTES_CEILING};
+use omnibus_nats::{NatsConfig, MAX_PAYLOAD_CEILING};
 use omnibus_types::limits::{MESSAGE_BYTES_MAX, PARTITIONS_MAX};
 use serde::Deserialize;
 
@@ -38,7 +39,13 @@ pub struct ServeArgs {
     /// Address of the Kafka listener [default: 127.0.0.1:9092].
     #[arg(long, env = "OMNIBUS_KAFKA_LISTEN", value_name = "ADDR")]
     pub kafka_listen: Option<String>,
+    /// Address of the NATS listener, or `off` [default: 127.0.0.1:4222].
+    #[arg(long, env = "OMNIBUS_NATS_LISTEN", value_name = "ADDR")]
+    pub nats_listen: Option<String>,
 }
+
+/// The `listen` value that turns the NATS listener off.
+pub const LISTENER_OFF: &str = "off";
 
 /// Everything `omnibus serve` needs. Field names are the TOML keys.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -47,6 +54,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub http: HttpSection,
     pub kafka: KafkaSection,
+    pub nats: NatsSection,
     pub engine: EngineSection,
     pub process: ProcessSection,
     pub stream_defaults: StreamDefaults,
@@ -76,6 +84,27 @@ pub struct KafkaSection {
     pub frame_bytes_max: usize,
     /// Most Kafka connections open at once.
     pub connections_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSection {
+    /// `host:port`, or `off` for no NATS listener.
+    pub listen: String,
+    /// Largest payload (headers included) a client may publish; announced in INFO.
+    pub max_payload: usize,
+    /// Most NATS connections open at once.
+    pub connections_max: usize,
+    /// Most subscriptions one connection may hold.
+    pub subscriptions_max: usize,
+    /// Bytes waiting for one connection before it is cut off as a slow consumer.
+    pub pending_bytes_max: usize,
+    /// Messages waiting for one connection before it is cut off as a slow consumer.
+    pub pending_messages_max: usize,
+    /// How often the server PINGs each client.
+    pub ping_interval_ms: u64,
+    /// Unanswered PINGs after which a connection is closed as stale.
+    pub pings_outstanding_max: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -114,6 +143,7 @@ impl Default for ServerConfig {
             data_dir: engine.data_dir,
             http: HttpSection::default(),
             kafka: KafkaSection::default(),
+            nats: NatsSection::default(),
             engine: EngineSection {
                 maintenance_interval_ms: engine.maintenance_interval_ms,
                 streams_max: engine.streams_max,
@@ -146,6 +176,22 @@ impl Default for KafkaSection {
             auto_create_topics: kafka.auto_create_topics,
             frame_bytes_max: kafka.frame_bytes_max,
             connections_max: kafka.connections_max,
+        }
+    }
+}
+
+impl Default for NatsSection {
+    fn default() -> Self {
+        let nats = NatsConfig::default();
+        NatsSection {
+            listen: "127.0.0.1:4222".to_string(),
+            max_payload: nats.max_payload,
+            connections_max: nats.connections_max,
+            subscriptions_max: nats.subscriptions_max,
+            pending_bytes_max: nats.pending_bytes_max,
+            pending_messages_max: nats.pending_messages_max,
+            ping_interval_ms: nats.ping_interval.as_millis() as u64,
+            pings_outstanding_max: nats.pings_outstanding_max,
         }
     }
 }
@@ -201,6 +247,9 @@ impl ServerConfig {
         if let Some(listen) = &args.kafka_listen {
             self.kafka.listen = listen.clone();
         }
+        if let Some(listen) = &args.nats_listen {
+            self.nats.listen = listen.clone();
+        }
     }
 
     /// Catches what the layers below would only reject later and less clearly; the engine
@@ -227,6 +276,7 @@ impl ServerConfig {
             );
         }
         self.validate_kafka()?;
+        self.validate_nats()?;
         if self.engine.maintenance_interval_ms == 0 {
             bail!("engine.maintenance_interval_ms must be positive");
         }
@@ -272,6 +322,60 @@ impl ServerConfig {
             bail!("kafka.connections_max must be positive");
         }
         Ok(())
+    }
+
+    fn validate_nats(&self) -> anyhow::Result<()> {
+        let nats = &self.nats;
+        if nats.listen.trim().is_empty() {
+            bail!("nats.listen must not be empty (use \"{LISTENER_OFF}\" to turn it off)");
+        }
+        if nats.max_payload < 1024 || nats.max_payload > MAX_PAYLOAD_CEILING {
+            bail!(
+                "nats.max_payload {} must be between 1024 and {MAX_PAYLOAD_CEILING}",
+                nats.max_payload
+            );
+        }
+        // A connection must be able to hold at least one message of the largest size.
+        if nats.pending_bytes_max < nats.max_payload {
+            bail!(
+                "nats.pending_bytes_max {} must be at least nats.max_payload {}",
+                nats.pending_bytes_max,
+                nats.max_payload
+            );
+        }
+        for (name, value) in [
+            ("connections_max", nats.connections_max),
+            ("subscriptions_max", nats.subscriptions_max),
+            ("pending_messages_max", nats.pending_messages_max),
+            ("pings_outstanding_max", nats.pings_outstanding_max as usize),
+        ] {
+            if value == 0 {
+                bail!("nats.{name} must be positive");
+            }
+        }
+        if nats.ping_interval_ms < 10 {
+            bail!("nats.ping_interval_ms must be at least 10");
+        }
+        Ok(())
+    }
+
+    /// Where the NATS listener binds; `None` when it is turned off.
+    pub fn nats_listen(&self) -> Option<&str> {
+        let listen = self.nats.listen.trim();
+        (!listen.eq_ignore_ascii_case(LISTENER_OFF)).then_some(listen)
+    }
+
+    pub fn nats_config(&self) -> NatsConfig {
+        NatsConfig {
+            max_payload: self.nats.max_payload,
+            connections_max: self.nats.connections_max,
+            subscriptions_max: self.nats.subscriptions_max,
+            pending_bytes_max: self.nats.pending_bytes_max,
+            pending_messages_max: self.nats.pending_messages_max,
+            ping_interval: std::time::Duration::from_millis(self.nats.ping_interval_ms),
+            pings_outstanding_max: self.nats.pings_outstanding_max,
+            ..NatsConfig::default()
+        }
     }
 
     /// The engine checks these only when a stream is created; a broker should not start with
@@ -363,6 +467,9 @@ fsync = "interval:50"
         assert!(config.kafka.auto_create_topics);
         assert_eq!(config.kafka.frame_bytes_max, 100 * 1024 * 1024);
         assert_eq!(config.kafka.advertised_host, None);
+        assert_eq!(config.nats.listen, "127.0.0.1:4222");
+        assert_eq!(config.nats_listen(), Some("127.0.0.1:4222"));
+        assert_eq!(config.nats_config(), NatsConfig::default());
         assert_eq!(config.stream_defaults, StreamDefaults::default());
         config.validate().unwrap();
     }
@@ -400,6 +507,7 @@ fsync = "interval:50"
             "[stream_defaults]\npartition = 3",
             "[kafka]\nlisten_address = \"127.0.0.1:9092\"",
             "[process]\nslice_us = 100",
+            "[nats]\nlisten_address = \"127.0.0.1:4222\"",
         ] {
             let error = ServerConfig::from_toml(text).unwrap_err();
             assert!(
@@ -420,6 +528,15 @@ body_bytes_max = 67108864
 listen = "127.0.0.1:9092"
 auto_create_topics = true
 frame_bytes_max = 104857600
+[nats]
+listen = "127.0.0.1:4222"
+max_payload = 1048576
+connections_max = 10000
+subscriptions_max = 10000
+pending_bytes_max = 67108864
+pending_messages_max = 100000
+ping_interval_ms = 120000
+pings_outstanding_max = 2
 [engine]
 maintenance_interval_ms = 1000
 streams_max = 10000
@@ -459,6 +576,21 @@ retention_ms = 604800000
                 "{text:?} gave {error}"
             );
         }
+        for text in [
+            "[nats]\nlisten = \"\"",
+            "[nats]\nmax_payload = 10",
+            "[nats]\nmax_payload = 2048\npending_bytes_max = 1024",
+            "[nats]\nconnections_max = 0",
+            "[nats]\nsubscriptions_max = 0",
+            "[nats]\nping_interval_ms = 1",
+        ] {
+            let config = ServerConfig::from_toml(text).unwrap();
+            let error = config.validate().unwrap_err();
+            assert!(error.to_string().contains("nats."), "{text:?} gave {error}");
+        }
+        let off = ServerConfig::from_toml("[nats]\nlisten = \"off\"").unwrap();
+        off.validate().unwrap();
+        assert_eq!(off.nats_listen(), None);
         let config = ServerConfig::from_toml(
             "[kafka]\nadvertised_host = \"broker.example\"\nadvertised_port = 19092",
         )
@@ -514,6 +646,7 @@ retention_ms = 604800000
         std::env::remove_var("OMNIBUS_DATA_DIR");
         std::env::remove_var("OMNIBUS_HTTP_LISTEN");
         std::env::remove_var("OMNIBUS_KAFKA_LISTEN");
+        std::env::remove_var("OMNIBUS_NATS_LISTEN");
         std::env::remove_var("OMNIBUS_CONFIG");
         assert_eq!(parse(&[]), ServerConfig::default());
 
@@ -530,7 +663,9 @@ retention_ms = 604800000
         std::env::set_var("OMNIBUS_DATA_DIR", "/from/env");
         std::env::set_var("OMNIBUS_HTTP_LISTEN", "127.0.0.1:9002");
         std::env::set_var("OMNIBUS_KAFKA_LISTEN", "127.0.0.1:9102");
+        std::env::set_var("OMNIBUS_NATS_LISTEN", "127.0.0.1:4302");
         let from_env = parse(&[]);
+        assert_eq!(from_env.nats.listen, "127.0.0.1:4302");
         assert_eq!(from_env.data_dir, PathBuf::from("/from/env"));
         assert_eq!(from_env.http.listen, "127.0.0.1:9002");
         assert_eq!(from_env.kafka.listen, "127.0.0.1:9102");
@@ -544,7 +679,10 @@ retention_ms = 604800000
             "127.0.0.1:9003",
             "--kafka-listen",
             "127.0.0.1:9103",
+            "--nats-listen",
+            "off",
         ]);
+        assert_eq!(from_flags.nats_listen(), None);
         assert_eq!(from_flags.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(from_flags.http.listen, "127.0.0.1:9003");
         assert_eq!(from_flags.kafka.listen, "127.0.0.1:9103");
@@ -553,6 +691,7 @@ retention_ms = 604800000
         std::env::remove_var("OMNIBUS_DATA_DIR");
         std::env::remove_var("OMNIBUS_HTTP_LISTEN");
         std::env::remove_var("OMNIBUS_KAFKA_LISTEN");
+        std::env::remove_var("OMNIBUS_NATS_LISTEN");
         std::env::remove_var("OMNIBUS_CONFIG");
     }
 

@@ -26,6 +26,8 @@ struct Listeners {
     pid: u32,
     http: String,
     kafka: String,
+    /// `null` when the NATS listener is off.
+    nats: Option<String>,
 }
 
 /// The written file; remove it with [`ListenersFile::remove`] at a clean shutdown.
@@ -40,11 +42,13 @@ impl ListenersFile {
         data_dir: &Path,
         http: SocketAddr,
         kafka: SocketAddr,
+        nats: Option<SocketAddr>,
     ) -> anyhow::Result<ListenersFile> {
         let listeners = Listeners {
             pid: std::process::id(),
             http: http.to_string(),
             kafka: kafka.to_string(),
+            nats: nats.map(|address| address.to_string()),
         };
         let mut text = serde_json::to_string(&listeners)?;
         text.push('\n');
@@ -73,24 +77,35 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_file_names_both_addresses_and_this_process_and_is_removed() {
+    async fn the_file_names_every_address_and_this_process_and_is_removed() {
         let directory = tempfile::tempdir().expect("temp dir");
         let http: SocketAddr = "127.0.0.1:41001".parse().expect("address");
         let kafka: SocketAddr = "127.0.0.1:41002".parse().expect("address");
+        let nats: SocketAddr = "127.0.0.1:41003".parse().expect("address");
         // A stale file from a crashed broker is replaced.
         std::fs::write(directory.path().join(FILE_NAME), "{\"pid\": 1}").expect("stale file");
 
-        let file = ListenersFile::write(directory.path(), http, kafka)
+        let file = ListenersFile::write(directory.path(), http, kafka, Some(nats))
             .await
             .expect("write");
         let text = std::fs::read_to_string(directory.path().join(FILE_NAME)).expect("read");
         let value: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(value["http"], "127.0.0.1:41001");
         assert_eq!(value["kafka"], "127.0.0.1:41002");
+        assert_eq!(value["nats"], "127.0.0.1:41003");
         assert_eq!(value["pid"], std::process::id());
         assert!(!directory.path().join(TEMPORARY_NAME).exists());
 
         file.remove().await.expect("remove");
         assert!(!directory.path().join(FILE_NAME).exists());
+
+        // A listener turned off is null.
+        let file = ListenersFile::write(directory.path(), http, kafka, None)
+            .await
+            .expect("write");
+        let text = std::fs::read_to_string(directory.path().join(FILE_NAME)).expect("read");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert!(value["nats"].is_null());
+        file.remove().await.expect("remove");
     }
 }

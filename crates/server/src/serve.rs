@@ -31,6 +31,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let http_address = local_address(&http_listener, &config.http.listen)?;
     let kafka_listener = bind("Kafka", &config.kafka.listen).await?;
     let kafka_address = local_address(&kafka_listener, &config.kafka.listen)?;
+    let nats_listener = match config.nats_listen() {
+        Some(listen) => Some(bind("NATS", listen).await?),
+        None => None,
+    };
+    let nats_address = match &nats_listener {
+        Some(listener) => Some(local_address(listener, &config.nats.listen)?),
+        None => None,
+    };
 
     let engine = Engine::open(config.engine_config())
         .await
@@ -38,7 +46,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     // After the engine opened, so the data folder exists and no other broker holds it.
     let listeners_file =
-        match ListenersFile::write(&config.data_dir, http_address, kafka_address).await {
+        match ListenersFile::write(&config.data_dir, http_address, kafka_address, nats_address)
+            .await
+        {
             Ok(file) => file,
             Err(error) => {
                 engine.shutdown().await.context("flushing data to disk")?;
@@ -61,13 +71,31 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         kafka_listener,
         Arc::clone(&engine),
         config.kafka_config(),
-        stop(stop_receiver),
+        stop(stop_receiver.clone()),
     ));
+    // With the NATS listener off, a task that waits for the stop like the others stands in,
+    // so the shutdown below needs no second path.
+    let mut nats_task: ListenerTask = match nats_listener {
+        Some(listener) => tokio::spawn(omnibus_nats::serve(
+            listener,
+            Arc::clone(&engine),
+            config.nats_config(),
+            stop(stop_receiver.clone()),
+        )),
+        None => {
+            let stopped = stop(stop_receiver);
+            tokio::spawn(async move {
+                stopped.await;
+                Ok(())
+            })
+        }
+    };
+    let nats_shown = nats_address.map_or_else(|| "off".to_string(), |a| a.to_string());
 
     // A fixed, greppable line (not a tracing event) so scripts and tests can wait for it.
     // Its format is stable (scripts parse it); new fields go at the end.
     eprintln!(
-        "omnibus ready: http={http_address} kafka={kafka_address} data_dir={}",
+        "omnibus ready: http={http_address} kafka={kafka_address} data_dir={} nats={nats_shown}",
         config.data_dir.display()
     );
 
@@ -76,19 +104,22 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         signal = signals.next() => info!("received {signal}; shutting down"),
         outcome = &mut http_task => failure = Some(listener_failure("HTTP", outcome)),
         outcome = &mut kafka_task => failure = Some(listener_failure("Kafka", outcome)),
+        outcome = &mut nats_task => failure = Some(listener_failure("NATS", outcome)),
     }
 
     // Stop accepting; let the requests already running finish, within bounds.
     let _ = stop_sender.send(true);
     if failure.is_none() {
-        // Both listeners drain at once, within one deadline.
+        // Every listener drains at once, within one deadline.
         tokio::join!(
             drain("HTTP", &mut http_task, &mut signals),
             drain_quietly("Kafka", &mut kafka_task),
+            drain_quietly("NATS", &mut nats_task),
         );
     } else {
         http_task.abort();
         kafka_task.abort();
+        nats_task.abort();
     }
     // Nothing listens on those addresses any more.
     if let Err(error) = listeners_file.remove().await {

@@ -228,6 +228,8 @@ fn serve_reports_a_taken_address_and_exits_nonzero() {
             // The Kafka listener takes any free port, so only the held HTTP address fails.
             "--kafka-listen",
             LISTEN_ANY_PORT,
+            "--nats-listen",
+            LISTEN_ANY_PORT,
         ],
         b"",
     );

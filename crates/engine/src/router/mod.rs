@@ -1,8 +1,21 @@
-//! Subject routing: which streams capture a subject, found through a subject index (a trie
-//! over tokens with `*` and `>`) rather than a scan of every stream. Protocol-neutral: the
-//! NATS and AMQP front doors will route live subscriptions and exchange bindings through the
-//! same index.
+//! Subject routing, protocol-neutral: which stream captures a subject (`index.rs`, a trie over
+//! tokens with `*` and `>` rather than a scan of every stream), and live subscriptions that
+//! receive messages as they are published (`live.rs`, with the match cache of `cache.rs` and
+//! the bounded subscriber mailboxes of `mailbox.rs`). `capture.rs` joins the two: a live
+//! publish to a captured subject is appended to its stream first. The NATS door routes through
+//! this, and the AMQP door will; nothing here knows either protocol.
 
+mod cache;
+mod capture;
 mod index;
+mod live;
+mod mailbox;
 
+pub use cache::MATCH_CACHE_ENTRIES_MAX;
+pub(crate) use capture::{deliver_stored, StoredCopy};
+pub use capture::{LivePublish, PendingCapture};
 pub use index::SubjectIndex;
+pub use live::{
+    LiveRouter, Routed, SubscriptionHandle, LIVE_SUBSCRIPTIONS_MAX, QUEUE_GROUP_BYTES_MAX,
+};
+pub use mailbox::{Delivery, LiveMessage, Mailbox, MailboxLimits};

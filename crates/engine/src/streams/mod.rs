@@ -8,6 +8,7 @@ mod admin;
 mod fetch;
 pub mod partitioner;
 mod publish;
+pub(crate) use publish::to_stored;
 pub mod raw_append;
 pub(crate) mod registry;
 

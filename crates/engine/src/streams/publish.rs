@@ -49,6 +49,23 @@ impl Engine {
             let stored = to_stored(&stream, fixed_subject.as_deref(), record, now)?;
             per_partition[partition as usize].push((index, stored));
         }
+        // Copies for live subscribers, taken only when there are any (the hot path without
+        // live subscriptions stays as it was). Delivered once every record is acknowledged.
+        let live: Vec<crate::router::StoredCopy> = if self.live_router.is_active() {
+            per_partition
+                .iter()
+                .flatten()
+                .map(|(_, record)| {
+                    (
+                        record.subject.clone(),
+                        record.headers.clone(),
+                        record.value.clone(),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let total: usize = per_partition.iter().map(Vec::len).sum();
         let mut positions = vec![
             RecordPosition {
@@ -100,7 +117,10 @@ impl Engine {
         }
         match first_error {
             Some(error) => Err(error),
-            None => Ok(positions),
+            None => {
+                self.deliver_stored_live(&stream.config.name, live);
+                Ok(positions)
+            }
         }
     }
 
@@ -133,7 +153,7 @@ impl Engine {
 /// Validates one record and turns it into the stored form. The subject is stored only when it
 /// differs from the stream's name, so a plain publish to a stream adds no header a Kafka
 /// consumer would see.
-fn to_stored(
+pub(crate) fn to_stored(
     stream: &Stream,
     fixed_subject: Option<&str>,
     record: PublishRecord,

@@ -10,13 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use omnibus_storage::batch::{BatchHeader, HEADER_BYTES};
+use bytes::{Bytes, BytesMut};
+use omnibus_storage::batch::{decode_batches, BatchHeader, HEADER_BYTES};
 use omnibus_storage::{AppendInfo, PartitionLog, PendingAppend};
 use omnibus_types::limits;
 
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
+use crate::router::{deliver_stored, LiveRouter, StoredCopy};
 
 /// The smallest possible record: length, attributes, timestamp delta, offset delta, key
 /// length, value length and header count, one byte each.
@@ -40,6 +41,15 @@ pub struct RawAppend {
 pub struct PendingRawAppend {
     log: Arc<PartitionLog>,
     wait: RawWait,
+    /// The batch's records for live subscribers, decoded only when there were any.
+    live: Option<LiveCopies>,
+}
+
+/// Records of a raw append to hand to live subscribers once it is acknowledged.
+struct LiveCopies {
+    router: Arc<LiveRouter>,
+    stream: String,
+    records: Vec<StoredCopy>,
 }
 
 #[derive(Debug)]
@@ -61,12 +71,14 @@ impl std::fmt::Debug for PendingRawAppend {
 impl PendingRawAppend {
     /// An earlier append of `log`, to be answered once it is durable.
     pub(crate) fn earlier(log: Arc<PartitionLog>, offsets: RawAppend) -> PendingRawAppend {
+        // A retried batch reached live subscribers when it was first acknowledged.
         PendingRawAppend {
             log,
             wait: RawWait::Earlier(AppendInfo {
                 first_offset: offsets.first_offset,
                 last_offset: offsets.last_offset,
             }),
+            live: None,
         }
     }
 
@@ -85,6 +97,9 @@ impl PendingRawAppend {
             RawWait::Pending(pending) => pending.durable().await?,
             RawWait::Earlier(info) => self.log.wait_durable(info).await?,
         };
+        if let Some(live) = self.live {
+            deliver_stored(&live.router, &live.stream, live.records);
+        }
         Ok(raw_append(&self.log, info))
     }
 }
@@ -203,10 +218,38 @@ impl Engine {
         let stream = self.stream(stream)?;
         inspect_raw_batch(&batch, stream.config.message_bytes_max)?;
         let log = stream.partition(partition)?.clone();
+        let live = self.live_copies(&stream.config.name, &batch);
         let pending = log.enqueue(batch).await?;
         Ok(PendingRawAppend {
             log,
             wait: RawWait::Pending(pending),
+            live,
+        })
+    }
+
+    /// The batch's records for live subscribers, when there are any subscribers: decoding
+    /// costs nothing on the produce path of a broker without live subscriptions.
+    fn live_copies(&self, stream: &str, batch: &BytesMut) -> Option<LiveCopies> {
+        if !self.live_router.is_active() {
+            return None;
+        }
+        let records = match decode_batches(Bytes::copy_from_slice(batch), 0) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(
+                    stream,
+                    "a produced batch could not be decoded for live subscribers: {error}"
+                );
+                return None;
+            }
+        };
+        Some(LiveCopies {
+            router: self.live_router.clone(),
+            stream: stream.to_string(),
+            records: records
+                .into_iter()
+                .map(|record| (record.subject, record.headers, record.value))
+                .collect(),
         })
     }
 

@@ -22,6 +22,8 @@ pub struct Broker {
     child: Option<Child>,
     pub http_address: SocketAddr,
     pub kafka_address: SocketAddr,
+    /// `None` when started with `--nats-listen off`.
+    pub nats_address: Option<SocketAddr>,
     pub log: PathBuf,
 }
 
@@ -48,10 +50,12 @@ impl Broker {
             .arg(data_dir)
             .args(["--http-listen", LISTEN_ANY_PORT])
             .args(["--kafka-listen", LISTEN_ANY_PORT])
+            .args(["--nats-listen", LISTEN_ANY_PORT])
             .env_remove("OMNIBUS_CONFIG")
             .env_remove("OMNIBUS_DATA_DIR")
             .env_remove("OMNIBUS_HTTP_LISTEN")
             .env_remove("OMNIBUS_KAFKA_LISTEN")
+            .env_remove("OMNIBUS_NATS_LISTEN")
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("clone the log handle"))
             .stderr(output)
@@ -82,6 +86,7 @@ impl Broker {
             child: Some(child),
             http_address: addresses.http,
             kafka_address: addresses.kafka,
+            nats_address: addresses.nats,
             log,
         };
         // The ready line comes after the listeners are serving; /health must answer now.

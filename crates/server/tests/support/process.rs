@@ -97,6 +97,8 @@ pub struct Server {
     pub address: String,
     /// The Kafka listener's bound address.
     pub kafka_address: String,
+    /// The NATS listener's bound address.
+    pub nats_address: String,
     pub data_dir: PathBuf,
     log_dir: PathBuf,
     _directory: Option<tempfile::TempDir>,
@@ -124,10 +126,12 @@ impl Server {
             .arg(data_dir)
             .args(["--http-listen", LISTEN_ANY_PORT])
             .args(["--kafka-listen", LISTEN_ANY_PORT])
+            .args(["--nats-listen", LISTEN_ANY_PORT])
             .env_remove("OMNIBUS_CONFIG")
             .env_remove("OMNIBUS_DATA_DIR")
             .env_remove("OMNIBUS_HTTP_LISTEN")
             .env_remove("OMNIBUS_KAFKA_LISTEN")
+            .env_remove("OMNIBUS_NATS_LISTEN")
             .env("OMNIBUS_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -138,6 +142,7 @@ impl Server {
             process: Guard::new(child, log_path),
             address: String::new(),
             kafka_address: String::new(),
+            nats_address: String::new(),
             data_dir: data_dir.to_path_buf(),
             log_dir: log_dir.to_path_buf(),
             _directory: None,
@@ -170,6 +175,7 @@ impl Server {
                 if let Some(addresses) = ready_addresses_in_log(&self.process.log_path, 0) {
                     self.address = addresses.http.to_string();
                     self.kafka_address = addresses.kafka.to_string();
+                    self.nats_address = addresses.nats.map(|a| a.to_string()).unwrap_or_default();
                 }
             }
             if !self.address.is_empty() && health_ok(&self.address) {

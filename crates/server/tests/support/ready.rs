@@ -11,7 +11,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::Path;
 
-/// `--http-listen` and `--kafka-listen` for a broker that picks its own ports.
+/// `--http-listen`, `--kafka-listen` and `--nats-listen` for a broker that picks its own
+/// ports.
 pub const LISTEN_ANY_PORT: &str = "127.0.0.1:0";
 
 const READY_PREFIX: &str = "omnibus ready: ";
@@ -21,24 +22,30 @@ const READY_PREFIX: &str = "omnibus ready: ";
 pub struct Addresses {
     pub http: SocketAddr,
     pub kafka: SocketAddr,
+    /// `None` when the broker runs without its NATS listener.
+    pub nats: Option<SocketAddr>,
 }
 
-/// Parses `omnibus ready: http=<addr> kafka=<addr> data_dir=<dir>` (fields after these may
-/// be added later and are ignored).
+/// Parses `omnibus ready: http=<addr> kafka=<addr> data_dir=<dir> nats=<addr|off>` (fields
+/// after these may be added later and are ignored).
 pub fn parse_ready_line(line: &str) -> Option<Addresses> {
     let fields = line.trim_start().strip_prefix(READY_PREFIX)?;
     let mut http = None;
     let mut kafka = None;
+    let mut nats = None;
     for field in fields.split_whitespace() {
         if let Some(value) = field.strip_prefix("http=") {
             http = value.parse().ok();
         } else if let Some(value) = field.strip_prefix("kafka=") {
             kafka = value.parse().ok();
+        } else if let Some(value) = field.strip_prefix("nats=") {
+            nats = value.parse().ok();
         }
     }
     Some(Addresses {
         http: http?,
         kafka: kafka?,
+        nats,
     })
 }
 

@@ -1,0 +1,139 @@
+//! A live publish: a message for live subscribers that is also appended to the stream that
+//! captures its subject, if one does (durable capture).
+//!
+//! Without a capturing stream the message goes to the live subscribers at once. With one, it is
+//! enqueued on the stream (in the caller's order, through the same log append and fsync policy
+//! as every other publish) and reaches live subscribers only once the append is acknowledged,
+//! so a live reader never sees a message that a crash could take back from the stream's
+//! readers. Enqueueing returns at once; a door that keeps its publishes in order awaits the
+//! [`PendingCapture`]s in order too, and many appends share one fsync meanwhile.
+//!
+//! A captured message is stored with its subject, headers and payload; the reply subject is
+//! not stored (it means nothing once the requester is gone). The partition is chosen by the
+//! subject's hash, so messages of one subject keep their order in the stream.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use omnibus_storage::batch::encode_batch;
+use omnibus_storage::PendingAppend;
+use omnibus_types::validate_subject;
+
+use super::{LiveMessage, LiveRouter, Routed};
+use crate::engine::{now_ms, Engine};
+use crate::error::{EngineError, Result};
+use crate::model::{PublishRecord, RecordPosition};
+use crate::streams::partitioner::partition_for_key;
+
+/// What [`Engine::publish_live`] did.
+#[derive(Debug)]
+pub enum LivePublish {
+    /// No stream captures the subject: delivered to the live subscribers already.
+    Delivered(Routed),
+    /// A stream captures the subject: appended, not yet acknowledged.
+    Captured(PendingCapture),
+}
+
+/// A captured message on its way into its stream; live subscribers get it once
+/// [`PendingCapture::durable`] sees it acknowledged.
+#[derive(Debug)]
+pub struct PendingCapture {
+    append: PendingAppend,
+    partition: u32,
+    router: Arc<LiveRouter>,
+    message: Arc<LiveMessage>,
+    origin: Option<u64>,
+}
+
+impl PendingCapture {
+    /// Waits for the stream's acknowledgement, then delivers to the live subscribers.
+    pub async fn durable(self) -> Result<(RecordPosition, Routed)> {
+        let info = self.append.durable().await?;
+        let routed = self.router.publish(self.message, self.origin);
+        Ok((
+            RecordPosition {
+                partition: self.partition,
+                offset: info.first_offset,
+            },
+            routed,
+        ))
+    }
+}
+
+impl Engine {
+    /// The router of live subscriptions every front door shares.
+    pub fn live_router(&self) -> &Arc<LiveRouter> {
+        &self.live_router
+    }
+
+    /// Publishes `message` to the live subscribers of its subject and appends it to the
+    /// stream capturing that subject, if any (see the module documentation). `origin` is the
+    /// publisher's [`super::Mailbox::id`], so a subscriber without echo skips its own.
+    pub async fn publish_live(
+        &self,
+        message: LiveMessage,
+        origin: Option<u64>,
+    ) -> Result<LivePublish> {
+        validate_subject(&message.subject)
+            .map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
+        let captured = self.read_streams().capturing(&message.subject).cloned();
+        let Some(stream) = captured else {
+            let routed = self.live_router.publish(Arc::new(message), origin);
+            return Ok(LivePublish::Delivered(routed));
+        };
+        self.check_running()?;
+        self.check_not_a_queue_log(&stream.config.name)?;
+        let partition = partition_for_key(message.subject.as_bytes(), stream.config.partitions);
+        let record = PublishRecord {
+            subject: None,
+            key: None,
+            value: Some(message.payload.clone()),
+            headers: message.headers.clone(),
+            partition: Some(partition),
+            timestamp_ms: None,
+        };
+        let stored = crate::streams::to_stored(&stream, Some(&message.subject), record, now_ms())?;
+        let bytes: BytesMut = encode_batch(std::slice::from_ref(&stored))?;
+        let log = stream.partition(partition)?.clone();
+        let append = log.enqueue(bytes).await?;
+        Ok(LivePublish::Captured(PendingCapture {
+            append,
+            partition,
+            router: self.live_router.clone(),
+            message: Arc::new(message),
+            origin,
+        }))
+    }
+
+    /// Hands records another door appended (and saw acknowledged) to the live subscribers:
+    /// an HTTP or Kafka publish to a captured subject reaches NATS subscribers this way.
+    pub(crate) fn deliver_stored_live(&self, stream_name: &str, records: Vec<StoredCopy>) {
+        deliver_stored(&self.live_router, stream_name, records)
+    }
+}
+
+/// What a live subscriber gets of a stored record: its stored subject (empty for the
+/// stream's own name), headers and value.
+pub(crate) type StoredCopy = (String, Vec<omnibus_types::Header>, Option<Bytes>);
+
+/// Publishes stored records to the live subscribers of their subjects.
+pub(crate) fn deliver_stored(router: &LiveRouter, stream_name: &str, records: Vec<StoredCopy>) {
+    for (subject, headers, value) in records {
+        let subject = if subject.is_empty() {
+            stream_name.to_string()
+        } else {
+            subject
+        };
+        // A stream named outside the subject rules has no live readers to reach.
+        if validate_subject(&subject).is_err() {
+            continue;
+        }
+        let message = LiveMessage {
+            subject,
+            reply: None,
+            headers,
+            payload: value.unwrap_or_default(),
+        };
+        router.publish(Arc::new(message), None);
+    }
+}

@@ -1,0 +1,179 @@
+//! Live subscriptions through the engine: a live publish to a captured subject is stored and
+//! then delivered; the HTTP-style publish and Kafka-style raw appends reach live subscribers.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use omnibus_engine::router::{Delivery, LiveMessage, LivePublish, Mailbox, MailboxLimits};
+use omnibus_engine::*;
+use omnibus_types::{Header, Record};
+
+const LIMITS: MailboxLimits = MailboxLimits {
+    messages_max: 1000,
+    bytes_max: 1 << 20,
+};
+
+async fn engine_with_stream() -> (tempfile::TempDir, Arc<Engine>) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    engine
+        .create_stream(StreamSpec {
+            name: "orders".into(),
+            partitions: Some(1),
+            subjects: vec!["orders.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (dir, engine)
+}
+
+fn message(subject: &str, payload: &'static str) -> LiveMessage {
+    LiveMessage {
+        subject: subject.into(),
+        reply: None,
+        headers: vec![Header {
+            name: "kind".into(),
+            value: Bytes::from_static(b"test"),
+        }],
+        payload: Bytes::from_static(payload.as_bytes()),
+    }
+}
+
+fn taken(mailbox: &Mailbox) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    mailbox.take(&mut out, usize::MAX);
+    out
+}
+
+async fn stored_values(engine: &Engine) -> Vec<(String, Bytes)> {
+    let result = engine
+        .fetch(FetchRequest {
+            stream: "orders".into(),
+            partition: 0,
+            offset: 0,
+            max_records: 100,
+            max_bytes: 1 << 20,
+            wait_ms: 0,
+        })
+        .await
+        .unwrap();
+    result
+        .records
+        .into_iter()
+        .map(|record| (record.subject, record.value.unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_live_publish_to_a_captured_subject_is_stored_then_delivered() {
+    let (_dir, engine) = engine_with_stream().await;
+    let router = engine.live_router();
+    let mailbox = router.mailbox(true, LIMITS);
+    let _subscription = router.subscribe(&mailbox, "orders.*", None, 7).unwrap();
+    let LivePublish::Captured(pending) = engine
+        .publish_live(message("orders.created", "one"), None)
+        .await
+        .unwrap()
+    else {
+        panic!("orders.> captures orders.created");
+    };
+    let (position, routed) = pending.durable().await.unwrap();
+    assert_eq!(position.offset, 0);
+    assert_eq!(routed.matched, 1);
+    let deliveries = taken(&mailbox);
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].token, 7);
+    assert_eq!(deliveries[0].message.payload, "one");
+    assert_eq!(deliveries[0].message.headers[0].name, "kind");
+    assert_eq!(
+        stored_values(&engine).await,
+        vec![("orders.created".to_string(), Bytes::from_static(b"one"))]
+    );
+}
+
+#[tokio::test]
+async fn a_live_publish_to_an_uncaptured_subject_is_delivered_at_once_and_not_stored() {
+    let (_dir, engine) = engine_with_stream().await;
+    let router = engine.live_router();
+    let mailbox = router.mailbox(true, LIMITS);
+    let _subscription = router.subscribe(&mailbox, "chat.>", None, 1).unwrap();
+    let outcome = engine
+        .publish_live(message("chat.room", "hi"), None)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, LivePublish::Delivered(routed) if routed.matched == 1));
+    assert_eq!(taken(&mailbox).len(), 1);
+    let nobody = engine
+        .publish_live(message("nobody.listens", "hi"), None)
+        .await
+        .unwrap();
+    assert!(matches!(nobody, LivePublish::Delivered(routed) if routed.matched == 0));
+    assert!(stored_values(&engine).await.is_empty());
+    assert!(engine
+        .publish_live(message("bad..subject", "x"), None)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn an_ordinary_publish_to_a_captured_subject_reaches_live_subscribers() {
+    let (_dir, engine) = engine_with_stream().await;
+    let router = engine.live_router();
+    let mailbox = router.mailbox(true, LIMITS);
+    let _subscription = router.subscribe(&mailbox, "orders.>", None, 3).unwrap();
+    engine
+        .publish(
+            PublishTarget::Subject("orders.paid".into()),
+            vec![PublishRecord {
+                value: Some(Bytes::from_static(b"paid")),
+                ..Default::default()
+            }],
+        )
+        .await
+        .unwrap();
+    let deliveries = taken(&mailbox);
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].message.subject, "orders.paid");
+    assert_eq!(deliveries[0].message.payload, "paid");
+}
+
+#[tokio::test]
+async fn a_raw_append_reaches_live_subscribers_under_the_stream_name_or_stored_subject() {
+    let (_dir, engine) = engine_with_stream().await;
+    let router = engine.live_router();
+    let mailbox = router.mailbox(true, LIMITS);
+    let _all = router.subscribe(&mailbox, ">", None, 1).unwrap();
+    let records: Vec<Record> = ["", "orders.shipped"]
+        .into_iter()
+        .map(|subject| Record {
+            offset: 0,
+            timestamp_ms: 1_000,
+            subject: subject.to_string(),
+            key: None,
+            value: Some(Bytes::from_static(b"raw")),
+            headers: Vec::new(),
+        })
+        .collect();
+    let batch = omnibus_storage::batch::encode_batch(&records).unwrap();
+    engine.append_raw("orders", 0, batch).await.unwrap();
+    let subjects: Vec<String> = taken(&mailbox)
+        .iter()
+        .map(|delivery| delivery.message.subject.clone())
+        .collect();
+    assert_eq!(subjects, vec!["orders", "orders.shipped"]);
+}
+
+#[tokio::test]
+async fn without_live_subscriptions_the_router_is_idle() {
+    let (_dir, engine) = engine_with_stream().await;
+    assert!(!engine.live_router().is_active());
+    let mailbox = engine.live_router().mailbox(true, LIMITS);
+    let subscription = engine
+        .live_router()
+        .subscribe(&mailbox, "x", None, 1)
+        .unwrap();
+    assert!(engine.live_router().is_active());
+    drop(subscription);
+    assert!(!engine.live_router().is_active());
+}

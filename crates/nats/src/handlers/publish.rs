@@ -1,0 +1,125 @@
+//! `PUB <subject> [reply] <size>` and `HPUB <subject> [reply] <header size> <total size>`.
+//!
+//! Protocol: core NATS publishing has no acknowledgement; `+OK` follows in verbose mode. The
+//! subject must be a concrete subject (`-ERR 'Invalid Publish Subject'` otherwise, and the
+//! connection stays open, as nats-server does in pedantic mode). A request (a reply subject
+//! given) that reaches no subscriber, from a client that asked for `headers` and
+//! `no_responders`, is answered with `HMSG <reply> <sid> 16 16` and the block
+//! `NATS/1.0 503`, on the client's own subscription that matches the reply subject (clients
+//! subscribe one `_INBOX.<id>.*` for all their requests); nats-py raises NoRespondersError.
+//!
+//! Our choices: the message goes through [`omnibus_engine::Engine::publish_live`]. A subject
+//! that a stream captures is appended to it first and reaches live subscribers once the stream
+//! acknowledged it (under the stream's fsync policy); the connection does not wait for that —
+//! it keeps up to `CAPTURES_IN_FLIGHT_MAX` appends in flight, which share fsyncs, and reads
+//! on. Because of that a request to a captured subject never gets the no-responders status:
+//! the stream received it. A failed append is reported with `-ERR 'Publish Failed: …'`.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use omnibus_engine::router::{Delivery, LiveMessage, LivePublish};
+use omnibus_engine::EngineError;
+use omnibus_types::validate_subject;
+
+use super::{Connection, CAPTURES_IN_FLIGHT_MAX};
+use crate::codec::{headers, PublishOp};
+use crate::error::NatsError;
+
+pub(crate) async fn handle(
+    connection: &mut Connection,
+    publish: PublishOp,
+) -> Result<(), NatsError> {
+    let reply_valid = publish
+        .reply
+        .as_deref()
+        .is_none_or(|r| validate_subject(r).is_ok());
+    if validate_subject(&publish.subject).is_err() || !reply_valid {
+        connection.refuse("Invalid Publish Subject");
+        return Ok(());
+    }
+    let message_headers = match &publish.headers {
+        None => Vec::new(),
+        Some(block) => match headers::parse(block) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                connection.refuse(&format!("Invalid Header: {error}"));
+                return Ok(());
+            }
+        },
+    };
+    let reply = publish.reply;
+    let message = LiveMessage {
+        subject: publish.subject,
+        reply: reply.clone(),
+        headers: message_headers,
+        payload: publish.payload,
+    };
+    let engine = connection.shared.engine.clone();
+    match engine
+        .publish_live(message, Some(connection.mailbox.id()))
+        .await
+    {
+        Ok(LivePublish::Delivered(routed)) => {
+            if routed.matched == 0 {
+                if let Some(reply) = reply {
+                    no_responders(connection, reply);
+                }
+            }
+        }
+        Ok(LivePublish::Captured(pending)) => {
+            if connection.captures.len() >= CAPTURES_IN_FLIGHT_MAX {
+                if let Some(outcome) = connection.captures.next().await {
+                    capture_done(connection, outcome);
+                }
+            }
+            connection
+                .captures
+                .push_back(Box::pin(async move { pending.durable().await.map(drop) }));
+        }
+        Err(error) => {
+            tracing::debug!(
+                client_id = connection.client_id,
+                "NATS publish refused: {error}"
+            );
+            connection.refuse(&format!("Publish Failed: {error}"));
+            return Ok(());
+        }
+    }
+    connection.acknowledge();
+    Ok(())
+}
+
+/// Reports a captured publish whose append failed.
+pub(crate) fn capture_done(connection: &mut Connection, outcome: Result<(), EngineError>) {
+    if let Err(error) = outcome {
+        tracing::warn!(
+            client_id = connection.client_id,
+            "a captured NATS publish failed: {error}"
+        );
+        connection.refuse(&format!("Publish Failed: {error}"));
+    }
+}
+
+/// The 503 status on the requester's own subscription matching `reply`, if it wants one.
+fn no_responders(connection: &mut Connection, reply: String) {
+    if !connection.options.no_responders() {
+        return;
+    }
+    let Some(token) = connection.subscriptions.matching(&reply) else {
+        return;
+    };
+    let status = LiveMessage {
+        subject: reply,
+        reply: None,
+        headers: Vec::new(),
+        payload: bytes::Bytes::new(),
+    };
+    connection.write_status(
+        &Delivery {
+            token,
+            message: Arc::new(status),
+        },
+        headers::NO_RESPONDERS,
+    );
+}
