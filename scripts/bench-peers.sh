@@ -7,8 +7,10 @@
 #   SYSTEMS="omnibus-http redis" WORKLOADS="jobs-one jobs-batched" scripts/bench-peers.sh
 #
 # Environment (defaults in brackets):
-#   SYSTEMS    omnibus-http omnibus-kafka redis nats jetstream rabbitmq [all six]
-#   WORKLOADS  publish consume latency request-reply jobs-one jobs-batched [all]
+#   SYSTEMS    omnibus-http omnibus-kafka omnibus-nats redis nats jetstream rabbitmq [all]
+#   WORKLOADS  publish consume latency request-reply jobs-one jobs-one-chained jobs-batched
+#              [all]; jobs-one-chained (finish a job and take the next in one request) is
+#              Omnibus HTTP's one-round-trip-per-job loop, what `omnibus worker` does
 #   SIZES      payload bytes, space-separated [100 1024]
 #   RUNS       repetitions of each cell; the report takes the median [1]
 #   MESSAGES   messages per publish, consume or request-reply run [100000]
@@ -40,8 +42,8 @@ set -euo pipefail
 export CARGO_INCREMENTAL=0
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SYSTEMS=${SYSTEMS:-"omnibus-http omnibus-kafka redis nats jetstream rabbitmq"}
-WORKLOADS=${WORKLOADS:-"publish consume latency request-reply jobs-one jobs-batched"}
+SYSTEMS=${SYSTEMS:-"omnibus-http omnibus-kafka omnibus-nats redis nats jetstream rabbitmq"}
+WORKLOADS=${WORKLOADS:-"publish consume latency request-reply jobs-one jobs-one-chained jobs-batched"}
 SIZES=${SIZES:-"100 1024"}
 RUNS=${RUNS:-1}
 MESSAGES=${MESSAGES:-100000}
@@ -158,7 +160,8 @@ start_rabbitmq() {
 start_omnibus() {
   mkdir -p "$WORK/omnibus"
   "$ROOT/target/release/omnibus" serve --data-dir "$WORK/omnibus" \
-    --http-listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 2>"$WORK/omnibus.log" &
+    --http-listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --nats-listen 127.0.0.1:0 \
+    2>"$WORK/omnibus.log" &
   PIDS+=($!)
   for _ in $(seq 300); do
     [ -s "$WORK/omnibus/listeners.json" ] && break
@@ -166,6 +169,7 @@ start_omnibus() {
   done
   OMNIBUS_HTTP=$(sed -n 's/.*"http":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
   OMNIBUS_KAFKA=$(sed -n 's/.*"kafka":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
+  OMNIBUS_NATS=$(sed -n 's/.*"nats":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
   if [ -z "$OMNIBUS_HTTP" ] || [ -z "$OMNIBUS_KAFKA" ]; then
     echo "omnibus did not write listeners.json; its log:" >&2
     cat "$WORK/omnibus.log" >&2
@@ -178,6 +182,7 @@ system_flags() {
   case $1 in
     omnibus-http) echo "--system omnibus-http --address $OMNIBUS_HTTP --completions $COMPLETIONS" ;;
     omnibus-kafka) echo "--system kafka --label omnibus-kafka --address $OMNIBUS_KAFKA" ;;
+    omnibus-nats) echo "--system nats --label omnibus-nats --address $OMNIBUS_NATS" ;;
     redis) echo "--system redis --address 127.0.0.1:$REDIS_PORT" ;;
     nats) echo "--system nats --address 127.0.0.1:$NATS_PORT" ;;
     jetstream) echo "--system jetstream --address 127.0.0.1:$NATS_PORT" ;;
@@ -190,6 +195,7 @@ durability() {
   case $1 in
     omnibus-http) echo "fsync per ack (completions: $COMPLETIONS)" ;;
     omnibus-kafka) echo "fsync per ack" ;;
+    omnibus-nats) echo "none (core NATS: nothing stored)" ;;
     redis) echo "AOF everysec" ;;
     nats) echo "none" ;;
     jetstream) echo "file, fsync every 2 min" ;;
@@ -204,6 +210,7 @@ workload_flags() {
     latency) echo "--workload latency --rate $RATE --messages $((RATE * LATENCY_SECONDS))" ;;
     request-reply) echo "--workload request-reply --producers $PRODUCERS --in-flight $IN_FLIGHT --messages $MESSAGES" ;;
     jobs-one) echo "--workload jobs --mode one --workers $WORKERS --jobs $JOBS" ;;
+    jobs-one-chained) echo "--workload jobs --mode one-chained --workers $WORKERS --jobs $JOBS" ;;
     jobs-batched) echo "--workload jobs --mode batched --workers $WORKERS --jobs $JOBS_BATCHED" ;;
     *) echo "unknown workload $1" >&2; return 1 ;;
   esac
@@ -214,7 +221,7 @@ echo "building omnibus and omnibus-bench (release)"
 (cd "$ROOT" && cargo build --release -q -p omnibus-server -p omnibus-bench)
 BENCH=$ROOT/target/release/omnibus-bench
 
-if wants omnibus-http || wants omnibus-kafka; then start_omnibus; fi
+if wants omnibus-http || wants omnibus-kafka || wants omnibus-nats; then start_omnibus; fi
 if wants redis; then start_redis; fi
 if wants nats || wants jetstream; then start_nats; fi
 if wants rabbitmq; then start_rabbitmq; fi

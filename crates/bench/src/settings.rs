@@ -78,6 +78,9 @@ impl Workload {
 pub enum JobMode {
     /// Take one job, finish it, take the next.
     One,
+    /// One job at a time, the request that finishes it also taking the next (Omnibus's
+    /// `jobs/complete` with `fetch`): one round trip per job, as `omnibus worker` does.
+    OneChained,
     /// Take up to 100, finish them with one request (or one multiple-ack).
     Batched,
 }
@@ -86,6 +89,7 @@ impl JobMode {
     pub fn name(self) -> &'static str {
         match self {
             JobMode::One => "one",
+            JobMode::OneChained => "one-chained",
             JobMode::Batched => "batched",
         }
     }
@@ -93,7 +97,7 @@ impl JobMode {
     /// Jobs a worker takes at once.
     pub fn batch(self) -> usize {
         match self {
-            JobMode::One => 1,
+            JobMode::One | JobMode::OneChained => 1,
             JobMode::Batched => 100,
         }
     }

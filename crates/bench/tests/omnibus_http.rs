@@ -70,7 +70,7 @@ async fn run(settings: Settings) -> omnibus_bench::load::Measurement {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_one_at_a_time_and_batched_drain_every_job() {
     let broker = Broker::start().await;
-    for mode in [JobMode::One, JobMode::Batched] {
+    for mode in [JobMode::One, JobMode::OneChained, JobMode::Batched] {
         let mut settings = broker.settings(Workload::Jobs);
         settings.mode = mode;
         settings.jobs = 90;

@@ -63,6 +63,14 @@ impl Context {
 /// Runs the context's workload on its system.
 pub async fn run(context: &Context) -> Result<Measurement> {
     context.settings.validate()?;
+    let chained = context.settings.workload == crate::settings::Workload::Jobs
+        && context.settings.mode == crate::settings::JobMode::OneChained;
+    if chained && context.settings.system != System::OmnibusHttp {
+        return Err(not_supported(
+            context,
+            "one-chained needs a call that finishes a job and takes the next (Omnibus HTTP only)",
+        ));
+    }
     match context.settings.system {
         System::OmnibusHttp => omnibus_http::run(context).await,
         System::Kafka => kafka::run(context).await,

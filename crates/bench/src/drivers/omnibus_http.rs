@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
-use crate::settings::Workload;
+use crate::settings::{JobMode, Workload};
 
 /// Records or jobs per request when filling a stream or a queue before the clock starts.
 const FILL_BATCH: u64 = 1_000;
@@ -68,6 +68,18 @@ impl Api {
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
         let url = format!("{}{path}", self.base);
         self.send(self.client.post(url).json(body)).await
+    }
+
+    /// [`Api::post`] asking for the short answer (`Prefer: return=minimal`): a worker that
+    /// throws the finished job's record away does not have it rendered.
+    pub async fn post_minimal(&self, path: &str, body: &Value) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let request = self
+            .client
+            .post(url)
+            .header("prefer", "return=minimal")
+            .json(body);
+        self.send(request).await
     }
 
     /// Posts a body that is already JSON text (publish bodies are built once and reused).
@@ -304,10 +316,13 @@ async fn jobs(context: &Context) -> Result<Measurement> {
         workers.push((api, format!("worker-{index}")));
     }
     let batch = settings.mode.batch();
+    let chained = settings.mode == JobMode::OneChained;
     let mut result = drain(context, settings.jobs, workers, |(api, worker), budget| {
         let queue = queue.clone();
         async move {
-            if batch == 1 {
+            if chained {
+                work_one_chained(api, queue, worker, budget).await
+            } else if batch == 1 {
                 work_one_at_a_time(api, queue, worker, budget).await
             } else {
                 work_batched(api, queue, worker, batch, budget).await
@@ -350,11 +365,52 @@ async fn work_one_at_a_time(
             .await?;
         for job in active_jobs(&fetched["jobs"]) {
             let path = format!("/v1/queues/{queue}/jobs/{}/complete", job_id(&job));
-            api.post(&path, &json!({ "attempt": job["attempt"] }))
+            api.post_minimal(&path, &json!({ "attempt": job["attempt"] }))
                 .await?;
             budget.finish(1);
             last_finished = Some(Instant::now());
         }
+    }
+    Ok(last_finished)
+}
+
+/// One job at a time, each completion taking the next job in the same request; a fetch on
+/// its own (long-polling) only when the worker holds nothing.
+async fn work_one_chained(
+    api: Api,
+    queue: String,
+    worker: String,
+    budget: Arc<Budget>,
+) -> Result<Option<Instant>> {
+    let fetch_now = json!({ "worker": worker, "max": 1, "wait_ms": 0 });
+    let fetch_waiting = json!({ "worker": worker, "max": 1, "wait_ms": POLL_WAIT_MS });
+    let mut last_finished = None;
+    let mut held: Option<Value> = None;
+    while keep_working(&budget) {
+        let Some(job) = held.take() else {
+            let fetched = api
+                .post(&format!("/v1/queues/{queue}/jobs/fetch"), &fetch_waiting)
+                .await?;
+            held = active_jobs(&fetched["jobs"]).into_iter().next();
+            continue;
+        };
+        let body = json!({
+            "completions": [{ "id": job["id"], "attempt": job["attempt"] }],
+            "fetch": fetch_now,
+        });
+        let answer = api
+            .post_minimal(&format!("/v1/queues/{queue}/jobs/complete"), &body)
+            .await?;
+        if let Some(failed) = answer["results"][0].get("error") {
+            return Err(BenchError::Broker {
+                system: "omnibus-http",
+                status: "a completion failed".into(),
+                body: failed.to_string(),
+            });
+        }
+        budget.finish(1);
+        last_finished = Some(Instant::now());
+        held = active_jobs(&answer["next"]).into_iter().next();
     }
     Ok(last_finished)
 }
@@ -386,7 +442,7 @@ async fn work_batched(
             .collect();
         let body = json!({ "completions": completions, "fetch": fetch_now });
         let answer = api
-            .post(&format!("/v1/queues/{queue}/jobs/complete"), &body)
+            .post_minimal(&format!("/v1/queues/{queue}/jobs/complete"), &body)
             .await?;
         let failed = answer["results"]
             .as_array()
