@@ -11,10 +11,11 @@
 //! appending dead letters).
 //!
 //! Some commits are answered before they are durable: leases whose attempts are already
-//! counted (`core/leases.rs`) and acks of a queue with `batched` completions. They are sent
-//! to the group committer from a task of their own ([`Queue::commit_lazily`]), at most
-//! [`LAZY_COMMITS_MAX`] per queue at once (beyond that the caller waits, so memory stays
-//! bounded), and a graceful shutdown waits for them ([`Queue::flush`]). If one fails, the
+//! counted (`core/leases.rs`) and acks of a queue with `batched` completions. They are
+//! collected per queue for [`LAZY_WINDOW`] and sent to the group committer as one request
+//! ([`Queue::commit_lazily`]), at most [`LAZY_COMMITS_MAX`] calls per queue outstanding
+//! (beyond that the caller waits, so memory stays bounded), and a graceful shutdown waits for
+//! them ([`Queue::flush`]). If one fails, the
 //! queue is poisoned exactly as when a waited-for commit fails.
 //!
 //! A reload must read a disk that no commit of the failed instance will still change, so
@@ -61,6 +62,20 @@ impl AfterCommit {
 
 /// Most commits of one queue answered before they are durable and not yet durable.
 pub const LAZY_COMMITS_MAX: usize = 4_096;
+/// How long a queue's lazy batch collects writes before it is sent to the committer.
+pub const LAZY_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Writes answered before they are durable, collected for one commit (`commit_lazily`).
+#[derive(Default)]
+pub(super) struct LazyBatch {
+    writes: Vec<StateWrite>,
+    durable: Durable,
+    on_durable: Vec<Box<dyn FnOnce() + Send>>,
+    /// One per call in the batch, held until it is durable (bounds them; `flush` waits).
+    permits: Vec<tokio::sync::OwnedSemaphorePermit>,
+    /// A task will send this batch at the end of its window.
+    open: bool,
+}
 
 /// What the core may rely on once a commit is durable (`core/leases.rs`).
 #[derive(Debug, Default)]
@@ -267,9 +282,13 @@ impl Queue {
         core.prepaid_durable(&durable.prepaid);
     }
 
-    /// Sends `writes` to the group committer without waiting for them to be durable (see
-    /// the module doc); `on_durable` runs once they are. Waits only for room among the
-    /// queue's outstanding lazy commits. Refused once the queue has failed.
+    /// Commits `writes` without the caller waiting for them to be durable (see the module
+    /// doc); `on_durable` runs once they are. They join the queue's lazy batch, which is sent
+    /// as one commit request [`LAZY_WINDOW`] after its first writes: one transaction for all
+    /// the acks and leases of the window instead of one per call (a transaction's fixed cost —
+    /// the pages it rewrites and the fsync's writeback — was most of what a batched
+    /// completion cost). Waits only for room among the queue's outstanding lazy commits.
+    /// Refused once the queue has failed.
     pub(super) async fn commit_lazily(
         self: &Arc<Self>,
         writes: Vec<StateWrite>,
@@ -290,17 +309,32 @@ impl Queue {
             .acquire_owned()
             .await
             .map_err(|_| EngineError::Internal("lazy commits closed".into()))?;
-        let queue = self.clone();
-        tokio::spawn(async move {
-            // A failure poisons the queue inside `commit`.
-            if queue.commit(writes).await.is_ok() {
-                queue.note_durable(&durable);
-                if let Some(on_durable) = on_durable {
-                    on_durable();
+        let start_window = {
+            let mut batch = self.lazy_batch.lock().unwrap_or_else(|p| p.into_inner());
+            batch.writes.extend(writes);
+            batch.durable.frontiers.extend(durable.frontiers);
+            batch.durable.prepaid.extend(durable.prepaid);
+            batch.on_durable.extend(on_durable);
+            batch.permits.push(permit);
+            !std::mem::replace(&mut batch.open, true)
+        };
+        if start_window {
+            let queue = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(LAZY_WINDOW).await;
+                let batch = std::mem::take(
+                    &mut *queue.lazy_batch.lock().unwrap_or_else(|p| p.into_inner()),
+                );
+                // A failure poisons the queue inside `commit`.
+                if queue.commit(batch.writes).await.is_ok() {
+                    queue.note_durable(&batch.durable);
+                    for on_durable in batch.on_durable {
+                        on_durable();
+                    }
                 }
-            }
-            drop(permit);
-        });
+                drop(batch.permits);
+            });
+        }
         Ok(())
     }
 

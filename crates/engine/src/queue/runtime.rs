@@ -66,6 +66,8 @@ pub struct Queue {
     pub(super) commits_in_flight: Mutex<usize>,
     /// Bounds the commits answered before they are durable (`commit.rs`, `LAZY_COMMITS_MAX`).
     pub(super) lazy_commits: Arc<tokio::sync::Semaphore>,
+    /// The lazy writes of the current window (`commit.rs`).
+    pub(super) lazy_batch: Mutex<super::commit::LazyBatch>,
 }
 
 /// Applies acks to the core: one answer per ack, and the writes of those that succeeded (each
@@ -236,6 +238,7 @@ impl Queue {
             failure: std::sync::OnceLock::new(),
             commits_in_flight: Mutex::new(0),
             lazy_commits: Arc::new(tokio::sync::Semaphore::new(super::commit::LAZY_COMMITS_MAX)),
+            lazy_batch: Mutex::default(),
         }))
     }
 
