@@ -8,13 +8,14 @@
 #
 # Environment (defaults in brackets):
 #   SYSTEMS    omnibus-http omnibus-kafka omnibus-nats redis nats jetstream rabbitmq [all]
-#   WORKLOADS  publish consume latency request-reply jobs-one jobs-one-chained jobs-batched
+#   WORKLOADS  publish consume latency request-reply enqueue jobs-one jobs-one-chained jobs-batched
 #              [all]; jobs-one-chained (finish a job and take the next in one request) is
 #              Omnibus HTTP's one-round-trip-per-job loop, what `omnibus worker` does
 #   SIZES      payload bytes, space-separated [100 1024]
 #   RUNS       repetitions of each cell; the report takes the median [1]
 #   MESSAGES   messages per publish, consume or request-reply run [100000]
 #   JOBS       jobs per one-at-a-time jobs run [5000]
+#   ENQUEUE    jobs per enqueue run: Omnibus HTTP, requests of 1,000, 4 in flight per producer [1000000]
 #   JOBS_BATCHED  jobs per batched jobs run [50000]
 #   WORKERS    jobs workers, each on its own connection [4]
 #   PRODUCERS  producers (publish) or consumers (consume) [4]
@@ -43,11 +44,12 @@ export CARGO_INCREMENTAL=0
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SYSTEMS=${SYSTEMS:-"omnibus-http omnibus-kafka omnibus-nats redis nats jetstream rabbitmq"}
-WORKLOADS=${WORKLOADS:-"publish consume latency request-reply jobs-one jobs-one-chained jobs-batched"}
+WORKLOADS=${WORKLOADS:-"publish consume latency request-reply enqueue jobs-one jobs-one-chained jobs-batched"}
 SIZES=${SIZES:-"100 1024"}
 RUNS=${RUNS:-1}
 MESSAGES=${MESSAGES:-100000}
 JOBS=${JOBS:-5000}
+ENQUEUE=${ENQUEUE:-1000000}
 # Batched workers finish 5,000 jobs in a few hundredths of a second: too short to measure.
 JOBS_BATCHED=${JOBS_BATCHED:-50000}
 WORKERS=${WORKERS:-4}
@@ -209,6 +211,7 @@ workload_flags() {
     consume) echo "--workload consume --producers $PRODUCERS --messages $MESSAGES" ;;
     latency) echo "--workload latency --rate $RATE --messages $((RATE * LATENCY_SECONDS))" ;;
     request-reply) echo "--workload request-reply --producers $PRODUCERS --in-flight $IN_FLIGHT --messages $MESSAGES" ;;
+    enqueue) echo "--workload enqueue --producers $PRODUCERS --in-flight 4 --batch 1000 --messages $ENQUEUE" ;;
     jobs-one) echo "--workload jobs --mode one --workers $WORKERS --jobs $JOBS" ;;
     jobs-one-chained) echo "--workload jobs --mode one-chained --workers $WORKERS --jobs $JOBS" ;;
     jobs-batched) echo "--workload jobs --mode batched --workers $WORKERS --jobs $JOBS_BATCHED" ;;

@@ -59,6 +59,9 @@ pub enum Workload {
     RequestReply,
     /// Enqueue M jobs, then N workers drain them.
     Jobs,
+    /// Acknowledged job enqueues only: N producers, each with a window of requests in flight,
+    /// `--batch` jobs per request (Omnibus HTTP).
+    Enqueue,
 }
 
 impl Workload {
@@ -69,6 +72,7 @@ impl Workload {
             Workload::Latency => "latency",
             Workload::RequestReply => "request-reply",
             Workload::Jobs => "jobs",
+            Workload::Enqueue => "enqueue",
         }
     }
 }

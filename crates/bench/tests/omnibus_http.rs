@@ -152,3 +152,19 @@ async fn request_reply_is_reported_as_not_supported() {
         "{outcome:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_is_acknowledged_and_timed() {
+    let broker = Broker::start().await;
+    let mut settings = broker.settings(Workload::Enqueue);
+    settings.messages = 1_000;
+    settings.producers = 2;
+    settings.batch = 100;
+    let measurement = run(settings).await;
+    assert_eq!(measurement.operations, 1_000, "{measurement:?}");
+    assert_eq!(
+        measurement.latency.map(|latencies| latencies.len()),
+        Some(10),
+        "one round trip per request of 100"
+    );
+}

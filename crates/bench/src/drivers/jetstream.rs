@@ -46,6 +46,10 @@ pub async fn run(context: &Context) -> Result<Measurement> {
         Workload::Consume => consume(context).await,
         Workload::Latency => latency(context).await,
         Workload::Jobs => jobs(context).await,
+        Workload::Enqueue => Err(not_supported(
+            context,
+            "job enqueue is Omnibus HTTP's; the publish workload is this system's enqueue",
+        )),
         Workload::RequestReply => Err(not_supported(
             context,
             "request-reply is a core NATS feature; run it with --system nats",

@@ -41,7 +41,7 @@ pub async fn run(context: &Context) -> Result<Measurement> {
         Workload::Publish => publish(context).await,
         Workload::Consume => consume(context).await,
         Workload::Latency => latency(context).await,
-        Workload::Jobs => Err(not_supported(
+        Workload::Jobs | Workload::Enqueue => Err(not_supported(
             context,
             "Kafka has no per-message acknowledgement to finish a job with",
         )),

@@ -26,7 +26,7 @@ pub async fn run(context: &Context) -> Result<Measurement> {
         Workload::Publish => publish(context).await,
         Workload::Latency => latency(context).await,
         Workload::RequestReply => request_reply(context).await,
-        Workload::Consume | Workload::Jobs => Err(not_supported(
+        Workload::Consume | Workload::Jobs | Workload::Enqueue => Err(not_supported(
             context,
             "core NATS keeps no messages for later consumers (use --system jetstream)",
         )),

@@ -105,6 +105,7 @@ pub async fn run(context: &Context) -> Result<Measurement> {
         Workload::Consume => consume(context).await,
         Workload::Latency => latency(context).await,
         Workload::Jobs => jobs(context).await,
+        Workload::Enqueue => enqueue(context).await,
         Workload::RequestReply => Err(not_supported(
             context,
             "Omnibus has no request-reply door yet",
@@ -158,6 +159,54 @@ async fn publish(context: &Context) -> Result<Measurement> {
     let mut result = measurement(&budget, started.elapsed(), None);
     result.latency = Some(latencies);
     Ok(result)
+}
+
+/// Acknowledged job enqueues: `--producers` producers, each with `--in-flight` requests of
+/// `--batch` jobs open; jobs/s and each request's round trip.
+async fn enqueue(context: &Context) -> Result<Measurement> {
+    let settings = &context.settings;
+    let queue = context.name("enqueue");
+    let note = create_queue(
+        &Api::new(&settings.address()),
+        &queue,
+        settings.completions.as_deref(),
+    )
+    .await?;
+    let path = format!("/v1/queues/{queue}/jobs");
+    let full_body = jobs_body(settings.batch as u64, settings.size);
+    let budget = context.budget(settings.messages);
+    let started = Instant::now();
+    let mut producers = JoinSet::new();
+    for _ in 0..settings.producers {
+        let api = Api::new(&settings.address());
+        let (budget, path, full_body) = (budget.clone(), path.clone(), full_body.clone());
+        let (window, batch, size) = (settings.in_flight, settings.batch as u64, settings.size);
+        producers.spawn(async move {
+            load::run_window(&budget, window, batch, |count| {
+                let body = if count == batch {
+                    full_body.clone()
+                } else {
+                    jobs_body(count, size)
+                };
+                let (api, path) = (api.clone(), path.clone());
+                async move { api.post_text(&path, body).await.map(drop) }
+            })
+            .await
+        });
+    }
+    let latencies = join_histograms(producers).await?;
+    let mut result = measurement(&budget, started.elapsed(), note);
+    result.latency = Some(latencies);
+    Ok(result)
+}
+
+/// The body of a job enqueue: `count` jobs with `size`-byte payloads, as JSON text.
+fn jobs_body(count: u64, size: usize) -> Arc<String> {
+    let payload = String::from_utf8(load::payload(size)).unwrap_or_default();
+    let jobs: Vec<Value> = (0..count)
+        .map(|_| json!({ "name": "bench", "payload": payload }))
+        .collect();
+    Arc::new(json!({ "jobs": jobs }).to_string())
 }
 
 /// Publishes `count` records to `stream` in requests of [`FILL_BATCH`], before a clock starts.

@@ -49,6 +49,10 @@ pub async fn run(context: &Context) -> Result<Measurement> {
         Workload::Consume => consume(context).await,
         Workload::Latency => latency(context).await,
         Workload::Jobs => jobs(context).await,
+        Workload::Enqueue => Err(not_supported(
+            context,
+            "job enqueue is Omnibus HTTP's; the publish workload is this system's enqueue",
+        )),
         Workload::RequestReply => Err(not_supported(context, "Redis has no request-reply")),
     }
 }
