@@ -134,31 +134,7 @@ async fn publish(context: &Context) -> Result<Measurement> {
     let stream = context.name("publish");
     create_stream(&Api::new(&settings.address()), &stream, settings.producers).await?;
     let path = format!("/v1/streams/{stream}/records");
-    let full_body = records_body(settings.batch as u64, settings.size);
-    let budget = context.budget(settings.messages);
-    let started = Instant::now();
-    let mut producers = JoinSet::new();
-    for _ in 0..settings.producers {
-        let api = Api::new(&settings.address());
-        let (budget, path, full_body) = (budget.clone(), path.clone(), full_body.clone());
-        let (window, batch, size) = (settings.in_flight, settings.batch as u64, settings.size);
-        producers.spawn(async move {
-            load::run_window(&budget, window, batch, |count| {
-                let body = if count == batch {
-                    full_body.clone()
-                } else {
-                    records_body(count, size)
-                };
-                let (api, path) = (api.clone(), path.clone());
-                async move { api.post_text(&path, body).await.map(drop) }
-            })
-            .await
-        });
-    }
-    let latencies = join_histograms(producers).await?;
-    let mut result = measurement(&budget, started.elapsed(), None);
-    result.latency = Some(latencies);
-    Ok(result)
+    post_in_windows(context, path, records_body, None).await
 }
 
 /// Acknowledged job enqueues: `--producers` producers, each with `--in-flight` requests of
@@ -173,7 +149,20 @@ async fn enqueue(context: &Context) -> Result<Measurement> {
     )
     .await?;
     let path = format!("/v1/queues/{queue}/jobs");
-    let full_body = jobs_body(settings.batch as u64, settings.size);
+    post_in_windows(context, path, jobs_body, note).await
+}
+
+/// `--producers` producers, each on its own connection with `--in-flight` POSTs to `path`
+/// open, each carrying `--batch` items built by `body` (the full-size body built once), until
+/// `--messages` items are acknowledged; the round trip of every request.
+async fn post_in_windows(
+    context: &Context,
+    path: String,
+    body: fn(u64, usize) -> Arc<String>,
+    note: Option<String>,
+) -> Result<Measurement> {
+    let settings = &context.settings;
+    let full_body = body(settings.batch as u64, settings.size);
     let budget = context.budget(settings.messages);
     let started = Instant::now();
     let mut producers = JoinSet::new();
@@ -186,7 +175,7 @@ async fn enqueue(context: &Context) -> Result<Measurement> {
                 let body = if count == batch {
                     full_body.clone()
                 } else {
-                    jobs_body(count, size)
+                    body(count, size)
                 };
                 let (api, path) = (api.clone(), path.clone());
                 async move { api.post_text(&path, body).await.map(drop) }
