@@ -4,7 +4,8 @@
 //!
 //! - `core.rs`: the state machine (pure, time passed in).
 //! - `keys.rs`: its durable layout in the state store.
-//! - `runtime.rs`: a live queue — core + logs + state store + timer task; `commit.rs`: its
+//! - `runtime.rs`: a live queue — core + logs + state store + timer task; `delivery.rs`:
+//!   leasing, reading and handing out messages; `commit.rs`: its
 //!   commits, and the failed state it enters when one fails.
 //! - `append.rs`: building and appending new messages; `overflow.rs`: `max_length` and
 //!   `max_bytes` with the overflow policy; `rates.rs`: per-second rates for the stats.
@@ -19,6 +20,7 @@
 mod append;
 mod commit;
 pub mod core;
+mod delivery;
 pub mod keys;
 mod overflow;
 pub mod policy;
@@ -37,13 +39,12 @@ use serde::{Deserialize, Serialize};
 
 pub use commit::{DeadLetterRecords, FailureListener};
 pub use core::ConsumerMode;
+pub use delivery::Delivery;
 pub use overflow::message_bytes;
 pub use policy::Backoff;
 pub use rates::{QueueRates, Rate};
 pub(crate) use runtime::header_i64;
-pub use runtime::{
-    DeadLetterListener, Delivery, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER,
-};
+pub use runtime::{DeadLetterListener, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER};
 
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};

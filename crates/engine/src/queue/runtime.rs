@@ -18,8 +18,8 @@ use omnibus_types::{Header, Record};
 use tokio::sync::Notify;
 
 use super::commit::Durable;
-use super::commit::{copy_commit_error, AfterCommit, DeadLetterRecords, Failure, FailureListener};
-use super::core::{DeadLetter, Grant, Leased, QueueCore, TimerSource};
+use super::commit::{copy_commit_error, DeadLetterRecords, Failure, FailureListener};
+use super::core::{DeadLetter, Grant, QueueCore, TimerSource};
 use super::keys;
 use super::overflow::message_bytes;
 use super::rates::{QueueRates, RateKind, RateRing};
@@ -41,7 +41,7 @@ pub struct Queue {
     pub(crate) log: Arc<PartitionLog>,
     pub(crate) dead_letter: Arc<PartitionLog>,
     /// Reads messages by offset for deliveries and dead letters.
-    reader: Arc<RecordReader>,
+    pub(super) reader: Arc<RecordReader>,
     pub(super) state: Arc<StateStore>,
     /// Woken when offsets become ready, so long-polling receivers retry.
     pub(crate) available: Notify,
@@ -51,7 +51,7 @@ pub struct Queue {
     pub(crate) redriven: std::sync::atomic::AtomicU64,
     /// Held from adding a timer until its write is committed, and while loading timers from
     /// the store, so a load never misses a timer whose write is still in flight.
-    timer_io: tokio::sync::Mutex<()>,
+    pub(super) timer_io: tokio::sync::Mutex<()>,
     /// Serializes enqueues that carry message ids (lookup, append, remember).
     pub(crate) dedup_lock: tokio::sync::Mutex<()>,
     /// Told about every message the queue dead-letters (the jobs layer records them).
@@ -72,7 +72,7 @@ pub struct Queue {
 
 /// Applies acks to the core: one answer per ack, and the writes of those that succeeded (each
 /// with its `extra` writes). A stale or unknown delivery writes nothing.
-fn ack_all(
+pub(super) fn ack_all(
     core: &mut QueueCore,
     acks: Vec<(u64, u32, Vec<StateWrite>)>,
 ) -> (Vec<Result<()>>, Vec<StateWrite>) {
@@ -120,15 +120,6 @@ impl TimerSource for StoredTimers<'_> {
             }
         }
     }
-}
-
-/// One message handed to a worker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
-    pub offset: u64,
-    pub attempt: u32,
-    pub lease_deadline_ms: i64,
-    pub record: Record,
 }
 
 impl Queue {
@@ -431,210 +422,6 @@ impl Queue {
         Ok(())
     }
 
-    /// Leases up to `max` messages to `worker`, waiting up to `wait_ms` for one.
-    pub async fn receive(
-        self: &Arc<Self>,
-        worker: &str,
-        max: usize,
-        wait_ms: u64,
-    ) -> Result<Vec<Delivery>> {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-        loop {
-            let notified = self.available.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let deliveries = self.receive_now(worker, max).await?;
-            if !deliveries.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(deliveries);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(Vec::new());
-            }
-        }
-    }
-
-    async fn receive_now(self: &Arc<Self>, worker: &str, max: usize) -> Result<Vec<Delivery>> {
-        let now = now_ms();
-        let leased = self.lock_for_change()?.lease(worker, max, now);
-        if leased.grants.is_empty() && leased.exhausted.is_empty() {
-            return Ok(Vec::new());
-        }
-        let grants = self.settle_lease(leased, Vec::new(), false, None).await?;
-        if grants.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.hand_out(grants, now).await
-    }
-
-    /// Commits what a lease wrote, with `writes` of the caller before it: waited for when the
-    /// grants are not counted yet or a dead letter goes with it (or `wait`), otherwise sent
-    /// lazily (`core/leases.rs`). Answers the grants, ready to hand out.
-    async fn settle_lease(
-        self: &Arc<Self>,
-        leased: Leased,
-        mut writes: Vec<StateWrite>,
-        wait: bool,
-        on_durable: Option<Box<dyn FnOnce() + Send>>,
-    ) -> Result<Vec<Grant>> {
-        let Leased {
-            grants,
-            writes: lease_writes,
-            wait: lease_waits,
-            frontiers,
-            exhausted,
-        } = leased;
-        if !grants.is_empty() {
-            self.timer_changed.notify_one();
-        }
-        writes.extend(lease_writes);
-        let durable = Durable {
-            frontiers,
-            prepaid: Vec::new(),
-        };
-        if !exhausted.is_empty() {
-            self.count(RateKind::Failed, exhausted.len() as u64);
-            let after = self
-                .dead_letter_all(exhausted)
-                .await
-                .map_err(|error| self.uncommitted(error))?
-                .append_to(&mut writes);
-            self.commit(writes).await?;
-            self.note_durable(&durable);
-            after.run();
-        } else if wait || lease_waits {
-            self.commit(writes).await?;
-            self.note_durable(&durable);
-        } else {
-            return self
-                .commit_lazily(writes, durable, on_durable)
-                .await
-                .map(|()| grants);
-        }
-        if let Some(on_durable) = on_durable {
-            on_durable();
-        }
-        Ok(grants)
-    }
-
-    /// Acks several deliveries (as [`Queue::ack_many`]) and leases up to `max` ready messages
-    /// to `worker` under the same lock, committing both in one request: a worker that
-    /// finishes a batch and asks for the next costs one commit, not two. Does not wait for
-    /// messages: the deliveries may be empty.
-    /// With `batched` completions the acks are answered without waiting for their commit
-    /// (unless the lease needs it) and `on_durable` runs once it is durable.
-    pub(crate) async fn ack_many_and_receive(
-        self: &Arc<Self>,
-        acks: Vec<(u64, u32, Vec<StateWrite>)>,
-        worker: &str,
-        max: usize,
-        on_durable: Option<Box<dyn FnOnce() + Send>>,
-    ) -> (Vec<Result<()>>, Result<Vec<Delivery>>) {
-        let now = now_ms();
-        let (mut answers, writes, leased) = {
-            let mut core = match self.lock_for_change() {
-                Ok(core) => core,
-                Err(error) => {
-                    let answers = acks
-                        .iter()
-                        .map(|_| Err(copy_commit_error(&error)))
-                        .collect();
-                    return (answers, Err(error));
-                }
-            };
-            let (answers, writes) = ack_all(&mut core, acks);
-            // Acks first: the prefetch slots they free count for this delivery.
-            let leased = core.lease(worker, max, now);
-            (answers, writes, leased)
-        };
-        let fsync = self.config.completions == super::Completions::Fsync;
-        let acked = answers.iter().filter(|answer| answer.is_ok()).count();
-        let settled = self
-            .settle_lease(leased, writes, fsync && acked > 0, on_durable)
-            .await;
-        if let Err(error) = &settled {
-            for answer in answers.iter_mut().filter(|answer| answer.is_ok()) {
-                *answer = Err(copy_commit_error(error));
-            }
-        }
-        let acked = answers.iter().filter(|answer| answer.is_ok()).count();
-        self.count(RateKind::Completed, acked as u64);
-        match settled {
-            Ok(grants) if grants.is_empty() => (answers, Ok(Vec::new())),
-            Ok(grants) => (answers, self.hand_out(grants, now).await),
-            Err(error) => (answers, Err(error)),
-        }
-    }
-
-    /// Reads the records of committed grants and hands them out; a message found not yet due
-    /// or expired goes back to waiting or is finished instead.
-    async fn hand_out(&self, grants: Vec<Grant>, now: i64) -> Result<Vec<Delivery>> {
-        let records = self.read_records(&grants).await?;
-        let offsets: Vec<u64> = grants.iter().map(|g| g.offset).collect();
-        self.settle_sizes(&offsets, &records);
-        let mut deliveries = Vec::with_capacity(grants.len());
-        for (grant, record) in grants.into_iter().zip(records) {
-            let due = header_i64(&record, DUE_HEADER);
-            if due.is_some_and(|due| due > now) {
-                // Not yet due (its timer was lost in a crash): back to waiting.
-                let _timer_io = self.timer_io.lock().await;
-                let writes =
-                    self.lock_for_change()?
-                        .defer(grant.offset, grant.attempt, due.unwrap_or(now));
-                self.commit(writes).await?;
-                self.timer_changed.notify_one();
-                continue;
-            }
-            let expires = header_i64(&record, EXPIRES_HEADER);
-            if expires.is_some_and(|expires| expires <= now) {
-                let result = self.lock_for_change()?.term(
-                    grant.offset,
-                    grant.attempt,
-                    "message expired (TTL)",
-                );
-                if let Ok((mut writes, letter)) = result {
-                    let dropped = !self.config.dead_letter_expired;
-                    let mut after = AfterCommit::default();
-                    if dropped {
-                        writes.extend(self.lock().finish_parked(&[grant.offset]));
-                    } else {
-                        after = self
-                            .dead_letter_all(vec![letter])
-                            .await
-                            .map_err(|error| self.uncommitted(error))?
-                            .append_to(&mut writes);
-                    }
-                    self.commit(writes).await?;
-                    after.run();
-                    if dropped {
-                        self.count(RateKind::Dropped, 1);
-                    }
-                }
-                continue;
-            }
-            deliveries.push(Delivery {
-                offset: grant.offset,
-                attempt: grant.attempt,
-                lease_deadline_ms: grant.deadline_ms,
-                record,
-            });
-        }
-        self.count(RateKind::Delivered, deliveries.len() as u64);
-        Ok(deliveries)
-    }
-
-    /// Reads the records of `grants` (sorted or not) from the log, reading ahead for the next
-    /// deliveries; see `reader.rs`.
-    async fn read_records(&self, grants: &[Grant]) -> Result<Vec<Record>> {
-        let reader = self.reader.clone();
-        let offsets: Vec<u64> = grants.iter().map(|g| g.offset).collect();
-        if let Some(records) = reader.cached(&offsets) {
-            return Ok(records);
-        }
-        tokio::task::spawn_blocking(move || reader.read_ahead(&offsets))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-    }
-
     pub async fn ack(self: &Arc<Self>, offset: u64, attempt: u32) -> Result<()> {
         let mut answers = self
             .ack_many(vec![(offset, attempt, Vec::new())], None)
@@ -762,7 +549,10 @@ impl Queue {
     /// Copies each message to the dead-letter stream with why, before it is marked finished,
     /// so a crash in between dead-letters it again rather than losing it. Answers what the
     /// dead-letter listener wants committed with the queue's writes.
-    async fn dead_letter_all(&self, letters: Vec<DeadLetter>) -> Result<DeadLetterRecords> {
+    pub(super) async fn dead_letter_all(
+        &self,
+        letters: Vec<DeadLetter>,
+    ) -> Result<DeadLetterRecords> {
         if letters.is_empty() {
             return Ok(DeadLetterRecords::default());
         }
