@@ -18,6 +18,7 @@ use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
 use crate::settings::{Settings, System, Workload};
 
+pub mod http1;
 pub mod jetstream;
 pub mod kafka;
 pub mod nats;

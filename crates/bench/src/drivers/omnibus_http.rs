@@ -9,7 +9,7 @@
 //! - latency: one record per publish at `--rate`; a consumer long-polls each partition.
 //! - jobs: a queue created with `--completions` passed through (a broker that refuses the field
 //!   gets the queue without it), `--jobs` enqueued in batches, then each worker, with its own
-//!   client and so its own connection: `one` = `jobs/fetch` max 1 + `jobs/{id}/complete`;
+//!   connection (a lean HTTP/1.1 client, `http1.rs`): `one` = `jobs/fetch` max 1 + `jobs/{id}/complete`;
 //!   `batched` = `jobs/complete` for up to 100 with `fetch` taking the next ones in the same
 //!   request.
 //! - request-reply: not supported (no request-reply door yet).
@@ -18,9 +18,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use reqwest::StatusCode;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use super::http1::Http1;
 use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
@@ -348,25 +350,29 @@ async fn jobs(context: &Context) -> Result<Measurement> {
     }
     let mut workers = Vec::new();
     for index in 0..settings.workers {
-        let api = Api::new(&settings.address());
-        // Opens the worker's connection before the clock starts, as the other drivers do.
-        api.get("/health").await?;
-        workers.push((api, format!("worker-{index}")));
+        // Each worker on its own connection, opened before the clock starts, as the other
+        // drivers do.
+        let mut connection = Http1::connect(&settings.address()).await?;
+        connection.get("/health").await?;
+        let worker = Worker::new(connection, &queue, &format!("worker-{index}"));
+        workers.push(worker);
     }
     let batch = settings.mode.batch();
     let chained = settings.mode == JobMode::OneChained;
-    let mut result = drain(context, settings.jobs, workers, |(api, worker), budget| {
-        let queue = queue.clone();
-        async move {
+    let mut result = drain(
+        context,
+        settings.jobs,
+        workers,
+        |worker, budget| async move {
             if chained {
-                work_one_chained(api, queue, worker, budget).await
+                work_one_chained(worker, budget).await
             } else if batch == 1 {
-                work_one_at_a_time(api, queue, worker, budget).await
+                work_one_at_a_time(worker, budget).await
             } else {
-                work_batched(api, queue, worker, batch, budget).await
+                work_batched(worker, batch, budget).await
             }
-        }
-    })
+        },
+    )
     .await?;
     if let Some(refused) = note {
         result.note = Some(match result.note {
@@ -377,34 +383,157 @@ async fn jobs(context: &Context) -> Result<Measurement> {
     Ok(result)
 }
 
-fn active_jobs(value: &Value) -> Vec<Value> {
-    value.as_array().cloned().unwrap_or_default()
+/// A jobs worker: its connection, and its requests' fixed parts rendered once.
+struct Worker {
+    connection: Http1,
+    queue: String,
+    fetch_path: String,
+    complete_path: String,
+    /// `{"worker":…,"max":` — a fetch's fields before the count.
+    fetch_head: String,
 }
 
-/// A job's id as it goes in a path: ids are numbers, but take a string too.
-fn job_id(job: &Value) -> String {
-    match &job["id"] {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
+/// A leased job, as much of it as a worker that does nothing with the payload reads.
+#[derive(Debug, Deserialize)]
+struct Leased {
+    id: JobId,
+    attempt: u32,
+}
+
+/// Ids are decimal strings; take a number too.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum JobId {
+    Text(String),
+    Number(u64),
+}
+
+impl JobId {
+    fn as_json(&self) -> String {
+        match self {
+            JobId::Text(text) => Value::String(text.clone()).to_string(),
+            JobId::Number(number) => number.to_string(),
+        }
+    }
+
+    fn as_path(&self) -> String {
+        match self {
+            JobId::Text(text) => text.clone(),
+            JobId::Number(number) => number.to_string(),
+        }
     }
 }
 
-async fn work_one_at_a_time(
-    api: Api,
-    queue: String,
-    worker: String,
-    budget: Arc<Budget>,
-) -> Result<Option<Instant>> {
-    let fetch = json!({ "worker": worker, "max": 1, "wait_ms": POLL_WAIT_MS });
+#[derive(Debug, Deserialize)]
+struct Fetched {
+    #[serde(default)]
+    jobs: Vec<Leased>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompletedAndNext {
+    #[serde(default)]
+    results: Vec<CompletionResult>,
+    #[serde(default)]
+    next: Vec<Leased>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompletionResult {
+    error: Option<Value>,
+}
+
+impl Worker {
+    fn new(connection: Http1, queue: &str, name: &str) -> Worker {
+        Worker {
+            connection,
+            queue: queue.to_string(),
+            fetch_path: format!("/v1/queues/{queue}/jobs/fetch"),
+            complete_path: format!("/v1/queues/{queue}/jobs/complete"),
+            fetch_head: format!("{{\"worker\":{},\"max\":", Value::String(name.into())),
+        }
+    }
+
+    /// `{"worker":…,"max":max,"wait_ms":wait_ms}`
+    fn fetch_body(&self, max: usize, wait_ms: u64) -> String {
+        format!("{}{max},\"wait_ms\":{wait_ms}}}", self.fetch_head)
+    }
+
+    /// Leases up to `max` jobs, long-polling when none is ready.
+    async fn fetch(&mut self, max: usize) -> Result<Vec<Leased>> {
+        let body = self.fetch_body(max, POLL_WAIT_MS);
+        let answer = self
+            .connection
+            .post(&self.fetch_path, body.as_bytes(), false)
+            .await?;
+        Ok(serde_json::from_slice::<Fetched>(&answer.body)?.jobs)
+    }
+
+    /// Completes `held` and takes up to `max` ready jobs in the same request.
+    async fn complete_and_fetch(&mut self, held: &[Leased], max: usize) -> Result<Vec<Leased>> {
+        let mut body = String::with_capacity(64 + held.len() * 40);
+        body.push_str("{\"completions\":[");
+        for (index, job) in held.iter().enumerate() {
+            if index > 0 {
+                body.push(',');
+            }
+            body.push_str(&format!(
+                "{{\"id\":{},\"attempt\":{}}}",
+                job.id.as_json(),
+                job.attempt
+            ));
+        }
+        body.push_str("],\"fetch\":");
+        body.push_str(&self.fetch_body(max, 0));
+        body.push('}');
+        let answer = self
+            .connection
+            .post(&self.complete_path, body.as_bytes(), true)
+            .await?;
+        let answer: CompletedAndNext = serde_json::from_slice(&answer.body)?;
+        if let Some(failed) = answer
+            .results
+            .iter()
+            .find_map(|result| result.error.as_ref())
+        {
+            return Err(BenchError::Broker {
+                system: "omnibus-http",
+                status: "a completion failed".into(),
+                body: failed.to_string(),
+            });
+        }
+        if answer.results.len() != held.len() {
+            return Err(BenchError::Broker {
+                system: "omnibus-http",
+                status: "a completion went unanswered".into(),
+                body: format!(
+                    "{} answers for {} completions",
+                    answer.results.len(),
+                    held.len()
+                ),
+            });
+        }
+        Ok(answer.next)
+    }
+
+    /// Completes one job on its own (`jobs/{id}/complete`, answered 204).
+    async fn complete(&mut self, job: &Leased) -> Result<()> {
+        let path = format!(
+            "/v1/queues/{}/jobs/{}/complete",
+            self.queue,
+            job.id.as_path()
+        );
+        let body = format!("{{\"attempt\":{}}}", job.attempt);
+        self.connection.post(&path, body.as_bytes(), true).await?;
+        Ok(())
+    }
+}
+
+async fn work_one_at_a_time(mut worker: Worker, budget: Arc<Budget>) -> Result<Option<Instant>> {
     let mut last_finished = None;
     while keep_working(&budget) {
-        let fetched = api
-            .post(&format!("/v1/queues/{queue}/jobs/fetch"), &fetch)
-            .await?;
-        for job in active_jobs(&fetched["jobs"]) {
-            let path = format!("/v1/queues/{queue}/jobs/{}/complete", job_id(&job));
-            api.post_minimal(&path, &json!({ "attempt": job["attempt"] }))
-                .await?;
+        for job in worker.fetch(1).await? {
+            worker.complete(&job).await?;
             budget.finish(1);
             last_finished = Some(Instant::now());
         }
@@ -414,89 +543,29 @@ async fn work_one_at_a_time(
 
 /// One job at a time, each completion taking the next job in the same request; a fetch on
 /// its own (long-polling) only when the worker holds nothing.
-async fn work_one_chained(
-    api: Api,
-    queue: String,
-    worker: String,
-    budget: Arc<Budget>,
-) -> Result<Option<Instant>> {
-    let fetch_now = json!({ "worker": worker, "max": 1, "wait_ms": 0 });
-    let fetch_waiting = json!({ "worker": worker, "max": 1, "wait_ms": POLL_WAIT_MS });
-    let mut last_finished = None;
-    let mut held: Option<Value> = None;
-    while keep_working(&budget) {
-        let Some(job) = held.take() else {
-            let fetched = api
-                .post(&format!("/v1/queues/{queue}/jobs/fetch"), &fetch_waiting)
-                .await?;
-            held = active_jobs(&fetched["jobs"]).into_iter().next();
-            continue;
-        };
-        let body = json!({
-            "completions": [{ "id": job["id"], "attempt": job["attempt"] }],
-            "fetch": fetch_now,
-        });
-        let answer = api
-            .post_minimal(&format!("/v1/queues/{queue}/jobs/complete"), &body)
-            .await?;
-        if let Some(failed) = answer["results"][0].get("error") {
-            return Err(BenchError::Broker {
-                system: "omnibus-http",
-                status: "a completion failed".into(),
-                body: failed.to_string(),
-            });
-        }
-        budget.finish(1);
-        last_finished = Some(Instant::now());
-        held = active_jobs(&answer["next"]).into_iter().next();
-    }
-    Ok(last_finished)
+async fn work_one_chained(worker: Worker, budget: Arc<Budget>) -> Result<Option<Instant>> {
+    work_batched(worker, 1, budget).await
 }
 
+/// Up to `batch` jobs at a time: each batch's completions take the next batch in the same
+/// request; a fetch on its own (long-polling) only when the worker holds nothing. Waiting in
+/// the combined request would hold finished jobs' answers back, so it does not wait.
 async fn work_batched(
-    api: Api,
-    queue: String,
-    worker: String,
+    mut worker: Worker,
     batch: usize,
     budget: Arc<Budget>,
 ) -> Result<Option<Instant>> {
-    // Waiting in the combined request would hold finished jobs' answers back; only a fetch
-    // on its own long-polls.
-    let fetch_now = json!({ "worker": worker, "max": batch, "wait_ms": 0 });
-    let fetch_waiting = json!({ "worker": worker, "max": batch, "wait_ms": POLL_WAIT_MS });
     let mut last_finished = None;
-    let mut held: Vec<Value> = Vec::new();
+    let mut held: Vec<Leased> = Vec::new();
     while keep_working(&budget) {
         if held.is_empty() {
-            let fetched = api
-                .post(&format!("/v1/queues/{queue}/jobs/fetch"), &fetch_waiting)
-                .await?;
-            held = active_jobs(&fetched["jobs"]);
+            held = worker.fetch(batch).await?;
             continue;
         }
-        let completions: Vec<Value> = held
-            .iter()
-            .map(|job| json!({ "id": job["id"], "attempt": job["attempt"] }))
-            .collect();
-        let body = json!({ "completions": completions, "fetch": fetch_now });
-        let answer = api
-            .post_minimal(&format!("/v1/queues/{queue}/jobs/complete"), &body)
-            .await?;
-        let failed = answer["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|result| result.get("error").is_some());
-        if let Some(failed) = failed {
-            return Err(BenchError::Broker {
-                system: "omnibus-http",
-                status: "a completion failed".into(),
-                body: failed.to_string(),
-            });
-        }
+        let next = worker.complete_and_fetch(&held, batch).await?;
         budget.finish(held.len() as u64);
         last_finished = Some(Instant::now());
-        held = active_jobs(&answer["next"]);
+        held = next;
     }
     Ok(last_finished)
 }
