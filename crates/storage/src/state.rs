@@ -460,6 +460,52 @@ impl StateStore {
         })
     }
 
+    /// How many keys lie in `[start, end)`. Walks the keys without copying any value, so
+    /// counting a large range costs a tree walk, not a copy of every record in it.
+    pub fn count_range(&self, table: &'static str, start: &str, end: &str) -> Result<u64> {
+        self.shared.run(|db| {
+            let transaction = db.begin_read().map_err(state_error)?;
+            let table = match transaction.open_table(definition(table)) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                Err(error) => return Err(state_error(error)),
+            };
+            let mut count = 0u64;
+            for entry in table.range(start..end).map_err(state_error)? {
+                entry.map_err(state_error)?;
+                count += 1;
+            }
+            Ok(count)
+        })
+    }
+
+    /// Up to `limit` keys in `[start, end)`, in key order, without their values.
+    pub fn scan_keys(
+        &self,
+        table: &'static str,
+        start: &str,
+        end: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        self.shared.run(|db| {
+            let transaction = db.begin_read().map_err(state_error)?;
+            let table = match transaction.open_table(definition(table)) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(error) => return Err(state_error(error)),
+            };
+            let mut keys = Vec::new();
+            for entry in table.range(start..end).map_err(state_error)? {
+                if keys.len() >= limit {
+                    break;
+                }
+                let (key, _) = entry.map_err(state_error)?;
+                keys.push(key.value().to_string());
+            }
+            Ok(keys)
+        })
+    }
+
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, table: &'static str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         self.shared.run(|db| {

@@ -374,3 +374,44 @@ async fn a_stale_attempt_in_a_batch_completion_fails_alone() {
         .unwrap();
     assert_eq!(done[0].as_ref().unwrap().attempts, 2);
 }
+
+#[tokio::test]
+async fn retention_keeps_the_newest_finished_jobs_and_drops_those_past_the_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path(), 30_000, 3).await;
+    let jobs: Vec<NewJob> = (0..8).map(|i| job("j", &format!("{i}"))).collect();
+    let ids: Vec<String> = engine
+        .enqueue_jobs("jobs", jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect();
+    let fetched = engine.fetch_jobs("jobs", "w", 8, 0).await.unwrap();
+    let completions = fetched
+        .iter()
+        .map(|leased| JobCompletion {
+            id: leased.job.id.clone(),
+            attempt: leased.attempt,
+            result: None,
+        })
+        .collect();
+    engine.complete_jobs("jobs", completions).await.unwrap();
+
+    let completed = |engine: Arc<Engine>| async move {
+        let page = engine
+            .list_jobs("jobs", Some(JobStatus::Completed), None, 100)
+            .await
+            .unwrap();
+        page.jobs.into_iter().map(|job| job.id).collect::<Vec<_>>()
+    };
+    assert_eq!(completed(engine.clone()).await, ids);
+
+    // Over the count: the oldest go, the newest 5 stay.
+    engine.sweep_finished_jobs(5, now_ms()).unwrap();
+    assert_eq!(completed(engine.clone()).await, ids[3..].to_vec());
+    // Within the count but past the retention period: they go too.
+    let later = now_ms() + FINISHED_JOB_RETENTION_MS + 1_000;
+    engine.sweep_finished_jobs(5, later).unwrap();
+    assert!(completed(engine.clone()).await.is_empty());
+}

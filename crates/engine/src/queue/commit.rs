@@ -62,8 +62,12 @@ impl AfterCommit {
 
 /// Most commits of one queue answered before they are durable and not yet durable.
 pub const LAZY_COMMITS_MAX: usize = 4_096;
-/// How long a queue's lazy batch collects writes before it is sent to the committer.
-pub const LAZY_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long a queue's lazy batch collects writes before it is sent to the committer. Every
+/// commit has a fixed cost (the pages it rewrites, an fsync); at 30,000 completions a second
+/// 2 ms made the committer a sixth of the broker's CPU, 5 ms cut that by more than half and
+/// raised one-at-a-time workers' throughput ~20 %. It is also how long a `batched`
+/// completion can be lost to a crash (then the job runs again).
+pub const LAZY_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Writes answered before they are durable, collected for one commit (`commit_lazily`).
 #[derive(Default)]

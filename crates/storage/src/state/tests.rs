@@ -216,3 +216,25 @@ fn put_max_keeps_the_larger_value_whatever_order_its_writes_arrive_in() {
         Some(500u64.to_be_bytes().to_vec())
     );
 }
+
+#[test]
+fn counts_and_lists_keys_of_a_range_without_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("state.redb")).unwrap();
+    assert_eq!(store.count_range("t", "a", "z").unwrap(), 0, "no table yet");
+    let writes: Vec<StateWrite> = ["a/1", "a/2", "a/3", "b/1"]
+        .iter()
+        .map(|key| StateWrite::Put {
+            table: "t",
+            key: key.to_string(),
+            value: vec![7; 100],
+        })
+        .collect();
+    store.write(&writes).unwrap();
+    assert_eq!(store.count_range("t", "a/", "a/\u{7f}").unwrap(), 3);
+    assert_eq!(
+        store.scan_keys("t", "a/", "a/\u{7f}", 2).unwrap(),
+        vec!["a/1".to_string(), "a/2".to_string()]
+    );
+    assert_eq!(store.scan_keys("t", "b/", "c", 10).unwrap(), vec!["b/1"]);
+}

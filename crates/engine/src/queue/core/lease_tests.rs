@@ -18,14 +18,12 @@ fn first_deliveries_wait_only_when_they_overtake_the_durable_frontier() {
         max_unacked_per_worker: 10_000,
         ..policy()
     };
+    let ahead = leases::FRONTIER_AHEAD;
     let mut core = QueueCore::new("q", policy);
-    core.register(0, 1_000, 0, None, 0);
+    core.register(0, 4 * ahead, 0, None, 0);
     let first = core.lease("w", 1, 0);
     assert!(first.wait, "nothing is counted yet on a new queue");
-    assert_eq!(
-        frontier_of(&first.writes, 0),
-        Some(1 + leases::FRONTIER_AHEAD)
-    );
+    assert_eq!(frontier_of(&first.writes, 0), Some(1 + ahead));
     assert_eq!(keys_of(&first.writes).len(), 1, "only the frontier");
     core.frontiers_durable(&first.frontiers);
     // Behind the frontier: nothing to write, nothing to wait for; the ack writes no D key.
@@ -35,15 +33,16 @@ fn first_deliveries_wait_only_when_they_overtake_the_durable_frontier() {
         keys_of(&core.ack(3, 1).unwrap()),
         vec![format!("put A{:020}", 3)]
     );
-    // Within half of it: raised ahead, lazily (the grants do not wait).
-    let near = core.lease("w", 130, 0);
-    assert_eq!(offsets(&near.grants).last(), Some(&140));
+    // Within half of it: raised ahead, lazily (the grants do not wait). Offsets 11 on.
+    let near = core.lease("w", (ahead / 2 + 2) as usize, 0);
+    assert_eq!(offsets(&near.grants).last(), Some(&(ahead / 2 + 12)));
     let raised = frontier_of(&near.writes, 0).expect("raised ahead");
-    // Raised when offset 129 came within half of 257, to 256 past it.
-    assert_eq!(raised, 130 + leases::FRONTIER_AHEAD);
+    // Raised when offset ahead/2 + 1 came within half of the frontier (1 + ahead), to
+    // `ahead` past the next offset.
+    assert_eq!(raised, ahead / 2 + 2 + ahead);
     assert!(!near.wait, "the grants are behind the durable frontier");
     // Overtaking a frontier that is not durable yet waits.
-    let over = core.lease("w", 200, 0);
+    let over = core.lease("w", ahead as usize, 0);
     assert!(over.wait);
     core.frontiers_durable(&near.frontiers);
     core.frontiers_durable(&over.frontiers);
