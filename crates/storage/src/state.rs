@@ -460,22 +460,29 @@ impl StateStore {
         })
     }
 
-    /// How many keys lie in `[start, end)`. Walks the keys without copying any value, so
-    /// counting a large range costs a tree walk, not a copy of every record in it.
-    pub fn count_range(&self, table: &'static str, start: &str, end: &str) -> Result<u64> {
+    /// The key `back` places before the last one in `[start, end)` (`back` 0: the last key),
+    /// found by walking the keys backwards without copying any value: what is over a
+    /// "keep the newest N" bound is everything before the key N − 1 places from the end,
+    /// and finding it costs N steps however long the range is.
+    pub fn key_from_end(
+        &self,
+        table: &'static str,
+        start: &str,
+        end: &str,
+        back: usize,
+    ) -> Result<Option<String>> {
         self.shared.run(|db| {
             let transaction = db.begin_read().map_err(state_error)?;
             let table = match transaction.open_table(definition(table)) {
                 Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
                 Err(error) => return Err(state_error(error)),
             };
-            let mut count = 0u64;
-            for entry in table.range(start..end).map_err(state_error)? {
-                entry.map_err(state_error)?;
-                count += 1;
+            let range = table.range(start..end).map_err(state_error)?;
+            match range.rev().nth(back) {
+                Some(entry) => Ok(Some(entry.map_err(state_error)?.0.value().to_string())),
+                None => Ok(None),
             }
-            Ok(count)
         })
     }
 

@@ -12,7 +12,10 @@ use super::{parse_id, FINISHED_JOBS_KEPT, FINISHED_JOB_RETENTION_MS};
 
 /// Finished jobs deleted per queue and status in one retention pass (the rest wait for the
 /// next pass), so one pass is one bounded transaction.
-const SWEEP_JOBS_MAX: u64 = 5_000;
+const SWEEP_JOBS_MAX: usize = 5_000;
+/// How often retention looks for jobs past the retention period in a queue where nothing
+/// finished since its last look.
+const SWEEP_AGE_CHECK_MS: i64 = 60_000;
 use crate::engine::{now_ms, Engine};
 use crate::error::Result;
 use crate::streams::registry::off_the_runtime;
@@ -192,13 +195,41 @@ impl Engine {
             for status in store::FINAL_STATUSES {
                 let start = store::final_prefix(&queue, status);
                 let end = format!("{start}\u{7f}");
-                // Over the count: the oldest keys beyond the newest FINISHED_JOBS_KEPT, found
-                // by counting keys and never reading a record (a busy queue finishes tens of
-                // thousands of jobs between passes; reading each record to delete it was a
-                // few percent of the broker's CPU).
-                let total = self.state.count_range(FINAL_TABLE, &start, &end)?;
-                let over = total.saturating_sub(kept).min(SWEEP_JOBS_MAX) as usize;
-                let mut doomed = self.state.scan_keys(FINAL_TABLE, &start, &end, over)?;
+                // Nothing finished since the last pass (same newest key): nothing to count;
+                // the age check still runs once a minute.
+                let newest = self.state.key_from_end(FINAL_TABLE, &start, &end, 0)?;
+                let Some(newest) = newest else { continue };
+                {
+                    let mut marks = self
+                        .jobs
+                        .sweep_marks
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    let mark = marks.entry(start.clone()).or_default();
+                    if mark.newest == newest && now - mark.checked_ms < SWEEP_AGE_CHECK_MS {
+                        continue;
+                    }
+                    mark.newest = newest;
+                    mark.checked_ms = now;
+                }
+                // Over the count: every key older than the oldest of the newest `kept`, found
+                // by walking `kept` keys back from the end; no record is read (a busy queue
+                // finishes tens of thousands of jobs between passes, and reading — or even
+                // counting — them all was a tenth of the broker's CPU).
+                let oldest_kept = match kept {
+                    0 => Some(end.clone()),
+                    kept => {
+                        self.state
+                            .key_from_end(FINAL_TABLE, &start, &end, kept as usize - 1)?
+                    }
+                };
+                let mut doomed = match oldest_kept {
+                    Some(oldest_kept) => {
+                        self.state
+                            .scan_keys(FINAL_TABLE, &start, &oldest_kept, SWEEP_JOBS_MAX)?
+                    }
+                    None => Vec::new(),
+                };
                 if doomed.is_empty() {
                     // Too old: oldest first (ids grow with time), stopping at the first one
                     // still within the retention period.
@@ -220,6 +251,14 @@ impl Engine {
                         }
                         doomed.push(key);
                     }
+                }
+                if doomed.len() >= SWEEP_JOBS_MAX {
+                    // More left than one pass deletes: look again next pass.
+                    self.jobs
+                        .sweep_marks
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&start);
                 }
                 let mut writes = Vec::with_capacity(doomed.len() * 2);
                 for key in doomed {

@@ -108,6 +108,16 @@ pub struct JobsState {
     pub counts: Arc<Mutex<HashMap<String, FinalCounts>>>,
     /// Jobs completed with `batched` completions whose commit is not durable yet.
     pub unsynced: Arc<super::unsynced::UnsyncedFinals>,
+    /// Retention's last look at each final-status index (by its key prefix).
+    pub sweep_marks: Mutex<HashMap<String, SweepMark>>,
+}
+
+/// What retention saw in one final-status index at its last look.
+#[derive(Debug, Default)]
+pub struct SweepMark {
+    /// The newest key then: unchanged means nothing finished since.
+    pub newest: String,
+    pub checked_ms: i64,
 }
 
 impl Default for JobsState {
@@ -125,6 +135,7 @@ impl JobsState {
             running: Arc::new(Mutex::new(RunningJobs::default())),
             counts: Arc::new(Mutex::new(HashMap::new())),
             unsynced: Arc::default(),
+            sweep_marks: Mutex::default(),
         }
     }
 

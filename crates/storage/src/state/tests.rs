@@ -218,10 +218,14 @@ fn put_max_keeps_the_larger_value_whatever_order_its_writes_arrive_in() {
 }
 
 #[test]
-fn counts_and_lists_keys_of_a_range_without_values() {
+fn finds_keys_from_the_end_and_lists_keys_without_values() {
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(&dir.path().join("state.redb")).unwrap();
-    assert_eq!(store.count_range("t", "a", "z").unwrap(), 0, "no table yet");
+    assert_eq!(
+        store.key_from_end("t", "a", "z", 0).unwrap(),
+        None,
+        "no table yet"
+    );
     let writes: Vec<StateWrite> = ["a/1", "a/2", "a/3", "b/1"]
         .iter()
         .map(|key| StateWrite::Put {
@@ -231,7 +235,10 @@ fn counts_and_lists_keys_of_a_range_without_values() {
         })
         .collect();
     store.write(&writes).unwrap();
-    assert_eq!(store.count_range("t", "a/", "a/\u{7f}").unwrap(), 3);
+    let key_from_end = |back| store.key_from_end("t", "a/", "a/\u{7f}", back).unwrap();
+    assert_eq!(key_from_end(0).as_deref(), Some("a/3"));
+    assert_eq!(key_from_end(2).as_deref(), Some("a/1"));
+    assert_eq!(key_from_end(3), None);
     assert_eq!(
         store.scan_keys("t", "a/", "a/\u{7f}", 2).unwrap(),
         vec!["a/1".to_string(), "a/2".to_string()]
