@@ -32,6 +32,7 @@ pub async fn serve(
         host: local.ip().to_string(),
         port: local.port(),
         config,
+        jetstream: crate::jetstream::JetStream::default(),
     });
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
     let next_client_id = AtomicU64::new(1);

@@ -104,8 +104,7 @@ pub(crate) async fn run(
     }
 }
 
-/// `INFO`: what nats-server sends, without `jetstream` (not served yet; a client that sees it
-/// would send `$JS.API` requests nobody answers).
+/// `INFO`: what nats-server sends, with `jetstream` (the `$JS.API` subset in `jetstream/`).
 fn write_info(connection: &mut Connection, peer: SocketAddr) {
     let shared = &connection.shared;
     let info = serde_json::json!({
@@ -117,6 +116,7 @@ fn write_info(connection: &mut Connection, peer: SocketAddr) {
         "host": shared.host,
         "port": shared.port,
         "headers": true,
+        "jetstream": true,
         "max_payload": shared.config.max_payload,
         "client_id": connection.client_id,
         "client_ip": peer.ip().to_string(),

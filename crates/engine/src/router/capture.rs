@@ -46,6 +46,16 @@ pub struct PendingCapture {
 }
 
 impl PendingCapture {
+    /// Where the message was given its place: known at once, readable once durable. A door
+    /// that must answer with the position before the fsync (JetStream's duplicate checks)
+    /// reads it here.
+    pub fn position(&self) -> RecordPosition {
+        RecordPosition {
+            partition: self.partition,
+            offset: self.append.offsets().first_offset,
+        }
+    }
+
     /// Waits for the stream's acknowledgement, then delivers to the live subscribers.
     pub async fn durable(self) -> Result<(RecordPosition, Routed)> {
         let info = self.append.durable().await?;
@@ -103,6 +113,13 @@ impl Engine {
             message: Arc::new(message),
             origin,
         }))
+    }
+
+    /// The name of the stream that captures `subject`, if one does.
+    pub fn stream_capturing(&self, subject: &str) -> Option<String> {
+        self.read_streams()
+            .capturing(subject)
+            .map(|stream| stream.config.name.clone())
     }
 
     /// Hands records another door appended (and saw acknowledged) to the live subscribers:

@@ -5,7 +5,7 @@
 pub(crate) mod connect;
 mod ping;
 mod publish;
-pub(crate) use publish::capture_done;
+pub(crate) use publish::{capture_done, push_capture};
 mod subscribe;
 mod unsubscribe;
 
@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// The bound address, sent in INFO.
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// JetStream's state beside the streams (`crate::jetstream`).
+    pub(crate) jetstream: crate::jetstream::JetStream,
 }
 
 /// A captured publish waiting for its stream's acknowledgement (`publish.rs`).

@@ -22,7 +22,7 @@ use omnibus_engine::router::{Delivery, LiveMessage, LivePublish};
 use omnibus_engine::EngineError;
 use omnibus_types::validate_subject;
 
-use super::{Connection, CAPTURES_IN_FLIGHT_MAX};
+use super::{CaptureFuture, Connection, CAPTURES_IN_FLIGHT_MAX};
 use crate::codec::{headers, PublishOp};
 use crate::error::NatsError;
 
@@ -48,6 +48,17 @@ pub(crate) async fn handle(
             }
         },
     };
+    if publish.subject.starts_with(crate::jetstream::API_PREFIX) {
+        crate::jetstream::api(
+            connection,
+            &publish.subject,
+            publish.reply,
+            &publish.payload,
+        )
+        .await;
+        connection.acknowledge();
+        return Ok(());
+    }
     let reply = publish.reply;
     let message = LiveMessage {
         subject: publish.subject,
@@ -56,6 +67,11 @@ pub(crate) async fn handle(
         payload: publish.payload,
     };
     let engine = connection.shared.engine.clone();
+    if crate::jetstream::wanted(&message) {
+        if let Some(stream) = engine.stream_capturing(&message.subject) {
+            return crate::jetstream::publish(connection, stream, message).await;
+        }
+    }
     match engine
         .publish_live(message, Some(connection.mailbox.id()))
         .await
@@ -68,14 +84,11 @@ pub(crate) async fn handle(
             }
         }
         Ok(LivePublish::Captured(pending)) => {
-            if connection.captures.len() >= CAPTURES_IN_FLIGHT_MAX {
-                if let Some(outcome) = connection.captures.next().await {
-                    capture_done(connection, outcome);
-                }
-            }
-            connection
-                .captures
-                .push_back(Box::pin(async move { pending.durable().await.map(drop) }));
+            push_capture(
+                connection,
+                Box::pin(async move { pending.durable().await.map(drop) }),
+            )
+            .await;
         }
         Err(error) => {
             tracing::debug!(
@@ -88,6 +101,17 @@ pub(crate) async fn handle(
     }
     connection.acknowledge();
     Ok(())
+}
+
+/// Adds a captured publish to the connection's in-flight ones, first waiting for the oldest
+/// when `CAPTURES_IN_FLIGHT_MAX` are in flight.
+pub(crate) async fn push_capture(connection: &mut Connection, capture: CaptureFuture) {
+    if connection.captures.len() >= CAPTURES_IN_FLIGHT_MAX {
+        if let Some(outcome) = connection.captures.next().await {
+            capture_done(connection, outcome);
+        }
+    }
+    connection.captures.push_back(capture);
 }
 
 /// Reports a captured publish whose append failed.

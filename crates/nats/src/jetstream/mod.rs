@@ -1,0 +1,107 @@
+//! JetStream over the NATS door: the `$JS.API.*` requests and publishing into a stream with
+//! a PubAck, mapped onto engine streams (docs/nats.md, "JetStream, mapping onto the engine").
+//!
+//! Protocol: a JetStream API call is an ordinary request — a PUB to `$JS.API.<call>` with a
+//! reply subject — answered with one JSON message on the reply subject: the call's result, or
+//! `{"type":…,"error":{"code","err_code","description"}}` with nats-server's codes
+//! (`errors.rs`). A publish to a subject a stream captures, made as a request (a reply
+//! subject given), is answered with a PubAck `{"stream","seq"[,"duplicate":true]}` once the
+//! record is durable.
+//!
+//! Our choices: a JetStream stream *is* an Omnibus stream (so what NATS publishes, HTTP and
+//! Kafka read, and the reverse); the JetStream sequence of a record is its offset + 1 in
+//! partition 0 (streams created here have one partition; JetStream has no partitions). What
+//! JetStream keeps beside the log — the `Nats-Msg-Id` window, the last message id, the last
+//! sequence per subject — lives here, per stream, rebuilt from the stream's own records
+//! (their headers) the first time a stream is published to after a start, so it survives a
+//! restart without a store of its own. Answers go through the engine's live router to the
+//! reply subject, so a requester on any connection gets them.
+
+pub(crate) mod errors;
+mod publish;
+mod state;
+mod streams;
+pub(crate) mod time;
+
+pub(crate) use publish::{handle as publish, wanted};
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use omnibus_engine::router::{LiveMessage, LiveRouter};
+use serde_json::Value;
+
+use crate::handlers::Connection;
+use errors::ApiError;
+use state::StreamState;
+
+/// The prefix of every JetStream API subject.
+pub(crate) const API_PREFIX: &str = "$JS.API.";
+
+/// What every connection of a listener shares about JetStream.
+#[derive(Default)]
+pub(crate) struct JetStream {
+    /// Per stream, created on first use; the async lock orders the checks and the append of
+    /// publishes that carry JetStream headers or expect a PubAck.
+    streams: Mutex<HashMap<String, Arc<tokio::sync::Mutex<StreamState>>>>,
+    api_total: AtomicU64,
+    api_errors: AtomicU64,
+}
+
+impl JetStream {
+    fn stream_state(&self, stream: &str) -> Arc<tokio::sync::Mutex<StreamState>> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.entry(stream.to_string()).or_default().clone()
+    }
+
+    /// Forgets what was kept about a stream that was deleted or purged.
+    fn forget_stream(&self, stream: &str) {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.remove(stream);
+    }
+}
+
+/// Answers one `$JS.API.*` request (nothing when there is no reply subject to answer on).
+pub(crate) async fn api(
+    connection: &mut Connection,
+    subject: &str,
+    reply: Option<String>,
+    payload: &Bytes,
+) {
+    let Some(reply) = reply else {
+        return;
+    };
+    let shared = connection.shared.clone();
+    let jetstream = &shared.jetstream;
+    jetstream.api_total.fetch_add(1, Ordering::Relaxed);
+    let call = &subject[API_PREFIX.len()..];
+    let (response_type, outcome) = streams::dispatch(&shared, call, payload).await;
+    let answer = match outcome {
+        Ok(value) => value,
+        Err(error) => {
+            jetstream.api_errors.fetch_add(1, Ordering::Relaxed);
+            error.to_json(response_type)
+        }
+    };
+    send(
+        shared.engine.live_router(),
+        reply,
+        answer.to_string().into(),
+    );
+}
+
+/// Publishes an answer on `reply` to whoever subscribes it.
+pub(crate) fn send(router: &LiveRouter, reply: String, payload: Bytes) {
+    let message = LiveMessage {
+        subject: reply,
+        reply: None,
+        headers: Vec::new(),
+        payload,
+    };
+    router.publish(Arc::new(message), None);
+}
+
+/// An API result: the answer's JSON or an error.
+pub(crate) type ApiResult = Result<Value, ApiError>;
