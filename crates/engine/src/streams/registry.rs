@@ -304,6 +304,7 @@ impl Engine {
                 });
             }
         }
+        writes.extend(self.forget_consumers_of(name));
         self.state.write(&writes)?;
         let stream = self
             .write_streams()
