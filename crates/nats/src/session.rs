@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::codec::{bytes_wanted, encode, parse};
 use crate::error::NatsError;
-use crate::handlers::{Connection, Shared};
+use crate::handlers::{Connection, Shared, OUT_BATCH_BYTES};
 
 /// Free room kept in the read buffer before each read.
 const READ_BYTES_MIN: usize = 16 * 1024;
@@ -73,6 +73,12 @@ pub(crate) async fn run(
             () = connection.mailbox.ready() => Ok(()),
             Some(outcome) = connection.captures.next(), if !connection.captures.is_empty() => {
                 crate::handlers::capture_done(&mut connection, outcome);
+                Ok(())
+            }
+            // Pulled messages wait in their bounded channel (holding their tasks back) while
+            // the write buffer holds a batch already.
+            Some(output) = connection.pulls_rx.recv(), if connection.out.len() < OUT_BATCH_BYTES => {
+                connection.write_pull(output);
                 Ok(())
             }
             _ = pings.tick() => server_ping(&mut connection),

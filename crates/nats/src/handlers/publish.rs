@@ -59,6 +59,20 @@ pub(crate) async fn handle(
         connection.acknowledge();
         return Ok(());
     }
+    if publish
+        .subject
+        .starts_with(crate::jetstream::acks::ACK_PREFIX)
+    {
+        crate::jetstream::acks::handle(
+            connection,
+            &publish.subject,
+            publish.reply,
+            &publish.payload,
+        )
+        .await;
+        connection.acknowledge();
+        return Ok(());
+    }
     let reply = publish.reply;
     let message = LiveMessage {
         subject: publish.subject,

@@ -74,6 +74,22 @@ impl ApiError {
         ApiError::new(400, 10054, "message size exceeds maximum allowed")
     }
 
+    pub(crate) fn consumer_not_found() -> ApiError {
+        ApiError::new(404, 10014, "consumer not found")
+    }
+
+    pub(crate) fn consumer_name_mismatch() -> ApiError {
+        ApiError::new(
+            400,
+            10017,
+            "consumer name in subject does not match durable name in request",
+        )
+    }
+
+    pub(crate) fn consumer_exists() -> ApiError {
+        ApiError::new(400, 10148, "consumer already exists")
+    }
+
     /// What nats-server answers for an API it does not know or does not serve.
     pub(crate) fn not_served(what: &str) -> ApiError {
         ApiError::new(
@@ -93,6 +109,8 @@ impl ApiError {
                 ApiError::stream_name_in_use()
             }
             EngineError::SubjectsOverlap { .. } => ApiError::subjects_overlap(),
+            EngineError::ConsumerNotFound { .. } => ApiError::consumer_not_found(),
+            EngineError::ConsumerExists { .. } => ApiError::consumer_exists(),
             EngineError::MessageTooLarge { .. } => ApiError::message_too_large(),
             EngineError::InvalidName(_)
             | EngineError::InvalidSubject(_)

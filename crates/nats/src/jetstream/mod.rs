@@ -17,8 +17,11 @@
 //! restart without a store of its own. Answers go through the engine's live router to the
 //! reply subject, so a requester on any connection gets them.
 
+pub(crate) mod acks;
+mod consumers;
 pub(crate) mod errors;
 mod publish;
+pub(crate) mod pull;
 mod state;
 mod streams;
 pub(crate) mod time;
@@ -46,6 +49,8 @@ pub(crate) struct JetStream {
     /// Per stream, created on first use; the async lock orders the checks and the append of
     /// publishes that carry JetStream headers or expect a PubAck.
     streams: Mutex<HashMap<String, Arc<tokio::sync::Mutex<StreamState>>>>,
+    /// Pull requests waiting, per (stream, consumer): a consumer's `num_waiting`.
+    waiting: Arc<Mutex<HashMap<(String, String), usize>>>,
     api_total: AtomicU64,
     api_errors: AtomicU64,
 }
@@ -56,10 +61,48 @@ impl JetStream {
         streams.entry(stream.to_string()).or_default().clone()
     }
 
+    /// Pull requests waiting on a consumer.
+    fn waiting(&self, stream: &str, consumer: &str) -> usize {
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting
+            .get(&(stream.to_string(), consumer.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counts a pull request as waiting until the guard is dropped.
+    pub(crate) fn waiting_guard(&self, stream: &str, consumer: &str) -> WaitingGuard {
+        let key = (stream.to_string(), consumer.to_string());
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        *waiting.entry(key.clone()).or_insert(0) += 1;
+        WaitingGuard {
+            waiting: self.waiting.clone(),
+            key,
+        }
+    }
+
     /// Forgets what was kept about a stream that was deleted or purged.
     fn forget_stream(&self, stream: &str) {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         streams.remove(stream);
+    }
+}
+
+/// A pull request counted in its consumer's `num_waiting`.
+pub(crate) struct WaitingGuard {
+    waiting: Arc<Mutex<HashMap<(String, String), usize>>>,
+    key: (String, String),
+}
+
+impl Drop for WaitingGuard {
+    fn drop(&mut self) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = waiting.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                waiting.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -77,6 +120,12 @@ pub(crate) async fn api(
     let jetstream = &shared.jetstream;
     jetstream.api_total.fetch_add(1, Ordering::Relaxed);
     let call = &subject[API_PREFIX.len()..];
+    if let Some(names) = call.strip_prefix("CONSUMER.MSG.NEXT.") {
+        if let Some((stream, consumer)) = names.split_once('.') {
+            pull::start(connection, stream, consumer, reply, payload);
+        }
+        return;
+    }
     let (response_type, outcome) = streams::dispatch(&shared, call, payload).await;
     let answer = match outcome {
         Ok(value) => value,

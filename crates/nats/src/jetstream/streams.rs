@@ -19,6 +19,7 @@ use omnibus_engine::{Engine, EngineError, FetchRequest, StreamConfig, StreamSpec
 use omnibus_types::{patterns_overlap, Record};
 use serde_json::{json, Value};
 
+use super::consumers;
 use super::errors::ApiError;
 use super::{time, ApiResult};
 use crate::handlers::Shared;
@@ -83,9 +84,42 @@ pub(crate) async fn dispatch(
             "io.nats.jetstream.api.v1.stream_msg_get_response",
             message_get(engine, name, payload).await,
         ),
-        ["CONSUMER", ..] => (
+        ["CONSUMER", "CREATE", stream] => (
             "io.nats.jetstream.api.v1.consumer_create_response",
-            Err(ApiError::not_served("consumers")),
+            consumers::create(engine, stream, None, None, false, payload).await,
+        ),
+        ["CONSUMER", "CREATE", stream, name] => (
+            "io.nats.jetstream.api.v1.consumer_create_response",
+            consumers::create(engine, stream, Some(name), None, false, payload).await,
+        ),
+        ["CONSUMER", "CREATE", stream, name, ..] => {
+            // The filter is the rest of the subject, dots included.
+            let prefix = format!("CONSUMER.CREATE.{stream}.{name}.");
+            let filter = call.strip_prefix(&prefix);
+            (
+                "io.nats.jetstream.api.v1.consumer_create_response",
+                consumers::create(engine, stream, Some(name), filter, false, payload).await,
+            )
+        }
+        ["CONSUMER", "DURABLE", "CREATE", stream, name] => (
+            "io.nats.jetstream.api.v1.consumer_create_response",
+            consumers::create(engine, stream, Some(name), None, true, payload).await,
+        ),
+        ["CONSUMER", "INFO", stream, name] => (
+            "io.nats.jetstream.api.v1.consumer_info_response",
+            consumers::info(engine, stream, name, shared.jetstream.waiting(stream, name)),
+        ),
+        ["CONSUMER", "DELETE", stream, name] => (
+            "io.nats.jetstream.api.v1.consumer_delete_response",
+            consumers::delete(engine, stream, name).await,
+        ),
+        ["CONSUMER", "NAMES", stream] => (
+            "io.nats.jetstream.api.v1.consumer_names_response",
+            consumers::names(engine, stream, payload),
+        ),
+        ["CONSUMER", "LIST", stream] => (
+            "io.nats.jetstream.api.v1.consumer_list_response",
+            consumers::list(engine, stream, payload),
         ),
         _ => (
             "io.nats.jetstream.api.v1.error_response",
@@ -97,6 +131,10 @@ pub(crate) async fn dispatch(
 fn account_info(shared: &Shared) -> Value {
     use std::sync::atomic::Ordering;
     let streams = shared.engine.list_streams();
+    let consumers: usize = streams
+        .iter()
+        .map(|s| shared.engine.list_consumers(&s.config.name).len())
+        .sum();
     let storage: u64 = streams
         .iter()
         .flat_map(|s| s.partition_info.iter())
@@ -109,7 +147,7 @@ fn account_info(shared: &Shared) -> Value {
         "reserved_memory": 0,
         "reserved_storage": 0,
         "streams": streams.len(),
-        "consumers": 0,
+        "consumers": consumers,
         "limits": {
             "max_memory": -1,
             "max_storage": -1,
@@ -290,7 +328,7 @@ pub(crate) async fn info(engine: &Engine, name: &str) -> ApiResult {
             "first_ts": first_ts,
             "last_seq": end,
             "last_ts": last_ts,
-            "consumer_count": 0
+            "consumer_count": engine.list_consumers(name).len()
         },
         "ts": time::rfc3339(now_ms())
     }))
