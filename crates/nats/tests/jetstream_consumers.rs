@@ -216,7 +216,7 @@ async fn two_consumers_with_filters_read_the_same_stream() {
     let broker = Broker::start().await;
     let js = jetstream::new(broker.client().await);
     let stream = orders(&js, 2).await;
-    js.publish("orders.eu", "eu".into())
+    js.publish("orders.eu.west", "eu".into())
         .await
         .unwrap()
         .await
@@ -225,7 +225,8 @@ async fn two_consumers_with_filters_read_the_same_stream() {
         stream.create_consumer(pull_config("all")).await.unwrap();
     let europe: jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
-            filter_subject: "orders.eu".into(),
+            // A wildcard in the filter, which async-nats puts in the create subject.
+            filter_subject: "orders.eu.>".into(),
             ..pull_config("eu")
         })
         .await

@@ -34,7 +34,14 @@ pub(crate) async fn handle(
         .reply
         .as_deref()
         .is_none_or(|r| validate_subject(r).is_ok());
-    if validate_subject(&publish.subject).is_err() || !reply_valid {
+    // A consumer-create call names its filter in the subject, wildcards included
+    // (`$JS.API.CONSUMER.CREATE.<stream>.<name>.orders.>`), as nats-py sends it.
+    let subject_valid = if publish.subject.starts_with(crate::jetstream::API_PREFIX) {
+        omnibus_types::validate_pattern(&publish.subject).is_ok()
+    } else {
+        validate_subject(&publish.subject).is_ok()
+    };
+    if !subject_valid || !reply_valid {
         connection.refuse("Invalid Publish Subject");
         return Ok(());
     }
