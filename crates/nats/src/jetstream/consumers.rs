@@ -9,8 +9,8 @@
 //! `ack_floor{…}`, `num_ack_pending`, `num_redelivered`, `num_waiting`, `num_pending`.
 //!
 //! Our choices: `deliver_policy` all, last, new and by_start_sequence map onto the engine's
-//! start positions; by_start_time and last_per_subject are refused (10052), as are push
-//! consumers (`deliver_subject`) for now. The config answered is the one given, with
+//! start positions; by_start_time and last_per_subject are refused (10052). A consumer with a
+//! `deliver_subject` is a push consumer, driven by `push.rs`. The config answered is the one given, with
 //! nats-server's defaults filled in, kept beside the engine's spec so a restart answers the
 //! same. Ephemeral consumers are named by the server and live until deleted.
 
@@ -23,6 +23,7 @@ use omnibus_engine::Engine;
 use serde_json::{json, Map, Value};
 
 use super::errors::ApiError;
+use super::push::PushSettings;
 use super::streams::now_ms;
 use super::{time, ApiResult};
 
@@ -38,6 +39,7 @@ const LIST_PAGE: usize = 256;
 
 pub(crate) async fn create(
     engine: &Arc<Engine>,
+    jetstream: &super::JetStream,
     stream: &str,
     subject_name: Option<&str>,
     subject_filter: Option<&str>,
@@ -84,21 +86,30 @@ pub(crate) async fn create(
     if let Some(filter) = subject_filter {
         config.insert("filter_subject".into(), json!(filter));
     }
-    if config
-        .get("deliver_subject")
-        .and_then(Value::as_str)
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Err(ApiError::invalid_config(
-            "push consumers (deliver_subject) are not served yet; use a pull consumer",
-        ));
+    if let Some(deliver) = config.get("deliver_subject").and_then(Value::as_str) {
+        if !deliver.is_empty() && omnibus_types::validate_subject(deliver).is_err() {
+            return Err(ApiError::invalid_config("invalid deliver_subject"));
+        }
     }
     let spec = spec_of(stream, &name, &mut config)?;
     let info = engine
         .create_consumer(spec)
         .await
         .map_err(|e| ApiError::from_engine(&e))?;
+    if let Some(settings) = PushSettings::of(&door_config(&info)) {
+        jetstream.start_push(engine, stream, &name, settings);
+    }
     Ok(info_json(&info, 0))
+}
+
+/// The JetStream config kept beside the engine's spec of a consumer.
+pub(crate) fn door_config(info: &ConsumerInfo) -> Value {
+    info.stored
+        .spec
+        .door_settings
+        .get(CONFIG_SETTING)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_else(|| json!({"name": info.stored.spec.name}))
 }
 
 /// A name for an ephemeral consumer, unique enough for one broker.
@@ -221,12 +232,7 @@ fn spec_of(
 /// A consumer's info as nats-server answers CONSUMER.INFO.
 pub(crate) fn info_json(info: &ConsumerInfo, waiting: usize) -> Value {
     let stored = &info.stored;
-    let config: Value = stored
-        .spec
-        .door_settings
-        .get(CONFIG_SETTING)
-        .and_then(|text| serde_json::from_str(text).ok())
-        .unwrap_or_else(|| json!({"name": stored.spec.name}));
+    let config = door_config(info);
     let acked_count = info
         .ack_floor
         .saturating_sub(stored.start_offset)
@@ -263,7 +269,12 @@ pub(crate) fn info(engine: &Engine, stream: &str, name: &str, waiting: usize) ->
     Ok(info_json(&info, waiting))
 }
 
-pub(crate) async fn delete(engine: &Engine, stream: &str, name: &str) -> ApiResult {
+pub(crate) async fn delete(
+    engine: &Engine,
+    jetstream: &super::JetStream,
+    stream: &str,
+    name: &str,
+) -> ApiResult {
     engine
         .stream_info(stream)
         .map_err(|e| ApiError::from_engine(&e))?;
@@ -271,6 +282,7 @@ pub(crate) async fn delete(engine: &Engine, stream: &str, name: &str) -> ApiResu
         .delete_consumer(stream, name)
         .await
         .map_err(|e| ApiError::from_engine(&e))?;
+    jetstream.stop_push(stream, Some(name));
     Ok(json!({"type": "io.nats.jetstream.api.v1.consumer_delete_response", "success": true}))
 }
 

@@ -22,6 +22,7 @@ mod consumers;
 pub(crate) mod errors;
 mod publish;
 pub(crate) mod pull;
+mod push;
 mod state;
 mod streams;
 pub(crate) mod time;
@@ -49,6 +50,8 @@ pub(crate) struct JetStream {
     /// Per stream, created on first use; the async lock orders the checks and the append of
     /// publishes that carry JetStream headers or expect a PubAck.
     streams: Mutex<HashMap<String, Arc<tokio::sync::Mutex<StreamState>>>>,
+    /// The tasks of push consumers, per (stream, consumer) (`push.rs`).
+    pushers: Mutex<HashMap<(String, String), tokio::task::AbortHandle>>,
     /// Pull requests waiting, per (stream, consumer): a consumer's `num_waiting`.
     waiting: Arc<Mutex<HashMap<(String, String), usize>>>,
     api_total: AtomicU64,
@@ -59,6 +62,58 @@ impl JetStream {
     fn stream_state(&self, stream: &str) -> Arc<tokio::sync::Mutex<StreamState>> {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         streams.entry(stream.to_string()).or_default().clone()
+    }
+
+    /// Starts the task of a push consumer, unless it runs already.
+    fn start_push(
+        &self,
+        engine: &Arc<omnibus_engine::Engine>,
+        stream: &str,
+        consumer: &str,
+        settings: push::PushSettings,
+    ) {
+        let key = (stream.to_string(), consumer.to_string());
+        let mut pushers = self.pushers.lock().unwrap_or_else(|p| p.into_inner());
+        pushers.retain(|_, task| !task.is_finished());
+        if pushers.contains_key(&key) {
+            return;
+        }
+        let task = tokio::spawn(push::run(
+            engine.clone(),
+            key.0.clone(),
+            key.1.clone(),
+            settings,
+        ));
+        pushers.insert(key, task.abort_handle());
+    }
+
+    /// Stops the push tasks of `stream` (of one consumer, or all).
+    fn stop_push(&self, stream: &str, consumer: Option<&str>) {
+        let mut pushers = self.pushers.lock().unwrap_or_else(|p| p.into_inner());
+        pushers.retain(|(s, c), task| {
+            let hit = s == stream && consumer.is_none_or(|name| name == c);
+            if hit {
+                task.abort();
+            }
+            !hit
+        });
+    }
+
+    /// Starts the tasks of every stored push consumer (when the listener starts).
+    pub(crate) fn resume_push_consumers(&self, engine: &Arc<omnibus_engine::Engine>) {
+        for stream in engine.list_streams() {
+            for info in engine.list_consumers(&stream.config.name) {
+                let config = consumers::door_config(&info);
+                if let Some(settings) = push::PushSettings::of(&config) {
+                    self.start_push(
+                        engine,
+                        &stream.config.name,
+                        &info.stored.spec.name,
+                        settings,
+                    );
+                }
+            }
+        }
     }
 
     /// Pull requests waiting on a consumer.

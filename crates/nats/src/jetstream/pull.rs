@@ -233,7 +233,7 @@ async fn run(
 }
 
 /// A delivery as the message a JetStream client expects.
-fn to_message(stream: &str, consumer: &str, delivery: ConsumerDelivery) -> LiveMessage {
+pub(crate) fn to_message(stream: &str, consumer: &str, delivery: ConsumerDelivery) -> LiveMessage {
     let record = delivery.record;
     let subject = if record.subject.is_empty() {
         stream.to_string()

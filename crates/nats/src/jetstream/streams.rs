@@ -60,6 +60,7 @@ pub(crate) async fn dispatch(
         ["STREAM", "DELETE", name] => {
             let outcome = engine.delete_stream(name).await;
             shared.jetstream.forget_stream(name);
+            shared.jetstream.stop_push(name, None);
             (
                 "io.nats.jetstream.api.v1.stream_delete_response",
                 outcome
@@ -86,11 +87,29 @@ pub(crate) async fn dispatch(
         ),
         ["CONSUMER", "CREATE", stream] => (
             "io.nats.jetstream.api.v1.consumer_create_response",
-            consumers::create(engine, stream, None, None, false, payload).await,
+            consumers::create(
+                engine,
+                &shared.jetstream,
+                stream,
+                None,
+                None,
+                false,
+                payload,
+            )
+            .await,
         ),
         ["CONSUMER", "CREATE", stream, name] => (
             "io.nats.jetstream.api.v1.consumer_create_response",
-            consumers::create(engine, stream, Some(name), None, false, payload).await,
+            consumers::create(
+                engine,
+                &shared.jetstream,
+                stream,
+                Some(name),
+                None,
+                false,
+                payload,
+            )
+            .await,
         ),
         ["CONSUMER", "CREATE", stream, name, ..] => {
             // The filter is the rest of the subject, dots included.
@@ -98,12 +117,30 @@ pub(crate) async fn dispatch(
             let filter = call.strip_prefix(&prefix);
             (
                 "io.nats.jetstream.api.v1.consumer_create_response",
-                consumers::create(engine, stream, Some(name), filter, false, payload).await,
+                consumers::create(
+                    engine,
+                    &shared.jetstream,
+                    stream,
+                    Some(name),
+                    filter,
+                    false,
+                    payload,
+                )
+                .await,
             )
         }
         ["CONSUMER", "DURABLE", "CREATE", stream, name] => (
             "io.nats.jetstream.api.v1.consumer_create_response",
-            consumers::create(engine, stream, Some(name), None, true, payload).await,
+            consumers::create(
+                engine,
+                &shared.jetstream,
+                stream,
+                Some(name),
+                None,
+                true,
+                payload,
+            )
+            .await,
         ),
         ["CONSUMER", "INFO", stream, name] => (
             "io.nats.jetstream.api.v1.consumer_info_response",
@@ -111,7 +148,7 @@ pub(crate) async fn dispatch(
         ),
         ["CONSUMER", "DELETE", stream, name] => (
             "io.nats.jetstream.api.v1.consumer_delete_response",
-            consumers::delete(engine, stream, name).await,
+            consumers::delete(engine, &shared.jetstream, stream, name).await,
         ),
         ["CONSUMER", "NAMES", stream] => (
             "io.nats.jetstream.api.v1.consumer_names_response",
