@@ -140,3 +140,28 @@ def test_jetstream_and_http_read_each_others_records(nats_url, http):
         for record in fetched["records"]
     ]
     assert stored == [(f"{name}.from-nats", "over nats"), (f"{name}.from-http", "over http")]
+
+
+def test_push_subscribe_and_ordered_consumer(nats_url):
+    async def scenario():
+        nc, js, name = await connect_with_stream(nats_url)
+        for value in (b"m0", b"m1", b"m2"):
+            await js.publish(f"{name}.new", value)
+        pushed = await js.subscribe(f"{name}.>", durable="pusher", stream=name)
+        for expected in (b"m0", b"m1", b"m2"):
+            message = await pushed.next_msg(timeout=WAIT_S)
+            assert message.data == expected
+            await message.ack_sync()
+        await js.publish(f"{name}.new", b"m3")
+        message = await pushed.next_msg(timeout=WAIT_S)
+        assert (message.data, message.metadata.sequence.stream) == (b"m3", 4)
+        await message.ack_sync()
+        info = await js.consumer_info(name, "pusher")
+        assert (info.num_ack_pending, info.ack_floor.stream_seq) == (0, 4)
+
+        ordered = await js.subscribe(f"{name}.>", ordered_consumer=True)
+        received = [(await ordered.next_msg(timeout=WAIT_S)).data for _ in range(4)]
+        assert received == [b"m0", b"m1", b"m2", b"m3"]
+        await nc.close()
+
+    run(scenario())
