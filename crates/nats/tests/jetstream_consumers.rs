@@ -260,3 +260,66 @@ async fn consumers_and_their_acks_survive_a_restart() {
     assert_eq!(payloads(&after), vec!["m1", "m2"]);
     assert_eq!(after[0].info().unwrap().delivered, 2);
 }
+
+#[tokio::test]
+async fn a_work_queue_stream_removes_what_its_consumer_acked() {
+    let broker = Broker::start().await;
+    let js = jetstream::new(broker.client().await);
+    let mut stream = js
+        .create_stream(stream::Config {
+            name: "JOBS".into(),
+            subjects: vec!["jobs.>".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            duplicate_window: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let config = stream.info().await.unwrap().config.clone();
+    assert_eq!(config.retention, stream::RetentionPolicy::WorkQueue);
+    assert_eq!(config.duplicate_window, Duration::from_secs(30));
+    for index in 0..3 {
+        js.publish("jobs.email", Bytes::from(format!("j{index}")))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .create_consumer(pull_config("workers"))
+        .await
+        .unwrap();
+    let messages = fetch(&consumer, 2, Duration::from_millis(300)).await;
+    assert_eq!(payloads(&messages), vec!["j0", "j1"]);
+    for message in &messages {
+        message.double_ack().await.unwrap();
+    }
+    let state = stream.info().await.unwrap().state.clone();
+    assert_eq!((state.messages, state.first_sequence), (1, 3));
+
+    // One consumer per subject: a second unfiltered one is refused (10099), as is one whose
+    // filter overlaps (10100).
+    let second = stream
+        .create_consumer(pull_config("more"))
+        .await
+        .unwrap_err();
+    assert!(second.to_string().contains("10099"), "{second}");
+    let overlapping = stream
+        .create_consumer(pull::Config {
+            filter_subject: "jobs.email".into(),
+            ..pull_config("email")
+        })
+        .await
+        .unwrap_err();
+    assert!(overlapping.to_string().contains("10100"), "{overlapping}");
+    // Changing the retention away from workqueue is refused.
+    let update = js
+        .update_stream(stream::Config {
+            name: "JOBS".into(),
+            subjects: vec!["jobs.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(update.to_string().contains("retention"), "{update}");
+}

@@ -114,6 +114,7 @@ impl Engine {
             }
             if !settle.is_empty() {
                 self.state.commit(settle).await?;
+                self.remove_acked(&consumer).await?;
             }
         }
         let pending = consumer.info().pending;
@@ -274,7 +275,9 @@ impl Engine {
             }
         };
         self.state.commit(writes).await?;
-        Ok(())
+        // Room under max_ack_pending for a reader waiting on it.
+        consumer.changed.notify_waiters();
+        self.remove_acked(&consumer).await
     }
 
     /// A failed delivery: redelivered after `delay_ms` (at once without one), unless its
@@ -341,6 +344,21 @@ impl Engine {
             writes
         };
         self.state.commit(writes).await?;
+        consumer.changed.notify_waiters();
+        self.remove_acked(&consumer).await
+    }
+
+    /// A consumer that owns its stream's records (work-queue retention) removes those below
+    /// its ack floor from the stream: the log's start moves up to the floor.
+    async fn remove_acked(&self, consumer: &Consumer) -> Result<()> {
+        if !consumer.stored.spec.remove_acked {
+            return Ok(());
+        }
+        let floor = consumer.lock().core.floor();
+        if floor > consumer.log.log_start_offset() {
+            self.delete_records(&consumer.stored.spec.stream, 0, Some(floor))
+                .await?;
+        }
         Ok(())
     }
 }

@@ -92,6 +92,10 @@ pub struct ConsumerSpec {
     /// Settings of the front door that created the consumer, kept and returned untouched
     /// (the engine never reads them).
     pub door_settings: BTreeMap<String, String>,
+    /// The consumer owns the stream's records (work-queue retention): what it has acked, up
+    /// to its ack floor, is removed from the stream.
+    #[serde(default)]
+    pub remove_acked: bool,
 }
 
 /// A consumer as stored: its spec, when it was made and where it started.

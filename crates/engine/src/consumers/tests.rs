@@ -57,6 +57,7 @@ fn spec(name: &str) -> ConsumerSpec {
         backoff_ms: Vec::new(),
         max_ack_pending: 1000,
         door_settings: BTreeMap::new(),
+        remove_acked: false,
     }
 }
 
@@ -236,8 +237,38 @@ async fn deleting_a_consumer_or_its_stream_removes_its_state() {
     // A new consumer of that name starts afresh, not from the old ack floor.
     engine.create_consumer(spec("c")).await.unwrap();
     assert_eq!(engine.consumer_info("S", "c").unwrap().ack_floor, 0);
+    let settings = BTreeMap::from([("retention".to_string(), "workqueue".to_string())]);
+    engine
+        .set_stream_door_settings("S", settings.clone())
+        .await
+        .unwrap();
+    assert_eq!(engine.stream_door_settings("S").unwrap(), settings);
     engine.delete_stream("S").await.unwrap();
     assert!(engine.list_consumers("S").is_empty());
     stream_with(&engine, &["a"], 0).await;
     assert!(engine.list_consumers("S").is_empty());
+    assert!(engine.stream_door_settings("S").unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_consumer_that_owns_its_stream_removes_what_it_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 3).await;
+    engine
+        .create_consumer(ConsumerSpec {
+            remove_acked: true,
+            ..spec("work")
+        })
+        .await
+        .unwrap();
+    let delivered = engine.consumer_next("S", "work", 3, 0).await.unwrap();
+    assert_eq!(delivered.len(), 3);
+    engine.consumer_ack("S", "work", 1, 1).await.unwrap();
+    // Offset 0 is not acked yet: nothing can be removed.
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (0, 3));
+    engine.consumer_ack("S", "work", 0, 1).await.unwrap();
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (2, 3));
+    engine.consumer_term("S", "work", 2, 1, "").await.unwrap();
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (3, 3));
 }

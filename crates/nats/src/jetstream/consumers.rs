@@ -91,7 +91,11 @@ pub(crate) async fn create(
             return Err(ApiError::invalid_config("invalid deliver_subject"));
         }
     }
-    let spec = spec_of(stream, &name, &mut config)?;
+    let mut spec = spec_of(stream, &name, &mut config)?;
+    if super::streams::stream_extras(engine, stream).0 == "workqueue" {
+        check_work_queue(engine, &spec)?;
+        spec.remove_acked = true;
+    }
     let info = engine
         .create_consumer(spec)
         .await
@@ -100,6 +104,41 @@ pub(crate) async fn create(
         jetstream.start_push(engine, stream, &name, settings);
     }
     Ok(info_json(&info, 0))
+}
+
+/// A work-queue stream's records belong to one consumer each: it must ack explicitly, start
+/// at the beginning, and no other consumer may share its subjects (nats-server's rules).
+fn check_work_queue(engine: &Engine, spec: &ConsumerSpec) -> Result<(), ApiError> {
+    if spec.ack != AckMode::Explicit {
+        return Err(ApiError::workqueue_requires_explicit_ack());
+    }
+    if spec.start != ConsumerStart::Earliest {
+        return Err(ApiError::workqueue_not_deliver_all());
+    }
+    let others: Vec<ConsumerInfo> = engine
+        .list_consumers(&spec.stream)
+        .into_iter()
+        .filter(|other| other.stored.spec.name != spec.name)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    if spec.filter_subjects.is_empty() {
+        return Err(ApiError::workqueue_multiple_unfiltered());
+    }
+    let overlaps = others.iter().any(|other| {
+        let theirs = &other.stored.spec.filter_subjects;
+        theirs.is_empty()
+            || theirs.iter().any(|their| {
+                spec.filter_subjects
+                    .iter()
+                    .any(|mine| omnibus_types::patterns_overlap(mine, their))
+            })
+    });
+    if overlaps {
+        return Err(ApiError::workqueue_not_unique());
+    }
+    Ok(())
 }
 
 /// The JetStream config kept beside the engine's spec of a consumer.
@@ -226,6 +265,7 @@ fn spec_of(
         backoff_ms,
         max_ack_pending: max_ack_pending.max(1) as usize,
         door_settings,
+        remove_acked: false,
     })
 }
 

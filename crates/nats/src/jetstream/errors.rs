@@ -90,6 +90,34 @@ impl ApiError {
         ApiError::new(400, 10148, "consumer already exists")
     }
 
+    pub(crate) fn workqueue_requires_explicit_ack() -> ApiError {
+        ApiError::new(400, 10098, "workqueue stream requires explicit ack")
+    }
+
+    pub(crate) fn workqueue_multiple_unfiltered() -> ApiError {
+        ApiError::new(
+            400,
+            10099,
+            "multiple non-filtered consumers not allowed on workqueue stream",
+        )
+    }
+
+    pub(crate) fn workqueue_not_unique() -> ApiError {
+        ApiError::new(
+            400,
+            10100,
+            "filtered consumer not unique on workqueue stream",
+        )
+    }
+
+    pub(crate) fn workqueue_not_deliver_all() -> ApiError {
+        ApiError::new(
+            400,
+            10101,
+            "consumer must be deliver all on workqueue stream",
+        )
+    }
+
     /// What nats-server answers for an API it does not know or does not serve.
     pub(crate) fn not_served(what: &str) -> ApiError {
         ApiError::new(

@@ -13,8 +13,6 @@ use std::collections::{HashMap, VecDeque};
 use omnibus_engine::{Engine, EngineError, FetchRequest};
 use omnibus_types::Record;
 
-use super::streams::DUPLICATE_WINDOW_MS;
-
 /// Newest records read to rebuild the state after a start.
 pub(crate) const SCAN_RECORDS_MAX: u64 = 100_000;
 /// Message ids kept per stream within the duplicate window.
@@ -30,6 +28,8 @@ pub(crate) const MESSAGE_ID: &str = "Nats-Msg-Id";
 #[derive(Default)]
 pub(crate) struct StreamState {
     loaded: bool,
+    /// The stream's duplicate window, read with the rest at load.
+    window_ms: i64,
     /// Message id → (sequence, time it was stored in ms).
     message_ids: HashMap<String, (u64, i64)>,
     /// Ids in the order they were stored, to expire and bound them.
@@ -50,6 +50,7 @@ impl StreamState {
         if self.loaded {
             return Ok(());
         }
+        self.window_ms = super::streams::stream_extras(engine, stream).1 as i64;
         let (start, end) = engine.partition_bounds(stream, 0)?;
         let from = start.max(end.saturating_sub(SCAN_RECORDS_MAX));
         self.subjects_complete = from == start;
@@ -60,7 +61,7 @@ impl StreamState {
             let sequence = record.offset + 1;
             self.note_subject(subject_of(stream, &record), sequence);
             if let Some(id) = header(&record.headers, MESSAGE_ID) {
-                if record.timestamp_ms + DUPLICATE_WINDOW_MS as i64 >= now {
+                if record.timestamp_ms + self.window_ms >= now {
                     self.note_message_id(id.clone(), sequence, record.timestamp_ms);
                 }
                 self.last_message_id = Some(id);
@@ -74,7 +75,7 @@ impl StreamState {
     /// Drops ids older than the duplicate window.
     pub(crate) fn expire(&mut self, now_ms: i64) {
         while let Some((stored_ms, _)) = self.message_id_order.front() {
-            if stored_ms + DUPLICATE_WINDOW_MS as i64 >= now_ms {
+            if stored_ms + self.window_ms >= now_ms {
                 break;
             }
             if let Some((_, id)) = self.message_id_order.pop_front() {

@@ -11,8 +11,11 @@
 //! `subjects` are the JetStream subjects; `max_age`, `max_bytes` and `max_msg_size` become
 //! its retention age, retention bytes and largest record. The config answered is rebuilt from
 //! the Omnibus stream, so fields Omnibus does not keep are answered with nats-server's
-//! defaults (docs/nats.md lists them). Only `limits` retention is served: `workqueue` and
-//! `interest` are refused with 10052 rather than silently behaving as `limits`.
+//! defaults (docs/nats.md lists them).
+//! `workqueue` retention is kept beside the stream as a door setting, with the duplicate
+//! window (`Engine::set_stream_door_settings`), and served by its one consumer removing what it
+//! acknowledged (`consumers.rs`); `interest` is refused with 10052 rather than silently
+//! behaving as `limits`.
 
 use bytes::{Bytes, BytesMut};
 use omnibus_engine::{Engine, EngineError, FetchRequest, StreamConfig, StreamSpec};
@@ -49,10 +52,12 @@ pub(crate) async fn dispatch(
             "io.nats.jetstream.api.v1.stream_create_response",
             create(engine, name, payload).await,
         ),
-        ["STREAM", "UPDATE", name] => (
-            "io.nats.jetstream.api.v1.stream_update_response",
-            update(engine, name, payload).await,
-        ),
+        ["STREAM", "UPDATE", name] => {
+            let outcome = update(engine, name, payload).await;
+            // The duplicate window may have changed: read again at the next publish.
+            shared.jetstream.forget_stream(name);
+            ("io.nats.jetstream.api.v1.stream_update_response", outcome)
+        }
         ["STREAM", "INFO", name] => (
             "io.nats.jetstream.api.v1.stream_info_response",
             info(engine, name).await,
@@ -209,6 +214,28 @@ struct Requested {
     retention_ms: Option<u64>,
     retention_bytes: Option<u64>,
     message_bytes_max: Option<usize>,
+    /// Kept as door settings (`RETENTION_SETTING`, `WINDOW_SETTING`).
+    retention: String,
+    duplicate_window_ms: u64,
+}
+
+/// Door settings of a JetStream stream: its retention policy (`limits` or `workqueue`) and
+/// its duplicate window in ms.
+pub(crate) const RETENTION_SETTING: &str = "nats.retention";
+pub(crate) const WINDOW_SETTING: &str = "nats.duplicate_window_ms";
+
+/// A stream's JetStream retention policy and duplicate window, from its door settings.
+pub(crate) fn stream_extras(engine: &Engine, name: &str) -> (String, u64) {
+    let settings = engine.stream_door_settings(name).unwrap_or_default();
+    let retention = settings
+        .get(RETENTION_SETTING)
+        .cloned()
+        .unwrap_or_else(|| "limits".to_string());
+    let window = settings
+        .get(WINDOW_SETTING)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DUPLICATE_WINDOW_MS);
+    (retention, window)
 }
 
 fn parse_config(name: &str, payload: &Bytes) -> Result<Requested, ApiError> {
@@ -227,14 +254,15 @@ fn parse_config(name: &str, payload: &Bytes) -> Result<Requested, ApiError> {
             "invalid stream name: may not contain '.', '*' or '>'",
         ));
     }
-    match config.get("retention").and_then(Value::as_str) {
-        None | Some("limits") => {}
+    let retention = match config.get("retention").and_then(Value::as_str) {
+        None | Some("limits") => "limits",
+        Some("workqueue") => "workqueue",
         Some(other) => {
             return Err(ApiError::invalid_config(format!(
-                "retention {other:?} is not served yet; only \"limits\""
+                "retention {other:?} is not served yet; \"limits\" and \"workqueue\" are"
             )))
         }
-    }
+    };
     let mut subjects: Vec<String> = match config.get("subjects") {
         Some(Value::Array(items)) => items
             .iter()
@@ -258,16 +286,37 @@ fn parse_config(name: &str, payload: &Bytes) -> Result<Requested, ApiError> {
         retention_ms: positive("max_age").map(|ns| (ns / NANOS_PER_MS).max(1)),
         retention_bytes: positive("max_bytes"),
         message_bytes_max: positive("max_msg_size").map(|v| v as usize),
+        retention: retention.to_string(),
+        duplicate_window_ms: positive("duplicate_window")
+            .map_or(DUPLICATE_WINDOW_MS, |ns| (ns / NANOS_PER_MS).max(1)),
     })
 }
 
-fn requested_of(config: &StreamConfig) -> Requested {
+fn requested_of(engine: &Engine, config: &StreamConfig) -> Requested {
+    let (retention, duplicate_window_ms) = stream_extras(engine, &config.name);
     Requested {
         subjects: config.subjects.clone(),
         retention_ms: config.retention_ms,
         retention_bytes: config.retention_bytes,
         message_bytes_max: None,
+        retention,
+        duplicate_window_ms,
     }
+}
+
+/// Stores what the Omnibus stream has no field for.
+async fn store_extras(engine: &Engine, name: &str, requested: &Requested) -> Result<(), ApiError> {
+    let settings = std::collections::BTreeMap::from([
+        (RETENTION_SETTING.to_string(), requested.retention.clone()),
+        (
+            WINDOW_SETTING.to_string(),
+            requested.duplicate_window_ms.to_string(),
+        ),
+    ]);
+    engine
+        .set_stream_door_settings(name, settings)
+        .await
+        .map_err(|e| ApiError::from_engine(&e))
 }
 
 async fn create(engine: &std::sync::Arc<Engine>, name: &str, payload: &Bytes) -> ApiResult {
@@ -283,6 +332,7 @@ async fn create(engine: &std::sync::Arc<Engine>, name: &str, payload: &Bytes) ->
     };
     match engine.create_stream(spec).await {
         Ok(_) => {
+            store_extras(engine, name, &requested).await?;
             let mut answer = info(engine, name).await?;
             answer["did_create"] = json!(true);
             Ok(answer)
@@ -294,7 +344,7 @@ async fn create(engine: &std::sync::Arc<Engine>, name: &str, payload: &Bytes) ->
             let same = Requested {
                 message_bytes_max: None,
                 ..requested
-            } == requested_of(&existing.config);
+            } == requested_of(engine, &existing.config);
             if same {
                 info(engine, name).await
             } else {
@@ -315,6 +365,12 @@ async fn update(engine: &std::sync::Arc<Engine>, name: &str, payload: &Bytes) ->
             "stream subjects can not be changed in Omnibus",
         ));
     }
+    if requested.retention != stream_extras(engine, name).0 {
+        return Err(ApiError::invalid_config(
+            "stream configuration update can not change retention policy to/from workqueue",
+        ));
+    }
+    store_extras(engine, name, &requested).await?;
     let mut settings = existing.config.settings();
     settings.retention_ms = requested.retention_ms;
     settings.retention_bytes = requested.retention_bytes;
@@ -356,7 +412,7 @@ pub(crate) async fn info(engine: &Engine, name: &str) -> ApiResult {
     let first_seq = if end == 0 { 0 } else { start + 1 };
     Ok(json!({
         "type": "io.nats.jetstream.api.v1.stream_info_response",
-        "config": config_json(config),
+        "config": config_json(config, &stream_extras(engine, name)),
         "created": time::rfc3339(config.created_ms),
         "state": {
             "messages": messages,
@@ -379,11 +435,11 @@ pub(crate) fn now_ms() -> i64 {
 
 /// The config nats-server would answer, from what the Omnibus stream keeps; the rest are
 /// nats-server's defaults.
-fn config_json(config: &StreamConfig) -> Value {
+fn config_json(config: &StreamConfig, (retention, window_ms): &(String, u64)) -> Value {
     json!({
         "name": config.name,
         "subjects": config.subjects,
-        "retention": "limits",
+        "retention": retention,
         "max_consumers": -1,
         "max_msgs": -1,
         "max_bytes": config.retention_bytes.map_or(-1, |b| b as i64),
@@ -393,7 +449,7 @@ fn config_json(config: &StreamConfig) -> Value {
         "discard": "old",
         "storage": "file",
         "num_replicas": 1,
-        "duplicate_window": DUPLICATE_WINDOW_MS * NANOS_PER_MS,
+        "duplicate_window": window_ms * NANOS_PER_MS,
         "compression": "none",
         "allow_direct": false,
         "mirror_direct": false,
