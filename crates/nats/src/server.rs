@@ -35,6 +35,7 @@ pub async fn serve(
         jetstream: crate::jetstream::JetStream::default(),
     });
     shared.jetstream.resume_push_consumers(&shared.engine);
+    tokio::spawn(crate::jetstream::reaper::run(Arc::downgrade(&shared)));
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
     let next_client_id = AtomicU64::new(1);
     let (stop, stopped) = watch::channel(false);

@@ -323,3 +323,38 @@ async fn a_work_queue_stream_removes_what_its_consumer_acked() {
         .unwrap_err();
     assert!(update.to_string().contains("retention"), "{update}");
 }
+
+#[tokio::test]
+async fn an_idle_ephemeral_consumer_ends_after_its_inactive_threshold() {
+    let broker = Broker::start().await;
+    let js = jetstream::new(broker.client().await);
+    let stream = orders(&js, 1).await;
+    let durable: jetstream::consumer::PullConsumer =
+        stream.create_consumer(pull_config("stays")).await.unwrap();
+    let ephemeral: jetstream::consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            inactive_threshold: Duration::from_millis(300),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let name = ephemeral.cached_info().name.clone();
+    assert_eq!(
+        fetch(&ephemeral, 1, Duration::from_millis(200)).await.len(),
+        1
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let names: Vec<String> = stream.consumer_names().map(|n| n.unwrap()).collect().await;
+        if !names.contains(&name) {
+            assert_eq!(names, vec!["stays".to_string()]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ephemeral consumer is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(durable);
+}

@@ -79,6 +79,7 @@ pub(crate) async fn handle(
         return;
     };
     let offset = sequence.saturating_sub(1);
+    connection.shared.jetstream.touch(stream, consumer);
     let engine = connection.shared.engine.clone();
     let (stream, consumer) = (stream.to_string(), consumer.to_string());
     if let AckKind::Next { request } = kind {

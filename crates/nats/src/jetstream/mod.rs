@@ -23,6 +23,7 @@ pub(crate) mod errors;
 mod publish;
 pub(crate) mod pull;
 mod push;
+pub(crate) mod reaper;
 mod state;
 mod streams;
 pub(crate) mod time;
@@ -52,6 +53,8 @@ pub(crate) struct JetStream {
     streams: Mutex<HashMap<String, Arc<tokio::sync::Mutex<StreamState>>>>,
     /// The tasks of push consumers, per (stream, consumer) (`push.rs`).
     pushers: Mutex<HashMap<(String, String), tokio::task::AbortHandle>>,
+    /// When each consumer last had a pull request or an ack (`reaper.rs`).
+    activity: Mutex<HashMap<(String, String), tokio::time::Instant>>,
     /// Pull requests waiting, per (stream, consumer): a consumer's `num_waiting`.
     waiting: Arc<Mutex<HashMap<(String, String), usize>>>,
     api_total: AtomicU64,
@@ -123,6 +126,33 @@ impl JetStream {
             .get(&(stream.to_string(), consumer.to_string()))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Notes activity on a consumer (a pull request, an ack).
+    pub(crate) fn touch(&self, stream: &str, consumer: &str) {
+        let mut activity = self.activity.lock().unwrap_or_else(|p| p.into_inner());
+        activity.insert(
+            (stream.to_string(), consumer.to_string()),
+            tokio::time::Instant::now(),
+        );
+    }
+
+    /// When a consumer was last active; first seen now counts as active now.
+    fn last_active(
+        &self,
+        stream: &str,
+        consumer: &str,
+        now: tokio::time::Instant,
+    ) -> tokio::time::Instant {
+        let mut activity = self.activity.lock().unwrap_or_else(|p| p.into_inner());
+        *activity
+            .entry((stream.to_string(), consumer.to_string()))
+            .or_insert(now)
+    }
+
+    fn forget_activity(&self, stream: &str, consumer: &str) {
+        let mut activity = self.activity.lock().unwrap_or_else(|p| p.into_inner());
+        activity.remove(&(stream.to_string(), consumer.to_string()));
     }
 
     /// Counts a pull request as waiting until the guard is dropped.

@@ -121,6 +121,7 @@ pub(crate) fn start(
         return;
     }
     let request = parse(payload);
+    connection.shared.jetstream.touch(stream, consumer);
     let output = connection.pulls_tx.clone();
     let waiting = connection.shared.jetstream.waiting_guard(stream, consumer);
     let (stream, consumer) = (stream.to_string(), consumer.to_string());
