@@ -140,3 +140,49 @@ async fn an_ordered_consumer_reads_the_stream_in_order() {
         assert_eq!(message.payload, format!("m{index}"));
     }
 }
+
+#[tokio::test]
+async fn an_idle_push_consumer_sends_heartbeats_naming_the_last_sequences() {
+    let broker = Broker::start().await;
+    let client = broker.client().await;
+    let js = jetstream::new(client.clone());
+    let stream = orders(&js, 0).await;
+    let mut deliveries = client.subscribe("deliver.beats").await.unwrap();
+    client.flush().await.unwrap();
+    let _consumer: jetstream::consumer::PushConsumer = stream
+        .create_consumer(push::Config {
+            durable_name: Some("beats".into()),
+            deliver_subject: "deliver.beats".into(),
+            idle_heartbeat: Duration::from_millis(200),
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut next = async || {
+        tokio::time::timeout(WAIT, deliveries.next())
+            .await
+            .expect("a message within 5 s")
+            .unwrap()
+    };
+    let beat = next().await;
+    assert_eq!(beat.status, Some(async_nats::StatusCode::IDLE_HEARTBEAT));
+    let header = |message: &async_nats::Message, name: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.to_string())
+    };
+    assert_eq!(header(&beat, "Nats-Last-Consumer").as_deref(), Some("0"));
+    publish(&js, "m0").await;
+    let mut record = next().await;
+    while record.status.is_some() {
+        record = next().await;
+    }
+    assert_eq!(record.payload, "m0");
+    let beat = next().await;
+    assert_eq!(beat.status, Some(async_nats::StatusCode::IDLE_HEARTBEAT));
+    assert_eq!(header(&beat, "Nats-Last-Consumer").as_deref(), Some("1"));
+    assert_eq!(header(&beat, "Nats-Last-Stream").as_deref(), Some("1"));
+}

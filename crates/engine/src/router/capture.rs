@@ -150,6 +150,7 @@ pub(crate) fn deliver_stored(router: &LiveRouter, stream_name: &str, records: Ve
             reply: None,
             headers,
             payload: value.unwrap_or_default(),
+            status: None,
         };
         router.publish(Arc::new(message), None);
     }

@@ -17,6 +17,7 @@ fn message(subject: &str, payload: &'static str) -> Arc<LiveMessage> {
         reply: None,
         headers: Vec::new(),
         payload: Bytes::from_static(payload.as_bytes()),
+        status: None,
     })
 }
 

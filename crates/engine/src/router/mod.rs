@@ -18,4 +18,4 @@ pub use index::SubjectIndex;
 pub use live::{
     Interest, LiveRouter, Routed, SubscriptionHandle, LIVE_SUBSCRIPTIONS_MAX, QUEUE_GROUP_BYTES_MAX,
 };
-pub use mailbox::{Delivery, LiveMessage, Mailbox, MailboxLimits};
+pub use mailbox::{Delivery, LiveMessage, LiveStatus, Mailbox, MailboxLimits};

@@ -227,6 +227,7 @@ impl Connection {
                     reply: None,
                     headers: Vec::new(),
                     payload: bytes::Bytes::new(),
+                    status: None,
                 };
                 (inbox, message, Some(block))
             }
@@ -269,6 +270,10 @@ impl Connection {
     }
 
     fn write_message(&mut self, delivery: &Delivery, status: Option<&[u8]>) {
+        if status.is_none() && delivery.message.status.is_some() && !self.options.headers() {
+            // A control message needs a header block, which this client cannot read.
+            return;
+        }
         let Some(entry) = self.subscriptions.by_token.get_mut(&delivery.token) else {
             // Unsubscribed while the delivery waited.
             return;
@@ -281,6 +286,14 @@ impl Connection {
         // A client that did not ask for headers gets the payload alone, as from nats-server.
         let block = match status {
             Some(block) => Some(block),
+            // A control message (a consumer's heartbeat) is a status block; a client that
+            // cannot read headers cannot be sent one.
+            None if message.status.is_some() => {
+                let status = message.status.as_ref().map(|s| (s.code, s.text.as_str()));
+                self.scratch.clear();
+                headers::encode_with_status(status, &message.headers, &mut self.scratch);
+                Some(&self.scratch[..])
+            }
             None if !message.headers.is_empty() && self.options.headers() => {
                 self.scratch.clear();
                 headers::encode(&message.headers, &mut self.scratch);

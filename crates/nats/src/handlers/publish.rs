@@ -86,6 +86,7 @@ pub(crate) async fn handle(
         reply: reply.clone(),
         headers: message_headers,
         payload: publish.payload,
+        status: None,
     };
     let engine = connection.shared.engine.clone();
     if crate::jetstream::wanted(&message) {
@@ -159,6 +160,7 @@ fn no_responders(connection: &mut Connection, reply: String) {
         reply: None,
         headers: Vec::new(),
         payload: bytes::Bytes::new(),
+        status: None,
     };
     connection.write_status(
         &Delivery {

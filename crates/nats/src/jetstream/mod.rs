@@ -233,6 +233,7 @@ pub(crate) fn send(router: &LiveRouter, reply: String, payload: Bytes) {
         reply: None,
         headers: Vec::new(),
         payload,
+        status: None,
     };
     router.publish(Arc::new(message), None);
 }

@@ -254,6 +254,7 @@ pub(crate) fn to_message(stream: &str, consumer: &str, delivery: ConsumerDeliver
         reply: Some(ack),
         headers: record.headers,
         payload: record.value.unwrap_or_default(),
+        status: None,
     }
 }
 

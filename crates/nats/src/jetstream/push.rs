@@ -13,14 +13,17 @@
 //! router's. Flow control is done on the broker side rather than with nats-server's
 //! `100 FlowControl Request` messages: the task sends only while every subscriber's mailbox
 //! holds less than `PENDING_MESSAGES_MAX` messages and `PENDING_BYTES_MAX` bytes, so a slow
-//! reader is never cut off as a slow consumer by its own consumer. Idle heartbeats are not
-//! sent (clients that asked for them see none, and ordered consumers recreate themselves
-//! after missing them — which works, but costs a resubscription).
+//! reader is never cut off as a slow consumer by its own consumer. `idle_heartbeat` is
+//! honoured: a `100 Idle Heartbeat` status with `Nats-Last-Consumer` and `Nats-Last-Stream`
+//! goes to the deliver subject whenever nothing was sent for that long (ordered consumers
+//! check those sequences for gaps).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use omnibus_engine::router::{LiveMessage, LiveStatus};
 use omnibus_engine::{Engine, EngineError};
+use omnibus_types::Header;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -42,6 +45,8 @@ const INACTIVE_DEFAULT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PushSettings {
     pub(crate) deliver_subject: String,
+    /// `idle_heartbeat`: a `100 Idle Heartbeat` status this often while nothing is sent.
+    pub(crate) heartbeat: Option<Duration>,
     /// Deleted after this long without interest (ephemeral consumers only).
     pub(crate) inactive: Option<Duration>,
 }
@@ -65,8 +70,14 @@ impl PushSettings {
                 .filter(|ns| *ns > 0)
                 .map_or(INACTIVE_DEFAULT, Duration::from_nanos)
         });
+        let heartbeat = config
+            .get("idle_heartbeat")
+            .and_then(Value::as_u64)
+            .filter(|ns| *ns > 0)
+            .map(Duration::from_nanos);
         Some(PushSettings {
             deliver_subject,
+            heartbeat,
             inactive,
         })
     }
@@ -80,9 +91,23 @@ pub(crate) async fn run(
     settings: PushSettings,
 ) {
     let router = engine.live_router().clone();
-    let deliver = settings.deliver_subject;
+    let deliver = settings.deliver_subject.clone();
     let mut unwanted_since: Option<Instant> = None;
+    let mut last_sent = Instant::now();
+    // The last consumer and stream sequences sent, which a heartbeat names (an ordered
+    // consumer checks them for gaps).
+    let mut last_sequences = (0u64, 0u64);
     loop {
+        if let Some(beat) = settings.heartbeat {
+            if last_sent.elapsed() >= beat && router.interest(&deliver).subscriptions > 0 {
+                router.publish_to(
+                    &deliver,
+                    Arc::new(heartbeat(&deliver, last_sequences)),
+                    None,
+                );
+                last_sent = Instant::now();
+            }
+        }
         let interest = router.interest(&deliver);
         if interest.subscriptions == 0 {
             let since = *unwanted_since.get_or_insert_with(Instant::now);
@@ -107,16 +132,21 @@ pub(crate) async fn run(
         }
         match engine.consumer_next(&stream, &consumer, BATCH, 0).await {
             Ok(deliveries) if deliveries.is_empty() => {
-                let waited = engine.consumer_wait(&stream, &consumer, WAIT_MAX).await;
+                let wait = settings
+                    .heartbeat
+                    .map_or(WAIT_MAX, |beat| beat.min(WAIT_MAX));
+                let waited = engine.consumer_wait(&stream, &consumer, wait).await;
                 if waited.is_err() {
                     return;
                 }
             }
             Ok(deliveries) => {
                 for delivery in deliveries {
+                    last_sequences = (delivery.delivery_count, delivery.record.offset + 1);
                     let message = to_message(&stream, &consumer, delivery);
                     router.publish_to(&deliver, Arc::new(message), None);
                 }
+                last_sent = Instant::now();
             }
             Err(EngineError::ConsumerNotFound { .. } | EngineError::StreamNotFound(_)) => return,
             Err(error) => {
@@ -128,5 +158,26 @@ pub(crate) async fn run(
                 tokio::time::sleep(WAIT_MAX).await;
             }
         }
+    }
+}
+
+/// nats-server's idle heartbeat: a status message naming the last sequences sent.
+fn heartbeat(deliver: &str, (consumer_sequence, stream_sequence): (u64, u64)) -> LiveMessage {
+    let header = |name: &str, value: u64| Header {
+        name: name.to_string(),
+        value: value.to_string().into(),
+    };
+    LiveMessage {
+        subject: deliver.to_string(),
+        reply: None,
+        headers: vec![
+            header("Nats-Last-Consumer", consumer_sequence),
+            header("Nats-Last-Stream", stream_sequence),
+        ],
+        payload: bytes::Bytes::new(),
+        status: Some(LiveStatus {
+            code: 100,
+            text: "Idle Heartbeat".to_string(),
+        }),
     }
 }
