@@ -274,6 +274,7 @@ impl Engine {
     pub async fn create_consumer(&self, spec: ConsumerSpec) -> Result<ConsumerInfo> {
         self.check_running()?;
         validate(&spec)?;
+        let _change = self.consumer_changes.lock().await;
         let stream = self.stream(&spec.stream)?;
         if let Ok(existing) = self.consumer(&spec.stream, &spec.name) {
             if existing.stored.spec == spec {
@@ -344,6 +345,7 @@ impl Engine {
     /// Deletes a consumer and its state, durably.
     pub async fn delete_consumer(&self, stream: &str, name: &str) -> Result<()> {
         self.check_running()?;
+        let _change = self.consumer_changes.lock().await;
         self.consumer(stream, name)?;
         self.state.commit(delete_state_writes(stream, name)).await?;
         self.consumers_mut()

@@ -323,6 +323,7 @@ pub(crate) async fn delete(
         .await
         .map_err(|e| ApiError::from_engine(&e))?;
     jetstream.stop_push(stream, Some(name));
+    jetstream.forget_activity(stream, name);
     Ok(json!({"type": "io.nats.jetstream.api.v1.consumer_delete_response", "success": true}))
 }
 
