@@ -290,3 +290,44 @@ async fn streams_and_the_dedup_window_survive_a_restart() {
         .unwrap();
     assert_eq!(next.sequence, 2);
 }
+
+#[tokio::test]
+async fn max_msgs_keeps_the_newest_records() {
+    let broker = Broker::start().await;
+    let js = jetstream::new(broker.client().await);
+    let mut orders = js
+        .create_stream(stream::Config {
+            max_messages: 3,
+            ..config("ORDERS", &["orders.>"])
+        })
+        .await
+        .unwrap();
+    for index in 0..5 {
+        js.publish("orders.new", format!("m{index}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let info = orders.info().await.unwrap().clone();
+    assert_eq!(info.config.max_messages, 3);
+    assert_eq!(
+        (
+            info.state.messages,
+            info.state.first_sequence,
+            info.state.last_sequence
+        ),
+        (3, 3, 5)
+    );
+    assert_eq!(orders.get_raw_message(3).await.unwrap().payload, "m2");
+    // Only discard "old" is served; "new" is refused rather than ignored.
+    let error = js
+        .create_stream(stream::Config {
+            discard: stream::DiscardPolicy::New,
+            max_messages: 3,
+            ..config("OTHER", &["other.>"])
+        })
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("10052"), "{error}");
+}

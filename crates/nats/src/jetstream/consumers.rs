@@ -92,7 +92,7 @@ pub(crate) async fn create(
         }
     }
     let mut spec = spec_of(stream, &name, &mut config)?;
-    if super::streams::stream_extras(engine, stream).0 == "workqueue" {
+    if super::extras::StreamExtras::of(engine, stream).is_work_queue() {
         check_work_queue(engine, &spec)?;
         spec.remove_acked = true;
     }

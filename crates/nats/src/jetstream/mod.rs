@@ -20,6 +20,7 @@
 pub(crate) mod acks;
 mod consumers;
 pub(crate) mod errors;
+mod extras;
 mod publish;
 pub(crate) mod pull;
 mod push;

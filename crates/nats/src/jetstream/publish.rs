@@ -130,13 +130,18 @@ pub(crate) async fn handle(
     };
     let sequence = pending.position().offset + 1;
     state.stored(&subject, message_id, sequence, now);
+    let max_messages = state.max_messages;
     drop(state);
+    let trim_engine = engine.clone();
     let answer_router = router.clone();
     push_capture(
         connection,
         Box::pin(async move {
             match pending.durable().await {
                 Ok(_) => {
+                    if let Some(max) = max_messages {
+                        super::extras::trim(&trim_engine, &stream, max).await;
+                    }
                     if let Some(reply) = reply {
                         let ack = json!({"stream": stream, "seq": sequence});
                         send(&answer_router, reply, ack.to_string().into());

@@ -30,6 +30,8 @@ pub(crate) struct StreamState {
     loaded: bool,
     /// The stream's duplicate window, read with the rest at load.
     window_ms: i64,
+    /// The stream's `max_msgs`, read at load.
+    pub(crate) max_messages: Option<u64>,
     /// Message id → (sequence, time it was stored in ms).
     message_ids: HashMap<String, (u64, i64)>,
     /// Ids in the order they were stored, to expire and bound them.
@@ -50,7 +52,9 @@ impl StreamState {
         if self.loaded {
             return Ok(());
         }
-        self.window_ms = super::streams::stream_extras(engine, stream).1 as i64;
+        let extras = super::extras::StreamExtras::of(engine, stream);
+        self.window_ms = extras.duplicate_window_ms as i64;
+        self.max_messages = extras.max_messages;
         let (start, end) = engine.partition_bounds(stream, 0)?;
         let from = start.max(end.saturating_sub(SCAN_RECORDS_MAX));
         self.subjects_complete = from == start;

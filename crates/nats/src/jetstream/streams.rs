@@ -24,13 +24,12 @@ use serde_json::{json, Value};
 
 use super::consumers;
 use super::errors::ApiError;
+use super::extras::{StreamExtras, DUPLICATE_WINDOW_MS};
 use super::{time, ApiResult};
 use crate::handlers::Shared;
 
 /// Nanoseconds per millisecond: JetStream durations are nanoseconds, Omnibus's milliseconds.
 const NANOS_PER_MS: u64 = 1_000_000;
-/// The Go zero-value duplicate window nats-server fills in: two minutes.
-pub(crate) const DUPLICATE_WINDOW_MS: u64 = 120_000;
 /// Page sizes of NAMES and LIST, as nats-server's.
 const NAMES_PAGE: usize = 1024;
 const LIST_PAGE: usize = 256;
@@ -214,28 +213,8 @@ struct Requested {
     retention_ms: Option<u64>,
     retention_bytes: Option<u64>,
     message_bytes_max: Option<usize>,
-    /// Kept as door settings (`RETENTION_SETTING`, `WINDOW_SETTING`).
-    retention: String,
-    duplicate_window_ms: u64,
-}
-
-/// Door settings of a JetStream stream: its retention policy (`limits` or `workqueue`) and
-/// its duplicate window in ms.
-pub(crate) const RETENTION_SETTING: &str = "nats.retention";
-pub(crate) const WINDOW_SETTING: &str = "nats.duplicate_window_ms";
-
-/// A stream's JetStream retention policy and duplicate window, from its door settings.
-pub(crate) fn stream_extras(engine: &Engine, name: &str) -> (String, u64) {
-    let settings = engine.stream_door_settings(name).unwrap_or_default();
-    let retention = settings
-        .get(RETENTION_SETTING)
-        .cloned()
-        .unwrap_or_else(|| "limits".to_string());
-    let window = settings
-        .get(WINDOW_SETTING)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DUPLICATE_WINDOW_MS);
-    (retention, window)
+    /// Kept beside the stream (`extras.rs`).
+    extras: StreamExtras,
 }
 
 fn parse_config(name: &str, payload: &Bytes) -> Result<Requested, ApiError> {
@@ -252,6 +231,11 @@ fn parse_config(name: &str, payload: &Bytes) -> Result<Requested, ApiError> {
     if name.contains(['.', '*', '>']) {
         return Err(ApiError::invalid_config(
             "invalid stream name: may not contain '.', '*' or '>'",
+        ));
+    }
+    if config.get("discard").and_then(Value::as_str) == Some("new") {
+        return Err(ApiError::invalid_config(
+            "discard \"new\" is not served yet; \"old\" is",
         ));
     }
     let retention = match config.get("retention").and_then(Value::as_str) {
@@ -286,37 +270,23 @@ fn parse_config(name: &str, payload: &Bytes) -> Result<Requested, ApiError> {
         retention_ms: positive("max_age").map(|ns| (ns / NANOS_PER_MS).max(1)),
         retention_bytes: positive("max_bytes"),
         message_bytes_max: positive("max_msg_size").map(|v| v as usize),
-        retention: retention.to_string(),
-        duplicate_window_ms: positive("duplicate_window")
-            .map_or(DUPLICATE_WINDOW_MS, |ns| (ns / NANOS_PER_MS).max(1)),
+        extras: StreamExtras {
+            retention: retention.to_string(),
+            duplicate_window_ms: positive("duplicate_window")
+                .map_or(DUPLICATE_WINDOW_MS, |ns| (ns / NANOS_PER_MS).max(1)),
+            max_messages: positive("max_msgs"),
+        },
     })
 }
 
 fn requested_of(engine: &Engine, config: &StreamConfig) -> Requested {
-    let (retention, duplicate_window_ms) = stream_extras(engine, &config.name);
     Requested {
         subjects: config.subjects.clone(),
         retention_ms: config.retention_ms,
         retention_bytes: config.retention_bytes,
         message_bytes_max: None,
-        retention,
-        duplicate_window_ms,
+        extras: StreamExtras::of(engine, &config.name),
     }
-}
-
-/// Stores what the Omnibus stream has no field for.
-async fn store_extras(engine: &Engine, name: &str, requested: &Requested) -> Result<(), ApiError> {
-    let settings = std::collections::BTreeMap::from([
-        (RETENTION_SETTING.to_string(), requested.retention.clone()),
-        (
-            WINDOW_SETTING.to_string(),
-            requested.duplicate_window_ms.to_string(),
-        ),
-    ]);
-    engine
-        .set_stream_door_settings(name, settings)
-        .await
-        .map_err(|e| ApiError::from_engine(&e))
 }
 
 async fn create(engine: &std::sync::Arc<Engine>, name: &str, payload: &Bytes) -> ApiResult {
@@ -332,7 +302,7 @@ async fn create(engine: &std::sync::Arc<Engine>, name: &str, payload: &Bytes) ->
     };
     match engine.create_stream(spec).await {
         Ok(_) => {
-            store_extras(engine, name, &requested).await?;
+            requested.extras.store(engine, name).await?;
             let mut answer = info(engine, name).await?;
             answer["did_create"] = json!(true);
             Ok(answer)
@@ -365,12 +335,12 @@ async fn update(engine: &std::sync::Arc<Engine>, name: &str, payload: &Bytes) ->
             "stream subjects can not be changed in Omnibus",
         ));
     }
-    if requested.retention != stream_extras(engine, name).0 {
+    if requested.extras.retention != StreamExtras::of(engine, name).retention {
         return Err(ApiError::invalid_config(
             "stream configuration update can not change retention policy to/from workqueue",
         ));
     }
-    store_extras(engine, name, &requested).await?;
+    requested.extras.store(engine, name).await?;
     let mut settings = existing.config.settings();
     settings.retention_ms = requested.retention_ms;
     settings.retention_bytes = requested.retention_bytes;
@@ -412,7 +382,7 @@ pub(crate) async fn info(engine: &Engine, name: &str) -> ApiResult {
     let first_seq = if end == 0 { 0 } else { start + 1 };
     Ok(json!({
         "type": "io.nats.jetstream.api.v1.stream_info_response",
-        "config": config_json(config, &stream_extras(engine, name)),
+        "config": config_json(config, &StreamExtras::of(engine, name)),
         "created": time::rfc3339(config.created_ms),
         "state": {
             "messages": messages,
@@ -435,13 +405,13 @@ pub(crate) fn now_ms() -> i64 {
 
 /// The config nats-server would answer, from what the Omnibus stream keeps; the rest are
 /// nats-server's defaults.
-fn config_json(config: &StreamConfig, (retention, window_ms): &(String, u64)) -> Value {
+fn config_json(config: &StreamConfig, extras: &StreamExtras) -> Value {
     json!({
         "name": config.name,
         "subjects": config.subjects,
-        "retention": retention,
+        "retention": extras.retention,
         "max_consumers": -1,
-        "max_msgs": -1,
+        "max_msgs": extras.max_messages.map_or(-1, |max| max as i64),
         "max_bytes": config.retention_bytes.map_or(-1, |b| b as i64),
         "max_age": config.retention_ms.map_or(0, |ms| ms * NANOS_PER_MS),
         "max_msgs_per_subject": -1,
@@ -449,7 +419,7 @@ fn config_json(config: &StreamConfig, (retention, window_ms): &(String, u64)) ->
         "discard": "old",
         "storage": "file",
         "num_replicas": 1,
-        "duplicate_window": window_ms * NANOS_PER_MS,
+        "duplicate_window": extras.duplicate_window_ms * NANOS_PER_MS,
         "compression": "none",
         "allow_direct": false,
         "mirror_direct": false,
