@@ -358,3 +358,35 @@ async fn an_idle_ephemeral_consumer_ends_after_its_inactive_threshold() {
     }
     drop(durable);
 }
+
+#[tokio::test]
+async fn an_interest_stream_removes_what_every_consumer_acked() {
+    let broker = Broker::start().await;
+    let js = jetstream::new(broker.client().await);
+    let mut stream = js
+        .create_stream(stream::Config {
+            name: "EVENTS".into(),
+            subjects: vec!["events.>".into()],
+            retention: stream::RetentionPolicy::Interest,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let first: jetstream::consumer::PullConsumer =
+        stream.create_consumer(pull_config("first")).await.unwrap();
+    let second: jetstream::consumer::PullConsumer =
+        stream.create_consumer(pull_config("second")).await.unwrap();
+    js.publish("events.one", "e".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    for message in fetch(&first, 1, Duration::from_millis(300)).await {
+        message.double_ack().await.unwrap();
+    }
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    for message in fetch(&second, 1, Duration::from_millis(300)).await {
+        message.double_ack().await.unwrap();
+    }
+    assert_eq!(stream.info().await.unwrap().state.messages, 0);
+}

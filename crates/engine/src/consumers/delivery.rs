@@ -7,6 +7,7 @@
 //! durably counted (`queue/core/leases.rs`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use omnibus_storage::StateWrite;
@@ -348,13 +349,26 @@ impl Engine {
         self.remove_acked(&consumer).await
     }
 
-    /// A consumer that owns its stream's records (work-queue retention) removes those below
-    /// its ack floor from the stream: the log's start moves up to the floor.
+    /// Consumers that remove what they acknowledged (work-queue and interest retention)
+    /// remove the records below the lowest of their ack floors: the log's start moves up to
+    /// it. With one such consumer (a work queue) that is its own floor; with several, a
+    /// record goes once every one of them has acknowledged it.
     async fn remove_acked(&self, consumer: &Consumer) -> Result<()> {
         if !consumer.stored.spec.remove_acked {
             return Ok(());
         }
-        let floor = consumer.lock().core.floor();
+        let stream = &consumer.stored.spec.stream;
+        let removing: Vec<Arc<Consumer>> = self
+            .consumers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((s, _), c)| s == stream && c.stored.spec.remove_acked)
+            .map(|(_, c)| c.clone())
+            .collect();
+        let Some(floor) = removing.iter().map(|c| c.lock().core.floor()).min() else {
+            return Ok(());
+        };
         if floor > consumer.log.log_start_offset() {
             self.delete_records(&consumer.stored.spec.stream, 0, Some(floor))
                 .await?;

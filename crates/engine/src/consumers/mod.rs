@@ -92,8 +92,9 @@ pub struct ConsumerSpec {
     /// Settings of the front door that created the consumer, kept and returned untouched
     /// (the engine never reads them).
     pub door_settings: BTreeMap<String, String>,
-    /// The consumer owns the stream's records (work-queue retention): what it has acked, up
-    /// to its ack floor, is removed from the stream.
+    /// What this consumer acknowledges is removed from the stream once every consumer of
+    /// the stream with this flag has acknowledged it too (work-queue retention: one such
+    /// consumer; interest retention: all of them).
     #[serde(default)]
     pub remove_acked: bool,
 }

@@ -272,3 +272,25 @@ async fn a_consumer_that_owns_its_stream_removes_what_it_acked() {
     engine.consumer_term("S", "work", 2, 1, "").await.unwrap();
     assert_eq!(engine.partition_bounds("S", 0).unwrap(), (3, 3));
 }
+
+#[tokio::test]
+async fn consumers_that_remove_what_they_acked_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 2).await;
+    for name in ["one", "two"] {
+        engine
+            .create_consumer(ConsumerSpec {
+                remove_acked: true,
+                ..spec(name)
+            })
+            .await
+            .unwrap();
+        engine.consumer_next("S", name, 2, 0).await.unwrap();
+    }
+    engine.consumer_ack("S", "one", 0, 1).await.unwrap();
+    engine.consumer_ack("S", "one", 1, 1).await.unwrap();
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (0, 2));
+    engine.consumer_ack("S", "two", 0, 1).await.unwrap();
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (1, 2));
+}

@@ -92,10 +92,13 @@ pub(crate) async fn create(
         }
     }
     let mut spec = spec_of(stream, &name, &mut config)?;
-    if super::extras::StreamExtras::of(engine, stream).is_work_queue() {
+    let extras = super::extras::StreamExtras::of(engine, stream);
+    if extras.is_work_queue() {
         check_work_queue(engine, &spec)?;
-        spec.remove_acked = true;
     }
+    // Work queue: its one consumer removes what it acked; interest: a record goes once every
+    // consumer acked it.
+    spec.remove_acked = extras.retention != "limits";
     let info = engine
         .create_consumer(spec)
         .await

@@ -1,6 +1,6 @@
 //! What a JetStream stream config holds that the Omnibus stream has no field for, kept beside
 //! the stream as engine door settings (`Engine::set_stream_door_settings`, deleted with the
-//! stream): the retention policy (`limits` or `workqueue`), the duplicate window, and
+//! stream): the retention policy (`limits`, `workqueue` or `interest`), the duplicate window, and
 //! `max_msgs` (kept by removing the oldest records after a JetStream publish, `discard:old`).
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ pub(crate) const DUPLICATE_WINDOW_MS: u64 = 120_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StreamExtras {
-    /// `limits` or `workqueue`.
+    /// `limits`, `workqueue` or `interest`.
     pub(crate) retention: String,
     pub(crate) duplicate_window_ms: u64,
     /// Most records the stream keeps; `None`: no bound.

@@ -12,10 +12,9 @@
 //! its retention age, retention bytes and largest record. The config answered is rebuilt from
 //! the Omnibus stream, so fields Omnibus does not keep are answered with nats-server's
 //! defaults (docs/nats.md lists them).
-//! `workqueue` retention is kept beside the stream as a door setting, with the duplicate
-//! window (`Engine::set_stream_door_settings`), and served by its one consumer removing what it
-//! acknowledged (`consumers.rs`); `interest` is refused with 10052 rather than silently
-//! behaving as `limits`.
+//! `workqueue` and `interest` retention are kept beside the stream as a door setting
+//! (`extras.rs`) and served by its consumers removing what they all acknowledged
+//! (`consumers.rs`).
 
 use bytes::{Bytes, BytesMut};
 use omnibus_engine::{Engine, EngineError, FetchRequest, StreamConfig, StreamSpec};
@@ -241,9 +240,10 @@ fn parse_config(name: &str, payload: &Bytes) -> Result<Requested, ApiError> {
     let retention = match config.get("retention").and_then(Value::as_str) {
         None | Some("limits") => "limits",
         Some("workqueue") => "workqueue",
+        Some("interest") => "interest",
         Some(other) => {
             return Err(ApiError::invalid_config(format!(
-                "retention {other:?} is not served yet; \"limits\" and \"workqueue\" are"
+                "retention {other:?} is not known"
             )))
         }
     };
