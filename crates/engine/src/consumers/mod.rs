@@ -58,6 +58,8 @@ pub enum ConsumerStart {
     LastRecord,
     /// This offset (or the first retained one, if it is gone).
     Offset(u64),
+    /// The first record with a timestamp at or after this many ms since the epoch.
+    Time(i64),
 }
 
 /// Which deliveries an acknowledgement settles.
@@ -299,6 +301,10 @@ impl Engine {
             ConsumerStart::New => end,
             ConsumerStart::LastRecord => end.saturating_sub(1).max(first),
             ConsumerStart::Offset(offset) => offset.max(first),
+            ConsumerStart::Time(ms) => self
+                .resolve_offset(&spec.stream, 0, crate::OffsetSpec::Timestamp(ms))
+                .await?
+                .max(first),
         };
         let stored = StoredConsumer {
             spec,

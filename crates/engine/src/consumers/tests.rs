@@ -191,6 +191,33 @@ async fn filters_start_positions_and_ack_all() {
 
     engine
         .create_consumer(ConsumerSpec {
+            start: ConsumerStart::Time(i64::MAX),
+            ..spec("after-everything")
+        })
+        .await
+        .unwrap();
+    assert!(engine
+        .consumer_next("S", "after-everything", 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    engine
+        .create_consumer(ConsumerSpec {
+            start: ConsumerStart::Time(0),
+            ..spec("from-the-start")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        engine
+            .consumer_next("S", "from-the-start", 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    engine
+        .create_consumer(ConsumerSpec {
             start: ConsumerStart::New,
             ack: AckMode::All,
             ..spec("new")

@@ -8,8 +8,8 @@
 //! `stream_name`, `name`, `created`, `config`, `delivered{consumer_seq,stream_seq}`,
 //! `ack_floor{…}`, `num_ack_pending`, `num_redelivered`, `num_waiting`, `num_pending`.
 //!
-//! Our choices: `deliver_policy` all, last, new and by_start_sequence map onto the engine's
-//! start positions; by_start_time and last_per_subject are refused (10052). A consumer with a
+//! Our choices: `deliver_policy` all, last, new, by_start_sequence and by_start_time map onto
+//! the engine's start positions; last_per_subject is refused (10052). A consumer with a
 //! `deliver_subject` is a push consumer, driven by `push.rs`. The config answered is the one given, with
 //! nats-server's defaults filled in, kept beside the engine's spec so a restart answers the
 //! same. Ephemeral consumers are named by the server and live until deleted.
@@ -185,6 +185,16 @@ fn spec_of(
         "by_start_sequence" => {
             let sequence = number(config, "opt_start_seq").unwrap_or(1).max(1) as u64;
             ConsumerStart::Offset(sequence - 1)
+        }
+        "by_start_time" => {
+            let ms = config
+                .get("opt_start_time")
+                .and_then(Value::as_str)
+                .and_then(time::parse_rfc3339)
+                .ok_or_else(|| {
+                    ApiError::invalid_config("opt_start_time is not an RFC 3339 time")
+                })?;
+            ConsumerStart::Time(ms)
         }
         other => {
             return Err(ApiError::invalid_config(format!(
