@@ -331,3 +331,34 @@ async fn max_msgs_keeps_the_newest_records() {
         .unwrap_err();
     assert!(error.to_string().contains("10052"), "{error}");
 }
+
+#[tokio::test]
+async fn direct_get_answers_the_stored_message_itself() {
+    let broker = Broker::start().await;
+    let js = jetstream::new(broker.client().await);
+    let orders = js
+        .create_stream(config("ORDERS", &["orders.>"]))
+        .await
+        .unwrap();
+    for payload in ["a", "b"] {
+        js.publish("orders.new", payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let message = orders.direct_get(2).await.unwrap();
+    assert_eq!(message.payload, "b");
+    assert_eq!(message.sequence, 2);
+    assert_eq!(message.subject.as_str(), "orders.new");
+    let missing = orders.direct_get(9).await.unwrap_err();
+    assert!(
+        missing.to_string().to_lowercase().contains("not found"),
+        "{missing}"
+    );
+    let last = orders
+        .direct_get_last_for_subject("orders.new")
+        .await
+        .unwrap();
+    assert_eq!(last.payload, "b");
+}

@@ -19,6 +19,7 @@
 
 pub(crate) mod acks;
 mod consumers;
+mod direct;
 pub(crate) mod errors;
 mod extras;
 mod publish;
@@ -206,6 +207,10 @@ pub(crate) async fn api(
     let jetstream = &shared.jetstream;
     jetstream.api_total.fetch_add(1, Ordering::Relaxed);
     let call = &subject[API_PREFIX.len()..];
+    if call.starts_with("DIRECT.GET.") {
+        direct::get(&shared.engine, call, reply, payload).await;
+        return;
+    }
     if let Some(names) = call.strip_prefix("CONSUMER.MSG.NEXT.") {
         if let Some((stream, consumer)) = names.split_once('.') {
             pull::start(connection, stream, consumer, reply, payload);
