@@ -27,6 +27,11 @@ pub struct Engine {
     /// Released by the state store on a full disk, restored by maintenance (`health.rs`).
     pub(crate) disk_reserve: Arc<omnibus_storage::DiskReserve>,
     pub(crate) queues: RwLock<BTreeMap<String, Arc<crate::queue::Queue>>>,
+    /// Acked consumers of streams, by (stream, consumer) (`consumers/`).
+    pub(crate) consumers: RwLock<BTreeMap<(String, String), Arc<crate::consumers::Consumer>>>,
+    /// Orders consumer creations and deletions, so two creations of one name cannot both
+    /// write its state.
+    pub(crate) consumer_changes: tokio::sync::Mutex<()>,
     pub(crate) jobs: crate::jobs::JobsState,
     pub(crate) streams: RwLock<StreamTable>,
     /// Orders the changes of each stream without holding `streams` across I/O.
@@ -107,11 +112,14 @@ impl Engine {
             streams: RwLock::new(streams),
             stream_changes: StreamChanges::default(),
             queues: RwLock::new(BTreeMap::new()),
+            consumers: RwLock::new(BTreeMap::new()),
+            consumer_changes: tokio::sync::Mutex::new(()),
             jobs: crate::jobs::JobsState::new(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             maintenance_running: Arc::new(tokio::sync::Mutex::new(())),
         });
         engine.open_queues()?;
+        engine.open_consumers()?;
         spawn_maintenance(&engine);
         Ok(engine)
     }

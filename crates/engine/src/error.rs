@@ -68,6 +68,12 @@ pub enum EngineError {
     QueueFailed { queue: String, reason: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("consumer {consumer:?} of stream {stream:?} does not exist")]
+    ConsumerNotFound { stream: String, consumer: String },
+    #[error(
+        "consumer {consumer:?} of stream {stream:?} already exists with another configuration"
+    )]
+    ConsumerExists { stream: String, consumer: String },
 
     // The group coordinator's refusals.
     /// MEMBER_ID_REQUIRED (79): join again with this member id.
@@ -153,6 +159,10 @@ impl EngineError {
             EngineError::QueueFull(_) => ErrorCode::QueueFull,
             EngineError::QueueFailed { .. } => ErrorCode::StorageFailed,
             EngineError::Storage(error) => error.code(),
+            // An acked consumer is the engine's other kind of consumer beside a group
+            // (DESIGN.md §1); the codes of groups fit it without a new wire code.
+            EngineError::ConsumerNotFound { .. } => ErrorCode::GroupNotFound,
+            EngineError::ConsumerExists { .. } => ErrorCode::InvalidConfig,
             EngineError::MemberIdRequired(_) => ErrorCode::MemberIdRequired,
             EngineError::UnknownMember => ErrorCode::UnknownMember,
             EngineError::IllegalGeneration => ErrorCode::IllegalGeneration,

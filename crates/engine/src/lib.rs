@@ -1,6 +1,6 @@
 //! The Omnibus engine: streams and their partitions, subject routing, live subscriptions
 //! (pub/sub with queue groups, `router/`), publishing with durable acknowledgement, fetching
-//! with long-poll, and consumer-group offsets.
+//! with long-poll, consumer-group offsets, and acked consumers over streams (`consumers/`).
 //!
 //! The engine is the only API the front doors (HTTP, Kafka, AMQP, NATS, Redis) may call. It
 //! uses `omnibus-storage` for logs and the state store and `omnibus-types` for the shared
@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod consumers;
 mod engine;
 pub mod error;
 pub mod groups;

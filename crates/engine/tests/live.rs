@@ -37,6 +37,7 @@ fn message(subject: &str, payload: &'static str) -> LiveMessage {
             value: Bytes::from_static(b"test"),
         }],
         payload: Bytes::from_static(payload.as_bytes()),
+        status: None,
     }
 }
 

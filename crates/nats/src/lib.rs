@@ -10,11 +10,13 @@
 //!   that buffer in as few system calls as it can, while reads go on;
 //! - [`codec`] is sans-I/O: the hand-written parser of client operations (bounded control
 //!   lines and payloads) and the encoders of server operations;
-//! - `handlers/<operation>.rs` holds one file per client operation.
+//! - `handlers/<operation>.rs` holds one file per client operation;
+//! - `jetstream/` answers the `$JS.API.*` requests and JetStream publishes (PubAck, dedup,
+//!   expected-sequence checks) over engine streams.
 //!
 //! This crate may call only `omnibus-engine` (and the vocabulary in `omnibus-types`). It
-//! never calls storage, and the engine never sees a NATS type. JetStream is not served yet:
-//! INFO does not advertise it, so clients do not try `$JS.API`.
+//! never calls storage, and the engine never sees a NATS type. JetStream streams are engine streams;
+//! what JetStream keeps beside them is rebuilt from their records.
 #![forbid(unsafe_code)]
 
 pub mod codec;
@@ -22,6 +24,7 @@ mod config;
 mod error;
 pub mod fuzzing;
 mod handlers;
+mod jetstream;
 mod server;
 mod session;
 

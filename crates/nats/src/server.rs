@@ -32,7 +32,10 @@ pub async fn serve(
         host: local.ip().to_string(),
         port: local.port(),
         config,
+        jetstream: crate::jetstream::JetStream::default(),
     });
+    shared.jetstream.resume_push_consumers(&shared.engine);
+    tokio::spawn(crate::jetstream::reaper::run(Arc::downgrade(&shared)));
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
     let next_client_id = AtomicU64::new(1);
     let (stop, stopped) = watch::channel(false);

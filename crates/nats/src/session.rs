@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::codec::{bytes_wanted, encode, parse};
 use crate::error::NatsError;
-use crate::handlers::{Connection, Shared};
+use crate::handlers::{Connection, Shared, OUT_BATCH_BYTES};
 
 /// Free room kept in the read buffer before each read.
 const READ_BYTES_MIN: usize = 16 * 1024;
@@ -75,6 +75,12 @@ pub(crate) async fn run(
                 crate::handlers::capture_done(&mut connection, outcome);
                 Ok(())
             }
+            // Pulled messages wait in their bounded channel (holding their tasks back) while
+            // the write buffer holds a batch already.
+            Some(output) = connection.pulls_rx.recv(), if connection.out.len() < OUT_BATCH_BYTES => {
+                connection.write_pull(output);
+                Ok(())
+            }
             _ = pings.tick() => server_ping(&mut connection),
             _ = stopped.changed() => break Ok(()),
         };
@@ -104,8 +110,7 @@ pub(crate) async fn run(
     }
 }
 
-/// `INFO`: what nats-server sends, without `jetstream` (not served yet; a client that sees it
-/// would send `$JS.API` requests nobody answers).
+/// `INFO`: what nats-server sends, with `jetstream` (the `$JS.API` subset in `jetstream/`).
 fn write_info(connection: &mut Connection, peer: SocketAddr) {
     let shared = &connection.shared;
     let info = serde_json::json!({
@@ -117,6 +122,7 @@ fn write_info(connection: &mut Connection, peer: SocketAddr) {
         "host": shared.host,
         "port": shared.port,
         "headers": true,
+        "jetstream": true,
         "max_payload": shared.config.max_payload,
         "client_id": connection.client_id,
         "client_ip": peer.ip().to_string(),

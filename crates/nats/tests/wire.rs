@@ -23,10 +23,7 @@ async fn info_comes_first_and_says_what_clients_need() {
     assert_eq!(info["max_payload"], 1024 * 1024);
     assert_eq!(info["port"], broker.nats.port());
     assert!(info["client_id"].is_u64());
-    assert!(
-        info.get("jetstream").is_none(),
-        "JetStream is not served yet"
-    );
+    assert_eq!(info["jetstream"], true);
 }
 
 #[tokio::test]

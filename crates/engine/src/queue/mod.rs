@@ -44,6 +44,7 @@ pub use overflow::message_bytes;
 pub use policy::Backoff;
 pub use rates::{QueueRates, Rate};
 pub(crate) use runtime::header_i64;
+pub(crate) use runtime::{stored_core, StoredCore, StoredTimers};
 pub use runtime::{DeadLetterListener, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER};
 
 use crate::engine::{now_ms, Engine};

@@ -96,9 +96,9 @@ pub type DeadLetterListener =
     Arc<dyn Fn(&Queue, &[DeadLetter], &[Record]) -> DeadLetterRecords + Send + Sync>;
 
 /// Reads stored timers for the core's window.
-struct StoredTimers<'a> {
-    state: &'a StateStore,
-    queue: &'a str,
+pub(crate) struct StoredTimers<'a> {
+    pub(crate) state: &'a StateStore,
+    pub(crate) queue: &'a str,
 }
 
 impl TimerSource for StoredTimers<'_> {
@@ -122,6 +122,92 @@ impl TimerSource for StoredTimers<'_> {
     }
 }
 
+/// A queue core as its stored state leaves it (see `keys.rs`), over a log whose records run
+/// from `log_start` to `log_end`: leases gone, attempts counted conservatively. Queues and the
+/// acked consumers of streams (`crate::consumers`) both start this way.
+pub(crate) struct StoredCore {
+    pub(crate) core: QueueCore,
+    pub(crate) paused: bool,
+    pub(crate) redriven: u64,
+}
+
+pub(crate) fn stored_core(
+    state: &StateStore,
+    name: &str,
+    policy: super::core::Policy,
+    log_start: u64,
+    log_end: u64,
+) -> Result<StoredCore> {
+    let mut core = QueueCore::new(name, policy);
+    let mut floor = 0;
+    let mut paused = false;
+    let mut redriven = 0;
+    let mut finished = Vec::new();
+    let mut attempts = Vec::new();
+    let mut priorities = Vec::new();
+    let mut runs = Vec::new();
+    let mut frontiers = Vec::new();
+    for (key, value) in state.scan_prefix(keys::TABLE, &keys::prefix(name))? {
+        let Some(suffix) = keys::suffix(name, &key) else {
+            continue;
+        };
+        let number = |text: &str| text.parse::<u64>().ok();
+        match suffix.split_at(1) {
+            ("F", _) if value.len() == 8 => {
+                floor = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
+            }
+            ("A", start) => {
+                if let Some(start) = number(start) {
+                    let end = match value.len() {
+                        8 => u64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
+                        _ => start + 1, // the one-key-per-offset layout
+                    };
+                    finished.push((start, end));
+                }
+            }
+            ("S", "") => paused = true,
+            ("R", "") if value.len() == 8 => {
+                redriven = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
+            }
+            ("D", offset) => {
+                if let Some(offset) = number(offset) {
+                    let (count, error) = keys::decode_delivery(&value);
+                    attempts.push((offset, count, error));
+                }
+            }
+            ("G", end) if value.len() == 8 => {
+                if let Some(end) = number(end) {
+                    let first = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+                    runs.push((first, end));
+                }
+            }
+            ("L", priority) if value.len() == 8 => {
+                if let Ok(priority) = priority.parse::<usize>() {
+                    let frontier = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+                    frontiers.push((priority, frontier));
+                }
+            }
+            ("P", first) if value.len() == 9 => {
+                if let Some(first) = number(first) {
+                    let end = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+                    priorities.push((first, end, value[8]));
+                }
+            }
+            _ => {}
+        }
+    }
+    let floor = floor.max(log_start);
+    let timers = StoredTimers { state, queue: name };
+    core.recover(floor, finished, attempts, priorities, &timers, log_end);
+    core.recover_runs(runs);
+    core.recover_frontiers(&frontiers);
+    Ok(StoredCore {
+        core,
+        paused,
+        redriven,
+    })
+}
+
 impl Queue {
     /// Opens a queue over its logs, rebuilding its state from the state store.
     pub fn open(
@@ -131,79 +217,17 @@ impl Queue {
         state: Arc<StateStore>,
     ) -> Result<Arc<Queue>> {
         let name = config.name.clone();
-        let mut core = QueueCore::new(&name, config.policy());
-        let mut floor = 0;
-        let mut paused = false;
-        let mut redriven = 0;
-        let mut finished = Vec::new();
-        let mut attempts = Vec::new();
-        let mut priorities = Vec::new();
-        let mut runs = Vec::new();
-        let mut frontiers = Vec::new();
-        for (key, value) in state.scan_prefix(keys::TABLE, &keys::prefix(&name))? {
-            let Some(suffix) = keys::suffix(&name, &key) else {
-                continue;
-            };
-            let number = |text: &str| text.parse::<u64>().ok();
-            match suffix.split_at(1) {
-                ("F", _) if value.len() == 8 => {
-                    floor = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
-                }
-                ("A", start) => {
-                    if let Some(start) = number(start) {
-                        let end = match value.len() {
-                            8 => u64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
-                            _ => start + 1, // the one-key-per-offset layout
-                        };
-                        finished.push((start, end));
-                    }
-                }
-                ("S", "") => paused = true,
-                ("R", "") if value.len() == 8 => {
-                    redriven = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
-                }
-                ("D", offset) => {
-                    if let Some(offset) = number(offset) {
-                        let (count, error) = keys::decode_delivery(&value);
-                        attempts.push((offset, count, error));
-                    }
-                }
-                ("G", end) if value.len() == 8 => {
-                    if let Some(end) = number(end) {
-                        let first = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
-                        runs.push((first, end));
-                    }
-                }
-                ("L", priority) if value.len() == 8 => {
-                    if let Ok(priority) = priority.parse::<usize>() {
-                        let frontier = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
-                        frontiers.push((priority, frontier));
-                    }
-                }
-                ("P", first) if value.len() == 9 => {
-                    if let Some(first) = number(first) {
-                        let end = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
-                        priorities.push((first, end, value[8]));
-                    }
-                }
-                _ => {}
-            }
-        }
-        let floor = floor.max(log.log_start_offset());
-        let timers = StoredTimers {
-            state: &state,
-            queue: &name,
-        };
-        core.recover(
-            floor,
-            finished,
-            attempts,
-            priorities,
-            &timers,
+        let StoredCore {
+            mut core,
+            paused,
+            redriven,
+        } = stored_core(
+            &state,
+            &name,
+            config.policy(),
+            log.log_start_offset(),
             log.high_watermark(),
-        );
-        core.recover_runs(runs);
-        core.recover_frontiers(&frontiers);
+        )?;
         core.set_paused(paused);
         super::recovery::recover_from_log(
             &mut core,

@@ -46,6 +46,16 @@ pub struct PendingCapture {
 }
 
 impl PendingCapture {
+    /// Where the message was given its place: known at once, readable once durable. A door
+    /// that must answer with the position before the fsync (JetStream's duplicate checks)
+    /// reads it here.
+    pub fn position(&self) -> RecordPosition {
+        RecordPosition {
+            partition: self.partition,
+            offset: self.append.offsets().first_offset,
+        }
+    }
+
     /// Waits for the stream's acknowledgement, then delivers to the live subscribers.
     pub async fn durable(self) -> Result<(RecordPosition, Routed)> {
         let info = self.append.durable().await?;
@@ -105,6 +115,13 @@ impl Engine {
         }))
     }
 
+    /// The name of the stream that captures `subject`, if one does.
+    pub fn stream_capturing(&self, subject: &str) -> Option<String> {
+        self.read_streams()
+            .capturing(subject)
+            .map(|stream| stream.config.name.clone())
+    }
+
     /// Hands records another door appended (and saw acknowledged) to the live subscribers:
     /// an HTTP or Kafka publish to a captured subject reaches NATS subscribers this way.
     pub(crate) fn deliver_stored_live(&self, stream_name: &str, records: Vec<StoredCopy>) {
@@ -133,6 +150,7 @@ pub(crate) fn deliver_stored(router: &LiveRouter, stream_name: &str, records: Ve
             reply: None,
             headers,
             payload: value.unwrap_or_default(),
+            status: None,
         };
         router.publish(Arc::new(message), None);
     }

@@ -51,6 +51,14 @@ pub struct Routed {
     pub dropped: usize,
 }
 
+/// What [`LiveRouter::interest`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Interest {
+    pub subscriptions: usize,
+    pub pending_messages_max: usize,
+    pub pending_bytes_max: usize,
+}
+
 /// The live subscriptions of the whole broker. Shared by every front door through the engine.
 #[derive(Debug)]
 pub struct LiveRouter {
@@ -148,11 +156,25 @@ impl LiveRouter {
     /// Offers `message` to every subscription matching its subject (one member per queue
     /// group), except the origin's own when its mailbox does not want echoes.
     pub fn publish(&self, message: Arc<LiveMessage>, origin: Option<u64>) -> Routed {
+        let route = message.subject.clone();
+        self.publish_to(&route, message, origin)
+    }
+
+    /// Offers `message` to the subscriptions matching `route` rather than its own subject,
+    /// which subscribers still see: a consumer that pushes a stream's records to a delivery
+    /// subject keeps each record's subject (JetStream push consumers, AMQP's delivery of a
+    /// message under its routing key).
+    pub fn publish_to(
+        &self,
+        route: &str,
+        message: Arc<LiveMessage>,
+        origin: Option<u64>,
+    ) -> Routed {
         let mut routed = Routed::default();
         if !self.is_active() {
             return routed;
         }
-        let set = self.matches(&message.subject);
+        let set = self.matches(route);
         if set.is_empty() {
             return routed;
         }
@@ -183,6 +205,28 @@ impl LiveRouter {
             }
         }
         routed
+    }
+
+    /// Who would receive a message on `subject` now: the subscriptions it reaches, and the
+    /// most messages and bytes any of their mailboxes holds (0 when none matches). A sender
+    /// that must not overrun its readers waits while that is high.
+    pub fn interest(&self, subject: &str) -> Interest {
+        if !self.is_active() {
+            return Interest::default();
+        }
+        let set = self.matches(subject);
+        let mut interest = Interest::default();
+        let members = set
+            .plain
+            .iter()
+            .chain(set.groups.iter().flat_map(|group| group.members.iter()));
+        for subscription in members {
+            interest.subscriptions += 1;
+            let (messages, bytes) = subscription.mailbox.pending();
+            interest.pending_messages_max = interest.pending_messages_max.max(messages);
+            interest.pending_bytes_max = interest.pending_bytes_max.max(bytes);
+        }
+        interest
     }
 
     /// The subscriptions `subject` reaches, from the cache or computed and cached.

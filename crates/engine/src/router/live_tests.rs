@@ -17,6 +17,7 @@ fn message(subject: &str, payload: &'static str) -> Arc<LiveMessage> {
         reply: None,
         headers: Vec::new(),
         payload: Bytes::from_static(payload.as_bytes()),
+        status: None,
     })
 }
 
@@ -228,4 +229,34 @@ proptest! {
             prop_assert_eq!(found, expected, "subject {}", subject);
         }
     }
+}
+
+#[test]
+fn publish_to_routes_by_one_subject_and_keeps_the_message_own() {
+    let router = Arc::new(LiveRouter::new());
+    let reader = router.mailbox(true, ROOMY);
+    let other = router.mailbox(true, ROOMY);
+    let _delivery = router.subscribe(&reader, "deliver.here", None, 7).unwrap();
+    let _orders = router.subscribe(&other, "orders.*", None, 8).unwrap();
+    assert_eq!(router.interest("deliver.here").subscriptions, 1);
+    let routed = router.publish_to("deliver.here", message("orders.created", "x"), None);
+    assert_eq!(routed.matched, 1);
+    let mut out = Vec::new();
+    reader.take(&mut out, usize::MAX);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].message.subject, "orders.created");
+    assert_eq!(
+        tokens(&other),
+        Vec::<u64>::new(),
+        "routed by the delivery subject only"
+    );
+    // Interest reports the fullest mailbox, so a sender can hold back.
+    router.publish_to("deliver.here", message("a", "x"), None);
+    router.publish_to("deliver.here", message("b", "x"), None);
+    let interest = router.interest("deliver.here");
+    assert_eq!(
+        (interest.subscriptions, interest.pending_messages_max),
+        (1, 2)
+    );
+    assert_eq!(router.interest("nobody.listens"), Interest::default());
 }

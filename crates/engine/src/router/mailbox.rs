@@ -17,7 +17,7 @@ use bytes::Bytes;
 use omnibus_types::Header;
 
 /// A message routed live: the engine's own form, whatever door it came from or goes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveMessage {
     /// A valid subject (no wildcards).
     pub subject: String,
@@ -25,6 +25,17 @@ pub struct LiveMessage {
     pub reply: Option<String>,
     pub headers: Vec<Header>,
     pub payload: Bytes,
+    /// Set on a control message rather than data: a consumer's idle heartbeat, say. A door
+    /// whose protocol has status messages writes it as one (NATS: `NATS/1.0 100 Idle
+    /// Heartbeat`); the others skip the message.
+    pub status: Option<LiveStatus>,
+}
+
+/// A control message's status: a code and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveStatus {
+    pub code: u16,
+    pub text: String,
 }
 
 impl LiveMessage {

@@ -16,6 +16,6 @@ pub(crate) use capture::{deliver_stored, StoredCopy};
 pub use capture::{LivePublish, PendingCapture};
 pub use index::SubjectIndex;
 pub use live::{
-    LiveRouter, Routed, SubscriptionHandle, LIVE_SUBSCRIPTIONS_MAX, QUEUE_GROUP_BYTES_MAX,
+    Interest, LiveRouter, Routed, SubscriptionHandle, LIVE_SUBSCRIPTIONS_MAX, QUEUE_GROUP_BYTES_MAX,
 };
-pub use mailbox::{Delivery, LiveMessage, Mailbox, MailboxLimits};
+pub use mailbox::{Delivery, LiveMessage, LiveStatus, Mailbox, MailboxLimits};

@@ -5,6 +5,7 @@
 //! partitions, and change streams' settings.
 
 mod admin;
+pub mod door_settings;
 mod fetch;
 pub mod partitioner;
 mod publish;

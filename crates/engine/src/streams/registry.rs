@@ -304,6 +304,8 @@ impl Engine {
                 });
             }
         }
+        writes.extend(self.forget_consumers_of(name));
+        writes.push(super::door_settings::delete_writes(name));
         self.state.write(&writes)?;
         let stream = self
             .write_streams()

@@ -53,7 +53,24 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 
 /// Writes the block of `headers` into `out`.
 pub fn encode(headers: &[Header], out: &mut BytesMut) {
+    encode_with_status(None, headers, out);
+}
+
+/// Writes a block whose first line carries a status (`NATS/1.0 100 Idle Heartbeat`), when
+/// one is given, then `headers`.
+pub fn encode_with_status(status: Option<(u16, &str)>, headers: &[Header], out: &mut BytesMut) {
     out.put_slice(VERSION_LINE);
+    if let Some((code, text)) = status {
+        out.put_slice(format!(" {code} ").as_bytes());
+        // The status text is one line.
+        out.extend(text.bytes().map(|byte| {
+            if byte == b'\r' || byte == b'\n' {
+                b' '
+            } else {
+                byte
+            }
+        }));
+    }
     out.put_slice(b"\r\n");
     for header in headers {
         out.put_slice(header.name.as_bytes());
@@ -94,6 +111,9 @@ mod tests {
             &out[..],
             b"NATS/1.0\r\nA: 1\r\nB: two words\r\nA: 3\r\n\r\n"
         );
+        out.clear();
+        encode_with_status(Some((100, "Idle Heartbeat")), &headers[..1], &mut out);
+        assert_eq!(&out[..], b"NATS/1.0 100 Idle Heartbeat\r\nA: 1\r\n\r\n");
         assert!(parse(&Bytes::from_static(b"NATS/1.0 503\r\n\r\n"))
             .unwrap()
             .is_empty());

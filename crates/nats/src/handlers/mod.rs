@@ -5,7 +5,7 @@
 pub(crate) mod connect;
 mod ping;
 mod publish;
-pub(crate) use publish::capture_done;
+pub(crate) use publish::{capture_done, push_capture};
 mod subscribe;
 mod unsubscribe;
 
@@ -22,6 +22,7 @@ use omnibus_engine::{Engine, EngineError};
 use crate::codec::{encode, headers, ClientOp};
 use crate::config::NatsConfig;
 use crate::error::NatsError;
+use crate::jetstream::pull::{PullOutput, PULL_OUTPUT_CAPACITY};
 use connect::ConnectOptions;
 
 /// What every connection of one listener shares.
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     /// The bound address, sent in INFO.
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// JetStream's state beside the streams (`crate::jetstream`).
+    pub(crate) jetstream: crate::jetstream::JetStream,
 }
 
 /// A captured publish waiting for its stream's acknowledgement (`publish.rs`).
@@ -42,7 +45,7 @@ pub(crate) type CaptureFuture = Pin<Box<dyn Future<Output = Result<(), EngineErr
 pub(crate) const CAPTURES_IN_FLIGHT_MAX: usize = 1024;
 
 /// Deliveries moved from the mailbox into the write buffer at a time.
-const OUT_BATCH_BYTES: usize = 256 * 1024;
+pub(crate) const OUT_BATCH_BYTES: usize = 256 * 1024;
 
 /// One connection's state, between the socket (the session) and the engine.
 pub(crate) struct Connection {
@@ -59,6 +62,11 @@ pub(crate) struct Connection {
     scratch: BytesMut,
     pub(crate) captures: FuturesOrdered<CaptureFuture>,
     pub(crate) pings_outstanding: u32,
+    /// JetStream pull requests' messages, from their tasks (`jetstream/pull.rs`).
+    pub(crate) pulls_tx: tokio::sync::mpsc::Sender<PullOutput>,
+    pub(crate) pulls_rx: tokio::sync::mpsc::Receiver<PullOutput>,
+    /// Pull requests of this connection still running.
+    pub(crate) pulls_active: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A subscription of the connection, by its sid.
@@ -141,6 +149,7 @@ impl Connection {
             bytes_max: shared.config.pending_bytes_max,
         };
         let mailbox = shared.engine.live_router().mailbox(true, limits);
+        let (pulls_tx, pulls_rx) = tokio::sync::mpsc::channel(PULL_OUTPUT_CAPACITY);
         Connection {
             shared,
             client_id,
@@ -151,6 +160,9 @@ impl Connection {
             scratch: BytesMut::new(),
             captures: FuturesOrdered::new(),
             pings_outstanding: 0,
+            pulls_tx,
+            pulls_rx,
+            pulls_active: Arc::default(),
         }
     }
 
@@ -204,6 +216,35 @@ impl Connection {
         Ok(())
     }
 
+    /// Writes a pull request's message or status on this connection's subscription matching
+    /// its inbox (dropped when there is none any more: the client unsubscribed).
+    pub(crate) fn write_pull(&mut self, output: PullOutput) {
+        let (inbox, message, status) = match output {
+            PullOutput::Message { inbox, message } => (inbox, message, None),
+            PullOutput::Status { inbox, block } => {
+                let message = omnibus_engine::router::LiveMessage {
+                    subject: inbox.clone(),
+                    reply: None,
+                    headers: Vec::new(),
+                    payload: bytes::Bytes::new(),
+                    status: None,
+                };
+                (inbox, message, Some(block))
+            }
+        };
+        let Some(token) = self.subscriptions.matching(&inbox) else {
+            return;
+        };
+        let delivery = Delivery {
+            token,
+            message: Arc::new(message),
+        };
+        match status {
+            Some(block) => self.write_status(&delivery, &block),
+            None => self.write_delivery(&delivery),
+        }
+    }
+
     /// `+OK`, in verbose mode only.
     pub(crate) fn acknowledge(&mut self) {
         if self.options.verbose() {
@@ -229,6 +270,10 @@ impl Connection {
     }
 
     fn write_message(&mut self, delivery: &Delivery, status: Option<&[u8]>) {
+        if status.is_none() && delivery.message.status.is_some() && !self.options.headers() {
+            // A control message needs a header block, which this client cannot read.
+            return;
+        }
         let Some(entry) = self.subscriptions.by_token.get_mut(&delivery.token) else {
             // Unsubscribed while the delivery waited.
             return;
@@ -241,6 +286,14 @@ impl Connection {
         // A client that did not ask for headers gets the payload alone, as from nats-server.
         let block = match status {
             Some(block) => Some(block),
+            // A control message (a consumer's heartbeat) is a status block; a client that
+            // cannot read headers cannot be sent one.
+            None if message.status.is_some() => {
+                let status = message.status.as_ref().map(|s| (s.code, s.text.as_str()));
+                self.scratch.clear();
+                headers::encode_with_status(status, &message.headers, &mut self.scratch);
+                Some(&self.scratch[..])
+            }
             None if !message.headers.is_empty() && self.options.headers() => {
                 self.scratch.clear();
                 headers::encode(&message.headers, &mut self.scratch);

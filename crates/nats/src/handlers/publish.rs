@@ -22,7 +22,7 @@ use omnibus_engine::router::{Delivery, LiveMessage, LivePublish};
 use omnibus_engine::EngineError;
 use omnibus_types::validate_subject;
 
-use super::{Connection, CAPTURES_IN_FLIGHT_MAX};
+use super::{CaptureFuture, Connection, CAPTURES_IN_FLIGHT_MAX};
 use crate::codec::{headers, PublishOp};
 use crate::error::NatsError;
 
@@ -34,7 +34,14 @@ pub(crate) async fn handle(
         .reply
         .as_deref()
         .is_none_or(|r| validate_subject(r).is_ok());
-    if validate_subject(&publish.subject).is_err() || !reply_valid {
+    // A consumer-create call names its filter in the subject, wildcards included
+    // (`$JS.API.CONSUMER.CREATE.<stream>.<name>.orders.>`), as nats-py sends it.
+    let subject_valid = if publish.subject.starts_with(crate::jetstream::API_PREFIX) {
+        omnibus_types::validate_pattern(&publish.subject).is_ok()
+    } else {
+        validate_subject(&publish.subject).is_ok()
+    };
+    if !subject_valid || !reply_valid {
         connection.refuse("Invalid Publish Subject");
         return Ok(());
     }
@@ -48,14 +55,45 @@ pub(crate) async fn handle(
             }
         },
     };
+    if publish.subject.starts_with(crate::jetstream::API_PREFIX) {
+        crate::jetstream::api(
+            connection,
+            &publish.subject,
+            publish.reply,
+            &publish.payload,
+        )
+        .await;
+        connection.acknowledge();
+        return Ok(());
+    }
+    if publish
+        .subject
+        .starts_with(crate::jetstream::acks::ACK_PREFIX)
+    {
+        crate::jetstream::acks::handle(
+            connection,
+            &publish.subject,
+            publish.reply,
+            &publish.payload,
+        )
+        .await;
+        connection.acknowledge();
+        return Ok(());
+    }
     let reply = publish.reply;
     let message = LiveMessage {
         subject: publish.subject,
         reply: reply.clone(),
         headers: message_headers,
         payload: publish.payload,
+        status: None,
     };
     let engine = connection.shared.engine.clone();
+    if crate::jetstream::wanted(&message) {
+        if let Some(stream) = engine.stream_capturing(&message.subject) {
+            return crate::jetstream::publish(connection, stream, message).await;
+        }
+    }
     match engine
         .publish_live(message, Some(connection.mailbox.id()))
         .await
@@ -68,14 +106,11 @@ pub(crate) async fn handle(
             }
         }
         Ok(LivePublish::Captured(pending)) => {
-            if connection.captures.len() >= CAPTURES_IN_FLIGHT_MAX {
-                if let Some(outcome) = connection.captures.next().await {
-                    capture_done(connection, outcome);
-                }
-            }
-            connection
-                .captures
-                .push_back(Box::pin(async move { pending.durable().await.map(drop) }));
+            push_capture(
+                connection,
+                Box::pin(async move { pending.durable().await.map(drop) }),
+            )
+            .await;
         }
         Err(error) => {
             tracing::debug!(
@@ -88,6 +123,17 @@ pub(crate) async fn handle(
     }
     connection.acknowledge();
     Ok(())
+}
+
+/// Adds a captured publish to the connection's in-flight ones, first waiting for the oldest
+/// when `CAPTURES_IN_FLIGHT_MAX` are in flight.
+pub(crate) async fn push_capture(connection: &mut Connection, capture: CaptureFuture) {
+    if connection.captures.len() >= CAPTURES_IN_FLIGHT_MAX {
+        if let Some(outcome) = connection.captures.next().await {
+            capture_done(connection, outcome);
+        }
+    }
+    connection.captures.push_back(capture);
 }
 
 /// Reports a captured publish whose append failed.
@@ -114,6 +160,7 @@ fn no_responders(connection: &mut Connection, reply: String) {
         reply: None,
         headers: Vec::new(),
         payload: bytes::Bytes::new(),
+        status: None,
     };
     connection.write_status(
         &Delivery {

@@ -28,6 +28,11 @@ impl Broker {
 
     pub async fn with_config(config: NatsConfig) -> Broker {
         let dir = tempfile::tempdir().unwrap();
+        Broker::in_folder(dir, config).await
+    }
+
+    /// A broker on `dir` (which may hold an earlier broker's data: a restart).
+    pub async fn in_folder(dir: tempfile::TempDir, config: NatsConfig) -> Broker {
         let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
         let nats_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -59,6 +64,13 @@ impl Broker {
             _dir: dir,
             _stop: stop,
         }
+    }
+
+    /// Stops the broker cleanly and hands back its data folder, for a restart.
+    pub async fn stop(self) -> tempfile::TempDir {
+        drop(self._stop);
+        self.engine.shutdown().await.unwrap();
+        self._dir
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,323 @@
+//! Acked consumers through the engine API, on real files.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::{EngineConfig, PublishRecord, PublishTarget, StreamSpec};
+
+async fn engine(dir: &std::path::Path) -> Arc<Engine> {
+    Engine::open(EngineConfig::new(dir)).await.unwrap()
+}
+
+async fn stream_with(engine: &Engine, subjects: &[&str], count: usize) {
+    let _ = engine
+        .create_stream_blocking(StreamSpec {
+            name: "S".into(),
+            partitions: Some(1),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+        .ok();
+    for index in 0..count {
+        publish(
+            engine,
+            subjects[index % subjects.len()],
+            &format!("m{index}"),
+        )
+        .await;
+    }
+}
+
+async fn publish(engine: &Engine, subject: &str, value: &str) {
+    engine
+        .publish(
+            PublishTarget::Subject(subject.into()),
+            vec![PublishRecord {
+                value: Some(Bytes::copy_from_slice(value.as_bytes())),
+                ..Default::default()
+            }],
+        )
+        .await
+        .unwrap();
+}
+
+fn spec(name: &str) -> ConsumerSpec {
+    ConsumerSpec {
+        stream: "S".into(),
+        name: name.into(),
+        filter_subjects: Vec::new(),
+        start: ConsumerStart::Earliest,
+        ack: AckMode::Explicit,
+        ack_wait_ms: 30_000,
+        max_deliver: None,
+        backoff_ms: Vec::new(),
+        max_ack_pending: 1000,
+        door_settings: BTreeMap::new(),
+        remove_acked: false,
+    }
+}
+
+fn offsets(deliveries: &[ConsumerDelivery]) -> Vec<(u64, u32)> {
+    deliveries
+        .iter()
+        .map(|d| (d.record.offset, d.attempt))
+        .collect()
+}
+
+#[tokio::test]
+async fn two_consumers_read_one_stream_independently() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 3).await;
+    engine.create_consumer(spec("one")).await.unwrap();
+    engine.create_consumer(spec("two")).await.unwrap();
+    let one = engine.consumer_next("S", "one", 10, 0).await.unwrap();
+    assert_eq!(offsets(&one), vec![(0, 1), (1, 1), (2, 1)]);
+    assert_eq!(one[2].delivery_count, 3);
+    let two = engine.consumer_next("S", "two", 2, 0).await.unwrap();
+    assert_eq!(offsets(&two), vec![(0, 1), (1, 1)]);
+    assert_eq!(engine.consumer_info("S", "two").unwrap().pending, 1);
+    assert_eq!(engine.consumer_info("S", "one").unwrap().ack_pending, 3);
+    // The stream keeps every record: consumers do not remove what they acknowledge.
+    engine.consumer_ack("S", "one", 0, 1).await.unwrap();
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (0, 3));
+    assert_eq!(engine.consumer_info("S", "one").unwrap().ack_floor, 1);
+    assert_eq!(engine.consumer_info("S", "two").unwrap().ack_floor, 0);
+}
+
+#[tokio::test]
+async fn nack_redelivers_term_stops_and_acks_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = engine(dir.path()).await;
+        stream_with(&engine, &["a"], 3).await;
+        engine.create_consumer(spec("c")).await.unwrap();
+        let first = engine.consumer_next("S", "c", 10, 0).await.unwrap();
+        assert_eq!(first.len(), 3);
+        engine.consumer_ack("S", "c", 0, 1).await.unwrap();
+        engine.consumer_nack("S", "c", 1, 1, None).await.unwrap();
+        engine.consumer_term("S", "c", 2, 1, "bad").await.unwrap();
+        let again = engine.consumer_next("S", "c", 10, 0).await.unwrap();
+        assert_eq!(offsets(&again), vec![(1, 2)]);
+        assert_eq!(
+            engine.consumer_info("S", "c").unwrap().ack_floor,
+            1,
+            "offset 1 is still pending"
+        );
+        engine.shutdown().await.unwrap();
+    }
+    let engine = engine(dir.path()).await;
+    // The lease of offset 1 is gone; its two attempts are not.
+    let after = engine.consumer_next("S", "c", 10, 0).await.unwrap();
+    assert_eq!(offsets(&after), vec![(1, 3)]);
+    engine.consumer_ack("S", "c", 1, 3).await.unwrap();
+    assert_eq!(engine.consumer_info("S", "c").unwrap().ack_floor, 3);
+    assert!(engine
+        .consumer_next("S", "c", 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_ack_wait_redelivers_until_max_deliver() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 1).await;
+    engine
+        .create_consumer(ConsumerSpec {
+            ack_wait_ms: 50,
+            max_deliver: Some(2),
+            ..spec("c")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        offsets(&engine.consumer_next("S", "c", 1, 0).await.unwrap()),
+        vec![(0, 1)]
+    );
+    assert!(engine
+        .consumer_next("S", "c", 1, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    engine
+        .consumer_wait("S", "c", Duration::from_secs(2))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        offsets(&engine.consumer_next("S", "c", 1, 0).await.unwrap()),
+        vec![(0, 2)]
+    );
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    // Two deliveries used up: finished, not delivered again.
+    assert!(engine
+        .consumer_next("S", "c", 1, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(engine.consumer_info("S", "c").unwrap().ack_floor, 1);
+}
+
+#[tokio::test]
+async fn filters_start_positions_and_ack_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a", "b"], 6).await;
+    engine
+        .create_consumer(ConsumerSpec {
+            filter_subjects: vec!["b".into()],
+            ..spec("only-b")
+        })
+        .await
+        .unwrap();
+    let only_b = engine.consumer_next("S", "only-b", 10, 0).await.unwrap();
+    assert_eq!(offsets(&only_b), vec![(1, 1), (3, 1), (5, 1)]);
+
+    engine
+        .create_consumer(ConsumerSpec {
+            start: ConsumerStart::LastRecord,
+            ..spec("last")
+        })
+        .await
+        .unwrap();
+    let last = engine.consumer_next("S", "last", 10, 0).await.unwrap();
+    assert_eq!(offsets(&last), vec![(5, 1)]);
+
+    engine
+        .create_consumer(ConsumerSpec {
+            start: ConsumerStart::Time(i64::MAX),
+            ..spec("after-everything")
+        })
+        .await
+        .unwrap();
+    assert!(engine
+        .consumer_next("S", "after-everything", 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    engine
+        .create_consumer(ConsumerSpec {
+            start: ConsumerStart::Time(0),
+            ..spec("from-the-start")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        engine
+            .consumer_next("S", "from-the-start", 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    engine
+        .create_consumer(ConsumerSpec {
+            start: ConsumerStart::New,
+            ack: AckMode::All,
+            ..spec("new")
+        })
+        .await
+        .unwrap();
+    assert!(engine
+        .consumer_next("S", "new", 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    publish(&engine, "a", "later-1").await;
+    publish(&engine, "a", "later-2").await;
+    let new = engine.consumer_next("S", "new", 10, 0).await.unwrap();
+    assert_eq!(offsets(&new), vec![(6, 1), (7, 1)]);
+    engine.consumer_ack("S", "new", 7, 1).await.unwrap();
+    let info = engine.consumer_info("S", "new").unwrap();
+    assert_eq!((info.ack_floor, info.ack_pending), (8, 0));
+
+    // Same spec again: the consumer as it is; another spec: refused.
+    engine.create_consumer(spec("only-b")).await.unwrap_err();
+    engine
+        .create_consumer(ConsumerSpec {
+            filter_subjects: vec!["b".into()],
+            ..spec("only-b")
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn deleting_a_consumer_or_its_stream_removes_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 2).await;
+    engine.create_consumer(spec("c")).await.unwrap();
+    engine.consumer_next("S", "c", 1, 0).await.unwrap();
+    engine.consumer_ack("S", "c", 0, 1).await.unwrap();
+    engine.delete_consumer("S", "c").await.unwrap();
+    assert!(matches!(
+        engine.consumer_info("S", "c"),
+        Err(EngineError::ConsumerNotFound { .. })
+    ));
+    // A new consumer of that name starts afresh, not from the old ack floor.
+    engine.create_consumer(spec("c")).await.unwrap();
+    assert_eq!(engine.consumer_info("S", "c").unwrap().ack_floor, 0);
+    let settings = BTreeMap::from([("retention".to_string(), "workqueue".to_string())]);
+    engine
+        .set_stream_door_settings("S", settings.clone())
+        .await
+        .unwrap();
+    assert_eq!(engine.stream_door_settings("S").unwrap(), settings);
+    engine.delete_stream("S").await.unwrap();
+    assert!(engine.list_consumers("S").is_empty());
+    stream_with(&engine, &["a"], 0).await;
+    assert!(engine.list_consumers("S").is_empty());
+    assert!(engine.stream_door_settings("S").unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_consumer_that_owns_its_stream_removes_what_it_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 3).await;
+    engine
+        .create_consumer(ConsumerSpec {
+            remove_acked: true,
+            ..spec("work")
+        })
+        .await
+        .unwrap();
+    let delivered = engine.consumer_next("S", "work", 3, 0).await.unwrap();
+    assert_eq!(delivered.len(), 3);
+    engine.consumer_ack("S", "work", 1, 1).await.unwrap();
+    // Offset 0 is not acked yet: nothing can be removed.
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (0, 3));
+    engine.consumer_ack("S", "work", 0, 1).await.unwrap();
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (2, 3));
+    engine.consumer_term("S", "work", 2, 1, "").await.unwrap();
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (3, 3));
+}
+
+#[tokio::test]
+async fn consumers_that_remove_what_they_acked_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 2).await;
+    for name in ["one", "two"] {
+        engine
+            .create_consumer(ConsumerSpec {
+                remove_acked: true,
+                ..spec(name)
+            })
+            .await
+            .unwrap();
+        engine.consumer_next("S", name, 2, 0).await.unwrap();
+    }
+    engine.consumer_ack("S", "one", 0, 1).await.unwrap();
+    engine.consumer_ack("S", "one", 1, 1).await.unwrap();
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (0, 2));
+    engine.consumer_ack("S", "two", 0, 1).await.unwrap();
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (1, 2));
+}

@@ -1,0 +1,164 @@
+//! Publishing into a stream the JetStream way: a publish to a captured subject that expects
+//! an answer (a reply subject) or carries JetStream headers.
+//!
+//! Protocol (nats-server's `stream.go`, `processJetStreamMsg`): the PubAck
+//! `{"stream","seq"}` is sent once the message is stored; a `Nats-Msg-Id` already stored
+//! within the duplicate window is not stored again and is answered `{"stream","seq" of the
+//! original,"duplicate":true}`; `Nats-Expected-Stream` (10060), `Nats-Expected-Last-Sequence`
+//! (10071), `Nats-Expected-Last-Subject-Sequence` (10071) and `Nats-Expected-Last-Msg-Id`
+//! (10070) refuse the message when they do not hold.
+//!
+//! Our choices: "stored" means durable under the stream's fsync policy (fsynced by default,
+//! group-committed with everything else in flight), so a PubAck never names a message a crash
+//! could take back. The checks and the append are ordered by one lock per stream, held only
+//! until the append has its offset (not through the fsync), so many publishes share an fsync.
+//! Core publishes without a reply and without JetStream headers skip all this (they are
+//! captured as before), so the expected-sequence checks see their sequences but do not order
+//! them.
+
+use omnibus_engine::router::{LiveMessage, LivePublish};
+use serde_json::json;
+
+use super::errors::ApiError;
+use super::send;
+use super::state::{header, MESSAGE_ID};
+use super::streams::now_ms;
+use crate::error::NatsError;
+use crate::handlers::{push_capture, Connection};
+
+/// Headers that make a publish a JetStream publish even without a reply subject.
+const HEADERS: [&str; 5] = [
+    MESSAGE_ID,
+    "Nats-Expected-Stream",
+    "Nats-Expected-Last-Sequence",
+    "Nats-Expected-Last-Subject-Sequence",
+    "Nats-Expected-Last-Msg-Id",
+];
+
+/// Whether a publish must go through [`handle`] rather than plain capture.
+pub(crate) fn wanted(message: &LiveMessage) -> bool {
+    message.reply.is_some()
+        || message
+            .headers
+            .iter()
+            .any(|h| HEADERS.iter().any(|name| h.name.eq_ignore_ascii_case(name)))
+}
+
+const PUB_ACK_ERROR: &str = "io.nats.jetstream.api.v1.pub_ack_response";
+
+/// Stores `message` into `stream` (which captures its subject) and answers with a PubAck.
+pub(crate) async fn handle(
+    connection: &mut Connection,
+    stream: String,
+    message: LiveMessage,
+) -> Result<(), NatsError> {
+    let shared = connection.shared.clone();
+    let engine = shared.engine.clone();
+    let router = engine.live_router().clone();
+    let reply = message.reply.clone();
+    let refuse = |error: ApiError| {
+        if let Some(reply) = reply.clone() {
+            send(
+                &router,
+                reply,
+                error.to_json(PUB_ACK_ERROR).to_string().into(),
+            );
+        }
+    };
+    let state = shared.jetstream.stream_state(&stream);
+    let mut state = state.lock().await;
+    if let Err(error) = state.load(&engine, &stream).await {
+        refuse(ApiError::from_engine(&error));
+        return Ok(());
+    }
+    let now = now_ms();
+    state.expire(now);
+    let headers = &message.headers;
+    if header(headers, "Nats-Expected-Stream").is_some_and(|expected| expected != stream) {
+        refuse(ApiError::expected_stream_mismatch());
+        return Ok(());
+    }
+    let high_watermark = engine
+        .partition_bounds(&stream, 0)
+        .map_or(0, |(_, end)| end);
+    let last = state.last_sequence(high_watermark);
+    if let Some(expected) = header(headers, "Nats-Expected-Last-Sequence") {
+        if expected.trim().parse::<u64>().ok() != Some(last) {
+            refuse(ApiError::wrong_last_sequence(last));
+            return Ok(());
+        }
+    }
+    if let Some(expected) = header(headers, "Nats-Expected-Last-Subject-Sequence") {
+        let subject_last = state.last_for_subject(&message.subject);
+        if expected.trim().parse::<u64>().ok() != subject_last || subject_last.is_none() {
+            refuse(ApiError::wrong_last_sequence(subject_last.unwrap_or(0)));
+            return Ok(());
+        }
+    }
+    if let Some(expected) = header(headers, "Nats-Expected-Last-Msg-Id") {
+        let last_id = state.last_message_id.clone().unwrap_or_default();
+        if expected != last_id {
+            refuse(ApiError::wrong_last_msg_id(&last_id));
+            return Ok(());
+        }
+    }
+    let message_id = header(headers, MESSAGE_ID).filter(|id| !id.is_empty());
+    if let Some(original) = message_id.as_deref().and_then(|id| state.duplicate_of(id)) {
+        if let Some(reply) = reply.clone() {
+            let ack = json!({"stream": stream, "seq": original, "duplicate": true});
+            send(&router, reply, ack.to_string().into());
+        }
+        connection.acknowledge();
+        return Ok(());
+    }
+    let subject = message.subject.clone();
+    let pending = match engine
+        .publish_live(message, Some(connection.mailbox.id()))
+        .await
+    {
+        Ok(LivePublish::Captured(pending)) => pending,
+        // The stream was deleted between the lookup and the append: the message reached
+        // live subscribers only, as a core publish.
+        Ok(LivePublish::Delivered(_)) => {
+            refuse(ApiError::stream_not_found());
+            return Ok(());
+        }
+        Err(error) => {
+            refuse(ApiError::from_engine(&error));
+            return Ok(());
+        }
+    };
+    let sequence = pending.position().offset + 1;
+    state.stored(&subject, message_id, sequence, now);
+    let max_messages = state.max_messages;
+    drop(state);
+    let trim_engine = engine.clone();
+    let answer_router = router.clone();
+    push_capture(
+        connection,
+        Box::pin(async move {
+            match pending.durable().await {
+                Ok(_) => {
+                    if let Some(max) = max_messages {
+                        super::extras::trim(&trim_engine, &stream, max).await;
+                    }
+                    if let Some(reply) = reply {
+                        let ack = json!({"stream": stream, "seq": sequence});
+                        send(&answer_router, reply, ack.to_string().into());
+                    }
+                    Ok(())
+                }
+                Err(error) => {
+                    if let Some(reply) = reply {
+                        let refusal = ApiError::from_engine(&error).to_json(PUB_ACK_ERROR);
+                        send(&answer_router, reply, refusal.to_string().into());
+                    }
+                    Err(error)
+                }
+            }
+        }),
+    )
+    .await;
+    connection.acknowledge();
+    Ok(())
+}
