@@ -37,6 +37,8 @@ pub struct Engine {
     producers: Arc<ProducerRegistry>,
     /// Live subscriptions of every front door (`router/live.rs`).
     pub(crate) live_router: Arc<crate::router::LiveRouter>,
+    /// Exchanges and their bindings (`exchanges/`).
+    pub(crate) exchanges: crate::exchanges::ExchangeTable,
     pub(crate) shutting_down: Arc<AtomicBool>,
     /// Held by a maintenance pass while it runs (and holds the engine); `shutdown` takes it
     /// so that no pass outlives it — a test that reopens the folder right after a shutdown
@@ -100,6 +102,7 @@ impl Engine {
             coordinator: GroupCoordinator::with_limits(weak.clone(), coordinator_limits),
             producers: Arc::new(ProducerRegistry::default()),
             live_router: Arc::new(crate::router::LiveRouter::new()),
+            exchanges: crate::exchanges::ExchangeTable::default(),
             config,
             io,
             state,
@@ -112,6 +115,7 @@ impl Engine {
             maintenance_running: Arc::new(tokio::sync::Mutex::new(())),
         });
         engine.open_queues()?;
+        engine.open_exchanges()?;
         spawn_maintenance(&engine);
         Ok(engine)
     }

@@ -11,6 +11,7 @@
 pub mod config;
 mod engine;
 pub mod error;
+pub mod exchanges;
 pub mod groups;
 pub mod health;
 pub mod jobs;
