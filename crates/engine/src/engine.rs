@@ -39,6 +39,8 @@ pub struct Engine {
     pub(crate) live_router: Arc<crate::router::LiveRouter>,
     /// Exchanges and their bindings (`exchanges/`).
     pub(crate) exchanges: crate::exchanges::ExchangeTable,
+    /// Queues whose dead letters are routed through an exchange (`exchanges/dead_letters.rs`).
+    pub(crate) dead_letter_routes: crate::exchanges::Routes,
     pub(crate) shutting_down: Arc<AtomicBool>,
     /// Held by a maintenance pass while it runs (and holds the engine); `shutdown` takes it
     /// so that no pass outlives it — a test that reopens the folder right after a shutdown
@@ -103,6 +105,7 @@ impl Engine {
             producers: Arc::new(ProducerRegistry::default()),
             live_router: Arc::new(crate::router::LiveRouter::new()),
             exchanges: crate::exchanges::ExchangeTable::default(),
+            dead_letter_routes: Default::default(),
             config,
             io,
             state,
@@ -116,6 +119,7 @@ impl Engine {
         });
         engine.open_queues()?;
         engine.open_exchanges()?;
+        engine.open_dead_letter_routes()?;
         spawn_maintenance(&engine);
         Ok(engine)
     }

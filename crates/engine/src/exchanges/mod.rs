@@ -14,7 +14,11 @@
 //! Routing is a scan of the exchange's bindings (bounded by `BINDINGS_PER_EXCHANGE_MAX`)
 //! under a read lock; bindings change rarely, messages often.
 
+mod dead_letters;
 mod topic;
+
+pub(crate) use dead_letters::Routes;
+pub use dead_letters::{DeadLetterRoute, ROUTING_KEY_HEADER};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};

@@ -200,3 +200,48 @@ async fn durable_exchanges_and_bindings_survive_a_restart_and_transient_ones_do_
         .is_empty());
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_routed_queues_dead_letters_reach_the_queues_bound_to_its_exchange() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    queue(&engine, "work").await;
+    queue(&engine, "dead").await;
+    engine
+        .declare_exchange(exchange("dlx", ExchangeKind::Direct, true))
+        .await
+        .unwrap();
+    engine
+        .bind_queue(binding("dlx", "dead", "failed", true))
+        .await
+        .unwrap();
+    engine
+        .set_dead_letter_route(
+            "work",
+            Some(DeadLetterRoute {
+                exchange: "dlx".into(),
+                routing_key: Some("failed".into()),
+            }),
+        )
+        .await
+        .unwrap();
+    let message = crate::queue::EnqueueMessage {
+        value: Some(bytes::Bytes::from_static(b"poison")),
+        ..Default::default()
+    };
+    engine.enqueue("work", vec![message]).await.unwrap();
+    let got = engine.receive("work", "w", 1, 0).await.unwrap();
+    engine
+        .term("work", got[0].offset, got[0].attempt, "rejected")
+        .await
+        .unwrap();
+    let forwarded = engine.receive("dead", "w", 1, 5_000).await.unwrap();
+    assert_eq!(forwarded.len(), 1);
+    let record = &forwarded[0].record;
+    assert_eq!(record.value.as_deref(), Some(&b"poison"[..]));
+    assert!(record
+        .headers
+        .iter()
+        .any(|h| h.name == "omnibus.dlq.source" && h.value.as_ref() == b"work"));
+    engine.shutdown().await.unwrap();
+}
