@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
+use bytes::Bytes;
 use omnibus_storage::StateWrite;
+use omnibus_types::Header;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
@@ -28,6 +30,11 @@ use crate::FetchRequest;
 const ROUTES_TABLE: &str = "dead_letter_routes";
 /// A message's routing key as published, kept so its dead letter can be routed by it.
 pub const ROUTING_KEY_HEADER: &str = "omnibus.routing_key";
+/// The exchange a message was published to.
+pub const EXCHANGE_HEADER: &str = "omnibus.exchange";
+/// On a forwarded dead letter: the exchange and routing key it had before.
+pub const DEAD_LETTER_EXCHANGE_HEADER: &str = "omnibus.dlq.exchange";
+pub const DEAD_LETTER_ROUTING_KEY_HEADER: &str = "omnibus.dlq.routing_key";
 /// How long one fetch of the dead-letter stream waits; also how soon a forwarder notices
 /// that its route, its queue or the engine is gone.
 const FORWARD_WAIT_MS: u64 = 200;
@@ -160,16 +167,7 @@ impl Engine {
                 Err(_) => continue,
             };
             for target in targets {
-                let headers = record
-                    .headers
-                    .iter()
-                    .filter(|h| {
-                        h.name != DUE_HEADER
-                            && h.name != EXPIRES_HEADER
-                            && h.name != PRIORITY_HEADER
-                    })
-                    .cloned()
-                    .collect();
+                let headers = forwarded_headers(record, &route.exchange, &key);
                 let message = EnqueueMessage {
                     key: record.key.clone(),
                     value: record.value.clone(),
@@ -202,6 +200,37 @@ impl Engine {
         }
         Some(fetched.next_offset)
     }
+}
+
+/// The dead letter's headers as the target queue gets them: the queue's own timing headers
+/// dropped, the exchange and routing key it now travels by in place of the old ones (kept as
+/// `omnibus.dlq.exchange` and `omnibus.dlq.routing_key`).
+fn forwarded_headers(record: &omnibus_types::Record, exchange: &str, key: &str) -> Vec<Header> {
+    let mut headers: Vec<Header> = Vec::with_capacity(record.headers.len() + 2);
+    for h in &record.headers {
+        match h.name.as_str() {
+            DUE_HEADER | EXPIRES_HEADER | PRIORITY_HEADER => {}
+            EXCHANGE_HEADER => headers.push(Header {
+                name: DEAD_LETTER_EXCHANGE_HEADER.into(),
+                value: h.value.clone(),
+            }),
+            ROUTING_KEY_HEADER => headers.push(Header {
+                name: DEAD_LETTER_ROUTING_KEY_HEADER.into(),
+                value: h.value.clone(),
+            }),
+            DEAD_LETTER_EXCHANGE_HEADER | DEAD_LETTER_ROUTING_KEY_HEADER => {}
+            _ => headers.push(h.clone()),
+        }
+    }
+    headers.push(Header {
+        name: EXCHANGE_HEADER.into(),
+        value: Bytes::copy_from_slice(exchange.as_bytes()),
+    });
+    headers.push(Header {
+        name: ROUTING_KEY_HEADER.into(),
+        value: Bytes::copy_from_slice(key.as_bytes()),
+    });
+    headers
 }
 
 fn header(record: &omnibus_types::Record, name: &str) -> Option<String> {

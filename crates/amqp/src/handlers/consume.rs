@@ -1,0 +1,137 @@
+//! basic.consume and basic.cancel.
+//!
+//! The spec and RabbitMQ: the client may choose the consumer tag (kombu uses `None1`,
+//! `None2`… and `nowait` for all but the last); an empty tag gets a server-made
+//! `amq.ctag-…`; a tag in use on the channel is 530 NOT_ALLOWED (a connection exception); a
+//! missing queue is 404. basic.consume-ok is written before the first delivery, since the
+//! consumer's task can only hand its deliveries to the session after this handler returns.
+//! When a queue is deleted under a consumer, the client gets basic.cancel
+//! (`consumer_cancel_notify`). An auto-delete queue is deleted when its last consumer goes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use amq_protocol::protocol::basic::{self, AMQPMethod};
+use amq_protocol::protocol::AMQPClass;
+
+use super::consumer::ConsumerTask;
+use super::queue::{check_exclusive, count_consumer, delete_queue_everywhere, existing_queue};
+use super::{Connection, ConsumerHandle};
+use crate::error::{reply, AmqpError};
+
+pub(crate) async fn consume(
+    connection: &mut Connection,
+    channel: u16,
+    consume: basic::Consume,
+    ids: (u16, u16),
+) -> Result<(), AmqpError> {
+    let queue = existing_queue(connection, consume.queue.as_str(), ids)?;
+    check_exclusive(connection, &queue, consume.queue.as_str(), ids)?;
+    let engine = connection.engine().clone();
+    let outbound = connection.outbound.clone();
+    let connection_id = connection.id;
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return Ok(());
+    };
+    let tag = if consume.consumer_tag.as_str().is_empty() {
+        let number = state.next_consumer_number;
+        state.next_consumer_number += 1;
+        format!("amq.ctag-{connection_id}-{channel}-{number}")
+    } else {
+        consume.consumer_tag.as_str().to_string()
+    };
+    if state.consumers.contains_key(&tag) {
+        return Err(AmqpError::connection(
+            reply::NOT_ALLOWED,
+            format!("NOT_ALLOWED - attempt to reuse consumer tag '{tag}'"),
+            ids,
+        ));
+    }
+    let cancelled = Arc::new(AtomicBool::new(false));
+    state.flow.add_consumer(&tag, state.consumer_prefetch);
+    state.consumers.insert(
+        tag.clone(),
+        ConsumerHandle {
+            queue: queue.clone(),
+            tag: tag.clone(),
+            cancelled: cancelled.clone(),
+            flow: state.flow.clone(),
+        },
+    );
+    let task = ConsumerTask {
+        engine,
+        queue: queue.clone(),
+        worker: format!("amqp-{connection_id}-{channel}-{tag}"),
+        channel,
+        consumer_tag: tag.clone(),
+        no_ack: consume.no_ack,
+        flow: state.flow.clone(),
+        cancelled,
+        outbound,
+    };
+    count_consumer(&connection.shared, &queue, true);
+    if !consume.nowait {
+        connection.send(
+            channel,
+            AMQPClass::Basic(AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                consumer_tag: tag.as_str().into(),
+            })),
+        );
+    }
+    task.spawn();
+    Ok(())
+}
+
+pub(crate) async fn cancel(
+    connection: &mut Connection,
+    channel: u16,
+    cancel: basic::Cancel,
+) -> Result<(), AmqpError> {
+    let tag = cancel.consumer_tag.as_str().to_string();
+    let handle = connection
+        .channels
+        .get_mut(&channel)
+        .and_then(|state| state.consumers.remove(&tag));
+    if let Some(handle) = handle {
+        stop_consumer(connection, handle).await;
+    }
+    // Cancelling an unknown tag is not an error (the spec).
+    if !cancel.nowait {
+        connection.send(
+            channel,
+            AMQPClass::Basic(AMQPMethod::CancelOk(basic::CancelOk {
+                consumer_tag: tag.as_str().into(),
+            })),
+        );
+    }
+    Ok(())
+}
+
+/// Stops a consumer's task and counts it out of its queue; the queue goes if it was
+/// auto-delete and this was its last consumer.
+pub(crate) async fn stop_consumer(connection: &mut Connection, handle: ConsumerHandle) {
+    handle.cancelled.store(true, Ordering::Release);
+    handle.flow.remove_consumer(&handle.tag);
+    if count_consumer(&connection.shared, &handle.queue, false) {
+        delete_queue_everywhere(&connection.shared, &handle.queue).await;
+        connection.exclusive_queues.retain(|q| *q != handle.queue);
+    }
+}
+
+/// The queue is gone: the client is told its consumer was cancelled.
+pub(crate) fn consumer_gone(connection: &mut Connection, channel: u16, tag: String) {
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return;
+    };
+    if state.consumers.remove(&tag).is_none() {
+        return;
+    }
+    state.flow.remove_consumer(&tag);
+    connection.send(
+        channel,
+        AMQPClass::Basic(AMQPMethod::Cancel(basic::Cancel {
+            consumer_tag: tag.as_str().into(),
+            nowait: true,
+        })),
+    );
+}
