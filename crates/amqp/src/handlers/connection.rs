@@ -148,6 +148,9 @@ pub(crate) async fn handle(
                 "the client closes: {}",
                 close.reply_text.as_str()
             );
+            // Released before close-ok, so that once the client has its answer its
+            // exclusive queues are gone and its unacknowledged deliveries are back.
+            connection.tear_down().await;
             connection.send(
                 0,
                 AMQPClass::Connection(AMQPMethod::CloseOk(connection::CloseOk {})),
