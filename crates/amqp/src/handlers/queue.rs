@@ -346,9 +346,16 @@ fn queue_spec(
         overflow: Some(overflow),
         ..Default::default()
     };
-    let route = dead_letter_exchange.map(|exchange| DeadLetterRoute {
-        exchange,
-        routing_key: text("x-dead-letter-routing-key"),
+    let route = dead_letter_exchange.map(|exchange| {
+        let mut routing_key = text("x-dead-letter-routing-key");
+        if exchange.is_empty() {
+            // The default exchange routes by engine queue name.
+            routing_key = routing_key.and_then(|key| names::to_engine(&key));
+        }
+        DeadLetterRoute {
+            exchange,
+            routing_key,
+        }
     });
     Ok((spec, route))
 }
