@@ -295,3 +295,77 @@ async fn a_virtual_host_other_than_slash_is_refused_with_530() {
     assert_eq!(raw.connection_close_code().await, 530);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_dropped_without_close_gives_its_deliveries_back_redelivered() {
+    let broker = Broker::start().await;
+    let mut raw = Raw::handshake(&broker, 0).await;
+    raw.open_channel(1).await;
+    raw.method(1, declare("dropped")).await;
+    raw.next_method().await;
+    raw.method(
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: "".into(),
+            routing_key: "dropped".into(),
+            mandatory: false,
+            immediate: false,
+        })),
+    )
+    .await;
+    raw.send(AMQPFrame::Header(
+        1,
+        AMQPContentHeader {
+            class_id: 60,
+            body_size: 4,
+            properties: Default::default(),
+        },
+    ))
+    .await;
+    raw.send(AMQPFrame::Body(1, b"work".to_vec())).await;
+    raw.method(
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+            queue: "dropped".into(),
+            consumer_tag: "c".into(),
+            no_local: false,
+            no_ack: false,
+            exclusive: false,
+            nowait: false,
+            arguments: Default::default(),
+        })),
+    )
+    .await;
+    assert!(matches!(
+        raw.next_method().await,
+        AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_)))
+    ));
+    match raw.next_method().await {
+        AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Deliver(deliver))) => {
+            assert!(!deliver.redelivered)
+        }
+        other => panic!("expected basic.deliver, got {other:?}"),
+    }
+    assert_eq!(broker.engine.queue_info("dropped").unwrap().leased, 1);
+    // Gone without connection.close, as Celery's publishers and killed workers go.
+    drop(raw);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let info = broker.engine.queue_info("dropped").unwrap();
+        if info.leased == 0 && info.ready == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still leased: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = broker
+        .engine
+        .receive("dropped", "check", 1, 0)
+        .await
+        .unwrap();
+    assert_eq!(got[0].attempt, 2, "delivered again as a redelivery");
+    broker.stop().await;
+}

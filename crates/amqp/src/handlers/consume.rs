@@ -19,6 +19,11 @@ use super::queue::{check_exclusive, count_consumer, delete_queue_everywhere, exi
 use super::{Connection, ConsumerHandle};
 use crate::error::{reply, AmqpError};
 
+/// How long a channel's release waits for a consumer task to end; a task stuck handing a
+/// delivery to a full session is left to finish on its own (what it hands over after its
+/// channel is gone is requeued).
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(crate) async fn consume(
     connection: &mut Connection,
     channel: u16,
@@ -49,15 +54,6 @@ pub(crate) async fn consume(
     }
     let cancelled = Arc::new(AtomicBool::new(false));
     state.flow.add_consumer(&tag, state.consumer_prefetch);
-    state.consumers.insert(
-        tag.clone(),
-        ConsumerHandle {
-            queue: queue.clone(),
-            tag: tag.clone(),
-            cancelled: cancelled.clone(),
-            flow: state.flow.clone(),
-        },
-    );
     let task = ConsumerTask {
         engine,
         queue: queue.clone(),
@@ -66,9 +62,10 @@ pub(crate) async fn consume(
         consumer_tag: tag.clone(),
         no_ack: consume.no_ack,
         flow: state.flow.clone(),
-        cancelled,
+        cancelled: cancelled.clone(),
         outbound,
     };
+    let flow = state.flow.clone();
     count_consumer(&connection.shared, &queue, true);
     if !consume.nowait {
         connection.send(
@@ -78,7 +75,20 @@ pub(crate) async fn consume(
             })),
         );
     }
-    task.spawn();
+    // Spawned after consume-ok is in the write buffer: its deliveries come after it.
+    let task = task.spawn();
+    if let Some(state) = connection.channels.get_mut(&channel) {
+        state.consumers.insert(
+            tag.clone(),
+            ConsumerHandle {
+                queue,
+                tag,
+                cancelled,
+                flow,
+                task,
+            },
+        );
+    }
     Ok(())
 }
 
@@ -93,7 +103,7 @@ pub(crate) async fn cancel(
         .get_mut(&channel)
         .and_then(|state| state.consumers.remove(&tag));
     if let Some(handle) = handle {
-        stop_consumer(connection, handle).await;
+        stop_consumer(connection, handle, false).await;
     }
     // Cancelling an unknown tag is not an error (the spec).
     if !cancel.nowait {
@@ -108,10 +118,15 @@ pub(crate) async fn cancel(
 }
 
 /// Stops a consumer's task and counts it out of its queue; the queue goes if it was
-/// auto-delete and this was its last consumer.
-pub(crate) async fn stop_consumer(connection: &mut Connection, handle: ConsumerHandle) {
+/// auto-delete and this was its last consumer. With `wait`, returns once the task has
+/// ended (within `STOP_WAIT`: its long poll is bounded), so that what the caller requeues
+/// next cannot be leased by it again.
+pub(crate) async fn stop_consumer(connection: &mut Connection, handle: ConsumerHandle, wait: bool) {
     handle.cancelled.store(true, Ordering::Release);
     handle.flow.remove_consumer(&handle.tag);
+    if wait {
+        let _ = tokio::time::timeout(STOP_WAIT, handle.task).await;
+    }
     if count_consumer(&connection.shared, &handle.queue, false) {
         delete_queue_everywhere(&connection.shared, &handle.queue).await;
         connection.exclusive_queues.retain(|q| *q != handle.queue);

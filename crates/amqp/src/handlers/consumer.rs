@@ -33,8 +33,8 @@ pub(crate) struct ConsumerTask {
 }
 
 impl ConsumerTask {
-    pub fn spawn(self) {
-        tokio::spawn(self.run());
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run())
     }
 
     async fn run(self) {

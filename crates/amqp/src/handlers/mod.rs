@@ -106,6 +106,7 @@ pub(crate) struct ConsumerHandle {
     pub cancelled: Arc<AtomicBool>,
     /// The channel's, kept here so a consumer can be stopped after its channel is gone.
     pub flow: Arc<flow::Flow>,
+    pub task: tokio::task::JoinHandle<()>,
 }
 
 pub(crate) struct Channel {
@@ -316,8 +317,10 @@ impl Connection {
         if remove {
             self.channels.remove(&channel);
         }
+        // The consumer tasks end first (each gives back what it leased and had not handed
+        // over), so none of them leases a requeued message again on its way out.
         for (_, consumer) in consumers {
-            consume::stop_consumer(self, consumer).await;
+            consume::stop_consumer(self, consumer, true).await;
         }
         requeue_all(self.engine(), unacked).await;
     }
