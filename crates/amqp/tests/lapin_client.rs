@@ -442,6 +442,14 @@ async fn a_durable_queue_and_its_persistent_messages_survive_a_restart() {
             .unwrap();
         declare(&channel, "kept", FieldTable::default()).await;
         channel
+            .queue_declare(
+                "transient".into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
             .exchange_declare(
                 "routes".into(),
                 ExchangeKind::Direct,
@@ -494,6 +502,8 @@ async fn a_durable_queue_and_its_persistent_messages_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(declared.message_count(), 1);
+    // A non-durable queue does not outlive the broker (RabbitMQ's rule).
+    assert!(broker.engine.queue_info("transient").is_err());
     let got = channel
         .basic_get("kept".into(), BasicGetOptions { no_ack: true })
         .await

@@ -119,6 +119,7 @@ impl Engine {
         });
         engine.open_queues()?;
         engine.open_exchanges()?;
+        engine.delete_transient_queues().await?;
         engine.open_dead_letter_routes()?;
         spawn_maintenance(&engine);
         Ok(engine)

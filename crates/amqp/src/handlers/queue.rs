@@ -216,6 +216,14 @@ async fn declare_queue(
             Ok(_) | Err(EngineError::QueueExists(_)) => {}
             Err(error) => return Err(engine_error(error, ids)),
         }
+        if !declare.durable || declare.exclusive {
+            // RabbitMQ deletes non-durable and exclusive queues when it restarts.
+            connection
+                .engine()
+                .set_queue_transient(&queue, true)
+                .await
+                .map_err(|error| engine_error(error, ids))?;
+        }
         if let Some(route) = route {
             connection
                 .engine()
@@ -416,6 +424,7 @@ pub(crate) async fn delete_queue_everywhere(shared: &Arc<Shared>, queue: &str) {
     let engine = &shared.engine;
     let _ = engine.unbind_queue_everywhere(queue).await;
     let _ = engine.set_dead_letter_route(queue, None).await;
+    let _ = engine.set_queue_transient(queue, false).await;
     if let Err(error) = engine.delete_queue(queue).await {
         if !matches!(error, EngineError::QueueNotFound(_)) {
             tracing::warn!(queue, "deleting an AMQP queue failed: {error}");

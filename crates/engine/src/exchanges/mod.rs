@@ -16,6 +16,7 @@
 
 mod dead_letters;
 mod topic;
+mod transient;
 
 pub(crate) use dead_letters::Routes;
 pub use dead_letters::{

@@ -245,3 +245,36 @@ async fn a_routed_queues_dead_letters_reach_the_queues_bound_to_its_exchange() {
         .any(|h| h.name == "omnibus.dlq.source" && h.value.as_ref() == b"work"));
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_transient_queue_is_deleted_with_its_bindings_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = engine(dir.path()).await;
+        queue(&engine, "kept").await;
+        queue(&engine, "passing").await;
+        queue(&engine, "unmarked").await;
+        engine.set_queue_transient("passing", true).await.unwrap();
+        engine.set_queue_transient("unmarked", true).await.unwrap();
+        engine.set_queue_transient("unmarked", false).await.unwrap();
+        engine
+            .bind_queue(binding("amq.fanout", "passing", "", true))
+            .await
+            .unwrap();
+        engine
+            .bind_queue(binding("amq.fanout", "kept", "", true))
+            .await
+            .unwrap();
+        engine.shutdown().await.unwrap();
+    }
+    let engine = engine(dir.path()).await;
+    assert!(engine.queue_info("kept").is_ok());
+    assert!(engine.queue_info("unmarked").is_ok());
+    assert!(engine.queue_info("passing").is_err());
+    let none = BTreeMap::new();
+    assert_eq!(
+        engine.route_exchange("amq.fanout", "", &none).unwrap(),
+        vec!["kept"]
+    );
+    engine.shutdown().await.unwrap();
+}
