@@ -232,3 +232,23 @@ def test_an_exclusive_queue_is_locked_to_its_connection_and_goes_with_it(amqp_ur
         assert time.monotonic() < deadline, "the exclusive queue outlived its connection"
         time.sleep(0.05)
     intruder.close()
+
+
+def test_confirmed_persistent_messages_survive_kill_9(broker, amqp_url):
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    channel.confirm_delivery()
+    queue = unique("durable")
+    channel.queue_declare(queue, durable=True)
+    bodies = [f"m{i}".encode() for i in range(50)]
+    for body in bodies:
+        # Returns once the broker confirmed it, after the fsync.
+        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
+    broker.kill9()
+    broker.start()
+    connection = connect(broker.amqp_url)
+    channel = connection.channel()
+    declared = channel.queue_declare(queue, passive=True)
+    assert declared.method.message_count == len(bodies)
+    assert [get_body(channel, queue) for _ in bodies] == bodies
+    connection.close()
