@@ -234,6 +234,26 @@ def test_an_exclusive_queue_is_locked_to_its_connection_and_goes_with_it(amqp_ur
     intruder.close()
 
 
+def test_a_headers_exchange_matches_all_or_any(amqp_url):
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    exchange = unique("headers")
+    channel.exchange_declare(exchange, exchange_type="headers")
+    every, either = unique("all"), unique("any")
+    channel.queue_declare(every)
+    channel.queue_declare(either)
+    channel.queue_bind(every, exchange, arguments={"x-match": "all", "format": "pdf", "type": "report"})
+    channel.queue_bind(either, exchange, arguments={"x-match": "any", "format": "pdf", "type": "report"})
+    channel.basic_publish(exchange, "", b"both", pika.BasicProperties(headers={"format": "pdf", "type": "report"}))
+    channel.basic_publish(exchange, "", b"one", pika.BasicProperties(headers={"format": "pdf"}))
+    channel.basic_publish(exchange, "", b"none", pika.BasicProperties(headers={"format": "zip"}))
+    assert get_body(channel, every) == b"both"
+    assert_empty(channel, every)
+    assert [get_body(channel, either), get_body(channel, either)] == [b"both", b"one"]
+    assert_empty(channel, either)
+    connection.close()
+
+
 def test_confirmed_persistent_messages_survive_kill_9(broker, amqp_url):
     connection = connect(amqp_url)
     channel = connection.channel()
@@ -252,3 +272,4 @@ def test_confirmed_persistent_messages_survive_kill_9(broker, amqp_url):
     assert declared.method.message_count == len(bodies)
     assert [get_body(channel, queue) for _ in bodies] == bodies
     connection.close()
+

@@ -528,3 +528,87 @@ async fn a_durable_queue_and_its_persistent_messages_survive_a_restart() {
     assert_eq!(got.expect("the binding survived").delivery.data, b"after");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_global_prefetch_bounds_all_consumers_of_the_channel_together() {
+    let broker = Broker::start().await;
+    let connection = broker.connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    declare(&channel, "shared-a", FieldTable::default()).await;
+    declare(&channel, "shared-b", FieldTable::default()).await;
+    for queue in ["shared-a", "shared-b"] {
+        for i in 0..3 {
+            channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    format!("{queue}-{i}").as_bytes(),
+                    BasicProperties::default(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    channel
+        .basic_qos(2, BasicQosOptions { global: true })
+        .await
+        .unwrap();
+    let mut a = consume(&channel, "shared-a", "a").await;
+    let mut b = consume(&channel, "shared-b", "b").await;
+    let mut held = Vec::new();
+    // Two deliveries in all, whichever consumers they go to.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while held.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than 2 deliveries"
+        );
+        tokio::select! {
+            Some(Ok(delivery)) = a.next() => held.push(delivery),
+            Some(Ok(delivery)) = b.next() => held.push(delivery),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    quiet(&mut a).await;
+    quiet(&mut b).await;
+    held.remove(0)
+        .ack(BasicAckOptions::default())
+        .await
+        .unwrap();
+    let more = tokio::select! {
+        Some(Ok(delivery)) = a.next() => delivery,
+        Some(Ok(delivery)) = b.next() => delivery,
+        _ = tokio::time::sleep(WAIT) => panic!("no delivery after an ack freed the channel's prefetch"),
+    };
+    assert!(!more.redelivered);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn basic_recover_requeues_every_unacknowledged_delivery() {
+    let broker = Broker::start().await;
+    let connection = broker.connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    declare(&channel, "recover", FieldTable::default()).await;
+    channel
+        .basic_publish(
+            "".into(),
+            "recover".into(),
+            BasicPublishOptions::default(),
+            b"again",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    let mut consumer = consume(&channel, "recover", "c").await;
+    assert!(!next(&mut consumer).await.redelivered);
+    channel
+        .basic_recover(BasicRecoverOptions { requeue: true })
+        .await
+        .unwrap();
+    let again = next(&mut consumer).await;
+    assert!(again.redelivered);
+    assert_eq!(again.data, b"again");
+    broker.stop().await;
+}
