@@ -154,6 +154,8 @@ async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<()
             return Ok(());
         }
     }
+    // No whole frame is left: the publishes read so far are enqueued and answered together.
+    handlers::flush_publishes(connection).await;
     let wanted = codec::bytes_wanted(input, connection.frame_max)?;
     input.reserve(wanted.max(READ_BYTES_MIN));
     Ok(())

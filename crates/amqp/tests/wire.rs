@@ -369,3 +369,75 @@ async fn a_connection_dropped_without_close_gives_its_deliveries_back_redelivere
     assert_eq!(got[0].attempt, 2, "delivered again as a redelivery");
     broker.stop().await;
 }
+
+/// One publish (method, header, body) as bytes.
+fn publish_frames(queue: &str, body: &[u8]) -> BytesMut {
+    let mut out = BytesMut::new();
+    codec::encode(
+        &mut out,
+        &AMQPFrame::Method(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                exchange: "".into(),
+                routing_key: queue.into(),
+                mandatory: false,
+                immediate: false,
+            })),
+        ),
+    );
+    codec::encode(
+        &mut out,
+        &AMQPFrame::Header(
+            1,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: body.len() as u64,
+                properties: Default::default(),
+            },
+        ),
+    );
+    codec::encode(&mut out, &AMQPFrame::Body(1, body.to_vec()));
+    out
+}
+
+#[tokio::test]
+async fn publishes_read_together_are_enqueued_together_and_confirmed_with_multiple() {
+    let broker = Broker::start().await;
+    let mut raw = Raw::handshake(&broker, 0).await;
+    raw.open_channel(1).await;
+    raw.method(1, declare("window")).await;
+    raw.next_method().await;
+    raw.method(
+        1,
+        AMQPClass::Confirm(amq_protocol::protocol::confirm::AMQPMethod::Select(
+            amq_protocol::protocol::confirm::Select { nowait: false },
+        )),
+    )
+    .await;
+    raw.next_method().await;
+    // Ten publishes in one write, as a client with a confirm window sends them.
+    let mut window = BytesMut::new();
+    for i in 0..10 {
+        window.extend_from_slice(&publish_frames("window", format!("m{i}").as_bytes()));
+    }
+    raw.stream.write_all(&window).await.unwrap();
+    let mut confirmed = 0;
+    let mut acks = 0;
+    while confirmed < 10 {
+        match raw.next_method().await {
+            AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))) => {
+                assert!(ack.delivery_tag > confirmed, "confirms in order");
+                assert_eq!(ack.multiple, ack.delivery_tag > confirmed + 1);
+                confirmed = ack.delivery_tag;
+                acks += 1;
+            }
+            other => panic!("expected basic.ack, got {other:?}"),
+        }
+    }
+    assert!(acks < 10, "ten publishes in one read were confirmed one by one");
+    let got = broker.engine.receive("window", "check", 10, 0).await.unwrap();
+    let bodies: Vec<_> = got.iter().map(|d| d.record.value.clone().unwrap()).collect();
+    let expected: Vec<_> = (0..10).map(|i| bytes::Bytes::from(format!("m{i}"))).collect();
+    assert_eq!(bodies, expected, "enqueued in publish order");
+    broker.stop().await;
+}

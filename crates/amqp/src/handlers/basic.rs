@@ -1,14 +1,13 @@
 //! The basic class: qos, publish (method, content header, body frames), get, ack, nack,
 //! reject, recover; consume and cancel are in `consume.rs`.
 //!
-//! Publishing: a message is routed through the engine's exchanges and enqueued into every
-//! queue it matches, and only then is the next frame read — so a confirm (basic.ack with the
-//! publish's sequence number) is sent after every target queue has it fsynced. A mandatory
-//! message that matches no queue comes back with basic.return (312 NO_ROUTE) before its
-//! confirm. A publish to a missing exchange is 404 on the channel. Content frames out of
-//! order (a header without a publish, a body longer than announced) are connection
-//! exceptions (505 UNEXPECTED_FRAME, 501 FRAME_ERROR); a body over `message_bytes_max` is
-//! 406 on the channel, before any of it is buffered.
+//! Publishing: the method, the content header and the body frames are assembled here; the
+//! whole message is routed and enqueued in `publish.rs` (batched, confirms after the fsync,
+//! basic.return 312 NO_ROUTE before the confirm of an unroutable mandatory message). A
+//! publish to a missing exchange is 404 on the channel. Content frames out of order (a
+//! header without a publish, a body longer than announced) are connection exceptions (505
+//! UNEXPECTED_FRAME, 501 FRAME_ERROR); a body over `message_bytes_max` is 406 on the
+//! channel, before any of it is buffered.
 //!
 //! Settling: delivery tags are per channel; acking an unknown one is 406 PRECONDITION_FAILED
 //! on that channel only. `multiple` settles every tag up to the one given (0: all).
@@ -21,20 +20,14 @@ use std::collections::BTreeMap;
 use amq_protocol::frame::AMQPContentHeader;
 use amq_protocol::protocol::basic::{self, AMQPMethod};
 use amq_protocol::protocol::AMQPClass;
-use bytes::{Bytes, BytesMut};
-use omnibus_engine::exchanges::{EXCHANGE_HEADER, ROUTING_KEY_HEADER};
-use omnibus_engine::queue::EnqueueMessage;
-use omnibus_engine::EngineError;
-use omnibus_types::Header;
+use bytes::BytesMut;
 
 use super::consume;
 use super::delivery::render;
 use super::queue::{check_exclusive, existing_queue};
 use super::{Connection, Outbound, PendingContent, Unacked};
 use crate::codec::encode_content;
-use crate::codec::properties::{self, table_as_text, PROPERTIES_HEADER};
 use crate::error::{reply, AmqpError};
-use crate::names;
 
 pub(crate) async fn handle(
     connection: &mut Connection,
@@ -394,7 +387,7 @@ pub(crate) async fn content_header(
     let empty = header.body_size == 0;
     pending.header = Some(header);
     if empty {
-        return finish_publish(connection, channel).await;
+        return super::publish::finish(connection, channel).await;
     }
     Ok(())
 }
@@ -442,142 +435,7 @@ pub(crate) async fn content_body(
     }
     pending.body.extend_from_slice(body);
     if total == header.body_size {
-        return finish_publish(connection, channel).await;
-    }
-    Ok(())
-}
-
-/// The whole message is here: route, enqueue, return, confirm.
-async fn finish_publish(connection: &mut Connection, channel: u16) -> Result<(), AmqpError> {
-    let ids = (60, 40);
-    let Some(state) = connection.channels.get_mut(&channel) else {
-        return Ok(());
-    };
-    let Some(PendingContent {
-        publish,
-        header: Some(header),
-        body,
-    }) = state.pending.take()
-    else {
-        return Ok(());
-    };
-    let confirm_sequence = state.confirm.then(|| {
-        let sequence = state.next_publish_sequence;
-        state.next_publish_sequence += 1;
-        sequence
-    });
-    let body: Bytes = body.freeze();
-    let exchange = publish.exchange.as_str();
-    let routing_key = publish.routing_key.as_str();
-    let engine = connection.engine().clone();
-    let targets = if exchange.is_empty() {
-        names::to_engine(routing_key)
-            .filter(|queue| engine.queue_info(queue).is_ok())
-            .into_iter()
-            .collect()
-    } else {
-        let headers = header
-            .properties
-            .headers()
-            .as_ref()
-            .map(table_as_text)
-            .unwrap_or_default();
-        match engine.route_exchange(exchange, routing_key, &headers) {
-            Ok(targets) => targets,
-            Err(EngineError::ExchangeNotFound(_)) => {
-                return Err(super::exchange::not_found(exchange, ids))
-            }
-            Err(error) => return Err(super::exchange::engine_error(error, ids)),
-        }
-    };
-    let properties = &header.properties;
-    let ttl_ms = match properties.expiration() {
-        None => None,
-        Some(text) => match text.as_str().parse::<u64>() {
-            Ok(ms) => Some(ms),
-            Err(_) => {
-                return Err(AmqpError::channel(
-                    reply::PRECONDITION_FAILED,
-                    format!(
-                        "PRECONDITION_FAILED - invalid expiration '{}'",
-                        text.as_str()
-                    ),
-                    ids,
-                ))
-            }
-        },
-    };
-    let mut accepted = true;
-    if targets.is_empty() {
-        if publish.mandatory {
-            let method = AMQPClass::Basic(AMQPMethod::Return(basic::Return {
-                reply_code: reply::NO_ROUTE,
-                reply_text: "NO_ROUTE".into(),
-                exchange: exchange.into(),
-                routing_key: routing_key.into(),
-            }));
-            let frame_max = connection.frame_max;
-            encode_content(
-                &mut connection.out,
-                channel,
-                method,
-                header.properties.clone(),
-                &body,
-                frame_max,
-            );
-        }
-    } else {
-        let message = EnqueueMessage {
-            key: None,
-            value: Some(body),
-            headers: vec![
-                Header {
-                    name: PROPERTIES_HEADER.into(),
-                    value: Bytes::from(properties::encode(properties)),
-                },
-                Header {
-                    name: EXCHANGE_HEADER.into(),
-                    value: Bytes::copy_from_slice(exchange.as_bytes()),
-                },
-                Header {
-                    name: ROUTING_KEY_HEADER.into(),
-                    value: Bytes::copy_from_slice(routing_key.as_bytes()),
-                },
-            ],
-            // The engine's levels are 0–9, as RabbitMQ advises for x-max-priority.
-            priority: properties.priority().unwrap_or(0).min(9),
-            ttl_ms,
-            ..Default::default()
-        };
-        let enqueues = targets
-            .iter()
-            .map(|queue| engine.enqueue(queue, vec![message.clone()]));
-        for (queue, outcome) in targets
-            .iter()
-            .zip(futures_util::future::join_all(enqueues).await)
-        {
-            if let Err(error) = outcome {
-                accepted = false;
-                if !matches!(error, EngineError::QueueFull(_)) {
-                    tracing::warn!(queue, "an AMQP publish was not enqueued: {error}");
-                }
-            }
-        }
-    }
-    if let Some(sequence) = confirm_sequence {
-        let method = if accepted {
-            AMQPMethod::Ack(basic::Ack {
-                delivery_tag: sequence,
-                multiple: false,
-            })
-        } else {
-            AMQPMethod::Nack(basic::Nack {
-                delivery_tag: sequence,
-                multiple: false,
-                requeue: false,
-            })
-        };
-        connection.send(channel, AMQPClass::Basic(method));
+        return super::publish::finish(connection, channel).await;
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ mod consumer;
 mod delivery;
 mod exchange;
 mod flow;
+mod publish;
 mod queue;
 mod tx;
 
@@ -37,6 +38,7 @@ use crate::error::{reply, AmqpError};
 pub(crate) use basic::deliver;
 pub(crate) use connection::start;
 pub(crate) use delivery::requeue_all;
+pub(crate) use publish::flush as flush_publishes;
 
 /// Deliveries waiting for the session, per connection.
 pub(crate) const OUTBOUND_CAPACITY: usize = 1024;
@@ -121,6 +123,9 @@ pub(crate) struct Channel {
     pub consumer_prefetch: u16,
     pub confirm: bool,
     pub next_publish_sequence: u64,
+    /// The first confirm number not answered yet (a basic.ack with `multiple` covers the
+    /// run from here).
+    pub first_unconfirmed: u64,
     pub next_consumer_number: u64,
     /// An id for the engine's worker of basic.get on this channel.
     pub worker: String,
@@ -138,6 +143,7 @@ impl Channel {
             consumer_prefetch: 0,
             confirm: false,
             next_publish_sequence: 1,
+            first_unconfirmed: 1,
             next_consumer_number: 1,
             worker: format!("amqp-{connection}-{id}"),
         }
@@ -159,6 +165,8 @@ pub(crate) struct Connection {
     pub exclusive_queues: Vec<String>,
     /// The client sent connection.close-ok (or we answered its close): the session ends.
     pub finished: bool,
+    /// Routed publishes not enqueued yet (`publish.rs`).
+    pub publishes: publish::PublishBatch,
 }
 
 impl Connection {
@@ -177,6 +185,7 @@ impl Connection {
             outbound,
             exclusive_queues: Vec::new(),
             finished: false,
+            publishes: publish::PublishBatch::default(),
         }
     }
 
@@ -192,6 +201,17 @@ impl Connection {
     /// the caller's to act on.
     pub async fn handle_frame(&mut self, frame: AMQPFrame) -> Result<(), AmqpError> {
         let channel_id = frame.channel_id();
+        // Publishes go in a batch; anything else sees them enqueued and answered first.
+        let publishing = matches!(
+            frame,
+            AMQPFrame::Header(..)
+                | AMQPFrame::Body(..)
+                | AMQPFrame::Heartbeat
+                | AMQPFrame::Method(_, AMQPClass::Basic(basic_methods::AMQPMethod::Publish(_)))
+        );
+        if !publishing {
+            publish::flush(self).await;
+        }
         match self.dispatch(frame).await {
             Err(AmqpError::Channel {
                 code,
