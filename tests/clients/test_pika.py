@@ -5,13 +5,14 @@ basic.get, properties end to end, and the channel errors a client meets."""
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pika
 import pika.exceptions
 import pytest
 
-from harness import unique
+from harness import http_json, unique
 
 WAIT_S = 5.0
 
@@ -254,6 +255,30 @@ def test_a_headers_exchange_matches_all_or_any(amqp_url):
     connection.close()
 
 
+def test_a_message_crosses_between_amqp_and_the_http_queue_api(broker, amqp_url, http):
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    queue = unique("crossing")
+    channel.queue_declare(queue, durable=True)
+    channel.basic_publish("", queue, b"from amqp", pika.BasicProperties(headers={"k": "v"}))
+    received = http_json("POST", f"{http}/v1/queues/{queue}/receive", {"worker": "w", "wait_ms": 5000})
+    [message] = received["messages"]
+    value = message.get("value")
+    if value is None:
+        value = base64.b64decode(message["value_base64"]).decode()
+    assert value == "from amqp"
+    http_json("POST", f"{http}/v1/queues/{queue}/messages/{message['id']}/ack", {"attempt": message["attempt"]})
+    http_json(
+        "POST",
+        f"{http}/v1/queues/{queue}/messages",
+        {"value_base64": base64.b64encode(b"from http").decode(), "headers": {"origin": "http"}},
+    )
+    method, properties, body = channel.basic_get(queue, auto_ack=True)
+    assert body == b"from http"
+    assert properties.headers == {"origin": "http"}
+    connection.close()
+
+
 def test_confirmed_persistent_messages_survive_kill_9(broker, amqp_url):
     connection = connect(amqp_url)
     channel = connection.channel()
@@ -272,4 +297,3 @@ def test_confirmed_persistent_messages_survive_kill_9(broker, amqp_url):
     assert declared.method.message_count == len(bodies)
     assert [get_body(channel, queue) for _ in bodies] == bodies
     connection.close()
-
