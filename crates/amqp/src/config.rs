@@ -15,6 +15,9 @@ pub const MESSAGE_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024;
 /// consumer with prefetch 0 would otherwise take the whole queue into the broker's memory).
 pub const UNACKED_PER_CHANNEL_MAX_DEFAULT: u32 = 10_000;
 
+/// Consumers one channel may hold (each is a task).
+pub const CONSUMERS_PER_CHANNEL_DEFAULT: usize = 4096;
+
 /// How the AMQP listener behaves. Its address is the `TcpListener` given to [`crate::serve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmqpConfig {
@@ -26,6 +29,8 @@ pub struct AmqpConfig {
     pub connections_max: usize,
     pub message_bytes_max: u64,
     pub unacked_per_channel_max: u32,
+    /// Consumers one channel may hold; one more is connection.close 530.
+    pub consumers_per_channel_max: usize,
     /// How long a client may take for the handshake (protocol header to connection.open).
     pub handshake_timeout: Duration,
 }
@@ -39,6 +44,7 @@ impl Default for AmqpConfig {
             connections_max: CONNECTIONS_DEFAULT,
             message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
             unacked_per_channel_max: UNACKED_PER_CHANNEL_MAX_DEFAULT,
+            consumers_per_channel_max: CONSUMERS_PER_CHANNEL_DEFAULT,
             handshake_timeout: Duration::from_secs(10),
         }
     }

@@ -27,6 +27,9 @@ mod names;
 mod server;
 mod session;
 
-pub use config::{AmqpConfig, CONNECTIONS_DEFAULT, FRAME_MAX_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT};
+pub use config::{
+    AmqpConfig, CONNECTIONS_DEFAULT, CONSUMERS_PER_CHANNEL_DEFAULT, FRAME_MAX_DEFAULT,
+    MESSAGE_BYTES_MAX_DEFAULT,
+};
 pub use error::AmqpError;
 pub use server::serve;

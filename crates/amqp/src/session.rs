@@ -8,7 +8,7 @@
 //! all has arrived for 2H (a dead peer). Bounds: a frame over frame_max is refused before it is
 //! buffered (501 FRAME_ERROR); deliveries are taken from the consumer tasks only while the
 //! write buffer is under `OUT_BYTES_HIGH`, so a client that stops reading holds its consumers
-//! back rather than growing our memory.
+//! back rather than growing our memory; past `OUT_BYTES_MAX` its frames are not read either.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +29,9 @@ use crate::handlers::{self, Connection, Phase, Shared, OUTBOUND_CAPACITY};
 const READ_BYTES_MIN: usize = 16 * 1024;
 /// Above this much unwritten output, no more deliveries are taken from consumer tasks.
 const OUT_BYTES_HIGH: usize = 4 * 1024 * 1024;
+/// Above this much, the client's frames are not read either (its replies are waiting): TCP
+/// holds it back until it reads what it was sent, as RabbitMQ's flow control does.
+const OUT_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// How long a closing connection may take to flush its last bytes.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
@@ -77,7 +80,7 @@ pub(crate) async fn run(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome: Result<(), AmqpError> = loop {
         let step = tokio::select! {
-            read = reader.read_buf(&mut input) => match read {
+            read = reader.read_buf(&mut input), if connection.out.len() < OUT_BYTES_MAX => match read {
                 Ok(0) => Err(AmqpError::ClientClosed),
                 Ok(_) => {
                     last_received = Instant::now();

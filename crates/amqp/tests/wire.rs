@@ -434,10 +434,53 @@ async fn publishes_read_together_are_enqueued_together_and_confirmed_with_multip
             other => panic!("expected basic.ack, got {other:?}"),
         }
     }
-    assert!(acks < 10, "ten publishes in one read were confirmed one by one");
-    let got = broker.engine.receive("window", "check", 10, 0).await.unwrap();
-    let bodies: Vec<_> = got.iter().map(|d| d.record.value.clone().unwrap()).collect();
-    let expected: Vec<_> = (0..10).map(|i| bytes::Bytes::from(format!("m{i}"))).collect();
+    assert!(
+        acks < 10,
+        "ten publishes in one read were confirmed one by one"
+    );
+    let got = broker
+        .engine
+        .receive("window", "check", 10, 0)
+        .await
+        .unwrap();
+    let bodies: Vec<_> = got
+        .iter()
+        .map(|d| d.record.value.clone().unwrap())
+        .collect();
+    let expected: Vec<_> = (0..10)
+        .map(|i| bytes::Bytes::from(format!("m{i}")))
+        .collect();
     assert_eq!(bodies, expected, "enqueued in publish order");
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn one_consumer_more_than_a_channel_may_hold_closes_the_connection_with_530() {
+    let config = omnibus_amqp::AmqpConfig {
+        consumers_per_channel_max: 2,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_in(dir.path(), config).await;
+    let mut raw = Raw::handshake(&broker, 0).await;
+    raw.open_channel(1).await;
+    raw.method(1, declare("crowded")).await;
+    raw.next_method().await;
+    for tag in ["a", "b", "c"] {
+        raw.method(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+                queue: "crowded".into(),
+                consumer_tag: tag.into(),
+                no_local: false,
+                no_ack: false,
+                exclusive: false,
+                nowait: true,
+                arguments: Default::default(),
+            })),
+        )
+        .await;
+    }
+    assert_eq!(raw.connection_close_code().await, 530);
     broker.stop().await;
 }

@@ -35,6 +35,7 @@ pub(crate) async fn consume(
     let engine = connection.engine().clone();
     let outbound = connection.outbound.clone();
     let connection_id = connection.id;
+    let consumers_max = connection.shared.config.consumers_per_channel_max;
     let Some(state) = connection.channels.get_mut(&channel) else {
         return Ok(());
     };
@@ -45,6 +46,13 @@ pub(crate) async fn consume(
     } else {
         consume.consumer_tag.as_str().to_string()
     };
+    if state.consumers.len() >= consumers_max {
+        return Err(AmqpError::connection(
+            reply::NOT_ALLOWED,
+            format!("NOT_ALLOWED - reached maximum ({consumers_max}) of consumers per channel"),
+            ids,
+        ));
+    }
     if state.consumers.contains_key(&tag) {
         return Err(AmqpError::connection(
             reply::NOT_ALLOWED,
