@@ -612,3 +612,88 @@ async fn basic_recover_requeues_every_unacknowledged_delivery() {
     assert_eq!(again.data, b"again");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn an_exclusive_consumer_holds_its_queue_and_internal_exchanges_refuse_publishes() {
+    let broker = Broker::start().await;
+    let connection = broker.connect().await;
+    let first = connection.create_channel().await.unwrap();
+    declare(&first, "sole", FieldTable::default()).await;
+    // Kept: lapin cancels a consumer it drops.
+    let _owner = first
+        .basic_consume(
+            "sole".into(),
+            "owner".into(),
+            BasicConsumeOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let second = connection.create_channel().await.unwrap();
+    let refused = second
+        .basic_consume(
+            "sole".into(),
+            "other".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert!(
+        format!("{refused:?}").contains("ACCESS_REFUSED"),
+        "{refused:?}"
+    );
+    first
+        .basic_cancel("owner".into(), BasicCancelOptions::default())
+        .await
+        .unwrap();
+    let third = connection.create_channel().await.unwrap();
+    let _next = third
+        .basic_consume(
+            "sole".into(),
+            "next".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    third
+        .exchange_declare(
+            "inner".into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                internal: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    third
+        .basic_publish(
+            "inner".into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            b"x",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = third
+        .queue_declare(
+            "x".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert!(
+        format!("{after:?}").contains("ACCESS_REFUSED - cannot publish to internal exchange"),
+        "the channel was closed with 403: {after:?}"
+    );
+    assert!(connection.status().connected());
+    broker.stop().await;
+}

@@ -32,6 +32,13 @@ pub(crate) async fn consume(
 ) -> Result<(), AmqpError> {
     let queue = existing_queue(connection, consume.queue.as_str(), ids)?;
     check_exclusive(connection, &queue, consume.queue.as_str(), ids)?;
+    check_exclusive_use(
+        connection,
+        &queue,
+        consume.queue.as_str(),
+        consume.exclusive,
+        ids,
+    )?;
     let engine = connection.engine().clone();
     let outbound = connection.outbound.clone();
     let connection_id = connection.id;
@@ -75,6 +82,9 @@ pub(crate) async fn consume(
     };
     let flow = state.flow.clone();
     count_consumer(&connection.shared, &queue, true);
+    if consume.exclusive {
+        set_exclusive_use(connection, &queue, true);
+    }
     if !consume.nowait {
         connection.send(
             channel,
@@ -94,6 +104,7 @@ pub(crate) async fn consume(
                 cancelled,
                 flow,
                 task,
+                exclusive: consume.exclusive,
             },
         );
     }
@@ -132,6 +143,9 @@ pub(crate) async fn cancel(
 pub(crate) async fn stop_consumer(connection: &mut Connection, handle: ConsumerHandle, wait: bool) {
     handle.cancelled.store(true, Ordering::Release);
     handle.flow.remove_consumer(&handle.tag);
+    if handle.exclusive {
+        set_exclusive_use(connection, &handle.queue, false);
+    }
     if wait {
         let _ = tokio::time::timeout(STOP_WAIT, handle.task).await;
     }
@@ -139,6 +153,45 @@ pub(crate) async fn stop_consumer(connection: &mut Connection, handle: ConsumerH
         delete_queue_everywhere(&connection.shared, &handle.queue).await;
         connection.exclusive_queues.retain(|q| *q != handle.queue);
     }
+}
+
+/// 403 ACCESS_REFUSED when another consumer holds the queue for exclusive use, or when one
+/// asks for exclusive use of a queue that has consumers (RabbitMQ).
+fn check_exclusive_use(
+    connection: &Connection,
+    queue: &str,
+    amqp_name: &str,
+    exclusive: bool,
+    ids: (u16, u16),
+) -> Result<(), AmqpError> {
+    let owners = connection
+        .shared
+        .owners
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let owner = owners.get(queue);
+    let held = owner.is_some_and(|o| o.exclusive_consumer);
+    let busy = owner.is_some_and(|o| o.consumers > 0);
+    if held || (exclusive && busy) {
+        return Err(AmqpError::channel(
+            reply::ACCESS_REFUSED,
+            format!("ACCESS_REFUSED - queue '{amqp_name}' in vhost '/' in exclusive use"),
+            ids,
+        ));
+    }
+    Ok(())
+}
+
+fn set_exclusive_use(connection: &Connection, queue: &str, exclusive: bool) {
+    let mut owners = connection
+        .shared
+        .owners
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    owners
+        .entry(queue.to_string())
+        .or_default()
+        .exclusive_consumer = exclusive;
 }
 
 /// The queue is gone: the client is told its consumer was cancelled.

@@ -4,9 +4,9 @@
 //! re-declare with another type or durability is 406 PRECONDITION_FAILED; names starting
 //! with `amq.` are reserved (403 ACCESS_REFUSED); an unknown type is 503 COMMAND_INVALID, a
 //! connection exception. Our choices: exchange-to-exchange bindings are not served yet
-//! (540 NOT_IMPLEMENTED; the capability is advertised as false); `auto_delete` and
-//! `internal` are kept with the exchange but not acted on; deleting a missing exchange
-//! succeeds, as RabbitMQ 3.x does.
+//! (540 NOT_IMPLEMENTED; the capability is advertised as false); `auto_delete` is kept with
+//! the exchange but not acted on; an `internal` exchange refuses publishes (403, in
+//! `publish.rs`); deleting a missing exchange succeeds, as RabbitMQ 3.x does.
 
 use amq_protocol::protocol::exchange::{self, AMQPMethod};
 use amq_protocol::protocol::AMQPClass;

@@ -56,6 +56,8 @@ pub(crate) struct QueueOwner {
     pub exclusive_to: Option<u64>,
     pub auto_delete: bool,
     pub consumers: u32,
+    /// A consumer that asked for exclusive use holds the queue (basic.consume `exclusive`).
+    pub exclusive_consumer: bool,
 }
 
 /// From a consumer task to its connection's session.
@@ -109,6 +111,8 @@ pub(crate) struct ConsumerHandle {
     /// The channel's, kept here so a consumer can be stopped after its channel is gone.
     pub flow: Arc<flow::Flow>,
     pub task: tokio::task::JoinHandle<()>,
+    /// It holds its queue for exclusive use.
+    pub exclusive: bool,
 }
 
 pub(crate) struct Channel {

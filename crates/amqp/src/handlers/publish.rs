@@ -162,6 +162,15 @@ fn route(
     properties: &AMQPProperties,
     ids: (u16, u16),
 ) -> Result<Vec<String>, AmqpError> {
+    if engine.exchange(exchange).is_some_and(|spec| spec.internal) {
+        return Err(AmqpError::channel(
+            reply::ACCESS_REFUSED,
+            format!(
+                "ACCESS_REFUSED - cannot publish to internal exchange '{exchange}' in vhost '/'"
+            ),
+            ids,
+        ));
+    }
     if exchange.is_empty() {
         return Ok(names::to_engine(routing_key)
             .filter(|queue| engine.queue_info(queue).is_ok())
