@@ -250,3 +250,42 @@ async fn an_auto_delete_queue_goes_when_its_last_consumer_cancels() {
     }
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_redeclaration_with_a_different_argument_is_refused_and_the_same_one_is_not() {
+    let broker = Broker::start().await;
+    let connection = broker.connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    let ttl = [
+        ("x-message-ttl", AMQPValue::LongInt(1000)),
+        ("x-dead-letter-exchange", text("dlx")),
+    ];
+    declare(&channel, "strict", &ttl).await;
+    // The same arguments again (kombu re-declares before publishing), or none: fine.
+    declare(&channel, "strict", &ttl).await;
+    declare(&channel, "strict", &[]).await;
+    let mut other = FieldTable::default();
+    other.insert("x-message-ttl".into(), AMQPValue::LongInt(5000));
+    let refused = channel
+        .queue_declare("strict".into(), QueueDeclareOptions::default(), other)
+        .await;
+    assert!(
+        format!("{refused:?}").contains("inequivalent arg 'x-message-ttl'"),
+        "{refused:?}"
+    );
+    let channel = connection.create_channel().await.unwrap();
+    let mut other_exchange = FieldTable::default();
+    other_exchange.insert("x-dead-letter-exchange".into(), text("elsewhere"));
+    let refused = channel
+        .queue_declare(
+            "strict".into(),
+            QueueDeclareOptions::default(),
+            other_exchange,
+        )
+        .await;
+    assert!(
+        format!("{refused:?}").contains("inequivalent arg 'x-dead-letter-exchange'"),
+        "{refused:?}"
+    );
+    broker.stop().await;
+}

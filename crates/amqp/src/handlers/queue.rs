@@ -201,6 +201,9 @@ async fn declare_queue(
     }
     if exists {
         check_exclusive(connection, &queue, &amqp_name, ids)?;
+        if !declare.passive {
+            check_equivalent(connection, &queue, &amqp_name, &declare.arguments, ids)?;
+        }
     } else {
         if amqp_name.starts_with("amq.") && !declare.queue.as_str().is_empty() {
             return Err(AmqpError::channel(
@@ -366,6 +369,55 @@ fn queue_spec(
         }
     });
     Ok((spec, route))
+}
+
+/// A re-declaration must not contradict the queue: each argument the client sends is
+/// compared with what the queue has (406 `inequivalent arg`, as RabbitMQ). Arguments it
+/// leaves out are not compared, so a queue made through another door (HTTP, with its own
+/// limits) can still be declared over AMQP by name.
+fn check_equivalent(
+    connection: &Connection,
+    queue: &str,
+    amqp_name: &str,
+    arguments: &FieldTable,
+    ids: (u16, u16),
+) -> Result<(), AmqpError> {
+    let Ok(info) = connection.engine().queue_info(queue) else {
+        return Ok(());
+    };
+    let (wanted, route) = queue_spec(queue, arguments, ids)?;
+    let config = &info.config;
+    let table = arguments.inner();
+    let sent = |key: &str| table.contains_key(key);
+    let mut differs = None;
+    if sent("x-message-ttl") && wanted.ttl_ms != config.ttl_ms {
+        differs = Some("x-message-ttl");
+    } else if sent("x-max-length") && wanted.max_length != config.max_length {
+        differs = Some("x-max-length");
+    } else if sent("x-max-length-bytes") && wanted.max_bytes != config.max_bytes {
+        differs = Some("x-max-length-bytes");
+    } else if sent("x-delivery-limit") && wanted.max_deliver != Some(config.max_deliver) {
+        differs = Some("x-delivery-limit");
+    } else if sent("x-overflow") && wanted.overflow != Some(config.overflow) {
+        differs = Some("x-overflow");
+    } else if sent("x-dead-letter-exchange") {
+        let current = connection.engine().dead_letter_route(queue);
+        if current.as_ref().map(|r| &r.exchange) != route.as_ref().map(|r| &r.exchange) {
+            differs = Some("x-dead-letter-exchange");
+        } else if sent("x-dead-letter-routing-key")
+            && current.and_then(|r| r.routing_key) != route.and_then(|r| r.routing_key)
+        {
+            differs = Some("x-dead-letter-routing-key");
+        }
+    }
+    match differs {
+        Some(argument) => Err(AmqpError::channel(
+            reply::PRECONDITION_FAILED,
+            format!("PRECONDITION_FAILED - inequivalent arg '{argument}' for queue '{amqp_name}' in vhost '/'"),
+            ids,
+        )),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn not_found(name: &str, ids: (u16, u16)) -> AmqpError {
