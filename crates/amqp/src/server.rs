@@ -29,6 +29,7 @@ pub async fn serve(
         engine,
         config,
         owners: Mutex::new(HashMap::new()),
+        replies: Mutex::new(HashMap::new()),
     });
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
     let next_connection = AtomicU64::new(1);

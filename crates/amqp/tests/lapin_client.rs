@@ -697,3 +697,102 @@ async fn an_exclusive_consumer_holds_its_queue_and_internal_exchanges_refuse_pub
     assert!(connection.status().connected());
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn direct_reply_to_carries_a_reply_straight_to_the_requester() {
+    let broker = Broker::start().await;
+    let connection = broker.connect().await;
+    let requester = connection.create_channel().await.unwrap();
+    declare(&requester, "rpc", FieldTable::default()).await;
+    let mut replies = requester
+        .basic_consume(
+            "amq.rabbitmq.reply-to".into(),
+            "replies".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    requester
+        .basic_publish(
+            "".into(),
+            "rpc".into(),
+            BasicPublishOptions::default(),
+            b"ping",
+            BasicProperties::default()
+                .with_reply_to("amq.rabbitmq.reply-to".into())
+                .with_correlation_id("c-7".into()),
+        )
+        .await
+        .unwrap();
+    let responder = broker.connect().await;
+    let channel = responder.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let request = loop {
+        if let Some(got) = channel
+            .basic_get("rpc".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            break got;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let reply_to = request.delivery.properties.reply_to().clone().unwrap();
+    assert!(
+        reply_to.as_str().starts_with("amq.rabbitmq.reply-to."),
+        "{reply_to:?}"
+    );
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            reply_to.clone(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            b"pong",
+            BasicProperties::default().with_correlation_id("c-7".into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(
+        confirm.is_ack() && confirm.take_message().is_none(),
+        "the reply was routed"
+    );
+    let reply = next(&mut replies).await;
+    assert_eq!(reply.data, b"pong");
+    assert_eq!(reply.routing_key.as_str(), reply_to.as_str());
+    assert_eq!(
+        reply.properties.correlation_id().as_ref().unwrap().as_str(),
+        "c-7"
+    );
+    // Nobody waits on an unknown token: a mandatory reply comes back.
+    let lost = channel
+        .basic_publish(
+            "".into(),
+            "amq.rabbitmq.reply-to.nobody".into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            b"lost",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(lost.take_message().is_some());
+    broker.stop().await;
+}

@@ -272,6 +272,23 @@ pub(crate) async fn deliver(connection: &mut Connection, outbound: Outbound) {
             consume::consumer_gone(connection, channel, consumer_tag);
             return;
         }
+        Outbound::Reply {
+            channel,
+            consumer_tag,
+            routing_key,
+            properties,
+            body,
+        } => {
+            deliver_reply(
+                connection,
+                channel,
+                &consumer_tag,
+                &routing_key,
+                *properties,
+                &body,
+            );
+            return;
+        }
         Outbound::Deliver {
             channel,
             ref consumer_tag,
@@ -338,6 +355,46 @@ pub(crate) async fn deliver(connection: &mut Connection, outbound: Outbound) {
         method,
         rendered.properties,
         &body,
+        frame_max,
+    );
+}
+
+/// A direct reply-to reply: numbered on its channel, never acknowledged.
+fn deliver_reply(
+    connection: &mut Connection,
+    channel: u16,
+    consumer_tag: &str,
+    routing_key: &str,
+    properties: amq_protocol::protocol::basic::AMQPProperties,
+    body: &[u8],
+) {
+    let frame_max = connection.frame_max;
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return;
+    };
+    if state.closing
+        || state
+            .reply_to
+            .as_ref()
+            .is_none_or(|(_, tag)| tag != consumer_tag)
+    {
+        return;
+    }
+    let tag = state.next_delivery_tag;
+    state.next_delivery_tag += 1;
+    let method = AMQPClass::Basic(AMQPMethod::Deliver(basic::Deliver {
+        consumer_tag: consumer_tag.into(),
+        delivery_tag: tag,
+        redelivered: false,
+        exchange: "".into(),
+        routing_key: routing_key.into(),
+    }));
+    encode_content(
+        &mut connection.out,
+        channel,
+        method,
+        properties,
+        body,
         frame_max,
     );
 }

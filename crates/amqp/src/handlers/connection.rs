@@ -33,15 +33,15 @@ pub(crate) fn start(connection: &mut Connection) {
         "authentication_failure_close",
         "per_consumer_qos",
         "connection.blocked",
+        "direct_reply_to",
     ] {
         capabilities.insert(capability.into(), AMQPValue::Boolean(true));
     }
-    // Not served yet: exchange-to-exchange bindings and direct reply-to (docs/amqp.md).
+    // Not served yet: exchange-to-exchange bindings (docs/amqp.md).
     capabilities.insert(
         "exchange_exchange_bindings".into(),
         AMQPValue::Boolean(false),
     );
-    capabilities.insert("direct_reply_to".into(), AMQPValue::Boolean(false));
     let mut properties = FieldTable::default();
     properties.insert("product".into(), long_string(PRODUCT));
     properties.insert("version".into(), long_string(VERSION));

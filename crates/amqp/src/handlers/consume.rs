@@ -16,7 +16,7 @@ use amq_protocol::protocol::AMQPClass;
 
 use super::consumer::ConsumerTask;
 use super::queue::{check_exclusive, count_consumer, delete_queue_everywhere, existing_queue};
-use super::{Connection, ConsumerHandle};
+use super::{reply_to, Connection, ConsumerHandle};
 use crate::error::{reply, AmqpError};
 
 /// How long a channel's release waits for a consumer task to end; a task stuck handing a
@@ -30,6 +30,9 @@ pub(crate) async fn consume(
     consume: basic::Consume,
     ids: (u16, u16),
 ) -> Result<(), AmqpError> {
+    if consume.queue.as_str() == reply_to::PSEUDO_QUEUE {
+        return consume_replies(connection, channel, consume, ids);
+    }
     let queue = existing_queue(connection, consume.queue.as_str(), ids)?;
     check_exclusive(connection, &queue, consume.queue.as_str(), ids)?;
     check_exclusive_use(
@@ -111,12 +114,64 @@ pub(crate) async fn consume(
     Ok(())
 }
 
+/// basic.consume of `amq.rabbitmq.reply-to`: no queue and no task, a token for the channel.
+fn consume_replies(
+    connection: &mut Connection,
+    channel: u16,
+    consume: basic::Consume,
+    ids: (u16, u16),
+) -> Result<(), AmqpError> {
+    if !consume.no_ack {
+        return Err(AmqpError::channel(
+            reply::PRECONDITION_FAILED,
+            "PRECONDITION_FAILED - reply consumer cannot acknowledge",
+            ids,
+        ));
+    }
+    let Some(state) = connection.channels.get(&channel) else {
+        return Ok(());
+    };
+    if state.reply_to.is_some() {
+        return Err(AmqpError::channel(
+            reply::PRECONDITION_FAILED,
+            "PRECONDITION_FAILED - reply consumer already set",
+            ids,
+        ));
+    }
+    let tag = if consume.consumer_tag.as_str().is_empty() {
+        format!("amq.ctag-{}-{channel}-reply", connection.id)
+    } else {
+        consume.consumer_tag.as_str().to_string()
+    };
+    reply_to::register(connection, channel, &tag);
+    if !consume.nowait {
+        connection.send(
+            channel,
+            AMQPClass::Basic(AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                consumer_tag: tag.as_str().into(),
+            })),
+        );
+    }
+    Ok(())
+}
+
 pub(crate) async fn cancel(
     connection: &mut Connection,
     channel: u16,
     cancel: basic::Cancel,
 ) -> Result<(), AmqpError> {
     let tag = cancel.consumer_tag.as_str().to_string();
+    let reply_token =
+        connection
+            .channels
+            .get_mut(&channel)
+            .and_then(|state| match &state.reply_to {
+                Some((_, consumer)) if *consumer == tag => state.reply_to.take(),
+                _ => None,
+            });
+    if let Some((token, _)) = reply_token {
+        reply_to::forget(connection, &token);
+    }
     let handle = connection
         .channels
         .get_mut(&channel)

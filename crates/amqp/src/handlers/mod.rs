@@ -1,8 +1,9 @@
 //! The connection and channel state machines, and the dispatch of every frame to the handler
 //! of its method family: `connection.rs` (handshake, tune, close), `channel.rs` (open, close,
 //! flow), `exchange.rs`, `queue.rs`, `basic.rs` (publish, get, ack, nack, reject, recover,
-//! qos), `consume.rs` (consume and cancel, and the per-consumer delivery task in
-//! `consumer.rs`), `confirm.rs`, `tx.rs`.
+//! qos), `publish.rs` (batched enqueues and confirms), `consume.rs` (consume and cancel, and
+//! the per-consumer delivery task in `consumer.rs`), `reply_to.rs` (direct reply-to),
+//! `confirm.rs`, `tx.rs`.
 //!
 //! One [`Connection`] is owned by its session task, so its state needs no lock. Consumer
 //! tasks hand deliveries to it through a bounded channel ([`Outbound`]); it numbers them
@@ -19,6 +20,7 @@ mod exchange;
 mod flow;
 mod publish;
 mod queue;
+mod reply_to;
 mod tx;
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +51,8 @@ pub(crate) struct Shared {
     pub config: AmqpConfig,
     /// Exclusive and auto-delete queues, by engine name: who owns them and how many consume.
     pub owners: Mutex<HashMap<String, QueueOwner>>,
+    /// Direct reply-to tokens (`reply_to.rs`).
+    pub replies: Mutex<HashMap<String, reply_to::ReplyTarget>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -72,6 +76,14 @@ pub(crate) enum Outbound {
     },
     /// The queue went away under the consumer: the client is told with basic.cancel.
     ConsumerGone { channel: u16, consumer_tag: String },
+    /// A direct reply-to reply (`reply_to.rs`): delivered as it is, never acknowledged.
+    Reply {
+        channel: u16,
+        consumer_tag: String,
+        routing_key: String,
+        properties: Box<amq_protocol::protocol::basic::AMQPProperties>,
+        body: bytes::Bytes,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +145,8 @@ pub(crate) struct Channel {
     pub next_consumer_number: u64,
     /// An id for the engine's worker of basic.get on this channel.
     pub worker: String,
+    /// The channel's direct reply-to consumer: its token and consumer tag.
+    pub reply_to: Option<(String, String)>,
 }
 
 impl Channel {
@@ -150,6 +164,7 @@ impl Channel {
             first_unconfirmed: 1,
             next_consumer_number: 1,
             worker: format!("amqp-{connection}-{id}"),
+            reply_to: None,
         }
     }
 }
@@ -337,6 +352,16 @@ impl Connection {
             return;
         };
         let consumers: Vec<(String, ConsumerHandle)> = state.consumers.drain().collect();
+        if let Some((token, _)) = state.reply_to.take() {
+            self.shared
+                .replies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&token);
+        }
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return;
+        };
         let unacked: Vec<Unacked> = std::mem::take(&mut state.unacked).into_values().collect();
         if remove {
             self.channels.remove(&channel);

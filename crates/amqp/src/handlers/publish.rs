@@ -74,7 +74,14 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
     };
     let exchange = publish.exchange.as_str().to_string();
     let routing_key = publish.routing_key.as_str().to_string();
-    let properties = header.properties;
+    let Some(properties) = super::reply_to::rewrite(connection, channel, header.properties) else {
+        flush(connection).await;
+        return Err(AmqpError::channel(
+            reply::PRECONDITION_FAILED,
+            "PRECONDITION_FAILED - fast reply consumer does not exist",
+            ids,
+        ));
+    };
     let routed = route(
         connection.engine(),
         &exchange,
@@ -112,6 +119,12 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
         sequence
     });
     let body: Bytes = body.freeze();
+    // A reply to a direct reply-to requester goes to it at once, not through a queue.
+    let replied = if exchange.is_empty() {
+        super::reply_to::deliver(connection, &routing_key, &properties, &body)
+    } else {
+        None
+    };
     let message = EnqueueMessage {
         key: None,
         value: Some(body.clone()),
@@ -140,7 +153,8 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
         sequence,
         exchange,
         routing_key,
-        mandatory: publish.mandatory,
+        // A reply that reached its requester is routed; one to nobody is unroutable.
+        mandatory: publish.mandatory && replied != Some(true),
         properties,
         body,
         targets,
