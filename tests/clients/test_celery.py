@@ -1,8 +1,9 @@
 """Celery against the AMQP door: real `celery worker` processes with Celery's default AMQP
 transport (py-amqp through kombu) and the `rpc://` result backend. A task sent with
 `.delay()`, a task that retries itself, a countdown, a chain and a group, `celery inspect
-ping` (the pidbox fanout exchange and reply queues), and an `acks_late` task whose worker is
-killed mid-task running again on the next worker."""
+ping` (the pidbox fanout exchange and reply queues), an `acks_late` task whose worker is
+killed mid-task running again on the next worker, and 500 tasks over 4 worker processes each
+run exactly once."""
 
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ def flaky(self, marker):
     return runs + 1
 
 
+@app.task
+def record(i, path):
+    # One line per run, appended atomically (O_APPEND) from any worker process.
+    with open(path, "a") as handle:
+        handle.write(f"{i}\\n")
+    return i
+
+
 @app.task(acks_late=True)
 def slow(marker):
     # Records each run, then works for longer than any test waits.
@@ -60,10 +69,14 @@ class Workers:
         self.processes: list[subprocess.Popen] = []
 
     def start(self) -> subprocess.Popen:
+        return self.start_with_concurrency(1)
+
+    def start_with_concurrency(self, concurrency: int) -> subprocess.Popen:
         log = open(self.folder / f"worker-{len(self.processes)}.log", "wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "omnibus_tasks", "worker",
-             "--loglevel=info", "--concurrency=1", f"--hostname=w{len(self.processes)}@%h"],
+             "--loglevel=info", f"--concurrency={concurrency}",
+             f"--hostname=w{len(self.processes)}@%h"],
             cwd=self.folder,
             env=self.env,
             stdout=log,
@@ -83,7 +96,8 @@ class Workers:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 try:
-                    process.wait(timeout=10)
+                    # A warm shutdown is not under test: it gets a short while, then -9.
+                    process.wait(timeout=3)
                 except subprocess.TimeoutExpired:
                     self.kill_9(process)
         for log in sorted(self.folder.glob("worker-*.log")):
@@ -149,3 +163,13 @@ def test_an_acks_late_task_runs_again_when_its_worker_is_killed(celery_setup):
     while marker.read_text().count("run") < 2:
         assert time.monotonic() < deadline, "the unacknowledged task did not run again"
         time.sleep(0.05)
+
+
+def test_500_tasks_over_4_worker_processes_each_run_once(celery_setup):
+    tasks, workers, folder = celery_setup
+    workers.start_with_concurrency(4)
+    runs = folder / "runs.txt"
+    results = group(tasks.record.s(i, str(runs)) for i in range(500)).apply_async()
+    assert sorted(results.get(timeout=60)) == list(range(500))
+    lines = runs.read_text().split()
+    assert sorted(int(line) for line in lines) == list(range(500)), "a task ran twice or never"
