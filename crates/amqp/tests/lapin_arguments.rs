@@ -289,3 +289,40 @@ async fn a_redeclaration_with_a_different_argument_is_refused_and_the_same_one_i
     );
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_declared_queue_maps_onto_an_engine_queue_as_rabbitmq_behaves() {
+    let broker = Broker::start().await;
+    let connection = broker.connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    declare(&channel, "classic", &[]).await;
+    declare(
+        &channel,
+        "limited",
+        &[("x-delivery-limit", AMQPValue::LongInt(3))],
+    )
+    .await;
+    let classic = broker.engine.queue_info("classic").unwrap().config;
+    // Redelivered without bound, at once, held by a consumer up to RabbitMQ's
+    // consumer_timeout; acks ride the next group commit (RabbitMQ does not sync them).
+    assert_eq!(classic.max_deliver, u32::MAX);
+    assert_eq!(classic.lease_ms, 30 * 60 * 1000);
+    assert_eq!(
+        classic.backoff,
+        omnibus_engine::queue::Backoff::Fixed { delay_ms: 0 }
+    );
+    assert_eq!(
+        classic.completions,
+        omnibus_engine::queue::Completions::Batched
+    );
+    assert_eq!(
+        broker
+            .engine
+            .queue_info("limited")
+            .unwrap()
+            .config
+            .max_deliver,
+        4
+    );
+    broker.stop().await;
+}

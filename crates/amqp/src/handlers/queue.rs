@@ -21,7 +21,7 @@ use amq_protocol::protocol::queue::{self, AMQPMethod};
 use amq_protocol::protocol::AMQPClass;
 use amq_protocol::types::{AMQPValue, FieldTable};
 use omnibus_engine::exchanges::{Binding, DeadLetterRoute};
-use omnibus_engine::queue::{Backoff, Overflow, QueueSpec};
+use omnibus_engine::queue::{Backoff, Completions, Overflow, QueueSpec};
 use omnibus_engine::EngineError;
 
 use super::exchange::engine_error;
@@ -344,6 +344,10 @@ fn queue_spec(
         backoff: Some(Backoff::Fixed { delay_ms: 0 }),
         jitter: Some(0.0),
         max_unacked_per_worker: Some(UNACKED_PER_WORKER),
+        // An ack is answered by nothing in AMQP, and RabbitMQ does not sync it to disk
+        // either: acks go with the next group commit instead of waiting for their own (a
+        // crash before it delivers the message again, as it would in RabbitMQ).
+        completions: Some(Completions::Batched),
         ttl_ms: number("x-message-ttl")?,
         // Expired messages go to the dead-letter exchange when there is one; otherwise
         // RabbitMQ drops them.
