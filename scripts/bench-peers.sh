@@ -162,7 +162,7 @@ start_rabbitmq() {
 start_omnibus() {
   mkdir -p "$WORK/omnibus"
   "$ROOT/target/release/omnibus" serve --data-dir "$WORK/omnibus" \
-    --http-listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --nats-listen 127.0.0.1:0 \
+    --http-listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --nats-listen 127.0.0.1:0 --amqp-listen 127.0.0.1:0 \
     2>"$WORK/omnibus.log" &
   PIDS+=($!)
   for _ in $(seq 300); do

@@ -8,6 +8,7 @@
   a new one: ask `broker.bootstrap` again after a restart).
 - `http`: base URL of its HTTP API.
 - `nats_url`: "nats://127.0.0.1:PORT" of its NATS listener.
+- `amqp_url`: "amqp://guest:guest@127.0.0.1:PORT/%2F" of its AMQP listener.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import NO_KAFKA, NO_NATS, Broker
+from harness import NO_AMQP, NO_KAFKA, NO_NATS, Broker
 
 
 def _terminate(signum, frame):
@@ -65,6 +66,15 @@ def nats_url(broker) -> str:
     if not broker.alive():
         broker.start()
     return broker.nats_url
+
+
+@pytest.fixture
+def amqp_url(broker) -> str:
+    if not broker.has_amqp:
+        pytest.fail(NO_AMQP, pytrace=False)
+    if not broker.alive():
+        broker.start()
+    return broker.amqp_url
 
 
 @pytest.fixture

@@ -118,6 +118,16 @@ def nats_listener_built(binary: Path) -> bool:
     return "--nats-listen" in serve_help(binary)
 
 
+NO_AMQP = (
+    "this omnibus binary has no AMQP listener: `omnibus serve --help` does not offer "
+    "--amqp-listen"
+)
+
+
+def amqp_listener_built(binary: Path) -> bool:
+    return "--amqp-listen" in serve_help(binary)
+
+
 def serve_help(binary: Path) -> str:
     return subprocess.run(
         [str(binary), "serve", "--help"], capture_output=True, text=True, timeout=30
@@ -156,10 +166,12 @@ class Broker:
         self.http_port: Optional[int] = None
         self.kafka_port: Optional[int] = None
         self.nats_port: Optional[int] = None
+        self.amqp_port: Optional[int] = None
         self.logs: list[Path] = []
         self.starts = 0
         self.has_kafka = self.binary.exists() and kafka_listener_built(self.binary)
         self.has_nats = self.binary.exists() and nats_listener_built(self.binary)
+        self.has_amqp = self.binary.exists() and amqp_listener_built(self.binary)
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -174,6 +186,12 @@ class Broker:
         if not self.has_nats:
             raise AssertionError(NO_NATS)
         return f"nats://{HOST}:{self.nats_port}"
+
+    @property
+    def amqp_url(self) -> str:
+        if not self.has_amqp:
+            raise AssertionError(NO_AMQP)
+        return f"amqp://guest:guest@{HOST}:{self.amqp_port}/%2F"
 
     @property
     def http(self) -> str:
@@ -195,7 +213,7 @@ class Broker:
 
     def _start_once(self) -> None:
         self.starts += 1
-        self.http_port = self.kafka_port = self.nats_port = None
+        self.http_port = self.kafka_port = self.nats_port = self.amqp_port = None
         log_path = self.workdir / f"omnibus-{self.starts}.log"
         self.logs.append(log_path)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIBUS_")}
@@ -214,6 +232,9 @@ class Broker:
         # Always named: the default, 127.0.0.1:4222, would collide between parallel brokers.
         if self.has_nats:
             command += ["--nats-listen", LISTEN_ANY_PORT]
+        # Likewise for AMQP's default, 127.0.0.1:5672.
+        if self.has_amqp:
+            command += ["--amqp-listen", LISTEN_ANY_PORT]
         with open(log_path, "ab") as log:
             log.write(("$ " + " ".join(command) + "\n").encode())
             log.flush()
@@ -245,6 +266,8 @@ class Broker:
                     self.kafka_port = port_of(listeners["kafka"])
                     if self.has_nats:
                         self.nats_port = port_of(listeners["nats"])
+                    if self.has_amqp:
+                        self.amqp_port = port_of(listeners["amqp"])
             if listeners is not None and not health:
                 try:
                     with urllib.request.urlopen(f"{self.http}/health", timeout=2) as response:

@@ -42,6 +42,10 @@ pub struct Engine {
     producers: Arc<ProducerRegistry>,
     /// Live subscriptions of every front door (`router/live.rs`).
     pub(crate) live_router: Arc<crate::router::LiveRouter>,
+    /// Exchanges and their bindings (`exchanges/`).
+    pub(crate) exchanges: crate::exchanges::ExchangeTable,
+    /// Queues whose dead letters are routed through an exchange (`exchanges/dead_letters.rs`).
+    pub(crate) dead_letter_routes: crate::exchanges::Routes,
     pub(crate) shutting_down: Arc<AtomicBool>,
     /// Held by a maintenance pass while it runs (and holds the engine); `shutdown` takes it
     /// so that no pass outlives it — a test that reopens the folder right after a shutdown
@@ -105,6 +109,8 @@ impl Engine {
             coordinator: GroupCoordinator::with_limits(weak.clone(), coordinator_limits),
             producers: Arc::new(ProducerRegistry::default()),
             live_router: Arc::new(crate::router::LiveRouter::new()),
+            exchanges: crate::exchanges::ExchangeTable::default(),
+            dead_letter_routes: Default::default(),
             config,
             io,
             state,
@@ -120,6 +126,9 @@ impl Engine {
         });
         engine.open_queues()?;
         engine.open_consumers()?;
+        engine.open_exchanges()?;
+        engine.delete_transient_queues().await?;
+        engine.open_dead_letter_routes()?;
         spawn_maintenance(&engine);
         Ok(engine)
     }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod consumers;
 mod engine;
 pub mod error;
+pub mod exchanges;
 pub mod groups;
 pub mod health;
 pub mod jobs;

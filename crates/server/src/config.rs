@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Address of the NATS listener, or `off` [default: 127.0.0.1:4222].
     #[arg(long, env = "OMNIBUS_NATS_LISTEN", value_name = "ADDR")]
     pub nats_listen: Option<String>,
+    /// Address of the AMQP 0-9-1 listener, or `off` [default: 127.0.0.1:5672].
+    #[arg(long, env = "OMNIBUS_AMQP_LISTEN", value_name = "ADDR")]
+    pub amqp_listen: Option<String>,
 }
 
 /// The `listen` value that turns the NATS listener off.
@@ -55,6 +58,7 @@ pub struct ServerConfig {
     pub http: HttpSection,
     pub kafka: KafkaSection,
     pub nats: NatsSection,
+    pub amqp: crate::config_amqp::AmqpSection,
     pub engine: EngineSection,
     pub process: ProcessSection,
     pub stream_defaults: StreamDefaults,
@@ -144,6 +148,7 @@ impl Default for ServerConfig {
             http: HttpSection::default(),
             kafka: KafkaSection::default(),
             nats: NatsSection::default(),
+            amqp: crate::config_amqp::AmqpSection::default(),
             engine: EngineSection {
                 maintenance_interval_ms: engine.maintenance_interval_ms,
                 streams_max: engine.streams_max,
@@ -250,6 +255,9 @@ impl ServerConfig {
         if let Some(listen) = &args.nats_listen {
             self.nats.listen = listen.clone();
         }
+        if let Some(listen) = &args.amqp_listen {
+            self.amqp.listen = listen.clone();
+        }
     }
 
     /// Catches what the layers below would only reject later and less clearly; the engine
@@ -277,6 +285,7 @@ impl ServerConfig {
         }
         self.validate_kafka()?;
         self.validate_nats()?;
+        self.validate_amqp()?;
         if self.engine.maintenance_interval_ms == 0 {
             bail!("engine.maintenance_interval_ms must be positive");
         }

@@ -28,6 +28,8 @@ struct Listeners {
     kafka: String,
     /// `null` when the NATS listener is off.
     nats: Option<String>,
+    /// `null` when the AMQP listener is off.
+    amqp: Option<String>,
 }
 
 /// The written file; remove it with [`ListenersFile::remove`] at a clean shutdown.
@@ -43,12 +45,14 @@ impl ListenersFile {
         http: SocketAddr,
         kafka: SocketAddr,
         nats: Option<SocketAddr>,
+        amqp: Option<SocketAddr>,
     ) -> anyhow::Result<ListenersFile> {
         let listeners = Listeners {
             pid: std::process::id(),
             http: http.to_string(),
             kafka: kafka.to_string(),
             nats: nats.map(|address| address.to_string()),
+            amqp: amqp.map(|address| address.to_string()),
         };
         let mut text = serde_json::to_string(&listeners)?;
         text.push('\n');
@@ -85,7 +89,8 @@ mod tests {
         // A stale file from a crashed broker is replaced.
         std::fs::write(directory.path().join(FILE_NAME), "{\"pid\": 1}").expect("stale file");
 
-        let file = ListenersFile::write(directory.path(), http, kafka, Some(nats))
+        let amqp: SocketAddr = "127.0.0.1:41004".parse().expect("address");
+        let file = ListenersFile::write(directory.path(), http, kafka, Some(nats), Some(amqp))
             .await
             .expect("write");
         let text = std::fs::read_to_string(directory.path().join(FILE_NAME)).expect("read");
@@ -93,6 +98,7 @@ mod tests {
         assert_eq!(value["http"], "127.0.0.1:41001");
         assert_eq!(value["kafka"], "127.0.0.1:41002");
         assert_eq!(value["nats"], "127.0.0.1:41003");
+        assert_eq!(value["amqp"], "127.0.0.1:41004");
         assert_eq!(value["pid"], std::process::id());
         assert!(!directory.path().join(TEMPORARY_NAME).exists());
 
@@ -100,12 +106,13 @@ mod tests {
         assert!(!directory.path().join(FILE_NAME).exists());
 
         // A listener turned off is null.
-        let file = ListenersFile::write(directory.path(), http, kafka, None)
+        let file = ListenersFile::write(directory.path(), http, kafka, None, None)
             .await
             .expect("write");
         let text = std::fs::read_to_string(directory.path().join(FILE_NAME)).expect("read");
         let value: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert!(value["nats"].is_null());
+        assert!(value["amqp"].is_null());
         file.remove().await.expect("remove");
     }
 }

@@ -8,6 +8,7 @@
 
 mod cli;
 mod config;
+mod config_amqp;
 mod listeners;
 mod scheduling;
 mod serve;

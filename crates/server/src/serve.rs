@@ -40,21 +40,35 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         None => None,
     };
 
+    let amqp_listener = match config.amqp_listen() {
+        Some(listen) => Some(bind("AMQP", listen).await?),
+        None => None,
+    };
+    let amqp_address = match &amqp_listener {
+        Some(listener) => Some(local_address(listener, &config.amqp.listen)?),
+        None => None,
+    };
+
     let engine = Engine::open(config.engine_config())
         .await
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
 
     // After the engine opened, so the data folder exists and no other broker holds it.
-    let listeners_file =
-        match ListenersFile::write(&config.data_dir, http_address, kafka_address, nats_address)
-            .await
-        {
-            Ok(file) => file,
-            Err(error) => {
-                engine.shutdown().await.context("flushing data to disk")?;
-                return Err(error);
-            }
-        };
+    let listeners_file = match ListenersFile::write(
+        &config.data_dir,
+        http_address,
+        kafka_address,
+        nats_address,
+        amqp_address,
+    )
+    .await
+    {
+        Ok(file) => file,
+        Err(error) => {
+            engine.shutdown().await.context("flushing data to disk")?;
+            return Err(error);
+        }
+    };
 
     let (stop_sender, stop_receiver) = watch::channel(false);
     let stop = |mut receiver: watch::Receiver<bool>| async move {
@@ -83,7 +97,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             stop(stop_receiver.clone()),
         )),
         None => {
-            let stopped = stop(stop_receiver);
+            let stopped = stop(stop_receiver.clone());
             tokio::spawn(async move {
                 stopped.await;
                 Ok(())
@@ -91,11 +105,27 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         }
     };
     let nats_shown = nats_address.map_or_else(|| "off".to_string(), |a| a.to_string());
+    let mut amqp_task: ListenerTask = match amqp_listener {
+        Some(listener) => tokio::spawn(omnibus_amqp::serve(
+            listener,
+            Arc::clone(&engine),
+            config.amqp_config(),
+            stop(stop_receiver),
+        )),
+        None => {
+            let stopped = stop(stop_receiver);
+            tokio::spawn(async move {
+                stopped.await;
+                Ok(())
+            })
+        }
+    };
+    let amqp_shown = amqp_address.map_or_else(|| "off".to_string(), |a| a.to_string());
 
     // A fixed, greppable line (not a tracing event) so scripts and tests can wait for it.
     // Its format is stable (scripts parse it); new fields go at the end.
     eprintln!(
-        "omnibus ready: http={http_address} kafka={kafka_address} data_dir={} nats={nats_shown}",
+        "omnibus ready: http={http_address} kafka={kafka_address} data_dir={} nats={nats_shown} amqp={amqp_shown}",
         config.data_dir.display()
     );
 
@@ -105,6 +135,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         outcome = &mut http_task => failure = Some(listener_failure("HTTP", outcome)),
         outcome = &mut kafka_task => failure = Some(listener_failure("Kafka", outcome)),
         outcome = &mut nats_task => failure = Some(listener_failure("NATS", outcome)),
+        outcome = &mut amqp_task => failure = Some(listener_failure("AMQP", outcome)),
     }
 
     // Stop accepting; let the requests already running finish, within bounds.
@@ -115,11 +146,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             drain("HTTP", &mut http_task, &mut signals),
             drain_quietly("Kafka", &mut kafka_task),
             drain_quietly("NATS", &mut nats_task),
+            drain_quietly("AMQP", &mut amqp_task),
         );
     } else {
         http_task.abort();
         kafka_task.abort();
         nats_task.abort();
+        amqp_task.abort();
     }
     // Nothing listens on those addresses any more.
     if let Err(error) = listeners_file.remove().await {

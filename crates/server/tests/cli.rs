@@ -230,6 +230,8 @@ fn serve_reports_a_taken_address_and_exits_nonzero() {
             LISTEN_ANY_PORT,
             "--nats-listen",
             LISTEN_ANY_PORT,
+            "--amqp-listen",
+            LISTEN_ANY_PORT,
         ],
         b"",
     );

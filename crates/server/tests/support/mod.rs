@@ -24,6 +24,8 @@ pub struct Broker {
     pub kafka_address: SocketAddr,
     /// `None` when started with `--nats-listen off`.
     pub nats_address: Option<SocketAddr>,
+    /// `None` when started with `--amqp-listen off`.
+    pub amqp_address: Option<SocketAddr>,
     pub log: PathBuf,
 }
 
@@ -51,11 +53,13 @@ impl Broker {
             .args(["--http-listen", LISTEN_ANY_PORT])
             .args(["--kafka-listen", LISTEN_ANY_PORT])
             .args(["--nats-listen", LISTEN_ANY_PORT])
+            .args(["--amqp-listen", LISTEN_ANY_PORT])
             .env_remove("OMNIBUS_CONFIG")
             .env_remove("OMNIBUS_DATA_DIR")
             .env_remove("OMNIBUS_HTTP_LISTEN")
             .env_remove("OMNIBUS_KAFKA_LISTEN")
             .env_remove("OMNIBUS_NATS_LISTEN")
+            .env_remove("OMNIBUS_AMQP_LISTEN")
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("clone the log handle"))
             .stderr(output)
@@ -87,6 +91,7 @@ impl Broker {
             http_address: addresses.http,
             kafka_address: addresses.kafka,
             nats_address: addresses.nats,
+            amqp_address: addresses.amqp,
             log,
         };
         // The ready line comes after the listeners are serving; /health must answer now.

@@ -11,7 +11,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::Path;
 
-/// `--http-listen`, `--kafka-listen` and `--nats-listen` for a broker that picks its own
+/// `--http-listen`, `--kafka-listen`, `--nats-listen` and `--amqp-listen` for a broker that picks its own
 /// ports.
 pub const LISTEN_ANY_PORT: &str = "127.0.0.1:0";
 
@@ -24,6 +24,8 @@ pub struct Addresses {
     pub kafka: SocketAddr,
     /// `None` when the broker runs without its NATS listener.
     pub nats: Option<SocketAddr>,
+    /// `None` when the broker runs without its AMQP listener.
+    pub amqp: Option<SocketAddr>,
 }
 
 /// Parses `omnibus ready: http=<addr> kafka=<addr> data_dir=<dir> nats=<addr|off>` (fields
@@ -33,6 +35,7 @@ pub fn parse_ready_line(line: &str) -> Option<Addresses> {
     let mut http = None;
     let mut kafka = None;
     let mut nats = None;
+    let mut amqp = None;
     for field in fields.split_whitespace() {
         if let Some(value) = field.strip_prefix("http=") {
             http = value.parse().ok();
@@ -40,12 +43,15 @@ pub fn parse_ready_line(line: &str) -> Option<Addresses> {
             kafka = value.parse().ok();
         } else if let Some(value) = field.strip_prefix("nats=") {
             nats = value.parse().ok();
+        } else if let Some(value) = field.strip_prefix("amqp=") {
+            amqp = value.parse().ok();
         }
     }
     Some(Addresses {
         http: http?,
         kafka: kafka?,
         nats,
+        amqp,
     })
 }
 

@@ -1,0 +1,141 @@
+//! The sans-I/O codec: bytes in, frames out, and frames to bytes — no socket here.
+//!
+//! Parsing and serialising of every method, content header and field table is the
+//! `amq-protocol` crate's generated code. What this module adds is the framing discipline
+//! around it: the frame's size is read from its 7-byte header and checked against the
+//! negotiated `frame_max` *before* anything is buffered or decoded, a frame is handed to the
+//! generated parser only when it is whole, and a body larger than a frame is split.
+
+pub mod properties;
+
+use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
+use amq_protocol::protocol::basic::AMQPProperties;
+use amq_protocol::protocol::AMQPClass;
+use bytes::{Buf, BytesMut};
+
+/// `AMQP 0 0 9 1`: what a client sends first, and what we answer a wrong header with.
+pub const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
+/// Type, channel and size.
+pub const FRAME_HEADER_BYTES: usize = 7;
+/// The frame-end octet after every payload.
+pub const FRAME_END: u8 = 0xCE;
+/// The smallest frame_max the spec lets a peer negotiate (4096, `frame-min-size`).
+pub const FRAME_MIN_SIZE: u32 = 4096;
+
+/// Why bytes from the client are not a frame. Each is a connection error (501 FRAME_ERROR or
+/// 505 UNEXPECTED_FRAME in `handlers/connection.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("the client sent a protocol header other than AMQP 0-9-1")]
+    WrongProtocolHeader,
+    #[error("a frame of {size} bytes is over frame_max ({frame_max})")]
+    TooLarge { size: u64, frame_max: u32 },
+    #[error("frame type {0} is unknown")]
+    UnknownType(u8),
+    #[error("a frame does not end with 0xCE")]
+    MissingFrameEnd,
+    #[error(
+        "a frame's payload could not be decoded (an unknown class or method, or a malformed field)"
+    )]
+    Malformed,
+}
+
+/// Reads the 8-byte protocol header when it is all there.
+pub fn decode_protocol_header(input: &mut BytesMut) -> Result<Option<()>, FrameError> {
+    let have = input.len().min(PROTOCOL_HEADER.len());
+    if input[..have] != PROTOCOL_HEADER[..have] {
+        return Err(FrameError::WrongProtocolHeader);
+    }
+    if have < PROTOCOL_HEADER.len() {
+        return Ok(None);
+    }
+    input.advance(PROTOCOL_HEADER.len());
+    Ok(Some(()))
+}
+
+/// Bytes still missing before the frame at the front of `input` is whole (0 when it is, or
+/// when the header is not there yet), after checking its size against `frame_max`.
+pub fn bytes_wanted(input: &[u8], frame_max: u32) -> Result<usize, FrameError> {
+    if input.len() < FRAME_HEADER_BYTES {
+        return Ok(0);
+    }
+    let frame_type = input[0];
+    if !matches!(frame_type, 1..=4 | 8) {
+        return Err(FrameError::UnknownType(frame_type));
+    }
+    let size = u32::from_be_bytes([input[3], input[4], input[5], input[6]]);
+    // frame_max counts the whole frame: header, payload and frame end.
+    let total = u64::from(size) + FRAME_HEADER_BYTES as u64 + 1;
+    if total > u64::from(frame_max) {
+        return Err(FrameError::TooLarge {
+            size: total,
+            frame_max,
+        });
+    }
+    Ok((total as usize).saturating_sub(input.len()))
+}
+
+/// Takes one whole frame off the front of `input`, or `None` until one has arrived.
+pub fn decode(input: &mut BytesMut, frame_max: u32) -> Result<Option<AMQPFrame>, FrameError> {
+    if input.len() < FRAME_HEADER_BYTES || bytes_wanted(input, frame_max)? > 0 {
+        return Ok(None);
+    }
+    let size = u32::from_be_bytes([input[3], input[4], input[5], input[6]]) as usize;
+    let total = FRAME_HEADER_BYTES + size + 1;
+    if input[total - 1] != FRAME_END {
+        return Err(FrameError::MissingFrameEnd);
+    }
+    let frame = match parse_frame(&input[..total]) {
+        Ok(([], frame)) => frame,
+        _ => return Err(FrameError::Malformed),
+    };
+    input.advance(total);
+    Ok(Some(frame))
+}
+
+/// Appends one frame.
+pub fn encode(out: &mut BytesMut, frame: &AMQPFrame) {
+    // Serialising into a growing Vec cannot run out of room; the generated code fails only
+    // for a buffer too small.
+    if let Ok(written) = gen_frame(frame)(WriteContext::from(Vec::new())) {
+        out.extend_from_slice(&written.write);
+    }
+}
+
+/// Appends a method frame.
+pub fn encode_method(out: &mut BytesMut, channel: u16, method: AMQPClass) {
+    encode(out, &AMQPFrame::Method(channel, method));
+}
+
+/// Appends a method that carries content (deliver, get-ok, return), its content header and
+/// its body split into frames of at most `frame_max` bytes.
+pub fn encode_content(
+    out: &mut BytesMut,
+    channel: u16,
+    method: AMQPClass,
+    properties: AMQPProperties,
+    body: &[u8],
+    frame_max: u32,
+) {
+    encode_method(out, channel, method);
+    encode(
+        out,
+        &AMQPFrame::Header(
+            channel,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: body.len() as u64,
+                properties,
+            },
+        ),
+    );
+    let chunk = (frame_max as usize)
+        .saturating_sub(FRAME_HEADER_BYTES + 1)
+        .max(1);
+    for piece in body.chunks(chunk) {
+        encode(out, &AMQPFrame::Body(channel, piece.to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod tests;

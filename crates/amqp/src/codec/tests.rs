@@ -1,0 +1,103 @@
+use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::basic::{self, AMQPProperties};
+use amq_protocol::protocol::AMQPClass;
+use bytes::BytesMut;
+
+use super::*;
+
+fn deliver() -> AMQPClass {
+    AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
+        consumer_tag: "c".into(),
+        delivery_tag: 1,
+        redelivered: false,
+        exchange: "".into(),
+        routing_key: "q".into(),
+    }))
+}
+
+#[test]
+fn a_frame_over_frame_max_is_refused_from_its_header_alone() {
+    // Type 1, channel 1, a size of 1 MiB: only the 7 header bytes have arrived.
+    let mut input = BytesMut::from(&[1u8, 0, 1, 0, 0x10, 0, 0][..]);
+    let refused = decode(&mut input, 128 * 1024);
+    assert!(
+        matches!(refused, Err(FrameError::TooLarge { .. })),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_frame_is_decoded_only_once_whole_and_must_end_with_0xce() {
+    let mut whole = BytesMut::new();
+    encode_method(&mut whole, 1, deliver());
+    let mut input = BytesMut::from(&whole[..whole.len() - 1]);
+    assert_eq!(decode(&mut input, 4096).unwrap(), None);
+    input.extend_from_slice(&whole[whole.len() - 1..]);
+    assert_eq!(
+        decode(&mut input, 4096).unwrap(),
+        Some(AMQPFrame::Method(1, deliver()))
+    );
+    assert!(input.is_empty());
+    let mut broken = whole.clone();
+    let last = broken.len() - 1;
+    broken[last] = 0;
+    assert_eq!(decode(&mut broken, 4096), Err(FrameError::MissingFrameEnd));
+}
+
+#[test]
+fn a_body_larger_than_a_frame_is_split_into_frames_of_frame_max() {
+    let mut out = BytesMut::new();
+    let body = vec![7u8; 10_000];
+    encode_content(
+        &mut out,
+        1,
+        deliver(),
+        AMQPProperties::default(),
+        &body,
+        4096,
+    );
+    let mut frames = Vec::new();
+    while let Some(frame) = decode(&mut out, 4096).unwrap() {
+        frames.push(frame);
+    }
+    let bodies: Vec<usize> = frames
+        .iter()
+        .filter_map(|f| match f {
+            AMQPFrame::Body(_, data) => Some(data.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bodies, vec![4088, 4088, 1824]);
+    assert!(matches!(frames[1], AMQPFrame::Header(1, ref h) if h.body_size == 10_000));
+}
+
+#[test]
+fn only_the_0_9_1_protocol_header_is_accepted() {
+    let mut partial = BytesMut::from(&b"AMQ"[..]);
+    assert_eq!(decode_protocol_header(&mut partial), Ok(None));
+    let mut wrong = BytesMut::from(&b"AMQP\x01\x01\x00\x0a"[..]);
+    assert_eq!(
+        decode_protocol_header(&mut wrong),
+        Err(FrameError::WrongProtocolHeader)
+    );
+    let mut http = BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]);
+    assert_eq!(
+        decode_protocol_header(&mut http),
+        Err(FrameError::WrongProtocolHeader)
+    );
+    let mut right = BytesMut::from(&PROTOCOL_HEADER[..]);
+    assert_eq!(decode_protocol_header(&mut right), Ok(Some(())));
+}
+
+#[test]
+fn properties_round_trip_through_their_stored_form() {
+    let mut headers = amq_protocol::types::FieldTable::default();
+    headers.insert("n".into(), amq_protocol::types::AMQPValue::LongLongInt(-1));
+    let original = AMQPProperties::default()
+        .with_content_type("text/plain".into())
+        .with_priority(5)
+        .with_headers(headers);
+    let stored = properties::encode(&original);
+    assert_eq!(properties::decode(&stored), Some(original));
+    assert_eq!(properties::decode(b"\xff"), None);
+}

@@ -1,0 +1,498 @@
+//! The basic class: qos, publish (method, content header, body frames), get, ack, nack,
+//! reject, recover; consume and cancel are in `consume.rs`.
+//!
+//! Publishing: the method, the content header and the body frames are assembled here; the
+//! whole message is routed and enqueued in `publish.rs` (batched, confirms after the fsync,
+//! basic.return 312 NO_ROUTE before the confirm of an unroutable mandatory message). A
+//! publish to a missing exchange is 404 on the channel. Content frames out of order (a
+//! header without a publish, a body longer than announced) are connection exceptions (505
+//! UNEXPECTED_FRAME, 501 FRAME_ERROR); a body over `message_bytes_max` is 406 on the
+//! channel, before any of it is buffered.
+//!
+//! Settling: delivery tags are per channel; acking an unknown one is 406 PRECONDITION_FAILED
+//! on that channel only. `multiple` settles every tag up to the one given (0: all).
+//! A nack or reject with requeue puts the message back at once (it comes again with
+//! `redelivered`); without requeue it is dead-lettered — through the queue's dead-letter
+//! exchange when it has one.
+
+use std::collections::BTreeMap;
+
+use amq_protocol::frame::AMQPContentHeader;
+use amq_protocol::protocol::basic::{self, AMQPMethod};
+use amq_protocol::protocol::AMQPClass;
+use bytes::BytesMut;
+
+use super::consume;
+use super::delivery::render;
+use super::queue::{check_exclusive, existing_queue};
+use super::{Connection, Outbound, PendingContent, Unacked};
+use crate::codec::encode_content;
+use crate::error::{reply, AmqpError};
+
+pub(crate) async fn handle(
+    connection: &mut Connection,
+    channel: u16,
+    method: AMQPMethod,
+    ids: (u16, u16),
+) -> Result<(), AmqpError> {
+    match method {
+        AMQPMethod::Qos(qos) => {
+            if let Some(state) = connection.channels.get_mut(&channel) {
+                if qos.global {
+                    state.flow.set_channel_prefetch(qos.prefetch_count);
+                } else {
+                    state.consumer_prefetch = qos.prefetch_count;
+                }
+            }
+            connection.send(
+                channel,
+                AMQPClass::Basic(AMQPMethod::QosOk(basic::QosOk {})),
+            );
+            Ok(())
+        }
+        AMQPMethod::Publish(publish) => {
+            if let Some(state) = connection.channels.get_mut(&channel) {
+                state.pending = Some(PendingContent {
+                    publish,
+                    header: None,
+                    body: BytesMut::new(),
+                });
+            }
+            Ok(())
+        }
+        AMQPMethod::Consume(request) => consume::consume(connection, channel, request, ids).await,
+        AMQPMethod::Cancel(request) => consume::cancel(connection, channel, request).await,
+        AMQPMethod::Get(get) => basic_get(connection, channel, get, ids).await,
+        AMQPMethod::Ack(ack) => {
+            let settled = take_settled(connection, channel, ack.delivery_tag, ack.multiple, ids)?;
+            let engine = connection.engine().clone();
+            let acks = settled
+                .iter()
+                .map(|d| engine.ack(&d.queue, d.offset, d.attempt));
+            for outcome in futures_util::future::join_all(acks).await {
+                if let Err(error) = outcome {
+                    tracing::debug!("an AMQP ack failed (its lease may have ended): {error}");
+                }
+            }
+            Ok(())
+        }
+        AMQPMethod::Nack(nack) => {
+            let settled = take_settled(connection, channel, nack.delivery_tag, nack.multiple, ids)?;
+            settle_failed(connection, settled, nack.requeue).await;
+            Ok(())
+        }
+        AMQPMethod::Reject(reject) => {
+            let settled = take_settled(connection, channel, reject.delivery_tag, false, ids)?;
+            settle_failed(connection, settled, reject.requeue).await;
+            Ok(())
+        }
+        AMQPMethod::Recover(_) | AMQPMethod::RecoverAsync(_) => {
+            // RabbitMQ requeues whatever `requeue` says; so do we.
+            let settled = take_settled(connection, channel, 0, true, ids)?;
+            settle_failed(connection, settled, true).await;
+            if matches!(method_kind(&ids), RecoverKind::Sync) {
+                connection.send(
+                    channel,
+                    AMQPClass::Basic(AMQPMethod::RecoverOk(basic::RecoverOk {})),
+                );
+            }
+            Ok(())
+        }
+        AMQPMethod::QosOk(_)
+        | AMQPMethod::ConsumeOk(_)
+        | AMQPMethod::CancelOk(_)
+        | AMQPMethod::Return(_)
+        | AMQPMethod::Deliver(_)
+        | AMQPMethod::GetOk(_)
+        | AMQPMethod::GetEmpty(_)
+        | AMQPMethod::RecoverOk(_) => Err(AmqpError::connection(
+            reply::COMMAND_INVALID,
+            "a server-only basic method from the client",
+            ids,
+        )),
+    }
+}
+
+enum RecoverKind {
+    Sync,
+    Async,
+}
+
+/// basic.recover is method 110; recover-async 100.
+fn method_kind(ids: &(u16, u16)) -> RecoverKind {
+    if ids.1 == 100 {
+        RecoverKind::Async
+    } else {
+        RecoverKind::Sync
+    }
+}
+
+/// Removes the settled deliveries from the channel and gives their prefetch credit back.
+fn take_settled(
+    connection: &mut Connection,
+    channel: u16,
+    tag: u64,
+    multiple: bool,
+    ids: (u16, u16),
+) -> Result<Vec<Unacked>, AmqpError> {
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return Ok(Vec::new());
+    };
+    let settled: Vec<Unacked> = if multiple && tag == 0 {
+        std::mem::take(&mut state.unacked).into_values().collect()
+    } else if !state.unacked.contains_key(&tag) {
+        return Err(AmqpError::channel(
+            reply::PRECONDITION_FAILED,
+            format!("PRECONDITION_FAILED - unknown delivery tag {tag}"),
+            ids,
+        ));
+    } else if multiple {
+        let above = state.unacked.split_off(&(tag + 1));
+        std::mem::replace(&mut state.unacked, above)
+            .into_values()
+            .collect()
+    } else {
+        state.unacked.remove(&tag).into_iter().collect()
+    };
+    let mut credit: BTreeMap<&str, u32> = BTreeMap::new();
+    for delivery in &settled {
+        if let Some(consumer) = &delivery.consumer_tag {
+            *credit.entry(consumer.as_str()).or_default() += 1;
+        }
+    }
+    for (consumer, count) in credit {
+        state.flow.give_back(consumer, count);
+    }
+    Ok(settled)
+}
+
+async fn settle_failed(connection: &Connection, settled: Vec<Unacked>, requeue: bool) {
+    let engine = connection.engine().clone();
+    if requeue {
+        let requeues = settled.iter().map(|d| {
+            engine.nack(
+                &d.queue,
+                d.offset,
+                d.attempt,
+                Some(0),
+                "requeued by the client",
+            )
+        });
+        for outcome in futures_util::future::join_all(requeues).await {
+            if let Err(error) = outcome {
+                tracing::debug!("an AMQP requeue failed: {error}");
+            }
+        }
+    } else {
+        let rejects = settled
+            .iter()
+            .map(|d| engine.term(&d.queue, d.offset, d.attempt, "rejected by the client"));
+        for outcome in futures_util::future::join_all(rejects).await {
+            if let Err(error) = outcome {
+                tracing::debug!("an AMQP reject failed: {error}");
+            }
+        }
+    }
+}
+
+async fn basic_get(
+    connection: &mut Connection,
+    channel: u16,
+    get: basic::Get,
+    ids: (u16, u16),
+) -> Result<(), AmqpError> {
+    let queue = existing_queue(connection, get.queue.as_str(), ids)?;
+    check_exclusive(connection, &queue, get.queue.as_str(), ids)?;
+    let Some(worker) = connection.channels.get(&channel).map(|s| s.worker.clone()) else {
+        return Ok(());
+    };
+    let engine = connection.engine().clone();
+    let mut got = engine
+        .receive(&queue, &worker, 1, 0)
+        .await
+        .map_err(|error| super::exchange::engine_error(error, ids))?;
+    let Some(delivery) = got.pop() else {
+        connection.send(
+            channel,
+            AMQPClass::Basic(AMQPMethod::GetEmpty(basic::GetEmpty {})),
+        );
+        return Ok(());
+    };
+    if get.no_ack {
+        if let Err(error) = engine.ack(&queue, delivery.offset, delivery.attempt).await {
+            tracing::debug!("acking a no-ack basic.get failed: {error}");
+        }
+    }
+    let message_count = engine.queue_info(&queue).map_or(0, |info| info.ready);
+    let frame_max = connection.frame_max;
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return Ok(());
+    };
+    let tag = state.next_delivery_tag;
+    state.next_delivery_tag += 1;
+    if !get.no_ack {
+        state.unacked.insert(
+            tag,
+            Unacked {
+                queue,
+                offset: delivery.offset,
+                attempt: delivery.attempt,
+                consumer_tag: None,
+            },
+        );
+    }
+    let rendered = render(&delivery.record);
+    let method = AMQPClass::Basic(AMQPMethod::GetOk(basic::GetOk {
+        delivery_tag: tag,
+        redelivered: delivery.attempt > 1,
+        exchange: rendered.exchange.as_str().into(),
+        routing_key: rendered.routing_key.as_str().into(),
+        message_count: message_count.min(u64::from(u32::MAX)) as u32,
+    }));
+    let body = delivery.record.value.unwrap_or_default();
+    encode_content(
+        &mut connection.out,
+        channel,
+        method,
+        rendered.properties,
+        &body,
+        frame_max,
+    );
+    Ok(())
+}
+
+/// A delivery from a consumer task: numbered and written, or requeued when its consumer or
+/// channel is gone.
+pub(crate) async fn deliver(connection: &mut Connection, outbound: Outbound) {
+    let (channel, consumer_tag) = match outbound {
+        Outbound::ConsumerGone {
+            channel,
+            consumer_tag,
+        } => {
+            consume::consumer_gone(connection, channel, consumer_tag);
+            return;
+        }
+        Outbound::Reply {
+            channel,
+            consumer_tag,
+            routing_key,
+            properties,
+            body,
+        } => {
+            deliver_reply(
+                connection,
+                channel,
+                &consumer_tag,
+                &routing_key,
+                *properties,
+                &body,
+            );
+            return;
+        }
+        Outbound::Deliver {
+            channel,
+            ref consumer_tag,
+            ..
+        } => (channel, consumer_tag.clone()),
+    };
+    let Outbound::Deliver {
+        queue,
+        no_ack,
+        delivery,
+        ..
+    } = outbound
+    else {
+        return;
+    };
+    let frame_max = connection.frame_max;
+    let live = connection
+        .channels
+        .get(&channel)
+        .is_some_and(|s| !s.closing && s.consumers.contains_key(&consumer_tag));
+    if !live {
+        if let Some(state) = connection.channels.get(&channel) {
+            state.flow.give_back(&consumer_tag, 1);
+        }
+        if !no_ack {
+            let unacked = Unacked {
+                queue,
+                offset: delivery.offset,
+                attempt: delivery.attempt,
+                consumer_tag: None,
+            };
+            super::requeue_all(connection.engine(), vec![unacked]).await;
+        }
+        return;
+    }
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return;
+    };
+    let tag = state.next_delivery_tag;
+    state.next_delivery_tag += 1;
+    if !no_ack {
+        state.unacked.insert(
+            tag,
+            Unacked {
+                queue,
+                offset: delivery.offset,
+                attempt: delivery.attempt,
+                consumer_tag: Some(consumer_tag.clone()),
+            },
+        );
+    }
+    let rendered = render(&delivery.record);
+    let method = AMQPClass::Basic(AMQPMethod::Deliver(basic::Deliver {
+        consumer_tag: consumer_tag.as_str().into(),
+        delivery_tag: tag,
+        redelivered: delivery.attempt > 1,
+        exchange: rendered.exchange.as_str().into(),
+        routing_key: rendered.routing_key.as_str().into(),
+    }));
+    let body = delivery.record.value.clone().unwrap_or_default();
+    encode_content(
+        &mut connection.out,
+        channel,
+        method,
+        rendered.properties,
+        &body,
+        frame_max,
+    );
+}
+
+/// A direct reply-to reply: numbered on its channel, never acknowledged.
+fn deliver_reply(
+    connection: &mut Connection,
+    channel: u16,
+    consumer_tag: &str,
+    routing_key: &str,
+    properties: amq_protocol::protocol::basic::AMQPProperties,
+    body: &[u8],
+) {
+    let frame_max = connection.frame_max;
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return;
+    };
+    if state.closing
+        || state
+            .reply_to
+            .as_ref()
+            .is_none_or(|(_, tag)| tag != consumer_tag)
+    {
+        return;
+    }
+    let tag = state.next_delivery_tag;
+    state.next_delivery_tag += 1;
+    let method = AMQPClass::Basic(AMQPMethod::Deliver(basic::Deliver {
+        consumer_tag: consumer_tag.into(),
+        delivery_tag: tag,
+        redelivered: false,
+        exchange: "".into(),
+        routing_key: routing_key.into(),
+    }));
+    encode_content(
+        &mut connection.out,
+        channel,
+        method,
+        properties,
+        body,
+        frame_max,
+    );
+}
+
+pub(crate) async fn content_header(
+    connection: &mut Connection,
+    channel: u16,
+    header: AMQPContentHeader,
+) -> Result<(), AmqpError> {
+    let ids = (60, 40);
+    let limit = connection.shared.config.message_bytes_max;
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return Err(AmqpError::connection(
+            reply::CHANNEL_ERROR,
+            format!("CHANNEL_ERROR - channel {channel} is not open"),
+            ids,
+        ));
+    };
+    if state.closing {
+        return Ok(());
+    }
+    let Some(pending) = state.pending.as_mut() else {
+        return Err(AmqpError::connection(
+            reply::UNEXPECTED_FRAME,
+            "UNEXPECTED_FRAME - a content header without basic.publish",
+            ids,
+        ));
+    };
+    if pending.header.is_some() || header.class_id != 60 {
+        return Err(AmqpError::connection(
+            reply::UNEXPECTED_FRAME,
+            "UNEXPECTED_FRAME - a second content header",
+            ids,
+        ));
+    }
+    if header.body_size > limit {
+        state.pending = None;
+        return Err(AmqpError::channel(
+            reply::PRECONDITION_FAILED,
+            format!(
+                "PRECONDITION_FAILED - message size {} is larger than the maximum {limit}",
+                header.body_size
+            ),
+            ids,
+        ));
+    }
+    let empty = header.body_size == 0;
+    pending.header = Some(header);
+    if empty {
+        return super::publish::finish(connection, channel).await;
+    }
+    Ok(())
+}
+
+pub(crate) async fn content_body(
+    connection: &mut Connection,
+    channel: u16,
+    body: &[u8],
+) -> Result<(), AmqpError> {
+    let ids = (60, 40);
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return Err(AmqpError::connection(
+            reply::CHANNEL_ERROR,
+            format!("CHANNEL_ERROR - channel {channel} is not open"),
+            ids,
+        ));
+    };
+    if state.closing {
+        return Ok(());
+    }
+    let Some(pending) = state.pending.as_mut() else {
+        return Err(AmqpError::connection(
+            reply::UNEXPECTED_FRAME,
+            "UNEXPECTED_FRAME - a body frame without basic.publish",
+            ids,
+        ));
+    };
+    let Some(header) = &pending.header else {
+        return Err(AmqpError::connection(
+            reply::UNEXPECTED_FRAME,
+            "UNEXPECTED_FRAME - a body frame before the content header",
+            ids,
+        ));
+    };
+    let total = pending.body.len() as u64 + body.len() as u64;
+    if total > header.body_size {
+        return Err(AmqpError::connection(
+            reply::FRAME_ERROR,
+            "FRAME_ERROR - more body than the content header announced",
+            ids,
+        ));
+    }
+    if pending.body.is_empty() {
+        pending.body.reserve(header.body_size as usize);
+    }
+    pending.body.extend_from_slice(body);
+    if total == header.body_size {
+        return super::publish::finish(connection, channel).await;
+    }
+    Ok(())
+}

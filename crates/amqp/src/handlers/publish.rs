@@ -1,0 +1,338 @@
+//! Publishing: a whole message (method, header, body) is routed at once and joins the
+//! connection's *publish batch*; the batch is enqueued before any other frame is handled and
+//! whenever the read buffer holds no further whole frame. So a client that publishes many
+//! messages without waiting (a confirm window) gets one enqueue per target queue for all of
+//! them — one group commit — while everything stays in the order it was sent: within a
+//! queue, messages are enqueued in publish order; confirms (and basic.return before its
+//! confirm) go out in publish order, consecutive acks of a channel as one basic.ack with
+//! `multiple`.
+//!
+//! An enqueue of several messages that the engine refuses (a full queue refuses a whole
+//! batch) is retried one message at a time, so each message gets its own answer, as it
+//! would have alone.
+
+use std::collections::HashMap;
+
+use amq_protocol::protocol::basic::{self, AMQPMethod, AMQPProperties};
+use amq_protocol::protocol::AMQPClass;
+use bytes::Bytes;
+use omnibus_engine::exchanges::{EXCHANGE_HEADER, ROUTING_KEY_HEADER};
+use omnibus_engine::queue::EnqueueMessage;
+use omnibus_engine::{Engine, EngineError};
+use omnibus_types::Header;
+
+use super::{Connection, PendingContent};
+use crate::codec::encode_content;
+use crate::codec::properties::{self, table_as_text, PROPERTIES_HEADER};
+use crate::error::{reply, AmqpError};
+use crate::names;
+
+/// A batch is enqueued once it holds this many messages or bytes, whatever comes next.
+const BATCH_MESSAGES_MAX: usize = 1024;
+const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// A routed message waiting for its batch to be enqueued.
+pub(crate) struct ReadyPublish {
+    channel: u16,
+    /// Its confirm number, on a channel in confirm mode.
+    sequence: Option<u64>,
+    exchange: String,
+    routing_key: String,
+    mandatory: bool,
+    properties: AMQPProperties,
+    body: Bytes,
+    targets: Vec<String>,
+    message: EnqueueMessage,
+}
+
+/// The connection's batch of routed publishes.
+#[derive(Default)]
+pub(crate) struct PublishBatch {
+    publishes: Vec<ReadyPublish>,
+    bytes: usize,
+}
+
+impl PublishBatch {
+    pub fn is_empty(&self) -> bool {
+        self.publishes.is_empty()
+    }
+}
+
+/// The whole message is here: route it and add it to the batch.
+pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<(), AmqpError> {
+    let ids = (60, 40);
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return Ok(());
+    };
+    let Some(PendingContent {
+        publish,
+        header: Some(header),
+        body,
+    }) = state.pending.take()
+    else {
+        return Ok(());
+    };
+    let exchange = publish.exchange.as_str().to_string();
+    let routing_key = publish.routing_key.as_str().to_string();
+    let Some(properties) = super::reply_to::rewrite(connection, channel, header.properties) else {
+        flush(connection).await;
+        return Err(AmqpError::channel(
+            reply::PRECONDITION_FAILED,
+            "PRECONDITION_FAILED - fast reply consumer does not exist",
+            ids,
+        ));
+    };
+    let routed = route(
+        connection.engine(),
+        &exchange,
+        &routing_key,
+        &properties,
+        ids,
+    );
+    let ttl_ms = match properties.expiration() {
+        None => Ok(None),
+        Some(text) => text.as_str().parse::<u64>().map(Some).map_err(|_| {
+            AmqpError::channel(
+                reply::PRECONDITION_FAILED,
+                format!(
+                    "PRECONDITION_FAILED - invalid expiration '{}'",
+                    text.as_str()
+                ),
+                ids,
+            )
+        }),
+    };
+    let (targets, ttl_ms) = match (routed, ttl_ms) {
+        (Ok(targets), Ok(ttl_ms)) => (targets, ttl_ms),
+        (Err(error), _) | (_, Err(error)) => {
+            // What came before it is answered first, as it would have been alone.
+            flush(connection).await;
+            return Err(error);
+        }
+    };
+    let Some(state) = connection.channels.get_mut(&channel) else {
+        return Ok(());
+    };
+    let sequence = state.confirm.then(|| {
+        let sequence = state.next_publish_sequence;
+        state.next_publish_sequence += 1;
+        sequence
+    });
+    let body: Bytes = body.freeze();
+    // A reply to a direct reply-to requester goes to it at once, not through a queue.
+    let replied = if exchange.is_empty() {
+        super::reply_to::deliver(connection, &routing_key, &properties, &body)
+    } else {
+        None
+    };
+    let message = EnqueueMessage {
+        key: None,
+        value: Some(body.clone()),
+        headers: vec![
+            Header {
+                name: PROPERTIES_HEADER.into(),
+                value: Bytes::from(properties::encode(&properties)),
+            },
+            Header {
+                name: EXCHANGE_HEADER.into(),
+                value: Bytes::copy_from_slice(exchange.as_bytes()),
+            },
+            Header {
+                name: ROUTING_KEY_HEADER.into(),
+                value: Bytes::copy_from_slice(routing_key.as_bytes()),
+            },
+        ],
+        // The engine's levels are 0–9, as RabbitMQ advises for x-max-priority.
+        priority: properties.priority().unwrap_or(0).min(9),
+        ttl_ms,
+        ..Default::default()
+    };
+    connection.publishes.bytes += body.len();
+    connection.publishes.publishes.push(ReadyPublish {
+        channel,
+        sequence,
+        exchange,
+        routing_key,
+        // A reply that reached its requester is routed; one to nobody is unroutable.
+        mandatory: publish.mandatory && replied != Some(true),
+        properties,
+        body,
+        targets,
+        message,
+    });
+    if connection.publishes.publishes.len() >= BATCH_MESSAGES_MAX
+        || connection.publishes.bytes >= BATCH_BYTES_MAX
+    {
+        flush(connection).await;
+    }
+    Ok(())
+}
+
+/// The engine queues a message goes to; the default exchange names the queue.
+fn route(
+    engine: &Engine,
+    exchange: &str,
+    routing_key: &str,
+    properties: &AMQPProperties,
+    ids: (u16, u16),
+) -> Result<Vec<String>, AmqpError> {
+    if engine.exchange(exchange).is_some_and(|spec| spec.internal) {
+        return Err(AmqpError::channel(
+            reply::ACCESS_REFUSED,
+            format!(
+                "ACCESS_REFUSED - cannot publish to internal exchange '{exchange}' in vhost '/'"
+            ),
+            ids,
+        ));
+    }
+    if exchange.is_empty() {
+        return Ok(names::to_engine(routing_key)
+            .filter(|queue| engine.queue_info(queue).is_ok())
+            .into_iter()
+            .collect());
+    }
+    let headers = properties
+        .headers()
+        .as_ref()
+        .map(table_as_text)
+        .unwrap_or_default();
+    match engine.route_exchange(exchange, routing_key, &headers) {
+        Ok(targets) => Ok(targets),
+        Err(EngineError::ExchangeNotFound(_)) => Err(super::exchange::not_found(exchange, ids)),
+        Err(error) => Err(super::exchange::engine_error(error, ids)),
+    }
+}
+
+/// Enqueues the batch (one enqueue per target queue, all at once), then writes the returns
+/// and confirms in publish order.
+pub(crate) async fn flush(connection: &mut Connection) {
+    if connection.publishes.is_empty() {
+        return;
+    }
+    let batch = std::mem::take(&mut connection.publishes).publishes;
+    let mut per_queue: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (index, publish) in batch.iter().enumerate() {
+        for target in &publish.targets {
+            per_queue.entry(target.as_str()).or_default().push(index);
+        }
+    }
+    let engine = connection.engine().clone();
+    let enqueues = per_queue
+        .iter()
+        .map(|(queue, indexes)| enqueue_in_order(&engine, queue, indexes, &batch));
+    let mut accepted = vec![true; batch.len()];
+    for refused in futures_util::future::join_all(enqueues).await {
+        for index in refused {
+            accepted[index] = false;
+        }
+    }
+    let frame_max = connection.frame_max;
+    // Consecutive acks of one channel become one basic.ack with `multiple`.
+    let mut acks: HashMap<u16, u64> = HashMap::new();
+    for (publish, accepted) in batch.into_iter().zip(accepted) {
+        if publish.targets.is_empty() && publish.mandatory {
+            let method = AMQPClass::Basic(AMQPMethod::Return(basic::Return {
+                reply_code: reply::NO_ROUTE,
+                reply_text: "NO_ROUTE".into(),
+                exchange: publish.exchange.as_str().into(),
+                routing_key: publish.routing_key.as_str().into(),
+            }));
+            if let Some(last) = acks.remove(&publish.channel) {
+                send_ack(connection, publish.channel, last);
+            }
+            encode_content(
+                &mut connection.out,
+                publish.channel,
+                method,
+                publish.properties,
+                &publish.body,
+                frame_max,
+            );
+        }
+        let Some(sequence) = publish.sequence else {
+            continue;
+        };
+        if accepted {
+            acks.insert(publish.channel, sequence);
+        } else {
+            if let Some(last) = acks.remove(&publish.channel) {
+                send_ack(connection, publish.channel, last);
+            }
+            if let Some(state) = connection.channels.get_mut(&publish.channel) {
+                state.first_unconfirmed = sequence + 1;
+            }
+            connection.send(
+                publish.channel,
+                AMQPClass::Basic(AMQPMethod::Nack(basic::Nack {
+                    delivery_tag: sequence,
+                    multiple: false,
+                    requeue: false,
+                })),
+            );
+        }
+    }
+    let mut last_acks: Vec<(u16, u64)> = acks.into_iter().collect();
+    last_acks.sort_unstable();
+    for (channel, last) in last_acks {
+        send_ack(connection, channel, last);
+    }
+}
+
+/// Acks every confirm of the channel up to `last`: the ones before it were answered already
+/// (in order), so `multiple` covers exactly the run that ends here.
+fn send_ack(connection: &mut Connection, channel: u16, last: u64) {
+    let first_unanswered = connection
+        .channels
+        .get(&channel)
+        .map_or(last, |state| state.first_unconfirmed);
+    if let Some(state) = connection.channels.get_mut(&channel) {
+        state.first_unconfirmed = last + 1;
+    }
+    connection.send(
+        channel,
+        AMQPClass::Basic(AMQPMethod::Ack(basic::Ack {
+            delivery_tag: last,
+            multiple: last > first_unanswered,
+        })),
+    );
+}
+
+/// Enqueues the messages `indexes` of `batch` into `queue`, in order; answers the indexes
+/// the queue refused. A refused batch is retried one message at a time.
+async fn enqueue_in_order(
+    engine: &Engine,
+    queue: &str,
+    indexes: &[usize],
+    batch: &[ReadyPublish],
+) -> Vec<usize> {
+    let messages: Vec<EnqueueMessage> = indexes
+        .iter()
+        .map(|&index| batch[index].message.clone())
+        .collect();
+    match engine.enqueue(queue, messages).await {
+        Ok(_) => Vec::new(),
+        Err(error) if indexes.len() == 1 => {
+            log_refusal(queue, &error);
+            indexes.to_vec()
+        }
+        Err(_) => {
+            let mut refused = Vec::new();
+            for &index in indexes {
+                if let Err(error) = engine
+                    .enqueue(queue, vec![batch[index].message.clone()])
+                    .await
+                {
+                    log_refusal(queue, &error);
+                    refused.push(index);
+                }
+            }
+            refused
+        }
+    }
+}
+
+fn log_refusal(queue: &str, error: &EngineError) {
+    if !matches!(error, EngineError::QueueFull(_)) {
+        tracing::warn!(queue, "an AMQP publish was not enqueued: {error}");
+    }
+}

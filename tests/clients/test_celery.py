@@ -1,0 +1,175 @@
+"""Celery against the AMQP door: real `celery worker` processes with Celery's default AMQP
+transport (py-amqp through kombu) and the `rpc://` result backend. A task sent with
+`.delay()`, a task that retries itself, a countdown, a chain and a group, `celery inspect
+ping` (the pidbox fanout exchange and reply queues), an `acks_late` task whose worker is
+killed mid-task running again on the next worker, and 500 tasks over 4 worker processes each
+run exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from celery import chain, group
+
+TASKS = '''
+import os
+import time
+
+from celery import Celery
+
+app = Celery("omnibus_clients", broker=os.environ["OMNIBUS_TEST_BROKER_URL"], backend="rpc://")
+app.conf.broker_connection_retry_on_startup = True
+
+
+@app.task
+def add(x, y):
+    return x + y
+
+
+@app.task(bind=True, max_retries=3)
+def flaky(self, marker):
+    # Fails on its first run, succeeds on the retry: the count of runs is kept in a file.
+    runs = int(open(marker).read()) if os.path.exists(marker) else 0
+    with open(marker, "w") as handle:
+        handle.write(str(runs + 1))
+    if runs == 0:
+        raise self.retry(countdown=1)
+    return runs + 1
+
+
+@app.task
+def record(i, path):
+    # One line per run, appended atomically (O_APPEND) from any worker process.
+    with open(path, "a") as handle:
+        handle.write(f"{i}\\n")
+    return i
+
+
+@app.task(acks_late=True)
+def slow(marker):
+    # Records each run, then works for longer than any test waits.
+    with open(marker, "a") as handle:
+        handle.write("run\\n")
+    time.sleep(60)
+'''
+
+
+class Workers:
+    """`celery worker` processes for one test, each in its own process group."""
+
+    def __init__(self, folder: Path, broker_url: str):
+        self.folder = folder
+        self.env = dict(os.environ, OMNIBUS_TEST_BROKER_URL=broker_url)
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        return self.start_with_concurrency(1)
+
+    def start_with_concurrency(self, concurrency: int) -> subprocess.Popen:
+        log = open(self.folder / f"worker-{len(self.processes)}.log", "wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "omnibus_tasks", "worker",
+             "--loglevel=info", f"--concurrency={concurrency}",
+             f"--hostname=w{len(self.processes)}@%h"],
+            cwd=self.folder,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.processes.append(process)
+        return process
+
+    def kill_9(self, process: subprocess.Popen) -> None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    # A warm shutdown is not under test: it gets a short while, then -9.
+                    process.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    self.kill_9(process)
+        for log in sorted(self.folder.glob("worker-*.log")):
+            print(f"--- {log.name} ---\n" + log.read_text(errors="replace")[-3000:])
+
+
+@pytest.fixture
+def celery_setup(amqp_url, tmp_path: Path):
+    (tmp_path / "omnibus_tasks.py").write_text(TASKS)
+    broker_url = amqp_url.replace("/%2F", "//")
+    os.environ["OMNIBUS_TEST_BROKER_URL"] = broker_url
+    sys.path.insert(0, str(tmp_path))
+    workers = Workers(tmp_path, broker_url)
+    try:
+        import omnibus_tasks
+
+        yield omnibus_tasks, workers, tmp_path
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("omnibus_tasks", None)
+        workers.stop_all()
+
+
+def test_a_worker_runs_a_delayed_task_and_a_retried_one(celery_setup):
+    tasks, workers, folder = celery_setup
+    workers.start()
+    result = tasks.add.delay(2, 3)
+    assert result.get(timeout=60) == 5
+    marker = folder / "flaky.count"
+    started = time.monotonic()
+    retried = tasks.flaky.delay(str(marker))
+    assert retried.get(timeout=60) == 2
+    assert marker.read_text() == "2"
+    # The retry waited for its countdown.
+    assert time.monotonic() - started >= 0.9
+
+
+def test_countdown_chain_group_and_inspect_ping(celery_setup):
+    tasks, workers, folder = celery_setup
+    workers.start()
+    assert tasks.add.delay(0, 0).get(timeout=60) == 0
+    started = time.monotonic()
+    assert tasks.add.apply_async((1, 2), countdown=2).get(timeout=30) == 3
+    assert time.monotonic() - started >= 1.9, "an ETA task ran before it was due"
+    assert chain(tasks.add.s(1, 2), tasks.add.s(3)).apply_async().get(timeout=30) == 6
+    assert group(tasks.add.s(i, i) for i in range(5)).apply_async().get(timeout=30) == [0, 2, 4, 6, 8]
+    replies = tasks.app.control.ping(timeout=2.0)
+    assert any("pong" in str(reply) for reply in replies), replies
+
+
+def test_an_acks_late_task_runs_again_when_its_worker_is_killed(celery_setup):
+    tasks, workers, folder = celery_setup
+    first = workers.start()
+    marker = folder / "slow.runs"
+    tasks.slow.delay(str(marker))
+    deadline = time.monotonic() + 30
+    while not (marker.exists() and marker.read_text().count("run") == 1):
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.05)
+    workers.kill_9(first)
+    workers.start()
+    deadline = time.monotonic() + 30
+    while marker.read_text().count("run") < 2:
+        assert time.monotonic() < deadline, "the unacknowledged task did not run again"
+        time.sleep(0.05)
+
+
+def test_500_tasks_over_4_worker_processes_each_run_once(celery_setup):
+    tasks, workers, folder = celery_setup
+    workers.start_with_concurrency(4)
+    runs = folder / "runs.txt"
+    results = group(tasks.record.s(i, str(runs)) for i in range(500)).apply_async()
+    assert sorted(results.get(timeout=60)) == list(range(500))
+    lines = runs.read_text().split()
+    assert sorted(int(line) for line in lines) == list(range(500)), "a task ran twice or never"
