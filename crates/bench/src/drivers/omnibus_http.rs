@@ -154,9 +154,10 @@ async fn enqueue(context: &Context) -> Result<Measurement> {
     post_in_windows(context, path, jobs_body, note).await
 }
 
-/// `--producers` producers, each on its own connection with `--in-flight` POSTs to `path`
-/// open, each carrying `--batch` items built by `body` (the full-size body built once), until
-/// `--messages` items are acknowledged; the round trip of every request.
+/// `--producers` producers, each with `--in-flight` POSTs to `path` open — one connection per
+/// open request (HTTP/1.1 answers a connection's requests one after the other), opened before
+/// the clock starts — each carrying `--batch` items built by `body` (the full-size body built
+/// once), until `--messages` items are acknowledged; the round trip of every request.
 async fn post_in_windows(
     context: &Context,
     path: String,
@@ -165,11 +166,18 @@ async fn post_in_windows(
 ) -> Result<Measurement> {
     let settings = &context.settings;
     let full_body = body(settings.batch as u64, settings.size);
+    let mut pools = Vec::new();
+    for _ in 0..settings.producers {
+        let mut connections = Vec::with_capacity(settings.in_flight);
+        for _ in 0..settings.in_flight.max(1) {
+            connections.push(Http1::connect(&settings.address()).await?);
+        }
+        pools.push(Arc::new(std::sync::Mutex::new(connections)));
+    }
     let budget = context.budget(settings.messages);
     let started = Instant::now();
     let mut producers = JoinSet::new();
-    for _ in 0..settings.producers {
-        let api = Api::new(&settings.address());
+    for pool in pools {
         let (budget, path, full_body) = (budget.clone(), path.clone(), full_body.clone());
         let (window, batch, size) = (settings.in_flight, settings.batch as u64, settings.size);
         producers.spawn(async move {
@@ -179,8 +187,20 @@ async fn post_in_windows(
                 } else {
                     body(count, size)
                 };
-                let (api, path) = (api.clone(), path.clone());
-                async move { api.post_text(&path, body).await.map(drop) }
+                let (pool, path) = (pool.clone(), path.clone());
+                async move {
+                    // At most `window` sends are open, so a connection is always free.
+                    let mut connection = pool
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .pop()
+                        .ok_or_else(|| BenchError::Incomplete("no free connection".into()))?;
+                    let outcome = connection.post(&path, body.as_bytes(), false).await;
+                    pool.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(connection);
+                    outcome.map(drop)
+                }
             })
             .await
         });
