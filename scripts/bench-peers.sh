@@ -7,7 +7,9 @@
 #   SYSTEMS="omnibus-http redis" WORKLOADS="jobs-one jobs-batched" scripts/bench-peers.sh
 #
 # Environment (defaults in brackets):
-#   SYSTEMS    omnibus-http omnibus-kafka omnibus-nats redis nats jetstream rabbitmq [all]
+#   SYSTEMS    omnibus-http omnibus-kafka omnibus-nats omnibus-jetstream omnibus-amqp redis nats
+#              jetstream rabbitmq [all]; omnibus-jetstream and omnibus-amqp drive the Omnibus NATS
+#              and AMQP doors with the jetstream and rabbitmq drivers (the same clients as the peers)
 #   WORKLOADS  publish consume latency request-reply enqueue jobs-one jobs-one-chained jobs-batched
 #              [all]; jobs-one-chained (finish a job and take the next in one request) is
 #              Omnibus HTTP's one-round-trip-per-job loop, what `omnibus worker` does
@@ -43,7 +45,7 @@ set -euo pipefail
 export CARGO_INCREMENTAL=0
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SYSTEMS=${SYSTEMS:-"omnibus-http omnibus-kafka omnibus-nats redis nats jetstream rabbitmq"}
+SYSTEMS=${SYSTEMS:-"omnibus-http omnibus-kafka omnibus-nats omnibus-jetstream omnibus-amqp redis nats jetstream rabbitmq"}
 WORKLOADS=${WORKLOADS:-"publish consume latency request-reply enqueue jobs-one jobs-one-chained jobs-batched"}
 SIZES=${SIZES:-"100 1024"}
 RUNS=${RUNS:-1}
@@ -172,6 +174,7 @@ start_omnibus() {
   OMNIBUS_HTTP=$(sed -n 's/.*"http":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
   OMNIBUS_KAFKA=$(sed -n 's/.*"kafka":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
   OMNIBUS_NATS=$(sed -n 's/.*"nats":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
+  OMNIBUS_AMQP=$(sed -n 's/.*"amqp":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
   if [ -z "$OMNIBUS_HTTP" ] || [ -z "$OMNIBUS_KAFKA" ]; then
     echo "omnibus did not write listeners.json; its log:" >&2
     cat "$WORK/omnibus.log" >&2
@@ -185,6 +188,8 @@ system_flags() {
     omnibus-http) echo "--system omnibus-http --address $OMNIBUS_HTTP --completions $COMPLETIONS" ;;
     omnibus-kafka) echo "--system kafka --label omnibus-kafka --address $OMNIBUS_KAFKA" ;;
     omnibus-nats) echo "--system nats --label omnibus-nats --address $OMNIBUS_NATS" ;;
+    omnibus-jetstream) echo "--system jetstream --label omnibus-jetstream --address $OMNIBUS_NATS" ;;
+    omnibus-amqp) echo "--system rabbitmq --label omnibus-amqp --address $OMNIBUS_AMQP" ;;
     redis) echo "--system redis --address 127.0.0.1:$REDIS_PORT" ;;
     nats) echo "--system nats --address 127.0.0.1:$NATS_PORT" ;;
     jetstream) echo "--system jetstream --address 127.0.0.1:$NATS_PORT" ;;
@@ -198,6 +203,8 @@ durability() {
     omnibus-http) echo "fsync per ack (completions: $COMPLETIONS)" ;;
     omnibus-kafka) echo "fsync per ack" ;;
     omnibus-nats) echo "none (core NATS: nothing stored)" ;;
+    omnibus-jetstream) echo "fsync before the PubAck; acks committed before their answer" ;;
+    omnibus-amqp) echo "fsync before the confirm; acks ride the next group commit" ;;
     redis) echo "AOF everysec" ;;
     nats) echo "none" ;;
     jetstream) echo "file, fsync every 2 min" ;;
@@ -224,7 +231,8 @@ echo "building omnibus and omnibus-bench (release)"
 (cd "$ROOT" && cargo build --release -q -p omnibus-server -p omnibus-bench)
 BENCH=$ROOT/target/release/omnibus-bench
 
-if wants omnibus-http || wants omnibus-kafka || wants omnibus-nats; then start_omnibus; fi
+if wants omnibus-http || wants omnibus-kafka || wants omnibus-nats || wants omnibus-jetstream \
+  || wants omnibus-amqp; then start_omnibus; fi
 if wants redis; then start_redis; fi
 if wants nats || wants jetstream; then start_nats; fi
 if wants rabbitmq; then start_rabbitmq; fi
