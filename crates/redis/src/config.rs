@@ -15,6 +15,8 @@ pub const INLINE_BYTES_MAX_DEFAULT: usize = 64 * 1024;
 pub const CONNECTIONS_DEFAULT: usize = 10_000;
 /// Reply bytes a connection buffers before it stops reading and writes them out.
 pub const PENDING_REPLY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+/// Channels and patterns one connection may subscribe to.
+pub const SUBSCRIPTIONS_MAX_DEFAULT: usize = 10_000;
 /// Commands one MULTI may queue.
 pub const QUEUED_COMMANDS_MAX_DEFAULT: usize = 100_000;
 
@@ -28,6 +30,7 @@ pub struct RedisConfig {
     pub inline_bytes_max: usize,
     pub pending_reply_bytes_max: usize,
     pub queued_commands_max: usize,
+    pub subscriptions_max: usize,
     /// FLUSHALL / FLUSHDB delete every key; refused unless turned on.
     pub flushall_enabled: bool,
 }
@@ -42,6 +45,7 @@ impl Default for RedisConfig {
             inline_bytes_max: INLINE_BYTES_MAX_DEFAULT,
             pending_reply_bytes_max: PENDING_REPLY_BYTES_MAX_DEFAULT,
             queued_commands_max: QUEUED_COMMANDS_MAX_DEFAULT,
+            subscriptions_max: SUBSCRIPTIONS_MAX_DEFAULT,
             flushall_enabled: false,
         }
     }

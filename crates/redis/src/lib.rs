@@ -10,7 +10,8 @@
 //! - [`codec`] is sans-I/O: bounded request decoding and reply encoding through the
 //!   `redis-protocol` crate;
 //! - `commands/` holds the commands: `connection.rs` (PING, HELLO, CLIENT, INFO, …),
-//!   `strings.rs` (SET, GET, EXPIRE, …) and `keyspace.rs` (DEL, SCAN, TYPE, …).
+//!   `strings.rs` (SET, GET, EXPIRE, …) and `keyspace.rs` (DEL, SCAN, TYPE, …);
+//! - `pubsub` maps channels onto the engine's live router (PUBLISH, SUBSCRIBE, PSUBSCRIBE).
 //!
 //! This crate may call only `omnibus-engine` (and the vocabulary in `omnibus-types`). It
 //! never calls storage, and the engine never sees a RESP type.
@@ -21,6 +22,7 @@ mod commands;
 mod config;
 mod error;
 pub mod fuzzing;
+mod pubsub;
 mod server;
 mod session;
 

@@ -29,6 +29,8 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// An out-of-band message (pub/sub): `>` in RESP3, an array in RESP2.
     Push(Vec<Reply>),
+    /// Several replies to one command, one after the other (SUBSCRIBE a b confirms each).
+    Many(Vec<Reply>),
 }
 
 impl Reply {
@@ -63,6 +65,12 @@ fn one_line(text: &str) -> String {
 pub fn encode(reply: &Reply, protocol: Protocol, out: &mut BytesMut) {
     // The encoders fail only on frames they cannot represent, which these conversions never
     // build; a failure would mean a bug, and the connection gets an error line instead.
+    if let Reply::Many(replies) = reply {
+        for reply in replies {
+            encode(reply, protocol, out);
+        }
+        return;
+    }
     if let (Reply::NullArray, Protocol::Resp2) = (reply, protocol) {
         out.extend_from_slice(b"*-1\r\n");
         return;
@@ -88,7 +96,7 @@ fn to_resp2(reply: &Reply) -> resp2::types::BytesFrame {
         Reply::Null => Frame::Null,
         // Only nested ones get here (`encode` writes a top-level `*-1` itself).
         Reply::NullArray => Frame::Null,
-        Reply::Array(items) | Reply::Push(items) => {
+        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => {
             Frame::Array(items.iter().map(to_resp2).collect())
         }
         Reply::Map(pairs) => Frame::Array(
@@ -120,7 +128,7 @@ fn to_resp3(reply: &Reply) -> resp3::types::BytesFrame {
             attributes: None,
         },
         Reply::Null | Reply::NullArray => Frame::Null,
-        Reply::Array(items) => Frame::Array {
+        Reply::Array(items) | Reply::Many(items) => Frame::Array {
             data: items.iter().map(to_resp3).collect(),
             attributes: None,
         },

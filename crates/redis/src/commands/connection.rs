@@ -15,6 +15,11 @@ pub(crate) const REDIS_VERSION: &str = "7.4.0";
 
 pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
     match name {
+        // In RESP2's subscribed mode PING answers as a push-shaped array.
+        "ping" if session.protocol == Protocol::Resp2 && session.subscriptions.count() > 0 => {
+            let message = arguments.first().cloned().unwrap_or_default();
+            Reply::Array(vec![Reply::text("pong"), Reply::Bulk(message)]).into()
+        }
         "ping" => match arguments {
             [] => Reply::Status("PONG".into()).into(),
             [message] => Reply::Bulk(message.clone()).into(),
@@ -40,11 +45,13 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             reply: Reply::ok(),
             commits: Vec::new(),
             close: true,
+            later: None,
         },
         "reset" => {
             session.transaction = None;
             session.protocol = Protocol::Resp2;
             session.name = None;
+            session.subscriptions.clear();
             Reply::Status("RESET".into()).into()
         }
         _ => Reply::error(format!("ERR unknown command '{name}'")).into(),

@@ -12,17 +12,19 @@ use bytes::Bytes;
 use crate::codec::Reply;
 use crate::session::{Session, Step};
 
-pub(crate) use arguments::lowercase;
+pub(crate) use arguments::{lowercase, printable};
 
 /// The arity of every command this door knows, or `None`.
 pub(crate) fn arity(name: &str) -> Option<i64> {
     Some(match name {
         "get" | "getdel" | "ttl" | "pttl" | "persist" | "incr" | "decr" | "strlen" | "type"
         | "echo" | "select" | "keys" => 2,
-        "setnx" | "incrby" | "decrby" | "append" => 3,
+        "setnx" | "incrby" | "decrby" | "append" | "publish" => 3,
         "setex" | "psetex" => 4,
         "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" => -3,
-        "mget" | "del" | "unlink" | "exists" | "client" | "scan" | "watch" => -2,
+        "mget" | "del" | "unlink" | "exists" | "client" | "scan" | "watch" | "subscribe"
+        | "psubscribe" => -2,
+        "unsubscribe" | "punsubscribe" => -1,
         "ping" | "hello" | "info" | "command" | "quit" | "flushall" | "flushdb" | "auth" => -1,
         "reset" | "dbsize" | "multi" | "exec" | "discard" | "unwatch" => 1,
         _ => return None,
@@ -46,6 +48,19 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
         }
         return Reply::error(format!(
             "ERR wrong number of arguments for '{name}' command"
+        ))
+        .into();
+    }
+    // RESP2's subscribed mode: the connection carries pushes, so only these may be sent.
+    if session.protocol == crate::codec::Protocol::Resp2
+        && session.subscriptions.count() > 0
+        && !matches!(
+            name.as_str(),
+            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+        )
+    {
+        return Reply::error(format!(
+            "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         ))
         .into();
     }
@@ -76,6 +91,33 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "del" | "unlink" | "exists" | "expire" | "pexpire" | "expireat" | "pexpireat" | "ttl"
         | "pttl" | "persist" | "type" | "dbsize" | "keys" | "scan" | "flushall" | "flushdb" => {
             keyspace::run(session, name, arguments)
+        }
+        "subscribe" | "psubscribe" => {
+            let limit = session.shared.config.subscriptions_max;
+            let pattern = name == "psubscribe";
+            let engine = session.shared.engine.clone();
+            Reply::Many(
+                session
+                    .subscriptions
+                    .subscribe(&engine, arguments, pattern, limit),
+            )
+            .into()
+        }
+        "unsubscribe" | "punsubscribe" => {
+            let pattern = name == "punsubscribe";
+            Reply::Many(session.subscriptions.unsubscribe(arguments, pattern)).into()
+        }
+        "publish" => {
+            let engine = session.shared.engine.clone();
+            let (channel, payload) = (arguments[0].clone(), arguments[1].clone());
+            Step {
+                reply: Reply::Null,
+                commits: Vec::new(),
+                close: false,
+                later: Some(Box::pin(async move {
+                    crate::pubsub::publish(&engine, &channel, &payload).await
+                })),
+            }
         }
         _ => connection::run(session, name, arguments),
     }

@@ -200,6 +200,7 @@ pub(super) fn step(outcome: omnibus_engine::Result<Pending>) -> Step {
             reply,
             commits: vec![commit],
             close: false,
+            later: None,
         },
         Err(omnibus_engine::EngineError::LimitExceeded(text)) => {
             Reply::error(format!("OOM command not allowed: {text}")).into()

@@ -42,6 +42,15 @@ pub(super) fn exec(session: &mut Session) -> Step {
     for arguments in transaction.queued {
         let name = super::lowercase(&arguments[0]);
         let step = super::execute(session, &name, &arguments);
+        // A reply that needs the engine asynchronously (PUBLISH) cannot sit inside EXEC's
+        // array yet: refused rather than sent out of order.
+        if step.later.is_some() {
+            replies.push(Reply::error(format!(
+                "ERR {} inside MULTI is not supported yet",
+                name.to_ascii_uppercase()
+            )));
+            continue;
+        }
         replies.push(step.reply);
         commits.extend(step.commits);
         close |= step.close;
@@ -50,6 +59,7 @@ pub(super) fn exec(session: &mut Session) -> Step {
         reply: Reply::Array(replies),
         commits,
         close,
+        later: None,
     }
 }
 
