@@ -146,3 +146,66 @@ def test_asyncio_client(redis_url):
             await connection.aclose()
 
     asyncio.run(main())
+
+
+def wait_message(pubsub, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if message is not None:
+            return message
+    raise AssertionError(f"no pub/sub message within {timeout} s")
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_pubsub_channels_and_patterns(redis_url, client, protocol):
+    subscriber = redis.Redis.from_url(redis_url, protocol=protocol, decode_responses=True)
+    pubsub = subscriber.pubsub()
+    try:
+        channel = f"{unique('orders')}.created"
+        pubsub.subscribe(channel)
+        pubsub.psubscribe(channel.split(".")[0] + ".*")
+        # Both confirmations arrive before anything is published.
+        for _ in range(2):
+            assert pubsub.get_message(timeout=5)["type"] in ("subscribe", "psubscribe")
+        assert client.publish(channel, "o-1") == 2
+        kinds = sorted(wait_message(pubsub)["type"] for _ in range(2))
+        assert kinds == ["message", "pmessage"]
+        pubsub.unsubscribe(channel)
+        pubsub.punsubscribe()
+    finally:
+        pubsub.close()
+        subscriber.close()
+
+
+def test_pubsub_across_doors_with_nats(redis_url, nats_url, client):
+    """A Redis PUBLISH reaches a NATS subscriber of the same subject, and a NATS publish
+    reaches a Redis subscriber."""
+    import nats
+
+    channel = f"{unique('events')}.created"
+    subscriber = redis.Redis.from_url(redis_url, decode_responses=True)
+    pubsub = subscriber.pubsub()
+    pubsub.subscribe(channel)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+
+    async def main():
+        nc = await nats.connect(nats_url)
+        try:
+            sub = await nc.subscribe(channel)
+            await nc.flush()
+            assert client.publish(channel, "from-redis") == 2
+            message = await sub.next_msg(timeout=5)
+            assert message.data == b"from-redis"
+            await nc.publish(channel, b"from-nats")
+            await nc.flush()
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(main())
+        payloads = [wait_message(pubsub)["data"] for _ in range(2)]
+        assert payloads == ["from-redis", "from-nats"]
+    finally:
+        pubsub.close()
+        subscriber.close()
