@@ -9,6 +9,7 @@
 - `http`: base URL of its HTTP API.
 - `nats_url`: "nats://127.0.0.1:PORT" of its NATS listener.
 - `amqp_url`: "amqp://guest:guest@127.0.0.1:PORT/%2F" of its AMQP listener.
+- `redis_url`: "redis://127.0.0.1:PORT/0" of its Redis listener.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import NO_AMQP, NO_KAFKA, NO_NATS, Broker
+from harness import NO_AMQP, NO_KAFKA, NO_NATS, NO_REDIS, Broker
 
 
 def _terminate(signum, frame):
@@ -75,6 +76,15 @@ def amqp_url(broker) -> str:
     if not broker.alive():
         broker.start()
     return broker.amqp_url
+
+
+@pytest.fixture
+def redis_url(broker) -> str:
+    if not broker.has_redis:
+        pytest.fail(NO_REDIS, pytrace=False)
+    if not broker.alive():
+        broker.start()
+    return broker.redis_url
 
 
 @pytest.fixture

@@ -128,6 +128,16 @@ def amqp_listener_built(binary: Path) -> bool:
     return "--amqp-listen" in serve_help(binary)
 
 
+NO_REDIS = (
+    "this omnibus binary has no Redis listener: `omnibus serve --help` does not offer "
+    "--redis-listen"
+)
+
+
+def redis_listener_built(binary: Path) -> bool:
+    return "--redis-listen" in serve_help(binary)
+
+
 def serve_help(binary: Path) -> str:
     return subprocess.run(
         [str(binary), "serve", "--help"], capture_output=True, text=True, timeout=30
@@ -167,11 +177,13 @@ class Broker:
         self.kafka_port: Optional[int] = None
         self.nats_port: Optional[int] = None
         self.amqp_port: Optional[int] = None
+        self.redis_port: Optional[int] = None
         self.logs: list[Path] = []
         self.starts = 0
         self.has_kafka = self.binary.exists() and kafka_listener_built(self.binary)
         self.has_nats = self.binary.exists() and nats_listener_built(self.binary)
         self.has_amqp = self.binary.exists() and amqp_listener_built(self.binary)
+        self.has_redis = self.binary.exists() and redis_listener_built(self.binary)
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -194,6 +206,12 @@ class Broker:
         return f"amqp://guest:guest@{HOST}:{self.amqp_port}/%2F"
 
     @property
+    def redis_url(self) -> str:
+        if not self.has_redis:
+            raise AssertionError(NO_REDIS)
+        return f"redis://{HOST}:{self.redis_port}/0"
+
+    @property
     def http(self) -> str:
         return f"http://{HOST}:{self.http_port}"
 
@@ -214,6 +232,7 @@ class Broker:
     def _start_once(self) -> None:
         self.starts += 1
         self.http_port = self.kafka_port = self.nats_port = self.amqp_port = None
+        self.redis_port = None
         log_path = self.workdir / f"omnibus-{self.starts}.log"
         self.logs.append(log_path)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIBUS_")}
@@ -235,6 +254,9 @@ class Broker:
         # Likewise for AMQP's default, 127.0.0.1:5672.
         if self.has_amqp:
             command += ["--amqp-listen", LISTEN_ANY_PORT]
+        # Off by default (a real Redis may own 6379): turned on, on a port of its own.
+        if self.has_redis:
+            command += ["--redis-listen", LISTEN_ANY_PORT]
         with open(log_path, "ab") as log:
             log.write(("$ " + " ".join(command) + "\n").encode())
             log.flush()
@@ -268,6 +290,8 @@ class Broker:
                         self.nats_port = port_of(listeners["nats"])
                     if self.has_amqp:
                         self.amqp_port = port_of(listeners["amqp"])
+                    if self.has_redis:
+                        self.redis_port = port_of(listeners["redis"])
             if listeners is not None and not health:
                 try:
                     with urllib.request.urlopen(f"{self.http}/health", timeout=2) as response:

@@ -46,6 +46,8 @@ pub struct Engine {
     pub(crate) exchanges: crate::exchanges::ExchangeTable,
     /// Queues whose dead letters are routed through an exchange (`exchanges/dead_letters.rs`).
     pub(crate) dead_letter_routes: crate::exchanges::Routes,
+    /// String keys with expiry (`keys/`), loaded on first use.
+    keyspace: tokio::sync::OnceCell<Arc<crate::keys::Keyspace>>,
     pub(crate) shutting_down: Arc<AtomicBool>,
     /// Held by a maintenance pass while it runs (and holds the engine); `shutdown` takes it
     /// so that no pass outlives it — a test that reopens the folder right after a shutdown
@@ -121,6 +123,7 @@ impl Engine {
             consumers: RwLock::new(BTreeMap::new()),
             consumer_changes: tokio::sync::Mutex::new(()),
             jobs: crate::jobs::JobsState::new(),
+            keyspace: tokio::sync::OnceCell::new(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             maintenance_running: Arc::new(tokio::sync::Mutex::new(())),
         });
@@ -146,6 +149,15 @@ impl Engine {
     /// State-store commits and writes since the engine opened (benchmarks, metrics).
     pub fn state_stats(&self) -> omnibus_storage::StateStats {
         self.state.stats()
+    }
+
+    /// The durable keyspace (`keys/`), loaded from the state store on the first call: a
+    /// broker whose clients never use keys pays nothing for them.
+    pub async fn keyspace(&self) -> Result<Arc<crate::keys::Keyspace>> {
+        self.keyspace
+            .get_or_try_init(|| async { crate::keys::Keyspace::open(self.state.clone()) })
+            .await
+            .cloned()
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -16,6 +16,7 @@ pub mod exchanges;
 pub mod groups;
 pub mod health;
 pub mod jobs;
+pub mod keys;
 pub mod model;
 pub mod producers;
 pub mod queue;

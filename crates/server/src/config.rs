@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Address of the AMQP 0-9-1 listener, or `off` [default: 127.0.0.1:5672].
     #[arg(long, env = "OMNIBUS_AMQP_LISTEN", value_name = "ADDR")]
     pub amqp_listen: Option<String>,
+    /// Address of the Redis (RESP) listener, or `off` [default: off].
+    #[arg(long, env = "OMNIBUS_REDIS_LISTEN", value_name = "ADDR")]
+    pub redis_listen: Option<String>,
 }
 
 /// The `listen` value that turns the NATS listener off.
@@ -59,6 +62,7 @@ pub struct ServerConfig {
     pub kafka: KafkaSection,
     pub nats: NatsSection,
     pub amqp: crate::config_amqp::AmqpSection,
+    pub redis: crate::config_redis::RedisSection,
     pub engine: EngineSection,
     pub process: ProcessSection,
     pub stream_defaults: StreamDefaults,
@@ -149,6 +153,7 @@ impl Default for ServerConfig {
             kafka: KafkaSection::default(),
             nats: NatsSection::default(),
             amqp: crate::config_amqp::AmqpSection::default(),
+            redis: crate::config_redis::RedisSection::default(),
             engine: EngineSection {
                 maintenance_interval_ms: engine.maintenance_interval_ms,
                 streams_max: engine.streams_max,
@@ -258,6 +263,9 @@ impl ServerConfig {
         if let Some(listen) = &args.amqp_listen {
             self.amqp.listen = listen.clone();
         }
+        if let Some(listen) = &args.redis_listen {
+            self.redis.listen = listen.clone();
+        }
     }
 
     /// Catches what the layers below would only reject later and less clearly; the engine
@@ -286,6 +294,7 @@ impl ServerConfig {
         self.validate_kafka()?;
         self.validate_nats()?;
         self.validate_amqp()?;
+        self.validate_redis()?;
         if self.engine.maintenance_interval_ms == 0 {
             bail!("engine.maintenance_interval_ms must be positive");
         }

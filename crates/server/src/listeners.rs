@@ -30,6 +30,8 @@ struct Listeners {
     nats: Option<String>,
     /// `null` when the AMQP listener is off.
     amqp: Option<String>,
+    /// `null` when the Redis listener is off (the default).
+    redis: Option<String>,
 }
 
 /// The written file; remove it with [`ListenersFile::remove`] at a clean shutdown.
@@ -46,6 +48,7 @@ impl ListenersFile {
         kafka: SocketAddr,
         nats: Option<SocketAddr>,
         amqp: Option<SocketAddr>,
+        redis: Option<SocketAddr>,
     ) -> anyhow::Result<ListenersFile> {
         let listeners = Listeners {
             pid: std::process::id(),
@@ -53,6 +56,7 @@ impl ListenersFile {
             kafka: kafka.to_string(),
             nats: nats.map(|address| address.to_string()),
             amqp: amqp.map(|address| address.to_string()),
+            redis: redis.map(|address| address.to_string()),
         };
         let mut text = serde_json::to_string(&listeners)?;
         text.push('\n');
@@ -90,15 +94,23 @@ mod tests {
         std::fs::write(directory.path().join(FILE_NAME), "{\"pid\": 1}").expect("stale file");
 
         let amqp: SocketAddr = "127.0.0.1:41004".parse().expect("address");
-        let file = ListenersFile::write(directory.path(), http, kafka, Some(nats), Some(amqp))
-            .await
-            .expect("write");
+        let file = ListenersFile::write(
+            directory.path(),
+            http,
+            kafka,
+            Some(nats),
+            Some(amqp),
+            Some("127.0.0.1:41005".parse().expect("address")),
+        )
+        .await
+        .expect("write");
         let text = std::fs::read_to_string(directory.path().join(FILE_NAME)).expect("read");
         let value: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(value["http"], "127.0.0.1:41001");
         assert_eq!(value["kafka"], "127.0.0.1:41002");
         assert_eq!(value["nats"], "127.0.0.1:41003");
         assert_eq!(value["amqp"], "127.0.0.1:41004");
+        assert_eq!(value["redis"], "127.0.0.1:41005");
         assert_eq!(value["pid"], std::process::id());
         assert!(!directory.path().join(TEMPORARY_NAME).exists());
 
@@ -106,13 +118,14 @@ mod tests {
         assert!(!directory.path().join(FILE_NAME).exists());
 
         // A listener turned off is null.
-        let file = ListenersFile::write(directory.path(), http, kafka, None, None)
+        let file = ListenersFile::write(directory.path(), http, kafka, None, None, None)
             .await
             .expect("write");
         let text = std::fs::read_to_string(directory.path().join(FILE_NAME)).expect("read");
         let value: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert!(value["nats"].is_null());
         assert!(value["amqp"].is_null());
+        assert!(value["redis"].is_null());
         file.remove().await.expect("remove");
     }
 }

@@ -9,6 +9,7 @@
 mod cli;
 mod config;
 mod config_amqp;
+mod config_redis;
 mod listeners;
 mod scheduling;
 mod serve;

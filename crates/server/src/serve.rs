@@ -49,6 +49,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         None => None,
     };
 
+    let redis_listener = match config.redis_listen() {
+        Some(listen) => Some(bind("Redis", listen).await?),
+        None => None,
+    };
+    let redis_address = match &redis_listener {
+        Some(listener) => Some(local_address(listener, &config.redis.listen)?),
+        None => None,
+    };
+
     let engine = Engine::open(config.engine_config())
         .await
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
@@ -60,6 +69,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         kafka_address,
         nats_address,
         amqp_address,
+        redis_address,
     )
     .await
     {
@@ -110,6 +120,22 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             listener,
             Arc::clone(&engine),
             config.amqp_config(),
+            stop(stop_receiver.clone()),
+        )),
+        None => {
+            let stopped = stop(stop_receiver.clone());
+            tokio::spawn(async move {
+                stopped.await;
+                Ok(())
+            })
+        }
+    };
+    let amqp_shown = amqp_address.map_or_else(|| "off".to_string(), |a| a.to_string());
+    let mut redis_task: ListenerTask = match redis_listener {
+        Some(listener) => tokio::spawn(omnibus_redis::serve(
+            listener,
+            Arc::clone(&engine),
+            config.redis_config(),
             stop(stop_receiver),
         )),
         None => {
@@ -120,12 +146,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             })
         }
     };
-    let amqp_shown = amqp_address.map_or_else(|| "off".to_string(), |a| a.to_string());
+    let redis_shown = redis_address.map_or_else(|| "off".to_string(), |a| a.to_string());
 
     // A fixed, greppable line (not a tracing event) so scripts and tests can wait for it.
     // Its format is stable (scripts parse it); new fields go at the end.
     eprintln!(
-        "omnibus ready: http={http_address} kafka={kafka_address} data_dir={} nats={nats_shown} amqp={amqp_shown}",
+        "omnibus ready: http={http_address} kafka={kafka_address} data_dir={} nats={nats_shown} amqp={amqp_shown} redis={redis_shown}",
         config.data_dir.display()
     );
 
@@ -136,6 +162,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         outcome = &mut kafka_task => failure = Some(listener_failure("Kafka", outcome)),
         outcome = &mut nats_task => failure = Some(listener_failure("NATS", outcome)),
         outcome = &mut amqp_task => failure = Some(listener_failure("AMQP", outcome)),
+        outcome = &mut redis_task => failure = Some(listener_failure("Redis", outcome)),
     }
 
     // Stop accepting; let the requests already running finish, within bounds.
@@ -147,12 +174,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             drain_quietly("Kafka", &mut kafka_task),
             drain_quietly("NATS", &mut nats_task),
             drain_quietly("AMQP", &mut amqp_task),
+            drain_quietly("Redis", &mut redis_task),
         );
     } else {
         http_task.abort();
         kafka_task.abort();
         nats_task.abort();
         amqp_task.abort();
+        redis_task.abort();
     }
     // Nothing listens on those addresses any more.
     if let Err(error) = listeners_file.remove().await {

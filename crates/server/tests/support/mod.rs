@@ -26,6 +26,8 @@ pub struct Broker {
     pub nats_address: Option<SocketAddr>,
     /// `None` when started with `--amqp-listen off`.
     pub amqp_address: Option<SocketAddr>,
+    /// The Redis listener's bound address (the tests turn it on; it is off by default).
+    pub redis_address: Option<SocketAddr>,
     pub log: PathBuf,
 }
 
@@ -54,12 +56,14 @@ impl Broker {
             .args(["--kafka-listen", LISTEN_ANY_PORT])
             .args(["--nats-listen", LISTEN_ANY_PORT])
             .args(["--amqp-listen", LISTEN_ANY_PORT])
+            .args(["--redis-listen", LISTEN_ANY_PORT])
             .env_remove("OMNIBUS_CONFIG")
             .env_remove("OMNIBUS_DATA_DIR")
             .env_remove("OMNIBUS_HTTP_LISTEN")
             .env_remove("OMNIBUS_KAFKA_LISTEN")
             .env_remove("OMNIBUS_NATS_LISTEN")
             .env_remove("OMNIBUS_AMQP_LISTEN")
+            .env_remove("OMNIBUS_REDIS_LISTEN")
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("clone the log handle"))
             .stderr(output)
@@ -92,6 +96,7 @@ impl Broker {
             kafka_address: addresses.kafka,
             nats_address: addresses.nats,
             amqp_address: addresses.amqp,
+            redis_address: addresses.redis,
             log,
         };
         // The ready line comes after the listeners are serving; /health must answer now.

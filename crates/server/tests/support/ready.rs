@@ -11,7 +11,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::Path;
 
-/// `--http-listen`, `--kafka-listen`, `--nats-listen` and `--amqp-listen` for a broker that picks its own
+/// `--http-listen`, `--kafka-listen`, `--nats-listen`, `--amqp-listen` and `--redis-listen` for a broker that picks its own
 /// ports.
 pub const LISTEN_ANY_PORT: &str = "127.0.0.1:0";
 
@@ -26,6 +26,8 @@ pub struct Addresses {
     pub nats: Option<SocketAddr>,
     /// `None` when the broker runs without its AMQP listener.
     pub amqp: Option<SocketAddr>,
+    /// `None` when the broker runs without its Redis listener (the default).
+    pub redis: Option<SocketAddr>,
 }
 
 /// Parses `omnibus ready: http=<addr> kafka=<addr> data_dir=<dir> nats=<addr|off>` (fields
@@ -36,6 +38,7 @@ pub fn parse_ready_line(line: &str) -> Option<Addresses> {
     let mut kafka = None;
     let mut nats = None;
     let mut amqp = None;
+    let mut redis = None;
     for field in fields.split_whitespace() {
         if let Some(value) = field.strip_prefix("http=") {
             http = value.parse().ok();
@@ -45,6 +48,8 @@ pub fn parse_ready_line(line: &str) -> Option<Addresses> {
             nats = value.parse().ok();
         } else if let Some(value) = field.strip_prefix("amqp=") {
             amqp = value.parse().ok();
+        } else if let Some(value) = field.strip_prefix("redis=") {
+            redis = value.parse().ok();
         }
     }
     Some(Addresses {
@@ -52,6 +57,7 @@ pub fn parse_ready_line(line: &str) -> Option<Addresses> {
         kafka: kafka?,
         nats,
         amqp,
+        redis,
     })
 }
 

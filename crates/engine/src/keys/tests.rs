@@ -1,0 +1,222 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+
+fn b(text: &str) -> Bytes {
+    Bytes::copy_from_slice(text.as_bytes())
+}
+
+async fn open(dir: &std::path::Path) -> (Arc<StateStore>, Arc<Keyspace>) {
+    let state = Arc::new(StateStore::open(&dir.join("state.redb")).expect("open state"));
+    let keyspace = Keyspace::open(state.clone()).expect("open keyspace");
+    (state, keyspace)
+}
+
+#[tokio::test]
+async fn set_get_conditions_and_durability_across_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let (_state, keys) = open(dir.path()).await;
+        let outcome = keys
+            .set(b("a"), b("1"), SetOptions::default())
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert!(outcome.written);
+        let nx = SetOptions {
+            condition: SetCondition::IfAbsent,
+            ..SetOptions::default()
+        };
+        let refused = keys.set(b("a"), b("2"), nx).unwrap().wait().await.unwrap();
+        assert_eq!((refused.written, refused.old), (false, Some(b("1"))));
+        let xx = SetOptions {
+            condition: SetCondition::IfPresent,
+            ..SetOptions::default()
+        };
+        assert!(
+            !keys
+                .set(b("missing"), b("x"), xx)
+                .unwrap()
+                .wait()
+                .await
+                .unwrap()
+                .written
+        );
+        assert_eq!(
+            keys.increment(&b("n"), 5).unwrap().wait().await.unwrap(),
+            Increment::Value(5)
+        );
+        assert_eq!(
+            keys.increment(&b("a"), i64::MAX)
+                .unwrap()
+                .wait()
+                .await
+                .unwrap(),
+            Increment::Overflow
+        );
+        assert_eq!(keys.append(&b("a"), b"x").unwrap().wait().await.unwrap(), 2);
+        assert_eq!(
+            keys.increment(&b("a"), 1).unwrap().wait().await.unwrap(),
+            Increment::NotAnInteger
+        );
+        assert_eq!(
+            keys.delete(&[b("n"), b("n"), b("zz")])
+                .unwrap()
+                .wait()
+                .await
+                .unwrap(),
+            1
+        );
+        let later = now_ms() + 60_000;
+        let expiring = SetOptions {
+            expiry: SetExpiry::At(later),
+            ..SetOptions::default()
+        };
+        keys.set(Bytes::from_static(b"binary\0\xff"), b("v"), expiring)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+    }
+    // The writer task lets go of the store once it sees the keyspace is gone.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Reopened from the state store alone: what was acknowledged is there.
+    let (_state, keys) = open(dir.path()).await;
+    assert_eq!(keys.get(b"a"), Some(b("1x")));
+    assert_eq!(keys.get(b"n"), None);
+    assert!(matches!(
+        keys.time_to_live(b"binary\0\xff"),
+        TimeToLive::Milliseconds(ms) if ms > 50_000
+    ));
+    assert_eq!(keys.time_to_live(b"a"), TimeToLive::Forever);
+    assert_eq!(keys.time_to_live(b"nothing"), TimeToLive::Missing);
+}
+
+#[tokio::test]
+async fn expired_keys_vanish_on_read_by_the_sweep_and_from_disk() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, keys) = open(dir.path()).await;
+    let soon = SetOptions {
+        expiry: SetExpiry::At(now_ms() + 50),
+        ..SetOptions::default()
+    };
+    keys.set(b("read"), b("1"), soon)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    keys.set(b("swept"), b("1"), soon)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    keys.set(b("kept"), b("1"), SetOptions::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 3);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(keys.get(b"read"), None);
+    // The sweep runs every 100 ms and deletes the other without anyone reading it.
+    tokio::time::sleep(SWEEP_INTERVAL * 3).await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(state.scan_prefix(KEYS_TABLE, "").unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn expire_conditions_follow_redis() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = open(dir.path()).await;
+    let key = b("k");
+    keys.set(key.clone(), b("v"), SetOptions::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let t = now_ms() + 100_000;
+    assert!(!keys
+        .expire(&key, Some(t), ExpireCondition::IfSome)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap());
+    assert!(!keys
+        .expire(&key, Some(t), ExpireCondition::IfLater)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap());
+    assert!(keys
+        .expire(&key, Some(t), ExpireCondition::IfNone)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap());
+    assert!(!keys
+        .expire(&key, Some(t - 1), ExpireCondition::IfLater)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap());
+    assert!(keys
+        .expire(&key, Some(t + 1), ExpireCondition::IfLater)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap());
+    assert!(keys
+        .expire(&key, Some(t - 5), ExpireCondition::IfEarlier)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap());
+    // PERSIST, then PERSIST again changes nothing.
+    assert!(keys
+        .expire(&key, None, ExpireCondition::Always)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap());
+    assert!(!keys
+        .expire(&key, None, ExpireCondition::Always)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap());
+    // A deadline in the past deletes.
+    assert!(keys
+        .expire(&key, Some(1), ExpireCondition::Always)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap());
+    assert_eq!(keys.get(b"k"), None);
+}
+
+#[tokio::test]
+async fn scan_walks_every_key_with_a_cursor_and_a_pattern() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = open(dir.path()).await;
+    let pairs = (0..25)
+        .map(|i| (b(&format!("user:{i}")), b("x")))
+        .chain([(b("other"), b("y"))])
+        .collect();
+    keys.set_many(pairs).unwrap().wait().await.unwrap();
+    let mut cursor = 0;
+    let mut found = Vec::new();
+    loop {
+        let (next, batch) = keys.scan(cursor, Some(b"user:*"), 10);
+        found.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(found.len(), 25);
+    keys.clear().unwrap().wait().await.unwrap();
+    assert!(keys.is_empty());
+}

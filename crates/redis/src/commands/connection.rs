@@ -1,0 +1,265 @@
+//! Connection commands: PING, ECHO, SELECT, HELLO, AUTH, CLIENT, INFO, COMMAND, QUIT, RESET.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::arguments::{integer, is, lowercase, printable, SYNTAX_ERROR};
+use crate::codec::{Protocol, Reply};
+use crate::session::{Session, Step};
+
+/// The Redis version we answer with: clients gate features on it (redis-py and go-redis
+/// parse `redis_version`), and 7.4 has every command this door serves.
+pub(crate) const REDIS_VERSION: &str = "7.4.0";
+
+pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
+    match name {
+        // In RESP2's subscribed mode PING answers as a push-shaped array.
+        "ping" if session.protocol == Protocol::Resp2 && session.subscriptions.count() > 0 => {
+            let message = arguments.first().cloned().unwrap_or_default();
+            Reply::Array(vec![Reply::text("pong"), Reply::Bulk(message)]).into()
+        }
+        "ping" => match arguments {
+            [] => Reply::Status("PONG".into()).into(),
+            [message] => Reply::Bulk(message.clone()).into(),
+            _ => Reply::error("ERR wrong number of arguments for 'ping' command").into(),
+        },
+        "echo" => Reply::Bulk(arguments[0].clone()).into(),
+        "select" => match integer(&arguments[0]) {
+            Ok(0) => Reply::ok().into(),
+            Ok(_) => Reply::error("ERR DB index is out of range").into(),
+            Err(reply) => reply.into(),
+        },
+        "hello" => hello(session, arguments),
+        // No users or passwords yet: like a Redis without `requirepass`.
+        "auth" => Reply::error(
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        )
+        .into(),
+        "client" => client(session, arguments),
+        "info" => Reply::bulk(info(session, arguments)).into(),
+        "command" => command(session, arguments),
+        "quit" => Step {
+            reply: Reply::ok(),
+            commits: Vec::new(),
+            close: true,
+            later: None,
+        },
+        "reset" => {
+            session.transaction = None;
+            session.protocol = Protocol::Resp2;
+            session.name = None;
+            session.subscriptions.clear();
+            Reply::Status("RESET".into()).into()
+        }
+        _ => Reply::error(format!("ERR unknown command '{name}'")).into(),
+    }
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+fn hello(session: &mut Session, arguments: &[Bytes]) -> Step {
+    let mut protocol = session.protocol;
+    if let Some(version) = arguments.first() {
+        protocol = match integer(version) {
+            Ok(2) => Protocol::Resp2,
+            Ok(3) => Protocol::Resp3,
+            Ok(_) => return Reply::error("NOPROTO unsupported protocol version").into(),
+            Err(_) => {
+                return Reply::error("ERR Protocol version is not an integer or out of range")
+                    .into()
+            }
+        };
+    }
+    let mut name = None;
+    let mut options = arguments.iter().skip(1);
+    while let Some(option) = options.next() {
+        if is(option, "auth") {
+            // Any user and password pass, as with Redis's default user and no password.
+            if options.next().is_none() || options.next().is_none() {
+                return Reply::error(SYNTAX_ERROR).into();
+            }
+        } else if is(option, "setname") {
+            let Some(value) = options.next() else {
+                return Reply::error(SYNTAX_ERROR).into();
+            };
+            if !valid_name(value) {
+                return Reply::error(BAD_NAME).into();
+            }
+            name = Some(value.clone());
+        } else {
+            return Reply::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                printable(option, 128)
+            ))
+            .into();
+        }
+    }
+    session.protocol = protocol;
+    if name.is_some() {
+        session.name = name;
+    }
+    let version = if protocol == Protocol::Resp3 { 3 } else { 2 };
+    Reply::Map(vec![
+        (Reply::text("server"), Reply::text("redis")),
+        (Reply::text("version"), Reply::text(REDIS_VERSION)),
+        (Reply::text("proto"), Reply::Integer(version)),
+        (Reply::text("id"), Reply::Integer(session.id as i64)),
+        (Reply::text("mode"), Reply::text("standalone")),
+        (Reply::text("role"), Reply::text("master")),
+        (Reply::text("modules"), Reply::Array(Vec::new())),
+    ])
+    .into()
+}
+
+const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
+
+fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
+    let subcommand = lowercase(&arguments[0]);
+    let rest = &arguments[1..];
+    match (subcommand.as_str(), rest) {
+        ("setname", [name]) => {
+            if !valid_name(name) {
+                return Reply::error(BAD_NAME).into();
+            }
+            session.name = (!name.is_empty()).then(|| name.clone());
+            Reply::ok().into()
+        }
+        ("getname", []) => session.name.clone().map_or(Reply::Null, Reply::Bulk).into(),
+        ("id", []) => Reply::Integer(session.id as i64).into(),
+        ("setinfo", [attribute, value]) => {
+            if is(attribute, "lib-name") {
+                session.library_name = Some(value.clone());
+            } else if is(attribute, "lib-ver") {
+                session.library_version = Some(value.clone());
+            } else {
+                return Reply::error(format!(
+                    "ERR Unrecognized option '{}'",
+                    printable(attribute, 128)
+                ))
+                .into();
+            }
+            Reply::ok().into()
+        }
+        ("info", []) => Reply::bulk(client_line(session) + "\n").into(),
+        ("list", _) => Reply::bulk(client_line(session) + "\n").into(),
+        // Replies stay on; nobody asked for anything else yet.
+        ("reply", [mode]) if is(mode, "on") => Reply::ok().into(),
+        ("setname" | "getname" | "id" | "setinfo" | "info", _) => Reply::error(format!(
+            "ERR wrong number of arguments for 'client|{subcommand}' command"
+        ))
+        .into(),
+        _ => Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            printable(&arguments[0], 128)
+        ))
+        .into(),
+    }
+}
+
+fn client_line(session: &Session) -> String {
+    let text = |value: &Option<Bytes>| {
+        value
+            .as_ref()
+            .map(|v| printable(v, 128))
+            .unwrap_or_default()
+    };
+    format!(
+        "id={} addr={} laddr=127.0.0.1:{} fd=0 name={} db=0 multi={} resp={} lib-name={} lib-ver={}",
+        session.id,
+        session.address,
+        session.shared.tcp_port,
+        text(&session.name),
+        session
+            .transaction
+            .as_ref()
+            .map_or(-1, |t| t.queued.len() as i64),
+        if session.protocol == Protocol::Resp3 { 3 } else { 2 },
+        text(&session.library_name),
+        text(&session.library_version),
+    )
+}
+
+/// INFO [section ...]: the sections clients and dashboards read, with plausible fields.
+fn info(session: &Session, arguments: &[Bytes]) -> String {
+    let wanted: Vec<String> = arguments.iter().map(|a| lowercase(a)).collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "default" || w == "everything");
+    let show = |section: &str| all || wanted.iter().any(|w| w == section);
+    let uptime = session.shared.started.elapsed().as_secs();
+    let mut text = String::new();
+    if show("server") {
+        let _ = write!(
+            text,
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_mode:standalone\r\n\
+             os:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
+             uptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:omnibus\r\n\
+             omnibus_version:{}\r\n\r\n",
+            std::env::consts::OS,
+            std::process::id(),
+            session.shared.tcp_port,
+            uptime / 86_400,
+            env!("CARGO_PKG_VERSION"),
+        );
+    }
+    if show("clients") {
+        let _ = write!(
+            text,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            session.shared.connected.load(Ordering::Relaxed),
+            session.shared.config.connections_max,
+        );
+    }
+    if show("memory") {
+        let _ = write!(
+            text,
+            "# Memory\r\nused_memory:0\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n"
+        );
+    }
+    if show("persistence") {
+        let _ = write!(
+            text,
+            "# Persistence\r\nloading:0\r\naof_enabled:1\r\naof_fsync:always\r\n\
+             rdb_changes_since_last_save:0\r\n\r\n"
+        );
+    }
+    if show("keyspace") {
+        text.push_str("# Keyspace\r\n");
+        let keys = session.keys.len();
+        if keys > 0 {
+            let _ = write!(text, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+        }
+        text.push_str("\r\n");
+    }
+    text
+}
+
+/// COMMAND and its subcommands: enough for clients that probe (an empty table).
+fn command(session: &Session, arguments: &[Bytes]) -> Step {
+    let Some(subcommand) = arguments.first().map(|a| lowercase(a)) else {
+        return Reply::Array(Vec::new()).into();
+    };
+    match subcommand.as_str() {
+        "count" => Reply::Integer(0).into(),
+        "docs" => {
+            if session.protocol == Protocol::Resp3 {
+                Reply::Map(Vec::new()).into()
+            } else {
+                Reply::Array(Vec::new()).into()
+            }
+        }
+        "info" | "list" => Reply::Array(Vec::new()).into(),
+        _ => Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            printable(&arguments[0], 128)
+        ))
+        .into(),
+    }
+}

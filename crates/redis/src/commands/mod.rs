@@ -1,0 +1,143 @@
+//! The command table: names, arities (Redis's convention: `n` exactly n words with the name,
+//! `-n` at least n), MULTI queueing, and dispatch to one file per family.
+
+mod arguments;
+mod connection;
+mod keyspace;
+mod strings;
+mod transaction;
+
+use bytes::Bytes;
+
+use crate::codec::Reply;
+use crate::session::{Session, Step};
+
+pub(crate) use arguments::{lowercase, printable};
+
+/// The arity of every command this door knows, or `None`.
+pub(crate) fn arity(name: &str) -> Option<i64> {
+    Some(match name {
+        "get" | "getdel" | "ttl" | "pttl" | "persist" | "incr" | "decr" | "strlen" | "type"
+        | "echo" | "select" | "keys" => 2,
+        "setnx" | "incrby" | "decrby" | "append" | "publish" => 3,
+        "setex" | "psetex" => 4,
+        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" => -3,
+        "mget" | "del" | "unlink" | "exists" | "client" | "scan" | "watch" | "subscribe"
+        | "psubscribe" => -2,
+        "unsubscribe" | "punsubscribe" => -1,
+        "ping" | "hello" | "info" | "command" | "quit" | "flushall" | "flushdb" | "auth" => -1,
+        "reset" | "dbsize" | "multi" | "exec" | "discard" | "unwatch" => 1,
+        _ => return None,
+    })
+}
+
+/// Runs one command (or queues it inside MULTI).
+pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
+    let name = lowercase(&arguments[0]);
+    let Some(arity) = arity(&name) else {
+        let error = unknown_command(&arguments);
+        if let Some(transaction) = &mut session.transaction {
+            transaction.failed = true;
+        }
+        return Reply::Error(error).into();
+    };
+    let count = arguments.len() as i64;
+    if (arity > 0 && count != arity) || (arity < 0 && count < -arity) {
+        if let Some(transaction) = &mut session.transaction {
+            transaction.failed = true;
+        }
+        return Reply::error(format!(
+            "ERR wrong number of arguments for '{name}' command"
+        ))
+        .into();
+    }
+    // RESP2's subscribed mode: the connection carries pushes, so only these may be sent.
+    if session.protocol == crate::codec::Protocol::Resp2
+        && session.subscriptions.count() > 0
+        && !matches!(
+            name.as_str(),
+            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+        )
+    {
+        return Reply::error(format!(
+            "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        ))
+        .into();
+    }
+    if session.transaction.is_some()
+        && !matches!(
+            name.as_str(),
+            "exec" | "discard" | "multi" | "quit" | "reset" | "watch"
+        )
+    {
+        return transaction::queue(session, arguments);
+    }
+    execute(session, &name, &arguments)
+}
+
+/// Runs a command whose name and arity were checked.
+pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
+    let arguments = &arguments[1..];
+    match name {
+        "multi" => transaction::multi(session),
+        "exec" => transaction::exec(session),
+        "discard" => transaction::discard(session),
+        "watch" => transaction::watch(session),
+        "unwatch" => Reply::ok().into(),
+        "get" | "getdel" | "set" | "setnx" | "setex" | "psetex" | "mget" | "mset" | "incr"
+        | "decr" | "incrby" | "decrby" | "append" | "strlen" => {
+            strings::run(session, name, arguments)
+        }
+        "del" | "unlink" | "exists" | "expire" | "pexpire" | "expireat" | "pexpireat" | "ttl"
+        | "pttl" | "persist" | "type" | "dbsize" | "keys" | "scan" | "flushall" | "flushdb" => {
+            keyspace::run(session, name, arguments)
+        }
+        "subscribe" | "psubscribe" => {
+            let limit = session.shared.config.subscriptions_max;
+            let pattern = name == "psubscribe";
+            let engine = session.shared.engine.clone();
+            Reply::Many(
+                session
+                    .subscriptions
+                    .subscribe(&engine, arguments, pattern, limit),
+            )
+            .into()
+        }
+        "unsubscribe" | "punsubscribe" => {
+            let pattern = name == "punsubscribe";
+            Reply::Many(session.subscriptions.unsubscribe(arguments, pattern)).into()
+        }
+        "publish" => {
+            let engine = session.shared.engine.clone();
+            let (channel, payload) = (arguments[0].clone(), arguments[1].clone());
+            Step {
+                reply: Reply::Null,
+                commits: Vec::new(),
+                close: false,
+                later: Some(Box::pin(async move {
+                    crate::pubsub::publish(&engine, &channel, &payload).await
+                })),
+            }
+        }
+        _ => connection::run(session, name, arguments),
+    }
+}
+
+/// Redis's words for a command it does not know: the name, then the first arguments (at
+/// most 128 characters of them), each quoted and followed by a space.
+fn unknown_command(arguments: &[Bytes]) -> String {
+    let mut text = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        arguments::printable(&arguments[0], 128)
+    );
+    let mut budget = 128usize;
+    for argument in &arguments[1..] {
+        if budget == 0 {
+            break;
+        }
+        let shown = arguments::printable(argument, budget);
+        budget = budget.saturating_sub(shown.len());
+        text.push_str(&format!("'{shown}' "));
+    }
+    text
+}

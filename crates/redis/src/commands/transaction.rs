@@ -1,0 +1,78 @@
+//! MULTI / EXEC / DISCARD. Commands are checked (known, arity) when queued; one refused
+//! makes EXEC answer EXECABORT, as Redis does. EXEC runs the queue back to back and answers
+//! once every write in it is durable. WATCH is refused: optimistic locking is not built.
+
+use crate::codec::Reply;
+use crate::session::{Session, Step, Transaction};
+
+pub(super) fn multi(session: &mut Session) -> Step {
+    if session.transaction.is_some() {
+        return Reply::error("ERR MULTI calls can not be nested").into();
+    }
+    session.transaction = Some(Transaction::default());
+    Reply::ok().into()
+}
+
+pub(super) fn queue(session: &mut Session, arguments: Vec<bytes::Bytes>) -> Step {
+    let limit = session.shared.config.queued_commands_max;
+    let Some(transaction) = &mut session.transaction else {
+        return Reply::error("ERR queueing outside MULTI").into();
+    };
+    if transaction.queued.len() >= limit {
+        transaction.failed = true;
+        return Reply::error(format!(
+            "ERR MULTI may queue at most {limit} commands (queued_commands_max)"
+        ))
+        .into();
+    }
+    transaction.queued.push(arguments);
+    Reply::Status("QUEUED".into()).into()
+}
+
+pub(super) fn exec(session: &mut Session) -> Step {
+    let Some(transaction) = session.transaction.take() else {
+        return Reply::error("ERR EXEC without MULTI").into();
+    };
+    if transaction.failed {
+        return Reply::error("EXECABORT Transaction discarded because of previous errors.").into();
+    }
+    let mut replies = Vec::with_capacity(transaction.queued.len());
+    let mut commits = Vec::new();
+    let mut close = false;
+    for arguments in transaction.queued {
+        let name = super::lowercase(&arguments[0]);
+        let step = super::execute(session, &name, &arguments);
+        // A reply that needs the engine asynchronously (PUBLISH) cannot sit inside EXEC's
+        // array yet: refused rather than sent out of order.
+        if step.later.is_some() {
+            replies.push(Reply::error(format!(
+                "ERR {} inside MULTI is not supported yet",
+                name.to_ascii_uppercase()
+            )));
+            continue;
+        }
+        replies.push(step.reply);
+        commits.extend(step.commits);
+        close |= step.close;
+    }
+    Step {
+        reply: Reply::Array(replies),
+        commits,
+        close,
+        later: None,
+    }
+}
+
+pub(super) fn discard(session: &mut Session) -> Step {
+    match session.transaction.take() {
+        Some(_) => Reply::ok().into(),
+        None => Reply::error("ERR DISCARD without MULTI").into(),
+    }
+}
+
+pub(super) fn watch(session: &mut Session) -> Step {
+    if session.transaction.is_some() {
+        return Reply::error("ERR WATCH inside MULTI is not allowed").into();
+    }
+    Reply::error("ERR WATCH is not supported by Omnibus yet").into()
+}

@@ -1,0 +1,63 @@
+//! Limits of the Redis front door. Redis's own figure is named where it has one.
+
+use crate::codec::Limits;
+
+/// Largest bulk string (Redis's `proto-max-bulk-len` is 512 MiB; we hold a request whole
+/// in memory while it arrives, so we bound lower).
+pub const BULK_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Largest whole request (Redis's `client-query-buffer-limit` is 1 GiB).
+pub const REQUEST_BYTES_MAX_DEFAULT: usize = 128 * 1024 * 1024;
+/// Most arguments in one command (Redis allows 2^31; MSET of a million keys still fits).
+pub const ARGUMENTS_MAX_DEFAULT: usize = 1024 * 1024;
+/// Longest inline command (Redis's `PROTO_INLINE_MAX_SIZE`).
+pub const INLINE_BYTES_MAX_DEFAULT: usize = 64 * 1024;
+/// Most connections open at once (Redis's `maxclients`).
+pub const CONNECTIONS_DEFAULT: usize = 10_000;
+/// Reply bytes a connection buffers before it stops reading and writes them out.
+pub const PENDING_REPLY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+/// Channels and patterns one connection may subscribe to.
+pub const SUBSCRIPTIONS_MAX_DEFAULT: usize = 10_000;
+/// Commands one MULTI may queue.
+pub const QUEUED_COMMANDS_MAX_DEFAULT: usize = 100_000;
+
+/// How the Redis listener behaves. Its address is the `TcpListener` given to [`crate::serve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub connections_max: usize,
+    pub bulk_bytes_max: usize,
+    pub request_bytes_max: usize,
+    pub arguments_max: usize,
+    pub inline_bytes_max: usize,
+    pub pending_reply_bytes_max: usize,
+    pub queued_commands_max: usize,
+    pub subscriptions_max: usize,
+    /// FLUSHALL / FLUSHDB delete every key; refused unless turned on.
+    pub flushall_enabled: bool,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            connections_max: CONNECTIONS_DEFAULT,
+            bulk_bytes_max: BULK_BYTES_MAX_DEFAULT,
+            request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
+            arguments_max: ARGUMENTS_MAX_DEFAULT,
+            inline_bytes_max: INLINE_BYTES_MAX_DEFAULT,
+            pending_reply_bytes_max: PENDING_REPLY_BYTES_MAX_DEFAULT,
+            queued_commands_max: QUEUED_COMMANDS_MAX_DEFAULT,
+            subscriptions_max: SUBSCRIPTIONS_MAX_DEFAULT,
+            flushall_enabled: false,
+        }
+    }
+}
+
+impl RedisConfig {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            bulk_bytes_max: self.bulk_bytes_max,
+            arguments_max: self.arguments_max,
+            request_bytes_max: self.request_bytes_max,
+            inline_bytes_max: self.inline_bytes_max,
+        }
+    }
+}

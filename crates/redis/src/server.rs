@@ -1,0 +1,92 @@
+//! The accept loop: one session task per connection, at most `connections_max` at once,
+//! until shutdown.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use omnibus_engine::Engine;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::RedisConfig;
+use crate::session;
+
+/// What every session of one listener shares.
+pub(crate) struct Shared {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) config: RedisConfig,
+    pub(crate) started: Instant,
+    pub(crate) connected: AtomicUsize,
+    pub(crate) tcp_port: u16,
+}
+
+/// Serves RESP on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    config: RedisConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let shared = Arc::new(Shared {
+        engine,
+        config,
+        started: Instant::now(),
+        connected: AtomicUsize::new(0),
+        tcp_port,
+    });
+    let slots = Arc::new(Semaphore::new(shared.config.connections_max));
+    let next_connection = AtomicU64::new(1);
+    let (stop, stopped) = watch::channel(false);
+    let mut sessions = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+        };
+        let (mut stream, address) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!("accepting a Redis connection failed: {error}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                peer = %address,
+                "refusing a Redis connection: {} are open (connections_max)",
+                shared.config.connections_max
+            );
+            // Redis's words when maxclients is reached.
+            sessions.spawn(async move {
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+                let _ = stream.shutdown().await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let id = next_connection.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        let stopped = stopped.clone();
+        sessions.spawn(async move {
+            shared.connected.fetch_add(1, Ordering::Relaxed);
+            if let Err(error) = session::run(stream, shared.clone(), id, address, stopped).await {
+                tracing::debug!(peer = %address, id, "Redis connection closed: {error}");
+            }
+            shared.connected.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    let _ = stop.send(true);
+    while sessions.join_next().await.is_some() {}
+    Ok(())
+}

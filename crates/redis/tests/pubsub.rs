@@ -1,0 +1,132 @@
+//! Pub/sub through the live router: the `redis` crate's subscriber gets PUBLISHes on its
+//! channels and its glob patterns, messages routed by another door reach it, and RESP2's
+//! subscribed mode refuses other commands with Redis's words.
+
+#[allow(dead_code)]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use omnibus_engine::router::LiveMessage;
+use redis::cmd;
+use support::Broker;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn next_message(
+    stream: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
+) -> redis::Msg {
+    tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("a message within 5 s")
+        .expect("the stream is open")
+}
+
+#[tokio::test]
+async fn publish_reaches_channel_and_pattern_subscribers_and_other_doors_reach_them_too() {
+    let broker = Broker::start().await;
+    let client = redis::Client::open(broker.url()).unwrap();
+    let mut subscriber = client.get_async_pubsub().await.unwrap();
+    subscriber.subscribe("orders.created").await.unwrap();
+    subscriber.psubscribe("orders.*").await.unwrap();
+    let mut messages = subscriber.on_message();
+    let mut publisher = broker.connect().await;
+    let receivers: i64 = cmd("PUBLISH")
+        .arg("orders.created")
+        .arg("o-1")
+        .query_async(&mut publisher)
+        .await
+        .unwrap();
+    assert_eq!(receivers, 2);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let message = next_message(&mut messages).await;
+        let payload: String = message.get_payload().unwrap();
+        seen.push((
+            message.from_pattern(),
+            message.get_channel_name().to_string(),
+            payload,
+        ));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (false, "orders.created".to_string(), "o-1".to_string()),
+            (true, "orders.created".to_string(), "o-1".to_string()),
+        ]
+    );
+    // The glob is Redis's: `orders.*` matches across dots, and not `ordersX`.
+    let receivers: i64 = cmd("PUBLISH")
+        .arg("orders.eu.paid")
+        .arg("o-2")
+        .query_async(&mut publisher)
+        .await
+        .unwrap();
+    assert_eq!(receivers, 1);
+    let message = next_message(&mut messages).await;
+    assert_eq!(message.get_channel_name(), "orders.eu.paid");
+    let nobody: i64 = cmd("PUBLISH")
+        .arg("invoices.created")
+        .arg("x")
+        .query_async(&mut publisher)
+        .await
+        .unwrap();
+    assert_eq!(nobody, 0);
+    // A message routed by another door (what a NATS PUB does) reaches the Redis subscriber.
+    broker.engine.live_router().publish(
+        Arc::new(LiveMessage {
+            subject: "orders.created".into(),
+            payload: Bytes::from_static(b"from-nats"),
+            ..LiveMessage::default()
+        }),
+        None,
+    );
+    let mut payloads = Vec::new();
+    for _ in 0..2 {
+        let payload: String = next_message(&mut messages).await.get_payload().unwrap();
+        payloads.push(payload);
+    }
+    assert_eq!(payloads, vec!["from-nats", "from-nats"]);
+    // A channel that is not a subject is refused, not silently renamed.
+    let error = cmd("PUBLISH")
+        .arg("has space")
+        .arg("x")
+        .query_async::<i64>(&mut publisher)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("ERR"));
+    drop(messages);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn resp2_subscribed_mode_allows_only_pubsub_commands() {
+    let broker = Broker::start().await;
+    let mut stream = TcpStream::connect(broker.address).await.unwrap();
+    let mut expect = async |request: &[u8], expected: &[u8]| {
+        stream.write_all(request).await.unwrap();
+        let mut reply = vec![0; expected.len()];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply))
+            .await
+            .expect("a reply")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            String::from_utf8_lossy(expected)
+        );
+    };
+    expect(
+        b"SUBSCRIBE a b\r\n",
+        b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n",
+    )
+    .await;
+    expect(b"GET k\r\n", b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n").await;
+    expect(b"PING\r\n", b"*2\r\n$4\r\npong\r\n$0\r\n\r\n").await;
+    expect(b"UNSUBSCRIBE\r\n", b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n").await;
+    expect(b"GET k\r\n", b"$-1\r\n").await;
+    broker.stop().await;
+}

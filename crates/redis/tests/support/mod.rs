@@ -1,0 +1,73 @@
+//! An engine in a temporary folder with the Redis door on an ephemeral loopback port.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use omnibus_engine::{Engine, EngineConfig};
+use omnibus_redis::RedisConfig;
+use tokio::sync::oneshot;
+
+pub struct Broker {
+    pub engine: Arc<Engine>,
+    pub address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Broker {
+    pub async fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let mut broker = Broker::start_in(dir.path(), RedisConfig::default()).await;
+        broker._dir = Some(dir);
+        broker
+    }
+
+    pub async fn start_in(path: &Path, config: RedisConfig) -> Broker {
+        let engine = Engine::open(EngineConfig::new(path)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(omnibus_redis::serve(
+            listener,
+            engine.clone(),
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Broker {
+            engine,
+            address,
+            stop: Some(stop),
+            served: Some(tokio::spawn(async move {
+                let _ = served.await;
+            })),
+            _dir: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.address)
+    }
+
+    pub async fn connect(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the listener (closing every connection) and the engine.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            let _ = served.await;
+        }
+        self.engine.shutdown().await.unwrap();
+    }
+}

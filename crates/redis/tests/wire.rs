@@ -1,0 +1,97 @@
+//! Raw bytes on a socket where no client library would send them: inline commands, exact
+//! error lines, protocol errors that close only the offending connection.
+
+#[allow(dead_code)]
+mod support;
+
+use std::time::Duration;
+
+use support::Broker;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn exchange(stream: &mut TcpStream, request: &[u8], expected: &[u8]) {
+    stream.write_all(request).await.unwrap();
+    let mut reply = vec![0; expected.len()];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply))
+        .await
+        .expect("a reply within 5 s")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        String::from_utf8_lossy(expected)
+    );
+}
+
+#[tokio::test]
+async fn inline_commands_and_exact_errors() {
+    let broker = Broker::start().await;
+    let mut stream = TcpStream::connect(broker.address).await.unwrap();
+    exchange(&mut stream, b"PING\r\n", b"+PONG\r\n").await;
+    exchange(
+        &mut stream,
+        b"SET greeting \"hello world\"\r\nGET greeting\n",
+        b"+OK\r\n$11\r\nhello world\r\n",
+    )
+    .await;
+    exchange(
+        &mut stream,
+        b"*1\r\n$3\r\nGET\r\n",
+        b"-ERR wrong number of arguments for 'get' command\r\n",
+    )
+    .await;
+    exchange(
+        &mut stream,
+        b"foo a b\r\n",
+        b"-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n",
+    )
+    .await;
+    exchange(&mut stream, b"MULTI\r\nSET a 1\r\nBAD\r\nEXEC\r\n", b"+OK\r\n+QUEUED\r\n-ERR unknown command 'BAD', with args beginning with: \r\n-EXECABORT Transaction discarded because of previous errors.\r\n").await;
+    exchange(&mut stream, b"EXEC\r\n", b"-ERR EXEC without MULTI\r\n").await;
+    exchange(
+        &mut stream,
+        b"HELLO 4\r\n",
+        b"-NOPROTO unsupported protocol version\r\n",
+    )
+    .await;
+    exchange(
+        &mut stream,
+        b"MSET a\r\n",
+        b"-ERR wrong number of arguments for 'mset' command\r\n",
+    )
+    .await;
+    exchange(
+        &mut stream,
+        b"MSET a 1 b\r\n",
+        b"-ERR wrong number of arguments for 'mset' command\r\n",
+    )
+    .await;
+    exchange(&mut stream, b"QUIT\r\n", b"+OK\r\n").await;
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_huge_bulk_length_closes_only_that_connection() {
+    let broker = Broker::start().await;
+    let mut bystander = TcpStream::connect(broker.address).await.unwrap();
+    exchange(&mut bystander, b"SET k v\r\n", b"+OK\r\n").await;
+    let mut offender = TcpStream::connect(broker.address).await.unwrap();
+    // 1 GiB announced: refused from the header, before any of it is buffered.
+    exchange(
+        &mut offender,
+        b"*2\r\n$3\r\nGET\r\n$1073741824\r\n",
+        b"-ERR Protocol error: invalid bulk length\r\n",
+    )
+    .await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), offender.read_to_end(&mut rest))
+        .await
+        .expect("closed within 5 s")
+        .unwrap();
+    assert!(rest.is_empty());
+    exchange(&mut bystander, b"GET k\r\n", b"$1\r\nv\r\n").await;
+    broker.stop().await;
+}

@@ -1,0 +1,95 @@
+//! The `[redis]` section of the configuration: the Redis (RESP) listener. Off by default: a
+//! real Redis may own port 6379 on the same machine.
+
+use anyhow::bail;
+use omnibus_redis::RedisConfig;
+use serde::Deserialize;
+
+use crate::config::{ServerConfig, LISTENER_OFF};
+
+/// Redis's own `proto-max-bulk-len`; we do not accept more.
+const BULK_BYTES_CEILING: usize = 512 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSection {
+    /// `host:port`, or `off` (the default) for no Redis listener.
+    pub listen: String,
+    /// Most Redis connections open at once.
+    pub connections_max: usize,
+    /// Largest bulk string (one key, value or argument).
+    pub bulk_bytes_max: usize,
+    /// Whether FLUSHALL / FLUSHDB may delete every key.
+    pub flushall_enabled: bool,
+}
+
+impl Default for RedisSection {
+    fn default() -> Self {
+        let redis = RedisConfig::default();
+        RedisSection {
+            listen: LISTENER_OFF.to_string(),
+            connections_max: redis.connections_max,
+            bulk_bytes_max: redis.bulk_bytes_max,
+            flushall_enabled: redis.flushall_enabled,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub(crate) fn validate_redis(&self) -> anyhow::Result<()> {
+        let redis = &self.redis;
+        if redis.listen.trim().is_empty() {
+            bail!("redis.listen must not be empty (use \"{LISTENER_OFF}\" to turn it off)");
+        }
+        if redis.connections_max == 0 {
+            bail!("redis.connections_max must be positive");
+        }
+        if !(1024..=BULK_BYTES_CEILING).contains(&redis.bulk_bytes_max) {
+            bail!(
+                "redis.bulk_bytes_max {} must be between 1024 and {BULK_BYTES_CEILING}",
+                redis.bulk_bytes_max
+            );
+        }
+        Ok(())
+    }
+
+    /// Where the Redis listener binds; `None` when it is turned off (the default).
+    pub fn redis_listen(&self) -> Option<&str> {
+        let listen = self.redis.listen.trim();
+        (!listen.eq_ignore_ascii_case(LISTENER_OFF)).then_some(listen)
+    }
+
+    pub fn redis_config(&self) -> RedisConfig {
+        let defaults = RedisConfig::default();
+        RedisConfig {
+            connections_max: self.redis.connections_max,
+            bulk_bytes_max: self.redis.bulk_bytes_max,
+            // A whole request holds at least one bulk string and its command.
+            request_bytes_max: defaults
+                .request_bytes_max
+                .max(self.redis.bulk_bytes_max + 1024 * 1024),
+            flushall_enabled: self.redis.flushall_enabled,
+            ..defaults
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redis_listener_is_off_by_default_and_listen_turns_it_on() {
+        let mut config = ServerConfig::default();
+        assert_eq!(config.redis_listen(), None);
+        config.redis.listen = "127.0.0.1:6379".into();
+        assert_eq!(config.redis_listen(), Some("127.0.0.1:6379"));
+        assert!(!config.redis_config().flushall_enabled);
+        let parsed: ServerConfig =
+            toml::from_str("[redis]\nlisten = \"127.0.0.1:0\"\nflushall_enabled = true\n").unwrap();
+        assert_eq!(parsed.redis_listen(), Some("127.0.0.1:0"));
+        assert!(parsed.redis_config().flushall_enabled);
+        config.redis.bulk_bytes_max = 10;
+        assert!(config.validate().is_err());
+    }
+}

@@ -1,0 +1,211 @@
+"""redis-py, the Redis client for Python, against the Redis door: strings with TTL, the
+idempotency pattern (SETEX then EXISTS/GET, expiry observed), a lock with SET NX PX,
+pipelines (transactions by default) and plain pipelines, RESP3, the asyncio client, and the
+errors a client meets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis
+import redis.asyncio
+
+from harness import unique
+
+
+@pytest.fixture
+def client(redis_url):
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    connection.close()
+
+
+def test_set_get_and_ttl(client):
+    key = unique("greeting")
+    assert client.ping() is True
+    assert client.set(key, "hello") is True
+    assert client.get(key) == "hello"
+    assert client.ttl(key) == -1
+    assert client.set(key, "bye", ex=100, get=True) == "hello"
+    assert 99 <= client.ttl(key) <= 100
+    assert client.persist(key) is True
+    assert client.ttl(key) == -1
+    assert client.ttl(unique("missing")) == -2
+    assert client.getdel(key) == "bye"
+    assert client.get(key) is None
+
+
+def test_idempotency_keys_expire(client):
+    """The seed's pattern: record a result under idempotency:<key> for a while; a retry
+    that finds it skips the work."""
+    key = f"idempotency:{unique('order')}"
+    assert client.setex(key, 86_400, "result-1") is True
+    assert client.exists(key) == 1
+    assert client.get(key) == "result-1"
+    short = f"idempotency:{unique('short')}"
+    client.psetex(short, 100, "r")
+    assert client.exists(short) == 1
+    time.sleep(0.25)
+    assert client.exists(short) == 0
+    assert client.get(short) is None
+
+
+def test_a_lock_with_set_nx_px(client):
+    lock = unique("lock")
+    assert client.set(lock, "token-a", nx=True, px=30_000) is True
+    assert client.set(lock, "token-b", nx=True, px=30_000) is None
+    assert 29_000 <= client.pttl(lock) <= 30_000
+    # Released by its holder, then free for the next.
+    assert client.delete(lock) == 1
+    assert client.set(lock, "token-b", nx=True, px=30_000) is True
+
+
+def test_counters_and_many_keys(client):
+    prefix = unique("k")
+    assert client.incr(f"{prefix}:n") == 1
+    assert client.incrby(f"{prefix}:n", 9) == 10
+    assert client.decr(f"{prefix}:n") == 9
+    assert client.mset({f"{prefix}:a": "1", f"{prefix}:b": "2"}) is True
+    assert client.mget(f"{prefix}:a", f"{prefix}:b", f"{prefix}:c") == ["1", "2", None]
+    assert client.append(f"{prefix}:a", "23") == 3
+    assert client.strlen(f"{prefix}:a") == 3
+    assert client.type(f"{prefix}:a") == "string"
+    assert sorted(client.keys(f"{prefix}:*")) == [f"{prefix}:a", f"{prefix}:b", f"{prefix}:n"]
+    assert sorted(client.scan_iter(match=f"{prefix}:*", count=1)) == [
+        f"{prefix}:a",
+        f"{prefix}:b",
+        f"{prefix}:n",
+    ]
+    assert client.dbsize() >= 3
+    client.set(f"{prefix}:text", "abc")
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        client.incr(f"{prefix}:text")
+
+
+def test_pipelines_are_transactions_by_default(client):
+    key = unique("tx")
+    with client.pipeline() as pipe:
+        pipe.set(key, "1").incr(key).incrby(key, 5).get(key)
+        assert pipe.execute() == [True, 2, 7, "7"]
+    # A plain pipeline: many commands in flight, answered in order.
+    with client.pipeline(transaction=False) as pipe:
+        for number in range(500):
+            pipe.set(f"{key}:{number}", number)
+        pipe.get(f"{key}:499")
+        replies = pipe.execute()
+    assert replies[-1] == "499" and all(reply is True for reply in replies[:-1])
+    # A command the server refuses while queueing aborts the whole transaction.
+    with client.pipeline() as pipe:
+        pipe.set(f"{key}:never", "1")
+        pipe.execute_command("NOSUCHCOMMAND", "x")
+        with pytest.raises(redis.ResponseError):
+            pipe.execute()
+    assert client.get(f"{key}:never") is None
+
+
+def test_errors_are_redis_words(client):
+    with pytest.raises(redis.ResponseError, match="DB index is out of range"):
+        client.execute_command("SELECT", "1")
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get' command"):
+        client.execute_command("GET")
+    with pytest.raises(
+        redis.ResponseError,
+        match="unknown command 'FOO', with args beginning with: 'a' 'b'",
+    ):
+        client.execute_command("FOO", "a", "b")
+    assert client.client_setname("worker-1") is True
+    assert client.client_getname() == "worker-1"
+    assert client.info("server")["redis_version"] == "7.4.0"
+
+
+def test_resp3(redis_url):
+    connection = redis.Redis.from_url(redis_url, protocol=3, decode_responses=True)
+    try:
+        key = unique("r3")
+        assert connection.set(key, "v", ex=60) is True
+        assert connection.get(key) == "v"
+        assert connection.get(unique("none")) is None
+        hello = connection.execute_command("HELLO", "3")
+        assert hello["proto"] == 3 and hello["server"] == "redis"
+    finally:
+        connection.close()
+
+
+def test_asyncio_client(redis_url):
+    async def main():
+        connection = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            key = unique("async")
+            await connection.set(key, "1")
+            async with connection.pipeline() as pipe:
+                replies = await pipe.incr(key).expire(key, 60).ttl(key).execute()
+            assert replies == [2, True, 60]
+        finally:
+            await connection.aclose()
+
+    asyncio.run(main())
+
+
+def wait_message(pubsub, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if message is not None:
+            return message
+    raise AssertionError(f"no pub/sub message within {timeout} s")
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_pubsub_channels_and_patterns(redis_url, client, protocol):
+    subscriber = redis.Redis.from_url(redis_url, protocol=protocol, decode_responses=True)
+    pubsub = subscriber.pubsub()
+    try:
+        channel = f"{unique('orders')}.created"
+        pubsub.subscribe(channel)
+        pubsub.psubscribe(channel.split(".")[0] + ".*")
+        # Both confirmations arrive before anything is published.
+        for _ in range(2):
+            assert pubsub.get_message(timeout=5)["type"] in ("subscribe", "psubscribe")
+        assert client.publish(channel, "o-1") == 2
+        kinds = sorted(wait_message(pubsub)["type"] for _ in range(2))
+        assert kinds == ["message", "pmessage"]
+        pubsub.unsubscribe(channel)
+        pubsub.punsubscribe()
+    finally:
+        pubsub.close()
+        subscriber.close()
+
+
+def test_pubsub_across_doors_with_nats(redis_url, nats_url, client):
+    """A Redis PUBLISH reaches a NATS subscriber of the same subject, and a NATS publish
+    reaches a Redis subscriber."""
+    import nats
+
+    channel = f"{unique('events')}.created"
+    subscriber = redis.Redis.from_url(redis_url, decode_responses=True)
+    pubsub = subscriber.pubsub()
+    pubsub.subscribe(channel)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+
+    async def main():
+        nc = await nats.connect(nats_url)
+        try:
+            sub = await nc.subscribe(channel)
+            await nc.flush()
+            assert client.publish(channel, "from-redis") == 2
+            message = await sub.next_msg(timeout=5)
+            assert message.data == b"from-redis"
+            await nc.publish(channel, b"from-nats")
+            await nc.flush()
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(main())
+        payloads = [wait_message(pubsub)["data"] for _ in range(2)]
+        assert payloads == ["from-redis", "from-nats"]
+    finally:
+        pubsub.close()
+        subscriber.close()
