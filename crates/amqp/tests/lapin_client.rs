@@ -682,7 +682,8 @@ async fn an_exclusive_consumer_holds_its_queue_and_internal_exchanges_refuse_pub
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Sent at once, so it is pending when the channel.close comes: lapin then answers it with
+    // the close's reason (once the close is processed, it says only "channel closed").
     let after = third
         .queue_declare(
             "x".into(),

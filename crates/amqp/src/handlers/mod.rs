@@ -24,7 +24,6 @@ mod reply_to;
 mod tx;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
@@ -119,7 +118,7 @@ pub(crate) struct PendingContent {
 pub(crate) struct ConsumerHandle {
     pub queue: String,
     pub tag: String,
-    pub cancelled: Arc<AtomicBool>,
+    pub stop: Arc<consumer::Stop>,
     /// The channel's, kept here so a consumer can be stopped after its channel is gone.
     pub flow: Arc<flow::Flow>,
     pub task: tokio::task::JoinHandle<()>,

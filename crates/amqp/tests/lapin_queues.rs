@@ -1,0 +1,130 @@
+//! The AMQP door's queue behaviours beyond the first pass, with lapin over a real socket:
+//! push delivery to an idle consumer, and the queue arguments added later.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+use support::Broker;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn next(consumer: &mut lapin::Consumer) -> lapin::message::Delivery {
+    tokio::time::timeout(WAIT, consumer.next())
+        .await
+        .expect("a delivery within 5 s")
+        .expect("the consumer is open")
+        .expect("a delivery, not an error")
+}
+
+async fn declare(channel: &lapin::Channel, name: &str, arguments: FieldTable) {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .unwrap();
+}
+
+async fn consume(channel: &lapin::Channel, queue: &str, tag: &str) -> lapin::Consumer {
+    channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn publish(channel: &lapin::Channel, exchange: &str, key: &str, body: &[u8]) {
+    channel
+        .basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+/// An idle consumer is woken by the publish itself, not by a poll: each of several
+/// publishes, sent after the consumer has been idle for longer than any poll interval,
+/// arrives well under 50 ms later (a loose bound: a behaviour test, not a benchmark).
+#[tokio::test]
+async fn an_idle_consumer_receives_a_publish_at_once() {
+    let broker = Broker::start().await;
+    let connection = broker.connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    declare(&channel, "idle", FieldTable::default()).await;
+    let mut consumer = consume(&channel, "idle", "c1").await;
+    let publisher = connection.create_channel().await.unwrap();
+    let mut slowest = Duration::ZERO;
+    for round in 0..5u8 {
+        // Idle long enough that a polling consumer would be mid-sleep.
+        tokio::time::sleep(Duration::from_millis(120 + 37 * u64::from(round))).await;
+        let sent = Instant::now();
+        publish(&publisher, "", "idle", &[round]).await;
+        let delivery = next(&mut consumer).await;
+        slowest = slowest.max(sent.elapsed());
+        assert_eq!(delivery.data, vec![round]);
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    assert!(
+        slowest < Duration::from_millis(50),
+        "an idle consumer took {slowest:?} to receive a publish"
+    );
+    connection.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+}
+
+/// A consumer cancelled while idle takes no message with it: the next publish is there for
+/// basic.get at once, first attempt (not leased by the stopping consumer and requeued
+/// `redelivered`, as a consumer in a long poll would).
+#[tokio::test]
+async fn a_consumer_cancelled_while_idle_leaves_the_next_message_untouched() {
+    let broker = Broker::start().await;
+    let connection = broker.connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    declare(&channel, "cancelled", FieldTable::default()).await;
+    for round in 0..3u8 {
+        let tag = format!("c{round}");
+        let _consumer = consume(&channel, "cancelled", &tag).await;
+        // Idle, waiting for a message.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await
+            .unwrap();
+        publish(&channel, "", "cancelled", &[round]).await;
+        // Time for a stopping consumer to lease it, if it still could.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let got = channel
+            .basic_get("cancelled".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .expect("the message is ready, not leased by the cancelled consumer");
+        assert_eq!(got.delivery.data, vec![round]);
+        assert!(
+            !got.delivery.redelivered,
+            "no client saw it before: it must not be flagged redelivered"
+        );
+        got.delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    connection.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+}
