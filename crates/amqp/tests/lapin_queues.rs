@@ -1,5 +1,6 @@
 //! The AMQP door's queue behaviours beyond the first pass, with lapin over a real socket:
-//! push delivery to an idle consumer, and the queue arguments added later.
+//! push delivery to an idle consumer, exchange-to-exchange bindings, alternate exchanges,
+//! and the queue arguments added later.
 
 mod support;
 
@@ -7,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use lapin::options::*;
-use lapin::types::FieldTable;
-use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, ExchangeKind};
 use support::Broker;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -126,5 +127,179 @@ async fn a_consumer_cancelled_while_idle_leaves_the_next_message_untouched() {
         got.delivery.ack(BasicAckOptions::default()).await.unwrap();
     }
     connection.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+}
+
+async fn exchange(channel: &lapin::Channel, name: &str, kind: ExchangeKind, arguments: FieldTable) {
+    channel
+        .exchange_declare(
+            name.into(),
+            kind,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .unwrap();
+}
+
+async fn bind(channel: &lapin::Channel, queue: &str, exchange: &str, key: &str) {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+}
+
+async fn get(channel: &lapin::Channel, queue: &str) -> Option<Vec<u8>> {
+    let got = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap();
+    got.map(|message| message.delivery.data)
+}
+
+/// exchange.bind routes what reaches the source on through the destination's bindings
+/// (a cycle of bindings delivers once), exchange.unbind stops it, a missing end is 404
+/// (the capability is checked in `wire.rs`).
+#[tokio::test]
+async fn exchange_to_exchange_bindings_route_on_and_unbind() {
+    let broker = Broker::start().await;
+    let connection = broker.connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    exchange(
+        &channel,
+        "front",
+        ExchangeKind::Topic,
+        FieldTable::default(),
+    )
+    .await;
+    exchange(
+        &channel,
+        "audit-all",
+        ExchangeKind::Fanout,
+        FieldTable::default(),
+    )
+    .await;
+    declare(&channel, "audit", FieldTable::default()).await;
+    bind(&channel, "audit", "audit-all", "").await;
+    channel
+        .exchange_bind(
+            "audit-all".into(),
+            "front".into(),
+            "order.*".into(),
+            ExchangeBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    // And back: a cycle.
+    channel
+        .exchange_bind(
+            "front".into(),
+            "audit-all".into(),
+            "".into(),
+            ExchangeBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    publish(&channel, "front", "order.created", b"one").await;
+    publish(&channel, "front", "user.created", b"not an order").await;
+    assert_eq!(get(&channel, "audit").await, Some(b"one".to_vec()));
+    assert_eq!(
+        get(&channel, "audit").await,
+        None,
+        "delivered once, and only orders"
+    );
+
+    channel
+        .exchange_unbind(
+            "audit-all".into(),
+            "front".into(),
+            "order.*".into(),
+            ExchangeUnbindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    publish(&channel, "front", "order.created", b"two").await;
+    assert_eq!(get(&channel, "audit").await, None, "unbound");
+
+    let missing = channel
+        .exchange_bind(
+            "nowhere".into(),
+            "front".into(),
+            "".into(),
+            ExchangeBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert!(
+        format!("{missing:?}").contains("NOT_FOUND - no exchange 'nowhere'"),
+        "{missing:?}"
+    );
+    assert!(connection.status().connected());
+    broker.stop().await;
+}
+
+/// A message no binding of an exchange matches goes to its `alternate-exchange`; a
+/// `mandatory` one routed there is not returned; one matched by a binding does not go there.
+#[tokio::test]
+async fn an_alternate_exchange_takes_what_no_binding_matched() {
+    let broker = Broker::start().await;
+    let connection = broker.connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    exchange(
+        &channel,
+        "leftovers",
+        ExchangeKind::Fanout,
+        FieldTable::default(),
+    )
+    .await;
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "alternate-exchange".into(),
+        AMQPValue::LongString("leftovers".into()),
+    );
+    exchange(&channel, "orders", ExchangeKind::Direct, arguments).await;
+    declare(&channel, "created", FieldTable::default()).await;
+    declare(&channel, "unrouted", FieldTable::default()).await;
+    bind(&channel, "created", "orders", "created").await;
+    bind(&channel, "unrouted", "leftovers", "").await;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    for (key, body) in [("created", &b"routed"[..]), ("shipped", b"leftover")] {
+        let confirm = channel
+            .basic_publish(
+                "orders".into(),
+                key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack(), "{confirm:?}");
+        assert!(confirm.take_message().is_none(), "not returned: {key}");
+    }
+    assert_eq!(get(&channel, "created").await, Some(b"routed".to_vec()));
+    assert_eq!(get(&channel, "created").await, None);
+    assert_eq!(get(&channel, "unrouted").await, Some(b"leftover".to_vec()));
+    assert_eq!(get(&channel, "unrouted").await, None);
     broker.stop().await;
 }

@@ -62,6 +62,7 @@ pub(crate) async fn handle(
                 routing_key: bind.routing_key.as_str().to_string(),
                 arguments: table_as_text(&bind.arguments),
                 durable: true,
+                to_exchange: false,
             };
             connection
                 .engine()
@@ -84,6 +85,7 @@ pub(crate) async fn handle(
                 routing_key: unbind.routing_key.as_str().to_string(),
                 arguments: table_as_text(&unbind.arguments),
                 durable: true,
+                to_exchange: false,
             };
             connection
                 .engine()
