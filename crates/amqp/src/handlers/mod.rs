@@ -17,6 +17,7 @@ mod consume;
 mod consumer;
 mod delivery;
 mod exchange;
+mod expiry;
 mod flow;
 mod publish;
 mod queue;
@@ -48,7 +49,8 @@ pub(crate) const OUTBOUND_CAPACITY: usize = 1024;
 pub(crate) struct Shared {
     pub engine: Arc<Engine>,
     pub config: AmqpConfig,
-    /// Exclusive and auto-delete queues, by engine name: who owns them and how many consume.
+    /// Exclusive, auto-delete and expiring queues, by engine name: who owns them, how many
+    /// consume, when they were last used.
     pub owners: Mutex<HashMap<String, QueueOwner>>,
     /// Direct reply-to tokens (`reply_to.rs`).
     pub replies: Mutex<HashMap<String, reply_to::ReplyTarget>>,
@@ -61,6 +63,11 @@ pub(crate) struct QueueOwner {
     pub consumers: u32,
     /// A consumer that asked for exclusive use holds the queue (basic.consume `exclusive`).
     pub exclusive_consumer: bool,
+    /// `x-expires` (`expiry.rs`): how long unused before deletion, when last used, and which
+    /// expiry task watches it.
+    pub expires_ms: Option<u64>,
+    pub used_at: Option<std::time::Instant>,
+    pub expiry_token: u64,
 }
 
 /// From a consumer task to its connection's session.

@@ -25,6 +25,7 @@ use omnibus_engine::queue::{Backoff, Completions, Overflow, QueueSpec};
 use omnibus_engine::EngineError;
 
 use super::exchange::engine_error;
+use super::expiry;
 use super::{Connection, QueueOwner, Shared};
 use crate::codec::properties::{integer, table_as_text};
 use crate::error::{reply, AmqpError};
@@ -206,6 +207,7 @@ async fn declare_queue(
         if !declare.passive {
             check_equivalent(connection, &queue, &amqp_name, &declare.arguments, ids)?;
         }
+        expiry::touch(&connection.shared, &queue);
     } else {
         if amqp_name.starts_with("amq.") && !declare.queue.as_str().is_empty() {
             return Err(AmqpError::channel(
@@ -217,6 +219,7 @@ async fn declare_queue(
             ));
         }
         let (spec, route) = queue_spec(&queue, &declare.arguments, ids)?;
+        let expires_ms = expiry::argument(&declare.arguments, &amqp_name, ids)?;
         match connection.engine().create_queue(spec).await {
             Ok(_) | Err(EngineError::QueueExists(_)) => {}
             Err(error) => return Err(engine_error(error, ids)),
@@ -250,6 +253,9 @@ async fn declare_queue(
         }
         if declare.exclusive {
             connection.exclusive_queues.push(queue.clone());
+        }
+        if let Some(expires_ms) = expires_ms {
+            expiry::watch(&connection.shared, &queue, expires_ms);
         }
     }
     if !declare.nowait {
@@ -499,6 +505,10 @@ pub(crate) async fn delete_queue_everywhere(shared: &Arc<Shared>, queue: &str) {
 pub(crate) fn count_consumer(shared: &Shared, queue: &str, added: bool) -> bool {
     let mut owners = shared.owners.lock().unwrap_or_else(|p| p.into_inner());
     let owner: &mut QueueOwner = owners.entry(queue.to_string()).or_default();
+    if owner.expires_ms.is_some() {
+        // A consumer coming or going is a use (`expiry.rs`).
+        owner.used_at = Some(std::time::Instant::now());
+    }
     if added {
         owner.consumers += 1;
         false
