@@ -374,3 +374,41 @@ async fn a_queue_unused_for_x_expires_is_deleted() {
     );
     broker.stop().await;
 }
+
+/// `x-single-active-consumer`: only the first consumer receives while it is there, the
+/// second (on another connection) gets nothing; once the first is cancelled the second
+/// takes over.
+#[tokio::test]
+async fn a_single_active_consumer_queue_delivers_to_one_consumer_at_a_time() {
+    let broker = Broker::start().await;
+    let first_connection = broker.connect().await;
+    let second_connection = broker.connect().await;
+    let first = first_connection.create_channel().await.unwrap();
+    let second = second_connection.create_channel().await.unwrap();
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    declare(&first, "one-at-a-time", arguments.clone()).await;
+    declare(&second, "one-at-a-time", arguments).await;
+    let mut active = consume(&first, "one-at-a-time", "first").await;
+    let mut waiting = consume(&second, "one-at-a-time", "second").await;
+    for round in 0..4u8 {
+        publish(&first, "", "one-at-a-time", &[round]).await;
+    }
+    for round in 0..4u8 {
+        let delivery = next(&mut active).await;
+        assert_eq!(delivery.data, vec![round]);
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    let nothing = tokio::time::timeout(Duration::from_millis(300), waiting.next()).await;
+    assert!(nothing.is_err(), "the waiting consumer got {nothing:?}");
+
+    first
+        .basic_cancel("first".into(), BasicCancelOptions::default())
+        .await
+        .unwrap();
+    publish(&first, "", "one-at-a-time", b"after").await;
+    let delivery = next(&mut waiting).await;
+    assert_eq!(delivery.data, b"after".to_vec());
+    delivery.ack(BasicAckOptions::default()).await.unwrap();
+    broker.stop().await;
+}

@@ -70,6 +70,14 @@ pub(crate) async fn consume(
         ));
     }
     let stop = Arc::new(Stop::default());
+    let turn = connection
+        .shared
+        .owners
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&queue)
+        .and_then(|owner| owner.single_active.as_ref())
+        .map(|single_active| single_active.join());
     state.flow.add_consumer(&tag, state.consumer_prefetch);
     let task = ConsumerTask {
         engine,
@@ -81,6 +89,7 @@ pub(crate) async fn consume(
         flow: state.flow.clone(),
         stop: stop.clone(),
         outbound,
+        turn,
     };
     let flow = state.flow.clone();
     count_consumer(&connection.shared, &queue, true);

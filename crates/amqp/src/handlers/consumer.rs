@@ -19,6 +19,7 @@ use omnibus_engine::{Engine, EngineError};
 use tokio::sync::{mpsc, Notify};
 
 use super::flow::Flow;
+use super::single_active::Turn;
 use super::Outbound;
 
 /// Pause before retrying after a receive failed for another reason than a missing queue.
@@ -48,7 +49,7 @@ impl Stop {
     }
 
     /// Returns once stopped (at once if it is already).
-    async fn stopped(&self) {
+    pub async fn stopped(&self) {
         let notified = self.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -69,6 +70,8 @@ pub(crate) struct ConsumerTask {
     pub flow: Arc<Flow>,
     pub stop: Arc<Stop>,
     pub outbound: mpsc::Sender<Outbound>,
+    /// On a single-active-consumer queue: its place in the order, held until it ends.
+    pub turn: Option<Turn>,
 }
 
 impl ConsumerTask {
@@ -77,6 +80,11 @@ impl ConsumerTask {
     }
 
     async fn run(self) {
+        if let Some(turn) = &self.turn {
+            if !turn.wait(&self.stop).await {
+                return;
+            }
+        }
         loop {
             // A no-ack consumer is not bound by prefetch (the spec); the bounded outbound
             // channel holds it back instead.

@@ -22,6 +22,7 @@ mod flow;
 mod publish;
 mod queue;
 mod reply_to;
+mod single_active;
 mod tx;
 
 use std::collections::{BTreeMap, HashMap};
@@ -68,6 +69,8 @@ pub(crate) struct QueueOwner {
     pub expires_ms: Option<u64>,
     pub used_at: Option<std::time::Instant>,
     pub expiry_token: u64,
+    /// `x-single-active-consumer` (`single_active.rs`): the turn order of its consumers.
+    pub single_active: Option<Arc<single_active::SingleActive>>,
 }
 
 /// From a consumer task to its connection's session.

@@ -25,7 +25,7 @@ use omnibus_engine::queue::{Backoff, Completions, Overflow, QueueSpec};
 use omnibus_engine::EngineError;
 
 use super::exchange::engine_error;
-use super::expiry;
+use super::{expiry, single_active};
 use super::{Connection, QueueOwner, Shared};
 use crate::codec::properties::{integer, table_as_text};
 use crate::error::{reply, AmqpError};
@@ -256,6 +256,16 @@ async fn declare_queue(
         }
         if let Some(expires_ms) = expires_ms {
             expiry::watch(&connection.shared, &queue, expires_ms);
+        }
+        if single_active::requested(&declare.arguments) {
+            connection
+                .shared
+                .owners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(queue.clone())
+                .or_default()
+                .single_active = Some(Arc::default());
         }
     }
     if !declare.nowait {
