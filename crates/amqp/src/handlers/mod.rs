@@ -16,6 +16,7 @@ mod connection;
 mod consume;
 mod consumer;
 mod delivery;
+mod equivalence;
 mod exchange;
 mod expiry;
 mod flow;
@@ -59,6 +60,10 @@ pub(crate) struct Shared {
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct QueueOwner {
+    /// This door created the queue in this process: `durable` and `auto_delete` are its
+    /// declaration's (`equivalence.rs`).
+    pub declared_here: bool,
+    pub durable: bool,
     pub exclusive_to: Option<u64>,
     pub auto_delete: bool,
     pub consumers: u32,
