@@ -672,6 +672,8 @@ async fn an_exclusive_consumer_holds_its_queue_and_internal_exchanges_refuse_pub
         )
         .await
         .unwrap();
+    // The channel.close's reason reaches lapin's connection events whatever the timing.
+    let mut events = connection.events_listener();
     third
         .basic_publish(
             "inner".into(),
@@ -682,17 +684,19 @@ async fn an_exclusive_consumer_holds_its_queue_and_internal_exchanges_refuse_pub
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let after = third
-        .queue_declare(
-            "x".into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await;
+    let closed = tokio::time::timeout(WAIT, async {
+        while let Some(event) = events.next().await {
+            if let lapin::Event::Error(error) = event {
+                return format!("{error:?}");
+            }
+        }
+        String::new()
+    })
+    .await
+    .expect("the channel is closed with an error");
     assert!(
-        format!("{after:?}").contains("ACCESS_REFUSED - cannot publish to internal exchange"),
-        "the channel was closed with 403: {after:?}"
+        closed.contains("ACCESS_REFUSED - cannot publish to internal exchange"),
+        "the channel was closed with 403: {closed}"
     );
     assert!(connection.status().connected());
     broker.stop().await;

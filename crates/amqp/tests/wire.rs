@@ -75,6 +75,17 @@ impl Raw {
             panic!("no connection.start");
         };
         assert_eq!(start.mechanisms.to_string(), "PLAIN AMQPLAIN");
+        let capabilities = start.server_properties.inner().get("capabilities");
+        let Some(amq_protocol::types::AMQPValue::FieldTable(capabilities)) = capabilities else {
+            panic!("no capabilities table: {:?}", start.server_properties);
+        };
+        for capability in ["publisher_confirms", "exchange_exchange_bindings"] {
+            assert_eq!(
+                capabilities.inner().get(capability),
+                Some(&amq_protocol::types::AMQPValue::Boolean(true)),
+                "{capability}"
+            );
+        }
         raw.method(0, start_ok("guest", "guest")).await;
         let AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune))) =
             raw.next_method().await

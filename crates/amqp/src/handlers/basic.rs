@@ -203,6 +203,7 @@ async fn basic_get(
 ) -> Result<(), AmqpError> {
     let queue = existing_queue(connection, get.queue.as_str(), ids)?;
     check_exclusive(connection, &queue, get.queue.as_str(), ids)?;
+    super::expiry::touch(&connection.shared, &queue);
     let Some(worker) = connection.channels.get(&channel).map(|s| s.worker.clone()) else {
         return Ok(());
     };

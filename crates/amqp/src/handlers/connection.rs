@@ -34,14 +34,10 @@ pub(crate) fn start(connection: &mut Connection) {
         "per_consumer_qos",
         "connection.blocked",
         "direct_reply_to",
+        "exchange_exchange_bindings",
     ] {
         capabilities.insert(capability.into(), AMQPValue::Boolean(true));
     }
-    // Not served yet: exchange-to-exchange bindings (docs/amqp.md).
-    capabilities.insert(
-        "exchange_exchange_bindings".into(),
-        AMQPValue::Boolean(false),
-    );
     let mut properties = FieldTable::default();
     properties.insert("product".into(), long_string(PRODUCT));
     properties.insert("version".into(), long_string(VERSION));

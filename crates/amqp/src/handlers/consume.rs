@@ -8,13 +8,12 @@
 //! When a queue is deleted under a consumer, the client gets basic.cancel
 //! (`consumer_cancel_notify`). An auto-delete queue is deleted when its last consumer goes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use amq_protocol::protocol::basic::{self, AMQPMethod};
 use amq_protocol::protocol::AMQPClass;
 
-use super::consumer::ConsumerTask;
+use super::consumer::{ConsumerTask, Stop};
 use super::queue::{check_exclusive, count_consumer, delete_queue_everywhere, existing_queue};
 use super::{reply_to, Connection, ConsumerHandle};
 use crate::error::{reply, AmqpError};
@@ -70,7 +69,15 @@ pub(crate) async fn consume(
             ids,
         ));
     }
-    let cancelled = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stop::default());
+    let turn = connection
+        .shared
+        .owners
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&queue)
+        .and_then(|owner| owner.single_active.as_ref())
+        .map(|single_active| single_active.join());
     state.flow.add_consumer(&tag, state.consumer_prefetch);
     let task = ConsumerTask {
         engine,
@@ -80,8 +87,9 @@ pub(crate) async fn consume(
         consumer_tag: tag.clone(),
         no_ack: consume.no_ack,
         flow: state.flow.clone(),
-        cancelled: cancelled.clone(),
+        stop: stop.clone(),
         outbound,
+        turn,
     };
     let flow = state.flow.clone();
     count_consumer(&connection.shared, &queue, true);
@@ -104,7 +112,7 @@ pub(crate) async fn consume(
             ConsumerHandle {
                 queue,
                 tag,
-                cancelled,
+                stop,
                 flow,
                 task,
                 exclusive: consume.exclusive,
@@ -193,10 +201,11 @@ pub(crate) async fn cancel(
 
 /// Stops a consumer's task and counts it out of its queue; the queue goes if it was
 /// auto-delete and this was its last consumer. With `wait`, returns once the task has
-/// ended (within `STOP_WAIT`: its long poll is bounded), so that what the caller requeues
+/// ended (within `STOP_WAIT`: an idle consumer stops at once, one handing over to a full
+/// session may not), so that what the caller requeues
 /// next cannot be leased by it again.
 pub(crate) async fn stop_consumer(connection: &mut Connection, handle: ConsumerHandle, wait: bool) {
-    handle.cancelled.store(true, Ordering::Release);
+    handle.stop.stop();
     handle.flow.remove_consumer(&handle.tag);
     if handle.exclusive {
         set_exclusive_use(connection, &handle.queue, false);

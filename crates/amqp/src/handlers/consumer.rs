@@ -1,24 +1,64 @@
 //! One task per basic.consume: it takes prefetch credit (`flow.rs`), leases that many
-//! messages from the engine queue (long-polling while the queue is empty), and hands them to
-//! its connection's session, which numbers and writes them.
+//! messages from the engine queue without waiting, and hands them to its connection's
+//! session, which numbers and writes them.
 //!
-//! Cancelling is cooperative: the task notices the flag between two receives (the long poll
-//! is bounded by `RECEIVE_WAIT_MS`) and gives back what it leased but had not handed over.
-//! A message handed over after the consumer is gone is requeued by the session.
+//! An idle consumer polls nothing: when a receive comes back empty it waits on the queue's
+//! [`ReadySignal`] (snapshotted before the receive, so a publish in between is not missed)
+//! or on its [`Stop`], whichever comes first. The wait leases nothing, so a consumer
+//! cancelled while idle stops at once and takes no message with it; a long-polling receive
+//! would lease the next message published and have to requeue it (an attempt counted, the
+//! message flagged `redelivered` although no client saw it). What it leased but had not
+//! handed over when it notices the stop is given back; a message handed over after the
+//! consumer is gone is requeued by the session.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use omnibus_engine::{Engine, EngineError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::flow::Flow;
+use super::single_active::Turn;
 use super::Outbound;
 
-/// How long one receive waits for a message; also how soon a cancelled consumer stops.
-const RECEIVE_WAIT_MS: u64 = 250;
+/// Pause before retrying after a receive failed for another reason than a missing queue.
+const RETRY_AFTER: Duration = Duration::from_millis(250);
 /// Most messages leased per receive.
 const RECEIVE_BATCH: u32 = 128;
+
+/// A consumer's stop flag, awaitable so an idle consumer wakes when it is cancelled.
+#[derive(Default)]
+pub(crate) struct Stop {
+    stopped: AtomicBool,
+    notify: Notify,
+}
+
+impl Stop {
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    pub fn flag(&self) -> &AtomicBool {
+        &self.stopped
+    }
+
+    /// Returns once stopped (at once if it is already).
+    pub async fn stopped(&self) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_stopped() {
+            return;
+        }
+        notified.await;
+    }
+}
 
 pub(crate) struct ConsumerTask {
     pub engine: Arc<Engine>,
@@ -28,8 +68,10 @@ pub(crate) struct ConsumerTask {
     pub consumer_tag: String,
     pub no_ack: bool,
     pub flow: Arc<Flow>,
-    pub cancelled: Arc<AtomicBool>,
+    pub stop: Arc<Stop>,
     pub outbound: mpsc::Sender<Outbound>,
+    /// On a single-active-consumer queue: its place in the order, held until it ends.
+    pub turn: Option<Turn>,
 }
 
 impl ConsumerTask {
@@ -38,6 +80,11 @@ impl ConsumerTask {
     }
 
     async fn run(self) {
+        if let Some(turn) = &self.turn {
+            if !turn.wait(&self.stop).await {
+                return;
+            }
+        }
         loop {
             // A no-ack consumer is not bound by prefetch (the spec); the bounded outbound
             // channel holds it back instead.
@@ -46,19 +93,37 @@ impl ConsumerTask {
             } else {
                 match self
                     .flow
-                    .take(&self.consumer_tag, RECEIVE_BATCH, &self.cancelled)
+                    .take(&self.consumer_tag, RECEIVE_BATCH, self.stop.flag())
                     .await
                 {
                     Some(credit) => credit,
                     None => return,
                 }
             };
-            let received = self
-                .engine
-                .receive(&self.queue, &self.worker, credit as usize, RECEIVE_WAIT_MS)
-                .await;
+            // Taken before the receive: a message made ready after it wakes the wait below.
+            let received = match self.engine.ready_signal(&self.queue) {
+                Ok(signal) if !self.stop.is_stopped() => self
+                    .engine
+                    .receive(&self.queue, &self.worker, credit as usize, 0)
+                    .await
+                    .map(|deliveries| (deliveries, signal)),
+                Ok(_) => {
+                    self.give_back(credit);
+                    return;
+                }
+                Err(error) => Err(error),
+            };
             let deliveries = match received {
-                Ok(deliveries) => deliveries,
+                Ok((deliveries, signal)) if deliveries.is_empty() => {
+                    // Credit is not held while idle: the channel's other consumers may use it.
+                    self.give_back(credit);
+                    tokio::select! {
+                        biased;
+                        () = self.stop.stopped() => return,
+                        () = signal.changed() => continue,
+                    }
+                }
+                Ok((deliveries, _)) => deliveries,
                 Err(EngineError::QueueNotFound(_)) => {
                     self.give_back(credit);
                     let _ = self
@@ -76,17 +141,17 @@ impl ConsumerTask {
                         "an AMQP consumer's receive failed: {error}"
                     );
                     self.give_back(credit);
-                    tokio::time::sleep(std::time::Duration::from_millis(RECEIVE_WAIT_MS)).await;
-                    if self.cancelled.load(Ordering::Acquire) {
-                        return;
+                    tokio::select! {
+                        biased;
+                        () = self.stop.stopped() => return,
+                        () = tokio::time::sleep(RETRY_AFTER) => continue,
                     }
-                    continue;
                 }
             };
             self.give_back(credit.saturating_sub(deliveries.len() as u32));
             let mut deliveries = deliveries.into_iter();
             while let Some(delivery) = deliveries.next() {
-                if self.cancelled.load(Ordering::Acquire) {
+                if self.stop.is_stopped() {
                     self.requeue(
                         std::iter::once(delivery)
                             .chain(deliveries.by_ref())
@@ -126,7 +191,7 @@ impl ConsumerTask {
                     return;
                 }
             }
-            if self.cancelled.load(Ordering::Acquire) {
+            if self.stop.is_stopped() {
                 return;
             }
         }

@@ -3,17 +3,19 @@
 //! The spec and RabbitMQ: a passive declare of a missing exchange is 404 NOT_FOUND; a
 //! re-declare with another type or durability is 406 PRECONDITION_FAILED; names starting
 //! with `amq.` are reserved (403 ACCESS_REFUSED); an unknown type is 503 COMMAND_INVALID, a
-//! connection exception. Our choices: exchange-to-exchange bindings are not served yet
-//! (540 NOT_IMPLEMENTED; the capability is advertised as false); `auto_delete` is kept with
-//! the exchange but not acted on; an `internal` exchange refuses publishes (403, in
+//! connection exception. exchange.bind routes what reaches `source` on through
+//! `destination` (both must exist: 404; the default exchange takes part in none: 403); the
+//! `alternate-exchange` argument names where the messages no binding matched go (it need not
+//! exist yet). Our choices: `auto_delete` is kept with the exchange but not acted on; an `internal` exchange refuses publishes (403, in
 //! `publish.rs`); deleting a missing exchange succeeds, as RabbitMQ 3.x does.
 
 use amq_protocol::protocol::exchange::{self, AMQPMethod};
 use amq_protocol::protocol::AMQPClass;
-use omnibus_engine::exchanges::{ExchangeKind, ExchangeSpec};
+use omnibus_engine::exchanges::{Binding, ExchangeKind, ExchangeSpec};
 use omnibus_engine::EngineError;
 
 use super::Connection;
+use crate::codec::properties::table_as_text;
 use crate::error::{reply, AmqpError};
 
 pub(crate) async fn handle(
@@ -53,6 +55,8 @@ pub(crate) async fn handle(
                     durable: declare.durable,
                     auto_delete: declare.auto_delete,
                     internal: declare.internal,
+                    alternate_exchange: table_as_text(&declare.arguments)
+                        .remove("alternate-exchange"),
                 };
                 connection
                     .engine()
@@ -93,11 +97,50 @@ pub(crate) async fn handle(
             }
             Ok(())
         }
-        AMQPMethod::Bind(_) | AMQPMethod::Unbind(_) => Err(AmqpError::connection(
-            reply::NOT_IMPLEMENTED,
-            "NOT_IMPLEMENTED - exchange-to-exchange bindings are not supported yet",
-            ids,
-        )),
+        AMQPMethod::Bind(bind) => {
+            let binding = exchange_binding(
+                connection,
+                bind.source.as_str(),
+                bind.destination.as_str(),
+                bind.routing_key.as_str(),
+                &bind.arguments,
+                ids,
+            )?;
+            connection
+                .engine()
+                .bind_queue(binding)
+                .await
+                .map_err(|error| engine_error(error, ids))?;
+            if !bind.nowait {
+                connection.send(
+                    channel,
+                    AMQPClass::Exchange(AMQPMethod::BindOk(exchange::BindOk {})),
+                );
+            }
+            Ok(())
+        }
+        AMQPMethod::Unbind(unbind) => {
+            let binding = exchange_binding(
+                connection,
+                unbind.source.as_str(),
+                unbind.destination.as_str(),
+                unbind.routing_key.as_str(),
+                &unbind.arguments,
+                ids,
+            )?;
+            connection
+                .engine()
+                .unbind_queue(binding)
+                .await
+                .map_err(|error| engine_error(error, ids))?;
+            if !unbind.nowait {
+                connection.send(
+                    channel,
+                    AMQPClass::Exchange(AMQPMethod::UnbindOk(exchange::UnbindOk {})),
+                );
+            }
+            Ok(())
+        }
         AMQPMethod::DeclareOk(_)
         | AMQPMethod::DeleteOk(_)
         | AMQPMethod::BindOk(_)
@@ -107,6 +150,37 @@ pub(crate) async fn handle(
             ids,
         )),
     }
+}
+
+/// An exchange-to-exchange binding, once both ends are checked (RabbitMQ's answers).
+fn exchange_binding(
+    connection: &Connection,
+    source: &str,
+    destination: &str,
+    routing_key: &str,
+    arguments: &amq_protocol::types::FieldTable,
+    ids: (u16, u16),
+) -> Result<Binding, AmqpError> {
+    if source.is_empty() || destination.is_empty() {
+        return Err(AmqpError::channel(
+            reply::ACCESS_REFUSED,
+            "ACCESS_REFUSED - operation not permitted on the default exchange",
+            ids,
+        ));
+    }
+    for name in [source, destination] {
+        if connection.engine().exchange(name).is_none() {
+            return Err(not_found(name, ids));
+        }
+    }
+    Ok(Binding {
+        exchange: source.to_string(),
+        queue: destination.to_string(),
+        routing_key: routing_key.to_string(),
+        arguments: table_as_text(arguments),
+        durable: true,
+        to_exchange: true,
+    })
 }
 
 pub(crate) fn not_found(name: &str, ids: (u16, u16)) -> AmqpError {

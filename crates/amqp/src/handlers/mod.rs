@@ -16,15 +16,17 @@ mod connection;
 mod consume;
 mod consumer;
 mod delivery;
+mod equivalence;
 mod exchange;
+mod expiry;
 mod flow;
 mod publish;
 mod queue;
 mod reply_to;
+mod single_active;
 mod tx;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
@@ -49,7 +51,8 @@ pub(crate) const OUTBOUND_CAPACITY: usize = 1024;
 pub(crate) struct Shared {
     pub engine: Arc<Engine>,
     pub config: AmqpConfig,
-    /// Exclusive and auto-delete queues, by engine name: who owns them and how many consume.
+    /// Exclusive, auto-delete and expiring queues, by engine name: who owns them, how many
+    /// consume, when they were last used.
     pub owners: Mutex<HashMap<String, QueueOwner>>,
     /// Direct reply-to tokens (`reply_to.rs`).
     pub replies: Mutex<HashMap<String, reply_to::ReplyTarget>>,
@@ -57,11 +60,22 @@ pub(crate) struct Shared {
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct QueueOwner {
+    /// This door created the queue in this process: `durable` and `auto_delete` are its
+    /// declaration's (`equivalence.rs`).
+    pub declared_here: bool,
+    pub durable: bool,
     pub exclusive_to: Option<u64>,
     pub auto_delete: bool,
     pub consumers: u32,
     /// A consumer that asked for exclusive use holds the queue (basic.consume `exclusive`).
     pub exclusive_consumer: bool,
+    /// `x-expires` (`expiry.rs`): how long unused before deletion, when last used, and which
+    /// expiry task watches it.
+    pub expires_ms: Option<u64>,
+    pub used_at: Option<std::time::Instant>,
+    pub expiry_token: u64,
+    /// `x-single-active-consumer` (`single_active.rs`): the turn order of its consumers.
+    pub single_active: Option<Arc<single_active::SingleActive>>,
 }
 
 /// From a consumer task to its connection's session.
@@ -119,7 +133,7 @@ pub(crate) struct PendingContent {
 pub(crate) struct ConsumerHandle {
     pub queue: String,
     pub tag: String,
-    pub cancelled: Arc<AtomicBool>,
+    pub stop: Arc<consumer::Stop>,
     /// The channel's, kept here so a consumer can be stopped after its channel is gone.
     pub flow: Arc<flow::Flow>,
     pub task: tokio::task::JoinHandle<()>,

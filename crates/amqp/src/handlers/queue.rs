@@ -11,6 +11,8 @@
 //! `quorum` accepted, `stream` refused with 406. Without `x-delivery-limit` a message is
 //! redelivered without bound, as RabbitMQ's classic queues do.
 //!
+//! A re-declaration is compared with the queue (`equivalence.rs`).
+//!
 //! The spec's errors: a passive declare of a missing queue is 404; a queue exclusive to
 //! another connection is 405 RESOURCE_LOCKED; delete with if-unused/if-empty on a queue in
 //! use or not empty is 406.
@@ -25,6 +27,7 @@ use omnibus_engine::queue::{Backoff, Completions, Overflow, QueueSpec};
 use omnibus_engine::EngineError;
 
 use super::exchange::engine_error;
+use super::{equivalence, expiry, single_active};
 use super::{Connection, QueueOwner, Shared};
 use crate::codec::properties::{integer, table_as_text};
 use crate::error::{reply, AmqpError};
@@ -32,7 +35,7 @@ use crate::names;
 
 /// A lease is how long a consumer may hold a message unacknowledged before it goes back to
 /// the queue: RabbitMQ's `consumer_timeout` default, 30 minutes.
-const LEASE_MS: u64 = 30 * 60 * 1000;
+pub(super) const LEASE_MS: u64 = 30 * 60 * 1000;
 /// The engine's ceiling for unacknowledged messages per worker; the door's prefetch
 /// (`flow.rs`) is the bound that applies.
 const UNACKED_PER_WORKER: usize = 1_000_000;
@@ -62,6 +65,7 @@ pub(crate) async fn handle(
                 routing_key: bind.routing_key.as_str().to_string(),
                 arguments: table_as_text(&bind.arguments),
                 durable: true,
+                to_exchange: false,
             };
             connection
                 .engine()
@@ -84,6 +88,7 @@ pub(crate) async fn handle(
                 routing_key: unbind.routing_key.as_str().to_string(),
                 arguments: table_as_text(&unbind.arguments),
                 durable: true,
+                to_exchange: false,
             };
             connection
                 .engine()
@@ -202,8 +207,9 @@ async fn declare_queue(
     if exists {
         check_exclusive(connection, &queue, &amqp_name, ids)?;
         if !declare.passive {
-            check_equivalent(connection, &queue, &amqp_name, &declare.arguments, ids)?;
+            equivalence::check(connection, &queue, &amqp_name, &declare, ids)?;
         }
+        expiry::touch(&connection.shared, &queue);
     } else {
         if amqp_name.starts_with("amq.") && !declare.queue.as_str().is_empty() {
             return Err(AmqpError::channel(
@@ -215,6 +221,7 @@ async fn declare_queue(
             ));
         }
         let (spec, route) = queue_spec(&queue, &declare.arguments, ids)?;
+        let expires_ms = expiry::argument(&declare.arguments, &amqp_name, ids)?;
         match connection.engine().create_queue(spec).await {
             Ok(_) | Err(EngineError::QueueExists(_)) => {}
             Err(error) => return Err(engine_error(error, ids)),
@@ -234,13 +241,16 @@ async fn declare_queue(
                 .await
                 .map_err(|error| engine_error(error, ids))?;
         }
-        if declare.exclusive || declare.auto_delete {
+        {
+            // What a re-declaration is compared with (`equivalence.rs`).
             let mut owners = connection
                 .shared
                 .owners
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             let owner = owners.entry(queue.clone()).or_default();
+            owner.declared_here = true;
+            owner.durable = declare.durable;
             owner.auto_delete = declare.auto_delete;
             if declare.exclusive {
                 owner.exclusive_to = Some(connection.id);
@@ -248,6 +258,19 @@ async fn declare_queue(
         }
         if declare.exclusive {
             connection.exclusive_queues.push(queue.clone());
+        }
+        if let Some(expires_ms) = expires_ms {
+            expiry::watch(&connection.shared, &queue, expires_ms);
+        }
+        if single_active::requested(&declare.arguments) {
+            connection
+                .shared
+                .owners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(queue.clone())
+                .or_default()
+                .single_active = Some(Arc::default());
         }
     }
     if !declare.nowait {
@@ -283,7 +306,7 @@ fn server_name() -> String {
     )
 }
 
-fn queue_spec(
+pub(super) fn queue_spec(
     name: &str,
     arguments: &FieldTable,
     ids: (u16, u16),
@@ -375,55 +398,6 @@ fn queue_spec(
     Ok((spec, route))
 }
 
-/// A re-declaration must not contradict the queue: each argument the client sends is
-/// compared with what the queue has (406 `inequivalent arg`, as RabbitMQ). Arguments it
-/// leaves out are not compared, so a queue made through another door (HTTP, with its own
-/// limits) can still be declared over AMQP by name.
-fn check_equivalent(
-    connection: &Connection,
-    queue: &str,
-    amqp_name: &str,
-    arguments: &FieldTable,
-    ids: (u16, u16),
-) -> Result<(), AmqpError> {
-    let Ok(info) = connection.engine().queue_info(queue) else {
-        return Ok(());
-    };
-    let (wanted, route) = queue_spec(queue, arguments, ids)?;
-    let config = &info.config;
-    let table = arguments.inner();
-    let sent = |key: &str| table.contains_key(key);
-    let mut differs = None;
-    if sent("x-message-ttl") && wanted.ttl_ms != config.ttl_ms {
-        differs = Some("x-message-ttl");
-    } else if sent("x-max-length") && wanted.max_length != config.max_length {
-        differs = Some("x-max-length");
-    } else if sent("x-max-length-bytes") && wanted.max_bytes != config.max_bytes {
-        differs = Some("x-max-length-bytes");
-    } else if sent("x-delivery-limit") && wanted.max_deliver != Some(config.max_deliver) {
-        differs = Some("x-delivery-limit");
-    } else if sent("x-overflow") && wanted.overflow != Some(config.overflow) {
-        differs = Some("x-overflow");
-    } else if sent("x-dead-letter-exchange") {
-        let current = connection.engine().dead_letter_route(queue);
-        if current.as_ref().map(|r| &r.exchange) != route.as_ref().map(|r| &r.exchange) {
-            differs = Some("x-dead-letter-exchange");
-        } else if sent("x-dead-letter-routing-key")
-            && current.and_then(|r| r.routing_key) != route.and_then(|r| r.routing_key)
-        {
-            differs = Some("x-dead-letter-routing-key");
-        }
-    }
-    match differs {
-        Some(argument) => Err(AmqpError::channel(
-            reply::PRECONDITION_FAILED,
-            format!("PRECONDITION_FAILED - inequivalent arg '{argument}' for queue '{amqp_name}' in vhost '/'"),
-            ids,
-        )),
-        None => Ok(()),
-    }
-}
-
 pub(crate) fn not_found(name: &str, ids: (u16, u16)) -> AmqpError {
     AmqpError::channel(
         reply::NOT_FOUND,
@@ -497,6 +471,10 @@ pub(crate) async fn delete_queue_everywhere(shared: &Arc<Shared>, queue: &str) {
 pub(crate) fn count_consumer(shared: &Shared, queue: &str, added: bool) -> bool {
     let mut owners = shared.owners.lock().unwrap_or_else(|p| p.into_inner());
     let owner: &mut QueueOwner = owners.entry(queue.to_string()).or_default();
+    if owner.expires_ms.is_some() {
+        // A consumer coming or going is a use (`expiry.rs`).
+        owner.used_at = Some(std::time::Instant::now());
+    }
     if added {
         owner.consumers += 1;
         false

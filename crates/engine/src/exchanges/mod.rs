@@ -5,6 +5,10 @@
 //! - kinds: `direct` (the key equals the binding key), `fanout` (every binding), `topic`
 //!   (`topic.rs`: `*` one word, `#` zero or more), `headers` (`x-match` `all`/`any` over the
 //!   binding's other arguments, compared as text);
+//! - a binding's destination is a queue, or another exchange (`to_exchange`, AMQP's
+//!   exchange.bind): routing then goes on through that exchange's bindings, each exchange
+//!   visited once per message (so a cycle of bindings ends);
+//! - an exchange's `alternate_exchange` takes the messages none of its bindings matched;
 //! - the default exchange `""` routes to the queue named by the key, when it exists; the
 //!   built-ins `amq.direct`, `amq.fanout`, `amq.topic`, `amq.headers` and `amq.match` always
 //!   exist and cannot be deleted;
@@ -82,10 +86,15 @@ pub struct ExchangeSpec {
     pub durable: bool,
     pub auto_delete: bool,
     pub internal: bool,
+    /// Where messages go that none of this exchange's bindings match (AMQP's
+    /// `alternate-exchange` argument); it need not exist (then they are unroutable).
+    #[serde(default)]
+    pub alternate_exchange: Option<String>,
 }
 
-/// A binding from an exchange to a queue. `arguments` are the binding's arguments as text
-/// (the headers exchange matches on them).
+/// A binding from an exchange to a queue, or to another exchange when `to_exchange` (then
+/// `queue` names that exchange). `arguments` are the binding's arguments as text (the
+/// headers exchange matches on them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Binding {
     pub exchange: String,
@@ -94,17 +103,29 @@ pub struct Binding {
     #[serde(default)]
     pub arguments: BTreeMap<String, String>,
     pub durable: bool,
+    #[serde(default)]
+    pub to_exchange: bool,
 }
 
 impl Binding {
     fn key(&self) -> String {
+        // Bindings to queues keep the key they had before exchange destinations existed.
         format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}{}",
             self.exchange,
             self.queue,
             self.routing_key,
-            serde_json::to_string(&self.arguments).unwrap_or_default()
+            serde_json::to_string(&self.arguments).unwrap_or_default(),
+            if self.to_exchange {
+                "\u{1f}exchange"
+            } else {
+                ""
+            }
         )
+    }
+
+    fn to_queue(&self, queue: &str) -> bool {
+        !self.to_exchange && self.queue == queue
     }
 
     fn same_as(&self, other: &Binding) -> bool {
@@ -112,6 +133,7 @@ impl Binding {
             && self.queue == other.queue
             && self.routing_key == other.routing_key
             && self.arguments == other.arguments
+            && self.to_exchange == other.to_exchange
     }
 }
 
@@ -153,6 +175,7 @@ fn built_ins() -> Vec<ExchangeSpec> {
         durable: true,
         auto_delete: false,
         internal: false,
+        alternate_exchange: None,
     })
     .collect()
 }
@@ -289,23 +312,49 @@ impl Engine {
             table: EXCHANGES_TABLE,
             key: name.to_string(),
         }];
-        writes.extend(exchange.bindings.iter().map(|binding| StateWrite::Delete {
-            table: BINDINGS_TABLE,
-            key: binding.key(),
-        }));
+        // Its own bindings, and the bindings of other exchanges to it.
+        let to_it = |binding: &Binding| binding.to_exchange && binding.queue == name;
+        writes.extend(
+            table
+                .values()
+                .flat_map(|exchange| exchange.bindings.iter())
+                .filter(|binding| binding.exchange == name || to_it(binding))
+                .map(|binding| StateWrite::Delete {
+                    table: BINDINGS_TABLE,
+                    key: binding.key(),
+                }),
+        );
         self.state.write(&writes)?;
         table.remove(name);
+        for exchange in table.values_mut() {
+            exchange.bindings.retain(|binding| !to_it(binding));
+        }
         Ok(())
     }
 
-    /// Binds `binding.queue` to `binding.exchange` (idempotent). The queue must exist.
+    /// Binds `binding.queue` to `binding.exchange` (idempotent). The destination must exist.
     fn bind_queue_blocking(&self, binding: Binding) -> Result<()> {
-        self.queue(&binding.queue)?;
+        if !binding.to_exchange {
+            self.queue(&binding.queue)?;
+        }
         let mut table = self
             .exchanges
             .exchanges
             .write()
             .unwrap_or_else(|p| p.into_inner());
+        let destination_durable = if binding.to_exchange {
+            if binding.queue.is_empty() {
+                return Err(EngineError::InvalidConfig(
+                    "the default exchange takes no bindings".into(),
+                ));
+            }
+            match table.get(&binding.queue) {
+                Some(destination) => destination.spec.durable,
+                None => return Err(EngineError::ExchangeNotFound(binding.queue.clone())),
+            }
+        } else {
+            true
+        };
         let Some(exchange) = table.get_mut(&binding.exchange) else {
             return Err(EngineError::ExchangeNotFound(binding.exchange.clone()));
         };
@@ -323,7 +372,7 @@ impl Engine {
                 binding.exchange
             )));
         }
-        if binding.durable && exchange.spec.durable {
+        if binding.durable && exchange.spec.durable && destination_durable {
             let bytes = serde_json::to_vec(&binding).expect("binding serializes");
             self.state.put(BINDINGS_TABLE, &binding.key(), &bytes)?;
         }
@@ -358,7 +407,7 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner());
         let mut writes = Vec::new();
         for exchange in table.values() {
-            for binding in exchange.bindings.iter().filter(|b| b.queue == queue) {
+            for binding in exchange.bindings.iter().filter(|b| b.to_queue(queue)) {
                 writes.push(StateWrite::Delete {
                     table: BINDINGS_TABLE,
                     key: binding.key(),
@@ -369,44 +418,68 @@ impl Engine {
             self.state.write(&writes)?;
         }
         for exchange in table.values_mut() {
-            exchange.bindings.retain(|b| b.queue != queue);
+            exchange.bindings.retain(|b| !b.to_queue(queue));
         }
         Ok(())
     }
 
     /// The queues a message published to `exchange` with `routing_key` and `headers` (as
-    /// text) goes to, each once. The default exchange names the queue by the key.
+    /// text) goes to, each once. The default exchange names the queue by the key. Bindings
+    /// to exchanges, and alternate exchanges, are followed; each exchange is visited at most
+    /// once, so the walk is bounded by the number of exchanges even when bindings form a
+    /// cycle.
     pub fn route_exchange(
         &self,
         exchange: &str,
         routing_key: &str,
         headers: &BTreeMap<String, String>,
     ) -> Result<Vec<String>> {
-        if exchange.is_empty() {
-            return Ok(if self.queue(routing_key).is_ok() {
-                vec![routing_key.to_string()]
-            } else {
-                Vec::new()
-            });
-        }
+        // Looked up before the exchanges' lock is taken: the two locks are never nested.
+        let key_names_a_queue = self.queue(routing_key).is_ok();
         let table = self
             .exchanges
             .exchanges
             .read()
             .unwrap_or_else(|p| p.into_inner());
-        let Some(found) = table.get(exchange) else {
+        if !table.contains_key(exchange) {
             return Err(EngineError::ExchangeNotFound(exchange.to_string()));
-        };
+        }
         let mut queues = BTreeSet::new();
-        for binding in &found.bindings {
-            let matched = match found.spec.kind {
-                ExchangeKind::Direct => binding.routing_key == routing_key,
-                ExchangeKind::Fanout => true,
-                ExchangeKind::Topic => topic_matches(&binding.routing_key, routing_key),
-                ExchangeKind::Headers => headers_match(&binding.arguments, headers),
+        let mut visited = BTreeSet::new();
+        let mut pending = vec![exchange];
+        while let Some(name) = pending.pop() {
+            if !visited.insert(name) {
+                continue;
+            }
+            let Some(found) = table.get(name) else {
+                continue;
             };
-            if matched {
-                queues.insert(binding.queue.clone());
+            let mut matched_any = false;
+            if name.is_empty() && key_names_a_queue {
+                queues.insert(routing_key.to_string());
+                matched_any = true;
+            }
+            for binding in &found.bindings {
+                let matched = match found.spec.kind {
+                    ExchangeKind::Direct => binding.routing_key == routing_key,
+                    ExchangeKind::Fanout => true,
+                    ExchangeKind::Topic => topic_matches(&binding.routing_key, routing_key),
+                    ExchangeKind::Headers => headers_match(&binding.arguments, headers),
+                };
+                if !matched {
+                    continue;
+                }
+                matched_any = true;
+                if binding.to_exchange {
+                    pending.push(&binding.queue);
+                } else {
+                    queues.insert(binding.queue.clone());
+                }
+            }
+            if !matched_any {
+                if let Some(alternate) = &found.spec.alternate_exchange {
+                    pending.push(alternate);
+                }
             }
         }
         Ok(queues.into_iter().collect())
@@ -429,7 +502,8 @@ impl Engine {
         off_the_runtime(move || engine.delete_exchange_blocking(&name, if_unused)).await
     }
 
-    /// Binds a queue to an exchange (idempotent); the queue must exist.
+    /// Binds a queue, or an exchange (`to_exchange`), to an exchange (idempotent); the
+    /// destination must exist.
     pub async fn bind_queue(self: &Arc<Self>, binding: Binding) -> Result<()> {
         let engine = self.clone();
         off_the_runtime(move || engine.bind_queue_blocking(binding)).await

@@ -16,6 +16,7 @@ fn exchange(name: &str, kind: ExchangeKind, durable: bool) -> ExchangeSpec {
         durable,
         auto_delete: false,
         internal: false,
+        alternate_exchange: None,
     }
 }
 
@@ -26,6 +27,7 @@ fn binding(exchange: &str, queue: &str, key: &str, durable: bool) -> Binding {
         routing_key: key.into(),
         arguments: BTreeMap::new(),
         durable,
+        to_exchange: false,
     }
 }
 
@@ -275,6 +277,91 @@ async fn a_transient_queue_is_deleted_with_its_bindings_at_the_next_start() {
     assert_eq!(
         engine.route_exchange("amq.fanout", "", &none).unwrap(),
         vec!["kept"]
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// Exchange-to-exchange bindings route on through the destination's bindings, a cycle of
+/// them ends, an alternate exchange takes what no binding matched, and deleting an
+/// exchange removes the bindings to it; durable ones come back after a restart.
+#[tokio::test]
+async fn exchange_bindings_and_alternate_exchanges_route_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = BTreeMap::new();
+    {
+        let engine = engine(dir.path()).await;
+        for name in ["audit", "orders", "unrouted"] {
+            queue(&engine, name).await;
+        }
+        engine
+            .declare_exchange(ExchangeSpec {
+                alternate_exchange: Some("leftovers".into()),
+                ..exchange("front", ExchangeKind::Topic, true)
+            })
+            .await
+            .unwrap();
+        for (name, kind) in [
+            ("everything", ExchangeKind::Fanout),
+            ("leftovers", ExchangeKind::Fanout),
+        ] {
+            engine
+                .declare_exchange(exchange(name, kind, true))
+                .await
+                .unwrap();
+        }
+        let to_exchange = |source: &str, destination: &str, key: &str| Binding {
+            to_exchange: true,
+            ..binding(source, destination, key, true)
+        };
+        engine
+            .bind_queue(to_exchange("front", "everything", "order.*"))
+            .await
+            .unwrap();
+        // A cycle: everything -> front -> everything.
+        engine
+            .bind_queue(to_exchange("everything", "front", ""))
+            .await
+            .unwrap();
+        engine
+            .bind_queue(binding("everything", "audit", "", true))
+            .await
+            .unwrap();
+        engine
+            .bind_queue(binding("front", "orders", "order.created", true))
+            .await
+            .unwrap();
+        engine
+            .bind_queue(binding("leftovers", "unrouted", "", true))
+            .await
+            .unwrap();
+        assert!(matches!(
+            engine.bind_queue(to_exchange("front", "missing", "")).await,
+            Err(EngineError::ExchangeNotFound(_))
+        ));
+        engine.shutdown().await.unwrap();
+    }
+    let engine = engine(dir.path()).await;
+    assert_eq!(
+        engine
+            .route_exchange("front", "order.created", &none)
+            .unwrap(),
+        vec!["audit", "orders"]
+    );
+    assert_eq!(
+        engine.route_exchange("front", "order.paid", &none).unwrap(),
+        vec!["audit"]
+    );
+    assert_eq!(
+        engine
+            .route_exchange("front", "user.created", &none)
+            .unwrap(),
+        vec!["unrouted"]
+    );
+    engine.delete_exchange("everything", false).await.unwrap();
+    assert_eq!(
+        engine.route_exchange("front", "order.paid", &none).unwrap(),
+        vec!["unrouted"],
+        "the binding to the deleted exchange went with it"
     );
     engine.shutdown().await.unwrap();
 }

@@ -231,7 +231,7 @@ impl Queue {
             "queue refuses work after a failed state commit, {until}: {}",
             self.failure().unwrap_or_default()
         );
-        self.available.notify_waiters();
+        self.wake_receivers();
         self.timer_changed.notify_one();
         let listener = self
             .on_failure

@@ -2,6 +2,7 @@
 //! yet, `core/leases.rs`), acking a batch and leasing the next in one commit, reading the
 //! leased records and turning back the ones not due or expired.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use super::commit::{copy_commit_error, AfterCommit, Durable};
 use super::core::{Grant, Leased};
 use super::rates::RateKind;
 use super::runtime::{ack_all, header_i64, Queue, DUE_HEADER, EXPIRES_HEADER};
-use crate::engine::now_ms;
+use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
 
 /// One message handed to a worker.
@@ -22,6 +23,43 @@ pub struct Delivery {
     pub attempt: u32,
     pub lease_deadline_ms: i64,
     pub record: Record,
+}
+
+/// A snapshot of a queue's readiness, taken before a receive that leases without waiting
+/// (`wait_ms` 0). When that receive comes back empty, [`ReadySignal::changed`] waits until
+/// the queue may have ready messages again: an enqueue, a nack with requeue, a timer coming
+/// due, a lease expiring, a resume, or the queue deleted or replaced since the snapshot.
+/// It leases nothing, so dropping the wait (a cancelled consumer) loses no lease — which a
+/// long-polling receive cut short could. It is the long poll's own wake-up source.
+pub struct ReadySignal {
+    queue: Arc<Queue>,
+    seen: u64,
+}
+
+impl ReadySignal {
+    /// Returns at once when the queue changed since the snapshot, otherwise at its next
+    /// change. Cancel-safe.
+    pub async fn changed(self) {
+        loop {
+            let notified = self.queue.available.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.queue.ready_generation.load(Ordering::Acquire) != self.seen {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Engine {
+    /// Snapshots `queue`'s readiness; take it *before* the receive it guards (see
+    /// [`ReadySignal`]).
+    pub fn ready_signal(&self, queue: &str) -> Result<ReadySignal> {
+        let queue = self.queue(queue)?;
+        let seen = queue.ready_generation.load(Ordering::Acquire);
+        Ok(ReadySignal { queue, seen })
+    }
 }
 
 impl Queue {

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use commit::{DeadLetterRecords, FailureListener};
 pub use core::ConsumerMode;
-pub use delivery::Delivery;
+pub use delivery::{Delivery, ReadySignal};
 pub use overflow::message_bytes;
 pub use policy::Backoff;
 pub use rates::{QueueRates, Rate};
@@ -471,6 +471,8 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name)
             .ok_or_else(|| EngineError::QueueNotFound(name.to_string()))?;
+        // Waiters look it up again and find it gone.
+        queue.wake_receivers();
         drop(queue);
         self.delete_stream_blocking(name)
     }

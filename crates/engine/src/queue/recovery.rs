@@ -107,6 +107,8 @@ impl Engine {
                 _ => return Ok(false),
             }
         }
+        // Waiters on the failed queue look the queue up again and find the new one.
+        failed.wake_receivers();
         Queue::spawn_timer_task(&queue);
         Ok(true)
     }

@@ -45,6 +45,9 @@ pub struct Queue {
     pub(super) state: Arc<StateStore>,
     /// Woken when offsets become ready, so long-polling receivers retry.
     pub(crate) available: Notify,
+    /// Raised with every wake-up of `available`, so a waiter that snapshots it before an
+    /// empty receive cannot miss a wake-up that came in between (`ReadySignal`).
+    pub(super) ready_generation: std::sync::atomic::AtomicU64,
     /// Woken when a new timer or lease may be earlier than the timer task's sleep.
     pub(super) timer_changed: Arc<Notify>,
     /// Dead-letter stream offset up to which messages were redriven.
@@ -249,12 +252,22 @@ impl Queue {
             dead_letter,
             state,
             available: Notify::new(),
+            ready_generation: std::sync::atomic::AtomicU64::new(0),
             timer_changed: Arc::new(Notify::new()),
             failure: std::sync::OnceLock::new(),
             commits_in_flight: Mutex::new(0),
             lazy_commits: Arc::new(tokio::sync::Semaphore::new(super::commit::LAZY_COMMITS_MAX)),
             lazy_batch: Mutex::default(),
         }))
+    }
+
+    /// Tells receivers (long polls and `ReadySignal`s) that messages may be ready: after an
+    /// enqueue, a nack, a timer or lease expiry, a resume, and when the queue is deleted or
+    /// replaced (so a waiter looks the queue up again).
+    pub(crate) fn wake_receivers(&self) {
+        self.ready_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.available.notify_waiters();
     }
 
     pub(crate) async fn set_paused(&self, paused: bool) -> Result<()> {
@@ -273,7 +286,7 @@ impl Queue {
             }
         };
         self.commit(vec![write]).await?;
-        self.available.notify_waiters();
+        self.wake_receivers();
         Ok(())
     }
 
@@ -411,7 +424,7 @@ impl Queue {
         if delayed {
             self.timer_changed.notify_one();
         }
-        self.available.notify_waiters();
+        self.wake_receivers();
         Ok(())
     }
 
@@ -441,7 +454,7 @@ impl Queue {
         self.note_durable(&durable);
         after.run();
         if became_ready {
-            self.available.notify_waiters();
+            self.wake_receivers();
         }
         Ok(())
     }
@@ -546,7 +559,7 @@ impl Queue {
         self.note_durable(&durable);
         after.run();
         self.timer_changed.notify_one();
-        self.available.notify_waiters();
+        self.wake_receivers();
         Ok(())
     }
 

@@ -585,3 +585,57 @@ async fn records_published_into_a_queues_stream_past_the_queue_are_refused() {
         "the floor passes every message"
     );
 }
+
+/// A ready signal taken before an empty receive wakes for a message enqueued after it —
+/// also one enqueued before the wait starts — for a nack's requeue, for a lease expiring and
+/// for the queue's deletion; it does not wake while nothing changes.
+#[tokio::test]
+async fn a_ready_signal_wakes_for_enqueue_requeue_lease_expiry_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine.create_queue(spec("ready")).await.unwrap();
+    let within = Duration::from_secs(2);
+
+    let signal = engine.ready_signal("ready").unwrap();
+    assert!(engine.receive("ready", "w", 1, 0).await.unwrap().is_empty());
+    let idle = tokio::time::timeout(Duration::from_millis(100), signal.changed()).await;
+    assert!(idle.is_err(), "woke with nothing ready");
+
+    let signal = engine.ready_signal("ready").unwrap();
+    engine.enqueue("ready", vec![message("a")]).await.unwrap();
+    tokio::time::timeout(within, signal.changed())
+        .await
+        .unwrap();
+
+    let got = engine.receive("ready", "w", 1, 0).await.unwrap();
+    let signal = engine.ready_signal("ready").unwrap();
+    let waiting = tokio::spawn(signal.changed());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    engine
+        .nack("ready", got[0].offset, got[0].attempt, Some(0), "again")
+        .await
+        .unwrap();
+    tokio::time::timeout(within, waiting)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Leased and left: the lease (300 ms) expires and the message is ready again.
+    let got = engine.receive("ready", "w", 1, 0).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let signal = engine.ready_signal("ready").unwrap();
+    tokio::time::timeout(within, signal.changed())
+        .await
+        .unwrap();
+
+    let signal = engine.ready_signal("ready").unwrap();
+    engine.delete_queue("ready").await.unwrap();
+    tokio::time::timeout(within, signal.changed())
+        .await
+        .unwrap();
+    assert!(matches!(
+        engine.ready_signal("ready"),
+        Err(EngineError::QueueNotFound(_))
+    ));
+    engine.shutdown().await.unwrap();
+}
