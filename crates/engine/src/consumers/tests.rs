@@ -321,3 +321,23 @@ async fn consumers_that_remove_what_they_acked_wait_for_each_other() {
     engine.consumer_ack("S", "two", 0, 1).await.unwrap();
     assert_eq!(engine.partition_bounds("S", 0).unwrap(), (1, 2));
 }
+
+#[tokio::test]
+async fn records_larger_than_the_read_estimate_are_all_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 0).await;
+    // 40 KiB each: a read sized for the offsets wanted holds less than one of them.
+    let big = "x".repeat(40 * 1024);
+    for _ in 0..5 {
+        publish(&engine, "a", &big).await;
+    }
+    engine.create_consumer(spec("c")).await.unwrap();
+    let first = engine.consumer_next("S", "c", 1, 0).await.unwrap();
+    assert_eq!(offsets(&first), vec![(0, 1)]);
+    let rest = engine.consumer_next("S", "c", 10, 0).await.unwrap();
+    assert_eq!(offsets(&rest), vec![(1, 1), (2, 1), (3, 1), (4, 1)]);
+    assert!(rest
+        .iter()
+        .all(|d| d.record.value.as_ref().map(|v| v.len()) == Some(big.len())));
+}
