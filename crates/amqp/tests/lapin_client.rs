@@ -8,47 +8,12 @@ use futures_util::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, ExchangeKind};
+use support::client::{bind, consume, declare, exchange, next, WAIT};
 use support::Broker;
-
-const WAIT: Duration = Duration::from_secs(5);
-
-async fn next(consumer: &mut lapin::Consumer) -> lapin::message::Delivery {
-    tokio::time::timeout(WAIT, consumer.next())
-        .await
-        .expect("a delivery within 5 s")
-        .expect("the consumer is open")
-        .expect("a delivery, not an error")
-}
 
 async fn quiet(consumer: &mut lapin::Consumer) {
     let more = tokio::time::timeout(Duration::from_millis(400), consumer.next()).await;
     assert!(more.is_err(), "unexpected delivery: {more:?}");
-}
-
-async fn declare(channel: &lapin::Channel, name: &str, arguments: FieldTable) {
-    channel
-        .queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            arguments,
-        )
-        .await
-        .unwrap();
-}
-
-async fn consume(channel: &lapin::Channel, queue: &str, tag: &str) -> lapin::Consumer {
-    channel
-        .basic_consume(
-            queue.into(),
-            tag.into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -56,26 +21,9 @@ async fn a_topic_binding_routes_and_properties_arrive_as_published() {
     let broker = Broker::start().await;
     let connection = broker.connect().await;
     let channel = connection.create_channel().await.unwrap();
-    channel
-        .exchange_declare(
-            "events".into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    exchange(&channel, "events", ExchangeKind::Topic).await;
     declare(&channel, "orders", FieldTable::default()).await;
-    channel
-        .queue_bind(
-            "orders".into(),
-            "events".into(),
-            "order.#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    bind(&channel, "orders", "events", "order.#").await;
     let mut headers = FieldTable::default();
     headers.insert("tenant".into(), AMQPValue::LongString("acme".into()));
     headers.insert("attempt".into(), AMQPValue::LongLongInt(-3));
@@ -213,26 +161,9 @@ async fn a_reject_without_requeue_goes_to_the_dead_letter_exchange_with_x_death(
     let broker = Broker::start().await;
     let connection = broker.connect().await;
     let channel = connection.create_channel().await.unwrap();
-    channel
-        .exchange_declare(
-            "dlx".into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    exchange(&channel, "dlx", ExchangeKind::Fanout).await;
     declare(&channel, "dead", FieldTable::default()).await;
-    channel
-        .queue_bind(
-            "dead".into(),
-            "dlx".into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    bind(&channel, "dead", "dlx", "").await;
     let mut arguments = FieldTable::default();
     arguments.insert(
         "x-dead-letter-exchange".into(),
@@ -461,16 +392,7 @@ async fn a_durable_queue_and_its_persistent_messages_survive_a_restart() {
             )
             .await
             .unwrap();
-        channel
-            .queue_bind(
-                "kept".into(),
-                "routes".into(),
-                "k".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        bind(&channel, "kept", "routes", "k").await;
         let confirm = channel
             .basic_publish(
                 "routes".into(),

@@ -10,43 +10,8 @@ use futures_util::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, ExchangeKind};
+use support::client::{bind, consume, declare, next};
 use support::Broker;
-
-const WAIT: Duration = Duration::from_secs(5);
-
-async fn next(consumer: &mut lapin::Consumer) -> lapin::message::Delivery {
-    tokio::time::timeout(WAIT, consumer.next())
-        .await
-        .expect("a delivery within 5 s")
-        .expect("the consumer is open")
-        .expect("a delivery, not an error")
-}
-
-async fn declare(channel: &lapin::Channel, name: &str, arguments: FieldTable) {
-    channel
-        .queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            arguments,
-        )
-        .await
-        .unwrap();
-}
-
-async fn consume(channel: &lapin::Channel, queue: &str, tag: &str) -> lapin::Consumer {
-    channel
-        .basic_consume(
-            queue.into(),
-            tag.into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap()
-}
 
 async fn publish(channel: &lapin::Channel, exchange: &str, key: &str, body: &[u8]) {
     channel
@@ -146,19 +111,6 @@ async fn exchange(channel: &lapin::Channel, name: &str, kind: ExchangeKind, argu
                 ..Default::default()
             },
             arguments,
-        )
-        .await
-        .unwrap();
-}
-
-async fn bind(channel: &lapin::Channel, queue: &str, exchange: &str, key: &str) {
-    channel
-        .queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
         )
         .await
         .unwrap();

@@ -1,5 +1,7 @@
 //! An engine in a temporary folder with the AMQP door on an ephemeral loopback port.
 
+pub mod client;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
