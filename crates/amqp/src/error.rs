@@ -19,7 +19,6 @@ pub mod reply {
     pub const UNEXPECTED_FRAME: u16 = 505;
     pub const RESOURCE_ERROR: u16 = 506;
     pub const NOT_ALLOWED: u16 = 530;
-    pub const NOT_IMPLEMENTED: u16 = 540;
     pub const INTERNAL_ERROR: u16 = 541;
 }
 

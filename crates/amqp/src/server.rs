@@ -25,8 +25,10 @@ pub async fn serve(
     config: AmqpConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let alarm = crate::handlers::watch_alarm(engine.clone());
     let shared = Arc::new(Shared {
         engine,
+        alarm,
         config,
         owners: Mutex::new(HashMap::new()),
         replies: Mutex::new(HashMap::new()),

@@ -9,6 +9,8 @@
 //! buffered (501 FRAME_ERROR); deliveries are taken from the consumer tasks only while the
 //! write buffer is under `OUT_BYTES_HIGH`, so a client that stops reading holds its consumers
 //! back rather than growing our memory; past `OUT_BYTES_MAX` its frames are not read either.
+//! A publishing connection's frames are not read while a resource alarm is on
+//! (`handlers/blocked.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +72,7 @@ pub(crate) async fn run(
         Ok(Err(error)) => return Err(error),
         Ok(Ok(())) => {}
     }
+    let mut alarm = shared.alarm.clone();
     let (outbound_sender, mut outbound) = mpsc::channel(OUTBOUND_CAPACITY);
     let mut connection = Connection::new(shared.clone(), connection_id, outbound_sender);
     handlers::start(&mut connection);
@@ -80,7 +83,8 @@ pub(crate) async fn run(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome: Result<(), AmqpError> = loop {
         let step = tokio::select! {
-            read = reader.read_buf(&mut input), if connection.out.len() < OUT_BYTES_MAX => match read {
+            read = reader.read_buf(&mut input), if connection.out.len() < OUT_BYTES_MAX
+                && !handlers::holds_reads(&connection, &alarm) => match read {
                 Ok(0) => Err(AmqpError::ClientClosed),
                 Ok(_) => {
                     last_received = Instant::now();
@@ -101,7 +105,14 @@ pub(crate) async fn run(
                 handlers::deliver(&mut connection, message).await;
                 Ok(())
             }
-            _ = ticks.tick() => heartbeat(&mut connection, last_received, last_sent, handshake_deadline),
+            Ok(()) = alarm.changed() => Ok(()),
+            _ = ticks.tick() => {
+                // Input held back by a resource alarm is not a silent peer.
+                if handlers::holds_reads(&connection, &alarm) {
+                    last_received = Instant::now();
+                }
+                heartbeat(&mut connection, last_received, last_sent, handshake_deadline)
+            }
             _ = stopped.changed() => {
                 send_close(&mut connection, reply::CONNECTION_FORCED, "CONNECTION_FORCED - the broker is shutting down", (0, 0));
                 break Ok(());
@@ -110,6 +121,7 @@ pub(crate) async fn run(
         if let Err(error) = step {
             break Err(error);
         }
+        handlers::tell_blocked(&mut connection, &alarm);
         if connection.finished && connection.out.is_empty() {
             break Ok(());
         }

@@ -11,7 +11,7 @@
 //! - then a queue that the full disk (or another I/O error of the state store) left refusing
 //!   work is reloaded from disk (`queue/recovery.rs`).
 
-use omnibus_storage::{available_bytes, DiskReserve};
+use omnibus_storage::{DiskReserve, StorageError};
 
 use crate::engine::Engine;
 
@@ -49,6 +49,19 @@ pub struct HealthProblem {
     pub stream: Option<String>,
     pub partition: Option<u32>,
     pub reason: String,
+}
+
+impl HealthProblem {
+    /// A full disk: the data folder's, or one partition's refusal of writes for want of
+    /// space (its reason is storage's `StorageError::DiskFull` text, "disk full while …";
+    /// such a partition heals by itself once there is room).
+    pub fn is_disk_full(&self) -> bool {
+        match self.kind {
+            HealthProblemKind::DiskFull => true,
+            HealthProblemKind::PartitionRefusingWrites => self.reason.contains("disk full"),
+            HealthProblemKind::StateStoreFailed => false,
+        }
+    }
 }
 
 /// What `Engine::health` found. Healthy when there are no problems.
@@ -109,13 +122,24 @@ impl Engine {
         Health { problems }
     }
 
+    /// Free space for the data folder, as its I/O backend measures it.
+    fn available_bytes(&self) -> omnibus_storage::Result<u64> {
+        let data_dir = &self.config.data_dir;
+        self.io.available_bytes(data_dir).map_err(|error| {
+            StorageError::io(
+                format!("measuring free space of {}", data_dir.display()),
+                error,
+            )
+        })
+    }
+
     fn resume_bytes(&self) -> u64 {
         self.disk_reserve.bytes().max(DISK_RESUME_BYTES_MIN)
     }
 
     pub(crate) fn disk_full_reason(&self) -> Option<String> {
         let data_dir = &self.config.data_dir;
-        let available = match available_bytes(data_dir) {
+        let available = match self.available_bytes() {
             Ok(available) => available,
             Err(error) => return Some(error.to_string()),
         };
@@ -138,7 +162,7 @@ impl Engine {
     /// The maintenance pass's part: restores the reserve and lets writes in again once the
     /// disk has room. Blocking (statvfs, the reserve's write and fsync).
     pub(crate) fn maintain_disk(&self) {
-        let measure = || match available_bytes(&self.config.data_dir) {
+        let measure = || match self.available_bytes() {
             Ok(available) => Some(available),
             Err(error) => {
                 tracing::warn!("cannot measure free space: {error}");

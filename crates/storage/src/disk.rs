@@ -23,12 +23,14 @@ const RESERVE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Bytes an unprivileged writer may still use on the filesystem holding `path`.
 pub fn available_bytes(path: &Path) -> Result<u64> {
-    let stats = rustix::fs::statvfs(path).map_err(|errno| {
-        StorageError::io(
-            format!("measuring free space of {}", path.display()),
-            std::io::Error::from(errno),
-        )
-    })?;
+    statvfs_available(path).map_err(|error| {
+        StorageError::io(format!("measuring free space of {}", path.display()), error)
+    })
+}
+
+/// [`available_bytes`] with the plain I/O error (what [`crate::io::Io`] answers).
+pub(crate) fn statvfs_available(path: &Path) -> std::io::Result<u64> {
+    let stats = rustix::fs::statvfs(path).map_err(std::io::Error::from)?;
     Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 

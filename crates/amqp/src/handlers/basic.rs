@@ -25,7 +25,8 @@ use bytes::BytesMut;
 use super::consume;
 use super::delivery::render;
 use super::queue::{check_exclusive, existing_queue};
-use super::{Connection, Outbound, PendingContent, Unacked};
+use super::tx::{HeldSettlement, Outcome};
+use super::{Channel, Connection, Outbound, PendingContent, Unacked};
 use crate::codec::encode_content;
 use crate::error::{reply, AmqpError};
 
@@ -64,31 +65,64 @@ pub(crate) async fn handle(
         AMQPMethod::Cancel(request) => consume::cancel(connection, channel, request).await,
         AMQPMethod::Get(get) => basic_get(connection, channel, get, ids).await,
         AMQPMethod::Ack(ack) => {
-            let settled = take_settled(connection, channel, ack.delivery_tag, ack.multiple, ids)?;
-            let engine = connection.engine().clone();
-            let acks = settled
-                .iter()
-                .map(|d| engine.ack(&d.queue, d.offset, d.attempt));
-            for outcome in futures_util::future::join_all(acks).await {
-                if let Err(error) = outcome {
-                    tracing::debug!("an AMQP ack failed (its lease may have ended): {error}");
-                }
-            }
+            let outcome = Outcome::Ack;
+            let Some(settled) = settle(
+                connection,
+                channel,
+                ack.delivery_tag,
+                ack.multiple,
+                outcome,
+                ids,
+            )?
+            else {
+                return Ok(());
+            };
+            ack_all(connection, &settled).await;
             Ok(())
         }
         AMQPMethod::Nack(nack) => {
-            let settled = take_settled(connection, channel, nack.delivery_tag, nack.multiple, ids)?;
+            let outcome = failed_outcome(nack.requeue);
+            let Some(settled) = settle(
+                connection,
+                channel,
+                nack.delivery_tag,
+                nack.multiple,
+                outcome,
+                ids,
+            )?
+            else {
+                return Ok(());
+            };
             settle_failed(connection, settled, nack.requeue).await;
             Ok(())
         }
         AMQPMethod::Reject(reject) => {
-            let settled = take_settled(connection, channel, reject.delivery_tag, false, ids)?;
+            let outcome = failed_outcome(reject.requeue);
+            let Some(settled) = settle(
+                connection,
+                channel,
+                reject.delivery_tag,
+                false,
+                outcome,
+                ids,
+            )?
+            else {
+                return Ok(());
+            };
             settle_failed(connection, settled, reject.requeue).await;
             Ok(())
         }
         AMQPMethod::Recover(_) | AMQPMethod::RecoverAsync(_) => {
             // RabbitMQ requeues whatever `requeue` says; so do we.
-            let settled = take_settled(connection, channel, 0, true, ids)?;
+            // Not held by a transaction: recover acts at once (as in RabbitMQ).
+            let Some(state) = connection.channels.get_mut(&channel) else {
+                return Ok(());
+            };
+            let settled: Vec<Unacked> = take_settled(&mut state.unacked, 0, true, ids)?
+                .into_iter()
+                .map(|(_, delivery)| delivery)
+                .collect();
+            give_credit(state, &settled);
             settle_failed(connection, settled, true).await;
             if matches!(method_kind(&ids), RecoverKind::Sync) {
                 connection.send(
@@ -127,35 +161,68 @@ fn method_kind(ids: &(u16, u16)) -> RecoverKind {
     }
 }
 
-/// Removes the settled deliveries from the channel and gives their prefetch credit back.
-fn take_settled(
+fn failed_outcome(requeue: bool) -> Outcome {
+    if requeue {
+        Outcome::Requeue
+    } else {
+        Outcome::DeadLetter
+    }
+}
+
+/// A settlement: the deliveries it covers leave the channel's unacknowledged ones. On a
+/// transactional channel they are held until commit (`tx.rs`) and `None` is answered;
+/// otherwise their prefetch credit goes back and they are answered, to be applied now.
+fn settle(
     connection: &mut Connection,
     channel: u16,
     tag: u64,
     multiple: bool,
+    outcome: Outcome,
     ids: (u16, u16),
-) -> Result<Vec<Unacked>, AmqpError> {
+) -> Result<Option<Vec<Unacked>>, AmqpError> {
     let Some(state) = connection.channels.get_mut(&channel) else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
-    let settled: Vec<Unacked> = if multiple && tag == 0 {
-        std::mem::take(&mut state.unacked).into_values().collect()
-    } else if !state.unacked.contains_key(&tag) {
+    let settled = take_settled(&mut state.unacked, tag, multiple, ids)?;
+    if let Some(held) = state.tx.as_mut() {
+        held.settlements.push(HeldSettlement {
+            deliveries: settled,
+            outcome,
+        });
+        return Ok(None);
+    }
+    let settled: Vec<Unacked> = settled.into_iter().map(|(_, delivery)| delivery).collect();
+    give_credit(state, &settled);
+    Ok(Some(settled))
+}
+
+/// Removes the settled deliveries (with their tags) from `unacked`.
+fn take_settled(
+    unacked: &mut BTreeMap<u64, Unacked>,
+    tag: u64,
+    multiple: bool,
+    ids: (u16, u16),
+) -> Result<Vec<(u64, Unacked)>, AmqpError> {
+    Ok(if multiple && tag == 0 {
+        std::mem::take(unacked).into_iter().collect()
+    } else if !unacked.contains_key(&tag) {
         return Err(AmqpError::channel(
             reply::PRECONDITION_FAILED,
             format!("PRECONDITION_FAILED - unknown delivery tag {tag}"),
             ids,
         ));
     } else if multiple {
-        let above = state.unacked.split_off(&(tag + 1));
-        std::mem::replace(&mut state.unacked, above)
-            .into_values()
-            .collect()
+        let above = unacked.split_off(&(tag + 1));
+        std::mem::replace(unacked, above).into_iter().collect()
     } else {
-        state.unacked.remove(&tag).into_iter().collect()
-    };
+        unacked.remove_entry(&tag).into_iter().collect()
+    })
+}
+
+/// Gives settled deliveries' prefetch credit back to their consumers.
+pub(super) fn give_credit(state: &Channel, settled: &[Unacked]) {
     let mut credit: BTreeMap<&str, u32> = BTreeMap::new();
-    for delivery in &settled {
+    for delivery in settled {
         if let Some(consumer) = &delivery.consumer_tag {
             *credit.entry(consumer.as_str()).or_default() += 1;
         }
@@ -163,10 +230,21 @@ fn take_settled(
     for (consumer, count) in credit {
         state.flow.give_back(consumer, count);
     }
-    Ok(settled)
 }
 
-async fn settle_failed(connection: &Connection, settled: Vec<Unacked>, requeue: bool) {
+pub(super) async fn ack_all(connection: &Connection, settled: &[Unacked]) {
+    let engine = connection.engine().clone();
+    let acks = settled
+        .iter()
+        .map(|d| engine.ack(&d.queue, d.offset, d.attempt));
+    for outcome in futures_util::future::join_all(acks).await {
+        if let Err(error) = outcome {
+            tracing::debug!("an AMQP ack failed (its lease may have ended): {error}");
+        }
+    }
+}
+
+pub(super) async fn settle_failed(connection: &Connection, settled: Vec<Unacked>, requeue: bool) {
     let engine = connection.engine().clone();
     if requeue {
         let requeues = settled.iter().map(|d| {

@@ -18,6 +18,13 @@ pub(crate) fn handle(
     match method {
         AMQPMethod::Select(select) => {
             if let Some(state) = connection.channels.get_mut(&channel) {
+                if state.tx.is_some() {
+                    return Err(AmqpError::channel(
+                        crate::error::reply::PRECONDITION_FAILED,
+                        "PRECONDITION_FAILED - cannot switch from tx to confirm mode",
+                        ids,
+                    ));
+                }
                 state.confirm = true;
             }
             if !select.nowait {

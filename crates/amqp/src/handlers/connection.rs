@@ -75,6 +75,7 @@ pub(crate) async fn handle(
     match (connection.phase, method) {
         (Phase::Start, AMQPMethod::StartOk(start_ok)) => {
             authenticate(&start_ok, ids)?;
+            connection.wants_blocked = announces_blocked(&start_ok.client_properties);
             connection.phase = Phase::Tune;
             let config = &connection.shared.config;
             let tune = connection::Tune {
@@ -178,6 +179,17 @@ pub(crate) async fn handle(
 
 /// guest/guest, by PLAIN (`\0user\0password`) or AMQPLAIN (a field table without its
 /// length prefix: `LOGIN` and `PASSWORD`).
+/// Whether the client's properties say `capabilities: {connection.blocked: true}`.
+fn announces_blocked(properties: &FieldTable) -> bool {
+    let Some(AMQPValue::FieldTable(capabilities)) = properties.inner().get("capabilities") else {
+        return false;
+    };
+    matches!(
+        capabilities.inner().get("connection.blocked"),
+        Some(AMQPValue::Boolean(true))
+    )
+}
+
 fn authenticate(start_ok: &connection::StartOk, ids: (u16, u16)) -> Result<(), AmqpError> {
     let response = start_ok.response.as_bytes();
     let credentials = match start_ok.mechanism.as_str() {

@@ -10,6 +10,7 @@
 //! (delivery tags are per channel) and writes them.
 
 mod basic;
+mod blocked;
 mod channel;
 mod confirm;
 mod connection;
@@ -40,6 +41,7 @@ use crate::config::AmqpConfig;
 use crate::error::{reply, AmqpError};
 
 pub(crate) use basic::deliver;
+pub(crate) use blocked::{holds_reads, tell as tell_blocked, watch_alarm, Alarm};
 pub(crate) use connection::start;
 pub(crate) use delivery::requeue_all;
 pub(crate) use publish::flush as flush_publishes;
@@ -56,6 +58,8 @@ pub(crate) struct Shared {
     pub owners: Mutex<HashMap<String, QueueOwner>>,
     /// Direct reply-to tokens (`reply_to.rs`).
     pub replies: Mutex<HashMap<String, reply_to::ReplyTarget>>,
+    /// The resource alarm publishers are blocked on (`blocked.rs`).
+    pub alarm: Alarm,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -161,6 +165,8 @@ pub(crate) struct Channel {
     pub worker: String,
     /// The channel's direct reply-to consumer: its token and consumer tag.
     pub reply_to: Option<(String, String)>,
+    /// After tx.select: what waits for tx.commit (`tx.rs`).
+    pub tx: Option<tx::Transaction>,
 }
 
 impl Channel {
@@ -179,6 +185,7 @@ impl Channel {
             next_consumer_number: 1,
             worker: format!("amqp-{connection}-{id}"),
             reply_to: None,
+            tx: None,
         }
     }
 }
@@ -200,6 +207,12 @@ pub(crate) struct Connection {
     pub finished: bool,
     /// Routed publishes not enqueued yet (`publish.rs`).
     pub publishes: publish::PublishBatch,
+    /// It has published at least once: a resource alarm blocks it (`blocked.rs`).
+    pub published: bool,
+    /// Its client announced the `connection.blocked` capability.
+    pub wants_blocked: bool,
+    /// It is blocked now (and was told so, if it wanted to be).
+    pub blocked_sent: bool,
 }
 
 impl Connection {
@@ -219,6 +232,9 @@ impl Connection {
             exclusive_queues: Vec::new(),
             finished: false,
             publishes: publish::PublishBatch::default(),
+            published: false,
+            wants_blocked: false,
+            blocked_sent: false,
         }
     }
 
@@ -328,7 +344,7 @@ impl Connection {
             AMQPClass::Queue(method) => queue::handle(self, channel, method, ids).await,
             AMQPClass::Basic(method) => basic::handle(self, channel, method, ids).await,
             AMQPClass::Confirm(method) => confirm::handle(self, channel, method, ids),
-            AMQPClass::Tx(_) => tx::refuse(ids),
+            AMQPClass::Tx(method) => tx::handle(self, channel, method, ids).await,
             AMQPClass::Access(_) | AMQPClass::Connection(_) | AMQPClass::Channel(_) => {
                 Err(AmqpError::connection(
                     reply::COMMAND_INVALID,
@@ -376,7 +392,13 @@ impl Connection {
         let Some(state) = self.channels.get_mut(&channel) else {
             return;
         };
-        let unacked: Vec<Unacked> = std::mem::take(&mut state.unacked).into_values().collect();
+        let mut unacked: Vec<Unacked> = std::mem::take(&mut state.unacked).into_values().collect();
+        // Settlements an open transaction held were never applied: requeued like the rest.
+        if let Some(held) = state.tx.take() {
+            for settlement in held.settlements {
+                unacked.extend(settlement.deliveries.into_iter().map(|(_, d)| d));
+            }
+        }
         if remove {
             self.channels.remove(&channel);
         }

@@ -72,6 +72,7 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
     else {
         return Ok(());
     };
+    connection.published = true;
     let exchange = publish.exchange.as_str().to_string();
     let routing_key = publish.routing_key.as_str().to_string();
     let Some(properties) = super::reply_to::rewrite(connection, channel, header.properties) else {
@@ -147,8 +148,7 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
         ttl_ms,
         ..Default::default()
     };
-    connection.publishes.bytes += body.len();
-    connection.publishes.publishes.push(ReadyPublish {
+    let ready = ReadyPublish {
         channel,
         sequence,
         exchange,
@@ -159,13 +159,37 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
         body,
         targets,
         message,
-    });
+    };
+    if let Some(held) = connection
+        .channels
+        .get_mut(&channel)
+        .and_then(|state| state.tx.as_mut())
+    {
+        return held.hold(ready, ids);
+    }
+    connection.publishes.bytes += ready.body.len();
+    connection.publishes.publishes.push(ready);
     if connection.publishes.publishes.len() >= BATCH_MESSAGES_MAX
         || connection.publishes.bytes >= BATCH_BYTES_MAX
     {
         flush(connection).await;
     }
     Ok(())
+}
+
+impl ReadyPublish {
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+}
+
+/// Enqueues a committed transaction's publishes (`tx.rs`) as one batch, after whatever was
+/// waiting already.
+pub(crate) async fn enqueue_held(connection: &mut Connection, held: Vec<ReadyPublish>) {
+    flush(connection).await;
+    connection.publishes.bytes = held.iter().map(ReadyPublish::body_len).sum();
+    connection.publishes.publishes = held;
+    flush(connection).await;
 }
 
 /// The engine queues a message goes to; the default exchange names the queue.

@@ -28,6 +28,23 @@ impl Broker {
 
     pub async fn start_in(path: &Path, config: AmqpConfig) -> Broker {
         let engine = Engine::open(EngineConfig::new(path)).await.unwrap();
+        Broker::serve(engine, config).await
+    }
+
+    #[allow(dead_code)] // only the connection.blocked test starts one
+    /// An engine over `io` (a fault-injecting one) in a temporary folder; maintenance runs
+    /// every 20 ms so a healed disk is noticed at once.
+    pub async fn start_with_io(io: Arc<dyn omnibus_storage::io::Io>) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine_config = EngineConfig::new(dir.path());
+        engine_config.maintenance_interval_ms = 20;
+        let engine = Engine::open_with_io(engine_config, io).await.unwrap();
+        let mut broker = Broker::serve(engine, AmqpConfig::default()).await;
+        broker._dir = Some(dir);
+        broker
+    }
+
+    async fn serve(engine: Arc<Engine>, config: AmqpConfig) -> Broker {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -95,6 +95,14 @@ impl FaultPlan {
             .unwrap_or_else(|p| p.into_inner());
     }
 
+    /// A sticky disk-full fault that has tripped: the disk is full until `clear`, and free
+    /// space is reported as none (so the engine's health sees what a real full disk shows).
+    pub fn reports_full(&self) -> bool {
+        self.disk_full.load(Ordering::SeqCst)
+            && self.sticky.load(Ordering::SeqCst)
+            && self.tripped.load(Ordering::SeqCst)
+    }
+
     pub fn clear(&self) {
         self.writes_until_failure.store(0, Ordering::SeqCst);
         self.syncs_until_failure.store(0, Ordering::SeqCst);
@@ -181,6 +189,12 @@ impl Io for FaultyIo {
     }
     fn exists(&self, path: &Path) -> bool {
         self.inner.exists(path)
+    }
+    fn available_bytes(&self, path: &Path) -> io::Result<u64> {
+        if self.plan.reports_full() {
+            return Ok(0);
+        }
+        self.inner.available_bytes(path)
     }
 }
 

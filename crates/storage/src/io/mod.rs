@@ -40,6 +40,12 @@ pub trait Io: Send + Sync + 'static {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     fn exists(&self, path: &Path) -> bool;
 
+    /// Bytes an unprivileged writer may still use on the filesystem holding `path`
+    /// (statvfs). A fault-injecting backend reports a disk it has made full as full.
+    fn available_bytes(&self, path: &Path) -> io::Result<u64> {
+        crate::disk::statvfs_available(path)
+    }
+
     /// Creates `path` and every missing ancestor, durably: each directory created is
     /// followed by a sync of its parent, so after a power loss no level of the new path can
     /// vanish (a partition folder that vanished would reopen empty while the metadata still
