@@ -38,6 +38,9 @@ as_root() {
 python="${OMNIBUS_CLIENT_TEST_PYTHON:-python3}"
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+# Node and npm, for the Node clients (amqplib) in tests/clients/node.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # Debian's python3 ships venv and ensurepip only with python3-venv.
 "$python" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
@@ -86,6 +89,20 @@ print(f"confluent-kafka {confluent_kafka.__version__} (librdkafka {confluent_kaf
       f"kafka-python {kafka.__version__}, nats-py {importlib.metadata.version('nats-py')}, pytest {pytest.__version__}")
 EOF
 kcat -V 2>&1 | grep -m1 '^Version' || true
+
+# ---------------------------------------------------------------------------------------------
+# Node clients in tests/clients/node/node_modules, exactly as package-lock.json pins them,
+# reinstalled only when the lock file changes.
+
+node_dir="$repo/tests/clients/node"
+node_stamp="$node_dir/node_modules/.omnibus-client-tests.sha256"
+node_want="$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$node_stamp" 2>/dev/null || true)" != "$node_want" ]; then
+  log "installing the pinned Node clients"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$node_want" >"$node_stamp"
+fi
+echo "node $(node --version), amqplib $(node -p "require('$node_dir/node_modules/amqplib/package.json').version")"
 
 # ---------------------------------------------------------------------------------------------
 # The broker.

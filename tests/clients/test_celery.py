@@ -1,7 +1,9 @@
 """Celery against the AMQP door: real `celery worker` processes with Celery's default AMQP
 transport (py-amqp through kombu) and the `rpc://` result backend. A task sent with
 `.delay()`, a task that retries itself, a countdown, a chain and a group, `celery inspect
-ping` (the pidbox fanout exchange and reply queues), an `acks_late` task whose worker is
+ping` (the pidbox fanout exchange and reply queues), task events (`celery worker -E`, the
+`celeryev` topic exchange and a receiver's queue with `x-message-ttl` and `x-expires`, what
+`celery events` reads), an `acks_late` task whose worker is
 killed mid-task running again on the next worker, and 500 tasks over 4 worker processes each
 run exactly once."""
 
@@ -11,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -71,12 +74,12 @@ class Workers:
     def start(self) -> subprocess.Popen:
         return self.start_with_concurrency(1)
 
-    def start_with_concurrency(self, concurrency: int) -> subprocess.Popen:
+    def start_with_concurrency(self, concurrency: int, *extra: str) -> subprocess.Popen:
         log = open(self.folder / f"worker-{len(self.processes)}.log", "wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "omnibus_tasks", "worker",
              "--loglevel=info", f"--concurrency={concurrency}",
-             f"--hostname=w{len(self.processes)}@%h"],
+             f"--hostname=w{len(self.processes)}@%h", *extra],
             cwd=self.folder,
             env=self.env,
             stdout=log,
@@ -146,6 +149,37 @@ def test_countdown_chain_group_and_inspect_ping(celery_setup):
     assert group(tasks.add.s(i, i) for i in range(5)).apply_async().get(timeout=30) == [0, 2, 4, 6, 8]
     replies = tasks.app.control.ping(timeout=2.0)
     assert any("pong" in str(reply) for reply in replies), replies
+
+
+def test_task_events_reach_an_event_receiver(celery_setup):
+    tasks, workers, folder = celery_setup
+    workers.start_with_concurrency(1, "-E")
+    assert tasks.add.delay(1, 1).get(timeout=60) == 2
+    app = tasks.app
+    succeeded: list[dict] = []
+    ready = threading.Event()
+
+    def on_succeeded(event):
+        succeeded.append(event)
+        receiver.should_stop = True
+
+    with app.connection_for_read() as connection:
+        receiver = app.events.Receiver(
+            connection,
+            handlers={"task-succeeded": on_succeeded, "*": lambda event: ready.set()},
+        )
+        # What `celery events` does: a consumer on the celeryev topic exchange (its queue
+        # has x-message-ttl and x-expires), woken with a heartbeat request to the workers.
+        capture = threading.Thread(
+            target=lambda: receiver.capture(limit=None, timeout=30, wakeup=True), daemon=True
+        )
+        capture.start()
+        # Any event (the workers' heartbeats answering the wakeup) says the queue is bound.
+        assert ready.wait(20), "no event from the worker within 20 s"
+        result = tasks.add.delay(20, 22)
+        assert result.get(timeout=60) == 42
+        capture.join(30)
+    assert any(event.get("uuid") == result.id for event in succeeded), succeeded
 
 
 def test_an_acks_late_task_runs_again_when_its_worker_is_killed(celery_setup):

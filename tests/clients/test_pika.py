@@ -297,3 +297,27 @@ def test_confirmed_persistent_messages_survive_kill_9(broker, amqp_url):
     assert declared.method.message_count == len(bodies)
     assert [get_body(channel, queue) for _ in bodies] == bodies
     connection.close()
+
+
+def test_a_transaction_publishes_and_acks_at_commit_only(amqp_url):
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    queue = unique("tx")
+    channel.queue_declare(queue, durable=True)
+    channel.tx_select()
+    channel.basic_publish("", queue, b"rolled back")
+    channel.tx_rollback()
+    channel.basic_publish("", queue, b"committed")
+    reader = connection.channel()
+    assert_empty(reader, queue)
+    channel.tx_commit()
+    method, _, body = channel.basic_get(queue)
+    assert body == b"committed"
+    # The ack waits for the commit: after a rollback the delivery is unacknowledged again,
+    # and the channel's close requeues it.
+    channel.basic_ack(method.delivery_tag)
+    channel.tx_rollback()
+    channel.close()
+    method, _, body = reader.basic_get(queue, auto_ack=True)
+    assert body == b"committed" and method.redelivered
+    connection.close()
