@@ -21,6 +21,7 @@ mod json;
 mod json_jobs;
 mod json_messages;
 mod router;
+mod threads;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +41,9 @@ pub struct HttpConfig {
     pub fetch_records_max: usize,
     /// Most Server-Sent Event streams open at once; one more gets 503 `unavailable`.
     pub sse_streams_max: usize,
+    /// Threads of its own to serve connections on, each with a single-threaded runtime
+    /// (`threads.rs`); 0 serves them on the caller's runtime.
+    pub io_threads: usize,
 }
 
 impl Default for HttpConfig {
@@ -48,6 +52,7 @@ impl Default for HttpConfig {
             body_bytes_max: 64 * 1024 * 1024,
             fetch_records_max: 10_000,
             sse_streams_max: 10_000,
+            io_threads: 0,
         }
     }
 }
@@ -63,6 +68,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (closing, closing_signal) = tokio::sync::watch::channel(false);
     let app = router::router_closing_on(engine, config, closing_signal);
+    if config.io_threads > 0 {
+        return threads::serve(listener, app, config.io_threads, shutdown, closing).await;
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -22,6 +22,8 @@ const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
 const HTTP_BODY_BYTES_CEILING: usize = 1024 * 1024 * 1024;
 /// Ceiling for the records one HTTP fetch may return.
 const HTTP_FETCH_RECORDS_CEILING: usize = 1_000_000;
+/// Most threads the HTTP listener may have of its own.
+const HTTP_IO_THREADS_CEILING: usize = 256;
 /// The storage layer's smallest segment; a smaller default would fail every stream create.
 const SEGMENT_BYTES_MIN: u64 = 1024;
 
@@ -48,6 +50,10 @@ pub struct ServeArgs {
     /// Address of the Redis (RESP) listener, or `off` [default: off].
     #[arg(long, env = "OMNIBUS_REDIS_LISTEN", value_name = "ADDR")]
     pub redis_listen: Option<String>,
+    /// Threads of its own the HTTP listener serves connections on; 0 shares the broker's
+    /// runtime [default: 0].
+    #[arg(long, env = "OMNIBUS_HTTP_IO_THREADS", value_name = "N")]
+    pub http_io_threads: Option<usize>,
 }
 
 /// The `listen` value that turns the NATS listener off.
@@ -75,6 +81,9 @@ pub struct HttpSection {
     pub listen: String,
     pub body_bytes_max: usize,
     pub fetch_records_max: usize,
+    /// Threads of its own to serve connections on (each with a single-threaded runtime);
+    /// 0 serves them on the broker's shared runtime.
+    pub io_threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -172,6 +181,7 @@ impl Default for HttpSection {
             listen: "127.0.0.1:8080".to_string(),
             body_bytes_max: http.body_bytes_max,
             fetch_records_max: http.fetch_records_max,
+            io_threads: http.io_threads,
         }
     }
 }
@@ -266,6 +276,9 @@ impl ServerConfig {
         if let Some(listen) = &args.redis_listen {
             self.redis.listen = listen.clone();
         }
+        if let Some(threads) = args.http_io_threads {
+            self.http.io_threads = threads;
+        }
     }
 
     /// Catches what the layers below would only reject later and less clearly; the engine
@@ -289,6 +302,12 @@ impl ServerConfig {
             bail!(
                 "http.fetch_records_max {} must be between 1 and {HTTP_FETCH_RECORDS_CEILING}",
                 self.http.fetch_records_max
+            );
+        }
+        if self.http.io_threads > HTTP_IO_THREADS_CEILING {
+            bail!(
+                "http.io_threads {} must be at most {HTTP_IO_THREADS_CEILING}",
+                self.http.io_threads
             );
         }
         self.validate_kafka()?;
@@ -447,6 +466,7 @@ impl ServerConfig {
         HttpConfig {
             body_bytes_max: self.http.body_bytes_max,
             fetch_records_max: self.http.fetch_records_max,
+            io_threads: self.http.io_threads,
             ..HttpConfig::default()
         }
     }
