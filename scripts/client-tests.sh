@@ -33,11 +33,14 @@ as_root() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# OS packages: kcat, and the venv module for the system python3.
+# OS packages: kcat, chromium with chromium-driver, and the venv module for the system python3.
 
 python="${OMNIBUS_CLIENT_TEST_PYTHON:-python3}"
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+# The dashboard's browser tests (test_dashboard.py): Debian's chromium and its chromedriver.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # Debian's python3 ships venv and ensurepip only with python3-venv.
 "$python" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
