@@ -101,6 +101,8 @@ export function jobPage(root, { queue, id }, context) {
           const next = { ...job, status: data.status, attempts: data.attempt || job.attempts };
           if ('progress' in data && data.progress !== null) next.progress = data.progress;
           if ('result' in data && data.result !== null) next.result = data.result;
+          if (kind === 'active') next.started_ms = data.at_ms;
+          if (FINAL.has(data.status)) next.finished_ms = data.at_ms;
           show(next);
         }
         // A final event ends the stream; read the whole record once more (errors, result).
