@@ -348,6 +348,20 @@ def test_a_redrive_from_the_ui_moves_dead_letters_back_to_their_queue(browser, h
     assert console_errors(browser) == []
 
 
+def test_the_dead_letter_page_shows_the_newest_and_pages_to_older_ones(browser, http):
+    queue = make_queue(http, max_deliver=1)
+    dead_letter(http, queue, [f"letter-{i}" for i in range(130)])
+    browser.get(f"{http}/ui/queues/{queue}/dlq")
+    find(browser, "tr[data-offset='129']")
+    assert browser.find_elements(By.CSS_SELECTOR, "tr[data-offset='29']") == []
+    assert len(browser.find_elements(By.CSS_SELECTOR, "tr[data-offset]")) == 100
+    click(browser, "#older-letters")
+    find(browser, "tr[data-offset='0']")
+    click(browser, "#newest-letters")
+    find(browser, "tr[data-offset='129']")
+    assert console_errors(browser) == []
+
+
 def test_lag_shows_after_a_group_falls_behind(browser, broker, http, screenshots):
     stream = unique("dash-lag")
     broker.create_stream(stream, 1)

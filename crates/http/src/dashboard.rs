@@ -237,6 +237,38 @@ mod tests {
         }
     }
 
+    /// The page paths of `app.js`'s `ROUTES` table, with each `:param` filled in.
+    fn script_routes() -> Vec<String> {
+        let script = include_str!("../assets/dashboard/app.js");
+        let table = script
+            .split("const ROUTES = [")
+            .nth(1)
+            .and_then(|rest| rest.split("\n];").next())
+            .expect("app.js has a ROUTES table");
+        table
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("[[")?.split(']').next())
+            .map(|pattern| {
+                pattern
+                    .split(',')
+                    .map(|part| part.trim().trim_matches('\''))
+                    .filter(|part| !part.is_empty())
+                    .map(|part| part.trim_start_matches(':'))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_route_of_the_script_is_a_page_of_the_server() {
+        let routes = script_routes();
+        assert!(routes.len() >= 10, "{routes:?}");
+        for route in routes.iter().filter(|route| !route.is_empty()) {
+            assert!(is_page(route), "app.js routes {route}; is_page refuses it");
+        }
+    }
+
     #[test]
     fn every_asset_file_is_embedded_with_its_content_type() {
         let script = include_str!("../assets/dashboard/app.js");

@@ -114,18 +114,32 @@ export function deadLettersPage(root, { queue }, context) {
     message.textContent = `Dead letter ${offset} moved back to ${queue} (${answer.redriven}).`;
     context.refresh();
   }
+  // Paging: `start` null follows the newest letters; Older/Newer step by a page.
+  const older = el('button', { id: 'older-letters', onclick: () => {
+    start = Math.max(0, (start ?? Number(older.dataset.from || 0)) - LETTERS_SHOWN);
+    context.refresh();
+  } }, 'Older');
+  const newest = el('button', { id: 'newest-letters', onclick: () => {
+    start = null;
+    context.refresh();
+  } }, 'Newest');
   fill(root, el('div', { class: 'crumbs' }, link('/ui/queues', 'Queues'), ' / ', link(`/ui/queues/${segment(queue)}`, queue), ' /'),
     el('h1', {}, `Dead letters of ${queue}`),
-    el('div', { class: 'actions' }, redriveAll), message, summary,
+    el('div', { class: 'actions' }, redriveAll, older, newest), message, summary,
     el('section', { class: 'card' }, letters));
   return {
     title: `${queue} dead letters`,
     async refresh() {
-      let page = await get(`/v1/queues/${segment(queue)}/dlq?offset=${start ?? 0}&limit=${LETTERS_SHOWN}`);
-      if (start === null && page.high_watermark - page.log_start_offset > LETTERS_SHOWN) {
-        start = page.high_watermark - LETTERS_SHOWN;
-        page = await get(`/v1/queues/${segment(queue)}/dlq?offset=${start}&limit=${LETTERS_SHOWN}`);
+      let from = start ?? 0;
+      let page = await get(`/v1/queues/${segment(queue)}/dlq?offset=${from}&limit=${LETTERS_SHOWN}`);
+      if (start === null && page.high_watermark - Math.max(from, page.log_start_offset) > LETTERS_SHOWN) {
+        from = page.high_watermark - LETTERS_SHOWN;
+        page = await get(`/v1/queues/${segment(queue)}/dlq?offset=${from}&limit=${LETTERS_SHOWN}`);
       }
+      // Remember where the newest page begins, so Older steps back from it.
+      if (start === null) older.dataset.from = String(from);
+      older.disabled = Math.max(from, page.log_start_offset) <= page.log_start_offset;
+      newest.disabled = start === null;
       const redriven = new Set(page.redriven_offsets);
       const isRedriven = (offset) => offset < page.redriven_below || redriven.has(offset);
       const waiting = page.records.filter((record) => !isRedriven(record.offset)).length;
