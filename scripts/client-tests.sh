@@ -33,7 +33,7 @@ as_root() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# OS packages: kcat, and the venv module for the system python3.
+# OS packages: kcat, chromium with chromium-driver, and the venv module for the system python3.
 
 python="${OMNIBUS_CLIENT_TEST_PYTHON:-python3}"
 missing=()
@@ -41,6 +41,9 @@ command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 # Node and npm, for the Node clients (amqplib) in tests/clients/node.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The dashboard's browser tests (test_dashboard.py): Debian's chromium and its chromedriver.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # Debian's python3 ships venv and ensurepip only with python3-venv.
 "$python" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 

@@ -11,7 +11,7 @@
 //! - then a queue that the full disk (or another I/O error of the state store) left refusing
 //!   work is reloaded from disk (`queue/recovery.rs`).
 
-use omnibus_storage::{DiskReserve, StorageError};
+use omnibus_storage::{filesystem_bytes, DiskReserve, StorageError};
 
 use crate::engine::Engine;
 
@@ -86,7 +86,28 @@ pub(crate) fn open_reserve(data_dir: &std::path::Path, bytes: u64) -> std::sync:
     std::sync::Arc::new(reserve)
 }
 
+/// The data folder's filesystem, for dashboards.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DiskSpace {
+    pub data_dir: String,
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
 impl Engine {
+    /// Size and free space of the data folder's filesystem (one `statvfs`, no disk writes).
+    pub fn disk_space(&self) -> crate::Result<DiskSpace> {
+        let data_dir = &self.config.data_dir;
+        let (total_bytes, _) = filesystem_bytes(data_dir)?;
+        // As the I/O backend measures it (a fault-injected full disk shows as full).
+        let available_bytes = self.available_bytes()?;
+        Ok(DiskSpace {
+            data_dir: data_dir.display().to_string(),
+            total_bytes,
+            available_bytes,
+        })
+    }
+
     /// The broker's problems right now. Cheap (one `statvfs`, no disk writes): safe to call
     /// from a health check at any rate.
     pub fn health(&self) -> Health {

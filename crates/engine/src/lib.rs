@@ -26,5 +26,5 @@ pub mod streams;
 pub use config::{EngineConfig, FsyncPolicy, StreamDefaults};
 pub use engine::Engine;
 pub use error::{EngineError, Result};
-pub use health::{Health, HealthProblem, HealthProblemKind};
+pub use health::{DiskSpace, Health, HealthProblem, HealthProblemKind};
 pub use model::*;

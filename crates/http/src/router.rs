@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
-use axum::http::{header, Method, Uri};
+use axum::http::{header, HeaderMap, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
@@ -17,8 +17,8 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::error::ApiError;
 use crate::handlers::{
-    dead_letters, events, fetch, groups, health, jobs, messages, offsets, openapi, publish, queues,
-    streams,
+    dead_letters, events, fetch, groups, health, jobs, messages, offsets, openapi, overview,
+    publish, queues, streams,
 };
 use crate::HttpConfig;
 
@@ -185,6 +185,14 @@ pub fn routes() -> Vec<Route> {
             events::job_events,
         ),
         route(Get, "/v1/queues/{queue}/events", events::queue_events),
+        // The dashboard's additions (issue 15).
+        route(Get, "/v1/overview", overview::overview),
+        route(Post, "/v1/queues/{queue}/jobs/{id}/retry", jobs::retry_job),
+        route(
+            Post,
+            "/v1/queues/{queue}/dlq/{offset}/redrive",
+            dead_letters::redrive_one,
+        ),
     ]
 }
 
@@ -215,6 +223,8 @@ pub fn router_closing_on(
     for route in routes() {
         router = router.route(route.path, route.handler);
     }
+    // The web UI at `/` and `/ui/...`; its paths never overlap the API's.
+    router = router.merge(crate::dashboard::routes());
     router
         // Must come after the routes: it applies to the routes present when called.
         .method_not_allowed_fallback(method_not_allowed)
@@ -248,11 +258,16 @@ async fn refuse_declared_oversize_body(
     }
 }
 
-async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+async fn route_not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    // A browser following a stale link gets the dashboard's 404 page, an API client JSON.
+    if let Some(page) = crate::dashboard::not_found_page_for_browser(uri.path(), &headers) {
+        return page;
+    }
     ApiError::RouteNotFound {
         method,
         path: uri.path().to_owned(),
     }
+    .into_response()
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {

@@ -34,6 +34,21 @@ pub(crate) fn statvfs_available(path: &Path) -> std::io::Result<u64> {
     Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
+/// The size of the filesystem holding `path` and the bytes an unprivileged writer may still
+/// use on it, from one `statvfs`: `(total, available)`.
+pub fn filesystem_bytes(path: &Path) -> Result<(u64, u64)> {
+    let stats = rustix::fs::statvfs(path).map_err(|errno| {
+        StorageError::io(
+            format!("measuring the filesystem of {}", path.display()),
+            std::io::Error::from(errno),
+        )
+    })?;
+    Ok((
+        stats.f_blocks.saturating_mul(stats.f_frsize),
+        stats.f_bavail.saturating_mul(stats.f_frsize),
+    ))
+}
+
 /// Whether `error` (or anything it wraps) is the operating system saying the disk is full.
 pub fn is_disk_full(error: &std::io::Error) -> bool {
     error.raw_os_error() == Some(libc::ENOSPC) || error.kind() == std::io::ErrorKind::StorageFull

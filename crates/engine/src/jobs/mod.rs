@@ -12,6 +12,7 @@ mod complete;
 mod message;
 mod model;
 mod query;
+mod retry;
 mod store;
 mod unsynced;
 
@@ -646,5 +647,7 @@ mod complete_tests;
 mod failure_tests;
 #[cfg(test)]
 mod record_tests;
+#[cfg(test)]
+mod retry_tests;
 #[cfg(test)]
 mod tests;

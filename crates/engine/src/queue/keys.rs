@@ -12,6 +12,7 @@
 //! | `P<first:20>` | u64 BE end, u8 priority | offsets `[first, end)` have this priority (0 is not stored) |
 //! | `S` | `paused` | the queue is paused |
 //! | `R` | u64 BE | dead-letter offset up to which messages were redriven |
+//! | `X<offset:20>` | empty | the dead letter at this offset (at or above `R`) was redriven on its own (`redrive.rs`) |
 //!
 //! `F`, `A`, `D` and `L` keys are written with put-max (`StateWrite::PutMax`): a queue's commits are not
 //! ordered among themselves, and an older ack's commit that reaches the store after a newer
@@ -72,6 +73,15 @@ pub fn paused(queue: &str) -> String {
 /// `R` → u64 BE: the dead-letter stream offset up to which messages were redriven.
 pub fn redrive(queue: &str) -> String {
     format!("{queue}{SEPARATOR}R")
+}
+
+/// `X<offset:20>` → empty: this dead letter was redriven on its own.
+pub fn redriven_one(queue: &str, offset: u64) -> String {
+    format!("{queue}{SEPARATOR}X{offset:020}")
+}
+
+pub fn redriven_one_prefix(queue: &str) -> String {
+    format!("{queue}{SEPARATOR}X")
 }
 
 pub fn priority(queue: &str, first: u64) -> String {

@@ -28,6 +28,7 @@ pub mod ranges;
 pub mod rates;
 mod reader;
 mod recovery;
+mod redrive;
 mod runtime;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub use delivery::{Delivery, ReadySignal};
 pub use overflow::message_bytes;
 pub use policy::Backoff;
 pub use rates::{QueueRates, Rate};
+pub use redrive::RedriveState;
 pub(crate) use runtime::header_i64;
 pub(crate) use runtime::{stored_core, StoredCore, StoredTimers};
 pub use runtime::{DeadLetterListener, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER};
@@ -367,12 +369,7 @@ impl Engine {
             ack_floor: core.floor(),
             enqueued_total: core.end(),
             paused: core.is_paused(),
-            dead_letter_depth: queue.dead_letter.high_watermark().saturating_sub(
-                queue
-                    .redriven
-                    .load(std::sync::atomic::Ordering::Acquire)
-                    .max(queue.dead_letter.log_start_offset()),
-            ),
+            dead_letter_depth: queue.dead_letter_depth(),
             waiting_bytes: core.waiting_bytes(),
             rates,
             failure: queue.failure().map(str::to_string),
@@ -694,74 +691,14 @@ impl Engine {
         })
         .await
     }
-
-    /// Moves up to `max` dead letters not yet redriven back into the queue (fresh attempts,
-    /// their original key, value, headers and priority). At-least-once: a crash during a
-    /// redrive may redrive a message twice.
-    pub async fn redrive(&self, queue_name: &str, max: usize) -> Result<u64> {
-        let queue = self.queue(queue_name)?;
-        queue.check_healthy()?;
-        let from = queue
-            .redriven
-            .load(std::sync::atomic::Ordering::Acquire)
-            .max(queue.dead_letter.log_start_offset());
-        let letters = self
-            .dead_letters(queue_name, from, max.clamp(1, 10_000))
-            .await?;
-        if letters.records.is_empty() {
-            return Ok(0);
-        }
-        let source = queue_name.to_string();
-        let mut messages = Vec::new();
-        for record in &letters.records {
-            let from_here = record
-                .headers
-                .iter()
-                .find(|h| h.name == "omnibus.dlq.source")
-                .is_none_or(|h| h.value.as_ref() == source.as_bytes());
-            if !from_here {
-                continue;
-            }
-            let priority = record
-                .headers
-                .iter()
-                .find(|h| h.name == PRIORITY_HEADER)
-                .and_then(|h| std::str::from_utf8(&h.value).ok()?.parse().ok())
-                .unwrap_or(0);
-            let headers = record
-                .headers
-                .iter()
-                .filter(|h| {
-                    !h.name.starts_with("omnibus.dlq.")
-                        && h.name != DUE_HEADER
-                        && h.name != EXPIRES_HEADER
-                        && h.name != PRIORITY_HEADER
-                })
-                .cloned()
-                .collect();
-            messages.push(EnqueueMessage {
-                key: record.key.clone(),
-                value: record.value.clone(),
-                headers,
-                priority,
-                delay_ms: None,
-                ttl_ms: None,
-                id: None,
-            });
-        }
-        let count = messages.len() as u64;
-        if !messages.is_empty() {
-            self.enqueue(queue_name, messages).await?;
-        }
-        queue.save_redriven(letters.next_offset).await?;
-        Ok(count)
-    }
 }
 
 #[cfg(test)]
 pub(crate) mod failure_tests;
 #[cfg(test)]
 mod limits_tests;
+#[cfg(test)]
+mod redrive_tests;
 #[cfg(test)]
 mod reload_tests;
 #[cfg(test)]

@@ -52,6 +52,8 @@ pub struct Queue {
     pub(super) timer_changed: Arc<Notify>,
     /// Dead-letter stream offset up to which messages were redriven.
     pub(crate) redriven: std::sync::atomic::AtomicU64,
+    /// Dead letters at or above `redriven` that were redriven one at a time (`redrive.rs`).
+    pub(crate) redriven_one: Mutex<std::collections::BTreeSet<u64>>,
     /// Held from adding a timer until its write is committed, and while loading timers from
     /// the store, so a load never misses a timer whose write is still in flight.
     pub(super) timer_io: tokio::sync::Mutex<()>,
@@ -241,6 +243,7 @@ impl Queue {
         Ok(Arc::new(Queue {
             rates: Mutex::new(RateRing::new(now_ms())),
             redriven: std::sync::atomic::AtomicU64::new(redriven),
+            redriven_one: Mutex::new(super::redrive::load_redriven_one(&state, &name)?),
             on_dead_letter: Mutex::new(None),
             on_failure: Mutex::new(None),
             timer_io: tokio::sync::Mutex::new(()),
@@ -368,18 +371,6 @@ impl Queue {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .snapshot(now_ms())
-    }
-
-    pub(crate) async fn save_redriven(&self, upto: u64) -> Result<()> {
-        self.check_healthy()?;
-        self.redriven
-            .fetch_max(upto, std::sync::atomic::Ordering::AcqRel);
-        self.commit(vec![StateWrite::Put {
-            table: keys::TABLE,
-            key: keys::redrive(&self.config.name),
-            value: upto.to_be_bytes().to_vec(),
-        }])
-        .await
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, QueueCore> {

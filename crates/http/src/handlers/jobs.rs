@@ -387,6 +387,22 @@ pub async fn cancel_job(
     Ok(Json(job))
 }
 
+/// `POST /v1/queues/{queue}/jobs/{id}/retry`: a dead or cancelled job runs again as a new
+/// job with the same name, payload and options (201 `{"jobs":[{"id","created","status"}]}`,
+/// the shape of an enqueue).
+pub async fn retry_job(
+    State(state): State<AppState>,
+    PathParams((queue, id)): PathParams<(String, String)>,
+) -> Result<(StatusCode, Json<EnqueueJobsResponse>), ApiError> {
+    let job = state.engine.retry_job(&queue, &id).await?;
+    let status = if job.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(EnqueueJobsResponse { jobs: vec![job] })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod messages;
 pub mod offsets;
 pub mod openapi;
+pub mod overview;
 pub mod publish;
 pub mod queues;
 pub mod streams;
