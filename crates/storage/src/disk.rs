@@ -32,6 +32,28 @@ pub fn available_bytes(path: &Path) -> Result<u64> {
     Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
+/// The size of the filesystem holding a path and what an unprivileged writer may still use
+/// of it (the alarms' disk-free percentage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    pub available_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// [`DiskSpace`] of the filesystem holding `path` (one `statvfs`).
+pub fn disk_space(path: &Path) -> Result<DiskSpace> {
+    let stats = rustix::fs::statvfs(path).map_err(|errno| {
+        StorageError::io(
+            format!("measuring the size of {}", path.display()),
+            std::io::Error::from(errno),
+        )
+    })?;
+    Ok(DiskSpace {
+        available_bytes: stats.f_bavail.saturating_mul(stats.f_frsize),
+        total_bytes: stats.f_blocks.saturating_mul(stats.f_frsize),
+    })
+}
+
 /// Whether `error` (or anything it wraps) is the operating system saying the disk is full.
 pub fn is_disk_full(error: &std::io::Error) -> bool {
     error.raw_os_error() == Some(libc::ENOSPC) || error.kind() == std::io::ErrorKind::StorageFull
