@@ -17,8 +17,8 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::error::ApiError;
 use crate::handlers::{
-    dead_letters, events, fetch, groups, health, jobs, messages, offsets, openapi, publish, queues,
-    streams,
+    alerts, dead_letters, events, fetch, groups, health, jobs, messages, offsets, openapi, publish,
+    queues, streams,
 };
 use crate::HttpConfig;
 
@@ -185,6 +185,11 @@ pub fn routes() -> Vec<Route> {
             events::job_events,
         ),
         route(Get, "/v1/queues/{queue}/events", events::queue_events),
+        route(Get, "/v1/alerts", alerts::list_alerts),
+        route(Get, "/v1/alerts/rules", alerts::list_rules),
+        route(Post, "/v1/alerts/rules", alerts::put_rule),
+        route(Delete, "/v1/alerts/rules/{name}", alerts::delete_rule),
+        route(Get, "/v1/alerts/webhooks", alerts::list_webhooks),
     ]
 }
 
