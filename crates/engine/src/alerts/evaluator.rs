@@ -221,21 +221,20 @@ fn describe(kind: AlertKind, target: &str) -> String {
     }
 }
 
-/// The value with its unit and the threshold, e.g. `1500 records (threshold 1000)`.
+/// The value with its unit and the threshold, e.g. `1500 records (alarm above 1000 records)`.
 fn measure(rule: &AlertRule, observation: &Observation) -> String {
     let unit = match (rule.kind, observation.unit) {
-        (AlertKind::ConsumerLag, Some(LagUnit::Seconds)) | (AlertKind::QueueOldestAge, _) => "s",
+        (AlertKind::ConsumerLag, Some(LagUnit::Seconds)) | (AlertKind::QueueOldestAge, _) => " s",
         (AlertKind::ConsumerLag, _) => " records",
-        (AlertKind::DlqDepth, _) => " messages",
         (AlertKind::DiskFree, _) => " %",
-        (AlertKind::IoPoisoned, _) => "",
+        (AlertKind::DlqDepth, _) | (AlertKind::IoPoisoned, _) => "",
     };
     let value = observation.value;
     let threshold = rule.threshold;
-    if rule.kind == AlertKind::DiskFree {
-        format!("{value:.1}{unit} (alarm below {threshold}{unit})")
+    if rule.kind.fires_below() {
+        format!("{value}{unit} (alarm below {threshold}{unit})")
     } else {
-        format!("{value}{unit} (threshold {threshold}{unit})")
+        format!("{value}{unit} (alarm above {threshold}{unit})")
     }
 }
 
@@ -251,7 +250,7 @@ fn fired_message(rule: &AlertRule, observation: &Observation) -> String {
             format!("{} refuses work after an I/O error", observation.target)
         }
         _ => format!(
-            "{} is {}",
+            "{}: {}",
             describe(rule.kind, &observation.target),
             measure(rule, observation)
         ),
