@@ -7,7 +7,8 @@
 //! the rule). Only firing and resolving are transitions; a firing alarm's value is updated
 //! in place.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::rules::{glob_matches, rule_unit};
 use super::time::format_rfc3339_ms;
@@ -43,16 +44,21 @@ struct Tracked {
     firing: Option<Alert>,
 }
 
+/// Values a growing rule's alarm kept per target: `(ms, value)`, oldest first.
+const GROWTH_SAMPLES_MAX: usize = 512;
+
 #[derive(Debug, Default)]
 pub struct Evaluator {
     tracked: HashMap<String, Tracked>,
+    /// Growing rules' past values, by alarm id.
+    histories: HashMap<String, VecDeque<(i64, f64)>>,
 }
 
 impl Evaluator {
     /// Starts from the alarms that were firing (after a restart: the stored ones), so they
     /// neither fire twice nor stay firing once their condition is gone.
     pub fn new(firing: impl IntoIterator<Item = Alert>) -> Evaluator {
-        let tracked = firing
+        let tracked: HashMap<String, Tracked> = firing
             .into_iter()
             .filter(|alert| alert.state == AlertState::Firing)
             .map(|alert| {
@@ -64,7 +70,10 @@ impl Evaluator {
                 (alert.id, tracked)
             })
             .collect();
-        Evaluator { tracked }
+        Evaluator {
+            tracked,
+            histories: HashMap::new(),
+        }
     }
 
     /// Judges every observation against every rule at `now_ms`. Alarms of the `unobserved`
@@ -91,9 +100,15 @@ impl Evaluator {
             for observation in matching {
                 let id = format!("{}:{}", rule.name, observation.target);
                 seen.insert(id.clone());
-                self.judge(rule, observation, id, now_ms, &mut evaluation);
+                let observation = if rule.growing {
+                    Cow::Owned(self.growth(&id, rule, observation, now_ms))
+                } else {
+                    Cow::Borrowed(observation)
+                };
+                self.judge(rule, &observation, id, now_ms, &mut evaluation);
             }
         }
+        self.histories.retain(|id, _| seen.contains(id));
         // Alarms whose target or rule is gone resolve; pending ones are forgotten.
         let gone: Vec<String> = self
             .tracked
@@ -124,6 +139,35 @@ impl Evaluator {
             }
         }
         evaluation
+    }
+
+    /// How much `observation`'s value grew since the start of the rule's window (or since
+    /// the target was first seen, for a younger history).
+    fn growth(
+        &mut self,
+        id: &str,
+        rule: &AlertRule,
+        observation: &Observation,
+        now_ms: i64,
+    ) -> Observation {
+        let history = self.histories.entry(id.to_string()).or_default();
+        if history.len() >= GROWTH_SAMPLES_MAX {
+            // Halve the resolution rather than forget the window's start.
+            *history = history.iter().copied().step_by(2).collect();
+        }
+        history.push_back((now_ms, observation.value));
+        let window_start = now_ms.saturating_sub((rule.for_seconds as i64).saturating_mul(1000));
+        // The newest sample at or before the window's start is the baseline; older ones go.
+        let baseline = history
+            .iter()
+            .rposition(|(ms, _)| *ms <= window_start)
+            .unwrap_or(0);
+        history.drain(..baseline);
+        let grown = observation.value - history.front().map_or(observation.value, |s| s.1);
+        Observation {
+            value: grown,
+            ..observation.clone()
+        }
     }
 
     fn judge(
@@ -175,7 +219,9 @@ impl Evaluator {
         }
         let since = *tracked.pending_since_ms.get_or_insert(now_ms);
         let held_ms = now_ms.saturating_sub(since);
-        if held_ms < (rule.for_seconds as i64).saturating_mul(1000) {
+        // A growing rule's `for_seconds` is its window, already applied to the value.
+        let hold_seconds = if rule.growing { 0 } else { rule.for_seconds };
+        if held_ms < (hold_seconds as i64).saturating_mul(1000) {
             return;
         }
         if evaluation.transitions.len() >= TRANSITIONS_PER_TICK_MAX {
@@ -231,7 +277,10 @@ fn measure(rule: &AlertRule, observation: &Observation) -> String {
     };
     let value = observation.value;
     let threshold = rule.threshold;
-    if rule.kind.fires_below() {
+    if rule.growing {
+        let window = rule.for_seconds;
+        format!("grew by {value} within {window} s (alarm above {threshold})")
+    } else if rule.kind.fires_below() {
         format!("{value}{unit} (alarm below {threshold}{unit})")
     } else {
         format!("{value}{unit} (alarm above {threshold}{unit})")

@@ -136,6 +136,14 @@ pub struct AlertRule {
     /// `consumer_lag` only: records (the default) or seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<LagUnit>,
+    /// `dlq_depth` only: judge how much the depth grew within the last `for_seconds` (a
+    /// window, then, not a duration to hold) instead of the depth itself.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub growing: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn enabled_by_default() -> bool {

@@ -24,6 +24,7 @@ pub fn default_rules() -> Vec<AlertRule> {
         enabled: true,
         source: RuleSource::Default,
         unit: None,
+        growing: false,
     };
     vec![
         rule("dlq_not_empty", AlertKind::DlqDepth, 0.0),
@@ -85,6 +86,17 @@ pub fn validate_rule(rule: &AlertRule) -> Result<(), String> {
         return Err(format!(
             "rule {name:?}: unit applies to consumer_lag rules only, not {}",
             rule.kind.as_str()
+        ));
+    }
+    if rule.growing && rule.kind != AlertKind::DlqDepth {
+        return Err(format!(
+            "rule {name:?}: growing applies to dlq_depth rules only, not {}",
+            rule.kind.as_str()
+        ));
+    }
+    if rule.growing && rule.for_seconds == 0 {
+        return Err(format!(
+            "rule {name:?}: a growing rule needs for_seconds, the window its growth is measured over"
         ));
     }
     if rule.for_seconds > FOR_SECONDS_MAX {

@@ -21,6 +21,7 @@ fn lag_rule(unit: LagUnit, threshold: f64, for_seconds: u64) -> AlertRule {
         enabled: true,
         source: RuleSource::Api,
         unit: Some(unit),
+        growing: false,
     }
 }
 
@@ -175,6 +176,64 @@ fn a_flood_of_alarms_is_spread_over_evaluations() {
     assert_eq!(first.deferred, 50);
     let second = evaluator.evaluate(&rules, &flood, &[], 1_000);
     assert_eq!((second.transitions.len(), second.deferred), (50, 0));
+}
+
+#[test]
+fn a_growing_dlq_rule_fires_on_growth_within_its_window_and_resolves_once_it_stops() {
+    let rules = [AlertRule {
+        name: "dlq_growing".into(),
+        kind: AlertKind::DlqDepth,
+        target: None,
+        threshold: 2.0,
+        for_seconds: 10,
+        enabled: true,
+        source: RuleSource::Api,
+        unit: None,
+        growing: true,
+    }];
+    let depth = |value| vec![observed(AlertKind::DlqDepth, None, "jobs", value)];
+    let mut evaluator = Evaluator::default();
+    // A deep but steady dead-letter queue is not growing.
+    for second in 0..5 {
+        let quiet = evaluator.evaluate(&rules, &depth(50.0), &[], second * 1_000);
+        assert!(quiet.transitions.is_empty(), "{quiet:?}");
+    }
+    assert!(evaluator
+        .evaluate(&rules, &depth(52.0), &[], 5_000)
+        .transitions
+        .is_empty());
+    let fired = evaluator
+        .evaluate(&rules, &depth(53.0), &[], 6_000)
+        .transitions;
+    assert_eq!(fired.len(), 1, "grew by 3 within 10 s");
+    assert_eq!(fired[0].value, 3.0);
+    assert!(
+        fired[0].message.contains("grew by 3 within 10 s"),
+        "{}",
+        fired[0].message
+    );
+    // No new dead letters: once the growth leaves the window, the alarm resolves.
+    assert!(evaluator
+        .evaluate(&rules, &depth(53.0), &[], 14_000)
+        .transitions
+        .is_empty());
+    let resolved = evaluator
+        .evaluate(&rules, &depth(53.0), &[], 16_500)
+        .transitions;
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(resolved[0].state, AlertState::Resolved);
+    let growing_lag = AlertRule {
+        kind: AlertKind::ConsumerLag,
+        ..rules[0].clone()
+    };
+    assert!(validate_rule(&growing_lag)
+        .unwrap_err()
+        .contains("growing applies"));
+    let no_window = AlertRule {
+        for_seconds: 0,
+        ..rules[0].clone()
+    };
+    assert!(validate_rule(&no_window).unwrap_err().contains("window"));
 }
 
 #[test]
