@@ -180,9 +180,8 @@ async fn deliver(
             break;
         }
         // Failures are visible while the retries wait.
-        match engine.upgrade() {
-            Some(engine) => engine.report_webhook_status(status),
-            None => break,
+        if let Some(engine) = engine.upgrade() {
+            engine.report_webhook_status(status);
         }
         tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
         backoff_ms = backoff_ms.saturating_mul(2).min(BACKOFF_MS_MAX);
@@ -208,4 +207,119 @@ fn now() -> String {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     format_rfc3339_ms(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use omnibus_engine::{AlertKind, AlertState};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn alert(id: &str) -> Alert {
+        Alert {
+            id: id.into(),
+            rule: "dlq_not_empty".into(),
+            kind: AlertKind::DlqDepth,
+            target: "work".into(),
+            state: AlertState::Firing,
+            value: 1.0,
+            threshold: 0.0,
+            since: "2026-12-03T22:00:00.000Z".into(),
+            resolved_at: None,
+            message: "dead letters of queue work: 1 (alarm above 0)".into(),
+        }
+    }
+
+    fn outbox(url: &str, queue_max: usize) -> Outbox {
+        Outbox {
+            settings: WebhookSection {
+                url: url.into(),
+                timeout_ms: 2_000,
+                retries_max: 3,
+                backoff_ms: 10,
+                queue_max,
+            },
+            pending: Mutex::new((VecDeque::new(), WebhookStatus::default())),
+            wake: Notify::new(),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_transition_and_counts_it() {
+        let outbox = outbox("http://127.0.0.1:9/", 2);
+        outbox.push(alert("a"));
+        outbox.push(alert("b"));
+        let status = outbox.push(alert("c"));
+        assert_eq!((status.dropped, status.queued), (1, 2));
+        assert_eq!(outbox.next().unwrap().id, "b");
+        assert_eq!(outbox.next().unwrap().id, "c");
+        assert!(outbox.next().is_none());
+    }
+
+    /// Answers the first `failures` requests 500, the rest 200; counts the requests.
+    async fn flaky_receiver(failures: usize) -> (String, Arc<Mutex<usize>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // The alarm JSON is small: its request fits and ends with the body's `}`.
+                while !request.ends_with(b"}") {
+                    let read = socket.read(&mut chunk).await.unwrap();
+                    if read == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&chunk[..read]);
+                }
+                let seen = {
+                    let mut requests = counted.lock().unwrap();
+                    *requests += 1;
+                    *requests
+                };
+                let answer: &[u8] = if seen <= failures {
+                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                };
+                let _ = socket.write_all(answer).await;
+            }
+        });
+        (url, requests)
+    }
+
+    #[tokio::test]
+    async fn a_failing_webhook_is_retried_with_backoff_until_it_answers() {
+        let (url, requests) = flaky_receiver(2).await;
+        let outbox = outbox(&url, 10);
+        let client = reqwest::Client::new();
+        let status = deliver(&client, &outbox, &alert("a"), &Weak::new()).await;
+        assert_eq!(*requests.lock().unwrap(), 3);
+        assert_eq!(
+            (status.delivered, status.failed_attempts, status.abandoned),
+            (1, 2, 0)
+        );
+        assert!(status.last_error.unwrap().contains("500"));
+        assert!(status.last_delivered_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_webhook_failing_past_its_retries_abandons_the_transition() {
+        let (url, requests) = flaky_receiver(usize::MAX).await;
+        let outbox = outbox(&url, 10);
+        let client = reqwest::Client::new();
+        let status = deliver(&client, &outbox, &alert("a"), &Weak::new()).await;
+        assert_eq!(
+            *requests.lock().unwrap(),
+            4,
+            "the first attempt and 3 retries"
+        );
+        assert_eq!(
+            (status.delivered, status.failed_attempts, status.abandoned),
+            (0, 4, 1)
+        );
+    }
 }

@@ -22,6 +22,8 @@ mod store;
 mod time;
 
 #[cfg(test)]
+mod observe_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
