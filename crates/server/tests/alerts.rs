@@ -1,5 +1,6 @@
 //! Alarms through the `omnibus` binary: a dead letter raises the default alarm, which is
-//! published on `$sys.alerts.dlq_depth` (seen by async-nats through the NATS door), POSTed
+//! published on `$sys.alerts.dlq_depth` (seen by async-nats through the NATS door and by the
+//! redis crate through the Redis door's pub/sub), POSTed
 //! to a webhook, listed by `GET /v1/alerts` and `omnibus alerts`, not held up by a webhook
 //! that never answers, and still firing — the same alarm — after a kill -9 and restart.
 
@@ -175,6 +176,13 @@ async fn a_dead_letter_alarm_reaches_nats_webhooks_the_api_and_the_cli_and_survi
         .unwrap();
     let mut alarms = nats.subscribe("$sys.alerts.>").await.unwrap();
     nats.flush().await.unwrap();
+    let redis_url = format!("redis://{}/", broker.redis_address.unwrap());
+    let mut redis = redis::Client::open(redis_url)
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    redis.subscribe("$sys.alerts.dlq_depth").await.unwrap();
 
     dead_letter_one(&broker, "work").await;
     let fired = wait_for_firing(&broker, "dlq_not_empty:work").await;
@@ -191,6 +199,15 @@ async fn a_dead_letter_alarm_reaches_nats_webhooks_the_api_and_the_cli_and_survi
     let published: Value = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(published["id"], "dlq_not_empty:work");
     assert_eq!(published["state"], "firing");
+
+    let mut redis_messages = redis.on_message();
+    let redis_message = tokio::time::timeout(Duration::from_secs(5), redis_messages.next())
+        .await
+        .expect("a transition on the Redis channel")
+        .unwrap();
+    let payload: String = redis_message.get_payload().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&payload).unwrap(), published);
+    drop(redis_messages);
 
     let hooked = tokio::time::timeout(Duration::from_secs(5), posted.recv())
         .await

@@ -255,6 +255,8 @@ pub(crate) struct Alerts {
     pub(crate) webhooks: Mutex<BTreeMap<String, WebhookStatus>>,
     /// Transitions put off to a later evaluation by [`TRANSITIONS_PER_TICK_MAX`].
     pub(crate) deferred_total: AtomicU64,
+    /// Transitions being enqueued into queues bound to `amq.topic` (`store.rs`).
+    pub(crate) queue_deliveries_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Engine {

@@ -6,6 +6,11 @@
 //! so an alarm that was firing is still firing after a restart — and resolves at the first
 //! evaluation that finds its condition gone.
 //!
+//! Published transitions reach live subscribers (NATS, Redis) through the live router, and
+//! the AMQP door's queues bound to `amq.topic` with a key matching `$sys.alerts.<kind>`
+//! (`$sys.alerts.#`) through an enqueue in a task of its own (at most
+//! [`QUEUE_DELIVERIES_IN_FLIGHT_MAX`] at once), so a slow queue never holds up evaluation.
+//!
 //! A transition is committed before it is published or handed to subscribers, so nobody
 //! hears of a transition that a crash takes back. A failed commit is logged; the transition
 //! is published anyway (an alarm about a failing disk must not wait for that disk).
@@ -17,6 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use omnibus_storage::{StateStore, StateWrite};
+use omnibus_types::Header;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -29,9 +35,16 @@ use super::{
 };
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
+use crate::exchanges::{EXCHANGE_HEADER, ROUTING_KEY_HEADER};
+use crate::queue::EnqueueMessage;
 use crate::router::LiveMessage;
 
 const RULES_TABLE: &str = "alert_rules";
+/// The exchange whose bindings route transitions to queues (the AMQP door's topic exchange).
+const ALERTS_EXCHANGE: &str = "amq.topic";
+/// Enqueues of transitions into bound queues running at once; more are skipped (and
+/// logged) while a queue or its disk is stuck.
+pub const QUEUE_DELIVERIES_IN_FLIGHT_MAX: usize = 1_000;
 const TRANSITIONS_TABLE: &str = "alert_transitions";
 
 /// A transition as stored: the alarm and the sequence number that orders transitions.
@@ -127,6 +140,7 @@ impl Alerts {
             transitions,
             webhooks: Mutex::new(BTreeMap::new()),
             deferred_total: Default::default(),
+            queue_deliveries_in_flight: Default::default(),
         })
     }
 
@@ -160,7 +174,7 @@ pub(super) async fn delete_rule(state: &StateStore, name: &str) -> Result<()> {
 impl Engine {
     /// Records the transitions durably, then publishes each on `$sys.alerts.<kind>` and to
     /// subscribers; updates firing alarms' values in memory.
-    pub(crate) async fn apply_evaluation(&self, evaluation: Evaluation) {
+    pub(crate) async fn apply_evaluation(self: &Arc<Self>, evaluation: Evaluation) {
         if evaluation.deferred > 0 {
             self.alerts
                 .deferred_total
@@ -218,16 +232,63 @@ impl Engine {
         }
     }
 
-    fn publish_alert(&self, alert: &Alert) {
-        let payload = serde_json::to_vec(alert).expect("an alarm serializes");
+    fn publish_alert(self: &Arc<Self>, alert: &Alert) {
+        let payload = Bytes::from(serde_json::to_vec(alert).expect("an alarm serializes"));
+        let subject = alert.kind.subject();
         let message = LiveMessage {
-            subject: alert.kind.subject(),
+            subject: subject.clone(),
             reply: None,
             headers: Vec::new(),
-            payload: Bytes::from(payload),
+            payload: payload.clone(),
             status: None,
         };
         self.live_router.publish(Arc::new(message), None);
+        self.enqueue_alert_to_bound_queues(subject, payload);
+    }
+
+    /// Enqueues the transition into every queue bound to [`ALERTS_EXCHANGE`] with a key
+    /// matching its subject, in a task of its own.
+    fn enqueue_alert_to_bound_queues(self: &Arc<Self>, subject: String, payload: Bytes) {
+        let queues = match self.route_exchange(ALERTS_EXCHANGE, &subject, &BTreeMap::new()) {
+            Ok(queues) if !queues.is_empty() => queues,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!("alarm not routed through {ALERTS_EXCHANGE}: {error}");
+                return;
+            }
+        };
+        let in_flight = &self.alerts.queue_deliveries_in_flight;
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= QUEUE_DELIVERIES_IN_FLIGHT_MAX {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(%subject, "alarm not enqueued: too many alarm enqueues in flight");
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            for queue in queues {
+                let message = EnqueueMessage {
+                    value: Some(payload.clone()),
+                    headers: vec![
+                        Header {
+                            name: EXCHANGE_HEADER.to_string(),
+                            value: Bytes::from_static(ALERTS_EXCHANGE.as_bytes()),
+                        },
+                        Header {
+                            name: ROUTING_KEY_HEADER.to_string(),
+                            value: Bytes::from(subject.clone().into_bytes()),
+                        },
+                    ],
+                    ..Default::default()
+                };
+                if let Err(error) = engine.enqueue(&queue, vec![message]).await {
+                    tracing::warn!(%queue, "alarm not enqueued: {error}");
+                }
+            }
+            engine
+                .alerts
+                .queue_deliveries_in_flight
+                .fetch_sub(1, Ordering::AcqRel);
+        });
     }
 }
 

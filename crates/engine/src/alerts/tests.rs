@@ -492,3 +492,50 @@ async fn api_rules_are_durable_and_hide_the_default_of_the_same_name() {
     assert!(error.to_string().contains("threshold"), "{error}");
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_queue_bound_to_amq_topic_receives_alarm_transitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = Arc::new(AtomicU64::new(50));
+    let engine = Engine::open(config(dir.path(), &free)).await.unwrap();
+    for name in ["alarms", "work"] {
+        let spec = QueueSpec {
+            name: name.into(),
+            ..Default::default()
+        };
+        engine.create_queue(spec).await.unwrap();
+    }
+    engine
+        .bind_queue(crate::exchanges::Binding {
+            exchange: "amq.topic".into(),
+            queue: "alarms".into(),
+            routing_key: "$sys.alerts.#".into(),
+            arguments: Default::default(),
+            durable: true,
+            to_exchange: false,
+        })
+        .await
+        .unwrap();
+    let message = EnqueueMessage {
+        value: Some(Bytes::from_static(b"poison")),
+        ..Default::default()
+    };
+    engine.enqueue("work", vec![message]).await.unwrap();
+    let delivery = engine
+        .receive("work", "w", 1, 1_000)
+        .await
+        .unwrap()
+        .remove(0);
+    engine
+        .term("work", delivery.offset, delivery.attempt, "bad input")
+        .await
+        .unwrap();
+    let received = engine.receive("alarms", "w", 1, 5_000).await.unwrap();
+    assert_eq!(received.len(), 1, "the transition reached the bound queue");
+    let alert: Alert = serde_json::from_slice(received[0].record.value.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        (alert.id.as_str(), alert.state),
+        ("dlq_not_empty:work", AlertState::Firing)
+    );
+    engine.shutdown().await.unwrap();
+}
