@@ -8,8 +8,7 @@ letters back to their queue, a group's lag shows once it falls behind, and an un
 answers the 404 page. Screenshots of every page, at 1280 px and at phone width, are saved to
 `<target>/dashboard-screenshots/` (the path is printed).
 
-The one console error allowed is the 404 of `GET /v1/alerts` while the broker has no alarms
-API (the page then says "alarms unavailable"; another branch adds that API).
+No console error is allowed: every page, the alarms page included, must load cleanly.
 """
 
 from __future__ import annotations
@@ -81,16 +80,12 @@ def browser():
 
 
 def console_errors(driver) -> list[str]:
-    """The browser log's errors since the last call, less the alarms API's 404 (see the
-    module doc)."""
+    """The browser log's errors since the last call."""
     errors = []
     for entry in driver.get_log("browser"):
         if entry["level"] != "SEVERE":
             continue
-        message = entry["message"]
-        if "/v1/alerts" in message and "404" in message:
-            continue
-        errors.append(message)
+        errors.append(entry["message"])
     return errors
 
 

@@ -73,6 +73,8 @@ pub struct EngineConfig {
     /// Size of the preallocated `reserve.bin` in the data folder, released on a full disk so
     /// metadata deletes can still commit (`health.rs`). 0 disables it.
     pub disk_reserve_bytes: u64,
+    /// Alarm rules and the evaluator (`alerts/`); off unless turned on.
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 impl EngineConfig {
@@ -85,6 +87,7 @@ impl EngineConfig {
             coordinator: Default::default(),
             state_faults: None,
             disk_reserve_bytes: 4 * 1024 * 1024,
+            alerts: crate::alerts::AlertsConfig::default(),
         }
     }
 }

@@ -52,7 +52,9 @@ pub struct Engine {
     /// Held by a maintenance pass while it runs (and holds the engine); `shutdown` takes it
     /// so that no pass outlives it — a test that reopens the folder right after a shutdown
     /// would otherwise find the state store still open.
-    maintenance_running: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) maintenance_running: Arc<tokio::sync::Mutex<()>>,
+    /// Alarm rules, current alarms and their subscribers (`alerts/`).
+    pub(crate) alerts: crate::alerts::Alerts,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -106,6 +108,7 @@ impl Engine {
             streams.insert(Arc::new(stream));
         }
         remove_orphan_stream_dirs(io.as_ref(), &data_dir, &streams);
+        let alerts = crate::alerts::Alerts::open(&state, &config.alerts)?;
         let coordinator_limits = config.coordinator.clone();
         let engine = Arc::new_cyclic(|weak| Engine {
             coordinator: GroupCoordinator::with_limits(weak.clone(), coordinator_limits),
@@ -126,6 +129,7 @@ impl Engine {
             keyspace: tokio::sync::OnceCell::new(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             maintenance_running: Arc::new(tokio::sync::Mutex::new(())),
+            alerts,
         });
         engine.open_queues()?;
         engine.open_consumers()?;
@@ -133,6 +137,9 @@ impl Engine {
         engine.delete_transient_queues().await?;
         engine.open_dead_letter_routes()?;
         spawn_maintenance(&engine);
+        if engine.config.alerts.enabled {
+            crate::alerts::spawn_evaluator(&engine);
+        }
         Ok(engine)
     }
 

@@ -11,7 +11,7 @@
 //! - then a queue that the full disk (or another I/O error of the state store) left refusing
 //!   work is reloaded from disk (`queue/recovery.rs`).
 
-use omnibus_storage::{filesystem_bytes, DiskReserve, StorageError};
+use omnibus_storage::{DiskReserve, StorageError};
 
 use crate::engine::Engine;
 
@@ -98,7 +98,7 @@ impl Engine {
     /// Size and free space of the data folder's filesystem (one `statvfs`, no disk writes).
     pub fn disk_space(&self) -> crate::Result<DiskSpace> {
         let data_dir = &self.config.data_dir;
-        let (total_bytes, _) = filesystem_bytes(data_dir)?;
+        let total_bytes = omnibus_storage::disk_space(data_dir)?.total_bytes;
         // As the I/O backend measures it (a fault-injected full disk shows as full).
         let available_bytes = self.available_bytes()?;
         Ok(DiskSpace {

@@ -8,6 +8,7 @@
 //! into the types in [`model`] and back.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod config;
 pub mod consumers;
 mod engine;
@@ -23,6 +24,7 @@ pub mod queue;
 pub mod router;
 pub mod streams;
 
+pub use alerts::{Alert, AlertKind, AlertRule, AlertState, AlertsConfig, WebhookStatus};
 pub use config::{EngineConfig, FsyncPolicy, StreamDefaults};
 pub use engine::Engine;
 pub use error::{EngineError, Result};

@@ -17,8 +17,8 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::error::ApiError;
 use crate::handlers::{
-    dead_letters, events, fetch, groups, health, jobs, messages, offsets, openapi, overview,
-    publish, queues, streams,
+    alerts, dead_letters, events, fetch, groups, health, jobs, messages, offsets, openapi,
+    overview, publish, queues, streams,
 };
 use crate::HttpConfig;
 
@@ -193,6 +193,11 @@ pub fn routes() -> Vec<Route> {
             "/v1/queues/{queue}/dlq/{offset}/redrive",
             dead_letters::redrive_one,
         ),
+        route(Get, "/v1/alerts", alerts::list_alerts),
+        route(Get, "/v1/alerts/rules", alerts::list_rules),
+        route(Post, "/v1/alerts/rules", alerts::put_rule),
+        route(Delete, "/v1/alerts/rules/{name}", alerts::delete_rule),
+        route(Get, "/v1/alerts/webhooks", alerts::list_webhooks),
     ]
 }
 

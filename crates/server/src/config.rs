@@ -72,6 +72,7 @@ pub struct ServerConfig {
     pub engine: EngineSection,
     pub process: ProcessSection,
     pub stream_defaults: StreamDefaults,
+    pub alerts: crate::config_alerts::AlertsSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -170,6 +171,7 @@ impl Default for ServerConfig {
             },
             process: ProcessSection::default(),
             stream_defaults: engine.stream_defaults,
+            alerts: crate::config_alerts::AlertsSection::default(),
         }
     }
 }
@@ -314,6 +316,7 @@ impl ServerConfig {
         self.validate_nats()?;
         self.validate_amqp()?;
         self.validate_redis()?;
+        self.validate_alerts()?;
         if self.engine.maintenance_interval_ms == 0 {
             bail!("engine.maintenance_interval_ms must be positive");
         }
@@ -449,6 +452,9 @@ impl ServerConfig {
         engine.maintenance_interval_ms = self.engine.maintenance_interval_ms;
         engine.streams_max = self.engine.streams_max;
         engine.disk_reserve_bytes = self.engine.disk_reserve_bytes;
+        engine.alerts.enabled = self.alerts.enabled;
+        engine.alerts.evaluate_interval_ms = self.alerts.evaluate_interval_ms;
+        engine.alerts.rules = self.alerts.rules.clone();
         engine
     }
 

@@ -8,12 +8,14 @@
 
 mod cli;
 mod config;
+mod config_alerts;
 mod config_amqp;
 mod config_redis;
 mod listeners;
 mod scheduling;
 mod serve;
 mod signals;
+mod webhooks;
 
 /// mimalloc instead of glibc malloc: the broker allocates and frees many small buffers per
 /// message (records, state-store keys, futures); with glibc that was ~20 % of its CPU on the
@@ -81,6 +83,8 @@ enum Command {
     Dlq(DlqCommand),
     /// Run a shell command for each job of a queue.
     Worker(WorkerArgs),
+    /// List alarms (newest first, `--firing` for those firing now) or their rules.
+    Alerts(cli::alerts::AlertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -169,6 +173,10 @@ async fn run(cli: Cli, serve_config: Option<config::ServerConfig>) -> anyhow::Re
         Command::Worker(args) => {
             let client = cli::client::Client::new(&cli.server)?;
             cli::worker::run(&client, args).await
+        }
+        Command::Alerts(args) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::alerts::run(&client, args).await
         }
     }
 }

@@ -62,6 +62,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
 
+    if let Err(error) = crate::webhooks::start(&engine, &config.alerts.webhooks) {
+        engine.shutdown().await.context("flushing data to disk")?;
+        return Err(error.context("starting the alarm webhooks"));
+    }
+
     // After the engine opened, so the data folder exists and no other broker holds it.
     let listeners_file = match ListenersFile::write(
         &config.data_dir,

@@ -34,19 +34,26 @@ pub(crate) fn statvfs_available(path: &Path) -> std::io::Result<u64> {
     Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
-/// The size of the filesystem holding `path` and the bytes an unprivileged writer may still
-/// use on it, from one `statvfs`: `(total, available)`.
-pub fn filesystem_bytes(path: &Path) -> Result<(u64, u64)> {
+/// The size of the filesystem holding a path and what an unprivileged writer may still use
+/// of it (the alarms' disk-free percentage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    pub available_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// [`DiskSpace`] of the filesystem holding `path` (one `statvfs`).
+pub fn disk_space(path: &Path) -> Result<DiskSpace> {
     let stats = rustix::fs::statvfs(path).map_err(|errno| {
         StorageError::io(
-            format!("measuring the filesystem of {}", path.display()),
+            format!("measuring the size of {}", path.display()),
             std::io::Error::from(errno),
         )
     })?;
-    Ok((
-        stats.f_blocks.saturating_mul(stats.f_frsize),
-        stats.f_bavail.saturating_mul(stats.f_frsize),
-    ))
+    Ok(DiskSpace {
+        available_bytes: stats.f_bavail.saturating_mul(stats.f_frsize),
+        total_bytes: stats.f_blocks.saturating_mul(stats.f_frsize),
+    })
 }
 
 /// Whether `error` (or anything it wraps) is the operating system saying the disk is full.

@@ -29,7 +29,7 @@ pub mod state;
 pub mod tmpfs;
 
 pub use config::{FsyncPolicy, LogConfig};
-pub use disk::{available_bytes, filesystem_bytes, DiskReserve};
+pub use disk::{available_bytes, disk_space, DiskReserve, DiskSpace};
 pub use error::{Result, StorageError};
 pub use partition::{
     AppendInfo, PartitionLog, PartitionStatus, PendingAppend, ProducerBatch, Progress, ReadResult,

@@ -2,6 +2,7 @@
 //! its answer; they hold no state of their own. Engine methods that touch the disk are async
 //! and move their blocking part off the runtime themselves, so a handler simply awaits them.
 
+pub mod alerts;
 pub mod dead_letters;
 pub mod events;
 pub mod fetch;

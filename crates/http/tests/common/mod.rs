@@ -29,10 +29,18 @@ impl Server {
     }
 
     pub async fn start_with(config: HttpConfig) -> Server {
+        Server::start_with_engine(config, |_| {}).await
+    }
+
+    /// As [`Server::start_with`], with the engine's configuration changed by `configure`.
+    pub async fn start_with_engine(
+        config: HttpConfig,
+        configure: impl FnOnce(&mut EngineConfig),
+    ) -> Server {
         let data = tempfile::tempdir().expect("temporary folder");
-        let engine = Engine::open(EngineConfig::new(data.path()))
-            .await
-            .expect("engine opens");
+        let mut engine_config = EngineConfig::new(data.path());
+        configure(&mut engine_config);
+        let engine = Engine::open(engine_config).await.expect("engine opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

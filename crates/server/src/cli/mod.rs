@@ -2,6 +2,7 @@
 //! wrapper over the HTTP API, and never touches the engine directly — so they work the same
 //! against a local or a remote broker.
 
+pub mod alerts;
 pub mod client;
 mod client_jobs;
 pub mod consume;
