@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) connected: AtomicUsize,
     pub(crate) tcp_port: u16,
+    /// One writer task per Redis stream changed through this listener.
+    pub(crate) streams: crate::streams::writer::Writers,
 }
 
 /// Serves RESP on `listener` until `shutdown` completes.
@@ -33,6 +35,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let shared = Arc::new(Shared {
+        streams: crate::streams::writer::Writers::new(engine.clone()),
         engine,
         config,
         started: Instant::now(),
@@ -88,5 +91,7 @@ pub async fn serve(
     }
     let _ = stop.send(true);
     while sessions.join_next().await.is_some() {}
+    // The stream writers hold the engine: they finish what they were given, then end.
+    shared.streams.close().await;
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod arguments;
 mod connection;
 mod keyspace;
+mod streams;
 mod strings;
 mod transaction;
 
@@ -18,10 +19,12 @@ pub(crate) use arguments::{lowercase, printable};
 pub(crate) fn arity(name: &str) -> Option<i64> {
     Some(match name {
         "get" | "getdel" | "ttl" | "pttl" | "persist" | "incr" | "decr" | "strlen" | "type"
-        | "echo" | "select" | "keys" => 2,
+        | "echo" | "select" | "keys" | "xlen" => 2,
         "setnx" | "incrby" | "decrby" | "append" | "publish" => 3,
         "setex" | "psetex" => 4,
-        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" => -3,
+        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "xsetid" => -3,
+        "xrange" | "xrevrange" | "xread" | "xtrim" => -4,
+        "xadd" => -5,
         "mget" | "del" | "unlink" | "exists" | "client" | "scan" | "watch" | "subscribe"
         | "psubscribe" => -2,
         "unsubscribe" | "punsubscribe" => -1,
@@ -29,6 +32,14 @@ pub(crate) fn arity(name: &str) -> Option<i64> {
         "reset" | "dbsize" | "multi" | "exec" | "discard" | "unwatch" => 1,
         _ => return None,
     })
+}
+
+/// Whether a command changes a stream through its writer task: the session first waits for
+/// the reads queued before it, so a read never sees a change made after it.
+pub(crate) fn changes_a_stream(name: &[u8]) -> bool {
+    ["xadd", "xtrim", "xsetid"]
+        .iter()
+        .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }
 
 /// Runs one command (or queues it inside MULTI).
@@ -118,6 +129,9 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
                     crate::pubsub::publish(&engine, &channel, &payload).await
                 })),
             }
+        }
+        "xadd" | "xtrim" | "xsetid" | "xlen" | "xrange" | "xrevrange" | "xread" => {
+            streams::run(session, name, arguments)
         }
         _ => connection::run(session, name, arguments),
     }

@@ -39,27 +39,41 @@ pub(super) fn exec(session: &mut Session) -> Step {
     let mut replies = Vec::with_capacity(transaction.queued.len());
     let mut commits = Vec::new();
     let mut close = false;
+    let mut asynchronous = false;
     for arguments in transaction.queued {
         let name = super::lowercase(&arguments[0]);
         let step = super::execute(session, &name, &arguments);
-        // A reply that needs the engine asynchronously (PUBLISH) cannot sit inside EXEC's
-        // array yet: refused rather than sent out of order.
-        if step.later.is_some() {
-            replies.push(Reply::error(format!(
-                "ERR {} inside MULTI is not supported yet",
-                name.to_ascii_uppercase()
-            )));
-            continue;
-        }
-        replies.push(step.reply);
+        asynchronous |= step.later.is_some();
+        replies.push((step.reply, step.later));
         commits.extend(step.commits);
         close |= step.close;
     }
+    if !asynchronous {
+        let replies = replies.into_iter().map(|(reply, _)| reply).collect();
+        return Step {
+            reply: Reply::Array(replies),
+            commits,
+            close,
+            later: None,
+        };
+    }
+    // Replies that need the engine asynchronously (XADD, XRANGE, PUBLISH) are awaited in
+    // order; changes were handed to their writers as the commands ran, so XADDs in one
+    // transaction share an append.
     Step {
-        reply: Reply::Array(replies),
+        reply: Reply::Null,
         commits,
         close,
-        later: None,
+        later: Some(Box::pin(async move {
+            let mut answered = Vec::with_capacity(replies.len());
+            for (reply, later) in replies {
+                answered.push(match later {
+                    Some(later) => later.await,
+                    None => reply,
+                });
+            }
+            Reply::Array(answered)
+        })),
     }
 }
 

@@ -1,0 +1,15 @@
+//! Redis streams on Omnibus streams (docs/redis.md, "Streams"): IDs (`id.rs`), the entry ↔
+//! record mapping (`entry.rs`), reading by ID (`read.rs`) and the one writer per stream that
+//! orders and group-commits XADD, XTRIM and XSETID (`writer.rs`).
+
+pub(crate) mod entry;
+pub(crate) mod id;
+pub(crate) mod read;
+pub(crate) mod writer;
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,188 @@
+//! Reading a Redis stream from its Omnibus stream (partition 0): finding an ID's offset and
+//! reading entries forward and backward.
+//!
+//! Finding an ID costs one lookup in the partition's time index (the record timestamp is the
+//! ID's milliseconds) and then reading forward through that one millisecond's records. There
+//! is no index of IDs beside the log: IDs only grow, so the time index orders them too.
+
+use omnibus_engine::{Engine, EngineError, FetchRequest, OffsetSpec};
+
+use super::entry::{from_record, id_of, Entry};
+use super::id::StreamId;
+
+/// Records read per fetch when scanning.
+const SCAN_RECORDS: usize = 512;
+/// Bytes read per fetch when scanning (a fetch returns at least one whole batch).
+const SCAN_BYTES: usize = 1024 * 1024;
+
+/// `(log start, high watermark)` of the stream's partition 0, or `None` when the stream does
+/// not exist.
+pub(crate) fn bounds(engine: &Engine, stream: &str) -> Result<Option<(u64, u64)>, EngineError> {
+    match engine.partition_bounds(stream, 0) {
+        Ok(bounds) => Ok(Some(bounds)),
+        Err(EngineError::StreamNotFound(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+async fn fetch(
+    engine: &Engine,
+    stream: &str,
+    offset: u64,
+    max_records: usize,
+) -> Result<omnibus_engine::FetchResult, EngineError> {
+    engine
+        .fetch(FetchRequest {
+            stream: stream.to_string(),
+            partition: 0,
+            offset,
+            max_records,
+            max_bytes: SCAN_BYTES,
+            wait_ms: 0,
+        })
+        .await
+}
+
+/// The first offset whose entry's ID is at least `id` (the high watermark if none is).
+pub(crate) async fn offset_of(
+    engine: &Engine,
+    stream: &str,
+    id: StreamId,
+) -> Result<u64, EngineError> {
+    let (start, end) = engine.partition_bounds(stream, 0)?;
+    if id == StreamId::MIN {
+        return Ok(start);
+    }
+    let Ok(ms) = i64::try_from(id.ms) else {
+        return Ok(end);
+    };
+    let mut offset = engine
+        .resolve_offset(stream, 0, OffsetSpec::Timestamp(ms))
+        .await?
+        .max(start);
+    while offset < end {
+        let fetched = fetch(engine, stream, offset, SCAN_RECORDS).await?;
+        for record in &fetched.records {
+            if id_of(record) >= id {
+                return Ok(record.offset);
+            }
+        }
+        if fetched.next_offset <= offset {
+            break;
+        }
+        offset = fetched.next_offset;
+    }
+    Ok(end.max(offset))
+}
+
+/// Entries from `offset` on with IDs in `[start, end]`, at most `count`.
+pub(crate) async fn forward(
+    engine: &Engine,
+    stream: &str,
+    mut offset: u64,
+    end: StreamId,
+    count: usize,
+) -> Result<Vec<Entry>, EngineError> {
+    let mut entries = Vec::new();
+    let (_, high_watermark) = engine.partition_bounds(stream, 0)?;
+    while entries.len() < count && offset < high_watermark {
+        let wanted = (count - entries.len()).min(SCAN_RECORDS);
+        let fetched = fetch(engine, stream, offset, wanted).await?;
+        for record in fetched.records {
+            if id_of(&record) > end {
+                return Ok(entries);
+            }
+            entries.push(from_record(record));
+            if entries.len() >= count {
+                break;
+            }
+        }
+        if fetched.next_offset <= offset {
+            break;
+        }
+        offset = fetched.next_offset;
+    }
+    Ok(entries)
+}
+
+/// XRANGE: entries with IDs in `[start, end]`, oldest first, at most `count`.
+pub(crate) async fn range(
+    engine: &Engine,
+    stream: &str,
+    start: StreamId,
+    end: StreamId,
+    count: usize,
+) -> Result<Vec<Entry>, EngineError> {
+    if bounds(engine, stream)?.is_none() || start > end || count == 0 {
+        return Ok(Vec::new());
+    }
+    let offset = offset_of(engine, stream, start).await?;
+    forward(engine, stream, offset, end, count).await
+}
+
+/// XREVRANGE: entries with IDs in `[start, end]`, newest first, at most `count`. Reads
+/// backward a window of offsets at a time.
+pub(crate) async fn reverse(
+    engine: &Engine,
+    stream: &str,
+    start: StreamId,
+    end: StreamId,
+    count: usize,
+) -> Result<Vec<Entry>, EngineError> {
+    let Some((first, _)) = bounds(engine, stream)? else {
+        return Ok(Vec::new());
+    };
+    if start > end || count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut limit = match end.next() {
+        Some(after) => offset_of(engine, stream, after).await?,
+        None => engine.partition_bounds(stream, 0)?.1,
+    };
+    let mut entries = Vec::new();
+    while limit > first && entries.len() < count {
+        let window_start = limit.saturating_sub(SCAN_RECORDS as u64).max(first);
+        let mut window = Vec::new();
+        let mut offset = window_start;
+        while offset < limit {
+            let fetched = fetch(engine, stream, offset, (limit - offset) as usize).await?;
+            window.extend(
+                fetched
+                    .records
+                    .into_iter()
+                    .filter(|record| record.offset < limit),
+            );
+            if fetched.next_offset <= offset {
+                break;
+            }
+            offset = fetched.next_offset;
+        }
+        for record in window.into_iter().rev() {
+            let id = id_of(&record);
+            if id < start {
+                return Ok(entries);
+            }
+            if id <= end {
+                entries.push(from_record(record));
+                if entries.len() >= count {
+                    return Ok(entries);
+                }
+            }
+        }
+        limit = window_start;
+    }
+    Ok(entries)
+}
+
+/// The ID of the stream's last record, if it has any.
+pub(crate) async fn last_record_id(
+    engine: &Engine,
+    stream: &str,
+) -> Result<Option<StreamId>, EngineError> {
+    let (start, end) = engine.partition_bounds(stream, 0)?;
+    if end <= start {
+        return Ok(None);
+    }
+    let fetched = fetch(engine, stream, end - 1, 1).await?;
+    Ok(fetched.records.last().map(id_of))
+}
