@@ -2,7 +2,10 @@
 //! `-n` at least n), MULTI queueing, and dispatch to one file per family.
 
 mod arguments;
+mod claims;
 mod connection;
+mod groups;
+mod info;
 mod keyspace;
 mod streams;
 mod strings;
@@ -23,7 +26,12 @@ pub(crate) fn arity(name: &str) -> Option<i64> {
         "setnx" | "incrby" | "decrby" | "append" | "publish" => 3,
         "setex" | "psetex" => 4,
         "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "xsetid" => -3,
-        "xrange" | "xrevrange" | "xread" | "xtrim" => -4,
+        "xrange" | "xrevrange" | "xread" | "xtrim" | "xack" => -4,
+        "xgroup" | "xinfo" => -2,
+        "xpending" => -3,
+        "xclaim" => -6,
+        "xautoclaim" => -6,
+        "xreadgroup" => -7,
         "xadd" => -5,
         "mget" | "del" | "unlink" | "exists" | "client" | "scan" | "watch" | "subscribe"
         | "psubscribe" => -2,
@@ -133,6 +141,9 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "xadd" | "xtrim" | "xsetid" | "xlen" | "xrange" | "xrevrange" | "xread" => {
             streams::run(session, name, arguments)
         }
+        "xgroup" | "xreadgroup" | "xack" => groups::run(session, name, arguments),
+        "xpending" | "xclaim" | "xautoclaim" => claims::run(session, name, arguments),
+        "xinfo" => info::run(session, arguments),
         _ => connection::run(session, name, arguments),
     }
 }

@@ -186,3 +186,70 @@ pub(crate) async fn last_record_id(
     let fetched = fetch(engine, stream, end - 1, 1).await?;
     Ok(fetched.records.last().map(id_of))
 }
+
+/// The offset of the entry whose ID is exactly `id`, if it is still in the stream.
+pub(crate) async fn offset_exact(
+    engine: &Engine,
+    stream: &str,
+    id: StreamId,
+) -> Result<Option<u64>, EngineError> {
+    let offset = offset_of(engine, stream, id).await?;
+    let (_, end) = engine.partition_bounds(stream, 0)?;
+    if offset >= end {
+        return Ok(None);
+    }
+    let fetched = fetch(engine, stream, offset, 1).await?;
+    Ok(fetched
+        .records
+        .first()
+        .filter(|record| record.offset == offset && id_of(record) == id)
+        .map(|record| record.offset))
+}
+
+/// The last offset whose entry's ID is at most `id` plus one (the end of an interval).
+pub(crate) async fn offset_after(
+    engine: &Engine,
+    stream: &str,
+    id: StreamId,
+) -> Result<u64, EngineError> {
+    match id.next() {
+        Some(next) => offset_of(engine, stream, next).await,
+        None => Ok(engine.partition_bounds(stream, 0)?.1),
+    }
+}
+
+/// The ID of the record at `offset`, if it is still in the stream.
+pub(crate) async fn id_at(
+    engine: &Engine,
+    stream: &str,
+    offset: u64,
+) -> Result<Option<StreamId>, EngineError> {
+    let (start, end) = engine.partition_bounds(stream, 0)?;
+    if offset < start || offset >= end {
+        return Ok(None);
+    }
+    let fetched = fetch(engine, stream, offset, 1).await?;
+    Ok(fetched
+        .records
+        .first()
+        .filter(|record| record.offset == offset)
+        .map(id_of))
+}
+
+/// The door setting that keeps a stream's last ID once its records are gone.
+pub(crate) const LAST_ID_SETTING: &str = "redis.last-id";
+
+/// The stream's last ID: its last record's, or the one kept when records went.
+pub(crate) async fn last_id(engine: &Engine, stream: &str) -> Result<StreamId, EngineError> {
+    let mut last = last_record_id(engine, stream)
+        .await?
+        .unwrap_or(StreamId::MIN);
+    if let Some(kept) = engine
+        .stream_door_settings(stream)?
+        .get(LAST_ID_SETTING)
+        .and_then(|text| StreamId::parse(text.as_bytes(), 0))
+    {
+        last = last.max(kept);
+    }
+    Ok(last)
+}

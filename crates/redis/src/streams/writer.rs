@@ -21,13 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::entry::to_record;
 use super::id::{NewId, StreamId};
-use super::read::{bounds, last_record_id, offset_of};
+use super::read::{bounds, last_id, last_record_id, offset_of, LAST_ID_SETTING};
 use crate::codec::Reply;
 
 /// Changes taken from the queue at once: one publish holds at most this many XADDs.
 pub(crate) const BATCH_MAX: usize = 4_096;
-/// The door setting that keeps a stream's last ID once its records are gone.
-const LAST_ID_SETTING: &str = "redis.last-id";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TrimBy {
@@ -254,16 +252,7 @@ impl Writer {
                 return Ok(top);
             }
         }
-        let mut last = last_record_id(&self.engine, &self.stream)
-            .await?
-            .unwrap_or(StreamId::MIN);
-        let stored = self.engine.stream_door_settings(&self.stream)?;
-        if let Some(id) = stored
-            .get(LAST_ID_SETTING)
-            .and_then(|text| StreamId::parse(text.as_bytes(), 0))
-        {
-            last = last.max(id);
-        }
+        let mut last = last_id(&self.engine, &self.stream).await?;
         if let Some(top) = self.top {
             // IDs given out earlier (queued records among them) stay below the next one.
             last = last.max(top.last);
