@@ -442,3 +442,26 @@ async fn a_reader_blocked_forever_does_not_hold_up_a_shutdown() {
         .await
         .expect("the broker stops with a reader blocked");
 }
+
+#[tokio::test]
+async fn a_transaction_answers_stream_commands_and_publish_in_order() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let (id, length, reached): (String, usize, usize) = redis::pipe()
+        .atomic()
+        .cmd("XADD")
+        .arg("tx")
+        .arg("1-0")
+        .arg("f")
+        .arg("v")
+        .cmd("XLEN")
+        .arg("tx")
+        .cmd("PUBLISH")
+        .arg("nobody.listens")
+        .arg("x")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!((id.as_str(), length, reached), ("1-0", 1, 0));
+    broker.stop().await;
+}

@@ -33,12 +33,26 @@ fn bulk(text: String) -> Reply {
     Reply::Bulk(Bytes::from(text))
 }
 
-/// The ID of the entry at `offset`, or `0-<offset>` once it is gone.
-async fn id_or_offset(engine: &Engine, stream: &str, offset: u64) -> StreamId {
-    match read::id_at(engine, stream, offset).await {
-        Ok(Some(id)) => id,
-        _ => StreamId::new(0, offset),
-    }
+/// The IDs of the entries at `offsets`, `0-<offset>` for those gone, in that order.
+async fn ids_or_offsets(
+    engine: &Engine,
+    stream: &str,
+    offsets: &[u64],
+) -> omnibus_engine::Result<Vec<StreamId>> {
+    let found = read::ids_at(engine, stream, offsets).await?;
+    Ok(offsets
+        .iter()
+        .map(|offset| {
+            found
+                .get(offset)
+                .copied()
+                .unwrap_or(StreamId::new(0, *offset))
+        })
+        .collect())
+}
+
+fn id_replies(ids: Vec<StreamId>) -> Vec<Reply> {
+    ids.into_iter().map(|id| bulk(id.to_string())).collect()
 }
 
 fn milliseconds(value: &[u8]) -> Result<u64, Reply> {
@@ -104,8 +118,8 @@ async fn summary(engine: &Engine, stream: &str, group: &str) -> omnibus_engine::
             Reply::NullArray,
         ]));
     };
-    let first_id = id_or_offset(engine, stream, first.offset).await;
-    let last_id = id_or_offset(engine, stream, last.offset).await;
+    let ends = ids_or_offsets(engine, stream, &[first.offset, last.offset]).await?;
+    let (first_id, last_id) = (ends[0], ends[1]);
     let mut per_owner = std::collections::BTreeMap::new();
     for entry in &pending {
         *per_owner.entry(entry.owner.clone()).or_insert(0u64) += 1;
@@ -146,9 +160,10 @@ async fn extended_pending(
     };
     let pending = engine.owned_pending(stream, group, query)?;
     let now = crate::streams::now_ms() as i64;
+    let offsets: Vec<u64> = pending.iter().map(|entry| entry.offset).collect();
+    let ids = ids_or_offsets(engine, stream, &offsets).await?;
     let mut replies = Vec::with_capacity(pending.len());
-    for entry in pending {
-        let id = id_or_offset(engine, stream, entry.offset).await;
+    for (entry, id) in pending.into_iter().zip(ids) {
         replies.push(Reply::Array(vec![
             bulk(id.to_string()),
             bulk(entry.owner),
@@ -216,13 +231,9 @@ fn xclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
                 .await?;
             let offsets: Vec<u64> = claimed.iter().map(|entry| entry.offset).collect();
             if justid {
-                let mut replies = Vec::with_capacity(offsets.len());
-                for offset in offsets {
-                    replies.push(bulk(
-                        id_or_offset(&engine, &stream, offset).await.to_string(),
-                    ));
-                }
-                return Ok(replies);
+                return Ok(id_replies(
+                    ids_or_offsets(&engine, &stream, &offsets).await?,
+                ));
             }
             entries_at(&engine, &stream, &group, &offsets).await
         };
@@ -295,18 +306,12 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                 .await?;
             let offsets: Vec<u64> = claimed.iter().map(|entry| entry.offset).collect();
             let entries = if justid {
-                let mut replies = Vec::new();
-                for offset in offsets {
-                    replies.push(bulk(
-                        id_or_offset(&engine, &stream, offset).await.to_string(),
-                    ));
-                }
-                replies
+                id_replies(ids_or_offsets(&engine, &stream, &offsets).await?)
             } else {
                 entries_at(&engine, &stream, &group, &offsets).await?
             };
             let cursor = match next {
-                Some(offset) => id_or_offset(&engine, &stream, offset).await,
+                Some(offset) => ids_or_offsets(&engine, &stream, &[offset]).await?[0],
                 None => StreamId::MIN,
             };
             let deleted = gone

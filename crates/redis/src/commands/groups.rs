@@ -376,13 +376,8 @@ pub(super) async fn offsets_of(
     stream: &str,
     ids: &[StreamId],
 ) -> omnibus_engine::Result<Vec<u64>> {
-    let mut offsets = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(offset) = read::offset_exact(engine, stream, *id).await? {
-            offsets.push(offset);
-        }
-    }
-    Ok(offsets)
+    let found = read::offsets_of_ids(engine, stream, ids).await?;
+    Ok(ids.iter().filter_map(|id| found.get(id).copied()).collect())
 }
 
 pub(super) fn parse_ids(arguments: &[Bytes]) -> Result<Vec<StreamId>, Reply> {

@@ -12,8 +12,14 @@ use super::id::StreamId;
 
 /// Records read per fetch when scanning.
 const SCAN_RECORDS: usize = 512;
-/// Bytes read per fetch when scanning (a fetch returns at least one whole batch).
-const SCAN_BYTES: usize = 1024 * 1024;
+/// Bytes read per fetch, per record wanted, and at least and at most: a fetch decodes every
+/// batch it reads, so a lookup of one record must not read a megabyte (a fetch returns at
+/// least one whole batch, so larger records still arrive).
+const BYTES_PER_RECORD: usize = 1024;
+const FETCH_BYTES_MIN: usize = 16 * 1024;
+const FETCH_BYTES_MAX: usize = 1024 * 1024;
+/// Records an ID lookup reads forward after the time index before it asks the index again.
+const LOOKUP_SPAN: usize = 1024;
 
 /// `(log start, high watermark)` of the stream's partition 0, or `None` when the stream does
 /// not exist.
@@ -37,7 +43,9 @@ async fn fetch(
             partition: 0,
             offset,
             max_records,
-            max_bytes: SCAN_BYTES,
+            max_bytes: max_records
+                .saturating_mul(BYTES_PER_RECORD)
+                .clamp(FETCH_BYTES_MIN, FETCH_BYTES_MAX),
             wait_ms: 0,
         })
         .await
@@ -60,8 +68,11 @@ pub(crate) async fn offset_of(
         .resolve_offset(stream, 0, OffsetSpec::Timestamp(ms))
         .await?
         .max(start);
+    // The records of one millisecond come first: read a few, then more.
+    let mut wanted = 16;
     while offset < end {
-        let fetched = fetch(engine, stream, offset, SCAN_RECORDS).await?;
+        let fetched = fetch(engine, stream, offset, wanted).await?;
+        wanted = SCAN_RECORDS;
         for record in &fetched.records {
             if id_of(record) >= id {
                 return Ok(record.offset);
@@ -187,25 +198,6 @@ pub(crate) async fn last_record_id(
     Ok(fetched.records.last().map(id_of))
 }
 
-/// The offset of the entry whose ID is exactly `id`, if it is still in the stream.
-pub(crate) async fn offset_exact(
-    engine: &Engine,
-    stream: &str,
-    id: StreamId,
-) -> Result<Option<u64>, EngineError> {
-    let offset = offset_of(engine, stream, id).await?;
-    let (_, end) = engine.partition_bounds(stream, 0)?;
-    if offset >= end {
-        return Ok(None);
-    }
-    let fetched = fetch(engine, stream, offset, 1).await?;
-    Ok(fetched
-        .records
-        .first()
-        .filter(|record| record.offset == offset && id_of(record) == id)
-        .map(|record| record.offset))
-}
-
 /// The last offset whose entry's ID is at most `id` plus one (the end of an interval).
 pub(crate) async fn offset_after(
     engine: &Engine,
@@ -252,4 +244,88 @@ pub(crate) async fn last_id(engine: &Engine, stream: &str) -> Result<StreamId, E
         last = last.max(kept);
     }
     Ok(last)
+}
+
+/// The offsets of the entries with these IDs still in the stream. One time-index lookup per
+/// run of nearby IDs: after a lookup the stream is read forward (up to [`LOOKUP_SPAN`]
+/// records) matching the IDs in order, so acknowledging a batch read together costs one
+/// lookup and one read.
+pub(crate) async fn offsets_of_ids(
+    engine: &Engine,
+    stream: &str,
+    ids: &[StreamId],
+) -> Result<std::collections::HashMap<StreamId, u64>, EngineError> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut found = std::collections::HashMap::new();
+    let (_, end) = engine.partition_bounds(stream, 0)?;
+    let mut index = 0;
+    while index < sorted.len() {
+        let mut offset = offset_of(engine, stream, sorted[index]).await?;
+        let mut read = 0;
+        let before = index;
+        while index < sorted.len() && offset < end && read < LOOKUP_SPAN {
+            let fetched = fetch(engine, stream, offset, SCAN_RECORDS).await?;
+            for record in &fetched.records {
+                let id = id_of(record);
+                while index < sorted.len() && sorted[index] < id {
+                    index += 1;
+                }
+                if index < sorted.len() && sorted[index] == id {
+                    found.insert(id, record.offset);
+                    index += 1;
+                }
+            }
+            read += fetched.records.len();
+            if fetched.next_offset <= offset {
+                break;
+            }
+            offset = fetched.next_offset;
+        }
+        if index == before {
+            // Not in the stream (or past its end): next ID.
+            index += 1;
+        }
+    }
+    Ok(found)
+}
+
+/// The IDs of the records at `offsets` still in the stream, read a run of consecutive
+/// offsets at a time.
+pub(crate) async fn ids_at(
+    engine: &Engine,
+    stream: &str,
+    offsets: &[u64],
+) -> Result<std::collections::HashMap<u64, StreamId>, EngineError> {
+    let mut sorted = offsets.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let (start, end) = engine.partition_bounds(stream, 0)?;
+    let mut found = std::collections::HashMap::new();
+    let mut index = 0;
+    while index < sorted.len() {
+        let first = sorted[index];
+        let mut last = first;
+        while index + 1 < sorted.len() && sorted[index + 1] == last + 1 {
+            index += 1;
+            last = sorted[index];
+        }
+        index += 1;
+        let mut offset = first.max(start);
+        while offset <= last && offset < end {
+            let count = (last - offset + 1).min(SCAN_RECORDS as u64) as usize;
+            let fetched = fetch(engine, stream, offset, count).await?;
+            for record in &fetched.records {
+                if record.offset >= first && record.offset <= last {
+                    found.insert(record.offset, id_of(record));
+                }
+            }
+            if fetched.next_offset <= offset {
+                break;
+            }
+            offset = fetched.next_offset;
+        }
+    }
+    Ok(found)
 }
