@@ -234,7 +234,10 @@ def test_streams_xadd_xrange_xread(client):
         client.xadd(key, {"value": "d"}, id="99999999999999-0")
     with pytest.raises(redis.ResponseError, match="Invalid stream ID specified as stream command argument"):
         client.xrange(key, min="bad")
-    assert client.xtrim(key, maxlen=1, approximate=False) == 2
+    assert client.xdel(key, second) == 1
+    assert [entry_id for entry_id, _ in client.xrange(key)] == [first, "99999999999999-0"]
+    assert client.xinfo_stream(key)["max-deleted-entry-id"] == second
+    assert client.xtrim(key, maxlen=1, approximate=False) == 1
     assert client.xlen(key) == 1
 
 

@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) tcp_port: u16,
     /// One writer task per Redis stream changed through this listener.
     pub(crate) streams: crate::streams::writer::Writers,
+    /// The entries XDEL removed, per stream.
+    pub(crate) deleted: Arc<crate::streams::deleted::DeletedEntries>,
 }
 
 /// Serves RESP on `listener` until `shutdown` completes.
@@ -34,8 +36,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let deleted = Arc::new(crate::streams::deleted::DeletedEntries::default());
     let shared = Arc::new(Shared {
-        streams: crate::streams::writer::Writers::new(engine.clone()),
+        streams: crate::streams::writer::Writers::new(engine.clone(), deleted.clone()),
+        deleted,
         engine,
         config,
         started: Instant::now(),

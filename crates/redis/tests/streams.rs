@@ -465,3 +465,51 @@ async fn a_transaction_answers_stream_commands_and_publish_in_order() {
     assert_eq!((id.as_str(), length, reached), ("1-0", 1, 0));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn xdel_hides_entries_from_every_read_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_in(dir.path(), RedisConfig::default()).await;
+    let mut con = broker.connect().await;
+    for ms in 1..=5 {
+        xadd(&mut con, "d", &format!("{ms}-0")).await.unwrap();
+    }
+    let deleted: usize = con.xdel("d", &["2-0", "4-0", "9-0"]).await.unwrap();
+    assert_eq!(deleted, 2, "only IDs in the stream count");
+    let again: usize = con.xdel("d", &["2-0"]).await.unwrap();
+    assert_eq!(again, 0);
+    let length: usize = con.xlen("d").await.unwrap();
+    assert_eq!(length, 3);
+    let all: StreamRangeReply = con.xrange_all("d").await.unwrap();
+    assert_eq!(ids(&all), ["1-0", "3-0", "5-0"]);
+    let reversed: StreamRangeReply = con.xrevrange_all("d").await.unwrap();
+    assert_eq!(ids(&reversed), ["5-0", "3-0", "1-0"]);
+    // A group never delivers a deleted entry, nor keeps it pending.
+    let _: () = con.xgroup_create("d", "g", "0").await.unwrap();
+    let options = StreamReadOptions::default().group("g", "c");
+    let read: StreamReadReply = con.xread_options(&["d"], &[">"], &options).await.unwrap();
+    let delivered: Vec<String> = read.keys[0].ids.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(delivered, ["1-0", "3-0", "5-0"]);
+    let pending: redis::streams::StreamPendingReply = con.xpending("d", "g").await.unwrap();
+    assert_eq!(pending.count(), 3);
+    // Trimming past deleted entries counts only the live ones it removed.
+    let removed: usize = cmd("XTRIM")
+        .arg("d")
+        .arg("MINID")
+        .arg("3")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    drop(con);
+    broker.stop().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let broker = Broker::start_in(dir.path(), RedisConfig::default()).await;
+    let mut con = broker.connect().await;
+    let all: StreamRangeReply = con.xrange_all("d").await.unwrap();
+    assert_eq!(ids(&all), ["3-0", "5-0"]);
+    let length: usize = con.xlen("d").await.unwrap();
+    assert_eq!(length, 2);
+    broker.stop().await;
+}

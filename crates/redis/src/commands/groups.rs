@@ -282,6 +282,7 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
         });
     }
     let engine = session.shared.engine.clone();
+    let shared = session.shared.clone();
     let protocol = session.protocol;
     Ok(later(async move {
         for read in &reads {
@@ -309,10 +310,16 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                     None => {
                         let end = engine.partition_bounds(&read.stream, 0).map_or(0, |b| b.1);
                         positions.push((read.stream.clone(), 0, end));
-                        engine
-                            .owned_next(&read.stream, &group, &consumer, count, !noack)
-                            .await
-                            .map(|records| records.into_iter().map(from_record).collect())
+                        let deleted = shared.deleted.of(&engine, &read.stream);
+                        new_entries(
+                            &engine,
+                            &read.stream,
+                            &group,
+                            &consumer,
+                            (count, noack),
+                            &deleted,
+                        )
+                        .await
                     }
                 };
                 match entries {
@@ -341,6 +348,29 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                 .await;
         }
     }))
+}
+
+/// `>`: new entries for `consumer`, pending with it unless NOACK. Entries XDEL removed are
+/// passed over (acknowledged at once: Redis never delivers them).
+async fn new_entries(
+    engine: &Engine,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    (count, noack): (usize, bool),
+    deleted: &std::collections::BTreeSet<u64>,
+) -> omnibus_engine::Result<Vec<Entry>> {
+    let records = engine
+        .owned_next(stream, group, consumer, count, !noack)
+        .await?;
+    let (gone, kept): (Vec<_>, Vec<_>) = records
+        .into_iter()
+        .partition(|record| deleted.contains(&record.offset));
+    if !gone.is_empty() && !noack {
+        let offsets: Vec<u64> = gone.iter().map(|record| record.offset).collect();
+        engine.owned_ack(stream, group, &offsets).await?;
+    }
+    Ok(kept.into_iter().map(from_record).collect())
 }
 
 /// A consumer's pending entries after `after` (XREADGROUP with an ID). Entries trimmed from

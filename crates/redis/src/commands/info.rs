@@ -1,6 +1,6 @@
 //! XINFO STREAM [FULL [COUNT n]] / GROUPS / CONSUMERS, with the fields redis-py and the
-//! `redis` crate parse. Omnibus has no radix tree: `radix-tree-keys`/`-nodes` answer 1; XDEL
-//! does not exist, so `max-deleted-entry-id` is 0-0; `entries-added` counts the offsets ever
+//! `redis` crate parse. Omnibus has no radix tree: `radix-tree-keys`/`-nodes` answer 1;
+//! `entries-added` counts the offsets ever
 //! appended (records from other doors included); `entries-read` is the group's position in
 //! offsets, and `lag` the records after it.
 
@@ -53,8 +53,9 @@ fn xinfo(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
                 }
                 _ => return Err(Reply::error(SYNTAX_ERROR)),
             };
+            let shared = session.shared.clone();
             Ok(later(async move {
-                stream_info(&engine, &stream, full)
+                stream_info(&engine, &shared.deleted, &stream, full)
                     .await
                     .unwrap_or_else(|r| r)
             }))
@@ -186,27 +187,42 @@ fn consumers_info(
         .collect())
 }
 
-async fn stream_info(engine: &Engine, stream: &str, full: Option<usize>) -> Result<Reply, Reply> {
+async fn stream_info(
+    engine: &Engine,
+    deleted: &crate::streams::deleted::DeletedEntries,
+    stream: &str,
+    full: Option<usize>,
+) -> Result<Reply, Reply> {
     let Some((start, end)) = read::bounds(engine, stream).map_err(engine_error)? else {
         return Err(Reply::error("ERR no such key"));
     };
     let last_id = read::last_id(engine, stream).await.map_err(engine_error)?;
-    let first = read::range(engine, stream, StreamId::MIN, StreamId::MAX, 1)
+    let deleted = deleted.of(engine, stream);
+    let all = (StreamId::MIN, StreamId::MAX);
+    let first = read::range(engine, stream, all, 1, &deleted)
         .await
         .map_err(engine_error)?;
     let recorded_first = first.first().map_or(StreamId::MIN, |entry| entry.id);
     let groups = groups_of(engine, stream);
     let mut fields = vec![
-        field("length", Reply::Integer(end.saturating_sub(start) as i64)),
+        field(
+            "length",
+            Reply::Integer(
+                (end.saturating_sub(start) as usize - deleted.range(start..end).count()) as i64,
+            ),
+        ),
         field("radix-tree-keys", Reply::Integer(1)),
         field("radix-tree-nodes", Reply::Integer(1)),
         field("last-generated-id", id_reply(last_id)),
-        field("max-deleted-entry-id", id_reply(StreamId::MIN)),
+        field(
+            "max-deleted-entry-id",
+            id_reply(crate::streams::deleted::max_deleted(engine, stream)),
+        ),
         field("entries-added", Reply::Integer(end as i64)),
         field("recorded-first-entry-id", id_reply(recorded_first)),
     ];
     let Some(count) = full else {
-        let last = read::reverse(engine, stream, StreamId::MIN, StreamId::MAX, 1)
+        let last = read::reverse(engine, stream, all, 1, &deleted)
             .await
             .map_err(engine_error)?;
         fields.push(field("groups", Reply::Integer(groups.len() as i64)));
@@ -220,7 +236,7 @@ async fn stream_info(engine: &Engine, stream: &str, full: Option<usize>) -> Resu
         ));
         return Ok(Reply::Map(fields));
     };
-    let entries = read::range(engine, stream, StreamId::MIN, StreamId::MAX, count)
+    let entries = read::range(engine, stream, all, count, &deleted)
         .await
         .map_err(engine_error)?;
     fields.push(field(

@@ -25,7 +25,7 @@ pub(crate) fn arity(name: &str) -> Option<i64> {
         | "echo" | "select" | "keys" | "xlen" => 2,
         "setnx" | "incrby" | "decrby" | "append" | "publish" => 3,
         "setex" | "psetex" => 4,
-        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "xsetid" => -3,
+        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "xsetid" | "xdel" => -3,
         "xrange" | "xrevrange" | "xread" | "xtrim" | "xack" => -4,
         "xgroup" | "xinfo" => -2,
         "xpending" => -3,
@@ -45,7 +45,7 @@ pub(crate) fn arity(name: &str) -> Option<i64> {
 /// Whether a command changes a stream through its writer task: the session first waits for
 /// the reads queued before it, so a read never sees a change made after it.
 pub(crate) fn changes_a_stream(name: &[u8]) -> bool {
-    ["xadd", "xtrim", "xsetid"]
+    ["xadd", "xtrim", "xsetid", "xdel"]
         .iter()
         .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }
@@ -138,7 +138,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
                 })),
             }
         }
-        "xadd" | "xtrim" | "xsetid" | "xlen" | "xrange" | "xrevrange" | "xread" => {
+        "xadd" | "xtrim" | "xsetid" | "xdel" | "xlen" | "xrange" | "xrevrange" | "xread" => {
             streams::run(session, name, arguments)
         }
         "xgroup" | "xreadgroup" | "xack" => groups::run(session, name, arguments),

@@ -1,4 +1,4 @@
-//! Stream commands: XADD, XTRIM, XSETID (changes, handed to the stream's writer task in
+//! Stream commands: XADD, XTRIM, XSETID, XDEL (changes, handed to the stream's writer task in
 //! order), XLEN, XRANGE, XREVRANGE, XREAD (reads, run when their turn in the pipeline comes).
 //!
 //! Redis's rules kept here: IDs grow strictly (`streams/id.rs`); XADD creates the stream
@@ -8,14 +8,13 @@
 //! valid Omnibus stream name (ASCII letters, digits, `.`, `_`, `-`): others are refused
 //! rather than renamed out of sight.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use omnibus_engine::Engine;
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
 use crate::codec::{Protocol, Reply};
+use crate::server::Shared;
 use crate::session::{Session, Step};
 use crate::streams::entry::Entry;
 use crate::streams::id::{range_end, range_start, NewId, StreamId};
@@ -33,6 +32,7 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         "xadd" => xadd(session, arguments),
         "xtrim" => xtrim(session, arguments),
         "xsetid" => xsetid(session, arguments),
+        "xdel" => xdel(session, arguments),
         "xlen" => xlen(session, arguments),
         "xrange" | "xrevrange" => xrange(session, arguments, name == "xrevrange"),
         "xread" => xread(session, arguments),
@@ -202,12 +202,32 @@ fn xsetid(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     ))
 }
 
+/// XDEL key id …
+fn xdel(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
+    let stream = stream_name(session, &arguments[0])?;
+    let ids = arguments[1..]
+        .iter()
+        .map(|id| StreamId::parse_strict(id).map_err(Reply::error))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(answer_later(
+        session.shared.streams.submit(&stream, Change::Delete(ids)),
+    ))
+}
+
 fn xlen(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let stream = stream_name(session, &arguments[0])?;
     let engine = session.shared.engine.clone();
+    let shared = session.shared.clone();
     Ok(later(async move {
         match read::bounds(&engine, &stream) {
-            Ok(Some((start, end))) => Reply::Integer(end.saturating_sub(start) as i64),
+            Ok(Some((start, end))) => {
+                let deleted = shared
+                    .deleted
+                    .of(&engine, &stream)
+                    .range(start..end)
+                    .count();
+                Reply::Integer(end.saturating_sub(start).saturating_sub(deleted as u64) as i64)
+            }
             Ok(None) => Reply::Integer(0),
             Err(error) => Reply::error(format!("ERR {error}")),
         }
@@ -238,11 +258,13 @@ fn xrange(session: &mut Session, arguments: &[Bytes], reverse: bool) -> Result<S
         _ => return Err(Reply::error(SYNTAX_ERROR)),
     };
     let engine = session.shared.engine.clone();
+    let shared = session.shared.clone();
     Ok(later(async move {
+        let deleted = shared.deleted.of(&engine, &stream);
         let entries = if reverse {
-            read::reverse(&engine, &stream, start, end, count).await
+            read::reverse(&engine, &stream, (start, end), count, &deleted).await
         } else {
-            read::range(&engine, &stream, start, end, count).await
+            read::range(&engine, &stream, (start, end), count, &deleted).await
         };
         match entries {
             Ok(entries) => entries_reply(entries),
@@ -335,10 +357,10 @@ fn xread(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         };
         wanted.push((key.clone(), stream, after));
     }
-    let engine = session.shared.engine.clone();
+    let shared = session.shared.clone();
     let protocol = session.protocol;
     Ok(later(async move {
-        match read_streams(&engine, wanted, options).await {
+        match read_streams(&shared, wanted, options).await {
             Ok(found) if found.is_empty() => Reply::NullArray,
             Ok(found) => streams_reply(found, protocol),
             Err(error) => Reply::error(format!("ERR {error}")),
@@ -368,10 +390,11 @@ pub(crate) fn streams_reply(found: Vec<(Bytes, Vec<Entry>)>, protocol: Protocol)
 const MISSING_STREAM_POLL: Duration = Duration::from_millis(50);
 
 async fn read_streams(
-    engine: &Arc<Engine>,
+    shared: &Shared,
     wanted: Vec<(Bytes, String, Option<StreamId>)>,
     options: ReadOptions,
 ) -> omnibus_engine::Result<Vec<(Bytes, Vec<Entry>)>> {
+    let engine = &shared.engine;
     // Offsets to read from: `$` is the end when the command runs.
     let mut positions = Vec::with_capacity(wanted.len());
     for (key, stream, after) in wanted {
@@ -396,8 +419,16 @@ async fn read_streams(
                 continue;
             };
             *offset = (*offset).max(start);
-            let entries =
-                read::forward(engine, stream, *offset, StreamId::MAX, options.count).await?;
+            let deleted = shared.deleted.of(engine, stream);
+            let entries = read::forward(
+                engine,
+                stream,
+                *offset,
+                StreamId::MAX,
+                options.count,
+                &deleted,
+            )
+            .await?;
             if !entries.is_empty() {
                 found.push((key.clone(), entries));
             }

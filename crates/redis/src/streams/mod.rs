@@ -1,7 +1,9 @@
 //! Redis streams on Omnibus streams (docs/redis.md, "Streams"): IDs (`id.rs`), the entry ↔
 //! record mapping (`entry.rs`), reading by ID (`read.rs`) and the one writer per stream that
-//! orders and group-commits XADD, XTRIM and XSETID (`writer.rs`).
+//! orders and group-commits XADD, XTRIM, XSETID and XDEL (`writer.rs`), entries XDEL removed
+//! (`deleted.rs`).
 
+pub(crate) mod deleted;
 pub(crate) mod entry;
 pub(crate) mod id;
 pub(crate) mod read;

@@ -7,6 +7,8 @@
 
 use omnibus_engine::{Engine, EngineError, FetchRequest, OffsetSpec};
 
+use std::collections::BTreeSet;
+
 use super::entry::{from_record, id_of, Entry};
 use super::id::StreamId;
 
@@ -86,13 +88,14 @@ pub(crate) async fn offset_of(
     Ok(end.max(offset))
 }
 
-/// Entries from `offset` on with IDs in `[start, end]`, at most `count`.
+/// Entries from `offset` on with IDs up to `end`, at most `count`, skipping `deleted`.
 pub(crate) async fn forward(
     engine: &Engine,
     stream: &str,
     mut offset: u64,
     end: StreamId,
     count: usize,
+    deleted: &BTreeSet<u64>,
 ) -> Result<Vec<Entry>, EngineError> {
     let mut entries = Vec::new();
     let (_, high_watermark) = engine.partition_bounds(stream, 0)?;
@@ -102,6 +105,9 @@ pub(crate) async fn forward(
         for record in fetched.records {
             if id_of(&record) > end {
                 return Ok(entries);
+            }
+            if deleted.contains(&record.offset) {
+                continue;
             }
             entries.push(from_record(record));
             if entries.len() >= count {
@@ -120,15 +126,15 @@ pub(crate) async fn forward(
 pub(crate) async fn range(
     engine: &Engine,
     stream: &str,
-    start: StreamId,
-    end: StreamId,
+    (start, end): (StreamId, StreamId),
     count: usize,
+    deleted: &BTreeSet<u64>,
 ) -> Result<Vec<Entry>, EngineError> {
     if bounds(engine, stream)?.is_none() || start > end || count == 0 {
         return Ok(Vec::new());
     }
     let offset = offset_of(engine, stream, start).await?;
-    forward(engine, stream, offset, end, count).await
+    forward(engine, stream, offset, end, count, deleted).await
 }
 
 /// XREVRANGE: entries with IDs in `[start, end]`, newest first, at most `count`. Reads
@@ -136,9 +142,9 @@ pub(crate) async fn range(
 pub(crate) async fn reverse(
     engine: &Engine,
     stream: &str,
-    start: StreamId,
-    end: StreamId,
+    (start, end): (StreamId, StreamId),
     count: usize,
+    deleted: &BTreeSet<u64>,
 ) -> Result<Vec<Entry>, EngineError> {
     let Some((first, _)) = bounds(engine, stream)? else {
         return Ok(Vec::new());
@@ -173,7 +179,7 @@ pub(crate) async fn reverse(
             if id < start {
                 return Ok(entries);
             }
-            if id <= end {
+            if id <= end && !deleted.contains(&record.offset) {
                 entries.push(from_record(record));
                 if entries.len() >= count {
                     return Ok(entries);

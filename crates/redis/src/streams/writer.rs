@@ -19,9 +19,10 @@ use bytes::Bytes;
 use omnibus_engine::{Engine, EngineError, PublishRecord, PublishTarget, StreamSpec};
 use tokio::sync::{mpsc, oneshot};
 
+use super::deleted::{max_deleted, DeletedEntries, DELETED_MAX};
 use super::entry::to_record;
 use super::id::{NewId, StreamId};
-use super::read::{bounds, last_id, last_record_id, offset_of, LAST_ID_SETTING};
+use super::read::{bounds, last_id, last_record_id, offset_of, offsets_of_ids, LAST_ID_SETTING};
 use crate::codec::Reply;
 
 /// Changes taken from the queue at once: one publish holds at most this many XADDs.
@@ -51,6 +52,7 @@ pub(crate) enum Change {
     },
     Trim(Trim),
     SetId(StreamId),
+    Delete(Vec<StreamId>),
 }
 
 struct Request {
@@ -61,14 +63,16 @@ struct Request {
 /// The writers of every stream a session changed.
 pub(crate) struct Writers {
     engine: Arc<Engine>,
+    deleted: Arc<DeletedEntries>,
     senders: Mutex<HashMap<String, mpsc::UnboundedSender<Request>>>,
     tasks: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Writers {
-    pub(crate) fn new(engine: Arc<Engine>) -> Writers {
+    pub(crate) fn new(engine: Arc<Engine>, deleted: Arc<DeletedEntries>) -> Writers {
         Writers {
             engine,
+            deleted,
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
         }
@@ -98,7 +102,12 @@ impl Writers {
                 self.tasks
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .spawn(run(self.engine.clone(), stream.to_string(), receiver));
+                    .spawn(run(
+                        self.engine.clone(),
+                        self.deleted.clone(),
+                        stream.to_string(),
+                        receiver,
+                    ));
                 sender
             });
             match sender.send(request) {
@@ -126,15 +135,22 @@ struct Top {
 
 struct Writer {
     engine: Arc<Engine>,
+    deleted: Arc<DeletedEntries>,
     stream: String,
     top: Option<Top>,
     records: Vec<PublishRecord>,
     waiting: Vec<(oneshot::Sender<Reply>, StreamId)>,
 }
 
-async fn run(engine: Arc<Engine>, stream: String, mut requests: mpsc::UnboundedReceiver<Request>) {
+async fn run(
+    engine: Arc<Engine>,
+    deleted: Arc<DeletedEntries>,
+    stream: String,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+) {
     let mut writer = Writer {
         engine,
+        deleted,
         stream,
         top: None,
         records: Vec::new(),
@@ -193,6 +209,14 @@ impl Writer {
                 self.publish().await;
                 let reply = match self.trim(trim).await {
                     Ok(removed) => Reply::Integer(removed as i64),
+                    Err(error) => engine_error(error),
+                };
+                let _ = answer.send(reply);
+            }
+            Change::Delete(ids) => {
+                self.publish().await;
+                let reply = match self.delete(&ids).await {
+                    Ok(count) => Reply::Integer(count as i64),
                     Err(error) => engine_error(error),
                 };
                 let _ = answer.send(reply);
@@ -319,7 +343,50 @@ impl Writer {
         self.engine
             .delete_records(&self.stream, 0, Some(cut))
             .await?;
-        Ok(cut - start)
+        // Deleted entries trimmed away are forgotten (and counted as removed by neither).
+        let deleted = self.deleted.of(&self.engine, &self.stream);
+        let removed = cut - start - deleted.range(start..cut).count() as u64;
+        if deleted.range(..cut).next().is_some() {
+            let kept = deleted.range(cut..).copied().collect();
+            self.deleted
+                .store(&self.engine, &self.stream, kept, None)
+                .await?;
+        }
+        Ok(removed)
+    }
+
+    /// XDEL: marks the entries with these IDs deleted; answers how many were there.
+    async fn delete(&mut self, ids: &[StreamId]) -> Result<u64, EngineError> {
+        let Some((start, _)) = bounds(&self.engine, &self.stream)? else {
+            return Ok(0);
+        };
+        let found = offsets_of_ids(&self.engine, &self.stream, ids).await?;
+        let mut set: std::collections::BTreeSet<u64> = self
+            .deleted
+            .of(&self.engine, &self.stream)
+            .range(start..)
+            .copied()
+            .collect();
+        let mut max_deleted = max_deleted(&self.engine, &self.stream);
+        let mut count = 0;
+        for (id, offset) in found {
+            if set.insert(offset) {
+                count += 1;
+                max_deleted = max_deleted.max(id);
+            }
+        }
+        if count == 0 {
+            return Ok(0);
+        }
+        if set.len() > DELETED_MAX {
+            return Err(EngineError::LimitExceeded(format!(
+                "a stream keeps at most {DELETED_MAX} deleted entries; trim it to free them"
+            )));
+        }
+        self.deleted
+            .store(&self.engine, &self.stream, set, Some(max_deleted))
+            .await?;
+        Ok(count)
     }
 
     async fn set_id(&mut self, id: StreamId) -> Result<Reply, Reply> {
