@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) streams: crate::streams::writer::Writers,
     /// The entries XDEL removed, per stream.
     pub(crate) deleted: Arc<crate::streams::deleted::DeletedEntries>,
+    /// Offsets of the IDs groups just delivered or claimed, for XACK.
+    pub(crate) known_ids: crate::streams::known_ids::KnownIds,
 }
 
 /// Serves RESP on `listener` until `shutdown` completes.
@@ -40,6 +42,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         streams: crate::streams::writer::Writers::new(engine.clone(), deleted.clone()),
         deleted,
+        known_ids: Default::default(),
         engine,
         config,
         started: Instant::now(),

@@ -220,12 +220,13 @@ fn xclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         ));
     }
     let engine = session.shared.engine.clone();
+    let shared = session.shared.clone();
     Ok(later(async move {
         if !group_exists(&engine, &stream, &group) {
             return no_group(&stream, &group);
         }
         let claimed = async {
-            let offsets = offsets_of(&engine, &stream, &ids).await?;
+            let offsets = offsets_of(&shared, &stream, &ids).await?;
             let claimed = engine
                 .owned_claim(&stream, &group, &owner, &offsets, options)
                 .await?;

@@ -21,6 +21,7 @@ use super::streams::{
     block_timeout, entry_reply, stream_name, streams_and_ids, streams_reply, ENTRIES_REPLY_MAX,
 };
 use crate::codec::Reply;
+use crate::server::Shared;
 use crate::session::{Session, Step};
 use crate::streams::entry::{from_record, Entry};
 use crate::streams::id::StreamId;
@@ -322,6 +323,10 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                         .await
                     }
                 };
+                if let Ok(entries) = &entries {
+                    let known = entries.iter().map(|entry| (entry.id, entry.offset));
+                    shared.known_ids.remember(&engine, &read.stream, known);
+                }
                 match entries {
                     Ok(entries) if entries.is_empty() && read.history_after.is_none() => {}
                     Ok(entries) => found.push((read.key.clone(), entries)),
@@ -400,13 +405,18 @@ async fn history_entries(
         .collect())
 }
 
-/// The offsets of the entries with these IDs still in the stream.
+/// The offsets of the entries with these IDs still in the stream: those a group just
+/// delivered are known, the others are looked up.
 pub(super) async fn offsets_of(
-    engine: &Engine,
+    shared: &Shared,
     stream: &str,
     ids: &[StreamId],
 ) -> omnibus_engine::Result<Vec<u64>> {
-    let found = read::offsets_of_ids(engine, stream, ids).await?;
+    let engine = &shared.engine;
+    let (mut found, missing) = shared.known_ids.lookup(engine, stream, ids);
+    if !missing.is_empty() {
+        found.extend(read::offsets_of_ids(engine, stream, &missing).await?);
+    }
     Ok(ids.iter().filter_map(|id| found.get(id).copied()).collect())
 }
 
@@ -423,11 +433,12 @@ fn xack(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let group = text(&arguments[1]);
     let ids = parse_ids(&arguments[2..])?;
     let engine = session.shared.engine.clone();
+    let shared = session.shared.clone();
     Ok(later(async move {
         if !group_exists(&engine, &stream, &group) {
             return Reply::Integer(0);
         }
-        let acked = match offsets_of(&engine, &stream, &ids).await {
+        let acked = match offsets_of(&shared, &stream, &ids).await {
             Ok(offsets) => engine.owned_ack(&stream, &group, &offsets).await,
             Err(error) => Err(error),
         };

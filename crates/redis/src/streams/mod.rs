@@ -1,11 +1,12 @@
 //! Redis streams on Omnibus streams (docs/redis.md, "Streams"): IDs (`id.rs`), the entry ↔
 //! record mapping (`entry.rs`), reading by ID (`read.rs`) and the one writer per stream that
 //! orders and group-commits XADD, XTRIM, XSETID and XDEL (`writer.rs`), entries XDEL removed
-//! (`deleted.rs`).
+//! (`deleted.rs`), offsets of IDs just answered, for the XACK after them (`known_ids.rs`).
 
 pub(crate) mod deleted;
 pub(crate) mod entry;
 pub(crate) mod id;
+pub(crate) mod known_ids;
 pub(crate) mod read;
 pub(crate) mod writer;
 

@@ -173,7 +173,12 @@ async fn run(
 }
 
 fn engine_error(error: EngineError) -> Reply {
-    Reply::error(format!("ERR {error}"))
+    match error {
+        EngineError::LimitExceeded(text) => {
+            Reply::error(format!("OOM command not allowed: {text}"))
+        }
+        other => Reply::error(format!("ERR {other}")),
+    }
 }
 
 impl Writer {
