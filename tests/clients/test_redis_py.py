@@ -297,3 +297,17 @@ def test_streams_wrongtype(client):
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         client.get(stream)
     assert client.type(stream) == "stream"
+
+
+def test_watch_aborts_a_transaction(client):
+    key = unique("balance")
+    client.set(key, "10")
+    with client.pipeline() as pipe:
+        pipe.watch(key)
+        assert pipe.get(key) == "10"
+        client.set(key, "11")  # another connection of the pool
+        pipe.multi()
+        pipe.set(key, "12")
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert client.get(key) == "11"

@@ -63,6 +63,8 @@ pub(crate) struct Session {
     pub(crate) library_name: Option<Bytes>,
     pub(crate) library_version: Option<Bytes>,
     pub(crate) transaction: Option<Transaction>,
+    /// Keys under WATCH, with what they held then.
+    pub(crate) watched: Vec<(Bytes, crate::commands::Watched)>,
     pub(crate) subscriptions: Subscriptions,
 }
 
@@ -98,6 +100,7 @@ pub(crate) async fn run(
         library_name: None,
         library_version: None,
         transaction: None,
+        watched: Vec::new(),
         subscriptions: Subscriptions::default(),
     };
     let mut deliveries = Vec::new();

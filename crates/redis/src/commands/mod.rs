@@ -17,6 +17,7 @@ use crate::codec::Reply;
 use crate::session::{Session, Step};
 
 pub(crate) use arguments::{lowercase, printable};
+pub(crate) use transaction::Watched;
 
 /// The arity of every command this door knows, or `None`.
 pub(crate) fn arity(name: &str) -> Option<i64> {
@@ -101,8 +102,11 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "multi" => transaction::multi(session),
         "exec" => transaction::exec(session),
         "discard" => transaction::discard(session),
-        "watch" => transaction::watch(session),
-        "unwatch" => Reply::ok().into(),
+        "watch" => transaction::watch(session, arguments),
+        "unwatch" => {
+            session.watched.clear();
+            Reply::ok().into()
+        }
         "get" | "getdel" | "set" | "setnx" | "setex" | "psetex" | "mget" | "mset" | "incr"
         | "decr" | "incrby" | "decrby" | "append" | "strlen" => {
             strings::run(session, name, arguments)
