@@ -64,6 +64,13 @@ impl Engine {
     ) -> Result<Vec<ConsumerDelivery>> {
         self.check_running()?;
         let consumer = self.consumer(stream, name)?;
+        if consumer.stored.spec.owned_pending {
+            // Its deliveries are owned by reader names (`owned.rs`): leasing here would hand
+            // records out that no pending entry holds.
+            return Err(crate::EngineError::InvalidConfig(format!(
+                "consumer {name:?} hands records out with owners (a Redis consumer group)"
+            )));
+        }
         let mut out: Vec<ConsumerDelivery> = Vec::new();
         let mut bytes = 0usize;
         for _ in 0..ROUNDS_MAX {
