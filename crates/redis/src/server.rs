@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) streams: crate::streams::writer::Writers,
     /// The entries XDEL removed, per stream.
     pub(crate) deleted: Arc<crate::streams::deleted::DeletedEntries>,
+    /// The channels and patterns Redis clients subscribe to (PUBSUB).
+    pub(crate) pubsub: Arc<crate::pubsub::Registry>,
     /// Offsets of the IDs groups just delivered or claimed, for XACK.
     pub(crate) known_ids: crate::streams::known_ids::KnownIds,
 }
@@ -43,6 +45,7 @@ pub async fn serve(
         streams: crate::streams::writer::Writers::new(engine.clone(), deleted.clone()),
         deleted,
         known_ids: Default::default(),
+        pubsub: Default::default(),
         engine,
         config,
         started: Instant::now(),

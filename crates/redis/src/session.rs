@@ -89,6 +89,7 @@ pub(crate) async fn run(
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), RedisError> {
     let keys = shared.engine.keyspace().await?;
+    let shared_pubsub = shared.pubsub.clone();
     let limits = shared.config.limits();
     let mut session = Session {
         shared,
@@ -101,7 +102,7 @@ pub(crate) async fn run(
         library_version: None,
         transaction: None,
         watched: Vec::new(),
-        subscriptions: Subscriptions::default(),
+        subscriptions: Subscriptions::new(shared_pubsub),
     };
     let mut deliveries = Vec::new();
     let mut input = BytesMut::with_capacity(16 * 1024);

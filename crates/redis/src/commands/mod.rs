@@ -28,7 +28,7 @@ pub(crate) fn arity(name: &str) -> Option<i64> {
         "setex" | "psetex" => 4,
         "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "xsetid" | "xdel" => -3,
         "xrange" | "xrevrange" | "xread" | "xtrim" | "xack" => -4,
-        "xgroup" | "xinfo" => -2,
+        "xgroup" | "xinfo" | "pubsub" => -2,
         "xpending" => -3,
         "xclaim" => -6,
         "xautoclaim" => -6,
@@ -148,6 +148,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "xgroup" | "xreadgroup" | "xack" => groups::run(session, name, arguments),
         "xpending" | "xclaim" | "xautoclaim" => claims::run(session, name, arguments),
         "xinfo" => info::run(session, arguments),
+        "pubsub" => session.shared.pubsub.command(arguments).into(),
         _ => connection::run(session, name, arguments),
     }
 }
