@@ -200,6 +200,20 @@ mod tests {
         assert_eq!(NewId::parse(b"x"), Err(INVALID_ID));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_id_arguments_never_panic_and_round_trip(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            crate::fuzzing::stream_ids(&data);
+        }
+
+        #[test]
+        fn printed_ids_read_back(ms in proptest::prelude::any::<u64>(), seq in proptest::prelude::any::<u64>()) {
+            let id = StreamId::new(ms, seq);
+            crate::fuzzing::stream_ids(id.to_string().as_bytes());
+            proptest::prop_assert_eq!(StreamId::parse_strict(id.to_string().as_bytes()), Ok(id));
+        }
+    }
+
     #[test]
     fn range_bounds_take_exclusive_and_bare_ids() {
         assert_eq!(range_start(b"(5-1"), Ok(Some(StreamId::new(5, 2))));
