@@ -311,3 +311,19 @@ def test_watch_aborts_a_transaction(client):
         with pytest.raises(redis.WatchError):
             pipe.execute()
     assert client.get(key) == "11"
+
+
+def test_streams_xinfo_stream_full(client):
+    key = stream_key("full")
+    client.xgroup_create(key, "workers", id="$", mkstream=True)
+    ids = [client.xadd(key, {"job": str(index)}) for index in range(3)]
+    client.xreadgroup("workers", "alice", {key: ">"}, count=2)
+    full = client.xinfo_stream(key, full=True)
+    assert full["length"] == 3
+    assert list(full["entries"].keys()) == ids
+    group = full["groups"][0]
+    assert group["name"] == "workers" and group["pel-count"] == 2
+    assert [entry[0] for entry in group["pending"]] == ids[:2]
+    consumer = group["consumers"][0]
+    assert consumer["name"] == "alice" and consumer["pel-count"] == 2
+    assert [entry[0] for entry in consumer["pending"]] == ids[:2]

@@ -5,7 +5,7 @@
 //! offsets, and `lag` the records after it.
 
 use bytes::Bytes;
-use omnibus_engine::consumers::ConsumerInfo;
+use omnibus_engine::consumers::{ConsumerInfo, PendingQuery};
 use omnibus_engine::Engine;
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
@@ -253,21 +253,65 @@ async fn stream_info(
             .owned_pending_count(stream, name)
             .map_err(engine_error)?;
         group.push(field("pel-count", Reply::Integer(pending as i64)));
-        group.push(field("pending", Reply::Array(Vec::new())));
-        let consumers = consumers_info(engine, stream, name)?
+        // The group's pending entries (at most COUNT), and each consumer's among them.
+        let query = PendingQuery {
+            limit: count,
+            ..PendingQuery::all()
+        };
+        let entries = engine
+            .owned_pending(stream, name, query)
+            .map_err(engine_error)?;
+        let offsets: Vec<u64> = entries.iter().map(|entry| entry.offset).collect();
+        let ids = read::ids_at(engine, stream, &offsets)
+            .await
+            .map_err(engine_error)?;
+        let id_of = |offset: u64| {
+            id_reply(
+                ids.get(&offset)
+                    .copied()
+                    .unwrap_or(StreamId::new(0, offset)),
+            )
+        };
+        let group_pending = entries
+            .iter()
+            .map(|entry| {
+                Reply::Array(vec![
+                    id_of(entry.offset),
+                    Reply::Bulk(Bytes::from(entry.owner.clone())),
+                    Reply::Integer(entry.last_delivery_ms),
+                    Reply::Integer(entry.deliveries as i64),
+                ])
+            })
+            .collect();
+        group.push(field("pending", Reply::Array(group_pending)));
+        let now = crate::streams::now_ms() as i64;
+        let consumers = engine
+            .owned_owners(stream, name)
+            .map_err(engine_error)?
             .into_iter()
-            .map(|fields| {
-                let mut fields: Vec<(Reply, Reply)> = fields
-                    .into_iter()
-                    .map(|(name, value)| match &name {
-                        Reply::Bulk(n) if n.as_ref() == b"pending" => {
-                            (Reply::Bulk(Bytes::from("pel-count")), value)
-                        }
-                        _ => (name, value),
+            .map(|owner| {
+                let pending = entries
+                    .iter()
+                    .filter(|entry| entry.owner == owner.name)
+                    .map(|entry| {
+                        Reply::Array(vec![
+                            id_of(entry.offset),
+                            Reply::Integer(entry.last_delivery_ms),
+                            Reply::Integer(entry.deliveries as i64),
+                        ])
                     })
                     .collect();
-                fields.push(field("pending", Reply::Array(Vec::new())));
-                Reply::Map(fields)
+                Reply::Map(vec![
+                    field("name", Reply::Bulk(Bytes::from(owner.name))),
+                    field("seen-time", Reply::Integer(owner.seen_ms)),
+                    field("active-time", Reply::Integer(owner.active_ms.unwrap_or(-1))),
+                    field("pel-count", Reply::Integer(owner.pending as i64)),
+                    field("pending", Reply::Array(pending)),
+                    field(
+                        "idle",
+                        Reply::Integer(now.saturating_sub(owner.seen_ms).max(0)),
+                    ),
+                ])
             })
             .collect();
         group.push(field("consumers", Reply::Array(consumers)));
