@@ -98,6 +98,13 @@ async fn two_consumers_split_the_work_and_entries_stay_pending_until_acked() {
     // History: a consumer's own pending entries, from an ID on.
     assert_eq!(read_group(&mut con, "alice", 10, "0").await, ids[1..4]);
     assert_eq!(read_group(&mut con, "alice", 10, &ids[2]).await, ids[3..4]);
+    // Each history read counted a delivery, as in Redis.
+    let detail: StreamPendingCountReply = con
+        .xpending_consumer_count("jobs", "workers", "-", "+", 10, "alice")
+        .await
+        .unwrap();
+    let counts: Vec<usize> = detail.ids.iter().map(|e| e.times_delivered).collect();
+    assert_eq!(counts, vec![2, 2, 3]);
     broker.stop().await;
 }
 

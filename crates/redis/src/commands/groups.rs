@@ -378,8 +378,9 @@ async fn new_entries(
     Ok(kept.into_iter().map(from_record).collect())
 }
 
-/// A consumer's pending entries after `after` (XREADGROUP with an ID). Entries trimmed from
-/// the stream while pending are left out (their ID went with them).
+/// A consumer's pending entries after `after` (XREADGROUP with an ID), each counted as
+/// delivered once more. Entries trimmed from the stream while pending are left out (their ID
+/// went with them).
 async fn history_entries(
     engine: &Engine,
     stream: &str,
@@ -398,6 +399,18 @@ async fn history_entries(
     let pending = engine.owned_pending(stream, group, query)?;
     let offsets: Vec<u64> = pending.iter().map(|entry| entry.offset).collect();
     let mut records = engine.owned_records(stream, group, &offsets).await?;
+    // Read again: one more delivery, now (as Redis counts a history read).
+    let delivered: Vec<u64> = offsets
+        .iter()
+        .copied()
+        .filter(|offset| records.contains_key(offset))
+        .collect();
+    if !delivered.is_empty() {
+        let same_owner = omnibus_engine::consumers::ClaimOptions::default();
+        engine
+            .owned_claim(stream, group, consumer, &delivered, same_owner)
+            .await?;
+    }
     Ok(offsets
         .iter()
         .filter_map(|offset| records.remove(offset))
