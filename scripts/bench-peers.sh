@@ -7,9 +7,10 @@
 #   SYSTEMS="omnibus-http redis" WORKLOADS="jobs-one jobs-batched" scripts/bench-peers.sh
 #
 # Environment (defaults in brackets):
-#   SYSTEMS    omnibus-http omnibus-kafka omnibus-nats omnibus-jetstream omnibus-amqp redis nats
-#              jetstream rabbitmq [all]; omnibus-jetstream and omnibus-amqp drive the Omnibus NATS
-#              and AMQP doors with the jetstream and rabbitmq drivers (the same clients as the peers)
+#   SYSTEMS    omnibus-http omnibus-kafka omnibus-nats omnibus-jetstream omnibus-amqp omnibus-redis
+#              redis nats jetstream rabbitmq [all]; omnibus-jetstream, omnibus-amqp and
+#              omnibus-redis drive the Omnibus NATS, AMQP and Redis doors with the jetstream,
+#              rabbitmq and redis drivers (the same clients as the peers)
 #   WORKLOADS  publish consume latency request-reply enqueue jobs-one jobs-one-chained jobs-batched
 #              [all]; jobs-one-chained (finish a job and take the next in one request) is
 #              Omnibus HTTP's one-round-trip-per-job loop, what `omnibus worker` does
@@ -45,7 +46,7 @@ set -euo pipefail
 export CARGO_INCREMENTAL=0
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SYSTEMS=${SYSTEMS:-"omnibus-http omnibus-kafka omnibus-nats omnibus-jetstream omnibus-amqp redis nats jetstream rabbitmq"}
+SYSTEMS=${SYSTEMS:-"omnibus-http omnibus-kafka omnibus-nats omnibus-jetstream omnibus-amqp omnibus-redis redis nats jetstream rabbitmq"}
 WORKLOADS=${WORKLOADS:-"publish consume latency request-reply enqueue jobs-one jobs-one-chained jobs-batched"}
 SIZES=${SIZES:-"100 1024"}
 RUNS=${RUNS:-1}
@@ -165,6 +166,7 @@ start_omnibus() {
   mkdir -p "$WORK/omnibus"
   "$ROOT/target/release/omnibus" serve --data-dir "$WORK/omnibus" \
     --http-listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --nats-listen 127.0.0.1:0 --amqp-listen 127.0.0.1:0 \
+    --redis-listen 127.0.0.1:0 \
     2>"$WORK/omnibus.log" &
   PIDS+=($!)
   for _ in $(seq 300); do
@@ -175,6 +177,7 @@ start_omnibus() {
   OMNIBUS_KAFKA=$(sed -n 's/.*"kafka":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
   OMNIBUS_NATS=$(sed -n 's/.*"nats":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
   OMNIBUS_AMQP=$(sed -n 's/.*"amqp":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
+  OMNIBUS_REDIS=$(sed -n 's/.*"redis":"\([^"]*\)".*/\1/p' "$WORK/omnibus/listeners.json")
   if [ -z "$OMNIBUS_HTTP" ] || [ -z "$OMNIBUS_KAFKA" ]; then
     echo "omnibus did not write listeners.json; its log:" >&2
     cat "$WORK/omnibus.log" >&2
@@ -190,6 +193,7 @@ system_flags() {
     omnibus-nats) echo "--system nats --label omnibus-nats --address $OMNIBUS_NATS" ;;
     omnibus-jetstream) echo "--system jetstream --label omnibus-jetstream --address $OMNIBUS_NATS" ;;
     omnibus-amqp) echo "--system rabbitmq --label omnibus-amqp --address $OMNIBUS_AMQP" ;;
+    omnibus-redis) echo "--system redis --label omnibus-redis --address $OMNIBUS_REDIS" ;;
     redis) echo "--system redis --address 127.0.0.1:$REDIS_PORT" ;;
     nats) echo "--system nats --address 127.0.0.1:$NATS_PORT" ;;
     jetstream) echo "--system jetstream --address 127.0.0.1:$NATS_PORT" ;;
@@ -205,6 +209,7 @@ durability() {
     omnibus-nats) echo "none (core NATS: nothing stored)" ;;
     omnibus-jetstream) echo "fsync before the PubAck; acks committed before their answer" ;;
     omnibus-amqp) echo "fsync before the confirm; acks ride the next group commit" ;;
+    omnibus-redis) echo "fsync before every XADD reply (group commit); XACKs committed before their reply" ;;
     redis) echo "AOF everysec" ;;
     nats) echo "none" ;;
     jetstream) echo "file, fsync every 2 min" ;;
@@ -232,7 +237,7 @@ echo "building omnibus and omnibus-bench (release)"
 BENCH=$ROOT/target/release/omnibus-bench
 
 if wants omnibus-http || wants omnibus-kafka || wants omnibus-nats || wants omnibus-jetstream \
-  || wants omnibus-amqp; then start_omnibus; fi
+  || wants omnibus-amqp || wants omnibus-redis; then start_omnibus; fi
 if wants redis; then start_redis; fi
 if wants nats || wants jetstream; then start_nats; fi
 if wants rabbitmq; then start_rabbitmq; fi

@@ -209,3 +209,121 @@ def test_pubsub_across_doors_with_nats(redis_url, nats_url, client):
     finally:
         pubsub.close()
         subscriber.close()
+
+
+# Streams and consumer groups. Stream keys are Omnibus stream names: no ':'.
+
+
+def stream_key(name: str) -> str:
+    return unique(name).replace(":", "-")
+
+
+def test_streams_xadd_xrange_xread(client):
+    key = stream_key("events")
+    first = client.xadd(key, {"value": "a", "kind": "created"})
+    second = client.xadd(key, {"value": "b"})
+    assert first < second or len(first) < len(second)
+    assert client.xlen(key) == 2
+    entries = client.xrange(key)
+    assert entries == [(first, {"value": "a", "kind": "created"}), (second, {"value": "b"})]
+    assert client.xrevrange(key, count=1) == [(second, {"value": "b"})]
+    assert client.xread({key: first}) == [[key, [(second, {"value": "b"})]]]
+    assert client.xread({key: "$"}, block=100) == []
+    assert client.xadd(key, {"value": "c"}, id="99999999999999-0") == "99999999999999-0"
+    with pytest.raises(redis.ResponseError, match="equal or smaller than the target stream top item"):
+        client.xadd(key, {"value": "d"}, id="99999999999999-0")
+    with pytest.raises(redis.ResponseError, match="Invalid stream ID specified as stream command argument"):
+        client.xrange(key, min="bad")
+    assert client.xdel(key, second) == 1
+    assert [entry_id for entry_id, _ in client.xrange(key)] == [first, "99999999999999-0"]
+    assert client.xinfo_stream(key)["max-deleted-entry-id"] == second
+    assert client.xtrim(key, maxlen=1, approximate=False) == 1
+    assert client.xlen(key) == 1
+
+
+def test_streams_a_pipeline_of_xadds(client):
+    key = stream_key("piped")
+    for transaction in (True, False):
+        with client.pipeline(transaction=transaction) as pipe:
+            for index in range(200):
+                pipe.xadd(key, {"n": str(index)})
+            ids = pipe.execute()
+        assert len(ids) == 200
+        assert ids == sorted(ids, key=lambda i: tuple(int(p) for p in i.split("-")))
+    assert client.xlen(key) == 400
+
+
+def test_streams_consumer_groups(client):
+    key = stream_key("jobs")
+    client.xgroup_create(key, "workers", id="$", mkstream=True)
+    with pytest.raises(redis.ResponseError, match="BUSYGROUP Consumer Group name already exists"):
+        client.xgroup_create(key, "workers", id="$")
+    ids = [client.xadd(key, {"job": str(index)}) for index in range(6)]
+    first = client.xreadgroup("workers", "alice", {key: ">"}, count=3)
+    second = client.xreadgroup("workers", "bob", {key: ">"}, count=10)
+    assert [entry_id for entry_id, _ in first[0][1]] == ids[:3]
+    assert [entry_id for entry_id, _ in second[0][1]] == ids[3:]
+    assert client.xreadgroup("workers", "bob", {key: ">"}, count=10) == []
+    assert client.xack(key, "workers", ids[0], ids[3]) == 2
+    summary = client.xpending(key, "workers")
+    assert summary["pending"] == 4
+    assert summary["min"] == ids[1] and summary["max"] == ids[5]
+    assert {c["name"]: c["pending"] for c in summary["consumers"]} == {"alice": 2, "bob": 2}
+    detail = client.xpending_range(key, "workers", min="-", max="+", count=10, consumername="alice")
+    assert [(d["message_id"], d["times_delivered"]) for d in detail] == [(ids[1], 1), (ids[2], 1)]
+    # alice crashed: bob takes her entries once idle.
+    time.sleep(0.05)
+    cursor, claimed, deleted = client.xautoclaim(key, "workers", "bob", min_idle_time=20, start_id="0-0")
+    assert cursor == "0-0" and deleted == []
+    assert [entry_id for entry_id, _ in claimed] == [ids[1], ids[2], ids[4], ids[5]]
+    with pytest.raises(redis.ResponseError, match="NOGROUP No such key"):
+        client.xreadgroup("ghosts", "c", {key: ">"})
+    groups = client.xinfo_groups(key)
+    assert [(g["name"], g["pending"], g["consumers"]) for g in groups] == [("workers", 4, 2)]
+    info = client.xinfo_stream(key)
+    assert info["length"] == 6 and info["groups"] == 1
+    assert info["first-entry"] == (ids[0], {"job": "0"})
+    assert info["last-entry"] == (ids[5], {"job": "5"})
+    consumers = client.xinfo_consumers(key, "workers")
+    assert {c["name"]: c["pending"] for c in consumers} == {"alice": 0, "bob": 4}
+
+
+def test_streams_wrongtype(client):
+    text, stream = unique("text"), stream_key("log")
+    client.set(text, "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        client.xadd(text, {"value": "v"})
+    client.xadd(stream, {"value": "v"})
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        client.get(stream)
+    assert client.type(stream) == "stream"
+
+
+def test_watch_aborts_a_transaction(client):
+    key = unique("balance")
+    client.set(key, "10")
+    with client.pipeline() as pipe:
+        pipe.watch(key)
+        assert pipe.get(key) == "10"
+        client.set(key, "11")  # another connection of the pool
+        pipe.multi()
+        pipe.set(key, "12")
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert client.get(key) == "11"
+
+
+def test_streams_xinfo_stream_full(client):
+    key = stream_key("full")
+    client.xgroup_create(key, "workers", id="$", mkstream=True)
+    ids = [client.xadd(key, {"job": str(index)}) for index in range(3)]
+    client.xreadgroup("workers", "alice", {key: ">"}, count=2)
+    full = client.xinfo_stream(key, full=True)
+    assert full["length"] == 3
+    assert list(full["entries"].keys()) == ids
+    group = full["groups"][0]
+    assert group["name"] == "workers" and group["pel-count"] == 2
+    assert [entry[0] for entry in group["pending"]] == ids[:2]
+    consumer = group["consumers"][0]
+    assert consumer["name"] == "alice" and consumer["pel-count"] == 2
+    assert [entry[0] for entry in consumer["pending"]] == ids[:2]

@@ -1,5 +1,6 @@
-//! Entry points for the fuzz targets (fuzz/fuzz_targets/redis_frames.rs): the request
-//! decoder on arbitrary bytes, with small limits so bounds are hit often.
+//! Entry points for the fuzz targets: the request decoder on arbitrary bytes, with small
+//! limits so bounds are hit often (fuzz/fuzz_targets/redis_frames.rs), and the stream ID
+//! parsers on arbitrary arguments (fuzz/fuzz_targets/redis_stream_ids.rs).
 
 use bytes::BytesMut;
 
@@ -23,5 +24,31 @@ pub fn decode_frames(data: &[u8]) {
         encode(&reply, Protocol::Resp2, &mut out);
         encode(&reply, Protocol::Resp3, &mut out);
         out.clear();
+    }
+}
+
+/// Reads every space-separated word of `data` as each kind of stream ID argument (XADD's,
+/// an interval's ends, a plain ID); must never panic, and every ID read prints back as an
+/// ID that reads the same.
+pub fn stream_ids(data: &[u8]) {
+    use crate::streams::id::{range_end, range_start, NewId, StreamId};
+    for word in data.split(|byte| *byte == b' ') {
+        let parsed = [
+            StreamId::parse_strict(word).ok(),
+            range_start(word).ok().flatten(),
+            range_end(word).ok().flatten(),
+            match NewId::parse(word) {
+                Ok(NewId::Explicit(id)) => Some(id),
+                _ => None,
+            },
+        ];
+        for id in parsed.into_iter().flatten() {
+            let printed = id.to_string();
+            assert_eq!(StreamId::parse_strict(printed.as_bytes()), Ok(id));
+        }
+        if let Ok(new_id) = NewId::parse(word) {
+            let _ = new_id.resolve(StreamId::new(u64::MAX, u64::MAX - 1), u64::MAX);
+            let _ = new_id.resolve(StreamId::MIN, 0);
+        }
     }
 }

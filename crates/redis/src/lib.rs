@@ -11,7 +11,9 @@
 //!   `redis-protocol` crate;
 //! - `commands/` holds the commands: `connection.rs` (PING, HELLO, CLIENT, INFO, …),
 //!   `strings.rs` (SET, GET, EXPIRE, …) and `keyspace.rs` (DEL, SCAN, TYPE, …);
-//! - `pubsub` maps channels onto the engine's live router (PUBLISH, SUBSCRIBE, PSUBSCRIBE).
+//! - `pubsub` maps channels onto the engine's live router (PUBLISH, SUBSCRIBE, PSUBSCRIBE);
+//! - `streams/` maps Redis streams onto engine streams (IDs, entries ↔ records, reading by
+//!   ID, one writer task per stream), used by `commands/streams.rs`.
 //!
 //! This crate may call only `omnibus-engine` (and the vocabulary in `omnibus-types`). It
 //! never calls storage, and the engine never sees a RESP type.
@@ -25,6 +27,7 @@ pub mod fuzzing;
 mod pubsub;
 mod server;
 mod session;
+mod streams;
 
 pub use config::{
     RedisConfig, BULK_BYTES_MAX_DEFAULT, CONNECTIONS_DEFAULT, INLINE_BYTES_MAX_DEFAULT,

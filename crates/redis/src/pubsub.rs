@@ -10,7 +10,7 @@
 //! (`*` crosses dots, as in Redis).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use omnibus_engine::keys::glob_match;
@@ -32,9 +32,82 @@ enum Target {
     Pattern(Bytes),
 }
 
+/// The channels and patterns this listener's clients subscribe to, with their subscriber
+/// counts, for PUBSUB CHANNELS / NUMSUB / NUMPAT. Redis clients only: a NATS or AMQP
+/// subscriber of the same subject is not counted (PUBLISH's answer does count it).
+#[derive(Default)]
+pub(crate) struct Registry {
+    channels: Mutex<BTreeMap<Bytes, usize>>,
+    patterns: Mutex<BTreeMap<Bytes, usize>>,
+}
+
+impl Registry {
+    fn map(&self, pattern: bool) -> std::sync::MutexGuard<'_, BTreeMap<Bytes, usize>> {
+        let map = if pattern {
+            &self.patterns
+        } else {
+            &self.channels
+        };
+        map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, name: &Bytes, pattern: bool) {
+        *self.map(pattern).entry(name.clone()).or_insert(0) += 1;
+    }
+
+    fn remove(&self, name: &Bytes, pattern: bool) {
+        let mut map = self.map(pattern);
+        if let Some(count) = map.get_mut(name) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(name);
+            }
+        }
+    }
+
+    /// PUBSUB CHANNELS [pattern] / NUMSUB [channel …] / NUMPAT.
+    pub(crate) fn command(&self, arguments: &[Bytes]) -> Reply {
+        let subcommand = String::from_utf8_lossy(&arguments[0]).to_ascii_lowercase();
+        match (subcommand.as_str(), arguments.len()) {
+            ("channels", 1 | 2) => {
+                let pattern = arguments.get(1);
+                let channels = self.map(false);
+                Reply::Array(
+                    channels
+                        .keys()
+                        .filter(|channel| pattern.is_none_or(|glob| glob_match(glob, channel)))
+                        .map(|channel| Reply::Bulk(channel.clone()))
+                        .collect(),
+                )
+            }
+            ("numsub", _) => {
+                let channels = self.map(false);
+                Reply::Map(
+                    arguments[1..]
+                        .iter()
+                        .map(|channel| {
+                            let count = channels.get(channel).copied().unwrap_or(0);
+                            (Reply::Bulk(channel.clone()), Reply::Integer(count as i64))
+                        })
+                        .collect(),
+                )
+            }
+            ("numpat", 1) => Reply::Integer(self.map(true).len() as i64),
+            ("channels" | "numpat", _) => Reply::error(format!(
+                "ERR wrong number of arguments for 'pubsub|{subcommand}' command"
+            )),
+            _ => Reply::error(format!(
+                "ERR unknown subcommand '{}'. Try PUBSUB HELP.",
+                crate::commands::printable(&arguments[0], 128)
+            )),
+        }
+    }
+}
+
 /// One connection's subscriptions.
 #[derive(Default)]
 pub(crate) struct Subscriptions {
+    registry: Option<Arc<Registry>>,
     mailbox: Option<Arc<Mailbox>>,
     channels: BTreeMap<Bytes, SubscriptionHandle>,
     patterns: BTreeMap<Bytes, SubscriptionHandle>,
@@ -42,7 +115,26 @@ pub(crate) struct Subscriptions {
     next_token: u64,
 }
 
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        if let Some(registry) = &self.registry {
+            for name in self.channels.keys() {
+                registry.remove(name, false);
+            }
+            for name in self.patterns.keys() {
+                registry.remove(name, true);
+            }
+        }
+    }
+}
+
 impl Subscriptions {
+    pub(crate) fn new(registry: Arc<Registry>) -> Subscriptions {
+        let mut subscriptions = Subscriptions::default();
+        subscriptions.registry = Some(registry);
+        subscriptions
+    }
+
     pub(crate) fn count(&self) -> usize {
         self.channels.len() + self.patterns.len()
     }
@@ -94,6 +186,9 @@ impl Subscriptions {
                 let token = self.next_token;
                 match router.subscribe(&mailbox, &subject, None, token) {
                     Ok(handle) => {
+                        if let Some(registry) = &self.registry {
+                            registry.add(name, pattern);
+                        }
                         if pattern {
                             self.patterns.insert(name.clone(), handle);
                             self.targets.insert(token, Target::Pattern(name.clone()));
@@ -152,6 +247,9 @@ impl Subscriptions {
                 if let Some(handle) = map.remove(&name) {
                     self.targets.remove(&handle.token());
                     handle.unsubscribe();
+                    if let Some(registry) = &self.registry {
+                        registry.remove(&name, pattern);
+                    }
                 }
                 Reply::Push(vec![
                     Reply::text(kind),
@@ -164,7 +262,10 @@ impl Subscriptions {
 
     /// Ends every subscription (RESET, and when the connection closes by dropping).
     pub(crate) fn clear(&mut self) {
-        *self = Subscriptions::default();
+        // The old subscriptions leave the registry as they drop.
+        let mut empty = Subscriptions::default();
+        empty.registry = self.registry.clone();
+        *self = empty;
     }
 
     /// The push a delivery becomes, or `None` when a pattern's glob does not match it.

@@ -22,6 +22,14 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) connected: AtomicUsize,
     pub(crate) tcp_port: u16,
+    /// One writer task per Redis stream changed through this listener.
+    pub(crate) streams: crate::streams::writer::Writers,
+    /// The entries XDEL removed, per stream.
+    pub(crate) deleted: Arc<crate::streams::deleted::DeletedEntries>,
+    /// The channels and patterns Redis clients subscribe to (PUBSUB).
+    pub(crate) pubsub: Arc<crate::pubsub::Registry>,
+    /// Offsets of the IDs groups just delivered or claimed, for XACK.
+    pub(crate) known_ids: crate::streams::known_ids::KnownIds,
 }
 
 /// Serves RESP on `listener` until `shutdown` completes.
@@ -32,7 +40,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let deleted = Arc::new(crate::streams::deleted::DeletedEntries::default());
     let shared = Arc::new(Shared {
+        streams: crate::streams::writer::Writers::new(engine.clone(), deleted.clone()),
+        deleted,
+        known_ids: Default::default(),
+        pubsub: Default::default(),
         engine,
         config,
         started: Instant::now(),
@@ -88,5 +101,7 @@ pub async fn serve(
     }
     let _ = stop.send(true);
     while sessions.join_next().await.is_some() {}
+    // The stream writers hold the engine: they finish what they were given, then end.
+    shared.streams.close().await;
     Ok(())
 }

@@ -63,6 +63,8 @@ pub(crate) struct Session {
     pub(crate) library_name: Option<Bytes>,
     pub(crate) library_version: Option<Bytes>,
     pub(crate) transaction: Option<Transaction>,
+    /// Keys under WATCH, with what they held then.
+    pub(crate) watched: Vec<(Bytes, crate::commands::Watched)>,
     pub(crate) subscriptions: Subscriptions,
 }
 
@@ -71,7 +73,13 @@ pub(crate) struct Session {
 struct Pending {
     replies: Vec<(Reply, Vec<Commit>, Option<Later>)>,
     bytes: usize,
+    /// A reply that reads asynchronously (XRANGE, XREAD, …) waits among them.
+    reads: bool,
 }
+
+/// Commands run before their replies are waited for and written: this bounds what one
+/// connection can queue in the engine (a stream's writer queue among it).
+pub(crate) const PENDING_REPLIES_MAX: usize = 16_384;
 
 pub(crate) async fn run(
     mut stream: TcpStream,
@@ -81,6 +89,7 @@ pub(crate) async fn run(
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), RedisError> {
     let keys = shared.engine.keyspace().await?;
+    let shared_pubsub = shared.pubsub.clone();
     let limits = shared.config.limits();
     let mut session = Session {
         shared,
@@ -92,7 +101,8 @@ pub(crate) async fn run(
         library_name: None,
         library_version: None,
         transaction: None,
-        subscriptions: Subscriptions::default(),
+        watched: Vec::new(),
+        subscriptions: Subscriptions::new(shared_pubsub),
     };
     let mut deliveries = Vec::new();
     let mut input = BytesMut::with_capacity(16 * 1024);
@@ -105,23 +115,65 @@ pub(crate) async fn run(
                 Ok(None) => break,
                 Err(error) => {
                     pending.push(Reply::error(format!("ERR {error}")), Vec::new(), None);
-                    flush(&mut stream, &mut pending, session.protocol, &mut output).await?;
+                    flush(
+                        &mut stream,
+                        &mut pending,
+                        session.protocol,
+                        &mut output,
+                        &mut stopped,
+                    )
+                    .await?;
                     return Err(error.into());
                 }
             };
+            let changes_a_stream = commands::changes_a_stream(&arguments[0]);
+            if changes_a_stream && pending.reads {
+                flush(
+                    &mut stream,
+                    &mut pending,
+                    session.protocol,
+                    &mut output,
+                    &mut stopped,
+                )
+                .await?;
+            }
             let step = commands::run(&mut session, arguments);
+            pending.reads |= step.later.is_some() && !changes_a_stream;
             pending.push(step.reply, step.commits, step.later);
             if step.close {
-                flush(&mut stream, &mut pending, session.protocol, &mut output).await?;
+                flush(
+                    &mut stream,
+                    &mut pending,
+                    session.protocol,
+                    &mut output,
+                    &mut stopped,
+                )
+                .await?;
                 let _ = stream.shutdown().await;
                 return Ok(());
             }
             // Bounds the replies a pipeline of large GETs can pile up before reading on.
-            if pending.bytes >= session.shared.config.pending_reply_bytes_max {
-                flush(&mut stream, &mut pending, session.protocol, &mut output).await?;
+            if pending.bytes >= session.shared.config.pending_reply_bytes_max
+                || pending.replies.len() >= PENDING_REPLIES_MAX
+            {
+                flush(
+                    &mut stream,
+                    &mut pending,
+                    session.protocol,
+                    &mut output,
+                    &mut stopped,
+                )
+                .await?;
             }
         }
-        flush(&mut stream, &mut pending, session.protocol, &mut output).await?;
+        flush(
+            &mut stream,
+            &mut pending,
+            session.protocol,
+            &mut output,
+            &mut stopped,
+        )
+        .await?;
         let mailbox = session.subscriptions.mailbox().cloned();
         tokio::select! {
             read = stream.read_buf(&mut input) => {
@@ -184,13 +236,18 @@ async fn flush(
     pending: &mut Pending,
     protocol: Protocol,
     output: &mut BytesMut,
+    stopped: &mut watch::Receiver<bool>,
 ) -> Result<(), RedisError> {
     if pending.replies.is_empty() {
         return Ok(());
     }
     for (reply, commits, later) in pending.replies.drain(..) {
         let reply = match later {
-            Some(later) => later.await,
+            // A blocked read (XREAD BLOCK 0) must not hold up a shutdown.
+            Some(later) => tokio::select! {
+                reply = later => reply,
+                _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+            },
             None => reply,
         };
         let mut failure = None;
@@ -206,6 +263,7 @@ async fn flush(
         encode(&reply, protocol, output);
     }
     pending.bytes = 0;
+    pending.reads = false;
     stream.write_all(output).await?;
     output.clear();
     Ok(())

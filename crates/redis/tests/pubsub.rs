@@ -130,3 +130,66 @@ async fn resp2_subscribed_mode_allows_only_pubsub_commands() {
     expect(b"GET k\r\n", b"$-1\r\n").await;
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn pubsub_channels_numsub_and_numpat_count_redis_subscribers() {
+    let broker = Broker::start().await;
+    let client = redis::Client::open(broker.url()).unwrap();
+    let mut first = client.get_async_pubsub().await.unwrap();
+    first.subscribe("a.b").await.unwrap();
+    first.subscribe("x.y").await.unwrap();
+    let mut second = client.get_async_pubsub().await.unwrap();
+    second.subscribe("a.b").await.unwrap();
+    second.psubscribe("news.*").await.unwrap();
+    let mut con = broker.connect().await;
+    let mut channels: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    channels.sort();
+    assert_eq!(channels, ["a.b", "x.y"]);
+    let matching: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("a.*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(matching, ["a.b"]);
+    let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("a.b")
+        .arg("x.y")
+        .arg("none")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        vec![("a.b".into(), 2), ("x.y".into(), 1), ("none".into(), 0)]
+    );
+    let patterns: i64 = redis::cmd("PUBSUB")
+        .arg("NUMPAT")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(patterns, 1);
+    // A subscriber that goes away is no longer counted.
+    drop(second);
+    let mut left = 2;
+    for _ in 0..100 {
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("a.b")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        left = counts[0].1;
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 1);
+    broker.stop().await;
+}

@@ -490,3 +490,105 @@ async fn acknowledged_writes_survive_a_restart() {
     assert!((95..=100).contains(&ttl), "{ttl}");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn watch_aborts_exec_when_a_watched_key_or_stream_changed() {
+    let broker = Broker::start().await;
+    let mut watcher = broker.connect().await;
+    let mut other = broker.connect().await;
+    let _: () = cmd("SET")
+        .arg("w")
+        .arg("1")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    // Unchanged: EXEC runs.
+    let _: () = cmd("WATCH")
+        .arg("w")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    let ran: Option<(String,)> = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("w")
+        .arg("2")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    assert_eq!(ran, Some(("OK".to_string(),)));
+    // Changed by another connection: EXEC answers nil and runs nothing.
+    let _: () = cmd("WATCH")
+        .arg("w")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    let _: () = cmd("SET")
+        .arg("w")
+        .arg("3")
+        .query_async(&mut other)
+        .await
+        .unwrap();
+    let aborted: Option<(String,)> = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("w")
+        .arg("4")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    assert_eq!(aborted, None);
+    let value: String = cmd("GET").arg("w").query_async(&mut watcher).await.unwrap();
+    assert_eq!(value, "3");
+    // A stream grown by an XADD counts as changed; UNWATCH forgets.
+    let _: String = cmd("XADD")
+        .arg("ws")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut other)
+        .await
+        .unwrap();
+    let _: () = cmd("WATCH")
+        .arg("ws")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    let _: String = cmd("XADD")
+        .arg("ws")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut other)
+        .await
+        .unwrap();
+    let aborted: Option<(usize,)> = redis::pipe()
+        .atomic()
+        .cmd("XLEN")
+        .arg("ws")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    assert_eq!(aborted, None);
+    let _: () = cmd("WATCH")
+        .arg("w")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    let _: () = cmd("UNWATCH").query_async(&mut watcher).await.unwrap();
+    let _: () = cmd("SET")
+        .arg("w")
+        .arg("5")
+        .query_async(&mut other)
+        .await
+        .unwrap();
+    let ran: Option<(usize,)> = redis::pipe()
+        .atomic()
+        .cmd("XLEN")
+        .arg("ws")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    assert_eq!(ran, Some((2,)));
+    broker.stop().await;
+}

@@ -21,7 +21,7 @@ use crate::queue::StoredTimers;
 
 /// Lease rounds one `consumer_next` call makes when records are passed over (filtered out,
 /// or gone from the stream), so a call ends even on a stream of nothing but other subjects.
-const ROUNDS_MAX: usize = 16;
+pub(super) const ROUNDS_MAX: usize = 16;
 /// Bytes read per fetch of a run of consecutive offsets, at most.
 const READ_BYTES: usize = 8 * 1024 * 1024;
 /// Bytes read per offset wanted (and at least [`READ_BYTES_MIN`]): a fetch decodes every batch
@@ -34,10 +34,10 @@ const READ_BYTES_MIN: usize = 16 * 1024;
 
 /// What one lease round decided: (offset, attempt) grants, the frontiers its writes raise,
 /// and the writes to commit before handing the grants out.
-struct LeaseRound {
-    grants: Vec<(u64, u32)>,
-    frontiers: Vec<(usize, u64)>,
-    writes: Vec<StateWrite>,
+pub(super) struct LeaseRound {
+    pub(super) grants: Vec<(u64, u32)>,
+    pub(super) frontiers: Vec<(usize, u64)>,
+    pub(super) writes: Vec<StateWrite>,
 }
 
 /// One record handed to a reader of a consumer.
@@ -64,6 +64,13 @@ impl Engine {
     ) -> Result<Vec<ConsumerDelivery>> {
         self.check_running()?;
         let consumer = self.consumer(stream, name)?;
+        if consumer.stored.spec.owned_pending {
+            // Its deliveries are owned by reader names (`owned.rs`): leasing here would hand
+            // records out that no pending entry holds.
+            return Err(crate::EngineError::InvalidConfig(format!(
+                "consumer {name:?} hands records out with owners (a Redis consumer group)"
+            )));
+        }
         let mut out: Vec<ConsumerDelivery> = Vec::new();
         let mut bytes = 0usize;
         for _ in 0..ROUNDS_MAX {
@@ -133,7 +140,7 @@ impl Engine {
     }
 
     /// Registers what the stream appended, fires due timers and expired leases, and leases.
-    fn lease_round(&self, consumer: &Consumer, max: usize) -> LeaseRound {
+    pub(super) fn lease_round(&self, consumer: &Consumer, max: usize) -> LeaseRound {
         let mut state = consumer.lock();
         let now = now_ms();
         let mut writes = Vec::new();
@@ -169,7 +176,7 @@ impl Engine {
 
     /// The records at `offsets` still in the stream, read a run of consecutive offsets at a
     /// time.
-    async fn read_offsets(
+    pub(super) async fn read_offsets(
         &self,
         consumer: &Consumer,
         offsets: &[u64],
@@ -388,7 +395,7 @@ impl Engine {
 
 impl Consumer {
     /// Whether the consumer's filter takes `record`.
-    fn wants(&self, record: &Record) -> bool {
+    pub(super) fn wants(&self, record: &Record) -> bool {
         let filters = &self.stored.spec.filter_subjects;
         if filters.is_empty() {
             return true;

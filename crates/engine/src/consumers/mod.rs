@@ -17,10 +17,17 @@
 //! with its attempt counted (`queue/core/leases.rs`).
 
 mod delivery;
+mod owned;
+#[cfg(test)]
+mod owned_tests;
 #[cfg(test)]
 mod tests;
 
 pub use delivery::ConsumerDelivery;
+pub use owned::{
+    ClaimOptions, OwnerInfo, PendingEntry, PendingQuery, OWNED_PENDING_MAX, OWNED_TABLE,
+    OWNERS_MAX, OWNER_NAME_BYTES_MAX,
+};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -99,6 +106,10 @@ pub struct ConsumerSpec {
     /// consumer; interest retention: all of them).
     #[serde(default)]
     pub remove_acked: bool,
+    /// Redis consumer-group mode (`owned.rs`): each delivery stays pending with the reader
+    /// that got it until acknowledged or claimed; nothing is redelivered by itself.
+    #[serde(default)]
+    pub owned_pending: bool,
 }
 
 /// A consumer as stored: its spec, when it was made and where it started.
@@ -143,6 +154,8 @@ pub(crate) struct ConsumerState {
     pub(crate) core: QueueCore,
     pub(crate) delivered_count: u64,
     pub(crate) delivered_end: u64,
+    /// The pending deliveries and owners of an owned-pending consumer.
+    pub(crate) owned: Option<owned::OwnedPending>,
 }
 
 /// The key prefix of a consumer's state in the queue state table.
@@ -154,7 +167,7 @@ fn spec_key(stream: &str, name: &str) -> String {
     format!("{stream}\u{1f}{name}")
 }
 
-fn policy(spec: &ConsumerSpec) -> Policy {
+pub(crate) fn policy(spec: &ConsumerSpec) -> Policy {
     Policy {
         lease_ms: spec.ack_wait_ms.max(1),
         max_deliver: spec.max_deliver.unwrap_or(u32::MAX).max(1),
@@ -201,6 +214,15 @@ impl Consumer {
         )?;
         let delivered_end = core.floor();
         let delivered_count = core.floor().saturating_sub(stored.start_offset);
+        let owned = if stored.spec.owned_pending {
+            Some(owned::OwnedPending::load(
+                &engine.state,
+                &stored.spec.stream,
+                &stored.spec.name,
+            )?)
+        } else {
+            None
+        };
         Ok(Consumer {
             stored,
             log,
@@ -209,6 +231,7 @@ impl Consumer {
                 core,
                 delivered_count,
                 delivered_end,
+                owned,
             }),
             changed: Notify::new(),
         })
@@ -388,5 +411,6 @@ fn delete_state_writes(stream: &str, name: &str) -> Vec<StateWrite> {
             table: keys::TABLE,
             prefix: keys::prefix(&core_name(stream, name)),
         },
+        owned::delete_writes(stream, name),
     ]
 }

@@ -58,6 +58,7 @@ fn spec(name: &str) -> ConsumerSpec {
         max_ack_pending: 1000,
         door_settings: BTreeMap::new(),
         remove_acked: false,
+        owned_pending: false,
     }
 }
 

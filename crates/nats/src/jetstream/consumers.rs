@@ -279,6 +279,7 @@ fn spec_of(
         max_ack_pending: max_ack_pending.max(1) as usize,
         door_settings,
         remove_acked: false,
+        owned_pending: false,
     })
 }
 

@@ -49,6 +49,7 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         },
         "reset" => {
             session.transaction = None;
+            session.watched.clear();
             session.protocol = Protocol::Resp2;
             session.name = None;
             session.subscriptions.clear();

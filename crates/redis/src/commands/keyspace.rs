@@ -37,6 +37,8 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         "type" => {
             let kind = if keys.exists(&arguments[..1]) == 1 {
                 "string"
+            } else if super::streams::is_stream(session, &arguments[0]) {
+                "stream"
             } else {
                 "none"
             };

@@ -2,8 +2,12 @@
 //! `-n` at least n), MULTI queueing, and dispatch to one file per family.
 
 mod arguments;
+mod claims;
 mod connection;
+mod groups;
+mod info;
 mod keyspace;
+mod streams;
 mod strings;
 mod transaction;
 
@@ -13,15 +17,23 @@ use crate::codec::Reply;
 use crate::session::{Session, Step};
 
 pub(crate) use arguments::{lowercase, printable};
+pub(crate) use transaction::Watched;
 
 /// The arity of every command this door knows, or `None`.
 pub(crate) fn arity(name: &str) -> Option<i64> {
     Some(match name {
         "get" | "getdel" | "ttl" | "pttl" | "persist" | "incr" | "decr" | "strlen" | "type"
-        | "echo" | "select" | "keys" => 2,
+        | "echo" | "select" | "keys" | "xlen" => 2,
         "setnx" | "incrby" | "decrby" | "append" | "publish" => 3,
         "setex" | "psetex" => 4,
-        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" => -3,
+        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "xsetid" | "xdel" => -3,
+        "xrange" | "xrevrange" | "xread" | "xtrim" | "xack" => -4,
+        "xgroup" | "xinfo" | "pubsub" => -2,
+        "xpending" => -3,
+        "xclaim" => -6,
+        "xautoclaim" => -6,
+        "xreadgroup" => -7,
+        "xadd" => -5,
         "mget" | "del" | "unlink" | "exists" | "client" | "scan" | "watch" | "subscribe"
         | "psubscribe" => -2,
         "unsubscribe" | "punsubscribe" => -1,
@@ -29,6 +41,14 @@ pub(crate) fn arity(name: &str) -> Option<i64> {
         "reset" | "dbsize" | "multi" | "exec" | "discard" | "unwatch" => 1,
         _ => return None,
     })
+}
+
+/// Whether a command changes a stream through its writer task: the session first waits for
+/// the reads queued before it, so a read never sees a change made after it.
+pub(crate) fn changes_a_stream(name: &[u8]) -> bool {
+    ["xadd", "xtrim", "xsetid", "xdel"]
+        .iter()
+        .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }
 
 /// Runs one command (or queues it inside MULTI).
@@ -82,8 +102,11 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "multi" => transaction::multi(session),
         "exec" => transaction::exec(session),
         "discard" => transaction::discard(session),
-        "watch" => transaction::watch(session),
-        "unwatch" => Reply::ok().into(),
+        "watch" => transaction::watch(session, arguments),
+        "unwatch" => {
+            session.watched.clear();
+            Reply::ok().into()
+        }
         "get" | "getdel" | "set" | "setnx" | "setex" | "psetex" | "mget" | "mset" | "incr"
         | "decr" | "incrby" | "decrby" | "append" | "strlen" => {
             strings::run(session, name, arguments)
@@ -119,6 +142,13 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
                 })),
             }
         }
+        "xadd" | "xtrim" | "xsetid" | "xdel" | "xlen" | "xrange" | "xrevrange" | "xread" => {
+            streams::run(session, name, arguments)
+        }
+        "xgroup" | "xreadgroup" | "xack" => groups::run(session, name, arguments),
+        "xpending" | "xclaim" | "xautoclaim" => claims::run(session, name, arguments),
+        "xinfo" => info::run(session, arguments),
+        "pubsub" => session.shared.pubsub.command(arguments).into(),
         _ => connection::run(session, name, arguments),
     }
 }

@@ -9,6 +9,12 @@ use crate::codec::Reply;
 use crate::session::{Session, Step};
 
 pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
+    // A key that names a stream holds another type: Redis's WRONGTYPE (MGET answers nil
+    // for it instead, and SET does not replace a whole Omnibus stream).
+    let single_key = !matches!(name, "mget" | "mset");
+    if single_key && super::streams::is_stream(session, &arguments[0]) {
+        return Reply::error(super::streams::WRONGTYPE).into();
+    }
     let keys = session.keys.clone();
     let outcome = match name {
         "get" => return reply_value(keys.get(&arguments[0])).into(),

@@ -1,6 +1,12 @@
-//! MULTI / EXEC / DISCARD. Commands are checked (known, arity) when queued; one refused
-//! makes EXEC answer EXECABORT, as Redis does. EXEC runs the queue back to back and answers
-//! once every write in it is durable. WATCH is refused: optimistic locking is not built.
+//! MULTI / EXEC / DISCARD / WATCH / UNWATCH. Commands are checked (known, arity) when
+//! queued; one refused makes EXEC answer EXECABORT, as Redis does. EXEC runs the queue back
+//! to back and answers once every write in it is durable.
+//!
+//! WATCH is optimistic, as in Redis, but compares states instead of noting touches: it keeps
+//! what each watched key held (a string's value and whether it has a deadline; a stream's
+//! start, end and deleted entries), and EXEC answers nil without running anything when one of
+//! them differs. A write that leaves a key as it was (SET of the same value, EXPIRE moving a
+//! deadline) goes unnoticed, where Redis would abort.
 
 use crate::codec::Reply;
 use crate::session::{Session, Step, Transaction};
@@ -33,46 +39,127 @@ pub(super) fn exec(session: &mut Session) -> Step {
     let Some(transaction) = session.transaction.take() else {
         return Reply::error("ERR EXEC without MULTI").into();
     };
+    let watched = std::mem::take(&mut session.watched);
     if transaction.failed {
         return Reply::error("EXECABORT Transaction discarded because of previous errors.").into();
+    }
+    session.watched = watched;
+    let changed = watched_changed(session);
+    session.watched.clear();
+    if changed {
+        return Reply::NullArray.into();
     }
     let mut replies = Vec::with_capacity(transaction.queued.len());
     let mut commits = Vec::new();
     let mut close = false;
+    let mut asynchronous = false;
     for arguments in transaction.queued {
         let name = super::lowercase(&arguments[0]);
         let step = super::execute(session, &name, &arguments);
-        // A reply that needs the engine asynchronously (PUBLISH) cannot sit inside EXEC's
-        // array yet: refused rather than sent out of order.
-        if step.later.is_some() {
-            replies.push(Reply::error(format!(
-                "ERR {} inside MULTI is not supported yet",
-                name.to_ascii_uppercase()
-            )));
-            continue;
-        }
-        replies.push(step.reply);
+        asynchronous |= step.later.is_some();
+        replies.push((step.reply, step.later));
         commits.extend(step.commits);
         close |= step.close;
     }
+    if !asynchronous {
+        let replies = replies.into_iter().map(|(reply, _)| reply).collect();
+        return Step {
+            reply: Reply::Array(replies),
+            commits,
+            close,
+            later: None,
+        };
+    }
+    // Replies that need the engine asynchronously (XADD, XRANGE, PUBLISH) are awaited in
+    // order; changes were handed to their writers as the commands ran, so XADDs in one
+    // transaction share an append.
     Step {
-        reply: Reply::Array(replies),
+        reply: Reply::Null,
         commits,
         close,
-        later: None,
+        later: Some(Box::pin(async move {
+            let mut answered = Vec::with_capacity(replies.len());
+            for (reply, later) in replies {
+                answered.push(match later {
+                    Some(later) => later.await,
+                    None => reply,
+                });
+            }
+            Reply::Array(answered)
+        })),
     }
 }
 
 pub(super) fn discard(session: &mut Session) -> Step {
+    session.watched.clear();
     match session.transaction.take() {
         Some(_) => Reply::ok().into(),
         None => Reply::error("ERR DISCARD without MULTI").into(),
     }
 }
 
-pub(super) fn watch(session: &mut Session) -> Step {
+/// What a watched key held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Watched {
+    Missing,
+    String {
+        value: bytes::Bytes,
+        expires: bool,
+    },
+    Stream {
+        start: u64,
+        end: u64,
+        deleted: usize,
+    },
+}
+
+fn state_of(session: &Session, key: &bytes::Bytes) -> Watched {
+    if let Some(value) = session.keys.get(key) {
+        let expires = !matches!(
+            session.keys.time_to_live(key),
+            omnibus_engine::keys::TimeToLive::Forever
+        );
+        return Watched::String { value, expires };
+    }
+    let engine = &session.shared.engine;
+    let Some(stream) = std::str::from_utf8(key).ok() else {
+        return Watched::Missing;
+    };
+    match engine.partition_bounds(stream, 0) {
+        Ok((start, end)) => Watched::Stream {
+            start,
+            end,
+            deleted: session.shared.deleted.of(engine, stream).len(),
+        },
+        Err(_) => Watched::Missing,
+    }
+}
+
+/// WATCH key …: remembers what each key holds now.
+pub(super) fn watch(session: &mut Session, keys: &[bytes::Bytes]) -> Step {
     if session.transaction.is_some() {
         return Reply::error("ERR WATCH inside MULTI is not allowed").into();
     }
-    Reply::error("ERR WATCH is not supported by Omnibus yet").into()
+    if session.watched.len() + keys.len() > WATCHED_MAX {
+        return Reply::error(format!(
+            "ERR a connection may watch at most {WATCHED_MAX} keys"
+        ))
+        .into();
+    }
+    for key in keys {
+        let state = state_of(session, key);
+        session.watched.push((key.clone(), state));
+    }
+    Reply::ok().into()
+}
+
+/// Keys one connection may watch at once.
+pub(crate) const WATCHED_MAX: usize = 10_000;
+
+/// Whether a watched key changed since WATCH (EXEC then aborts).
+fn watched_changed(session: &Session) -> bool {
+    session
+        .watched
+        .iter()
+        .any(|(key, state)| state_of(session, key) != *state)
 }

@@ -1,0 +1,556 @@
+//! The owned-pending mode of an acked consumer (`ConsumerSpec::owned_pending`), which Redis
+//! consumer groups are built on: a delivery stays pending with the reader that received it
+//! (its *owner*, a name the reader gives) until it is acknowledged or claimed by another
+//! owner. Nothing is redelivered by itself: there is no lease expiry.
+//!
+//! The consumer's queue state machine still decides what comes next (its ack floor is the
+//! group's "last delivered" position), but each delivery is settled in the state machine as it
+//! is handed out, and the consumer keeps its own list of pending deliveries instead: offset →
+//! owner, delivery count, last delivery time. That list and the owners' names are stored in
+//! [`OWNED_TABLE`]; the state machine's settlement and the pending entries of one read are one
+//! commit, fsynced before the read returns, so after a kill -9 a delivery is either pending
+//! with its owner or was never handed out (and comes again). Acks and claims are commits
+//! before they return too.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use omnibus_storage::{StateStore, StateWrite};
+use omnibus_types::Record;
+
+use super::Consumer;
+use crate::engine::{now_ms, Engine};
+use crate::error::{EngineError, Result};
+
+/// Pending deliveries and owners of owned-pending consumers, under `<stream>␟<consumer>␟`.
+pub const OWNED_TABLE: &str = "stream_consumer_owned";
+/// Pending deliveries one owned-pending consumer holds at most; a read gets no more.
+pub const OWNED_PENDING_MAX: usize = 1_000_000;
+/// Owners one consumer may have, and the longest owner name.
+pub const OWNERS_MAX: usize = 10_000;
+pub const OWNER_NAME_BYTES_MAX: usize = 1_024;
+
+/// One pending delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEntry {
+    pub offset: u64,
+    pub owner: String,
+    pub deliveries: u64,
+    pub last_delivery_ms: i64,
+}
+
+/// One owner of an owned-pending consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerInfo {
+    pub name: String,
+    pub pending: u64,
+    /// Its last read or claim attempt (this process; its creation after a restart).
+    pub seen_ms: i64,
+    /// Its last read or claim that got something.
+    pub active_ms: Option<i64>,
+}
+
+/// Which pending deliveries [`Engine::owned_pending`] lists: offsets in `[from, to]`, of
+/// `owner` if given, idle at least `min_idle_ms`, oldest offset first, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingQuery<'a> {
+    pub from: u64,
+    pub to: u64,
+    pub owner: Option<&'a str>,
+    pub min_idle_ms: u64,
+    pub limit: usize,
+}
+
+impl PendingQuery<'_> {
+    /// Every pending delivery.
+    pub fn all() -> PendingQuery<'static> {
+        PendingQuery {
+            from: 0,
+            to: u64::MAX,
+            owner: None,
+            min_idle_ms: 0,
+            limit: usize::MAX,
+        }
+    }
+}
+
+/// How a claim changes the entries it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClaimOptions {
+    /// Only entries idle at least this long are taken.
+    pub min_idle_ms: u64,
+    /// The entries' new last delivery time (default: now).
+    pub last_delivery_ms: Option<i64>,
+    /// The entries' new delivery count (default: one more, or unchanged with `keep_count`).
+    pub deliveries: Option<u64>,
+    pub keep_count: bool,
+    /// Entries of offsets still in the stream but not pending are created.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Owned {
+    owner: String,
+    deliveries: u64,
+    last_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    seen_ms: i64,
+    active_ms: Option<i64>,
+}
+
+/// The pending list and owners of one owned-pending consumer.
+#[derive(Debug, Default)]
+pub(crate) struct OwnedPending {
+    pending: BTreeMap<u64, Owned>,
+    owners: BTreeMap<String, Seen>,
+}
+
+fn prefix(stream: &str, name: &str) -> String {
+    format!("{stream}\u{1f}{name}\u{1f}")
+}
+
+fn pending_key(stream: &str, name: &str, offset: u64) -> String {
+    format!("{}p{offset:020}", prefix(stream, name))
+}
+
+fn owner_key(stream: &str, name: &str, owner: &str) -> String {
+    format!("{}c{owner}", prefix(stream, name))
+}
+
+/// The writes that remove a consumer's pending list and owners.
+pub(crate) fn delete_writes(stream: &str, name: &str) -> StateWrite {
+    StateWrite::DeletePrefix {
+        table: OWNED_TABLE,
+        prefix: prefix(stream, name),
+    }
+}
+
+fn put_pending(stream: &str, name: &str, offset: u64, owned: &Owned) -> StateWrite {
+    let mut value = Vec::with_capacity(16 + owned.owner.len());
+    value.extend_from_slice(&owned.deliveries.to_be_bytes());
+    value.extend_from_slice(&owned.last_ms.to_be_bytes());
+    value.extend_from_slice(owned.owner.as_bytes());
+    StateWrite::Put {
+        table: OWNED_TABLE,
+        key: pending_key(stream, name, offset),
+        value,
+    }
+}
+
+fn corrupt(key: &str) -> EngineError {
+    EngineError::Storage(omnibus_storage::StorageError::Corrupt(format!(
+        "pending entry {key:?}"
+    )))
+}
+
+impl OwnedPending {
+    /// The stored pending list and owners of a consumer.
+    pub(crate) fn load(state: &StateStore, stream: &str, name: &str) -> Result<OwnedPending> {
+        let prefix = prefix(stream, name);
+        let mut owned = OwnedPending::default();
+        let now = now_ms();
+        for (key, value) in state.scan_prefix(OWNED_TABLE, &prefix)? {
+            let rest = &key[prefix.len()..];
+            if let Some(owner) = rest.strip_prefix('c') {
+                owned.owners.insert(
+                    owner.to_string(),
+                    Seen {
+                        seen_ms: now,
+                        active_ms: None,
+                    },
+                );
+            } else if let Some(offset) = rest.strip_prefix('p') {
+                let offset: u64 = offset.parse().map_err(|_| corrupt(&key))?;
+                if value.len() < 16 {
+                    return Err(corrupt(&key));
+                }
+                let deliveries =
+                    u64::from_be_bytes(value[..8].try_into().map_err(|_| corrupt(&key))?);
+                let last_ms =
+                    i64::from_be_bytes(value[8..16].try_into().map_err(|_| corrupt(&key))?);
+                let owner = String::from_utf8(value[16..].to_vec()).map_err(|_| corrupt(&key))?;
+                owned.pending.insert(
+                    offset,
+                    Owned {
+                        owner,
+                        deliveries,
+                        last_ms,
+                    },
+                );
+            }
+        }
+        Ok(owned)
+    }
+
+    fn entry(offset: u64, owned: &Owned) -> PendingEntry {
+        PendingEntry {
+            offset,
+            owner: owned.owner.clone(),
+            deliveries: owned.deliveries,
+            last_delivery_ms: owned.last_ms,
+        }
+    }
+
+    /// Registers `owner` (a write when it is new), noting it was seen now.
+    fn touch(
+        &mut self,
+        stream: &str,
+        name: &str,
+        owner: &str,
+        now: i64,
+    ) -> Result<Option<StateWrite>> {
+        if let Some(seen) = self.owners.get_mut(owner) {
+            seen.seen_ms = now;
+            return Ok(None);
+        }
+        if owner.is_empty() || owner.len() > OWNER_NAME_BYTES_MAX {
+            return Err(EngineError::InvalidName(format!(
+                "an owner name must be 1 to {OWNER_NAME_BYTES_MAX} bytes"
+            )));
+        }
+        if self.owners.len() >= OWNERS_MAX {
+            return Err(EngineError::LimitExceeded(format!(
+                "a consumer has at most {OWNERS_MAX} owners"
+            )));
+        }
+        self.owners.insert(
+            owner.to_string(),
+            Seen {
+                seen_ms: now,
+                active_ms: None,
+            },
+        );
+        Ok(Some(StateWrite::Put {
+            table: OWNED_TABLE,
+            key: owner_key(stream, name, owner),
+            value: Vec::new(),
+        }))
+    }
+}
+
+impl Consumer {
+    fn owned_state<T>(
+        &self,
+        work: impl FnOnce(&mut OwnedPending, &mut super::ConsumerState) -> T,
+    ) -> Result<T> {
+        let mut state = self.lock();
+        let mut owned = state.owned.take().ok_or_else(|| {
+            EngineError::InvalidConfig(format!(
+                "consumer {:?} does not keep owned pending deliveries",
+                self.stored.spec.name
+            ))
+        })?;
+        let result = work(&mut owned, &mut state);
+        state.owned = Some(owned);
+        Ok(result)
+    }
+}
+
+impl Engine {
+    fn owned_consumer(&self, stream: &str, name: &str) -> Result<Arc<Consumer>> {
+        self.check_running()?;
+        let consumer = self.consumer(stream, name)?;
+        if !consumer.stored.spec.owned_pending {
+            return Err(EngineError::InvalidConfig(format!(
+                "consumer {name:?} does not keep owned pending deliveries"
+            )));
+        }
+        Ok(consumer)
+    }
+
+    /// Hands up to `max` new records to `owner`, each pending with it (unless `pending` is
+    /// false: delivered and settled at once), durably before it returns.
+    pub async fn owned_next(
+        &self,
+        stream: &str,
+        name: &str,
+        owner: &str,
+        max: usize,
+        pending: bool,
+    ) -> Result<Vec<Record>> {
+        let consumer = self.owned_consumer(stream, name)?;
+        let now = now_ms();
+        let (touched, room) = consumer.owned_state(|owned, _| {
+            let touched = owned.touch(stream, name, owner, now);
+            (
+                touched,
+                OWNED_PENDING_MAX.saturating_sub(owned.pending.len()),
+            )
+        })?;
+        let mut writes: Vec<StateWrite> = touched?.into_iter().collect();
+        let max = if pending { max.min(room) } else { max };
+        let mut out = Vec::new();
+        for _ in 0..super::delivery::ROUNDS_MAX {
+            if out.len() >= max {
+                break;
+            }
+            let round = self.lease_round(&consumer, max - out.len());
+            if !round.writes.is_empty() {
+                self.state.commit(round.writes).await?;
+            }
+            consumer.lock().core.frontiers_durable(&round.frontiers);
+            if round.grants.is_empty() {
+                break;
+            }
+            let offsets: Vec<u64> = round.grants.iter().map(|(offset, _)| *offset).collect();
+            let mut records = self.read_offsets(&consumer, &offsets).await?;
+            let mut delivered = Vec::new();
+            consumer.owned_state(|owned, state| {
+                for (offset, attempt) in round.grants {
+                    writes.extend(state.core.ack(offset, attempt).unwrap_or_default());
+                    let Some(record) = records.remove(&offset).filter(|r| consumer.wants(r)) else {
+                        continue;
+                    };
+                    state.delivered_count += 1;
+                    state.delivered_end = state.delivered_end.max(offset + 1);
+                    if pending {
+                        let entry = Owned {
+                            owner: owner.to_string(),
+                            deliveries: 1,
+                            last_ms: now,
+                        };
+                        writes.push(put_pending(stream, name, offset, &entry));
+                        owned.pending.insert(offset, entry);
+                    }
+                    delivered.push(record);
+                }
+                if !delivered.is_empty() {
+                    if let Some(seen) = owned.owners.get_mut(owner) {
+                        seen.active_ms = Some(now);
+                    }
+                }
+            })?;
+            out.extend(delivered);
+        }
+        if !writes.is_empty() {
+            self.state.commit(writes).await?;
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges pending deliveries; answers how many were pending.
+    pub async fn owned_ack(&self, stream: &str, name: &str, offsets: &[u64]) -> Result<u64> {
+        let consumer = self.owned_consumer(stream, name)?;
+        let writes = consumer.owned_state(|owned, _| {
+            offsets
+                .iter()
+                .filter(|offset| owned.pending.remove(offset).is_some())
+                .map(|offset| StateWrite::Delete {
+                    table: OWNED_TABLE,
+                    key: pending_key(stream, name, *offset),
+                })
+                .collect::<Vec<_>>()
+        })?;
+        let count = writes.len() as u64;
+        if !writes.is_empty() {
+            self.state.commit(writes).await?;
+        }
+        Ok(count)
+    }
+
+    /// The pending deliveries `query` picks.
+    pub fn owned_pending(
+        &self,
+        stream: &str,
+        name: &str,
+        query: PendingQuery<'_>,
+    ) -> Result<Vec<PendingEntry>> {
+        let consumer = self.owned_consumer(stream, name)?;
+        let now = now_ms();
+        consumer.owned_state(|owned, _| {
+            if query.from > query.to {
+                return Vec::new();
+            }
+            owned
+                .pending
+                .range(query.from..=query.to)
+                .filter(|(_, o)| query.owner.is_none_or(|wanted| o.owner == wanted))
+                .filter(|(_, o)| now.saturating_sub(o.last_ms) >= query.min_idle_ms as i64)
+                .take(query.limit)
+                .map(|(offset, o)| OwnedPending::entry(*offset, o))
+                .collect()
+        })
+    }
+
+    /// How many deliveries are pending in all.
+    pub fn owned_pending_count(&self, stream: &str, name: &str) -> Result<u64> {
+        let consumer = self.owned_consumer(stream, name)?;
+        consumer.owned_state(|owned, _| owned.pending.len() as u64)
+    }
+
+    /// Gives the pending deliveries at `offsets` (idle enough) to `owner`; answers the
+    /// entries taken, in the order of `offsets`.
+    pub async fn owned_claim(
+        &self,
+        stream: &str,
+        name: &str,
+        owner: &str,
+        offsets: &[u64],
+        options: ClaimOptions,
+    ) -> Result<Vec<PendingEntry>> {
+        let consumer = self.owned_consumer(stream, name)?;
+        let (start, end) = (
+            consumer.log.log_start_offset(),
+            consumer.log.high_watermark(),
+        );
+        let now = now_ms();
+        let (claimed, writes) = consumer.owned_state(|owned, _| -> Result<_> {
+            let mut writes: Vec<StateWrite> =
+                owned.touch(stream, name, owner, now)?.into_iter().collect();
+            let mut claimed = Vec::new();
+            for &offset in offsets {
+                let entry = match owned.pending.get_mut(&offset) {
+                    Some(entry) => entry,
+                    None if options.force && offset >= start && offset < end => {
+                        owned.pending.entry(offset).or_insert(Owned {
+                            owner: owner.to_string(),
+                            deliveries: 0,
+                            last_ms: now,
+                        })
+                    }
+                    None => continue,
+                };
+                let idle = now.saturating_sub(entry.last_ms);
+                if entry.deliveries > 0 && idle < options.min_idle_ms as i64 {
+                    continue;
+                }
+                entry.owner = owner.to_string();
+                entry.last_ms = options.last_delivery_ms.unwrap_or(now);
+                entry.deliveries = match options.deliveries {
+                    Some(count) => count,
+                    None if options.keep_count => entry.deliveries,
+                    None => entry.deliveries + 1,
+                };
+                writes.push(put_pending(stream, name, offset, entry));
+                claimed.push(OwnedPending::entry(offset, entry));
+            }
+            if !claimed.is_empty() {
+                if let Some(seen) = owned.owners.get_mut(owner) {
+                    seen.active_ms = Some(now);
+                }
+            }
+            Ok((claimed, writes))
+        })??;
+        if !writes.is_empty() {
+            self.state.commit(writes).await?;
+        }
+        Ok(claimed)
+    }
+
+    /// Creates `owner` if it does not exist; whether it was created.
+    pub async fn owned_create_owner(&self, stream: &str, name: &str, owner: &str) -> Result<bool> {
+        let consumer = self.owned_consumer(stream, name)?;
+        let write =
+            consumer.owned_state(|owned, _| owned.touch(stream, name, owner, now_ms()))??;
+        let created = write.is_some();
+        if let Some(write) = write {
+            self.state.commit(vec![write]).await?;
+        }
+        Ok(created)
+    }
+
+    /// Deletes `owner` and its pending deliveries; answers how many it had (`None`: no such
+    /// owner).
+    pub async fn owned_delete_owner(
+        &self,
+        stream: &str,
+        name: &str,
+        owner: &str,
+    ) -> Result<Option<u64>> {
+        let consumer = self.owned_consumer(stream, name)?;
+        let writes = consumer.owned_state(|owned, _| {
+            owned.owners.remove(owner)?;
+            let dropped: Vec<u64> = owned
+                .pending
+                .iter()
+                .filter(|(_, o)| o.owner == owner)
+                .map(|(offset, _)| *offset)
+                .collect();
+            let mut writes = vec![StateWrite::Delete {
+                table: OWNED_TABLE,
+                key: owner_key(stream, name, owner),
+            }];
+            for offset in dropped {
+                owned.pending.remove(&offset);
+                writes.push(StateWrite::Delete {
+                    table: OWNED_TABLE,
+                    key: pending_key(stream, name, offset),
+                });
+            }
+            Some(writes)
+        })?;
+        let Some(writes) = writes else {
+            return Ok(None);
+        };
+        let count = writes.len() as u64 - 1;
+        self.state.commit(writes).await?;
+        Ok(Some(count))
+    }
+
+    /// The owners, by name, with their pending counts.
+    pub fn owned_owners(&self, stream: &str, name: &str) -> Result<Vec<OwnerInfo>> {
+        let consumer = self.owned_consumer(stream, name)?;
+        consumer.owned_state(|owned, _| {
+            let mut counts: HashMap<&str, u64> = HashMap::new();
+            for entry in owned.pending.values() {
+                *counts.entry(entry.owner.as_str()).or_insert(0) += 1;
+            }
+            owned
+                .owners
+                .iter()
+                .map(|(owner, seen)| OwnerInfo {
+                    name: owner.clone(),
+                    pending: counts.get(owner.as_str()).copied().unwrap_or(0),
+                    seen_ms: seen.seen_ms,
+                    active_ms: seen.active_ms,
+                })
+                .collect()
+        })
+    }
+
+    /// Moves the consumer's position: the next new delivery is `offset` (or the first record
+    /// still in the stream). Pending deliveries stay as they are.
+    pub async fn owned_set_position(&self, stream: &str, name: &str, offset: u64) -> Result<()> {
+        let consumer = self.owned_consumer(stream, name)?;
+        let _change = self.consumer_changes.lock().await;
+        let core_name = &consumer.core_name;
+        let offset = offset.max(consumer.log.log_start_offset());
+        let writes = vec![
+            StateWrite::DeletePrefix {
+                table: crate::queue::keys::TABLE,
+                prefix: crate::queue::keys::prefix(core_name),
+            },
+            StateWrite::Put {
+                table: crate::queue::keys::TABLE,
+                key: crate::queue::keys::floor(core_name),
+                value: offset.to_be_bytes().to_vec(),
+            },
+        ];
+        self.state.commit(writes).await?;
+        let crate::queue::StoredCore { core, .. } = crate::queue::stored_core(
+            &self.state,
+            core_name,
+            super::policy(&consumer.stored.spec),
+            consumer.log.log_start_offset(),
+            consumer.log.high_watermark(),
+        )?;
+        let mut state = consumer.lock();
+        state.core = core;
+        state.delivered_end = offset;
+        Ok(())
+    }
+
+    /// The records at `offsets` still in the consumer's stream.
+    pub async fn owned_records(
+        &self,
+        stream: &str,
+        name: &str,
+        offsets: &[u64],
+    ) -> Result<HashMap<u64, Record>> {
+        let consumer = self.owned_consumer(stream, name)?;
+        self.read_offsets(&consumer, offsets).await
+    }
+}

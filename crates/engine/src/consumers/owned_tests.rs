@@ -1,0 +1,219 @@
+//! The owned-pending mode (Redis consumer groups) through the engine API, on real files.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::{EngineConfig, PublishRecord, PublishTarget, StreamSpec};
+
+async fn engine_with_records(dir: &std::path::Path, count: usize) -> Arc<Engine> {
+    let engine = Engine::open(EngineConfig::new(dir)).await.unwrap();
+    if engine.partition_bounds("S", 0).is_err() {
+        engine
+            .create_stream_blocking(StreamSpec {
+                name: "S".into(),
+                partitions: Some(1),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let records = (0..count)
+        .map(|index| PublishRecord {
+            value: Some(Bytes::from(format!("m{index}"))),
+            ..Default::default()
+        })
+        .collect();
+    engine
+        .publish(PublishTarget::Stream("S".into()), records)
+        .await
+        .unwrap();
+    engine
+}
+
+fn group(name: &str) -> ConsumerSpec {
+    ConsumerSpec {
+        stream: "S".into(),
+        name: name.into(),
+        filter_subjects: Vec::new(),
+        start: ConsumerStart::Earliest,
+        ack: AckMode::Explicit,
+        // Would expire at once if leases mattered: owned deliveries never come back by
+        // themselves.
+        ack_wait_ms: 1,
+        max_deliver: None,
+        backoff_ms: Vec::new(),
+        max_ack_pending: ACK_PENDING_MAX,
+        door_settings: BTreeMap::new(),
+        remove_acked: false,
+        owned_pending: true,
+    }
+}
+
+fn offsets(records: &[omnibus_types::Record]) -> Vec<u64> {
+    records.iter().map(|record| record.offset).collect()
+}
+
+#[tokio::test]
+async fn owners_split_the_records_and_keep_them_pending_until_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_records(dir.path(), 6).await;
+    engine.create_consumer(group("g")).await.unwrap();
+    let first = engine.owned_next("S", "g", "alice", 2, true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = engine.owned_next("S", "g", "bob", 10, true).await.unwrap();
+    assert_eq!(offsets(&first), vec![0, 1]);
+    assert_eq!(
+        offsets(&second),
+        vec![2, 3, 4, 5],
+        "nothing of alice's comes back"
+    );
+    assert!(engine
+        .owned_next("S", "g", "bob", 10, true)
+        .await
+        .unwrap()
+        .is_empty());
+    let alice = engine
+        .owned_pending(
+            "S",
+            "g",
+            PendingQuery {
+                owner: Some("alice"),
+                ..PendingQuery::all()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        alice.iter().map(|e| e.offset).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+    assert_eq!(alice[0].deliveries, 1);
+    assert_eq!(engine.owned_ack("S", "g", &[0, 3, 99]).await.unwrap(), 2);
+    assert_eq!(engine.owned_pending_count("S", "g").unwrap(), 4);
+    let owners = engine.owned_owners("S", "g").unwrap();
+    let counts: Vec<(String, u64)> = owners.iter().map(|o| (o.name.clone(), o.pending)).collect();
+    assert_eq!(counts, vec![("alice".into(), 1), ("bob".into(), 3)]);
+    // Without `pending` (NOACK) a delivery is settled as it is handed out.
+    engine
+        .publish(
+            PublishTarget::Stream("S".into()),
+            vec![PublishRecord::default()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        offsets(&engine.owned_next("S", "g", "bob", 10, false).await.unwrap()),
+        vec![6]
+    );
+    assert_eq!(engine.owned_pending_count("S", "g").unwrap(), 4);
+}
+
+#[tokio::test]
+async fn claims_move_idle_entries_and_force_creates_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_records(dir.path(), 3).await;
+    engine.create_consumer(group("g")).await.unwrap();
+    engine
+        .owned_next("S", "g", "crashed", 2, true)
+        .await
+        .unwrap();
+    let busy = ClaimOptions {
+        min_idle_ms: 60_000,
+        ..ClaimOptions::default()
+    };
+    assert!(engine
+        .owned_claim("S", "g", "rescuer", &[0, 1], busy)
+        .await
+        .unwrap()
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let idle = ClaimOptions {
+        min_idle_ms: 10,
+        ..ClaimOptions::default()
+    };
+    let claimed = engine
+        .owned_claim("S", "g", "rescuer", &[1, 0], idle)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|e| (e.offset, e.deliveries))
+            .collect::<Vec<_>>(),
+        vec![(1, 2), (0, 2)]
+    );
+    assert!(claimed.iter().all(|e| e.owner == "rescuer"));
+    // Offset 2 was never delivered: only FORCE makes it pending.
+    assert!(engine
+        .owned_claim("S", "g", "rescuer", &[2], idle)
+        .await
+        .unwrap()
+        .is_empty());
+    let forced = ClaimOptions {
+        force: true,
+        ..idle
+    };
+    assert_eq!(
+        engine
+            .owned_claim("S", "g", "rescuer", &[2], forced)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        engine
+            .owned_delete_owner("S", "g", "rescuer")
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        engine.owned_delete_owner("S", "g", "nobody").await.unwrap(),
+        None
+    );
+    assert_eq!(engine.owned_pending_count("S", "g").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn pending_entries_owners_and_the_position_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = engine_with_records(dir.path(), 5).await;
+        engine.create_consumer(group("g")).await.unwrap();
+        engine.owned_next("S", "g", "a", 3, true).await.unwrap();
+        engine.owned_ack("S", "g", &[1]).await.unwrap();
+        engine.owned_create_owner("S", "g", "idle").await.unwrap();
+        engine.shutdown().await.unwrap();
+    }
+    let engine = engine_with_records(dir.path(), 0).await;
+    let pending = engine.owned_pending("S", "g", PendingQuery::all()).unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|e| (e.offset, e.owner.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(0, "a"), (2, "a")]
+    );
+    let names: Vec<String> = engine
+        .owned_owners("S", "g")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, vec!["a", "idle"]);
+    // The next new delivery is after what was delivered, not a redelivery.
+    assert_eq!(
+        offsets(&engine.owned_next("S", "g", "b", 10, true).await.unwrap()),
+        vec![3, 4]
+    );
+    // Moving the position back delivers again from there; pending entries stay.
+    engine.owned_set_position("S", "g", 1).await.unwrap();
+    assert_eq!(
+        offsets(&engine.owned_next("S", "g", "b", 1, true).await.unwrap()),
+        vec![1]
+    );
+    assert_eq!(engine.owned_pending_count("S", "g").unwrap(), 5);
+}

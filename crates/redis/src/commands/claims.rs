@@ -1,0 +1,330 @@
+//! Pending entries of consumer groups: XPENDING (summary and extended), XCLAIM, XAUTOCLAIM.
+//!
+//! Redis's rules kept: an entry is claimed only when idle at least `min-idle-time`; a claim
+//! counts a delivery unless JUSTID; FORCE creates an entry not pending yet (if the ID is in the
+//! stream); XAUTOCLAIM scans COUNT pending entries from `start` and answers the cursor where
+//! the next scan begins (`0-0` when it went through them all). An entry trimmed from the
+//! stream while pending has no ID left to show: XAUTOCLAIM drops it from the pending list and
+//! reports it as deleted with the ID `0-<offset>` (Redis shows its real ID).
+
+use bytes::Bytes;
+use omnibus_engine::consumers::{ClaimOptions, PendingQuery};
+use omnibus_engine::Engine;
+
+use super::arguments::{integer, is, SYNTAX_ERROR};
+use super::groups::{engine_error, entries_at, group_exists, later, no_group, offsets_of, text};
+use super::streams::stream_name;
+use crate::codec::Reply;
+use crate::session::{Session, Step};
+use crate::streams::id::{range_end, range_start, StreamId};
+use crate::streams::read;
+
+pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
+    let result = match name {
+        "xpending" => xpending(session, arguments),
+        "xclaim" => xclaim(session, arguments),
+        "xautoclaim" => xautoclaim(session, arguments),
+        _ => Err(Reply::error(format!("ERR unknown command '{name}'"))),
+    };
+    result.unwrap_or_else(Step::from)
+}
+
+fn bulk(text: String) -> Reply {
+    Reply::Bulk(Bytes::from(text))
+}
+
+/// The IDs of the entries at `offsets`, `0-<offset>` for those gone, in that order.
+async fn ids_or_offsets(
+    engine: &Engine,
+    stream: &str,
+    offsets: &[u64],
+) -> omnibus_engine::Result<Vec<StreamId>> {
+    let found = read::ids_at(engine, stream, offsets).await?;
+    Ok(offsets
+        .iter()
+        .map(|offset| {
+            found
+                .get(offset)
+                .copied()
+                .unwrap_or(StreamId::new(0, *offset))
+        })
+        .collect())
+}
+
+fn id_replies(ids: Vec<StreamId>) -> Vec<Reply> {
+    ids.into_iter().map(|id| bulk(id.to_string())).collect()
+}
+
+fn milliseconds(value: &[u8]) -> Result<u64, Reply> {
+    let number = integer(value)?;
+    Ok(number.max(0) as u64)
+}
+
+/// XPENDING key group [[IDLE min-idle] start end count [consumer]]
+fn xpending(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
+    let stream = stream_name(session, &arguments[0])?;
+    let group = text(&arguments[1]);
+    let mut rest = &arguments[2..];
+    let mut min_idle = 0;
+    if rest.first().is_some_and(|word| is(word, "idle")) {
+        min_idle = milliseconds(rest.get(1).ok_or_else(|| Reply::error(SYNTAX_ERROR))?)?;
+        rest = &rest[2..];
+        if rest.is_empty() {
+            return Err(Reply::error(SYNTAX_ERROR));
+        }
+    }
+    let extended = match rest {
+        [] => None,
+        [start, end, count, owner @ ..] if owner.len() <= 1 => {
+            let start = range_start(start).map_err(Reply::error)?;
+            let end = range_end(end).map_err(Reply::error)?;
+            let count = integer(count)?.clamp(0, super::streams::ENTRIES_REPLY_MAX as i64) as usize;
+            Some((start, end, count, owner.first().map(|o| text(o))))
+        }
+        _ => return Err(Reply::error(SYNTAX_ERROR)),
+    };
+    let engine = session.shared.engine.clone();
+    Ok(later(async move {
+        if !group_exists(&engine, &stream, &group) {
+            return no_group(&stream, &group);
+        }
+        let result = match extended {
+            None => summary(&engine, &stream, &group).await,
+            Some((Some(start), Some(end), count, owner)) => {
+                extended_pending(
+                    &engine,
+                    &stream,
+                    &group,
+                    (start, end),
+                    count,
+                    owner,
+                    min_idle,
+                )
+                .await
+            }
+            Some(_) => Ok(Reply::Array(Vec::new())),
+        };
+        result.unwrap_or_else(engine_error)
+    }))
+}
+
+async fn summary(engine: &Engine, stream: &str, group: &str) -> omnibus_engine::Result<Reply> {
+    let pending = engine.owned_pending(stream, group, PendingQuery::all())?;
+    let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
+        return Ok(Reply::Array(vec![
+            Reply::Integer(0),
+            Reply::Null,
+            Reply::Null,
+            Reply::NullArray,
+        ]));
+    };
+    let ends = ids_or_offsets(engine, stream, &[first.offset, last.offset]).await?;
+    let (first_id, last_id) = (ends[0], ends[1]);
+    let mut per_owner = std::collections::BTreeMap::new();
+    for entry in &pending {
+        *per_owner.entry(entry.owner.clone()).or_insert(0u64) += 1;
+    }
+    Ok(Reply::Array(vec![
+        Reply::Integer(pending.len() as i64),
+        bulk(first_id.to_string()),
+        bulk(last_id.to_string()),
+        Reply::Array(
+            per_owner
+                .into_iter()
+                .map(|(owner, count)| Reply::Array(vec![bulk(owner), bulk(count.to_string())]))
+                .collect(),
+        ),
+    ]))
+}
+
+async fn extended_pending(
+    engine: &Engine,
+    stream: &str,
+    group: &str,
+    (start, end): (StreamId, StreamId),
+    count: usize,
+    owner: Option<String>,
+    min_idle: u64,
+) -> omnibus_engine::Result<Reply> {
+    let from = read::offset_of(engine, stream, start).await?;
+    let to = read::offset_after(engine, stream, end).await?;
+    if to == 0 || count == 0 {
+        return Ok(Reply::Array(Vec::new()));
+    }
+    let query = PendingQuery {
+        from,
+        to: to - 1,
+        owner: owner.as_deref(),
+        min_idle_ms: min_idle,
+        limit: count,
+    };
+    let pending = engine.owned_pending(stream, group, query)?;
+    let now = crate::streams::now_ms() as i64;
+    let offsets: Vec<u64> = pending.iter().map(|entry| entry.offset).collect();
+    let ids = ids_or_offsets(engine, stream, &offsets).await?;
+    let mut replies = Vec::with_capacity(pending.len());
+    for (entry, id) in pending.into_iter().zip(ids) {
+        replies.push(Reply::Array(vec![
+            bulk(id.to_string()),
+            bulk(entry.owner),
+            Reply::Integer(now.saturating_sub(entry.last_delivery_ms).max(0)),
+            Reply::Integer(entry.deliveries as i64),
+        ]));
+    }
+    Ok(Reply::Array(replies))
+}
+
+/// XCLAIM key group consumer min-idle-time id … [IDLE ms] [TIME ms] [RETRYCOUNT n] [FORCE]
+/// [JUSTID] [LASTID id]
+fn xclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
+    let stream = stream_name(session, &arguments[0])?;
+    let group = text(&arguments[1]);
+    let owner = text(&arguments[2]);
+    let mut options = ClaimOptions {
+        min_idle_ms: milliseconds(&arguments[3])?,
+        ..ClaimOptions::default()
+    };
+    let mut ids = Vec::new();
+    let mut justid = false;
+    let mut rest = arguments[4..].iter();
+    let now = crate::streams::now_ms() as i64;
+    while let Some(argument) = rest.next() {
+        if let Ok(id) = StreamId::parse_strict(argument) {
+            ids.push(id);
+            continue;
+        }
+        let mut value = || rest.next().ok_or_else(|| Reply::error(SYNTAX_ERROR));
+        if is(argument, "idle") {
+            options.last_delivery_ms = Some(now - milliseconds(value()?)? as i64);
+        } else if is(argument, "time") {
+            options.last_delivery_ms = Some(milliseconds(value()?)? as i64);
+        } else if is(argument, "retrycount") {
+            options.deliveries = Some(milliseconds(value()?)?);
+        } else if is(argument, "force") {
+            options.force = true;
+        } else if is(argument, "justid") {
+            justid = true;
+            options.keep_count = true;
+        } else if is(argument, "lastid") {
+            StreamId::parse_strict(value()?).map_err(Reply::error)?;
+        } else {
+            return Err(Reply::error(format!(
+                "ERR Unrecognized XCLAIM option '{}'",
+                super::printable(argument, 128)
+            )));
+        }
+    }
+    if ids.is_empty() {
+        return Err(Reply::error(
+            "ERR Invalid stream ID specified as stream command argument",
+        ));
+    }
+    let engine = session.shared.engine.clone();
+    let shared = session.shared.clone();
+    Ok(later(async move {
+        if !group_exists(&engine, &stream, &group) {
+            return no_group(&stream, &group);
+        }
+        let claimed = async {
+            let offsets = offsets_of(&shared, &stream, &ids).await?;
+            let claimed = engine
+                .owned_claim(&stream, &group, &owner, &offsets, options)
+                .await?;
+            let offsets: Vec<u64> = claimed.iter().map(|entry| entry.offset).collect();
+            if justid {
+                return Ok(id_replies(
+                    ids_or_offsets(&engine, &stream, &offsets).await?,
+                ));
+            }
+            entries_at(&engine, &stream, &group, &offsets).await
+        };
+        match claimed.await {
+            Ok(replies) => Reply::Array(replies),
+            Err(error) => engine_error(error),
+        }
+    }))
+}
+
+/// XAUTOCLAIM key group consumer min-idle-time start [COUNT n] [JUSTID]
+fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
+    if arguments.len() < 5 {
+        return Err(Reply::error(
+            "ERR wrong number of arguments for 'xautoclaim' command",
+        ));
+    }
+    let stream = stream_name(session, &arguments[0])?;
+    let group = text(&arguments[1]);
+    let owner = text(&arguments[2]);
+    let min_idle_ms = milliseconds(&arguments[3])?;
+    let start = range_start(&arguments[4])
+        .map_err(Reply::error)?
+        .unwrap_or(StreamId::MAX);
+    let mut count = 100usize;
+    let mut justid = false;
+    let mut rest = arguments[5..].iter();
+    while let Some(option) = rest.next() {
+        if is(option, "count") {
+            let value = integer(rest.next().ok_or_else(|| Reply::error(SYNTAX_ERROR))?)?;
+            if !(1..=i64::MAX / 10).contains(&value) {
+                return Err(Reply::error("ERR COUNT must be > 0"));
+            }
+            count = (value as usize).min(super::streams::ENTRIES_REPLY_MAX);
+        } else if is(option, "justid") {
+            justid = true;
+        } else {
+            return Err(Reply::error(SYNTAX_ERROR));
+        }
+    }
+    let engine = session.shared.engine.clone();
+    Ok(later(async move {
+        if !group_exists(&engine, &stream, &group) {
+            return no_group(&stream, &group);
+        }
+        let scanned = async {
+            let from = read::offset_of(&engine, &stream, start).await?;
+            let query = PendingQuery {
+                from,
+                limit: count + 1,
+                ..PendingQuery::all()
+            };
+            let scanned = engine.owned_pending(&stream, &group, query)?;
+            let next = scanned.get(count).map(|entry| entry.offset);
+            let scanned = &scanned[..scanned.len().min(count)];
+            let (start_offset, _) = engine.partition_bounds(&stream, 0)?;
+            // Entries gone from the stream leave the pending list.
+            let (gone, present): (Vec<u64>, Vec<u64>) = scanned
+                .iter()
+                .map(|entry| entry.offset)
+                .partition(|offset| *offset < start_offset);
+            engine.owned_ack(&stream, &group, &gone).await?;
+            let options = ClaimOptions {
+                min_idle_ms,
+                keep_count: justid,
+                ..ClaimOptions::default()
+            };
+            let claimed = engine
+                .owned_claim(&stream, &group, &owner, &present, options)
+                .await?;
+            let offsets: Vec<u64> = claimed.iter().map(|entry| entry.offset).collect();
+            let entries = if justid {
+                id_replies(ids_or_offsets(&engine, &stream, &offsets).await?)
+            } else {
+                entries_at(&engine, &stream, &group, &offsets).await?
+            };
+            let cursor = match next {
+                Some(offset) => ids_or_offsets(&engine, &stream, &[offset]).await?[0],
+                None => StreamId::MIN,
+            };
+            let deleted = gone
+                .into_iter()
+                .map(|offset| bulk(StreamId::new(0, offset).to_string()))
+                .collect();
+            Ok::<_, omnibus_engine::EngineError>(Reply::Array(vec![
+                bulk(cursor.to_string()),
+                Reply::Array(entries),
+                Reply::Array(deleted),
+            ]))
+        };
+        scanned.await.unwrap_or_else(engine_error)
+    }))
+}

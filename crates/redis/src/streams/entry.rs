@@ -1,0 +1,180 @@
+//! A Redis stream entry ↔ an Omnibus record (docs/redis.md, "Streams: mapping"):
+//!
+//! - the entry's ID is the header `redis-stream-id` (`<ms>-<seq>`), and the record's timestamp
+//!   is the ID's milliseconds, so the stream's time index finds IDs;
+//! - a field named `value` is the record's value; every other field is a header of that name,
+//!   in order (field names must be UTF-8: header names are strings);
+//! - a record appended by another door (no ID header) reads as the entry `<timestamp>-<offset>`
+//!   with its value as the field `value`, its key (if any) as `key`, and its headers as fields.
+//!
+//! Pure functions, no I/O.
+
+use bytes::Bytes;
+use omnibus_engine::PublishRecord;
+use omnibus_types::{Header, Record};
+
+use super::id::StreamId;
+
+/// The header that carries an entry's ID.
+pub(crate) const ID_HEADER: &str = "redis-stream-id";
+/// The field stored as the record's value.
+pub(crate) const VALUE_FIELD: &[u8] = b"value";
+
+/// One entry as Redis shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) id: StreamId,
+    pub(crate) offset: u64,
+    pub(crate) fields: Vec<(Bytes, Bytes)>,
+}
+
+/// The record an XADD appends.
+pub(crate) fn to_record(id: StreamId, fields: &[(Bytes, Bytes)]) -> Result<PublishRecord, String> {
+    let mut record = PublishRecord {
+        timestamp_ms: Some(i64::try_from(id.ms).unwrap_or(i64::MAX)),
+        partition: Some(0),
+        ..PublishRecord::default()
+    };
+    record.headers.push(Header {
+        name: ID_HEADER.to_string(),
+        value: Bytes::from(id.to_string()),
+    });
+    for (field, value) in fields {
+        if field.as_ref() == VALUE_FIELD && record.value.is_none() {
+            record.value = Some(value.clone());
+            continue;
+        }
+        let name = std::str::from_utf8(field).map_err(|_| {
+            "ERR Omnibus stream field names must be UTF-8 (they are record header names)"
+                .to_string()
+        })?;
+        if name.eq_ignore_ascii_case(ID_HEADER) {
+            return Err(format!(
+                "ERR the field name '{ID_HEADER}' is reserved by Omnibus"
+            ));
+        }
+        record.headers.push(Header {
+            name: name.to_string(),
+            value: value.clone(),
+        });
+    }
+    Ok(record)
+}
+
+/// The ID of a stored record.
+pub(crate) fn id_of(record: &Record) -> StreamId {
+    record
+        .headers
+        .iter()
+        .find(|header| header.name == ID_HEADER)
+        .and_then(|header| StreamId::parse(&header.value, 0))
+        .unwrap_or_else(|| foreign_id(record))
+}
+
+fn foreign_id(record: &Record) -> StreamId {
+    StreamId::new(
+        u64::try_from(record.timestamp_ms).unwrap_or(0),
+        record.offset,
+    )
+}
+
+/// The entry a stored record reads as.
+pub(crate) fn from_record(record: Record) -> Entry {
+    let mut id = None;
+    let mut fields = Vec::with_capacity(record.headers.len() + 1);
+    if let Some(value) = &record.value {
+        fields.push((Bytes::from_static(VALUE_FIELD), value.clone()));
+    }
+    let mut headers = Vec::with_capacity(record.headers.len());
+    for header in &record.headers {
+        if header.name == ID_HEADER && id.is_none() {
+            id = StreamId::parse(&header.value, 0);
+            if id.is_some() {
+                continue;
+            }
+        }
+        headers.push((Bytes::from(header.name.clone()), header.value.clone()));
+    }
+    if id.is_none() {
+        if let Some(key) = &record.key {
+            fields.push((Bytes::from_static(b"key"), key.clone()));
+        }
+    }
+    fields.extend(headers);
+    if fields.is_empty() {
+        // Redis has no entry without fields: a record with nothing shows an empty value.
+        fields.push((Bytes::from_static(VALUE_FIELD), Bytes::new()));
+    }
+    Entry {
+        id: id.unwrap_or_else(|| foreign_id(&record)),
+        offset: record.offset,
+        fields,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(publish: PublishRecord, offset: u64) -> Record {
+        Record {
+            offset,
+            timestamp_ms: publish.timestamp_ms.unwrap_or(0),
+            subject: "s".into(),
+            key: publish.key,
+            value: publish.value,
+            headers: publish.headers,
+        }
+    }
+
+    #[test]
+    fn an_entry_round_trips_through_a_record() {
+        let fields = vec![
+            (Bytes::from("a"), Bytes::from("1")),
+            (Bytes::from("value"), Bytes::from("v")),
+            (Bytes::from("b"), Bytes::from("2")),
+        ];
+        let record = to_record(StreamId::new(7, 1), &fields).unwrap();
+        assert_eq!(record.value, Some(Bytes::from("v")));
+        assert_eq!(record.timestamp_ms, Some(7));
+        let entry = from_record(stored(record, 3));
+        assert_eq!(entry.id, StreamId::new(7, 1));
+        // `value` comes first; the others keep their order.
+        let names: Vec<&[u8]> = entry.fields.iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(names, vec![&b"value"[..], b"a", b"b"]);
+    }
+
+    #[test]
+    fn a_record_from_another_door_reads_as_timestamp_and_offset() {
+        let record = Record {
+            offset: 9,
+            timestamp_ms: 1_000,
+            subject: "s".into(),
+            key: Some(Bytes::from("k")),
+            value: Some(Bytes::from("payload")),
+            headers: vec![Header {
+                name: "trace".into(),
+                value: Bytes::from("t"),
+            }],
+        };
+        assert_eq!(id_of(&record), StreamId::new(1_000, 9));
+        let entry = from_record(record);
+        assert_eq!(entry.id, StreamId::new(1_000, 9));
+        assert_eq!(
+            entry.fields,
+            vec![
+                (Bytes::from("value"), Bytes::from("payload")),
+                (Bytes::from("key"), Bytes::from("k")),
+                (Bytes::from("trace"), Bytes::from("t")),
+            ]
+        );
+    }
+
+    #[test]
+    fn reserved_and_binary_field_names_are_refused() {
+        let reserved = [(Bytes::from(ID_HEADER), Bytes::from("x"))];
+        assert!(to_record(StreamId::new(1, 0), &reserved).is_err());
+        let binary = [(Bytes::from(vec![0xff]), Bytes::from("x"))];
+        assert!(to_record(StreamId::new(1, 0), &binary).is_err());
+    }
+}

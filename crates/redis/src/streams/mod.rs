@@ -1,0 +1,18 @@
+//! Redis streams on Omnibus streams (docs/redis.md, "Streams"): IDs (`id.rs`), the entry ↔
+//! record mapping (`entry.rs`), reading by ID (`read.rs`) and the one writer per stream that
+//! orders and group-commits XADD, XTRIM, XSETID and XDEL (`writer.rs`), entries XDEL removed
+//! (`deleted.rs`), offsets of IDs just answered, for the XACK after them (`known_ids.rs`).
+
+pub(crate) mod deleted;
+pub(crate) mod entry;
+pub(crate) mod id;
+pub(crate) mod known_ids;
+pub(crate) mod read;
+pub(crate) mod writer;
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

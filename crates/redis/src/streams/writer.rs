@@ -1,0 +1,425 @@
+//! One writer task per Redis stream: every change to a stream (XADD, XTRIM, XSETID) goes
+//! through it, in the order sessions handed them over.
+//!
+//! A session hands a change over synchronously while it runs a command (so a pipeline's
+//! XADDs are queued in order before it waits for any of them), and the reply comes back once
+//! the change is durable. The task takes every change waiting (up to [`BATCH_MAX`]), gives
+//! XADDs their IDs in order, and appends the run of XADDs as one engine publish: a pipeline of
+//! XADDs, or XADDs from many connections, share one append and one fsync.
+//!
+//! The task keeps the stream's top ID (the last ID given out) and the high watermark it
+//! belongs to; when the stream grew by another door's appends it reads the last record
+//! again. An ID given out before a stream is emptied (XTRIM to nothing, XSETID) is also kept
+//! as a door setting (`redis.last-id`), so IDs keep growing across a restart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use omnibus_engine::{Engine, EngineError, PublishRecord, PublishTarget, StreamSpec};
+use tokio::sync::{mpsc, oneshot};
+
+use super::deleted::{max_deleted, DeletedEntries, DELETED_MAX};
+use super::entry::to_record;
+use super::id::{NewId, StreamId};
+use super::read::{bounds, last_id, last_record_id, offset_of, offsets_of_ids, LAST_ID_SETTING};
+use crate::codec::Reply;
+
+/// Changes taken from the queue at once: one publish holds at most this many XADDs.
+pub(crate) const BATCH_MAX: usize = 4_096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TrimBy {
+    MaxLength(u64),
+    MinimumId(StreamId),
+}
+
+/// XTRIM's (and XADD's) trimming. `~` is honoured by trimming exactly (Redis allows
+/// trimming more than `~` requires, never less than `=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Trim {
+    pub(crate) by: TrimBy,
+    /// At most this many entries removed (LIMIT; 0: no limit).
+    pub(crate) limit: u64,
+}
+
+pub(crate) enum Change {
+    Add {
+        id: NewId,
+        fields: Vec<(Bytes, Bytes)>,
+        make_stream: bool,
+        trim: Option<Trim>,
+    },
+    Trim(Trim),
+    SetId(StreamId),
+    Delete(Vec<StreamId>),
+}
+
+struct Request {
+    change: Change,
+    answer: oneshot::Sender<Reply>,
+}
+
+/// The writers of every stream a session changed.
+pub(crate) struct Writers {
+    engine: Arc<Engine>,
+    deleted: Arc<DeletedEntries>,
+    senders: Mutex<HashMap<String, mpsc::UnboundedSender<Request>>>,
+    tasks: Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl Writers {
+    pub(crate) fn new(engine: Arc<Engine>, deleted: Arc<DeletedEntries>) -> Writers {
+        Writers {
+            engine,
+            deleted,
+            senders: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(tokio::task::JoinSet::new()),
+        }
+    }
+
+    /// Ends every writer once it has done what it was given (at shutdown, after the
+    /// sessions), so none outlives the listener holding the engine.
+    pub(crate) async fn close(&self) {
+        self.senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Queues a change to `stream`; the receiver has its reply once it is durable. The queue
+    /// is unbounded, but each session waits for its replies after at most
+    /// `session::PENDING_REPLIES_MAX` commands, which bounds it by the connection count.
+    pub(crate) fn submit(&self, stream: &str, change: Change) -> oneshot::Receiver<Reply> {
+        let (answer, reply) = oneshot::channel();
+        let mut request = Request { change, answer };
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..2 {
+            let sender = senders.entry(stream.to_string()).or_insert_with(|| {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                self.tasks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .spawn(run(
+                        self.engine.clone(),
+                        self.deleted.clone(),
+                        stream.to_string(),
+                        receiver,
+                    ));
+                sender
+            });
+            match sender.send(request) {
+                Ok(()) => return reply,
+                // The task ended (a panic): start another.
+                Err(mpsc::error::SendError(returned)) => {
+                    request = returned;
+                    senders.remove(stream);
+                }
+            }
+        }
+        let _ = request
+            .answer
+            .send(Reply::error("ERR the stream's writer is not running"));
+        reply
+    }
+}
+
+/// The last ID given out and the high watermark (counting queued records) it goes with.
+#[derive(Clone, Copy)]
+struct Top {
+    last: StreamId,
+    end: u64,
+}
+
+struct Writer {
+    engine: Arc<Engine>,
+    deleted: Arc<DeletedEntries>,
+    stream: String,
+    top: Option<Top>,
+    records: Vec<PublishRecord>,
+    waiting: Vec<(oneshot::Sender<Reply>, StreamId)>,
+}
+
+async fn run(
+    engine: Arc<Engine>,
+    deleted: Arc<DeletedEntries>,
+    stream: String,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+) {
+    let mut writer = Writer {
+        engine,
+        deleted,
+        stream,
+        top: None,
+        records: Vec::new(),
+        waiting: Vec::new(),
+    };
+    let mut batch = Vec::new();
+    while let Some(first) = requests.recv().await {
+        batch.push(first);
+        while batch.len() < BATCH_MAX {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        for request in batch.drain(..) {
+            writer.apply(request).await;
+        }
+        writer.publish().await;
+    }
+}
+
+fn engine_error(error: EngineError) -> Reply {
+    match error {
+        EngineError::LimitExceeded(text) => {
+            Reply::error(format!("OOM command not allowed: {text}"))
+        }
+        other => Reply::error(format!("ERR {other}")),
+    }
+}
+
+impl Writer {
+    async fn apply(&mut self, Request { change, answer }: Request) {
+        match change {
+            Change::Add {
+                id,
+                fields,
+                make_stream,
+                trim,
+            } => {
+                let new_id = match self.add(id, &fields, make_stream).await {
+                    Ok(new_id) => new_id,
+                    Err(reply) => {
+                        let _ = answer.send(reply);
+                        return;
+                    }
+                };
+                let Some(trim) = trim else {
+                    self.waiting.push((answer, new_id));
+                    return;
+                };
+                // Answered once trimmed: a read after the reply sees the stream trimmed.
+                let mut reply = Reply::Bulk(Bytes::from(new_id.to_string()));
+                if let Err(error) = self.publish_with(new_id).await {
+                    reply = error;
+                } else if let Err(error) = self.trim(trim).await {
+                    reply = engine_error(error);
+                }
+                let _ = answer.send(reply);
+            }
+            Change::Trim(trim) => {
+                self.publish().await;
+                let reply = match self.trim(trim).await {
+                    Ok(removed) => Reply::Integer(removed as i64),
+                    Err(error) => engine_error(error),
+                };
+                let _ = answer.send(reply);
+            }
+            Change::Delete(ids) => {
+                self.publish().await;
+                let reply = match self.delete(&ids).await {
+                    Ok(count) => Reply::Integer(count as i64),
+                    Err(error) => engine_error(error),
+                };
+                let _ = answer.send(reply);
+            }
+            Change::SetId(id) => {
+                self.publish().await;
+                let _ = answer.send(self.set_id(id).await.unwrap_or_else(|r| r));
+            }
+        }
+    }
+
+    /// Queues one XADD's record and answers its ID, or the reply instead (nil for NOMKSTREAM
+    /// on a missing stream).
+    async fn add(
+        &mut self,
+        id: NewId,
+        fields: &[(Bytes, Bytes)],
+        make_stream: bool,
+    ) -> Result<StreamId, Reply> {
+        let exists = bounds(&self.engine, &self.stream).map_err(engine_error)?;
+        if exists.is_none() {
+            self.publish().await;
+            if !make_stream {
+                return Err(Reply::Null);
+            }
+            let spec = StreamSpec {
+                name: self.stream.clone(),
+                partitions: Some(1),
+                ..StreamSpec::default()
+            };
+            match self.engine.create_stream(spec).await {
+                Ok(_) | Err(EngineError::StreamExists(_)) => {}
+                Err(error) => return Err(engine_error(error)),
+            }
+            self.top = None;
+        }
+        let top = self.top().await.map_err(engine_error)?;
+        let new_id = id
+            .resolve(top.last, super::now_ms())
+            .map_err(Reply::error)?;
+        let record = to_record(new_id, fields).map_err(Reply::error)?;
+        self.records.push(record);
+        self.top = Some(Top {
+            last: new_id,
+            end: top.end + 1,
+        });
+        Ok(new_id)
+    }
+
+    /// The top, read again when the stream changed under it (another door appended, or
+    /// the stream was deleted and made again).
+    async fn top(&mut self) -> Result<Top, EngineError> {
+        let (_, high_watermark) = self.engine.partition_bounds(&self.stream, 0)?;
+        let end = high_watermark + self.records.len() as u64;
+        if let Some(top) = self.top {
+            if top.end == end {
+                return Ok(top);
+            }
+        }
+        let mut last = last_id(&self.engine, &self.stream).await?;
+        if let Some(top) = self.top {
+            // IDs given out earlier (queued records among them) stay below the next one.
+            last = last.max(top.last);
+        }
+        let top = Top { last, end };
+        self.top = Some(top);
+        Ok(top)
+    }
+
+    /// Appends the queued XADDs with one more (`id`, already queued, whose answer the caller
+    /// sends), answering the others; the error reply if the append failed.
+    async fn publish_with(&mut self, id: StreamId) -> Result<(), Reply> {
+        let (answer, reply) = oneshot::channel();
+        self.waiting.push((answer, id));
+        self.publish().await;
+        match reply.await {
+            Ok(Reply::Error(text)) => Err(Reply::Error(text)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends the queued XADDs as one publish and answers them.
+    async fn publish(&mut self) {
+        if self.records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut self.records);
+        let target = PublishTarget::Stream(self.stream.clone());
+        let outcome = self.engine.publish(target, records).await;
+        if outcome.is_err() {
+            // Some of them may be missing: read the top again before the next ID.
+            self.top = None;
+        }
+        for (answer, id) in self.waiting.drain(..) {
+            let reply = match &outcome {
+                Ok(_) => Reply::Bulk(Bytes::from(id.to_string())),
+                Err(error) => Reply::error(format!("ERR {error}")),
+            };
+            let _ = answer.send(reply);
+        }
+    }
+
+    /// Removes entries from the front; answers how many.
+    async fn trim(&mut self, trim: Trim) -> Result<u64, EngineError> {
+        let Some((start, end)) = bounds(&self.engine, &self.stream)? else {
+            return Ok(0);
+        };
+        let keep_from = match trim.by {
+            TrimBy::MaxLength(length) => end.saturating_sub(length),
+            TrimBy::MinimumId(id) => offset_of(&self.engine, &self.stream, id).await?,
+        };
+        let mut cut = keep_from.max(start);
+        if trim.limit > 0 {
+            cut = cut.min(start.saturating_add(trim.limit));
+        }
+        if cut <= start {
+            return Ok(0);
+        }
+        if cut >= end {
+            // The last record goes: its ID must outlive it.
+            let top = self.top().await?;
+            self.store_last_id(top.last).await?;
+        }
+        self.engine
+            .delete_records(&self.stream, 0, Some(cut))
+            .await?;
+        // Deleted entries trimmed away are forgotten (and counted as removed by neither).
+        let deleted = self.deleted.of(&self.engine, &self.stream);
+        let removed = cut - start - deleted.range(start..cut).count() as u64;
+        if deleted.range(..cut).next().is_some() {
+            let kept = deleted.range(cut..).copied().collect();
+            self.deleted
+                .store(&self.engine, &self.stream, kept, None)
+                .await?;
+        }
+        Ok(removed)
+    }
+
+    /// XDEL: marks the entries with these IDs deleted; answers how many were there.
+    async fn delete(&mut self, ids: &[StreamId]) -> Result<u64, EngineError> {
+        let Some((start, _)) = bounds(&self.engine, &self.stream)? else {
+            return Ok(0);
+        };
+        let found = offsets_of_ids(&self.engine, &self.stream, ids).await?;
+        let mut set: std::collections::BTreeSet<u64> = self
+            .deleted
+            .of(&self.engine, &self.stream)
+            .range(start..)
+            .copied()
+            .collect();
+        let mut max_deleted = max_deleted(&self.engine, &self.stream);
+        let mut count = 0;
+        for (id, offset) in found {
+            if set.insert(offset) {
+                count += 1;
+                max_deleted = max_deleted.max(id);
+            }
+        }
+        if count == 0 {
+            return Ok(0);
+        }
+        if set.len() > DELETED_MAX {
+            return Err(EngineError::LimitExceeded(format!(
+                "a stream keeps at most {DELETED_MAX} deleted entries; trim it to free them"
+            )));
+        }
+        self.deleted
+            .store(&self.engine, &self.stream, set, Some(max_deleted))
+            .await?;
+        Ok(count)
+    }
+
+    async fn set_id(&mut self, id: StreamId) -> Result<Reply, Reply> {
+        if bounds(&self.engine, &self.stream)
+            .map_err(engine_error)?
+            .is_none()
+        {
+            return Err(Reply::error("ERR no such key"));
+        }
+        let newest = last_record_id(&self.engine, &self.stream)
+            .await
+            .map_err(engine_error)?;
+        if newest.is_some_and(|newest| id < newest) {
+            return Err(Reply::error(
+                "ERR The ID specified in XSETID is smaller than the target stream top item",
+            ));
+        }
+        self.store_last_id(id).await.map_err(engine_error)?;
+        let top = self.top().await.map_err(engine_error)?;
+        self.top = Some(Top { last: id, ..top });
+        Ok(Reply::ok())
+    }
+
+    async fn store_last_id(&self, id: StreamId) -> Result<(), EngineError> {
+        let mut settings = self.engine.stream_door_settings(&self.stream)?;
+        settings.insert(LAST_ID_SETTING.to_string(), id.to_string());
+        self.engine
+            .set_stream_door_settings(&self.stream, settings)
+            .await
+    }
+}

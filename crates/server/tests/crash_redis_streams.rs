@@ -1,0 +1,238 @@
+//! Redis streams and consumer groups under `kill -9`, and one stream seen from the Redis and
+//! HTTP doors of the real binary.
+//!
+//! The crash test pipelines XADDs on one connection while another reads the group with
+//! XREADGROUP and acknowledges every other entry, until the broker is killed at a random
+//! moment; then it restarts it on the same data and checks: every XADD whose ID came back is
+//! in the stream, every entry whose XACK was answered is pending no more, and every entry
+//! delivered and never acknowledged is still pending with its consumer.
+//! `OMNIBUS_REDIS_STREAM_CRASH_CYCLES` sets the cycles (default 2), `OMNIBUS_CRASH_SEED`
+//! replays the kill timing; the last line printed is the summary
+//! `crash summary: crash_redis_streams [kill -9] cycles=<n> acknowledged=<n> lost=0`.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redis::aio::MultiplexedConnection;
+use redis::streams::{
+    StreamPendingCountReply, StreamRangeReply, StreamReadOptions, StreamReadReply,
+};
+use redis::AsyncCommands;
+use support::Broker;
+
+const PIPELINE: usize = 20;
+const KILL_AFTER_MS: (u64, u64) = (300, 800);
+
+#[derive(Default)]
+struct Ledger {
+    added: Vec<String>,
+    acked: BTreeSet<String>,
+    /// Delivered to the consumer and never sent an XACK.
+    held: BTreeSet<String>,
+}
+
+async fn connect(broker: &Broker) -> MultiplexedConnection {
+    let address = broker.redis_address.expect("the Redis listener");
+    redis::Client::open(format!("redis://{address}/"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+async fn add(mut con: MultiplexedConnection, ledger: Arc<Mutex<Ledger>>) {
+    for round in 0.. {
+        let mut pipe = redis::pipe();
+        for number in 0..PIPELINE {
+            pipe.cmd("XADD")
+                .arg("jobs")
+                .arg("*")
+                .arg("job")
+                .arg(format!("{round}-{number}"));
+        }
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(5),
+            pipe.query_async::<Vec<String>>(&mut con),
+        )
+        .await;
+        let Ok(Ok(ids)) = outcome else {
+            return;
+        };
+        ledger.lock().unwrap().added.extend(ids);
+    }
+}
+
+async fn work(mut con: MultiplexedConnection, ledger: Arc<Mutex<Ledger>>) {
+    let options = StreamReadOptions::default()
+        .group("workers", "worker")
+        .count(10)
+        .block(100);
+    loop {
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            con.xread_options::<_, _, Option<StreamReadReply>>(&["jobs"], &[">"], &options),
+        )
+        .await;
+        let Ok(Ok(reply)) = read else {
+            return;
+        };
+        let ids: Vec<String> = reply
+            .map(|reply| {
+                reply
+                    .keys
+                    .into_iter()
+                    .flat_map(|key| key.ids)
+                    .map(|e| e.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut to_ack = Vec::new();
+        for (index, id) in ids.into_iter().enumerate() {
+            if index % 2 == 0 {
+                to_ack.push(id);
+            } else {
+                ledger.lock().unwrap().held.insert(id);
+            }
+        }
+        if to_ack.is_empty() {
+            continue;
+        }
+        let acked = tokio::time::timeout(
+            Duration::from_secs(5),
+            con.xack::<_, _, _, usize>("jobs", "workers", &to_ack),
+        )
+        .await;
+        let Ok(Ok(_)) = acked else {
+            return;
+        };
+        ledger.lock().unwrap().acked.extend(to_ack);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_xadds_and_xacks_survive_kill_9() {
+    let cycles = std::env::var("OMNIBUS_REDIS_STREAM_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let seed = std::env::var("OMNIBUS_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    println!("crash_redis_streams seed {seed}");
+    let mut random = StdRng::seed_from_u64(seed);
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    let log = directory.path().join("broker.log");
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    for cycle in 0..cycles {
+        let mut broker = Broker::start(&data_dir, log.clone()).await;
+        let mut con = connect(&broker).await;
+        if cycle == 0 {
+            let _: () = con
+                .xgroup_create_mkstream("jobs", "workers", "$")
+                .await
+                .unwrap();
+        }
+        let adding = tokio::spawn(add(con, ledger.clone()));
+        let working = tokio::spawn(work(connect(&broker).await, ledger.clone()));
+        let kill_after = random.random_range(KILL_AFTER_MS.0..KILL_AFTER_MS.1);
+        tokio::time::sleep(Duration::from_millis(kill_after)).await;
+        broker.kill_9();
+        adding.abort();
+        working.abort();
+    }
+    let broker = Broker::start(&data_dir, log.clone()).await;
+    let mut con = connect(&broker).await;
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
+    assert!(!ledger.added.is_empty(), "no XADD was acknowledged");
+    assert!(!ledger.held.is_empty(), "no entry was delivered");
+    let stored: StreamRangeReply = con.xrange_all("jobs").await.unwrap();
+    let stored: BTreeSet<String> = stored.ids.into_iter().map(|entry| entry.id).collect();
+    let pending: StreamPendingCountReply = con
+        .xpending_count("jobs", "workers", "-", "+", 1_000_000)
+        .await
+        .unwrap();
+    let pending: BTreeMap<String, String> = pending
+        .ids
+        .into_iter()
+        .map(|entry| (entry.id, entry.consumer))
+        .collect();
+    let mut lost = Vec::new();
+    lost.extend(
+        ledger
+            .added
+            .iter()
+            .filter(|id| !stored.contains(*id))
+            .map(|id| format!("XADD {id} missing")),
+    );
+    lost.extend(
+        ledger
+            .acked
+            .iter()
+            .filter(|id| pending.contains_key(*id))
+            .map(|id| format!("XACKed {id} still pending")),
+    );
+    lost.extend(
+        ledger
+            .held
+            .iter()
+            .filter(|id| pending.get(*id).map(String::as_str) != Some("worker"))
+            .map(|id| format!("unacknowledged {id} not pending with its consumer")),
+    );
+    println!(
+        "crash summary: crash_redis_streams [kill -9] cycles={cycles} acknowledged={} lost={}",
+        ledger.added.len() + ledger.acked.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "{:?}", &lost[..lost.len().min(10)]);
+}
+
+#[tokio::test]
+async fn an_xadded_entry_reads_over_http_and_an_http_record_reads_with_xread() {
+    let directory = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&directory.path().join("data"), directory.path().join("log")).await;
+    let mut con = connect(&broker).await;
+    let id: String = con
+        .xadd(
+            "orders",
+            "1700000000000-5",
+            &[("value", "paid"), ("region", "eu")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(id, "1700000000000-5");
+    let http = reqwest::Client::new();
+    let fetched: serde_json::Value = http
+        .get(format!(
+            "{}/v1/streams/orders/partitions/0/records?offset=0",
+            broker.base()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let record = &fetched["records"][0];
+    assert_eq!(record["value"], "paid", "{fetched}");
+    assert_eq!(record["timestamp_ms"], 1_700_000_000_000i64);
+    assert_eq!(record["headers"]["region"], "eu");
+    assert_eq!(record["headers"]["redis-stream-id"], "1700000000000-5");
+    let published = http
+        .post(format!("{}/v1/streams/orders/records", broker.base()))
+        .json(&serde_json::json!({ "value": "from-http", "timestamp_ms": 1_700_000_000_001i64 }))
+        .send()
+        .await
+        .unwrap();
+    assert!(published.status().is_success());
+    let read: StreamReadReply = con.xread(&["orders"], &[&id]).await.unwrap();
+    let entry = &read.keys[0].ids[0];
+    assert_eq!(entry.id, "1700000000001-1");
+    assert_eq!(entry.get::<String>("value").as_deref(), Some("from-http"));
+}
