@@ -41,6 +41,8 @@ command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 # Node and npm, for the Node clients (amqplib) in tests/clients/node.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# redis-cli, for test_ioredis.py's redis-cli checks.
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 # The dashboard's browser tests (test_dashboard.py): Debian's chromium and its chromedriver.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
@@ -105,7 +107,7 @@ if [ "$(cat "$node_stamp" 2>/dev/null || true)" != "$node_want" ]; then
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$node_want" >"$node_stamp"
 fi
-echo "node $(node --version), amqplib $(node -p "require('$node_dir/node_modules/amqplib/package.json').version")"
+echo "node $(node --version), amqplib $(node -p "require('$node_dir/node_modules/amqplib/package.json').version"), ioredis $(node -p "require('$node_dir/node_modules/ioredis/package.json').version")"
 
 # ---------------------------------------------------------------------------------------------
 # The broker.
