@@ -28,7 +28,7 @@ use omnibus_storage::{StateWrite, StorageError};
 
 use super::Consumer;
 use crate::error::{EngineError, Result};
-use crate::queue::{Durable, LAZY_WINDOW};
+use crate::queue::{keys, Durable, LAZY_WINDOW};
 
 impl Consumer {
     /// The error every call of a failed consumer gets.
@@ -58,28 +58,62 @@ impl Consumer {
         self.changed.notify_waiters();
     }
 
-    /// Commits `writes` and waits until they are durable; `floor` is the ack floor they
-    /// carry. A failure fails the consumer (see the module doc).
-    pub(crate) async fn commit(
+    /// Commits `writes` and waits until they are durable. A failure fails the consumer (see
+    /// the module doc).
+    pub(crate) async fn commit(&self, writes: Vec<StateWrite>, durable: Durable) -> Result<()> {
+        self.check_healthy()?;
+        let floor = self.floor_written(&writes);
+        self.commit_writes(writes).await?;
+        self.note_durable(&durable, floor);
+        Ok(())
+    }
+
+    async fn commit_writes(&self, writes: Vec<StateWrite>) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.state_store.commit(writes).await {
+            // The committer's error already reads "state store error: ...".
+            let reason = match error {
+                StorageError::State(message) => message,
+                other => other.to_string(),
+            };
+            self.poison(reason);
+            return self.check_healthy();
+        }
+        Ok(())
+    }
+
+    /// [`Consumer::commit`] for a lazy batch, whose floors its calls note themselves.
+    async fn commit_carrying_no_floor(
         &self,
         writes: Vec<StateWrite>,
         durable: Durable,
-        floor: u64,
     ) -> Result<()> {
         self.check_healthy()?;
-        if !writes.is_empty() {
-            if let Err(error) = self.state_store.commit(writes).await {
-                // The committer's error already reads "state store error: ...".
-                let reason = match error {
-                    StorageError::State(message) => message,
-                    other => other.to_string(),
-                };
-                self.poison(reason);
-                return self.check_healthy();
-            }
-        }
-        self.note_durable(&durable, floor);
+        self.commit_writes(writes).await?;
+        self.note_durable(&durable, 0);
         Ok(())
+    }
+
+    /// The ack floor `writes` store (0 if they do not move it): the floor a restart finds once
+    /// they are durable. Taken from the writes themselves, not from memory, whose floor may
+    /// already count acks still waiting in a lazy batch.
+    fn floor_written(&self, writes: &[StateWrite]) -> u64 {
+        let key = keys::floor(&self.core_name);
+        writes
+            .iter()
+            .filter_map(|write| match write {
+                StateWrite::PutMax { key: k, value, .. }
+                | StateWrite::Put { key: k, value, .. }
+                    if *k == key =>
+                {
+                    value.as_slice().try_into().ok().map(u64::from_be_bytes)
+                }
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Tells the state machine what a durable commit made safe to rely on.
@@ -103,13 +137,13 @@ impl Consumer {
         self: &Arc<Self>,
         writes: Vec<StateWrite>,
         durable: Durable,
-        floor: u64,
     ) -> Result<()> {
         self.check_healthy()?;
         if writes.is_empty() {
-            self.note_durable(&durable, floor);
+            self.note_durable(&durable, 0);
             return Ok(());
         }
+        let floor = self.floor_written(&writes);
         // Weak: the batch is owned by the consumer itself.
         let consumer = Arc::downgrade(self);
         let floor_durable: Box<dyn FnOnce() + Send> = Box::new(move || {
@@ -128,8 +162,13 @@ impl Consumer {
             let mut batch = consumer.lazy.take();
             let writes = std::mem::take(&mut batch.writes);
             let durable = std::mem::take(&mut batch.durable);
-            // A failure fails the consumer inside `commit`.
-            if consumer.commit(writes, durable, 0).await.is_ok() {
+            // A failure fails the consumer inside `commit`. The floors the batch carries are
+            // noted by its calls' own `on_durable`.
+            if consumer
+                .commit_carrying_no_floor(writes, durable)
+                .await
+                .is_ok()
+            {
                 for on_durable in std::mem::take(&mut batch.on_durable) {
                     on_durable();
                 }

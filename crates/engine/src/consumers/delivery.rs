@@ -32,7 +32,6 @@ struct LeaseRound {
     writes: Vec<StateWrite>,
     wait: bool,
     durable: Durable,
-    floor: u64,
 }
 
 /// One record handed to a reader of a consumer.
@@ -71,12 +70,11 @@ impl Engine {
                 writes,
                 wait,
                 durable,
-                floor,
             } = self.lease_round(&consumer, max - out.len());
             if wait {
-                consumer.commit(writes, durable, floor).await?;
+                consumer.commit(writes, durable).await?;
             } else {
-                consumer.commit_lazily(writes, durable, floor).await?;
+                consumer.commit_lazily(writes, durable).await?;
             }
             if grants.is_empty() {
                 break;
@@ -84,7 +82,7 @@ impl Engine {
             let offsets: Vec<u64> = grants.iter().map(|(offset, _)| *offset).collect();
             let mut records = read_records(&consumer, offsets).await?;
             let mut settle = Vec::new();
-            let floor = {
+            {
                 let mut state = consumer.lock();
                 let now = now_ms();
                 for (offset, attempt) in grants {
@@ -118,16 +116,13 @@ impl Engine {
                         pending: 0,
                     });
                 }
-                state.core.floor()
-            };
+            }
             if consumer.stored.spec.ack == AckMode::None {
                 // At most once: settled on disk before it is handed out.
-                consumer.commit(settle, Durable::default(), floor).await?;
+                consumer.commit(settle, Durable::default()).await?;
             } else {
                 // Passed over or deferred: a crash only makes them pass by again.
-                consumer
-                    .commit_lazily(settle, Durable::default(), floor)
-                    .await?;
+                consumer.commit_lazily(settle, Durable::default()).await?;
             }
         }
         let pending = consumer.info().pending;
@@ -174,7 +169,6 @@ impl Engine {
                 // Retries that expired leases counted (their next delivery) just now.
                 prepaid: state.core.take_prepay_pending(),
             },
-            floor: state.core.floor(),
         }
     }
 

@@ -23,8 +23,8 @@ impl Engine {
         attempt: u32,
     ) -> Result<()> {
         let consumer = self.consumer(stream, name)?;
-        let (writes, floor) = ack_writes(&consumer, offset, attempt)?;
-        consumer.commit(writes, Durable::default(), floor).await?;
+        let writes = ack_writes(&consumer, offset, attempt)?;
+        consumer.commit(writes, Durable::default()).await?;
         // Room under max_ack_pending for a reader waiting on it.
         consumer.changed.notify_waiters();
         Ok(())
@@ -42,11 +42,9 @@ impl Engine {
         attempt: u32,
     ) -> Result<()> {
         let consumer = self.consumer(stream, name)?;
-        let (writes, floor) = ack_writes(&consumer, offset, attempt)?;
+        let writes = ack_writes(&consumer, offset, attempt)?;
         consumer.changed.notify_waiters();
-        consumer
-            .commit_lazily(writes, Durable::default(), floor)
-            .await
+        consumer.commit_lazily(writes, Durable::default()).await
     }
 
     /// A failed delivery: redelivered after `delay_ms` (at once without one), unless its
@@ -61,7 +59,7 @@ impl Engine {
     ) -> Result<()> {
         let consumer = self.consumer(stream, name)?;
         consumer.check_healthy()?;
-        let (writes, prepaid, floor) = {
+        let (writes, prepaid) = {
             let mut state = consumer.lock();
             let delay = delay_ms.unwrap_or(0);
             let (mut writes, dead) =
@@ -70,11 +68,9 @@ impl Engine {
                     .nack(offset, attempt, Some(delay), "negative ack", now_ms())?;
             let exhausted: Vec<u64> = dead.iter().map(|letter| letter.offset).collect();
             writes.extend(state.core.finish_parked(&exhausted));
-            (writes, state.core.take_prepay_pending(), state.core.floor())
+            (writes, state.core.take_prepay_pending())
         };
-        consumer
-            .commit(writes, Durable::prepaid(prepaid), floor)
-            .await?;
+        consumer.commit(writes, Durable::prepaid(prepaid)).await?;
         consumer.changed.notify_waiters();
         Ok(())
     }
@@ -112,13 +108,13 @@ impl Engine {
     ) -> Result<()> {
         let consumer = self.consumer(stream, name)?;
         consumer.check_healthy()?;
-        let (writes, floor) = {
+        let writes = {
             let mut state = consumer.lock();
             let (mut writes, _letter) = state.core.term(offset, attempt, reason)?;
             writes.extend(state.core.finish_parked(&[offset]));
-            (writes, state.core.floor())
+            writes
         };
-        consumer.commit(writes, Durable::default(), floor).await?;
+        consumer.commit(writes, Durable::default()).await?;
         consumer.changed.notify_waiters();
         Ok(())
     }
@@ -140,8 +136,8 @@ impl Engine {
 }
 
 /// What acknowledging `offset` (with [`AckMode::All`], every earlier pending delivery too)
-/// writes, and the ack floor after it.
-fn ack_writes(consumer: &Consumer, offset: u64, attempt: u32) -> Result<(Vec<StateWrite>, u64)> {
+/// writes.
+fn ack_writes(consumer: &Consumer, offset: u64, attempt: u32) -> Result<Vec<StateWrite>> {
     consumer.check_healthy()?;
     let mut state = consumer.lock();
     let writes = match consumer.stored.spec.ack {
@@ -159,5 +155,5 @@ fn ack_writes(consumer: &Consumer, offset: u64, attempt: u32) -> Result<(Vec<Sta
         }
         _ => state.core.ack(offset, attempt)?,
     };
-    Ok((writes, state.core.floor()))
+    Ok(writes)
 }
