@@ -12,8 +12,11 @@
 #              omnibus-redis drive the Omnibus NATS, AMQP and Redis doors with the jetstream,
 #              rabbitmq and redis drivers (the same clients as the peers)
 #   WORKLOADS  publish consume latency request-reply enqueue jobs-one jobs-one-chained jobs-batched
-#              [all]; jobs-one-chained (finish a job and take the next in one request) is
-#              Omnibus HTTP's one-round-trip-per-job loop, what `omnibus worker` does
+#              fan-out routing [all]; jobs-one-chained (finish a job and take the next in one
+#              request) is Omnibus HTTP's one-round-trip-per-job loop, what `omnibus worker`
+#              does; fan-out and routing are core NATS only (nats, omnibus-nats): messages
+#              delivered per second to SUBSCRIBERS subscribers of one subject, and to one
+#              subscriber while SUBSCRIPTIONS other wildcard subscriptions exist
 #   SIZES      payload bytes, space-separated [100 1024]
 #   RUNS       repetitions of each cell; the report takes the median [1]
 #   MESSAGES   messages per publish, consume or request-reply run [100000]
@@ -21,6 +24,8 @@
 #   ENQUEUE    jobs per enqueue run: Omnibus HTTP, requests of 1,000, 4 in flight per producer [1000000]
 #   JOBS_BATCHED  jobs per batched jobs run [50000]
 #   WORKERS    jobs workers, each on its own connection [4]
+#   SUBSCRIBERS   fan-out subscribers, each on its own connection [10]
+#   SUBSCRIPTIONS other subscriptions present in the routing workload [10000]
 #   PRODUCERS  producers (publish) or consumers (consume) [4]
 #   IN_FLIGHT  sends in flight per producer [32]
 #   RATE       messages per second in latency runs [1000]
@@ -47,7 +52,7 @@ export CARGO_INCREMENTAL=0
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SYSTEMS=${SYSTEMS:-"omnibus-http omnibus-kafka omnibus-nats omnibus-jetstream omnibus-amqp omnibus-redis redis nats jetstream rabbitmq"}
-WORKLOADS=${WORKLOADS:-"publish consume latency request-reply enqueue jobs-one jobs-one-chained jobs-batched"}
+WORKLOADS=${WORKLOADS:-"publish consume latency request-reply enqueue jobs-one jobs-one-chained jobs-batched fan-out routing"}
 SIZES=${SIZES:-"100 1024"}
 RUNS=${RUNS:-1}
 MESSAGES=${MESSAGES:-100000}
@@ -56,6 +61,8 @@ ENQUEUE=${ENQUEUE:-1000000}
 # Batched workers finish 5,000 jobs in a few hundredths of a second: too short to measure.
 JOBS_BATCHED=${JOBS_BATCHED:-50000}
 WORKERS=${WORKERS:-4}
+SUBSCRIBERS=${SUBSCRIBERS:-10}
+SUBSCRIPTIONS=${SUBSCRIPTIONS:-10000}
 PRODUCERS=${PRODUCERS:-4}
 IN_FLIGHT=${IN_FLIGHT:-32}
 RATE=${RATE:-1000}
@@ -227,6 +234,8 @@ workload_flags() {
     jobs-one) echo "--workload jobs --mode one --workers $WORKERS --jobs $JOBS" ;;
     jobs-one-chained) echo "--workload jobs --mode one-chained --workers $WORKERS --jobs $JOBS" ;;
     jobs-batched) echo "--workload jobs --mode batched --workers $WORKERS --jobs $JOBS_BATCHED" ;;
+    fan-out) echo "--workload fan-out --subscribers $SUBSCRIBERS --messages $MESSAGES" ;;
+    routing) echo "--workload routing --subscriptions $SUBSCRIPTIONS --messages $MESSAGES" ;;
     *) echo "unknown workload $1" >&2; return 1 ;;
   esac
 }

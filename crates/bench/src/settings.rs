@@ -62,6 +62,12 @@ pub enum Workload {
     /// Acknowledged job enqueues only: N producers, each with a window of requests in flight,
     /// `--batch` jobs per request (Omnibus HTTP).
     Enqueue,
+    /// Core NATS: one publisher, `--subscribers` subscribers of its subject; messages
+    /// delivered per second in total.
+    FanOut,
+    /// Core NATS: one publisher and one subscriber while `--subscriptions` other wildcard
+    /// subscriptions exist; messages delivered per second.
+    Routing,
 }
 
 impl Workload {
@@ -73,6 +79,8 @@ impl Workload {
             Workload::RequestReply => "request-reply",
             Workload::Jobs => "jobs",
             Workload::Enqueue => "enqueue",
+            Workload::FanOut => "fan-out",
+            Workload::Routing => "routing",
         }
     }
 }
@@ -109,6 +117,10 @@ impl JobMode {
 
 /// Largest payload the harness builds; a typo such as `--size 1000000000` fails fast.
 pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
+/// Fan-out subscribers at most (each is a connection).
+pub const SUBSCRIBERS_MAX: usize = 1_000;
+/// Routing workload subscriptions at most.
+pub const SUBSCRIPTIONS_MAX: usize = 1_000_000;
 /// A latency payload starts with its send time in ASCII digits.
 pub const MESSAGE_BYTES_MIN: usize = crate::load::STAMP_BYTES;
 
@@ -138,6 +150,12 @@ pub struct Settings {
     /// Jobs workers, each on its own connection.
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
+    /// Subscribers of the fan-out workload, each on its own connection.
+    #[arg(long, default_value_t = 10)]
+    pub subscribers: usize,
+    /// Other subscriptions present during the routing workload.
+    #[arg(long, default_value_t = 10_000)]
+    pub subscriptions: usize,
     /// How jobs workers finish their jobs.
     #[arg(long, value_enum, default_value_t = JobMode::One)]
     pub mode: JobMode,
@@ -182,6 +200,8 @@ impl Settings {
             in_flight: 32,
             batch: 1,
             workers: 4,
+            subscribers: 10,
+            subscriptions: 10_000,
             mode: JobMode::One,
             jobs: 10_000,
             rate: 1_000,
@@ -219,6 +239,11 @@ impl Settings {
         }
         if self.producers == 0 || self.in_flight == 0 || self.workers == 0 || self.batch == 0 {
             return invalid("--producers, --in-flight, --workers and --batch must be at least 1");
+        }
+        if !(1..=SUBSCRIBERS_MAX).contains(&self.subscribers)
+            || self.subscriptions > SUBSCRIPTIONS_MAX
+        {
+            return invalid("--subscribers must be 1 to 1,000, --subscriptions at most 1,000,000");
         }
         if self.messages == 0 || self.jobs == 0 || self.rate == 0 {
             return invalid("--messages, --jobs and --rate must be at least 1");

@@ -151,3 +151,41 @@ async fn jetstream_drains_jobs_and_takes_publishes() {
     };
     run_jobs_and_publish(System::Jetstream, &nats.address).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_nats_fan_out_and_routing_deliver_every_message() {
+    let Some(nats) = start("nats-server", |port, _folder| {
+        ["-a", "127.0.0.1", "-p", &port.to_string()]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }) else {
+        return;
+    };
+    let mut fan_out = Settings::new(System::Nats, Workload::FanOut);
+    fan_out.address = Some(nats.address.clone());
+    fan_out.subscribers = 3;
+    fan_out.messages = 2_000;
+    fan_out.duration = 5.0;
+    let measurement = drivers::run(&Context::new(fan_out, ProgressBar::hidden()))
+        .await
+        .expect("the fan-out run succeeds");
+    assert_eq!(measurement.operations, 6_000, "{measurement:?}");
+    let mut routing = Settings::new(System::Nats, Workload::Routing);
+    routing.address = Some(nats.address.clone());
+    routing.subscriptions = 3_000;
+    routing.messages = 2_000;
+    routing.duration = 5.0;
+    let measurement = drivers::run(&Context::new(routing, ProgressBar::hidden()))
+        .await
+        .expect("the routing run succeeds");
+    assert_eq!(measurement.operations, 2_000, "{measurement:?}");
+    assert!(
+        measurement
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("3000 other subscriptions"),
+        "{measurement:?}"
+    );
+}

@@ -204,6 +204,22 @@ impl Engine {
                 tracing::warn!(queue = %queue.config.name, "lazy commits still in flight at shutdown");
             }
         }
+        let consumers: Vec<Arc<crate::consumers::Consumer>> = self
+            .consumers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for consumer in consumers {
+            if !consumer.flush(std::time::Duration::from_secs(10)).await {
+                tracing::warn!(
+                    stream = %consumer.stored.spec.stream,
+                    consumer = %consumer.stored.spec.name,
+                    "lazy commits still in flight at shutdown"
+                );
+            }
+        }
         let streams: Vec<Arc<Stream>> = self.read_streams().values().cloned().collect();
         tokio::task::spawn_blocking(move || {
             for stream in streams {
@@ -224,6 +240,8 @@ impl Engine {
         if let Err(error) = self.sweep_dedup() {
             tracing::error!("dedup window cleanup failed: {error}");
         }
+        // What lazy acks of work-queue consumers let their streams remove.
+        self.remove_acked_blocking();
         let streams: Vec<Arc<Stream>> = self.read_streams().values().cloned().collect();
         for stream in streams {
             for log in &stream.partitions {

@@ -70,6 +70,15 @@ pub enum EngineError {
     /// disk) has healed, otherwise by a restart.
     #[error("queue {queue:?} refuses work after a failed state commit (it is reloaded from disk once the cause heals): {reason}")]
     QueueFailed { queue: String, reason: String },
+    /// A state commit of a stream's acked consumer failed after its memory had changed (a
+    /// lazily committed ack or delivery among them): it refuses all work until a restart
+    /// reloads it from what is durable.
+    #[error("consumer {consumer:?} of stream {stream:?} refuses work after a failed state commit (a restart reloads it from disk): {reason}")]
+    ConsumerFailed {
+        stream: String,
+        consumer: String,
+        reason: String,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("consumer {consumer:?} of stream {stream:?} does not exist")]
@@ -162,7 +171,9 @@ impl EngineError {
             EngineError::JobNotFound(_) => ErrorCode::JobNotFound,
             EngineError::JobFinished(_) => ErrorCode::JobFinished,
             EngineError::QueueFull(_) => ErrorCode::QueueFull,
-            EngineError::QueueFailed { .. } => ErrorCode::StorageFailed,
+            EngineError::QueueFailed { .. } | EngineError::ConsumerFailed { .. } => {
+                ErrorCode::StorageFailed
+            }
             EngineError::Storage(error) => error.code(),
             // An acked consumer is the engine's other kind of consumer beside a group
             // (DESIGN.md §1); the codes of groups fit it without a new wire code.

@@ -21,6 +21,11 @@ pub struct StreamSpec {
     pub segment_ms: Option<u64>,
     pub fsync: Option<FsyncPolicy>,
     pub message_bytes_max: Option<usize>,
+    /// Keep records whatever their age: no time retention, not even the broker's default
+    /// (`retention_ms` is then ignored). For streams whose record timestamps are not arrival
+    /// times — a Redis stream's entries carry their ID's milliseconds, which a client may set
+    /// to any time, and Redis itself never expires entries by age.
+    pub no_time_retention: bool,
 }
 
 /// A stream's resolved, stored configuration.

@@ -294,7 +294,7 @@ async fn a_work_queue_stream_removes_what_its_consumer_acked() {
     for message in &messages {
         message.double_ack().await.unwrap();
     }
-    let state = stream.info().await.unwrap().state.clone();
+    let state = state_eventually(&mut stream, |s| (s.messages, s.first_sequence) == (1, 3)).await;
     assert_eq!((state.messages, state.first_sequence), (1, 3));
 
     // One consumer per subject: a second unfiltered one is refused (10099), as is one whose
@@ -384,9 +384,28 @@ async fn an_interest_stream_removes_what_every_consumer_acked() {
     for message in fetch(&first, 1, Duration::from_millis(300)).await {
         message.double_ack().await.unwrap();
     }
+    // Longer than a removal takes to follow an ack: still there, the second has not acked.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(stream.info().await.unwrap().state.messages, 1);
     for message in fetch(&second, 1, Duration::from_millis(300)).await {
         message.double_ack().await.unwrap();
     }
-    assert_eq!(stream.info().await.unwrap().state.messages, 0);
+    let state = state_eventually(&mut stream, |s| s.messages == 0).await;
+    assert_eq!(state.messages, 0);
+}
+
+/// The stream's state once `done` holds (or after 5 s): removal of acknowledged records
+/// follows the durable ack floor a few milliseconds later (`consumers/removal.rs`).
+async fn state_eventually(
+    stream: &mut stream::Stream,
+    done: impl Fn(&stream::State) -> bool,
+) -> stream::State {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let state = stream.info().await.unwrap().state.clone();
+        if done(&state) || tokio::time::Instant::now() >= deadline {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

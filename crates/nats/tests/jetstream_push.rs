@@ -137,7 +137,9 @@ async fn an_ordered_consumer_reads_the_stream_in_order() {
             .expect("a message within 5 s")
             .unwrap()
             .unwrap();
-        assert_eq!(message.payload, format!("m{index}"));
+        // Published concurrently: the stream's order is the sequence's, not the index's.
+        let sequence = message.info().unwrap().stream_sequence;
+        assert_eq!(sequence, index as u64 + 1);
     }
 }
 
@@ -185,4 +187,58 @@ async fn an_idle_push_consumer_sends_heartbeats_naming_the_last_sequences() {
     assert_eq!(beat.status, Some(async_nats::StatusCode::IDLE_HEARTBEAT));
     assert_eq!(header(&beat, "Nats-Last-Consumer").as_deref(), Some("1"));
     assert_eq!(header(&beat, "Nats-Last-Stream").as_deref(), Some("1"));
+}
+
+/// More messages than two flow-control windows (512 each): the consumer stalls after the
+/// second window until the first `100 FlowControl Request` is answered, which async-nats does
+/// by itself — so every message arrives only if requests are sent and answers are taken.
+#[tokio::test]
+async fn a_flow_controlled_push_consumer_delivers_everything_to_async_nats() {
+    let broker = Broker::start().await;
+    let js = jetstream::new(broker.client().await);
+    let count = 1_500;
+    let stream = js
+        .create_stream(stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let acks: Vec<_> = futures_util::future::join_all((0..count).map(|index| {
+        let js = js.clone();
+        async move {
+            js.publish("orders.new", Bytes::from(format!("m{index}")))
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let consumer: jetstream::consumer::PushConsumer = stream
+        .create_consumer(push::Config {
+            durable_name: Some("flow".into()),
+            deliver_subject: "deliver.flow".into(),
+            flow_control: true,
+            idle_heartbeat: Duration::from_secs(5),
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let config = consumer.cached_info().config.clone();
+    assert!(config.flow_control, "flow_control is answered back");
+    let mut messages = consumer.messages().await.unwrap();
+    for index in 0..count {
+        let message = tokio::time::timeout(WAIT, messages.next())
+            .await
+            .unwrap_or_else(|_| panic!("message {index} within 5 s"))
+            .unwrap()
+            .unwrap();
+        // Published concurrently: the stream's order is the sequence's, not the index's.
+        let sequence = message.info().unwrap().stream_sequence;
+        assert_eq!(sequence, index as u64 + 1);
+    }
 }

@@ -94,3 +94,72 @@ async fn malformed_acks_are_ignored_and_a_pull_without_consumer_gets_no_responde
     raw.send("PING\r\n").await;
     assert_eq!(raw.line().await, "PONG");
 }
+
+/// Reads the next message on a raw connection: (reply subject, status line of its header
+/// block if any, payload).
+async fn next_message(raw: &mut Raw) -> (String, Option<String>, String) {
+    let line = raw.line().await;
+    let fields: Vec<&str> = line.split(' ').collect();
+    match fields[0] {
+        "MSG" => {
+            let reply = if fields.len() == 5 { fields[3] } else { "" };
+            (reply.to_string(), None, raw.line().await)
+        }
+        "HMSG" => {
+            let reply = if fields.len() == 6 { fields[3] } else { "" };
+            let status = raw.line().await;
+            while !raw.line().await.is_empty() {}
+            (reply.to_string(), Some(status), raw.line().await)
+        }
+        _ => panic!("a message expected, got {line:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_flow_controlled_push_consumer_stalls_until_its_request_is_answered() {
+    let broker = Broker::start().await;
+    let mut raw = connected(&broker).await;
+    request(
+        &mut raw,
+        "$JS.API.STREAM.CREATE.S",
+        r#"{"subjects":["s.>"]}"#,
+    )
+    .await;
+    let count = 1_100;
+    raw.send(&"PUB s.x 1\r\nx\r\n".repeat(count)).await;
+    raw.send("SUB deliver.fc 2\r\nPING\r\n").await;
+    assert_eq!(raw.line().await, "PONG");
+    let created = request(
+        &mut raw,
+        "$JS.API.CONSUMER.CREATE.S.fc",
+        r#"{"stream_name":"S","config":{"durable_name":"fc","deliver_subject":"deliver.fc","ack_policy":"none","flow_control":true,"idle_heartbeat":30000000000}}"#,
+    )
+    .await;
+    assert_eq!(created["config"]["flow_control"], true, "{created}");
+    // The first window, a request, the second window; then nothing until it is answered.
+    let mut records = 0;
+    let mut requests = Vec::new();
+    while records < 1_024 {
+        let (reply, status, _) = next_message(&mut raw).await;
+        match status {
+            None => records += 1,
+            Some(status) => {
+                assert_eq!(status, "NATS/1.0 100 FlowControl Request");
+                assert_eq!(records, 512, "the request comes after the first window");
+                requests.push(reply);
+            }
+        }
+    }
+    assert_eq!(requests, vec!["$JS.FC.S.fc.1".to_string()]);
+    let more = tokio::time::timeout(std::time::Duration::from_millis(300), raw.line()).await;
+    assert!(more.is_err(), "stalled until answered, but got {more:?}");
+    raw.send("PUB $JS.FC.S.fc.1 0\r\n\r\n").await;
+    while records < count {
+        let (reply, status, _) = next_message(&mut raw).await;
+        match status {
+            None => records += 1,
+            Some(_) => requests.push(reply),
+        }
+    }
+    assert_eq!(requests.len(), 2, "{requests:?}");
+}

@@ -513,3 +513,31 @@ async fn xdel_hides_entries_from_every_read_and_survives_a_restart() {
     assert_eq!(length, 2);
     broker.stop().await;
 }
+
+/// An entry's record carries its ID's time, which a client may set to any time (here 1970):
+/// maintenance passes (every 20 ms here) must not expire it by age, as Redis never does.
+#[tokio::test]
+async fn entries_with_old_ids_are_not_expired_by_time_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine_config = omnibus_engine::EngineConfig::new(dir.path());
+    engine_config.maintenance_interval_ms = 20;
+    let broker = Broker::start_with(engine_config, RedisConfig::default()).await;
+    let mut con = broker.connect().await;
+    xadd(&mut con, "old", "1-0").await.unwrap();
+    let _: () = cmd("XGROUP")
+        .arg("CREATE")
+        .arg("made-by-group")
+        .arg("g")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    xadd(&mut con, "made-by-group", "2-0").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let old: StreamRangeReply = con.xrange_all("old").await.unwrap();
+    assert_eq!(ids(&old), ["1-0"]);
+    let grouped: StreamRangeReply = con.xrange_all("made-by-group").await.unwrap();
+    assert_eq!(ids(&grouped), ["2-0"]);
+    broker.stop().await;
+}

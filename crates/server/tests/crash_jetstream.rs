@@ -151,3 +151,124 @@ async fn acknowledged_jetstream_publishes_survive_kill_9() {
     );
     assert!(lost.is_empty(), "acknowledged publishes lost: {lost:?}");
 }
+
+/// Messages in the stream of [`double_acked_messages_stay_acked_and_max_deliver_holds_across_kill_9`].
+const WORK_MESSAGES: u64 = 12;
+/// Its consumer's `max_deliver`.
+const WORK_MAX_DELIVER: i64 = 3;
+
+/// Fetches what the `work` consumer delivers until a fetch comes back empty; double-acks
+/// the even sequences (recorded once the ack is answered), leaves the odd ones unacked, and
+/// counts each sequence's deliveries and the highest attempt number seen.
+async fn fetch_round(
+    js: &jetstream::Context,
+    double_acked: &mut std::collections::BTreeSet<u64>,
+    deliveries: &mut std::collections::BTreeMap<u64, (u64, i64)>,
+    cycle: usize,
+) {
+    let consumer: jetstream::consumer::PullConsumer = js
+        .get_stream("WORK")
+        .await
+        .unwrap()
+        .get_consumer("work")
+        .await
+        .unwrap();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(WORK_MESSAGES as usize)
+            .expires(Duration::from_millis(200))
+            .messages()
+            .await
+            .unwrap();
+        let mut fetched = 0;
+        while let Some(Ok(message)) = batch.next().await {
+            fetched += 1;
+            let info = message.info().unwrap();
+            let (sequence, attempt) = (info.stream_sequence, info.delivered);
+            assert!(
+                !double_acked.contains(&sequence),
+                "cycle {cycle}: seq {sequence} was double-acked before, and delivered again"
+            );
+            let entry = deliveries.entry(sequence).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(attempt);
+            if sequence % 2 == 0 {
+                message.double_ack().await.unwrap();
+                double_acked.insert(sequence);
+            }
+        }
+        if fetched == 0 {
+            return;
+        }
+    }
+}
+
+/// kill -9 between deliveries of a pull consumer with `max_deliver` 3: a double-acked
+/// message (acknowledged after its ack was durable) is never delivered again, and a message
+/// never acked is delivered at most 3 times in all, however many restarts there are — its
+/// attempt count is kept conservatively (a delivery that may have happened counts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_acked_messages_stay_acked_and_max_deliver_holds_across_kill_9() {
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    let log = directory.path().join("broker.log");
+    let mut double_acked = std::collections::BTreeSet::new();
+    let mut deliveries = std::collections::BTreeMap::new();
+    let cycles = 5;
+    for cycle in 0..cycles {
+        let mut broker = Broker::start(&data_dir, log.clone()).await;
+        let js = connect(&broker).await;
+        if cycle == 0 {
+            js.create_stream(stream::Config {
+                name: "WORK".into(),
+                subjects: vec!["work.>".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            for index in 0..WORK_MESSAGES {
+                js.publish("work.item", format!("item {index}").into())
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+            }
+            js.get_stream("WORK")
+                .await
+                .unwrap()
+                .create_consumer(pull::Config {
+                    durable_name: Some("work".into()),
+                    max_deliver: WORK_MAX_DELIVER,
+                    ack_wait: Duration::from_secs(60),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        fetch_round(&js, &mut double_acked, &mut deliveries, cycle).await;
+        // Between deliveries: the unacked ones are leased, the acked ones answered.
+        broker.kill_9();
+    }
+    let broker = Broker::start(&data_dir, log.clone()).await;
+    let js = connect(&broker).await;
+    fetch_round(&js, &mut double_acked, &mut deliveries, cycles).await;
+    drop(broker);
+    let evens: std::collections::BTreeSet<u64> =
+        (1..=WORK_MESSAGES).filter(|s| s % 2 == 0).collect();
+    assert_eq!(
+        double_acked, evens,
+        "every even message was double-acked once"
+    );
+    for sequence in (1..=WORK_MESSAGES).filter(|s| s % 2 == 1) {
+        let (count, attempt) = deliveries.get(&sequence).copied().unwrap_or_default();
+        assert!(
+            (1..=WORK_MAX_DELIVER as u64).contains(&count),
+            "seq {sequence} was delivered {count} times; max_deliver is {WORK_MAX_DELIVER}"
+        );
+        assert!(
+            attempt >= count as i64 && attempt <= WORK_MAX_DELIVER,
+            "seq {sequence}: attempt {attempt} after {count} deliveries (counts never undercount)"
+        );
+    }
+}

@@ -22,6 +22,7 @@ pub mod http1;
 pub mod jetstream;
 pub mod kafka;
 pub mod nats;
+pub mod nats_routing;
 pub mod omnibus_http;
 pub mod rabbitmq;
 pub mod redis;

@@ -8,6 +8,7 @@
 //! - latency: publish at `--rate` to a subject this process subscribes to.
 //! - request-reply: a responder in this process answers every request; each requester keeps
 //!   `--in-flight` requests open.
+//! - fan-out and routing: `nats_routing.rs`.
 
 use std::time::Instant;
 
@@ -26,6 +27,8 @@ pub async fn run(context: &Context) -> Result<Measurement> {
         Workload::Publish => publish(context).await,
         Workload::Latency => latency(context).await,
         Workload::RequestReply => request_reply(context).await,
+        Workload::FanOut => super::nats_routing::fan_out(context).await,
+        Workload::Routing => super::nats_routing::routing(context).await,
         Workload::Consume | Workload::Jobs | Workload::Enqueue => Err(not_supported(
             context,
             "core NATS keeps no messages for later consumers (use --system jetstream)",

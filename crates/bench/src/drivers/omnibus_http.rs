@@ -103,6 +103,10 @@ impl Api {
 
 pub async fn run(context: &Context) -> Result<Measurement> {
     match context.settings.workload {
+        Workload::FanOut | Workload::Routing => Err(not_supported(
+            context,
+            "a core NATS routing workload (use --system nats)",
+        )),
         Workload::Publish => publish(context).await,
         Workload::Consume => consume(context).await,
         Workload::Latency => latency(context).await,

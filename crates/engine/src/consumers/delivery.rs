@@ -1,10 +1,12 @@
-//! Handing a consumer's records out and settling them: next (lease), ack, nack, progress,
-//! term, and waiting until something may be delivered.
+//! Handing a consumer's records out (next: a lease) and waiting until something may be
+//! delivered.
 //!
-//! Each call takes the consumer's lock only for its state machine's work, then commits the
-//! writes that work produced to the state store (fsynced) before it answers, so what a caller
-//! was told is what a restart finds. Deliveries are handed out only once their attempt is
-//! durably counted (`queue/core/leases.rs`).
+//! Each call takes the consumer's lock only for its state machine's work, then commits what
+//! that work wrote (`commit.rs`). Deliveries are handed out only once their attempt is durably
+//! counted (`queue/core/leases.rs`): usually it already is, and the writes (a frontier raised
+//! ahead, timers fired) ride the next lazy batch; otherwise they are committed first. Records
+//! are read through the queues' reader, which keeps the last read decoded: a pull of one
+//! record after another decodes each batch once, not once per pull.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,28 +18,20 @@ use omnibus_types::{pattern_matches, Record};
 use super::{AckMode, Consumer, WORKER};
 use crate::engine::{now_ms, Engine};
 use crate::error::Result;
-use crate::model::FetchRequest;
-use crate::queue::StoredTimers;
+use crate::queue::{Durable, StoredTimers};
+use crate::streams::registry::off_the_runtime;
 
 /// Lease rounds one `consumer_next` call makes when records are passed over (filtered out,
 /// or gone from the stream), so a call ends even on a stream of nothing but other subjects.
 pub(super) const ROUNDS_MAX: usize = 16;
-/// Bytes read per fetch of a run of consecutive offsets, at most.
-const READ_BYTES: usize = 8 * 1024 * 1024;
-/// Bytes read per offset wanted (and at least [`READ_BYTES_MIN`]): a fetch decodes every batch
-/// it reads, and a pull of one message used to read — and decode — up to 8 MiB of the stream
-/// after it: 223 jobs/s instead of thousands on a 20,000-message work queue, falling as the
-/// stream grew. A fetch returns at least one whole batch, so larger records still arrive (the
-/// loop below reads on).
-const READ_BYTES_PER_OFFSET: usize = 1024;
-const READ_BYTES_MIN: usize = 16 * 1024;
 
-/// What one lease round decided: (offset, attempt) grants, the frontiers its writes raise,
-/// and the writes to commit before handing the grants out.
+/// What one lease round decided: (offset, attempt) grants, and the writes that go before
+/// handing them out — waited for when `wait`, else lazily.
 pub(super) struct LeaseRound {
     pub(super) grants: Vec<(u64, u32)>,
-    pub(super) frontiers: Vec<(usize, u64)>,
     pub(super) writes: Vec<StateWrite>,
+    pub(super) wait: bool,
+    pub(super) durable: Durable,
 }
 
 /// One record handed to a reader of a consumer.
@@ -64,6 +58,7 @@ impl Engine {
     ) -> Result<Vec<ConsumerDelivery>> {
         self.check_running()?;
         let consumer = self.consumer(stream, name)?;
+        consumer.check_healthy()?;
         if consumer.stored.spec.owned_pending {
             // Its deliveries are owned by reader names (`owned.rs`): leasing here would hand
             // records out that no pending entry holds.
@@ -79,18 +74,20 @@ impl Engine {
             }
             let LeaseRound {
                 grants,
-                frontiers,
                 writes,
+                wait,
+                durable,
             } = self.lease_round(&consumer, max - out.len());
-            if !writes.is_empty() {
-                self.state.commit(writes).await?;
+            if wait {
+                consumer.commit(writes, durable).await?;
+            } else {
+                consumer.commit_lazily(writes, durable).await?;
             }
-            consumer.lock().core.frontiers_durable(&frontiers);
             if grants.is_empty() {
                 break;
             }
             let offsets: Vec<u64> = grants.iter().map(|(offset, _)| *offset).collect();
-            let mut records = self.read_offsets(&consumer, &offsets).await?;
+            let mut records = read_records(&consumer, offsets).await?;
             let mut settle = Vec::new();
             {
                 let mut state = consumer.lock();
@@ -127,9 +124,12 @@ impl Engine {
                     });
                 }
             }
-            if !settle.is_empty() {
-                self.state.commit(settle).await?;
-                self.remove_acked(&consumer).await?;
+            if consumer.stored.spec.ack == AckMode::None {
+                // At most once: settled on disk before it is handed out.
+                consumer.commit(settle, Durable::default()).await?;
+            } else {
+                // Passed over or deferred: a crash only makes them pass by again.
+                consumer.commit_lazily(settle, Durable::default()).await?;
             }
         }
         let pending = consumer.info().pending;
@@ -169,60 +169,14 @@ impl Engine {
             .collect();
         LeaseRound {
             grants,
-            frontiers: leased.frontiers,
             writes,
+            wait: leased.wait,
+            durable: Durable {
+                frontiers: leased.frontiers,
+                // Retries that expired leases counted (their next delivery) just now.
+                prepaid: state.core.take_prepay_pending(),
+            },
         }
-    }
-
-    /// The records at `offsets` still in the stream, read a run of consecutive offsets at a
-    /// time.
-    pub(super) async fn read_offsets(
-        &self,
-        consumer: &Consumer,
-        offsets: &[u64],
-    ) -> Result<HashMap<u64, Record>> {
-        let mut sorted = offsets.to_vec();
-        sorted.sort_unstable();
-        let mut found = HashMap::new();
-        let mut index = 0;
-        while index < sorted.len() {
-            let first = sorted[index];
-            let mut last = first;
-            while index + 1 < sorted.len() && sorted[index + 1] == last + 1 {
-                index += 1;
-                last = sorted[index];
-            }
-            index += 1;
-            let (start, end) = (
-                consumer.log.log_start_offset(),
-                consumer.log.high_watermark(),
-            );
-            let mut offset = first.max(start);
-            while offset <= last && offset < end {
-                let fetched = self
-                    .fetch(FetchRequest {
-                        stream: consumer.stored.spec.stream.clone(),
-                        partition: 0,
-                        offset,
-                        max_records: (last - offset + 1) as usize,
-                        max_bytes: ((last - offset + 1) as usize)
-                            .saturating_mul(READ_BYTES_PER_OFFSET)
-                            .clamp(READ_BYTES_MIN, READ_BYTES),
-                        wait_ms: 0,
-                    })
-                    .await?;
-                if fetched.next_offset <= offset {
-                    break;
-                }
-                offset = fetched.next_offset;
-                for record in fetched.records {
-                    if record.offset >= first && record.offset <= last {
-                        found.insert(record.offset, record);
-                    }
-                }
-            }
-        }
-        Ok(found)
     }
 
     /// Waits until the consumer may have something to deliver — records appended, a retry or
@@ -261,136 +215,23 @@ impl Engine {
         }
         Ok(())
     }
+}
 
-    /// Acknowledges a delivery (with [`AckMode::All`], every earlier pending one too).
-    pub async fn consumer_ack(
-        &self,
-        stream: &str,
-        name: &str,
-        offset: u64,
-        attempt: u32,
-    ) -> Result<()> {
-        let consumer = self.consumer(stream, name)?;
-        let writes = {
-            let mut state = consumer.lock();
-            match consumer.stored.spec.ack {
-                AckMode::All => {
-                    let mut writes = Vec::new();
-                    for earlier in state.core.leased_offsets() {
-                        if earlier > offset {
-                            break;
-                        }
-                        if let crate::queue::core::Position::Leased(lease) =
-                            state.core.position(earlier)
-                        {
-                            writes.extend(state.core.ack(earlier, lease.attempt)?);
-                        }
-                    }
-                    writes
-                }
-                _ => state.core.ack(offset, attempt)?,
-            }
-        };
-        self.state.commit(writes).await?;
-        // Room under max_ack_pending for a reader waiting on it.
-        consumer.changed.notify_waiters();
-        self.remove_acked(&consumer).await
-    }
-
-    /// A failed delivery: redelivered after `delay_ms` (at once without one), unless its
-    /// deliveries are used up.
-    pub async fn consumer_nack(
-        &self,
-        stream: &str,
-        name: &str,
-        offset: u64,
-        attempt: u32,
-        delay_ms: Option<u64>,
-    ) -> Result<()> {
-        let consumer = self.consumer(stream, name)?;
-        let (writes, prepaid) = {
-            let mut state = consumer.lock();
-            let delay = delay_ms.unwrap_or(0);
-            let (mut writes, dead) =
-                state
-                    .core
-                    .nack(offset, attempt, Some(delay), "negative ack", now_ms())?;
-            let exhausted: Vec<u64> = dead.iter().map(|letter| letter.offset).collect();
-            writes.extend(state.core.finish_parked(&exhausted));
-            (writes, state.core.take_prepay_pending())
-        };
-        self.state.commit(writes).await?;
-        consumer.lock().core.prepaid_durable(&prepaid);
-        consumer.changed.notify_waiters();
-        Ok(())
-    }
-
-    /// Work in progress: the delivery's ack deadline starts again.
-    pub async fn consumer_progress(
-        &self,
-        stream: &str,
-        name: &str,
-        offset: u64,
-        attempt: u32,
-    ) -> Result<()> {
-        let consumer = self.consumer(stream, name)?;
-        let wait = consumer
-            .ack_wait_of(attempt)
-            .unwrap_or(consumer.stored.spec.ack_wait_ms);
-        consumer
-            .lock()
-            .core
-            .extend(offset, attempt, wait, now_ms())?;
-        Ok(())
-    }
-
-    /// Stops redelivering a record: it is finished without being processed.
-    pub async fn consumer_term(
-        &self,
-        stream: &str,
-        name: &str,
-        offset: u64,
-        attempt: u32,
-        reason: &str,
-    ) -> Result<()> {
-        let consumer = self.consumer(stream, name)?;
-        let writes = {
-            let mut state = consumer.lock();
-            let (mut writes, _letter) = state.core.term(offset, attempt, reason)?;
-            writes.extend(state.core.finish_parked(&[offset]));
-            writes
-        };
-        self.state.commit(writes).await?;
-        consumer.changed.notify_waiters();
-        self.remove_acked(&consumer).await
-    }
-
-    /// Consumers that remove what they acknowledged (work-queue and interest retention)
-    /// remove the records below the lowest of their ack floors: the log's start moves up to
-    /// it. With one such consumer (a work queue) that is its own floor; with several, a
-    /// record goes once every one of them has acknowledged it.
-    async fn remove_acked(&self, consumer: &Consumer) -> Result<()> {
-        if !consumer.stored.spec.remove_acked {
-            return Ok(());
+/// The records at `offsets` still in the stream, from the consumer's reader: without a file
+/// read when its kept read holds them all (a pull of the record after the last one), else
+/// off the async runtime.
+pub(super) async fn read_records(
+    consumer: &Arc<Consumer>,
+    offsets: Vec<u64>,
+) -> Result<HashMap<u64, Record>> {
+    let start = consumer.log.log_start_offset();
+    if offsets.iter().all(|offset| *offset >= start) {
+        if let Some(records) = consumer.reader.cached(&offsets) {
+            return Ok(offsets.into_iter().zip(records).collect());
         }
-        let stream = &consumer.stored.spec.stream;
-        let removing: Vec<Arc<Consumer>> = self
-            .consumers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|((s, _), c)| s == stream && c.stored.spec.remove_acked)
-            .map(|(_, c)| c.clone())
-            .collect();
-        let Some(floor) = removing.iter().map(|c| c.lock().core.floor()).min() else {
-            return Ok(());
-        };
-        if floor > consumer.log.log_start_offset() {
-            self.delete_records(&consumer.stored.spec.stream, 0, Some(floor))
-                .await?;
-        }
-        Ok(())
     }
+    let reader = consumer.reader.clone();
+    off_the_runtime(move || reader.read_present(&offsets)).await
 }
 
 impl Consumer {
@@ -411,7 +252,7 @@ impl Consumer {
     }
 
     /// The ack wait of attempt `attempt` when a backoff list sets it.
-    fn ack_wait_of(&self, attempt: u32) -> Option<u64> {
+    pub(crate) fn ack_wait_of(&self, attempt: u32) -> Option<u64> {
         let backoff = &self.stored.spec.backoff_ms;
         let index = (attempt as usize)
             .saturating_sub(1)

@@ -11,15 +11,22 @@
 //! retention's business, not the consumer's; a record below the stream's start is simply
 //! passed over. A message whose deliveries run out is finished without a dead-letter stream.
 //!
-//! Durability: the consumer's spec and every ack, nack, term and counted delivery are state-
-//! store commits (fsynced) made before the call returns, so an acknowledged ack survives a
-//! kill -9. Leases are not durable: after a restart a delivered, unacked record is ready again
-//! with its attempt counted (`queue/core/leases.rs`).
+//! Durability, as a queue's (`commit.rs`): the consumer's spec, every ack a caller waits for
+//! ([`Engine::consumer_ack`]), nack and term are state-store commits (fsynced) made before the
+//! call returns, so such an ack survives a kill -9. A lazy ack
+//! ([`Engine::consumer_ack_lazily`]) is answered at once and committed with the consumer's
+//! next lazy batch (within `LAZY_WINDOW` plus a commit): a crash before that delivers the
+//! record again. Leases are not durable: after a restart a delivered, unacked record is ready
+//! again with its attempt counted (`queue/core/leases.rs`); a delivery whose attempt is
+//! already counted is handed out without waiting for the disk.
 
+mod commit;
 mod delivery;
 mod owned;
 #[cfg(test)]
 mod owned_tests;
+mod removal;
+mod settle;
 #[cfg(test)]
 mod tests;
 
@@ -30,16 +37,17 @@ pub use owned::{
 };
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use omnibus_storage::{PartitionLog, StateWrite};
+use omnibus_storage::{PartitionLog, StateStore, StateWrite};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
 use crate::queue::core::{ConsumerMode, Policy, QueueCore};
-use crate::queue::{keys, stored_core, Backoff, StoredCore};
+use crate::queue::{keys, stored_core, Backoff, LazyCommits, RecordReader, StoredCore};
 
 /// Where consumer specs are stored, under `<stream>␟<name>`.
 pub const CONSUMERS_TABLE: &str = "stream_consumers";
@@ -148,6 +156,19 @@ pub(crate) struct Consumer {
     pub(crate) state: Mutex<ConsumerState>,
     /// Woken when records may have become ready again (a nack, a term, an expiry).
     pub(crate) changed: Notify,
+    /// Reads the records to deliver, keeping the last read decoded (the queues' reader).
+    pub(crate) reader: Arc<RecordReader>,
+    pub(crate) state_store: Arc<StateStore>,
+    /// Commits answered before they are durable (`commit.rs`).
+    lazy: LazyCommits,
+    /// Why the consumer refuses work: set when a state commit fails (`commit.rs`).
+    failure: OnceLock<String>,
+    /// The highest ack floor known to be durable: records below it may be removed from the
+    /// stream (work-queue retention).
+    pub(crate) durable_floor: AtomicU64,
+    /// For a consumer that removes what it acknowledged: the stream's removing consumers
+    /// (`removal.rs`), set when it is opened.
+    pub(crate) removal: OnceLock<Arc<removal::RemovalGroup>>,
 }
 
 pub(crate) struct ConsumerState {
@@ -224,6 +245,12 @@ impl Consumer {
             None
         };
         Ok(Consumer {
+            reader: Arc::new(RecordReader::new(log.clone(), &core_name)),
+            state_store: engine.state.clone(),
+            lazy: LazyCommits::default(),
+            failure: OnceLock::new(),
+            durable_floor: AtomicU64::new(core.floor()),
+            removal: OnceLock::new(),
             stored,
             log,
             core_name,
@@ -271,8 +298,9 @@ impl Engine {
             };
             let log = stream.partition(0)?.clone();
             let id = (stored.spec.stream.clone(), stored.spec.name.clone());
-            let consumer = Consumer::open(stored, log, self)?;
-            self.consumers_mut().insert(id, Arc::new(consumer));
+            let consumer = Arc::new(Consumer::open(stored, log, self)?);
+            self.join_removal(&consumer);
+            self.consumers_mut().insert(id, consumer);
         }
         Ok(())
     }
@@ -281,6 +309,26 @@ impl Engine {
         &self,
     ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<(String, String), Arc<Consumer>>> {
         self.consumers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts a removing consumer into its stream's removal group (that of its removing
+    /// siblings, or a new one).
+    fn join_removal(&self, consumer: &Arc<Consumer>) {
+        if !consumer.stored.spec.remove_acked {
+            return;
+        }
+        let stream = &consumer.stored.spec.stream;
+        let existing = self
+            .consumers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((s, _), _)| s == stream)
+            .find_map(|(_, sibling)| sibling.removal.get().cloned());
+        let group =
+            existing.unwrap_or_else(|| Arc::new(removal::RemovalGroup::new(consumer.log.clone())));
+        group.join(consumer);
+        let _ = consumer.removal.set(group);
     }
 
     pub(crate) fn consumer(&self, stream: &str, name: &str) -> Result<Arc<Consumer>> {
@@ -350,6 +398,7 @@ impl Engine {
         self.state.commit(writes).await?;
         let id = (stored.spec.stream.clone(), stored.spec.name.clone());
         let consumer = Arc::new(Consumer::open(stored, log, self)?);
+        self.join_removal(&consumer);
         let info = consumer.info();
         self.consumers_mut().insert(id, consumer);
         Ok(info)

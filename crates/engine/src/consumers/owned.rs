@@ -288,15 +288,13 @@ impl Engine {
                 break;
             }
             let round = self.lease_round(&consumer, max - out.len());
-            if !round.writes.is_empty() {
-                self.state.commit(round.writes).await?;
-            }
-            consumer.lock().core.frontiers_durable(&round.frontiers);
+            // Always waited for: a Redis reader is answered once its entries are durable.
+            consumer.commit(round.writes, round.durable).await?;
             if round.grants.is_empty() {
                 break;
             }
             let offsets: Vec<u64> = round.grants.iter().map(|(offset, _)| *offset).collect();
-            let mut records = self.read_offsets(&consumer, &offsets).await?;
+            let mut records = super::delivery::read_records(&consumer, offsets).await?;
             let mut delivered = Vec::new();
             consumer.owned_state(|owned, state| {
                 for (offset, attempt) in round.grants {
@@ -551,6 +549,6 @@ impl Engine {
         offsets: &[u64],
     ) -> Result<HashMap<u64, Record>> {
         let consumer = self.owned_consumer(stream, name)?;
-        self.read_offsets(&consumer, offsets).await
+        super::delivery::read_records(&consumer, offsets.to_vec()).await
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::removal::REMOVAL_DELAY;
 use super::*;
 use crate::{EngineConfig, PublishRecord, PublishTarget, StreamSpec};
 
@@ -294,11 +295,46 @@ async fn a_consumer_that_owns_its_stream_removes_what_it_acked() {
     assert_eq!(delivered.len(), 3);
     engine.consumer_ack("S", "work", 1, 1).await.unwrap();
     // Offset 0 is not acked yet: nothing can be removed.
+    tokio::time::sleep(REMOVAL_DELAY * 4).await;
     assert_eq!(engine.partition_bounds("S", 0).unwrap(), (0, 3));
     engine.consumer_ack("S", "work", 0, 1).await.unwrap();
-    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (2, 3));
+    removed_up_to(&engine, 2).await;
     engine.consumer_term("S", "work", 2, 1, "").await.unwrap();
-    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (3, 3));
+    removed_up_to(&engine, 3).await;
+}
+
+/// Waits until the stream's removal (scheduled after a settlement, `removal.rs`) moved the
+/// start of `S` to `start`.
+async fn removed_up_to(engine: &Engine, start: u64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while engine.partition_bounds("S", 0).unwrap().0 != start {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the start of S is {:?}, not {start}",
+            engine.partition_bounds("S", 0)
+        );
+        tokio::time::sleep(REMOVAL_DELAY).await;
+    }
+}
+
+#[tokio::test]
+async fn a_lazy_ack_removes_its_record_once_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 2).await;
+    engine
+        .create_consumer(ConsumerSpec {
+            remove_acked: true,
+            ..spec("work")
+        })
+        .await
+        .unwrap();
+    engine.consumer_next("S", "work", 2, 0).await.unwrap();
+    engine.consumer_ack_lazily("S", "work", 0, 1).await.unwrap();
+    engine.consumer_ack_lazily("S", "work", 1, 1).await.unwrap();
+    // Answered before durable: nothing removed yet.
+    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (0, 2));
+    removed_up_to(&engine, 2).await;
 }
 
 #[tokio::test]
@@ -318,9 +354,10 @@ async fn consumers_that_remove_what_they_acked_wait_for_each_other() {
     }
     engine.consumer_ack("S", "one", 0, 1).await.unwrap();
     engine.consumer_ack("S", "one", 1, 1).await.unwrap();
+    tokio::time::sleep(REMOVAL_DELAY * 4).await;
     assert_eq!(engine.partition_bounds("S", 0).unwrap(), (0, 2));
     engine.consumer_ack("S", "two", 0, 1).await.unwrap();
-    assert_eq!(engine.partition_bounds("S", 0).unwrap(), (1, 2));
+    removed_up_to(&engine, 1).await;
 }
 
 #[tokio::test]
@@ -341,4 +378,72 @@ async fn records_larger_than_the_read_estimate_are_all_delivered() {
     assert!(rest
         .iter()
         .all(|d| d.record.value.as_ref().map(|v| v.len()) == Some(big.len())));
+}
+
+#[tokio::test]
+async fn lazy_acks_are_committed_by_a_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = engine(dir.path()).await;
+        stream_with(&engine, &["a"], 3).await;
+        engine.create_consumer(spec("c")).await.unwrap();
+        let delivered = engine.consumer_next("S", "c", 3, 0).await.unwrap();
+        for delivery in &delivered {
+            engine
+                .consumer_ack_lazily("S", "c", delivery.record.offset, delivery.attempt)
+                .await
+                .unwrap();
+        }
+        // At once: the lazy batch is still collecting.
+        engine.shutdown().await.unwrap();
+    }
+    let engine = engine(dir.path()).await;
+    assert_eq!(engine.consumer_info("S", "c").unwrap().ack_floor, 3);
+    assert!(engine
+        .consumer_next("S", "c", 3, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_lazy_commit_fails_the_consumer_and_a_restart_redelivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = omnibus_storage::io::FaultPlan::new();
+    {
+        let mut config = EngineConfig::new(dir.path());
+        config.state_faults = Some(plan.clone());
+        let engine = Engine::open(config).await.unwrap();
+        stream_with(&engine, &["a"], 1).await;
+        engine.create_consumer(spec("c")).await.unwrap();
+        let delivered = engine.consumer_next("S", "c", 1, 0).await.unwrap();
+        plan.fail_write(1);
+        // Answered before its commit, which fails.
+        engine
+            .consumer_ack_lazily("S", "c", 0, delivered[0].attempt)
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match engine.consumer_next("S", "c", 1, 0).await {
+                Err(error) => {
+                    assert_eq!(error.code(), omnibus_types::ErrorCode::StorageFailed);
+                    assert!(error.to_string().contains("refuses work"), "{error}");
+                    break;
+                }
+                Ok(_) => assert!(tokio::time::Instant::now() < deadline, "never failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(engine.consumer_ack("S", "c", 0, 1).await.is_err());
+        assert!(engine.consumer_nack("S", "c", 0, 1, None).await.is_err());
+    }
+    plan.clear();
+    let engine = engine(dir.path()).await;
+    let again = engine.consumer_next("S", "c", 1, 0).await.unwrap();
+    assert_eq!(
+        offsets(&again),
+        vec![(0, 2)],
+        "the ack was lost with its commit"
+    );
 }

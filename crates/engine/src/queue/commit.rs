@@ -71,27 +71,87 @@ pub const LAZY_WINDOW: std::time::Duration = std::time::Duration::from_millis(5)
 
 /// Writes answered before they are durable, collected for one commit (`commit_lazily`).
 #[derive(Default)]
-pub(super) struct LazyBatch {
-    writes: Vec<StateWrite>,
-    durable: Durable,
-    on_durable: Vec<Box<dyn FnOnce() + Send>>,
+pub(crate) struct LazyBatch {
+    pub(crate) writes: Vec<StateWrite>,
+    pub(crate) durable: Durable,
+    pub(crate) on_durable: Vec<Box<dyn FnOnce() + Send>>,
     /// One per call in the batch, held until it is durable (bounds them; `flush` waits).
     permits: Vec<tokio::sync::OwnedSemaphorePermit>,
     /// A task will send this batch at the end of its window.
     open: bool,
 }
 
+/// The lazy commits of one owner of a state machine — a queue, or a stream's acked consumer
+/// (`consumers/`) — which share this batching and bound, and differ only in how a commit is
+/// sent and what a failure poisons: the owner sends [`LazyCommits::take`] with its own commit
+/// when [`LazyCommits::add`] says it opened the window.
+pub(crate) struct LazyCommits {
+    batch: std::sync::Mutex<LazyBatch>,
+    /// Bounds the calls answered before they are durable ([`LAZY_COMMITS_MAX`]).
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for LazyCommits {
+    fn default() -> Self {
+        LazyCommits {
+            batch: std::sync::Mutex::default(),
+            permits: Arc::new(tokio::sync::Semaphore::new(LAZY_COMMITS_MAX)),
+        }
+    }
+}
+
+impl LazyCommits {
+    /// Adds one call's writes to the current window, waiting only for room among the
+    /// outstanding lazy calls. True when this call opened the window: the caller then sends
+    /// the batch ([`LazyCommits::take`]) [`LAZY_WINDOW`] later.
+    pub(crate) async fn add(
+        &self,
+        writes: Vec<StateWrite>,
+        durable: Durable,
+        on_durable: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Result<bool> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| EngineError::Internal("lazy commits closed".into()))?;
+        let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        batch.writes.extend(writes);
+        batch.durable.frontiers.extend(durable.frontiers);
+        batch.durable.prepaid.extend(durable.prepaid);
+        batch.on_durable.extend(on_durable);
+        batch.permits.push(permit);
+        Ok(!std::mem::replace(&mut batch.open, true))
+    }
+
+    /// The window's batch, to send; its permits are released when it is dropped.
+    pub(crate) fn take(&self) -> LazyBatch {
+        std::mem::take(&mut *self.batch.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits (at most `timeout`) until every lazy call has been answered; for a graceful
+    /// shutdown. Whether they all were.
+    pub(crate) async fn flush(&self, timeout: std::time::Duration) -> bool {
+        let all = LAZY_COMMITS_MAX as u32;
+        matches!(
+            tokio::time::timeout(timeout, self.permits.acquire_many(all)).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
 /// What the core may rely on once a commit is durable (`core/leases.rs`).
 #[derive(Debug, Default)]
-pub(super) struct Durable {
+pub(crate) struct Durable {
     /// First-delivery frontiers the commit raised.
-    pub(super) frontiers: Vec<(usize, u64)>,
+    pub(crate) frontiers: Vec<(usize, u64)>,
     /// Retries whose records, counting their next delivery, the commit carried.
-    pub(super) prepaid: Vec<(u64, u32)>,
+    pub(crate) prepaid: Vec<(u64, u32)>,
 }
 
 impl Durable {
-    pub(super) fn prepaid(prepaid: Vec<(u64, u32)>) -> Durable {
+    pub(crate) fn prepaid(prepaid: Vec<(u64, u32)>) -> Durable {
         Durable {
             frontiers: Vec::new(),
             prepaid,
@@ -307,49 +367,33 @@ impl Queue {
             }
             return Ok(());
         }
-        let permit = self
-            .lazy_commits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| EngineError::Internal("lazy commits closed".into()))?;
-        let start_window = {
-            let mut batch = self.lazy_batch.lock().unwrap_or_else(|p| p.into_inner());
-            batch.writes.extend(writes);
-            batch.durable.frontiers.extend(durable.frontiers);
-            batch.durable.prepaid.extend(durable.prepaid);
-            batch.on_durable.extend(on_durable);
-            batch.permits.push(permit);
-            !std::mem::replace(&mut batch.open, true)
-        };
-        if start_window {
-            let queue = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(LAZY_WINDOW).await;
-                let batch = std::mem::take(
-                    &mut *queue.lazy_batch.lock().unwrap_or_else(|p| p.into_inner()),
-                );
-                // A failure poisons the queue inside `commit`.
-                if queue.commit(batch.writes).await.is_ok() {
-                    queue.note_durable(&batch.durable);
-                    for on_durable in batch.on_durable {
-                        on_durable();
-                    }
-                }
-                drop(batch.permits);
-            });
+        if !self.lazy.add(writes, durable, on_durable).await? {
+            return Ok(());
         }
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(LAZY_WINDOW).await;
+            let mut batch = queue.lazy.take();
+            // A failure poisons the queue inside `commit`.
+            if queue
+                .commit(std::mem::take(&mut batch.writes))
+                .await
+                .is_ok()
+            {
+                queue.note_durable(&batch.durable);
+                for on_durable in std::mem::take(&mut batch.on_durable) {
+                    on_durable();
+                }
+            }
+            // Dropping the batch releases its calls' permits.
+        });
         Ok(())
     }
 
     /// Waits (at most `timeout`) until every lazy commit of this queue has been answered; for
     /// a graceful shutdown. Whether they all were.
     pub(crate) async fn flush(&self, timeout: std::time::Duration) -> bool {
-        let all = LAZY_COMMITS_MAX as u32;
-        matches!(
-            tokio::time::timeout(timeout, self.lazy_commits.acquire_many(all)).await,
-            Ok(Ok(_))
-        )
+        self.lazy.flush(timeout).await
     }
 }
 

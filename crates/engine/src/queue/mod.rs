@@ -39,11 +39,13 @@ use omnibus_types::{limits, Header};
 use serde::{Deserialize, Serialize};
 
 pub use commit::{DeadLetterRecords, FailureListener};
+pub(crate) use commit::{Durable, LazyCommits, LAZY_WINDOW};
 pub use core::ConsumerMode;
 pub use delivery::{Delivery, ReadySignal};
 pub use overflow::message_bytes;
 pub use policy::Backoff;
 pub use rates::{QueueRates, Rate};
+pub(crate) use reader::RecordReader;
 pub use redrive::RedriveState;
 pub(crate) use runtime::header_i64;
 pub(crate) use runtime::{stored_core, StoredCore, StoredTimers};

@@ -17,7 +17,7 @@
 use std::sync::{Arc, Mutex};
 
 use omnibus_storage::batch::decode_batches;
-use omnibus_storage::PartitionLog;
+use omnibus_storage::{PartitionLog, StorageError};
 use omnibus_types::Record;
 
 use crate::error::{EngineError, Result};
@@ -137,6 +137,49 @@ impl RecordReader {
                 })
             })
             .collect()
+    }
+
+    /// For a stream's acked consumer (`consumers/`): the records at `offsets` that the log
+    /// still holds, read ahead and kept as deliveries are. Unlike a queue's, a consumer's
+    /// stream is not its own: retention or a purge may have removed an offset (below the log
+    /// start), and a Kafka control record leaves a gap; such offsets are left out instead of
+    /// failing the read. Blocking (file reads) unless every offset is in the kept read.
+    pub(crate) fn read_present(
+        &self,
+        offsets: &[u64],
+    ) -> Result<std::collections::HashMap<u64, Record>> {
+        let mut sorted: Vec<u64> = offsets.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut found = std::collections::HashMap::with_capacity(sorted.len());
+        let mut current = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for offset in sorted {
+            // Checked for each offset: the kept read may hold records removed since.
+            if offset < self.log.log_start_offset() {
+                continue;
+            }
+            if let Some(read) = current
+                .as_ref()
+                .filter(|r| r.first <= offset && offset < r.end)
+            {
+                if let Some(record) = read.get(offset) {
+                    found.insert(offset, record.clone());
+                }
+                continue;
+            }
+            let read = match self.read_from(offset, READ_BYTES_BUDGET) {
+                Ok(read) => Arc::new(read),
+                // Removed between the check above and the read.
+                Err(EngineError::Storage(StorageError::OffsetOutOfRange { .. })) => continue,
+                Err(error) => return Err(error),
+            };
+            if let Some(record) = read.get(offset) {
+                found.insert(offset, record.clone());
+            }
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(read.clone());
+            current = Some(read);
+        }
+        Ok(found)
     }
 
     /// Decodes the log from `offset` on: at most `budget` bytes of batches, at least one.

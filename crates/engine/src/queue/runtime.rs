@@ -69,10 +69,8 @@ pub struct Queue {
     pub(super) failure: std::sync::OnceLock<Failure>,
     /// Commits sent and not yet answered; none starts once `failure` is set (`commit.rs`).
     pub(super) commits_in_flight: Mutex<usize>,
-    /// Bounds the commits answered before they are durable (`commit.rs`, `LAZY_COMMITS_MAX`).
-    pub(super) lazy_commits: Arc<tokio::sync::Semaphore>,
-    /// The lazy writes of the current window (`commit.rs`).
-    pub(super) lazy_batch: Mutex<super::commit::LazyBatch>,
+    /// The commits answered before they are durable, and their bound (`commit.rs`).
+    pub(super) lazy: super::commit::LazyCommits,
 }
 
 /// Applies acks to the core: one answer per ack, and the writes of those that succeeded (each
@@ -259,8 +257,7 @@ impl Queue {
             timer_changed: Arc::new(Notify::new()),
             failure: std::sync::OnceLock::new(),
             commits_in_flight: Mutex::new(0),
-            lazy_commits: Arc::new(tokio::sync::Semaphore::new(super::commit::LAZY_COMMITS_MAX)),
-            lazy_batch: Mutex::default(),
+            lazy: super::commit::LazyCommits::default(),
         }))
     }
 

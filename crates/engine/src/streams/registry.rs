@@ -264,7 +264,11 @@ impl Engine {
             name: spec.name,
             partitions,
             subjects,
-            retention_ms: spec.retention_ms.or(defaults.retention_ms),
+            retention_ms: if spec.no_time_retention {
+                None
+            } else {
+                spec.retention_ms.or(defaults.retention_ms)
+            },
             retention_bytes: spec.retention_bytes.or(defaults.retention_bytes),
             segment_bytes: spec.segment_bytes.unwrap_or(defaults.segment_bytes),
             segment_ms: spec.segment_ms.unwrap_or(defaults.segment_ms),

@@ -80,6 +80,14 @@ pub(crate) async fn handle(
         connection.acknowledge();
         return Ok(());
     }
+    if publish.subject.starts_with("$JS.FC.") {
+        connection
+            .shared
+            .jetstream
+            .flow_control_answered(&publish.subject);
+        connection.acknowledge();
+        return Ok(());
+    }
     let reply = publish.reply;
     let message = LiveMessage {
         subject: publish.subject,

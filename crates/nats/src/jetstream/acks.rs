@@ -8,10 +8,15 @@
 //! "double ack", `AckSync`) is answered with an empty message once it is settled. Acks of
 //! unknown or already settled deliveries are ignored.
 //!
-//! Our choices: the ack is settled when the engine has committed it (fsynced), and only then
-//! answered; acks are pipelined with the connection's other durable work (they share its
-//! in-flight bound and fsyncs). The 12-token form with domain and account hash is not
-//! produced by us, so it is not read.
+//! Our choices: an ack with a reply subject (double ack, `AckSync`), a nak and a term are
+//! answered only once the engine has committed them (fsynced): a double-acked message is
+//! never delivered again, even after a kill -9. A plain ack (and `+NXT`'s ack), which nobody
+//! waits for, is committed lazily with the consumer's next batch, within 5 ms plus one group
+//! commit (`Engine::consumer_ack_lazily`): a crash before that delivers the message again,
+//! which JetStream's at-least-once contract allows — as nats-server, which does not fsync
+//! acks at all. Acks are pipelined with the connection's other durable work (they share its
+//! in-flight bound). The 12-token form with domain and account hash is not produced by us,
+//! so it is not read.
 
 use bytes::Bytes;
 use omnibus_engine::EngineError;
@@ -84,7 +89,7 @@ pub(crate) async fn handle(
     let (stream, consumer) = (stream.to_string(), consumer.to_string());
     if let AckKind::Next { request } = kind {
         let acked = engine
-            .consumer_ack(&stream, &consumer, offset, attempt)
+            .consumer_ack_lazily(&stream, &consumer, offset, attempt)
             .await;
         if let Err(error) = ignore_unknown(acked) {
             tracing::warn!(stream, consumer, "a JetStream +NXT ack failed: {error}");
@@ -97,9 +102,15 @@ pub(crate) async fn handle(
     let router = engine.live_router().clone();
     let settle = async move {
         let outcome = match kind {
-            AckKind::Ack => {
+            // Someone waits for the answer: only once durable.
+            AckKind::Ack if reply.is_some() => {
                 engine
                     .consumer_ack(&stream, &consumer, offset, attempt)
+                    .await
+            }
+            AckKind::Ack => {
+                engine
+                    .consumer_ack_lazily(&stream, &consumer, offset, attempt)
                     .await
             }
             AckKind::Nak { delay_ms } => {

@@ -55,6 +55,8 @@ pub(crate) struct JetStream {
     streams: Mutex<HashMap<String, Arc<tokio::sync::Mutex<StreamState>>>>,
     /// The tasks of push consumers, per (stream, consumer) (`push.rs`).
     pushers: Mutex<HashMap<(String, String), tokio::task::AbortHandle>>,
+    /// The flow-control answers of flow-controlled push consumers, per (stream, consumer).
+    flow: Mutex<HashMap<(String, String), Arc<push::FlowControl>>>,
     /// When each consumer last had a pull request or an ack (`reaper.rs`).
     activity: Mutex<HashMap<(String, String), tokio::time::Instant>>,
     /// Pull requests waiting, per (stream, consumer): a consumer's `num_waiting`.
@@ -83,17 +85,48 @@ impl JetStream {
         if pushers.contains_key(&key) {
             return;
         }
+        let flow = settings.flow_control.then(|| {
+            let answers = Arc::new(push::FlowControl::default());
+            let mut flow = self.flow.lock().unwrap_or_else(|p| p.into_inner());
+            flow.insert(key.clone(), answers.clone());
+            answers
+        });
         let task = tokio::spawn(push::run(
             engine.clone(),
             key.0.clone(),
             key.1.clone(),
             settings,
+            flow,
         ));
         pushers.insert(key, task.abort_handle());
     }
 
+    /// A publish to `$JS.FC.<stream>.<consumer>.<n>`: the answer to a push consumer's flow-
+    /// control request. Answers nobody waits for (a deleted consumer, a malformed subject)
+    /// are ignored, as nats-server ignores them.
+    pub(crate) fn flow_control_answered(&self, subject: &str) {
+        let Some(rest) = subject.strip_prefix(push::FLOW_CONTROL_PREFIX) else {
+            return;
+        };
+        let tokens: Vec<&str> = rest.split('.').collect();
+        let [stream, consumer, number] = tokens[..] else {
+            return;
+        };
+        let Ok(number) = number.parse::<u64>() else {
+            return;
+        };
+        let flow = self.flow.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(answers) = flow.get(&(stream.to_string(), consumer.to_string())) {
+            answers.answer(number);
+        }
+    }
+
     /// Stops the push tasks of `stream` (of one consumer, or all).
     fn stop_push(&self, stream: &str, consumer: Option<&str>) {
+        self.flow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(s, c), _| !(s == stream && consumer.is_none_or(|name| name == c)));
         let mut pushers = self.pushers.lock().unwrap_or_else(|p| p.into_inner());
         pushers.retain(|(s, c), task| {
             let hit = s == stream && consumer.is_none_or(|name| name == c);

@@ -168,6 +168,9 @@ async fn xgroup_run(
             let spec = StreamSpec {
                 name: stream.to_string(),
                 partitions: Some(1),
+                // Entries carry their ID's time, which may be any time: Redis never
+                // expires them by age, and neither may retention here.
+                no_time_retention: true,
                 ..StreamSpec::default()
             };
             match engine.create_stream(spec).await {

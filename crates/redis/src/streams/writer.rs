@@ -250,6 +250,9 @@ impl Writer {
             let spec = StreamSpec {
                 name: self.stream.clone(),
                 partitions: Some(1),
+                // Entries carry their ID's time, which may be any time: Redis never
+                // expires them by age, and neither may retention here.
+                no_time_retention: true,
                 ..StreamSpec::default()
             };
             match self.engine.create_stream(spec).await {

@@ -25,7 +25,11 @@ impl Broker {
     }
 
     pub async fn start_in(path: &Path, config: RedisConfig) -> Broker {
-        let engine = Engine::open(EngineConfig::new(path)).await.unwrap();
+        Broker::start_with(EngineConfig::new(path), config).await
+    }
+
+    pub async fn start_with(engine_config: EngineConfig, config: RedisConfig) -> Broker {
+        let engine = Engine::open(engine_config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -130,6 +130,7 @@ pub async fn run(client: &Client, command: StreamCommand) -> anyhow::Result<()> 
                 segment_bytes: args.segments.segment_bytes,
                 segment_ms: args.segments.segment_ms,
                 fsync: args.segments.fsync,
+                no_time_retention: false,
                 message_bytes_max: args.segments.message_bytes_max,
             };
             let created = client.create_stream(&spec).await?;
