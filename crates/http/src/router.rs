@@ -17,8 +17,8 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::error::ApiError;
 use crate::handlers::{
-    dead_letters, events, fetch, groups, health, jobs, messages, offsets, openapi, publish, queues,
-    streams,
+    dead_letters, events, fetch, groups, health, jobs, messages, metrics, offsets, openapi,
+    publish, queues, streams,
 };
 use crate::HttpConfig;
 
@@ -185,6 +185,7 @@ pub fn routes() -> Vec<Route> {
             events::job_events,
         ),
         route(Get, "/v1/queues/{queue}/events", events::queue_events),
+        route(Get, "/metrics", metrics::metrics),
     ]
 }
 
@@ -203,6 +204,7 @@ pub fn router_closing_on(
     config: HttpConfig,
     closing: watch::Receiver<bool>,
 ) -> Router {
+    let engine_for_metrics = engine.clone();
     let state = AppState {
         engine,
         config,
@@ -216,6 +218,11 @@ pub fn router_closing_on(
         router = router.route(route.path, route.handler);
     }
     router
+        // A route layer runs for matched routes only, where the route template is known.
+        .route_layer(middleware::from_fn_with_state(
+            engine_for_metrics.clone(),
+            crate::metrics::count_route,
+        ))
         // Must come after the routes: it applies to the routes present when called.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(route_not_found)
@@ -224,6 +231,10 @@ pub fn router_closing_on(
         .layer(middleware::from_fn_with_state(
             config.body_bytes_max,
             refuse_declared_oversize_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            engine_for_metrics,
+            crate::metrics::count_requests,
         ))
         .with_state(state)
 }

@@ -30,6 +30,7 @@ impl Engine {
         }
         let now = now_ms();
         let mut writes = Vec::with_capacity(commits.len());
+        let mut committed = Vec::with_capacity(commits.len());
         for commit in commits {
             self.stream(&commit.stream)?.partition(commit.partition)?;
             if commit.metadata.len() > COMMIT_METADATA_BYTES_MAX {
@@ -38,6 +39,7 @@ impl Engine {
                     commit.metadata.len()
                 )));
             }
+            committed.push((commit.stream.clone(), commit.partition, commit.offset));
             let stored = StoredOffset {
                 offset: commit.offset,
                 metadata: commit.metadata,
@@ -50,6 +52,9 @@ impl Engine {
             });
         }
         self.state.commit(writes).await?;
+        for (stream, partition, offset) in committed {
+            self.committed.set(group, &stream, partition, offset);
+        }
         Ok(())
     }
 
@@ -74,6 +79,9 @@ impl Engine {
             })
             .collect();
         self.state.commit(writes).await?;
+        for (stream, partition) in partitions {
+            self.committed.remove(group, stream, *partition);
+        }
         Ok(())
     }
 

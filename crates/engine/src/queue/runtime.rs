@@ -370,6 +370,12 @@ impl Queue {
             .snapshot(now_ms())
     }
 
+    /// Events of each kind since the queue was opened, in [`RateKind`] order.
+    pub fn event_totals(&self) -> [(RateKind, u64); 6] {
+        let rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        RateKind::ALL.map(|kind| (kind, rates.total(kind)))
+    }
+
     pub(crate) async fn save_redriven(&self, upto: u64) -> Result<()> {
         self.check_healthy()?;
         self.redriven

@@ -9,6 +9,7 @@ pub mod groups;
 pub mod health;
 pub mod jobs;
 pub mod messages;
+pub mod metrics;
 pub mod offsets;
 pub mod openapi;
 pub mod publish;
