@@ -110,6 +110,15 @@ pub(crate) async fn run(
                 }
             };
             let step = commands::run(&mut session, arguments);
+            let counters = session
+                .shared
+                .engine
+                .metrics()
+                .door(omnibus_engine::metrics::Door::Redis);
+            counters.request();
+            if matches!(step.reply, Reply::Error(_)) {
+                counters.error();
+            }
             pending.push(step.reply, step.commits, step.later);
             if step.close {
                 flush(&mut stream, &mut pending, session.protocol, &mut output).await?;

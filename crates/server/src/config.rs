@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Address of the Redis (RESP) listener, or `off` [default: off].
     #[arg(long, env = "OMNIBUS_REDIS_LISTEN", value_name = "ADDR")]
     pub redis_listen: Option<String>,
+    /// Record metrics (`[metrics] enabled`) [default: true].
+    #[arg(long, env = "OMNIBUS_METRICS_ENABLED", value_name = "BOOL")]
+    pub metrics_enabled: Option<bool>,
 }
 
 /// The `listen` value that turns the NATS listener off.
@@ -66,6 +69,7 @@ pub struct ServerConfig {
     pub engine: EngineSection,
     pub process: ProcessSection,
     pub stream_defaults: StreamDefaults,
+    pub metrics: crate::config_metrics::MetricsSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -161,6 +165,7 @@ impl Default for ServerConfig {
             },
             process: ProcessSection::default(),
             stream_defaults: engine.stream_defaults,
+            metrics: Default::default(),
         }
     }
 }
@@ -250,6 +255,9 @@ impl ServerConfig {
     fn apply(&mut self, args: &ServeArgs) {
         if let Some(data_dir) = &args.data_dir {
             self.data_dir = data_dir.clone();
+        }
+        if let Some(enabled) = args.metrics_enabled {
+            self.metrics.enabled = enabled;
         }
         if let Some(listen) = &args.http_listen {
             self.http.listen = listen.clone();

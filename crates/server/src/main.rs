@@ -9,6 +9,7 @@
 mod cli;
 mod config;
 mod config_amqp;
+mod config_metrics;
 mod config_redis;
 mod listeners;
 mod scheduling;
@@ -35,6 +36,7 @@ use crate::cli::job::JobCommand;
 use crate::cli::publish::PublishArgs;
 use crate::cli::queue::QueueCommand;
 use crate::cli::stream::StreamCommand;
+use crate::cli::top::TopArgs;
 use crate::cli::worker::WorkerArgs;
 use crate::config::ServeArgs;
 
@@ -81,6 +83,8 @@ enum Command {
     Dlq(DlqCommand),
     /// Run a shell command for each job of a queue.
     Worker(WorkerArgs),
+    /// A live view of rates, queue depths and group lag (q or Ctrl-C quits).
+    Top(TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -169,6 +173,10 @@ async fn run(cli: Cli, serve_config: Option<config::ServerConfig>) -> anyhow::Re
         Command::Worker(args) => {
             let client = cli::client::Client::new(&cli.server)?;
             cli::worker::run(&client, args).await
+        }
+        Command::Top(args) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::top::run(&client, args).await
         }
     }
 }

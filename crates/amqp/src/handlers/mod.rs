@@ -245,6 +245,15 @@ impl Connection {
         if !publishing {
             publish::flush(self).await;
         }
+        let counters = self
+            .shared
+            .engine
+            .metrics()
+            .door(omnibus_engine::metrics::Door::Amqp)
+            .clone();
+        if matches!(frame, AMQPFrame::Method(..)) {
+            counters.request();
+        }
         match self.dispatch(frame).await {
             Err(AmqpError::Channel {
                 code,
@@ -258,6 +267,7 @@ impl Connection {
                     code,
                     "channel exception: {text}"
                 );
+                counters.error();
                 self.close_channel(channel_id, code, &text, (class_id, method_id))
                     .await;
                 Ok(())

@@ -124,6 +124,7 @@ impl Engine {
         if let Some(stream) = stream {
             names.insert(stream.to_string());
         }
+        let now = now_ms();
         let mut lags = Vec::new();
         for name in names {
             let Ok(stream) = self.stream(&name) else {
@@ -137,12 +138,18 @@ impl Engine {
                     .map(|c| c.offset);
                 let high_watermark = log.high_watermark();
                 let from = offset.unwrap_or(log.log_start_offset());
+                let lag = high_watermark.saturating_sub(from);
+                let lag_ms = (lag > 0)
+                    .then(|| log.timestamp_at_most_after(from.max(log.log_start_offset())))
+                    .flatten()
+                    .map(|timestamp| now.saturating_sub(timestamp).max(0));
                 lags.push(PartitionLag {
                     stream: name.clone(),
                     partition,
                     committed: offset,
                     high_watermark,
-                    lag: high_watermark.saturating_sub(from),
+                    lag,
+                    lag_ms,
                 });
             }
         }

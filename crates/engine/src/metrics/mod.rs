@@ -78,6 +78,18 @@ pub struct ConnectionGuard {
     counters: Arc<DoorCounters>,
 }
 
+impl ConnectionGuard {
+    /// Counts an error on this connection's door (the connection ended with one).
+    pub fn error(&self) {
+        self.counters.error();
+    }
+
+    /// Counts a request read on this connection.
+    pub fn request(&self) {
+        self.counters.request();
+    }
+}
+
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.counters
