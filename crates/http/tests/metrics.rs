@@ -211,7 +211,37 @@ async fn metrics_after_known_traffic_count_records_lag_queues_and_requests() {
     assert!(value(&scrape, "omnibus_process_resident_memory_bytes", &[]) > 0.0);
     assert!(value(&scrape, "omnibus_process_open_fds", &[]) > 0.0);
     assert!(value(&scrape, "omnibus_disk_free_bytes", &[]) > 0.0);
+    every_documented_metric_is_exported(&text);
     server.stop().await;
+}
+
+/// Every metric name docs/operations.md and the Grafana dashboard use is in a scrape that
+/// has streams, a group, a queue and traffic, so neither document names a metric that
+/// does not exist.
+fn every_documented_metric_is_exported(text: &str) {
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs");
+    for file in ["operations.md", "grafana/omnibus.json"] {
+        let document = std::fs::read_to_string(format!("{docs}/{file}")).unwrap();
+        let mut names: Vec<&str> = document
+            .match_indices("omnibus_")
+            .map(|(start, _)| {
+                let rest = &document[start..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() > 20, "{file} names {names:?}");
+        for name in names {
+            assert!(
+                text.contains(&format!("\n{name}")),
+                "{file} names {name}, which the scrape does not have"
+            );
+        }
+    }
 }
 
 #[tokio::test]

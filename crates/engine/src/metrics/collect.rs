@@ -1,22 +1,28 @@
 //! One scrape: every metric family, computed from memory at this moment (see the module doc
-//! of `metrics/mod.rs` for what is read where).
+//! of `metrics/mod.rs` for what is read where). Rows are gathered once (one pass over the
+//! streams, the groups and the queues), then each family is written from them with labels
+//! borrowed from the rows, so a series costs no allocation beyond its text.
 
 use std::fmt;
 use std::sync::Arc;
 
-use omnibus_storage::metrics::STATE_COMMIT_SECONDS;
-use omnibus_storage::metrics::{HistogramSnapshot, FSYNC_SECONDS, GROUP_COMMIT_APPENDS};
+use omnibus_storage::metrics::{
+    HistogramSnapshot, PartitionTraffic, FSYNC_SECONDS, GROUP_COMMIT_APPENDS, STATE_COMMIT_SECONDS,
+};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::{process, Door};
 use crate::engine::now_ms;
+use crate::queue::rates::RateKind;
 use crate::Engine;
 
 /// Label pairs of one series.
-type Labels = Vec<(&'static str, String)>;
+type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
 
 /// Renders every metric of `engine` as OpenMetrics text (ending in `# EOF`).
 pub(super) fn render(engine: &Arc<Engine>) -> crate::Result<String> {
@@ -24,7 +30,7 @@ pub(super) fn render(engine: &Arc<Engine>) -> crate::Result<String> {
     registry.register_collector(Box::new(Scrape {
         engine: engine.clone(),
     }));
-    let mut text = String::with_capacity(64 * 1024);
+    let mut text = String::with_capacity(256 * 1024);
     prometheus_client::encoding::text::encode(&mut text, &registry)
         .map_err(|_| crate::EngineError::Internal("encoding the metrics failed".into()))?;
     Ok(text)
@@ -51,38 +57,62 @@ impl Collector for Scrape {
     }
 }
 
-fn counters(
+fn counters<'a, const N: usize>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    series: &[(Labels, u64)],
+    series: impl IntoIterator<Item = (Labels<'a, N>, u64)>,
 ) -> fmt::Result {
-    if series.is_empty() {
+    let mut series = series.into_iter().peekable();
+    if series.peek().is_none() {
         return Ok(());
     }
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, value) in series {
         metric
-            .encode_family(labels)?
-            .encode_counter::<NoLabelSet, _, u64>(value, None)?;
+            .encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
     }
     Ok(())
 }
 
-fn gauges<V: EncodeGaugeValue>(
+fn gauges<'a, const N: usize, V: EncodeGaugeValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    series: &[(Labels, V)],
+    series: impl IntoIterator<Item = (Labels<'a, N>, V)>,
 ) -> fmt::Result {
-    if series.is_empty() {
+    let mut series = series.into_iter().peekable();
+    if series.peek().is_none() {
         return Ok(());
     }
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, value) in series {
-        metric.encode_family(labels)?.encode_gauge(value)?;
+        metric.encode_family(&labels)?.encode_gauge(&value)?;
     }
     Ok(())
+}
+
+fn single_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl EncodeGaugeValue,
+) -> fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
+}
+
+fn single_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl EncodeCounterValue,
+) -> fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&value, None)
 }
 
 fn histogram(
@@ -95,108 +125,126 @@ fn histogram(
     metric.encode_histogram::<NoLabelSet>(snapshot.sum, snapshot.count, &snapshot.buckets, None)
 }
 
-fn partition_labels(stream: &str, partition: usize) -> Labels {
-    vec![
-        ("stream", stream.to_string()),
-        ("partition", partition.to_string()),
-    ]
+/// One partition, read once.
+struct PartitionRow {
+    stream: Arc<crate::streams::Stream>,
+    partition: String,
+    traffic: PartitionTraffic,
+    high_watermark: u64,
+    log_start_offset: u64,
+    size_bytes: u64,
+    write_failed: u64,
+}
+
+impl PartitionRow {
+    fn labels(&self) -> Labels<'_, 2> {
+        [
+            ("stream", self.stream.config.name.as_str()),
+            ("partition", self.partition.as_str()),
+        ]
+    }
 }
 
 fn streams(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
     let streams: Vec<_> = engine.read_streams().values().cloned().collect();
-    let mut records_in = Vec::new();
-    let mut bytes_in = Vec::new();
-    let mut records_out = Vec::new();
-    let mut bytes_out = Vec::new();
-    let mut retention_segments = Vec::new();
-    let mut retention_bytes = Vec::new();
-    let mut high_watermarks = Vec::new();
-    let mut log_starts = Vec::new();
-    let mut sizes = Vec::new();
-    let mut write_failed = Vec::new();
+    let mut rows = Vec::new();
     for stream in &streams {
         for (partition, log) in stream.partitions.iter().enumerate() {
-            let labels = partition_labels(&stream.config.name, partition);
-            let traffic = log.traffic();
-            records_in.push((labels.clone(), traffic.records_in));
-            bytes_in.push((labels.clone(), traffic.bytes_in));
-            records_out.push((labels.clone(), traffic.records_out));
-            bytes_out.push((labels.clone(), traffic.bytes_out));
-            retention_segments.push((labels.clone(), traffic.retention_segments_deleted));
-            retention_bytes.push((labels.clone(), traffic.retention_bytes_deleted));
-            high_watermarks.push((labels.clone(), log.high_watermark()));
-            log_starts.push((labels.clone(), log.log_start_offset()));
-            sizes.push((labels.clone(), log.size_bytes()));
-            write_failed.push((labels, u64::from(log.failure().is_some())));
+            rows.push(PartitionRow {
+                stream: stream.clone(),
+                partition: partition.to_string(),
+                traffic: log.traffic(),
+                high_watermark: log.high_watermark(),
+                log_start_offset: log.log_start_offset(),
+                size_bytes: log.size_bytes(),
+                write_failed: u64::from(log.failure().is_some()),
+            });
         }
     }
+    let each = |value: fn(&PartitionRow) -> u64| rows.iter().map(move |r| (r.labels(), value(r)));
     counters(
         encoder,
         "stream_records_in",
-        "Records made durable in the partition since it was opened.",
-        &records_in,
+        "Records made durable in the partition since its log was opened.",
+        each(|r| r.traffic.records_in),
     )?;
     counters(
         encoder,
         "stream_bytes_in",
-        "Bytes (stored batches) made durable in the partition since it was opened.",
-        &bytes_in,
+        "Bytes (stored batches) made durable in the partition since its log was opened.",
+        each(|r| r.traffic.bytes_in),
     )?;
     counters(
         encoder,
         "stream_records_out",
-        "Records read from the partition (fetches, deliveries) since it was opened.",
-        &records_out,
+        "Records read from the partition (fetches, deliveries) since its log was opened.",
+        each(|r| r.traffic.records_out),
     )?;
     counters(
         encoder,
         "stream_bytes_out",
-        "Bytes read from the partition since it was opened.",
-        &bytes_out,
+        "Bytes read from the partition since its log was opened.",
+        each(|r| r.traffic.bytes_out),
     )?;
     counters(
         encoder,
         "stream_retention_deleted_segments",
         "Segments deleted by retention.",
-        &retention_segments,
+        each(|r| r.traffic.retention_segments_deleted),
     )?;
     counters(
         encoder,
         "stream_retention_deleted_bytes",
         "Bytes deleted by retention.",
-        &retention_bytes,
+        each(|r| r.traffic.retention_bytes_deleted),
     )?;
     gauges(
         encoder,
         "stream_high_watermark",
         "One past the last readable offset of the partition.",
-        &high_watermarks,
+        each(|r| r.high_watermark),
     )?;
     gauges(
         encoder,
         "stream_log_start_offset",
         "First offset still in the partition.",
-        &log_starts,
+        each(|r| r.log_start_offset),
     )?;
     gauges(
         encoder,
         "stream_log_bytes",
         "Bytes of the partition's segments on disk.",
-        &sizes,
+        each(|r| r.size_bytes),
     )?;
     gauges(
         encoder,
         "stream_write_failed",
         "1 when the partition refuses writes after an I/O error.",
-        &write_failed,
+        each(|r| r.write_failed),
     )
+}
+
+/// One group's position on one partition.
+struct GroupRow {
+    entry: crate::groups::committed::CommittedEntry,
+    partition: String,
+    lag: u64,
+    lag_seconds: f64,
+}
+
+impl GroupRow {
+    fn labels(&self) -> Labels<'_, 3> {
+        [
+            ("group", self.entry.group.as_str()),
+            ("stream", self.entry.stream.as_str()),
+            ("partition", self.partition.as_str()),
+        ]
+    }
 }
 
 fn groups(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
     let now = now_ms();
-    let mut committed = Vec::new();
-    let mut lag_records = Vec::new();
-    let mut lag_seconds = Vec::new();
+    let mut rows = Vec::new();
     for entry in engine.committed.snapshot() {
         let Ok(stream) = engine.stream(&entry.stream) else {
             continue;
@@ -204,13 +252,7 @@ fn groups(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
         let Some(log) = stream.partitions.get(entry.partition as usize) else {
             continue;
         };
-        let labels: Labels = vec![
-            ("group", entry.group),
-            ("stream", entry.stream),
-            ("partition", entry.partition.to_string()),
-        ];
-        let high_watermark = log.high_watermark();
-        let lag = high_watermark.saturating_sub(entry.offset);
+        let lag = log.high_watermark().saturating_sub(entry.offset);
         // The oldest unconsumed record still in the log: the time index bounds its age
         // from below, to within one index interval, without reading it.
         let oldest = entry.offset.max(log.log_start_offset());
@@ -218,23 +260,82 @@ fn groups(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
             Some(timestamp) if lag > 0 => now.saturating_sub(timestamp).max(0),
             _ => 0,
         };
-        committed.push((labels.clone(), entry.offset));
-        lag_records.push((labels.clone(), lag));
-        lag_seconds.push((labels, age_ms as f64 / 1000.0));
+        rows.push(GroupRow {
+            partition: entry.partition.to_string(),
+            entry,
+            lag,
+            lag_seconds: age_ms as f64 / 1000.0,
+        });
     }
     gauges(
         encoder,
         "group_committed_offset",
         "The group's committed offset (the next record it will read).",
-        &committed,
+        rows.iter().map(|r| (r.labels(), r.entry.offset)),
     )?;
     gauges(
         encoder,
         "group_lag_records",
         "Records between the group's committed offset and the high watermark.",
-        &lag_records,
+        rows.iter().map(|r| (r.labels(), r.lag)),
     )?;
-    gauges(encoder, "group_lag_seconds", "Age of the oldest record the group has not consumed (a lower bound, to within one index interval); 0 without lag.", &lag_seconds)
+    gauges(encoder, "group_lag_seconds", "Age of the oldest record the group has not consumed (a lower bound, to within one index interval); 0 without lag.", rows.iter().map(|r| (r.labels(), r.lag_seconds)))
+}
+
+/// One queue, read once.
+struct QueueRow {
+    info: crate::queue::QueueInfo,
+    oldest_ready_seconds: f64,
+    events: [(RateKind, u64); 6],
+    /// waiting, delayed, active, failed, completed, dead, cancelled.
+    jobs: [(&'static str, u64); 7],
+}
+
+impl QueueRow {
+    fn labels(&self) -> Labels<'_, 1> {
+        [("queue", self.info.config.name.as_str())]
+    }
+}
+
+fn queue_row(engine: &Engine, queue: &crate::queue::Queue, now: i64) -> QueueRow {
+    let name = &queue.config.name;
+    let info = engine.describe_queue(queue);
+    let (oldest_ready, retrying) = {
+        let core = queue.lock();
+        (
+            core.ready_after(None, 1).first().copied(),
+            core.retrying_count(),
+        )
+    };
+    let age_ms = oldest_ready
+        .and_then(|id| queue.log.timestamp_at_most_after(id))
+        .map_or(0, |timestamp| now.saturating_sub(timestamp).max(0));
+    // Finished jobs are counted from the state store once per queue per process; after
+    // that the count is kept in memory as jobs finish.
+    let finished = match engine.load_final_counts(name) {
+        Ok(()) => engine
+            .jobs
+            .counts()
+            .get(name.as_str())
+            .map(|c| (c.completed, c.dead, c.cancelled)),
+        Err(_) => None,
+    };
+    let (completed, dead, cancelled) = finished.unwrap_or_default();
+    let jobs = [
+        ("waiting", info.ready),
+        ("delayed", info.delayed.saturating_sub(retrying)),
+        ("active", info.leased),
+        ("failed", retrying),
+        ("completed", completed),
+        ("dead", dead),
+        ("cancelled", cancelled),
+    ];
+    QueueRow {
+        info,
+        oldest_ready_seconds: age_ms as f64 / 1000.0,
+        events: queue.event_totals(),
+        jobs,
+    }
 }
 
 fn queues(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
@@ -246,111 +347,60 @@ fn queues(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
         .values()
         .cloned()
         .collect();
-    let mut depth = Vec::new();
-    let mut waiting_bytes = Vec::new();
-    let mut oldest = Vec::new();
-    let mut events = Vec::new();
-    let mut dead_letters = Vec::new();
-    let mut paused = Vec::new();
-    let mut failed = Vec::new();
-    let mut jobs = Vec::new();
-    for queue in &queues {
-        let name = &queue.config.name;
-        let info = engine.describe_queue(queue);
-        let (oldest_ready, retrying) = {
-            let core = queue.lock();
-            (
-                core.ready_after(None, 1).first().copied(),
-                core.retrying_count(),
-            )
-        };
-        let queue_label = || vec![("queue", name.clone())];
-        for (state, count) in [
-            ("ready", info.ready),
-            ("delayed", info.delayed),
-            ("leased", info.leased),
-        ] {
-            depth.push((
-                vec![("queue", name.clone()), ("state", state.to_string())],
-                count,
-            ));
-        }
-        waiting_bytes.push((queue_label(), info.waiting_bytes));
-        let age_ms = oldest_ready
-            .and_then(|id| queue.log.timestamp_at_most_after(id))
-            .map_or(0, |timestamp| now.saturating_sub(timestamp).max(0));
-        oldest.push((queue_label(), age_ms as f64 / 1000.0));
-        for (kind, total) in queue.event_totals() {
-            events.push((
-                vec![
-                    ("queue", name.clone()),
-                    ("event", kind.as_str().to_string()),
-                ],
-                total,
-            ));
-        }
-        dead_letters.push((queue_label(), info.dead_letter_depth));
-        paused.push((queue_label(), u64::from(info.paused)));
-        failed.push((queue_label(), u64::from(info.failure.is_some())));
-        // Finished jobs are counted from the state store once per queue per process; after
-        // that the count is kept in memory as jobs finish.
-        let finished = match engine.load_final_counts(name) {
-            Ok(()) => engine
-                .jobs
-                .counts()
-                .get(name.as_str())
-                .map(|c| (c.completed, c.dead, c.cancelled)),
-            Err(_) => None,
-        };
-        let (completed, dead, cancelled) = finished.unwrap_or_default();
-        for (status, count) in [
-            ("waiting", info.ready),
-            ("delayed", info.delayed.saturating_sub(retrying)),
-            ("active", info.leased),
-            ("failed", retrying),
-            ("completed", completed),
-            ("dead", dead),
-            ("cancelled", cancelled),
-        ] {
-            jobs.push((
-                vec![("queue", name.clone()), ("status", status.to_string())],
-                count,
-            ));
-        }
-    }
+    let rows: Vec<QueueRow> = queues.iter().map(|q| queue_row(engine, q, now)).collect();
+    let depth = rows.iter().flat_map(|r| {
+        let queue = r.info.config.name.as_str();
+        [
+            ("ready", r.info.ready),
+            ("delayed", r.info.delayed),
+            ("leased", r.info.leased),
+        ]
+        .map(|(state, count)| ([("queue", queue), ("state", state)], count))
+    });
     gauges(
         encoder,
         "queue_depth",
         "Messages in the queue by state: ready, delayed (including retries waiting), leased.",
-        &depth,
+        depth,
     )?;
     gauges(
         encoder,
         "queue_waiting_bytes",
         "Bytes of the ready and delayed messages (what max_bytes counts).",
-        &waiting_bytes,
+        rows.iter().map(|r| (r.labels(), r.info.waiting_bytes)),
     )?;
-    gauges(encoder, "queue_oldest_ready_seconds", "Age of the oldest ready message (a lower bound, to within one index interval); 0 when none is ready.", &oldest)?;
-    counters(encoder, "queue_messages", "Queue events since the queue was opened: enqueued, delivered, completed, failed, dead_lettered, dropped.", &events)?;
+    gauges(encoder, "queue_oldest_ready_seconds", "Age of the oldest ready message (a lower bound, to within one index interval); 0 when none is ready.", rows.iter().map(|r| (r.labels(), r.oldest_ready_seconds)))?;
+    let events = rows.iter().flat_map(|r| {
+        let queue = r.info.config.name.as_str();
+        r.events
+            .map(|(kind, total)| ([("queue", queue), ("event", kind.as_str())], total))
+    });
+    counters(encoder, "queue_messages", "Queue events since the queue was opened: enqueued, delivered, completed, failed, dead_lettered, dropped.", events)?;
     gauges(
         encoder,
         "queue_dead_letter_depth",
         "Dead letters not yet redriven.",
-        &dead_letters,
+        rows.iter().map(|r| (r.labels(), r.info.dead_letter_depth)),
     )?;
     gauges(
         encoder,
         "queue_paused",
         "1 while deliveries are paused.",
-        &paused,
+        rows.iter().map(|r| (r.labels(), u64::from(r.info.paused))),
     )?;
     gauges(
         encoder,
         "queue_failed",
         "1 when the queue refuses work after a state-store failure.",
-        &failed,
+        rows.iter()
+            .map(|r| (r.labels(), u64::from(r.info.failure.is_some()))),
     )?;
-    gauges(encoder, "jobs", "Jobs by status: waiting, delayed, active, failed (waiting for a retry), completed, dead, cancelled.", &jobs)
+    let jobs = rows.iter().flat_map(|r| {
+        let queue = r.info.config.name.as_str();
+        r.jobs
+            .map(|(status, count)| ([("queue", queue), ("status", status)], count))
+    });
+    gauges(encoder, "jobs", "Jobs by status: waiting, delayed, active, failed (waiting for a retry), completed, dead, cancelled.", jobs)
 }
 
 fn storage(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
@@ -373,115 +423,104 @@ fn storage(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
         &STATE_COMMIT_SECONDS.snapshot(),
     )?;
     let stats = engine.state_stats();
-    counters(
+    single_counter(
         encoder,
         "state_commits",
         "State-store transactions committed.",
-        &[(Vec::new(), stats.commits)],
+        stats.commits,
     )?;
-    counters(
+    single_counter(
         encoder,
         "state_writes",
         "Writes applied by state-store transactions.",
-        &[(Vec::new(), stats.writes)],
+        stats.writes,
     )
 }
 
 fn doors(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
     let metrics = engine.metrics();
-    let mut opened = Vec::new();
-    let mut open = Vec::new();
-    let mut refused = Vec::new();
-    let mut requests = Vec::new();
-    let mut errors = Vec::new();
-    for door in Door::ALL {
-        let traffic = metrics.door(door).snapshot();
-        let labels = vec![("door", door.as_str().to_string())];
-        opened.push((labels.clone(), traffic.connections_opened));
-        open.push((
-            labels.clone(),
-            traffic
-                .connections_opened
-                .saturating_sub(traffic.connections_closed),
-        ));
-        refused.push((labels.clone(), traffic.connections_refused));
-        requests.push((labels.clone(), traffic.requests));
-        errors.push((labels, traffic.errors));
-    }
+    let traffic = Door::ALL.map(|door| ([("door", door.as_str())], metrics.door(door).snapshot()));
+    let each = |value: fn(&super::DoorTraffic) -> u64| {
+        traffic.iter().map(move |(labels, t)| (*labels, value(t)))
+    };
     counters(
         encoder,
         "connections_opened",
         "Connections accepted by the front door.",
-        &opened,
+        each(|t| t.connections_opened),
     )?;
-    gauges(encoder, "connections_open", "Connections open now.", &open)?;
+    gauges(
+        encoder,
+        "connections_open",
+        "Connections open now.",
+        each(|t| t.connections_opened.saturating_sub(t.connections_closed)),
+    )?;
     counters(
         encoder,
         "connections_refused",
         "Connections turned away at connections_max.",
-        &refused,
+        each(|t| t.connections_refused),
     )?;
-    counters(encoder, "requests", "Requests read by the front door (HTTP requests, Kafka API calls, NATS and Redis commands, AMQP methods).", &requests)?;
+    counters(encoder, "requests", "Requests read by the front door (HTTP requests, Kafka API calls, NATS operations, AMQP methods, Redis commands).", each(|t| t.requests))?;
     counters(
         encoder,
         "request_errors",
         "Requests answered with an error, or connections ended by one.",
-        &errors,
+        each(|t| t.errors),
     )?;
-    let mut routes = Vec::new();
-    for (method, route, counts) in metrics.api_routes() {
-        for (status, count) in counts.snapshot() {
-            routes.push((
-                vec![
-                    ("method", method.clone()),
-                    ("route", route.clone()),
-                    ("status", status.to_string()),
-                ],
-                count,
-            ));
-        }
-    }
+    let routes = metrics.api_routes();
+    let counts: Vec<_> = routes
+        .iter()
+        .map(|(method, route, counts)| (method.as_str(), route.as_str(), counts.snapshot()))
+        .collect();
+    let series = counts.iter().flat_map(|(method, route, by_status)| {
+        by_status.iter().map(move |(status, count)| {
+            (
+                [("method", *method), ("route", *route), ("status", *status)],
+                *count,
+            )
+        })
+    });
     counters(
         encoder,
         "http_requests",
         "HTTP API requests by route template, method and status class.",
-        &routes,
+        series,
     )
 }
 
 fn process_and_disk(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
     let usage = process::usage();
     if let Some(bytes) = usage.resident_bytes {
-        gauges(
+        single_gauge(
             encoder,
             "process_resident_memory_bytes",
             "Resident memory of the broker process.",
-            &[(Vec::new(), bytes)],
+            bytes,
         )?;
     }
     if let Some(files) = usage.open_files {
-        gauges(
+        single_gauge(
             encoder,
             "process_open_fds",
             "File descriptors the broker process has open.",
-            &[(Vec::new(), files)],
+            files,
         )?;
     }
     if let Some(seconds) = usage.cpu_seconds {
-        let mut metric = encoder.encode_descriptor(
+        single_counter(
+            encoder,
             "process_cpu_seconds",
             "User and system CPU time of the broker process.",
-            None,
-            MetricType::Counter,
+            seconds,
         )?;
-        metric.encode_counter::<NoLabelSet, _, u64>(&seconds, None)?;
     }
     if let Some(bytes) = process::disk_free_bytes(engine.data_dir()) {
-        gauges(
+        single_gauge(
             encoder,
             "disk_free_bytes",
             "Bytes free for the broker in the file system of the data folder.",
-            &[(Vec::new(), bytes)],
+            bytes,
         )?;
     }
     Ok(())
