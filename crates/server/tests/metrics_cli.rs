@@ -172,3 +172,56 @@ fn metrics_count_the_connections_and_requests_of_every_door() {
     );
     drop(nats);
 }
+
+#[test]
+fn top_refreshes_until_interrupted_and_exits_cleanly() {
+    let server = busy_server();
+    let mut top = std::process::Command::new(support::BIN)
+        .args(["--server", &server.url(), "top", "--interval-ms", "50"])
+        .env_remove("OMNIBUS_SERVER")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn omnibus top");
+    // Reads frames on a thread; tells when the second one has arrived.
+    let stdout = top.stdout.take().unwrap();
+    let (frames, seen) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.contains("omnibus top") {
+                let _ = frames.send(());
+            }
+            text.push_str(&line);
+            line.clear();
+        }
+        text
+    });
+    for _ in 0..2 {
+        seen.recv_timeout(Duration::from_secs(30))
+            .expect("a frame within 30 s");
+    }
+    // SAFETY: signalling a child process this test started and still owns.
+    unsafe { libc::kill(top.id() as libc::pid_t, libc::SIGINT) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = top.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = top.kill();
+            panic!("omnibus top ignored SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let text = reader.join().unwrap();
+    assert!(
+        text.contains("\x1b[H\x1b[2J"),
+        "each frame clears the screen"
+    );
+    assert!(text.contains("emails"), "{text}");
+}

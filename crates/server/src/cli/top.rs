@@ -76,6 +76,8 @@ pub async fn run(client: &Client, args: TopArgs) -> anyhow::Result<()> {
         stdout.flush()?;
         return Ok(());
     }
+    // Listening from here on, so a Ctrl-C while a sample is being read is not lost.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let _terminal = Terminal::raw();
     let (quit_sender, mut quit) = tokio::sync::mpsc::channel::<()>(1);
     if std::io::stdin().is_terminal() {
@@ -97,7 +99,7 @@ pub async fn run(client: &Client, args: TopArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = quit.recv() => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
         }
         let current = sample(client, args.rows).await?;
         let now = Instant::now();
