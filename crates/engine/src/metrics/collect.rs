@@ -284,7 +284,14 @@ fn groups(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
 
 /// One queue, read once.
 struct QueueRow {
-    info: crate::queue::QueueInfo,
+    queue: Arc<crate::queue::Queue>,
+    ready: u64,
+    delayed: u64,
+    leased: u64,
+    waiting_bytes: u64,
+    paused: bool,
+    failed: bool,
+    dead_letter_depth: u64,
     oldest_ready_seconds: f64,
     events: [(RateKind, u64); 6],
     /// waiting, delayed, active, failed, completed, dead, cancelled.
@@ -293,20 +300,30 @@ struct QueueRow {
 
 impl QueueRow {
     fn labels(&self) -> Labels<'_, 1> {
-        [("queue", self.info.config.name.as_str())]
+        [("queue", self.queue.config.name.as_str())]
     }
 }
 
-fn queue_row(engine: &Engine, queue: &crate::queue::Queue, now: i64) -> QueueRow {
-    let name = &queue.config.name;
-    let info = engine.describe_queue(queue);
-    let (oldest_ready, retrying) = {
+/// A queue's numbers, its state read under one short lock (not `describe_queue`, which
+/// also copies the configuration and the rate ring: this runs for every queue every scrape).
+fn queue_row(engine: &Engine, queue: Arc<crate::queue::Queue>, now: i64) -> QueueRow {
+    let name = queue.config.name.as_str();
+    let (counts, waiting_bytes, paused, oldest_ready, retrying) = {
         let core = queue.lock();
         (
+            core.counts(),
+            core.waiting_bytes(),
+            core.is_paused(),
             core.ready_after(None, 1).first().copied(),
             core.retrying_count(),
         )
     };
+    let dead_letter_depth = queue.dead_letter.high_watermark().saturating_sub(
+        queue
+            .redriven
+            .load(std::sync::atomic::Ordering::Acquire)
+            .max(queue.dead_letter.log_start_offset()),
+    );
     let age_ms = oldest_ready
         .and_then(|id| queue.log.timestamp_at_most_after(id))
         .map_or(0, |timestamp| now.saturating_sub(timestamp).max(0));
@@ -316,25 +333,32 @@ fn queue_row(engine: &Engine, queue: &crate::queue::Queue, now: i64) -> QueueRow
         Ok(()) => engine
             .jobs
             .counts()
-            .get(name.as_str())
+            .get(name)
             .map(|c| (c.completed, c.dead, c.cancelled)),
         Err(_) => None,
     };
     let (completed, dead, cancelled) = finished.unwrap_or_default();
     let jobs = [
-        ("waiting", info.ready),
-        ("delayed", info.delayed.saturating_sub(retrying)),
-        ("active", info.leased),
+        ("waiting", counts.ready),
+        ("delayed", counts.delayed.saturating_sub(retrying)),
+        ("active", counts.leased),
         ("failed", retrying),
         ("completed", completed),
         ("dead", dead),
         ("cancelled", cancelled),
     ];
     QueueRow {
-        info,
+        ready: counts.ready,
+        delayed: counts.delayed,
+        leased: counts.leased,
+        waiting_bytes,
+        paused,
+        failed: queue.failure().is_some(),
+        dead_letter_depth,
         oldest_ready_seconds: age_ms as f64 / 1000.0,
         events: queue.event_totals(),
         jobs,
+        queue,
     }
 }
 
@@ -347,13 +371,16 @@ fn queues(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
         .values()
         .cloned()
         .collect();
-    let rows: Vec<QueueRow> = queues.iter().map(|q| queue_row(engine, q, now)).collect();
+    let rows: Vec<QueueRow> = queues
+        .into_iter()
+        .map(|q| queue_row(engine, q, now))
+        .collect();
     let depth = rows.iter().flat_map(|r| {
-        let queue = r.info.config.name.as_str();
+        let queue = r.queue.config.name.as_str();
         [
-            ("ready", r.info.ready),
-            ("delayed", r.info.delayed),
-            ("leased", r.info.leased),
+            ("ready", r.ready),
+            ("delayed", r.delayed),
+            ("leased", r.leased),
         ]
         .map(|(state, count)| ([("queue", queue), ("state", state)], count))
     });
@@ -367,11 +394,11 @@ fn queues(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
         encoder,
         "queue_waiting_bytes",
         "Bytes of the ready and delayed messages (what max_bytes counts).",
-        rows.iter().map(|r| (r.labels(), r.info.waiting_bytes)),
+        rows.iter().map(|r| (r.labels(), r.waiting_bytes)),
     )?;
     gauges(encoder, "queue_oldest_ready_seconds", "Age of the oldest ready message (a lower bound, to within one index interval); 0 when none is ready.", rows.iter().map(|r| (r.labels(), r.oldest_ready_seconds)))?;
     let events = rows.iter().flat_map(|r| {
-        let queue = r.info.config.name.as_str();
+        let queue = r.queue.config.name.as_str();
         r.events
             .map(|(kind, total)| ([("queue", queue), ("event", kind.as_str())], total))
     });
@@ -380,23 +407,22 @@ fn queues(engine: &Engine, encoder: &mut DescriptorEncoder) -> fmt::Result {
         encoder,
         "queue_dead_letter_depth",
         "Dead letters not yet redriven.",
-        rows.iter().map(|r| (r.labels(), r.info.dead_letter_depth)),
+        rows.iter().map(|r| (r.labels(), r.dead_letter_depth)),
     )?;
     gauges(
         encoder,
         "queue_paused",
         "1 while deliveries are paused.",
-        rows.iter().map(|r| (r.labels(), u64::from(r.info.paused))),
+        rows.iter().map(|r| (r.labels(), u64::from(r.paused))),
     )?;
     gauges(
         encoder,
         "queue_failed",
         "1 when the queue refuses work after a state-store failure.",
-        rows.iter()
-            .map(|r| (r.labels(), u64::from(r.info.failure.is_some()))),
+        rows.iter().map(|r| (r.labels(), u64::from(r.failed))),
     )?;
     let jobs = rows.iter().flat_map(|r| {
-        let queue = r.info.config.name.as_str();
+        let queue = r.queue.config.name.as_str();
         r.jobs
             .map(|(status, count)| ([("queue", queue), ("status", status)], count))
     });

@@ -355,7 +355,7 @@ impl Engine {
         Ok(self.describe_queue(&queue))
     }
 
-    pub(crate) fn describe_queue(&self, queue: &Queue) -> QueueInfo {
+    fn describe_queue(&self, queue: &Queue) -> QueueInfo {
         let rates = queue.rates();
         let core = queue.lock();
         let counts = core.counts();
