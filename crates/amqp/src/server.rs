@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use omnibus_engine::metrics::Door;
 use omnibus_engine::Engine;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -34,6 +35,8 @@ pub async fn serve(
         replies: Mutex::new(HashMap::new()),
     });
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
+    // Connections, refusals and the errors that end a connection, for /metrics.
+    let door = shared.engine.metrics().door(Door::Amqp).clone();
     let next_connection = AtomicU64::new(1);
     let (stop, stopped) = watch::channel(false);
     let mut sessions = JoinSet::new();
@@ -53,6 +56,7 @@ pub async fn serve(
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
+            door.refuse_connection();
             tracing::warn!(
                 peer = %address,
                 "refusing an AMQP connection: {} are open (connections_max)",
@@ -68,8 +72,10 @@ pub async fn serve(
         let id = next_connection.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let stopped = stopped.clone();
+        let connection = door.open_connection();
         sessions.spawn(async move {
             if let Err(error) = session::run(stream, shared, id, address, stopped).await {
+                connection.error();
                 tracing::debug!(peer = %address, id, "AMQP connection closed: {error}");
             }
             drop(permit);

@@ -40,6 +40,10 @@ pub struct Engine {
     coordinator: Arc<GroupCoordinator>,
     /// Idempotent producers' sequence state, shared by every door that offers them.
     producers: Arc<ProducerRegistry>,
+    /// Every group's committed offsets, mirrored for `/metrics` (`groups/committed.rs`).
+    pub(crate) committed: crate::groups::committed::CommittedOffsets,
+    /// Door and API counters the front doors record into (`metrics/`).
+    pub(crate) metrics: crate::metrics::Metrics,
     /// Live subscriptions of every front door (`router/live.rs`).
     pub(crate) live_router: Arc<crate::router::LiveRouter>,
     /// Exchanges and their bindings (`exchanges/`).
@@ -109,11 +113,14 @@ impl Engine {
         }
         remove_orphan_stream_dirs(io.as_ref(), &data_dir, &streams);
         let alerts = crate::alerts::Alerts::open(&state, &config.alerts)?;
+        let committed = crate::groups::committed::CommittedOffsets::load(&state)?;
         let coordinator_limits = config.coordinator.clone();
         let engine = Arc::new_cyclic(|weak| Engine {
             coordinator: GroupCoordinator::with_limits(weak.clone(), coordinator_limits),
             producers: Arc::new(ProducerRegistry::default()),
             live_router: Arc::new(crate::router::LiveRouter::new()),
+            committed,
+            metrics: crate::metrics::Metrics::default(),
             exchanges: crate::exchanges::ExchangeTable::default(),
             dead_letter_routes: Default::default(),
             config,

@@ -18,6 +18,7 @@ pub mod groups;
 pub mod health;
 pub mod jobs;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod producers;
 pub mod queue;

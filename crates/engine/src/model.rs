@@ -222,4 +222,8 @@ pub struct PartitionLag {
     pub high_watermark: u64,
     /// high watermark − committed offset (or − log start when nothing is committed).
     pub lag: u64,
+    /// Age in ms of the oldest record the group has not consumed, `None` without lag. Read
+    /// from the partition's sparse time index in memory, not from the record: a lower bound,
+    /// short by at most the time one index interval of records took to arrive.
+    pub lag_ms: Option<i64>,
 }

@@ -21,6 +21,7 @@ mod handlers;
 mod json;
 mod json_jobs;
 mod json_messages;
+mod metrics;
 mod router;
 mod threads;
 
@@ -68,10 +69,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (closing, closing_signal) = tokio::sync::watch::channel(false);
+    let counters = engine
+        .metrics()
+        .door(omnibus_engine::metrics::Door::Http)
+        .clone();
     let app = router::router_closing_on(engine, config, closing_signal);
     if config.io_threads > 0 {
-        return threads::serve(listener, app, config.io_threads, shutdown, closing).await;
+        return threads::serve(
+            listener,
+            app,
+            config.io_threads,
+            shutdown,
+            closing,
+            counters,
+        )
+        .await;
     }
+    let listener = metrics::CountingListener { listener, counters };
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -17,7 +17,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::error::ApiError;
 use crate::handlers::{
-    alerts, dead_letters, events, fetch, groups, health, jobs, messages, offsets, openapi,
+    alerts, dead_letters, events, fetch, groups, health, jobs, messages, metrics, offsets, openapi,
     overview, publish, queues, streams,
 };
 use crate::HttpConfig;
@@ -198,6 +198,7 @@ pub fn routes() -> Vec<Route> {
         route(Post, "/v1/alerts/rules", alerts::put_rule),
         route(Delete, "/v1/alerts/rules/{name}", alerts::delete_rule),
         route(Get, "/v1/alerts/webhooks", alerts::list_webhooks),
+        route(Get, "/metrics", metrics::metrics),
     ]
 }
 
@@ -216,6 +217,7 @@ pub fn router_closing_on(
     config: HttpConfig,
     closing: watch::Receiver<bool>,
 ) -> Router {
+    let engine_for_metrics = engine.clone();
     let state = AppState {
         engine,
         config,
@@ -231,6 +233,11 @@ pub fn router_closing_on(
     // The web UI at `/` and `/ui/...`; its paths never overlap the API's.
     router = router.merge(crate::dashboard::routes());
     router
+        // A route layer runs for matched routes only, where the route template is known.
+        .route_layer(middleware::from_fn_with_state(
+            engine_for_metrics.clone(),
+            crate::metrics::count_route,
+        ))
         // Must come after the routes: it applies to the routes present when called.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(route_not_found)
@@ -239,6 +246,10 @@ pub fn router_closing_on(
         .layer(middleware::from_fn_with_state(
             config.body_bytes_max,
             refuse_declared_oversize_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            engine_for_metrics,
+            crate::metrics::count_requests,
         ))
         .with_state(state)
 }

@@ -24,8 +24,12 @@ use std::sync::Arc;
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use omnibus_engine::metrics::{ConnectionGuard, DoorCounters};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
+
+/// An accepted socket on its way to a thread, counted open in the door's metrics.
+type Arrival = (std::net::TcpStream, ConnectionGuard);
 
 /// Connections open on the threads, and a wake-up when the last one closes.
 #[derive(Default)]
@@ -60,12 +64,13 @@ pub(crate) async fn serve(
     threads: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
     closing: watch::Sender<bool>,
+    counters: Arc<DoorCounters>,
 ) -> std::io::Result<()> {
     let open = Arc::new(Open::default());
     let (finish, finishing) = watch::channel(false);
     let mut handoffs = Vec::with_capacity(threads);
     for index in 0..threads {
-        let (handoff, arrivals) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        let (handoff, arrivals) = mpsc::unbounded_channel::<Arrival>();
         let app = app.clone();
         let finishing = finishing.clone();
         let open = open.clone();
@@ -95,7 +100,9 @@ pub(crate) async fn serve(
         let Ok(stream) = stream.into_std() else {
             continue;
         };
-        if handoffs[next % threads].send(stream).is_err() {
+        // Counted open from here; closed when its connection's task drops the guard.
+        let arrival = (stream, counters.open_connection());
+        if handoffs[next % threads].send(arrival).is_err() {
             return Err(std::io::Error::other("an HTTP thread has stopped"));
         }
         next = next.wrapping_add(1);
@@ -114,7 +121,7 @@ pub(crate) async fn serve(
 
 /// One thread: a single-threaded runtime serving the connections handed to it.
 fn serve_thread(
-    mut arrivals: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    mut arrivals: mpsc::UnboundedReceiver<Arrival>,
     app: Router,
     finishing: watch::Receiver<bool>,
     open: Arc<Open>,
@@ -131,7 +138,7 @@ fn serve_thread(
         }
     };
     runtime.block_on(async move {
-        while let Some(stream) = arrivals.recv().await {
+        while let Some((stream, counted)) = arrivals.recv().await {
             let Ok(stream) = TcpStream::from_std(stream) else {
                 continue;
             };
@@ -140,7 +147,7 @@ fn serve_thread(
                 stream,
                 app.clone(),
                 finishing.clone(),
-                guard,
+                (guard, counted),
             ));
         }
         // The listener is gone, but tasks the engine spawned from requests may still be
@@ -153,7 +160,7 @@ async fn serve_connection(
     stream: TcpStream,
     app: Router,
     mut finishing: watch::Receiver<bool>,
-    _open: OpenGuard,
+    _open: (OpenGuard, ConnectionGuard),
 ) {
     let service = TowerToHyperService::new(app);
     let connection =

@@ -481,14 +481,20 @@ async fn group_offsets_commit_read_lag_and_list() {
     let (_, filtered) = server.get("/v1/groups/workers/offsets?stream=other").await;
     assert_eq!(filtered, json!({"offsets": []}));
 
-    let (status, lag) = server.get("/v1/groups/workers/lag").await;
+    let (status, mut lag) = server.get("/v1/groups/workers/lag").await;
     assert_eq!(status, StatusCode::OK);
+    // The age of the oldest unconsumed record: just published, so a few ms at most.
+    let lag_ms = lag["partitions"][0]["lag_ms"].take();
+    assert!(
+        lag_ms.as_i64().is_some_and(|ms| (0..10_000).contains(&ms)),
+        "{lag_ms}"
+    );
     assert_eq!(
         lag,
         json!({
             "partitions": [
-                {"stream": "jobs", "partition": 0, "committed": 2, "high_watermark": 5, "lag": 3},
-                {"stream": "jobs", "partition": 1, "committed": null, "high_watermark": 0, "lag": 0},
+                {"stream": "jobs", "partition": 0, "committed": 2, "high_watermark": 5, "lag": 3, "lag_ms": null},
+                {"stream": "jobs", "partition": 1, "committed": null, "high_watermark": 0, "lag": 0, "lag_ms": null},
             ],
             "total_lag": 3,
         })

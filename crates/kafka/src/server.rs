@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use omnibus_engine::metrics::Door;
 use omnibus_engine::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -36,6 +37,8 @@ pub async fn serve(
         config,
     });
     let slots = Arc::new(Semaphore::new(broker.config.connections_max));
+    // Connections, refusals and the errors that end a connection, for /metrics.
+    let door = broker.engine.metrics().door(Door::Kafka).clone();
     let (stop, stopped) = watch::channel(false);
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
@@ -56,6 +59,7 @@ pub async fn serve(
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
+            door.refuse_connection();
             tracing::warn!(
                 peer = %address,
                 "refusing a Kafka connection: {} are open (connections_max)",
@@ -70,8 +74,10 @@ pub async fn serve(
         };
         let session = Session::new(stream, broker.clone(), peer);
         let stopped = stopped.clone();
+        let connection = door.open_connection();
         sessions.spawn(async move {
             if let Err(error) = session.run(stopped).await {
+                connection.error();
                 tracing::debug!(peer = %address, "Kafka connection closed: {error}");
             }
             drop(permit);

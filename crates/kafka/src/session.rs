@@ -128,6 +128,11 @@ impl Session {
     /// Starts one frame's request. A produce joins the pipeline; anything else waits for the
     /// pipeline to empty and is answered at once. `Ok(false)` closes the connection.
     async fn dispatch(&mut self, frame: bytes::Bytes) -> Result<bool, KafkaError> {
+        self.broker
+            .engine
+            .metrics()
+            .door(omnibus_engine::metrics::Door::Kafka)
+            .request();
         match decode_request(frame)? {
             DecodedRequest::Request(request) => {
                 let (api_key, version) = (request.api_key, request.version);

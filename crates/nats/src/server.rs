@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use omnibus_engine::metrics::Door;
 use omnibus_engine::Engine;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -37,6 +38,8 @@ pub async fn serve(
     shared.jetstream.resume_push_consumers(&shared.engine);
     tokio::spawn(crate::jetstream::reaper::run(Arc::downgrade(&shared)));
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
+    // Connections, refusals and the errors that end a connection, for /metrics.
+    let door = shared.engine.metrics().door(Door::Nats).clone();
     let next_client_id = AtomicU64::new(1);
     let (stop, stopped) = watch::channel(false);
     let mut sessions = JoinSet::new();
@@ -58,6 +61,7 @@ pub async fn serve(
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
+            door.refuse_connection();
             tracing::warn!(
                 peer = %address,
                 "refusing a NATS connection: {} are open (connections_max)",
@@ -74,8 +78,10 @@ pub async fn serve(
         let client_id = next_client_id.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let stopped = stopped.clone();
+        let connection = door.open_connection();
         sessions.spawn(async move {
             if let Err(error) = session::run(stream, shared, client_id, address, stopped).await {
+                connection.error();
                 tracing::debug!(peer = %address, client_id, "NATS connection closed: {error}");
             }
             drop(permit);

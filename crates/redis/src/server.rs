@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use omnibus_engine::metrics::Door;
 use omnibus_engine::Engine;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -53,6 +54,8 @@ pub async fn serve(
         tcp_port,
     });
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
+    // Connections, refusals and the errors that end a connection, for /metrics.
+    let door = shared.engine.metrics().door(Door::Redis).clone();
     let next_connection = AtomicU64::new(1);
     let (stop, stopped) = watch::channel(false);
     let mut sessions = JoinSet::new();
@@ -72,6 +75,7 @@ pub async fn serve(
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
+            door.refuse_connection();
             tracing::warn!(
                 peer = %address,
                 "refusing a Redis connection: {} are open (connections_max)",
@@ -90,9 +94,11 @@ pub async fn serve(
         let id = next_connection.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let stopped = stopped.clone();
+        let connection = door.open_connection();
         sessions.spawn(async move {
             shared.connected.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = session::run(stream, shared.clone(), id, address, stopped).await {
+                connection.error();
                 tracing::debug!(peer = %address, id, "Redis connection closed: {error}");
             }
             shared.connected.fetch_sub(1, Ordering::Relaxed);

@@ -139,6 +139,15 @@ pub(crate) async fn run(
             }
             let step = commands::run(&mut session, arguments);
             pending.reads |= step.later.is_some() && !changes_a_stream;
+            let counters = session
+                .shared
+                .engine
+                .metrics()
+                .door(omnibus_engine::metrics::Door::Redis);
+            counters.request();
+            if matches!(step.reply, Reply::Error(_)) {
+                counters.error();
+            }
             pending.push(step.reply, step.commits, step.later);
             if step.close {
                 flush(

@@ -54,6 +54,9 @@ pub struct ServeArgs {
     /// runtime [default: 0].
     #[arg(long, env = "OMNIBUS_HTTP_IO_THREADS", value_name = "N")]
     pub http_io_threads: Option<usize>,
+    /// Record metrics (`[metrics] enabled`) [default: true].
+    #[arg(long, env = "OMNIBUS_METRICS_ENABLED", value_name = "BOOL")]
+    pub metrics_enabled: Option<bool>,
 }
 
 /// The `listen` value that turns the NATS listener off.
@@ -73,6 +76,7 @@ pub struct ServerConfig {
     pub process: ProcessSection,
     pub stream_defaults: StreamDefaults,
     pub alerts: crate::config_alerts::AlertsSection,
+    pub metrics: crate::config_metrics::MetricsSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -172,6 +176,7 @@ impl Default for ServerConfig {
             process: ProcessSection::default(),
             stream_defaults: engine.stream_defaults,
             alerts: crate::config_alerts::AlertsSection::default(),
+            metrics: Default::default(),
         }
     }
 }
@@ -262,6 +267,9 @@ impl ServerConfig {
     fn apply(&mut self, args: &ServeArgs) {
         if let Some(data_dir) = &args.data_dir {
             self.data_dir = data_dir.clone();
+        }
+        if let Some(enabled) = args.metrics_enabled {
+            self.metrics.enabled = enabled;
         }
         if let Some(listen) = &args.http_listen {
             self.http.listen = listen.clone();

@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod config_alerts;
 mod config_amqp;
+mod config_metrics;
 mod config_redis;
 mod listeners;
 mod scheduling;
@@ -37,6 +38,7 @@ use crate::cli::job::JobCommand;
 use crate::cli::publish::PublishArgs;
 use crate::cli::queue::QueueCommand;
 use crate::cli::stream::StreamCommand;
+use crate::cli::top::TopArgs;
 use crate::cli::worker::WorkerArgs;
 use crate::config::ServeArgs;
 
@@ -85,6 +87,8 @@ enum Command {
     Worker(WorkerArgs),
     /// List alarms (newest first, `--firing` for those firing now) or their rules.
     Alerts(cli::alerts::AlertsArgs),
+    /// A live view of rates, queue depths and group lag (q or Ctrl-C quits).
+    Top(TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -177,6 +181,10 @@ async fn run(cli: Cli, serve_config: Option<config::ServerConfig>) -> anyhow::Re
         Command::Alerts(args) => {
             let client = cli::client::Client::new(&cli.server)?;
             cli::alerts::run(&client, args).await
+        }
+        Command::Top(args) => {
+            let client = cli::client::Client::new(&cli.server)?;
+            cli::top::run(&client, args).await
         }
     }
 }

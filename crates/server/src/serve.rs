@@ -58,6 +58,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         None => None,
     };
 
+    // Before the engine opens, so nothing is recorded when metrics are off.
+    omnibus_engine::metrics::set_recording(config.metrics.enabled);
     let engine = Engine::open(config.engine_config())
         .await
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;

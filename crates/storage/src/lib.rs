@@ -19,6 +19,7 @@ pub mod disk;
 pub mod error;
 pub mod fuzzing;
 pub mod io;
+pub mod metrics;
 pub mod partition;
 pub mod quarantine;
 pub mod records;

@@ -360,9 +360,13 @@ impl Segment {
     }
 
     pub fn sync(&self) -> Result<()> {
-        self.file
+        let start = std::time::Instant::now();
+        let result = self
+            .file
             .sync_data()
-            .map_err(|e| StorageError::io(format!("fsync of {}", self.log_path.display()), e))
+            .map_err(|e| StorageError::io(format!("fsync of {}", self.log_path.display()), e));
+        crate::metrics::FSYNC_SECONDS.observe_since(start);
+        result
     }
 
     /// Lets readers see everything written so far.

@@ -296,6 +296,7 @@ impl Shared {
 
     /// Applies writes in one transaction (see [`Shared::run`]).
     fn apply(&self, writes: &[StateWrite]) -> Result<()> {
+        let start = std::time::Instant::now();
         let frees_space = writes
             .iter()
             .all(|write| !matches!(write, StateWrite::Put { .. } | StateWrite::PutMax { .. }));
@@ -305,6 +306,7 @@ impl Shared {
             self.run(|db| apply(db, writes))?;
         }
         self.counters.count(writes.len());
+        crate::metrics::STATE_COMMIT_SECONDS.observe_since(start);
         Ok(())
     }
 }

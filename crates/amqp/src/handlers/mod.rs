@@ -261,6 +261,15 @@ impl Connection {
         if !publishing {
             publish::flush(self).await;
         }
+        let counters = self
+            .shared
+            .engine
+            .metrics()
+            .door(omnibus_engine::metrics::Door::Amqp)
+            .clone();
+        if matches!(frame, AMQPFrame::Method(..)) {
+            counters.request();
+        }
         match self.dispatch(frame).await {
             Err(AmqpError::Channel {
                 code,
@@ -274,6 +283,7 @@ impl Connection {
                     code,
                     "channel exception: {text}"
                 );
+                counters.error();
                 self.close_channel(channel_id, code, &text, (class_id, method_id))
                     .await;
                 Ok(())

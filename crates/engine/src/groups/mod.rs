@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod committed;
 pub mod coordinator;
 mod offsets;
 

@@ -30,6 +30,7 @@ impl Engine {
         }
         let now = now_ms();
         let mut writes = Vec::with_capacity(commits.len());
+        let mut committed = Vec::with_capacity(commits.len());
         for commit in commits {
             self.stream(&commit.stream)?.partition(commit.partition)?;
             if commit.metadata.len() > COMMIT_METADATA_BYTES_MAX {
@@ -38,6 +39,7 @@ impl Engine {
                     commit.metadata.len()
                 )));
             }
+            committed.push((commit.stream.clone(), commit.partition, commit.offset));
             let stored = StoredOffset {
                 offset: commit.offset,
                 metadata: commit.metadata,
@@ -50,6 +52,9 @@ impl Engine {
             });
         }
         self.state.commit(writes).await?;
+        for (stream, partition, offset) in committed {
+            self.committed.set(group, &stream, partition, offset);
+        }
         Ok(())
     }
 
@@ -74,6 +79,9 @@ impl Engine {
             })
             .collect();
         self.state.commit(writes).await?;
+        for (stream, partition) in partitions {
+            self.committed.remove(group, stream, *partition);
+        }
         Ok(())
     }
 
@@ -116,6 +124,7 @@ impl Engine {
         if let Some(stream) = stream {
             names.insert(stream.to_string());
         }
+        let now = now_ms();
         let mut lags = Vec::new();
         for name in names {
             let Ok(stream) = self.stream(&name) else {
@@ -129,12 +138,18 @@ impl Engine {
                     .map(|c| c.offset);
                 let high_watermark = log.high_watermark();
                 let from = offset.unwrap_or(log.log_start_offset());
+                let lag = high_watermark.saturating_sub(from);
+                let lag_ms = (lag > 0)
+                    .then(|| log.timestamp_at_most_after(from.max(log.log_start_offset())))
+                    .flatten()
+                    .map(|timestamp| now.saturating_sub(timestamp).max(0));
                 lags.push(PartitionLag {
                     stream: name.clone(),
                     partition,
                     committed: offset,
                     high_watermark,
-                    lag: high_watermark.saturating_sub(from),
+                    lag,
+                    lag_ms,
                 });
             }
         }

@@ -154,7 +154,7 @@ impl Engine {
     /// Counts finished jobs once per queue per process (a scan of the final-status index).
     /// Holds the counts' lock meanwhile, so no finish is missed (one committed while the scan
     /// runs may be counted twice: by the scan and by its own count).
-    fn load_final_counts(&self, queue_name: &str) -> Result<()> {
+    pub(crate) fn load_final_counts(&self, queue_name: &str) -> Result<()> {
         let mut all = self.jobs.counts();
         if all.contains_key(queue_name) {
             return Ok(());

@@ -31,6 +31,29 @@ pub enum RateKind {
 
 const KINDS: usize = 6;
 
+impl RateKind {
+    pub const ALL: [RateKind; KINDS] = [
+        RateKind::Enqueued,
+        RateKind::Delivered,
+        RateKind::Completed,
+        RateKind::Failed,
+        RateKind::DeadLettered,
+        RateKind::Dropped,
+    ];
+
+    /// The name `/metrics` labels it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateKind::Enqueued => "enqueued",
+            RateKind::Delivered => "delivered",
+            RateKind::Completed => "completed",
+            RateKind::Failed => "failed",
+            RateKind::DeadLettered => "dead_lettered",
+            RateKind::Dropped => "dropped",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     /// The second (since the epoch) these counts belong to.
@@ -44,6 +67,8 @@ pub struct RateRing {
     buckets: [Bucket; RATE_WINDOW_SECONDS],
     /// The second the ring started counting: the window is shorter until a minute has passed.
     started_second: i64,
+    /// Every event since the ring started, by kind: the counters `/metrics` exports.
+    totals: [u64; KINDS],
 }
 
 /// One kind of event over the window.
@@ -81,7 +106,13 @@ impl RateRing {
                 counts: [0; KINDS],
             }; RATE_WINDOW_SECONDS],
             started_second: second_of(now_ms),
+            totals: [0; KINDS],
         }
+    }
+
+    /// Events of `kind` since the ring started (the queue was opened), whatever their age.
+    pub fn total(&self, kind: RateKind) -> u64 {
+        self.totals[kind as usize]
     }
 
     /// Adds `count` events of `kind` at `now_ms`.
@@ -100,6 +131,7 @@ impl RateRing {
             };
         }
         bucket.counts[kind as usize] = bucket.counts[kind as usize].saturating_add(count);
+        self.totals[kind as usize] = self.totals[kind as usize].saturating_add(count);
     }
 
     /// The counts of the last [`RATE_WINDOW_SECONDS`] seconds up to `now_ms`.
@@ -153,6 +185,7 @@ mod tests {
         assert_eq!(rates.enqueued.per_second, 10.0);
         assert_eq!(rates.completed.last_minute, 3);
         assert_eq!(rates.delivered, Rate::default());
+        assert_eq!(ring.total(RateKind::Enqueued), 600);
 
         // One second later the first second's 10 fall out of the window.
         let later = ring.snapshot(START + 60_000);
@@ -161,6 +194,9 @@ mod tests {
         let quiet = ring.snapshot(START + 180_000);
         assert_eq!(quiet.enqueued.last_minute, 0);
         assert_eq!(quiet.enqueued.per_second, 0.0);
+        // The totals keep every event, however old: they are Prometheus counters.
+        assert_eq!(ring.total(RateKind::Enqueued), 600);
+        assert_eq!(ring.total(RateKind::Completed), 3);
     }
 
     #[test]

@@ -370,6 +370,12 @@ impl Queue {
             .snapshot(now_ms())
     }
 
+    /// Events of each kind since the queue was opened, in [`RateKind`] order.
+    pub fn event_totals(&self) -> [(RateKind, u64); 6] {
+        let rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        RateKind::ALL.map(|kind| (kind, rates.total(kind)))
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, QueueCore> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -311,6 +311,7 @@ impl Engine {
         writes.extend(self.forget_consumers_of(name));
         writes.push(super::door_settings::delete_writes(name));
         self.state.write(&writes)?;
+        self.committed.remove_stream(name);
         let stream = self
             .write_streams()
             .remove(name)

@@ -10,6 +10,7 @@ pub mod groups;
 pub mod health;
 pub mod jobs;
 pub mod messages;
+pub mod metrics;
 pub mod offsets;
 pub mod openapi;
 pub mod overview;

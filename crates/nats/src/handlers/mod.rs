@@ -168,6 +168,11 @@ impl Connection {
 
     /// Handles one operation. An error closes the connection.
     pub(crate) async fn handle(&mut self, op: ClientOp) -> Result<(), NatsError> {
+        self.shared
+            .engine
+            .metrics()
+            .door(omnibus_engine::metrics::Door::Nats)
+            .request();
         match op {
             ClientOp::Connect(json) => connect::handle(self, &json),
             ClientOp::Ping => ping::ping(self),

@@ -252,6 +252,12 @@ impl Client {
         self.send(self.request(Method::GET, &url), &url).await
     }
 
+    /// Any GET of the API, as the server renders it (`omnibus top` reads several).
+    pub async fn get_json(&self, segments: &[&str]) -> Result<serde_json::Value> {
+        let url = self.url(segments, &[]);
+        self.send(self.request(Method::GET, &url), &url).await
+    }
+
     /// The base URL plus percent-encoded path segments and query pairs.
     pub(super) fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
         let mut url = self.base.clone();

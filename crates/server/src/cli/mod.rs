@@ -16,6 +16,7 @@ pub mod queue;
 pub mod stream;
 pub mod table;
 pub mod time;
+pub mod top;
 pub mod wire;
 pub mod wire_jobs;
 pub mod worker;

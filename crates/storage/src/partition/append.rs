@@ -166,12 +166,34 @@ impl PartitionLog {
                 continue;
             }
             match self.write_group(&group) {
-                Ok(high_watermark) => self.progress.send_modify(|p| {
-                    p.high_watermark = p.high_watermark.max(high_watermark);
-                }),
+                Ok(high_watermark) => {
+                    self.count_group(&group);
+                    self.progress.send_modify(|p| {
+                        p.high_watermark = p.high_watermark.max(high_watermark);
+                    })
+                }
                 Err(error) => self.fail_writes(&error),
             }
         }
+    }
+
+    /// Counts a written group: its records and bytes, and its size as a group commit.
+    fn count_group(&self, group: &[Pending]) {
+        if !crate::metrics::recording() {
+            return;
+        }
+        let mut records = 0u64;
+        let mut bytes = 0u64;
+        for item in group {
+            bytes += item.bytes.len() as u64;
+            records += item
+                .headers
+                .iter()
+                .map(|(_, header)| header.offset_count())
+                .sum::<u64>();
+        }
+        self.counters.wrote(records, bytes);
+        crate::metrics::GROUP_COMMIT_APPENDS.observe(group.len() as u64);
     }
 
     /// Writes a group of pending appends, rolling segments as needed; returns the new high

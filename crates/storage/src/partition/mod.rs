@@ -112,6 +112,8 @@ pub struct PartitionLog {
     closed: AtomicBool,
     /// Damaged bytes recovery set aside, now or at an earlier start (`quarantine.rs`).
     quarantined: Vec<QuarantinedFile>,
+    /// Records and bytes in and out, retention deletions (`metrics.rs`).
+    counters: crate::metrics::PartitionCounters,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -221,6 +223,7 @@ impl PartitionLog {
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
             quarantined,
+            counters: Default::default(),
         });
         if let Some(reason) = lost {
             log.poison(&StorageError::Lost(reason));
@@ -269,6 +272,49 @@ impl PartitionLog {
             failure: self.failure().map(|f| f.to_string()),
             quarantined: self.quarantined.clone(),
         }
+    }
+
+    /// Records and bytes in and out and retention deletions since the log was opened.
+    pub fn traffic(&self) -> crate::metrics::PartitionTraffic {
+        self.counters.snapshot()
+    }
+
+    /// Bytes of every segment: `status().size_bytes` without copying the quarantine list.
+    pub fn size_bytes(&self) -> u64 {
+        let segments = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        segments.values().map(|s| s.written_bytes()).sum()
+    }
+
+    /// A timestamp no older than the record at `offset`'s, from the sparse time index in
+    /// memory (no read of the log): the largest timestamp of the records before the first
+    /// index entry after `offset` (or of the whole segment when no entry follows). `now`
+    /// minus it is therefore a lower bound of the record's age, short by at most the time one
+    /// index interval (`index_interval_bytes` of records) took to arrive. `None` at or past
+    /// the high watermark, below the log start, or when no record carries a timestamp.
+    pub fn timestamp_at_most_after(&self, offset: u64) -> Option<i64> {
+        if offset >= self.high_watermark() || offset < self.log_start_offset() {
+            return None;
+        }
+        let segment = {
+            let segments = self.segments.read().unwrap_or_else(|p| p.into_inner());
+            segments
+                .range(..=offset)
+                .next_back()
+                .map(|(_, s)| s.clone())?
+        };
+        let relative = offset.checked_sub(segment.base_offset)?;
+        let from_index = {
+            let indexes = segment.lock_indexes();
+            let after = indexes
+                .times
+                .partition_point(|entry| entry.relative_offset as u64 <= relative);
+            indexes
+                .times
+                .get(after)
+                .map(|entry| entry.max_timestamp_before)
+        };
+        let timestamp = from_index.unwrap_or_else(|| segment.max_timestamp());
+        (timestamp != i64::MIN).then_some(timestamp)
     }
 
     fn segments_snapshot(&self) -> Vec<Arc<Segment>> {

@@ -48,6 +48,8 @@ impl PartitionLog {
             let budget = max_bytes.saturating_sub(out.len());
             cursor = self.read_segment(&segment, cursor, budget, high_watermark, &mut out)?;
         }
+        self.counters
+            .read(cursor.saturating_sub(offset), out.len() as u64);
         Ok(ReadResult {
             bytes: out.freeze(),
             high_watermark,

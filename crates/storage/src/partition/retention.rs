@@ -47,6 +47,8 @@ impl PartitionLog {
             outcome.bytes_deleted += segment.written_bytes();
         }
         self.delete_segment_files(doomed)?;
+        self.counters
+            .retained(outcome.segments_deleted as u64, outcome.bytes_deleted);
         Ok(outcome)
     }
 

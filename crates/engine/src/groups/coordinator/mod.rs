@@ -443,6 +443,7 @@ impl Engine {
                     prefix,
                 }])
                 .await?;
+            self.committed.remove_group(group);
         }
         Ok(count)
     }

@@ -1,0 +1,279 @@
+//! `GET /metrics` after known traffic, parsed with a real Prometheus text parser
+//! (`prometheus-parse`): counters, gauges, group lag in records and seconds, queue depth and
+//! events, the HTTP door's own counters, and the storage and process gauges.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::Server;
+use prometheus_parse::{Scrape, Value};
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The scrape parsed, and its text (`prometheus-parse` cuts label values at a `}`, so the
+/// route-template labels are checked in the text).
+async fn scrape(server: &Server) -> Scrape {
+    scrape_with_text(server).await.0
+}
+
+async fn scrape_with_text(server: &Server) -> (Scrape, String) {
+    let response = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends in # EOF");
+    let scrape =
+        Scrape::parse(text.lines().map(|line| Ok(line.to_string()))).expect("the scrape parses");
+    (scrape, text)
+}
+
+/// The value of the one sample named `metric` whose labels include `labels`.
+fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == metric)
+        .filter(|sample| labels.iter().all(|(k, v)| sample.labels.get(k) == Some(*v)))
+        .filter_map(|sample| match sample.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{metric} {labels:?}: {found:?}");
+    found[0]
+}
+
+#[tokio::test]
+async fn metrics_after_known_traffic_count_records_lag_queues_and_requests() {
+    let server = Server::start().await;
+    let (status, _) = server
+        .post("/v1/streams", json!({"name": "orders", "partitions": 2}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Five records on partition 0, two minutes old by their timestamps.
+    let old = now_ms() - 120_000;
+    for index in 0..5 {
+        let (status, body) = server
+            .post(
+                "/v1/streams/orders/records",
+                json!({"records": [{"value": index, "partition": 0, "timestamp_ms": old + index}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, _) = server
+        .post(
+            "/v1/groups/billing/offsets",
+            json!({"offsets": [{"stream": "orders", "partition": 0, "offset": 2}]}),
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+
+    server.create_queue(json!({"name": "emails"})).await;
+    let (status, _) = server
+        .post(
+            "/v1/queues/emails/messages",
+            json!({"messages": [{"value": "a"}, {"value": "b"}, {"value": "c"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, received) = server
+        .post(
+            "/v1/queues/emails/receive",
+            json!({"worker": "w1", "max": 2}),
+        )
+        .await;
+    let first = &received["messages"][0];
+    let (status, _) = server
+        .post(
+            &format!("/v1/queues/emails/messages/{}/ack", first["id"]),
+            json!({"attempt": first["attempt"]}),
+        )
+        .await;
+    assert!(status.is_success());
+    let (status, _) = server.get("/v1/no-such-route").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (scrape, text) = scrape_with_text(&server).await;
+    let p0 = [("stream", "orders"), ("partition", "0")];
+    let p1 = [("stream", "orders"), ("partition", "1")];
+    assert_eq!(value(&scrape, "omnibus_stream_records_in_total", &p0), 5.0);
+    assert_eq!(value(&scrape, "omnibus_stream_records_in_total", &p1), 0.0);
+    assert!(value(&scrape, "omnibus_stream_bytes_in_total", &p0) > 0.0);
+    assert_eq!(value(&scrape, "omnibus_stream_high_watermark", &p0), 5.0);
+    assert!(value(&scrape, "omnibus_stream_log_bytes", &p0) > 0.0);
+    assert_eq!(value(&scrape, "omnibus_stream_write_failed", &p0), 0.0);
+
+    let billing = [
+        ("group", "billing"),
+        ("stream", "orders"),
+        ("partition", "0"),
+    ];
+    assert_eq!(
+        value(&scrape, "omnibus_group_committed_offset", &billing),
+        2.0
+    );
+    assert_eq!(value(&scrape, "omnibus_group_lag_records", &billing), 3.0);
+    let lag_seconds = value(&scrape, "omnibus_group_lag_seconds", &billing);
+    assert!(
+        (119.0..600.0).contains(&lag_seconds),
+        "the oldest unconsumed record is two minutes old: {lag_seconds}"
+    );
+
+    let emails = |state: &'static str| [("queue", "emails"), ("state", state)];
+    assert_eq!(value(&scrape, "omnibus_queue_depth", &emails("ready")), 1.0);
+    assert_eq!(
+        value(&scrape, "omnibus_queue_depth", &emails("leased")),
+        1.0
+    );
+    assert_eq!(
+        value(&scrape, "omnibus_queue_depth", &emails("delayed")),
+        0.0
+    );
+    let event = |event: &'static str| [("queue", "emails"), ("event", event)];
+    assert_eq!(
+        value(&scrape, "omnibus_queue_messages_total", &event("enqueued")),
+        3.0
+    );
+    assert_eq!(
+        value(&scrape, "omnibus_queue_messages_total", &event("delivered")),
+        2.0
+    );
+    assert_eq!(
+        value(&scrape, "omnibus_queue_messages_total", &event("completed")),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "omnibus_queue_dead_letter_depth",
+            &[("queue", "emails")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "omnibus_jobs",
+            &[("queue", "emails"), ("status", "waiting")]
+        ),
+        1.0
+    );
+
+    // By route template, never by concrete path: five publishes, one series.
+    let publish = "omnibus_http_requests_total{method=\"POST\",route=\"/v1/streams/{stream}/records\",status=\"2xx\"} 5\n";
+    assert!(text.contains(publish), "{text}");
+    assert!(
+        !text.contains("/v1/streams/orders"),
+        "no concrete path is a label"
+    );
+    assert!(
+        !text.contains("no-such-route"),
+        "unknown routes get no series"
+    );
+    let http = [("door", "http")];
+    // Everything above, the 404 and this scrape itself.
+    assert!(value(&scrape, "omnibus_requests_total", &http) >= 13.0);
+    assert!(value(&scrape, "omnibus_request_errors_total", &http) >= 1.0);
+    assert!(value(&scrape, "omnibus_connections_opened_total", &http) >= 1.0);
+    assert!(value(&scrape, "omnibus_connections_open", &http) >= 1.0);
+    assert_eq!(
+        value(
+            &scrape,
+            "omnibus_connections_opened_total",
+            &[("door", "kafka")]
+        ),
+        0.0
+    );
+
+    assert!(value(&scrape, "omnibus_fsync_seconds_count", &[]) >= 5.0);
+    assert!(value(&scrape, "omnibus_state_commit_seconds_count", &[]) >= 1.0);
+    assert!(value(&scrape, "omnibus_process_resident_memory_bytes", &[]) > 0.0);
+    assert!(value(&scrape, "omnibus_process_open_fds", &[]) > 0.0);
+    assert!(value(&scrape, "omnibus_disk_free_bytes", &[]) > 0.0);
+    every_documented_metric_is_exported(&text);
+    server.stop().await;
+}
+
+/// Every metric name docs/operations.md and the Grafana dashboard use is in a scrape that
+/// has streams, a group, a queue and traffic, so neither document names a metric that
+/// does not exist.
+fn every_documented_metric_is_exported(text: &str) {
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs");
+    for file in ["operations.md", "grafana/omnibus.json"] {
+        let document = std::fs::read_to_string(format!("{docs}/{file}")).unwrap();
+        let mut names: Vec<&str> = document
+            .match_indices("omnibus_")
+            .map(|(start, _)| {
+                let rest = &document[start..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() > 20, "{file} names {names:?}");
+        for name in names {
+            assert!(
+                text.contains(&format!("\n{name}")),
+                "{file} names {name}, which the scrape does not have"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_second_scrape_sees_counters_grow_and_lag_shrink_after_a_commit() {
+    let server = Server::start().await;
+    server.post("/v1/streams", json!({"name": "events"})).await;
+    let records: Vec<_> = (0..10).map(|i| json!({"value": i})).collect();
+    server
+        .post("/v1/streams/events/records", json!({"records": records}))
+        .await;
+    server
+        .post(
+            "/v1/groups/audit/offsets",
+            json!({"offsets": [{"stream": "events", "partition": 0, "offset": 0}]}),
+        )
+        .await;
+    let labels = [("group", "audit"), ("stream", "events"), ("partition", "0")];
+    let before = scrape(&server).await;
+    assert_eq!(value(&before, "omnibus_group_lag_records", &labels), 10.0);
+    server
+        .get("/v1/streams/events/partitions/0/records?offset=0")
+        .await;
+    server
+        .post(
+            "/v1/groups/audit/offsets",
+            json!({"offsets": [{"stream": "events", "partition": 0, "offset": 10}]}),
+        )
+        .await;
+    let after = scrape(&server).await;
+    assert_eq!(value(&after, "omnibus_group_lag_records", &labels), 0.0);
+    assert_eq!(value(&after, "omnibus_group_lag_seconds", &labels), 0.0);
+    let partition = [("stream", "events"), ("partition", "0")];
+    assert!(value(&after, "omnibus_stream_records_out_total", &partition) >= 10.0);
+    server.stop().await;
+}
