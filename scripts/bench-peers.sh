@@ -32,6 +32,7 @@
 #   LATENCY_SECONDS  how long a latency run sends [3]
 #   DURATION   upper bound on one run, in seconds [30]
 #   COMPLETIONS  Omnibus queue completions, fsync or batched [fsync]
+#   REDIS_FSYNC  redis-server's appendfsync: everysec (its default) or always [everysec]
 #   OUT        where results.jsonl, report.md and chart.svg go [target/bench-peers/<time>]
 #
 # What it does: installs redis-server, nats-server and rabbitmq-server with apt-get when a
@@ -43,7 +44,8 @@
 # failure included. Durability as configured here:
 #   omnibus-http, omnibus-kafka  fsync before every acknowledgement (stream fsync=always;
 #                                queue completions as COMPLETIONS)
-#   redis      appendonly yes, appendfsync everysec (an acknowledged write can be lost: 1 s)
+#   redis      appendonly yes, appendfsync $REDIS_FSYNC (everysec: an acknowledged write can be
+#              lost for up to 1 s; always: fsync before each reply)
 #   nats       none: core NATS keeps nothing and does not acknowledge a publish
 #   jetstream  file storage; the server fsyncs every 2 minutes (sync_interval default)
 #   rabbitmq   durable queue, persistent messages; confirmed after its (batched) fsync
@@ -68,6 +70,7 @@ IN_FLIGHT=${IN_FLIGHT:-32}
 RATE=${RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-3}
 DURATION=${DURATION:-30}
+REDIS_FSYNC=${REDIS_FSYNC:-everysec}
 COMPLETIONS=${COMPLETIONS:-fsync}
 OUT=${OUT:-$ROOT/target/bench-peers/$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -132,7 +135,7 @@ install_missing() {
 start_redis() {
   mkdir -p "$WORK/redis"
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK/redis" \
-    --appendonly yes --appendfsync everysec --save "" --daemonize no \
+    --appendonly yes --appendfsync "${REDIS_FSYNC}" --save "" --daemonize no \
     --logfile "$WORK/redis/redis.log" &
   PIDS+=($!)
   wait_for_port "$REDIS_PORT" 20 redis
@@ -217,7 +220,7 @@ durability() {
     omnibus-jetstream) echo "fsync before the PubAck; acks committed before their answer" ;;
     omnibus-amqp) echo "fsync before the confirm; acks ride the next group commit" ;;
     omnibus-redis) echo "fsync before every XADD reply (group commit); XACKs committed before their reply" ;;
-    redis) echo "AOF everysec" ;;
+    redis) echo "AOF $REDIS_FSYNC" ;;
     nats) echo "none" ;;
     jetstream) echo "file, fsync every 2 min" ;;
     rabbitmq) echo "persistent, fsync before confirm" ;;
