@@ -541,3 +541,27 @@ async fn entries_with_old_ids_are_not_expired_by_time_retention() {
     assert_eq!(ids(&grouped), ["2-0"]);
     broker.stop().await;
 }
+
+/// EXISTS counts a stream key as it counts a string key (each argument, repeats included).
+#[tokio::test]
+async fn exists_counts_stream_keys() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    xadd(&mut con, "present", "1-0").await.unwrap();
+    let _: () = cmd("SET")
+        .arg("text")
+        .arg("v")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let count: i64 = cmd("EXISTS")
+        .arg("present")
+        .arg("text")
+        .arg("missing")
+        .arg("present")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(count, 3);
+    broker.stop().await;
+}

@@ -1,5 +1,6 @@
 //! Commands on keys whatever their value: DEL, EXISTS, EXPIRE and its kin, TTL, PERSIST,
-//! TYPE, DBSIZE, KEYS, SCAN, FLUSHALL.
+//! TYPE, DBSIZE, KEYS, SCAN, FLUSHALL. EXISTS and TYPE see stream keys; the others act on
+//! string keys only (docs/redis.md, "Not there yet").
 
 use bytes::Bytes;
 use omnibus_engine::keys::{ExpireCondition, TimeToLive};
@@ -19,7 +20,17 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             keys.delete(arguments)
                 .map(|d| map(d, |count| Reply::Integer(count as i64))),
         ),
-        "exists" => Reply::Integer(keys.exists(arguments) as i64).into(),
+        "exists" => {
+            // A stream key exists too (each argument counts, repeated ones as often as given).
+            let count = arguments
+                .iter()
+                .filter(|key| {
+                    keys.exists(std::slice::from_ref(*key)) == 1
+                        || super::streams::is_stream(session, key)
+                })
+                .count();
+            Reply::Integer(count as i64).into()
+        }
         "expire" | "pexpire" | "expireat" | "pexpireat" => expire(session, name, arguments),
         "persist" => step(
             keys.expire(&arguments[0], None, ExpireCondition::Always)
