@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -403,3 +406,28 @@ class Broker:
             env=env,
             stdin=subprocess.DEVNULL,
         )
+
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+def run_node_suite(script: str, package: str, env: dict, scenarios: int) -> None:
+    """Runs `node --test node/<script>` (node's own test runner) with `env` added, and fails
+    with its report unless every one of its `scenarios` passed. `package` is the client the
+    script imports, installed by scripts/client-tests.sh (npm ci)."""
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / package).is_dir():
+        pytest.fail("node and tests/clients/node/node_modules are needed: run scripts/client-tests.sh",
+                    pytrace=False)
+    result = subprocess.run(
+        [node, "--test", "--test-reporter=spec", script],
+        cwd=NODE_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report
+    # Every scenario ran (a file that failed to load would report none).
+    assert f"# pass {scenarios}" in report or f"ℹ pass {scenarios}" in report, report

@@ -5,33 +5,18 @@ scripts/client-tests.sh installs the pinned ioredis (npm ci) and redis-tools (ap
 
 from __future__ import annotations
 
-import os
 import shutil
+import socket
 import subprocess
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-NODE_DIR = Path(__file__).parent / "node"
+from harness import run_node_suite
 
 
 def test_ioredis_scenarios(redis_url):
-    node = shutil.which("node")
-    if node is None or not (NODE_DIR / "node_modules" / "ioredis").is_dir():
-        pytest.fail("node and tests/clients/node/node_modules are needed: run scripts/client-tests.sh",
-                    pytrace=False)
-    result = subprocess.run(
-        [node, "--test", "--test-reporter=spec", "ioredis.test.mjs"],
-        cwd=NODE_DIR,
-        env={**os.environ, "OMNIBUS_REDIS_URL": redis_url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    report = result.stdout + result.stderr
-    assert result.returncode == 0, report
-    assert "# pass 7" in report or "ℹ pass 7" in report, report
+    run_node_suite("ioredis.test.mjs", "ioredis", {"OMNIBUS_REDIS_URL": redis_url}, scenarios=7)
 
 
 def redis_cli(redis_url: str, *arguments: str, stdin: str | None = None) -> str:
@@ -58,7 +43,6 @@ def test_redis_cli_commands_and_inline_pipe(redis_url):
     piped = redis_cli(redis_url, stdin="SET cli:piped 7\nINCR cli:piped\nGET cli:piped\n")
     assert piped.split() == ["OK", "8", "8"], piped
     # What a health check or `nc` sends: an inline command, not RESP.
-    import socket
     with socket.create_connection(("127.0.0.1", urlparse(redis_url).port), timeout=5) as sock:
         sock.sendall(b"PING\r\nECHO hello\r\n")
         answer = b""

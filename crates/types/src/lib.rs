@@ -5,6 +5,7 @@
 //! nothing about wire protocols; everything above it (storage, engine, front doors) may use it.
 #![forbid(unsafe_code)]
 
+pub mod calendar;
 pub mod error_code;
 pub mod limits;
 pub mod name;

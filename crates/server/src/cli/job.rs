@@ -5,6 +5,7 @@
 //! (one per line, in line order) as soon as the broker has durably accepted it. Reading runs on
 //! its own thread one batch ahead, as `publish` does.
 
+use omnibus_types::calendar::civil_from_days;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
@@ -280,25 +281,6 @@ pub fn format_timestamp_ms(ms: i64) -> String {
         second_of_day / 60 % 60,
         second_of_day % 60
     )
-}
-
-/// Howard Hinnant's `civil_from_days`: the proleptic Gregorian date of a day number.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
