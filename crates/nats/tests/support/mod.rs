@@ -111,12 +111,18 @@ impl Raw {
     /// The next line, without its CRLF; panics after 5 s or at the end of the stream.
     pub async fn line(&mut self) -> String {
         tokio::time::timeout(Duration::from_secs(5), async {
+            // Where the search for CRLF resumes: a megabyte payload arrives in many reads,
+            // and searching the whole buffer after each one is quadratic (seconds in debug).
+            let mut searched: usize = 0;
             loop {
-                if let Some(end) = self.buffer.windows(2).position(|w| w == b"\r\n") {
+                let start = searched.saturating_sub(1);
+                if let Some(at) = self.buffer[start..].windows(2).position(|w| w == b"\r\n") {
+                    let end = start + at;
                     let line: Vec<u8> = self.buffer.drain(..end + 2).collect();
                     return String::from_utf8_lossy(&line[..end]).into_owned();
                 }
-                let mut chunk = [0u8; 4096];
+                searched = self.buffer.len();
+                let mut chunk = [0u8; 16384];
                 let read = self.stream.read(&mut chunk).await.unwrap();
                 assert!(
                     read > 0,
