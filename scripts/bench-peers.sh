@@ -17,6 +17,8 @@
 #              does; fan-out and routing are core NATS only (nats, omnibus-nats): messages
 #              delivered per second to SUBSCRIBERS subscribers of one subject, and to one
 #              subscriber while SUBSCRIPTIONS other wildcard subscriptions exist
+#              key-value (not in the default list): Redis strings, SET and GET alternating,
+#              PRODUCERS connections × IN_FLIGHT commands (redis, omnibus-redis)
 #   SIZES      payload bytes, space-separated [100 1024]
 #   RUNS       repetitions of each cell; the report takes the median [1]
 #   MESSAGES   messages per publish, consume or request-reply run [100000]
@@ -239,6 +241,7 @@ workload_flags() {
     jobs-batched) echo "--workload jobs --mode batched --workers $WORKERS --jobs $JOBS_BATCHED" ;;
     fan-out) echo "--workload fan-out --subscribers $SUBSCRIBERS --messages $MESSAGES" ;;
     routing) echo "--workload routing --subscriptions $SUBSCRIPTIONS --messages $MESSAGES" ;;
+    key-value) echo "--workload key-value --producers $PRODUCERS --in-flight $IN_FLIGHT --messages $MESSAGES" ;;
     *) echo "unknown workload $1" >&2; return 1 ;;
   esac
 }

@@ -241,6 +241,34 @@ def test_streams_xadd_xrange_xread(client):
     assert client.xlen(key) == 1
 
 
+def test_stream_keys_among_key_commands(client):
+    """A stream key is a key: KEYS, SCAN (with TYPE and MATCH), DBSIZE and TYPE see it, TTL is
+    -1, EXPIRE is refused, DEL deletes it; XREAD's `+` reads its last entry (Redis 7.4)."""
+    key = stream_key("keyed")
+    plain = unique("plain")
+    client.set(plain, "x")
+    client.xadd(key, {"value": "a"}, id="1-0")
+    client.xadd(key, {"value": "b"}, id="2-0")
+    assert client.xread({key: "+"}, count=5) == [[key, [("2-0", {"value": "b"})]]]
+    assert key in client.keys("*")
+    assert client.keys(key) == [key]
+    assert list(client.scan_iter(match=key, count=1)) == [key]
+    assert key in set(client.scan_iter(_type="stream"))
+    assert key not in set(client.scan_iter(_type="string"))
+    assert plain in set(client.scan_iter(_type="string"))
+    before = client.dbsize()
+    assert client.type(key) == "stream"
+    assert client.ttl(key) == -1
+    with pytest.raises(redis.ResponseError, match="does not expire stream keys"):
+        client.expire(key, 10)
+    assert client.delete(key, plain) == 2
+    assert client.exists(key) == 0
+    assert client.dbsize() <= before - 2  # keys of earlier tests may expire meanwhile
+    assert client.keys(key) == []
+    assert client.xadd(key, {"value": "again"}, id="1-0") == "1-0"
+    assert client.unlink(key) == 1
+
+
 def test_streams_a_pipeline_of_xadds(client):
     key = stream_key("piped")
     for transaction in (True, False):

@@ -68,6 +68,9 @@ pub enum Workload {
     /// Core NATS: one publisher and one subscriber while `--subscriptions` other wildcard
     /// subscriptions exist; messages delivered per second.
     Routing,
+    /// Redis strings: N producers, each with a window of commands in flight on one
+    /// connection, alternating `SET k v` and `GET k` over 1,000 keys each; commands per second.
+    KeyValue,
 }
 
 impl Workload {
@@ -81,6 +84,7 @@ impl Workload {
             Workload::Enqueue => "enqueue",
             Workload::FanOut => "fan-out",
             Workload::Routing => "routing",
+            Workload::KeyValue => "key-value",
         }
     }
 }

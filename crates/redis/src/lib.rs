@@ -7,8 +7,8 @@
 //! - `session` is one connection's I/O loop: it decodes every complete command in what it
 //!   read (pipelining), runs them in order, waits for the durability of their writes together
 //!   (they share group commits), then writes the replies in order;
-//! - [`codec`] is sans-I/O: bounded request decoding and reply encoding through the
-//!   `redis-protocol` crate;
+//! - [`codec`] is sans-I/O: bounded request decoding and reply encoding, checked against the
+//!   `redis-protocol` crate in its tests;
 //! - `commands/` holds the commands: `connection.rs` (PING, HELLO, CLIENT, INFO, …),
 //!   `strings.rs` (SET, GET, EXPIRE, …) and `keyspace.rs` (DEL, SCAN, TYPE, …);
 //! - `pubsub` maps channels onto the engine's live router (PUBLISH, SUBSCRIBE, PSUBSCRIBE);

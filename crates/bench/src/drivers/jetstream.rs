@@ -42,6 +42,10 @@ pub async fn connect(context: &Context) -> Result<async_nats::Client> {
 
 pub async fn run(context: &Context) -> Result<Measurement> {
     match context.settings.workload {
+        Workload::KeyValue => Err(not_supported(
+            context,
+            "a Redis strings workload (use --system redis)",
+        )),
         Workload::FanOut | Workload::Routing => Err(not_supported(
             context,
             "a core NATS routing workload (use --system nats)",

@@ -38,6 +38,10 @@ const COMMIT_EVERY: u64 = 1_000;
 
 pub async fn run(context: &Context) -> Result<Measurement> {
     match context.settings.workload {
+        Workload::KeyValue => Err(not_supported(
+            context,
+            "a Redis strings workload (use --system redis)",
+        )),
         Workload::FanOut | Workload::Routing => Err(not_supported(
             context,
             "a core NATS routing workload (use --system nats)",

@@ -24,6 +24,10 @@ use crate::settings::Workload;
 
 pub async fn run(context: &Context) -> Result<Measurement> {
     match context.settings.workload {
+        Workload::KeyValue => Err(not_supported(
+            context,
+            "a Redis strings workload (use --system redis)",
+        )),
         Workload::Publish => publish(context).await,
         Workload::Latency => latency(context).await,
         Workload::RequestReply => request_reply(context).await,

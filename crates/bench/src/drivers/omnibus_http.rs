@@ -103,6 +103,10 @@ impl Api {
 
 pub async fn run(context: &Context) -> Result<Measurement> {
     match context.settings.workload {
+        Workload::KeyValue => Err(not_supported(
+            context,
+            "a Redis strings workload (use --system redis)",
+        )),
         Workload::FanOut | Workload::Routing => Err(not_supported(
             context,
             "a core NATS routing workload (use --system nats)",

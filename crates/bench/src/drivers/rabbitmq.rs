@@ -66,6 +66,10 @@ async fn confirming_session(context: &Context) -> Result<Session> {
 
 pub async fn run(context: &Context) -> Result<Measurement> {
     match context.settings.workload {
+        Workload::KeyValue => Err(not_supported(
+            context,
+            "a Redis strings workload (use --system redis)",
+        )),
         Workload::FanOut | Workload::Routing => Err(not_supported(
             context,
             "a core NATS routing workload (use --system nats)",

@@ -5,11 +5,15 @@
 //!   often the AOF is fsynced is the server's `appendfsync` (the harness script sets
 //!   `everysec`), so record it with `--durability`.
 //! - consume: a stream pre-filled with `--messages` entries, then `--producers` consumers in
-//!   one consumer group: `XREADGROUP COUNT 100` and one `XACK` with the ids read.
+//!   one consumer group: `XREADGROUP COUNT 1000` (issue 14's workload) and one `XACK` with
+//!   the ids read.
 //! - latency: `XADD` at `--rate`; a reader blocks in `XREAD` on the stream.
 //! - jobs: the jobs are stream entries read by a consumer group, each worker on its own
 //!   connection: `one` = `XREADGROUP COUNT 1` + `XACK`; `batched` = `XREADGROUP COUNT 100` +
 //!   one `XACK` with every id.
+//! - key-value: strings, `--producers` connections each with `--in-flight` commands in flight,
+//!   alternating `SET k v` and `GET k` over 1,000 keys per producer (every GET must find its
+//!   value); each command counts as one message.
 //! - request-reply: not supported (Redis has no request-reply; emulating it with lists would be
 //!   measuring the emulation).
 
@@ -33,6 +37,8 @@ const FILL_BATCH: u64 = 1_000;
 /// How long a blocking read waits, so a reader notices soon that the run is over.
 const BLOCK_MS: usize = 50;
 const GROUP: &str = "bench";
+/// Entries one consume-workload XREADGROUP asks for (issue 14 measures COUNT 1000).
+const CONSUME_COUNT: usize = 1_000;
 
 async fn connect(context: &Context) -> Result<MultiplexedConnection> {
     let client = Client::open(format!("redis://{}/", context.settings.address()))?;
@@ -58,7 +64,57 @@ pub async fn run(context: &Context) -> Result<Measurement> {
             "job enqueue is Omnibus HTTP's; the publish workload is this system's enqueue",
         )),
         Workload::RequestReply => Err(not_supported(context, "Redis has no request-reply")),
+        Workload::KeyValue => key_value(context).await,
     }
+}
+
+/// Keys each key-value producer cycles through.
+const KEY_VALUE_KEYS: u64 = 1_000;
+
+async fn key_value(context: &Context) -> Result<Measurement> {
+    let settings = &context.settings;
+    let prefix = context.name("strings");
+    let payload = Arc::new(load::payload(settings.size));
+    let mut connections = Vec::new();
+    for _ in 0..settings.producers {
+        connections.push(connect(context).await?);
+    }
+    let budget = context.budget(settings.messages);
+    let started = Instant::now();
+    let mut producers = JoinSet::new();
+    for (index, connection) in connections.into_iter().enumerate() {
+        let (budget, payload) = (budget.clone(), payload.clone());
+        let prefix = format!("{prefix}-{index}");
+        let window = settings.in_flight;
+        producers.spawn(async move {
+            // One connection answers in order, so a GET finds the SET sent before it.
+            let mut sent = 0u64;
+            load::run_window(&budget, window, 1, |_| {
+                let (mut connection, payload) = (connection.clone(), payload.clone());
+                let key = format!("{prefix}-{}", (sent / 2) % KEY_VALUE_KEYS);
+                let set = sent.is_multiple_of(2);
+                sent += 1;
+                async move {
+                    if set {
+                        let _: () = connection.set(&key, &payload[..]).await?;
+                    } else {
+                        let value: Option<Vec<u8>> = connection.get(&key).await?;
+                        if value.as_deref() != Some(&payload[..]) {
+                            return Err(BenchError::Incomplete(format!(
+                                "GET {key} did not answer the value SET before it"
+                            )));
+                        }
+                    }
+                    Ok(())
+                }
+            })
+            .await
+        });
+    }
+    let latencies = join_histograms(producers).await?;
+    let mut result = measurement(&budget, started.elapsed(), None);
+    result.latency = Some(latencies);
+    Ok(result)
 }
 
 async fn publish(context: &Context) -> Result<Measurement> {
@@ -170,7 +226,8 @@ async fn consume(context: &Context) -> Result<Measurement> {
         consumers.spawn(async move {
             let consumer = format!("consumer-{index}");
             while keep_working(&budget) {
-                let count = read_and_acknowledge(&mut connection, &key, &consumer, 100).await?;
+                let count =
+                    read_and_acknowledge(&mut connection, &key, &consumer, CONSUME_COUNT).await?;
                 budget.finish(count);
             }
             Ok::<_, BenchError>(())

@@ -1,7 +1,6 @@
-//! Replies, encoded by `redis-protocol` in RESP2 or RESP3.
+//! Replies, encoded in RESP2 or RESP3 (checked against `redis-protocol`'s encoders).
 
 use bytes::{Bytes, BytesMut};
-use redis_protocol::{resp2, resp3};
 
 /// The protocol a connection speaks (`HELLO 2|3`; RESP2 until then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,93 +54,100 @@ impl Reply {
     }
 }
 
-/// A line a client reads up to `\r\n` must not contain one (an error echoing a key would
-/// otherwise write its own frame into the stream).
-fn one_line(text: &str) -> String {
-    text.replace(['\r', '\n'], " ")
-}
-
-/// Appends `reply` to `out` in `protocol`.
+/// Appends `reply` to `out` in `protocol`. Written by hand rather than through
+/// `redis-protocol`'s frames: building a frame tree beside the reply tree cost an allocation
+/// per element of every XREADGROUP reply. `codec/tests.rs` checks every reply shape against
+/// `redis-protocol`'s encoders (proptest), which stay the reference.
 pub fn encode(reply: &Reply, protocol: Protocol, out: &mut BytesMut) {
-    // The encoders fail only on frames they cannot represent, which these conversions never
-    // build; a failure would mean a bug, and the connection gets an error line instead.
-    if let Reply::Many(replies) = reply {
-        for reply in replies {
-            encode(reply, protocol, out);
+    match reply {
+        Reply::Many(replies) => {
+            for reply in replies {
+                encode(reply, protocol, out);
+            }
         }
-        return;
-    }
-    if let (Reply::NullArray, Protocol::Resp2) = (reply, protocol) {
-        out.extend_from_slice(b"*-1\r\n");
-        return;
-    }
-    let encoded = match protocol {
-        Protocol::Resp2 => resp2::encode::extend_encode(out, &to_resp2(reply), false).map(|_| ()),
-        Protocol::Resp3 => {
-            resp3::encode::complete::extend_encode(out, &to_resp3(reply), false).map(|_| ())
+        Reply::Status(text) => line(b'+', text, out),
+        Reply::Error(text) => line(b'-', text, out),
+        Reply::Integer(value) => header(b':', *value, out),
+        Reply::Bulk(bytes) => {
+            header(b'$', bytes.len() as i64, out);
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(b"\r\n");
         }
-    };
-    if let Err(error) = encoded {
-        out.extend_from_slice(format!("-ERR {}\r\n", one_line(error.details())).as_bytes());
+        Reply::Null => match protocol {
+            Protocol::Resp2 => out.extend_from_slice(b"$-1\r\n"),
+            Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),
+        },
+        Reply::NullArray => match protocol {
+            Protocol::Resp2 => out.extend_from_slice(b"*-1\r\n"),
+            Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),
+        },
+        Reply::Array(items) => items_with(b'*', items, protocol, out),
+        Reply::Push(items) => match protocol {
+            Protocol::Resp2 => items_with(b'*', items, protocol, out),
+            Protocol::Resp3 => items_with(b'>', items, protocol, out),
+        },
+        Reply::Map(pairs) => {
+            match protocol {
+                Protocol::Resp2 => header(b'*', 2 * pairs.len() as i64, out),
+                Protocol::Resp3 => header(b'%', pairs.len() as i64, out),
+            }
+            for (key, value) in pairs {
+                nested(key, protocol, out);
+                nested(value, protocol, out);
+            }
+        }
     }
 }
 
-fn to_resp2(reply: &Reply) -> resp2::types::BytesFrame {
-    use resp2::types::BytesFrame as Frame;
-    match reply {
-        Reply::Status(text) => Frame::SimpleString(Bytes::from(one_line(text))),
-        Reply::Error(text) => Frame::Error(one_line(text).into()),
-        Reply::Integer(value) => Frame::Integer(*value),
-        Reply::Bulk(bytes) => Frame::BulkString(bytes.clone()),
-        Reply::Null => Frame::Null,
-        // Only nested ones get here (`encode` writes a top-level `*-1` itself).
-        Reply::NullArray => Frame::Null,
-        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => {
-            Frame::Array(items.iter().map(to_resp2).collect())
-        }
-        Reply::Map(pairs) => Frame::Array(
-            pairs
-                .iter()
-                .flat_map(|(key, value)| [to_resp2(key), to_resp2(value)])
-                .collect(),
-        ),
+/// An aggregate's header and items.
+fn items_with(kind: u8, items: &[Reply], protocol: Protocol, out: &mut BytesMut) {
+    header(kind, items.len() as i64, out);
+    for item in items {
+        nested(item, protocol, out);
     }
 }
 
-fn to_resp3(reply: &Reply) -> resp3::types::BytesFrame {
-    use resp3::types::BytesFrame as Frame;
-    match reply {
-        Reply::Status(text) => Frame::SimpleString {
-            data: Bytes::from(one_line(text)),
-            attributes: None,
-        },
-        Reply::Error(text) => Frame::SimpleError {
-            data: one_line(text).into(),
-            attributes: None,
-        },
-        Reply::Integer(value) => Frame::Number {
-            data: *value,
-            attributes: None,
-        },
-        Reply::Bulk(bytes) => Frame::BlobString {
-            data: bytes.clone(),
-            attributes: None,
-        },
-        Reply::Null | Reply::NullArray => Frame::Null,
-        Reply::Array(items) | Reply::Many(items) => Frame::Array {
-            data: items.iter().map(to_resp3).collect(),
-            attributes: None,
-        },
-        Reply::Push(items) => Frame::Push {
-            data: items.iter().map(to_resp3).collect(),
-            attributes: None,
-        },
-        Reply::Map(pairs) => Frame::Map {
-            data: pairs
-                .iter()
-                .map(|(key, value)| (to_resp3(key), to_resp3(value)))
-                .collect(),
-            attributes: None,
-        },
+/// One element of an aggregate: a `Many` there is one array, and a missing array is `$-1` in
+/// RESP2 (only a top-level one is `*-1`), as `redis-protocol`'s frames have them.
+fn nested(item: &Reply, protocol: Protocol, out: &mut BytesMut) {
+    match item {
+        Reply::Many(inner) => items_with(b'*', inner, protocol, out),
+        Reply::NullArray => encode(&Reply::Null, protocol, out),
+        other => encode(other, protocol, out),
     }
+}
+
+/// `<kind><number>\r\n`.
+fn header(kind: u8, number: i64, out: &mut BytesMut) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = number.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.reserve(24);
+    out.extend_from_slice(&[kind]);
+    if number < 0 {
+        out.extend_from_slice(b"-");
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A status or error line: a client reads it up to `\r\n`, so it must not contain one (an
+/// error echoing a key would otherwise write its own frame into the stream).
+fn line(kind: u8, text: &str, out: &mut BytesMut) {
+    out.reserve(text.len() + 3);
+    out.extend_from_slice(&[kind]);
+    if text.bytes().any(|byte| byte == b'\r' || byte == b'\n') {
+        out.extend_from_slice(text.replace(['\r', '\n'], " ").as_bytes());
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
 }

@@ -1,9 +1,15 @@
 //! Commands on keys whatever their value: DEL, EXISTS, EXPIRE and its kin, TTL, PERSIST,
-//! TYPE, DBSIZE, KEYS, SCAN, FLUSHALL. EXISTS and TYPE see stream keys; the others act on
-//! string keys only (docs/redis.md, "Not there yet").
+//! TYPE, DBSIZE, KEYS, SCAN, FLUSHALL.
+//!
+//! Stream keys are the engine's streams, beside the string keys of the keyspace: DEL and
+//! UNLINK delete a stream (through its writer, after the XADDs queued before them), KEYS,
+//! SCAN and DBSIZE count streams after the string keys, TTL answers -1 for one (it never
+//! expires). EXPIRE on a stream key is refused: Redis would expire the stream, Omnibus has no
+//! deadline for streams (their entries are trimmed by XTRIM/MAXLEN, or the key is DELeted).
+//! FLUSHALL clears string keys only.
 
 use bytes::Bytes;
-use omnibus_engine::keys::{ExpireCondition, TimeToLive};
+use omnibus_engine::keys::{glob_match, ExpireCondition, TimeToLive};
 
 use super::arguments::{integer, is, lowercase, SYNTAX_ERROR};
 use super::strings::{map, now_ms, step};
@@ -12,14 +18,78 @@ use crate::session::{Session, Step};
 
 /// Most keys KEYS answers with; a larger keyspace needs SCAN.
 const KEYS_REPLY_MAX: usize = 1_000_000;
+/// SCAN cursors at or above this walk the stream keys (the cursor minus this is a position
+/// among them, in name order); below it, the string keys. A string-key cursor never gets here:
+/// the keyspace holds at most `keys::KEYS_MAX` keys.
+const STREAM_CURSOR_BASE: u64 = 1 << 62;
+const _: () = assert!((omnibus_engine::keys::KEYS_MAX as u64) < STREAM_CURSOR_BASE);
+
+pub(crate) const STREAM_EXPIRY_REFUSED: &str =
+    "ERR Omnibus does not expire stream keys: trim the stream (XTRIM, XADD MAXLEN) or DEL it";
+
+/// The names of every stream (each a Redis stream key), in name order.
+fn stream_keys(session: &Session) -> Vec<Bytes> {
+    let mut names: Vec<Bytes> = session
+        .shared
+        .engine
+        .list_streams()
+        .into_iter()
+        .map(|info| Bytes::from(info.config.name))
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// DEL / UNLINK: string keys leave the keyspace, stream keys are deleted by their writers (so
+/// XADDs queued before the DEL land first, then go with the stream). Answers how many keys
+/// were there.
+fn delete(session: &mut Session, arguments: &[Bytes]) -> Step {
+    let (strings, commit) = match session.keys.delete(arguments) {
+        Ok(durable) => durable.split(),
+        Err(error) => return step(Err(error)),
+    };
+    let mut answers = Vec::new();
+    for key in arguments {
+        let Ok(name) = std::str::from_utf8(key) else {
+            continue;
+        };
+        // A stream, or one XADDs queued before this DEL are about to make: its writer decides.
+        // (Only then: a writer per missing key DELeted would grow without bound.)
+        if super::streams::is_stream(session, key) || session.shared.streams.has_writer(name) {
+            let change = crate::streams::writer::Change::Destroy;
+            answers.push(session.shared.streams.submit(name, change));
+        }
+    }
+    if answers.is_empty() {
+        return Step {
+            reply: Reply::Integer(strings as i64),
+            commits: vec![commit],
+            close: false,
+            later: None,
+        };
+    }
+    Step {
+        reply: Reply::Null,
+        commits: vec![commit],
+        close: false,
+        later: Some(Box::pin(async move {
+            let mut count = strings as i64;
+            for answer in answers {
+                match answer.await {
+                    Ok(Reply::Integer(deleted)) => count += deleted,
+                    Ok(error @ Reply::Error(_)) => return error,
+                    _ => return Reply::error("ERR the stream's writer stopped"),
+                }
+            }
+            Reply::Integer(count)
+        })),
+    }
+}
 
 pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
     let keys = session.keys.clone();
     match name {
-        "del" | "unlink" => step(
-            keys.delete(arguments)
-                .map(|d| map(d, |count| Reply::Integer(count as i64))),
-        ),
+        "del" | "unlink" => delete(session, arguments),
         "exists" => {
             // A stream key exists too (each argument counts, repeated ones as often as given).
             let count = arguments
@@ -31,13 +101,22 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
                 .count();
             Reply::Integer(count as i64).into()
         }
-        "expire" | "pexpire" | "expireat" | "pexpireat" => expire(session, name, arguments),
+        "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            if keys.exists(&arguments[..1]) == 0
+                && super::streams::is_stream(session, &arguments[0])
+            {
+                return Reply::error(STREAM_EXPIRY_REFUSED).into();
+            }
+            expire(session, name, arguments)
+        }
         "persist" => step(
             keys.expire(&arguments[0], None, ExpireCondition::Always)
                 .map(|d| map(d, |changed| Reply::Integer(i64::from(changed)))),
         ),
         "ttl" | "pttl" => {
             let reply = match keys.time_to_live(&arguments[0]) {
+                // A stream key has no deadline.
+                TimeToLive::Missing if super::streams::is_stream(session, &arguments[0]) => -1,
                 TimeToLive::Missing => -2,
                 TimeToLive::Forever => -1,
                 TimeToLive::Milliseconds(ms) if name == "ttl" => (ms + 500) / 1000,
@@ -55,9 +134,14 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             };
             Reply::Status(kind.into()).into()
         }
-        "dbsize" => Reply::Integer(keys.len() as i64).into(),
+        "dbsize" => Reply::Integer((keys.len() + stream_keys(session).len()) as i64).into(),
         "keys" => {
-            let (_, found) = keys.scan(0, Some(&arguments[0]), KEYS_REPLY_MAX);
+            let pattern = &arguments[0];
+            let (_, mut found) = keys.scan(0, Some(pattern), KEYS_REPLY_MAX);
+            let streams = stream_keys(session)
+                .into_iter()
+                .filter(|name| glob_match(pattern, name));
+            found.extend(streams.take(KEYS_REPLY_MAX.saturating_sub(found.len())));
             Reply::Array(found.into_iter().map(Reply::Bulk).collect()).into()
         }
         "scan" => scan(session, arguments),
@@ -149,7 +233,8 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
     };
     let mut pattern = None;
     let mut count = 10usize;
-    let mut only_strings = true;
+    // Which kinds of key: strings, streams (`TYPE` names one; others have no keys here).
+    let (mut strings, mut streams) = (true, true);
     let mut options = arguments[1..].iter();
     while let Some(option) = options.next() {
         let Some(value) = options.next() else {
@@ -164,13 +249,41 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
                 Err(reply) => return reply.into(),
             }
         } else if is(option, "type") {
-            only_strings = is(value, "string");
+            strings = is(value, "string");
+            streams = is(value, "stream");
         } else {
             return Reply::error(SYNTAX_ERROR).into();
         }
     }
-    let (next, found) = session.keys.scan(cursor, pattern.as_deref(), count);
-    let found = if only_strings { found } else { Vec::new() };
+    let (next, found) = if cursor < STREAM_CURSOR_BASE && strings {
+        let (next, found) = session.keys.scan(cursor, pattern.as_deref(), count);
+        // The string keys are done: the streams come next.
+        let next = if next == 0 && streams {
+            STREAM_CURSOR_BASE
+        } else {
+            next
+        };
+        (next, found)
+    } else if streams {
+        let position = cursor.saturating_sub(STREAM_CURSOR_BASE) as usize;
+        let names = stream_keys(session);
+        let end = position.saturating_add(count).min(names.len());
+        let found = names
+            .get(position..end)
+            .unwrap_or_default()
+            .iter()
+            .filter(|name| pattern.as_ref().is_none_or(|p| glob_match(p, name)))
+            .cloned()
+            .collect();
+        let next = if end >= names.len() {
+            0
+        } else {
+            STREAM_CURSOR_BASE + end as u64
+        };
+        (next, found)
+    } else {
+        (0, Vec::new())
+    };
     Reply::Array(vec![
         Reply::text(&next.to_string()),
         Reply::Array(found.into_iter().map(Reply::Bulk).collect()),

@@ -46,7 +46,7 @@ pub(crate) fn arity(name: &str) -> Option<i64> {
 /// Whether a command changes a stream through its writer task: the session first waits for
 /// the reads queued before it, so a read never sees a change made after it.
 pub(crate) fn changes_a_stream(name: &[u8]) -> bool {
-    ["xadd", "xtrim", "xsetid", "xdel"]
+    ["xadd", "xtrim", "xsetid", "xdel", "del", "unlink"]
         .iter()
         .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }

@@ -347,13 +347,11 @@ fn xread(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     for (key, id) in keys.iter().zip(ids) {
         let stream = stream_name(session, key)?;
         let after = if id.as_ref() == b"$" {
-            None
+            ReadFrom::End
         } else if id.as_ref() == b"+" {
-            return Err(Reply::error(
-                "ERR The ID '+' is not supported by Omnibus in XREAD yet",
-            ));
+            ReadFrom::Last
         } else {
-            Some(StreamId::parse_strict(id).map_err(Reply::error)?)
+            ReadFrom::After(StreamId::parse_strict(id).map_err(Reply::error)?)
         };
         wanted.push((key.clone(), stream, after));
     }
@@ -386,27 +384,53 @@ pub(crate) fn streams_reply(found: Vec<(Bytes, Vec<Entry>)>, protocol: Protocol)
     }
 }
 
+/// Where XREAD starts in one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadFrom {
+    /// `$`: what comes after the last entry when the command runs.
+    End,
+    /// `+` (Redis 7.4): the last entry, alone whatever COUNT says; what comes next when the
+    /// stream has none.
+    Last,
+    /// After this ID.
+    After(StreamId),
+}
+
 /// How often a BLOCK over a stream that does not exist yet looks again.
 const MISSING_STREAM_POLL: Duration = Duration::from_millis(50);
 
 async fn read_streams(
     shared: &Shared,
-    wanted: Vec<(Bytes, String, Option<StreamId>)>,
+    wanted: Vec<(Bytes, String, ReadFrom)>,
     options: ReadOptions,
 ) -> omnibus_engine::Result<Vec<(Bytes, Vec<Entry>)>> {
     let engine = &shared.engine;
-    // Offsets to read from: `$` is the end when the command runs.
+    // Offsets to read from (`$` is the end when the command runs), and how many entries at
+    // most (`+` answers one).
     let mut positions = Vec::with_capacity(wanted.len());
-    for (key, stream, after) in wanted {
+    for (key, stream, from) in wanted {
+        let mut count = options.count;
         let offset = match read::bounds(engine, &stream)? {
             None => 0,
-            Some((_, end)) => match after.map(StreamId::next) {
-                // `$`, or after the largest ID: only what comes next.
-                None | Some(None) => end,
-                Some(Some(first)) => read::offset_of(engine, &stream, first).await?,
+            Some((start, end)) => match from {
+                ReadFrom::End => end,
+                ReadFrom::Last => {
+                    count = 1;
+                    // The last entry XDEL left, or the end when none is left.
+                    let deleted = shared.deleted.of(engine, &stream);
+                    (start..end)
+                        .rev()
+                        .find(|offset| !deleted.contains(offset))
+                        .unwrap_or(end)
+                }
+                ReadFrom::After(after) => match after.next() {
+                    // After the largest ID: only what comes next.
+                    None => end,
+                    Some(first) => read::offset_of(engine, &stream, first).await?,
+                },
             },
         };
-        positions.push((key, stream, offset));
+        positions.push((key, stream, offset, count));
     }
     let deadline = options
         .block_ms
@@ -414,21 +438,14 @@ async fn read_streams(
         .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
     loop {
         let mut found = Vec::new();
-        for (key, stream, offset) in &mut positions {
+        for (key, stream, offset, count) in &mut positions {
             let Some((start, _)) = read::bounds(engine, stream)? else {
                 continue;
             };
             *offset = (*offset).max(start);
             let deleted = shared.deleted.of(engine, stream);
-            let entries = read::forward(
-                engine,
-                stream,
-                *offset,
-                StreamId::MAX,
-                options.count,
-                &deleted,
-            )
-            .await?;
+            let entries =
+                read::forward(engine, stream, *offset, StreamId::MAX, *count, &deleted).await?;
             if !entries.is_empty() {
                 found.push((key.clone(), entries));
             }
@@ -446,11 +463,11 @@ async fn read_streams(
         }
         let waits: Vec<(String, u32, u64)> = positions
             .iter()
-            .map(|(_, stream, offset)| (stream.clone(), 0, *offset))
+            .map(|(_, stream, offset, _)| (stream.clone(), 0, *offset))
             .collect();
         let missing = positions
             .iter()
-            .any(|(_, stream, _)| matches!(read::bounds(engine, stream), Ok(None)));
+            .any(|(_, stream, _, _)| matches!(read::bounds(engine, stream), Ok(None)));
         if missing {
             wait = wait.min(MISSING_STREAM_POLL);
             tokio::time::sleep(wait).await;

@@ -1,5 +1,5 @@
-//! One writer task per Redis stream: every change to a stream (XADD, XTRIM, XSETID) goes
-//! through it, in the order sessions handed them over.
+//! One writer task per Redis stream: every change to a stream (XADD, XTRIM, XSETID, XDEL, and
+//! DEL of the stream key) goes through it, in the order sessions handed them over.
 //!
 //! A session hands a change over synchronously while it runs a command (so a pipeline's
 //! XADDs are queued in order before it waits for any of them), and the reply comes back once
@@ -53,6 +53,9 @@ pub(crate) enum Change {
     Trim(Trim),
     SetId(StreamId),
     Delete(Vec<StreamId>),
+    /// DEL / UNLINK of the stream key: the stream goes, with its groups; answers 1, or 0 when
+    /// there was no stream. In the writer, so the XADDs queued before it land first.
+    Destroy,
 }
 
 struct Request {
@@ -89,6 +92,15 @@ impl Writers {
         while tasks.join_next().await.is_some() {}
     }
 
+    /// Whether `stream` has a writer: changes may be queued for it even before the stream
+    /// exists (a DEL after XADDs of the same pipeline must reach it).
+    pub(crate) fn has_writer(&self, stream: &str) -> bool {
+        self.senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(stream)
+    }
+
     /// Queues a change to `stream`; the receiver has its reply once it is durable. The queue
     /// is unbounded, but each session waits for its replies after at most
     /// `session::PENDING_REPLIES_MAX` commands, which bounds it by the connection count.
@@ -96,6 +108,16 @@ impl Writers {
         let (answer, reply) = oneshot::channel();
         let mut request = Request { change, answer };
         let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        // The usual case, without allocating the stream's name for a map entry.
+        if let Some(sender) = senders.get(stream) {
+            match sender.send(request) {
+                Ok(()) => return reply,
+                Err(mpsc::error::SendError(returned)) => {
+                    request = returned;
+                    senders.remove(stream);
+                }
+            }
+        }
         for _ in 0..2 {
             let sender = senders.entry(stream.to_string()).or_insert_with(|| {
                 let (sender, receiver) = mpsc::unbounded_channel();
@@ -138,8 +160,13 @@ struct Writer {
     deleted: Arc<DeletedEntries>,
     stream: String,
     top: Option<Top>,
+    /// The stream's existence and `top` were checked against the engine during this batch:
+    /// the XADDs after the first of a batch skip both lookups (per-XADD cost on a pipeline).
+    /// Cleared at each batch and by every change other than an XADD.
+    checked: bool,
     records: Vec<PublishRecord>,
-    waiting: Vec<(oneshot::Sender<Reply>, StreamId)>,
+    /// Each queued XADD's answer and its ID as the reply spells it.
+    waiting: Vec<(oneshot::Sender<Reply>, Bytes)>,
 }
 
 async fn run(
@@ -153,6 +180,7 @@ async fn run(
         deleted,
         stream,
         top: None,
+        checked: false,
         records: Vec::new(),
         waiting: Vec::new(),
     };
@@ -165,6 +193,7 @@ async fn run(
                 Err(_) => break,
             }
         }
+        writer.checked = false;
         for request in batch.drain(..) {
             writer.apply(request).await;
         }
@@ -202,7 +231,8 @@ impl Writer {
                     return;
                 };
                 // Answered once trimmed: a read after the reply sees the stream trimmed.
-                let mut reply = Reply::Bulk(Bytes::from(new_id.to_string()));
+                self.checked = false;
+                let mut reply = Reply::Bulk(new_id.clone());
                 if let Err(error) = self.publish_with(new_id).await {
                     reply = error;
                 } else if let Err(error) = self.trim(trim).await {
@@ -211,6 +241,7 @@ impl Writer {
                 let _ = answer.send(reply);
             }
             Change::Trim(trim) => {
+                self.checked = false;
                 self.publish().await;
                 let reply = match self.trim(trim).await {
                     Ok(removed) => Reply::Integer(removed as i64),
@@ -219,6 +250,7 @@ impl Writer {
                 let _ = answer.send(reply);
             }
             Change::Delete(ids) => {
+                self.checked = false;
                 self.publish().await;
                 let reply = match self.delete(&ids).await {
                     Ok(count) => Reply::Integer(count as i64),
@@ -226,23 +258,38 @@ impl Writer {
                 };
                 let _ = answer.send(reply);
             }
+            Change::Destroy => {
+                self.checked = false;
+                self.publish().await;
+                self.top = None;
+                let reply = match self.engine.delete_stream(&self.stream).await {
+                    Ok(()) => Reply::Integer(1),
+                    Err(EngineError::StreamNotFound(_)) => Reply::Integer(0),
+                    Err(error) => engine_error(error),
+                };
+                let _ = answer.send(reply);
+            }
             Change::SetId(id) => {
+                self.checked = false;
                 self.publish().await;
                 let _ = answer.send(self.set_id(id).await.unwrap_or_else(|r| r));
             }
         }
     }
 
-    /// Queues one XADD's record and answers its ID, or the reply instead (nil for NOMKSTREAM
-    /// on a missing stream).
+    /// Queues one XADD's record and answers its ID as the reply spells it, or the reply
+    /// instead (nil for NOMKSTREAM on a missing stream).
     async fn add(
         &mut self,
         id: NewId,
         fields: &[(Bytes, Bytes)],
         make_stream: bool,
-    ) -> Result<StreamId, Reply> {
-        let exists = bounds(&self.engine, &self.stream).map_err(engine_error)?;
-        if exists.is_none() {
+    ) -> Result<Bytes, Reply> {
+        let exists = self.checked
+            || bounds(&self.engine, &self.stream)
+                .map_err(engine_error)?
+                .is_some();
+        if !exists {
             self.publish().await;
             if !make_stream {
                 return Err(Reply::Null);
@@ -266,17 +313,23 @@ impl Writer {
             .resolve(top.last, super::now_ms())
             .map_err(Reply::error)?;
         let record = to_record(new_id, fields).map_err(Reply::error)?;
+        // The ID header comes first: its bytes are the reply too.
+        let text = record.headers[0].value.clone();
         self.records.push(record);
         self.top = Some(Top {
             last: new_id,
             end: top.end + 1,
         });
-        Ok(new_id)
+        self.checked = true;
+        Ok(text)
     }
 
     /// The top, read again when the stream changed under it (another door appended, or
     /// the stream was deleted and made again).
     async fn top(&mut self) -> Result<Top, EngineError> {
+        if let (true, Some(top)) = (self.checked, self.top) {
+            return Ok(top);
+        }
         let (_, high_watermark) = self.engine.partition_bounds(&self.stream, 0)?;
         let end = high_watermark + self.records.len() as u64;
         if let Some(top) = self.top {
@@ -296,7 +349,7 @@ impl Writer {
 
     /// Appends the queued XADDs with one more (`id`, already queued, whose answer the caller
     /// sends), answering the others; the error reply if the append failed.
-    async fn publish_with(&mut self, id: StreamId) -> Result<(), Reply> {
+    async fn publish_with(&mut self, id: Bytes) -> Result<(), Reply> {
         let (answer, reply) = oneshot::channel();
         self.waiting.push((answer, id));
         self.publish().await;
@@ -317,10 +370,11 @@ impl Writer {
         if outcome.is_err() {
             // Some of them may be missing: read the top again before the next ID.
             self.top = None;
+            self.checked = false;
         }
         for (answer, id) in self.waiting.drain(..) {
             let reply = match &outcome {
-                Ok(_) => Reply::Bulk(Bytes::from(id.to_string())),
+                Ok(_) => Reply::Bulk(id),
                 Err(error) => Reply::error(format!("ERR {error}")),
             };
             let _ = answer.send(reply);

@@ -1,0 +1,252 @@
+//! Stream keys among the key commands, through the `redis` crate: DEL/UNLINK delete a stream
+//! (after the XADDs queued before them in a pipeline), KEYS/SCAN/DBSIZE list stream keys
+//! beside string keys, TTL of a stream is -1 and EXPIRE on one is refused; and XREAD's `+`
+//! (Redis 7.4: the last entry).
+
+#[allow(dead_code)]
+mod support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::{cmd, AsyncCommands, RedisResult};
+use support::Broker;
+
+async fn xadd(con: &mut redis::aio::MultiplexedConnection, key: &str, id: &str) -> String {
+    cmd("XADD")
+        .arg(key)
+        .arg(id)
+        .arg("f")
+        .arg(id)
+        .query_async(con)
+        .await
+        .unwrap()
+}
+
+fn read_ids(reply: Option<StreamReadReply>) -> Vec<(String, String)> {
+    reply
+        .into_iter()
+        .flat_map(|reply| reply.keys)
+        .flat_map(|key| {
+            let name = key.key.clone();
+            key.ids
+                .into_iter()
+                .map(move |entry| (name.clone(), entry.id))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn del_of_a_stream_key_deletes_the_stream_with_its_groups() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    xadd(&mut con, "orders", "1-0").await;
+    xadd(&mut con, "orders", "2-0").await;
+    let _: () = con.xgroup_create("orders", "workers", "0").await.unwrap();
+    let _: () = con.set("plain", "x").await.unwrap();
+
+    // One string key, one stream key, one missing key.
+    let deleted: i64 = cmd("DEL")
+        .arg("plain")
+        .arg("orders")
+        .arg("missing")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2);
+    assert!(
+        broker.engine.stream_info("orders").is_err(),
+        "the stream is gone"
+    );
+    let exists: i64 = con.exists("orders").await.unwrap();
+    assert_eq!(exists, 0);
+    let kind: String = cmd("TYPE")
+        .arg("orders")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(kind, "none");
+    let again: i64 = cmd("UNLINK")
+        .arg("orders")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+
+    // Made again by XADD, it starts afresh: the old group went with it, low IDs are allowed.
+    assert_eq!(xadd(&mut con, "orders", "1-0").await, "1-0");
+    let length: usize = con.xlen("orders").await.unwrap();
+    assert_eq!(length, 1);
+    let options = StreamReadOptions::default().group("workers", "alice");
+    let read: RedisResult<Option<StreamReadReply>> =
+        con.xread_options(&["orders"], &[">"], &options).await;
+    assert_eq!(read.unwrap_err().code(), Some("NOGROUP"));
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn del_in_a_pipeline_comes_after_the_xadds_before_it() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let mut pipeline = redis::pipe();
+    for id in ["1-0", "2-0", "3-0"] {
+        pipeline.cmd("XADD").arg("s").arg(id).arg("f").arg("v");
+    }
+    pipeline.cmd("DEL").arg("s");
+    pipeline
+        .cmd("XADD")
+        .arg("s")
+        .arg("1-0")
+        .arg("f")
+        .arg("again");
+    pipeline.cmd("XLEN").arg("s");
+    let (a, b, c, deleted, again, length): (String, String, String, i64, String, i64) =
+        pipeline.query_async(&mut con).await.unwrap();
+    assert_eq!((a.as_str(), b.as_str(), c.as_str()), ("1-0", "2-0", "3-0"));
+    assert_eq!(deleted, 1);
+    assert_eq!(again, "1-0");
+    assert_eq!(length, 1, "only the XADD after the DEL is left");
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn keys_scan_and_dbsize_list_stream_keys_beside_string_keys() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let _: () = con.set("a", "1").await.unwrap();
+    let _: () = con.set("b", "2").await.unwrap();
+    xadd(&mut con, "s1", "1-0").await;
+    xadd(&mut con, "s2", "1-0").await;
+
+    let size: i64 = cmd("DBSIZE").query_async(&mut con).await.unwrap();
+    assert_eq!(size, 4);
+    let mut all: Vec<String> = cmd("KEYS").arg("*").query_async(&mut con).await.unwrap();
+    all.sort();
+    assert_eq!(all, ["a", "b", "s1", "s2"]);
+    let streams: Vec<String> = cmd("KEYS").arg("s?").query_async(&mut con).await.unwrap();
+    assert_eq!(streams, ["s1", "s2"]);
+
+    // A full SCAN one key at a time sees every key once, strings then streams.
+    let mut scanned = Vec::new();
+    let mut cursor = 0u64;
+    let mut calls = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        scanned.extend(batch);
+        cursor = next;
+        calls += 1;
+        assert!(calls < 20, "the scan ends");
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(scanned, ["a", "b", "s1", "s2"]);
+    let by_type = |kind: &'static str| {
+        let mut con = con.clone();
+        async move {
+            let found: Vec<RedisResult<String>> = con
+                .scan_options::<String>(redis::ScanOptions::default().with_type(kind))
+                .await
+                .unwrap()
+                .collect()
+                .await;
+            let mut found: Vec<String> = found.into_iter().map(Result::unwrap).collect();
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(by_type("stream").await, ["s1", "s2"]);
+    assert_eq!(by_type("string").await, ["a", "b"]);
+    assert!(by_type("hash").await.is_empty());
+    let matched: Vec<RedisResult<String>> = con
+        .scan_match::<_, String>("[b-s]*")
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    let mut matched: Vec<String> = matched.into_iter().map(Result::unwrap).collect();
+    matched.sort();
+    assert_eq!(matched, ["b", "s1", "s2"]);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_key_never_expires_and_expire_on_one_is_refused() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    xadd(&mut con, "s", "1-0").await;
+    let ttl: i64 = cmd("TTL").arg("s").query_async(&mut con).await.unwrap();
+    assert_eq!(ttl, -1);
+    let pttl: i64 = cmd("PTTL").arg("s").query_async(&mut con).await.unwrap();
+    assert_eq!(pttl, -1);
+    let missing: i64 = cmd("TTL").arg("none").query_async(&mut con).await.unwrap();
+    assert_eq!(missing, -2);
+    let refused: RedisResult<i64> = cmd("EXPIRE").arg("s").arg(10).query_async(&mut con).await;
+    let error = refused.unwrap_err();
+    assert_eq!(error.code(), Some("ERR"));
+    assert!(
+        error
+            .detail()
+            .unwrap_or("")
+            .contains("does not expire stream keys"),
+        "{error}"
+    );
+    let persisted: i64 = cmd("PERSIST").arg("s").query_async(&mut con).await.unwrap();
+    assert_eq!(persisted, 0);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn xread_plus_answers_the_last_entry_of_each_stream() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    for id in ["1-0", "2-0", "3-0"] {
+        xadd(&mut con, "a", id).await;
+    }
+    xadd(&mut con, "b", "7-0").await;
+    // The last entry alone, COUNT or not.
+    let options = StreamReadOptions::default().count(10);
+    let read: Option<StreamReadReply> = con
+        .xread_options(&["a", "b"], &["+", "+"], &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        read_ids(read),
+        [
+            ("a".to_string(), "3-0".to_string()),
+            ("b".to_string(), "7-0".to_string())
+        ]
+    );
+    // An entry XDEL removed is not the last one.
+    let _: i64 = con.xdel("a", &["3-0"]).await.unwrap();
+    let read: Option<StreamReadReply> = con.xread(&["a"], &["+"]).await.unwrap();
+    assert_eq!(read_ids(read), [("a".to_string(), "2-0".to_string())]);
+    // A stream with no entry: nothing, and BLOCK waits for the next entry.
+    let read: Option<StreamReadReply> = con.xread(&["empty"], &["+"]).await.unwrap();
+    assert!(read_ids(read).is_empty());
+    let mut reader = broker.connect().await;
+    let blocked = tokio::spawn(async move {
+        let options = StreamReadOptions::default().block(5_000);
+        let read: Option<StreamReadReply> = reader
+            .xread_options(&["empty"], &["+"], &options)
+            .await
+            .unwrap();
+        read_ids(read)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    xadd(&mut con, "empty", "5-0").await;
+    let woken = tokio::time::timeout(Duration::from_secs(5), blocked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(woken, [("empty".to_string(), "5-0".to_string())]);
+    broker.stop().await;
+}
