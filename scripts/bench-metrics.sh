@@ -4,6 +4,7 @@
 #   scrape   1,000 partitions and 1,000 queues (each queue holding one message); the broker's
 #            CPU seconds over MEASURE_SECONDS without scraping, then as long with GET /metrics
 #            every second. The difference, per second, is the share of a core scraping costs.
+#            One scrape is kept in OUT/scrape.txt (its size and series count are printed).
 #   publish  omnibus-bench's publish workload against a broker with metrics recording on and
 #            against one with it off (`--metrics-enabled false`), RUNS times each, alternating,
 #            a fresh data folder per run.
@@ -103,8 +104,10 @@ scrape_part() {
     post /v1/queues "{\"name\":\"queue-$i\"}"
     post "/v1/queues/queue-$i/messages" '{"value":"waiting"}'
   done
-  local size
-  size=$(curl -sf "http://$HTTP/metrics" | wc -c)
+  local size series
+  curl -sf "http://$HTTP/metrics" >"$OUT/scrape.txt"
+  size=$(wc -c <"$OUT/scrape.txt")
+  series=$(grep -vc '^#' "$OUT/scrape.txt" || true)
   local one
   one=$(curl -sf -o /dev/null -w '%{time_total}' "http://$HTTP/metrics")
   sleep 2
@@ -127,10 +130,10 @@ scrape_part() {
   stop_omnibus
   {
     echo "scrape: $PARTITIONS partitions, $QUEUES queues, $SECONDS_MEASURED s each, profile $PROFILE"
-    echo "  /metrics: $size bytes, one scrape ${one}s (curl time_total)"
+    echo "  /metrics: $size bytes, $series series, one scrape ${one}s (curl time_total)"
     echo "  broker CPU idle:     ${idle}s"
     echo "  broker CPU scraping: ${scraping}s"
-    echo "  cost: $(echo "scale=3; ($scraping - $idle) * 100 / $SECONDS_MEASURED" | bc) % of a core"
+    echo "  cost: $(echo "scale=3; ($scraping - $idle) * 100 / $SECONDS_MEASURED" | bc) % of a core ($(echo "scale=2; ($scraping - $idle) * 1000 / $SECONDS_MEASURED" | bc) ms of CPU per scrape)"
   } | tee -a "$OUT/summary.txt"
 }
 

@@ -225,3 +225,85 @@ fn top_refreshes_until_interrupted_and_exits_cleanly() {
     );
     assert!(text.contains("emails"), "{text}");
 }
+
+/// Sends Redis commands over a raw RESP socket, then a PING, and reads until its PONG.
+fn redis(address: &str, commands: &[&[&str]]) -> String {
+    let mut stream = TcpStream::connect(address).expect("Redis");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = String::new();
+    for command in commands.iter().chain([&["PING"][..]].iter()) {
+        request.push_str(&format!("*{}\r\n", command.len()));
+        for argument in *command {
+            request.push_str(&format!("${}\r\n{argument}\r\n", argument.len()));
+        }
+    }
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.ends_with(b"+PONG\r\n") {
+        let read = stream.read(&mut buffer).expect("Redis answers");
+        assert!(
+            read > 0,
+            "Redis closed: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn group_lag_and_list_show_acked_consumers_such_as_a_redis_group() {
+    let server = Server::start();
+    let listeners = std::fs::read_to_string(server.data_dir.join("listeners.json")).unwrap();
+    let listeners: Value = serde_json::from_str(&listeners).unwrap();
+    let address = listeners["redis"].as_str().expect("a Redis listener");
+    let answer = redis(
+        address,
+        &[
+            &["XADD", "jobs", "*", "n", "1"],
+            &["XADD", "jobs", "*", "n", "2"],
+            &["XADD", "jobs", "*", "n", "3"],
+            &["XGROUP", "CREATE", "jobs", "workers", "0"],
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "alice",
+                "COUNT",
+                "1",
+                "STREAMS",
+                "jobs",
+                ">",
+            ],
+        ],
+    );
+    assert!(!answer.contains("-ERR"), "{answer}");
+    let lag = server
+        .cli(&["group", "lag", "workers", "--sample-ms", "0"], b"")
+        .success("group lag");
+    let lag: Value = serde_json::from_str(&lag.stdout).expect("JSON");
+    let consumers = lag["consumers"].as_array().expect("consumers");
+    assert_eq!(consumers.len(), 1, "{lag}");
+    let workers = &consumers[0];
+    assert_eq!(workers["stream"], "jobs");
+    assert_eq!(workers["consumer"], "workers");
+    // Two never read, one read by alice and not acknowledged.
+    assert_eq!(workers["lag_records"], 3, "{lag}");
+    assert_eq!(workers["ack_pending"], 1, "{lag}");
+    assert!(workers["lag_ms"].as_u64().is_some(), "{lag}");
+    let other = server
+        .cli(&["group", "lag", "nobody", "--sample-ms", "0"], b"")
+        .success("group lag of another name");
+    let other: Value = serde_json::from_str(&other.stdout).expect("JSON");
+    assert_eq!(other["consumers"], json!([]), "{other}");
+    let list = server.cli(&["group", "list"], b"").success("group list");
+    let list: Value = serde_json::from_str(&list.stdout).expect("JSON");
+    assert_eq!(
+        list["consumers"],
+        json!([{"stream": "jobs", "consumer": "workers"}]),
+        "{list}"
+    );
+}

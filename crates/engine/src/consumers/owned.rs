@@ -185,6 +185,15 @@ impl OwnedPending {
         Ok(owned)
     }
 
+    /// How many deliveries are pending and the lowest pending offset, for the consumer lag
+    /// series of `GET /metrics` (`metrics/queues.rs`).
+    pub(crate) fn pending_summary(&self) -> (u64, Option<u64>) {
+        (
+            self.pending.len() as u64,
+            self.pending.keys().next().copied(),
+        )
+    }
+
     fn entry(offset: u64, owned: &Owned) -> PendingEntry {
         PendingEntry {
             offset,

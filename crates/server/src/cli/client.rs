@@ -252,6 +252,16 @@ impl Client {
         self.send(self.request(Method::GET, &url), &url).await
     }
 
+    /// `GET /metrics` as text (the acked consumers' lag, `cli/consumer_lag.rs`).
+    pub async fn metrics_text(&self) -> Result<String> {
+        let url = self.url(&["metrics"], &[]);
+        let response = self.exchange(self.request(Method::GET, &url), &url).await?;
+        response
+            .text()
+            .await
+            .map_err(|source| transport(&url, source))
+    }
+
     /// Any GET of the API, as the server renders it (`omnibus top` reads several).
     pub async fn get_json(&self, segments: &[&str]) -> Result<serde_json::Value> {
         let url = self.url(segments, &[]);

@@ -5,6 +5,12 @@
 //! `records_in_per_second` (how fast its high watermark grew) and `consumed_per_second` (how
 //! fast the group's committed offset moved). The age of the oldest unconsumed record,
 //! `lag_ms`, comes from the server.
+//!
+//! Acked consumers (JetStream consumers, Redis consumer groups) keep no committed offsets:
+//! `lag` adds, under `consumers`, every acked consumer named like the group (on any stream,
+//! or `--stream`) with its lag in records, deliveries awaiting an ack and the age of the
+//! oldest unacknowledged record; `list` adds every acked consumer under `consumers`. Both
+//! read them from `GET /metrics` (`consumer_lag.rs`).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -13,10 +19,11 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use crate::cli::client::Client;
+use crate::cli::consumer_lag;
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
-    /// List consumer groups.
+    /// List consumer groups, and acked consumers (JetStream consumers, Redis groups).
     List,
     /// Show a group's committed offsets.
     Offsets {
@@ -26,7 +33,8 @@ pub enum GroupCommand {
         stream: Option<String>,
     },
     /// Show how far a group is behind each partition's high watermark, how old its oldest
-    /// unconsumed record is (lag_ms), and the rates in and consumed.
+    /// unconsumed record is (lag_ms), and the rates in and consumed; and the lag of acked
+    /// consumers (JetStream consumers, Redis groups) of that name.
     Lag {
         group: String,
         /// Only this stream.
@@ -40,7 +48,15 @@ pub enum GroupCommand {
 
 pub async fn run(client: &Client, command: GroupCommand) -> anyhow::Result<()> {
     let answer = match command {
-        GroupCommand::List => client.list_groups_json().await?,
+        GroupCommand::List => {
+            let mut groups = client.list_groups_json().await?;
+            let consumers = consumer_lag::parse(&client.metrics_text().await?);
+            groups["consumers"] = consumers
+                .iter()
+                .map(|c| serde_json::json!({"stream": c.stream, "consumer": c.consumer}))
+                .collect();
+            groups
+        }
         GroupCommand::Offsets { group, stream } => {
             client
                 .committed_offsets_json(&group, stream.as_deref())
@@ -52,7 +68,7 @@ pub async fn run(client: &Client, command: GroupCommand) -> anyhow::Result<()> {
             sample_ms,
         } => {
             let first = client.group_lag_json(&group, stream.as_deref()).await?;
-            if sample_ms == 0 {
+            let mut answer = if sample_ms == 0 {
                 first
             } else {
                 let started = Instant::now();
@@ -60,7 +76,15 @@ pub async fn run(client: &Client, command: GroupCommand) -> anyhow::Result<()> {
                 let mut second = client.group_lag_json(&group, stream.as_deref()).await?;
                 add_rates(&first, &mut second, started.elapsed().as_secs_f64());
                 second
-            }
+            };
+            let consumers = consumer_lag::parse(&client.metrics_text().await?);
+            answer["consumers"] = consumers
+                .iter()
+                .filter(|c| c.consumer == group)
+                .filter(|c| stream.as_deref().is_none_or(|s| c.stream == s))
+                .map(|c| c.to_json())
+                .collect();
+            answer
         }
     };
     let mut stdout = std::io::stdout().lock();

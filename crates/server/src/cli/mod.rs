@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod client;
 mod client_jobs;
 pub mod consume;
+pub mod consumer_lag;
 pub mod dlq;
 pub mod group;
 pub mod job;
