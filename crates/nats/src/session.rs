@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use omnibus_engine::router::Delivery;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -73,6 +73,11 @@ pub(crate) async fn run(
             () = connection.mailbox.ready() => Ok(()),
             Some(outcome) = connection.captures.next(), if !connection.captures.is_empty() => {
                 crate::handlers::capture_done(&mut connection, outcome);
+                // One fsync acknowledges many captures at once: take every one that is
+                // ready now, so their answers leave in one write rather than one each.
+                while let Some(Some(outcome)) = connection.captures.next().now_or_never() {
+                    crate::handlers::capture_done(&mut connection, outcome);
+                }
                 Ok(())
             }
             // Pulled messages wait in their bounded channel (holding their tasks back) while
@@ -133,9 +138,21 @@ fn write_info(connection: &mut Connection, peer: SocketAddr) {
 /// Parses and handles every whole operation in `input`.
 async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<(), NatsError> {
     let max_payload = connection.shared.config.max_payload;
-    while let Some(op) = parse(input, max_payload)? {
-        connection.handle(op).await?;
-    }
+    let handled = loop {
+        match parse(input, max_payload) {
+            Ok(Some(op)) => {
+                if let Err(error) = connection.handle(op).await {
+                    break Err(error);
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error.into()),
+        }
+    };
+    // Publishes read together are stored together, and never wait for more input (nor are
+    // lost to a malformed operation after them).
+    let flushed = crate::handlers::flush_publishes(connection).await;
+    handled.and(flushed)?;
     if input.is_empty() && input.capacity() > IDLE_BUFFER_BYTES_MAX {
         *input = BytesMut::with_capacity(READ_BYTES_MIN);
     }

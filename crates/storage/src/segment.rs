@@ -22,7 +22,10 @@ use crate::batch::{BatchHeader, HEADER_BYTES};
 use crate::error::{Result, StorageError};
 use crate::io::{Io, IoFile};
 use crate::quarantine::{self, QuarantinedFile};
-use crate::scan::{scan_batches, ScanEnd};
+use crate::scan::{scan_batches, scan_batches_in_chunks, Chunks, ScanEnd};
+
+/// What [`Segment::locate`] reads at a time while walking batch headers from an index entry.
+const LOCATE_CHUNK_BYTES: usize = 64 * 1024;
 
 const OFFSET_ENTRY_BYTES: usize = 8;
 const TIME_ENTRY_BYTES: usize = 12;
@@ -402,19 +405,26 @@ impl Segment {
         let start = self.lock_indexes().floor_position(relative);
         let end = self.visible_bytes();
         let mut found = end;
-        scan_batches(
+        // Headers are all this needs: the index leaves at most about one index interval of
+        // batches before the one holding `offset`, so small reads suffice.
+        let chunks = Chunks {
+            bytes: LOCATE_CHUNK_BYTES,
+            verify: false,
+            batch_bytes_max,
+        };
+        scan_batches_in_chunks(
             self.file.as_ref(),
             start,
             end,
-            false,
-            batch_bytes_max,
-            |position, header, _| {
+            chunks,
+            |position, header| {
                 if header.last_offset() >= offset {
                     found = position;
                     return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())
             },
+            |_, _, _| ControlFlow::Continue(()),
         )?;
         Ok(found)
     }

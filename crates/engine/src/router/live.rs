@@ -170,11 +170,36 @@ impl LiveRouter {
         message: Arc<LiveMessage>,
         origin: Option<u64>,
     ) -> Routed {
-        let mut routed = Routed::default();
         if !self.is_active() {
-            return routed;
+            return Routed::default();
         }
         let set = self.matches(route);
+        self.offer(&set, message, origin)
+    }
+
+    /// [`LiveRouter::publish`] for a subject used once — an answer to a request's unique
+    /// inbox (a JetStream PubAck, an API reply): matched against the index without the match
+    /// cache, so a stream of one-off subjects does not fill the cache and evict the subjects
+    /// that are published again and again.
+    pub fn publish_once(&self, message: Arc<LiveMessage>, origin: Option<u64>) -> Routed {
+        if !self.is_active() {
+            return Routed::default();
+        }
+        let set = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            MatchSet::from_matches(index.matches(&message.subject))
+        };
+        if !set.groups.is_empty() {
+            // A queue group's turn is kept in the cached set.
+            return self.publish(message, origin);
+        }
+        self.offer(&set, message, origin)
+    }
+
+    /// Offers `message` to every plain subscription in `set` and one member of each queue
+    /// group.
+    fn offer(&self, set: &MatchSet, message: Arc<LiveMessage>, origin: Option<u64>) -> Routed {
+        let mut routed = Routed::default();
         if set.is_empty() {
             return routed;
         }

@@ -260,3 +260,26 @@ fn publish_to_routes_by_one_subject_and_keeps_the_message_own() {
     );
     assert_eq!(router.interest("nobody.listens"), Interest::default());
 }
+
+#[test]
+fn answers_to_unique_inboxes_reach_their_subscriber_without_filling_the_match_cache() {
+    let router = Arc::new(LiveRouter::new());
+    let mailbox = router.mailbox(true, ROOMY);
+    let _inbox = router.subscribe(&mailbox, "_INBOX.abc.*", None, 7).unwrap();
+    for n in 0..100 {
+        let routed = router.publish_once(message(&format!("_INBOX.abc.{n}"), "ack"), None);
+        assert_eq!(routed.matched, 1);
+    }
+    assert_eq!(tokens(&mailbox), vec![7; 100]);
+    assert_eq!(router.cached_subjects(), 0);
+    // A queue group still takes turns: its turn lives in the cached set.
+    let other = router.mailbox(true, ROOMY);
+    let _first = router
+        .subscribe(&mailbox, "jobs.done", Some("g"), 8)
+        .unwrap();
+    let _second = router.subscribe(&other, "jobs.done", Some("g"), 9).unwrap();
+    router.publish_once(message("jobs.done", "a"), None);
+    router.publish_once(message("jobs.done", "b"), None);
+    assert_eq!(tokens(&mailbox), vec![8]);
+    assert_eq!(tokens(&other), vec![9]);
+}

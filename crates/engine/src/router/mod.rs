@@ -7,6 +7,7 @@
 
 mod cache;
 mod capture;
+mod capture_batch;
 mod index;
 mod live;
 mod mailbox;
@@ -14,6 +15,7 @@ mod mailbox;
 pub use cache::MATCH_CACHE_ENTRIES_MAX;
 pub(crate) use capture::{deliver_stored, StoredCopy};
 pub use capture::{LivePublish, PendingCapture};
+pub use capture_batch::CapturedBatch;
 pub use index::SubjectIndex;
 pub use live::{
     Interest, LiveRouter, Routed, SubscriptionHandle, LIVE_SUBSCRIPTIONS_MAX, QUEUE_GROUP_BYTES_MAX,

@@ -9,7 +9,7 @@ pub mod door_settings;
 mod fetch;
 pub mod partitioner;
 mod publish;
-pub(crate) use publish::to_stored;
+pub(crate) use publish::{split_for_storage, to_stored};
 pub mod raw_append;
 pub(crate) mod registry;
 

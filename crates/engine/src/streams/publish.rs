@@ -203,7 +203,7 @@ pub(crate) fn to_stored(
     })
 }
 
-fn split_for_storage(items: Vec<(usize, Record)>) -> Vec<Vec<(usize, Record)>> {
+pub(crate) fn split_for_storage(items: Vec<(usize, Record)>) -> Vec<Vec<(usize, Record)>> {
     let mut chunks = Vec::new();
     let mut current = Vec::new();
     let mut bytes = 0;

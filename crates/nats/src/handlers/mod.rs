@@ -5,7 +5,7 @@
 pub(crate) mod connect;
 mod ping;
 mod publish;
-pub(crate) use publish::{capture_done, push_capture};
+pub(crate) use publish::{capture_done, flush_publishes, push_capture, PublishBatch};
 mod subscribe;
 mod unsubscribe;
 
@@ -61,6 +61,8 @@ pub(crate) struct Connection {
     /// Header blocks are written here first to learn their size.
     scratch: BytesMut,
     pub(crate) captures: FuturesOrdered<CaptureFuture>,
+    /// JetStream publishes read but not yet handed to the engine (`publish.rs`).
+    pub(crate) publishes: PublishBatch,
     pub(crate) pings_outstanding: u32,
     /// JetStream pull requests' messages, from their tasks (`jetstream/pull.rs`).
     pub(crate) pulls_tx: tokio::sync::mpsc::Sender<PullOutput>,
@@ -159,6 +161,7 @@ impl Connection {
             out: BytesMut::with_capacity(16 * 1024),
             scratch: BytesMut::new(),
             captures: FuturesOrdered::new(),
+            publishes: PublishBatch::default(),
             pings_outstanding: 0,
             pulls_tx,
             pulls_rx,
@@ -166,13 +169,25 @@ impl Connection {
         }
     }
 
-    /// Handles one operation. An error closes the connection.
+    /// Handles one operation. An error closes the connection. A plain JetStream publish may
+    /// wait in the connection's batch until [`flush_publishes`]: the session flushes after
+    /// each read, and any other operation flushes first, so the order holds.
     pub(crate) async fn handle(&mut self, op: ClientOp) -> Result<(), NatsError> {
         self.shared
             .engine
             .metrics()
             .door(omnibus_engine::metrics::Door::Nats)
             .request();
+        let op = match op {
+            ClientOp::Publish(publish) => match publish::batch(self, publish).await? {
+                Some(publish) => ClientOp::Publish(publish),
+                None => return Ok(()),
+            },
+            other => {
+                flush_publishes(self).await?;
+                other
+            }
+        };
         match op {
             ClientOp::Connect(json) => connect::handle(self, &json),
             ClientOp::Ping => ping::ping(self),

@@ -26,6 +26,85 @@ use super::{CaptureFuture, Connection, CAPTURES_IN_FLIGHT_MAX};
 use crate::codec::{headers, PublishOp};
 use crate::error::NatsError;
 
+/// Plain JetStream publishes (a reply subject, no JetStream header) to subjects one stream
+/// captures, read one after another: stored as one append, answered one PubAck each.
+#[derive(Default)]
+pub(crate) struct PublishBatch {
+    stream: String,
+    messages: Vec<Arc<LiveMessage>>,
+}
+
+/// Publishes one batch holds at most; the next one flushes it.
+const PUBLISH_BATCH_MAX: usize = 256;
+
+/// Takes `publish` into the connection's batch when it is a plain JetStream publish to a
+/// captured subject (`None`); otherwise flushes the batch, so order holds, and hands the
+/// publish back for [`handle`].
+pub(crate) async fn batch(
+    connection: &mut Connection,
+    publish: PublishOp,
+) -> Result<Option<PublishOp>, NatsError> {
+    let Some((stream, message_headers)) = batchable(connection, &publish) else {
+        flush_publishes(connection).await?;
+        return Ok(Some(publish));
+    };
+    if connection.publishes.stream != stream {
+        flush_publishes(connection).await?;
+        connection.publishes.stream = stream;
+    }
+    connection.publishes.messages.push(Arc::new(LiveMessage {
+        subject: publish.subject,
+        reply: publish.reply,
+        headers: message_headers,
+        payload: publish.payload,
+        status: None,
+    }));
+    if connection.publishes.messages.len() >= PUBLISH_BATCH_MAX {
+        flush_publishes(connection).await?;
+    }
+    Ok(None)
+}
+
+/// The capturing stream and the parsed headers of a publish that may join a batch: valid
+/// subjects, a reply subject (the client waits for a PubAck), no JetStream header (their
+/// checks run one message at a time in `jetstream::publish`), not verbose (`+OK` follows
+/// each operation), and a stream capturing the subject.
+fn batchable(
+    connection: &Connection,
+    publish: &PublishOp,
+) -> Option<(String, Vec<omnibus_types::Header>)> {
+    let reply = publish.reply.as_deref()?;
+    if connection.options.verbose()
+        || publish.subject.starts_with('$')
+        || validate_subject(&publish.subject).is_err()
+        || validate_subject(reply).is_err()
+    {
+        return None;
+    }
+    let message_headers = match &publish.headers {
+        None => Vec::new(),
+        Some(block) => headers::parse(block).ok()?,
+    };
+    if crate::jetstream::has_jetstream_headers(&message_headers) {
+        return None;
+    }
+    let stream = connection
+        .shared
+        .engine
+        .stream_capturing(&publish.subject)?;
+    Some((stream, message_headers))
+}
+
+/// Hands the connection's batched JetStream publishes to the engine.
+pub(crate) async fn flush_publishes(connection: &mut Connection) -> Result<(), NatsError> {
+    if connection.publishes.messages.is_empty() {
+        return Ok(());
+    }
+    let messages = std::mem::take(&mut connection.publishes.messages);
+    let stream = connection.publishes.stream.clone();
+    crate::jetstream::publish_batch(connection, stream, messages).await
+}
+
 pub(crate) async fn handle(
     connection: &mut Connection,
     publish: PublishOp,

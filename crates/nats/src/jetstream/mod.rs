@@ -30,7 +30,9 @@ mod state;
 mod streams;
 pub(crate) mod time;
 
-pub(crate) use publish::{handle as publish, wanted};
+pub(crate) use publish::{
+    handle as publish, handle_batch as publish_batch, has_jetstream_headers, wanted,
+};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -274,7 +276,8 @@ pub(crate) fn send(router: &LiveRouter, reply: String, payload: Bytes) {
         payload,
         status: None,
     };
-    router.publish(Arc::new(message), None);
+    // Replies go to unique inboxes: no use caching their matches.
+    router.publish_once(Arc::new(message), None);
 }
 
 /// An API result: the answer's JSON or an error.

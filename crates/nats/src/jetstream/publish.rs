@@ -16,7 +16,12 @@
 //! captured as before), so the expected-sequence checks see their sequences but do not order
 //! them.
 
+use std::fmt::Write;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
 use omnibus_engine::router::{LiveMessage, LivePublish};
+use omnibus_types::Header;
 use serde_json::json;
 
 use super::errors::ApiError;
@@ -37,11 +42,23 @@ const HEADERS: [&str; 5] = [
 
 /// Whether a publish must go through [`handle`] rather than plain capture.
 pub(crate) fn wanted(message: &LiveMessage) -> bool {
-    message.reply.is_some()
-        || message
-            .headers
-            .iter()
-            .any(|h| HEADERS.iter().any(|name| h.name.eq_ignore_ascii_case(name)))
+    message.reply.is_some() || has_jetstream_headers(&message.headers)
+}
+
+/// Whether `headers` hold one that asks for a JetStream check (dedup, expected values).
+pub(crate) fn has_jetstream_headers(headers: &[Header]) -> bool {
+    headers
+        .iter()
+        .any(|h| HEADERS.iter().any(|name| h.name.eq_ignore_ascii_case(name)))
+}
+
+/// The PubAck `{"stream":<stream>,"seq":<sequence>}` from its constant start
+/// ([`StreamState::pub_ack_prefix`], rendered once per stream).
+fn pub_ack(prefix: &[u8], sequence: u64) -> Bytes {
+    let mut ack = BytesMut::with_capacity(prefix.len() + 21);
+    ack.extend_from_slice(prefix);
+    let _ = write!(ack, "{sequence}}}");
+    ack.freeze()
 }
 
 const PUB_ACK_ERROR: &str = "io.nats.jetstream.api.v1.pub_ack_response";
@@ -131,6 +148,7 @@ pub(crate) async fn handle(
     let sequence = pending.position().offset + 1;
     state.stored(&subject, message_id, sequence, now);
     let max_messages = state.max_messages;
+    let prefix = state.pub_ack_prefix.clone();
     drop(state);
     let trim_engine = engine.clone();
     let answer_router = router.clone();
@@ -143,8 +161,7 @@ pub(crate) async fn handle(
                         super::extras::trim(&trim_engine, &stream, max).await;
                     }
                     if let Some(reply) = reply {
-                        let ack = json!({"stream": stream, "seq": sequence});
-                        send(&answer_router, reply, ack.to_string().into());
+                        send(&answer_router, reply, pub_ack(&prefix, sequence));
                     }
                     Ok(())
                 }
@@ -160,5 +177,89 @@ pub(crate) async fn handle(
     )
     .await;
     connection.acknowledge();
+    Ok(())
+}
+
+/// Stores plain JetStream publishes (each with a reply subject, none with a JetStream
+/// header) to subjects `stream` captures, read together on one connection, as one append
+/// (`Engine::publish_live_batch`), and answers each with its PubAck once they are durable.
+/// Without JetStream headers there is nothing to check but the stream's own limits, so the
+/// per-stream lock is held only to give out their sequences in order.
+pub(crate) async fn handle_batch(
+    connection: &mut Connection,
+    stream: String,
+    messages: Vec<Arc<LiveMessage>>,
+) -> Result<(), NatsError> {
+    let shared = connection.shared.clone();
+    let engine = shared.engine.clone();
+    let router = engine.live_router().clone();
+    let refuse = |message: &LiveMessage, error: &ApiError| {
+        if let Some(reply) = message.reply.clone() {
+            send(
+                &router,
+                reply,
+                error.to_json(PUB_ACK_ERROR).to_string().into(),
+            );
+        }
+    };
+    let state = shared.jetstream.stream_state(&stream);
+    let mut state = state.lock().await;
+    if let Err(error) = state.load(&engine, &stream).await {
+        let error = ApiError::from_engine(&error);
+        messages.iter().for_each(|message| refuse(message, &error));
+        return Ok(());
+    }
+    let now = now_ms();
+    state.expire(now);
+    let batch = match engine
+        .publish_live_batch(&stream, messages.clone(), Some(connection.mailbox.id()))
+        .await
+    {
+        Ok(batch) => batch,
+        Err(error) => {
+            let error = ApiError::from_engine(&error);
+            messages.iter().for_each(|message| refuse(message, &error));
+            return Ok(());
+        }
+    };
+    for (message, outcome) in messages.iter().zip(batch.outcomes()) {
+        match outcome {
+            Ok(position) => state.stored(&message.subject, None, position.offset + 1, now),
+            Err(error) => refuse(message, &ApiError::from_engine(error)),
+        }
+    }
+    let max_messages = state.max_messages;
+    let prefix = state.pub_ack_prefix.clone();
+    drop(state);
+    let answer_router = router.clone();
+    push_capture(
+        connection,
+        Box::pin(async move {
+            let done = batch.durable().await;
+            if let Some(max) = max_messages {
+                if done.iter().any(|(_, outcome)| outcome.is_ok()) {
+                    super::extras::trim(&engine, &stream, max).await;
+                }
+            }
+            let mut first_error = None;
+            for (message, outcome) in done {
+                let answer = match &outcome {
+                    Ok(position) => pub_ack(&prefix, position.offset + 1),
+                    Err(error) => ApiError::from_engine(error)
+                        .to_json(PUB_ACK_ERROR)
+                        .to_string()
+                        .into(),
+                };
+                if let Some(reply) = message.reply.clone() {
+                    send(&answer_router, reply, answer);
+                }
+                if let Err(error) = outcome {
+                    first_error.get_or_insert(error);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        }),
+    )
+    .await;
     Ok(())
 }

@@ -41,6 +41,8 @@ pub(crate) struct StreamState {
     /// The last sequence given out by a publish through this state (it may not be durable
     /// yet, so the log's high watermark can be behind it).
     last_sequence: u64,
+    /// `{"stream":"<name>","seq":` — the start of every PubAck of the stream, rendered once.
+    pub(crate) pub_ack_prefix: bytes::Bytes,
     /// Whether `last_by_subject` covers the whole stream (it held at most
     /// [`SCAN_RECORDS_MAX`] records when rebuilt, and no subject was dropped since).
     subjects_complete: bool,
@@ -54,6 +56,8 @@ impl StreamState {
         }
         let extras = super::extras::StreamExtras::of(engine, stream);
         self.window_ms = extras.duplicate_window_ms as i64;
+        let name = serde_json::Value::from(stream).to_string();
+        self.pub_ack_prefix = format!("{{\"stream\":{name},\"seq\":").into();
         self.max_messages = extras.max_messages;
         let (start, end) = engine.partition_bounds(stream, 0)?;
         let from = start.max(end.saturating_sub(SCAN_RECORDS_MAX));
@@ -119,6 +123,11 @@ impl StreamState {
     }
 
     fn note_subject(&mut self, subject: &str, sequence: u64) {
+        // The common case, a subject seen before, costs no allocation.
+        if let Some(last) = self.last_by_subject.get_mut(subject) {
+            *last = sequence;
+            return;
+        }
         if !self.last_by_subject.contains_key(subject) && self.last_by_subject.len() >= SUBJECTS_MAX
         {
             // Forgetting one subject makes every unknown subject uncertain.

@@ -5,9 +5,9 @@ use std::ops::ControlFlow;
 use bytes::{Bytes, BytesMut};
 
 use super::PartitionLog;
-use crate::batch::{decode_batches, BatchHeader};
+use crate::batch::{decode_batches, BatchHeader, HEADER_BYTES};
 use crate::error::{Result, StorageError};
-use crate::scan::scan_batches;
+use crate::scan::{scan_batches, scan_batches_in_chunks, Chunks};
 use crate::segment::Segment;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,23 +73,28 @@ impl PartitionLog {
         let end = segment.visible_bytes();
         let mut next = offset;
         let first = out.is_empty();
-        let mut taken = 0usize;
-        scan_batches(
+        let chunks = Chunks {
+            // What the budget takes plus the next header, so the batch that ends the read is
+            // seen from its header without reading it.
+            bytes: budget.saturating_add(HEADER_BYTES),
+            verify: false,
+            batch_bytes_max: batch_max,
+        };
+        scan_batches_in_chunks(
             segment.file.as_ref(),
             start,
             end,
-            false,
-            batch_max,
+            chunks,
+            |position, header| {
+                let taken = (position - start) as usize;
+                let fits = taken + header.total_bytes() <= budget || (first && taken == 0);
+                if header.base_offset >= high_watermark || !fits {
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            },
             |_, header, bytes| {
-                if header.base_offset >= high_watermark {
-                    return ControlFlow::Break(());
-                }
-                let fits = taken + bytes.len() <= budget || (first && taken == 0);
-                if !fits {
-                    return ControlFlow::Break(());
-                }
                 out.extend_from_slice(bytes);
-                taken += bytes.len();
                 next = header.last_offset() + 1;
                 ControlFlow::Continue(())
             },
