@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use omnibus_engine::metrics::{ConnectionGuard, Door, DoorCounters};
+use omnibus_engine::metrics::{ConnectionGuard, DoorCounters};
 use omnibus_engine::Engine;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -90,22 +90,6 @@ impl AsyncWrite for CountedStream {
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
     }
-}
-
-/// Counts every request to the door, and as an error every answer of 400 or more (unknown
-/// routes included).
-pub(crate) async fn count_requests(
-    State(engine): State<Arc<Engine>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let counters = engine.metrics().door(Door::Http);
-    counters.request();
-    let response = next.run(request).await;
-    if response.status().as_u16() >= 400 {
-        counters.error();
-    }
-    response
 }
 
 /// Counts a routed request under its route template and method, by status class. A

@@ -243,35 +243,40 @@ pub fn router_closing_on(
         .fallback(route_not_found)
         // Bodies sent without a length (chunked) are cut off at the limit while being read.
         .layer(DefaultBodyLimit::max(config.body_bytes_max))
+        // One middleware for both door-wide steps: each `from_fn` layer boxes the request's
+        // future and the rest of the stack, per request.
         .layer(middleware::from_fn_with_state(
-            config.body_bytes_max,
-            refuse_declared_oversize_body,
-        ))
-        .layer(middleware::from_fn_with_state(
-            engine_for_metrics,
-            crate::metrics::count_requests,
+            (engine_for_metrics, config.body_bytes_max),
+            count_and_bound_request,
         ))
         .with_state(state)
 }
 
-/// Refuses a body whose declared `Content-Length` is over the limit before reading any of it.
-async fn refuse_declared_oversize_body(
-    State(body_bytes_max): State<usize>,
+/// Counts the request (and, as an error, an answer of 400 or more) and refuses a body whose
+/// declared `Content-Length` is over the limit before reading any of it.
+async fn count_and_bound_request(
+    State((engine, body_bytes_max)): State<(Arc<Engine>, usize)>,
     request: Request,
     next: Next,
 ) -> Response {
+    let counters = engine.metrics().door(omnibus_engine::metrics::Door::Http);
+    counters.request();
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    match declared {
+    let response = match declared {
         Some(bytes) if bytes > body_bytes_max as u64 => ApiError::message_too_large(format!(
             "request body is {bytes} bytes; the limit is {body_bytes_max}"
         ))
         .into_response(),
         _ => next.run(request).await,
+    };
+    if response.status().as_u16() >= 400 {
+        counters.error();
     }
+    response
 }
 
 async fn route_not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {

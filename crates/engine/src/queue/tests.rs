@@ -639,3 +639,29 @@ async fn a_ready_signal_wakes_for_enqueue_requeue_lease_expiry_and_deletion() {
     ));
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn one_at_a_time_deliveries_read_several_enqueued_batches_per_log_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let mut spec = spec("single");
+    spec.max_unacked_per_worker = Some(10_000);
+    engine.create_queue(spec).await.unwrap();
+    let payload = "x".repeat(100);
+    // Five enqueues of 1,000: five batches of ~130 KiB, as a job producer's bulk enqueue
+    // leaves them.
+    for _ in 0..5 {
+        engine
+            .enqueue("single", (0..1_000).map(|_| message(&payload)).collect())
+            .await
+            .unwrap();
+    }
+    for expected in 0..5_000u64 {
+        let got = engine.receive("single", "worker", 1, 0).await.unwrap();
+        assert_eq!(got[0].offset, expected);
+    }
+    let reads = engine.queue("single").unwrap().reader.log_reads();
+    // A read held one batch at 256 KiB (five reads); the log's fixed cost per read is
+    // shared by several batches now.
+    assert!(reads <= 2, "{reads} log reads for 5,000 deliveries");
+}
