@@ -30,6 +30,8 @@
 #   SUBSCRIPTIONS other subscriptions present in the routing workload [10000]
 #   PRODUCERS  producers (publish) or consumers (consume) [4]
 #   IN_FLIGHT  sends in flight per producer [32]
+#   PREFETCH   consume workload, rabbitmq driver (rabbitmq, omnibus-amqp): basic.qos prefetch [100]
+#   ACKS       consume workload, rabbitmq driver: multiple (one ack per batch) or each [multiple]
 #   RATE       messages per second in latency runs [1000]
 #   LATENCY_SECONDS  how long a latency run sends [3]
 #   DURATION   upper bound on one run, in seconds [30]
@@ -69,6 +71,8 @@ SUBSCRIBERS=${SUBSCRIBERS:-10}
 SUBSCRIPTIONS=${SUBSCRIPTIONS:-10000}
 PRODUCERS=${PRODUCERS:-4}
 IN_FLIGHT=${IN_FLIGHT:-32}
+PREFETCH=${PREFETCH:-100}
+ACKS=${ACKS:-multiple}
 RATE=${RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-3}
 DURATION=${DURATION:-30}
@@ -232,7 +236,7 @@ durability() {
 workload_flags() {
   case $1 in
     publish) echo "--workload publish --producers $PRODUCERS --in-flight $IN_FLIGHT --messages $MESSAGES" ;;
-    consume) echo "--workload consume --producers $PRODUCERS --messages $MESSAGES" ;;
+    consume) echo "--workload consume --producers $PRODUCERS --messages $MESSAGES --prefetch $PREFETCH --acks $ACKS" ;;
     latency) echo "--workload latency --rate $RATE --messages $((RATE * LATENCY_SECONDS))" ;;
     request-reply) echo "--workload request-reply --producers $PRODUCERS --in-flight $IN_FLIGHT --messages $MESSAGES" ;;
     enqueue) echo "--workload enqueue --producers $PRODUCERS --in-flight 4 --batch 1000 --messages $ENQUEUE" ;;

@@ -235,6 +235,43 @@ def test_an_exclusive_queue_is_locked_to_its_connection_and_goes_with_it(amqp_ur
     intruder.close()
 
 
+def test_redeclarations_are_compared_as_rabbitmq_compares_them(amqp_url):
+    """A queue or exchange declared again with other flags or arguments: 406 with RabbitMQ's
+    wording, on that channel only; a passive declare of a missing one: 404."""
+    connection = connect(amqp_url)
+    queue = unique("redeclared")
+    arguments = {"x-max-length": 10, "x-max-priority": 5}
+    connection.channel().queue_declare(queue, durable=True, arguments=arguments)
+    connection.channel().queue_declare(queue, durable=True, arguments=arguments)
+    refusals = [
+        (dict(durable=True, arguments={"x-max-length": 20, "x-max-priority": 5}),
+         f"inequivalent arg 'x-max-length' for queue '{queue}' in vhost '/': received '20' but current is '10'"),
+        (dict(durable=False, arguments=arguments),
+         f"inequivalent arg 'durable' for queue '{queue}' in vhost '/': received 'false' but current is 'true'"),
+        (dict(durable=True, arguments={"x-max-length": 10}),
+         f"inequivalent arg 'x-max-priority' for queue '{queue}' in vhost '/': received none but current is '5'"),
+    ]
+    for options, text in refusals:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+            connection.channel().queue_declare(queue, **options)
+        assert closed.value.reply_code == 406
+        assert text in closed.value.reply_text, closed.value.reply_text
+    exchange = unique("redeclared-exchange")
+    connection.channel().exchange_declare(exchange, "direct", durable=True)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        connection.channel().exchange_declare(exchange, "topic", durable=True)
+    assert closed.value.reply_code == 406
+    assert (
+        f"inequivalent arg 'type' for exchange '{exchange}' in vhost '/': received 'topic' but current is 'direct'"
+        in closed.value.reply_text
+    ), closed.value.reply_text
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        connection.channel().exchange_declare(unique("absent"), "direct", passive=True)
+    assert closed.value.reply_code == 404
+    assert connection.is_open
+    connection.close()
+
+
 def test_a_headers_exchange_matches_all_or_any(amqp_url):
     connection = connect(amqp_url)
     channel = connection.channel()

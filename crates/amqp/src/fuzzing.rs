@@ -31,6 +31,24 @@ pub fn frames(data: &[u8]) {
             }
         }
         loop {
+            // The session's zero-copy path for body frames must agree with the full decoder.
+            let mut copy = input.clone();
+            match codec::take_body(&mut input, FUZZ_FRAME_MAX) {
+                Ok(Some((channel, body))) => {
+                    let decoded = codec::decode(&mut copy, FUZZ_FRAME_MAX);
+                    assert_eq!(
+                        decoded,
+                        Ok(Some(amq_protocol::frame::AMQPFrame::Body(
+                            channel,
+                            body.to_vec()
+                        )))
+                    );
+                    assert_eq!(copy, input);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(_) => return,
+            }
             match codec::decode(&mut input, FUZZ_FRAME_MAX) {
                 Ok(Some(frame)) => {
                     let mut out = BytesMut::new();

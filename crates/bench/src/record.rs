@@ -10,7 +10,8 @@ use crate::settings::{Settings, Workload};
 pub struct RunRecord {
     pub system: String,
     pub workload: String,
-    /// Jobs workers' mode (`one` or `batched`); absent for other workloads.
+    /// Jobs workers' mode (`one` or `batched`), or a rabbitmq consumer's prefetch and acks;
+    /// absent for other workloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     pub size_bytes: usize,
@@ -49,10 +50,23 @@ impl RunRecord {
                 .map(|histogram| histogram.value_at_quantile(quantile))
         };
         let jobs = settings.workload == Workload::Jobs;
+        // Only the rabbitmq driver's consumers take --prefetch and --acks.
+        let consume_with_prefetch = settings.workload == Workload::Consume
+            && settings.system == crate::settings::System::Rabbitmq;
         RunRecord {
             system: settings.label(),
             workload: settings.workload.name().to_string(),
-            mode: jobs.then(|| settings.mode.name().to_string()),
+            mode: if jobs {
+                Some(settings.mode.name().to_string())
+            } else if consume_with_prefetch {
+                Some(format!(
+                    "prefetch {}, ack {}",
+                    settings.prefetch,
+                    settings.acks.name()
+                ))
+            } else {
+                None
+            },
             size_bytes: settings.size,
             run,
             operations: measurement.operations,

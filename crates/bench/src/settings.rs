@@ -119,6 +119,25 @@ impl JobMode {
     }
 }
 
+/// How a consumer acknowledges what it received (the consume workload of drivers that
+/// acknowledge per delivery: rabbitmq).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AckMode {
+    /// One `multiple` ack for the deliveries that arrived together (up to the prefetch).
+    Multiple,
+    /// One ack per delivery, sent as it arrives.
+    Each,
+}
+
+impl AckMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            AckMode::Multiple => "multiple",
+            AckMode::Each => "each",
+        }
+    }
+}
+
 /// Largest payload the harness builds; a typo such as `--size 1000000000` fails fast.
 pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
 /// Fan-out subscribers at most (each is a connection).
@@ -166,6 +185,13 @@ pub struct Settings {
     /// Jobs to enqueue and drain.
     #[arg(long, default_value_t = 10_000)]
     pub jobs: u64,
+    /// Unacknowledged deliveries a consumer may hold (the consume workload of the rabbitmq
+    /// driver: basic.qos prefetch_count).
+    #[arg(long, default_value_t = 100)]
+    pub prefetch: u16,
+    /// How a consume-workload consumer acknowledges (rabbitmq driver).
+    #[arg(long, value_enum, default_value_t = AckMode::Multiple)]
+    pub acks: AckMode,
     /// Messages per second for the latency workload (all senders together).
     #[arg(long, default_value_t = 1_000)]
     pub rate: u64,
@@ -208,6 +234,8 @@ impl Settings {
             subscriptions: 10_000,
             mode: JobMode::One,
             jobs: 10_000,
+            prefetch: 100,
+            acks: AckMode::Multiple,
             rate: 1_000,
             messages: 100_000,
             duration: 10.0,
@@ -249,8 +277,8 @@ impl Settings {
         {
             return invalid("--subscribers must be 1 to 1,000, --subscriptions at most 1,000,000");
         }
-        if self.messages == 0 || self.jobs == 0 || self.rate == 0 {
-            return invalid("--messages, --jobs and --rate must be at least 1");
+        if self.messages == 0 || self.jobs == 0 || self.rate == 0 || self.prefetch == 0 {
+            return invalid("--messages, --jobs, --rate and --prefetch must be at least 1");
         }
         if !(self.duration.is_finite() && self.duration > 0.0 && self.duration <= 3_600.0) {
             return invalid("--duration must be between 0 and 3600 seconds");

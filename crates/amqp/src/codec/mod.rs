@@ -11,7 +11,7 @@ pub mod properties;
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::protocol::AMQPClass;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 
 /// `AMQP 0 0 9 1`: what a client sends first, and what we answer a wrong header with.
 pub const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
@@ -19,6 +19,8 @@ pub const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
 pub const FRAME_HEADER_BYTES: usize = 7;
 /// The frame-end octet after every payload.
 pub const FRAME_END: u8 = 0xCE;
+/// Frame type of a content body frame (`frame-body`).
+pub const FRAME_TYPE_BODY: u8 = 3;
 /// The smallest frame_max the spec lets a peer negotiate (4096, `frame-min-size`).
 pub const FRAME_MIN_SIZE: u32 = 4096;
 
@@ -93,6 +95,31 @@ pub fn decode(input: &mut BytesMut, frame_max: u32) -> Result<Option<AMQPFrame>,
     Ok(Some(frame))
 }
 
+/// Takes the frame at the front of `input` when it is a whole *body* frame: its channel and
+/// payload, sharing `input`'s memory (no copy). `None` for any other frame, or until the
+/// frame is whole; the caller then uses [`decode`], which checks everything.
+pub fn take_body(
+    input: &mut BytesMut,
+    frame_max: u32,
+) -> Result<Option<(u16, bytes::Bytes)>, FrameError> {
+    if input.len() < FRAME_HEADER_BYTES
+        || input[0] != FRAME_TYPE_BODY
+        || bytes_wanted(input, frame_max)? > 0
+    {
+        return Ok(None);
+    }
+    let channel = u16::from_be_bytes([input[1], input[2]]);
+    let size = u32::from_be_bytes([input[3], input[4], input[5], input[6]]) as usize;
+    let total = FRAME_HEADER_BYTES + size + 1;
+    if input[total - 1] != FRAME_END {
+        return Err(FrameError::MissingFrameEnd);
+    }
+    let mut frame = input.split_to(total).freeze();
+    frame.truncate(total - 1);
+    frame.advance(FRAME_HEADER_BYTES);
+    Ok(Some((channel, frame)))
+}
+
 /// Appends one frame.
 pub fn encode(out: &mut BytesMut, frame: &AMQPFrame) {
     // Serialising into a growing Vec cannot run out of room; the generated code fails only
@@ -133,8 +160,19 @@ pub fn encode_content(
         .saturating_sub(FRAME_HEADER_BYTES + 1)
         .max(1);
     for piece in body.chunks(chunk) {
-        encode(out, &AMQPFrame::Body(channel, piece.to_vec()));
+        encode_body(out, channel, piece);
     }
+}
+
+/// Appends one body frame, written directly: the generated serialiser would copy the
+/// body twice (into its frame value, then into a fresh buffer) for every delivery.
+pub fn encode_body(out: &mut BytesMut, channel: u16, body: &[u8]) {
+    out.reserve(FRAME_HEADER_BYTES + body.len() + 1);
+    out.put_u8(FRAME_TYPE_BODY);
+    out.put_u16(channel);
+    out.put_u32(body.len() as u32);
+    out.put_slice(body);
+    out.put_u8(FRAME_END);
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ pub(crate) async fn handle(
                     publish,
                     header: None,
                     body: BytesMut::new(),
+                    whole: None,
                 });
             }
             Ok(())
@@ -531,7 +532,7 @@ pub(crate) async fn content_header(
 pub(crate) async fn content_body(
     connection: &mut Connection,
     channel: u16,
-    body: &[u8],
+    body: bytes::Bytes,
 ) -> Result<(), AmqpError> {
     let ids = (60, 40);
     let Some(state) = connection.channels.get_mut(&channel) else {
@@ -558,7 +559,8 @@ pub(crate) async fn content_body(
             ids,
         ));
     };
-    let total = pending.body.len() as u64 + body.len() as u64;
+    let received = pending.received();
+    let total = received as u64 + body.len() as u64;
     if total > header.body_size {
         return Err(AmqpError::connection(
             reply::FRAME_ERROR,
@@ -566,10 +568,18 @@ pub(crate) async fn content_body(
             ids,
         ));
     }
-    if pending.body.is_empty() {
-        pending.body.reserve(header.body_size as usize);
+    if received == 0 && total == header.body_size {
+        // The whole body in one frame, the usual case: kept as it arrived.
+        pending.whole = Some(body);
+    } else {
+        if let Some(first) = pending.whole.take() {
+            pending.body.extend_from_slice(&first);
+        }
+        if pending.body.is_empty() {
+            pending.body.reserve(header.body_size as usize);
+        }
+        pending.body.extend_from_slice(&body);
     }
-    pending.body.extend_from_slice(body);
     if total == header.body_size {
         return super::publish::finish(connection, channel).await;
     }

@@ -11,17 +11,118 @@
 //! - the arguments the engine keeps (`x-message-ttl`, `x-max-length`, `x-max-length-bytes`,
 //!   `x-delivery-limit`, `x-overflow`, `x-dead-letter-exchange`, `-routing-key`) are all
 //!   compared for a queue the AMQP door made (its lease is the door's); for a queue made
-//!   through another door, only those the client sends, so it can still be declared by name.
-//!   `x-expires`, `x-single-active-consumer`, `x-max-priority` and `x-queue-type` are not
-//!   compared.
+//!   through another door, only those the client sends, so it can still be declared by name;
+//! - the arguments only this door keeps (`x-expires`, `x-max-priority`, `x-queue-type`,
+//!   `x-single-active-consumer`) are compared with the declaration that created the queue in
+//!   this process (in memory, like the flags); `x-queue-type` left out counts as `classic`,
+//!   as RabbitMQ counts it.
+//!
+//! Exchanges (`check_exchange`): RabbitMQ compares `type`, `durable`, `auto_delete`,
+//! `internal` and the `alternate-exchange` argument, in that order, with the same wording
+//! ("… for exchange '…' in vhost '/' …"). The built-in exchanges are compared on their type
+//! only (the engine does not record the flags RabbitMQ gives them).
 
-use amq_protocol::protocol::queue;
+use std::collections::BTreeMap;
+
+use amq_protocol::protocol::{exchange, queue};
+use amq_protocol::types::FieldTable;
+use omnibus_engine::exchanges::ExchangeSpec;
 use omnibus_engine::queue::Overflow;
 
 use super::queue::{queue_spec, LEASE_MS};
 use super::Connection;
-use crate::codec::properties::value_as_text;
+use crate::codec::properties::{table_as_text, value_as_text};
 use crate::error::{reply, AmqpError};
+
+/// Queue arguments the engine does not keep; the door remembers them for re-declarations.
+const DOOR_ARGUMENTS: [&str; 4] = [
+    "x-expires",
+    "x-max-priority",
+    "x-queue-type",
+    "x-single-active-consumer",
+];
+
+/// What a queue's declaration said of [`DOOR_ARGUMENTS`], as text.
+pub(crate) fn door_arguments(arguments: &FieldTable) -> BTreeMap<&'static str, String> {
+    DOOR_ARGUMENTS
+        .iter()
+        .filter_map(|&key| {
+            let text = arguments.inner().get(key).and_then(value_as_text)?;
+            Some((key, text))
+        })
+        .collect()
+}
+
+/// `x-queue-type` left out is a classic queue.
+fn queue_argument(arguments: &BTreeMap<&'static str, String>, key: &str) -> Option<String> {
+    arguments
+        .get(key)
+        .cloned()
+        .or_else(|| (key == "x-queue-type").then(|| "classic".to_string()))
+}
+
+fn inequivalent(
+    argument: &str,
+    what: &str,
+    name: &str,
+    received: String,
+    current: String,
+    ids: (u16, u16),
+) -> AmqpError {
+    AmqpError::channel(
+        reply::PRECONDITION_FAILED,
+        format!(
+            "PRECONDITION_FAILED - inequivalent arg '{argument}' for {what} '{name}' in vhost '/': received {received} but current is {current}"
+        ),
+        ids,
+    )
+}
+
+fn shown(value: Option<String>) -> String {
+    value.map_or("none".to_string(), |v| format!("'{v}'"))
+}
+
+/// A re-declaration of an existing exchange, compared as RabbitMQ compares it.
+pub(crate) fn check_exchange(
+    existing: &ExchangeSpec,
+    declare: &exchange::Declare,
+    ids: (u16, u16),
+) -> Result<(), AmqpError> {
+    let name = existing.name.as_str();
+    let fail = |argument: &str, received: String, current: String| {
+        inequivalent(argument, "exchange", name, received, current, ids)
+    };
+    let kind = declare.kind.as_str();
+    if kind != existing.kind.as_str() {
+        return Err(fail(
+            "type",
+            format!("'{kind}'"),
+            format!("'{}'", existing.kind.as_str()),
+        ));
+    }
+    if name.is_empty() || name.starts_with("amq.") {
+        return Ok(());
+    }
+    let flags = [
+        ("durable", declare.durable, existing.durable),
+        ("auto_delete", declare.auto_delete, existing.auto_delete),
+        ("internal", declare.internal, existing.internal),
+    ];
+    for (flag, received, current) in flags {
+        if received != current {
+            return Err(fail(flag, format!("'{received}'"), format!("'{current}'")));
+        }
+    }
+    let alternate = table_as_text(&declare.arguments).remove("alternate-exchange");
+    if alternate != existing.alternate_exchange {
+        return Err(fail(
+            "alternate-exchange",
+            shown(alternate),
+            shown(existing.alternate_exchange.clone()),
+        ));
+    }
+    Ok(())
+}
 
 pub(crate) fn check(
     connection: &Connection,
@@ -34,13 +135,7 @@ pub(crate) fn check(
         return Ok(());
     };
     let inequivalent = |argument: &str, received: String, current: String| {
-        AmqpError::channel(
-            reply::PRECONDITION_FAILED,
-            format!(
-                "PRECONDITION_FAILED - inequivalent arg '{argument}' for queue '{amqp_name}' in vhost '/': received {received} but current is {current}"
-            ),
-            ids,
-        )
+        inequivalent(argument, "queue", amqp_name, received, current, ids)
     };
     let owner = connection
         .shared
@@ -58,7 +153,7 @@ pub(crate) fn check(
         (
             "auto_delete",
             declare.auto_delete,
-            owner.map(|o| o.auto_delete),
+            owner.as_ref().map(|o| o.auto_delete),
         ),
     ];
     for (flag, received, current) in flags {
@@ -71,6 +166,16 @@ pub(crate) fn check(
         }
     }
 
+    if let Some(owner) = &owner {
+        let received_arguments = door_arguments(&declare.arguments);
+        for key in DOOR_ARGUMENTS {
+            let received = queue_argument(&received_arguments, key);
+            let current = queue_argument(&owner.door_arguments, key);
+            if received != current {
+                return Err(inequivalent(key, shown(received), shown(current)));
+            }
+        }
+    }
     let table = declare.arguments.inner();
     let every_argument = info.config.lease_ms == LEASE_MS;
     let compared = |key: &str| every_argument || table.contains_key(key);
@@ -80,7 +185,6 @@ pub(crate) fn check(
             .and_then(value_as_text)
             .map_or("none".to_string(), |text| format!("'{text}'"))
     };
-    let shown = |value: Option<String>| value.map_or("none".to_string(), |v| format!("'{v}'"));
     let (wanted, route) = queue_spec(queue, &declare.arguments, ids)?;
     let config = &info.config;
     let limit = |max_deliver: u32| (max_deliver != u32::MAX).then(|| max_deliver - 1);

@@ -1,7 +1,8 @@
 //! The exchange class: declare, delete, bind and unbind, on the engine's exchanges.
 //!
 //! The spec and RabbitMQ: a passive declare of a missing exchange is 404 NOT_FOUND; a
-//! re-declare with another type or durability is 406 PRECONDITION_FAILED; names starting
+//! re-declare with another type, `durable`, `auto_delete`, `internal` or `alternate-exchange`
+//! is 406 PRECONDITION_FAILED with RabbitMQ's wording (`equivalence.rs`); names starting
 //! with `amq.` are reserved (403 ACCESS_REFUSED); an unknown type is 503 COMMAND_INVALID, a
 //! connection exception. exchange.bind routes what reaches `source` on through
 //! `destination` (both must exist: 404; the default exchange takes part in none: 403); the
@@ -42,7 +43,11 @@ pub(crate) async fn handle(
                         ids,
                     ));
                 };
-                if name.starts_with("amq.") && connection.engine().exchange(&name).is_none() {
+                let existing = connection.engine().exchange(&name);
+                if let Some(existing) = &existing {
+                    super::equivalence::check_exchange(existing, &declare, ids)?;
+                }
+                if name.starts_with("amq.") && existing.is_none() {
                     return Err(AmqpError::channel(
                         reply::ACCESS_REFUSED,
                         format!("ACCESS_REFUSED - exchange name '{name}' contains reserved prefix 'amq.*'"),

@@ -80,6 +80,10 @@ pub(crate) struct QueueOwner {
     pub expiry_token: u64,
     /// `x-single-active-consumer` (`single_active.rs`): the turn order of its consumers.
     pub single_active: Option<Arc<single_active::SingleActive>>,
+    /// The declaration's arguments the engine does not keep (`x-expires`, `x-max-priority`,
+    /// `x-queue-type`, `x-single-active-consumer`), as text: what a re-declaration is
+    /// compared with (`equivalence.rs`).
+    pub door_arguments: BTreeMap<&'static str, String>,
 }
 
 /// From a consumer task to its connection's session.
@@ -131,7 +135,26 @@ pub(crate) struct Unacked {
 pub(crate) struct PendingContent {
     pub publish: basic_methods::Publish,
     pub header: Option<AMQPContentHeader>,
+    /// The body frames so far, when there is more than one.
     pub body: BytesMut,
+    /// A body that came whole in one frame, as received (not copied).
+    pub whole: Option<bytes::Bytes>,
+}
+
+impl PendingContent {
+    pub fn received(&self) -> usize {
+        self.whole
+            .as_ref()
+            .map_or(self.body.len(), bytes::Bytes::len)
+    }
+
+    /// The body, once all of it is here.
+    pub fn take_body(&mut self) -> bytes::Bytes {
+        match self.whole.take() {
+            Some(whole) => whole,
+            None => std::mem::take(&mut self.body).freeze(),
+        }
+    }
 }
 
 pub(crate) struct ConsumerHandle {
@@ -246,6 +269,29 @@ impl Connection {
         crate::codec::encode_method(&mut self.out, channel, method);
     }
 
+    /// A body frame taken off the input without a copy (`codec::take_body`): the same
+    /// handling as [`Connection::handle_frame`] gives a body frame.
+    pub async fn handle_body(&mut self, channel: u16, body: bytes::Bytes) -> Result<(), AmqpError> {
+        match basic::content_body(self, channel, body).await {
+            Err(AmqpError::Channel {
+                code,
+                text,
+                class_id,
+                method_id,
+            }) => {
+                self.shared
+                    .engine
+                    .metrics()
+                    .door(omnibus_engine::metrics::Door::Amqp)
+                    .error();
+                self.close_channel(channel, code, &text, (class_id, method_id))
+                    .await;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Handles one frame; a channel exception closes that channel here, anything else is
     /// the caller's to act on.
     pub async fn handle_frame(&mut self, frame: AMQPFrame) -> Result<(), AmqpError> {
@@ -322,7 +368,9 @@ impl Connection {
             AMQPFrame::Header(channel, header) => {
                 basic::content_header(self, channel, header).await
             }
-            AMQPFrame::Body(channel, body) => basic::content_body(self, channel, &body).await,
+            AMQPFrame::Body(channel, body) => {
+                basic::content_body(self, channel, bytes::Bytes::from(body)).await
+            }
         }
     }
 

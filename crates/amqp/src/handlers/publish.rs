@@ -42,7 +42,8 @@ pub(crate) struct ReadyPublish {
     properties: AMQPProperties,
     body: Bytes,
     targets: Vec<String>,
-    message: EnqueueMessage,
+    /// The message's `expiration`, checked when it was routed.
+    ttl_ms: Option<u64>,
 }
 
 /// The connection's batch of routed publishes.
@@ -64,11 +65,15 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
     let Some(state) = connection.channels.get_mut(&channel) else {
         return Ok(());
     };
-    let Some(PendingContent {
+    let Some(mut pending) = state.pending.take() else {
+        return Ok(());
+    };
+    let body = pending.take_body();
+    let PendingContent {
         publish,
         header: Some(header),
-        body,
-    }) = state.pending.take()
+        ..
+    } = pending
     else {
         return Ok(());
     };
@@ -119,34 +124,11 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
         state.next_publish_sequence += 1;
         sequence
     });
-    let body: Bytes = body.freeze();
     // A reply to a direct reply-to requester goes to it at once, not through a queue.
     let replied = if exchange.is_empty() {
         super::reply_to::deliver(connection, &routing_key, &properties, &body)
     } else {
         None
-    };
-    let message = EnqueueMessage {
-        key: None,
-        value: Some(body.clone()),
-        headers: vec![
-            Header {
-                name: PROPERTIES_HEADER.into(),
-                value: Bytes::from(properties::encode(&properties)),
-            },
-            Header {
-                name: EXCHANGE_HEADER.into(),
-                value: Bytes::copy_from_slice(exchange.as_bytes()),
-            },
-            Header {
-                name: ROUTING_KEY_HEADER.into(),
-                value: Bytes::copy_from_slice(routing_key.as_bytes()),
-            },
-        ],
-        // The engine's levels are 0–9, as RabbitMQ advises for x-max-priority.
-        priority: properties.priority().unwrap_or(0).min(9),
-        ttl_ms,
-        ..Default::default()
     };
     let ready = ReadyPublish {
         channel,
@@ -158,7 +140,7 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
         properties,
         body,
         targets,
-        message,
+        ttl_ms,
     };
     if let Some(held) = connection
         .channels
@@ -180,6 +162,33 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
 impl ReadyPublish {
     pub fn body_len(&self) -> usize {
         self.body.len()
+    }
+
+    /// The engine message stored for it: the body, and the properties, exchange and routing
+    /// key as headers (built when enqueued, once per target queue at most).
+    fn message(&self) -> EnqueueMessage {
+        EnqueueMessage {
+            key: None,
+            value: Some(self.body.clone()),
+            headers: vec![
+                Header {
+                    name: PROPERTIES_HEADER.into(),
+                    value: Bytes::from(properties::encode(&self.properties)),
+                },
+                Header {
+                    name: EXCHANGE_HEADER.into(),
+                    value: Bytes::copy_from_slice(self.exchange.as_bytes()),
+                },
+                Header {
+                    name: ROUTING_KEY_HEADER.into(),
+                    value: Bytes::copy_from_slice(self.routing_key.as_bytes()),
+                },
+            ],
+            // The engine's levels are 0–9, as RabbitMQ advises for x-max-priority.
+            priority: self.properties.priority().unwrap_or(0).min(9),
+            ttl_ms: self.ttl_ms,
+            ..Default::default()
+        }
     }
 }
 
@@ -210,8 +219,10 @@ fn route(
         ));
     }
     if exchange.is_empty() {
+        // A lookup of the queue, nothing more: `queue_info` would gather its statistics
+        // (locks, a copy of its configuration) for every message published.
         return Ok(names::to_engine(routing_key)
-            .filter(|queue| engine.queue_info(queue).is_ok())
+            .filter(|queue| engine.ready_signal(queue).is_ok())
             .into_iter()
             .collect());
     }
@@ -234,16 +245,29 @@ pub(crate) async fn flush(connection: &mut Connection) {
         return;
     }
     let batch = std::mem::take(&mut connection.publishes).publishes;
-    let mut per_queue: HashMap<&str, Vec<usize>> = HashMap::new();
+    // Each message is built once and moved to its (last) queue; only a message routed to
+    // several queues is copied.
+    let mut per_queue: HashMap<&str, QueueShare> = HashMap::new();
     for (index, publish) in batch.iter().enumerate() {
-        for target in &publish.targets {
-            per_queue.entry(target.as_str()).or_default().push(index);
+        let Some((last, others)) = publish.targets.split_last() else {
+            continue;
+        };
+        let message = publish.message();
+        for target in others {
+            per_queue
+                .entry(target.as_str())
+                .or_default()
+                .push(index, message.clone());
         }
+        per_queue
+            .entry(last.as_str())
+            .or_default()
+            .push(index, message);
     }
     let engine = connection.engine().clone();
     let enqueues = per_queue
-        .iter()
-        .map(|(queue, indexes)| enqueue_in_order(&engine, queue, indexes, &batch));
+        .into_iter()
+        .map(|(queue, share)| enqueue_in_order(&engine, queue, share, &batch));
     let mut accepted = vec![true; batch.len()];
     for refused in futures_util::future::join_all(enqueues).await {
         for index in refused {
@@ -321,31 +345,39 @@ fn send_ack(connection: &mut Connection, channel: u16, last: u64) {
     );
 }
 
-/// Enqueues the messages `indexes` of `batch` into `queue`, in order; answers the indexes
-/// the queue refused. A refused batch is retried one message at a time.
+/// The messages of a batch that go to one queue, in publish order, with their indexes.
+#[derive(Default)]
+struct QueueShare {
+    indexes: Vec<usize>,
+    messages: Vec<EnqueueMessage>,
+}
+
+impl QueueShare {
+    fn push(&mut self, index: usize, message: EnqueueMessage) {
+        self.indexes.push(index);
+        self.messages.push(message);
+    }
+}
+
+/// Enqueues a queue's share of `batch`, in order; answers the indexes the queue refused.
+/// A refused batch is retried one message at a time.
 async fn enqueue_in_order(
     engine: &Engine,
     queue: &str,
-    indexes: &[usize],
+    share: QueueShare,
     batch: &[ReadyPublish],
 ) -> Vec<usize> {
-    let messages: Vec<EnqueueMessage> = indexes
-        .iter()
-        .map(|&index| batch[index].message.clone())
-        .collect();
+    let QueueShare { indexes, messages } = share;
     match engine.enqueue(queue, messages).await {
         Ok(_) => Vec::new(),
         Err(error) if indexes.len() == 1 => {
             log_refusal(queue, &error);
-            indexes.to_vec()
+            indexes
         }
         Err(_) => {
             let mut refused = Vec::new();
-            for &index in indexes {
-                if let Err(error) = engine
-                    .enqueue(queue, vec![batch[index].message.clone()])
-                    .await
-                {
+            for index in indexes {
+                if let Err(error) = engine.enqueue(queue, vec![batch[index].message()]).await {
                     log_refusal(queue, &error);
                     refused.push(index);
                 }

@@ -252,6 +252,7 @@ async fn declare_queue(
             owner.declared_here = true;
             owner.durable = declare.durable;
             owner.auto_delete = declare.auto_delete;
+            owner.door_arguments = equivalence::door_arguments(&declare.arguments);
             if declare.exclusive {
                 owner.exclusive_to = Some(connection.id);
             }

@@ -5,11 +5,14 @@
 //!   `--in-flight` publishes awaiting their confirm. A confirm for a persistent message on a
 //!   durable queue comes once the message is written to disk (RabbitMQ batches those fsyncs).
 //! - consume: a queue pre-filled with `--messages` (not timed), then `--producers` consumers
-//!   with prefetch 100 and manual acks, one `multiple` ack per batch received.
+//!   with `--prefetch` (100) and manual acks: `--acks multiple` sends one `multiple` ack for
+//!   what arrived together (up to the prefetch), `--acks each` one ack per delivery.
 //! - latency: confirmed publishes at `--rate`; a consumer with manual acks receives.
 //! - jobs: each worker on its own connection: `one` = prefetch 1 and an ack per message;
 //!   `batched` = prefetch 100 and one `multiple` ack for what arrived together.
-//! - request-reply: not supported yet (it would be direct reply-to; not written).
+//! - request-reply: direct reply-to (`request_reply.rs`): one responder consumes a queue and
+//!   publishes each answer to the request's `reply_to`; `--producers` requesters, each on
+//!   its own connection consuming `amq.rabbitmq.reply-to`, keep `--in-flight` requests open.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +29,9 @@ use tokio::task::JoinSet;
 use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
-use crate::settings::Workload;
+use crate::settings::{AckMode, Workload};
+
+mod request_reply;
 
 /// Publishes awaiting their confirms at once when filling a queue.
 const FILL_WINDOW: usize = 1_000;
@@ -82,10 +87,7 @@ pub async fn run(context: &Context) -> Result<Measurement> {
             context,
             "job enqueue is Omnibus HTTP's; the publish workload is this system's enqueue",
         )),
-        Workload::RequestReply => Err(not_supported(
-            context,
-            "the RabbitMQ driver has no request-reply yet",
-        )),
+        Workload::RequestReply => request_reply::run(context).await,
     }
 }
 
@@ -219,8 +221,9 @@ async fn consume(context: &Context) -> Result<Measurement> {
     fill(context, &queue, settings.messages).await?;
     let mut consumers = Vec::new();
     for _ in 0..settings.producers {
-        consumers.push(consumer(context, &queue, BATCH).await?);
+        consumers.push(consumer(context, &queue, settings.prefetch).await?);
     }
+    let (prefetch, multiple) = (settings.prefetch, settings.acks == AckMode::Multiple);
     let budget = context.budget(settings.messages);
     let started = Instant::now();
     let mut tasks = JoinSet::new();
@@ -229,7 +232,7 @@ async fn consume(context: &Context) -> Result<Measurement> {
         tasks.spawn(async move {
             let _session = session;
             while keep_working(&budget) {
-                budget.finish(receive_and_acknowledge(&mut consumer, BATCH, true).await?);
+                budget.finish(receive_and_acknowledge(&mut consumer, prefetch, multiple).await?);
             }
             Ok::<_, BenchError>(())
         });

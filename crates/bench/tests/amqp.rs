@@ -1,0 +1,101 @@
+//! The rabbitmq driver against Omnibus's AMQP door, started in this process on 127.0.0.1
+//! port 0: lapin reaches it over TCP as it would RabbitMQ (scripts/bench-peers.sh runs the
+//! same driver against rabbitmq-server as `rabbitmq` and against the door as `omnibus-amqp`).
+
+use indicatif::ProgressBar;
+use omnibus_amqp::AmqpConfig;
+use omnibus_bench::drivers::{self, Context};
+use omnibus_bench::record::RunRecord;
+use omnibus_bench::settings::{AckMode, Settings, System, Workload};
+use omnibus_engine::{Engine, EngineConfig};
+use tokio::sync::oneshot;
+
+struct Broker {
+    address: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl Broker {
+    async fn start() -> Broker {
+        let data = tempfile::tempdir().expect("temporary folder");
+        let engine = Engine::open(EngineConfig::new(data.path()))
+            .await
+            .expect("engine opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("local address").to_string();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(omnibus_amqp::serve(
+            listener,
+            engine,
+            AmqpConfig::default(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Broker {
+            address,
+            shutdown: Some(shutdown),
+            _data: data,
+        }
+    }
+
+    fn settings(&self, workload: Workload) -> Settings {
+        let mut settings = Settings::new(System::Rabbitmq, workload);
+        settings.address = Some(self.address.clone());
+        settings.label = Some("omnibus-amqp".to_string());
+        // An upper bound only: a loaded 2-core machine can take seconds where an idle one
+        // takes milliseconds, and a run cut short fails the assertions below.
+        settings.duration = 20.0;
+        settings
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reply_goes_through_direct_reply_to_and_times_every_request() {
+    let broker = Broker::start().await;
+    let mut settings = broker.settings(Workload::RequestReply);
+    settings.producers = 2;
+    settings.in_flight = 8;
+    settings.messages = 400;
+    let context = Context::new(settings, ProgressBar::hidden());
+    let measurement = drivers::run(&context)
+        .await
+        .expect("the request-reply run succeeds");
+    assert_eq!(measurement.operations, 400, "{measurement:?}");
+    assert_eq!(
+        measurement
+            .latency
+            .as_ref()
+            .map(|latencies| latencies.len()),
+        Some(400),
+        "one latency per request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_takes_its_prefetch_and_acks_each_delivery_when_asked() {
+    let broker = Broker::start().await;
+    let mut settings = broker.settings(Workload::Consume);
+    settings.producers = 2;
+    settings.messages = 3_000;
+    settings.prefetch = 1_000;
+    settings.acks = AckMode::Each;
+    let context = Context::new(settings.clone(), ProgressBar::hidden());
+    let measurement = drivers::run(&context)
+        .await
+        .expect("the consume run succeeds");
+    assert_eq!(measurement.operations, 3_000, "{measurement:?}");
+    let record = RunRecord::new(&settings, 1, &measurement);
+    assert_eq!(record.label(), "consume (prefetch 1000, ack each)");
+}
