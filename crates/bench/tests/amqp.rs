@@ -2,62 +2,36 @@
 //! port 0: lapin reaches it over TCP as it would RabbitMQ (scripts/bench-peers.sh runs the
 //! same driver against rabbitmq-server as `rabbitmq` and against the door as `omnibus-amqp`).
 
+mod support;
+
 use indicatif::ProgressBar;
 use omnibus_amqp::AmqpConfig;
 use omnibus_bench::drivers::{self, Context};
 use omnibus_bench::record::RunRecord;
 use omnibus_bench::settings::{AckMode, Settings, System, Workload};
-use omnibus_engine::{Engine, EngineConfig};
-use tokio::sync::oneshot;
+use support::InProcessDoor;
 
 struct Broker {
-    address: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    _data: tempfile::TempDir,
+    door: InProcessDoor,
 }
 
 impl Broker {
     async fn start() -> Broker {
-        let data = tempfile::tempdir().expect("temporary folder");
-        let engine = Engine::open(EngineConfig::new(data.path()))
-            .await
-            .expect("engine opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("local address").to_string();
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(omnibus_amqp::serve(
-            listener,
-            engine,
-            AmqpConfig::default(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Broker {
-            address,
-            shutdown: Some(shutdown),
-            _data: data,
-        }
+        let door = InProcessDoor::start(|listener, engine, shutdown| {
+            omnibus_amqp::serve(listener, engine, AmqpConfig::default(), shutdown)
+        })
+        .await;
+        Broker { door }
     }
 
     fn settings(&self, workload: Workload) -> Settings {
         let mut settings = Settings::new(System::Rabbitmq, workload);
-        settings.address = Some(self.address.clone());
+        settings.address = Some(self.door.address.clone());
         settings.label = Some("omnibus-amqp".to_string());
         // An upper bound only: a loaded 2-core machine can take seconds where an idle one
         // takes milliseconds, and a run cut short fails the assertions below.
         settings.duration = 20.0;
         settings
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The kafka driver (librdkafka) against Omnibus's Kafka door, started in this process on
 //! 127.0.0.1 port 0; the driver reaches it over TCP as it would any Kafka-protocol broker.
 
+mod support;
+
 use std::time::Duration;
 
 use indicatif::ProgressBar;
@@ -8,52 +10,19 @@ use omnibus_bench::drivers::{self, Context};
 use omnibus_bench::load::Measurement;
 use omnibus_bench::settings::{Settings, System, Workload};
 use omnibus_bench::BenchError;
-use omnibus_engine::{Engine, EngineConfig};
 use omnibus_kafka::KafkaConfig;
-use tokio::sync::oneshot;
+use support::InProcessDoor;
 
-struct Broker {
-    bootstrap: String,
-    stop: Option<oneshot::Sender<()>>,
-    _data: tempfile::TempDir,
+async fn start() -> InProcessDoor {
+    InProcessDoor::start(|listener, engine, shutdown| {
+        omnibus_kafka::serve(listener, engine, KafkaConfig::default(), shutdown)
+    })
+    .await
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start() -> Broker {
-    let data = tempfile::tempdir().expect("temporary folder");
-    let engine = Engine::open(EngineConfig::new(data.path()))
-        .await
-        .expect("engine opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let bootstrap = listener.local_addr().expect("local address").to_string();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(omnibus_kafka::serve(
-        listener,
-        engine,
-        KafkaConfig::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Broker {
-        bootstrap,
-        stop: Some(stop),
-        _data: data,
-    }
-}
-
-fn settings(broker: &Broker, workload: Workload) -> Settings {
+fn settings(broker: &InProcessDoor, workload: Workload) -> Settings {
     let mut settings = Settings::new(System::Kafka, workload);
-    settings.address = Some(broker.bootstrap.clone());
+    settings.address = Some(broker.address.clone());
     settings.duration = 10.0;
     settings
 }

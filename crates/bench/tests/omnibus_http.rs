@@ -2,6 +2,8 @@
 //! HTTP API on 127.0.0.1, port 0, started in this process; the driver reaches it over TCP as
 //! it would any broker.
 
+mod support;
+
 use std::time::Duration;
 
 use indicatif::ProgressBar;
@@ -9,53 +11,30 @@ use omnibus_bench::drivers::{self, Context};
 use omnibus_bench::record::RunRecord;
 use omnibus_bench::settings::{JobMode, Settings, System, Workload};
 use omnibus_bench::BenchError;
-use omnibus_engine::{Engine, EngineConfig};
 use omnibus_http::{serve, HttpConfig};
-use tokio::sync::oneshot;
+use support::InProcessDoor;
 
 struct Broker {
-    address: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    _data: tempfile::TempDir,
+    door: InProcessDoor,
 }
 
 impl Broker {
     async fn start() -> Broker {
-        let data = tempfile::tempdir().expect("temporary folder");
-        let engine = Engine::open(EngineConfig::new(data.path()))
-            .await
-            .expect("engine opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("local address").to_string();
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(serve(listener, engine, HttpConfig::default(), async move {
-            let _ = stopped.await;
-        }));
-        Broker {
-            address,
-            shutdown: Some(shutdown),
-            _data: data,
-        }
+        let door = InProcessDoor::start(|listener, engine, shutdown| {
+            serve(listener, engine, HttpConfig::default(), shutdown)
+        })
+        .await;
+        Broker { door }
     }
 
     fn settings(&self, workload: Workload) -> Settings {
         let mut settings = Settings::new(System::OmnibusHttp, workload);
-        settings.address = Some(self.address.clone());
+        settings.address = Some(self.door.address.clone());
         // An upper bound only: a loaded 2-core machine can take seconds where an idle one
         // takes milliseconds, and a run cut short fails the assertions below.
         settings.duration = 20.0;
         settings.durability = "fsync per ack".to_string();
         settings
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 
