@@ -29,15 +29,8 @@ pub(crate) const STREAM_EXPIRY_REFUSED: &str =
 
 /// The names of every stream (each a Redis stream key), in name order.
 fn stream_keys(session: &Session) -> Vec<Bytes> {
-    let mut names: Vec<Bytes> = session
-        .shared
-        .engine
-        .list_streams()
-        .into_iter()
-        .map(|info| Bytes::from(info.config.name))
-        .collect();
-    names.sort_unstable();
-    names
+    let names = session.shared.engine.stream_names();
+    names.into_iter().map(Bytes::from).collect()
 }
 
 /// DEL / UNLINK: string keys leave the keyspace, stream keys are deleted by their writers (so
@@ -134,7 +127,9 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             };
             Reply::Status(kind.into()).into()
         }
-        "dbsize" => Reply::Integer((keys.len() + stream_keys(session).len()) as i64).into(),
+        "dbsize" => {
+            Reply::Integer((keys.len() + session.shared.engine.stream_count()) as i64).into()
+        }
         "keys" => {
             let pattern = &arguments[0];
             let (_, mut found) = keys.scan(0, Some(pattern), KEYS_REPLY_MAX);
