@@ -1,5 +1,6 @@
 //! One scrape: every metric family, computed from memory at this moment (see the module doc
-//! of `metrics/mod.rs` for what is read where), written by the hand encoder (`text.rs`).
+//! of `metrics/mod.rs` for what is read where), written by the `prometheus-client` crate's
+//! encoder through one collector registered for the scrape (`text.rs`).
 //! Objects are read once (one pass over the streams, the groups, the queues and the
 //! consumers), each object's label set is rendered once, then each family is written from
 //! those rows.
@@ -18,13 +19,18 @@
 //! (and the documentation test) knows every family.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
 
 use omnibus_storage::metrics::{
     HistogramSnapshot, PartitionTraffic, FSYNC_SECONDS, GROUP_COMMIT_APPENDS, STATE_COMMIT_SECONDS,
 };
 
-use super::text::{Exposition, Kind, LabelSet};
+use super::text::{Exposition, Kind, LabelSet, PREFIX};
 use super::{process, queues, Door};
 use crate::engine::now_ms;
 use crate::streams::Stream;
@@ -32,20 +38,40 @@ use crate::Engine;
 
 /// Renders every metric of `engine` as OpenMetrics text (ending in `# EOF`), in a buffer of
 /// `capacity` bytes to start with (the last scrape's size, so it is not grown by copying).
-pub(super) fn render(engine: &Engine, capacity: usize) -> String {
-    let mut text = Exposition::with_capacity(capacity);
-    let queues = queues::read_queues(engine);
-    let backing = queues::backing_streams(&queues);
-    // In name order (the table is a BTreeMap), which `groups` searches.
-    let streams: Vec<Arc<Stream>> = engine.read_streams().values().cloned().collect();
-    write_streams(&streams, &backing, &mut text);
-    groups(engine, &streams, &mut text);
-    queues::write_queues(engine, &queues, &mut text);
-    queues::write_consumers(engine, &mut text);
-    storage(engine, &mut text);
-    doors(engine, &mut text);
-    process_and_disk(engine, &mut text);
-    text.finish()
+pub(super) fn render(engine: Arc<Engine>, capacity: usize) -> Result<String, fmt::Error> {
+    let mut registry = Registry::with_prefix(PREFIX);
+    registry.register_collector(Box::new(Scrape(engine)));
+    let mut out = String::with_capacity(capacity);
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+/// The collector of one scrape: it reads the engine when the crate asks for its families.
+struct Scrape(Arc<Engine>);
+
+impl fmt::Debug for Scrape {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("Scrape")
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+        let engine = &*self.0;
+        let mut text = Exposition::new(encoder);
+        let queues = queues::read_queues(engine);
+        let backing = queues::backing_streams(&queues);
+        // In name order (the table is a BTreeMap), which `groups` searches.
+        let streams: Vec<Arc<Stream>> = engine.read_streams().values().cloned().collect();
+        write_streams(&streams, &backing, &mut text);
+        groups(engine, &streams, &mut text);
+        queues::write_queues(engine, &queues, &mut text);
+        queues::write_consumers(engine, &mut text);
+        storage(engine, &mut text);
+        doors(engine, &mut text);
+        process_and_disk(engine, &mut text);
+        text.finish()
+    }
 }
 
 /// One partition, read once.
@@ -101,10 +127,11 @@ fn write_streams(streams: &[Arc<Stream>], backing: &HashSet<&str>, text: &mut Ex
         ("stream_bytes_out", "Bytes read from the partition since its log was opened (written once the partition has traffic).", |t| t.bytes_out),
     ];
     for (name, help, value) in TRAFFIC {
-        text.family(name, help, Kind::Counter);
-        for row in active() {
-            text.sample(row.labels.as_str(), value(&row.traffic));
-        }
+        text.family(name, help, Kind::Counter, |family| {
+            for row in active() {
+                family.sample(&row.labels, value(&row.traffic));
+            }
+        });
     }
     const RETENTION: [Counter; 2] = [
         (
@@ -119,10 +146,11 @@ fn write_streams(streams: &[Arc<Stream>], backing: &HashSet<&str>, text: &mut Ex
         ),
     ];
     for (name, help, value) in RETENTION {
-        text.family(name, help, Kind::Counter);
-        for row in plain().filter(|r| value(&r.traffic) != 0) {
-            text.sample(row.labels.as_str(), value(&row.traffic));
-        }
+        text.family(name, help, Kind::Counter, |family| {
+            for row in plain().filter(|r| value(&r.traffic) != 0) {
+                family.sample(&row.labels, value(&row.traffic));
+            }
+        });
     }
     type Gauge = (&'static str, &'static str, fn(&PartitionRow) -> u64);
     const POSITIONS: [Gauge; 3] = [
@@ -143,19 +171,22 @@ fn write_streams(streams: &[Arc<Stream>], backing: &HashSet<&str>, text: &mut Ex
         ),
     ];
     for (name, help, value) in POSITIONS {
-        text.family(name, help, Kind::Gauge);
-        for row in plain() {
-            text.sample(row.labels.as_str(), value(row));
-        }
+        text.family(name, help, Kind::Gauge, |family| {
+            for row in plain() {
+                family.sample(&row.labels, value(row));
+            }
+        });
     }
     text.family(
         "stream_write_failed",
         "1 when the partition refuses writes after an I/O error (only such partitions are written).",
         Kind::Gauge,
+        |family| {
+            for row in rows.iter().filter(|r| r.write_failed) {
+                family.sample(&row.labels, 1u64);
+            }
+        },
     );
-    for row in rows.iter().filter(|r| r.write_failed) {
-        text.sample(row.labels.as_str(), 1u64);
-    }
 }
 
 /// One group's position on one partition.
@@ -201,22 +232,27 @@ fn groups(engine: &Engine, streams: &[Arc<Stream>], text: &mut Exposition) {
         "group_committed_offset",
         "The group's committed offset (the next record it will read).",
         Kind::Gauge,
+        |family| {
+            for row in &rows {
+                family.sample(&row.labels, row.offset);
+            }
+        },
     );
-    for row in &rows {
-        text.sample(row.labels.as_str(), row.offset);
-    }
     text.family(
         "group_lag_records",
         "Records between the group's committed offset and the high watermark.",
         Kind::Gauge,
+        |family| {
+            for row in &rows {
+                family.sample(&row.labels, row.lag);
+            }
+        },
     );
-    for row in &rows {
-        text.sample(row.labels.as_str(), row.lag);
-    }
-    text.family("group_lag_seconds", "Age of the oldest record the group has not consumed (a lower bound, to within one index interval); 0 without lag.", Kind::Gauge);
-    for row in &rows {
-        text.sample(row.labels.as_str(), row.lag_seconds);
-    }
+    text.family("group_lag_seconds", "Age of the oldest record the group has not consumed (a lower bound, to within one index interval); 0 without lag.", Kind::Gauge, |family| {
+        for row in &rows {
+            family.sample(&row.labels, row.lag_seconds);
+        }
+    });
 }
 
 fn histogram(text: &mut Exposition, name: &str, help: &str, snapshot: &HistogramSnapshot) {
@@ -247,14 +283,14 @@ fn storage(engine: &Engine, text: &mut Exposition) {
         "state_commits",
         "State-store transactions committed.",
         Kind::Counter,
+        |family| family.value(stats.commits),
     );
-    text.sample("", stats.commits);
     text.family(
         "state_writes",
         "Writes applied by state-store transactions.",
         Kind::Counter,
+        |family| family.value(stats.writes),
     );
-    text.sample("", stats.writes);
 }
 
 fn doors(engine: &Engine, text: &mut Exposition) {
@@ -279,24 +315,26 @@ fn doors(engine: &Engine, text: &mut Exposition) {
         ("request_errors", "Requests answered with an error, or connections ended by one.", Kind::Counter, |t| t.errors),
     ];
     for (name, help, kind, value) in SERIES {
-        text.family(name, help, kind);
-        for (labels, door) in &traffic {
-            text.sample(labels.as_str(), value(door));
-        }
+        text.family(name, help, kind, |family| {
+            for (labels, door) in &traffic {
+                family.sample(labels, value(door));
+            }
+        });
     }
     text.family(
         "http_requests",
         "HTTP API requests by route template, method and status class.",
         Kind::Counter,
+        |family| {
+            for (method, route, counters) in metrics.api_routes() {
+                let labels =
+                    LabelSet::new(&[("method", method.as_str()), ("route", route.as_str())]);
+                for (status, count) in counters.snapshot() {
+                    family.sample_with(&labels, ("status", status), count);
+                }
+            }
+        },
     );
-    for (method, route, counters) in metrics.api_routes() {
-        let labels = LabelSet::new(&[("method", method.as_str()), ("route", route.as_str())]);
-        for (status, count) in counters.snapshot() {
-            let mut extra = LabelSet::default();
-            extra.push("status", status);
-            text.sample_with(labels.as_str(), extra.as_str(), count);
-        }
-    }
 }
 
 fn process_and_disk(engine: &Engine, text: &mut Exposition) {
@@ -306,31 +344,31 @@ fn process_and_disk(engine: &Engine, text: &mut Exposition) {
             "process_resident_memory_bytes",
             "Resident memory of the broker process.",
             Kind::Gauge,
+            |family| family.value(bytes),
         );
-        text.sample("", bytes);
     }
     if let Some(files) = usage.open_files {
         text.family(
             "process_open_fds",
             "File descriptors the broker process has open.",
             Kind::Gauge,
+            |family| family.value(files),
         );
-        text.sample("", files);
     }
     if let Some(seconds) = usage.cpu_seconds {
         text.family(
             "process_cpu_seconds",
             "User and system CPU time of the broker process.",
             Kind::Counter,
+            |family| family.value(seconds),
         );
-        text.sample("", seconds);
     }
     if let Some(bytes) = process::disk_free_bytes(engine.data_dir()) {
         text.family(
             "disk_free_bytes",
             "Bytes free for the broker in the file system of the data folder.",
             Kind::Gauge,
+            |family| family.value(bytes),
         );
-        text.sample("", bytes);
     }
 }

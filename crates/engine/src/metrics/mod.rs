@@ -1,4 +1,5 @@
-//! Metrics for `GET /metrics` (OpenMetrics text, written by hand: `text.rs` says why),
+//! Metrics for `GET /metrics` (OpenMetrics text, written by the `prometheus-client` crate's
+//! encoder from one collector per scrape: `text.rs`),
 //! designed to stay cheap with thousands of partitions and queues.
 //!
 //! Two kinds of numbers, kept apart:
@@ -258,12 +259,14 @@ impl crate::Engine {
         tokio::task::spawn_blocking(move || {
             let last = &engine.metrics.last_scrape_bytes;
             let capacity = last.load(Ordering::Relaxed);
-            let text = collect::render(&engine, capacity + capacity / 8);
+            let text = collect::render(engine.clone(), capacity + capacity / 8).map_err(|_| {
+                crate::EngineError::Internal("metrics could not be encoded".to_owned())
+            })?;
             last.store(text.len(), Ordering::Relaxed);
-            text
+            Ok(text)
         })
         .await
-        .map_err(|e| crate::EngineError::Internal(format!("metrics task failed: {e}")))
+        .map_err(|e| crate::EngineError::Internal(format!("metrics task failed: {e}")))?
     }
 }
 

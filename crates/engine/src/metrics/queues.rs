@@ -167,17 +167,18 @@ pub(super) fn write_queues(engine: &Engine, queues: &[Arc<Queue>], text: &mut Ex
         "queue_depth",
         "Messages in the queue by state: ready (always written), delayed (including retries waiting) and leased (written when not 0).",
         Kind::Gauge,
+        |family| {
+            for row in &rows {
+                family.sample_with(&row.labels, ("state", "ready"), row.ready);
+                if row.delayed > 0 {
+                    family.sample_with(&row.labels, ("state", "delayed"), row.delayed);
+                }
+                if row.leased > 0 {
+                    family.sample_with(&row.labels, ("state", "leased"), row.leased);
+                }
+            }
+        },
     );
-    for row in &rows {
-        let labels = row.labels.as_str();
-        text.sample_with(labels, "state=\"ready\"", row.ready);
-        if row.delayed > 0 {
-            text.sample_with(labels, "state=\"delayed\"", row.delayed);
-        }
-        if row.leased > 0 {
-            text.sample_with(labels, "state=\"leased\"", row.leased);
-        }
-    }
     gauge_if(
         text,
         &rows,
@@ -186,18 +187,19 @@ pub(super) fn write_queues(engine: &Engine, queues: &[Arc<Queue>], text: &mut Ex
         |r| (r.waiting_bytes > 0).then_some(r.waiting_bytes),
     );
     gauge_if(text, &rows, "queue_oldest_ready_seconds", "Age of the oldest ready message (a lower bound, to within one index interval); written while a message is ready.", |r| (r.ready > 0).then_some(r.oldest_ready_seconds));
-    text.family("queue_messages", "Queue events since the queue was opened: enqueued, delivered, completed (always written), failed, dead_lettered, dropped (written once not 0).", Kind::Counter);
-    for row in &rows {
-        for (kind, total) in row.events {
-            let always = matches!(
-                kind,
-                RateKind::Enqueued | RateKind::Delivered | RateKind::Completed
-            );
-            if always || total > 0 {
-                text.sample_with(row.labels.as_str(), event_label(kind), total);
+    text.family("queue_messages", "Queue events since the queue was opened: enqueued, delivered, completed (always written), failed, dead_lettered, dropped (written once not 0).", Kind::Counter, |family| {
+        for row in &rows {
+            for (kind, total) in row.events {
+                let always = matches!(
+                    kind,
+                    RateKind::Enqueued | RateKind::Delivered | RateKind::Completed
+                );
+                if always || total > 0 {
+                    family.sample_with(&row.labels, ("event", event_label(kind)), total);
+                }
             }
         }
-    }
+    });
     gauge_if(
         text,
         &rows,
@@ -226,14 +228,15 @@ pub(super) fn write_queues(engine: &Engine, queues: &[Arc<Queue>], text: &mut Ex
         "1 when the queue refuses work after a state-store failure (only such queues are written).",
         |r| r.failed.then_some(1u64),
     );
-    text.family("jobs", "Jobs by status, written when not 0: failed (waiting for a retry), completed, dead, cancelled. Waiting, active and delayed jobs are queue_depth's ready, leased and delayed.", Kind::Gauge);
-    for row in &rows {
-        for (status, count) in row.jobs {
-            if count > 0 {
-                text.sample_with(row.labels.as_str(), status_label(status), count);
+    text.family("jobs", "Jobs by status, written when not 0: failed (waiting for a retry), completed, dead, cancelled. Waiting, active and delayed jobs are queue_depth's ready, leased and delayed.", Kind::Gauge, |family| {
+        for row in &rows {
+            for (status, count) in row.jobs {
+                if count > 0 {
+                    family.sample_with(&row.labels, ("status", status), count);
+                }
             }
         }
-    }
+    });
 }
 
 /// A gauge family with one sample per row that has a value.
@@ -244,31 +247,23 @@ fn gauge_if<V: SampleValue>(
     help: &str,
     value: impl Fn(&QueueRow) -> Option<V>,
 ) {
-    text.family(name, help, Kind::Gauge);
-    for row in rows {
-        if let Some(value) = value(row) {
-            text.sample(row.labels.as_str(), value);
+    text.family(name, help, Kind::Gauge, |family| {
+        for row in rows {
+            if let Some(value) = value(row) {
+                family.sample(&row.labels, value);
+            }
         }
-    }
+    });
 }
 
 fn event_label(kind: RateKind) -> &'static str {
     match kind {
-        RateKind::Enqueued => "event=\"enqueued\"",
-        RateKind::Delivered => "event=\"delivered\"",
-        RateKind::Completed => "event=\"completed\"",
-        RateKind::Failed => "event=\"failed\"",
-        RateKind::DeadLettered => "event=\"dead_lettered\"",
-        RateKind::Dropped => "event=\"dropped\"",
-    }
-}
-
-fn status_label(status: &str) -> &'static str {
-    match status {
-        "failed" => "status=\"failed\"",
-        "completed" => "status=\"completed\"",
-        "dead" => "status=\"dead\"",
-        _ => "status=\"cancelled\"",
+        RateKind::Enqueued => "enqueued",
+        RateKind::Delivered => "delivered",
+        RateKind::Completed => "completed",
+        RateKind::Failed => "failed",
+        RateKind::DeadLettered => "dead_lettered",
+        RateKind::Dropped => "dropped",
     }
 }
 
@@ -329,20 +324,24 @@ pub(super) fn write_consumers(engine: &Engine, text: &mut Exposition) {
         .collect();
     let now = now_ms();
     let rows: Vec<ConsumerRow> = consumers.iter().map(|c| consumer_row(c, now)).collect();
-    text.family("consumer_lag_records", "Records of the stream the acked consumer has not acknowledged yet: not yet delivered (for a filtered consumer, records of other subjects not yet passed over count too) plus delivered and unacknowledged.", Kind::Gauge);
-    for row in &rows {
-        text.sample(row.labels.as_str(), row.lag);
-    }
+    text.family("consumer_lag_records", "Records of the stream the acked consumer has not acknowledged yet: not yet delivered (for a filtered consumer, records of other subjects not yet passed over count too) plus delivered and unacknowledged.", Kind::Gauge, |family| {
+        for row in &rows {
+            family.sample(&row.labels, row.lag);
+        }
+    });
     text.family(
         "consumer_ack_pending",
         "Deliveries of the acked consumer waiting for an acknowledgement.",
         Kind::Gauge,
+        |family| {
+            for row in &rows {
+                family.sample(&row.labels, row.ack_pending);
+            }
+        },
     );
-    for row in &rows {
-        text.sample(row.labels.as_str(), row.ack_pending);
-    }
-    text.family("consumer_lag_seconds", "Age of the oldest record the acked consumer has not acknowledged (a lower bound, to within one index interval); 0 without lag.", Kind::Gauge);
-    for row in &rows {
-        text.sample(row.labels.as_str(), row.lag_seconds);
-    }
+    text.family("consumer_lag_seconds", "Age of the oldest record the acked consumer has not acknowledged (a lower bound, to within one index interval); 0 without lag.", Kind::Gauge, |family| {
+        for row in &rows {
+            family.sample(&row.labels, row.lag_seconds);
+        }
+    });
 }

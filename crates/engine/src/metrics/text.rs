@@ -1,129 +1,96 @@
-//! The OpenMetrics text format, written by hand into one `String`.
+//! The OpenMetrics text of a scrape, written by the `prometheus-client` crate's encoder.
 //!
-//! Why not the `prometheus-client` crate (which rendered the scrape until 2026-12-04): it
-//! encodes each series through layers of `dyn fmt::Write` calls — prefix, `_`, name,
-//! suffix, each label name and value checked for escapes, every series again — which was
-//! most of a scrape's CPU with 50,000 series. Here a series is a few `push_str`s: its
-//! family's name, a label set rendered **once per object per scrape** (a partition's
-//! `stream="…",partition="…"` serves all of its families), and the value through
-//! `itoa`/`ryu`. The output is checked by a Prometheus text parser (`prometheus-parse`) in
-//! `crates/http/tests/metrics.rs` and by the unit tests below.
+//! The crate's usual model — metric objects registered once and read at each scrape — does
+//! not fit here: our gauges are computed at scrape time from the engine's own state, for
+//! objects (partitions, groups, queues) that come and go. So a scrape registers one
+//! [`prometheus_client::collector::Collector`] (`collect.rs`) that walks the engine and
+//! hands each family to the crate's `DescriptorEncoder` through [`Exposition`]; the crate
+//! writes `# HELP` / `# TYPE`, names (`omnibus_` prefix, `_total` for counters, `_sum` /
+//! `_count` / `_bucket` for histograms), escapes label values, formats numbers and ends the
+//! text with `# EOF`. What keeps a scrape cheap is ours: each object is read once and its
+//! label set built once per scrape, and series that say nothing are left out
+//! (docs/operations.md, "How it stays cheap").
 //!
-//! Format (OpenMetrics 1.0): each family is `# HELP`, `# TYPE`, then its samples, all
-//! together; a counter's samples carry `_total`; a histogram's `_sum`, `_count` and
-//! cumulative `_bucket{le="…"}` ending at `+Inf`; the text ends in `# EOF`.
+//! The output is checked by Prometheus's own parsers (`tests/clients/test_prometheus.py`),
+//! by `prometheus-parse` in `crates/http/tests/metrics.rs`, and by the unit tests below.
 
-/// The prefix of every metric name.
-pub(super) const PREFIX: &str = "omnibus_";
+use std::fmt;
+
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, LabelSetEncoder,
+    MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+
+/// The prefix of every metric name (`omnibus_…`).
+pub(super) const PREFIX: &str = "omnibus";
 
 /// The kind of a metric family, as `# TYPE` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     Counter,
     Gauge,
-    Histogram,
 }
 
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        }
-    }
+/// A value a sample may carry: a whole count or a float (ages, seconds).
+pub(super) trait SampleValue: EncodeCounterValue + EncodeGaugeValue + Copy {}
+
+impl SampleValue for u64 {}
+impl SampleValue for f64 {}
+
+/// One scrape's families, written in order through the crate's encoder. Writing into a
+/// `String` cannot fail, but the crate's API returns `fmt::Result`: the first error is kept
+/// and returned by [`Exposition::finish`].
+pub(super) struct Exposition<'a> {
+    encoder: DescriptorEncoder<'a>,
+    result: fmt::Result,
 }
 
-/// A value a sample may carry.
-pub(super) trait SampleValue: Copy {
-    fn write(self, out: &mut String);
-}
-
-impl SampleValue for u64 {
-    fn write(self, out: &mut String) {
-        out.push_str(itoa::Buffer::new().format(self));
-    }
-}
-
-impl SampleValue for f64 {
-    fn write(self, out: &mut String) {
-        if self.is_finite() {
-            out.push_str(ryu::Buffer::new().format_finite(self));
-        } else if self.is_nan() {
-            out.push_str("NaN");
-        } else if self > 0.0 {
-            out.push_str("+Inf");
-        } else {
-            out.push_str("-Inf");
-        }
-    }
-}
-
-/// One scrape's text, written family after family.
-pub(super) struct Exposition {
-    out: String,
-    /// The current family's sample name (`omnibus_<name>` plus `_total` for a counter).
-    sample_name: String,
-}
-
-impl Exposition {
-    pub(super) fn with_capacity(bytes: usize) -> Exposition {
+impl<'a> Exposition<'a> {
+    pub(super) fn new(encoder: DescriptorEncoder<'a>) -> Exposition<'a> {
         Exposition {
-            out: String::with_capacity(bytes),
-            sample_name: String::with_capacity(64),
+            encoder,
+            result: Ok(()),
         }
     }
 
-    /// Starts a family: its `# HELP` and `# TYPE` lines. `help` must be one line without
-    /// `\` or `"` (ours are constants).
-    pub(super) fn family(&mut self, name: &str, help: &str, kind: Kind) {
+    /// One family: its `# HELP` and `# TYPE` lines, then the samples `samples` writes (none
+    /// is fine: the family is still announced). `help` must be one line without `\` or `"`
+    /// (ours are constants; the crate writes help text as it is).
+    pub(super) fn family(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        samples: impl FnOnce(&mut Family<'_>),
+    ) {
         debug_assert!(!help.contains(['\\', '"', '\n']), "{help}");
-        for (line, text) in [("# HELP ", help), ("# TYPE ", kind.as_str())] {
-            self.out.push_str(line);
-            self.out.push_str(PREFIX);
-            self.out.push_str(name);
-            self.out.push(' ');
-            self.out.push_str(text);
-            self.out.push('\n');
+        if self.result.is_err() {
+            return;
         }
-        self.sample_name.clear();
-        self.sample_name.push_str(PREFIX);
-        self.sample_name.push_str(name);
-        if kind == Kind::Counter {
-            self.sample_name.push_str("_total");
-        }
-    }
-
-    /// One sample of the current family; `labels` is a rendered label set (see
-    /// [`LabelSet`]) without braces, empty for none.
-    pub(super) fn sample(&mut self, labels: &str, value: impl SampleValue) {
-        self.out.push_str(&self.sample_name);
-        self.labels_and_value(labels, "", value);
-    }
-
-    /// One sample with one more label after `labels` (`state="ready"`), already rendered.
-    pub(super) fn sample_with(&mut self, labels: &str, extra: &str, value: impl SampleValue) {
-        self.out.push_str(&self.sample_name);
-        self.labels_and_value(labels, extra, value);
-    }
-
-    fn labels_and_value(&mut self, labels: &str, extra: &str, value: impl SampleValue) {
-        if !labels.is_empty() || !extra.is_empty() {
-            self.out.push('{');
-            self.out.push_str(labels);
-            if !labels.is_empty() && !extra.is_empty() {
-                self.out.push(',');
+        let metric_type = match kind {
+            Kind::Counter => MetricType::Counter,
+            Kind::Gauge => MetricType::Gauge,
+        };
+        match self
+            .encoder
+            .encode_descriptor(name, help, None, metric_type)
+        {
+            Ok(metric) => {
+                let mut family = Family {
+                    metric,
+                    kind,
+                    result: Ok(()),
+                };
+                samples(&mut family);
+                self.result = family.result;
             }
-            self.out.push_str(extra);
-            self.out.push('}');
+            Err(error) => self.result = Err(error),
         }
-        self.out.push(' ');
-        value.write(&mut self.out);
-        self.out.push('\n');
     }
 
     /// A whole histogram family without labels. `buckets` are (upper bound, observations in
-    /// that bucket alone), the last bound `+Inf`; the text's buckets are cumulative.
+    /// that bucket alone), the last bound `+Inf`; the crate writes them cumulative.
     pub(super) fn histogram(
         &mut self,
         name: &str,
@@ -132,105 +99,145 @@ impl Exposition {
         count: u64,
         buckets: &[(f64, u64)],
     ) {
-        self.family(name, help, Kind::Histogram);
-        for (suffix, write) in [("_sum", Some(sum)), ("_count", None)] {
-            self.out.push_str(PREFIX);
-            self.out.push_str(name);
-            self.out.push_str(suffix);
-            self.out.push(' ');
-            match write {
-                Some(sum) => sum.write(&mut self.out),
-                None => count.write(&mut self.out),
-            }
-            self.out.push('\n');
+        if self.result.is_err() {
+            return;
         }
-        let mut cumulative = 0u64;
-        for (bound, observations) in buckets {
-            cumulative += observations;
-            self.out.push_str(PREFIX);
-            self.out.push_str(name);
-            self.out.push_str("_bucket{le=\"");
-            bound.write(&mut self.out);
-            self.out.push_str("\"} ");
-            cumulative.write(&mut self.out);
-            self.out.push('\n');
-        }
+        self.result = self
+            .encoder
+            .encode_descriptor(name, help, None, MetricType::Histogram)
+            .and_then(|mut metric| {
+                metric.encode_histogram::<NoLabelSet>(sum, count, buckets, None)
+            });
     }
 
-    /// Ends the text with `# EOF`.
-    pub(super) fn finish(mut self) -> String {
-        self.out.push_str("# EOF\n");
-        self.out
+    /// The first error the encoder returned, if any.
+    pub(super) fn finish(self) -> fmt::Result {
+        self.result
     }
 }
 
-/// A label set rendered once (`stream="orders",partition="0"`), then borrowed by every
-/// sample that carries it.
+/// The samples of one family.
+pub(super) struct Family<'a> {
+    metric: MetricEncoder<'a>,
+    kind: Kind,
+    result: fmt::Result,
+}
+
+impl Family<'_> {
+    /// One sample without labels.
+    pub(super) fn value(&mut self, value: impl SampleValue) {
+        self.write(&LabelSet::default(), value);
+    }
+
+    /// One sample carrying `labels`.
+    pub(super) fn sample(&mut self, labels: &LabelSet, value: impl SampleValue) {
+        self.write(labels, value);
+    }
+
+    /// One sample carrying `labels` and one more label after them (`state="ready"`).
+    pub(super) fn sample_with(
+        &mut self,
+        labels: &LabelSet,
+        extra: (&'static str, &'static str),
+        value: impl SampleValue,
+    ) {
+        self.write(&WithExtra(labels, extra), value);
+    }
+
+    fn write(&mut self, labels: &impl EncodeLabelSet, value: impl SampleValue) {
+        if self.result.is_err() {
+            return;
+        }
+        let kind = self.kind;
+        self.result = self
+            .metric
+            .encode_family(labels)
+            .and_then(|mut sample| match kind {
+                Kind::Counter => sample.encode_counter::<NoLabelSet, _, u64>(&value, None),
+                Kind::Gauge => sample.encode_gauge(&value),
+            });
+    }
+}
+
+/// An object's labels (`stream="orders",partition="0"`), built once per scrape and borrowed
+/// by every sample of the object. Keys are our constants; values are escaped by the crate.
 #[derive(Debug, Clone, Default)]
-pub(super) struct LabelSet(String);
+pub(super) struct LabelSet(Vec<(&'static str, String)>);
 
 impl LabelSet {
-    pub(super) fn new(pairs: &[(&str, &str)]) -> LabelSet {
-        let mut set = LabelSet(String::with_capacity(
-            pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum(),
-        ));
-        for (key, value) in pairs {
-            set.push(key, value);
-        }
-        set
+    pub(super) fn new(pairs: &[(&'static str, &str)]) -> LabelSet {
+        LabelSet(
+            pairs
+                .iter()
+                .map(|(key, value)| (*key, (*value).to_owned()))
+                .collect(),
+        )
     }
+}
 
-    /// Appends `key="value"`, the value escaped as OpenMetrics asks (`\\`, `\"`, `\n`).
-    pub(super) fn push(&mut self, key: &str, value: &str) {
-        if !self.0.is_empty() {
-            self.0.push(',');
-        }
-        self.0.push_str(key);
-        self.0.push_str("=\"");
-        if value.contains(['\\', '"', '\n']) {
-            for character in value.chars() {
-                match character {
-                    '\\' => self.0.push_str("\\\\"),
-                    '"' => self.0.push_str("\\\""),
-                    '\n' => self.0.push_str("\\n"),
-                    other => self.0.push(other),
-                }
-            }
-        } else {
-            self.0.push_str(value);
-        }
-        self.0.push('"');
+impl EncodeLabelSet for LabelSet {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        self.0.as_slice().encode(encoder)
     }
+}
 
-    pub(super) fn as_str(&self) -> &str {
-        &self.0
+/// A label set and one more label.
+struct WithExtra<'a>(&'a LabelSet, (&'static str, &'static str));
+
+impl EncodeLabelSet for WithExtra<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        self.0.encode(encoder)?;
+        [self.1].encode(encoder)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use prometheus_client::collector::Collector;
+    use prometheus_client::registry::Registry;
+
     use super::*;
+
+    /// Writes a few families of each kind.
+    #[derive(Debug)]
+    struct Example;
+
+    impl Collector for Example {
+        fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+            let mut text = Exposition::new(encoder);
+            let labels = LabelSet::new(&[("stream", "orders"), ("partition", "0")]);
+            text.family("stream_records_in", "Records in.", Kind::Counter, |f| {
+                f.sample(&labels, 5u64)
+            });
+            text.family("queue_depth", "Depth.", Kind::Gauge, |f| {
+                f.sample_with(&labels, ("state", "ready"), 2u64);
+                f.sample_with(&LabelSet::default(), ("state", "leased"), 0.25f64);
+            });
+            text.family("empty", "Nothing yet.", Kind::Gauge, |_| {});
+            text.family("disk_free_bytes", "Free.", Kind::Gauge, |f| f.value(7u64));
+            text.histogram(
+                "fsync_seconds",
+                "Fsyncs.",
+                0.5,
+                3,
+                &[(0.001, 2), (f64::INFINITY, 1)],
+            );
+            text.finish()
+        }
+    }
+
+    fn scrape(collector: impl Collector) -> String {
+        let mut registry = Registry::with_prefix(PREFIX);
+        registry.register_collector(Box::new(collector));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        out
+    }
 
     #[test]
     fn families_samples_and_histograms_are_written_as_openmetrics() {
-        let mut text = Exposition::with_capacity(0);
-        let labels = LabelSet::new(&[("stream", "orders"), ("partition", "0")]);
-        text.family("stream_records_in", "Records in.", Kind::Counter);
-        text.sample(labels.as_str(), 5u64);
-        text.family("queue_depth", "Depth.", Kind::Gauge);
-        text.sample_with(labels.as_str(), "state=\"ready\"", 2u64);
-        text.sample_with("", "state=\"leased\"", 0.25f64);
-        text.family("disk_free_bytes", "Free.", Kind::Gauge);
-        text.sample("", 7u64);
-        text.histogram(
-            "fsync_seconds",
-            "Fsyncs.",
-            0.5,
-            3,
-            &[(0.001, 2), (f64::INFINITY, 1)],
-        );
         assert_eq!(
-            text.finish(),
+            scrape(Example),
             "# HELP omnibus_stream_records_in Records in.\n\
              # TYPE omnibus_stream_records_in counter\n\
              omnibus_stream_records_in_total{stream=\"orders\",partition=\"0\"} 5\n\
@@ -238,6 +245,8 @@ mod tests {
              # TYPE omnibus_queue_depth gauge\n\
              omnibus_queue_depth{stream=\"orders\",partition=\"0\",state=\"ready\"} 2\n\
              omnibus_queue_depth{state=\"leased\"} 0.25\n\
+             # HELP omnibus_empty Nothing yet.\n\
+             # TYPE omnibus_empty gauge\n\
              # HELP omnibus_disk_free_bytes Free.\n\
              # TYPE omnibus_disk_free_bytes gauge\n\
              omnibus_disk_free_bytes 7\n\
@@ -251,9 +260,23 @@ mod tests {
         );
     }
 
+    #[derive(Debug)]
+    struct Escaped;
+
+    impl Collector for Escaped {
+        fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+            let mut text = Exposition::new(encoder);
+            let labels = LabelSet::new(&[("queue", "a\"b\\c\nd"), ("door", "http")]);
+            text.family("requests", "Requests.", Kind::Counter, |f| {
+                f.sample(&labels, 1u64)
+            });
+            text.finish()
+        }
+    }
+
     #[test]
     fn label_values_are_escaped() {
-        let labels = LabelSet::new(&[("queue", "a\"b\\c\nd"), ("door", "http")]);
-        assert_eq!(labels.as_str(), "queue=\"a\\\"b\\\\c\\nd\",door=\"http\"");
+        assert!(scrape(Escaped)
+            .contains("omnibus_requests_total{queue=\"a\\\"b\\\\c\\nd\",door=\"http\"} 1\n"));
     }
 }
