@@ -1,5 +1,6 @@
 //! What the evaluator looks at, gathered from the engine's memory: queues' counts and
-//! failures, partitions' high watermarks and failures, the data folder's free space. The one
+//! failures, partitions' high watermarks and failures, acked consumers' lag, the data
+//! folder's free space. The one
 //! read beyond memory is the state store's table of committed group offsets (a read
 //! transaction over a few pages, no log read).
 //!
@@ -73,6 +74,7 @@ impl Observer {
             tracing::warn!("alarms cannot read committed offsets: {error}");
             unobserved.push(AlertKind::ConsumerLag);
         }
+        observe_acked_consumers(engine, now_ms, &mut observations);
         if !observe_disk(engine, &mut observations) {
             unobserved.push(AlertKind::DiskFree);
         }
@@ -179,6 +181,36 @@ impl Observer {
             ));
         }
         Ok(())
+    }
+}
+
+/// Acked consumers of streams (JetStream consumers, Redis consumer groups): their lag in
+/// records not yet acknowledged and the age of the oldest, as `/metrics` reports them
+/// (`consumers/lag.rs`), under the target `<stream>/<consumer>`. Memory only.
+fn observe_acked_consumers(engine: &Engine, now_ms: i64, out: &mut Vec<Observation>) {
+    let consumers: Vec<_> = engine
+        .consumers
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    for consumer in consumers {
+        let lag = consumer.lag(now_ms);
+        let spec = &consumer.stored.spec;
+        let target = format!("{}/{}", spec.stream, spec.name);
+        out.push(observation(
+            AlertKind::ConsumerLag,
+            Some(LagUnit::Records),
+            &target,
+            lag.records as f64,
+        ));
+        out.push(observation(
+            AlertKind::ConsumerLag,
+            Some(LagUnit::Seconds),
+            &target,
+            lag.seconds,
+        ));
     }
 }
 

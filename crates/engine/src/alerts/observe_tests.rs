@@ -164,3 +164,60 @@ async fn a_partition_refusing_writes_after_a_failed_fsync_fires_the_default_io_a
     );
     let _ = engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_acked_consumer_behind_fires_lag_alarms_until_it_acknowledges_everything() {
+    use crate::consumers::{AckMode, ConsumerSpec, ConsumerStart};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).await.unwrap();
+    let stream = StreamSpec {
+        name: "orders".into(),
+        partitions: Some(1),
+        ..Default::default()
+    };
+    engine.create_stream(stream).await.unwrap();
+    let spec = ConsumerSpec {
+        stream: "orders".into(),
+        name: "audit".into(),
+        filter_subjects: Vec::new(),
+        start: ConsumerStart::Earliest,
+        ack: AckMode::Explicit,
+        ack_wait_ms: 30_000,
+        max_deliver: None,
+        backoff_ms: Vec::new(),
+        max_ack_pending: 1000,
+        door_settings: Default::default(),
+        remove_acked: false,
+        owned_pending: false,
+    };
+    engine.create_consumer(spec).await.unwrap();
+    let records = rule("behind", AlertKind::ConsumerLag, 3.0, None);
+    let seconds = rule("late", AlertKind::ConsumerLag, 0.2, Some(LagUnit::Seconds));
+    engine.put_alert_rule(records).await.unwrap();
+    engine.put_alert_rule(seconds).await.unwrap();
+    publish(&engine, "orders", 5).await;
+    let published = Instant::now();
+    // Two delivered and not acknowledged, three not delivered: five behind.
+    let first = engine.consumer_next("orders", "audit", 2, 0).await.unwrap();
+    let behind = wait_for(&engine, "behind:orders/audit", AlertState::Firing).await;
+    assert_eq!((behind.kind, behind.value), (AlertKind::ConsumerLag, 5.0));
+    let late = wait_for(&engine, "late:orders/audit", AlertState::Firing).await;
+    assert!(late.value > 0.2, "{late:?}");
+    assert!(
+        published.elapsed() >= Duration::from_millis(200),
+        "{late:?}"
+    );
+    let rest = engine
+        .consumer_next("orders", "audit", 10, 0)
+        .await
+        .unwrap();
+    for delivery in first.iter().chain(&rest) {
+        engine
+            .consumer_ack("orders", "audit", delivery.record.offset, delivery.attempt)
+            .await
+            .unwrap();
+    }
+    wait_for(&engine, "behind:orders/audit", AlertState::Resolved).await;
+    wait_for(&engine, "late:orders/audit", AlertState::Resolved).await;
+    engine.shutdown().await.unwrap();
+}

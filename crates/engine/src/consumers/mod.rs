@@ -22,6 +22,7 @@
 
 mod commit;
 mod delivery;
+mod lag;
 mod owned;
 #[cfg(test)]
 mod owned_tests;

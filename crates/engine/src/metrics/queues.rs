@@ -276,41 +276,16 @@ struct ConsumerRow {
 }
 
 fn consumer_row(consumer: &Consumer, now: i64) -> ConsumerRow {
-    let high_watermark = consumer.log.high_watermark();
-    let (undelivered, ack_pending, oldest) = {
-        let state = consumer.lock();
-        let counts = state.core.counts();
-        let unregistered = high_watermark.saturating_sub(state.core.end());
-        let undelivered = counts.ready + counts.delayed + unregistered;
-        let floor = state.core.floor();
-        // An owned-pending consumer (a Redis group) settles a delivery in its state machine
-        // as it hands it out and keeps it pending in its own list until acknowledged.
-        match state.owned.as_ref().map(|owned| owned.pending_summary()) {
-            Some((pending, first)) => (
-                undelivered,
-                pending,
-                first.map_or(floor, |first| first.min(floor)),
-            ),
-            None => (undelivered, counts.leased, floor),
-        }
-    };
-    let lag = undelivered + ack_pending;
-    let oldest = oldest.max(consumer.log.log_start_offset());
-    let age_ms = match consumer.log.timestamp_at_most_after(oldest) {
-        Some(timestamp) if lag > 0 && oldest < high_watermark => {
-            now.saturating_sub(timestamp).max(0)
-        }
-        _ => 0,
-    };
+    let lag = consumer.lag(now);
     let spec = &consumer.stored.spec;
     ConsumerRow {
         labels: LabelSet::new(&[
             ("stream", spec.stream.as_str()),
             ("consumer", spec.name.as_str()),
         ]),
-        lag,
-        ack_pending,
-        lag_seconds: age_ms as f64 / 1000.0,
+        lag: lag.records,
+        ack_pending: lag.ack_pending,
+        lag_seconds: lag.seconds,
     }
 }
 
