@@ -407,3 +407,158 @@ async fn acked_consumers_lag_in_records_ack_pending_and_age() {
     );
     server.stop().await;
 }
+
+/// Scrapes until `ready` holds for the scrape (the maintenance pass and retention run on
+/// their own clock), at most 5 s.
+async fn scrape_until(server: &Server, ready: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let scrape = scrape(server).await;
+        if ready(&scrape) {
+            return scrape;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The series that are left out while zero carry the right values once something happens:
+/// a dead job, a delayed and a waiting message, a group commit, segments deleted by
+/// retention.
+#[tokio::test]
+async fn dead_letters_delays_ages_group_commits_and_retention_have_values() {
+    let server = Server::start_with_engine(Default::default(), |config| {
+        config.maintenance_interval_ms = 20;
+    })
+    .await;
+    // A job that fails its only attempt: dead, and dead-lettered.
+    common::job_queue(&server, "risky").await;
+    let id = common::enqueue_one(&server, "risky", json!({"name": "x", "max_attempts": 1})).await;
+    let (status, fetched) = server
+        .post(
+            "/v1/queues/risky/jobs/fetch",
+            json!({"worker": "w", "max": 1, "wait_ms": 2000}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fetched}");
+    let (status, failed) = server
+        .post(
+            &format!("/v1/queues/risky/jobs/{id}/fail"),
+            json!({"attempt": 1, "error": "boom", "retry_delay_ms": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{failed}");
+    assert_eq!(failed["status"], "dead");
+    // One message delayed for an hour, one ready since ~300 ms before the scrape.
+    server.create_queue(json!({"name": "later"})).await;
+    let (status, body) = server
+        .post(
+            "/v1/queues/later/messages",
+            json!({"messages": [{"value": "d", "delay_ms": 3_600_000}, {"value": "r"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A stream of 1 KiB segments keeping 2 KiB: 40 records of 100 bytes roll and delete.
+    let (status, body) = server
+        .post(
+            "/v1/streams",
+            json!({"name": "logs", "partitions": 1, "segment_bytes": 1024, "retention_bytes": 2048}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for _ in 0..40 {
+        let (status, body) = server
+            .post(
+                "/v1/streams/logs/records",
+                json!({"records": [{"value": "x".repeat(100)}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let logs = [("stream", "logs"), ("partition", "0")];
+    let scrape = scrape_until(&server, |scrape| {
+        count(
+            scrape,
+            "omnibus_stream_retention_deleted_segments_total",
+            &logs,
+        ) == 1
+    })
+    .await;
+    assert!(
+        value(
+            &scrape,
+            "omnibus_stream_retention_deleted_segments_total",
+            &logs
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            &scrape,
+            "omnibus_stream_retention_deleted_bytes_total",
+            &logs
+        ) >= 1024.0
+    );
+    assert!(value(&scrape, "omnibus_stream_log_start_offset", &logs) > 0.0);
+
+    let risky = [("queue", "risky")];
+    assert_eq!(
+        value(&scrape, "omnibus_queue_dead_letter_depth", &risky),
+        1.0
+    );
+    let event = |event: &'static str| [("queue", "risky"), ("event", event)];
+    assert_eq!(
+        value(
+            &scrape,
+            "omnibus_queue_messages_total",
+            &event("dead_lettered")
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "omnibus_jobs",
+            &[("queue", "risky"), ("status", "dead")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "omnibus_queue_depth",
+            &[("queue", "risky"), ("state", "ready")]
+        ),
+        0.0
+    );
+
+    let later = |state: &'static str| [("queue", "later"), ("state", state)];
+    assert_eq!(
+        value(&scrape, "omnibus_queue_depth", &later("delayed")),
+        1.0
+    );
+    assert_eq!(value(&scrape, "omnibus_queue_depth", &later("ready")), 1.0);
+    let oldest = value(
+        &scrape,
+        "omnibus_queue_oldest_ready_seconds",
+        &[("queue", "later")],
+    );
+    assert!(
+        (0.25..60.0).contains(&oldest),
+        "the ready message waited ~300 ms: {oldest}"
+    );
+    assert!(
+        value(
+            &scrape,
+            "omnibus_queue_waiting_bytes",
+            &[("queue", "later")]
+        ) >= 2.0
+    );
+
+    // Every publish above was one group commit or more, each of one append or more.
+    let commits = value(&scrape, "omnibus_group_commit_appends_count", &[]);
+    assert!(commits >= 40.0, "{commits}");
+    assert!(value(&scrape, "omnibus_group_commit_appends_sum", &[]) >= commits);
+    server.stop().await;
+}
