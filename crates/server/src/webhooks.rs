@@ -211,6 +211,8 @@ fn now() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use omnibus_engine::{AlertKind, AlertState};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -257,11 +259,11 @@ mod tests {
         assert!(outbox.next().is_none());
     }
 
-    /// Answers the first `failures` requests 500, the rest 200; counts the requests.
-    async fn flaky_receiver(failures: usize) -> (String, Arc<Mutex<usize>>) {
+    /// Answers the first `failures` requests 500, the rest 200; notes when each arrived.
+    async fn flaky_receiver(failures: usize) -> (String, Arc<Mutex<Vec<Instant>>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
         let counted = requests.clone();
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
@@ -277,8 +279,8 @@ mod tests {
                 }
                 let seen = {
                     let mut requests = counted.lock().unwrap();
-                    *requests += 1;
-                    *requests
+                    requests.push(Instant::now());
+                    requests.len()
                 };
                 let answer: &[u8] = if seen <= failures {
                     b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -297,7 +299,7 @@ mod tests {
         let outbox = outbox(&url, 10);
         let client = reqwest::Client::new();
         let status = deliver(&client, &outbox, &alert("a"), &Weak::new()).await;
-        assert_eq!(*requests.lock().unwrap(), 3);
+        assert_eq!(requests.lock().unwrap().len(), 3);
         assert_eq!(
             (status.delivered, status.failed_attempts, status.abandoned),
             (1, 2, 0)
@@ -312,14 +314,37 @@ mod tests {
         let outbox = outbox(&url, 10);
         let client = reqwest::Client::new();
         let status = deliver(&client, &outbox, &alert("a"), &Weak::new()).await;
-        assert_eq!(
-            *requests.lock().unwrap(),
-            4,
-            "the first attempt and 3 retries"
-        );
+        let arrivals = requests.lock().unwrap().clone();
+        assert_eq!(arrivals.len(), 4, "the first attempt and 3 retries");
         assert_eq!(
             (status.delivered, status.failed_attempts, status.abandoned),
             (0, 4, 1)
         );
+        // The waits double from backoff_ms (10 ms): at least 10, 20 and 40 ms apart.
+        for (index, pair) in arrivals.windows(2).enumerate() {
+            let least = Duration::from_millis(10 << index);
+            assert!(
+                pair[1] - pair[0] >= least,
+                "wait {index}: {:?}",
+                pair[1] - pair[0]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried_then_abandoned_with_the_error_visible() {
+        // A port nothing listens on any more.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        drop(listener);
+        let outbox = outbox(&url, 10);
+        let client = reqwest::Client::new();
+        let status = deliver(&client, &outbox, &alert("a"), &Weak::new()).await;
+        assert_eq!(
+            (status.delivered, status.failed_attempts, status.abandoned),
+            (0, 4, 1)
+        );
+        let error = status.last_error.unwrap().to_lowercase();
+        assert!(error.contains("refused"), "{error}");
     }
 }

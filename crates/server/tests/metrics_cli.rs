@@ -46,7 +46,15 @@ fn post(server: &Server, path: &str, body: Value) {
 fn busy_server() -> Server {
     let server = Server::start();
     post(&server, "/v1/streams", json!({"name": "orders"}));
-    let records: Vec<Value> = (0..5).map(|i| json!({"value": i})).collect();
+    // Two minutes old by their timestamps, so the lag's age has a known lower bound.
+    let old = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 120_000;
+    let records: Vec<Value> = (0..5)
+        .map(|i| json!({"value": i, "timestamp_ms": old + i}))
+        .collect();
     post(
         &server,
         "/v1/streams/orders/records",
@@ -101,8 +109,10 @@ fn group_lag_shows_the_age_of_the_oldest_unconsumed_record_and_rates() {
     let partition = &lag["partitions"][0];
     assert_eq!(partition["lag"], 2);
     assert!(
-        partition["lag_ms"].as_i64().is_some_and(|ms| ms >= 0),
-        "{lag}"
+        partition["lag_ms"]
+            .as_i64()
+            .is_some_and(|ms| (119_000..600_000).contains(&ms)),
+        "the oldest unconsumed record is two minutes old: {lag}"
     );
     assert_eq!(partition["records_in_per_second"], 0.0, "{lag}");
     assert_eq!(partition["consumed_per_second"], 0.0, "{lag}");
@@ -111,6 +121,7 @@ fn group_lag_shows_the_age_of_the_oldest_unconsumed_record_and_rates() {
 #[test]
 fn queue_info_shows_depths_rates_and_the_oldest_waiting_age() {
     let server = busy_server();
+    std::thread::sleep(Duration::from_millis(300));
     let info = server
         .cli(&["queue", "info", "emails"], b"")
         .success("queue info");
@@ -120,8 +131,8 @@ fn queue_info_shows_depths_rates_and_the_oldest_waiting_age() {
     assert!(
         info["jobs"]["oldest_waiting_ms"]
             .as_i64()
-            .is_some_and(|ms| ms >= 0),
-        "{info}"
+            .is_some_and(|ms| (250..60_000).contains(&ms)),
+        "the messages have waited 300 ms: {info}"
     );
 }
 

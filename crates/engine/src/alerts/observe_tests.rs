@@ -1,5 +1,6 @@
-//! What the evaluator observes in a real engine: a group's lag in records and in seconds, a
-//! queue's oldest waiting message, a partition poisoned by a failed fsync.
+//! What the evaluator observes in a real engine: a group's and an acked consumer's lag in
+//! records and in seconds, a queue's oldest waiting message, a partition poisoned by a failed
+//! fsync, a queue poisoned by a failed state commit.
 
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
@@ -220,4 +221,35 @@ async fn an_acked_consumer_behind_fires_lag_alarms_until_it_acknowledges_everyth
     wait_for(&engine, "behind:orders/audit", AlertState::Resolved).await;
     wait_for(&engine, "late:orders/audit", AlertState::Resolved).await;
     engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_queue_whose_state_commit_fails_fires_the_default_io_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let mut config = config(dir.path());
+    config.state_faults = Some(plan.clone());
+    let engine = Engine::open(config).await.unwrap();
+    let spec = QueueSpec {
+        name: "work".into(),
+        ..Default::default()
+    };
+    engine.create_queue(spec).await.unwrap();
+    let message = EnqueueMessage {
+        value: Some(Bytes::from_static(b"job")),
+        ..Default::default()
+    };
+    engine.enqueue("work", vec![message]).await.unwrap();
+    let delivery = engine.receive("work", "w", 1, 0).await.unwrap().remove(0);
+    plan.fail_write(1);
+    let acked = engine.ack("work", delivery.offset, delivery.attempt).await;
+    assert!(acked.is_err(), "the ack whose commit failed");
+    let poisoned = wait_for(&engine, "io_poisoned:work", AlertState::Firing).await;
+    assert_eq!(poisoned.kind, AlertKind::IoPoisoned);
+    assert!(
+        poisoned.message.contains("injected I/O failure"),
+        "{}",
+        poisoned.message
+    );
+    let _ = engine.shutdown().await;
 }
