@@ -58,8 +58,8 @@ pub const WEBHOOKS_MAX: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
-    /// A cursor group's lag on a stream, in records or in seconds (`unit`). Target
-    /// `<stream>/<group>`.
+    /// A cursor group's or an acked consumer's lag on a stream, in records or in seconds
+    /// (`unit`). Target `<stream>/<group>` or `<stream>/<consumer>`.
     ConsumerLag,
     /// Dead letters of a queue not yet redriven. Target: the queue.
     DlqDepth,
@@ -74,6 +74,14 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [AlertKind; 5] = [
+        AlertKind::ConsumerLag,
+        AlertKind::DlqDepth,
+        AlertKind::QueueOldestAge,
+        AlertKind::DiskFree,
+        AlertKind::IoPoisoned,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::ConsumerLag => "consumer_lag",

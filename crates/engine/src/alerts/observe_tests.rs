@@ -253,3 +253,43 @@ async fn a_queue_whose_state_commit_fails_fires_the_default_io_alarm() {
     );
     let _ = engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_flood_of_alarms_is_spread_over_evaluations_and_counted_in_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).await.unwrap();
+    let queues = TRANSITIONS_PER_TICK_MAX + 20;
+    for index in 0..queues {
+        let name = format!("q{index}");
+        let spec = QueueSpec {
+            name: name.clone(),
+            ..Default::default()
+        };
+        engine.create_queue(spec).await.unwrap();
+        let message = EnqueueMessage {
+            value: Some(Bytes::from_static(b"job")),
+            ..Default::default()
+        };
+        engine.enqueue(&name, vec![message]).await.unwrap();
+    }
+    // Every queue has a message waiting: more fire at once than one evaluation may announce.
+    engine
+        .put_alert_rule(rule("waiting", AlertKind::QueueOldestAge, 0.0, None))
+        .await
+        .unwrap();
+    for index in 0..queues {
+        wait_for(&engine, &format!("waiting:q{index}"), AlertState::Firing).await;
+    }
+    // At most TRANSITIONS_PER_TICK_MAX per evaluation: some were put off to the next.
+    assert!(engine.alert_transitions_deferred() > 0);
+    let text = engine.render_metrics().await.unwrap();
+    let deferred = format!(
+        "omnibus_alert_transitions_deferred_total {}\n",
+        engine.alert_transitions_deferred()
+    );
+    assert!(text.contains(&deferred), "{text}");
+    let firing = format!("omnibus_alerts_firing{{kind=\"queue_oldest_age\"}} {queues}\n");
+    assert!(text.contains(&firing), "{text}");
+    assert!(text.contains("omnibus_alerts_firing{kind=\"consumer_lag\"} 0\n"));
+    let _ = engine.shutdown().await;
+}

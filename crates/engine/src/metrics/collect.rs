@@ -32,6 +32,7 @@ use omnibus_storage::metrics::{
 
 use super::text::{Exposition, Kind, LabelSet, PREFIX};
 use super::{process, queues, Door};
+use crate::alerts::AlertKind;
 use crate::engine::now_ms;
 use crate::streams::Stream;
 use crate::Engine;
@@ -69,6 +70,7 @@ impl Collector for Scrape {
         queues::write_consumers(engine, &mut text);
         storage(engine, &mut text);
         doors(engine, &mut text);
+        alarms(engine, &mut text);
         process_and_disk(engine, &mut text);
         text.finish()
     }
@@ -334,6 +336,33 @@ fn doors(engine: &Engine, text: &mut Exposition) {
                 }
             }
         },
+    );
+}
+
+/// Firing alarms by kind (every kind written, so a sum shows 0) and the transitions a flood
+/// of alarms put off to a later evaluation (`alerts::TRANSITIONS_PER_TICK_MAX`).
+fn alarms(engine: &Engine, text: &mut Exposition) {
+    let mut firing = [0u64; AlertKind::ALL.len()];
+    for alert in engine.alerts(true) {
+        if let Some(index) = AlertKind::ALL.iter().position(|kind| *kind == alert.kind) {
+            firing[index] += 1;
+        }
+    }
+    text.family(
+        "alerts_firing",
+        "Alarms firing now, by kind.",
+        Kind::Gauge,
+        |family| {
+            for (kind, count) in AlertKind::ALL.iter().zip(firing) {
+                family.sample(&LabelSet::new(&[("kind", kind.as_str())]), count);
+            }
+        },
+    );
+    text.family(
+        "alert_transitions_deferred",
+        "Alarm transitions put off to a later evaluation because one evaluation had more than its bound (a flood of alarms).",
+        Kind::Counter,
+        |family| family.value(engine.alert_transitions_deferred()),
     );
 }
 
