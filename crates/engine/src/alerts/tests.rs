@@ -390,7 +390,8 @@ async fn the_disk_probe_drives_the_default_disk_alarm_both_ways() {
 }
 
 #[tokio::test]
-async fn a_dead_letter_fires_an_alarm_published_live_and_kept_across_a_restart() {
+async fn a_dead_letter_fires_an_alarm_published_live_and_kept_across_restarts_firing_then_resolved()
+{
     let dir = tempfile::tempdir().unwrap();
     let free = Arc::new(AtomicU64::new(50));
     let id = "dlq_not_empty:work";
@@ -450,13 +451,30 @@ async fn a_dead_letter_fires_an_alarm_published_live_and_kept_across_a_restart()
     // Reopened without the evaluator: the stored alarm is still firing.
     let mut quiet = EngineConfig::new(dir.path());
     quiet.alerts.disk_probe = probe(&free);
-    let engine = Engine::open(quiet).await.unwrap();
+    let engine = Engine::open(quiet.clone()).await.unwrap();
     let listed = engine.alerts(true);
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(
         (listed[0].id.as_str(), listed[0].state),
         (id, AlertState::Firing)
     );
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    // With the evaluator again: a redrive empties the dead letters and the alarm resolves,
+    // on the same firing (`since` kept).
+    let engine = Engine::open(config(dir.path(), &free)).await.unwrap();
+    assert_eq!(engine.redrive("work", 100).await.unwrap(), 1);
+    let resolved = wait_for_alert(&engine, id, AlertState::Resolved).await;
+    assert_eq!(resolved.since, listed[0].since);
+    assert!(resolved.resolved_at.is_some(), "{resolved:?}");
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    // The resolution is durable too: no evaluator, and it is still resolved.
+    let engine = Engine::open(quiet).await.unwrap();
+    assert!(engine.alerts(true).is_empty(), "{:?}", engine.alerts(true));
+    let kept = engine.alerts(false);
+    let kept = kept.iter().find(|alert| alert.id == id).expect("kept");
+    assert_eq!(kept, &resolved);
     engine.shutdown().await.unwrap();
 }
 
