@@ -38,7 +38,7 @@ pub struct ServeArgs {
     /// Address of the HTTP listener [default: 127.0.0.1:8080].
     #[arg(long, env = "OMNIBUS_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<String>,
-    /// Address of the Kafka listener [default: 127.0.0.1:9092].
+    /// Address of the Kafka listener, or `off` [default: 127.0.0.1:9092].
     #[arg(long, env = "OMNIBUS_KAFKA_LISTEN", value_name = "ADDR")]
     pub kafka_listen: Option<String>,
     /// Address of the NATS listener, or `off` [default: 127.0.0.1:4222].
@@ -405,6 +405,12 @@ impl ServerConfig {
             bail!("nats.ping_interval_ms must be at least 10");
         }
         Ok(())
+    }
+
+    /// Where the Kafka listener binds; `None` when it is turned off.
+    pub fn kafka_listen(&self) -> Option<&str> {
+        let listen = self.kafka.listen.trim();
+        (!listen.eq_ignore_ascii_case(LISTENER_OFF)).then_some(listen)
     }
 
     /// Where the NATS listener binds; `None` when it is turned off.

@@ -25,7 +25,8 @@ const TEMPORARY_NAME: &str = "listeners.json.tmp";
 struct Listeners {
     pid: u32,
     http: String,
-    kafka: String,
+    /// `null` when the Kafka listener is off.
+    kafka: Option<String>,
     /// `null` when the NATS listener is off.
     nats: Option<String>,
     /// `null` when the AMQP listener is off.
@@ -45,7 +46,7 @@ impl ListenersFile {
     pub async fn write(
         data_dir: &Path,
         http: SocketAddr,
-        kafka: SocketAddr,
+        kafka: Option<SocketAddr>,
         nats: Option<SocketAddr>,
         amqp: Option<SocketAddr>,
         redis: Option<SocketAddr>,
@@ -53,7 +54,7 @@ impl ListenersFile {
         let listeners = Listeners {
             pid: std::process::id(),
             http: http.to_string(),
-            kafka: kafka.to_string(),
+            kafka: kafka.map(|address| address.to_string()),
             nats: nats.map(|address| address.to_string()),
             amqp: amqp.map(|address| address.to_string()),
             redis: redis.map(|address| address.to_string()),
@@ -97,7 +98,7 @@ mod tests {
         let file = ListenersFile::write(
             directory.path(),
             http,
-            kafka,
+            Some(kafka),
             Some(nats),
             Some(amqp),
             Some("127.0.0.1:41005".parse().expect("address")),
@@ -118,11 +119,12 @@ mod tests {
         assert!(!directory.path().join(FILE_NAME).exists());
 
         // A listener turned off is null.
-        let file = ListenersFile::write(directory.path(), http, kafka, None, None, None)
+        let file = ListenersFile::write(directory.path(), http, None, None, None, None)
             .await
             .expect("write");
         let text = std::fs::read_to_string(directory.path().join(FILE_NAME)).expect("read");
         let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert!(value["kafka"].is_null());
         assert!(value["nats"].is_null());
         assert!(value["amqp"].is_null());
         assert!(value["redis"].is_null());

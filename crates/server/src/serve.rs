@@ -29,34 +29,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     // free port; the bound addresses are what we report below.
     let http_listener = bind("HTTP", &config.http.listen).await?;
     let http_address = local_address(&http_listener, &config.http.listen)?;
-    let kafka_listener = bind("Kafka", &config.kafka.listen).await?;
-    let kafka_address = local_address(&kafka_listener, &config.kafka.listen)?;
-    let nats_listener = match config.nats_listen() {
-        Some(listen) => Some(bind("NATS", listen).await?),
-        None => None,
-    };
-    let nats_address = match &nats_listener {
-        Some(listener) => Some(local_address(listener, &config.nats.listen)?),
-        None => None,
-    };
-
-    let amqp_listener = match config.amqp_listen() {
-        Some(listen) => Some(bind("AMQP", listen).await?),
-        None => None,
-    };
-    let amqp_address = match &amqp_listener {
-        Some(listener) => Some(local_address(listener, &config.amqp.listen)?),
-        None => None,
-    };
-
-    let redis_listener = match config.redis_listen() {
-        Some(listen) => Some(bind("Redis", listen).await?),
-        None => None,
-    };
-    let redis_address = match &redis_listener {
-        Some(listener) => Some(local_address(listener, &config.redis.listen)?),
-        None => None,
-    };
+    let kafka = bind_door("Kafka", config.kafka_listen()).await?;
+    let nats = bind_door("NATS", config.nats_listen()).await?;
+    let amqp = bind_door("AMQP", config.amqp_listen()).await?;
+    let redis = bind_door("Redis", config.redis_listen()).await?;
 
     // Before the engine opens, so nothing is recorded when metrics are off.
     omnibus_engine::metrics::set_recording(config.metrics.enabled);
@@ -73,10 +49,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listeners_file = match ListenersFile::write(
         &config.data_dir,
         http_address,
-        kafka_address,
-        nats_address,
-        amqp_address,
-        redis_address,
+        kafka.address,
+        nats.address,
+        amqp.address,
+        redis.address,
     )
     .await
     {
@@ -88,77 +64,36 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     };
 
     let (stop_sender, stop_receiver) = watch::channel(false);
-    let stop = |mut receiver: watch::Receiver<bool>| async move {
-        // An error means the sender is gone, which also means: stop.
-        let _ = receiver.wait_for(|stop| *stop).await;
-    };
     let mut http_task = tokio::spawn(omnibus_http::serve(
         http_listener,
         Arc::clone(&engine),
         config.http_config(),
-        stop(stop_receiver.clone()),
+        stopped(stop_receiver.clone()),
     ));
-    let mut kafka_task = tokio::spawn(omnibus_kafka::serve(
-        kafka_listener,
-        Arc::clone(&engine),
-        config.kafka_config(),
-        stop(stop_receiver.clone()),
-    ));
-    // With the NATS listener off, a task that waits for the stop like the others stands in,
-    // so the shutdown below needs no second path.
-    let mut nats_task: ListenerTask = match nats_listener {
-        Some(listener) => tokio::spawn(omnibus_nats::serve(
-            listener,
-            Arc::clone(&engine),
-            config.nats_config(),
-            stop(stop_receiver.clone()),
-        )),
-        None => {
-            let stopped = stop(stop_receiver.clone());
-            tokio::spawn(async move {
-                stopped.await;
-                Ok(())
-            })
-        }
-    };
-    let nats_shown = nats_address.map_or_else(|| "off".to_string(), |a| a.to_string());
-    let mut amqp_task: ListenerTask = match amqp_listener {
-        Some(listener) => tokio::spawn(omnibus_amqp::serve(
-            listener,
-            Arc::clone(&engine),
-            config.amqp_config(),
-            stop(stop_receiver.clone()),
-        )),
-        None => {
-            let stopped = stop(stop_receiver.clone());
-            tokio::spawn(async move {
-                stopped.await;
-                Ok(())
-            })
-        }
-    };
-    let amqp_shown = amqp_address.map_or_else(|| "off".to_string(), |a| a.to_string());
-    let mut redis_task: ListenerTask = match redis_listener {
-        Some(listener) => tokio::spawn(omnibus_redis::serve(
-            listener,
-            Arc::clone(&engine),
-            config.redis_config(),
-            stop(stop_receiver),
-        )),
-        None => {
-            let stopped = stop(stop_receiver);
-            tokio::spawn(async move {
-                stopped.await;
-                Ok(())
-            })
-        }
-    };
-    let redis_shown = redis_address.map_or_else(|| "off".to_string(), |a| a.to_string());
+    let shown = (
+        shown(kafka.address),
+        shown(nats.address),
+        shown(amqp.address),
+        shown(redis.address),
+    );
+    let mut kafka_task = spawn_door(kafka.listener, stopped(stop_receiver.clone()), |l, stop| {
+        omnibus_kafka::serve(l, Arc::clone(&engine), config.kafka_config(), stop)
+    });
+    let mut nats_task = spawn_door(nats.listener, stopped(stop_receiver.clone()), |l, stop| {
+        omnibus_nats::serve(l, Arc::clone(&engine), config.nats_config(), stop)
+    });
+    let mut amqp_task = spawn_door(amqp.listener, stopped(stop_receiver.clone()), |l, stop| {
+        omnibus_amqp::serve(l, Arc::clone(&engine), config.amqp_config(), stop)
+    });
+    let mut redis_task = spawn_door(redis.listener, stopped(stop_receiver), |l, stop| {
+        omnibus_redis::serve(l, Arc::clone(&engine), config.redis_config(), stop)
+    });
+    let (kafka_shown, nats_shown, amqp_shown, redis_shown) = shown;
 
     // A fixed, greppable line (not a tracing event) so scripts and tests can wait for it.
     // Its format is stable (scripts parse it); new fields go at the end.
     eprintln!(
-        "omnibus ready: http={http_address} kafka={kafka_address} data_dir={} nats={nats_shown} amqp={amqp_shown} redis={redis_shown}",
+        "omnibus ready: http={http_address} kafka={kafka_shown} data_dir={} nats={nats_shown} amqp={amqp_shown} redis={redis_shown}",
         config.data_dir.display()
     );
 
@@ -204,6 +139,57 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     match failure {
         Some(error) => Err(error),
         None => Ok(()),
+    }
+}
+
+/// A front door's listener, bound before the engine opens; both `None` when it is `off`.
+struct Door {
+    listener: Option<TcpListener>,
+    address: Option<SocketAddr>,
+}
+
+async fn bind_door(what: &str, listen: Option<&str>) -> anyhow::Result<Door> {
+    let Some(listen) = listen else {
+        return Ok(Door {
+            listener: None,
+            address: None,
+        });
+    };
+    let listener = bind(what, listen).await?;
+    let address = local_address(&listener, listen)?;
+    Ok(Door {
+        listener: Some(listener),
+        address: Some(address),
+    })
+}
+
+/// A door's address as the ready line shows it.
+fn shown(address: Option<SocketAddr>) -> String {
+    address.map_or_else(|| "off".to_string(), |address| address.to_string())
+}
+
+/// Resolves once a stop is asked for (or the sender is gone, which also means: stop).
+async fn stopped(mut receiver: watch::Receiver<bool>) {
+    let _ = receiver.wait_for(|stop| *stop).await;
+}
+
+/// Serves a door until `stop`. With its listener off, a task that only waits for the stop
+/// stands in, so the shutdown needs no second path.
+fn spawn_door<S, F>(
+    listener: Option<TcpListener>,
+    stop: S,
+    serve: impl FnOnce(TcpListener, S) -> F,
+) -> ListenerTask
+where
+    S: std::future::Future<Output = ()> + Send + 'static,
+    F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    match listener {
+        Some(listener) => tokio::spawn(serve(listener, stop)),
+        None => tokio::spawn(async move {
+            stop.await;
+            Ok(())
+        }),
     }
 }
 
