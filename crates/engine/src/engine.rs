@@ -211,14 +211,7 @@ impl Engine {
                 tracing::warn!(queue = %queue.config.name, "lazy commits still in flight at shutdown");
             }
         }
-        let consumers: Vec<Arc<crate::consumers::Consumer>> = self
-            .consumers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for consumer in consumers {
+        for consumer in self.consumer_list() {
             if !consumer.flush(std::time::Duration::from_secs(10)).await {
                 tracing::warn!(
                     stream = %consumer.stored.spec.stream,

@@ -188,14 +188,7 @@ impl Observer {
 /// records not yet acknowledged and the age of the oldest, as `/metrics` reports them
 /// (`consumers/lag.rs`), under the target `<stream>/<consumer>`. Memory only.
 fn observe_acked_consumers(engine: &Engine, now_ms: i64, out: &mut Vec<Observation>) {
-    let consumers: Vec<_> = engine
-        .consumers
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .cloned()
-        .collect();
-    for consumer in consumers {
+    for consumer in engine.consumer_list() {
         let lag = consumer.lag(now_ms);
         let spec = &consumer.stored.spec;
         let target = format!("{}/{}", spec.stream, spec.name);

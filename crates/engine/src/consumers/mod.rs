@@ -332,6 +332,17 @@ impl Engine {
         let _ = consumer.removal.set(group);
     }
 
+    /// Every acked consumer now, in (stream, name) order; the table's lock is held only to
+    /// copy the handles.
+    pub(crate) fn consumer_list(&self) -> Vec<Arc<Consumer>> {
+        self.consumers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn consumer(&self, stream: &str, name: &str) -> Result<Arc<Consumer>> {
         self.consumers
             .read()

@@ -290,13 +290,7 @@ fn consumer_row(consumer: &Consumer, now: i64) -> ConsumerRow {
 }
 
 pub(super) fn write_consumers(engine: &Engine, text: &mut Exposition) {
-    let consumers: Vec<Arc<Consumer>> = engine
-        .consumers
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .cloned()
-        .collect();
+    let consumers = engine.consumer_list();
     let now = now_ms();
     let rows: Vec<ConsumerRow> = consumers.iter().map(|c| consumer_row(c, now)).collect();
     text.family("consumer_lag_records", "Records of the stream the acked consumer has not acknowledged yet: not yet delivered (for a filtered consumer, records of other subjects not yet passed over count too) plus delivered and unacknowledged.", Kind::Gauge, |family| {
