@@ -336,6 +336,79 @@ def test_confirmed_persistent_messages_survive_kill_9(broker, amqp_url):
     connection.close()
 
 
+def test_non_durable_queues_round_trip_and_are_gone_after_kill_9_while_durable_ones_stay(broker, amqp_url):
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    channel.confirm_delivery()
+    transient_queue = unique("nondurable")
+    durable_queue = unique("durable")
+    channel.queue_declare(transient_queue)  # durable=False, as pika's tutorials declare
+    channel.queue_declare(durable_queue, durable=True)
+    # A non-durable queue confirms (without an fsync) and delivers like any other.
+    channel.basic_publish("", transient_queue, b"transient", pika.BasicProperties(delivery_mode=1))
+    channel.basic_publish("", transient_queue, b"persistent", pika.BasicProperties(delivery_mode=2))
+    method, _, body = consume_one(channel, transient_queue)
+    assert body == b"transient"
+    channel.basic_ack(method.delivery_tag)
+    # A durable queue fsyncs both delivery modes before their confirm: both survive.
+    channel.basic_publish("", durable_queue, b"transient", pika.BasicProperties(delivery_mode=1))
+    channel.basic_publish("", durable_queue, b"persistent", pika.BasicProperties(delivery_mode=2))
+    broker.kill9()
+    broker.start()
+    connection = connect(broker.amqp_url)
+    channel = connection.channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.queue_declare(transient_queue, passive=True)
+    assert closed.value.reply_code == 404
+    channel = connection.channel()
+    assert [get_body(channel, durable_queue) for _ in range(2)] == [b"transient", b"persistent"]
+    connection.close()
+
+
+def test_rpc_with_direct_reply_to_over_a_non_durable_request_queue(amqp_url):
+    """RabbitMQ's RPC tutorial: the server consumes `rpc_queue` and answers to `reply_to`
+    with the request's correlation id; the client consumes `amq.rabbitmq.reply-to`."""
+    server = connect(amqp_url)
+    server_channel = server.channel()
+    request_queue = unique("rpc_queue")
+    server_channel.queue_declare(request_queue)
+    server_channel.basic_qos(prefetch_count=1)
+
+    def on_request(channel, method, properties, body):
+        channel.basic_publish(
+            "",
+            properties.reply_to,
+            str(int(body) * 2).encode(),
+            pika.BasicProperties(correlation_id=properties.correlation_id),
+        )
+        channel.basic_ack(method.delivery_tag)
+
+    server_channel.basic_consume(request_queue, on_request)
+    client = connect(amqp_url)
+    client_channel = client.channel()
+    replies = {}
+
+    def on_reply(channel, method, properties, body):
+        replies[properties.correlation_id] = body
+
+    client_channel.basic_consume("amq.rabbitmq.reply-to", on_reply, auto_ack=True)
+    for number in range(20):
+        correlation_id = f"call-{number}"
+        client_channel.basic_publish(
+            "",
+            request_queue,
+            str(number).encode(),
+            pika.BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id=correlation_id),
+        )
+        deadline = time.monotonic() + WAIT_S
+        while correlation_id not in replies and time.monotonic() < deadline:
+            server.process_data_events(time_limit=0.01)
+            client.process_data_events(time_limit=0.01)
+        assert replies.get(correlation_id) == str(number * 2).encode(), replies
+    client.close()
+    server.close()
+
+
 def test_a_transaction_publishes_and_acks_at_commit_only(amqp_url):
     connection = connect(amqp_url)
     channel = connection.channel()

@@ -5,9 +5,9 @@
 //!
 //! - the flags are compared with what this door recorded when it created the queue (in
 //!   memory); for a queue it did not create in this process (made over HTTP, or durable and
-//!   back from a restart) `durable` is taken as true (engine queues are durable, transient
-//!   ones do not survive a start) and `exclusive` as false, and `auto_delete` is not compared
-//!   (the mark did not survive the restart);
+//!   back from a restart) `durable` is read from the engine queue's durability (transient
+//!   ones do not survive a start) and `exclusive` taken as false, and `auto_delete` is not
+//!   compared (the mark did not survive the restart);
 //! - the arguments the engine keeps (`x-message-ttl`, `x-max-length`, `x-max-length-bytes`,
 //!   `x-delivery-limit`, `x-overflow`, `x-dead-letter-exchange`, `-routing-key`) are all
 //!   compared for a queue the AMQP door made (its lease is the door's); for a queue made
@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use amq_protocol::protocol::{exchange, queue};
 use amq_protocol::types::FieldTable;
 use omnibus_engine::exchanges::ExchangeSpec;
-use omnibus_engine::queue::Overflow;
+use omnibus_engine::queue::{Overflow, QueueDurability};
 
 use super::queue::{queue_spec, LEASE_MS};
 use super::Connection;
@@ -146,7 +146,11 @@ pub(crate) fn check(
         .cloned()
         .filter(|owner| owner.declared_here);
     let current_exclusive = owner.as_ref().is_some_and(|o| o.exclusive_to.is_some());
-    let current_durable = owner.as_ref().is_none_or(|o| o.durable);
+    let current_durable = owner
+        .as_ref()
+        .map_or(info.config.durability == QueueDurability::Durable, |o| {
+            o.durable
+        });
     let flags = [
         ("durable", declare.durable, Some(current_durable)),
         ("exclusive", declare.exclusive, Some(current_exclusive)),

@@ -2,7 +2,8 @@
 //!
 //! An AMQP queue is an engine queue (`names.rs` maps the name). Declaring one that exists is
 //! answered from memory (kombu re-declares before every publish); a new one is created
-//! durably with the arguments mapped (docs/amqp.md has the table):
+//! with the arguments mapped (docs/amqp.md has the table) — durable, or transient when it is
+//! non-durable or exclusive ([`durability`]):
 //! `x-message-ttl` → ttl_ms, `x-max-length` / `x-max-length-bytes` → max_length / max_bytes,
 //! `x-overflow` → overflow (`drop-head`: the oldest go, dead-lettered when the queue has a
 //! dead-letter exchange; `reject-publish`: refused, nacked to a confirming publisher),
@@ -23,7 +24,7 @@ use amq_protocol::protocol::queue::{self, AMQPMethod};
 use amq_protocol::protocol::AMQPClass;
 use amq_protocol::types::{AMQPValue, FieldTable};
 use omnibus_engine::exchanges::{Binding, DeadLetterRoute};
-use omnibus_engine::queue::{Backoff, Completions, Overflow, QueueSpec};
+use omnibus_engine::queue::{Backoff, Completions, Overflow, QueueDurability, QueueSpec};
 use omnibus_engine::EngineError;
 
 use super::exchange::engine_error;
@@ -220,19 +221,12 @@ async fn declare_queue(
                 ids,
             ));
         }
-        let (spec, route) = queue_spec(&queue, &declare.arguments, ids)?;
+        let (mut spec, route) = queue_spec(&queue, &declare.arguments, ids)?;
+        spec.durability = Some(durability(declare.durable, declare.exclusive));
         let expires_ms = expiry::argument(&declare.arguments, &amqp_name, ids)?;
         match connection.engine().create_queue(spec).await {
             Ok(_) | Err(EngineError::QueueExists(_)) => {}
             Err(error) => return Err(engine_error(error, ids)),
-        }
-        if !declare.durable || declare.exclusive {
-            // RabbitMQ deletes non-durable and exclusive queues when it restarts.
-            connection
-                .engine()
-                .set_queue_transient(&queue, true)
-                .await
-                .map_err(|error| engine_error(error, ids))?;
         }
         if let Some(route) = route {
             connection
@@ -290,6 +284,22 @@ async fn declare_queue(
         );
     }
     Ok(())
+}
+
+/// The engine durability of a declared queue. RabbitMQ deletes non-durable queues when it
+/// restarts and exclusive ones when their connection goes (a restart among the ways), and
+/// confirms their messages once they are in memory, persistent or not: so they are
+/// transient engine queues, whose enqueues wait for no fsync and which are deleted at the
+/// next start. Durable queues fsync every message before its confirm, transient
+/// (delivery mode 1) ones too: the log acknowledges in order, and a message can be
+/// delivered only once the log has acknowledged it, so skipping the wait for the confirm
+/// alone would make nothing visible sooner (docs/amqp.md, "Durability").
+pub(crate) fn durability(durable: bool, exclusive: bool) -> QueueDurability {
+    if durable && !exclusive {
+        QueueDurability::Durable
+    } else {
+        QueueDurability::Transient
+    }
 }
 
 /// `amq.gen-` and 22 characters, as RabbitMQ names them.

@@ -122,6 +122,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Deletes the stored route of a queue that is not started (a transient queue deleted at
+    /// open, before the routes start).
+    pub(crate) async fn forget_dead_letter_route(self: &Arc<Self>, queue: &str) -> Result<()> {
+        let engine = self.clone();
+        let key = queue.to_string();
+        off_the_runtime(move || {
+            Ok(engine.state.write(&[StateWrite::Delete {
+                table: ROUTES_TABLE,
+                key,
+            }])?)
+        })
+        .await
+    }
+
     /// The route of `queue`'s dead letters, if it has one.
     pub fn dead_letter_route(&self, queue: &str) -> Option<DeadLetterRoute> {
         self.dead_letter_routes

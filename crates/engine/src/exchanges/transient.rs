@@ -1,7 +1,10 @@
 //! Transient queues: queues that live as long as the broker process, as AMQP's non-durable
-//! and exclusive queues do. Engine queues are always durable, so the mark is kept in the
-//! state store (table `transient_queues`) and the queues it names are deleted — with their
-//! bindings and dead-letter routes — when the engine opens next.
+//! and exclusive queues do. A queue created with `durability: transient`
+//! (`queue/durability.rs`) carries that in its stored configuration: it is never started
+//! again, only deleted — with its bindings and dead-letter route — when the engine opens
+//! next. Queues marked before that option existed (table `transient_queues`, set by
+//! [`Engine::set_queue_transient`]) are durable queues with a mark; they are started, then
+//! deleted the same way.
 
 use std::sync::Arc;
 
@@ -36,8 +39,14 @@ impl Engine {
         .await
     }
 
-    /// Deletes every queue marked transient (at open, before dead-letter routes start).
+    /// Deletes every transient queue (at open, before dead-letter routes start): the ones
+    /// created transient, which were not started, and the ones marked transient.
     pub(crate) async fn delete_transient_queues(self: &Arc<Self>) -> Result<()> {
+        for queue in self.stored_transient_queues()? {
+            self.unbind_queue_everywhere(&queue).await?;
+            self.forget_dead_letter_route(&queue).await?;
+            self.discard_unopened_queue(&queue).await?;
+        }
         for (queue, _) in self.state.scan_prefix(TRANSIENT_TABLE, "")? {
             self.unbind_queue_everywhere(&queue).await?;
             match self.set_dead_letter_route(&queue, None).await {

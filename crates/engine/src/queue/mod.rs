@@ -11,6 +11,7 @@
 //!   `max_bytes` with the overflow policy; `rates.rs`: per-second rates for the stats.
 //! - `reader.rs`: reads messages by offset, keeping the last read decoded.
 //! - `recovery.rs`: rebuilding a queue from disk, at start and when a failure healed.
+//! - `durability.rs`: durable queues, and transient ones (no fsync, deleted at the next start).
 //! - this file: the engine API.
 //!
 //! Delivery is at-least-once: a message is redelivered when its lease expires, when it is
@@ -21,6 +22,7 @@ mod append;
 mod commit;
 pub mod core;
 mod delivery;
+mod durability;
 pub mod keys;
 mod overflow;
 pub mod policy;
@@ -42,6 +44,7 @@ pub use commit::{DeadLetterRecords, FailureListener};
 pub(crate) use commit::{Durable, LazyCommits, LAZY_WINDOW};
 pub use core::ConsumerMode;
 pub use delivery::{Delivery, ReadySignal};
+pub use durability::QueueDurability;
 pub use overflow::message_bytes;
 pub use policy::Backoff;
 pub use rates::{QueueRates, Rate};
@@ -87,6 +90,9 @@ pub struct QueueSpec {
     pub dedup_window_ms: Option<u64>,
     /// When an ack (a job's completion) is answered: after its fsync, or at once.
     pub completions: Option<Completions>,
+    /// Whether the queue outlives the broker: `transient` skips the fsync of enqueues and is
+    /// deleted at the next start (`durability.rs`).
+    pub durability: Option<QueueDurability>,
 }
 
 /// When an acknowledgement of a delivery (a job's completion) is answered.
@@ -151,6 +157,9 @@ pub struct QueueConfig {
     /// Absent in configs stored before it existed: `fsync`, what they promised.
     #[serde(default)]
     pub completions: Completions,
+    /// Absent in configs stored before it existed: `durable`, what they promised.
+    #[serde(default)]
+    pub durability: QueueDurability,
     pub created_ms: i64,
 }
 
@@ -170,6 +179,10 @@ fn default_dedup_window_ms() -> u64 {
 /// Default dedup window for message ids (JetStream's default duplicate window).
 pub const DEDUP_WINDOW_MS_DEFAULT: u64 = 120_000;
 const DEDUP_TABLE: &str = "queue_dedup";
+
+fn durability_of(spec: &QueueSpec) -> QueueDurability {
+    spec.durability.unwrap_or_default()
+}
 
 impl QueueConfig {
     pub fn policy(&self) -> core::Policy {
@@ -229,6 +242,9 @@ pub struct EnqueueMessage {
 impl Engine {
     pub(crate) fn open_queues(&self) -> Result<()> {
         for (name, bytes) in self.state.scan_prefix(QUEUES_TABLE, "")? {
+            if durability::is_transient_config(&bytes) {
+                continue; // deleted, unopened, by `delete_transient_queues`
+            }
             let config: QueueConfig = serde_json::from_slice(&bytes)
                 .map_err(|e| EngineError::Internal(format!("queue {name:?} metadata: {e}")))?;
             self.start_queue(config)?;
@@ -295,7 +311,10 @@ impl Engine {
                 .dedup_window_ms
                 .unwrap_or(DEDUP_WINDOW_MS_DEFAULT)
                 .min(DELAY_MS_MAX),
-            completions: spec.completions.unwrap_or_default(),
+            completions: spec
+                .completions
+                .unwrap_or_else(|| durability_of(&spec).default_completions()),
+            durability: durability_of(&spec),
             created_ms: now_ms(),
             name: spec.name,
         };
@@ -341,6 +360,7 @@ impl Engine {
             name: config.name.clone(),
             partitions: Some(1),
             retention_ms: None,
+            fsync: config.durability.backing_fsync(),
             ..Default::default()
         })?;
         if self.stream(&config.dead_letter).is_err() {

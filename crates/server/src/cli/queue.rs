@@ -131,6 +131,9 @@ impl CreateArgs {
                 CompletionsArg::Fsync => Completions::Fsync,
                 CompletionsArg::Batched => Completions::Batched,
             }),
+            // Transient queues are the AMQP door's (non-durable AMQP queues); the CLI makes
+            // durable ones.
+            durability: None,
         }
     }
 }

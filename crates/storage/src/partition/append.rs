@@ -6,6 +6,14 @@
 //! The flusher takes *everything* queued, writes it with one `write` per segment, then one
 //! fsync (policy `always`), and only then raises the high watermark, which acknowledges every
 //! append in that group at once. Appends that arrive meanwhile form the next group.
+//!
+//! A partition that is never fsynced (policy `never`: transient queues) writes a small group
+//! on the appending task instead (`flush_inline`): a page-cache write of a few KiB takes
+//! microseconds, where handing it to a blocking thread and waking the appender back costs
+//! more than the write — and with no fsync to wait behind, groups stay one append long, so
+//! that hand-off would be paid per message. A group that would roll the segment (fsync, index
+//! files) or is large still goes to the blocking thread, as do the groups after
+//! `INLINE_GROUPS_MAX` inline ones (an appender does not write others' appends for ever).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,6 +27,12 @@ use crate::batch::{set_base_offset, validate_batches, BatchHeader};
 use crate::config::FsyncPolicy;
 use crate::error::{Result, StorageError};
 use crate::segment::Segment;
+
+/// The largest group a never-fsynced partition writes on the appending task.
+const INLINE_BYTES_MAX: usize = 64 * 1024;
+
+/// How many groups one appender writes inline before handing the rest to a blocking thread.
+const INLINE_GROUPS_MAX: usize = 4;
 
 /// Offsets given to an acknowledged append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +146,12 @@ impl PartitionLog {
             (info, start_flush, resumes)
         };
         if start_flush {
-            let log = self.clone();
-            tokio::task::spawn_blocking(move || log.flush_loop());
+            if self.config.fsync == FsyncPolicy::Never {
+                self.flush_inline();
+            } else {
+                let log = self.clone();
+                tokio::task::spawn_blocking(move || log.flush_loop());
+            }
         }
         Ok(PendingAppend {
             info,
@@ -161,19 +179,64 @@ impl PartitionLog {
                 }
                 std::mem::take(&mut queue.pending)
             };
-            if self.failure().is_some() {
-                // Their waiters already saw the failure; dropping releases their budget.
-                continue;
-            }
-            match self.write_group(&group) {
-                Ok(high_watermark) => {
-                    self.count_group(&group);
-                    self.progress.send_modify(|p| {
-                        p.high_watermark = p.high_watermark.max(high_watermark);
-                    })
+            self.flush_group(group);
+        }
+    }
+
+    /// The flusher of a never-fsynced partition, run by the appender that found none running
+    /// (it holds `flushing`, so it is still the only writer): writes the queued groups here
+    /// while they are small and need no roll, and hands whatever is left to a blocking thread.
+    fn flush_inline(self: &Arc<Self>) {
+        for _ in 0..INLINE_GROUPS_MAX {
+            let group = {
+                let mut queue = lock(&self.queue);
+                if queue.pending.is_empty() {
+                    queue.flushing = false;
+                    return;
                 }
-                Err(error) => self.fail_writes(&error),
+                if !self.fits_inline(&queue.pending) {
+                    break;
+                }
+                std::mem::take(&mut queue.pending)
+            };
+            self.flush_group(group);
+        }
+        let log = self.clone();
+        tokio::task::spawn_blocking(move || log.flush_loop());
+    }
+
+    /// Whether `group` is small and lands in the active segment without a roll. A guess
+    /// (`maintain` may roll meanwhile): a wrong one only means a roll runs inline once.
+    fn fits_inline(&self, group: &[Pending]) -> bool {
+        let bytes: usize = group.iter().map(|item| item.bytes.len()).sum();
+        if bytes > INLINE_BYTES_MAX {
+            return false;
+        }
+        let active = self.active_segment();
+        let size = active.written_bytes();
+        if size == 0 {
+            return true;
+        }
+        let too_big = size + bytes as u64 > self.config.segment_bytes;
+        let too_old =
+            now_ms().saturating_sub(active.first_batch_ms()) >= self.config.segment_ms as i64;
+        !too_big && !too_old
+    }
+
+    /// Writes one group taken from the queue and acknowledges it (or fails the partition).
+    fn flush_group(&self, group: Vec<Pending>) {
+        if self.failure().is_some() {
+            // Their waiters already saw the failure; dropping releases their budget.
+            return;
+        }
+        match self.write_group(&group) {
+            Ok(high_watermark) => {
+                self.count_group(&group);
+                self.progress.send_modify(|p| {
+                    p.high_watermark = p.high_watermark.max(high_watermark);
+                })
             }
+            Err(error) => self.fail_writes(&error),
         }
     }
 

@@ -70,7 +70,8 @@ impl Progress {
 
 impl PartitionLog {
     /// Handles a failed write, fsync or roll of the flusher: a full disk refuses writes until
-    /// space returns, anything else poisons the log. Called only from the flush loop.
+    /// space returns, anything else poisons the log. Called only by the flusher (the flush loop,
+    /// or an appender writing inline: `append.rs`).
     pub(super) fn fail_writes(&self, error: &StorageError) {
         let StorageError::DiskFull { context } = error else {
             self.poison(error);
