@@ -221,7 +221,14 @@ impl RecordReader {
             }
             _ => offset,
         };
-        let mut read = self.read_from(start, READ_BYTES_BUDGET)?;
+        let mut read = match self.read_from(start, READ_BYTES_BUDGET) {
+            // Retention (or a stream consumer's purge) removed the kept read's end since:
+            // read from the offset itself, as a refill without a kept read would.
+            Err(EngineError::Storage(StorageError::OffsetOutOfRange { .. })) if start != offset => {
+                self.read_from(offset, READ_BYTES_BUDGET)?
+            }
+            read => read?,
+        };
         if read.end <= offset {
             // Batches larger than the budget between the two: read from the offset itself.
             read = self.read_from(offset, READ_BYTES_BUDGET)?;

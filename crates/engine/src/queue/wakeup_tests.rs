@@ -136,3 +136,28 @@ fn readers_reaching_the_end_of_the_kept_read_together_read_the_log_once() {
     );
     runtime.block_on(engine.shutdown()).unwrap();
 }
+
+#[test]
+fn a_refill_continuing_a_kept_read_whose_end_was_removed_reads_from_its_own_offset() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = runtime.block_on(engine(dir.path()));
+    runtime
+        .block_on(engine.create_queue(spec("removed", 30_000)))
+        .unwrap();
+    let payload = "x".repeat(100);
+    for _ in 0..12 {
+        runtime
+            .block_on(engine.enqueue("removed", (0..1_000).map(|_| message(&payload)).collect()))
+            .unwrap();
+    }
+    let queue = engine.queue("removed").unwrap();
+    queue.reader.read_ahead(&[0]).unwrap();
+    let end = queue.reader.kept_end().unwrap();
+    // The records right after the kept read are gone (as retention or a purge removes them
+    // from a consumer's stream); the offset asked for is still there.
+    queue.log.delete_records_before(end + 10).unwrap();
+    let got = queue.reader.read_ahead(&[end + 20]).unwrap();
+    assert_eq!(got[0].offset, end + 20);
+    runtime.block_on(engine.shutdown()).unwrap();
+}
