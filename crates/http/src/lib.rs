@@ -44,8 +44,27 @@ pub struct HttpConfig {
     /// Most Server-Sent Event streams open at once; one more gets 503 `unavailable`.
     pub sse_streams_max: usize,
     /// Threads of its own to serve connections on, each with a single-threaded runtime
-    /// (`threads.rs`); 0 serves them on the caller's runtime.
+    /// (`threads.rs`); 0 serves them on the caller's runtime. Default:
+    /// [`default_io_threads`].
     pub io_threads: usize,
+}
+
+/// Cores per HTTP thread of the default.
+pub const CORES_PER_IO_THREAD: usize = 4;
+
+/// The default number of HTTP threads: one per [`CORES_PER_IO_THREAD`] cores, at least one.
+///
+/// Why threads of their own by default: a worker taking one job at a time makes a small
+/// request per job, and on the shared work-stealing runtime most of what such a request cost
+/// the broker was waking threads (a futex wake and a context switch when the wake crossed
+/// threads, and the other worker parking again). On the 2-core benchmark machine one thread
+/// cut the broker's CPU per job by a quarter on the one-request loop and by a tenth on the
+/// two-request loop, with batched jobs and enqueues level (docs/benchmarks.md). Several
+/// threads on 2 cores were worse than none. Machines with more cores get more threads, so the
+/// door is not held to one core; that ratio is a choice, measured on 2 cores only.
+pub fn default_io_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    (cores / CORES_PER_IO_THREAD).max(1)
 }
 
 impl Default for HttpConfig {
@@ -54,7 +73,7 @@ impl Default for HttpConfig {
             body_bytes_max: 64 * 1024 * 1024,
             fetch_records_max: 10_000,
             sse_streams_max: 10_000,
-            io_threads: 0,
+            io_threads: default_io_threads(),
         }
     }
 }
@@ -92,4 +111,17 @@ pub async fn serve(
             let _ = closing.send(true);
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_get_threads_of_their_own_by_default_one_per_four_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        let threads = HttpConfig::default().io_threads;
+        assert!(threads >= 1, "the default shares the broker's runtime");
+        assert_eq!(threads, (cores / CORES_PER_IO_THREAD).max(1));
+    }
 }

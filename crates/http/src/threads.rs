@@ -15,7 +15,10 @@
 //! commit's timer, say) must outlive the listener, so their runtimes are never dropped.
 //!
 //! Shutdown is the same as `axum::serve`'s graceful one: no new connections, every connection
-//! finishes its request in flight and closes, and `serve` returns once all are gone.
+//! finishes its request in flight and closes, and `serve` returns once all are gone — and
+//! once every thread has dropped its copy of the router, which holds the engine: a caller that
+//! shuts the engine down and opens it again in the same process (tests, embedders) would
+//! otherwise find its state store still locked by the engine the threads kept alive.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,16 +72,21 @@ pub(crate) async fn serve(
     let open = Arc::new(Open::default());
     let (finish, finishing) = watch::channel(false);
     let mut handoffs = Vec::with_capacity(threads);
+    let mut released = Vec::with_capacity(threads);
     for index in 0..threads {
         let (handoff, arrivals) = mpsc::unbounded_channel::<Arrival>();
+        let (release, on_release) = tokio::sync::oneshot::channel::<()>();
         let app = app.clone();
         let finishing = finishing.clone();
         let open = open.clone();
         std::thread::Builder::new()
             .name(format!("omnibus-http-{index}"))
-            .spawn(move || serve_thread(arrivals, app, finishing, open))?;
+            .spawn(move || serve_thread(arrivals, app, finishing, open, release))?;
         handoffs.push(handoff);
+        released.push(on_release);
     }
+    // Only the threads hold the router from here on.
+    drop(app);
     tokio::pin!(shutdown);
     let mut next = 0usize;
     loop {
@@ -113,10 +121,17 @@ pub(crate) async fn serve(
     loop {
         let all_closed = open.all_closed.notified();
         if open.count.load(Ordering::SeqCst) == 0 {
-            return Ok(());
+            break;
         }
         all_closed.await;
     }
+    // No more arrivals: each thread drops its router and says so.
+    drop(handoffs);
+    for on_release in released {
+        // An error: that thread has ended, its router with it.
+        let _ = on_release.await;
+    }
+    Ok(())
 }
 
 /// One thread: a single-threaded runtime serving the connections handed to it.
@@ -125,6 +140,7 @@ fn serve_thread(
     app: Router,
     finishing: watch::Receiver<bool>,
     open: Arc<Open>,
+    release: tokio::sync::oneshot::Sender<()>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -150,6 +166,9 @@ fn serve_thread(
                 (guard, counted),
             ));
         }
+        // Connections are closed (their tasks held the other copies).
+        drop(app);
+        let _ = release.send(());
         // The listener is gone, but tasks the engine spawned from requests may still be
         // running here (see the module comment): the runtime stays up with the process.
         std::future::pending::<()>().await;

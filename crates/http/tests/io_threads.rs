@@ -134,3 +134,20 @@ async fn shutdown_ends_event_streams_and_returns() {
     .await;
     assert!(ended.is_ok(), "the event stream ended at shutdown");
 }
+
+/// Once `serve` has returned, the threads hold nothing of the engine: a caller can shut it
+/// down and open the same data folder again in this process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_shutdown_the_threads_hold_no_engine() {
+    let server = Server::start_with(threaded()).await;
+    job_queue(&server, "held").await;
+    let (status, _) = server.get("/health").await;
+    assert_eq!(status, StatusCode::OK);
+    let engine = server.engine.clone();
+    server.stop().await;
+    assert_eq!(
+        std::sync::Arc::strong_count(&engine),
+        1,
+        "only this test holds the engine"
+    );
+}

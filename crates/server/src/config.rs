@@ -51,7 +51,7 @@ pub struct ServeArgs {
     #[arg(long, env = "OMNIBUS_REDIS_LISTEN", value_name = "ADDR")]
     pub redis_listen: Option<String>,
     /// Threads of its own the HTTP listener serves connections on; 0 shares the broker's
-    /// runtime [default: 0].
+    /// runtime [default: one per 4 cores, at least 1].
     #[arg(long, env = "OMNIBUS_HTTP_IO_THREADS", value_name = "N")]
     pub http_io_threads: Option<usize>,
     /// Record metrics (`[metrics] enabled`) [default: true].

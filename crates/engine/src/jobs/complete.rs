@@ -280,10 +280,10 @@ impl Engine {
     ) -> Result<Vec<Result<KeptJob>>> {
         let name = &queue.config.name;
         let mut records: Vec<Option<KeptJob>> = {
-            let running = self.jobs.running();
+            let mut running = self.jobs.running();
             pending
                 .iter()
-                .map(|item| running.record(name, item.offset, item.attempt))
+                .map(|item| running.take_record(name, item.offset, item.attempt))
                 .collect()
         };
         let missing: Vec<usize> = (0..pending.len())

@@ -2,6 +2,9 @@
 //! until their commit is durable. The queue's memory already says such a job is finished,
 //! while the state store still holds its active record (or none): without this, reading the
 //! job in that window would show it as dead or active. Readers look here first.
+//!
+//! Kept per queue, then per id: every completion inserts and later removes one entry, and a
+//! key of (queue name, id) cost a copy of the name for each insert, lookup and removal.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,22 +14,36 @@ use super::model::Job;
 /// Bounded by the queue's outstanding lazy commits (`queue/commit.rs`).
 #[derive(Default)]
 pub struct UnsyncedFinals {
-    jobs: Mutex<HashMap<(String, u64), Job>>,
+    queues: Mutex<HashMap<String, HashMap<u64, Job>>>,
 }
 
 impl UnsyncedFinals {
     pub fn insert(&self, queue: &str, id: u64, job: Job) {
-        self.lock().insert((queue.to_string(), id), job);
+        let mut queues = self.lock();
+        match queues.get_mut(queue) {
+            Some(jobs) => {
+                jobs.insert(id, job);
+            }
+            None => {
+                queues.insert(queue.to_string(), HashMap::from([(id, job)]));
+            }
+        }
     }
 
     pub fn get(&self, queue: &str, id: u64) -> Option<Job> {
-        self.lock().get(&(queue.to_string(), id)).cloned()
+        self.lock().get(queue)?.get(&id).cloned()
     }
 
     pub fn remove(&self, queue: &str, ids: &[u64]) {
-        let mut jobs = self.lock();
+        let mut queues = self.lock();
+        let Some(jobs) = queues.get_mut(queue) else {
+            return;
+        };
         for id in ids {
-            jobs.remove(&(queue.to_string(), *id));
+            jobs.remove(id);
+        }
+        if jobs.is_empty() {
+            queues.remove(queue);
         }
     }
 
@@ -41,7 +58,62 @@ impl UnsyncedFinals {
         Box::new(move || finals.remove(&queue, &ids))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), Job>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    /// Jobs held, over every queue.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.lock().values().map(HashMap::len).sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u64, Job>>> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::JobStatus;
+
+    fn job(queue: &str, id: u64) -> Job {
+        Job {
+            id: id.to_string(),
+            queue: queue.into(),
+            name: "n".into(),
+            payload: bytes::Bytes::new(),
+            status: JobStatus::Completed,
+            priority: 0,
+            attempts: 1,
+            max_attempts: 5,
+            backoff: None,
+            timeout_ms: None,
+            unique_key: None,
+            parent: None,
+            progress: None,
+            result: None,
+            errors: Vec::new(),
+            created_ms: 1,
+            updated_ms: 2,
+            run_at_ms: None,
+            started_ms: Some(1),
+            finished_ms: Some(2),
+        }
+    }
+
+    #[test]
+    fn finals_are_held_per_queue_until_forgotten() {
+        let finals = Arc::new(UnsyncedFinals::default());
+        finals.insert("a", 1, job("a", 1));
+        finals.insert("a", 2, job("a", 2));
+        finals.insert("b", 1, job("b", 1));
+        assert_eq!(finals.get("a", 2).map(|job| job.queue), Some("a".into()));
+        assert_eq!(finals.get("b", 1).map(|job| job.queue), Some("b".into()));
+        assert_eq!(finals.get("b", 2), None);
+        assert_eq!(finals.get("c", 1), None);
+        finals.forget_when_durable("a", vec![1, 2])();
+        assert_eq!(finals.get("a", 1), None);
+        assert_eq!(finals.len(), 1);
+        finals.remove("b", &[1]);
+        finals.remove("missing", &[1]);
+        assert_eq!(finals.len(), 0);
     }
 }

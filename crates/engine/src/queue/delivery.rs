@@ -115,7 +115,9 @@ impl Queue {
             frontiers,
             exhausted,
         } = leased;
-        if !grants.is_empty() {
+        // Only a lease due before the timer task's planned wake-up needs it woken.
+        let wake_at = self.timer_wake_at_ms.load(Ordering::Acquire);
+        if grants.iter().any(|grant| grant.deadline_ms < wake_at) {
             self.timer_changed.notify_one();
         }
         writes.extend(lease_writes);

@@ -725,3 +725,5 @@ mod redrive_tests;
 mod reload_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wakeup_tests;

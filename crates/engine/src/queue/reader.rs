@@ -14,6 +14,13 @@
 //! Memory: one read — at most `READ_BYTES_BUDGET` of batches, or one batch when a single
 //! batch is larger.
 //!
+//! One refill at a time: workers taking one job each reach the end of the kept read
+//! together, and each read the same megabyte on its own (four workers, four reads and
+//! decodes of one window). A refill holds `refill`; a reader that waited for it looks at the
+//! kept read again before reading, and usually finds its offset there. For that, a refill
+//! for an offset just past the kept read starts where the kept read ended, not at its own
+//! offset: the worker that got there first is not always the one with the lowest offset.
+//!
 //! Why 1 MiB: a log read has a fixed cost well above its size — the partition reads whole
 //! 1 MiB chunks to find the batch and again to copy it — so a smaller read bought no memory
 //! back worth its price. At 256 KiB a worker taking one job at a time hit the log about every
@@ -30,6 +37,9 @@ use crate::error::{EngineError, Result};
 
 /// Bytes of batches read from the log at once (always at least one whole batch).
 const READ_BYTES_BUDGET: usize = 1024 * 1024;
+/// A refill for an offset at most this far past the kept read's end starts at that end, so
+/// it also serves the workers just behind it (deliveries go in offset order, a few apart).
+const REFILL_CONTINUES_WITHIN: u64 = 64;
 
 /// Decoded records of one log read: offsets `[first, end)` (with gaps where the log holds
 /// control records), sorted by offset.
@@ -55,6 +65,8 @@ pub(crate) struct RecordReader {
     log: Arc<PartitionLog>,
     queue: String,
     last: Mutex<Option<Arc<DecodedRead>>>,
+    /// Held while one reader refills `last` (never while holding `last`).
+    refill: Mutex<()>,
     /// Reads of the log so far (for tests of how often deliveries touch the log).
     log_reads: std::sync::atomic::AtomicU64,
 }
@@ -65,6 +77,7 @@ impl RecordReader {
             log,
             queue: queue.to_string(),
             last: Mutex::new(None),
+            refill: Mutex::new(()),
             log_reads: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -119,12 +132,11 @@ impl RecordReader {
             let record = match hit {
                 Some(record) => record.clone(),
                 None => {
-                    let read = Arc::new(self.read_from(offset, READ_BYTES_BUDGET)?);
+                    let read = self.refill(offset)?;
                     let record = read
                         .get(offset)
                         .cloned()
                         .ok_or_else(|| missing(&self.queue, offset))?;
-                    *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(read.clone());
                     current = Some(read);
                     record
                 }
@@ -176,8 +188,8 @@ impl RecordReader {
                 }
                 continue;
             }
-            let read = match self.read_from(offset, READ_BYTES_BUDGET) {
-                Ok(read) => Arc::new(read),
+            let read = match self.refill(offset) {
+                Ok(read) => read,
                 // Removed between the check above and the read.
                 Err(EngineError::Storage(StorageError::OffsetOutOfRange { .. })) => continue,
                 Err(error) => return Err(error),
@@ -185,7 +197,6 @@ impl RecordReader {
             if let Some(record) = read.get(offset) {
                 found.insert(offset, record.clone());
             }
-            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(read.clone());
             current = Some(read);
         }
         Ok(found)
@@ -195,6 +206,43 @@ impl RecordReader {
     #[cfg(test)]
     pub(crate) fn log_reads(&self) -> u64 {
         self.log_reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A kept read covering `offset`: the one another reader just made, if it covers it
+    /// (looked at once this reader's turn to refill comes), else a new read from `offset`,
+    /// kept for the next deliveries.
+    fn refill(&self, offset: u64) -> Result<Arc<DecodedRead>> {
+        let _refill = self.refill.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let start = match kept {
+            Some(read) if read.first <= offset && offset < read.end => return Ok(read),
+            Some(read) if read.end <= offset && offset - read.end <= REFILL_CONTINUES_WITHIN => {
+                read.end
+            }
+            _ => offset,
+        };
+        let mut read = match self.read_from(start, READ_BYTES_BUDGET) {
+            // Retention (or a stream consumer's purge) removed the kept read's end since:
+            // read from the offset itself, as a refill without a kept read would.
+            Err(EngineError::Storage(StorageError::OffsetOutOfRange { .. })) if start != offset => {
+                self.read_from(offset, READ_BYTES_BUDGET)?
+            }
+            read => read?,
+        };
+        if read.end <= offset {
+            // Batches larger than the budget between the two: read from the offset itself.
+            read = self.read_from(offset, READ_BYTES_BUDGET)?;
+        }
+        let read = Arc::new(read);
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(read.clone());
+        Ok(read)
+    }
+
+    /// Where the kept read ends (for tests).
+    #[cfg(test)]
+    pub(crate) fn kept_end(&self) -> Option<u64> {
+        let kept = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        kept.as_ref().map(|read| read.end)
     }
 
     /// Decodes the log from `offset` on: at most `budget` bytes of batches, at least one.

@@ -8,6 +8,7 @@
 //! are committed; the committer applies requests in arrival order. What happens when a
 //! commit fails: `commit.rs`.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,6 +51,13 @@ pub struct Queue {
     pub(super) ready_generation: std::sync::atomic::AtomicU64,
     /// Woken when a new timer or lease may be earlier than the timer task's sleep.
     pub(super) timer_changed: Arc<Notify>,
+    /// When the timer task will next wake on its own (ms since the epoch), set under the
+    /// `core` lock with the deadline it was computed from. A lease due after it needs no
+    /// wake-up: waking the task for every delivery (leases are due in seconds, the task wakes
+    /// at least every second) was a task switch, often across threads, per job.
+    pub(super) timer_wake_at_ms: std::sync::atomic::AtomicI64,
+    /// Passes of the timer task (for tests of how often deliveries wake it).
+    pub(super) timer_ticks: std::sync::atomic::AtomicU64,
     /// Dead-letter stream offset up to which messages were redriven.
     pub(crate) redriven: std::sync::atomic::AtomicU64,
     /// Dead letters at or above `redriven` that were redriven one at a time (`redrive.rs`).
@@ -255,6 +263,9 @@ impl Queue {
             available: Notify::new(),
             ready_generation: std::sync::atomic::AtomicU64::new(0),
             timer_changed: Arc::new(Notify::new()),
+            // Until the timer task has planned its sleep, every lease wakes it.
+            timer_wake_at_ms: std::sync::atomic::AtomicI64::new(i64::MAX),
+            timer_ticks: std::sync::atomic::AtomicU64::new(0),
             failure: std::sync::OnceLock::new(),
             commits_in_flight: Mutex::new(0),
             lazy: super::commit::LazyCommits::default(),
@@ -662,12 +673,23 @@ impl Queue {
                     // A failed queue does nothing more; a reload starts a new one with its own task.
                     return;
                 }
+                queue.timer_ticks.fetch_add(1, Ordering::Relaxed);
                 if let Err(error) = queue.tick().await {
                     tracing::error!(queue = %queue.config.name, "queue tick failed: {error}");
                 }
                 let now = now_ms();
-                let next = queue.lock().next_deadline().unwrap_or(now + 1_000);
-                let sleep = Duration::from_millis(next.saturating_sub(now).clamp(1, 1_000) as u64);
+                let sleep_ms = {
+                    let core = queue.lock();
+                    let next = core.next_deadline().unwrap_or(now + 1_000);
+                    let sleep_ms = next.saturating_sub(now).clamp(1, 1_000);
+                    // Under the lock: a lease taken after this is compared with it (and
+                    // wakes the task if earlier); one taken before is in `next`.
+                    queue
+                        .timer_wake_at_ms
+                        .store(now + sleep_ms, Ordering::Release);
+                    sleep_ms
+                };
+                let sleep = Duration::from_millis(sleep_ms as u64);
                 let wake = queue.timer_changed.clone();
                 drop(queue);
                 let _ = tokio::time::timeout(sleep, wake.notified()).await;
