@@ -4,8 +4,11 @@ Selenium through chromedriver) against a running broker.
 Every page loads without a console error (the browser's own log is read after each page), a
 job enqueued through the API shows up and its progress bar follows the progress a worker
 posts (over Server-Sent Events, without a reload), a redrive clicked in the UI moves dead
-letters back to their queue, a group's lag shows once it falls behind, and an unknown UI path
-answers the 404 page. Screenshots of every page, at 1280 px and at phone width, are saved to
+letters back to their queue, a group's lag shows once it falls behind, a job that fails for
+good raises a firing dlq_not_empty alarm on the alarms page and the overview, a queue's charts
+and a stream's partitions show the broker's numbers, each status tab lists exactly that
+status's jobs (also when clicked while a refresh waits), and an unknown UI path answers the
+404 page. Screenshots of every page, at 1280 px and at phone width, are saved to
 `<target>/dashboard-screenshots/` (the path is printed).
 
 No console error is allowed: every page, the alarms page included, must load cleanly.
@@ -517,6 +520,53 @@ def test_a_dead_lettered_job_raises_a_dlq_alarm_on_the_alarms_page_and_the_overv
     assert console_errors(browser) == []
 
 
+def test_an_alarms_tab_clicked_while_a_refresh_waits_never_shows_the_other_tabs_alarms(
+    browser, http
+):
+    queue = make_queue(http, max_deliver=1)
+    dead_job(http, queue)
+    wait_until(lambda: firing_alarm(http, "dlq_not_empty", queue), UI_TIMEOUT_S, "the alarm")
+    http_json("POST", f"{http}/v1/queues/{queue}/dlq/redrive", {})
+    wait_until(
+        lambda: firing_alarm(http, "dlq_not_empty", queue) is None,
+        UI_TIMEOUT_S,
+        "the alarm resolved once its dead letter was redriven",
+    )
+    browser.get(f"{http}/ui/alerts")
+    click(browser, "button[data-state='all']")
+
+    def resolved_row():
+        return any(r[0] == "resolved" and r[3] == queue for r in table_rows(browser, "#alerts"))
+
+    wait_until(resolved_row, UI_TIMEOUT_S, f"the resolved alarm of {queue} under 'all'")
+    browser.execute_script(HOLD_API_CALLS)
+    click(browser, "button[data-state='all']")  # a refresh of 'all' now waits for the broker
+    wait_until(
+        lambda: browser.execute_script("return window.heldCalls.length") >= 1,
+        UI_TIMEOUT_S,
+        "the refresh's call held",
+    )
+    browser.execute_script(RECORD_DRAWINGS, "#alerts", [0, 3])
+    click(browser, "button[data-state='firing']")
+    browser.execute_script(RELEASE_API_CALLS)
+
+    def firing_drawn():
+        drawings = browser.execute_script("return window.drawings") or []
+        last = drawings[-1] if drawings else None
+        return last and last["tab"] == "firing" and all(r[0] == "firing" for r in last["rows"])
+
+    # The poll loop is stopped: only the click's own refresh can draw the firing tab.
+    wait_until(firing_drawn, UI_TIMEOUT_S, "the firing tab drawn with the firing alarms only")
+    drawings = browser.execute_script("return window.drawings")
+    for drawing in drawings:
+        if drawing["tab"] == "firing":
+            assert all(r[0] == "firing" for r in drawing["rows"]), (
+                f"{drawing['rows']} drawn under the firing tab"
+            )
+    assert queue not in [target for _, target in drawings[-1]["rows"]]
+    assert console_errors(browser) == []
+
+
 def test_the_queue_page_draws_its_depth_and_rate_charts_from_the_queue(browser, http, screenshots):
     queue = make_queue(http)
     browser.get(f"{http}/ui/queues/{queue}")
@@ -558,7 +608,8 @@ def test_the_queue_page_draws_its_depth_and_rate_charts_from_the_queue(browser, 
     assert console_errors(browser) == []
 
 
-def test_the_status_filter_lists_exactly_the_jobs_of_that_status(browser, http, screenshots):
+def queue_with_a_completed_and_a_waiting_job(http: str) -> tuple[str, str, str]:
+    """A new queue, the id of its completed job and of its waiting one."""
     queue = make_queue(http)
     done = enqueue_job(http, queue, {"image": "done"})
     waiting = enqueue_job(http, queue, {"image": "waiting"})
@@ -571,16 +622,52 @@ def test_the_status_filter_lists_exactly_the_jobs_of_that_status(browser, http, 
         f"{http}/v1/queues/{queue}/jobs/{done}/complete",
         {"attempt": leased[0]["attempt"], "result": "ok"},
     )
+    return queue, done, waiting
+
+
+def shown_jobs(driver) -> list[tuple[str, str]]:
+    """The queue page's job rows as (id, status), sorted."""
+    return sorted((row[0], row[2]) for row in table_rows(driver, "#jobs"))
+
+
+# Stops the page's poll loop (its interval is the page's only timer left running) and holds
+# every call to the API until RELEASE_API_CALLS: a refresh can then be caught waiting for the
+# broker without racing a timer.
+HOLD_API_CALLS = """
+const last = setTimeout(() => {}, 0);
+for (let id = 1; id <= last; id++) clearInterval(id);
+window.heldCalls = [];
+window.realFetch = window.fetch;
+window.fetch = (...args) => new Promise((resolve, reject) => {
+  window.heldCalls.push(() => window.realFetch(...args).then(resolve, reject));
+});
+"""
+RELEASE_API_CALLS = """
+window.fetch = window.realFetch;
+for (const call of window.heldCalls.splice(0)) call();
+"""
+# Records, after every change the page makes, the selected tab and the rows of the table in
+# `arguments[0]` (the cells at the indexes in `arguments[1]`).
+RECORD_DRAWINGS = """
+const [container, columns] = arguments;
+window.drawings = [];
+const snapshot = () => ({
+  tab: document.querySelector('#page [role=tab][aria-selected=true]')?.textContent,
+  rows: [...document.querySelectorAll(container + ' tbody tr')].map(
+    (row) => columns.map((index) => row.cells[index].innerText.trim())),
+});
+new MutationObserver(() => window.drawings.push(snapshot()))
+  .observe(document.getElementById('page'), { childList: true, subtree: true });
+"""
+
+
+def test_the_status_filter_lists_exactly_the_jobs_of_that_status(browser, http, screenshots):
+    queue, done, waiting = queue_with_a_completed_and_a_waiting_job(http)
     browser.get(f"{http}/ui/queues/{queue}")
-
-    def shown_jobs():
-        rows = table_rows(browser, "#jobs")
-        return sorted((row[0], row[2]) for row in rows)
-
     wait_until(
-        lambda: shown_jobs() == sorted([(done, "completed"), (waiting, "waiting")]),
+        lambda: shown_jobs(browser) == sorted([(done, "completed"), (waiting, "waiting")]),
         UI_TIMEOUT_S,
-        f"both jobs under 'all' (shows {shown_jobs()})",
+        f"both jobs under 'all' (shows {shown_jobs(browser)})",
     )
     for status, job in (("completed", done), ("waiting", waiting)):
         click(browser, f"button[data-status='{status}']")
@@ -591,9 +678,9 @@ def test_the_status_filter_lists_exactly_the_jobs_of_that_status(browser, http, 
             f"the {status} tab selected",
         )
         wait_until(
-            lambda: shown_jobs() == [(job, status)],
+            lambda: shown_jobs(browser) == [(job, status)],
             UI_TIMEOUT_S,
-            f"only job {job} under {status} (shows {shown_jobs()})",
+            f"only job {job} under {status} (shows {shown_jobs(browser)})",
         )
         assert text_of(browser, f"button[data-status='{status}']") == f"{status} (1)"
         save(browser, screenshots, f"queue-jobs-{status}")
@@ -601,6 +688,37 @@ def test_the_status_filter_lists_exactly_the_jobs_of_that_status(browser, http, 
     click(browser, "button[data-status='dead']")
     wait_for_text(browser, "#jobs .empty", "No dead job.")
     assert table_rows(browser, "#jobs") == []
+    assert console_errors(browser) == []
+
+
+def test_a_status_tab_clicked_while_a_refresh_waits_shows_only_that_status(browser, http):
+    """A refresh that read the API before the click must neither draw its rows under the
+    clicked tab nor be the last word: the clicked tab's own refresh follows it at once."""
+    queue, done, waiting = queue_with_a_completed_and_a_waiting_job(http)
+    both = sorted([[done, "completed"], [waiting, "waiting"]])
+    browser.get(f"{http}/ui/queues/{queue}")
+    wait_until(lambda: shown_jobs(browser) == [tuple(r) for r in both], UI_TIMEOUT_S, "both jobs")
+    browser.execute_script(HOLD_API_CALLS)
+    click(browser, "button[data-status='all']")  # a refresh of 'all' now waits for the broker
+    wait_until(
+        lambda: browser.execute_script("return window.heldCalls.length") >= 2,
+        UI_TIMEOUT_S,
+        "the refresh's calls held",
+    )
+    browser.execute_script(RECORD_DRAWINGS, "#jobs", [0, 2])
+    click(browser, "button[data-status='completed']")
+    browser.execute_script(RELEASE_API_CALLS)
+    wanted = {"tab": "completed (1)", "rows": [[done, "completed"]]}
+    wait_until(
+        lambda: (browser.execute_script("return window.drawings") or [None])[-1] == wanted,
+        UI_TIMEOUT_S,
+        "the completed tab drawn with its job (the poll loop is stopped: only the click's "
+        "own refresh can draw it)",
+    )
+    for drawing in browser.execute_script("return window.drawings"):
+        rows = sorted(drawing["rows"])
+        allowed = [("all", both), ("completed (1)", [[done, "completed"]])]
+        assert (drawing["tab"], rows) in allowed, f"rows {rows} drawn under {drawing['tab']!r}"
     assert console_errors(browser) == []
 
 
