@@ -4,8 +4,11 @@ Selenium through chromedriver) against a running broker.
 Every page loads without a console error (the browser's own log is read after each page), a
 job enqueued through the API shows up and its progress bar follows the progress a worker
 posts (over Server-Sent Events, without a reload), a redrive clicked in the UI moves dead
-letters back to their queue, a group's lag shows once it falls behind, and an unknown UI path
-answers the 404 page. Screenshots of every page, at 1280 px and at phone width, are saved to
+letters back to their queue, a group's lag shows once it falls behind, a job that fails for
+good raises a firing dlq_not_empty alarm on the alarms page and the overview, a queue's charts
+and a stream's partitions show the broker's numbers, each status tab lists exactly that
+status's jobs (also when clicked while a refresh waits), and an unknown UI path answers the
+404 page. Screenshots of every page, at 1280 px and at phone width, are saved to
 `<target>/dashboard-screenshots/` (the path is printed).
 
 No console error is allowed: every page, the alarms page included, must load cleanly.
@@ -174,6 +177,83 @@ def dead_letter(http: str, queue: str, values: list[str]) -> None:
     )
 
 
+def dead_job(http: str, queue: str) -> str:
+    """Enqueues a job on `queue` (max_deliver 1) and fails its one attempt: the job is dead and
+    its message a dead letter."""
+    job = enqueue_job(http, queue, {"image": "corrupt"})
+    leased = http_json(
+        "POST", f"{http}/v1/queues/{queue}/jobs/fetch", {"worker": "w", "max": 1}
+    )["jobs"]
+    assert [j["id"] for j in leased] == [job]
+    http_json(
+        "POST",
+        f"{http}/v1/queues/{queue}/jobs/{job}/fail",
+        {"attempt": leased[0]["attempt"], "error": "cannot decode the image"},
+    )
+    wait_until(
+        lambda: http_json("GET", f"{http}/v1/queues/{queue}")["dead_letter_depth"] == 1,
+        10,
+        "the failed job's dead letter",
+    )
+    assert http_json("GET", f"{http}/v1/queues/{queue}/jobs/{job}")["status"] == "dead"
+    return job
+
+
+def firing_alarm(http: str, rule: str, target: str):
+    """The firing alarm of `rule` on `target` from `GET /v1/alerts`, or None."""
+    alarms = http_json("GET", f"{http}/v1/alerts?state=firing")["alerts"]
+    return next((a for a in alarms if (a["rule"], a["target"]) == (rule, target)), None)
+
+
+def table_rows(driver, container_css: str) -> list[list[str]]:
+    """The body rows of the table inside `container_css`, each as its cells' shown texts
+    (read in one script, so a poll redrawing the table cannot tear a row)."""
+    return driver.execute_script(
+        """const table = document.querySelector(arguments[0] + ' table');
+        if (!table) return [];
+        return [...table.querySelectorAll('tbody tr')].map(
+          (row) => [...row.cells].map((cell) => cell.innerText.trim()));""",
+        container_css,
+    )
+
+
+def card_table_rows(driver, heading: str) -> list[list[str]]:
+    """The body rows of the table in the card titled `heading`."""
+    return driver.execute_script(
+        """const card = [...document.querySelectorAll('#page section.card')].find(
+          (section) => section.querySelector('h2')?.textContent === arguments[0]);
+        const table = card && card.querySelector('table');
+        if (!table) return [];
+        return [...table.querySelectorAll('tbody tr')].map(
+          (row) => [...row.cells].map((cell) => cell.innerText.trim()));""",
+        heading,
+    )
+
+
+def chart_line(driver, series: str):
+    """One chart line as drawn: its card's title, its points as (x, y) pairs, the y-axis
+    maximum's label, the y of the zero line, and the legend's text; None while not drawn."""
+    drawn = driver.execute_script(
+        """const line = document.querySelector(`polyline[data-series="${arguments[0]}"]`);
+        if (!line) return null;
+        const svg = line.ownerSVGElement;
+        const axes = svg.querySelectorAll('line.axis');
+        return {
+          card: line.closest('section.card').querySelector('h2').textContent,
+          points: line.getAttribute('points'),
+          max: svg.querySelector('text.axis-label').textContent,
+          zero: Number(axes[0].getAttribute('y2')),
+          top: Number(axes[0].getAttribute('y1')),
+          legend: line.closest('figure').querySelector('figcaption').textContent,
+        };""",
+        series,
+    )
+    if drawn is None:
+        return None
+    drawn["points"] = [tuple(float(n) for n in p.split(",")) for p in drawn["points"].split()]
+    return drawn
+
+
 def test_every_page_loads_without_console_errors(browser, broker, http, screenshots):
     stream = unique("dash-stream")
     broker.create_stream(stream, 3)
@@ -188,6 +268,12 @@ def test_every_page_loads_without_console_errors(browser, broker, http, screensh
     job = enqueue_job(http, queue, {"image": 1})
     failing = make_queue(http, max_deliver=1)
     dead_letter(http, failing, ["broken"])
+    # The default dlq_not_empty rule fires for it: the alarms page then has a table to draw.
+    wait_until(
+        lambda: firing_alarm(http, "dlq_not_empty", failing),
+        UI_TIMEOUT_S,
+        f"the dlq_not_empty alarm of {failing} in the API",
+    )
     pages = {
         "root": ("/", "#health"),
         "overview": ("/ui/overview", "#disk-free"),
@@ -199,7 +285,7 @@ def test_every_page_loads_without_console_errors(browser, broker, http, screensh
         "queue": (f"/ui/queues/{queue}", f"tr[data-job='{job}']"),
         "dead-letters": (f"/ui/queues/{failing}/dlq", "tr[data-offset]"),
         "job": (f"/ui/queues/{queue}/jobs/{job}", "#job-status .status"),
-        "alarms": ("/ui/alerts", "#alarms-unavailable, #alerts table, #alerts .empty"),
+        "alarms": ("/ui/alerts", "#alerts table"),
     }
     console_errors(browser)  # start from a clean log
     for width, height, suffix in [(*DESKTOP, "desktop"), (*PHONE, "phone")]:
@@ -207,9 +293,12 @@ def test_every_page_loads_without_console_errors(browser, broker, http, screensh
         for name, (path, ready) in pages.items():
             browser.get(http + path)
             find(browser, ready)
-            find(browser, "svg polyline, #page table, #page .empty, #page ol, #alarms-unavailable")
+            find(browser, "svg polyline, #page table, #page .empty, #page ol")
             time.sleep(0.3)  # let a poll or two land, so their errors would show
             assert console_errors(browser) == [], f"console errors on {path} ({suffix})"
+            assert browser.find_elements(By.ID, "alarms-unavailable") == [], (
+                f"{path}: this broker has the alarms API"
+            )
             assert browser.find_element(By.ID, "banner").is_displayed() is False, (
                 f"{path}: {browser.find_element(By.ID, 'banner').text}"
             )
@@ -396,3 +485,279 @@ def test_unknown_ui_routes_answer_the_404_page(browser, http, screenshots):
     # The document's own 404 is logged by the browser; nothing else may be.
     errors = [e for e in console_errors(browser) if "/ui/no/such/page" not in e]
     assert errors == []
+
+
+def test_a_dead_lettered_job_raises_a_dlq_alarm_on_the_alarms_page_and_the_overview(
+    browser, http, screenshots
+):
+    queue = make_queue(http, max_deliver=1)
+    browser.get(f"{http}/ui/alerts")
+    find(browser, "#alerts table, #alerts .empty")
+    dead_job(http, queue)
+    # The default rule fires without configuration; the page shows it on a poll, no reload.
+
+    def alarm_row():
+        rows = table_rows(browser, "#alerts")
+        return next((row for row in rows if len(row) > 3 and row[3] == queue), None)
+
+    row = wait_until(alarm_row, UI_TIMEOUT_S, f"a row for {queue} on the alarms page")
+    state, rule, kind, target = row[:4]
+    assert (state, rule, kind, target) == ("firing", "dlq_not_empty", "dlq_depth", queue), row
+    assert row[4] == "1", f"the dead-letter depth shown: {row}"
+    api = firing_alarm(http, "dlq_not_empty", queue)
+    assert api is not None and row[-1] == api["message"], (row, api)
+    save(browser, screenshots, "alarms-dlq-firing")
+
+    browser.get(f"{http}/ui/overview")
+    wait_for_text(browser, "#firing-alarms li", f"dlq_not_empty {queue}:")
+    item = next(
+        li.text for li in browser.find_elements(By.CSS_SELECTOR, "#firing-alarms li")
+        if f" {queue}:" in li.text
+    )
+    assert item.startswith("firing dlq_not_empty"), item
+    assert api["message"] in item, item
+    save(browser, screenshots, "overview-dlq-firing")
+    assert console_errors(browser) == []
+
+
+def test_an_alarms_tab_clicked_while_a_refresh_waits_never_shows_the_other_tabs_alarms(
+    browser, http
+):
+    queue = make_queue(http, max_deliver=1)
+    dead_job(http, queue)
+    wait_until(lambda: firing_alarm(http, "dlq_not_empty", queue), UI_TIMEOUT_S, "the alarm")
+    http_json("POST", f"{http}/v1/queues/{queue}/dlq/redrive", {})
+    wait_until(
+        lambda: firing_alarm(http, "dlq_not_empty", queue) is None,
+        UI_TIMEOUT_S,
+        "the alarm resolved once its dead letter was redriven",
+    )
+    browser.get(f"{http}/ui/alerts")
+    click(browser, "button[data-state='all']")
+
+    def resolved_row():
+        return any(r[0] == "resolved" and r[3] == queue for r in table_rows(browser, "#alerts"))
+
+    wait_until(resolved_row, UI_TIMEOUT_S, f"the resolved alarm of {queue} under 'all'")
+    browser.execute_script(HOLD_API_CALLS)
+    click(browser, "button[data-state='all']")  # a refresh of 'all' now waits for the broker
+    wait_until(
+        lambda: browser.execute_script("return window.heldCalls.length") >= 1,
+        UI_TIMEOUT_S,
+        "the refresh's call held",
+    )
+    browser.execute_script(RECORD_DRAWINGS, "#alerts", [0, 3])
+    click(browser, "button[data-state='firing']")
+    browser.execute_script(RELEASE_API_CALLS)
+
+    def firing_drawn():
+        drawings = browser.execute_script("return window.drawings") or []
+        last = drawings[-1] if drawings else None
+        return last and last["tab"] == "firing" and all(r[0] == "firing" for r in last["rows"])
+
+    # The poll loop is stopped: only the click's own refresh can draw the firing tab.
+    wait_until(firing_drawn, UI_TIMEOUT_S, "the firing tab drawn with the firing alarms only")
+    drawings = browser.execute_script("return window.drawings")
+    for drawing in drawings:
+        if drawing["tab"] == "firing":
+            assert all(r[0] == "firing" for r in drawing["rows"]), (
+                f"{drawing['rows']} drawn under the firing tab"
+            )
+    assert queue not in [target for _, target in drawings[-1]["rows"]]
+    assert console_errors(browser) == []
+
+
+def test_the_queue_page_draws_its_depth_and_rate_charts_from_the_queue(browser, http, screenshots):
+    queue = make_queue(http)
+    browser.get(f"{http}/ui/queues/{queue}")
+    first = wait_until(lambda: chart_line(browser, "ready"), UI_TIMEOUT_S, "the ready line")
+    assert first["card"] == "Depth"
+    for job in range(3):
+        enqueue_job(http, queue, {"image": job})
+
+    def ready_at_three():
+        line = chart_line(browser, "ready")
+        return line if line and "ready: 3" in line["legend"] and len(line["points"]) >= 2 else None
+
+    ready = wait_until(ready_at_three, UI_TIMEOUT_S, "the ready line at 3")
+    # The line starts on the zero line (an empty queue) and its newest point sits at 3 on
+    # the y-axis the chart labels.
+    y_max = float(ready["max"])
+    plot_height = ready["zero"] - ready["top"]
+    assert ready["points"][0][1] == pytest.approx(ready["zero"], abs=0.1), ready
+    three = ready["zero"] - 3 / y_max * plot_height
+    assert ready["points"][-1][1] == pytest.approx(three, abs=0.1), ready
+    # x grows with time across the chart.
+    xs = [x for x, _ in ready["points"]]
+    assert xs == sorted(xs) and xs[-1] > xs[0], ready
+    for series in ("leased", "delayed", "dead letters"):
+        assert chart_line(browser, series)["card"] == "Depth", series
+
+    def enqueued_above_zero():
+        line = chart_line(browser, "enqueued")
+        return line if line and min(y for _, y in line["points"]) < line["zero"] - 0.5 else None
+
+    enqueued = wait_until(enqueued_above_zero, UI_TIMEOUT_S, "an enqueued rate above zero")
+    assert enqueued["card"] == "Rates"
+    assert enqueued["max"].endswith("/s"), enqueued
+    legend_rate = enqueued["legend"].split("enqueued: ", 1)[1].split("/s", 1)[0]
+    assert float(legend_rate) > 0, enqueued["legend"]
+    for series in ("delivered", "completed", "failed"):
+        assert chart_line(browser, series)["card"] == "Rates", series
+    save(browser, screenshots, "queue-charts")
+    assert console_errors(browser) == []
+
+
+def queue_with_a_completed_and_a_waiting_job(http: str) -> tuple[str, str, str]:
+    """A new queue, the id of its completed job and of its waiting one."""
+    queue = make_queue(http)
+    done = enqueue_job(http, queue, {"image": "done"})
+    waiting = enqueue_job(http, queue, {"image": "waiting"})
+    leased = http_json(
+        "POST", f"{http}/v1/queues/{queue}/jobs/fetch", {"worker": "w", "max": 1}
+    )["jobs"]
+    assert [j["id"] for j in leased] == [done]
+    http_json(
+        "POST",
+        f"{http}/v1/queues/{queue}/jobs/{done}/complete",
+        {"attempt": leased[0]["attempt"], "result": "ok"},
+    )
+    return queue, done, waiting
+
+
+def shown_jobs(driver) -> list[tuple[str, str]]:
+    """The queue page's job rows as (id, status), sorted."""
+    return sorted((row[0], row[2]) for row in table_rows(driver, "#jobs"))
+
+
+# Stops the page's poll loop (its interval is the page's only timer left running) and holds
+# every call to the API until RELEASE_API_CALLS: a refresh can then be caught waiting for the
+# broker without racing a timer.
+HOLD_API_CALLS = """
+const last = setTimeout(() => {}, 0);
+for (let id = 1; id <= last; id++) clearInterval(id);
+window.heldCalls = [];
+window.realFetch = window.fetch;
+window.fetch = (...args) => new Promise((resolve, reject) => {
+  window.heldCalls.push(() => window.realFetch(...args).then(resolve, reject));
+});
+"""
+RELEASE_API_CALLS = """
+window.fetch = window.realFetch;
+for (const call of window.heldCalls.splice(0)) call();
+"""
+# Records, after every change the page makes, the selected tab and the rows of the table in
+# `arguments[0]` (the cells at the indexes in `arguments[1]`).
+RECORD_DRAWINGS = """
+const [container, columns] = arguments;
+window.drawings = [];
+const snapshot = () => ({
+  tab: document.querySelector('#page [role=tab][aria-selected=true]')?.textContent,
+  rows: [...document.querySelectorAll(container + ' tbody tr')].map(
+    (row) => columns.map((index) => row.cells[index].innerText.trim())),
+});
+new MutationObserver(() => window.drawings.push(snapshot()))
+  .observe(document.getElementById('page'), { childList: true, subtree: true });
+"""
+
+
+def test_the_status_filter_lists_exactly_the_jobs_of_that_status(browser, http, screenshots):
+    queue, done, waiting = queue_with_a_completed_and_a_waiting_job(http)
+    browser.get(f"{http}/ui/queues/{queue}")
+    wait_until(
+        lambda: shown_jobs(browser) == sorted([(done, "completed"), (waiting, "waiting")]),
+        UI_TIMEOUT_S,
+        f"both jobs under 'all' (shows {shown_jobs(browser)})",
+    )
+    for status, job in (("completed", done), ("waiting", waiting)):
+        click(browser, f"button[data-status='{status}']")
+        wait_until(
+            lambda: attribute_of(browser, f"button[data-status='{status}']", "aria-selected")
+            == "true",
+            UI_TIMEOUT_S,
+            f"the {status} tab selected",
+        )
+        wait_until(
+            lambda: shown_jobs(browser) == [(job, status)],
+            UI_TIMEOUT_S,
+            f"only job {job} under {status} (shows {shown_jobs(browser)})",
+        )
+        assert text_of(browser, f"button[data-status='{status}']") == f"{status} (1)"
+        save(browser, screenshots, f"queue-jobs-{status}")
+    # A status with no job says so instead of showing a table.
+    click(browser, "button[data-status='dead']")
+    wait_for_text(browser, "#jobs .empty", "No dead job.")
+    assert table_rows(browser, "#jobs") == []
+    assert console_errors(browser) == []
+
+
+def test_a_status_tab_clicked_while_a_refresh_waits_shows_only_that_status(browser, http):
+    """A refresh that read the API before the click must neither draw its rows under the
+    clicked tab nor be the last word: the clicked tab's own refresh follows it at once."""
+    queue, done, waiting = queue_with_a_completed_and_a_waiting_job(http)
+    both = sorted([[done, "completed"], [waiting, "waiting"]])
+    browser.get(f"{http}/ui/queues/{queue}")
+    wait_until(lambda: shown_jobs(browser) == [tuple(r) for r in both], UI_TIMEOUT_S, "both jobs")
+    browser.execute_script(HOLD_API_CALLS)
+    click(browser, "button[data-status='all']")  # a refresh of 'all' now waits for the broker
+    wait_until(
+        lambda: browser.execute_script("return window.heldCalls.length") >= 2,
+        UI_TIMEOUT_S,
+        "the refresh's calls held",
+    )
+    browser.execute_script(RECORD_DRAWINGS, "#jobs", [0, 2])
+    click(browser, "button[data-status='completed']")
+    browser.execute_script(RELEASE_API_CALLS)
+    wanted = {"tab": "completed (1)", "rows": [[done, "completed"]]}
+    wait_until(
+        lambda: (browser.execute_script("return window.drawings") or [None])[-1] == wanted,
+        UI_TIMEOUT_S,
+        "the completed tab drawn with its job (the poll loop is stopped: only the click's "
+        "own refresh can draw it)",
+    )
+    for drawing in browser.execute_script("return window.drawings"):
+        rows = sorted(drawing["rows"])
+        allowed = [("all", both), ("completed (1)", [[done, "completed"]])]
+        assert (drawing["tab"], rows) in allowed, f"rows {rows} drawn under {drawing['tab']!r}"
+    assert console_errors(browser) == []
+
+
+def test_the_stream_page_lists_each_partition_with_its_high_watermark(
+    browser, broker, http, screenshots
+):
+    stream = unique("dash-partitions")
+    broker.create_stream(stream, 3)
+    published = {0: 4, 1: 7, 2: 0}
+    for partition, count in published.items():
+        if count:
+            records = [{"value": f"p{partition}-{i}", "partition": partition} for i in range(count)]
+            broker.publish(stream, records)
+    browser.get(f"{http}/ui/streams/{stream}")
+
+    def partitions():
+        # Partition, log start, high watermark.
+        return [row[:3] for row in card_table_rows(browser, "Partitions")]
+
+    expected = [[str(p), "0", str(count)] for p, count in published.items()]
+    wait_until(
+        lambda: partitions() == expected,
+        UI_TIMEOUT_S,
+        f"the partitions {expected} (shows {partitions()})",
+    )
+    # Live: more records on one partition show on the next poll, without a reload.
+    broker.publish(stream, [{"value": "late", "partition": 2}] * 5)
+    expected[2][2] = "5"
+    wait_until(
+        lambda: partitions() == expected,
+        UI_TIMEOUT_S,
+        f"partition 2 at 5 (shows {partitions()})",
+    )
+    records_kept = """return [...document.querySelectorAll('#page dl.kv dt')]
+        .find((term) => term.textContent === 'Records kept')?.nextElementSibling.textContent"""
+    wait_until(
+        lambda: browser.execute_script(records_kept) == "16",  # 4 + 7 + 5
+        UI_TIMEOUT_S,
+        "16 records kept",
+    )
+    save(browser, screenshots, "stream-partitions")
+    assert console_errors(browser) == []

@@ -12,13 +12,12 @@ export function alertsPage(root, params, context) {
   return {
     title: 'Alarms',
     async refresh() {
-      fill(tabs, ['firing', 'all'].map((name) => el('button', {
-        role: 'tab', class: name === state ? 'active' : undefined, 'aria-selected': String(name === state),
-        onclick: () => { state = name; context.refresh(); },
-      }, name)));
+      // The tab this refresh draws (a click while it waits changes `state`), drawn with its
+      // alarms only once they have arrived.
+      const shown = state;
       let answer;
       try {
-        answer = await get(state === 'all' ? '/v1/alerts' : '/v1/alerts?state=firing');
+        answer = await get(shown === 'all' ? '/v1/alerts' : '/v1/alerts?state=firing');
       } catch (error) {
         if (error instanceof ApiError && error.status === 404) {
           fill(list, el('p', { class: 'notice', id: 'alarms-unavailable' }, 'Alarms unavailable: this broker has no alarms API.'));
@@ -26,11 +25,15 @@ export function alertsPage(root, params, context) {
         }
         throw error;
       }
+      fill(tabs, ['firing', 'all'].map((name) => el('button', {
+        role: 'tab', class: name === shown ? 'active' : undefined, 'data-state': name, 'aria-selected': String(name === shown),
+        onclick: () => { state = name; context.refresh(); },
+      }, name)));
       fill(list, table(
         ['State', 'Rule', 'Kind', 'Target', ['Value', 'number'], ['Threshold', 'number'], 'Since', 'Resolved', 'Message'],
         (answer.alerts || []).map((alert) => [badge(alert.state), alert.rule, alert.kind, alert.target,
           number(alert.value), number(alert.threshold), alert.since, alert.resolved_at || '–', alert.message]),
-        state === 'firing' ? 'No alarm is firing.' : 'No alarm so far.'));
+        shown === 'firing' ? 'No alarm is firing.' : 'No alarm so far.'));
     },
     unmount() {},
   };

@@ -6,7 +6,9 @@
 // `is_page`). A page is a function `(root, params) => ({refresh, unmount})`: it draws its
 // skeleton once, `refresh` updates it from the API (called at once, then every poll), and
 // `unmount` closes what it opened (event streams). A refresh still running when the next
-// poll comes is not started twice.
+// poll comes is not started twice; one asked for while another runs (a click on a tab, a new
+// page) runs right after it, because the running one may have read the API before the click
+// and would otherwise be the last word until the next poll.
 
 import { el, fill } from './format.js';
 import { overviewPage, streamsPage, streamPage, groupsPage, groupPage } from './streams.js';
@@ -76,9 +78,17 @@ export function showError(error) {
 
 let current = null;
 let refreshing = false;
+let refreshAgain = false;
 
-async function refresh() {
-  if (!current || refreshing) return;
+/** Updates the shown page from the API. `requested`: asked for by the page or a navigation
+ *  (not the poll), so it is not dropped while another refresh runs. */
+async function refresh(requested = false) {
+  if (!current) return;
+  if (refreshing) {
+    // A poll is dropped (the next one comes soon); a request is kept for later.
+    if (requested) refreshAgain = true;
+    return;
+  }
   refreshing = true;
   const live = document.getElementById('live');
   const view = current;
@@ -96,6 +106,10 @@ async function refresh() {
     }
   } finally {
     refreshing = false;
+    if (refreshAgain) {
+      refreshAgain = false;
+      refresh(true);
+    }
   }
 }
 
@@ -115,9 +129,9 @@ function render() {
     current = notFoundPage(root);
     return;
   }
-  current = route.page(root, route.params, { navigate, refresh: () => refresh() });
+  current = route.page(root, route.params, { navigate, refresh: () => refresh(true) });
   document.title = `${current.title || route.section} · Omnibus`;
-  refresh();
+  refresh(true);
 }
 
 /** Shows another page without reloading the document. */
@@ -137,5 +151,5 @@ document.addEventListener('click', (event) => {
 });
 
 window.addEventListener('popstate', render);
-setInterval(refresh, POLL_MS);
+setInterval(() => refresh(false), POLL_MS);
 render();

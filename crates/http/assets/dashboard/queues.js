@@ -52,7 +52,10 @@ export function queuePage(root, { queue }, context) {
   return {
     title: queue,
     async refresh() {
-      const filter = status === 'all' ? '' : `&status=${status}`;
+      // The tab this refresh draws: a click while it waits for the API changes `status`, and
+      // the rows fetched here must not be shown under the newly clicked tab.
+      const shown = status;
+      const filter = shown === 'all' ? '' : `&status=${shown}`;
       const [info, page] = await Promise.all([
         get(`/v1/queues/${segment(queue)}`),
         get(`/v1/queues/${segment(queue)}/jobs?limit=${JOBS_SHOWN}${filter}`),
@@ -72,7 +75,7 @@ export function queuePage(root, { queue }, context) {
       lineChart(history.series(['ready', 'leased', 'delayed', 'dead letters']), { node: depthChart });
       lineChart(history.series(['enqueued', 'delivered', 'completed', 'failed']), { node: rateChart, unit: '/s' });
       fill(tabs, ['all', ...JOB_STATUSES].map((name) => el('button', {
-        role: 'tab', class: name === status ? 'active' : undefined, 'data-status': name, 'aria-selected': String(name === status),
+        role: 'tab', class: name === shown ? 'active' : undefined, 'data-status': name, 'aria-selected': String(name === shown),
         onclick: () => { status = name; context.refresh(); },
       }, name === 'all' ? 'all' : `${name} (${number(info.jobs[name])})`)));
       fill(jobs, table(
@@ -81,7 +84,7 @@ export function queuePage(root, { queue }, context) {
           attributes: { 'data-job': job.id },
           cells: [link(`/ui/queues/${segment(queue)}/jobs/${segment(job.id)}`, job.id), job.name, badge(job.status),
             `${job.attempts}/${job.max_attempts}`, progressBar(job.progress), time(job.updated_ms)],
-        })), status === 'all' ? 'No job in this queue.' : `No ${status} job.`));
+        })), shown === 'all' ? 'No job in this queue.' : `No ${shown} job.`));
     },
     unmount() {},
   };
