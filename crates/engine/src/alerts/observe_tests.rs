@@ -196,8 +196,9 @@ async fn an_acked_consumer_behind_fires_lag_alarms_until_it_acknowledges_everyth
     let seconds = rule("late", AlertKind::ConsumerLag, 0.2, Some(LagUnit::Seconds));
     engine.put_alert_rule(records).await.unwrap();
     engine.put_alert_rule(seconds).await.unwrap();
-    publish(&engine, "orders", 5).await;
+    // Taken before the publish: the records' timestamps are set while it runs.
     let published = Instant::now();
+    publish(&engine, "orders", 5).await;
     // Two delivered and not acknowledged, three not delivered: five behind.
     let first = engine.consumer_next("orders", "audit", 2, 0).await.unwrap();
     let behind = wait_for(&engine, "behind:orders/audit", AlertState::Firing).await;
