@@ -18,7 +18,7 @@
 
 use bytes::{Bytes, BytesMut};
 use omnibus_engine::{Engine, EngineError, FetchRequest, StreamConfig, StreamSpec};
-use omnibus_types::{patterns_overlap, Record};
+use omnibus_types::{patterns_overlap, ErrorCode, Record};
 use serde_json::{json, Value};
 
 use super::consumers;
@@ -452,9 +452,14 @@ pub(crate) async fn record_at(
             max_bytes: 1,
             wait_ms: 0,
         })
-        .await
-        .map_err(|e| ApiError::from_engine(&e))?;
-    Ok(fetched.records.into_iter().find(|r| r.offset == offset))
+        .await;
+    match fetched {
+        Ok(fetched) => Ok(fetched.records.into_iter().find(|r| r.offset == offset)),
+        // Removed between the bounds read and the fetch (retention, or an interest or
+        // work-queue stream's acked records): it is simply no longer there.
+        Err(e) if e.code() == ErrorCode::OffsetOutOfRange => Ok(None),
+        Err(e) => Err(ApiError::from_engine(&e)),
+    }
 }
 
 async fn purge(engine: &Engine, name: &str, payload: &Bytes) -> ApiResult {
