@@ -221,10 +221,14 @@ impl Engine {
             }
         }
         let streams: Vec<Arc<Stream>> = self.read_streams().values().cloned().collect();
+        let state = self.state.clone();
         tokio::task::spawn_blocking(move || {
             for stream in streams {
                 stream.close()?;
             }
+            // Released now, not when the last holder of the engine lets go: a restart in
+            // the same process opens the file again at once.
+            state.close();
             Ok::<_, EngineError>(())
         })
         .await

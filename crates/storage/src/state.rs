@@ -52,6 +52,8 @@ struct Shared {
     db: RwLock<Option<Database>>,
     /// Set when an I/O error means the database must be reopened before its next use.
     failed: AtomicBool,
+    /// Set by [`StateStore::close`]: every later operation is refused, nothing reopens.
+    closed: AtomicBool,
     /// Why, for health reports: the error that failed the database (or its reopen).
     failure: Mutex<Option<String>>,
     /// Released on the first ENOSPC so a metadata delete can get the pages it needs.
@@ -195,6 +197,7 @@ impl Shared {
             opener,
             db: RwLock::new(Some(db)),
             failed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             failure: Mutex::new(None),
             reserve: Mutex::new(None),
             counters: Counters::default(),
@@ -222,6 +225,9 @@ impl Shared {
         self.reopen_if_failed()?;
         let db = self.db.read().unwrap_or_else(|p| p.into_inner());
         let Some(database) = db.as_ref() else {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(StorageError::Closed);
+            }
             // A reopen failed between our check and taking the lock.
             return Err(self.failure_error());
         };
@@ -268,6 +274,9 @@ impl Shared {
         let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
         if !self.failed.load(Ordering::Acquire) {
             return Ok(());
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
         }
         drop(db.take());
         match (self.opener)(&self.path) {
@@ -357,6 +366,26 @@ impl StateStore {
         }
     }
 
+    /// Closes the database now, so its file can be opened again (a restart in the same
+    /// process) while something still holds this store: the engine calls it at shutdown,
+    /// when connection tasks may still hold the engine. Waits for the committer to finish
+    /// what was queued; every later operation is refused with [`StorageError::Closed`].
+    /// Blocking: call it from a blocking thread.
+    pub fn close(&self) {
+        let committer = {
+            let mut committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
+            // Under the committer's lock, so no commit starts a new committer after this.
+            self.shared.closed.store(true, Ordering::Release);
+            committer.take()
+        };
+        if let Some(Committer { sender, thread }) = committer {
+            drop(sender);
+            let _ = thread.join();
+        }
+        let mut db = self.shared.db.write().unwrap_or_else(|p| p.into_inner());
+        drop(db.take());
+    }
+
     /// Applies all writes in one transaction, durable on return.
     pub fn write(&self, writes: &[StateWrite]) -> Result<()> {
         self.shared.apply(writes)
@@ -367,7 +396,7 @@ impl StateStore {
     /// order. Resolves once durable. For hot paths (acks, deliveries, offset commits) where
     /// one fsync per call would cap throughput at the disk's fsync rate.
     pub async fn commit(&self, writes: Vec<StateWrite>) -> Result<()> {
-        let sender = self.committer_sender();
+        let sender = self.committer_sender()?;
         let (done, wait) = oneshot::channel();
         sender
             .send((writes, done))
@@ -376,9 +405,12 @@ impl StateStore {
         wait.await.map_err(|_| StorageError::Closed)?
     }
 
-    fn committer_sender(&self) -> mpsc::Sender<CommitRequest> {
+    fn committer_sender(&self) -> Result<mpsc::Sender<CommitRequest>> {
         let mut committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
-        committer
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        Ok(committer
             .get_or_insert_with(|| {
                 let (sender, receiver) = mpsc::channel(COMMIT_QUEUE_MAX);
                 let shared = self.shared.clone();
@@ -389,7 +421,7 @@ impl StateStore {
                 Committer { sender, thread }
             })
             .sender
-            .clone()
+            .clone())
     }
 
     pub fn put(&self, table: &'static str, key: &str, value: &[u8]) -> Result<()> {

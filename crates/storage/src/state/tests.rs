@@ -245,3 +245,37 @@ fn finds_keys_from_the_end_and_lists_keys_without_values() {
     );
     assert_eq!(store.scan_keys("t", "b/", "c", 10).unwrap(), vec!["b/1"]);
 }
+
+#[tokio::test]
+async fn a_closed_store_lets_go_of_its_file_and_refuses_what_comes_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let store = Arc::new(StateStore::open(&path).unwrap());
+    store
+        .commit(vec![StateWrite::Put {
+            table: "t",
+            key: "k".into(),
+            value: b"v".to_vec(),
+        }])
+        .await
+        .unwrap();
+    let closing = store.clone();
+    tokio::task::spawn_blocking(move || closing.close())
+        .await
+        .unwrap();
+    // Something still holds the store, yet the file opens again at once.
+    let reopened = StateStore::open(&path).unwrap();
+    assert_eq!(reopened.get("t", "k").unwrap(), Some(b"v".to_vec()));
+    assert!(matches!(store.get("t", "k"), Err(StorageError::Closed)));
+    assert!(matches!(
+        store.put("t", "x", b"y"),
+        Err(StorageError::Closed)
+    ));
+    let late = store
+        .commit(vec![StateWrite::Delete {
+            table: "t",
+            key: "k".into(),
+        }])
+        .await;
+    assert!(matches!(late, Err(StorageError::Closed)));
+}
