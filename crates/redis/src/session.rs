@@ -1,8 +1,16 @@
 //! One connection's I/O loop. It decodes every complete command in what it has read, runs
-//! them in order (each change is visible to the next command at once), then waits for the
-//! durability of all their writes — they share group commits — and writes the replies in
-//! order. A pipeline of a thousand SETs costs a few fsyncs, not a thousand.
+//! them in order (each change is visible to the next command at once) and queues their
+//! replies; each reply is written, in order, once its writes are durable — they share group
+//! commits. A pipeline of a thousand SETs costs a few fsyncs, not a thousand.
+//!
+//! While replies wait only for durability, the session reads and runs the commands that
+//! arrive meanwhile, so a pipelining client's next XADDs join the group commit after the one
+//! under way instead of waiting for its replies first (one fsync round trip per pipeline
+//! window). It stops reading at a read still pending (a later command must not overtake it,
+//! as in Redis) and at the connection's budget: `PENDING_REPLIES_MAX` replies or
+//! `pending_reply_bytes_max` bytes of replies and of the requests still waiting.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -68,18 +76,38 @@ pub(crate) struct Session {
     pub(crate) subscriptions: Subscriptions,
 }
 
-/// Replies decided but not yet written, with the writes each waits on.
-#[derive(Default)]
-struct Pending {
-    replies: Vec<(Reply, Vec<Commit>, Option<Later>)>,
-    bytes: usize,
-    /// A reply that reads asynchronously (XRANGE, XREAD, …) waits among them.
-    reads: bool,
+/// One reply decided but not yet written.
+enum Waiting {
+    /// Written as it is.
+    Ready(Reply),
+    /// Resolves to the reply once its read ran and its writes are durable. `read`: it reads
+    /// asynchronously (XRANGE, XREAD, …) rather than only waiting for durability.
+    Later { reply: Later, read: bool },
 }
 
-/// Commands run before their replies are waited for and written: this bounds what one
-/// connection can queue in the engine (a stream's writer queue among it).
+/// Replies decided but not yet written, in order, with what each holds of the connection's
+/// budget (its reply's estimated size and, while it waits, its request's bytes).
+#[derive(Default)]
+struct Pending {
+    replies: VecDeque<(Waiting, usize)>,
+    bytes: usize,
+    /// Replies in `replies` that read asynchronously and have not resolved.
+    reads: usize,
+}
+
+/// Commands run before their replies are written: this bounds what one connection can queue
+/// in the engine (a stream's writer queue among it).
 pub(crate) const PENDING_REPLIES_MAX: usize = 16_384;
+
+/// What the session does after running what it had read.
+enum Next {
+    /// Read on (or wait for the replies queued).
+    Continue,
+    /// The connection closes once every reply is written.
+    Close,
+    /// Writing replies failed: the connection is gone.
+    Broken(RedisError),
+}
 
 pub(crate) async fn run(
     mut stream: TcpStream,
@@ -108,49 +136,23 @@ pub(crate) async fn run(
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut pending = Pending::default();
+    let bytes_max = session.shared.config.pending_reply_bytes_max;
     loop {
-        loop {
-            let arguments = match decode_request(&mut input, &limits) {
-                Ok(Some(arguments)) => arguments,
-                Ok(None) => break,
-                Err(error) => {
-                    pending.push(Reply::error(format!("ERR {error}")), Vec::new(), None);
-                    flush(
-                        &mut stream,
-                        &mut pending,
-                        session.protocol,
-                        &mut output,
-                        &mut stopped,
-                    )
-                    .await?;
-                    return Err(error.into());
-                }
-            };
-            let changes_a_stream = commands::changes_a_stream(&arguments[0]);
-            if changes_a_stream && pending.reads {
-                flush(
-                    &mut stream,
-                    &mut pending,
-                    session.protocol,
-                    &mut output,
-                    &mut stopped,
-                )
-                .await?;
-            }
-            let step = commands::run(&mut session, arguments);
-            pending.reads |= step.later.is_some() && !changes_a_stream;
-            let counters = session
-                .shared
-                .engine
-                .metrics()
-                .door(omnibus_engine::metrics::Door::Redis);
-            counters.request();
-            if matches!(step.reply, Reply::Error(_)) {
-                counters.error();
-            }
-            pending.push(step.reply, step.commits, step.later);
-            if step.close {
-                flush(
+        let next = run_commands(
+            &mut session,
+            &mut input,
+            &limits,
+            &mut pending,
+            &mut stream,
+            &mut output,
+            &mut stopped,
+        )
+        .await;
+        match next {
+            Ok(Next::Continue) => {}
+            Ok(Next::Broken(error)) => return Err(error),
+            Ok(Next::Close) => {
+                finish(
                     &mut stream,
                     &mut pending,
                     session.protocol,
@@ -161,11 +163,9 @@ pub(crate) async fn run(
                 let _ = stream.shutdown().await;
                 return Ok(());
             }
-            // Bounds the replies a pipeline of large GETs can pile up before reading on.
-            if pending.bytes >= session.shared.config.pending_reply_bytes_max
-                || pending.replies.len() >= PENDING_REPLIES_MAX
-            {
-                flush(
+            Err(error) => {
+                pending.push(Waiting::Ready(Reply::error(format!("ERR {error}"))), 0);
+                finish(
                     &mut stream,
                     &mut pending,
                     session.protocol,
@@ -173,16 +173,42 @@ pub(crate) async fn run(
                     &mut stopped,
                 )
                 .await?;
+                return Err(error.into());
             }
         }
-        flush(
-            &mut stream,
-            &mut pending,
-            session.protocol,
-            &mut output,
-            &mut stopped,
-        )
-        .await?;
+        if !pending.replies.is_empty() {
+            // Reading on while replies wait for durability lets a pipeline's next commands
+            // join the group commit after the one under way, instead of waiting a round trip
+            // for it. Not past a read (a later command must not overtake it, as in Redis),
+            // and not past the connection's budget.
+            let reading = pending.reads == 0 && !pending.full(bytes_max);
+            let ended = tokio::select! {
+                biased;
+                reply = pending.head() => {
+                    pending.pop();
+                    encode(&reply, session.protocol, &mut output);
+                    pending.encode_ready(session.protocol, &mut output).await;
+                    stream.write_all(&output).await?;
+                    output.clear();
+                    false
+                }
+                // At the end of input the client still reads what it was promised.
+                read = stream.read_buf(&mut input), if reading => read? == 0,
+                () = async { let _ = stopped.wait_for(|stop| *stop).await; } => true,
+            };
+            if ended {
+                finish(
+                    &mut stream,
+                    &mut pending,
+                    session.protocol,
+                    &mut output,
+                    &mut stopped,
+                )
+                .await?;
+                return Ok(());
+            }
+            continue;
+        }
         let mailbox = session.subscriptions.mailbox().cloned();
         tokio::select! {
             read = stream.read_buf(&mut input) => {
@@ -198,7 +224,7 @@ pub(crate) async fn run(
                 }
                 // A budget at a time, written out before the next, until nothing waits.
                 while mailbox.pending().0 > 0 {
-                    mailbox.take(&mut deliveries, session.shared.config.pending_reply_bytes_max);
+                    mailbox.take(&mut deliveries, bytes_max);
                     for delivery in deliveries.drain(..) {
                         if let Some(message) = session.subscriptions.message(&delivery) {
                             encode(&message, session.protocol, &mut output);
@@ -218,11 +244,143 @@ pub(crate) async fn run(
     }
 }
 
-impl Pending {
-    fn push(&mut self, reply: Reply, commits: Vec<Commit>, later: Option<Later>) {
-        self.bytes += estimated_size(&reply);
-        self.replies.push((reply, commits, later));
+/// Runs every complete command in `input`, in order, queueing their replies; stops early at
+/// the connection's budget (the rest waits in `input`). A change to a stream after a pending
+/// read first waits for every reply before it, so the read never sees the change.
+async fn run_commands(
+    session: &mut Session,
+    input: &mut BytesMut,
+    limits: &crate::codec::Limits,
+    pending: &mut Pending,
+    stream: &mut TcpStream,
+    output: &mut BytesMut,
+    stopped: &mut watch::Receiver<bool>,
+) -> Result<Next, crate::codec::ProtocolError> {
+    let bytes_max = session.shared.config.pending_reply_bytes_max;
+    while !pending.full(bytes_max) {
+        let Some(arguments) = decode_request(input, limits)? else {
+            break;
+        };
+        let changes_a_stream = commands::changes_a_stream(&arguments[0]);
+        if changes_a_stream && pending.reads > 0 {
+            if let Err(error) = finish(stream, pending, session.protocol, output, stopped).await {
+                return Ok(Next::Broken(error));
+            }
+        }
+        let request_bytes: usize = arguments.iter().map(|argument| argument.len() + 16).sum();
+        let step = commands::run(session, arguments);
+        let counters = session
+            .shared
+            .engine
+            .metrics()
+            .door(omnibus_engine::metrics::Door::Redis);
+        counters.request();
+        if matches!(step.reply, Reply::Error(_)) {
+            counters.error();
+        }
+        let size = estimated_size(&step.reply);
+        let waiting = if step.later.is_none() && step.commits.is_empty() {
+            Waiting::Ready(step.reply)
+        } else {
+            let read = step.later.is_some() && !changes_a_stream;
+            Waiting::Later {
+                reply: settle(step.reply, step.commits, step.later),
+                read,
+            }
+        };
+        let held = if matches!(waiting, Waiting::Ready(_)) {
+            size
+        } else {
+            // The request's bytes stay held (in the engine's queues) until it is answered.
+            size + request_bytes
+        };
+        pending.push(waiting, held);
+        if step.close {
+            return Ok(Next::Close);
+        }
     }
+    Ok(Next::Continue)
+}
+
+/// The reply once `later` (if any) has run and every write in `commits` is durable; a failed
+/// write replaces the reply with its error.
+fn settle(reply: Reply, commits: Vec<Commit>, later: Option<Later>) -> Later {
+    Box::pin(async move {
+        let reply = match later {
+            Some(later) => later.await,
+            None => reply,
+        };
+        let mut failure = None;
+        for commit in commits {
+            if let Err(error) = commit.wait().await {
+                failure.get_or_insert(error);
+            }
+        }
+        match failure {
+            Some(error) => Reply::error(format!("ERR {error}")),
+            None => reply,
+        }
+    })
+}
+
+impl Pending {
+    fn push(&mut self, waiting: Waiting, held: usize) {
+        if matches!(waiting, Waiting::Later { read: true, .. }) {
+            self.reads += 1;
+        }
+        self.bytes += held;
+        self.replies.push_back((waiting, held));
+    }
+
+    /// Removes the first reply (once it resolved).
+    fn pop(&mut self) {
+        if let Some((waiting, held)) = self.replies.pop_front() {
+            if matches!(waiting, Waiting::Later { read: true, .. }) {
+                self.reads -= 1;
+            }
+            self.bytes -= held;
+        }
+    }
+
+    fn full(&self, bytes_max: usize) -> bool {
+        self.bytes >= bytes_max || self.replies.len() >= PENDING_REPLIES_MAX
+    }
+
+    /// Resolves with the first reply; it stays queued (a `select!` may drop this future and
+    /// poll the reply again later) until `pop`.
+    async fn head(&mut self) -> Reply {
+        match self.replies.front_mut() {
+            Some((Waiting::Ready(reply), _)) => std::mem::replace(reply, Reply::Null),
+            Some((Waiting::Later { reply, .. }, _)) => reply.await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Encodes and removes the replies at the front that are already resolved, so one write
+    /// carries all of them.
+    async fn encode_ready(&mut self, protocol: Protocol, output: &mut BytesMut) {
+        while let Some(front) = self.replies.front_mut() {
+            let reply = match front {
+                (Waiting::Ready(reply), _) => std::mem::replace(reply, Reply::Null),
+                (Waiting::Later { reply, .. }, _) => match poll_once(reply.as_mut()).await {
+                    Some(reply) => reply,
+                    None => return,
+                },
+            };
+            self.pop();
+            encode(&reply, protocol, output);
+        }
+    }
+}
+
+/// Polls `future` once: its output if it is ready, else `None` (it stays registered with
+/// this task's waker).
+async fn poll_once(mut future: Pin<&mut (dyn Future<Output = Reply> + Send)>) -> Option<Reply> {
+    std::future::poll_fn(|context| match future.as_mut().poll(context) {
+        std::task::Poll::Ready(reply) => std::task::Poll::Ready(Some(reply)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }
 
 /// Resolves with the mailbox once deliveries may wait in it; never without one.
@@ -238,43 +396,32 @@ async fn ready(
     }
 }
 
-/// Waits for the writes behind each pending reply (in order: an error replaces its reply),
-/// then writes all the replies.
-async fn flush(
+/// Waits for every pending reply in order and writes them all. A read still waiting when
+/// the broker stops (XREAD BLOCK 0) is given up with the replies after it: it must not hold
+/// up a shutdown.
+async fn finish(
     stream: &mut TcpStream,
     pending: &mut Pending,
     protocol: Protocol,
     output: &mut BytesMut,
     stopped: &mut watch::Receiver<bool>,
 ) -> Result<(), RedisError> {
-    if pending.replies.is_empty() {
-        return Ok(());
-    }
-    for (reply, commits, later) in pending.replies.drain(..) {
-        let reply = match later {
-            // A blocked read (XREAD BLOCK 0) must not hold up a shutdown.
-            Some(later) => tokio::select! {
-                reply = later => reply,
-                _ = stopped.wait_for(|stop| *stop) => return Ok(()),
-            },
-            None => reply,
+    while !pending.replies.is_empty() {
+        let reply = tokio::select! {
+            biased;
+            reply = pending.head() => reply,
+            _ = stopped.wait_for(|stop| *stop), if pending.reads > 0 => break,
         };
-        let mut failure = None;
-        for commit in commits {
-            if let Err(error) = commit.wait().await {
-                failure.get_or_insert(error);
-            }
-        }
-        let reply = match failure {
-            Some(error) => Reply::error(format!("ERR {error}")),
-            None => reply,
-        };
+        pending.pop();
         encode(&reply, protocol, output);
     }
+    pending.replies.clear();
     pending.bytes = 0;
-    pending.reads = false;
-    stream.write_all(output).await?;
-    output.clear();
+    pending.reads = 0;
+    if !output.is_empty() {
+        stream.write_all(output).await?;
+        output.clear();
+    }
     Ok(())
 }
 
@@ -292,5 +439,56 @@ fn estimated_size(reply: &Reply) -> usize {
         }
         Reply::Status(text) | Reply::Error(text) => text.len() + 3,
         Reply::Integer(_) | Reply::Null | Reply::NullArray => 24,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(receiver: tokio::sync::oneshot::Receiver<Reply>, read: bool) -> Waiting {
+        Waiting::Later {
+            reply: Box::pin(async move { receiver.await.unwrap_or(Reply::Null) }),
+            read,
+        }
+    }
+
+    #[tokio::test]
+    async fn replies_are_written_in_order_and_stop_at_the_first_unresolved_one() {
+        let mut pending = Pending::default();
+        let (first_sender, first) = tokio::sync::oneshot::channel();
+        let (second_sender, second) = tokio::sync::oneshot::channel();
+        pending.push(waiting(first, false), 100);
+        pending.push(Waiting::Ready(Reply::Integer(2)), 10);
+        pending.push(waiting(second, true), 100);
+        pending.push(Waiting::Ready(Reply::Integer(4)), 10);
+        assert_eq!(pending.reads, 1);
+        assert_eq!(pending.bytes, 220);
+        assert!(pending.full(220) && !pending.full(221));
+
+        // The ready reply behind an unresolved one waits for it.
+        let mut output = BytesMut::new();
+        pending.encode_ready(Protocol::Resp2, &mut output).await;
+        assert!(output.is_empty());
+
+        first_sender.send(Reply::bulk("1-0")).unwrap();
+        let head = pending.head().await;
+        pending.pop();
+        encode(&head, Protocol::Resp2, &mut output);
+        pending.encode_ready(Protocol::Resp2, &mut output).await;
+        assert_eq!(&output[..], b"$3\r\n1-0\r\n:2\r\n");
+        assert_eq!(
+            (pending.replies.len(), pending.reads, pending.bytes),
+            (2, 1, 110)
+        );
+
+        second_sender.send(Reply::bulk("x")).unwrap();
+        output.clear();
+        pending.encode_ready(Protocol::Resp2, &mut output).await;
+        assert_eq!(&output[..], b"$1\r\nx\r\n:4\r\n");
+        assert_eq!(
+            (pending.replies.len(), pending.reads, pending.bytes),
+            (0, 0, 0)
+        );
     }
 }

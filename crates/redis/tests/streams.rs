@@ -565,3 +565,52 @@ async fn exists_counts_stream_keys() {
     assert_eq!(count, 3);
     broker.stop().await;
 }
+
+/// A pipeline of XADDs far larger than the connection's budget, with XLENs among them: the
+/// session reads on while XADDs wait for their fsync, stops at the budget and at each XLEN
+/// (a read), and goes on as replies are written. Every command is answered, in order, and
+/// each XLEN counts exactly the XADDs before it.
+#[tokio::test]
+async fn a_pipeline_larger_than_the_connection_budget_is_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RedisConfig {
+        pending_reply_bytes_max: 64 * 1024,
+        ..RedisConfig::default()
+    };
+    let broker = Broker::start_in(dir.path(), config).await;
+    let mut con = broker.connect().await;
+    let payload = vec![b'x'; 1024];
+    let mut pipeline = redis::pipe();
+    for round in 0..2 {
+        for index in 0..500 {
+            pipeline
+                .cmd("XADD")
+                .arg("window")
+                .arg("*")
+                .arg("n")
+                .arg(round * 500 + index)
+                .arg("p")
+                .arg(&payload[..]);
+        }
+        pipeline.cmd("XLEN").arg("window");
+    }
+    let replies: Vec<redis::Value> = pipeline.query_async(&mut con).await.unwrap();
+    assert_eq!(replies.len(), 1002);
+    assert_eq!(replies[500], redis::Value::Int(500));
+    assert_eq!(replies[1001], redis::Value::Int(1000));
+    let answered: Vec<String> = replies
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != 500 && *index != 1001)
+        .map(|(_, reply)| redis::from_redis_value_ref(reply).unwrap())
+        .collect();
+    let stored: StreamRangeReply = con.xrange_all("window").await.unwrap();
+    assert_eq!(ids(&stored), answered);
+    let order: Vec<u32> = stored
+        .ids
+        .iter()
+        .map(|entry| entry.get("n").unwrap())
+        .collect();
+    assert_eq!(order, (0..1000).collect::<Vec<u32>>());
+    broker.stop().await;
+}
