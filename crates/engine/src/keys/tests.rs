@@ -99,8 +99,10 @@ async fn set_get_conditions_and_durability_across_reopen() {
 async fn expired_keys_vanish_on_read_by_the_sweep_and_from_disk() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (state, keys) = open(dir.path()).await;
+    // Far enough ahead that three fsynced sets finish first on a loaded machine.
+    let expires_at = now_ms() + 1_000;
     let soon = SetOptions {
-        expiry: SetExpiry::At(now_ms() + 50),
+        expiry: SetExpiry::At(expires_at),
         ..SetOptions::default()
     };
     keys.set(b("read"), b("1"), soon)
@@ -119,7 +121,8 @@ async fn expired_keys_vanish_on_read_by_the_sweep_and_from_disk() {
         .await
         .unwrap();
     assert_eq!(keys.len(), 3);
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    let until_expired = (expires_at + 30 - now_ms()).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(until_expired)).await;
     assert_eq!(keys.get(b"read"), None);
     // The sweep runs every 100 ms and deletes the other without anyone reading it.
     tokio::time::sleep(SWEEP_INTERVAL * 3).await;
