@@ -84,6 +84,13 @@ pub(crate) async fn run(
             // the write buffer holds a batch already.
             Some(output) = connection.pulls_rx.recv(), if connection.out.len() < OUT_BATCH_BYTES => {
                 connection.write_pull(output);
+                // Take every hand-over waiting now, so they leave in one write.
+                while connection.out.len() < OUT_BATCH_BYTES {
+                    let Ok(output) = connection.pulls_rx.try_recv() else {
+                        break;
+                    };
+                    connection.write_pull(output);
+                }
                 Ok(())
             }
             _ = pings.tick() => server_ping(&mut connection),

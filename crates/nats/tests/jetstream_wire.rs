@@ -163,3 +163,80 @@ async fn a_flow_controlled_push_consumer_stalls_until_its_request_is_answered() 
     }
     assert_eq!(requests.len(), 2, "{requests:?}");
 }
+
+/// The ack floor and pending acks of consumer `name` of stream S.
+async fn acked(raw: &mut Raw, name: &str) -> (u64, u64) {
+    let info = request(raw, &format!("$JS.API.CONSUMER.INFO.S.{name}"), "").await;
+    let floor = info["ack_floor"]["stream_seq"].as_u64().unwrap();
+    (floor, info["num_ack_pending"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn plain_acks_sent_together_settle_each_of_their_consumers_deliveries() {
+    let broker = Broker::start().await;
+    let mut raw = connected(&broker).await;
+    request(
+        &mut raw,
+        "$JS.API.STREAM.CREATE.S",
+        r#"{"subjects":["s.>"]}"#,
+    )
+    .await;
+    for index in 0..6 {
+        let ack = request(&mut raw, "s.x", &format!("m{index}")).await;
+        assert_eq!(ack["seq"], index + 1, "{ack}");
+    }
+    for name in ["c", "d"] {
+        let config = format!(
+            r#"{{"stream_name":"S","config":{{"durable_name":"{name}","ack_policy":"explicit"}}}}"#
+        );
+        request(
+            &mut raw,
+            &format!("$JS.API.CONSUMER.DURABLE.CREATE.S.{name}"),
+            &config,
+        )
+        .await;
+    }
+    let mut replies = Vec::new();
+    for (name, batch) in [("c", 6), ("d", 2)] {
+        raw.send(&format!(
+            "PUB $JS.API.CONSUMER.MSG.NEXT.S.{name} _INBOX.r.p 1\r\n{batch}\r\n"
+        ))
+        .await;
+        for _ in 0..batch {
+            let (reply, status, _) = next_message(&mut raw).await;
+            assert_eq!(status, None);
+            replies.push(reply);
+        }
+    }
+    let (c, d) = replies.split_at(6);
+    // One write: c's first three (one twice), d's first, a malformed one, c's fifth and
+    // sixth; c's fourth stays unacknowledged, and so does d's second.
+    let mut acks = String::new();
+    for reply in [&c[0], &c[1], &c[1], &c[2], &d[0]] {
+        acks.push_str(&format!("PUB {reply} 0\r\n\r\n"));
+    }
+    acks.push_str("PUB $JS.ACK.S.c.1.x.1.1.0 4\r\n+ACK\r\n");
+    for reply in [&c[4], &c[5]] {
+        acks.push_str(&format!("PUB {reply} 4\r\n+ACK\r\n"));
+    }
+    raw.send(&acks).await;
+    // Settled in memory as the connection goes on, not before the next request is read.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let settled = (acked(&mut raw, "c").await, acked(&mut raw, "d").await);
+        if settled == ((3, 1), (1, 1)) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{settled:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The fourth is the one c gets again once its ack wait passes; here, acked on its own.
+    raw.send(&format!("PUB {} 0\r\n\r\n", c[3])).await;
+    loop {
+        if acked(&mut raw, "c").await == (6, 0) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

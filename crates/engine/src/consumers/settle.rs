@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use omnibus_storage::StateWrite;
 
-use super::{AckMode, Consumer};
+use super::{AckMode, Consumer, ConsumerState};
 use crate::engine::{now_ms, Engine};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::queue::core::Position;
 use crate::queue::Durable;
 
@@ -45,6 +45,40 @@ impl Engine {
         let writes = ack_writes(&consumer, offset, attempt)?;
         consumer.changed.notify_waiters();
         consumer.commit_lazily(writes, Durable::default()).await
+    }
+
+    /// [`Engine::consumer_ack_lazily`] for several deliveries at once — the plain acks a
+    /// client sent one after another — with one consumer lookup, one lock and one lazy
+    /// commit for all of them, so an ack costs a few map updates rather than a commit call
+    /// of its own. Acks of deliveries that are unknown or already settled are skipped, as
+    /// acking each would ignore them. Another error stops at that ack: those before it are
+    /// still committed, and the error is returned.
+    pub async fn consumer_ack_many_lazily(
+        &self,
+        stream: &str,
+        name: &str,
+        acks: &[(u64, u32)],
+    ) -> Result<()> {
+        let consumer = self.consumer(stream, name)?;
+        consumer.check_healthy()?;
+        let mut writes = Vec::new();
+        let mut failed = None;
+        {
+            let mut state = consumer.lock();
+            for &(offset, attempt) in acks {
+                match ack_writes_locked(&consumer, &mut state, offset, attempt) {
+                    Ok(more) => writes.extend(more),
+                    Err(EngineError::UnknownDelivery(_) | EngineError::StaleAttempt(_)) => {}
+                    Err(error) => {
+                        failed = Some(error);
+                        break;
+                    }
+                }
+            }
+        }
+        consumer.changed.notify_waiters();
+        consumer.commit_lazily(writes, Durable::default()).await?;
+        failed.map_or(Ok(()), Err)
     }
 
     /// A failed delivery: redelivered after `delay_ms` (at once without one), unless its
@@ -140,6 +174,16 @@ impl Engine {
 fn ack_writes(consumer: &Consumer, offset: u64, attempt: u32) -> Result<Vec<StateWrite>> {
     consumer.check_healthy()?;
     let mut state = consumer.lock();
+    ack_writes_locked(consumer, &mut state, offset, attempt)
+}
+
+/// [`ack_writes`] under the consumer's lock, held by the caller.
+fn ack_writes_locked(
+    consumer: &Consumer,
+    state: &mut ConsumerState,
+    offset: u64,
+    attempt: u32,
+) -> Result<Vec<StateWrite>> {
     let writes = match consumer.stored.spec.ack {
         AckMode::All => {
             let mut writes = Vec::new();

@@ -447,3 +447,35 @@ async fn a_failed_lazy_commit_fails_the_consumer_and_a_restart_redelivers() {
         "the ack was lost with its commit"
     );
 }
+
+#[tokio::test]
+async fn acks_settled_together_skip_unknown_ones_and_survive_a_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = engine(dir.path()).await;
+        stream_with(&engine, &["a"], 5).await;
+        engine.create_consumer(spec("c")).await.unwrap();
+        let delivered = engine.consumer_next("S", "c", 5, 0).await.unwrap();
+        assert_eq!(delivered.len(), 5);
+        // Offset 1 twice (the second is settled already) and a stale attempt of offset 3:
+        // skipped, as single acks of them would be ignored.
+        let acks = [(0, 1), (1, 1), (1, 1), (3, 9), (4, 1)];
+        engine
+            .consumer_ack_many_lazily("S", "c", &acks)
+            .await
+            .unwrap();
+        let info = engine.consumer_info("S", "c").unwrap();
+        assert_eq!(info.ack_pending, 2, "offsets 2 and 3 stay delivered");
+        assert_eq!(info.ack_floor, 2);
+        assert!(engine
+            .consumer_ack_many_lazily("S", "nobody", &acks)
+            .await
+            .is_err());
+        engine.shutdown().await.unwrap();
+    }
+    // After a restart only the unacknowledged ones come again.
+    let engine = engine(dir.path()).await;
+    let again = engine.consumer_next("S", "c", 5, 0).await.unwrap();
+    let again: Vec<u64> = again.iter().map(|d| d.record.offset).collect();
+    assert_eq!(again, vec![2, 3]);
+}

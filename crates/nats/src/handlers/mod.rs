@@ -22,7 +22,7 @@ use omnibus_engine::{Engine, EngineError};
 use crate::codec::{encode, headers, ClientOp};
 use crate::config::NatsConfig;
 use crate::error::NatsError;
-use crate::jetstream::pull::{PullOutput, PULL_OUTPUT_CAPACITY};
+use crate::jetstream::pull::{PullOutput, PULL_CHANNEL_CHUNKS};
 use connect::ConnectOptions;
 
 /// What every connection of one listener shares.
@@ -63,6 +63,8 @@ pub(crate) struct Connection {
     pub(crate) captures: FuturesOrdered<CaptureFuture>,
     /// JetStream publishes read but not yet handed to the engine (`publish.rs`).
     pub(crate) publishes: PublishBatch,
+    /// Plain JetStream acks read but not yet handed to the engine (`jetstream/acks.rs`).
+    pub(crate) acks: crate::jetstream::acks::AckBatch,
     pub(crate) pings_outstanding: u32,
     /// JetStream pull requests' messages, from their tasks (`jetstream/pull.rs`).
     pub(crate) pulls_tx: tokio::sync::mpsc::Sender<PullOutput>,
@@ -151,7 +153,7 @@ impl Connection {
             bytes_max: shared.config.pending_bytes_max,
         };
         let mailbox = shared.engine.live_router().mailbox(true, limits);
-        let (pulls_tx, pulls_rx) = tokio::sync::mpsc::channel(PULL_OUTPUT_CAPACITY);
+        let (pulls_tx, pulls_rx) = tokio::sync::mpsc::channel(PULL_CHANNEL_CHUNKS);
         Connection {
             shared,
             client_id,
@@ -162,6 +164,7 @@ impl Connection {
             scratch: BytesMut::new(),
             captures: FuturesOrdered::new(),
             publishes: PublishBatch::default(),
+            acks: Default::default(),
             pings_outstanding: 0,
             pulls_tx,
             pulls_rx,
@@ -236,32 +239,32 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes a pull request's message or status on this connection's subscription matching
-    /// its inbox (dropped when there is none any more: the client unsubscribed).
+    /// Writes a pull request's messages or status on this connection's subscription matching
+    /// its inbox (dropped when there is none any more: the client unsubscribed). The
+    /// subscription is looked up once per hand-over, not once per message.
     pub(crate) fn write_pull(&mut self, output: PullOutput) {
-        let (inbox, message, status) = match output {
-            PullOutput::Message { inbox, message } => (inbox, message, None),
+        match output {
+            PullOutput::Messages { inbox, messages } => {
+                let Some(token) = self.subscriptions.matching(&inbox) else {
+                    return;
+                };
+                for message in &messages {
+                    self.write_message(token, message, None);
+                }
+            }
             PullOutput::Status { inbox, block } => {
+                let Some(token) = self.subscriptions.matching(&inbox) else {
+                    return;
+                };
                 let message = omnibus_engine::router::LiveMessage {
-                    subject: inbox.clone(),
+                    subject: inbox,
                     reply: None,
                     headers: Vec::new(),
                     payload: bytes::Bytes::new(),
                     status: None,
                 };
-                (inbox, message, Some(block))
+                self.write_message(token, &message, Some(&block));
             }
-        };
-        let Some(token) = self.subscriptions.matching(&inbox) else {
-            return;
-        };
-        let delivery = Delivery {
-            token,
-            message: Arc::new(message),
-        };
-        match status {
-            Some(block) => self.write_status(&delivery, &block),
-            None => self.write_delivery(&delivery),
         }
     }
 
@@ -280,21 +283,26 @@ impl Connection {
     /// Writes one delivery as MSG or HMSG for its subscription, counting it against the
     /// subscription's `max`; a subscription that reached its max ends here.
     pub(crate) fn write_delivery(&mut self, delivery: &Delivery) {
-        self.write_message(delivery, None);
+        self.write_message(delivery.token, &delivery.message, None);
     }
 
     /// Writes a status message (a header block of its own, such as no-responders' 503) on
     /// the delivery's subscription.
     pub(crate) fn write_status(&mut self, delivery: &Delivery, block: &[u8]) {
-        self.write_message(delivery, Some(block));
+        self.write_message(delivery.token, &delivery.message, Some(block));
     }
 
-    fn write_message(&mut self, delivery: &Delivery, status: Option<&[u8]>) {
-        if status.is_none() && delivery.message.status.is_some() && !self.options.headers() {
+    fn write_message(
+        &mut self,
+        token: u64,
+        message: &omnibus_engine::router::LiveMessage,
+        status: Option<&[u8]>,
+    ) {
+        if status.is_none() && message.status.is_some() && !self.options.headers() {
             // A control message needs a header block, which this client cannot read.
             return;
         }
-        let Some(entry) = self.subscriptions.by_token.get_mut(&delivery.token) else {
+        let Some(entry) = self.subscriptions.by_token.get_mut(&token) else {
             // Unsubscribed while the delivery waited.
             return;
         };
@@ -302,7 +310,6 @@ impl Connection {
             return;
         }
         entry.delivered += 1;
-        let message = &delivery.message;
         // A client that did not ask for headers gets the payload alone, as from nats-server.
         let block = match status {
             Some(block) => Some(block),

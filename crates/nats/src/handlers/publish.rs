@@ -44,10 +44,20 @@ pub(crate) async fn batch(
     connection: &mut Connection,
     publish: PublishOp,
 ) -> Result<Option<PublishOp>, NatsError> {
+    if publish
+        .subject
+        .starts_with(crate::jetstream::acks::ACK_PREFIX)
+    {
+        flush_stored(connection).await?;
+        if crate::jetstream::acks::batch(connection, &publish).await {
+            return Ok(None);
+        }
+    }
     let Some((stream, message_headers)) = batchable(connection, &publish) else {
         flush_publishes(connection).await?;
         return Ok(Some(publish));
     };
+    crate::jetstream::acks::flush(connection).await;
     if connection.publishes.stream != stream {
         flush_publishes(connection).await?;
         connection.publishes.stream = stream;
@@ -95,8 +105,15 @@ fn batchable(
     Some((stream, message_headers))
 }
 
-/// Hands the connection's batched JetStream publishes to the engine.
+/// Hands the connection's batched JetStream publishes and plain acks to the engine (at most
+/// one of the two batches holds anything: each hands the other over before it takes one).
 pub(crate) async fn flush_publishes(connection: &mut Connection) -> Result<(), NatsError> {
+    crate::jetstream::acks::flush(connection).await;
+    flush_stored(connection).await
+}
+
+/// Hands the connection's batched JetStream publishes to the engine.
+async fn flush_stored(connection: &mut Connection) -> Result<(), NatsError> {
     if connection.publishes.messages.is_empty() {
         return Ok(());
     }

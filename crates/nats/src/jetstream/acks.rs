@@ -17,16 +17,105 @@
 //! acks at all. Acks are pipelined with the connection's other durable work (they share its
 //! in-flight bound). The 12-token form with domain and account hash is not produced by us,
 //! so it is not read.
+//!
+//! Plain acks (no reply subject, no headers, an empty or `+ACK` body) that one read of a
+//! connection brings one after another for the same consumer are settled together
+//! ([`AckBatch`], up to `ACK_BATCH_MAX`): one engine call, one consumer lock and one lazy
+//! commit for the batch (`Engine::consumer_ack_many_lazily`). Any other operation hands the
+//! batch over first, and so does the end of the read, so acks keep their order with
+//! everything else the connection does.
 
 use bytes::Bytes;
 use omnibus_engine::EngineError;
 use serde_json::Value;
 
 use super::send;
+use crate::codec::PublishOp;
 use crate::handlers::{push_capture, Connection};
 
 /// The prefix of every acknowledgement subject.
 pub(crate) const ACK_PREFIX: &str = "$JS.ACK.";
+
+/// Plain acks one batch holds at most; the next one hands it over.
+pub(crate) const ACK_BATCH_MAX: usize = 256;
+
+/// Plain acks of one consumer, read one after another and not yet handed to the engine.
+#[derive(Default)]
+pub(crate) struct AckBatch {
+    stream: String,
+    consumer: String,
+    /// (offset, attempt) of each ack, in order.
+    acks: Vec<(u64, u32)>,
+}
+
+/// The stream, consumer, delivery attempt and stream sequence an ack subject names
+/// (`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>`);
+/// `None` for any other shape.
+fn parse_subject(subject: &str) -> Option<(&str, &str, u32, u64)> {
+    let rest = subject.strip_prefix(ACK_PREFIX)?;
+    let mut tokens = rest.split('.');
+    let stream = tokens.next()?;
+    let consumer = tokens.next()?;
+    let attempt = tokens.next()?.parse::<u32>().ok()?;
+    let sequence = tokens.next()?.parse::<u64>().ok()?;
+    // Three more tokens (consumer sequence, timestamp, pending), and no other.
+    if tokens.by_ref().take(3).count() != 3 || tokens.next().is_some() {
+        return None;
+    }
+    Some((stream, consumer, attempt, sequence))
+}
+
+/// Takes `publish` into the connection's ack batch when it is a plain ack (true); the caller
+/// handles anything else itself.
+pub(crate) async fn batch(connection: &mut Connection, publish: &PublishOp) -> bool {
+    if publish.reply.is_some()
+        || publish.headers.is_some()
+        || connection.options.verbose()
+        || kind_of(&publish.payload) != Some(AckKind::Ack)
+        || omnibus_types::validate_subject(&publish.subject).is_err()
+    {
+        return false;
+    }
+    let Some((stream, consumer, attempt, sequence)) = parse_subject(&publish.subject) else {
+        return false;
+    };
+    let batch = &connection.acks;
+    if !batch.acks.is_empty() && (batch.stream != stream || batch.consumer != consumer) {
+        flush(connection).await;
+    }
+    let batch = &mut connection.acks;
+    if batch.acks.is_empty() {
+        batch.stream.clear();
+        batch.stream.push_str(stream);
+        batch.consumer.clear();
+        batch.consumer.push_str(consumer);
+    }
+    batch.acks.push((sequence.saturating_sub(1), attempt));
+    if batch.acks.len() >= ACK_BATCH_MAX {
+        flush(connection).await;
+    }
+    true
+}
+
+/// Hands the connection's batched plain acks to the engine, pipelined with its other
+/// durable work as a single ack is.
+pub(crate) async fn flush(connection: &mut Connection) {
+    if connection.acks.acks.is_empty() {
+        return;
+    }
+    let acks = std::mem::take(&mut connection.acks.acks);
+    let stream = connection.acks.stream.clone();
+    let consumer = connection.acks.consumer.clone();
+    connection.shared.jetstream.touch(&stream, &consumer);
+    let engine = connection.shared.engine.clone();
+    let settle = async move {
+        let acked = engine
+            .consumer_ack_many_lazily(&stream, &consumer, &acks)
+            .await;
+        ignore_unknown(acked)
+    };
+    push_capture(connection, Box::pin(settle)).await;
+}
 
 #[derive(Debug, PartialEq)]
 enum AckKind {
@@ -69,15 +158,7 @@ pub(crate) async fn handle(
     reply: Option<String>,
     payload: &Bytes,
 ) {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    let [_, _, stream, consumer, delivered, stream_sequence, ..] = tokens[..] else {
-        return;
-    };
-    if tokens.len() != 9 {
-        return;
-    }
-    let (Ok(attempt), Ok(sequence)) = (delivered.parse::<u32>(), stream_sequence.parse::<u64>())
-    else {
+    let Some((stream, consumer, attempt, sequence)) = parse_subject(subject) else {
         return;
     };
     let Some(kind) = kind_of(payload) else {
@@ -158,6 +239,24 @@ fn ignore_unknown(outcome: Result<(), EngineError>) -> Result<(), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ack_subjects_are_read_in_their_nine_token_form_only() {
+        assert_eq!(
+            parse_subject("$JS.ACK.orders.worker.2.42.17.1764000000123000000.40"),
+            Some(("orders", "worker", 2, 42))
+        );
+        for subject in [
+            "$JS.ACK.orders.worker.2.42.17.1764000000123000000",
+            "$JS.ACK.orders.worker.2.42.17.1764000000123000000.40.extra",
+            "$JS.ACK.orders.worker.x.42.17.1.40",
+            "$JS.ACK.orders.worker.2.-1.17.1.40",
+            "$JS.ACK.domain.hash.orders.worker.2.42.17.1.40.token",
+            "$JS.API.orders.worker.2.42.17.1.40",
+        ] {
+            assert_eq!(parse_subject(subject), None, "{subject}");
+        }
+    }
 
     #[test]
     fn ack_bodies_are_read_as_clients_send_them() {

@@ -18,6 +18,12 @@
 //! consumer is what would answer). A connection may have `PULLS_PER_CONNECTION_MAX` requests
 //! waiting; one more gets `409 Exceeded MaxWaiting`. A request without `expires` waits at most
 //! `REQUEST_WAIT_MAX`.
+//!
+//! A task hands its messages over in chunks (`PULL_CHUNK_MESSAGES` messages or
+//! `PULL_CHUNK_BYTES` of payload, whichever comes first), not one by one: each hand-over is a
+//! channel send and a wake-up of the connection's task, and a chunk leaves in one socket
+//! write rather than one per message. The bound on what waits for a connection is unchanged:
+//! `PULL_OUTPUT_CAPACITY` messages (the channel holds that many chunks' worth).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,13 +47,50 @@ pub(crate) const BATCH_MAX: usize = 10_000;
 pub(crate) const REQUEST_WAIT_MAX: Duration = Duration::from_secs(3600);
 /// Deliveries on their way from pull tasks to one connection.
 pub(crate) const PULL_OUTPUT_CAPACITY: usize = 256;
+/// Messages one hand-over from a pull task to its connection holds at most.
+pub(crate) const PULL_CHUNK_MESSAGES: usize = 64;
+/// Payload bytes one hand-over holds at most (a single larger message goes alone), so a chunk
+/// never takes the connection's write buffer far past its batch.
+pub(crate) const PULL_CHUNK_BYTES: usize = 256 * 1024;
+/// Hand-overs the channel to a connection holds: `PULL_OUTPUT_CAPACITY` messages in all.
+pub(crate) const PULL_CHANNEL_CHUNKS: usize = PULL_OUTPUT_CAPACITY / PULL_CHUNK_MESSAGES;
+const _: () = assert!(PULL_CHANNEL_CHUNKS >= 1);
 
-/// What a pull task hands its connection: a message or a status, for the subscription
-/// matching `inbox`.
+/// What a pull task hands its connection: messages (in order) or a status, for the
+/// subscription matching `inbox`.
 #[derive(Debug)]
 pub(crate) enum PullOutput {
-    Message { inbox: String, message: LiveMessage },
-    Status { inbox: String, block: Bytes },
+    Messages {
+        inbox: String,
+        messages: Vec<LiveMessage>,
+    },
+    Status {
+        inbox: String,
+        block: Bytes,
+    },
+}
+
+/// Cuts `messages` into hand-overs of at most [`PULL_CHUNK_MESSAGES`] messages and
+/// [`PULL_CHUNK_BYTES`] of payload (a message larger than that alone), in order.
+fn chunks(messages: Vec<LiveMessage>) -> Vec<Vec<LiveMessage>> {
+    let mut chunks = Vec::new();
+    let mut chunk: Vec<LiveMessage> = Vec::new();
+    let mut bytes = 0usize;
+    for message in messages {
+        let size = message.payload.len();
+        if !chunk.is_empty()
+            && (chunk.len() >= PULL_CHUNK_MESSAGES || bytes + size > PULL_CHUNK_BYTES)
+        {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += size;
+        chunk.push(message);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -170,21 +213,25 @@ async fn run(
                 return;
             }
         };
+        let prefix = ack_prefix(stream, consumer);
+        let mut messages = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             let size = delivery.record.value.as_ref().map_or(0, |v| v.len());
-            let message = to_message(stream, consumer, delivery);
-            let sent = output.send(PullOutput::Message {
+            messages.push(to_message_with(&prefix, stream, delivery));
+            remaining -= 1;
+            if request.max_bytes > 0 {
+                bytes_left = bytes_left.saturating_sub(size.max(1));
+            }
+        }
+        for messages in chunks(messages) {
+            let sent = output.send(PullOutput::Messages {
                 inbox: inbox.clone(),
-                message,
+                messages,
             });
             if sent.await.is_err() {
                 return;
             }
             delivered_any = true;
-            remaining -= 1;
-            if request.max_bytes > 0 {
-                bytes_left = bytes_left.saturating_sub(size.max(1));
-            }
         }
         if remaining == 0 {
             return;
@@ -233,22 +280,37 @@ async fn run(
     }
 }
 
-/// A delivery as the message a JetStream client expects.
-pub(crate) fn to_message(stream: &str, consumer: &str, delivery: ConsumerDelivery) -> LiveMessage {
+/// `$JS.ACK.<stream>.<consumer>.`, the start every ack subject of a consumer shares: built
+/// once per batch, not once per message.
+pub(crate) fn ack_prefix(stream: &str, consumer: &str) -> String {
+    format!("$JS.ACK.{stream}.{consumer}.")
+}
+
+/// A delivery as the message a JetStream client expects, with the consumer's [`ack_prefix`]
+/// given. The ack subject's numbers are written digit by digit: `format!` was a tenth of a
+/// pull's broker CPU.
+pub(crate) fn to_message_with(
+    ack_prefix: &str,
+    stream: &str,
+    delivery: ConsumerDelivery,
+) -> LiveMessage {
     let record = delivery.record;
     let subject = if record.subject.is_empty() {
         stream.to_string()
     } else {
         record.subject
     };
-    let ack = format!(
-        "$JS.ACK.{stream}.{consumer}.{}.{}.{}.{}.{}",
-        delivery.attempt,
-        record.offset + 1,
-        delivery.delivery_count,
-        record.timestamp_ms.max(0) as u128 * 1_000_000,
-        delivery.pending,
-    );
+    let mut ack = String::with_capacity(ack_prefix.len() + 5 * 20 + 4);
+    ack.push_str(ack_prefix);
+    push_decimal(&mut ack, u128::from(delivery.attempt));
+    ack.push('.');
+    push_decimal(&mut ack, u128::from(record.offset + 1));
+    ack.push('.');
+    push_decimal(&mut ack, u128::from(delivery.delivery_count));
+    ack.push('.');
+    push_decimal(&mut ack, record.timestamp_ms.max(0) as u128 * 1_000_000);
+    ack.push('.');
+    push_decimal(&mut ack, u128::from(delivery.pending));
     LiveMessage {
         subject,
         reply: Some(ack),
@@ -258,9 +320,122 @@ pub(crate) fn to_message(stream: &str, consumer: &str, delivery: ConsumerDeliver
     }
 }
 
+fn push_decimal(out: &mut String, value: u128) {
+    // u128 division is several times slower than u64's; only a timestamp in ns far in the
+    // future needs it.
+    if let Ok(small) = u64::try_from(value) {
+        return push_decimal_u64(out, small);
+    }
+    out.push_str(&value.to_string());
+}
+
+fn push_decimal_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for digit in &digits[start..] {
+        out.push(char::from(*digit));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn delivery(offset: u64, timestamp_ms: i64, subject: &str) -> ConsumerDelivery {
+        ConsumerDelivery {
+            record: omnibus_types::Record {
+                offset,
+                timestamp_ms,
+                subject: subject.to_string(),
+                key: None,
+                value: Some(Bytes::from_static(b"payload")),
+                headers: Vec::new(),
+            },
+            attempt: 2,
+            delivery_count: 17,
+            pending: 40,
+        }
+    }
+
+    fn to_message(stream: &str, consumer: &str, delivery: ConsumerDelivery) -> LiveMessage {
+        to_message_with(&ack_prefix(stream, consumer), stream, delivery)
+    }
+
+    #[test]
+    fn ack_subjects_carry_the_nine_tokens_nats_server_sends() {
+        let message = to_message(
+            "orders",
+            "worker",
+            delivery(41, 1_764_000_000_123, "orders.new"),
+        );
+        assert_eq!(message.subject, "orders.new");
+        assert_eq!(
+            message.reply.as_deref(),
+            Some("$JS.ACK.orders.worker.2.42.17.1764000000123000000.40")
+        );
+        assert_eq!(&message.payload[..], b"payload");
+        // A record stored without a subject is delivered on the stream's name; a time before
+        // the epoch reads as 0; a time whose nanoseconds pass u64 is still written whole.
+        let message = to_message("orders", "worker", delivery(0, -5, ""));
+        assert_eq!(message.subject, "orders");
+        assert_eq!(
+            message.reply.as_deref(),
+            Some("$JS.ACK.orders.worker.2.1.17.0.40")
+        );
+        let message = to_message("s", "c", delivery(u64::MAX - 1, i64::MAX, "s"));
+        let expected = format!(
+            "$JS.ACK.s.c.2.{}.17.{}.40",
+            u64::MAX,
+            i64::MAX as u128 * 1_000_000
+        );
+        assert_eq!(message.reply.as_deref(), Some(expected.as_str()));
+    }
+
+    fn message_of(size: usize) -> LiveMessage {
+        LiveMessage {
+            subject: "s".into(),
+            reply: None,
+            headers: Vec::new(),
+            payload: Bytes::from(vec![b'x'; size]),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn hand_overs_are_bounded_by_count_and_bytes_and_keep_the_order() {
+        let sizes =
+            |chunks: &[Vec<LiveMessage>]| -> Vec<usize> { chunks.iter().map(Vec::len).collect() };
+        assert!(chunks(Vec::new()).is_empty());
+        let many: Vec<LiveMessage> = (0..150)
+            .map(|index| {
+                let mut message = message_of(10);
+                message.subject = index.to_string();
+                message
+            })
+            .collect();
+        let cut = chunks(many);
+        assert_eq!(sizes(&cut), vec![64, 64, 22]);
+        let order: Vec<String> = cut.iter().flatten().map(|m| m.subject.clone()).collect();
+        let expected: Vec<String> = (0..150).map(|index: i32| index.to_string()).collect();
+        assert_eq!(order, expected);
+        // Bytes: 100 KiB messages, two fit in 256 KiB; one over the bound goes alone.
+        let big = vec![
+            message_of(100 * 1024),
+            message_of(100 * 1024),
+            message_of(100 * 1024),
+            message_of(300 * 1024),
+            message_of(1),
+        ];
+        assert_eq!(sizes(&chunks(big)), vec![2, 1, 1, 1]);
+    }
 
     #[test]
     fn pull_bodies_are_read_as_clients_send_them() {

@@ -37,7 +37,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::pull::to_message;
+use super::pull::{ack_prefix, to_message_with};
 
 /// Records leased per round.
 const BATCH: usize = 256;
@@ -239,13 +239,14 @@ pub(crate) async fn run(
                 }
             }
             Ok(deliveries) => {
+                let prefix = ack_prefix(&stream, &consumer);
                 for delivery in deliveries {
                     last_sequences = (delivery.delivery_count, delivery.record.offset + 1);
                     if let Some(window) = flow.as_mut() {
                         window.messages += 1;
                         window.bytes += delivery.record.value.as_ref().map_or(0, |v| v.len());
                     }
-                    let message = to_message(&stream, &consumer, delivery);
+                    let message = to_message_with(&prefix, &stream, delivery);
                     router.publish_to(&deliver, Arc::new(message), None);
                 }
                 last_sent = Instant::now();
