@@ -420,6 +420,27 @@ pub(crate) async fn deliver(connection: &mut Connection, outbound: Outbound) {
             },
         );
     }
+    if let Some(stored) = super::delivery::stored(&delivery.record) {
+        let deliver = crate::codec::deliver::Deliver {
+            consumer_tag: &consumer_tag,
+            delivery_tag: tag,
+            redelivered: delivery.attempt > 1,
+            exchange: stored.exchange,
+            routing_key: stored.routing_key,
+        };
+        let body = delivery.record.value.as_deref().unwrap_or_default();
+        let out = &mut connection.out;
+        if crate::codec::deliver::encode_deliver(
+            out,
+            channel,
+            &deliver,
+            stored.properties,
+            body,
+            frame_max,
+        ) {
+            return;
+        }
+    }
     let rendered = render(&delivery.record);
     let method = AMQPClass::Basic(AMQPMethod::Deliver(basic::Deliver {
         consumer_tag: consumer_tag.as_str().into(),
