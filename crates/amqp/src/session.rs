@@ -186,11 +186,14 @@ async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<()
             break;
         }
         if connection.finished {
+            handlers::wake_consumers(connection);
             return Ok(());
         }
     }
-    // No whole frame is left: the publishes read so far are enqueued and answered together.
+    // No whole frame is left: the publishes read so far are enqueued and answered together,
+    // and consumers given credit back by the acks read are woken once.
     handlers::flush_publishes(connection).await;
+    handlers::wake_consumers(connection);
     let wanted = codec::bytes_wanted(input, connection.frame_max)?;
     input.reserve(wanted.max(READ_BYTES_MIN));
     Ok(())

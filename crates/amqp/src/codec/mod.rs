@@ -6,6 +6,7 @@
 //! negotiated `frame_max` *before* anything is buffered or decoded, a frame is handed to the
 //! generated parser only when it is whole, and a body larger than a frame is split.
 
+pub mod deliver;
 pub mod properties;
 
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};

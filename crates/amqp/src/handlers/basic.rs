@@ -16,6 +16,7 @@
 //! exchange when it has one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use amq_protocol::frame::AMQPContentHeader;
 use amq_protocol::protocol::basic::{self, AMQPMethod};
@@ -193,7 +194,19 @@ fn settle(
         return Ok(None);
     }
     let settled: Vec<Unacked> = settled.into_iter().map(|(_, delivery)| delivery).collect();
-    give_credit(state, &settled);
+    // The waiting consumers are woken once the frames read together are handled
+    // (`wake_consumers`): one wake-up for a run of acks, not one each, so a consumer leases
+    // the messages they free in one receive.
+    for (consumer, count) in credit_per_consumer(&settled) {
+        state.flow.give_back_quietly(consumer, count);
+    }
+    if !connection
+        .credit_returned
+        .iter()
+        .any(|flow| Arc::ptr_eq(flow, &state.flow))
+    {
+        connection.credit_returned.push(state.flow.clone());
+    }
     Ok(Some(settled))
 }
 
@@ -222,15 +235,19 @@ fn take_settled(
 
 /// Gives settled deliveries' prefetch credit back to their consumers.
 pub(super) fn give_credit(state: &Channel, settled: &[Unacked]) {
+    for (consumer, count) in credit_per_consumer(settled) {
+        state.flow.give_back(consumer, count);
+    }
+}
+
+fn credit_per_consumer(settled: &[Unacked]) -> BTreeMap<&str, u32> {
     let mut credit: BTreeMap<&str, u32> = BTreeMap::new();
     for delivery in settled {
         if let Some(consumer) = &delivery.consumer_tag {
             *credit.entry(consumer.as_str()).or_default() += 1;
         }
     }
-    for (consumer, count) in credit {
-        state.flow.give_back(consumer, count);
-    }
+    credit
 }
 
 pub(super) async fn ack_all(connection: &Connection, settled: &[Unacked]) {
@@ -419,6 +436,27 @@ pub(crate) async fn deliver(connection: &mut Connection, outbound: Outbound) {
                 consumer_tag: Some(consumer_tag.clone()),
             },
         );
+    }
+    if let Some(stored) = super::delivery::stored(&delivery.record) {
+        let deliver = crate::codec::deliver::Deliver {
+            consumer_tag: &consumer_tag,
+            delivery_tag: tag,
+            redelivered: delivery.attempt > 1,
+            exchange: stored.exchange,
+            routing_key: stored.routing_key,
+        };
+        let body = delivery.record.value.as_deref().unwrap_or_default();
+        let out = &mut connection.out;
+        if crate::codec::deliver::encode_deliver(
+            out,
+            channel,
+            &deliver,
+            stored.properties,
+            body,
+            frame_max,
+        ) {
+            return;
+        }
     }
     let rendered = render(&delivery.record);
     let method = AMQPClass::Basic(AMQPMethod::Deliver(basic::Deliver {

@@ -61,6 +61,35 @@ pub(crate) fn render(record: &Record) -> Rendered {
     }
 }
 
+/// What a delivery of a message published here writes as it was stored
+/// (`codec/deliver.rs`): the property bytes, once they decode, and the exchange and
+/// routing key as text. `None` for anything else (a dead letter gains `x-death`, a record
+/// from another door has no stored properties): [`render`] builds those.
+pub(crate) struct Stored<'a> {
+    pub properties: &'a [u8],
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+}
+
+pub(crate) fn stored(record: &Record) -> Option<Stored<'_>> {
+    if header(record, "omnibus.dlq.reason").is_some() {
+        return None;
+    }
+    let properties = header(record, PROPERTIES_HEADER)?;
+    // Checked, not used: a client must get properties it can parse.
+    properties::decode(properties)?;
+    let exchange = std::str::from_utf8(header(record, EXCHANGE_HEADER).unwrap_or_default()).ok()?;
+    let routing_key = match header(record, ROUTING_KEY_HEADER) {
+        Some(key) => std::str::from_utf8(key).ok()?,
+        None => record.subject.as_str(),
+    };
+    Some(Stored {
+        properties,
+        exchange,
+        routing_key,
+    })
+}
+
 /// A record from another door: its headers (not the broker's own) as a string table.
 fn foreign_properties(record: &Record) -> AMQPProperties {
     let mut table = FieldTable::default();

@@ -122,12 +122,22 @@ impl Flow {
         if count == 0 {
             return;
         }
+        self.give_back_quietly(tag, count);
+        self.changed.notify_waiters();
+    }
+
+    /// [`Flow::give_back`] without waking the consumers that wait for credit: the caller
+    /// calls [`Flow::wake`] once for many (see `handlers::wake_consumers`).
+    pub fn give_back_quietly(&self, tag: &str, count: u32) {
         let mut state = self.lock();
         state.channel_in_flight = state.channel_in_flight.saturating_sub(count);
         if let Some(credit) = state.consumers.get_mut(tag) {
             credit.in_flight = credit.in_flight.saturating_sub(count);
         }
-        drop(state);
+    }
+
+    /// Wakes the consumers waiting for credit.
+    pub fn wake(&self) {
         self.changed.notify_waiters();
     }
 }
@@ -152,6 +162,32 @@ mod tests {
         flow.remove_consumer("a");
         flow.give_back("a", 2);
         assert_eq!(flow.try_take("b", 10), 2);
+    }
+
+    #[tokio::test]
+    async fn credit_given_back_quietly_is_taken_at_once_and_wakes_a_waiter_only_when_told() {
+        let flow = std::sync::Arc::new(Flow::new(100));
+        flow.add_consumer("a", 1);
+        assert_eq!(flow.try_take("a", 10), 1);
+        let waiter = {
+            let flow = flow.clone();
+            tokio::spawn(async move {
+                let cancelled = AtomicBool::new(false);
+                flow.take("a", 10, &cancelled).await
+            })
+        };
+        // The waiter is parked on the flow, with no credit to take.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        flow.give_back_quietly("a", 1);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "not woken before `wake`");
+        flow.wake();
+        let taken = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert_eq!(taken, Some(1));
+        assert_eq!(flow.try_take("a", 10), 0);
     }
 
     #[test]

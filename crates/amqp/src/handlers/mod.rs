@@ -46,6 +46,14 @@ pub(crate) use connection::start;
 pub(crate) use delivery::requeue_all;
 pub(crate) use publish::flush as flush_publishes;
 
+/// Wakes the consumers of every channel given prefetch credit back (by acks, nacks and
+/// rejects) since the last call; the session calls it after each run of frames it read.
+pub(crate) fn wake_consumers(connection: &mut Connection) {
+    for flow in connection.credit_returned.drain(..) {
+        flow.wake();
+    }
+}
+
 /// Deliveries waiting for the session, per connection.
 pub(crate) const OUTBOUND_CAPACITY: usize = 1024;
 
@@ -230,6 +238,9 @@ pub(crate) struct Connection {
     pub finished: bool,
     /// Routed publishes not enqueued yet (`publish.rs`).
     pub publishes: publish::PublishBatch,
+    /// Channels' flows given credit back since their consumers were last woken
+    /// (`wake_consumers`).
+    pub credit_returned: Vec<Arc<flow::Flow>>,
     /// It has published at least once: a resource alarm blocks it (`blocked.rs`).
     pub published: bool,
     /// Its client announced the `connection.blocked` capability.
@@ -255,6 +266,7 @@ impl Connection {
             exclusive_queues: Vec::new(),
             finished: false,
             publishes: publish::PublishBatch::default(),
+            credit_returned: Vec::new(),
             published: false,
             wants_blocked: false,
             blocked_sent: false,

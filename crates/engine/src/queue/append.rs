@@ -173,6 +173,8 @@ async fn append_batch(
         Vec::new()
     };
     let offsets: Vec<u64> = (info.first_offset..=info.last_offset).collect();
+    // Before the registration wakes a consumer, so its delivery reads no log.
+    queue.reader.keep_appended(info.first_offset, records);
     let extra = extra(&offsets);
     queue
         .register(&runs, &key_hashes, incoming.bytes, extra)

@@ -29,6 +29,7 @@ use omnibus_storage::{StateWrite, StorageError};
 
 use super::core::QueueCore;
 use super::runtime::Queue;
+use super::{keys, QueueDurability};
 use crate::error::{EngineError, Result};
 
 /// What the dead-letter listener wants done with the queue's own commit: its `writes` go in
@@ -315,6 +316,7 @@ impl Queue {
     /// Commits writes that follow a change of this queue's memory; a failure poisons the
     /// queue (see the module doc) and answers with the queue's failure.
     pub(crate) async fn commit(&self, writes: Vec<StateWrite>) -> Result<()> {
+        let writes = self.stored_writes(writes);
         if writes.is_empty() {
             return Ok(());
         }
@@ -336,6 +338,15 @@ impl Queue {
 }
 
 impl Queue {
+    /// The writes that go to the state store: all of a durable queue's; a transient queue's
+    /// without its delivery state (see [`is_delivery_state`]).
+    fn stored_writes(&self, mut writes: Vec<StateWrite>) -> Vec<StateWrite> {
+        if self.config.durability == QueueDurability::Transient {
+            writes.retain(|write| !is_delivery_state(&self.config.name, write));
+        }
+        writes
+    }
+
     /// Tells the core what a durable commit made safe to rely on.
     pub(super) fn note_durable(&self, durable: &Durable) {
         if durable.frontiers.is_empty() && durable.prepaid.is_empty() {
@@ -360,6 +371,7 @@ impl Queue {
         on_durable: Option<Box<dyn FnOnce() + Send>>,
     ) -> Result<()> {
         self.check_healthy()?;
+        let writes = self.stored_writes(writes);
         if writes.is_empty() {
             self.note_durable(&durable);
             if let Some(on_durable) = on_durable {
@@ -395,6 +407,36 @@ impl Queue {
     pub(crate) async fn flush(&self, timeout: std::time::Duration) -> bool {
         self.lazy.flush(timeout).await
     }
+}
+
+/// Whether `write` is one of `queue`'s delivery state keys — its ack floor (`F`), finished
+/// runs (`A`), attempt records (`D`), first-delivery runs (`G`) and frontiers (`L`), see
+/// `keys.rs`. A transient queue keeps these in memory only: they exist to rebuild the queue
+/// at a restart, and a transient queue is deleted at the next start instead, so committing
+/// them bought nothing and cost a state-store transaction per window of leases and acks
+/// (most of a request-reply round trip's engine CPU). Everything the queue reads back while
+/// it runs stays stored: timers (`T`, loaded beyond the in-memory window), priorities,
+/// pause, redrive marks, and other tables' writes (a job's record).
+///
+/// A transient queue that fails and is reloaded (`recovery.rs`) therefore comes back with
+/// every message of its log ready and its attempts at zero: acked ones are delivered again,
+/// as after a crash with `batched` completions (its default). At-least-once still holds.
+fn is_delivery_state(queue: &str, write: &StateWrite) -> bool {
+    let (table, key) = match write {
+        StateWrite::Put { table, key, .. }
+        | StateWrite::PutMax { table, key, .. }
+        | StateWrite::Delete { table, key } => (*table, key.as_str()),
+        StateWrite::DeleteRange { table, start, .. } => (*table, start.as_str()),
+        // A prefix delete is a queue's deletion or reset: always kept.
+        StateWrite::DeletePrefix { .. } => return false,
+    };
+    table == keys::TABLE
+        && keys::suffix(queue, key).is_some_and(|suffix| {
+            matches!(
+                suffix.as_bytes().first(),
+                Some(b'F' | b'A' | b'D' | b'G' | b'L')
+            )
+        })
 }
 
 /// The same failure for another waiter of one commit (engine errors are not `Clone`).

@@ -8,8 +8,9 @@
 //! its backing stream has the fsync policy `never`, so an enqueue is answered once its
 //! messages are written to the page cache, and the queue — messages, state, bindings,
 //! dead-letter route — is deleted when the engine opens next, whatever the stop was (clean,
-//! kill -9, power loss). Its acks wait for no commit unless its creator asks for `fsync`
-//! completions (they are committed with the next lazy batch). Deleting it *before* it is
+//! kill -9, power loss). Its leases, acks and attempt counts are kept in memory only (never
+//! written to the state store, `commit.rs`), so its acks wait for no commit whatever its
+//! `completions`. Deleting it *before* it is
 //! opened is what makes skipping the fsync safe: after a power loss its log may have lost a
 //! suffix that the state store still counts, and such a queue is never rebuilt from that
 //! disk. The choice is stored in the

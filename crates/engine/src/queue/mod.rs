@@ -726,4 +726,6 @@ mod reload_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod transient_tests;
+#[cfg(test)]
 mod wakeup_tests;

@@ -11,6 +11,14 @@
 //! batch holding it and leaves the kept read alone: a 256 KiB window decoded for every
 //! random lookup made reading 8,000 jobs by id take over a minute in a debug build.
 //!
+//! Just-appended records are kept too (`recent`), up to [`RECENT_BYTES_MAX`]: a consumer
+//! that keeps up (request-reply: each request is delivered right after its enqueue) asks for
+//! offsets past the kept read, and each such delivery cost a hop to a blocking thread, a log
+//! read and a decode of a record the engine had in memory a moment before. The records kept
+//! are the ones that were encoded into the log, with their offsets, so they equal what a read
+//! would decode (a test checks it). Appends that reach the reader out of order (two enqueues
+//! racing) keep only the later run; the other one is read from the log as before.
+//!
 //! Memory: one read — at most `READ_BYTES_BUDGET` of batches, or one batch when a single
 //! batch is larger.
 //!
@@ -41,6 +49,58 @@ const READ_BYTES_BUDGET: usize = 1024 * 1024;
 /// it also serves the workers just behind it (deliveries go in offset order, a few apart).
 const REFILL_CONTINUES_WITHIN: u64 = 64;
 
+/// Most bytes (keys, values, headers) of just-appended records kept per queue.
+const RECENT_BYTES_MAX: usize = 1024 * 1024;
+/// Most just-appended records kept per queue.
+const RECENT_RECORDS_MAX: usize = 4_096;
+
+/// Records just appended, contiguous: offsets `[first, first + records.len())`.
+#[derive(Default)]
+struct Recent {
+    first: u64,
+    records: std::collections::VecDeque<Record>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn get(&self, offset: u64) -> Option<&Record> {
+        let index = usize::try_from(offset.checked_sub(self.first)?).ok()?;
+        self.records.get(index)
+    }
+
+    fn end(&self) -> u64 {
+        self.first + self.records.len() as u64
+    }
+
+    /// Adds records appended at `first..`, dropping the oldest beyond the bounds.
+    fn extend(&mut self, first: u64, records: Vec<Record>) {
+        if first < self.end() && !self.records.is_empty() {
+            return; // an earlier append that came late: read from the log instead
+        }
+        if first != self.end() {
+            self.records.clear();
+            self.bytes = 0;
+            self.first = first;
+        }
+        for record in records {
+            self.bytes += record_bytes(&record);
+            self.records.push_back(record);
+        }
+        while self.records.len() > RECENT_RECORDS_MAX
+            || (self.bytes > RECENT_BYTES_MAX && self.records.len() > 1)
+        {
+            if let Some(old) = self.records.pop_front() {
+                self.bytes -= record_bytes(&old);
+                self.first += 1;
+            }
+        }
+    }
+}
+
+fn record_bytes(record: &Record) -> usize {
+    super::overflow::message_bytes(record) as usize
+}
+
 /// Decoded records of one log read: offsets `[first, end)` (with gaps where the log holds
 /// control records), sorted by offset.
 struct DecodedRead {
@@ -65,6 +125,8 @@ pub(crate) struct RecordReader {
     log: Arc<PartitionLog>,
     queue: String,
     last: Mutex<Option<Arc<DecodedRead>>>,
+    /// Records just appended (see the module doc). Never held with `last`.
+    recent: Mutex<Recent>,
     /// Held while one reader refills `last` (never while holding `last`).
     refill: Mutex<()>,
     /// Reads of the log so far (for tests of how often deliveries touch the log).
@@ -77,6 +139,7 @@ impl RecordReader {
             log,
             queue: queue.to_string(),
             last: Mutex::new(None),
+            recent: Mutex::new(Recent::default()),
             refill: Mutex::new(()),
             log_reads: std::sync::atomic::AtomicU64::new(0),
         }
@@ -85,16 +148,38 @@ impl RecordReader {
     /// The records at `offsets`, in order, when the kept read holds them all: no file read,
     /// so callers on the async runtime need not move to a blocking thread (a worker taking
     /// one job at a time asks for the offset right after the last one, nearly always here).
+    /// Just-appended records count as kept.
     pub(crate) fn cached(&self, offsets: &[u64]) -> Option<Vec<Record>> {
-        let current = self
-            .last
+        let current = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut records = Vec::with_capacity(offsets.len());
+        let mut missing = Vec::new();
+        for (index, offset) in offsets.iter().enumerate() {
+            match current.as_ref().and_then(|read| read.get(*offset)) {
+                Some(record) => records.push(Some(record.clone())),
+                None => {
+                    records.push(None);
+                    missing.push(index);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            for index in missing {
+                records[index] = Some(recent.get(offsets[index])?.clone());
+            }
+        }
+        records.into_iter().collect()
+    }
+
+    /// Keeps `records`, just appended at offsets `first..`, for their deliveries.
+    pub(crate) fn keep_appended(&self, first: u64, mut records: Vec<Record>) {
+        for (index, record) in records.iter_mut().enumerate() {
+            record.offset = first + index as u64;
+        }
+        self.recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
-        offsets
-            .iter()
-            .map(|offset| current.get(*offset).cloned())
-            .collect()
+            .extend(first, records);
     }
 
     /// The records at exactly `offsets`, in the given order, for lookups by id (a single
@@ -236,6 +321,14 @@ impl RecordReader {
         let read = Arc::new(read);
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(read.clone());
         Ok(read)
+    }
+
+    /// Drops the kept read and counts no log reads, so a test sees the next read's source.
+    #[cfg(test)]
+    pub(crate) fn forget_kept_read_for_tests(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.log_reads
+            .store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Where the kept read ends (for tests).
