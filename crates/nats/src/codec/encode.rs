@@ -70,8 +70,14 @@ pub fn error(out: &mut BytesMut, text: &str) {
     out.put_slice(b"'\r\n");
 }
 
-fn put_decimal(out: &mut BytesMut, mut value: u64) {
+fn put_decimal(out: &mut BytesMut, value: u64) {
     let mut digits = [0u8; 20];
+    out.put_slice(decimal(value, &mut digits));
+}
+
+/// `value`'s decimal digits, written into the end of `digits` (a u64 has at most 20):
+/// without the formatting machinery, for numbers written once per message.
+pub(crate) fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut start = digits.len();
     loop {
         start -= 1;
@@ -81,7 +87,7 @@ fn put_decimal(out: &mut BytesMut, mut value: u64) {
             break;
         }
     }
-    out.put_slice(&digits[start..]);
+    &digits[start..]
 }
 
 #[cfg(test)]

@@ -329,18 +329,9 @@ fn push_decimal(out: &mut String, value: u128) {
     out.push_str(&value.to_string());
 }
 
-fn push_decimal_u64(out: &mut String, mut value: u64) {
+fn push_decimal_u64(out: &mut String, value: u64) {
     let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    for digit in &digits[start..] {
+    for digit in crate::codec::encode::decimal(value, &mut digits) {
         out.push(char::from(*digit));
     }
 }
