@@ -108,7 +108,7 @@ async fn receive(
 }
 
 async fn produce(broker: &Broker, range: std::ops::Range<usize>) -> Vec<(i32, i64)> {
-    produce_paced(broker, range, usize::MAX).await
+    produce_paced(broker, range, usize::MAX, None).await
 }
 
 /// [`produce`], pausing 5 ms after every `burst` messages so the stream lasts a while.
@@ -116,6 +116,7 @@ async fn produce_paced(
     broker: &Broker,
     range: std::ops::Range<usize>,
     burst: usize,
+    halfway: Option<&tokio::sync::Notify>,
 ) -> Vec<(i32, i64)> {
     let producer: FutureProducer = broker
         .client()
@@ -125,7 +126,13 @@ async fn produce_paced(
         .create()
         .unwrap();
     let mut deliveries = Vec::new();
+    let middle = range.start + range.len() / 2;
     for i in range {
+        if i == middle {
+            if let Some(go_on) = halfway {
+                go_on.notified().await;
+            }
+        }
         let key = format!("key-{}", i % KEYS);
         let value = format!("{i}");
         let record = FutureRecord::to(TOPIC).key(&key).payload(&value);
@@ -230,8 +237,11 @@ async fn altering_a_topic_while_an_idempotent_producer_writes_loses_and_duplicat
     let admin = create_topic(&broker).await;
 
     // Paced, so the stream lasts long enough for the changes to land in its middle: one
-    // unpaced burst of 20,000 small messages can fit in a batch or two.
-    let producing = produce_paced(&broker, 0..MESSAGES, 200);
+    // unpaced burst of 20,000 small messages can fit in a batch or two. And held halfway
+    // until the first change is answered, so at least one change lands mid-stream however
+    // slow the admin client is to connect on a loaded machine.
+    let first_change_done = tokio::sync::Notify::new();
+    let producing = produce_paced(&broker, 0..MESSAGES, 200, Some(&first_change_done));
     let stored = || -> u64 {
         let info = broker.engine.stream_info(TOPIC).unwrap();
         info.partition_info.iter().map(|p| p.high_watermark).sum()
@@ -254,6 +264,9 @@ async fn altering_a_topic_while_an_idempotent_producer_writes_loses_and_duplicat
                 .await
                 .unwrap();
             assert!(altered.iter().all(Result::is_ok), "{altered:?}");
+            if round == 0 {
+                first_change_done.notify_one();
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         mid_stream
