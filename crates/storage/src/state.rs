@@ -3,24 +3,34 @@
 //!
 //! Payloads never live here; they stay in the partition logs. Tables are addressed by a
 //! static name and hold UTF-8 keys and opaque byte values: the layer above chooses its own
-//! serialization, so this layer stays free of engine types. Every write is one redb
-//! transaction committed with fsync before it returns.
+//! serialization, so this layer stays free of engine types. Every write is durable before it
+//! returns: written to the store's journal and fsynced, then applied to redb without an
+//! fsync of its own; a durable redb commit twice a second lets the journal start again
+//! (`state/journal.rs` says why and how, byte by byte).
 //!
 //! redb does its own file I/O, so the state store does not go through [`crate::io::Io`];
-//! its crash safety is redb's (copy-on-write B-trees with a checksummed commit slot).
+//! its crash safety is redb's (copy-on-write B-trees with a checksummed commit slot) up to
+//! its last durable commit, and the journal's after it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::disk::DiskReserve;
 use crate::error::{Result, StorageError};
+use crate::io::FaultPlan;
 
+/// Checkpoints (durable redb commits that let the journal start again) and recovery.
+mod checkpoint;
 /// `StateStore::open_with_faults`: a store whose file fails on demand, for tests.
 mod faults;
+/// The append-only journal that makes a state commit one small fsync.
+mod journal;
+
+use journal::Journal;
 
 /// Memory redb may use to cache pages of the state store.
 pub const STATE_CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -50,6 +60,9 @@ struct Shared {
     opener: Opener,
     /// `None` only when a reopen failed; the next operation tries again.
     db: RwLock<Option<Database>>,
+    /// Taken by every write for its whole length (so records and redb commits keep one
+    /// order) and by a reopen, which replays it: always before `db`.
+    journal: Mutex<Journal>,
     /// Set when an I/O error means the database must be reopened before its next use.
     failed: AtomicBool,
     /// Set by [`StateStore::close`]: every later operation is refused, nothing reopens.
@@ -64,7 +77,7 @@ struct Shared {
 /// What the store has committed since it was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StateStats {
-    /// Transactions committed (each one fsync).
+    /// Transactions committed (each one journal record and its fsync).
     pub commits: u64,
     /// Writes applied in them, after dropping writes that a later one in the same
     /// transaction replaced.
@@ -102,6 +115,7 @@ impl Drop for StateStore {
             drop(sender);
             let _ = thread.join();
         }
+        self.shared.checkpoint_at_close();
     }
 }
 
@@ -155,6 +169,17 @@ fn state_error(error: impl Into<redb::Error>) -> StorageError {
 }
 
 /// Whether the database must be reopened after `error`.
+/// How long writes are refused after a checkpoint failed for want of disk space, before one
+/// of them tries it again.
+const CHECKPOINT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The error of a write refused while checkpoints fail for want of disk space.
+fn checkpoint_refused() -> StorageError {
+    StorageError::DiskFull {
+        context: "checkpointing the state store".into(),
+    }
+}
+
 fn needs_reopen(error: &StorageError) -> bool {
     matches!(
         error,
@@ -191,11 +216,12 @@ fn prefix_end(prefix: &str) -> Option<String> {
 }
 
 impl Shared {
-    fn new(path: &Path, db: Database, opener: Opener) -> Shared {
+    fn new(path: &Path, db: Database, journal: Journal, opener: Opener) -> Shared {
         Shared {
             path: path.to_path_buf(),
             opener,
             db: RwLock::new(Some(db)),
+            journal: Mutex::new(journal),
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -204,25 +230,14 @@ impl Shared {
         }
     }
 
-    /// Runs `operation` on the database, reopening it first if an earlier one failed.
+    /// Runs a read on the database, reopening it first if an earlier operation failed.
     fn run<T>(&self, operation: impl Fn(&Database) -> Result<T>) -> Result<T> {
-        self.run_once(&operation)
-    }
-
-    /// As [`Shared::run`], for a transaction that frees space (deletes only): on ENOSPC it
-    /// releases the disk reserve (if any is left) and tries once more. Only deletes may spend
-    /// the reserve — a put that spent it would leave nothing for the delete that frees space.
-    fn run_freeing<T>(&self, operation: impl Fn(&Database) -> Result<T>) -> Result<T> {
-        match self.run_once(&operation) {
-            Err(error) if error.is_disk_full() && self.release_reserve() => {
-                self.run_once(&operation)
-            }
-            outcome => outcome,
-        }
-    }
-
-    fn run_once<T>(&self, operation: &impl Fn(&Database) -> Result<T>) -> Result<T> {
         self.reopen_if_failed()?;
+        self.on_database(operation)
+    }
+
+    /// Runs `operation` on the open database; an I/O error marks it for a reopen.
+    fn on_database<T>(&self, operation: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
         let db = self.db.read().unwrap_or_else(|p| p.into_inner());
         let Some(database) = db.as_ref() else {
             if self.closed.load(Ordering::Acquire) {
@@ -271,6 +286,16 @@ impl Shared {
         if !self.failed.load(Ordering::Acquire) {
             return Ok(());
         }
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        self.reopen_if_failed_locked(&mut journal)
+    }
+
+    /// As [`Shared::reopen_if_failed`], with the journal already held. The reopened database
+    /// is at its last durable commit; the journal's records after it are applied again.
+    fn reopen_if_failed_locked(&self, journal: &mut Journal) -> Result<()> {
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
         if !self.failed.load(Ordering::Acquire) {
             return Ok(());
@@ -279,7 +304,13 @@ impl Shared {
             return Err(StorageError::Closed);
         }
         drop(db.take());
-        match (self.opener)(&self.path) {
+        let reopened = (self.opener)(&self.path).and_then(|database| {
+            match checkpoint::recover(&database, journal) {
+                Ok(()) => Ok(database),
+                Err(error) => Err(error),
+            }
+        });
+        match reopened {
             Ok(reopened) => {
                 *db = Some(reopened);
                 *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -303,33 +334,164 @@ impl Shared {
         reserve.is_some_and(|reserve| reserve.release())
     }
 
-    /// Applies writes in one transaction (see [`Shared::run`]).
+    /// Applies writes in one transaction, durable on return. A transaction that frees space
+    /// (deletes only) that finds the disk full releases the disk reserve (if any is left) and
+    /// tries once more. Only deletes may spend the reserve — a put that spent it would leave
+    /// nothing for the delete that frees space.
     fn apply(&self, writes: &[StateWrite]) -> Result<()> {
         let start = std::time::Instant::now();
         let frees_space = writes
             .iter()
             .all(|write| !matches!(write, StateWrite::Put { .. } | StateWrite::PutMax { .. }));
-        if frees_space {
-            self.run_freeing(|db| apply(db, writes))?;
-        } else {
-            self.run(|db| apply(db, writes))?;
+        match self.apply_once(writes, frees_space) {
+            Err(error) if frees_space && error.is_disk_full() && self.release_reserve() => {
+                self.apply_once(writes, frees_space)?
+            }
+            outcome => outcome?,
         }
         self.counters.count(writes.len());
         crate::metrics::STATE_COMMIT_SECONDS.observe_since(start);
         Ok(())
     }
+
+    /// Journals the writes (one record, fsynced), then commits them to redb without an fsync
+    /// of its own; checkpoints when one is due. The writes are staged in their redb
+    /// transaction before the record is written, so a write redb refuses is refused before
+    /// anything is journaled. If the commit fails after the record's fsync, the record is
+    /// durable: the database is reopened at once, which applies it, and the writes count as
+    /// done if that works.
+    ///
+    /// While checkpoints fail for want of disk space, writes that do not free space are
+    /// refused (their records would pile up behind a checkpoint that needs more space the
+    /// more of them there are); one of them retries the checkpoint every
+    /// [`CHECKPOINT_RETRY`]. Writes that free space still go through the journal.
+    fn apply_once(&self, writes: &[StateWrite], frees_space: bool) -> Result<()> {
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(refused_at) = journal.checkpoint_refused_at() {
+            if !frees_space {
+                if refused_at.elapsed() < CHECKPOINT_RETRY {
+                    return Err(self.journal_failed(checkpoint_refused()));
+                }
+                self.checkpoint_locked(&mut journal, false)?;
+            }
+        }
+        self.reopen_if_failed_locked(&mut journal)?;
+        journal.prepare(writes);
+        if let Err(error) = journal.make_room() {
+            // No room to grow: a checkpoint lets the record go at offset 0, over the file's
+            // own blocks.
+            if !error.is_disk_full() || !journal.has_records() {
+                return Err(self.journal_failed(error));
+            }
+            self.checkpoint_locked(&mut journal, frees_space)?;
+            journal.prepare(writes);
+            journal.make_room().map_err(|e| self.journal_failed(e))?;
+        }
+        let mut journaled = false;
+        let outcome = self.on_database(|database| {
+            let transaction = stage(database, writes, Durability::None)?;
+            if let Err(error) = journal.write_prepared() {
+                // Nothing durable, and redb untouched: the transaction is dropped unapplied.
+                return Ok(Err(error));
+            }
+            journaled = true;
+            transaction.commit().map_err(state_error)?;
+            Ok(Ok(()))
+        });
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(journal_error)) => return Err(self.journal_failed(journal_error)),
+            Err(error) if journaled && self.failed.load(Ordering::Acquire) => {
+                tracing::warn!("state store: a commit failed after its journal record was written, reopening to apply it: {error}");
+                self.reopen_if_failed_locked(&mut journal)?;
+            }
+            Err(error) => return Err(error),
+        }
+        if journal.checkpoint_due() {
+            // The writes are durable in the journal whatever happens to the checkpoint: a
+            // failed one marks the database for a reopen, which applies the journal again.
+            if let Err(error) = self.checkpoint_locked(&mut journal, false) {
+                tracing::warn!("state store checkpoint failed: {error}");
+            }
+        }
+        Ok(())
+    }
+
+    /// A journal write that failed wrote nothing durable and left redb as it was, but the
+    /// store cannot take writes: it is reported as failed (and reopened before its next use,
+    /// which also reads back where the journal ends).
+    fn journal_failed(&self, error: StorageError) -> StorageError {
+        if needs_reopen(&error) {
+            self.record_failure(&error);
+        }
+        error
+    }
+
+    /// A durable redb commit of everything journaled, after which the journal starts again
+    /// at offset 0. On a full disk, `may_spend_reserve` lets it release the disk reserve and
+    /// try once more (for writes that free space, see [`Shared::apply`]).
+    fn checkpoint_locked(&self, journal: &mut Journal, may_spend_reserve: bool) -> Result<()> {
+        let outcome = match self.checkpoint_once(journal) {
+            Err(error) if error.is_disk_full() && may_spend_reserve && self.release_reserve() => {
+                self.checkpoint_once(journal)
+            }
+            outcome => outcome,
+        };
+        if let Err(error) = &outcome {
+            if error.is_disk_full() {
+                journal.checkpoint_refused();
+            }
+        }
+        outcome
+    }
+
+    /// Reopens a failed store, and retries a checkpoint that the disk refused: the store
+    /// works again only when both have succeeded.
+    fn recover_if_failed(&self) -> Result<()> {
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        self.reopen_if_failed_locked(&mut journal)?;
+        if journal.checkpoint_refused_at().is_some() {
+            self.checkpoint_locked(&mut journal, false)?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint_once(&self, journal: &mut Journal) -> Result<()> {
+        self.reopen_if_failed_locked(journal)?;
+        self.on_database(|database| checkpoint::checkpoint(database, journal))
+    }
+
+    /// At a clean close: a checkpoint, so the next open has nothing to apply.
+    fn checkpoint_at_close(&self) {
+        if self.failed.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if journal.has_records() {
+            if let Err(error) = self.checkpoint_once(&mut journal) {
+                tracing::warn!("state store: the closing checkpoint failed (the journal is applied at the next open): {error}");
+            }
+        }
+    }
 }
 
 impl StateStore {
     pub fn open(path: &Path) -> Result<StateStore> {
-        Self::open_with(path, Box::new(open_database))
+        Self::open_with(path, Box::new(open_database), None)
     }
 
-    /// Opens the store with `opener`, which is also how it reopens after an I/O error.
-    fn open_with(path: &Path, opener: Opener) -> Result<StateStore> {
+    /// Opens the store with `opener`, which is also how it reopens after an I/O error, and
+    /// applies what its journal holds after the last checkpoint.
+    fn open_with(
+        path: &Path,
+        opener: Opener,
+        faults: Option<Arc<FaultPlan>>,
+    ) -> Result<StateStore> {
         let db = opener(path)?;
+        let mut journal = Journal::open(&journal::path_beside(path), faults)?;
+        checkpoint::recover(&db, &mut journal)?;
         Ok(StateStore {
-            shared: Arc::new(Shared::new(path, db, opener)),
+            shared: Arc::new(Shared::new(path, db, journal, opener)),
             committer: std::sync::Mutex::new(None),
         })
     }
@@ -355,7 +517,7 @@ impl StateStore {
     /// Reopens a failed store now (the maintenance pass calls this once space is back, so
     /// health turns good without waiting for the next write). `Ok` when the store works.
     pub fn reopen_if_failed(&self) -> Result<()> {
-        self.shared.reopen_if_failed()
+        self.shared.recover_if_failed()
     }
 
     /// Commits and writes so far (for benchmarks and metrics).
@@ -381,6 +543,24 @@ impl StateStore {
         if let Some(Committer { sender, thread }) = committer {
             drop(sender);
             let _ = thread.join();
+        }
+        // `closed` is set, so nothing else writes: the journal is checkpointed by hand.
+        {
+            let mut journal = self
+                .shared
+                .journal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let db = self.shared.db.read().unwrap_or_else(|p| p.into_inner());
+            if let (Some(database), false) =
+                (db.as_ref(), self.shared.failed.load(Ordering::Acquire))
+            {
+                if journal.has_records() {
+                    if let Err(error) = checkpoint::checkpoint(database, &mut journal) {
+                        tracing::warn!("state store: the closing checkpoint failed (the journal is applied at the next open): {error}");
+                    }
+                }
+            }
         }
         let mut db = self.shared.db.write().unwrap_or_else(|p| p.into_inner());
         drop(db.take());
@@ -701,8 +881,16 @@ impl StateWrite {
 
 type OpenTable<'txn> = redb::Table<'txn, &'static str, &'static [u8]>;
 
-fn apply(db: &Database, writes: &[StateWrite]) -> Result<()> {
-    let transaction = db.begin_write().map_err(state_error)?;
+/// A write transaction of `writes`, not yet committed.
+fn stage(
+    db: &Database,
+    writes: &[StateWrite],
+    durability: Durability,
+) -> Result<redb::WriteTransaction> {
+    let mut transaction = db.begin_write().map_err(state_error)?;
+    transaction
+        .set_durability(durability)
+        .map_err(|e| StorageError::State(e.to_string()))?;
     {
         // Each table is opened once per transaction: opening one costs about as much as a
         // write, and a group commit carries thousands of writes to a few tables.
@@ -722,7 +910,7 @@ fn apply(db: &Database, writes: &[StateWrite]) -> Result<()> {
             apply_one(&mut tables[index].1, write)?;
         }
     }
-    transaction.commit().map_err(state_error)
+    Ok(transaction)
 }
 
 fn apply_one(table: &mut OpenTable<'_>, write: &StateWrite) -> Result<()> {

@@ -26,7 +26,11 @@ impl StateStore {
     pub fn open_with_faults(path: &Path, plan: Arc<FaultPlan>) -> Result<StateStore> {
         Self::open_with(
             path,
-            Box::new(move |path: &Path| open_faulty(path, plan.clone())),
+            Box::new({
+                let plan = plan.clone();
+                move |path: &Path| open_faulty(path, plan.clone())
+            }),
+            Some(plan),
         )
     }
 }

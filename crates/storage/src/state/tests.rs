@@ -177,7 +177,8 @@ fn a_failed_group_commit_fails_every_waiter_and_stores_none_of_it() {
     }
     drop(sender);
     // Everything queued before the committer looks is one group.
-    let shared = Arc::new(Shared::new(&path, db, Box::new(open_database)));
+    let journal = Journal::open(&journal::path_beside(&path), None).unwrap();
+    let shared = Arc::new(Shared::new(&path, db, journal, Box::new(open_database)));
     run_committer(shared.clone(), receiver);
     for mut answer in answers {
         let outcome = answer.try_recv().expect("answered");
@@ -278,4 +279,71 @@ async fn a_closed_store_lets_go_of_its_file_and_refuses_what_comes_after() {
         }])
         .await;
     assert!(matches!(late, Err(StorageError::Closed)));
+}
+
+/// What a `kill -9` leaves: the files as they are while the store is open, its redb at the
+/// last checkpoint (or anything up to its unflushed commits) and the journal's records.
+fn copy_as_crashed(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["state.redb", "state.journal"] {
+        std::fs::copy(from.join(name), to.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_a_crash_between_checkpoints_and_the_journal_goes_on_after_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    let store = StateStore::open(&live.join("state.redb")).unwrap();
+    store.put("t", "before", b"checkpointed").unwrap();
+    // A checkpoint of the first write, as the interval would give it.
+    store
+        .shared
+        .checkpoint_locked(&mut store.shared.journal.lock().unwrap(), false)
+        .unwrap();
+    for index in 0..50 {
+        store
+            .put("t", &format!("k{index:02}"), &[index as u8; 100])
+            .unwrap();
+    }
+    store
+        .write(&[StateWrite::DeletePrefix {
+            table: "t",
+            prefix: "k4".into(),
+        }])
+        .unwrap();
+
+    let first = dir.path().join("first-crash");
+    copy_as_crashed(&live, &first);
+    drop(store);
+    let reopened = StateStore::open(&first.join("state.redb")).unwrap();
+    let keys = |store: &StateStore| -> Vec<String> {
+        store
+            .scan_prefix("t", "")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert_eq!(keys(&reopened).len(), 1 + 40, "{:?}", keys(&reopened));
+    assert_eq!(reopened.get("t", "k07").unwrap(), Some(vec![7u8; 100]));
+    assert_eq!(reopened.get("t", "k45").unwrap(), None);
+
+    // Written after the replay, before any checkpoint: it goes after the replayed records,
+    // and a second crash keeps both.
+    reopened.put("t", "after", b"the first crash").unwrap();
+    let second = dir.path().join("second-crash");
+    copy_as_crashed(&first, &second);
+    drop(reopened);
+    let again = StateStore::open(&second.join("state.redb")).unwrap();
+    assert_eq!(keys(&again).len(), 1 + 40 + 1);
+    assert_eq!(
+        again.get("t", "after").unwrap().as_deref(),
+        Some(&b"the first crash"[..])
+    );
+    assert_eq!(
+        again.get("t", "before").unwrap().as_deref(),
+        Some(&b"checkpointed"[..])
+    );
 }

@@ -1,0 +1,570 @@
+//! The state store's journal: why a durable state commit costs one small fsync.
+//!
+//! A redb transaction committed durably writes its changed B-tree pages and fsyncs the file
+//! (and its header), several hundred microseconds even for one changed key. Every group of
+//! state writes goes instead to the end of this append-only file, which is fsynced
+//! (`fdatasync`) once, and is then applied to redb with `Durability::None`: visible to every
+//! later read at once, but not yet on disk. Every [`CHECKPOINT_INTERVAL`] (or
+//! [`CHECKPOINT_BYTES`] of journal) one durable redb commit makes all of it durable there and
+//! records the last journal record it holds; the journal then starts again at offset 0.
+//!
+//! After a crash, redb opens at its last durable commit and the journal's records after that
+//! checkpoint are applied again, in order ([`replay`]). Re-applying a record that redb already
+//! holds is harmless: every write decides its key's value without reading it (a put or a
+//! delete), or only raises it (put-max), so applying a run of records twice leaves what
+//! applying it once does.
+//!
+//! # Format (all integers little-endian)
+//!
+//! The file is a run of records from offset 0:
+//!
+//! ```text
+//! record   := length u32 | crc32c u32 | body            (length = body bytes; crc of body)
+//! body     := sequence u64 | count u32 | write × count
+//! write    := tag u8 | table (u16 length, bytes) | fields
+//!   tag 0 Put, 1 PutMax:      key (u32 length, bytes) | value (u32 length, bytes)
+//!   tag 2 Delete:             key
+//!   tag 3 DeletePrefix:       prefix (u32 length, bytes)
+//!   tag 4 DeleteRange:        start | end               (u32 length, bytes each)
+//! ```
+//!
+//! Sequences grow by one per record and never restart. The journal is overwritten in place
+//! from offset 0 after each checkpoint, so what follows the newest record is an older,
+//! lower-numbered one, zeros, or a torn write: reading stops at the first record that does
+//! not check out or whose sequence is not the previous one plus one.
+//!
+//! # Space
+//!
+//! The file grows in steps of [`GROW_BYTES`] of zeros written ahead of the records, never
+//! shrinks, and is reused from offset 0 after each checkpoint. So a record is almost always
+//! written over blocks the file already has: its `fdatasync` does not also write the inode,
+//! and it cannot fail for want of disk space. When the file must grow and the disk is full,
+//! the store checkpoints first and writes the record at offset 0 instead (`Shared::apply`).
+//!
+//! # Replay without disk space
+//!
+//! Records found after the checkpoint at open (or at a reopen after an I/O error) are applied
+//! to redb again without an fsync — redb keeps such commits in its write buffer, so this
+//! needs no disk space — and new records go after them. The next checkpoint makes them
+//! durable in redb. A store on a full disk can therefore always be reopened and read.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Result, StorageError};
+use crate::io::FaultPlan;
+
+use super::StateWrite;
+
+/// How long applied records may wait for the durable redb commit that lets the journal
+/// start again: the journal's length, and so the replay after a crash, stays about what this
+/// long of commits writes.
+pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// Journal bytes after which a checkpoint comes sooner than the interval.
+pub(super) const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
+/// The redb table holding the sequence of the last record a durable commit includes.
+pub(super) const CHECKPOINT_TABLE: &str = "$state_journal";
+pub(super) const CHECKPOINT_KEY: &str = "checkpoint";
+/// The journal file grows by this much at a time (zeros written ahead of the records).
+const GROW_BYTES: u64 = 1024 * 1024;
+/// A record longer than this is not one we wrote (a group is bounded well below it).
+const RECORD_BYTES_MAX: usize = 1 << 30;
+const HEADER_BYTES: usize = 8;
+
+/// The journal file and where its next record goes.
+pub(super) struct Journal {
+    path: PathBuf,
+    file: File,
+    faults: Option<Arc<FaultPlan>>,
+    /// Where the next record is written.
+    offset: u64,
+    /// The bytes the file is known to have (written records or zeros).
+    length: u64,
+    /// The next record's sequence.
+    next_sequence: u64,
+    /// When the records since offset 0 began to wait for a checkpoint.
+    since: Instant,
+    /// When a checkpoint last failed for want of disk space, until one succeeds.
+    checkpoint_refused_at: Option<Instant>,
+    buffer: Vec<u8>,
+}
+
+/// What reading the journal found: the records after `checkpoint`, in order.
+pub(super) struct Found {
+    pub(super) records: Vec<(u64, Vec<StateWrite>)>,
+    /// The highest sequence read, whether or not it was after the checkpoint.
+    pub(super) last_sequence: u64,
+    /// The offset just after the last record read.
+    pub(super) end: u64,
+}
+
+/// The journal's path beside the database file: `state.redb` → `state.journal`.
+pub(super) fn path_beside(database: &Path) -> PathBuf {
+    database.with_extension("journal")
+}
+
+impl Journal {
+    pub(super) fn open(path: &Path, faults: Option<Arc<FaultPlan>>) -> Result<Journal> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| StorageError::io(format!("opening {}", path.display()), e))?;
+        let length = file
+            .metadata()
+            .map_err(|e| StorageError::io(format!("reading {}", path.display()), e))?
+            .len();
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+            faults,
+            offset: 0,
+            length,
+            next_sequence: 1,
+            since: Instant::now(),
+            checkpoint_refused_at: None,
+            buffer: Vec::new(),
+        })
+    }
+
+    /// Reads the records after `checkpoint` from disk (see the module docs for where
+    /// reading stops).
+    pub(super) fn read(&self, checkpoint: u64) -> Result<Found> {
+        let mut bytes = Vec::new();
+        let length = self
+            .file
+            .metadata()
+            .map_err(|e| self.error("reading", e))?
+            .len();
+        bytes.resize(length as usize, 0);
+        self.file
+            .read_exact_at(&mut bytes, 0)
+            .map_err(|e| self.error("reading", e))?;
+        Ok(parse(&bytes, checkpoint))
+    }
+
+    /// Starts again at offset 0 with sequences after `last`: what is on disk is all at or
+    /// below a durable checkpoint now.
+    pub(super) fn restart_after(&mut self, last: u64) {
+        self.checkpoint_refused_at = None;
+        self.offset = 0;
+        self.next_sequence = self.next_sequence.max(last + 1);
+        self.since = Instant::now();
+    }
+
+    /// The sequence the next record gets.
+    pub(super) fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// Continues after the records `found` read (applied again, not yet checkpointed): the
+    /// next record goes after them.
+    pub(super) fn resume_after(&mut self, found: &Found) {
+        self.offset = found.end;
+        self.next_sequence = self.next_sequence.max(found.last_sequence + 1);
+        self.since = Instant::now();
+    }
+
+    /// Writes `writes` as the next record and fsyncs it (see [`Journal::prepare`],
+    /// [`Journal::make_room`] and [`Journal::write_prepared`]).
+    #[cfg(test)]
+    pub(super) fn append(&mut self, writes: &[StateWrite]) -> Result<()> {
+        self.prepare(writes);
+        self.make_room()?;
+        self.write_prepared()
+    }
+
+    /// Encodes `writes` as the next record, to be written by [`Journal::write_prepared`].
+    pub(super) fn prepare(&mut self, writes: &[StateWrite]) {
+        encode(&mut self.buffer, self.next_sequence, writes);
+    }
+
+    /// Grows the file, if the prepared record does not fit in it at the current offset, by
+    /// zeros up to the next [`GROW_BYTES`] step (or just what the record needs, if the disk
+    /// has no more). An error (the disk is full) leaves the records untouched.
+    pub(super) fn make_room(&mut self) -> Result<()> {
+        let needed = self.offset + self.buffer.len() as u64;
+        if needed <= self.length {
+            return Ok(());
+        }
+        let stepped = needed.div_ceil(GROW_BYTES) * GROW_BYTES;
+        match self.zero_to(stepped) {
+            Err(error) if error.is_disk_full() && stepped > needed => self.zero_to(needed),
+            outcome => outcome,
+        }
+    }
+
+    /// Writes zeros from the known length to `length`.
+    fn zero_to(&mut self, length: u64) -> Result<()> {
+        const CHUNK: usize = 64 * 1024;
+        let zeros = [0u8; CHUNK];
+        while self.length < length {
+            let n = ((length - self.length) as usize).min(CHUNK);
+            if let Some(plan) = &self.faults {
+                plan.check_write().map_err(|e| self.error("growing", e))?;
+            }
+            self.file
+                .write_all_at(&zeros[..n], self.length)
+                .map_err(|e| self.error("growing", e))?;
+            self.length += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes the prepared record and fsyncs it. On success the record is durable; on an
+    /// error nothing is counted as written (the next record goes to the same place).
+    pub(super) fn write_prepared(&mut self) -> Result<()> {
+        if let Some(plan) = &self.faults {
+            plan.check_write().map_err(|e| self.error("writing", e))?;
+        }
+        self.file
+            .write_all_at(&self.buffer, self.offset)
+            .map_err(|e| self.error("writing", e))?;
+        if let Some(plan) = &self.faults {
+            plan.check_sync(&self.path)
+                .map_err(|e| self.error("syncing", e))?;
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| self.error("syncing", e))?;
+        if self.offset == 0 {
+            // The interval runs from the first record waiting for a checkpoint, so a store
+            // written once in a while is not checkpointed after every record.
+            self.since = Instant::now();
+        }
+        self.offset += self.buffer.len() as u64;
+        self.length = self.length.max(self.offset);
+        self.next_sequence += 1;
+        Ok(())
+    }
+
+    /// Whether the records written since offset 0 are due a checkpoint.
+    pub(super) fn checkpoint_due(&self) -> bool {
+        self.offset > 0
+            && (self.offset >= CHECKPOINT_BYTES || self.since.elapsed() >= CHECKPOINT_INTERVAL)
+    }
+
+    /// Notes that a checkpoint failed for want of disk space.
+    pub(super) fn checkpoint_refused(&mut self) {
+        self.checkpoint_refused_at = Some(Instant::now());
+    }
+
+    /// When a checkpoint last failed for want of disk space, if none has succeeded since.
+    pub(super) fn checkpoint_refused_at(&self) -> Option<Instant> {
+        self.checkpoint_refused_at
+    }
+
+    /// Whether any record waits for a checkpoint.
+    pub(super) fn has_records(&self) -> bool {
+        self.offset > 0
+    }
+
+    fn error(&self, doing: &str, source: std::io::Error) -> StorageError {
+        StorageError::io(format!("{doing} {}", self.path.display()), source)
+    }
+}
+
+/// Encodes one record into `out` (cleared first).
+fn encode(out: &mut Vec<u8>, sequence: u64, writes: &[StateWrite]) {
+    out.clear();
+    out.extend_from_slice(&[0; HEADER_BYTES]);
+    out.extend_from_slice(&sequence.to_le_bytes());
+    out.extend_from_slice(&(writes.len() as u32).to_le_bytes());
+    for write in writes {
+        let (tag, fields): (u8, [&[u8]; 2]) = match write {
+            StateWrite::Put { key, value, .. } => (0, [key.as_bytes(), value]),
+            StateWrite::PutMax { key, value, .. } => (1, [key.as_bytes(), value]),
+            StateWrite::Delete { key, .. } => (2, [key.as_bytes(), &[]]),
+            StateWrite::DeletePrefix { prefix, .. } => (3, [prefix.as_bytes(), &[]]),
+            StateWrite::DeleteRange { start, end, .. } => (4, [start.as_bytes(), end.as_bytes()]),
+        };
+        out.push(tag);
+        let table = write.table().as_bytes();
+        out.extend_from_slice(&(table.len() as u16).to_le_bytes());
+        out.extend_from_slice(table);
+        let field_count = if matches!(tag, 2 | 3) { 1 } else { 2 };
+        for field in &fields[..field_count] {
+            out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            out.extend_from_slice(field);
+        }
+    }
+    let body_length = (out.len() - HEADER_BYTES) as u32;
+    let crc = crc32c::crc32c(&out[HEADER_BYTES..]);
+    out[..4].copy_from_slice(&body_length.to_le_bytes());
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The run of valid, consecutive records from offset 0 of `bytes`, keeping those after
+/// `checkpoint`.
+fn parse(bytes: &[u8], checkpoint: u64) -> Found {
+    let mut found = Found {
+        records: Vec::new(),
+        last_sequence: 0,
+        end: 0,
+    };
+    let mut at = 0usize;
+    let mut previous: Option<u64> = None;
+    while let Some((sequence, writes, next)) = record_at(bytes, at) {
+        if previous.is_some_and(|previous| sequence != previous + 1) {
+            break;
+        }
+        if previous.is_none() && sequence > checkpoint + 1 && checkpoint > 0 {
+            // The record after a checkpoint is always written at offset 0 with the next
+            // sequence, so a gap means records we promised are missing: say so loudly, and
+            // still apply what there is.
+            tracing::error!(
+                checkpoint,
+                sequence,
+                "state journal: records between the checkpoint and the journal's first record are missing"
+            );
+        }
+        previous = Some(sequence);
+        found.last_sequence = sequence;
+        if sequence > checkpoint {
+            found.records.push((sequence, writes));
+        }
+        at = next;
+        found.end = next as u64;
+    }
+    found
+}
+
+/// The record starting at `at`, if it is whole and checks out: its sequence, writes and
+/// the offset after it.
+fn record_at(bytes: &[u8], at: usize) -> Option<(u64, Vec<StateWrite>, usize)> {
+    let header = bytes.get(at..at.checked_add(HEADER_BYTES)?)?;
+    let length = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
+    if !(12..=RECORD_BYTES_MAX).contains(&length) {
+        return None;
+    }
+    let start = at + HEADER_BYTES;
+    let body = bytes.get(start..start.checked_add(length)?)?;
+    if crc32c::crc32c(body) != crc {
+        return None;
+    }
+    let mut reader = Reader { bytes: body, at: 0 };
+    let sequence = reader.u64()?;
+    let count = reader.u32()? as usize;
+    let mut writes = Vec::with_capacity(count.min(body.len()));
+    for _ in 0..count {
+        writes.push(reader.write()?);
+    }
+    Some((sequence, writes, start + length))
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let slice = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(slice)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let n = self.u32()? as usize;
+        Some(self.take(n)?.to_vec())
+    }
+
+    fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?).ok()
+    }
+
+    fn write(&mut self) -> Option<StateWrite> {
+        let tag = *self.take(1)?.first()?;
+        let n = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
+        let table = intern(std::str::from_utf8(self.take(n)?).ok()?);
+        Some(match tag {
+            0 => StateWrite::Put {
+                table,
+                key: self.string()?,
+                value: self.bytes()?,
+            },
+            1 => StateWrite::PutMax {
+                table,
+                key: self.string()?,
+                value: self.bytes()?,
+            },
+            2 => StateWrite::Delete {
+                table,
+                key: self.string()?,
+            },
+            3 => StateWrite::DeletePrefix {
+                table,
+                prefix: self.string()?,
+            },
+            4 => StateWrite::DeleteRange {
+                table,
+                start: self.string()?,
+                end: self.string()?,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Table names read back from the journal, as the `&'static str` a [`StateWrite`] holds.
+/// The layer above names its tables with constants, so this keeps a handful of names.
+fn intern(name: &str) -> &'static str {
+    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let names = names.get_or_insert_with(HashSet::new);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<StateWrite> {
+        vec![
+            StateWrite::Put {
+                table: "t",
+                key: "k".into(),
+                value: b"v".to_vec(),
+            },
+            StateWrite::PutMax {
+                table: "floors",
+                key: "q".into(),
+                value: vec![0, 0, 1],
+            },
+            StateWrite::Delete {
+                table: "t",
+                key: "gone".into(),
+            },
+            StateWrite::DeletePrefix {
+                table: "t",
+                prefix: "p/".into(),
+            },
+            StateWrite::DeleteRange {
+                table: "u",
+                start: "a".into(),
+                end: "c".into(),
+            },
+        ]
+    }
+
+    fn records(sequences: std::ops::RangeInclusive<u64>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut one = Vec::new();
+        for sequence in sequences {
+            encode(&mut one, sequence, &sample());
+            bytes.extend_from_slice(&one);
+        }
+        bytes
+    }
+
+    #[test]
+    fn records_read_back_as_written_after_the_checkpoint() {
+        let found = parse(&records(1..=3), 1);
+        assert_eq!(found.last_sequence, 3);
+        let sequences: Vec<u64> = found.records.iter().map(|(s, _)| *s).collect();
+        assert_eq!(sequences, vec![2, 3]);
+        assert_eq!(found.records[0].1, sample());
+    }
+
+    #[test]
+    fn reading_stops_at_a_torn_record_or_an_older_one() {
+        let whole = records(1..=3);
+        // A torn last record: every cut short of its end keeps the first two.
+        let two = records(1..=2).len();
+        for cut in two..whole.len() {
+            let found = parse(&whole[..cut], 0);
+            assert_eq!(found.last_sequence, 2, "cut at {cut}");
+        }
+        // A flipped byte in the second record ends the run after the first.
+        let mut flipped = whole.clone();
+        flipped[two - 3] ^= 0x40;
+        assert_eq!(parse(&flipped, 0).last_sequence, 1);
+        // Newer records written over the start of an older cycle: the old tail is not read.
+        let mut overwritten = records(1..=5);
+        let newer = records(6..=6);
+        overwritten[..newer.len()].copy_from_slice(&newer);
+        let found = parse(&overwritten, 5);
+        assert_eq!(found.last_sequence, 6);
+        assert_eq!(found.records.len(), 1);
+    }
+
+    #[test]
+    fn an_old_cycle_wholly_under_the_checkpoint_gives_nothing_to_apply() {
+        let found = parse(&records(4..=7), 7);
+        assert!(found.records.is_empty());
+        assert_eq!(found.last_sequence, 7);
+        assert!(parse(&[], 0).records.is_empty());
+        assert!(parse(&[0; 64], 0).records.is_empty());
+    }
+
+    #[test]
+    fn the_file_grows_in_steps_of_zeros_and_is_reused_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.journal");
+        let mut journal = Journal::open(&path, None).unwrap();
+        let big = vec![StateWrite::Put {
+            table: "t",
+            key: "k".into(),
+            value: vec![9; 300 * 1024],
+        }];
+        journal.append(&big).unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        assert_eq!(size(), GROW_BYTES, "one step covers the first record");
+        for _ in 0..3 {
+            journal.append(&big).unwrap();
+        }
+        assert_eq!(
+            size(),
+            2 * GROW_BYTES,
+            "the fourth record took a second step"
+        );
+        journal.restart_after(4);
+        journal.append(&sample()).unwrap();
+        assert_eq!(
+            size(),
+            2 * GROW_BYTES,
+            "after a checkpoint the file is reused"
+        );
+        let found = journal.read(4).unwrap();
+        assert_eq!(found.records, vec![(5, sample())]);
+        assert_eq!(found.end, journal.offset);
+    }
+
+    #[test]
+    fn appended_records_are_on_disk_and_restart_overwrites_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.journal");
+        let mut journal = Journal::open(&path, None).unwrap();
+        journal.append(&sample()).unwrap();
+        journal.append(&sample()[..1]).unwrap();
+        assert!(journal.has_records());
+        let found = Journal::open(&path, None).unwrap().read(0).unwrap();
+        assert_eq!(found.records.len(), 2);
+        assert_eq!(found.records[1].1, sample()[..1].to_vec());
+        journal.restart_after(2);
+        journal.append(&sample()[2..3]).unwrap();
+        let found = journal.read(2).unwrap();
+        assert_eq!(found.last_sequence, 3);
+        assert_eq!(found.records, vec![(3, sample()[2..3].to_vec())]);
+    }
+}
