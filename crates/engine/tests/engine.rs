@@ -585,3 +585,41 @@ async fn a_stalled_disk_under_one_stream_does_not_stall_the_others() {
     assert!(changed.is_ok(), "{changed:?}");
     assert_eq!(fetch_all(&engine, "slow", 0).await, vec!["held"]);
 }
+
+/// The two phases of a publish: `enqueue_publish` gives records their offsets and returns
+/// while the disk holds their fsync (nothing is readable or answered yet); a second publish
+/// enqueued meanwhile lands after the first; both become durable, in order, once it syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_enqueued_during_an_fsync_land_in_order_and_answer_only_once_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, plan) = faulty_engine(dir.path()).await;
+    engine.create_stream(spec("s", 1)).await.unwrap();
+    plan.hold_syncs(true);
+    let target = || PublishTarget::Stream("s".into());
+    let first = engine
+        .enqueue_publish(target(), vec![record("a"), record("b")])
+        .await
+        .unwrap();
+    let second = engine
+        .enqueue_publish(target(), vec![record("c")])
+        .await
+        .unwrap();
+    assert_eq!(engine.partition_next_offset("s", 0).unwrap(), 3);
+    assert_eq!(
+        engine.partition_bounds("s", 0).unwrap(),
+        (0, 0),
+        "none durable"
+    );
+    let second = tokio::spawn(second.durable());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!second.is_finished(), "answered before its fsync");
+    plan.hold_syncs(false);
+    let first = tokio::time::timeout(Duration::from_secs(10), first.durable())
+        .await
+        .expect("durable once the disk syncs")
+        .unwrap();
+    let second = second.await.unwrap().unwrap();
+    let offsets: Vec<u64> = first.iter().chain(&second).map(|p| p.offset).collect();
+    assert_eq!(offsets, vec![0, 1, 2]);
+    assert_eq!(fetch_all(&engine, "s", 0).await, vec!["a", "b", "c"]);
+}

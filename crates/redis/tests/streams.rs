@@ -614,3 +614,66 @@ async fn a_pipeline_larger_than_the_connection_budget_is_answered_in_order() {
     assert_eq!(order, (0..1000).collect::<Vec<u32>>());
     broker.stop().await;
 }
+
+/// The stream's writer enqueues a batch and goes on to the next while the first waits for
+/// its fsync. Four connections with 100 XADDs each in flight (some trimming, which waits
+/// for every batch before it): every reply's ID is its own entry's, IDs grow in log order,
+/// and nothing is lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xadds_queued_during_fsyncs_keep_their_ids_in_log_order() {
+    let broker = Broker::start().await;
+    let mut connections = tokio::task::JoinSet::new();
+    for connection in 0..4 {
+        let con = broker.connect().await;
+        connections.spawn(async move {
+            let mut sends = tokio::task::JoinSet::new();
+            for index in 0..100 {
+                let mut con = con.clone();
+                sends.spawn(async move {
+                    let value = format!("{connection}-{index}");
+                    let mut command = cmd("XADD");
+                    command.arg("flood");
+                    if index % 25 == 0 {
+                        command.arg("MAXLEN").arg(100_000);
+                    }
+                    let id: String = command
+                        .arg("*")
+                        .arg("n")
+                        .arg(&value)
+                        .query_async(&mut con)
+                        .await
+                        .unwrap();
+                    (id, value)
+                });
+            }
+            let mut answered = Vec::new();
+            while let Some(sent) = sends.join_next().await {
+                answered.push(sent.unwrap());
+            }
+            answered
+        });
+    }
+    let mut answered = std::collections::HashMap::new();
+    while let Some(joined) = connections.join_next().await {
+        for (id, value) in joined.unwrap() {
+            assert!(answered.insert(id, value).is_none(), "an ID answered twice");
+        }
+    }
+    let mut con = broker.connect().await;
+    let stored: StreamRangeReply = con.xrange_all("flood").await.unwrap();
+    assert_eq!(stored.ids.len(), 400);
+    let parsed: Vec<(u64, u64)> = stored
+        .ids
+        .iter()
+        .map(|entry| {
+            let (ms, seq) = entry.id.split_once('-').unwrap();
+            (ms.parse().unwrap(), seq.parse().unwrap())
+        })
+        .collect();
+    assert!(parsed.windows(2).all(|pair| pair[0] < pair[1]));
+    for entry in &stored.ids {
+        let value: String = entry.get("n").unwrap();
+        assert_eq!(answered.get(&entry.id), Some(&value), "entry {}", entry.id);
+    }
+    broker.stop().await;
+}

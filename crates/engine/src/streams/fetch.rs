@@ -115,6 +115,12 @@ impl Engine {
         let log = self.stream(stream)?.partition(partition)?.clone();
         Ok((log.log_start_offset(), log.high_watermark()))
     }
+
+    /// One past the last offset given out in a partition, appends not yet acknowledged
+    /// included (see [`Engine::enqueue_publish`]).
+    pub fn partition_next_offset(&self, stream: &str, partition: u32) -> Result<u64> {
+        Ok(self.stream(stream)?.partition(partition)?.next_offset())
+    }
 }
 
 /// One past the last offset of the last whole batch in `bytes`.

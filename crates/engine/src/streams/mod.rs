@@ -9,6 +9,7 @@ pub mod door_settings;
 mod fetch;
 pub mod partitioner;
 mod publish;
+pub use publish::PendingPublish;
 pub(crate) use publish::{split_for_storage, to_stored};
 pub mod raw_append;
 pub(crate) mod registry;

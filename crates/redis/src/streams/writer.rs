@@ -7,12 +7,20 @@
 //! XADDs their IDs in order, and appends the run of XADDs as one engine publish: a pipeline of
 //! XADDs, or XADDs from many connections, share one append and one fsync.
 //!
+//! An XADD batch is only enqueued by the task (it has its offsets and its place in the log);
+//! a spawned acknowledgement waits for its fsync and answers it, while the task goes on to the
+//! next batch. So the XADDs that arrive during an fsync are queued for the next group commit
+//! at once instead of one batch per fsync round trip, and every reply still follows its fsync.
+//! The other changes (XTRIM, XDEL, XSETID, DEL, an XADD that trims) look at the durable log,
+//! so they first wait until everything enqueued before them is acknowledged.
+//!
 //! The task keeps the stream's top ID (the last ID given out) and the high watermark it
 //! belongs to; when the stream grew by another door's appends it reads the last record
 //! again. An ID given out before a stream is emptied (XTRIM to nothing, XSETID) is also kept
 //! as a door setting (`redis.last-id`), so IDs keep growing across a restart.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -167,6 +175,12 @@ struct Writer {
     records: Vec<PublishRecord>,
     /// Each queued XADD's answer and its ID as the reply spells it.
     waiting: Vec<(oneshot::Sender<Reply>, Bytes)>,
+    /// The acknowledgement of the last batch enqueued, while it may still wait: it is
+    /// durable only once every batch before it is (one partition, one high watermark).
+    acknowledging: Option<tokio::task::JoinHandle<()>>,
+    /// Set by an acknowledgement whose batch failed: some IDs given out are not in the log,
+    /// so the next batch reads the top again.
+    failed: Arc<AtomicBool>,
 }
 
 async fn run(
@@ -183,6 +197,8 @@ async fn run(
         checked: false,
         records: Vec::new(),
         waiting: Vec::new(),
+        acknowledging: None,
+        failed: Arc::new(AtomicBool::new(false)),
     };
     let mut batch = Vec::new();
     while let Some(first) = requests.recv().await {
@@ -194,10 +210,26 @@ async fn run(
             }
         }
         writer.checked = false;
+        if writer.failed.swap(false, Ordering::AcqRel) {
+            writer.top = None;
+        }
         for request in batch.drain(..) {
             writer.apply(request).await;
         }
         writer.publish().await;
+    }
+    // Answered before the task ends (at shutdown the engine closes after the writers).
+    writer.settle().await;
+}
+
+/// Answers a batch of XADDs: each its ID, or all the publish's error.
+fn answer(waiting: Vec<(oneshot::Sender<Reply>, Bytes)>, outcome: Result<(), EngineError>) {
+    for (answer, id) in waiting {
+        let reply = match &outcome {
+            Ok(()) => Reply::Bulk(id),
+            Err(error) => Reply::error(format!("ERR {error}")),
+        };
+        let _ = answer.send(reply);
     }
 }
 
@@ -242,7 +274,7 @@ impl Writer {
             }
             Change::Trim(trim) => {
                 self.checked = false;
-                self.publish().await;
+                self.flush().await;
                 let reply = match self.trim(trim).await {
                     Ok(removed) => Reply::Integer(removed as i64),
                     Err(error) => engine_error(error),
@@ -251,7 +283,7 @@ impl Writer {
             }
             Change::Delete(ids) => {
                 self.checked = false;
-                self.publish().await;
+                self.flush().await;
                 let reply = match self.delete(&ids).await {
                     Ok(count) => Reply::Integer(count as i64),
                     Err(error) => engine_error(error),
@@ -260,7 +292,7 @@ impl Writer {
             }
             Change::Destroy => {
                 self.checked = false;
-                self.publish().await;
+                self.flush().await;
                 self.top = None;
                 let reply = match self.engine.delete_stream(&self.stream).await {
                     Ok(()) => Reply::Integer(1),
@@ -271,7 +303,7 @@ impl Writer {
             }
             Change::SetId(id) => {
                 self.checked = false;
-                self.publish().await;
+                self.flush().await;
                 let _ = answer.send(self.set_id(id).await.unwrap_or_else(|r| r));
             }
         }
@@ -290,7 +322,7 @@ impl Writer {
                 .map_err(engine_error)?
                 .is_some();
         if !exists {
-            self.publish().await;
+            self.flush().await;
             if !make_stream {
                 return Err(Reply::Null);
             }
@@ -330,8 +362,10 @@ impl Writer {
         if let (true, Some(top)) = (self.checked, self.top) {
             return Ok(top);
         }
-        let (_, high_watermark) = self.engine.partition_bounds(&self.stream, 0)?;
-        let end = high_watermark + self.records.len() as u64;
+        // Offsets given out, batches still waiting for their fsync included, so this batch's
+        // records follow what this writer enqueued and only another door's appends differ.
+        let given = self.engine.partition_next_offset(&self.stream, 0)?;
+        let end = given + self.records.len() as u64;
         if let Some(top) = self.top {
             if top.end == end {
                 return Ok(top);
@@ -348,37 +382,67 @@ impl Writer {
     }
 
     /// Appends the queued XADDs with one more (`id`, already queued, whose answer the caller
-    /// sends), answering the others; the error reply if the append failed.
+    /// sends) and waits until they are durable, answering the others; the error reply if the
+    /// append failed.
     async fn publish_with(&mut self, id: Bytes) -> Result<(), Reply> {
         let (answer, reply) = oneshot::channel();
         self.waiting.push((answer, id));
-        self.publish().await;
+        self.flush().await;
         match reply.await {
             Ok(Reply::Error(text)) => Err(Reply::Error(text)),
             _ => Ok(()),
         }
     }
 
-    /// Appends the queued XADDs as one publish and answers them.
+    /// Enqueues the queued XADDs and waits until everything enqueued is acknowledged (and
+    /// answered): what a change that reads the log needs first.
+    async fn flush(&mut self) {
+        self.publish().await;
+        self.settle().await;
+    }
+
+    /// Waits until every batch enqueued is acknowledged and answered.
+    async fn settle(&mut self) {
+        if let Some(acknowledging) = self.acknowledging.take() {
+            // A panic in it left its callers without answers, which they report.
+            let _ = acknowledging.await;
+        }
+        if self.failed.swap(false, Ordering::AcqRel) {
+            self.top = None;
+            self.checked = false;
+        }
+    }
+
+    /// Enqueues the queued XADDs as one publish; a spawned acknowledgement answers them once
+    /// they are durable (or the error at once if the publish was refused).
     async fn publish(&mut self) {
         if self.records.is_empty() {
             return;
         }
         let records = std::mem::take(&mut self.records);
+        let waiting = std::mem::take(&mut self.waiting);
         let target = PublishTarget::Stream(self.stream.clone());
-        let outcome = self.engine.publish(target, records).await;
-        if outcome.is_err() {
-            // Some of them may be missing: read the top again before the next ID.
-            self.top = None;
-            self.checked = false;
-        }
-        for (answer, id) in self.waiting.drain(..) {
-            let reply = match &outcome {
-                Ok(_) => Reply::Bulk(id),
-                Err(error) => Reply::error(format!("ERR {error}")),
-            };
-            let _ = answer.send(reply);
-        }
+        let pending = match self.engine.enqueue_publish(target, records).await {
+            Ok(pending) => pending,
+            Err(error) => {
+                // None of them is in the log: read the top again before the next ID.
+                self.top = None;
+                self.checked = false;
+                answer(waiting, Err(error));
+                return;
+            }
+        };
+        let failed = self.failed.clone();
+        // The previous acknowledgement goes on by itself: its batch is durable no later than
+        // this one (one partition, one high watermark), and each session puts its own replies
+        // back in order.
+        self.acknowledging = Some(tokio::spawn(async move {
+            let outcome = pending.durable().await.map(|_| ());
+            if outcome.is_err() {
+                failed.store(true, Ordering::Release);
+            }
+            answer(waiting, outcome);
+        }));
     }
 
     /// Removes entries from the front; answers how many.

@@ -243,6 +243,12 @@ impl PartitionLog {
         self.progress.borrow().high_watermark
     }
 
+    /// One past the last offset given out: the high watermark plus every append queued and
+    /// not yet acknowledged. What the next append's first offset would be.
+    pub fn next_offset(&self) -> u64 {
+        lock(&self.queue).next_offset
+    }
+
     pub fn log_start_offset(&self) -> u64 {
         self.log_start.load(Ordering::Acquire)
     }
