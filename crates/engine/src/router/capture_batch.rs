@@ -43,8 +43,8 @@ impl CapturedBatch {
     }
 
     /// Waits for the stream's acknowledgement of every stored message, delivers them to the
-    /// live subscribers, and returns them with their outcome: the position, or the error of
-    /// their partition's append. Refused messages are left out.
+    /// live subscribers (in one routing call), and returns them with their outcome: the
+    /// position, or the error of their partition's append. Refused messages are left out.
     pub async fn durable(self) -> Vec<(Arc<LiveMessage>, Result<RecordPosition>)> {
         let mut failed: Vec<(u32, EngineError)> = Vec::new();
         for (partition, append) in self.appends {
@@ -59,12 +59,12 @@ impl CapturedBatch {
             };
             match failed.iter().find(|(p, _)| *p == position.partition) {
                 Some((_, error)) => done.push((message, Err(copy_error(error)))),
-                None => {
-                    self.router.publish(message.clone(), self.origin);
-                    done.push((message, Ok(position)));
-                }
+                None => done.push((message, Ok(position))),
             }
         }
+        let stored = done.iter().filter(|(_, outcome)| outcome.is_ok());
+        self.router
+            .publish_many(stored.map(|(message, _)| message.clone()), self.origin);
         done
     }
 }

@@ -107,8 +107,7 @@ impl<T: PartialEq> SubjectIndex<T> {
     /// Calls `visit` with every value whose pattern matches `subject` (a valid subject, no
     /// wildcards), once per matching entry, in no particular order.
     pub fn for_each_match<'a>(&'a self, subject: &str, mut visit: impl FnMut(&'a T)) {
-        let tokens: Vec<&str> = subject.split('.').collect();
-        visit_matches(&self.root, &tokens, &mut visit);
+        visit_matches(&self.root, Some(subject), &mut visit);
     }
 
     /// The values whose patterns match `subject`.
@@ -119,14 +118,20 @@ impl<T: PartialEq> SubjectIndex<T> {
     }
 }
 
-fn visit_matches<'a, T>(node: &'a Node<T>, tokens: &[&str], visit: &mut impl FnMut(&'a T)) {
-    let Some((first, remaining)) = tokens.split_first() else {
+/// Walks `subject`'s tokens from `node`; `None` once every token is used. The subject is
+/// split as the walk goes rather than into a vector first: this runs once per routed message.
+fn visit_matches<'a, T>(node: &'a Node<T>, subject: Option<&str>, visit: &mut impl FnMut(&'a T)) {
+    let Some(subject) = subject else {
         node.here.iter().for_each(&mut *visit);
         return;
     };
+    let (first, remaining) = match subject.split_once('.') {
+        Some((first, remaining)) => (first, Some(remaining)),
+        None => (subject, None),
+    };
     // `>` here needs at least one more token, which `first` is.
     node.rest.iter().for_each(&mut *visit);
-    if let Some(child) = node.literals.get(*first) {
+    if let Some(child) = node.literals.get(first) {
         visit_matches(child, remaining, visit);
     }
     if let Some(child) = &node.any_one {

@@ -255,7 +255,7 @@ impl LiveRouter {
     }
 
     /// The subscriptions `subject` reaches, from the cache or computed and cached.
-    fn matches(&self, subject: &str) -> Arc<MatchSet> {
+    pub(super) fn matches(&self, subject: &str) -> Arc<MatchSet> {
         let generation = self.generation.load(Ordering::Acquire);
         if let Some(set) = self.cache().get(generation, subject) {
             return set;
@@ -267,6 +267,12 @@ impl LiveRouter {
         let mut cache = self.cache();
         cache.insert(generation, subject, set.clone());
         set
+    }
+
+    pub(super) fn read_index(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, SubjectIndex<Arc<Subscription>>> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, MatchCache> {

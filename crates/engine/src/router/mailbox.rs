@@ -144,6 +144,37 @@ impl Mailbox {
         true
     }
 
+    /// [`Mailbox::offer`] for many deliveries, in order, under one lock and with at most one
+    /// wake-up. Returns how many were dropped: none, or every one from the first that would
+    /// pass the bound (the mailbox is slow from then on).
+    pub(crate) fn offer_many(&self, deliveries: Vec<Delivery>) -> usize {
+        let count = deliveries.len();
+        let mut state = self.state();
+        if state.slow {
+            return count;
+        }
+        let was_empty = state.queue.is_empty();
+        let mut taken = 0;
+        for delivery in deliveries {
+            let size = delivery.message.size_bytes();
+            if state.queue.len() >= self.limits.messages_max
+                || state.bytes.saturating_add(size) > self.limits.bytes_max
+            {
+                state.slow = true;
+                break;
+            }
+            state.queue.push_back(delivery);
+            state.bytes += size;
+            taken += 1;
+        }
+        let slow = state.slow;
+        drop(state);
+        if slow || (was_empty && taken > 0) {
+            self.ready.notify_one();
+        }
+        count - taken
+    }
+
     /// Moves queued deliveries into `out`, oldest first, until about `bytes_budget` bytes
     /// moved (at least one delivery when any is queued). Returns the bytes moved.
     pub fn take(&self, out: &mut Vec<Delivery>, bytes_budget: usize) -> usize {

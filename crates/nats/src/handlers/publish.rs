@@ -58,9 +58,11 @@ pub(crate) async fn batch(
         return Ok(Some(publish));
     };
     crate::jetstream::acks::flush(connection).await;
-    if connection.publishes.stream != stream {
-        flush_publishes(connection).await?;
-        connection.publishes.stream = stream;
+    if let Some(stream) = stream {
+        if connection.publishes.stream != stream {
+            flush_publishes(connection).await?;
+            connection.publishes.stream = stream;
+        }
     }
     connection.publishes.messages.push(Arc::new(LiveMessage {
         subject: publish.subject,
@@ -79,14 +81,24 @@ pub(crate) async fn batch(
 /// subjects, a reply subject (the client waits for a PubAck), no JetStream header (their
 /// checks run one message at a time in `jetstream::publish`), not verbose (`+OK` follows
 /// each operation), and a stream capturing the subject.
+///
+/// The stream is `None` when the publish repeats the subject of the batch's last message: it
+/// joins the batch's stream without checking its subject or looking its stream up again
+/// (publishers mostly send runs on one subject). The engine checks every message's capture
+/// when the batch is stored, so a stream deleted meanwhile refuses the message in its PubAck.
 fn batchable(
     connection: &Connection,
     publish: &PublishOp,
-) -> Option<(String, Vec<omnibus_types::Header>)> {
+) -> Option<(Option<String>, Vec<omnibus_types::Header>)> {
     let reply = publish.reply.as_deref()?;
+    let repeated = connection
+        .publishes
+        .messages
+        .last()
+        .is_some_and(|last| last.subject == publish.subject);
     if connection.options.verbose()
         || publish.subject.starts_with('$')
-        || validate_subject(&publish.subject).is_err()
+        || (!repeated && validate_subject(&publish.subject).is_err())
         || validate_subject(reply).is_err()
     {
         return None;
@@ -98,11 +110,14 @@ fn batchable(
     if crate::jetstream::has_jetstream_headers(&message_headers) {
         return None;
     }
+    if repeated {
+        return Some((None, message_headers));
+    }
     let stream = connection
         .shared
         .engine
         .stream_capturing(&publish.subject)?;
-    Some((stream, message_headers))
+    Some((Some(stream), message_headers))
 }
 
 /// Hands the connection's batched JetStream publishes and plain acks to the engine (at most

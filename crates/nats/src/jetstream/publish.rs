@@ -16,11 +16,11 @@
 //! captured as before), so the expected-sequence checks see their sequences but do not order
 //! them.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use omnibus_engine::router::{LiveMessage, LivePublish};
+use omnibus_engine::{EngineError, RecordPosition};
 use omnibus_types::Header;
 use serde_json::json;
 
@@ -28,6 +28,7 @@ use super::errors::ApiError;
 use super::send;
 use super::state::{header, MESSAGE_ID};
 use super::streams::now_ms;
+use crate::codec::encode::decimal;
 use crate::error::NatsError;
 use crate::handlers::{push_capture, Connection};
 
@@ -55,10 +56,20 @@ pub(crate) fn has_jetstream_headers(headers: &[Header]) -> bool {
 /// The PubAck `{"stream":<stream>,"seq":<sequence>}` from its constant start
 /// ([`StreamState::pub_ack_prefix`], rendered once per stream).
 fn pub_ack(prefix: &[u8], sequence: u64) -> Bytes {
-    let mut ack = BytesMut::with_capacity(prefix.len() + 21);
-    ack.extend_from_slice(prefix);
-    let _ = write!(ack, "{sequence}}}");
+    let mut ack = BytesMut::with_capacity(prefix.len() + PUB_ACK_SUFFIX_BYTES_MAX);
+    put_pub_ack(&mut ack, prefix, sequence);
     ack.freeze()
+}
+
+/// The longest end of a PubAck after its prefix: a u64's 20 digits and the closing brace.
+const PUB_ACK_SUFFIX_BYTES_MAX: usize = 21;
+
+/// Appends the PubAck of `sequence` to `out`.
+fn put_pub_ack(out: &mut BytesMut, prefix: &[u8], sequence: u64) {
+    let mut digits = [0u8; 20];
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(decimal(sequence, &mut digits));
+    out.extend_from_slice(b"}");
 }
 
 const PUB_ACK_ERROR: &str = "io.nats.jetstream.api.v1.pub_ack_response";
@@ -241,25 +252,118 @@ pub(crate) async fn handle_batch(
                     super::extras::trim(&engine, &stream, max).await;
                 }
             }
-            let mut first_error = None;
-            for (message, outcome) in done {
-                let answer = match &outcome {
-                    Ok(position) => pub_ack(&prefix, position.offset + 1),
-                    Err(error) => ApiError::from_engine(error)
-                        .to_json(PUB_ACK_ERROR)
-                        .to_string()
-                        .into(),
-                };
-                if let Some(reply) = message.reply.clone() {
-                    send(&answer_router, reply, answer);
-                }
-                if let Err(error) = outcome {
-                    first_error.get_or_insert(error);
-                }
-            }
+            let (answers, first_error) = pub_acks(&prefix, done);
+            answer_router.publish_once_many(answers, None);
             first_error.map_or(Ok(()), Err)
         }),
     )
     .await;
     Ok(())
+}
+
+/// The answers to a stored batch, one per message with a reply subject, in order — PubAcks
+/// rendered into one buffer (one allocation for the batch, not one each) — and the first
+/// failure among them.
+fn pub_acks(
+    prefix: &[u8],
+    done: Vec<(Arc<LiveMessage>, Result<RecordPosition, EngineError>)>,
+) -> (Vec<Arc<LiveMessage>>, Option<EngineError>) {
+    let mut rendered =
+        BytesMut::with_capacity(done.len() * (prefix.len() + PUB_ACK_SUFFIX_BYTES_MAX));
+    let mut answers = Vec::with_capacity(done.len());
+    let mut first_error = None;
+    for (message, outcome) in done {
+        let payload = match &outcome {
+            Ok(position) => {
+                put_pub_ack(&mut rendered, prefix, position.offset + 1);
+                rendered.split().freeze()
+            }
+            Err(error) => ApiError::from_engine(error)
+                .to_json(PUB_ACK_ERROR)
+                .to_string()
+                .into(),
+        };
+        // The message is usually ours alone by now: its reply subject moves, not copies.
+        let reply =
+            Arc::try_unwrap(message).map_or_else(|shared| shared.reply.clone(), |own| own.reply);
+        if let Some(reply) = reply {
+            answers.push(Arc::new(LiveMessage {
+                subject: reply,
+                reply: None,
+                headers: Vec::new(),
+                payload,
+                status: None,
+            }));
+        }
+        if let Err(error) = outcome {
+            first_error.get_or_insert(error);
+        }
+    }
+    (answers, first_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(reply: Option<&str>) -> Arc<LiveMessage> {
+        Arc::new(LiveMessage {
+            subject: "orders.created".into(),
+            reply: reply.map(str::to_string),
+            ..LiveMessage::default()
+        })
+    }
+
+    fn at(offset: u64) -> Result<RecordPosition, EngineError> {
+        Ok(RecordPosition {
+            partition: 0,
+            offset,
+        })
+    }
+
+    #[test]
+    fn a_stored_batch_is_answered_in_order_on_each_reply_subject() {
+        let prefix = br#"{"stream":"ORDERS","seq":"#;
+        let kept = stored(Some("_INBOX.a.3"));
+        let done = vec![
+            (stored(Some("_INBOX.a.1")), at(0)),
+            (stored(None), at(1)),
+            (stored(Some("_INBOX.a.2")), at(u64::MAX - 1)),
+            (
+                kept.clone(),
+                Err(EngineError::StreamNotFound("ORDERS".into())),
+            ),
+        ];
+        let (answers, first_error) = pub_acks(prefix, done);
+        let answers: Vec<(&str, String)> = answers
+            .iter()
+            .map(|a| {
+                (
+                    a.subject.as_str(),
+                    String::from_utf8_lossy(&a.payload).into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            answers[0],
+            ("_INBOX.a.1", r#"{"stream":"ORDERS","seq":1}"#.into())
+        );
+        assert_eq!(
+            answers[1],
+            (
+                "_INBOX.a.2",
+                format!(r#"{{"stream":"ORDERS","seq":{}}}"#, u64::MAX)
+            ),
+            "no reply subject, no answer; the longest sequence fits"
+        );
+        assert_eq!(
+            answers[2].0, "_INBOX.a.3",
+            "a shared message's reply is copied"
+        );
+        let refusal: serde_json::Value = serde_json::from_str(&answers[2].1).unwrap();
+        assert_eq!(refusal["error"]["err_code"], 10059);
+        assert_eq!(answers.len(), 3);
+        assert!(matches!(first_error, Some(EngineError::StreamNotFound(_))));
+        assert_eq!(pub_ack(prefix, 42), r#"{"stream":"ORDERS","seq":42}"#);
+    }
 }
