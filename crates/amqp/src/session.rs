@@ -180,6 +180,9 @@ async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<()
         // Body frames (most of a publisher's bytes) are handed over without a copy.
         if let Some((channel, body)) = codec::take_body(input, connection.frame_max)? {
             connection.handle_body(channel, body).await?;
+        } else if let Some(header) = codec::take_header(input, connection.frame_max)? {
+            // Kept as received: the message is stored with these bytes.
+            connection.handle_header(header).await?;
         } else if let Some(frame) = codec::decode(input, connection.frame_max)? {
             connection.handle_frame(frame).await?;
         } else {

@@ -10,7 +10,7 @@ pub mod deliver;
 pub mod properties;
 
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
-use amq_protocol::protocol::basic::AMQPProperties;
+use amq_protocol::protocol::basic::{parse_properties, AMQPProperties};
 use amq_protocol::protocol::AMQPClass;
 use bytes::{Buf, BufMut, BytesMut};
 
@@ -119,6 +119,66 @@ pub fn take_body(
     frame.truncate(total - 1);
     frame.advance(FRAME_HEADER_BYTES);
     Ok(Some((channel, frame)))
+}
+
+/// Frame type of a content header frame (`frame-header`).
+pub const FRAME_TYPE_HEADER: u8 = 2;
+/// Class id, weight and body size before a content header's property flags.
+const CONTENT_HEADER_FIXED_BYTES: usize = 12;
+
+/// A content header taken off the input with its properties as the client encoded them.
+#[derive(Debug)]
+pub struct RawContentHeader {
+    pub channel: u16,
+    pub header: AMQPContentHeader,
+    /// The property flags and fields exactly as received, sharing the input's memory: a
+    /// message is stored with these bytes, so publishing never re-encodes its properties.
+    pub properties: bytes::Bytes,
+}
+
+/// Takes the frame at the front of `input` when it is a whole *content header* frame: the
+/// header decoded, and its encoded properties kept. `None` for any other frame, or until the
+/// frame is whole; a malformed header is an error, as [`decode`] would give.
+pub fn take_header(
+    input: &mut BytesMut,
+    frame_max: u32,
+) -> Result<Option<RawContentHeader>, FrameError> {
+    if input.len() < FRAME_HEADER_BYTES
+        || input[0] != FRAME_TYPE_HEADER
+        || bytes_wanted(input, frame_max)? > 0
+    {
+        return Ok(None);
+    }
+    let channel = u16::from_be_bytes([input[1], input[2]]);
+    let size = u32::from_be_bytes([input[3], input[4], input[5], input[6]]) as usize;
+    let total = FRAME_HEADER_BYTES + size + 1;
+    if input[total - 1] != FRAME_END {
+        return Err(FrameError::MissingFrameEnd);
+    }
+    if size < CONTENT_HEADER_FIXED_BYTES {
+        return Err(FrameError::Malformed);
+    }
+    let payload = &input[FRAME_HEADER_BYTES..total - 1];
+    let class_id = u16::from_be_bytes([payload[0], payload[1]]);
+    // payload[2..4] is the weight: always 0 by the spec, and ignored, as amq-protocol does.
+    let mut body_size = [0u8; 8];
+    body_size.copy_from_slice(&payload[4..CONTENT_HEADER_FIXED_BYTES]);
+    let properties = match parse_properties(&payload[CONTENT_HEADER_FIXED_BYTES..]) {
+        Ok(([], properties)) => properties,
+        _ => return Err(FrameError::Malformed),
+    };
+    let mut frame = input.split_to(total).freeze();
+    frame.truncate(total - 1);
+    frame.advance(FRAME_HEADER_BYTES + CONTENT_HEADER_FIXED_BYTES);
+    Ok(Some(RawContentHeader {
+        channel,
+        header: AMQPContentHeader {
+            class_id,
+            body_size: u64::from_be_bytes(body_size),
+            properties,
+        },
+        properties: frame,
+    }))
 }
 
 /// Appends one frame.

@@ -112,3 +112,70 @@ fn a_body_frame_written_by_hand_is_the_generated_serialiser_s_bytes() {
         assert_eq!(by_hand, generated);
     }
 }
+
+fn header_frame(channel: u16, properties: AMQPProperties, body_size: u64) -> BytesMut {
+    let mut out = BytesMut::new();
+    encode(
+        &mut out,
+        &AMQPFrame::Header(
+            channel,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size,
+                properties,
+            },
+        ),
+    );
+    out
+}
+
+#[test]
+fn a_content_header_is_taken_whole_with_its_properties_as_received() {
+    let mut table = amq_protocol::types::FieldTable::default();
+    table.insert("x-kind".into(), amq_protocol::types::AMQPValue::LongInt(-7));
+    let properties = AMQPProperties::default()
+        .with_content_type("text/plain".into())
+        .with_delivery_mode(2)
+        .with_headers(table)
+        .with_correlation_id("c-1".into());
+    let whole = header_frame(3, properties.clone(), 1_000);
+    let mut input = BytesMut::from(&whole[..whole.len() - 1]);
+    assert!(take_header(&mut input, 4096).unwrap().is_none());
+    input.extend_from_slice(&whole[whole.len() - 1..]);
+    // A method frame behind it stays in the input.
+    encode_method(&mut input, 3, deliver());
+    let taken = take_header(&mut input, 4096)
+        .unwrap()
+        .expect("a whole header");
+    assert_eq!(taken.channel, 3);
+    assert_eq!(taken.header.body_size, 1_000);
+    assert_eq!(taken.header.class_id, 60);
+    assert_eq!(taken.header.properties, properties);
+    assert_eq!(&taken.properties[..], &properties::encode(&properties)[..]);
+    assert_eq!(
+        decode(&mut input, 4096).unwrap(),
+        Some(AMQPFrame::Method(3, deliver()))
+    );
+}
+
+#[test]
+fn only_content_headers_are_taken_and_a_damaged_one_is_malformed() {
+    let mut method = BytesMut::new();
+    encode_method(&mut method, 1, deliver());
+    assert!(take_header(&mut method, 4096).unwrap().is_none());
+    assert!(!method.is_empty());
+    // Property flags that promise a content type the frame does not carry.
+    let mut damaged = header_frame(1, AMQPProperties::default(), 5);
+    let flags_at = FRAME_HEADER_BYTES + 12;
+    damaged[flags_at] = 0x80;
+    assert_eq!(
+        take_header(&mut damaged, 4096).unwrap_err(),
+        FrameError::Malformed
+    );
+    // Shorter than class, weight and body size.
+    let mut short = BytesMut::from(&[2u8, 0, 1, 0, 0, 0, 2, 0, 60, FRAME_END][..]);
+    assert_eq!(
+        take_header(&mut short, 4096).unwrap_err(),
+        FrameError::Malformed
+    );
+}

@@ -59,6 +59,7 @@ pub(crate) async fn handle(
                     header: None,
                     body: BytesMut::new(),
                     whole: None,
+                    encoded_properties: None,
                 });
             }
             Ok(())
@@ -521,6 +522,7 @@ pub(crate) async fn content_header(
     connection: &mut Connection,
     channel: u16,
     header: AMQPContentHeader,
+    encoded_properties: Option<bytes::Bytes>,
 ) -> Result<(), AmqpError> {
     let ids = (60, 40);
     let limit = connection.shared.config.message_bytes_max;
@@ -561,6 +563,7 @@ pub(crate) async fn content_header(
     }
     let empty = header.body_size == 0;
     pending.header = Some(header);
+    pending.encoded_properties = encoded_properties;
     if empty {
         return super::publish::finish(connection, channel).await;
     }

@@ -147,6 +147,8 @@ pub(crate) struct PendingContent {
     pub body: BytesMut,
     /// A body that came whole in one frame, as received (not copied).
     pub whole: Option<bytes::Bytes>,
+    /// The header's properties as the client encoded them (`codec::take_header`).
+    pub encoded_properties: Option<bytes::Bytes>,
 }
 
 impl PendingContent {
@@ -284,7 +286,33 @@ impl Connection {
     /// A body frame taken off the input without a copy (`codec::take_body`): the same
     /// handling as [`Connection::handle_frame`] gives a body frame.
     pub async fn handle_body(&mut self, channel: u16, body: bytes::Bytes) -> Result<(), AmqpError> {
-        match basic::content_body(self, channel, body).await {
+        let outcome = basic::content_body(self, channel, body).await;
+        self.close_on_channel_error(channel, outcome).await
+    }
+
+    /// A content header taken off the input with its encoded properties
+    /// (`codec::take_header`): the same handling as [`Connection::handle_frame`] gives a
+    /// header frame, and the message keeps the properties' bytes.
+    pub async fn handle_header(
+        &mut self,
+        header: crate::codec::RawContentHeader,
+    ) -> Result<(), AmqpError> {
+        let crate::codec::RawContentHeader {
+            channel,
+            header,
+            properties,
+        } = header;
+        let outcome = basic::content_header(self, channel, header, Some(properties)).await;
+        self.close_on_channel_error(channel, outcome).await
+    }
+
+    /// A channel exception closes that channel; anything else is the caller's to act on.
+    async fn close_on_channel_error(
+        &mut self,
+        channel: u16,
+        outcome: Result<(), AmqpError>,
+    ) -> Result<(), AmqpError> {
+        match outcome {
             Err(AmqpError::Channel {
                 code,
                 text,
@@ -378,7 +406,7 @@ impl Connection {
                 self.channel_method(channel, method).await
             }
             AMQPFrame::Header(channel, header) => {
-                basic::content_header(self, channel, header).await
+                basic::content_header(self, channel, header, None).await
             }
             AMQPFrame::Body(channel, body) => {
                 basic::content_body(self, channel, bytes::Bytes::from(body)).await

@@ -40,6 +40,8 @@ pub(crate) struct ReadyPublish {
     routing_key: String,
     mandatory: bool,
     properties: AMQPProperties,
+    /// `properties` as the client encoded them, unless the broker rewrote them.
+    encoded_properties: Option<Bytes>,
     body: Bytes,
     targets: Vec<String>,
     /// The message's `expiration`, checked when it was routed.
@@ -72,14 +74,21 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
     let PendingContent {
         publish,
         header: Some(header),
+        encoded_properties,
         ..
     } = pending
     else {
         return Ok(());
     };
     connection.published = true;
-    let exchange = publish.exchange.as_str().to_string();
-    let routing_key = publish.routing_key.as_str().to_string();
+    let mandatory = publish.mandatory;
+    let exchange = String::from(publish.exchange);
+    let routing_key = String::from(publish.routing_key);
+    // A direct reply-to request's reply_to is rewritten: its stored properties are too.
+    let encoded_properties = encoded_properties.filter(|_| {
+        header.properties.reply_to().as_ref().map(|r| r.as_str())
+            != Some(super::reply_to::PSEUDO_QUEUE)
+    });
     let Some(properties) = super::reply_to::rewrite(connection, channel, header.properties) else {
         flush(connection).await;
         return Err(AmqpError::channel(
@@ -136,8 +145,9 @@ pub(crate) async fn finish(connection: &mut Connection, channel: u16) -> Result<
         exchange,
         routing_key,
         // A reply that reached its requester is routed; one to nobody is unroutable.
-        mandatory: publish.mandatory && replied != Some(true),
+        mandatory: mandatory && replied != Some(true),
         properties,
+        encoded_properties,
         body,
         targets,
         ttl_ms,
@@ -173,7 +183,10 @@ impl ReadyPublish {
             headers: vec![
                 Header {
                     name: PROPERTIES_HEADER.into(),
-                    value: Bytes::from(properties::encode(&self.properties)),
+                    value: self
+                        .encoded_properties
+                        .clone()
+                        .unwrap_or_else(|| Bytes::from(properties::encode(&self.properties))),
                 },
                 Header {
                     name: EXCHANGE_HEADER.into(),

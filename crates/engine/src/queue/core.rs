@@ -4,7 +4,8 @@
 //! Every change it makes returns the state-store writes that make it durable; the caller
 //! commits them before answering its client.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use omnibus_storage::StateWrite;
 
@@ -12,6 +13,7 @@ use super::keys;
 use super::policy::Backoff;
 use super::ranges::RangeSet;
 use crate::error::EngineError;
+use offset_hash::{OffsetMap, OffsetSet};
 
 pub use leases::Leased;
 
@@ -51,7 +53,8 @@ pub enum ConsumerMode {
 pub struct Lease {
     pub attempt: u32,
     pub deadline_ms: i64,
-    pub worker: String,
+    /// Shared with the worker's entry in `unacked_by_worker`: no copy of the name per lease.
+    pub worker: Arc<str>,
 }
 
 /// What a delivery hands a worker.
@@ -111,23 +114,23 @@ pub struct QueueCore {
     timers_complete: bool,
     /// Timers stored beyond the window (counted so stats can report them).
     timers_beyond: u64,
-    leases: HashMap<u64, Lease>,
+    leases: OffsetMap<Lease>,
     lease_deadlines: BTreeSet<(i64, u64)>,
     /// Attempts and last error of offsets delivered at least once and not finished.
-    attempts: HashMap<u64, (u32, String)>,
+    attempts: OffsetMap<(u32, String)>,
     floor: u64,
     finished_above: RangeSet,
-    unacked_by_worker: HashMap<String, usize>,
+    unacked_by_worker: HashMap<Arc<str>, usize>,
     /// Offsets below this are registered (ready, waiting, leased or finished).
     end: u64,
     /// Priorities of offsets registered with a non-zero priority, for durability.
-    priority_of: HashMap<u64, u8>,
+    priority_of: OffsetMap<u8>,
     /// A paused queue delivers nothing; everything else goes on.
     paused: bool,
     /// Key-shared mode: key hash of each unfinished offset that has a key.
-    key_of: HashMap<u64, u64>,
+    key_of: OffsetMap<u64>,
     /// Key-shared mode: which worker holds a key now, and how many of its leases.
-    key_owner: HashMap<u64, (String, usize)>,
+    key_owner: OffsetMap<(String, usize)>,
     /// Exclusive mode: the active worker and when it last asked for messages.
     active_worker: Option<(String, i64)>,
     /// Bytes of waiting messages (see `core/bytes.rs`).
@@ -139,11 +142,11 @@ pub struct QueueCore {
     /// How far each priority level's first deliveries are durably counted (`leases.rs`).
     frontiers: leases::Frontiers,
     /// Waiting offsets whose next delivery is already durably counted (`leases.rs`).
-    prepaid: HashSet<u64>,
+    prepaid: OffsetSet,
     /// Retries whose record counts their next delivery, until their commit is durable.
     prepay_pending: Vec<(u64, u32)>,
     /// Offsets whose dead letters are being appended: unfinished until then (see `park`).
-    parked: HashSet<u64>,
+    parked: OffsetSet,
 }
 
 impl QueueCore {
@@ -156,25 +159,25 @@ impl QueueCore {
             loaded_upto: None,
             timers_complete: true,
             timers_beyond: 0,
-            leases: HashMap::new(),
+            leases: OffsetMap::default(),
             lease_deadlines: BTreeSet::new(),
-            attempts: HashMap::new(),
+            attempts: OffsetMap::default(),
             floor: 0,
             finished_above: RangeSet::new(),
             unacked_by_worker: HashMap::new(),
             end: 0,
-            priority_of: HashMap::new(),
+            priority_of: OffsetMap::default(),
             paused: false,
-            key_of: HashMap::new(),
-            key_owner: HashMap::new(),
+            key_of: OffsetMap::default(),
+            key_owner: OffsetMap::default(),
             active_worker: None,
             bytes: bytes::ByteCount::default(),
             lease_expiries: 0,
             runs: runs::DeliveredRuns::default(),
             frontiers: leases::Frontiers::default(),
-            prepaid: HashSet::new(),
+            prepaid: OffsetSet::default(),
             prepay_pending: Vec::new(),
-            parked: HashSet::new(),
+            parked: OffsetSet::default(),
         }
     }
 
@@ -738,6 +741,7 @@ mod bytes;
 mod inspect;
 mod leases;
 mod modes;
+mod offset_hash;
 mod runs;
 
 #[cfg(test)]

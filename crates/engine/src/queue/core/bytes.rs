@@ -18,8 +18,7 @@
 //! counted exactly when it is waiting. After a restart the count is rebuilt from the log (see
 //! `runtime.rs`).
 
-use std::collections::HashMap;
-
+use super::offset_hash::OffsetMap;
 use super::QueueCore;
 
 #[derive(Debug, Default)]
@@ -27,9 +26,9 @@ pub(super) struct ByteCount {
     /// Bytes of waiting messages, plus those of deliveries whose size is not settled yet.
     waiting: u64,
     /// Sizes of leased messages.
-    leased: HashMap<u64, u64>,
+    leased: OffsetMap<u64>,
     /// Offsets of unknown size → whether their bytes are in `waiting` now.
-    size_unknown: HashMap<u64, bool>,
+    size_unknown: OffsetMap<bool>,
 }
 
 impl QueueCore {

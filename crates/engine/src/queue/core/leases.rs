@@ -29,6 +29,8 @@
 //! (possible only after a crash: its last delivery may have happened) is dead-lettered
 //! instead.
 
+use std::sync::Arc;
+
 use omnibus_storage::StateWrite;
 
 use super::{keys, ConsumerMode, DeadLetter, Grant, Lease, QueueCore, PRIORITY_LEVELS};
@@ -75,6 +77,12 @@ impl QueueCore {
             .max_unacked_per_worker
             .saturating_sub(held)
             .min(max);
+        // One shared name for all of this worker's leases: taken from its entry when it
+        // holds some already, so a steady consumer allocates no name per lease.
+        let worker_name: Arc<str> = self
+            .unacked_by_worker
+            .get_key_value(worker)
+            .map_or_else(|| Arc::from(worker), |(name, _)| name.clone());
         let exact_first_deliveries = self.policy.max_deliver <= 1;
         let mut first_deliveries = Vec::new();
         let mut raised = [false; PRIORITY_LEVELS];
@@ -129,7 +137,7 @@ impl QueueCore {
                         Lease {
                             attempt,
                             deadline_ms,
-                            worker: worker.to_string(),
+                            worker: worker_name.clone(),
                         },
                     );
                     self.lease_deadlines.insert((deadline_ms, offset));
@@ -156,10 +164,7 @@ impl QueueCore {
             .writes
             .extend(self.record_first_deliveries(&mut first_deliveries));
         if !leased.grants.is_empty() {
-            *self
-                .unacked_by_worker
-                .entry(worker.to_string())
-                .or_insert(0) += leased.grants.len();
+            *self.unacked_by_worker.entry(worker_name).or_insert(0) += leased.grants.len();
         }
         leased
     }

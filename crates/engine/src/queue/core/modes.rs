@@ -1,8 +1,7 @@
 //! Consumer modes: key-shared (one worker per key at a time) and exclusive (one active
 //! worker). The shared mode needs nothing beyond `deliver` itself.
 
-use std::collections::HashMap;
-
+use super::offset_hash::OffsetSet;
 use super::{ConsumerMode, QueueCore};
 
 impl QueueCore {
@@ -27,13 +26,17 @@ impl QueueCore {
             return true;
         }
         if let Some((active, seen)) = &self.active_worker {
-            let still_active = self.unacked_by_worker.contains_key(active)
+            let still_active = self.unacked_by_worker.contains_key(active.as_str())
                 || now_ms - seen < self.policy.lease_ms as i64;
             if active != worker && still_active {
                 return false;
             }
         }
-        self.active_worker = Some((worker.to_string(), now_ms));
+        match &mut self.active_worker {
+            // The same worker asking again: no new copy of its name.
+            Some((active, seen)) if active.as_str() == worker => *seen = now_ms,
+            other => *other = Some((worker.to_string(), now_ms)),
+        }
         true
     }
 
@@ -47,7 +50,7 @@ impl QueueCore {
     ) -> Vec<u64> {
         let scan_limit = count.saturating_mul(16).saturating_add(256);
         let mut chosen = Vec::new();
-        let mut claimed: HashMap<u64, ()> = HashMap::new();
+        let mut claimed = OffsetSet::default();
         for offset in self.ready[priority].iter_after(None).take(scan_limit) {
             if chosen.len() >= count {
                 break;
@@ -57,7 +60,7 @@ impl QueueCore {
                 Some(hash) => match self.key_owner.get(hash) {
                     Some((owner, _)) if owner != worker => {}
                     _ => {
-                        claimed.insert(*hash, ());
+                        claimed.insert(*hash);
                         chosen.push(offset);
                     }
                 },

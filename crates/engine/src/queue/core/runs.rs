@@ -11,10 +11,11 @@
 //! failure), is the authority for its offset. A run key is deleted when the ack floor passes
 //! its end.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use omnibus_storage::StateWrite;
 
+use super::offset_hash::OffsetSet;
 use super::{keys, QueueCore};
 
 /// Runs of first deliveries and the offsets whose only durable attempt record is a run.
@@ -23,7 +24,7 @@ pub(super) struct DeliveredRuns {
     /// Stored runs by end offset → first offset.
     by_end: BTreeMap<u64, u64>,
     /// Unfinished offsets delivered once, recorded only by a run (no `D` key of their own).
-    covered: HashSet<u64>,
+    covered: OffsetSet,
 }
 
 impl QueueCore {
