@@ -313,6 +313,9 @@ async fn key_shared_keeps_per_key_order_with_four_workers() {
         .create_queue(QueueSpec {
             mode: Some(ConsumerMode::KeyShared),
             max_unacked_per_worker: Some(8),
+            // Long enough that no lease lapses on a loaded machine: a redelivery would make
+            // the ack of the first delivery unknown, which is not what this test is about.
+            lease_ms: Some(60_000),
             ..spec("ordered")
         })
         .await
@@ -646,6 +649,8 @@ async fn one_at_a_time_deliveries_read_several_enqueued_batches_per_log_read() {
     let engine = engine(dir.path()).await;
     let mut spec = spec("single");
     spec.max_unacked_per_worker = Some(10_000);
+    // No lease may lapse while 5,000 deliveries are taken (a redelivery would come first).
+    spec.lease_ms = Some(60_000);
     engine.create_queue(spec).await.unwrap();
     let payload = "x".repeat(100);
     // Five enqueues of 1,000: five batches of ~130 KiB, as a job producer's bulk enqueue
