@@ -103,22 +103,36 @@ pub fn take_body(
     input: &mut BytesMut,
     frame_max: u32,
 ) -> Result<Option<(u16, bytes::Bytes)>, FrameError> {
+    let Some((channel, size)) = whole_frame(input, frame_max, FRAME_TYPE_BODY)? else {
+        return Ok(None);
+    };
+    let total = FRAME_HEADER_BYTES + size + 1;
+    let mut frame = input.split_to(total).freeze();
+    frame.truncate(total - 1);
+    frame.advance(FRAME_HEADER_BYTES);
+    Ok(Some((channel, frame)))
+}
+
+/// The channel and payload size of the frame at the front of `input` when it is whole, of
+/// type `frame_type`, and ends with the frame-end octet; `None` for another type or until
+/// it is whole.
+fn whole_frame(
+    input: &BytesMut,
+    frame_max: u32,
+    frame_type: u8,
+) -> Result<Option<(u16, usize)>, FrameError> {
     if input.len() < FRAME_HEADER_BYTES
-        || input[0] != FRAME_TYPE_BODY
+        || input[0] != frame_type
         || bytes_wanted(input, frame_max)? > 0
     {
         return Ok(None);
     }
     let channel = u16::from_be_bytes([input[1], input[2]]);
     let size = u32::from_be_bytes([input[3], input[4], input[5], input[6]]) as usize;
-    let total = FRAME_HEADER_BYTES + size + 1;
-    if input[total - 1] != FRAME_END {
+    if input[FRAME_HEADER_BYTES + size] != FRAME_END {
         return Err(FrameError::MissingFrameEnd);
     }
-    let mut frame = input.split_to(total).freeze();
-    frame.truncate(total - 1);
-    frame.advance(FRAME_HEADER_BYTES);
-    Ok(Some((channel, frame)))
+    Ok(Some((channel, size)))
 }
 
 /// Frame type of a content header frame (`frame-header`).
@@ -143,18 +157,10 @@ pub fn take_header(
     input: &mut BytesMut,
     frame_max: u32,
 ) -> Result<Option<RawContentHeader>, FrameError> {
-    if input.len() < FRAME_HEADER_BYTES
-        || input[0] != FRAME_TYPE_HEADER
-        || bytes_wanted(input, frame_max)? > 0
-    {
+    let Some((channel, size)) = whole_frame(input, frame_max, FRAME_TYPE_HEADER)? else {
         return Ok(None);
-    }
-    let channel = u16::from_be_bytes([input[1], input[2]]);
-    let size = u32::from_be_bytes([input[3], input[4], input[5], input[6]]) as usize;
+    };
     let total = FRAME_HEADER_BYTES + size + 1;
-    if input[total - 1] != FRAME_END {
-        return Err(FrameError::MissingFrameEnd);
-    }
     if size < CONTENT_HEADER_FIXED_BYTES {
         return Err(FrameError::Malformed);
     }
