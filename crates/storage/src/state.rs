@@ -481,12 +481,17 @@ impl Shared {
 
     /// At a clean close: a checkpoint, so the next open has nothing to apply.
     fn checkpoint_at_close(&self) {
-        if self.failed.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+        if self.failed.load(Ordering::Acquire) {
             return;
         }
         let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        // No database: already closed (and checkpointed then), or a reopen failed.
+        let Some(database) = db.as_ref() else {
+            return;
+        };
         if journal.has_records() {
-            if let Err(error) = self.checkpoint_once(&mut journal) {
+            if let Err(error) = checkpoint::checkpoint(database, &mut journal) {
                 tracing::warn!("state store: the closing checkpoint failed (the journal is applied at the next open): {error}");
             }
         }
@@ -562,24 +567,7 @@ impl StateStore {
             drop(sender);
             let _ = thread.join();
         }
-        // `closed` is set, so nothing else writes: the journal is checkpointed by hand.
-        {
-            let mut journal = self
-                .shared
-                .journal
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let db = self.shared.db.read().unwrap_or_else(|p| p.into_inner());
-            if let (Some(database), false) =
-                (db.as_ref(), self.shared.failed.load(Ordering::Acquire))
-            {
-                if journal.has_records() {
-                    if let Err(error) = checkpoint::checkpoint(database, &mut journal) {
-                        tracing::warn!("state store: the closing checkpoint failed (the journal is applied at the next open): {error}");
-                    }
-                }
-            }
-        }
+        self.shared.checkpoint_at_close();
         let mut db = self.shared.db.write().unwrap_or_else(|p| p.into_inner());
         drop(db.take());
     }
