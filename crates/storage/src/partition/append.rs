@@ -275,7 +275,7 @@ impl PartitionLog {
                 now.saturating_sub(active.first_batch_ms()) >= self.config.segment_ms as i64;
             if size > 0 && (too_big || too_old) {
                 if !buffer.is_empty() {
-                    active.append(&buffer, &headers, self.config.index_interval_bytes, now)?;
+                    self.write_to(&active, &buffer, &headers, now)?;
                     buffer.clear();
                     headers.clear();
                 }
@@ -293,7 +293,7 @@ impl PartitionLog {
             buffer.extend_from_slice(&item.bytes);
         }
         if !buffer.is_empty() {
-            active.append(&buffer, &headers, self.config.index_interval_bytes, now)?;
+            self.write_to(&active, &buffer, &headers, now)?;
         }
         match self.config.fsync {
             FsyncPolicy::Always => {
@@ -315,10 +315,28 @@ impl PartitionLog {
         Ok(high_watermark)
     }
 
+    /// Writes `buffer` at the end of `active`. A partition that is fsynced first has the
+    /// file extended with zeros ahead of the write (`Segment::preallocate`), so the fsync
+    /// that follows writes data alone; one that is never fsynced has no fsync to spare.
+    fn write_to(
+        &self,
+        active: &Segment,
+        buffer: &[u8],
+        headers: &[(usize, BatchHeader)],
+        now: i64,
+    ) -> Result<()> {
+        if self.config.fsync != FsyncPolicy::Never {
+            let end = active.written_bytes() + buffer.len() as u64;
+            active.preallocate(end, self.config.segment_bytes);
+        }
+        active.append(buffer, headers, self.config.index_interval_bytes, now)
+    }
+
     /// Closes `active` (fsync, index files) and makes a new empty segment the active one.
     /// Every closed segment is fully synced, whatever the policy, so recovery only ever needs
     /// to scan the last segment.
     fn roll(&self, active: &Arc<Segment>) -> Result<Arc<Segment>> {
+        active.trim_preallocated()?;
         active.sync()?;
         active.publish_written();
         active.write_indexes(self.io.as_ref(), &self.dir)?;

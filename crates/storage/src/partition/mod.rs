@@ -380,6 +380,7 @@ impl PartitionLog {
             return Ok(());
         }
         let active = self.active_segment();
+        active.trim_preallocated()?;
         active.sync()?;
         writer.unsynced = false;
         active.write_indexes(self.io.as_ref(), &self.dir)?;

@@ -452,6 +452,9 @@ fn disk_full_is_reported_as_such() {
     let io: Arc<dyn Io> = Arc::new(FaultyIo::new(Arc::new(MemoryIo::new()), plan.clone()));
     let log = PartitionLog::open(io, Path::new("/p"), LogConfig::default()).unwrap();
     plan.as_disk_full(true);
+    // A full disk refuses every write: the zeros written ahead of the batch as well as the
+    // batch itself (a refused preallocation alone is not an error).
+    plan.sticky(true);
     plan.fail_write(1);
     rt.block_on(async {
         let error = log.append(batch(&["x"])).await.unwrap_err();

@@ -172,3 +172,121 @@ fn a_partition_marked_lost_refuses_writes_until_the_marker_is_removed() {
         0
     );
 }
+
+#[test]
+fn the_zeros_written_ahead_of_the_log_are_its_end_after_a_crash_not_damage() {
+    let rt = runtime();
+    for (name, io, dir, _keep) in backends() {
+        let spans = ten_batches(&io, &dir);
+        let end = spans[9].1;
+        let segment = dir.join(SEGMENT);
+        let on_disk = read_file(io.as_ref(), &segment);
+        assert!(
+            on_disk.len() as u64 > end,
+            "{name}: an fsynced segment's file runs ahead of its batches"
+        );
+        assert!(
+            on_disk[end as usize..].iter().all(|byte| *byte == 0),
+            "{name}"
+        );
+
+        let log = PartitionLog::open(io.clone(), &dir, LogConfig::default()).unwrap();
+        assert_eq!(log.high_watermark(), 20, "{name}");
+        let status = log.status();
+        assert!(status.quarantined.is_empty(), "{name}: {status:?}");
+        assert_eq!(status.size_bytes, end, "{name}");
+        let info = rt.block_on(log.append(batch(&["after"]))).unwrap();
+        assert_eq!(
+            info.first_offset, 20,
+            "{name}: the log goes on after its last batch"
+        );
+        let size = log.status().size_bytes;
+        log.close().unwrap();
+        assert_eq!(
+            read_file(io.as_ref(), &segment).len() as u64,
+            size,
+            "{name}: a close cuts the zeros off"
+        );
+        let reopened = PartitionLog::open(io.clone(), &dir, LogConfig::default()).unwrap();
+        assert_eq!(read_values(&reopened, 20), vec!["after"], "{name}");
+    }
+}
+
+#[test]
+fn a_torn_batch_before_the_zeros_is_still_a_torn_tail() {
+    // Zeros end the log only when everything after the last whole batch is zero: a batch whose
+    // first bytes reached the disk and whose rest did not is damage, truncated and reported.
+    let (_, io, dir, _keep) = backends().remove(1);
+    let spans = ten_batches(&io, &dir);
+    let (last_start, last_end) = spans[9];
+    let segment = dir.join(SEGMENT);
+    let file = io.open(&segment, false).unwrap();
+    let zeros = vec![0u8; (last_end - last_start - 20) as usize];
+    file.write_at(&zeros, last_start + 20).unwrap();
+    file.sync_data().unwrap();
+    drop(file);
+    let (opened, repair) = crate::segment::Segment::open(
+        io.as_ref(),
+        &dir,
+        0,
+        true,
+        LogConfig::default().index_interval_bytes,
+        LogConfig::default().batch_bytes_max,
+        0,
+        None,
+    )
+    .unwrap();
+    let repair = repair.expect("a torn batch is repaired");
+    assert!(
+        repair
+            .note
+            .contains(&format!("truncated at byte {last_start}")),
+        "{}",
+        repair.note
+    );
+    assert_eq!(opened.written_bytes(), last_start);
+    assert_eq!(read_file(io.as_ref(), &segment).len() as u64, last_start);
+}
+
+#[test]
+fn closed_segments_end_at_their_last_batch_and_unsynced_partitions_write_no_zeros() {
+    let rt = runtime();
+    let io: Arc<dyn Io> = Arc::new(MemoryIo::new());
+    let log = PartitionLog::open(io.clone(), Path::new("/fsynced"), small_segments()).unwrap();
+    let never = LogConfig {
+        fsync: FsyncPolicy::Never,
+        ..LogConfig::default()
+    };
+    let unsynced = PartitionLog::open(io.clone(), Path::new("/never"), never).unwrap();
+    let value = "v".repeat(300);
+    rt.block_on(async {
+        for _ in 0..40 {
+            log.append(batch(&[&value])).await.unwrap();
+            unsynced.append(batch(&[&value])).await.unwrap();
+        }
+    });
+    let mut segments: Vec<String> = io
+        .list_dir(Path::new("/fsynced"))
+        .unwrap()
+        .into_iter()
+        .filter(|name| name.ends_with(".log"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() > 2, "{segments:?}");
+    for name in &segments[..segments.len() - 1] {
+        let path = Path::new("/fsynced").join(name);
+        let bytes = read_file(io.as_ref(), &path);
+        let parsed = crate::scan::scan_batches(
+            io.open(&path, false).unwrap().as_ref(),
+            0,
+            bytes.len() as u64,
+            true,
+            1 << 20,
+            |_, _, _| std::ops::ControlFlow::Continue(()),
+        )
+        .unwrap();
+        assert_eq!(parsed.end, crate::scan::ScanEnd::End, "{name}");
+    }
+    let never_file = read_file(io.as_ref(), &Path::new("/never").join(SEGMENT));
+    assert_eq!(never_file.len() as u64, unsynced.status().size_bytes);
+}
