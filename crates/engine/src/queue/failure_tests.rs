@@ -156,7 +156,9 @@ async fn a_failed_dead_letter_append_fails_the_queue_instead_of_finishing_the_me
         engine.create_queue(spec("work")).await.unwrap();
         engine.enqueue("work", vec![message("a")]).await.unwrap();
         let delivery = engine.receive("work", "w1", 1, 0).await.unwrap().remove(0);
-        // The next log write is the dead letter's: it fails after `term` took the message.
+        // The next log writes are the dead letter's (zeros ahead of it, then the record):
+        // they fail after `term` took the message, as on a failing disk, until cleared.
+        disk.sticky(true);
         disk.fail_write(1);
         let term = engine.term("work", delivery.offset, 1, "bad input").await;
         assert!(term.is_err(), "the term whose dead letter failed fails");

@@ -138,7 +138,9 @@ async fn a_queue_failed_by_a_full_dead_letter_partition_comes_back_once_the_part
     engine.create_queue(spec("work")).await.unwrap();
     engine.enqueue("work", vec![message("a")]).await.unwrap();
     let delivery = engine.receive("work", "w1", 1, 0).await.unwrap().remove(0);
-    // The next log write is the dead letter's: the partition refuses it for a full disk.
+    // The next log writes are the dead letter's (zeros ahead of it, then the record): the
+    // partition refuses them for a full disk, until space returns.
+    disk.sticky(true);
     disk.fail_write(1);
     let term = engine.term("work", delivery.offset, 1, "bad input").await;
     assert_eq!(term.unwrap_err().code(), ErrorCode::DiskFull);
@@ -146,6 +148,7 @@ async fn a_queue_failed_by_a_full_dead_letter_partition_comes_back_once_the_part
     assert!(reason.contains("not committed"), "{reason}");
 
     // The disk has room: the next pass resumes the partition, and the queue is reloaded.
+    disk.clear();
     let info = wait_until_reloaded(&engine, "work").await;
     assert_eq!((info.ready, info.dead_letter_depth), (1, 0), "{info:?}");
     let again = engine.receive("work", "w1", 1, 0).await.unwrap();
