@@ -21,6 +21,7 @@ use omnibus_types::Record;
 use super::Consumer;
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
+use crate::queue::keys::{push_padded, PADDED_DIGITS};
 
 /// Pending deliveries and owners of owned-pending consumers, under `<stream>␟<consumer>␟`.
 pub const OWNED_TABLE: &str = "stream_consumer_owned";
@@ -90,7 +91,9 @@ pub struct ClaimOptions {
 
 #[derive(Debug, Clone)]
 struct Owned {
-    owner: String,
+    /// Shared with the owner's entry in `OwnedPending::owners`: a read of 1,000 entries
+    /// allocates no name per entry.
+    owner: Arc<str>,
     deliveries: u64,
     last_ms: i64,
 }
@@ -105,7 +108,7 @@ struct Seen {
 #[derive(Debug, Default)]
 pub(crate) struct OwnedPending {
     pending: BTreeMap<u64, Owned>,
-    owners: BTreeMap<String, Seen>,
+    owners: BTreeMap<Arc<str>, Seen>,
 }
 
 fn prefix(stream: &str, name: &str) -> String {
@@ -113,7 +116,15 @@ fn prefix(stream: &str, name: &str) -> String {
 }
 
 fn pending_key(stream: &str, name: &str, offset: u64) -> String {
-    format!("{}p{offset:020}", prefix(stream, name))
+    // Built by hand: one key per delivery and per ack, and `format!` was most of their cost.
+    let mut key = String::with_capacity(stream.len() + name.len() + 3 + PADDED_DIGITS);
+    key.push_str(stream);
+    key.push('\u{1f}');
+    key.push_str(name);
+    key.push('\u{1f}');
+    key.push('p');
+    push_padded(&mut key, offset);
+    key
 }
 
 fn owner_key(stream: &str, name: &str, owner: &str) -> String {
@@ -156,7 +167,7 @@ impl OwnedPending {
             let rest = &key[prefix.len()..];
             if let Some(owner) = rest.strip_prefix('c') {
                 owned.owners.insert(
-                    owner.to_string(),
+                    Arc::from(owner),
                     Seen {
                         seen_ms: now,
                         active_ms: None,
@@ -171,7 +182,8 @@ impl OwnedPending {
                     u64::from_be_bytes(value[..8].try_into().map_err(|_| corrupt(&key))?);
                 let last_ms =
                     i64::from_be_bytes(value[8..16].try_into().map_err(|_| corrupt(&key))?);
-                let owner = String::from_utf8(value[16..].to_vec()).map_err(|_| corrupt(&key))?;
+                let owner = std::str::from_utf8(&value[16..]).map_err(|_| corrupt(&key))?;
+                let owner = owned.shared_name(owner);
                 owned.pending.insert(
                     offset,
                     Owned {
@@ -194,10 +206,18 @@ impl OwnedPending {
         )
     }
 
+    /// The owners' shared copy of `owner` (a new one if it has no entry: a pending entry
+    /// stored without its owner's key, which loading tolerates).
+    fn shared_name(&self, owner: &str) -> Arc<str> {
+        self.owners
+            .get_key_value(owner)
+            .map_or_else(|| Arc::from(owner), |(name, _)| name.clone())
+    }
+
     fn entry(offset: u64, owned: &Owned) -> PendingEntry {
         PendingEntry {
             offset,
-            owner: owned.owner.clone(),
+            owner: owned.owner.to_string(),
             deliveries: owned.deliveries,
             last_delivery_ms: owned.last_ms,
         }
@@ -226,7 +246,7 @@ impl OwnedPending {
             )));
         }
         self.owners.insert(
-            owner.to_string(),
+            Arc::from(owner),
             Seen {
                 seen_ms: now,
                 active_ms: None,
@@ -306,8 +326,11 @@ impl Engine {
             let mut records = super::delivery::read_records(&consumer, offsets).await?;
             let mut delivered = Vec::new();
             consumer.owned_state(|owned, state| {
-                for (offset, attempt) in round.grants {
-                    writes.extend(state.core.ack(offset, attempt).unwrap_or_default());
+                let owner_name = owned.shared_name(owner);
+                // Settled as handed out: the group's position moves past them all at once.
+                writes.extend(state.core.ack_many(&round.grants));
+                super::delivery::settle_sizes(&mut state.core, &round.grants, &records);
+                for (offset, _) in round.grants {
                     let Some(record) = records.remove(&offset).filter(|r| consumer.wants(r)) else {
                         continue;
                     };
@@ -315,7 +338,7 @@ impl Engine {
                     state.delivered_end = state.delivered_end.max(offset + 1);
                     if pending {
                         let entry = Owned {
-                            owner: owner.to_string(),
+                            owner: owner_name.clone(),
                             deliveries: 1,
                             last_ms: now,
                         };
@@ -374,7 +397,7 @@ impl Engine {
             owned
                 .pending
                 .range(query.from..=query.to)
-                .filter(|(_, o)| query.owner.is_none_or(|wanted| o.owner == wanted))
+                .filter(|(_, o)| query.owner.is_none_or(|wanted| *o.owner == *wanted))
                 .filter(|(_, o)| now.saturating_sub(o.last_ms) >= query.min_idle_ms as i64)
                 .take(query.limit)
                 .map(|(offset, o)| OwnedPending::entry(*offset, o))
@@ -407,13 +430,14 @@ impl Engine {
         let (claimed, writes) = consumer.owned_state(|owned, _| -> Result<_> {
             let mut writes: Vec<StateWrite> =
                 owned.touch(stream, name, owner, now)?.into_iter().collect();
+            let owner_name = owned.shared_name(owner);
             let mut claimed = Vec::new();
             for &offset in offsets {
                 let entry = match owned.pending.get_mut(&offset) {
                     Some(entry) => entry,
                     None if options.force && offset >= start && offset < end => {
                         owned.pending.entry(offset).or_insert(Owned {
-                            owner: owner.to_string(),
+                            owner: owner_name.clone(),
                             deliveries: 0,
                             last_ms: now,
                         })
@@ -424,7 +448,7 @@ impl Engine {
                 if entry.deliveries > 0 && idle < options.min_idle_ms as i64 {
                     continue;
                 }
-                entry.owner = owner.to_string();
+                entry.owner = owner_name.clone();
                 entry.last_ms = options.last_delivery_ms.unwrap_or(now);
                 entry.deliveries = match options.deliveries {
                     Some(count) => count,
@@ -473,7 +497,7 @@ impl Engine {
             let dropped: Vec<u64> = owned
                 .pending
                 .iter()
-                .filter(|(_, o)| o.owner == owner)
+                .filter(|(_, o)| &*o.owner == owner)
                 .map(|(offset, _)| *offset)
                 .collect();
             let mut writes = vec![StateWrite::Delete {
@@ -503,14 +527,14 @@ impl Engine {
         consumer.owned_state(|owned, _| {
             let mut counts: HashMap<&str, u64> = HashMap::new();
             for entry in owned.pending.values() {
-                *counts.entry(entry.owner.as_str()).or_insert(0) += 1;
+                *counts.entry(&*entry.owner).or_insert(0) += 1;
             }
             owned
                 .owners
                 .iter()
                 .map(|(owner, seen)| OwnerInfo {
-                    name: owner.clone(),
-                    pending: counts.get(owner.as_str()).copied().unwrap_or(0),
+                    name: owner.to_string(),
+                    pending: counts.get(&**owner).copied().unwrap_or(0),
                     seen_ms: seen.seen_ms,
                     active_ms: seen.active_ms,
                 })

@@ -217,3 +217,36 @@ async fn pending_entries_owners_and_the_position_survive_a_restart() {
     );
     assert_eq!(engine.owned_pending_count("S", "g").unwrap(), 5);
 }
+
+#[tokio::test]
+async fn delivering_leaves_no_unsized_offsets_behind_in_the_state_machine() {
+    // Regression: every delivery left its offset among those whose size the state machine
+    // waited to be told, and neither mode of consumer ever told it: a map that grew with
+    // every record a consumer delivered, for as long as the broker ran.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_records(dir.path(), 50).await;
+    engine.create_consumer(group("g")).await.unwrap();
+    let mut plain = group("plain");
+    plain.owned_pending = false;
+    plain.ack_wait_ms = 60_000;
+    engine.create_consumer(plain).await.unwrap();
+    let owned = engine
+        .owned_next("S", "g", "alice", 30, true)
+        .await
+        .unwrap();
+    let unowned = engine.owned_next("S", "g", "bob", 30, false).await.unwrap();
+    assert_eq!(owned.len() + unowned.len(), 50);
+    let delivered = engine.consumer_next("S", "plain", 50, 0).await.unwrap();
+    assert_eq!(delivered.len(), 50);
+    let unsized_of = |name: &str| {
+        engine
+            .consumer("S", name)
+            .unwrap()
+            .lock()
+            .core
+            .unsized_count()
+    };
+    assert_eq!(unsized_of("g"), 0);
+    assert_eq!(unsized_of("plain"), 0);
+    engine.shutdown().await.unwrap();
+}
