@@ -18,6 +18,7 @@ use std::sync::Arc;
 use omnibus_storage::{StateStore, StateWrite};
 use omnibus_types::Record;
 
+use super::owned_runs::{self, RUN_OFFSETS_MAX};
 use super::Consumer;
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
@@ -96,6 +97,8 @@ struct Owned {
     owner: Arc<str>,
     deliveries: u64,
     last_ms: i64,
+    /// The first offset of the run key that stores it (`owned_runs.rs`); `None`: its own key.
+    run: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -109,6 +112,8 @@ struct Seen {
 pub(crate) struct OwnedPending {
     pending: BTreeMap<u64, Owned>,
     owners: BTreeMap<Arc<str>, Seen>,
+    /// Stored runs by first offset → entries still pending in them.
+    runs: BTreeMap<u64, usize>,
 }
 
 fn prefix(stream: &str, name: &str) -> String {
@@ -163,9 +168,21 @@ impl OwnedPending {
         let prefix = prefix(stream, name);
         let mut owned = OwnedPending::default();
         let now = now_ms();
+        let mut runs = BTreeMap::new();
+        let mut tombstones: BTreeMap<u64, std::collections::BTreeSet<u64>> = BTreeMap::new();
         for (key, value) in state.scan_prefix(OWNED_TABLE, &prefix)? {
             let rest = &key[prefix.len()..];
-            if let Some(owner) = rest.strip_prefix('c') {
+            if let Some(run) = rest.strip_prefix('r') {
+                match owned_runs::parse_run_key(run).ok_or_else(|| corrupt(&key))? {
+                    (first, Some(offset)) => {
+                        tombstones.entry(first).or_default().insert(offset);
+                    }
+                    (first, None) => {
+                        let run = owned_runs::decode_run(&value).ok_or_else(|| corrupt(&key))?;
+                        runs.insert(first, run);
+                    }
+                }
+            } else if let Some(owner) = rest.strip_prefix('c') {
                 owned.owners.insert(
                     Arc::from(owner),
                     Seen {
@@ -190,11 +207,103 @@ impl OwnedPending {
                         owner,
                         deliveries,
                         last_ms,
+                        run: None,
                     },
                 );
             }
         }
+        for (first, run) in owned_runs::live_offsets(runs, &tombstones) {
+            let owner = owned.shared_name(&run.owner);
+            let mut live = 0;
+            for offset in run.offsets {
+                // An entry's own key, written with its tombstone here, is the newer record.
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    owned.pending.entry(offset)
+                {
+                    slot.insert(Owned {
+                        owner: owner.clone(),
+                        deliveries: run.deliveries,
+                        last_ms: run.last_ms,
+                        run: Some(first),
+                    });
+                    live += 1;
+                }
+            }
+            owned.runs.insert(first, live);
+        }
         Ok(owned)
+    }
+
+    /// Makes `offsets` (ascending), just delivered to `owner`, pending with it: one run key
+    /// per [`RUN_OFFSETS_MAX`] of them (a lone entry keeps its own key).
+    fn add_delivered(
+        &mut self,
+        (stream, name): (&str, &str),
+        owner: &Arc<str>,
+        now: i64,
+        offsets: &[u64],
+        writes: &mut Vec<StateWrite>,
+    ) {
+        for chunk in offsets.chunks(RUN_OFFSETS_MAX) {
+            let run = (chunk.len() > 1).then_some(chunk[0]);
+            for &offset in chunk {
+                let entry = Owned {
+                    owner: owner.clone(),
+                    deliveries: 1,
+                    last_ms: now,
+                    run,
+                };
+                if run.is_none() {
+                    writes.push(put_pending(stream, name, offset, &entry));
+                }
+                // A pending entry already there (a claim forced it) is replaced: its own key
+                // deleted, or its run left.
+                let replaced = self.pending.insert(offset, entry);
+                if let (Some(Owned { run: None, .. }), Some(_)) = (&replaced, run) {
+                    writes.push(StateWrite::Delete {
+                        table: OWNED_TABLE,
+                        key: pending_key(stream, name, offset),
+                    });
+                }
+                if let Some(Owned { run: Some(old), .. }) = replaced {
+                    owned_runs::leave_runs(
+                        (stream, name),
+                        &mut self.runs,
+                        &[(offset, old)],
+                        writes,
+                    );
+                }
+            }
+            if let Some(first) = run {
+                writes.push(owned_runs::put_run((stream, name), owner, 1, now, chunk));
+                self.runs.insert(first, chunk.len());
+            }
+        }
+    }
+
+    /// Removes the pending entries at `offsets` (those that are pending) and writes it:
+    /// their own keys deleted, or their runs left. Answers how many there were.
+    fn remove_entries(
+        &mut self,
+        (stream, name): (&str, &str),
+        offsets: impl IntoIterator<Item = u64>,
+        writes: &mut Vec<StateWrite>,
+    ) -> u64 {
+        let mut leaving = Vec::new();
+        let mut removed = 0;
+        for offset in offsets {
+            match self.pending.remove(&offset) {
+                None => continue,
+                Some(Owned { run: Some(run), .. }) => leaving.push((offset, run)),
+                Some(Owned { run: None, .. }) => writes.push(StateWrite::Delete {
+                    table: OWNED_TABLE,
+                    key: pending_key(stream, name, offset),
+                }),
+            }
+            removed += 1;
+        }
+        owned_runs::leave_runs((stream, name), &mut self.runs, &leaving, writes);
+        removed
     }
 
     /// How many deliveries are pending and the lowest pending offset, for the consumer lag
@@ -327,6 +436,7 @@ impl Engine {
             let mut delivered = Vec::new();
             consumer.owned_state(|owned, state| {
                 let owner_name = owned.shared_name(owner);
+                let mut fresh = Vec::new();
                 // Settled as handed out: the group's position moves past them all at once.
                 writes.extend(state.core.ack_many(&round.grants));
                 super::delivery::settle_sizes(&mut state.core, &round.grants, &records);
@@ -337,16 +447,12 @@ impl Engine {
                     state.delivered_count += 1;
                     state.delivered_end = state.delivered_end.max(offset + 1);
                     if pending {
-                        let entry = Owned {
-                            owner: owner_name.clone(),
-                            deliveries: 1,
-                            last_ms: now,
-                        };
-                        writes.push(put_pending(stream, name, offset, &entry));
-                        owned.pending.insert(offset, entry);
+                        fresh.push(offset);
                     }
                     delivered.push(record);
                 }
+                fresh.sort_unstable();
+                owned.add_delivered((stream, name), &owner_name, now, &fresh, &mut writes);
                 if !delivered.is_empty() {
                     if let Some(seen) = owned.owners.get_mut(owner) {
                         seen.active_ms = Some(now);
@@ -364,17 +470,11 @@ impl Engine {
     /// Acknowledges pending deliveries; answers how many were pending.
     pub async fn owned_ack(&self, stream: &str, name: &str, offsets: &[u64]) -> Result<u64> {
         let consumer = self.owned_consumer(stream, name)?;
-        let writes = consumer.owned_state(|owned, _| {
-            offsets
-                .iter()
-                .filter(|offset| owned.pending.remove(offset).is_some())
-                .map(|offset| StateWrite::Delete {
-                    table: OWNED_TABLE,
-                    key: pending_key(stream, name, *offset),
-                })
-                .collect::<Vec<_>>()
+        let (count, writes) = consumer.owned_state(|owned, _| {
+            let mut writes = Vec::new();
+            let count = owned.remove_entries((stream, name), offsets.iter().copied(), &mut writes);
+            (count, writes)
         })?;
-        let count = writes.len() as u64;
         if !writes.is_empty() {
             self.state.commit(writes).await?;
         }
@@ -432,6 +532,8 @@ impl Engine {
                 owned.touch(stream, name, owner, now)?.into_iter().collect();
             let owner_name = owned.shared_name(owner);
             let mut claimed = Vec::new();
+            // Entries taken out of their runs: stored on their own from now on.
+            let mut leaving = Vec::new();
             for &offset in offsets {
                 let entry = match owned.pending.get_mut(&offset) {
                     Some(entry) => entry,
@@ -440,6 +542,7 @@ impl Engine {
                             owner: owner_name.clone(),
                             deliveries: 0,
                             last_ms: now,
+                            run: None,
                         })
                     }
                     None => continue,
@@ -455,9 +558,13 @@ impl Engine {
                     None if options.keep_count => entry.deliveries,
                     None => entry.deliveries + 1,
                 };
+                if let Some(run) = entry.run.take() {
+                    leaving.push((offset, run));
+                }
                 writes.push(put_pending(stream, name, offset, entry));
                 claimed.push(OwnedPending::entry(offset, entry));
             }
+            owned_runs::leave_runs((stream, name), &mut owned.runs, &leaving, &mut writes);
             if !claimed.is_empty() {
                 if let Some(seen) = owned.owners.get_mut(owner) {
                     seen.active_ms = Some(now);
@@ -504,19 +611,12 @@ impl Engine {
                 table: OWNED_TABLE,
                 key: owner_key(stream, name, owner),
             }];
-            for offset in dropped {
-                owned.pending.remove(&offset);
-                writes.push(StateWrite::Delete {
-                    table: OWNED_TABLE,
-                    key: pending_key(stream, name, offset),
-                });
-            }
-            Some(writes)
+            let count = owned.remove_entries((stream, name), dropped, &mut writes);
+            Some((count, writes))
         })?;
-        let Some(writes) = writes else {
+        let Some((count, writes)) = writes else {
             return Ok(None);
         };
-        let count = writes.len() as u64 - 1;
         self.state.commit(writes).await?;
         Ok(Some(count))
     }

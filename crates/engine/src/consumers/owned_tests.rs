@@ -250,3 +250,87 @@ async fn delivering_leaves_no_unsized_offsets_behind_in_the_state_machine() {
     assert_eq!(unsized_of("plain"), 0);
     engine.shutdown().await.unwrap();
 }
+
+/// The keys a consumer's pending entries take in the state store, by their tag letter.
+fn stored_tags(engine: &Engine, name: &str) -> Vec<char> {
+    let prefix = format!("S\u{1f}{name}\u{1f}");
+    engine
+        .state
+        .scan_prefix(OWNED_TABLE, &prefix)
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| {
+            let rest = &key[prefix.len()..];
+            if rest.starts_with('r') && rest.contains('x') {
+                'x'
+            } else {
+                rest.chars().next().unwrap()
+            }
+        })
+        .collect()
+}
+
+fn listing(engine: &Engine) -> Vec<(u64, String, u64)> {
+    engine
+        .owned_pending("S", "g", PendingQuery::all())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.offset, e.owner, e.deliveries))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_read_is_stored_as_one_run_that_acks_claims_and_restarts_keep_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let engine = engine_with_records(dir.path(), 110).await;
+        engine.create_consumer(group("g")).await.unwrap();
+        let read = engine
+            .owned_next("S", "g", "alice", 100, true)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 100);
+        assert_eq!(
+            stored_tags(&engine, "g"),
+            vec!['c', 'r'],
+            "one key for 100 entries"
+        );
+        // Three taken by bob, ten acknowledged: they leave the run.
+        let taken = engine
+            .owned_claim("S", "g", "bob", &[5, 6, 7], ClaimOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 3);
+        let acked: Vec<u64> = (10..20).collect();
+        assert_eq!(engine.owned_ack("S", "g", &acked).await.unwrap(), 10);
+        // A lone delivery keeps its own key; deleting its owner removes it.
+        assert_eq!(
+            engine
+                .owned_next("S", "g", "carol", 1, true)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            engine.owned_delete_owner("S", "g", "carol").await.unwrap(),
+            Some(1)
+        );
+        let listed = listing(&engine);
+        assert_eq!(listed.len(), 87 + 3);
+        assert_eq!(listed[5], (5, "bob".to_string(), 2));
+        engine.shutdown().await.unwrap();
+        listed
+    };
+    let engine = engine_with_records(dir.path(), 0).await;
+    assert_eq!(listing(&engine), before, "the same entries after a restart");
+    // Acknowledging the rest leaves no run, tombstone or entry key behind.
+    let rest: Vec<u64> = before.iter().map(|(offset, _, _)| *offset).collect();
+    assert_eq!(engine.owned_ack("S", "g", &rest).await.unwrap(), 90);
+    assert_eq!(stored_tags(&engine, "g"), vec!['c', 'c']);
+    assert_eq!(
+        offsets(&engine.owned_next("S", "g", "bob", 100, true).await.unwrap()),
+        (101..110).collect::<Vec<_>>()
+    );
+    engine.shutdown().await.unwrap();
+}
