@@ -421,13 +421,18 @@ impl Engine {
         let mut writes: Vec<StateWrite> = touched?.into_iter().collect();
         let max = if pending { max.min(room) } else { max };
         let mut out = Vec::new();
+        let mut durable = crate::queue::Durable::default();
         for _ in 0..super::delivery::ROUNDS_MAX {
             if out.len() >= max {
                 break;
             }
             let round = self.lease_round(&consumer, max - out.len());
-            // Always waited for: a Redis reader is answered once its entries are durable.
-            consumer.commit(round.writes, round.durable).await?;
+            // Committed with the read's settlement below, not on their own first: nothing is
+            // handed out before that one commit is durable, so a read waits for one commit,
+            // not two. Their order before the settlement's writes is kept.
+            writes.extend(round.writes);
+            durable.frontiers.extend(round.durable.frontiers);
+            durable.prepaid.extend(round.durable.prepaid);
             if round.grants.is_empty() {
                 break;
             }
@@ -461,9 +466,9 @@ impl Engine {
             })?;
             out.extend(delivered);
         }
-        if !writes.is_empty() {
-            self.state.commit(writes).await?;
-        }
+        // Always waited for: a Redis reader is answered once its entries are durable. A
+        // failure fails the consumer: its memory already moved past what is on disk.
+        consumer.commit(writes, durable).await?;
         Ok(out)
     }
 
