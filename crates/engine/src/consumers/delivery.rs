@@ -18,7 +18,7 @@ use omnibus_types::{pattern_matches, Record};
 use super::{AckMode, Consumer, WORKER};
 use crate::engine::{now_ms, Engine};
 use crate::error::Result;
-use crate::queue::{Durable, StoredTimers};
+use crate::queue::{message_bytes, Durable, StoredTimers};
 use crate::streams::registry::off_the_runtime;
 
 /// Lease rounds one `consumer_next` call makes when records are passed over (filtered out,
@@ -91,6 +91,7 @@ impl Engine {
             let mut settle = Vec::new();
             {
                 let mut state = consumer.lock();
+                settle_sizes(&mut state.core, &grants, &records);
                 let now = now_ms();
                 for (offset, attempt) in grants {
                     let wanted = records
@@ -214,6 +215,21 @@ impl Engine {
             _ = tokio::time::sleep(wait) => {}
         }
         Ok(())
+    }
+}
+
+/// Tells the core the sizes of the records of `grants` (0 for one gone from the stream). A
+/// lease leaves its offset among those whose size the core waits to be told
+/// (`queue/core/bytes.rs`); a consumer that never told it kept one entry for every record it
+/// ever delivered, a map that only grew.
+pub(super) fn settle_sizes(
+    core: &mut crate::queue::core::QueueCore,
+    grants: &[(u64, u32)],
+    records: &HashMap<u64, Record>,
+) {
+    for (offset, _) in grants {
+        let size = records.get(offset).map_or(0, message_bytes);
+        core.settle_size(*offset, size);
     }
 }
 

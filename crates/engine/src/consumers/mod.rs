@@ -24,6 +24,7 @@ mod commit;
 mod delivery;
 mod lag;
 mod owned;
+mod owned_runs;
 #[cfg(test)]
 mod owned_tests;
 mod removal;

@@ -18,9 +18,11 @@ use std::sync::Arc;
 use omnibus_storage::{StateStore, StateWrite};
 use omnibus_types::Record;
 
+use super::owned_runs::{self, RUN_OFFSETS_MAX};
 use super::Consumer;
 use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
+use crate::queue::keys::{push_padded, PADDED_DIGITS};
 
 /// Pending deliveries and owners of owned-pending consumers, under `<stream>␟<consumer>␟`.
 pub const OWNED_TABLE: &str = "stream_consumer_owned";
@@ -90,9 +92,13 @@ pub struct ClaimOptions {
 
 #[derive(Debug, Clone)]
 struct Owned {
-    owner: String,
+    /// Shared with the owner's entry in `OwnedPending::owners`: a read of 1,000 entries
+    /// allocates no name per entry.
+    owner: Arc<str>,
     deliveries: u64,
     last_ms: i64,
+    /// The first offset of the run key that stores it (`owned_runs.rs`); `None`: its own key.
+    run: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -105,7 +111,9 @@ struct Seen {
 #[derive(Debug, Default)]
 pub(crate) struct OwnedPending {
     pending: BTreeMap<u64, Owned>,
-    owners: BTreeMap<String, Seen>,
+    owners: BTreeMap<Arc<str>, Seen>,
+    /// Stored runs by first offset → entries still pending in them.
+    runs: BTreeMap<u64, usize>,
 }
 
 fn prefix(stream: &str, name: &str) -> String {
@@ -113,7 +121,15 @@ fn prefix(stream: &str, name: &str) -> String {
 }
 
 fn pending_key(stream: &str, name: &str, offset: u64) -> String {
-    format!("{}p{offset:020}", prefix(stream, name))
+    // Built by hand: one key per delivery and per ack, and `format!` was most of their cost.
+    let mut key = String::with_capacity(stream.len() + name.len() + 3 + PADDED_DIGITS);
+    key.push_str(stream);
+    key.push('\u{1f}');
+    key.push_str(name);
+    key.push('\u{1f}');
+    key.push('p');
+    push_padded(&mut key, offset);
+    key
 }
 
 fn owner_key(stream: &str, name: &str, owner: &str) -> String {
@@ -152,11 +168,23 @@ impl OwnedPending {
         let prefix = prefix(stream, name);
         let mut owned = OwnedPending::default();
         let now = now_ms();
+        let mut runs = BTreeMap::new();
+        let mut tombstones: BTreeMap<u64, std::collections::BTreeSet<u64>> = BTreeMap::new();
         for (key, value) in state.scan_prefix(OWNED_TABLE, &prefix)? {
             let rest = &key[prefix.len()..];
-            if let Some(owner) = rest.strip_prefix('c') {
+            if let Some(run) = rest.strip_prefix('r') {
+                match owned_runs::parse_run_key(run).ok_or_else(|| corrupt(&key))? {
+                    (first, Some(offset)) => {
+                        tombstones.entry(first).or_default().insert(offset);
+                    }
+                    (first, None) => {
+                        let run = owned_runs::decode_run(&value).ok_or_else(|| corrupt(&key))?;
+                        runs.insert(first, run);
+                    }
+                }
+            } else if let Some(owner) = rest.strip_prefix('c') {
                 owned.owners.insert(
-                    owner.to_string(),
+                    Arc::from(owner),
                     Seen {
                         seen_ms: now,
                         active_ms: None,
@@ -171,18 +199,111 @@ impl OwnedPending {
                     u64::from_be_bytes(value[..8].try_into().map_err(|_| corrupt(&key))?);
                 let last_ms =
                     i64::from_be_bytes(value[8..16].try_into().map_err(|_| corrupt(&key))?);
-                let owner = String::from_utf8(value[16..].to_vec()).map_err(|_| corrupt(&key))?;
+                let owner = std::str::from_utf8(&value[16..]).map_err(|_| corrupt(&key))?;
+                let owner = owned.shared_name(owner);
                 owned.pending.insert(
                     offset,
                     Owned {
                         owner,
                         deliveries,
                         last_ms,
+                        run: None,
                     },
                 );
             }
         }
+        for (first, run) in owned_runs::live_offsets(runs, &tombstones) {
+            let owner = owned.shared_name(&run.owner);
+            let mut live = 0;
+            for offset in run.offsets {
+                // An entry's own key, written with its tombstone here, is the newer record.
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    owned.pending.entry(offset)
+                {
+                    slot.insert(Owned {
+                        owner: owner.clone(),
+                        deliveries: run.deliveries,
+                        last_ms: run.last_ms,
+                        run: Some(first),
+                    });
+                    live += 1;
+                }
+            }
+            owned.runs.insert(first, live);
+        }
         Ok(owned)
+    }
+
+    /// Makes `offsets` (ascending), just delivered to `owner`, pending with it: one run key
+    /// per [`RUN_OFFSETS_MAX`] of them (a lone entry keeps its own key).
+    fn add_delivered(
+        &mut self,
+        (stream, name): (&str, &str),
+        owner: &Arc<str>,
+        now: i64,
+        offsets: &[u64],
+        writes: &mut Vec<StateWrite>,
+    ) {
+        for chunk in offsets.chunks(RUN_OFFSETS_MAX) {
+            let run = (chunk.len() > 1).then_some(chunk[0]);
+            for &offset in chunk {
+                let entry = Owned {
+                    owner: owner.clone(),
+                    deliveries: 1,
+                    last_ms: now,
+                    run,
+                };
+                if run.is_none() {
+                    writes.push(put_pending(stream, name, offset, &entry));
+                }
+                // A pending entry already there (a claim forced it) is replaced: its own key
+                // deleted, or its run left.
+                let replaced = self.pending.insert(offset, entry);
+                if let (Some(Owned { run: None, .. }), Some(_)) = (&replaced, run) {
+                    writes.push(StateWrite::Delete {
+                        table: OWNED_TABLE,
+                        key: pending_key(stream, name, offset),
+                    });
+                }
+                if let Some(Owned { run: Some(old), .. }) = replaced {
+                    owned_runs::leave_runs(
+                        (stream, name),
+                        &mut self.runs,
+                        &[(offset, old)],
+                        writes,
+                    );
+                }
+            }
+            if let Some(first) = run {
+                writes.push(owned_runs::put_run((stream, name), owner, 1, now, chunk));
+                self.runs.insert(first, chunk.len());
+            }
+        }
+    }
+
+    /// Removes the pending entries at `offsets` (those that are pending) and writes it:
+    /// their own keys deleted, or their runs left. Answers how many there were.
+    fn remove_entries(
+        &mut self,
+        (stream, name): (&str, &str),
+        offsets: impl IntoIterator<Item = u64>,
+        writes: &mut Vec<StateWrite>,
+    ) -> u64 {
+        let mut leaving = Vec::new();
+        let mut removed = 0;
+        for offset in offsets {
+            match self.pending.remove(&offset) {
+                None => continue,
+                Some(Owned { run: Some(run), .. }) => leaving.push((offset, run)),
+                Some(Owned { run: None, .. }) => writes.push(StateWrite::Delete {
+                    table: OWNED_TABLE,
+                    key: pending_key(stream, name, offset),
+                }),
+            }
+            removed += 1;
+        }
+        owned_runs::leave_runs((stream, name), &mut self.runs, &leaving, writes);
+        removed
     }
 
     /// How many deliveries are pending and the lowest pending offset, for the consumer lag
@@ -194,10 +315,18 @@ impl OwnedPending {
         )
     }
 
+    /// The owners' shared copy of `owner` (a new one if it has no entry: a pending entry
+    /// stored without its owner's key, which loading tolerates).
+    fn shared_name(&self, owner: &str) -> Arc<str> {
+        self.owners
+            .get_key_value(owner)
+            .map_or_else(|| Arc::from(owner), |(name, _)| name.clone())
+    }
+
     fn entry(offset: u64, owned: &Owned) -> PendingEntry {
         PendingEntry {
             offset,
-            owner: owned.owner.clone(),
+            owner: owned.owner.to_string(),
             deliveries: owned.deliveries,
             last_delivery_ms: owned.last_ms,
         }
@@ -226,7 +355,7 @@ impl OwnedPending {
             )));
         }
         self.owners.insert(
-            owner.to_string(),
+            Arc::from(owner),
             Seen {
                 seen_ms: now,
                 active_ms: None,
@@ -292,13 +421,18 @@ impl Engine {
         let mut writes: Vec<StateWrite> = touched?.into_iter().collect();
         let max = if pending { max.min(room) } else { max };
         let mut out = Vec::new();
+        let mut durable = crate::queue::Durable::default();
         for _ in 0..super::delivery::ROUNDS_MAX {
             if out.len() >= max {
                 break;
             }
             let round = self.lease_round(&consumer, max - out.len());
-            // Always waited for: a Redis reader is answered once its entries are durable.
-            consumer.commit(round.writes, round.durable).await?;
+            // Committed with the read's settlement below, not on their own first: nothing is
+            // handed out before that one commit is durable, so a read waits for one commit,
+            // not two. Their order before the settlement's writes is kept.
+            writes.extend(round.writes);
+            durable.frontiers.extend(round.durable.frontiers);
+            durable.prepaid.extend(round.durable.prepaid);
             if round.grants.is_empty() {
                 break;
             }
@@ -306,24 +440,24 @@ impl Engine {
             let mut records = super::delivery::read_records(&consumer, offsets).await?;
             let mut delivered = Vec::new();
             consumer.owned_state(|owned, state| {
-                for (offset, attempt) in round.grants {
-                    writes.extend(state.core.ack(offset, attempt).unwrap_or_default());
+                let owner_name = owned.shared_name(owner);
+                let mut fresh = Vec::new();
+                // Settled as handed out: the group's position moves past them all at once.
+                writes.extend(state.core.ack_many(&round.grants));
+                super::delivery::settle_sizes(&mut state.core, &round.grants, &records);
+                for (offset, _) in round.grants {
                     let Some(record) = records.remove(&offset).filter(|r| consumer.wants(r)) else {
                         continue;
                     };
                     state.delivered_count += 1;
                     state.delivered_end = state.delivered_end.max(offset + 1);
                     if pending {
-                        let entry = Owned {
-                            owner: owner.to_string(),
-                            deliveries: 1,
-                            last_ms: now,
-                        };
-                        writes.push(put_pending(stream, name, offset, &entry));
-                        owned.pending.insert(offset, entry);
+                        fresh.push(offset);
                     }
                     delivered.push(record);
                 }
+                fresh.sort_unstable();
+                owned.add_delivered((stream, name), &owner_name, now, &fresh, &mut writes);
                 if !delivered.is_empty() {
                     if let Some(seen) = owned.owners.get_mut(owner) {
                         seen.active_ms = Some(now);
@@ -332,26 +466,20 @@ impl Engine {
             })?;
             out.extend(delivered);
         }
-        if !writes.is_empty() {
-            self.state.commit(writes).await?;
-        }
+        // Always waited for: a Redis reader is answered once its entries are durable. A
+        // failure fails the consumer: its memory already moved past what is on disk.
+        consumer.commit(writes, durable).await?;
         Ok(out)
     }
 
     /// Acknowledges pending deliveries; answers how many were pending.
     pub async fn owned_ack(&self, stream: &str, name: &str, offsets: &[u64]) -> Result<u64> {
         let consumer = self.owned_consumer(stream, name)?;
-        let writes = consumer.owned_state(|owned, _| {
-            offsets
-                .iter()
-                .filter(|offset| owned.pending.remove(offset).is_some())
-                .map(|offset| StateWrite::Delete {
-                    table: OWNED_TABLE,
-                    key: pending_key(stream, name, *offset),
-                })
-                .collect::<Vec<_>>()
+        let (count, writes) = consumer.owned_state(|owned, _| {
+            let mut writes = Vec::new();
+            let count = owned.remove_entries((stream, name), offsets.iter().copied(), &mut writes);
+            (count, writes)
         })?;
-        let count = writes.len() as u64;
         if !writes.is_empty() {
             self.state.commit(writes).await?;
         }
@@ -374,7 +502,7 @@ impl Engine {
             owned
                 .pending
                 .range(query.from..=query.to)
-                .filter(|(_, o)| query.owner.is_none_or(|wanted| o.owner == wanted))
+                .filter(|(_, o)| query.owner.is_none_or(|wanted| *o.owner == *wanted))
                 .filter(|(_, o)| now.saturating_sub(o.last_ms) >= query.min_idle_ms as i64)
                 .take(query.limit)
                 .map(|(offset, o)| OwnedPending::entry(*offset, o))
@@ -407,15 +535,19 @@ impl Engine {
         let (claimed, writes) = consumer.owned_state(|owned, _| -> Result<_> {
             let mut writes: Vec<StateWrite> =
                 owned.touch(stream, name, owner, now)?.into_iter().collect();
+            let owner_name = owned.shared_name(owner);
             let mut claimed = Vec::new();
+            // Entries taken out of their runs: stored on their own from now on.
+            let mut leaving = Vec::new();
             for &offset in offsets {
                 let entry = match owned.pending.get_mut(&offset) {
                     Some(entry) => entry,
                     None if options.force && offset >= start && offset < end => {
                         owned.pending.entry(offset).or_insert(Owned {
-                            owner: owner.to_string(),
+                            owner: owner_name.clone(),
                             deliveries: 0,
                             last_ms: now,
+                            run: None,
                         })
                     }
                     None => continue,
@@ -424,16 +556,20 @@ impl Engine {
                 if entry.deliveries > 0 && idle < options.min_idle_ms as i64 {
                     continue;
                 }
-                entry.owner = owner.to_string();
+                entry.owner = owner_name.clone();
                 entry.last_ms = options.last_delivery_ms.unwrap_or(now);
                 entry.deliveries = match options.deliveries {
                     Some(count) => count,
                     None if options.keep_count => entry.deliveries,
                     None => entry.deliveries + 1,
                 };
+                if let Some(run) = entry.run.take() {
+                    leaving.push((offset, run));
+                }
                 writes.push(put_pending(stream, name, offset, entry));
                 claimed.push(OwnedPending::entry(offset, entry));
             }
+            owned_runs::leave_runs((stream, name), &mut owned.runs, &leaving, &mut writes);
             if !claimed.is_empty() {
                 if let Some(seen) = owned.owners.get_mut(owner) {
                     seen.active_ms = Some(now);
@@ -473,26 +609,19 @@ impl Engine {
             let dropped: Vec<u64> = owned
                 .pending
                 .iter()
-                .filter(|(_, o)| o.owner == owner)
+                .filter(|(_, o)| &*o.owner == owner)
                 .map(|(offset, _)| *offset)
                 .collect();
             let mut writes = vec![StateWrite::Delete {
                 table: OWNED_TABLE,
                 key: owner_key(stream, name, owner),
             }];
-            for offset in dropped {
-                owned.pending.remove(&offset);
-                writes.push(StateWrite::Delete {
-                    table: OWNED_TABLE,
-                    key: pending_key(stream, name, offset),
-                });
-            }
-            Some(writes)
+            let count = owned.remove_entries((stream, name), dropped, &mut writes);
+            Some((count, writes))
         })?;
-        let Some(writes) = writes else {
+        let Some((count, writes)) = writes else {
             return Ok(None);
         };
-        let count = writes.len() as u64 - 1;
         self.state.commit(writes).await?;
         Ok(Some(count))
     }
@@ -503,14 +632,14 @@ impl Engine {
         consumer.owned_state(|owned, _| {
             let mut counts: HashMap<&str, u64> = HashMap::new();
             for entry in owned.pending.values() {
-                *counts.entry(entry.owner.as_str()).or_insert(0) += 1;
+                *counts.entry(&*entry.owner).or_insert(0) += 1;
             }
             owned
                 .owners
                 .iter()
                 .map(|(owner, seen)| OwnerInfo {
-                    name: owner.clone(),
-                    pending: counts.get(owner.as_str()).copied().unwrap_or(0),
+                    name: owner.to_string(),
+                    pending: counts.get(&**owner).copied().unwrap_or(0),
                     seen_ms: seen.seen_ms,
                     active_ms: seen.active_ms,
                 })

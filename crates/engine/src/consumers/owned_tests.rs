@@ -217,3 +217,120 @@ async fn pending_entries_owners_and_the_position_survive_a_restart() {
     );
     assert_eq!(engine.owned_pending_count("S", "g").unwrap(), 5);
 }
+
+#[tokio::test]
+async fn delivering_leaves_no_unsized_offsets_behind_in_the_state_machine() {
+    // Regression: every delivery left its offset among those whose size the state machine
+    // waited to be told, and neither mode of consumer ever told it: a map that grew with
+    // every record a consumer delivered, for as long as the broker ran.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_records(dir.path(), 50).await;
+    engine.create_consumer(group("g")).await.unwrap();
+    let mut plain = group("plain");
+    plain.owned_pending = false;
+    plain.ack_wait_ms = 60_000;
+    engine.create_consumer(plain).await.unwrap();
+    let owned = engine
+        .owned_next("S", "g", "alice", 30, true)
+        .await
+        .unwrap();
+    let unowned = engine.owned_next("S", "g", "bob", 30, false).await.unwrap();
+    assert_eq!(owned.len() + unowned.len(), 50);
+    let delivered = engine.consumer_next("S", "plain", 50, 0).await.unwrap();
+    assert_eq!(delivered.len(), 50);
+    let unsized_of = |name: &str| {
+        engine
+            .consumer("S", name)
+            .unwrap()
+            .lock()
+            .core
+            .unsized_count()
+    };
+    assert_eq!(unsized_of("g"), 0);
+    assert_eq!(unsized_of("plain"), 0);
+    engine.shutdown().await.unwrap();
+}
+
+/// The keys a consumer's pending entries take in the state store, by their tag letter.
+fn stored_tags(engine: &Engine, name: &str) -> Vec<char> {
+    let prefix = format!("S\u{1f}{name}\u{1f}");
+    engine
+        .state
+        .scan_prefix(OWNED_TABLE, &prefix)
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| {
+            let rest = &key[prefix.len()..];
+            if rest.starts_with('r') && rest.contains('x') {
+                'x'
+            } else {
+                rest.chars().next().unwrap()
+            }
+        })
+        .collect()
+}
+
+fn listing(engine: &Engine) -> Vec<(u64, String, u64)> {
+    engine
+        .owned_pending("S", "g", PendingQuery::all())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.offset, e.owner, e.deliveries))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_read_is_stored_as_one_run_that_acks_claims_and_restarts_keep_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let engine = engine_with_records(dir.path(), 110).await;
+        engine.create_consumer(group("g")).await.unwrap();
+        let read = engine
+            .owned_next("S", "g", "alice", 100, true)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 100);
+        assert_eq!(
+            stored_tags(&engine, "g"),
+            vec!['c', 'r'],
+            "one key for 100 entries"
+        );
+        // Three taken by bob, ten acknowledged: they leave the run.
+        let taken = engine
+            .owned_claim("S", "g", "bob", &[5, 6, 7], ClaimOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 3);
+        let acked: Vec<u64> = (10..20).collect();
+        assert_eq!(engine.owned_ack("S", "g", &acked).await.unwrap(), 10);
+        // A lone delivery keeps its own key; deleting its owner removes it.
+        assert_eq!(
+            engine
+                .owned_next("S", "g", "carol", 1, true)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            engine.owned_delete_owner("S", "g", "carol").await.unwrap(),
+            Some(1)
+        );
+        let listed = listing(&engine);
+        assert_eq!(listed.len(), 87 + 3);
+        assert_eq!(listed[5], (5, "bob".to_string(), 2));
+        engine.shutdown().await.unwrap();
+        listed
+    };
+    let engine = engine_with_records(dir.path(), 0).await;
+    assert_eq!(listing(&engine), before, "the same entries after a restart");
+    // Acknowledging the rest leaves no run, tombstone or entry key behind.
+    let rest: Vec<u64> = before.iter().map(|(offset, _, _)| *offset).collect();
+    assert_eq!(engine.owned_ack("S", "g", &rest).await.unwrap(), 90);
+    assert_eq!(stored_tags(&engine, "g"), vec!['c', 'c']);
+    assert_eq!(
+        offsets(&engine.owned_next("S", "g", "bob", 100, true).await.unwrap()),
+        (101..110).collect::<Vec<_>>()
+    );
+    engine.shutdown().await.unwrap();
+}

@@ -520,6 +520,28 @@ impl QueueCore {
         Ok(self.finish(offset))
     }
 
+    /// Completes many deliveries at once; those not leased under that attempt any more are
+    /// passed over, as [`QueueCore::ack`] refuses them. The same state as acking them one by
+    /// one, in fewer writes: the floor is written once for the whole batch, where one ack at
+    /// a time writes it (and allocates its key) for every offset it passes.
+    pub fn ack_many(&mut self, grants: &[(u64, u32)]) -> Vec<StateWrite> {
+        let mut writes = Vec::new();
+        let mut floor_before = None;
+        for &(offset, attempt) in grants {
+            if self.take_lease(offset, attempt).is_err() {
+                continue;
+            }
+            self.bytes_lease_ended(offset, false);
+            if let Some(old_floor) = self.finish_above_floor(offset, &mut writes) {
+                floor_before.get_or_insert(old_floor);
+            }
+        }
+        if let Some(old_floor) = floor_before {
+            self.floor_writes(old_floor, &mut writes);
+        }
+        writes
+    }
+
     /// Pushes a lease's deadline out to `lease_ms` from now.
     pub fn extend(
         &mut self,
@@ -668,6 +690,15 @@ impl QueueCore {
     /// Marks an offset finished and advances the floor over every finished offset after it.
     fn finish(&mut self, offset: u64) -> Vec<StateWrite> {
         let mut writes = Vec::new();
+        if let Some(old_floor) = self.finish_above_floor(offset, &mut writes) {
+            self.floor_writes(old_floor, &mut writes);
+        }
+        writes
+    }
+
+    /// [`QueueCore::finish`] but for the writes of a floor it moves: the floor before, when
+    /// it moved (pass it to [`QueueCore::floor_writes`]).
+    fn finish_above_floor(&mut self, offset: u64, writes: &mut Vec<StateWrite>) -> Option<u64> {
         if !self.finish_covered(offset) {
             writes.push(StateWrite::Delete {
                 table: keys::TABLE,
@@ -700,7 +731,7 @@ impl QueueCore {
                 key: keys::acked(&self.name, start),
                 value: end.to_be_bytes().to_vec(),
             });
-            return writes;
+            return None;
         }
         // The floor moves past this offset and any finished run right after it.
         let mut floor = offset + 1;
@@ -716,6 +747,14 @@ impl QueueCore {
         let old_floor = self.floor;
         self.floor = floor;
         self.finished_above.remove_below(floor);
+        Some(old_floor)
+    }
+
+    /// The writes that record the floor's move up from `old_floor` (to where it is now). One
+    /// call may cover several moves: the range delete then spans them all, which only also
+    /// deletes run keys below the floor, stale either way.
+    fn floor_writes(&mut self, old_floor: u64, writes: &mut Vec<StateWrite>) {
+        let floor = self.floor;
         // The floor only rises: put-max keeps a later commit's higher floor if this one reaches
         // the store after it. A stale run or attempt record below the floor is ignored at
         // recovery, so only the floor and run ends need this.
@@ -732,7 +771,6 @@ impl QueueCore {
             });
         }
         writes.extend(self.forget_runs_below_floor());
-        writes
     }
 }
 

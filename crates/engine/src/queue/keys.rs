@@ -27,25 +27,57 @@
 pub const TABLE: &str = "queue_state";
 const SEPARATOR: char = '\u{1f}';
 
+/// Digits of a number padded to 20 (every u64 fits), so numeric order is byte order.
+pub const PADDED_DIGITS: usize = 20;
+
+/// Appends `number` as [`PADDED_DIGITS`] zero-padded decimal digits. Written by hand: the
+/// keys of acks and deliveries are built once per message, and `format!` with a width
+/// was most of their cost.
+pub fn push_padded(out: &mut String, mut number: u64) {
+    let mut digits = [b'0'; PADDED_DIGITS];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (number % 10) as u8;
+        number /= 10;
+        if number == 0 {
+            break;
+        }
+    }
+    out.extend(digits.iter().map(|&digit| char::from(digit)));
+}
+
+/// `<queue>␟<tag>` followed by `offset` padded, built in one allocation.
+fn tagged_offset(queue: &str, tag: char, offset: u64) -> String {
+    let mut key = String::with_capacity(queue.len() + 2 + PADDED_DIGITS);
+    key.push_str(queue);
+    key.push(SEPARATOR);
+    key.push(tag);
+    push_padded(&mut key, offset);
+    key
+}
+
 pub fn prefix(queue: &str) -> String {
     format!("{queue}{SEPARATOR}")
 }
 
 pub fn floor(queue: &str) -> String {
-    format!("{queue}{SEPARATOR}F")
+    let mut key = String::with_capacity(queue.len() + 2);
+    key.push_str(queue);
+    key.push(SEPARATOR);
+    key.push('F');
+    key
 }
 
 pub fn acked(queue: &str, offset: u64) -> String {
-    format!("{queue}{SEPARATOR}A{offset:020}")
+    tagged_offset(queue, 'A', offset)
 }
 
 pub fn delivery(queue: &str, offset: u64) -> String {
-    format!("{queue}{SEPARATOR}D{offset:020}")
+    tagged_offset(queue, 'D', offset)
 }
 
 /// `G<end>` → u64 BE first: a run of first deliveries (see `core/runs.rs`).
 pub fn delivered_run(queue: &str, end: u64) -> String {
-    format!("{queue}{SEPARATOR}G{end:020}")
+    tagged_offset(queue, 'G', end)
 }
 
 /// `L<priority>` → u64 BE: the first-delivery frontier of a priority level.
@@ -85,7 +117,7 @@ pub fn redriven_one_prefix(queue: &str) -> String {
 }
 
 pub fn priority(queue: &str, first: u64) -> String {
-    format!("{queue}{SEPARATOR}P{first:020}")
+    tagged_offset(queue, 'P', first)
 }
 
 /// The part of a key after `<queue>␟`.
@@ -131,5 +163,18 @@ mod tests {
             decode_delivery(&encode_delivery(3, "boom")),
             (3, "boom".into())
         );
+    }
+
+    #[test]
+    fn keys_built_by_hand_read_as_the_formatted_layout() {
+        for offset in [0, 7, 1_000, 99_999_999_999, u64::MAX] {
+            assert_eq!(acked("q", offset), format!("q\u{1f}A{offset:020}"));
+            assert_eq!(delivery("q", offset), format!("q\u{1f}D{offset:020}"));
+            assert_eq!(delivered_run("q", offset), format!("q\u{1f}G{offset:020}"));
+            assert_eq!(priority("q", offset), format!("q\u{1f}P{offset:020}"));
+        }
+        assert_eq!(floor("q"), "q\u{1f}F");
+        // Numeric order is byte order.
+        assert!(acked("q", 9) < acked("q", 10) && acked("q", 10) < acked("q", u64::MAX));
     }
 }

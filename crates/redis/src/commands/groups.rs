@@ -23,7 +23,7 @@ use super::streams::{
 use crate::codec::Reply;
 use crate::server::Shared;
 use crate::session::{Session, Step};
-use crate::streams::entry::{from_record, Entry};
+use crate::streams::entry::{from_record, Entry, FieldNames};
 use crate::streams::id::StreamId;
 use crate::streams::read;
 
@@ -378,7 +378,8 @@ async fn new_entries(
         let offsets: Vec<u64> = gone.iter().map(|record| record.offset).collect();
         engine.owned_ack(stream, group, &offsets).await?;
     }
-    Ok(kept.into_iter().map(from_record).collect())
+    let mut names = FieldNames::default();
+    Ok(kept.into_iter().map(|record| names.entry(record)).collect())
 }
 
 /// A consumer's pending entries after `after` (XREADGROUP with an ID), each counted as

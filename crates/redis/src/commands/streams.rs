@@ -280,10 +280,7 @@ pub(crate) fn entry_reply(entry: Entry) -> Reply {
         flat.push(Reply::Bulk(field));
         flat.push(Reply::Bulk(value));
     }
-    Reply::Array(vec![
-        Reply::Bulk(Bytes::from(entry.id.to_string())),
-        Reply::Array(flat),
-    ])
+    Reply::Array(vec![Reply::Bulk(entry.id_text), Reply::Array(flat)])
 }
 
 pub(crate) fn entries_reply(entries: Vec<Entry>) -> Reply {

@@ -24,6 +24,9 @@ pub(crate) const VALUE_FIELD: &[u8] = b"value";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) id: StreamId,
+    /// `id` as its reply spells it: the stored ID header itself when it is spelled that way
+    /// already (every entry XADD wrote), so a read renders no ID.
+    pub(crate) id_text: Bytes,
     pub(crate) offset: u64,
     pub(crate) fields: Vec<(Bytes, Bytes)>,
 }
@@ -80,35 +83,73 @@ fn foreign_id(record: &Record) -> StreamId {
 
 /// The entry a stored record reads as.
 pub(crate) fn from_record(record: Record) -> Entry {
-    let mut id = None;
-    let mut fields = Vec::with_capacity(record.headers.len() + 1);
-    if let Some(value) = &record.value {
-        fields.push((Bytes::from_static(VALUE_FIELD), value.clone()));
+    FieldNames::default().entry(record)
+}
+
+/// Field names most reads are made of at most, shared by the entries of one read.
+const FIELD_NAMES_MAX: usize = 16;
+
+/// Reads records as entries, sharing one copy of each field name among them: a header name
+/// is a `String` in the record, and a reply of 1,000 entries of the same fields copied each
+/// name 1,000 times.
+#[derive(Default)]
+pub(crate) struct FieldNames {
+    names: Vec<Bytes>,
+}
+
+impl FieldNames {
+    fn name(&mut self, name: &str) -> Bytes {
+        if let Some(known) = self.names.iter().find(|known| **known == name.as_bytes()) {
+            return known.clone();
+        }
+        let bytes = Bytes::copy_from_slice(name.as_bytes());
+        if self.names.len() < FIELD_NAMES_MAX {
+            self.names.push(bytes.clone());
+        }
+        bytes
     }
-    let mut headers = Vec::with_capacity(record.headers.len());
-    for header in &record.headers {
-        if header.name == ID_HEADER && id.is_none() {
-            id = StreamId::parse(&header.value, 0);
-            if id.is_some() {
-                continue;
+
+    /// The entry a stored record reads as.
+    pub(crate) fn entry(&mut self, record: Record) -> Entry {
+        let mut id = None;
+        let mut fields = Vec::with_capacity(record.headers.len() + 1);
+        if let Some(value) = &record.value {
+            fields.push((Bytes::from_static(VALUE_FIELD), value.clone()));
+        }
+        let mut headers = Vec::with_capacity(record.headers.len());
+        for header in &record.headers {
+            if header.name == ID_HEADER && id.is_none() {
+                id = StreamId::parse(&header.value, 0).map(|parsed| (parsed, &header.value));
+                if id.is_some() {
+                    continue;
+                }
+            }
+            headers.push((self.name(&header.name), header.value.clone()));
+        }
+        if id.is_none() {
+            if let Some(key) = &record.key {
+                fields.push((Bytes::from_static(b"key"), key.clone()));
             }
         }
-        headers.push((Bytes::from(header.name.clone()), header.value.clone()));
-    }
-    if id.is_none() {
-        if let Some(key) = &record.key {
-            fields.push((Bytes::from_static(b"key"), key.clone()));
+        fields.extend(headers);
+        if fields.is_empty() {
+            // Redis has no entry without fields: a record with nothing shows an empty value.
+            fields.push((Bytes::from_static(VALUE_FIELD), Bytes::new()));
         }
-    }
-    fields.extend(headers);
-    if fields.is_empty() {
-        // Redis has no entry without fields: a record with nothing shows an empty value.
-        fields.push((Bytes::from_static(VALUE_FIELD), Bytes::new()));
-    }
-    Entry {
-        id: id.unwrap_or_else(|| foreign_id(&record)),
-        offset: record.offset,
-        fields,
+        let (id, id_text) = match id {
+            Some((id, stored)) if id.is_spelled(stored) => (id, stored.clone()),
+            Some((id, _)) => (id, Bytes::from(id.to_string())),
+            None => {
+                let id = foreign_id(&record);
+                (id, Bytes::from(id.to_string()))
+            }
+        };
+        Entry {
+            id,
+            id_text,
+            offset: record.offset,
+            fields,
+        }
     }
 }
 
@@ -168,6 +209,45 @@ mod tests {
                 (Bytes::from("trace"), Bytes::from("t")),
             ]
         );
+    }
+
+    #[test]
+    fn entries_of_one_read_share_field_names_and_spell_ids_as_redis_does() {
+        let mut names = FieldNames::default();
+        let fields = [(Bytes::from("p"), Bytes::from("1"))];
+        let first = names.entry(stored(to_record(StreamId::new(7, 1), &fields).unwrap(), 0));
+        let second = names.entry(stored(to_record(StreamId::new(7, 2), &fields).unwrap(), 1));
+        assert_eq!(first.fields, vec![(Bytes::from("p"), Bytes::from("1"))]);
+        assert_eq!(
+            first.fields[0].0.as_ptr(),
+            second.fields[0].0.as_ptr(),
+            "one copy of the name"
+        );
+        assert_eq!(second.id_text, Bytes::from("7-2"));
+        // An ID header another door wrote in another spelling reads as Redis spells the ID.
+        let record = Record {
+            offset: 4,
+            timestamp_ms: 5,
+            subject: "s".into(),
+            key: None,
+            value: Some(Bytes::from("v")),
+            headers: vec![Header {
+                name: ID_HEADER.into(),
+                value: Bytes::from("0005-007"),
+            }],
+        };
+        let entry = names.entry(record);
+        assert_eq!(entry.id, StreamId::new(5, 7));
+        assert_eq!(entry.id_text, Bytes::from("5-7"));
+        let foreign = from_record(Record {
+            offset: 9,
+            timestamp_ms: 1_000,
+            subject: "s".into(),
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        });
+        assert_eq!(foreign.id_text, Bytes::from("1000-9"));
     }
 
     #[test]

@@ -50,6 +50,17 @@ impl StreamId {
         }
     }
 
+    /// Whether `text` is exactly how this ID is shown (`<ms>-<seq>`, no leading zeros).
+    pub(crate) fn is_spelled(self, text: &[u8]) -> bool {
+        let Some(dash) = text.iter().position(|&byte| byte == b'-') else {
+            return false;
+        };
+        let canonical = |part: &[u8]| part == b"0" || part.first().is_some_and(|&b| b != b'0');
+        let (ms, seq) = (&text[..dash], &text[dash + 1..]);
+        // Digits only, no leading zero: one spelling per number, so it is this ID's.
+        canonical(ms) && canonical(seq) && StreamId::parse(text, 0) == Some(self)
+    }
+
     /// An ID as given to XREAD, XCLAIM, XACK…: a bare `<ms>` means `<ms>-0`.
     pub(crate) fn parse_strict(bytes: &[u8]) -> Result<StreamId, &'static str> {
         StreamId::parse(bytes, 0).ok_or(INVALID_ID)

@@ -9,7 +9,7 @@ use omnibus_engine::{Engine, EngineError, FetchRequest, OffsetSpec};
 
 use std::collections::BTreeSet;
 
-use super::entry::{from_record, id_of, Entry};
+use super::entry::{id_of, Entry, FieldNames};
 use super::id::StreamId;
 
 /// Records read per fetch when scanning.
@@ -98,6 +98,7 @@ pub(crate) async fn forward(
     deleted: &BTreeSet<u64>,
 ) -> Result<Vec<Entry>, EngineError> {
     let mut entries = Vec::new();
+    let mut names = FieldNames::default();
     let (_, high_watermark) = engine.partition_bounds(stream, 0)?;
     while entries.len() < count && offset < high_watermark {
         let wanted = (count - entries.len()).min(SCAN_RECORDS);
@@ -109,7 +110,7 @@ pub(crate) async fn forward(
             if deleted.contains(&record.offset) {
                 continue;
             }
-            entries.push(from_record(record));
+            entries.push(names.entry(record));
             if entries.len() >= count {
                 break;
             }
@@ -157,6 +158,7 @@ pub(crate) async fn reverse(
         None => engine.partition_bounds(stream, 0)?.1,
     };
     let mut entries = Vec::new();
+    let mut names = FieldNames::default();
     while limit > first && entries.len() < count {
         let window_start = limit.saturating_sub(SCAN_RECORDS as u64).max(first);
         let mut window = Vec::new();
@@ -180,7 +182,7 @@ pub(crate) async fn reverse(
                 return Ok(entries);
             }
             if id <= end && !deleted.contains(&record.offset) {
-                entries.push(from_record(record));
+                entries.push(names.entry(record));
                 if entries.len() >= count {
                     return Ok(entries);
                 }

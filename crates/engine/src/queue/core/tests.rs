@@ -612,3 +612,89 @@ fn acks_committed_in_the_other_order_still_recover_every_finished_offset() {
 
 #[path = "lease_tests.rs"]
 mod lease_tests;
+
+/// What `writes` leave in a table that held nothing: key → value, as the state store applies
+/// them (put-max keeps the larger value).
+fn applied(writes: &[StateWrite]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut table = std::collections::BTreeMap::new();
+    for write in writes {
+        match write {
+            StateWrite::Put { key, value, .. } => {
+                table.insert(key.clone(), value.clone());
+            }
+            StateWrite::PutMax { key, value, .. } => {
+                let slot = table.entry(key.clone()).or_insert_with(Vec::new);
+                if *value > *slot {
+                    *slot = value.clone();
+                }
+            }
+            StateWrite::Delete { key, .. } => {
+                table.remove(key);
+            }
+            StateWrite::DeleteRange { start, end, .. } => {
+                table.retain(|key, _| key < start || key >= end);
+            }
+            StateWrite::DeletePrefix { prefix, .. } => {
+                table.retain(|key, _| !key.starts_with(prefix.as_str()));
+            }
+        }
+    }
+    table
+}
+
+#[test]
+fn acking_many_at_once_ends_as_acking_one_by_one_with_one_floor_write() {
+    let grants_of = |core: &mut QueueCore| {
+        core.register(0, 10, 0, None, 0);
+        let (grants, _) = core.deliver("w", 8, 0);
+        grants
+            .iter()
+            .map(|grant| (grant.offset, grant.attempt))
+            .collect::<Vec<_>>()
+    };
+    // Out of order, with a run above the floor, a stale attempt and an offset never leased.
+    let order = [
+        (3, 1),
+        (0, 1),
+        (1, 1),
+        (5, 1),
+        (2, 7),
+        (2, 1),
+        (6, 1),
+        (9, 1),
+    ];
+    let mut one_by_one = QueueCore::new("q", policy());
+    let mut at_once = QueueCore::new("q", policy());
+    assert_eq!(grants_of(&mut one_by_one), grants_of(&mut at_once));
+    let mut single_writes = Vec::new();
+    for (offset, attempt) in order {
+        single_writes.extend(one_by_one.ack(offset, attempt).unwrap_or_default());
+    }
+    let batch_writes = at_once.ack_many(&order);
+    assert_eq!(at_once.floor(), 4, "0..=3 acked; 4 is still out");
+    assert_eq!(at_once.floor(), one_by_one.floor());
+    assert_eq!(
+        format!("{:?}", at_once.counts()),
+        format!("{:?}", one_by_one.counts())
+    );
+    let floor_writes = keys_of(&batch_writes)
+        .into_iter()
+        .filter(|key| key == "put F")
+        .count();
+    assert_eq!(floor_writes, 1, "{:?}", keys_of(&batch_writes));
+    // The stored floor and the runs at or above it are the same either way.
+    let at_or_above_floor = |writes: &[StateWrite]| {
+        let floor = keys::acked("q", 4);
+        applied(writes)
+            .into_iter()
+            .filter(|(key, _)| *key >= floor || key.ends_with('F'))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        at_or_above_floor(&batch_writes),
+        at_or_above_floor(&single_writes)
+    );
+    // What is left is leased as before: 4 and 7 only, then acked the same way.
+    assert!(!at_once.ack_many(&[(4, 1), (7, 1)]).is_empty());
+    assert_eq!(at_once.floor(), 8);
+}
