@@ -16,8 +16,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::connection::{self, AMQPMethod};
-use amq_protocol::protocol::AMQPClass;
+use amq_protocol::protocol::{basic, AMQPClass};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -183,6 +184,12 @@ async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<()
         } else if let Some(header) = codec::take_header(input, connection.frame_max)? {
             // Kept as received: the message is stored with these bytes.
             connection.handle_header(header).await?;
+        } else if let Some((channel, publish)) = codec::take_publish(input, connection.frame_max)? {
+            // Parsed by hand (one per message), then handled as any method frame is.
+            let method = AMQPClass::Basic(basic::AMQPMethod::Publish(publish));
+            connection
+                .handle_frame(AMQPFrame::Method(channel, method))
+                .await?;
         } else if let Some(frame) = codec::decode(input, connection.frame_max)? {
             connection.handle_frame(frame).await?;
         } else {
@@ -223,10 +230,7 @@ fn heartbeat(
         return Err(AmqpError::MissedHeartbeats);
     }
     if now.duration_since(last_sent) >= interval / 2 && connection.out.is_empty() {
-        codec::encode(
-            &mut connection.out,
-            &amq_protocol::frame::AMQPFrame::Heartbeat,
-        );
+        codec::encode(&mut connection.out, &AMQPFrame::Heartbeat);
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ pub mod deliver;
 pub mod properties;
 
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
-use amq_protocol::protocol::basic::{parse_properties, AMQPProperties};
+use amq_protocol::protocol::basic::{parse_properties, AMQPProperties, Publish};
 use amq_protocol::protocol::AMQPClass;
 use bytes::{Buf, BufMut, BytesMut};
 
@@ -133,6 +133,60 @@ fn whole_frame(
         return Err(FrameError::MissingFrameEnd);
     }
     Ok(Some((channel, size)))
+}
+
+/// Frame type of a method frame (`frame-method`).
+pub const FRAME_TYPE_METHOD: u8 = 1;
+/// Class 60 (basic), method 40 (publish), as a method frame's payload starts.
+const BASIC_PUBLISH_IDS: [u8; 4] = [0, 60, 0, 40];
+
+/// Takes the frame at the front of `input` when it is a whole, well-formed *basic.publish*
+/// method frame: its channel and its fields. `None` for anything else, or until the frame is
+/// whole; the caller then uses [`decode`], which checks everything and reports errors.
+///
+/// Why by hand: a publisher sends one of these per message, and the generated parser's
+/// combinators (with a `String` allocated for each of its two flag names) cost more than
+/// the rest of the frame's handling. The four fields are read exactly as the generated
+/// `parse_publish` reads them (a reserved short, two short strings that must be UTF-8, one
+/// octet of flags, nothing after it); `tests.rs` checks the two agree on arbitrary frames.
+pub fn take_publish(
+    input: &mut BytesMut,
+    frame_max: u32,
+) -> Result<Option<(u16, Publish)>, FrameError> {
+    let Some((channel, size)) = whole_frame(input, frame_max, FRAME_TYPE_METHOD)? else {
+        return Ok(None);
+    };
+    let Some(publish) = parse_publish(&input[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + size]) else {
+        return Ok(None);
+    };
+    input.advance(FRAME_HEADER_BYTES + size + 1);
+    Ok(Some((channel, publish)))
+}
+
+/// A method frame's payload when it is a well-formed basic.publish.
+fn parse_publish(payload: &[u8]) -> Option<Publish> {
+    let rest = payload.strip_prefix(&BASIC_PUBLISH_IDS)?;
+    // The reserved short (once the access ticket).
+    let rest = rest.get(2..)?;
+    let (exchange, rest) = short_string(rest)?;
+    let (routing_key, rest) = short_string(rest)?;
+    let [flags] = rest else {
+        return None;
+    };
+    Some(Publish {
+        exchange: exchange.into(),
+        routing_key: routing_key.into(),
+        mandatory: flags & 1 != 0,
+        immediate: flags & 2 != 0,
+    })
+}
+
+/// A short string (a length octet, then that many bytes of UTF-8) and what follows it.
+fn short_string(input: &[u8]) -> Option<(&str, &[u8])> {
+    let (&length, rest) = input.split_first()?;
+    let length = usize::from(length);
+    let text = std::str::from_utf8(rest.get(..length)?).ok()?;
+    Some((text, &rest[length..]))
 }
 
 /// Frame type of a content header frame (`frame-header`).

@@ -179,3 +179,115 @@ fn only_content_headers_are_taken_and_a_damaged_one_is_malformed() {
         FrameError::Malformed
     );
 }
+
+fn publish_frame(channel: u16, publish: basic::Publish) -> BytesMut {
+    let mut frame = BytesMut::new();
+    encode_method(
+        &mut frame,
+        channel,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(publish)),
+    );
+    frame
+}
+
+#[test]
+fn a_publish_is_taken_with_the_fields_the_generated_parser_reads() {
+    let publish = basic::Publish {
+        exchange: "amq.topic".into(),
+        routing_key: "order.créé".into(),
+        mandatory: true,
+        immediate: false,
+    };
+    let mut input = publish_frame(5, publish.clone());
+    // The frame after it is left for the next call.
+    encode_method(&mut input, 3, deliver());
+    assert_eq!(take_publish(&mut input, 4096).unwrap(), Some((5, publish)));
+    assert!(take_publish(&mut input, 4096).unwrap().is_none());
+    assert_eq!(
+        decode(&mut input, 4096).unwrap(),
+        Some(AMQPFrame::Method(3, deliver()))
+    );
+}
+
+#[test]
+fn a_partial_or_damaged_publish_is_left_for_decode_to_judge() {
+    let whole = publish_frame(
+        1,
+        basic::Publish {
+            exchange: "".into(),
+            routing_key: "q".into(),
+            mandatory: false,
+            immediate: true,
+        },
+    );
+    let mut partial = BytesMut::from(&whole[..whole.len() - 1]);
+    assert!(take_publish(&mut partial, 4096).unwrap().is_none());
+    assert_eq!(partial.len(), whole.len() - 1);
+    // A routing key that is not UTF-8: not taken, and decode refuses it.
+    let mut damaged = whole.clone();
+    let key_at = FRAME_HEADER_BYTES + 4 + 2 + 1 + 1;
+    assert_eq!(damaged[key_at], b'q');
+    damaged[key_at] = 0xff;
+    assert!(take_publish(&mut damaged, 4096).unwrap().is_none());
+    assert_eq!(decode(&mut damaged, 4096), Err(FrameError::Malformed));
+    // A missing frame end is the same error as decode gives.
+    let mut unended = whole.clone();
+    let last = unended.len() - 1;
+    unended[last] = 0;
+    assert_eq!(
+        take_publish(&mut unended, 4096),
+        Err(FrameError::MissingFrameEnd)
+    );
+}
+
+proptest::proptest! {
+    /// Whatever a method frame holds, `take_publish` takes it only as the generated parser
+    /// reads it: a frame of class 60 method 40 followed by arbitrary bytes is either left
+    /// (for `decode`) or taken with exactly the fields `decode` gives.
+    #[test]
+    fn take_publish_agrees_with_the_generated_parser(
+        channel in 0u16..4,
+        tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
+        key_bytes in 0u8..6,
+        exchange_bytes in 0u8..4,
+    ) {
+        let mut payload = vec![0u8, 60, 0, 40, 0, 0, exchange_bytes];
+        payload.extend(tail.iter().take(usize::from(exchange_bytes)));
+        payload.push(key_bytes);
+        payload.extend(tail.iter().rev().take(usize::from(key_bytes)));
+        payload.extend(tail.iter().skip(12).take(2));
+        let mut frame = BytesMut::new();
+        frame.extend_from_slice(&[FRAME_TYPE_METHOD]);
+        frame.extend_from_slice(&channel.to_be_bytes());
+        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&payload);
+        frame.extend_from_slice(&[FRAME_END]);
+        let mut for_decode = frame.clone();
+        let decoded = decode(&mut for_decode, 4096);
+        match take_publish(&mut frame, 4096).unwrap() {
+            Some((taken_channel, publish)) => {
+                proptest::prop_assert_eq!(
+                    decoded,
+                    Ok(Some(AMQPFrame::Method(
+                        taken_channel,
+                        AMQPClass::Basic(basic::AMQPMethod::Publish(publish)),
+                    )))
+                );
+                proptest::prop_assert!(frame.is_empty());
+            }
+            None => {
+                proptest::prop_assert!(
+                    !matches!(
+                        decoded,
+                        Ok(Some(AMQPFrame::Method(
+                            _,
+                            AMQPClass::Basic(basic::AMQPMethod::Publish(_))
+                        )))
+                    ),
+                    "a publish the generated parser reads was not taken: {:?}",
+                    decoded
+                );
+            }
+        }
+    }
+}

@@ -279,6 +279,15 @@ impl Connection {
         &self.shared.engine
     }
 
+    /// This door's counters for /metrics, borrowed: a frame handled costs no reference count
+    /// traffic on them.
+    fn door_counters(&self) -> &omnibus_engine::metrics::DoorCounters {
+        self.shared
+            .engine
+            .metrics()
+            .door(omnibus_engine::metrics::Door::Amqp)
+    }
+
     pub fn send(&mut self, channel: u16, method: AMQPClass) {
         crate::codec::encode_method(&mut self.out, channel, method);
     }
@@ -319,11 +328,7 @@ impl Connection {
                 class_id,
                 method_id,
             }) => {
-                self.shared
-                    .engine
-                    .metrics()
-                    .door(omnibus_engine::metrics::Door::Amqp)
-                    .error();
+                self.door_counters().error();
                 self.close_channel(channel, code, &text, (class_id, method_id))
                     .await;
                 Ok(())
@@ -347,14 +352,8 @@ impl Connection {
         if !publishing {
             publish::flush(self).await;
         }
-        let counters = self
-            .shared
-            .engine
-            .metrics()
-            .door(omnibus_engine::metrics::Door::Amqp)
-            .clone();
         if matches!(frame, AMQPFrame::Method(..)) {
-            counters.request();
+            self.door_counters().request();
         }
         match self.dispatch(frame).await {
             Err(AmqpError::Channel {
@@ -369,7 +368,7 @@ impl Connection {
                     code,
                     "channel exception: {text}"
                 );
-                counters.error();
+                self.door_counters().error();
                 self.close_channel(channel_id, code, &text, (class_id, method_id))
                     .await;
                 Ok(())

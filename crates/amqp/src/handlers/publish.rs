@@ -175,28 +175,36 @@ impl ReadyPublish {
     }
 
     /// The engine message stored for it: the body, and the properties, exchange and routing
-    /// key as headers (built when enqueued, once per target queue at most).
-    fn message(&self) -> EnqueueMessage {
+    /// key as headers (built when enqueued, once per target queue at most). `routing_key` is
+    /// this message's routing key as bytes, which the caller may share among the messages of
+    /// a batch that have the same one.
+    ///
+    /// The default exchange (`""`) is not written: delivery and dead-lettering read a
+    /// missing `omnibus.exchange` as `""` (`delivery.rs`), and most publishes go through it,
+    /// so each saves a header's allocation, encoding and stored bytes.
+    fn message(&self, routing_key: Bytes) -> EnqueueMessage {
+        let mut headers = Vec::with_capacity(3);
+        headers.push(Header {
+            name: PROPERTIES_HEADER.into(),
+            value: self
+                .encoded_properties
+                .clone()
+                .unwrap_or_else(|| Bytes::from(properties::encode(&self.properties))),
+        });
+        if !self.exchange.is_empty() {
+            headers.push(Header {
+                name: EXCHANGE_HEADER.into(),
+                value: Bytes::copy_from_slice(self.exchange.as_bytes()),
+            });
+        }
+        headers.push(Header {
+            name: ROUTING_KEY_HEADER.into(),
+            value: routing_key,
+        });
         EnqueueMessage {
             key: None,
             value: Some(self.body.clone()),
-            headers: vec![
-                Header {
-                    name: PROPERTIES_HEADER.into(),
-                    value: self
-                        .encoded_properties
-                        .clone()
-                        .unwrap_or_else(|| Bytes::from(properties::encode(&self.properties))),
-                },
-                Header {
-                    name: EXCHANGE_HEADER.into(),
-                    value: Bytes::copy_from_slice(self.exchange.as_bytes()),
-                },
-                Header {
-                    name: ROUTING_KEY_HEADER.into(),
-                    value: Bytes::copy_from_slice(self.routing_key.as_bytes()),
-                },
-            ],
+            headers,
             // The engine's levels are 0–9, as RabbitMQ advises for x-max-priority.
             priority: self.properties.priority().unwrap_or(0).min(9),
             ttl_ms: self.ttl_ms,
@@ -222,6 +230,15 @@ fn route(
     properties: &AMQPProperties,
     ids: (u16, u16),
 ) -> Result<Vec<String>, AmqpError> {
+    if exchange.is_empty() {
+        // A lookup of the queue, nothing more: `queue_info` would gather its statistics
+        // (locks, a copy of its configuration) for every message published. The default
+        // exchange is never internal, so its specification is not looked up either.
+        return Ok(names::to_engine(routing_key)
+            .filter(|queue| engine.ready_signal(queue).is_ok())
+            .into_iter()
+            .collect());
+    }
     if engine.exchange(exchange).is_some_and(|spec| spec.internal) {
         return Err(AmqpError::channel(
             reply::ACCESS_REFUSED,
@@ -230,14 +247,6 @@ fn route(
             ),
             ids,
         ));
-    }
-    if exchange.is_empty() {
-        // A lookup of the queue, nothing more: `queue_info` would gather its statistics
-        // (locks, a copy of its configuration) for every message published.
-        return Ok(names::to_engine(routing_key)
-            .filter(|queue| engine.ready_signal(queue).is_ok())
-            .into_iter()
-            .collect());
     }
     let headers = properties
         .headers()
@@ -261,11 +270,12 @@ pub(crate) async fn flush(connection: &mut Connection) {
     // Each message is built once and moved to its (last) queue; only a message routed to
     // several queues is copied.
     let mut per_queue: HashMap<&str, QueueShare> = HashMap::new();
+    let mut routing_keys = SharedRoutingKey::default();
     for (index, publish) in batch.iter().enumerate() {
         let Some((last, others)) = publish.targets.split_last() else {
             continue;
         };
-        let message = publish.message();
+        let message = publish.message(routing_keys.bytes(&publish.routing_key));
         for target in others {
             per_queue
                 .entry(target.as_str())
@@ -358,6 +368,26 @@ fn send_ack(connection: &mut Connection, channel: u16, last: u64) {
     );
 }
 
+/// The routing key of the messages of a batch as bytes, made once for a run of messages
+/// with the same key (a publisher's batch usually has one) and shared by them.
+#[derive(Default)]
+struct SharedRoutingKey {
+    last: Option<Bytes>,
+}
+
+impl SharedRoutingKey {
+    fn bytes(&mut self, routing_key: &str) -> Bytes {
+        match &self.last {
+            Some(last) if last.as_ref() == routing_key.as_bytes() => last.clone(),
+            _ => {
+                let bytes = Bytes::copy_from_slice(routing_key.as_bytes());
+                self.last = Some(bytes.clone());
+                bytes
+            }
+        }
+    }
+}
+
 /// The messages of a batch that go to one queue, in publish order, with their indexes.
 #[derive(Default)]
 struct QueueShare {
@@ -390,7 +420,10 @@ async fn enqueue_in_order(
         Err(_) => {
             let mut refused = Vec::new();
             for index in indexes {
-                if let Err(error) = engine.enqueue(queue, vec![batch[index].message()]).await {
+                let publish = &batch[index];
+                let routing_key = Bytes::copy_from_slice(publish.routing_key.as_bytes());
+                let message = publish.message(routing_key);
+                if let Err(error) = engine.enqueue(queue, vec![message]).await {
                     log_refusal(queue, &error);
                     refused.push(index);
                 }
@@ -403,5 +436,70 @@ async fn enqueue_in_order(
 fn log_refusal(queue: &str, error: &EngineError) {
     if !matches!(error, EngineError::QueueFull(_)) {
         tracing::warn!(queue, "an AMQP publish was not enqueued: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(exchange: &str, routing_key: &str) -> ReadyPublish {
+        ReadyPublish {
+            channel: 1,
+            sequence: Some(1),
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            mandatory: false,
+            properties: AMQPProperties::default().with_delivery_mode(2),
+            encoded_properties: None,
+            body: Bytes::from_static(b"payload"),
+            targets: vec!["orders".to_string()],
+            ttl_ms: None,
+        }
+    }
+
+    fn header<'a>(message: &'a EnqueueMessage, name: &str) -> Option<&'a [u8]> {
+        message
+            .headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| h.value.as_ref())
+    }
+
+    #[test]
+    fn a_publish_to_the_default_exchange_is_stored_without_an_exchange_header() {
+        let message = ready("", "orders").message(Bytes::from_static(b"orders"));
+        assert_eq!(header(&message, EXCHANGE_HEADER), None);
+        assert_eq!(header(&message, ROUTING_KEY_HEADER), Some(&b"orders"[..]));
+        let stored = header(&message, PROPERTIES_HEADER).expect("properties are stored");
+        let properties = properties::decode(stored).expect("they decode");
+        assert_eq!(properties.delivery_mode(), &Some(2));
+        assert_eq!(message.value.as_deref(), Some(&b"payload"[..]));
+    }
+
+    #[test]
+    fn a_publish_to_a_named_exchange_keeps_its_exchange_header() {
+        let message =
+            ready("events", "order.created").message(Bytes::from_static(b"order.created"));
+        assert_eq!(header(&message, EXCHANGE_HEADER), Some(&b"events"[..]));
+        assert_eq!(
+            header(&message, ROUTING_KEY_HEADER),
+            Some(&b"order.created"[..])
+        );
+    }
+
+    #[test]
+    fn routing_keys_are_shared_by_a_run_of_equal_keys_and_made_again_for_another() {
+        let mut keys = SharedRoutingKey::default();
+        let first = keys.bytes("orders");
+        let second = keys.bytes("orders");
+        assert_eq!(first, second);
+        // The same allocation, not a copy.
+        assert_eq!(first.as_ptr(), second.as_ptr());
+        let other = keys.bytes("invoices");
+        assert_eq!(other.as_ref(), b"invoices");
+        let again = keys.bytes("orders");
+        assert_eq!(again.as_ref(), b"orders");
+        assert_ne!(again.as_ptr(), first.as_ptr());
     }
 }
