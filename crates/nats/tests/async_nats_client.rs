@@ -322,3 +322,56 @@ async fn publishes_cross_between_http_and_nats_on_a_captured_subject() {
         ]
     );
 }
+
+#[tokio::test]
+async fn core_publishes_read_together_keep_their_order_and_precede_a_later_subscription() {
+    // Many core publishes arrive in one read: runs on one subject, subject changes, headers,
+    // and a SUB after them on the same connection behave as if each came on its own.
+    let broker = Broker::start().await;
+    let subscriber = broker.client().await;
+    let mut everything = subscriber.subscribe("batch.>").await.unwrap();
+    subscriber.flush().await.unwrap();
+    let publisher = broker.client().await;
+    for index in 0..300u32 {
+        let subject = if (index / 7) % 2 == 0 {
+            "batch.a"
+        } else {
+            "batch.b"
+        };
+        let payload = Bytes::from(index.to_string());
+        if index % 5 == 0 {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("index", index.to_string().as_str());
+            publisher
+                .publish_with_headers(subject, headers, payload)
+                .await
+                .unwrap();
+        } else {
+            publisher.publish(subject, payload).await.unwrap();
+        }
+    }
+    let mut late = publisher.subscribe("batch.a").await.unwrap();
+    publisher.flush().await.unwrap();
+    for index in 0..300u32 {
+        let message = next(&mut everything).await;
+        let subject = if (index / 7) % 2 == 0 {
+            "batch.a"
+        } else {
+            "batch.b"
+        };
+        assert_eq!(message.subject.as_str(), subject, "message {index}");
+        assert_eq!(message.payload, index.to_string(), "in the order published");
+        let header = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get("index"))
+            .map(|value| value.as_str().to_string());
+        assert_eq!(
+            header,
+            (index % 5 == 0).then(|| index.to_string()),
+            "message {index}"
+        );
+    }
+    assert_quiet(&mut everything).await;
+    assert_quiet(&mut late).await;
+}
