@@ -37,4 +37,4 @@ pub use partition::{
     RetentionOutcome, RECOVERED_BATCHES_MAX,
 };
 pub use quarantine::QuarantinedFile;
-pub use state::{StateStats, StateStore, StateWrite};
+pub use state::{StateStats, StateStore, StateWrite, Submitted};

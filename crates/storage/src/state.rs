@@ -47,6 +47,19 @@ const COMMIT_GROUP_MAX: usize = 4096;
 
 type CommitRequest = (Vec<StateWrite>, oneshot::Sender<Result<()>>);
 
+/// Writes queued by [`StateStore::submit`], not yet known to be durable.
+#[must_use = "submitted writes are not known to be durable until `durable` resolves"]
+pub struct Submitted {
+    wait: oneshot::Receiver<Result<()>>,
+}
+
+impl Submitted {
+    /// Resolves once the writes are durable (or their transaction failed).
+    pub async fn durable(self) -> Result<()> {
+        self.wait.await.map_err(|_| StorageError::Closed)?
+    }
+}
+
 pub struct StateStore {
     shared: Arc<Shared>,
     committer: Mutex<Option<Committer>>,
@@ -582,13 +595,21 @@ impl StateStore {
     /// order. Resolves once durable. For hot paths (acks, deliveries, offset commits) where
     /// one fsync per call would cap throughput at the disk's fsync rate.
     pub async fn commit(&self, writes: Vec<StateWrite>) -> Result<()> {
+        self.submit(writes).await?.durable().await
+    }
+
+    /// The first half of [`StateStore::commit`]: queues `writes` for the committer and returns
+    /// once they have their place in its order, without waiting for them to be durable.
+    /// Commits are applied in the order they are submitted, so a caller that submits under
+    /// its own ordering (a lock held across the submission) gets that order on disk.
+    pub async fn submit(&self, writes: Vec<StateWrite>) -> Result<Submitted> {
         let sender = self.committer_sender()?;
         let (done, wait) = oneshot::channel();
         sender
             .send((writes, done))
             .await
             .map_err(|_| StorageError::Closed)?;
-        wait.await.map_err(|_| StorageError::Closed)?
+        Ok(Submitted { wait })
     }
 
     fn committer_sender(&self) -> Result<mpsc::Sender<CommitRequest>> {

@@ -26,6 +26,7 @@ use std::sync::{Arc, Weak};
 
 use omnibus_storage::{StateWrite, StorageError};
 
+use super::ordered::Ticket;
 use super::Consumer;
 use crate::error::{EngineError, Result};
 use crate::queue::{keys, Durable, LAZY_WINDOW};
@@ -73,14 +74,29 @@ impl Consumer {
             return Ok(());
         }
         if let Err(error) = self.state_store.commit(writes).await {
-            // The committer's error already reads "state store error: ...".
-            let reason = match error {
-                StorageError::State(message) => message,
-                other => other.to_string(),
-            };
-            self.poison(reason);
+            self.poison(failure_reason(error));
             return self.check_healthy();
         }
+        Ok(())
+    }
+
+    /// Waits until the writes behind `ticket`, pushed to the ordered outbox under the
+    /// consumer's lock with the change they record (`ordered.rs`), are durable, then notes
+    /// what they made safe to rely on. A failure fails the consumer.
+    pub(crate) async fn commit_ordered(
+        &self,
+        ticket: Option<Ticket>,
+        durable: Durable,
+        floor: u64,
+    ) -> Result<()> {
+        self.check_healthy()?;
+        if let Some(ticket) = ticket {
+            if let Err(error) = self.ordered.wait(ticket, &self.state_store).await {
+                self.poison(failure_reason(error));
+                return self.check_healthy();
+            }
+        }
+        self.note_durable(&durable, floor);
         Ok(())
     }
 
@@ -99,7 +115,7 @@ impl Consumer {
     /// The ack floor `writes` store (0 if they do not move it): the floor a restart finds once
     /// they are durable. Taken from the writes themselves, not from memory, whose floor may
     /// already count acks still waiting in a lazy batch.
-    fn floor_written(&self, writes: &[StateWrite]) -> u64 {
+    pub(crate) fn floor_written(&self, writes: &[StateWrite]) -> u64 {
         let key = keys::floor(&self.core_name);
         writes
             .iter()
@@ -190,5 +206,14 @@ impl Consumer {
     /// shutdown. Whether they all were.
     pub(crate) async fn flush(&self, timeout: std::time::Duration) -> bool {
         self.lazy.flush(timeout).await
+    }
+}
+
+/// Why a commit failed, as a consumer's failure reads it.
+pub(crate) fn failure_reason(error: StorageError) -> String {
+    // The committer's error already reads "state store error: ...".
+    match error {
+        StorageError::State(message) => message,
+        other => other.to_string(),
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use omnibus_storage::StateWrite;
 use omnibus_types::{pattern_matches, Record};
 
-use super::{AckMode, Consumer, WORKER};
+use super::{AckMode, Consumer, ConsumerState, WORKER};
 use crate::engine::{now_ms, Engine};
 use crate::error::Result;
 use crate::queue::{message_bytes, Durable, StoredTimers};
@@ -142,7 +142,16 @@ impl Engine {
 
     /// Registers what the stream appended, fires due timers and expired leases, and leases.
     pub(super) fn lease_round(&self, consumer: &Consumer, max: usize) -> LeaseRound {
-        let mut state = consumer.lock();
+        self.lease_round_locked(consumer, &mut consumer.lock(), max)
+    }
+
+    /// [`Engine::lease_round`] under a lock the caller holds.
+    pub(super) fn lease_round_locked(
+        &self,
+        consumer: &Consumer,
+        state: &mut ConsumerState,
+        max: usize,
+    ) -> LeaseRound {
         let now = now_ms();
         let mut writes = Vec::new();
         let end = state.core.end();

@@ -23,6 +23,7 @@
 mod commit;
 mod delivery;
 mod lag;
+mod ordered;
 mod owned;
 mod owned_runs;
 #[cfg(test)]
@@ -163,6 +164,8 @@ pub(crate) struct Consumer {
     pub(crate) state_store: Arc<StateStore>,
     /// Commits answered before they are durable (`commit.rs`).
     lazy: LazyCommits,
+    /// Commits submitted in the order of their changes (`ordered.rs`): owned-pending mode.
+    pub(crate) ordered: ordered::OrderedCommits,
     /// Why the consumer refuses work: set when a state commit fails (`commit.rs`).
     failure: OnceLock<String>,
     /// The highest ack floor known to be durable: records below it may be removed from the
@@ -250,6 +253,7 @@ impl Consumer {
             reader: Arc::new(RecordReader::new(log.clone(), &core_name)),
             state_store: engine.state.clone(),
             lazy: LazyCommits::default(),
+            ordered: ordered::OrderedCommits::default(),
             failure: OnceLock::new(),
             durable_floor: AtomicU64::new(core.floor()),
             removal: OnceLock::new(),

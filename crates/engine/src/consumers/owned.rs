@@ -401,6 +401,11 @@ impl Engine {
 
     /// Hands up to `max` new records to `owner`, each pending with it (unless `pending` is
     /// false: delivered and settled at once), durably before it returns.
+    ///
+    /// Every change is pushed to the consumer's ordered outbox under the lock it is made
+    /// under (`ordered.rs`): another read's settlement can complete the range below this
+    /// read's records and move the floor over them, and its commit must not be durable before
+    /// this read's pending entries are.
     pub async fn owned_next(
         &self,
         stream: &str,
@@ -411,41 +416,59 @@ impl Engine {
     ) -> Result<Vec<Record>> {
         let consumer = self.owned_consumer(stream, name)?;
         let now = now_ms();
-        let (touched, room) = consumer.owned_state(|owned, _| {
-            let touched = owned.touch(stream, name, owner, now);
-            (
-                touched,
+        let (room, mut ticket) = consumer.owned_state(|owned, _| -> Result<_> {
+            let touched = owned.touch(stream, name, owner, now)?;
+            Ok((
                 OWNED_PENDING_MAX.saturating_sub(owned.pending.len()),
-            )
-        })?;
-        let mut writes: Vec<StateWrite> = touched?.into_iter().collect();
+                consumer.ordered.push(touched.into_iter().collect()),
+            ))
+        })??;
         let max = if pending { max.min(room) } else { max };
         let mut out = Vec::new();
         let mut durable = crate::queue::Durable::default();
+        let mut floor = 0;
+        let mut failed = None;
         for _ in 0..super::delivery::ROUNDS_MAX {
             if out.len() >= max {
                 break;
             }
-            let round = self.lease_round(&consumer, max - out.len());
-            // Committed with the read's settlement below, not on their own first: nothing is
-            // handed out before that one commit is durable, so a read waits for one commit,
-            // not two. Their order before the settlement's writes is kept.
-            writes.extend(round.writes);
+            let round = {
+                let mut state = consumer.lock();
+                let mut round = self.lease_round_locked(&consumer, &mut state, max - out.len());
+                let writes = std::mem::take(&mut round.writes);
+                floor = floor.max(consumer.floor_written(&writes));
+                ticket = consumer.ordered.push(writes).or(ticket);
+                round
+            };
             durable.frontiers.extend(round.durable.frontiers);
             durable.prepaid.extend(round.durable.prepaid);
             if round.grants.is_empty() {
                 break;
             }
             let offsets: Vec<u64> = round.grants.iter().map(|(offset, _)| *offset).collect();
-            let mut records = super::delivery::read_records(&consumer, offsets).await?;
-            let mut delivered = Vec::new();
-            consumer.owned_state(|owned, state| {
+            let mut records = match super::delivery::read_records(&consumer, offsets).await {
+                Ok(records) => records,
+                Err(error) => {
+                    // The leases stay in memory until they expire; what was settled before
+                    // is still made durable below.
+                    failed = Some(error);
+                    break;
+                }
+            };
+            #[cfg(test)]
+            super::ordered::pauses::at(owner, "before settling").await;
+            let mut grants = round.grants;
+            let delivered = consumer.owned_state(|owned, state| {
+                // A lease that expired while the records were read may be another reader's
+                // by now (only with an ack wait shorter than a read): it is theirs to hand out.
+                grants.retain(|&(offset, attempt)| state.core.holds_lease(offset, attempt));
                 let owner_name = owned.shared_name(owner);
                 let mut fresh = Vec::new();
+                let mut delivered = Vec::new();
                 // Settled as handed out: the group's position moves past them all at once.
-                writes.extend(state.core.ack_many(&round.grants));
-                super::delivery::settle_sizes(&mut state.core, &round.grants, &records);
-                for (offset, _) in round.grants {
+                let mut writes = state.core.ack_many(&grants);
+                super::delivery::settle_sizes(&mut state.core, &grants, &records);
+                for (offset, _) in grants {
                     let Some(record) = records.remove(&offset).filter(|r| consumer.wants(r)) else {
                         continue;
                     };
@@ -463,26 +486,34 @@ impl Engine {
                         seen.active_ms = Some(now);
                     }
                 }
+                floor = floor.max(consumer.floor_written(&writes));
+                ticket = consumer.ordered.push(writes).or(ticket);
+                delivered
             })?;
             out.extend(delivered);
         }
+        #[cfg(test)]
+        super::ordered::pauses::at(owner, "before committing").await;
         // Always waited for: a Redis reader is answered once its entries are durable. A
         // failure fails the consumer: its memory already moved past what is on disk.
-        consumer.commit(writes, durable).await?;
-        Ok(out)
+        consumer.commit_ordered(ticket, durable, floor).await?;
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(out),
+        }
     }
 
     /// Acknowledges pending deliveries; answers how many were pending.
     pub async fn owned_ack(&self, stream: &str, name: &str, offsets: &[u64]) -> Result<u64> {
         let consumer = self.owned_consumer(stream, name)?;
-        let (count, writes) = consumer.owned_state(|owned, _| {
+        let (count, ticket) = consumer.owned_state(|owned, _| {
             let mut writes = Vec::new();
             let count = owned.remove_entries((stream, name), offsets.iter().copied(), &mut writes);
-            (count, writes)
+            (count, consumer.ordered.push(writes))
         })?;
-        if !writes.is_empty() {
-            self.state.commit(writes).await?;
-        }
+        consumer
+            .commit_ordered(ticket, Default::default(), 0)
+            .await?;
         Ok(count)
     }
 
@@ -532,7 +563,7 @@ impl Engine {
             consumer.log.high_watermark(),
         );
         let now = now_ms();
-        let (claimed, writes) = consumer.owned_state(|owned, _| -> Result<_> {
+        let (claimed, ticket) = consumer.owned_state(|owned, _| -> Result<_> {
             let mut writes: Vec<StateWrite> =
                 owned.touch(stream, name, owner, now)?.into_iter().collect();
             let owner_name = owned.shared_name(owner);
@@ -575,24 +606,25 @@ impl Engine {
                     seen.active_ms = Some(now);
                 }
             }
-            Ok((claimed, writes))
+            Ok((claimed, consumer.ordered.push(writes)))
         })??;
-        if !writes.is_empty() {
-            self.state.commit(writes).await?;
-        }
+        consumer
+            .commit_ordered(ticket, Default::default(), 0)
+            .await?;
         Ok(claimed)
     }
 
     /// Creates `owner` if it does not exist; whether it was created.
     pub async fn owned_create_owner(&self, stream: &str, name: &str, owner: &str) -> Result<bool> {
         let consumer = self.owned_consumer(stream, name)?;
-        let write =
-            consumer.owned_state(|owned, _| owned.touch(stream, name, owner, now_ms()))??;
-        let created = write.is_some();
-        if let Some(write) = write {
-            self.state.commit(vec![write]).await?;
-        }
-        Ok(created)
+        let ticket = consumer.owned_state(|owned, _| -> Result<_> {
+            let write = owned.touch(stream, name, owner, now_ms())?;
+            Ok(consumer.ordered.push(write.into_iter().collect()))
+        })??;
+        consumer
+            .commit_ordered(ticket, Default::default(), 0)
+            .await?;
+        Ok(ticket.is_some())
     }
 
     /// Deletes `owner` and its pending deliveries; answers how many it had (`None`: no such
@@ -604,7 +636,7 @@ impl Engine {
         owner: &str,
     ) -> Result<Option<u64>> {
         let consumer = self.owned_consumer(stream, name)?;
-        let writes = consumer.owned_state(|owned, _| {
+        let removed = consumer.owned_state(|owned, _| {
             owned.owners.remove(owner)?;
             let dropped: Vec<u64> = owned
                 .pending
@@ -617,12 +649,14 @@ impl Engine {
                 key: owner_key(stream, name, owner),
             }];
             let count = owned.remove_entries((stream, name), dropped, &mut writes);
-            Some((count, writes))
+            Some((count, consumer.ordered.push(writes)))
         })?;
-        let Some((count, writes)) = writes else {
+        let Some((count, ticket)) = removed else {
             return Ok(None);
         };
-        self.state.commit(writes).await?;
+        consumer
+            .commit_ordered(ticket, Default::default(), 0)
+            .await?;
         Ok(Some(count))
     }
 

@@ -334,3 +334,117 @@ async fn a_read_is_stored_as_one_run_that_acks_claims_and_restarts_keep_exact() 
     );
     engine.shutdown().await.unwrap();
 }
+
+/// Copies a data folder as it is on disk now: what a crash at this moment leaves behind
+/// (every commit the test waited for is fsynced; nothing is writing while it copies).
+fn crash_image(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            crash_image(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_read_settled_later_never_makes_an_earlier_reads_entries_durable_out_of_order() {
+    // Read A leases 0..10 and read B 10..20. B settles first (its entries pending above the
+    // floor), then A settles, which completes the range below B's and moves the floor to 20.
+    // If A's commit could be durable before B's, a crash between them would leave 10..20
+    // neither pending nor to be delivered: skipped for the group.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_records(dir.path(), 20).await;
+    engine
+        .create_consumer(ConsumerSpec {
+            // Leases that outlast the pauses, as the Redis door's do.
+            ack_wait_ms: 3_600_000,
+            ..group("g")
+        })
+        .await
+        .unwrap();
+    let a_settling = super::ordered::pauses::set("race-a", "before settling");
+    let b_committing = super::ordered::pauses::set("race-b", "before committing");
+    let a = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.owned_next("S", "g", "race-a", 10, true).await }
+    });
+    a_settling.reached.notified().await;
+    let b = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.owned_next("S", "g", "race-b", 10, true).await }
+    });
+    b_committing.reached.notified().await;
+    a_settling.release.notify_one();
+    assert_eq!(
+        offsets(&a.await.unwrap().unwrap()),
+        (0..10).collect::<Vec<_>>()
+    );
+    // A was answered, so everything A's commit relies on is durable: crash now.
+    let image = tempfile::tempdir().unwrap();
+    crash_image(dir.path(), image.path());
+    b_committing.release.notify_one();
+    assert_eq!(
+        offsets(&b.await.unwrap().unwrap()),
+        (10..20).collect::<Vec<_>>()
+    );
+
+    let engine = engine_with_records(image.path(), 0).await;
+    let pending: Vec<(u64, String)> = engine
+        .owned_pending("S", "g", PendingQuery::all())
+        .unwrap()
+        .into_iter()
+        .map(|entry| (entry.offset, entry.owner))
+        .collect();
+    let expected: Vec<(u64, String)> = (0..20)
+        .map(|offset| {
+            (
+                offset,
+                if offset < 10 { "race-a" } else { "race-b" }.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pending, expected,
+        "every delivered entry is pending with its reader"
+    );
+    assert!(engine
+        .owned_next("S", "g", "c", 100, true)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_lease_that_expired_during_a_read_is_handed_out_once() {
+    // Leases of 1 ms: the records read A leased are leased again by read B while A reads
+    // them. Only the holder of the lease hands a record out.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_records(dir.path(), 20).await;
+    engine.create_consumer(group("g")).await.unwrap();
+    let a_settling = super::ordered::pauses::set("slow-a", "before settling");
+    let a = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.owned_next("S", "g", "slow-a", 10, true).await }
+    });
+    a_settling.reached.notified().await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let b = engine
+        .owned_next("S", "g", "fast-b", 10, true)
+        .await
+        .unwrap();
+    a_settling.release.notify_one();
+    let a = a.await.unwrap().unwrap();
+    let (a, b) = (offsets(&a), offsets(&b));
+    assert!(
+        a.iter().all(|offset| !b.contains(offset)),
+        "{a:?} and {b:?}"
+    );
+    let mut all: Vec<u64> = a.iter().chain(&b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..20).collect::<Vec<_>>());
+    assert_eq!(engine.owned_pending_count("S", "g").unwrap(), 20);
+}

@@ -447,6 +447,11 @@ impl QueueCore {
         }
     }
 
+    /// Whether delivery `attempt` of `offset` is still leased (not expired and given again).
+    pub fn holds_lease(&self, offset: u64, attempt: u32) -> bool {
+        self.check_lease(offset, attempt).is_ok()
+    }
+
     fn check_lease(&self, offset: u64, attempt: u32) -> Result<&Lease, EngineError> {
         let lease = self.leases.get(&offset).ok_or_else(|| {
             EngineError::UnknownDelivery(format!(
