@@ -49,6 +49,12 @@ fn validate_tokens(text: &str, what: &str) -> Result<(), SubjectError> {
 
 /// A subject a record is published on: no wildcards.
 pub fn validate_subject(subject: &str) -> Result<(), SubjectError> {
+    // Every core NATS publish is checked (by the door and again by the engine): one pass over
+    // the bytes decides the usual, valid ASCII subject; anything else takes the checks below,
+    // which word the error.
+    if plain_ascii_subject(subject.as_bytes()) {
+        return Ok(());
+    }
     validate_tokens(subject, "subject")?;
     if subject.split('.').any(|t| t == "*" || t == ">") {
         return Err(SubjectError(format!(
@@ -56,6 +62,36 @@ pub fn validate_subject(subject: &str) -> Result<(), SubjectError> {
         )));
     }
     Ok(())
+}
+
+/// Whether `bytes` is a valid subject of printable ASCII, in one pass: tokens not empty, not a
+/// lone `*` or `>`, no more than [`SUBJECT_TOKENS_MAX`] of them. `false` says only that the
+/// full checks must decide (non-ASCII subjects may still be valid).
+fn plain_ascii_subject(bytes: &[u8]) -> bool {
+    if bytes.is_empty() || bytes.len() > SUBJECT_BYTES_MAX {
+        return false;
+    }
+    let wildcard = |first: u8, len: usize| len == 1 && (first == b'*' || first == b'>');
+    let (mut tokens, mut len, mut first) = (1, 0, 0u8);
+    for &byte in bytes {
+        if byte == b'.' {
+            if len == 0 || wildcard(first, len) {
+                return false;
+            }
+            tokens += 1;
+            len = 0;
+        } else {
+            // Space and below, DEL and above: whitespace, control or not ASCII.
+            if byte <= b' ' || byte >= 0x7f {
+                return false;
+            }
+            if len == 0 {
+                first = byte;
+            }
+            len += 1;
+        }
+    }
+    len > 0 && !wildcard(first, len) && tokens <= SUBJECT_TOKENS_MAX
 }
 
 /// A pattern: `*` tokens anywhere, `>` only as the last token.
@@ -205,6 +241,20 @@ mod tests {
         fn overlap_agrees_with_matching(left in pattern(), right in pattern(), probe in subject()) {
             if pattern_matches(&left, &probe) && pattern_matches(&right, &probe) {
                 prop_assert!(patterns_overlap(&left, &right));
+            }
+        }
+
+        // The one-pass check never accepts what the full checks refuse, and accepts every
+        // valid ASCII subject.
+        #[test]
+        fn the_one_pass_check_agrees_with_the_full_checks(
+            text in r"[a-c.*> \t\x00\x7fé]{0,12}|[a-z.]{0,300}|(a\.){62,65}a|b{1020,1030}"
+        ) {
+            let full = validate_tokens(&text, "subject").is_ok()
+                && !text.split('.').any(|t| t == "*" || t == ">");
+            prop_assert_eq!(validate_subject(&text).is_ok(), full, "{:?}", text);
+            if text.is_ascii() {
+                prop_assert_eq!(plain_ascii_subject(text.as_bytes()), full, "{:?}", text);
             }
         }
     }
