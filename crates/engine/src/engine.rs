@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +34,9 @@ pub struct Engine {
     pub(crate) consumer_changes: tokio::sync::Mutex<()>,
     pub(crate) jobs: crate::jobs::JobsState,
     pub(crate) streams: RwLock<StreamTable>,
+    /// Bumped each time `streams` is taken for writing: a publisher's cached capture lookup
+    /// (`router::capture::CaptureCache`) holds while it is unchanged.
+    pub(crate) streams_generation: AtomicU64,
     /// Orders the changes of each stream without holding `streams` across I/O.
     pub(crate) stream_changes: StreamChanges,
     /// One coordinator for every front door that offers consumer groups.
@@ -128,6 +131,7 @@ impl Engine {
             state,
             disk_reserve,
             streams: RwLock::new(streams),
+            streams_generation: AtomicU64::new(0),
             stream_changes: StreamChanges::default(),
             queues: RwLock::new(BTreeMap::new()),
             consumers: RwLock::new(BTreeMap::new()),
@@ -183,7 +187,11 @@ impl Engine {
     }
 
     pub(crate) fn write_streams(&self) -> RwLockWriteGuard<'_, StreamTable> {
-        self.streams.write().unwrap_or_else(|p| p.into_inner())
+        let streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        // After the lock is held: a reader that sees the new number and looks again waits for
+        // this change; one that saw the old number publishes as if before it.
+        self.streams_generation.fetch_add(1, Ordering::AcqRel);
+        streams
     }
 
     pub(crate) fn check_running(&self) -> Result<()> {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use omnibus_engine::router::{Delivery, LiveMessage, LivePublish, Mailbox, MailboxLimits};
+use omnibus_engine::router::{
+    CaptureCache, Delivery, LiveMessage, LivePublish, Mailbox, MailboxLimits,
+};
 use omnibus_engine::*;
 use omnibus_types::{Header, Record};
 
@@ -177,4 +179,39 @@ async fn without_live_subscriptions_the_router_is_idle() {
     assert!(engine.live_router().is_active());
     drop(subscription);
     assert!(!engine.live_router().is_active());
+}
+
+/// Whether a live publish through `cache` was captured by a stream.
+async fn captured(engine: &Engine, cache: &mut CaptureCache, subject: &str) -> bool {
+    let outcome = engine
+        .publish_live_cached(message(subject, "x"), None, cache)
+        .await
+        .unwrap();
+    matches!(outcome, LivePublish::Captured(_))
+}
+
+#[tokio::test]
+async fn a_cached_capture_lookup_follows_streams_created_and_deleted() {
+    let (_dir, engine) = engine_with_stream().await;
+    let cache = &mut CaptureCache::default();
+    // A run on one subject, then another subject: each looked up for what it is.
+    assert!(!captured(&engine, cache, "audit.login").await);
+    assert!(!captured(&engine, cache, "audit.login").await);
+    assert!(captured(&engine, cache, "orders.created").await);
+    assert!(!captured(&engine, cache, "audit.login").await);
+    // A stream created after the lookup captures the very next publish of the same subject.
+    engine
+        .create_stream(StreamSpec {
+            name: "audit".into(),
+            partitions: Some(1),
+            subjects: vec!["audit.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(captured(&engine, cache, "audit.login").await);
+    assert!(captured(&engine, cache, "audit.login").await);
+    // And once it is deleted, the next one is no longer captured.
+    engine.delete_stream("audit").await.unwrap();
+    assert!(!captured(&engine, cache, "audit.login").await);
 }

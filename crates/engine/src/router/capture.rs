@@ -12,6 +12,7 @@
 //! not stored (it means nothing once the requester is gone). The partition is chosen by the
 //! subject's hash, so messages of one subject keep their order in the stream.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -24,6 +25,27 @@ use crate::engine::{now_ms, Engine};
 use crate::error::{EngineError, Result};
 use crate::model::{PublishRecord, RecordPosition};
 use crate::streams::partitioner::partition_for_key;
+use crate::streams::Stream;
+
+/// A publisher's last capture lookup ([`Engine::publish_live_cached`]): the subject, the
+/// stream capturing it (if any) and the stream table's generation it was looked up in. Use
+/// one with one engine only.
+#[derive(Default)]
+pub struct CaptureCache {
+    filled: bool,
+    generation: u64,
+    subject: String,
+    stream: Option<Arc<Stream>>,
+}
+
+impl std::fmt::Debug for CaptureCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureCache")
+            .field("subject", &self.subject)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What [`Engine::publish_live`] did.
 #[derive(Debug)]
@@ -84,10 +106,21 @@ impl Engine {
         message: LiveMessage,
         origin: Option<u64>,
     ) -> Result<LivePublish> {
+        self.publish_live_cached(message, origin, &mut CaptureCache::default())
+            .await
+    }
+
+    /// [`Engine::publish_live`] for a publisher that keeps a [`CaptureCache`]: a run of
+    /// publishes on one subject looks its capturing stream up once.
+    pub async fn publish_live_cached(
+        &self,
+        message: LiveMessage,
+        origin: Option<u64>,
+        cache: &mut CaptureCache,
+    ) -> Result<LivePublish> {
         validate_subject(&message.subject)
             .map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
-        let captured = self.read_streams().capturing(&message.subject).cloned();
-        let Some(stream) = captured else {
+        let Some(stream) = self.capturing_cached(&message.subject, cache) else {
             let routed = self.live_router.publish(Arc::new(message), origin);
             return Ok(LivePublish::Delivered(routed));
         };
@@ -113,6 +146,34 @@ impl Engine {
             message: Arc::new(message),
             origin,
         }))
+    }
+
+    /// The stream capturing `subject`, from `cache` while the stream table has not changed
+    /// since it was filled for the same subject. Reads no lock then: the table's lock was a
+    /// cache line every publishing core wrote (its reader count).
+    fn capturing_cached(&self, subject: &str, cache: &mut CaptureCache) -> Option<Arc<Stream>> {
+        let generation = self.streams_generation.load(Ordering::Acquire);
+        if cache.filled && cache.generation == generation && cache.subject == subject {
+            return cache.stream.clone();
+        }
+        let stream = self.read_streams().capturing(subject).cloned();
+        *cache = CaptureCache {
+            filled: true,
+            generation,
+            subject: subject.to_string(),
+            stream: stream.clone(),
+        };
+        stream
+    }
+
+    /// [`Engine::stream_capturing`] through a publisher's [`CaptureCache`].
+    pub fn stream_capturing_cached(
+        &self,
+        subject: &str,
+        cache: &mut CaptureCache,
+    ) -> Option<String> {
+        self.capturing_cached(subject, cache)
+            .map(|stream| stream.config.name.clone())
     }
 
     /// The name of the stream that captures `subject`, if one does.

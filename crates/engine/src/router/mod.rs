@@ -16,7 +16,7 @@ mod mailbox;
 
 pub use cache::MATCH_CACHE_ENTRIES_MAX;
 pub(crate) use capture::{deliver_stored, StoredCopy};
-pub use capture::{LivePublish, PendingCapture};
+pub use capture::{CaptureCache, LivePublish, PendingCapture};
 pub use capture_batch::CapturedBatch;
 pub use index::SubjectIndex;
 pub use live::{

@@ -61,6 +61,8 @@ pub(crate) struct Connection {
     /// Header blocks are written here first to learn their size.
     scratch: BytesMut,
     pub(crate) captures: FuturesOrdered<CaptureFuture>,
+    /// The capturing stream of the last core publish's subject (`Engine::publish_live_cached`).
+    pub(crate) capture_cache: omnibus_engine::router::CaptureCache,
     /// JetStream publishes read but not yet handed to the engine (`publish.rs`).
     pub(crate) publishes: PublishBatch,
     /// Plain JetStream acks read but not yet handed to the engine (`jetstream/acks.rs`).
@@ -163,6 +165,7 @@ impl Connection {
             out: BytesMut::with_capacity(16 * 1024),
             scratch: BytesMut::new(),
             captures: FuturesOrdered::new(),
+            capture_cache: Default::default(),
             publishes: PublishBatch::default(),
             acks: Default::default(),
             pings_outstanding: 0,

@@ -208,7 +208,11 @@ pub(crate) async fn handle(
         status: None,
     };
     if crate::jetstream::wanted(&message) {
-        if let Some(stream) = connection.shared.engine.stream_capturing(&message.subject) {
+        let capturing = connection
+            .shared
+            .engine
+            .stream_capturing_cached(&message.subject, &mut connection.capture_cache);
+        if let Some(stream) = capturing {
             return crate::jetstream::publish(connection, stream, message).await;
         }
     }
@@ -217,7 +221,11 @@ pub(crate) async fn handle(
     let outcome = connection
         .shared
         .engine
-        .publish_live(message, Some(connection.mailbox.id()))
+        .publish_live_cached(
+            message,
+            Some(connection.mailbox.id()),
+            &mut connection.capture_cache,
+        )
         .await;
     match outcome {
         Ok(LivePublish::Delivered(routed)) => {
