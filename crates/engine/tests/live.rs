@@ -187,7 +187,10 @@ async fn captured(engine: &Engine, cache: &mut CaptureCache, subject: &str) -> b
         .publish_live_cached(message(subject, "x"), None, cache)
         .await
         .unwrap();
-    matches!(outcome, LivePublish::Captured(_))
+    match outcome {
+        LivePublish::Captured(pending) => pending.durable().await.is_ok(),
+        LivePublish::Delivered(_) => false,
+    }
 }
 
 #[tokio::test]
@@ -214,4 +217,24 @@ async fn a_cached_capture_lookup_follows_streams_created_and_deleted() {
     // And once it is deleted, the next one is no longer captured.
     engine.delete_stream("audit").await.unwrap();
     assert!(!captured(&engine, cache, "audit.login").await);
+}
+
+#[tokio::test]
+async fn a_cached_lookup_still_refuses_invalid_subjects() {
+    let (_dir, engine) = engine_with_stream().await;
+    let cache = &mut CaptureCache::default();
+    assert!(captured(&engine, cache, "orders.created").await);
+    assert!(cache.holds("orders.created"));
+    for invalid in ["orders..created", "orders.*", "orders.>", "", "orders. x"] {
+        let refused = engine
+            .publish_live_cached(message(invalid, "x"), None, cache)
+            .await;
+        assert!(
+            matches!(refused, Err(EngineError::InvalidSubject(_))),
+            "{invalid:?}"
+        );
+        assert!(!cache.holds(invalid), "{invalid:?}");
+        assert_eq!(engine.stream_capturing_cached(invalid, cache), None);
+    }
+    assert_eq!(stored_values(&engine).await.len(), 1);
 }

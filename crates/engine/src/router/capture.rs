@@ -38,6 +38,14 @@ pub struct CaptureCache {
     stream: Option<Arc<Stream>>,
 }
 
+impl CaptureCache {
+    /// Whether `subject` is the one the cache was filled for: a valid subject, so a door may
+    /// skip its own check of a run of publishes on one subject.
+    pub fn holds(&self, subject: &str) -> bool {
+        self.filled && self.subject == subject
+    }
+}
+
 impl std::fmt::Debug for CaptureCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaptureCache")
@@ -118,8 +126,11 @@ impl Engine {
         origin: Option<u64>,
         cache: &mut CaptureCache,
     ) -> Result<LivePublish> {
-        validate_subject(&message.subject)
-            .map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
+        // A subject the cache holds was checked when it was filled.
+        if !cache.holds(&message.subject) {
+            validate_subject(&message.subject)
+                .map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
+        }
         let Some(stream) = self.capturing_cached(&message.subject, cache) else {
             let routed = self.live_router.publish(Arc::new(message), origin);
             return Ok(LivePublish::Delivered(routed));
@@ -151,10 +162,14 @@ impl Engine {
     /// The stream capturing `subject`, from `cache` while the stream table has not changed
     /// since it was filled for the same subject. Reads no lock then: the table's lock was a
     /// cache line every publishing core wrote (its reader count).
+    /// Only a valid subject fills the cache: an invalid one is captured by no stream.
     fn capturing_cached(&self, subject: &str, cache: &mut CaptureCache) -> Option<Arc<Stream>> {
         let generation = self.streams_generation.load(Ordering::Acquire);
-        if cache.filled && cache.generation == generation && cache.subject == subject {
+        if cache.holds(subject) && cache.generation == generation {
             return cache.stream.clone();
+        }
+        if validate_subject(subject).is_err() {
+            return None;
         }
         let stream = self.read_streams().capturing(subject).cloned();
         *cache = CaptureCache {

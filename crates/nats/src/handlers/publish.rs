@@ -150,7 +150,9 @@ pub(crate) async fn handle(
     let subject_valid = if publish.subject.starts_with(crate::jetstream::API_PREFIX) {
         omnibus_types::validate_pattern(&publish.subject).is_ok()
     } else {
-        validate_subject(&publish.subject).is_ok()
+        // A run on one subject is checked once (the engine's capture cache holds it).
+        connection.capture_cache.holds(&publish.subject)
+            || validate_subject(&publish.subject).is_ok()
     };
     if !subject_valid || !reply_valid {
         connection.refuse("Invalid Publish Subject");
