@@ -145,9 +145,11 @@ fn write_info(connection: &mut Connection, peer: SocketAddr) {
 /// Parses and handles every whole operation in `input`.
 async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<(), NatsError> {
     let max_payload = connection.shared.config.max_payload;
+    let mut operations = 0;
     let handled = loop {
         match parse(input, max_payload) {
             Ok(Some(op)) => {
+                operations += 1;
                 if let Err(error) = connection.handle(op).await {
                     break Err(error);
                 }
@@ -156,6 +158,16 @@ async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<()
             Err(error) => break Err(error.into()),
         }
     };
+    // Counted once per read: one shared counter bumped per operation was a cache line every
+    // connection's core wrote.
+    if operations > 0 {
+        connection
+            .shared
+            .engine
+            .metrics()
+            .door(omnibus_engine::metrics::Door::Nats)
+            .requests(operations);
+    }
     // Publishes read together are stored together, and never wait for more input (nor are
     // lost to a malformed operation after them).
     let flushed = crate::handlers::flush_publishes(connection).await;

@@ -256,6 +256,42 @@ async fn run_commands(
     output: &mut BytesMut,
     stopped: &mut watch::Receiver<bool>,
 ) -> Result<Next, crate::codec::ProtocolError> {
+    let mut counted = (0, 0);
+    let next = run_counted(
+        session,
+        (input, limits),
+        pending,
+        (stream, output),
+        stopped,
+        &mut counted,
+    )
+    .await;
+    // Counted once per read: the door's shared counters bumped per command were a cache line
+    // every connection's core wrote.
+    let (requests, errors) = counted;
+    let counters = session
+        .shared
+        .engine
+        .metrics()
+        .door(omnibus_engine::metrics::Door::Redis);
+    if requests > 0 {
+        counters.requests(requests);
+    }
+    for _ in 0..errors {
+        counters.error();
+    }
+    next
+}
+
+/// [`run_commands`], counting the commands run and those answered with an error.
+async fn run_counted(
+    session: &mut Session,
+    (input, limits): (&mut BytesMut, &crate::codec::Limits),
+    pending: &mut Pending,
+    (stream, output): (&mut TcpStream, &mut BytesMut),
+    stopped: &mut watch::Receiver<bool>,
+    (requests, errors): &mut (u64, u64),
+) -> Result<Next, crate::codec::ProtocolError> {
     let bytes_max = session.shared.config.pending_reply_bytes_max;
     while !pending.full(bytes_max) {
         let Some(arguments) = decode_request(input, limits)? else {
@@ -269,14 +305,9 @@ async fn run_commands(
         }
         let request_bytes: usize = arguments.iter().map(|argument| argument.len() + 16).sum();
         let step = commands::run(session, arguments);
-        let counters = session
-            .shared
-            .engine
-            .metrics()
-            .door(omnibus_engine::metrics::Door::Redis);
-        counters.request();
+        *requests += 1;
         if matches!(step.reply, Reply::Error(_)) {
-            counters.error();
+            *errors += 1;
         }
         let size = estimated_size(&step.reply);
         let waiting = if step.later.is_none() && step.commits.is_empty() {

@@ -178,12 +178,8 @@ impl Connection {
     /// Handles one operation. An error closes the connection. A plain JetStream publish may
     /// wait in the connection's batch until [`flush_publishes`]: the session flushes after
     /// each read, and any other operation flushes first, so the order holds.
+    /// The session counts the operations in its door's request metric.
     pub(crate) async fn handle(&mut self, op: ClientOp) -> Result<(), NatsError> {
-        self.shared
-            .engine
-            .metrics()
-            .door(omnibus_engine::metrics::Door::Nats)
-            .request();
         let op = match op {
             ClientOp::Publish(publish) => match publish::batch(self, publish).await? {
                 Some(publish) => ClientOp::Publish(publish),
