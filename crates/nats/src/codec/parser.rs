@@ -182,7 +182,7 @@ fn operation_of(name: &[u8]) -> Result<Operation, ParseError> {
 /// The index of the `\n` ending the control line at the front of `buffer`.
 fn find_line_end(buffer: &[u8]) -> Result<Option<usize>, ParseError> {
     let window = &buffer[..buffer.len().min(CONTROL_LINE_BYTES_MAX)];
-    match window.iter().position(|&byte| byte == b'\n') {
+    match memchr::memchr(b'\n', window) {
         Some(end) => Ok(Some(end)),
         None if buffer.len() >= CONTROL_LINE_BYTES_MAX => Err(ParseError::ControlLineTooLong),
         None => Ok(None),

@@ -123,6 +123,10 @@ fn batchable(
 /// Hands the connection's batched JetStream publishes and plain acks to the engine (at most
 /// one of the two batches holds anything: each hands the other over before it takes one).
 pub(crate) async fn flush_publishes(connection: &mut Connection) -> Result<(), NatsError> {
+    // Checked here, without a future per batch: most operations find both batches empty.
+    if connection.publishes.messages.is_empty() && !crate::jetstream::acks::waiting(connection) {
+        return Ok(());
+    }
     crate::jetstream::acks::flush(connection).await;
     flush_stored(connection).await
 }

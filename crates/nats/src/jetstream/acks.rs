@@ -99,6 +99,11 @@ pub(crate) async fn batch(connection: &mut Connection, publish: &PublishOp) -> b
 
 /// Hands the connection's batched plain acks to the engine, pipelined with its other
 /// durable work as a single ack is.
+/// Whether acks wait in the batch.
+pub(crate) fn waiting(connection: &Connection) -> bool {
+    !connection.acks.acks.is_empty()
+}
+
 pub(crate) async fn flush(connection: &mut Connection) {
     if connection.acks.acks.is_empty() {
         return;
