@@ -266,7 +266,17 @@ pub(crate) async fn flush(connection: &mut Connection) {
     if connection.publishes.is_empty() {
         return;
     }
-    let batch = std::mem::take(&mut connection.publishes).publishes;
+    // The next batch starts with room for as many as this one held: a `ReadyPublish` is a few
+    // hundred bytes, and growing from empty moved every batch's messages about eight times.
+    let capacity = connection.publishes.publishes.len();
+    let batch = std::mem::replace(
+        &mut connection.publishes,
+        PublishBatch {
+            publishes: Vec::with_capacity(capacity),
+            bytes: 0,
+        },
+    )
+    .publishes;
     // Each message is built once and moved to its (last) queue; only a message routed to
     // several queues is copied.
     let mut per_queue: HashMap<&str, QueueShare> = HashMap::new();
@@ -276,15 +286,17 @@ pub(crate) async fn flush(connection: &mut Connection) {
             continue;
         };
         let message = publish.message(routing_keys.bytes(&publish.routing_key));
+        // A queue's share holds at most the messages from here on.
+        let room = batch.len() - index;
         for target in others {
             per_queue
                 .entry(target.as_str())
-                .or_default()
+                .or_insert_with(|| QueueShare::with_capacity(room))
                 .push(index, message.clone());
         }
         per_queue
             .entry(last.as_str())
-            .or_default()
+            .or_insert_with(|| QueueShare::with_capacity(room))
             .push(index, message);
     }
     let engine = connection.engine().clone();
@@ -396,6 +408,13 @@ struct QueueShare {
 }
 
 impl QueueShare {
+    fn with_capacity(capacity: usize) -> QueueShare {
+        QueueShare {
+            indexes: Vec::with_capacity(capacity),
+            messages: Vec::with_capacity(capacity),
+        }
+    }
+
     fn push(&mut self, index: usize, message: EnqueueMessage) {
         self.indexes.push(index);
         self.messages.push(message);
