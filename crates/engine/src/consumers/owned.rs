@@ -683,6 +683,10 @@ impl Engine {
 
     /// Moves the consumer's position: the next new delivery is `offset` (or the first record
     /// still in the stream). Pending deliveries stay as they are.
+    ///
+    /// The state machine is rebuilt in memory and the reset's writes pushed to the ordered
+    /// outbox under one lock, so a read racing the move either comes before both or after
+    /// both, in memory and on disk alike.
     pub async fn owned_set_position(&self, stream: &str, name: &str, offset: u64) -> Result<()> {
         let consumer = self.owned_consumer(stream, name)?;
         let _change = self.consumer_changes.lock().await;
@@ -699,18 +703,18 @@ impl Engine {
                 value: offset.to_be_bytes().to_vec(),
             },
         ];
-        self.state.commit(writes).await?;
-        let crate::queue::StoredCore { core, .. } = crate::queue::stored_core(
-            &self.state,
-            core_name,
-            super::policy(&consumer.stored.spec),
-            consumer.log.log_start_offset(),
-            consumer.log.high_watermark(),
-        )?;
-        let mut state = consumer.lock();
-        state.core = core;
-        state.delivered_end = offset;
-        Ok(())
+        let ticket = {
+            let mut state = consumer.lock();
+            state.core = crate::queue::reset_core(
+                core_name,
+                super::policy(&consumer.stored.spec),
+                offset,
+                consumer.log.high_watermark(),
+            );
+            state.delivered_end = offset;
+            consumer.ordered.push(writes)
+        };
+        consumer.commit_ordered(ticket, Default::default(), 0).await
     }
 
     /// The records at `offsets` still in the consumer's stream.

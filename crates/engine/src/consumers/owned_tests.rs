@@ -448,3 +448,41 @@ async fn a_lease_that_expired_during_a_read_is_handed_out_once() {
     assert_eq!(all, (0..20).collect::<Vec<_>>());
     assert_eq!(engine.owned_pending_count("S", "g").unwrap(), 20);
 }
+
+#[tokio::test]
+async fn a_position_move_racing_a_read_is_durable_in_the_order_it_was_made() {
+    // A read settles (its floor moves past 0..5), then XGROUP SETID moves the position back
+    // to 0 before the read's commit is sent. The move came second in memory, so it must come
+    // second on disk too: after a restart the group reads from 0 again.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = engine_with_records(dir.path(), 10).await;
+        engine
+            .create_consumer(ConsumerSpec {
+                ack_wait_ms: 3_600_000,
+                ..group("g")
+            })
+            .await
+            .unwrap();
+        let committing = super::ordered::pauses::set("setid-a", "before committing");
+        let read = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.owned_next("S", "g", "setid-a", 5, true).await }
+        });
+        committing.reached.notified().await;
+        engine.owned_set_position("S", "g", 0).await.unwrap();
+        committing.release.notify_one();
+        assert_eq!(
+            offsets(&read.await.unwrap().unwrap()),
+            (0..5).collect::<Vec<_>>()
+        );
+        engine.shutdown().await.unwrap();
+    }
+    let engine = engine_with_records(dir.path(), 0).await;
+    assert_eq!(engine.owned_pending_count("S", "g").unwrap(), 5);
+    assert_eq!(
+        offsets(&engine.owned_next("S", "g", "b", 100, true).await.unwrap()),
+        (0..10).collect::<Vec<_>>(),
+        "the move back to 0 is what the restart finds"
+    );
+}

@@ -51,7 +51,7 @@ pub use rates::{QueueRates, Rate};
 pub(crate) use reader::RecordReader;
 pub use redrive::RedriveState;
 pub(crate) use runtime::header_i64;
-pub(crate) use runtime::{stored_core, StoredCore, StoredTimers};
+pub(crate) use runtime::{reset_core, stored_core, StoredCore, StoredTimers};
 pub use runtime::{DeadLetterListener, Queue, DUE_HEADER, EXPIRES_HEADER, PRIORITY_HEADER};
 
 use crate::engine::{now_ms, Engine};

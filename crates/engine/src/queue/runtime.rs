@@ -219,6 +219,35 @@ pub(crate) fn stored_core(
     })
 }
 
+/// A queue core with nothing stored but its ack floor, over a log ending at `log_end`: what
+/// [`stored_core`] builds once a reset (every key of the core deleted, the floor put) is
+/// durable, built before it is, so a caller can swap it in under the lock it pushes the
+/// reset's writes under.
+pub(crate) fn reset_core(
+    name: &str,
+    policy: super::core::Policy,
+    floor: u64,
+    log_end: u64,
+) -> QueueCore {
+    /// The reset deleted every timer.
+    struct NoTimers;
+    impl TimerSource for NoTimers {
+        fn load_after(&self, _: Option<(i64, u64)>, _: usize) -> Vec<(i64, u64)> {
+            Vec::new()
+        }
+    }
+    let mut core = QueueCore::new(name, policy);
+    core.recover(
+        floor,
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        &NoTimers,
+        log_end,
+    );
+    core
+}
+
 impl Queue {
     /// Opens a queue over its logs, rebuilding its state from the state store.
     pub fn open(
