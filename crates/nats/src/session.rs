@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::codec::{bytes_wanted, encode, parse};
+use crate::codec::{bytes_wanted, encode, parse, ClientOp};
 use crate::error::NatsError;
 use crate::handlers::{Connection, Shared, OUT_BATCH_BYTES};
 
@@ -148,6 +148,15 @@ async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<()
     let mut operations = 0;
     let handled = loop {
         match parse(input, max_payload) {
+            Ok(Some(ClientOp::Publish(publish)))
+                if crate::handlers::publish::plain_core(connection, &publish) =>
+            {
+                operations += 1;
+                // Routed here without building the handler's future: most of a core publish.
+                if let Some(message) = crate::handlers::publish::core_now(connection, publish) {
+                    crate::handlers::publish::captured(connection, message).await;
+                }
+            }
             Ok(Some(op)) => {
                 operations += 1;
                 if let Err(error) = connection.handle(op).await {

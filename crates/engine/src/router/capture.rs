@@ -181,6 +181,26 @@ impl Engine {
         stream
     }
 
+    /// [`Engine::publish_live_cached`] without a future, for the usual core publish that no
+    /// stream captures: routed to the live subscribers at once. `Ok(Err(message))` hands the
+    /// message back untouched when a stream captures its subject (publish it with
+    /// [`Engine::publish_live_cached`], which appends it).
+    pub fn publish_live_now(
+        &self,
+        message: LiveMessage,
+        origin: Option<u64>,
+        cache: &mut CaptureCache,
+    ) -> Result<std::result::Result<Routed, LiveMessage>> {
+        if !cache.holds(&message.subject) {
+            validate_subject(&message.subject)
+                .map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
+        }
+        if self.capturing_cached(&message.subject, cache).is_some() {
+            return Ok(Err(message));
+        }
+        Ok(Ok(self.live_router.publish(Arc::new(message), origin)))
+    }
+
     /// [`Engine::stream_capturing`] through a publisher's [`CaptureCache`].
     pub fn stream_capturing_cached(
         &self,

@@ -4,7 +4,7 @@
 
 pub(crate) mod connect;
 mod ping;
-mod publish;
+pub(crate) mod publish;
 pub(crate) use publish::{capture_done, flush_publishes, push_capture, PublishBatch};
 mod subscribe;
 mod unsubscribe;

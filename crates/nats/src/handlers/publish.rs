@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use omnibus_engine::router::{Delivery, LiveMessage, LivePublish};
+use omnibus_engine::router::{Delivery, LiveMessage, LivePublish, PendingCapture};
 use omnibus_engine::EngineError;
 use omnibus_types::validate_subject;
 
@@ -141,6 +141,88 @@ async fn flush_stored(connection: &mut Connection) -> Result<(), NatsError> {
     crate::jetstream::publish_batch(connection, stream, messages).await
 }
 
+/// Whether `publish` is a plain core publish the session may hand to [`core_now`]: no reply
+/// (nothing to answer), no headers, not a `$` subject (JetStream API, acks, flow control), no
+/// `+OK` to write, and no JetStream publish or ack batched ahead of it (order).
+pub(crate) fn plain_core(connection: &Connection, publish: &PublishOp) -> bool {
+    publish.reply.is_none()
+        && publish.headers.is_none()
+        && !publish.subject.starts_with('$')
+        && !connection.options.verbose()
+        && connection.publishes.messages.is_empty()
+        && !crate::jetstream::acks::waiting(connection)
+}
+
+/// A [`plain_core`] publish, routed without a future: most core publishes go no further.
+/// `Some`: a stream captures the subject, and the message must be appended
+/// ([`captured`]) before the next operation.
+pub(crate) fn core_now(connection: &mut Connection, publish: PublishOp) -> Option<LiveMessage> {
+    // A run on one subject is checked once (the engine's capture cache holds it).
+    if !connection.capture_cache.holds(&publish.subject)
+        && validate_subject(&publish.subject).is_err()
+    {
+        connection.refuse("Invalid Publish Subject");
+        return None;
+    }
+    let message = LiveMessage {
+        subject: publish.subject,
+        reply: None,
+        headers: Vec::new(),
+        payload: publish.payload,
+        status: None,
+    };
+    let origin = Some(connection.mailbox.id());
+    match connection
+        .shared
+        .engine
+        .publish_live_now(message, origin, &mut connection.capture_cache)
+    {
+        Ok(Ok(_routed)) => None,
+        Ok(Err(message)) => Some(message),
+        Err(error) => {
+            publish_failed(connection, &error);
+            None
+        }
+    }
+}
+
+/// Appends a [`core_now`] message a stream captures; live subscribers get it once durable.
+pub(crate) async fn captured(connection: &mut Connection, message: LiveMessage) {
+    let outcome = connection
+        .shared
+        .engine
+        .publish_live_cached(
+            message,
+            Some(connection.mailbox.id()),
+            &mut connection.capture_cache,
+        )
+        .await;
+    match outcome {
+        Ok(LivePublish::Captured(pending)) => store_capture(connection, pending).await,
+        // The stream went away since the lookup: delivered live instead.
+        Ok(LivePublish::Delivered(_)) => {}
+        Err(error) => publish_failed(connection, &error),
+    }
+}
+
+/// Keeps a captured publish among the connection's in-flight ones until it is durable.
+async fn store_capture(connection: &mut Connection, pending: PendingCapture) {
+    push_capture(
+        connection,
+        Box::pin(async move { pending.durable().await.map(drop) }),
+    )
+    .await;
+}
+
+/// `-ERR 'Publish Failed: …'` for a publish the engine refused.
+fn publish_failed(connection: &mut Connection, error: &EngineError) {
+    tracing::debug!(
+        client_id = connection.client_id,
+        "NATS publish refused: {error}"
+    );
+    connection.refuse(&format!("Publish Failed: {error}"));
+}
+
 pub(crate) async fn handle(
     connection: &mut Connection,
     publish: PublishOp,
@@ -241,19 +323,9 @@ pub(crate) async fn handle(
                 }
             }
         }
-        Ok(LivePublish::Captured(pending)) => {
-            push_capture(
-                connection,
-                Box::pin(async move { pending.durable().await.map(drop) }),
-            )
-            .await;
-        }
+        Ok(LivePublish::Captured(pending)) => store_capture(connection, pending).await,
         Err(error) => {
-            tracing::debug!(
-                client_id = connection.client_id,
-                "NATS publish refused: {error}"
-            );
-            connection.refuse(&format!("Publish Failed: {error}"));
+            publish_failed(connection, &error);
             return Ok(());
         }
     }
