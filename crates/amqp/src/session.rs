@@ -177,6 +177,16 @@ pub(crate) async fn run(
 
 /// Handles every whole frame in `input`.
 async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<(), AmqpError> {
+    let processed = process_frames(connection, input).await;
+    connection.record_requests();
+    processed
+}
+
+/// [`process`] without the request counting.
+async fn process_frames(
+    connection: &mut Connection,
+    input: &mut BytesMut,
+) -> Result<(), AmqpError> {
     loop {
         // Body frames (most of a publisher's bytes) are handed over without a copy.
         if let Some((channel, body)) = codec::take_body(input, connection.frame_max)? {

@@ -238,6 +238,10 @@ pub(crate) struct Connection {
     pub exclusive_queues: Vec<String>,
     /// The client sent connection.close-ok (or we answered its close): the session ends.
     pub finished: bool,
+    /// Method frames handled and not yet added to the door's request counter: the session
+    /// adds them once per read ([`Connection::record_requests`]), not one shared-counter
+    /// update per frame.
+    requests_unrecorded: u64,
     /// Routed publishes not enqueued yet (`publish.rs`).
     pub publishes: publish::PublishBatch,
     /// Channels' flows given credit back since their consumers were last woken
@@ -267,6 +271,7 @@ impl Connection {
             outbound,
             exclusive_queues: Vec::new(),
             finished: false,
+            requests_unrecorded: 0,
             publishes: publish::PublishBatch::default(),
             credit_returned: Vec::new(),
             published: false,
@@ -286,6 +291,14 @@ impl Connection {
             .engine
             .metrics()
             .door(omnibus_engine::metrics::Door::Amqp)
+    }
+
+    /// Adds the method frames handled since the last call to the door's request counter.
+    pub fn record_requests(&mut self) {
+        let count = std::mem::take(&mut self.requests_unrecorded);
+        if count > 0 {
+            self.door_counters().requests(count);
+        }
     }
 
     pub fn send(&mut self, channel: u16, method: AMQPClass) {
@@ -353,7 +366,7 @@ impl Connection {
             publish::flush(self).await;
         }
         if matches!(frame, AMQPFrame::Method(..)) {
-            self.door_counters().request();
+            self.requests_unrecorded += 1;
         }
         match self.dispatch(frame).await {
             Err(AmqpError::Channel {
