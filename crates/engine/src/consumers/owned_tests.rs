@@ -335,6 +335,14 @@ async fn a_read_is_stored_as_one_run_that_acks_claims_and_restarts_keep_exact() 
     engine.shutdown().await.unwrap();
 }
 
+/// A group whose leases outlast a test's pauses, as the Redis door's do.
+fn long_leases(name: &str) -> ConsumerSpec {
+    ConsumerSpec {
+        ack_wait_ms: 3_600_000,
+        ..group(name)
+    }
+}
+
 /// Copies a data folder as it is on disk now: what a crash at this moment leaves behind
 /// (every commit the test waited for is fsynced; nothing is writing while it copies).
 fn crash_image(from: &std::path::Path, to: &std::path::Path) {
@@ -358,14 +366,7 @@ async fn a_read_settled_later_never_makes_an_earlier_reads_entries_durable_out_o
     // neither pending nor to be delivered: skipped for the group.
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_with_records(dir.path(), 20).await;
-    engine
-        .create_consumer(ConsumerSpec {
-            // Leases that outlast the pauses, as the Redis door's do.
-            ack_wait_ms: 3_600_000,
-            ..group("g")
-        })
-        .await
-        .unwrap();
+    engine.create_consumer(long_leases("g")).await.unwrap();
     let a_settling = super::ordered::pauses::set("race-a", "before settling");
     let b_committing = super::ordered::pauses::set("race-b", "before committing");
     let a = tokio::spawn({
@@ -457,13 +458,7 @@ async fn a_position_move_racing_a_read_is_durable_in_the_order_it_was_made() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = engine_with_records(dir.path(), 10).await;
-        engine
-            .create_consumer(ConsumerSpec {
-                ack_wait_ms: 3_600_000,
-                ..group("g")
-            })
-            .await
-            .unwrap();
+        engine.create_consumer(long_leases("g")).await.unwrap();
         let committing = super::ordered::pauses::set("setid-a", "before committing");
         let read = tokio::spawn({
             let engine = engine.clone();

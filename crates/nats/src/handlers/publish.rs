@@ -188,7 +188,22 @@ pub(crate) fn core_now(connection: &mut Connection, publish: PublishOp) -> Optio
 
 /// Appends a [`core_now`] message a stream captures; live subscribers get it once durable.
 pub(crate) async fn captured(connection: &mut Connection, message: LiveMessage) {
-    let outcome = connection
+    match publish_live(connection, message).await {
+        Ok(LivePublish::Captured(pending)) => store_capture(connection, pending).await,
+        // The stream went away since the lookup: delivered live instead.
+        Ok(LivePublish::Delivered(_)) => {}
+        Err(error) => publish_failed(connection, &error),
+    }
+}
+
+/// A live publish through the connection's capture cache. The engine is borrowed, not
+/// cloned: every publish of every connection cloning the one `Arc` made its count a cache
+/// line the cores fought over (~10 % of a core publish).
+async fn publish_live(
+    connection: &mut Connection,
+    message: LiveMessage,
+) -> Result<LivePublish, EngineError> {
+    connection
         .shared
         .engine
         .publish_live_cached(
@@ -196,13 +211,7 @@ pub(crate) async fn captured(connection: &mut Connection, message: LiveMessage) 
             Some(connection.mailbox.id()),
             &mut connection.capture_cache,
         )
-        .await;
-    match outcome {
-        Ok(LivePublish::Captured(pending)) => store_capture(connection, pending).await,
-        // The stream went away since the lookup: delivered live instead.
-        Ok(LivePublish::Delivered(_)) => {}
-        Err(error) => publish_failed(connection, &error),
-    }
+        .await
 }
 
 /// Keeps a captured publish among the connection's in-flight ones until it is durable.
@@ -304,18 +313,7 @@ pub(crate) async fn handle(
             return crate::jetstream::publish(connection, stream, message).await;
         }
     }
-    // The engine is borrowed, not cloned: every publish of every connection cloning the one
-    // `Arc` made its count a cache line the cores fought over (~10 % of a core publish).
-    let outcome = connection
-        .shared
-        .engine
-        .publish_live_cached(
-            message,
-            Some(connection.mailbox.id()),
-            &mut connection.capture_cache,
-        )
-        .await;
-    match outcome {
+    match publish_live(connection, message).await {
         Ok(LivePublish::Delivered(routed)) => {
             if routed.matched == 0 {
                 if let Some(reply) = reply {
