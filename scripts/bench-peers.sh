@@ -12,9 +12,13 @@
 #              omnibus-redis drive the Omnibus NATS, AMQP and Redis doors with the jetstream,
 #              rabbitmq and redis drivers (the same clients as the peers)
 #   WORKLOADS  publish consume latency request-reply enqueue jobs-one jobs-one-chained jobs-batched
+#              jobs-one-pipelined
 #              fan-out routing [all]; jobs-one-chained (finish a job and take the next in one
 #              request) is Omnibus HTTP's one-round-trip-per-job loop, what `omnibus worker`
-#              does; fan-out and routing are core NATS only (nats, omnibus-nats): messages
+#              does; jobs-one-pipelined (not in the default list, Omnibus HTTP only) is the
+#              same with the next jobs in hand: WORKER_PREFETCH such requests in flight per
+#              worker, each on a connection of its own, so a completion's fsync overlaps the
+#              next job; fan-out and routing are core NATS only (nats, omnibus-nats): messages
 #              delivered per second to SUBSCRIBERS subscribers of one subject, and to one
 #              subscriber while SUBSCRIPTIONS other wildcard subscriptions exist
 #              key-value (not in the default list): Redis strings, SET and GET alternating,
@@ -32,6 +36,7 @@
 #   IN_FLIGHT  sends in flight per producer [32]
 #   PREFETCH   consume workload, rabbitmq driver (rabbitmq, omnibus-amqp): basic.qos prefetch [100]
 #   ACKS       consume workload, rabbitmq driver: multiple (one ack per batch) or each [multiple]
+#   WORKER_PREFETCH jobs-one-pipelined: jobs each worker holds, one request in flight each [4]
 #   RATE       messages per second in latency runs [1000]
 #   LATENCY_SECONDS  how long a latency run sends [3]
 #   DURATION   upper bound on one run, in seconds [30]
@@ -72,6 +77,7 @@ SUBSCRIPTIONS=${SUBSCRIPTIONS:-10000}
 PRODUCERS=${PRODUCERS:-4}
 IN_FLIGHT=${IN_FLIGHT:-32}
 PREFETCH=${PREFETCH:-100}
+WORKER_PREFETCH=${WORKER_PREFETCH:-4}
 ACKS=${ACKS:-multiple}
 RATE=${RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-3}
@@ -250,6 +256,7 @@ workload_flags() {
     enqueue) echo "--workload enqueue --producers $PRODUCERS --in-flight 4 --batch 1000 --messages $ENQUEUE" ;;
     jobs-one) echo "--workload jobs --mode one --workers $WORKERS --jobs $JOBS" ;;
     jobs-one-chained) echo "--workload jobs --mode one-chained --workers $WORKERS --jobs $JOBS" ;;
+    jobs-one-pipelined) echo "--workload jobs --mode one-pipelined --worker-prefetch $WORKER_PREFETCH --workers $WORKERS --jobs $JOBS" ;;
     jobs-batched) echo "--workload jobs --mode batched --workers $WORKERS --jobs $JOBS_BATCHED" ;;
     fan-out) echo "--workload fan-out --subscribers $SUBSCRIBERS --messages $MESSAGES" ;;
     routing) echo "--workload routing --subscriptions $SUBSCRIPTIONS --messages $MESSAGES" ;;

@@ -10,7 +10,7 @@ use crate::settings::{Settings, Workload};
 pub struct RunRecord {
     pub system: String,
     pub workload: String,
-    /// Jobs workers' mode (`one` or `batched`), or a rabbitmq consumer's prefetch and acks;
+    /// Jobs workers' mode (`one`, `batched`, `one-pipelined, prefetch 4`…), or a rabbitmq consumer's prefetch and acks;
     /// absent for other workloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
@@ -56,7 +56,13 @@ impl RunRecord {
         RunRecord {
             system: settings.label(),
             workload: settings.workload.name().to_string(),
-            mode: if jobs {
+            mode: if jobs && settings.mode == crate::settings::JobMode::OnePipelined {
+                Some(format!(
+                    "{}, prefetch {}",
+                    settings.mode.name(),
+                    settings.worker_prefetch
+                ))
+            } else if jobs {
                 Some(settings.mode.name().to_string())
             } else if consume_with_prefetch {
                 Some(format!(

@@ -97,6 +97,13 @@ pub enum JobMode {
     /// One job at a time, the request that finishes it also taking the next (Omnibus's
     /// `jobs/complete` with `fetch`): one round trip per job, as `omnibus worker` does.
     OneChained,
+    /// One job at a time with the next ones in hand (`--worker-prefetch`, 4 by default as
+    /// Celery's prefetch multiplier): each worker keeps that many complete-and-fetch-next
+    /// requests in flight, each on a connection of its own, so the completion of the job it
+    /// just finished is committed while it works the next. A worker still works one job at a
+    /// time, and every completion still gets its own answer; it just does not wait for that
+    /// answer before starting a job it already holds (Omnibus HTTP only).
+    OnePipelined,
     /// Take up to 100, finish them with one request (or one multiple-ack).
     Batched,
 }
@@ -106,6 +113,7 @@ impl JobMode {
         match self {
             JobMode::One => "one",
             JobMode::OneChained => "one-chained",
+            JobMode::OnePipelined => "one-pipelined",
             JobMode::Batched => "batched",
         }
     }
@@ -113,7 +121,7 @@ impl JobMode {
     /// Jobs a worker takes at once.
     pub fn batch(self) -> usize {
         match self {
-            JobMode::One | JobMode::OneChained => 1,
+            JobMode::One | JobMode::OneChained | JobMode::OnePipelined => 1,
             JobMode::Batched => 100,
         }
     }
@@ -144,6 +152,8 @@ pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
 pub const SUBSCRIBERS_MAX: usize = 1_000;
 /// Routing workload subscriptions at most.
 pub const SUBSCRIPTIONS_MAX: usize = 1_000_000;
+/// Most jobs a `one-pipelined` worker holds (each is a connection of its own).
+pub const WORKER_PREFETCH_MAX: u16 = 64;
 /// A latency payload starts with its send time in ASCII digits.
 pub const MESSAGE_BYTES_MIN: usize = crate::load::STAMP_BYTES;
 
@@ -185,6 +195,11 @@ pub struct Settings {
     /// Jobs to enqueue and drain.
     #[arg(long, default_value_t = 10_000)]
     pub jobs: u64,
+    /// Jobs a `one-pipelined` worker holds: requests it keeps in flight (Celery's
+    /// `worker_prefetch_multiplier` is 4 by default).
+    #[arg(long, default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..=WORKER_PREFETCH_MAX as i64))]
+    pub worker_prefetch: u16,
     /// Unacknowledged deliveries a consumer may hold (the consume workload of the rabbitmq
     /// driver: basic.qos prefetch_count).
     #[arg(long, default_value_t = 100)]
@@ -234,6 +249,7 @@ impl Settings {
             subscriptions: 10_000,
             mode: JobMode::One,
             jobs: 10_000,
+            worker_prefetch: 4,
             prefetch: 100,
             acks: AckMode::Multiple,
             rate: 1_000,

@@ -49,7 +49,12 @@ async fn run(settings: Settings) -> omnibus_bench::load::Measurement {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_one_at_a_time_and_batched_drain_every_job() {
     let broker = Broker::start().await;
-    for mode in [JobMode::One, JobMode::OneChained, JobMode::Batched] {
+    for mode in [
+        JobMode::One,
+        JobMode::OneChained,
+        JobMode::OnePipelined,
+        JobMode::Batched,
+    ] {
         let mut settings = broker.settings(Workload::Jobs);
         settings.mode = mode;
         settings.jobs = 90;
@@ -59,7 +64,11 @@ async fn jobs_one_at_a_time_and_batched_drain_every_job() {
         let measurement = run(settings.clone()).await;
         assert_eq!(measurement.operations, 90, "{mode:?}: {measurement:?}");
         let record = RunRecord::new(&settings, 1, &measurement);
-        assert_eq!(record.mode.as_deref(), Some(mode.name()));
+        let recorded = record.mode.as_deref().unwrap_or_default();
+        assert!(recorded.starts_with(mode.name()), "{recorded} for {mode:?}");
+        if mode == JobMode::OnePipelined {
+            assert_eq!(recorded, "one-pipelined, prefetch 4");
+        }
         assert!(record.per_second > 0.0, "{record:?}");
         assert!(
             measurement

@@ -66,11 +66,15 @@ impl Context {
 pub async fn run(context: &Context) -> Result<Measurement> {
     context.settings.validate()?;
     let chained = context.settings.workload == crate::settings::Workload::Jobs
-        && context.settings.mode == crate::settings::JobMode::OneChained;
+        && matches!(
+            context.settings.mode,
+            crate::settings::JobMode::OneChained | crate::settings::JobMode::OnePipelined
+        );
     if chained && context.settings.system != System::OmnibusHttp {
         return Err(not_supported(
             context,
-            "one-chained needs a call that finishes a job and takes the next (Omnibus HTTP only)",
+            "one-chained and one-pipelined need a call that finishes a job and takes the next \
+             (Omnibus HTTP only)",
         ));
     }
     match context.settings.system {

@@ -10,17 +10,21 @@
 //! - jobs: a queue created with `--completions` passed through (a broker that refuses the field
 //!   gets the queue without it), `--jobs` enqueued in batches, then each worker, with its own
 //!   connection (a lean HTTP/1.1 client, `http1.rs`): `one` = `jobs/fetch` max 1 + `jobs/{id}/complete`;
+//!   `one-chained` = `jobs/complete` for the one job with `fetch` taking the next;
+//!   `one-pipelined` = the same on `--worker-prefetch` connections per worker, one request in
+//!   flight on each;
 //!   `batched` = `jobs/complete` for up to 100 with `fetch` taking the next ones in the same
 //!   request.
 //! - request-reply: not supported (no request-reply door yet).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::http1::Http1;
 use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
@@ -376,13 +380,24 @@ async fn jobs(context: &Context) -> Result<Measurement> {
         .await?;
         left -= batch;
     }
+    // A pipelined worker has a connection (lane) per job it holds, each with its own request
+    // in flight.
+    let pipelined = settings.mode == JobMode::OnePipelined;
+    let lanes = if pipelined {
+        usize::from(settings.worker_prefetch)
+    } else {
+        1
+    };
     let mut workers = Vec::new();
     for index in 0..settings.workers {
-        // Each worker on its own connection, opened before the clock starts, as the other
+        // Each worker on its own connections, opened before the clock starts, as the other
         // drivers do.
-        let mut connection = Http1::connect(&settings.address()).await?;
-        connection.get("/health").await?;
-        let worker = Worker::new(connection, &queue, &format!("worker-{index}"));
+        let mut worker = Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            let mut connection = Http1::connect(&settings.address()).await?;
+            connection.get("/health").await?;
+            worker.push(Worker::new(connection, &queue, &format!("worker-{index}")));
+        }
         workers.push(worker);
     }
     let batch = settings.mode.batch();
@@ -391,7 +406,11 @@ async fn jobs(context: &Context) -> Result<Measurement> {
         context,
         settings.jobs,
         workers,
-        |worker, budget| async move {
+        |mut lanes: Vec<Worker>, budget| async move {
+            if pipelined {
+                return work_one_pipelined(lanes, budget).await;
+            }
+            let worker = lanes.pop().expect("a worker has a connection");
             if chained {
                 work_one_chained(worker, budget).await
             } else if batch == 1 {
@@ -573,6 +592,56 @@ async fn work_one_at_a_time(mut worker: Worker, budget: Arc<Budget>) -> Result<O
 /// its own (long-polling) only when the worker holds nothing.
 async fn work_one_chained(worker: Worker, budget: Arc<Budget>) -> Result<Option<Instant>> {
     work_batched(worker, 1, budget).await
+}
+
+/// What one lane's request brought back: its connection, the jobs it leased, and how many
+/// jobs it completed.
+type LaneAnswer = (Worker, Vec<Leased>, u64);
+
+/// One job at a time, `--worker-prefetch` jobs held (`one-pipelined`): the worker's lanes
+/// (connections, one per job held) each
+/// carry one request, and the worker takes their answers in the order it sent them. For each
+/// answer it works the job that came back (here: nothing to do) and sends that lane's next
+/// request at once: complete-and-fetch-next, or a long-polling fetch when it holds nothing.
+/// So while one lane's completion waits for its fsync, the worker already holds the other
+/// lane's job, and every completion still gets its own durable answer before the worker
+/// counts it.
+async fn work_one_pipelined(lanes: Vec<Worker>, budget: Arc<Budget>) -> Result<Option<Instant>> {
+    let mut last_finished = None;
+    let mut in_flight: VecDeque<JoinHandle<Result<LaneAnswer>>> = lanes
+        .into_iter()
+        .map(|lane| tokio::spawn(lane_request(lane, Vec::new())))
+        .collect();
+    while keep_working(&budget) {
+        let Some(oldest) = in_flight.pop_front() else {
+            break;
+        };
+        let (lane, leased, completed) = oldest
+            .await
+            .map_err(|error| BenchError::Incomplete(error.to_string()))??;
+        if completed > 0 {
+            budget.finish(completed);
+            last_finished = Some(Instant::now());
+        }
+        in_flight.push_back(tokio::spawn(lane_request(lane, leased)));
+    }
+    for request in in_flight {
+        // Only fetches of an emptied queue (or completions the budget no longer needs) are
+        // left; the run is over.
+        request.abort();
+    }
+    Ok(last_finished)
+}
+
+/// One lane's next request: finishes `held` and takes the next job, or (holding nothing)
+/// long-polls for one.
+async fn lane_request(mut lane: Worker, held: Vec<Leased>) -> Result<LaneAnswer> {
+    if held.is_empty() {
+        let leased = lane.fetch(1).await?;
+        return Ok((lane, leased, 0));
+    }
+    let next = lane.complete_and_fetch(&held, 1).await?;
+    Ok((lane, next, held.len() as u64))
 }
 
 /// Up to `batch` jobs at a time: each batch's completions take the next batch in the same
