@@ -277,8 +277,8 @@ async fn run_commands(
     if requests > 0 {
         counters.requests(requests);
     }
-    for _ in 0..errors {
-        counters.error();
+    if errors > 0 {
+        counters.errors(errors);
     }
     next
 }

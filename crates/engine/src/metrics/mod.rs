@@ -128,6 +128,11 @@ impl DoorCounters {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts `count` errors at once (a door that tallies a read's errors).
+    pub fn errors(&self, count: u64) {
+        self.errors.fetch_add(count, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> DoorTraffic {
         DoorTraffic {
             connections_opened: self.connections_opened.load(Ordering::Relaxed),

@@ -126,12 +126,7 @@ impl Engine {
         origin: Option<u64>,
         cache: &mut CaptureCache,
     ) -> Result<LivePublish> {
-        // A subject the cache holds was checked when it was filled.
-        if !cache.holds(&message.subject) {
-            validate_subject(&message.subject)
-                .map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
-        }
-        let Some(stream) = self.capturing_cached(&message.subject, cache) else {
+        let Some(stream) = self.capture_checked(&message.subject, cache)? else {
             let routed = self.live_router.publish(Arc::new(message), origin);
             return Ok(LivePublish::Delivered(routed));
         };
@@ -171,6 +166,33 @@ impl Engine {
         if validate_subject(subject).is_err() {
             return None;
         }
+        self.fill_capture_cache(subject, cache, generation)
+    }
+
+    /// [`Engine::capturing_cached`] for a publish: a subject the cache does not hold is
+    /// checked first, and an invalid one is refused. A subject the cache holds was checked
+    /// when it was filled, so it is not checked again, even if the cache must be refilled.
+    fn capture_checked(
+        &self,
+        subject: &str,
+        cache: &mut CaptureCache,
+    ) -> Result<Option<Arc<Stream>>> {
+        let generation = self.streams_generation.load(Ordering::Acquire);
+        if !cache.holds(subject) {
+            validate_subject(subject).map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
+        } else if cache.generation == generation {
+            return Ok(cache.stream.clone());
+        }
+        Ok(self.fill_capture_cache(subject, cache, generation))
+    }
+
+    /// Looks up the stream capturing the valid `subject` and keeps the answer in `cache`.
+    fn fill_capture_cache(
+        &self,
+        subject: &str,
+        cache: &mut CaptureCache,
+        generation: u64,
+    ) -> Option<Arc<Stream>> {
         let stream = self.read_streams().capturing(subject).cloned();
         *cache = CaptureCache {
             filled: true,
@@ -191,11 +213,7 @@ impl Engine {
         origin: Option<u64>,
         cache: &mut CaptureCache,
     ) -> Result<std::result::Result<Routed, LiveMessage>> {
-        if !cache.holds(&message.subject) {
-            validate_subject(&message.subject)
-                .map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
-        }
-        if self.capturing_cached(&message.subject, cache).is_some() {
+        if self.capture_checked(&message.subject, cache)?.is_some() {
             return Ok(Err(message));
         }
         Ok(Ok(self.live_router.publish(Arc::new(message), origin)))

@@ -124,7 +124,7 @@ fn batchable(
 /// one of the two batches holds anything: each hands the other over before it takes one).
 pub(crate) async fn flush_publishes(connection: &mut Connection) -> Result<(), NatsError> {
     // Checked here, without a future per batch: most operations find both batches empty.
-    if connection.publishes.messages.is_empty() && !crate::jetstream::acks::waiting(connection) {
+    if nothing_batched(connection) {
         return Ok(());
     }
     crate::jetstream::acks::flush(connection).await;
@@ -149,8 +149,12 @@ pub(crate) fn plain_core(connection: &Connection, publish: &PublishOp) -> bool {
         && publish.headers.is_none()
         && !publish.subject.starts_with('$')
         && !connection.options.verbose()
-        && connection.publishes.messages.is_empty()
-        && !crate::jetstream::acks::waiting(connection)
+        && nothing_batched(connection)
+}
+
+/// Whether the connection has no JetStream publish and no ack batched, waiting for a flush.
+fn nothing_batched(connection: &Connection) -> bool {
+    connection.publishes.messages.is_empty() && !crate::jetstream::acks::waiting(connection)
 }
 
 /// A [`plain_core`] publish, routed without a future: most core publishes go no further.
