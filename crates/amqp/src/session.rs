@@ -20,6 +20,7 @@ use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::connection::{self, AMQPMethod};
 use amq_protocol::protocol::{basic, AMQPClass};
 use bytes::{Buf, BytesMut};
+use omnibus_types::ReadRoom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -29,7 +30,6 @@ use crate::codec::{self, FrameError, PROTOCOL_HEADER};
 use crate::error::{reply, AmqpError};
 use crate::handlers::{self, Connection, Phase, Shared, OUTBOUND_CAPACITY};
 
-const READ_BYTES_MIN: usize = 16 * 1024;
 /// Above this much unwritten output, no more deliveries are taken from consumer tasks.
 const OUT_BYTES_HIGH: usize = 4 * 1024 * 1024;
 /// Above this much, the client's frames are not read either (its replies are waiting): TCP
@@ -49,7 +49,7 @@ pub(crate) async fn run(
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), AmqpError> {
     let (mut reader, mut writer) = stream.into_split();
-    let mut input = BytesMut::with_capacity(READ_BYTES_MIN);
+    let mut input = BytesMut::with_capacity(ReadRoom::new().get());
     // The protocol header, within the handshake timeout.
     let handshake_timeout = shared.config.handshake_timeout;
     let header = tokio::time::timeout(handshake_timeout, async {
@@ -85,14 +85,18 @@ pub(crate) async fn run(
     let mut last_sent = Instant::now();
     let mut ticks = tokio::time::interval(Duration::from_millis(500));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A publisher's pipeline, read in bigger pieces, is appended in bigger batches.
+    let mut room = ReadRoom::new();
     let outcome: Result<(), AmqpError> = loop {
+        let spare = input.capacity() - input.len();
         let step = tokio::select! {
             read = reader.read_buf(&mut input), if connection.out.len() < OUT_BYTES_MAX
                 && !handlers::holds_reads(&connection, &alarm) => match read {
                 Ok(0) => Err(AmqpError::ClientClosed),
-                Ok(_) => {
+                Ok(count) => {
                     last_received = Instant::now();
-                    process(&mut connection, &mut input).await
+                    room.after_read(count, spare);
+                    process(&mut connection, &mut input, room).await
                 }
                 Err(error) => Err(error.into()),
             },
@@ -175,9 +179,13 @@ pub(crate) async fn run(
     }
 }
 
-/// Handles every whole frame in `input`.
-async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<(), AmqpError> {
-    let processed = process_frames(connection, input).await;
+/// Handles every whole frame in `input`, then gives it `room` for the next read.
+async fn process(
+    connection: &mut Connection,
+    input: &mut BytesMut,
+    room: ReadRoom,
+) -> Result<(), AmqpError> {
+    let processed = process_frames(connection, input, room).await;
     connection.record_requests();
     processed
 }
@@ -186,6 +194,7 @@ async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<()
 async fn process_frames(
     connection: &mut Connection,
     input: &mut BytesMut,
+    room: ReadRoom,
 ) -> Result<(), AmqpError> {
     loop {
         // Body frames (most of a publisher's bytes) are handed over without a copy.
@@ -215,7 +224,7 @@ async fn process_frames(
     handlers::flush_publishes(connection).await;
     handlers::wake_consumers(connection);
     let wanted = codec::bytes_wanted(input, connection.frame_max)?;
-    input.reserve(wanted.max(READ_BYTES_MIN));
+    room.prepare(input, wanted);
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use omnibus_engine::router::Delivery;
+use omnibus_types::ReadRoom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -26,10 +27,10 @@ use crate::codec::{bytes_wanted, encode, parse, ClientOp};
 use crate::error::NatsError;
 use crate::handlers::{Connection, Shared, OUT_BATCH_BYTES};
 
-/// Free room kept in the read buffer before each read.
-const READ_BYTES_MIN: usize = 16 * 1024;
-/// An empty buffer holding more room than this (after a large payload or a burst of
-/// deliveries) is given back, so an idle connection does not keep its peak.
+/// The room the write buffer starts with (and is given back to).
+const OUT_BYTES_MIN: usize = 16 * 1024;
+/// An empty write buffer holding more room than this (after a burst of deliveries) is given
+/// back, so an idle connection does not keep its peak.
 const IDLE_BUFFER_BYTES_MAX: usize = 1024 * 1024;
 /// How long a closing connection may take to flush its last bytes (an `-ERR`).
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
@@ -47,16 +48,22 @@ pub(crate) async fn run(
     let (mut reader, mut writer) = stream.into_split();
     let mut connection = Connection::new(shared.clone(), client_id);
     write_info(&mut connection, peer);
-    let mut input = BytesMut::with_capacity(READ_BYTES_MIN);
+    let mut input = BytesMut::with_capacity(ReadRoom::new().get());
+    // A publisher's pipeline, read in bigger pieces, is stored in bigger batches.
+    let mut room = ReadRoom::new();
     let mut deliveries: Vec<Delivery> = Vec::new();
     let interval = shared.config.ping_interval.max(Duration::from_millis(10));
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
+        let spare = input.capacity() - input.len();
         let step = tokio::select! {
             read = reader.read_buf(&mut input) => match read {
                 Ok(0) => Err(NatsError::ClientClosed),
-                Ok(_) => process(&mut connection, &mut input).await,
+                Ok(count) => {
+                    room.after_read(count, spare);
+                    process(&mut connection, &mut input, room).await
+                }
                 Err(error) => Err(error.into()),
             },
             written = writer.write(&connection.out), if !connection.out.is_empty() => match written {
@@ -64,7 +71,7 @@ pub(crate) async fn run(
                 Ok(count) => {
                     connection.out.advance(count);
                     if connection.out.is_empty() && connection.out.capacity() > IDLE_BUFFER_BYTES_MAX {
-                        connection.out = BytesMut::with_capacity(READ_BYTES_MIN);
+                        connection.out = BytesMut::with_capacity(OUT_BYTES_MIN);
                     }
                     Ok(())
                 }
@@ -142,8 +149,13 @@ fn write_info(connection: &mut Connection, peer: SocketAddr) {
     encode::info(&mut connection.out, info.to_string().as_bytes());
 }
 
-/// Parses and handles every whole operation in `input`.
-async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<(), NatsError> {
+/// Parses and handles every whole operation in `input`, then gives it `room` for the next
+/// read.
+async fn process(
+    connection: &mut Connection,
+    input: &mut BytesMut,
+    room: ReadRoom,
+) -> Result<(), NatsError> {
     let max_payload = connection.shared.config.max_payload;
     let mut operations = 0;
     let handled = loop {
@@ -181,12 +193,9 @@ async fn process(connection: &mut Connection, input: &mut BytesMut) -> Result<()
     // lost to a malformed operation after them).
     let flushed = crate::handlers::flush_publishes(connection).await;
     handled.and(flushed)?;
-    if input.is_empty() && input.capacity() > IDLE_BUFFER_BYTES_MAX {
-        *input = BytesMut::with_capacity(READ_BYTES_MIN);
-    }
     // A payload still arriving gets its room once, rather than a little per read.
     let wanted = bytes_wanted(input, max_payload).unwrap_or(0);
-    input.reserve(wanted.saturating_sub(input.len()).max(READ_BYTES_MIN));
+    room.prepare(input, wanted.saturating_sub(input.len()));
     Ok(())
 }
 

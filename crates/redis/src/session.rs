@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use omnibus_engine::keys::{Commit, Keyspace};
+use omnibus_types::ReadRoom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -133,7 +134,9 @@ pub(crate) async fn run(
         subscriptions: Subscriptions::new(shared_pubsub),
     };
     let mut deliveries = Vec::new();
-    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut input = BytesMut::with_capacity(ReadRoom::new().get());
+    // A pipeline, read in bigger pieces, is appended in bigger batches.
+    let mut room = ReadRoom::new();
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut pending = Pending::default();
     let bytes_max = session.shared.config.pending_reply_bytes_max;
@@ -182,6 +185,7 @@ pub(crate) async fn run(
             // for it. Not past a read (a later command must not overtake it, as in Redis),
             // and not past the connection's budget.
             let reading = pending.reads == 0 && !pending.full(bytes_max);
+            let spare = room.prepare(&mut input, 0);
             let ended = tokio::select! {
                 biased;
                 reply = pending.head() => {
@@ -193,7 +197,11 @@ pub(crate) async fn run(
                     false
                 }
                 // At the end of input the client still reads what it was promised.
-                read = stream.read_buf(&mut input), if reading => read? == 0,
+                read = stream.read_buf(&mut input), if reading => {
+                    let count = read?;
+                    room.after_read(count, spare);
+                    count == 0
+                }
                 () = async { let _ = stopped.wait_for(|stop| *stop).await; } => true,
             };
             if ended {
@@ -210,11 +218,14 @@ pub(crate) async fn run(
             continue;
         }
         let mailbox = session.subscriptions.mailbox().cloned();
+        let spare = room.prepare(&mut input, 0);
         tokio::select! {
             read = stream.read_buf(&mut input) => {
-                if read? == 0 {
+                let count = read?;
+                if count == 0 {
                     return Ok(());
                 }
+                room.after_read(count, spare);
             }
             Some(mailbox) = ready(mailbox) => {
                 if mailbox.is_slow() {

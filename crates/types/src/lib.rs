@@ -9,11 +9,13 @@ pub mod calendar;
 pub mod error_code;
 pub mod limits;
 pub mod name;
+pub mod read_room;
 pub mod record;
 pub mod subject;
 
 pub use error_code::ErrorCode;
 pub use name::{validate_group_name, validate_stream_name, NameError};
+pub use read_room::ReadRoom;
 pub use record::{Header, Record};
 pub use subject::{
     pattern_matches, patterns_overlap, validate_pattern, validate_subject, SubjectError,
