@@ -37,6 +37,8 @@
 #   PREFETCH   consume workload, rabbitmq driver (rabbitmq, omnibus-amqp): basic.qos prefetch [100]
 #   ACKS       consume workload, rabbitmq driver: multiple (one ack per batch) or each [multiple]
 #   WORKER_PREFETCH jobs-one-pipelined: jobs each worker holds, one request in flight each [4]
+#   SETTLE_SECONDS  after starting the brokers, wait up to this long for the machine to be
+#              quiet (under 10 % busy) before the first run [30]
 #   RATE       messages per second in latency runs [1000]
 #   LATENCY_SECONDS  how long a latency run sends [3]
 #   DURATION   upper bound on one run, in seconds [30]
@@ -78,6 +80,7 @@ PRODUCERS=${PRODUCERS:-4}
 IN_FLIGHT=${IN_FLIGHT:-32}
 PREFETCH=${PREFETCH:-100}
 WORKER_PREFETCH=${WORKER_PREFETCH:-4}
+SETTLE_SECONDS=${SETTLE_SECONDS:-30}
 ACKS=${ACKS:-multiple}
 RATE=${RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-3}
@@ -184,6 +187,27 @@ start_rabbitmq() {
   HOME=$base/home timeout 60 /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q ping >/dev/null
 }
 
+# Waits until the machine is quiet (under 10 % busy over one second), at most SETTLE_SECONDS:
+# a peer that answers on its port may still be starting (RabbitMQ's boot goes on for seconds
+# after its port opens), and the first runs would share the cores with it.
+settle() {
+  local waited=0 before after busy
+  while [ "$waited" -lt "$SETTLE_SECONDS" ]; do
+    before=$(head -1 /proc/stat)
+    sleep 1
+    after=$(head -1 /proc/stat)
+    busy=$(printf '%s\n%s\n' "$before" "$after" | awk '
+      { idle[NR] = $5 + $6; total[NR] = 0; for (i = 2; i <= NF; i++) total[NR] += $i }
+      END { t = total[2] - total[1]; print (t > 0 ? int(100 * (1 - (idle[2] - idle[1]) / t)) : 0) }')
+    waited=$((waited + 1))
+    if [ "$busy" -lt 10 ]; then
+      echo "quiet after ${waited} s (${busy} % busy)"
+      return
+    fi
+  done
+  echo "still ${busy} % busy after ${SETTLE_SECONDS} s; running anyway" >&2
+}
+
 start_omnibus() {
   mkdir -p "$WORK/omnibus"
   "$ROOT/target/release/omnibus" serve --data-dir "$WORK/omnibus" \
@@ -275,6 +299,7 @@ if wants omnibus-http || wants omnibus-kafka || wants omnibus-nats || wants omni
 if wants redis; then start_redis; fi
 if wants nats || wants jetstream; then start_nats; fi
 if wants rabbitmq; then start_rabbitmq; fi
+settle
 
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
