@@ -37,8 +37,8 @@
 #   PREFETCH   consume workload, rabbitmq driver (rabbitmq, omnibus-amqp): basic.qos prefetch [100]
 #   ACKS       consume workload, rabbitmq driver: multiple (one ack per batch) or each [multiple]
 #   WORKER_PREFETCH jobs-one-pipelined: jobs each worker holds, one request in flight each [4]
-#   SETTLE_SECONDS  after starting the brokers, wait up to this long for the machine to be
-#              quiet (under 10 % busy) before the first run [30]
+#   SETTLE_SECONDS  before each system's runs, wait up to this long for the machine to be
+#              quiet (under 10 % busy) [30]
 #   RATE       messages per second in latency runs [1000]
 #   LATENCY_SECONDS  how long a latency run sends [3]
 #   DURATION   upper bound on one run, in seconds [30]
@@ -187,9 +187,11 @@ start_rabbitmq() {
   HOME=$base/home timeout 60 /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q ping >/dev/null
 }
 
-# Waits until the machine is quiet (under 10 % busy over one second), at most SETTLE_SECONDS:
-# a peer that answers on its port may still be starting (RabbitMQ's boot goes on for seconds
-# after its port opens), and the first runs would share the cores with it.
+# Waits until the machine is quiet (under 10 % busy over one second), at most SETTLE_SECONDS,
+# before each system's runs: a peer that answers on its port may still be starting
+# (RabbitMQ's boot goes on after its port opens), and a broker that just took half a million
+# persistent messages may still be writing them out (RabbitMQ's message store); the next
+# system's runs would share the cores with it.
 settle() {
   local waited=0 before after busy
   while [ "$waited" -lt "$SETTLE_SECONDS" ]; do
@@ -299,7 +301,6 @@ if wants omnibus-http || wants omnibus-kafka || wants omnibus-nats || wants omni
 if wants redis; then start_redis; fi
 if wants nats || wants jetstream; then start_nats; fi
 if wants rabbitmq; then start_rabbitmq; fi
-settle
 
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
@@ -307,6 +308,7 @@ FAILED=0
 for workload in $WORKLOADS; do
   for size in $SIZES; do
     for system in $SYSTEMS; do
+      settle
       # shellcheck disable=SC2046 # the flag lists are meant to split into words
       if ! "$BENCH" run $(system_flags "$system") $(workload_flags "$workload") \
         --size "$size" --runs "$RUNS" --duration "$DURATION" \
