@@ -51,7 +51,8 @@
 # temporary data folder and ports no system service uses (Redis 16379, NATS 14222, RabbitMQ
 # 15673 with its own epmd on 14369 and distribution port 25673); builds and starts Omnibus
 # (release) on ports the kernel picks, read back from <data dir>/listeners.json; runs the
-# matrix with target/release/omnibus-bench; writes the report; stops everything on exit,
+# matrix with target/release/omnibus-bench, each system's runs with the other brokers paused
+# (SIGSTOP) and the machine quiet; writes the report; stops everything on exit,
 # failure included. Durability as configured here:
 #   omnibus-http, omnibus-kafka  fsync before every acknowledgement (stream fsync=always;
 #                                queue completions as COMPLETIONS)
@@ -97,10 +98,18 @@ EPMD_PORT=14369
 
 WORK=$(mktemp -d /tmp/bench-peers.XXXXXX)
 PIDS=()
+# The process of each broker (omnibus, redis, nats, rabbitmq: RabbitMQ's Erlang VM, not its
+# wrapper script), paused while another system is measured.
+declare -A BROKER_PID=()
+PAUSABLE=()
 STARTED_EPMD=0
 
 cleanup() {
   local status=$?
+  # A paused broker must run again to handle its SIGTERM.
+  for pid in "${PAUSABLE[@]}"; do
+    kill -CONT "$pid" 2>/dev/null || true
+  done
   for pid in "${PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
@@ -153,6 +162,7 @@ start_redis() {
     --appendonly yes --appendfsync "${REDIS_FSYNC}" --save "" --daemonize no \
     --logfile "$WORK/redis/redis.log" &
   PIDS+=($!)
+  BROKER_PID[redis]=$!
   wait_for_port "$REDIS_PORT" 20 redis
 }
 
@@ -160,6 +170,7 @@ start_nats() {
   mkdir -p "$WORK/nats"
   nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/nats" -l "$WORK/nats/nats.log" &
   PIDS+=($!)
+  BROKER_PID[nats]=$!
   wait_for_port "$NATS_PORT" 20 nats-server
 }
 
@@ -185,15 +196,49 @@ start_rabbitmq() {
   wait_for_port "$RABBITMQ_PORT" 120 rabbitmq-server
   # The /usr/sbin wrapper would run it as the rabbitmq user, with another Erlang cookie.
   HOME=$base/home timeout 60 /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q ping >/dev/null
+  BROKER_PID[rabbitmq]=$(cat "$RABBITMQ_PID_FILE" 2>/dev/null \
+    || pgrep -n -f "beam.smp.*$RABBITMQ_NODENAME" || true)
+}
+
+# The broker a system's runs go to.
+broker_of() {
+  case $1 in
+    omnibus-*) echo omnibus ;;
+    nats | jetstream) echo nats ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# Lets only the broker of system $1 run: the others are paused (SIGSTOP) for its runs. An
+# idle broker beside the measured one is not idle on two cores: RabbitMQ's Erlang schedulers
+# spin while waiting for work, and timers wake the others; measured, that cost Omnibus's
+# AMQP publish 100 B about 40 % of its rate. Each system is measured with the machine to
+# itself, the others resumed afterwards as they were.
+only_running() {
+  local wanted broker
+  wanted=$(broker_of "$1")
+  PAUSABLE=()
+  for broker in "${!BROKER_PID[@]}"; do
+    [ -n "${BROKER_PID[$broker]}" ] || continue
+    PAUSABLE+=("${BROKER_PID[$broker]}")
+    if [ "$broker" = "$wanted" ]; then
+      kill -CONT "${BROKER_PID[$broker]}" 2>/dev/null || true
+    else
+      kill -STOP "${BROKER_PID[$broker]}" 2>/dev/null || true
+    fi
+  done
 }
 
 # Waits until the machine is quiet (under 10 % busy over one second), at most SETTLE_SECONDS,
 # before each system's runs: a peer that answers on its port may still be starting
 # (RabbitMQ's boot goes on after its port opens), and a broker that just took half a million
 # persistent messages may still be writing them out (RabbitMQ's message store); the next
-# system's runs would share the cores with it.
+# system's runs would share the cores and the disk with it.
 settle() {
   local waited=0 before after busy
+  # What the last system wrote and did not fsync (RabbitMQ's message store writes lazily)
+  # would otherwise be written back during the next system's fsyncs.
+  sync
   while [ "$waited" -lt "$SETTLE_SECONDS" ]; do
     before=$(head -1 /proc/stat)
     sleep 1
@@ -217,6 +262,7 @@ start_omnibus() {
     --redis-listen 127.0.0.1:0 \
     2>"$WORK/omnibus.log" &
   PIDS+=($!)
+  BROKER_PID[omnibus]=$!
   for _ in $(seq 300); do
     [ -s "$WORK/omnibus/listeners.json" ] && break
     sleep 0.1
@@ -308,6 +354,7 @@ FAILED=0
 for workload in $WORKLOADS; do
   for size in $SIZES; do
     for system in $SYSTEMS; do
+      only_running "$system"
       settle
       # shellcheck disable=SC2046 # the flag lists are meant to split into words
       if ! "$BENCH" run $(system_flags "$system") $(workload_flags "$workload") \
