@@ -351,18 +351,23 @@ if wants rabbitmq; then start_rabbitmq; fi
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 FAILED=0
+# Runs alternate between the systems (run 1 of each, then run 2 of each…), so that what
+# drifts during a pass (the virtual disk slows down after a few GB written) weighs on every
+# system alike rather than on whichever runs last.
 for workload in $WORKLOADS; do
   for size in $SIZES; do
-    for system in $SYSTEMS; do
-      only_running "$system"
-      settle
-      # shellcheck disable=SC2046 # the flag lists are meant to split into words
-      if ! "$BENCH" run $(system_flags "$system") $(workload_flags "$workload") \
-        --size "$size" --runs "$RUNS" --duration "$DURATION" \
-        --durability "$(durability "$system" "$workload")" --json "$RESULTS"; then
-        echo "FAILED: $system $workload $size B" >&2
-        FAILED=1
-      fi
+    for run in $(seq "$RUNS"); do
+      for system in $SYSTEMS; do
+        only_running "$system"
+        settle
+        # shellcheck disable=SC2046 # the flag lists are meant to split into words
+        if ! "$BENCH" run $(system_flags "$system") $(workload_flags "$workload") \
+          --size "$size" --runs 1 --duration "$DURATION" \
+          --durability "$(durability "$system" "$workload")" --json "$RESULTS"; then
+          echo "FAILED: $system $workload $size B (run $run)" >&2
+          FAILED=1
+        fi
+      done
     done
   done
 done
