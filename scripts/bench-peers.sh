@@ -24,7 +24,8 @@
 #              key-value (not in the default list): Redis strings, SET and GET alternating,
 #              PRODUCERS connections × IN_FLIGHT commands (redis, omnibus-redis)
 #   SIZES      payload bytes, space-separated [100 1024]
-#   RUNS       repetitions of each cell; the report takes the median [1]
+#   RUNS       repetitions of each cell, alternating between the systems; the report takes
+#              the median [1]
 #   MESSAGES   messages per publish, consume or request-reply run [100000]
 #   JOBS       jobs per one-at-a-time jobs run [5000]
 #   ENQUEUE    jobs per enqueue run: Omnibus HTTP, requests of 1,000, 4 in flight per producer [1000000]
