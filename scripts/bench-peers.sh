@@ -15,7 +15,7 @@
 #              jobs-one-pipelined
 #              fan-out routing [all]; jobs-one-chained (finish a job and take the next in one
 #              request) is Omnibus HTTP's one-round-trip-per-job loop, what `omnibus worker`
-#              does; jobs-one-pipelined (not in the default list, Omnibus HTTP only) is the
+#              does; jobs-one-pipelined (not in the default list; Omnibus HTTP and Redis) is the
 #              same with the next jobs in hand: WORKER_PREFETCH such requests in flight per
 #              worker, each on a connection of its own, so a completion's fsync overlaps the
 #              next job; fan-out and routing are core NATS only (nats, omnibus-nats): messages

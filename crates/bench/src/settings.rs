@@ -102,7 +102,8 @@ pub enum JobMode {
     /// requests in flight, each on a connection of its own, so the completion of the job it
     /// just finished is committed while it works the next. A worker still works one job at a
     /// time, and every completion still gets its own answer; it just does not wait for that
-    /// answer before starting a job it already holds (Omnibus HTTP only).
+    /// answer before starting a job it already holds (Omnibus HTTP; Redis: a connection per
+    /// job held, each with `XREADGROUP COUNT 1` + `XACK`).
     OnePipelined,
     /// Take up to 100, finish them with one request (or one multiple-ack).
     Batched,

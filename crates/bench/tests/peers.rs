@@ -74,7 +74,12 @@ fn start(binary: &str, arguments: impl Fn(u16, &str) -> Vec<String>) -> Option<P
 }
 
 async fn run_jobs_and_publish(system: System, address: &str) {
-    for mode in [JobMode::One, JobMode::Batched] {
+    let mut modes = vec![JobMode::One, JobMode::Batched];
+    if system == System::Redis {
+        // A worker holding several jobs, a connection for each.
+        modes.push(JobMode::OnePipelined);
+    }
+    for mode in modes {
         let mut settings = Settings::new(system, Workload::Jobs);
         settings.address = Some(address.to_string());
         settings.mode = mode;

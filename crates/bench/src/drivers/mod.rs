@@ -65,16 +65,22 @@ impl Context {
 /// Runs the context's workload on its system.
 pub async fn run(context: &Context) -> Result<Measurement> {
     context.settings.validate()?;
-    let chained = context.settings.workload == crate::settings::Workload::Jobs
-        && matches!(
-            context.settings.mode,
-            crate::settings::JobMode::OneChained | crate::settings::JobMode::OnePipelined
-        );
-    if chained && context.settings.system != System::OmnibusHttp {
+    let jobs = context.settings.workload == crate::settings::Workload::Jobs;
+    let mode = context.settings.mode;
+    let system = context.settings.system;
+    if jobs && mode == crate::settings::JobMode::OneChained && system != System::OmnibusHttp {
         return Err(not_supported(
             context,
-            "one-chained and one-pipelined need a call that finishes a job and takes the next \
-             (Omnibus HTTP only)",
+            "one-chained needs a call that finishes a job and takes the next (Omnibus HTTP only)",
+        ));
+    }
+    if jobs
+        && mode == crate::settings::JobMode::OnePipelined
+        && !matches!(system, System::OmnibusHttp | System::Redis)
+    {
+        return Err(not_supported(
+            context,
+            "one-pipelined is built for Omnibus HTTP and Redis only",
         ));
     }
     match context.settings.system {

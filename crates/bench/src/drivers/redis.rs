@@ -10,7 +10,8 @@
 //! - latency: `XADD` at `--rate`; a reader blocks in `XREAD` on the stream.
 //! - jobs: the jobs are stream entries read by a consumer group, each worker on its own
 //!   connection: `one` = `XREADGROUP COUNT 1` + `XACK`; `batched` = `XREADGROUP COUNT 100` +
-//!   one `XACK` with every id.
+//!   one `XACK` with every id; `one-pipelined` = `one` on `--worker-prefetch` connections per
+//!   worker (one consumer), each with its own read in flight.
 //! - key-value: strings, `--producers` connections each with `--in-flight` commands in flight,
 //!   alternating `SET k v` and `GET k` over 1,000 keys per producer (every GET must find its
 //!   value); each command counts as one message.
@@ -28,7 +29,7 @@ use tokio::task::JoinSet;
 use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
-use crate::settings::Workload;
+use crate::settings::{JobMode, Workload};
 
 /// The field each entry's payload is stored under.
 const FIELD: &str = "p";
@@ -296,25 +297,47 @@ async fn jobs(context: &Context) -> Result<Measurement> {
         settings.size,
     )
     .await?;
+    // A pipelined worker (one consumer) has a connection per job it holds, each reading and
+    // acknowledging one entry at a time: the same shape as Omnibus's lanes.
+    let lanes = if settings.mode == JobMode::OnePipelined {
+        usize::from(settings.worker_prefetch)
+    } else {
+        1
+    };
     let mut workers = Vec::new();
     for index in 0..settings.workers {
-        workers.push((connect(context).await?, format!("worker-{index}")));
+        let mut connections = Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            connections.push(connect(context).await?);
+        }
+        workers.push((connections, format!("worker-{index}")));
     }
     let batch = settings.mode.batch();
     drain(
         context,
         settings.jobs,
         workers,
-        |(mut connection, worker), budget: Arc<Budget>| {
+        |(connections, worker), budget: Arc<Budget>| {
             let key = key.clone();
             async move {
-                let mut last_finished = None;
-                while keep_working(&budget) {
-                    let count = read_and_acknowledge(&mut connection, &key, &worker, batch).await?;
-                    if count > 0 {
-                        budget.finish(count);
-                        last_finished = Some(Instant::now());
+                let lanes = connections.into_iter().map(|mut connection| {
+                    let (key, worker, budget) = (key.clone(), worker.clone(), budget.clone());
+                    async move {
+                        let mut last_finished = None;
+                        while keep_working(&budget) {
+                            let count =
+                                read_and_acknowledge(&mut connection, &key, &worker, batch).await?;
+                            if count > 0 {
+                                budget.finish(count);
+                                last_finished = Some(Instant::now());
+                            }
+                        }
+                        Ok::<_, BenchError>(last_finished)
                     }
+                });
+                let mut last_finished = None;
+                for finished in futures_util::future::join_all(lanes).await {
+                    last_finished = last_finished.max(finished?);
                 }
                 Ok(last_finished)
             }
