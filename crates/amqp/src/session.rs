@@ -20,7 +20,7 @@ use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::connection::{self, AMQPMethod};
 use amq_protocol::protocol::{basic, AMQPClass};
 use bytes::{Buf, BytesMut};
-use omnibus_types::ReadRoom;
+use omnibus_types::read_room::{ReadRoom, READ_ROOM_MIN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -49,7 +49,7 @@ pub(crate) async fn run(
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), AmqpError> {
     let (mut reader, mut writer) = stream.into_split();
-    let mut input = BytesMut::with_capacity(ReadRoom::new().get());
+    let mut input = BytesMut::with_capacity(READ_ROOM_MIN);
     // The protocol header, within the handshake timeout.
     let handshake_timeout = shared.config.handshake_timeout;
     let header = tokio::time::timeout(handshake_timeout, async {

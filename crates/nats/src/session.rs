@@ -48,9 +48,9 @@ pub(crate) async fn run(
     let (mut reader, mut writer) = stream.into_split();
     let mut connection = Connection::new(shared.clone(), client_id);
     write_info(&mut connection, peer);
-    let mut input = BytesMut::with_capacity(ReadRoom::new().get());
     // A publisher's pipeline, read in bigger pieces, is stored in bigger batches.
     let mut room = ReadRoom::new();
+    let mut input = BytesMut::with_capacity(room.get());
     let mut deliveries: Vec<Delivery> = Vec::new();
     let interval = shared.config.ping_interval.max(Duration::from_millis(10));
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);

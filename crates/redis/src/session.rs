@@ -134,9 +134,9 @@ pub(crate) async fn run(
         subscriptions: Subscriptions::new(shared_pubsub),
     };
     let mut deliveries = Vec::new();
-    let mut input = BytesMut::with_capacity(ReadRoom::new().get());
     // A pipeline, read in bigger pieces, is appended in bigger batches.
     let mut room = ReadRoom::new();
+    let mut input = BytesMut::with_capacity(room.get());
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut pending = Pending::default();
     let bytes_max = session.shared.config.pending_reply_bytes_max;

@@ -563,6 +563,17 @@ impl Worker {
         Ok(answer.next)
     }
 
+    /// A worker's next request: finishes `held` and takes up to `batch` ready jobs in the same
+    /// request, or (holding nothing) long-polls for up to `batch`. Returns the jobs leased and
+    /// how many were finished.
+    async fn step(&mut self, held: &[Leased], batch: usize) -> Result<(Vec<Leased>, u64)> {
+        if held.is_empty() {
+            return Ok((self.fetch(batch).await?, 0));
+        }
+        let next = self.complete_and_fetch(held, batch).await?;
+        Ok((next, held.len() as u64))
+    }
+
     /// Completes one job on its own (`jobs/{id}/complete`, answered 204).
     async fn complete(&mut self, job: &Leased) -> Result<()> {
         let path = format!(
@@ -599,10 +610,9 @@ async fn work_one_chained(worker: Worker, budget: Arc<Budget>) -> Result<Option<
 type LaneAnswer = (Worker, Vec<Leased>, u64);
 
 /// One job at a time, `--worker-prefetch` jobs held (`one-pipelined`): the worker's lanes
-/// (connections, one per job held) each
-/// carry one request, and the worker takes their answers in the order it sent them. For each
-/// answer it works the job that came back (here: nothing to do) and sends that lane's next
-/// request at once: complete-and-fetch-next, or a long-polling fetch when it holds nothing.
+/// (connections, one per job held) each carry one request, and the worker takes their
+/// answers in the order it sent them. For each answer it works the job that came back (here:
+/// nothing to do) and sends that lane's next request at once ([`Worker::step`]).
 /// So while one lane's completion waits for its fsync, the worker already holds the other
 /// lane's job, and every completion still gets its own durable answer before the worker
 /// counts it.
@@ -633,15 +643,10 @@ async fn work_one_pipelined(lanes: Vec<Worker>, budget: Arc<Budget>) -> Result<O
     Ok(last_finished)
 }
 
-/// One lane's next request: finishes `held` and takes the next job, or (holding nothing)
-/// long-polls for one.
+/// One lane's next request ([`Worker::step`] for one job), handing the lane back.
 async fn lane_request(mut lane: Worker, held: Vec<Leased>) -> Result<LaneAnswer> {
-    if held.is_empty() {
-        let leased = lane.fetch(1).await?;
-        return Ok((lane, leased, 0));
-    }
-    let next = lane.complete_and_fetch(&held, 1).await?;
-    Ok((lane, next, held.len() as u64))
+    let (leased, completed) = lane.step(&held, 1).await?;
+    Ok((lane, leased, completed))
 }
 
 /// Up to `batch` jobs at a time: each batch's completions take the next batch in the same
@@ -655,14 +660,12 @@ async fn work_batched(
     let mut last_finished = None;
     let mut held: Vec<Leased> = Vec::new();
     while keep_working(&budget) {
-        if held.is_empty() {
-            held = worker.fetch(batch).await?;
-            continue;
+        let (leased, completed) = worker.step(&held, batch).await?;
+        if completed > 0 {
+            budget.finish(completed);
+            last_finished = Some(Instant::now());
         }
-        let next = worker.complete_and_fetch(&held, batch).await?;
-        budget.finish(held.len() as u64);
-        last_finished = Some(Instant::now());
-        held = next;
+        held = leased;
     }
     Ok(last_finished)
 }
