@@ -37,6 +37,9 @@
 #   IN_FLIGHT  sends in flight per producer [32]
 #   PREFETCH   consume workload, rabbitmq driver (rabbitmq, omnibus-amqp): basic.qos prefetch [100]
 #   ACKS       consume workload, rabbitmq driver: multiple (one ack per batch) or each [multiple]
+#   CLIENT     publish workload, rabbitmq and redis drivers: lean (the harness's own client,
+#              a fraction of the library's CPU per message) or library (lapin, the redis
+#              crate) [lean]
 #   WORKER_PREFETCH jobs-one-pipelined: jobs each worker holds, one request in flight each [4]
 #   SETTLE_SECONDS  before each system's runs, wait up to this long for the machine to be
 #              quiet (under 10 % busy) [30]
@@ -89,6 +92,7 @@ LATENCY_SECONDS=${LATENCY_SECONDS:-3}
 DURATION=${DURATION:-30}
 REDIS_FSYNC=${REDIS_FSYNC:-everysec}
 COMPLETIONS=${COMPLETIONS:-fsync}
+CLIENT=${CLIENT:-lean}
 OUT=${OUT:-$ROOT/target/bench-peers/$(date -u +%Y%m%dT%H%M%SZ)}
 
 REDIS_PORT=16379
@@ -322,7 +326,7 @@ durability() {
 
 workload_flags() {
   case $1 in
-    publish) echo "--workload publish --producers $PRODUCERS --in-flight $IN_FLIGHT --messages $MESSAGES" ;;
+    publish) echo "--workload publish --producers $PRODUCERS --in-flight $IN_FLIGHT --messages $MESSAGES --client $CLIENT" ;;
     consume) echo "--workload consume --producers $PRODUCERS --messages $MESSAGES --prefetch $PREFETCH --acks $ACKS" ;;
     latency) echo "--workload latency --rate $RATE --messages $((RATE * LATENCY_SECONDS))" ;;
     request-reply) echo "--workload request-reply --producers $PRODUCERS --in-flight $IN_FLIGHT --messages $MESSAGES" ;;

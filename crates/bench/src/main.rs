@@ -25,7 +25,7 @@ enum Command {
     /// Run one workload against one system, `--runs` times.
     Run {
         #[command(flatten)]
-        settings: Settings,
+        settings: Box<Settings>,
         /// Repetitions of the run; the report takes their median.
         #[arg(long, default_value_t = 3)]
         runs: usize,

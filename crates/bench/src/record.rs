@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::load::Measurement;
-use crate::settings::{Settings, Workload};
+use crate::settings::{Client, Settings, Workload};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -64,6 +64,8 @@ impl RunRecord {
                 ))
             } else if jobs {
                 Some(settings.mode.name().to_string())
+            } else if Client::applies_to(settings.system, settings.workload) {
+                Some(settings.client.describe(settings.system).to_string())
             } else if consume_with_prefetch {
                 Some(format!(
                     "prefetch {}, ack {}",

@@ -147,6 +147,42 @@ impl AckMode {
     }
 }
 
+/// The client of the publish workload, for the drivers that have a lean one of their own
+/// (rabbitmq, redis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Client {
+    /// The harness's own client (`drivers/rabbitmq/publisher.rs`, `drivers/redis/appender.rs`):
+    /// the same commands as the library sends, at a fraction of its CPU, so the client takes
+    /// less of the machine the broker runs on.
+    Lean,
+    /// The driver's client library: lapin (rabbitmq), the redis crate (redis).
+    Library,
+}
+
+impl Client {
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::Lean => "lean",
+            Client::Library => "library",
+        }
+    }
+
+    /// Whether `system`'s driver publishes with this choice (the others have one client).
+    pub fn applies_to(system: System, workload: Workload) -> bool {
+        workload == Workload::Publish && matches!(system, System::Rabbitmq | System::Redis)
+    }
+
+    /// How a record names the client that `system`'s driver used.
+    pub fn describe(self, system: System) -> &'static str {
+        match (self, system) {
+            (Client::Lean, _) => "lean client",
+            (Client::Library, System::Rabbitmq) => "lapin client",
+            (Client::Library, System::Redis) => "redis crate client",
+            (Client::Library, _) => "library client",
+        }
+    }
+}
+
 /// Largest payload the harness builds; a typo such as `--size 1000000000` fails fast.
 pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
 /// Fan-out subscribers at most (each is a connection).
@@ -208,6 +244,10 @@ pub struct Settings {
     /// How a consume-workload consumer acknowledges (rabbitmq driver).
     #[arg(long, value_enum, default_value_t = AckMode::Multiple)]
     pub acks: AckMode,
+    /// The client of the publish workload on the rabbitmq and redis drivers: the harness's
+    /// own lean one, or the library (lapin, the redis crate).
+    #[arg(long, value_enum, default_value_t = Client::Lean)]
+    pub client: Client,
     /// Messages per second for the latency workload (all senders together).
     #[arg(long, default_value_t = 1_000)]
     pub rate: u64,
@@ -253,6 +293,7 @@ impl Settings {
             worker_prefetch: 4,
             prefetch: 100,
             acks: AckMode::Multiple,
+            client: Client::Lean,
             rate: 1_000,
             messages: 100_000,
             duration: 10.0,

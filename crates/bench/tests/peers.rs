@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use omnibus_bench::drivers::{self, Context};
-use omnibus_bench::settings::{JobMode, Settings, System, Workload};
+use omnibus_bench::settings::{Client, JobMode, Settings, System, Workload};
 
 /// A server process, killed when dropped.
 struct Peer {
@@ -93,19 +93,28 @@ async fn run_jobs_and_publish(system: System, address: &str) {
             "{system:?} {mode:?}: {measurement:?}"
         );
     }
-    let mut settings = Settings::new(system, Workload::Publish);
-    settings.address = Some(address.to_string());
-    settings.messages = 500;
-    settings.duration = 5.0;
-    let context = Context::new(settings, ProgressBar::hidden());
-    let measurement = drivers::run(&context)
-        .await
-        .expect("the publish run succeeds");
-    assert_eq!(measurement.operations, 500, "{system:?}: {measurement:?}");
-    assert_eq!(
-        measurement.latency.map(|latencies| latencies.len()),
-        Some(500)
-    );
+    // Redis publishes with both clients: the harness's lean one and the redis crate.
+    let clients: &[Client] = if system == System::Redis {
+        &[Client::Lean, Client::Library]
+    } else {
+        &[Client::Lean]
+    };
+    for client in clients {
+        let mut settings = Settings::new(system, Workload::Publish);
+        settings.address = Some(address.to_string());
+        settings.messages = 500;
+        settings.duration = 5.0;
+        settings.client = *client;
+        let context = Context::new(settings, ProgressBar::hidden());
+        let measurement = drivers::run(&context)
+            .await
+            .expect("the publish run succeeds");
+        assert_eq!(measurement.operations, 500, "{system:?}: {measurement:?}");
+        assert_eq!(
+            measurement.latency.map(|latencies| latencies.len()),
+            Some(500)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

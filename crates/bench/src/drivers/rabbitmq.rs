@@ -2,7 +2,8 @@
 //! persistent messages (delivery mode 2), publisher confirms.
 //!
 //! - publish: each producer has its own connection and a channel in confirm mode, with
-//!   `--in-flight` publishes awaiting their confirm. A confirm for a persistent message on a
+//!   `--in-flight` publishes awaiting their confirm; on the harness's own lean publisher
+//!   (`publisher.rs`, `--client lean`, the default) or on lapin (`--client library`). A confirm for a persistent message on a
 //!   durable queue comes once the message is written to disk (RabbitMQ batches those fsyncs).
 //! - consume: a queue pre-filled with `--messages` (not timed), then `--producers` consumers
 //!   with `--prefetch` (100) and manual acks: `--acks multiple` sends one `multiple` ack for
@@ -29,8 +30,9 @@ use tokio::task::JoinSet;
 use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
-use crate::settings::{AckMode, Workload};
+use crate::settings::{AckMode, Client, Workload};
 
+mod publisher;
 mod request_reply;
 
 /// Publishes awaiting their confirms at once when filling a queue.
@@ -127,6 +129,45 @@ async fn publish_confirmed(channel: &Channel, queue: &str, payload: &[u8]) -> Re
 }
 
 async fn publish(context: &Context) -> Result<Measurement> {
+    match context.settings.client {
+        Client::Lean => publish_lean(context).await,
+        Client::Library => publish_lapin(context).await,
+    }
+}
+
+/// The publish workload on the harness's own publisher: one connection per producer, each
+/// with `--in-flight` unconfirmed publishes.
+async fn publish_lean(context: &Context) -> Result<Measurement> {
+    let settings = &context.settings;
+    let queue = context.name("publish");
+    let address = settings.address();
+    let mut publishers = Vec::new();
+    for _ in 0..settings.producers {
+        publishers.push(publisher::Publisher::connect(&address).await?);
+    }
+    publishers[0].declare_durable(&queue).await?;
+    let payload = Arc::new(load::payload(settings.size));
+    let budget = context.budget(settings.messages);
+    let started = Instant::now();
+    let mut producers = JoinSet::new();
+    for mut publisher in publishers {
+        let (budget, queue, payload) = (budget.clone(), queue.clone(), payload.clone());
+        let window = settings.in_flight;
+        producers.spawn(async move {
+            let latencies = publisher
+                .publish_window(&budget, window, &queue, &payload)
+                .await?;
+            publisher.close().await;
+            Ok(latencies)
+        });
+    }
+    let latencies = join_histograms(producers).await?;
+    let mut result = measurement(&budget, started.elapsed(), None);
+    result.latency = Some(latencies);
+    Ok(result)
+}
+
+async fn publish_lapin(context: &Context) -> Result<Measurement> {
     let settings = &context.settings;
     let queue = context.name("publish");
     let mut sessions = Vec::new();

@@ -1,7 +1,8 @@
 //! Redis Streams.
 //!
-//! - publish: `XADD` on a multiplexed connection per producer, `--in-flight` commands
-//!   pipelined. Redis acknowledges once the entry is in memory and in the AOF buffer; how
+//! - publish: `XADD` on a connection per producer, `--in-flight` commands pipelined: on the
+//!   harness's own client (`redis/appender.rs`, `--client lean`, the default) or on the redis
+//!   crate's multiplexed connection (`--client library`). Redis acknowledges once the entry is in memory and in the AOF buffer; how
 //!   often the AOF is fsynced is the server's `appendfsync` (the harness script sets
 //!   `everysec`), so record it with `--durability`.
 //! - consume: a stream pre-filled with `--messages` entries, then `--producers` consumers in
@@ -30,6 +31,8 @@ use super::{drain, join_histograms, keep_working, measurement, not_supported, Co
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
 use crate::settings::{JobMode, Workload};
+
+mod appender;
 
 /// The field each entry's payload is stored under.
 const FIELD: &str = "p";
@@ -130,6 +133,42 @@ async fn key_value(context: &Context) -> Result<Measurement> {
 }
 
 async fn publish(context: &Context) -> Result<Measurement> {
+    match context.settings.client {
+        crate::settings::Client::Lean => publish_lean(context).await,
+        crate::settings::Client::Library => publish_library(context).await,
+    }
+}
+
+/// The publish workload on the harness's own pipelining client: one connection per producer,
+/// each with `--in-flight` XADDs awaiting their reply.
+async fn publish_lean(context: &Context) -> Result<Measurement> {
+    let settings = &context.settings;
+    let key = context.name("publish");
+    let address = settings.address();
+    let mut appenders = Vec::new();
+    for _ in 0..settings.producers {
+        appenders.push(appender::Appender::connect(&address).await?);
+    }
+    let payload = Arc::new(load::payload(settings.size));
+    let budget = context.budget(settings.messages);
+    let started = Instant::now();
+    let mut producers = JoinSet::new();
+    for mut appender in appenders {
+        let (budget, key, payload) = (budget.clone(), key.clone(), payload.clone());
+        let window = settings.in_flight;
+        producers.spawn(async move {
+            appender
+                .append_window(&budget, window, &key, FIELD, &payload)
+                .await
+        });
+    }
+    let latencies = join_histograms(producers).await?;
+    let mut result = measurement(&budget, started.elapsed(), None);
+    result.latency = Some(latencies);
+    Ok(result)
+}
+
+async fn publish_library(context: &Context) -> Result<Measurement> {
     let settings = &context.settings;
     let key = context.name("publish");
     let payload = Arc::new(load::payload(settings.size));

@@ -34,6 +34,10 @@ const INLINE_BYTES_MAX: usize = 64 * 1024;
 /// How many groups one appender writes inline before handing the rest to a blocking thread.
 const INLINE_GROUPS_MAX: usize = 4;
 
+/// An fsynced partition's writes smaller than this get zeros written ahead of them
+/// (`Segment::preallocate`); larger ones extend the file themselves (`write_to`).
+pub(crate) const PREALLOCATE_WRITES_BELOW: usize = 16 * 1024;
+
 /// Offsets given to an acknowledged append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -316,8 +320,16 @@ impl PartitionLog {
     }
 
     /// Writes `buffer` at the end of `active`. A partition that is fsynced first has the
-    /// file extended with zeros ahead of the write (`Segment::preallocate`), so the fsync
-    /// that follows writes data alone; one that is never fsynced has no fsync to spare.
+    /// file extended with zeros ahead of a small write (`Segment::preallocate`), so the
+    /// fsync that follows writes data alone; one that is never fsynced has no fsync to spare.
+    ///
+    /// A write of [`PREALLOCATE_WRITES_BELOW`] or more extends the file itself. Every zero
+    /// written ahead reaches the disk once before the data overwrites it, so preallocating
+    /// doubles the bytes a partition writes; that is worth ~100 µs saved per fsync while the
+    /// fsyncs are many and small (latency-bound work), and not once a group carries 16 KiB
+    /// or more, which with group commit means at least that much arrived during one fsync
+    /// (throughput-bound work): there the doubled bytes are what a disk with a bandwidth cap
+    /// runs out of first (docs/storage.md, "Preallocated segments").
     fn write_to(
         &self,
         active: &Segment,
@@ -325,7 +337,7 @@ impl PartitionLog {
         headers: &[(usize, BatchHeader)],
         now: i64,
     ) -> Result<()> {
-        if self.config.fsync != FsyncPolicy::Never {
+        if self.config.fsync != FsyncPolicy::Never && buffer.len() < PREALLOCATE_WRITES_BELOW {
             let end = active.written_bytes() + buffer.len() as u64;
             active.preallocate(end, self.config.segment_bytes);
         }

@@ -290,3 +290,35 @@ fn closed_segments_end_at_their_last_batch_and_unsynced_partitions_write_no_zero
     let never_file = read_file(io.as_ref(), &Path::new("/never").join(SEGMENT));
     assert_eq!(never_file.len() as u64, unsynced.status().size_bytes);
 }
+
+#[test]
+fn large_group_writes_extend_the_file_without_zeros_ahead() {
+    // Zeros ahead double the bytes reaching the disk; a write of 16 KiB or more carries
+    // enough data per fsync that it extends the file itself instead.
+    let rt = runtime();
+    let io: Arc<dyn Io> = Arc::new(MemoryIo::new());
+    let log = PartitionLog::open(io.clone(), Path::new("/large"), LogConfig::default()).unwrap();
+    let segment = Path::new("/large").join(SEGMENT);
+    let large = "v".repeat(crate::partition::append::PREALLOCATE_WRITES_BELOW);
+    rt.block_on(log.append(batch(&[&large]))).unwrap();
+    let written = log.status().size_bytes;
+    assert_eq!(
+        read_file(io.as_ref(), &segment).len() as u64,
+        written,
+        "no zeros after a large write"
+    );
+    // A small write after it gets zeros ahead again, and both read back after a reopen.
+    rt.block_on(log.append(batch(&["small"]))).unwrap();
+    let written = log.status().size_bytes;
+    let on_disk = read_file(io.as_ref(), &segment);
+    assert!(
+        on_disk.len() as u64 > written,
+        "zeros ahead of a small write"
+    );
+    assert!(on_disk[written as usize..].iter().all(|byte| *byte == 0));
+    drop(log);
+    let reopened =
+        PartitionLog::open(io.clone(), Path::new("/large"), LogConfig::default()).unwrap();
+    assert_eq!(reopened.high_watermark(), 2);
+    assert_eq!(read_values(&reopened, 1), vec!["small"]);
+}
