@@ -219,7 +219,7 @@ impl Publisher {
             if unconfirmed == 0 {
                 return Ok(latencies);
             }
-            let frame = match tokio::time::timeout_at(patience.into(), self.next_frame()).await {
+            let first = match tokio::time::timeout_at(patience.into(), self.next_frame()).await {
                 Ok(frame) => frame?,
                 Err(_) => {
                     return Err(BenchError::Incomplete(format!(
@@ -227,57 +227,72 @@ impl Publisher {
                     )))
                 }
             };
-            let (tag, multiple) = match frame {
-                AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))) => {
-                    (ack.delivery_tag, ack.multiple)
-                }
-                AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Nack(_))) => {
-                    return Err(BenchError::Broker {
-                        system: "rabbitmq",
-                        status: "nack".into(),
-                        body: "the broker refused a publish".into(),
-                    })
-                }
-                AMQPFrame::Heartbeat => continue,
-                other => return Err(unexpected("basic.ack", &other)),
-            };
-            let last = first_tag + sent.len() as u64;
-            if tag < first_tag || tag >= last {
-                // Already confirmed (a `multiple` ack covered it) or never sent.
-                if tag >= last {
-                    return Err(BenchError::Incomplete(format!(
-                        "a confirm for delivery tag {tag}, beyond the {} sent",
-                        last - 1
-                    )));
-                }
-                continue;
+            // Every confirm already read is taken before the window is refilled, so the next
+            // write carries all the messages they made room for.
+            let mut frame = Some(first);
+            while let Some(this) = frame.take() {
+                let finished = Self::confirm(this, &mut sent, &mut first_tag, &mut latencies)?;
+                unconfirmed -= finished as usize;
+                budget.finish(finished);
+                frame = self.take_frame()?;
             }
-            let now = Instant::now();
-            let confirmed = if multiple {
-                (tag - first_tag + 1) as usize
-            } else {
-                0
-            };
-            let mut finished = 0u64;
-            for slot in sent.iter_mut().take(confirmed) {
-                if let Some(at) = slot.take() {
-                    load::record(&mut latencies, now - at);
-                    finished += 1;
-                }
-            }
-            if !multiple {
-                if let Some(at) = sent[(tag - first_tag) as usize].take() {
-                    load::record(&mut latencies, now - at);
-                    finished += 1;
-                }
-            }
-            while let Some(None) = sent.front() {
-                sent.pop_front();
-                first_tag += 1;
-            }
-            unconfirmed -= finished as usize;
-            budget.finish(finished);
         }
+    }
+
+    /// Takes a confirm off the unconfirmed messages (`sent`, the first with delivery tag
+    /// `first_tag`), recording each confirmed message's latency; returns how many it
+    /// confirmed. A nack or any other method is an error.
+    fn confirm(
+        frame: AMQPFrame,
+        sent: &mut VecDeque<Option<Instant>>,
+        first_tag: &mut u64,
+        latencies: &mut Histogram<u64>,
+    ) -> Result<u64> {
+        let (tag, multiple) = match frame {
+            AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))) => {
+                (ack.delivery_tag, ack.multiple)
+            }
+            AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Nack(_))) => {
+                return Err(BenchError::Broker {
+                    system: "rabbitmq",
+                    status: "nack".into(),
+                    body: "the broker refused a publish".into(),
+                })
+            }
+            AMQPFrame::Heartbeat => return Ok(0),
+            other => return Err(unexpected("basic.ack", &other)),
+        };
+        let last = *first_tag + sent.len() as u64;
+        if tag >= last {
+            return Err(BenchError::Incomplete(format!(
+                "a confirm for delivery tag {tag}, beyond the {} sent",
+                last - 1
+            )));
+        }
+        if tag < *first_tag {
+            // Already confirmed: a `multiple` ack covered it.
+            return Ok(0);
+        }
+        let now = Instant::now();
+        // A `multiple` ack confirms every message up to its tag; a single one, its own.
+        let (from, to) = if multiple {
+            (0, (tag - *first_tag) as usize)
+        } else {
+            let index = (tag - *first_tag) as usize;
+            (index, index)
+        };
+        let mut finished = 0u64;
+        for slot in sent.range_mut(from..=to) {
+            if let Some(at) = slot.take() {
+                load::record(latencies, now - at);
+                finished += 1;
+            }
+        }
+        while let Some(None) = sent.front() {
+            sent.pop_front();
+            *first_tag += 1;
+        }
+        Ok(finished)
     }
 
     /// Closes the connection as a client should (connection.close, then close-ok), so the
@@ -483,5 +498,44 @@ mod tests {
             .collect();
         // 4,096-byte frames carry 4,088 bytes of body each.
         assert_eq!(bodies, vec![4_088, 4_088, 1_824]);
+    }
+
+    fn ack(delivery_tag: u64, multiple: bool) -> AMQPFrame {
+        AMQPFrame::Method(
+            CHANNEL,
+            AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+                delivery_tag,
+                multiple,
+            })),
+        )
+    }
+
+    #[test]
+    fn confirms_take_single_and_multiple_acks_in_any_order() {
+        let mut sent: VecDeque<Option<Instant>> = (0..5).map(|_| Some(Instant::now())).collect();
+        let mut first_tag = 1;
+        let mut latencies = load::histogram();
+        let mut confirm =
+            |frame| Publisher::confirm(frame, &mut sent, &mut first_tag, &mut latencies);
+        // Tag 3 alone, ahead of 1 and 2: counted, but the window's front stays at 1.
+        assert_eq!(confirm(ack(3, false)).unwrap(), 1);
+        // Up to 2: tags 1 and 2; 3 was already counted.
+        assert_eq!(confirm(ack(2, true)).unwrap(), 2);
+        // 3 again (covered), then everything up to 5.
+        assert_eq!(confirm(ack(3, false)).unwrap(), 0);
+        assert_eq!(confirm(ack(5, true)).unwrap(), 2);
+        assert!(confirm(ack(6, false)).is_err(), "a tag never sent");
+        let nack = AMQPFrame::Method(
+            CHANNEL,
+            AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
+                delivery_tag: 1,
+                multiple: false,
+                requeue: false,
+            })),
+        );
+        assert!(confirm(nack).is_err(), "a nack ends the run");
+        assert!(sent.is_empty());
+        assert_eq!(first_tag, 6);
+        assert_eq!(latencies.len(), 5);
     }
 }
