@@ -1,10 +1,21 @@
-"""A Kafka topic is an Omnibus stream: what Kafka writes, HTTP and the CLI read, and back."""
+"""A Kafka topic is an Omnibus stream: what Kafka writes, HTTP and the CLI read, and back.
+
+An AMQP queue is an engine queue, which is a stream of the same name with one partition
+(docs/amqp.md, docs/queues.md), and a Kafka topic and a JetStream stream are Omnibus streams
+(docs/kafka.md, docs/nats.md): so what AMQP publishes into a queue, Kafka and a JetStream
+consumer read, without taking it from the queue. The reverse is not offered: a queue's stream
+takes no records from outside the queue (a Kafka produce is refused with INVALID_CONFIG,
+docs/queues.md), and AMQP exchanges route only AMQP publishes (a NATS publish never reaches
+them), so nothing is tested in that direction."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections import Counter
 
+import nats
+import pika
 from confluent_kafka import Producer
 
 from ck import produce_all, producer_conf, read_partitions
@@ -120,3 +131,85 @@ def test_a_key_lands_on_the_same_partition_through_kafka_and_http(broker, bootst
     http_partition = {k: pos["partition"] for k, pos in zip(keys, positions)}
     assert http_partition == kafka_partition
     assert len(set(http_partition.values())) > 1, "24 keys should spread over several partitions"
+
+
+def amqp_publish_confirmed(amqp_url: str, queue: str, bodies: list[bytes]) -> None:
+    """Declares a durable `queue` and publishes `bodies` to it with confirms (each publish
+    returns once it is stored)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True)
+        channel.confirm_delivery()
+        for body in bodies:
+            channel.basic_publish(
+                "", queue, body, pika.BasicProperties(content_type="text/plain", headers={"origin": "pika"})
+            )
+    finally:
+        connection.close()
+
+
+def amqp_get_all(amqp_url: str, queue: str) -> list[bytes]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        bodies = []
+        while True:
+            method, _, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return bodies
+            bodies.append(body)
+    finally:
+        connection.close()
+
+
+def test_amqp_publish_is_read_over_kafka_and_stays_in_the_queue(broker, amqp_url, bootstrap):
+    # Letters, digits and '-' only: the queue's engine name, and so the topic, is the same.
+    queue = unique("a2k")
+    bodies = [f"amqp-to-kafka-{i}".encode() for i in range(20)]
+    amqp_publish_confirmed(amqp_url, queue, bodies)
+
+    messages = read_partitions(bootstrap, queue, [0], len(bodies), linger=1.0)
+    assert [m.value() for m in messages] == bodies, "Kafka reads the queue's stream in publish order"
+    assert [m.offset() for m in messages] == list(range(len(bodies)))
+    for message in messages:
+        headers = dict(message.headers() or [])
+        assert headers.get("omnibus.routing_key") == queue.encode()
+        assert "amqp.properties" in headers, "the AMQP properties travel as a header"
+        assert message.topic() == queue
+
+    # A Kafka fetch reads the stream; it does not take the messages from the AMQP queue.
+    assert amqp_get_all(amqp_url, queue) == bodies
+
+
+def test_amqp_publish_is_fetched_by_a_jetstream_consumer(broker, amqp_url, nats_url):
+    queue = unique("a2n")
+    bodies = [f"amqp-to-nats-{i}".encode() for i in range(5)]
+    amqp_publish_confirmed(amqp_url, queue, bodies)
+
+    async def scenario():
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info(queue)
+            assert info.state.messages == len(bodies)
+            subscription = await js.pull_subscribe("", durable="reader", stream=queue)
+            got = []
+            while len(got) < len(bodies):
+                batch = await subscription.fetch(len(bodies) - len(got), timeout=5)
+                for message in batch:
+                    await message.ack()
+                got.extend(batch)
+            return got
+        finally:
+            await nc.close()
+
+    got = asyncio.run(asyncio.wait_for(scenario(), timeout=60))
+    assert [m.data for m in got] == bodies
+    # The queue's stream has no subjects of its own: its records carry its name.
+    assert {m.subject for m in got} == {queue}
+    # JetStream sequence = Omnibus offset + 1.
+    assert [m.metadata.sequence.stream for m in got] == list(range(1, len(bodies) + 1))
+    assert all(m.headers and m.headers.get("omnibus.routing_key") == queue for m in got)
+    # The JetStream consumer's acks settle its own deliveries, not the AMQP queue's.
+    assert amqp_get_all(amqp_url, queue) == bodies

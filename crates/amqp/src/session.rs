@@ -155,11 +155,18 @@ pub(crate) async fn run(
         send_close(&mut connection, *code, text, (*class_id, *method_id));
     }
     if let Err(AmqpError::Frame(error)) = &outcome {
+        let ids = match error {
+            FrameError::UnknownMethod {
+                class_id,
+                method_id,
+            } => (*class_id, *method_id),
+            _ => (0, 0),
+        };
         send_close(
             &mut connection,
             frame_error_code(error),
             &error.to_string(),
-            (0, 0),
+            ids,
         );
     }
     if !matches!(outcome, Err(AmqpError::ClientClosed)) && !connection.out.is_empty() {
@@ -179,8 +186,9 @@ pub(crate) async fn run(
     }
 }
 
-/// Handles every whole frame in `input`, then gives it `room` for the next read.
-async fn process(
+/// Handles every whole frame in `input`, then gives it `room` for the next read. Also the
+/// state machines' fuzz entry (`fuzzing::session`), so the fuzzer drives this very path.
+pub(crate) async fn process(
     connection: &mut Connection,
     input: &mut BytesMut,
     room: ReadRoom,
@@ -254,11 +262,16 @@ fn heartbeat(
     Ok(())
 }
 
+/// RabbitMQ answers a method whose fields cannot be decoded with 501 ("cannot decode"), as
+/// the spec defines FRAME_ERROR. For class or method ids it does not know, RabbitMQ's reader
+/// exits and drops the socket without a word; we close with the spec's 540 NOT_IMPLEMENTED
+/// and the ids, so the client learns why.
 fn frame_error_code(error: &FrameError) -> u16 {
     match error {
         FrameError::UnknownType(_) => reply::FRAME_ERROR,
         FrameError::TooLarge { .. } | FrameError::MissingFrameEnd => reply::FRAME_ERROR,
-        FrameError::Malformed => reply::SYNTAX_ERROR,
+        FrameError::Malformed => reply::FRAME_ERROR,
+        FrameError::UnknownMethod { .. } => reply::NOT_IMPLEMENTED,
         FrameError::WrongProtocolHeader => reply::FRAME_ERROR,
     }
 }

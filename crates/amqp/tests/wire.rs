@@ -495,3 +495,139 @@ async fn one_consumer_more_than_a_channel_may_hold_closes_the_connection_with_53
     assert_eq!(raw.connection_close_code().await, 530);
     broker.stop().await;
 }
+
+/// A method frame written by hand: `payload` is the class id, method id and fields.
+fn raw_method_frame(channel: u16, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![1];
+    frame.extend_from_slice(&channel.to_be_bytes());
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame.push(codec::FRAME_END);
+    frame
+}
+
+/// The connection still works: a queue.declare on its channel 1 is answered.
+async fn still_serves(raw: &mut Raw, queue_name: &str) {
+    raw.method(1, declare(queue_name)).await;
+    assert!(matches!(
+        raw.next_method().await,
+        AMQPFrame::Method(1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
+    ));
+}
+
+fn publish_method(queue_name: &str) -> AMQPClass {
+    AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+        exchange: "".into(),
+        routing_key: queue_name.into(),
+        mandatory: false,
+        immediate: false,
+    }))
+}
+
+/// The connection.close the server sends next: its code and the ids it names.
+async fn connection_close(raw: &mut Raw) -> (u16, u16, u16) {
+    match raw.next_method().await {
+        AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
+            (close.reply_code, close.class_id, close.method_id)
+        }
+        other => panic!("expected connection.close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_method_on_a_channel_never_opened_closes_the_connection_with_504_and_no_other() {
+    let broker = Broker::start().await;
+    let mut bystander = Raw::handshake(&broker, 0).await;
+    bystander.open_channel(1).await;
+    let mut raw = Raw::handshake(&broker, 0).await;
+    raw.open_channel(1).await;
+    raw.method(3, declare("never-opened")).await;
+    assert_eq!(connection_close(&mut raw).await, (504, 50, 10));
+    assert!(broker.engine.queue_info("never-opened").is_err());
+    // A close on a channel never opened is the same error.
+    let mut closer = Raw::handshake(&broker, 0).await;
+    closer
+        .method(
+            5,
+            AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+                reply_code: 200,
+                reply_text: "".into(),
+                class_id: 0,
+                method_id: 0,
+            })),
+        )
+        .await;
+    assert_eq!(closer.connection_close_code().await, 504);
+    still_serves(&mut bystander, "bystander-504").await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_class_or_method_closes_the_connection_with_540_and_no_other() {
+    let broker = Broker::start().await;
+    let mut bystander = Raw::handshake(&broker, 0).await;
+    bystander.open_channel(1).await;
+    // basic (60) has no method 99; there is no class 99.
+    for (class_id, method_id) in [(60u16, 99u16), (99, 10)] {
+        let mut raw = Raw::handshake(&broker, 0).await;
+        raw.open_channel(1).await;
+        let mut payload = class_id.to_be_bytes().to_vec();
+        payload.extend_from_slice(&method_id.to_be_bytes());
+        payload.extend_from_slice(&[0, 0, 0]);
+        raw.stream
+            .write_all(&raw_method_frame(1, &payload))
+            .await
+            .unwrap();
+        assert_eq!(connection_close(&mut raw).await, (540, class_id, method_id));
+    }
+    still_serves(&mut bystander, "bystander-540").await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_known_method_with_undecodable_fields_closes_the_connection_with_501() {
+    let broker = Broker::start().await;
+    let mut bystander = Raw::handshake(&broker, 0).await;
+    bystander.open_channel(1).await;
+    let mut raw = Raw::handshake(&broker, 0).await;
+    raw.open_channel(1).await;
+    // queue.declare (50.10) cut short in its queue name: RabbitMQ's "cannot decode", 501.
+    raw.stream
+        .write_all(&raw_method_frame(1, &[0, 50, 0, 10, 0, 0, 9, b'q']))
+        .await
+        .unwrap();
+    assert_eq!(raw.connection_close_code().await, 501);
+    still_serves(&mut bystander, "bystander-501").await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn content_out_of_order_closes_the_connection_with_505_and_no_other() {
+    let broker = Broker::start().await;
+    let mut bystander = Raw::handshake(&broker, 0).await;
+    bystander.open_channel(1).await;
+    let body = || AMQPFrame::Body(1, b"orphan".to_vec());
+    // A body frame right after basic.publish, with no content header before it.
+    let mut raw = Raw::handshake(&broker, 0).await;
+    raw.open_channel(1).await;
+    raw.method(1, declare("orphans")).await;
+    raw.next_method().await;
+    raw.method(1, publish_method("orphans")).await;
+    raw.send(body()).await;
+    assert_eq!(raw.connection_close_code().await, 505);
+    // A body frame with no basic.publish at all.
+    let mut raw = Raw::handshake(&broker, 0).await;
+    raw.open_channel(1).await;
+    raw.send(body()).await;
+    assert_eq!(raw.connection_close_code().await, 505);
+    // A method where the content header was expected.
+    let mut raw = Raw::handshake(&broker, 0).await;
+    raw.open_channel(1).await;
+    raw.method(1, publish_method("orphans")).await;
+    raw.method(1, declare("orphans")).await;
+    assert_eq!(connection_close(&mut raw).await, (505, 50, 10));
+    // Nothing of it was enqueued, and another connection goes on.
+    assert_eq!(broker.engine.queue_info("orphans").unwrap().ready, 0);
+    still_serves(&mut bystander, "bystander-505").await;
+    broker.stop().await;
+}

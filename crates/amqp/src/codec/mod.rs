@@ -25,8 +25,8 @@ pub const FRAME_TYPE_BODY: u8 = 3;
 /// The smallest frame_max the spec lets a peer negotiate (4096, `frame-min-size`).
 pub const FRAME_MIN_SIZE: u32 = 4096;
 
-/// Why bytes from the client are not a frame. Each is a connection error (501 FRAME_ERROR or
-/// 505 UNEXPECTED_FRAME in `handlers/connection.rs`).
+/// Why bytes from the client are not a frame. Each is a connection error: 501 FRAME_ERROR,
+/// or 540 NOT_IMPLEMENTED for an unknown method (`session.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     #[error("the client sent a protocol header other than AMQP 0-9-1")]
@@ -37,10 +37,11 @@ pub enum FrameError {
     UnknownType(u8),
     #[error("a frame does not end with 0xCE")]
     MissingFrameEnd,
-    #[error(
-        "a frame's payload could not be decoded (an unknown class or method, or a malformed field)"
-    )]
+    #[error("a frame's payload could not be decoded (a malformed field)")]
     Malformed,
+    /// A method frame whose class and method ids are not in AMQP 0-9-1.
+    #[error("unknown method {class_id}.{method_id}")]
+    UnknownMethod { class_id: u16, method_id: u16 },
 }
 
 /// Reads the 8-byte protocol header when it is all there.
@@ -90,10 +91,35 @@ pub fn decode(input: &mut BytesMut, frame_max: u32) -> Result<Option<AMQPFrame>,
     }
     let frame = match parse_frame(&input[..total]) {
         Ok(([], frame)) => frame,
-        _ => return Err(FrameError::Malformed),
+        _ => return Err(undecodable(&input[..total])),
     };
     input.advance(total);
     Ok(Some(frame))
+}
+
+/// Why a whole frame the generated parser refused is not a frame: a method frame whose ids
+/// the protocol does not have, or a malformed one. Only on this error path, so it costs a
+/// decode nothing.
+fn undecodable(frame: &[u8]) -> FrameError {
+    let payload = &frame[FRAME_HEADER_BYTES..frame.len() - 1];
+    if frame[0] != FRAME_TYPE_METHOD || payload.len() < 4 {
+        return FrameError::Malformed;
+    }
+    let class_id = u16::from_be_bytes([payload[0], payload[1]]);
+    let method_id = u16::from_be_bytes([payload[2], payload[3]]);
+    // Every method's fields read as all zeros are valid (empty strings and tables, zero
+    // numbers, false bits), so the generated parser takes the ids followed by zeros exactly
+    // when it knows the method: the list of methods stays the generated code's.
+    let mut probe = [0u8; 64];
+    probe[..4].copy_from_slice(&payload[..4]);
+    if amq_protocol::protocol::parse_class(&probe[..]).is_ok() {
+        FrameError::Malformed
+    } else {
+        FrameError::UnknownMethod {
+            class_id,
+            method_id,
+        }
+    }
 }
 
 /// Takes the frame at the front of `input` when it is a whole *body* frame: its channel and
