@@ -339,13 +339,36 @@ async fn basic_get(
             },
         );
     }
+    let message_count = message_count.min(u64::from(u32::MAX)) as u32;
+    // A message published here goes out with its property bytes as stored, as basic.deliver
+    // sends them (`deliver.rs`): re-encoding would change field types the generated codec
+    // reads as others (`L` comes back `l`), so a get would differ from a consume.
+    if let Some(stored) = super::delivery::stored(&delivery.record) {
+        let method = AMQPClass::Basic(AMQPMethod::GetOk(basic::GetOk {
+            delivery_tag: tag,
+            redelivered: delivery.attempt > 1,
+            exchange: stored.exchange.into(),
+            routing_key: stored.routing_key.into(),
+            message_count,
+        }));
+        let body = delivery.record.value.as_deref().unwrap_or_default();
+        encode_stored_content(
+            &mut connection.out,
+            channel,
+            method,
+            stored.properties,
+            body,
+            frame_max,
+        );
+        return Ok(());
+    }
     let rendered = render(&delivery.record);
     let method = AMQPClass::Basic(AMQPMethod::GetOk(basic::GetOk {
         delivery_tag: tag,
         redelivered: delivery.attempt > 1,
         exchange: rendered.exchange.as_str().into(),
         routing_key: rendered.routing_key.as_str().into(),
-        message_count: message_count.min(u64::from(u32::MAX)) as u32,
+        message_count,
     }));
     let body = delivery.record.value.unwrap_or_default();
     encode_content(
@@ -518,6 +541,39 @@ fn deliver_reply(
     );
 }
 
+/// [`encode_content`] with properties already encoded (flags first), written as they are.
+fn encode_stored_content(
+    out: &mut BytesMut,
+    channel: u16,
+    method: AMQPClass,
+    properties: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) {
+    use bytes::BufMut;
+
+    use crate::codec::{encode_body, encode_method, FRAME_END, FRAME_TYPE_HEADER};
+
+    encode_method(out, channel, method);
+    // class, weight, body size, then the properties.
+    let size = 2 + 2 + 8 + properties.len();
+    out.reserve(crate::codec::FRAME_HEADER_BYTES + size + 1);
+    out.put_u8(FRAME_TYPE_HEADER);
+    out.put_u16(channel);
+    out.put_u32(size as u32);
+    out.put_u16(60);
+    out.put_u16(0);
+    out.put_u64(body.len() as u64);
+    out.put_slice(properties);
+    out.put_u8(FRAME_END);
+    let chunk = (frame_max as usize)
+        .saturating_sub(crate::codec::FRAME_HEADER_BYTES + 1)
+        .max(1);
+    for piece in body.chunks(chunk) {
+        encode_body(out, channel, piece);
+    }
+}
+
 pub(crate) async fn content_header(
     connection: &mut Connection,
     channel: u16,
@@ -625,4 +681,56 @@ pub(crate) async fn content_body(
         return super::publish::finish(connection, channel).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use amq_protocol::protocol::basic::AMQPProperties;
+    use amq_protocol::types::{AMQPValue, FieldTable};
+
+    use super::*;
+    use crate::codec::properties;
+
+    fn get_ok() -> AMQPClass {
+        AMQPClass::Basic(AMQPMethod::GetOk(basic::GetOk {
+            delivery_tag: 9,
+            redelivered: true,
+            exchange: "amq.topic".into(),
+            routing_key: "a.b".into(),
+            message_count: 3,
+        }))
+    }
+
+    #[test]
+    fn stored_content_is_what_the_generated_serialiser_writes_for_the_same_properties() {
+        let mut headers = FieldTable::default();
+        headers.insert("n".into(), AMQPValue::LongLongInt(-5));
+        let props = AMQPProperties::default()
+            .with_content_type("text/plain".into())
+            .with_headers(headers)
+            .with_timestamp(1_700_000_000);
+        let stored = properties::encode(&props);
+        for body in [Vec::new(), vec![1u8; 100], vec![2u8; 10_000]] {
+            let mut generic = BytesMut::new();
+            encode_content(&mut generic, 3, get_ok(), props.clone(), &body, 4096);
+            let mut direct = BytesMut::new();
+            encode_stored_content(&mut direct, 3, get_ok(), &stored, &body, 4096);
+            assert_eq!(direct, generic);
+        }
+    }
+
+    #[test]
+    fn stored_content_keeps_the_field_types_as_the_client_wrote_them() {
+        // Flags (headers only), then a table with one `L` (signed 64-bit) field: the
+        // generated codec would write it back as `l`.
+        let mut stored = vec![0x20, 0x00, 0, 0, 0, 11, 1, b'n', b'L'];
+        stored.extend_from_slice(&(-5i64).to_be_bytes());
+        assert!(properties::decode(&stored).is_some());
+        let mut direct = BytesMut::new();
+        encode_stored_content(&mut direct, 3, get_ok(), &stored, b"x", 4096);
+        let found = direct
+            .windows(stored.len())
+            .any(|window| window == stored.as_slice());
+        assert!(found, "the stored property bytes are sent as they are");
+    }
 }

@@ -92,6 +92,15 @@ pub(crate) async fn handle(
                 .await
             {
                 Ok(()) | Err(EngineError::ExchangeNotFound(_)) => {}
+                // The engine refuses an if-unused delete of a source of bindings; the client
+                // gets RabbitMQ's words.
+                Err(EngineError::InvalidConfig(_)) if delete.if_unused => {
+                    return Err(AmqpError::channel(
+                        reply::PRECONDITION_FAILED,
+                        format!("PRECONDITION_FAILED - exchange '{name}' in vhost '/' in use"),
+                        ids,
+                    ));
+                }
                 Err(error) => return Err(engine_error(error, ids)),
             }
             if !delete.nowait {

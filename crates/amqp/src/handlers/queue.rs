@@ -142,7 +142,7 @@ pub(crate) async fn handle(
                 return Err(AmqpError::channel(
                     reply::PRECONDITION_FAILED,
                     format!(
-                        "PRECONDITION_FAILED - queue '{}' in use",
+                        "PRECONDITION_FAILED - queue '{}' in vhost '/' in use",
                         delete.queue.as_str()
                     ),
                     ids,
@@ -153,7 +153,7 @@ pub(crate) async fn handle(
                 return Err(AmqpError::channel(
                     reply::PRECONDITION_FAILED,
                     format!(
-                        "PRECONDITION_FAILED - queue '{}' not empty",
+                        "PRECONDITION_FAILED - queue '{}' in vhost '/' not empty",
                         delete.queue.as_str()
                     ),
                     ids,
