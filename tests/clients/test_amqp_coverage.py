@@ -19,42 +19,7 @@ import pika.exceptions
 import pytest
 
 from harness import unique
-
-WAIT_S = 5.0
-
-
-def connect(amqp_url, **options):
-    parameters = pika.URLParameters(amqp_url)
-    for name, value in options.items():
-        setattr(parameters, name, value)
-    return pika.BlockingConnection(parameters)
-
-
-def get_message(channel, queue, timeout=WAIT_S):
-    """The next message via basic.get (acked): (method, properties, body), waiting up to `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is not None:
-            return method, properties, body
-        time.sleep(0.02)
-    raise AssertionError(f"nothing arrived on {queue} within {timeout} s")
-
-
-def get_body(channel, queue, timeout=WAIT_S):
-    return get_message(channel, queue, timeout)[2]
-
-
-def assert_empty(channel, queue):
-    method, _, body = channel.basic_get(queue, auto_ack=True)
-    assert method is None, f"unexpected message {body!r} on {queue}"
-
-
-def consume_one(channel, queue, auto_ack=False):
-    for method, properties, body in channel.consume(queue, auto_ack=auto_ack, inactivity_timeout=WAIT_S):
-        assert method is not None, f"no delivery on {queue} within {WAIT_S} s"
-        return method, properties, body
-    raise AssertionError("the consumer ended")
+from pika_support import WAIT_S, assert_empty, connect, consume_one, get_body, get_message
 
 
 def message_count(connection, queue):

@@ -13,35 +13,7 @@ import pika.exceptions
 import pytest
 
 from harness import http_json, unique
-
-WAIT_S = 5.0
-
-
-def connect(amqp_url):
-    return pika.BlockingConnection(pika.URLParameters(amqp_url))
-
-
-def get_body(channel, queue, timeout=WAIT_S):
-    """The next message's body via basic.get (acked), waiting up to `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is not None:
-            return body
-        time.sleep(0.02)
-    raise AssertionError(f"nothing arrived on {queue} within {timeout} s")
-
-
-def assert_empty(channel, queue):
-    method, _, body = channel.basic_get(queue, auto_ack=True)
-    assert method is None, f"unexpected message {body!r} on {queue}"
-
-
-def consume_one(channel, queue, auto_ack=False):
-    for method, properties, body in channel.consume(queue, auto_ack=auto_ack, inactivity_timeout=WAIT_S):
-        assert method is not None, f"no delivery on {queue} within {WAIT_S} s"
-        return method, properties, body
-    raise AssertionError("the consumer ended")
+from pika_support import WAIT_S, assert_empty, connect, consume_one, get_body
 
 
 def test_the_default_exchange_routes_by_queue_name_and_properties_survive(amqp_url):

@@ -8,7 +8,7 @@
 //! by hand (a few headers); responses are parsed with `httparse`, the parser hyper itself
 //! uses, and bodies are read by `Content-Length` or chunked encoding.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::error::{BenchError, Result};
@@ -112,18 +112,7 @@ impl Http1 {
 
     /// Reads more bytes into the buffer; the broker closing the connection is an error.
     async fn fill(&mut self) -> Result<()> {
-        let start = self.buffer.len();
-        self.buffer.resize(start + 16 * 1024, 0);
-        let read = self.stream.read(&mut self.buffer[start..]).await;
-        let read = match read {
-            Ok(read) => read,
-            Err(error) => {
-                self.buffer.truncate(start);
-                return Err(error.into());
-            }
-        };
-        self.buffer.truncate(start + read);
-        if read == 0 {
+        if super::read_into(&mut self.stream, &mut self.buffer, 16 * 1024).await? == 0 {
             return Err(broken("the broker closed the connection"));
         }
         Ok(())
@@ -203,6 +192,7 @@ fn broken(why: &str) -> BenchError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
     /// Serves canned responses, one per request read, on a real loopback socket.

@@ -266,3 +266,19 @@ where
         note,
     })
 }
+
+/// Reads what `stream` has, up to `room` bytes, onto the end of `buffer`; returns how many
+/// arrived (0: the peer closed the connection). The harness's own clients (`http1.rs`,
+/// `rabbitmq/publisher.rs`, `redis/appender.rs`) keep unparsed bytes in a `Vec` this way.
+pub(crate) async fn read_into(
+    stream: &mut tokio::net::TcpStream,
+    buffer: &mut Vec<u8>,
+    room: usize,
+) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    let start = buffer.len();
+    buffer.resize(start + room, 0);
+    let read = stream.read(&mut buffer[start..]).await;
+    buffer.truncate(start + *read.as_ref().unwrap_or(&0));
+    read
+}

@@ -27,7 +27,7 @@ use amq_protocol::protocol::basic::{self, AMQPProperties};
 use amq_protocol::protocol::{channel, confirm, connection, queue, AMQPClass};
 use amq_protocol::types::FieldTable;
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::error::{BenchError, Result};
@@ -358,18 +358,8 @@ impl Publisher {
             if let Some(frame) = self.take_frame()? {
                 return Ok(frame);
             }
-            let start = self.input.len();
-            self.input.resize(start + READ_BYTES, 0);
-            let read = self.stream.read(&mut self.input[start..]).await;
-            let read = match read {
-                Ok(read) => read,
-                Err(error) => {
-                    self.input.truncate(start);
-                    return Err(error.into());
-                }
-            };
-            self.input.truncate(start + read);
-            if read == 0 {
+            if crate::drivers::read_into(&mut self.stream, &mut self.input, READ_BYTES).await? == 0
+            {
                 return Err(broken("the broker closed the connection"));
             }
         }

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::error::{BenchError, Result};
@@ -130,18 +130,8 @@ impl Appender {
             if let Some(reply) = take_reply(&mut self.input)? {
                 return Ok(reply);
             }
-            let start = self.input.len();
-            self.input.resize(start + READ_BYTES, 0);
-            let read = self.stream.read(&mut self.input[start..]).await;
-            let read = match read {
-                Ok(read) => read,
-                Err(error) => {
-                    self.input.truncate(start);
-                    return Err(error.into());
-                }
-            };
-            self.input.truncate(start + read);
-            if read == 0 {
+            if crate::drivers::read_into(&mut self.stream, &mut self.input, READ_BYTES).await? == 0
+            {
                 return Err(broken("the server closed the connection"));
             }
         }
