@@ -364,6 +364,25 @@ def test_a_double_and_the_other_types_py_amqp_sends_come_back_as_sent(amqp_url):
 # -- 9. content properties ----------------------------------------------------------------------
 
 
+def test_a_user_id_other_than_the_logged_in_user_closes_the_channel_with_406(amqp_url):
+    # RabbitMQ checks `user_id` against the authenticated user, so consumers can trust it.
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    channel.confirm_delivery()
+    queue = unique("user-id")
+    channel.queue_declare(queue)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.basic_publish("", queue, b"forged", pika.BasicProperties(user_id="admin"))
+    assert closed.value.reply_code == 406
+    assert "user_id property set to 'admin' but authenticated user was 'guest'" in closed.value.reply_text
+    channel = connection.channel()
+    channel.basic_publish("", queue, b"mine", pika.BasicProperties(user_id="guest"))
+    method, properties, body = get_message(channel, queue)
+    assert body == b"mine" and properties.user_id == "guest"
+    assert_empty(channel, queue)
+    connection.close()
+
+
 def test_every_content_property_comes_back_as_published(amqp_url):
     properties = pika.BasicProperties(
         content_type="application/json",

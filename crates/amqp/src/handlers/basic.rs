@@ -617,6 +617,22 @@ pub(crate) async fn content_header(
             ids,
         ));
     }
+    // RabbitMQ refuses a message that claims to come from another user than the one logged
+    // in (it is how a consumer can trust `user_id`).
+    if let Some(user_id) = header.properties.user_id() {
+        if user_id.as_str() != super::connection::GUEST {
+            state.pending = None;
+            return Err(AmqpError::channel(
+                reply::PRECONDITION_FAILED,
+                format!(
+                    "PRECONDITION_FAILED - user_id property set to '{}' but authenticated user was '{}'",
+                    user_id.as_str(),
+                    super::connection::GUEST
+                ),
+                ids,
+            ));
+        }
+    }
     let empty = header.body_size == 0;
     pending.header = Some(header);
     pending.encoded_properties = encoded_properties;

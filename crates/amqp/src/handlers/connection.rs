@@ -19,6 +19,10 @@ use super::{Connection, Phase};
 use crate::codec::FRAME_MIN_SIZE;
 use crate::error::{reply, AmqpError};
 
+/// The only user there is until the security work adds users: every connection is logged in
+/// as guest (`publish` checks a message's `user_id` against it, as RabbitMQ does).
+pub(crate) const GUEST: &str = "guest";
+
 const PRODUCT: &str = "Omnibus";
 /// The version we announce; kombu reads `version` with the product to choose qos semantics.
 const VERSION: &str = "3.13.0";
@@ -214,7 +218,7 @@ fn authenticate(start_ok: &connection::StartOk, ids: (u16, u16)) -> Result<(), A
         }
     };
     match credentials {
-        (Some(user), Some(password)) if user == "guest" && password == "guest" => Ok(()),
+        (Some(user), Some(password)) if user == GUEST && password == GUEST => Ok(()),
         _ => Err(AmqpError::connection(
             reply::ACCESS_REFUSED,
             "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN or AMQPLAIN",
