@@ -18,11 +18,12 @@ def connect(amqp_url, **options):
     return pika.BlockingConnection(parameters)
 
 
-def get_message(channel, queue, timeout=WAIT_S):
-    """The next message via basic.get (acked): (method, properties, body), waiting up to `timeout`."""
+def get_message(channel, queue, timeout=WAIT_S, auto_ack=True):
+    """The next message via basic.get (acked unless `auto_ack` is False): (method, properties,
+    body), waiting up to `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        method, properties, body = channel.basic_get(queue, auto_ack=auto_ack)
         if method is not None:
             return method, properties, body
         time.sleep(0.02)

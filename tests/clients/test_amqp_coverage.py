@@ -557,7 +557,7 @@ def test_x_death_names_the_queue_reason_time_exchange_and_routing_keys(amqp_url)
     channel.queue_declare(final)
     channel.queue_bind(final, dlx, routing_key="dead")
     channel.basic_publish(entry, "k", b"dead", pika.BasicProperties(headers={"own": "kept"}))
-    method, _, _ = get_message_unacked(channel, work)
+    method, _, _ = get_message(channel, work, auto_ack=False)
     rejected_at = datetime.now(timezone.utc).replace(tzinfo=None)
     channel.basic_reject(method.delivery_tag, requeue=False)
 
@@ -578,16 +578,6 @@ def test_x_death_names_the_queue_reason_time_exchange_and_routing_keys(amqp_url)
     assert headers["x-first-death-queue"] == work
     assert headers["x-first-death-reason"] == "rejected"
     connection.close()
-
-
-def get_message_unacked(channel, queue, timeout=WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        method, properties, body = channel.basic_get(queue, auto_ack=False)
-        if method is not None:
-            return method, properties, body
-        time.sleep(0.02)
-    raise AssertionError(f"nothing arrived on {queue} within {timeout} s")
 
 
 # -- 14. x-max-length-bytes ----------------------------------------------------------------------

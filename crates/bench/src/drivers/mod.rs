@@ -131,6 +131,31 @@ where
     Ok(measurement(&budget, last_finished - started, None))
 }
 
+/// The publish shape every driver shares: one producer per connected client, all taking
+/// messages from one budget of `--messages`, timed from the first send to the last answer,
+/// with each producer's latencies merged. `produce` is one producer's loop.
+pub async fn timed_producers<C, F, Fut>(
+    context: &Context,
+    clients: Vec<C>,
+    produce: F,
+) -> Result<Measurement>
+where
+    C: Send + 'static,
+    F: Fn(C, Arc<Budget>) -> Fut,
+    Fut: Future<Output = Result<hdrhistogram::Histogram<u64>>> + Send + 'static,
+{
+    let budget = context.budget(context.settings.messages);
+    let started = Instant::now();
+    let mut producers = JoinSet::new();
+    for client in clients {
+        producers.spawn(produce(client, budget.clone()));
+    }
+    let latencies = join_histograms(producers).await?;
+    let mut result = measurement(&budget, started.elapsed(), None);
+    result.latency = Some(latencies);
+    Ok(result)
+}
+
 /// Waits for every task and merges the histograms they return.
 pub async fn join_histograms(
     mut tasks: JoinSet<Result<hdrhistogram::Histogram<u64>>>,

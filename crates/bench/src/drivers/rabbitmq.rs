@@ -27,7 +27,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use tokio::task::JoinSet;
 
-use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
+use super::{drain, keep_working, measurement, not_supported, timed_producers, Context};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
 use crate::settings::{AckMode, Client, Workload};
@@ -139,7 +139,7 @@ async fn publish(context: &Context) -> Result<Measurement> {
 /// with `--in-flight` unconfirmed publishes.
 async fn publish_lean(context: &Context) -> Result<Measurement> {
     let settings = &context.settings;
-    let queue = context.name("publish");
+    let queue = Arc::new(context.name("publish"));
     let address = settings.address();
     let mut publishers = Vec::new();
     for _ in 0..settings.producers {
@@ -147,24 +147,18 @@ async fn publish_lean(context: &Context) -> Result<Measurement> {
     }
     publishers[0].declare_durable(&queue).await?;
     let payload = Arc::new(load::payload(settings.size));
-    let budget = context.budget(settings.messages);
-    let started = Instant::now();
-    let mut producers = JoinSet::new();
-    for mut publisher in publishers {
-        let (budget, queue, payload) = (budget.clone(), queue.clone(), payload.clone());
-        let window = settings.in_flight;
-        producers.spawn(async move {
+    let window = settings.in_flight;
+    timed_producers(context, publishers, |mut publisher, budget| {
+        let (queue, payload) = (queue.clone(), payload.clone());
+        async move {
             let latencies = publisher
                 .publish_window(&budget, window, &queue, &payload)
                 .await?;
             publisher.close().await;
             Ok(latencies)
-        });
-    }
-    let latencies = join_histograms(producers).await?;
-    let mut result = measurement(&budget, started.elapsed(), None);
-    result.latency = Some(latencies);
-    Ok(result)
+        }
+    })
+    .await
 }
 
 async fn publish_lapin(context: &Context) -> Result<Measurement> {
@@ -176,24 +170,18 @@ async fn publish_lapin(context: &Context) -> Result<Measurement> {
     }
     declare(&sessions[0], &queue).await?;
     let payload = Arc::new(load::payload(settings.size));
-    let budget = context.budget(settings.messages);
-    let started = Instant::now();
-    let mut producers = JoinSet::new();
-    for session in sessions {
-        let (budget, queue, payload) = (budget.clone(), queue.clone(), payload.clone());
-        let window = settings.in_flight;
-        producers.spawn(async move {
+    let window = settings.in_flight;
+    timed_producers(context, sessions, |session, budget| {
+        let (queue, payload) = (queue.clone(), payload.clone());
+        async move {
             load::run_window(&budget, window, 1, |_| {
                 let (session, queue, payload) = (session.clone(), queue.clone(), payload.clone());
                 async move { publish_confirmed(&session.channel, &queue, &payload).await }
             })
             .await
-        });
-    }
-    let latencies = join_histograms(producers).await?;
-    let mut result = measurement(&budget, started.elapsed(), None);
-    result.latency = Some(latencies);
-    Ok(result)
+        }
+    })
+    .await
 }
 
 async fn fill(context: &Context, queue: &str, count: u64) -> Result<()> {

@@ -27,7 +27,9 @@ use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, AsyncConnectionConfig, Client};
 use tokio::task::JoinSet;
 
-use super::{drain, join_histograms, keep_working, measurement, not_supported, Context};
+use super::{
+    drain, join_histograms, keep_working, measurement, not_supported, timed_producers, Context,
+};
 use crate::error::{BenchError, Result};
 use crate::load::{self, Budget, Measurement};
 use crate::settings::{JobMode, Workload};
@@ -143,29 +145,23 @@ async fn publish(context: &Context) -> Result<Measurement> {
 /// each with `--in-flight` XADDs awaiting their reply.
 async fn publish_lean(context: &Context) -> Result<Measurement> {
     let settings = &context.settings;
-    let key = context.name("publish");
+    let key = Arc::new(context.name("publish"));
     let address = settings.address();
     let mut appenders = Vec::new();
     for _ in 0..settings.producers {
         appenders.push(appender::Appender::connect(&address).await?);
     }
     let payload = Arc::new(load::payload(settings.size));
-    let budget = context.budget(settings.messages);
-    let started = Instant::now();
-    let mut producers = JoinSet::new();
-    for mut appender in appenders {
-        let (budget, key, payload) = (budget.clone(), key.clone(), payload.clone());
-        let window = settings.in_flight;
-        producers.spawn(async move {
+    let window = settings.in_flight;
+    timed_producers(context, appenders, |mut appender, budget| {
+        let (key, payload) = (key.clone(), payload.clone());
+        async move {
             appender
                 .append_window(&budget, window, &key, FIELD, &payload)
                 .await
-        });
-    }
-    let latencies = join_histograms(producers).await?;
-    let mut result = measurement(&budget, started.elapsed(), None);
-    result.latency = Some(latencies);
-    Ok(result)
+        }
+    })
+    .await
 }
 
 async fn publish_library(context: &Context) -> Result<Measurement> {
@@ -176,13 +172,10 @@ async fn publish_library(context: &Context) -> Result<Measurement> {
     for _ in 0..settings.producers {
         connections.push(connect(context).await?);
     }
-    let budget = context.budget(settings.messages);
-    let started = Instant::now();
-    let mut producers = JoinSet::new();
-    for connection in connections {
-        let (budget, key, payload) = (budget.clone(), key.clone(), payload.clone());
-        let window = settings.in_flight;
-        producers.spawn(async move {
+    let window = settings.in_flight;
+    timed_producers(context, connections, |connection, budget| {
+        let (key, payload) = (key.clone(), payload.clone());
+        async move {
             load::run_window(&budget, window, 1, |_| {
                 let (mut connection, key, payload) =
                     (connection.clone(), key.clone(), payload.clone());
@@ -192,12 +185,9 @@ async fn publish_library(context: &Context) -> Result<Measurement> {
                 }
             })
             .await
-        });
-    }
-    let latencies = join_histograms(producers).await?;
-    let mut result = measurement(&budget, started.elapsed(), None);
-    result.latency = Some(latencies);
-    Ok(result)
+        }
+    })
+    .await
 }
 
 /// Appends `count` entries in pipelines of [`FILL_BATCH`] and creates the consumer group at
