@@ -383,6 +383,28 @@ def test_a_user_id_other_than_the_logged_in_user_closes_the_channel_with_406(amq
     connection.close()
 
 
+def test_a_message_over_the_record_limit_closes_the_channel_with_406_and_one_under_it_arrives(amqp_url):
+    # The queue's stream keeps at most 1 MiB per record (body, properties and routing key);
+    # RabbitMQ answers a message over its max_message_size with 406, so does the door, before
+    # the body is stored.
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    channel.confirm_delivery()
+    queue = unique("record-limit")
+    channel.queue_declare(queue)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.basic_publish("", queue, b"x" * (1024 * 1024))
+    assert closed.value.reply_code == 406
+    assert "is larger than the queue's record limit 1048576" in closed.value.reply_text
+    channel = connection.channel()
+    channel.confirm_delivery()
+    body = b"y" * (1024 * 1024 - 4096)
+    channel.basic_publish("", queue, body, pika.BasicProperties(headers={"big": "yes"}))
+    assert get_body(channel, queue) == body
+    assert_empty(channel, queue)
+    connection.close()
+
+
 def test_every_content_property_comes_back_as_published(amqp_url):
     properties = pika.BasicProperties(
         content_type="application/json",

@@ -582,6 +582,11 @@ pub(crate) async fn content_header(
 ) -> Result<(), AmqpError> {
     let ids = (60, 40);
     let limit = connection.shared.config.message_bytes_max;
+    // What the queue's stream will hold: body, properties and routing fields together. A
+    // queue's stream takes the engine's default record limit, so a message above it is
+    // refused here, as RabbitMQ refuses one above `max_message_size`, rather than nacked after
+    // its body has arrived.
+    let record_limit = connection.engine().stream_defaults().message_bytes_max as u64;
     let Some(state) = connection.channels.get_mut(&channel) else {
         return Err(AmqpError::connection(
             reply::CHANNEL_ERROR,
@@ -612,6 +617,23 @@ pub(crate) async fn content_header(
             reply::PRECONDITION_FAILED,
             format!(
                 "PRECONDITION_FAILED - message size {} is larger than the maximum {limit}",
+                header.body_size
+            ),
+            ids,
+        ));
+    }
+    let properties_len = encoded_properties.as_ref().map_or_else(
+        || crate::codec::properties::encode(&header.properties).len(),
+        bytes::Bytes::len,
+    );
+    let stored = super::publish::stored_bytes(&pending.publish, properties_len, header.body_size);
+    if stored > record_limit {
+        state.pending = None;
+        return Err(AmqpError::channel(
+            reply::PRECONDITION_FAILED,
+            format!(
+                "PRECONDITION_FAILED - message size {stored} (body {}, properties and routing \
+                 key) is larger than the queue's record limit {record_limit}",
                 header.body_size
             ),
             ids,

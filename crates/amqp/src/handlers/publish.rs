@@ -182,6 +182,8 @@ impl ReadyPublish {
     /// The default exchange (`""`) is not written: delivery and dead-lettering read a
     /// missing `omnibus.exchange` as `""` (`delivery.rs`), and most publishes go through it,
     /// so each saves a header's allocation, encoding and stored bytes.
+    /// The message as a queue's stream keeps it: the body, its properties and the routing
+    /// fields as headers (what the engine weighs against its record limit).
     fn message(&self, routing_key: Bytes) -> EnqueueMessage {
         let mut headers = Vec::with_capacity(3);
         headers.push(Header {
@@ -211,6 +213,23 @@ impl ReadyPublish {
             ..Default::default()
         }
     }
+}
+
+/// The bytes the engine will weigh for a publish (see [`ReadyPublish::message`]) once its
+/// body of `body_size` arrives, known from basic.publish and the content header alone.
+pub(crate) fn stored_bytes(publish: &basic::Publish, properties_len: usize, body_size: u64) -> u64 {
+    let exchange = publish.exchange.as_str();
+    let exchange_len = if exchange.is_empty() {
+        0
+    } else {
+        EXCHANGE_HEADER.len() + exchange.len()
+    };
+    let fields = PROPERTIES_HEADER.len()
+        + properties_len
+        + exchange_len
+        + ROUTING_KEY_HEADER.len()
+        + publish.routing_key.as_str().len();
+    body_size.saturating_add(fields as u64)
 }
 
 /// Enqueues a committed transaction's publishes (`tx.rs`) as one batch, after whatever was
