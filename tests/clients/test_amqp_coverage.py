@@ -2,7 +2,7 @@
 for what issue 13 asks and no other suite proves: queue.purge, queue.delete (if-unused,
 if-empty), exchange.delete (if-unused), DLX on nack, client acks with `multiple`, reject with
 requeue, the amq.topic / amq.match built-ins, every field-table type and content property,
-bodies over frame_max, heartbeats, x-death after two dead-letterings, x-max-length-bytes,
+bodies over frame_max, heartbeats, x-death's fields, x-max-length-bytes,
 quorum queues with x-delivery-limit, the server properties and kombu's nowait consumes."""
 
 from __future__ import annotations
@@ -563,9 +563,7 @@ def test_pika_select_connection_declares_publishes_with_a_confirm_and_consumes(a
 def test_x_death_names_the_queue_reason_time_exchange_and_routing_keys(amqp_url):
     """Published to `entry` with key `k`, routed to `work`, rejected: the dead letter carries
     one x-death entry with every field RabbitMQ writes, and the x-first-death-* headers.
-
-    (A second dead-lettering through the same queue, which should raise `count` to 2, is not
-    tested here: the door loses the earlier entries; see the report of this file's author.)"""
+    (Deaths in a retry loop, with counts: test_amqp_dead_letters.py.)"""
     connection = connect(amqp_url)
     channel = connection.channel()
     entry, dlx = unique("entry"), unique("dlx")

@@ -4,8 +4,10 @@ transport (py-amqp through kombu) and the `rpc://` result backend. A task sent w
 ping` (the pidbox fanout exchange and reply queues), task events (`celery worker -E`, the
 `celeryev` topic exchange and a receiver's queue with `x-message-ttl` and `x-expires`, what
 `celery events` reads), an `acks_late` task whose worker is
-killed mid-task running again on the next worker, and 500 tasks over 4 worker processes each
-run exactly once."""
+killed mid-task running again on the next worker, 500 tasks over 4 worker processes each
+run exactly once, a task whose retries all fail ending in FAILURE with its exception stored,
+an `eta=` task held while other tasks flow, and the `celery inspect ping`, `celery status`
+and `celery events --dump` commands."""
 
 from __future__ import annotations
 
@@ -52,6 +54,14 @@ def record(i, path):
     with open(path, "a") as handle:
         handle.write(f"{i}\\n")
     return i
+
+
+@app.task(bind=True, max_retries=2)
+def doomed(self, marker):
+    # Fails every run; after its last retry the original exception is the task's result.
+    with open(marker, "a") as handle:
+        handle.write("run\\n")
+    raise self.retry(exc=ValueError(f"boom on run {self.request.retries + 1}"), countdown=0.2)
 
 
 @app.task(acks_late=True)
@@ -207,3 +217,92 @@ def test_500_tasks_over_4_worker_processes_each_run_once(celery_setup):
     assert sorted(results.get(timeout=60)) == list(range(500))
     lines = runs.read_text().split()
     assert sorted(int(line) for line in lines) == list(range(500)), "a task ran twice or never"
+
+
+def test_a_task_that_keeps_failing_ends_in_failure_with_its_exception_stored(celery_setup):
+    tasks, workers, folder = celery_setup
+    workers.start()
+    marker = folder / "doomed.runs"
+    result = tasks.doomed.delay(str(marker))
+    with pytest.raises(ValueError, match="boom on run 3"):
+        result.get(timeout=60)
+    assert result.state == "FAILURE"
+    assert isinstance(result.result, ValueError)
+    assert marker.read_text().count("run") == 3, "the first run and its two retries"
+
+
+def test_an_eta_task_is_held_while_other_tasks_flow_and_runs_when_due(celery_setup):
+    from datetime import datetime, timedelta, timezone
+
+    tasks, workers, folder = celery_setup
+    workers.start()
+    assert tasks.add.delay(0, 0).get(timeout=60) == 0
+    due = datetime.now(timezone.utc) + timedelta(seconds=3)
+    later = tasks.add.apply_async((40, 2), eta=due)
+    # The worker holds the ETA message unacknowledged; the others pass it.
+    started = time.monotonic()
+    flowing = [tasks.add.delay(i, 1) for i in range(20)]
+    assert [r.get(timeout=30) for r in flowing] == [i + 1 for i in range(20)]
+    assert time.monotonic() - started < 2.5, "the other tasks waited for the ETA task"
+    assert not later.ready()
+    assert later.get(timeout=30) == 42
+    assert datetime.now(timezone.utc) >= due, "the ETA task ran before it was due"
+
+
+def celery_command(folder: Path, broker_url: str, *arguments: str, timeout: float):
+    return subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "omnibus_tasks", *arguments],
+        cwd=folder,
+        env=dict(os.environ, OMNIBUS_TEST_BROKER_URL=broker_url),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_the_celery_inspect_ping_and_status_commands_find_the_worker(celery_setup):
+    tasks, workers, folder = celery_setup
+    workers.start()
+    assert tasks.add.delay(1, 2).get(timeout=60) == 3
+    broker_url = workers.env["OMNIBUS_TEST_BROKER_URL"]
+    ping = celery_command(folder, broker_url, "inspect", "ping", "--timeout", "5", timeout=60)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert "pong" in ping.stdout, ping.stdout
+    status = celery_command(folder, broker_url, "status", "--timeout", "5", timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "1 node online" in status.stdout, status.stdout
+
+
+def test_the_celery_events_command_dumps_a_task_s_events(celery_setup):
+    tasks, workers, folder = celery_setup
+    workers.start_with_concurrency(1, "-E")
+    assert tasks.add.delay(1, 1).get(timeout=60) == 2
+    broker_url = workers.env["OMNIBUS_TEST_BROKER_URL"]
+    log = open(folder / "events.log", "wb")
+    dumper = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "omnibus_tasks", "events", "--dump"],
+        cwd=folder,
+        env=dict(os.environ, OMNIBUS_TEST_BROKER_URL=broker_url),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    try:
+        # Its queue is bound once it prints the workers' heartbeats.
+        deadline = time.monotonic() + 30
+        while "heartbeat:" not in (folder / "events.log").read_text(errors="replace"):
+            assert time.monotonic() < deadline, (folder / "events.log").read_text(errors="replace")
+            time.sleep(0.1)
+        result = tasks.add.delay(20, 22)
+        assert result.get(timeout=60) == 42
+        deadline = time.monotonic() + 30
+        while True:
+            dumped = (folder / "events.log").read_text(errors="replace")
+            if any("task succeeded" in line and result.id in line for line in dumped.splitlines()):
+                break
+            assert time.monotonic() < deadline, dumped
+            time.sleep(0.1)
+    finally:
+        os.killpg(dumper.pid, signal.SIGKILL)
+        dumper.wait()

@@ -15,10 +15,7 @@ use std::sync::Arc;
 
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
-use omnibus_engine::exchanges::{
-    DEAD_LETTER_EXCHANGE_HEADER, DEAD_LETTER_ROUTING_KEY_HEADER, EXCHANGE_HEADER,
-    ROUTING_KEY_HEADER,
-};
+use omnibus_engine::exchanges::{EXCHANGE_HEADER, ROUTING_KEY_HEADER};
 use omnibus_engine::Engine;
 use omnibus_types::Record;
 
@@ -50,8 +47,8 @@ pub(crate) fn render(record: &Record) -> Rendered {
     let mut properties = header(record, PROPERTIES_HEADER)
         .and_then(properties::decode)
         .unwrap_or_else(|| foreign_properties(record));
-    if let Some(reason) = header_text(record, "omnibus.dlq.reason") {
-        properties = with_death(properties, record, &reason);
+    if header(record, "omnibus.dlq.reason").is_some() {
+        properties = with_death(properties, record);
     }
     Rendered {
         exchange: header_text(record, EXCHANGE_HEADER).unwrap_or_default(),
@@ -126,67 +123,151 @@ fn death_reason(reason: &str) -> &'static str {
     }
 }
 
-fn with_death(properties: AMQPProperties, record: &Record, reason: &str) -> AMQPProperties {
-    let reason = death_reason(reason);
-    let queue = header_text(record, "omnibus.dlq.source")
-        .map(|q| names::from_engine(&q))
-        .unwrap_or_default();
-    let exchange = header_text(record, DEAD_LETTER_EXCHANGE_HEADER).unwrap_or_default();
-    let routing_key = header_text(record, DEAD_LETTER_ROUTING_KEY_HEADER).unwrap_or_default();
+/// One or more dead-letterings at one place, from the engine's history
+/// (`omnibus_engine::queue::deaths`).
+#[derive(Clone)]
+struct Death {
+    reason: &'static str,
+    queue: String,
+    exchange: String,
+    routing_key: String,
+    time_s: u64,
+    count: i64,
+}
+
+/// Every dead-lettering of `record`, oldest first.
+fn deaths(record: &Record) -> Vec<Death> {
+    omnibus_engine::queue::deaths::deaths(&record.headers)
+        .iter()
+        .map(|death| death_of(death, record))
+        .collect()
+}
+
+fn death_of(death: &omnibus_engine::queue::deaths::Death, record: &Record) -> Death {
+    let text =
+        |value: Option<&[u8]>| String::from_utf8_lossy(value.unwrap_or_default()).into_owned();
+    Death {
+        reason: death_reason(&text(death.field("reason"))),
+        queue: names::from_engine(&text(death.field("source"))),
+        exchange: text(death.field("exchange")),
+        routing_key: text(death.field("routing_key")),
+        time_s: text(death.field("time_ms"))
+            .parse::<u64>()
+            // Dead letters written before `time_ms` was kept: the record's own time.
+            .unwrap_or(record.timestamp_ms.max(0) as u64)
+            / 1000,
+        count: i64::try_from(death.count).unwrap_or(i64::MAX),
+    }
+}
+
+/// RabbitMQ's dead-letter headers: `x-death` holds one table per (queue, reason), newest
+/// first, whose `count` rises each time the message dies there again (the entry keeps its
+/// first time, exchange and routing keys); `x-first-death-*` name the first. The
+/// `expiration` property is removed (the message must not expire again where it is routed),
+/// kept as the first entry's `original-expiration`.
+fn with_death(properties: AMQPProperties, record: &Record) -> AMQPProperties {
     let mut headers = properties.headers().clone().unwrap_or_default();
-    let mut deaths: Vec<AMQPValue> = match headers.inner().get("x-death") {
+    let mut entries: Vec<AMQPValue> = match headers.inner().get("x-death") {
         Some(AMQPValue::FieldArray(array)) => array.as_slice().to_vec(),
         _ => Vec::new(),
     };
     let text = |v: &str| AMQPValue::LongString(LongString::from(v));
-    let same = |table: &FieldTable| {
-        table.inner().get("queue") == Some(&text(&queue))
-            && table.inner().get("reason") == Some(&text(reason))
-    };
-    let previous = deaths
-        .iter()
-        .position(|d| matches!(d, AMQPValue::FieldTable(t) if same(t)));
-    let count = previous
-        .and_then(|index| match &deaths[index] {
-            AMQPValue::FieldTable(t) => match t.inner().get("count") {
-                Some(AMQPValue::LongLongInt(n)) => Some(*n),
-                _ => None,
-            },
-            _ => None,
-        })
-        .unwrap_or(0)
-        + 1;
-    if let Some(index) = previous {
-        deaths.remove(index);
+    let all = deaths(record);
+    // Kept apart by the engine: merging entries may have moved the first one.
+    let first = omnibus_engine::queue::deaths::first_death(&record.headers)
+        .map(|first| death_of(&first, record))
+        .or_else(|| all.first().cloned());
+    for death in &all {
+        let same = |entry: &AMQPValue| {
+            matches!(entry, AMQPValue::FieldTable(t)
+                if t.inner().get("queue") == Some(&text(&death.queue))
+                    && t.inner().get("reason") == Some(&text(death.reason)))
+        };
+        let entry = match entries.iter().position(same) {
+            Some(index) => {
+                let AMQPValue::FieldTable(mut table) = entries.remove(index) else {
+                    unreachable!("matched a table")
+                };
+                let count = match table.inner().get("count") {
+                    Some(AMQPValue::LongLongInt(n)) => *n,
+                    _ => 0,
+                };
+                table.insert(
+                    "count".into(),
+                    AMQPValue::LongLongInt(count.saturating_add(death.count)),
+                );
+                table
+            }
+            None => {
+                let mut table = FieldTable::default();
+                table.insert("count".into(), AMQPValue::LongLongInt(death.count));
+                table.insert("reason".into(), text(death.reason));
+                table.insert("queue".into(), text(&death.queue));
+                table.insert("time".into(), AMQPValue::Timestamp(death.time_s));
+                table.insert("exchange".into(), text(&death.exchange));
+                let mut keys = FieldArray::default();
+                keys.push(text(&death.routing_key));
+                table.insert("routing-keys".into(), AMQPValue::FieldArray(keys));
+                let is_first = first.as_ref().is_some_and(|first| {
+                    first.queue == death.queue && first.reason == death.reason
+                });
+                if let (true, Some(original)) = (is_first, properties.expiration()) {
+                    table.insert("original-expiration".into(), text(original.as_str()));
+                }
+                table
+            }
+        };
+        entries.insert(0, AMQPValue::FieldTable(entry));
     }
-    let mut death = FieldTable::default();
-    death.insert("count".into(), AMQPValue::LongLongInt(count));
-    death.insert("reason".into(), text(reason));
-    death.insert("queue".into(), text(&queue));
-    death.insert(
-        "time".into(),
-        AMQPValue::Timestamp(record.timestamp_ms.max(0) as u64 / 1000),
-    );
-    death.insert("exchange".into(), text(&exchange));
-    let mut keys = FieldArray::default();
-    keys.push(text(&routing_key));
-    death.insert("routing-keys".into(), AMQPValue::FieldArray(keys));
-    deaths.insert(0, AMQPValue::FieldTable(death));
     let mut array = FieldArray::default();
-    for d in deaths {
-        array.push(d);
+    for entry in entries {
+        array.push(entry);
     }
     headers.insert("x-death".into(), AMQPValue::FieldArray(array));
-    for (name, value) in [
-        ("x-first-death-reason", reason.to_string()),
-        ("x-first-death-queue", queue.clone()),
-        ("x-first-death-exchange", exchange.clone()),
-    ] {
-        if !headers.contains_key(name) {
-            headers.insert(name.into(), text(&value));
+    if let Some(first) = first {
+        for (name, value) in [
+            ("x-first-death-reason", first.reason),
+            ("x-first-death-queue", first.queue.as_str()),
+            ("x-first-death-exchange", first.exchange.as_str()),
+        ] {
+            if !headers.contains_key(name) {
+                headers.insert(name.into(), text(value));
+            }
         }
     }
-    properties.with_headers(headers)
+    let mut properties = properties.with_headers(headers);
+    if properties.expiration().is_some() {
+        properties = without_expiration(properties);
+    }
+    properties
+}
+
+/// `properties` without `expiration` (the generated struct has setters only).
+fn without_expiration(properties: AMQPProperties) -> AMQPProperties {
+    let mut out = AMQPProperties::default();
+    macro_rules! copy {
+        ($($get:ident => $set:ident),* $(,)?) => {
+            $(if let Some(value) = properties.$get().clone() {
+                out = out.$set(value);
+            })*
+        };
+    }
+    copy!(
+        content_type => with_content_type,
+        content_encoding => with_content_encoding,
+        headers => with_headers,
+        delivery_mode => with_delivery_mode,
+        priority => with_priority,
+        correlation_id => with_correlation_id,
+        reply_to => with_reply_to,
+        message_id => with_message_id,
+        timestamp => with_timestamp,
+        kind => with_type,
+        user_id => with_user_id,
+        app_id => with_app_id,
+        cluster_id => with_cluster_id,
+    );
+    out
 }
 
 /// Gives deliveries back to their queues at once, flagged `redelivered` when they come again.
@@ -207,5 +288,117 @@ pub(crate) async fn requeue_all(engine: &Arc<Engine>, deliveries: Vec<Unacked>) 
         if let Err(error) = outcome {
             tracing::debug!("requeueing a delivery failed (its lease may have ended): {error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use omnibus_types::Header;
+
+    use super::*;
+
+    fn record(headers: &[(&str, &str)]) -> Record {
+        Record {
+            offset: 0,
+            timestamp_ms: 9_000_000,
+            subject: String::new(),
+            key: None,
+            value: None,
+            headers: headers
+                .iter()
+                .map(|(name, value)| Header {
+                    name: (*name).to_string(),
+                    value: Bytes::copy_from_slice(value.as_bytes()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn x_death_has_one_entry_per_queue_and_reason_newest_first_with_counts() {
+        use omnibus_engine::queue::deaths::record_death;
+        let mut headers = vec![omnibus_types::Header {
+            name: EXCHANGE_HEADER.into(),
+            value: Bytes::from_static(b"entry"),
+        }];
+        let mut die = |queue: &str, reason: &str, time_ms: &str, exchange: &str, key: &str| {
+            record_death(
+                &mut headers,
+                vec![
+                    ("reason", Bytes::from(reason.to_string())),
+                    ("source", Bytes::from(queue.to_string())),
+                    ("time_ms", Bytes::from(time_ms.to_string())),
+                    ("exchange", Bytes::from(exchange.to_string())),
+                    ("routing_key", Bytes::from(key.to_string())),
+                ],
+            )
+        };
+        die(
+            "work",
+            "terminated: rejected by the client",
+            "1000",
+            "entry",
+            "job",
+        );
+        die("retry", "message expired (TTL)", "2000", "", "retry");
+        die(
+            "work",
+            "terminated: rejected by the client",
+            "3000",
+            "",
+            "work",
+        );
+        die("retry", "message expired (TTL)", "4000", "", "retry");
+        let record = record(&[]);
+        let record = Record { headers, ..record };
+        let properties = with_death(
+            AMQPProperties::default().with_expiration("60000".into()),
+            &record,
+        );
+        assert_eq!(properties.expiration(), &None, "removed");
+        let headers = properties.headers().clone().unwrap();
+        let Some(AMQPValue::FieldArray(entries)) = headers.inner().get("x-death") else {
+            panic!("no x-death: {headers:?}")
+        };
+        let summary: Vec<String> = entries
+            .as_slice()
+            .iter()
+            .map(|entry| {
+                let AMQPValue::FieldTable(t) = entry else {
+                    panic!()
+                };
+                let get = |name: &str| match t.inner().get(name).unwrap() {
+                    AMQPValue::LongString(text) => text.to_string(),
+                    other => format!("{other:?}"),
+                };
+                format!(
+                    "{} {} {} {} {}",
+                    get("queue"),
+                    get("reason"),
+                    get("count"),
+                    get("exchange"),
+                    get("time")
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                "retry expired LongLongInt(2)  Timestamp(2)",
+                "work rejected LongLongInt(2) entry Timestamp(1)",
+            ]
+        );
+        let AMQPValue::FieldTable(oldest) = &entries.as_slice()[1] else {
+            panic!()
+        };
+        assert_eq!(
+            oldest.inner().get("original-expiration"),
+            Some(&AMQPValue::LongString("60000".into()))
+        );
+        assert_eq!(
+            headers.inner().get("x-first-death-queue"),
+            Some(&AMQPValue::LongString("work".into()))
+        );
     }
 }

@@ -194,6 +194,7 @@ pub(crate) fn check(
     let limit = |max_deliver: u32| (max_deliver != u32::MAX).then(|| max_deliver - 1);
     let overflow_name = |overflow: Overflow| match overflow {
         Overflow::RejectNew => "reject-publish",
+        Overflow::DeadLetterNew => "reject-publish-dlx",
         Overflow::DropOldest | Overflow::DeadLetterOldest => "drop-head",
     };
     let current_route = connection.engine().dead_letter_route(queue);

@@ -357,7 +357,9 @@ pub(super) fn queue_spec(
     let overflow = match text("x-overflow").as_deref() {
         None | Some("drop-head") if dead_letter_exchange.is_some() => Overflow::DeadLetterOldest,
         None | Some("drop-head") => Overflow::DropOldest,
-        Some("reject-publish") | Some("reject-publish-dlx") => Overflow::RejectNew,
+        Some("reject-publish") => Overflow::RejectNew,
+        // Refused and dead-lettered (through the dead-letter exchange, when there is one).
+        Some("reject-publish-dlx") => Overflow::DeadLetterNew,
         Some(other) => {
             return Err(bad(format!(
                 "PRECONDITION_FAILED - invalid x-overflow '{other}'"

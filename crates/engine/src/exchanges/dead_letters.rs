@@ -10,8 +10,8 @@
 //! an exchange is at least once, like the rest of the queue's dead-lettering: a crash between
 //! the enqueue and the cursor's commit forwards a message again.
 //!
-//! The forwarded message keeps its headers, `omnibus.dlq.*` included: a door renders them in
-//! its own terms (the AMQP door as `x-death`).
+//! The forwarded message keeps its headers, its dead-letter history included
+//! (`queue/deaths.rs`): a door renders them in its own terms (the AMQP door as `x-death`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -32,9 +32,6 @@ const ROUTES_TABLE: &str = "dead_letter_routes";
 pub const ROUTING_KEY_HEADER: &str = "omnibus.routing_key";
 /// The exchange a message was published to.
 pub const EXCHANGE_HEADER: &str = "omnibus.exchange";
-/// On a forwarded dead letter: the exchange and routing key it had before.
-pub const DEAD_LETTER_EXCHANGE_HEADER: &str = "omnibus.dlq.exchange";
-pub const DEAD_LETTER_ROUTING_KEY_HEADER: &str = "omnibus.dlq.routing_key";
 /// How long one fetch of the dead-letter stream waits; also how soon a forwarder notices
 /// that its route, its queue or the engine is gone.
 const FORWARD_WAIT_MS: u64 = 200;
@@ -223,16 +220,9 @@ fn forwarded_headers(record: &omnibus_types::Record, exchange: &str, key: &str) 
     let mut headers: Vec<Header> = Vec::with_capacity(record.headers.len() + 2);
     for h in &record.headers {
         match h.name.as_str() {
-            DUE_HEADER | EXPIRES_HEADER | PRIORITY_HEADER => {}
-            EXCHANGE_HEADER => headers.push(Header {
-                name: DEAD_LETTER_EXCHANGE_HEADER.into(),
-                value: h.value.clone(),
-            }),
-            ROUTING_KEY_HEADER => headers.push(Header {
-                name: DEAD_LETTER_ROUTING_KEY_HEADER.into(),
-                value: h.value.clone(),
-            }),
-            DEAD_LETTER_EXCHANGE_HEADER | DEAD_LETTER_ROUTING_KEY_HEADER => {}
+            // The exchange and routing key it had are in its death (`queue/deaths.rs`).
+            DUE_HEADER | EXPIRES_HEADER | PRIORITY_HEADER | EXCHANGE_HEADER
+            | ROUTING_KEY_HEADER => {}
             _ => headers.push(h.clone()),
         }
     }
@@ -247,10 +237,13 @@ fn forwarded_headers(record: &omnibus_types::Record, exchange: &str, key: &str) 
     headers
 }
 
+/// The newest value of header `name` (a dead letter carries one group of `omnibus.dlq.*` per
+/// death, oldest first).
 fn header(record: &omnibus_types::Record, name: &str) -> Option<String> {
     record
         .headers
         .iter()
+        .rev()
         .find(|h| h.name == name)
         .map(|h| String::from_utf8_lossy(&h.value).into_owned())
 }

@@ -23,10 +23,7 @@ mod topic;
 mod transient;
 
 pub(crate) use dead_letters::Routes;
-pub use dead_letters::{
-    DeadLetterRoute, DEAD_LETTER_EXCHANGE_HEADER, DEAD_LETTER_ROUTING_KEY_HEADER, EXCHANGE_HEADER,
-    ROUTING_KEY_HEADER,
-};
+pub use dead_letters::{DeadLetterRoute, EXCHANGE_HEADER, ROUTING_KEY_HEADER};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};

@@ -365,3 +365,77 @@ async fn exchange_bindings_and_alternate_exchanges_route_on() {
     );
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_dead_letter_routed_round_a_retry_loop_keeps_every_death_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    queue(&engine, "work").await;
+    engine
+        .create_queue(crate::queue::QueueSpec {
+            name: "retry".into(),
+            ttl_ms: Some(50),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for (from, to) in [("work", "retry"), ("retry", "work")] {
+        engine
+            .set_dead_letter_route(
+                from,
+                Some(DeadLetterRoute {
+                    exchange: String::new(),
+                    routing_key: Some(to.into()),
+                }),
+            )
+            .await
+            .unwrap();
+    }
+    let message = crate::queue::EnqueueMessage {
+        value: Some(bytes::Bytes::from_static(b"flaky")),
+        ..Default::default()
+    };
+    engine.enqueue("work", vec![message]).await.unwrap();
+    for _ in 0..2 {
+        let got = engine.receive("work", "w", 1, 5_000).await.unwrap();
+        engine
+            .term("work", got[0].offset, got[0].attempt, "rejected")
+            .await
+            .unwrap();
+    }
+    let got = engine.receive("work", "w", 1, 5_000).await.unwrap();
+    let field = |death: &crate::queue::deaths::Death, name: &str| {
+        String::from_utf8_lossy(death.field(name).unwrap_or(b"-")).into_owned()
+    };
+    let history: Vec<(String, String, String, u64)> =
+        crate::queue::deaths::deaths(&got[0].record.headers)
+            .iter()
+            .map(|d| {
+                (
+                    field(d, "source"),
+                    field(d, "reason"),
+                    field(d, "routing_key"),
+                    d.count,
+                )
+            })
+            .collect();
+    let expected: Vec<(String, String, String, u64)> = [
+        ("retry", "message expired (TTL)", "retry", 1),
+        ("work", "terminated: rejected", "-", 2),
+        ("retry", "message expired (TTL)", "retry", 1),
+    ]
+    .iter()
+    .map(|(s, r, k, c)| (s.to_string(), r.to_string(), k.to_string(), *c))
+    .collect();
+    assert_eq!(history, expected);
+    // The newest death is under the plain names, once.
+    let sources: Vec<_> = got[0]
+        .record
+        .headers
+        .iter()
+        .filter(|h| h.name == "omnibus.dlq.source")
+        .collect();
+    assert_eq!(sources.len(), 1);
+    assert_eq!(sources[0].value.as_ref(), b"retry");
+    engine.shutdown().await.unwrap();
+}

@@ -21,6 +21,8 @@ struct PreparedBatch {
     /// `(priority, due_ms)` of each record.
     plans: Vec<(u8, Option<i64>)>,
     incoming: Incoming,
+    /// The earliest `omnibus.expires_ms` among the records, for the head sweep (`expiry.rs`).
+    earliest_expiry: Option<i64>,
 }
 
 impl Engine {
@@ -46,7 +48,20 @@ impl Engine {
         // Before the log append: a failed queue would not register what it appended.
         queue.check_healthy()?;
         let batch = self.prepare_batch(queue, messages)?;
-        queue.make_room(batch.incoming).await?;
+        if let Err(refusal) = queue.make_room(batch.incoming).await {
+            let refused = matches!(
+                refusal,
+                EngineError::QueueFull(_)
+                    | EngineError::LimitExceeded(_)
+                    | EngineError::MessageTooLarge { .. }
+            );
+            if refused && queue.config.overflow == super::Overflow::DeadLetterNew {
+                if let Err(error) = queue.dead_letter_refused(batch.records, &refusal).await {
+                    tracing::warn!(queue = %queue.config.name, "dead-lettering refused messages failed: {error}");
+                }
+            }
+            return Err(refusal);
+        }
         append_batch(queue, batch, extra).await
     }
 
@@ -64,6 +79,7 @@ impl Engine {
             records: Vec::with_capacity(messages.len()),
             plans: Vec::with_capacity(messages.len()),
             incoming: Incoming::default(),
+            earliest_expiry: None,
         };
         for message in messages {
             if message.priority > 9 {
@@ -114,9 +130,12 @@ impl Engine {
                 });
             }
             if let Some(ttl) = ttl {
+                let expires = now + ttl as i64;
+                batch.earliest_expiry =
+                    Some(batch.earliest_expiry.map_or(expires, |e| e.min(expires)));
                 headers.push(Header {
                     name: EXPIRES_HEADER.into(),
-                    value: Bytes::from((now + ttl as i64).to_string()),
+                    value: Bytes::from(expires.to_string()),
                 });
             }
             let record = Record {
@@ -146,6 +165,7 @@ async fn append_batch(
         records,
         plans,
         incoming,
+        earliest_expiry,
     } = batch;
     let info = queue.log.append(encode_batch(&records)?).await?;
     let mut runs = Vec::new();
@@ -179,5 +199,8 @@ async fn append_batch(
     queue
         .register(&runs, &key_hashes, incoming.bytes, extra)
         .await?;
+    if let Some(expires) = earliest_expiry {
+        queue.note_expiry(expires);
+    }
     Ok(offsets)
 }

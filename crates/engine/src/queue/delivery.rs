@@ -223,7 +223,7 @@ impl Queue {
                 let result = self.lock_for_change()?.term(
                     grant.offset,
                     grant.attempt,
-                    "message expired (TTL)",
+                    super::expiry::EXPIRED_REASON,
                 );
                 if let Ok((mut writes, letter)) = result {
                     let dropped = !self.config.dead_letter_expired;

@@ -176,6 +176,55 @@ async fn max_bytes_drop_or_dead_letter_oldest_removes_just_enough_for_the_new_me
 }
 
 #[tokio::test]
+async fn dead_letter_new_refuses_the_enqueue_and_dead_letters_what_it_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine
+        .create_queue(QueueSpec {
+            max_length: Some(2),
+            overflow: Some(Overflow::DeadLetterNew),
+            ..spec("full")
+        })
+        .await
+        .unwrap();
+    let two = (0..2).map(|i| sized(&format!("m{i}"), 10)).collect();
+    engine.enqueue("full", two).await.unwrap();
+    let refused = engine
+        .enqueue("full", vec![sized("late", 10)])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), omnibus_types::ErrorCode::QueueFull);
+    let got: Vec<String> = engine
+        .receive("full", "w", 10, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(name_of)
+        .collect();
+    assert_eq!(got, vec!["m0", "m1"], "the queue kept what it had");
+    let letters = dead_letters(&engine, "full").await;
+    assert_eq!(letters.len(), 1);
+    let value = String::from_utf8(letters[0].value.clone().unwrap().to_vec()).unwrap();
+    assert_eq!(value.trim_end_matches('.'), "late");
+    assert_eq!(
+        header(&letters[0], "omnibus.dlq.reason").as_deref(),
+        Some("queue full (max_length): refused message dead-lettered")
+    );
+    assert_eq!(
+        header(&letters[0], "omnibus.dlq.source").as_deref(),
+        Some("full")
+    );
+    assert_eq!(
+        header(&letters[0], "omnibus.dlq.source_offset"),
+        None,
+        "never in the queue"
+    );
+    let info = engine.queue_info("full").unwrap();
+    assert_eq!((info.ready, info.dead_letter_depth), (0, 1));
+    assert_eq!(info.rates.dead_lettered.last_minute, 1);
+}
+
+#[tokio::test]
 async fn a_full_queue_of_delayed_messages_refuses_even_with_drop_oldest() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;

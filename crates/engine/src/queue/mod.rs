@@ -21,8 +21,10 @@
 mod append;
 mod commit;
 pub mod core;
+pub mod deaths;
 mod delivery;
 mod durability;
+mod expiry;
 pub mod keys;
 mod overflow;
 pub mod policy;
@@ -130,6 +132,9 @@ pub enum Overflow {
     DropOldest,
     /// Move the oldest ready messages to the dead-letter stream until the new ones fit.
     DeadLetterOldest,
+    /// Refuse the enqueue (`queue_full`), and write the refused messages to the dead-letter
+    /// stream (AMQP's `reject-publish-dlx`).
+    DeadLetterNew,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -715,6 +720,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod expiry_tests;
 #[cfg(test)]
 pub(crate) mod failure_tests;
 #[cfg(test)]

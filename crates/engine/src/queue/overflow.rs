@@ -1,6 +1,7 @@
 //! Queue limits: `max_length` (waiting messages) and `max_bytes` (their bytes), and what an
 //! enqueue that would go past either does — refuse it, or take the oldest ready messages out
-//! (dropped, or moved to the dead-letter stream) until the new ones fit.
+//! (dropped, or moved to the dead-letter stream) until the new ones fit, or refuse it and
+//! dead-letter what was refused.
 //!
 //! "Waiting" is ready or delayed: leased messages are with their workers and count toward
 //! neither limit. A message's bytes are [`message_bytes`] of its stored record.
@@ -87,7 +88,10 @@ impl Queue {
             if excess.messages == 0 && excess.bytes == 0 {
                 return Ok(());
             }
-            if self.config.overflow == Overflow::RejectNew {
+            if matches!(
+                self.config.overflow,
+                Overflow::RejectNew | Overflow::DeadLetterNew
+            ) {
                 return Err(self.full(excess, waiting, waiting_bytes, incoming));
             }
             let average = waiting_bytes.checked_div(waiting).unwrap_or(1).max(1);
@@ -103,6 +107,42 @@ impl Queue {
             "queue {:?} is full: other enqueues kept filling it while room was made",
             self.config.name
         )))
+    }
+
+    /// Under `dead_letter_new`, writes the messages a full queue refused (`records`, never
+    /// in the queue) to its dead-letter stream, so its dead-letter route sees them; the
+    /// enqueue is refused all the same.
+    pub(crate) async fn dead_letter_refused(
+        &self,
+        mut records: Vec<Record>,
+        refusal: &EngineError,
+    ) -> Result<()> {
+        let limit = match refusal {
+            EngineError::QueueFull(text) if text.contains("max_bytes") => "max_bytes",
+            EngineError::MessageTooLarge { .. } => "max_bytes",
+            _ => "max_length",
+        };
+        let reason = format!("queue full ({limit}): refused message dead-lettered");
+        let now = crate::engine::now_ms();
+        for record in &mut records {
+            super::deaths::mark_death(
+                record,
+                super::deaths::Dying {
+                    reason: &reason,
+                    attempts: 0,
+                    last_error: "",
+                    source: &self.config.name,
+                    offset: None,
+                    now_ms: now,
+                },
+            );
+        }
+        let count = records.len() as u64;
+        self.dead_letter
+            .append(omnibus_storage::batch::encode_batch(&records)?)
+            .await?;
+        self.count(RateKind::DeadLettered, count);
+        Ok(())
     }
 
     /// Refuses what no amount of room could take.
@@ -172,26 +212,40 @@ impl Queue {
             messages += 1;
             bytes = bytes.saturating_add(size);
         }
-        // Some may have been delivered meanwhile: those stay with their workers.
         let dead_letter = self.config.overflow == Overflow::DeadLetterOldest;
-        let (removed, mut writes) = self.lock_for_change()?.remove_ready(&chosen, dead_letter);
+        let limit = if excess.messages > 0 {
+            "max_length"
+        } else {
+            "max_bytes"
+        };
+        let reason = format!("queue full ({limit}): oldest message dead-lettered");
+        let by_offset = candidates.iter().copied().zip(records).collect();
+        self.remove_ready_records(&chosen, by_offset, dead_letter, &reason)
+            .await
+    }
+
+    /// Takes `chosen` — `(offset, size)` — out of the queue where they are still ready (some
+    /// may have been delivered meanwhile: those stay with their workers), dead-lettered with
+    /// `reason` when `dead_letter`, dropped otherwise. `records` holds their stored records.
+    /// Returns how many were removed. Shared by the full queue's policies and TTL expiry.
+    pub(super) async fn remove_ready_records(
+        &self,
+        chosen: &[(u64, u64)],
+        mut records: std::collections::HashMap<u64, Record>,
+        dead_letter: bool,
+        reason: &str,
+    ) -> Result<u64> {
+        let (removed, mut writes) = self.lock_for_change()?.remove_ready(chosen, dead_letter);
         let mut after = None;
         if dead_letter && !removed.is_empty() {
-            let limit = if excess.messages > 0 {
-                "max_length"
-            } else {
-                "max_bytes"
-            };
-            let mut by_offset: std::collections::HashMap<u64, Record> =
-                candidates.iter().copied().zip(records).collect();
             let mut letters = Vec::with_capacity(removed.len());
             let mut originals = Vec::with_capacity(removed.len());
             for (offset, attempts) in &removed {
-                if let Some(record) = by_offset.remove(offset) {
+                if let Some(record) = records.remove(offset) {
                     originals.push(record);
                     letters.push(DeadLetter {
                         offset: *offset,
-                        reason: format!("queue full ({limit}): oldest message dead-lettered"),
+                        reason: reason.to_string(),
                         attempts: *attempts,
                         last_error: String::new(),
                     });
@@ -207,7 +261,7 @@ impl Queue {
         if let Some(after) = after {
             after.run();
         }
-        if self.config.overflow == Overflow::DropOldest {
+        if !dead_letter {
             self.count(RateKind::Dropped, removed.len() as u64);
         }
         Ok(removed.len() as u64)

@@ -12,10 +12,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use omnibus_storage::batch::encode_batch;
 use omnibus_storage::{PartitionLog, StateStore, StateWrite};
-use omnibus_types::{Header, Record};
+use omnibus_types::Record;
 use tokio::sync::Notify;
 
 use super::commit::Durable;
@@ -56,6 +55,11 @@ pub struct Queue {
     /// wake-up: waking the task for every delivery (leases are due in seconds, the task wakes
     /// at least every second) was a task switch, often across threads, per job.
     pub(super) timer_wake_at_ms: std::sync::atomic::AtomicI64,
+    /// When the timer task should next sweep the head for expired messages (`expiry.rs`).
+    pub(super) next_expiry_ms: std::sync::atomic::AtomicI64,
+    /// Whether the queue has held a message with a TTL (so its head is swept every second
+    /// while messages are ready).
+    pub(super) ttl_seen: std::sync::atomic::AtomicBool,
     /// Passes of the timer task (for tests of how often deliveries wake it).
     pub(super) timer_ticks: std::sync::atomic::AtomicU64,
     /// Dead-letter stream offset up to which messages were redriven.
@@ -269,6 +273,7 @@ impl Queue {
             log.high_watermark(),
         )?;
         core.set_paused(paused);
+        let ttl_configured = config.ttl_ms.is_some();
         super::recovery::recover_from_log(
             &mut core,
             &log,
@@ -295,6 +300,9 @@ impl Queue {
             // Until the timer task has planned its sleep, every lease wakes it.
             timer_wake_at_ms: std::sync::atomic::AtomicI64::new(i64::MAX),
             timer_ticks: std::sync::atomic::AtomicU64::new(0),
+            // Swept once at open: the log may hold messages with a TTL.
+            next_expiry_ms: std::sync::atomic::AtomicI64::new(0),
+            ttl_seen: std::sync::atomic::AtomicBool::new(ttl_configured),
             failure: std::sync::OnceLock::new(),
             commits_in_flight: Mutex::new(0),
             lazy: super::commit::LazyCommits::default(),
@@ -488,6 +496,10 @@ impl Queue {
         self.note_durable(&durable);
         after.run();
         if became_ready {
+            if self.ttl_seen.load(Ordering::Acquire) {
+                // A delayed or retried message with a TTL may be ready and expired now.
+                self.next_expiry_ms.fetch_min(now_ms(), Ordering::AcqRel);
+            }
             self.wake_receivers();
         }
         Ok(())
@@ -661,19 +673,17 @@ impl Queue {
             .iter()
             .zip(originals)
             .map(|(letter, mut record)| {
-                let mut add = |name: &str, value: String| {
-                    record.headers.push(Header {
-                        name: name.to_string(),
-                        value: Bytes::from(value),
-                    })
-                };
-                add("omnibus.dlq.reason", letter.reason.clone());
-                add("omnibus.dlq.attempts", letter.attempts.to_string());
-                add("omnibus.dlq.last_error", letter.last_error.clone());
-                add("omnibus.dlq.source", self.config.name.clone());
-                add("omnibus.dlq.source_offset", letter.offset.to_string());
-                record.timestamp_ms = now;
-                record.subject = String::new();
+                super::deaths::mark_death(
+                    &mut record,
+                    super::deaths::Dying {
+                        reason: &letter.reason,
+                        attempts: letter.attempts,
+                        last_error: &letter.last_error,
+                        source: &self.config.name,
+                        offset: Some(letter.offset),
+                        now_ms: now,
+                    },
+                );
                 record
             })
             .collect();
@@ -706,10 +716,16 @@ impl Queue {
                 if let Err(error) = queue.tick().await {
                     tracing::error!(queue = %queue.config.name, "queue tick failed: {error}");
                 }
+                if let Err(error) = queue.expire_head(now_ms()).await {
+                    tracing::error!(queue = %queue.config.name, "queue expiry failed: {error}");
+                }
                 let now = now_ms();
                 let sleep_ms = {
                     let core = queue.lock();
-                    let next = core.next_deadline().unwrap_or(now + 1_000);
+                    let next = core
+                        .next_deadline()
+                        .unwrap_or(now + 1_000)
+                        .min(queue.next_expiry_ms());
                     let sleep_ms = next.saturating_sub(now).clamp(1, 1_000);
                     // Under the lock: a lease taken after this is compared with it (and
                     // wakes the task if earlier); one taken before is in `next`.

@@ -100,6 +100,7 @@ pub enum OverflowArg {
     RejectNew,
     DropOldest,
     DeadLetterOldest,
+    DeadLetterNew,
 }
 
 impl CreateArgs {
@@ -125,6 +126,7 @@ impl CreateArgs {
                 OverflowArg::RejectNew => Overflow::RejectNew,
                 OverflowArg::DropOldest => Overflow::DropOldest,
                 OverflowArg::DeadLetterOldest => Overflow::DeadLetterOldest,
+                OverflowArg::DeadLetterNew => Overflow::DeadLetterNew,
             }),
             dedup_window_ms: self.dedup_window_ms,
             completions: self.completions.map(|completions| match completions {
