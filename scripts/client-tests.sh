@@ -95,6 +95,24 @@ print(f"confluent-kafka {confluent_kafka.__version__} (librdkafka {confluent_kaf
 EOF
 kcat -V 2>&1 | grep -m1 '^Version' || true
 
+# An older Celery minor in its own virtualenv, for test_celery.py's cross-version test.
+old_celery_venv="$repo/.venv-celery-5.3"
+old_celery_requirements="$repo/tests/clients/requirements-celery-5.3.txt"
+old_celery_stamp="$old_celery_venv/.omnibus-client-tests.sha256"
+old_celery_want="$(sha256sum "$old_celery_requirements" | cut -d' ' -f1)"
+if [ ! -x "$old_celery_venv/bin/python" ] || ! "$old_celery_venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  log "creating $old_celery_venv"
+  rm -rf "$old_celery_venv"
+  "$python" -m venv "$old_celery_venv"
+fi
+if [ "$(cat "$old_celery_stamp" 2>/dev/null || true)" != "$old_celery_want" ]; then
+  log "installing Celery 5.3 for the cross-version test"
+  "$old_celery_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --only-binary :all: -r "$old_celery_requirements"
+  echo "$old_celery_want" >"$old_celery_stamp"
+fi
+export OMNIBUS_CELERY_OLD_PYTHON="$old_celery_venv/bin/python"
+
 # ---------------------------------------------------------------------------------------------
 # Node clients in tests/clients/node/node_modules, exactly as package-lock.json pins them,
 # reinstalled only when the lock file changes.

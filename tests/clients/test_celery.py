@@ -12,6 +12,7 @@ and `celery events --dump` commands."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,55 +23,8 @@ from pathlib import Path
 import pytest
 from celery import chain, group
 
-TASKS = '''
-import os
-import time
+TASKS = Path(__file__).parent / "celery_tasks.py"
 
-from celery import Celery
-
-app = Celery("omnibus_clients", broker=os.environ["OMNIBUS_TEST_BROKER_URL"], backend="rpc://")
-app.conf.broker_connection_retry_on_startup = True
-
-
-@app.task
-def add(x, y):
-    return x + y
-
-
-@app.task(bind=True, max_retries=3)
-def flaky(self, marker):
-    # Fails on its first run, succeeds on the retry: the count of runs is kept in a file.
-    runs = int(open(marker).read()) if os.path.exists(marker) else 0
-    with open(marker, "w") as handle:
-        handle.write(str(runs + 1))
-    if runs == 0:
-        raise self.retry(countdown=1)
-    return runs + 1
-
-
-@app.task
-def record(i, path):
-    # One line per run, appended atomically (O_APPEND) from any worker process.
-    with open(path, "a") as handle:
-        handle.write(f"{i}\\n")
-    return i
-
-
-@app.task(bind=True, max_retries=2)
-def doomed(self, marker):
-    # Fails every run; after its last retry the original exception is the task's result.
-    with open(marker, "a") as handle:
-        handle.write("run\\n")
-    raise self.retry(exc=ValueError(f"boom on run {self.request.retries + 1}"), countdown=0.2)
-
-
-@app.task(acks_late=True)
-def slow(marker):
-    # Records each run, then works for longer than any test waits.
-    with open(marker, "a") as handle:
-        handle.write("run\\n")
-    time.sleep(60)
-'''
 
 
 class Workers:
@@ -119,7 +73,7 @@ class Workers:
 
 @pytest.fixture
 def celery_setup(amqp_url, tmp_path: Path):
-    (tmp_path / "omnibus_tasks.py").write_text(TASKS)
+    shutil.copy(TASKS, tmp_path / "omnibus_tasks.py")
     broker_url = amqp_url.replace("/%2F", "//")
     os.environ["OMNIBUS_TEST_BROKER_URL"] = broker_url
     sys.path.insert(0, str(tmp_path))
@@ -306,3 +260,21 @@ def test_the_celery_events_command_dumps_a_task_s_events(celery_setup):
     finally:
         os.killpg(dumper.pid, signal.SIGKILL)
         dumper.wait()
+
+
+def test_an_older_celery_minor_runs_its_client_and_worker_against_the_broker(amqp_url, tmp_path: Path):
+    """Celery 5.3 (kombu 5.3, py-amqp 5.2) on both sides, from its own virtualenv."""
+    repo = Path(__file__).resolve().parents[2]
+    python = os.environ.get("OMNIBUS_CELERY_OLD_PYTHON", str(repo / ".venv-celery-5.3" / "bin" / "python"))
+    assert Path(python).exists(), f"{python} is missing: scripts/client-tests.sh makes it"
+    scenarios = Path(__file__).parent / "celery_scenarios.py"
+    done = subprocess.run(
+        [python, str(scenarios), amqp_url.replace("/%2F", "//"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    print(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0].startswith("celery 5.3.6, kombu 5.3.7, py-amqp 5.2.0")
+    assert "all scenarios passed" in done.stdout
