@@ -3,15 +3,15 @@
 An AMQP queue is an engine queue, which is a stream of the same name with one partition
 (docs/amqp.md, docs/queues.md), and a Kafka topic and a JetStream stream are Omnibus streams
 (docs/kafka.md, docs/nats.md): so what AMQP publishes into a queue, Kafka and a JetStream
-consumer read, without taking it from the queue. The reverse is not offered: a queue's stream
-takes no records from outside the queue (a Kafka produce is refused with INVALID_CONFIG,
-docs/queues.md), and AMQP exchanges route only AMQP publishes (a NATS publish never reaches
-them), so nothing is tested in that direction."""
+consumer read, without taking it from the queue. The other way, a Kafka produce to the
+queue's topic and a NATS publish on its name (core or JetStream) are enqueued into the queue
+(engine/src/queue/bridged.rs), so pika consumes them."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections import Counter
 
 import nats
@@ -213,3 +213,70 @@ def test_amqp_publish_is_fetched_by_a_jetstream_consumer(broker, amqp_url, nats_
     assert all(m.headers and m.headers.get("omnibus.routing_key") == queue for m in got)
     # The JetStream consumer's acks settle its own deliveries, not the AMQP queue's.
     assert amqp_get_all(amqp_url, queue) == bodies
+
+
+def amqp_get_messages(amqp_url: str, queue: str, count: int, timeout: float = 10.0) -> list:
+    """`count` messages from `queue` by basic.get (acked): (method, properties, body)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                assert time.monotonic() < deadline, f"{len(got)} of {count} arrived on {queue}"
+                time.sleep(0.02)
+                continue
+            got.append((method, properties, body))
+        assert channel.basic_get(queue, auto_ack=True)[0] is None, "more than were sent"
+        return got
+    finally:
+        connection.close()
+
+
+def amqp_declare(amqp_url: str, queue: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        connection.channel().queue_declare(queue, durable=True)
+    finally:
+        connection.close()
+
+
+def test_a_kafka_produce_to_a_queues_topic_is_consumed_over_amqp(broker, amqp_url, bootstrap):
+    queue = unique("k2a")
+    amqp_declare(amqp_url, queue)
+    producer = Producer(producer_conf(bootstrap))
+    sent = [(f"key-{i}".encode(), f"kafka-to-amqp-{i}".encode(), [("trace", f"t{i}".encode())]) for i in range(10)]
+    result = produce_all(producer, queue, sent)
+    assert [d.offset for d in result.deliveries] == list(range(10))
+    got = amqp_get_messages(amqp_url, queue, len(sent))
+    assert [body for _, _, body in got] == [value for _, value, _ in sent]
+    for i, (method, properties, _) in enumerate(got):
+        assert (method.exchange, method.routing_key) == ("", queue), "as if published to the queue by name"
+        assert properties.headers["trace"] == f"t{i}"
+    # Taken from the queue: a second consumer finds nothing.
+    assert amqp_get_all(amqp_url, queue) == []
+
+
+def test_a_nats_publish_on_a_queues_name_is_consumed_over_amqp(broker, amqp_url, nats_url):
+    queue = unique("n2a")
+    amqp_declare(amqp_url, queue)
+
+    async def scenario():
+        nc = await nats.connect(nats_url)
+        try:
+            await nc.publish(queue, b"core-1", headers={"origin": "nats"})
+            await nc.publish(queue, b"core-2")
+            await nc.flush()
+            ack = await nc.jetstream().publish(queue, b"jetstream-3")
+            return ack
+        finally:
+            await nc.close()
+
+    ack = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    # A JetStream publish is acknowledged with its place in the queue's stream.
+    assert (ack.stream, ack.seq) == (queue, 3)
+    got = amqp_get_messages(amqp_url, queue, 3)
+    assert [body for _, _, body in got] == [b"core-1", b"core-2", b"jetstream-3"]
+    assert got[0][1].headers["origin"] == "nats"

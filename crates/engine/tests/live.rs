@@ -189,7 +189,7 @@ async fn captured(engine: &Engine, cache: &mut CaptureCache, subject: &str) -> b
         .unwrap();
     match outcome {
         LivePublish::Captured(pending) => pending.durable().await.is_ok(),
-        LivePublish::Delivered(_) => false,
+        LivePublish::Delivered(_) | LivePublish::Enqueued { .. } => false,
     }
 }
 

@@ -308,7 +308,7 @@ pub(crate) async fn publish(engine: &Engine, channel: &Bytes, payload: &Bytes) -
         status: None,
     };
     let routed = match engine.publish_live(message, None).await {
-        Ok(LivePublish::Delivered(routed)) => routed,
+        Ok(LivePublish::Delivered(routed)) | Ok(LivePublish::Enqueued { routed, .. }) => routed,
         Ok(LivePublish::Captured(pending)) => match pending.durable().await {
             Ok((_, routed)) => routed,
             Err(error) => return Reply::error(format!("ERR {error}")),

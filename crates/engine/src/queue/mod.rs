@@ -19,6 +19,7 @@
 //! acked (or dead-lettered) with the answer received is never delivered again.
 
 mod append;
+mod bridged;
 mod commit;
 pub mod core;
 pub mod deaths;
@@ -422,7 +423,7 @@ impl Engine {
     /// Deletes a queue, its state and its backing stream (not its dead-letter stream).
     /// The queue whose messages live in `stream` — or, with `dead_letters`, whose messages
     /// or dead letters do.
-    fn queue_in_stream(&self, stream: &str, dead_letters: bool) -> Option<String> {
+    pub(crate) fn queue_in_stream(&self, stream: &str, dead_letters: bool) -> Option<String> {
         let queues = self.queues.read().unwrap_or_else(|p| p.into_inner());
         // A queue's stream has its name: one lookup on the publish path.
         if queues.contains_key(stream) {

@@ -544,9 +544,10 @@ async fn the_streams_a_queue_lives_in_cannot_be_deleted_grown_or_altered_under_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_published_into_a_queues_stream_past_the_queue_are_refused() {
-    // Such a record would sit in the queue's log untracked: never delivered, and holding
-    // the queue's ack floor below it forever.
+async fn an_http_publish_into_a_queues_stream_is_refused_and_a_kafka_or_live_one_is_enqueued() {
+    // A record appended past the queue would sit in its log untracked: never delivered, and
+    // holding the queue's ack floor below it forever. HTTP has the queue API, so its stream
+    // publish is refused; a Kafka produce or a live (NATS) publish is enqueued instead.
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
     engine.create_queue(spec("q")).await.unwrap();
@@ -565,17 +566,62 @@ async fn records_published_into_a_queues_stream_past_the_queue_are_refused() {
             "{refused:?}"
         );
     }
-    // Kafka's path: refused before the batch is even looked at.
-    let batch = bytes::BytesMut::from(&b"any batch"[..]);
-    let refused = engine.enqueue_raw("q", 0, batch).await.map(drop);
+    // Kafka's path: a produced batch's records are enqueued, broker headers dropped.
+    let produced = omnibus_types::Record {
+        offset: 0,
+        timestamp_ms: 0,
+        subject: String::new(),
+        key: Some(Bytes::from_static(b"k")),
+        value: Some(Bytes::from_static(b"kafka")),
+        headers: vec![
+            omnibus_types::Header {
+                name: "trace".into(),
+                value: Bytes::from_static(b"t1"),
+            },
+            omnibus_types::Header {
+                name: "omnibus.due_ms".into(),
+                value: Bytes::from_static(b"99999999999999"),
+            },
+        ],
+    };
+    let batch = omnibus_storage::batch::encode_batch(&[produced]).unwrap();
+    let appended = engine.append_raw("q", 0, batch.clone()).await.unwrap();
+    assert_eq!((appended.first_offset, appended.last_offset), (1, 1));
+    let wrong_partition = engine.append_raw("q", 1, batch).await;
     assert!(
-        matches!(refused, Err(EngineError::InvalidConfig(_))),
-        "{refused:?}"
+        matches!(wrong_partition, Err(EngineError::PartitionNotFound { .. })),
+        "{wrong_partition:?}"
+    );
+    // A live publish on the queue's name (NATS, Redis pub/sub).
+    let live = crate::router::LiveMessage {
+        subject: "q".into(),
+        reply: None,
+        headers: Vec::new(),
+        payload: Bytes::from_static(b"nats"),
+        status: None,
+    };
+    let published = engine.publish_live(live, None).await.unwrap();
+    assert!(
+        matches!(&published, crate::router::LivePublish::Enqueued { position, .. } if position.offset == 2),
+        "{published:?}"
     );
 
     engine.enqueue("q", vec![message("b")]).await.unwrap();
     let got = engine.receive("q", "w", 10, 100).await.unwrap();
-    assert_eq!(got.iter().map(value).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        got.iter().map(value).collect::<Vec<_>>(),
+        ["a", "kafka", "nats", "b"]
+    );
+    let kafka = &got[1].record;
+    assert_eq!(kafka.key.as_deref(), Some(&b"k"[..]));
+    assert!(kafka.headers.iter().any(|h| h.name == "trace"));
+    assert!(
+        !kafka
+            .headers
+            .iter()
+            .any(|h| h.name == "omnibus.due_ms" && h.value.as_ref() == b"99999999999999"),
+        "a producer cannot set the broker's headers"
+    );
     for delivery in &got {
         engine
             .ack("q", delivery.offset, delivery.attempt)
@@ -584,7 +630,7 @@ async fn records_published_into_a_queues_stream_past_the_queue_are_refused() {
     }
     assert_eq!(
         engine.queue_info("q").unwrap().ack_floor,
-        2,
+        4,
         "the floor passes every message"
     );
 }

@@ -62,6 +62,12 @@ pub enum LivePublish {
     Delivered(Routed),
     /// A stream captures the subject: appended, not yet acknowledged.
     Captured(PendingCapture),
+    /// The subject is a queue's name: enqueued into the queue (durably, `queue/bridged.rs`)
+    /// and delivered to the live subscribers.
+    Enqueued {
+        routed: Routed,
+        position: crate::model::RecordPosition,
+    },
 }
 
 /// A captured message on its way into its stream; live subscribers get it once
@@ -131,7 +137,11 @@ impl Engine {
             return Ok(LivePublish::Delivered(routed));
         };
         self.check_running()?;
-        self.check_not_a_queue_log(&stream.config.name)?;
+        if let Some(queue) = self.queue_in_stream(&stream.config.name, false) {
+            let position = self.enqueue_live(&queue, &message).await?;
+            let routed = self.live_router.publish(Arc::new(message), origin);
+            return Ok(LivePublish::Enqueued { routed, position });
+        }
         let partition = partition_for_key(message.subject.as_bytes(), stream.config.partitions);
         let record = PublishRecord {
             subject: None,

@@ -91,7 +91,17 @@ impl Engine {
         }
         self.check_running()?;
         let target = self.stream(stream)?;
-        self.check_not_a_queue_log(&target.config.name)?;
+        if let Some(queue) = self.queue_in_stream(&target.config.name, false) {
+            // A queue's stream: enqueued into the queue, durably (`queue/bridged.rs`).
+            let outcomes = self.enqueue_live_all(&queue, &messages).await;
+            return Ok(CapturedBatch {
+                appends: Vec::new(),
+                outcomes,
+                messages,
+                router: self.live_router.clone(),
+                origin,
+            });
+        }
         let now = now_ms();
         let partitions = target.config.partitions;
         let mut outcomes: Vec<Result<RecordPosition>> = Vec::with_capacity(messages.len());
@@ -179,9 +189,10 @@ impl Engine {
 }
 
 /// One failed append refuses every message in it, each with its own error value.
-fn copy_error(error: &EngineError) -> EngineError {
+pub(crate) fn copy_error(error: &EngineError) -> EngineError {
     match error {
         EngineError::StreamNotFound(name) => EngineError::StreamNotFound(name.clone()),
+        EngineError::QueueFull(text) => EngineError::QueueFull(text.clone()),
         EngineError::MessageTooLarge { what, bytes, max } => EngineError::MessageTooLarge {
             what,
             bytes: *bytes,

@@ -17,6 +17,7 @@ mod mailbox;
 pub use cache::MATCH_CACHE_ENTRIES_MAX;
 pub(crate) use capture::{deliver_stored, StoredCopy};
 pub use capture::{CaptureCache, LivePublish, PendingCapture};
+pub(crate) use capture_batch::copy_error;
 pub use capture_batch::CapturedBatch;
 pub use index::SubjectIndex;
 pub use live::{

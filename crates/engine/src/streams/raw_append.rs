@@ -214,7 +214,16 @@ impl Engine {
         batch: BytesMut,
     ) -> Result<PendingRawAppend> {
         self.check_running()?;
-        self.check_not_a_queue_log(stream)?;
+        if let Some(queue) = self.queue_in_stream(stream, false) {
+            // A produce into a queue's own stream: its records are enqueued (`queue/bridged.rs`).
+            let stream = self.stream(stream)?;
+            inspect_raw_batch(&batch, stream.config.message_bytes_max)?;
+            let offsets = self.enqueue_raw_batch(&queue, partition, &batch).await?;
+            return Ok(PendingRawAppend::earlier(
+                self.queue(&queue)?.log.clone(),
+                offsets,
+            ));
+        }
         let stream = self.stream(stream)?;
         inspect_raw_batch(&batch, stream.config.message_bytes_max)?;
         let log = stream.partition(partition)?.clone();

@@ -194,8 +194,9 @@ pub(crate) fn core_now(connection: &mut Connection, publish: PublishOp) -> Optio
 pub(crate) async fn captured(connection: &mut Connection, message: LiveMessage) {
     match publish_live(connection, message).await {
         Ok(LivePublish::Captured(pending)) => store_capture(connection, pending).await,
-        // The stream went away since the lookup: delivered live instead.
-        Ok(LivePublish::Delivered(_)) => {}
+        // The stream went away since the lookup: delivered live instead. Or the subject is
+        // a queue's name: enqueued, durably, already.
+        Ok(LivePublish::Delivered(_)) | Ok(LivePublish::Enqueued { .. }) => {}
         Err(error) => publish_failed(connection, &error),
     }
 }
@@ -326,6 +327,9 @@ pub(crate) async fn handle(
             }
         }
         Ok(LivePublish::Captured(pending)) => store_capture(connection, pending).await,
+        // Enqueued into the queue of that name: a worker may answer a request later, so
+        // there is no "no responders" for it.
+        Ok(LivePublish::Enqueued { .. }) => {}
         Err(error) => {
             publish_failed(connection, &error);
             return Ok(());

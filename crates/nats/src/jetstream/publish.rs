@@ -151,6 +151,18 @@ pub(crate) async fn handle(
             refuse(ApiError::stream_not_found());
             return Ok(());
         }
+        // A queue's stream: the message was enqueued into the queue, durably.
+        Ok(LivePublish::Enqueued { position, .. }) => {
+            let sequence = position.offset + 1;
+            state.stored(&subject, message_id, sequence, now);
+            let prefix = state.pub_ack_prefix.clone();
+            drop(state);
+            if let Some(reply) = reply {
+                send(&router, reply, pub_ack(&prefix, sequence));
+            }
+            connection.acknowledge();
+            return Ok(());
+        }
         Err(error) => {
             refuse(ApiError::from_engine(&error));
             return Ok(());
