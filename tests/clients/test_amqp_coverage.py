@@ -608,9 +608,10 @@ def test_x_max_length_bytes_drops_the_oldest_when_the_bodies_exceed_it(amqp_url)
     channel = connection.channel()
     channel.confirm_delivery()
     queue = unique("max-bytes")
-    channel.queue_declare(queue, arguments={"x-max-length-bytes": 25_000})
-    # Two 10 kB bodies fit; the third would make 30 kB, so the oldest goes (drop-head, the
-    # default), and the publish is still confirmed.
+    channel.queue_declare(queue, arguments={"x-max-length-bytes": 20_000})
+    # Bodies alone count, as in RabbitMQ: two 10 kB bodies fill 20 kB exactly (properties and
+    # routing key do not count); the third would make 30 kB, so the oldest goes (drop-head,
+    # the default), and the publish is still confirmed.
     bodies = [bytes([ord(letter)]) * 10_000 for letter in "abc"]
     for body in bodies:
         channel.basic_publish("", queue, body)

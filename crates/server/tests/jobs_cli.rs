@@ -190,11 +190,11 @@ fn queue_create_max_bytes_refuses_the_job_that_does_not_fit_and_info_shows_bytes
     server
         .cli(&["queue", "create", "small", "--max-bytes", "1KiB"], b"")
         .success("queue create --max-bytes");
-    // Each job counts its 100-byte payload plus its name header (`omnibus.job.name` =
-    // `default`, 23 bytes): eight fit in 1,024 bytes, a ninth does not.
-    let lines: Vec<String> = (0..8).map(|_| "a".repeat(100)).collect();
+    // Each job counts its 128-byte payload alone (not its name header): eight fill 1,024
+    // bytes exactly, a ninth does not fit.
+    let lines: Vec<String> = (0..8).map(|_| "a".repeat(128)).collect();
     enqueue_lines(&server, "small", &lines);
-    let ninth = "b".repeat(100);
+    let ninth = "b".repeat(128);
     let full = server.cli(&["job", "enqueue", "small", &ninth], b"");
     assert_eq!(full.status.code(), Some(1), "{}", full.stderr);
     assert!(
@@ -208,7 +208,7 @@ fn queue_create_max_bytes_refuses_the_job_that_does_not_fit_and_info_shows_bytes
         .success("queue info");
     let info: Value = serde_json::from_str(&info.stdout).expect("queue info prints JSON");
     assert_eq!(info["max_bytes"], 1024, "{info}");
-    assert_eq!(info["waiting_bytes"], 8 * 123, "{info}");
+    assert_eq!(info["waiting_bytes"], 8 * 128, "{info}");
     assert_eq!(info["rates"]["enqueued"]["last_minute"], 8, "{info}");
     assert_eq!(info["jobs"]["waiting"], 8, "{info}");
 }

@@ -24,17 +24,12 @@ const MAKE_ROOM_ROUNDS_MAX: usize = 10_000;
 /// Oldest ready messages read per round.
 const REMOVE_PAGE_MAX: u64 = 10_000;
 
-/// What a message counts toward `max_bytes` and the queue's `waiting_bytes`: its key, value,
-/// and each header's name and value, as stored — headers the broker adds (`omnibus.priority`,
-/// `omnibus.due_ms`, `omnibus.expires_ms`, a job's `omnibus.job.name`) included.
+/// What a message counts toward `max_bytes` and the queue's `waiting_bytes`: its value (the
+/// body), as RabbitMQ's `x-max-length-bytes` counts bodies. Key and headers — the producer's
+/// and the broker's own (priority, delay, TTL, routing, dead-letter history) — do not count:
+/// a limit set to hold N bodies of B bytes holds exactly that, whatever door they came by.
 pub fn message_bytes(record: &Record) -> u64 {
-    let headers: usize = record
-        .headers
-        .iter()
-        .map(|h| h.name.len() + h.value.len())
-        .sum();
-    (record.key.as_ref().map_or(0, Bytes::len) + record.value.as_ref().map_or(0, Bytes::len)) as u64
-        + headers as u64
+    record.value.as_ref().map_or(0, Bytes::len) as u64
 }
 
 /// What an enqueue brings, measured before anything is appended.
@@ -159,7 +154,7 @@ impl Queue {
         if let Some(max) = self.config.max_bytes {
             if incoming.largest > max {
                 return Err(EngineError::MessageTooLarge {
-                    what: "message (key, value and headers, counted against the queue's max_bytes)",
+                    what: "message (its value, counted against the queue's max_bytes)",
                     bytes: usize::try_from(incoming.largest).unwrap_or(usize::MAX),
                     max: usize::try_from(max).unwrap_or(usize::MAX),
                 });
@@ -274,7 +269,7 @@ mod tests {
     use omnibus_types::Header;
 
     #[test]
-    fn message_bytes_counts_key_value_and_headers() {
+    fn message_bytes_counts_the_value_alone() {
         let record = Record {
             offset: 0,
             timestamp_ms: 0,
@@ -286,7 +281,7 @@ mod tests {
                 value: Bytes::from_static(b"abc"),
             }],
         };
-        assert_eq!(message_bytes(&record), 3 + 5 + 5 + 3);
+        assert_eq!(message_bytes(&record), 5, "the value alone");
         let mut incoming = Incoming::default();
         incoming.add(10);
         incoming.add(30);

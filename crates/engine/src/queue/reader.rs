@@ -97,8 +97,15 @@ impl Recent {
     }
 }
 
+/// What a cached record holds in memory: key, value and headers.
 fn record_bytes(record: &Record) -> usize {
-    super::overflow::message_bytes(record) as usize
+    record.key.as_ref().map_or(0, |k| k.len())
+        + record.value.as_ref().map_or(0, |v| v.len())
+        + record
+            .headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len())
+            .sum::<usize>()
 }
 
 /// Decoded records of one log read: offsets `[first, end)` (with gaps where the log holds

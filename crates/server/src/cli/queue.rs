@@ -65,7 +65,7 @@ pub struct CreateArgs {
     /// Most messages waiting in the queue.
     #[arg(long, value_name = "N")]
     pub max_length: Option<u64>,
-    /// Most bytes of waiting messages (key + value + headers each): a number of bytes, or
+    /// Most bytes of waiting messages (each its value alone): a number of bytes, or
     /// with a unit, e.g. 64MiB (KiB, MiB, GiB, TiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub max_bytes: Option<u64>,
