@@ -297,6 +297,42 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Headers are the producer's to choose (an HTTP enqueue may name any): whatever
+        /// `omnibus.dlq.*` headers a message arrives with, reading them never panics and a
+        /// death recorded on top leaves a bounded history with the new death newest.
+        #[test]
+        fn any_headers_read_without_panic_and_stay_bounded(
+            names in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "omnibus\\.dlq\\.history\\.[0-9]{0,12}\\.(reason|source|count|x)",
+                    "omnibus\\.dlq\\.(reason|source|first\\.source|history\\.|history\\.x)",
+                    "[a-z.]{0,12}",
+                ],
+                0..64,
+            ),
+            values in proptest::collection::vec("[a-z0-9]{0,6}", 64),
+        ) {
+            let mut headers: Vec<Header> = names
+                .iter()
+                .zip(values.iter())
+                .map(|(name, value)| Header {
+                    name: name.clone(),
+                    value: Bytes::from(value.clone()),
+                })
+                .collect();
+            let before = deaths(&headers);
+            let _ = first_death(&headers);
+            die(&mut headers, "q", "rejected", "1");
+            let after = deaths(&headers);
+            proptest::prop_assert!(after.len() <= HISTORY_MAX + 1);
+            proptest::prop_assert!(after.len() <= before.len() + 1);
+            let newest = after.last().unwrap();
+            proptest::prop_assert_eq!(newest.field("source"), Some(&b"q"[..]));
+            proptest::prop_assert_eq!(newest.count, 1);
+        }
+    }
+
     #[test]
     fn the_history_is_bounded() {
         let mut headers = Vec::new();
