@@ -34,6 +34,9 @@ pub async fn serve(
         owners: Mutex::new(HashMap::new()),
         replies: Mutex::new(HashMap::new()),
     });
+    // Durable queues this door declared before a restart: their flags and door-kept
+    // arguments (single active consumer, the x-expires clock) come back.
+    crate::handlers::declared::restore_all(&shared);
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
     // Connections, refusals and the errors that end a connection, for /metrics.
     let door = shared.engine.metrics().door(Door::Amqp).clone();

@@ -364,3 +364,66 @@ async fn a_single_active_consumer_queue_delivers_to_one_consumer_at_a_time() {
     delivery.ack(BasicAckOptions::default()).await.unwrap();
     broker.stop().await;
 }
+
+/// A durable queue's door-kept declaration comes back after a restart: single active
+/// consumer still holds, a re-declaration with another argument is still refused, and the
+/// x-expires clock runs again.
+#[tokio::test]
+async fn a_durable_queue_keeps_its_single_active_consumer_and_x_expires_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sac = FieldTable::default();
+    sac.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    let mut expiring = FieldTable::default();
+    expiring.insert("x-expires".into(), AMQPValue::LongInt(800));
+    {
+        let broker = Broker::start_in(dir.path(), Default::default()).await;
+        let connection = broker.connect().await;
+        let channel = connection.create_channel().await.unwrap();
+        declare(&channel, "kept-sac", sac.clone()).await;
+        declare(&channel, "kept-expiring", expiring.clone()).await;
+        drop(connection);
+        broker.stop().await;
+    }
+    let broker = Broker::start_in(dir.path(), Default::default()).await;
+    let first_connection = broker.connect().await;
+    let second_connection = broker.connect().await;
+    let first = first_connection.create_channel().await.unwrap();
+    let second = second_connection.create_channel().await.unwrap();
+    // Consumers that do not declare the queue again: the flag came back with the queue.
+    let mut active = consume(&first, "kept-sac", "first").await;
+    let mut waiting = consume(&second, "kept-sac", "second").await;
+    for round in 0..3u8 {
+        publish(&first, "", "kept-sac", &[round]).await;
+    }
+    for round in 0..3u8 {
+        let delivery = next(&mut active).await;
+        assert_eq!(delivery.data, vec![round]);
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    let nothing = tokio::time::timeout(Duration::from_millis(300), waiting.next()).await;
+    assert!(nothing.is_err(), "the waiting consumer got {nothing:?}");
+    // Re-declared without the argument: inequivalent, as before the restart.
+    let third = first_connection.create_channel().await.unwrap();
+    let refused = third
+        .queue_declare(
+            "kept-sac".into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    assert!(
+        format!("{refused:?}").contains("x-single-active-consumer"),
+        "{refused:?}"
+    );
+    // Nobody uses the expiring queue after the restart (a passive declare would count as a
+    // use): its clock runs again and deletes it.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    assert!(
+        !exists(&first_connection, "kept-expiring").await,
+        "x-expires did not run after the restart"
+    );
+    broker.stop().await;
+}

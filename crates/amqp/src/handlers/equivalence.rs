@@ -13,9 +13,10 @@
 //!   compared for a queue the AMQP door made (its lease is the door's); for a queue made
 //!   through another door, only those the client sends, so it can still be declared by name;
 //! - the arguments only this door keeps (`x-expires`, `x-max-priority`, `x-queue-type`,
-//!   `x-single-active-consumer`) are compared with the declaration that created the queue in
-//!   this process (in memory, like the flags); `x-queue-type` left out counts as `classic`,
-//!   as RabbitMQ counts it.
+//!   `x-single-active-consumer`) are compared with the declaration that created the queue
+//!   (in memory, like the flags, and for a durable queue stored with it and brought back at
+//!   start, `declared.rs`); `x-queue-type` left out counts as `classic`, as RabbitMQ counts
+//!   it.
 //!
 //! Exchanges (`check_exchange`): RabbitMQ compares `type`, `durable`, `auto_delete`,
 //! `internal` and the `alternate-exchange` argument, in that order, with the same wording
@@ -34,8 +35,9 @@ use super::Connection;
 use crate::codec::properties::{table_as_text, value_as_text};
 use crate::error::{reply, AmqpError};
 
-/// Queue arguments the engine does not keep; the door remembers them for re-declarations.
-const DOOR_ARGUMENTS: [&str; 4] = [
+/// Queue arguments the engine does not keep; the door remembers them for re-declarations
+/// (and stores them with a durable queue, `declared.rs`).
+pub(crate) const DOOR_ARGUMENTS: [&str; 4] = [
     "x-expires",
     "x-max-priority",
     "x-queue-type",

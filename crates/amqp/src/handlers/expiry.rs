@@ -5,7 +5,7 @@
 //!
 //! Our choice: the clock is the door's, in memory, like exclusive ownership — one task per
 //! expiring queue sleeps until the queue may expire and looks again; after a broker restart
-//! the queue's clock is not running (it stays until deleted). The task stops when the queue
+//! a durable queue's clock starts again from zero (`declared.rs`), as RabbitMQ's does. The task stops when the queue
 //! is deleted by other means (its owner record goes, or is replaced by a newer declaration).
 
 use std::sync::atomic::{AtomicU64, Ordering};

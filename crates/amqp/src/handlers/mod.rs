@@ -16,6 +16,7 @@ mod confirm;
 mod connection;
 mod consume;
 mod consumer;
+pub(crate) mod declared;
 mod delivery;
 mod equivalence;
 mod exchange;

@@ -254,6 +254,19 @@ async fn declare_queue(
         if declare.exclusive {
             connection.exclusive_queues.push(queue.clone());
         }
+        if durability(declare.durable, declare.exclusive) == QueueDurability::Durable {
+            let owner = connection
+                .shared
+                .owners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&queue)
+                .cloned()
+                .unwrap_or_default();
+            super::declared::store(connection.engine(), &queue, &owner)
+                .await
+                .map_err(|error| engine_error(error, ids))?;
+        }
         if let Some(expires_ms) = expires_ms {
             expiry::watch(&connection.shared, &queue, expires_ms);
         }
