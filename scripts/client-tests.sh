@@ -72,22 +72,29 @@ command -v kcat >/dev/null 2>&1 || { echo "error: kcat is not installed" >&2; ex
 # ---------------------------------------------------------------------------------------------
 # Python clients in .venv, reinstalled only when requirements.txt changes.
 
+# A virtualenv at $1 holding exactly the wheels pinned in $2; $3 says what is installed.
+# Made when missing or broken, reinstalled only when the requirements file changes.
+ensure_venv() {
+  local venv=$1 requirements=$2 what=$3
+  local stamp="$venv/.omnibus-client-tests.sha256"
+  local want
+  want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    log "creating $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+    log "installing $what"
+    # Wheels only: confluent-kafka's bundles librdkafka; nothing here should need a compiler.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      --only-binary :all: -r "$requirements"
+    echo "$want" >"$stamp"
+  fi
+}
+
 venv="$repo/.venv"
-requirements="$repo/tests/clients/requirements.txt"
-stamp="$venv/.omnibus-client-tests.sha256"
-want="$(sha256sum "$requirements" | cut -d' ' -f1)"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
-  log "creating $venv"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-fi
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  log "installing the pinned Python clients"
-  # Wheels only: confluent-kafka's bundles librdkafka; nothing here should need a compiler.
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --only-binary :all: -r "$requirements"
-  echo "$want" >"$stamp"
-fi
+ensure_venv "$venv" "$repo/tests/clients/requirements.txt" "the pinned Python clients"
 "$venv/bin/python" - <<'EOF'
 import confluent_kafka, kafka, importlib.metadata, pytest
 print(f"confluent-kafka {confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]}), "
@@ -97,20 +104,8 @@ kcat -V 2>&1 | grep -m1 '^Version' || true
 
 # An older Celery minor in its own virtualenv, for test_celery.py's cross-version test.
 old_celery_venv="$repo/.venv-celery-5.3"
-old_celery_requirements="$repo/tests/clients/requirements-celery-5.3.txt"
-old_celery_stamp="$old_celery_venv/.omnibus-client-tests.sha256"
-old_celery_want="$(sha256sum "$old_celery_requirements" | cut -d' ' -f1)"
-if [ ! -x "$old_celery_venv/bin/python" ] || ! "$old_celery_venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
-  log "creating $old_celery_venv"
-  rm -rf "$old_celery_venv"
-  "$python" -m venv "$old_celery_venv"
-fi
-if [ "$(cat "$old_celery_stamp" 2>/dev/null || true)" != "$old_celery_want" ]; then
-  log "installing Celery 5.3 for the cross-version test"
-  "$old_celery_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --only-binary :all: -r "$old_celery_requirements"
-  echo "$old_celery_want" >"$old_celery_stamp"
-fi
+ensure_venv "$old_celery_venv" "$repo/tests/clients/requirements-celery-5.3.txt" \
+  "Celery 5.3 for the cross-version test"
 export OMNIBUS_CELERY_OLD_PYTHON="$old_celery_venv/bin/python"
 
 # ---------------------------------------------------------------------------------------------

@@ -122,15 +122,13 @@ def test_reject_publish_dlx_nacks_the_publish_and_dead_letters_the_refused_messa
     channel.confirm_delivery()
     bounded, overflowed = unique("bounded"), unique("overflowed")
     channel.queue_declare(overflowed)
-    channel.queue_declare(
-        bounded,
-        arguments={
-            "x-max-length": 2,
-            "x-overflow": "reject-publish-dlx",
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": overflowed,
-        },
-    )
+    arguments = {
+        "x-max-length": 2,
+        "x-overflow": "reject-publish-dlx",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": overflowed,
+    }
+    channel.queue_declare(bounded, arguments=arguments)
     channel.basic_publish("", bounded, b"first")
     channel.basic_publish("", bounded, b"second")
     with pytest.raises(pika.exceptions.NackError):
@@ -142,13 +140,5 @@ def test_reject_publish_dlx_nacks_the_publish_and_dead_letters_the_refused_messa
     assert message_count(channel, bounded) == 2
     assert [get_message(channel, bounded)[2] for _ in range(2)] == [b"first", b"second"]
     # Re-declared with the same arguments: equivalent.
-    channel.queue_declare(
-        bounded,
-        arguments={
-            "x-max-length": 2,
-            "x-overflow": "reject-publish-dlx",
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": overflowed,
-        },
-    )
+    channel.queue_declare(bounded, arguments=arguments)
     connection.close()
