@@ -54,6 +54,17 @@ impl Queue {
         }
         // Cleared first: an expiry noted while the sweep runs lowers it again.
         self.next_expiry_ms.store(i64::MAX, Ordering::Release);
+        let swept = self.sweep(now).await;
+        if swept.is_err() {
+            // A failed read or commit must not stop the sweeps: try again in a while.
+            self.next_expiry_ms
+                .fetch_min(now + RESWEEP_MS, Ordering::AcqRel);
+        }
+        swept
+    }
+
+    /// One sweep from the head (see [`Queue::expire_head`]); plans the next.
+    async fn sweep(&self, now: i64) -> Result<u64> {
         let mut expired_total = 0;
         let mut after = None;
         for _ in 0..SWEEP_PAGES {
