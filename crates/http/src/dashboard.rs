@@ -22,8 +22,7 @@ use std::sync::LazyLock;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, MethodRouter};
 
 use crate::extract::PathParams;
 use crate::router::AppState;
@@ -83,14 +82,15 @@ fn etag_of(bytes: &[u8]) -> HeaderValue {
         .expect("hex digits are a valid header value")
 }
 
-/// The dashboard's routes, merged into the API router by [`crate::router`].
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(index))
-        .route("/ui", get(index))
-        .route("/ui/", get(index))
-        .route("/ui/assets/{name}", get(asset))
-        .route("/ui/{*page}", get(page))
+/// The dashboard's routes (all `GET`), added to the API router by [`crate::router`].
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/", get(index)),
+        ("/ui", get(index)),
+        ("/ui/", get(index)),
+        ("/ui/assets/{name}", get(asset)),
+        ("/ui/{*page}", get(page)),
+    ]
 }
 
 /// Whether `path` (after `/ui/`) names a page the dashboard draws. Must match the route table

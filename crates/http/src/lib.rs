@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod bounded;
+mod counting;
 mod dashboard;
 mod error;
 mod extract;

@@ -1,17 +1,13 @@
 //! The HTTP door's own counters, recorded into the engine's registry
 //! (`omnibus_engine::metrics`): connections (a listener wrapper whose streams count their
-//! close when dropped), requests and errors, and requests per route *template* — axum's
-//! `MatchedPath`, never the concrete path, so the label set is the route table.
+//! close when dropped). Requests, errors and requests per route *template* (never the
+//! concrete path, so the label set is the route table) are counted by `counting.rs`.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use omnibus_engine::metrics::{ConnectionGuard, DoorCounters};
-use omnibus_engine::Engine;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -90,23 +86,4 @@ impl AsyncWrite for CountedStream {
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
     }
-}
-
-/// Counts a routed request under its route template and method, by status class. A
-/// route layer: it runs only for requests that matched a route.
-pub(crate) async fn count_route(
-    State(engine): State<Arc<Engine>>,
-    matched: Option<MatchedPath>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let method = request.method().clone();
-    let response = next.run(request).await;
-    if let Some(matched) = matched {
-        engine
-            .metrics()
-            .api_route(method.as_str(), matched.as_str())
-            .answered(response.status().as_u16());
-    }
-    response
 }

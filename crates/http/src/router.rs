@@ -5,16 +5,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use std::ops::Deref;
+
 use axum::handler::Handler;
-use axum::http::{header, HeaderMap, Method, Uri};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use omnibus_engine::Engine;
 use tokio::sync::{watch, Semaphore};
 
+use crate::counting::Counting;
 use crate::error::ApiError;
 use crate::handlers::{
     alerts, dead_letters, events, fetch, groups, health, jobs, messages, metrics, offsets, openapi,
@@ -22,9 +23,20 @@ use crate::handlers::{
 };
 use crate::HttpConfig;
 
-/// What every handler can reach.
+/// What every handler can reach: one `Arc`, so that handing it to a handler (once per
+/// request) is one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppShared>);
+
+impl Deref for AppState {
+    type Target = AppShared;
+
+    fn deref(&self) -> &AppShared {
+        &self.0
+    }
+}
+
+pub struct AppShared {
     pub engine: Arc<Engine>,
     pub config: HttpConfig,
     /// One permit per open event stream, `config.sse_streams_max` in all.
@@ -42,6 +54,15 @@ pub enum Verb {
 }
 
 impl Verb {
+    fn method(self) -> Method {
+        match self {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+            Verb::Patch => Method::PATCH,
+            Verb::Delete => Method::DELETE,
+        }
+    }
+
     fn filter(self) -> MethodFilter {
         match self {
             Verb::Get => MethodFilter::GET,
@@ -64,8 +85,6 @@ impl Verb {
 }
 
 pub struct Route {
-    /// Kept for the OpenAPI test; the router itself only needs `handler`.
-    #[cfg(test)]
     pub verb: Verb,
     pub path: &'static str,
     handler: MethodRouter<AppState>,
@@ -77,7 +96,6 @@ where
     T: 'static,
 {
     Route {
-        #[cfg(test)]
         verb,
         path,
         handler: on(verb.filter(), handler),
@@ -217,66 +235,33 @@ pub fn router_closing_on(
     config: HttpConfig,
     closing: watch::Receiver<bool>,
 ) -> Router {
-    let engine_for_metrics = engine.clone();
-    let state = AppState {
+    let body_bytes_max = config.body_bytes_max;
+    let door = Counting::door(&engine, body_bytes_max);
+    let count =
+        |verb: Verb, path: &str| Counting::route(&engine, body_bytes_max, verb.method(), path);
+    let mut router = Router::new();
+    for route in routes() {
+        let counting = count(route.verb, route.path);
+        router = router.route(route.path, route.handler.layer(counting));
+    }
+    // The web UI at `/` and `/ui/...`; its paths never overlap the API's.
+    for (path, handler) in crate::dashboard::routes() {
+        router = router.route(path, handler.layer(count(Verb::Get, path)));
+    }
+    let state = AppState(Arc::new(AppShared {
         engine,
         config,
         sse_streams: Arc::new(Semaphore::new(
             config.sse_streams_max.min(Semaphore::MAX_PERMITS),
         )),
         closing,
-    };
-    let mut router = Router::new();
-    for route in routes() {
-        router = router.route(route.path, route.handler);
-    }
-    // The web UI at `/` and `/ui/...`; its paths never overlap the API's.
-    router = router.merge(crate::dashboard::routes());
+    }));
     router
-        // A route layer runs for matched routes only, where the route template is known.
-        .route_layer(middleware::from_fn_with_state(
-            engine_for_metrics.clone(),
-            crate::metrics::count_route,
-        ))
-        // Must come after the routes: it applies to the routes present when called.
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(route_not_found)
-        // Bodies sent without a length (chunked) are cut off at the limit while being read.
-        .layer(DefaultBodyLimit::max(config.body_bytes_max))
-        // One middleware for both door-wide steps: each `from_fn` layer boxes the request's
-        // future and the rest of the stack, per request.
-        .layer(middleware::from_fn_with_state(
-            (engine_for_metrics, config.body_bytes_max),
-            count_and_bound_request,
-        ))
+        // Must come after the routes: it applies to the routes present when called. A
+        // route's `Counting` layer sees the 405 too, and counts it for the door alone.
+        .method_not_allowed_fallback(method_not_allowed.layer(door.clone()))
+        .fallback(route_not_found.layer(door))
         .with_state(state)
-}
-
-/// Counts the request (and, as an error, an answer of 400 or more) and refuses a body whose
-/// declared `Content-Length` is over the limit before reading any of it.
-async fn count_and_bound_request(
-    State((engine, body_bytes_max)): State<(Arc<Engine>, usize)>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let counters = engine.metrics().door(omnibus_engine::metrics::Door::Http);
-    counters.request();
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    let response = match declared {
-        Some(bytes) if bytes > body_bytes_max as u64 => ApiError::message_too_large(format!(
-            "request body is {bytes} bytes; the limit is {body_bytes_max}"
-        ))
-        .into_response(),
-        _ => next.run(request).await,
-    };
-    if response.status().as_u16() >= 400 {
-        counters.error();
-    }
-    response
 }
 
 async fn route_not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {

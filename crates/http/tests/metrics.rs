@@ -562,3 +562,76 @@ async fn dead_letters_delays_ages_group_commits_and_retention_have_values() {
     assert!(value(&scrape, "omnibus_group_commit_appends_sum", &[]) >= commits);
     server.stop().await;
 }
+
+/// Every answer the door gives is counted: a request no route matched (404), a method the
+/// route does not serve (405) and a body declared over the limit (413) count as requests and
+/// errors of the door but under no route; a `HEAD` of a `GET` route counts under `HEAD`.
+#[tokio::test]
+async fn fallbacks_refusals_and_head_are_counted_as_the_door_answered_them() {
+    let server = Server::start_with(omnibus_http::HttpConfig {
+        body_bytes_max: 1024,
+        ..omnibus_http::HttpConfig::default()
+    })
+    .await;
+    let http = [("door", "http")];
+    let before = scrape(&server).await;
+    let requests = value(&before, "omnibus_requests_total", &http);
+    let errors = value(&before, "omnibus_request_errors_total", &http);
+
+    let (status, _) = server.get("/v1/no-such-route").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let answer = server
+        .client
+        .delete(server.url("/v1/streams"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let answer = server
+        .client
+        .post(server.url("/v1/streams"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let answer = server
+        .client
+        .head(server.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+
+    let (after, text) = scrape_with_text(&server).await;
+    // The four above and this scrape, counted when it arrived (the first is in `before`).
+    assert_eq!(
+        value(&after, "omnibus_requests_total", &http),
+        requests + 5.0
+    );
+    assert_eq!(
+        value(&after, "omnibus_request_errors_total", &http),
+        errors + 3.0
+    );
+    assert!(
+        text.contains(
+            "omnibus_http_requests_total{method=\"HEAD\",route=\"/health\",status=\"2xx\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "omnibus_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"2xx\"} 1\n"
+        ),
+        "{text}"
+    );
+    for absent in ["method=\"DELETE\"", "no-such-route", "4xx"] {
+        assert!(
+            !text.lines().any(
+                |line| line.starts_with("omnibus_http_requests_total") && line.contains(absent)
+            ),
+            "{absent} counted under a route: {text}"
+        );
+    }
+}
