@@ -76,9 +76,13 @@ pub(crate) fn queue_jobs_deletion(queue: &str) -> Vec<StateWrite> {
     store::delete_queue_jobs(queue)
 }
 
-/// Forgets the counts of a queue's jobs, once their deletion is durable.
+/// Forgets what memory holds of a deleted queue's jobs (counts, running attempts, final
+/// records waiting for their commit), once the deletion is durable: a queue created again
+/// under the name numbers its jobs from 0 again and must not meet the old ones.
 pub(crate) fn forget_queue(jobs: &JobsState, queue: &str) {
     jobs.counts().remove(queue);
+    jobs.running().forget_queue(queue);
+    jobs.unsynced.forget_queue(queue);
 }
 
 fn job_event(

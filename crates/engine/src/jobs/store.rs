@@ -23,6 +23,7 @@ use super::message::job_of_message;
 use super::model::{Job, JobError, JobEvent, JobStatus};
 use super::JOB_ERRORS_KEPT;
 use crate::engine::now_ms;
+use crate::queue::core::offset_hash::OffsetMap;
 use crate::queue::core::DeadLetter;
 use crate::queue::{DeadLetterRecords, Queue};
 
@@ -34,7 +35,29 @@ const SEPARATOR: char = '\u{1f}';
 pub const EVENTS_BUFFER: usize = 4096;
 
 pub fn job_key(queue: &str, id: u64) -> String {
-    format!("{queue}{SEPARATOR}{id:020}")
+    let mut key = String::with_capacity(queue.len() + 1 + ID_DIGITS);
+    key.push_str(queue);
+    key.push(SEPARATOR);
+    push_id(&mut key, id);
+    key
+}
+
+/// Digits of an id in a key: zero-padded, so keys sort in id order.
+const ID_DIGITS: usize = 20;
+
+/// Appends `id` zero-padded to [`ID_DIGITS`] (what `{id:020}` writes, without the
+/// formatter: two keys are built per completion).
+fn push_id(key: &mut String, id: u64) {
+    let mut digits = [b'0'; ID_DIGITS];
+    let mut rest = id;
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    key.push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
 }
 
 pub fn queue_prefix(queue: &str) -> String {
@@ -42,7 +65,14 @@ pub fn queue_prefix(queue: &str) -> String {
 }
 
 pub fn final_key(queue: &str, status: JobStatus, id: u64) -> String {
-    format!("{queue}{SEPARATOR}{}{SEPARATOR}{id:020}", status.as_str())
+    let status = status.as_str();
+    let mut key = String::with_capacity(queue.len() + status.len() + 2 + ID_DIGITS);
+    key.push_str(queue);
+    key.push(SEPARATOR);
+    key.push_str(status);
+    key.push(SEPARATOR);
+    push_id(&mut key, id);
+    key
 }
 
 pub fn final_prefix(queue: &str, status: JobStatus) -> String {
@@ -210,7 +240,7 @@ pub struct KeptJob {
 /// dead-lettered.
 #[derive(Default)]
 pub struct RunningJobs {
-    queues: HashMap<String, HashMap<u64, Running>>,
+    queues: HashMap<String, OffsetMap<Running>>,
     record_bytes: usize,
 }
 
@@ -246,8 +276,9 @@ impl RunningJobs {
                 jobs.insert(id, entry);
             }
             None => {
-                self.queues
-                    .insert(queue.to_string(), HashMap::from([(id, entry)]));
+                let mut jobs = OffsetMap::default();
+                jobs.insert(id, entry);
+                self.queues.insert(queue.to_string(), jobs);
             }
         }
     }
@@ -317,6 +348,17 @@ impl RunningJobs {
     }
 
     /// Forgets job `id`; returns when its attempt started.
+    /// Forgets every running job of `queue` (deleted).
+    pub fn forget_queue(&mut self, queue: &str) {
+        if let Some(jobs) = self.queues.remove(queue) {
+            let held: usize = jobs
+                .values()
+                .filter_map(|running| running.record.as_ref().map(|(_, size)| *size))
+                .sum();
+            self.record_bytes -= held;
+        }
+    }
+
     pub fn remove(&mut self, queue: &str, id: u64) -> Option<i64> {
         let jobs = self.queues.get_mut(queue)?;
         let running = jobs.remove(&id)?;
@@ -559,5 +601,58 @@ mod running_tests {
         let rendered = record_bytes(&job);
         assert_eq!(rendered, serde_json::to_vec(&job).unwrap());
         assert!(rendered.len() <= RECORD_BYTES_TYPICAL, "{}", rendered.len());
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_the_queue_then_the_zero_padded_id_as_before() {
+        for id in [0, 7, 10, 12_345, 99_999_999_999, u64::MAX] {
+            assert_eq!(job_key("q", id), format!("q{SEPARATOR}{id:020}"));
+            assert_eq!(
+                final_key("orders", JobStatus::Completed, id),
+                format!("orders{SEPARATOR}completed{SEPARATOR}{id:020}")
+            );
+            assert_eq!(id_of_key(&job_key("q", id)), Some(id));
+        }
+        assert!(job_key("q", 9) < job_key("q", 10), "keys sort in id order");
+    }
+
+    #[test]
+    fn forgetting_a_queue_releases_its_running_jobs_and_their_bytes() {
+        let job = Job {
+            id: "1".into(),
+            queue: "a".into(),
+            name: "n".into(),
+            payload: bytes::Bytes::new(),
+            status: JobStatus::Active,
+            priority: 0,
+            attempts: 1,
+            max_attempts: 5,
+            backoff: None,
+            timeout_ms: None,
+            unique_key: None,
+            parent: None,
+            progress: None,
+            result: None,
+            errors: Vec::new(),
+            created_ms: 1,
+            updated_ms: 1,
+            run_at_ms: None,
+            started_ms: Some(10),
+            finished_ms: None,
+        };
+        let mut running = RunningJobs::default();
+        running.start("a", 1, 1, 10, Some((job.clone(), 300)), false);
+        running.start("a", 2, 1, 10, Some((job.clone(), 200)), false);
+        running.start("b", 1, 1, 10, Some((job, 100)), false);
+        assert_eq!(running.record_bytes, 600);
+        running.forget_queue("a");
+        assert_eq!(running.started_ms("a", 1), None);
+        assert_eq!(running.started_ms("b", 1), Some(10));
+        assert_eq!(running.record_bytes, 100);
     }
 }

@@ -4,17 +4,24 @@
 //! job in that window would show it as dead or active. Readers look here first.
 //!
 //! Kept per queue, then per id: every completion inserts and later removes one entry, and a
-//! key of (queue name, id) cost a copy of the name for each insert, lookup and removal.
+//! key of (queue name, id) cost a copy of the name for each insert, lookup and removal. A
+//! queue's map stays when it empties (a worker taking one job at a time empties it at every
+//! commit, and building it again cost an allocation, a copy of the name and a rehash as it
+//! grew); only a large one is dropped then, so its memory goes back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::model::Job;
+use crate::queue::core::offset_hash::OffsetMap;
+
+/// An emptied queue map with room for more than this many jobs is dropped.
+const KEPT_CAPACITY_MAX: usize = 1024;
 
 /// Bounded by the queue's outstanding lazy commits (`queue/commit.rs`).
 #[derive(Default)]
 pub struct UnsyncedFinals {
-    queues: Mutex<HashMap<String, HashMap<u64, Job>>>,
+    queues: Mutex<HashMap<String, OffsetMap<Job>>>,
 }
 
 impl UnsyncedFinals {
@@ -25,7 +32,9 @@ impl UnsyncedFinals {
                 jobs.insert(id, job);
             }
             None => {
-                queues.insert(queue.to_string(), HashMap::from([(id, job)]));
+                let mut jobs = OffsetMap::default();
+                jobs.insert(id, job);
+                queues.insert(queue.to_string(), jobs);
             }
         }
     }
@@ -42,9 +51,14 @@ impl UnsyncedFinals {
         for id in ids {
             jobs.remove(id);
         }
-        if jobs.is_empty() {
+        if jobs.is_empty() && jobs.capacity() > KEPT_CAPACITY_MAX {
             queues.remove(queue);
         }
+    }
+
+    /// Forgets every final record held for `queue` (deleted).
+    pub fn forget_queue(&self, queue: &str) {
+        self.lock().remove(queue);
     }
 
     /// A closure that forgets `ids` once their commit is durable.
@@ -61,10 +75,10 @@ impl UnsyncedFinals {
     /// Jobs held, over every queue.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.lock().values().map(HashMap::len).sum()
+        self.lock().values().map(|jobs| jobs.len()).sum()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u64, Job>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, OffsetMap<Job>>> {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

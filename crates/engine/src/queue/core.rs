@@ -784,7 +784,7 @@ mod bytes;
 mod inspect;
 mod leases;
 mod modes;
-mod offset_hash;
+pub(crate) mod offset_hash;
 mod runs;
 
 #[cfg(test)]
