@@ -9,7 +9,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use omnibus_engine::jobs::{ActiveJob, Job, NewJob, JOBS_PER_CALL_MAX, JOB_DOCUMENT_BYTES_MAX};
 use omnibus_engine::queue::Backoff;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::bounded::Bounded;
@@ -184,14 +185,18 @@ pub enum PayloadOutput<'a> {
     Text(&'a str),
 }
 
-/// A job as the API renders it.
-#[derive(Debug, Serialize)]
+/// A job as the API renders it: the engine's `Job` fields in their order, then the payload.
+///
+/// Written by hand rather than derived with `#[serde(flatten)]`: flattening goes through
+/// serde's map path (every field buffered as a map entry), and a worker's answer renders a job
+/// per request. The shape is the derived one's (`job_output_is_the_job_then_its_payload`).
+#[derive(Debug)]
 pub struct JobOutput<'a> {
-    #[serde(flatten)]
     pub job: &'a Job,
     pub payload: Option<PayloadOutput<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_base64: Option<String>,
+    /// `Prefer: return=minimal`: fields that are null, and `errors` when empty, are left out.
+    pub minimal: bool,
 }
 
 impl<'a> JobOutput<'a> {
@@ -210,14 +215,70 @@ impl<'a> JobOutput<'a> {
             job,
             payload,
             payload_base64,
+            minimal: false,
+        }
+    }
+
+    /// Writes the job's fields into an open struct.
+    fn write_fields<S: SerializeStruct>(&self, out: &mut S) -> Result<(), S::Error> {
+        let job = self.job;
+        let minimal = self.minimal;
+        fn optional<S: SerializeStruct, T: Serialize>(
+            out: &mut S,
+            name: &'static str,
+            value: &Option<T>,
+            minimal: bool,
+        ) -> Result<(), S::Error> {
+            if minimal && value.is_none() {
+                return out.skip_field(name);
+            }
+            out.serialize_field(name, value)
+        }
+        out.serialize_field("id", &job.id)?;
+        out.serialize_field("queue", &job.queue)?;
+        out.serialize_field("name", &job.name)?;
+        out.serialize_field("status", &job.status)?;
+        out.serialize_field("priority", &job.priority)?;
+        out.serialize_field("attempts", &job.attempts)?;
+        out.serialize_field("max_attempts", &job.max_attempts)?;
+        optional(out, "backoff", &job.backoff, minimal)?;
+        optional(out, "timeout_ms", &job.timeout_ms, minimal)?;
+        optional(out, "unique_key", &job.unique_key, minimal)?;
+        optional(out, "parent", &job.parent, minimal)?;
+        optional(out, "progress", &job.progress, minimal)?;
+        optional(out, "result", &job.result, minimal)?;
+        if minimal && job.errors.is_empty() {
+            out.skip_field("errors")?;
+        } else {
+            out.serialize_field("errors", &job.errors)?;
+        }
+        out.serialize_field("created_ms", &job.created_ms)?;
+        out.serialize_field("updated_ms", &job.updated_ms)?;
+        optional(out, "run_at_ms", &job.run_at_ms, minimal)?;
+        optional(out, "started_ms", &job.started_ms, minimal)?;
+        optional(out, "finished_ms", &job.finished_ms, minimal)?;
+        optional(out, "payload", &self.payload, minimal)?;
+        match &self.payload_base64 {
+            Some(base64) => out.serialize_field("payload_base64", base64),
+            None => out.skip_field("payload_base64"),
         }
     }
 }
 
+/// Fields a job renders at most (the struct length serializers are told).
+const JOB_OUTPUT_FIELDS: usize = 22;
+
+impl Serialize for JobOutput<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Job", JOB_OUTPUT_FIELDS)?;
+        self.write_fields(&mut out)?;
+        out.end()
+    }
+}
+
 /// A job handed to a worker: the job plus the attempt to report against.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct ActiveJobOutput<'a> {
-    #[serde(flatten)]
     pub job: JobOutput<'a>,
     pub attempt: u32,
     pub lease_deadline_ms: i64,
@@ -230,6 +291,23 @@ impl<'a> ActiveJobOutput<'a> {
             attempt: active.attempt,
             lease_deadline_ms: active.lease_deadline_ms,
         }
+    }
+
+    /// [`ActiveJobOutput::new`], leaving out null fields and empty `errors` when `minimal`.
+    pub fn with_minimal(active: &'a ActiveJob, minimal: bool) -> Self {
+        let mut output = ActiveJobOutput::new(active);
+        output.job.minimal = minimal;
+        output
+    }
+}
+
+impl Serialize for ActiveJobOutput<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("ActiveJob", JOB_OUTPUT_FIELDS + 2)?;
+        self.job.write_fields(&mut out)?;
+        out.serialize_field("attempt", &self.attempt)?;
+        out.serialize_field("lease_deadline_ms", &self.lease_deadline_ms)?;
+        out.end()
     }
 }
 
@@ -267,6 +345,68 @@ mod tests {
             run_at_ms: None,
             started_ms: None,
             finished_ms: None,
+        }
+    }
+
+    /// The derived shape the hand-written serializer must keep: the job's own fields
+    /// (serde's derive on `Job`) followed by the payload, as `#[serde(flatten)]` wrote it.
+    fn derived_shape(job: &Job, payload: serde_json::Value) -> serde_json::Value {
+        let mut expected = serde_json::to_value(job).unwrap();
+        let fields = expected.as_object_mut().unwrap();
+        fields.insert("payload".into(), payload);
+        expected
+    }
+
+    #[test]
+    fn job_output_is_the_job_then_its_payload() {
+        let mut job = job_with_payload(br#"{"to":"a"}"#);
+        job.errors.push(omnibus_engine::jobs::JobError {
+            attempt: 1,
+            message: "boom".into(),
+            at_ms: 5,
+        });
+        job.progress = Some(serde_json::json!({"done": 3}));
+        let text = serde_json::to_string(&JobOutput::new(&job)).unwrap();
+        let rendered: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(rendered, derived_shape(&job, serde_json::json!({"to":"a"})));
+        // In the order the fields are declared, payload last.
+        assert!(text.starts_with(r#"{"id":"j1","queue":"q","name":"n","status":"waiting""#));
+        assert!(
+            text.ends_with(r#""finished_ms":null,"payload":{"to":"a"}}"#),
+            "{text}"
+        );
+
+        let binary = job_with_payload(b"\x00\xff");
+        let rendered = serde_json::to_value(JobOutput::new(&binary)).unwrap();
+        assert_eq!(rendered["payload"], serde_json::Value::Null);
+        assert_eq!(rendered["payload_base64"], "AP8=");
+    }
+
+    #[test]
+    fn a_minimal_active_job_leaves_out_null_fields_and_empty_errors_only() {
+        let mut job = job_with_payload(b"text");
+        job.status = JobStatus::Active;
+        job.timeout_ms = Some(900);
+        job.started_ms = Some(7);
+        let active = ActiveJob {
+            job,
+            attempt: 2,
+            lease_deadline_ms: 99,
+        };
+        let full = serde_json::to_value(ActiveJobOutput::new(&active)).unwrap();
+        let mut expected = derived_shape(&active.job, "text".into());
+        expected["attempt"] = 2.into();
+        expected["lease_deadline_ms"] = 99.into();
+        assert_eq!(full, expected);
+
+        let text = serde_json::to_string(&ActiveJobOutput::with_minimal(&active, true)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":"j1","queue":"q","name":"n","status":"active","priority":0,"attempts":0,"max_attempts":3,"timeout_ms":900,"created_ms":1,"updated_ms":1,"started_ms":7,"payload":"text","attempt":2,"lease_deadline_ms":99}"#
+        );
+        let minimal: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (field, value) in minimal.as_object().unwrap() {
+            assert_eq!(&full[field], value, "{field}");
         }
     }
 

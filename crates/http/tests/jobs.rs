@@ -242,8 +242,38 @@ async fn prefer_return_minimal_answers_settled_jobs_without_their_records() {
     );
     assert_eq!(body["results"][0], json!({"status": "completed"}), "{body}");
     assert_eq!(body["results"][1]["error"]["code"], "bad_request", "{body}");
-    // The next jobs come in full: the worker needs them.
-    assert!(body["next"][0]["payload"].is_number(), "{body}");
+    // The next jobs come with everything a worker reads, null fields and empty errors left
+    // out. Here it is the job that failed, back for its second attempt with its error.
+    let next = &body["next"][0];
+    assert_eq!(next["id"].as_str(), Some(ids[1].as_str()), "{body}");
+    assert!(next["payload"].is_number(), "{body}");
+    assert_eq!(next["name"], "step", "{body}");
+    assert_eq!(next["attempt"], 2, "{body}");
+    assert_eq!(next["errors"][0]["message"], "boom", "{body}");
+    assert!(next["lease_deadline_ms"].is_i64(), "{body}");
+    for absent in ["result", "progress", "finished_ms", "unique_key"] {
+        assert!(next.get(absent).is_none(), "{absent}: {body}");
+    }
+
+    // A fetch on its own is rendered the same way.
+    let (status, applied, fetched) = post_minimal(
+        &server,
+        "/v1/queues/lean/jobs/fetch",
+        json!({"worker": "w2", "max": 1}),
+    )
+    .await;
+    assert_eq!(
+        (status, applied.as_str()),
+        (StatusCode::OK, "return=minimal")
+    );
+    assert_eq!(fetched["jobs"][0]["name"], "step", "{fetched}");
+    assert!(fetched["jobs"][0].get("finished_ms").is_none(), "{fetched}");
+    assert!(fetched["jobs"][0].get("errors").is_none(), "{fetched}");
+    assert_eq!(
+        fetched["jobs"][0]["id"].as_str(),
+        Some(ids[3].as_str()),
+        "{fetched}"
+    );
 
     // Without the preference the answers are unchanged.
     let (status, full) = server

@@ -506,12 +506,13 @@ impl Worker {
         format!("{}{max},\"wait_ms\":{wait_ms}}}", self.fetch_head)
     }
 
-    /// Leases up to `max` jobs, long-polling when none is ready.
+    /// Leases up to `max` jobs, long-polling when none is ready (the short answer: a worker
+    /// reads only the id and the attempt).
     async fn fetch(&mut self, max: usize) -> Result<Vec<Leased>> {
         let body = self.fetch_body(max, POLL_WAIT_MS);
         let answer = self
             .connection
-            .post(&self.fetch_path, body.as_bytes(), false)
+            .post(&self.fetch_path, body.as_bytes(), true)
             .await?;
         Ok(serde_json::from_slice::<Fetched>(&answer.body)?.jobs)
     }

@@ -173,6 +173,7 @@ pub async fn enqueue_jobs(
 pub async fn fetch_jobs(
     State(state): State<AppState>,
     PathParams(queue): PathParams<String>,
+    PreferMinimal(minimal): PreferMinimal,
     JsonBody(body): JsonBody<FetchBody>,
 ) -> Result<Response, ApiError> {
     check_worker(&body.worker)?;
@@ -182,10 +183,17 @@ pub async fn fetch_jobs(
         .fetch_jobs(&queue, &body.worker, max, body.wait_ms.unwrap_or(0))
         .await?;
     let response = FetchResponse {
-        jobs: active.iter().map(ActiveJobOutput::new).collect(),
+        jobs: active
+            .iter()
+            .map(|job| ActiveJobOutput::with_minimal(job, minimal))
+            .collect(),
     };
     // Rendered here because the response borrows the jobs.
-    Ok(json_answer(&response, active.len()))
+    let mut answer = json_answer(&response, active.len());
+    if minimal {
+        applied_minimal(&mut answer);
+    }
+    Ok(answer)
 }
 
 /// About the JSON of one handed-out job without a large payload: answers are rendered into a
@@ -359,21 +367,29 @@ pub async fn complete_jobs(
         .collect();
     let response = CompleteManyResponse {
         results,
-        next: next
-            .as_ref()
-            .map(|active| active.iter().map(ActiveJobOutput::new).collect()),
+        next: next.as_ref().map(|active| {
+            active
+                .iter()
+                .map(|job| ActiveJobOutput::with_minimal(job, minimal))
+                .collect()
+        }),
         fetch_error,
     };
     // Rendered here because the response borrows the jobs.
     let jobs = response.results.len() + response.next.as_ref().map_or(0, Vec::len);
     let mut answer = json_answer(&response, jobs);
     if minimal {
-        answer.headers_mut().insert(
-            PREFERENCE_APPLIED,
-            axum::http::HeaderValue::from_static("return=minimal"),
-        );
+        applied_minimal(&mut answer);
     }
     Ok(answer)
+}
+
+/// Marks an answer rendered short for `Prefer: return=minimal`.
+fn applied_minimal(answer: &mut Response) {
+    answer.headers_mut().insert(
+        PREFERENCE_APPLIED,
+        axum::http::HeaderValue::from_static("return=minimal"),
+    );
 }
 
 fn error_body(error: omnibus_engine::EngineError) -> CompletionError {
