@@ -20,6 +20,17 @@ pub const SUBSCRIPTIONS_MAX_DEFAULT: usize = 10_000;
 /// Commands one MULTI may queue.
 pub const QUEUED_COMMANDS_MAX_DEFAULT: usize = 100_000;
 
+/// Cores per thread of the Redis door's own (see [`RedisConfig::io_threads`]).
+pub const CORES_PER_IO_THREAD: usize = 4;
+
+/// The default number of the door's threads: one per [`CORES_PER_IO_THREAD`] cores, at least
+/// one (the rule and the reason the HTTP door's `io_threads` has; measured for Redis in
+/// docs/benchmarks.md, 2026-12-05).
+pub fn default_io_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    (cores / CORES_PER_IO_THREAD).max(1)
+}
+
 /// How the Redis listener behaves. Its address is the `TcpListener` given to [`crate::serve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
@@ -33,6 +44,9 @@ pub struct RedisConfig {
     pub subscriptions_max: usize,
     /// FLUSHALL / FLUSHDB delete every key; refused unless turned on.
     pub flushall_enabled: bool,
+    /// Threads of its own the door serves connections on, each a runtime with one worker
+    /// (`server.rs`); 0 serves them on the caller's runtime.
+    pub io_threads: usize,
 }
 
 impl Default for RedisConfig {
@@ -47,6 +61,7 @@ impl Default for RedisConfig {
             queued_commands_max: QUEUED_COMMANDS_MAX_DEFAULT,
             subscriptions_max: SUBSCRIPTIONS_MAX_DEFAULT,
             flushall_enabled: false,
+            io_threads: default_io_threads(),
         }
     }
 }

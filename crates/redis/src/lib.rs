@@ -30,7 +30,8 @@ mod session;
 mod streams;
 
 pub use config::{
-    RedisConfig, BULK_BYTES_MAX_DEFAULT, CONNECTIONS_DEFAULT, INLINE_BYTES_MAX_DEFAULT,
+    default_io_threads, RedisConfig, BULK_BYTES_MAX_DEFAULT, CONNECTIONS_DEFAULT,
+    INLINE_BYTES_MAX_DEFAULT,
 };
 pub use error::RedisError;
 pub use server::serve;

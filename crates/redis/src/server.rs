@@ -1,5 +1,18 @@
 //! The accept loop: one session task per connection, at most `connections_max` at once,
 //! until shutdown.
+//!
+//! Sessions run on runtimes of the door's own (`RedisConfig::io_threads`), each with one
+//! worker thread, handed out in turn; a session's stream writers and their
+//! acknowledgements, which it spawns, run there too. Why: a pipelined XADD's reply waits for
+//! its group commit, and on the broker's shared work-stealing runtime the wake-ups between
+//! the session, the stream's writer and the acknowledgement crossed threads (a futex wake and
+//! a context switch each) several times per commit. On one thread of its own the door spent
+//! ~15 % less CPU per XADD and its replies came back sooner, so more XADDs shared each fsync:
+//! ~17 % more XADDs/s (docs/benchmarks.md, 2026-12-05). A one-worker multi-thread runtime,
+//! not a current-thread one: the latter, driven by a thread parked in `block_on`, saved the
+//! CPU but not the time (its wake-ups from the fsync thread came back slower). As for the HTTP
+//! door's threads, the runtimes live as long as the process: a task the engine spawned from a
+//! command (a lazy commit's timer) must outlive the listener.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -58,6 +71,8 @@ pub async fn serve(
     let door = shared.engine.metrics().door(Door::Redis).clone();
     let next_connection = AtomicU64::new(1);
     let (stop, stopped) = watch::channel(false);
+    let threads = door_threads(shared.config.io_threads)?;
+    let mut next_thread = 0usize;
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -91,11 +106,27 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // The thread this session runs on, if the door has threads of its own; the socket,
+        // registered with this runtime's reactor, is registered again with that thread's.
+        let thread = (!threads.is_empty()).then(|| {
+            next_thread = next_thread.wrapping_add(1);
+            &threads[next_thread % threads.len()]
+        });
+        let stream = match thread {
+            None => stream,
+            Some(thread) => match moved_to(stream, thread) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(peer = %address, "cannot hand a Redis connection over: {error}");
+                    continue;
+                }
+            },
+        };
         let id = next_connection.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let stopped = stopped.clone();
         let connection = door.open_connection();
-        sessions.spawn(async move {
+        let session = async move {
             shared.connected.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = session::run(stream, shared.clone(), id, address, stopped).await {
                 connection.error();
@@ -103,11 +134,42 @@ pub async fn serve(
             }
             shared.connected.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
-        });
+        };
+        match thread {
+            None => sessions.spawn(session),
+            Some(thread) => sessions.spawn_on(session, thread),
+        };
     }
     let _ = stop.send(true);
     while sessions.join_next().await.is_some() {}
     // The stream writers hold the engine: they finish what they were given, then end.
     shared.streams.close().await;
     Ok(())
+}
+
+/// `stream` registered with `thread`'s reactor instead of the current one's.
+fn moved_to(
+    stream: tokio::net::TcpStream,
+    thread: &tokio::runtime::Handle,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = stream.into_std()?;
+    let _entered = thread.enter();
+    tokio::net::TcpStream::from_std(stream)
+}
+
+/// Starts `count` runtimes of one worker thread each, kept for ever (see the module comment),
+/// and returns their handles; none when `count` is 0.
+fn door_threads(count: usize) -> std::io::Result<Vec<tokio::runtime::Handle>> {
+    let mut handles = Vec::with_capacity(count);
+    for index in 0..count {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(format!("omnibus-redis-{index}"))
+            .enable_all()
+            .build()?;
+        handles.push(runtime.handle().clone());
+        // Kept for the life of the process (see the module comment).
+        std::mem::forget(runtime);
+    }
+    Ok(handles)
 }

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// runtime [default: one per 4 cores, at least 1].
     #[arg(long, env = "OMNIBUS_HTTP_IO_THREADS", value_name = "N")]
     pub http_io_threads: Option<usize>,
+    /// Threads of its own the Redis listener serves connections on; 0 shares the broker's
+    /// runtime [default: one per 4 cores, at least 1].
+    #[arg(long, env = "OMNIBUS_REDIS_IO_THREADS", value_name = "N")]
+    pub redis_io_threads: Option<usize>,
     /// Record metrics (`[metrics] enabled`) [default: true].
     #[arg(long, env = "OMNIBUS_METRICS_ENABLED", value_name = "BOOL")]
     pub metrics_enabled: Option<bool>,
@@ -288,6 +292,9 @@ impl ServerConfig {
         }
         if let Some(threads) = args.http_io_threads {
             self.http.io_threads = threads;
+        }
+        if let Some(threads) = args.redis_io_threads {
+            self.redis.io_threads = threads;
         }
     }
 

@@ -9,6 +9,8 @@ use crate::config::{ServerConfig, LISTENER_OFF};
 
 /// Redis's own `proto-max-bulk-len`; we do not accept more.
 const BULK_BYTES_CEILING: usize = 512 * 1024 * 1024;
+/// Most threads the Redis listener may have of its own.
+const IO_THREADS_CEILING: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -21,6 +23,8 @@ pub struct RedisSection {
     pub bulk_bytes_max: usize,
     /// Whether FLUSHALL / FLUSHDB may delete every key.
     pub flushall_enabled: bool,
+    /// Threads of its own the listener serves connections on; 0 shares the broker's runtime.
+    pub io_threads: usize,
 }
 
 impl Default for RedisSection {
@@ -31,6 +35,7 @@ impl Default for RedisSection {
             connections_max: redis.connections_max,
             bulk_bytes_max: redis.bulk_bytes_max,
             flushall_enabled: redis.flushall_enabled,
+            io_threads: redis.io_threads,
         }
     }
 }
@@ -48,6 +53,12 @@ impl ServerConfig {
             bail!(
                 "redis.bulk_bytes_max {} must be between 1024 and {BULK_BYTES_CEILING}",
                 redis.bulk_bytes_max
+            );
+        }
+        if redis.io_threads > IO_THREADS_CEILING {
+            bail!(
+                "redis.io_threads {} must be at most {IO_THREADS_CEILING}",
+                redis.io_threads
             );
         }
         Ok(())
@@ -69,6 +80,7 @@ impl ServerConfig {
                 .request_bytes_max
                 .max(self.redis.bulk_bytes_max + 1024 * 1024),
             flushall_enabled: self.redis.flushall_enabled,
+            io_threads: self.redis.io_threads,
             ..defaults
         }
     }
@@ -91,5 +103,21 @@ mod tests {
         assert!(parsed.redis_config().flushall_enabled);
         config.redis.bulk_bytes_max = 10;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn the_redis_door_has_threads_of_its_own_unless_told_zero() {
+        let config = ServerConfig::default();
+        assert_eq!(
+            config.redis_config().io_threads,
+            omnibus_redis::default_io_threads()
+        );
+        assert!(config.redis_config().io_threads >= 1);
+        let parsed: ServerConfig = toml::from_str("[redis]\nio_threads = 0\n").unwrap();
+        assert_eq!(parsed.redis_config().io_threads, 0);
+        let mut too_many = ServerConfig::default();
+        too_many.redis.io_threads = 257;
+        let refused = too_many.validate().unwrap_err().to_string();
+        assert!(refused.contains("redis.io_threads"), "{refused}");
     }
 }
