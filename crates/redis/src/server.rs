@@ -6,9 +6,9 @@
 //! acknowledgements, which it spawns, run there too. Why: a pipelined XADD's reply waits for
 //! its group commit, and on the broker's shared work-stealing runtime the wake-ups between
 //! the session, the stream's writer and the acknowledgement crossed threads (a futex wake and
-//! a context switch each) several times per commit. On one thread of its own the door spent
-//! ~15 % less CPU per XADD and its replies came back sooner, so more XADDs shared each fsync:
-//! ~17 % more XADDs/s (docs/benchmarks.md, 2026-12-05). A one-worker multi-thread runtime,
+//! a context switch each) several times per commit. On threads of its own the door spent
+//! ~15 % less CPU per XADD, and its replies came back sooner, so more XADDs shared each fsync
+//! (docs/benchmarks.md, 2026-12-05). A one-worker multi-thread runtime,
 //! not a current-thread one: the latter, driven by a thread parked in `block_on`, saved the
 //! CPU but not the time (its wake-ups from the fsync thread came back slower). As for the HTTP
 //! door's threads, the runtimes live as long as the process: a task the engine spawned from a
