@@ -20,17 +20,17 @@ pub const SUBSCRIPTIONS_MAX_DEFAULT: usize = 10_000;
 /// Commands one MULTI may queue.
 pub const QUEUED_COMMANDS_MAX_DEFAULT: usize = 100_000;
 
-/// Most threads the door takes by default (more can be configured).
-pub const IO_THREADS_DEFAULT_MAX: usize = 4;
+/// Cores per thread of the door's own in the default.
+pub const CORES_PER_IO_THREAD: usize = 4;
 
-/// The default number of the door's threads: one per core, at least one and at most
-/// [`IO_THREADS_DEFAULT_MAX`]. Measured on 2 cores only (docs/benchmarks.md, 2026-12-05):
-/// two threads gave pipelined XADDs ~15 % less CPU each and kept XREADGROUP + XACK level
-/// with the shared runtime; one thread did better still on XADDs but lost ~10 % on the
-/// read side, which is CPU work that two threads spread over both cores.
+/// The default number of the door's threads: one per [`CORES_PER_IO_THREAD`] cores, at least
+/// one (the HTTP door's rule). Measured on 2 cores only (docs/benchmarks.md, 2026-12-05): one
+/// thread gave pipelined XADDs ~10 % less CPU each and ~10–20 % more XADDs/s than the shared
+/// runtime, the read side level within the noise; two threads were the worst for XADDs (a
+/// session on the other thread than its stream's writer crosses threads on every commit).
 pub fn default_io_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-    cores.clamp(1, IO_THREADS_DEFAULT_MAX)
+    (cores / CORES_PER_IO_THREAD).max(1)
 }
 
 /// How the Redis listener behaves. Its address is the `TcpListener` given to [`crate::serve`].
