@@ -301,6 +301,15 @@ system_flags() {
   esac
 }
 
+# --broker-pid of the process serving SYSTEM, so each run records the broker's CPU per
+# operation (RabbitMQ: the beam.smp process; nothing when it is not known).
+broker_pid_flag() {
+  local broker
+  broker=$(broker_of "$1")
+  [ -n "${BROKER_PID[$broker]:-}" ] && echo "--broker-pid ${BROKER_PID[$broker]}"
+  return 0
+}
+
 # durability SYSTEM WORKLOAD
 durability() {
   # RPC declares its request queue as pika's tutorial does (non-durable, transient
@@ -367,7 +376,7 @@ for workload in $WORKLOADS; do
         settle
         # shellcheck disable=SC2046 # the flag lists are meant to split into words
         if ! "$BENCH" run $(system_flags "$system") $(workload_flags "$workload") \
-          --size "$size" --runs 1 --duration "$DURATION" \
+          --size "$size" --runs 1 --duration "$DURATION" $(broker_pid_flag "$system") \
           --durability "$(durability "$system" "$workload")" --json "$RESULTS"; then
           echo "FAILED: $system $workload $size B (run $run)" >&2
           FAILED=1

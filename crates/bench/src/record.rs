@@ -37,6 +37,10 @@ pub struct RunRecord {
     pub note: Option<String>,
     /// When the run finished, in milliseconds since the Unix epoch.
     pub finished_at_ms: u64,
+    /// Microseconds of the broker's CPU (user + system, every thread) per operation, when
+    /// `--broker-pid` named it; the run's setup (a fill, an enqueue) is included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_cpu_micros_per_op: Option<f64>,
 }
 
 impl RunRecord {
@@ -98,6 +102,14 @@ impl RunRecord {
             in_flight: settings.in_flight,
             note: measurement.note.clone(),
             finished_at_ms: crate::load::now_micros() / 1_000,
+            broker_cpu_micros_per_op: None,
+        }
+    }
+
+    /// Records `seconds` of broker CPU spent over the run.
+    pub fn set_broker_cpu(&mut self, seconds: f64) {
+        if self.operations > 0 && seconds >= 0.0 {
+            self.broker_cpu_micros_per_op = Some(seconds * 1e6 / self.operations as f64);
         }
     }
 
@@ -131,6 +143,9 @@ impl RunRecord {
             line.push_str(&format!(
                 "  p50 {p50} µs  p99 {p99} µs  p99.9 {p999} µs  max {max} µs"
             ));
+        }
+        if let Some(cpu) = self.broker_cpu_micros_per_op {
+            line.push_str(&format!("  broker {cpu:.2} µs CPU/op"));
         }
         line.push_str(&format!("  [{}]", self.durability));
         if let Some(note) = &self.note {
@@ -177,7 +192,20 @@ mod tests {
             "{written:?}"
         );
         let line = serde_json::to_string(&written).expect("serializes");
+        assert!(
+            !line.contains("broker_cpu"),
+            "absent unless measured: {line}"
+        );
         let read: RunRecord = serde_json::from_str(&line).expect("parses");
         assert_eq!(read, written);
+
+        // 50 ms of broker CPU over 5,000 operations: 10 µs each.
+        let mut measured = written.clone();
+        measured.set_broker_cpu(0.05);
+        assert_eq!(measured.broker_cpu_micros_per_op, Some(10.0));
+        assert!(measured.human_line().contains("broker 10.00 µs CPU/op"));
+        let line = serde_json::to_string(&measured).expect("serializes");
+        let read: RunRecord = serde_json::from_str(&line).expect("parses");
+        assert_eq!(read, measured);
     }
 }

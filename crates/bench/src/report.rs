@@ -25,6 +25,8 @@ pub struct Summary {
     pub p50_micros_median: Option<f64>,
     pub p99_micros_median: Option<f64>,
     pub p999_micros_median: Option<f64>,
+    /// The broker's CPU per operation, median of the runs that recorded it.
+    pub broker_cpu_micros_median: Option<f64>,
     pub durability: String,
     pub note: Option<String>,
 }
@@ -92,6 +94,7 @@ fn summarize_runs(
         p50_micros_median: median(&values(|record| record.p50_micros.map(|v| v as f64))),
         p99_micros_median: median(&values(|record| record.p99_micros.map(|v| v as f64))),
         p999_micros_median: median(&values(|record| record.p999_micros.map(|v| v as f64))),
+        broker_cpu_micros_median: median(&values(|record| record.broker_cpu_micros_per_op)),
         durability: last
             .map(|record| record.durability.clone())
             .unwrap_or_default(),
@@ -119,10 +122,17 @@ fn micros(value: Option<f64>) -> String {
     value.map(group_digits).unwrap_or_else(|| "–".to_string())
 }
 
+/// Microseconds with two decimals, or a dash.
+fn cpu_micros(value: Option<f64>) -> String {
+    value
+        .map(|micros| format!("{micros:.2}"))
+        .unwrap_or_else(|| "–".to_string())
+}
+
 pub fn markdown(summaries: &[Summary]) -> String {
     let mut text = String::from(
-        "| system | workload | size | runs | median /s | min–max /s | MB/s | p50 µs | p99 µs | p99.9 µs | durability |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| system | workload | size | runs | median /s | min–max /s | MB/s | p50 µs | p99 µs | p99.9 µs | broker µs CPU/op | durability |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for summary in summaries {
         let mut durability = summary.durability.clone();
@@ -130,7 +140,7 @@ pub fn markdown(summaries: &[Summary]) -> String {
             durability.push_str(&format!("; {note}"));
         }
         text.push_str(&format!(
-            "| {} | {} | {} B | {} | **{}** | {}–{} | {:.1} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} B | {} | **{}** | {}–{} | {:.1} | {} | {} | {} | {} | {} |\n",
             summary.system,
             summary.workload,
             summary.size_bytes,
@@ -142,6 +152,7 @@ pub fn markdown(summaries: &[Summary]) -> String {
             micros(summary.p50_micros_median),
             micros(summary.p99_micros_median),
             micros(summary.p999_micros_median),
+            cpu_micros(summary.broker_cpu_micros_median),
             durability.replace('|', "/"),
         ));
     }
@@ -156,7 +167,9 @@ pub fn write_report(input: &Path, out: &Path) -> Result<String> {
     std::fs::create_dir_all(out)?;
     let document = format!(
         "# Benchmark report\n\nFrom `{}`: the median of each setting's runs, and the spread \
-         (min–max) of its throughput. Latency columns are medians of the runs' percentiles.\n\n\
+         (min–max) of its throughput. Latency columns are medians of the runs' percentiles; the \
+         broker's CPU per operation (user + system, from /proc, setup included) is the median of \
+         the runs that recorded it.\n\n\
          {table}\n![chart](chart.svg)\n",
         input.display()
     );
@@ -175,7 +188,7 @@ pub(crate) mod tests {
 
 {"system":"omnibus-http","workload":"jobs","mode":"batched","size_bytes":100,"run":3,"operations":10000,"seconds":0.8,"per_second":12500.0,"megabytes_per_second":1.25,"durability":"fsync per ack","clients":4,"in_flight":32,"finished_at_ms":3}
 {"system":"redis","workload":"publish","size_bytes":1024,"run":1,"operations":5000,"seconds":1.0,"per_second":5000.0,"megabytes_per_second":5.12,"p50_micros":100,"p99_micros":900,"p999_micros":1500,"max_micros":2000,"durability":"AOF everysec","clients":1,"in_flight":32,"finished_at_ms":4}
-{"system":"redis","workload":"publish","size_bytes":1024,"run":2,"operations":5000,"seconds":0.5,"per_second":10000.0,"megabytes_per_second":10.24,"p50_micros":200,"p99_micros":1100,"p999_micros":1700,"max_micros":2500,"durability":"AOF everysec","clients":1,"in_flight":32,"finished_at_ms":5}
+{"system":"redis","workload":"publish","size_bytes":1024,"run":2,"operations":5000,"seconds":0.5,"per_second":10000.0,"megabytes_per_second":10.24,"p50_micros":200,"p99_micros":1100,"p999_micros":1700,"max_micros":2500,"durability":"AOF everysec","clients":1,"in_flight":32,"finished_at_ms":5,"broker_cpu_micros_per_op":2.5}
 "#;
 
     #[test]
@@ -183,10 +196,10 @@ pub(crate) mod tests {
         let summaries = summarize(&parse_records(FIXED_JSONL).expect("valid records"));
         assert_eq!(
             markdown(&summaries),
-            "| system | workload | size | runs | median /s | min–max /s | MB/s | p50 µs | p99 µs | p99.9 µs | durability |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|\n\
-             | omnibus-http | jobs (batched) | 100 B | 3 | **12,500** | 10,000–20,000 | 1.2 | – | – | – | fsync per ack |\n\
-             | redis | publish | 1024 B | 2 | **7,500** | 5,000–10,000 | 7.7 | 150 | 1,000 | 1,600 | AOF everysec |\n"
+            "| system | workload | size | runs | median /s | min–max /s | MB/s | p50 µs | p99 µs | p99.9 µs | broker µs CPU/op | durability |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|\n\
+             | omnibus-http | jobs (batched) | 100 B | 3 | **12,500** | 10,000–20,000 | 1.2 | – | – | – | – | fsync per ack |\n\
+             | redis | publish | 1024 B | 2 | **7,500** | 5,000–10,000 | 7.7 | 150 | 1,000 | 1,600 | 2.50 | AOF everysec |\n"
         );
     }
 

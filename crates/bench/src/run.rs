@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::broker_cpu::cpu_seconds;
 use crate::drivers::{self, Context};
 use crate::error::{BenchError, Result};
 use crate::record::RunRecord;
@@ -22,7 +23,9 @@ pub async fn run_all(
     for run in 1..=runs {
         let progress = progress_bar(settings, run);
         let context = Context::new(settings.clone(), progress.clone());
+        let cpu_before = settings.broker_pid.and_then(cpu_seconds);
         let outcome = drivers::run(&context).await;
+        let cpu_after = settings.broker_pid.and_then(cpu_seconds);
         progress.finish_and_clear();
         let measurement = match outcome {
             Ok(measurement) => measurement,
@@ -32,7 +35,10 @@ pub async fn run_all(
             }
             Err(error) => return Err(error),
         };
-        let record = RunRecord::new(settings, run, &measurement);
+        let mut record = RunRecord::new(settings, run, &measurement);
+        if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+            record.set_broker_cpu(after - before);
+        }
         println!("{}", record.human_line());
         if let Some(path) = json {
             append(path, &record)?;

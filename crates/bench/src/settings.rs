@@ -272,6 +272,11 @@ pub struct Settings {
     /// Name prefix of the streams, queues, topics and subjects a run creates.
     #[arg(long, default_value = "bench")]
     pub prefix: String,
+    /// The broker's process id: each run then records the CPU the broker spent per operation
+    /// (user + system, every thread, from `/proc`; setup such as a consume run's fill
+    /// included). Linux only; elsewhere the column stays empty.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
 }
 
 impl Settings {
@@ -301,6 +306,7 @@ impl Settings {
             durability: "unspecified".to_string(),
             label: None,
             prefix: "bench".to_string(),
+            broker_pid: None,
         }
     }
 
