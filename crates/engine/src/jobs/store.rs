@@ -579,6 +579,32 @@ mod running_tests {
     }
 
     #[test]
+    fn keys_are_the_queue_then_the_zero_padded_id_as_before() {
+        for id in [0, 7, 10, 12_345, 99_999_999_999, u64::MAX] {
+            assert_eq!(job_key("q", id), format!("q{SEPARATOR}{id:020}"));
+            assert_eq!(
+                final_key("orders", JobStatus::Completed, id),
+                format!("orders{SEPARATOR}completed{SEPARATOR}{id:020}")
+            );
+            assert_eq!(id_of_key(&job_key("q", id)), Some(id));
+        }
+        assert!(job_key("q", 9) < job_key("q", 10), "keys sort in id order");
+    }
+
+    #[test]
+    fn forgetting_a_queue_releases_its_running_jobs_and_their_bytes() {
+        let mut running = RunningJobs::default();
+        running.start("a", 1, 1, 10, Some((job(), 300)), false);
+        running.start("a", 2, 1, 10, Some((job(), 200)), false);
+        running.start("b", 1, 1, 10, Some((job(), 100)), false);
+        assert_eq!(running.record_bytes, 600);
+        running.forget_queue("a");
+        assert_eq!(running.started_ms("a", 1), None);
+        assert_eq!(running.started_ms("b", 1), Some(10));
+        assert_eq!(running.record_bytes, 100);
+    }
+
+    #[test]
     fn taking_a_kept_record_frees_its_bytes_and_keeps_the_attempt_running() {
         let mut running = RunningJobs::default();
         running.start("q", 7, 2, 5, Some((job(), 300)), false);
@@ -601,58 +627,5 @@ mod running_tests {
         let rendered = record_bytes(&job);
         assert_eq!(rendered, serde_json::to_vec(&job).unwrap());
         assert!(rendered.len() <= RECORD_BYTES_TYPICAL, "{}", rendered.len());
-    }
-}
-
-#[cfg(test)]
-mod key_tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_the_queue_then_the_zero_padded_id_as_before() {
-        for id in [0, 7, 10, 12_345, 99_999_999_999, u64::MAX] {
-            assert_eq!(job_key("q", id), format!("q{SEPARATOR}{id:020}"));
-            assert_eq!(
-                final_key("orders", JobStatus::Completed, id),
-                format!("orders{SEPARATOR}completed{SEPARATOR}{id:020}")
-            );
-            assert_eq!(id_of_key(&job_key("q", id)), Some(id));
-        }
-        assert!(job_key("q", 9) < job_key("q", 10), "keys sort in id order");
-    }
-
-    #[test]
-    fn forgetting_a_queue_releases_its_running_jobs_and_their_bytes() {
-        let job = Job {
-            id: "1".into(),
-            queue: "a".into(),
-            name: "n".into(),
-            payload: bytes::Bytes::new(),
-            status: JobStatus::Active,
-            priority: 0,
-            attempts: 1,
-            max_attempts: 5,
-            backoff: None,
-            timeout_ms: None,
-            unique_key: None,
-            parent: None,
-            progress: None,
-            result: None,
-            errors: Vec::new(),
-            created_ms: 1,
-            updated_ms: 1,
-            run_at_ms: None,
-            started_ms: Some(10),
-            finished_ms: None,
-        };
-        let mut running = RunningJobs::default();
-        running.start("a", 1, 1, 10, Some((job.clone(), 300)), false);
-        running.start("a", 2, 1, 10, Some((job.clone(), 200)), false);
-        running.start("b", 1, 1, 10, Some((job, 100)), false);
-        assert_eq!(running.record_bytes, 600);
-        running.forget_queue("a");
-        assert_eq!(running.started_ms("a", 1), None);
-        assert_eq!(running.started_ms("b", 1), Some(10));
-        assert_eq!(running.record_bytes, 100);
     }
 }
