@@ -223,16 +223,25 @@ impl<'a> JobOutput<'a> {
     fn write_fields<S: SerializeStruct>(&self, out: &mut S) -> Result<(), S::Error> {
         let job = self.job;
         let minimal = self.minimal;
+        /// `value` under `name`, or nothing when `leave_out`.
+        fn field<S: SerializeStruct, T: Serialize>(
+            out: &mut S,
+            name: &'static str,
+            value: &T,
+            leave_out: bool,
+        ) -> Result<(), S::Error> {
+            if leave_out {
+                return out.skip_field(name);
+            }
+            out.serialize_field(name, value)
+        }
         fn optional<S: SerializeStruct, T: Serialize>(
             out: &mut S,
             name: &'static str,
             value: &Option<T>,
             minimal: bool,
         ) -> Result<(), S::Error> {
-            if minimal && value.is_none() {
-                return out.skip_field(name);
-            }
-            out.serialize_field(name, value)
+            field(out, name, value, minimal && value.is_none())
         }
         out.serialize_field("id", &job.id)?;
         out.serialize_field("queue", &job.queue)?;
@@ -247,21 +256,15 @@ impl<'a> JobOutput<'a> {
         optional(out, "parent", &job.parent, minimal)?;
         optional(out, "progress", &job.progress, minimal)?;
         optional(out, "result", &job.result, minimal)?;
-        if minimal && job.errors.is_empty() {
-            out.skip_field("errors")?;
-        } else {
-            out.serialize_field("errors", &job.errors)?;
-        }
+        field(out, "errors", &job.errors, minimal && job.errors.is_empty())?;
         out.serialize_field("created_ms", &job.created_ms)?;
         out.serialize_field("updated_ms", &job.updated_ms)?;
         optional(out, "run_at_ms", &job.run_at_ms, minimal)?;
         optional(out, "started_ms", &job.started_ms, minimal)?;
         optional(out, "finished_ms", &job.finished_ms, minimal)?;
         optional(out, "payload", &self.payload, minimal)?;
-        match &self.payload_base64 {
-            Some(base64) => out.serialize_field("payload_base64", base64),
-            None => out.skip_field("payload_base64"),
-        }
+        let base64 = &self.payload_base64;
+        field(out, "payload_base64", base64, base64.is_none())
     }
 }
 

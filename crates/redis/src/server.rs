@@ -72,7 +72,6 @@ pub async fn serve(
     let next_connection = AtomicU64::new(1);
     let (stop, stopped) = watch::channel(false);
     let threads = door_threads(shared.config.io_threads)?;
-    let mut next_thread = 0usize;
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -106,12 +105,11 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        // The thread this session runs on, if the door has threads of its own; the socket,
-        // registered with this runtime's reactor, is registered again with that thread's.
-        let thread = (!threads.is_empty()).then(|| {
-            next_thread = next_thread.wrapping_add(1);
-            &threads[next_thread % threads.len()]
-        });
+        // The thread this session runs on (in turn, by connection id), if the door has threads
+        // of its own; the socket, registered with this runtime's reactor, is registered again
+        // with that thread's.
+        let id = next_connection.fetch_add(1, Ordering::Relaxed);
+        let thread = (!threads.is_empty()).then(|| &threads[id as usize % threads.len()]);
         let stream = match thread {
             None => stream,
             Some(thread) => match moved_to(stream, thread) {
@@ -122,7 +120,6 @@ pub async fn serve(
                 }
             },
         };
-        let id = next_connection.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let stopped = stopped.clone();
         let connection = door.open_connection();
