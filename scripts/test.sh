@@ -14,6 +14,8 @@ log() { printf '\n==> %s\n' "$*"; }
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE=1
+# One full build, never rebuilt piecemeal: incremental caches would only cost disk (8 GB here).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 log "toolchain"
 cargo --version
