@@ -20,26 +20,25 @@
 //! | 61..   | records                | varint-encoded, possibly compressed           |
 //!
 //! Parsing the fixed header and checking the CRC is done here by hand (it is 61 fixed bytes
-//! and the hot path of recovery and reads); encoding and decoding the records themselves uses
-//! the `kafka-protocol` crate's codec. That codec trusts the counts inside the records, so
-//! every batch is first checked by [`crate::records`] (on append in [`validate_batches`], on
-//! read in [`decode_batches`], which also does the bounded decompression for the codec).
+//! and the hot path of recovery and reads), and so is encoding (`batch/encode.rs` says why);
+//! decoding the records themselves uses the `kafka-protocol` crate's codec. That codec trusts
+//! the counts inside the records, so every batch is first checked by [`crate::records`] (on
+//! append in [`validate_batches`], on read in [`decode_batches`], which also does the bounded
+//! decompression for the codec).
 //! Because the base offset is outside the CRC, the log assigns offsets by rewriting 8 bytes,
 //! never re-encoding what a producer sent.
 
 use std::borrow::Cow;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record as WireRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, Record as WireRecord, RecordBatchDecoder};
 use omnibus_types::{Header, Record};
 
 use crate::error::{Result, StorageError};
 use crate::records;
+
+mod encode;
+pub use encode::{encode_batch, EncodedBatches};
 
 /// Bytes before the batch-length field's coverage starts: base offset + length.
 pub const LOG_OVERHEAD: usize = 12;
@@ -213,80 +212,6 @@ pub fn validate_batches(bytes: &[u8], batch_bytes_max: usize) -> Result<Vec<Batc
         return Err(StorageError::InvalidBatch("no record batch given".into()));
     }
     Ok(spans)
-}
-
-/// Encodes records (offsets relative, starting at 0) as one uncompressed v2 batch.
-/// A record's non-empty `subject` is stored in the [`SUBJECT_HEADER`] header.
-///
-/// Headers pass through the codec's ordered map, so if a record repeats a header name only
-/// the last value is kept.
-pub fn encode_batch(records: &[Record]) -> Result<BytesMut> {
-    let wire: Vec<WireRecord> = records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| to_wire(index, record))
-        .collect();
-    let mut buffer = BytesMut::with_capacity(estimate_bytes(records));
-    RecordBatchEncoder::encode(
-        &mut buffer,
-        wire.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|error| StorageError::InvalidBatch(format!("encoding failed: {error}")))?;
-    Ok(buffer)
-}
-
-fn estimate_bytes(records: &[Record]) -> usize {
-    HEADER_BYTES
-        + records
-            .iter()
-            .map(|record| {
-                24 + record.subject.len()
-                    + record.key.as_ref().map_or(0, |k| k.len())
-                    + record.value.as_ref().map_or(0, |v| v.len())
-                    + record
-                        .headers
-                        .iter()
-                        .map(|h| h.name.len() + h.value.len() + 4)
-                        .sum::<usize>()
-            })
-            .sum::<usize>()
-}
-
-fn to_wire(index: usize, record: &Record) -> WireRecord {
-    let mut headers = IndexMap::with_capacity(record.headers.len() + 1);
-    if !record.subject.is_empty() {
-        headers.insert(
-            StrBytes::from_static_str(SUBJECT_HEADER),
-            Some(Bytes::copy_from_slice(record.subject.as_bytes())),
-        );
-    }
-    for header in &record.headers {
-        headers.insert(
-            StrBytes::from_string(header.name.clone()),
-            Some(header.value.clone()),
-        );
-    }
-    WireRecord {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: index as i64,
-        // The codec starts a new batch whenever `offset - sequence` changes; with no producer
-        // id the base sequence must be -1, so sequence = offset - 1 keeps one batch.
-        sequence: index as i32 - 1,
-        timestamp: record.timestamp_ms,
-        key: record.key.clone(),
-        value: record.value.clone(),
-        headers,
-    }
 }
 
 /// Decodes stored batches into records, skipping control batches and records before

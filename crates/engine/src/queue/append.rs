@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use omnibus_storage::batch::encode_batch;
+use omnibus_storage::batch::EncodedBatches;
 use omnibus_storage::StateWrite;
 use omnibus_types::{limits, Header, Record};
 
@@ -167,7 +167,10 @@ async fn append_batch(
         incoming,
         earliest_expiry,
     } = batch;
-    let info = queue.log.append(encode_batch(&records)?).await?;
+    let info = queue
+        .log
+        .append_encoded(EncodedBatches::of(&records)?)
+        .await?;
     let mut runs = Vec::new();
     let mut start = 0;
     while start < plans.len() {

@@ -134,7 +134,7 @@ impl Queue {
         }
         let count = records.len() as u64;
         self.dead_letter
-            .append(omnibus_storage::batch::encode_batch(&records)?)
+            .append_encoded(omnibus_storage::batch::EncodedBatches::of(&records)?)
             .await?;
         self.count(RateKind::DeadLettered, count);
         Ok(())

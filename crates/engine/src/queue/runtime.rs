@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use omnibus_storage::batch::encode_batch;
+use omnibus_storage::batch::EncodedBatches;
 use omnibus_storage::{PartitionLog, StateStore, StateWrite};
 use omnibus_types::Record;
 use tokio::sync::Notify;
@@ -687,8 +687,8 @@ impl Queue {
                 record
             })
             .collect();
-        let bytes = encode_batch(&records)?;
-        self.dead_letter.append(bytes).await?;
+        let batches = EncodedBatches::of(&records)?;
+        self.dead_letter.append_encoded(batches).await?;
         self.count(RateKind::DeadLettered, letters.len() as u64);
         // Only now, with the dead letters durable, are the messages finished (`park`).
         let offsets: Vec<u64> = letters.iter().map(|letter| letter.offset).collect();

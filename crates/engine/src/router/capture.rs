@@ -15,8 +15,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use omnibus_storage::batch::encode_batch;
+use bytes::Bytes;
+use omnibus_storage::batch::EncodedBatches;
 use omnibus_storage::PendingAppend;
 use omnibus_types::validate_subject;
 
@@ -152,9 +152,9 @@ impl Engine {
             timestamp_ms: None,
         };
         let stored = crate::streams::to_stored(&stream, Some(&message.subject), record, now_ms())?;
-        let bytes: BytesMut = encode_batch(std::slice::from_ref(&stored))?;
+        let batches = EncodedBatches::of(std::slice::from_ref(&stored))?;
         let log = stream.partition(partition)?.clone();
-        let append = log.enqueue(bytes).await?;
+        let append = log.enqueue_encoded(batches).await?;
         Ok(LivePublish::Captured(PendingCapture {
             append,
             partition,

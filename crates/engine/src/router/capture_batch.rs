@@ -11,8 +11,7 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use omnibus_storage::batch::encode_batch;
+use omnibus_storage::batch::EncodedBatches;
 use omnibus_storage::PendingAppend;
 use omnibus_types::{limits, validate_subject, Record};
 
@@ -151,13 +150,13 @@ impl Engine {
             let partition = partition as u32;
             let indexes: Vec<usize> = items.iter().map(|(index, _)| *index).collect();
             let enqueued = async {
-                let mut bytes = BytesMut::new();
+                let mut batches = EncodedBatches::default();
                 for chunk in split_for_storage(items) {
                     let records: Vec<Record> = chunk.into_iter().map(|(_, r)| r).collect();
-                    bytes.extend_from_slice(&encode_batch(&records)?);
+                    batches.push(&records)?;
                 }
                 let log = target.partition(partition)?.clone();
-                Ok::<_, EngineError>(log.enqueue(bytes).await?)
+                Ok::<_, EngineError>(log.enqueue_encoded(batches).await?)
             }
             .await;
             match enqueued {

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use omnibus_storage::batch::encode_batch;
+use bytes::Bytes;
+use omnibus_storage::batch::EncodedBatches;
 use omnibus_types::{limits, validate_subject, Record};
 
 use omnibus_storage::PendingAppend;
@@ -157,14 +157,14 @@ impl Engine {
             if items.is_empty() {
                 continue;
             }
-            let mut bytes = BytesMut::new();
+            let mut batches = EncodedBatches::default();
             let mut indexes = Vec::with_capacity(items.len());
             for chunk in split_for_storage(items) {
                 let (chunk_indexes, records): (Vec<usize>, Vec<Record>) = chunk.into_iter().unzip();
-                bytes.extend_from_slice(&encode_batch(&records)?);
+                batches.push(&records)?;
                 indexes.extend(chunk_indexes);
             }
-            encoded.push((partition as u32, bytes, indexes));
+            encoded.push((partition as u32, batches, indexes));
         }
         // One append per partition holding all of that partition's batches: the log gives
         // one append consecutive offsets under one lock, so a request's records keep their
@@ -172,9 +172,9 @@ impl Engine {
         // fill. Each partition's group commit runs on its own, so partitions still flush
         // concurrently.
         let mut appends = Vec::with_capacity(encoded.len());
-        for (partition, bytes, indexes) in encoded {
+        for (partition, batches, indexes) in encoded {
             let log = &stream.partitions[partition as usize];
-            appends.push((partition, log.enqueue(bytes).await?, indexes));
+            appends.push((partition, log.enqueue_encoded(batches).await?, indexes));
         }
         Ok(PendingPublish {
             appends,

@@ -40,7 +40,7 @@ pub(crate) fn to_record(id: StreamId, fields: &[(Bytes, Bytes)]) -> Result<Publi
     };
     record.headers.push(Header {
         name: ID_HEADER.to_string(),
-        value: Bytes::from(id.to_string()),
+        value: id.to_bytes(),
     });
     for (field, value) in fields {
         if field.as_ref() == VALUE_FIELD && record.value.is_none() {

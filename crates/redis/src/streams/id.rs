@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 /// Redis's words for an ID it cannot read.
 pub(crate) const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 
@@ -64,6 +66,19 @@ impl StreamId {
     /// An ID as given to XREAD, XCLAIM, XACK…: a bare `<ms>` means `<ms>-0`.
     pub(crate) fn parse_strict(bytes: &[u8]) -> Result<StreamId, &'static str> {
         StreamId::parse(bytes, 0).ok_or(INVALID_ID)
+    }
+}
+
+impl StreamId {
+    /// `<ms>-<seq>` as bytes: what an XADD stores and replies, once per entry (without the
+    /// formatting machinery `to_string` goes through).
+    pub(crate) fn to_bytes(self) -> Bytes {
+        let mut digits = itoa::Buffer::new();
+        let mut text = Vec::with_capacity(41);
+        text.extend_from_slice(digits.format(self.ms).as_bytes());
+        text.push(b'-');
+        text.extend_from_slice(digits.format(self.seq).as_bytes());
+        Bytes::from(text)
     }
 }
 
@@ -184,6 +199,13 @@ mod tests {
             assert_eq!(StreamId::parse(bad, 0), None, "{bad:?}");
         }
         assert_eq!(StreamId::new(1, 2).to_string(), "1-2");
+        for id in [
+            StreamId::MIN,
+            StreamId::new(1_700_000_000_123, 42),
+            StreamId::MAX,
+        ] {
+            assert_eq!(id.to_bytes(), id.to_string().as_bytes());
+        }
         assert_eq!(StreamId::MAX.next(), None);
         assert_eq!(StreamId::MIN.previous(), None);
         assert_eq!(StreamId::new(1, u64::MAX).next(), Some(StreamId::new(2, 0)));

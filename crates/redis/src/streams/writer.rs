@@ -172,6 +172,9 @@ struct Writer {
     /// the XADDs after the first of a batch skip both lookups (per-XADD cost on a pipeline).
     /// Cleared at each batch and by every change other than an XADD.
     checked: bool,
+    /// The clock read once per batch for its auto IDs (`*`): a batch is taken at once, so its
+    /// entries share a time as entries added in the same millisecond do.
+    now_ms: Option<u64>,
     records: Vec<PublishRecord>,
     /// Each queued XADD's answer and its ID as the reply spells it.
     waiting: Vec<(oneshot::Sender<Reply>, Bytes)>,
@@ -195,6 +198,7 @@ async fn run(
         stream,
         top: None,
         checked: false,
+        now_ms: None,
         records: Vec::new(),
         waiting: Vec::new(),
         acknowledging: None,
@@ -210,6 +214,7 @@ async fn run(
             }
         }
         writer.checked = false;
+        writer.now_ms = None;
         if writer.failed.swap(false, Ordering::AcqRel) {
             writer.top = None;
         }
@@ -341,9 +346,11 @@ impl Writer {
             self.top = None;
         }
         let top = self.top().await.map_err(engine_error)?;
-        let new_id = id
-            .resolve(top.last, super::now_ms())
-            .map_err(Reply::error)?;
+        let now_ms = match id {
+            NewId::Auto => *self.now_ms.get_or_insert_with(super::now_ms),
+            _ => 0,
+        };
+        let new_id = id.resolve(top.last, now_ms).map_err(Reply::error)?;
         let record = to_record(new_id, fields).map_err(Reply::error)?;
         // The ID header comes first: its bytes are the reply too.
         let text = record.headers[0].value.clone();

@@ -1,4 +1,4 @@
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use omnibus_types::{Header, Record};
 use proptest::prelude::*;
 
@@ -125,4 +125,138 @@ proptest! {
             prop_assert_eq!(&got.headers, &want.headers);
         }
     }
+}
+
+#[test]
+fn encoded_batches_have_the_spans_validation_would_find() {
+    let mut batches = EncodedBatches::default();
+    assert!(batches.is_empty());
+    batches
+        .push(&[record("a", "one"), record("b", "two")])
+        .unwrap();
+    batches.push(&[record("c", "three")]).unwrap();
+    assert!(!batches.is_empty());
+    let length = batches.len();
+    let (bytes, spans) = batches.into_parts();
+    assert_eq!(bytes.len(), length);
+    assert_eq!(spans, validate_batches(&bytes, 1 << 20).unwrap());
+    assert_eq!(spans[1].header.record_count, 1);
+}
+
+/// The encoder `encode_batch` replaced: records through kafka-protocol's own encoder, which
+/// stays the reference the hand encoder must match byte for byte.
+fn encode_with_the_codec(records: &[Record]) -> BytesMut {
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let wire: Vec<WireRecord> = records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let mut headers = IndexMap::new();
+            if !record.subject.is_empty() {
+                headers.insert(
+                    StrBytes::from_static_str(SUBJECT_HEADER),
+                    Some(Bytes::copy_from_slice(record.subject.as_bytes())),
+                );
+            }
+            for header in &record.headers {
+                headers.insert(
+                    StrBytes::from_string(header.name.clone()),
+                    Some(header.value.clone()),
+                );
+            }
+            WireRecord {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: index as i64,
+                sequence: index as i32 - 1,
+                timestamp: record.timestamp_ms,
+                key: record.key.clone(),
+                value: record.value.clone(),
+                headers,
+            }
+        })
+        .collect();
+    let mut buffer = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buffer, wire.iter(), &options).unwrap();
+    buffer
+}
+
+fn record_with_repeats() -> impl Strategy<Value = Record> {
+    let bytes = || proptest::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from);
+    // Few names, so records repeat them.
+    let name = prop_oneof![Just("a".to_string()), Just("b".to_string()), "[a-z.]{0,20}"];
+    let headers = proptest::collection::vec((name, bytes()), 0..6).prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(name, value)| Header { name, value })
+            .collect::<Vec<_>>()
+    });
+    (
+        prop_oneof![Just(String::new()), "[a-z.]{1,30}"],
+        proptest::option::of(bytes()),
+        proptest::option::of(bytes()),
+        headers,
+        prop_oneof![
+            Just(1_700_000_000_000i64),
+            any::<i64>().prop_map(|t| t >> 8),
+            Just(-1)
+        ],
+    )
+        .prop_map(|(subject, key, value, headers, timestamp_ms)| Record {
+            offset: 0,
+            timestamp_ms,
+            subject,
+            key,
+            value,
+            headers,
+        })
+}
+
+proptest! {
+    #[test]
+    fn the_hand_encoder_writes_what_the_codec_writes(
+        records in proptest::collection::vec(record_with_repeats(), 1..8)
+    ) {
+        let ours = encode_batch(&records).unwrap();
+        prop_assert_eq!(&ours[..], &encode_with_the_codec(&records)[..]);
+        prop_assert_eq!(validate_batches(&ours, 1 << 24).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn a_repeated_header_is_stored_once_with_its_last_value_even_among_many() {
+    let mut record = record("s", "v");
+    record.headers = (0..40)
+        .map(|index| Header {
+            name: format!("h{}", index % 20),
+            value: Bytes::from(index.to_string()),
+        })
+        .collect();
+    let ours = encode_batch(std::slice::from_ref(&record)).unwrap();
+    assert_eq!(
+        &ours[..],
+        &encode_with_the_codec(std::slice::from_ref(&record))[..]
+    );
+    let decoded = decode_batches(ours.freeze(), 0).unwrap();
+    assert_eq!(decoded[0].headers.len(), 20);
+    assert_eq!(decoded[0].headers[3].name, "h3");
+    assert_eq!(&decoded[0].headers[3].value[..], b"23");
+    assert_eq!(decoded[0].subject, "s");
+}
+
+#[test]
+fn no_records_encode_to_no_bytes_and_no_batch() {
+    assert!(encode_batch(&[]).unwrap().is_empty());
+    assert!(EncodedBatches::of(&[]).is_err());
 }

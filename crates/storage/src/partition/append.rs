@@ -23,7 +23,7 @@ use bytes::BytesMut;
 use tokio::sync::watch;
 
 use super::{lock, now_ms, producers, PartitionLog, Pending, Progress};
-use crate::batch::{set_base_offset, validate_batches, BatchHeader};
+use crate::batch::{set_base_offset, validate_batches, BatchHeader, BatchSpan, EncodedBatches};
 use crate::config::FsyncPolicy;
 use crate::error::{Result, StorageError};
 use crate::segment::Segment;
@@ -109,9 +109,43 @@ impl PartitionLog {
     /// Returns as soon as the append has its place in the log, so a caller can enqueue
     /// several appends in order (a pipelining Kafka connection) and wait for all of them
     /// together; they usually share one fsync.
-    pub async fn enqueue(self: &Arc<Self>, mut bytes: BytesMut) -> Result<PendingAppend> {
+    pub async fn enqueue(self: &Arc<Self>, bytes: BytesMut) -> Result<PendingAppend> {
         self.check_writable()?;
         let spans = validate_batches(&bytes, self.config.batch_bytes_max)?;
+        self.enqueue_spans(bytes, spans).await
+    }
+
+    /// [`PartitionLog::enqueue`] for batches this process encoded: not validated again, but
+    /// held to the same size bound.
+    pub async fn enqueue_encoded(
+        self: &Arc<Self>,
+        batches: EncodedBatches,
+    ) -> Result<PendingAppend> {
+        self.check_writable()?;
+        if batches.is_empty() {
+            return Err(StorageError::InvalidBatch("no record batch given".into()));
+        }
+        let (bytes, spans) = batches.into_parts();
+        let max = self.config.batch_bytes_max;
+        if let Some(span) = spans.iter().find(|span| span.header.total_bytes() > max) {
+            return Err(StorageError::BatchTooLarge {
+                bytes: span.header.total_bytes(),
+                max,
+            });
+        }
+        self.enqueue_spans(bytes, spans).await
+    }
+
+    /// [`PartitionLog::append`] for batches this process encoded.
+    pub async fn append_encoded(self: &Arc<Self>, batches: EncodedBatches) -> Result<AppendInfo> {
+        self.enqueue_encoded(batches).await?.durable().await
+    }
+
+    async fn enqueue_spans(
+        self: &Arc<Self>,
+        mut bytes: BytesMut,
+        spans: Vec<BatchSpan>,
+    ) -> Result<PendingAppend> {
         let permits = bytes.len().min(self.config.pending_bytes_max) as u32;
         let permit = self
             .space

@@ -12,6 +12,7 @@ use crate::batch::{decode_batches, encode_batch};
 use crate::config::FsyncPolicy;
 use crate::io::{FaultPlan, FaultyIo, FileIo, MemoryIo};
 
+mod encoded;
 mod inline;
 mod metrics;
 mod power_loss;
