@@ -290,4 +290,4 @@ fn from_wire(wire: WireRecord) -> Record {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

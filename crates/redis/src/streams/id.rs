@@ -67,9 +67,7 @@ impl StreamId {
     pub(crate) fn parse_strict(bytes: &[u8]) -> Result<StreamId, &'static str> {
         StreamId::parse(bytes, 0).ok_or(INVALID_ID)
     }
-}
 
-impl StreamId {
     /// `<ms>-<seq>` as bytes: what an XADD stores and replies, once per entry (without the
     /// formatting machinery `to_string` goes through).
     pub(crate) fn to_bytes(self) -> Bytes {

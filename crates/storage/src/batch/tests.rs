@@ -143,12 +143,40 @@ fn encoded_batches_have_the_spans_validation_would_find() {
     assert_eq!(spans[1].header.record_count, 1);
 }
 
+/// A record as kafka-protocol's encoder takes it, with what every Omnibus batch has: no
+/// producer, no transaction, `index` as its offset in the batch.
+pub(crate) fn wire_record(
+    index: usize,
+    timestamp: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: kafka_protocol::indexmap::IndexMap<kafka_protocol::protocol::StrBytes, Option<Bytes>>,
+) -> WireRecord {
+    WireRecord {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: kafka_protocol::records::TimestampType::Creation,
+        offset: index as i64,
+        // The codec starts a new batch whenever `offset - sequence` changes; with no producer
+        // id the base sequence must be -1, so sequence = offset - 1 keeps one batch.
+        sequence: index as i32 - 1,
+        timestamp,
+        key,
+        value,
+        headers,
+    }
+}
+
 /// The encoder `encode_batch` replaced: records through kafka-protocol's own encoder, which
 /// stays the reference the hand encoder must match byte for byte.
 fn encode_with_the_codec(records: &[Record]) -> BytesMut {
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions};
     let wire: Vec<WireRecord> = records
         .iter()
         .enumerate()
@@ -166,21 +194,13 @@ fn encode_with_the_codec(records: &[Record]) -> BytesMut {
                     Some(header.value.clone()),
                 );
             }
-            WireRecord {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: index as i64,
-                sequence: index as i32 - 1,
-                timestamp: record.timestamp_ms,
-                key: record.key.clone(),
-                value: record.value.clone(),
+            wire_record(
+                index,
+                record.timestamp_ms,
+                record.key.clone(),
+                record.value.clone(),
                 headers,
-            }
+            )
         })
         .collect();
     let mut buffer = BytesMut::new();

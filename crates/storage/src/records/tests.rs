@@ -4,12 +4,13 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record as WireRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record as WireRecord, RecordBatchEncoder, RecordEncodeOptions,
 };
 use omnibus_types::{Header, Record};
 use proptest::prelude::*;
 
 use super::*;
+use crate::batch::tests::wire_record;
 use crate::batch::{decode_batches, encode_batch, validate_batches};
 
 const LIMIT: usize = 1 << 20;
@@ -122,21 +123,13 @@ fn wire(index: usize, value: &[u8]) -> WireRecord {
         Some(Bytes::from(format!("t{index}"))),
     );
     headers.insert(StrBytes::from_static_str("none"), None);
-    WireRecord {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: index as i64,
-        sequence: index as i32 - 1,
-        timestamp: 1_700_000_000_000 + index as i64,
-        key: (index & 1 == 0).then(|| Bytes::from(format!("key-{index}"))),
-        value: Some(Bytes::copy_from_slice(value)),
+    wire_record(
+        index,
+        1_700_000_000_000 + index as i64,
+        (index & 1 == 0).then(|| Bytes::from(format!("key-{index}"))),
+        Some(Bytes::copy_from_slice(value)),
         headers,
-    }
+    )
 }
 
 fn kafka_batch(compression: Compression, count: usize) -> BytesMut {
