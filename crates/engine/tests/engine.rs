@@ -251,6 +251,36 @@ async fn long_poll_returns_when_a_record_arrives_and_times_out_otherwise() {
     assert!(started.elapsed() >= Duration::from_millis(190));
 }
 
+/// A wait for records of a stream that does not exist yet (Redis `XREAD BLOCK` before the
+/// first `XADD`) lasts until the stream is created, not a moment less and not a poll more.
+#[tokio::test]
+async fn a_wait_on_a_missing_stream_ends_when_the_stream_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    let waiting = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .wait_for_records(&[("later".to_string(), 0, 0)], 20_000)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the wait ended with no stream");
+    engine.create_stream(spec("later", 1)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the creation ended the wait")
+        .unwrap();
+
+    // A stream that exists only ends the wait with records.
+    let started = Instant::now();
+    engine
+        .wait_for_records(&[("later".to_string(), 0, 0)], 200)
+        .await;
+    assert!(started.elapsed() >= Duration::from_millis(190));
+}
+
 #[tokio::test]
 async fn offsets_resolve_and_groups_commit_read_and_report_lag() {
     let dir = tempfile::tempdir().unwrap();

@@ -83,6 +83,39 @@ async fn xadd_ids_grow_strictly_and_xrange_reads_by_id() {
     broker.stop().await;
 }
 
+/// A reader may block on a stream before anyone created it (workers started before the
+/// producers); the XADD that creates the stream wakes it (the engine ends the wait when the
+/// stream appears: `a_wait_on_a_missing_stream_ends_when_the_stream_is_created`).
+#[tokio::test]
+async fn xread_block_on_a_stream_not_created_yet_is_woken_by_the_xadd_that_creates_it() {
+    let broker = Broker::start().await;
+    let mut reader = broker.connect().await;
+    let mut writer = broker.connect().await;
+    let blocked = tokio::spawn(async move {
+        let options = StreamReadOptions::default().block(0);
+        let reply: StreamReadReply = reader
+            .xread_options(&["not-yet"], &["0-0"], &options)
+            .await
+            .unwrap();
+        reply
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!blocked.is_finished(), "BLOCK 0 must wait for the stream");
+    xadd(&mut writer, "not-yet", "5-1").await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), blocked)
+        .await
+        .expect("the XADD wakes the reader")
+        .unwrap();
+    assert_eq!(reply.keys.len(), 1);
+    assert_eq!(
+        ids(&StreamRangeReply {
+            ids: reply.keys[0].ids.clone()
+        }),
+        ["5-1"]
+    );
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn xread_block_is_woken_by_an_xadd_from_another_connection() {
     let broker = Broker::start().await;

@@ -273,15 +273,23 @@ impl Engine {
 
     /// Waits until any of `positions` (stream, partition, offset) has records at or after
     /// its offset, a partition fails, or `wait_ms` passes (at most
-    /// [`limits::FETCH_WAIT_MS_MAX`]). Unknown streams and partitions are ignored.
+    /// [`limits::FETCH_WAIT_MS_MAX`]). A stream that does not exist yet ends the wait when
+    /// any stream is created (the caller looks again); unknown partitions are ignored.
     pub async fn wait_for_records(&self, positions: &[(String, u32, u64)], wait_ms: u64) {
         let wait = Duration::from_millis(wait_ms.min(limits::FETCH_WAIT_MS_MAX));
         if wait.is_zero() || positions.is_empty() {
             return;
         }
+        // Watched before the streams are looked up, so one created in between is seen.
+        let mut created = Some(self.read_streams().watch_created());
         let mut waits = tokio::task::JoinSet::new();
         for (stream, partition, offset) in positions {
             let Ok(stream) = self.stream(stream) else {
+                if let Some(mut created) = created.take() {
+                    waits.spawn(async move {
+                        let _ = created.changed().await;
+                    });
+                }
                 continue;
             };
             let Ok(log) = stream.partition(*partition) else {

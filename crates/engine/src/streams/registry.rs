@@ -44,6 +44,9 @@ pub(crate) struct StreamTable {
     subjects: SubjectIndex<String>,
     /// Streams being created: name -> the subject patterns they will capture.
     reserved: BTreeMap<String, Vec<String>>,
+    /// Counts the streams put in the table, so a wait for records of a stream that does not
+    /// exist yet (a Redis `XREAD BLOCK` before the first `XADD`) ends when one appears.
+    created: tokio::sync::watch::Sender<u64>,
 }
 
 impl Deref for StreamTable {
@@ -63,6 +66,12 @@ impl StreamTable {
             self.subjects.insert(pattern, name.clone());
         }
         self.open.insert(name, stream);
+        self.created.send_modify(|count| *count += 1);
+    }
+
+    /// A receiver that sees every stream put in the table from now on.
+    pub(crate) fn watch_created(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.created.subscribe()
     }
 
     pub(crate) fn remove(&mut self, name: &str) -> Option<Arc<Stream>> {

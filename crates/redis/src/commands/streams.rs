@@ -393,9 +393,6 @@ enum ReadFrom {
     After(StreamId),
 }
 
-/// How often a BLOCK over a stream that does not exist yet looks again.
-const MISSING_STREAM_POLL: Duration = Duration::from_millis(50);
-
 async fn read_streams(
     shared: &Shared,
     wanted: Vec<(Bytes, String, ReadFrom)>,
@@ -462,16 +459,9 @@ async fn read_streams(
             .iter()
             .map(|(_, stream, offset, _)| (stream.clone(), 0, *offset))
             .collect();
-        let missing = positions
-            .iter()
-            .any(|(_, stream, _, _)| matches!(read::bounds(engine, stream), Ok(None)));
-        if missing {
-            wait = wait.min(MISSING_STREAM_POLL);
-            tokio::time::sleep(wait).await;
-        } else {
-            engine
-                .wait_for_records(&waits, wait.as_millis() as u64)
-                .await;
-        }
+        // A stream that does not exist yet ends the wait when it is created.
+        engine
+            .wait_for_records(&waits, wait.as_millis() as u64)
+            .await;
     }
 }
