@@ -142,6 +142,24 @@ async fn stream_lifecycle_create_list_get_delete() {
     server.stop().await;
 }
 
+/// A stream named as Redis keys are (`orders:eu`) is addressed by that name in paths, raw or
+/// percent-encoded.
+#[tokio::test]
+async fn a_stream_named_with_a_colon_is_served_at_its_path() {
+    let server = Server::start().await;
+    let (status, created) = server
+        .post("/v1/streams", json!({"name": "orders:eu"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, info) = server.get("/v1/streams/orders:eu").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["name"], "orders:eu");
+    let (status, info) = server.get("/v1/streams/orders%3Aeu").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["name"], "orders:eu");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn stream_spec_errors_are_json_with_stable_codes() {
     let server = Server::start().await;

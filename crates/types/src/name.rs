@@ -1,8 +1,12 @@
 //! Naming rules for streams and consumer groups.
 //!
 //! Stream names follow Kafka's topic rules (ASCII letters, digits, `.`, `_`, `-`; at most 249
-//! bytes; not `.` or `..`) so that every stream is reachable as a Kafka topic and every topic a
-//! Kafka client creates is a valid stream.
+//! bytes; not `.` or `..`) with one more character, `:`. Why `:`: it is how Redis keys are
+//! spelled by convention (`orders:eu`, `events:user:42`), and a Redis stream key is the
+//! stream of the same name, so refusing it refused most Redis users' first XADD; NATS allows
+//! it in JetStream stream names too. Kafka does not, so the Kafka door keeps Kafka's own rule
+//! when a client creates a topic ([`validate_kafka_topic_name`]); a stream named with `:`
+//! is still listed and readable there by clients that do not check names themselves.
 
 use crate::limits::{GROUP_NAME_BYTES_MAX, STREAM_NAME_BYTES_MAX};
 
@@ -32,10 +36,21 @@ pub fn validate_stream_name(name: &str) -> Result<(), NameError> {
     }
     if let Some(bad) = name
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':')))
     {
         return Err(NameError(format!(
-            "stream name {name:?} contains {bad:?}; allowed are ASCII letters, digits, '.', '_' and '-'"
+            "stream name {name:?} contains {bad:?}; allowed are ASCII letters, digits, '.', '_', '-' and ':'"
+        )));
+    }
+    Ok(())
+}
+
+/// Kafka's topic rule, for topics a Kafka client creates: a stream name without `:`.
+pub fn validate_kafka_topic_name(name: &str) -> Result<(), NameError> {
+    validate_stream_name(name)?;
+    if name.contains(':') {
+        return Err(NameError(format!(
+            "topic name {name:?} contains ':'; Kafka allows ASCII letters, digits, '.', '_' and '-'"
         )));
     }
     Ok(())
@@ -64,9 +79,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_names_follow_kafka_topic_rules() {
+    fn stream_names_follow_kafka_topic_rules_and_allow_colons() {
         assert!(validate_stream_name("orders").is_ok());
         assert!(validate_stream_name("order.created_v1-x").is_ok());
+        assert!(validate_stream_name("events:user:42").is_ok());
+        assert!(validate_stream_name(":").is_ok());
+        assert!(validate_stream_name("a\\b").is_err());
+        assert!(validate_stream_name("a{b}").is_err());
+        assert!(validate_stream_name("é").is_err());
         assert!(validate_stream_name("").is_err());
         assert!(validate_stream_name(".").is_err());
         assert!(validate_stream_name("..").is_err());
@@ -74,6 +94,15 @@ mod tests {
         assert!(validate_stream_name("a b").is_err());
         assert!(validate_stream_name(&"x".repeat(249)).is_ok());
         assert!(validate_stream_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn kafka_topic_names_are_stream_names_without_colons() {
+        assert!(validate_kafka_topic_name("order.created_v1-x").is_ok());
+        let refused = validate_kafka_topic_name("orders:eu").unwrap_err();
+        assert!(refused.0.contains("contains ':'"), "{refused}");
+        assert!(validate_kafka_topic_name("a/b").is_err());
+        assert!(validate_kafka_topic_name(&"x".repeat(250)).is_err());
     }
 
     #[test]

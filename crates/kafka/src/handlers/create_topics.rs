@@ -55,6 +55,9 @@ async fn create(
     topic: CreatableTopic,
     validate_only: bool,
 ) -> Result<Option<StreamConfig>, (i16, String)> {
+    // Kafka's own rule (no `:`, which stream names otherwise allow), before anything else.
+    omnibus_types::validate_kafka_topic_name(topic.name.as_str())
+        .map_err(|e| (ResponseError::InvalidTopicException.code(), e.to_string()))?;
     let mut spec = StreamSpec {
         name: topic.name.to_string(),
         ..StreamSpec::default()
@@ -114,10 +117,8 @@ async fn create(
         (code, error.to_string())
     };
     if validate_only {
-        // The engine validates the rest only when it creates; a name and existence check is
-        // what we can promise without creating.
-        omnibus_types::validate_stream_name(&spec.name)
-            .map_err(|e| (ResponseError::InvalidTopicException.code(), e.to_string()))?;
+        // The engine validates the rest only when it creates; the name (checked above) and
+        // existence are what we can promise without creating.
         return match broker.engine.stream_info(&spec.name) {
             Ok(_) => Err(failure(EngineError::StreamExists(spec.name))),
             Err(EngineError::StreamNotFound(_)) => Ok(None),

@@ -72,6 +72,9 @@ async fn requested_topic(
 }
 
 async fn auto_create(broker: &Broker, name: &TopicName) -> Result<StreamInfo, EngineError> {
+    // A topic made on first use follows Kafka's rule (no `:`), as one created explicitly does.
+    omnibus_types::validate_kafka_topic_name(name.as_str())
+        .map_err(|e| EngineError::InvalidName(e.to_string()))?;
     let created = broker
         .engine
         .create_stream(StreamSpec {

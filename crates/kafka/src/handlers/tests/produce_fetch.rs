@@ -580,3 +580,71 @@ async fn a_produce_on_a_full_disk_gets_kafka_storage_error_and_a_later_retry_lan
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Stream names may hold `:` (Redis keys), Kafka topic names may not: a Kafka client creating
+/// `orders:eu`, explicitly or on first use, is refused as Kafka refuses it, while a stream of
+/// that name made by another door is listed and readable.
+#[tokio::test]
+async fn topics_with_a_colon_are_refused_as_kafka_does_but_such_streams_are_served() {
+    let fixture = fixture().await;
+    let mut wanted = create_topics_request::CreatableTopic::default();
+    wanted.name = topic("orders:eu");
+    wanted.num_partitions = 1;
+    wanted.replication_factor = 1;
+    for validate_only in [true, false] {
+        let mut request = CreateTopicsRequest::default();
+        request.topics = vec![wanted.clone()];
+        request.validate_only = validate_only;
+        let ResponseKind::CreateTopics(response) =
+            fixture.respond(ApiKey::CreateTopics, request, 5).await
+        else {
+            panic!("not a CreateTopics response")
+        };
+        assert_eq!(response.topics[0].error_code, 17, "INVALID_TOPIC_EXCEPTION");
+    }
+    let metadata = |name: &str| {
+        let mut wanted = metadata_request::MetadataRequestTopic::default();
+        wanted.name = Some(topic(name));
+        let mut request = MetadataRequest::default();
+        request.topics = Some(vec![wanted]);
+        request.allow_auto_topic_creation = true;
+        request
+    };
+    let ResponseKind::Metadata(response) = fixture
+        .respond(ApiKey::Metadata, metadata("orders:eu"), 9)
+        .await
+    else {
+        panic!("not a Metadata response")
+    };
+    assert_eq!(
+        response.topics[0].error_code, 17,
+        "not created on first use"
+    );
+    assert!(fixture.engine().stream_info("orders:eu").is_err());
+
+    // Made by another door (a Redis XADD), it is a topic like any other.
+    fixture.create("orders:eu", 1).await;
+    fixture
+        .engine()
+        .publish(
+            omnibus_engine::PublishTarget::Stream("orders:eu".into()),
+            vec![omnibus_engine::PublishRecord {
+                value: Some(bytes::Bytes::from_static(b"x")),
+                ..Default::default()
+            }],
+        )
+        .await
+        .unwrap();
+    let ResponseKind::Metadata(response) = fixture
+        .respond(ApiKey::Metadata, metadata("orders:eu"), 9)
+        .await
+    else {
+        panic!("not a Metadata response")
+    };
+    assert_eq!(response.topics[0].error_code, 0);
+    let data = fetch(&fixture, fetch_request("orders:eu", 0, 0, 0)).await;
+    assert_eq!(
+        values(data.records.as_ref().unwrap()),
+        vec![(0, "x".into())]
+    );
+}
