@@ -120,6 +120,30 @@ def test_errors_are_redis_words(client):
     assert client.info("server")["redis_version"] == "7.4.0"
 
 
+def test_info_and_config_as_redis_py_parses_them(client):
+    info = client.info()
+    assert info["role"] == "master"
+    assert info["maxmemory_policy"] == "noeviction"
+    assert info["used_memory"] > 1024 * 1024
+    assert len(info["run_id"]) == 40
+    assert info["total_commands_processed"] > 0
+    assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    assert client.config_get("append*") == {"appendonly": "yes", "appendfsync": "always"}
+    with pytest.raises(redis.ResponseError, match="CONFIG SET is not supported by Omnibus"):
+        client.config_set("maxmemory", "1mb")
+
+
+def test_stream_keys_spelled_with_colons(client):
+    key = f"{unique('orders')}:eu:paid"
+    first = client.xadd(key, {"amount": "10"})
+    client.xgroup_create(key, "billing", id="0")
+    read = client.xreadgroup("billing", "w1", {key: ">"}, count=10)
+    assert read[0][0] == key
+    assert [entry_id for entry_id, _ in read[0][1]] == [first]
+    assert client.type(key) == "stream"
+    assert client.keys(f"{key.split(':')[0]}:*") == [key]
+
+
 def test_resp3(redis_url):
     connection = redis.Redis.from_url(redis_url, protocol=3, decode_responses=True)
     try:

@@ -65,6 +65,11 @@ impl Registry {
         }
     }
 
+    /// (channels, patterns) with at least one subscriber, for INFO.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.map(false).len(), self.map(true).len())
+    }
+
     /// PUBSUB CHANNELS [pattern] / NUMSUB [channel …] / NUMPAT.
     pub(crate) fn command(&self, arguments: &[Bytes]) -> Reply {
         let subcommand = String::from_utf8_lossy(&arguments[0]).to_ascii_lowercase();

@@ -44,6 +44,40 @@ pub(crate) struct Shared {
     pub(crate) pubsub: Arc<crate::pubsub::Registry>,
     /// Offsets of the IDs groups just delivered or claimed, for XACK.
     pub(crate) known_ids: crate::streams::known_ids::KnownIds,
+    /// INFO's `run_id`: 40 hex digits, new each time the listener starts.
+    pub(crate) run_id: String,
+    /// Connections waiting in a BLOCK read (INFO's `blocked_clients`).
+    pub(crate) blocked: AtomicUsize,
+}
+
+/// Counts a connection as blocked (INFO's `blocked_clients`) while held.
+pub(crate) struct Blocked<'a>(&'a AtomicUsize);
+
+impl<'a> Blocked<'a> {
+    pub(crate) fn new(count: &'a AtomicUsize) -> Blocked<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Blocked(count)
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A run id as Redis makes one: 40 random hex digits (from the standard library's random
+/// hash keys, which the OS seeds).
+fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut id = String::with_capacity(48);
+    for part in 0..3u64 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(part);
+        id.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    id.truncate(40);
+    id
 }
 
 /// Serves RESP on `listener` until `shutdown` completes.
@@ -65,6 +99,8 @@ pub async fn serve(
         started: Instant::now(),
         connected: AtomicUsize::new(0),
         tcp_port,
+        run_id: new_run_id(),
+        blocked: AtomicUsize::new(0),
     });
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
     // Connections, refusals and the errors that end a connection, for /metrics.

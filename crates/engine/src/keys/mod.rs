@@ -198,6 +198,11 @@ impl Keyspace {
         self.lock().entries.len()
     }
 
+    /// How many keys have an expiry.
+    pub fn expiring(&self) -> usize {
+        self.lock().deadlines.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

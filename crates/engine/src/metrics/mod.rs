@@ -23,6 +23,8 @@
 
 mod collect;
 mod process;
+
+pub use process::{resources as process_resources, ProcessResources};
 mod queues;
 mod text;
 

@@ -12,6 +12,42 @@ pub(super) struct ProcessUsage {
     pub cpu_seconds: Option<f64>,
 }
 
+/// The process's memory and CPU as a door reports them about itself (Redis `INFO`), read
+/// from `/proc` when asked (Linux; `None` elsewhere).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessResources {
+    pub resident_bytes: Option<u64>,
+    /// The most resident memory the process has had (`VmHWM`).
+    pub peak_resident_bytes: Option<u64>,
+    /// The machine's memory (`MemTotal`).
+    pub system_memory_bytes: Option<u64>,
+    pub cpu_user_seconds: Option<f64>,
+    pub cpu_system_seconds: Option<f64>,
+}
+
+/// See [`ProcessResources`].
+pub fn resources() -> ProcessResources {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let times = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| cpu_times(&stat));
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    ProcessResources {
+        resident_bytes: kibibytes_field(&status, "VmRSS:"),
+        peak_resident_bytes: kibibytes_field(&status, "VmHWM:"),
+        system_memory_bytes: kibibytes_field(&meminfo, "MemTotal:"),
+        cpu_user_seconds: times.map(|(user, _)| user),
+        cpu_system_seconds: times.map(|(_, system)| system),
+    }
+}
+
+/// A `Name:   1234 kB` line of a `/proc` file, in bytes.
+fn kibibytes_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|line| line.starts_with(name))?;
+    let kibibytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kibibytes * 1024)
+}
+
 /// Clock ticks per second of `/proc/self/stat`'s times: 100 on every Linux architecture
 /// Omnibus builds for (`USER_HZ`; the kernel reports in it whatever its own `HZ` is).
 const USER_HZ: f64 = 100.0;
@@ -42,20 +78,24 @@ fn open_files() -> Option<u64> {
 /// `VmRSS` of `/proc/self/status`, in bytes.
 fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    let kibibytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kibibytes * 1024)
+    kibibytes_field(&status, "VmRSS:")
 }
 
-/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field
-/// 2) may hold spaces and parentheses, so the fields are counted after its last `)`.
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line.
 pub(super) fn cpu_seconds(stat: &str) -> Option<f64> {
+    cpu_times(stat).map(|(user, system)| user + system)
+}
+
+/// (utime, stime), fields 14 and 15 of a `/proc/<pid>/stat` line, in seconds. The command
+/// name (field 2) may hold spaces and parentheses, so the fields are counted after its last
+/// `)`.
+fn cpu_times(stat: &str) -> Option<(f64, f64)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     // `rest` starts at field 3 (state): utime is field 14, the 12th from here.
     let user: u64 = fields.nth(11)?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
-    Some((user + system) as f64 / USER_HZ)
+    Some((user as f64 / USER_HZ, system as f64 / USER_HZ))
 }
 
 /// Bytes free for the broker in the file system holding `data_dir`.
@@ -87,6 +127,11 @@ mod tests {
                 "{files} vs {listed}"
             );
             assert!(usage.cpu_seconds.is_some());
+            let resources = resources();
+            let resident = resources.resident_bytes.unwrap();
+            assert!(resources.peak_resident_bytes.unwrap() >= resident / 2);
+            assert!(resources.system_memory_bytes.unwrap() > resident);
+            assert!(resources.cpu_user_seconds.is_some() && resources.cpu_system_seconds.is_some());
         }
     }
 }

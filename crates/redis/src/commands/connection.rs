@@ -1,7 +1,4 @@
-//! Connection commands: PING, ECHO, SELECT, HELLO, AUTH, CLIENT, INFO, COMMAND, QUIT, RESET.
-
-use std::fmt::Write;
-use std::sync::atomic::Ordering;
+//! Connection commands: PING, ECHO, SELECT, HELLO, AUTH, CLIENT, COMMAND, QUIT, RESET.
 
 use bytes::Bytes;
 
@@ -39,7 +36,6 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         )
         .into(),
         "client" => client(session, arguments),
-        "info" => Reply::bulk(info(session, arguments)).into(),
         "command" => command(session, arguments),
         "quit" => Step {
             reply: Reply::ok(),
@@ -184,62 +180,6 @@ fn client_line(session: &Session) -> String {
         text(&session.library_name),
         text(&session.library_version),
     )
-}
-
-/// INFO [section ...]: the sections clients and dashboards read, with plausible fields.
-fn info(session: &Session, arguments: &[Bytes]) -> String {
-    let wanted: Vec<String> = arguments.iter().map(|a| lowercase(a)).collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "default" || w == "everything");
-    let show = |section: &str| all || wanted.iter().any(|w| w == section);
-    let uptime = session.shared.started.elapsed().as_secs();
-    let mut text = String::new();
-    if show("server") {
-        let _ = write!(
-            text,
-            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_mode:standalone\r\n\
-             os:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
-             uptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:omnibus\r\n\
-             omnibus_version:{}\r\n\r\n",
-            std::env::consts::OS,
-            std::process::id(),
-            session.shared.tcp_port,
-            uptime / 86_400,
-            env!("CARGO_PKG_VERSION"),
-        );
-    }
-    if show("clients") {
-        let _ = write!(
-            text,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
-            session.shared.connected.load(Ordering::Relaxed),
-            session.shared.config.connections_max,
-        );
-    }
-    if show("memory") {
-        let _ = write!(
-            text,
-            "# Memory\r\nused_memory:0\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n"
-        );
-    }
-    if show("persistence") {
-        let _ = write!(
-            text,
-            "# Persistence\r\nloading:0\r\naof_enabled:1\r\naof_fsync:always\r\n\
-             rdb_changes_since_last_save:0\r\n\r\n"
-        );
-    }
-    if show("keyspace") {
-        text.push_str("# Keyspace\r\n");
-        let keys = session.keys.len();
-        if keys > 0 {
-            let _ = write!(text, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
-        }
-        text.push_str("\r\n");
-    }
-    text
 }
 
 /// COMMAND and its subcommands: enough for clients that probe (an empty table).

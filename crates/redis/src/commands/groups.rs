@@ -21,7 +21,7 @@ use super::streams::{
     block_timeout, entry_reply, stream_name, streams_and_ids, streams_reply, ENTRIES_REPLY_MAX,
 };
 use crate::codec::Reply;
-use crate::server::Shared;
+use crate::server::{Blocked, Shared};
 use crate::session::{Session, Step};
 use crate::streams::entry::{from_record, Entry, FieldNames};
 use crate::streams::id::StreamId;
@@ -300,6 +300,7 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
         let deadline = block_ms
             .filter(|ms| *ms > 0)
             .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+        let mut blocked = None;
         loop {
             let mut found = Vec::new();
             let mut history = false;
@@ -351,6 +352,7 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                 }
                 wait = wait.min(deadline - now);
             }
+            blocked.get_or_insert_with(|| Blocked::new(&shared.blocked));
             engine
                 .wait_for_records(&positions, wait.as_millis() as u64)
                 .await;

@@ -7,6 +7,7 @@ mod connection;
 mod groups;
 mod info;
 mod keyspace;
+mod server_info;
 mod streams;
 mod strings;
 mod transaction;
@@ -28,7 +29,7 @@ pub(crate) fn arity(name: &str) -> Option<i64> {
         "setex" | "psetex" => 4,
         "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "xsetid" | "xdel" => -3,
         "xrange" | "xrevrange" | "xread" | "xtrim" | "xack" => -4,
-        "xgroup" | "xinfo" | "pubsub" => -2,
+        "xgroup" | "xinfo" | "pubsub" | "config" => -2,
         "xpending" => -3,
         "xclaim" => -6,
         "xautoclaim" => -6,
@@ -149,6 +150,8 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "xpending" | "xclaim" | "xautoclaim" => claims::run(session, name, arguments),
         "xinfo" => info::run(session, arguments),
         "pubsub" => session.shared.pubsub.command(arguments).into(),
+        "info" => server_info::info(session, arguments),
+        "config" => server_info::config(session, arguments),
         _ => connection::run(session, name, arguments),
     }
 }

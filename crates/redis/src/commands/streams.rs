@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
 use crate::codec::{Protocol, Reply};
-use crate::server::Shared;
+use crate::server::{Blocked, Shared};
 use crate::session::{Session, Step};
 use crate::streams::entry::Entry;
 use crate::streams::id::{range_end, range_start, NewId, StreamId};
@@ -430,6 +430,7 @@ async fn read_streams(
         .block_ms
         .filter(|ms| *ms > 0)
         .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    let mut blocked = None;
     loop {
         let mut found = Vec::new();
         for (key, stream, offset, count) in &mut positions {
@@ -460,6 +461,7 @@ async fn read_streams(
             .map(|(_, stream, offset, _)| (stream.clone(), 0, *offset))
             .collect();
         // A stream that does not exist yet ends the wait when it is created.
+        blocked.get_or_insert_with(|| Blocked::new(&shared.blocked));
         engine
             .wait_for_records(&waits, wait.as_millis() as u64)
             .await;

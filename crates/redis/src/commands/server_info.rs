@@ -1,0 +1,277 @@
+//! INFO and CONFIG: what dashboards, exporters and client libraries ask a server about
+//! itself. Every field is what Omnibus does or has (its memory and CPU from `/proc`, the
+//! door's counters, the keyspace's sizes), written as Redis names it; replication is a lone
+//! master's. CONFIG GET answers a fixed table of the parameters clients and tools read
+//! (`maxmemory-policy`, `appendfsync`, `databases`, …) with Omnibus's actual behaviour;
+//! CONFIG SET is refused (Omnibus is configured by its file and flags, docs/operations.md).
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use omnibus_engine::keys::glob_match;
+use omnibus_engine::metrics::{process_resources, Door};
+
+use super::arguments::{lowercase, printable};
+use super::connection::REDIS_VERSION;
+use crate::codec::Reply;
+use crate::session::{Session, Step};
+
+/// The sections INFO (or INFO default / all / everything) answers, in Redis's order.
+const SECTIONS: [&str; 8] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "keyspace",
+];
+
+/// `INFO [section ...]`.
+pub(super) fn info(session: &Session, arguments: &[Bytes]) -> Step {
+    let wanted: Vec<String> = arguments.iter().map(|a| lowercase(a)).collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "default" || w == "everything");
+    let mut text = String::new();
+    for section in SECTIONS {
+        if all || wanted.iter().any(|w| w == section) {
+            write_section(session, section, &mut text);
+            text.push_str("\r\n");
+        }
+    }
+    Reply::bulk(text).into()
+}
+
+fn write_section(session: &Session, section: &str, text: &mut String) {
+    let shared = &session.shared;
+    let uptime = shared.started.elapsed().as_secs();
+    match section {
+        "server" => {
+            let now_micros = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            let _ = write!(
+                text,
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\n\
+                 redis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\n\
+                 arch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\n\
+                 process_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{now_micros}\r\n\
+                 uptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\n\
+                 executable:omnibus\r\nconfig_file:\r\nio_threads_active:0\r\n\
+                 omnibus_version:{}\r\n",
+                std::env::consts::OS,
+                std::process::id(),
+                shared.run_id,
+                shared.tcp_port,
+                uptime / 86_400,
+                env!("CARGO_PKG_VERSION"),
+            );
+        }
+        "clients" => {
+            let _ = write!(
+                text,
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\
+                 tracking_clients:0\r\n",
+                shared.connected.load(Ordering::Relaxed),
+                shared.config.connections_max,
+                shared.blocked.load(Ordering::Relaxed),
+            );
+        }
+        "memory" => {
+            let resources = process_resources();
+            let used = resources.resident_bytes.unwrap_or(0);
+            let peak = resources.peak_resident_bytes.unwrap_or(used).max(used);
+            let system = resources.system_memory_bytes.unwrap_or(0);
+            let _ = write!(
+                text,
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\n\
+                 used_memory_rss:{used}\r\nused_memory_rss_human:{}\r\n\
+                 used_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\n\
+                 total_system_memory:{system}\r\ntotal_system_memory_human:{}\r\n\
+                 maxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n\
+                 mem_fragmentation_ratio:1.00\r\nmem_allocator:mimalloc\r\n",
+                human(used),
+                human(used),
+                human(peak),
+                human(system),
+            );
+        }
+        "persistence" => {
+            let started_unix = unix_seconds().saturating_sub(uptime);
+            let _ = write!(
+                text,
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n\
+                 rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{started_unix}\r\n\
+                 rdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n\
+                 aof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:ok\r\n\
+                 aof_last_write_status:ok\r\naof_fsync:always\r\n"
+            );
+        }
+        "stats" => {
+            let traffic = shared.engine.metrics().door(Door::Redis).snapshot();
+            let (channels, patterns) = shared.pubsub.counts();
+            let _ = write!(
+                text,
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
+                 rejected_connections:{}\r\nevicted_keys:0\r\npubsub_channels:{channels}\r\n\
+                 pubsub_patterns:{patterns}\r\ntotal_error_replies:{}\r\n",
+                traffic.connections_opened,
+                traffic.requests,
+                traffic.connections_refused,
+                traffic.errors,
+            );
+        }
+        "replication" => {
+            let _ = write!(
+                text,
+                "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\
+                 master_failover_state:no-failover\r\nmaster_replid:{}\r\n\
+                 master_replid2:0000000000000000000000000000000000000000\r\n\
+                 master_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n\
+                 repl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\n\
+                 repl_backlog_histlen:0\r\n",
+                shared.run_id,
+            );
+        }
+        "cpu" => {
+            let resources = process_resources();
+            let _ = write!(
+                text,
+                "# CPU\r\nused_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\n\
+                 used_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n",
+                resources.cpu_system_seconds.unwrap_or(0.0),
+                resources.cpu_user_seconds.unwrap_or(0.0),
+            );
+        }
+        "keyspace" => {
+            text.push_str("# Keyspace\r\n");
+            // Stream keys count, as in Redis's DBSIZE; only string keys expire.
+            let keys = session.keys.len() + shared.engine.stream_count();
+            if keys > 0 {
+                let _ = write!(
+                    text,
+                    "db0:keys={keys},expires={},avg_ttl=0\r\n",
+                    session.keys.expiring()
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Bytes as Redis's `*_human` fields write them (`1.50M`).
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.2}{}", UNITS[unit])
+}
+
+/// The parameters CONFIG GET answers: (name, value), every value what Omnibus does.
+fn parameters(session: &Session) -> Vec<(&'static str, String)> {
+    let config = &session.shared.config;
+    vec![
+        ("appendfsync", "always".into()),
+        ("appendonly", "yes".into()),
+        ("databases", "1".into()),
+        ("maxclients", config.connections_max.to_string()),
+        ("maxmemory", "0".into()),
+        ("maxmemory-policy", "noeviction".into()),
+        ("notify-keyspace-events", String::new()),
+        ("port", session.shared.tcp_port.to_string()),
+        ("proto-max-bulk-len", config.bulk_bytes_max.to_string()),
+        ("save", String::new()),
+        ("timeout", "0".into()),
+    ]
+}
+
+/// `CONFIG GET pattern [pattern ...]`, `CONFIG SET` (refused), `CONFIG RESETSTAT`,
+/// `CONFIG REWRITE`, `CONFIG HELP`.
+pub(super) fn config(session: &Session, arguments: &[Bytes]) -> Step {
+    let subcommand = lowercase(&arguments[0]);
+    match (subcommand.as_str(), &arguments[1..]) {
+        ("get", patterns) if !patterns.is_empty() => {
+            // Parameter names match without regard to case, as in Redis.
+            let patterns: Vec<Vec<u8>> = patterns.iter().map(|p| p.to_ascii_lowercase()).collect();
+            let pairs = parameters(session)
+                .into_iter()
+                .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
+                .map(|(name, value)| (Reply::bulk(name), Reply::bulk(value)))
+                .collect();
+            Reply::Map(pairs).into()
+        }
+        ("set", pairs) if !pairs.is_empty() && pairs.len().is_multiple_of(2) => {
+            Reply::error(format!(
+                "ERR CONFIG SET is not supported by Omnibus: '{}' is set in the broker's \
+             configuration file or flags",
+                printable(&pairs[0], 128)
+            ))
+            .into()
+        }
+        ("resetstat", []) => Reply::error(
+            "ERR CONFIG RESETSTAT is not supported by Omnibus: its counters are the broker's \
+             metrics, which only grow",
+        )
+        .into(),
+        ("rewrite", []) => Reply::error("ERR The server is running without a config file").into(),
+        ("help", []) => Reply::Array(
+            [
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Refused: Omnibus is configured by its file and flags.",
+                "RESETSTAT",
+                "    Refused: the counters are the broker's metrics.",
+                "REWRITE",
+                "    Refused: there is no Redis config file.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .into_iter()
+            .map(|line| Reply::Status(line.into()))
+            .collect(),
+        )
+        .into(),
+        ("get" | "set" | "resetstat" | "rewrite" | "help", _) => Reply::error(format!(
+            "ERR wrong number of arguments for 'config|{subcommand}' command"
+        ))
+        .into(),
+        _ => Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            printable(&arguments[0], 128)
+        ))
+        .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn human_sizes_read_as_redis_writes_them() {
+        assert_eq!(human(0), "0B");
+        assert_eq!(human(1023), "1023B");
+        assert_eq!(human(1536), "1.50K");
+        assert_eq!(human(3 * 1024 * 1024), "3.00M");
+        assert_eq!(human(5 * 1024 * 1024 * 1024), "5.00G");
+    }
+}
