@@ -252,25 +252,102 @@ impl Keyspace {
         Ok(Durable::new(SetOutcome { written: true, old }, waiter))
     }
 
-    /// Writes every pair (MSET), all in one durable commit.
+    /// Writes every pair (MSET), all in one durable commit: all or none, so a pair that
+    /// would take the keyspace over its bound refuses the whole command.
     pub fn set_many(&self, pairs: Vec<(Bytes, Bytes)>) -> Result<Durable<()>> {
+        self.set_all(pairs, false)
+            .map(|durable| durable.map(|_| ()))
+    }
+
+    /// Writes every pair only if none of the keys exists (MSETNX); answers whether it did.
+    pub fn set_many_if_absent(&self, pairs: Vec<(Bytes, Bytes)>) -> Result<Durable<bool>> {
+        self.set_all(pairs, true)
+    }
+
+    fn set_all(&self, pairs: Vec<(Bytes, Bytes)>, if_all_absent: bool) -> Result<Durable<bool>> {
         let waiter = {
             let mut inner = self.lock();
             let now = now_ms();
+            if if_all_absent
+                && pairs
+                    .iter()
+                    .any(|(key, _)| self.live(&mut inner, key, now).is_some())
+            {
+                return Ok(Durable::ready(false));
+            }
             let mut writes = Vec::with_capacity(pairs.len());
+            // What each key held before, to put back if a later pair is refused.
+            let mut undo: Vec<(Bytes, Option<Entry>)> = Vec::with_capacity(pairs.len());
             for (key, value) in pairs {
                 let old = self.live(&mut inner, &key, now).cloned();
                 let entry = Entry {
                     value,
                     deadline: None,
                 };
-                check_room(&inner, &key, old.as_ref(), &entry)?;
+                if let Err(error) = check_room(&inner, &key, old.as_ref(), &entry) {
+                    for (key, old) in undo.into_iter().rev() {
+                        match old {
+                            Some(old) => inner.insert(key, old),
+                            None => {
+                                inner.remove(&key);
+                            }
+                        }
+                    }
+                    return Err(error);
+                }
                 writes.push(put_write(&key, &entry));
+                undo.push((key.clone(), old));
                 inner.insert(key, entry);
             }
             self.writer.queue(writes)
         };
-        Ok(Durable::new((), waiter))
+        Ok(Durable::new(true, waiter))
+    }
+
+    /// GET with a change of expiry (GETEX): `None` leaves it, `Some(None)` removes it
+    /// (PERSIST), `Some(Some(at))` sets it; a deadline already past deletes the key, and
+    /// its value is still answered, as in Redis.
+    pub fn get_and_expire(
+        &self,
+        key: &Bytes,
+        change: Option<Option<i64>>,
+    ) -> Result<Durable<Option<Bytes>>> {
+        let (waiter, value) = {
+            let mut inner = self.lock();
+            let now = now_ms();
+            let Some(entry) = self.live(&mut inner, key, now).cloned() else {
+                return Ok(Durable::ready(None));
+            };
+            let value = entry.value.clone();
+            let Some(deadline) = change else {
+                return Ok(Durable::ready(Some(value)));
+            };
+            if deadline == entry.deadline {
+                return Ok(Durable::ready(Some(value)));
+            }
+            let waiter = if deadline.is_some_and(|deadline| deadline <= now) {
+                inner.remove(key);
+                self.writer.queue(vec![delete_write(key)])
+            } else {
+                let entry = Entry {
+                    value: entry.value,
+                    deadline,
+                };
+                let write = put_write(key, &entry);
+                inner.insert(key.clone(), entry);
+                self.writer.queue(vec![write])
+            };
+            (waiter, value)
+        };
+        Ok(Durable::new(Some(value), waiter))
+    }
+
+    /// The deadline of `key` in Unix milliseconds: `None` when it does not exist,
+    /// `Some(None)` when it never expires (EXPIRETIME, PEXPIRETIME).
+    pub fn deadline(&self, key: &[u8]) -> Option<Option<i64>> {
+        let mut inner = self.lock();
+        self.live(&mut inner, key, now_ms())
+            .map(|entry| entry.deadline)
     }
 
     /// Deletes `keys`; returns how many existed. Durable when it returns.
@@ -530,6 +607,13 @@ impl<T> Durable<T> {
     /// The outcome now, and the wait for it to be durable.
     pub fn split(self) -> (T, Commit) {
         (self.value, self.commit)
+    }
+
+    fn map<U>(self, change: impl FnOnce(T) -> U) -> Durable<U> {
+        Durable {
+            value: change(self.value),
+            commit: self.commit,
+        }
     }
 }
 

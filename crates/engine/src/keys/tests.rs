@@ -223,3 +223,105 @@ async fn scan_walks_every_key_with_a_cursor_and_a_pattern() {
     keys.clear().unwrap().wait().await.unwrap();
     assert!(keys.is_empty());
 }
+
+#[tokio::test]
+async fn mset_is_all_or_nothing_and_msetnx_writes_only_when_no_key_exists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = open(dir.path()).await;
+    keys.set(b("kept"), b("old"), SetOptions::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    // A value past the keyspace's bound (zeroed pages the test never touches) refuses the
+    // whole MSET: the pairs before it are not left behind in memory.
+    let huge = Bytes::from(vec![0u8; KEYSPACE_BYTES_MAX as usize + 1]);
+    let refused = keys.set_many(vec![
+        (b("kept"), b("new")),
+        (b("first"), b("1")),
+        (b("huge"), huge),
+    ]);
+    assert!(matches!(refused, Err(EngineError::LimitExceeded(_))));
+    assert_eq!(keys.get(b"kept"), Some(b("old")));
+    assert_eq!(keys.get(b"first"), None);
+    assert_eq!(keys.len(), 1);
+
+    let written = keys
+        .set_many_if_absent(vec![(b("a"), b("1")), (b("b"), b("2"))])
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert!(written);
+    let written = keys
+        .set_many_if_absent(vec![(b("c"), b("3")), (b("a"), b("other"))])
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert!(!written, "'a' exists");
+    assert_eq!(keys.get(b"a"), Some(b("1")));
+    assert_eq!(keys.get(b"c"), None);
+}
+
+#[tokio::test]
+async fn getex_changes_the_deadline_and_answers_the_value_durably() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let (_state, keys) = open(dir.path()).await;
+        keys.set(b("k"), b("v"), SetOptions::default())
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(keys.deadline(b"k"), Some(None));
+        assert_eq!(keys.deadline(b"missing"), None);
+        let far = now_ms() + 3_600_000;
+        let value = keys
+            .get_and_expire(&b("k"), Some(Some(far)))
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(value, Some(b("v")));
+        assert_eq!(keys.deadline(b"k"), Some(Some(far)));
+        // No change asked: a plain GET.
+        let value = keys.get_and_expire(&b("k"), None).unwrap().wait().await;
+        assert_eq!(value.unwrap(), Some(b("v")));
+        assert_eq!(keys.deadline(b"k"), Some(Some(far)));
+    }
+    // The deadline was committed before the reply: it survives a reopen (once the writer
+    // task has let go of the store, which it does when it sees the keyspace gone).
+    let path = dir.path().join("state.redb");
+    let started = std::time::Instant::now();
+    let state = loop {
+        match StateStore::open(&path) {
+            Ok(state) => break Arc::new(state),
+            Err(error) if started.elapsed() > Duration::from_secs(10) => panic!("{error}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    let keys = Keyspace::open(state).expect("open keyspace");
+    assert!(keys.deadline(b"k").unwrap().is_some());
+    let value = keys
+        .get_and_expire(&b("k"), Some(None))
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(value.unwrap(), Some(b("v")));
+    assert_eq!(keys.deadline(b"k"), Some(None), "PERSIST");
+    // A deadline already past deletes the key, and still answers its value.
+    let value = keys
+        .get_and_expire(&b("k"), Some(Some(1)))
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(value.unwrap(), Some(b("v")));
+    assert_eq!(keys.get(b"k"), None);
+    let value = keys
+        .get_and_expire(&b("k"), Some(None))
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(value.unwrap(), None);
+}
