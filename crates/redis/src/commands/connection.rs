@@ -1,4 +1,5 @@
-//! Connection commands: PING, ECHO, SELECT, HELLO, AUTH, CLIENT, COMMAND, QUIT, RESET.
+//! Connection commands: PING, ECHO, SELECT, HELLO, AUTH, CLIENT, COMMAND, QUIT, RESET; and
+//! TIME and ROLE, which ask about the server.
 
 use bytes::Bytes;
 
@@ -37,6 +38,23 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         .into(),
         "client" => client(session, arguments),
         "command" => command(session, arguments),
+        "time" => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            Reply::Array(vec![
+                Reply::bulk(now.as_secs().to_string()),
+                Reply::bulk(now.subsec_micros().to_string()),
+            ])
+            .into()
+        }
+        // A lone master: no replication offset, no replicas.
+        "role" => Reply::Array(vec![
+            Reply::bulk("master"),
+            Reply::Integer(0),
+            Reply::Array(Vec::new()),
+        ])
+        .into(),
         "quit" => Step {
             reply: Reply::ok(),
             commits: Vec::new(),

@@ -1,5 +1,6 @@
-//! Commands on keys whatever their value: DEL, EXISTS, EXPIRE and its kin, TTL, PERSIST,
-//! TYPE, DBSIZE, KEYS, SCAN, FLUSHALL.
+//! Commands on keys whatever their value: DEL, EXISTS, TOUCH, EXPIRE and its kin, TTL,
+//! EXPIRETIME, PERSIST, TYPE, DBSIZE, KEYS, SCAN, FLUSHALL. (TOUCH counts like EXISTS: Omnibus
+//! keeps no access times to update.)
 //!
 //! Stream keys are the engine's streams, beside the string keys of the keyspace: DEL and
 //! UNLINK delete a stream (through its writer, after the XADDs queued before them), KEYS,
@@ -83,7 +84,18 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
     let keys = session.keys.clone();
     match name {
         "del" | "unlink" => delete(session, arguments),
-        "exists" => {
+        "expiretime" | "pexpiretime" => {
+            let reply = match keys.deadline(&arguments[0]) {
+                // A stream key has no deadline.
+                None if super::streams::is_stream(session, &arguments[0]) => -1,
+                None => -2,
+                Some(None) => -1,
+                Some(Some(at)) if name == "expiretime" => at / 1000,
+                Some(Some(at)) => at,
+            };
+            Reply::Integer(reply).into()
+        }
+        "exists" | "touch" => {
             // A stream key exists too (each argument counts, repeated ones as often as given).
             let count = arguments
                 .iter()

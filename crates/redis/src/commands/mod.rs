@@ -24,8 +24,12 @@ pub(crate) use transaction::Watched;
 pub(crate) fn arity(name: &str) -> Option<i64> {
     Some(match name {
         "get" | "getdel" | "ttl" | "pttl" | "persist" | "incr" | "decr" | "strlen" | "type"
-        | "echo" | "select" | "keys" | "xlen" => 2,
-        "setnx" | "incrby" | "decrby" | "append" | "publish" => 3,
+        | "echo" | "select" | "keys" | "xlen" | "expiretime" | "pexpiretime" => 2,
+        "setnx" | "incrby" | "decrby" | "append" | "publish" | "getset" => 3,
+        "getrange" => 4,
+        "getex" | "touch" => -2,
+        "msetnx" => -3,
+        "time" | "role" => 1,
         "setex" | "psetex" => 4,
         "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "xsetid" | "xdel" => -3,
         "xrange" | "xrevrange" | "xread" | "xtrim" | "xack" => -4,
@@ -108,14 +112,12 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
             session.watched.clear();
             Reply::ok().into()
         }
-        "get" | "getdel" | "set" | "setnx" | "setex" | "psetex" | "mget" | "mset" | "incr"
-        | "decr" | "incrby" | "decrby" | "append" | "strlen" => {
-            strings::run(session, name, arguments)
-        }
-        "del" | "unlink" | "exists" | "expire" | "pexpire" | "expireat" | "pexpireat" | "ttl"
-        | "pttl" | "persist" | "type" | "dbsize" | "keys" | "scan" | "flushall" | "flushdb" => {
-            keyspace::run(session, name, arguments)
-        }
+        "get" | "getdel" | "getex" | "getset" | "getrange" | "set" | "setnx" | "setex"
+        | "psetex" | "mget" | "mset" | "msetnx" | "incr" | "decr" | "incrby" | "decrby"
+        | "append" | "strlen" => strings::run(session, name, arguments),
+        "del" | "unlink" | "exists" | "touch" | "expire" | "pexpire" | "expireat" | "pexpireat"
+        | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "type" | "dbsize"
+        | "keys" | "scan" | "flushall" | "flushdb" => keyspace::run(session, name, arguments),
         "subscribe" | "psubscribe" => {
             let limit = session.shared.config.subscriptions_max;
             let pattern = name == "psubscribe";

@@ -1,5 +1,5 @@
-//! String commands over the engine's keyspace: SET and its variants, GET, MGET, MSET,
-//! GETDEL, INCR/DECR, APPEND, STRLEN.
+//! String commands over the engine's keyspace: SET and its variants (SETNX, SETEX, PSETEX,
+//! GETSET), GET, GETEX, GETDEL, GETRANGE, MGET, MSET, MSETNX, INCR/DECR, APPEND, STRLEN.
 
 use bytes::Bytes;
 use omnibus_engine::keys::{Durable, Increment, SetCondition, SetExpiry, SetOptions};
@@ -11,7 +11,7 @@ use crate::session::{Session, Step};
 pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
     // A key that names a stream holds another type: Redis's WRONGTYPE (MGET answers nil
     // for it instead, and SET does not replace a whole Omnibus stream).
-    let single_key = !matches!(name, "mget" | "mset");
+    let single_key = !matches!(name, "mget" | "mset" | "msetnx");
     if single_key && super::streams::is_stream(session, &arguments[0]) {
         return Reply::error(super::streams::WRONGTYPE).into();
     }
@@ -27,6 +27,48 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             return Reply::Integer(length as i64).into();
         }
         "set" => return set(session, arguments),
+        "getset" => {
+            let options = SetOptions {
+                condition: SetCondition::Always,
+                expiry: SetExpiry::Clear,
+            };
+            keys.set(arguments[0].clone(), arguments[1].clone(), options)
+                .map(|d| map(d, |outcome| reply_value(outcome.old)))
+        }
+        "getrange" => {
+            let (start, end) = match (integer(&arguments[1]), integer(&arguments[2])) {
+                (Ok(start), Ok(end)) => (start, end),
+                (Err(reply), _) | (_, Err(reply)) => return reply.into(),
+            };
+            let value = keys.get(&arguments[0]).unwrap_or_default();
+            return Reply::Bulk(byte_range(&value, start, end)).into();
+        }
+        "getex" => {
+            let change = match getex_change(&arguments[1..]) {
+                Ok(change) => change,
+                Err(reply) => return reply.into(),
+            };
+            keys.get_and_expire(&arguments[0], change)
+                .map(|d| map(d, reply_value))
+        }
+        "msetnx" => {
+            if !arguments.len().is_multiple_of(2) {
+                return Reply::error("ERR wrong number of arguments for 'msetnx' command").into();
+            }
+            // A stream key exists too: MSETNX then sets nothing.
+            if arguments
+                .chunks(2)
+                .any(|pair| super::streams::is_stream(session, &pair[0]))
+            {
+                return Reply::Integer(0).into();
+            }
+            let pairs = arguments
+                .chunks(2)
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect();
+            keys.set_many_if_absent(pairs)
+                .map(|d| map(d, |written| Reply::Integer(i64::from(written))))
+        }
         "setnx" => {
             let options = SetOptions {
                 condition: SetCondition::IfAbsent,
@@ -156,6 +198,53 @@ fn set(session: &mut Session, arguments: &[Bytes]) -> Step {
     step(outcome)
 }
 
+/// GETEX's options: none (a GET), PERSIST, or one of EX / PX / EXAT / PXAT.
+fn getex_change(options: &[Bytes]) -> Result<Option<Option<i64>>, Reply> {
+    match options {
+        [] => Ok(None),
+        [option] if is(option, "persist") => Ok(Some(None)),
+        [option, value] => {
+            let at = if is(option, "ex") {
+                relative_deadline(value, 1000, "getex")?
+            } else if is(option, "px") {
+                relative_deadline(value, 1, "getex")?
+            } else if is(option, "exat") || is(option, "pxat") {
+                let unit = if is(option, "exat") { 1000 } else { 1 };
+                let number = integer(value)?;
+                if number <= 0 {
+                    return Err(invalid_expire("getex"));
+                }
+                number
+                    .checked_mul(unit)
+                    .ok_or_else(|| invalid_expire("getex"))?
+            } else {
+                return Err(Reply::error(SYNTAX_ERROR));
+            };
+            Ok(Some(Some(at)))
+        }
+        _ => Err(Reply::error(SYNTAX_ERROR)),
+    }
+}
+
+/// GETRANGE's bytes `start..=end` of `value`, negative indexes counting from the end, as
+/// Redis clamps them (an empty answer when the range is empty or starts past the end).
+fn byte_range(value: &Bytes, start: i64, end: i64) -> Bytes {
+    let length = value.len() as i64;
+    if length == 0 || (start < 0 && end < 0 && start > end) {
+        return Bytes::new();
+    }
+    let start = if start < 0 {
+        (length + start).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 { (length + end).max(0) } else { end }.min(length - 1);
+    if start > end || start >= length {
+        return Bytes::new();
+    }
+    value.slice(start as usize..=end as usize)
+}
+
 /// Now plus `value` × `unit` milliseconds; Redis refuses zero, negatives and overflow.
 pub(super) fn relative_deadline(value: &[u8], unit: i64, command: &str) -> Result<i64, Reply> {
     let amount = integer(value)?;
@@ -212,5 +301,26 @@ pub(super) fn step(outcome: omnibus_engine::Result<Pending>) -> Step {
             Reply::error(format!("OOM command not allowed: {text}")).into()
         }
         Err(error) => Reply::error(format!("ERR {error}")).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+    use bytes::Bytes;
+
+    #[test]
+    fn getrange_clamps_and_counts_from_the_end_as_redis_does() {
+        let value = Bytes::from_static(b"This is a string");
+        let range = |start, end| byte_range(&value, start, end);
+        assert_eq!(range(0, 3), "This");
+        assert_eq!(range(-3, -1), "ing");
+        assert_eq!(range(0, -1), "This is a string");
+        assert_eq!(range(10, 100), "string");
+        assert_eq!(range(5, 3), "");
+        assert_eq!(range(-1, -5), "");
+        assert_eq!(range(100, 200), "");
+        assert_eq!(range(-100, 2), "Thi");
+        assert_eq!(byte_range(&Bytes::new(), 0, -1), "");
     }
 }
