@@ -14,6 +14,22 @@ async fn open(dir: &std::path::Path) -> (Arc<StateStore>, Arc<Keyspace>) {
     (state, keyspace)
 }
 
+/// Opens the store again once the last keyspace's writer task has let go of it (it does when
+/// it sees the keyspace gone): tried until it opens, for at most 10 s.
+async fn reopen(dir: &std::path::Path) -> (Arc<StateStore>, Arc<Keyspace>) {
+    let path = dir.join("state.redb");
+    let started = std::time::Instant::now();
+    let state = loop {
+        match StateStore::open(&path) {
+            Ok(state) => break Arc::new(state),
+            Err(error) if started.elapsed() > Duration::from_secs(10) => panic!("{error}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    let keyspace = Keyspace::open(state.clone()).expect("open keyspace");
+    (state, keyspace)
+}
+
 #[tokio::test]
 async fn set_get_conditions_and_durability_across_reopen() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -81,10 +97,8 @@ async fn set_get_conditions_and_durability_across_reopen() {
             .await
             .unwrap();
     }
-    // The writer task lets go of the store once it sees the keyspace is gone.
-    tokio::time::sleep(Duration::from_millis(50)).await;
     // Reopened from the state store alone: what was acknowledged is there.
-    let (_state, keys) = open(dir.path()).await;
+    let (_state, keys) = reopen(dir.path()).await;
     assert_eq!(keys.get(b"a"), Some(b("1x")));
     assert_eq!(keys.get(b"n"), None);
     assert!(matches!(
@@ -290,18 +304,8 @@ async fn getex_changes_the_deadline_and_answers_the_value_durably() {
         assert_eq!(value.unwrap(), Some(b("v")));
         assert_eq!(keys.deadline(b"k"), Some(Some(far)));
     }
-    // The deadline was committed before the reply: it survives a reopen (once the writer
-    // task has let go of the store, which it does when it sees the keyspace gone).
-    let path = dir.path().join("state.redb");
-    let started = std::time::Instant::now();
-    let state = loop {
-        match StateStore::open(&path) {
-            Ok(state) => break Arc::new(state),
-            Err(error) if started.elapsed() > Duration::from_secs(10) => panic!("{error}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    };
-    let keys = Keyspace::open(state).expect("open keyspace");
+    // The deadline was committed before the reply: it survives a reopen.
+    let (_state, keys) = reopen(dir.path()).await;
     assert!(keys.deadline(b"k").unwrap().is_some());
     let value = keys
         .get_and_expire(&b("k"), Some(None))
