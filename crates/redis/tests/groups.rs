@@ -328,3 +328,39 @@ async fn pending_entries_and_positions_survive_a_restart() {
     assert_eq!(read_group(&mut con, "bob", 10, ">").await, ids[3..]);
     broker.stop().await;
 }
+
+/// As in Redis, a blocked XREADGROUP whose group goes — XGROUP DESTROY, or DEL of the stream
+/// key — is answered at once with NOGROUP, not left waiting for entries that cannot come.
+#[tokio::test]
+async fn a_blocked_xreadgroup_ends_with_nogroup_when_its_group_or_stream_goes() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let nogroup =
+        "NOGROUP No such key 'jobs' or consumer group 'workers' in XREADGROUP with GROUP option";
+    for removal in ["XGROUP DESTROY", "DEL"] {
+        let _: () = con
+            .xgroup_create_mkstream("jobs", "workers", "$")
+            .await
+            .unwrap();
+        let mut reader = broker.connect().await;
+        let blocked = tokio::spawn(async move {
+            let options = StreamReadOptions::default().group("workers", "w1").block(0);
+            let reply: RedisResult<Option<StreamReadReply>> =
+                reader.xread_options(&["jobs"], &[">"], &options).await;
+            error_text(reply)
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!blocked.is_finished(), "BLOCK 0 waits");
+        if removal == "DEL" {
+            let _: i64 = con.del("jobs").await.unwrap();
+        } else {
+            let _: i64 = con.xgroup_destroy("jobs", "workers").await.unwrap();
+        }
+        let answer = tokio::time::timeout(Duration::from_secs(5), blocked)
+            .await
+            .unwrap_or_else(|_| panic!("{removal} left the reader blocked"))
+            .unwrap();
+        assert_eq!(answer, nogroup, "after {removal}");
+    }
+    broker.stop().await;
+}

@@ -130,11 +130,16 @@ fn xgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let stream = stream_name(session, &arguments[1])?;
     let group = text(&arguments[2]);
     let engine = session.shared.engine.clone();
+    let shared = session.shared.clone();
     let rest: Vec<Bytes> = arguments[3..].to_vec();
     Ok(later(async move {
-        xgroup_run(&engine, &subcommand, &stream, &group, &rest)
+        let reply = xgroup_run(&engine, &subcommand, &stream, &group, &rest)
             .await
-            .unwrap_or_else(|reply| reply)
+            .unwrap_or_else(|reply| reply);
+        if subcommand == "destroy" && matches!(reply, Reply::Integer(1)) {
+            shared.groups_destroyed.notify_waiters();
+        }
+        reply
     }))
 }
 
@@ -289,19 +294,24 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
     let shared = session.shared.clone();
     let protocol = session.protocol;
     Ok(later(async move {
-        for read in &reads {
-            if !group_exists(&engine, &read.stream, &group) {
-                return Reply::error(format!(
-                    "NOGROUP No such key '{}' or consumer group '{group}' in XREADGROUP with GROUP option",
-                    read.stream
-                ));
-            }
-        }
         let deadline = block_ms
             .filter(|ms| *ms > 0)
             .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
         let mut blocked = None;
         loop {
+            // As in Redis, a group destroyed (XGROUP DESTROY, or DEL of its stream key) while
+            // this read waits ends it with NOGROUP: watched before the groups are looked at.
+            let destroyed = shared.groups_destroyed.notified();
+            tokio::pin!(destroyed);
+            destroyed.as_mut().enable();
+            for read in &reads {
+                if !group_exists(&engine, &read.stream, &group) {
+                    return Reply::error(format!(
+                        "NOGROUP No such key '{}' or consumer group '{group}' in XREADGROUP with GROUP option",
+                        read.stream
+                    ));
+                }
+            }
             let mut found = Vec::new();
             let mut history = false;
             let mut positions = Vec::new();
@@ -353,9 +363,10 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                 wait = wait.min(deadline - now);
             }
             blocked.get_or_insert_with(|| Blocked::new(&shared.blocked));
-            engine
-                .wait_for_records(&positions, wait.as_millis() as u64)
-                .await;
+            tokio::select! {
+                () = engine.wait_for_records(&positions, wait.as_millis() as u64) => {}
+                () = &mut destroyed => {}
+            }
         }
     }))
 }
