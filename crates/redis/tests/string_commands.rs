@@ -179,3 +179,53 @@ async fn msetnx_expiretime_touch_time_and_role() {
     );
     broker.stop().await;
 }
+
+/// WAITAOF answers at once that this connection's writes are fsynced locally (they were
+/// before their replies); with replicas asked for, WAIT and WAITAOF answer what there is when
+/// the timeout passes, as a Redis without replicas does.
+#[tokio::test]
+async fn wait_and_waitaof_report_the_local_fsync_and_no_replicas() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let _: () = con.set("k", "v").await.unwrap();
+    let copies: Vec<i64> = cmd("WAITAOF")
+        .arg(1)
+        .arg(0)
+        .arg(0)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(copies, [1, 0]);
+    let replicas: i64 = cmd("WAIT")
+        .arg(0)
+        .arg(0)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(replicas, 0);
+    let started = std::time::Instant::now();
+    let replicas: i64 = cmd("WAIT")
+        .arg(1)
+        .arg(100)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(replicas, 0);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(95));
+    let copies: Vec<i64> = cmd("WAITAOF")
+        .arg(1)
+        .arg(1)
+        .arg(50)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(copies, [1, 0]);
+    let error = cmd("WAIT")
+        .arg(0)
+        .arg(-1)
+        .query_async::<()>(&mut con)
+        .await
+        .unwrap_err();
+    assert_eq!(error.detail(), Some("timeout is negative"));
+    broker.stop().await;
+}

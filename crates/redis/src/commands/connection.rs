@@ -1,5 +1,5 @@
 //! Connection commands: PING, ECHO, SELECT, HELLO, AUTH, CLIENT, COMMAND, QUIT, RESET; and
-//! TIME and ROLE, which ask about the server.
+//! TIME, ROLE, WAIT and WAITAOF, which ask about the server.
 
 use bytes::Bytes;
 
@@ -48,6 +48,8 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             ])
             .into()
         }
+        "wait" => wait_for_copies(arguments, false),
+        "waitaof" => wait_for_copies(arguments, true),
         // A lone master: no replication offset, no replicas.
         "role" => Reply::Array(vec![
             Reply::bulk("master"),
@@ -198,6 +200,51 @@ fn client_line(session: &Session) -> String {
         text(&session.library_name),
         text(&session.library_version),
     )
+}
+
+/// `WAIT numreplicas timeout` and `WAITAOF numlocal numreplicas timeout`. Omnibus has no
+/// replicas, and every write this connection was answered for is already fsynced (its reply
+/// follows its fsync, and replies come in order), so the local count is met at once: WAIT
+/// answers 0 and WAITAOF `[1, 0]` — at once when no replica is asked for, else, as a Redis
+/// without replicas does, when the timeout passes (0: never).
+fn wait_for_copies(arguments: &[Bytes], aof: bool) -> Step {
+    let numbers: Result<Vec<i64>, Reply> = arguments.iter().map(|a| integer(a)).collect();
+    let numbers = match numbers {
+        Ok(numbers) => numbers,
+        Err(reply) => return reply.into(),
+    };
+    let (replicas, timeout) = if aof {
+        (numbers[1], numbers[2])
+    } else {
+        (numbers[0], numbers[1])
+    };
+    if timeout < 0 {
+        return Reply::error("ERR timeout is negative").into();
+    }
+    let answer = move || {
+        if aof {
+            Reply::Array(vec![Reply::Integer(1), Reply::Integer(0)])
+        } else {
+            Reply::Integer(0)
+        }
+    };
+    // One local copy exists: more asked for waits for the timeout like missing replicas.
+    let satisfied = replicas <= 0 && (!aof || numbers[0] <= 1);
+    if satisfied {
+        return answer().into();
+    }
+    Step {
+        reply: Reply::Null,
+        commits: Vec::new(),
+        close: false,
+        later: Some(Box::pin(async move {
+            if timeout == 0 {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(timeout as u64)).await;
+            answer()
+        })),
+    }
 }
 
 /// COMMAND and its subcommands: enough for clients that probe (an empty table).

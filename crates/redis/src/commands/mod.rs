@@ -30,6 +30,8 @@ pub(crate) fn arity(name: &str) -> Option<i64> {
         "getex" | "touch" => -2,
         "msetnx" => -3,
         "time" | "role" => 1,
+        "wait" => 3,
+        "waitaof" => 4,
         "setex" | "psetex" => 4,
         "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "xsetid" | "xdel" => -3,
         "xrange" | "xrevrange" | "xread" | "xtrim" | "xack" => -4,
