@@ -250,3 +250,33 @@ async fn xread_plus_answers_the_last_entry_of_each_stream() {
     assert_eq!(woken, [("empty".to_string(), "5-0".to_string())]);
     broker.stop().await;
 }
+
+/// Redis keys are spelled with colons by convention; a stream key such as `events:user:42`
+/// is a stream of that name, read, grouped and listed like any other.
+#[tokio::test]
+async fn stream_keys_spelled_with_colons_are_streams() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let key = "events:user:42";
+    xadd(&mut con, key, "1-0").await;
+    xadd(&mut con, key, "2-0").await;
+    let all: redis::streams::StreamRangeReply = con.xrange_all(key).await.unwrap();
+    let all: Vec<&str> = all.ids.iter().map(|entry| entry.id.as_str()).collect();
+    assert_eq!(all, ["1-0", "2-0"]);
+    let _: () = con.xgroup_create(key, "workers", "0").await.unwrap();
+    let options = StreamReadOptions::default()
+        .group("workers", "w1")
+        .count(10);
+    let read: StreamReadReply = con.xread_options(&[key], &[">"], &options).await.unwrap();
+    assert_eq!(read.keys[0].key, key);
+    assert_eq!(read.keys[0].ids.len(), 2);
+    let kind: String = cmd("TYPE").arg(key).query_async(&mut con).await.unwrap();
+    assert_eq!(kind, "stream");
+    let keys: Vec<String> = con.keys("events:*").await.unwrap();
+    assert_eq!(keys, [key]);
+    assert!(
+        broker.engine.stream_info(key).is_ok(),
+        "the engine's stream"
+    );
+    broker.stop().await;
+}

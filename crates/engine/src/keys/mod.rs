@@ -325,19 +325,10 @@ impl Keyspace {
             if deadline == entry.deadline {
                 return Ok(Durable::ready(Some(value)));
             }
-            let waiter = if deadline.is_some_and(|deadline| deadline <= now) {
-                inner.remove(key);
-                self.writer.queue(vec![delete_write(key)])
-            } else {
-                let entry = Entry {
-                    value: entry.value,
-                    deadline,
-                };
-                let write = put_write(key, &entry);
-                inner.insert(key.clone(), entry);
-                self.writer.queue(vec![write])
-            };
-            (waiter, value)
+            (
+                self.redeadline(&mut inner, key, entry, deadline, now),
+                value,
+            )
         };
         Ok(Durable::new(Some(value), waiter))
     }
@@ -411,20 +402,33 @@ impl Keyspace {
             if !allowed || (deadline.is_none() && entry.deadline.is_none()) {
                 return Ok(Durable::ready(false));
             }
-            if deadline.is_some_and(|deadline| deadline <= now) {
-                inner.remove(key);
-                self.writer.queue(vec![delete_write(key)])
-            } else {
-                let entry = Entry {
-                    value: entry.value,
-                    deadline,
-                };
-                let write = put_write(key, &entry);
-                inner.insert(key.clone(), entry);
-                self.writer.queue(vec![write])
-            }
+            self.redeadline(&mut inner, key, entry, deadline, now)
         };
         Ok(Durable::new(true, waiter))
+    }
+
+    /// Gives `entry` (the live entry of `key`) a new deadline and queues the change; a
+    /// deadline already past deletes the key instead, as Redis does.
+    fn redeadline(
+        &self,
+        inner: &mut Inner,
+        key: &Bytes,
+        entry: Entry,
+        deadline: Option<i64>,
+        now: i64,
+    ) -> writer::Waiter {
+        if deadline.is_some_and(|deadline| deadline <= now) {
+            inner.remove(key);
+            self.writer.queue(vec![delete_write(key)])
+        } else {
+            let entry = Entry {
+                value: entry.value,
+                deadline,
+            };
+            let write = put_write(key, &entry);
+            inner.insert(key.clone(), entry);
+            self.writer.queue(vec![write])
+        }
     }
 
     /// The time `key` has left.
