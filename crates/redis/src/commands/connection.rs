@@ -233,18 +233,13 @@ fn wait_for_copies(arguments: &[Bytes], aof: bool) -> Step {
     if satisfied {
         return answer().into();
     }
-    Step {
-        reply: Reply::Null,
-        commits: Vec::new(),
-        close: false,
-        later: Some(Box::pin(async move {
-            if timeout == 0 {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(timeout as u64)).await;
-            answer()
-        })),
-    }
+    super::groups::later(async move {
+        if timeout == 0 {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(timeout as u64)).await;
+        answer()
+    })
 }
 
 /// COMMAND and its subcommands: enough for clients that probe (an empty table).

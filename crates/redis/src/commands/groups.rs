@@ -129,11 +129,10 @@ fn xgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }
     let stream = stream_name(session, &arguments[1])?;
     let group = text(&arguments[2]);
-    let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
     let rest: Vec<Bytes> = arguments[3..].to_vec();
     Ok(later(async move {
-        let reply = xgroup_run(&engine, &subcommand, &stream, &group, &rest)
+        let reply = xgroup_run(&shared.engine, &subcommand, &stream, &group, &rest)
             .await
             .unwrap_or_else(|reply| reply);
         if subcommand == "destroy" && matches!(reply, Reply::Integer(1)) {

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use omnibus_engine::keys::glob_match;
-use omnibus_engine::metrics::{process_resources, Door};
+use omnibus_engine::metrics::{process_resources, Door, ProcessResources};
 
 use super::arguments::{lowercase, printable};
 use super::connection::REDIS_VERSION;
@@ -36,17 +36,30 @@ pub(super) fn info(session: &Session, arguments: &[Bytes]) -> Step {
         || wanted
             .iter()
             .any(|w| w == "all" || w == "default" || w == "everything");
+    let sections: Vec<&str> = SECTIONS
+        .into_iter()
+        .filter(|section| all || wanted.iter().any(|w| w == section))
+        .collect();
+    // Memory and CPU both come from /proc: read once for the whole reply.
+    let resources = sections
+        .iter()
+        .any(|section| matches!(*section, "memory" | "cpu"))
+        .then(process_resources)
+        .unwrap_or_default();
     let mut text = String::new();
-    for section in SECTIONS {
-        if all || wanted.iter().any(|w| w == section) {
-            write_section(session, section, &mut text);
-            text.push_str("\r\n");
-        }
+    for section in sections {
+        write_section(session, section, &resources, &mut text);
+        text.push_str("\r\n");
     }
     Reply::bulk(text).into()
 }
 
-fn write_section(session: &Session, section: &str, text: &mut String) {
+fn write_section(
+    session: &Session,
+    section: &str,
+    resources: &ProcessResources,
+    text: &mut String,
+) {
     let shared = &session.shared;
     let uptime = shared.started.elapsed().as_secs();
     match section {
@@ -82,7 +95,6 @@ fn write_section(session: &Session, section: &str, text: &mut String) {
             );
         }
         "memory" => {
-            let resources = process_resources();
             let used = resources.resident_bytes.unwrap_or(0);
             let peak = resources.peak_resident_bytes.unwrap_or(used).max(used);
             let system = resources.system_memory_bytes.unwrap_or(0);
@@ -138,7 +150,6 @@ fn write_section(session: &Session, section: &str, text: &mut String) {
             );
         }
         "cpu" => {
-            let resources = process_resources();
             let _ = write!(
                 text,
                 "# CPU\r\nused_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\n\
