@@ -32,6 +32,8 @@ pub struct Engine {
     /// Orders consumer creations and deletions, so two creations of one name cannot both
     /// write its state.
     pub(crate) consumer_changes: tokio::sync::Mutex<()>,
+    /// Woken whenever acked consumers are removed (deleted, or gone with their stream).
+    pub(crate) consumers_removed: tokio::sync::Notify,
     pub(crate) jobs: crate::jobs::JobsState,
     pub(crate) streams: RwLock<StreamTable>,
     /// Bumped each time `streams` is taken for writing: a publisher's cached capture lookup
@@ -136,6 +138,7 @@ impl Engine {
             queues: RwLock::new(BTreeMap::new()),
             consumers: RwLock::new(BTreeMap::new()),
             consumer_changes: tokio::sync::Mutex::new(()),
+            consumers_removed: tokio::sync::Notify::new(),
             jobs: crate::jobs::JobsState::new(),
             keyspace: tokio::sync::OnceCell::new(),
             shutting_down: Arc::new(AtomicBool::new(false)),

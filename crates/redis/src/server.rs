@@ -48,8 +48,6 @@ pub(crate) struct Shared {
     pub(crate) run_id: String,
     /// Connections waiting in a BLOCK read (INFO's `blocked_clients`).
     pub(crate) blocked: AtomicUsize,
-    /// Woken when a group goes (XGROUP DESTROY): blocked XREADGROUPs look again.
-    pub(crate) groups_destroyed: tokio::sync::Notify,
 }
 
 /// Counts a connection as blocked (INFO's `blocked_clients`) while held.
@@ -103,7 +101,6 @@ pub async fn serve(
         tcp_port,
         run_id: new_run_id(),
         blocked: AtomicUsize::new(0),
-        groups_destroyed: tokio::sync::Notify::new(),
     });
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
     // Connections, refusals and the errors that end a connection, for /metrics.

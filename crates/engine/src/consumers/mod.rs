@@ -446,7 +446,16 @@ impl Engine {
         self.state.commit(delete_state_writes(stream, name)).await?;
         self.consumers_mut()
             .remove(&(stream.to_string(), name.to_string()));
+        self.consumers_removed.notify_waiters();
         Ok(())
+    }
+
+    /// Woken each time acked consumers are removed (deleted, or gone with their stream): a
+    /// read waiting on one (a blocked Redis XREADGROUP) looks again and finds it gone. Call
+    /// `notified()` and `enable` it before checking the consumer exists, so a removal in
+    /// between is not missed.
+    pub fn consumers_removed(&self) -> &tokio::sync::Notify {
+        &self.consumers_removed
     }
 
     /// The writes that remove every consumer of `stream` (its deletion), and forgets them.
@@ -461,6 +470,9 @@ impl Engine {
         for name in names {
             consumers.remove(&(stream.to_string(), name.clone()));
             writes.extend(delete_state_writes(stream, &name));
+        }
+        if !writes.is_empty() {
+            self.consumers_removed.notify_waiters();
         }
         writes
     }

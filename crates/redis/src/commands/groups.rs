@@ -129,16 +129,12 @@ fn xgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }
     let stream = stream_name(session, &arguments[1])?;
     let group = text(&arguments[2]);
-    let shared = session.shared.clone();
+    let engine = session.shared.engine.clone();
     let rest: Vec<Bytes> = arguments[3..].to_vec();
     Ok(later(async move {
-        let reply = xgroup_run(&shared.engine, &subcommand, &stream, &group, &rest)
+        xgroup_run(&engine, &subcommand, &stream, &group, &rest)
             .await
-            .unwrap_or_else(|reply| reply);
-        if subcommand == "destroy" && matches!(reply, Reply::Integer(1)) {
-            shared.groups_destroyed.notify_waiters();
-        }
-        reply
+            .unwrap_or_else(|reply| reply)
     }))
 }
 
@@ -298,9 +294,10 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
             .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
         let mut blocked = None;
         loop {
-            // As in Redis, a group destroyed (XGROUP DESTROY, or DEL of its stream key) while
-            // this read waits ends it with NOGROUP: watched before the groups are looked at.
-            let destroyed = shared.groups_destroyed.notified();
+            // As in Redis, a group destroyed (XGROUP DESTROY, or DEL of its stream key; by
+            // any door) while this read waits ends it with NOGROUP: watched before the groups
+            // are looked at.
+            let destroyed = engine.consumers_removed().notified();
             tokio::pin!(destroyed);
             destroyed.as_mut().enable();
             for read in &reads {
