@@ -255,7 +255,7 @@ async fn group_errors_use_redis_words() {
             con.xpending::<_, _, StreamPendingReply>("jobs", "ghosts")
                 .await
         ),
-        "NOGROUP No such consumer group 'ghosts' for key name 'jobs'"
+        "NOGROUP No such key 'jobs' or consumer group 'ghosts'"
     );
     let created: bool = cmd("XGROUP")
         .arg("CREATECONSUMER")
@@ -268,6 +268,9 @@ async fn group_errors_use_redis_words() {
     assert!(created);
     let destroyed: usize = con.xgroup_destroy("jobs", "workers").await.unwrap();
     assert_eq!(destroyed, 1);
+    // A group that is not there is not destroyed, without an error (Redis answers 0).
+    let again: usize = con.xgroup_destroy("jobs", "workers").await.unwrap();
+    assert_eq!(again, 0);
     let groups: StreamInfoGroupsReply = con.xinfo_groups("jobs").await.unwrap();
     assert!(groups.groups.is_empty());
     broker.stop().await;

@@ -679,20 +679,15 @@ fn spawn_sweep(keyspace: Weak<Keyspace>) {
     });
 }
 
-/// Redis integers: optional `-`, digits, no leading `+`, spaces or leading zeros.
+/// Redis integers: optional `-`, digits, no leading `+`, spaces or leading zeros, no `-0`:
+/// exactly the text the number prints as.
 fn parse_integer(value: &[u8]) -> Option<i64> {
     if value.is_empty() || value.len() > 20 {
         return None;
     }
     let text = std::str::from_utf8(value).ok()?;
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty()
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || (digits.len() > 1 && digits.starts_with('0'))
-    {
-        return None;
-    }
-    text.parse().ok()
+    let number: i64 = text.parse().ok()?;
+    (itoa::Buffer::new().format(number) == text).then_some(number)
 }
 
 fn encode_key(key: &[u8]) -> String {

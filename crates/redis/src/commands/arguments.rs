@@ -21,12 +21,15 @@ pub(crate) fn printable(bytes: &[u8], max: usize) -> String {
         .collect()
 }
 
-/// A signed 64-bit integer in Redis's strict form.
+/// A signed 64-bit integer in Redis's strict form: exactly the text the number prints as (no
+/// `+`, spaces, leading zeros or `-0`).
 pub(crate) fn integer(bytes: &[u8]) -> Result<i64, Reply> {
     std::str::from_utf8(bytes)
         .ok()
-        .filter(|text| !text.is_empty() && !text.starts_with('+') && text.trim() == *text)
-        .and_then(|text| text.parse::<i64>().ok())
+        .and_then(|text| {
+            let number = text.parse::<i64>().ok()?;
+            (itoa::Buffer::new().format(number) == text).then_some(number)
+        })
         .ok_or_else(|| Reply::error(NOT_AN_INTEGER))
 }
 

@@ -5,14 +5,18 @@
 //! stream); XAUTOCLAIM scans COUNT pending entries from `start` and answers the cursor where
 //! the next scan begins (`0-0` when it went through them all). An entry trimmed from the
 //! stream while pending has no ID left to show: XAUTOCLAIM drops it from the pending list and
-//! reports it as deleted with the ID `0-<offset>` (Redis shows its real ID).
+//! reports it as deleted with the ID `0-<offset>` (Redis shows its real ID). An entry XDEL
+//! removed keeps its ID: XCLAIM drops it from the pending list without claiming it, and
+//! XAUTOCLAIM does the same and reports it among the deleted, as Redis does.
 
 use bytes::Bytes;
 use omnibus_engine::consumers::{ClaimOptions, PendingQuery};
 use omnibus_engine::Engine;
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
-use super::groups::{engine_error, entries_at, group_exists, later, no_group, offsets_of, text};
+use super::groups::{
+    engine_error, entries_at, group_exists, later, no_key_or_group, offsets_of, text,
+};
 use super::streams::stream_name;
 use crate::codec::Reply;
 use crate::session::{Session, Step};
@@ -55,6 +59,13 @@ fn id_replies(ids: Vec<StreamId>) -> Vec<Reply> {
     ids.into_iter().map(|id| bulk(id.to_string())).collect()
 }
 
+/// `min-idle-time`, refused in Redis's words for `command`; a negative one counts as 0.
+fn min_idle(value: &[u8], command: &str) -> Result<u64, Reply> {
+    let number = integer(value)
+        .map_err(|_| Reply::error(format!("ERR Invalid min-idle-time argument for {command}")))?;
+    Ok(number.max(0) as u64)
+}
+
 fn milliseconds(value: &[u8]) -> Result<u64, Reply> {
     let number = integer(value)?;
     Ok(number.max(0) as u64)
@@ -86,7 +97,7 @@ fn xpending(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let engine = session.shared.engine.clone();
     Ok(later(async move {
         if !group_exists(&engine, &stream, &group) {
-            return no_group(&stream, &group);
+            return no_key_or_group(&stream, &group);
         }
         let result = match extended {
             None => summary(&engine, &stream, &group).await,
@@ -181,7 +192,7 @@ fn xclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let group = text(&arguments[1]);
     let owner = text(&arguments[2]);
     let mut options = ClaimOptions {
-        min_idle_ms: milliseconds(&arguments[3])?,
+        min_idle_ms: min_idle(&arguments[3], "XCLAIM")?,
         ..ClaimOptions::default()
     };
     let mut ids = Vec::new();
@@ -223,10 +234,18 @@ fn xclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let shared = session.shared.clone();
     Ok(later(async move {
         if !group_exists(&engine, &stream, &group) {
-            return no_group(&stream, &group);
+            return no_key_or_group(&stream, &group);
         }
         let claimed = async {
             let offsets = offsets_of(&shared, &stream, &ids).await?;
+            // An entry XDEL removed leaves the pending list instead of being claimed.
+            let deleted = shared.deleted.of(&engine, &stream);
+            let (gone, offsets): (Vec<u64>, Vec<u64>) = offsets
+                .into_iter()
+                .partition(|offset| deleted.contains(offset));
+            if !gone.is_empty() {
+                engine.owned_ack(&stream, &group, &gone).await?;
+            }
             let claimed = engine
                 .owned_claim(&stream, &group, &owner, &offsets, options)
                 .await?;
@@ -255,7 +274,7 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
     let stream = stream_name(session, &arguments[0])?;
     let group = text(&arguments[1]);
     let owner = text(&arguments[2]);
-    let min_idle_ms = milliseconds(&arguments[3])?;
+    let min_idle_ms = min_idle(&arguments[3], "XAUTOCLAIM")?;
     let start = range_start(&arguments[4])
         .map_err(Reply::error)?
         .unwrap_or(StreamId::MAX);
@@ -276,9 +295,10 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
         }
     }
     let engine = session.shared.engine.clone();
+    let shared = session.shared.clone();
     Ok(later(async move {
         if !group_exists(&engine, &stream, &group) {
-            return no_group(&stream, &group);
+            return no_key_or_group(&stream, &group);
         }
         let scanned = async {
             let from = read::offset_of(&engine, &stream, start).await?;
@@ -291,11 +311,13 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
             let next = scanned.get(count).map(|entry| entry.offset);
             let scanned = &scanned[..scanned.len().min(count)];
             let (start_offset, _) = engine.partition_bounds(&stream, 0)?;
-            // Entries gone from the stream leave the pending list.
+            // Entries gone from the stream (trimmed, or removed by XDEL) leave the pending
+            // list and are reported as deleted.
+            let deleted = shared.deleted.of(&engine, &stream);
             let (gone, present): (Vec<u64>, Vec<u64>) = scanned
                 .iter()
                 .map(|entry| entry.offset)
-                .partition(|offset| *offset < start_offset);
+                .partition(|offset| *offset < start_offset || deleted.contains(offset));
             engine.owned_ack(&stream, &group, &gone).await?;
             let options = ClaimOptions {
                 min_idle_ms,
@@ -315,10 +337,7 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                 Some(offset) => ids_or_offsets(&engine, &stream, &[offset]).await?[0],
                 None => StreamId::MIN,
             };
-            let deleted = gone
-                .into_iter()
-                .map(|offset| bulk(StreamId::new(0, offset).to_string()))
-                .collect();
+            let deleted = id_replies(ids_or_offsets(&engine, &stream, &gone).await?);
             Ok::<_, omnibus_engine::EngineError>(Reply::Array(vec![
                 bulk(cursor.to_string()),
                 Reply::Array(entries),

@@ -30,7 +30,12 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             Err(reply) => reply.into(),
         },
         "hello" => hello(session, arguments),
-        // No users or passwords yet: like a Redis without `requirepass`.
+        // No users or passwords yet: like a Redis without `requirepass`, whose default user
+        // takes any password but knows no other user.
+        "auth" if arguments.len() == 2 => {
+            Reply::error("WRONGPASS invalid username-password pair or user is disabled.").into()
+        }
+        "auth" if arguments.len() > 2 => Reply::error(SYNTAX_ERROR).into(),
         "auth" => Reply::error(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",
@@ -167,6 +172,10 @@ fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
         ("list", _) => Reply::bulk(client_line(session) + "\n").into(),
         // Replies stay on; nobody asked for anything else yet.
         ("reply", [mode]) if is(mode, "on") => Reply::ok().into(),
+        // Nothing is evicted and no access times are kept, so both are already true.
+        ("no-evict" | "no-touch", [mode]) if is(mode, "on") || is(mode, "off") => {
+            Reply::ok().into()
+        }
         ("setname" | "getname" | "id" | "setinfo" | "info", _) => Reply::error(format!(
             "ERR wrong number of arguments for 'client|{subcommand}' command"
         ))

@@ -69,9 +69,17 @@ pub(super) fn group_exists(engine: &Engine, stream: &str, group: &str) -> bool {
         .is_ok_and(|info| info.stored.spec.owned_pending)
 }
 
+/// NOGROUP as XGROUP SETID/CREATECONSUMER/DELCONSUMER and XINFO CONSUMERS word it.
 pub(super) fn no_group(stream: &str, group: &str) -> Reply {
     Reply::error(format!(
         "NOGROUP No such consumer group '{group}' for key name '{stream}'"
+    ))
+}
+
+/// NOGROUP as XPENDING, XCLAIM and XAUTOCLAIM word it (the key or the group is missing).
+pub(super) fn no_key_or_group(stream: &str, group: &str) -> Reply {
+    Reply::error(format!(
+        "NOGROUP No such key '{stream}' or consumer group '{group}'"
     ))
 }
 
@@ -114,7 +122,25 @@ fn xgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         "setid" => (4..=6).contains(&arguments.len()),
         "destroy" => arguments.len() == 3,
         "createconsumer" | "delconsumer" => arguments.len() == 4,
-        "help" => return Ok(Reply::Array(Vec::new()).into()),
+        "help" => {
+            return Ok(super::help_reply(&[
+                "XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CREATE <key> <group> <id|$> [MKSTREAM] [ENTRIESREAD n]",
+                "    Make a consumer group starting after <id> ($: after the last entry).",
+                "    MKSTREAM makes the stream when it is missing.",
+                "SETID <key> <group> <id|$> [ENTRIESREAD n]",
+                "    Move the group's last delivered ID.",
+                "DESTROY <key> <group>",
+                "    Remove the group and its pending entries.",
+                "CREATECONSUMER <key> <group> <consumer>",
+                "    Add a consumer to the group.",
+                "DELCONSUMER <key> <group> <consumer>",
+                "    Remove a consumer; its pending entries go with it.",
+                "HELP",
+                "    Print this help.",
+            ])
+            .into())
+        }
         _ => {
             return Err(Reply::error(format!(
                 "ERR unknown subcommand '{}'. Try XGROUP HELP.",
@@ -192,6 +218,10 @@ async fn xgroup_run(
         return Err(Reply::error("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."));
     }
     if !group_exists(engine, stream, group) {
+        // Destroying a group that is not there destroys nothing, as in Redis.
+        if subcommand == "destroy" {
+            return Ok(Reply::Integer(0));
+        }
         return Err(no_group(stream, group));
     }
     match subcommand {
@@ -276,6 +306,10 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
         let stream = stream_name(session, key)?;
         let history_after = if id.as_ref() == b">" {
             None
+        } else if id.as_ref() == b"$" {
+            return Err(Reply::error(
+                "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
+            ));
         } else {
             Some(StreamId::parse_strict(id).map_err(Reply::error)?)
         };
@@ -312,16 +346,17 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
             let mut history = false;
             let mut positions = Vec::new();
             for read in &reads {
+                let deleted = shared.deleted.of(&engine, &read.stream);
                 let entries = match read.history_after {
                     Some(after) => {
                         history = true;
-                        history_entries(&engine, &read.stream, &group, &consumer, after, count)
+                        let pending = (group.as_str(), consumer.as_str());
+                        history_entries(&engine, &read.stream, pending, after, count, &deleted)
                             .await
                     }
                     None => {
                         let end = engine.partition_bounds(&read.stream, 0).map_or(0, |b| b.1);
                         positions.push((read.stream.clone(), 0, end));
-                        let deleted = shared.deleted.of(&engine, &read.stream);
                         new_entries(
                             &engine,
                             &read.stream,
@@ -368,7 +403,9 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
 }
 
 /// `>`: new entries for `consumer`, pending with it unless NOACK. Entries XDEL removed are
-/// passed over (acknowledged at once: Redis never delivers them).
+/// passed over (acknowledged at once: Redis never delivers them), and the read goes on past
+/// them until it has `count` entries or the stream's end: `COUNT 1` over a deleted entry
+/// answers the next one, not nil.
 async fn new_entries(
     engine: &Engine,
     stream: &str,
@@ -377,30 +414,40 @@ async fn new_entries(
     (count, noack): (usize, bool),
     deleted: &std::collections::BTreeSet<u64>,
 ) -> omnibus_engine::Result<Vec<Entry>> {
-    let records = engine
-        .owned_next(stream, group, consumer, count, !noack)
-        .await?;
-    let (gone, kept): (Vec<_>, Vec<_>) = records
-        .into_iter()
-        .partition(|record| deleted.contains(&record.offset));
-    if !gone.is_empty() && !noack {
-        let offsets: Vec<u64> = gone.iter().map(|record| record.offset).collect();
-        engine.owned_ack(stream, group, &offsets).await?;
-    }
     let mut names = FieldNames::default();
-    Ok(kept.into_iter().map(|record| names.entry(record)).collect())
+    let mut entries = Vec::new();
+    // Each round passes at least one deleted entry, and XDEL keeps a bounded set of them.
+    while entries.len() < count {
+        let wanted = count - entries.len();
+        let records = engine
+            .owned_next(stream, group, consumer, wanted, !noack)
+            .await?;
+        let taken = records.len();
+        let (gone, kept): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .partition(|record| deleted.contains(&record.offset));
+        if !gone.is_empty() && !noack {
+            let offsets: Vec<u64> = gone.iter().map(|record| record.offset).collect();
+            engine.owned_ack(stream, group, &offsets).await?;
+        }
+        entries.extend(kept.into_iter().map(|record| names.entry(record)));
+        if gone.is_empty() || taken < wanted {
+            break;
+        }
+    }
+    Ok(entries)
 }
 
 /// A consumer's pending entries after `after` (XREADGROUP with an ID), each counted as
-/// delivered once more. Entries trimmed from the stream while pending are left out (their ID
-/// went with them).
+/// delivered once more. An entry XDEL removed shows its ID with nil fields and is not counted
+/// (as in Redis); one trimmed from the stream while pending is left out (its ID went with it).
 async fn history_entries(
     engine: &Engine,
     stream: &str,
-    group: &str,
-    consumer: &str,
+    (group, consumer): (&str, &str),
     after: StreamId,
     count: usize,
+    deleted: &std::collections::BTreeSet<u64>,
 ) -> omnibus_engine::Result<Vec<Entry>> {
     let from = read::offset_after(engine, stream, after).await?;
     let query = PendingQuery {
@@ -416,7 +463,7 @@ async fn history_entries(
     let delivered: Vec<u64> = offsets
         .iter()
         .copied()
-        .filter(|offset| records.contains_key(offset))
+        .filter(|offset| records.contains_key(offset) && !deleted.contains(offset))
         .collect();
     if !delivered.is_empty() {
         let same_owner = omnibus_engine::consumers::ClaimOptions::default();
@@ -427,7 +474,10 @@ async fn history_entries(
     Ok(offsets
         .iter()
         .filter_map(|offset| records.remove(offset))
-        .map(from_record)
+        .map(|record| Entry {
+            deleted: deleted.contains(&record.offset),
+            ..from_record(record)
+        })
         .collect())
 }
 

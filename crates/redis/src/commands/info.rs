@@ -88,7 +88,19 @@ fn xinfo(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
                 }
             }))
         }
-        "help" => Ok(Reply::Array(Vec::new()).into()),
+        "help" => Ok(super::help_reply(&[
+            "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "CONSUMERS <key> <group>",
+            "    The consumers of a group: name, pending entries, idle and inactive times.",
+            "GROUPS <key>",
+            "    The consumer groups of a stream.",
+            "STREAM <key> [FULL [COUNT <count>]]",
+            "    The stream's length, IDs and first and last entries; FULL adds its entries",
+            "    and every group's pending entries.",
+            "HELP",
+            "    Print this help.",
+        ])
+        .into()),
         _ => Err(Reply::error(format!(
             "ERR unknown subcommand '{}'. Try XINFO HELP.",
             super::printable(&arguments[0], 128)
@@ -104,16 +116,23 @@ fn groups_of(engine: &Engine, stream: &str) -> Vec<ConsumerInfo> {
         .collect()
 }
 
-/// The group's last delivered ID: the entry before its position (0-0 if none is left).
+/// The group's last delivered ID: the entry before its position. When that entry was
+/// trimmed away and the group had read to the end, the stream's last ID (kept when its
+/// records go); 0-0 when nothing tells it.
 async fn last_delivered(engine: &Engine, stream: &str, info: &ConsumerInfo) -> StreamId {
-    match info.ack_floor.checked_sub(1) {
-        Some(offset) => read::id_at(engine, stream, offset)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(StreamId::MIN),
-        None => StreamId::MIN,
+    let Some(offset) = info.ack_floor.checked_sub(1) else {
+        return StreamId::MIN;
+    };
+    if let Ok(Some(id)) = read::id_at(engine, stream, offset).await {
+        return id;
     }
+    let at_end = engine
+        .partition_bounds(stream, 0)
+        .is_ok_and(|(_, end)| info.ack_floor >= end);
+    if at_end {
+        return read::last_id(engine, stream).await.unwrap_or(StreamId::MIN);
+    }
+    StreamId::MIN
 }
 
 async fn group_fields(

@@ -262,35 +262,39 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
             return Reply::error(SYNTAX_ERROR).into();
         }
     }
-    let (next, found) = if cursor < STREAM_CURSOR_BASE && strings {
-        let (next, found) = session.keys.scan(cursor, pattern.as_deref(), count);
-        // The string keys are done: the streams come next.
-        let next = if next == 0 && streams {
-            STREAM_CURSOR_BASE
-        } else {
-            next
-        };
-        (next, found)
-    } else if streams {
-        let position = cursor.saturating_sub(STREAM_CURSOR_BASE) as usize;
+    let mut found = Vec::new();
+    let mut position = cursor;
+    if position < STREAM_CURSOR_BASE && strings {
+        let (next, keys) = session.keys.scan(position, pattern.as_deref(), count);
+        found = keys;
+        if next != 0 {
+            return scan_reply(next, found);
+        }
+    }
+    // The string keys are done (or not wanted): the streams come next, in the same call, so
+    // a SCAN whose COUNT covers everything answers cursor 0 at once, as Redis does.
+    position = position.max(STREAM_CURSOR_BASE);
+    let mut next = 0;
+    if streams {
+        let start = (position - STREAM_CURSOR_BASE) as usize;
         let names = stream_keys(session);
-        let end = position.saturating_add(count).min(names.len());
-        let found = names
-            .get(position..end)
-            .unwrap_or_default()
-            .iter()
-            .filter(|name| pattern.as_ref().is_none_or(|p| glob_match(p, name)))
-            .cloned()
-            .collect();
-        let next = if end >= names.len() {
-            0
-        } else {
-            STREAM_CURSOR_BASE + end as u64
-        };
-        (next, found)
-    } else {
-        (0, Vec::new())
-    };
+        let end = start.saturating_add(count).min(names.len());
+        found.extend(
+            names
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .filter(|name| pattern.as_ref().is_none_or(|p| glob_match(p, name)))
+                .cloned(),
+        );
+        if end < names.len() {
+            next = STREAM_CURSOR_BASE + end as u64;
+        }
+    }
+    scan_reply(next, found)
+}
+
+fn scan_reply(next: u64, found: Vec<Bytes>) -> Step {
     Reply::Array(vec![
         Reply::text(&next.to_string()),
         Reply::Array(found.into_iter().map(Reply::Bulk).collect()),

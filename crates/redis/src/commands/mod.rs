@@ -160,6 +160,16 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
     }
 }
 
+/// A `… HELP` answer: one status line each, as Redis sends them.
+fn help_reply(lines: &[&str]) -> Reply {
+    Reply::Array(
+        lines
+            .iter()
+            .map(|line| Reply::Status((*line).into()))
+            .collect(),
+    )
+}
+
 /// Redis's words for a command it does not know: the name, then the first arguments (at
 /// most 128 characters of them), each quoted and followed by a space.
 fn unknown_command(arguments: &[Bytes]) -> String {

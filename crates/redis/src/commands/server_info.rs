@@ -242,24 +242,19 @@ pub(super) fn config(session: &Session, arguments: &[Bytes]) -> Step {
         )
         .into(),
         ("rewrite", []) => Reply::error("ERR The server is running without a config file").into(),
-        ("help", []) => Reply::Array(
-            [
-                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GET <pattern>",
-                "    Return parameters matching the glob-like <pattern> and their values.",
-                "SET <directive> <value>",
-                "    Refused: Omnibus is configured by its file and flags.",
-                "RESETSTAT",
-                "    Refused: the counters are the broker's metrics.",
-                "REWRITE",
-                "    Refused: there is no Redis config file.",
-                "HELP",
-                "    Print this help.",
-            ]
-            .into_iter()
-            .map(|line| Reply::Status(line.into()))
-            .collect(),
-        )
+        ("help", []) => super::help_reply(&[
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Refused: Omnibus is configured by its file and flags.",
+            "RESETSTAT",
+            "    Refused: the counters are the broker's metrics.",
+            "REWRITE",
+            "    Refused: there is no Redis config file.",
+            "HELP",
+            "    Print this help.",
+        ])
         .into(),
         ("get" | "set" | "resetstat" | "rewrite" | "help", _) => Reply::error(format!(
             "ERR wrong number of arguments for 'config|{subcommand}' command"

@@ -136,6 +136,11 @@ fn xadd(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
             make_stream = false;
             rest = &rest[1..];
         } else if is(word, "maxlen") || is(word, "minid") {
+            if trim.is_some() {
+                return Err(Reply::error(
+                    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+                ));
+            }
             let (parsed, after) = trim_options(word, &rest[1..])?;
             trim = Some(parsed);
             rest = after;
@@ -192,7 +197,12 @@ fn xsetid(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
                 return Err(Reply::error("ERR entries_added must be positive"));
             }
         } else if is(option, "maxdeletedid") {
-            StreamId::parse_strict(value).map_err(Reply::error)?;
+            let max_deleted = StreamId::parse_strict(value).map_err(Reply::error)?;
+            if id < max_deleted {
+                return Err(Reply::error(
+                    "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+                ));
+            }
         } else {
             return Err(Reply::error(SYNTAX_ERROR));
         }
@@ -250,16 +260,28 @@ fn xrange(session: &mut Session, arguments: &[Bytes], reverse: bool) -> Result<S
             "ERR invalid {which} ID for the interval"
         )));
     };
-    let count = match &arguments[3..] {
-        [] => ENTRIES_REPLY_MAX,
-        [word, count] if is(word, "count") => {
-            integer(count)?.clamp(0, ENTRIES_REPLY_MAX as i64) as usize
+    // COUNT may come more than once (the last wins), as Redis parses it.
+    let mut count = ENTRIES_REPLY_MAX;
+    let mut options = arguments[3..].chunks(2);
+    for option in options.by_ref() {
+        match option {
+            [word, value] if is(word, "count") => {
+                count = integer(value)?.clamp(0, ENTRIES_REPLY_MAX as i64) as usize;
+            }
+            _ => return Err(Reply::error(SYNTAX_ERROR)),
         }
-        _ => return Err(Reply::error(SYNTAX_ERROR)),
-    };
+    }
     let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
     Ok(later(async move {
+        // Redis answers a null array for COUNT 0 (or less) on a stream that exists.
+        if count == 0 {
+            return if engine.stream_info(&stream).is_ok() {
+                Reply::NullArray
+            } else {
+                Reply::Array(Vec::new())
+            };
+        }
         let deleted = shared.deleted.of(&engine, &stream);
         let entries = if reverse {
             read::reverse(&engine, &stream, (start, end), count, &deleted).await
@@ -275,6 +297,9 @@ fn xrange(session: &mut Session, arguments: &[Bytes], reverse: bool) -> Result<S
 
 /// One entry as Redis answers it: `[id, [field, value, …]]`.
 pub(crate) fn entry_reply(entry: Entry) -> Reply {
+    if entry.deleted {
+        return Reply::Array(vec![Reply::Bulk(entry.id_text), Reply::NullArray]);
+    }
     let mut flat = Vec::with_capacity(entry.fields.len() * 2);
     for (field, value) in entry.fields {
         flat.push(Reply::Bulk(field));
@@ -347,6 +372,10 @@ fn xread(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
             ReadFrom::End
         } else if id.as_ref() == b"+" {
             ReadFrom::Last
+        } else if id.as_ref() == b">" {
+            return Err(Reply::error(
+                "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+            ));
         } else {
             ReadFrom::After(StreamId::parse_strict(id).map_err(Reply::error)?)
         };

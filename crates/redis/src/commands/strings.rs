@@ -13,6 +13,16 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
     // for it instead, and SET does not replace a whole Omnibus stream).
     let single_key = !matches!(name, "mget" | "mset" | "msetnx");
     if single_key && super::streams::is_stream(session, &arguments[0]) {
+        // "Only if absent" finds the key present and sets nothing, as Redis answers for a key
+        // of any type (SET … NX GET reads the old value first, so that one is WRONGTYPE).
+        let options = arguments.get(2..).unwrap_or_default();
+        let has = |word: &str| options.iter().any(|option| is(option, word));
+        if name == "setnx" {
+            return Reply::Integer(0).into();
+        }
+        if name == "set" && has("nx") && !has("get") {
+            return Reply::Null.into();
+        }
         return Reply::error(super::streams::WRONGTYPE).into();
     }
     let keys = session.keys.clone();

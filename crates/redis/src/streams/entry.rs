@@ -29,6 +29,9 @@ pub(crate) struct Entry {
     pub(crate) id_text: Bytes,
     pub(crate) offset: u64,
     pub(crate) fields: Vec<(Bytes, Bytes)>,
+    /// Removed by XDEL while pending with a consumer: a history read shows its ID with nil
+    /// for the fields, as Redis does.
+    pub(crate) deleted: bool,
 }
 
 /// The record an XADD appends.
@@ -149,6 +152,7 @@ impl FieldNames {
             id_text,
             offset: record.offset,
             fields,
+            deleted: false,
         }
     }
 }

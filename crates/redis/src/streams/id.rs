@@ -125,6 +125,10 @@ impl NewId {
             "ERR The ID specified in XADD is equal or smaller than the target stream top item";
         const EXHAUSTED: &str =
             "ERR The stream has exhausted the last possible ID, unable to add more items";
+        // Checked first whatever the ID, as Redis does.
+        if top == StreamId::MAX {
+            return Err(EXHAUSTED);
+        }
         match self {
             NewId::Auto => {
                 if now_ms > top.ms {

@@ -1,0 +1,177 @@
+//! Consumer groups over entries XDEL removed, answered as redis-server 7 answers (each case
+//! was run against it side by side): `>` reads go past them, a consumer's history shows them
+//! with nil fields, XCLAIM and XAUTOCLAIM take them off the pending list.
+
+mod support;
+
+use redis::aio::MultiplexedConnection;
+use redis::{cmd, Value};
+use support::Broker;
+
+async fn run(con: &mut MultiplexedConnection, words: &[&str]) -> Value {
+    let mut command = cmd(words[0]);
+    for word in &words[1..] {
+        command.arg(*word);
+    }
+    command.query_async(con).await.unwrap()
+}
+
+fn bulk(text: &str) -> Value {
+    Value::BulkString(text.as_bytes().to_vec())
+}
+
+/// `[id, [field, value]]`, or `[id, nil]` for a deleted entry.
+fn entry(id: &str, value: Option<&str>) -> Value {
+    let fields = match value {
+        Some(value) => Value::Array(vec![bulk("a"), bulk(value)]),
+        None => Value::Nil,
+    };
+    Value::Array(vec![bulk(id), fields])
+}
+
+fn ids(list: &[&str]) -> Value {
+    Value::Array(list.iter().map(|id| bulk(id)).collect())
+}
+
+/// XPENDING's summary: how many entries are pending.
+async fn pending_count(con: &mut MultiplexedConnection, stream: &str) -> i64 {
+    match run(con, &["XPENDING", stream, "g"]).await {
+        Value::Array(fields) => match fields[0] {
+            Value::Int(count) => count,
+            ref other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_read_of_new_entries_goes_past_deleted_ones() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    for (id, value) in [("1-1", "1"), ("2-1", "2"), ("3-1", "3"), ("4-1", "4")] {
+        run(&mut con, &["XADD", "n", id, "a", value]).await;
+    }
+    run(&mut con, &["XGROUP", "CREATE", "n", "g", "0"]).await;
+    run(&mut con, &["XDEL", "n", "1-1", "2-1"]).await;
+    // COUNT 1 over two deleted entries answers the next one, not nil.
+    let read = run(
+        &mut con,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "n",
+            ">",
+        ],
+    )
+    .await;
+    let expected = Value::Array(vec![Value::Array(vec![
+        bulk("n"),
+        Value::Array(vec![entry("3-1", Some("3"))]),
+    ])]);
+    assert_eq!(read, expected);
+    // The deleted ones were never delivered, so only 3-1 is pending.
+    assert_eq!(pending_count(&mut con, "n").await, 1);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn history_claims_and_autoclaim_treat_deleted_entries_as_redis_does() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    for (id, value) in [("1-1", "1"), ("2-1", "2"), ("3-1", "3"), ("4-1", "4")] {
+        run(&mut con, &["XADD", "d", id, "a", value]).await;
+    }
+    run(&mut con, &["XGROUP", "CREATE", "d", "g", "0"]).await;
+    run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "d", ">"],
+    )
+    .await;
+    run(&mut con, &["XDEL", "d", "2-1", "3-1"]).await;
+
+    // The consumer's history shows the deleted entries' IDs with nil fields.
+    let history = run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "d", "0"],
+    )
+    .await;
+    let expected = Value::Array(vec![Value::Array(vec![
+        bulk("d"),
+        Value::Array(vec![
+            entry("1-1", Some("1")),
+            entry("2-1", None),
+            entry("3-1", None),
+            entry("4-1", Some("4")),
+        ]),
+    ])]);
+    assert_eq!(history, expected);
+    // Reading them again did not count a delivery for the deleted ones: 1 against 2.
+    let Value::Array(extended) = run(&mut con, &["XPENDING", "d", "g", "-", "+", "10"]).await
+    else {
+        panic!("XPENDING answers an array");
+    };
+    let deliveries: Vec<Value> = extended
+        .iter()
+        .map(|entry| match entry {
+            Value::Array(fields) => fields[3].clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        deliveries,
+        vec![Value::Int(2), Value::Int(1), Value::Int(1), Value::Int(2)]
+    );
+
+    // XCLAIM does not claim a deleted entry: it leaves the pending list.
+    let claimed = run(
+        &mut con,
+        &["XCLAIM", "d", "g", "c2", "0", "2-1", "4-1", "JUSTID"],
+    )
+    .await;
+    assert_eq!(claimed, ids(&["4-1"]));
+    assert_eq!(pending_count(&mut con, "d").await, 3);
+
+    // XAUTOCLAIM reports the other one among the deleted, by its real ID, and drops it.
+    let autoclaimed = run(&mut con, &["XAUTOCLAIM", "d", "g", "c3", "0", "0-0"]).await;
+    let expected = Value::Array(vec![
+        bulk("0-0"),
+        Value::Array(vec![entry("1-1", Some("1")), entry("4-1", Some("4"))]),
+        ids(&["3-1"]),
+    ]);
+    assert_eq!(autoclaimed, expected);
+    assert_eq!(pending_count(&mut con, "d").await, 2);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_group_that_read_a_stream_trimmed_empty_still_knows_its_last_id() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    for id in ["1-1", "2-1"] {
+        run(&mut con, &["XADD", "t", id, "a", "1"]).await;
+    }
+    run(&mut con, &["XGROUP", "CREATE", "t", "g", "0"]).await;
+    run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "t", ">"],
+    )
+    .await;
+    run(&mut con, &["XTRIM", "t", "MAXLEN", "0"]).await;
+    let Value::Array(groups) = run(&mut con, &["XINFO", "GROUPS", "t"]).await else {
+        panic!("XINFO GROUPS answers an array");
+    };
+    let Value::Array(fields) = &groups[0] else {
+        panic!("{groups:?}");
+    };
+    let position = fields
+        .iter()
+        .position(|field| *field == bulk("last-delivered-id"))
+        .unwrap();
+    assert_eq!(fields[position + 1], bulk("2-1"));
+    broker.stop().await;
+}

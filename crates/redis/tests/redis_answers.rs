@@ -1,0 +1,122 @@
+//! Answers that differed from redis-server 7's when the same commands were sent to both side
+//! by side (a differential run, 2026-12-05), now the same: each case is a command sequence
+//! and what Redis answers to its last command.
+
+mod support;
+
+use redis::aio::MultiplexedConnection;
+use redis::{cmd, Value};
+use support::Broker;
+
+/// The last command's answer: its value, or `error: <code> <detail>`.
+async fn last_answer(con: &mut MultiplexedConnection, commands: &[&[&str]]) -> String {
+    let mut answer = String::new();
+    for words in commands {
+        let mut command = cmd(words[0]);
+        for word in &words[1..] {
+            command.arg(*word);
+        }
+        answer = match command.query_async::<Value>(con).await {
+            Ok(value) => format!("{value:?}"),
+            Err(error) => format!(
+                "error: {} {}",
+                error.code().unwrap_or(""),
+                error.detail().unwrap_or("")
+            ),
+        };
+    }
+    answer
+}
+
+#[tokio::test]
+async fn commands_answer_as_redis_server_does() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let not_integer = "error: ERR value is not an integer or out of range";
+    let cases: &[(&[&[&str]], &str)] = &[
+        // `-0` is not an integer to Redis, as a value or as an argument.
+        (&[&["INCRBY", "x", "-0"]], not_integer),
+        (&[&["SET", "n", "-0"], &["INCR", "n"]], not_integer),
+        (&[&["EXPIRE", "n", "010"]], not_integer),
+        // A key that is a stream is present: "only if absent" sets nothing.
+        (&[&["XADD", "st", "1-1", "f", "v"], &["SETNX", "st", "x"]], "int(0)"),
+        (&[&["SET", "st", "x", "NX"]], "nil"),
+        (
+            &[&["SET", "st", "x", "NX", "GET"]],
+            "error: WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+        (
+            &[&["XADD", "st", "MAXLEN", "1", "MINID", "1", "2-1", "a", "1"]],
+            "error: ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+        ),
+        (
+            &[
+                &["XADD", "top", "18446744073709551615-18446744073709551615", "f", "v"],
+                &["XADD", "top", "18446744073709551615-*", "f", "v"],
+            ],
+            "error: ERR The stream has exhausted the last possible ID, unable to add more items",
+        ),
+        (
+            &[&["XSETID", "st", "5-0", "MAXDELETEDID", "9-0"]],
+            "error: ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+        ),
+        // COUNT 0 on a stream that exists is a null array; on a missing one, empty.
+        (&[&["XRANGE", "st", "-", "+", "COUNT", "0"]], "nil"),
+        (&[&["XREVRANGE", "st", "+", "-", "COUNT", "-1"]], "nil"),
+        (&[&["XRANGE", "nothing", "-", "+", "COUNT", "0"]], "array([])"),
+        (
+            &[&["XREAD", "STREAMS", "st", ">"]],
+            "error: ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+        ),
+        (
+            &[
+                &["XGROUP", "CREATE", "st", "g", "0"],
+                &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "st", "$"],
+            ],
+            "error: ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
+        ),
+        (
+            &[&["XCLAIM", "st", "g", "c", "soon", "1-1"]],
+            "error: ERR Invalid min-idle-time argument for XCLAIM",
+        ),
+        (
+            &[&["XAUTOCLAIM", "st", "nog", "c", "0", "0-0"]],
+            "error: NOGROUP No such key 'st' or consumer group 'nog'",
+        ),
+        (
+            &[&["AUTH", "someone", "secret"]],
+            "error: WRONGPASS invalid username-password pair or user is disabled.",
+        ),
+        (&[&["CLIENT", "NO-EVICT", "on"]], "ok"),
+    ];
+    for (commands, expected) in cases {
+        let answer = last_answer(&mut con, commands).await;
+        assert_eq!(&answer, expected, "{commands:?}");
+    }
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_scan_whose_count_covers_every_key_ends_in_one_call() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let _: () = redis::AsyncCommands::set(&mut con, "job:1", "a")
+        .await
+        .unwrap();
+    let _: String = redis::AsyncCommands::xadd(&mut con, "job:events", "*", &[("f", "v")])
+        .await
+        .unwrap();
+    let (cursor, mut keys): (String, Vec<String>) = cmd("SCAN")
+        .arg("0")
+        .arg("MATCH")
+        .arg("job:*")
+        .arg("COUNT")
+        .arg(1000)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(cursor, "0");
+    assert_eq!(keys, ["job:1", "job:events"]);
+    broker.stop().await;
+}
