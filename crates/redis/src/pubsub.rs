@@ -85,14 +85,15 @@ impl Registry {
                         .collect(),
                 )
             }
+            // A flat array of channel, count pairs in RESP3 too, as Redis answers it.
             ("numsub", _) => {
                 let channels = self.map(false);
-                Reply::Map(
+                Reply::Array(
                     arguments[1..]
                         .iter()
-                        .map(|channel| {
+                        .flat_map(|channel| {
                             let count = channels.get(channel).copied().unwrap_or(0);
-                            (Reply::Bulk(channel.clone()), Reply::Integer(count as i64))
+                            [Reply::Bulk(channel.clone()), Reply::Integer(count as i64)]
                         })
                         .collect(),
                 )

@@ -76,6 +76,20 @@ async fn a_read_of_new_entries_goes_past_deleted_ones() {
     assert_eq!(read, expected);
     // The deleted ones were never delivered, so only 3-1 is pending.
     assert_eq!(pending_count(&mut con, "n").await, 1);
+    // Lag counts the entries still to read (4-1), not the deleted ones.
+    run(&mut con, &["XDEL", "n", "4-1"]).await;
+    run(&mut con, &["XADD", "n", "5-1", "a", "5"]).await;
+    let Value::Array(groups) = run(&mut con, &["XINFO", "GROUPS", "n"]).await else {
+        panic!("XINFO GROUPS answers an array");
+    };
+    let Value::Array(fields) = &groups[0] else {
+        panic!("{groups:?}");
+    };
+    let lag = fields
+        .iter()
+        .position(|field| *field == bulk("lag"))
+        .unwrap();
+    assert_eq!(fields[lag + 1], Value::Int(1));
     broker.stop().await;
 }
 

@@ -88,6 +88,26 @@ async fn commands_answer_as_redis_server_does() {
             "error: WRONGPASS invalid username-password pair or user is disabled.",
         ),
         (&[&["CLIENT", "NO-EVICT", "on"]], "ok"),
+        (
+            &[&["XCLAIM", "st", "g", "c", "0", "1-1", "IDLE", "soon"]],
+            "error: ERR Invalid IDLE option argument for XCLAIM",
+        ),
+        (
+            &[&["XGROUP", "CREATE", "st", "g2", "0", "ENTRIESREAD", "-5"]],
+            "error: ERR value for ENTRIESREAD must be positive or -1",
+        ),
+        (
+            &[&["XGROUP", "CREATE", "st", "g2", "0", "SOMETHING"]],
+            "error: ERR unknown subcommand or wrong number of arguments for 'CREATE'. Try XGROUP HELP.",
+        ),
+        // EXPIRETIME rounds to the nearest second, as TTL does.
+        (
+            &[
+                &["SET", "k", "v", "PXAT", "99999999999999"],
+                &["EXPIRETIME", "k"],
+            ],
+            "int(100000000000)",
+        ),
     ];
     for (commands, expected) in cases {
         let answer = last_answer(&mut con, commands).await;
@@ -118,5 +138,60 @@ async fn a_scan_whose_count_covers_every_key_ends_in_one_call() {
     keys.sort();
     assert_eq!(cursor, "0");
     assert_eq!(keys, ["job:1", "job:events"]);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn pubsub_numsub_is_a_flat_array_in_resp3_too() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let answer = last_answer(
+        &mut con,
+        &[&["HELLO", "3"], &["PUBSUB", "NUMSUB", "orders", "users"]],
+    )
+    .await;
+    assert_eq!(
+        answer,
+        format!(
+            "{:?}",
+            Value::Array(vec![
+                Value::BulkString(b"orders".to_vec()),
+                Value::Int(0),
+                Value::BulkString(b"users".to_vec()),
+                Value::Int(0),
+            ])
+        )
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_negative_retrycount_leaves_the_delivery_count_alone() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let answer = last_answer(
+        &mut con,
+        &[
+            &["XADD", "s", "1-1", "a", "1"],
+            &["XGROUP", "CREATE", "s", "g", "0"],
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"],
+            &[
+                "XCLAIM",
+                "s",
+                "g",
+                "d",
+                "0",
+                "1-1",
+                "RETRYCOUNT",
+                "-1",
+                "JUSTID",
+            ],
+            &["XPENDING", "s", "g", "-", "+", "10"],
+        ],
+    )
+    .await;
+    // [id, consumer, idle, deliveries]: still the one delivery of the XREADGROUP.
+    assert!(answer.ends_with("int(1)])])"), "{answer}");
+    assert!(answer.contains("\"d\""), "{answer}");
     broker.stop().await;
 }

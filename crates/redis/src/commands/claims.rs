@@ -66,6 +66,13 @@ fn min_idle(value: &[u8], command: &str) -> Result<u64, Reply> {
     Ok(number.max(0) as u64)
 }
 
+/// XCLAIM's IDLE and TIME, refused in Redis's words; a negative one counts as 0.
+fn option_ms(value: &[u8], option: &str) -> Result<u64, Reply> {
+    let number = integer(value)
+        .map_err(|_| Reply::error(format!("ERR Invalid {option} option argument for XCLAIM")))?;
+    Ok(number.max(0) as u64)
+}
+
 fn milliseconds(value: &[u8]) -> Result<u64, Reply> {
     let number = integer(value)?;
     Ok(number.max(0) as u64)
@@ -206,11 +213,14 @@ fn xclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         }
         let mut value = || rest.next().ok_or_else(|| Reply::error(SYNTAX_ERROR));
         if is(argument, "idle") {
-            options.last_delivery_ms = Some(now - milliseconds(value()?)? as i64);
+            let idle = option_ms(value()?, "IDLE")?;
+            options.last_delivery_ms = Some(now - idle as i64);
         } else if is(argument, "time") {
-            options.last_delivery_ms = Some(milliseconds(value()?)? as i64);
+            options.last_delivery_ms = Some(option_ms(value()?, "TIME")? as i64);
         } else if is(argument, "retrycount") {
-            options.deliveries = Some(milliseconds(value()?)?);
+            // A negative count is Redis's "not given": the count stays as it is.
+            let count = integer(value()?)?;
+            options.deliveries = u64::try_from(count).ok();
         } else if is(argument, "force") {
             options.force = true;
         } else if is(argument, "justid") {

@@ -164,6 +164,13 @@ fn xgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }))
 }
 
+/// XGROUP CREATE's answer to an option it does not take, in Redis's words.
+fn create_syntax() -> Reply {
+    Reply::error(
+        "ERR unknown subcommand or wrong number of arguments for 'CREATE'. Try XGROUP HELP.",
+    )
+}
+
 async fn xgroup_run(
     engine: &Arc<Engine>,
     subcommand: &str,
@@ -181,10 +188,14 @@ async fn xgroup_run(
             if is(option, "mkstream") {
                 make_stream = true;
             } else if is(option, "entriesread") {
-                let value = options.next().ok_or_else(|| Reply::error(SYNTAX_ERROR))?;
-                integer(value)?;
+                let value = options.next().ok_or_else(|| create_syntax())?;
+                if integer(value)? < -1 {
+                    return Err(Reply::error(
+                        "ERR value for ENTRIESREAD must be positive or -1",
+                    ));
+                }
             } else {
-                return Err(Reply::error(SYNTAX_ERROR));
+                return Err(create_syntax());
             }
         }
         if !exists {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use omnibus_engine::consumers::{ConsumerInfo, PendingQuery};
 use omnibus_engine::Engine;
 
-use super::arguments::{integer, is, SYNTAX_ERROR};
+use super::arguments::{integer, is};
 use super::groups::{engine_error, group_exists, later, no_group, text};
 use super::streams::{entry_reply, stream_name};
 use crate::codec::Reply;
@@ -51,7 +51,11 @@ fn xinfo(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
                         count as usize
                     })
                 }
-                _ => return Err(Reply::error(SYNTAX_ERROR)),
+                _ => {
+                    return Err(Reply::error(
+                        "ERR unknown subcommand or wrong number of arguments for 'STREAM'. Try XINFO HELP.",
+                    ))
+                }
             };
             let shared = session.shared.clone();
             Ok(later(async move {
@@ -65,8 +69,12 @@ fn xinfo(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
                 return Err(wrong_arity());
             }
             let stream = stream_name(session, &arguments[1])?;
+            let shared = session.shared.clone();
             Ok(later(async move {
-                groups_info(&engine, &stream).await.unwrap_or_else(|r| r)
+                let deleted = shared.deleted.of(&engine, &stream);
+                groups_info(&engine, &stream, &deleted)
+                    .await
+                    .unwrap_or_else(|r| r)
             }))
         }
         "consumers" => {
@@ -139,6 +147,7 @@ async fn group_fields(
     engine: &Engine,
     stream: &str,
     info: &ConsumerInfo,
+    deleted: &std::collections::BTreeSet<u64>,
 ) -> Result<Vec<(Reply, Reply)>, Reply> {
     let name = &info.stored.spec.name;
     let (_, end) = engine.partition_bounds(stream, 0).map_err(engine_error)?;
@@ -155,14 +164,22 @@ async fn group_fields(
             id_reply(last_delivered(engine, stream, info).await),
         ),
         field("entries-read", Reply::Integer(info.ack_floor as i64)),
+        // Entries XDEL removed after the group's position are not waiting for it.
         field(
             "lag",
-            Reply::Integer(end.saturating_sub(info.ack_floor) as i64),
+            Reply::Integer(
+                (end.saturating_sub(info.ack_floor) as usize
+                    - deleted.range(info.ack_floor..end).count()) as i64,
+            ),
         ),
     ])
 }
 
-async fn groups_info(engine: &Engine, stream: &str) -> Result<Reply, Reply> {
+async fn groups_info(
+    engine: &Engine,
+    stream: &str,
+    deleted: &std::collections::BTreeSet<u64>,
+) -> Result<Reply, Reply> {
     if read::bounds(engine, stream)
         .map_err(engine_error)?
         .is_none()
@@ -171,7 +188,9 @@ async fn groups_info(engine: &Engine, stream: &str) -> Result<Reply, Reply> {
     }
     let mut groups = Vec::new();
     for info in groups_of(engine, stream) {
-        groups.push(Reply::Map(group_fields(engine, stream, &info).await?));
+        groups.push(Reply::Map(
+            group_fields(engine, stream, &info, deleted).await?,
+        ));
     }
     Ok(Reply::Array(groups))
 }
@@ -264,7 +283,7 @@ async fn stream_info(
     ));
     let mut group_replies = Vec::new();
     for info in &groups {
-        let mut group = group_fields(engine, stream, info).await?;
+        let mut group = group_fields(engine, stream, info, &deleted).await?;
         // FULL names the pending count `pel-count`, and lists consumers in full.
         group.retain(|(name, _)| !matches!(name, Reply::Bulk(n) if n.as_ref() == b"consumers" || n.as_ref() == b"pending"));
         let name = &info.stored.spec.name;

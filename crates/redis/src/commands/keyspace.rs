@@ -90,7 +90,8 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
                 None if super::streams::is_stream(session, &arguments[0]) => -1,
                 None => -2,
                 Some(None) => -1,
-                Some(Some(at)) if name == "expiretime" => at / 1000,
+                // Rounded to the nearest second, as Redis does (and TTL below).
+                Some(Some(at)) if name == "expiretime" => (at + 500) / 1000,
                 Some(Some(at)) => at,
             };
             Reply::Integer(reply).into()
