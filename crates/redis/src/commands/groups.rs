@@ -188,7 +188,7 @@ async fn xgroup_run(
             if is(option, "mkstream") {
                 make_stream = true;
             } else if is(option, "entriesread") {
-                let value = options.next().ok_or_else(|| create_syntax())?;
+                let value = options.next().ok_or_else(create_syntax)?;
                 if integer(value)? < -1 {
                     return Err(Reply::error(
                         "ERR value for ENTRIESREAD must be positive or -1",
