@@ -1,0 +1,226 @@
+"""The Redis door side by side with redis-server: the same command sequences
+(`redis_differential_cases.py`) go to a redis-server from Debian and to Omnibus, in RESP2 and in
+RESP3, and every answer must be the same — values, nils, error words — once the fields that
+hold times are set aside. A plain socket and a RESP reader written here, so the comparison is
+of what each server sent (a status and a bulk string are told apart), not of a client's view.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import HOST, port_of
+from redis_differential_cases import CASES
+
+READY_TIMEOUT_S = 15.0
+IO_TIMEOUT_S = 10.0
+
+
+class Resp:
+    """One connection speaking RESP2/RESP3; answers are plain Python values, with errors and
+    statuses tagged so that they differ from bulk strings."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.sock.settimeout(IO_TIMEOUT_S)
+        self.buffer = b""
+
+    def send(self, *words: str | bytes):
+        out = b"*%d\r\n" % len(words)
+        for word in words:
+            data = word.encode() if isinstance(word, str) else word
+            out += b"$%d\r\n%s\r\n" % (len(data), data)
+        self.sock.sendall(out)
+        return self.read()
+
+    def _fill(self, want: int):
+        while len(self.buffer) < want:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            self.buffer += chunk
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            self._fill(len(self.buffer) + 1)
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, length: int) -> bytes:
+        self._fill(length + 2)
+        data, self.buffer = self.buffer[:length], self.buffer[length + 2 :]
+        return data
+
+    def read(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return ("status", rest.decode())
+        if kind == b"-":
+            return ("error", rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind in (b"$", b"="):
+            length = int(rest)
+            return None if length < 0 else self._exact(length)
+        if kind in (b"*", b"~", b">"):
+            length = int(rest)
+            return None if length < 0 else [self.read() for _ in range(length)]
+        if kind == b"%":
+            return ("map", [(self.read(), self.read()) for _ in range(int(rest))])
+        if kind == b"_":
+            return None
+        if kind == b"#":
+            return rest == b"t"
+        if kind in (b",", b"("):
+            return ("number", rest.decode())
+        if kind == b"!":
+            return ("error", self._exact(int(rest)).decode())
+        raise ValueError(f"not RESP: {line!r}")
+
+
+def _pairs(reply):
+    """A reply's field/value pairs, from a RESP3 map or a RESP2 flat array."""
+    if isinstance(reply, tuple) and reply[0] == "map":
+        return reply[1]
+    return list(zip(reply[0::2], reply[1::2]))
+
+
+def _without(reply, names: set[bytes]):
+    """`reply` (a map or a flat field/value array) without the fields in `names`."""
+    kept = [(k, v) for k, v in _pairs(reply) if k not in names]
+    if isinstance(reply, tuple):
+        return ("map", kept)
+    return [item for pair in kept for item in pair]
+
+
+def normalize(words: list[str], reply):
+    """Sets aside what legitimately differs between two servers: times (idle, inactive),
+    the radix tree's shape, and the order of KEYS and SCAN answers."""
+    name = words[0].upper()
+    if isinstance(reply, tuple) and reply[0] == "error":
+        return reply
+    if name == "XADD" and "*" in words and isinstance(reply, bytes):
+        # An ID from each server's clock.
+        return "<an ID made of the time>"
+    if name == "PTTL" and isinstance(reply, int) and reply > 0:
+        # Milliseconds left, read at two moments.
+        return "<milliseconds left>"
+    if name == "KEYS" and isinstance(reply, list):
+        return sorted(reply)
+    if name == "SCAN" and isinstance(reply, list):
+        return [reply[0], sorted(reply[1])]
+    if name == "XPENDING" and len(words) >= 6 and isinstance(reply, list):
+        # Extended form: [id, consumer, idle ms, deliveries].
+        return [[entry[0], entry[1], 0, entry[3]] for entry in reply]
+    if name == "XINFO" and len(words) > 1:
+        sub = words[1].upper()
+        if sub == "CONSUMERS" and isinstance(reply, list):
+            return [_without(c, {b"idle", b"inactive"}) for c in reply]
+        if sub == "STREAM" and isinstance(reply, (list, tuple)):
+            return _without(reply, {b"radix-tree-keys", b"radix-tree-nodes"})
+    return reply
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A redis-server from Debian on a Unix socket (no TCP port to race for), without
+    persistence; killed when the module is done."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed (scripts/client-tests.sh installs it)", pytrace=False
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="omnibus-redis-peer-"))
+    path = workdir / "redis.sock"
+    process = subprocess.Popen(
+        [binary, "--port", "0", "--unixsocket", str(path), "--save", "", "--appendonly", "no"]
+        + ["--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not path.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("redis-server did not start", pytrace=False)
+            time.sleep(0.05)
+        yield path
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _connect_peer(path: Path) -> Resp:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(path))
+    return Resp(sock)
+
+
+def _connect_omnibus(redis_url: str) -> Resp:
+    address = redis_url.split("://", 1)[1].split("/", 1)[0]
+    return Resp(socket.create_connection((HOST, port_of(address)), timeout=IO_TIMEOUT_S))
+
+
+def _empty(connection: Resp):
+    """Deletes every key (FLUSHALL is off on the broker, and leaves its streams)."""
+    keys = connection.send("KEYS", "*")
+    if keys:
+        connection.send("DEL", *keys)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_answers_match_redis_server(case, protocol, redis_server, redis_url):
+    peer = _connect_peer(redis_server)
+    omnibus = _connect_omnibus(redis_url)
+    differences = []
+    try:
+        for connection in (peer, omnibus):
+            if protocol == 3:
+                assert _pairs(connection.send("HELLO", "3"))[2][1] == 3
+            _empty(connection)
+        for line in CASES[case]:
+            words = shlex.split(line)
+            expected = normalize(words, peer.send(*words))
+            answered = normalize(words, omnibus.send(*words))
+            if answered != expected:
+                differences.append(
+                    f"{line}\n    redis-server: {expected!r}\n    omnibus:      {answered!r}"
+                )
+    finally:
+        peer.sock.close()
+        omnibus.sock.close()
+    assert not differences, f"RESP{protocol}, case {case}:\n" + "\n".join(differences)
+
+
+def test_answers_that_differ_on_purpose(redis_url):
+    """What Omnibus answers where it differs from Redis by design (docs/redis.md)."""
+    omnibus = _connect_omnibus(redis_url)
+    try:
+        _empty(omnibus)
+        assert omnibus.send("XADD", "purpose", "1-1", "f", "v") == b"1-1"
+        wrongtype = ("error", "WRONGTYPE Operation against a key holding the wrong kind of value")
+        # A whole durable stream is not replaced by SET (Redis would overwrite it).
+        assert omnibus.send("SET", "purpose", "x") == wrongtype
+        assert omnibus.send("TYPE", "purpose") == ("status", "stream")
+        # Streams leave by trimming or DEL, not by expiry.
+        reply = omnibus.send("EXPIRE", "purpose", "100")
+        assert reply[0] == "error" and "does not expire stream keys" in reply[1]
+        assert omnibus.send("TTL", "purpose") == -1
+        assert omnibus.send("SELECT", "1") == ("error", "ERR DB index is out of range")
+        # Redis 7.4's XREAD `+`: the last entry.
+        assert omnibus.send("XREAD", "STREAMS", "purpose", "+") == [
+            [b"purpose", [[b"1-1", [b"f", b"v"]]]]
+        ]
+    finally:
+        omnibus.sock.close()
