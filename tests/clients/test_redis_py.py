@@ -133,6 +133,24 @@ def test_info_and_config_as_redis_py_parses_them(client):
         client.config_set("maxmemory", "1mb")
 
 
+def test_command_table_as_redis_py_reads_it(client):
+    table = client.command()
+    assert client.command_count() == len(table)
+    assert table["get"]["arity"] == 2
+    assert table["get"]["first_key_pos"] == 1
+    assert "readonly" in table["get"]["flags"]
+    assert table["mset"]["step_count"] == 2
+    assert table["xreadgroup"]["arity"] == -7
+    assert "hset" not in table
+    assert "xautoclaim" in client.command_list()
+    assert client.command_list(pattern="x*") == sorted(n for n in table if n.startswith("x"))
+    assert client.command_getkeys("MSET", "a", "1", "b", "2") == ["a", "b"]
+    assert client.command_getkeys("XREAD", "COUNT", "1", "STREAMS", "s", "t", "0", "0") == [
+        "s",
+        "t",
+    ]
+
+
 def test_stream_keys_spelled_with_colons(client):
     key = f"{unique('orders')}:eu:paid"
     first = client.xadd(key, {"amount": "10"})

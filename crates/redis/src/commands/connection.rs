@@ -42,7 +42,7 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         )
         .into(),
         "client" => client(session, arguments),
-        "command" => command(session, arguments),
+        "command" => super::table::answer(session.protocol, arguments).into(),
         "time" => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -249,27 +249,4 @@ fn wait_for_copies(arguments: &[Bytes], aof: bool) -> Step {
         tokio::time::sleep(std::time::Duration::from_millis(timeout as u64)).await;
         answer()
     })
-}
-
-/// COMMAND and its subcommands: enough for clients that probe (an empty table).
-fn command(session: &Session, arguments: &[Bytes]) -> Step {
-    let Some(subcommand) = arguments.first().map(|a| lowercase(a)) else {
-        return Reply::Array(Vec::new()).into();
-    };
-    match subcommand.as_str() {
-        "count" => Reply::Integer(0).into(),
-        "docs" => {
-            if session.protocol == Protocol::Resp3 {
-                Reply::Map(Vec::new()).into()
-            } else {
-                Reply::Array(Vec::new()).into()
-            }
-        }
-        "info" | "list" => Reply::Array(Vec::new()).into(),
-        _ => Reply::error(format!(
-            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            printable(&arguments[0], 128)
-        ))
-        .into(),
-    }
 }

@@ -1,5 +1,5 @@
-//! The command table: names, arities (Redis's convention: `n` exactly n words with the name,
-//! `-n` at least n), MULTI queueing, and dispatch to one file per family.
+//! Running a command: its arity checked against the command table (`table.rs`), MULTI
+//! queueing, and dispatch to one file per family.
 
 mod arguments;
 mod claims;
@@ -10,6 +10,7 @@ mod keyspace;
 mod server_info;
 mod streams;
 mod strings;
+mod table;
 mod transaction;
 
 use bytes::Bytes;
@@ -20,34 +21,9 @@ use crate::session::{Session, Step};
 pub(crate) use arguments::{lowercase, printable};
 pub(crate) use transaction::Watched;
 
-/// The arity of every command this door knows, or `None`.
+/// The arity of every command this door knows, or `None` (`table.rs`).
 pub(crate) fn arity(name: &str) -> Option<i64> {
-    Some(match name {
-        "get" | "getdel" | "ttl" | "pttl" | "persist" | "incr" | "decr" | "strlen" | "type"
-        | "echo" | "select" | "keys" | "xlen" | "expiretime" | "pexpiretime" => 2,
-        "setnx" | "incrby" | "decrby" | "append" | "publish" | "getset" => 3,
-        "getrange" => 4,
-        "getex" | "touch" => -2,
-        "msetnx" => -3,
-        "time" | "role" => 1,
-        "wait" => 3,
-        "waitaof" => 4,
-        "setex" | "psetex" => 4,
-        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "xsetid" | "xdel" => -3,
-        "xrange" | "xrevrange" | "xread" | "xtrim" | "xack" => -4,
-        "xgroup" | "xinfo" | "pubsub" | "config" => -2,
-        "xpending" => -3,
-        "xclaim" => -6,
-        "xautoclaim" => -6,
-        "xreadgroup" => -7,
-        "xadd" => -5,
-        "mget" | "del" | "unlink" | "exists" | "client" | "scan" | "watch" | "subscribe"
-        | "psubscribe" => -2,
-        "unsubscribe" | "punsubscribe" => -1,
-        "ping" | "hello" | "info" | "command" | "quit" | "flushall" | "flushdb" | "auth" => -1,
-        "reset" | "dbsize" | "multi" | "exec" | "discard" | "unwatch" => 1,
-        _ => return None,
-    })
+    table::find(name).map(|command| command.arity)
 }
 
 /// Whether a command changes a stream through its writer task: the session first waits for

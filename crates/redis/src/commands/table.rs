@@ -1,0 +1,447 @@
+//! The command table: every command this door serves with its arity (Redis's convention: `n`
+//! exactly n words with the name, `-n` at least n), flags and key positions. The dispatcher
+//! checks arity against it, and COMMAND (COUNT, LIST, INFO, GETKEYS) answers from it, so what
+//! a client learns by probing is what the door does.
+
+use bytes::Bytes;
+use omnibus_engine::keys::glob_match;
+
+use super::arguments::{is, lowercase, printable};
+use crate::codec::{Protocol, Reply};
+
+/// Where a command's keys are: Redis's first key, last key (negative: from the end) and step,
+/// 0/0/0 for none or for keys that only parsing finds (`movablekeys`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keys {
+    pub(crate) first: i64,
+    pub(crate) last: i64,
+    pub(crate) step: i64,
+}
+
+const NONE: Keys = Keys {
+    first: 0,
+    last: 0,
+    step: 0,
+};
+const ONE: Keys = Keys {
+    first: 1,
+    last: 1,
+    step: 1,
+};
+const ALL: Keys = Keys {
+    first: 1,
+    last: -1,
+    step: 1,
+};
+const PAIRS: Keys = Keys {
+    first: 1,
+    last: -1,
+    step: 2,
+};
+
+#[derive(Debug)]
+pub(crate) struct Command {
+    pub(crate) name: &'static str,
+    pub(crate) arity: i64,
+    pub(crate) flags: &'static [&'static str],
+    /// ACL categories, as Redis lists them (`@read`, `@string`, …).
+    pub(crate) categories: &'static [&'static str],
+    pub(crate) keys: Keys,
+}
+
+const fn command(
+    name: &'static str,
+    arity: i64,
+    flags: &'static [&'static str],
+    categories: &'static [&'static str],
+    keys: Keys,
+) -> Command {
+    Command {
+        name,
+        arity,
+        flags,
+        categories,
+        keys,
+    }
+}
+
+const READ: &[&str] = &["readonly", "fast"];
+const READ_SLOW: &[&str] = &["readonly"];
+const WRITE: &[&str] = &["write", "denyoom", "fast"];
+const WRITE_SLOW: &[&str] = &["write"];
+const BLOCKING_READ: &[&str] = &["readonly", "blocking", "movablekeys"];
+const BLOCKING_WRITE: &[&str] = &["write", "blocking", "movablekeys"];
+const CONNECTION: &[&str] = &["noscript", "loading", "stale", "fast"];
+const PUBSUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
+const TRANSACTION: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
+const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+const STRING_READ: &[&str] = &["@read", "@string", "@fast"];
+const STRING_WRITE: &[&str] = &["@write", "@string", "@fast"];
+const KEYSPACE_READ: &[&str] = &["@keyspace", "@read", "@fast"];
+const KEYSPACE_WRITE: &[&str] = &["@keyspace", "@write", "@fast"];
+const STREAM_READ: &[&str] = &["@read", "@stream"];
+const STREAM_WRITE: &[&str] = &["@write", "@stream"];
+const CONNECTION_CATEGORY: &[&str] = &["@fast", "@connection"];
+const PUBSUB_CATEGORY: &[&str] = &["@pubsub", "@slow"];
+const TRANSACTION_CATEGORY: &[&str] = &["@fast", "@transaction"];
+const SERVER_CATEGORY: &[&str] = &["@slow", "@admin", "@dangerous"];
+
+/// Every command the door serves, in alphabetical order.
+pub(crate) const COMMANDS: &[Command] = &[
+    command("append", 3, WRITE, STRING_WRITE, ONE),
+    command("auth", -2, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("client", -2, ADMIN, &["@slow", "@connection"], NONE),
+    command("command", -1, CONNECTION, &["@slow", "@connection"], NONE),
+    command("config", -2, ADMIN, SERVER_CATEGORY, NONE),
+    command("dbsize", 1, READ, KEYSPACE_READ, NONE),
+    command("decr", 2, WRITE, STRING_WRITE, ONE),
+    command("decrby", 3, WRITE, STRING_WRITE, ONE),
+    command(
+        "del",
+        -2,
+        WRITE_SLOW,
+        &["@keyspace", "@write", "@slow"],
+        ALL,
+    ),
+    command("discard", 1, TRANSACTION, TRANSACTION_CATEGORY, NONE),
+    command("echo", 2, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("exec", 1, TRANSACTION, &["@slow", "@transaction"], NONE),
+    command("exists", -2, READ, KEYSPACE_READ, ALL),
+    command("expire", -3, WRITE, KEYSPACE_WRITE, ONE),
+    command("expireat", -3, WRITE, KEYSPACE_WRITE, ONE),
+    command("expiretime", 2, READ, KEYSPACE_READ, ONE),
+    command(
+        "flushall",
+        -1,
+        WRITE_SLOW,
+        &["@keyspace", "@write", "@slow", "@dangerous"],
+        NONE,
+    ),
+    command(
+        "flushdb",
+        -1,
+        WRITE_SLOW,
+        &["@keyspace", "@write", "@slow", "@dangerous"],
+        NONE,
+    ),
+    command("get", 2, READ, STRING_READ, ONE),
+    command("getdel", 2, WRITE, STRING_WRITE, ONE),
+    command("getex", -2, WRITE, STRING_WRITE, ONE),
+    command(
+        "getrange",
+        4,
+        READ_SLOW,
+        &["@read", "@string", "@slow"],
+        ONE,
+    ),
+    command("getset", 3, WRITE, STRING_WRITE, ONE),
+    command("hello", -1, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("incr", 2, WRITE, STRING_WRITE, ONE),
+    command("incrby", 3, WRITE, STRING_WRITE, ONE),
+    command(
+        "info",
+        -1,
+        &["loading", "stale"],
+        &["@slow", "@dangerous"],
+        NONE,
+    ),
+    command(
+        "keys",
+        2,
+        READ_SLOW,
+        &["@keyspace", "@read", "@slow", "@dangerous"],
+        NONE,
+    ),
+    command("mget", -2, READ, STRING_READ, ALL),
+    command(
+        "mset",
+        -3,
+        WRITE_SLOW,
+        &["@write", "@string", "@slow"],
+        PAIRS,
+    ),
+    command(
+        "msetnx",
+        -3,
+        WRITE_SLOW,
+        &["@write", "@string", "@slow"],
+        PAIRS,
+    ),
+    command("multi", 1, TRANSACTION, TRANSACTION_CATEGORY, NONE),
+    command("persist", 2, WRITE, KEYSPACE_WRITE, ONE),
+    command("pexpire", -3, WRITE, KEYSPACE_WRITE, ONE),
+    command("pexpireat", -3, WRITE, KEYSPACE_WRITE, ONE),
+    command("pexpiretime", 2, READ, KEYSPACE_READ, ONE),
+    command("ping", -1, &["fast"], &["@fast", "@connection"], NONE),
+    command(
+        "psetex",
+        4,
+        WRITE_SLOW,
+        &["@write", "@string", "@slow"],
+        ONE,
+    ),
+    command("psubscribe", -2, PUBSUB, PUBSUB_CATEGORY, NONE),
+    command("pttl", 2, READ, KEYSPACE_READ, ONE),
+    command(
+        "publish",
+        3,
+        &["pubsub", "loading", "stale", "fast"],
+        &["@pubsub", "@fast"],
+        NONE,
+    ),
+    command("pubsub", -2, PUBSUB, PUBSUB_CATEGORY, NONE),
+    command("punsubscribe", -1, PUBSUB, PUBSUB_CATEGORY, NONE),
+    command("quit", -1, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("reset", 1, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command(
+        "role",
+        1,
+        &["noscript", "loading", "stale", "fast"],
+        &["@admin", "@fast", "@dangerous"],
+        NONE,
+    ),
+    command(
+        "scan",
+        -2,
+        READ_SLOW,
+        &["@keyspace", "@read", "@slow"],
+        NONE,
+    ),
+    command("select", 2, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command(
+        "set",
+        -3,
+        &["write", "denyoom"],
+        &["@write", "@string", "@slow"],
+        ONE,
+    ),
+    command("setex", 4, WRITE_SLOW, &["@write", "@string", "@slow"], ONE),
+    command("setnx", 3, WRITE, STRING_WRITE, ONE),
+    command("strlen", 2, READ, STRING_READ, ONE),
+    command("subscribe", -2, PUBSUB, PUBSUB_CATEGORY, NONE),
+    command("time", 1, &["loading", "stale", "fast"], &["@fast"], NONE),
+    command("touch", -2, READ, KEYSPACE_READ, ALL),
+    command("ttl", 2, READ, KEYSPACE_READ, ONE),
+    command("type", 2, READ, KEYSPACE_READ, ONE),
+    command("unlink", -2, WRITE, KEYSPACE_WRITE, ALL),
+    command("unsubscribe", -1, PUBSUB, PUBSUB_CATEGORY, NONE),
+    command("unwatch", 1, TRANSACTION, TRANSACTION_CATEGORY, NONE),
+    command("wait", 3, &["noscript"], &["@slow", "@connection"], NONE),
+    command("waitaof", 4, &["noscript"], &["@slow", "@connection"], NONE),
+    command("watch", -2, TRANSACTION, TRANSACTION_CATEGORY, ALL),
+    command("xack", -4, WRITE, &["@write", "@stream", "@fast"], ONE),
+    command("xadd", -5, WRITE, &["@write", "@stream", "@fast"], ONE),
+    command(
+        "xautoclaim",
+        -6,
+        WRITE,
+        &["@write", "@stream", "@fast"],
+        ONE,
+    ),
+    command("xclaim", -6, WRITE, &["@write", "@stream", "@fast"], ONE),
+    command("xdel", -3, WRITE_SLOW, &["@write", "@stream", "@fast"], ONE),
+    command("xgroup", -2, WRITE_SLOW, STREAM_WRITE, NONE),
+    command("xinfo", -2, READ_SLOW, STREAM_READ, NONE),
+    command("xlen", 2, READ, &["@read", "@stream", "@fast"], ONE),
+    command("xpending", -3, READ_SLOW, STREAM_READ, ONE),
+    command("xrange", -4, READ_SLOW, STREAM_READ, ONE),
+    command(
+        "xread",
+        -4,
+        BLOCKING_READ,
+        &["@read", "@stream", "@slow", "@blocking"],
+        NONE,
+    ),
+    command(
+        "xreadgroup",
+        -7,
+        BLOCKING_WRITE,
+        &["@write", "@stream", "@slow", "@blocking"],
+        NONE,
+    ),
+    command("xrevrange", -4, READ_SLOW, STREAM_READ, ONE),
+    command("xsetid", -3, WRITE, &["@write", "@stream", "@fast"], ONE),
+    command("xtrim", -4, WRITE_SLOW, STREAM_WRITE, ONE),
+];
+
+/// The command called `name` (lowercase), if the door serves it.
+pub(crate) fn find(name: &str) -> Option<&'static Command> {
+    COMMANDS
+        .binary_search_by(|command| command.name.cmp(name))
+        .ok()
+        .map(|index| &COMMANDS[index])
+}
+
+/// The keys in a call of `command` (its words after the name): by position, or, for XREAD
+/// and XREADGROUP, the first half of what follows STREAMS. `None` when it has none.
+pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Bytes> {
+    if command.flags.contains(&"movablekeys") {
+        let Some(at) = words
+            .iter()
+            .position(|word| word.eq_ignore_ascii_case(b"streams"))
+        else {
+            return Vec::new();
+        };
+        let rest = &words[at + 1..];
+        return rest[..rest.len() / 2].iter().collect();
+    }
+    let Keys { first, last, step } = command.keys;
+    if first == 0 {
+        return Vec::new();
+    }
+    // Positions count the name as 0; `words` starts after it.
+    let count = words.len() as i64 + 1;
+    let last = if last < 0 {
+        count + last
+    } else {
+        last.min(count - 1)
+    };
+    (first..=last)
+        .step_by(step as usize)
+        .filter_map(|position| words.get(position as usize - 1))
+        .collect()
+}
+
+/// COMMAND's answer for one command: name, arity, flags, first key, last key, step, ACL
+/// categories, then tips, key specifications and subcommands (none kept here).
+fn entry(command: &Command) -> Reply {
+    let statuses = |words: &[&str]| {
+        Reply::Array(
+            words
+                .iter()
+                .map(|word| Reply::Status((*word).into()))
+                .collect(),
+        )
+    };
+    Reply::Array(vec![
+        Reply::bulk(command.name),
+        Reply::Integer(command.arity),
+        statuses(command.flags),
+        Reply::Integer(command.keys.first),
+        Reply::Integer(command.keys.last),
+        Reply::Integer(command.keys.step),
+        statuses(command.categories),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+    ])
+}
+
+/// COMMAND, COMMAND COUNT / LIST [FILTERBY PATTERN p] / INFO [name …] / DOCS / GETKEYS / HELP.
+pub(super) fn answer(protocol: Protocol, arguments: &[Bytes]) -> Reply {
+    let Some(subcommand) = arguments.first().map(|word| lowercase(word)) else {
+        return Reply::Array(COMMANDS.iter().map(entry).collect());
+    };
+    let rest = &arguments[1..];
+    match (subcommand.as_str(), rest) {
+        ("count", []) => Reply::Integer(COMMANDS.len() as i64),
+        ("list", []) => Reply::Array(COMMANDS.iter().map(|c| Reply::bulk(c.name)).collect()),
+        ("list", [filter, kind, pattern]) if is(filter, "filterby") && is(kind, "pattern") => {
+            Reply::Array(
+                COMMANDS
+                    .iter()
+                    .filter(|c| glob_match(pattern, c.name.as_bytes()))
+                    .map(|c| Reply::bulk(c.name))
+                    .collect(),
+            )
+        }
+        ("list", [filter, _, _]) if is(filter, "filterby") => Reply::Array(Vec::new()),
+        ("info", []) => Reply::Array(COMMANDS.iter().map(entry).collect()),
+        ("info", names) => Reply::Array(
+            names
+                .iter()
+                .map(|name| find(&lowercase(name)).map_or(Reply::Null, entry))
+                .collect(),
+        ),
+        // No documentation is kept: an empty answer, which clients read as "no hints".
+        ("docs", _) if protocol == Protocol::Resp3 => Reply::Map(Vec::new()),
+        ("docs", _) => Reply::Array(Vec::new()),
+        ("getkeys", [name, words @ ..]) => {
+            let Some(command) = find(&lowercase(name)) else {
+                return Reply::error("ERR Invalid command specified");
+            };
+            let count = words.len() as i64 + 1;
+            if (command.arity > 0 && count != command.arity) || count < -command.arity {
+                return Reply::error("ERR Invalid number of arguments specified for command");
+            }
+            let keys = keys_of(command, words);
+            if keys.is_empty() {
+                return Reply::error("ERR The command has no key arguments");
+            }
+            Reply::Array(
+                keys.into_iter()
+                    .map(|key| Reply::Bulk(key.clone()))
+                    .collect(),
+            )
+        }
+        ("help", []) => super::help_reply(&[
+            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "(no subcommand)",
+            "    Every command the server serves: name, arity, flags, key positions.",
+            "COUNT",
+            "    How many commands the server serves.",
+            "LIST [FILTERBY PATTERN <pattern>]",
+            "    Their names.",
+            "INFO [<command-name> ...]",
+            "    The same details as COMMAND for the commands named.",
+            "DOCS [<command-name> ...]",
+            "    No documentation is kept: an empty answer.",
+            "GETKEYS <full-command>",
+            "    The keys in a full command.",
+            "HELP",
+            "    Print this help.",
+        ]),
+        ("count" | "list" | "getkeys" | "help", _) => Reply::error(format!(
+            "ERR wrong number of arguments for 'command|{subcommand}' command"
+        )),
+        _ => Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            printable(&arguments[0], 128)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_sorted_and_every_command_is_found() {
+        for pair in COMMANDS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+        for command in COMMANDS {
+            assert_eq!(find(command.name).map(|c| c.name), Some(command.name));
+            assert!(command.arity != 0, "{}", command.name);
+        }
+        assert!(find("hset").is_none());
+    }
+
+    #[test]
+    fn keys_are_found_by_position_or_after_streams() {
+        let words = |text: &str| -> Vec<bytes::Bytes> {
+            text.split(' ')
+                .map(|word| bytes::Bytes::copy_from_slice(word.as_bytes()))
+                .collect()
+        };
+        let keys = |name: &str, text: &str| -> Vec<String> {
+            let words = words(text);
+            keys_of(find(name).unwrap(), &words)
+                .into_iter()
+                .map(|key| String::from_utf8_lossy(key).into_owned())
+                .collect()
+        };
+        assert_eq!(keys("get", "a"), ["a"]);
+        assert_eq!(keys("mset", "a 1 b 2"), ["a", "b"]);
+        assert_eq!(keys("del", "a b c"), ["a", "b", "c"]);
+        assert_eq!(keys("xread", "COUNT 2 STREAMS s t 0 $"), ["s", "t"]);
+        assert_eq!(keys("xreadgroup", "GROUP g c STREAMS s >"), ["s"]);
+        assert!(keys("ping", "").is_empty());
+    }
+}
