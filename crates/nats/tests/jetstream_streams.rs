@@ -33,6 +33,34 @@ async fn info_advertises_jetstream_and_the_account_answers() {
     assert_eq!(js.query_account().await.unwrap().streams, 1);
 }
 
+/// What every client sends by default (`max_age` 0) means "no age limit", and a service that
+/// ensures its stream at each start (the same create again) is answered with the stream.
+#[tokio::test]
+async fn a_default_stream_keeps_messages_without_age_limit_and_creating_it_again_is_fine() {
+    let broker = Broker::start().await;
+    let js = jetstream::new(broker.client().await);
+    for _ in 0..2 {
+        let mut created = js.create_stream(config("APP", &["app.>"])).await.unwrap();
+        let info = created.info().await.unwrap();
+        assert_eq!(info.config.max_age, Duration::ZERO);
+    }
+    // Raw, as nats-server words it: the create's own response type.
+    let client = broker.client().await;
+    let answer = client
+        .request(
+            "$JS.API.STREAM.CREATE.APP",
+            r#"{"name":"APP","subjects":["app.>"]}"#.into(),
+        )
+        .await
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+    assert_eq!(
+        answer["type"],
+        "io.nats.jetstream.api.v1.stream_create_response"
+    );
+    assert_eq!(answer["config"]["max_age"], 0);
+}
+
 #[tokio::test]
 async fn create_info_names_and_delete_a_stream() {
     let broker = Broker::start().await;

@@ -254,7 +254,14 @@ pub(crate) async fn api(
     }
     let (response_type, outcome) = streams::dispatch(&shared, call, payload).await;
     let answer = match outcome {
-        Ok(value) => value,
+        // Every answer names its API's response type, as nats-server's do (a CREATE answers
+        // a stream's info as `stream_create_response`).
+        Ok(mut value) => {
+            if let Some(object) = value.as_object_mut() {
+                object.insert("type".into(), response_type.into());
+            }
+            value
+        }
         Err(error) => {
             jetstream.api_errors.fetch_add(1, Ordering::Relaxed);
             error.to_json(response_type)

@@ -298,6 +298,9 @@ async fn create(engine: &std::sync::Arc<Engine>, name: &str, payload: &Bytes) ->
         retention_ms: requested.retention_ms,
         retention_bytes: requested.retention_bytes,
         message_bytes_max: requested.message_bytes_max,
+        // `max_age` 0 (what every client sends by default) is "no age limit" in JetStream,
+        // not the broker's default retention.
+        no_time_retention: requested.retention_ms.is_none(),
         ..StreamSpec::default()
     };
     match engine.create_stream(spec).await {
@@ -311,10 +314,18 @@ async fn create(engine: &std::sync::Arc<Engine>, name: &str, payload: &Bytes) ->
             let existing = engine
                 .stream_info(name)
                 .map_err(|e| ApiError::from_engine(&e))?;
+            let mut stored = requested_of(engine, &existing.config);
+            // A stream made before `max_age` 0 meant no limit has the broker's default
+            // retention for it: the same request still finds it the same.
+            if requested.retention_ms.is_none()
+                && stored.retention_ms == engine.stream_defaults().retention_ms
+            {
+                stored.retention_ms = None;
+            }
             let same = Requested {
                 message_bytes_max: None,
                 ..requested
-            } == requested_of(engine, &existing.config);
+            } == stored;
             if same {
                 info(engine, name).await
             } else {
