@@ -238,6 +238,40 @@ async fn two_consumers_with_filters_read_the_same_stream() {
     assert_eq!(eu[0].info().unwrap().stream_sequence, 3);
 }
 
+/// nats-server's refusals of a consumer that could never deliver what it was asked for.
+#[tokio::test]
+async fn a_filter_outside_the_stream_or_a_start_sequence_left_out_is_refused() {
+    let broker = Broker::start().await;
+    let js = jetstream::new(broker.client().await);
+    let stream = orders(&js, 0).await;
+    let error = stream
+        .create_consumer(pull::Config {
+            filter_subject: "invoices.>".into(),
+            ..pull_config("typo")
+        })
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("10093"), "{error}");
+    let error = stream
+        .create_consumer(pull::Config {
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: 0,
+            },
+            ..pull_config("from")
+        })
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("10094"), "{error}");
+    // A filter inside the stream's subjects is fine.
+    let _: jetstream::consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            filter_subject: "orders.*.paid".into(),
+            ..pull_config("paid")
+        })
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn consumers_and_their_acks_survive_a_restart() {
     let broker = Broker::start().await;

@@ -18,5 +18,6 @@ pub use name::{validate_group_name, validate_kafka_topic_name, validate_stream_n
 pub use read_room::ReadRoom;
 pub use record::{Header, Record};
 pub use subject::{
-    pattern_matches, patterns_overlap, validate_pattern, validate_subject, SubjectError,
+    pattern_is_subset, pattern_matches, patterns_overlap, validate_pattern, validate_subject,
+    SubjectError,
 };

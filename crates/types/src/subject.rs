@@ -157,10 +157,46 @@ pub fn patterns_overlap(left: &str, right: &str) -> bool {
     }
 }
 
+/// Whether every subject `inner` matches is matched by `outer` too. Both are assumed valid.
+/// (A JetStream consumer's filter must be such a subset of its stream's subjects.)
+pub fn pattern_is_subset(inner: &str, outer: &str) -> bool {
+    let inner: Vec<&str> = inner.split('.').collect();
+    let outer: Vec<&str> = outer.split('.').collect();
+    for (index, outer_token) in outer.iter().enumerate() {
+        let Some(inner_token) = inner.get(index) else {
+            return false;
+        };
+        match *outer_token {
+            // `>` takes one token or more; `inner` has at least this one.
+            ">" => return true,
+            "*" if *inner_token != ">" => {}
+            literal if literal == *inner_token => {}
+            _ => return false,
+        }
+    }
+    inner.len() == outer.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_subset_matches_nothing_its_outer_pattern_does_not() {
+        assert!(pattern_is_subset("orders.eu", "orders.>"));
+        assert!(pattern_is_subset("orders.*", "orders.>"));
+        assert!(pattern_is_subset("orders.>", "orders.>"));
+        assert!(pattern_is_subset("orders.eu.paid", "orders.*.paid"));
+        assert!(pattern_is_subset("a.b", "a.b"));
+        assert!(pattern_is_subset("a.*", ">"));
+        assert!(!pattern_is_subset("orders.>", "orders.*"));
+        assert!(!pattern_is_subset("orders", "orders.>"));
+        assert!(!pattern_is_subset("other.x", "orders.>"));
+        assert!(!pattern_is_subset("orders.*", "orders.eu"));
+        assert!(!pattern_is_subset("a.b.c", "a.b"));
+        assert!(!pattern_is_subset("a.b", "a.b.c"));
+    }
 
     #[test]
     fn star_matches_exactly_one_token() {
@@ -241,6 +277,16 @@ mod tests {
         fn overlap_agrees_with_matching(left in pattern(), right in pattern(), probe in subject()) {
             if pattern_matches(&left, &probe) && pattern_matches(&right, &probe) {
                 prop_assert!(patterns_overlap(&left, &right));
+            }
+        }
+
+        // A subset never matches a subject its outer pattern does not.
+        #[test]
+        fn a_subset_only_matches_what_its_outer_pattern_matches(
+            inner in pattern(), outer in pattern(), probe in subject()
+        ) {
+            if pattern_is_subset(&inner, &outer) && pattern_matches(&inner, &probe) {
+                prop_assert!(pattern_matches(&outer, &probe), "{} {} {}", inner, outer, probe);
             }
         }
 

@@ -92,6 +92,7 @@ pub(crate) async fn create(
         }
     }
     let mut spec = spec_of(stream, &name, &mut config)?;
+    check_filters(engine, stream, &spec.filter_subjects)?;
     let extras = super::extras::StreamExtras::of(engine, stream);
     if extras.is_work_queue() {
         check_work_queue(engine, &spec)?;
@@ -107,6 +108,28 @@ pub(crate) async fn create(
         jetstream.start_push(engine, stream, &name, settings);
     }
     Ok(info_json(&info, 0))
+}
+
+/// Each filter must be a subset of one of the stream's subjects, or the consumer would wait
+/// for records the stream never captures (nats-server's 10093). A stream without subjects
+/// (made by another door) takes any filter.
+fn check_filters(engine: &Engine, stream: &str, filters: &[String]) -> Result<(), ApiError> {
+    let Ok(info) = engine.stream_info(stream) else {
+        return Ok(()); // the engine answers "stream not found" at create
+    };
+    let subjects = &info.config.subjects;
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    for filter in filters {
+        if !subjects
+            .iter()
+            .any(|subject| omnibus_types::pattern_is_subset(filter, subject))
+        {
+            return Err(ApiError::filter_not_subset());
+        }
+    }
+    Ok(())
 }
 
 /// A work-queue stream's records belong to one consumer each: it must ack explicitly, start
@@ -183,8 +206,10 @@ fn spec_of(
         "last" => ConsumerStart::LastRecord,
         "new" => ConsumerStart::New,
         "by_start_sequence" => {
-            let sequence = number(config, "opt_start_seq").unwrap_or(1).max(1) as u64;
-            ConsumerStart::Offset(sequence - 1)
+            let sequence = number(config, "opt_start_seq")
+                .filter(|sequence| *sequence > 0)
+                .ok_or_else(ApiError::start_sequence_missing)?;
+            ConsumerStart::Offset(sequence as u64 - 1)
         }
         "by_start_time" => {
             let ms = config

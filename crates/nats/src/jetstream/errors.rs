@@ -42,6 +42,22 @@ impl ApiError {
         )
     }
 
+    pub(crate) fn filter_not_subset() -> ApiError {
+        ApiError::new(
+            400,
+            10093,
+            "consumer filter subject is not a valid subset of the interest subjects",
+        )
+    }
+
+    pub(crate) fn start_sequence_missing() -> ApiError {
+        ApiError::new(
+            400,
+            10094,
+            "consumer delivery policy is deliver by start sequence, but optional start sequence is not set",
+        )
+    }
+
     pub(crate) fn stream_name_mismatch() -> ApiError {
         ApiError::new(400, 10056, "stream name in subject does not match request")
     }
