@@ -238,3 +238,66 @@ async fn a_cached_lookup_still_refuses_invalid_subjects() {
     }
     assert_eq!(stored_values(&engine).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_streams_subjects_can_change_and_the_change_survives_a_restart() {
+    let (dir, engine) = engine_with_stream().await;
+    engine
+        .create_stream(StreamSpec {
+            name: "billing".into(),
+            partitions: Some(1),
+            subjects: vec!["billing.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let info = engine
+        .set_stream_subjects("orders", vec!["orders.>".into(), "returns.*".into()])
+        .await
+        .unwrap();
+    assert_eq!(info.config.subjects, ["orders.>", "returns.*"]);
+    assert_eq!(
+        engine.stream_capturing("returns.eu").as_deref(),
+        Some("orders")
+    );
+    // Another stream's subjects, and invalid patterns, are refused and change nothing.
+    assert!(matches!(
+        engine
+            .set_stream_subjects("orders", vec!["billing.eu".into()])
+            .await,
+        Err(EngineError::SubjectsOverlap { .. })
+    ));
+    assert!(engine
+        .set_stream_subjects("orders", vec!["a..b".into()])
+        .await
+        .is_err());
+    assert!(engine
+        .set_stream_subjects("orders", Vec::new())
+        .await
+        .is_err());
+    // The refused change left no hold on its patterns: once billing is gone, another
+    // stream may capture billing.eu.
+    engine.delete_stream("billing").await.unwrap();
+    engine
+        .create_stream(StreamSpec {
+            name: "eu-billing".into(),
+            partitions: Some(1),
+            subjects: vec!["billing.eu".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    engine.shutdown().await.unwrap();
+    drop(engine);
+
+    let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+    assert_eq!(
+        engine.stream_capturing("returns.eu").as_deref(),
+        Some("orders")
+    );
+    assert_eq!(
+        engine.stream_capturing("orders.new").as_deref(),
+        Some("orders")
+    );
+    engine.shutdown().await.unwrap();
+}

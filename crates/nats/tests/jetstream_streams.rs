@@ -390,3 +390,57 @@ async fn direct_get_answers_the_stored_message_itself() {
         .unwrap();
     assert_eq!(last.payload, "b");
 }
+
+/// STREAM.UPDATE may add and drop subjects, as nats-server allows; one another stream
+/// captures is refused (10065), and what was stored stays.
+#[tokio::test]
+async fn an_update_adds_and_drops_subjects() {
+    let broker = Broker::start().await;
+    let js = jetstream::new(broker.client().await);
+    js.create_stream(config("ORDERS", &["orders.>"]))
+        .await
+        .unwrap();
+    js.create_stream(config("BILLING", &["billing.>"]))
+        .await
+        .unwrap();
+    js.publish("orders.new", "o1".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let updated = js
+        .update_stream(config("ORDERS", &["orders.>", "returns.>"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.config.subjects,
+        vec!["orders.>".to_string(), "returns.>".to_string()]
+    );
+    let ack = js
+        .publish("returns.new", "r1".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!((ack.stream.as_str(), ack.sequence), ("ORDERS", 2));
+
+    let error = js
+        .update_stream(config("ORDERS", &["orders.>", "billing.eu"]))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("10065"), "{error}");
+
+    // Dropping a subject: its publishes find no stream any more; the records stay.
+    js.update_stream(config("ORDERS", &["returns.>"]))
+        .await
+        .unwrap();
+    let error = js
+        .publish("orders.new", "o2".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no stream found"), "{error}");
+    let mut orders = js.get_stream("ORDERS").await.unwrap();
+    assert_eq!(orders.info().await.unwrap().state.messages, 2);
+}

@@ -64,6 +64,44 @@ impl Engine {
         .await
     }
 
+    /// Replaces the subject patterns stream `name` captures (a JetStream STREAM.UPDATE that
+    /// adds or drops subjects). The new patterns are checked as at create, and held in the
+    /// stream table while the stream is reopened under them, so a stream created meanwhile
+    /// cannot take an overlapping one. Records already stored keep their subjects.
+    pub async fn set_stream_subjects(
+        self: &Arc<Self>,
+        name: &str,
+        subjects: Vec<String>,
+    ) -> Result<StreamInfo> {
+        if subjects.is_empty() || subjects.len() > limits::STREAM_SUBJECTS_MAX {
+            return Err(EngineError::InvalidConfig(format!(
+                "a stream captures between 1 and {} subject patterns",
+                limits::STREAM_SUBJECTS_MAX
+            )));
+        }
+        for pattern in &subjects {
+            omnibus_types::validate_pattern(pattern)
+                .map_err(|e| EngineError::InvalidSubject(e.to_string()))?;
+        }
+        let engine = self.clone();
+        let name = name.to_string();
+        off_the_runtime(move || {
+            // A stream being created holds its name in the same map: none can be, since this
+            // one exists, and the change lock keeps two changes of this stream apart.
+            let lock = engine.stream_changes.of(&name);
+            let _held = lock.hold();
+            engine.stream(&name)?;
+            engine.write_streams().reserve_subjects(&name, &subjects)?;
+            let changed = engine.change_stream_locked(&name, |config| {
+                config.subjects = subjects;
+                Ok(())
+            });
+            engine.write_streams().release_subjects(&name);
+            changed
+        })
+        .await
+    }
+
     /// Sets a stream's settings (retention, segment size and age, fsync policy, largest
     /// record) and stores them durably. With `validate_only`, checks them and changes nothing.
     /// Like growing partitions, the stream's logs are closed (flushed) and reopened under the
@@ -112,17 +150,32 @@ impl Engine {
         validate_only: bool,
         change: impl FnOnce(&mut StreamConfig) -> Result<()>,
     ) -> Result<StreamInfo> {
-        self.check_running()?;
-        self.check_not_a_queue_stream(name)?;
         let lock = self.stream_changes.of(name);
         let _held = lock.hold();
+        if validate_only {
+            self.check_running()?;
+            self.check_not_a_queue_stream(name)?;
+            let old = self.stream(name)?;
+            let mut info = old.info();
+            change(&mut info.config)?;
+            return Ok(info);
+        }
+        self.change_stream_locked(name, change)
+    }
+
+    /// [`Engine::change_stream`] for a caller that holds the stream's change lock.
+    fn change_stream_locked(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut StreamConfig) -> Result<()>,
+    ) -> Result<StreamInfo> {
+        self.check_running()?;
+        self.check_not_a_queue_stream(name)?;
         let old = self.stream(name)?;
         let mut config = old.config.clone();
         change(&mut config)?;
-        if validate_only || config == old.config {
-            let mut info = old.info();
-            info.config = config;
-            return Ok(info);
+        if config == old.config {
+            return Ok(old.info());
         }
         self.reopen_stream(old, config)
     }

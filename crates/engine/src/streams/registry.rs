@@ -95,6 +95,35 @@ impl StreamTable {
         found.and_then(|name| self.open.get(name))
     }
 
+    /// Holds `patterns` for stream `name`, whose subjects are being changed, so no stream
+    /// created meanwhile takes them; refused if they overlap another stream's (open or being
+    /// created). Undone by [`StreamTable::release_subjects`].
+    pub(crate) fn reserve_subjects(&mut self, name: &str, patterns: &[String]) -> Result<()> {
+        let taken = self
+            .open
+            .values()
+            .filter(|stream| stream.config.name != name)
+            .map(|stream| (&stream.config.name, &stream.config.subjects))
+            .chain(self.reserved.iter().filter(|(other, _)| *other != name));
+        for (other, held) in taken {
+            for pattern in patterns {
+                if let Some(clash) = held.iter().find(|p| patterns_overlap(pattern, p)) {
+                    return Err(EngineError::SubjectsOverlap {
+                        pattern: pattern.clone(),
+                        other: clash.clone(),
+                        stream: other.clone(),
+                    });
+                }
+            }
+        }
+        self.reserved.insert(name.to_string(), patterns.to_vec());
+        Ok(())
+    }
+
+    pub(crate) fn release_subjects(&mut self, name: &str) {
+        self.reserved.remove(name);
+    }
+
     /// Takes `config`'s name and subjects for a stream about to be created, or says why not.
     fn reserve(&mut self, config: &StreamConfig, streams_max: usize) -> Result<()> {
         if self.open.contains_key(&config.name) || self.reserved.contains_key(&config.name) {

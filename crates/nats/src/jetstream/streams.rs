@@ -341,15 +341,17 @@ async fn update(engine: &std::sync::Arc<Engine>, name: &str, payload: &Bytes) ->
     let existing = engine
         .stream_info(name)
         .map_err(|e| ApiError::from_engine(&e))?;
-    if requested.subjects != existing.config.subjects {
-        return Err(ApiError::invalid_config(
-            "stream subjects can not be changed in Omnibus",
-        ));
-    }
     if requested.extras.retention != StreamExtras::of(engine, name).retention {
         return Err(ApiError::invalid_config(
             "stream configuration update can not change retention policy to/from workqueue",
         ));
+    }
+    // Subjects added or dropped: checked against the other streams' as at create (10065).
+    if requested.subjects != existing.config.subjects {
+        engine
+            .set_stream_subjects(name, requested.subjects.clone())
+            .await
+            .map_err(|e| ApiError::from_engine(&e))?;
     }
     requested.extras.store(engine, name).await?;
     let mut settings = existing.config.settings();
