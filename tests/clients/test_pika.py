@@ -240,6 +240,12 @@ def test_redeclarations_are_compared_as_rabbitmq_compares_them(amqp_url):
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
         connection.channel().exchange_declare(unique("absent"), "direct", passive=True)
     assert closed.value.reply_code == 404
+    # A bind to an exchange that is not there, worded as RabbitMQ words it.
+    absent = unique("absent")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        connection.channel().queue_bind(queue, absent, "k")
+    assert closed.value.reply_code == 404
+    assert closed.value.reply_text == f"NOT_FOUND - no exchange '{absent}' in vhost '/'"
     assert connection.is_open
     connection.close()
 

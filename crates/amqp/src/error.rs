@@ -20,6 +20,26 @@ pub mod reply {
     pub const NOT_ALLOWED: u16 = 530;
     pub const NOT_IMPLEMENTED: u16 = 540;
     pub const INTERNAL_ERROR: u16 = 541;
+
+    /// The code's name as RabbitMQ starts a reply text with it (`NOT_FOUND - …`).
+    pub fn name(code: u16) -> &'static str {
+        match code {
+            NO_ROUTE => "NO_ROUTE",
+            CONNECTION_FORCED => "CONNECTION_FORCED",
+            ACCESS_REFUSED => "ACCESS_REFUSED",
+            NOT_FOUND => "NOT_FOUND",
+            RESOURCE_LOCKED => "RESOURCE_LOCKED",
+            PRECONDITION_FAILED => "PRECONDITION_FAILED",
+            FRAME_ERROR => "FRAME_ERROR",
+            COMMAND_INVALID => "COMMAND_INVALID",
+            CHANNEL_ERROR => "CHANNEL_ERROR",
+            UNEXPECTED_FRAME => "UNEXPECTED_FRAME",
+            RESOURCE_ERROR => "RESOURCE_ERROR",
+            NOT_ALLOWED => "NOT_ALLOWED",
+            NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
+            _ => "INTERNAL_ERROR",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -218,9 +218,16 @@ pub(crate) fn engine_error(error: EngineError, ids: (u16, u16)) -> AmqpError {
         EngineError::LimitExceeded(_) => reply::RESOURCE_ERROR,
         _ => reply::INTERNAL_ERROR,
     };
+    // RabbitMQ's reply texts start with the code's name, and name what is missing its way.
+    let text = match &error {
+        EngineError::ExchangeNotFound(name) => format!("no exchange '{name}' in vhost '/'"),
+        EngineError::QueueNotFound(name) => format!("no queue '{name}' in vhost '/'"),
+        other => other.to_string(),
+    };
+    let text = format!("{} - {text}", reply::name(code));
     if code == reply::INTERNAL_ERROR || code == reply::RESOURCE_ERROR {
         // Not channel-level codes in the spec: the connection goes.
-        return AmqpError::connection(code, error.to_string(), ids);
+        return AmqpError::connection(code, text, ids);
     }
-    AmqpError::channel(code, error.to_string(), ids)
+    AmqpError::channel(code, text, ids)
 }
