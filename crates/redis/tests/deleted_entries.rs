@@ -1,6 +1,7 @@
 //! Consumer groups over entries XDEL removed, answered as redis-server 7 answers (each case
 //! was run against it side by side): `>` reads go past them, a consumer's history shows them
-//! with nil fields, XCLAIM and XAUTOCLAIM take them off the pending list.
+//! with nil fields, XCLAIM and XAUTOCLAIM take them off the pending list; and entries trimmed
+//! away while pending, which Redis treats the same way; and MAXLEN counting only live entries.
 
 mod support;
 
@@ -187,5 +188,107 @@ async fn a_group_that_read_a_stream_trimmed_empty_still_knows_its_last_id() {
         .position(|field| *field == bulk("last-delivered-id"))
         .unwrap();
     assert_eq!(fields[position + 1], bulk("2-1"));
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn maxlen_keeps_that_many_entries_a_reader_sees() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    for (id, value) in [
+        ("1-1", "1"),
+        ("2-1", "2"),
+        ("3-1", "3"),
+        ("4-1", "4"),
+        ("5-1", "5"),
+    ] {
+        run(&mut con, &["XADD", "m", id, "a", value]).await;
+    }
+    run(&mut con, &["XDEL", "m", "4-1", "5-1"]).await;
+    // Two entries kept: 2-1 and 3-1 (the deleted ones are not entries); one removed.
+    assert_eq!(
+        run(&mut con, &["XTRIM", "m", "MAXLEN", "2"]).await,
+        Value::Int(1)
+    );
+    let kept = run(&mut con, &["XRANGE", "m", "-", "+"]).await;
+    assert_eq!(
+        kept,
+        Value::Array(vec![entry("2-1", Some("2")), entry("3-1", Some("3"))])
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn entries_trimmed_away_while_pending_keep_their_ids_in_the_pending_list() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    for (id, value) in [("1-1", "1"), ("2-1", "2"), ("3-1", "3")] {
+        run(&mut con, &["XADD", "p", id, "a", value]).await;
+    }
+    run(&mut con, &["XGROUP", "CREATE", "p", "g", "0"]).await;
+    run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "p", ">"],
+    )
+    .await;
+    run(&mut con, &["XTRIM", "p", "MAXLEN", "1"]).await;
+
+    // The pending list still names them by their IDs.
+    let Value::Array(pending) = run(&mut con, &["XPENDING", "p", "g", "-", "+", "10"]).await else {
+        panic!("XPENDING answers an array");
+    };
+    let pending_ids: Vec<Value> = pending
+        .iter()
+        .map(|entry| match entry {
+            Value::Array(fields) => fields[0].clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(pending_ids, vec![bulk("1-1"), bulk("2-1"), bulk("3-1")]);
+    // A history read shows them with nil fields (and makes its consumer, as any read does).
+    let history = run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c2", "STREAMS", "p", "0"],
+    )
+    .await;
+    assert_eq!(
+        history,
+        Value::Array(vec![Value::Array(vec![
+            bulk("p"),
+            Value::Array(Vec::new())
+        ])])
+    );
+    let history = run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "p", "0"],
+    )
+    .await;
+    let expected = Value::Array(vec![Value::Array(vec![
+        bulk("p"),
+        Value::Array(vec![
+            entry("1-1", None),
+            entry("2-1", None),
+            entry("3-1", Some("3")),
+        ]),
+    ])]);
+    assert_eq!(history, expected);
+    // XCLAIM takes a trimmed one off the list instead of claiming it.
+    let claimed = run(
+        &mut con,
+        &["XCLAIM", "p", "g", "c2", "0", "1-1", "3-1", "JUSTID"],
+    )
+    .await;
+    assert_eq!(claimed, ids(&["3-1"]));
+    assert_eq!(pending_count(&mut con, "p").await, 2);
+    // XAUTOCLAIM from 0-0 meets the other and reports it deleted, by its ID.
+    let autoclaimed = run(
+        &mut con,
+        &["XAUTOCLAIM", "p", "g", "c2", "0", "0-0", "JUSTID"],
+    )
+    .await;
+    assert_eq!(
+        autoclaimed,
+        Value::Array(vec![bulk("0-0"), ids(&["3-1"]), ids(&["2-1"])])
+    );
     broker.stop().await;
 }

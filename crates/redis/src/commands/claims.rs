@@ -11,7 +11,6 @@
 
 use bytes::Bytes;
 use omnibus_engine::consumers::{ClaimOptions, PendingQuery};
-use omnibus_engine::Engine;
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
 use super::groups::{
@@ -19,6 +18,7 @@ use super::groups::{
 };
 use super::streams::stream_name;
 use crate::codec::Reply;
+use crate::server::Shared;
 use crate::session::{Session, Step};
 use crate::streams::id::{range_end, range_start, StreamId};
 use crate::streams::read;
@@ -37,13 +37,24 @@ fn bulk(text: String) -> Reply {
     Reply::Bulk(Bytes::from(text))
 }
 
-/// The IDs of the entries at `offsets`, `0-<offset>` for those gone, in that order.
+/// The IDs of the entries at `offsets`, in that order: read from the stream, or for
+/// entries trimmed away, the IDs the door answered for them lately; `0-<offset>` when
+/// neither knows.
 async fn ids_or_offsets(
-    engine: &Engine,
+    shared: &Shared,
     stream: &str,
     offsets: &[u64],
 ) -> omnibus_engine::Result<Vec<StreamId>> {
-    let found = read::ids_at(engine, stream, offsets).await?;
+    let engine = &shared.engine;
+    let mut found = read::ids_at(engine, stream, offsets).await?;
+    let missing: Vec<u64> = offsets
+        .iter()
+        .copied()
+        .filter(|offset| !found.contains_key(offset))
+        .collect();
+    if !missing.is_empty() {
+        found.extend(shared.known_ids.ids_of(engine, stream, &missing));
+    }
     Ok(offsets
         .iter()
         .map(|offset| {
@@ -102,15 +113,16 @@ fn xpending(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         _ => return Err(Reply::error(SYNTAX_ERROR)),
     };
     let engine = session.shared.engine.clone();
+    let shared = session.shared.clone();
     Ok(later(async move {
         if !group_exists(&engine, &stream, &group) {
             return no_key_or_group(&stream, &group);
         }
         let result = match extended {
-            None => summary(&engine, &stream, &group).await,
+            None => summary(&shared, &stream, &group).await,
             Some((Some(start), Some(end), count, owner)) => {
                 extended_pending(
-                    &engine,
+                    &shared,
                     &stream,
                     &group,
                     (start, end),
@@ -126,7 +138,8 @@ fn xpending(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }))
 }
 
-async fn summary(engine: &Engine, stream: &str, group: &str) -> omnibus_engine::Result<Reply> {
+async fn summary(shared: &Shared, stream: &str, group: &str) -> omnibus_engine::Result<Reply> {
+    let engine = &shared.engine;
     let pending = engine.owned_pending(stream, group, PendingQuery::all())?;
     let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
         return Ok(Reply::Array(vec![
@@ -136,7 +149,7 @@ async fn summary(engine: &Engine, stream: &str, group: &str) -> omnibus_engine::
             Reply::NullArray,
         ]));
     };
-    let ends = ids_or_offsets(engine, stream, &[first.offset, last.offset]).await?;
+    let ends = ids_or_offsets(shared, stream, &[first.offset, last.offset]).await?;
     let (first_id, last_id) = (ends[0], ends[1]);
     let mut per_owner = std::collections::BTreeMap::new();
     for entry in &pending {
@@ -156,7 +169,7 @@ async fn summary(engine: &Engine, stream: &str, group: &str) -> omnibus_engine::
 }
 
 async fn extended_pending(
-    engine: &Engine,
+    shared: &Shared,
     stream: &str,
     group: &str,
     (start, end): (StreamId, StreamId),
@@ -164,7 +177,13 @@ async fn extended_pending(
     owner: Option<String>,
     min_idle: u64,
 ) -> omnibus_engine::Result<Reply> {
-    let from = read::offset_of(engine, stream, start).await?;
+    let engine = &shared.engine;
+    // `-` takes in entries trimmed away while pending too (they are before the log's start).
+    let from = if start == StreamId::MIN {
+        0
+    } else {
+        read::offset_of(engine, stream, start).await?
+    };
     let to = read::offset_after(engine, stream, end).await?;
     if to == 0 || count == 0 {
         return Ok(Reply::Array(Vec::new()));
@@ -179,7 +198,7 @@ async fn extended_pending(
     let pending = engine.owned_pending(stream, group, query)?;
     let now = crate::streams::now_ms() as i64;
     let offsets: Vec<u64> = pending.iter().map(|entry| entry.offset).collect();
-    let ids = ids_or_offsets(engine, stream, &offsets).await?;
+    let ids = ids_or_offsets(shared, stream, &offsets).await?;
     let mut replies = Vec::with_capacity(pending.len());
     for (entry, id) in pending.into_iter().zip(ids) {
         replies.push(Reply::Array(vec![
@@ -248,11 +267,13 @@ fn xclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         }
         let claimed = async {
             let offsets = offsets_of(&shared, &stream, &ids).await?;
-            // An entry XDEL removed leaves the pending list instead of being claimed.
+            // An entry gone from the stream (trimmed, or removed by XDEL) leaves the pending
+            // list instead of being claimed, as in Redis.
             let deleted = shared.deleted.of(&engine, &stream);
+            let (start, _) = engine.partition_bounds(&stream, 0)?;
             let (gone, offsets): (Vec<u64>, Vec<u64>) = offsets
                 .into_iter()
-                .partition(|offset| deleted.contains(offset));
+                .partition(|offset| *offset < start || deleted.contains(offset));
             if !gone.is_empty() {
                 engine.owned_ack(&stream, &group, &gone).await?;
             }
@@ -262,7 +283,7 @@ fn xclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
             let offsets: Vec<u64> = claimed.iter().map(|entry| entry.offset).collect();
             if justid {
                 return Ok(id_replies(
-                    ids_or_offsets(&engine, &stream, &offsets).await?,
+                    ids_or_offsets(&shared, &stream, &offsets).await?,
                 ));
             }
             entries_at(&engine, &stream, &group, &offsets).await
@@ -311,7 +332,12 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
             return no_key_or_group(&stream, &group);
         }
         let scanned = async {
-            let from = read::offset_of(&engine, &stream, start).await?;
+            // From `0-0`, entries trimmed away while pending are met too, and dropped.
+            let from = if start == StreamId::MIN {
+                0
+            } else {
+                read::offset_of(&engine, &stream, start).await?
+            };
             let query = PendingQuery {
                 from,
                 limit: count + 1,
@@ -339,15 +365,15 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                 .await?;
             let offsets: Vec<u64> = claimed.iter().map(|entry| entry.offset).collect();
             let entries = if justid {
-                id_replies(ids_or_offsets(&engine, &stream, &offsets).await?)
+                id_replies(ids_or_offsets(&shared, &stream, &offsets).await?)
             } else {
                 entries_at(&engine, &stream, &group, &offsets).await?
             };
             let cursor = match next {
-                Some(offset) => ids_or_offsets(&engine, &stream, &[offset]).await?[0],
+                Some(offset) => ids_or_offsets(&shared, &stream, &[offset]).await?[0],
                 None => StreamId::MIN,
             };
-            let deleted = id_replies(ids_or_offsets(&engine, &stream, &gone).await?);
+            let deleted = id_replies(ids_or_offsets(&shared, &stream, &gone).await?);
             Ok::<_, omnibus_engine::EngineError>(Reply::Array(vec![
                 bulk(cursor.to_string()),
                 Reply::Array(entries),

@@ -362,7 +362,7 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                     Some(after) => {
                         history = true;
                         let pending = (group.as_str(), consumer.as_str());
-                        history_entries(&engine, &read.stream, pending, after, count, &deleted)
+                        history_entries(&shared, &read.stream, pending, after, count, &deleted)
                             .await
                     }
                     None => {
@@ -450,17 +450,26 @@ async fn new_entries(
 }
 
 /// A consumer's pending entries after `after` (XREADGROUP with an ID), each counted as
-/// delivered once more. An entry XDEL removed shows its ID with nil fields and is not counted
-/// (as in Redis); one trimmed from the stream while pending is left out (its ID went with it).
+/// delivered once more. An entry gone from the stream — removed by XDEL, or trimmed away
+/// while pending — shows its ID with nil fields and is not counted, as in Redis (a trimmed
+/// entry's ID is the one the door answered for it lately, else `0-<offset>`).
 async fn history_entries(
-    engine: &Engine,
+    shared: &Shared,
     stream: &str,
     (group, consumer): (&str, &str),
     after: StreamId,
     count: usize,
     deleted: &std::collections::BTreeSet<u64>,
 ) -> omnibus_engine::Result<Vec<Entry>> {
-    let from = read::offset_after(engine, stream, after).await?;
+    let engine = &shared.engine;
+    // A history read makes its consumer too, as Redis's XREADGROUP does for any read.
+    engine.owned_create_owner(stream, group, consumer).await?;
+    // From the start, entries trimmed away while pending are met too.
+    let from = if after == StreamId::MIN {
+        0
+    } else {
+        read::offset_after(engine, stream, after).await?
+    };
     let query = PendingQuery {
         from,
         owner: Some(consumer),
@@ -482,12 +491,36 @@ async fn history_entries(
             .owned_claim(stream, group, consumer, &delivered, same_owner)
             .await?;
     }
+    let trimmed: Vec<u64> = offsets
+        .iter()
+        .copied()
+        .filter(|offset| !records.contains_key(offset))
+        .collect();
+    let known = if trimmed.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        shared.known_ids.ids_of(engine, stream, &trimmed)
+    };
     Ok(offsets
         .iter()
-        .filter_map(|offset| records.remove(offset))
-        .map(|record| Entry {
-            deleted: deleted.contains(&record.offset),
-            ..from_record(record)
+        .map(|offset| match records.remove(offset) {
+            Some(record) => Entry {
+                deleted: deleted.contains(&record.offset),
+                ..from_record(record)
+            },
+            None => {
+                let id = known
+                    .get(offset)
+                    .copied()
+                    .unwrap_or(StreamId::new(0, *offset));
+                Entry {
+                    id,
+                    id_text: Bytes::from(id.to_string()),
+                    offset: *offset,
+                    fields: Vec::new(),
+                    deleted: true,
+                }
+            }
         })
         .collect())
 }

@@ -150,7 +150,7 @@ async fn group_fields(
     deleted: &std::collections::BTreeSet<u64>,
 ) -> Result<Vec<(Reply, Reply)>, Reply> {
     let name = &info.stored.spec.name;
-    let (_, end) = engine.partition_bounds(stream, 0).map_err(engine_error)?;
+    let (start, end) = engine.partition_bounds(stream, 0).map_err(engine_error)?;
     let pending = engine
         .owned_pending_count(stream, name)
         .map_err(engine_error)?;
@@ -164,15 +164,19 @@ async fn group_fields(
             id_reply(last_delivered(engine, stream, info).await),
         ),
         field("entries-read", Reply::Integer(info.ack_floor as i64)),
-        // Entries XDEL removed after the group's position are not waiting for it.
+        // The entries still to read: after the group's position and still in the stream
+        // (not trimmed away, not removed by XDEL).
         field(
             "lag",
-            Reply::Integer(
-                (end.saturating_sub(info.ack_floor) as usize
-                    - deleted.range(info.ack_floor..end).count()) as i64,
-            ),
+            Reply::Integer(lag(info.ack_floor, (start, end), deleted) as i64),
         ),
     ])
+}
+
+/// Entries at or after `position` that a reader of `[start, end)` still sees.
+fn lag(position: u64, (start, end): (u64, u64), deleted: &std::collections::BTreeSet<u64>) -> u64 {
+    let from = position.max(start).min(end);
+    (end - from) - deleted.range(from..end).count() as u64
 }
 
 async fn groups_info(
@@ -357,4 +361,19 @@ async fn stream_info(
     }
     fields.push(field("groups", Reply::Array(group_replies)));
     Ok(Reply::Map(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag;
+
+    #[test]
+    fn lag_counts_the_entries_still_to_read() {
+        let deleted = |offsets: &[u64]| offsets.iter().copied().collect();
+        assert_eq!(lag(2, (0, 5), &deleted(&[])), 3);
+        assert_eq!(lag(2, (0, 5), &deleted(&[1, 3])), 2);
+        // Behind the log's start: only what is left counts.
+        assert_eq!(lag(1, (30, 34), &deleted(&[31])), 3);
+        assert_eq!(lag(9, (0, 5), &deleted(&[])), 0);
+    }
 }

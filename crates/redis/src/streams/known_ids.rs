@@ -83,6 +83,35 @@ impl KnownIds {
     }
 }
 
+impl KnownIds {
+    /// The IDs known for `offsets` (those the door answered lately): how an entry trimmed
+    /// away while pending keeps showing its ID, as Redis's pending lists do. Offsets grow
+    /// with IDs, so the map is in offset order too; one walk serves all of them.
+    pub(crate) fn ids_of(
+        &self,
+        engine: &Engine,
+        stream: &str,
+        offsets: &[u64],
+    ) -> HashMap<u64, StreamId> {
+        let created = created_ms(engine, stream);
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((_, known)) = streams
+            .get(stream)
+            .filter(|(when, _)| Some(*when) == created)
+        else {
+            return HashMap::new();
+        };
+        let wanted: std::collections::HashSet<u64> = offsets.iter().copied().collect();
+        let last = offsets.iter().copied().max().unwrap_or(0);
+        known
+            .iter()
+            .take_while(|(_, offset)| **offset <= last)
+            .filter(|(_, offset)| wanted.contains(offset))
+            .map(|(id, offset)| (*offset, *id))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +141,10 @@ mod tests {
             "the smallest went first"
         );
         assert_eq!(found.get(&StreamId::new(20, 0)), Some(&20));
+        let ids = known.ids_of(&engine, "s", &[20, 21, 3]);
+        assert_eq!(ids.get(&20), Some(&StreamId::new(20, 0)));
+        assert_eq!(ids.get(&21), Some(&StreamId::new(21, 0)));
+        assert_eq!(ids.get(&3), None, "forgotten");
         // Made again, the stream's old offsets are not offered.
         engine.delete_stream("s").await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;

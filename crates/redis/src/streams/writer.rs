@@ -458,7 +458,10 @@ impl Writer {
             return Ok(0);
         };
         let keep_from = match trim.by {
-            TrimBy::MaxLength(length) => end.saturating_sub(length),
+            TrimBy::MaxLength(length) => {
+                let deleted = self.deleted.of(&self.engine, &self.stream);
+                newest_entries_from(start, end, length, &deleted)
+            }
             TrimBy::MinimumId(id) => offset_of(&self.engine, &self.stream, id).await?,
         };
         let mut cut = keep_from.max(start);
@@ -549,5 +552,48 @@ impl Writer {
         self.engine
             .set_stream_door_settings(&self.stream, settings)
             .await
+    }
+}
+
+/// Where the newest `length` entries of `[start, end)` begin, entries XDEL removed not
+/// counted: MAXLEN keeps that many entries a reader sees, as in Redis.
+fn newest_entries_from(
+    start: u64,
+    end: u64,
+    length: u64,
+    deleted: &std::collections::BTreeSet<u64>,
+) -> u64 {
+    let mut cut = end.saturating_sub(length).max(start);
+    let mut hidden = deleted.range(cut..end).count() as u64;
+    // Each round moves the cut back over as many offsets as entries are still missing, so
+    // it ends after at most one round per deleted entry it meets.
+    loop {
+        let live = (end - cut) - hidden;
+        if live >= length || cut <= start {
+            return cut;
+        }
+        let earlier = cut.saturating_sub(length - live).max(start);
+        hidden += deleted.range(earlier..cut).count() as u64;
+        cut = earlier;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newest_entries_from;
+
+    #[test]
+    fn maxlen_keeps_that_many_entries_not_deleted() {
+        let deleted = |offsets: &[u64]| offsets.iter().copied().collect();
+        // Offsets 0..5, none deleted: the newest 2 start at 3.
+        assert_eq!(newest_entries_from(0, 5, 2, &deleted(&[])), 3);
+        // 4 deleted: the newest 2 entries are 2 and 3.
+        assert_eq!(newest_entries_from(0, 5, 2, &deleted(&[4])), 2);
+        // 1, 3 and 4 deleted: 0 and 2 are the only entries left to keep.
+        assert_eq!(newest_entries_from(0, 5, 2, &deleted(&[1, 3, 4])), 0);
+        assert_eq!(newest_entries_from(0, 5, 1, &deleted(&[3, 4])), 2);
+        // Fewer entries than asked for: nothing goes.
+        assert_eq!(newest_entries_from(2, 5, 9, &deleted(&[3])), 2);
+        assert_eq!(newest_entries_from(0, 5, 0, &deleted(&[4])), 5);
     }
 }
