@@ -1,0 +1,105 @@
+"""Random command sequences for `test_redis_differential.py`: the same seeded sequence goes
+to redis-server and to the Redis door, and every answer must match. Two families: strings
+with TTLs, transactions and multi-key commands over three keys; and one stream with two
+consumer groups, XDEL, trimming and claims.
+
+Deadlines grow with the step, so no two commands set the same one within a millisecond
+(EXPIRE … GT would then depend on the clock). Groups start at 0, at $ or at an ID the stream
+has had, and SETID only moves to $ (docs/redis.md, "Not there yet": a group past the last
+entry, or moved back over XDEL'd pending entries, differs).
+"""
+
+from __future__ import annotations
+
+import random
+
+KEYS = ["k1", "k2", "k3"]
+VALUES = ["1", "10", "-3", "abc", "", "9223372036854775806", "x y"]
+GROUPS = ["g", "h"]
+CONSUMERS = ["c1", "c2", "c3"]
+
+
+def string_command(r: random.Random, step: int) -> list[str]:
+    key, value = r.choice(KEYS), r.choice(VALUES)
+    later = lambda *seconds: str(r.choice(seconds) + step)  # noqa: E731
+    pair = lambda: [word for k in r.sample(KEYS, 2) for word in (k, r.choice(VALUES))]  # noqa: E731
+    choices = [
+        lambda: ["SET", key, value],
+        lambda: ["SET", key, value, r.choice(["NX", "XX"])],
+        lambda: ["SET", key, value, "EX", later(100, 200)],
+        lambda: ["SET", key, value, "KEEPTTL"],
+        lambda: ["SET", key, value, "GET"],
+        lambda: ["GET", key],
+        lambda: ["GETDEL", key],
+        lambda: ["GETEX", key, "PERSIST"],
+        lambda: ["GETEX", key, "EX", later(50, 500)],
+        lambda: ["INCR", key],
+        lambda: ["INCRBY", key, r.choice(["5", "-7", "9223372036854775807"])],
+        lambda: ["DECR", key],
+        lambda: ["APPEND", key, value],
+        lambda: ["STRLEN", key],
+        lambda: ["DEL", *r.sample(KEYS, r.randrange(1, 3))],
+        lambda: ["EXISTS", *[r.choice(KEYS) for _ in range(r.randrange(1, 4))]],
+        lambda: ["EXPIRE", key, r.choice([later(100), later(300), "0", "-1"]),
+                 *r.choice([[], ["NX"], ["XX"], ["GT"], ["LT"]])],
+        lambda: ["TTL", key],
+        lambda: ["PERSIST", key],
+        lambda: ["MSET", *pair()],
+        lambda: ["MSETNX", *pair()],
+        lambda: ["MGET", *KEYS],
+        lambda: ["SETNX", key, value],
+        lambda: ["SETEX", key, r.choice([later(150), "0"]), value],
+        lambda: ["GETSET", key, value],
+        lambda: ["GETRANGE", key, str(r.randrange(-5, 5)), str(r.randrange(-5, 5))],
+        lambda: ["TYPE", key],
+        lambda: ["DBSIZE"],
+        lambda: ["EXPIRETIME", key],
+        lambda: ["TOUCH", key],
+        lambda: ["UNLINK", key],
+        lambda: ["MULTI"],
+        lambda: ["EXEC"],
+        lambda: ["DISCARD"],
+    ]
+    return r.choice(choices)()
+
+
+def stream_command(r: random.Random, added: list[str]) -> list[str]:
+    """One command on stream `s`; `added` holds the IDs XADDed so far (1-1, 2-1, …)."""
+    known = added or ["1-1"]
+    some_id = lambda: r.choice(known + ["99-9", "0-1"])  # noqa: E731
+    group, consumer = r.choice(GROUPS), r.choice(CONSUMERS)
+    count = lambda: str(r.randrange(1, 4))  # noqa: E731
+
+    def add():
+        added.append(f"{len(added) + 1}-1")
+        return ["XADD", "s", added[-1], "f", str(len(added))]
+
+    choices = [add] * 5 + [
+        lambda: ["XDEL", "s", some_id(), some_id()],
+        lambda: ["XTRIM", "s", "MAXLEN", str(r.randrange(0, 6))],
+        lambda: ["XTRIM", "s", "MINID", some_id()],
+        lambda: ["XRANGE", "s", "-", "+", "COUNT", count()],
+        lambda: ["XREVRANGE", "s", "+", some_id()],
+        lambda: ["XLEN", "s"],
+        lambda: ["XGROUP", "CREATE", "s", group, r.choice(["0", "$", *known])],
+        lambda: ["XREADGROUP", "GROUP", group, consumer, "COUNT", count(), "STREAMS", "s", ">"],
+        lambda: ["XREADGROUP", "GROUP", group, consumer, "STREAMS", "s", "0"],
+        lambda: ["XACK", "s", group, some_id(), some_id()],
+        lambda: ["XPENDING", "s", group],
+        lambda: ["XCLAIM", "s", group, consumer, "0", some_id(), some_id(), "JUSTID"],
+        lambda: ["XAUTOCLAIM", "s", group, consumer, "0", "0-0", "COUNT", count(), "JUSTID"],
+        lambda: ["XGROUP", "DELCONSUMER", "s", group, consumer],
+        lambda: ["XGROUP", "SETID", "s", group, "$"],
+        lambda: ["XINFO", "GROUPS", "s"],
+        lambda: ["XPENDING", "s", group, "-", "+", "10"],
+    ]
+    return r.choice(choices)()
+
+
+def sequence(family: str, seed: int, length: int) -> list[list[str]]:
+    """The commands of one seeded sequence of `family` ("strings" or "streams")."""
+    r = random.Random(seed)
+    if family == "strings":
+        return [string_command(r, step) for step in range(length)]
+    added: list[str] = []
+    return [stream_command(r, added) for _ in range(length)]
