@@ -43,8 +43,10 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # redis-cli, for test_ioredis.py's redis-cli checks.
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
-# redis-server, the peer test_redis_differential.py compares the Redis door's answers with.
+# redis-server and nats-server, the peers test_redis_differential.py and
+# test_nats_differential.py compare the doors' answers with.
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 # The dashboard's browser tests (test_dashboard.py): Debian's chromium and its chromedriver.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
