@@ -292,3 +292,43 @@ async fn entries_trimmed_away_while_pending_keep_their_ids_in_the_pending_list()
     );
     broker.stop().await;
 }
+
+/// A group left behind while its stream was trimmed far past its position: the next `>` read
+/// answers the first entry still there, even with COUNT 1 (the gone ones are passed over at
+/// once, not a few per read).
+#[tokio::test]
+async fn a_group_far_behind_a_trimmed_stream_reads_on_from_what_is_left() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    run(&mut con, &["XADD", "far", "1-1", "a", "1"]).await;
+    run(&mut con, &["XGROUP", "CREATE", "far", "g", "$"]).await;
+    for n in 2..=300 {
+        let id = format!("{n}-1");
+        run(&mut con, &["XADD", "far", &id, "a", "x"]).await;
+    }
+    run(&mut con, &["XTRIM", "far", "MAXLEN", "2"]).await;
+    let read = run(
+        &mut con,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "far",
+            ">",
+        ],
+    )
+    .await;
+    let expected = Value::Array(vec![Value::Array(vec![
+        bulk("far"),
+        Value::Array(vec![Value::Array(vec![
+            bulk("299-1"),
+            Value::Array(vec![bulk("a"), bulk("x")]),
+        ])]),
+    ])]);
+    assert_eq!(read, expected);
+    broker.stop().await;
+}

@@ -154,8 +154,9 @@ impl Engine {
     ) -> LeaseRound {
         let now = now_ms();
         let mut writes = Vec::new();
-        let end = state.core.end();
         let high_watermark = consumer.log.high_watermark();
+        writes.extend(skip_to_log_start(consumer, state, high_watermark));
+        let end = state.core.end();
         if high_watermark > end {
             writes.extend(state.core.register(end, high_watermark, 0, None, now));
         }
@@ -240,6 +241,39 @@ pub(super) fn settle_sizes(
         let size = records.get(offset).map_or(0, message_bytes);
         core.settle_size(*offset, size);
     }
+}
+
+/// A consumer that settled everything it was handed and fell behind the log's start
+/// (retention or a trim removed records it had not reached) starts again at the log's start:
+/// otherwise each read would pass over at most a few gone offsets per round, and a small read
+/// (`COUNT 1`) could answer nothing for many calls while records wait. With anything still
+/// ready, waiting or leased it is left alone (those pass over gone records as before).
+fn skip_to_log_start(
+    consumer: &Consumer,
+    state: &mut ConsumerState,
+    high_watermark: u64,
+) -> Option<StateWrite> {
+    let start = consumer.log.log_start_offset();
+    let core = &state.core;
+    if core.end() >= start || core.floor() != core.end() {
+        return None;
+    }
+    let counts = core.counts();
+    if counts.ready + counts.delayed + counts.leased != 0 {
+        return None;
+    }
+    state.core = crate::queue::reset_core(
+        &consumer.core_name,
+        super::policy(&consumer.stored.spec),
+        start,
+        high_watermark.max(start),
+    );
+    state.delivered_end = state.delivered_end.max(start);
+    Some(StateWrite::Put {
+        table: crate::queue::keys::TABLE,
+        key: crate::queue::keys::floor(&consumer.core_name),
+        value: start.to_be_bytes().to_vec(),
+    })
 }
 
 /// The records at `offsets` still in the stream, from the consumer's reader: without a file

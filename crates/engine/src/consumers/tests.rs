@@ -479,3 +479,26 @@ async fn acks_settled_together_skip_unknown_ones_and_survive_a_graceful_shutdown
     let again: Vec<u64> = again.iter().map(|d| d.record.offset).collect();
     assert_eq!(again, vec![2, 3]);
 }
+
+#[tokio::test]
+async fn a_consumer_left_behind_by_deleted_records_reads_on_from_the_logs_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 1).await;
+    engine
+        .create_consumer(ConsumerSpec {
+            start: ConsumerStart::New,
+            ..spec("late")
+        })
+        .await
+        .unwrap();
+    for index in 0..200 {
+        publish(&engine, "a", &format!("n{index}")).await;
+    }
+    engine.delete_records("S", 0, Some(199)).await.unwrap();
+    // One record asked for: the first still there, at once (not 16 gone offsets a call).
+    let next = engine.consumer_next("S", "late", 1, 0).await.unwrap();
+    assert_eq!(offsets(&next), vec![(199, 1)]);
+    assert_eq!(next[0].record.value.as_deref(), Some(b"n198".as_slice()));
+    engine.shutdown().await.unwrap();
+}
