@@ -45,13 +45,19 @@ async fn pending_count(con: &mut MultiplexedConnection, stream: &str) -> i64 {
     }
 }
 
+/// XADDs entries `1-1` … `<count>-1` to `stream`, each with field `a` = its number.
+async fn add_entries(con: &mut MultiplexedConnection, stream: &str, count: u32) {
+    for n in 1..=count {
+        let (id, value) = (format!("{n}-1"), n.to_string());
+        run(con, &["XADD", stream, &id, "a", &value]).await;
+    }
+}
+
 #[tokio::test]
 async fn a_read_of_new_entries_goes_past_deleted_ones() {
     let broker = Broker::start().await;
     let mut con = broker.connect().await;
-    for (id, value) in [("1-1", "1"), ("2-1", "2"), ("3-1", "3"), ("4-1", "4")] {
-        run(&mut con, &["XADD", "n", id, "a", value]).await;
-    }
+    add_entries(&mut con, "n", 4).await;
     run(&mut con, &["XGROUP", "CREATE", "n", "g", "0"]).await;
     run(&mut con, &["XDEL", "n", "1-1", "2-1"]).await;
     // COUNT 1 over two deleted entries answers the next one, not nil.
@@ -98,9 +104,7 @@ async fn a_read_of_new_entries_goes_past_deleted_ones() {
 async fn history_claims_and_autoclaim_treat_deleted_entries_as_redis_does() {
     let broker = Broker::start().await;
     let mut con = broker.connect().await;
-    for (id, value) in [("1-1", "1"), ("2-1", "2"), ("3-1", "3"), ("4-1", "4")] {
-        run(&mut con, &["XADD", "d", id, "a", value]).await;
-    }
+    add_entries(&mut con, "d", 4).await;
     run(&mut con, &["XGROUP", "CREATE", "d", "g", "0"]).await;
     run(
         &mut con,
@@ -195,15 +199,7 @@ async fn a_group_that_read_a_stream_trimmed_empty_still_knows_its_last_id() {
 async fn maxlen_keeps_that_many_entries_a_reader_sees() {
     let broker = Broker::start().await;
     let mut con = broker.connect().await;
-    for (id, value) in [
-        ("1-1", "1"),
-        ("2-1", "2"),
-        ("3-1", "3"),
-        ("4-1", "4"),
-        ("5-1", "5"),
-    ] {
-        run(&mut con, &["XADD", "m", id, "a", value]).await;
-    }
+    add_entries(&mut con, "m", 5).await;
     run(&mut con, &["XDEL", "m", "4-1", "5-1"]).await;
     // Two entries kept: 2-1 and 3-1 (the deleted ones are not entries); one removed.
     assert_eq!(
@@ -222,9 +218,7 @@ async fn maxlen_keeps_that_many_entries_a_reader_sees() {
 async fn entries_trimmed_away_while_pending_keep_their_ids_in_the_pending_list() {
     let broker = Broker::start().await;
     let mut con = broker.connect().await;
-    for (id, value) in [("1-1", "1"), ("2-1", "2"), ("3-1", "3")] {
-        run(&mut con, &["XADD", "p", id, "a", value]).await;
-    }
+    add_entries(&mut con, "p", 3).await;
     run(&mut con, &["XGROUP", "CREATE", "p", "g", "0"]).await;
     run(
         &mut con,
