@@ -243,24 +243,33 @@ pub(super) fn settle_sizes(
     }
 }
 
-/// A consumer that settled everything it was handed and fell behind the log's start
-/// (retention or a trim removed records it had not reached) starts again at the log's start:
-/// otherwise each read would pass over at most a few gone offsets per round, and a small read
-/// (`COUNT 1`) could answer nothing for many calls while records wait. With anything still
-/// ready, waiting or leased it is left alone (those pass over gone records as before).
+/// Ready offsets below the log's start, finished per round at most: bounds the time the
+/// consumer's lock is held when retention removed a long stretch at once.
+const GONE_PER_ROUND_MAX: usize = 100_000;
+
+/// Passes over what the log no longer has (retention or a trim removed records the consumer
+/// had not reached) in one step, instead of leasing gone offsets a few at a time: a small
+/// read (`COUNT 1`, `fetch(1)`) would otherwise answer nothing for many calls while records
+/// wait. Ready offsets below the start are finished; a consumer that had settled everything
+/// and registered nothing the log still has starts again at the start. Leased and waiting
+/// offsets below the start end as before (their read finds nothing and passes them over).
 fn skip_to_log_start(
     consumer: &Consumer,
     state: &mut ConsumerState,
     high_watermark: u64,
-) -> Option<StateWrite> {
+) -> Vec<StateWrite> {
     let start = consumer.log.log_start_offset();
+    if state.core.floor() >= start {
+        return Vec::new();
+    }
+    let mut writes = state.core.finish_ready_below(start, GONE_PER_ROUND_MAX);
     let core = &state.core;
     if core.end() >= start || core.floor() != core.end() {
-        return None;
+        return writes;
     }
     let counts = core.counts();
     if counts.ready + counts.delayed + counts.leased != 0 {
-        return None;
+        return writes;
     }
     state.core = crate::queue::reset_core(
         &consumer.core_name,
@@ -269,11 +278,12 @@ fn skip_to_log_start(
         high_watermark.max(start),
     );
     state.delivered_end = state.delivered_end.max(start);
-    Some(StateWrite::Put {
+    writes.push(StateWrite::Put {
         table: crate::queue::keys::TABLE,
         key: crate::queue::keys::floor(&consumer.core_name),
         value: start.to_be_bytes().to_vec(),
-    })
+    });
+    writes
 }
 
 /// The records at `offsets` still in the stream, from the consumer's reader: without a file

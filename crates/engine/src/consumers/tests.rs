@@ -502,3 +502,19 @@ async fn a_consumer_left_behind_by_deleted_records_reads_on_from_the_logs_start(
     assert_eq!(next[0].record.value.as_deref(), Some(b"n198".as_slice()));
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn records_removed_under_a_reading_consumer_are_passed_over_in_one_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    stream_with(&engine, &["a"], 300).await;
+    engine.create_consumer(spec("slow")).await.unwrap();
+    // The first read registers every record up to the end as ready; it takes one.
+    let first = engine.consumer_next("S", "slow", 1, 0).await.unwrap();
+    assert_eq!(offsets(&first), vec![(0, 1)]);
+    engine.consumer_ack("S", "slow", 0, 1).await.unwrap();
+    engine.delete_records("S", 0, Some(299)).await.unwrap();
+    let next = engine.consumer_next("S", "slow", 1, 0).await.unwrap();
+    assert_eq!(offsets(&next), vec![(299, 1)]);
+    engine.shutdown().await.unwrap();
+}

@@ -40,6 +40,24 @@ impl QueueCore {
         }
     }
 
+    /// Finishes up to `max` ready offsets below `below` without delivering them: records the
+    /// log no longer has (retention or a trim removed them). Consecutive ones from the floor
+    /// move it once. Leased and waiting offsets are left to end as they would.
+    pub fn finish_ready_below(&mut self, below: u64, max: usize) -> Vec<StateWrite> {
+        let mut writes = Vec::new();
+        let mut finished = 0;
+        for priority in 0..self.ready.len() {
+            while finished < max {
+                let Some(offset) = self.ready[priority].first().filter(|o| *o < below) else {
+                    break;
+                };
+                writes.extend(self.cancel(offset).unwrap_or_default());
+                finished += 1;
+            }
+        }
+        writes
+    }
+
     /// Finishes those of `sized` — `(offset, size)`, from the log — that are still ready, for a
     /// full queue's drop-oldest and dead-letter-oldest policies. Returns each removed offset
     /// with its attempts so far.
