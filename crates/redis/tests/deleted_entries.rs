@@ -30,6 +30,14 @@ fn entry(id: &str, value: Option<&str>) -> Value {
     Value::Array(vec![bulk(id), fields])
 }
 
+/// XREADGROUP's answer for one stream: `[[stream, [entry, …]]]`.
+fn read_reply(stream: &str, entries: Vec<Value>) -> Value {
+    Value::Array(vec![Value::Array(vec![
+        bulk(stream),
+        Value::Array(entries),
+    ])])
+}
+
 fn ids(list: &[&str]) -> Value {
     Value::Array(list.iter().map(|id| bulk(id)).collect())
 }
@@ -76,10 +84,7 @@ async fn a_read_of_new_entries_goes_past_deleted_ones() {
         ],
     )
     .await;
-    let expected = Value::Array(vec![Value::Array(vec![
-        bulk("n"),
-        Value::Array(vec![entry("3-1", Some("3"))]),
-    ])]);
+    let expected = read_reply("n", vec![entry("3-1", Some("3"))]);
     assert_eq!(read, expected);
     // The deleted ones were never delivered, so only 3-1 is pending.
     assert_eq!(pending_count(&mut con, "n").await, 1);
@@ -119,15 +124,15 @@ async fn history_claims_and_autoclaim_treat_deleted_entries_as_redis_does() {
         &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "d", "0"],
     )
     .await;
-    let expected = Value::Array(vec![Value::Array(vec![
-        bulk("d"),
-        Value::Array(vec![
+    let expected = read_reply(
+        "d",
+        vec![
             entry("1-1", Some("1")),
             entry("2-1", None),
             entry("3-1", None),
             entry("4-1", Some("4")),
-        ]),
-    ])]);
+        ],
+    );
     assert_eq!(history, expected);
     // Reading them again did not count a delivery for the deleted ones: 1 against 2.
     let Value::Array(extended) = run(&mut con, &["XPENDING", "d", "g", "-", "+", "10"]).await
@@ -245,26 +250,20 @@ async fn entries_trimmed_away_while_pending_keep_their_ids_in_the_pending_list()
         &["XREADGROUP", "GROUP", "g", "c2", "STREAMS", "p", "0"],
     )
     .await;
-    assert_eq!(
-        history,
-        Value::Array(vec![Value::Array(vec![
-            bulk("p"),
-            Value::Array(Vec::new())
-        ])])
-    );
+    assert_eq!(history, read_reply("p", Vec::new()));
     let history = run(
         &mut con,
         &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "p", "0"],
     )
     .await;
-    let expected = Value::Array(vec![Value::Array(vec![
-        bulk("p"),
-        Value::Array(vec![
+    let expected = read_reply(
+        "p",
+        vec![
             entry("1-1", None),
             entry("2-1", None),
             entry("3-1", Some("3")),
-        ]),
-    ])]);
+        ],
+    );
     assert_eq!(history, expected);
     // XCLAIM takes a trimmed one off the list instead of claiming it.
     let claimed = run(
@@ -316,13 +315,13 @@ async fn a_group_far_behind_a_trimmed_stream_reads_on_from_what_is_left() {
         ],
     )
     .await;
-    let expected = Value::Array(vec![Value::Array(vec![
-        bulk("far"),
-        Value::Array(vec![Value::Array(vec![
+    let expected = read_reply(
+        "far",
+        vec![Value::Array(vec![
             bulk("299-1"),
             Value::Array(vec![bulk("a"), bulk("x")]),
-        ])]),
-    ])]);
+        ])],
+    );
     assert_eq!(read, expected);
     broker.stop().await;
 }

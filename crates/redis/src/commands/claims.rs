@@ -70,6 +70,33 @@ fn id_replies(ids: Vec<StreamId>) -> Vec<Reply> {
     ids.into_iter().map(|id| bulk(id.to_string())).collect()
 }
 
+/// Where a scan of the pending list from `start` begins: `-`/`0-0` takes in entries trimmed
+/// away while pending too (they are before the log's start).
+async fn pending_from(
+    engine: &omnibus_engine::Engine,
+    stream: &str,
+    start: StreamId,
+) -> omnibus_engine::Result<u64> {
+    if start == StreamId::MIN {
+        return Ok(0);
+    }
+    read::offset_of(engine, stream, start).await
+}
+
+/// `offsets` split into those gone from the stream (trimmed away, or removed by XDEL) and the
+/// others, in order.
+fn split_gone(
+    shared: &Shared,
+    stream: &str,
+    offsets: Vec<u64>,
+) -> omnibus_engine::Result<(Vec<u64>, Vec<u64>)> {
+    let deleted = shared.deleted.of(&shared.engine, stream);
+    let (start, _) = shared.engine.partition_bounds(stream, 0)?;
+    Ok(offsets
+        .into_iter()
+        .partition(|offset| *offset < start || deleted.contains(offset)))
+}
+
 /// `min-idle-time`, refused in Redis's words for `command`; a negative one counts as 0.
 fn min_idle(value: &[u8], command: &str) -> Result<u64, Reply> {
     let number = integer(value)
@@ -178,12 +205,7 @@ async fn extended_pending(
     min_idle: u64,
 ) -> omnibus_engine::Result<Reply> {
     let engine = &shared.engine;
-    // `-` takes in entries trimmed away while pending too (they are before the log's start).
-    let from = if start == StreamId::MIN {
-        0
-    } else {
-        read::offset_of(engine, stream, start).await?
-    };
+    let from = pending_from(engine, stream, start).await?;
     let to = read::offset_after(engine, stream, end).await?;
     if to == 0 || count == 0 {
         return Ok(Reply::Array(Vec::new()));
@@ -267,13 +289,9 @@ fn xclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         }
         let claimed = async {
             let offsets = offsets_of(&shared, &stream, &ids).await?;
-            // An entry gone from the stream (trimmed, or removed by XDEL) leaves the pending
-            // list instead of being claimed, as in Redis.
-            let deleted = shared.deleted.of(&engine, &stream);
-            let (start, _) = engine.partition_bounds(&stream, 0)?;
-            let (gone, offsets): (Vec<u64>, Vec<u64>) = offsets
-                .into_iter()
-                .partition(|offset| *offset < start || deleted.contains(offset));
+            // An entry gone from the stream leaves the pending list instead of being claimed,
+            // as in Redis.
+            let (gone, offsets) = split_gone(&shared, &stream, offsets)?;
             if !gone.is_empty() {
                 engine.owned_ack(&stream, &group, &gone).await?;
             }
@@ -332,12 +350,7 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
             return no_key_or_group(&stream, &group);
         }
         let scanned = async {
-            // From `0-0`, entries trimmed away while pending are met too, and dropped.
-            let from = if start == StreamId::MIN {
-                0
-            } else {
-                read::offset_of(&engine, &stream, start).await?
-            };
+            let from = pending_from(&engine, &stream, start).await?;
             let query = PendingQuery {
                 from,
                 limit: count + 1,
@@ -346,14 +359,9 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
             let scanned = engine.owned_pending(&stream, &group, query)?;
             let next = scanned.get(count).map(|entry| entry.offset);
             let scanned = &scanned[..scanned.len().min(count)];
-            let (start_offset, _) = engine.partition_bounds(&stream, 0)?;
-            // Entries gone from the stream (trimmed, or removed by XDEL) leave the pending
-            // list and are reported as deleted.
-            let deleted = shared.deleted.of(&engine, &stream);
-            let (gone, present): (Vec<u64>, Vec<u64>) = scanned
-                .iter()
-                .map(|entry| entry.offset)
-                .partition(|offset| *offset < start_offset || deleted.contains(offset));
+            // Entries gone from the stream leave the pending list and are reported as deleted.
+            let scanned_offsets = scanned.iter().map(|entry| entry.offset).collect();
+            let (gone, present) = split_gone(&shared, &stream, scanned_offsets)?;
             engine.owned_ack(&stream, &group, &gone).await?;
             let options = ClaimOptions {
                 min_idle_ms,
