@@ -6,9 +6,10 @@
 //! While replies wait only for durability, the session reads and runs the commands that
 //! arrive meanwhile, so a pipelining client's next XADDs join the group commit after the one
 //! under way instead of waiting for its replies first (one fsync round trip per pipeline
-//! window). It stops reading at a read still pending (a later command must not overtake it,
-//! as in Redis) and at the connection's budget: `PENDING_REPLIES_MAX` replies or
-//! `pending_reply_bytes_max` bytes of replies and of the requests still waiting.
+//! window). It stops running commands at a read still pending (a later command must not
+//! overtake it, as in Redis) and at the connection's budget: `PENDING_REPLIES_MAX` replies or
+//! `pending_reply_bytes_max` bytes of replies and of the requests still waiting. Behind a
+//! pending read it still reads the socket, holding what arrives, to see the client go away.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -141,16 +142,22 @@ pub(crate) async fn run(
     let mut pending = Pending::default();
     let bytes_max = session.shared.config.pending_reply_bytes_max;
     loop {
-        let next = run_commands(
-            &mut session,
-            &mut input,
-            &limits,
-            &mut pending,
-            &mut stream,
-            &mut output,
-            &mut stopped,
-        )
-        .await;
+        // Commands that arrived while a read waits (XREAD BLOCK) stay in `input` until it is
+        // answered, as a blocked Redis client's do.
+        let next = if pending.reads > 0 {
+            Ok(Next::Continue)
+        } else {
+            run_commands(
+                &mut session,
+                &mut input,
+                &limits,
+                &mut pending,
+                &mut stream,
+                &mut output,
+                &mut stopped,
+            )
+            .await
+        };
         match next {
             Ok(Next::Continue) => {}
             Ok(Next::Broken(error)) => return Err(error),
@@ -185,6 +192,11 @@ pub(crate) async fn run(
             // for it. Not past a read (a later command must not overtake it, as in Redis),
             // and not past the connection's budget.
             let reading = pending.reads == 0 && !pending.full(bytes_max);
+            // While a read waits, the socket is still read (what arrives is held, up to the
+            // budget) so that a client going away is seen at once: Redis unblocks a client
+            // that disconnects, and a blocked XREADGROUP must not go on to hand the next
+            // entry to a consumer nobody is reading for.
+            let watching = pending.reads > 0 && input.len() < bytes_max;
             let spare = room.prepare(&mut input, 0);
             let ended = tokio::select! {
                 biased;
@@ -197,9 +209,14 @@ pub(crate) async fn run(
                     false
                 }
                 // At the end of input the client still reads what it was promised.
-                read = stream.read_buf(&mut input), if reading => {
+                read = stream.read_buf(&mut input), if reading || watching => {
                     let count = read?;
                     room.after_read(count, spare);
+                    if count == 0 && pending.reads > 0 {
+                        // Gone while a read waits: the waiting reads are dropped unanswered
+                        // (nothing is delivered to them), the writes before them stay done.
+                        return Ok(());
+                    }
                     count == 0
                 }
                 () = async { let _ = stopped.wait_for(|stop| *stop).await; } => true,

@@ -367,3 +367,39 @@ async fn a_blocked_xreadgroup_ends_with_nogroup_when_its_group_or_stream_goes() 
     }
     broker.stop().await;
 }
+
+/// A worker killed while it waits in `XREADGROUP … BLOCK 0 >` must not be handed the next
+/// entry: Redis unblocks a client that disconnects, so the entry goes to the next reader
+/// instead of waiting in a dead consumer's pending list until someone claims it.
+#[tokio::test]
+async fn a_blocked_reader_that_disconnects_is_not_handed_the_next_entry() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let _: () = con
+        .xgroup_create_mkstream("jobs", "workers", "$")
+        .await
+        .unwrap();
+    let address = broker.address;
+    let mut gone = tokio::net::TcpStream::connect(address).await.unwrap();
+    gone.write_all(
+        b"*9\r\n$10\r\nXREADGROUP\r\n$5\r\nGROUP\r\n$7\r\nworkers\r\n$4\r\ndead\r\n\
+          $5\r\nBLOCK\r\n$1\r\n0\r\n$7\r\nSTREAMS\r\n$4\r\njobs\r\n$1\r\n>\r\n\
+          *1\r\n$4\r\nPING\r\n",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut nothing = [0u8; 16];
+    let early = tokio::time::timeout(Duration::from_millis(50), gone.read(&mut nothing)).await;
+    assert!(early.is_err(), "BLOCK 0 waits, and the PING behind it too");
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let ids = add(&mut con, 1).await;
+    let pending: StreamPendingReply = con.xpending("jobs", "workers").await.unwrap();
+    assert_eq!(pending.count(), 0, "nothing went to the reader that left");
+    assert_eq!(read_group(&mut con, "alive", 10, ">").await, ids);
+    broker.stop().await;
+}
