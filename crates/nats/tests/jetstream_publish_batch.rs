@@ -23,7 +23,7 @@ fn count_batches(bytes: &[u8]) -> usize {
 
 async fn connected(broker: &Broker) -> Raw {
     let mut raw = broker.raw().await;
-    raw.send("CONNECT {\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.r.* 1\r\nPING\r\n")
+    raw.send("CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.r.* 1\r\nPING\r\n")
         .await;
     assert_eq!(raw.line().await, "PONG");
     raw

@@ -20,7 +20,7 @@ async fn request(raw: &mut Raw, subject: &str, body: &str) -> serde_json::Value 
 
 async fn connected(broker: &Broker) -> Raw {
     let mut raw = broker.raw().await;
-    raw.send("CONNECT {\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.r.* 1\r\nPING\r\n")
+    raw.send("CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.r.* 1\r\nPING\r\n")
         .await;
     assert_eq!(raw.line().await, "PONG");
     raw

@@ -41,6 +41,21 @@ async fn the_first_ping_is_answered_by_the_very_next_line_and_ok_is_verbose_only
     assert_eq!(verbose.line().await, "+OK");
     assert_eq!(verbose.line().await, "PONG");
     assert_eq!(verbose.line().await, "+OK");
+    // As in nats-server, verbose is on unless the client turns it off: someone typing into
+    // telnet, with an empty CONNECT or none at all, sees `+OK` after each operation.
+    for start in ["CONNECT {}\r\n", "CONNECT {\"pedantic\":true}\r\n", ""] {
+        let mut typed = broker.raw().await;
+        typed
+            .send(&format!("{start}SUB a 9\r\nPUB a 2\r\nhi\r\nPING\r\n"))
+            .await;
+        let mut expected = vec!["+OK", "+OK", "+OK", "MSG a 9 2", "hi", "PONG"];
+        if start.is_empty() {
+            expected.remove(0);
+        }
+        for line in expected {
+            assert_eq!(typed.line().await, line, "after {start:?}");
+        }
+    }
 }
 
 /// nats-py writes `PUB subj  7` and `UNSUB 2 `; operations are case-insensitive.
@@ -48,7 +63,7 @@ async fn the_first_ping_is_answered_by_the_very_next_line_and_ok_is_verbose_only
 async fn tolerant_argument_splitting_and_unsubscribe_with_max() {
     let broker = Broker::start().await;
     let mut raw = broker.raw().await;
-    raw.send("connect {}\r\nsub subj 2 \r\nunsub 2  2 \r\nping\r\n")
+    raw.send("connect {\"verbose\":false}\r\nsub subj 2 \r\nunsub 2  2 \r\nping\r\n")
         .await;
     assert_eq!(raw.line().await, "PONG");
     raw.send("PUB subj  7\r\npayload\r\nPUB subj 3\r\ntwo\r\nPUB subj 5\r\nthree\r\nPING\r\n")
@@ -64,7 +79,7 @@ async fn tolerant_argument_splitting_and_unsubscribe_with_max() {
 async fn a_request_nobody_receives_gets_the_503_status_on_the_inbox() {
     let broker = Broker::start().await;
     let mut raw = broker.raw().await;
-    raw.send("CONNECT {\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.abc.* 9\r\n")
+    raw.send("CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.abc.* 9\r\n")
         .await;
     raw.send("PUB nobody.home _INBOX.abc.1 2\r\nhi\r\nPING\r\n")
         .await;
@@ -76,7 +91,7 @@ async fn a_request_nobody_receives_gets_the_503_status_on_the_inbox() {
     // Without no_responders (or without headers) there is no status.
     let mut plain = broker.raw().await;
     plain
-        .send("CONNECT {\"headers\":false,\"no_responders\":true}\r\nSUB _INBOX.x.* 1\r\n")
+        .send("CONNECT {\"verbose\":false,\"headers\":false,\"no_responders\":true}\r\nSUB _INBOX.x.* 1\r\n")
         .await;
     plain
         .send("PUB nobody.home _INBOX.x.1 0\r\n\r\nPING\r\n")
@@ -88,17 +103,19 @@ async fn a_request_nobody_receives_gets_the_503_status_on_the_inbox() {
 async fn headers_reach_a_header_client_as_hmsg_and_others_as_the_payload_alone() {
     let broker = Broker::start().await;
     let mut with = broker.raw().await;
-    with.send("CONNECT {\"headers\":true}\r\nSUB h 1\r\nPING\r\n")
+    with.send("CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB h 1\r\nPING\r\n")
         .await;
     assert_eq!(with.line().await, "PONG");
     let mut without = broker.raw().await;
-    without.send("CONNECT {}\r\nSUB h 1\r\nPING\r\n").await;
+    without
+        .send("CONNECT {\"verbose\":false}\r\nSUB h 1\r\nPING\r\n")
+        .await;
     assert_eq!(without.line().await, "PONG");
     let block = "NATS/1.0\r\nA: b\r\n\r\n";
     let mut publisher = broker.raw().await;
     publisher
         .send(&format!(
-            "HPUB h {} {}\r\n{block}hi\r\nPING\r\n",
+            "CONNECT {{\"verbose\":false}}\r\nHPUB h {} {}\r\n{block}hi\r\nPING\r\n",
             block.len(),
             block.len() + 2
         ))
@@ -124,7 +141,7 @@ async fn invalid_subjects_and_too_many_subscriptions_are_refused_but_the_connect
     })
     .await;
     let mut raw = broker.raw().await;
-    raw.send("CONNECT {}\r\nSUB a..b 1\r\nSUB a.>.b 2\r\nPUB a.* 0\r\n\r\n")
+    raw.send("CONNECT {\"verbose\":false}\r\nSUB a..b 1\r\nSUB a.>.b 2\r\nPUB a.* 0\r\n\r\n")
         .await;
     assert_eq!(raw.line().await, "-ERR 'Invalid Subject'");
     assert_eq!(raw.line().await, "-ERR 'Invalid Subject'");
@@ -138,7 +155,9 @@ async fn invalid_subjects_and_too_many_subscriptions_are_refused_but_the_connect
 async fn bad_input_closes_only_that_connection() {
     let broker = Broker::start().await;
     let mut bystander = broker.raw().await;
-    bystander.send("CONNECT {}\r\nSUB t 1\r\nPING\r\n").await;
+    bystander
+        .send("CONNECT {\"verbose\":false}\r\nSUB t 1\r\nPING\r\n")
+        .await;
     assert_eq!(bystander.line().await, "PONG");
     for (garbage, error) in [
         (
@@ -178,14 +197,14 @@ async fn a_client_that_never_answers_pings_is_closed_as_stale() {
     })
     .await;
     let mut silent = broker.raw().await;
-    silent.send("CONNECT {}\r\n").await;
+    silent.send("CONNECT {\"verbose\":false}\r\n").await;
     assert_eq!(silent.line().await, "PING");
     assert_eq!(silent.line().await, "PING");
     assert_eq!(silent.line().await, "-ERR 'Stale Connection'");
     silent.until_closed().await;
     // One that answers stays.
     let mut lively = broker.raw().await;
-    lively.send("CONNECT {}\r\n").await;
+    lively.send("CONNECT {\"verbose\":false}\r\n").await;
     for _ in 0..5 {
         assert_eq!(lively.line().await, "PING");
         lively.send("PONG\r\n").await;
@@ -212,7 +231,9 @@ async fn connections_past_the_bound_are_refused() {
 async fn a_payload_of_max_payload_goes_through_whole() {
     let broker = Broker::start().await;
     let mut subscriber = broker.raw().await;
-    subscriber.send("CONNECT {}\r\nSUB big 1\r\nPING\r\n").await;
+    subscriber
+        .send("CONNECT {\"verbose\":false}\r\nSUB big 1\r\nPING\r\n")
+        .await;
     assert_eq!(subscriber.line().await, "PONG");
     let mut publisher = broker.raw().await;
     let payload: String = (0..1024 * 1024)

@@ -2,7 +2,7 @@
 //!
 //! Protocol: the client sends CONNECT after the server's INFO; unknown fields are ignored, and
 //! async-nats writes unset fields as `null`, which must read as unset. We use `verbose` (`+OK`
-//! after each operation), `echo` (false: no messages the connection published itself),
+//! after each operation; on unless turned off, as nats-server has it), `echo` (false: no messages the connection published itself),
 //! `headers` (HMSG may be sent), and `no_responders` (with `headers`: a request nobody
 //! receives is answered with a 503 status). `pedantic` is accepted and changes nothing:
 //! subjects are always checked. There is no authentication yet, so credentials are ignored.
@@ -29,8 +29,11 @@ impl ConnectOptions {
         serde_json::from_slice(json)
     }
 
+    /// Verbose unless the client says otherwise, as in nats-server: a connection that sent
+    /// no CONNECT yet, or a CONNECT without `verbose` (someone typing into telnet), gets
+    /// `+OK` after each operation. Every client library sends `"verbose":false`.
     pub(crate) fn verbose(&self) -> bool {
-        self.verbose.unwrap_or(false)
+        self.verbose.unwrap_or(true)
     }
 
     pub(crate) fn echo(&self) -> bool {
