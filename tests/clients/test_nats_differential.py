@@ -1,7 +1,9 @@
 """The NATS door side by side with nats-server from Debian (JetStream on, a temporary store):
 the same JetStream API calls and pull requests go to both through nats-py, and what a client
 acts on must be the same — error codes, the stream's subjects and limits, a pull's messages
-and its status replies. Fields that hold times, ids or server details are set aside.
+and its status replies. Fields that hold times, ids or server details are set aside. And the
+same raw protocol lines, as someone typing into telnet sends them, must get the same lines
+back (`+OK`s counted, as their place among a connection's own messages may differ).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -58,6 +61,49 @@ PULLS = [
     (None, 0.5),
     ({"batch": 2, "max_bytes": 1}, 0.5),
 ]
+
+
+# Raw sessions (after the server's INFO), each ending in PING or in an error that closes.
+RAW_SESSIONS = [
+    # Verbose unless CONNECT turns it off; no CONNECT at all is allowed without auth.
+    b"SUB foo 1\r\nPUB foo 2\r\nhi\r\nPING\r\n",
+    b"CONNECT {}\r\nSUB foo 1\r\nPUB foo 2\r\nhi\r\nUNSUB 1\r\nPUB foo 2\r\nho\r\nPING\r\n",
+    b"CONNECT {\"pedantic\":true}\r\nSUB foo 1\r\nPUB foo 2\r\nhi\r\nPING\r\n",
+    b"CONNECT {\"verbose\":false}\r\nSUB foo 1\r\nPUB foo 2\r\nhi\r\nPING\r\n",
+    # Auto-unsubscribe after one message; an unknown sid; a duplicate sid.
+    b"CONNECT {}\r\nSUB x 5\r\nUNSUB 5 1\r\nPUB x 1\r\na\r\nPUB x 1\r\nb\r\nPING\r\n",
+    b"CONNECT {}\r\nUNSUB 99\r\nSUB a 1\r\nSUB a 1\r\nPUB a 1\r\nx\r\nPING\r\n",
+    # Lower case, extra spaces, a queue group.
+    b"connect {}\r\nsub x  q  5\r\npub x  1\r\na\r\nping\r\n",
+    b"CONNECT {\"verbose\":true,\"echo\":false}\r\nSUB e 1\r\nPUB e 1\r\nx\r\nPING\r\n",
+    b"CONNECT {\"headers\":true}\r\nSUB h 1\r\nHPUB h 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\nPING\r\n",
+    b"CONNECT {}\r\nSUB a..b 1\r\nSUB ok 2\r\nPONG\r\nPING\r\n",
+    b"CONNECT {}\r\nFOO\r\nPING\r\n",
+    b"CONNECT {}\r\nPUB x 3\r\nabcdef\r\nPING\r\n",
+    # Messages routed before an UNSUB are written before it takes effect.
+    b"CONNECT {\"verbose\":false}\r\nSUB u 1\r\nPUB u 1\r\na\r\nUNSUB 1\r\nPUB u 1\r\nb\r\nPING\r\n",
+]
+
+
+def raw_session(url: str, data: bytes) -> tuple[int, list[bytes]]:
+    """Sends `data` after the INFO line; returns how many `+OK` came back and the other
+    lines in order (`<closed>` where the server closed)."""
+    host, port = url.removeprefix("nats://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        received = b""
+        while not received.endswith(b"\r\n"):
+            received += connection.recv(4096)
+        connection.sendall(data)
+        received = b""
+        deadline = time.monotonic() + 5
+        while not received.endswith(b"PONG\r\n") and time.monotonic() < deadline:
+            chunk = connection.recv(4096)
+            if not chunk:
+                received += b"<closed>"
+                break
+            received += chunk
+    lines = received.split(b"\r\n")
+    return lines.count(b"+OK"), [line for line in lines if line and line != b"+OK"]
 
 
 def essentials(answer: dict) -> dict:
@@ -152,3 +198,10 @@ def test_jetstream_api_and_pulls_answer_as_nats_server_does(nats_server, nats_ur
         assert answered == expected, f"{call}: nats-server {expected}, omnibus {answered}"
     for (body, expected), (_, answered) in zip(expected_pulls, pulls):
         assert answered == expected, f"pull {body}: nats-server {expected}, omnibus {answered}"
+
+
+def test_raw_protocol_lines_answer_as_nats_server_does(nats_server, nats_url):
+    for data in RAW_SESSIONS:
+        expected = raw_session(nats_server, data)
+        answered = raw_session(nats_url, data)
+        assert answered == expected, f"{data!r}: nats-server {expected}, omnibus {answered}"

@@ -169,7 +169,10 @@ async fn bad_input_closes_only_that_connection() {
             "CONNECT {nope\r\n".to_string(),
             "-ERR 'Invalid Connect Options'",
         ),
-        ("PUB t 3\r\nabcdef\r\n".to_string(), "-ERR 'Parser Error'"),
+        (
+            "PUB t 3\r\nabcdef\r\n".to_string(),
+            "-ERR 'Unknown Protocol Operation'",
+        ),
         ("A".repeat(5000), "-ERR 'Maximum Control Line Exceeded'"),
     ] {
         let mut bad = broker.raw().await;
@@ -255,4 +258,19 @@ async fn a_payload_of_max_payload_goes_through_whole() {
     );
     assert_eq!(subscriber.line().await, "MSG big 1 5");
     assert_eq!(subscriber.line().await, "small");
+}
+
+/// A message routed to a subscription before its UNSUB (here the connection's own PUB just
+/// before) is still written, as nats-server writes it; the one after is not.
+#[tokio::test]
+async fn a_message_published_before_an_unsub_is_still_delivered() {
+    let broker = Broker::start().await;
+    let mut raw = broker.raw().await;
+    raw.send(
+        "CONNECT {\"verbose\":false}\r\nSUB u 1\r\nPUB u 1\r\na\r\nUNSUB 1\r\nPUB u 1\r\nb\r\nPING\r\n",
+    )
+    .await;
+    assert_eq!(raw.line().await, "MSG u 1 1");
+    assert_eq!(raw.line().await, "a");
+    assert_eq!(raw.line().await, "PONG");
 }

@@ -73,8 +73,12 @@ impl ParseError {
     pub fn client_text(&self) -> &'static str {
         match self {
             ParseError::ControlLineTooLong => "Maximum Control Line Exceeded",
-            ParseError::UnknownOperation => "Unknown Protocol Operation",
-            ParseError::Arguments { .. } | ParseError::PayloadNotTerminated => "Parser Error",
+            // nats-server reads what follows a payload that is not ended by CRLF as the next
+            // operation, and names that.
+            ParseError::UnknownOperation | ParseError::PayloadNotTerminated => {
+                "Unknown Protocol Operation"
+            }
+            ParseError::Arguments { .. } => "Parser Error",
             ParseError::PayloadTooLarge { .. } => "Maximum Payload Violation",
         }
     }

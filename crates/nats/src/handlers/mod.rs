@@ -206,10 +206,7 @@ impl Connection {
                 subscribe::handle(self, subject, queue_group, sid);
                 Ok(())
             }
-            ClientOp::Unsubscribe { sid, max } => {
-                unsubscribe::handle(self, &sid, max);
-                Ok(())
-            }
+            ClientOp::Unsubscribe { sid, max } => unsubscribe::handle(self, &sid, max),
             ClientOp::Ignored => Ok(()),
         }
     }
@@ -231,6 +228,23 @@ impl Connection {
             for delivery in deliveries.drain(..) {
                 self.write_delivery(&delivery);
             }
+        }
+        if self.out.len() > self.shared.config.pending_bytes_max {
+            return Err(NatsError::SlowConsumer);
+        }
+        Ok(())
+    }
+
+    /// Moves every delivery waiting in the mailbox into the write buffer (the mailbox's own
+    /// bound bounds it); a write buffer over its bound ends the connection.
+    pub(crate) fn drain_mailbox(&mut self) -> Result<(), NatsError> {
+        if self.mailbox.is_slow() {
+            return Err(NatsError::SlowConsumer);
+        }
+        let mut deliveries = Vec::new();
+        self.mailbox.take(&mut deliveries, usize::MAX);
+        for delivery in &deliveries {
+            self.write_delivery(delivery);
         }
         if self.out.len() > self.shared.config.pending_bytes_max {
             return Err(NatsError::SlowConsumer);
