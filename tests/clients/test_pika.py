@@ -152,6 +152,15 @@ def test_prefetch_holds_back_deliveries_until_acks(amqp_url):
     connection.close()
 
 
+def test_a_byte_prefetch_window_is_refused_as_rabbitmq_refuses_it(amqp_url):
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
+        channel.basic_qos(prefetch_size=4096, prefetch_count=10)
+    assert closed.value.reply_code == 540
+    assert closed.value.reply_text == "NOT_IMPLEMENTED - prefetch_size!=0 (4096)"
+
+
 def test_basic_get_and_the_errors_a_client_meets(amqp_url):
     connection = connect(amqp_url)
     channel = connection.channel()

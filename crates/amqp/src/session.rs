@@ -160,6 +160,7 @@ pub(crate) async fn run(
                 class_id,
                 method_id,
             } => (*class_id, *method_id),
+            FrameError::PrefetchSize(_) => (60, 10),
             _ => (0, 0),
         };
         send_close(
@@ -271,7 +272,7 @@ fn frame_error_code(error: &FrameError) -> u16 {
         FrameError::UnknownType(_) => reply::FRAME_ERROR,
         FrameError::TooLarge { .. } | FrameError::MissingFrameEnd => reply::FRAME_ERROR,
         FrameError::Malformed => reply::FRAME_ERROR,
-        FrameError::UnknownMethod { .. } => reply::NOT_IMPLEMENTED,
+        FrameError::UnknownMethod { .. } | FrameError::PrefetchSize(_) => reply::NOT_IMPLEMENTED,
         FrameError::WrongProtocolHeader => reply::FRAME_ERROR,
     }
 }

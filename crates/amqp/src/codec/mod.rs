@@ -10,7 +10,7 @@ pub mod deliver;
 pub mod properties;
 
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
-use amq_protocol::protocol::basic::{parse_properties, AMQPProperties, Publish};
+use amq_protocol::protocol::basic::{self, parse_properties, AMQPProperties, Publish};
 use amq_protocol::protocol::AMQPClass;
 use bytes::{Buf, BufMut, BytesMut};
 
@@ -42,6 +42,21 @@ pub enum FrameError {
     /// A method frame whose class and method ids are not in AMQP 0-9-1.
     #[error("unknown method {class_id}.{method_id}")]
     UnknownMethod { class_id: u16, method_id: u16 },
+    /// basic.qos with a byte window. RabbitMQ does not implement one and closes the
+    /// connection with 540, so a client relying on it learns at once; amq-protocol's parser
+    /// drops the field, so it is read here from the frame.
+    #[error("NOT_IMPLEMENTED - prefetch_size!=0 ({0})")]
+    PrefetchSize(u32),
+}
+
+/// basic.qos (class 60, method 10): its `prefetch-size`, the long after the ids.
+fn qos_prefetch_size(frame: &[u8]) -> Option<u32> {
+    let payload = frame.get(FRAME_HEADER_BYTES..frame.len().checked_sub(1)?)?;
+    if frame[0] != FRAME_TYPE_METHOD || payload.get(..4)? != [0, 60, 0, 10] {
+        return None;
+    }
+    let size = payload.get(4..8)?;
+    Some(u32::from_be_bytes([size[0], size[1], size[2], size[3]]))
 }
 
 /// Reads the 8-byte protocol header when it is all there.
@@ -93,6 +108,11 @@ pub fn decode(input: &mut BytesMut, frame_max: u32) -> Result<Option<AMQPFrame>,
         Ok(([], frame)) => frame,
         _ => return Err(undecodable(&input[..total])),
     };
+    if let AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Qos(_))) = &frame {
+        if let Some(size @ 1..) = qos_prefetch_size(&input[..total]) {
+            return Err(FrameError::PrefetchSize(size));
+        }
+    }
     input.advance(total);
     Ok(Some(frame))
 }

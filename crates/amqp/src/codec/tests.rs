@@ -291,3 +291,28 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn basic_qos_with_a_byte_window_is_refused_and_without_one_decodes() {
+    // Method frame, channel 1: class 60 method 10, prefetch-size, prefetch-count 10, global.
+    let qos = |size: u32| {
+        let mut frame = vec![1u8, 0, 1, 0, 0, 0, 11, 0, 60, 0, 10];
+        frame.extend_from_slice(&size.to_be_bytes());
+        frame.extend_from_slice(&[0, 10, 0, FRAME_END]);
+        BytesMut::from(&frame[..])
+    };
+    assert_eq!(
+        decode(&mut qos(4096), 4096),
+        Err(FrameError::PrefetchSize(4096))
+    );
+    assert_eq!(
+        decode(&mut qos(0), 4096).unwrap(),
+        Some(AMQPFrame::Method(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+                prefetch_count: 10,
+                global: false,
+            }))
+        ))
+    );
+}

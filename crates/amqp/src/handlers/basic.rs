@@ -39,6 +39,7 @@ pub(crate) async fn handle(
 ) -> Result<(), AmqpError> {
     match method {
         AMQPMethod::Qos(qos) => {
+            // A non-zero prefetch_size never gets here: `codec::decode` refuses it.
             if let Some(state) = connection.channels.get_mut(&channel) {
                 if qos.global {
                     state.flow.set_channel_prefetch(qos.prefetch_count);
