@@ -1,12 +1,15 @@
 """Random command sequences for `test_redis_differential.py`: the same seeded sequence goes
 to redis-server and to the Redis door, and every answer must match. Two families: strings
 with TTLs, transactions and multi-key commands over three keys; and one stream with two
-consumer groups, XDEL, trimming and claims.
+consumer groups, XDEL, trimming (also by XADD), reads from any ID, and claims and pending
+scans that start among entries trimmed away while pending.
 
 Deadlines grow with the step, so no two commands set the same one within a millisecond
 (EXPIRE … GT would then depend on the clock). Groups start at 0, at $ or at an ID the stream
 has had, and SETID only moves to $ (docs/redis.md, "Not there yet": a group past the last
-entry, or moved back over XDEL'd pending entries, differs).
+entry, or moved back over XDEL'd pending entries, differs). XGROUP CREATECONSUMER is left
+out: Redis 7.0 (Debian's) makes a consumer on XCLAIM/XAUTOCLAIM only when it claims
+something, 7.2 and later always, as the door does.
 """
 
 from __future__ import annotations
@@ -72,26 +75,36 @@ def stream_command(r: random.Random, added: list[str]) -> list[str]:
 
     def add():
         added.append(f"{len(added) + 1}-1")
-        return ["XADD", "s", added[-1], "f", str(len(added))]
+        trim = r.choice([[], [], ["MAXLEN", str(r.randrange(1, 6))], ["MINID", some_id()]])
+        return ["XADD", "s", *trim, added[-1], "f", str(len(added))]
 
-    choices = [add] * 5 + [
+    choices = [add] * 6 + [
         lambda: ["XDEL", "s", some_id(), some_id()],
         lambda: ["XTRIM", "s", "MAXLEN", str(r.randrange(0, 6))],
         lambda: ["XTRIM", "s", "MINID", some_id()],
-        lambda: ["XRANGE", "s", "-", "+", "COUNT", count()],
+        lambda: ["XRANGE", "s", some_id(), "+", "COUNT", count()],
+        lambda: ["XRANGE", "s", "(" + some_id(), "+"],
         lambda: ["XREVRANGE", "s", "+", some_id()],
+        lambda: ["XREAD", "COUNT", count(), "STREAMS", "s", some_id()],
         lambda: ["XLEN", "s"],
         lambda: ["XGROUP", "CREATE", "s", group, r.choice(["0", "$", *known])],
         lambda: ["XREADGROUP", "GROUP", group, consumer, "COUNT", count(), "STREAMS", "s", ">"],
-        lambda: ["XREADGROUP", "GROUP", group, consumer, "STREAMS", "s", "0"],
+        lambda: ["XREADGROUP", "GROUP", group, consumer, "COUNT", count(), "NOACK",
+                 "STREAMS", "s", ">"],
+        lambda: ["XREADGROUP", "GROUP", group, consumer, "STREAMS", "s", r.choice(["0", some_id()])],
         lambda: ["XACK", "s", group, some_id(), some_id()],
         lambda: ["XPENDING", "s", group],
+        lambda: ["XPENDING", "s", group, "-", "+", "10"],
+        lambda: ["XPENDING", "s", group, some_id(), "+", count(), consumer],
         lambda: ["XCLAIM", "s", group, consumer, "0", some_id(), some_id(), "JUSTID"],
-        lambda: ["XAUTOCLAIM", "s", group, consumer, "0", "0-0", "COUNT", count(), "JUSTID"],
+        lambda: ["XCLAIM", "s", group, consumer, "0", some_id()],
+        lambda: ["XAUTOCLAIM", "s", group, consumer, "0", r.choice(["0-0", some_id()]),
+                 "COUNT", count(), "JUSTID"],
+        lambda: ["XAUTOCLAIM", "s", group, consumer, "0", "0-0", "COUNT", count()],
         lambda: ["XGROUP", "DELCONSUMER", "s", group, consumer],
         lambda: ["XGROUP", "SETID", "s", group, "$"],
+        lambda: ["XGROUP", "DESTROY", "s", group],
         lambda: ["XINFO", "GROUPS", "s"],
-        lambda: ["XPENDING", "s", group, "-", "+", "10"],
     ]
     return r.choice(choices)()
 

@@ -286,6 +286,79 @@ async fn entries_trimmed_away_while_pending_keep_their_ids_in_the_pending_list()
     broker.stop().await;
 }
 
+/// The pending IDs XPENDING's extended form lists, in order.
+async fn pending_ids(con: &mut MultiplexedConnection, words: &[&str]) -> Vec<Value> {
+    let Value::Array(pending) = run(con, words).await else {
+        panic!("XPENDING answers an array");
+    };
+    pending
+        .iter()
+        .map(|entry| match entry {
+            Value::Array(fields) => fields[0].clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// Scans of the pending list that start at an ID among entries trimmed away while pending
+/// (not at `-`/`0-0`) meet them, as in Redis (found by seeded sequences against
+/// redis-server: these scans began at the first entry still in the stream).
+#[tokio::test]
+async fn scans_starting_among_trimmed_pending_entries_meet_them() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    add_entries(&mut con, "t", 4).await;
+    run(&mut con, &["XGROUP", "CREATE", "t", "g", "0"]).await;
+    run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "t", ">"],
+    )
+    .await;
+    run(&mut con, &["XTRIM", "t", "MINID", "3-1"]).await;
+    run(&mut con, &["XADD", "t", "5-1", "a", "5"]).await;
+
+    let listed = pending_ids(&mut con, &["XPENDING", "t", "g", "2-1", "+", "10"]).await;
+    assert_eq!(listed, vec![bulk("2-1"), bulk("3-1"), bulk("4-1")]);
+    let listed = pending_ids(&mut con, &["XPENDING", "t", "g", "(1-1", "3-1", "10"]).await;
+    assert_eq!(listed, vec![bulk("2-1"), bulk("3-1")]);
+    let history = run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "t", "1-1"],
+    )
+    .await;
+    let expected = read_reply(
+        "t",
+        vec![
+            entry("2-1", None),
+            entry("3-1", Some("3")),
+            entry("4-1", Some("4")),
+        ],
+    );
+    assert_eq!(history, expected);
+    // From 2-1, COUNT 1: 2-1 is reported deleted and the scan goes on at 3-1; 1-1 stays.
+    let autoclaimed = run(
+        &mut con,
+        &[
+            "XAUTOCLAIM",
+            "t",
+            "g",
+            "c2",
+            "0",
+            "2-1",
+            "COUNT",
+            "1",
+            "JUSTID",
+        ],
+    )
+    .await;
+    assert_eq!(
+        autoclaimed,
+        Value::Array(vec![bulk("3-1"), ids(&[]), ids(&["2-1"])])
+    );
+    assert_eq!(pending_count(&mut con, "t").await, 3);
+    broker.stop().await;
+}
+
 /// A group left behind while its stream was trimmed far past its position: the next `>` read
 /// answers the first entry still there, even with COUNT 1 (the gone ones are passed over at
 /// once, not a few per read).

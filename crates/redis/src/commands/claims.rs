@@ -4,13 +4,12 @@
 //! counts a delivery unless JUSTID; FORCE creates an entry not pending yet (if the ID is in the
 //! stream); XAUTOCLAIM scans COUNT pending entries from `start` and answers the cursor where
 //! the next scan begins (`0-0` when it went through them all). An entry trimmed from the
-//! stream while pending has no ID left to show: XAUTOCLAIM drops it from the pending list and
-//! reports it as deleted with the ID `0-<offset>` (Redis shows its real ID). An entry XDEL
-//! removed keeps its ID: XCLAIM drops it from the pending list without claiming it, and
-//! XAUTOCLAIM does the same and reports it among the deleted, as Redis does.
+//! stream while pending, or removed by XDEL, is dropped from the pending list without being
+//! claimed (XAUTOCLAIM reports it among the deleted), as Redis does; a trimmed entry's ID is
+//! the one the door answered for it lately (`KnownIds`), `0-<offset>` after a restart.
 
 use bytes::Bytes;
-use omnibus_engine::consumers::{ClaimOptions, PendingQuery};
+use omnibus_engine::consumers::{ClaimOptions, PendingEntry, PendingQuery};
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
 use super::groups::{
@@ -70,17 +69,55 @@ fn id_replies(ids: Vec<StreamId>) -> Vec<Reply> {
     ids.into_iter().map(|id| bulk(id.to_string())).collect()
 }
 
-/// Where a scan of the pending list from `start` begins: `-`/`0-0` takes in entries trimmed
-/// away while pending too (they are before the log's start).
-async fn pending_from(
-    engine: &omnibus_engine::Engine,
+/// Pending entries trimmed away looked at when a scan starts among them (below the log's
+/// start, at an ID other than `0-0`): their IDs come from memory, so this many at most.
+const TRIMMED_PENDING_SCANNED_MAX: usize = 100_000;
+
+/// The pending entries of `query` whose IDs are at least `start`. The query's `from` is
+/// replaced: a scan from `-`/`0-0` takes in entries trimmed away while pending (they are
+/// before the log's start); a scan from an ID at or below the stream's first entry takes in
+/// those of them whose IDs, as the door remembers them, are at least `start` (Redis keeps
+/// them in the pending list under their IDs); a scan from a later ID begins at its offset.
+pub(super) async fn pending_in_range(
+    shared: &Shared,
     stream: &str,
+    group: &str,
     start: StreamId,
-) -> omnibus_engine::Result<u64> {
+    mut query: PendingQuery<'_>,
+) -> omnibus_engine::Result<Vec<PendingEntry>> {
+    let engine = &shared.engine;
     if start == StreamId::MIN {
-        return Ok(0);
+        query.from = 0;
+        return engine.owned_pending(stream, group, query);
     }
-    read::offset_of(engine, stream, start).await
+    let from = read::offset_of(engine, stream, start).await?;
+    let (log_start, _) = engine.partition_bounds(stream, 0)?;
+    let mut found = Vec::new();
+    if from <= log_start && log_start > 0 && query.to > 0 {
+        let trimmed = PendingQuery {
+            from: 0,
+            to: (log_start - 1).min(query.to),
+            limit: TRIMMED_PENDING_SCANNED_MAX,
+            ..query
+        };
+        let below = engine.owned_pending(stream, group, trimmed)?;
+        let offsets: Vec<u64> = below.iter().map(|entry| entry.offset).collect();
+        let ids = ids_or_offsets(shared, stream, &offsets).await?;
+        found.extend(
+            below
+                .into_iter()
+                .zip(ids)
+                .filter(|(_, id)| *id >= start)
+                .map(|(entry, _)| entry)
+                .take(query.limit),
+        );
+    }
+    if found.len() < query.limit {
+        query.from = from.max(log_start);
+        query.limit -= found.len();
+        found.extend(engine.owned_pending(stream, group, query)?);
+    }
+    Ok(found)
 }
 
 /// `offsets` split into those gone from the stream (trimmed away, or removed by XDEL) and the
@@ -205,19 +242,18 @@ async fn extended_pending(
     min_idle: u64,
 ) -> omnibus_engine::Result<Reply> {
     let engine = &shared.engine;
-    let from = pending_from(engine, stream, start).await?;
     let to = read::offset_after(engine, stream, end).await?;
     if to == 0 || count == 0 {
         return Ok(Reply::Array(Vec::new()));
     }
     let query = PendingQuery {
-        from,
+        from: 0,
         to: to - 1,
         owner: owner.as_deref(),
         min_idle_ms: min_idle,
         limit: count,
     };
-    let pending = engine.owned_pending(stream, group, query)?;
+    let pending = pending_in_range(shared, stream, group, start, query).await?;
     let now = crate::streams::now_ms() as i64;
     let offsets: Vec<u64> = pending.iter().map(|entry| entry.offset).collect();
     let ids = ids_or_offsets(shared, stream, &offsets).await?;
@@ -350,13 +386,11 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
             return no_key_or_group(&stream, &group);
         }
         let scanned = async {
-            let from = pending_from(&engine, &stream, start).await?;
             let query = PendingQuery {
-                from,
                 limit: count + 1,
                 ..PendingQuery::all()
             };
-            let scanned = engine.owned_pending(&stream, &group, query)?;
+            let scanned = pending_in_range(&shared, &stream, &group, start, query).await?;
             let next = scanned.get(count).map(|entry| entry.offset);
             let scanned = &scanned[..scanned.len().min(count)];
             // Entries gone from the stream leave the pending list and are reported as deleted.

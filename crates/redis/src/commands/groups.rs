@@ -464,19 +464,22 @@ async fn history_entries(
     let engine = &shared.engine;
     // A history read makes its consumer too, as Redis's XREADGROUP does for any read.
     engine.owned_create_owner(stream, group, consumer).await?;
-    // From the start, entries trimmed away while pending are met too.
-    let from = if after == StreamId::MIN {
-        0
+    // Entries trimmed away while pending are met too, from the start or from an ID among
+    // theirs.
+    let start = if after == StreamId::MIN {
+        StreamId::MIN
     } else {
-        read::offset_after(engine, stream, after).await?
+        match after.next() {
+            Some(start) => start,
+            None => return Ok(Vec::new()),
+        }
     };
     let query = PendingQuery {
-        from,
         owner: Some(consumer),
         limit: count,
         ..PendingQuery::all()
     };
-    let pending = engine.owned_pending(stream, group, query)?;
+    let pending = super::claims::pending_in_range(shared, stream, group, start, query).await?;
     let offsets: Vec<u64> = pending.iter().map(|entry| entry.offset).collect();
     let mut records = engine.owned_records(stream, group, &offsets).await?;
     // Read again: one more delivery, now (as Redis counts a history read).
