@@ -118,6 +118,67 @@ async fn fetch_ack_and_consumer_info_counts() {
     );
 }
 
+/// The consumer-info counts as nats-server gives them (each figure was read from nats-server
+/// 2.9 running the same steps): a nacked message stays ack-pending and is not pending again,
+/// a redelivered one counts in `num_redelivered` until settled, and messages the stream's
+/// limits removed are forgotten (neither pending nor ack-pending, and the ack floor moves up
+/// to what was delivered).
+#[tokio::test]
+async fn consumer_info_counts_nacks_redeliveries_and_messages_the_limits_removed() {
+    let broker = Broker::start().await;
+    let js = jetstream::new(broker.client().await);
+    let stream = js
+        .create_stream(stream::Config {
+            name: "LIM".into(),
+            subjects: vec!["lim".into()],
+            max_messages: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let publish = |index: usize| {
+        let js = js.clone();
+        async move {
+            js.publish("lim", Bytes::from(format!("m{index}")))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    for index in 0..2 {
+        publish(index).await;
+    }
+    let mut consumer: jetstream::consumer::PullConsumer =
+        stream.create_consumer(pull_config("w")).await.unwrap();
+    let counts = |info: &jetstream::consumer::Info| {
+        (
+            info.num_pending,
+            info.num_ack_pending,
+            info.num_redelivered,
+            info.delivered.stream_sequence,
+            info.ack_floor.stream_sequence,
+        )
+    };
+    let first = fetch(&consumer, 1, Duration::from_millis(300)).await;
+    first[0].double_ack_with(AckKind::Nak(None)).await.unwrap();
+    assert_eq!(counts(consumer.info().await.unwrap()), (1, 1, 0, 1, 0));
+    let again = fetch(&consumer, 1, Duration::from_millis(300)).await;
+    assert_eq!(payloads(&again), vec!["m0"]);
+    assert_eq!(again[0].info().unwrap().delivered, 2);
+    assert_eq!(counts(consumer.info().await.unwrap()), (1, 1, 1, 1, 0));
+    for index in 2..6 {
+        publish(index).await;
+    }
+    assert_eq!(counts(consumer.info().await.unwrap()), (3, 0, 0, 1, 1));
+    let rest = fetch(&consumer, 3, Duration::from_millis(300)).await;
+    assert_eq!(payloads(&rest), vec!["m3", "m4", "m5"]);
+    for message in &rest {
+        message.double_ack().await.unwrap();
+    }
+    assert_eq!(counts(consumer.info().await.unwrap()), (0, 0, 0, 6, 6));
+}
+
 #[tokio::test]
 async fn an_empty_fetch_ends_at_its_expiry() {
     let broker = Broker::start().await;

@@ -137,6 +137,8 @@ pub struct ConsumerInfo {
     pub stored: StoredConsumer,
     /// Every offset below it is acknowledged (or passed over).
     pub ack_floor: u64,
+    /// The same counting the records gone from the log (retention, a trim) as settled.
+    pub ack_floor_in_log: u64,
     /// Deliveries handed out since the consumer was opened (this process), plus the ack
     /// floor's distance from the start before that.
     pub delivered_count: u64,
@@ -144,8 +146,10 @@ pub struct ConsumerInfo {
     pub delivered_end: u64,
     /// Delivered and not yet acknowledged.
     pub ack_pending: u64,
-    /// Records waiting for a redelivery after a failure.
-    pub redelivering: u64,
+    /// Records delivered more than once and not yet settled.
+    pub redelivered: u64,
+    /// Records delivered before, not settled and not leased now (counted in `pending`).
+    pub awaiting_redelivery: u64,
     /// Records not yet delivered (for a filtered consumer, an upper bound: records of other
     /// subjects are counted until they are passed over).
     pub pending: u64,
@@ -276,15 +280,25 @@ impl Consumer {
 
     fn info(&self) -> ConsumerInfo {
         let state = self.lock();
-        let counts = state.core.counts();
-        let unregistered = self.log.high_watermark().saturating_sub(state.core.end());
+        // Records gone from the log (retention, a trim) are not counted pending, leased or
+        // redelivered, as a JetStream consumer forgets messages removed from its stream; the
+        // read that meets them finishes them (`skip_to_log_start`). The floor stays the
+        // consumer's own (a Redis group's position is not moved by a trim).
+        let log_start = self.log.log_start_offset();
+        let (counts, redelivered, awaiting_redelivery) = state.core.counts_from(log_start);
+        let unregistered = self
+            .log
+            .high_watermark()
+            .saturating_sub(state.core.end().max(log_start));
         ConsumerInfo {
             stored: self.stored.clone(),
             ack_floor: state.core.floor(),
+            ack_floor_in_log: state.core.floor_from(log_start),
             delivered_count: state.delivered_count,
             delivered_end: state.delivered_end,
             ack_pending: counts.leased,
-            redelivering: state.core.retrying_count(),
+            redelivered,
+            awaiting_redelivery,
             pending: counts.ready + counts.delayed + unregistered,
         }
     }

@@ -24,6 +24,14 @@ impl RangeSet {
         self.len == 0
     }
 
+    /// How many values are below `bound`.
+    pub fn len_below(&self, bound: u64) -> u64 {
+        self.ranges
+            .range(..bound)
+            .map(|(start, end)| (*end).min(bound) - start)
+            .sum()
+    }
+
     /// Number of disjoint ranges (what memory is proportional to).
     pub fn range_count(&self) -> usize {
         self.ranges.len()
@@ -213,6 +221,9 @@ mod tests {
                     Operation::RemoveBelow(f) => { set.remove_below(f); model.retain(|v| *v >= f); }
                 }
                 prop_assert_eq!(set.len(), model.len() as u64);
+                for bound in [0, 7, 31, 64] {
+                    prop_assert_eq!(set.len_below(bound), model.range(..bound).count() as u64);
+                }
                 let flat: Vec<u64> = set.iter_ranges().flat_map(|(s, e)| s..e).collect();
                 prop_assert_eq!(flat, model.iter().copied().collect::<Vec<_>>());
                 // Ranges never touch: each gap is at least one value.

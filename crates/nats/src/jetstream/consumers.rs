@@ -312,8 +312,10 @@ fn spec_of(
 pub(crate) fn info_json(info: &ConsumerInfo, waiting: usize) -> Value {
     let stored = &info.stored;
     let config = door_config(info);
-    let acked_count = info
-        .ack_floor
+    // As nats-server has it: messages removed from the stream are forgotten, and the floor
+    // never passes what was delivered.
+    let ack_floor = info.ack_floor_in_log.min(info.delivered_end);
+    let acked_count = ack_floor
         .saturating_sub(stored.start_offset)
         .min(info.delivered_count);
     json!({
@@ -328,12 +330,15 @@ pub(crate) fn info_json(info: &ConsumerInfo, waiting: usize) -> Value {
         },
         "ack_floor": {
             "consumer_seq": acked_count,
-            "stream_seq": info.ack_floor,
+            "stream_seq": ack_floor,
         },
-        "num_ack_pending": info.ack_pending,
-        "num_redelivered": info.redelivering,
+        // As nats-server counts them: a message nacked (or whose ack wait ran out) stays
+        // ack-pending until it is redelivered and settled; num_pending is what was never
+        // delivered.
+        "num_ack_pending": info.ack_pending + info.awaiting_redelivery,
+        "num_redelivered": info.redelivered,
         "num_waiting": waiting,
-        "num_pending": info.pending,
+        "num_pending": info.pending.saturating_sub(info.awaiting_redelivery),
         "ts": time::rfc3339(now_ms()),
     })
 }

@@ -84,6 +84,43 @@ impl QueueCore {
             .count() as u64
     }
 
+    /// [`QueueCore::counts`] with the offsets below `start` left out, and the delivered-again
+    /// counts likewise: for a consumer of a log whose records below `start` are gone
+    /// (retention, a trim), which are settled as far as anyone asks.
+    pub fn counts_from(&self, start: u64) -> (super::Counts, u64, u64) {
+        let ready_below: u64 = self.ready.iter().map(|set| set.len_below(start)).sum();
+        let counts = self.counts();
+        let delayed_below = self.timers.iter().filter(|(_, o)| *o < start).count() as u64;
+        let leased_below = self.leases.keys().filter(|o| **o < start).count() as u64;
+        let mut redelivered = 0;
+        let mut awaiting = 0;
+        for (offset, (attempts, _)) in self.attempts.iter().filter(|(o, _)| **o >= start) {
+            if *attempts >= 2 {
+                redelivered += 1;
+            }
+            if *attempts >= 1 && !self.leases.contains_key(offset) {
+                awaiting += 1;
+            }
+        }
+        let counts = super::Counts {
+            ready: counts.ready - ready_below,
+            delayed: counts.delayed.saturating_sub(delayed_below),
+            leased: counts.leased - leased_below,
+        };
+        (counts, redelivered, awaiting)
+    }
+
+    /// The first unfinished offset at or above `start` (`end` when there is none): the floor
+    /// of a consumer whose log lost everything below `start`.
+    pub fn floor_from(&self, start: u64) -> u64 {
+        let from = start.max(self.floor);
+        match self.finished_above.range_containing(from) {
+            // Ranges never touch: the first value past one is not in the set.
+            Some((_, end)) => end,
+            None => from,
+        }
+    }
+
     /// Attempts so far and the last error of an unfinished offset.
     pub fn attempts_of(&self, offset: u64) -> (u32, String) {
         self.attempts.get(&offset).cloned().unwrap_or_default()

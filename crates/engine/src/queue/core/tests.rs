@@ -698,3 +698,36 @@ fn acking_many_at_once_ends_as_acking_one_by_one_with_one_floor_write() {
     assert!(!at_once.ack_many(&[(4, 1), (7, 1)]).is_empty());
     assert_eq!(at_once.floor(), 8);
 }
+
+#[test]
+fn counts_from_a_log_start_leave_out_what_is_gone_and_the_floor_from_it_skips_finished_runs() {
+    let mut core = QueueCore::new("q", policy());
+    core.register(0, 6, 0, None, 0);
+    let (grants, _) = core.deliver("w", 3, 0);
+    assert_eq!(offsets(&grants), vec![0, 1, 2]);
+    // 0 nacked at once (waiting to be delivered again), 1 delivered again later, 2 leased.
+    core.nack(0, 1, Some(0), "no", 0).unwrap();
+    core.nack(1, 1, Some(0), "no", 0).unwrap();
+    let (again, _) = core.deliver("w", 1, 0);
+    assert_eq!(offsets(&again), vec![0]);
+    let (counts, redelivered, awaiting) = core.counts_from(0);
+    assert_eq!(
+        (counts.ready, counts.leased),
+        (4, 2),
+        "1, 3, 4, 5 ready; 0, 2 leased"
+    );
+    assert_eq!(
+        (redelivered, awaiting),
+        (1, 1),
+        "0 went out twice; 1 waits to go again"
+    );
+    // Everything below 2 gone from the log: neither counted nor holding the floor.
+    let (counts, redelivered, awaiting) = core.counts_from(2);
+    assert_eq!((counts.ready, counts.leased), (3, 1));
+    assert_eq!((redelivered, awaiting), (0, 0));
+    assert_eq!(core.floor(), 0);
+    assert_eq!(core.floor_from(2), 2, "2 is still leased");
+    core.ack(2, 1).unwrap();
+    assert_eq!(core.floor_from(2), 3);
+    assert_eq!(core.floor_from(1), 1);
+}
