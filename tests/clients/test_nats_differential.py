@@ -58,6 +58,8 @@ PULLS = [
     ({"batch": 5, "no_wait": True}, 0.5),
     ({"batch": 5, "no_wait": True}, 0.5),
     ({"batch": 1, "expires": 200_000_000}, 0.6),
+    # no_wait with expires waits like any request (nats-py's fetch sends it).
+    ({"batch": 5, "no_wait": True, "expires": 200_000_000}, 0.6),
     (None, 0.5),
     ({"batch": 2, "max_bytes": 1}, 0.5),
 ]

@@ -5,7 +5,7 @@
 //! "idle_heartbeat"}` (durations in ns). Messages go to the request's reply subject with their
 //! own subject and the reply `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer
 //! seq>.<timestamp ns>.<pending>`; a request ends when its batch is full, or with a status
-//! message on the reply subject: `404 No Messages` (no_wait and nothing there),
+//! message on the reply subject: `404 No Messages` (no_wait, no expires and nothing there),
 //! `408 Request Timeout` with `Nats-Pending-Messages` and `Nats-Pending-Bytes` (expired),
 //! `409 Message Size Exceeds MaxBytes`, `409 Consumer Deleted`; `100 Idle Heartbeat` while
 //! waiting, when asked for.
@@ -240,8 +240,10 @@ async fn run(
             let _ = send_status(status(409, "Message Size Exceeds MaxBytes", None)).await;
             return;
         }
-        if request.no_wait {
-            // nats-server: no_wait ends a request with what was there; with nothing, a 404.
+        // nats-server: no_wait ends a request as soon as it delivered something (408 for the
+        // rest); with nothing there, at once with a 404 — unless it has an `expires`, then it
+        // waits like any request and ends at the first messages (nats-py's fetch sends that).
+        if request.no_wait && (delivered_any || request.expires.is_none()) {
             let block = if delivered_any {
                 status(408, "Request Timeout", Some((remaining, bytes_left)))
             } else {
