@@ -152,6 +152,27 @@ def test_prefetch_holds_back_deliveries_until_acks(amqp_url):
     connection.close()
 
 
+def test_a_requeue_past_max_length_drops_the_head_as_rabbitmq_does(amqp_url):
+    # RabbitMQ 3.10 (Debian) gives the same answers: the requeued m1 goes back to the head
+    # and the default overflow (drop-head) drops it.
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    channel.confirm_delivery()
+    queue = unique("maxlen-requeue")
+    channel.queue_declare(queue, arguments={"x-max-length": 2})
+    for body in (b"m1", b"m2"):
+        channel.basic_publish("", queue, body)
+    method, _, body = channel.basic_get(queue)
+    assert body == b"m1"
+    channel.basic_publish("", queue, b"m3")
+    channel.basic_reject(method.delivery_tag, requeue=True)
+    left = []
+    while (got := channel.basic_get(queue, auto_ack=True))[0] is not None:
+        left.append((got[2], got[0].redelivered))
+    assert left == [(b"m2", False), (b"m3", False)]
+    connection.close()
+
+
 def test_a_byte_prefetch_window_is_refused_as_rabbitmq_refuses_it(amqp_url):
     connection = connect(amqp_url)
     channel = connection.channel()

@@ -426,3 +426,51 @@ async fn rates_count_enqueues_deliveries_completions_failures_and_dead_letters()
     assert!(rates.enqueued.per_second > 0.0, "{rates:?}");
     assert!((1_000..=60_000).contains(&rates.window_ms), "{rates:?}");
 }
+
+/// A message given back (a nack, an AMQP requeue) to a queue at its `max_length` puts it past
+/// the limit: with drop-oldest the oldest goes — the requeued one, back at its old place —
+/// as RabbitMQ's drop-head does (found by seeded AMQP sequences against RabbitMQ); policies
+/// that refuse new messages keep it.
+#[tokio::test]
+async fn a_requeue_past_max_length_drops_the_oldest_unless_new_messages_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    for (name, overflow) in [
+        ("drop", Overflow::DropOldest),
+        ("refuse", Overflow::RejectNew),
+    ] {
+        engine
+            .create_queue(QueueSpec {
+                max_length: Some(3),
+                overflow: Some(overflow),
+                ..spec(name)
+            })
+            .await
+            .unwrap();
+        let three = (0..3).map(|i| sized(&format!("m{i}"), 10)).collect();
+        engine.enqueue(name, three).await.unwrap();
+        let first = engine.receive(name, "w", 1, 0).await.unwrap();
+        assert_eq!(name_of(&first[0]), "m0");
+        engine.enqueue(name, vec![sized("m3", 10)]).await.unwrap();
+        engine
+            .nack(name, first[0].offset, first[0].attempt, Some(0), "requeued")
+            .await
+            .unwrap();
+        let left: Vec<String> = engine
+            .receive(name, "w2", 10, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(name_of)
+            .collect();
+        let expected = match overflow {
+            Overflow::DropOldest => vec!["m1", "m2", "m3"],
+            _ => vec!["m0", "m1", "m2", "m3"],
+        };
+        assert_eq!(left, expected, "{name}");
+    }
+    assert_eq!(
+        engine.queue_info("drop").unwrap().rates.dropped.last_minute,
+        1
+    );
+}

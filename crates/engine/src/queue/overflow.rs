@@ -104,6 +104,21 @@ impl Queue {
         )))
     }
 
+    /// After a message went back to waiting (a nack, a requeue): a queue whose overflow takes
+    /// the oldest out does so until it is within its limits again, as RabbitMQ's drop-head
+    /// does when a requeued message puts a queue past `x-max-length` (the requeued message,
+    /// back at its old place at the head, is usually the one to go). Under the policies that
+    /// refuse new messages nothing is taken out: only enqueues are refused.
+    pub(crate) async fn trim_after_requeue(&self) -> Result<()> {
+        if matches!(
+            self.config.overflow,
+            Overflow::DropOldest | Overflow::DeadLetterOldest
+        ) {
+            self.make_room(Incoming::default()).await?;
+        }
+        Ok(())
+    }
+
     /// Under `dead_letter_new`, writes the messages a full queue refused (`records`, never
     /// in the queue) to its dead-letter stream, so its dead-letter route sees them; the
     /// enqueue is refused all the same.

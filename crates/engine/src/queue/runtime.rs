@@ -606,7 +606,7 @@ impl Queue {
         after.run();
         self.timer_changed.notify_one();
         self.wake_receivers();
-        Ok(())
+        self.trim_after_requeue().await
     }
 
     pub async fn extend(&self, offset: u64, attempt: u32, lease_ms: u64) -> Result<i64> {
