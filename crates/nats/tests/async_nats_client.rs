@@ -216,7 +216,9 @@ async fn a_slow_consumer_is_cut_off_while_another_keeps_receiving() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stalled = support::Raw::new(socket.connect(broker.nats).await.unwrap());
-    stalled.send("CONNECT {}\r\nSUB feed 1\r\nPING\r\n").await;
+    stalled
+        .send("CONNECT {\"verbose\":false}\r\nSUB feed 1\r\nPING\r\n")
+        .await;
     let healthy = broker.client().await;
     let mut subscriber = healthy.subscribe("feed").await.unwrap();
     healthy.flush().await.unwrap();

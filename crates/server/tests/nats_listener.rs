@@ -31,7 +31,9 @@ async fn the_nats_listener_answers_and_is_listed() {
     let info = lines.next_line().await.unwrap().unwrap();
     assert!(info.starts_with("INFO {"), "{info}");
     writer
-        .write_all(b"CONNECT {}\r\nSUB greet 1\r\nPUB greet 5\r\nhello\r\nPING\r\n")
+        .write_all(
+            b"CONNECT {\"verbose\":false}\r\nSUB greet 1\r\nPUB greet 5\r\nhello\r\nPING\r\n",
+        )
         .await
         .unwrap();
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "MSG greet 1 5");
