@@ -173,6 +173,31 @@ def test_a_requeue_past_max_length_drops_the_head_as_rabbitmq_does(amqp_url):
     connection.close()
 
 
+def test_priorities_are_capped_at_x_max_priority_and_ignored_without_it(amqp_url):
+    # The orders RabbitMQ 3.10 (Debian) gives for the same publishes: a queue declared without
+    # x-max-priority is first in, first out; above the maximum a priority counts as it.
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    channel.confirm_delivery()
+    expected = {
+        None: ["m0p0", "m1p5", "m2p1", "m3p3", "m4p2", "m5p9"],
+        2: ["m1p5", "m3p3", "m4p2", "m5p9", "m2p1", "m0p0"],
+        9: ["m5p9", "m1p5", "m3p3", "m4p2", "m2p1", "m0p0"],
+    }
+    for maximum, order in expected.items():
+        queue = unique(f"priority-{maximum}")
+        arguments = {} if maximum is None else {"x-max-priority": maximum}
+        channel.queue_declare(queue, arguments=arguments)
+        for index, priority in enumerate([0, 5, 1, 3, 2, 9]):
+            properties = pika.BasicProperties(priority=priority)
+            channel.basic_publish("", queue, f"m{index}p{priority}".encode(), properties)
+        got = []
+        while (message := channel.basic_get(queue, auto_ack=True))[0] is not None:
+            got.append(message[2].decode())
+        assert got == order, f"x-max-priority {maximum}"
+    connection.close()
+
+
 def test_a_byte_prefetch_window_is_refused_as_rabbitmq_refuses_it(amqp_url):
     connection = connect(amqp_url)
     channel = connection.channel()

@@ -318,10 +318,17 @@ pub(crate) async fn flush(connection: &mut Connection) {
             .or_insert_with(|| QueueShare::with_capacity(room))
             .push(index, message);
     }
+    let caps = priority_caps(&connection.shared, per_queue.keys().copied());
     let engine = connection.engine().clone();
-    let enqueues = per_queue
-        .into_iter()
-        .map(|(queue, share)| enqueue_in_order(&engine, queue, share, &batch));
+    let enqueues = per_queue.into_iter().map(|(queue, mut share)| {
+        let cap = caps.get(queue).copied();
+        if let Some(cap) = cap {
+            for message in &mut share.messages {
+                message.priority = message.priority.min(cap);
+            }
+        }
+        enqueue_in_order(&engine, queue, (share, cap), &batch)
+    });
     let mut accepted = vec![true; batch.len()];
     for refused in futures_util::future::join_all(enqueues).await {
         for index in refused {
@@ -440,12 +447,34 @@ impl QueueShare {
     }
 }
 
-/// Enqueues a queue's share of `batch`, in order; answers the indexes the queue refused.
-/// A refused batch is retried one message at a time.
+/// The highest message priority each of `queues` keeps, for those this door declared: as in
+/// RabbitMQ, a priority above the queue's `x-max-priority` counts as that maximum, and a
+/// queue declared without one ignores priorities (first in, first out). Queues made through
+/// another door keep the engine's levels (0–9).
+fn priority_caps<'a>(
+    shared: &super::Shared,
+    queues: impl Iterator<Item = &'a str>,
+) -> HashMap<&'a str, u8> {
+    let owners = shared.owners.lock().unwrap_or_else(|p| p.into_inner());
+    queues
+        .filter_map(|queue| {
+            let owner = owners.get(queue).filter(|owner| owner.declared_here)?;
+            let cap = owner
+                .door_arguments
+                .get("x-max-priority")
+                .and_then(|text| text.parse::<u64>().ok())
+                .map_or(0, |max| max.min(u64::from(u8::MAX)) as u8);
+            Some((queue, cap))
+        })
+        .collect()
+}
+
+/// Enqueues a queue's share of `batch`, in order, its priorities capped at `cap`; answers
+/// the indexes the queue refused. A refused batch is retried one message at a time.
 async fn enqueue_in_order(
     engine: &Engine,
     queue: &str,
-    share: QueueShare,
+    (share, cap): (QueueShare, Option<u8>),
     batch: &[ReadyPublish],
 ) -> Vec<usize> {
     let QueueShare { indexes, messages } = share;
@@ -460,7 +489,10 @@ async fn enqueue_in_order(
             for index in indexes {
                 let publish = &batch[index];
                 let routing_key = Bytes::copy_from_slice(publish.routing_key.as_bytes());
-                let message = publish.message(routing_key);
+                let mut message = publish.message(routing_key);
+                if let Some(cap) = cap {
+                    message.priority = message.priority.min(cap);
+                }
                 if let Err(error) = engine.enqueue(queue, vec![message]).await {
                     log_refusal(queue, &error);
                     refused.push(index);
