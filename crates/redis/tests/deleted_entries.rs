@@ -53,6 +53,20 @@ async fn pending_count(con: &mut MultiplexedConnection, stream: &str) -> i64 {
     }
 }
 
+/// The pending IDs XPENDING's extended form lists, in order.
+async fn pending_ids(con: &mut MultiplexedConnection, words: &[&str]) -> Vec<Value> {
+    let Value::Array(pending) = run(con, words).await else {
+        panic!("XPENDING answers an array");
+    };
+    pending
+        .iter()
+        .map(|entry| match entry {
+            Value::Array(fields) => fields[0].clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 /// XADDs entries `1-1` … `<count>-1` to `stream`, each with field `a` = its number.
 async fn add_entries(con: &mut MultiplexedConnection, stream: &str, count: u32) {
     for n in 1..=count {
@@ -233,17 +247,8 @@ async fn entries_trimmed_away_while_pending_keep_their_ids_in_the_pending_list()
     run(&mut con, &["XTRIM", "p", "MAXLEN", "1"]).await;
 
     // The pending list still names them by their IDs.
-    let Value::Array(pending) = run(&mut con, &["XPENDING", "p", "g", "-", "+", "10"]).await else {
-        panic!("XPENDING answers an array");
-    };
-    let pending_ids: Vec<Value> = pending
-        .iter()
-        .map(|entry| match entry {
-            Value::Array(fields) => fields[0].clone(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(pending_ids, vec![bulk("1-1"), bulk("2-1"), bulk("3-1")]);
+    let listed = pending_ids(&mut con, &["XPENDING", "p", "g", "-", "+", "10"]).await;
+    assert_eq!(listed, vec![bulk("1-1"), bulk("2-1"), bulk("3-1")]);
     // A history read shows them with nil fields (and makes its consumer, as any read does).
     let history = run(
         &mut con,
@@ -284,20 +289,6 @@ async fn entries_trimmed_away_while_pending_keep_their_ids_in_the_pending_list()
         Value::Array(vec![bulk("0-0"), ids(&["3-1"]), ids(&["2-1"])])
     );
     broker.stop().await;
-}
-
-/// The pending IDs XPENDING's extended form lists, in order.
-async fn pending_ids(con: &mut MultiplexedConnection, words: &[&str]) -> Vec<Value> {
-    let Value::Array(pending) = run(con, words).await else {
-        panic!("XPENDING answers an array");
-    };
-    pending
-        .iter()
-        .map(|entry| match entry {
-            Value::Array(fields) => fields[0].clone(),
-            other => panic!("{other:?}"),
-        })
-        .collect()
 }
 
 /// Scans of the pending list that start at an ID among entries trimmed away while pending
