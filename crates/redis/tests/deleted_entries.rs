@@ -75,6 +75,18 @@ async fn add_entries(con: &mut MultiplexedConnection, stream: &str, count: u32) 
     }
 }
 
+/// `count` entries in `stream`, group `g` made at `0`, and all of them read by consumer `c1`:
+/// every entry pending with it.
+async fn all_pending_with_c1(con: &mut MultiplexedConnection, stream: &str, count: u32) {
+    add_entries(con, stream, count).await;
+    run(con, &["XGROUP", "CREATE", stream, "g", "0"]).await;
+    run(
+        con,
+        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", stream, ">"],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_read_of_new_entries_goes_past_deleted_ones() {
     let broker = Broker::start().await;
@@ -123,13 +135,7 @@ async fn a_read_of_new_entries_goes_past_deleted_ones() {
 async fn history_claims_and_autoclaim_treat_deleted_entries_as_redis_does() {
     let broker = Broker::start().await;
     let mut con = broker.connect().await;
-    add_entries(&mut con, "d", 4).await;
-    run(&mut con, &["XGROUP", "CREATE", "d", "g", "0"]).await;
-    run(
-        &mut con,
-        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "d", ">"],
-    )
-    .await;
+    all_pending_with_c1(&mut con, "d", 4).await;
     run(&mut con, &["XDEL", "d", "2-1", "3-1"]).await;
 
     // The consumer's history shows the deleted entries' IDs with nil fields.
@@ -237,13 +243,7 @@ async fn maxlen_keeps_that_many_entries_a_reader_sees() {
 async fn entries_trimmed_away_while_pending_keep_their_ids_in_the_pending_list() {
     let broker = Broker::start().await;
     let mut con = broker.connect().await;
-    add_entries(&mut con, "p", 3).await;
-    run(&mut con, &["XGROUP", "CREATE", "p", "g", "0"]).await;
-    run(
-        &mut con,
-        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "p", ">"],
-    )
-    .await;
+    all_pending_with_c1(&mut con, "p", 3).await;
     run(&mut con, &["XTRIM", "p", "MAXLEN", "1"]).await;
 
     // The pending list still names them by their IDs.
@@ -298,13 +298,7 @@ async fn entries_trimmed_away_while_pending_keep_their_ids_in_the_pending_list()
 async fn scans_starting_among_trimmed_pending_entries_meet_them() {
     let broker = Broker::start().await;
     let mut con = broker.connect().await;
-    add_entries(&mut con, "t", 4).await;
-    run(&mut con, &["XGROUP", "CREATE", "t", "g", "0"]).await;
-    run(
-        &mut con,
-        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "t", ">"],
-    )
-    .await;
+    all_pending_with_c1(&mut con, "t", 4).await;
     run(&mut con, &["XTRIM", "t", "MINID", "3-1"]).await;
     run(&mut con, &["XADD", "t", "5-1", "a", "5"]).await;
 
