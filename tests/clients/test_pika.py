@@ -276,7 +276,7 @@ def test_redeclarations_are_compared_as_rabbitmq_compares_them(amqp_url):
         (dict(durable=False, arguments=arguments),
          f"inequivalent arg 'durable' for queue '{queue}' in vhost '/': received 'false' but current is 'true'"),
         (dict(durable=True, arguments={"x-max-length": 10}),
-         f"inequivalent arg 'x-max-priority' for queue '{queue}' in vhost '/': received none but current is '5'"),
+         f"inequivalent arg 'x-max-priority' for queue '{queue}' in vhost '/': received none but current is the value '5' of type 'signedint'"),
     ]
     for options, text in refusals:
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:

@@ -273,7 +273,7 @@ async fn a_redeclaration_with_a_different_argument_is_refused_and_the_same_one_i
         .await;
     assert!(
         format!("{refused:?}").contains(
-            "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'strict' in vhost '/': received none but current is '1000'"
+            "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'strict' in vhost '/': received none but current is the value '1000' of type 'signedint'"
         ),
         "{refused:?}"
     );

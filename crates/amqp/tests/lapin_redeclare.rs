@@ -81,7 +81,7 @@ async fn an_exchange_redeclared_with_another_type_flag_or_alternate_is_refused_i
             ExchangeKind::Direct,
             durable,
             FieldTable::default(),
-            "inequivalent arg 'alternate-exchange' for exchange 'orders' in vhost '/': received none but current is 'spill'",
+            "inequivalent arg 'alternate-exchange' for exchange 'orders' in vhost '/': received none but current is the value 'spill' of type 'longstr'",
         ),
     ];
     for (kind, options, arguments, expected) in cases {
@@ -160,14 +160,14 @@ async fn a_queue_redeclared_with_other_door_kept_arguments_is_refused_in_rabbitm
         ),
         (
             replaced("x-max-priority", None),
-            "inequivalent arg 'x-max-priority' for queue 'work' in vhost '/': received none but current is '5'",
+            "inequivalent arg 'x-max-priority' for queue 'work' in vhost '/': received none but current is the value '5' of type 'signedint'",
         ),
         (
             replaced(
                 "x-queue-type",
                 Some(AMQPValue::LongString("quorum".into())),
             ),
-            "inequivalent arg 'x-queue-type' for queue 'work' in vhost '/': received 'quorum' but current is 'classic'",
+            "inequivalent arg 'x-queue-type' for queue 'work' in vhost '/': received the value 'quorum' of type 'longstr' but current is none",
         ),
         (
             replaced("x-single-active-consumer", Some(AMQPValue::Boolean(false))),

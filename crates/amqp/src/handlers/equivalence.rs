@@ -71,6 +71,13 @@ fn inequivalent(
     current: String,
     ids: (u16, u16),
 ) -> AmqpError {
+    // RabbitMQ names the type of a value the other side lacks ("received none but current
+    // is the value '10' of type 'signedint'"); two values it shows bare.
+    let (received, current) = match (received.as_str(), current.as_str()) {
+        ("none", other) if other != "none" => (received, typed(&current)),
+        (other, "none") if other != "none" => (typed(&received), current),
+        _ => (received, current),
+    };
     AmqpError::channel(
         reply::PRECONDITION_FAILED,
         format!(
@@ -126,6 +133,21 @@ pub(crate) fn check_exchange(
     Ok(())
 }
 
+/// `'10'` as RabbitMQ shows a lone value: `the value '10' of type 'signedint'`. The type is
+/// the one clients send for such a value (the door keeps values, not their wire types).
+fn typed(shown: &str) -> String {
+    let value = shown.trim_matches('\'');
+    let kind = match value {
+        "true" | "false" => "bool",
+        _ => match value.parse::<i64>() {
+            Ok(n) if i32::try_from(n).is_ok() => "signedint",
+            Ok(_) => "long",
+            Err(_) => "longstr",
+        },
+    };
+    format!("the value '{value}' of type '{kind}'")
+}
+
 pub(crate) fn check(
     connection: &Connection,
     queue: &str,
@@ -178,7 +200,12 @@ pub(crate) fn check(
             let received = queue_argument(&received_arguments, key);
             let current = queue_argument(&owner.door_arguments, key);
             if received != current {
-                return Err(inequivalent(key, shown(received), shown(current)));
+                // Compared with `classic` for a type left out, shown as RabbitMQ shows it.
+                return Err(inequivalent(
+                    key,
+                    shown(received_arguments.get(key).cloned()),
+                    shown(owner.door_arguments.get(key).cloned()),
+                ));
             }
         }
     }

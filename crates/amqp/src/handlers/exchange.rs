@@ -12,11 +12,13 @@
 
 use amq_protocol::protocol::exchange::{self, AMQPMethod};
 use amq_protocol::protocol::AMQPClass;
+use amq_protocol::types::{AMQPValue, FieldTable};
 use omnibus_engine::exchanges::{Binding, ExchangeKind, ExchangeSpec};
 use omnibus_engine::EngineError;
 
+use super::arguments::type_name;
 use super::Connection;
-use crate::codec::properties::table_as_text;
+use crate::codec::properties::{integer, table_as_text};
 use crate::error::{reply, AmqpError};
 
 pub(crate) async fn handle(
@@ -28,6 +30,9 @@ pub(crate) async fn handle(
     match method {
         AMQPMethod::Declare(declare) => {
             let name = declare.exchange.as_str().to_string();
+            if name.is_empty() {
+                return Err(default_exchange_refused(ids));
+            }
             if declare.passive {
                 if connection.engine().exchange(&name).is_none() {
                     return Err(not_found(&name, ids));
@@ -43,6 +48,18 @@ pub(crate) async fn handle(
                         ids,
                     ));
                 };
+                if let Some(value) = declare.arguments.inner().get("alternate-exchange") {
+                    if !matches!(value, AMQPValue::LongString(_) | AMQPValue::ShortString(_)) {
+                        return Err(AmqpError::channel(
+                            reply::PRECONDITION_FAILED,
+                            format!(
+                                "PRECONDITION_FAILED - invalid type '{}' for arg 'alternate-exchange' in exchange '{name}' in vhost '/'",
+                                type_name(value)
+                            ),
+                            ids,
+                        ));
+                    }
+                }
                 let existing = connection.engine().exchange(&name);
                 if let Some(existing) = &existing {
                     super::equivalence::check_exchange(existing, &declare, ids)?;
@@ -79,10 +96,15 @@ pub(crate) async fn handle(
         }
         AMQPMethod::Delete(delete) => {
             let name = delete.exchange.as_str();
-            if name.is_empty() || name.starts_with("amq.") {
+            if name.is_empty() {
+                return Err(default_exchange_refused(ids));
+            }
+            if name.starts_with("amq.") {
                 return Err(AmqpError::channel(
                     reply::ACCESS_REFUSED,
-                    format!("ACCESS_REFUSED - exchange '{name}' is built in"),
+                    format!(
+                        "ACCESS_REFUSED - deletion of system exchange '{name}' in vhost '/' not allowed"
+                    ),
                     ids,
                 ));
             }
@@ -120,6 +142,7 @@ pub(crate) async fn handle(
                 &bind.arguments,
                 ids,
             )?;
+            check_binding_arguments(connection, &binding.exchange, &bind.arguments, ids)?;
             connection
                 .engine()
                 .bind_queue(binding)
@@ -134,19 +157,25 @@ pub(crate) async fn handle(
             Ok(())
         }
         AMQPMethod::Unbind(unbind) => {
-            let binding = exchange_binding(
+            // Idempotent, as in RabbitMQ 3.10: a binding with a missing end is already gone.
+            match exchange_binding(
                 connection,
                 unbind.source.as_str(),
                 unbind.destination.as_str(),
                 unbind.routing_key.as_str(),
                 &unbind.arguments,
                 ids,
-            )?;
-            connection
-                .engine()
-                .unbind_queue(binding)
-                .await
-                .map_err(|error| engine_error(error, ids))?;
+            ) {
+                Ok(binding) => match connection.engine().unbind_queue(binding).await {
+                    Ok(()) | Err(EngineError::ExchangeNotFound(_)) => {}
+                    Err(error) => return Err(engine_error(error, ids)),
+                },
+                Err(AmqpError::Channel {
+                    code: reply::NOT_FOUND,
+                    ..
+                }) => {}
+                Err(error) => return Err(error),
+            }
             if !unbind.nowait {
                 connection.send(
                     channel,
@@ -176,11 +205,7 @@ fn exchange_binding(
     ids: (u16, u16),
 ) -> Result<Binding, AmqpError> {
     if source.is_empty() || destination.is_empty() {
-        return Err(AmqpError::channel(
-            reply::ACCESS_REFUSED,
-            "ACCESS_REFUSED - operation not permitted on the default exchange",
-            ids,
-        ));
+        return Err(default_exchange_refused(ids));
     }
     for name in [source, destination] {
         if connection.engine().exchange(name).is_none() {
@@ -195,6 +220,60 @@ fn exchange_binding(
         durable: true,
         to_exchange: true,
     })
+}
+
+/// A headers exchange's binding must say `x-match` as RabbitMQ spells it (406 otherwise);
+/// other exchange types ignore their bindings' arguments.
+pub(crate) fn check_binding_arguments(
+    connection: &Connection,
+    source: &str,
+    arguments: &FieldTable,
+    ids: (u16, u16),
+) -> Result<(), AmqpError> {
+    let headers = connection
+        .engine()
+        .exchange(source)
+        .is_some_and(|exchange| exchange.kind == ExchangeKind::Headers);
+    let Some(value) = arguments.inner().get("x-match").filter(|_| headers) else {
+        return Ok(());
+    };
+    let text = match value {
+        AMQPValue::LongString(text) => String::from_utf8_lossy(text.as_bytes()).into_owned(),
+        AMQPValue::ShortString(text) => text.as_str().to_string(),
+        other => {
+            let shown = match other {
+                AMQPValue::Boolean(b) => b.to_string(),
+                other => integer(other).map_or_else(|| format!("{other:?}"), |n| n.to_string()),
+            };
+            return Err(AmqpError::channel(
+                reply::PRECONDITION_FAILED,
+                format!(
+                    "PRECONDITION_FAILED - Invalid x-match field type {} (value {shown}); expected longstr",
+                    type_name(other)
+                ),
+                ids,
+            ));
+        }
+    };
+    if ["all", "any", "all-with-x", "any-with-x"].contains(&text.as_str()) {
+        return Ok(());
+    }
+    Err(AmqpError::channel(
+        reply::PRECONDITION_FAILED,
+        format!(
+            "PRECONDITION_FAILED - Invalid x-match field value <<\"{text}\">>; expected all, any, all-with-x, or any-with-x"
+        ),
+        ids,
+    ))
+}
+
+/// 403 for what the default exchange takes no part in.
+pub(crate) fn default_exchange_refused(ids: (u16, u16)) -> AmqpError {
+    AmqpError::channel(
+        reply::ACCESS_REFUSED,
+        "ACCESS_REFUSED - operation not permitted on the default exchange",
+        ids,
+    )
 }
 
 pub(crate) fn not_found(name: &str, ids: (u16, u16)) -> AmqpError {

@@ -9,6 +9,7 @@
 //! tasks hand deliveries to it through a bounded channel ([`Outbound`]); it numbers them
 //! (delivery tags are per channel) and writes them.
 
+mod arguments;
 mod basic;
 mod blocked;
 mod channel;

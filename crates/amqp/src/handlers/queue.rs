@@ -28,7 +28,7 @@ use omnibus_engine::queue::{Backoff, Completions, Overflow, QueueDurability, Que
 use omnibus_engine::EngineError;
 
 use super::exchange::engine_error;
-use super::{equivalence, expiry, single_active};
+use super::{arguments, equivalence, expiry, single_active};
 use super::{Connection, QueueOwner, Shared};
 use crate::codec::properties::{integer, table_as_text};
 use crate::error::{reply, AmqpError};
@@ -50,16 +50,18 @@ pub(crate) async fn handle(
     match method {
         AMQPMethod::Declare(declare) => declare_queue(connection, channel, declare, ids).await,
         AMQPMethod::Bind(bind) => {
-            let queue = existing_queue(connection, bind.queue.as_str(), ids)?;
-            check_exclusive(connection, &queue, bind.queue.as_str(), ids)?;
+            // RabbitMQ's order: the default exchange, the exchange, the queue, its owner,
+            // the binding's arguments.
             let exchange = bind.exchange.as_str();
             if exchange.is_empty() {
-                return Err(AmqpError::channel(
-                    reply::ACCESS_REFUSED,
-                    "ACCESS_REFUSED - operation not permitted on the default exchange",
-                    ids,
-                ));
+                return Err(super::exchange::default_exchange_refused(ids));
             }
+            if connection.engine().exchange(exchange).is_none() {
+                return Err(super::exchange::not_found(exchange, ids));
+            }
+            let queue = existing_queue(connection, bind.queue.as_str(), ids)?;
+            check_exclusive(connection, &queue, bind.queue.as_str(), ids)?;
+            super::exchange::check_binding_arguments(connection, exchange, &bind.arguments, ids)?;
             let binding = Binding {
                 exchange: exchange.to_string(),
                 queue,
@@ -82,20 +84,28 @@ pub(crate) async fn handle(
             Ok(())
         }
         AMQPMethod::Unbind(unbind) => {
-            let queue = existing_queue(connection, unbind.queue.as_str(), ids)?;
-            let binding = Binding {
-                exchange: unbind.exchange.as_str().to_string(),
-                queue,
-                routing_key: unbind.routing_key.as_str().to_string(),
-                arguments: table_as_text(&unbind.arguments),
-                durable: true,
-                to_exchange: false,
-            };
-            connection
-                .engine()
-                .unbind_queue(binding)
-                .await
-                .map_err(|error| engine_error(error, ids))?;
+            if unbind.exchange.as_str().is_empty() {
+                return Err(super::exchange::default_exchange_refused(ids));
+            }
+            // Unbinding is idempotent, as in RabbitMQ 3.10: a binding whose queue or exchange
+            // does not exist is already gone.
+            let queue = names::to_engine(unbind.queue.as_str())
+                .filter(|queue| connection.engine().queue_info(queue).is_ok());
+            let exchange = unbind.exchange.as_str();
+            if let (Some(queue), Some(_)) = (queue, connection.engine().exchange(exchange)) {
+                let binding = Binding {
+                    exchange: exchange.to_string(),
+                    queue,
+                    routing_key: unbind.routing_key.as_str().to_string(),
+                    arguments: table_as_text(&unbind.arguments),
+                    durable: true,
+                    to_exchange: false,
+                };
+                match connection.engine().unbind_queue(binding).await {
+                    Ok(()) | Err(EngineError::ExchangeNotFound(_)) => {}
+                    Err(error) => return Err(engine_error(error, ids)),
+                }
+            }
             connection.send(
                 channel,
                 AMQPClass::Queue(AMQPMethod::UnbindOk(queue::UnbindOk {})),
@@ -216,11 +226,17 @@ async fn declare_queue(
             return Err(AmqpError::channel(
                 reply::ACCESS_REFUSED,
                 format!(
-                    "ACCESS_REFUSED - queue name '{amqp_name}' contains reserved prefix 'amq.'"
+                    "ACCESS_REFUSED - queue name '{amqp_name}' contains reserved prefix 'amq.*'"
                 ),
                 ids,
             ));
         }
+        let flags = arguments::Flags {
+            durable: declare.durable,
+            exclusive: declare.exclusive,
+            auto_delete: declare.auto_delete,
+        };
+        arguments::check(&declare.arguments, &amqp_name, &flags, ids)?;
         let (mut spec, route) = queue_spec(&queue, &declare.arguments, ids)?;
         spec.durability = Some(durability(declare.durable, declare.exclusive));
         let expires_ms = expiry::argument(&declare.arguments, &amqp_name, ids)?;
@@ -381,7 +397,11 @@ pub(super) fn queue_spec(
     };
     let max_length = number("x-max-length")?;
     let max_bytes = number("x-max-length-bytes")?.map(|b| b.max(1));
-    let delivery_limit = number("x-delivery-limit")?;
+    // A negative limit is no limit, as RabbitMQ 4 reads it (`arguments.rs`).
+    let delivery_limit = match table.get("x-delivery-limit").and_then(integer) {
+        Some(limit) if limit < 0 => None,
+        _ => number("x-delivery-limit")?,
+    };
     let spec = QueueSpec {
         name: name.to_string(),
         lease_ms: Some(LEASE_MS),

@@ -522,11 +522,14 @@ impl Engine {
 
 /// The headers exchange: `x-match` `all` (the default) or `any`; every other argument not
 /// starting with `x-` must equal the message's header of that name (`all`) or one must (`any`).
+/// `all-with-x` and `any-with-x` compare the `x-` arguments too (RabbitMQ 3.10's meaning).
 fn headers_match(arguments: &BTreeMap<String, String>, headers: &BTreeMap<String, String>) -> bool {
-    let any = arguments
-        .get("x-match")
-        .is_some_and(|m| m.starts_with("any"));
-    let mut wanted = arguments.iter().filter(|(name, _)| !name.starts_with("x-"));
+    let matching = arguments.get("x-match").map_or("all", String::as_str);
+    let any = matching.starts_with("any");
+    let with_x = matching.ends_with("-with-x");
+    let mut wanted = arguments
+        .iter()
+        .filter(|(name, _)| name.as_str() != "x-match" && (with_x || !name.starts_with("x-")));
     if any {
         wanted.any(|(name, value)| headers.get(name) == Some(value))
     } else {

@@ -439,3 +439,22 @@ async fn a_dead_letter_routed_round_a_retry_loop_keeps_every_death_oldest_first(
     assert_eq!(sources[0].value.as_ref(), b"retry");
     engine.shutdown().await.unwrap();
 }
+
+#[test]
+fn headers_with_x_compare_the_x_arguments_too() {
+    let text = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    };
+    let binding = |matching: &str| text(&[("x-match", matching), ("x-h", "1"), ("h", "v")]);
+    let plain = text(&[("h", "v")]);
+    let with_x = text(&[("h", "v"), ("x-h", "1")]);
+    let only_x = text(&[("x-h", "1")]);
+    assert!(super::headers_match(&binding("all"), &plain));
+    assert!(!super::headers_match(&binding("all-with-x"), &plain));
+    assert!(super::headers_match(&binding("all-with-x"), &with_x));
+    assert!(!super::headers_match(&binding("any"), &only_x));
+    assert!(super::headers_match(&binding("any-with-x"), &only_x));
+}

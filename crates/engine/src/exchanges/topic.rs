@@ -3,15 +3,26 @@
 //! only at the end): `#` may stand anywhere and may match nothing (`a.#` matches `a`), so
 //! topic exchanges use this matcher rather than `router/index.rs`.
 //!
+//! The empty string is no words at all, as RabbitMQ splits it: `*` does not match the empty
+//! routing key, and the empty pattern matches only it. Any other text has one word more than
+//! it has dots (`a.` is `a` and an empty word, which `a.*` matches).
+//!
 //! Matching walks the pattern and the key once, with the classic two-pointer backtracking
 //! for the last `#` seen (as glob matchers do for `*`): O(words of the pattern × words of the
 //! key) in the worst case, no allocation.
 
 /// Whether `routing_key` matches the topic `pattern`.
 pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {
-    let pattern: Vec<&str> = pattern.split('.').collect();
-    let key: Vec<&str> = routing_key.split('.').collect();
-    matches_words(&pattern, &key)
+    matches_words(&words(pattern), &words(routing_key))
+}
+
+/// The words of a routing key or pattern; none for the empty string.
+fn words(text: &str) -> Vec<&str> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('.').collect()
+    }
 }
 
 fn matches_words(pattern: &[&str], key: &[&str]) -> bool {
@@ -71,30 +82,41 @@ mod tests {
         assert!(!topic_matches("celery", "celery.x"));
     }
 
-    fn words() -> impl Strategy<Value = Vec<String>> {
+    #[test]
+    fn the_empty_key_is_no_words_and_a_trailing_dot_is_an_empty_word() {
+        assert!(!topic_matches("*", ""));
+        assert!(topic_matches("", ""));
+        assert!(!topic_matches("", "a"));
+        assert!(topic_matches("#", ""));
+        assert!(!topic_matches("*.#", ""));
+        assert!(topic_matches("a.*", "a."));
+        assert!(topic_matches("*.*", "."));
+        assert!(topic_matches("a.*.b", "a..b"));
+    }
+
+    fn keys() -> impl Strategy<Value = Vec<String>> {
         prop::collection::vec(
-            prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(String::from),
+            prop_oneof![Just("a"), Just("b"), Just("c"), Just("")].prop_map(String::from),
             0..6,
         )
     }
 
     fn patterns() -> impl Strategy<Value = Vec<String>> {
         prop::collection::vec(
-            prop_oneof![Just("a"), Just("b"), Just("*"), Just("#")].prop_map(String::from),
+            prop_oneof![Just("a"), Just("b"), Just("*"), Just("#"), Just("")]
+                .prop_map(String::from),
             1..6,
         )
     }
 
     proptest! {
         #[test]
-        fn matcher_agrees_with_the_naive_definition(pattern in patterns(), key in words()) {
+        fn matcher_agrees_with_the_naive_definition(pattern in patterns(), key in keys()) {
             let pattern_text = pattern.join(".");
             let key_text = key.join(".");
-            let pattern_words: Vec<&str> = pattern_text.split('.').collect();
-            let key_words: Vec<&str> = key_text.split('.').collect();
             prop_assert_eq!(
                 topic_matches(&pattern_text, &key_text),
-                naive(&pattern_words, &key_words),
+                naive(&super::words(&pattern_text), &super::words(&key_text)),
                 "pattern {:?} key {:?}", pattern_text, key_text
             );
         }
