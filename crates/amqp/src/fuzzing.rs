@@ -43,6 +43,7 @@ fn world() -> &'static (tokio::runtime::Runtime, Arc<Shared>) {
                 .expect("an engine");
             Arc::new(Shared {
                 alarm: handlers::watch_alarm(engine.clone()),
+                rotations: Default::default(),
                 engine,
                 config: AmqpConfig::default(),
                 owners: Mutex::new(Default::default()),

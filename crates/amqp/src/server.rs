@@ -30,6 +30,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         engine,
         alarm,
+        rotations: Default::default(),
         config,
         owners: Mutex::new(HashMap::new()),
         replies: Mutex::new(HashMap::new()),

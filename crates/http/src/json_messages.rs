@@ -351,6 +351,7 @@ mod tests {
             value: Bytes::from(value.to_owned()),
         };
         let delivery = Delivery {
+            incarnation: 1,
             offset: 4,
             attempt: 2,
             lease_deadline_ms: 99,

@@ -256,6 +256,7 @@ pub(super) async fn ack_all(connection: &Connection, settled: &[Unacked]) {
     let engine = connection.engine().clone();
     let acks = settled
         .iter()
+        .filter(|d| d.current(&engine))
         .map(|d| engine.ack(&d.queue, d.offset, d.attempt));
     for outcome in futures_util::future::join_all(acks).await {
         if let Err(error) = outcome {
@@ -267,7 +268,7 @@ pub(super) async fn ack_all(connection: &Connection, settled: &[Unacked]) {
 pub(super) async fn settle_failed(connection: &Connection, settled: Vec<Unacked>, requeue: bool) {
     let engine = connection.engine().clone();
     if requeue {
-        let requeues = settled.iter().map(|d| {
+        let requeues = settled.iter().filter(|d| d.current(&engine)).map(|d| {
             engine.nack(
                 &d.queue,
                 d.offset,
@@ -284,6 +285,7 @@ pub(super) async fn settle_failed(connection: &Connection, settled: Vec<Unacked>
     } else {
         let rejects = settled
             .iter()
+            .filter(|d| d.current(&engine))
             .map(|d| engine.term(&d.queue, d.offset, d.attempt, "rejected by the client"));
         for outcome in futures_util::future::join_all(rejects).await {
             if let Err(error) = outcome {
@@ -334,6 +336,7 @@ async fn basic_get(
             tag,
             Unacked {
                 queue,
+                incarnation: delivery.incarnation,
                 offset: delivery.offset,
                 attempt: delivery.attempt,
                 consumer_tag: None,
@@ -438,6 +441,7 @@ pub(crate) async fn deliver(connection: &mut Connection, outbound: Outbound) {
         if !no_ack {
             let unacked = Unacked {
                 queue,
+                incarnation: delivery.incarnation,
                 offset: delivery.offset,
                 attempt: delivery.attempt,
                 consumer_tag: None,
@@ -456,6 +460,7 @@ pub(crate) async fn deliver(connection: &mut Connection, outbound: Outbound) {
             tag,
             Unacked {
                 queue,
+                incarnation: delivery.incarnation,
                 offset: delivery.offset,
                 attempt: delivery.attempt,
                 consumer_tag: Some(consumer_tag.clone()),

@@ -78,10 +78,16 @@ pub(crate) async fn consume(
         .get(&queue)
         .and_then(|owner| owner.single_active.as_ref())
         .map(|single_active| single_active.join());
+    // The queue checked above: the consumer ends when it is deleted, even if a namesake
+    // is declared at once (RabbitMQ cancels the consumers of a deleted queue).
+    let removal = engine
+        .queue_removal(&queue)
+        .map_err(|error| super::exchange::engine_error(error, ids))?;
     state.flow.add_consumer(&tag, state.consumer_prefetch);
     let task = ConsumerTask {
         engine,
         queue: queue.clone(),
+        removal,
         worker: format!("amqp-{connection_id}-{channel}-{tag}"),
         channel,
         consumer_tag: tag.clone(),
@@ -89,6 +95,7 @@ pub(crate) async fn consume(
         flow: state.flow.clone(),
         stop: stop.clone(),
         outbound,
+        rotations: connection.shared.rotations.clone(),
         turn,
     };
     let flow = state.flow.clone();

@@ -2,6 +2,12 @@
 //! messages from the engine queue without waiting, and hands them to its connection's
 //! session, which numbers and writes them.
 //!
+//! Consumers of one queue take turns, one message each as RabbitMQ hands them out
+//! (`rotation.rs`).
+//!
+//! A consumer ends, and its client is sent basic.cancel, when its queue is deleted — also
+//! when a queue of the same name is declared at once (`Queue::incarnation` tells them apart).
+//!
 //! An idle consumer polls nothing: when a receive comes back empty it waits on the queue's
 //! [`ReadySignal`] (snapshotted before the receive, so a publish in between is not missed)
 //! or on its [`Stop`], whichever comes first. The wait leases nothing, so a consumer
@@ -15,10 +21,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use omnibus_engine::queue::QueueRemoval;
 use omnibus_engine::{Engine, EngineError};
 use tokio::sync::{mpsc, Notify};
 
 use super::flow::Flow;
+use super::rotation::{self, Rotations};
 use super::single_active::Turn;
 use super::Outbound;
 
@@ -63,6 +71,9 @@ impl Stop {
 pub(crate) struct ConsumerTask {
     pub engine: Arc<Engine>,
     pub queue: String,
+    /// The deletion of the queue it consumes (another under the same name is not its own),
+    /// heard even while it waits for prefetch credit.
+    pub removal: QueueRemoval,
     pub worker: String,
     pub channel: u16,
     pub consumer_tag: String,
@@ -70,6 +81,8 @@ pub(crate) struct ConsumerTask {
     pub flow: Arc<Flow>,
     pub stop: Arc<Stop>,
     pub outbound: mpsc::Sender<Outbound>,
+    /// The door's round-robin turns per queue (`rotation.rs`).
+    pub rotations: Arc<Rotations>,
     /// On a single-active-consumer queue: its place in the order, held until it ends.
     pub turn: Option<Turn>,
 }
@@ -85,26 +98,62 @@ impl ConsumerTask {
                 return;
             }
         }
+        let seat = rotation::join(&self.rotations, &self.queue, self.removal.incarnation());
         loop {
             // A no-ack consumer is not bound by prefetch (the spec); the bounded outbound
             // channel holds it back instead.
             let credit = if self.no_ack {
                 RECEIVE_BATCH
             } else {
-                match self
-                    .flow
-                    .take(&self.consumer_tag, RECEIVE_BATCH, self.stop.flag())
-                    .await
-                {
-                    Some(credit) => credit,
-                    None => return,
+                match self.flow.try_take(&self.consumer_tag, RECEIVE_BATCH) {
+                    0 => {
+                        // Skipped by the rotation while it cannot take a message.
+                        seat.set_eligible(false);
+                        let taken = tokio::select! {
+                            biased;
+                            () = self.removal.removed() => {
+                                self.gone().await;
+                                return;
+                            }
+                            taken = self.flow.take(&self.consumer_tag, RECEIVE_BATCH, self.stop.flag()) => taken,
+                        };
+                        match taken {
+                            Some(credit) => credit,
+                            None => return,
+                        }
+                    }
+                    credit => credit,
                 }
             };
+            seat.set_eligible(true);
+            let mut want = credit;
+            let rotating = !seat.alone();
+            if rotating {
+                let turn = tokio::select! {
+                    biased;
+                    () = self.removal.removed() => false,
+                    turn = seat.turn(&self.stop) => turn,
+                };
+                if !turn {
+                    self.give_back(credit);
+                    if !self.stop.is_stopped() {
+                        self.gone().await;
+                    }
+                    return;
+                }
+                // One each when messages trickle in; a backlog in even runs (`rotation.rs`).
+                let ready = self.engine.queue_ready(&self.queue).unwrap_or(1);
+                let share = ready / seat.eligible().max(1) as u64;
+                want = credit.min(u32::try_from(share).unwrap_or(u32::MAX).max(1));
+            }
             // Taken before the receive: a message made ready after it wakes the wait below.
             let received = match self.engine.ready_signal(&self.queue) {
+                Ok(signal) if signal.incarnation() != self.removal.incarnation() => {
+                    Err(EngineError::QueueNotFound(self.queue.clone()))
+                }
                 Ok(signal) if !self.stop.is_stopped() => self
                     .engine
-                    .receive(&self.queue, &self.worker, credit as usize, 0)
+                    .receive(&self.queue, &self.worker, want as usize, 0)
                     .await
                     .map(|deliveries| (deliveries, signal)),
                 Ok(_) => {
@@ -126,13 +175,7 @@ impl ConsumerTask {
                 Ok((deliveries, _)) => deliveries,
                 Err(EngineError::QueueNotFound(_)) => {
                     self.give_back(credit);
-                    let _ = self
-                        .outbound
-                        .send(Outbound::ConsumerGone {
-                            channel: self.channel,
-                            consumer_tag: self.consumer_tag.clone(),
-                        })
-                        .await;
+                    self.gone().await;
                     return;
                 }
                 Err(error) => {
@@ -148,6 +191,9 @@ impl ConsumerTask {
                     }
                 }
             };
+            if rotating {
+                seat.served();
+            }
             self.give_back(credit.saturating_sub(deliveries.len() as u32));
             let mut deliveries = deliveries.into_iter();
             while let Some(delivery) = deliveries.next() {
@@ -178,9 +224,19 @@ impl ConsumerTask {
                     no_ack: self.no_ack,
                     delivery: Box::new(delivery),
                 };
-                if let Err(mpsc::error::SendError(Outbound::Deliver { delivery, .. })) =
-                    self.outbound.send(outbound).await
-                {
+                let sent = match self.outbound.try_send(outbound) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::TrySendError::Full(outbound)) => {
+                        // Not eligible while its connection is backed up: a slow client
+                        // holds up no other consumer's turn.
+                        seat.set_eligible(false);
+                        self.outbound.send(outbound).await
+                    }
+                    Err(mpsc::error::TrySendError::Closed(outbound)) => {
+                        Err(mpsc::error::SendError(outbound))
+                    }
+                };
+                if let Err(mpsc::error::SendError(Outbound::Deliver { delivery, .. })) = sent {
                     // The connection is gone.
                     let rest = std::iter::once(*delivery)
                         .chain(deliveries.by_ref())
@@ -195,6 +251,17 @@ impl ConsumerTask {
                 return;
             }
         }
+    }
+
+    /// Its queue was deleted: the session cancels it towards the client.
+    async fn gone(&self) {
+        let _ = self
+            .outbound
+            .send(Outbound::ConsumerGone {
+                channel: self.channel,
+                consumer_tag: self.consumer_tag.clone(),
+            })
+            .await;
     }
 
     fn give_back(&self, count: u32) {
@@ -212,6 +279,7 @@ impl ConsumerTask {
             .into_iter()
             .map(|d| super::Unacked {
                 queue: self.queue.clone(),
+                incarnation: d.incarnation,
                 offset: d.offset,
                 attempt: d.attempt,
                 consumer_tag: None,

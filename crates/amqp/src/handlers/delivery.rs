@@ -275,7 +275,7 @@ pub(crate) async fn requeue_all(engine: &Arc<Engine>, deliveries: Vec<Unacked>) 
     if deliveries.is_empty() {
         return;
     }
-    let requeues = deliveries.iter().map(|d| {
+    let requeues = deliveries.iter().filter(|d| d.current(engine)).map(|d| {
         engine.nack(
             &d.queue,
             d.offset,

@@ -80,7 +80,7 @@ impl Flow {
     }
 
     /// Takes up to `want` credits for `tag` now; 0 when there is no room.
-    fn try_take(&self, tag: &str, want: u32) -> u32 {
+    pub fn try_take(&self, tag: &str, want: u32) -> u32 {
         let mut state = self.lock();
         let channel_room = room(state.channel_prefetch, state.channel_in_flight)
             .min(room(state.unacked_max, state.channel_in_flight));

@@ -26,6 +26,7 @@ mod flow;
 mod publish;
 mod queue;
 mod reply_to;
+mod rotation;
 mod single_active;
 mod tx;
 
@@ -70,6 +71,8 @@ pub(crate) struct Shared {
     pub replies: Mutex<HashMap<String, reply_to::ReplyTarget>>,
     /// The resource alarm publishers are blocked on (`blocked.rs`).
     pub alarm: Alarm,
+    /// Whose turn it is among each queue's consumers (`rotation.rs`).
+    pub rotations: Arc<rotation::Rotations>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -135,10 +138,23 @@ pub(crate) enum Phase {
 #[derive(Debug, Clone)]
 pub(crate) struct Unacked {
     pub queue: String,
+    /// The incarnation of `queue` it came from: a queue deleted (and perhaps declared again)
+    /// since has nothing of it to settle (`Unacked::current`).
+    pub incarnation: u64,
     pub offset: u64,
     pub attempt: u32,
     /// None for basic.get.
     pub consumer_tag: Option<String>,
+}
+
+impl Unacked {
+    /// Whether the queue it came from is still there, not replaced by a namesake: only then
+    /// may an ack, nack or requeue of it reach the engine (offsets start again in a new queue).
+    pub fn current(&self, engine: &Engine) -> bool {
+        engine
+            .queue_incarnation(&self.queue)
+            .is_ok_and(|incarnation| incarnation == self.incarnation)
+    }
 }
 
 /// A message arriving: its publish method, then its header, then its body frames.

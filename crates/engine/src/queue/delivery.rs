@@ -19,6 +19,8 @@ use crate::error::{EngineError, Result};
 /// One message handed to a worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
+    /// The queue's [`Queue::incarnation`] it came from.
+    pub incarnation: u64,
     pub offset: u64,
     pub attempt: u32,
     pub lease_deadline_ms: i64,
@@ -50,15 +52,61 @@ impl ReadySignal {
             notified.await;
         }
     }
+
+    /// The [`Queue::incarnation`] the snapshot is of.
+    pub fn incarnation(&self) -> u64 {
+        self.queue.incarnation
+    }
+}
+
+/// One queue's deletion, awaitable: what a consumer bound to that queue (not to its name)
+/// waits on beside anything else, such as prefetch credit.
+pub struct QueueRemoval {
+    queue: Arc<Queue>,
+}
+
+impl QueueRemoval {
+    /// Returns once the queue is deleted (at once if it already is). Cancel-safe.
+    pub async fn removed(&self) {
+        let notified = self.queue.removed_notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.queue.removed.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
+
+    /// The [`Queue::incarnation`] it watches.
+    pub fn incarnation(&self) -> u64 {
+        self.queue.incarnation
+    }
 }
 
 impl Engine {
+    /// The deletion of the queue now named `queue`.
+    pub fn queue_removal(&self, queue: &str) -> Result<QueueRemoval> {
+        Ok(QueueRemoval {
+            queue: self.queue(queue)?,
+        })
+    }
+
     /// Snapshots `queue`'s readiness; take it *before* the receive it guards (see
     /// [`ReadySignal`]).
     pub fn ready_signal(&self, queue: &str) -> Result<ReadySignal> {
         let queue = self.queue(queue)?;
         let seen = queue.ready_generation.load(Ordering::Acquire);
         Ok(ReadySignal { queue, seen })
+    }
+
+    /// How many of `queue`'s messages are ready now.
+    pub fn queue_ready(&self, queue: &str) -> Result<u64> {
+        Ok(self.queue(queue)?.lock().counts().ready)
+    }
+
+    /// The [`Queue::incarnation`] of the queue now under this name.
+    pub fn queue_incarnation(&self, queue: &str) -> Result<u64> {
+        Ok(self.queue(queue)?.incarnation)
     }
 }
 
@@ -246,6 +294,7 @@ impl Queue {
                 continue;
             }
             deliveries.push(Delivery {
+                incarnation: self.incarnation,
                 offset: grant.offset,
                 attempt: grant.attempt,
                 lease_deadline_ms: grant.deadline_ms,

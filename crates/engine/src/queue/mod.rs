@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 pub use commit::{DeadLetterRecords, FailureListener};
 pub(crate) use commit::{Durable, LazyCommits, LAZY_WINDOW};
 pub use core::ConsumerMode;
-pub use delivery::{Delivery, ReadySignal};
+pub use delivery::{Delivery, QueueRemoval, ReadySignal};
 pub use durability::QueueDurability;
 pub use overflow::message_bytes;
 pub use policy::Backoff;
@@ -496,8 +496,8 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name)
             .ok_or_else(|| EngineError::QueueNotFound(name.to_string()))?;
-        // Waiters look it up again and find it gone.
-        queue.wake_receivers();
+        // Waiters look it up again and find it gone; holders of its removal hear of it.
+        queue.mark_removed();
         drop(queue);
         self.delete_stream_blocking(name)
     }

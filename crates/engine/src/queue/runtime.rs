@@ -37,6 +37,10 @@ pub const EXPIRES_HEADER: &str = "omnibus.expires_ms";
 
 pub struct Queue {
     pub config: QueueConfig,
+    /// Which queue of this name this is: unique in the process, so a queue deleted and
+    /// declared again under the same name is told apart from the one before (a door's
+    /// consumer of the old one ends; its unsettled deliveries settle nothing in the new one).
+    pub incarnation: u64,
     core: Mutex<QueueCore>,
     pub(crate) log: Arc<PartitionLog>,
     pub(crate) dead_letter: Arc<PartitionLog>,
@@ -45,6 +49,9 @@ pub struct Queue {
     pub(super) state: Arc<StateStore>,
     /// Woken when offsets become ready, so long-polling receivers retry.
     pub(crate) available: Notify,
+    /// Set, and `removed_notify` woken, once the queue is deleted ([`QueueRemoval`]).
+    pub(super) removed: std::sync::atomic::AtomicBool,
+    pub(super) removed_notify: Notify,
     /// Raised with every wake-up of `available`, so a waiter that snapshots it before an
     /// empty receive cannot miss a wake-up that came in between (`ReadySignal`).
     pub(super) ready_generation: std::sync::atomic::AtomicU64,
@@ -280,7 +287,9 @@ impl Queue {
             &name,
             config.mode == super::core::ConsumerMode::KeyShared,
         )?;
+        static INCARNATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Arc::new(Queue {
+            incarnation: INCARNATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             rates: Mutex::new(RateRing::new(now_ms())),
             redriven: std::sync::atomic::AtomicU64::new(redriven),
             redriven_one: Mutex::new(super::redrive::load_redriven_one(&state, &name)?),
@@ -295,6 +304,8 @@ impl Queue {
             dead_letter,
             state,
             available: Notify::new(),
+            removed: std::sync::atomic::AtomicBool::new(false),
+            removed_notify: Notify::new(),
             ready_generation: std::sync::atomic::AtomicU64::new(0),
             timer_changed: Arc::new(Notify::new()),
             // Until the timer task has planned its sleep, every lease wakes it.
@@ -312,6 +323,14 @@ impl Queue {
     /// Tells receivers (long polls and `ReadySignal`s) that messages may be ready: after an
     /// enqueue, a nack, a timer or lease expiry, a resume, and when the queue is deleted or
     /// replaced (so a waiter looks the queue up again).
+    /// Marks the queue deleted and wakes what waits on its [`QueueRemoval`].
+    pub(crate) fn mark_removed(&self) {
+        self.removed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.removed_notify.notify_waiters();
+        self.wake_receivers();
+    }
+
     pub(crate) fn wake_receivers(&self) {
         self.ready_generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
