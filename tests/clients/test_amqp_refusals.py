@@ -229,3 +229,30 @@ def test_with_x_header_matches_compare_x_headers_and_the_empty_key_is_no_words(a
     channel.exchange_delete(exchange)
     channel.exchange_delete(topic)
     connection.close()
+
+
+def test_an_exclusive_queue_is_locked_to_other_connections_in_rabbitmqs_words(amqp_url):
+    owner, other = connect(amqp_url), connect(amqp_url)
+    queue = unique("locked")
+    owner.channel().queue_declare(queue, exclusive=True)
+    channel = other.channel()
+    got = refusal(lambda: channel.basic_get(queue))
+    assert got == (
+        405,
+        f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}' {VHOST}. It could "
+        "be originally declared on another connection or the exclusive property value does not match "
+        "that of the original declaration.",
+    )
+    owner.close()
+    other.close()
+
+
+def test_recover_without_requeue_is_not_implemented_as_in_rabbitmq(amqp_url):
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    try:
+        channel.basic_recover(requeue=False)
+    except pika.exceptions.ConnectionClosedByBroker as error:
+        assert (error.reply_code, error.reply_text) == (540, "NOT_IMPLEMENTED - requeue=false")
+    else:
+        raise AssertionError("recover(requeue=False) was accepted")

@@ -116,9 +116,19 @@ pub(crate) async fn handle(
             settle_failed(connection, settled, reject.requeue).await;
             Ok(())
         }
+        AMQPMethod::Recover(basic::Recover { requeue: false })
+        | AMQPMethod::RecoverAsync(basic::RecoverAsync { requeue: false }) => {
+            // Redelivery to the same consumer only: RabbitMQ 3.10 does not implement it and
+            // closes the connection with these words; so do we.
+            Err(AmqpError::connection(
+                reply::NOT_IMPLEMENTED,
+                "NOT_IMPLEMENTED - requeue=false",
+                ids,
+            ))
+        }
         AMQPMethod::Recover(_) | AMQPMethod::RecoverAsync(_) => {
-            // RabbitMQ requeues whatever `requeue` says; so do we.
-            // Not held by a transaction: recover acts at once (as in RabbitMQ).
+            // Requeued for any consumer, as RabbitMQ does. Not held by a transaction:
+            // recover acts at once (as in RabbitMQ).
             let Some(state) = connection.channels.get_mut(&channel) else {
                 return Ok(());
             };

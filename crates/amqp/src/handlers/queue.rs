@@ -479,7 +479,7 @@ pub(crate) fn check_exclusive(
     match owners.get(queue).and_then(|owner| owner.exclusive_to) {
         Some(owner) if owner != connection.id => Err(AmqpError::channel(
             reply::RESOURCE_LOCKED,
-            format!("RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{amqp_name}' in vhost '/'"),
+            format!("RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{amqp_name}' in vhost '/'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration."),
             ids,
         )),
         _ => Ok(()),
