@@ -142,3 +142,25 @@ def test_reject_publish_dlx_nacks_the_publish_and_dead_letters_the_refused_messa
     # Re-declared with the same arguments: equivalent.
     channel.queue_declare(bounded, arguments=arguments)
     connection.close()
+
+
+def test_an_x_death_the_publisher_sent_is_counted_on_and_gains_no_first_death_headers(amqp_url):
+    # What RabbitMQ 3.10 answers (read from it): the matching entry's count rises by one,
+    # whatever integer type it came as, and x-first-death-* come only with a first x-death.
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    retry, dead = unique("retry"), unique("dead")
+    channel.queue_declare(dead)
+    channel.queue_declare(retry, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead})
+    earlier = [{"count": 3, "reason": "rejected", "queue": retry, "exchange": "", "routing-keys": [retry]}]
+    channel.basic_publish("", retry, b"again", pika.BasicProperties(headers={"x-death": earlier}))
+    method, _, _ = get_message(channel, retry, auto_ack=False)
+    channel.basic_nack(method.delivery_tag, requeue=False)
+    _, properties, body = get_message(channel, dead)
+    assert body == b"again"
+    headers = properties.headers
+    assert [(d["queue"], d["reason"], d["count"]) for d in headers["x-death"]] == [(retry, "rejected", 4)]
+    assert not any(name.startswith("x-first-death") for name in headers)
+    channel.queue_delete(retry)
+    channel.queue_delete(dead)
+    connection.close()

@@ -167,6 +167,9 @@ fn death_of(death: &omnibus_engine::queue::deaths::Death, record: &Record) -> De
 /// kept as the first entry's `original-expiration`.
 fn with_death(properties: AMQPProperties, record: &Record) -> AMQPProperties {
     let mut headers = properties.headers().clone().unwrap_or_default();
+    // As RabbitMQ: `x-first-death-*` come with the first `x-death`, never added to a message
+    // that arrived with one.
+    let arrived_dead = headers.contains_key("x-death");
     let mut entries: Vec<AMQPValue> = match headers.inner().get("x-death") {
         Some(AMQPValue::FieldArray(array)) => array.as_slice().to_vec(),
         _ => Vec::new(),
@@ -188,10 +191,12 @@ fn with_death(properties: AMQPProperties, record: &Record) -> AMQPProperties {
                 let AMQPValue::FieldTable(mut table) = entries.remove(index) else {
                     unreachable!("matched a table")
                 };
-                let count = match table.inner().get("count") {
-                    Some(AMQPValue::LongLongInt(n)) => *n,
-                    _ => 0,
-                };
+                // Whatever integer type the publisher gave it (pika sends a signed 32-bit).
+                let count = table
+                    .inner()
+                    .get("count")
+                    .and_then(properties::integer)
+                    .unwrap_or(0);
                 table.insert(
                     "count".into(),
                     AMQPValue::LongLongInt(count.saturating_add(death.count)),
@@ -224,7 +229,7 @@ fn with_death(properties: AMQPProperties, record: &Record) -> AMQPProperties {
         array.push(entry);
     }
     headers.insert("x-death".into(), AMQPValue::FieldArray(array));
-    if let Some(first) = first {
+    if let Some(first) = first.filter(|_| !arrived_dead) {
         for (name, value) in [
             ("x-first-death-reason", first.reason),
             ("x-first-death-queue", first.queue.as_str()),
