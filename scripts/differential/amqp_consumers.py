@@ -11,6 +11,17 @@ order, must match.
 
     # RabbitMQ from Debian on loopback (as scripts/bench-peers.sh starts it), Omnibus beside it:
     python scripts/differential/amqp_consumers.py RABBIT_PORT OMNIBUS_AMQP_PORT FIRST COUNT LENGTH [v]
+
+Differences it shows that are known (docs/amqp.md, "Delivery, prefetch, acknowledgement"),
+about one seed in seven at LENGTH 40 (2026-12-05):
+- many messages requeued at once (recover, a channel closed) are shared in runs of
+  `ready / eligible` here, one by one there;
+- when one ack frees several consumers, or a requeue races the credit it frees, which
+  consumer takes the next message can differ; so can delivery tags when two consumers share
+  a channel (the interleaving on that channel);
+- RabbitMQ lets a stale delivery tag of a deleted queue settle (and free credit in) a new
+  queue of the same name; Omnibus settles nothing with it.
+Run on a quiet machine: SETTLE_S bounds how long each step's deliveries are waited for.
 """
 import random, sys, time
 import pika
@@ -159,6 +170,6 @@ for seed in range(first, first + count):
                     for k in range(i):
                         print("    ", x[k])
                 break
-        if bad >= 8:
+        if bad >= 20:
             break
 print("done", bad)
