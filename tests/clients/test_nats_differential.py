@@ -84,6 +84,10 @@ RAW_SESSIONS = [
     b"CONNECT {}\r\nPUB x 3\r\nabcdef\r\nPING\r\n",
     # Messages routed before an UNSUB are written before it takes effect.
     b"CONNECT {\"verbose\":false}\r\nSUB u 1\r\nPUB u 1\r\na\r\nUNSUB 1\r\nPUB u 1\r\nb\r\nPING\r\n",
+    # `*` and `>` inside a longer token are literal characters; a reply may be a wildcard.
+    b"CONNECT {\"verbose\":false}\r\nSUB a.b* 1\r\nSUB a.* 2\r\nPUB a.b* 1\r\nx\r\nPUB a.bc 1\r\ny\r\nPING\r\n",
+    b"CONNECT {\"verbose\":false}\r\nSUB >x.y 1\r\nPUB >x.y 1\r\nz\r\nPING\r\n",
+    b"CONNECT {\"verbose\":false}\r\nSUB r 1\r\nPUB r inbox.* 1\r\nq\r\nPUB r inbox.> 1\r\nq\r\nPING\r\n",
 ]
 
 

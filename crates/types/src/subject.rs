@@ -2,7 +2,9 @@
 //!
 //! A subject is a non-empty list of dot-separated tokens. Tokens are non-empty and contain no
 //! whitespace. In a pattern, a token `*` matches exactly one token and a final token `>` matches
-//! one or more remaining tokens — the NATS rules, so NATS clients behave as they expect.
+//! one or more remaining tokens — the NATS rules, so NATS clients behave as they expect. A
+//! `*` or `>` inside a longer token (`a*b`, `>x`) is a literal character, in subjects and
+//! patterns alike, as nats-server reads it.
 
 use crate::limits::{SUBJECT_BYTES_MAX, SUBJECT_TOKENS_MAX};
 
@@ -103,11 +105,6 @@ pub fn validate_pattern(pattern: &str) -> Result<(), SubjectError> {
         if *token == ">" && !is_last {
             return Err(SubjectError(format!(
                 "subject pattern {pattern:?}: '>' may only be the last token"
-            )));
-        }
-        if token.len() > 1 && (token.contains('*') || token.contains('>')) {
-            return Err(SubjectError(format!(
-                "subject pattern {pattern:?}: wildcards must be whole tokens"
             )));
         }
     }
@@ -232,7 +229,12 @@ mod tests {
         assert!(validate_subject("").is_err());
         assert!(validate_pattern("a.>").is_ok());
         assert!(validate_pattern("a.>.b").is_err());
-        assert!(validate_pattern("a.b*").is_err());
+        // Inside a longer token, `*` and `>` are literal characters (nats-server's reading).
+        assert!(validate_pattern("a.b*").is_ok());
+        assert!(validate_subject("a.b*.>x").is_ok());
+        assert!(pattern_matches("a.b*", "a.b*"));
+        assert!(!pattern_matches("a.b*", "a.bc"));
+        assert!(pattern_matches("a.*", "a.b*"));
         assert!(validate_pattern("a.".repeat(64).trim_end_matches('.')).is_ok());
         assert!(validate_pattern("a.".repeat(65).trim_end_matches('.')).is_err());
     }

@@ -56,7 +56,7 @@ fn wildcards_match_as_nats_does_and_each_subscription_gets_its_copy() {
 fn invalid_patterns_and_queue_groups_are_refused() {
     let router = Arc::new(LiveRouter::new());
     let mailbox = router.mailbox(true, ROOMY);
-    for pattern in ["", "a..b", "a.>.b", ".a", "a.", "a b", "a.b*"] {
+    for pattern in ["", "a..b", "a.>.b", ".a", "a.", "a b"] {
         assert!(
             router.subscribe(&mailbox, pattern, None, 1).is_err(),
             "{pattern:?} is not a pattern"
@@ -65,6 +65,21 @@ fn invalid_patterns_and_queue_groups_are_refused() {
     assert!(router.subscribe(&mailbox, "a", Some(""), 1).is_err());
     assert!(router.subscribe(&mailbox, "a", Some("x y"), 1).is_err());
     assert!(!router.is_active(), "nothing was subscribed");
+}
+
+#[test]
+fn a_wildcard_inside_a_token_is_a_literal_character() {
+    let router = Arc::new(LiveRouter::new());
+    let mailbox = router.mailbox(true, ROOMY);
+    let _literal = router.subscribe(&mailbox, "a.b*", None, 7).unwrap();
+    router.publish(message("a.bc", "x"), None);
+    assert_eq!(
+        tokens(&mailbox),
+        Vec::<u64>::new(),
+        "`b*` is not a wildcard"
+    );
+    router.publish(message("a.b*", "x"), None);
+    assert_eq!(tokens(&mailbox), vec![7]);
 }
 
 #[test]

@@ -241,10 +241,12 @@ pub(crate) async fn handle(
     connection: &mut Connection,
     publish: PublishOp,
 ) -> Result<(), NatsError> {
+    // nats-server takes any subject as a reply, wildcards included (`a.*`): it is only
+    // handed on; a responder publishing to it is refused then.
     let reply_valid = publish
         .reply
         .as_deref()
-        .is_none_or(|r| validate_subject(r).is_ok());
+        .is_none_or(|r| omnibus_types::validate_pattern(r).is_ok());
     // A consumer-create call names its filter in the subject, wildcards included
     // (`$JS.API.CONSUMER.CREATE.<stream>.<name>.orders.>`), as nats-py sends it.
     let subject_valid = if publish.subject.starts_with(crate::jetstream::API_PREFIX) {
