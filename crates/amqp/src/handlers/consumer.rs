@@ -166,6 +166,12 @@ impl ConsumerTask {
                 Ok((deliveries, signal)) if deliveries.is_empty() => {
                     // Credit is not held while idle: the channel's other consumers may use it.
                     self.give_back(credit);
+                    if rotating && self.engine.queue_ready(&self.queue).unwrap_or(0) > 0 {
+                        // Ready messages this consumer may not take (a key-shared queue's
+                        // keys held by others, a worker limit set through another door):
+                        // the turn goes on, or the line would wait on it.
+                        seat.pass();
+                    }
                     tokio::select! {
                         biased;
                         () = self.stop.stopped() => return,

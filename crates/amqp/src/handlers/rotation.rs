@@ -173,6 +173,20 @@ impl Seat {
     }
 }
 
+impl Seat {
+    /// It could lease nothing on its turn although messages are ready: to the back of the
+    /// line, passing over no one.
+    pub fn pass(&self) {
+        let mut state = self.rotation.lock();
+        if let Some(position) = state.position(self.id) {
+            let seat = state.seats.remove(position);
+            state.seats.push(seat);
+        }
+        drop(state);
+        self.rotation.changed.notify_waiters();
+    }
+}
+
 impl Drop for Seat {
     fn drop(&mut self) {
         let mut rotations = self.rotations.lock().unwrap_or_else(|p| p.into_inner());
@@ -226,6 +240,9 @@ mod tests {
         b.set_eligible(false);
         b.set_eligible(true);
         assert!(b.turn(&stop).await);
+        // One that could lease nothing hands the turn on.
+        b.pass(); // a c b
+        assert!(a.turn(&stop).await);
         drop(b);
         assert!(a.turn(&stop).await);
         drop((a, c));
