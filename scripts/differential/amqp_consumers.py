@@ -23,8 +23,10 @@ about one seed in seven at LENGTH 40 (2026-12-05):
   queue of the same name; Omnibus settles nothing with it.
 Run on a quiet machine: SETTLE_S bounds how long each step's deliveries are waited for.
 """
-import random, sys, time
+import random, time
 import pika
+
+from compare import compare
 
 SETTLE_S = 0.12
 
@@ -154,22 +156,4 @@ def run(port, seed, length):
     return out
 
 
-a, b = int(sys.argv[1]), int(sys.argv[2])
-first, count, length = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-verbose = len(sys.argv) > 6
-bad = 0
-for seed in range(first, first + count):
-    x = run(a, seed, length)
-    y = run(b, seed, length)
-    if x != y:
-        bad += 1
-        for i, (p, q) in enumerate(zip(x, y)):
-            if p != q:
-                print(f"seed {seed} item {i}:\n  rabbitmq {p}\n  omnibus  {q}")
-                if verbose:
-                    for k in range(i):
-                        print("    ", x[k])
-                break
-        if bad >= 20:
-            break
-print("done", bad)
+compare(run, peer="rabbitmq", stop_after=20)

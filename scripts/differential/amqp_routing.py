@@ -12,8 +12,10 @@ landed is compared, and every channel close (code and text) and basic.return mus
     # RabbitMQ from Debian on loopback (as scripts/bench-peers.sh starts it), Omnibus beside it:
     python scripts/differential/amqp_routing.py RABBIT_PORT OMNIBUS_AMQP_PORT FIRST COUNT LENGTH [v]
 """
-import random, sys
+import random
 import pika
+
+from compare import compare
 
 WORDS = ["a", "b", "c"]
 TYPES = ["direct", "fanout", "topic", "headers"]
@@ -157,22 +159,4 @@ def run(port, seed, length):
     return out
 
 
-a, b = int(sys.argv[1]), int(sys.argv[2])
-first, count, length = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-verbose = len(sys.argv) > 6
-bad = 0
-for seed in range(first, first + count):
-    x = run(a, seed, length)
-    y = run(b, seed, length)
-    if x != y:
-        bad += 1
-        for i, (p, q) in enumerate(zip(x, y)):
-            if p != q:
-                print(f"seed {seed} item {i}:\n  rabbitmq {p}\n  omnibus  {q}")
-                if verbose:
-                    for k in range(i):
-                        print("    ", x[k])
-                break
-        if bad >= 8:
-            break
-print("done", bad)
+compare(run, peer="rabbitmq")

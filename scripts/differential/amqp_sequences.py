@@ -15,8 +15,10 @@ drops the oldest message here, RabbitMQ the highest-priority one; the order of r
 after several requeues can differ. RabbitMQ applies a reject or a channel close a moment
 after answering, so the script waits a little before it counts.
 """
-import random, sys, time
+import random, time
 import pika
+
+from compare import compare
 
 def run(port, seed, length):
     r = random.Random(seed)
@@ -129,19 +131,4 @@ def run(port, seed, length):
     conn.close()
     return out
 
-a, b = int(sys.argv[1]), int(sys.argv[2])
-first, count, length = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-verbose = len(sys.argv) > 6
-bad = 0
-for seed in range(first, first + count):
-    x = run(a, seed, length); y = run(b, seed, length)
-    if x != y:
-        bad += 1
-        for i, (p, q) in enumerate(zip(x, y)):
-            if p != q:
-                print(f"seed {seed} item {i}:\n  rabbitmq {p}\n  omnibus  {q}")
-                if verbose:
-                    for k in range(i): print("    ", x[k])
-                break
-        if bad >= 8: break
-print("done", bad)
+compare(run, peer="rabbitmq")

@@ -16,8 +16,10 @@ bound here; nats-server redelivers nacked messages in the order they were nacked
 stream order; after max_deliver, or after the limits removed messages that were never
 delivered, nats-server's ack floor stays where its last ack left it.
 """
-import asyncio, json, random, sys, time
+import asyncio, json, random, time
 import nats
+
+from compare import compare_async
 
 STREAM = "FZ"
 import os
@@ -116,25 +118,4 @@ def e(answer):
         return ("error", answer["error"].get("err_code"))
     return ("ok", answer.get("success"))
 
-VERBOSE = len(sys.argv) > 6
-async def main():
-    a, b = sys.argv[1], sys.argv[2]
-    first, count, length = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    bad = 0
-    for seed in range(first, first + count):
-        x = await run_seed(a, seed, length)
-        y = await run_seed(b, seed, length)
-        if x != y:
-            bad += 1
-            for i, (p, q) in enumerate(zip(x, y)):
-                if p != q:
-                    print(f"seed {seed} item {i}:\n  nats-server {p}\n  omnibus     {q}")
-                    if VERBOSE:
-                        for k in range(i):
-                            print("    ", x[k])
-                    break
-            if bad >= 8:
-                break
-    print("done", bad)
-
-asyncio.run(main())
+asyncio.run(compare_async(run_seed, peer="nats-server"))
