@@ -7,6 +7,7 @@ it when asked), and stops after `stop_after` differing seeds.
 
 Arguments come from the command line: PEER OMNIBUS FIRST COUNT LENGTH [v].
 """
+import asyncio
 import sys
 
 
@@ -28,16 +29,10 @@ def _report(seed, expected, answered, peer, verbose):
 
 
 def compare(run, peer, convert=int, stop_after=8):
-    peer_address, omnibus, seeds, length, verbose = _arguments(convert)
-    bad = 0
-    for seed in seeds:
-        expected, answered = run(peer_address, seed, length), run(omnibus, seed, length)
-        if expected != answered:
-            bad += 1
-            _report(seed, expected, answered, peer, verbose)
-            if bad >= stop_after:
-                break
-    print("done", bad)
+    async def run_async(address, seed, length):
+        return run(address, seed, length)
+
+    asyncio.run(compare_async(run_async, peer, convert, stop_after))
 
 
 async def compare_async(run, peer, convert=str, stop_after=8):

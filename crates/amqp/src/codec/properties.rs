@@ -63,6 +63,42 @@ pub fn value_as_text(value: &amq_protocol::types::AMQPValue) -> Option<String> {
     })
 }
 
+/// A string argument (`x-overflow`, `x-dead-letter-exchange`, `x-match`, …): a long or short
+/// string; `None` for any other type.
+pub fn string(value: &amq_protocol::types::AMQPValue) -> Option<String> {
+    use amq_protocol::types::AMQPValue;
+    match value {
+        AMQPValue::LongString(v) => Some(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        AMQPValue::ShortString(v) => Some(v.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// A field's type as RabbitMQ names it in its errors (`rabbit_binary_parser`'s atoms).
+pub fn type_name(value: &amq_protocol::types::AMQPValue) -> &'static str {
+    use amq_protocol::types::AMQPValue;
+    match value {
+        AMQPValue::Boolean(_) => "bool",
+        AMQPValue::ShortShortInt(_) => "byte",
+        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
+        AMQPValue::ShortInt(_) => "short",
+        AMQPValue::ShortUInt(_) => "unsignedshort",
+        AMQPValue::LongInt(_) => "signedint",
+        AMQPValue::LongUInt(_) => "unsignedint",
+        AMQPValue::LongLongInt(_) => "long",
+        AMQPValue::Float(_) => "float",
+        AMQPValue::Double(_) => "double",
+        AMQPValue::DecimalValue(_) => "decimal",
+        AMQPValue::ShortString(_) => "shortstr",
+        AMQPValue::LongString(_) => "longstr",
+        AMQPValue::FieldArray(_) => "array",
+        AMQPValue::Timestamp(_) => "timestamp",
+        AMQPValue::FieldTable(_) => "table",
+        AMQPValue::ByteArray(_) => "binary",
+        AMQPValue::Void => "void",
+    }
+}
+
 /// An integer argument (`x-max-length`, `x-message-ttl`, …), whatever integer type the
 /// client chose; clients send them as `l`, `I`, `s`, strings are refused.
 pub fn integer(value: &amq_protocol::types::AMQPValue) -> Option<i64> {

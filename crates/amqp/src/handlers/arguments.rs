@@ -16,7 +16,7 @@
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 
-use crate::codec::properties::integer;
+use crate::codec::properties::{integer, string as text, type_name};
 use crate::error::{reply, AmqpError};
 
 /// The longest TTL or expiry RabbitMQ takes: ten years in milliseconds.
@@ -208,9 +208,9 @@ fn non_negative(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
     }
 }
 
-fn max_priority(value: &AMQPValue, arguments: &FieldTable) -> Result<(), String> {
-    non_negative(value, arguments)?;
+fn max_priority(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
     match whole(value)? {
+        n if n < 0 => Err(format!("{{value_negative,{n}}}")),
         n if n > MAX_PRIORITY_MAX => Err(format!("{{max_value_exceeded,{n}}}")),
         _ => Ok(()),
     }
@@ -247,48 +247,11 @@ fn single_active_consumer(value: &AMQPValue, _: &FieldTable) -> Result<(), Strin
 }
 
 fn delivery_limit(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
-    match value {
-        AMQPValue::Timestamp(_) => Err(unacceptable(value)),
-        _ => integer(value)
-            .map(|_| ())
-            .ok_or_else(|| unacceptable(value)),
-    }
+    whole(value).map(|_| ()).map_err(|_| unacceptable(value))
 }
 
 fn unacceptable(value: &AMQPValue) -> String {
     format!("{{unacceptable_type,{}}}", type_name(value))
-}
-
-fn text(value: &AMQPValue) -> Option<String> {
-    match value {
-        AMQPValue::LongString(v) => Some(String::from_utf8_lossy(v.as_bytes()).into_owned()),
-        AMQPValue::ShortString(v) => Some(v.as_str().to_string()),
-        _ => None,
-    }
-}
-
-/// A field's type as RabbitMQ names it in its errors (`rabbit_binary_parser`'s atoms).
-pub(crate) fn type_name(value: &AMQPValue) -> &'static str {
-    match value {
-        AMQPValue::Boolean(_) => "bool",
-        AMQPValue::ShortShortInt(_) => "byte",
-        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
-        AMQPValue::ShortInt(_) => "short",
-        AMQPValue::ShortUInt(_) => "unsignedshort",
-        AMQPValue::LongInt(_) => "signedint",
-        AMQPValue::LongUInt(_) => "unsignedint",
-        AMQPValue::LongLongInt(_) => "long",
-        AMQPValue::Float(_) => "float",
-        AMQPValue::Double(_) => "double",
-        AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::ShortString(_) => "shortstr",
-        AMQPValue::LongString(_) => "longstr",
-        AMQPValue::FieldArray(_) => "array",
-        AMQPValue::Timestamp(_) => "timestamp",
-        AMQPValue::FieldTable(_) => "table",
-        AMQPValue::ByteArray(_) => "binary",
-        AMQPValue::Void => "void",
-    }
 }
 
 #[cfg(test)]

@@ -16,9 +16,8 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use omnibus_engine::exchanges::{Binding, ExchangeKind, ExchangeSpec};
 use omnibus_engine::EngineError;
 
-use super::arguments::type_name;
 use super::Connection;
-use crate::codec::properties::{integer, table_as_text};
+use crate::codec::properties::{integer, string, table_as_text, type_name};
 use crate::error::{reply, AmqpError};
 
 pub(crate) async fn handle(
@@ -49,7 +48,7 @@ pub(crate) async fn handle(
                     ));
                 };
                 if let Some(value) = declare.arguments.inner().get("alternate-exchange") {
-                    if !matches!(value, AMQPValue::LongString(_) | AMQPValue::ShortString(_)) {
+                    if string(value).is_none() {
                         return Err(AmqpError::channel(
                             reply::PRECONDITION_FAILED,
                             format!(
@@ -134,7 +133,7 @@ pub(crate) async fn handle(
             Ok(())
         }
         AMQPMethod::Bind(bind) => {
-            let binding = exchange_binding(
+            let (source, binding) = exchange_binding(
                 connection,
                 bind.source.as_str(),
                 bind.destination.as_str(),
@@ -142,7 +141,7 @@ pub(crate) async fn handle(
                 &bind.arguments,
                 ids,
             )?;
-            check_binding_arguments(connection, &binding.exchange, &bind.arguments, ids)?;
+            check_binding_arguments(source, &bind.arguments, ids)?;
             connection
                 .engine()
                 .bind_queue(binding)
@@ -166,7 +165,7 @@ pub(crate) async fn handle(
                 &unbind.arguments,
                 ids,
             ) {
-                Ok(binding) => match connection.engine().unbind_queue(binding).await {
+                Ok((_, binding)) => match connection.engine().unbind_queue(binding).await {
                     Ok(()) | Err(EngineError::ExchangeNotFound(_)) => {}
                     Err(error) => return Err(engine_error(error, ids)),
                 },
@@ -195,7 +194,8 @@ pub(crate) async fn handle(
     }
 }
 
-/// An exchange-to-exchange binding, once both ends are checked (RabbitMQ's answers).
+/// An exchange-to-exchange binding, once both ends are checked (RabbitMQ's answers), with the
+/// source's kind (a bind checks its arguments against it, an unbind does not).
 fn exchange_binding(
     connection: &Connection,
     source: &str,
@@ -203,57 +203,53 @@ fn exchange_binding(
     routing_key: &str,
     arguments: &amq_protocol::types::FieldTable,
     ids: (u16, u16),
-) -> Result<Binding, AmqpError> {
+) -> Result<(ExchangeKind, Binding), AmqpError> {
     if source.is_empty() || destination.is_empty() {
         return Err(default_exchange_refused(ids));
     }
-    for name in [source, destination] {
-        if connection.engine().exchange(name).is_none() {
-            return Err(not_found(name, ids));
-        }
+    let Some(source_exchange) = connection.engine().exchange(source) else {
+        return Err(not_found(source, ids));
+    };
+    if connection.engine().exchange(destination).is_none() {
+        return Err(not_found(destination, ids));
     }
-    Ok(Binding {
-        exchange: source.to_string(),
-        queue: destination.to_string(),
-        routing_key: routing_key.to_string(),
-        arguments: table_as_text(arguments),
-        durable: true,
-        to_exchange: true,
-    })
+    Ok((
+        source_exchange.kind,
+        Binding {
+            exchange: source.to_string(),
+            queue: destination.to_string(),
+            routing_key: routing_key.to_string(),
+            arguments: table_as_text(arguments),
+            durable: true,
+            to_exchange: true,
+        },
+    ))
 }
 
 /// A headers exchange's binding must say `x-match` as RabbitMQ spells it (406 otherwise);
 /// other exchange types ignore their bindings' arguments.
 pub(crate) fn check_binding_arguments(
-    connection: &Connection,
-    source: &str,
+    source: ExchangeKind,
     arguments: &FieldTable,
     ids: (u16, u16),
 ) -> Result<(), AmqpError> {
-    let headers = connection
-        .engine()
-        .exchange(source)
-        .is_some_and(|exchange| exchange.kind == ExchangeKind::Headers);
+    let headers = source == ExchangeKind::Headers;
     let Some(value) = arguments.inner().get("x-match").filter(|_| headers) else {
         return Ok(());
     };
-    let text = match value {
-        AMQPValue::LongString(text) => String::from_utf8_lossy(text.as_bytes()).into_owned(),
-        AMQPValue::ShortString(text) => text.as_str().to_string(),
-        other => {
-            let shown = match other {
-                AMQPValue::Boolean(b) => b.to_string(),
-                other => integer(other).map_or_else(|| format!("{other:?}"), |n| n.to_string()),
-            };
-            return Err(AmqpError::channel(
-                reply::PRECONDITION_FAILED,
-                format!(
-                    "PRECONDITION_FAILED - Invalid x-match field type {} (value {shown}); expected longstr",
-                    type_name(other)
-                ),
-                ids,
-            ));
-        }
+    let Some(text) = string(value) else {
+        let shown = match value {
+            AMQPValue::Boolean(b) => b.to_string(),
+            other => integer(other).map_or_else(|| format!("{other:?}"), |n| n.to_string()),
+        };
+        return Err(AmqpError::channel(
+            reply::PRECONDITION_FAILED,
+            format!(
+                "PRECONDITION_FAILED - Invalid x-match field type {} (value {shown}); expected longstr",
+                type_name(value)
+            ),
+            ids,
+        ));
     };
     if ["all", "any", "all-with-x", "any-with-x"].contains(&text.as_str()) {
         return Ok(());

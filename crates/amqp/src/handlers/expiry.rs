@@ -1,7 +1,7 @@
 //! `x-expires`: a queue left unused for that many milliseconds is deleted, as RabbitMQ does.
 //! Unused means no consumer, and no queue.declare (passive or not) or basic.get of it, for
 //! the whole period; publishing to it does not count. The argument must be a positive
-//! integer (406 otherwise).
+//! integer (406 otherwise, from `arguments.rs`).
 //!
 //! Our choice: the clock is the door's, in memory, like exclusive ownership — one task per
 //! expiring queue sleeps until the queue may expire and looks again; after a broker restart
@@ -17,27 +17,15 @@ use amq_protocol::types::FieldTable;
 use super::queue::delete_queue_everywhere;
 use super::Shared;
 use crate::codec::properties::integer;
-use crate::error::{reply, AmqpError};
 
-/// The `x-expires` argument, checked: `None` when absent.
-pub(crate) fn argument(
-    arguments: &FieldTable,
-    amqp_name: &str,
-    ids: (u16, u16),
-) -> Result<Option<u64>, AmqpError> {
-    let Some(value) = arguments.inner().get("x-expires") else {
-        return Ok(None);
-    };
-    match integer(value) {
-        Some(ms) if ms > 0 => Ok(Some(ms as u64)),
-        _ => Err(AmqpError::channel(
-            reply::PRECONDITION_FAILED,
-            format!(
-                "PRECONDITION_FAILED - invalid arg 'x-expires' for queue '{amqp_name}' in vhost '/': a positive integer is expected"
-            ),
-            ids,
-        )),
-    }
+/// The `x-expires` argument of a new queue, already checked (`arguments.rs`: a positive
+/// integer): `None` when absent.
+pub(crate) fn argument(arguments: &FieldTable) -> Option<u64> {
+    arguments
+        .inner()
+        .get("x-expires")
+        .and_then(integer)
+        .and_then(|ms| u64::try_from(ms).ok())
 }
 
 /// Starts the clock of a queue just declared with `x-expires`.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use amq_protocol::protocol::queue::{self, AMQPMethod};
 use amq_protocol::protocol::AMQPClass;
-use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::FieldTable;
 use omnibus_engine::exchanges::{Binding, DeadLetterRoute};
 use omnibus_engine::queue::{Backoff, Completions, Overflow, QueueDurability, QueueSpec};
 use omnibus_engine::EngineError;
@@ -30,7 +30,7 @@ use omnibus_engine::EngineError;
 use super::exchange::engine_error;
 use super::{arguments, equivalence, expiry, single_active};
 use super::{Connection, QueueOwner, Shared};
-use crate::codec::properties::{integer, table_as_text};
+use crate::codec::properties::{integer, string, table_as_text};
 use crate::error::{reply, AmqpError};
 use crate::names;
 
@@ -56,12 +56,12 @@ pub(crate) async fn handle(
             if exchange.is_empty() {
                 return Err(super::exchange::default_exchange_refused(ids));
             }
-            if connection.engine().exchange(exchange).is_none() {
+            let Some(source) = connection.engine().exchange(exchange) else {
                 return Err(super::exchange::not_found(exchange, ids));
-            }
+            };
             let queue = existing_queue(connection, bind.queue.as_str(), ids)?;
             check_exclusive(connection, &queue, bind.queue.as_str(), ids)?;
-            super::exchange::check_binding_arguments(connection, exchange, &bind.arguments, ids)?;
+            super::exchange::check_binding_arguments(source.kind, &bind.arguments, ids)?;
             let binding = Binding {
                 exchange: exchange.to_string(),
                 queue,
@@ -239,7 +239,7 @@ async fn declare_queue(
         arguments::check(&declare.arguments, &amqp_name, &flags, ids)?;
         let (mut spec, route) = queue_spec(&queue, &declare.arguments, ids)?;
         spec.durability = Some(durability(declare.durable, declare.exclusive));
-        let expires_ms = expiry::argument(&declare.arguments, &amqp_name, ids)?;
+        let expires_ms = expiry::argument(&declare.arguments);
         match connection.engine().create_queue(spec).await {
             Ok(_) | Err(EngineError::QueueExists(_)) => {}
             Err(error) => return Err(engine_error(error, ids)),
@@ -364,15 +364,7 @@ pub(super) fn queue_spec(
             },
         }
     };
-    let text = |key: &str| -> Option<String> {
-        match table.get(key) {
-            Some(AMQPValue::LongString(v)) => {
-                Some(String::from_utf8_lossy(v.as_bytes()).into_owned())
-            }
-            Some(AMQPValue::ShortString(v)) => Some(v.as_str().to_string()),
-            _ => None,
-        }
-    };
+    let text = |key: &str| table.get(key).and_then(string);
     match text("x-queue-type").as_deref() {
         None | Some("classic") | Some("quorum") => {}
         Some("stream") => {

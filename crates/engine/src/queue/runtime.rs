@@ -49,7 +49,7 @@ pub struct Queue {
     pub(super) state: Arc<StateStore>,
     /// Woken when offsets become ready, so long-polling receivers retry.
     pub(crate) available: Notify,
-    /// Set, and `removed_notify` woken, once the queue is deleted ([`QueueRemoval`]).
+    /// Set, and `removed_notify` woken, once the queue is deleted (`QueueRemoval`).
     pub(super) removed: std::sync::atomic::AtomicBool,
     pub(super) removed_notify: Notify,
     /// Raised with every wake-up of `available`, so a waiter that snapshots it before an
@@ -320,10 +320,7 @@ impl Queue {
         }))
     }
 
-    /// Tells receivers (long polls and `ReadySignal`s) that messages may be ready: after an
-    /// enqueue, a nack, a timer or lease expiry, a resume, and when the queue is deleted or
-    /// replaced (so a waiter looks the queue up again).
-    /// Marks the queue deleted and wakes what waits on its [`QueueRemoval`].
+    /// Marks the queue deleted and wakes what waits on its `QueueRemoval`.
     pub(crate) fn mark_removed(&self) {
         self.removed
             .store(true, std::sync::atomic::Ordering::Release);
@@ -331,6 +328,9 @@ impl Queue {
         self.wake_receivers();
     }
 
+    /// Tells receivers (long polls and `ReadySignal`s) that messages may be ready: after an
+    /// enqueue, a nack, a timer or lease expiry, a resume, and when the queue is deleted or
+    /// replaced (so a waiter looks the queue up again).
     pub(crate) fn wake_receivers(&self) {
         self.ready_generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
