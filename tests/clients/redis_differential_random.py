@@ -1,8 +1,10 @@
 """Random command sequences for `test_redis_differential.py`: the same seeded sequence goes
-to redis-server and to the Redis door, and every answer must match. Two families: strings
-with TTLs, transactions and multi-key commands over three keys; and one stream with two
+to redis-server and to the Redis door, and every answer must match. Three families: strings
+with TTLs, transactions and multi-key commands over three keys; one stream with two
 consumer groups, XDEL, trimming (also by XADD), reads from any ID, and claims and pending
-scans that start among entries trimmed away while pending.
+scans that start among entries trimmed away while pending; and lists: three list keys and a
+string key (WRONGTYPE both ways, SET over a list), every list command, expiry, and
+transactions.
 
 Deadlines grow with the step, so no two commands set the same one within a millisecond
 (EXPIRE … GT would then depend on the clock). Groups start at 0, at $ or at an ID the stream
@@ -10,6 +12,13 @@ has had, and SETID only moves to $ (docs/redis.md, "Not there yet": a group past
 entry, or moved back over XDEL'd pending entries, differs). XGROUP CREATECONSUMER is left
 out: Redis 7.0 (Debian's) makes a consumer on XCLAIM/XAUTOCLAIM only when it claims
 something, 7.2 and later always, as the door does.
+
+The blocking list commands have a timeout of 0.01 s: they answer at once when a list has
+elements, else nil once the time is up (no other connection pushes meanwhile), and inside
+MULTI they do not block. They are rare, as redis-server notices such a timeout only some
+100 ms later. In the lists family every EXPIRE sets a deadline later than any before it, so
+GT and LT do not depend on the clock, and the time left is read with PTTL (set aside when
+positive: whole seconds of TTL could round apart after redis-server's longer waits).
 """
 
 from __future__ import annotations
@@ -20,6 +29,9 @@ KEYS = ["k1", "k2", "k3"]
 VALUES = ["1", "10", "-3", "abc", "", "9223372036854775806", "x y"]
 GROUPS = ["g", "h"]
 CONSUMERS = ["c1", "c2", "c3"]
+LISTS = ["l1", "l2", "l3"]
+LIST_STRING = "s"
+ELEMENTS = ["a", "b", "c", "", "x y"]
 
 
 def string_command(r: random.Random, step: int) -> list[str]:
@@ -109,10 +121,90 @@ def stream_command(r: random.Random, added: list[str]) -> list[str]:
     return r.choice(choices)()
 
 
+def list_command(r: random.Random, step: int) -> list[str]:
+    """One command over the lists `l1`, `l2`, `l3` and the string key `s`."""
+    key = lambda: r.choice(LISTS * 3 + [LIST_STRING])  # noqa: E731
+    keys = lambda: r.sample(LISTS + [LIST_STRING], r.randrange(1, 4))  # noqa: E731
+    element = lambda: r.choice(ELEMENTS)  # noqa: E731
+    elements = lambda: [element() for _ in range(r.randrange(1, 5))]  # noqa: E731
+    index = lambda: str(r.randrange(-6, 6))  # noqa: E731
+    side = lambda: r.choice(["LEFT", "RIGHT"])  # noqa: E731
+    push = lambda: [r.choice(["LPUSH", "RPUSH"]), key(), *elements()]  # noqa: E731
+
+    def count():
+        return r.choice([[], [], ["COUNT", str(r.randrange(1, 4))], ["COUNT", "0"]])
+
+    def lpos():
+        options = []
+        if r.random() < 0.5:
+            options.append(["RANK", r.choice(["1", "2", "3", "-1", "-2", "0"])])
+        if r.random() < 0.5:
+            options.append(["COUNT", str(r.randrange(0, 3))])
+        if r.random() < 0.3:
+            options.append(["MAXLEN", str(r.randrange(0, 4))])
+        r.shuffle(options)
+        return ["LPOS", key(), element(), *[word for option in options for word in option]]
+
+    def lmpop():
+        names = keys()
+        return ["LMPOP", str(len(names)), *names, side(), *count()]
+
+    def blocking():
+        # At once on a list with elements, else nil after 0.01 s; queued inside MULTI.
+        names = keys()
+        return r.choice([
+            ["BLPOP", *names, "0.01"],
+            ["BRPOP", *names, "0.01"],
+            ["BLMOVE", key(), key(), side(), side(), "0.01"],
+            ["BRPOPLPUSH", key(), key(), "0.01"],
+            ["BLMPOP", "0.01", str(len(names)), *names, side(), *count()],
+        ])
+
+    choices = [
+        push,
+        push,
+        push,
+        lambda: [r.choice(["LPUSHX", "RPUSHX"]), key(), *elements()],
+        lambda: [r.choice(["LPOP", "RPOP"]), key()],
+        lambda: [r.choice(["LPOP", "RPOP"]), key(), r.choice(["0", "1", "2", "5", "-1"])],
+        lambda: ["LLEN", key()],
+        lambda: ["LRANGE", key(), index(), index()],
+        lambda: ["LRANGE", key(), "0", "-1"],
+        lambda: ["LINDEX", key(), index()],
+        lambda: ["LSET", key(), str(r.randrange(-4, 4)), element()],
+        lambda: ["LINSERT", key(), r.choice(["BEFORE", "AFTER"]), element(), element()],
+        lambda: ["LREM", key(), str(r.randrange(-2, 3)), element()],
+        lambda: ["LTRIM", key(), index(), index()],
+        lpos,
+        lambda: ["LMOVE", key(), key(), side(), side()],
+        lambda: ["RPOPLPUSH", key(), key()],
+        lmpop,
+        blocking,
+        lambda: ["SET", r.choice([LIST_STRING] * 6 + LISTS), element()],
+        lambda: r.choice([["GET", key()], ["STRLEN", key()], ["APPEND", key(), element()]]),
+        lambda: ["MGET", *keys()],
+        lambda: [r.choice(["DEL", "GETDEL"]), key()],
+        lambda: ["EXISTS", *keys()],
+        lambda: ["TYPE", key()],
+        lambda: ["EXPIRE", key(), str(1000 + step),
+                 *r.choice([[], ["NX"], ["XX"], ["GT"], ["LT"]])],
+        lambda: ["EXPIRE", key(), r.choice(["0", "-1"])],
+        lambda: ["PTTL", key()],
+        lambda: ["PERSIST", key()],
+        lambda: ["DBSIZE"],
+        lambda: ["MULTI"],
+        lambda: ["EXEC"],
+        lambda: ["DISCARD"],
+    ]
+    return r.choice(choices)()
+
+
 def sequence(family: str, seed: int, length: int) -> list[list[str]]:
-    """The commands of one seeded sequence of `family` ("strings" or "streams")."""
+    """The commands of one seeded sequence of `family` ("strings", "streams" or "lists")."""
     r = random.Random(seed)
     if family == "strings":
         return [string_command(r, step) for step in range(length)]
+    if family == "lists":
+        return [list_command(r, step) for step in range(length)]
     added: list[str] = []
     return [stream_command(r, added) for _ in range(length)]

@@ -1,8 +1,10 @@
 """The Redis door side by side with redis-server: the same command sequences
-(`redis_differential_cases.py`) go to a redis-server from Debian and to Omnibus, in RESP2 and in
-RESP3, and every answer must be the same — values, nils, error words — once the fields that
-hold times are set aside. A plain socket and a RESP reader written here, so the comparison is
-of what each server sent (a status and a bulk string are told apart), not of a client's view.
+(`redis_differential_cases.py`: strings, keys, streams, lists, transactions) go to a
+redis-server from Debian and to Omnibus, in RESP2 and in RESP3, and every answer must be the
+same — values, nils, error words — once the fields that hold times are set aside; so do
+seeded random sequences of strings, of a stream and of lists (`redis_differential_random.py`,
+in RESP2). A plain socket and a RESP reader written here, so the comparison is of what each
+server sent (a status and a bulk string are told apart), not of a client's view.
 """
 
 from __future__ import annotations
@@ -236,7 +238,8 @@ GROUP_FIELDS_APART = {b"entries-read", b"lag", b"last-delivered-id", b"consumers
 
 
 @pytest.mark.parametrize(
-    "family,seeds,length", [("strings", range(40), 300), ("streams", range(30), 150)]
+    "family,seeds,length",
+    [("strings", range(40), 300), ("streams", range(30), 150), ("lists", range(40), 200)],
 )
 def test_random_sequences_answer_as_redis_server_does(
     family, seeds, length, redis_server, redis_url

@@ -65,6 +65,10 @@ pub enum EngineError {
     JobFinished(String),
     #[error("{0}")]
     QueueFull(String),
+    /// A keyspace command on a key that holds the other kind of value (a list command on a
+    /// string key, a string command on a list key).
+    #[error("the key holds another kind of value")]
+    WrongKind,
     /// A state commit of the queue failed after its memory had changed: it refuses all work
     /// until it is reloaded from what is durable — by maintenance once an I/O failure (a full
     /// disk) has healed, otherwise by a restart.
@@ -171,6 +175,7 @@ impl EngineError {
             EngineError::JobNotFound(_) => ErrorCode::JobNotFound,
             EngineError::JobFinished(_) => ErrorCode::JobFinished,
             EngineError::QueueFull(_) => ErrorCode::QueueFull,
+            EngineError::WrongKind => ErrorCode::BadRequest,
             EngineError::QueueFailed { .. } | EngineError::ConsumerFailed { .. } => {
                 ErrorCode::StorageFailed
             }

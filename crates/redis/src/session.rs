@@ -76,6 +76,8 @@ pub(crate) struct Session {
     /// Keys under WATCH, with what they held then.
     pub(crate) watched: Vec<(Bytes, crate::commands::Watched)>,
     pub(crate) subscriptions: Subscriptions,
+    /// EXEC is running the queued commands: blocking commands answer at once.
+    pub(crate) in_exec: bool,
 }
 
 /// One reply decided but not yet written.
@@ -133,6 +135,7 @@ pub(crate) async fn run(
         transaction: None,
         watched: Vec::new(),
         subscriptions: Subscriptions::new(shared_pubsub),
+        in_exec: false,
     };
     let mut deliveries = Vec::new();
     // A pipeline, read in bigger pieces, is appended in bigger batches.

@@ -1,8 +1,10 @@
-//! The keyspace: durable string keys with optional expiry, protocol-neutral (the Redis door
-//! serves SET/GET/EXPIRE from it; any other door could). It knows no wire type.
+//! The keyspace: durable keys with optional expiry, each holding a string or a list,
+//! protocol-neutral (the Redis door serves SET/GET/EXPIRE and the list commands from it; any
+//! other door could). It knows no wire type. String commands are here, list commands in
+//! `lists.rs`, clients blocked on a list in `blocking.rs`, the stored rows in `stored.rs`.
 //!
 //! Every key lives in memory (a `BTreeMap`, so SCAN and KEYS walk it in order) and in the
-//! state store's `keys` table. A change is applied in memory under one lock and, still under
+//! state store (`stored.rs`). A change is applied in memory under one lock and, still under
 //! that lock, queued to a single writer task; the writer folds whatever is queued into one
 //! group commit, so changes reach the disk in the order they were made, and a caller is
 //! answered only once its change is fsynced. Readers may see a change a few hundred
@@ -12,25 +14,31 @@
 //! an expired key deletes it on the spot; a sweep every [`SWEEP_INTERVAL`] deletes at most
 //! [`SWEEP_BATCH`] keys whose deadline has passed, oldest first.
 
+mod blocking;
+mod entry;
 mod glob;
+mod lists;
+mod stored;
 mod writer;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use omnibus_storage::{StateStore, StateWrite};
+use omnibus_storage::StateStore;
 
 use crate::engine::now_ms;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 
+pub use blocking::{Blocked, ListRequest, Served, Taken};
+pub use entry::KeyKind;
 pub use glob::glob_match;
+pub use lists::{End, ListSet, Popped};
+pub use stored::{KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE};
 
-/// The state-store table of keys: hex of the key → 8-byte big-endian deadline (0: none) and
-/// the value.
-pub const KEYS_TABLE: &str = "keys";
-/// Most keys held at once (each costs its bytes plus ~100 bytes of bookkeeping in memory).
+use entry::{wrong_kind, Entry, Inner};
+/// Most keys held at once (each costs its bytes plus ~100 bytes of bookkeeping in memory; a
+/// list element ~40 bytes more).
 pub const KEYS_MAX: usize = 10_000_000;
 /// Most bytes of keys and values held at once (all of them stay in memory).
 pub const KEYSPACE_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
@@ -105,20 +113,6 @@ pub enum Increment {
     Overflow,
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    value: Bytes,
-    deadline: Option<i64>,
-}
-
-#[derive(Default)]
-struct Inner {
-    entries: BTreeMap<Bytes, Entry>,
-    /// (deadline, key) of every key that has one.
-    deadlines: BTreeSet<(i64, Bytes)>,
-    bytes: u64,
-}
-
 /// The durable keyspace; one per engine, from [`crate::Engine::keyspace`].
 pub struct Keyspace {
     inner: Mutex<Inner>,
@@ -131,25 +125,20 @@ impl Keyspace {
     pub(crate) fn open(state: Arc<StateStore>) -> Result<Arc<Keyspace>> {
         let now = now_ms();
         let mut inner = Inner::default();
-        let mut expired = Vec::new();
-        for (stored_key, stored) in state.scan_prefix(KEYS_TABLE, "")? {
-            let (Some(key), Some(entry)) = (decode_key(&stored_key), decode_entry(&stored)) else {
-                return Err(EngineError::Storage(
-                    omnibus_storage::StorageError::Corrupt(format!("key {stored_key:?}")),
-                ));
-            };
+        let stored::Loaded {
+            keys,
+            orphans: mut cleanup,
+        } = stored::load(&state)?;
+        for (key, entry) in keys {
             if entry.deadline.is_some_and(|deadline| deadline <= now) {
-                expired.push(StateWrite::Delete {
-                    table: KEYS_TABLE,
-                    key: stored_key,
-                });
+                cleanup.extend(stored::delete_entry(&key, &entry));
                 continue;
             }
             inner.insert(key, entry);
         }
         let writer = writer::Writer::start(state);
-        if !expired.is_empty() {
-            writer.queue_detached(expired);
+        if !cleanup.is_empty() {
+            writer.queue_detached(cleanup);
         }
         let keyspace = Arc::new(Keyspace {
             inner: Mutex::new(inner),
@@ -163,20 +152,39 @@ impl Keyspace {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The value of `key`, or `None` when it is missing or expired.
+    /// The value of string `key`, or `None` when it is missing, expired or a list.
     pub fn get(&self, key: &[u8]) -> Option<Bytes> {
         let mut inner = self.lock();
         self.live(&mut inner, key, now_ms())
-            .map(|e| e.value.clone())
+            .and_then(|e| e.as_string().cloned())
     }
 
-    /// Values of several keys, read under one lock.
+    /// Values of several string keys, read under one lock (a list answers `None`, as Redis's
+    /// MGET answers nil for a key of another type).
     pub fn get_many(&self, keys: &[Bytes]) -> Vec<Option<Bytes>> {
         let mut inner = self.lock();
         let now = now_ms();
         keys.iter()
-            .map(|key| self.live(&mut inner, key, now).map(|e| e.value.clone()))
+            .map(|key| {
+                self.live(&mut inner, key, now)
+                    .and_then(|e| e.as_string().cloned())
+            })
             .collect()
+    }
+
+    /// What `key` holds, or `None` when it is missing or expired.
+    pub fn kind(&self, key: &[u8]) -> Option<KeyKind> {
+        let mut inner = self.lock();
+        if inner.entries.is_empty() {
+            return None;
+        }
+        self.live(&mut inner, key, now_ms()).map(Entry::kind)
+    }
+
+    /// A number that changes whenever `key` is written (`None`: missing), for WATCH.
+    pub fn version(&self, key: &[u8]) -> Option<u64> {
+        let mut inner = self.lock();
+        self.live(&mut inner, key, now_ms()).map(|e| e.version)
     }
 
     /// How many of `keys` exist (a key named twice counts twice, as in Redis).
@@ -207,49 +215,65 @@ impl Keyspace {
         self.len() == 0
     }
 
-    /// Writes `value` under `key` as `options` say; durable once the returned [`Durable`] resolves.
+    /// Writes `value` under `key` as `options` say, replacing a list as Redis's SET does; the
+    /// outcome's `old` is the string it held (`None` for a list). Durable once the returned
+    /// [`Durable`] resolves.
     pub fn set(
         &self,
         key: Bytes,
         value: Bytes,
         options: SetOptions,
     ) -> Result<Durable<SetOutcome>> {
-        let waiter = {
-            let mut inner = self.lock();
-            let now = now_ms();
-            let old = self.live(&mut inner, &key, now).cloned();
-            let allowed = match options.condition {
-                SetCondition::Always => true,
-                SetCondition::IfAbsent => old.is_none(),
-                SetCondition::IfPresent => old.is_some(),
-            };
-            let old_value = old.as_ref().map(|e| e.value.clone());
-            if !allowed {
-                return Ok(Durable::ready(SetOutcome {
-                    written: false,
-                    old: old_value,
-                }));
-            }
-            let deadline = match options.expiry {
-                SetExpiry::Clear => None,
-                SetExpiry::Keep => old.as_ref().and_then(|e| e.deadline),
-                SetExpiry::At(at) => Some(at),
-            };
-            let waiter = if deadline.is_some_and(|deadline| deadline <= now) {
-                // Redis: a deadline already past deletes the key at once.
-                let writes = inner.remove(&key).map(|_| delete_write(&key));
-                self.writer.queue(writes.into_iter().collect())
-            } else {
-                let entry = Entry { value, deadline };
-                check_room(&inner, &key, old.as_ref(), &entry)?;
-                let write = put_write(&key, &entry);
-                inner.insert(key, entry);
-                self.writer.queue(vec![write])
-            };
-            (waiter, old_value)
+        let mut inner = self.lock();
+        let now = now_ms();
+        let old = self
+            .live(&mut inner, &key, now)
+            .map(|e| (e.as_string().cloned(), e.deadline, e.size()));
+        let allowed = match options.condition {
+            SetCondition::Always => true,
+            SetCondition::IfAbsent => old.is_none(),
+            SetCondition::IfPresent => old.is_some(),
         };
-        let (waiter, old) = waiter;
-        Ok(Durable::new(SetOutcome { written: true, old }, waiter))
+        let old_value = old.as_ref().and_then(|(value, _, _)| value.clone());
+        if !allowed {
+            return Ok(Durable::ready(SetOutcome {
+                written: false,
+                old: old_value,
+            }));
+        }
+        let deadline = match options.expiry {
+            SetExpiry::Clear => None,
+            SetExpiry::Keep => old.as_ref().and_then(|(_, deadline, _)| *deadline),
+            SetExpiry::At(at) => Some(at),
+        };
+        let waiter = if deadline.is_some_and(|deadline| deadline <= now) {
+            // Redis: a deadline already past deletes the key at once.
+            let writes = inner
+                .remove(&key)
+                .map(|old| stored::delete_entry(&key, &old))
+                .unwrap_or_default();
+            self.writer.queue(writes)
+        } else {
+            let entry = Entry::string(value, deadline);
+            inner.check_room(&key, old.map(|(_, _, size)| size), entry.size())?;
+            self.replace(&mut inner, key, entry)
+        };
+        Ok(Durable::new(
+            SetOutcome {
+                written: true,
+                old: old_value,
+            },
+            waiter,
+        ))
+    }
+
+    /// Puts `entry` under `key` in memory and queues the rows that store it (deleting the
+    /// old key's rows when they differ).
+    fn replace(&self, inner: &mut Inner, key: Bytes, entry: Entry) -> writer::Waiter {
+        let old = inner.remove(&key);
+        let writes = stored::replace_entry(&key, old.as_ref(), &entry);
+        inner.insert(key, entry);
+        self.writer.queue(writes)
     }
 
     /// Writes every pair (MSET), all in one durable commit: all or none, so a pair that
@@ -265,43 +289,52 @@ impl Keyspace {
     }
 
     fn set_all(&self, pairs: Vec<(Bytes, Bytes)>, if_all_absent: bool) -> Result<Durable<bool>> {
-        let waiter = {
-            let mut inner = self.lock();
-            let now = now_ms();
-            if if_all_absent
-                && pairs
-                    .iter()
-                    .any(|(key, _)| self.live(&mut inner, key, now).is_some())
-            {
-                return Ok(Durable::ready(false));
-            }
-            let mut writes = Vec::with_capacity(pairs.len());
-            // What each key held before, to put back if a later pair is refused.
-            let mut undo: Vec<(Bytes, Option<Entry>)> = Vec::with_capacity(pairs.len());
-            for (key, value) in pairs {
-                let old = self.live(&mut inner, &key, now).cloned();
-                let entry = Entry {
-                    value,
-                    deadline: None,
-                };
-                if let Err(error) = check_room(&inner, &key, old.as_ref(), &entry) {
-                    for (key, old) in undo.into_iter().rev() {
-                        match old {
-                            Some(old) => inner.insert(key, old),
-                            None => {
-                                inner.remove(&key);
-                            }
-                        }
-                    }
-                    return Err(error);
-                }
-                writes.push(put_write(&key, &entry));
-                undo.push((key.clone(), old));
-                inner.insert(key, entry);
-            }
-            self.writer.queue(writes)
-        };
-        Ok(Durable::new(true, waiter))
+        let mut inner = self.lock();
+        let now = now_ms();
+        if if_all_absent
+            && pairs
+                .iter()
+                .any(|(key, _)| self.live(&mut inner, key, now).is_some())
+        {
+            return Ok(Durable::ready(false));
+        }
+        // Checked before anything changes: the sizes the keys would have, pair by pair
+        // (a key named twice counts its last value).
+        let mut sizes: std::collections::HashMap<&Bytes, (Option<u64>, u64)> =
+            std::collections::HashMap::new();
+        for (key, value) in &pairs {
+            let old = match sizes.get(key) {
+                Some((old, _)) => *old,
+                None => self.live(&mut inner, key, now).map(Entry::size),
+            };
+            sizes.insert(key, (old, value.len() as u64));
+        }
+        let mut room = 0i128;
+        let mut added = 0usize;
+        for (key, (old, new)) in &sizes {
+            let key_bytes = key.len() as i128;
+            room += key_bytes + *new as i128 - old.map_or(0, |old| key_bytes + old as i128);
+            added += usize::from(old.is_none());
+        }
+        if inner.entries.len() + added > KEYS_MAX {
+            return Err(crate::error::EngineError::LimitExceeded(format!(
+                "the keyspace holds {KEYS_MAX} keys (its limit)"
+            )));
+        }
+        let bytes = inner.bytes as i128 + room;
+        if bytes > i128::from(KEYSPACE_BYTES_MAX) {
+            return Err(crate::error::EngineError::LimitExceeded(format!(
+                "the keyspace would hold {bytes} bytes; the limit is {KEYSPACE_BYTES_MAX}"
+            )));
+        }
+        let mut writes = Vec::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            let entry = Entry::string(value, None);
+            let old = inner.remove(&key);
+            writes.extend(stored::replace_entry(&key, old.as_ref(), &entry));
+            inner.insert(key, entry);
+        }
+        Ok(Durable::new(true, self.writer.queue(writes)))
     }
 
     /// GET with a change of expiry (GETEX): `None` leaves it, `Some(None)` removes it
@@ -312,24 +345,22 @@ impl Keyspace {
         key: &Bytes,
         change: Option<Option<i64>>,
     ) -> Result<Durable<Option<Bytes>>> {
-        let (waiter, value) = {
-            let mut inner = self.lock();
-            let now = now_ms();
-            let Some(entry) = self.live(&mut inner, key, now).cloned() else {
-                return Ok(Durable::ready(None));
-            };
-            let value = entry.value.clone();
-            let Some(deadline) = change else {
-                return Ok(Durable::ready(Some(value)));
-            };
-            if deadline == entry.deadline {
-                return Ok(Durable::ready(Some(value)));
-            }
-            (
-                self.redeadline(&mut inner, key, entry, deadline, now),
-                value,
-            )
+        let mut inner = self.lock();
+        let now = now_ms();
+        let Some(entry) = self.live(&mut inner, key, now) else {
+            return Ok(Durable::ready(None));
         };
+        let (value, current) = (
+            entry.as_string().cloned().ok_or_else(wrong_kind)?,
+            entry.deadline,
+        );
+        let Some(deadline) = change else {
+            return Ok(Durable::ready(Some(value)));
+        };
+        if deadline == current {
+            return Ok(Durable::ready(Some(value)));
+        }
+        let waiter = self.redeadline(&mut inner, key, deadline, now);
         Ok(Durable::new(Some(value), waiter))
     }
 
@@ -341,37 +372,35 @@ impl Keyspace {
             .map(|entry| entry.deadline)
     }
 
-    /// Deletes `keys`; returns how many existed. Durable when it returns.
+    /// Deletes `keys` of any kind; returns how many existed. Durable when it returns.
     pub fn delete(&self, keys: &[Bytes]) -> Result<Durable<usize>> {
-        let (waiter, count) = {
-            let mut inner = self.lock();
-            let now = now_ms();
-            let mut writes = Vec::new();
-            for key in keys {
-                if self.live(&mut inner, key, now).is_some() {
-                    inner.remove(key);
-                    writes.push(delete_write(key));
+        let mut inner = self.lock();
+        let now = now_ms();
+        let mut writes = Vec::new();
+        let mut count = 0;
+        for key in keys {
+            if self.live(&mut inner, key, now).is_some() {
+                if let Some(old) = inner.remove(key) {
+                    writes.extend(stored::delete_entry(key, &old));
+                    count += 1;
                 }
             }
-            let count = writes.len();
-            if writes.is_empty() {
-                return Ok(Durable::ready(0));
-            }
-            (self.writer.queue(writes), count)
-        };
-        Ok(Durable::new(count, waiter))
+        }
+        if count == 0 {
+            return Ok(Durable::ready(0));
+        }
+        Ok(Durable::new(count, self.writer.queue(writes)))
     }
 
-    /// Deletes `key` and returns its value (GETDEL).
+    /// Deletes string `key` and returns its value (GETDEL).
     pub fn take(&self, key: &Bytes) -> Result<Durable<Option<Bytes>>> {
-        let (waiter, value) = {
-            let mut inner = self.lock();
-            let Some(entry) = self.live(&mut inner, key, now_ms()).cloned() else {
-                return Ok(Durable::ready(None));
-            };
-            inner.remove(key);
-            (self.writer.queue(vec![delete_write(key)]), entry.value)
+        let mut inner = self.lock();
+        let Some(entry) = self.live(&mut inner, key, now_ms()) else {
+            return Ok(Durable::ready(None));
         };
+        let value = entry.as_string().cloned().ok_or_else(wrong_kind)?;
+        let old = inner.remove(key).expect("the entry just read");
+        let waiter = self.writer.queue(stored::delete_entry(key, &old));
         Ok(Durable::new(Some(value), waiter))
     }
 
@@ -383,51 +412,45 @@ impl Keyspace {
         deadline: Option<i64>,
         condition: ExpireCondition,
     ) -> Result<Durable<bool>> {
-        let waiter = {
-            let mut inner = self.lock();
-            let now = now_ms();
-            let Some(entry) = self.live(&mut inner, key, now).cloned() else {
-                return Ok(Durable::ready(false));
-            };
-            let allowed = match (condition, entry.deadline, deadline) {
-                (ExpireCondition::Always, _, _) => true,
-                (ExpireCondition::IfNone, current, _) => current.is_none(),
-                (ExpireCondition::IfSome, current, _) => current.is_some(),
-                (ExpireCondition::IfLater, None, _) => false,
-                (ExpireCondition::IfLater, Some(current), Some(new)) => new > current,
-                (ExpireCondition::IfEarlier, None, Some(_)) => true,
-                (ExpireCondition::IfEarlier, Some(current), Some(new)) => new < current,
-                (_, _, None) => false,
-            };
-            if !allowed || (deadline.is_none() && entry.deadline.is_none()) {
-                return Ok(Durable::ready(false));
-            }
-            self.redeadline(&mut inner, key, entry, deadline, now)
+        let mut inner = self.lock();
+        let now = now_ms();
+        let Some(current) = self.live(&mut inner, key, now).map(|e| e.deadline) else {
+            return Ok(Durable::ready(false));
         };
+        let allowed = match (condition, current, deadline) {
+            (ExpireCondition::Always, _, _) => true,
+            (ExpireCondition::IfNone, current, _) => current.is_none(),
+            (ExpireCondition::IfSome, current, _) => current.is_some(),
+            (ExpireCondition::IfLater, None, _) => false,
+            (ExpireCondition::IfLater, Some(current), Some(new)) => new > current,
+            (ExpireCondition::IfEarlier, None, Some(_)) => true,
+            (ExpireCondition::IfEarlier, Some(current), Some(new)) => new < current,
+            (_, _, None) => false,
+        };
+        if !allowed || (deadline.is_none() && current.is_none()) {
+            return Ok(Durable::ready(false));
+        }
+        let waiter = self.redeadline(&mut inner, key, deadline, now);
         Ok(Durable::new(true, waiter))
     }
 
-    /// Gives `entry` (the live entry of `key`) a new deadline and queues the change; a
-    /// deadline already past deletes the key instead, as Redis does.
+    /// Gives the live entry of `key` a new deadline and queues the change; a deadline
+    /// already past deletes the key instead, as Redis does.
     fn redeadline(
         &self,
         inner: &mut Inner,
         key: &Bytes,
-        entry: Entry,
         deadline: Option<i64>,
         now: i64,
     ) -> writer::Waiter {
+        let mut entry = inner.remove(key).expect("a live entry");
         if deadline.is_some_and(|deadline| deadline <= now) {
-            inner.remove(key);
-            self.writer.queue(vec![delete_write(key)])
+            self.writer.queue(stored::delete_entry(key, &entry))
         } else {
-            let entry = Entry {
-                value: entry.value,
-                deadline,
-            };
-            let write = put_write(key, &entry);
+            entry.deadline = deadline;
+            let writes = stored::put_deadline(key, &entry);
             inner.insert(key.clone(), entry);
-            self.writer.queue(vec![write])
+            self.writer.queue(writes)
         }
     }
 
@@ -444,55 +467,52 @@ impl Keyspace {
 
     /// Adds `delta` to the integer in `key` (missing: 0), keeping its deadline.
     pub fn increment(&self, key: &Bytes, delta: i64) -> Result<Durable<Increment>> {
-        let (waiter, value) = {
-            let mut inner = self.lock();
-            let old = self.live(&mut inner, key, now_ms()).cloned();
-            let current = match &old {
-                None => 0,
-                Some(entry) => match parse_integer(&entry.value) {
-                    Some(current) => current,
-                    None => return Ok(Durable::ready(Increment::NotAnInteger)),
-                },
-            };
-            let Some(value) = current.checked_add(delta) else {
-                return Ok(Durable::ready(Increment::Overflow));
-            };
-            let entry = Entry {
-                value: Bytes::from(value.to_string()),
-                deadline: old.as_ref().and_then(|e| e.deadline),
-            };
-            check_room(&inner, key, old.as_ref(), &entry)?;
-            let write = put_write(key, &entry);
-            inner.insert(key.clone(), entry);
-            (self.writer.queue(vec![write]), value)
+        let mut inner = self.lock();
+        let old = self.live(&mut inner, key, now_ms());
+        let current = match old.map(|e| e.as_string().ok_or_else(wrong_kind)) {
+            None => 0,
+            Some(value) => match parse_integer(value?) {
+                Some(current) => current,
+                None => return Ok(Durable::ready(Increment::NotAnInteger)),
+            },
         };
+        let Some(value) = current.checked_add(delta) else {
+            return Ok(Durable::ready(Increment::Overflow));
+        };
+        let (deadline, size) = (old.and_then(|e| e.deadline), old.map(Entry::size));
+        let entry = Entry::string(Bytes::from(value.to_string()), deadline);
+        inner.check_room(key, size, entry.size())?;
+        let waiter = self.replace(&mut inner, key.clone(), entry);
         Ok(Durable::new(Increment::Value(value), waiter))
     }
 
     /// Appends `data` to the value of `key` (missing: empty); returns the new length.
     pub fn append(&self, key: &Bytes, data: &[u8]) -> Result<Durable<usize>> {
-        let (waiter, length) = {
-            let mut inner = self.lock();
-            let old = self.live(&mut inner, key, now_ms()).cloned();
-            let mut value = old.as_ref().map(|e| e.value.to_vec()).unwrap_or_default();
-            value.extend_from_slice(data);
-            let length = value.len();
-            let entry = Entry {
-                value: Bytes::from(value),
-                deadline: old.as_ref().and_then(|e| e.deadline),
-            };
-            check_room(&inner, key, old.as_ref(), &entry)?;
-            let write = put_write(key, &entry);
-            inner.insert(key.clone(), entry);
-            (self.writer.queue(vec![write]), length)
+        let mut inner = self.lock();
+        let old = self.live(&mut inner, key, now_ms());
+        let mut value = match old.map(|e| e.as_string().ok_or_else(wrong_kind)) {
+            None => Vec::new(),
+            Some(value) => value?.to_vec(),
         };
+        value.extend_from_slice(data);
+        let length = value.len();
+        let (deadline, size) = (old.and_then(|e| e.deadline), old.map(Entry::size));
+        let entry = Entry::string(Bytes::from(value), deadline);
+        inner.check_room(key, size, entry.size())?;
+        let waiter = self.replace(&mut inner, key.clone(), entry);
         Ok(Durable::new(length, waiter))
     }
 
-    /// Up to `count` live keys matching `pattern` (a Redis glob; `None`: all), starting after
-    /// the first `cursor` keys in key order; returns the next cursor (0: done). Keys added or
-    /// deleted during a scan shift the positions after them.
-    pub fn scan(&self, cursor: u64, pattern: Option<&[u8]>, count: usize) -> (u64, Vec<Bytes>) {
+    /// Up to `count` live keys matching `pattern` (a Redis glob; `None`: all) and `kind`
+    /// (`None`: any), starting after the first `cursor` keys in key order; returns the next
+    /// cursor (0: done). Keys added or deleted during a scan shift the positions after them.
+    pub fn scan(
+        &self,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        kind: Option<KeyKind>,
+        count: usize,
+    ) -> (u64, Vec<Bytes>) {
         let inner = self.lock();
         let now = now_ms();
         let mut keys = Vec::new();
@@ -503,7 +523,10 @@ impl Keyspace {
                 return (cursor + visited as u64, keys);
             }
             let live = entry.deadline.is_none_or(|deadline| deadline > now);
-            if live && pattern.is_none_or(|pattern| glob_match(pattern, key)) {
+            if live
+                && kind.is_none_or(|kind| kind == entry.kind())
+                && pattern.is_none_or(|pattern| glob_match(pattern, key))
+            {
                 keys.push(key.clone());
             }
         }
@@ -512,14 +535,11 @@ impl Keyspace {
 
     /// Deletes every key (FLUSHALL); durable once the returned [`Durable`] resolves.
     pub fn clear(&self) -> Result<Durable<()>> {
-        let waiter = {
-            let mut inner = self.lock();
-            *inner = Inner::default();
-            self.writer.queue(vec![StateWrite::DeletePrefix {
-                table: KEYS_TABLE,
-                prefix: String::new(),
-            }])
-        };
+        let mut inner = self.lock();
+        let waiters = std::mem::take(&mut inner.waiters);
+        *inner = Inner::default();
+        inner.waiters = waiters;
+        let waiter = self.writer.queue(stored::delete_all());
         Ok(Durable::new((), waiter))
     }
 
@@ -531,8 +551,8 @@ impl Keyspace {
             .deadline
             .is_some_and(|deadline| deadline <= now);
         if expired {
-            inner.remove(key);
-            self.writer.queue_detached(vec![delete_write(key)]);
+            let old = inner.remove(key).expect("the entry just read");
+            self.writer.queue_detached(stored::delete_entry(key, &old));
             return None;
         }
         inner.entries.get(key)
@@ -552,13 +572,12 @@ impl Keyspace {
         if due.is_empty() {
             return 0;
         }
-        let writes = due
-            .iter()
-            .map(|key| {
-                inner.remove(key);
-                delete_write(key)
-            })
-            .collect();
+        let mut writes = Vec::new();
+        for key in &due {
+            if let Some(old) = inner.remove(key) {
+                writes.extend(stored::delete_entry(key, &old));
+            }
+        }
         self.writer.queue_detached(writes);
         due.len()
     }
@@ -621,50 +640,6 @@ impl<T> Durable<T> {
     }
 }
 
-impl Inner {
-    fn insert(&mut self, key: Bytes, entry: Entry) {
-        if let Some(deadline) = entry.deadline {
-            self.deadlines.insert((deadline, key.clone()));
-        }
-        self.bytes += (key.len() + entry.value.len()) as u64;
-        if let Some(old) = self.entries.insert(key.clone(), entry) {
-            self.forget(&key, &old);
-        }
-    }
-
-    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let (key, old) = self.entries.remove_entry(key)?;
-        self.forget(&key, &old);
-        Some(old)
-    }
-
-    fn forget(&mut self, key: &Bytes, old: &Entry) {
-        if let Some(deadline) = old.deadline {
-            self.deadlines.remove(&(deadline, key.clone()));
-        }
-        self.bytes = self
-            .bytes
-            .saturating_sub((key.len() + old.value.len()) as u64);
-    }
-}
-
-/// Refuses a write that would take the keyspace over [`KEYS_MAX`] or [`KEYSPACE_BYTES_MAX`].
-fn check_room(inner: &Inner, key: &[u8], old: Option<&Entry>, new: &Entry) -> Result<()> {
-    let old_bytes = old.map_or(0, |e| (key.len() + e.value.len()) as u64);
-    let bytes = inner.bytes - old_bytes.min(inner.bytes) + (key.len() + new.value.len()) as u64;
-    if old.is_none() && inner.entries.len() >= KEYS_MAX {
-        return Err(EngineError::LimitExceeded(format!(
-            "the keyspace holds {KEYS_MAX} keys (its limit)"
-        )));
-    }
-    if bytes > KEYSPACE_BYTES_MAX {
-        return Err(EngineError::LimitExceeded(format!(
-            "the keyspace would hold {bytes} bytes; the limit is {KEYSPACE_BYTES_MAX}"
-        )));
-    }
-    Ok(())
-}
-
 fn spawn_sweep(keyspace: Weak<Keyspace>) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
@@ -690,52 +665,8 @@ fn parse_integer(value: &[u8]) -> Option<i64> {
     (itoa::Buffer::new().format(number) == text).then_some(number)
 }
 
-fn encode_key(key: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(key.len() * 2);
-    for byte in key {
-        text.push(HEX[usize::from(byte >> 4)] as char);
-        text.push(HEX[usize::from(byte & 15)] as char);
-    }
-    text
-}
-
-fn decode_key(text: &str) -> Option<Bytes> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()
-        .map(Bytes::from)
-}
-
-fn put_write(key: &[u8], entry: &Entry) -> StateWrite {
-    let mut value = Vec::with_capacity(8 + entry.value.len());
-    value.extend_from_slice(&entry.deadline.unwrap_or(0).to_be_bytes());
-    value.extend_from_slice(&entry.value);
-    StateWrite::Put {
-        table: KEYS_TABLE,
-        key: encode_key(key),
-        value,
-    }
-}
-
-fn delete_write(key: &[u8]) -> StateWrite {
-    StateWrite::Delete {
-        table: KEYS_TABLE,
-        key: encode_key(key),
-    }
-}
-
-fn decode_entry(stored: &[u8]) -> Option<Entry> {
-    let deadline = i64::from_be_bytes(stored.get(..8)?.try_into().ok()?);
-    Some(Entry {
-        value: Bytes::copy_from_slice(&stored[8..]),
-        deadline: (deadline != 0).then_some(deadline),
-    })
-}
-
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod list_tests;

@@ -3,6 +3,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::*;
+use crate::EngineError;
 
 fn b(text: &str) -> Bytes {
     Bytes::copy_from_slice(text.as_bytes())
@@ -226,7 +227,7 @@ async fn scan_walks_every_key_with_a_cursor_and_a_pattern() {
     let mut cursor = 0;
     let mut found = Vec::new();
     loop {
-        let (next, batch) = keys.scan(cursor, Some(b"user:*"), 10);
+        let (next, batch) = keys.scan(cursor, Some(b"user:*"), None, 10);
         found.extend(batch);
         if next == 0 {
             break;

@@ -107,12 +107,12 @@ fn items_with(kind: u8, items: &[Reply], protocol: Protocol, out: &mut BytesMut)
     }
 }
 
-/// One element of an aggregate: a `Many` there is one array, and a missing array is `$-1` in
-/// RESP2 (only a top-level one is `*-1`), as `redis-protocol`'s frames have them.
+/// One element of an aggregate: a `Many` there is one array. A missing array stays `*-1` in
+/// RESP2 (EXEC's BLPOP that found nothing, XPENDING's empty consumers, XREADGROUP's deleted
+/// entry), as redis-server sends it; `redis-protocol`'s frames cannot say that.
 fn nested(item: &Reply, protocol: Protocol, out: &mut BytesMut) {
     match item {
         Reply::Many(inner) => items_with(b'*', inner, protocol, out),
-        Reply::NullArray => encode(&Reply::Null, protocol, out),
         other => encode(other, protocol, out),
     }
 }

@@ -125,6 +125,9 @@ proptest::proptest! {
     }
 }
 
+/// Stands for a missing array in the reference encoding (no reply here holds these bytes).
+const NULL_ARRAY_MARKER: &[u8] = b"\0missing array\0";
+
 /// `redis-protocol`'s encoding of a reply: the reference the hand-written encoder matches.
 fn reference_encoding(reply: &Reply, protocol: Protocol) -> Vec<u8> {
     use redis_protocol::{resp2, resp3};
@@ -138,7 +141,9 @@ fn reference_encoding(reply: &Reply, protocol: Protocol) -> Vec<u8> {
             Reply::Error(text) => Frame::Error(one_line(text).into()),
             Reply::Integer(value) => Frame::Integer(*value),
             Reply::Bulk(bytes) => Frame::BulkString(bytes.clone()),
-            Reply::Null | Reply::NullArray => Frame::Null,
+            Reply::Null => Frame::Null,
+            // redis-protocol has no missing array: a marker, swapped for `*-1` below.
+            Reply::NullArray => Frame::BulkString(bytes::Bytes::from_static(NULL_ARRAY_MARKER)),
             Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => {
                 Frame::Array(items.iter().map(to_resp2).collect())
             }
@@ -194,9 +199,19 @@ fn reference_encoding(reply: &Reply, protocol: Protocol) -> Vec<u8> {
                 out.extend_from_slice(&reference_encoding(reply, protocol));
             }
         }
-        (Reply::NullArray, Protocol::Resp2) => out.extend_from_slice(b"*-1\r\n"),
         (_, Protocol::Resp2) => {
             resp2::encode::extend_encode(&mut out, &to_resp2(reply), false).unwrap();
+            let marker = format!("${}\r\n", NULL_ARRAY_MARKER.len()).into_bytes();
+            let marker = [&marker[..], NULL_ARRAY_MARKER, b"\r\n"].concat();
+            let mut swapped = Vec::with_capacity(out.len());
+            let mut rest = &out[..];
+            while let Some(at) = rest.windows(marker.len()).position(|w| w == marker) {
+                swapped.extend_from_slice(&rest[..at]);
+                swapped.extend_from_slice(b"*-1\r\n");
+                rest = &rest[at + marker.len()..];
+            }
+            swapped.extend_from_slice(rest);
+            return swapped;
         }
         (_, Protocol::Resp3) => {
             resp3::encode::complete::extend_encode(&mut out, &to_resp3(reply), false).unwrap();

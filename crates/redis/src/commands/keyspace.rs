@@ -10,7 +10,7 @@
 //! FLUSHALL clears string keys only.
 
 use bytes::Bytes;
-use omnibus_engine::keys::{glob_match, ExpireCondition, TimeToLive};
+use omnibus_engine::keys::{glob_match, ExpireCondition, KeyKind, TimeToLive};
 
 use super::arguments::{integer, is, lowercase, SYNTAX_ERROR};
 use super::strings::{map, now_ms, step};
@@ -131,8 +131,11 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             Reply::Integer(reply).into()
         }
         "type" => {
-            let kind = if keys.exists(&arguments[..1]) == 1 {
-                "string"
+            let kind = if let Some(kind) = keys.kind(&arguments[0]) {
+                match kind {
+                    KeyKind::String => "string",
+                    KeyKind::List => "list",
+                }
             } else if super::streams::is_stream(session, &arguments[0]) {
                 "stream"
             } else {
@@ -145,7 +148,7 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         }
         "keys" => {
             let pattern = &arguments[0];
-            let (_, mut found) = keys.scan(0, Some(pattern), KEYS_REPLY_MAX);
+            let (_, mut found) = keys.scan(0, Some(pattern), None, KEYS_REPLY_MAX);
             let streams = stream_keys(session)
                 .into_iter()
                 .filter(|name| glob_match(pattern, name));
@@ -241,8 +244,9 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
     };
     let mut pattern = None;
     let mut count = 10usize;
-    // Which kinds of key: strings, streams (`TYPE` names one; others have no keys here).
-    let (mut strings, mut streams) = (true, true);
+    // Which kinds of key: strings, lists, streams (`TYPE` names one; others have no keys).
+    let (mut kind, mut streams) = (None, true);
+    let mut keyspace = true;
     let mut options = arguments[1..].iter();
     while let Some(option) = options.next() {
         let Some(value) = options.next() else {
@@ -257,7 +261,14 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
                 Err(reply) => return reply.into(),
             }
         } else if is(option, "type") {
-            strings = is(value, "string");
+            kind = if is(value, "string") {
+                Some(KeyKind::String)
+            } else if is(value, "list") {
+                Some(KeyKind::List)
+            } else {
+                None
+            };
+            keyspace = kind.is_some();
             streams = is(value, "stream");
         } else {
             return Reply::error(SYNTAX_ERROR).into();
@@ -265,8 +276,8 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
     }
     let mut found = Vec::new();
     let mut position = cursor;
-    if position < STREAM_CURSOR_BASE && strings {
-        let (next, keys) = session.keys.scan(position, pattern.as_deref(), count);
+    if position < STREAM_CURSOR_BASE && keyspace {
+        let (next, keys) = session.keys.scan(position, pattern.as_deref(), kind, count);
         found = keys;
         if next != 0 {
             return scan_reply(next, found);

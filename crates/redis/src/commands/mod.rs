@@ -7,6 +7,7 @@ mod connection;
 mod groups;
 mod info;
 mod keyspace;
+mod lists;
 mod server_info;
 mod streams;
 mod strings;
@@ -96,6 +97,11 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "del" | "unlink" | "exists" | "touch" | "expire" | "pexpire" | "expireat" | "pexpireat"
         | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "type" | "dbsize"
         | "keys" | "scan" | "flushall" | "flushdb" => keyspace::run(session, name, arguments),
+        "lpush" | "rpush" | "lpushx" | "rpushx" | "lpop" | "rpop" | "llen" | "lrange"
+        | "lindex" | "lpos" | "lset" | "linsert" | "lrem" | "ltrim" | "lmove" | "rpoplpush"
+        | "blmove" | "brpoplpush" | "lmpop" | "blmpop" | "blpop" | "brpop" => {
+            lists::run(session, name, arguments)
+        }
         "subscribe" | "psubscribe" => {
             let limit = session.shared.config.subscriptions_max;
             let pattern = name == "psubscribe";

@@ -33,6 +33,17 @@ const ALL: Keys = Keys {
     last: -1,
     step: 1,
 };
+const TWO: Keys = Keys {
+    first: 1,
+    last: 2,
+    step: 1,
+};
+/// Every word but the last (BLPOP's timeout).
+const ALL_BUT_LAST: Keys = Keys {
+    first: 1,
+    last: -2,
+    step: 1,
+};
 const PAIRS: Keys = Keys {
     first: 1,
     last: -1,
@@ -71,6 +82,9 @@ const WRITE: &[&str] = &["write", "denyoom", "fast"];
 const WRITE_SLOW: &[&str] = &["write"];
 const BLOCKING_READ: &[&str] = &["readonly", "blocking", "movablekeys"];
 const BLOCKING_WRITE: &[&str] = &["write", "blocking", "movablekeys"];
+const BLOCKING_POP: &[&str] = &["write", "blocking"];
+const BLOCKING_MOVE: &[&str] = &["write", "denyoom", "blocking"];
+const WRITE_MOVABLE: &[&str] = &["write", "movablekeys"];
 const CONNECTION: &[&str] = &["noscript", "loading", "stale", "fast"];
 const PUBSUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const TRANSACTION: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
@@ -80,6 +94,10 @@ const STRING_READ: &[&str] = &["@read", "@string", "@fast"];
 const STRING_WRITE: &[&str] = &["@write", "@string", "@fast"];
 const KEYSPACE_READ: &[&str] = &["@keyspace", "@read", "@fast"];
 const KEYSPACE_WRITE: &[&str] = &["@keyspace", "@write", "@fast"];
+const LIST_READ: &[&str] = &["@read", "@list", "@slow"];
+const LIST_WRITE: &[&str] = &["@write", "@list", "@fast"];
+const LIST_WRITE_SLOW: &[&str] = &["@write", "@list", "@slow"];
+const LIST_BLOCKING: &[&str] = &["@write", "@list", "@slow", "@blocking"];
 const STREAM_READ: &[&str] = &["@read", "@stream"];
 const STREAM_WRITE: &[&str] = &["@write", "@stream"];
 const CONNECTION_CATEGORY: &[&str] = &["@fast", "@connection"];
@@ -91,6 +109,11 @@ const SERVER_CATEGORY: &[&str] = &["@slow", "@admin", "@dangerous"];
 pub(crate) const COMMANDS: &[Command] = &[
     command("append", 3, WRITE, STRING_WRITE, ONE),
     command("auth", -2, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("blmove", 6, BLOCKING_MOVE, LIST_BLOCKING, TWO),
+    command("blmpop", -5, BLOCKING_WRITE, LIST_BLOCKING, NONE),
+    command("blpop", -3, BLOCKING_POP, LIST_BLOCKING, ALL_BUT_LAST),
+    command("brpop", -3, BLOCKING_POP, LIST_BLOCKING, ALL_BUT_LAST),
+    command("brpoplpush", 4, BLOCKING_MOVE, LIST_BLOCKING, TWO),
     command("client", -2, ADMIN, &["@slow", "@connection"], NONE),
     command("command", -1, CONNECTION, &["@slow", "@connection"], NONE),
     command("config", -2, ADMIN, SERVER_CATEGORY, NONE),
@@ -153,6 +176,19 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@keyspace", "@read", "@slow", "@dangerous"],
         NONE,
     ),
+    command("lindex", 3, READ_SLOW, LIST_READ, ONE),
+    command("linsert", 5, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
+    command("llen", 2, READ, &["@read", "@list", "@fast"], ONE),
+    command("lmove", 5, WRITE_SLOW, LIST_WRITE_SLOW, TWO),
+    command("lmpop", -4, WRITE_MOVABLE, LIST_WRITE_SLOW, NONE),
+    command("lpop", -2, WRITE, LIST_WRITE, ONE),
+    command("lpos", -3, READ_SLOW, LIST_READ, ONE),
+    command("lpush", -3, WRITE, LIST_WRITE, ONE),
+    command("lpushx", -3, WRITE, LIST_WRITE, ONE),
+    command("lrange", 4, READ_SLOW, LIST_READ, ONE),
+    command("lrem", 4, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
+    command("lset", 4, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
+    command("ltrim", 4, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
     command("mget", -2, READ, STRING_READ, ALL),
     command(
         "mset",
@@ -201,6 +237,10 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@admin", "@fast", "@dangerous"],
         NONE,
     ),
+    command("rpop", -2, WRITE, LIST_WRITE, ONE),
+    command("rpoplpush", 3, WRITE_SLOW, LIST_WRITE_SLOW, TWO),
+    command("rpush", -3, WRITE, LIST_WRITE, ONE),
+    command("rpushx", -3, WRITE, LIST_WRITE, ONE),
     command(
         "scan",
         -2,
@@ -274,9 +314,23 @@ pub(crate) fn find(name: &str) -> Option<&'static Command> {
 }
 
 /// The keys in a call of `command` (its words after the name): by position, or, for XREAD
-/// and XREADGROUP, the first half of what follows STREAMS. `None` when it has none.
+/// and XREADGROUP, the first half of what follows STREAMS, for LMPOP and BLMPOP the
+/// `numkeys` words after their count. `None` when it has none.
 pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Bytes> {
     if command.flags.contains(&"movablekeys") {
+        // LMPOP numkeys key …, BLMPOP timeout numkeys key …
+        let numkeys_at = match command.name {
+            "lmpop" => Some(0),
+            "blmpop" => Some(1),
+            _ => None,
+        };
+        if let Some(at) = numkeys_at {
+            let count = words
+                .get(at)
+                .and_then(|word| std::str::from_utf8(word).ok()?.parse::<usize>().ok())
+                .unwrap_or(0);
+            return words.iter().skip(at + 1).take(count).collect();
+        }
         let Some(at) = words
             .iter()
             .position(|word| word.eq_ignore_ascii_case(b"streams"))
@@ -442,6 +496,10 @@ mod tests {
         assert_eq!(keys("del", "a b c"), ["a", "b", "c"]);
         assert_eq!(keys("xread", "COUNT 2 STREAMS s t 0 $"), ["s", "t"]);
         assert_eq!(keys("xreadgroup", "GROUP g c STREAMS s >"), ["s"]);
+        assert_eq!(keys("blpop", "a b 0"), ["a", "b"]);
+        assert_eq!(keys("lmove", "a b LEFT RIGHT"), ["a", "b"]);
+        assert_eq!(keys("lmpop", "2 a b LEFT COUNT 3"), ["a", "b"]);
+        assert_eq!(keys("blmpop", "0.5 1 a RIGHT"), ["a"]);
         assert!(keys("ping", "").is_empty());
     }
 }

@@ -2,11 +2,11 @@
 //! queued; one refused makes EXEC answer EXECABORT, as Redis does. EXEC runs the queue back
 //! to back and answers once every write in it is durable.
 //!
-//! WATCH is optimistic, as in Redis, but compares states instead of noting touches: it keeps
-//! what each watched key held (a string's value and whether it has a deadline; a stream's
-//! start, end and deleted entries), and EXEC answers nil without running anything when one of
-//! them differs. A write that leaves a key as it was (SET of the same value, EXPIRE moving a
-//! deadline) goes unnoticed, where Redis would abort.
+//! WATCH is optimistic, as in Redis: it keeps what each watched key was (for a string or a
+//! list, the keyspace's count of writes to it; for a stream, its start, end and deleted
+//! entries), and EXEC answers nil without running anything when one of them differs. Any
+//! write to a string or list key aborts, as in Redis, even one that leaves it as it was; a
+//! stream changed and changed back (not possible by appending) would go unnoticed.
 
 use crate::codec::Reply;
 use crate::session::{Session, Step, Transaction};
@@ -53,6 +53,7 @@ pub(super) fn exec(session: &mut Session) -> Step {
     let mut commits = Vec::new();
     let mut close = false;
     let mut asynchronous = false;
+    session.in_exec = true;
     for arguments in transaction.queued {
         let name = super::lowercase(&arguments[0]);
         let step = super::execute(session, &name, &arguments);
@@ -61,6 +62,7 @@ pub(super) fn exec(session: &mut Session) -> Step {
         commits.extend(step.commits);
         close |= step.close;
     }
+    session.in_exec = false;
     if !asynchronous {
         let replies = replies.into_iter().map(|(reply, _)| reply).collect();
         return Step {
@@ -102,9 +104,9 @@ pub(super) fn discard(session: &mut Session) -> Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Watched {
     Missing,
-    String {
-        value: bytes::Bytes,
-        expires: bool,
+    /// A string or list key, by the keyspace's count of its writes.
+    Key {
+        version: u64,
     },
     Stream {
         start: u64,
@@ -114,12 +116,8 @@ pub(crate) enum Watched {
 }
 
 fn state_of(session: &Session, key: &bytes::Bytes) -> Watched {
-    if let Some(value) = session.keys.get(key) {
-        let expires = !matches!(
-            session.keys.time_to_live(key),
-            omnibus_engine::keys::TimeToLive::Forever
-        );
-        return Watched::String { value, expires };
+    if let Some(version) = session.keys.version(key) {
+        return Watched::Key { version };
     }
     let engine = &session.shared.engine;
     let Some(stream) = std::str::from_utf8(key).ok() else {

@@ -1,0 +1,317 @@
+//! Clients blocked on list keys (BLPOP, BRPOP, BLMPOP, BLMOVE): Redis's rules. A client
+//! that finds every key empty waits on all of them, in a line per key; a push to one of them
+//! serves the line's longest-waiting client at once, under the same lock as the push, so no
+//! other client can take the element first. A client served through one key leaves every
+//! line. One that gives up (its timeout, its connection gone) leaves them all too; if an
+//! element reached it in that moment, the element is put back where it came from instead of
+//! being lost.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::entry::{Entry, Inner, Value};
+use super::lists::{pop_many, push_one, End, Popped};
+use super::{stored, Commit, Durable, Keyspace};
+use crate::error::{EngineError, Result};
+
+/// What a blocked client asks for once an element is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListRequest {
+    /// Up to `count` elements from `end` of the first key that has some.
+    Pop { end: End, count: usize },
+    /// One element from `from` of the key, pushed at `to` of `destination` (BLMOVE).
+    Move {
+        destination: Bytes,
+        from: End,
+        to: End,
+    },
+}
+
+/// What a blocked client received: the key and the elements taken from it; durable once
+/// [`Served::wait`] resolves.
+pub struct Served {
+    key: Bytes,
+    items: Vec<Bytes>,
+    commit: Commit,
+}
+
+impl Served {
+    pub async fn wait(self) -> Result<(Bytes, Vec<Bytes>)> {
+        self.commit.wait().await?;
+        Ok((self.key, self.items))
+    }
+}
+
+/// One blocked client, in the line of each of its keys.
+pub(super) struct Waiter {
+    id: u64,
+    keys: Vec<Bytes>,
+    request: ListRequest,
+    /// Taken by whoever ends the wait first: a push serving it, or the client giving up.
+    sender: Mutex<Option<oneshot::Sender<Result<Served>>>>,
+}
+
+static WAITERS: AtomicU64 = AtomicU64::new(1);
+
+/// The outcome of a blocking list command: what it took at once, or its place in line.
+pub enum Taken {
+    Now(Durable<Option<Popped>>),
+    Blocked(Blocked),
+}
+
+/// A client waiting in line; dropping it leaves the line.
+pub struct Blocked {
+    keyspace: Arc<Keyspace>,
+    waiter: Arc<Waiter>,
+    receiver: Option<oneshot::Receiver<Result<Served>>>,
+}
+
+impl Blocked {
+    /// Waits until served or until `timeout` (`None`: for ever); `None` on a timeout.
+    /// Dropped while it waits (the client gone), it leaves the line as [`Blocked`] does.
+    pub async fn wait(mut self, timeout: Option<Duration>) -> Result<Option<Popped>> {
+        let receiver = self.receiver.as_mut().expect("waited once");
+        let received = match timeout {
+            None => receiver.await,
+            Some(timeout) => match tokio::time::timeout(timeout, &mut *receiver).await {
+                Ok(received) => received,
+                Err(_) => {
+                    if self.keyspace.leave(&self.waiter) {
+                        self.receiver = None;
+                        return Ok(None);
+                    }
+                    // Served as the time ran out: the elements are in the channel.
+                    receiver.await
+                }
+            },
+        };
+        // Received: from here on the elements are this client's.
+        self.receiver = None;
+        let served = received.map_err(|_| EngineError::ShuttingDown)??;
+        served.wait().await.map(Some)
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        let Some(mut receiver) = self.receiver.take() else {
+            return;
+        };
+        if self.keyspace.leave(&self.waiter) {
+            return;
+        }
+        // Served, but nobody will read it: the elements go back where they came from.
+        if let Ok(Ok(served)) = receiver.try_recv() {
+            self.keyspace.give_back(served, &self.waiter.request);
+        }
+    }
+}
+
+impl Keyspace {
+    /// Takes what `request` asks for from the first of `keys` that has elements, or joins
+    /// the line of every one of them (a key named twice waits once). For a move, `keys` is
+    /// the source alone. A string among the keys met before a list with elements is refused.
+    pub fn take_or_block(
+        self: &Arc<Self>,
+        keys: Vec<Bytes>,
+        request: ListRequest,
+    ) -> Result<Taken> {
+        let mut inner = self.lock();
+        match &request {
+            ListRequest::Pop { end, count } => {
+                let taken = self.pop_first_locked(&mut inner, &keys, *end, *count)?;
+                let (value, commit) = taken.split();
+                if value.is_some() {
+                    return Ok(Taken::Now(Durable { value, commit }));
+                }
+            }
+            ListRequest::Move {
+                destination,
+                from,
+                to,
+            } => {
+                let source = &keys[0];
+                if let Some((element, waiter)) =
+                    self.move_locked(&mut inner, source, destination, *from, *to)?
+                {
+                    self.serve(&mut inner, destination.clone());
+                    let taken = Some((source.clone(), vec![element]));
+                    return Ok(Taken::Now(Durable::new(taken, waiter)));
+                }
+                // As in Redis, the destination is looked at only once there is something
+                // to move: a string there refuses the client then, not before it waits.
+            }
+        }
+        let mut unique: Vec<Bytes> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if !unique.contains(&key) {
+                unique.push(key);
+            }
+        }
+        let (sender, receiver) = oneshot::channel();
+        let waiter = Arc::new(Waiter {
+            id: WAITERS.fetch_add(1, Ordering::Relaxed),
+            keys: unique,
+            request,
+            sender: Mutex::new(Some(sender)),
+        });
+        for key in &waiter.keys {
+            inner
+                .waiters
+                .entry(key.clone())
+                .or_default()
+                .push_back(waiter.clone());
+        }
+        Ok(Taken::Blocked(Blocked {
+            keyspace: self.clone(),
+            waiter,
+            receiver: Some(receiver),
+        }))
+    }
+
+    /// Clients blocked now, on any key.
+    pub fn blocked_clients(&self) -> usize {
+        let inner = self.lock();
+        let mut ids: Vec<u64> = inner
+            .waiters
+            .values()
+            .flat_map(|line| line.iter().map(|waiter| waiter.id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+
+    /// Takes `waiter` out of every line; whether it was still waiting (not served).
+    fn leave(&self, waiter: &Arc<Waiter>) -> bool {
+        let mut inner = self.lock();
+        let waiting = take_sender(waiter).is_some();
+        remove_from_lines(&mut inner, waiter, None);
+        waiting
+    }
+
+    /// Puts back the elements a client was served and never received.
+    fn give_back(&self, served: Served, request: &ListRequest) {
+        let mut inner = self.lock();
+        self.give_back_locked(&mut inner, served, request);
+    }
+
+    fn give_back_locked(&self, inner: &mut Inner, served: Served, request: &ListRequest) {
+        // A moved element stays in its destination: nothing was lost.
+        let ListRequest::Pop { end, .. } = request else {
+            return;
+        };
+        let key = served.key;
+        let now = crate::engine::now_ms();
+        let old = match self.live(inner, &key, now) {
+            None => None,
+            Some(entry) if matches!(entry.value, Value::List(_)) => Some(entry.size()),
+            // The key became a string meanwhile: the elements have nowhere to go.
+            Some(_) => return,
+        };
+        let mut writes = Vec::new();
+        if old.is_none() {
+            writes.push(stored::put_list_deadline(&key, None));
+            inner.insert(key.clone(), Entry::empty_list());
+        }
+        self.edit(inner, &key, &mut writes, |list, hex, writes| {
+            // Pushed back in reverse, they stand as they stood.
+            for item in served.items.into_iter().rev() {
+                push_one(list, hex, *end, item, writes);
+            }
+        });
+        self.writer.queue_detached(writes);
+        self.serve(inner, key);
+    }
+
+    /// Serves the clients blocked on `key` while it has elements, oldest first; a move
+    /// into another key serves that key's line next.
+    pub(super) fn serve(&self, inner: &mut Inner, key: Bytes) {
+        let mut ready = vec![key];
+        while let Some(key) = ready.pop() {
+            loop {
+                let has_elements = matches!(
+                    inner.entries.get(&key),
+                    Some(Entry { value: Value::List(list), .. }) if !list.items.is_empty()
+                );
+                if !has_elements {
+                    break;
+                }
+                let Some(waiter) = inner.waiters.get_mut(&key).and_then(VecDeque::pop_front) else {
+                    break;
+                };
+                remove_from_lines(inner, &waiter, Some(&key));
+                let Some(sender) = take_sender(&waiter) else {
+                    continue;
+                };
+                let served = match &waiter.request {
+                    ListRequest::Pop { end, count } => {
+                        let mut writes = Vec::new();
+                        let items = self.edit(inner, &key, &mut writes, |list, hex, writes| {
+                            pop_many(list, hex, *end, (*count).max(1), writes)
+                        });
+                        let commit = Commit(Some(self.writer.queue(writes)));
+                        Ok(Served {
+                            key: key.clone(),
+                            items,
+                            commit,
+                        })
+                    }
+                    ListRequest::Move {
+                        destination,
+                        from,
+                        to,
+                    } => self
+                        .move_locked(inner, &key, destination, *from, *to)
+                        .map(|moved| {
+                            let (element, waiter) = moved.expect("the source has elements");
+                            if destination != &key {
+                                ready.push(destination.clone());
+                            }
+                            Served {
+                                key: key.clone(),
+                                items: vec![element],
+                                commit: Commit(Some(waiter)),
+                            }
+                        }),
+                };
+                // A receiver already gone (its client dropped without leaving the line)
+                // cannot take them: they go back.
+                if let Err(Ok(served)) = sender.send(served) {
+                    self.give_back_locked(inner, served, &waiter.request);
+                }
+            }
+            if inner.waiters.get(&key).is_some_and(VecDeque::is_empty) {
+                inner.waiters.remove(&key);
+            }
+        }
+    }
+}
+
+fn take_sender(waiter: &Waiter) -> Option<oneshot::Sender<Result<Served>>> {
+    waiter
+        .sender
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+}
+
+/// Takes `waiter` out of the lines of its keys (but `except`, already done).
+fn remove_from_lines(inner: &mut Inner, waiter: &Waiter, except: Option<&Bytes>) {
+    for key in &waiter.keys {
+        if Some(key) == except {
+            continue;
+        }
+        if let Some(line) = inner.waiters.get_mut(key) {
+            line.retain(|other| other.id != waiter.id);
+            if line.is_empty() {
+                inner.waiters.remove(key);
+            }
+        }
+    }
+}

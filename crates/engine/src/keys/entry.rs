@@ -1,0 +1,189 @@
+//! What the keyspace holds in memory: each key's value (a string or a list), its deadline,
+//! the deadline index and the byte count the bounds are checked against.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::blocking::Waiter;
+use super::{KEYSPACE_BYTES_MAX, KEYS_MAX};
+use crate::error::{EngineError, Result};
+
+/// The kind of value a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    String,
+    List,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum Value {
+    String(Bytes),
+    List(List),
+}
+
+/// A list: its elements in order, and the stored position of the first one (the element at
+/// index `i` is stored at `head + i`, so a push or pop at either end writes one row).
+#[derive(Debug, Clone)]
+pub(super) struct List {
+    pub(super) items: VecDeque<Bytes>,
+    pub(super) head: u64,
+    /// The elements' bytes.
+    pub(super) bytes: u64,
+}
+
+/// Where a new list's first element is stored: the middle of the position space, so that
+/// 2^63 pushes fit at either end.
+pub(super) const FIRST_POSITION: u64 = 1 << 63;
+
+impl List {
+    pub(super) fn new() -> List {
+        List {
+            items: VecDeque::new(),
+            head: FIRST_POSITION,
+            bytes: 0,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The stored position of index `i`.
+    pub(super) fn position(&self, i: usize) -> u64 {
+        self.head.wrapping_add(i as u64)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    pub(super) value: Value,
+    pub(super) deadline: Option<i64>,
+    /// Changes on every write to the key (WATCH compares it).
+    pub(super) version: u64,
+}
+
+impl Entry {
+    pub(super) fn string(value: Bytes, deadline: Option<i64>) -> Entry {
+        Entry {
+            value: Value::String(value),
+            deadline,
+            version: 0,
+        }
+    }
+
+    /// A list with no elements yet (a push fills it at once).
+    pub(super) fn empty_list() -> Entry {
+        Entry {
+            value: Value::List(List::new()),
+            deadline: None,
+            version: 0,
+        }
+    }
+
+    /// Bytes counted against [`KEYSPACE_BYTES_MAX`], without the key.
+    pub(super) fn size(&self) -> u64 {
+        match &self.value {
+            Value::String(value) => value.len() as u64,
+            Value::List(list) => list.bytes,
+        }
+    }
+
+    pub(super) fn kind(&self) -> KeyKind {
+        match self.value {
+            Value::String(_) => KeyKind::String,
+            Value::List(_) => KeyKind::List,
+        }
+    }
+
+    /// The string value; `None` for a list.
+    pub(super) fn as_string(&self) -> Option<&Bytes> {
+        match &self.value {
+            Value::String(value) => Some(value),
+            Value::List(_) => None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Inner {
+    pub(super) entries: BTreeMap<Bytes, Entry>,
+    /// (deadline, key) of every key that has one.
+    pub(super) deadlines: BTreeSet<(i64, Bytes)>,
+    pub(super) bytes: u64,
+    /// Source of [`Entry::version`].
+    pub(super) versions: u64,
+    /// Clients blocked on each list key, the longest-waiting first.
+    pub(super) waiters: HashMap<Bytes, VecDeque<Arc<Waiter>>>,
+}
+
+impl Inner {
+    pub(super) fn insert(&mut self, key: Bytes, mut entry: Entry) {
+        if let Some(deadline) = entry.deadline {
+            self.deadlines.insert((deadline, key.clone()));
+        }
+        self.versions += 1;
+        entry.version = self.versions;
+        self.bytes += key.len() as u64 + entry.size();
+        if let Some(old) = self.entries.insert(key.clone(), entry) {
+            self.forget(&key, &old);
+        }
+    }
+
+    pub(super) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (key, old) = self.entries.remove_entry(key)?;
+        self.forget(&key, &old);
+        Some(old)
+    }
+
+    fn forget(&mut self, key: &Bytes, old: &Entry) {
+        if let Some(deadline) = old.deadline {
+            self.deadlines.remove(&(deadline, key.clone()));
+        }
+        self.bytes = self.bytes.saturating_sub(key.len() as u64 + old.size());
+    }
+
+    /// The list under `key` to change in place (its version bumped); the caller keeps
+    /// `bytes` right with [`Inner::resize`].
+    pub(super) fn list_mut(&mut self, key: &[u8]) -> Option<&mut List> {
+        self.versions += 1;
+        let version = self.versions;
+        let entry = self.entries.get_mut(key)?;
+        entry.version = version;
+        match &mut entry.value {
+            Value::List(list) => Some(list),
+            Value::String(_) => None,
+        }
+    }
+
+    /// Moves the byte count by a list's change of size.
+    pub(super) fn resize(&mut self, before: u64, after: u64) {
+        self.bytes = (self.bytes + after).saturating_sub(before);
+    }
+
+    /// Refuses a write that would take the keyspace over [`KEYS_MAX`] or
+    /// [`KEYSPACE_BYTES_MAX`]: `old` is what the key holds now (its bytes), `new` what it
+    /// would hold.
+    pub(super) fn check_room(&self, key: &[u8], old: Option<u64>, new: u64) -> Result<()> {
+        let key_bytes = key.len() as u64;
+        let old_bytes = old.map_or(0, |size| key_bytes + size);
+        let bytes = self.bytes - old_bytes.min(self.bytes) + key_bytes + new;
+        if old.is_none() && self.entries.len() >= KEYS_MAX {
+            return Err(EngineError::LimitExceeded(format!(
+                "the keyspace holds {KEYS_MAX} keys (its limit)"
+            )));
+        }
+        if bytes > KEYSPACE_BYTES_MAX {
+            return Err(EngineError::LimitExceeded(format!(
+                "the keyspace would hold {bytes} bytes; the limit is {KEYSPACE_BYTES_MAX}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The error for a command on a key of the other kind.
+pub(super) fn wrong_kind() -> EngineError {
+    EngineError::WrongKind
+}
