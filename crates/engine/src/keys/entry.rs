@@ -67,7 +67,7 @@ pub(super) struct Entry {
 impl Entry {
     pub(super) fn string(value: Bytes, deadline: Option<i64>) -> Entry {
         Entry {
-            value: Value::String(value),
+            value: Value::String(owned(value)),
             deadline,
             version: 0,
         }
@@ -120,6 +120,7 @@ pub(super) struct Inner {
 
 impl Inner {
     pub(super) fn insert(&mut self, key: Bytes, mut entry: Entry) {
+        let key = owned(key);
         if let Some(deadline) = entry.deadline {
             self.deadlines.insert((deadline, key.clone()));
         }
@@ -181,6 +182,14 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// `bytes` in an allocation of its own. What a door hands in is often a slice of the buffer
+/// a whole read landed in (the Redis door cuts arguments out of it without copying): kept
+/// as it is, one 100-byte value held the read's ~16 KiB for as long as the key lived (100,000
+/// LPUSHes from 50 connections took 1.6 GB). Everything the keyspace keeps goes through here.
+pub(super) fn owned(bytes: Bytes) -> Bytes {
+    Bytes::copy_from_slice(&bytes)
 }
 
 /// The error for a command on a key of the other kind.

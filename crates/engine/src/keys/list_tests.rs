@@ -460,3 +460,32 @@ async fn a_blocked_move_feeds_the_clients_blocked_on_its_destination() {
     ));
     assert_eq!(keys.range(b"jobs", 0, -1).unwrap(), all(&["job-2"]));
 }
+
+#[tokio::test]
+async fn kept_keys_and_values_do_not_hold_the_buffer_they_were_cut_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = open(dir.path()).await;
+    // A door's read buffer, the arguments slices of it.
+    let read = Bytes::from((0..16 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let inside = |kept: &Bytes| read.as_ptr_range().contains(&kept.as_ptr());
+    let (key, value) = (read.slice(0..4), read.slice(4..104));
+    keys.push(&key, vec![value.clone()], End::Right, false)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    keys.set(read.slice(200..204), value.clone(), SetOptions::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let inner = keys.lock();
+    for (kept_key, entry) in &inner.entries {
+        assert!(!inside(kept_key), "a key holds the read buffer");
+        match &entry.value {
+            entry::Value::String(kept) => assert!(!inside(kept)),
+            entry::Value::List(list) => assert!(list.items.iter().all(|kept| !inside(kept))),
+        }
+    }
+    assert_eq!(inner.entries.len(), 2);
+}

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use omnibus_storage::StateWrite;
 
-use super::entry::{wrong_kind, Entry, Inner, KeyKind, List, Value};
+use super::entry::{owned, wrong_kind, Entry, Inner, KeyKind, List, Value};
 use super::{stored, writer, Durable, Keyspace};
 use crate::engine::now_ms;
 use crate::error::Result;
@@ -165,7 +165,7 @@ impl Keyspace {
         self.edit(&mut inner, key, &mut writes, |list, hex, writes| {
             writes.push(stored::put_item(hex, list.position(i), &value));
             list.bytes = new_size;
-            list.items[i] = value;
+            list.items[i] = owned(value);
         });
         Ok(Durable::new(ListSet::Done, self.writer.queue(writes)))
     }
@@ -190,6 +190,7 @@ impl Keyspace {
         inner.check_room(key, Some(size), size + value.len() as u64)?;
         let at = found + usize::from(after);
         let mut writes = Vec::new();
+        let value = owned(value);
         let length = self.edit(&mut inner, key, &mut writes, |list, hex, writes| {
             list.bytes += value.len() as u64;
             // The rows on the shorter side of the new element move by one.
@@ -418,6 +419,7 @@ pub(super) fn push_one(
     value: Bytes,
     writes: &mut Vec<StateWrite>,
 ) {
+    let value = owned(value);
     list.bytes += value.len() as u64;
     match end {
         End::Left => {
