@@ -464,3 +464,39 @@ def test_a_transaction_publishes_and_acks_at_commit_only(amqp_url):
     method, _, body = reader.basic_get(queue, auto_ack=True)
     assert body == b"committed" and method.redelivered
     connection.close()
+
+
+def test_workers_starting_together_declare_their_queue_at_once(amqp_url):
+    """Celery or pika workers started together all declare the same new durable queue at
+    the same moment; every declaration succeeds and the queue takes messages, as in
+    RabbitMQ (they used to race: `541 INTERNAL_ERROR - stream "…" already exists`)."""
+    import threading
+
+    queue = unique("together")
+    errors, barrier = [], threading.Barrier(8)
+
+    def declare():
+        connection = connect(amqp_url)
+        try:
+            channel = connection.channel()
+            barrier.wait(timeout=WAIT_S)
+            channel.queue_declare(queue=queue, durable=True)
+            channel.basic_publish(exchange="", routing_key=queue, body=b"hello")
+        except Exception as error:  # reported below, with the others
+            errors.append(error)
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    threads = [threading.Thread(target=declare) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=WAIT_S)
+    assert not errors, errors
+    connection = connect(amqp_url)
+    try:
+        declared = connection.channel().queue_declare(queue=queue, durable=True, passive=True)
+        assert declared.method.message_count == 8
+    finally:
+        connection.close()

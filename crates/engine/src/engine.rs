@@ -32,6 +32,10 @@ pub struct Engine {
     /// Orders consumer creations and deletions, so two creations of one name cannot both
     /// write its state.
     pub(crate) consumer_changes: tokio::sync::Mutex<()>,
+    /// Orders queue creations and deletions (taken on the blocking threads they run on):
+    /// two declarations of one new queue at once (AMQP clients starting together) made its
+    /// backing stream twice, and the loser of the race deleted the winner's stream.
+    pub(crate) queue_changes: std::sync::Mutex<()>,
     /// Woken whenever acked consumers are removed (deleted, or gone with their stream).
     pub(crate) consumers_removed: tokio::sync::Notify,
     pub(crate) jobs: crate::jobs::JobsState,
@@ -138,6 +142,7 @@ impl Engine {
             queues: RwLock::new(BTreeMap::new()),
             consumers: RwLock::new(BTreeMap::new()),
             consumer_changes: tokio::sync::Mutex::new(()),
+            queue_changes: std::sync::Mutex::new(()),
             consumers_removed: tokio::sync::Notify::new(),
             jobs: crate::jobs::JobsState::new(),
             keyspace: tokio::sync::OnceCell::new(),

@@ -291,6 +291,7 @@ impl Engine {
     /// [`Engine::create_queue`] on the calling thread, which must be allowed to block.
     fn create_queue_blocking(&self, spec: QueueSpec) -> Result<QueueInfo> {
         self.check_running()?;
+        let _ordered = self.queue_changes.lock().unwrap_or_else(|p| p.into_inner());
         if self.queue(&spec.name).is_ok() {
             return Err(EngineError::QueueExists(spec.name));
         }
@@ -473,6 +474,7 @@ impl Engine {
     /// [`Engine::delete_queue`] on the calling thread, which must be allowed to block.
     fn delete_queue_blocking(&self, name: &str) -> Result<()> {
         self.check_running()?;
+        let _ordered = self.queue_changes.lock().unwrap_or_else(|p| p.into_inner());
         self.queue(name)?;
         let mut writes = vec![
             StateWrite::Delete {

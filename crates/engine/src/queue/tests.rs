@@ -32,6 +32,35 @@ fn spec(name: &str) -> QueueSpec {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarations_of_one_new_queue_at_once_make_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    for round in 0..5 {
+        let name = format!("raced{round}");
+        let creations: Vec<_> = (0..8)
+            .map(|_| {
+                let (engine, spec) = (engine.clone(), spec(&name));
+                tokio::spawn(async move { engine.create_queue(spec).await })
+            })
+            .collect();
+        let mut created = 0;
+        for creation in creations {
+            match creation.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(EngineError::QueueExists(_)) => {}
+                Err(error) => panic!("a racing declaration failed: {error}"),
+            }
+        }
+        assert_eq!(created, 1, "round {round}");
+        // Its streams are whole: it takes and hands out messages.
+        engine.enqueue(&name, vec![message("m")]).await.unwrap();
+        let got = engine.receive(&name, "w", 1, 0).await.unwrap();
+        assert_eq!(got.iter().map(value).collect::<Vec<_>>(), vec!["m"]);
+        assert!(engine.stream(&format!("{name}.dlq")).is_ok());
+    }
+}
+
 #[tokio::test]
 async fn enqueue_receive_ack_round_trip_and_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
