@@ -211,7 +211,7 @@ impl Keyspace {
         let old = match self.live(inner, &key, now) {
             None => None,
             Some(entry) if matches!(entry.value, Value::List(_)) => Some(entry.size()),
-            // The key became a string meanwhile: the elements have nowhere to go.
+            // The key holds another kind meanwhile: the elements have nowhere to go.
             Some(_) => return,
         };
         let mut writes = Vec::new();

@@ -15,12 +15,26 @@ use crate::error::{EngineError, Result};
 pub enum KeyKind {
     String,
     List,
+    Hash,
 }
 
 #[derive(Debug, Clone)]
 pub(super) enum Value {
     String(Bytes),
     List(List),
+    Hash(Hash),
+}
+
+/// A hash: its fields in the order they were first set (as Redis's small hashes keep them),
+/// each with its place in that order, which is what a stored row keeps to read them back in
+/// order (`stored.rs`). Removing a field leaves the others in order.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Hash {
+    pub(super) fields: indexmap::IndexMap<Bytes, (u64, Bytes)>,
+    /// The place of the next new field.
+    pub(super) next: u64,
+    /// The fields' and values' bytes.
+    pub(super) bytes: u64,
 }
 
 /// A list: its elements in order, and the stored position of the first one (the element at
@@ -82,11 +96,21 @@ impl Entry {
         }
     }
 
+    /// A hash with no fields yet (a set fills it at once).
+    pub(super) fn empty_hash() -> Entry {
+        Entry {
+            value: Value::Hash(Hash::default()),
+            deadline: None,
+            version: 0,
+        }
+    }
+
     /// Bytes counted against [`KEYSPACE_BYTES_MAX`], without the key.
     pub(super) fn size(&self) -> u64 {
         match &self.value {
             Value::String(value) => value.len() as u64,
             Value::List(list) => list.bytes,
+            Value::Hash(hash) => hash.bytes,
         }
     }
 
@@ -94,6 +118,7 @@ impl Entry {
         match self.value {
             Value::String(_) => KeyKind::String,
             Value::List(_) => KeyKind::List,
+            Value::Hash(_) => KeyKind::Hash,
         }
     }
 
@@ -101,7 +126,7 @@ impl Entry {
     pub(super) fn as_string(&self) -> Option<&Bytes> {
         match &self.value {
             Value::String(value) => Some(value),
-            Value::List(_) => None,
+            _ => None,
         }
     }
 }
@@ -154,7 +179,19 @@ impl Inner {
         entry.version = version;
         match &mut entry.value {
             Value::List(list) => Some(list),
-            Value::String(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The hash under `key` to change in place, as [`Inner::list_mut`].
+    pub(super) fn hash_mut(&mut self, key: &[u8]) -> Option<&mut Hash> {
+        self.versions += 1;
+        let version = self.versions;
+        let entry = self.entries.get_mut(key)?;
+        entry.version = version;
+        match &mut entry.value {
+            Value::Hash(hash) => Some(hash),
+            _ => None,
         }
     }
 

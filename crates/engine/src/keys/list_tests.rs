@@ -479,13 +479,23 @@ async fn kept_keys_and_values_do_not_hold_the_buffer_they_were_cut_from() {
         .wait()
         .await
         .unwrap();
+    let field = (read.slice(300..304), read.slice(400..500));
+    keys.hash_set(&read.slice(600..604), vec![field], false)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
     let inner = keys.lock();
     for (kept_key, entry) in &inner.entries {
         assert!(!inside(kept_key), "a key holds the read buffer");
         match &entry.value {
             entry::Value::String(kept) => assert!(!inside(kept)),
             entry::Value::List(list) => assert!(list.items.iter().all(|kept| !inside(kept))),
+            entry::Value::Hash(hash) => assert!(hash
+                .fields
+                .iter()
+                .all(|(field, (_, value))| !inside(field) && !inside(value))),
         }
     }
-    assert_eq!(inner.entries.len(), 2);
+    assert_eq!(inner.entries.len(), 3);
 }

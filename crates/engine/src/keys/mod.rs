@@ -1,7 +1,8 @@
-//! The keyspace: durable keys with optional expiry, each holding a string or a list,
+//! The keyspace: durable keys with optional expiry, each holding a string, a list or a hash,
 //! protocol-neutral (the Redis door serves SET/GET/EXPIRE and the list commands from it; any
 //! other door could). It knows no wire type. String commands are here, list commands in
-//! `lists.rs`, clients blocked on a list in `blocking.rs`, the stored rows in `stored.rs`.
+//! `lists.rs`, clients blocked on a list in `blocking.rs`, hash commands in `hashes.rs`, the
+//! stored rows in `stored.rs`.
 //!
 //! Every key lives in memory (a `BTreeMap`, so SCAN and KEYS walk it in order) and in the
 //! state store (`stored.rs`). A change is applied in memory under one lock and, still under
@@ -17,6 +18,7 @@
 mod blocking;
 mod entry;
 mod glob;
+mod hashes;
 mod lists;
 mod stored;
 mod writer;
@@ -34,7 +36,7 @@ pub use blocking::{Blocked, ListRequest, Served, Taken};
 pub use entry::KeyKind;
 pub use glob::glob_match;
 pub use lists::{End, ListSet, Popped};
-pub use stored::{KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE};
+pub use stored::{HASHES_TABLE, HASH_FIELDS_TABLE, KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE};
 
 use entry::{wrong_kind, Entry, Inner};
 /// Most keys held at once (each costs its bytes plus ~100 bytes of bookkeeping in memory; a
@@ -670,3 +672,6 @@ mod tests;
 
 #[cfg(test)]
 mod list_tests;
+
+#[cfg(test)]
+mod hash_tests;

@@ -6,7 +6,12 @@
 //!   while the list has elements;
 //! - `list_items`: hex of the list key, `.`, 16 hex digits of the element's position → the
 //!   element. Positions grow from the list's head to its tail, so the rows of one list read
-//!   back in order; a push at either end writes one row and a pop deletes one.
+//!   back in order; a push at either end writes one row and a pop deletes one;
+//! - `hashes`: hex of a hash key → 8-byte big-endian deadline (0: none), present exactly
+//!   while the hash has fields;
+//! - `hash_fields`: hex of the hash key, `.`, hex of the field → the field's place in
+//!   insertion order (8 bytes big-endian), then the value. One row per field: HSET of a
+//!   field writes one row, HDEL deletes one.
 //!
 //! A key changes kind (SET over a list) in one commit that deletes the old rows and writes
 //! the new, so a start never finds a key of both kinds.
@@ -16,7 +21,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use omnibus_storage::{StateStore, StateWrite, StorageError};
 
-use super::entry::{Entry, List, Value};
+use super::entry::{Entry, Hash, List, Value};
 use crate::error::{EngineError, Result};
 
 /// The state-store table of string keys.
@@ -25,6 +30,10 @@ pub const KEYS_TABLE: &str = "keys";
 pub const LISTS_TABLE: &str = "lists";
 /// The state-store table of list elements.
 pub const LIST_ITEMS_TABLE: &str = "list_items";
+/// The state-store table of hash keys (their deadlines).
+pub const HASHES_TABLE: &str = "hashes";
+/// The state-store table of hash fields.
+pub const HASH_FIELDS_TABLE: &str = "hash_fields";
 
 /// What a start reads: every key held in the store, live or expired, and the deletes of
 /// rows no key owns (none, unless the store was written by something else).
@@ -65,6 +74,7 @@ pub(super) fn load(state: &StateStore) -> Result<Loaded> {
         list.bytes += element.len() as u64;
         list.items.push_back(Bytes::from(element));
     }
+    keys.extend(load_hashes(state, &mut orphans)?);
     for (hex, (deadline, list)) in lists {
         let key = decode_key(&hex).ok_or_else(|| corrupt(&hex))?;
         if list.items.is_empty() {
@@ -84,6 +94,61 @@ pub(super) fn load(state: &StateStore) -> Result<Loaded> {
         ));
     }
     Ok(Loaded { keys, orphans })
+}
+
+/// A hash field as read back: its place, name and value.
+type StoredField = (u64, Bytes, Bytes);
+
+/// Every hash in the store, its fields in their order; rows no hash owns are to be deleted.
+fn load_hashes(state: &StateStore, orphans: &mut Vec<StateWrite>) -> Result<Vec<(Bytes, Entry)>> {
+    let mut hashes: BTreeMap<String, (Option<i64>, Vec<StoredField>)> = BTreeMap::new();
+    for (stored_key, stored) in state.scan_prefix(HASHES_TABLE, "")? {
+        let deadline = decode_deadline(&stored).ok_or_else(|| corrupt(&stored_key))?;
+        hashes.insert(stored_key, (deadline, Vec::new()));
+    }
+    for (stored_key, stored) in state.scan_prefix(HASH_FIELDS_TABLE, "")? {
+        let (hex, field) = stored_key
+            .split_once('.')
+            .and_then(|(hex, field)| Some((hex, decode_key(field)?)))
+            .ok_or_else(|| corrupt(&stored_key))?;
+        let Some((_, fields)) = hashes.get_mut(hex) else {
+            orphans.push(StateWrite::Delete {
+                table: HASH_FIELDS_TABLE,
+                key: stored_key,
+            });
+            continue;
+        };
+        let place = stored
+            .get(..8)
+            .map(|place| u64::from_be_bytes(place.try_into().expect("8 bytes")))
+            .ok_or_else(|| corrupt(&stored_key))?;
+        fields.push((place, field, Bytes::copy_from_slice(&stored[8..])));
+    }
+    let mut loaded = Vec::with_capacity(hashes.len());
+    for (hex, (deadline, mut fields)) in hashes {
+        let key = decode_key(&hex).ok_or_else(|| corrupt(&hex))?;
+        if fields.is_empty() {
+            orphans.push(StateWrite::Delete {
+                table: HASHES_TABLE,
+                key: hex,
+            });
+            continue;
+        }
+        fields.sort_unstable_by_key(|(place, _, _)| *place);
+        let mut hash = Hash::default();
+        for (place, field, value) in fields {
+            hash.bytes += (field.len() + value.len()) as u64;
+            hash.next = place + 1;
+            hash.fields.insert(field, (place, value));
+        }
+        let entry = Entry {
+            value: Value::Hash(hash),
+            deadline,
+            version: 0,
+        };
+        loaded.push((key, entry));
+    }
+    Ok(loaded)
 }
 
 fn corrupt(stored_key: &str) -> EngineError {
@@ -112,6 +177,14 @@ pub(super) fn put_entry(key: &[u8], entry: &Entry) -> Vec<StateWrite> {
             }
             writes
         }
+        Value::Hash(hash) => {
+            let mut writes = vec![put_meta(HASHES_TABLE, key, entry.deadline)];
+            let hex = encode_key(key);
+            for (field, (place, value)) in &hash.fields {
+                writes.push(put_field(&hex, field, *place, value));
+            }
+            writes
+        }
     }
 }
 
@@ -120,6 +193,7 @@ pub(super) fn put_deadline(key: &[u8], entry: &Entry) -> Vec<StateWrite> {
     match entry.value {
         Value::String(_) => put_entry(key, entry),
         Value::List(_) => vec![put_list_deadline(key, entry.deadline)],
+        Value::Hash(_) => vec![put_meta(HASHES_TABLE, key, entry.deadline)],
     }
 }
 
@@ -143,15 +217,28 @@ pub(super) fn delete_entry(key: &[u8], entry: &Entry) -> Vec<StateWrite> {
                 },
             ]
         }
+        Value::Hash(_) => {
+            let hex = encode_key(key);
+            vec![
+                StateWrite::DeletePrefix {
+                    table: HASH_FIELDS_TABLE,
+                    prefix: format!("{hex}."),
+                },
+                StateWrite::Delete {
+                    table: HASHES_TABLE,
+                    key: hex,
+                },
+            ]
+        }
     }
 }
 
-/// Replacing `old` (if any) with `new` under `key`: the old rows go if the kind changes.
+/// Replacing `old` (if any) with `new` under `key`: the old rows go, unless a string
+/// replaces a string (its one row is overwritten).
 pub(super) fn replace_entry(key: &[u8], old: Option<&Entry>, new: &Entry) -> Vec<StateWrite> {
+    use super::KeyKind::String;
     let mut writes = match old {
-        Some(old) if old.kind() != new.kind() || old.kind() == super::KeyKind::List => {
-            delete_entry(key, old)
-        }
+        Some(old) if old.kind() != String || new.kind() != String => delete_entry(key, old),
         _ => Vec::new(),
     };
     writes.extend(put_entry(key, new));
@@ -160,20 +247,50 @@ pub(super) fn replace_entry(key: &[u8], old: Option<&Entry>, new: &Entry) -> Vec
 
 /// Deleting every key of every kind (FLUSHALL).
 pub(super) fn delete_all() -> Vec<StateWrite> {
-    [KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE]
-        .into_iter()
-        .map(|table| StateWrite::DeletePrefix {
-            table,
-            prefix: String::new(),
-        })
-        .collect()
+    [
+        KEYS_TABLE,
+        LISTS_TABLE,
+        LIST_ITEMS_TABLE,
+        HASHES_TABLE,
+        HASH_FIELDS_TABLE,
+    ]
+    .into_iter()
+    .map(|table| StateWrite::DeletePrefix {
+        table,
+        prefix: String::new(),
+    })
+    .collect()
 }
 
 pub(super) fn put_list_deadline(key: &[u8], deadline: Option<i64>) -> StateWrite {
+    put_meta(LISTS_TABLE, key, deadline)
+}
+
+/// The row that says a list or hash exists, with its deadline.
+pub(super) fn put_meta(table: &'static str, key: &[u8], deadline: Option<i64>) -> StateWrite {
     StateWrite::Put {
-        table: LISTS_TABLE,
+        table,
         key: encode_key(key),
         value: deadline.unwrap_or(0).to_be_bytes().to_vec(),
+    }
+}
+
+/// The row of one hash field; `hex` is [`encode_key`] of the hash's key.
+pub(super) fn put_field(hex: &str, field: &[u8], place: u64, value: &[u8]) -> StateWrite {
+    let mut stored = Vec::with_capacity(8 + value.len());
+    stored.extend_from_slice(&place.to_be_bytes());
+    stored.extend_from_slice(value);
+    StateWrite::Put {
+        table: HASH_FIELDS_TABLE,
+        key: format!("{hex}.{}", encode_key(field)),
+        value: stored,
+    }
+}
+
+pub(super) fn delete_field(hex: &str, field: &[u8]) -> StateWrite {
+    StateWrite::Delete {
+        table: HASH_FIELDS_TABLE,
+        key: format!("{hex}.{}", encode_key(field)),
     }
 }
 

@@ -135,6 +135,7 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
                 match kind {
                     KeyKind::String => "string",
                     KeyKind::List => "list",
+                    KeyKind::Hash => "hash",
                 }
             } else if super::streams::is_stream(session, &arguments[0]) {
                 "stream"
@@ -244,7 +245,7 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
     };
     let mut pattern = None;
     let mut count = 10usize;
-    // Which kinds of key: strings, lists, streams (`TYPE` names one; others have no keys).
+    // Which kinds of key: strings, lists, hashes, streams (`TYPE` names one; others have no keys).
     let (mut kind, mut streams) = (None, true);
     let mut keyspace = true;
     let mut options = arguments[1..].iter();
@@ -265,6 +266,8 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
                 Some(KeyKind::String)
             } else if is(value, "list") {
                 Some(KeyKind::List)
+            } else if is(value, "hash") {
+                Some(KeyKind::Hash)
             } else {
                 None
             };

@@ -63,7 +63,7 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
 }
 
 /// A key the door serves as something else (an Omnibus stream) is of the wrong kind.
-fn check_not_stream(session: &Session, key: &[u8]) -> Result<(), Reply> {
+pub(super) fn check_not_stream(session: &Session, key: &[u8]) -> Result<(), Reply> {
     if super::streams::is_stream(session, key) && session.keys.kind(key).is_none() {
         return Err(Reply::error(WRONGTYPE));
     }
@@ -82,7 +82,7 @@ fn refusal(error: EngineError) -> Reply {
 }
 
 /// A read of one key.
-fn read(
+pub(super) fn read(
     session: &Session,
     key: &[u8],
     answer: impl FnOnce(&omnibus_engine::keys::Keyspace) -> omnibus_engine::Result<Reply>,
@@ -92,7 +92,9 @@ fn read(
 }
 
 /// A change whose reply waits for its commit.
-fn change(outcome: omnibus_engine::Result<super::strings::Pending>) -> Result<Step, Reply> {
+pub(super) fn change(
+    outcome: omnibus_engine::Result<super::strings::Pending>,
+) -> Result<Step, Reply> {
     match outcome {
         Err(error @ (EngineError::WrongKind | EngineError::LimitExceeded(_))) => {
             Err(refusal(error))
@@ -209,8 +211,8 @@ fn lset(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     check_not_stream(session, &arguments[0])?;
     match session.keys.kind(&arguments[0]) {
         None => return Err(Reply::error("ERR no such key")),
-        Some(KeyKind::String) => return Err(Reply::error(WRONGTYPE)),
         Some(KeyKind::List) => {}
+        Some(_) => return Err(Reply::error(WRONGTYPE)),
     }
     let index = integer(&arguments[1])?;
     change(
@@ -439,7 +441,10 @@ fn seconds(value: &[u8]) -> Result<Option<Duration>, Reply> {
     Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
 }
 
-/// Whether `key` holds a list (TYPE's answer).
-pub(super) fn is_list(session: &Session, key: &[u8]) -> bool {
-    session.keys.kind(key) == Some(KeyKind::List)
+/// Whether `key` holds a list or a hash: a keyspace key that is not a string.
+pub(super) fn is_collection(session: &Session, key: &[u8]) -> bool {
+    session
+        .keys
+        .kind(key)
+        .is_some_and(|kind| kind != KeyKind::String)
 }

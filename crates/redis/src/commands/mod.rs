@@ -5,6 +5,7 @@ mod arguments;
 mod claims;
 mod connection;
 mod groups;
+mod hashes;
 mod info;
 mod keyspace;
 mod lists;
@@ -101,6 +102,10 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         | "lindex" | "lpos" | "lset" | "linsert" | "lrem" | "ltrim" | "lmove" | "rpoplpush"
         | "blmove" | "brpoplpush" | "lmpop" | "blmpop" | "blpop" | "brpop" => {
             lists::run(session, name, arguments)
+        }
+        "hset" | "hsetnx" | "hmset" | "hget" | "hmget" | "hgetall" | "hdel" | "hexists"
+        | "hlen" | "hkeys" | "hvals" | "hincrby" | "hstrlen" | "hscan" => {
+            hashes::run(session, name, arguments)
         }
         "subscribe" | "psubscribe" => {
             let limit = session.shared.config.subscriptions_max;

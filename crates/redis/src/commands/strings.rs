@@ -25,9 +25,9 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         }
         return Reply::error(super::streams::WRONGTYPE).into();
     }
-    // A list key: SET and its forms replace it (or find it present, for NX), as Redis
-    // does; every other single-key string command is refused.
-    if single_key && super::lists::is_list(session, &arguments[0]) {
+    // A list or hash key: SET and its forms replace it (or find it present, for NX), as
+    // Redis does; every other single-key string command is refused.
+    if single_key && super::lists::is_collection(session, &arguments[0]) {
         let replaces = match name {
             "setnx" | "setex" | "psetex" => true,
             "set" => !arguments[2..].iter().any(|option| is(option, "get")),

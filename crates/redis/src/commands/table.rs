@@ -94,6 +94,9 @@ const STRING_READ: &[&str] = &["@read", "@string", "@fast"];
 const STRING_WRITE: &[&str] = &["@write", "@string", "@fast"];
 const KEYSPACE_READ: &[&str] = &["@keyspace", "@read", "@fast"];
 const KEYSPACE_WRITE: &[&str] = &["@keyspace", "@write", "@fast"];
+const HASH_READ: &[&str] = &["@read", "@hash", "@fast"];
+const HASH_READ_SLOW: &[&str] = &["@read", "@hash", "@slow"];
+const HASH_WRITE: &[&str] = &["@write", "@hash", "@fast"];
 const LIST_READ: &[&str] = &["@read", "@list", "@slow"];
 const LIST_WRITE: &[&str] = &["@write", "@list", "@fast"];
 const LIST_WRITE_SLOW: &[&str] = &["@write", "@list", "@slow"];
@@ -159,7 +162,21 @@ pub(crate) const COMMANDS: &[Command] = &[
         ONE,
     ),
     command("getset", 3, WRITE, STRING_WRITE, ONE),
+    command("hdel", -3, WRITE, HASH_WRITE, ONE),
     command("hello", -1, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("hexists", 3, READ, HASH_READ, ONE),
+    command("hget", 3, READ, HASH_READ, ONE),
+    command("hgetall", 2, READ_SLOW, HASH_READ_SLOW, ONE),
+    command("hincrby", 4, WRITE, HASH_WRITE, ONE),
+    command("hkeys", 2, READ_SLOW, HASH_READ_SLOW, ONE),
+    command("hlen", 2, READ, HASH_READ, ONE),
+    command("hmget", -3, READ, HASH_READ, ONE),
+    command("hmset", -4, WRITE, HASH_WRITE, ONE),
+    command("hscan", -3, READ_SLOW, HASH_READ_SLOW, ONE),
+    command("hset", -4, WRITE, HASH_WRITE, ONE),
+    command("hsetnx", 4, WRITE, HASH_WRITE, ONE),
+    command("hstrlen", 3, READ, HASH_READ, ONE),
+    command("hvals", 2, READ_SLOW, HASH_READ_SLOW, ONE),
     command("incr", 2, WRITE, STRING_WRITE, ONE),
     command("incrby", 3, WRITE, STRING_WRITE, ONE),
     command(
@@ -474,7 +491,7 @@ mod tests {
             assert_eq!(find(command.name).map(|c| c.name), Some(command.name));
             assert!(command.arity != 0, "{}", command.name);
         }
-        assert!(find("hset").is_none());
+        assert!(find("sadd").is_none());
     }
 
     #[test]

@@ -1,0 +1,143 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::EngineError;
+
+fn b(text: &str) -> Bytes {
+    Bytes::copy_from_slice(text.as_bytes())
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(Bytes, Bytes)> {
+    items.iter().map(|(f, v)| (b(f), b(v))).collect()
+}
+
+async fn open(dir: &std::path::Path) -> Arc<Keyspace> {
+    let path = dir.join("state.redb");
+    let started = std::time::Instant::now();
+    // The last keyspace's writer lets go of the store once it sees the keyspace gone.
+    let state = loop {
+        match StateStore::open(&path) {
+            Ok(state) => break Arc::new(state),
+            Err(error) if started.elapsed() > Duration::from_secs(10) => panic!("{error}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    Keyspace::open(state).expect("open keyspace")
+}
+
+async fn set(keys: &Keyspace, key: &str, items: &[(&str, &str)]) -> usize {
+    keys.hash_set(&b(key), pairs(items), false)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn fields_keep_the_order_they_were_first_set_in_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected;
+    {
+        let keys = open(dir.path()).await;
+        assert_eq!(
+            set(&keys, "h", &[("c", "1"), ("a", "2"), ("b", "3")]).await,
+            3
+        );
+        // An update keeps its place; a new field goes last; HSETNX leaves a field alone.
+        assert_eq!(set(&keys, "h", &[("a", "20"), ("d", "4")]).await, 1);
+        let kept = keys.hash_set(&b("h"), pairs(&[("c", "x")]), true).unwrap();
+        assert_eq!(kept.wait().await.unwrap(), 0);
+        let removed = keys.hash_delete(&b("h"), &[b("c"), b("nope")]).unwrap();
+        assert_eq!(removed.wait().await.unwrap(), 1);
+        let counted = keys.hash_increment(&b("h"), &b("n"), 5).unwrap();
+        assert_eq!(counted.wait().await.unwrap(), Increment::Value(5));
+        let counted = keys.hash_increment(&b("h"), &b("a"), -21).unwrap();
+        assert_eq!(counted.wait().await.unwrap(), Increment::Value(-1));
+        let refused = keys.hash_increment(&b("h"), &b("n"), i64::MAX).unwrap();
+        assert_eq!(refused.wait().await.unwrap(), Increment::Overflow);
+        set(&keys, "words", &[("w", "not a number")]).await;
+        let refused = keys.hash_increment(&b("words"), &b("w"), 1).unwrap();
+        assert_eq!(refused.wait().await.unwrap(), Increment::NotAnInteger);
+        expected = keys.hash_all(b"h").unwrap();
+        assert_eq!(
+            expected,
+            pairs(&[("a", "-1"), ("b", "3"), ("d", "4"), ("n", "5")])
+        );
+        assert_eq!(keys.kind(b"h"), Some(KeyKind::Hash));
+    }
+    let keys = open(dir.path()).await;
+    assert_eq!(keys.hash_all(b"h").unwrap(), expected);
+    // New fields after a reopen still go last.
+    set(&keys, "h", &[("e", "5")]).await;
+    let all = keys.hash_all(b"h").unwrap();
+    assert_eq!(all.last(), Some(&(b("e"), b("5"))));
+    let bytes: usize = keys
+        .lock()
+        .entries
+        .iter()
+        .map(|(key, entry)| key.len() + entry.size() as usize)
+        .sum();
+    assert_eq!(keys.lock().bytes as usize, bytes);
+}
+
+#[tokio::test]
+async fn the_last_field_deleted_deletes_the_key_and_kinds_refuse_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let keys = open(dir.path()).await;
+        set(&keys, "h", &[("f", "v")]).await;
+        keys.push(&b("l"), vec![b("x")], End::Left, false)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert!(matches!(keys.hash_len(b"l"), Err(EngineError::WrongKind)));
+        assert!(matches!(keys.list_len(b"h"), Err(EngineError::WrongKind)));
+        assert_eq!(keys.get(b"h"), None);
+        let refused = keys.hash_set(&b("l"), pairs(&[("f", "v")]), false);
+        assert!(matches!(refused, Err(EngineError::WrongKind)));
+        let removed = keys.hash_delete(&b("h"), &[b("f")]).unwrap();
+        assert_eq!(removed.wait().await.unwrap(), 1);
+        assert_eq!(keys.kind(b"h"), None);
+        // SET replaces a hash whole.
+        set(&keys, "g", &[("f", "v")]).await;
+        keys.set(b("g"), b("string"), SetOptions::default())
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+    }
+    let keys = open(dir.path()).await;
+    assert_eq!(keys.kind(b"h"), None);
+    assert_eq!(keys.get(b"g"), Some(b("string")));
+    assert_eq!(keys.len(), 2);
+}
+
+#[tokio::test]
+async fn hscan_answers_a_small_hash_whole_and_a_big_one_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = open(dir.path()).await;
+    set(&keys, "small", &[("a1", "1"), ("b1", "2"), ("a2", "3")]).await;
+    let (next, found) = keys.hash_scan(b"small", 0, Some(b"a*"), 1).unwrap();
+    assert_eq!((next, found), (0, pairs(&[("a1", "1"), ("a2", "3")])));
+    let many: Vec<(Bytes, Bytes)> = (0..500)
+        .map(|i| (b(&format!("f{i}")), b(&i.to_string())))
+        .collect();
+    keys.hash_set(&b("big"), many.clone(), false)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let (mut cursor, mut seen) = (0, Vec::new());
+    loop {
+        let (next, found) = keys.hash_scan(b"big", cursor, None, 64).unwrap();
+        seen.extend(found);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(seen, many);
+}

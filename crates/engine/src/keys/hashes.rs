@@ -1,0 +1,242 @@
+//! Hash keys: fields and values under one key, with Redis's semantics (HSET, HGET, HDEL,
+//! HINCRBY, HSCAN…). A hash exists while it has fields: the change that takes its last one
+//! deletes the key. Fields keep the order they were first set in, as Redis's small hashes
+//! do, so HGETALL answers what redis-server would. Each change is made in memory under the
+//! keyspace lock and queued to the writer; a field set or deleted writes one row.
+
+use bytes::Bytes;
+use omnibus_storage::StateWrite;
+
+use super::entry::{owned, wrong_kind, Entry, Hash, Inner, KeyKind, Value};
+use super::{glob_match, stored, Durable, Increment, Keyspace};
+use crate::engine::now_ms;
+use crate::error::Result;
+
+/// Fields a hash may have for HSCAN to answer it whole in one call, as Redis answers a hash
+/// small enough for its compact encoding (`hash-max-listpack-entries`).
+const SCAN_WHOLE_MAX: usize = 128;
+
+impl Keyspace {
+    /// Sets each field to its value (HSET); with `only_new`, a field already there is left
+    /// as it is (HSETNX). Returns how many fields were new.
+    pub fn hash_set(
+        &self,
+        key: &Bytes,
+        pairs: Vec<(Bytes, Bytes)>,
+        only_new: bool,
+    ) -> Result<Durable<usize>> {
+        let mut inner = self.lock();
+        let (new, writes) = self.hash_set_locked(&mut inner, key, pairs, only_new)?;
+        if writes.is_empty() {
+            return Ok(Durable::ready(new));
+        }
+        Ok(Durable::new(new, self.writer.queue(writes)))
+    }
+
+    /// [`Keyspace::hash_set`] under the lock: how many fields were new, and the writes.
+    fn hash_set_locked(
+        &self,
+        inner: &mut Inner,
+        key: &Bytes,
+        pairs: Vec<(Bytes, Bytes)>,
+        only_new: bool,
+    ) -> Result<(usize, Vec<StateWrite>)> {
+        let old = match self.live(inner, key, now_ms()) {
+            None => None,
+            Some(entry) if entry.kind() == KeyKind::Hash => Some(entry.size()),
+            Some(_) => return Err(wrong_kind()),
+        };
+        // An upper bound of the size after: every pair added whole.
+        let added: u64 = pairs
+            .iter()
+            .map(|(field, value)| (field.len() + value.len()) as u64)
+            .sum();
+        inner.check_room(key, old, old.unwrap_or(0) + added)?;
+        let mut writes = Vec::with_capacity(pairs.len() + 1);
+        if old.is_none() {
+            writes.push(stored::put_meta(stored::HASHES_TABLE, key, None));
+            inner.insert(key.clone(), Entry::empty_hash());
+        }
+        let new = self.edit_hash(inner, key, &mut writes, |hash, hex, writes| {
+            let mut new = 0;
+            for (field, value) in pairs {
+                let value = owned(value);
+                match hash.fields.get_mut(&field) {
+                    Some(_) if only_new => continue,
+                    Some((place, current)) => {
+                        writes.push(stored::put_field(hex, &field, *place, &value));
+                        hash.bytes = hash.bytes - current.len() as u64 + value.len() as u64;
+                        *current = value;
+                    }
+                    None => {
+                        let place = hash.next;
+                        hash.next += 1;
+                        writes.push(stored::put_field(hex, &field, place, &value));
+                        hash.bytes += (field.len() + value.len()) as u64;
+                        hash.fields.insert(owned(field), (place, value));
+                        new += 1;
+                    }
+                }
+            }
+            new
+        });
+        Ok((new, writes))
+    }
+
+    /// The values of `fields` (HGET, HMGET); `None` for a field or key that is missing.
+    pub fn hash_get(&self, key: &[u8], fields: &[Bytes]) -> Result<Vec<Option<Bytes>>> {
+        let mut inner = self.lock();
+        let Some(hash) = self.hash(&mut inner, key, now_ms())? else {
+            return Ok(vec![None; fields.len()]);
+        };
+        Ok(fields
+            .iter()
+            .map(|field| hash.fields.get(field).map(|(_, value)| value.clone()))
+            .collect())
+    }
+
+    /// Every field and value, in the hash's order (HGETALL, HKEYS, HVALS).
+    pub fn hash_all(&self, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>> {
+        let mut inner = self.lock();
+        let Some(hash) = self.hash(&mut inner, key, now_ms())? else {
+            return Ok(Vec::new());
+        };
+        Ok(hash
+            .fields
+            .iter()
+            .map(|(field, (_, value))| (field.clone(), value.clone()))
+            .collect())
+    }
+
+    /// How many fields the hash has (0 when missing).
+    pub fn hash_len(&self, key: &[u8]) -> Result<usize> {
+        let mut inner = self.lock();
+        Ok(self
+            .hash(&mut inner, key, now_ms())?
+            .map_or(0, |hash| hash.fields.len()))
+    }
+
+    /// Deletes `fields` (HDEL); returns how many were there.
+    pub fn hash_delete(&self, key: &Bytes, fields: &[Bytes]) -> Result<Durable<usize>> {
+        let mut inner = self.lock();
+        if self.hash(&mut inner, key, now_ms())?.is_none() {
+            return Ok(Durable::ready(0));
+        }
+        let mut writes = Vec::new();
+        let removed = self.edit_hash(&mut inner, key, &mut writes, |hash, hex, writes| {
+            let mut removed = 0;
+            for field in fields {
+                // `shift_remove` keeps the other fields in their order.
+                if let Some((_, value)) = hash.fields.shift_remove(field) {
+                    writes.push(stored::delete_field(hex, field));
+                    hash.bytes -= (field.len() + value.len()) as u64;
+                    removed += 1;
+                }
+            }
+            removed
+        });
+        if writes.is_empty() {
+            return Ok(Durable::ready(0));
+        }
+        Ok(Durable::new(removed, self.writer.queue(writes)))
+    }
+
+    /// Adds `delta` to the integer in `field` (missing: 0) (HINCRBY).
+    pub fn hash_increment(
+        &self,
+        key: &Bytes,
+        field: &Bytes,
+        delta: i64,
+    ) -> Result<Durable<Increment>> {
+        let mut inner = self.lock();
+        let current = self
+            .hash(&mut inner, key, now_ms())?
+            .and_then(|hash| hash.fields.get(field))
+            .map(|(_, value)| super::parse_integer(value));
+        let current = match current {
+            None => 0,
+            Some(Some(current)) => current,
+            Some(None) => return Ok(Durable::ready(Increment::NotAnInteger)),
+        };
+        let Some(value) = current.checked_add(delta) else {
+            return Ok(Durable::ready(Increment::Overflow));
+        };
+        let text = Bytes::from(value.to_string());
+        let (_, writes) =
+            self.hash_set_locked(&mut inner, key, vec![(field.clone(), text)], false)?;
+        Ok(Durable::new(
+            Increment::Value(value),
+            self.writer.queue(writes),
+        ))
+    }
+
+    /// Up to `count` fields from `cursor` in the hash's order matching `pattern` (HSCAN),
+    /// and the next cursor (0: done). A hash of at most [`SCAN_WHOLE_MAX`] fields is answered
+    /// whole at once, as Redis answers a small one.
+    pub fn hash_scan(
+        &self,
+        key: &[u8],
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+    ) -> Result<(u64, Vec<(Bytes, Bytes)>)> {
+        let mut inner = self.lock();
+        let Some(hash) = self.hash(&mut inner, key, now_ms())? else {
+            return Ok((0, Vec::new()));
+        };
+        let (start, count) = if hash.fields.len() <= SCAN_WHOLE_MAX {
+            (0, usize::MAX)
+        } else {
+            (cursor as usize, count.max(1))
+        };
+        let end = start.saturating_add(count).min(hash.fields.len());
+        let found = hash
+            .fields
+            .get_range(start.min(end)..end)
+            .into_iter()
+            .flat_map(|fields| fields.iter())
+            .filter(|(field, _)| pattern.is_none_or(|pattern| glob_match(pattern, field)))
+            .map(|(field, (_, value))| (field.clone(), value.clone()))
+            .collect();
+        let next = if end < hash.fields.len() {
+            end as u64
+        } else {
+            0
+        };
+        Ok((next, found))
+    }
+
+    /// The hash under `key`, `None` when missing; another kind is refused.
+    fn hash<'a>(&self, inner: &'a mut Inner, key: &[u8], now: i64) -> Result<Option<&'a Hash>> {
+        match self.live(inner, key, now) {
+            None => Ok(None),
+            Some(Entry {
+                value: Value::Hash(hash),
+                ..
+            }) => Ok(Some(hash)),
+            Some(_) => Err(wrong_kind()),
+        }
+    }
+
+    /// Runs `change` on the hash under `key` (which must be one), as `lists.rs`'s `edit`
+    /// does for a list: the byte count kept right, the key deleted if it emptied it.
+    fn edit_hash<T>(
+        &self,
+        inner: &mut Inner,
+        key: &[u8],
+        writes: &mut Vec<StateWrite>,
+        change: impl FnOnce(&mut Hash, &str, &mut Vec<StateWrite>) -> T,
+    ) -> T {
+        let hex = stored::encode_key(key);
+        let hash = inner.hash_mut(key).expect("a hash key");
+        let before = hash.bytes;
+        let outcome = change(hash, &hex, writes);
+        let (after, empty) = (hash.bytes, hash.fields.is_empty());
+        inner.resize(before, after);
+        if empty {
+            let old = inner.remove(key).expect("the hash just changed");
+            writes.extend(stored::delete_entry(key, &old));
+        }
+        outcome
+    }
+}

@@ -1,0 +1,144 @@
+//! Hash commands over the engine's keyspace (`keys/hashes.rs`): HSET, HSETNX, HMSET, HGET,
+//! HMGET, HGETALL, HDEL, HEXISTS, HLEN, HKEYS, HVALS, HINCRBY, HSTRLEN, HSCAN. Every change
+//! is durable before its reply, as a string's is; fields answer in the order they were
+//! first set, as redis-server's small hashes do.
+
+use bytes::Bytes;
+use omnibus_engine::keys::Increment;
+
+use super::arguments::{integer, is, NOT_AN_INTEGER, SYNTAX_ERROR};
+use super::lists::{change, check_not_stream, read};
+use super::strings::map;
+use crate::codec::Reply;
+use crate::session::{Session, Step};
+
+pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
+    let key = &arguments[0];
+    let result = match name {
+        "hset" | "hmset" => hset(session, name, arguments),
+        "hsetnx" => check_not_stream(session, key).and_then(|()| {
+            let pair = vec![(arguments[1].clone(), arguments[2].clone())];
+            change(
+                session
+                    .keys
+                    .hash_set(key, pair, true)
+                    .map(|d| map(d, |new| Reply::Integer(new as i64))),
+            )
+        }),
+        "hget" | "hmget" | "hexists" | "hstrlen" => read(session, key, |keys| {
+            let values = keys.hash_get(key, &arguments[1..])?;
+            Ok(match name {
+                "hget" => values[0].clone().map_or(Reply::Null, Reply::Bulk),
+                "hexists" => Reply::Integer(i64::from(values[0].is_some())),
+                "hstrlen" => Reply::Integer(values[0].as_ref().map_or(0, Bytes::len) as i64),
+                _ => Reply::Array(
+                    values
+                        .into_iter()
+                        .map(|value| value.map_or(Reply::Null, Reply::Bulk))
+                        .collect(),
+                ),
+            })
+        }),
+        "hgetall" | "hkeys" | "hvals" => read(session, key, |keys| {
+            let all = keys.hash_all(key)?;
+            Ok(match name {
+                "hgetall" => Reply::Map(
+                    all.into_iter()
+                        .map(|(field, value)| (Reply::Bulk(field), Reply::Bulk(value)))
+                        .collect(),
+                ),
+                "hkeys" => Reply::Array(all.into_iter().map(|(f, _)| Reply::Bulk(f)).collect()),
+                _ => Reply::Array(all.into_iter().map(|(_, v)| Reply::Bulk(v)).collect()),
+            })
+        }),
+        "hlen" => read(session, key, |keys| {
+            Ok(Reply::Integer(keys.hash_len(key)? as i64))
+        }),
+        "hdel" => check_not_stream(session, key).and_then(|()| {
+            change(
+                session
+                    .keys
+                    .hash_delete(key, &arguments[1..])
+                    .map(|d| map(d, |removed| Reply::Integer(removed as i64))),
+            )
+        }),
+        "hincrby" => hincrby(session, arguments),
+        "hscan" => hscan(session, arguments),
+        _ => Err(Reply::error(format!("ERR unknown command '{name}'"))),
+    };
+    result.unwrap_or_else(Step::from)
+}
+
+fn hset(session: &Session, name: &str, arguments: &[Bytes]) -> Result<Step, Reply> {
+    let key = &arguments[0];
+    if !(arguments.len() - 1).is_multiple_of(2) {
+        return Err(Reply::error(format!(
+            "ERR wrong number of arguments for '{name}' command"
+        )));
+    }
+    check_not_stream(session, key)?;
+    let pairs = arguments[1..]
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    let hmset = name == "hmset";
+    change(session.keys.hash_set(key, pairs, false).map(|d| {
+        map(d, |new| {
+            if hmset {
+                Reply::ok()
+            } else {
+                Reply::Integer(new as i64)
+            }
+        })
+    }))
+}
+
+fn hincrby(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
+    let (key, field) = (&arguments[0], &arguments[1]);
+    let delta = integer(&arguments[2])?;
+    check_not_stream(session, key)?;
+    change(session.keys.hash_increment(key, field, delta).map(|d| {
+        map(d, |outcome| match outcome {
+            Increment::Value(value) => Reply::Integer(value),
+            Increment::NotAnInteger => Reply::error("ERR hash value is not an integer"),
+            Increment::Overflow => Reply::error("ERR increment or decrement would overflow"),
+        })
+    }))
+}
+
+/// HSCAN key cursor [MATCH pattern] [COUNT count].
+fn hscan(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
+    let key = &arguments[0];
+    let cursor = std::str::from_utf8(&arguments[1])
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or_else(|| Reply::error("ERR invalid cursor"))?;
+    let (mut pattern, mut count) = (None, 10usize);
+    for option in arguments[2..].chunks(2) {
+        let [word, value] = option else {
+            return Err(Reply::error(SYNTAX_ERROR));
+        };
+        if is(word, "match") {
+            pattern = Some(value.clone());
+        } else if is(word, "count") {
+            match integer(value) {
+                Ok(n) if n >= 1 => count = n.min(100_000) as usize,
+                Ok(_) => return Err(Reply::error(SYNTAX_ERROR)),
+                Err(_) => return Err(Reply::error(NOT_AN_INTEGER)),
+            }
+        } else {
+            return Err(Reply::error(SYNTAX_ERROR));
+        }
+    }
+    read(session, key, |keys| {
+        let (next, found) = keys.hash_scan(key, cursor, pattern.as_deref(), count)?;
+        let flat = found
+            .into_iter()
+            .flat_map(|(field, value)| [Reply::Bulk(field), Reply::Bulk(value)])
+            .collect();
+        Ok(Reply::Array(vec![
+            Reply::text(&next.to_string()),
+            Reply::Array(flat),
+        ]))
+    })
+}
