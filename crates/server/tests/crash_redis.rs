@@ -1,7 +1,8 @@
-//! Redis keys under `kill -9`: redis-crate clients send pipelined SETs (some with a TTL) and
-//! INCRs while the broker is killed at random moments and restarted on the same data. Checks,
-//! over all cycles, that every SET whose OK arrived reads back with its value — an OK means
-//! fsynced — and that a counter is never below the last value an INCR answered.
+//! Redis keys under `kill -9`: redis-crate clients send pipelined SETs (some with a TTL),
+//! HSETs of the same pairs into a hash per writer, and INCRs while the broker is killed at
+//! random moments and restarted on the same data. Checks, over all cycles, that every SET
+//! and HSET whose answer arrived reads back with its value — an answer means fsynced — and
+//! that a counter is never below the last value an INCR answered.
 //!
 //! `OMNIBUS_REDIS_CRASH_CYCLES` sets the number of cycles (default 3); `OMNIBUS_CRASH_SEED`
 //! replays the kill timing. The last line printed is the summary:
@@ -25,6 +26,8 @@ const KILL_AFTER_MS: (u64, u64) = (200, 700);
 #[derive(Default)]
 struct Ledger {
     sets: Vec<(String, String)>,
+    /// (hash, field, value) of every acknowledged HSET.
+    fields: Vec<(String, String, String)>,
     counter: i64,
 }
 
@@ -57,6 +60,10 @@ async fn write(
             }
             pairs.push((key, value));
         }
+        let hash = format!("h{cycle}:w{writer}");
+        for (key, value) in &pairs {
+            pipe.cmd("HSET").arg(&hash).arg(key).arg(value);
+        }
         pipe.cmd("INCR").arg("counter");
         let outcome = tokio::time::timeout(
             Duration::from_secs(5),
@@ -67,6 +74,14 @@ async fn write(
             return;
         };
         let mut ledger = ledger.lock().unwrap();
+        let field_replies = &replies[PIPELINE..2 * PIPELINE];
+        for ((key, value), reply) in pairs.iter().zip(field_replies) {
+            if matches!(reply, redis::Value::Int(_)) {
+                ledger
+                    .fields
+                    .push((hash.clone(), key.clone(), value.clone()));
+            }
+        }
         for ((key, value), reply) in pairs.into_iter().zip(&replies) {
             if matches!(reply, redis::Value::Okay) {
                 ledger.sets.push((key, value));
@@ -110,9 +125,9 @@ async fn acknowledged_redis_writes_survive_kill_9() {
     }
     let broker = Broker::start(&data_dir, log.clone()).await;
     let mut con = connect(&broker).await;
-    let (sets, counter) = {
+    let (sets, fields, counter) = {
         let ledger = ledger.lock().unwrap();
-        (ledger.sets.clone(), ledger.counter)
+        (ledger.sets.clone(), ledger.fields.clone(), ledger.counter)
     };
     assert!(!sets.is_empty(), "no SET was acknowledged");
     let mut lost = Vec::new();
@@ -127,6 +142,25 @@ async fn acknowledged_redis_writes_survive_kill_9() {
             if stored.as_deref() != Some(value.as_str()) {
                 lost.push(format!("{key}: {value} expected, found {stored:?}"));
             }
+        }
+    }
+    assert!(!fields.is_empty(), "no HSET was acknowledged");
+    let mut hashes: std::collections::HashMap<&str, std::collections::HashMap<String, String>> =
+        std::collections::HashMap::new();
+    for (hash, field, value) in &fields {
+        if !hashes.contains_key(hash.as_str()) {
+            let all = redis::cmd("HGETALL")
+                .arg(hash)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            hashes.insert(hash, all);
+        }
+        let stored = hashes[hash.as_str()].get(field);
+        if stored != Some(value) {
+            lost.push(format!(
+                "{hash} {field}: {value} expected, found {stored:?}"
+            ));
         }
     }
     let stored: i64 = redis::cmd("GET")
