@@ -1,9 +1,11 @@
 """Random command sequences for `test_redis_differential.py`: the same seeded sequence goes
-to redis-server and to the Redis door, and every answer must match. Three families: strings
+to redis-server and to the Redis door, and every answer must match. Four families: strings
 with TTLs, transactions and multi-key commands over three keys; one stream with two
 consumer groups, XDEL, trimming (also by XADD), reads from any ID, and claims and pending
-scans that start among entries trimmed away while pending; and lists: three list keys and a
+scans that start among entries trimmed away while pending; lists: three list keys and a
 string key (WRONGTYPE both ways, SET over a list), every list command, expiry, and
+transactions; and hashes: two hash keys, a string key and a list key (WRONGTYPE between
+the three kinds, SET over a hash), every hash command the door serves, expiry, and
 transactions.
 
 Deadlines grow with the step, so no two commands set the same one within a millisecond
@@ -19,6 +21,14 @@ MULTI they do not block. They are rare, as redis-server notices such a timeout o
 100 ms later. In the lists family every EXPIRE sets a deadline later than any before it, so
 GT and LT do not depend on the clock, and the time left is read with PTTL (set aside when
 positive: whole seconds of TTL could round apart after redis-server's longer waits).
+
+The hashes family keeps each hash small (six field names, values of a few bytes), so
+redis-server keeps it as a listpack: fields in insertion order, and HSCAN from cursor 0
+answers the whole hash with cursor 0 whatever its COUNT. Its deadlines grow with the step as
+in the lists family; the time left is read with TTL, not PTTL, as a PTTL inside MULTI is not
+set aside (EXEC's answer holds it) and no command here waits. WATCH is left out (a WATCH
+left open at the end of a seed would outlive the DISCARD between seeds); `hash-watch` in
+`redis_differential_cases.py` covers it.
 """
 
 from __future__ import annotations
@@ -32,6 +42,15 @@ CONSUMERS = ["c1", "c2", "c3"]
 LISTS = ["l1", "l2", "l3"]
 LIST_STRING = "s"
 ELEMENTS = ["a", "b", "c", "", "x y"]
+HASHES = ["h1", "h2"]
+HASH_STRING = "s"
+HASH_LIST = "l"
+FIELDS = ["a", "b", "c", "n", "", "x y"]
+HASH_VALUES = ["1", "10", "-3", "abc", "", "9223372036854775806", "x y", "01"]
+INCREMENTS = [
+    "1", "-2", "5", "100", "0", "9223372036854775807", "-9223372036854775808", "x", "1.5"
+]
+PATTERNS = ["*", "a*", "?", "[ab]", "x*", "*y", "n", "[^a]*", "zz*"]
 
 
 def string_command(r: random.Random, step: int) -> list[str]:
@@ -199,12 +218,85 @@ def list_command(r: random.Random, step: int) -> list[str]:
     return r.choice(choices)()
 
 
+def hash_command(r: random.Random, step: int) -> list[str]:
+    """One command over the hashes `h1`, `h2`, the string key `s` and the list key `l`."""
+    key = lambda: r.choice(HASHES * 5 + [HASH_STRING, HASH_LIST])  # noqa: E731
+    keys = lambda: r.sample(HASHES + [HASH_STRING, HASH_LIST], r.randrange(1, 4))  # noqa: E731
+    field = lambda: r.choice(FIELDS)  # noqa: E731
+    fields = lambda: [field() for _ in range(r.randrange(1, 4))]  # noqa: E731
+    value = lambda: r.choice(HASH_VALUES)  # noqa: E731
+    pairs = lambda: [w for _ in range(r.randrange(1, 4)) for w in (field(), value())]  # noqa: E731
+    # String and list commands go mostly to `s` and `l`, now and then to a hash key.
+    plain = lambda: r.choice([HASH_STRING] * 3 + [HASH_LIST] * 2 + HASHES)  # noqa: E731
+
+    def hscan():
+        options = []
+        if r.random() < 0.5:
+            options.append(["MATCH", r.choice(PATTERNS)])
+        if r.random() < 0.4:
+            options.append(["COUNT", r.choice(["1", "2", "10", "0"])])
+        r.shuffle(options)
+        return ["HSCAN", key(), "0", *[word for option in options for word in option]]
+
+    def wrong_arity():
+        # An odd pair count is refused when run (inside MULTI: queued, then an error in
+        # EXEC); too few words are refused at once (inside MULTI: EXECABORT).
+        return r.choice([["HSET", key(), field(), value(), field()], ["HSET", key(), field()],
+                         ["HMSET", key(), field()], ["HGET", key()]])
+
+    choices = [
+        lambda: ["HSET", key(), *pairs()],
+        lambda: ["HSET", key(), *pairs()],
+        lambda: ["HSET", key(), *pairs()],
+        lambda: ["HSETNX", key(), field(), value()],
+        lambda: ["HMSET", key(), *pairs()],
+        lambda: ["HGET", key(), field()],
+        lambda: ["HMGET", key(), *fields()],
+        lambda: ["HGETALL", key()],
+        lambda: ["HGETALL", key()],
+        lambda: [r.choice(["HKEYS", "HVALS", "HLEN"]), key()],
+        lambda: ["HDEL", key(), *fields()],
+        lambda: ["HDEL", key(), *fields()],
+        lambda: ["HEXISTS", key(), field()],
+        lambda: ["HINCRBY", key(), field(), r.choice(INCREMENTS)],
+        lambda: ["HINCRBY", key(), field(), r.choice(INCREMENTS)],
+        lambda: ["HSTRLEN", key(), field()],
+        hscan,
+        wrong_arity,
+        lambda: ["SET", r.choice([HASH_STRING] * 6 + HASHES), value()],
+        lambda: ["RPUSH", r.choice([HASH_LIST] * 6 + HASHES + [HASH_STRING]), value()],
+        lambda: ["LPOP", r.choice([HASH_LIST] * 3 + HASHES)],
+        lambda: r.choice([["GET", plain()], ["APPEND", plain(), value()], ["INCR", plain()],
+                          ["LRANGE", plain(), "0", "-1"], ["LLEN", plain()]]),
+        lambda: r.choice([["SETNX", plain(), value()], ["MSETNX", plain(), value()]]),
+        lambda: ["MGET", *keys()],
+        lambda: [r.choice(["DEL", "UNLINK"]), *keys()],
+        lambda: ["EXISTS", *keys()],
+        lambda: ["TYPE", key()],
+        lambda: ["EXPIRE", key(), str(1000 + step),
+                 *r.choice([[], ["NX"], ["XX"], ["GT"], ["LT"]])],
+        lambda: ["EXPIRE", key(), r.choice(["0", "-1"])],
+        lambda: ["TTL", key()],
+        lambda: ["PERSIST", key()],
+        lambda: ["DBSIZE"],
+        # One key at most, so the answer's order does not matter inside MULTI either.
+        lambda: ["SCAN", "0", "MATCH", key(), "TYPE", r.choice(["hash", "string", "list"])],
+        lambda: ["MULTI"],
+        lambda: ["EXEC"],
+        lambda: ["DISCARD"],
+    ]
+    return r.choice(choices)()
+
+
 def sequence(family: str, seed: int, length: int) -> list[list[str]]:
-    """The commands of one seeded sequence of `family` ("strings", "streams" or "lists")."""
+    """The commands of one seeded sequence of `family` ("strings", "streams", "lists" or
+    "hashes")."""
     r = random.Random(seed)
     if family == "strings":
         return [string_command(r, step) for step in range(length)]
     if family == "lists":
         return [list_command(r, step) for step in range(length)]
+    if family == "hashes":
+        return [hash_command(r, step) for step in range(length)]
     added: list[str] = []
     return [stream_command(r, added) for _ in range(length)]

@@ -170,14 +170,10 @@ impl Inner {
         self.bytes = self.bytes.saturating_sub(key.len() as u64 + old.size());
     }
 
-    /// The list under `key` to change in place (its version bumped); the caller keeps
-    /// `bytes` right with [`Inner::resize`].
+    /// The list under `key` to change in place; the caller keeps `bytes` right with
+    /// [`Inner::resize`] and marks a change with [`Inner::touch`].
     pub(super) fn list_mut(&mut self, key: &[u8]) -> Option<&mut List> {
-        self.versions += 1;
-        let version = self.versions;
-        let entry = self.entries.get_mut(key)?;
-        entry.version = version;
-        match &mut entry.value {
+        match &mut self.entries.get_mut(key)?.value {
             Value::List(list) => Some(list),
             _ => None,
         }
@@ -185,13 +181,18 @@ impl Inner {
 
     /// The hash under `key` to change in place, as [`Inner::list_mut`].
     pub(super) fn hash_mut(&mut self, key: &[u8]) -> Option<&mut Hash> {
-        self.versions += 1;
-        let version = self.versions;
-        let entry = self.entries.get_mut(key)?;
-        entry.version = version;
-        match &mut entry.value {
+        match &mut self.entries.get_mut(key)?.value {
             Value::Hash(hash) => Some(hash),
             _ => None,
+        }
+    }
+
+    /// Gives `key` a new version: it was written (WATCH sees it).
+    pub(super) fn touch(&mut self, key: &[u8]) {
+        self.versions += 1;
+        let version = self.versions;
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.version = version;
         }
     }
 

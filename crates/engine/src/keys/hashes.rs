@@ -228,11 +228,17 @@ impl Keyspace {
         change: impl FnOnce(&mut Hash, &str, &mut Vec<StateWrite>) -> T,
     ) -> T {
         let hex = stored::encode_key(key);
+        let written = writes.len();
         let hash = inner.hash_mut(key).expect("a hash key");
         let before = hash.bytes;
         let outcome = change(hash, &hex, writes);
         let (after, empty) = (hash.bytes, hash.fields.is_empty());
         inner.resize(before, after);
+        // A change that wrote nothing (HSETNX of a field there, HDEL of one missing)
+        // changed nothing: WATCH must not see it.
+        if writes.len() > written {
+            inner.touch(key);
+        }
         if empty {
             let old = inner.remove(key).expect("the hash just changed");
             writes.extend(stored::delete_entry(key, &old));

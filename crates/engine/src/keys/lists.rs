@@ -398,11 +398,16 @@ impl Keyspace {
         change: impl FnOnce(&mut List, &str, &mut Vec<StateWrite>) -> T,
     ) -> T {
         let hex = stored::encode_key(key);
+        let written = writes.len();
         let list = inner.list_mut(key).expect("a list key");
         let before = list.bytes;
         let outcome = change(list, &hex, writes);
         let (after, empty) = (list.bytes, list.items.is_empty());
         inner.resize(before, after);
+        // A change that wrote nothing changed nothing: WATCH must not see it.
+        if writes.len() > written {
+            inner.touch(key);
+        }
         if empty {
             let old = inner.remove(key).expect("the list just changed");
             writes.extend(stored::delete_entry(key, &old));

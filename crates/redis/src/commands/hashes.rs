@@ -4,7 +4,7 @@
 //! first set, as redis-server's small hashes do.
 
 use bytes::Bytes;
-use omnibus_engine::keys::Increment;
+use omnibus_engine::keys::{Increment, KeyKind};
 
 use super::arguments::{integer, is, NOT_AN_INTEGER, SYNTAX_ERROR};
 use super::lists::{change, check_not_stream, read};
@@ -113,6 +113,14 @@ fn hscan(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         .ok()
         .and_then(|text| text.parse::<u64>().ok())
         .ok_or_else(|| Reply::error("ERR invalid cursor"))?;
+    // As Redis: the key is looked up before the options are read (a missing key answers an
+    // empty scan whatever they say, another kind WRONGTYPE).
+    check_not_stream(session, key)?;
+    match session.keys.kind(key) {
+        None => return Ok(scan_reply(0, Vec::new()).into()),
+        Some(KeyKind::Hash) => {}
+        Some(_) => return Err(Reply::error(super::streams::WRONGTYPE)),
+    }
     let (mut pattern, mut count) = (None, 10usize);
     for option in arguments[2..].chunks(2) {
         let [word, value] = option else {
@@ -132,13 +140,14 @@ fn hscan(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }
     read(session, key, |keys| {
         let (next, found) = keys.hash_scan(key, cursor, pattern.as_deref(), count)?;
-        let flat = found
-            .into_iter()
-            .flat_map(|(field, value)| [Reply::Bulk(field), Reply::Bulk(value)])
-            .collect();
-        Ok(Reply::Array(vec![
-            Reply::text(&next.to_string()),
-            Reply::Array(flat),
-        ]))
+        Ok(scan_reply(next, found))
     })
+}
+
+fn scan_reply(next: u64, found: Vec<(Bytes, Bytes)>) -> Reply {
+    let flat = found
+        .into_iter()
+        .flat_map(|(field, value)| [Reply::Bulk(field), Reply::Bulk(value)])
+        .collect();
+    Reply::Array(vec![Reply::text(&next.to_string()), Reply::Array(flat)])
 }
