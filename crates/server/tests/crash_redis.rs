@@ -13,9 +13,8 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use support::Broker;
+use rand::Rng;
+use support::{crash, Broker};
 
 const CYCLES_DEFAULT: usize = 3;
 const WRITERS: usize = 3;
@@ -29,15 +28,6 @@ struct Ledger {
     /// (hash, field, value) of every acknowledged HSET.
     fields: Vec<(String, String, String)>,
     counter: i64,
-}
-
-async fn connect(broker: &Broker) -> redis::aio::MultiplexedConnection {
-    let address = broker.redis_address.expect("the Redis listener");
-    redis::Client::open(format!("redis://{address}/"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect")
 }
 
 /// Writes until the broker goes away, recording what was acknowledged.
@@ -95,16 +85,8 @@ async fn write(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_redis_writes_survive_kill_9() {
-    let cycles = std::env::var("OMNIBUS_REDIS_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CYCLES_DEFAULT);
-    let seed = std::env::var("OMNIBUS_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    println!("crash_redis seed {seed}");
-    let mut random = StdRng::seed_from_u64(seed);
+    let cycles = crash::cycles("OMNIBUS_REDIS_CRASH_CYCLES", CYCLES_DEFAULT);
+    let mut random = crash::seeded("crash_redis");
     let directory = tempfile::tempdir().unwrap();
     let data_dir = directory.path().join("data");
     let log = directory.path().join("broker.log");
@@ -113,7 +95,7 @@ async fn acknowledged_redis_writes_survive_kill_9() {
         let mut broker = Broker::start(&data_dir, log.clone()).await;
         let mut tasks = Vec::new();
         for writer in 0..WRITERS {
-            let con = connect(&broker).await;
+            let con = crash::redis(&broker).await;
             tasks.push(tokio::spawn(write(con, cycle, writer, ledger.clone())));
         }
         let kill_after = random.random_range(KILL_AFTER_MS.0..KILL_AFTER_MS.1);
@@ -124,7 +106,7 @@ async fn acknowledged_redis_writes_survive_kill_9() {
         }
     }
     let broker = Broker::start(&data_dir, log.clone()).await;
-    let mut con = connect(&broker).await;
+    let mut con = crash::redis(&broker).await;
     let (sets, fields, counter) = {
         let ledger = ledger.lock().unwrap();
         (ledger.sets.clone(), ledger.fields.clone(), ledger.counter)

@@ -16,9 +16,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use support::Broker;
+use rand::Rng;
+use support::{crash, Broker};
 
 const CYCLES_DEFAULT: usize = 3;
 const PRODUCERS: usize = 2;
@@ -35,15 +34,6 @@ struct Ledger {
     moved: Vec<String>,
     /// Elements that pops without a reply may have taken.
     unanswered_pops: usize,
-}
-
-async fn connect(broker: &Broker) -> redis::aio::MultiplexedConnection {
-    let address = broker.redis_address.expect("the Redis listener");
-    redis::Client::open(format!("redis://{address}/"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect")
 }
 
 /// Sends `pipe` and waits at most 5 s; `None` when the broker went away.
@@ -134,16 +124,8 @@ async fn read_list(con: &mut redis::aio::MultiplexedConnection, key: &str) -> Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_list_changes_survive_kill_9() {
-    let cycles = std::env::var("OMNIBUS_REDIS_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CYCLES_DEFAULT);
-    let seed = std::env::var("OMNIBUS_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    println!("crash_redis_lists seed {seed}");
-    let mut random = StdRng::seed_from_u64(seed);
+    let cycles = crash::cycles("OMNIBUS_REDIS_CRASH_CYCLES", CYCLES_DEFAULT);
+    let mut random = crash::seeded("crash_redis_lists");
     let directory = tempfile::tempdir().unwrap();
     let data_dir = directory.path().join("data");
     let log = directory.path().join("broker.log");
@@ -152,10 +134,10 @@ async fn acknowledged_list_changes_survive_kill_9() {
         let mut broker = Broker::start(&data_dir, log.clone()).await;
         let mut tasks = Vec::new();
         for producer in 0..PRODUCERS {
-            let con = connect(&broker).await;
+            let con = crash::redis(&broker).await;
             tasks.push(tokio::spawn(produce(con, cycle, producer, ledger.clone())));
         }
-        let con = connect(&broker).await;
+        let con = crash::redis(&broker).await;
         tasks.push(tokio::spawn(consume(con, ledger.clone())));
         let kill_after = random.random_range(KILL_AFTER_MS.0..KILL_AFTER_MS.1);
         tokio::time::sleep(Duration::from_millis(kill_after)).await;
@@ -165,7 +147,7 @@ async fn acknowledged_list_changes_survive_kill_9() {
         }
     }
     let broker = Broker::start(&data_dir, log.clone()).await;
-    let mut con = connect(&broker).await;
+    let mut con = crash::redis(&broker).await;
     let queue = read_list(&mut con, QUEUE).await;
     let done = read_list(&mut con, DONE).await;
     let ledger = ledger.lock().unwrap();

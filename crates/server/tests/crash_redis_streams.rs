@@ -16,14 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{
     StreamPendingCountReply, StreamRangeReply, StreamReadOptions, StreamReadReply,
 };
 use redis::AsyncCommands;
-use support::Broker;
+use support::{crash, Broker};
 
 const PIPELINE: usize = 20;
 const KILL_AFTER_MS: (u64, u64) = (300, 800);
@@ -34,15 +33,6 @@ struct Ledger {
     acked: BTreeSet<String>,
     /// Delivered to the consumer and never sent an XACK.
     held: BTreeSet<String>,
-}
-
-async fn connect(broker: &Broker) -> MultiplexedConnection {
-    let address = broker.redis_address.expect("the Redis listener");
-    redis::Client::open(format!("redis://{address}/"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect")
 }
 
 async fn add(mut con: MultiplexedConnection, ledger: Arc<Mutex<Ledger>>) {
@@ -116,23 +106,15 @@ async fn work(mut con: MultiplexedConnection, ledger: Arc<Mutex<Ledger>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_xadds_and_xacks_survive_kill_9() {
-    let cycles = std::env::var("OMNIBUS_REDIS_STREAM_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let seed = std::env::var("OMNIBUS_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    println!("crash_redis_streams seed {seed}");
-    let mut random = StdRng::seed_from_u64(seed);
+    let cycles = crash::cycles("OMNIBUS_REDIS_STREAM_CRASH_CYCLES", 2);
+    let mut random = crash::seeded("crash_redis_streams");
     let directory = tempfile::tempdir().unwrap();
     let data_dir = directory.path().join("data");
     let log = directory.path().join("broker.log");
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     for cycle in 0..cycles {
         let mut broker = Broker::start(&data_dir, log.clone()).await;
-        let mut con = connect(&broker).await;
+        let mut con = crash::redis(&broker).await;
         if cycle == 0 {
             let _: () = con
                 .xgroup_create_mkstream("jobs", "workers", "$")
@@ -140,7 +122,7 @@ async fn acknowledged_xadds_and_xacks_survive_kill_9() {
                 .unwrap();
         }
         let adding = tokio::spawn(add(con, ledger.clone()));
-        let working = tokio::spawn(work(connect(&broker).await, ledger.clone()));
+        let working = tokio::spawn(work(crash::redis(&broker).await, ledger.clone()));
         let kill_after = random.random_range(KILL_AFTER_MS.0..KILL_AFTER_MS.1);
         tokio::time::sleep(Duration::from_millis(kill_after)).await;
         broker.kill_9();
@@ -148,7 +130,7 @@ async fn acknowledged_xadds_and_xacks_survive_kill_9() {
         working.abort();
     }
     let broker = Broker::start(&data_dir, log.clone()).await;
-    let mut con = connect(&broker).await;
+    let mut con = crash::redis(&broker).await;
     // Reading back everything a fast run added (over 10,000 entries in a debug build) takes
     // longer than the client's default response timeout.
     con.set_response_timeout(Duration::from_secs(60));
@@ -200,7 +182,7 @@ async fn acknowledged_xadds_and_xacks_survive_kill_9() {
 async fn an_xadded_entry_reads_over_http_and_an_http_record_reads_with_xread() {
     let directory = tempfile::tempdir().unwrap();
     let broker = Broker::start(&directory.path().join("data"), directory.path().join("log")).await;
-    let mut con = connect(&broker).await;
+    let mut con = crash::redis(&broker).await;
     let id: String = con
         .xadd(
             "orders",

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use bytes::Bytes;
 
 use super::*;
@@ -13,18 +11,9 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(Bytes, Bytes)> {
     items.iter().map(|(f, v)| (b(f), b(v))).collect()
 }
 
+/// The keyspace in `dir`, opened once the last one let go of its store.
 async fn open(dir: &std::path::Path) -> Arc<Keyspace> {
-    let path = dir.join("state.redb");
-    let started = std::time::Instant::now();
-    // The last keyspace's writer lets go of the store once it sees the keyspace gone.
-    let state = loop {
-        match StateStore::open(&path) {
-            Ok(state) => break Arc::new(state),
-            Err(error) if started.elapsed() > Duration::from_secs(10) => panic!("{error}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    };
-    Keyspace::open(state).expect("open keyspace")
+    super::tests::reopen(dir).await.1
 }
 
 async fn set(keys: &Keyspace, key: &str, items: &[(&str, &str)]) -> usize {

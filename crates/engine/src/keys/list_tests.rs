@@ -14,18 +14,9 @@ fn all(items: &[&str]) -> Vec<Bytes> {
     items.iter().map(|item| b(item)).collect()
 }
 
+/// The keyspace in `dir`, opened once the last one let go of its store.
 async fn open(dir: &std::path::Path) -> Arc<Keyspace> {
-    let path = dir.join("state.redb");
-    let started = std::time::Instant::now();
-    // The last keyspace's writer lets go of the store once it sees the keyspace gone.
-    let state = loop {
-        match StateStore::open(&path) {
-            Ok(state) => break Arc::new(state),
-            Err(error) if started.elapsed() > Duration::from_secs(10) => panic!("{error}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    };
-    Keyspace::open(state).expect("open keyspace")
+    super::tests::reopen(dir).await.1
 }
 
 async fn push(keys: &Keyspace, key: &str, items: &[&str], end: End) -> usize {

@@ -17,7 +17,7 @@ async fn open(dir: &std::path::Path) -> (Arc<StateStore>, Arc<Keyspace>) {
 
 /// Opens the store again once the last keyspace's writer task has let go of it (it does when
 /// it sees the keyspace gone): tried until it opens, for at most 10 s.
-async fn reopen(dir: &std::path::Path) -> (Arc<StateStore>, Arc<Keyspace>) {
+pub(super) async fn reopen(dir: &std::path::Path) -> (Arc<StateStore>, Arc<Keyspace>) {
     let path = dir.join("state.redb");
     let started = std::time::Instant::now();
     let state = loop {
