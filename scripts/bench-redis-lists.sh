@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Redis lists side by side: LPUSH then LPOP on one key with Debian's redis-benchmark (the same
+# Redis lists (and hashes) side by side: LPUSH then LPOP on one key with Debian's redis-benchmark (the same
 # client for every system), against Omnibus's Redis door, redis-server with
 # `appendfsync always` and redis-server with `appendfsync everysec`, each alone on the machine,
 # a fresh data folder per run, in two shapes (4 connections x 32 pipelined; 50 x 1).
@@ -8,7 +8,9 @@
 #   system,shape,"TEST","rps","avg_ms","min_ms","p50_ms","p95_ms","p99_ms","max_ms"
 #
 # Env: OMNIBUS_BIN (default target/release/omnibus, built if missing), PORT (default 16420),
-# REQUESTS (default 300000), SIZE (value bytes, default 100). Installs redis-server and
+# REQUESTS (default 300000), SIZE (value bytes, default 100), TESTS (redis-benchmark's -t,
+# default lpush,lpop; `hset` writes fields `element:<n>` of one hash), RANDOM_KEYS (its -r:
+# n distinct values of __rand_int__, default none). Installs redis-server and
 # redis-tools with apt-get when missing. Stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,9 @@ rounds="${1:-3}"
 port="${PORT:-16420}"
 requests="${REQUESTS:-300000}"
 size="${SIZE:-100}"
+tests="${TESTS:-lpush,lpop}"
+random_keys=()
+[ -n "${RANDOM_KEYS:-}" ] && random_keys=(-r "$RANDOM_KEYS")
 omnibus="${OMNIBUS_BIN:-target/release/omnibus}"
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
   apt-get update -q >&2
@@ -54,9 +59,9 @@ for _ in $(seq "$rounds"); do
     wait_for_port
     for shape in "-c 4 -P 32" "-c 50 -P 1"; do
       # shellcheck disable=SC2086 # the shape is two options
-      redis-benchmark -p "$port" -t lpush,lpop -n "$requests" -d "$size" $shape --csv 2>/dev/null |
+      redis-benchmark -p "$port" -t "$tests" -n "$requests" -d "$size" "${random_keys[@]}" $shape --csv 2>/dev/null |
         grep -v '^"test"' | sed "s/^/$system,$shape,/"
-      redis-cli -p "$port" del mylist >/dev/null
+      redis-cli -p "$port" del mylist myhash >/dev/null
     done
     kill "$pid"
     wait "$pid" 2>/dev/null || true
