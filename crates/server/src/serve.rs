@@ -40,6 +40,16 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
 
+    // With the Redis door on, its keyspace is read before the ready line, as redis-server
+    // loads its data before it serves: loaded on the first connection instead, a keyspace
+    // of a million rows kept that client waiting a second, past redis-rs's 500 ms default.
+    if redis.listener.is_some() {
+        if let Err(error) = engine.keyspace().await {
+            engine.shutdown().await.context("flushing data to disk")?;
+            return Err(anyhow::Error::new(error).context("loading the Redis keyspace"));
+        }
+    }
+
     if let Err(error) = crate::webhooks::start(&engine, &config.alerts.webhooks) {
         engine.shutdown().await.context("flushing data to disk")?;
         return Err(error.context("starting the alarm webhooks"));

@@ -112,14 +112,25 @@ async fn consume(mut con: redis::aio::MultiplexedConnection, ledger: Arc<Mutex<L
     }
 }
 
+/// The whole list, read in pages (one reply of everything could outlast the client's
+/// response timeout after many cycles).
 async fn read_list(con: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {
-    redis::cmd("LRANGE")
-        .arg(key)
-        .arg(0)
-        .arg(-1)
-        .query_async(con)
-        .await
-        .unwrap()
+    const PAGE: usize = 5_000;
+    let mut all = Vec::new();
+    loop {
+        let page: Vec<String> = redis::cmd("LRANGE")
+            .arg(key)
+            .arg(all.len())
+            .arg(all.len() + PAGE - 1)
+            .query_async(con)
+            .await
+            .unwrap();
+        let done = page.len() < PAGE;
+        all.extend(page);
+        if done {
+            return all;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
