@@ -16,14 +16,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
 use support::{crash, Broker};
 
 const CYCLES_DEFAULT: usize = 3;
 const PRODUCERS: usize = 2;
 const PIPELINE: usize = 20;
 const POP_COUNT: usize = 7;
-const KILL_AFTER_MS: (u64, u64) = (200, 700);
+const KILL_AFTER_MS: std::ops::Range<u64> = 200..700;
 const QUEUE: &str = "queue";
 const DONE: &str = "done";
 
@@ -150,12 +149,7 @@ async fn acknowledged_list_changes_survive_kill_9() {
         }
         let con = crash::redis(&broker).await;
         tasks.push(tokio::spawn(consume(con, ledger.clone())));
-        let kill_after = random.random_range(KILL_AFTER_MS.0..KILL_AFTER_MS.1);
-        tokio::time::sleep(Duration::from_millis(kill_after)).await;
-        broker.kill_9();
-        for task in tasks {
-            task.abort();
-        }
+        crash::kill_9_after(&mut random, KILL_AFTER_MS, &mut broker, tasks).await;
     }
     let broker = Broker::start(&data_dir, log.clone()).await;
     let mut con = crash::redis(&broker).await;

@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{
     StreamPendingCountReply, StreamRangeReply, StreamReadOptions, StreamReadReply,
@@ -25,7 +24,7 @@ use redis::AsyncCommands;
 use support::{crash, Broker};
 
 const PIPELINE: usize = 20;
-const KILL_AFTER_MS: (u64, u64) = (300, 800);
+const KILL_AFTER_MS: std::ops::Range<u64> = 300..800;
 
 #[derive(Default)]
 struct Ledger {
@@ -123,11 +122,13 @@ async fn acknowledged_xadds_and_xacks_survive_kill_9() {
         }
         let adding = tokio::spawn(add(con, ledger.clone()));
         let working = tokio::spawn(work(crash::redis(&broker).await, ledger.clone()));
-        let kill_after = random.random_range(KILL_AFTER_MS.0..KILL_AFTER_MS.1);
-        tokio::time::sleep(Duration::from_millis(kill_after)).await;
-        broker.kill_9();
-        adding.abort();
-        working.abort();
+        crash::kill_9_after(
+            &mut random,
+            KILL_AFTER_MS,
+            &mut broker,
+            vec![adding, working],
+        )
+        .await;
     }
     let broker = Broker::start(&data_dir, log.clone()).await;
     let mut con = crash::redis(&broker).await;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::entry::{Entry, Inner, Value};
+use super::entry::{Entry, Inner, List, Value};
 use super::lists::{pop_many, push_one, End, Popped};
 use super::{stored, Commit, Durable, Keyspace};
 use crate::error::{EngineError, Result};
@@ -219,7 +219,7 @@ impl Keyspace {
             writes.push(stored::put_list_deadline(&key, None));
             inner.insert(key.clone(), Entry::empty_list());
         }
-        self.edit(inner, &key, &mut writes, |list, hex, writes| {
+        self.edit(inner, &key, &mut writes, |list: &mut List, hex, writes| {
             // Pushed back in reverse, they stand as they stood.
             for item in served.items.into_iter().rev() {
                 push_one(list, hex, *end, item, writes);
@@ -252,9 +252,10 @@ impl Keyspace {
                 let served = match &waiter.request {
                     ListRequest::Pop { end, count } => {
                         let mut writes = Vec::new();
-                        let items = self.edit(inner, &key, &mut writes, |list, hex, writes| {
-                            pop_many(list, hex, *end, (*count).max(1), writes)
-                        });
+                        let items =
+                            self.edit(inner, &key, &mut writes, |list: &mut List, hex, writes| {
+                                pop_many(list, hex, *end, (*count).max(1), writes)
+                            });
                         let commit = Commit(Some(self.writer.queue(writes)));
                         Ok(Served {
                             key: key.clone(),

@@ -47,6 +47,45 @@ pub(super) struct List {
     pub(super) bytes: u64,
 }
 
+/// A value with parts (a list's elements, a hash's fields), changed in place a part at a
+/// time and deleted with its last part.
+pub(super) trait Collection {
+    fn of(value: &mut Value) -> Option<&mut Self>;
+    /// The parts' bytes.
+    fn bytes(&self) -> u64;
+    fn is_empty(&self) -> bool;
+}
+
+impl Collection for List {
+    fn of(value: &mut Value) -> Option<&mut List> {
+        match value {
+            Value::List(list) => Some(list),
+            _ => None,
+        }
+    }
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl Collection for Hash {
+    fn of(value: &mut Value) -> Option<&mut Hash> {
+        match value {
+            Value::Hash(hash) => Some(hash),
+            _ => None,
+        }
+    }
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
 /// Where a new list's first element is stored: the middle of the position space, so that
 /// 2^63 pushes fit at either end.
 pub(super) const FIRST_POSITION: u64 = 1 << 63;
@@ -170,21 +209,10 @@ impl Inner {
         self.bytes = self.bytes.saturating_sub(key.len() as u64 + old.size());
     }
 
-    /// The list under `key` to change in place; the caller keeps `bytes` right with
+    /// The list or hash under `key` to change in place; the caller keeps `bytes` right with
     /// [`Inner::resize`] and marks a change with [`Inner::touch`].
-    pub(super) fn list_mut(&mut self, key: &[u8]) -> Option<&mut List> {
-        match &mut self.entries.get_mut(key)?.value {
-            Value::List(list) => Some(list),
-            _ => None,
-        }
-    }
-
-    /// The hash under `key` to change in place, as [`Inner::list_mut`].
-    pub(super) fn hash_mut(&mut self, key: &[u8]) -> Option<&mut Hash> {
-        match &mut self.entries.get_mut(key)?.value {
-            Value::Hash(hash) => Some(hash),
-            _ => None,
-        }
+    pub(super) fn collection_mut<C: Collection>(&mut self, key: &[u8]) -> Option<&mut C> {
+        C::of(&mut self.entries.get_mut(key)?.value)
     }
 
     /// Gives `key` a new version: it was written (WATCH sees it).

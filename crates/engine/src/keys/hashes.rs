@@ -57,7 +57,7 @@ impl Keyspace {
             writes.push(stored::put_meta(stored::HASHES_TABLE, key, None));
             inner.insert(key.clone(), Entry::empty_hash());
         }
-        let new = self.edit_hash(inner, key, &mut writes, |hash, hex, writes| {
+        let new = self.edit(inner, key, &mut writes, |hash: &mut Hash, hex, writes| {
             let mut new = 0;
             for (field, value) in pairs {
                 let value = owned(value);
@@ -123,18 +123,23 @@ impl Keyspace {
             return Ok(Durable::ready(0));
         }
         let mut writes = Vec::new();
-        let removed = self.edit_hash(&mut inner, key, &mut writes, |hash, hex, writes| {
-            let mut removed = 0;
-            for field in fields {
-                // `shift_remove` keeps the other fields in their order.
-                if let Some((_, value)) = hash.fields.shift_remove(field) {
-                    writes.push(stored::delete_field(hex, field));
-                    hash.bytes -= (field.len() + value.len()) as u64;
-                    removed += 1;
+        let removed = self.edit(
+            &mut inner,
+            key,
+            &mut writes,
+            |hash: &mut Hash, hex, writes| {
+                let mut removed = 0;
+                for field in fields {
+                    // `shift_remove` keeps the other fields in their order.
+                    if let Some((_, value)) = hash.fields.shift_remove(field) {
+                        writes.push(stored::delete_field(hex, field));
+                        hash.bytes -= (field.len() + value.len()) as u64;
+                        removed += 1;
+                    }
                 }
-            }
-            removed
-        });
+                removed
+            },
+        );
         if writes.is_empty() {
             return Ok(Durable::ready(0));
         }
@@ -216,33 +221,5 @@ impl Keyspace {
             }) => Ok(Some(hash)),
             Some(_) => Err(wrong_kind()),
         }
-    }
-
-    /// Runs `change` on the hash under `key` (which must be one), as `lists.rs`'s `edit`
-    /// does for a list: the byte count kept right, the key deleted if it emptied it.
-    fn edit_hash<T>(
-        &self,
-        inner: &mut Inner,
-        key: &[u8],
-        writes: &mut Vec<StateWrite>,
-        change: impl FnOnce(&mut Hash, &str, &mut Vec<StateWrite>) -> T,
-    ) -> T {
-        let hex = stored::encode_key(key);
-        let written = writes.len();
-        let hash = inner.hash_mut(key).expect("a hash key");
-        let before = hash.bytes;
-        let outcome = change(hash, &hex, writes);
-        let (after, empty) = (hash.bytes, hash.fields.is_empty());
-        inner.resize(before, after);
-        // A change that wrote nothing (HSETNX of a field there, HDEL of one missing)
-        // changed nothing: WATCH must not see it.
-        if writes.len() > written {
-            inner.touch(key);
-        }
-        if empty {
-            let old = inner.remove(key).expect("the hash just changed");
-            writes.extend(stored::delete_entry(key, &old));
-        }
-        outcome
     }
 }

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use omnibus_storage::StateWrite;
 
-use super::entry::{owned, wrong_kind, Entry, Inner, KeyKind, List, Value};
+use super::entry::{owned, wrong_kind, Collection, Entry, Inner, KeyKind, List, Value};
 use super::{stored, writer, Durable, Keyspace};
 use crate::engine::now_ms;
 use crate::error::Result;
@@ -59,12 +59,17 @@ impl Keyspace {
             writes.push(stored::put_list_deadline(key, None));
             inner.insert(key.clone(), Entry::empty_list());
         }
-        let length = self.edit(&mut inner, key, &mut writes, |list, hex, writes| {
-            for value in values {
-                push_one(list, hex, end, value, writes);
-            }
-            list.len()
-        });
+        let length = self.edit(
+            &mut inner,
+            key,
+            &mut writes,
+            |list: &mut List, hex, writes| {
+                for value in values {
+                    push_one(list, hex, end, value, writes);
+                }
+                list.len()
+            },
+        );
         let waiter = self.writer.queue(writes);
         self.serve(&mut inner, key.clone());
         Ok(Durable::new(length, waiter))
@@ -81,9 +86,12 @@ impl Keyspace {
             return Ok(Durable::ready(Some(Vec::new())));
         }
         let mut writes = Vec::new();
-        let items = self.edit(&mut inner, key, &mut writes, |list, hex, writes| {
-            pop_many(list, hex, end, count, writes)
-        });
+        let items = self.edit(
+            &mut inner,
+            key,
+            &mut writes,
+            |list: &mut List, hex, writes| pop_many(list, hex, end, count, writes),
+        );
         Ok(Durable::new(Some(items), self.writer.queue(writes)))
     }
 
@@ -112,7 +120,7 @@ impl Keyspace {
                 continue;
             }
             let mut writes = Vec::new();
-            let items = self.edit(inner, key, &mut writes, |list, hex, writes| {
+            let items = self.edit(inner, key, &mut writes, |list: &mut List, hex, writes| {
                 pop_many(list, hex, end, count.max(1), writes)
             });
             let waiter = self.writer.queue(writes);
@@ -162,11 +170,16 @@ impl Keyspace {
         let new_size = size - list.items[i].len() as u64 + value.len() as u64;
         inner.check_room(key, Some(size), new_size)?;
         let mut writes = Vec::new();
-        self.edit(&mut inner, key, &mut writes, |list, hex, writes| {
-            writes.push(stored::put_item(hex, list.position(i), &value));
-            list.bytes = new_size;
-            list.items[i] = owned(value);
-        });
+        self.edit(
+            &mut inner,
+            key,
+            &mut writes,
+            |list: &mut List, hex, writes| {
+                writes.push(stored::put_item(hex, list.position(i), &value));
+                list.bytes = new_size;
+                list.items[i] = owned(value);
+            },
+        );
         Ok(Durable::new(ListSet::Done, self.writer.queue(writes)))
     }
 
@@ -191,19 +204,24 @@ impl Keyspace {
         let at = found + usize::from(after);
         let mut writes = Vec::new();
         let value = owned(value);
-        let length = self.edit(&mut inner, key, &mut writes, |list, hex, writes| {
-            list.bytes += value.len() as u64;
-            // The rows on the shorter side of the new element move by one.
-            if at <= list.len() / 2 {
-                list.head = list.head.wrapping_sub(1);
-                list.items.insert(at, value);
-                rewrite(list, hex, 0..=at, writes);
-            } else {
-                list.items.insert(at, value);
-                rewrite(list, hex, at..=list.len() - 1, writes);
-            }
-            list.len()
-        });
+        let length = self.edit(
+            &mut inner,
+            key,
+            &mut writes,
+            |list: &mut List, hex, writes| {
+                list.bytes += value.len() as u64;
+                // The rows on the shorter side of the new element move by one.
+                if at <= list.len() / 2 {
+                    list.head = list.head.wrapping_sub(1);
+                    list.items.insert(at, value);
+                    rewrite(list, hex, 0..=at, writes);
+                } else {
+                    list.items.insert(at, value);
+                    rewrite(list, hex, at..=list.len() - 1, writes);
+                }
+                list.len()
+            },
+        );
         Ok(Durable::new(length as i64, self.writer.queue(writes)))
     }
 
@@ -232,28 +250,33 @@ impl Keyspace {
         }
         let removed = doomed.len();
         let mut writes = Vec::new();
-        self.edit(&mut inner, key, &mut writes, |list, hex, writes| {
-            let old_length = list.len();
-            let first = doomed[0];
-            let mut next = doomed.iter().peekable();
-            let mut index = 0;
-            list.items.retain(|_| {
-                let keep = next.peek().is_none_or(|doomed| **doomed != index);
-                if !keep {
-                    next.next();
+        self.edit(
+            &mut inner,
+            key,
+            &mut writes,
+            |list: &mut List, hex, writes| {
+                let old_length = list.len();
+                let first = doomed[0];
+                let mut next = doomed.iter().peekable();
+                let mut index = 0;
+                list.items.retain(|_| {
+                    let keep = next.peek().is_none_or(|doomed| **doomed != index);
+                    if !keep {
+                        next.next();
+                    }
+                    index += 1;
+                    keep
+                });
+                list.bytes = list.items.iter().map(|item| item.len() as u64).sum();
+                // The head stays; what followed the first removed element moves up.
+                if first < list.len() {
+                    rewrite(list, hex, first..=list.len() - 1, writes);
                 }
-                index += 1;
-                keep
-            });
-            list.bytes = list.items.iter().map(|item| item.len() as u64).sum();
-            // The head stays; what followed the first removed element moves up.
-            if first < list.len() {
-                rewrite(list, hex, first..=list.len() - 1, writes);
-            }
-            for i in list.len()..old_length {
-                writes.push(stored::delete_item(hex, list.position(i)));
-            }
-        });
+                for i in list.len()..old_length {
+                    writes.push(stored::delete_item(hex, list.position(i)));
+                }
+            },
+        );
         Ok(Durable::new(removed, self.writer.queue(writes)))
     }
 
@@ -272,10 +295,15 @@ impl Keyspace {
             return Ok(Durable::ready(()));
         }
         let mut writes = Vec::new();
-        self.edit(&mut inner, key, &mut writes, |list, hex, writes| {
-            pop_many(list, hex, End::Left, drop_left, writes);
-            pop_many(list, hex, End::Right, drop_right, writes);
-        });
+        self.edit(
+            &mut inner,
+            key,
+            &mut writes,
+            |list: &mut List, hex, writes| {
+                pop_many(list, hex, End::Left, drop_left, writes);
+                pop_many(list, hex, End::Right, drop_right, writes);
+            },
+        );
         Ok(Durable::new((), self.writer.queue(writes)))
     }
 
@@ -355,24 +383,39 @@ impl Keyspace {
         .clone();
         let mut writes = Vec::new();
         if source == destination {
-            self.edit(inner, source, &mut writes, |list, hex, writes| {
-                pop_many(list, hex, from, 1, writes);
-                push_one(list, hex, to, element.clone(), writes);
-            });
+            self.edit(
+                inner,
+                source,
+                &mut writes,
+                |list: &mut List, hex, writes| {
+                    pop_many(list, hex, from, 1, writes);
+                    push_one(list, hex, to, element.clone(), writes);
+                },
+            );
             return Ok(Some((element, self.writer.queue(writes))));
         }
         let old = self.list(inner, destination, now)?.map(|list| list.bytes);
         inner.check_room(destination, old, old.unwrap_or(0) + element.len() as u64)?;
-        self.edit(inner, source, &mut writes, |list, hex, writes| {
-            pop_many(list, hex, from, 1, writes);
-        });
+        self.edit(
+            inner,
+            source,
+            &mut writes,
+            |list: &mut List, hex, writes| {
+                pop_many(list, hex, from, 1, writes);
+            },
+        );
         if old.is_none() {
             writes.push(stored::put_list_deadline(destination, None));
             inner.insert(destination.clone(), Entry::empty_list());
         }
-        self.edit(inner, destination, &mut writes, |list, hex, writes| {
-            push_one(list, hex, to, element.clone(), writes);
-        });
+        self.edit(
+            inner,
+            destination,
+            &mut writes,
+            |list: &mut List, hex, writes| {
+                push_one(list, hex, to, element.clone(), writes);
+            },
+        );
         Ok(Some((element, self.writer.queue(writes))))
     }
 
@@ -388,28 +431,29 @@ impl Keyspace {
         }
     }
 
-    /// Runs `change` on the list under `key` (which must be one) with the hex of its key
-    /// for rows, keeps the byte count right, and deletes the key if it emptied it.
-    pub(super) fn edit<T>(
+    /// Runs `change` on the list or hash under `key` (which must be one) with the hex of its
+    /// key for rows, keeps the byte count right, and deletes the key if it emptied it.
+    pub(super) fn edit<C: Collection, T>(
         &self,
         inner: &mut Inner,
         key: &[u8],
         writes: &mut Vec<StateWrite>,
-        change: impl FnOnce(&mut List, &str, &mut Vec<StateWrite>) -> T,
+        change: impl FnOnce(&mut C, &str, &mut Vec<StateWrite>) -> T,
     ) -> T {
         let hex = stored::encode_key(key);
         let written = writes.len();
-        let list = inner.list_mut(key).expect("a list key");
-        let before = list.bytes;
-        let outcome = change(list, &hex, writes);
-        let (after, empty) = (list.bytes, list.items.is_empty());
+        let collection = inner.collection_mut::<C>(key).expect("a key of that kind");
+        let before = collection.bytes();
+        let outcome = change(collection, &hex, writes);
+        let (after, empty) = (collection.bytes(), collection.is_empty());
         inner.resize(before, after);
-        // A change that wrote nothing changed nothing: WATCH must not see it.
+        // A change that wrote nothing (HSETNX of a field there, HDEL of one missing) changed
+        // nothing: WATCH must not see it.
         if writes.len() > written {
             inner.touch(key);
         }
         if empty {
-            let old = inner.remove(key).expect("the list just changed");
+            let old = inner.remove(key).expect("the key just changed");
             writes.extend(stored::delete_entry(key, &old));
         }
         outcome

@@ -204,33 +204,24 @@ pub(super) fn delete_entry(key: &[u8], entry: &Entry) -> Vec<StateWrite> {
             table: KEYS_TABLE,
             key: encode_key(key),
         }],
-        Value::List(_) => {
-            let hex = encode_key(key);
-            vec![
-                StateWrite::DeletePrefix {
-                    table: LIST_ITEMS_TABLE,
-                    prefix: format!("{hex}."),
-                },
-                StateWrite::Delete {
-                    table: LISTS_TABLE,
-                    key: hex,
-                },
-            ]
-        }
-        Value::Hash(_) => {
-            let hex = encode_key(key);
-            vec![
-                StateWrite::DeletePrefix {
-                    table: HASH_FIELDS_TABLE,
-                    prefix: format!("{hex}."),
-                },
-                StateWrite::Delete {
-                    table: HASHES_TABLE,
-                    key: hex,
-                },
-            ]
-        }
+        Value::List(_) => delete_collection(key, LISTS_TABLE, LIST_ITEMS_TABLE),
+        Value::Hash(_) => delete_collection(key, HASHES_TABLE, HASH_FIELDS_TABLE),
     }
+}
+
+/// A list's or hash's rows: its parts (`hex.…` in `parts`) and its row in `meta`.
+fn delete_collection(key: &[u8], meta: &'static str, parts: &'static str) -> Vec<StateWrite> {
+    let hex = encode_key(key);
+    vec![
+        StateWrite::DeletePrefix {
+            table: parts,
+            prefix: format!("{hex}."),
+        },
+        StateWrite::Delete {
+            table: meta,
+            key: hex,
+        },
+    ]
 }
 
 /// Replacing `old` (if any) with `new` under `key`: the old rows go, unless a string

@@ -1,8 +1,11 @@
 //! What the kill -9 tests share: their cycle count and seeded kill timing from the
 //! environment, and a Redis connection to the broker under test.
 
+use std::ops::Range;
+use std::time::Duration;
+
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 use super::Broker;
 
@@ -33,4 +36,20 @@ pub async fn redis(broker: &Broker) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("connect")
+}
+
+/// Lets `tasks` run against `broker` for a random time in `after_ms`, then kills the broker
+/// with -9 and stops the tasks.
+pub async fn kill_9_after(
+    random: &mut StdRng,
+    after_ms: Range<u64>,
+    broker: &mut Broker,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) {
+    let after = random.random_range(after_ms);
+    tokio::time::sleep(Duration::from_millis(after)).await;
+    broker.kill_9();
+    for task in tasks {
+        task.abort();
+    }
 }
