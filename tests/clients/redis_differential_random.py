@@ -1,12 +1,20 @@
 """Random command sequences for `test_redis_differential.py`: the same seeded sequence goes
-to redis-server and to the Redis door, and every answer must match. Four families: strings
+to redis-server and to the Redis door, and every answer must match. Six families: strings
 with TTLs, transactions and multi-key commands over three keys; one stream with two
 consumer groups, XDEL, trimming (also by XADD), reads from any ID, and claims and pending
 scans that start among entries trimmed away while pending; lists: three list keys and a
 string key (WRONGTYPE both ways, SET over a list), every list command, expiry, and
-transactions; and hashes: two hash keys, a string key and a list key (WRONGTYPE between
+transactions; hashes: two hash keys, a string key and a list key (WRONGTYPE between
 the three kinds, SET over a hash), every hash command the door serves, expiry, and
-transactions.
+transactions; sets: three set keys, a string key and a list key, every set command with a
+single answer (the algebra and its STORE forms, which replace a key of any kind, SMOVE,
+SINTERCARD, SSCAN; SPOP and SRANDMEMBER only with count 0), expiry, and transactions; and
+sorted sets: two sorted-set keys, one whose scores are all 0 for the lexicographic
+commands, a destination key, a set key (ZUNIONSTORE and ZINTERSTORE read a set's members
+as of score 1) and a string key, every sorted-set command with a single answer (ZADD's
+options and their refused combinations, ranges by index, score and member, LIMIT, the
+removals by range, pops, ZRANGESTORE, ZUNIONSTORE/ZINTERSTORE with WEIGHTS and AGGREGATE,
+ZSCAN; ZRANDMEMBER only with count 0), expiry, and transactions.
 
 Deadlines grow with the step, so no two commands set the same one within a millisecond
 (EXPIRE … GT would then depend on the clock). Groups start at 0, at $ or at an ID the stream
@@ -29,6 +37,20 @@ in the lists family; the time left is read with TTL, not PTTL, as a PTTL inside 
 set aside (EXEC's answer holds it) and no command here waits. WATCH is left out (a WATCH
 left open at the end of a seed would outlive the DISCARD between seeds); `hash-watch` in
 `redis_differential_cases.py` covers it.
+
+The sets family keeps each set under 10 members (eight member names, integers among them),
+so SSCAN from cursor 0 with redis-server's default COUNT of 10, or a COUNT of 10 or 100,
+answers the whole set with cursor 0; the test sorts a set's members before comparing. The
+sorted-sets family keeps eight member names, so each sorted set stays a listpack and ZSCAN
+answers all of it, in score order, whatever its COUNT. Scores and increments are small
+integers, halves and infinities, and WEIGHTS 1, 2 or 3, so every score stays short in
+Redis 7.0's %.17g (no 0.1, no exponent) and never becomes -0; +inf and -inf added together
+make 0 in ZUNIONSTORE/ZINTERSTORE's SUM (Redis's rule) and an error in ZINCRBY and ZADD
+INCR. Lexicographic
+ranges go only to the key whose scores are all 0 (ZADD there only with score 0, no ZINCRBY,
+and ZRANGESTORE into it only from itself). As in the hashes family, deadlines grow with the
+step, the time left is read with TTL, and WATCH is left out (`set-watch` and
+`zset-transactions` cover it).
 """
 
 from __future__ import annotations
@@ -51,6 +73,25 @@ INCREMENTS = [
     "1", "-2", "5", "100", "0", "9223372036854775807", "-9223372036854775808", "x", "1.5"
 ]
 PATTERNS = ["*", "a*", "?", "[ab]", "x*", "*y", "n", "[^a]*", "zz*"]
+SETS = ["s1", "s2", "s3"]
+SET_STRING = "str"
+SET_LIST = "l"
+# Eight members at most (under SSCAN's default COUNT of 10), integers and others mixed.
+MEMBERS = ["a", "b", "c", "1", "2", "10", "", "x y"]
+SET_PATTERNS = ["*", "a*", "?", "[ab]", "1*", "x*", "[^a]*", "zz*"]
+ZSETS = ["z1", "z2"]
+# Every member of `zl` has score 0, so that lexicographic ranges have a defined answer.
+ZSET_LEX = "zl"
+# A destination only, and a set (ZUNIONSTORE/ZINTERSTORE read a set's members as score 1).
+ZSET_DEST = "zd"
+ZSET_SET = "s"
+ZSET_STRING = "str"
+ZMEMBERS = ["a", "b", "c", "d", "", "x y", "10", "9"]
+# Scores and increments whose sums stay short in %.17g (halves, small integers, infinities).
+SCORES = ["-2", "-1", "0", "0.5", "1", "1.5", "2", "3", "+inf", "-inf", "inf"]
+ZINCREMENTS = ["1", "-1", "0.5", "2.5", "0", "inf", "-inf", "x"]
+SCORE_BOUNDS = ["-inf", "+inf", "0", "(0", "1", "(1", "1.5", "(1.5", "2", "(3", "-1", "x"]
+LEX_BOUNDS = ["-", "+", "[a", "(a", "[b", "(c", "[x y", "[", "(", "[10", "a"]
 
 
 def string_command(r: random.Random, step: int) -> list[str]:
@@ -288,9 +329,225 @@ def hash_command(r: random.Random, step: int) -> list[str]:
     return r.choice(choices)()
 
 
+def set_command(r: random.Random, step: int) -> list[str]:
+    """One command over the sets `s1`, `s2`, `s3`, the string key `str` and the list key
+    `l`."""
+    key = lambda: r.choice(SETS * 5 + [SET_STRING, SET_LIST])  # noqa: E731
+    keys = lambda: [key() for _ in range(r.randrange(1, 4))]  # noqa: E731
+    member = lambda: r.choice(MEMBERS)  # noqa: E731
+    members = lambda: [member() for _ in range(r.randrange(1, 5))]  # noqa: E731
+    # String and list commands go mostly to `str` and `l`, now and then to a set.
+    plain = lambda: r.choice([SET_STRING] * 3 + [SET_LIST] * 2 + SETS)  # noqa: E731
+
+    def sscan():
+        options = []
+        if r.random() < 0.5:
+            options.append(["MATCH", r.choice(SET_PATTERNS)])
+        if r.random() < 0.4:
+            # At least the number of members: a hash-table set answers whole at cursor 0.
+            options.append(["COUNT", r.choice(["10", "100"])])
+        r.shuffle(options)
+        return ["SSCAN", key(), "0", *[word for option in options for word in option]]
+
+    def sintercard():
+        names = keys()
+        limit = r.choice([[], [], ["LIMIT", str(r.randrange(0, 4))]])
+        return ["SINTERCARD", r.choice([str(len(names))] * 5 + ["0"]), *names, *limit]
+
+    def wrong_arity():
+        # Too few words are refused at once (inside MULTI: EXECABORT).
+        return r.choice([["SADD", key()], ["SREM", key()], ["SISMEMBER", key()],
+                         ["SMOVE", key(), key()], ["SINTER"], ["SUNIONSTORE", key()]])
+
+    choices = [
+        lambda: ["SADD", key(), *members()],
+        lambda: ["SADD", key(), *members()],
+        lambda: ["SADD", key(), *members()],
+        lambda: ["SADD", key(), *members()],
+        lambda: ["SADD", key(), *members()],
+        lambda: ["SREM", key(), *members()],
+        lambda: ["SREM", key(), *members()],
+        lambda: ["SMEMBERS", key()],
+        lambda: ["SMEMBERS", key()],
+        lambda: ["SISMEMBER", key(), member()],
+        lambda: ["SMISMEMBER", key(), *members()],
+        lambda: ["SCARD", key()],
+        lambda: ["SMOVE", key(), key(), member()],
+        lambda: ["SMOVE", key(), key(), member()],
+        lambda: [r.choice(["SINTER", "SUNION", "SDIFF"]), *keys()],
+        lambda: [r.choice(["SINTER", "SUNION", "SDIFF"]), *keys()],
+        lambda: [r.choice(["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), key(), *keys()],
+        lambda: [r.choice(["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), key(), *keys()],
+        sintercard,
+        sscan,
+        lambda: [r.choice(["SPOP", "SRANDMEMBER"]), key(), "0"],
+        wrong_arity,
+        lambda: ["SET", r.choice([SET_STRING] * 6 + SETS), member()],
+        lambda: ["RPUSH", r.choice([SET_LIST] * 6 + SETS + [SET_STRING]), member()],
+        lambda: ["LPOP", r.choice([SET_LIST] * 3 + SETS)],
+        lambda: r.choice([["GET", plain()], ["APPEND", plain(), member()],
+                          ["LRANGE", plain(), "0", "-1"], ["LLEN", plain()]]),
+        lambda: [r.choice(["DEL", "UNLINK"]), *keys()],
+        lambda: ["EXISTS", *keys()],
+        lambda: ["TYPE", key()],
+        lambda: ["EXPIRE", key(), str(1000 + step),
+                 *r.choice([[], ["NX"], ["XX"], ["GT"], ["LT"]])],
+        lambda: ["EXPIRE", key(), r.choice(["0", "-1"])],
+        lambda: ["TTL", key()],
+        lambda: ["PERSIST", key()],
+        lambda: ["DBSIZE"],
+        # One key at most, so the answer's order does not matter inside MULTI either.
+        lambda: ["SCAN", "0", "MATCH", key(), "TYPE", r.choice(["set", "string", "list"])],
+        lambda: ["MULTI"],
+        lambda: ["EXEC"],
+        lambda: ["DISCARD"],
+    ]
+    return r.choice(choices)()
+
+
+def zset_command(r: random.Random, step: int) -> list[str]:
+    """One command over the sorted sets `z1`, `z2`, `zl` (all scores 0) and `zd` (a
+    destination), the set `s` and the string key `str`."""
+    every = ZSETS * 4 + [ZSET_LEX] * 2 + [ZSET_DEST, ZSET_STRING, ZSET_SET]
+    key = lambda: r.choice(every)  # noqa: E731
+    # Keys whose scores may be anything, and the lexicographic ones.
+    scored = lambda: r.choice(ZSETS * 4 + [ZSET_DEST, ZSET_STRING])  # noqa: E731
+    # Not `str`: once deleted, a ZADD may make it a sorted set of mixed scores, where a
+    # lexicographic range has no defined answer. `zmissing` is never written.
+    lexed = lambda: r.choice([ZSET_LEX] * 6 + ["zmissing"])  # noqa: E731
+    member = lambda: r.choice(ZMEMBERS)  # noqa: E731
+    members = lambda: [member() for _ in range(r.randrange(1, 4))]  # noqa: E731
+    score = lambda: r.choice(SCORES)  # noqa: E731
+    index = lambda: str(r.randrange(-5, 6))  # noqa: E731
+    bound = lambda: r.choice(SCORE_BOUNDS)  # noqa: E731
+    lex = lambda: r.choice(LEX_BOUNDS)  # noqa: E731
+    withscores = lambda: r.choice([[], ["WITHSCORES"]])  # noqa: E731
+
+    def limit():
+        return r.choice([[], [], ["LIMIT", str(r.randrange(-1, 4)), str(r.randrange(-1, 4))]])
+
+    def zadd():
+        lex_key = r.random() < 0.25
+        name = ZSET_LEX if lex_key else scored()
+        options = []
+        if r.random() < 0.4:
+            options.append(r.choice(["NX", "XX"]))
+        if r.random() < 0.3:
+            options.append(r.choice(["GT", "LT"]))
+        if r.random() < 0.3:
+            options.append("CH")
+        r.shuffle(options)
+        pick = (lambda: "0") if lex_key else score
+        if r.random() < 0.2:
+            options.append("INCR")
+            pairs = [pick(), member()]
+        else:
+            pairs = [w for _ in range(r.randrange(1, 5)) for w in (pick(), member())]
+        return ["ZADD", name, *options, *pairs]
+
+    def zrange():
+        form = r.choice(["index", "index", "score", "lex"])
+        if form == "index":
+            return ["ZRANGE", key(), index(), index(), *r.choice([[], ["REV"]]), *withscores()]
+        if form == "score":
+            rev = r.choice([[], ["REV"]])
+            return ["ZRANGE", key(), bound(), bound(), "BYSCORE", *rev, *limit(), *withscores()]
+        return ["ZRANGE", lexed(), lex(), lex(), "BYLEX", *r.choice([[], ["REV"]]), *limit()]
+
+    def zrangestore():
+        form = r.choice(["index", "score", "lex"])
+        if form == "lex":
+            # Only `zl` into `zl` or `zd`, so lexicographic ranges keep meeting scores of 0.
+            return ["ZRANGESTORE", r.choice([ZSET_LEX, ZSET_DEST]), ZSET_LEX, lex(), lex(),
+                    "BYLEX", *limit()]
+        dest = r.choice(ZSETS + [ZSET_DEST])
+        if form == "index":
+            return ["ZRANGESTORE", dest, key(), index(), index()]
+        return ["ZRANGESTORE", dest, key(), bound(), bound(), "BYSCORE", *limit()]
+
+    def combine():
+        sources = [r.choice(ZSETS * 2 + [ZSET_LEX, ZSET_SET, ZSET_DEST, ZSET_STRING])
+                   for _ in range(r.randrange(1, 4))]
+        options = []
+        if r.random() < 0.4:
+            options.append(["WEIGHTS", *[r.choice(["1", "2", "3"]) for _ in sources]])
+        if r.random() < 0.4:
+            options.append(["AGGREGATE", r.choice(["SUM", "MIN", "MAX"])])
+        r.shuffle(options)
+        return [r.choice(["ZUNIONSTORE", "ZINTERSTORE"]), r.choice(ZSETS + [ZSET_DEST]),
+                str(len(sources)), *sources, *[w for option in options for w in option]]
+
+    def zscan():
+        options = []
+        if r.random() < 0.5:
+            options.append(["MATCH", r.choice(PATTERNS)])
+        if r.random() < 0.4:
+            options.append(["COUNT", r.choice(["1", "2", "10"])])
+        r.shuffle(options)
+        return ["ZSCAN", key(), "0", *[word for option in options for word in option]]
+
+    def wrong_arity():
+        # Too few words are refused at once (inside MULTI: EXECABORT).
+        return r.choice([["ZADD", key(), score()], ["ZREM", key()], ["ZSCORE", key()],
+                         ["ZRANGE", key(), "0"], ["ZINCRBY", key(), "1"]])
+
+    choices = [
+        zadd,
+        zadd,
+        zadd,
+        zadd,
+        zadd,
+        zadd,
+        lambda: ["ZINCRBY", scored(), r.choice(ZINCREMENTS), member()],
+        lambda: ["ZINCRBY", scored(), r.choice(ZINCREMENTS), member()],
+        lambda: ["ZREM", key(), *members()],
+        lambda: ["ZREM", key(), *members()],
+        lambda: ["ZSCORE", key(), member()],
+        lambda: ["ZMSCORE", key(), *members()],
+        lambda: ["ZCARD", key()],
+        lambda: ["ZCOUNT", key(), bound(), bound()],
+        lambda: [r.choice(["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]), key(), bound(), bound(),
+                 *withscores(), *limit()],
+        lambda: ["ZLEXCOUNT", lexed(), lex(), lex()],
+        lambda: [r.choice(["ZRANGEBYLEX", "ZREVRANGEBYLEX"]), lexed(), lex(), lex(), *limit()],
+        zrange,
+        zrange,
+        lambda: ["ZREVRANGE", key(), index(), index(), *withscores()],
+        lambda: [r.choice(["ZRANK", "ZREVRANK"]), key(), member()],
+        lambda: ["ZREMRANGEBYSCORE", key(), bound(), bound()],
+        lambda: ["ZREMRANGEBYRANK", key(), index(), index()],
+        lambda: ["ZREMRANGEBYLEX", lexed(), lex(), lex()],
+        lambda: [r.choice(["ZPOPMIN", "ZPOPMAX"]), key()],
+        lambda: [r.choice(["ZPOPMIN", "ZPOPMAX"]), key(), r.choice(["0", "1", "2", "5", "-1"])],
+        zrangestore,
+        combine,
+        zscan,
+        lambda: ["ZRANDMEMBER", key(), "0", *withscores()],
+        wrong_arity,
+        lambda: ["SET", r.choice([ZSET_STRING] * 6 + ZSETS + [ZSET_LEX]), member()],
+        lambda: ["SADD", r.choice([ZSET_SET] * 6 + ZSETS), member()],
+        lambda: r.choice([["GET", key()], ["SMEMBERS", key()], ["SCARD", key()]]),
+        lambda: [r.choice(["DEL", "UNLINK"]), *[key() for _ in range(r.randrange(1, 3))]],
+        lambda: ["EXISTS", *[key() for _ in range(r.randrange(1, 4))]],
+        lambda: ["TYPE", key()],
+        lambda: ["EXPIRE", key(), str(1000 + step),
+                 *r.choice([[], ["NX"], ["XX"], ["GT"], ["LT"]])],
+        lambda: ["EXPIRE", key(), r.choice(["0", "-1"])],
+        lambda: ["TTL", key()],
+        lambda: ["PERSIST", key()],
+        lambda: ["DBSIZE"],
+        # One key at most, so the answer's order does not matter inside MULTI either.
+        lambda: ["SCAN", "0", "MATCH", key(), "TYPE", r.choice(["zset", "set", "string"])],
+        lambda: ["MULTI"],
+        lambda: ["EXEC"],
+        lambda: ["DISCARD"],
+    ]
+    return r.choice(choices)()
+
+
 def sequence(family: str, seed: int, length: int) -> list[list[str]]:
-    """The commands of one seeded sequence of `family` ("strings", "streams", "lists" or
-    "hashes")."""
+    """The commands of one seeded sequence of `family` ("strings", "streams", "lists",
+    "hashes", "sets" or "zsets")."""
     r = random.Random(seed)
     if family == "strings":
         return [string_command(r, step) for step in range(length)]
@@ -298,5 +555,9 @@ def sequence(family: str, seed: int, length: int) -> list[list[str]]:
         return [list_command(r, step) for step in range(length)]
     if family == "hashes":
         return [hash_command(r, step) for step in range(length)]
+    if family == "sets":
+        return [set_command(r, step) for step in range(length)]
+    if family == "zsets":
+        return [zset_command(r, step) for step in range(length)]
     added: list[str] = []
     return [stream_command(r, added) for _ in range(length)]

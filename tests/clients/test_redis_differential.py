@@ -1,12 +1,20 @@
 """The Redis door side by side with redis-server: the same command sequences
-(`redis_differential_cases.py`: strings, keys, streams, lists, hashes, transactions) go to a
-redis-server from Debian and to Omnibus, in RESP2 and in RESP3, and every answer must be the
-same — values, nils, error words — once the fields that hold times are set aside; so do
-seeded random sequences of strings, of a stream, of lists and of hashes
-(`redis_differential_random.py`, in RESP2). A plain socket and a RESP reader written here,
-so the comparison is of what each server sent (a status and a bulk string are told apart),
-not of a client's view; a RESP3 map (HGETALL, HELLO) is read as ("map", pairs) in the order
-sent, so a hash's fields must come in the same order too.
+(`redis_differential_cases.py`: strings, keys, streams, lists, hashes, sets, sorted sets,
+transactions) go to a redis-server from Debian and to Omnibus, in RESP2 and in RESP3, and
+every answer must be the same — values, nils, error words — once the fields that hold times
+are set aside; so do seeded random sequences of strings, of a stream, of lists, of hashes, of
+sets and of sorted sets (`redis_differential_random.py`, in RESP2). A plain socket and a
+RESP reader written here, so the comparison is of what each server sent (a status and a bulk
+string are told apart), not of a client's view; a RESP3 map (HGETALL, HELLO) is read as
+("map", pairs) in the order sent, so a hash's fields must come in the same order too, a
+RESP3 set (`~`: SMEMBERS, SPOP with a count) as ("set", items) and a double (`,`: ZSCORE,
+WITHSCORES) as ("number", text), so each must be sent as that type.
+
+A set's members are the one answer compared without its order (`normalize`): Redis 7.0
+keeps a small set of integers sorted and any other set in hash-table order, Omnibus in
+insertion order, so SMEMBERS, SINTER, SUNION, SDIFF, SSCAN's members and SPOP/SRANDMEMBER
+with a count are sorted on both sides first (a RESP3 set stays a set); inside a transaction,
+EXEC's answers are set aside each as its queued command's own would be.
 """
 
 from __future__ import annotations
@@ -76,9 +84,11 @@ class Resp:
         if kind in (b"$", b"="):
             length = int(rest)
             return None if length < 0 else self._exact(length)
-        if kind in (b"*", b"~", b">"):
+        if kind in (b"*", b">"):
             length = int(rest)
             return None if length < 0 else [self.read() for _ in range(length)]
+        if kind == b"~":
+            return ("set", [self.read() for _ in range(int(rest))])
         if kind == b"%":
             return ("map", [(self.read(), self.read()) for _ in range(int(rest))])
         if kind == b"_":
@@ -107,12 +117,34 @@ def _without(reply, names: set[bytes]):
     return [item for pair in kept for item in pair]
 
 
+def _unordered(reply):
+    """A collection whose order is each server's own, in one order: sorted, a RESP3 set
+    (`~`) still told apart from an array."""
+    if isinstance(reply, tuple) and reply[0] == "set":
+        return ("set", sorted(reply[1], key=repr))
+    if isinstance(reply, list):
+        return sorted(reply, key=repr)
+    return reply
+
+
+# Commands that answer a set's members, whose order is the server's own: Redis 7.0 keeps a
+# small set of integers sorted and any other set in hash-table order, Omnibus in insertion
+# order. SPOP and SRANDMEMBER answer so only with a count.
+SET_MEMBERS = {"SMEMBERS", "SINTER", "SUNION", "SDIFF"}
+SET_MEMBERS_COUNTED = {"SPOP", "SRANDMEMBER"}
+
+
 def normalize(words: list[str], reply):
     """Sets aside what legitimately differs between two servers: times (idle, inactive),
-    the radix tree's shape, and the order of KEYS and SCAN answers."""
+    the radix tree's shape, and the order of KEYS and SCAN answers and of a set's
+    members."""
     name = words[0].upper()
     if isinstance(reply, tuple) and reply[0] == "error":
         return reply
+    if name in SET_MEMBERS or (name in SET_MEMBERS_COUNTED and len(words) > 2):
+        return _unordered(reply)
+    if name == "SSCAN" and isinstance(reply, list) and len(reply) == 2:
+        return [reply[0], _unordered(reply[1])]
     if name == "XADD" and "*" in words and isinstance(reply, bytes):
         # An ID from each server's clock.
         return "<an ID made of the time>"
@@ -178,6 +210,26 @@ def _connect_omnibus(redis_url: str) -> Resp:
     return Resp(socket.create_connection((HOST, port_of(address)), timeout=IO_TIMEOUT_S))
 
 
+def normalize_exec(queued: list[list[str]] | None, words: list[str], reply):
+    """`normalize`, and for EXEC's answers each as its queued command's own would be."""
+    if words[0].upper() == "EXEC" and queued is not None and isinstance(reply, list):
+        return [normalize(w, r) for w, r in zip(queued, reply)]
+    return normalize(words, reply)
+
+
+def queue(queued: list[list[str]] | None, words: list[str], expected):
+    """The commands queued since MULTI once `words` got `expected` from redis-server (None
+    outside a transaction)."""
+    name = words[0].upper()
+    if name == "MULTI" and expected == ("status", "OK"):
+        return []
+    if name in ("EXEC", "DISCARD"):
+        return None
+    if queued is not None and expected == ("status", "QUEUED"):
+        return queued + [words]
+    return queued
+
+
 def _empty(connection: Resp):
     """Deletes every key (FLUSHALL is off on the broker, and leaves its streams)."""
     keys = connection.send("KEYS", "*")
@@ -196,10 +248,15 @@ def test_answers_match_redis_server(case, protocol, redis_server, redis_url):
             if protocol == 3:
                 assert _pairs(connection.send("HELLO", "3"))[2][1] == 3
             _empty(connection)
+        # The commands queued since MULTI, so that EXEC's answers are set aside as each
+        # command's own would be (SMEMBERS inside a transaction, say).
+        queued = None
         for line in CASES[case]:
             words = shlex.split(line)
-            expected = normalize(words, peer.send(*words))
-            answered = normalize(words, omnibus.send(*words))
+            raw = peer.send(*words)
+            expected = normalize_exec(queued, words, raw)
+            answered = normalize_exec(queued, words, omnibus.send(*words))
+            queued = queue(queued, words, raw)
             if answered != expected:
                 differences.append(
                     f"{line}\n    redis-server: {expected!r}\n    omnibus:      {answered!r}"
@@ -246,6 +303,8 @@ GROUP_FIELDS_APART = {b"entries-read", b"lag", b"last-delivered-id", b"consumers
         ("streams", range(30), 150),
         ("lists", range(40), 200),
         ("hashes", range(40), 200),
+        ("sets", range(40), 200),
+        ("zsets", range(40), 200),
     ],
 )
 def test_random_sequences_answer_as_redis_server_does(
@@ -261,19 +320,10 @@ def test_random_sequences_answer_as_redis_server_does(
             # command's own would be (a PTTL inside a transaction, say).
             queued = None
             for step, words in enumerate(sequence(family, seed, length)):
-                expected, answered = peer.send(*words), omnibus.send(*words)
-                name = words[0].upper()
-                if name == "EXEC" and queued is not None and isinstance(expected, list):
-                    expected = [normalize(w, r) for w, r in zip(queued, expected)]
-                    if isinstance(answered, list):
-                        answered = [normalize(w, r) for w, r in zip(queued, answered)]
-                expected, answered = normalize(words, expected), normalize(words, answered)
-                if name == "MULTI" and expected == ("status", "OK"):
-                    queued = []
-                elif name in ("EXEC", "DISCARD"):
-                    queued = None
-                elif queued is not None and expected == ("status", "QUEUED"):
-                    queued.append(words)
+                raw = peer.send(*words)
+                expected = normalize_exec(queued, words, raw)
+                answered = normalize_exec(queued, words, omnibus.send(*words))
+                queued = queue(queued, words, raw)
                 if words[:2] == ["XINFO", "GROUPS"] and isinstance(expected, list):
                     expected = [_without(g, GROUP_FIELDS_APART) for g in expected]
                     answered = [_without(g, GROUP_FIELDS_APART) for g in answered]

@@ -490,7 +490,7 @@ async fn finish(
 fn estimated_size(reply: &Reply) -> usize {
     match reply {
         Reply::Bulk(bytes) => bytes.len() + 16,
-        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => {
+        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) | Reply::Set(items) => {
             16 + items.iter().map(estimated_size).sum::<usize>()
         }
         Reply::Map(pairs) => {
@@ -500,7 +500,7 @@ fn estimated_size(reply: &Reply) -> usize {
                 .sum::<usize>()
         }
         Reply::Status(text) | Reply::Error(text) => text.len() + 3,
-        Reply::Integer(_) | Reply::Null | Reply::NullArray => 24,
+        Reply::Integer(_) | Reply::Double(_) | Reply::Null | Reply::NullArray => 24,
     }
 }
 

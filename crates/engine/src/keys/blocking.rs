@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::entry::{Entry, Inner, List, Value};
+use super::entry::{Entry, Inner, KeyKind, List, Value};
 use super::lists::{pop_many, push_one, End, Popped};
 use super::{stored, Commit, Durable, Keyspace};
 use crate::error::{EngineError, Result};
@@ -217,7 +217,7 @@ impl Keyspace {
         let mut writes = Vec::new();
         if old.is_none() {
             writes.push(stored::put_list_deadline(&key, None));
-            inner.insert(key.clone(), Entry::empty_list());
+            inner.insert(key.clone(), Entry::empty(KeyKind::List));
         }
         self.edit(inner, &key, &mut writes, |list: &mut List, hex, writes| {
             // Pushed back in reverse, they stand as they stood.

@@ -1,6 +1,8 @@
-//! What the keyspace holds in memory: each key's value (a string or a list), its deadline,
+//! What the keyspace holds in memory: each key's value (a string, list, hash, set or sorted
+//! set), its deadline,
 //! the deadline index and the byte count the bounds are checked against.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -16,6 +18,8 @@ pub enum KeyKind {
     String,
     List,
     Hash,
+    Set,
+    SortedSet,
 }
 
 #[derive(Debug, Clone)]
@@ -23,6 +27,82 @@ pub(super) enum Value {
     String(Bytes),
     List(List),
     Hash(Hash),
+    Set(Set),
+    SortedSet(SortedSet),
+}
+
+/// A set: its members in the order they were added (while it stays in memory; a start reads
+/// them back in byte order, as no place is stored: a set promises no order).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Set {
+    pub(super) members: indexmap::IndexSet<Bytes>,
+    /// The members' bytes.
+    pub(super) bytes: u64,
+}
+
+/// A sorted set: each member's score, and the members ordered by (score, member bytes), as
+/// Redis orders them. Ranks are counted along that order (linear in the rank).
+#[derive(Debug, Clone, Default)]
+pub(super) struct SortedSet {
+    pub(super) scores: HashMap<Bytes, f64>,
+    pub(super) order: BTreeSet<(Score, Bytes)>,
+    /// The members' bytes plus 8 per score.
+    pub(super) bytes: u64,
+}
+
+/// A score with the total order a sorted set needs: never NaN (refused before it gets
+/// here), and -0 is kept as 0 so the two sort as one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Score(pub(super) f64);
+
+impl Score {
+    pub(super) fn new(score: f64) -> Score {
+        Score(score + 0.0)
+    }
+}
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Score) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, other: &Score) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl SortedSet {
+    /// Sets `member`'s score (adding it if new); returns the score it had.
+    pub(super) fn put(&mut self, member: Bytes, score: f64) -> Option<f64> {
+        let score = Score::new(score).0;
+        match self.scores.get_mut(&member) {
+            Some(current) => {
+                let old = *current;
+                *current = score;
+                self.order.remove(&(Score(old), member.clone()));
+                self.order.insert((Score(score), member));
+                Some(old)
+            }
+            None => {
+                self.bytes += member.len() as u64 + 8;
+                self.scores.insert(member.clone(), score);
+                self.order.insert((Score(score), member));
+                None
+            }
+        }
+    }
+
+    /// Removes `member`; returns its score.
+    pub(super) fn take(&mut self, member: &[u8]) -> Option<f64> {
+        let (member, score) = self.scores.remove_entry(member)?;
+        self.bytes -= member.len() as u64 + 8;
+        self.order.remove(&(Score(score), member));
+        Some(score)
+    }
 }
 
 /// A hash: its fields in the order they were first set (as Redis's small hashes keep them),
@@ -68,6 +148,36 @@ impl Collection for List {
     }
     fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+}
+
+impl Collection for Set {
+    fn of(value: &mut Value) -> Option<&mut Set> {
+        match value {
+            Value::Set(set) => Some(set),
+            _ => None,
+        }
+    }
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+impl Collection for SortedSet {
+    fn of(value: &mut Value) -> Option<&mut SortedSet> {
+        match value {
+            Value::SortedSet(set) => Some(set),
+            _ => None,
+        }
+    }
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    fn is_empty(&self) -> bool {
+        self.scores.is_empty()
     }
 }
 
@@ -126,19 +236,17 @@ impl Entry {
         }
     }
 
-    /// A list with no elements yet (a push fills it at once).
-    pub(super) fn empty_list() -> Entry {
+    /// An empty value of `kind`'s collection, to be filled at once (a string is empty).
+    pub(super) fn empty(kind: KeyKind) -> Entry {
+        let value = match kind {
+            KeyKind::String => Value::String(Bytes::new()),
+            KeyKind::List => Value::List(List::new()),
+            KeyKind::Hash => Value::Hash(Hash::default()),
+            KeyKind::Set => Value::Set(Set::default()),
+            KeyKind::SortedSet => Value::SortedSet(SortedSet::default()),
+        };
         Entry {
-            value: Value::List(List::new()),
-            deadline: None,
-            version: 0,
-        }
-    }
-
-    /// A hash with no fields yet (a set fills it at once).
-    pub(super) fn empty_hash() -> Entry {
-        Entry {
-            value: Value::Hash(Hash::default()),
+            value,
             deadline: None,
             version: 0,
         }
@@ -150,6 +258,8 @@ impl Entry {
             Value::String(value) => value.len() as u64,
             Value::List(list) => list.bytes,
             Value::Hash(hash) => hash.bytes,
+            Value::Set(set) => set.bytes,
+            Value::SortedSet(set) => set.bytes,
         }
     }
 
@@ -158,6 +268,8 @@ impl Entry {
             Value::String(_) => KeyKind::String,
             Value::List(_) => KeyKind::List,
             Value::Hash(_) => KeyKind::Hash,
+            Value::Set(_) => KeyKind::Set,
+            Value::SortedSet(_) => KeyKind::SortedSet,
         }
     }
 

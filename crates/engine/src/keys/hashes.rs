@@ -55,7 +55,7 @@ impl Keyspace {
         let mut writes = Vec::with_capacity(pairs.len() + 1);
         if old.is_none() {
             writes.push(stored::put_meta(stored::HASHES_TABLE, key, None));
-            inner.insert(key.clone(), Entry::empty_hash());
+            inner.insert(key.clone(), Entry::empty(KeyKind::Hash));
         }
         let new = self.edit(inner, key, &mut writes, |hash: &mut Hash, hex, writes| {
             let mut new = 0;

@@ -476,6 +476,17 @@ async fn kept_keys_and_values_do_not_hold_the_buffer_they_were_cut_from() {
         .wait()
         .await
         .unwrap();
+    keys.set_add(&read.slice(700..704), vec![read.slice(800..900)])
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let scored = vec![(1.0, read.slice(1000..1100))];
+    keys.zset_add(&read.slice(900..904), scored, ZAddOptions::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
     let inner = keys.lock();
     for (kept_key, entry) in &inner.entries {
         assert!(!inside(kept_key), "a key holds the read buffer");
@@ -486,7 +497,12 @@ async fn kept_keys_and_values_do_not_hold_the_buffer_they_were_cut_from() {
                 .fields
                 .iter()
                 .all(|(field, (_, value))| !inside(field) && !inside(value))),
+            entry::Value::Set(set) => assert!(set.members.iter().all(|kept| !inside(kept))),
+            entry::Value::SortedSet(set) => {
+                assert!(set.scores.keys().all(|kept| !inside(kept)));
+                assert!(set.order.iter().all(|(_, kept)| !inside(kept)));
+            }
         }
     }
-    assert_eq!(inner.entries.len(), 3);
+    assert_eq!(inner.entries.len(), 5);
 }

@@ -57,7 +57,7 @@ impl Keyspace {
         let mut writes = Vec::with_capacity(values.len() + 1);
         if old.is_none() {
             writes.push(stored::put_list_deadline(key, None));
-            inner.insert(key.clone(), Entry::empty_list());
+            inner.insert(key.clone(), Entry::empty(KeyKind::List));
         }
         let length = self.edit(
             &mut inner,
@@ -406,7 +406,7 @@ impl Keyspace {
         );
         if old.is_none() {
             writes.push(stored::put_list_deadline(destination, None));
-            inner.insert(destination.clone(), Entry::empty_list());
+            inner.insert(destination.clone(), Entry::empty(KeyKind::List));
         }
         self.edit(
             inner,

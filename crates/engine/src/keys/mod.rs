@@ -20,8 +20,10 @@ mod entry;
 mod glob;
 mod hashes;
 mod lists;
+mod sets;
 mod stored;
 mod writer;
+mod zsets;
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -36,7 +38,15 @@ pub use blocking::{Blocked, ListRequest, Served, Taken};
 pub use entry::KeyKind;
 pub use glob::glob_match;
 pub use lists::{End, ListSet, Popped};
-pub use stored::{HASHES_TABLE, HASH_FIELDS_TABLE, KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE};
+pub use sets::SetOperation;
+pub use stored::{
+    HASHES_TABLE, HASH_FIELDS_TABLE, KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE, SETS_TABLE,
+    SET_MEMBERS_TABLE, ZSETS_TABLE, ZSET_MEMBERS_TABLE,
+};
+pub use zsets::{
+    Aggregate, LexBound, ScoreBound, ScoreUpdate, Scored, ZAddOptions, ZAdded, ZOperation, ZQuery,
+    ZRange,
+};
 
 use entry::{wrong_kind, Entry, Inner};
 /// Most keys held at once (each costs its bytes plus ~100 bytes of bookkeeping in memory; a
@@ -675,3 +685,6 @@ mod list_tests;
 
 #[cfg(test)]
 mod hash_tests;
+
+#[cfg(test)]
+mod set_tests;

@@ -13,6 +13,14 @@
 //!   insertion order (8 bytes big-endian), then the value. One row per field: HSET of a
 //!   field writes one row, HDEL deletes one.
 //!
+//! - `sets`: hex of a set key → 8-byte big-endian deadline (0: none), present exactly while
+//!   the set has members;
+//! - `set_members`: hex of the set key, `.`, hex of the member → nothing (an empty value);
+//! - `zsets`: hex of a sorted-set key → 8-byte big-endian deadline (0: none), present
+//!   exactly while it has members;
+//! - `zset_members`: hex of the sorted-set key, `.`, hex of the member → the score, an IEEE
+//!   754 double as 8 bytes big-endian.
+//!
 //! A key changes kind (SET over a list) in one commit that deletes the old rows and writes
 //! the new, so a start never finds a key of both kinds.
 
@@ -21,7 +29,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use omnibus_storage::{StateStore, StateWrite, StorageError};
 
-use super::entry::{Entry, Hash, List, Value};
+use super::entry::{Entry, Hash, List, Set, SortedSet, Value};
 use crate::error::{EngineError, Result};
 
 /// The state-store table of string keys.
@@ -34,6 +42,14 @@ pub const LIST_ITEMS_TABLE: &str = "list_items";
 pub const HASHES_TABLE: &str = "hashes";
 /// The state-store table of hash fields.
 pub const HASH_FIELDS_TABLE: &str = "hash_fields";
+/// The state-store table of set keys (their deadlines).
+pub const SETS_TABLE: &str = "sets";
+/// The state-store table of set members.
+pub const SET_MEMBERS_TABLE: &str = "set_members";
+/// The state-store table of sorted-set keys (their deadlines).
+pub const ZSETS_TABLE: &str = "zsets";
+/// The state-store table of sorted-set members and their scores.
+pub const ZSET_MEMBERS_TABLE: &str = "zset_members";
 
 /// What a start reads: every key held in the store, live or expired, and the deletes of
 /// rows no key owns (none, unless the store was written by something else).
@@ -74,7 +90,7 @@ pub(super) fn load(state: &StateStore) -> Result<Loaded> {
         list.bytes += element.len() as u64;
         list.items.push_back(Bytes::from(element));
     }
-    keys.extend(load_hashes(state, &mut orphans)?);
+    keys.extend(load_collections(state, &mut orphans)?);
     for (hex, (deadline, list)) in lists {
         let key = decode_key(&hex).ok_or_else(|| corrupt(&hex))?;
         if list.items.is_empty() {
@@ -96,57 +112,106 @@ pub(super) fn load(state: &StateStore) -> Result<Loaded> {
     Ok(Loaded { keys, orphans })
 }
 
-/// A hash field as read back: its place, name and value.
-type StoredField = (u64, Bytes, Bytes);
+/// The collections of one kind read back: each key's deadline and its parts (part name,
+/// stored value), in stored order.
+type Parts = BTreeMap<String, (Option<i64>, Vec<Part>)>;
 
-/// Every hash in the store, its fields in their order; rows no hash owns are to be deleted.
-fn load_hashes(state: &StateStore, orphans: &mut Vec<StateWrite>) -> Result<Vec<(Bytes, Entry)>> {
-    let mut hashes: BTreeMap<String, (Option<i64>, Vec<StoredField>)> = BTreeMap::new();
-    for (stored_key, stored) in state.scan_prefix(HASHES_TABLE, "")? {
+/// A part's name and stored value.
+type Part = (Bytes, Vec<u8>);
+
+/// A collection read back: its key, deadline and parts.
+type Collection = (Bytes, Option<i64>, Vec<Part>);
+
+/// Every collection of one kind (`meta` rows and their `parts` rows, `hex.parthex`); part rows
+/// no key owns are to be deleted, and so are key rows with no parts.
+fn load_parts(
+    state: &StateStore,
+    meta: &'static str,
+    parts: &'static str,
+    orphans: &mut Vec<StateWrite>,
+) -> Result<Vec<Collection>> {
+    let mut found: Parts = BTreeMap::new();
+    for (stored_key, stored) in state.scan_prefix(meta, "")? {
         let deadline = decode_deadline(&stored).ok_or_else(|| corrupt(&stored_key))?;
-        hashes.insert(stored_key, (deadline, Vec::new()));
+        found.insert(stored_key, (deadline, Vec::new()));
     }
-    for (stored_key, stored) in state.scan_prefix(HASH_FIELDS_TABLE, "")? {
-        let (hex, field) = stored_key
+    for (stored_key, stored) in state.scan_prefix(parts, "")? {
+        let (hex, part) = stored_key
             .split_once('.')
-            .and_then(|(hex, field)| Some((hex, decode_key(field)?)))
+            .and_then(|(hex, part)| Some((hex, decode_key(part)?)))
             .ok_or_else(|| corrupt(&stored_key))?;
-        let Some((_, fields)) = hashes.get_mut(hex) else {
+        let Some((_, list)) = found.get_mut(hex) else {
             orphans.push(StateWrite::Delete {
-                table: HASH_FIELDS_TABLE,
+                table: parts,
                 key: stored_key,
             });
             continue;
         };
-        let place = stored
-            .get(..8)
-            .map(|place| u64::from_be_bytes(place.try_into().expect("8 bytes")))
-            .ok_or_else(|| corrupt(&stored_key))?;
-        fields.push((place, field, Bytes::copy_from_slice(&stored[8..])));
+        list.push((part, stored));
     }
-    let mut loaded = Vec::with_capacity(hashes.len());
-    for (hex, (deadline, mut fields)) in hashes {
+    let mut loaded = Vec::with_capacity(found.len());
+    for (hex, (deadline, list)) in found {
         let key = decode_key(&hex).ok_or_else(|| corrupt(&hex))?;
-        if fields.is_empty() {
+        if list.is_empty() {
             orphans.push(StateWrite::Delete {
-                table: HASHES_TABLE,
+                table: meta,
                 key: hex,
             });
             continue;
         }
-        fields.sort_unstable_by_key(|(place, _, _)| *place);
+        loaded.push((key, deadline, list));
+    }
+    Ok(loaded)
+}
+
+/// Every hash, set and sorted set in the store.
+fn load_collections(
+    state: &StateStore,
+    orphans: &mut Vec<StateWrite>,
+) -> Result<Vec<(Bytes, Entry)>> {
+    let mut loaded = Vec::new();
+    let entry = |value, deadline| Entry {
+        value,
+        deadline,
+        version: 0,
+    };
+    for (key, deadline, fields) in load_parts(state, HASHES_TABLE, HASH_FIELDS_TABLE, orphans)? {
+        let mut placed = Vec::with_capacity(fields.len());
+        for (field, stored) in fields {
+            let place = stored
+                .get(..8)
+                .map(|place| u64::from_be_bytes(place.try_into().expect("8 bytes")))
+                .ok_or_else(|| corrupt(&encode_key(&key)))?;
+            placed.push((place, field, Bytes::copy_from_slice(&stored[8..])));
+        }
+        placed.sort_unstable_by_key(|(place, _, _)| *place);
         let mut hash = Hash::default();
-        for (place, field, value) in fields {
+        for (place, field, value) in placed {
             hash.bytes += (field.len() + value.len()) as u64;
             hash.next = place + 1;
             hash.fields.insert(field, (place, value));
         }
-        let entry = Entry {
-            value: Value::Hash(hash),
-            deadline,
-            version: 0,
-        };
-        loaded.push((key, entry));
+        loaded.push((key, entry(Value::Hash(hash), deadline)));
+    }
+    for (key, deadline, members) in load_parts(state, SETS_TABLE, SET_MEMBERS_TABLE, orphans)? {
+        let mut set = Set::default();
+        for (member, _) in members {
+            set.bytes += member.len() as u64;
+            set.members.insert(member);
+        }
+        loaded.push((key, entry(Value::Set(set), deadline)));
+    }
+    for (key, deadline, members) in load_parts(state, ZSETS_TABLE, ZSET_MEMBERS_TABLE, orphans)? {
+        let mut set = SortedSet::default();
+        for (member, stored) in members {
+            let score = <[u8; 8]>::try_from(stored.as_slice())
+                .map(f64::from_be_bytes)
+                .ok()
+                .filter(|score| !score.is_nan())
+                .ok_or_else(|| corrupt(&encode_key(&key)))?;
+            set.put(member, score);
+        }
+        loaded.push((key, entry(Value::SortedSet(set), deadline)));
     }
     Ok(loaded)
 }
@@ -185,6 +250,22 @@ pub(super) fn put_entry(key: &[u8], entry: &Entry) -> Vec<StateWrite> {
             }
             writes
         }
+        Value::Set(set) => {
+            let mut writes = vec![put_meta(SETS_TABLE, key, entry.deadline)];
+            let hex = encode_key(key);
+            for member in &set.members {
+                writes.push(put_member(&hex, member));
+            }
+            writes
+        }
+        Value::SortedSet(set) => {
+            let mut writes = vec![put_meta(ZSETS_TABLE, key, entry.deadline)];
+            let hex = encode_key(key);
+            for (member, score) in &set.scores {
+                writes.push(put_scored(&hex, member, *score));
+            }
+            writes
+        }
     }
 }
 
@@ -194,6 +275,8 @@ pub(super) fn put_deadline(key: &[u8], entry: &Entry) -> Vec<StateWrite> {
         Value::String(_) => put_entry(key, entry),
         Value::List(_) => vec![put_list_deadline(key, entry.deadline)],
         Value::Hash(_) => vec![put_meta(HASHES_TABLE, key, entry.deadline)],
+        Value::Set(_) => vec![put_meta(SETS_TABLE, key, entry.deadline)],
+        Value::SortedSet(_) => vec![put_meta(ZSETS_TABLE, key, entry.deadline)],
     }
 }
 
@@ -206,6 +289,8 @@ pub(super) fn delete_entry(key: &[u8], entry: &Entry) -> Vec<StateWrite> {
         }],
         Value::List(_) => delete_collection(key, LISTS_TABLE, LIST_ITEMS_TABLE),
         Value::Hash(_) => delete_collection(key, HASHES_TABLE, HASH_FIELDS_TABLE),
+        Value::Set(_) => delete_collection(key, SETS_TABLE, SET_MEMBERS_TABLE),
+        Value::SortedSet(_) => delete_collection(key, ZSETS_TABLE, ZSET_MEMBERS_TABLE),
     }
 }
 
@@ -244,6 +329,10 @@ pub(super) fn delete_all() -> Vec<StateWrite> {
         LIST_ITEMS_TABLE,
         HASHES_TABLE,
         HASH_FIELDS_TABLE,
+        SETS_TABLE,
+        SET_MEMBERS_TABLE,
+        ZSETS_TABLE,
+        ZSET_MEMBERS_TABLE,
     ]
     .into_iter()
     .map(|table| StateWrite::DeletePrefix {
@@ -273,7 +362,7 @@ pub(super) fn put_field(hex: &str, field: &[u8], place: u64, value: &[u8]) -> St
     stored.extend_from_slice(value);
     StateWrite::Put {
         table: HASH_FIELDS_TABLE,
-        key: format!("{hex}.{}", encode_key(field)),
+        key: part_key(hex, field),
         value: stored,
     }
 }
@@ -281,8 +370,45 @@ pub(super) fn put_field(hex: &str, field: &[u8], place: u64, value: &[u8]) -> St
 pub(super) fn delete_field(hex: &str, field: &[u8]) -> StateWrite {
     StateWrite::Delete {
         table: HASH_FIELDS_TABLE,
-        key: format!("{hex}.{}", encode_key(field)),
+        key: part_key(hex, field),
     }
+}
+
+/// The row of one set member; `hex` is [`encode_key`] of the set's key.
+pub(super) fn put_member(hex: &str, member: &[u8]) -> StateWrite {
+    StateWrite::Put {
+        table: SET_MEMBERS_TABLE,
+        key: part_key(hex, member),
+        value: Vec::new(),
+    }
+}
+
+pub(super) fn delete_member(hex: &str, member: &[u8]) -> StateWrite {
+    StateWrite::Delete {
+        table: SET_MEMBERS_TABLE,
+        key: part_key(hex, member),
+    }
+}
+
+/// The row of one sorted-set member with its score.
+pub(super) fn put_scored(hex: &str, member: &[u8], score: f64) -> StateWrite {
+    StateWrite::Put {
+        table: ZSET_MEMBERS_TABLE,
+        key: part_key(hex, member),
+        value: score.to_be_bytes().to_vec(),
+    }
+}
+
+pub(super) fn delete_scored(hex: &str, member: &[u8]) -> StateWrite {
+    StateWrite::Delete {
+        table: ZSET_MEMBERS_TABLE,
+        key: part_key(hex, member),
+    }
+}
+
+/// A part's row key: the collection's hex key, `.`, the part's hex.
+fn part_key(hex: &str, part: &[u8]) -> String {
+    format!("{hex}.{}", encode_key(part))
 }
 
 /// The row of one list element; `hex` is [`encode_key`] of the list's key.

@@ -12,7 +12,7 @@
 mod reply;
 mod request;
 
-pub use reply::{encode, Protocol, Reply};
+pub use reply::{double_text, encode, Protocol, Reply};
 pub use request::{decode_request, Limits, ProtocolError};
 
 #[cfg(test)]

@@ -26,6 +26,11 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map in RESP3; a flat array of pairs in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// A set in RESP3 (`~`, SMEMBERS); an array in RESP2.
+    Set(Vec<Reply>),
+    /// A double in RESP3 (`,`, ZSCORE); its text as a bulk string in RESP2, written as
+    /// [`double_text`] writes it.
+    Double(f64),
     /// An out-of-band message (pub/sub): `>` in RESP3, an array in RESP2.
     Push(Vec<Reply>),
     /// Several replies to one command, one after the other (SUBSCRIBE a b confirms each).
@@ -82,6 +87,21 @@ pub fn encode(reply: &Reply, protocol: Protocol, out: &mut BytesMut) {
             Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),
         },
         Reply::Array(items) => items_with(b'*', items, protocol, out),
+        Reply::Set(items) => match protocol {
+            Protocol::Resp2 => items_with(b'*', items, protocol, out),
+            Protocol::Resp3 => items_with(b'~', items, protocol, out),
+        },
+        Reply::Double(value) => {
+            let text = double_text(*value);
+            match protocol {
+                Protocol::Resp2 => {
+                    header(b'$', text.len() as i64, out);
+                    out.extend_from_slice(text.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+                Protocol::Resp3 => line(b',', &text, out),
+            }
+        }
         Reply::Push(items) => match protocol {
             Protocol::Resp2 => items_with(b'*', items, protocol, out),
             Protocol::Resp3 => items_with(b'>', items, protocol, out),
@@ -97,6 +117,31 @@ pub fn encode(reply: &Reply, protocol: Protocol, out: &mut BytesMut) {
             }
         }
     }
+}
+
+/// A double as Redis writes a score: `inf` and `-inf`; otherwise the shortest digits that
+/// read back as the same double, in `%g`'s layout (plain up to 17 digits before the point,
+/// `1e+20` and `1e-05` beyond), so 1.5 is `1.5` and 3.0 is `3`. Redis 7.2 writes the same;
+/// 7.0 wrote 17 significant digits (1.1 as `1.1000000000000001`), which reads back as the
+/// same double.
+pub fn double_text(value: f64) -> String {
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if value.is_nan() {
+        return "nan".into();
+    }
+    // `{:e}` gives the shortest digits that round-trip: `1.5e0`, `-2e20`, `1.25e-7`.
+    let scientific = format!("{value:e}");
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .expect("`{:e}` always writes an exponent");
+    let exponent: i32 = exponent.parse().expect("an integer exponent");
+    if (-4..17).contains(&exponent) {
+        return format!("{value}");
+    }
+    let sign = if exponent < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
 }
 
 /// An aggregate's header and items.

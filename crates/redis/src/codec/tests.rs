@@ -144,9 +144,10 @@ fn reference_encoding(reply: &Reply, protocol: Protocol) -> Vec<u8> {
             Reply::Null => Frame::Null,
             // redis-protocol has no missing array: a marker, swapped for `*-1` below.
             Reply::NullArray => Frame::BulkString(bytes::Bytes::from_static(NULL_ARRAY_MARKER)),
-            Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => {
+            Reply::Array(items) | Reply::Push(items) | Reply::Many(items) | Reply::Set(items) => {
                 Frame::Array(items.iter().map(to_resp2).collect())
             }
+            Reply::Double(value) => Frame::BulkString(super::reply::double_text(*value).into()),
             Reply::Map(pairs) => Frame::Array(
                 pairs
                     .iter()
@@ -181,6 +182,14 @@ fn reference_encoding(reply: &Reply, protocol: Protocol) -> Vec<u8> {
             },
             Reply::Push(items) => Frame::Push {
                 data: items.iter().map(to_resp3).collect(),
+                attributes: None,
+            },
+            Reply::Set(items) => Frame::Set {
+                data: items.iter().map(to_resp3).collect(),
+                attributes: None,
+            },
+            Reply::Double(value) => Frame::Double {
+                data: *value,
                 attributes: None,
             },
             Reply::Map(pairs) => Frame::Map {
@@ -223,7 +232,7 @@ fn reference_encoding(reply: &Reply, protocol: Protocol) -> Vec<u8> {
 fn arbitrary_reply() -> impl proptest::strategy::Strategy<Value = Reply> {
     use proptest::prelude::*;
     let text = "[a-zA-Z0-9 \r\n:-]{0,12}";
-    let leaf = prop_oneof![
+    let scalar = prop_oneof![
         text.prop_map(Reply::Status),
         text.prop_map(Reply::Error),
         any::<i64>().prop_map(Reply::Integer),
@@ -231,8 +240,20 @@ fn arbitrary_reply() -> impl proptest::strategy::Strategy<Value = Reply> {
         Just(Reply::Null),
         Just(Reply::NullArray),
     ];
-    // Map keys are scalars: `redis-protocol` cannot hash an aggregate key (nor do we send one).
-    let key = leaf.clone();
+    let leaf = prop_oneof![
+        4 => scalar.clone(),
+        // Doubles whose shortest text is the same in `redis-protocol`'s `to_string` as in
+        // Redis's `%g` layout (quarters of small integers, the infinities); the layout of the
+        // rest is `double_texts_are_written_as_redis_writes_them`'s.
+        1 => prop_oneof![
+            (-4000i32..4000).prop_map(|n| Reply::Double(f64::from(n) / 4.0)),
+            Just(Reply::Double(f64::INFINITY)),
+            Just(Reply::Double(f64::NEG_INFINITY)),
+        ],
+    ];
+    // Map keys and set elements are scalars other than doubles: `redis-protocol` cannot hash
+    // an aggregate or a double (nor do we send one there).
+    let key = scalar;
     leaf.prop_recursive(3, 32, 6, move |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Reply::Array),
@@ -240,7 +261,9 @@ fn arbitrary_reply() -> impl proptest::strategy::Strategy<Value = Reply> {
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Reply::Many),
             // At most one pair: `redis-protocol`'s RESP3 map is a hash map, which loses the
             // order of pairs (this encoder keeps it, as Redis does) and merges equal keys.
-            proptest::collection::vec((key.clone(), inner), 0..2).prop_map(Reply::Map),
+            proptest::collection::vec((key.clone(), inner.clone()), 0..2).prop_map(Reply::Map),
+            // At most one element, for the same reason: its RESP3 set is a hash set.
+            proptest::collection::vec(key.clone(), 0..2).prop_map(Reply::Set),
         ]
     })
 }
@@ -308,5 +331,29 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&decoded, &expected);
         proptest::prop_assert_eq!(decoded, commands);
         proptest::prop_assert!(buffer.is_empty());
+    }
+}
+
+#[test]
+fn double_texts_are_written_as_redis_writes_them() {
+    use super::reply::double_text;
+    let cases = [
+        (3.0, "3"),
+        (-2.5, "-2.5"),
+        (0.0, "0"),
+        (1.1, "1.1"),
+        (1e20, "1e+20"),
+        (1e16, "10000000000000000"),
+        (1e17, "1e+17"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (-1.25e-7, "-1.25e-07"),
+        (123456.789, "123456.789"),
+        (f64::INFINITY, "inf"),
+        (f64::NEG_INFINITY, "-inf"),
+    ];
+    for (value, text) in cases {
+        assert_eq!(double_text(value), text, "{value}");
+        assert_eq!(text.parse::<f64>().unwrap(), value);
     }
 }

@@ -6,8 +6,9 @@
 use bytes::Bytes;
 use omnibus_engine::keys::{Increment, KeyKind};
 
-use super::arguments::{integer, is, NOT_AN_INTEGER, SYNTAX_ERROR};
+use super::arguments::integer;
 use super::lists::{change, check_not_stream, read};
+use super::sets::{cursor, scan_missing, scan_options, scan_reply};
 use super::strings::map;
 use crate::codec::Reply;
 use crate::session::{Session, Step};
@@ -109,45 +110,19 @@ fn hincrby(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
 /// HSCAN key cursor [MATCH pattern] [COUNT count].
 fn hscan(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let key = &arguments[0];
-    let cursor = std::str::from_utf8(&arguments[1])
-        .ok()
-        .and_then(|text| text.parse::<u64>().ok())
-        .ok_or_else(|| Reply::error("ERR invalid cursor"))?;
+    let cursor = cursor(&arguments[1])?;
     // As Redis: the key is looked up before the options are read (a missing key answers an
     // empty scan whatever they say, another kind WRONGTYPE).
-    check_not_stream(session, key)?;
-    match session.keys.kind(key) {
-        None => return Ok(scan_reply(0, Vec::new()).into()),
-        Some(KeyKind::Hash) => {}
-        Some(_) => return Err(Reply::error(super::streams::WRONGTYPE)),
+    if let Some(empty) = scan_missing(session, key, KeyKind::Hash)? {
+        return Ok(empty.into());
     }
-    let (mut pattern, mut count) = (None, 10usize);
-    for option in arguments[2..].chunks(2) {
-        let [word, value] = option else {
-            return Err(Reply::error(SYNTAX_ERROR));
-        };
-        if is(word, "match") {
-            pattern = Some(value.clone());
-        } else if is(word, "count") {
-            match integer(value) {
-                Ok(n) if n >= 1 => count = n.min(100_000) as usize,
-                Ok(_) => return Err(Reply::error(SYNTAX_ERROR)),
-                Err(_) => return Err(Reply::error(NOT_AN_INTEGER)),
-            }
-        } else {
-            return Err(Reply::error(SYNTAX_ERROR));
-        }
-    }
+    let (pattern, count) = scan_options(&arguments[2..])?;
     read(session, key, |keys| {
         let (next, found) = keys.hash_scan(key, cursor, pattern.as_deref(), count)?;
-        Ok(scan_reply(next, found))
+        let flat = found
+            .into_iter()
+            .flat_map(|(field, value)| [Reply::Bulk(field), Reply::Bulk(value)])
+            .collect();
+        Ok(scan_reply(next, flat))
     })
-}
-
-fn scan_reply(next: u64, found: Vec<(Bytes, Bytes)>) -> Reply {
-    let flat = found
-        .into_iter()
-        .flat_map(|(field, value)| [Reply::Bulk(field), Reply::Bulk(value)])
-        .collect();
-    Reply::Array(vec![Reply::text(&next.to_string()), Reply::Array(flat)])
 }

@@ -136,6 +136,8 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
                     KeyKind::String => "string",
                     KeyKind::List => "list",
                     KeyKind::Hash => "hash",
+                    KeyKind::Set => "set",
+                    KeyKind::SortedSet => "zset",
                 }
             } else if super::streams::is_stream(session, &arguments[0]) {
                 "stream"
@@ -268,6 +270,10 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
                 Some(KeyKind::List)
             } else if is(value, "hash") {
                 Some(KeyKind::Hash)
+            } else if is(value, "set") {
+                Some(KeyKind::Set)
+            } else if is(value, "zset") {
+                Some(KeyKind::SortedSet)
             } else {
                 None
             };

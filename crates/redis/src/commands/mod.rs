@@ -10,10 +10,13 @@ mod info;
 mod keyspace;
 mod lists;
 mod server_info;
+mod sets;
 mod streams;
 mod strings;
 mod table;
 mod transaction;
+mod zset_ranges;
+mod zsets;
 
 use bytes::Bytes;
 
@@ -107,6 +110,17 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         | "hlen" | "hkeys" | "hvals" | "hincrby" | "hstrlen" | "hscan" => {
             hashes::run(session, name, arguments)
         }
+        "sadd" | "srem" | "smembers" | "sismember" | "smismember" | "scard" | "spop"
+        | "srandmember" | "smove" | "sinter" | "sunion" | "sdiff" | "sinterstore"
+        | "sunionstore" | "sdiffstore" | "sintercard" | "sscan" => {
+            sets::run(session, name, arguments)
+        }
+        "zadd" | "zincrby" | "zrem" | "zscore" | "zmscore" | "zcard" | "zcount" | "zlexcount"
+        | "zrange" | "zrangebyscore" | "zrevrangebyscore" | "zrangebylex" | "zrevrangebylex"
+        | "zrevrange" | "zrangestore" | "zrank" | "zrevrank" | "zremrangebyrank"
+        | "zremrangebyscore" | "zremrangebylex" | "zpopmin" | "zpopmax" | "zrandmember"
+        | "zscan" | "zunion" | "zinter" | "zdiff" | "zunionstore" | "zinterstore"
+        | "zdiffstore" | "zintercard" => zsets::run(session, name, arguments),
         "subscribe" | "psubscribe" => {
             let limit = session.shared.config.subscriptions_max;
             let pattern = name == "psubscribe";

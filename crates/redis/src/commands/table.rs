@@ -85,6 +85,9 @@ const BLOCKING_WRITE: &[&str] = &["write", "blocking", "movablekeys"];
 const BLOCKING_POP: &[&str] = &["write", "blocking"];
 const BLOCKING_MOVE: &[&str] = &["write", "denyoom", "blocking"];
 const WRITE_MOVABLE: &[&str] = &["write", "movablekeys"];
+const WRITE_STORE: &[&str] = &["write", "denyoom"];
+const WRITE_STORE_MOVABLE: &[&str] = &["write", "denyoom", "movablekeys"];
+const READ_MOVABLE: &[&str] = &["readonly", "movablekeys"];
 const CONNECTION: &[&str] = &["noscript", "loading", "stale", "fast"];
 const PUBSUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const TRANSACTION: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
@@ -101,6 +104,14 @@ const LIST_READ: &[&str] = &["@read", "@list", "@slow"];
 const LIST_WRITE: &[&str] = &["@write", "@list", "@fast"];
 const LIST_WRITE_SLOW: &[&str] = &["@write", "@list", "@slow"];
 const LIST_BLOCKING: &[&str] = &["@write", "@list", "@slow", "@blocking"];
+const SET_READ: &[&str] = &["@read", "@set", "@fast"];
+const SET_READ_SLOW: &[&str] = &["@read", "@set", "@slow"];
+const SET_WRITE: &[&str] = &["@write", "@set", "@fast"];
+const SET_WRITE_SLOW: &[&str] = &["@write", "@set", "@slow"];
+const ZSET_READ: &[&str] = &["@read", "@sortedset", "@fast"];
+const ZSET_READ_SLOW: &[&str] = &["@read", "@sortedset", "@slow"];
+const ZSET_WRITE: &[&str] = &["@write", "@sortedset", "@fast"];
+const ZSET_WRITE_SLOW: &[&str] = &["@write", "@sortedset", "@slow"];
 const STREAM_READ: &[&str] = &["@read", "@stream"];
 const STREAM_WRITE: &[&str] = &["@write", "@stream"];
 const CONNECTION_CATEGORY: &[&str] = &["@fast", "@connection"];
@@ -258,6 +269,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("rpoplpush", 3, WRITE_SLOW, LIST_WRITE_SLOW, TWO),
     command("rpush", -3, WRITE, LIST_WRITE, ONE),
     command("rpushx", -3, WRITE, LIST_WRITE, ONE),
+    command("sadd", -3, WRITE, SET_WRITE, ONE),
     command(
         "scan",
         -2,
@@ -265,6 +277,9 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@keyspace", "@read", "@slow"],
         NONE,
     ),
+    command("scard", 2, READ, SET_READ, ONE),
+    command("sdiff", -2, READ_SLOW, SET_READ_SLOW, ALL),
+    command("sdiffstore", -3, WRITE_STORE, SET_WRITE_SLOW, ALL),
     command("select", 2, CONNECTION, CONNECTION_CATEGORY, NONE),
     command(
         "set",
@@ -275,8 +290,21 @@ pub(crate) const COMMANDS: &[Command] = &[
     ),
     command("setex", 4, WRITE_SLOW, &["@write", "@string", "@slow"], ONE),
     command("setnx", 3, WRITE, STRING_WRITE, ONE),
+    command("sinter", -2, READ_SLOW, SET_READ_SLOW, ALL),
+    command("sintercard", -3, READ_MOVABLE, SET_READ_SLOW, NONE),
+    command("sinterstore", -3, WRITE_STORE, SET_WRITE_SLOW, ALL),
+    command("sismember", 3, READ, SET_READ, ONE),
+    command("smembers", 2, READ_SLOW, SET_READ_SLOW, ONE),
+    command("smismember", -3, READ, SET_READ, ONE),
+    command("smove", 4, WRITE, SET_WRITE, TWO),
+    command("spop", -2, WRITE_SLOW, SET_WRITE, ONE),
+    command("srandmember", -2, READ_SLOW, SET_READ_SLOW, ONE),
+    command("srem", -3, WRITE, SET_WRITE, ONE),
+    command("sscan", -3, READ_SLOW, SET_READ_SLOW, ONE),
     command("strlen", 2, READ, STRING_READ, ONE),
     command("subscribe", -2, PUBSUB, PUBSUB_CATEGORY, NONE),
+    command("sunion", -2, READ_SLOW, SET_READ_SLOW, ALL),
+    command("sunionstore", -3, WRITE_STORE, SET_WRITE_SLOW, ALL),
     command("time", 1, &["loading", "stale", "fast"], &["@fast"], NONE),
     command("touch", -2, READ, KEYSPACE_READ, ALL),
     command("ttl", 2, READ, KEYSPACE_READ, ONE),
@@ -320,6 +348,49 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("xrevrange", -4, READ_SLOW, STREAM_READ, ONE),
     command("xsetid", -3, WRITE, &["@write", "@stream", "@fast"], ONE),
     command("xtrim", -4, WRITE_SLOW, STREAM_WRITE, ONE),
+    command("zadd", -4, WRITE, ZSET_WRITE, ONE),
+    command("zcard", 2, READ, ZSET_READ, ONE),
+    command("zcount", 4, READ, ZSET_READ, ONE),
+    command("zdiff", -3, READ_MOVABLE, ZSET_READ_SLOW, NONE),
+    command("zdiffstore", -4, WRITE_STORE_MOVABLE, ZSET_WRITE_SLOW, NONE),
+    command("zincrby", 4, WRITE, ZSET_WRITE, ONE),
+    command("zinter", -3, READ_MOVABLE, ZSET_READ_SLOW, NONE),
+    command("zintercard", -3, READ_MOVABLE, ZSET_READ_SLOW, NONE),
+    command(
+        "zinterstore",
+        -4,
+        WRITE_STORE_MOVABLE,
+        ZSET_WRITE_SLOW,
+        NONE,
+    ),
+    command("zlexcount", 4, READ, ZSET_READ, ONE),
+    command("zmscore", -3, READ, ZSET_READ, ONE),
+    command("zpopmax", -2, WRITE, ZSET_WRITE, ONE),
+    command("zpopmin", -2, WRITE, ZSET_WRITE, ONE),
+    command("zrandmember", -2, READ_SLOW, ZSET_READ_SLOW, ONE),
+    command("zrange", -4, READ_SLOW, ZSET_READ_SLOW, ONE),
+    command("zrangebylex", -4, READ_SLOW, ZSET_READ_SLOW, ONE),
+    command("zrangebyscore", -4, READ_SLOW, ZSET_READ_SLOW, ONE),
+    command("zrangestore", -5, WRITE_STORE, ZSET_WRITE_SLOW, TWO),
+    command("zrank", -3, READ, ZSET_READ, ONE),
+    command("zrem", -3, WRITE, ZSET_WRITE, ONE),
+    command("zremrangebylex", 4, WRITE_SLOW, ZSET_WRITE_SLOW, ONE),
+    command("zremrangebyrank", 4, WRITE_SLOW, ZSET_WRITE_SLOW, ONE),
+    command("zremrangebyscore", 4, WRITE_SLOW, ZSET_WRITE_SLOW, ONE),
+    command("zrevrange", -4, READ_SLOW, ZSET_READ_SLOW, ONE),
+    command("zrevrangebylex", -4, READ_SLOW, ZSET_READ_SLOW, ONE),
+    command("zrevrangebyscore", -4, READ_SLOW, ZSET_READ_SLOW, ONE),
+    command("zrevrank", -3, READ, ZSET_READ, ONE),
+    command("zscan", -3, READ_SLOW, ZSET_READ_SLOW, ONE),
+    command("zscore", 3, READ, ZSET_READ, ONE),
+    command("zunion", -3, READ_MOVABLE, ZSET_READ_SLOW, NONE),
+    command(
+        "zunionstore",
+        -4,
+        WRITE_STORE_MOVABLE,
+        ZSET_WRITE_SLOW,
+        NONE,
+    ),
 ];
 
 /// The command called `name` (lowercase), if the door serves it.
@@ -491,7 +562,8 @@ mod tests {
             assert_eq!(find(command.name).map(|c| c.name), Some(command.name));
             assert!(command.arity != 0, "{}", command.name);
         }
-        assert!(find("sadd").is_none());
+        assert!(find("sadd").is_some());
+        assert!(find("evalsha").is_none());
     }
 
     #[test]
