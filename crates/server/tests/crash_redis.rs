@@ -1,8 +1,10 @@
 //! Redis keys under `kill -9`: redis-crate clients send pipelined SETs (some with a TTL),
-//! HSETs of the same pairs into a hash per writer, and INCRs while the broker is killed at
-//! random moments and restarted on the same data. Checks, over all cycles, that every SET
-//! and HSET whose answer arrived reads back with its value — an answer means fsynced — and
-//! that a counter is never below the last value an INCR answered.
+//! HSETs of the same pairs into a hash per writer, SADDs of the keys into a set and ZADDs of
+//! them into a sorted set per writer (scored by their place), and INCRs while the broker is
+//! killed at random moments and restarted on the same data. Checks, over all cycles, that
+//! every SET, HSET, SADD and ZADD whose answer arrived reads back with its value, member or
+//! score — an answer means fsynced — and that a counter is never below the last value an
+//! INCR answered.
 //!
 //! `OMNIBUS_REDIS_CRASH_CYCLES` sets the number of cycles (default 3); `OMNIBUS_CRASH_SEED`
 //! replays the kill timing. The last line printed is the summary:
@@ -26,6 +28,10 @@ struct Ledger {
     sets: Vec<(String, String)>,
     /// (hash, field, value) of every acknowledged HSET.
     fields: Vec<(String, String, String)>,
+    /// (set, member) of every acknowledged SADD.
+    members: Vec<(String, String)>,
+    /// (sorted set, member, score) of every acknowledged ZADD.
+    scored: Vec<(String, String, i64)>,
     counter: i64,
 }
 
@@ -53,6 +59,14 @@ async fn write(
         for (key, value) in &pairs {
             pipe.cmd("HSET").arg(&hash).arg(key).arg(value);
         }
+        let (set, zset) = (format!("s{cycle}:w{writer}"), format!("z{cycle}:w{writer}"));
+        for (key, _) in &pairs {
+            pipe.cmd("SADD").arg(&set).arg(key);
+        }
+        let score = |number: usize| (round * PIPELINE + number) as i64;
+        for (number, (key, _)) in pairs.iter().enumerate() {
+            pipe.cmd("ZADD").arg(&zset).arg(score(number)).arg(key);
+        }
         pipe.cmd("INCR").arg("counter");
         let outcome = tokio::time::timeout(
             Duration::from_secs(5),
@@ -69,6 +83,20 @@ async fn write(
                 ledger
                     .fields
                     .push((hash.clone(), key.clone(), value.clone()));
+            }
+        }
+        let member_replies = &replies[2 * PIPELINE..3 * PIPELINE];
+        for ((key, _), reply) in pairs.iter().zip(member_replies) {
+            if matches!(reply, redis::Value::Int(_)) {
+                ledger.members.push((set.clone(), key.clone()));
+            }
+        }
+        let scored_replies = &replies[3 * PIPELINE..4 * PIPELINE];
+        for (number, ((key, _), reply)) in pairs.iter().zip(scored_replies).enumerate() {
+            if matches!(reply, redis::Value::Int(_)) {
+                ledger
+                    .scored
+                    .push((zset.clone(), key.clone(), score(number)));
             }
         }
         for ((key, value), reply) in pairs.into_iter().zip(&replies) {
@@ -101,9 +129,15 @@ async fn acknowledged_redis_writes_survive_kill_9() {
     }
     let broker = Broker::start(&data_dir, log.clone()).await;
     let mut con = crash::redis(&broker).await;
-    let (sets, fields, counter) = {
+    let (sets, fields, members, scored, counter) = {
         let ledger = ledger.lock().unwrap();
-        (ledger.sets.clone(), ledger.fields.clone(), ledger.counter)
+        (
+            ledger.sets.clone(),
+            ledger.fields.clone(),
+            ledger.members.clone(),
+            ledger.scored.clone(),
+            ledger.counter,
+        )
     };
     assert!(!sets.is_empty(), "no SET was acknowledged");
     let mut lost = Vec::new();
@@ -139,6 +173,43 @@ async fn acknowledged_redis_writes_survive_kill_9() {
             ));
         }
     }
+    assert!(!members.is_empty(), "no SADD was acknowledged");
+    let mut stored_sets = std::collections::HashMap::new();
+    for (set, member) in &members {
+        if !stored_sets.contains_key(set) {
+            let all: std::collections::HashSet<String> = redis::cmd("SMEMBERS")
+                .arg(set)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            stored_sets.insert(set.clone(), all);
+        }
+        if !stored_sets[set].contains(member) {
+            lost.push(format!("{set} lost member {member}"));
+        }
+    }
+    assert!(!scored.is_empty(), "no ZADD was acknowledged");
+    let mut stored_zsets = std::collections::HashMap::new();
+    for (zset, member, score) in &scored {
+        if !stored_zsets.contains_key(zset) {
+            let all: Vec<(String, i64)> = redis::cmd("ZRANGE")
+                .arg(zset)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            let all: std::collections::HashMap<String, i64> = all.into_iter().collect();
+            stored_zsets.insert(zset.clone(), all);
+        }
+        let stored = stored_zsets[zset].get(member);
+        if stored != Some(score) {
+            lost.push(format!(
+                "{zset} {member}: {score} expected, found {stored:?}"
+            ));
+        }
+    }
     let stored: i64 = redis::cmd("GET")
         .arg("counter")
         .query_async::<Option<i64>>(&mut con)
@@ -152,7 +223,7 @@ async fn acknowledged_redis_writes_survive_kill_9() {
     );
     assert!(
         lost.is_empty(),
-        "acknowledged SETs lost: {:?}",
+        "acknowledged writes lost: {:?}",
         &lost[..lost.len().min(10)]
     );
     assert!(
