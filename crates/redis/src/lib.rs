@@ -25,6 +25,7 @@ mod config;
 mod error;
 pub mod fuzzing;
 mod pubsub;
+mod scripting;
 mod server;
 mod session;
 mod streams;

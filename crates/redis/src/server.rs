@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) run_id: String,
     /// Connections waiting in a BLOCK read (INFO's `blocked_clients`).
     pub(crate) blocked: AtomicUsize,
+    /// Lua scripts by SHA-1 (SCRIPT LOAD, EVALSHA).
+    pub(crate) scripts: crate::scripting::Scripts,
 }
 
 /// Counts a connection as blocked (INFO's `blocked_clients`) while held.
@@ -101,6 +103,7 @@ pub async fn serve(
         tcp_port,
         run_id: new_run_id(),
         blocked: AtomicUsize::new(0),
+        scripts: Default::default(),
     });
     let slots = Arc::new(Semaphore::new(shared.config.connections_max));
     // Connections, refusals and the errors that end a connection, for /metrics.

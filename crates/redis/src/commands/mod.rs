@@ -23,12 +23,18 @@ use bytes::Bytes;
 use crate::codec::Reply;
 use crate::session::{Session, Step};
 
-pub(crate) use arguments::{lowercase, printable};
+pub(crate) use arguments::{integer, lowercase, printable, NOT_AN_INTEGER, SYNTAX_ERROR};
+pub(crate) use streams::is_stream;
 pub(crate) use transaction::Watched;
 
 /// The arity of every command this door knows, or `None` (`table.rs`).
 pub(crate) fn arity(name: &str) -> Option<i64> {
     table::find(name).map(|command| command.arity)
+}
+
+/// Whether a command writes (its table flags say `write`): a read-only script may not run it.
+pub(crate) fn writes(name: &str) -> bool {
+    table::find(name).is_some_and(|command| command.flags.contains(&"write"))
 }
 
 /// Whether a command changes a stream through its writer task: the session first waits for
@@ -121,6 +127,10 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         | "zremrangebyscore" | "zremrangebylex" | "zpopmin" | "zpopmax" | "zrandmember"
         | "zscan" | "zunion" | "zinter" | "zdiff" | "zunionstore" | "zinterstore"
         | "zdiffstore" | "zintercard" => zsets::run(session, name, arguments),
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+            crate::scripting::eval(session, name, arguments)
+        }
+        "script" => crate::scripting::script(session, arguments),
         "subscribe" | "psubscribe" => {
             let limit = session.shared.config.subscriptions_max;
             let pattern = name == "psubscribe";

@@ -88,6 +88,20 @@ const WRITE_MOVABLE: &[&str] = &["write", "movablekeys"];
 const WRITE_STORE: &[&str] = &["write", "denyoom"];
 const WRITE_STORE_MOVABLE: &[&str] = &["write", "denyoom", "movablekeys"];
 const READ_MOVABLE: &[&str] = &["readonly", "movablekeys"];
+const SCRIPTING: &[&str] = &[
+    "noscript",
+    "skip_monitor",
+    "may_replicate",
+    "no_mandatory_keys",
+    "movablekeys",
+];
+const SCRIPTING_RO: &[&str] = &[
+    "readonly",
+    "noscript",
+    "skip_monitor",
+    "no_mandatory_keys",
+    "movablekeys",
+];
 const CONNECTION: &[&str] = &["noscript", "loading", "stale", "fast"];
 const PUBSUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const TRANSACTION: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
@@ -112,6 +126,7 @@ const ZSET_READ: &[&str] = &["@read", "@sortedset", "@fast"];
 const ZSET_READ_SLOW: &[&str] = &["@read", "@sortedset", "@slow"];
 const ZSET_WRITE: &[&str] = &["@write", "@sortedset", "@fast"];
 const ZSET_WRITE_SLOW: &[&str] = &["@write", "@sortedset", "@slow"];
+const SCRIPTING_CATEGORY: &[&str] = &["@slow", "@scripting"];
 const STREAM_READ: &[&str] = &["@read", "@stream"];
 const STREAM_WRITE: &[&str] = &["@write", "@stream"];
 const CONNECTION_CATEGORY: &[&str] = &["@fast", "@connection"];
@@ -143,6 +158,10 @@ pub(crate) const COMMANDS: &[Command] = &[
     ),
     command("discard", 1, TRANSACTION, TRANSACTION_CATEGORY, NONE),
     command("echo", 2, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("eval", -3, SCRIPTING, SCRIPTING_CATEGORY, NONE),
+    command("eval_ro", -3, SCRIPTING_RO, SCRIPTING_CATEGORY, NONE),
+    command("evalsha", -3, SCRIPTING, SCRIPTING_CATEGORY, NONE),
+    command("evalsha_ro", -3, SCRIPTING_RO, SCRIPTING_CATEGORY, NONE),
     command("exec", 1, TRANSACTION, &["@slow", "@transaction"], NONE),
     command("exists", -2, READ, KEYSPACE_READ, ALL),
     command("expire", -3, WRITE, KEYSPACE_WRITE, ONE),
@@ -278,6 +297,7 @@ pub(crate) const COMMANDS: &[Command] = &[
         NONE,
     ),
     command("scard", 2, READ, SET_READ, ONE),
+    command("script", -2, &["noscript"], SCRIPTING_CATEGORY, NONE),
     command("sdiff", -2, READ_SLOW, SET_READ_SLOW, ALL),
     command("sdiffstore", -3, WRITE_STORE, SET_WRITE_SLOW, ALL),
     command("select", 2, CONNECTION, CONNECTION_CATEGORY, NONE),
@@ -563,7 +583,7 @@ mod tests {
             assert!(command.arity != 0, "{}", command.name);
         }
         assert!(find("sadd").is_some());
-        assert!(find("evalsha").is_none());
+        assert!(find("function").is_none());
     }
 
     #[test]

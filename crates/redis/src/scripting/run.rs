@@ -1,0 +1,352 @@
+//! Running a script (EVAL, EVALSHA, EVAL_RO, EVALSHA_RO): the door thread's Lua state, the
+//! `redis` table a script calls commands through, and the bounds on a run.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
+
+use super::values::{to_lua, to_reply};
+use crate::codec::Reply;
+use crate::commands::{self, lowercase, NOT_AN_INTEGER};
+use crate::session::{Session, Step};
+
+/// Longest a script may run before it is stopped with an error (Redis lets it run on, busy,
+/// until SCRIPT KILL; a door thread serving other connections cannot wait that long).
+pub const SCRIPT_TIME_MAX: Duration = Duration::from_secs(5);
+/// Most memory one door thread's Lua state may hold.
+pub const LUA_MEMORY_MAX: usize = 256 * 1024 * 1024;
+/// Compiled scripts each door thread keeps (it starts again empty past this).
+const COMPILED_MAX: usize = 1_000;
+/// How often (in Lua instructions) a running script's time is looked at.
+const TIME_CHECK_EVERY: u32 = 10_000;
+
+/// One door thread's Lua: the state, and the scripts it compiled by SHA-1.
+struct State {
+    lua: Lua,
+    compiled: HashMap<String, Function>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+/// EVAL script numkeys key… arg…, EVALSHA sha1 numkeys key… arg… (and the `_RO` forms).
+pub(crate) fn eval(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
+    match run(session, name, arguments) {
+        Ok(step) => step,
+        Err(reply) => reply.into(),
+    }
+}
+
+fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step, Reply> {
+    let numkeys = commands::integer(&arguments[1]).map_err(|_| Reply::error(NOT_AN_INTEGER))?;
+    if numkeys < 0 {
+        return Err(Reply::error("ERR Number of keys can't be negative"));
+    }
+    let rest = &arguments[2..];
+    if numkeys as u64 > rest.len() as u64 {
+        return Err(Reply::error(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    let (keys, argv) = rest.split_at(numkeys as usize);
+    let (sha, body) = if name.starts_with("evalsha") {
+        let sha = lowercase(&arguments[0]);
+        match session.shared.scripts.get(&sha) {
+            Some(body) => (sha, body),
+            None => {
+                return Err(Reply::error(
+                    "NOSCRIPT No matching script. Please use EVAL.",
+                ))
+            }
+        }
+    } else {
+        // EVAL keeps the script too, as Redis does (EVALSHA may name it next); a full cache
+        // only means it is compiled again next time.
+        let body = arguments[0].clone();
+        let sha = session
+            .shared
+            .scripts
+            .keep(&body)
+            .unwrap_or_else(|| super::sha1_hex(&body));
+        (sha, body)
+    };
+    let read_only = name.ends_with("_ro");
+    STATE.with(|state| {
+        let mut state = state.borrow_mut();
+        if state.is_none() {
+            *state = Some(new_state().map_err(|e| lua_failure(&e))?);
+        }
+        let state = state.as_mut().expect("made above");
+        let function = compiled(state, &sha, &body)?;
+        execute(&state.lua, &function, session, keys, argv, read_only)
+    })
+}
+
+fn new_state() -> mlua::Result<State> {
+    let lua = Lua::new();
+    lua.set_memory_limit(LUA_MEMORY_MAX)?;
+    let redis = lua.create_table()?;
+    redis.set(
+        "status_reply",
+        lua.create_function(|lua, text: mlua::String| {
+            let table = lua.create_table()?;
+            table.set("ok", text)?;
+            Ok(table)
+        })?,
+    )?;
+    redis.set(
+        "error_reply",
+        lua.create_function(|lua, text: mlua::String| {
+            let table = lua.create_table()?;
+            table.set("err", text)?;
+            Ok(table)
+        })?,
+    )?;
+    redis.set(
+        "sha1hex",
+        lua.create_function(|_, text: mlua::String| Ok(super::sha1_hex(&text.as_bytes())))?,
+    )?;
+    // Logging goes nowhere: a script's log lines are not the broker's.
+    redis.set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    for (level, number) in [
+        ("LOG_DEBUG", 0),
+        ("LOG_VERBOSE", 1),
+        ("LOG_NOTICE", 2),
+        ("LOG_WARNING", 3),
+    ] {
+        redis.set(level, number)?;
+    }
+    lua.globals().set("redis", redis)?;
+    Ok(State {
+        lua,
+        compiled: HashMap::new(),
+    })
+}
+
+/// The compiled function of script `sha`, compiling `body` the first time on this thread.
+fn compiled(state: &mut State, sha: &str, body: &Bytes) -> Result<Function, Reply> {
+    if let Some(function) = state.compiled.get(sha) {
+        return Ok(function.clone());
+    }
+    let function = state
+        .lua
+        .load(body.as_ref())
+        .set_name("@user_script")
+        .into_function()
+        .map_err(|error| {
+            Reply::error(format!(
+                "ERR Error compiling script (new function): {}",
+                one_line(&error.to_string())
+            ))
+        })?;
+    if state.compiled.len() >= COMPILED_MAX {
+        state.compiled.clear();
+    }
+    state.compiled.insert(sha.to_string(), function.clone());
+    Ok(function)
+}
+
+/// Runs `function` with KEYS and ARGV, `redis.call` / `redis.pcall` running commands on
+/// `session`; its reply waits for the writes the commands made.
+fn execute(
+    lua: &Lua,
+    function: &Function,
+    session: &mut Session,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    read_only: bool,
+) -> Result<Step, Reply> {
+    let commits = RefCell::new(Vec::new());
+    let session = RefCell::new(session);
+    let started = Instant::now();
+    lua.set_hook(
+        HookTriggers::new().every_nth_instruction(TIME_CHECK_EVERY),
+        move |_, _| {
+            if started.elapsed() > SCRIPT_TIME_MAX {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "ERR the script ran longer than {} ms and was stopped",
+                    SCRIPT_TIME_MAX.as_millis()
+                )));
+            }
+            Ok(VmState::Continue)
+        },
+    );
+    let outcome = lua.scope(|scope| {
+        let environment = environment(lua, keys, argv)?;
+        let redis: Table = lua.globals().get("redis")?;
+        let call = |raise: bool| {
+            let (session, commits) = (&session, &commits);
+            scope.create_function(move |lua, words: MultiValue| {
+                let reply = command(lua, &mut session.borrow_mut(), commits, words, read_only);
+                match reply {
+                    Reply::Error(text) if raise => Err(mlua::Error::RuntimeError(text)),
+                    reply => to_lua(lua, reply),
+                }
+            })
+        };
+        redis.set("call", call(true)?)?;
+        redis.set("pcall", call(false)?)?;
+        function.set_environment(environment)?;
+        function.call::<Value>(())
+    });
+    lua.remove_hook();
+    let reply = match outcome {
+        Ok(value) => to_reply(value, 0),
+        Err(error) => Reply::error(script_error(&error)),
+    };
+    Ok(Step {
+        reply,
+        commits: commits.into_inner(),
+        close: false,
+        later: None,
+    })
+}
+
+/// The globals a run sees: KEYS and ARGV of its own over the shared ones (so one script's
+/// globals do not reach the next).
+fn environment(lua: &Lua, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Table> {
+    let environment = lua.create_table()?;
+    let strings = |words: &[Bytes]| -> mlua::Result<Table> {
+        let table = lua.create_table_with_capacity(words.len(), 0)?;
+        for (at, word) in words.iter().enumerate() {
+            table.raw_set(at + 1, lua.create_string(word)?)?;
+        }
+        Ok(table)
+    };
+    environment.set("KEYS", strings(keys)?)?;
+    environment.set("ARGV", strings(argv)?)?;
+    let inherit = lua.create_table()?;
+    inherit.set("__index", lua.globals())?;
+    environment.set_metatable(Some(inherit));
+    Ok(environment)
+}
+
+/// Commands a script may not run: those answered asynchronously by the door (streams,
+/// PUBLISH), transactions, subscriptions, scripts and connection state.
+fn refused_in_scripts(name: &str) -> bool {
+    name.starts_with('x')
+        || matches!(
+            name,
+            "publish"
+                | "subscribe"
+                | "psubscribe"
+                | "unsubscribe"
+                | "punsubscribe"
+                | "multi"
+                | "exec"
+                | "discard"
+                | "watch"
+                | "unwatch"
+                | "eval"
+                | "evalsha"
+                | "eval_ro"
+                | "evalsha_ro"
+                | "script"
+                | "hello"
+                | "quit"
+                | "reset"
+                | "auth"
+                | "select"
+                | "client"
+                | "wait"
+                | "waitaof"
+                | "flushall"
+                | "flushdb"
+        )
+}
+
+/// One `redis.call` / `redis.pcall`: the words checked as a client's would be, then run.
+fn command(
+    lua: &Lua,
+    session: &mut Session,
+    commits: &RefCell<Vec<omnibus_engine::keys::Commit>>,
+    words: MultiValue,
+    read_only: bool,
+) -> Reply {
+    if words.is_empty() {
+        return Reply::error("ERR Please specify at least one argument for this redis lib call");
+    }
+    let mut arguments = Vec::with_capacity(words.len());
+    for word in words {
+        match word {
+            Value::String(text) => arguments.push(Bytes::copy_from_slice(&text.as_bytes())),
+            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(word) {
+                Ok(Some(text)) => arguments.push(Bytes::copy_from_slice(&text.as_bytes())),
+                _ => return lib_arguments_error(),
+            },
+            _ => return lib_arguments_error(),
+        }
+    }
+    let name = lowercase(&arguments[0]);
+    let Some(arity) = commands::arity(&name) else {
+        return Reply::error("ERR Unknown Redis command called from script");
+    };
+    let count = arguments.len() as i64;
+    if (arity > 0 && count != arity) || (arity < 0 && count < -arity) {
+        return Reply::error("ERR Wrong number of args calling Redis command from script");
+    }
+    if refused_in_scripts(&name) {
+        return Reply::error("ERR This Redis command is not allowed from script");
+    }
+    // DEL of a stream key is answered by the stream's writer, asynchronously: refused too.
+    if matches!(name.as_str(), "del" | "unlink")
+        && arguments[1..]
+            .iter()
+            .any(|key| commands::is_stream(session, key) && session.keys.kind(key).is_none())
+    {
+        return Reply::error("ERR This Redis command is not allowed from script on a stream key");
+    }
+    if read_only && commands::writes(&name) {
+        return Reply::error("ERR Write commands are not allowed from read-only scripts.");
+    }
+    // As inside EXEC: a blocking command answers at once.
+    let was_in_exec = std::mem::replace(&mut session.in_exec, true);
+    let step = commands::execute(session, &name, &arguments);
+    session.in_exec = was_in_exec;
+    commits.borrow_mut().extend(step.commits);
+    step.reply
+}
+
+fn lib_arguments_error() -> Reply {
+    Reply::error("ERR Lua redis lib command arguments must be strings or integers")
+}
+
+/// The error a failed run answers: a command's error as the command gave it, anything else
+/// (a Lua error, a bound) after `ERR`.
+fn script_error(error: &mlua::Error) -> String {
+    let mut cause = error;
+    while let mlua::Error::CallbackError { cause: inner, .. } = cause {
+        cause = inner;
+    }
+    let text = match cause {
+        mlua::Error::RuntimeError(text) => text.clone(),
+        mlua::Error::MemoryError(_) => "ERR the script ran out of memory".into(),
+        other => other.to_string(),
+    };
+    let text = one_line(&text);
+    let has_code = text
+        .split(' ')
+        .next()
+        .is_some_and(|code| !code.is_empty() && code.chars().all(|c| c.is_ascii_uppercase()));
+    if has_code {
+        text
+    } else {
+        format!("ERR {text}")
+    }
+}
+
+/// The first line of an error (Lua appends a traceback on the next ones).
+fn one_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").to_string()
+}
+
+fn lua_failure(error: &mlua::Error) -> Reply {
+    Reply::error(format!(
+        "ERR Lua could not start: {}",
+        one_line(&error.to_string())
+    ))
+}

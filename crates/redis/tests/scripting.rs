@@ -1,0 +1,159 @@
+//! The `redis` crate's `Script` against the door's Lua: EVALSHA answered NOSCRIPT, the
+//! script loaded and run again (what `Script::invoke_async` does), KEYS and ARGV, a script's
+//! writes read back after a restart, errors of a command inside a script, and the bound on
+//! how long one runs.
+
+#[allow(dead_code)]
+mod support;
+
+use std::time::Duration;
+
+use omnibus_redis::RedisConfig;
+use redis::{cmd, Script};
+use support::Broker;
+
+/// Moves up to ARGV[1] elements from one list to another and counts them in a hash: the
+/// kind of small atomic unit job-queue libraries write in Lua.
+const MOVE_AND_COUNT: &str = r#"
+local moved = 0
+for _ = 1, tonumber(ARGV[1]) do
+    local item = redis.call('RPOP', KEYS[1])
+    if not item then break end
+    redis.call('LPUSH', KEYS[2], item)
+    moved = moved + 1
+end
+redis.call('HINCRBY', KEYS[3], 'moved', moved)
+return moved
+"#;
+
+#[tokio::test]
+async fn a_script_loaded_on_noscript_runs_and_its_writes_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_in(dir.path(), RedisConfig::default()).await;
+    let mut con = broker.connect().await;
+    let _: i64 = cmd("RPUSH")
+        .arg("waiting")
+        .arg(&["a", "b", "c", "d", "e"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let script = Script::new(MOVE_AND_COUNT);
+    let exists: Vec<i64> = cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(script.get_hash())
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        exists,
+        vec![0],
+        "not loaded yet: the first EVALSHA meets NOSCRIPT"
+    );
+    let moved: i64 = script
+        .key("waiting")
+        .key("active")
+        .key("stats")
+        .arg(3)
+        .invoke_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(moved, 3);
+    let moved: i64 = script
+        .key("waiting")
+        .key("active")
+        .key("stats")
+        .arg(10)
+        .invoke_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(moved, 2);
+    drop(con);
+    broker.stop().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let broker = Broker::start_in(dir.path(), RedisConfig::default()).await;
+    let mut con = broker.connect().await;
+    let active: Vec<String> = cmd("LRANGE")
+        .arg("active")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(active, ["a", "b", "c", "d", "e"]);
+    let waiting: i64 = cmd("LLEN")
+        .arg("waiting")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0);
+    let counted: i64 = cmd("HGET")
+        .arg("stats")
+        .arg("moved")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(counted, 5);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn errors_inside_scripts_and_the_bound_on_a_run() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let _: () = cmd("SET")
+        .arg("s")
+        .arg("x")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    // redis.call raises a command's error; redis.pcall hands it to the script.
+    let raised = cmd("EVAL")
+        .arg("return redis.call('LPUSH', KEYS[1], 'a')")
+        .arg(1)
+        .arg("s")
+        .query_async::<redis::Value>(&mut con)
+        .await
+        .unwrap_err();
+    assert_eq!(raised.code(), Some("WRONGTYPE"));
+    let caught: String = cmd("EVAL")
+        .arg("local r = redis.pcall('LPUSH', KEYS[1], 'a') return r.err")
+        .arg(1)
+        .arg("s")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(caught.starts_with("WRONGTYPE"), "{caught}");
+    // Stream commands are answered asynchronously by the door: refused inside a script.
+    let refused = cmd("EVAL")
+        .arg("return redis.call('XADD', 'events', '*', 'a', '1')")
+        .arg(0)
+        .query_async::<redis::Value>(&mut con)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("not allowed from script"),
+        "{refused}"
+    );
+    // A script that never ends is stopped, and the connection goes on (a client that waits
+    // longer than the redis crate's default response timeout).
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+    let mut con = redis::Client::open(broker.url())
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let stopped = cmd("EVAL")
+        .arg("while true do end")
+        .arg(0)
+        .query_async::<redis::Value>(&mut con)
+        .await
+        .unwrap_err();
+    assert!(stopped.to_string().contains("ran longer than"), "{stopped}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let pong: String = cmd("PING").query_async(&mut con).await.unwrap();
+    assert_eq!(pong, "PONG");
+    broker.stop().await;
+}
