@@ -83,12 +83,16 @@ pub(crate) fn script(session: &mut Session, arguments: &[Bytes]) -> Step {
     let subcommand = lowercase(&arguments[0]);
     let rest = &arguments[1..];
     match (subcommand.as_str(), rest) {
-        ("load", [body]) => match scripts.keep(body) {
-            Some(sha) => Reply::text(&sha),
-            None => Reply::error(format!(
-                "ERR the script cache is full ({SCRIPTS_MAX} scripts or {SCRIPT_BYTES_MAX} bytes); SCRIPT FLUSH empties it"
-            )),
+        ("load", [body]) => match run::check_compiles(&sha1_hex(body), body) {
+            Err(refused) => refused,
+            Ok(()) => match scripts.keep(body) {
+                Some(sha) => Reply::text(&sha),
+                None => Reply::error(format!(
+                    "ERR the script cache is full ({SCRIPTS_MAX} scripts or {SCRIPT_BYTES_MAX} bytes); SCRIPT FLUSH empties it"
+                )),
+            },
         },
+        ("load", _) => Reply::error(SYNTAX_ERROR),
         ("exists", shas) if !shas.is_empty() => Reply::Array(
             shas.iter()
                 .map(|sha| {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
 
 use super::values::{to_lua, to_reply};
-use crate::codec::Reply;
+use crate::codec::{double_text, Protocol, Reply};
 use crate::commands::{self, lowercase, NOT_AN_INTEGER};
 use crate::session::{Session, Step};
 
@@ -64,25 +64,35 @@ fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step, R
             }
         }
     } else {
-        // EVAL keeps the script too, as Redis does (EVALSHA may name it next); a full cache
-        // only means it is compiled again next time.
         let body = arguments[0].clone();
-        let sha = session
-            .shared
-            .scripts
-            .keep(&body)
-            .unwrap_or_else(|| super::sha1_hex(&body));
-        (sha, body)
+        (super::sha1_hex(&body), body)
     };
     let read_only = name.ends_with("_ro");
+    with_state(|state| {
+        let function = compiled(state, &sha, &body)?;
+        if !name.starts_with("evalsha") {
+            // EVAL keeps a script that compiles, as Redis does (EVALSHA may name it next); a
+            // full cache only means it is compiled again next time.
+            session.shared.scripts.keep(&body);
+        }
+        execute(&state.lua, &function, session, keys, argv, read_only)
+    })
+}
+
+/// Compiles `body` on this thread (kept for the EVALSHA that follows), or the error a
+/// script that does not compile is refused with (SCRIPT LOAD).
+pub(super) fn check_compiles(sha: &str, body: &Bytes) -> Result<(), Reply> {
+    with_state(|state| compiled(state, sha, body).map(|_| ()))
+}
+
+/// Runs `work` on this door thread's Lua state, made the first time.
+fn with_state<T>(work: impl FnOnce(&mut State) -> Result<T, Reply>) -> Result<T, Reply> {
     STATE.with(|state| {
         let mut state = state.borrow_mut();
         if state.is_none() {
             *state = Some(new_state().map_err(|e| lua_failure(&e))?);
         }
-        let state = state.as_mut().expect("made above");
-        let function = compiled(state, &sha, &body)?;
-        execute(&state.lua, &function, session, keys, argv, read_only)
+        work(state.as_mut().expect("made above"))
     })
 }
 
@@ -181,7 +191,7 @@ fn execute(
         let call = |raise: bool| {
             let (session, commits) = (&session, &commits);
             scope.create_function(move |lua, words: MultiValue| {
-                let reply = command(lua, &mut session.borrow_mut(), commits, words, read_only);
+                let reply = command(&mut session.borrow_mut(), commits, words, read_only);
                 match reply {
                     Reply::Error(text) if raise => Err(mlua::Error::RuntimeError(text)),
                     reply => to_lua(lua, reply),
@@ -261,7 +271,6 @@ fn refused_in_scripts(name: &str) -> bool {
 
 /// One `redis.call` / `redis.pcall`: the words checked as a client's would be, then run.
 fn command(
-    lua: &Lua,
     session: &mut Session,
     commits: &RefCell<Vec<omnibus_engine::keys::Commit>>,
     words: MultiValue,
@@ -274,10 +283,10 @@ fn command(
     for word in words {
         match word {
             Value::String(text) => arguments.push(Bytes::copy_from_slice(&text.as_bytes())),
-            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(word) {
-                Ok(Some(text)) => arguments.push(Bytes::copy_from_slice(&text.as_bytes())),
-                _ => return lib_arguments_error(),
-            },
+            // Numbers as Redis writes them (Lua's own `tostring` keeps 14 digits: 2^53
+            // would become `9.007199254741e+15`).
+            Value::Integer(n) => arguments.push(Bytes::from(n.to_string())),
+            Value::Number(n) => arguments.push(Bytes::from(double_text(n))),
             _ => return lib_arguments_error(),
         }
     }
@@ -303,10 +312,13 @@ fn command(
     if read_only && commands::writes(&name) {
         return Reply::error("ERR Write commands are not allowed from read-only scripts.");
     }
-    // As inside EXEC: a blocking command answers at once.
+    // As inside EXEC: a blocking command answers at once. A script sees RESP2 replies
+    // (flat WITHSCORES pairs, scores as text) whatever its client speaks.
     let was_in_exec = std::mem::replace(&mut session.in_exec, true);
+    let protocol = std::mem::replace(&mut session.protocol, Protocol::Resp2);
     let step = commands::execute(session, &name, &arguments);
     session.in_exec = was_in_exec;
+    session.protocol = protocol;
     commits.borrow_mut().extend(step.commits);
     step.reply
 }
