@@ -1,19 +1,21 @@
 """Celery against the Redis door: real `celery worker` processes with kombu's Redis transport
 (`broker_url = "redis://…"`: tasks LPUSHed to a list and taken with BRPOP, bindings kept in
 sets, unacknowledged messages kept in a hash and a sorted-set index) and the Redis result
-backend (results SET with a TTL and PUBLISHed to the waiting client). A task sent with
-`.delay()` and its result read with `.get()` (and found under `celery-task-meta-<id>`); a
-chain and a group; a task that retries itself then succeeds; countdown and eta tasks held
-until due while others flow; 200 tasks over 2 workers each run exactly once; an `acks_late`
-task whose worker is killed with SIGKILL running again on another worker once its visibility
-timeout (5 s here) has passed, which kombu's `restore_visible` does under a redis-py `Lock`
-(SET NX PX, then EVALSHA of redis-py's release script); and `celery inspect ping`, which
-goes over the pidbox fanout exchange (PUBLISH / PSUBSCRIBE) and a reply queue.
+backend (results SETEXed and PUBLISHed to the waiting client). A task sent with `.delay()`
+and its result read with `.get()` (and found under `celery-task-meta-<id>`); a chain and a
+group; a chord, whose header results the backend counts with Lua scripts of its own; a task
+that retries itself then succeeds; countdown and eta tasks held until due while others flow;
+200 tasks over 2 workers each run exactly once; an `acks_late` task whose worker is killed
+with SIGKILL running again on another worker once its visibility timeout (5 s here) has
+passed, which kombu's `restore_visible` does under a redis-py `Lock` (SET NX PX, then EVALSHA
+of redis-py's release script); and `celery inspect ping`, which goes over the pidbox fanout
+exchange (PUBLISH / PSUBSCRIBE) and a reply queue.
 
 The app is celery_tasks.py's, copied unchanged into each test's folder as `omnibus_tasks`,
 with a small module beside it that switches the result backend to Redis, gives each test a
-queue of its own and adds two tasks that record which worker ran them. Every wait is
-bounded; the workers are stopped (SIGTERM, then SIGKILL) whatever happens."""
+queue of its own and adds three tasks (a chord callback, and two that record which worker ran
+them). Every wait is bounded; the workers are stopped (SIGTERM, then SIGKILL) whatever
+happens."""
 
 from __future__ import annotations
 
@@ -29,14 +31,15 @@ from pathlib import Path
 
 import pytest
 import redis
-from celery import chain, group
+from celery import chain, chord, group
 
 from harness import unique, wait_until
 
 TASKS = Path(__file__).parent / "celery_tasks.py"
 # The worker and client load this module (`celery -A omnibus_redis_tasks`).
-REDIS_APP = '''"""celery_tasks.py's app and tasks (copied here as omnibus_tasks), with the Redis result
-backend, the queue named by OMNIBUS_TEST_QUEUE, and kombu's unacked sweep run every second."""
+REDIS_APP = '''"""celery_tasks.py's app and tasks (copied here as omnibus_tasks), with the Redis
+result backend, the queue named by OMNIBUS_TEST_QUEUE, kombu's unacked sweep run every second,
+and three tasks of its own."""
 import os
 import time
 
@@ -51,6 +54,11 @@ app.conf.update(
         "unacked_restore_throttle": 1,
     },
 )
+
+
+@app.task
+def total(numbers):
+    return sum(numbers)
 
 
 @app.task(bind=True)
@@ -142,6 +150,12 @@ def celery_redis(redis_url, tmp_path: Path):
     finally:
         workers.stop_all()
         client.close()
+        if "omnibus_redis_tasks" in sys.modules:
+            # Nothing left for a result object to unsubscribe from when it is collected at
+            # interpreter exit, after the broker has gone.
+            consumer = sys.modules["omnibus_redis_tasks"].app.backend.result_consumer
+            consumer.subscribed_to.clear()
+            consumer.stop()
         sys.path.remove(str(tmp_path))
         for module in ("omnibus_redis_tasks", "omnibus_tasks"):
             sys.modules.pop(module, None)
@@ -184,6 +198,17 @@ def test_a_chain_and_a_group(celery_redis):
     assert flow.get(timeout=30) == [2, 3, 4]
 
 
+def test_a_chord_s_callback_gets_every_header_result(celery_redis):
+    """The Redis backend counts a chord's finished header tasks with Lua scripts of its own
+    (EVALSHA), and the last one in sends the callback."""
+    tasks, workers, folder, client = celery_redis
+    workers.start(concurrency=2)
+    result = chord((tasks.add.s(i, i) for i in range(6)), tasks.total.s()).apply_async()
+    assert result.get(timeout=30) == 30
+    inner = chord([tasks.add.s(1), tasks.add.s(2)], tasks.total.s())
+    assert chain(tasks.add.s(1, 1), inner).apply_async().get(timeout=30) == 7
+
+
 def test_a_task_that_retries_itself_then_succeeds(celery_redis):
     tasks, workers, folder, client = celery_redis
     workers.start()
@@ -202,16 +227,16 @@ def test_countdown_and_eta_tasks_wait_until_due_while_others_flow(celery_redis):
     workers.start()
     assert tasks.add.delay(0, 0).get(timeout=30) == 0
     started = time.monotonic()
-    later = tasks.add.apply_async((1, 2), countdown=2)
-    due = datetime.now(timezone.utc) + timedelta(seconds=3)
+    later = tasks.add.apply_async((1, 2), countdown=3)
+    due = datetime.now(timezone.utc) + timedelta(seconds=4)
     latest = tasks.add.apply_async((40, 2), eta=due)
-    # The worker holds them; the tasks sent after pass them.
+    # The worker holds them (delivered, not acknowledged); the tasks sent after pass them.
     flowing = [tasks.add.delay(i, 1) for i in range(20)]
     assert [r.get(timeout=30) for r in flowing] == [i + 1 for i in range(20)]
-    assert time.monotonic() - started < 1.9, "the other tasks waited for the delayed ones"
+    assert time.monotonic() - started < 2.8, "the other tasks waited for the delayed ones"
     assert not later.ready() and not latest.ready()
     assert later.get(timeout=30) == 3
-    assert time.monotonic() - started >= 1.9, "a countdown task ran before it was due"
+    assert time.monotonic() - started >= 2.9, "a countdown task ran before it was due"
     assert latest.get(timeout=30) == 42
     assert datetime.now(timezone.utc) >= due, "an eta task ran before it was due"
 
@@ -239,14 +264,12 @@ def test_an_acks_late_task_runs_again_on_another_worker_after_a_kill_9(celery_re
     # Delivered, not acknowledged: kombu keeps it in its unacked hash and index.
     assert any(result.id in message for message in client.hvals("unacked"))
     assert client.zcard("unacked_index") >= 1
-    killed_at = time.monotonic()
     workers.kill_9(0)
     second = workers.start()
     # Once 5 s have passed since delivery, the second worker's sweep (under redis-py's Lock)
     # puts it back on the queue, and runs it.
     wait_until(lambda: len(lines_of(marker)) >= 2, 40, "the task to run again")
     assert lines_of(marker)[:2] == [first, second]
-    assert time.monotonic() - killed_at < 40
     # The sweep's lock was released (EVALSHA of redis-py's release script).
     wait_until(lambda: client.exists("unacked_mutex") == 0, 10, "the unacked mutex to be freed")
 
