@@ -1,7 +1,7 @@
 //! The `redis` crate's `Script` against the door's Lua: EVALSHA answered NOSCRIPT, the
 //! script loaded and run again (what `Script::invoke_async` does), KEYS and ARGV, a script's
-//! writes read back after a restart, errors of a command inside a script, and the bound on
-//! how long one runs.
+//! writes read back after a restart, errors of a command inside a script, the sandbox (no
+//! `os`, `io`, modules), and the bound on how long one runs, which a script cannot catch.
 
 #[allow(dead_code)]
 mod support;
@@ -135,6 +135,17 @@ async fn errors_inside_scripts_and_the_bound_on_a_run() {
         refused.to_string().contains("not allowed from script"),
         "{refused}"
     );
+    // A script reaches no files, processes or modules of the machine.
+    let reachable: Vec<String> = cmd("EVAL")
+        .arg("return {type(os), type(io), type(require), type(dofile), type(loadfile), type(debug), type(string)}")
+        .arg(0)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        reachable,
+        ["nil", "nil", "nil", "nil", "nil", "nil", "table"]
+    );
     // A script that never ends is stopped, and the connection goes on (a client that waits
     // longer than the redis crate's default response timeout).
     let config =
@@ -145,8 +156,9 @@ async fn errors_inside_scripts_and_the_bound_on_a_run() {
         .await
         .unwrap();
     let started = std::time::Instant::now();
+    // One that catches its own stop with pcall is stopped all the same.
     let stopped = cmd("EVAL")
-        .arg("while true do end")
+        .arg("while true do pcall(function() while true do end end) end")
         .arg(0)
         .query_async::<redis::Value>(&mut con)
         .await

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
 use super::values::{to_lua, to_reply};
 use crate::codec::{double_text, Protocol, Reply};
@@ -31,7 +31,33 @@ struct State {
 
 thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+    /// The running script passed [`SCRIPT_TIME_MAX`]: every `pcall`, `xpcall` and
+    /// `coroutine.resume` rethrows, so a script cannot catch its own stop and spin on.
+    static EXPIRED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
+
+/// What a stopped script answers.
+fn too_long() -> String {
+    format!(
+        "ERR the script ran longer than {} ms and was stopped",
+        SCRIPT_TIME_MAX.as_millis()
+    )
+}
+
+/// Lua run once per state, after the `redis` table: the error-catching functions rethrow a
+/// stop (see [`EXPIRED`]).
+const GUARDS: &str = r#"
+local raw_pcall, raw_xpcall, raw_resume = pcall, xpcall, coroutine.resume
+local expired, message, error = __omnibus_expired, __omnibus_too_long, error
+__omnibus_expired, __omnibus_too_long = nil, nil
+local function checked(...)
+    if expired() then error(message, 0) end
+    return ...
+end
+pcall = function(...) return checked(raw_pcall(...)) end
+xpcall = function(...) return checked(raw_xpcall(...)) end
+coroutine.resume = function(...) return checked(raw_resume(...)) end
+"#;
 
 /// EVAL script numkeys key… arg…, EVALSHA sha1 numkeys key… arg… (and the `_RO` forms).
 pub(crate) fn eval(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
@@ -97,8 +123,24 @@ fn with_state<T>(work: impl FnOnce(&mut State) -> Result<T, Reply>) -> Result<T,
 }
 
 fn new_state() -> mlua::Result<State> {
-    let lua = Lua::new();
+    // Only the libraries Redis gives scripts (base, table, string, math): no `io`, `os`,
+    // `package` or `debug`, and none of base's functions that reach files or the broker's
+    // output, so a client's script cannot touch the machine.
+    let lua = Lua::new_with(
+        StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+        LuaOptions::default(),
+    )?;
     lua.set_memory_limit(LUA_MEMORY_MAX)?;
+    let globals = lua.globals();
+    for name in ["loadfile", "dofile", "print", "require", "module"] {
+        globals.raw_remove(name)?;
+    }
+    globals.set(
+        "__omnibus_expired",
+        lua.create_function(|_, ()| Ok(EXPIRED.with(|expired| expired.get())))?,
+    )?;
+    globals.set("__omnibus_too_long", too_long())?;
+    lua.load(GUARDS).set_name("@omnibus_guards").exec()?;
     let redis = lua.create_table()?;
     redis.set(
         "status_reply",
@@ -130,7 +172,7 @@ fn new_state() -> mlua::Result<State> {
     ] {
         redis.set(level, number)?;
     }
-    lua.globals().set("redis", redis)?;
+    globals.set("redis", redis)?;
     Ok(State {
         lua,
         compiled: HashMap::new(),
@@ -173,14 +215,13 @@ fn execute(
     let commits = RefCell::new(Vec::new());
     let session = RefCell::new(session);
     let started = Instant::now();
+    EXPIRED.with(|expired| expired.set(false));
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(TIME_CHECK_EVERY),
         move |_, _| {
             if started.elapsed() > SCRIPT_TIME_MAX {
-                return Err(mlua::Error::RuntimeError(format!(
-                    "ERR the script ran longer than {} ms and was stopped",
-                    SCRIPT_TIME_MAX.as_millis()
-                )));
+                EXPIRED.with(|expired| expired.set(true));
+                return Err(mlua::Error::RuntimeError(too_long()));
             }
             Ok(VmState::Continue)
         },
@@ -276,6 +317,9 @@ fn command(
     words: MultiValue,
     read_only: bool,
 ) -> Reply {
+    if EXPIRED.with(|expired| expired.get()) {
+        return Reply::error(too_long());
+    }
     if words.is_empty() {
         return Reply::error("ERR Please specify at least one argument for this redis lib call");
     }
