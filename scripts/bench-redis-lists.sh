@@ -9,7 +9,8 @@
 #
 # Env: OMNIBUS_BIN (default target/release/omnibus, built if missing), PORT (default 16420),
 # REQUESTS (default 300000), SIZE (value bytes, default 100), TESTS (redis-benchmark's -t,
-# default lpush,lpop; `hset` writes fields `element:<n>` of one hash), RANDOM_KEYS (its -r:
+# default lpush,lpop; `hset`, `sadd`, `zadd` write `element:<n>` into one hash, set or sorted
+# set, `spop` and `zpopmin` take from them), RANDOM_KEYS (its -r:
 # n distinct values of __rand_int__, default none). Installs redis-server and
 # redis-tools with apt-get when missing. Stops everything it started.
 set -euo pipefail
@@ -61,7 +62,7 @@ for _ in $(seq "$rounds"); do
       # shellcheck disable=SC2086 # the shape is two options
       redis-benchmark -p "$port" -t "$tests" -n "$requests" -d "$size" "${random_keys[@]}" $shape --csv 2>/dev/null |
         grep -v '^"test"' | sed "s/^/$system,$shape,/"
-      redis-cli -p "$port" del mylist myhash >/dev/null
+      redis-cli -p "$port" del mylist myhash myset myzset >/dev/null
     done
     kill "$pid"
     wait "$pid" 2>/dev/null || true
