@@ -27,10 +27,7 @@ impl Keyspace {
     ) -> Result<Durable<usize>> {
         let mut inner = self.lock();
         let (new, writes) = self.hash_set_locked(&mut inner, key, pairs, only_new)?;
-        if writes.is_empty() {
-            return Ok(Durable::ready(new));
-        }
-        Ok(Durable::new(new, self.writer.queue(writes)))
+        Ok(self.durable(new, writes))
     }
 
     /// [`Keyspace::hash_set`] under the lock: how many fields were new, and the writes.
@@ -140,10 +137,7 @@ impl Keyspace {
                 removed
             },
         );
-        if writes.is_empty() {
-            return Ok(Durable::ready(0));
-        }
-        Ok(Durable::new(removed, self.writer.queue(writes)))
+        Ok(self.durable(removed, writes))
     }
 
     /// Adds `delta` to the integer in `field` (missing: 0) (HINCRBY).

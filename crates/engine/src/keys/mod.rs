@@ -279,6 +279,16 @@ impl Keyspace {
         ))
     }
 
+    /// `value`, durable once `writes` are: at once when there are none (a change that
+    /// changed nothing waits for no commit).
+    fn durable<T>(&self, value: T, writes: Vec<omnibus_storage::StateWrite>) -> Durable<T> {
+        if writes.is_empty() {
+            Durable::ready(value)
+        } else {
+            Durable::new(value, self.writer.queue(writes))
+        }
+    }
+
     /// Puts `entry` under `key` in memory and queues the rows that store it (deleting the
     /// old key's rows when they differ).
     fn replace(&self, inner: &mut Inner, key: Bytes, entry: Entry) -> writer::Waiter {

@@ -32,10 +32,7 @@ impl Keyspace {
     pub fn set_add(&self, key: &Bytes, members: Vec<Bytes>) -> Result<Durable<usize>> {
         let mut inner = self.lock();
         let (added, writes) = self.set_add_locked(&mut inner, key, members)?;
-        if writes.is_empty() {
-            return Ok(Durable::ready(added));
-        }
-        Ok(Durable::new(added, self.writer.queue(writes)))
+        Ok(self.durable(added, writes))
     }
 
     fn set_add_locked(
@@ -95,10 +92,7 @@ impl Keyspace {
                 removed
             },
         );
-        if writes.is_empty() {
-            return Ok(Durable::ready(0));
-        }
-        Ok(Durable::new(removed, self.writer.queue(writes)))
+        Ok(self.durable(removed, writes))
     }
 
     /// Every member of set `key` (SMEMBERS); empty when missing.

@@ -183,10 +183,7 @@ impl Keyspace {
                 outcome
             },
         );
-        if writes.is_empty() {
-            return Ok(Durable::ready(outcome));
-        }
-        Ok(Durable::new(outcome, self.writer.queue(writes)))
+        Ok(self.durable(outcome, writes))
     }
 
     fn zset_score_locked(&self, inner: &mut Inner, key: &[u8], member: &[u8]) -> Option<f64> {
@@ -230,10 +227,7 @@ impl Keyspace {
                 taken
             },
         );
-        if writes.is_empty() {
-            return Ok(Durable::ready(taken));
-        }
-        Ok(Durable::new(taken, self.writer.queue(writes)))
+        Ok(self.durable(taken, writes))
     }
 
     /// The score of each of `members` (ZSCORE, ZMSCORE).
