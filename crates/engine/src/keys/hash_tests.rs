@@ -130,3 +130,38 @@ async fn hscan_answers_a_small_hash_whole_and_a_big_one_in_pages() {
     }
     assert_eq!(seen, many);
 }
+
+#[tokio::test]
+async fn float_increments_store_the_sum_as_text_and_refuse_what_is_not_a_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = open(dir.path()).await;
+    let added = keys.hash_increment_float(&b("h"), &b("t"), 10.5).unwrap();
+    assert_eq!(
+        added.wait().await.unwrap(),
+        FloatIncrement::Value(b("10.5"))
+    );
+    let added = keys.hash_increment_float(&b("h"), &b("t"), -0.25).unwrap();
+    assert_eq!(
+        added.wait().await.unwrap(),
+        FloatIncrement::Value(b("10.25"))
+    );
+    set(&keys, "h", &[("word", "abc")]).await;
+    let refused = keys.hash_increment_float(&b("h"), &b("word"), 1.0).unwrap();
+    assert_eq!(refused.wait().await.unwrap(), FloatIncrement::NotAFloat);
+    let refused = keys
+        .hash_increment_float(&b("h"), &b("t"), f64::INFINITY)
+        .unwrap();
+    assert_eq!(refused.wait().await.unwrap(), FloatIncrement::NotFinite);
+    let whole = keys.increment_float(&b("n"), 3.0).unwrap();
+    assert_eq!(whole.wait().await.unwrap(), FloatIncrement::Value(b("3")));
+    let large = keys.increment_float(&b("n"), 1e20).unwrap();
+    assert_eq!(
+        large.wait().await.unwrap(),
+        FloatIncrement::Value(b("100000000000000000000")),
+        "never an exponent"
+    );
+    assert_eq!(
+        keys.hash_get(b"h", &[b("t")]).unwrap(),
+        vec![Some(b("10.25"))]
+    );
+}

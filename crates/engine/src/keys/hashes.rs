@@ -8,7 +8,7 @@ use bytes::Bytes;
 use omnibus_storage::StateWrite;
 
 use super::entry::{owned, wrong_kind, Entry, Hash, Inner, KeyKind, Value};
-use super::{glob_match, stored, Durable, Increment, Keyspace};
+use super::{glob_match, stored, Durable, FloatIncrement, Increment, Keyspace};
 use crate::engine::now_ms;
 use crate::error::Result;
 
@@ -167,6 +167,27 @@ impl Keyspace {
             Increment::Value(value),
             self.writer.queue(writes),
         ))
+    }
+
+    /// Adds `delta` to the number in `field` (missing: 0) (HINCRBYFLOAT).
+    pub fn hash_increment_float(
+        &self,
+        key: &Bytes,
+        field: &Bytes,
+        delta: f64,
+    ) -> Result<Durable<FloatIncrement>> {
+        let mut inner = self.lock();
+        let current = self
+            .hash(&mut inner, key, now_ms())?
+            .and_then(|hash| hash.fields.get(field))
+            .map(|(_, value)| super::parse_float(value));
+        let text = match super::float_sum(current.unwrap_or(Some(0.0)), delta) {
+            Ok(text) => text,
+            Err(refused) => return Ok(Durable::ready(refused)),
+        };
+        let (_, writes) =
+            self.hash_set_locked(&mut inner, key, vec![(field.clone(), text.clone())], false)?;
+        Ok(self.durable(FloatIncrement::Value(text), writes))
     }
 
     /// Up to `count` fields from `cursor` in the hash's order matching `pattern` (HSCAN),

@@ -125,6 +125,17 @@ pub enum Increment {
     Overflow,
 }
 
+/// What INCRBYFLOAT / HINCRBYFLOAT found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FloatIncrement {
+    /// The new value, as stored and answered.
+    Value(Bytes),
+    /// The value held is not a number.
+    NotAFloat,
+    /// The sum is NaN or infinite.
+    NotFinite,
+}
+
 /// The durable keyspace; one per engine, from [`crate::Engine::keyspace`].
 pub struct Keyspace {
     inner: Mutex<Inner>,
@@ -508,6 +519,25 @@ impl Keyspace {
         Ok(Durable::new(Increment::Value(value), waiter))
     }
 
+    /// Adds `delta` to the number in string `key` (missing: 0) (INCRBYFLOAT).
+    pub fn increment_float(&self, key: &Bytes, delta: f64) -> Result<Durable<FloatIncrement>> {
+        let mut inner = self.lock();
+        let old = self.live(&mut inner, key, now_ms());
+        let current = match old.map(|e| e.as_string().ok_or_else(wrong_kind)) {
+            None => Some(0.0),
+            Some(value) => parse_float(value?),
+        };
+        let text = match float_sum(current, delta) {
+            Ok(text) => text,
+            Err(refused) => return Ok(Durable::ready(refused)),
+        };
+        let (deadline, size) = (old.and_then(|e| e.deadline), old.map(Entry::size));
+        let entry = Entry::string(text.clone(), deadline);
+        inner.check_room(key, size, entry.size())?;
+        let waiter = self.replace(&mut inner, key.clone(), entry);
+        Ok(Durable::new(FloatIncrement::Value(text), waiter))
+    }
+
     /// Appends `data` to the value of `key` (missing: empty); returns the new length.
     pub fn append(&self, key: &Bytes, data: &[u8]) -> Result<Durable<usize>> {
         let mut inner = self.lock();
@@ -674,6 +704,30 @@ fn spawn_sweep(keyspace: Weak<Keyspace>) {
             keyspace.sweep();
         }
     });
+}
+
+/// A number as Redis reads one from a value or an argument: decimal or exponent digits, or
+/// `inf`; no surrounding spaces, never NaN.
+pub fn parse_float(value: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(value).ok()?;
+    if text.is_empty() || text.trim() != text {
+        return None;
+    }
+    let number: f64 = text.parse().ok()?;
+    (!number.is_nan()).then_some(number)
+}
+
+/// `current + delta` as INCRBYFLOAT stores it: the shortest digits that read back as the
+/// sum, never an exponent (Redis writes 17 digits of a long double and cuts trailing zeros,
+/// which reads back as the same double for sums a double holds exactly). `None` for
+/// `current`: the value held is not a number.
+fn float_sum(current: Option<f64>, delta: f64) -> std::result::Result<Bytes, FloatIncrement> {
+    let current = current.ok_or(FloatIncrement::NotAFloat)?;
+    let sum = current + delta;
+    if !sum.is_finite() {
+        return Err(FloatIncrement::NotFinite);
+    }
+    Ok(Bytes::from(format!("{}", sum + 0.0)))
 }
 
 /// Redis integers: optional `-`, digits, no leading `+`, spaces or leading zeros, no `-0`:

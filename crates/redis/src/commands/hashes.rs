@@ -64,6 +64,19 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             )
         }),
         "hincrby" => hincrby(session, arguments),
+        "hincrbyfloat" => match omnibus_engine::keys::parse_float(&arguments[2]) {
+            None => Err(Reply::error("ERR value is not a valid float")),
+            // Redis refuses an infinite increment itself first, in these words.
+            Some(delta) if delta.is_infinite() => Err(Reply::error("ERR value is NaN or Infinity")),
+            Some(delta) => check_not_stream(session, key).and_then(|()| {
+                let added = session.keys.hash_increment_float(key, &arguments[1], delta);
+                change(added.map(|d| {
+                    map(d, |outcome| {
+                        super::strings::float_reply(outcome, "ERR hash value is not a float")
+                    })
+                }))
+            }),
+        },
         "hscan" => hscan(session, arguments),
         _ => Err(Reply::error(format!("ERR unknown command '{name}'"))),
     };

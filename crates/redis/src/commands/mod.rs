@@ -103,7 +103,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         }
         "get" | "getdel" | "getex" | "getset" | "getrange" | "set" | "setnx" | "setex"
         | "psetex" | "mget" | "mset" | "msetnx" | "incr" | "decr" | "incrby" | "decrby"
-        | "append" | "strlen" => strings::run(session, name, arguments),
+        | "incrbyfloat" | "append" | "strlen" => strings::run(session, name, arguments),
         "del" | "unlink" | "exists" | "touch" | "expire" | "pexpire" | "expireat" | "pexpireat"
         | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "type" | "dbsize"
         | "keys" | "scan" | "flushall" | "flushdb" => keyspace::run(session, name, arguments),
@@ -113,7 +113,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
             lists::run(session, name, arguments)
         }
         "hset" | "hsetnx" | "hmset" | "hget" | "hmget" | "hgetall" | "hdel" | "hexists"
-        | "hlen" | "hkeys" | "hvals" | "hincrby" | "hstrlen" | "hscan" => {
+        | "hlen" | "hkeys" | "hvals" | "hincrby" | "hincrbyfloat" | "hstrlen" | "hscan" => {
             hashes::run(session, name, arguments)
         }
         "sadd" | "srem" | "smembers" | "sismember" | "smismember" | "scard" | "spop"

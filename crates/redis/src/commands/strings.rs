@@ -2,7 +2,9 @@
 //! GETSET), GET, GETEX, GETDEL, GETRANGE, MGET, MSET, MSETNX, INCR/DECR, APPEND, STRLEN.
 
 use bytes::Bytes;
-use omnibus_engine::keys::{Durable, Increment, SetCondition, SetExpiry, SetOptions};
+use omnibus_engine::keys::{
+    parse_float, Durable, FloatIncrement, Increment, SetCondition, SetExpiry, SetOptions,
+};
 
 use super::arguments::{integer, is, NOT_AN_INTEGER, SYNTAX_ERROR};
 use crate::codec::Reply;
@@ -142,6 +144,14 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             keys.increment(&arguments[0], delta)
                 .map(|d| map(d, increment_reply))
         }
+        "incrbyfloat" => match parse_float(&arguments[1]) {
+            None => return Reply::error("ERR value is not a valid float").into(),
+            Some(delta) => keys.increment_float(&arguments[0], delta).map(|d| {
+                map(d, |outcome| {
+                    float_reply(outcome, "ERR value is not a valid float")
+                })
+            }),
+        },
         "append" => keys
             .append(&arguments[0], &arguments[1])
             .map(|d| map(d, |length| Reply::Integer(length as i64))),
@@ -292,6 +302,16 @@ pub(super) fn now_ms() -> i64 {
 
 fn reply_value(value: Option<Bytes>) -> Reply {
     value.map_or(Reply::Null, Reply::Bulk)
+}
+
+/// INCRBYFLOAT's and HINCRBYFLOAT's reply; `not_a_float` is what each says of a value that
+/// is not a number.
+pub(super) fn float_reply(outcome: FloatIncrement, not_a_float: &str) -> Reply {
+    match outcome {
+        FloatIncrement::Value(text) => Reply::Bulk(text),
+        FloatIncrement::NotAFloat => Reply::error(not_a_float),
+        FloatIncrement::NotFinite => Reply::error("ERR increment would produce NaN or Infinity"),
+    }
 }
 
 fn increment_reply(outcome: Increment) -> Reply {

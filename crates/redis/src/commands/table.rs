@@ -198,6 +198,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("hget", 3, READ, HASH_READ, ONE),
     command("hgetall", 2, READ_SLOW, HASH_READ_SLOW, ONE),
     command("hincrby", 4, WRITE, HASH_WRITE, ONE),
+    command("hincrbyfloat", 4, WRITE, HASH_WRITE, ONE),
     command("hkeys", 2, READ_SLOW, HASH_READ_SLOW, ONE),
     command("hlen", 2, READ, HASH_READ, ONE),
     command("hmget", -3, READ, HASH_READ, ONE),
@@ -209,6 +210,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("hvals", 2, READ_SLOW, HASH_READ_SLOW, ONE),
     command("incr", 2, WRITE, STRING_WRITE, ONE),
     command("incrby", 3, WRITE, STRING_WRITE, ONE),
+    command("incrbyfloat", 3, WRITE, STRING_WRITE, ONE),
     command(
         "info",
         -1,

@@ -15,15 +15,7 @@ const BAD_LEX_BOUND: &str = "ERR min or max not valid string range item";
 /// A score as Redis reads one: a decimal or exponent number, `inf`/`-inf`/`+inf` (any case,
 /// `infinity` too); no spaces, and never NaN.
 pub(super) fn score(word: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(word).ok()?;
-    if text.is_empty()
-        || text.starts_with(char::is_whitespace)
-        || text.ends_with(char::is_whitespace)
-    {
-        return None;
-    }
-    let value: f64 = text.parse().ok()?;
-    (!value.is_nan()).then_some(value)
+    omnibus_engine::keys::parse_float(word)
 }
 
 fn score_bound(word: &[u8]) -> Result<ScoreBound, Reply> {
