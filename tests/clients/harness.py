@@ -82,6 +82,24 @@ class HttpError(Exception):
         self.body = body
 
 
+def stop_workers(processes: list, folder: Path, grace_s: float) -> None:
+    """Stops worker processes started each in its own process group: SIGTERM to every one
+    still running, `grace_s` for all of them to go (a warm shutdown is not under test), then
+    SIGKILL; then prints the tail of each `worker-*.log` in `folder`."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+    for log in sorted(folder.glob("worker-*.log")):
+        print(f"--- {log.name} ---\n" + log.read_text(errors="replace")[-3000:])
+
+
 def http_json(method: str, url: str, body: Any = None, timeout: float = HTTP_TIMEOUT_S) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 from celery import chain, group
 
+from harness import stop_workers
+
 TASKS = Path(__file__).parent / "celery_tasks.py"
 
 
@@ -59,16 +61,7 @@ class Workers:
         process.wait()
 
     def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    # A warm shutdown is not under test: it gets a short while, then -9.
-                    process.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    self.kill_9(process)
-        for log in sorted(self.folder.glob("worker-*.log")):
-            print(f"--- {log.name} ---\n" + log.read_text(errors="replace")[-3000:])
+        stop_workers(self.processes, self.folder, grace_s=3)
 
 
 @pytest.fixture

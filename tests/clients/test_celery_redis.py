@@ -33,7 +33,7 @@ import pytest
 import redis
 from celery import chain, chord, group
 
-from harness import unique, wait_until
+from harness import stop_workers, unique, wait_until
 
 TASKS = Path(__file__).parent / "celery_tasks.py"
 # The worker and client load this module (`celery -A omnibus_redis_tasks`).
@@ -103,19 +103,7 @@ class Workers:
         process.wait(timeout=15)
 
     def stop_all(self) -> None:
-        running = [p for p in self.processes if p.poll() is None]
-        for process in running:
-            os.killpg(process.pid, signal.SIGTERM)
-        # A warm shutdown is not under test: it gets a short while, then -9.
-        deadline = time.monotonic() + 3
-        for process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=15)
-        for log in sorted(self.folder.glob("worker-*.log")):
-            print(f"--- {log.name} ---\n" + log.read_text(errors="replace")[-3000:])
+        stop_workers(self.processes, self.folder, grace_s=3)
 
 
 def wait_for_workers(app, names: list[str], timeout: float = 30) -> None:

@@ -18,7 +18,6 @@ happens."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from rq.registry import (CanceledJobRegistry, DeferredJobRegistry, FailedJobRegi
                          FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry)
 from rq.results import Result
 
-from harness import unique, wait_until
+from harness import stop_workers, unique, wait_until
 
 JOBS = '''"""Jobs run by the rq workers of test_rq.py."""
 import os
@@ -102,18 +101,7 @@ class Workers:
             assert process.wait(timeout=timeout) == 0, "a burst worker failed"
 
     def stop_all(self) -> None:
-        running = [p for p in self.processes if p.poll() is None]
-        for process in running:
-            os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        for process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=15)
-        for log in sorted(self.folder.glob("worker-*.log")):
-            print(f"--- {log.name} ---\n" + log.read_text(errors="replace")[-3000:])
+        stop_workers(self.processes, self.folder, grace_s=5)
 
 
 @pytest.fixture
