@@ -11,6 +11,12 @@
 //! answered only once its change is fsynced. Readers may see a change a few hundred
 //! microseconds before it is durable (as Redis readers see writes before the AOF has them).
 //!
+//! A script or a transaction holds the keyspace exclusively ([`Keyspace::exclusive`]): no
+//! other thread reads or changes a key until it lets go, and its changes go to disk in one
+//! commit, so a crash keeps all of them or none (Redis's isolation and atomicity of EXEC and
+//! EVAL). Single commands share a gate that the hold takes whole; the holder's own commands
+//! pass it.
+//!
 //! Expiry never scans the keyspace: deadlines sit in an index ordered by deadline. A read of
 //! an expired key deletes it on the spot; a sweep every [`SWEEP_INTERVAL`] deletes at most
 //! [`SWEEP_BATCH`] keys whose deadline has passed, oldest first.
@@ -25,7 +31,9 @@ mod stored;
 mod writer;
 mod zsets;
 
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -139,7 +147,67 @@ pub enum FloatIncrement {
 /// The durable keyspace; one per engine, from [`crate::Engine::keyspace`].
 pub struct Keyspace {
     inner: Mutex<Inner>,
+    /// Taken shared by every command, whole by an exclusive hold.
+    gate: RwLock<()>,
+    /// The thread holding the keyspace exclusively ([`thread_number`]; 0: none): its own
+    /// commands pass the gate.
+    holder: AtomicU64,
+    /// How many holds the holder has open (EXEC running EVAL nests one in another); only the
+    /// holder changes it.
+    depth: AtomicUsize,
     writer: writer::Writer,
+}
+
+/// The keyspace held exclusively by one thread, from [`Keyspace::exclusive`]: until it is
+/// dropped, no other thread reads or changes a key, and every change made meanwhile is
+/// committed with the others in one commit when it is dropped (each change's [`Durable`]
+/// resolves then). Not `Send`: it is let go on the thread that took it.
+#[must_use = "the keyspace is held only while this lives"]
+pub struct Exclusive<'a> {
+    keyspace: &'a Keyspace,
+    /// `None` for a hold nested in one this thread already has.
+    _gate: Option<RwLockWriteGuard<'a, ()>>,
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        let keyspace = self.keyspace;
+        if keyspace.depth.fetch_sub(1, Ordering::Relaxed) != 1 {
+            return;
+        }
+        // Still behind the gate: what the hold kept back is queued before anyone else's.
+        keyspace.writer.release();
+        keyspace.holder.store(0, Ordering::Release);
+    }
+}
+
+/// The keyspace's state under its lock (and, for every thread but a holder's, the shared
+/// gate).
+struct Locked<'a> {
+    inner: MutexGuard<'a, Inner>,
+    _gate: Option<RwLockReadGuard<'a, ()>>,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
+}
+
+/// A number for the calling thread, never 0 (`ThreadId` has no stable number).
+fn thread_number() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NUMBER: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|number| *number)
 }
 
 impl Keyspace {
@@ -165,14 +233,60 @@ impl Keyspace {
         }
         let keyspace = Arc::new(Keyspace {
             inner: Mutex::new(inner),
+            gate: RwLock::new(()),
+            holder: AtomicU64::new(0),
+            depth: AtomicUsize::new(0),
             writer,
         });
         spawn_sweep(Arc::downgrade(&keyspace));
         Ok(keyspace)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> Locked<'_> {
+        let gate = (self.holder.load(Ordering::Acquire) != thread_number())
+            .then(|| self.gate.read().unwrap_or_else(|p| p.into_inner()));
+        Locked {
+            inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
+            _gate: gate,
+        }
+    }
+
+    /// [`Keyspace::lock`] unless another thread holds the keyspace exclusively (`None`):
+    /// for the sweep, which runs on the broker's shared runtime, where waiting out a long
+    /// script would stall every other door's tasks on that thread.
+    fn try_lock(&self) -> Option<Locked<'_>> {
+        let gate = match self.gate.try_read() {
+            Ok(gate) => gate,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(Locked {
+            inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
+            _gate: Some(gate),
+        })
+    }
+
+    /// Holds the keyspace for the calling thread until the returned guard is dropped: other
+    /// threads' commands wait, and the changes made meanwhile reach the disk in one commit
+    /// (all or none after a crash). A hold taken again on the same thread nests in the first.
+    /// Keep it short and never across an `.await`: every other caller waits for it.
+    pub fn exclusive(&self) -> Exclusive<'_> {
+        let me = thread_number();
+        if self.holder.load(Ordering::Acquire) == me {
+            self.depth.fetch_add(1, Ordering::Relaxed);
+            return Exclusive {
+                keyspace: self,
+                _gate: None,
+            };
+        }
+        let gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        self.holder.store(me, Ordering::Release);
+        self.depth.store(1, Ordering::Relaxed);
+        self.writer.hold();
+        Exclusive {
+            keyspace: self,
+            _gate: Some(gate),
+        }
     }
 
     /// The value of string `key`, or `None` when it is missing, expired or a list.
@@ -610,9 +724,12 @@ impl Keyspace {
         inner.entries.get(key)
     }
 
-    /// Deletes up to [`SWEEP_BATCH`] keys whose deadline has passed; returns how many.
+    /// Deletes up to [`SWEEP_BATCH`] keys whose deadline has passed; returns how many (none
+    /// while another thread holds the keyspace: the next sweep does it).
     pub fn sweep(&self) -> usize {
-        let mut inner = self.lock();
+        let Some(mut inner) = self.try_lock() else {
+            return 0;
+        };
         let now = now_ms();
         let due: Vec<Bytes> = inner
             .deadlines
@@ -752,3 +869,6 @@ mod hash_tests;
 
 #[cfg(test)]
 mod set_tests;
+
+#[cfg(test)]
+mod exclusive_tests;

@@ -1,6 +1,7 @@
 //! MULTI / EXEC / DISCARD / WATCH / UNWATCH. Commands are checked (known, arity) when
 //! queued; one refused makes EXEC answer EXECABORT, as Redis does. EXEC runs the queue back
-//! to back and answers once every write in it is durable.
+//! to back holding the keyspace exclusively (no other client's key command runs in between;
+//! the key changes are committed together) and answers once every write in it is durable.
 //!
 //! WATCH is optimistic, as in Redis: it keeps what each watched key was (for a string or a
 //! list, the keyspace's count of writes to it; for a stream, its start, end and deleted
@@ -44,6 +45,11 @@ pub(super) fn exec(session: &mut Session) -> Step {
         return Reply::error("EXECABORT Transaction discarded because of previous errors.").into();
     }
     session.watched = watched;
+    // The keyspace is held from the WATCH check to the last command: no other client's
+    // command runs in between, and the transaction's key changes reach the disk in one
+    // commit (all or none after a crash).
+    let keys = session.keys.clone();
+    let held = keys.exclusive();
     let changed = watched_changed(session);
     session.watched.clear();
     if changed {
@@ -63,6 +69,7 @@ pub(super) fn exec(session: &mut Session) -> Step {
         close |= step.close;
     }
     session.in_exec = false;
+    drop(held);
     if !asynchronous {
         let replies = replies.into_iter().map(|(reply, _)| reply).collect();
         return Step {

@@ -212,6 +212,10 @@ fn execute(
     argv: &[Bytes],
     read_only: bool,
 ) -> Result<Step, Reply> {
+    // Held for the whole run, as Redis runs a script: no other client's key command runs
+    // in between, and the script's key changes reach the disk in one commit.
+    let keyspace = session.keys.clone();
+    let held = keyspace.exclusive();
     let commits = RefCell::new(Vec::new());
     let session = RefCell::new(session);
     let started = Instant::now();
@@ -245,6 +249,7 @@ fn execute(
         function.call::<Value>(())
     });
     lua.remove_hook();
+    drop(held);
     let reply = match outcome {
         Ok(value) => to_reply(value, 0),
         Err(error) => Reply::error(script_error(&error)),

@@ -1,0 +1,161 @@
+//! Exclusive holds (`Keyspace::exclusive`): what scripts and transactions rely on.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::tests::reopen;
+use super::*;
+
+fn b(text: &str) -> Bytes {
+    Bytes::copy_from_slice(text.as_bytes())
+}
+
+fn set(keys: &Keyspace, key: &str, value: &str) -> Commit {
+    keys.set(b(key), b(value), SetOptions::default())
+        .expect("set")
+        .split()
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_thread_sees_a_hold_whole_never_half_of_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = reopen(dir.path()).await;
+    set(&keys, "a", "0").wait().await.unwrap();
+    set(&keys, "b", "0").wait().await.unwrap();
+
+    let (started, holding) = std::sync::mpsc::channel();
+    let holder = {
+        let keys = keys.clone();
+        std::thread::spawn(move || {
+            let held = keys.exclusive();
+            let first = set(&keys, "a", "1");
+            started.send(()).unwrap();
+            // Long enough for the reader below to try in the middle of the hold.
+            std::thread::sleep(Duration::from_millis(200));
+            let second = set(&keys, "b", "1");
+            drop(held);
+            (first, second)
+        })
+    };
+    holding.recv().unwrap();
+    let reader = {
+        let keys = keys.clone();
+        std::thread::spawn(move || keys.get_many(&[b("a"), b("b")]))
+    };
+    let seen = reader.join().unwrap();
+    assert_eq!(
+        seen,
+        vec![Some(b("1")), Some(b("1"))],
+        "read in the middle of a hold"
+    );
+    let (first, second) = holder.join().unwrap();
+    first.wait().await.unwrap();
+    second.wait().await.unwrap();
+}
+
+/// Runs `work` holding `keys` on a thread of its own until `release` gets a message (a hold
+/// is never kept across an `.await`: the runtime's own threads may be waiting for it).
+fn hold_on_a_thread<T: Send + 'static>(
+    keys: &Arc<Keyspace>,
+    work: impl FnOnce(&Keyspace) -> T + Send + 'static,
+) -> (T, std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (made, outcome) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let keys = keys.clone();
+    let thread = std::thread::spawn(move || {
+        let held = keys.exclusive();
+        made.send(work(&keys)).unwrap();
+        released.recv().unwrap();
+        drop(held);
+    });
+    (outcome.recv().unwrap(), release, thread)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holds_changes_become_durable_together_when_it_ends() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let (_state, keys) = reopen(dir.path()).await;
+        let ((x, y, seen), release, holder) = hold_on_a_thread(&keys, |keys| {
+            let x = set(keys, "x", "1");
+            let y = keys
+                .push(&b("list"), vec![b("p"), b("q")], End::Right, false)
+                .expect("push")
+                .split()
+                .1;
+            // The holder reads its own changes at once.
+            (x, y, keys.get(b"x"))
+        });
+        assert_eq!(seen, Some(b("1")));
+        let x = tokio::spawn(x.wait());
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(
+            !x.is_finished(),
+            "a change was durable before its hold ended"
+        );
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        x.await.unwrap().unwrap();
+        y.wait().await.unwrap();
+    }
+    let (_state, keys) = reopen(dir.path()).await;
+    assert_eq!(keys.get(b"x"), Some(b("1")));
+    assert_eq!(keys.list_len(b"list").unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_nests_on_its_own_thread_and_ends_with_the_outer_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = reopen(dir.path()).await;
+    let (change, release, holder) = hold_on_a_thread(&keys, |keys| {
+        let inner = keys.exclusive();
+        let change = set(keys, "k", "v");
+        drop(inner);
+        change
+    });
+    let waiting = tokio::spawn(change.wait());
+    // Another thread is still kept out, and nothing was committed.
+    let other = {
+        let keys = keys.clone();
+        std::thread::spawn(move || keys.get(b"k"))
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(
+        !waiting.is_finished(),
+        "the inner hold's end committed early"
+    );
+    assert!(
+        !other.is_finished(),
+        "another thread read during the outer hold"
+    );
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(other.join().unwrap(), Some(b("v")));
+    waiting.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_skips_a_held_keyspace_instead_of_waiting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = reopen(dir.path()).await;
+    let past = SetOptions {
+        expiry: SetExpiry::At(now_ms() + 20),
+        ..SetOptions::default()
+    };
+    keys.set(b("gone"), b("v"), past)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let ((), release, holder) = hold_on_a_thread(&keys, |_| ());
+    // On the broker's shared runtime a sweep that waited would stall other doors' tasks.
+    assert_eq!(keys.sweep(), 0, "swept a held keyspace");
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    // This sweep or the background one takes it now.
+    keys.sweep();
+    assert_eq!(keys.expiring(), 0);
+}
