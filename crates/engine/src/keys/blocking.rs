@@ -1,4 +1,5 @@
-//! Clients blocked on list keys (BLPOP, BRPOP, BLMPOP, BLMOVE): Redis's rules. A client
+//! Clients blocked on list keys (BLPOP, BRPOP, BLMPOP, BLMOVE) and on sorted-set keys
+//! (BZPOPMIN, BZPOPMAX, BZMPOP): Redis's rules. A client
 //! that finds every key empty waits on all of them, in a line per key; a push to one of them
 //! serves the line's longest-waiting client at once, under the same lock as the push, so no
 //! other client can take the element first. A client served through one key leaves every
@@ -14,12 +15,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::entry::{Entry, Inner, KeyKind, List, Value};
+use super::entry::{Entry, Inner, KeyKind, List, SortedSet, Value};
 use super::lists::{pop_many, push_one, End, Popped};
+use super::zsets::Scored;
 use super::{stored, Commit, Durable, Keyspace};
 use crate::error::{EngineError, Result};
 
-/// What a blocked client asks for once an element is there.
+/// What a blocked client asks for once an element (or a member) is there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListRequest {
     /// Up to `count` elements from `end` of the first key that has some.
@@ -30,20 +32,63 @@ pub enum ListRequest {
         from: End,
         to: End,
     },
+    /// Up to `count` members with the lowest scores (`highest`: the highest) of the first
+    /// sorted set that has some (BZPOPMIN, BZPOPMAX, BZMPOP).
+    ZPop { highest: bool, count: usize },
 }
 
-/// What a blocked client received: the key and the elements taken from it; durable once
-/// [`Served::wait`] resolves.
+impl ListRequest {
+    /// Whether `value` has what this request takes.
+    fn ready(&self, value: Option<&Value>) -> bool {
+        match (self, value) {
+            (ListRequest::Pop { .. } | ListRequest::Move { .. }, Some(Value::List(list))) => {
+                !list.items.is_empty()
+            }
+            (ListRequest::ZPop { .. }, Some(Value::SortedSet(set))) => !set.scores.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+/// What a blocking command took: the key, the elements (a list's) or members (a sorted
+/// set's) in the order taken, and for a sorted set each member's score (empty for a list).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Took {
+    pub key: Bytes,
+    pub items: Vec<Bytes>,
+    pub scores: Vec<f64>,
+}
+
+impl Took {
+    fn list((key, items): Popped) -> Took {
+        Took {
+            key,
+            items,
+            scores: Vec::new(),
+        }
+    }
+
+    pub(super) fn scored(key: Bytes, scored: Vec<Scored>) -> Took {
+        let (items, scores) = scored.into_iter().unzip();
+        Took { key, items, scores }
+    }
+
+    /// The key and the elements, for a list.
+    pub fn into_popped(self) -> Popped {
+        (self.key, self.items)
+    }
+}
+
+/// What a blocked client received; durable once [`Served::wait`] resolves.
 pub struct Served {
-    key: Bytes,
-    items: Vec<Bytes>,
+    took: Took,
     commit: Commit,
 }
 
 impl Served {
-    pub async fn wait(self) -> Result<(Bytes, Vec<Bytes>)> {
+    pub async fn wait(self) -> Result<Took> {
         self.commit.wait().await?;
-        Ok((self.key, self.items))
+        Ok(self.took)
     }
 }
 
@@ -60,7 +105,7 @@ static WAITERS: AtomicU64 = AtomicU64::new(1);
 
 /// The outcome of a blocking list command: what it took at once, or its place in line.
 pub enum Taken {
-    Now(Durable<Option<Popped>>),
+    Now(Durable<Option<Took>>),
     Blocked(Blocked),
 }
 
@@ -74,7 +119,7 @@ pub struct Blocked {
 impl Blocked {
     /// Waits until served or until `timeout` (`None`: for ever); `None` on a timeout.
     /// Dropped while it waits (the client gone), it leaves the line as [`Blocked`] does.
-    pub async fn wait(mut self, timeout: Option<Duration>) -> Result<Option<Popped>> {
+    pub async fn wait(mut self, timeout: Option<Duration>) -> Result<Option<Took>> {
         let receiver = self.receiver.as_mut().expect("waited once");
         let received = match timeout {
             None => receiver.await,
@@ -126,6 +171,14 @@ impl Keyspace {
             ListRequest::Pop { end, count } => {
                 let taken = self.pop_first_locked(&mut inner, &keys, *end, *count)?;
                 let (value, commit) = taken.split();
+                if let Some(popped) = value {
+                    let value = Some(Took::list(popped));
+                    return Ok(Taken::Now(Durable { value, commit }));
+                }
+            }
+            ListRequest::ZPop { highest, count } => {
+                let taken = self.zset_pop_first_locked(&mut inner, &keys, *count, *highest)?;
+                let (value, commit) = taken.split();
                 if value.is_some() {
                     return Ok(Taken::Now(Durable { value, commit }));
                 }
@@ -140,7 +193,7 @@ impl Keyspace {
                     self.move_locked(&mut inner, source, destination, *from, *to)?
                 {
                     self.serve(&mut inner, destination.clone());
-                    let taken = Some((source.clone(), vec![element]));
+                    let taken = Some(Took::list((source.clone(), vec![element])));
                     return Ok(Taken::Now(Durable::new(taken, waiter)));
                 }
                 // As in Redis, the destination is looked at only once there is something
@@ -202,11 +255,13 @@ impl Keyspace {
     }
 
     fn give_back_locked(&self, inner: &mut Inner, served: Served, request: &ListRequest) {
-        // A moved element stays in its destination: nothing was lost.
-        let ListRequest::Pop { end, .. } = request else {
-            return;
+        let end = match request {
+            ListRequest::Pop { end, .. } => end,
+            ListRequest::ZPop { .. } => return self.give_back_scored(inner, served.took),
+            // A moved element stays in its destination: nothing was lost.
+            ListRequest::Move { .. } => return,
         };
-        let key = served.key;
+        let key = served.took.key;
         let now = crate::engine::now_ms();
         let old = match self.live(inner, &key, now) {
             None => None,
@@ -221,12 +276,54 @@ impl Keyspace {
         }
         self.edit(inner, &key, &mut writes, |list: &mut List, hex, writes| {
             // Pushed back in reverse, they stand as they stood.
-            for item in served.items.into_iter().rev() {
+            for item in served.took.items.into_iter().rev() {
                 push_one(list, hex, *end, item, writes);
             }
         });
         self.writer.queue_detached(writes);
         self.serve(inner, key);
+    }
+
+    /// Puts members a client was served and never received back with their scores (unless
+    /// the key holds another kind meanwhile, or the member was added again since).
+    fn give_back_scored(&self, inner: &mut Inner, took: Took) {
+        let key = took.key;
+        let now = crate::engine::now_ms();
+        match self.live(inner, &key, now) {
+            None => {
+                inner.insert(key.clone(), Entry::empty(KeyKind::SortedSet));
+            }
+            Some(entry) if matches!(entry.value, Value::SortedSet(_)) => {}
+            Some(_) => return,
+        }
+        let mut writes = vec![stored::put_meta(
+            stored::ZSETS_TABLE,
+            &key,
+            inner.entries.get(&key).and_then(|entry| entry.deadline),
+        )];
+        self.edit(
+            inner,
+            &key,
+            &mut writes,
+            |set: &mut SortedSet, hex, writes| {
+                for (member, score) in took.items.into_iter().zip(took.scores) {
+                    if !set.scores.contains_key(&member) {
+                        writes.push(stored::put_scored(hex, &member, score));
+                        set.put(member, score);
+                    }
+                }
+            },
+        );
+        self.writer.queue_detached(writes);
+        self.serve(inner, key);
+    }
+
+    /// [`Keyspace::serve`] when anyone is blocked on `key` (skipping its allocation when
+    /// nobody is blocked anywhere).
+    pub(super) fn serve_waiting(&self, inner: &mut Inner, key: &Bytes) {
+        if inner.waiters.contains_key(key) {
+            self.serve(inner, key.clone());
+        }
     }
 
     /// Serves the clients blocked on `key` while it has elements, oldest first; a move
@@ -235,16 +332,21 @@ impl Keyspace {
         let mut ready = vec![key];
         while let Some(key) = ready.pop() {
             loop {
-                let has_elements = matches!(
-                    inner.entries.get(&key),
-                    Some(Entry { value: Value::List(list), .. }) if !list.items.is_empty()
-                );
-                if !has_elements {
-                    break;
-                }
-                let Some(waiter) = inner.waiters.get_mut(&key).and_then(VecDeque::pop_front) else {
+                // The longest-waiting client that wants what the key holds (a key that
+                // became a sorted set serves BZPOPMIN clients, not BLPOP ones).
+                let value = inner.entries.get(&key).map(|entry| &entry.value);
+                let Some(index) = inner
+                    .waiters
+                    .get(&key)
+                    .and_then(|line| line.iter().position(|w| w.request.ready(value)))
+                else {
                     break;
                 };
+                let waiter = inner
+                    .waiters
+                    .get_mut(&key)
+                    .and_then(|line| line.remove(index))
+                    .expect("the waiter just found");
                 remove_from_lines(inner, &waiter, Some(&key));
                 let Some(sender) = take_sender(&waiter) else {
                     continue;
@@ -258,11 +360,19 @@ impl Keyspace {
                             });
                         let commit = Commit(Some(self.writer.queue(writes)));
                         Ok(Served {
-                            key: key.clone(),
-                            items,
+                            took: Took::list((key.clone(), items)),
                             commit,
                         })
                     }
+                    ListRequest::ZPop { highest, count } => self
+                        .zset_pop_locked(inner, &key, *count, *highest)
+                        .map(|popped| {
+                            let (scored, commit) = popped.split();
+                            Served {
+                                took: Took::scored(key.clone(), scored),
+                                commit,
+                            }
+                        }),
                     ListRequest::Move {
                         destination,
                         from,
@@ -275,8 +385,7 @@ impl Keyspace {
                                 ready.push(destination.clone());
                             }
                             Served {
-                                key: key.clone(),
-                                items: vec![element],
+                                took: Took::list((key.clone(), vec![element])),
                                 commit: Commit(Some(waiter)),
                             }
                         }),

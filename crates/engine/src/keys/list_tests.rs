@@ -344,9 +344,9 @@ async fn blocked_clients_are_served_oldest_first_by_a_push() {
     assert_eq!(keys.blocked_clients(), 2);
     // One push of two elements serves both, the first blocked first.
     assert_eq!(push(&keys, "q", &["1", "2"], End::Right).await, 2);
-    let got = first.wait(None).await.unwrap();
+    let got = first.wait(None).await.unwrap().map(Took::into_popped);
     assert_eq!(got, Some((b("q"), all(&["1"]))));
-    let got = second.wait(None).await.unwrap();
+    let got = second.wait(None).await.unwrap().map(Took::into_popped);
     assert_eq!(got, Some((b("q"), all(&["2"]))));
     assert_eq!(keys.blocked_clients(), 0);
     assert_eq!(keys.kind(b"q"), None);
@@ -357,7 +357,10 @@ async fn blocked_clients_are_served_oldest_first_by_a_push() {
         .unwrap()
     {
         Taken::Now(durable) => {
-            assert_eq!(durable.wait().await.unwrap(), Some((b("q"), all(&["3"]))))
+            assert_eq!(
+                durable.wait().await.unwrap().map(Took::into_popped),
+                Some((b("q"), all(&["3"])))
+            )
         }
         Taken::Blocked(_) => panic!("expected an element"),
     }
@@ -372,7 +375,11 @@ async fn a_timeout_or_a_client_gone_takes_nothing() {
             .unwrap(),
     );
     let started = std::time::Instant::now();
-    let timed_out = waiting.wait(Some(Duration::from_millis(50))).await.unwrap();
+    let timed_out = waiting
+        .wait(Some(Duration::from_millis(50)))
+        .await
+        .unwrap()
+        .map(Took::into_popped);
     assert_eq!(timed_out, None);
     assert!(started.elapsed() >= Duration::from_millis(50));
     assert_eq!(keys.blocked_clients(), 0);
@@ -421,9 +428,9 @@ async fn a_blocked_move_feeds_the_clients_blocked_on_its_destination() {
             .unwrap(),
     );
     push(&keys, "jobs", &["job-1"], End::Left).await;
-    let moved = moving.wait(None).await.unwrap();
+    let moved = moving.wait(None).await.unwrap().map(Took::into_popped);
     assert_eq!(moved, Some((b("jobs"), all(&["job-1"]))));
-    let popped = watching.wait(None).await.unwrap();
+    let popped = watching.wait(None).await.unwrap().map(Took::into_popped);
     assert_eq!(popped, Some((b("processing"), all(&["job-1"]))));
     assert!(keys.is_empty());
     // A string destination refuses the client once there is something to move, and the

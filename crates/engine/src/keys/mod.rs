@@ -26,6 +26,7 @@ mod entry;
 mod glob;
 mod hashes;
 mod lists;
+mod moves;
 mod sets;
 mod stored;
 mod writer;
@@ -42,10 +43,11 @@ use omnibus_storage::StateStore;
 use crate::engine::now_ms;
 use crate::error::Result;
 
-pub use blocking::{Blocked, ListRequest, Served, Taken};
+pub use blocking::{Blocked, ListRequest, Served, Taken, Took};
 pub use entry::KeyKind;
 pub use glob::glob_match;
 pub use lists::{End, ListSet, Popped};
+pub use moves::{Copied, Renamed};
 pub use sets::SetOperation;
 pub use stored::{
     HASHES_TABLE, HASH_FIELDS_TABLE, KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE, SETS_TABLE,
@@ -872,3 +874,6 @@ mod set_tests;
 
 #[cfg(test)]
 mod exclusive_tests;
+
+#[cfg(test)]
+mod move_tests;

@@ -275,3 +275,81 @@ async fn ranges_by_rank_score_and_member_in_both_directions() {
         ["m3=30", "m4=40"]
     );
 }
+
+#[tokio::test]
+async fn a_zadd_serves_the_clients_blocked_on_the_key_and_a_member_never_received_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_state, keys) = super::tests::reopen(dir.path()).await;
+    let blocked = |keys: &Arc<Keyspace>, highest| match keys
+        .take_or_block(
+            vec![b("other"), b("z")],
+            ListRequest::ZPop { highest, count: 1 },
+        )
+        .unwrap()
+    {
+        Taken::Blocked(blocked) => blocked,
+        Taken::Now(_) => panic!("nothing to take yet"),
+    };
+    let first = blocked(&keys, false);
+    let second = blocked(&keys, true);
+    let scored = vec![(1.0, b("a")), (2.0, b("b")), (3.0, b("c"))];
+    keys.zset_add(&b("z"), scored, ZAddOptions::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let took = first.wait(None).await.unwrap().unwrap();
+    assert_eq!(
+        (took.key, took.items, took.scores),
+        (b("z"), vec![b("a")], vec![1.0])
+    );
+    let took = second.wait(None).await.unwrap().unwrap();
+    assert_eq!((took.items, took.scores), (vec![b("c")], vec![3.0]));
+    // Served but dropped before it read the member: the member goes back with its score.
+    keys.zset_pop(&b("z"), 1, false)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let gone = blocked(&keys, false);
+    keys.zset_add(&b("z"), vec![(5.0, b("e"))], ZAddOptions::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    drop(gone);
+    assert_eq!(keys.zset_scores(b"z", &[b("e")]).unwrap(), vec![Some(5.0)]);
+    // Taken at once when there is something.
+    match keys
+        .take_or_block(
+            vec![b("z")],
+            ListRequest::ZPop {
+                highest: false,
+                count: 5,
+            },
+        )
+        .unwrap()
+    {
+        Taken::Now(durable) => {
+            let took = durable.wait().await.unwrap().unwrap();
+            assert_eq!((took.items, took.scores), (vec![b("e")], vec![5.0]));
+        }
+        Taken::Blocked(_) => panic!("a member was there"),
+    }
+    // A key of another kind is refused before anything waits.
+    keys.set(b("s"), b("v"), SetOptions::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert!(matches!(
+        keys.take_or_block(
+            vec![b("s")],
+            ListRequest::ZPop {
+                highest: false,
+                count: 1
+            }
+        ),
+        Err(crate::EngineError::WrongKind)
+    ));
+}

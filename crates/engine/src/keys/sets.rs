@@ -318,7 +318,10 @@ impl Keyspace {
         match entry {
             Some(entry) => {
                 inner.check_room(key, old, entry.size())?;
-                Ok(Some(self.replace(inner, key.clone(), entry)))
+                let waiter = self.replace(inner, key.clone(), entry);
+                // A sorted set stored where clients wait in BZPOPMIN serves them.
+                self.serve_waiting(inner, key);
+                Ok(Some(waiter))
             }
             None => match inner.remove(key) {
                 Some(old) => Ok(Some(self.writer.queue(stored::delete_entry(key, &old)))),

@@ -183,7 +183,10 @@ impl Keyspace {
                 outcome
             },
         );
-        Ok(self.durable(outcome, writes))
+        let durable = self.durable(outcome, writes);
+        // Clients blocked in BZPOPMIN / BZMPOP on this key take their members now.
+        self.serve_waiting(&mut inner, key);
+        Ok(durable)
     }
 
     fn zset_score_locked(&self, inner: &mut Inner, key: &[u8], member: &[u8]) -> Option<f64> {
@@ -327,7 +330,49 @@ impl Keyspace {
         highest: bool,
     ) -> Result<Durable<Vec<Scored>>> {
         let mut inner = self.lock();
-        let members: Vec<Bytes> = match self.zset_of(&mut inner, key, now_ms())? {
+        self.zset_pop_locked(&mut inner, key, count, highest)
+    }
+
+    /// Pops from the first of `keys` that holds a sorted set with members (ZMPOP); a key of
+    /// another kind met before it is refused.
+    pub fn zset_pop_first(
+        &self,
+        keys: &[Bytes],
+        count: usize,
+        highest: bool,
+    ) -> Result<Durable<Option<super::Took>>> {
+        let mut inner = self.lock();
+        self.zset_pop_first_locked(&mut inner, keys, count, highest)
+    }
+
+    /// [`Keyspace::zset_pop_first`] under the lock (BZMPOP and BZPOPMIN take at once too).
+    pub(super) fn zset_pop_first_locked(
+        &self,
+        inner: &mut Inner,
+        keys: &[Bytes],
+        count: usize,
+        highest: bool,
+    ) -> Result<Durable<Option<super::Took>>> {
+        let now = now_ms();
+        for key in keys {
+            if self.zset_of(inner, key, now)?.is_none() {
+                continue;
+            }
+            let popped = self.zset_pop_locked(inner, key, count, highest)?;
+            return Ok(popped.map(|scored| Some(super::Took::scored(key.clone(), scored))));
+        }
+        Ok(Durable::ready(None))
+    }
+
+    /// [`Keyspace::zset_pop`] under the lock (a blocked client's pop too).
+    pub(super) fn zset_pop_locked(
+        &self,
+        inner: &mut Inner,
+        key: &Bytes,
+        count: usize,
+        highest: bool,
+    ) -> Result<Durable<Vec<Scored>>> {
+        let members: Vec<Bytes> = match self.zset_of(inner, key, now_ms())? {
             Some(set) if highest => set
                 .order
                 .iter()
@@ -343,7 +388,7 @@ impl Keyspace {
                 .collect(),
             None => return Ok(Durable::ready(Vec::new())),
         };
-        self.zset_take(&mut inner, key, members)
+        self.zset_take(inner, key, members)
     }
 
     /// Members picked at random (ZRANDMEMBER), as [`Keyspace::set_random`] picks them.
@@ -541,7 +586,7 @@ impl Keyspace {
     }
 
     /// The sorted set under `key`, `None` when missing; another kind is refused.
-    fn zset_of<'a>(
+    pub(super) fn zset_of<'a>(
         &self,
         inner: &'a mut Inner,
         key: &[u8],

@@ -10,7 +10,7 @@
 //! FLUSHALL clears string keys only.
 
 use bytes::Bytes;
-use omnibus_engine::keys::{glob_match, ExpireCondition, KeyKind, TimeToLive};
+use omnibus_engine::keys::{glob_match, ExpireCondition, KeyKind, Renamed, TimeToLive};
 
 use super::arguments::{integer, is, lowercase, SYNTAX_ERROR};
 use super::strings::{map, now_ms, step};
@@ -159,6 +159,8 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             Reply::Array(found.into_iter().map(Reply::Bulk).collect()).into()
         }
         "scan" => scan(session, arguments),
+        "rename" | "renamenx" => rename(session, name == "renamenx", arguments),
+        "copy" => copy(session, arguments),
         "flushall" | "flushdb" => {
             if !session.shared.config.flushall_enabled {
                 return Reply::error(format!(
@@ -178,6 +180,72 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         }
         _ => Reply::error(format!("ERR unknown command '{name}'")).into(),
     }
+}
+
+/// RENAME / RENAMENX and COPY refuse stream keys on either side: a stream is the engine's
+/// log, not a keyspace value, and moving one would move every door's view of it.
+const STREAM_MOVE_REFUSED: &str = "ERR Omnibus does not rename or copy stream keys";
+
+/// Whether `key` names a stream rather than a keyspace value.
+fn names_stream(session: &Session, key: &Bytes) -> bool {
+    session.keys.exists(std::slice::from_ref(key)) == 0 && super::streams::is_stream(session, key)
+}
+
+/// RENAME key newkey (`ERR no such key` for a missing key) and RENAMENX key newkey (1 when
+/// renamed, 0 when newkey exists).
+fn rename(session: &mut Session, only_if_absent: bool, arguments: &[Bytes]) -> Step {
+    let (source, destination) = (&arguments[0], &arguments[1]);
+    if names_stream(session, source) || names_stream(session, destination) {
+        return Reply::error(STREAM_MOVE_REFUSED).into();
+    }
+    step(
+        session
+            .keys
+            .rename(source, destination, only_if_absent)
+            .map(|d| {
+                map(d, move |renamed| match (renamed, only_if_absent) {
+                    (Renamed::Missing, _) => Reply::error("ERR no such key"),
+                    (Renamed::Done, false) => Reply::ok(),
+                    (Renamed::Done, true) => Reply::Integer(1),
+                    (Renamed::DestinationExists, _) => Reply::Integer(0),
+                })
+            }),
+    )
+}
+
+/// COPY source destination [DB 0] [REPLACE]: 1 when copied, 0 when the source is missing or
+/// the destination exists without REPLACE.
+fn copy(session: &mut Session, arguments: &[Bytes]) -> Step {
+    let (source, destination) = (&arguments[0], &arguments[1]);
+    let mut replace = false;
+    let mut options = arguments[2..].iter();
+    while let Some(option) = options.next() {
+        if is(option, "replace") {
+            replace = true;
+        } else if is(option, "db") {
+            let Some(database) = options.next() else {
+                return Reply::error(SYNTAX_ERROR).into();
+            };
+            match integer(database) {
+                Ok(0) => {}
+                Ok(_) => return Reply::error("ERR DB index is out of range").into(),
+                Err(reply) => return reply.into(),
+            }
+        } else {
+            return Reply::error(SYNTAX_ERROR).into();
+        }
+    }
+    if source == destination {
+        return Reply::error("ERR source and destination objects are the same").into();
+    }
+    if names_stream(session, source) || names_stream(session, destination) {
+        return Reply::error(STREAM_MOVE_REFUSED).into();
+    }
+    step(session.keys.copy(source, destination, replace).map(|d| {
+        map(d, |copied| {
+            Reply::Integer(i64::from(copied == omnibus_engine::keys::Copied::Done))
+        })
+    }))
 }
 
 /// EXPIRE key seconds [NX | XX | GT | LT], and PEXPIRE, EXPIREAT, PEXPIREAT.

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use omnibus_engine::keys::{End, KeyKind, ListRequest, ListSet, Taken};
+use omnibus_engine::keys::{End, KeyKind, ListRequest, ListSet, Taken, Took};
 use omnibus_engine::EngineError;
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
@@ -301,7 +301,7 @@ fn lmove(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step,
         vec![source.clone()],
         request,
         timeout,
-        |_, mut items| Reply::Bulk(items.remove(0)),
+        |mut took| Reply::Bulk(took.items.remove(0)),
     )
 }
 
@@ -318,13 +318,12 @@ fn blpop(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step,
         check_not_stream(session, key)?;
     }
     let request = ListRequest::Pop { end, count: 1 };
-    blocking(
-        session,
-        keys.to_vec(),
-        request,
-        timeout,
-        |key, mut items| Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(items.remove(0))]),
-    )
+    blocking(session, keys.to_vec(), request, timeout, |mut took| {
+        Reply::Array(vec![
+            Reply::Bulk(took.key),
+            Reply::Bulk(took.items.remove(0)),
+        ])
+    })
 }
 
 /// LMPOP `numkeys key … LEFT|RIGHT [COUNT count]`, BLMPOP `timeout` before it.
@@ -334,26 +333,8 @@ fn lmpop(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step,
     } else {
         (None, arguments)
     };
-    let numkeys = integer(&arguments[0])
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| Reply::error("ERR numkeys should be greater than 0"))?
-        as usize;
-    let rest = &arguments[1..];
-    if rest.len() <= numkeys {
-        return Err(Reply::error(SYNTAX_ERROR));
-    }
-    let (keys, options) = rest.split_at(numkeys);
-    let end = end_of(&options[0])?;
-    let count = match &options[1..] {
-        [] => 1,
-        [word, value] if is(word, "count") => integer(value)
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| Reply::error("ERR count should be greater than 0"))?
-            as usize,
-        _ => return Err(Reply::error(SYNTAX_ERROR)),
-    };
+    let (keys, end, count) = mpop_parts(arguments)?;
+    let end = end_of(end)?;
     for key in keys {
         check_not_stream(session, key)?;
     }
@@ -365,7 +346,9 @@ fn lmpop(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step,
     };
     let request = ListRequest::Pop { end, count };
     match timeout.filter(|_| !session.in_exec) {
-        Some(timeout) => blocking(session, keys.to_vec(), request, timeout, answer),
+        Some(timeout) => blocking(session, keys.to_vec(), request, timeout, move |took| {
+            answer(took.key, took.items)
+        }),
         None => change(session.keys.pop_first(keys, end, count).map(|d| {
             map(d, |taken| {
                 taken.map_or(Reply::NullArray, |(k, i)| answer(k, i))
@@ -374,13 +357,39 @@ fn lmpop(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step,
     }
 }
 
+/// LMPOP's and ZMPOP's `numkeys key … WHERE [COUNT count]`: the keys, the WHERE word and
+/// the count (1 without COUNT), with Redis's refusals.
+pub(super) fn mpop_parts(arguments: &[Bytes]) -> Result<(&[Bytes], &Bytes, usize), Reply> {
+    let numkeys = integer(&arguments[0])
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Reply::error("ERR numkeys should be greater than 0"))?
+        as usize;
+    let rest = &arguments[1..];
+    if rest.len() <= numkeys {
+        return Err(Reply::error(SYNTAX_ERROR));
+    }
+    let (keys, options) = rest.split_at(numkeys);
+    let count = match &options[1..] {
+        [] => 1,
+        [word, value] if is(word, "count") => integer(value)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Reply::error("ERR count should be greater than 0"))?
+            as usize,
+        _ => return Err(Reply::error(SYNTAX_ERROR)),
+    };
+    Ok((keys, &options[0], count))
+}
+
 /// Takes at once, or waits in line (not inside MULTI: then nil at once, as Redis answers).
-fn blocking(
+/// Lists' blocking commands and the sorted sets' (`zsets.rs`) share it.
+pub(super) fn blocking(
     session: &mut Session,
     keys: Vec<Bytes>,
     request: ListRequest,
     timeout: Option<Duration>,
-    answer: impl FnOnce(Bytes, Vec<Bytes>) -> Reply + Send + 'static,
+    answer: impl FnOnce(Took) -> Reply + Send + 'static,
 ) -> Result<Step, Reply> {
     let in_transaction = session.in_exec;
     let is_move = matches!(request, ListRequest::Move { .. });
@@ -389,7 +398,7 @@ fn blocking(
         Taken::Now(durable) => {
             let (taken, commit) = durable.split();
             let reply = match taken {
-                Some((key, items)) => answer(key, items),
+                Some(took) => answer(took),
                 None => Reply::NullArray,
             };
             return Ok(Step {
@@ -418,7 +427,7 @@ fn blocking(
         later: Some(Box::pin(async move {
             let _counted = Blocked::new(&shared.blocked);
             match blocked.wait(timeout).await {
-                Ok(Some((key, items))) => answer(key, items),
+                Ok(Some(took)) => answer(took),
                 // A timeout answers a nil array for every blocking list command.
                 Ok(None) => Reply::NullArray,
                 Err(error) => refusal(error),
@@ -429,7 +438,7 @@ fn blocking(
 
 /// A blocking command's timeout in seconds (decimals allowed; 0: for ever), as Redis reads
 /// it: what overflows its millisecond clock is "negative" there too.
-fn seconds(value: &[u8]) -> Result<Option<Duration>, Reply> {
+pub(super) fn seconds(value: &[u8]) -> Result<Option<Duration>, Reply> {
     let seconds = std::str::from_utf8(value)
         .ok()
         .and_then(|text| text.parse::<f64>().ok())

@@ -15,6 +15,7 @@ mod streams;
 mod strings;
 mod table;
 mod transaction;
+mod zset_pops;
 mod zset_ranges;
 mod zsets;
 
@@ -106,7 +107,9 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         | "incrbyfloat" | "append" | "strlen" => strings::run(session, name, arguments),
         "del" | "unlink" | "exists" | "touch" | "expire" | "pexpire" | "expireat" | "pexpireat"
         | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "type" | "dbsize"
-        | "keys" | "scan" | "flushall" | "flushdb" => keyspace::run(session, name, arguments),
+        | "keys" | "scan" | "flushall" | "flushdb" | "rename" | "renamenx" | "copy" => {
+            keyspace::run(session, name, arguments)
+        }
         "lpush" | "rpush" | "lpushx" | "rpushx" | "lpop" | "rpop" | "llen" | "lrange"
         | "lindex" | "lpos" | "lset" | "linsert" | "lrem" | "ltrim" | "lmove" | "rpoplpush"
         | "blmove" | "brpoplpush" | "lmpop" | "blmpop" | "blpop" | "brpop" => {
@@ -127,6 +130,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         | "zremrangebyscore" | "zremrangebylex" | "zpopmin" | "zpopmax" | "zrandmember"
         | "zscan" | "zunion" | "zinter" | "zdiff" | "zunionstore" | "zinterstore"
         | "zdiffstore" | "zintercard" => zsets::run(session, name, arguments),
+        "zmpop" | "bzmpop" | "bzpopmin" | "bzpopmax" => zset_pops::run(session, name, arguments),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
             crate::scripting::eval(session, name, arguments)
         }

@@ -83,6 +83,7 @@ const WRITE_SLOW: &[&str] = &["write"];
 const BLOCKING_READ: &[&str] = &["readonly", "blocking", "movablekeys"];
 const BLOCKING_WRITE: &[&str] = &["write", "blocking", "movablekeys"];
 const BLOCKING_POP: &[&str] = &["write", "blocking"];
+const BLOCKING_POP_FAST: &[&str] = &["write", "blocking", "fast"];
 const BLOCKING_MOVE: &[&str] = &["write", "denyoom", "blocking"];
 const WRITE_MOVABLE: &[&str] = &["write", "movablekeys"];
 const WRITE_STORE: &[&str] = &["write", "denyoom"];
@@ -111,6 +112,7 @@ const STRING_READ: &[&str] = &["@read", "@string", "@fast"];
 const STRING_WRITE: &[&str] = &["@write", "@string", "@fast"];
 const KEYSPACE_READ: &[&str] = &["@keyspace", "@read", "@fast"];
 const KEYSPACE_WRITE: &[&str] = &["@keyspace", "@write", "@fast"];
+const KEYSPACE_WRITE_SLOW: &[&str] = &["@keyspace", "@write", "@slow"];
 const HASH_READ: &[&str] = &["@read", "@hash", "@fast"];
 const HASH_READ_SLOW: &[&str] = &["@read", "@hash", "@slow"];
 const HASH_WRITE: &[&str] = &["@write", "@hash", "@fast"];
@@ -126,6 +128,8 @@ const ZSET_READ: &[&str] = &["@read", "@sortedset", "@fast"];
 const ZSET_READ_SLOW: &[&str] = &["@read", "@sortedset", "@slow"];
 const ZSET_WRITE: &[&str] = &["@write", "@sortedset", "@fast"];
 const ZSET_WRITE_SLOW: &[&str] = &["@write", "@sortedset", "@slow"];
+const ZSET_BLOCKING: &[&str] = &["@write", "@sortedset", "@slow", "@blocking"];
+const ZSET_BLOCKING_FAST: &[&str] = &["@write", "@sortedset", "@fast", "@blocking"];
 const SCRIPTING_CATEGORY: &[&str] = &["@slow", "@scripting"];
 const STREAM_READ: &[&str] = &["@read", "@stream"];
 const STREAM_WRITE: &[&str] = &["@write", "@stream"];
@@ -143,9 +147,25 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("blpop", -3, BLOCKING_POP, LIST_BLOCKING, ALL_BUT_LAST),
     command("brpop", -3, BLOCKING_POP, LIST_BLOCKING, ALL_BUT_LAST),
     command("brpoplpush", 4, BLOCKING_MOVE, LIST_BLOCKING, TWO),
+    command("bzmpop", -5, BLOCKING_WRITE, ZSET_BLOCKING, NONE),
+    command(
+        "bzpopmax",
+        -3,
+        BLOCKING_POP_FAST,
+        ZSET_BLOCKING_FAST,
+        ALL_BUT_LAST,
+    ),
+    command(
+        "bzpopmin",
+        -3,
+        BLOCKING_POP_FAST,
+        ZSET_BLOCKING_FAST,
+        ALL_BUT_LAST,
+    ),
     command("client", -2, ADMIN, &["@slow", "@connection"], NONE),
     command("command", -1, CONNECTION, &["@slow", "@connection"], NONE),
     command("config", -2, ADMIN, SERVER_CATEGORY, NONE),
+    command("copy", -3, WRITE_STORE, KEYSPACE_WRITE_SLOW, TWO),
     command("dbsize", 1, READ, KEYSPACE_READ, NONE),
     command("decr", 2, WRITE, STRING_WRITE, ONE),
     command("decrby", 3, WRITE, STRING_WRITE, ONE),
@@ -278,6 +298,8 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("pubsub", -2, PUBSUB, PUBSUB_CATEGORY, NONE),
     command("punsubscribe", -1, PUBSUB, PUBSUB_CATEGORY, NONE),
     command("quit", -1, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("rename", 3, WRITE_SLOW, KEYSPACE_WRITE_SLOW, TWO),
+    command("renamenx", 3, WRITE, KEYSPACE_WRITE, TWO),
     command("reset", 1, CONNECTION, CONNECTION_CATEGORY, NONE),
     command(
         "role",
@@ -386,6 +408,7 @@ pub(crate) const COMMANDS: &[Command] = &[
         NONE,
     ),
     command("zlexcount", 4, READ, ZSET_READ, ONE),
+    command("zmpop", -4, WRITE_MOVABLE, ZSET_WRITE_SLOW, NONE),
     command("zmscore", -3, READ, ZSET_READ, ONE),
     command("zpopmax", -2, WRITE, ZSET_WRITE, ONE),
     command("zpopmin", -2, WRITE, ZSET_WRITE, ONE),
@@ -430,8 +453,8 @@ pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Byte
     if command.flags.contains(&"movablekeys") {
         // LMPOP numkeys key …, BLMPOP timeout numkeys key …
         let numkeys_at = match command.name {
-            "lmpop" => Some(0),
-            "blmpop" => Some(1),
+            "lmpop" | "zmpop" => Some(0),
+            "blmpop" | "bzmpop" => Some(1),
             _ => None,
         };
         if let Some(at) = numkeys_at {
@@ -611,6 +634,10 @@ mod tests {
         assert_eq!(keys("lmove", "a b LEFT RIGHT"), ["a", "b"]);
         assert_eq!(keys("lmpop", "2 a b LEFT COUNT 3"), ["a", "b"]);
         assert_eq!(keys("blmpop", "0.5 1 a RIGHT"), ["a"]);
+        assert_eq!(keys("zmpop", "2 a b MIN COUNT 3"), ["a", "b"]);
+        assert_eq!(keys("bzmpop", "0 1 a MAX"), ["a"]);
+        assert_eq!(keys("bzpopmin", "a b 0"), ["a", "b"]);
+        assert_eq!(keys("rename", "a b"), ["a", "b"]);
         assert!(keys("ping", "").is_empty());
     }
 }
