@@ -1,6 +1,7 @@
 //! Entry points for the fuzz targets: the request decoder on arbitrary bytes, with small
-//! limits so bounds are hit often (fuzz/fuzz_targets/redis_frames.rs), and the stream ID
-//! parsers on arbitrary arguments (fuzz/fuzz_targets/redis_stream_ids.rs).
+//! limits so bounds are hit often (fuzz/fuzz_targets/redis_frames.rs), the stream ID
+//! parsers on arbitrary arguments (fuzz/fuzz_targets/redis_stream_ids.rs), and the
+//! MessagePack and JSON decoders scripts call on arguments (fuzz/fuzz_targets/redis_script_decoders.rs).
 
 use bytes::BytesMut;
 
@@ -51,4 +52,11 @@ pub fn stream_ids(data: &[u8]) {
             let _ = new_id.resolve(StreamId::MIN, 0);
         }
     }
+}
+
+/// Runs Lua's `cmsgpack.unpack` and `cjson.decode` (what a script calls on a client's
+/// argument) on `data`; must never panic or crash, only answer values or an error. Whatever
+/// unpacks is packed and unpacked again, and must survive the trip.
+pub fn script_decoders(data: &[u8]) {
+    crate::scripting::decode_for_fuzzing(data);
 }

@@ -140,6 +140,7 @@ fn new_state() -> mlua::Result<State> {
         lua.create_function(|_, ()| Ok(EXPIRED.with(|expired| expired.get())))?,
     )?;
     globals.set("__omnibus_too_long", too_long())?;
+    super::libraries::install(&lua)?;
     lua.load(GUARDS).set_name("@omnibus_guards").exec()?;
     let redis = lua.create_table()?;
     redis.set(
