@@ -3,7 +3,7 @@
 //! the deadline index and the byte count the bounds are checked against.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -284,7 +284,7 @@ impl Entry {
 
 #[derive(Default)]
 pub(super) struct Inner {
-    pub(super) entries: BTreeMap<Bytes, Entry>,
+    pub(super) entries: super::slots::Entries,
     /// (deadline, key) of every key that has one.
     pub(super) deadlines: BTreeSet<(i64, Bytes)>,
     pub(super) bytes: u64,

@@ -495,7 +495,7 @@ async fn kept_keys_and_values_do_not_hold_the_buffer_they_were_cut_from() {
         .await
         .unwrap();
     let inner = keys.lock();
-    for (kept_key, entry) in &inner.entries {
+    for (kept_key, entry) in inner.entries.iter() {
         assert!(!inside(kept_key), "a key holds the read buffer");
         match &entry.value {
             entry::Value::String(kept) => assert!(!inside(kept)),

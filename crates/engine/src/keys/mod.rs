@@ -1,10 +1,11 @@
-//! The keyspace: durable keys with optional expiry, each holding a string, a list or a hash,
-//! protocol-neutral (the Redis door serves SET/GET/EXPIRE and the list commands from it; any
-//! other door could). It knows no wire type. String commands are here, list commands in
-//! `lists.rs`, clients blocked on a list in `blocking.rs`, hash commands in `hashes.rs`, the
-//! stored rows in `stored.rs`.
+//! The keyspace: durable keys with optional expiry, each holding a string, a list, a hash, a
+//! set or a sorted set, protocol-neutral (the Redis door serves its key commands from it;
+//! any other door could). It knows no wire type. String commands are here, list commands in
+//! `lists.rs`, clients blocked on a list or sorted set in `blocking.rs`, hash commands in
+//! `hashes.rs`, sets and sorted sets in `sets.rs` and `zsets.rs`, RENAME/COPY in `moves.rs`,
+//! the map of keys in SCAN order in `slots.rs`, the stored rows in `stored.rs`.
 //!
-//! Every key lives in memory (a `BTreeMap`, so SCAN and KEYS walk it in order) and in the
+//! Every key lives in memory (a `BTreeMap` in SCAN order, `slots.rs`) and in the
 //! state store (`stored.rs`). A change is applied in memory under one lock and, still under
 //! that lock, queued to a single writer task; the writer folds whatever is queued into one
 //! group commit, so changes reach the disk in the order they were made, and a caller is
@@ -28,6 +29,7 @@ mod hashes;
 mod lists;
 mod moves;
 mod sets;
+mod slots;
 mod stored;
 mod writer;
 mod zsets;
@@ -49,6 +51,7 @@ pub use glob::glob_match;
 pub use lists::{End, ListSet, Popped};
 pub use moves::{Copied, Renamed};
 pub use sets::SetOperation;
+pub use slots::scan_hash;
 pub use stored::{
     HASHES_TABLE, HASH_FIELDS_TABLE, KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE, SETS_TABLE,
     SET_MEMBERS_TABLE, ZSETS_TABLE, ZSET_MEMBERS_TABLE,
@@ -672,8 +675,9 @@ impl Keyspace {
     }
 
     /// Up to `count` live keys matching `pattern` (a Redis glob; `None`: all) and `kind`
-    /// (`None`: any), starting after the first `cursor` keys in key order; returns the next
-    /// cursor (0: done). Keys added or deleted during a scan shift the positions after them.
+    /// (`None`: any), from SCAN place `cursor` on (`slots.rs`: 0 starts); returns the next
+    /// cursor (0: done). Every key present for a whole scan is returned once (or, rarely,
+    /// twice); keys added or deleted meanwhile move nothing else.
     pub fn scan(
         &self,
         cursor: u64,
@@ -685,10 +689,10 @@ impl Keyspace {
         let now = now_ms();
         let mut keys = Vec::new();
         let count = count.max(1);
-        let entries = inner.entries.iter().skip(cursor as usize);
-        for (visited, (key, entry)) in entries.enumerate() {
+        let entries = inner.entries.starting_at(cursor);
+        for (visited, (place, key, entry)) in entries.enumerate() {
             if visited >= count {
-                return (cursor + visited as u64, keys);
+                return (place, keys);
             }
             let live = entry.deadline.is_none_or(|deadline| deadline > now);
             if live

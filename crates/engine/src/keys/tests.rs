@@ -240,6 +240,48 @@ async fn scan_walks_every_key_with_a_cursor_and_a_pattern() {
 }
 
 #[tokio::test]
+async fn a_scan_returns_every_key_present_throughout_while_keys_come_and_go() {
+    // The delete-by-pattern loop: each page's keys deleted before the next page is asked
+    // for, and new keys added meanwhile. A cursor that counted keys skipped half of them.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = open(dir.path()).await;
+    let pairs = (0..1000)
+        .map(|i| (b(&format!("job:{i}")), b("x")))
+        .collect();
+    keys.set_many(pairs).unwrap().wait().await.unwrap();
+    let (mut cursor, mut seen, mut added) = (0, std::collections::HashSet::new(), 0);
+    loop {
+        let (next, batch) = keys.scan(cursor, Some(b"job:*"), None, 10);
+        keys.delete(&batch).unwrap().wait().await.unwrap();
+        seen.extend(batch);
+        keys.set(
+            b(&format!("job:new:{added}")),
+            b("y"),
+            SetOptions::default(),
+        )
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+        added += 1;
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    for i in 0..1000 {
+        assert!(
+            seen.contains(&b(&format!("job:{i}"))),
+            "job:{i} never returned"
+        );
+    }
+    assert_eq!(
+        keys.len(),
+        added - seen.iter().filter(|k| k.starts_with(b"job:new:")).count()
+    );
+}
+
+#[tokio::test]
 async fn mset_is_all_or_nothing_and_msetnx_writes_only_when_no_key_exists() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (_state, keys) = open(dir.path()).await;

@@ -10,7 +10,7 @@
 //! FLUSHALL clears string keys only.
 
 use bytes::Bytes;
-use omnibus_engine::keys::{glob_match, ExpireCondition, KeyKind, Renamed, TimeToLive};
+use omnibus_engine::keys::{glob_match, scan_hash, ExpireCondition, KeyKind, Renamed, TimeToLive};
 
 use super::arguments::{integer, is, lowercase, SYNTAX_ERROR};
 use super::strings::{map, now_ms, step};
@@ -19,11 +19,10 @@ use crate::session::{Session, Step};
 
 /// Most keys KEYS answers with; a larger keyspace needs SCAN.
 const KEYS_REPLY_MAX: usize = 1_000_000;
-/// SCAN cursors at or above this walk the stream keys (the cursor minus this is a position
-/// among them, in name order); below it, the string keys. A string-key cursor never gets here:
-/// the keyspace holds at most `keys::KEYS_MAX` keys.
+/// SCAN cursors at or above this walk the stream keys (the cursor minus this is the SCAN
+/// place, `keys::scan_hash`, to go on from among them); below it, the keyspace's keys, whose
+/// places are below 2^62.
 const STREAM_CURSOR_BASE: u64 = 1 << 62;
-const _: () = assert!((omnibus_engine::keys::KEYS_MAX as u64) < STREAM_CURSOR_BASE);
 
 pub(crate) const STREAM_EXPIRY_REFUSED: &str =
     "ERR Omnibus does not expire stream keys: trim the stream (XTRIM, XADD MAXLEN) or DEL it";
@@ -365,19 +364,24 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
     position = position.max(STREAM_CURSOR_BASE);
     let mut next = 0;
     if streams {
-        let start = (position - STREAM_CURSOR_BASE) as usize;
-        let names = stream_keys(session);
-        let end = start.saturating_add(count).min(names.len());
-        found.extend(
-            names
-                .get(start..end)
-                .unwrap_or_default()
-                .iter()
-                .filter(|name| pattern.as_ref().is_none_or(|p| glob_match(p, name)))
-                .cloned(),
-        );
-        if end < names.len() {
-            next = STREAM_CURSOR_BASE + end as u64;
+        // By SCAN place too (`keys::scan_hash`), so streams deleted during a scan move none
+        // of the others.
+        let from = position - STREAM_CURSOR_BASE;
+        let mut names: Vec<(u64, Bytes)> = stream_keys(session)
+            .into_iter()
+            .map(|name| (scan_hash(&name), name))
+            .filter(|(place, _)| *place >= from)
+            .collect();
+        names.sort_unstable();
+        let mut names = names.into_iter();
+        for (place, name) in names.by_ref().take(count) {
+            debug_assert!(place < STREAM_CURSOR_BASE);
+            if pattern.as_ref().is_none_or(|p| glob_match(p, &name)) {
+                found.push(name);
+            }
+        }
+        if let Some((place, _)) = names.next() {
+            next = STREAM_CURSOR_BASE + place;
         }
     }
     scan_reply(next, found)
