@@ -814,6 +814,55 @@ def test_bit_operations(client):
     assert client.eval(body, 0) == ["000000ff", "ff", "ffffffff", "FFFF"]
 
 
+# -- 5. HRANDFIELD ------------------------------------------------------------------------------
+
+
+def test_hrandfield_picks_fields_as_srandmember_picks_members(client, redis_url):
+    key = unique("hrand")
+    fields = {f"f{i}": f"v{i}" for i in range(5)}
+    client.hset(key, mapping=fields)
+    assert client.hrandfield(key) in fields
+    distinct = client.hrandfield(key, 3)
+    assert len(distinct) == 3 and len(set(distinct)) == 3 and set(distinct) <= set(fields)
+    # More than there are: every field once.
+    assert sorted(client.hrandfield(key, 10)) == sorted(fields)
+    # Negative: exactly that many, repeats allowed.
+    repeated = client.hrandfield(key, -12)
+    assert len(repeated) == 12 and set(repeated) <= set(fields)
+    # WITHVALUES: flat pairs in RESP2, each field with its own value.
+    flat = client.hrandfield(key, -6, withvalues=True)
+    assert len(flat) == 12
+    assert all(fields[field] == value for field, value in zip(flat[::2], flat[1::2]))
+    # Missing key: nil, or an empty array with a count; another kind refused.
+    missing = unique("none")
+    assert client.hrandfield(missing) is None
+    assert client.hrandfield(missing, 3) == []
+    assert client.execute_command("HRANDFIELD", key, 0) == []
+    other = unique("string")
+    client.set(other, "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        client.hrandfield(other)
+    with pytest.raises(redis.ResponseError, match="syntax error"):
+        client.execute_command("HRANDFIELD", key, 2, "WITHSCORES")
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        client.execute_command("HRANDFIELD", key, "x")
+    # RESP3: WITHVALUES answers [field, value] pairs.
+    single = unique("one")
+    client.hset(single, "only", "value")
+    replies = raw_replies(
+        redis_url,
+        3,
+        [["HRANDFIELD", single, "1", "WITHVALUES"], ["HRANDFIELD", single, "-2"]],
+    )
+    assert replies == [
+        b"*1\r\n*2\r\n$4\r\nonly\r\n$5\r\nvalue\r\n",
+        b"*2\r\n$4\r\nonly\r\n$4\r\nonly\r\n",
+    ]
+    replies = raw_replies(redis_url, 2, [["HRANDFIELD", single, "1", "WITHVALUES"]])
+    assert replies == [b"*2\r\n$4\r\nonly\r\n$5\r\nvalue\r\n"]
+    client.delete(key, other, single)
+
+
 # -- after a restart (last: it restarts the module's broker) -----------------------------------
 
 

@@ -226,6 +226,21 @@ impl Keyspace {
         Ok((next, found))
     }
 
+    /// Fields chosen at random with their values (HRANDFIELD), as
+    /// [`Keyspace::set_random`] picks members: a positive `count` gives up to that many
+    /// distinct fields, a negative one exactly `-count`, possibly repeated.
+    pub fn hash_random(&self, key: &[u8], count: i64) -> Result<Vec<(Bytes, Bytes)>> {
+        let mut inner = self.lock();
+        let Some(hash) = self.hash(&mut inner, key, now_ms())? else {
+            return Ok(Vec::new());
+        };
+        Ok(super::sets::pick(hash.fields.len(), count)
+            .into_iter()
+            .filter_map(|at| hash.fields.get_index(at))
+            .map(|(field, (_, value))| (field.clone(), value.clone()))
+            .collect())
+    }
+
     /// The hash under `key`, `None` when missing; another kind is refused.
     fn hash<'a>(&self, inner: &'a mut Inner, key: &[u8], now: i64) -> Result<Option<&'a Hash>> {
         match self.live(inner, key, now) {

@@ -1,16 +1,17 @@
 //! Hash commands over the engine's keyspace (`keys/hashes.rs`): HSET, HSETNX, HMSET, HGET,
-//! HMGET, HGETALL, HDEL, HEXISTS, HLEN, HKEYS, HVALS, HINCRBY, HSTRLEN, HSCAN. Every change
+//! HMGET, HGETALL, HDEL, HEXISTS, HLEN, HKEYS, HVALS, HINCRBY, HSTRLEN, HSCAN, HRANDFIELD.
+//! Every change
 //! is durable before its reply, as a string's is; fields answer in the order they were
 //! first set, as redis-server's small hashes do.
 
 use bytes::Bytes;
 use omnibus_engine::keys::{Increment, KeyKind};
 
-use super::arguments::integer;
+use super::arguments::{integer, is, SYNTAX_ERROR};
 use super::lists::{change, check_not_stream, read};
-use super::sets::{cursor, scan_missing, scan_options, scan_reply};
+use super::sets::{cursor, pick_count, scan_missing, scan_options, scan_reply};
 use super::strings::map;
-use crate::codec::Reply;
+use crate::codec::{Protocol, Reply};
 use crate::session::{Session, Step};
 
 pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
@@ -78,6 +79,7 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             }),
         },
         "hscan" => hscan(session, arguments),
+        "hrandfield" => hrandfield(session, arguments),
         _ => Err(Reply::error(format!("ERR unknown command '{name}'"))),
     };
     result.unwrap_or_else(Step::from)
@@ -137,5 +139,43 @@ fn hscan(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
             .flat_map(|(field, value)| [Reply::Bulk(field), Reply::Bulk(value)])
             .collect();
         Ok(scan_reply(next, flat))
+    })
+}
+
+/// HRANDFIELD key [count [WITHVALUES]]: one field (or nil) without a count; with one, fields
+/// as SRANDMEMBER picks members, WITHVALUES pairing each with its value (flat in RESP2,
+/// `[field, value]` pairs in RESP3, as redis-server 7 answers).
+fn hrandfield(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
+    let key = &arguments[0];
+    let (with_count, with_values) = match &arguments[1..] {
+        [] => (None, false),
+        [count] => (Some(pick_count(count)?), false),
+        [count, word] if is(word, "withvalues") => (Some(pick_count(count)?), true),
+        _ => return Err(Reply::error(SYNTAX_ERROR)),
+    };
+    let protocol = session.protocol;
+    read(session, key, |keys| {
+        let picked = keys.hash_random(key, with_count.unwrap_or(1))?;
+        Ok(match (with_count, with_values, protocol) {
+            (None, _, _) => picked
+                .into_iter()
+                .next()
+                .map_or(Reply::Null, |(field, _)| Reply::Bulk(field)),
+            (Some(_), false, _) => {
+                Reply::Array(picked.into_iter().map(|(f, _)| Reply::Bulk(f)).collect())
+            }
+            (Some(_), true, Protocol::Resp2) => Reply::Array(
+                picked
+                    .into_iter()
+                    .flat_map(|(f, v)| [Reply::Bulk(f), Reply::Bulk(v)])
+                    .collect(),
+            ),
+            (Some(_), true, Protocol::Resp3) => Reply::Array(
+                picked
+                    .into_iter()
+                    .map(|(f, v)| Reply::Array(vec![Reply::Bulk(f), Reply::Bulk(v)]))
+                    .collect(),
+            ),
+        })
     })
 }

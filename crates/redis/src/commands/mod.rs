@@ -116,9 +116,8 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
             lists::run(session, name, arguments)
         }
         "hset" | "hsetnx" | "hmset" | "hget" | "hmget" | "hgetall" | "hdel" | "hexists"
-        | "hlen" | "hkeys" | "hvals" | "hincrby" | "hincrbyfloat" | "hstrlen" | "hscan" => {
-            hashes::run(session, name, arguments)
-        }
+        | "hlen" | "hkeys" | "hvals" | "hincrby" | "hincrbyfloat" | "hstrlen" | "hscan"
+        | "hrandfield" => hashes::run(session, name, arguments),
         "sadd" | "srem" | "smembers" | "sismember" | "smismember" | "scard" | "spop"
         | "srandmember" | "smove" | "sinter" | "sunion" | "sdiff" | "sinterstore"
         | "sunionstore" | "sdiffstore" | "sintercard" | "sscan" => {

@@ -223,6 +223,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("hlen", 2, READ, HASH_READ, ONE),
     command("hmget", -3, READ, HASH_READ, ONE),
     command("hmset", -4, WRITE, HASH_WRITE, ONE),
+    command("hrandfield", -2, READ_SLOW, HASH_READ_SLOW, ONE),
     command("hscan", -3, READ_SLOW, HASH_READ_SLOW, ONE),
     command("hset", -4, WRITE, HASH_WRITE, ONE),
     command("hsetnx", 4, WRITE, HASH_WRITE, ONE),
