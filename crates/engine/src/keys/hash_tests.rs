@@ -165,3 +165,33 @@ async fn float_increments_store_the_sum_as_text_and_refuse_what_is_not_a_number(
         vec![Some(b("10.25"))]
     );
 }
+
+#[tokio::test]
+async fn hscan_returns_every_field_present_throughout_while_fields_are_deleted() {
+    // HSCAN a page, HDEL it, ask for the next: a cursor counting fields skipped half.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = open(dir.path()).await;
+    let fields: Vec<(Bytes, Bytes)> = (0..500).map(|i| (b(&format!("f{i}")), b("v"))).collect();
+    keys.hash_set(&b("h"), fields, false)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let (mut cursor, mut seen) = (0, std::collections::HashSet::new());
+    loop {
+        let (next, page) = keys.hash_scan(b"h", cursor, None, 10).unwrap();
+        let names: Vec<Bytes> = page.into_iter().map(|(field, _)| field).collect();
+        keys.hash_delete(&b("h"), &names)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        seen.extend(names);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(seen.len(), 500);
+    assert_eq!(keys.hash_len(b"h").unwrap(), 0);
+}

@@ -190,8 +190,9 @@ impl Keyspace {
         Ok(self.durable(FloatIncrement::Value(text), writes))
     }
 
-    /// Up to `count` fields from `cursor` in the hash's order matching `pattern` (HSCAN),
-    /// and the next cursor (0: done). A hash of at most [`SCAN_WHOLE_MAX`] fields is answered
+    /// Up to `count` fields matching `pattern` in the hash's order from the field placed at
+    /// `cursor` on (HSCAN), and the next cursor (0: done): every field present for a whole
+    /// scan is returned, whatever is deleted meanwhile. A hash of at most [`SCAN_WHOLE_MAX`] fields is answered
     /// whole at once, as Redis answers a small one.
     pub fn hash_scan(
         &self,
@@ -204,10 +205,16 @@ impl Keyspace {
         let Some(hash) = self.hash(&mut inner, key, now_ms())? else {
             return Ok((0, Vec::new()));
         };
+        // The cursor is a field's place (its insertion number, which fields keep in order
+        // and never change): fields deleted during a scan move no other field past it.
         let (start, count) = if hash.fields.len() <= SCAN_WHOLE_MAX {
             (0, usize::MAX)
         } else {
-            (cursor as usize, count.max(1))
+            let start = hash
+                .fields
+                .as_slice()
+                .partition_point(|_, (place, _)| *place < cursor);
+            (start, count.max(1))
         };
         let end = start.saturating_add(count).min(hash.fields.len());
         let found = hash
@@ -218,11 +225,10 @@ impl Keyspace {
             .filter(|(field, _)| pattern.is_none_or(|pattern| glob_match(pattern, field)))
             .map(|(field, (_, value))| (field.clone(), value.clone()))
             .collect();
-        let next = if end < hash.fields.len() {
-            end as u64
-        } else {
-            0
-        };
+        let next = hash
+            .fields
+            .get_index(end)
+            .map_or(0, |(_, (place, _))| *place);
         Ok((next, found))
     }
 

@@ -293,7 +293,8 @@ impl Keyspace {
         let Some(set) = self.set_of(&mut inner, key, now_ms())? else {
             return Ok((0, Vec::new()));
         };
-        let (next, members) = scan_page(set.members.len(), cursor, count, |range| {
+        let len = set.members.len();
+        let matching = |range: std::ops::Range<usize>| -> Vec<Bytes> {
             set.members
                 .get_range(range)
                 .into_iter()
@@ -301,8 +302,21 @@ impl Keyspace {
                 .filter(|member| pattern.is_none_or(|pattern| glob_match(pattern, member)))
                 .cloned()
                 .collect()
-        });
-        Ok((next, members))
+        };
+        if len <= SCAN_WHOLE_MAX {
+            return Ok((0, matching(0..len)));
+        }
+        // Pages go from the end down; the cursor is where the next page ends (0: from the
+        // end). A removal moves the set's last member into the hole, and the last member is
+        // either already returned or below the cursor itself, so a member present for the
+        // whole scan is never moved past it (it may come twice, as Redis allows).
+        let end = if cursor == 0 {
+            len
+        } else {
+            (cursor as usize).min(len)
+        };
+        let start = end.saturating_sub(count.max(1));
+        Ok((start as u64, matching(start..end)))
     }
 
     /// Puts `entry` under `key`, replacing whatever it held, or deletes `key` when `entry`
@@ -360,7 +374,7 @@ pub(super) fn pick(len: usize, count: i64) -> Vec<usize> {
     sample(&mut random, len, count).into_vec()
 }
 
-/// One page of a collection scan (SSCAN, ZSCAN): a collection of at most
+/// One page of a ZSCAN by position: a sorted set of at most
 /// [`SCAN_WHOLE_MAX`] parts whole, otherwise `count` from `cursor`; `page` reads a range of
 /// positions. Returns the next cursor (0: done) and what `page` read.
 pub(super) fn scan_page<T>(
