@@ -378,7 +378,7 @@ async fn sscan_returns_every_member_present_throughout_while_members_are_removed
         // One member not returned yet goes too (it may or may not be seen: it left).
         let early = b(&format!("m{}", 499 - removed_early * 7));
         if !seen.contains(&early) {
-            keys.set_remove(&b("s"), &[early.clone()])
+            keys.set_remove(&b("s"), std::slice::from_ref(&early))
                 .unwrap()
                 .wait()
                 .await
