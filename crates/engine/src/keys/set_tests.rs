@@ -394,3 +394,54 @@ async fn sscan_returns_every_member_present_throughout_while_members_are_removed
     assert_eq!(seen.len(), 500, "a member present throughout was skipped");
     assert_eq!(keys.set_len(b"s").unwrap(), 0);
 }
+
+#[tokio::test]
+async fn zscan_returns_every_member_present_throughout_and_ends_on_equal_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = open(dir.path()).await;
+    // 400 members over 40 scores (ten share each), negative and positive, and 200 members
+    // all scoring 0 in a second set: a page never ends inside a run of one score.
+    let scored: Vec<(f64, Bytes)> = (0..400)
+        .map(|i| (f64::from(i / 10) - 20.5, b(&format!("m{i}"))))
+        .collect();
+    keys.zset_add(&b("z"), scored, ZAddOptions::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let (mut cursor, mut seen, mut sizes) = (0, std::collections::HashSet::new(), Vec::new());
+    loop {
+        let (next, page) = keys.zset_scan(b"z", cursor, None, 7).unwrap();
+        let members: Vec<Bytes> = page.into_iter().map(|(member, _)| member).collect();
+        keys.zset_remove(&b("z"), &members)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        sizes.push(members.len());
+        seen.extend(members);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(seen.len(), 400, "a member present throughout was skipped");
+    // Seven asked for, ten taken: a page ends with its last score's whole run (the last page,
+    // once the set is small, is the rest whole).
+    assert!(sizes.iter().all(|size| size % 10 == 0), "{sizes:?}");
+    assert!(sizes.len() > 20, "{sizes:?}");
+    let flat: Vec<(f64, Bytes)> = (0..200).map(|i| (0.0, b(&format!("f{i}")))).collect();
+    keys.zset_add(&b("flat"), flat, ZAddOptions::default())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let (next, page) = keys.zset_scan(b"flat", 0, None, 10).unwrap();
+    assert_eq!((next, page.len()), (0, 200));
+    // The cursor orders as scores do.
+    let cursors: Vec<u64> = [f64::NEG_INFINITY, -1.5, 0.0, 2.0, f64::INFINITY]
+        .into_iter()
+        .map(super::zsets::score_cursor_for_tests)
+        .collect();
+    assert!(cursors.windows(2).all(|pair| pair[0] < pair[1]) && cursors[0] != 0);
+}

@@ -25,7 +25,7 @@ pub enum SetOperation {
 
 /// Members a set may have for SSCAN to answer it whole in one call, as Redis answers a set
 /// small enough for its compact encodings.
-const SCAN_WHOLE_MAX: usize = 128;
+pub(super) const SCAN_WHOLE_MAX: usize = 128;
 
 impl Keyspace {
     /// Adds `members` to set `key` (created if missing); returns how many were new (SADD).
@@ -372,24 +372,4 @@ pub(super) fn pick(len: usize, count: i64) -> Vec<usize> {
     }
     let count = (count as u64).min(len as u64) as usize;
     sample(&mut random, len, count).into_vec()
-}
-
-/// One page of a ZSCAN by position: a sorted set of at most
-/// [`SCAN_WHOLE_MAX`] parts whole, otherwise `count` from `cursor`; `page` reads a range of
-/// positions. Returns the next cursor (0: done) and what `page` read.
-pub(super) fn scan_page<T>(
-    len: usize,
-    cursor: u64,
-    count: usize,
-    page: impl FnOnce(std::ops::Range<usize>) -> Vec<T>,
-) -> (u64, Vec<T>) {
-    let (start, count) = if len <= SCAN_WHOLE_MAX {
-        (0, usize::MAX)
-    } else {
-        (cursor as usize, count.max(1))
-    };
-    let end = start.saturating_add(count).min(len);
-    let found = page(start.min(end)..end);
-    let next = if end < len { end as u64 } else { 0 };
-    (next, found)
 }

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use super::entry::{owned, wrong_kind, Entry, Inner, KeyKind, Score, SortedSet, Value};
-use super::sets::{pick, scan_page};
+use super::sets::{pick, SCAN_WHOLE_MAX};
 use super::{glob_match, stored, Durable, Keyspace, SetCondition};
 use crate::engine::now_ms;
 use crate::error::{EngineError, Result};
@@ -574,15 +574,34 @@ impl Keyspace {
         let Some(set) = self.zset_of(&mut inner, key, now_ms())? else {
             return Ok((0, Vec::new()));
         };
-        Ok(scan_page(set.scores.len(), cursor, count, |range| {
-            set.order
-                .iter()
-                .skip(range.start)
-                .take(range.len())
-                .filter(|(_, member)| pattern.is_none_or(|pattern| glob_match(pattern, member)))
-                .map(|(score, member)| (member.clone(), score.0))
-                .collect()
-        }))
+        let matches = |member: &Bytes| pattern.is_none_or(|pattern| glob_match(pattern, member));
+        if set.scores.len() <= SCAN_WHOLE_MAX {
+            let all = set.order.iter().filter(|(_, member)| matches(member));
+            return Ok((0, all.map(|(score, m)| (m.clone(), score.0)).collect()));
+        }
+        // The cursor is a score (`score_cursor`): pages go on from it, and a page takes every
+        // member of its last score, so members removed meanwhile move nothing past the
+        // cursor and every member present for the whole scan is returned.
+        let from = (cursor != 0).then(|| Score(score_of_cursor(cursor)));
+        let mut members = match from {
+            Some(score) => set.order.range((score, Bytes::new())..),
+            None => set.order.range(..),
+        }
+        .peekable();
+        let (mut found, mut taken, mut last) = (Vec::new(), 0, None);
+        while let Some((score, member)) = members.peek() {
+            if taken >= count.max(1) && last != Some(*score) {
+                break;
+            }
+            if matches(member) {
+                found.push((member.clone(), score.0));
+            }
+            taken += 1;
+            last = Some(*score);
+            members.next();
+        }
+        let next = members.peek().map_or(0, |(score, _)| score_cursor(score.0));
+        Ok((next, found))
     }
 
     /// The sorted set under `key`, `None` when missing; another kind is refused.
@@ -698,4 +717,31 @@ fn walk<'a>(set: &'a SortedSet, query: &ZQuery) -> Walk<'a> {
             }
         }
     }
+}
+
+/// A score as a ZSCAN cursor: its bits arranged so that cursors order as scores do (never 0,
+/// the cursor that starts a scan: that would be a NaN, which no score is).
+fn score_cursor(score: f64) -> u64 {
+    let bits = score.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+/// The score a ZSCAN cursor names. A cursor no page answered may name a NaN, which as a
+/// bound sorts beyond every score on its side (`f64::total_cmp`): past the end, or from the
+/// start.
+fn score_of_cursor(cursor: u64) -> f64 {
+    f64::from_bits(if cursor >> 63 == 1 {
+        cursor & !(1 << 63)
+    } else {
+        !cursor
+    })
+}
+
+#[cfg(test)]
+pub(super) fn score_cursor_for_tests(score: f64) -> u64 {
+    score_cursor(score)
 }
