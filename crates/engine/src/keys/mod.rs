@@ -3,7 +3,8 @@
 //! any other door could). It knows no wire type. String commands are here, list commands in
 //! `lists.rs`, clients blocked on a list or sorted set in `blocking.rs`, hash commands in
 //! `hashes.rs`, sets and sorted sets in `sets.rs` and `zsets.rs`, RENAME/COPY in `moves.rs`,
-//! the map of keys in SCAN order in `slots.rs`, the stored rows in `stored.rs`.
+//! the map of keys in SCAN order in `slots.rs`, the lock and exclusive holds in
+//! `exclusive.rs`, the stored rows in `stored.rs`.
 //!
 //! Every key lives in memory (a `BTreeMap` in SCAN order, `slots.rs`) and in the
 //! state store (`stored.rs`). A change is applied in memory under one lock and, still under
@@ -24,6 +25,7 @@
 
 mod blocking;
 mod entry;
+mod exclusive;
 mod glob;
 mod hashes;
 mod lists;
@@ -34,9 +36,8 @@ mod stored;
 mod writer;
 mod zsets;
 
-use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -47,6 +48,7 @@ use crate::error::Result;
 
 pub use blocking::{Blocked, ListRequest, Served, Taken, Took};
 pub use entry::KeyKind;
+pub use exclusive::Exclusive;
 pub use glob::glob_match;
 pub use lists::{End, ListSet, Popped};
 pub use moves::{Copied, Renamed};
@@ -163,58 +165,6 @@ pub struct Keyspace {
     writer: writer::Writer,
 }
 
-/// The keyspace held exclusively by one thread, from [`Keyspace::exclusive`]: until it is
-/// dropped, no other thread reads or changes a key, and every change made meanwhile is
-/// committed with the others in one commit when it is dropped (each change's [`Durable`]
-/// resolves then). Not `Send`: it is let go on the thread that took it.
-#[must_use = "the keyspace is held only while this lives"]
-pub struct Exclusive<'a> {
-    keyspace: &'a Keyspace,
-    /// `None` for a hold nested in one this thread already has.
-    _gate: Option<RwLockWriteGuard<'a, ()>>,
-}
-
-impl Drop for Exclusive<'_> {
-    fn drop(&mut self) {
-        let keyspace = self.keyspace;
-        if keyspace.depth.fetch_sub(1, Ordering::Relaxed) != 1 {
-            return;
-        }
-        // Still behind the gate: what the hold kept back is queued before anyone else's.
-        keyspace.writer.release();
-        keyspace.holder.store(0, Ordering::Release);
-    }
-}
-
-/// The keyspace's state under its lock (and, for every thread but a holder's, the shared
-/// gate).
-struct Locked<'a> {
-    inner: MutexGuard<'a, Inner>,
-    _gate: Option<RwLockReadGuard<'a, ()>>,
-}
-
-impl Deref for Locked<'_> {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.inner
-    }
-}
-
-impl DerefMut for Locked<'_> {
-    fn deref_mut(&mut self) -> &mut Inner {
-        &mut self.inner
-    }
-}
-
-/// A number for the calling thread, never 0 (`ThreadId` has no stable number).
-fn thread_number() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static NUMBER: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    NUMBER.with(|number| *number)
-}
-
 impl Keyspace {
     /// Loads every key that has not expired from the state store and starts the writer and
     /// the sweep. Needs a Tokio runtime.
@@ -245,53 +195,6 @@ impl Keyspace {
         });
         spawn_sweep(Arc::downgrade(&keyspace));
         Ok(keyspace)
-    }
-
-    fn lock(&self) -> Locked<'_> {
-        let gate = (self.holder.load(Ordering::Acquire) != thread_number())
-            .then(|| self.gate.read().unwrap_or_else(|p| p.into_inner()));
-        Locked {
-            inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
-            _gate: gate,
-        }
-    }
-
-    /// [`Keyspace::lock`] unless another thread holds the keyspace exclusively (`None`):
-    /// for the sweep, which runs on the broker's shared runtime, where waiting out a long
-    /// script would stall every other door's tasks on that thread.
-    fn try_lock(&self) -> Option<Locked<'_>> {
-        let gate = match self.gate.try_read() {
-            Ok(gate) => gate,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
-        Some(Locked {
-            inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
-            _gate: Some(gate),
-        })
-    }
-
-    /// Holds the keyspace for the calling thread until the returned guard is dropped: other
-    /// threads' commands wait, and the changes made meanwhile reach the disk in one commit
-    /// (all or none after a crash). A hold taken again on the same thread nests in the first.
-    /// Keep it short and never across an `.await`: every other caller waits for it.
-    pub fn exclusive(&self) -> Exclusive<'_> {
-        let me = thread_number();
-        if self.holder.load(Ordering::Acquire) == me {
-            self.depth.fetch_add(1, Ordering::Relaxed);
-            return Exclusive {
-                keyspace: self,
-                _gate: None,
-            };
-        }
-        let gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        self.holder.store(me, Ordering::Release);
-        self.depth.store(1, Ordering::Relaxed);
-        self.writer.hold();
-        Exclusive {
-            keyspace: self,
-            _gate: Some(gate),
-        }
     }
 
     /// The value of string `key`, or `None` when it is missing, expired or a list.
