@@ -7,11 +7,11 @@
 use bytes::Bytes;
 use omnibus_engine::keys::{Increment, KeyKind};
 
-use super::arguments::{integer, is, SYNTAX_ERROR};
+use super::arguments::integer;
 use super::lists::{change, check_not_stream, read};
-use super::sets::{cursor, pick_count, scan_missing, scan_options, scan_reply};
+use super::sets::{cursor, pairs_reply, random_options, scan_missing, scan_options, scan_reply};
 use super::strings::map;
-use crate::codec::{Protocol, Reply};
+use crate::codec::Reply;
 use crate::session::{Session, Step};
 
 pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
@@ -147,34 +147,24 @@ fn hscan(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
 /// `[field, value]` pairs in RESP3, as redis-server 7 answers).
 fn hrandfield(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let key = &arguments[0];
-    let (with_count, with_values) = match &arguments[1..] {
-        [] => (None, false),
-        [count] => (Some(pick_count(count)?), false),
-        [count, word] if is(word, "withvalues") => (Some(pick_count(count)?), true),
-        _ => return Err(Reply::error(SYNTAX_ERROR)),
-    };
+    let (with_count, with_values) = random_options(&arguments[1..], "withvalues")?;
     let protocol = session.protocol;
     read(session, key, |keys| {
         let picked = keys.hash_random(key, with_count.unwrap_or(1))?;
-        Ok(match (with_count, with_values, protocol) {
-            (None, _, _) => picked
+        Ok(match (with_count, with_values) {
+            (None, _) => picked
                 .into_iter()
                 .next()
                 .map_or(Reply::Null, |(field, _)| Reply::Bulk(field)),
-            (Some(_), false, _) => {
+            (Some(_), false) => {
                 Reply::Array(picked.into_iter().map(|(f, _)| Reply::Bulk(f)).collect())
             }
-            (Some(_), true, Protocol::Resp2) => Reply::Array(
+            (Some(_), true) => pairs_reply(
                 picked
                     .into_iter()
-                    .flat_map(|(f, v)| [Reply::Bulk(f), Reply::Bulk(v)])
+                    .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
                     .collect(),
-            ),
-            (Some(_), true, Protocol::Resp3) => Reply::Array(
-                picked
-                    .into_iter()
-                    .map(|(f, v)| Reply::Array(vec![Reply::Bulk(f), Reply::Bulk(v)]))
-                    .collect(),
+                protocol,
             ),
         })
     })

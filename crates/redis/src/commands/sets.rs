@@ -10,7 +10,7 @@ use omnibus_engine::keys::{KeyKind, SetOperation};
 use super::arguments::{integer, is, NOT_AN_INTEGER, SYNTAX_ERROR};
 use super::lists::{change, check_not_stream, read};
 use super::strings::map;
-use crate::codec::Reply;
+use crate::codec::{Protocol, Reply};
 use crate::session::{Session, Step};
 
 /// Most members one SRANDMEMBER or ZRANDMEMBER with a negative count may repeat, so one
@@ -123,7 +123,30 @@ fn spop(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
 }
 
 /// A random pick's count, bounded for a negative one (repeats) by [`REPEATS_MAX`].
-pub(super) fn pick_count(word: &Bytes) -> Result<i64, Reply> {
+/// `[count [WITH…]]` of ZRANDMEMBER (`WITHSCORES`) and HRANDFIELD (`WITHVALUES`): the count,
+/// if any, and whether `with` was given.
+pub(super) fn random_options(rest: &[Bytes], with: &str) -> Result<(Option<i64>, bool), Reply> {
+    match rest {
+        [] => Ok((None, false)),
+        [count] => Ok((Some(pick_count(count)?), false)),
+        [count, word] if is(word, with) => Ok((Some(pick_count(count)?), true)),
+        _ => Err(Reply::error(SYNTAX_ERROR)),
+    }
+}
+
+/// Pairs (a member and its score, a field and its value) as Redis 7 answers them: flat in
+/// RESP2, each pair an array of two in RESP3.
+pub(super) fn pairs_reply(pairs: Vec<(Reply, Reply)>, protocol: Protocol) -> Reply {
+    Reply::Array(match protocol {
+        Protocol::Resp2 => pairs.into_iter().flat_map(|(a, b)| [a, b]).collect(),
+        Protocol::Resp3 => pairs
+            .into_iter()
+            .map(|(a, b)| Reply::Array(vec![a, b]))
+            .collect(),
+    })
+}
+
+fn pick_count(word: &Bytes) -> Result<i64, Reply> {
     let count = integer(word)?;
     if count == i64::MIN {
         // Redis's own words: it cannot negate this one.

@@ -15,8 +15,8 @@ use omnibus_engine::keys::{
 use super::arguments::{is, SYNTAX_ERROR};
 use super::lists::{change, check_not_stream, read};
 use super::sets::{
-    card_limit, check_all, cursor, numbered_keys, pick_count, positive_count, scan_missing,
-    scan_options, scan_reply,
+    card_limit, check_all, cursor, numbered_keys, pairs_reply, positive_count, random_options,
+    scan_missing, scan_options, scan_reply,
 };
 use super::strings::map;
 use super::zset_ranges::{by_range, range, score, zrange, By, RangeCall, NOT_A_FLOAT};
@@ -118,16 +118,11 @@ fn scored_reply(members: Vec<Scored>, with_scores: bool, protocol: Protocol) -> 
     if !with_scores {
         return Reply::Array(members.into_iter().map(|(m, _)| Reply::Bulk(m)).collect());
     }
-    Reply::Array(match protocol {
-        Protocol::Resp2 => members
-            .into_iter()
-            .flat_map(|(member, score)| [Reply::Bulk(member), Reply::Double(score)])
-            .collect(),
-        Protocol::Resp3 => members
-            .into_iter()
-            .map(|(member, score)| Reply::Array(vec![Reply::Bulk(member), Reply::Double(score)]))
-            .collect(),
-    })
+    let pairs = members
+        .into_iter()
+        .map(|(member, score)| (Reply::Bulk(member), Reply::Double(score)))
+        .collect();
+    pairs_reply(pairs, protocol)
 }
 
 fn answer_range(session: &Session, key: &Bytes, call: RangeCall) -> Result<Step, Reply> {
@@ -267,12 +262,7 @@ fn zpop(session: &Session, name: &str, arguments: &[Bytes]) -> Result<Step, Repl
 /// ZRANDMEMBER key [count [WITHSCORES]].
 fn zrandmember(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let key = &arguments[0];
-    let (with_count, with_scores) = match &arguments[1..] {
-        [] => (None, false),
-        [count] => (Some(pick_count(count)?), false),
-        [count, word] if is(word, "withscores") => (Some(pick_count(count)?), true),
-        _ => return Err(Reply::error(SYNTAX_ERROR)),
-    };
+    let (with_count, with_scores) = random_options(&arguments[1..], "withscores")?;
     let protocol = session.protocol;
     read(session, key, |keys| {
         let picked = keys.zset_random(key, with_count.unwrap_or(1))?;
