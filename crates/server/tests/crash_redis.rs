@@ -13,7 +13,6 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use support::{crash, Broker};
 
@@ -68,12 +67,7 @@ async fn write(
             pipe.cmd("ZADD").arg(&zset).arg(score(number)).arg(key);
         }
         pipe.cmd("INCR").arg("counter");
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(5),
-            pipe.query_async::<Vec<redis::Value>>(&mut con),
-        )
-        .await;
-        let Ok(Ok(replies)) = outcome else {
+        let Some(replies) = crash::send::<Vec<redis::Value>>(&mut con, &pipe).await else {
             return;
         };
         let mut ledger = ledger.lock().unwrap();

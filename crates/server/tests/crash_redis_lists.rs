@@ -35,19 +35,6 @@ struct Ledger {
     unanswered_pops: usize,
 }
 
-/// Sends `pipe` and waits at most 5 s; `None` when the broker went away.
-async fn send(
-    con: &mut redis::aio::MultiplexedConnection,
-    pipe: &redis::Pipeline,
-) -> Option<Vec<redis::Value>> {
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(5),
-        pipe.query_async::<Vec<redis::Value>>(con),
-    )
-    .await;
-    outcome.ok()?.ok()
-}
-
 fn text(value: &redis::Value) -> String {
     match value {
         redis::Value::BulkString(bytes) => String::from_utf8(bytes.clone()).unwrap(),
@@ -70,7 +57,7 @@ async fn produce(
             pipe.cmd("RPUSH").arg(QUEUE).arg(&value);
             values.push(value);
         }
-        let Some(replies) = send(&mut con, &pipe).await else {
+        let Some(replies) = crash::send::<Vec<redis::Value>>(&mut con, &pipe).await else {
             return;
         };
         let mut ledger = ledger.lock().unwrap();
@@ -92,7 +79,7 @@ async fn consume(mut con: redis::aio::MultiplexedConnection, ledger: Arc<Mutex<L
             .arg("LEFT")
             .arg("RIGHT");
         ledger.lock().unwrap().unanswered_pops += POP_COUNT;
-        let Some(replies) = send(&mut con, &pipe).await else {
+        let Some(replies) = crash::send::<Vec<redis::Value>>(&mut con, &pipe).await else {
             return;
         };
         {

@@ -44,12 +44,7 @@ async fn add(mut con: MultiplexedConnection, ledger: Arc<Mutex<Ledger>>) {
                 .arg("job")
                 .arg(format!("{round}-{number}"));
         }
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(5),
-            pipe.query_async::<Vec<String>>(&mut con),
-        )
-        .await;
-        let Ok(Ok(ids)) = outcome else {
+        let Some(ids) = crash::send::<Vec<String>>(&mut con, &pipe).await else {
             return;
         };
         ledger.lock().unwrap().added.extend(ids);

@@ -1,5 +1,5 @@
 //! What the kill -9 tests share: their cycle count and seeded kill timing from the
-//! environment, and a Redis connection to the broker under test.
+//! environment, a Redis connection to the broker under test, and a pipeline sent to it.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -52,4 +52,14 @@ pub async fn kill_9_after(
     for task in tasks {
         task.abort();
     }
+}
+
+/// Sends `pipe` and waits at most 5 s for its replies; `None` when the broker went away
+/// (killed) or the replies did not come.
+pub async fn send<T: redis::FromRedisValue>(
+    con: &mut redis::aio::MultiplexedConnection,
+    pipe: &redis::Pipeline,
+) -> Option<T> {
+    let outcome = tokio::time::timeout(Duration::from_secs(5), pipe.query_async::<T>(con)).await;
+    outcome.ok()?.ok()
 }
