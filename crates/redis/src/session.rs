@@ -78,6 +78,9 @@ pub(crate) struct Session {
     pub(crate) subscriptions: Subscriptions,
     /// EXEC is running the queued commands: blocking commands answer at once.
     pub(crate) in_exec: bool,
+    /// A script is running: the fsyncs of the XADDs it made, which its reply waits for (an
+    /// XADD in a script gets its ID at once).
+    pub(crate) script_appends: Option<Vec<tokio::sync::oneshot::Receiver<Reply>>>,
 }
 
 /// One reply decided but not yet written.
@@ -136,6 +139,7 @@ pub(crate) async fn run(
         watched: Vec::new(),
         subscriptions: Subscriptions::new(shared_pubsub),
         in_exec: false,
+        script_appends: None,
     };
     let mut deliveries = Vec::new();
     // A pipeline, read in bigger pieces, is appended in bigger batches.
@@ -329,13 +333,25 @@ async fn run_counted(
             break;
         };
         let changes_a_stream = commands::changes_a_stream(&arguments[0]);
+        // A script's reply waits only for its writes' fsyncs: nothing after it waits for it.
+        let script = commands::is_script(&arguments[0]);
         if changes_a_stream && pending.reads > 0 {
             if let Err(error) = finish(stream, pending, session.protocol, output, stopped).await {
                 return Ok(Next::Broken(error));
             }
         }
         let request_bytes: usize = arguments.iter().map(|argument| argument.len() + 16).sum();
-        let step = commands::run(session, arguments);
+        // The keyspace's gate is passed here, waiting without blocking the thread, so the
+        // command never waits for it synchronously: a script holding the keyspace may be
+        // waiting for a stream writer that runs on this thread.
+        let keys = session.keys.clone();
+        let step = if commands::holds_keyspace(&arguments[0]) {
+            let _held = keys.exclusive_async().await;
+            commands::run(session, arguments)
+        } else {
+            let _entered = keys.enter().await;
+            commands::run(session, arguments)
+        };
         *requests += 1;
         if matches!(step.reply, Reply::Error(_)) {
             *errors += 1;
@@ -344,7 +360,7 @@ async fn run_counted(
         let waiting = if step.later.is_none() && step.commits.is_empty() {
             Waiting::Ready(step.reply)
         } else {
-            let read = step.later.is_some() && !changes_a_stream;
+            let read = step.later.is_some() && !changes_a_stream && !script;
             Waiting::Later {
                 reply: settle(step.reply, step.commits, step.later),
                 read,

@@ -1,10 +1,14 @@
 //! Scripts and transactions under `kill -9`: all of one or none of it. redis-crate clients
 //! send pipelined EVALs, each writing five keys of four kinds (a string, a hash field, a list
-//! element, a set member, a counter), and MULTI/EXEC blocks writing three, while the broker
+//! element, a set member, a counter) and appending to a stream, MULTI/EXEC blocks writing
+//! three, and (on connections of their own) scripts that only append, while the broker
 //! (its Redis door on two threads) is killed at random moments and restarted on the same
 //! data. Checks, over all cycles, that every script and transaction whose answer arrived
 //! reads back whole, and that none was kept in part: per writer, the counter, the list's
-//! length, the set's and the hash's sizes agree, and every listed id has its string key.
+//! length, the set's and the hash's sizes agree, and every listed id has its string key; and
+//! every acknowledged script's stream entry is there (a stream is another store: its entries
+//! are fsynced before the script's key changes, so they are checked for loss only), the
+//! appending scripts' too.
 //!
 //! `OMNIBUS_REDIS_CRASH_CYCLES` sets the number of cycles (default 3); `OMNIBUS_CRASH_SEED`
 //! replays the kill timing. The last line printed is the summary:
@@ -27,14 +31,19 @@ redis.call('SET', 'k:' .. id, id)
 redis.call('HSET', 'h:' .. writer, id, id)
 redis.call('RPUSH', 'l:' .. writer, id)
 redis.call('SADD', 's:' .. writer, id)
+redis.call('XADD', 'x:' .. writer, '*', 'id', id)
 return redis.call('INCR', 'n:' .. writer)
 "#;
+
+/// A script that only appends: its reply waits for nothing but the entry's fsync.
+const APPEND: &str = "return redis.call('XADD', KEYS[1], '*', 'id', ARGV[1])";
 
 /// Ids of every acknowledged script and transaction.
 #[derive(Default)]
 struct Ledger {
     scripts: Vec<String>,
     transactions: Vec<String>,
+    appends: Vec<String>,
 }
 
 async fn write(
@@ -78,6 +87,38 @@ async fn write(
     }
 }
 
+/// Pipelines of appending scripts alone on their connection, so that nothing else's fsync
+/// holds their replies back.
+async fn append(
+    mut con: redis::aio::MultiplexedConnection,
+    cycle: usize,
+    writer: usize,
+    ledger: Arc<Mutex<Ledger>>,
+) {
+    for round in 0.. {
+        let mut pipe = redis::pipe();
+        let ids: Vec<String> = (0..PIPELINE)
+            .map(|number| format!("c{cycle}.w{writer}.{round}.{number}.a"))
+            .collect();
+        for id in &ids {
+            pipe.cmd("EVAL")
+                .arg(APPEND)
+                .arg(1)
+                .arg(format!("y:{writer}"))
+                .arg(id);
+        }
+        let Some(replies) = crash::send::<Vec<redis::Value>>(&mut con, &pipe).await else {
+            return;
+        };
+        let mut ledger = ledger.lock().unwrap();
+        for (id, reply) in ids.into_iter().zip(&replies) {
+            if matches!(reply, redis::Value::BulkString(_)) {
+                ledger.appends.push(id);
+            }
+        }
+    }
+}
+
 async fn query<T: redis::FromRedisValue>(
     con: &mut redis::aio::MultiplexedConnection,
     command: &mut redis::Cmd,
@@ -100,14 +141,20 @@ async fn scripts_and_transactions_survive_kill_9_whole_or_not_at_all() {
         for writer in 0..WRITERS {
             let con = crash::redis(&broker).await;
             tasks.push(tokio::spawn(write(con, cycle, writer, ledger.clone())));
+            let con = crash::redis(&broker).await;
+            tasks.push(tokio::spawn(append(con, cycle, writer, ledger.clone())));
         }
         crash::kill_9_after(&mut random, KILL_AFTER_MS, &mut broker, tasks).await;
     }
     let broker = Broker::start_with_args(&data_dir, log.clone(), &threads).await;
     let mut con = crash::redis(&broker).await;
-    let (scripts, transactions) = {
+    let (scripts, transactions, appends) = {
         let ledger = ledger.lock().unwrap();
-        (ledger.scripts.clone(), ledger.transactions.clone())
+        (
+            ledger.scripts.clone(),
+            ledger.transactions.clone(),
+            ledger.appends.clone(),
+        )
     };
     assert!(!scripts.is_empty(), "no script was acknowledged");
     assert!(!transactions.is_empty(), "no transaction was acknowledged");
@@ -150,12 +197,48 @@ async fn scripts_and_transactions_survive_kill_9_whole_or_not_at_all() {
             ));
         }
         let listed: std::collections::HashSet<String> = listed.into_iter().collect();
+        let entries: Vec<(String, Vec<String>)> = query(
+            &mut con,
+            redis::cmd("XRANGE")
+                .arg(format!("x:{writer}"))
+                .arg("-")
+                .arg("+"),
+        )
+        .await;
+        let mut appended: std::collections::HashSet<String> = entries
+            .into_iter()
+            .filter_map(|(_, fields)| fields.get(1).cloned())
+            .collect();
+        let entries: Vec<(String, Vec<String>)> = query(
+            &mut con,
+            redis::cmd("XRANGE")
+                .arg(format!("y:{writer}"))
+                .arg("-")
+                .arg("+"),
+        )
+        .await;
+        appended.extend(
+            entries
+                .into_iter()
+                .filter_map(|(_, fields)| fields.get(1).cloned()),
+        );
+        for id in appends
+            .iter()
+            .filter(|id| id.contains(&format!(".w{writer}.")))
+        {
+            if !appended.contains(id) {
+                lost.push(format!("append {id}"));
+            }
+        }
         for id in scripts
             .iter()
             .filter(|id| id.contains(&format!(".w{writer}.")))
         {
             if !listed.contains(id) {
                 lost.push(format!("script {id}"));
+            }
+            if !appended.contains(id) {
+                lost.push(format!("script {id}'s stream entry"));
             }
         }
     }
@@ -170,7 +253,7 @@ async fn scripts_and_transactions_survive_kill_9_whole_or_not_at_all() {
     }
     println!(
         "crash summary: crash_redis_scripts [kill -9] cycles={cycles} acknowledged={} lost={} torn={}",
-        scripts.len() + transactions.len(),
+        scripts.len() + transactions.len() + appends.len(),
         lost.len(),
         torn.len()
     );

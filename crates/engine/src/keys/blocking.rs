@@ -151,8 +151,26 @@ impl Drop for Blocked {
             return;
         }
         // Served, but nobody will read it: the elements go back where they came from.
-        if let Ok(Ok(served)) = receiver.try_recv() {
-            self.keyspace.give_back(served, &self.waiter.request);
+        let Ok(Ok(served)) = receiver.try_recv() else {
+            return;
+        };
+        // A hold on another thread may need this one (a script waiting for a stream's
+        // writer): when the gate is taken, the elements go back from a task that waits for it.
+        if let Some(mut inner) = self.keyspace.try_lock() {
+            self.keyspace
+                .give_back_locked(&mut inner, served, &self.waiter.request);
+            return;
+        }
+        let keyspace = self.keyspace.clone();
+        let waiter = self.waiter.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let _entered = keyspace.enter().await;
+                    keyspace.give_back(served, &waiter.request);
+                });
+            }
+            Err(_) => keyspace.give_back(served, &waiter.request),
         }
     }
 }
@@ -242,7 +260,9 @@ impl Keyspace {
 
     /// Takes `waiter` out of every line; whether it was still waiting (not served).
     fn leave(&self, waiter: &Arc<Waiter>) -> bool {
-        let mut inner = self.lock();
+        // Not behind the gate: leaving a line changes no key, and it runs in a door's async
+        // code, whose thread a script holding the keyspace may need.
+        let mut inner = self.lock_ungated();
         let waiting = take_sender(waiter).is_some();
         remove_from_lines(&mut inner, waiter, None);
         waiting

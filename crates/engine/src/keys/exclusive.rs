@@ -2,10 +2,22 @@
 //! a script or a transaction takes the gate whole ([`Keyspace::exclusive`]) so that no
 //! other thread's command runs inside it; the holder's own commands pass the gate, and its
 //! changes are kept back by the writer and committed together when it lets go.
+//!
+//! The gate is an async lock so that a door can wait for it without blocking its thread
+//! ([`Keyspace::enter`], [`Keyspace::exclusive_async`]): a script that waits for a stream's
+//! writer while it holds the keyspace needs that writer's thread to stay free, and a thread
+//! blocked at the gate would not be (docs/redis.md, "Lua scripts"). Callers that did not
+//! enter wait at the gate synchronously, as before.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{MutexGuard, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, MutexGuard};
+use std::task::{Context, Poll, Wake};
+
+use tokio::sync::{RwLockReadGuard, RwLockWriteGuard};
 
 use super::entry::Inner;
 use super::Keyspace;
@@ -19,6 +31,30 @@ pub struct Exclusive<'a> {
     keyspace: &'a Keyspace,
     /// `None` for a hold nested in one this thread already has.
     _gate: Option<RwLockWriteGuard<'a, ()>>,
+    /// Let go on the thread that took it (the holder is a thread).
+    _thread: PhantomData<*const ()>,
+}
+
+/// The gate passed shared by one thread, from [`Keyspace::enter`]: the keyspace's commands
+/// run on this thread meanwhile without waiting at the gate again. Not `Send`: keep it
+/// across no `.await`.
+#[must_use = "the gate is passed only while this lives"]
+pub struct Entered<'a> {
+    _gate: Option<RwLockReadGuard<'a, ()>>,
+    /// What [`ENTERED`] held before (a nested entry restores it).
+    previous: usize,
+    _thread: PhantomData<*const ()>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        ENTERED.with(|entered| entered.set(self.previous));
+    }
+}
+
+thread_local! {
+    /// The keyspace (its address) whose gate this thread passed with [`Keyspace::enter`].
+    static ENTERED: Cell<usize> = const { Cell::new(0) };
 }
 
 impl Drop for Exclusive<'_> {
@@ -62,13 +98,54 @@ pub(super) fn thread_number() -> u64 {
     NUMBER.with(|number| *number)
 }
 
+/// Waits for `future` on this thread, parking it in between: the gate for callers that are
+/// not async (tests, and any caller that did not [`Keyspace::enter`]).
+fn wait_here<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
 impl Keyspace {
+    fn address(&self) -> usize {
+        self as *const Keyspace as usize
+    }
+
+    /// Whether this thread's commands pass the gate: it holds the keyspace, or entered it.
+    fn passed(&self) -> bool {
+        self.holder.load(Ordering::Acquire) == thread_number()
+            || ENTERED.with(|entered| entered.get()) == self.address()
+    }
+
     pub(super) fn lock(&self) -> Locked<'_> {
-        let gate = (self.holder.load(Ordering::Acquire) != thread_number())
-            .then(|| self.gate.read().unwrap_or_else(|p| p.into_inner()));
+        let gate = (!self.passed()).then(|| match self.gate.try_read() {
+            Ok(gate) => gate,
+            Err(_) => wait_here(self.gate.read()),
+        });
         Locked {
             inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
             _gate: gate,
+        }
+    }
+
+    /// The state without the gate: for what no script can observe (a blocked client leaving
+    /// its lines), which must not wait out a hold on a thread a holder may need.
+    pub(super) fn lock_ungated(&self) -> Locked<'_> {
+        Locked {
+            inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
+            _gate: None,
         }
     }
 
@@ -76,15 +153,53 @@ impl Keyspace {
     /// for the sweep, which runs on the broker's shared runtime, where waiting out a long
     /// script would stall every other door's tasks on that thread.
     pub(super) fn try_lock(&self) -> Option<Locked<'_>> {
-        let gate = match self.gate.try_read() {
-            Ok(gate) => gate,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
+        let gate = if self.passed() {
+            None
+        } else {
+            Some(self.gate.try_read().ok()?)
         };
         Some(Locked {
             inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
-            _gate: Some(gate),
+            _gate: gate,
         })
+    }
+
+    /// Passes the gate shared, waiting without blocking the thread while another thread
+    /// holds the keyspace; the calling thread's commands then run without waiting until the
+    /// returned guard is dropped. What a door does before each command.
+    pub async fn enter(&self) -> Entered<'_> {
+        let gate = if self.passed() {
+            None
+        } else {
+            Some(self.gate.read().await)
+        };
+        let previous = ENTERED.with(|entered| entered.replace(self.address()));
+        Entered {
+            _gate: gate,
+            previous,
+            _thread: PhantomData,
+        }
+    }
+
+    /// [`Keyspace::exclusive`], waiting for the gate without blocking the thread: what a
+    /// door does before EVAL or EXEC. Keep the hold across no `.await`.
+    pub async fn exclusive_async(&self) -> Exclusive<'_> {
+        if self.passed() {
+            return self.exclusive();
+        }
+        let gate = self.gate.write().await;
+        self.start_hold(gate)
+    }
+
+    fn start_hold<'a>(&'a self, gate: RwLockWriteGuard<'a, ()>) -> Exclusive<'a> {
+        self.holder.store(thread_number(), Ordering::Release);
+        self.depth.store(1, Ordering::Relaxed);
+        self.writer.hold();
+        Exclusive {
+            keyspace: self,
+            _gate: Some(gate),
+            _thread: PhantomData,
+        }
     }
 
     /// Holds the keyspace for the calling thread until the returned guard is dropped: other
@@ -98,15 +213,18 @@ impl Keyspace {
             return Exclusive {
                 keyspace: self,
                 _gate: None,
+                _thread: PhantomData,
             };
         }
-        let gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        self.holder.store(me, Ordering::Release);
-        self.depth.store(1, Ordering::Relaxed);
-        self.writer.hold();
-        Exclusive {
-            keyspace: self,
-            _gate: Some(gate),
-        }
+        // A thread that entered shared cannot take the gate whole: it would wait for itself.
+        assert!(
+            ENTERED.with(|entered| entered.get()) != self.address(),
+            "an exclusive hold taken inside an entered command (use exclusive_async first)"
+        );
+        let gate = match self.gate.try_write() {
+            Ok(gate) => gate,
+            Err(_) => wait_here(self.gate.write()),
+        };
+        self.start_hold(gate)
     }
 }

@@ -37,7 +37,7 @@ mod writer;
 mod zsets;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,7 +48,7 @@ use crate::error::Result;
 
 pub use blocking::{Blocked, ListRequest, Served, Taken, Took};
 pub use entry::KeyKind;
-pub use exclusive::Exclusive;
+pub use exclusive::{Entered, Exclusive};
 pub use glob::glob_match;
 pub use lists::{End, ListSet, Popped};
 pub use moves::{Copied, Renamed};
@@ -155,7 +155,7 @@ pub enum FloatIncrement {
 pub struct Keyspace {
     inner: Mutex<Inner>,
     /// Taken shared by every command, whole by an exclusive hold.
-    gate: RwLock<()>,
+    gate: tokio::sync::RwLock<()>,
     /// The thread holding the keyspace exclusively ([`thread_number`]; 0: none): its own
     /// commands pass the gate.
     holder: AtomicU64,
@@ -188,7 +188,7 @@ impl Keyspace {
         }
         let keyspace = Arc::new(Keyspace {
             inner: Mutex::new(inner),
-            gate: RwLock::new(()),
+            gate: tokio::sync::RwLock::new(()),
             holder: AtomicU64::new(0),
             depth: AtomicUsize::new(0),
             writer,

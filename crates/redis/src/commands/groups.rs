@@ -302,7 +302,8 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
         if is(&arguments[index], "count") {
             count = integer(value)?.clamp(1, ENTRIES_REPLY_MAX as i64) as usize;
         } else if is(&arguments[index], "block") {
-            block_ms = Some(block_timeout(value)?);
+            // Inside EXEC or a script a read does not block, as in Redis.
+            block_ms = Some(block_timeout(value)?).filter(|_| !session.in_exec);
         } else {
             return Err(Reply::error(SYNTAX_ERROR));
         }

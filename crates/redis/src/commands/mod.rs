@@ -46,6 +46,19 @@ pub(crate) fn changes_a_stream(name: &[u8]) -> bool {
         .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }
 
+/// Whether the command holds the keyspace whole while it runs (scripts and EXEC): the
+/// session takes the hold before running it.
+pub(crate) fn holds_keyspace(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"exec") || is_script(name)
+}
+
+/// EVAL, EVALSHA and their `_RO` forms.
+pub(crate) fn is_script(name: &[u8]) -> bool {
+    ["eval", "evalsha", "eval_ro", "evalsha_ro"]
+        .iter()
+        .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
+}
+
 /// Runs one command (or queues it inside MULTI).
 pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     let name = lowercase(&arguments[0]);

@@ -119,7 +119,14 @@ fn trim_options<'a>(strategy: &Bytes, rest: &'a [Bytes]) -> Result<(Trim, &'a [B
         limit = count as u64;
         rest = &rest[2..];
     }
-    Ok((Trim { by, limit }, rest))
+    Ok((
+        Trim {
+            by,
+            limit,
+            approximate,
+        },
+        rest,
+    ))
 }
 
 /// XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value …
@@ -165,6 +172,14 @@ fn xadd(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         make_stream,
         trim,
     };
+    if session.script_appends.is_some() {
+        // In a script: the ID now, the fsync before the script's reply.
+        let assigned = session.shared.streams.submit_early(&stream, change);
+        if let Some(appends) = &mut session.script_appends {
+            appends.push(assigned.durable);
+        }
+        return Ok(answer_later(assigned.id));
+    }
     Ok(answer_later(session.shared.streams.submit(&stream, change)))
 }
 
@@ -355,7 +370,8 @@ fn xread(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         if is(&arguments[index], "count") {
             options.count = integer(value)?.clamp(1, ENTRIES_REPLY_MAX as i64) as usize;
         } else if is(&arguments[index], "block") {
-            options.block_ms = Some(block_timeout(value)?);
+            // Inside EXEC or a script a read does not block, as in Redis.
+            options.block_ms = Some(block_timeout(value)?).filter(|_| !session.in_exec);
         } else {
             return Err(Reply::error(SYNTAX_ERROR));
         }

@@ -3,13 +3,14 @@
 //! Scripts are Lua 5.1, Redis's dialect, run by `mlua` (Lua built from source; no interpreter
 //! of our own). A script calls commands with `redis.call` / `redis.pcall`, which run through
 //! the same dispatcher as a client's command (`commands::execute`), back to back on the
-//! connection's thread with nothing awaited in between — the isolation EXEC has, and its
-//! limits (docs/redis.md, "Lua scripts"). Their writes are queued to the keyspace as they
-//! run; the script's reply waits until every one of them is fsynced.
+//! connection's thread while the script holds the keyspace, so no other client's command
+//! runs in between (docs/redis.md, "Lua scripts"). Their writes are queued as they run; the
+//! script's reply waits until every one of them is fsynced.
 //!
 //! What a script may call: the keyspace's commands (strings, keys, lists, hashes, sets,
-//! sorted sets), not stream, pub/sub, transaction or connection commands, whose replies the
-//! door produces asynchronously or which make no sense inside a script (`run.rs`).
+//! sorted sets), stream and group commands and PUBLISH (whose replies the door produces
+//! asynchronously: the script waits for each on its thread, `run.rs`), not transaction,
+//! subscription or connection commands, which make no sense inside a script.
 //!
 //! Every listener keeps the scripts it was given by SHA-1 (bounded, [`SCRIPTS_MAX`]); each
 //! door thread keeps one Lua state with the scripts it compiled (`run.rs`).

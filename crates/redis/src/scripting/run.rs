@@ -217,6 +217,7 @@ fn execute(
     // in between, and the script's key changes reach the disk in one commit.
     let keyspace = session.keys.clone();
     let held = keyspace.exclusive();
+    let outer_appends = session.script_appends.replace(Vec::new());
     let commits = RefCell::new(Vec::new());
     let session = RefCell::new(session);
     let started = Instant::now();
@@ -255,12 +256,55 @@ fn execute(
         Ok(value) => to_reply(value, 0),
         Err(error) => Reply::error(script_error(&error)),
     };
+    let session = session.into_inner();
+    let appends = std::mem::replace(&mut session.script_appends, outer_appends);
+    // The reply waits for the fsync of every XADD the script made (and its key changes').
+    let (reply, later) = match appends.filter(|appends| !appends.is_empty()) {
+        None => (reply, None),
+        Some(appends) => {
+            let later: crate::session::Later =
+                Box::pin(async move { first_failure(appends).await.unwrap_or(reply) });
+            (Reply::Null, Some(later))
+        }
+    };
     Ok(Step {
         reply,
         commits: commits.into_inner(),
         close: false,
-        later: None,
+        later,
     })
+}
+
+/// The first error among the outcomes of a script's XADDs, once every one is known.
+async fn first_failure(appends: Vec<tokio::sync::oneshot::Receiver<Reply>>) -> Option<Reply> {
+    let mut failure = None;
+    for append in appends {
+        // A closed channel: the XADD was refused before anything was appended.
+        if let Ok(Reply::Error(text)) = append.await {
+            failure.get_or_insert(Reply::Error(text));
+        }
+    }
+    failure
+}
+
+/// Waits until the script's XADDs so far are durable, before a stream command that reads
+/// the log (which holds what is durable): the script sees its own entries.
+fn settle_appends(session: &mut Session) {
+    let Some(appends) = session.script_appends.as_mut().filter(|a| !a.is_empty()) else {
+        return;
+    };
+    let appends = std::mem::take(appends);
+    let failure = wait_here(Box::pin(async move {
+        first_failure(appends).await.unwrap_or(Reply::ok())
+    }));
+    if let Reply::Error(_) = failure {
+        // Kept for the script's reply.
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let _ = sender.send(failure);
+        if let Some(appends) = session.script_appends.as_mut() {
+            appends.push(receiver);
+        }
+    }
 }
 
 /// The globals a run sees: KEYS and ARGV of its own over the shared ones (so one script's
@@ -282,38 +326,57 @@ fn environment(lua: &Lua, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Table>
     Ok(environment)
 }
 
-/// Commands a script may not run: those answered asynchronously by the door (streams,
-/// PUBLISH), transactions, subscriptions, scripts and connection state.
+/// Commands a script may not run: transactions, subscriptions, scripts and connection
+/// state, which make no sense inside a script.
 fn refused_in_scripts(name: &str) -> bool {
-    name.starts_with('x')
-        || matches!(
-            name,
-            "publish"
-                | "subscribe"
-                | "psubscribe"
-                | "unsubscribe"
-                | "punsubscribe"
-                | "multi"
-                | "exec"
-                | "discard"
-                | "watch"
-                | "unwatch"
-                | "eval"
-                | "evalsha"
-                | "eval_ro"
-                | "evalsha_ro"
-                | "script"
-                | "hello"
-                | "quit"
-                | "reset"
-                | "auth"
-                | "select"
-                | "client"
-                | "wait"
-                | "waitaof"
-                | "flushall"
-                | "flushdb"
-        )
+    matches!(
+        name,
+        "subscribe"
+            | "psubscribe"
+            | "ssubscribe"
+            | "unsubscribe"
+            | "punsubscribe"
+            | "sunsubscribe"
+            | "multi"
+            | "exec"
+            | "discard"
+            | "watch"
+            | "unwatch"
+            | "eval"
+            | "evalsha"
+            | "eval_ro"
+            | "evalsha_ro"
+            | "script"
+            | "hello"
+            | "quit"
+            | "reset"
+            | "auth"
+            | "select"
+            | "client"
+            | "wait"
+            | "waitaof"
+            | "flushall"
+            | "flushdb"
+    )
+}
+
+/// Waits on this thread for a reply the door produces asynchronously (a stream command's,
+/// PUBLISH's): the script needs it before it goes on. The thread is handed over to the
+/// runtime meanwhile (`block_in_place`), so the other connections and stream writers on it
+/// keep running; the keyspace stays held, and they wait for it without blocking a thread
+/// (`Keyspace::enter`). Refused where that cannot be done (a runtime of one thread).
+fn wait_here(later: crate::session::Later) -> Reply {
+    if !can_wait_here() {
+        return Reply::error("ERR This Redis command is not allowed from script");
+    }
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| handle.block_on(later))
+}
+
+/// Whether this thread can wait for an asynchronous reply ([`wait_here`]).
+fn can_wait_here() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// One `redis.call` / `redis.pcall`: the words checked as a client's would be, then run.
@@ -351,16 +414,22 @@ fn command(
     if refused_in_scripts(&name) {
         return Reply::error("ERR This Redis command is not allowed from script");
     }
-    // DEL of a stream key is answered by the stream's writer, asynchronously: refused too.
-    if matches!(name.as_str(), "del" | "unlink")
-        && arguments[1..]
-            .iter()
-            .any(|key| commands::is_stream(session, key) && session.keys.kind(key).is_none())
-    {
-        return Reply::error("ERR This Redis command is not allowed from script on a stream key");
+    // Answered asynchronously by the door: waited for on this thread, which needs a
+    // runtime with a thread to hand over (every door's; not a test's single thread).
+    let asynchronous = name.starts_with('x')
+        || name == "publish"
+        || (matches!(name.as_str(), "del" | "unlink")
+            && arguments[1..]
+                .iter()
+                .any(|key| commands::is_stream(session, key)));
+    if asynchronous && !can_wait_here() {
+        return Reply::error("ERR This Redis command is not allowed from script");
     }
     if read_only && commands::writes(&name) {
         return Reply::error("ERR Write commands are not allowed from read-only scripts.");
+    }
+    if name.starts_with('x') && name != "xadd" {
+        settle_appends(session);
     }
     // As inside EXEC: a blocking command answers at once. A script sees RESP2 replies
     // (flat WITHSCORES pairs, scores as text) whatever its client speaks.
@@ -370,7 +439,10 @@ fn command(
     session.in_exec = was_in_exec;
     session.protocol = protocol;
     commits.borrow_mut().extend(step.commits);
-    step.reply
+    match step.later {
+        Some(later) => wait_here(later),
+        None => step.reply,
+    }
 }
 
 fn lib_arguments_error() -> Reply {

@@ -36,19 +36,29 @@ use crate::codec::Reply;
 /// Changes taken from the queue at once: one publish holds at most this many XADDs.
 pub(crate) const BATCH_MAX: usize = 4_096;
 
+/// An approximate `MAXLEN ~ n` trim waits until the stream may be this many entries over
+/// `n`, then trims exactly: Redis trims whole nodes of its radix tree (100 entries each by
+/// default), so a stream a little over stays as it is there too. Below it, an XADD with
+/// such a trim costs what a plain XADD does, and an XTRIM answers 0 without waiting for the
+/// XADDs queued before it.
+pub(crate) const APPROXIMATE_SLACK: u64 = 100;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TrimBy {
     MaxLength(u64),
     MinimumId(StreamId),
 }
 
-/// XTRIM's (and XADD's) trimming. `~` is honoured by trimming exactly (Redis allows
-/// trimming more than `~` requires, never less than `=`).
+/// XTRIM's (and XADD's) trimming. `~` is honoured by trimming exactly once a `MAXLEN`
+/// stream is [`APPROXIMATE_SLACK`] entries over, and a `MINID` one at once (Redis allows
+/// keeping more than `~` asks for, never trimming more).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Trim {
     pub(crate) by: TrimBy,
     /// At most this many entries removed (LIMIT; 0: no limit).
     pub(crate) limit: u64,
+    /// `~`.
+    pub(crate) approximate: bool,
 }
 
 pub(crate) enum Change {
@@ -69,6 +79,16 @@ pub(crate) enum Change {
 struct Request {
     change: Change,
     answer: oneshot::Sender<Reply>,
+    /// For an XADD from a script: answered with the entry's ID as soon as it is given out
+    /// (or with the refusal instead of `answer`), while `answer` still waits for the fsync.
+    assigned: Option<oneshot::Sender<Reply>>,
+}
+
+/// An XADD handed over by a script: its ID (or refusal) as soon as the writer gives it
+/// out, and the outcome once it is durable (a closed channel when nothing was appended).
+pub(crate) struct Assigned {
+    pub(crate) id: oneshot::Receiver<Reply>,
+    pub(crate) durable: oneshot::Receiver<Reply>,
 }
 
 /// The writers of every stream a session changed.
@@ -114,12 +134,39 @@ impl Writers {
     /// `session::PENDING_REPLIES_MAX` commands, which bounds it by the connection count.
     pub(crate) fn submit(&self, stream: &str, change: Change) -> oneshot::Receiver<Reply> {
         let (answer, reply) = oneshot::channel();
-        let mut request = Request { change, answer };
+        self.send(
+            stream,
+            Request {
+                change,
+                answer,
+                assigned: None,
+            },
+        );
+        reply
+    }
+
+    /// Queues an XADD whose ID is wanted before it is durable (a script's: it goes on at
+    /// once, and its reply waits for the fsync).
+    pub(crate) fn submit_early(&self, stream: &str, change: Change) -> Assigned {
+        let (answer, durable) = oneshot::channel();
+        let (assigned, id) = oneshot::channel();
+        self.send(
+            stream,
+            Request {
+                change,
+                answer,
+                assigned: Some(assigned),
+            },
+        );
+        Assigned { id, durable }
+    }
+
+    fn send(&self, stream: &str, mut request: Request) {
         let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
         // The usual case, without allocating the stream's name for a map entry.
         if let Some(sender) = senders.get(stream) {
             match sender.send(request) {
-                Ok(()) => return reply,
+                Ok(()) => return,
                 Err(mpsc::error::SendError(returned)) => {
                     request = returned;
                     senders.remove(stream);
@@ -141,7 +188,7 @@ impl Writers {
                 sender
             });
             match sender.send(request) {
-                Ok(()) => return reply,
+                Ok(()) => return,
                 // The task ended (a panic): start another.
                 Err(mpsc::error::SendError(returned)) => {
                     request = returned;
@@ -149,10 +196,12 @@ impl Writers {
                 }
             }
         }
-        let _ = request
-            .answer
-            .send(Reply::error("ERR the stream's writer is not running"));
-        reply
+        let refusal = Reply::error("ERR the stream's writer is not running");
+        match request.assigned {
+            Some(assigned) => assigned.send(refusal),
+            None => request.answer.send(refusal),
+        }
+        .ok();
     }
 }
 
@@ -248,7 +297,14 @@ fn engine_error(error: EngineError) -> Reply {
 }
 
 impl Writer {
-    async fn apply(&mut self, Request { change, answer }: Request) {
+    async fn apply(
+        &mut self,
+        Request {
+            change,
+            answer,
+            assigned,
+        }: Request,
+    ) {
         match change {
             Change::Add {
                 id,
@@ -259,13 +315,19 @@ impl Writer {
                 let new_id = match self.add(id, &fields, make_stream).await {
                     Ok(new_id) => new_id,
                     Err(reply) => {
-                        let _ = answer.send(reply);
+                        let _ = assigned.unwrap_or(answer).send(reply);
                         return;
                     }
                 };
-                let Some(trim) = trim else {
-                    self.waiting.push((answer, new_id));
-                    return;
+                if let Some(assigned) = assigned {
+                    let _ = assigned.send(Reply::Bulk(new_id.clone()));
+                }
+                let trim = match trim {
+                    Some(trim) if !self.within_slack(trim) => trim,
+                    _ => {
+                        self.waiting.push((answer, new_id));
+                        return;
+                    }
                 };
                 // Answered once trimmed: a read after the reply sees the stream trimmed.
                 self.checked = false;
@@ -278,6 +340,10 @@ impl Writer {
                 let _ = answer.send(reply);
             }
             Change::Trim(trim) => {
+                if self.within_slack(trim) {
+                    let _ = answer.send(Reply::Integer(0));
+                    return;
+                }
                 self.checked = false;
                 self.flush().await;
                 let reply = match self.trim(trim).await {
@@ -312,6 +378,27 @@ impl Writer {
                 let _ = answer.send(self.set_id(id).await.unwrap_or_else(|r| r));
             }
         }
+    }
+
+    /// Whether `trim` is approximate and may leave the stream as it is: a `MAXLEN ~ n` (`n`
+    /// above 0) on a stream of fewer than `n` + [`APPROXIMATE_SLACK`] entries, counting every record given
+    /// an offset or queued here (more than it holds, if some were deleted).
+    fn within_slack(&self, trim: Trim) -> bool {
+        let TrimBy::MaxLength(length) = trim.by else {
+            return false;
+        };
+        // `MAXLEN ~ 0` empties the stream, as Redis drops every node then.
+        if !trim.approximate || length == 0 {
+            return false;
+        }
+        let Ok(Some((start, _))) = bounds(&self.engine, &self.stream) else {
+            return false;
+        };
+        let Ok(given) = self.engine.partition_next_offset(&self.stream, 0) else {
+            return false;
+        };
+        let entries = (given + self.records.len() as u64).saturating_sub(start);
+        entries < length.saturating_add(APPROXIMATE_SLACK)
     }
 
     /// Queues one XADD's record and answers its ID as the reply spells it, or the reply
