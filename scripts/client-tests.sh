@@ -124,7 +124,7 @@ if [ "$(cat "$node_stamp" 2>/dev/null || true)" != "$node_want" ]; then
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$node_want" >"$node_stamp"
 fi
-echo "node $(node --version), amqplib $(node -p "require('$node_dir/node_modules/amqplib/package.json').version"), ioredis $(node -p "require('$node_dir/node_modules/ioredis/package.json').version")"
+echo "node $(node --version), amqplib $(node -p "require('$node_dir/node_modules/amqplib/package.json').version"), ioredis $(node -p "require('$node_dir/node_modules/ioredis/package.json').version"), bullmq $(node -p "require('$node_dir/node_modules/bullmq/package.json').version")"
 
 # ---------------------------------------------------------------------------------------------
 # The broker.
