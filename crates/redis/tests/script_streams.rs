@@ -212,6 +212,19 @@ async fn scripts_appending_on_every_door_thread_neither_stall_nor_interleave() {
         .query_async(&mut con)
         .await
         .unwrap();
+    // IDs rise in the log's order, whichever path gave them out (a script on its own
+    // thread when nothing was queued ahead of it, or the stream's writer).
+    let ids: Vec<(u64, u64)> = entries
+        .iter()
+        .map(|(id, _)| {
+            let (ms, seq) = id.split_once('-').unwrap();
+            (ms.parse().unwrap(), seq.parse().unwrap())
+        })
+        .collect();
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "IDs out of order in the log"
+    );
     let numbers: Vec<u64> = entries
         .iter()
         .filter(|(_, fields)| fields[0] == "n")

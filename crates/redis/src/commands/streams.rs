@@ -162,10 +162,21 @@ fn xadd(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
             "ERR wrong number of arguments for 'xadd' command",
         ));
     }
-    let fields = pairs
+    let fields: Vec<(Bytes, Bytes)> = pairs
         .chunks(2)
         .map(|pair| (pair[0].clone(), pair[1].clone()))
         .collect();
+    if session.script_appends.is_some() {
+        // In a script: the ID given out here when nothing is queued ahead of it, the fsync
+        // before the script's reply.
+        if let Some(reserved) = session.shared.streams.reserve(&stream, id, &fields, trim) {
+            let reserved = reserved?;
+            if let Some(appends) = &mut session.script_appends {
+                appends.push(reserved.durable);
+            }
+            return Ok(Reply::Bulk(reserved.id).into());
+        }
+    }
     let change = Change::Add {
         id,
         fields,
@@ -193,6 +204,9 @@ fn xtrim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let (trim, rest) = trim_options(strategy, &arguments[2..])?;
     if !rest.is_empty() {
         return Err(Reply::error(SYNTAX_ERROR));
+    }
+    if session.shared.streams.trim_not_due(&stream, trim) {
+        return Ok(Reply::Integer(0).into());
     }
     Ok(answer_later(
         session.shared.streams.submit(&stream, Change::Trim(trim)),

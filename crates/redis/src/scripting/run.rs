@@ -279,9 +279,15 @@ fn execute(
 async fn first_failure(appends: Vec<tokio::sync::oneshot::Receiver<Reply>>) -> Option<Reply> {
     let mut failure = None;
     for append in appends {
-        // A closed channel: the XADD was refused before anything was appended.
-        if let Ok(Reply::Error(text)) = append.await {
-            failure.get_or_insert(Reply::Error(text));
+        match append.await {
+            Ok(Reply::Error(text)) => {
+                failure.get_or_insert(Reply::Error(text));
+            }
+            // Durable, or refused before anything was appended (its refusal was the ID).
+            Ok(_) => {}
+            Err(_) => {
+                failure.get_or_insert(Reply::error("ERR the stream's writer stopped"));
+            }
         }
     }
     failure
@@ -428,7 +434,9 @@ fn command(
     if read_only && commands::writes(&name) {
         return Reply::error("ERR Write commands are not allowed from read-only scripts.");
     }
-    if name.starts_with('x') && name != "xadd" {
+    // A read sees the durable log: the script's own entries first. (Changes go through the
+    // stream's writer, which orders them after the script's XADDs.)
+    if name.starts_with('x') && !matches!(name.as_str(), "xadd" | "xtrim" | "xdel" | "xsetid") {
         settle_appends(session);
     }
     // As inside EXEC: a blocking command answers at once. A script sees RESP2 replies

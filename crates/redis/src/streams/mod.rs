@@ -1,8 +1,10 @@
 //! Redis streams on Omnibus streams (docs/redis.md, "Streams"): IDs (`id.rs`), the entry ↔
 //! record mapping (`entry.rs`), reading by ID (`read.rs`) and the one writer per stream that
-//! orders and group-commits XADD, XTRIM, XSETID and XDEL (`writer.rs`), entries XDEL removed
+//! orders and group-commits XADD, XTRIM, XSETID and XDEL (`writer.rs`) with its ID clock,
+//! which scripts give IDs out of themselves (`clock.rs`), entries XDEL removed
 //! (`deleted.rs`), offsets of IDs just answered, for the XACK after them (`known_ids.rs`).
 
+pub(crate) mod clock;
 pub(crate) mod deleted;
 pub(crate) mod entry;
 pub(crate) mod id;

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use omnibus_engine::{Engine, EngineError, PublishRecord, PublishTarget, StreamSpec};
 use tokio::sync::{mpsc, oneshot};
 
+use super::clock::{Clock, Top};
 use super::deleted::{max_deleted, DeletedEntries, DELETED_MAX};
 use super::entry::to_record;
 use super::id::{NewId, StreamId};
@@ -74,14 +75,22 @@ pub(crate) enum Change {
     /// DEL / UNLINK of the stream key: the stream goes, with its groups; answers 1, or 0 when
     /// there was no stream. In the writer, so the XADDs queued before it land first.
     Destroy,
+    /// An XADD from a script, its ID given out and its record made (`clock.rs`).
+    Reserved(PublishRecord),
 }
 
-struct Request {
-    change: Change,
-    answer: oneshot::Sender<Reply>,
+pub(super) struct Request {
+    pub(super) change: Change,
+    pub(super) answer: oneshot::Sender<Reply>,
     /// For an XADD from a script: answered with the entry's ID as soon as it is given out
     /// (or with the refusal instead of `answer`), while `answer` still waits for the fsync.
-    assigned: Option<oneshot::Sender<Reply>>,
+    pub(super) assigned: Option<oneshot::Sender<Reply>>,
+}
+
+/// A stream's writer as the sessions see it: its queue and its ID clock.
+pub(super) struct Handle {
+    pub(super) sender: mpsc::UnboundedSender<Request>,
+    pub(super) clock: Arc<Mutex<Clock>>,
 }
 
 /// An XADD handed over by a script: its ID (or refusal) as soon as the writer gives it
@@ -95,7 +104,7 @@ pub(crate) struct Assigned {
 pub(crate) struct Writers {
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
-    senders: Mutex<HashMap<String, mpsc::UnboundedSender<Request>>>,
+    senders: Mutex<HashMap<String, Handle>>,
     tasks: Mutex<tokio::task::JoinSet<()>>,
 }
 
@@ -107,6 +116,14 @@ impl Writers {
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
         }
+    }
+
+    pub(super) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(super) fn handles(&self) -> std::sync::MutexGuard<'_, HashMap<String, Handle>> {
+        self.senders.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Ends every writer once it has done what it was given (at shutdown, after the
@@ -162,20 +179,21 @@ impl Writers {
     }
 
     fn send(&self, stream: &str, mut request: Request) {
-        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        let mut senders = self.handles();
         // The usual case, without allocating the stream's name for a map entry.
-        if let Some(sender) = senders.get(stream) {
-            match sender.send(request) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(returned)) => {
+        if let Some(handle) = senders.get(stream) {
+            match handle.queue(request) {
+                None => return,
+                Some(returned) => {
                     request = returned;
                     senders.remove(stream);
                 }
             }
         }
         for _ in 0..2 {
-            let sender = senders.entry(stream.to_string()).or_insert_with(|| {
+            let handle = senders.entry(stream.to_string()).or_insert_with(|| {
                 let (sender, receiver) = mpsc::unbounded_channel();
+                let clock = Arc::new(Mutex::new(Clock::default()));
                 self.tasks
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -183,40 +201,44 @@ impl Writers {
                         self.engine.clone(),
                         self.deleted.clone(),
                         stream.to_string(),
+                        clock.clone(),
                         receiver,
                     ));
-                sender
+                Handle { sender, clock }
             });
-            match sender.send(request) {
-                Ok(()) => return,
+            match handle.queue(request) {
+                None => return,
                 // The task ended (a panic): start another.
-                Err(mpsc::error::SendError(returned)) => {
+                Some(returned) => {
                     request = returned;
                     senders.remove(stream);
                 }
             }
         }
         let refusal = Reply::error("ERR the stream's writer is not running");
-        match request.assigned {
-            Some(assigned) => assigned.send(refusal),
-            None => request.answer.send(refusal),
-        }
-        .ok();
+        refuse(request.assigned, request.answer, refusal);
     }
 }
 
-/// The last ID given out and the high watermark (counting queued records) it goes with.
-#[derive(Clone, Copy)]
-struct Top {
-    last: StreamId,
-    end: u64,
+impl Handle {
+    /// Puts a request in the writer's queue, counted as queued (a script gives out no ID
+    /// itself while one is ahead of it); the request back if the writer ended (a panic).
+    fn queue(&self, request: Request) -> Option<Request> {
+        let mut clock = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(mpsc::error::SendError(returned)) = self.sender.send(request) {
+            return Some(returned);
+        }
+        clock.queued += 1;
+        None
+    }
 }
 
 struct Writer {
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
     stream: String,
-    top: Option<Top>,
+    /// The last ID given out, shared with the scripts that give out IDs themselves.
+    clock: Arc<Mutex<Clock>>,
     /// The stream's existence and `top` were checked against the engine during this batch:
     /// the XADDs after the first of a batch skip both lookups (per-XADD cost on a pipeline).
     /// Cleared at each batch and by every change other than an XADD.
@@ -239,13 +261,14 @@ async fn run(
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
     stream: String,
+    clock: Arc<Mutex<Clock>>,
     mut requests: mpsc::UnboundedReceiver<Request>,
 ) {
     let mut writer = Writer {
         engine,
         deleted,
         stream,
-        top: None,
+        clock,
         checked: false,
         now_ms: None,
         records: Vec::new(),
@@ -265,10 +288,14 @@ async fn run(
         writer.checked = false;
         writer.now_ms = None;
         if writer.failed.swap(false, Ordering::AcqRel) {
-            writer.top = None;
+            writer.forget_top();
         }
         for request in batch.drain(..) {
+            let counted = !matches!(request.change, Change::Reserved(_));
             writer.apply(request).await;
+            if counted {
+                writer.clock().queued -= 1;
+            }
         }
         writer.publish().await;
     }
@@ -284,6 +311,20 @@ fn answer(waiting: Vec<(oneshot::Sender<Reply>, Bytes)>, outcome: Result<(), Eng
             Err(error) => Reply::error(format!("ERR {error}")),
         };
         let _ = answer.send(reply);
+    }
+}
+
+/// Answers a refused XADD: to a script's, the refusal as its ID and OK (nothing to wait for)
+/// as its outcome; to any other, the refusal.
+fn refuse(assigned: Option<oneshot::Sender<Reply>>, answer: oneshot::Sender<Reply>, reply: Reply) {
+    match assigned {
+        Some(assigned) => {
+            let _ = assigned.send(reply);
+            let _ = answer.send(Reply::ok());
+        }
+        None => {
+            let _ = answer.send(reply);
+        }
     }
 }
 
@@ -315,7 +356,7 @@ impl Writer {
                 let new_id = match self.add(id, &fields, make_stream).await {
                     Ok(new_id) => new_id,
                     Err(reply) => {
-                        let _ = assigned.unwrap_or(answer).send(reply);
+                        refuse(assigned, answer, reply);
                         return;
                     }
                 };
@@ -364,7 +405,7 @@ impl Writer {
             Change::Destroy => {
                 self.checked = false;
                 self.flush().await;
-                self.top = None;
+                self.forget_top();
                 let reply = match self.engine.delete_stream(&self.stream).await {
                     Ok(()) => Reply::Integer(1),
                     Err(EngineError::StreamNotFound(_)) => Reply::Integer(0),
@@ -377,7 +418,22 @@ impl Writer {
                 self.flush().await;
                 let _ = answer.send(self.set_id(id).await.unwrap_or_else(|r| r));
             }
+            Change::Reserved(record) => {
+                let id = record.headers[0].value.clone();
+                self.records.push(record);
+                self.waiting.push((answer, id));
+            }
         }
+    }
+
+    fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
+        self.clock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The top is read again before the next ID (an append failed, or the stream went).
+    fn forget_top(&mut self) {
+        self.clock().top = None;
+        self.checked = false;
     }
 
     /// Whether `trim` is approximate and may leave the stream as it is: a `MAXLEN ~ n` (`n`
@@ -430,7 +486,7 @@ impl Writer {
                 Ok(_) | Err(EngineError::StreamExists(_)) => {}
                 Err(error) => return Err(engine_error(error)),
             }
-            self.top = None;
+            self.forget_top();
         }
         let top = self.top().await.map_err(engine_error)?;
         let now_ms = match id {
@@ -442,10 +498,14 @@ impl Writer {
         // The ID header comes first: its bytes are the reply too.
         let text = record.headers[0].value.clone();
         self.records.push(record);
-        self.top = Some(Top {
-            last: new_id,
-            end: top.end + 1,
-        });
+        {
+            let mut clock = self.clock();
+            clock.top = Some(Top {
+                last: new_id,
+                end: top.end + 1,
+            });
+            clock.unenqueued += 1;
+        }
         self.checked = true;
         Ok(text)
     }
@@ -453,25 +513,30 @@ impl Writer {
     /// The top, read again when the stream changed under it (another door appended, or
     /// the stream was deleted and made again).
     async fn top(&mut self) -> Result<Top, EngineError> {
-        if let (true, Some(top)) = (self.checked, self.top) {
+        if let (true, Some(top)) = (self.checked, self.clock().top) {
             return Ok(top);
         }
-        // Offsets given out, batches still waiting for their fsync included, so this batch's
-        // records follow what this writer enqueued and only another door's appends differ.
+        // Offsets given out, batches still waiting for their fsync included, plus the entries
+        // given IDs and not yet enqueued, so only another door's appends make a difference.
+        // (No script gives out an ID meanwhile: the request being applied is queued.)
         let given = self.engine.partition_next_offset(&self.stream, 0)?;
-        let end = given + self.records.len() as u64;
-        if let Some(top) = self.top {
+        let (known, unenqueued) = {
+            let clock = self.clock();
+            (clock.top, clock.unenqueued)
+        };
+        let end = given + unenqueued;
+        if let Some(top) = known {
             if top.end == end {
                 return Ok(top);
             }
         }
         let mut last = last_id(&self.engine, &self.stream).await?;
-        if let Some(top) = self.top {
+        if let Some(top) = known {
             // IDs given out earlier (queued records among them) stay below the next one.
             last = last.max(top.last);
         }
         let top = Top { last, end };
-        self.top = Some(top);
+        self.clock().top = Some(top);
         Ok(top)
     }
 
@@ -502,8 +567,7 @@ impl Writer {
             let _ = acknowledging.await;
         }
         if self.failed.swap(false, Ordering::AcqRel) {
-            self.top = None;
-            self.checked = false;
+            self.forget_top();
         }
     }
 
@@ -514,14 +578,16 @@ impl Writer {
             return;
         }
         let records = std::mem::take(&mut self.records);
+        let count = records.len() as u64;
         let waiting = std::mem::take(&mut self.waiting);
         let target = PublishTarget::Stream(self.stream.clone());
-        let pending = match self.engine.enqueue_publish(target, records).await {
+        let outcome = self.engine.enqueue_publish(target, records).await;
+        self.clock().unenqueued -= count;
+        let pending = match outcome {
             Ok(pending) => pending,
             Err(error) => {
                 // None of them is in the log: read the top again before the next ID.
-                self.top = None;
-                self.checked = false;
+                self.forget_top();
                 answer(waiting, Err(error));
                 return;
             }
@@ -629,7 +695,7 @@ impl Writer {
         }
         self.store_last_id(id).await.map_err(engine_error)?;
         let top = self.top().await.map_err(engine_error)?;
-        self.top = Some(Top { last: id, ..top });
+        self.clock().top = Some(Top { last: id, ..top });
         Ok(Reply::ok())
     }
 
