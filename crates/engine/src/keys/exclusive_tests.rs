@@ -159,3 +159,89 @@ async fn the_sweep_skips_a_held_keyspace_instead_of_waiting() {
     keys.sweep();
     assert_eq!(keys.expiring(), 0);
 }
+
+/// A door's command waits for a hold without blocking its thread: the holder here goes on
+/// only once a task on that same one-thread runtime has run (as a script waits for a stream
+/// writer that may share a thread with clients waiting for the script).
+#[test]
+fn entering_waits_for_a_hold_without_blocking_the_thread() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = runtime.block_on(reopen(dir.path()));
+    let (needed, needs) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let keys = keys.clone();
+        std::thread::spawn(move || {
+            let held = keys.exclusive();
+            let first = set(&keys, "k", "held");
+            release.send(()).unwrap();
+            // The hold needs the runtime's thread before it ends.
+            needs
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the runtime's thread was blocked");
+            drop(held);
+            first
+        })
+    };
+    released.recv().unwrap();
+    let seen = runtime.block_on(async {
+        let reader = {
+            let keys = keys.clone();
+            tokio::spawn(async move {
+                let _entered = keys.enter().await;
+                keys.get(b"k")
+            })
+        };
+        // Runs while the reader waits at the gate.
+        tokio::spawn(async move { needed.send(()).unwrap() })
+            .await
+            .unwrap();
+        reader.await.unwrap()
+    });
+    assert_eq!(seen, Some(b("held")), "read inside the hold");
+    let first = holder.join().unwrap();
+    runtime.block_on(first.wait()).unwrap();
+}
+
+/// A hold asked for from a door waits for the commands in the gate and goes before the
+/// commands that come after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_from_a_door_gets_in_between_commands() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = reopen(dir.path()).await;
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let (keys, busy) = (keys.clone(), busy.clone());
+        readers.push(tokio::spawn(async move {
+            let mut entries = 0u64;
+            while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                {
+                    let _entered = keys.enter().await;
+                    let _ = keys.get(b"k");
+                    entries += 1;
+                }
+                // As a door's session awaits its socket between commands (a task that never
+                // yields would keep the keyspace's own tasks from running).
+                tokio::task::yield_now().await;
+            }
+            entries
+        }));
+    }
+    for round in 0..50 {
+        let held = tokio::time::timeout(Duration::from_secs(10), keys.exclusive_async())
+            .await
+            .expect("a hold never got in between the commands");
+        let commit = set(&keys, "k", &round.to_string());
+        drop(held);
+        commit.wait().await.unwrap();
+    }
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.await.unwrap() > 0);
+    }
+}

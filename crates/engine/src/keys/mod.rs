@@ -155,7 +155,12 @@ pub enum FloatIncrement {
 pub struct Keyspace {
     inner: Mutex<Inner>,
     /// Taken shared by every command, whole by an exclusive hold.
-    gate: tokio::sync::RwLock<()>,
+    gate: std::sync::RwLock<()>,
+    /// Told when a hold ends: doors waiting for the gate try again.
+    released: tokio::sync::Notify,
+    /// Holds waiting for the gate from a door ([`Keyspace::exclusive_async`]): commands
+    /// let them go first.
+    wanted: AtomicUsize,
     /// The thread holding the keyspace exclusively ([`thread_number`]; 0: none): its own
     /// commands pass the gate.
     holder: AtomicU64,
@@ -188,7 +193,9 @@ impl Keyspace {
         }
         let keyspace = Arc::new(Keyspace {
             inner: Mutex::new(inner),
-            gate: tokio::sync::RwLock::new(()),
+            gate: std::sync::RwLock::new(()),
+            released: tokio::sync::Notify::new(),
+            wanted: AtomicUsize::new(0),
             holder: AtomicU64::new(0),
             depth: AtomicUsize::new(0),
             writer,
