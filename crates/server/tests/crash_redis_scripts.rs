@@ -46,6 +46,26 @@ struct Ledger {
     appends: Vec<String>,
 }
 
+/// The ids one pipeline of a writer's round carries.
+fn round_ids(cycle: usize, writer: usize, round: usize, suffix: &str) -> Vec<String> {
+    (0..PIPELINE)
+        .map(|number| format!("c{cycle}.w{writer}.{round}.{number}{suffix}"))
+        .collect()
+}
+
+/// The ids in the `id` field of every entry of stream `key`.
+async fn appended_ids(
+    con: &mut redis::aio::MultiplexedConnection,
+    key: String,
+) -> std::collections::HashSet<String> {
+    let entries: Vec<(String, Vec<String>)> =
+        query(con, redis::cmd("XRANGE").arg(key).arg("-").arg("+")).await;
+    entries
+        .into_iter()
+        .filter_map(|(_, fields)| fields.get(1).cloned())
+        .collect()
+}
+
 async fn write(
     mut con: redis::aio::MultiplexedConnection,
     cycle: usize,
@@ -54,9 +74,7 @@ async fn write(
 ) {
     for round in 0.. {
         let mut pipe = redis::pipe();
-        let ids: Vec<String> = (0..PIPELINE)
-            .map(|number| format!("c{cycle}.w{writer}.{round}.{number}"))
-            .collect();
+        let ids = round_ids(cycle, writer, round, "");
         for id in &ids {
             pipe.cmd("EVAL").arg(SCRIPT).arg(0).arg(id).arg(writer);
         }
@@ -97,9 +115,7 @@ async fn append(
 ) {
     for round in 0.. {
         let mut pipe = redis::pipe();
-        let ids: Vec<String> = (0..PIPELINE)
-            .map(|number| format!("c{cycle}.w{writer}.{round}.{number}.a"))
-            .collect();
+        let ids = round_ids(cycle, writer, round, ".a");
         for id in &ids {
             pipe.cmd("EVAL")
                 .arg(APPEND)
@@ -197,31 +213,8 @@ async fn scripts_and_transactions_survive_kill_9_whole_or_not_at_all() {
             ));
         }
         let listed: std::collections::HashSet<String> = listed.into_iter().collect();
-        let entries: Vec<(String, Vec<String>)> = query(
-            &mut con,
-            redis::cmd("XRANGE")
-                .arg(format!("x:{writer}"))
-                .arg("-")
-                .arg("+"),
-        )
-        .await;
-        let mut appended: std::collections::HashSet<String> = entries
-            .into_iter()
-            .filter_map(|(_, fields)| fields.get(1).cloned())
-            .collect();
-        let entries: Vec<(String, Vec<String>)> = query(
-            &mut con,
-            redis::cmd("XRANGE")
-                .arg(format!("y:{writer}"))
-                .arg("-")
-                .arg("+"),
-        )
-        .await;
-        appended.extend(
-            entries
-                .into_iter()
-                .filter_map(|(_, fields)| fields.get(1).cloned()),
-        );
+        let mut appended = appended_ids(&mut con, format!("x:{writer}")).await;
+        appended.extend(appended_ids(&mut con, format!("y:{writer}")).await);
         for id in appends
             .iter()
             .filter(|id| id.contains(&format!(".w{writer}.")))
