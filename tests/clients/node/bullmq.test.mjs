@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 
-import { Queue, QueueEvents, Worker } from 'bullmq';
+import { FlowProducer, Queue, QueueEvents, Worker } from 'bullmq';
 
 const url = new URL(process.env.OMNIBUS_REDIS_URL ?? 'redis://127.0.0.1:6379');
 const connection = {
@@ -178,6 +178,81 @@ test('a job whose worker died is taken over by another once its lock expires', a
     assert.equal(done.id, job.id);
     assert.equal(done.returnvalue, 'recovered');
     assert.equal(await stalled, job.id);
+  });
+});
+
+test('a job scheduler repeats its job, and stops once removed', async () => {
+  await withQueue(async ({ queue, startWorker }) => {
+    await queue.upsertJobScheduler('tick', { every: 300 }, { name: 'tick', data: { x: 1 } });
+    assert.equal((await queue.getJobSchedulers()).length, 1);
+    let runs = 0;
+    startWorker(async (job) => {
+      assert.equal(job.data.x, 1);
+      runs += 1;
+    });
+    await waitFor(() => runs >= 3);
+    assert.equal(await queue.removeJobScheduler('tick'), true);
+    assert.equal((await queue.getJobSchedulers()).length, 0);
+  });
+});
+
+test('a flow runs its children first and hands their results to the parent', async () => {
+  await withQueue(async ({ name, startWorker }) => {
+    const flow = new FlowProducer({ connection });
+    try {
+      const tree = await flow.add({
+        name: 'parent',
+        queueName: name,
+        data: {},
+        children: [
+          { name: 'child', queueName: name, data: { v: 1 } },
+          { name: 'child', queueName: name, data: { v: 2 } },
+        ],
+      });
+      assert.equal(await tree.job.getState(), 'waiting-children');
+      const order = [];
+      let childrenValues;
+      startWorker(async (job) => {
+        order.push(job.name);
+        if (job.name === 'parent') {
+          childrenValues = await job.getChildrenValues();
+          return 'done';
+        }
+        return job.data.v * 10;
+      });
+      await waitFor(() => order.length === 3);
+      assert.deepEqual(order, ['child', 'child', 'parent']);
+      assert.deepEqual(Object.values(childrenValues).sort(), [10, 20]);
+    } finally {
+      await flow.close();
+    }
+  });
+});
+
+test('a rate-limited worker takes at most its share per window', async () => {
+  await withQueue(async ({ queue, startWorker }) => {
+    await queue.addBulk(Array.from({ length: 6 }, (_, i) => ({ name: 'limited', data: { i } })));
+    const started = Date.now();
+    const times = [];
+    startWorker(async () => {
+      times.push(Date.now() - started);
+    }, { limiter: { max: 2, duration: 500 } });
+    await waitFor(() => times.length === 6);
+    // Two per 500 ms window: the fifth and sixth job wait for the third window.
+    assert.ok(times[4] >= 900, `jobs ran at ${times} ms`);
+  });
+});
+
+test('a deduplicated job is added once, and drain empties the queue', async () => {
+  await withQueue(async ({ queue }) => {
+    const first = await queue.add('once', {}, { deduplication: { id: 'same' } });
+    const second = await queue.add('once', {}, { deduplication: { id: 'same' } });
+    assert.equal(second.id, first.id);
+    assert.equal(await queue.getWaitingCount(), 1);
+    await queue.add('other', {});
+    assert.equal((await queue.getJobs(['waiting'])).length, 2);
+    await queue.drain();
+    assert.equal(await queue.getWaitingCount(), 0);
   });
 });
 
