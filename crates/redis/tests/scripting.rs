@@ -180,3 +180,33 @@ async fn errors_inside_scripts_and_the_bound_on_a_run() {
     assert_eq!(pong, "PONG");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn what_a_script_sets_stays_in_its_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_in(dir.path(), RedisConfig::default()).await;
+    let mut con = broker.connect().await;
+    let eval = |body: &str| {
+        let mut command = cmd("EVAL");
+        command.arg(body).arg(0);
+        command
+    };
+    // A global one run sets is not there for the next.
+    let _: i64 = eval("leaked = 1 return 1")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let seen: Option<i64> = eval("return leaked").query_async(&mut con).await.unwrap();
+    assert_eq!(seen, None);
+    // Nor is a `redis.call` or `redis.pcall` a run replaced in the shared `redis` table.
+    let _: i64 = eval("redis.call = function() return 'mine' end redis.pcall = nil return 1")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let answers: Vec<String> = eval("return {redis.call('PING'), redis.pcall('ECHO', 'e')}")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(answers, ["PONG", "e"]);
+    broker.stop().await;
+}

@@ -27,7 +27,23 @@ const TIME_CHECK_EVERY: u32 = 10_000;
 struct State {
     lua: Lua,
     compiled: HashMap<String, Function>,
+    /// Where a run puts its command dispatcher (`dispatch`), which `redis.call` and
+    /// `redis.pcall`, made once per state, call: one scoped function per run, not two.
+    hooks: Table,
+    /// The metatable every run's globals get (reads fall through to the shared globals).
+    inherit: Table,
+    /// The `redis` table, and its `call` and `pcall`, put back at each run (a script may
+    /// have replaced them in the shared table).
+    redis: Table,
+    calls: (Function, Function),
 }
+
+/// `redis.call` and `redis.pcall` as Lua functions over the run's dispatcher.
+const CALLS: &str = r#"
+local hooks = ...
+redis.call = function(...) return hooks.dispatch(true, ...) end
+redis.pcall = function(...) return hooks.dispatch(false, ...) end
+"#;
 
 thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
@@ -101,7 +117,7 @@ fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step, R
             // full cache only means it is compiled again next time.
             session.shared.scripts.keep(&body);
         }
-        execute(&state.lua, &function, session, keys, argv, read_only)
+        execute(state, &function, session, keys, argv, read_only)
     })
 }
 
@@ -174,9 +190,21 @@ fn new_state() -> mlua::Result<State> {
         redis.set(level, number)?;
     }
     globals.set("redis", redis)?;
+    let hooks = lua.create_table()?;
+    lua.load(CALLS)
+        .set_name("@omnibus_calls")
+        .call::<()>(hooks.clone())?;
+    let inherit = lua.create_table()?;
+    inherit.set("__index", globals.clone())?;
+    let redis: Table = globals.get("redis")?;
+    let calls = (redis.get("call")?, redis.get("pcall")?);
     Ok(State {
         lua,
         compiled: HashMap::new(),
+        hooks,
+        inherit,
+        redis,
+        calls,
     })
 }
 
@@ -206,13 +234,14 @@ fn compiled(state: &mut State, sha: &str, body: &Bytes) -> Result<Function, Repl
 /// Runs `function` with KEYS and ARGV, `redis.call` / `redis.pcall` running commands on
 /// `session`; its reply waits for the writes the commands made.
 fn execute(
-    lua: &Lua,
+    state: &State,
     function: &Function,
     session: &mut Session,
     keys: &[Bytes],
     argv: &[Bytes],
     read_only: bool,
 ) -> Result<Step, Reply> {
+    let lua = &state.lua;
     // Held for the whole run, as Redis runs a script: no other client's key command runs
     // in between, and the script's key changes reach the disk in one commit.
     let keyspace = session.keys.clone();
@@ -233,23 +262,23 @@ fn execute(
         },
     );
     let outcome = lua.scope(|scope| {
-        let environment = environment(lua, keys, argv)?;
-        let redis: Table = lua.globals().get("redis")?;
-        let call = |raise: bool| {
-            let (session, commits) = (&session, &commits);
-            scope.create_function(move |lua, words: MultiValue| {
-                let reply = command(&mut session.borrow_mut(), commits, words, read_only);
-                match reply {
-                    Reply::Error(text) if raise => Err(mlua::Error::RuntimeError(text)),
-                    reply => to_lua(lua, reply),
-                }
-            })
-        };
-        redis.set("call", call(true)?)?;
-        redis.set("pcall", call(false)?)?;
+        let environment = environment(lua, &state.inherit, keys, argv)?;
+        let (session, commits) = (&session, &commits);
+        let dispatch = scope.create_function(move |lua, (raise, words): (bool, MultiValue)| {
+            let reply = command(&mut session.borrow_mut(), commits, words, read_only);
+            match reply {
+                Reply::Error(text) if raise => Err(mlua::Error::RuntimeError(text)),
+                reply => to_lua(lua, reply),
+            }
+        })?;
+        state.hooks.raw_set("dispatch", dispatch)?;
+        state.redis.raw_set("call", state.calls.0.clone())?;
+        state.redis.raw_set("pcall", state.calls.1.clone())?;
         function.set_environment(environment)?;
         function.call::<Value>(())
     });
+    // The dispatcher ended with the scope: a function kept by the script finds none.
+    let _ = state.hooks.raw_set("dispatch", Value::Nil);
     lua.remove_hook();
     drop(held);
     let reply = match outcome {
@@ -315,7 +344,7 @@ fn settle_appends(session: &mut Session) {
 
 /// The globals a run sees: KEYS and ARGV of its own over the shared ones (so one script's
 /// globals do not reach the next).
-fn environment(lua: &Lua, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Table> {
+fn environment(lua: &Lua, inherit: &Table, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Table> {
     let environment = lua.create_table()?;
     let strings = |words: &[Bytes]| -> mlua::Result<Table> {
         let table = lua.create_table_with_capacity(words.len(), 0)?;
@@ -326,9 +355,7 @@ fn environment(lua: &Lua, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Table>
     };
     environment.set("KEYS", strings(keys)?)?;
     environment.set("ARGV", strings(argv)?)?;
-    let inherit = lua.create_table()?;
-    inherit.set("__index", lua.globals())?;
-    environment.set_metatable(Some(inherit));
+    environment.set_metatable(Some(inherit.clone()));
     Ok(environment)
 }
 
