@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::entry::to_record;
 use super::id::{NewId, StreamId};
 use super::read::bounds;
-use super::writer::{Change, Request, Trim, TrimBy, Writers, APPROXIMATE_SLACK};
+use super::writer::{Change, Request, Trim, Writers};
 use crate::codec::Reply;
 
 /// The last ID given out and the offset the next entry will have (the engine's next offset
@@ -57,15 +57,9 @@ impl Writers {
         fields: &[(Bytes, Bytes)],
         trim: Option<Trim>,
     ) -> Option<Result<Reserved, Reply>> {
-        let max_length = match trim {
-            None => None,
-            Some(Trim {
-                by: TrimBy::MaxLength(length),
-                approximate: true,
-                ..
-            }) if length > 0 => Some(length),
-            Some(_) => return None,
-        };
+        if trim.is_some_and(|trim| !trim.has_slack()) {
+            return None;
+        }
         let (start, _) = bounds(self.engine(), stream).ok()??;
         let senders = self.handles();
         let handle = senders.get(stream)?;
@@ -75,7 +69,8 @@ impl Writers {
         if top.end != given + clock.unenqueued {
             return None;
         }
-        if max_length.is_some_and(|length| top.end + 1 - start >= length + APPROXIMATE_SLACK) {
+        // The entries with this one (more than the stream holds, if some were deleted).
+        if trim.is_some_and(|trim| !trim.within_slack(top.end + 1 - start)) {
             return None;
         }
         let now_ms = match id {
@@ -106,20 +101,12 @@ impl Writers {
         clock.unenqueued += 1;
         Some(Ok(Reserved { id: text, durable }))
     }
-    /// Whether an XTRIM may answer 0 at once, without the writer: an approximate `MAXLEN`
-    /// trim (above 0) on a stream that holds fewer than its length + [`APPROXIMATE_SLACK`]
-    /// entries, counting those given IDs and not yet enqueued, with nothing queued for its
-    /// writer. What job-queue scripts run on every job (BullMQ trims its events stream).
+
+    /// Whether an XTRIM may answer 0 at once, without the writer: [`Trim::within_slack`]
+    /// holds for the stream, counting the entries given IDs and not yet enqueued, and nothing
+    /// is queued for its writer. What job-queue scripts run on every job (BullMQ trims its events stream).
     pub(crate) fn trim_not_due(&self, stream: &str, trim: Trim) -> bool {
-        let Trim {
-            by: TrimBy::MaxLength(length),
-            approximate: true,
-            ..
-        } = trim
-        else {
-            return false;
-        };
-        if length == 0 {
+        if !trim.has_slack() {
             return false;
         }
         let Ok(Some((start, _))) = bounds(self.engine(), stream) else {
@@ -136,6 +123,6 @@ impl Writers {
         let Ok(given) = self.engine().partition_next_offset(stream, 0) else {
             return false;
         };
-        (given + clock.unenqueued).saturating_sub(start) < length.saturating_add(APPROXIMATE_SLACK)
+        trim.within_slack((given + clock.unenqueued).saturating_sub(start))
     }
 }

@@ -62,6 +62,25 @@ pub(crate) struct Trim {
     pub(crate) approximate: bool,
 }
 
+impl Trim {
+    /// Whether the trim may leave a stream of `entries` entries as it is: a `MAXLEN ~ n`
+    /// (`n` above 0; `MAXLEN ~ 0` empties the stream, as Redis drops every node then) with
+    /// fewer than `n` + [`APPROXIMATE_SLACK`] entries.
+    pub(crate) fn within_slack(&self, entries: u64) -> bool {
+        match self.by {
+            TrimBy::MaxLength(length) if self.approximate && length > 0 => {
+                entries < length.saturating_add(APPROXIMATE_SLACK)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether [`Trim::within_slack`] can ever hold: an approximate `MAXLEN` above 0.
+    pub(crate) fn has_slack(&self) -> bool {
+        self.within_slack(0)
+    }
+}
+
 pub(crate) enum Change {
     Add {
         id: NewId,
@@ -436,15 +455,10 @@ impl Writer {
         self.checked = false;
     }
 
-    /// Whether `trim` is approximate and may leave the stream as it is: a `MAXLEN ~ n` (`n`
-    /// above 0) on a stream of fewer than `n` + [`APPROXIMATE_SLACK`] entries, counting every record given
-    /// an offset or queued here (more than it holds, if some were deleted).
+    /// [`Trim::within_slack`] for this stream, counting every record given an offset or
+    /// queued here (more than it holds, if some were deleted).
     fn within_slack(&self, trim: Trim) -> bool {
-        let TrimBy::MaxLength(length) = trim.by else {
-            return false;
-        };
-        // `MAXLEN ~ 0` empties the stream, as Redis drops every node then.
-        if !trim.approximate || length == 0 {
+        if !trim.has_slack() {
             return false;
         }
         let Ok(Some((start, _))) = bounds(&self.engine, &self.stream) else {
@@ -453,8 +467,7 @@ impl Writer {
         let Ok(given) = self.engine.partition_next_offset(&self.stream, 0) else {
             return false;
         };
-        let entries = (given + self.records.len() as u64).saturating_sub(start);
-        entries < length.saturating_add(APPROXIMATE_SLACK)
+        trim.within_slack((given + self.records.len() as u64).saturating_sub(start))
     }
 
     /// Queues one XADD's record and answers its ID as the reply spells it, or the reply
