@@ -484,6 +484,10 @@ impl Supervisor {
         if self.stopping {
             warn!("received {signal} again; killing the running commands of {held} held jobs");
             let _ = self.force_stop.send(true);
+            // No job waiting for a slot may start now: a slot freed by a killed command would
+            // otherwise go to the next in line before its own task sees the kill. Their tasks
+            // see the turn dropped and leave the job to its lease.
+            self.turns.clear();
             // A long poll holds nothing to record; whatever it leases waits out its lease.
             if let Some(poll) = self.poll.take() {
                 poll.answer.abort();

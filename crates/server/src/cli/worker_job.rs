@@ -90,6 +90,8 @@ pub async fn run_job(
         Ok(_) = kill_receiver.wait_for(|kill| *kill) => None,
         permit = turn => permit.ok(),
     };
+    // A slot handed over just as the worker was told to stop now starts nothing either.
+    let slot = slot.filter(|_| !*context.force_stop.borrow());
     let Some(slot) = slot else {
         heartbeats.abort();
         return JobDone::Ended(match heartbeats.await.ok() {
