@@ -3,6 +3,7 @@
 //! with nil fields, XCLAIM and XAUTOCLAIM take them off the pending list; and entries trimmed
 //! away while pending, which Redis treats the same way; and MAXLEN counting only live entries.
 
+#[allow(dead_code)] // the helpers other test binaries use
 mod support;
 
 use redis::aio::MultiplexedConnection;

@@ -2,6 +2,7 @@
 //! by side (a differential run, 2026-12-05), now the same: each case is a command sequence
 //! and what Redis answers to its last command.
 
+#[allow(dead_code)] // the helpers other test binaries use
 mod support;
 
 use redis::aio::MultiplexedConnection;

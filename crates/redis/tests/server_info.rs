@@ -1,6 +1,7 @@
 //! INFO and CONFIG through the `redis` crate: the fields dashboards, exporters and client
 //! libraries read, with Omnibus's real values.
 
+#[allow(dead_code)] // the helpers other test binaries use
 mod support;
 
 use std::collections::HashMap;

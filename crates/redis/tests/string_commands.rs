@@ -2,6 +2,7 @@
 //! libraries use: GETEX, GETSET, GETRANGE, MSETNX, EXPIRETIME/PEXPIRETIME, TOUCH, TIME,
 //! ROLE — through the `redis` crate, with Redis's answers.
 
+#[allow(dead_code)] // the helpers other test binaries use
 mod support;
 
 use redis::{cmd, AsyncCommands, Value};

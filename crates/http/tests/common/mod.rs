@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use omnibus_engine::{Engine, EngineConfig};
 use omnibus_http::{serve, HttpConfig};
+use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,6 +42,27 @@ impl Server {
         let mut engine_config = EngineConfig::new(data.path());
         configure(&mut engine_config);
         let engine = Engine::open(engine_config).await.expect("engine opens");
+        Server::serve(engine, data, config).await
+    }
+
+    /// A server on a disk whose fsyncs (of the stream logs and of the state store) the plan
+    /// can hold, to see which answers wait for them.
+    pub async fn start_with_faults() -> (Server, Arc<FaultPlan>) {
+        let data = tempfile::tempdir().expect("temporary folder");
+        let plan = FaultPlan::new();
+        let mut engine_config = EngineConfig::new(data.path());
+        engine_config.state_faults = Some(plan.clone());
+        let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
+        let engine = Engine::open_with_io(engine_config, io)
+            .await
+            .expect("engine opens");
+        (
+            Server::serve(engine, data, HttpConfig::default()).await,
+            plan,
+        )
+    }
+
+    async fn serve(engine: Arc<Engine>, data: tempfile::TempDir, config: HttpConfig) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

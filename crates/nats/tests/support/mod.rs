@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use omnibus_engine::{Engine, EngineConfig};
 use omnibus_nats::NatsConfig;
+use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -34,6 +35,25 @@ impl Broker {
     /// A broker on `dir` (which may hold an earlier broker's data: a restart).
     pub async fn in_folder(dir: tempfile::TempDir, config: NatsConfig) -> Broker {
         let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+        Broker::serve(engine, dir, config).await
+    }
+
+    /// A broker on a disk whose fsyncs (of the stream logs and of the state store) the plan
+    /// can hold, to see which acknowledgements wait for them.
+    pub async fn with_faults() -> (Broker, Arc<FaultPlan>) {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let mut engine_config = EngineConfig::new(dir.path());
+        engine_config.state_faults = Some(plan.clone());
+        let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
+        let engine = Engine::open_with_io(engine_config, io).await.unwrap();
+        (
+            Broker::serve(engine, dir, NatsConfig::default()).await,
+            plan,
+        )
+    }
+
+    async fn serve(engine: Arc<Engine>, dir: tempfile::TempDir, config: NatsConfig) -> Broker {
         let nats_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let nats = nats_listener.local_addr().unwrap();

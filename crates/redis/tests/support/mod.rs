@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use omnibus_engine::{Engine, EngineConfig};
 use omnibus_redis::RedisConfig;
+use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};
 use tokio::sync::oneshot;
 
 pub struct Broker {
@@ -28,8 +29,26 @@ impl Broker {
         Broker::start_with(EngineConfig::new(path), config).await
     }
 
+    /// A broker on a disk whose fsyncs (of the logs and of the state store) the plan can
+    /// hold, to see which replies wait for them.
+    pub async fn start_with_faults() -> (Broker, Arc<FaultPlan>) {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let mut engine_config = EngineConfig::new(dir.path());
+        engine_config.state_faults = Some(plan.clone());
+        let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
+        let engine = Engine::open_with_io(engine_config, io).await.unwrap();
+        let mut broker = Broker::serve(engine, RedisConfig::default()).await;
+        broker._dir = Some(dir);
+        (broker, plan)
+    }
+
     pub async fn start_with(engine_config: EngineConfig, config: RedisConfig) -> Broker {
         let engine = Engine::open(engine_config).await.unwrap();
+        Broker::serve(engine, config).await
+    }
+
+    async fn serve(engine: Arc<Engine>, config: RedisConfig) -> Broker {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
