@@ -32,6 +32,8 @@ mod commit;
 mod faults;
 /// The append-only journal that makes a state commit one small fsync.
 mod journal;
+/// Tables read back only at open, whose writes reach redb at the next checkpoint.
+mod write_behind;
 
 #[cfg(test)]
 use commit::without_overwritten;
@@ -91,6 +93,7 @@ struct Shared {
     /// Released on the first ENOSPC so a metadata delete can get the pages it needs.
     reserve: Mutex<Option<Arc<DiskReserve>>>,
     counters: Counters,
+    write_behind: write_behind::WriteBehind,
 }
 
 /// What the store has committed since it was opened.
@@ -258,12 +261,15 @@ impl Shared {
             failure: Mutex::new(None),
             reserve: Mutex::new(None),
             counters: Counters::default(),
+            write_behind: write_behind::WriteBehind::default(),
         }
     }
 
-    /// Runs a read on the database, reopening it first if an earlier operation failed.
-    fn run<T>(&self, operation: impl Fn(&Database) -> Result<T>) -> Result<T> {
+    /// Runs a read of `table` on the database, reopening it first if an earlier operation
+    /// failed, and applying the writes kept back for it if it is a write-behind table.
+    fn run<T>(&self, table: &'static str, operation: impl Fn(&Database) -> Result<T>) -> Result<T> {
         self.reopen_if_failed()?;
+        self.settle_write_behind(table)?;
         self.on_database(operation)
     }
 
@@ -343,6 +349,8 @@ impl Shared {
         });
         match reopened {
             Ok(reopened) => {
+                // The journal, now applied, holds everything kept back.
+                self.write_behind.forget();
                 *db = Some(reopened);
                 *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 self.failed.store(false, Ordering::Release);
@@ -419,16 +427,29 @@ impl Shared {
             journal.make_room().map_err(|e| self.journal_failed(e))?;
         }
         let mut journaled = false;
+        // Writes to write-behind tables are journaled with the rest and kept back for the
+        // next checkpoint; a commit of nothing else opens no redb transaction at all.
+        let (now, behind) = self.write_behind.split(writes);
         let outcome = self.on_database(|database| {
-            let transaction = stage(database, writes, Durability::None)?;
+            let transaction = match now.is_empty() {
+                true => None,
+                false => Some(stage(database, &now, Durability::None)?),
+            };
             if let Err(error) = journal.write_prepared() {
                 // Nothing durable, and redb untouched: the transaction is dropped unapplied.
                 return Ok(Err(error));
             }
             journaled = true;
-            transaction.commit().map_err(state_error)?;
+            if let Some(transaction) = transaction {
+                transaction.commit().map_err(state_error)?;
+            }
             Ok(Ok(()))
         });
+        if journaled {
+            // Durable in the journal; a failed redb commit reopens, and the reopen's replay
+            // applies (and forgets) what is kept back.
+            self.write_behind.keep(behind);
+        }
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(journal_error)) => return Err(self.journal_failed(journal_error)),
@@ -489,7 +510,13 @@ impl Shared {
 
     fn checkpoint_once(&self, journal: &mut Journal) -> Result<()> {
         self.reopen_if_failed_locked(journal)?;
-        self.on_database(|database| checkpoint::checkpoint(database, journal))
+        let mut kept_back = self.write_behind.take();
+        let outcome =
+            self.on_database(|database| checkpoint::checkpoint(database, journal, &mut kept_back));
+        if outcome.is_err() {
+            self.write_behind.give_back(kept_back);
+        }
+        outcome
     }
 
     /// At a clean close: a checkpoint, so the next open has nothing to apply.
@@ -504,7 +531,8 @@ impl Shared {
             return;
         };
         if journal.has_records() {
-            if let Err(error) = checkpoint::checkpoint(database, &mut journal) {
+            let mut kept_back = self.write_behind.take();
+            if let Err(error) = checkpoint::checkpoint(database, &mut journal, &mut kept_back) {
                 tracing::warn!("state store: the closing checkpoint failed (the journal is applied at the next open): {error}");
             }
         }
@@ -530,6 +558,13 @@ impl StateStore {
             shared: Arc::new(Shared::new(path, db, journal, opener)),
             committer: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Makes `tables` write-behind tables (`state/write_behind.rs`): their writes are
+    /// durable before a commit returns, as any other, but reach redb at the next checkpoint.
+    /// For tables read back only when the store opens.
+    pub fn write_behind(&self, tables: &[&'static str]) {
+        self.shared.write_behind.add_tables(tables);
     }
 
     /// The reserve to release when a write finds the disk full (see `disk.rs`).
@@ -641,7 +676,7 @@ impl StateStore {
 
     /// Values of several keys, read in one transaction.
     pub fn get_many(&self, table: &'static str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.shared.run(|db| {
+        self.shared.run(table, |db| {
             let transaction = db.begin_read().map_err(state_error)?;
             let table = match transaction.open_table(definition(table)) {
                 Ok(table) => table,
@@ -660,7 +695,7 @@ impl StateStore {
     }
 
     pub fn get(&self, table: &'static str, key: &str) -> Result<Option<Vec<u8>>> {
-        self.shared.run(|db| {
+        self.shared.run(table, |db| {
             let transaction = db.begin_read().map_err(state_error)?;
             let table = match transaction.open_table(definition(table)) {
                 Ok(table) => table,
@@ -682,7 +717,7 @@ impl StateStore {
         end: &str,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>> {
-        self.shared.run(|db| {
+        self.shared.run(table, |db| {
             let transaction = db.begin_read().map_err(state_error)?;
             let table = match transaction.open_table(definition(table)) {
                 Ok(table) => table,
@@ -712,7 +747,7 @@ impl StateStore {
         end: &str,
         back: usize,
     ) -> Result<Option<String>> {
-        self.shared.run(|db| {
+        self.shared.run(table, |db| {
             let transaction = db.begin_read().map_err(state_error)?;
             let table = match transaction.open_table(definition(table)) {
                 Ok(table) => table,
@@ -735,7 +770,7 @@ impl StateStore {
         end: &str,
         limit: usize,
     ) -> Result<Vec<String>> {
-        self.shared.run(|db| {
+        self.shared.run(table, |db| {
             let transaction = db.begin_read().map_err(state_error)?;
             let table = match transaction.open_table(definition(table)) {
                 Ok(table) => table,
@@ -756,7 +791,7 @@ impl StateStore {
 
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, table: &'static str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        self.shared.run(|db| {
+        self.shared.run(table, |db| {
             let transaction = db.begin_read().map_err(state_error)?;
             let table = match transaction.open_table(definition(table)) {
                 Ok(table) => table,

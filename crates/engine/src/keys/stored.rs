@@ -51,6 +51,19 @@ pub const ZSETS_TABLE: &str = "zsets";
 /// The state-store table of sorted-set members and their scores.
 pub const ZSET_MEMBERS_TABLE: &str = "zset_members";
 
+/// Every table the keyspace keeps its keys in.
+pub(super) const TABLES: [&str; 9] = [
+    KEYS_TABLE,
+    LISTS_TABLE,
+    LIST_ITEMS_TABLE,
+    HASHES_TABLE,
+    HASH_FIELDS_TABLE,
+    SETS_TABLE,
+    SET_MEMBERS_TABLE,
+    ZSETS_TABLE,
+    ZSET_MEMBERS_TABLE,
+];
+
 /// What a start reads: every key held in the store, live or expired, and the deletes of
 /// rows no key owns (none, unless the store was written by something else).
 pub(super) struct Loaded {

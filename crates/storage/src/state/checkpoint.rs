@@ -25,17 +25,24 @@ fn checkpoint_of(database: &Database) -> Result<u64> {
         .map_or(0, u64::from_be_bytes))
 }
 
-/// One durable redb commit holding every record journaled so far; the journal starts again.
-pub(super) fn checkpoint(database: &Database, journal: &mut Journal) -> Result<()> {
+/// One durable redb commit holding every record journaled so far, with `kept_back` (the
+/// write-behind tables' writes since the last checkpoint, `write_behind.rs`) applied in it;
+/// the journal starts again. `kept_back` is as it was when this returns.
+pub(super) fn checkpoint(
+    database: &Database,
+    journal: &mut Journal,
+    kept_back: &mut Vec<StateWrite>,
+) -> Result<()> {
     let last = journal.next_sequence() - 1;
-    let mark = [StateWrite::Put {
+    kept_back.push(StateWrite::Put {
         table: journal::CHECKPOINT_TABLE,
         key: journal::CHECKPOINT_KEY.to_string(),
         value: last.to_be_bytes().to_vec(),
-    }];
-    stage(database, &mark, Durability::Immediate)?
-        .commit()
-        .map_err(state_error)?;
+    });
+    let committed = stage(database, kept_back, Durability::Immediate)
+        .and_then(|transaction| transaction.commit().map_err(state_error));
+    kept_back.pop();
+    committed?;
     journal.restart_after(last);
     Ok(())
 }
