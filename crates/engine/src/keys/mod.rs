@@ -336,8 +336,9 @@ impl Keyspace {
     /// Puts `entry` under `key` in memory and queues the rows that store it (deleting the
     /// old key's rows when they differ).
     fn replace(&self, inner: &mut Inner, key: Bytes, entry: Entry) -> writer::Waiter {
-        let old = inner.remove(&key);
-        let writes = stored::replace_entry(&key, old.as_ref(), &entry);
+        // Read, then overwritten in place by the insert (which forgets the old entry's
+        // deadline and bytes): cheaper than removing the key from the map and adding it back.
+        let writes = stored::replace_entry(&key, inner.entries.get(&key), &entry);
         inner.insert(key, entry);
         self.writer.queue(writes)
     }
@@ -631,6 +632,10 @@ impl Keyspace {
 
     /// The entry of `key` unless it expired; an expired one is deleted now (lazily).
     fn live<'a>(&self, inner: &'a mut Inner, key: &[u8], now: i64) -> Option<&'a Entry> {
+        // No key's deadline has passed (the earliest is still ahead): one lookup, no check.
+        if inner.deadlines.first().is_none_or(|(due, _)| *due > now) {
+            return inner.entries.get(key);
+        }
         let expired = inner
             .entries
             .get(key)?

@@ -29,15 +29,13 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
     }
     // A list or hash key: SET and its forms replace it (or find it present, for NX), as
     // Redis does; every other single-key string command is refused.
-    if single_key && super::lists::is_collection(session, &arguments[0]) {
-        let replaces = match name {
-            "setnx" | "setex" | "psetex" => true,
-            "set" => !arguments[2..].iter().any(|option| is(option, "get")),
-            _ => false,
-        };
-        if !replaces {
-            return Reply::error(super::streams::WRONGTYPE).into();
-        }
+    let replaces = match name {
+        "setnx" | "setex" | "psetex" => true,
+        "set" => !arguments[2..].iter().any(|option| is(option, "get")),
+        _ => false,
+    };
+    if single_key && !replaces && super::lists::is_collection(session, &arguments[0]) {
+        return Reply::error(super::streams::WRONGTYPE).into();
     }
     let keys = session.keys.clone();
     let outcome = match name {
