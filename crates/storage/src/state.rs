@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::disk::DiskReserve;
@@ -32,6 +32,8 @@ mod commit;
 mod faults;
 /// The append-only journal that makes a state commit one small fsync.
 mod journal;
+/// Point lookups and scans.
+mod read;
 /// Tables read back only at open, whose writes reach redb at the next checkpoint.
 mod write_behind;
 
@@ -672,145 +674,6 @@ impl StateStore {
             key: key.to_string(),
             value: value.to_vec(),
         }])
-    }
-
-    /// Values of several keys, read in one transaction.
-    pub fn get_many(&self, table: &'static str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
-                Err(error) => return Err(state_error(error)),
-            };
-            keys.iter()
-                .map(|key| {
-                    Ok(table
-                        .get(key.as_str())
-                        .map_err(state_error)?
-                        .map(|value| value.value().to_vec()))
-                })
-                .collect()
-        })
-    }
-
-    pub fn get(&self, table: &'static str, key: &str) -> Result<Option<Vec<u8>>> {
-        self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(error) => return Err(state_error(error)),
-            };
-            Ok(table
-                .get(key)
-                .map_err(state_error)?
-                .map(|value| value.value().to_vec()))
-        })
-    }
-
-    /// Up to `limit` entries with keys in `[start, end)`, in key order.
-    pub fn scan_range(
-        &self,
-        table: &'static str,
-        start: &str,
-        end: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>> {
-        self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(error) => return Err(state_error(error)),
-            };
-            let mut entries = Vec::new();
-            for entry in table.range(start..end).map_err(state_error)? {
-                if entries.len() >= limit {
-                    break;
-                }
-                let (key, value) = entry.map_err(state_error)?;
-                entries.push((key.value().to_string(), value.value().to_vec()));
-            }
-            Ok(entries)
-        })
-    }
-
-    /// The key `back` places before the last one in `[start, end)` (`back` 0: the last key),
-    /// found by walking the keys backwards without copying any value: what is over a
-    /// "keep the newest N" bound is everything before the key N − 1 places from the end,
-    /// and finding it costs N steps however long the range is.
-    pub fn key_from_end(
-        &self,
-        table: &'static str,
-        start: &str,
-        end: &str,
-        back: usize,
-    ) -> Result<Option<String>> {
-        self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(error) => return Err(state_error(error)),
-            };
-            let range = table.range(start..end).map_err(state_error)?;
-            match range.rev().nth(back) {
-                Some(entry) => Ok(Some(entry.map_err(state_error)?.0.value().to_string())),
-                None => Ok(None),
-            }
-        })
-    }
-
-    /// Up to `limit` keys in `[start, end)`, in key order, without their values.
-    pub fn scan_keys(
-        &self,
-        table: &'static str,
-        start: &str,
-        end: &str,
-        limit: usize,
-    ) -> Result<Vec<String>> {
-        self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(error) => return Err(state_error(error)),
-            };
-            let mut keys = Vec::new();
-            for entry in table.range(start..end).map_err(state_error)? {
-                if keys.len() >= limit {
-                    break;
-                }
-                let (key, _) = entry.map_err(state_error)?;
-                keys.push(key.value().to_string());
-            }
-            Ok(keys)
-        })
-    }
-
-    /// Every entry whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(&self, table: &'static str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(error) => return Err(state_error(error)),
-            };
-            let end = prefix_end(prefix);
-            let range = match &end {
-                Some(end) => table.range(prefix..end.as_str()),
-                None => table.range(prefix..),
-            }
-            .map_err(state_error)?;
-            let mut entries = Vec::new();
-            for entry in range {
-                let (key, value) = entry.map_err(state_error)?;
-                entries.push((key.value().to_string(), value.value().to_vec()));
-            }
-            Ok(entries)
-        })
     }
 }
 

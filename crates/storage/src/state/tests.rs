@@ -2,6 +2,7 @@
 //! overwritten writes, and a failed group commit.
 
 use super::*;
+use redb::ReadableDatabase;
 
 #[test]
 fn writes_survive_reopen_and_prefix_scans_are_exact() {
