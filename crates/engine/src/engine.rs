@@ -84,6 +84,18 @@ impl Engine {
         Self::open_with_io(config, Arc::new(FileIo)).await
     }
 
+    /// As [`Engine::open`], on a disk whose every fsync — of the partition logs and of the
+    /// state store — `plan` can fail or hold (`FaultPlan::hold_syncs`): what the doors' tests
+    /// use to see which answers wait for the disk.
+    pub async fn open_with_faults(
+        mut config: EngineConfig,
+        plan: Arc<omnibus_storage::io::FaultPlan>,
+    ) -> Result<Arc<Engine>> {
+        config.state_faults = Some(plan.clone());
+        let io = Arc::new(omnibus_storage::io::FaultyIo::new(Arc::new(FileIo), plan));
+        Self::open_with_io(config, io).await
+    }
+
     /// As [`Engine::open`], with the partition logs on a chosen I/O backend (tests use the
     /// in-memory and fault-injecting ones). The state store is always a real file.
     pub async fn open_with_io(config: EngineConfig, io: Arc<dyn Io>) -> Result<Arc<Engine>> {

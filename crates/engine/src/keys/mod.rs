@@ -176,9 +176,7 @@ impl Keyspace {
     pub(crate) fn open(state: Arc<StateStore>) -> Result<Arc<Keyspace>> {
         let now = now_ms();
         let mut inner = Inner::default();
-        // The keys live in memory; their tables are read back only here, so their rows reach
-        // redb at the store's checkpoints rather than with every commit (still journaled and
-        // fsynced before a change is answered).
+        // Read back only here: their rows can wait for the store's checkpoints (still fsynced).
         state.write_behind(&stored::TABLES);
         let stored::Loaded {
             keys,

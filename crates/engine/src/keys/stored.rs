@@ -336,23 +336,13 @@ pub(super) fn replace_entry(key: &[u8], old: Option<&Entry>, new: &Entry) -> Vec
 
 /// Deleting every key of every kind (FLUSHALL).
 pub(super) fn delete_all() -> Vec<StateWrite> {
-    [
-        KEYS_TABLE,
-        LISTS_TABLE,
-        LIST_ITEMS_TABLE,
-        HASHES_TABLE,
-        HASH_FIELDS_TABLE,
-        SETS_TABLE,
-        SET_MEMBERS_TABLE,
-        ZSETS_TABLE,
-        ZSET_MEMBERS_TABLE,
-    ]
-    .into_iter()
-    .map(|table| StateWrite::DeletePrefix {
-        table,
-        prefix: String::new(),
-    })
-    .collect()
+    TABLES
+        .into_iter()
+        .map(|table| StateWrite::DeletePrefix {
+            table,
+            prefix: String::new(),
+        })
+        .collect()
 }
 
 pub(super) fn put_list_deadline(key: &[u8], deadline: Option<i64>) -> StateWrite {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use omnibus_engine::{Engine, EngineConfig};
 use omnibus_http::{serve, HttpConfig};
-use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};
+use omnibus_storage::io::FaultPlan;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,10 +50,7 @@ impl Server {
     pub async fn start_with_faults() -> (Server, Arc<FaultPlan>) {
         let data = tempfile::tempdir().expect("temporary folder");
         let plan = FaultPlan::new();
-        let mut engine_config = EngineConfig::new(data.path());
-        engine_config.state_faults = Some(plan.clone());
-        let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
-        let engine = Engine::open_with_io(engine_config, io)
+        let engine = Engine::open_with_faults(EngineConfig::new(data.path()), plan.clone())
             .await
             .expect("engine opens");
         (

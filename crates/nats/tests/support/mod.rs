@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use omnibus_engine::{Engine, EngineConfig};
 use omnibus_nats::NatsConfig;
-use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};
+use omnibus_storage::io::FaultPlan;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -43,10 +43,9 @@ impl Broker {
     pub async fn with_faults() -> (Broker, Arc<FaultPlan>) {
         let dir = tempfile::tempdir().unwrap();
         let plan = FaultPlan::new();
-        let mut engine_config = EngineConfig::new(dir.path());
-        engine_config.state_faults = Some(plan.clone());
-        let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
-        let engine = Engine::open_with_io(engine_config, io).await.unwrap();
+        let engine = Engine::open_with_faults(EngineConfig::new(dir.path()), plan.clone())
+            .await
+            .unwrap();
         (
             Broker::serve(engine, dir, NatsConfig::default()).await,
             plan,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use omnibus_engine::{Engine, EngineConfig};
 use omnibus_redis::RedisConfig;
-use omnibus_storage::io::{FaultPlan, FaultyIo, FileIo};
+use omnibus_storage::io::FaultPlan;
 use tokio::sync::oneshot;
 
 pub struct Broker {
@@ -34,10 +34,9 @@ impl Broker {
     pub async fn start_with_faults() -> (Broker, Arc<FaultPlan>) {
         let dir = tempfile::tempdir().unwrap();
         let plan = FaultPlan::new();
-        let mut engine_config = EngineConfig::new(dir.path());
-        engine_config.state_faults = Some(plan.clone());
-        let io = Arc::new(FaultyIo::new(Arc::new(FileIo), plan.clone()));
-        let engine = Engine::open_with_io(engine_config, io).await.unwrap();
+        let engine = Engine::open_with_faults(EngineConfig::new(dir.path()), plan.clone())
+            .await
+            .unwrap();
         let mut broker = Broker::serve(engine, RedisConfig::default()).await;
         broker._dir = Some(dir);
         (broker, plan)

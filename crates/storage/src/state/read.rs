@@ -1,44 +1,62 @@
 //! Reads: point lookups and ordered scans of a table, each in one read transaction. A read
 //! of a write-behind table first applies the writes kept back for it (`write_behind.rs`).
 
-use redb::ReadableDatabase;
+use redb::{Database, ReadOnlyTable, ReadableDatabase};
 
 use super::{definition, prefix_end, state_error, StateStore};
 use crate::error::Result;
+
+/// Runs `read` on `table` in a read transaction of its own; `missing()` when the table was
+/// never written.
+fn read_table<T>(
+    db: &Database,
+    table: &'static str,
+    missing: impl FnOnce() -> T,
+    read: impl FnOnce(ReadOnlyTable<&'static str, &'static [u8]>) -> Result<T>,
+) -> Result<T> {
+    let transaction = db.begin_read().map_err(state_error)?;
+    match transaction.open_table(definition(table)) {
+        Ok(table) => read(table),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(missing()),
+        Err(error) => Err(state_error(error)),
+    }
+}
 
 impl StateStore {
     /// Values of several keys, read in one transaction.
     pub fn get_many(&self, table: &'static str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
-                Err(error) => return Err(state_error(error)),
-            };
-            keys.iter()
-                .map(|key| {
-                    Ok(table
-                        .get(key.as_str())
-                        .map_err(state_error)?
-                        .map(|value| value.value().to_vec()))
-                })
-                .collect()
+            read_table(
+                db,
+                table,
+                || vec![None; keys.len()],
+                |table| {
+                    keys.iter()
+                        .map(|key| {
+                            Ok(table
+                                .get(key.as_str())
+                                .map_err(state_error)?
+                                .map(|value| value.value().to_vec()))
+                        })
+                        .collect()
+                },
+            )
         })
     }
 
     pub fn get(&self, table: &'static str, key: &str) -> Result<Option<Vec<u8>>> {
         self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(error) => return Err(state_error(error)),
-            };
-            Ok(table
-                .get(key)
-                .map_err(state_error)?
-                .map(|value| value.value().to_vec()))
+            read_table(
+                db,
+                table,
+                || None,
+                |table| {
+                    Ok(table
+                        .get(key)
+                        .map_err(state_error)?
+                        .map(|value| value.value().to_vec()))
+                },
+            )
         })
     }
 
@@ -51,21 +69,17 @@ impl StateStore {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>> {
         self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(error) => return Err(state_error(error)),
-            };
-            let mut entries = Vec::new();
-            for entry in table.range(start..end).map_err(state_error)? {
-                if entries.len() >= limit {
-                    break;
+            read_table(db, table, Vec::new, |table| {
+                let mut entries = Vec::new();
+                for entry in table.range(start..end).map_err(state_error)? {
+                    if entries.len() >= limit {
+                        break;
+                    }
+                    let (key, value) = entry.map_err(state_error)?;
+                    entries.push((key.value().to_string(), value.value().to_vec()));
                 }
-                let (key, value) = entry.map_err(state_error)?;
-                entries.push((key.value().to_string(), value.value().to_vec()));
-            }
-            Ok(entries)
+                Ok(entries)
+            })
         })
     }
 
@@ -81,17 +95,18 @@ impl StateStore {
         back: usize,
     ) -> Result<Option<String>> {
         self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(error) => return Err(state_error(error)),
-            };
-            let range = table.range(start..end).map_err(state_error)?;
-            match range.rev().nth(back) {
-                Some(entry) => Ok(Some(entry.map_err(state_error)?.0.value().to_string())),
-                None => Ok(None),
-            }
+            read_table(
+                db,
+                table,
+                || None,
+                |table| {
+                    let range = table.range(start..end).map_err(state_error)?;
+                    match range.rev().nth(back) {
+                        Some(entry) => Ok(Some(entry.map_err(state_error)?.0.value().to_string())),
+                        None => Ok(None),
+                    }
+                },
+            )
         })
     }
 
@@ -104,45 +119,37 @@ impl StateStore {
         limit: usize,
     ) -> Result<Vec<String>> {
         self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(error) => return Err(state_error(error)),
-            };
-            let mut keys = Vec::new();
-            for entry in table.range(start..end).map_err(state_error)? {
-                if keys.len() >= limit {
-                    break;
+            read_table(db, table, Vec::new, |table| {
+                let mut keys = Vec::new();
+                for entry in table.range(start..end).map_err(state_error)? {
+                    if keys.len() >= limit {
+                        break;
+                    }
+                    let (key, _) = entry.map_err(state_error)?;
+                    keys.push(key.value().to_string());
                 }
-                let (key, _) = entry.map_err(state_error)?;
-                keys.push(key.value().to_string());
-            }
-            Ok(keys)
+                Ok(keys)
+            })
         })
     }
 
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, table: &'static str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         self.shared.run(table, |db| {
-            let transaction = db.begin_read().map_err(state_error)?;
-            let table = match transaction.open_table(definition(table)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(error) => return Err(state_error(error)),
-            };
-            let end = prefix_end(prefix);
-            let range = match &end {
-                Some(end) => table.range(prefix..end.as_str()),
-                None => table.range(prefix..),
-            }
-            .map_err(state_error)?;
-            let mut entries = Vec::new();
-            for entry in range {
-                let (key, value) = entry.map_err(state_error)?;
-                entries.push((key.value().to_string(), value.value().to_vec()));
-            }
-            Ok(entries)
+            read_table(db, table, Vec::new, |table| {
+                let end = prefix_end(prefix);
+                let range = match &end {
+                    Some(end) => table.range(prefix..end.as_str()),
+                    None => table.range(prefix..),
+                }
+                .map_err(state_error)?;
+                let mut entries = Vec::new();
+                for entry in range {
+                    let (key, value) = entry.map_err(state_error)?;
+                    entries.push((key.value().to_string(), value.value().to_vec()));
+                }
+                Ok(entries)
+            })
         })
     }
 }
