@@ -3,8 +3,8 @@
 //!
 //! `kill -9` cannot show this: the page cache survives it, so an answer sent before its fsync
 //! would still pass every crash test. A publish, an enqueue and a completion of a queue with
-//! `fsync` completions must wait for their fsync (docs/delivery.md); a `batched` completion, a
-//! lease of a job already counted and every read must not.
+//! `fsync` completions must wait for their fsync (docs/delivery.md); a `batched` completion and
+//! every read must not.
 
 mod common;
 
@@ -29,7 +29,7 @@ async fn answered_after_fsync(
     body: Value,
 ) -> (StatusCode, Value) {
     let request = server.client.post(server.url(path)).json(&body);
-    plan.hold_syncs(true);
+    let held = plan.hold_syncs_while_held();
     let sent = tokio::spawn(async move {
         let response = request.send().await.unwrap();
         let status = response.status();
@@ -40,7 +40,7 @@ async fn answered_after_fsync(
     });
     tokio::time::sleep(UNANSWERED).await;
     let early = sent.is_finished();
-    plan.hold_syncs(false);
+    drop(held);
     let answer = tokio::time::timeout(WAIT, sent)
         .await
         .unwrap_or_else(|_| panic!("{path}: no answer after the fsyncs were released"))
@@ -124,12 +124,13 @@ async fn publishes_enqueues_and_fsync_completions_wait_for_their_fsync_and_reads
     assert_eq!(completed["status"], "completed");
 
     // A `batched` queue: its completions are answered at once (committed with the queue's
-    // next lazy batch), and so is a lease whose attempt is already counted.
+    // next lazy batch). (A lease usually needs no fsync either, its attempt counted ahead,
+    // but whether the count is durable yet depends on when the last lazy batch ran: not
+    // asserted here; `jobs::batched_tests` covers it in the engine.)
     let first = enqueue(&server, "quick", "a").await;
-    enqueue(&server, "quick", "b").await;
     let leased = fetch_one(&server, "quick").await;
     assert_eq!(leased["id"], first.as_str());
-    plan.hold_syncs(true);
+    let held = plan.hold_syncs_while_held();
     let done = answered_without_fsync(
         &server,
         &format!("/v1/queues/quick/jobs/{first}/complete"),
@@ -137,13 +138,6 @@ async fn publishes_enqueues_and_fsync_completions_wait_for_their_fsync_and_reads
     )
     .await;
     assert_eq!(done["status"], "completed", "{done}");
-    let next = answered_without_fsync(
-        &server,
-        "/v1/queues/quick/jobs/fetch",
-        Some(json!({"worker": "w1", "max": 1})),
-    )
-    .await;
-    assert_eq!(next["jobs"].as_array().map(Vec::len), Some(1), "{next}");
 
     // Reads need no disk.
     let records =
@@ -151,6 +145,6 @@ async fn publishes_enqueues_and_fsync_completions_wait_for_their_fsync_and_reads
     assert_eq!(records["records"][0]["value"], "placed", "{records}");
     let read = answered_without_fsync(&server, &format!("/v1/queues/emails/jobs/{id}"), None).await;
     assert_eq!(read["result"], "sent", "{read}");
-    plan.hold_syncs(false);
+    drop(held);
     server.stop().await;
 }

@@ -28,11 +28,11 @@ async fn after_fsync<T: Send + 'static>(
     what: &str,
     acknowledged: impl Future<Output = T> + Send + 'static,
 ) -> T {
-    plan.hold_syncs(true);
+    let held = plan.hold_syncs_while_held();
     let waiting = tokio::spawn(acknowledged);
     tokio::time::sleep(UNANSWERED).await;
     let early = waiting.is_finished();
-    plan.hold_syncs(false);
+    drop(held);
     let output = tokio::time::timeout(WAIT, waiting)
         .await
         .unwrap_or_else(|_| panic!("{what}: nothing after the fsyncs were released"))
@@ -101,7 +101,7 @@ async fn pub_acks_and_double_acks_wait_for_their_fsync_and_core_nats_does_not() 
 
     // Core NATS stores nothing: a message reaches its subscriber while every fsync is held,
     // and reading the stream's and the consumer's state needs no disk either.
-    plan.hold_syncs(true);
+    let held = plan.hold_syncs_while_held();
     let mut news = client.subscribe("news.today").await.unwrap();
     client.flush().await.unwrap();
     client
@@ -121,6 +121,6 @@ async fn pub_acks_and_double_acks_wait_for_their_fsync_and_core_nats_does_not() 
         .state
         .clone();
     assert_eq!(state.messages, 1, "{state:?}");
-    plan.hold_syncs(false);
+    drop(held);
     broker.stop().await;
 }

@@ -42,11 +42,11 @@ async fn answered_after_fsync(
     command: Cmd,
 ) -> Value {
     let mut connection = connect(broker).await;
-    plan.hold_syncs(true);
+    let held = plan.hold_syncs_while_held();
     let sent = tokio::spawn(async move { command.query_async::<Value>(&mut connection).await });
     tokio::time::sleep(UNANSWERED).await;
     let early = sent.is_finished();
-    plan.hold_syncs(false);
+    drop(held);
     let answer = tokio::time::timeout(WAIT, sent)
         .await
         .unwrap_or_else(|_| panic!("{what}: no answer after the fsyncs were released"))
@@ -135,7 +135,7 @@ async fn every_acknowledged_key_write_waits_for_its_fsync() {
         .cmd("INCR")
         .arg("tx:b");
     let mut connection = connect(&broker).await;
-    plan.hold_syncs(true);
+    let held = plan.hold_syncs_while_held();
     let sent = tokio::spawn(async move {
         transaction
             .query_async::<(String, i64)>(&mut connection)
@@ -143,7 +143,7 @@ async fn every_acknowledged_key_write_waits_for_its_fsync() {
     });
     tokio::time::sleep(UNANSWERED).await;
     let early = sent.is_finished();
-    plan.hold_syncs(false);
+    drop(held);
     let answer = tokio::time::timeout(WAIT, sent).await.unwrap().unwrap();
     assert!(
         !early,
@@ -165,7 +165,7 @@ async fn every_acknowledged_key_write_waits_for_its_fsync() {
 
     // Reads, PUBLISH and PING need no disk: answered while fsyncs are held. Everything the
     // writes above changed is there (a read sees a change once made; only its reply waits).
-    plan.hold_syncs(true);
+    let held = plan.hold_syncs_while_held();
     let reads: &[(&[&str], &str)] = &[
         (&["PING"], "PONG"),
         (&["GET", "idempotency:1"], "result"),
@@ -185,7 +185,7 @@ async fn every_acknowledged_key_write_waits_for_its_fsync() {
         let answer = answered_without_fsync(&mut setup, words[0], args(words)).await;
         assert_eq!(text(&answer), *expected, "{words:?}");
     }
-    plan.hold_syncs(false);
+    drop(held);
     broker.stop().await;
 }
 
@@ -271,7 +271,7 @@ async fn stream_and_group_replies_wait_for_their_fsync() {
     assert!(text(&id).contains('-'), "{id:?}");
 
     // Reading a stream and a group's pending entries needs no disk.
-    plan.hold_syncs(true);
+    let held = plan.hold_syncs_while_held();
     let range =
         answered_without_fsync(&mut setup, "XRANGE", args(&["XRANGE", "orders", "-", "+"])).await;
     assert!(format!("{range:?}").contains(&second), "{range:?}");
@@ -282,6 +282,6 @@ async fn stream_and_group_replies_wait_for_their_fsync() {
     )
     .await;
     assert!(format!("{pending:?}").contains("bob"), "{pending:?}");
-    plan.hold_syncs(false);
+    drop(held);
     broker.stop().await;
 }

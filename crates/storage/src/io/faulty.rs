@@ -29,6 +29,16 @@ impl Hold {
     }
 }
 
+/// Every fsync held until this is dropped ([`FaultPlan::hold_syncs_while_held`]).
+#[must_use = "the fsyncs are released when this is dropped"]
+pub struct SyncsHeld<'a>(&'a FaultPlan);
+
+impl Drop for SyncsHeld<'_> {
+    fn drop(&mut self) {
+        self.0.hold_syncs(false);
+    }
+}
+
 /// Which operations fail. Counters count down on each matching call; the call that takes a
 /// counter from 1 to 0 fails, and so does every later one when `sticky` is set.
 #[derive(Debug, Default)]
@@ -73,6 +83,14 @@ impl FaultPlan {
     /// stalled disk.
     pub fn hold_syncs(&self, hold: bool) {
         self.set_hold(if hold { Hold::All } else { Hold::None });
+    }
+
+    /// As `hold_syncs(true)` until the guard is dropped. A test that fails while the disk is
+    /// held then releases it and fails, instead of hanging: a held fsync keeps its thread, and
+    /// a runtime shutting down waits for its blocking threads.
+    pub fn hold_syncs_while_held(&self) -> SyncsHeld<'_> {
+        self.hold_syncs(true);
+        SyncsHeld(self)
     }
 
     /// As [`FaultPlan::hold_syncs`], for the files under `dir` only (until

@@ -12,7 +12,7 @@ mod faulty;
 mod file;
 mod memory;
 
-pub use faulty::{FaultPlan, FaultyIo};
+pub use faulty::{FaultPlan, FaultyIo, SyncsHeld};
 pub use file::FileIo;
 pub use memory::MemoryIo;
 
