@@ -297,14 +297,17 @@ pub(super) struct Inner {
 impl Inner {
     pub(super) fn insert(&mut self, key: Bytes, mut entry: Entry) {
         let key = owned(key);
-        if let Some(deadline) = entry.deadline {
-            self.deadlines.insert((deadline, key.clone()));
-        }
+        let deadline = entry.deadline;
         self.versions += 1;
         entry.version = self.versions;
         self.bytes += key.len() as u64 + entry.size();
+        // The old entry's deadline goes before the new one is indexed: a key rewritten with
+        // the deadline it had (INCR, SET … KEEPTTL) must keep it in the index.
         if let Some(old) = self.entries.insert(key.clone(), entry) {
             self.forget(&key, &old);
+        }
+        if let Some(deadline) = deadline {
+            self.deadlines.insert((deadline, key));
         }
     }
 

@@ -146,6 +146,53 @@ async fn expired_keys_vanish_on_read_by_the_sweep_and_from_disk() {
 }
 
 #[tokio::test]
+async fn a_key_rewritten_with_the_deadline_it_had_still_expires() {
+    // What a rate limiter does: INCR a counter that has a TTL, many times within it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = open(dir.path()).await;
+    let expires_at = now_ms() + 300;
+    let options = SetOptions {
+        expiry: SetExpiry::At(expires_at),
+        ..SetOptions::default()
+    };
+    keys.set(b("limiter"), b("1"), options)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    keys.set(b("cached"), b("1"), options)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        keys.increment(&b("limiter"), 1)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+    }
+    let keep = SetOptions {
+        expiry: SetExpiry::Keep,
+        ..SetOptions::default()
+    };
+    keys.set(b("cached"), b("2"), keep)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(keys.get(b"limiter"), Some(b("4")));
+    let until_expired = (expires_at + 30 - now_ms()).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(until_expired)).await;
+    assert_eq!(keys.get(b"limiter"), None, "INCR kept the TTL; it expired");
+    assert_eq!(
+        keys.get(b"cached"),
+        None,
+        "SET KEEPTTL kept the TTL; it expired"
+    );
+}
+
+#[tokio::test]
 async fn expire_conditions_follow_redis() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (_state, keys) = open(dir.path()).await;
