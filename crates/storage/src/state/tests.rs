@@ -284,7 +284,7 @@ async fn a_closed_store_lets_go_of_its_file_and_refuses_what_comes_after() {
 
 /// What a `kill -9` leaves: the files as they are while the store is open, its redb at the
 /// last checkpoint (or anything up to its unflushed commits) and the journal's records.
-fn copy_as_crashed(from: &Path, to: &Path) {
+pub(super) fn copy_as_crashed(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for name in ["state.redb", "state.journal"] {
         std::fs::copy(from.join(name), to.join(name)).unwrap();

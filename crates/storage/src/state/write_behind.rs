@@ -130,18 +130,9 @@ impl Shared {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use crate::io::FaultPlan;
+    use crate::state::tests::copy_as_crashed;
     use crate::state::{StateStore, StateWrite};
-
-    /// What a `kill -9` leaves: the files as they are while the store is open.
-    fn copy_as_crashed(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for name in ["state.redb", "state.journal"] {
-            std::fs::copy(from.join(name), to.join(name)).unwrap();
-        }
-    }
 
     fn checkpoint(store: &StateStore) {
         let mut journal = store.shared.journal.lock().unwrap();
