@@ -277,10 +277,6 @@ def test_answers_that_differ_on_purpose(redis_url):
         # A whole durable stream is not replaced by SET (Redis would overwrite it).
         assert omnibus.send("SET", "purpose", "x") == wrongtype
         assert omnibus.send("TYPE", "purpose") == ("status", "stream")
-        # Streams leave by trimming or DEL, not by expiry.
-        reply = omnibus.send("EXPIRE", "purpose", "100")
-        assert reply[0] == "error" and "does not expire stream keys" in reply[1]
-        assert omnibus.send("TTL", "purpose") == -1
         assert omnibus.send("SELECT", "1") == ("error", "ERR DB index is out of range")
         # Redis 7.4's XREAD `+`: the last entry.
         assert omnibus.send("XREAD", "STREAMS", "purpose", "+") == [

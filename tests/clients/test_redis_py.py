@@ -288,7 +288,8 @@ def test_streams_xadd_xrange_xread(client):
 
 def test_stream_keys_among_key_commands(client):
     """A stream key is a key: KEYS, SCAN (with TYPE and MATCH), DBSIZE and TYPE see it, TTL is
-    -1, EXPIRE is refused, DEL deletes it; XREAD's `+` reads its last entry (Redis 7.4)."""
+    -1 until EXPIRE gives it one, DEL deletes it; XREAD's `+` reads its last entry (Redis
+    7.4)."""
     key = stream_key("keyed")
     plain = unique("plain")
     client.set(plain, "x")
@@ -304,14 +305,45 @@ def test_stream_keys_among_key_commands(client):
     before = client.dbsize()
     assert client.type(key) == "stream"
     assert client.ttl(key) == -1
-    with pytest.raises(redis.ResponseError, match="does not expire stream keys"):
-        client.expire(key, 10)
+    assert client.expire(key, 100) is True
+    assert 99 <= client.ttl(key) <= 100
+    assert client.persist(key) is True
+    assert client.ttl(key) == -1
     assert client.delete(key, plain) == 2
     assert client.exists(key) == 0
     assert client.dbsize() <= before - 2  # keys of earlier tests may expire meanwhile
     assert client.keys(key) == []
     assert client.xadd(key, {"value": "again"}, id="1-0") == "1-0"
     assert client.unlink(key) == 1
+
+
+def test_a_stream_key_with_a_ttl_goes_with_its_group(client):
+    """A per-session stream: EXPIRE gives the stream key a deadline, XADD keeps it, and at
+    the deadline the stream goes with its consumer group; the next XADD makes a new one."""
+    key = stream_key("session")
+    client.xadd(key, {"value": "a"}, id="1-0")
+    client.xgroup_create(key, "workers", id="0")
+    with client.pipeline(transaction=False) as pipe:
+        pipe.xadd(key, {"value": "b"}, id="2-0")
+        pipe.pexpire(key, 300)
+        pipe.pttl(key)
+        _, expired, pttl = pipe.execute()
+    assert expired is True
+    assert 0 < pttl <= 300
+    assert client.exists(key) == 1
+    deadline = time.monotonic() + 5
+    while client.exists(key) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.exists(key) == 0
+    assert client.ttl(key) == -2
+    assert key not in client.keys(key)
+    with pytest.raises(redis.ResponseError, match="no such key"):
+        client.xinfo_groups(key)
+    assert client.xadd(key, {"value": "c"}, id="1-0") == "1-0"
+    assert client.xlen(key) == 1
+    assert client.ttl(key) == -1
+    assert client.xinfo_groups(key) == []
+    assert client.delete(key) == 1
 
 
 def test_streams_a_pipeline_of_xadds(client):

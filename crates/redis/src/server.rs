@@ -91,8 +91,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let deleted = Arc::new(crate::streams::deleted::DeletedEntries::default());
+    let deadlines = Arc::new(crate::streams::expiry::Deadlines::load(&engine));
     let shared = Arc::new(Shared {
-        streams: crate::streams::writer::Writers::new(engine.clone(), deleted.clone()),
+        streams: crate::streams::writer::Writers::new(engine.clone(), deleted.clone(), deadlines),
         deleted,
         known_ids: Default::default(),
         pubsub: Default::default(),
@@ -110,6 +111,11 @@ pub async fn serve(
     let door = shared.engine.metrics().door(Door::Redis).clone();
     let next_connection = AtomicU64::new(1);
     let (stop, stopped) = watch::channel(false);
+    // Deletes stream keys at their deadlines (string keys expire in the engine's keyspace).
+    let sweeper = tokio::spawn(crate::streams::expiry::sweep(
+        shared.clone(),
+        stopped.clone(),
+    ));
     let threads = door_threads(shared.config.io_threads)?;
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
@@ -178,6 +184,7 @@ pub async fn serve(
     }
     let _ = stop.send(true);
     while sessions.join_next().await.is_some() {}
+    let _ = sweeper.await;
     // The stream writers hold the engine: they finish what they were given, then end.
     shared.streams.close().await;
     Ok(())

@@ -217,3 +217,57 @@ async fn an_xadded_entry_reads_over_http_and_an_http_record_reads_with_xread() {
     assert_eq!(entry.id, "1700000000001-1");
     assert_eq!(entry.get::<String>("value").as_deref(), Some("from-http"));
 }
+
+/// A stream key's deadline is durable once EXPIRE answered: after `kill -9` the stream keeps
+/// it, and one whose deadline passed while the broker was down is gone once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_keys_deadline_survives_kill_9() {
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    let log = directory.path().join("broker.log");
+    let mut broker = Broker::start(&data_dir, log.clone()).await;
+    let mut con = crash::redis(&broker).await;
+    let _: String = con.xadd("kept", "*", &[("value", "a")]).await.unwrap();
+    let _: String = con.xadd("session", "*", &[("value", "b")]).await.unwrap();
+    let _: () = con.xgroup_create("session", "workers", "0").await.unwrap();
+    let expired: i64 = redis::cmd("EXPIRE")
+        .arg("kept")
+        .arg(3_600)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(expired, 1);
+    let expired: i64 = redis::cmd("PEXPIRE")
+        .arg("session")
+        .arg(200)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(expired, 1);
+    broker.kill_9();
+    // Past the short deadline while down.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let broker = Broker::start(&data_dir, log).await;
+    let mut con = crash::redis(&broker).await;
+    let ttl: i64 = con.ttl("kept").await.unwrap();
+    assert!((3_590..=3_600).contains(&ttl), "TTL {ttl}");
+    let exists: i64 = con.exists("session").await.unwrap();
+    assert_eq!(exists, 0);
+    // Deleted from the engine too (by the sweeper, at once): HTTP does not list it.
+    let started = std::time::Instant::now();
+    loop {
+        let listed: serde_json::Value = reqwest::get(format!("{}/v1/streams", broker.base()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(listed.to_string().contains("\"kept\""), "{listed}");
+        if !listed.to_string().contains("\"session\"") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -124,6 +124,25 @@ pub enum ExpireCondition {
     IfEarlier,
 }
 
+impl ExpireCondition {
+    /// Whether a key whose deadline is `current` takes `new` (`None`: PERSIST) under this
+    /// condition, as Redis decides: no deadline counts as infinitely late, and clearing a
+    /// deadline the key does not have changes nothing.
+    pub fn allows(self, current: Option<i64>, new: Option<i64>) -> bool {
+        let allowed = match (self, current, new) {
+            (ExpireCondition::Always, _, _) => true,
+            (ExpireCondition::IfNone, current, _) => current.is_none(),
+            (ExpireCondition::IfSome, current, _) => current.is_some(),
+            (ExpireCondition::IfLater, None, _) => false,
+            (ExpireCondition::IfLater, Some(current), Some(new)) => new > current,
+            (ExpireCondition::IfEarlier, None, Some(_)) => true,
+            (ExpireCondition::IfEarlier, Some(current), Some(new)) => new < current,
+            (_, _, None) => false,
+        };
+        allowed && (new.is_some() || current.is_some())
+    }
+}
+
 /// A key's remaining time to live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeToLive {
@@ -482,17 +501,7 @@ impl Keyspace {
         let Some(current) = self.live(&mut inner, key, now).map(|e| e.deadline) else {
             return Ok(Durable::ready(false));
         };
-        let allowed = match (condition, current, deadline) {
-            (ExpireCondition::Always, _, _) => true,
-            (ExpireCondition::IfNone, current, _) => current.is_none(),
-            (ExpireCondition::IfSome, current, _) => current.is_some(),
-            (ExpireCondition::IfLater, None, _) => false,
-            (ExpireCondition::IfLater, Some(current), Some(new)) => new > current,
-            (ExpireCondition::IfEarlier, None, Some(_)) => true,
-            (ExpireCondition::IfEarlier, Some(current), Some(new)) => new < current,
-            (_, _, None) => false,
-        };
-        if !allowed || (deadline.is_none() && current.is_none()) {
+        if !condition.allows(current, deadline) {
             return Ok(Durable::ready(false));
         }
         let waiter = self.redeadline(&mut inner, key, deadline, now);

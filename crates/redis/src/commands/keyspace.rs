@@ -4,17 +4,21 @@
 //!
 //! Stream keys are the engine's streams, beside the string keys of the keyspace: DEL and
 //! UNLINK delete a stream (through its writer, after the XADDs queued before them), KEYS,
-//! SCAN and DBSIZE count streams after the string keys, TTL answers -1 for one (it never
-//! expires). EXPIRE on a stream key is refused: Redis would expire the stream, Omnibus has no
-//! deadline for streams (their entries are trimmed by XTRIM/MAXLEN, or the key is DELeted).
+//! SCAN and DBSIZE count streams after the string keys. EXPIRE and PERSIST on a stream key
+//! go through its writer too, which keeps the deadline with the stream; TTL reads it
+//! (`streams/expiry.rs`), and a stream past its deadline is gone to every command here.
 //! FLUSHALL clears string keys only.
 
 use bytes::Bytes;
 use omnibus_engine::keys::{glob_match, scan_hash, ExpireCondition, KeyKind, Renamed, TimeToLive};
 
+use omnibus_engine::keys::Keyspace;
+
 use super::arguments::{integer, is, lowercase, SYNTAX_ERROR};
+use super::streams::is_stream_in;
 use super::strings::{map, now_ms, step};
 use crate::codec::Reply;
+use crate::server::Shared;
 use crate::session::{Session, Step};
 
 /// Most keys KEYS answers with; a larger keyspace needs SCAN.
@@ -24,13 +28,81 @@ const KEYS_REPLY_MAX: usize = 1_000_000;
 /// places are below 2^62.
 const STREAM_CURSOR_BASE: u64 = 1 << 62;
 
-pub(crate) const STREAM_EXPIRY_REFUSED: &str =
-    "ERR Omnibus does not expire stream keys: trim the stream (XTRIM, XADD MAXLEN) or DEL it";
-
-/// The names of every stream (each a Redis stream key), in name order.
+/// The names of every stream (each a Redis stream key) not past its deadline, in name order.
 fn stream_keys(session: &Session) -> Vec<Bytes> {
-    let names = session.shared.engine.stream_names();
+    let engine = &session.shared.engine;
+    let deadlines = session.shared.streams.deadlines();
+    let mut names = engine.stream_names();
+    if deadlines.len() > 0 {
+        names.retain(|name| !deadlines.is_due(engine, name));
+    }
     names.into_iter().map(Bytes::from).collect()
+}
+
+/// The stream `key` names, if the command goes to a stream's writer: a stream key, or a key
+/// XADDs queued before are about to make one (only then: a writer per missing key would
+/// grow without bound).
+fn stream_with_writer<'a>(session: &Session, key: &'a [u8]) -> Option<&'a str> {
+    let name = std::str::from_utf8(key).ok()?;
+    (super::streams::is_stream(session, key) || session.shared.streams.has_writer(name))
+        .then_some(name)
+}
+
+/// The deadline of stream key `key`: `None` if it is not one, `Some(None)` without one.
+fn stream_deadline(shared: &Shared, key: &[u8]) -> Option<Option<i64>> {
+    if !is_stream_in(shared, key) {
+        return None;
+    }
+    let name = std::str::from_utf8(key).ok()?;
+    Some(shared.streams.deadlines().of(&shared.engine, name))
+}
+
+/// A key command's reply: computed now, or, when one of `keys` is a stream whose writer
+/// still has changes queued (the XADD making it, an EXPIRE, a DEL of the same pipeline),
+/// once the replies before it are sent, so that it sees them as the next command of a
+/// pipeline does in Redis. (Commands on keyspace keys see every change at once.)
+fn after_queued_changes(
+    session: &Session,
+    keys: &[Bytes],
+    answer: impl FnOnce(&Keyspace, &Shared) -> Reply + Send + 'static,
+) -> Step {
+    let writers = &session.shared.streams;
+    let queued = keys
+        .iter()
+        .any(|key| std::str::from_utf8(key).is_ok_and(|name| writers.has_queued(name)));
+    if !queued {
+        return answer(&session.keys, &session.shared).into();
+    }
+    let (keys, shared) = (session.keys.clone(), session.shared.clone());
+    Step {
+        reply: Reply::Null,
+        commits: Vec::new(),
+        close: false,
+        later: Some(Box::pin(async move { answer(&keys, &shared) })),
+    }
+}
+
+/// EXPIRE or PERSIST on a stream key, answered by its writer. The session waits for it
+/// before the commands after it (a read, to the session), so a TTL pipelined after an
+/// EXPIRE sees the deadline.
+fn expire_stream(
+    session: &Session,
+    stream: &str,
+    at: Option<i64>,
+    condition: ExpireCondition,
+) -> Step {
+    let change = crate::streams::writer::Change::Expire { at, condition };
+    let answer = session.shared.streams.submit(stream, change);
+    Step {
+        reply: Reply::Null,
+        commits: Vec::new(),
+        close: false,
+        later: Some(Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Reply::error("ERR the stream's writer stopped"))
+        })),
+    }
 }
 
 /// DEL / UNLINK: string keys leave the keyspace, stream keys are deleted by their writers (so
@@ -43,12 +115,8 @@ fn delete(session: &mut Session, arguments: &[Bytes]) -> Step {
     };
     let mut answers = Vec::new();
     for key in arguments {
-        let Ok(name) = std::str::from_utf8(key) else {
-            continue;
-        };
         // A stream, or one XADDs queued before this DEL are about to make: its writer decides.
-        // (Only then: a writer per missing key DELeted would grow without bound.)
-        if super::streams::is_stream(session, key) || session.shared.streams.has_writer(name) {
+        if let Some(name) = stream_with_writer(session, key) {
             let change = crate::streams::writer::Change::Destroy;
             answers.push(session.shared.streams.submit(name, change));
         }
@@ -84,69 +152,89 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
     match name {
         "del" | "unlink" => delete(session, arguments),
         "expiretime" | "pexpiretime" => {
-            let reply = match keys.deadline(&arguments[0]) {
-                // A stream key has no deadline.
-                None if super::streams::is_stream(session, &arguments[0]) => -1,
-                None => -2,
-                Some(None) => -1,
-                // Rounded to the nearest second, as Redis does (and TTL below).
-                Some(Some(at)) if name == "expiretime" => (at + 500) / 1000,
-                Some(Some(at)) => at,
-            };
-            Reply::Integer(reply).into()
+            let (key, seconds) = (arguments[0].clone(), name == "expiretime");
+            after_queued_changes(session, &arguments[..1], move |keys, shared| {
+                let deadline = keys
+                    .deadline(&key)
+                    .or_else(|| stream_deadline(shared, &key));
+                Reply::Integer(match deadline {
+                    None => -2,
+                    Some(None) => -1,
+                    // Rounded to the nearest second, as Redis does (and TTL below).
+                    Some(Some(at)) if seconds => (at + 500) / 1000,
+                    Some(Some(at)) => at,
+                })
+            })
         }
         "exists" | "touch" => {
-            // A stream key exists too (each argument counts, repeated ones as often as given).
-            let count = arguments
-                .iter()
-                .filter(|key| {
-                    keys.exists(std::slice::from_ref(*key)) == 1
-                        || super::streams::is_stream(session, key)
-                })
-                .count();
-            Reply::Integer(count as i64).into()
+            let keys_given = arguments.to_vec();
+            after_queued_changes(session, arguments, move |keys, shared| {
+                // A stream key exists too (each argument counts, repeated ones as often as
+                // given).
+                let count = keys_given
+                    .iter()
+                    .filter(|key| {
+                        keys.exists(std::slice::from_ref(*key)) == 1 || is_stream_in(shared, key)
+                    })
+                    .count();
+                Reply::Integer(count as i64)
+            })
         }
-        "expire" | "pexpire" | "expireat" | "pexpireat" => {
-            if keys.exists(&arguments[..1]) == 0
-                && super::streams::is_stream(session, &arguments[0])
-            {
-                return Reply::error(STREAM_EXPIRY_REFUSED).into();
+        "expire" | "pexpire" | "expireat" | "pexpireat" => expire(session, name, arguments),
+        "persist" => {
+            if keys.exists(&arguments[..1]) == 0 {
+                if let Some(stream) = stream_with_writer(session, &arguments[0]) {
+                    return expire_stream(session, stream, None, ExpireCondition::Always);
+                }
             }
-            expire(session, name, arguments)
+            step(
+                keys.expire(&arguments[0], None, ExpireCondition::Always)
+                    .map(|d| map(d, |changed| Reply::Integer(i64::from(changed)))),
+            )
         }
-        "persist" => step(
-            keys.expire(&arguments[0], None, ExpireCondition::Always)
-                .map(|d| map(d, |changed| Reply::Integer(i64::from(changed)))),
-        ),
         "ttl" | "pttl" => {
-            let reply = match keys.time_to_live(&arguments[0]) {
-                // A stream key has no deadline.
-                TimeToLive::Missing if super::streams::is_stream(session, &arguments[0]) => -1,
-                TimeToLive::Missing => -2,
-                TimeToLive::Forever => -1,
-                TimeToLive::Milliseconds(ms) if name == "ttl" => (ms + 500) / 1000,
-                TimeToLive::Milliseconds(ms) => ms,
-            };
-            Reply::Integer(reply).into()
+            let (key, seconds) = (arguments[0].clone(), name == "ttl");
+            after_queued_changes(session, &arguments[..1], move |keys, shared| {
+                let mut time_to_live = keys.time_to_live(&key);
+                if time_to_live == TimeToLive::Missing {
+                    time_to_live = match stream_deadline(shared, &key) {
+                        None => TimeToLive::Missing,
+                        Some(None) => TimeToLive::Forever,
+                        Some(Some(at)) => {
+                            TimeToLive::Milliseconds((at - crate::streams::expiry::now_ms()).max(0))
+                        }
+                    };
+                }
+                Reply::Integer(match time_to_live {
+                    TimeToLive::Missing => -2,
+                    TimeToLive::Forever => -1,
+                    TimeToLive::Milliseconds(ms) if seconds => (ms + 500) / 1000,
+                    TimeToLive::Milliseconds(ms) => ms,
+                })
+            })
         }
         "type" => {
-            let kind = if let Some(kind) = keys.kind(&arguments[0]) {
-                match kind {
-                    KeyKind::String => "string",
-                    KeyKind::List => "list",
-                    KeyKind::Hash => "hash",
-                    KeyKind::Set => "set",
-                    KeyKind::SortedSet => "zset",
-                }
-            } else if super::streams::is_stream(session, &arguments[0]) {
-                "stream"
-            } else {
-                "none"
-            };
-            Reply::Status(kind.into()).into()
+            let key = arguments[0].clone();
+            after_queued_changes(session, &arguments[..1], move |keys, shared| {
+                let kind = match keys.kind(&key) {
+                    Some(KeyKind::String) => "string",
+                    Some(KeyKind::List) => "list",
+                    Some(KeyKind::Hash) => "hash",
+                    Some(KeyKind::Set) => "set",
+                    Some(KeyKind::SortedSet) => "zset",
+                    None if is_stream_in(shared, &key) => "stream",
+                    None => "none",
+                };
+                Reply::Status(kind.into())
+            })
         }
         "dbsize" => {
-            Reply::Integer((keys.len() + session.shared.engine.stream_count()) as i64).into()
+            let streams = session.shared.engine.stream_count();
+            // Streams past their deadline, not yet deleted by the sweeper, are gone.
+            let due = (session.shared.streams.deadlines())
+                .due(&session.shared.engine)
+                .len();
+            Reply::Integer((keys.len() + streams.saturating_sub(due)) as i64).into()
         }
         "keys" => {
             let pattern = &arguments[0];
@@ -295,6 +383,11 @@ fn expire(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
                 .into()
             }
         };
+    }
+    if session.keys.exists(&arguments[..1]) == 0 {
+        if let Some(stream) = stream_with_writer(session, &arguments[0]) {
+            return expire_stream(session, stream, Some(deadline), condition);
+        }
     }
     step(
         session

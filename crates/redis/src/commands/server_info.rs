@@ -160,13 +160,13 @@ fn write_section(
         }
         "keyspace" => {
             text.push_str("# Keyspace\r\n");
-            // Stream keys count, as in Redis's DBSIZE; only string keys expire.
+            // Stream keys count, as in Redis's DBSIZE, and those with a deadline expire.
             let keys = session.keys.len() + shared.engine.stream_count();
             if keys > 0 {
                 let _ = write!(
                     text,
                     "db0:keys={keys},expires={},avg_ttl=0\r\n",
-                    session.keys.expiring()
+                    session.keys.expiring() + shared.streams.deadlines().len()
                 );
             }
         }

@@ -51,10 +51,18 @@ pub(crate) fn stream_name(session: &Session, key: &Bytes) -> Result<String, Repl
     Ok(name.to_string())
 }
 
-/// Whether `key` names an existing Omnibus stream (a Redis stream key).
+/// Whether `key` names an existing Omnibus stream (a Redis stream key) not past its
+/// deadline (`streams/expiry.rs`).
 pub(crate) fn is_stream(session: &Session, key: &[u8]) -> bool {
-    std::str::from_utf8(key)
-        .is_ok_and(|name| session.shared.engine.partition_bounds(name, 0).is_ok())
+    is_stream_in(&session.shared, key)
+}
+
+/// [`is_stream`] with what every session shares.
+pub(crate) fn is_stream_in(shared: &Shared, key: &[u8]) -> bool {
+    let engine = &shared.engine;
+    std::str::from_utf8(key).is_ok_and(|name| {
+        engine.partition_bounds(name, 0).is_ok() && !shared.streams.deadlines().is_due(engine, name)
+    })
 }
 
 fn invalid_key(key: &[u8], why: &str) -> Reply {

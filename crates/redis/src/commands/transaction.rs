@@ -119,6 +119,8 @@ pub(crate) enum Watched {
         start: u64,
         end: u64,
         deleted: usize,
+        /// Its deadline: EXPIRE and PERSIST touch a key.
+        deadline: Option<i64>,
     },
 }
 
@@ -135,6 +137,7 @@ fn state_of(session: &Session, key: &bytes::Bytes) -> Watched {
             start,
             end,
             deleted: session.shared.deleted.of(engine, stream).len(),
+            deadline: session.shared.streams.deadlines().of(engine, stream),
         },
         Err(_) => Watched::Missing,
     }

@@ -454,7 +454,14 @@ fn command(
         || (matches!(name.as_str(), "del" | "unlink")
             && arguments[1..]
                 .iter()
-                .any(|key| commands::is_stream(session, key)));
+                .any(|key| commands::is_stream(session, key)))
+        // On a stream key, answered by its writer.
+        || (matches!(
+            name.as_str(),
+            "expire" | "pexpire" | "expireat" | "pexpireat" | "persist"
+        ) && arguments
+            .get(1)
+            .is_some_and(|key| commands::is_stream(session, key)));
     if asynchronous && !can_wait_here() {
         return Reply::error("ERR This Redis command is not allowed from script");
     }

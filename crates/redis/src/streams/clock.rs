@@ -60,6 +60,10 @@ impl Writers {
         if trim.is_some_and(|trim| !trim.has_slack()) {
             return None;
         }
+        // Past its deadline, the writer deletes the stream first.
+        if self.deadlines().is_due(self.engine(), stream) {
+            return None;
+        }
         let (start, _) = bounds(self.engine(), stream).ok()??;
         let senders = self.handles();
         let handle = senders.get(stream)?;
@@ -106,7 +110,7 @@ impl Writers {
     /// holds for the stream, counting the entries given IDs and not yet enqueued, and nothing
     /// is queued for its writer. What job-queue scripts run on every job (BullMQ trims its events stream).
     pub(crate) fn trim_not_due(&self, stream: &str, trim: Trim) -> bool {
-        if !trim.has_slack() {
+        if !trim.has_slack() || self.deadlines().is_due(self.engine(), stream) {
             return false;
         }
         let Ok(Some((start, _))) = bounds(self.engine(), stream) else {

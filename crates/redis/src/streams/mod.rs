@@ -2,11 +2,13 @@
 //! record mapping (`entry.rs`), reading by ID (`read.rs`) and the one writer per stream that
 //! orders and group-commits XADD, XTRIM, XSETID and XDEL (`writer.rs`) with its ID clock,
 //! which scripts give IDs out of themselves (`clock.rs`), entries XDEL removed
-//! (`deleted.rs`), offsets of IDs just answered, for the XACK after them (`known_ids.rs`).
+//! (`deleted.rs`), offsets of IDs just answered, for the XACK after them (`known_ids.rs`),
+//! and stream keys' deadlines with the sweeper that deletes them (`expiry.rs`).
 
 pub(crate) mod clock;
 pub(crate) mod deleted;
 pub(crate) mod entry;
+pub(crate) mod expiry;
 pub(crate) mod id;
 pub(crate) mod known_ids;
 pub(crate) mod read;

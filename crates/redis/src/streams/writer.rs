@@ -18,18 +18,23 @@
 //! belongs to; when the stream grew by another door's appends it reads the last record
 //! again. An ID given out before a stream is emptied (XTRIM to nothing, XSETID) is also kept
 //! as a door setting (`redis.last-id`), so IDs keep growing across a restart.
+//!
+//! A stream key's deadline (EXPIRE, PERSIST) is set here too, and the stream is deleted here
+//! when it is due (`expiry.rs`): an XADD to a stream past its deadline makes a new one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use omnibus_engine::keys::ExpireCondition;
 use omnibus_engine::{Engine, EngineError, PublishRecord, PublishTarget, StreamSpec};
 use tokio::sync::{mpsc, oneshot};
 
 use super::clock::{Clock, Top};
 use super::deleted::{max_deleted, DeletedEntries, DELETED_MAX};
 use super::entry::to_record;
+use super::expiry::{now_ms, Deadlines};
 use super::id::{NewId, StreamId};
 use super::read::{bounds, last_id, last_record_id, offset_of, offsets_of_ids, LAST_ID_SETTING};
 use crate::codec::Reply;
@@ -94,6 +99,15 @@ pub(crate) enum Change {
     /// DEL / UNLINK of the stream key: the stream goes, with its groups; answers 1, or 0 when
     /// there was no stream. In the writer, so the XADDs queued before it land first.
     Destroy,
+    /// EXPIRE and its kin (`Some` deadline, in ms since the epoch) or PERSIST (`None`) on the
+    /// stream key: answers 1 when the deadline changed, 0 when the condition refused it or
+    /// there is no stream. A deadline already past deletes the stream, as Redis does.
+    Expire {
+        at: Option<i64>,
+        condition: ExpireCondition,
+    },
+    /// From the sweeper (`expiry.rs`): deletes the stream if its deadline has passed.
+    Sweep,
     /// An XADD from a script, its ID given out and its record made (`clock.rs`).
     Reserved(PublishRecord),
 }
@@ -123,15 +137,21 @@ pub(crate) struct Assigned {
 pub(crate) struct Writers {
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
+    deadlines: Arc<Deadlines>,
     senders: Mutex<HashMap<String, Handle>>,
     tasks: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Writers {
-    pub(crate) fn new(engine: Arc<Engine>, deleted: Arc<DeletedEntries>) -> Writers {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        deleted: Arc<DeletedEntries>,
+        deadlines: Arc<Deadlines>,
+    ) -> Writers {
         Writers {
             engine,
             deleted,
+            deadlines,
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
         }
@@ -139,6 +159,11 @@ impl Writers {
 
     pub(super) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The deadlines of stream keys (`expiry.rs`).
+    pub(crate) fn deadlines(&self) -> &Deadlines {
+        &self.deadlines
     }
 
     pub(super) fn handles(&self) -> std::sync::MutexGuard<'_, HashMap<String, Handle>> {
@@ -163,6 +188,19 @@ impl Writers {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(stream)
+    }
+
+    /// Whether `stream`'s writer has changes queued or being applied (an XADD about to make
+    /// the stream, an EXPIRE, a DEL): a key command reading the key waits for them.
+    pub(crate) fn has_queued(&self, stream: &str) -> bool {
+        self.handles().get(stream).is_some_and(|handle| {
+            handle
+                .clock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .queued
+                > 0
+        })
     }
 
     /// Queues a change to `stream`; the receiver has its reply once it is durable. The queue
@@ -219,6 +257,7 @@ impl Writers {
                     .spawn(run(
                         self.engine.clone(),
                         self.deleted.clone(),
+                        self.deadlines.clone(),
                         stream.to_string(),
                         clock.clone(),
                         receiver,
@@ -255,6 +294,7 @@ impl Handle {
 struct Writer {
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
+    deadlines: Arc<Deadlines>,
     stream: String,
     /// The last ID given out, shared with the scripts that give out IDs themselves.
     clock: Arc<Mutex<Clock>>,
@@ -279,6 +319,7 @@ struct Writer {
 async fn run(
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
+    deadlines: Arc<Deadlines>,
     stream: String,
     clock: Arc<Mutex<Clock>>,
     mut requests: mpsc::UnboundedReceiver<Request>,
@@ -286,6 +327,7 @@ async fn run(
     let mut writer = Writer {
         engine,
         deleted,
+        deadlines,
         stream,
         clock,
         checked: false,
@@ -365,6 +407,21 @@ impl Writer {
             assigned,
         }: Request,
     ) {
+        // Past its deadline the stream is gone: it is deleted before any change to it, so an
+        // XADD makes a new one (NOMKSTREAM none) and XTRIM, XDEL, XSETID find no key.
+        // (A DEL answers 0 for it, below; a script's entry was given its ID before.)
+        if !self.checked
+            && !matches!(
+                change,
+                Change::Destroy | Change::Sweep | Change::Reserved(_)
+            )
+            && self.deadlines.is_due(&self.engine, &self.stream)
+        {
+            if let Err(error) = self.destroy().await {
+                refuse(assigned, answer, engine_error(error));
+                return;
+            }
+        }
         match change {
             Change::Add {
                 id,
@@ -422,14 +479,33 @@ impl Writer {
                 let _ = answer.send(reply);
             }
             Change::Destroy => {
-                self.checked = false;
-                self.flush().await;
-                self.forget_top();
-                let reply = match self.engine.delete_stream(&self.stream).await {
-                    Ok(()) => Reply::Integer(1),
-                    Err(EngineError::StreamNotFound(_)) => Reply::Integer(0),
+                // A stream past its deadline is already gone to the client.
+                let expired = self.deadlines.is_due(&self.engine, &self.stream);
+                let reply = match self.destroy().await {
+                    Ok(existed) => Reply::Integer(i64::from(existed && !expired)),
                     Err(error) => engine_error(error),
                 };
+                let _ = answer.send(reply);
+            }
+            Change::Expire { at, condition } => {
+                let reply = self
+                    .expire(at, condition)
+                    .await
+                    .unwrap_or_else(engine_error);
+                let _ = answer.send(reply);
+            }
+            Change::Sweep => {
+                let mut reply = Reply::Integer(0);
+                if self.deadlines.is_due(&self.engine, &self.stream) {
+                    reply = match self.destroy().await {
+                        Ok(_) => Reply::Integer(1),
+                        Err(error) => {
+                            tracing::warn!(stream = %self.stream, "deleting a stream key at its deadline failed: {error}");
+                            self.deadlines.postpone(&self.stream);
+                            engine_error(error)
+                        }
+                    };
+                }
                 let _ = answer.send(reply);
             }
             Change::SetId(id) => {
@@ -443,6 +519,48 @@ impl Writer {
                 self.waiting.push((answer, id));
             }
         }
+    }
+
+    /// Deletes the stream with its groups and its deadline, after the XADDs queued before;
+    /// whether there was one.
+    async fn destroy(&mut self) -> Result<bool, EngineError> {
+        self.checked = false;
+        self.flush().await;
+        self.forget_top();
+        let existed = match self.engine.delete_stream(&self.stream).await {
+            Ok(()) => true,
+            Err(EngineError::StreamNotFound(_)) => false,
+            Err(error) => return Err(error),
+        };
+        self.deadlines.forget(&self.stream);
+        Ok(existed)
+    }
+
+    /// EXPIRE / PERSIST on the stream key (see [`Change::Expire`]).
+    async fn expire(
+        &mut self,
+        at: Option<i64>,
+        condition: ExpireCondition,
+    ) -> Result<Reply, EngineError> {
+        self.checked = false;
+        // The XADDs queued before it may make the stream.
+        self.flush().await;
+        if bounds(&self.engine, &self.stream)?.is_none()
+            || self.deadlines.is_due(&self.engine, &self.stream)
+        {
+            return Ok(Reply::Integer(0));
+        }
+        let current = self.deadlines.of(&self.engine, &self.stream);
+        if !condition.allows(current, at) {
+            return Ok(Reply::Integer(0));
+        }
+        match at {
+            Some(at) if at <= now_ms() => {
+                self.destroy().await?;
+            }
+            _ => self.deadlines.store(&self.engine, &self.stream, at).await?,
+        }
+        Ok(Reply::Integer(1))
     }
 
     fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
