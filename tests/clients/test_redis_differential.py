@@ -276,6 +276,9 @@ def test_answers_that_differ_on_purpose(redis_url):
         wrongtype = ("error", "WRONGTYPE Operation against a key holding the wrong kind of value")
         # A whole durable stream is not replaced by SET (Redis would overwrite it).
         assert omnibus.send("SET", "purpose", "x") == wrongtype
+        # MSET too, all or nothing (Redis would overwrite the stream).
+        assert omnibus.send("MSET", "other", "1", "purpose", "x") == wrongtype
+        assert omnibus.send("EXISTS", "other") == 0
         assert omnibus.send("TYPE", "purpose") == ("status", "stream")
         assert omnibus.send("SELECT", "1") == ("error", "ERR DB index is out of range")
         # Redis 7.4's XREAD `+`: the last entry.

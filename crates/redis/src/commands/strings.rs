@@ -116,6 +116,13 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             if !arguments.len().is_multiple_of(2) {
                 return Reply::error("ERR wrong number of arguments for 'mset' command").into();
             }
+            // As SET: a whole durable stream is not replaced by a string (all or nothing).
+            if arguments
+                .chunks(2)
+                .any(|pair| super::streams::is_stream(session, &pair[0]))
+            {
+                return Reply::error(super::streams::WRONGTYPE).into();
+            }
             let pairs = arguments
                 .chunks(2)
                 .map(|pair| (pair[0].clone(), pair[1].clone()))
