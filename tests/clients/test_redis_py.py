@@ -223,6 +223,34 @@ def test_pubsub_channels_and_patterns(redis_url, client, protocol):
         subscriber.close()
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_sharded_pubsub(redis_url, client, protocol):
+    """Redis 7's sharded pub/sub as redis-py speaks it: SSUBSCRIBE, SPUBLISH, `smessage`."""
+    subscriber = redis.Redis.from_url(redis_url, protocol=protocol, decode_responses=True)
+    pubsub = subscriber.pubsub()
+    try:
+        channel = f"{unique('shard')}.updates"
+        pubsub.ssubscribe(channel)
+        confirmation = pubsub.get_sharded_message(timeout=5)
+        assert confirmation["type"] == "ssubscribe" and confirmation["data"] == 1
+        assert client.pubsub_shardnumsub(channel) == [(channel, 1)]
+        assert client.spublish(channel, "u-1") == 1
+        deadline = time.monotonic() + 5
+        message = None
+        while message is None and time.monotonic() < deadline:
+            message = pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=0.1)
+        assert message is not None
+        assert (message["type"], message["channel"], message["data"]) == (
+            "smessage",
+            channel,
+            "u-1",
+        )
+        pubsub.sunsubscribe(channel)
+    finally:
+        pubsub.close()
+        subscriber.close()
+
+
 def test_pubsub_across_doors_with_nats(redis_url, nats_url, client):
     """A Redis PUBLISH reaches a NATS subscriber of the same subject, and a NATS publish
     reaches a Redis subscriber."""

@@ -8,6 +8,12 @@
 //! first glob character, then `>` (`orders.*` → `orders.>`, `news*` → `>`) — and each message
 //! is matched against the glob itself before it is delivered, so Redis's glob semantics hold
 //! (`*` crosses dots, as in Redis).
+//!
+//! Shard channels (`SSUBSCRIBE`, `SPUBLISH`, Redis 7's sharded pub/sub) are subjects of the
+//! same router too: one broker is one shard, so a shard channel is the subject of its name,
+//! and what differs is only how its messages are pushed (`smessage`) and counted. (In Redis
+//! the two are separate namespaces; here `PUBLISH x` also reaches `SSUBSCRIBE x`, and a NATS
+//! publish reaches both.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -27,9 +33,39 @@ const MAILBOX_LIMITS: MailboxLimits = MailboxLimits {
     bytes_max: 32 * 1024 * 1024,
 };
 
+/// What a connection subscribes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// SUBSCRIBE.
+    Channel,
+    /// PSUBSCRIBE.
+    Pattern,
+    /// SSUBSCRIBE.
+    Shard,
+}
+
+impl Kind {
+    fn subscribe_word(self) -> &'static str {
+        match self {
+            Kind::Channel => "subscribe",
+            Kind::Pattern => "psubscribe",
+            Kind::Shard => "ssubscribe",
+        }
+    }
+
+    fn unsubscribe_word(self) -> &'static str {
+        match self {
+            Kind::Channel => "unsubscribe",
+            Kind::Pattern => "punsubscribe",
+            Kind::Shard => "sunsubscribe",
+        }
+    }
+}
+
 enum Target {
     Channel(Bytes),
     Pattern(Bytes),
+    Shard(Bytes),
 }
 
 /// The channels and patterns this listener's clients subscribe to, with their subscriber
@@ -39,24 +75,25 @@ enum Target {
 pub(crate) struct Registry {
     channels: Mutex<BTreeMap<Bytes, usize>>,
     patterns: Mutex<BTreeMap<Bytes, usize>>,
+    shards: Mutex<BTreeMap<Bytes, usize>>,
 }
 
 impl Registry {
-    fn map(&self, pattern: bool) -> std::sync::MutexGuard<'_, BTreeMap<Bytes, usize>> {
-        let map = if pattern {
-            &self.patterns
-        } else {
-            &self.channels
+    fn map(&self, kind: Kind) -> std::sync::MutexGuard<'_, BTreeMap<Bytes, usize>> {
+        let map = match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+            Kind::Shard => &self.shards,
         };
         map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn add(&self, name: &Bytes, pattern: bool) {
-        *self.map(pattern).entry(name.clone()).or_insert(0) += 1;
+    fn add(&self, name: &Bytes, kind: Kind) {
+        *self.map(kind).entry(name.clone()).or_insert(0) += 1;
     }
 
-    fn remove(&self, name: &Bytes, pattern: bool) {
-        let mut map = self.map(pattern);
+    fn remove(&self, name: &Bytes, kind: Kind) {
+        let mut map = self.map(kind);
         if let Some(count) = map.get_mut(name) {
             *count -= 1;
             if *count == 0 {
@@ -65,18 +102,28 @@ impl Registry {
         }
     }
 
-    /// (channels, patterns) with at least one subscriber, for INFO.
-    pub(crate) fn counts(&self) -> (usize, usize) {
-        (self.map(false).len(), self.map(true).len())
+    /// (channels, patterns, shard channels) with at least one subscriber, for INFO.
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.map(Kind::Channel).len(),
+            self.map(Kind::Pattern).len(),
+            self.map(Kind::Shard).len(),
+        )
     }
 
-    /// PUBSUB CHANNELS [pattern] / NUMSUB [channel …] / NUMPAT.
+    /// PUBSUB CHANNELS [pattern] / NUMSUB [channel …] / NUMPAT, and SHARDCHANNELS /
+    /// SHARDNUMSUB for shard channels.
     pub(crate) fn command(&self, arguments: &[Bytes]) -> Reply {
         let subcommand = String::from_utf8_lossy(&arguments[0]).to_ascii_lowercase();
+        let kind = if subcommand.starts_with("shard") {
+            Kind::Shard
+        } else {
+            Kind::Channel
+        };
         match (subcommand.as_str(), arguments.len()) {
-            ("channels", 1 | 2) => {
+            ("channels" | "shardchannels", 1 | 2) => {
                 let pattern = arguments.get(1);
-                let channels = self.map(false);
+                let channels = self.map(kind);
                 Reply::Array(
                     channels
                         .keys()
@@ -86,8 +133,8 @@ impl Registry {
                 )
             }
             // A flat array of channel, count pairs in RESP3 too, as Redis answers it.
-            ("numsub", _) => {
-                let channels = self.map(false);
+            ("numsub" | "shardnumsub", _) => {
+                let channels = self.map(kind);
                 Reply::Array(
                     arguments[1..]
                         .iter()
@@ -98,7 +145,12 @@ impl Registry {
                         .collect(),
                 )
             }
-            ("numpat", 1) => Reply::Integer(self.map(true).len() as i64),
+            ("numpat", 1) => Reply::Integer(self.map(Kind::Pattern).len() as i64),
+            // Redis 7.0 words this one as an unknown subcommand, as it was typed.
+            ("shardchannels", _) => Reply::error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                crate::commands::printable(&arguments[0], 128)
+            )),
             ("channels" | "numpat", _) => Reply::error(format!(
                 "ERR wrong number of arguments for 'pubsub|{subcommand}' command"
             )),
@@ -117,6 +169,7 @@ pub(crate) struct Subscriptions {
     mailbox: Option<Arc<Mailbox>>,
     channels: BTreeMap<Bytes, SubscriptionHandle>,
     patterns: BTreeMap<Bytes, SubscriptionHandle>,
+    shards: BTreeMap<Bytes, SubscriptionHandle>,
     targets: HashMap<u64, Target>,
     next_token: u64,
 }
@@ -124,11 +177,10 @@ pub(crate) struct Subscriptions {
 impl Drop for Subscriptions {
     fn drop(&mut self) {
         if let Some(registry) = &self.registry {
-            for name in self.channels.keys() {
-                registry.remove(name, false);
-            }
-            for name in self.patterns.keys() {
-                registry.remove(name, true);
+            for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+                for name in self.handles(kind).keys() {
+                    registry.remove(name, kind);
+                }
             }
         }
     }
@@ -141,31 +193,52 @@ impl Subscriptions {
         subscriptions
     }
 
+    /// Every subscription (the bound, and RESP2's subscribed mode).
     pub(crate) fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+        self.channels.len() + self.patterns.len() + self.shards.len()
+    }
+
+    /// What a confirmation of `kind` counts, as Redis does: channels and patterns together,
+    /// shard channels apart.
+    fn count_of(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Channel | Kind::Pattern => self.channels.len() + self.patterns.len(),
+            Kind::Shard => self.shards.len(),
+        }
+    }
+
+    fn handles(&self, kind: Kind) -> &BTreeMap<Bytes, SubscriptionHandle> {
+        match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+            Kind::Shard => &self.shards,
+        }
+    }
+
+    fn handles_mut(&mut self, kind: Kind) -> &mut BTreeMap<Bytes, SubscriptionHandle> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shards,
+        }
     }
 
     pub(crate) fn mailbox(&self) -> Option<&Arc<Mailbox>> {
         self.mailbox.as_ref().filter(|_| self.count() > 0)
     }
 
-    /// SUBSCRIBE / PSUBSCRIBE: one confirmation per name.
+    /// SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE: one confirmation per name.
     pub(crate) fn subscribe(
         &mut self,
         engine: &Engine,
         names: &[Bytes],
-        pattern: bool,
+        kind: Kind,
         limit: usize,
     ) -> Vec<Reply> {
-        let kind = if pattern { "psubscribe" } else { "subscribe" };
+        let pattern = kind == Kind::Pattern;
         let mut replies = Vec::new();
         for name in names {
-            let exists = if pattern {
-                self.patterns.contains_key(name)
-            } else {
-                self.channels.contains_key(name)
-            };
-            if !exists {
+            if !self.handles(kind).contains_key(name) {
                 if self.count() >= limit {
                     replies.push(Reply::error(format!(
                         "ERR a connection may hold at most {limit} subscriptions"
@@ -193,15 +266,15 @@ impl Subscriptions {
                 match router.subscribe(&mailbox, &subject, None, token) {
                     Ok(handle) => {
                         if let Some(registry) = &self.registry {
-                            registry.add(name, pattern);
+                            registry.add(name, kind);
                         }
-                        if pattern {
-                            self.patterns.insert(name.clone(), handle);
-                            self.targets.insert(token, Target::Pattern(name.clone()));
-                        } else {
-                            self.channels.insert(name.clone(), handle);
-                            self.targets.insert(token, Target::Channel(name.clone()));
-                        }
+                        self.handles_mut(kind).insert(name.clone(), handle);
+                        let target = match kind {
+                            Kind::Channel => Target::Channel(name.clone()),
+                            Kind::Pattern => Target::Pattern(name.clone()),
+                            Kind::Shard => Target::Shard(name.clone()),
+                        };
+                        self.targets.insert(token, target);
                     }
                     Err(error) => {
                         replies.push(Reply::error(format!("ERR {error}")));
@@ -210,57 +283,43 @@ impl Subscriptions {
                 }
             }
             replies.push(Reply::Push(vec![
-                Reply::text(kind),
+                Reply::text(kind.subscribe_word()),
                 Reply::Bulk(name.clone()),
-                Reply::Integer(self.count() as i64),
+                Reply::Integer(self.count_of(kind) as i64),
             ]));
         }
         replies
     }
 
-    /// UNSUBSCRIBE / PUNSUBSCRIBE: the names given, or all of them.
-    pub(crate) fn unsubscribe(&mut self, names: &[Bytes], pattern: bool) -> Vec<Reply> {
-        let kind = if pattern {
-            "punsubscribe"
-        } else {
-            "unsubscribe"
-        };
+    /// UNSUBSCRIBE / PUNSUBSCRIBE / SUNSUBSCRIBE: the names given, or all of them.
+    pub(crate) fn unsubscribe(&mut self, names: &[Bytes], kind: Kind) -> Vec<Reply> {
+        let word = kind.unsubscribe_word();
         let names: Vec<Bytes> = if names.is_empty() {
-            let map = if pattern {
-                &self.patterns
-            } else {
-                &self.channels
-            };
-            map.keys().cloned().collect()
+            self.handles(kind).keys().cloned().collect()
         } else {
             names.to_vec()
         };
         if names.is_empty() {
             return vec![Reply::Push(vec![
-                Reply::text(kind),
+                Reply::text(word),
                 Reply::Null,
-                Reply::Integer(self.count() as i64),
+                Reply::Integer(self.count_of(kind) as i64),
             ])];
         }
         names
             .into_iter()
             .map(|name| {
-                let map = if pattern {
-                    &mut self.patterns
-                } else {
-                    &mut self.channels
-                };
-                if let Some(handle) = map.remove(&name) {
+                if let Some(handle) = self.handles_mut(kind).remove(&name) {
                     self.targets.remove(&handle.token());
                     handle.unsubscribe();
                     if let Some(registry) = &self.registry {
-                        registry.remove(&name, pattern);
+                        registry.remove(&name, kind);
                     }
                 }
                 Reply::Push(vec![
-                    Reply::text(kind),
+                    Reply::text(word),
                     Reply::Bulk(name),
-                    Reply::Integer(self.count() as i64),
+                    Reply::Integer(self.count_of(kind) as i64),
                 ])
             })
             .collect()
@@ -284,6 +343,11 @@ impl Subscriptions {
         match self.targets.get(&delivery.token)? {
             Target::Channel(channel) => Some(Reply::Push(vec![
                 Reply::text("message"),
+                Reply::Bulk(channel.clone()),
+                Reply::Bulk(message.payload.clone()),
+            ])),
+            Target::Shard(channel) => Some(Reply::Push(vec![
+                Reply::text("smessage"),
                 Reply::Bulk(channel.clone()),
                 Reply::Bulk(message.payload.clone()),
             ])),

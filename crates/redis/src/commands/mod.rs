@@ -84,7 +84,15 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
         && session.subscriptions.count() > 0
         && !matches!(
             name.as_str(),
-            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+            "subscribe"
+                | "psubscribe"
+                | "ssubscribe"
+                | "unsubscribe"
+                | "punsubscribe"
+                | "sunsubscribe"
+                | "ping"
+                | "quit"
+                | "reset"
         )
     {
         return Reply::error(format!(
@@ -147,22 +155,23 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
             crate::scripting::eval(session, name, arguments)
         }
         "script" => crate::scripting::script(session, arguments),
-        "subscribe" | "psubscribe" => {
+        "subscribe" | "psubscribe" | "ssubscribe" => {
             let limit = session.shared.config.subscriptions_max;
-            let pattern = name == "psubscribe";
             let engine = session.shared.engine.clone();
-            Reply::Many(
-                session
-                    .subscriptions
-                    .subscribe(&engine, arguments, pattern, limit),
-            )
+            Reply::Many(session.subscriptions.subscribe(
+                &engine,
+                arguments,
+                subscription_kind(name),
+                limit,
+            ))
             .into()
         }
-        "unsubscribe" | "punsubscribe" => {
-            let pattern = name == "punsubscribe";
-            Reply::Many(session.subscriptions.unsubscribe(arguments, pattern)).into()
+        "unsubscribe" | "punsubscribe" | "sunsubscribe" => {
+            let kind = subscription_kind(name);
+            Reply::Many(session.subscriptions.unsubscribe(arguments, kind)).into()
         }
-        "publish" => {
+        // A shard channel is a subject like any channel (one broker, one shard).
+        "publish" | "spublish" => {
             let engine = session.shared.engine.clone();
             let (channel, payload) = (arguments[0].clone(), arguments[1].clone());
             Step {
@@ -184,6 +193,15 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "info" => server_info::info(session, arguments),
         "config" => server_info::config(session, arguments),
         _ => connection::run(session, name, arguments),
+    }
+}
+
+/// What a (un)subscribe command subscribes to.
+fn subscription_kind(name: &str) -> crate::pubsub::Kind {
+    match name {
+        "psubscribe" | "punsubscribe" => crate::pubsub::Kind::Pattern,
+        "ssubscribe" | "sunsubscribe" => crate::pubsub::Kind::Shard,
+        _ => crate::pubsub::Kind::Channel,
     }
 }
 

@@ -125,12 +125,13 @@ fn write_section(
         }
         "stats" => {
             let traffic = shared.engine.metrics().door(Door::Redis).snapshot();
-            let (channels, patterns) = shared.pubsub.counts();
+            let (channels, patterns, shards) = shared.pubsub.counts();
             let _ = write!(
                 text,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  rejected_connections:{}\r\nevicted_keys:0\r\npubsub_channels:{channels}\r\n\
-                 pubsub_patterns:{patterns}\r\ntotal_error_replies:{}\r\n",
+                 pubsub_patterns:{patterns}\r\npubsubshard_channels:{shards}\r\n\
+                 total_error_replies:{}\r\n",
                 traffic.connections_opened,
                 traffic.requests,
                 traffic.connections_refused,
