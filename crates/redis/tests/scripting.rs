@@ -210,3 +210,31 @@ async fn what_a_script_sets_stays_in_its_run() {
     assert_eq!(answers, ["PONG", "e"]);
     broker.stop().await;
 }
+
+/// The Lua state's memory bound holds for the script itself (the broker lifts it only while
+/// it sets a run up): a script allocating past it is stopped with an error, and the door
+/// goes on, its next scripts with their KEYS and ARGV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_past_the_memory_bound_is_stopped_and_the_next_runs() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    con.set_response_timeout(Duration::from_secs(30));
+    let hungry: redis::RedisResult<String> = cmd("EVAL")
+        .arg("local parts = {} for i = 1, 1000 do parts[i] = string.rep('x', 1048576) .. i end return 'kept'")
+        .arg(0)
+        .query_async(&mut con)
+        .await;
+    let error = hungry.unwrap_err();
+    assert!(error.to_string().contains("out of memory"), "{error}");
+    let echoed: Vec<String> = cmd("EVAL")
+        .arg("return {KEYS[1], ARGV[1], ARGV[2]}")
+        .arg(1)
+        .arg("k")
+        .arg("a")
+        .arg("b")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(echoed, ["k", "a", "b"]);
+    broker.stop().await;
+}

@@ -48,15 +48,28 @@ struct Kept {
     bytes: usize,
 }
 
-/// The lowercase hex SHA-1 of `body`: the script's name.
+/// The lowercase hex SHA-1 of `body`: the script's name. (Spelled by hand: the digest's
+/// `Display` goes through the formatter byte by byte, which cost as much as the hash.)
 pub(crate) fn sha1_hex(body: &[u8]) -> String {
-    sha1_smol::Sha1::from(body).digest().to_string()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(body).digest().bytes();
+    let mut text = String::with_capacity(2 * digest.len());
+    for byte in digest {
+        text.push(HEX[usize::from(byte >> 4)] as char);
+        text.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+    text
 }
 
 impl Scripts {
     /// Keeps `body`; returns its SHA-1, or `None` when the cache is full.
     pub(crate) fn keep(&self, body: &Bytes) -> Option<String> {
         let sha = sha1_hex(body);
+        self.keep_named(sha, body)
+    }
+
+    /// [`Scripts::keep`] of a body whose SHA-1 is known.
+    pub(crate) fn keep_named(&self, sha: String, body: &Bytes) -> Option<String> {
         let mut kept = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if kept.bodies.contains_key(&sha) {
             return Some(sha);

@@ -27,6 +27,9 @@ const TIME_CHECK_EVERY: u32 = 10_000;
 struct State {
     lua: Lua,
     compiled: HashMap<String, Function>,
+    /// The SHA-1 of each script body EVAL sent this thread: a pipeline of EVALs of one
+    /// script hashes it once, not twice per EVAL (emptied with `compiled`).
+    shas: HashMap<Bytes, String>,
     /// Where a run puts its command dispatcher (`dispatch`), which `redis.call` and
     /// `redis.pcall`, made once per state, call: one scoped function per run, not two.
     hooks: Table,
@@ -36,6 +39,16 @@ struct State {
     /// have replaced them in the shared table).
     redis: Table,
     calls: (Function, Function),
+    names: Names,
+}
+
+/// The names a run sets, as Lua strings made once per state (see [`environment`]).
+struct Names {
+    keys: mlua::String,
+    argv: mlua::String,
+    dispatch: mlua::String,
+    call: mlua::String,
+    pcall: mlua::String,
 }
 
 /// `redis.call` and `redis.pcall` as Lua functions over the run's dispatcher.
@@ -107,7 +120,7 @@ fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step, R
         }
     } else {
         let body = arguments[0].clone();
-        (super::sha1_hex(&body), body)
+        (with_state(|state| Ok(state.sha_of(&body)))?, body)
     };
     let read_only = name.ends_with("_ro");
     with_state(|state| {
@@ -115,7 +128,7 @@ fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step, R
         if !name.starts_with("evalsha") {
             // EVAL keeps a script that compiles, as Redis does (EVALSHA may name it next); a
             // full cache only means it is compiled again next time.
-            session.shared.scripts.keep(&body);
+            session.shared.scripts.keep_named(sha.clone(), &body);
         }
         execute(state, &function, session, keys, argv, read_only)
     })
@@ -198,14 +211,39 @@ fn new_state() -> mlua::Result<State> {
     inherit.set("__index", globals.clone())?;
     let redis: Table = globals.get("redis")?;
     let calls = (redis.get("call")?, redis.get("pcall")?);
+    let names = Names {
+        keys: lua.create_string("KEYS")?,
+        argv: lua.create_string("ARGV")?,
+        dispatch: lua.create_string("dispatch")?,
+        call: lua.create_string("call")?,
+        pcall: lua.create_string("pcall")?,
+    };
     Ok(State {
+        names,
         lua,
         compiled: HashMap::new(),
+        shas: HashMap::new(),
         hooks,
         inherit,
         redis,
         calls,
     })
+}
+
+impl State {
+    /// The SHA-1 of `body`, hashed the first time this thread sees it.
+    fn sha_of(&mut self, body: &Bytes) -> String {
+        if let Some(sha) = self.shas.get(body) {
+            return sha.clone();
+        }
+        let sha = super::sha1_hex(body);
+        if self.shas.len() >= COMPILED_MAX {
+            self.shas.clear();
+        }
+        // A copy: the body may be a slice of the connection's whole read buffer.
+        self.shas.insert(Bytes::copy_from_slice(body), sha.clone());
+        sha
+    }
 }
 
 /// The compiled function of script `sha`, compiling `body` the first time on this thread.
@@ -226,9 +264,30 @@ fn compiled(state: &mut State, sha: &str, body: &Bytes) -> Result<Function, Repl
         })?;
     if state.compiled.len() >= COMPILED_MAX {
         state.compiled.clear();
+        state.shas.clear();
     }
     state.compiled.insert(sha.to_string(), function.clone());
     Ok(function)
+}
+
+/// Lifts the state's memory limit while the broker (not the script) sets a run up: while a
+/// limit is set, mlua wraps every call that allocates (each table, string, field) in a
+/// protected call of its own — a C closure made and a `pcall` — which cost more than the
+/// work itself, a quarter of an EVAL's time. What is allocated meanwhile is bounded by the
+/// command's own words; the limit is back before the script runs, and on any early return.
+struct Unlimited<'a>(&'a Lua);
+
+impl<'a> Unlimited<'a> {
+    fn new(lua: &'a Lua) -> Unlimited<'a> {
+        let _ = lua.set_memory_limit(0);
+        Unlimited(lua)
+    }
+}
+
+impl Drop for Unlimited<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.set_memory_limit(LUA_MEMORY_MAX);
+    }
 }
 
 /// Runs `function` with KEYS and ARGV, `redis.call` / `redis.pcall` running commands on
@@ -262,7 +321,8 @@ fn execute(
         },
     );
     let outcome = lua.scope(|scope| {
-        let environment = environment(lua, &state.inherit, keys, argv)?;
+        let unlimited = Unlimited::new(lua);
+        let environment = environment(lua, state, keys, argv)?;
         let (session, commits) = (&session, &commits);
         let dispatch = scope.create_function(move |lua, (raise, words): (bool, MultiValue)| {
             let reply = command(&mut session.borrow_mut(), commits, words, read_only);
@@ -271,14 +331,17 @@ fn execute(
                 reply => to_lua(lua, reply),
             }
         })?;
-        state.hooks.raw_set("dispatch", dispatch)?;
-        state.redis.raw_set("call", state.calls.0.clone())?;
-        state.redis.raw_set("pcall", state.calls.1.clone())?;
+        let names = &state.names;
+        state.hooks.raw_set(&names.dispatch, dispatch)?;
+        state.redis.raw_set(&names.call, state.calls.0.clone())?;
+        state.redis.raw_set(&names.pcall, state.calls.1.clone())?;
         function.set_environment(environment)?;
+        // The script itself runs within the limit.
+        drop(unlimited);
         function.call::<Value>(())
     });
     // The dispatcher ended with the scope: a function kept by the script finds none.
-    let _ = state.hooks.raw_set("dispatch", Value::Nil);
+    let _ = state.hooks.raw_set(&state.names.dispatch, Value::Nil);
     lua.remove_hook();
     drop(held);
     let reply = match outcome {
@@ -344,8 +407,8 @@ fn settle_appends(session: &mut Session) {
 
 /// The globals a run sees: KEYS and ARGV of its own over the shared ones (so one script's
 /// globals do not reach the next).
-fn environment(lua: &Lua, inherit: &Table, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Table> {
-    let environment = lua.create_table()?;
+fn environment(lua: &Lua, state: &State, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Table> {
+    let environment = lua.create_table_with_capacity(0, 2)?;
     let strings = |words: &[Bytes]| -> mlua::Result<Table> {
         let table = lua.create_table_with_capacity(words.len(), 0)?;
         for (at, word) in words.iter().enumerate() {
@@ -353,9 +416,11 @@ fn environment(lua: &Lua, inherit: &Table, keys: &[Bytes], argv: &[Bytes]) -> ml
         }
         Ok(table)
     };
-    environment.set("KEYS", strings(keys)?)?;
-    environment.set("ARGV", strings(argv)?)?;
-    environment.set_metatable(Some(inherit.clone()));
+    // Raw, with names made once per state: a `set` with a Rust `&str` makes the Lua string
+    // again on every run.
+    environment.raw_set(&state.names.keys, strings(keys)?)?;
+    environment.raw_set(&state.names.argv, strings(argv)?)?;
+    environment.set_metatable(Some(state.inherit.clone()));
     Ok(environment)
 }
 
