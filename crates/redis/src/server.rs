@@ -37,7 +37,7 @@ pub(crate) struct Shared {
     pub(crate) connected: AtomicUsize,
     pub(crate) tcp_port: u16,
     /// One writer task per Redis stream changed through this listener.
-    pub(crate) streams: crate::streams::writer::Writers,
+    pub(crate) streams: crate::streams::writers::Writers,
     /// The entries XDEL removed, per stream.
     pub(crate) deleted: Arc<crate::streams::deleted::DeletedEntries>,
     /// The channels and patterns Redis clients subscribe to (PUBSUB).
@@ -93,7 +93,7 @@ pub async fn serve(
     let deleted = Arc::new(crate::streams::deleted::DeletedEntries::default());
     let deadlines = Arc::new(crate::streams::expiry::Deadlines::load(&engine));
     let shared = Arc::new(Shared {
-        streams: crate::streams::writer::Writers::new(engine.clone(), deleted.clone(), deadlines),
+        streams: crate::streams::writers::Writers::new(engine.clone(), deleted.clone(), deadlines),
         deleted,
         known_ids: Default::default(),
         pubsub: Default::default(),

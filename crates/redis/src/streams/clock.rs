@@ -15,7 +15,8 @@ use tokio::sync::oneshot;
 use super::entry::to_record;
 use super::id::{NewId, StreamId};
 use super::read::bounds;
-use super::writer::{Change, Request, Trim, Writers};
+use super::writer::{Change, Request, Trim};
+use super::writers::Writers;
 use crate::codec::Reply;
 
 /// The last ID given out and the offset the next entry will have (the engine's next offset

@@ -1,7 +1,8 @@
 //! Redis streams on Omnibus streams (docs/redis.md, "Streams"): IDs (`id.rs`), the entry ↔
 //! record mapping (`entry.rs`), reading by ID (`read.rs`) and the one writer per stream that
 //! orders and group-commits XADD, XTRIM, XSETID and XDEL (`writer.rs`) with its ID clock,
-//! which scripts give IDs out of themselves (`clock.rs`), entries XDEL removed
+//! which scripts give IDs out of themselves (`clock.rs`) and the sessions' side of it
+//! (`writers.rs`), entries XDEL removed
 //! (`deleted.rs`), offsets of IDs just answered, for the XACK after them (`known_ids.rs`),
 //! and stream keys' deadlines with the sweeper that deletes them (`expiry.rs`).
 
@@ -13,6 +14,7 @@ pub(crate) mod id;
 pub(crate) mod known_ids;
 pub(crate) mod read;
 pub(crate) mod writer;
+pub(crate) mod writers;
 
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()

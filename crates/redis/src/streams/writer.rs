@@ -22,7 +22,6 @@
 //! A stream key's deadline (EXPIRE, PERSIST) is set here too, and the stream is deleted here
 //! when it is due (`expiry.rs`): an XADD to a stream past its deadline makes a new one.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -120,177 +119,6 @@ pub(super) struct Request {
     pub(super) assigned: Option<oneshot::Sender<Reply>>,
 }
 
-/// A stream's writer as the sessions see it: its queue and its ID clock.
-pub(super) struct Handle {
-    pub(super) sender: mpsc::UnboundedSender<Request>,
-    pub(super) clock: Arc<Mutex<Clock>>,
-}
-
-/// An XADD handed over by a script: its ID (or refusal) as soon as the writer gives it
-/// out, and the outcome once it is durable (a closed channel when nothing was appended).
-pub(crate) struct Assigned {
-    pub(crate) id: oneshot::Receiver<Reply>,
-    pub(crate) durable: oneshot::Receiver<Reply>,
-}
-
-/// The writers of every stream a session changed.
-pub(crate) struct Writers {
-    engine: Arc<Engine>,
-    deleted: Arc<DeletedEntries>,
-    deadlines: Arc<Deadlines>,
-    senders: Mutex<HashMap<String, Handle>>,
-    tasks: Mutex<tokio::task::JoinSet<()>>,
-}
-
-impl Writers {
-    pub(crate) fn new(
-        engine: Arc<Engine>,
-        deleted: Arc<DeletedEntries>,
-        deadlines: Arc<Deadlines>,
-    ) -> Writers {
-        Writers {
-            engine,
-            deleted,
-            deadlines,
-            senders: Mutex::new(HashMap::new()),
-            tasks: Mutex::new(tokio::task::JoinSet::new()),
-        }
-    }
-
-    pub(super) fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// The deadlines of stream keys (`expiry.rs`).
-    pub(crate) fn deadlines(&self) -> &Deadlines {
-        &self.deadlines
-    }
-
-    pub(super) fn handles(&self) -> std::sync::MutexGuard<'_, HashMap<String, Handle>> {
-        self.senders.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Ends every writer once it has done what it was given (at shutdown, after the
-    /// sessions), so none outlives the listener holding the engine.
-    pub(crate) async fn close(&self) {
-        self.senders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        while tasks.join_next().await.is_some() {}
-    }
-
-    /// Whether `stream` has a writer: changes may be queued for it even before the stream
-    /// exists (a DEL after XADDs of the same pipeline must reach it).
-    pub(crate) fn has_writer(&self, stream: &str) -> bool {
-        self.senders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(stream)
-    }
-
-    /// Whether `stream`'s writer has changes queued or being applied (an XADD about to make
-    /// the stream, an EXPIRE, a DEL): a key command reading the key waits for them.
-    pub(crate) fn has_queued(&self, stream: &str) -> bool {
-        self.handles().get(stream).is_some_and(|handle| {
-            handle
-                .clock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .queued
-                > 0
-        })
-    }
-
-    /// Queues a change to `stream`; the receiver has its reply once it is durable. The queue
-    /// is unbounded, but each session waits for its replies after at most
-    /// `session::PENDING_REPLIES_MAX` commands, which bounds it by the connection count.
-    pub(crate) fn submit(&self, stream: &str, change: Change) -> oneshot::Receiver<Reply> {
-        let (answer, reply) = oneshot::channel();
-        self.send(
-            stream,
-            Request {
-                change,
-                answer,
-                assigned: None,
-            },
-        );
-        reply
-    }
-
-    /// Queues an XADD whose ID is wanted before it is durable (a script's: it goes on at
-    /// once, and its reply waits for the fsync).
-    pub(crate) fn submit_early(&self, stream: &str, change: Change) -> Assigned {
-        let (answer, durable) = oneshot::channel();
-        let (assigned, id) = oneshot::channel();
-        self.send(
-            stream,
-            Request {
-                change,
-                answer,
-                assigned: Some(assigned),
-            },
-        );
-        Assigned { id, durable }
-    }
-
-    fn send(&self, stream: &str, mut request: Request) {
-        let mut senders = self.handles();
-        // The usual case, without allocating the stream's name for a map entry.
-        if let Some(handle) = senders.get(stream) {
-            match handle.queue(request) {
-                None => return,
-                Some(returned) => {
-                    request = returned;
-                    senders.remove(stream);
-                }
-            }
-        }
-        for _ in 0..2 {
-            let handle = senders.entry(stream.to_string()).or_insert_with(|| {
-                let (sender, receiver) = mpsc::unbounded_channel();
-                let clock = Arc::new(Mutex::new(Clock::default()));
-                self.tasks
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .spawn(run(
-                        self.engine.clone(),
-                        self.deleted.clone(),
-                        self.deadlines.clone(),
-                        stream.to_string(),
-                        clock.clone(),
-                        receiver,
-                    ));
-                Handle { sender, clock }
-            });
-            match handle.queue(request) {
-                None => return,
-                // The task ended (a panic): start another.
-                Some(returned) => {
-                    request = returned;
-                    senders.remove(stream);
-                }
-            }
-        }
-        let refusal = Reply::error("ERR the stream's writer is not running");
-        refuse(request.assigned, request.answer, refusal);
-    }
-}
-
-impl Handle {
-    /// Puts a request in the writer's queue, counted as queued (a script gives out no ID
-    /// itself while one is ahead of it); the request back if the writer ended (a panic).
-    fn queue(&self, request: Request) -> Option<Request> {
-        let mut clock = self.clock.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(mpsc::error::SendError(returned)) = self.sender.send(request) {
-            return Some(returned);
-        }
-        clock.queued += 1;
-        None
-    }
-}
-
 struct Writer {
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
@@ -316,7 +144,7 @@ struct Writer {
     failed: Arc<AtomicBool>,
 }
 
-async fn run(
+pub(super) async fn run(
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
     deadlines: Arc<Deadlines>,
@@ -377,7 +205,11 @@ fn answer(waiting: Vec<(oneshot::Sender<Reply>, Bytes)>, outcome: Result<(), Eng
 
 /// Answers a refused XADD: to a script's, the refusal as its ID and OK (nothing to wait for)
 /// as its outcome; to any other, the refusal.
-fn refuse(assigned: Option<oneshot::Sender<Reply>>, answer: oneshot::Sender<Reply>, reply: Reply) {
+pub(super) fn refuse(
+    assigned: Option<oneshot::Sender<Reply>>,
+    answer: oneshot::Sender<Reply>,
+    reply: Reply,
+) {
     match assigned {
         Some(assigned) => {
             let _ = assigned.send(reply);
