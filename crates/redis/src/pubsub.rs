@@ -33,6 +33,14 @@ const MAILBOX_LIMITS: MailboxLimits = MailboxLimits {
     bytes_max: 32 * 1024 * 1024,
 };
 
+/// Whether `name` (lowercase) is one of the commands that (un)subscribe a connection.
+pub(crate) fn subscribes(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe" | "sunsubscribe"
+    )
+}
+
 /// What a connection subscribes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {

@@ -11,18 +11,7 @@ use std::time::{Duration, Instant};
 use omnibus_engine::StreamSpec;
 use omnibus_redis::RedisConfig;
 use redis::{cmd, RedisResult};
-use support::Broker;
-
-async fn xadd(con: &mut redis::aio::MultiplexedConnection, key: &str, id: &str) -> String {
-    cmd("XADD")
-        .arg(key)
-        .arg(id)
-        .arg("f")
-        .arg(id)
-        .query_async(con)
-        .await
-        .unwrap()
-}
+use support::{xadd, Broker};
 
 async fn integer(con: &mut redis::aio::MultiplexedConnection, words: &[&str]) -> i64 {
     let mut command = cmd(words[0]);

@@ -12,18 +12,7 @@ use futures_util::StreamExt;
 
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::{cmd, AsyncCommands, RedisResult};
-use support::Broker;
-
-async fn xadd(con: &mut redis::aio::MultiplexedConnection, key: &str, id: &str) -> String {
-    cmd("XADD")
-        .arg(key)
-        .arg(id)
-        .arg("f")
-        .arg(id)
-        .query_async(con)
-        .await
-        .unwrap()
-}
+use support::{xadd, Broker};
 
 fn read_ids(reply: Option<StreamReadReply>) -> Vec<(String, String)> {
     reply

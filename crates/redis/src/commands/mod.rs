@@ -82,18 +82,8 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     // RESP2's subscribed mode: the connection carries pushes, so only these may be sent.
     if session.protocol == crate::codec::Protocol::Resp2
         && session.subscriptions.count() > 0
-        && !matches!(
-            name.as_str(),
-            "subscribe"
-                | "psubscribe"
-                | "ssubscribe"
-                | "unsubscribe"
-                | "punsubscribe"
-                | "sunsubscribe"
-                | "ping"
-                | "quit"
-                | "reset"
-        )
+        && !crate::pubsub::subscribes(&name)
+        && !matches!(name.as_str(), "ping" | "quit" | "reset")
     {
         return Reply::error(format!(
             "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
@@ -196,7 +186,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
     }
 }
 
-/// What a (un)subscribe command subscribes to.
+/// What a (un)subscribe command ([`crate::pubsub::subscribes`]) subscribes to.
 fn subscription_kind(name: &str) -> crate::pubsub::Kind {
     match name {
         "psubscribe" | "punsubscribe" => crate::pubsub::Kind::Pattern,

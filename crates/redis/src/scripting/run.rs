@@ -427,35 +427,30 @@ fn environment(lua: &Lua, state: &State, keys: &[Bytes], argv: &[Bytes]) -> mlua
 /// Commands a script may not run: transactions, subscriptions, scripts and connection
 /// state, which make no sense inside a script.
 fn refused_in_scripts(name: &str) -> bool {
-    matches!(
-        name,
-        "subscribe"
-            | "psubscribe"
-            | "ssubscribe"
-            | "unsubscribe"
-            | "punsubscribe"
-            | "sunsubscribe"
-            | "multi"
-            | "exec"
-            | "discard"
-            | "watch"
-            | "unwatch"
-            | "eval"
-            | "evalsha"
-            | "eval_ro"
-            | "evalsha_ro"
-            | "script"
-            | "hello"
-            | "quit"
-            | "reset"
-            | "auth"
-            | "select"
-            | "client"
-            | "wait"
-            | "waitaof"
-            | "flushall"
-            | "flushdb"
-    )
+    crate::pubsub::subscribes(name)
+        || matches!(
+            name,
+            "multi"
+                | "exec"
+                | "discard"
+                | "watch"
+                | "unwatch"
+                | "eval"
+                | "evalsha"
+                | "eval_ro"
+                | "evalsha_ro"
+                | "script"
+                | "hello"
+                | "quit"
+                | "reset"
+                | "auth"
+                | "select"
+                | "client"
+                | "wait"
+                | "waitaof"
+                | "flushall"
+                | "flushdb"
+        )
 }
 
 /// Waits on this thread for a reply the door produces asynchronously (a stream command's,

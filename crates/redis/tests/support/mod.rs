@@ -93,3 +93,15 @@ impl Broker {
         self.engine.shutdown().await.unwrap();
     }
 }
+
+/// XADDs one entry with ID `id` (its one field `f` holds the ID too); answers the ID.
+pub async fn xadd(con: &mut redis::aio::MultiplexedConnection, key: &str, id: &str) -> String {
+    redis::cmd("XADD")
+        .arg(key)
+        .arg(id)
+        .arg("f")
+        .arg(id)
+        .query_async(con)
+        .await
+        .unwrap()
+}
