@@ -36,6 +36,8 @@ pub(super) struct Clock {
     /// Requests in the writer's queue or being applied, bar the entries scripts queued with
     /// their IDs: a script gives out an ID only when this is 0 (they come before it).
     pub(super) queued: u64,
+    /// `queued` summed over every stream's writer ([`Writers::has_queued`]'s fast answer).
+    pub(super) all_queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// An XADD a script made with its ID given out at once: the ID as the reply spells it, and

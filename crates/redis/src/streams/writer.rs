@@ -183,7 +183,9 @@ pub(super) async fn run(
             let counted = !matches!(request.change, Change::Reserved(_));
             writer.apply(request).await;
             if counted {
-                writer.clock().queued -= 1;
+                let mut clock = writer.clock();
+                clock.queued -= 1;
+                clock.all_queued.fetch_sub(1, Ordering::Release);
             }
         }
         writer.publish().await;

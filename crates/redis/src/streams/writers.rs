@@ -3,6 +3,7 @@
 //! that scripts give IDs out of (`clock.rs`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use omnibus_engine::Engine;
@@ -34,6 +35,8 @@ pub(crate) struct Writers {
     deadlines: Arc<Deadlines>,
     senders: Mutex<HashMap<String, Handle>>,
     tasks: Mutex<tokio::task::JoinSet<()>>,
+    /// Requests queued for every writer (see [`Writers::has_queued`]).
+    queued: Arc<AtomicUsize>,
 }
 
 impl Writers {
@@ -48,6 +51,7 @@ impl Writers {
             deadlines,
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
+            queued: Arc::default(),
         }
     }
 
@@ -87,6 +91,10 @@ impl Writers {
     /// Whether `stream`'s writer has changes queued or being applied (an XADD about to make
     /// the stream, an EXPIRE, a DEL): a key command reading the key waits for them.
     pub(crate) fn has_queued(&self, stream: &str) -> bool {
+        // Nothing queued anywhere (the usual case for key commands): no lock taken.
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return false;
+        }
         self.handles().get(stream).is_some_and(|handle| {
             handle
                 .clock
@@ -144,7 +152,10 @@ impl Writers {
         for _ in 0..2 {
             let handle = senders.entry(stream.to_string()).or_insert_with(|| {
                 let (sender, receiver) = mpsc::unbounded_channel();
-                let clock = Arc::new(Mutex::new(Clock::default()));
+                let clock = Arc::new(Mutex::new(Clock {
+                    all_queued: self.queued.clone(),
+                    ..Clock::default()
+                }));
                 self.tasks
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -181,6 +192,7 @@ impl Handle {
             return Some(returned);
         }
         clock.queued += 1;
+        clock.all_queued.fetch_add(1, Ordering::Release);
         None
     }
 }
