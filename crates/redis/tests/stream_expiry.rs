@@ -225,3 +225,27 @@ async fn a_stream_made_again_through_another_door_has_no_deadline() {
     assert_eq!(integer(&mut con, &["EXISTS", "reborn"]).await, 1);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn expire_on_a_queues_stream_is_refused() {
+    let broker = Broker::start().await;
+    broker
+        .engine
+        .create_queue(omnibus_engine::queue::QueueSpec {
+            name: "work".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut con = broker.connect().await;
+    assert_eq!(integer(&mut con, &["EXISTS", "work"]).await, 1);
+    let refused: RedisResult<i64> = cmd("EXPIRE")
+        .arg("work")
+        .arg(10)
+        .query_async(&mut con)
+        .await;
+    let error = refused.unwrap_err();
+    assert!(error.to_string().contains("queue"), "{error}");
+    assert_eq!(integer(&mut con, &["TTL", "work"]).await, -1);
+    broker.stop().await;
+}

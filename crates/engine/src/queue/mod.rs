@@ -454,7 +454,7 @@ impl Engine {
 
     /// Refuses to change or delete a stream a queue keeps its messages or dead letters in: the
     /// queue holds its partition log open, and deleting it would lose acknowledged messages.
-    pub(crate) fn check_not_a_queue_stream(&self, stream: &str) -> Result<()> {
+    pub fn check_not_a_queue_stream(&self, stream: &str) -> Result<()> {
         match self.queue_in_stream(stream, true) {
             Some(queue) => Err(EngineError::InvalidConfig(format!(
                 "stream {stream:?} holds the messages of queue {queue:?}: change or delete the queue instead"

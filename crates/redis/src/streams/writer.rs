@@ -388,6 +388,10 @@ impl Writer {
         if !condition.allows(current, at) {
             return Ok(Reply::Integer(0));
         }
+        // A queue's stream is deleted with its queue only: refused now, not at the deadline.
+        if at.is_some() {
+            self.engine.check_not_a_queue_stream(&self.stream)?;
+        }
         match at {
             Some(at) if at <= now_ms() => {
                 self.destroy().await?;
