@@ -101,11 +101,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let (kafka_shown, nats_shown, amqp_shown, redis_shown) = shown;
 
     // A fixed, greppable line (not a tracing event) so scripts and tests can wait for it.
-    // Its format is stable (scripts parse it); new fields go at the end.
-    eprintln!(
-        "omnibus ready: http={http_address} kafka={kafka_shown} data_dir={} nats={nats_shown} amqp={amqp_shown} redis={redis_shown}",
+    // Its format is stable (scripts parse it); new fields go at the end. Written whole, in
+    // one write: `eprintln!` writes each piece as it formats it (stderr is unbuffered), and
+    // a script reading the log meanwhile saw a ready line without its last fields.
+    let ready = format!(
+        "omnibus ready: http={http_address} kafka={kafka_shown} data_dir={} nats={nats_shown} amqp={amqp_shown} redis={redis_shown}\n",
         config.data_dir.display()
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), ready.as_bytes());
 
     let mut failure = None;
     tokio::select! {

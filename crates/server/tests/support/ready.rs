@@ -68,7 +68,12 @@ pub fn ready_addresses_in_log(log: &Path, from: u64) -> Option<Addresses> {
     file.seek(SeekFrom::Start(from)).ok()?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).ok()?;
-    String::from_utf8_lossy(&bytes)
+    // Whole lines only: one still being written may lack its last fields.
+    let whole = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |end| end + 1);
+    String::from_utf8_lossy(&bytes[..whole])
         .lines()
         .find_map(parse_ready_line)
 }
