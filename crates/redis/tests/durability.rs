@@ -257,6 +257,23 @@ async fn stream_and_group_replies_wait_for_their_fsync() {
     )
     .await;
     assert_eq!(text(&trimmed), "1");
+    // A stream key's deadline is a door setting of the stream: committed before the reply.
+    let expired = answered_after_fsync(
+        &broker,
+        &plan,
+        "EXPIRE on a stream key",
+        args(&["EXPIRE", "orders", "3600"]),
+    )
+    .await;
+    assert_eq!(text(&expired), "1");
+    let persisted = answered_after_fsync(
+        &broker,
+        &plan,
+        "PERSIST on a stream key",
+        args(&["PERSIST", "orders"]),
+    )
+    .await;
+    assert_eq!(text(&persisted), "1");
 
     // A script that only appends: its reply waits for its XADD's fsync (no key changes to
     // commit would hold it otherwise).

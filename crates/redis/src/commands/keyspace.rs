@@ -10,9 +10,9 @@
 //! FLUSHALL clears string keys only.
 
 use bytes::Bytes;
-use omnibus_engine::keys::{glob_match, scan_hash, ExpireCondition, KeyKind, Renamed, TimeToLive};
-
-use omnibus_engine::keys::Keyspace;
+use omnibus_engine::keys::{
+    glob_match, scan_hash, ExpireCondition, KeyKind, Keyspace, Renamed, TimeToLive,
+};
 
 use super::arguments::{integer, is, lowercase, SYNTAX_ERROR};
 use super::streams::is_stream_in;
