@@ -241,6 +241,13 @@ impl Engine {
         Ok(self.stream(name)?.info())
     }
 
+    /// When stream `name` was made (ms since the epoch), which tells it from a stream deleted
+    /// and made again under its name; without reading every partition's state as
+    /// [`Engine::stream_info`] does (doors ask on every read).
+    pub fn stream_created_ms(&self, name: &str) -> Result<i64> {
+        Ok(self.stream(name)?.config.created_ms)
+    }
+
     /// The settings a stream gets unless it is created with others.
     pub fn stream_defaults(&self) -> &crate::config::StreamDefaults {
         &self.config.stream_defaults

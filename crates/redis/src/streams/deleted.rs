@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use omnibus_engine::{Engine, EngineError};
 
+use super::created_ms;
 use super::id::StreamId;
 
 pub(crate) const DELETED_SETTING: &str = "redis.deleted";
@@ -24,13 +25,6 @@ pub(crate) type Deleted = Arc<BTreeSet<u64>>;
 #[derive(Default)]
 pub(crate) struct DeletedEntries {
     cache: Mutex<HashMap<String, (i64, Deleted)>>,
-}
-
-fn created_ms(engine: &Engine, stream: &str) -> Option<i64> {
-    engine
-        .stream_info(stream)
-        .ok()
-        .map(|info| info.config.created_ms)
 }
 
 fn parse(text: &str) -> BTreeSet<u64> {

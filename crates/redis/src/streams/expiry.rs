@@ -22,6 +22,7 @@ use std::time::Duration;
 use omnibus_engine::{Engine, EngineError};
 use tokio::sync::{watch, Notify};
 
+use super::created_ms;
 use super::writer::Change;
 use crate::server::Shared;
 
@@ -65,13 +66,6 @@ pub(crate) struct Deadlines {
     count: AtomicUsize,
     /// Wakes the sweeper when a deadline is set.
     changed: Notify,
-}
-
-fn created_ms(engine: &Engine, stream: &str) -> Option<i64> {
-    engine
-        .stream_info(stream)
-        .ok()
-        .map(|info| info.config.created_ms)
 }
 
 pub(crate) fn now_ms() -> i64 {

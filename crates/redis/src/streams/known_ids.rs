@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use omnibus_engine::Engine;
 
+use super::created_ms;
 use super::id::StreamId;
 
 /// IDs remembered per stream (the smallest are forgotten first).
@@ -21,13 +22,6 @@ type StreamIds = (i64, BTreeMap<StreamId, u64>);
 #[derive(Default)]
 pub(crate) struct KnownIds {
     streams: Mutex<HashMap<String, StreamIds>>,
-}
-
-fn created_ms(engine: &Engine, stream: &str) -> Option<i64> {
-    engine
-        .stream_info(stream)
-        .ok()
-        .map(|info| info.config.created_ms)
 }
 
 impl KnownIds {

@@ -16,6 +16,12 @@ pub(crate) mod read;
 pub(crate) mod writer;
 pub(crate) mod writers;
 
+/// When `stream` was made, if it exists: a stream deleted and made again through another
+/// door has another, so what the door keeps about a stream is kept with it.
+pub(crate) fn created_ms(engine: &omnibus_engine::Engine, stream: &str) -> Option<i64> {
+    engine.stream_created_ms(stream).ok()
+}
+
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
