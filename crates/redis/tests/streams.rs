@@ -12,24 +12,10 @@ use omnibus_engine::{FetchRequest, PublishRecord, PublishTarget};
 use omnibus_redis::RedisConfig;
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{cmd, AsyncCommands, RedisResult};
-use support::Broker;
+use support::{try_xadd as xadd, Broker};
 
 fn ids(reply: &StreamRangeReply) -> Vec<String> {
     reply.ids.iter().map(|entry| entry.id.clone()).collect()
-}
-
-async fn xadd(
-    con: &mut redis::aio::MultiplexedConnection,
-    key: &str,
-    id: &str,
-) -> RedisResult<String> {
-    cmd("XADD")
-        .arg(key)
-        .arg(id)
-        .arg("f")
-        .arg(id)
-        .query_async(con)
-        .await
 }
 
 fn error_text(result: RedisResult<impl std::fmt::Debug>) -> String {

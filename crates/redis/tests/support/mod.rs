@@ -96,6 +96,15 @@ impl Broker {
 
 /// XADDs one entry with ID `id` (its one field `f` holds the ID too); answers the ID.
 pub async fn xadd(con: &mut redis::aio::MultiplexedConnection, key: &str, id: &str) -> String {
+    try_xadd(con, key, id).await.unwrap()
+}
+
+/// [`xadd`], answering the refusal too.
+pub async fn try_xadd(
+    con: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    id: &str,
+) -> redis::RedisResult<String> {
     redis::cmd("XADD")
         .arg(key)
         .arg(id)
@@ -103,5 +112,4 @@ pub async fn xadd(con: &mut redis::aio::MultiplexedConnection, key: &str, id: &s
         .arg(id)
         .query_async(con)
         .await
-        .unwrap()
 }
