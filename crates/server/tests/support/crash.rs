@@ -28,15 +28,23 @@ pub fn seeded(test: &str) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
-/// A multiplexed connection to the broker's Redis listener.
+/// A multiplexed connection to the broker's Redis listener, which waits up to 60 s for a
+/// reply: the client's default (500 ms) is shorter than reading back what a fast run wrote
+/// (over 10,000 entries or list items in a debug build) on a machine busy with other tests,
+/// and a timeout there failed the check, not the broker. While the broker is killed the
+/// wait does not matter: its sockets close, and the pending requests fail at once.
 pub async fn redis(broker: &Broker) -> redis::aio::MultiplexedConnection {
     let address = broker.redis_address.expect("the Redis listener");
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(REPLY_WAIT_MAX));
     redis::Client::open(format!("redis://{address}/"))
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .expect("connect")
 }
+
+/// How long a kill -9 test's Redis client waits for a reply.
+const REPLY_WAIT_MAX: Duration = Duration::from_secs(60);
 
 /// Lets `tasks` run against `broker` for a random time in `after_ms`, then kills the broker
 /// with -9 and stops the tasks.
