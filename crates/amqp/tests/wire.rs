@@ -631,3 +631,31 @@ async fn content_out_of_order_closes_the_connection_with_505_and_no_other() {
     still_serves(&mut bystander, "bystander-505").await;
     broker.stop().await;
 }
+
+/// Past `connections_max` a connection is closed before the handshake (AMQP has no reply
+/// code to send there), while the connection in hand goes on.
+#[tokio::test]
+async fn a_connection_past_the_bound_is_closed_before_the_handshake() {
+    let config = omnibus_amqp::AmqpConfig {
+        connections_max: 1,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_in(dir.path(), config).await;
+    let mut first = Raw::handshake(&broker, 0).await;
+
+    let mut refused = TcpStream::connect(broker.address).await.unwrap();
+    let _ = refused.write_all(b"AMQP\x00\x00\x09\x01").await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), refused.read_to_end(&mut answer))
+        .await
+        .expect("closed within 5 s");
+    // Closed either cleanly or with a reset (the protocol header may arrive after the close).
+    assert!(
+        read.is_err() || answer.is_empty(),
+        "nothing is sent to a refused connection: {answer:?}"
+    );
+
+    first.open_channel(1).await;
+    broker.stop().await;
+}

@@ -1,15 +1,14 @@
-//! The accept loop: one session task per connection, at most `connections_max` at once, until
-//! shutdown — then no new connections, and each session finishes the request it is handling.
+//! The Kafka listener: the shared accept loop (`omnibus-listener`: at most `connections_max`
+//! connections; at shutdown each session finishes the request it is handling) with a
+//! session per connection.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use omnibus_engine::metrics::Door;
-use omnibus_engine::Engine;
+use omnibus_engine::{metrics, Engine};
+use omnibus_listener::Door;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
 
 use crate::config::KafkaConfig;
 use crate::handlers::{Broker, Peer};
@@ -36,55 +35,19 @@ pub async fn serve(
         port,
         config,
     });
-    let slots = Arc::new(Semaphore::new(broker.config.connections_max));
-    // Connections, refusals and the errors that end a connection, for /metrics.
-    let door = broker.engine.metrics().door(Door::Kafka).clone();
-    let (stop, stopped) = watch::channel(false);
-    let mut sessions = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-            // Reap finished sessions so the set does not grow with every connection.
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
-        };
-        let (stream, address) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors and the like: the listener itself is fine.
-                tracing::warn!("accepting a Kafka connection failed: {error}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            door.refuse_connection();
-            tracing::warn!(
-                peer = %address,
-                "refusing a Kafka connection: {} are open (connections_max)",
-                broker.config.connections_max
-            );
-            continue;
-        };
-        // Small responses (acks, heartbeats) must not wait for Nagle's algorithm.
-        let _ = stream.set_nodelay(true);
+    let door = Door::new(
+        "Kafka",
+        broker.config.connections_max,
+        broker.engine.metrics().door(metrics::Door::Kafka).clone(),
+    );
+    // Past the bound the socket closes: Kafka has no error to send before a request.
+    omnibus_listener::serve(listener, door, shutdown, |accepted| {
         let peer = Peer {
-            client_host: format!("/{}", address.ip()),
+            client_host: format!("/{}", accepted.address.ip()),
         };
-        let session = Session::new(stream, broker.clone(), peer);
-        let stopped = stopped.clone();
-        let connection = door.open_connection();
-        sessions.spawn(async move {
-            if let Err(error) = session.run(stopped).await {
-                connection.error();
-                tracing::debug!(peer = %address, "Kafka connection closed: {error}");
-            }
-            drop(permit);
-        });
-    }
-    let _ = stop.send(true);
-    while sessions.join_next().await.is_some() {}
+        Session::new(accepted.stream, broker.clone(), peer).run(accepted.stopped)
+    })
+    .await;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! The accept loop: one session task per connection, at most `connections_max` at once,
-//! until shutdown.
+//! The Redis listener: the shared accept loop (`omnibus-listener`: at most `connections_max`
+//! connections, a connection past it told Redis's `-ERR max number of clients reached`) with a
+//! session per connection, until shutdown.
 //!
 //! Sessions run on runtimes of the door's own (`RedisConfig::io_threads`), each with one
 //! worker thread, handed out in turn; a session's stream writers and their
@@ -15,16 +16,13 @@
 //! command (a lazy commit's timer) must outlive the listener.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use omnibus_engine::metrics::Door;
-use omnibus_engine::Engine;
-use tokio::io::AsyncWriteExt;
+use omnibus_engine::{metrics, Engine};
+use omnibus_listener::Door;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
 
 use crate::config::RedisConfig;
 use crate::session;
@@ -106,113 +104,41 @@ pub async fn serve(
         blocked: AtomicUsize::new(0),
         scripts: Default::default(),
     });
-    let slots = Arc::new(Semaphore::new(shared.config.connections_max));
-    // Connections, refusals and the errors that end a connection, for /metrics.
-    let door = shared.engine.metrics().door(Door::Redis).clone();
-    let next_connection = AtomicU64::new(1);
-    let (stop, stopped) = watch::channel(false);
+    let door = Door::new(
+        "Redis",
+        shared.config.connections_max,
+        shared.engine.metrics().door(metrics::Door::Redis).clone(),
+    )
+    // Redis's words when maxclients is reached.
+    .refusal(b"-ERR max number of clients reached\r\n")
+    .threads(omnibus_listener::threads(
+        "omnibus-redis",
+        shared.config.io_threads,
+    )?);
     // Deletes stream keys at their deadlines (string keys expire in the engine's keyspace).
     let sweeper = tokio::spawn(crate::streams::expiry::sweep(
         shared.clone(),
-        stopped.clone(),
+        door.stopped(),
     ));
-    let threads = door_threads(shared.config.io_threads)?;
-    let mut sessions = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
-        };
-        let (mut stream, address) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!("accepting a Redis connection failed: {error}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            door.refuse_connection();
-            tracing::warn!(
-                peer = %address,
-                "refusing a Redis connection: {} are open (connections_max)",
-                shared.config.connections_max
-            );
-            // Redis's words when maxclients is reached.
-            sessions.spawn(async move {
-                let _ = stream
-                    .write_all(b"-ERR max number of clients reached\r\n")
-                    .await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        // The thread this session runs on (in turn, by connection id), if the door has threads
-        // of its own; the socket, registered with this runtime's reactor, is registered again
-        // with that thread's.
-        let id = next_connection.fetch_add(1, Ordering::Relaxed);
-        let thread = (!threads.is_empty()).then(|| &threads[id as usize % threads.len()]);
-        let stream = match thread {
-            None => stream,
-            Some(thread) => match moved_to(stream, thread) {
-                Ok(stream) => stream,
-                Err(error) => {
-                    tracing::warn!(peer = %address, "cannot hand a Redis connection over: {error}");
-                    continue;
-                }
-            },
-        };
+    omnibus_listener::serve(listener, door, shutdown, |accepted| {
         let shared = shared.clone();
-        let stopped = stopped.clone();
-        let connection = door.open_connection();
-        let session = async move {
+        async move {
             shared.connected.fetch_add(1, Ordering::Relaxed);
-            if let Err(error) = session::run(stream, shared.clone(), id, address, stopped).await {
-                connection.error();
-                tracing::debug!(peer = %address, id, "Redis connection closed: {error}");
-            }
+            let ended = session::run(
+                accepted.stream,
+                shared.clone(),
+                accepted.id,
+                accepted.address,
+                accepted.stopped,
+            )
+            .await;
             shared.connected.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        };
-        match thread {
-            None => sessions.spawn(session),
-            Some(thread) => sessions.spawn_on(session, thread),
-        };
-    }
-    let _ = stop.send(true);
-    while sessions.join_next().await.is_some() {}
+            ended
+        }
+    })
+    .await;
     let _ = sweeper.await;
     // The stream writers hold the engine: they finish what they were given, then end.
     shared.streams.close().await;
     Ok(())
-}
-
-/// `stream` registered with `thread`'s reactor instead of the current one's.
-fn moved_to(
-    stream: tokio::net::TcpStream,
-    thread: &tokio::runtime::Handle,
-) -> std::io::Result<tokio::net::TcpStream> {
-    let stream = stream.into_std()?;
-    let _entered = thread.enter();
-    tokio::net::TcpStream::from_std(stream)
-}
-
-/// Starts `count` runtimes of one worker thread each, kept for ever (see the module comment),
-/// and returns their handles; none when `count` is 0.
-fn door_threads(count: usize) -> std::io::Result<Vec<tokio::runtime::Handle>> {
-    let mut handles = Vec::with_capacity(count);
-    for index in 0..count {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(format!("omnibus-redis-{index}"))
-            .enable_all()
-            .build()?;
-        handles.push(runtime.handle().clone());
-        // Kept for the life of the process (see the module comment).
-        std::mem::forget(runtime);
-    }
-    Ok(handles)
 }

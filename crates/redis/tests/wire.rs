@@ -95,3 +95,47 @@ async fn a_huge_bulk_length_closes_only_that_connection() {
     exchange(&mut bystander, b"GET k\r\n", b"$1\r\nv\r\n").await;
     broker.stop().await;
 }
+
+/// Past `connections_max` a connection is told Redis's words for `maxclients` and closed;
+/// the connections in hand go on, and a closed one frees its place.
+#[tokio::test]
+async fn a_connection_past_the_bound_is_told_max_number_of_clients_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = omnibus_redis::RedisConfig {
+        connections_max: 1,
+        ..Default::default()
+    };
+    let broker = Broker::start_in(dir.path(), config).await;
+    let mut first = TcpStream::connect(broker.address).await.unwrap();
+    exchange(&mut first, b"PING\r\n", b"+PONG\r\n").await;
+
+    let mut refused = TcpStream::connect(broker.address).await.unwrap();
+    let mut words = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), refused.read_to_end(&mut words))
+        .await
+        .expect("closed within 5 s")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&words),
+        "-ERR max number of clients reached\r\n"
+    );
+    exchange(&mut first, b"PING\r\n", b"+PONG\r\n").await;
+
+    drop(first);
+    // The session notices the close and gives its place back.
+    let started = std::time::Instant::now();
+    loop {
+        let mut next = TcpStream::connect(broker.address).await.unwrap();
+        next.write_all(b"PING\r\n").await.unwrap();
+        let mut reply = [0; 7];
+        let read = tokio::time::timeout(Duration::from_secs(5), next.read_exact(&mut reply)).await;
+        if matches!(read, Ok(Ok(_))) && &reply == b"+PONG\r\n" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
