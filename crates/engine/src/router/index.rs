@@ -180,6 +180,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::router::strategies::{pattern, token};
 
     fn sorted(index: &SubjectIndex<u32>, subject: &str) -> Vec<u32> {
         let mut found: Vec<u32> = index.matches(subject).into_iter().copied().collect();
@@ -218,28 +219,6 @@ mod tests {
         assert!(index.remove("a.*.>", &2));
         assert!(index.is_empty());
         assert!(index.root.is_empty(), "every branch was pruned");
-    }
-
-    fn token() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("a".to_string()),
-            Just("b".to_string()),
-            Just("c".to_string())
-        ]
-    }
-
-    fn pattern() -> impl Strategy<Value = String> {
-        let pattern_token = prop_oneof![3 => token(), 1 => Just("*".to_string())];
-        (
-            proptest::collection::vec(pattern_token, 1..4),
-            any::<bool>(),
-        )
-            .prop_map(|(mut tokens, tail)| {
-                if tail {
-                    tokens.push(">".to_string());
-                }
-                tokens.join(".")
-            })
     }
 
     proptest! {

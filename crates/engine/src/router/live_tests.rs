@@ -5,6 +5,7 @@ use omnibus_types::pattern_matches;
 use proptest::prelude::*;
 
 use super::*;
+use crate::router::strategies::{pattern, token};
 
 const ROOMY: MailboxLimits = MailboxLimits {
     messages_max: 10_000,
@@ -182,28 +183,6 @@ fn the_cache_stays_bounded_under_many_subjects() {
         assert!(router.cached_subjects() <= 32);
     }
     assert_eq!(mailbox.pending().0, 1000);
-}
-
-fn token() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("a".to_string()),
-        Just("b".to_string()),
-        Just("c".to_string())
-    ]
-}
-
-fn pattern() -> impl Strategy<Value = String> {
-    let pattern_token = prop_oneof![3 => token(), 1 => Just("*".to_string())];
-    (
-        proptest::collection::vec(pattern_token, 1..4),
-        any::<bool>(),
-    )
-        .prop_map(|(mut tokens, tail)| {
-            if tail {
-                tokens.push(">".to_string());
-            }
-            tokens.join(".")
-        })
 }
 
 proptest! {

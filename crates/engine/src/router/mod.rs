@@ -13,6 +13,8 @@ mod capture_batch;
 mod index;
 mod live;
 mod mailbox;
+#[cfg(test)]
+mod strategies;
 
 pub use cache::MATCH_CACHE_ENTRIES_MAX;
 pub(crate) use capture::{deliver_stored, StoredCopy};
