@@ -29,6 +29,7 @@ use crate::commands;
 use crate::error::RedisError;
 use crate::pubsub::Subscriptions;
 use crate::server::Shared;
+use crate::streams::writer::Change;
 
 /// A reply that needs the engine asynchronously (a PUBLISH to a captured subject).
 pub(crate) type Later = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -339,6 +340,11 @@ async fn run_counted(
             if let Err(error) = finish(stream, pending, session.protocol, output, stopped).await {
                 return Ok(Next::Broken(error));
             }
+        }
+        // A stream past its deadline goes before a command touches it (`due_streams`).
+        for stream in commands::due_streams(session, &arguments) {
+            let sweep = session.shared.streams.submit(&stream, Change::Sweep);
+            let _ = sweep.await;
         }
         let request_bytes: usize = arguments.iter().map(|argument| argument.len() + 16).sum();
         // The keyspace's gate is passed here, waiting without blocking the thread, so the

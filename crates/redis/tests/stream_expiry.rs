@@ -249,3 +249,124 @@ async fn expire_on_a_queues_stream_is_refused() {
     assert_eq!(integer(&mut con, &["TTL", "work"]).await, -1);
     broker.stop().await;
 }
+
+/// A stream read never answers from a stream past its deadline, even while the deletion
+/// cannot finish: here every fsync is held, so the sweeper's deletion (a durable state
+/// commit) waits and the engine still has the stream. The reads — alone, in MULTI/EXEC, in a
+/// script declaring the key, and the group commands — wait for that deletion, as Redis
+/// deletes an expired key the moment a command touches it, and answer as for a stream that
+/// is not there.
+#[tokio::test]
+async fn stream_reads_after_the_deadline_wait_for_the_deletion_and_see_no_stream() {
+    let (broker, plan) = Broker::start_with_faults().await;
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut con = redis::Client::open(broker.url())
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    let streams = ["alone", "in-exec", "in-script", "grouped"];
+    for stream in streams {
+        xadd(&mut con, stream, "1-0").await;
+        xadd(&mut con, stream, "2-0").await;
+        assert_eq!(integer(&mut con, &["PEXPIRE", stream, "300"]).await, 1);
+    }
+    let _: () = cmd("XGROUP")
+        .arg("CREATE")
+        .arg("grouped")
+        .arg("g")
+        .arg("0")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let held = plan.hold_syncs_while_held();
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(
+        broker.engine.stream_info("alone").is_ok(),
+        "the deletion waits for the held fsync"
+    );
+    let mut pipe = redis::pipe();
+    pipe.cmd("XRANGE").arg("alone").arg("-").arg("+");
+    pipe.cmd("XLEN").arg("alone");
+    pipe.cmd("XREAD").arg("STREAMS").arg("alone").arg("0");
+    pipe.cmd("MULTI");
+    pipe.cmd("XLEN").arg("in-exec");
+    pipe.cmd("XRANGE").arg("in-exec").arg("-").arg("+");
+    pipe.cmd("EXEC");
+    pipe.cmd("EVAL")
+        .arg("return redis.call('XLEN', KEYS[1])")
+        .arg(1)
+        .arg("in-script");
+    let mut reader = con.clone();
+    let reads =
+        tokio::spawn(async move { pipe.query_async::<Vec<redis::Value>>(&mut reader).await });
+    let mut info = cmd("XINFO");
+    info.arg("GROUPS").arg("grouped");
+    let mut group_read = cmd("XREADGROUP");
+    group_read
+        .arg("GROUP")
+        .arg("g")
+        .arg("c")
+        .arg("STREAMS")
+        .arg("grouped")
+        .arg(">");
+    // Each on a connection of its own, not behind the reads above.
+    let mut group_commands = Vec::new();
+    for command in [info, group_read] {
+        let mut reader = redis::Client::open(broker.url())
+            .unwrap()
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .unwrap();
+        group_commands.push(tokio::spawn(async move {
+            command.query_async::<redis::Value>(&mut reader).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !reads.is_finished(),
+        "a read answered from a stream past its deadline: {:?}",
+        reads.await
+    );
+    for command in &group_commands {
+        assert!(!command.is_finished(), "a group command answered early");
+    }
+    drop(held);
+    let replies = tokio::time::timeout(Duration::from_secs(10), reads)
+        .await
+        .expect("answered once the deletion is durable")
+        .unwrap()
+        .unwrap();
+    use redis::Value::{Array, Int, Nil, Okay, SimpleString};
+    assert_eq!(replies[0], Array(vec![]), "XRANGE");
+    assert_eq!(replies[1], Int(0), "XLEN");
+    assert_eq!(replies[2], Nil, "XREAD");
+    assert!(
+        matches!(&replies[3], Okay | SimpleString(_)),
+        "MULTI {:?}",
+        replies[3]
+    );
+    assert_eq!(replies[6], Array(vec![Int(0), Array(vec![])]), "EXEC");
+    assert_eq!(replies[7], Int(0), "EVAL");
+    let mut errors = Vec::new();
+    for command in group_commands {
+        let answer = tokio::time::timeout(Duration::from_secs(10), command)
+            .await
+            .expect("answered once the deletion is durable")
+            .unwrap();
+        errors.push(answer.unwrap_err().to_string());
+    }
+    assert!(
+        errors[0].contains("no such key"),
+        "XINFO GROUPS: {}",
+        errors[0]
+    );
+    assert!(errors[1].contains("NOGROUP"), "XREADGROUP: {}", errors[1]);
+    for stream in streams {
+        assert!(
+            broker.engine.stream_info(stream).is_err(),
+            "{stream} deleted"
+        );
+    }
+    broker.stop().await;
+}

@@ -59,6 +59,58 @@ pub(crate) fn is_script(name: &[u8]) -> bool {
         .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }
 
+/// The stream keys a command is about to touch whose deadline has passed
+/// (`streams/expiry.rs`); none, without a look, while no stream has a deadline. The session
+/// has their writers delete them before it runs the command, as Redis deletes an expired
+/// key the moment a command touches it, so that no command — a stream read above all, which
+/// reads the engine and not the writer — answers from a stream past its deadline. For EXEC
+/// the keys of the queued commands count, for a script the keys it declares; a command inside
+/// MULTI is only queued.
+pub(crate) fn due_streams(session: &Session, arguments: &[Bytes]) -> Vec<String> {
+    let deadlines = session.shared.streams.deadlines();
+    if deadlines.len() == 0
+        || session.transaction.is_some() && !arguments[0].eq_ignore_ascii_case(b"exec")
+    {
+        return Vec::new();
+    }
+    let mut keys = Vec::new();
+    keys_touched(session, arguments, &mut keys);
+    let engine = &session.shared.engine;
+    let mut due: Vec<String> = keys
+        .into_iter()
+        .filter_map(|key| std::str::from_utf8(key).ok())
+        .filter(|name| deadlines.is_due(engine, name))
+        .map(str::to_string)
+        .collect();
+    due.sort_unstable();
+    due.dedup();
+    due
+}
+
+/// The keys of `arguments` by the command table, of EXEC's queued commands, the ones a
+/// script declares (`EVAL script numkeys key …`), or XGROUP's and XINFO's.
+fn keys_touched<'a>(session: &'a Session, arguments: &'a [Bytes], keys: &mut Vec<&'a Bytes>) {
+    if arguments[0].eq_ignore_ascii_case(b"exec") {
+        for queued in session.transaction.iter().flat_map(|t| &t.queued) {
+            keys_touched(session, queued, keys);
+        }
+    } else if is_script(&arguments[0]) {
+        let declared = arguments
+            .get(2)
+            .and_then(|count| std::str::from_utf8(count).ok()?.parse::<usize>().ok())
+            .unwrap_or(0);
+        keys.extend(arguments.iter().skip(3).take(declared));
+    } else if ["xgroup", "xinfo"]
+        .iter()
+        .any(|name| arguments[0].eq_ignore_ascii_case(name.as_bytes()))
+    {
+        // Containers in the table (no keys of their own): the key follows the subcommand.
+        keys.extend(arguments.get(2));
+    } else if let Some(command) = table::find(&lowercase(&arguments[0])) {
+        keys.extend(table::keys_of(command, &arguments[1..]));
+    }
+}
+
 /// Runs one command (or queues it inside MULTI).
 pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     let name = lowercase(&arguments[0]);

@@ -11,8 +11,9 @@
 //! [`Change::Sweep`](super::writer::Change::Sweep). No key is ever scanned for expiry.
 //!
 //! From its deadline on, a stream is gone to the key commands (EXISTS, TYPE, TTL, KEYS,
-//! SCAN, DBSIZE, DEL answers 0) and to XADD (which makes a new stream), even before the
-//! sweeper has deleted it.
+//! SCAN, DBSIZE, DEL answers 0), even before the sweeper has deleted it, and any other
+//! command naming it waits until its writer has (`commands::due_streams`), so XADD makes a
+//! new stream and no read answers the old entries.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
