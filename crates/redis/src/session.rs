@@ -44,6 +44,19 @@ pub(crate) struct Step {
     pub(crate) later: Option<Later>,
 }
 
+impl Step {
+    /// A reply the session awaits, in order with the others, before sending it: a read of
+    /// the engine, a stream writer's answer.
+    pub(crate) fn later(future: impl Future<Output = Reply> + Send + 'static) -> Step {
+        Step {
+            reply: Reply::Null,
+            commits: Vec::new(),
+            close: false,
+            later: Some(Box::pin(future)),
+        }
+    }
+}
+
 impl From<Reply> for Step {
     fn from(reply: Reply) -> Step {
         Step {

@@ -12,9 +12,7 @@ use bytes::Bytes;
 use omnibus_engine::consumers::{ClaimOptions, PendingEntry, PendingQuery};
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
-use super::groups::{
-    engine_error, entries_at, group_exists, later, no_key_or_group, offsets_of, text,
-};
+use super::groups::{engine_error, entries_at, group_exists, no_key_or_group, offsets_of, text};
 use super::streams::stream_name;
 use crate::codec::Reply;
 use crate::server::Shared;
@@ -178,7 +176,7 @@ fn xpending(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     };
     let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
-    Ok(later(async move {
+    Ok(Step::later(async move {
         if !group_exists(&engine, &stream, &group) {
             return no_key_or_group(&stream, &group);
         }
@@ -319,7 +317,7 @@ fn xclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }
     let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
-    Ok(later(async move {
+    Ok(Step::later(async move {
         if !group_exists(&engine, &stream, &group) {
             return no_key_or_group(&stream, &group);
         }
@@ -381,7 +379,7 @@ fn xautoclaim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
     }
     let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
-    Ok(later(async move {
+    Ok(Step::later(async move {
         if !group_exists(&engine, &stream, &group) {
             return no_key_or_group(&stream, &group);
         }

@@ -242,7 +242,7 @@ fn wait_for_copies(arguments: &[Bytes], aof: bool) -> Step {
     if satisfied {
         return answer().into();
     }
-    super::groups::later(async move {
+    Step::later(async move {
         if timeout == 0 {
             std::future::pending::<()>().await;
         }

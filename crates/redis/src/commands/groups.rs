@@ -40,15 +40,6 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
     result.unwrap_or_else(Step::from)
 }
 
-pub(super) fn later(future: impl std::future::Future<Output = Reply> + Send + 'static) -> Step {
-    Step {
-        reply: Reply::Null,
-        commits: Vec::new(),
-        close: false,
-        later: Some(Box::pin(future)),
-    }
-}
-
 pub(super) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -157,7 +148,7 @@ fn xgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let group = text(&arguments[2]);
     let engine = session.shared.engine.clone();
     let rest: Vec<Bytes> = arguments[3..].to_vec();
-    Ok(later(async move {
+    Ok(Step::later(async move {
         xgroup_run(&engine, &subcommand, &stream, &group, &rest)
             .await
             .unwrap_or_else(|reply| reply)
@@ -334,7 +325,7 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
     let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
     let protocol = session.protocol;
-    Ok(later(async move {
+    Ok(Step::later(async move {
         let deadline = block_ms
             .filter(|ms| *ms > 0)
             .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
@@ -558,7 +549,7 @@ fn xack(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let ids = parse_ids(&arguments[2..])?;
     let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
-    Ok(later(async move {
+    Ok(Step::later(async move {
         if !group_exists(&engine, &stream, &group) {
             return Reply::Integer(0);
         }

@@ -9,7 +9,7 @@ use omnibus_engine::consumers::{ConsumerInfo, PendingQuery};
 use omnibus_engine::Engine;
 
 use super::arguments::{integer, is};
-use super::groups::{engine_error, group_exists, later, no_group, text};
+use super::groups::{engine_error, group_exists, no_group, text};
 use super::streams::{entry_reply, stream_name};
 use crate::codec::Reply;
 use crate::session::{Session, Step};
@@ -58,7 +58,7 @@ fn xinfo(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
                 }
             };
             let shared = session.shared.clone();
-            Ok(later(async move {
+            Ok(Step::later(async move {
                 stream_info(&engine, &shared.deleted, &stream, full)
                     .await
                     .unwrap_or_else(|r| r)
@@ -70,7 +70,7 @@ fn xinfo(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
             }
             let stream = stream_name(session, &arguments[1])?;
             let shared = session.shared.clone();
-            Ok(later(async move {
+            Ok(Step::later(async move {
                 let deleted = shared.deleted.of(&engine, &stream);
                 groups_info(&engine, &stream, &deleted)
                     .await
@@ -83,7 +83,7 @@ fn xinfo(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
             }
             let stream = stream_name(session, &arguments[1])?;
             let group = text(&arguments[2]);
-            Ok(later(async move {
+            Ok(Step::later(async move {
                 if read::bounds(&engine, &stream).ok().flatten().is_none() {
                     return Reply::error("ERR no such key");
                 }

@@ -74,12 +74,7 @@ fn after_queued_changes(
         return answer(&session.keys, &session.shared).into();
     }
     let (keys, shared) = (session.keys.clone(), session.shared.clone());
-    Step {
-        reply: Reply::Null,
-        commits: Vec::new(),
-        close: false,
-        later: Some(Box::pin(async move { answer(&keys, &shared) })),
-    }
+    Step::later(async move { answer(&keys, &shared) })
 }
 
 /// EXPIRE or PERSIST on a stream key, answered by its writer. The session waits for it
@@ -92,17 +87,7 @@ fn expire_stream(
     condition: ExpireCondition,
 ) -> Step {
     let change = crate::streams::writer::Change::Expire { at, condition };
-    let answer = session.shared.streams.submit(stream, change);
-    Step {
-        reply: Reply::Null,
-        commits: Vec::new(),
-        close: false,
-        later: Some(Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Reply::error("ERR the stream's writer stopped"))
-        })),
-    }
+    super::streams::answer_later(session.shared.streams.submit(stream, change))
 }
 
 /// DEL / UNLINK: string keys leave the keyspace, stream keys are deleted by their writers (so

@@ -420,20 +420,15 @@ pub(super) fn blocking(
         .into());
     }
     let shared = session.shared.clone();
-    Ok(Step {
-        reply: Reply::Null,
-        commits: Vec::new(),
-        close: false,
-        later: Some(Box::pin(async move {
-            let _counted = Blocked::new(&shared.blocked);
-            match blocked.wait(timeout).await {
-                Ok(Some(took)) => answer(took),
-                // A timeout answers a nil array for every blocking list command.
-                Ok(None) => Reply::NullArray,
-                Err(error) => refusal(error),
-            }
-        })),
-    })
+    Ok(Step::later(async move {
+        let _counted = Blocked::new(&shared.blocked);
+        match blocked.wait(timeout).await {
+            Ok(Some(took)) => answer(took),
+            // A timeout answers a nil array for every blocking list command.
+            Ok(None) => Reply::NullArray,
+            Err(error) => refusal(error),
+        }
+    }))
 }
 
 /// A blocking command's timeout in seconds (decimals allowed; 0: for ever), as Redis reads

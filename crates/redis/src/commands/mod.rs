@@ -216,14 +216,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "publish" | "spublish" => {
             let engine = session.shared.engine.clone();
             let (channel, payload) = (arguments[0].clone(), arguments[1].clone());
-            Step {
-                reply: Reply::Null,
-                commits: Vec::new(),
-                close: false,
-                later: Some(Box::pin(async move {
-                    crate::pubsub::publish(&engine, &channel, &payload).await
-                })),
-            }
+            Step::later(async move { crate::pubsub::publish(&engine, &channel, &payload).await })
         }
         "xadd" | "xtrim" | "xsetid" | "xdel" | "xlen" | "xrange" | "xrevrange" | "xread" => {
             streams::run(session, name, arguments)

@@ -73,21 +73,12 @@ fn invalid_key(key: &[u8], why: &str) -> Reply {
 }
 
 /// A reply that waits for the stream's writer.
-fn answer_later(receiver: tokio::sync::oneshot::Receiver<Reply>) -> Step {
-    later(async move {
+pub(crate) fn answer_later(receiver: tokio::sync::oneshot::Receiver<Reply>) -> Step {
+    Step::later(async move {
         receiver
             .await
             .unwrap_or_else(|_| Reply::error("ERR the stream's writer stopped"))
     })
-}
-
-fn later(future: impl std::future::Future<Output = Reply> + Send + 'static) -> Step {
-    Step {
-        reply: Reply::Null,
-        commits: Vec::new(),
-        close: false,
-        later: Some(Box::pin(future)),
-    }
 }
 
 /// `[= | ~] threshold [LIMIT count]` after MAXLEN or MINID; returns the trim and the
@@ -265,7 +256,7 @@ fn xlen(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let stream = stream_name(session, &arguments[0])?;
     let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
-    Ok(later(async move {
+    Ok(Step::later(async move {
         match read::bounds(&engine, &stream) {
             Ok(Some((start, end))) => {
                 let deleted = shared
@@ -310,7 +301,7 @@ fn xrange(session: &mut Session, arguments: &[Bytes], reverse: bool) -> Result<S
     }
     let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
-    Ok(later(async move {
+    Ok(Step::later(async move {
         // Redis answers a null array for COUNT 0 (or less) on a stream that exists.
         if count == 0 {
             return if engine.stream_info(&stream).is_ok() {
@@ -421,7 +412,7 @@ fn xread(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }
     let shared = session.shared.clone();
     let protocol = session.protocol;
-    Ok(later(async move {
+    Ok(Step::later(async move {
         match read_streams(&shared, wanted, options).await {
             Ok(found) if found.is_empty() => Reply::NullArray,
             Ok(found) => streams_reply(found, protocol),
