@@ -41,13 +41,7 @@ pub async fn serve(
     // Past the bound the socket closes: before the handshake there is no channel for a reply
     // code.
     omnibus_listener::serve(listener, door, shutdown, |accepted| {
-        session::run(
-            accepted.stream,
-            shared.clone(),
-            accepted.id,
-            accepted.address,
-            accepted.stopped,
-        )
+        session::run(accepted, shared.clone())
     })
     .await;
     Ok(())

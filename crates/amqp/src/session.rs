@@ -12,7 +12,6 @@
 //! A publishing connection's frames are not read while a resource alarm is on
 //! (`handlers/blocked.rs`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,10 +19,10 @@ use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::connection::{self, AMQPMethod};
 use amq_protocol::protocol::{basic, AMQPClass};
 use bytes::{Buf, BytesMut};
+use omnibus_listener::Accepted;
 use omnibus_types::read_room::{ReadRoom, READ_ROOM_MIN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::codec::{self, FrameError, PROTOCOL_HEADER};
@@ -41,13 +40,13 @@ const DELIVERIES_PER_ROUND_MAX: usize = 256;
 /// How long a closing connection may take to flush its last bytes.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
-pub(crate) async fn run(
-    stream: TcpStream,
-    shared: Arc<Shared>,
-    connection_id: u64,
-    peer: SocketAddr,
-    mut stopped: watch::Receiver<bool>,
-) -> Result<(), AmqpError> {
+pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), AmqpError> {
+    let Accepted {
+        stream,
+        address: peer,
+        id: connection_id,
+        mut stopped,
+    } = accepted;
     let (mut reader, mut writer) = stream.into_split();
     let mut input = BytesMut::with_capacity(READ_ROOM_MIN);
     // The protocol header, within the handshake timeout.

@@ -41,13 +41,7 @@ pub async fn serve(
     )
     .refusal(b"-ERR 'maximum connections exceeded'\r\n");
     omnibus_listener::serve(listener, door, shutdown, |accepted| {
-        session::run(
-            accepted.stream,
-            shared.clone(),
-            accepted.id,
-            accepted.address,
-            accepted.stopped,
-        )
+        session::run(accepted, shared.clone())
     })
     .await;
     Ok(())

@@ -18,10 +18,9 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use omnibus_engine::router::Delivery;
+use omnibus_listener::Accepted;
 use omnibus_types::ReadRoom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use crate::codec::{bytes_wanted, encode, parse, ClientOp};
 use crate::error::NatsError;
@@ -38,13 +37,13 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// only when it sees one, and a 3.x version would break that check.
 pub(crate) const ADVERTISED_VERSION: &str = "2.10.22";
 
-pub(crate) async fn run(
-    stream: TcpStream,
-    shared: Arc<Shared>,
-    client_id: u64,
-    peer: SocketAddr,
-    mut stopped: watch::Receiver<bool>,
-) -> Result<(), NatsError> {
+pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), NatsError> {
+    let Accepted {
+        stream,
+        address: peer,
+        id: client_id,
+        mut stopped,
+    } = accepted;
     let (mut reader, mut writer) = stream.into_split();
     let mut connection = Connection::new(shared.clone(), client_id);
     write_info(&mut connection, peer);

@@ -124,14 +124,7 @@ pub async fn serve(
         let shared = shared.clone();
         async move {
             shared.connected.fetch_add(1, Ordering::Relaxed);
-            let ended = session::run(
-                accepted.stream,
-                shared.clone(),
-                accepted.id,
-                accepted.address,
-                accepted.stopped,
-            )
-            .await;
+            let ended = session::run(accepted, shared.clone()).await;
             shared.connected.fetch_sub(1, Ordering::Relaxed);
             ended
         }

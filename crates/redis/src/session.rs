@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use omnibus_engine::keys::{Commit, Keyspace};
+use omnibus_listener::Accepted;
 use omnibus_types::ReadRoom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -130,13 +131,13 @@ enum Next {
     Broken(RedisError),
 }
 
-pub(crate) async fn run(
-    mut stream: TcpStream,
-    shared: Arc<Shared>,
-    id: u64,
-    address: SocketAddr,
-    mut stopped: watch::Receiver<bool>,
-) -> Result<(), RedisError> {
+pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), RedisError> {
+    let Accepted {
+        mut stream,
+        address,
+        id,
+        mut stopped,
+    } = accepted;
     let keys = shared.engine.keyspace().await?;
     let shared_pubsub = shared.pubsub.clone();
     let limits = shared.config.limits();
