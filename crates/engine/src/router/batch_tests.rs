@@ -4,6 +4,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::super::{LiveMessage, LiveRouter, Mailbox, MailboxLimits, SubscriptionHandle};
+use crate::router::strategies;
 
 const ROOMY: MailboxLimits = MailboxLimits {
     messages_max: 10_000,
@@ -61,22 +62,13 @@ fn setup(patterns: &[(String, Option<&str>, usize)]) -> Setup {
     }
 }
 
-fn token() -> impl Strategy<Value = String> {
-    prop_oneof![Just("a".to_string()), Just("b".to_string())]
+/// Two tokens and patterns of at most two (before a `>`): batches meet many subscriptions.
+fn token() -> impl Strategy<Value = String> + Clone {
+    strategies::token_of(&["a", "b"])
 }
 
 fn pattern() -> impl Strategy<Value = String> {
-    let pattern_token = prop_oneof![3 => token(), 1 => Just("*".to_string())];
-    (
-        proptest::collection::vec(pattern_token, 1..3),
-        any::<bool>(),
-    )
-        .prop_map(|(mut tokens, tail)| {
-            if tail {
-                tokens.push(">".to_string());
-            }
-            tokens.join(".")
-        })
+    strategies::pattern_of(token(), 2)
 }
 
 fn subscriptions() -> impl Strategy<Value = Vec<(String, Option<&'static str>, usize)>> {
