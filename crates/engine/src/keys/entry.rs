@@ -36,7 +36,7 @@ pub(super) enum Value {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Set {
     pub(super) members: indexmap::IndexSet<Bytes>,
-    /// The members' bytes.
+    /// The members' sizes ([`member_size`]).
     pub(super) bytes: u64,
 }
 
@@ -46,7 +46,7 @@ pub(super) struct Set {
 pub(super) struct SortedSet {
     pub(super) scores: HashMap<Bytes, f64>,
     pub(super) order: BTreeSet<(Score, Bytes)>,
-    /// The members' bytes plus 8 per score.
+    /// The members' sizes with their scores ([`scored_size`]).
     pub(super) bytes: u64,
 }
 
@@ -88,7 +88,7 @@ impl SortedSet {
                 Some(old)
             }
             None => {
-                self.bytes += member.len() as u64 + 8;
+                self.bytes += scored_size(&member);
                 self.scores.insert(member.clone(), score);
                 self.order.insert((Score(score), member));
                 None
@@ -99,10 +99,42 @@ impl SortedSet {
     /// Removes `member`; returns its score.
     pub(super) fn take(&mut self, member: &[u8]) -> Option<f64> {
         let (member, score) = self.scores.remove_entry(member)?;
-        self.bytes -= member.len() as u64 + 8;
+        self.bytes -= scored_size(&member);
         self.order.remove(&(Score(score), member));
         Some(score)
     }
+}
+
+/// What one part of a collection costs in memory beyond its own bytes, counted with them
+/// against [`KEYSPACE_BYTES_MAX`]: its `Bytes` handle (32 bytes) and its allocation's header,
+/// and its slot in the list's deque or the set's or hash's table — twice for a sorted set's
+/// member (its score table and its order) and for a hash's field (field and value, and
+/// their place in insertion order). Estimated from those layouts, rounded up. Without them
+/// the bound counted only the bytes given, and four GiB of one-byte members held over a
+/// hundred GiB of memory.
+pub(super) const LIST_ITEM_OVERHEAD: u64 = 48;
+pub(super) const SET_MEMBER_OVERHEAD: u64 = 64;
+pub(super) const HASH_FIELD_OVERHEAD: u64 = 112;
+pub(super) const SORTED_MEMBER_OVERHEAD: u64 = 112;
+
+/// What a list element counts against the keyspace's bound.
+pub(super) fn item_size(item: &[u8]) -> u64 {
+    item.len() as u64 + LIST_ITEM_OVERHEAD
+}
+
+/// What a set member counts against the keyspace's bound.
+pub(super) fn member_size(member: &[u8]) -> u64 {
+    member.len() as u64 + SET_MEMBER_OVERHEAD
+}
+
+/// What a hash field with its value counts against the keyspace's bound.
+pub(super) fn field_size(field: &[u8], value: &[u8]) -> u64 {
+    (field.len() + value.len()) as u64 + HASH_FIELD_OVERHEAD
+}
+
+/// What a sorted set's member (with its 8-byte score) counts against the keyspace's bound.
+pub(super) fn scored_size(member: &[u8]) -> u64 {
+    member.len() as u64 + 8 + SORTED_MEMBER_OVERHEAD
 }
 
 /// A hash: its fields in the order they were first set (as Redis's small hashes keep them),
@@ -113,7 +145,7 @@ pub(super) struct Hash {
     pub(super) fields: indexmap::IndexMap<Bytes, (u64, Bytes)>,
     /// The place of the next new field.
     pub(super) next: u64,
-    /// The fields' and values' bytes.
+    /// The fields' and values' sizes ([`field_size`]).
     pub(super) bytes: u64,
 }
 
@@ -123,7 +155,7 @@ pub(super) struct Hash {
 pub(super) struct List {
     pub(super) items: VecDeque<Bytes>,
     pub(super) head: u64,
-    /// The elements' bytes.
+    /// The elements' sizes ([`item_size`]).
     pub(super) bytes: u64,
 }
 

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use omnibus_storage::StateWrite;
 
-use super::entry::{owned, wrong_kind, Entry, Hash, Inner, KeyKind, Value};
+use super::entry::{field_size, owned, wrong_kind, Entry, Hash, Inner, KeyKind, Value};
 use super::{glob_match, stored, Durable, FloatIncrement, Increment, Keyspace};
 use crate::engine::now_ms;
 use crate::error::Result;
@@ -46,7 +46,7 @@ impl Keyspace {
         // An upper bound of the size after: every pair added whole.
         let added: u64 = pairs
             .iter()
-            .map(|(field, value)| (field.len() + value.len()) as u64)
+            .map(|(field, value)| field_size(field, value))
             .sum();
         inner.check_room(key, old, old.unwrap_or(0) + added)?;
         let mut writes = Vec::with_capacity(pairs.len() + 1);
@@ -69,7 +69,7 @@ impl Keyspace {
                         let place = hash.next;
                         hash.next += 1;
                         writes.push(stored::put_field(hex, &field, place, &value));
-                        hash.bytes += (field.len() + value.len()) as u64;
+                        hash.bytes += field_size(&field, &value);
                         hash.fields.insert(owned(field), (place, value));
                         new += 1;
                     }
@@ -130,7 +130,7 @@ impl Keyspace {
                     // `shift_remove` keeps the other fields in their order.
                     if let Some((_, value)) = hash.fields.shift_remove(field) {
                         writes.push(stored::delete_field(hex, field));
-                        hash.bytes -= (field.len() + value.len()) as u64;
+                        hash.bytes -= field_size(field, &value);
                         removed += 1;
                     }
                 }

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use omnibus_storage::StateWrite;
 
-use super::entry::{owned, wrong_kind, Collection, Entry, Inner, KeyKind, List, Value};
+use super::entry::{item_size, owned, wrong_kind, Collection, Entry, Inner, KeyKind, List, Value};
 use super::{stored, writer, Durable, Keyspace};
 use crate::engine::now_ms;
 use crate::error::Result;
@@ -52,7 +52,7 @@ impl Keyspace {
         if old.is_none() && only_existing {
             return Ok(Durable::ready(0));
         }
-        let added: u64 = values.iter().map(|value| value.len() as u64).sum();
+        let added: u64 = values.iter().map(|value| item_size(value)).sum();
         inner.check_room(key, old, old.unwrap_or(0) + added)?;
         let mut writes = Vec::with_capacity(values.len() + 1);
         if old.is_none() {
@@ -200,7 +200,7 @@ impl Keyspace {
             return Ok(Durable::ready(-1));
         };
         let size = list.bytes;
-        inner.check_room(key, Some(size), size + value.len() as u64)?;
+        inner.check_room(key, Some(size), size + item_size(&value))?;
         let at = found + usize::from(after);
         let mut writes = Vec::new();
         let value = owned(value);
@@ -209,7 +209,7 @@ impl Keyspace {
             key,
             &mut writes,
             |list: &mut List, hex, writes| {
-                list.bytes += value.len() as u64;
+                list.bytes += item_size(&value);
                 // The rows on the shorter side of the new element move by one.
                 if at <= list.len() / 2 {
                     list.head = list.head.wrapping_sub(1);
@@ -267,7 +267,7 @@ impl Keyspace {
                     index += 1;
                     keep
                 });
-                list.bytes = list.items.iter().map(|item| item.len() as u64).sum();
+                list.bytes = list.items.iter().map(|item| item_size(item)).sum();
                 // The head stays; what followed the first removed element moves up.
                 if first < list.len() {
                     rewrite(list, hex, first..=list.len() - 1, writes);
@@ -395,7 +395,7 @@ impl Keyspace {
             return Ok(Some((element, self.writer.queue(writes))));
         }
         let old = self.list(inner, destination, now)?.map(|list| list.bytes);
-        inner.check_room(destination, old, old.unwrap_or(0) + element.len() as u64)?;
+        inner.check_room(destination, old, old.unwrap_or(0) + item_size(&element))?;
         self.edit(
             inner,
             source,
@@ -469,7 +469,7 @@ pub(super) fn push_one(
     writes: &mut Vec<StateWrite>,
 ) {
     let value = owned(value);
-    list.bytes += value.len() as u64;
+    list.bytes += item_size(&value);
     match end {
         End::Left => {
             list.head = list.head.wrapping_sub(1);
@@ -506,7 +506,7 @@ pub(super) fn pop_many(
             }
         };
         let item = item.expect("counted");
-        list.bytes -= item.len() as u64;
+        list.bytes -= item_size(&item);
         items.push(item);
     }
     items

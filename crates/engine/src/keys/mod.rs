@@ -716,3 +716,5 @@ mod exclusive_tests;
 
 #[cfg(test)]
 mod move_tests;
+#[cfg(test)]
+mod size_tests;

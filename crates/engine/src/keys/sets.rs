@@ -9,7 +9,7 @@ use omnibus_storage::StateWrite;
 use rand::seq::index::sample;
 use rand::Rng;
 
-use super::entry::{owned, wrong_kind, Entry, Inner, KeyKind, Set, Value};
+use super::entry::{member_size, owned, wrong_kind, Entry, Inner, KeyKind, Set, Value};
 use super::{glob_match, stored, writer, Durable, Keyspace};
 use crate::engine::now_ms;
 use crate::error::Result;
@@ -46,7 +46,7 @@ impl Keyspace {
             Some(entry) if entry.kind() == KeyKind::Set => Some(entry.size()),
             Some(_) => return Err(wrong_kind()),
         };
-        let added: u64 = members.iter().map(|member| member.len() as u64).sum();
+        let added: u64 = members.iter().map(|member| member_size(member)).sum();
         inner.check_room(key, old, old.unwrap_or(0) + added)?;
         let mut writes = Vec::with_capacity(members.len() + 1);
         if old.is_none() {
@@ -60,7 +60,7 @@ impl Keyspace {
                     continue;
                 }
                 writes.push(stored::put_member(hex, &member));
-                set.bytes += member.len() as u64;
+                set.bytes += member_size(&member);
                 set.members.insert(owned(member));
                 added += 1;
             }
@@ -85,7 +85,7 @@ impl Keyspace {
                 for member in members {
                     if set.members.swap_remove(member) {
                         writes.push(stored::delete_member(hex, member));
-                        set.bytes -= member.len() as u64;
+                        set.bytes -= member_size(member);
                         removed += 1;
                     }
                 }
@@ -143,7 +143,7 @@ impl Keyspace {
                         .swap_remove_index(at)
                         .expect("an index in range");
                     writes.push(stored::delete_member(hex, &member));
-                    set.bytes -= member.len() as u64;
+                    set.bytes -= member_size(&member);
                     popped.push(member);
                 }
                 popped
@@ -195,7 +195,7 @@ impl Keyspace {
             &mut writes,
             |set: &mut Set, hex, writes| {
                 set.members.swap_remove(member);
-                set.bytes -= member.len() as u64;
+                set.bytes -= member_size(member);
                 writes.push(stored::delete_member(hex, member));
             },
         );
@@ -225,7 +225,7 @@ impl Keyspace {
         let count = members.len();
         let mut set = Set::default();
         for member in members {
-            set.bytes += member.len() as u64;
+            set.bytes += member_size(&member);
             set.members.insert(member);
         }
         let entry = (count > 0).then(|| Entry {

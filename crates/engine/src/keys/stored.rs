@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use omnibus_storage::{StateStore, StateWrite, StorageError};
 
-use super::entry::{Entry, Hash, List, Set, SortedSet, Value};
+use super::entry::{field_size, item_size, member_size, Entry, Hash, List, Set, SortedSet, Value};
 use crate::error::{EngineError, Result};
 
 /// The state-store table of string keys.
@@ -100,7 +100,7 @@ pub(super) fn load(state: &StateStore) -> Result<Loaded> {
             // Positions of one list are contiguous: a gap means rows were lost.
             return Err(corrupt(&stored_key));
         }
-        list.bytes += element.len() as u64;
+        list.bytes += item_size(&element);
         list.items.push_back(Bytes::from(element));
     }
     keys.extend(load_collections(state, &mut orphans)?);
@@ -200,7 +200,7 @@ fn load_collections(
         placed.sort_unstable_by_key(|(place, _, _)| *place);
         let mut hash = Hash::default();
         for (place, field, value) in placed {
-            hash.bytes += (field.len() + value.len()) as u64;
+            hash.bytes += field_size(&field, &value);
             hash.next = place + 1;
             hash.fields.insert(field, (place, value));
         }
@@ -209,7 +209,7 @@ fn load_collections(
     for (key, deadline, members) in load_parts(state, SETS_TABLE, SET_MEMBERS_TABLE, orphans)? {
         let mut set = Set::default();
         for (member, _) in members {
-            set.bytes += member.len() as u64;
+            set.bytes += member_size(&member);
             set.members.insert(member);
         }
         loaded.push((key, entry(Value::Set(set), deadline)));

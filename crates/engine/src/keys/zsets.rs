@@ -10,7 +10,9 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::entry::{owned, wrong_kind, Entry, Inner, KeyKind, Score, SortedSet, Value};
+use super::entry::{
+    owned, scored_size, wrong_kind, Entry, Inner, KeyKind, Score, SortedSet, Value,
+};
 use super::sets::{pick, SCAN_WHOLE_MAX};
 use super::{glob_match, stored, Durable, Keyspace, SetCondition};
 use crate::engine::now_ms;
@@ -128,7 +130,7 @@ impl Keyspace {
                 ));
             }
         }
-        let added: u64 = pairs.iter().map(|(_, m)| m.len() as u64 + 8).sum();
+        let added: u64 = pairs.iter().map(|(_, member)| scored_size(member)).sum();
         inner.check_room(key, old, old.unwrap_or(0) + added)?;
         if old.is_none() {
             if options.condition == SetCondition::IfPresent {
