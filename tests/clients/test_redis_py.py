@@ -460,3 +460,29 @@ def test_streams_xinfo_stream_full(client):
     consumer = group["consumers"][0]
     assert consumer["name"] == "alice" and consumer["pel-count"] == 2
     assert [entry[0] for entry in consumer["pending"]] == ids[:2]
+
+
+def test_monitor_shows_other_clients_commands(client, redis_url):
+    """redis-py's Monitor (what `redis-cli monitor` prints) parses the door's lines: each
+    command of another client, with its time, database and address, AUTH's secrets
+    redacted."""
+    key = unique("watched")
+    with client.monitor() as monitor:
+        other = redis.Redis.from_url(redis_url, decode_responses=True)
+        other.set(key, "a value")
+        other.get(key)
+        with pytest.raises(redis.exceptions.RedisError):
+            other.execute_command("AUTH", "user", "secret")
+        seen = []
+        while len(seen) < 3:
+            command = monitor.next_command()
+            if key in command["command"] or command["command"].startswith("AUTH"):
+                seen.append(command)
+        other.close()
+    assert [c["command"] for c in seen] == [
+        f"SET {key} a value",
+        f"GET {key}",
+        "AUTH (redacted) (redacted)",
+    ]
+    assert all(c["db"] == 0 and c["client_address"] == "127.0.0.1" for c in seen)
+    assert all(c["time"] > 1_700_000_000 for c in seen)

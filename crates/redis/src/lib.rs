@@ -24,6 +24,7 @@ mod commands;
 mod config;
 mod error;
 pub mod fuzzing;
+mod monitor;
 mod pubsub;
 mod scripting;
 mod server;

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) blocked: AtomicUsize,
     /// Lua scripts by SHA-1 (SCRIPT LOAD, EVALSHA).
     pub(crate) scripts: crate::scripting::Scripts,
+    /// The connections in MONITOR mode.
+    pub(crate) monitors: crate::monitor::Monitors,
 }
 
 /// Counts a connection as blocked (INFO's `blocked_clients`) while held.
@@ -103,6 +105,7 @@ pub async fn serve(
         run_id: new_run_id(),
         blocked: AtomicUsize::new(0),
         scripts: Default::default(),
+        monitors: Default::default(),
     });
     let door = Door::new(
         "Redis",

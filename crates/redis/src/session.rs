@@ -96,6 +96,32 @@ pub(crate) struct Session {
     /// A script is running: the fsyncs of the XADDs it made, which its reply waits for (an
     /// XADD in a script gets its ID at once).
     pub(crate) script_appends: Option<Vec<tokio::sync::oneshot::Receiver<Reply>>>,
+    /// MONITOR: the lines of every client's commands, from `Shared::monitors`.
+    pub(crate) monitor: Option<tokio::sync::mpsc::Receiver<Bytes>>,
+}
+
+impl Session {
+    /// Starts MONITOR mode; false when the connection already monitors.
+    pub(crate) fn start_monitoring(&mut self) -> bool {
+        if self.monitor.is_some() {
+            return false;
+        }
+        self.monitor = Some(self.shared.monitors.watch(self.id));
+        true
+    }
+
+    /// Ends MONITOR mode (RESET).
+    pub(crate) fn stop_monitoring(&mut self) {
+        if self.monitor.take().is_some() {
+            self.shared.monitors.unwatch(self.id);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stop_monitoring();
+    }
 }
 
 /// One reply decided but not yet written.
@@ -155,6 +181,7 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         subscriptions: Subscriptions::new(shared_pubsub),
         in_exec: false,
         script_appends: None,
+        monitor: None,
     };
     let mut deliveries = Vec::new();
     // A pipeline, read in bigger pieces, is appended in bigger batches.
@@ -258,7 +285,25 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         }
         let mailbox = session.subscriptions.mailbox().cloned();
         let spare = room.prepare(&mut input, 0);
+        let monitoring = session.monitor.is_some();
         tokio::select! {
+            line = next_line(&mut session.monitor), if monitoring => {
+                let Some(line) = line else {
+                    // Dropped for falling behind (`monitor.rs`): Redis closes such a client.
+                    tracing::warn!(peer = %session.address, "closing a slow Redis monitor");
+                    return Ok(());
+                };
+                // Everything waiting goes out in one write.
+                output.extend_from_slice(&line);
+                while let Some(Ok(line)) = session.monitor.as_mut().map(|lines| lines.try_recv()) {
+                    output.extend_from_slice(&line);
+                    if output.len() >= bytes_max {
+                        break;
+                    }
+                }
+                stream.write_all(&output).await?;
+                output.clear();
+            }
             read = stream.read_buf(&mut input) => {
                 let count = read?;
                 if count == 0 {
@@ -291,6 +336,14 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
                 return Ok(());
             }
         }
+    }
+}
+
+/// The next MONITOR line; `None` when the feed was closed.
+async fn next_line(monitor: &mut Option<tokio::sync::mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match monitor {
+        Some(lines) => lines.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -177,7 +177,10 @@ async fn every_kind_of_change_reads_back_the_same_after_a_reopen() {
     assert!(matches!(keys.time_to_live(b"m"), TimeToLive::Milliseconds(ms) if ms > 50_000));
     // What the lists count in memory is what they hold: the keys `l` and `m`, their
     // elements and each element's overhead.
-    let items = expected.iter().map(|item| entry::item_size(item)).sum::<u64>();
+    let items = expected
+        .iter()
+        .map(|item| entry::item_size(item))
+        .sum::<u64>();
     assert_eq!(keys.lock().bytes, 1 + items + 1 + entry::item_size(b"<a"));
 }
 

@@ -69,6 +69,7 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             later: None,
         },
         "reset" => {
+            session.stop_monitoring();
             session.transaction = None;
             session.watched.clear();
             session.protocol = Protocol::Resp2;

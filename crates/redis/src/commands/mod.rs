@@ -142,6 +142,25 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
         ))
         .into();
     }
+    // A monitor is a replica to Redis, and Redis's words say so.
+    if session.monitor.is_some()
+        && table::find(&name).is_some_and(|command| {
+            ["write", "readonly", "may_replicate"]
+                .iter()
+                .any(|flag| command.flags.contains(flag))
+        })
+    {
+        return Reply::error("ERR Replica can't interact with the keyspace").into();
+    }
+    // Shown to monitors once it passed the checks above (a refused command is not, as in
+    // Redis); inside MULTI when queued, which keeps Redis's order: MULTI, the commands, EXEC.
+    if session.shared.monitors.is_watched() {
+        let admin = table::find(&name).is_some_and(|command| command.flags.contains(&"admin"));
+        session
+            .shared
+            .monitors
+            .feed(&session.address, &arguments, admin);
+    }
     if session.transaction.is_some()
         && !matches!(
             name.as_str(),
@@ -158,6 +177,9 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
     let arguments = &arguments[1..];
     match name {
         "multi" => transaction::multi(session),
+        // MONITOR again answers nothing, as in Redis.
+        "monitor" if !session.start_monitoring() => Reply::Many(Vec::new()).into(),
+        "monitor" => Reply::ok().into(),
         "exec" => transaction::exec(session),
         "discard" => transaction::discard(session),
         "watch" => transaction::watch(session, arguments),

@@ -260,6 +260,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("lset", 4, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
     command("ltrim", 4, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
     command("mget", -2, READ, STRING_READ, ALL),
+    command("monitor", 1, ADMIN, SERVER_CATEGORY, NONE),
     command(
         "mset",
         -3,
