@@ -486,3 +486,25 @@ def test_monitor_shows_other_clients_commands(client, redis_url):
     ]
     assert all(c["db"] == 0 and c["client_address"] == "127.0.0.1" for c in seen)
     assert all(c["time"] > 1_700_000_000 for c in seen)
+
+
+def test_client_list_and_client_kill(client, redis_url):
+    """redis-py's client_list() parses every connection's line; client_kill_filter closes
+    another connection (redis-py then connects again, with a new id and no name)."""
+    name = unique("victim")
+    victim = redis.Redis.from_url(redis_url, decode_responses=True)
+    victim.client_setname(name)
+    old_id = victim.client_id()
+    listed = {c["name"]: c for c in client.client_list()}
+    assert name in listed
+    entry = listed[name]
+    assert entry["db"] == "0" and entry["flags"] == "N" and entry["cmd"] == "client"
+    assert int(entry["id"]) == old_id
+    assert client.client_kill_filter(_id=entry["id"]) == 1
+    # The killed session leaves the list as it closes.
+    deadline = time.monotonic() + 10
+    while name in {c["name"] for c in client.client_list()}:
+        assert time.monotonic() < deadline, "the killed connection is still listed"
+        time.sleep(0.02)
+    assert victim.client_id() != old_id
+    victim.close()

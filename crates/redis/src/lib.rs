@@ -19,6 +19,7 @@
 //! never calls storage, and the engine never sees a RESP type.
 #![forbid(unsafe_code)]
 
+mod clients;
 pub mod codec;
 mod commands;
 mod config;

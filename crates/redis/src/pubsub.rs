@@ -206,6 +206,11 @@ impl Subscriptions {
         self.channels.len() + self.patterns.len() + self.shards.len()
     }
 
+    /// (channels, patterns, shard channels) of this connection, for CLIENT LIST.
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        (self.channels.len(), self.patterns.len(), self.shards.len())
+    }
+
     /// What a confirmation of `kind` counts, as Redis does: channels and patterns together,
     /// shard channels apart.
     fn count_of(&self, kind: Kind) -> usize {

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) scripts: crate::scripting::Scripts,
     /// The connections in MONITOR mode.
     pub(crate) monitors: crate::monitor::Monitors,
+    /// Every connection (CLIENT LIST, CLIENT KILL).
+    pub(crate) clients: crate::clients::Clients,
 }
 
 /// Counts a connection as blocked (INFO's `blocked_clients`) while held.
@@ -106,6 +108,7 @@ pub async fn serve(
         blocked: AtomicUsize::new(0),
         scripts: Default::default(),
         monitors: Default::default(),
+        clients: Default::default(),
     });
     let door = Door::new(
         "Redis",
@@ -123,6 +126,14 @@ pub async fn serve(
         shared.clone(),
         door.stopped(),
     ));
+    // Sessions stop through their entry among the clients (CLIENT KILL closes one there).
+    let closer = tokio::spawn({
+        let (shared, mut stopped) = (shared.clone(), door.stopped());
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            shared.clients.close_all();
+        }
+    });
     omnibus_listener::serve(listener, door, shutdown, |accepted| {
         let shared = shared.clone();
         async move {
@@ -134,6 +145,7 @@ pub async fn serve(
     })
     .await;
     let _ = sweeper.await;
+    let _ = closer.await;
     // The stream writers hold the engine: they finish what they were given, then end.
     shared.streams.close().await;
     Ok(())

@@ -25,6 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::clients::Shown;
 use crate::codec::{decode_request, encode, Protocol, Reply};
 use crate::commands;
 use crate::error::RedisError;
@@ -98,6 +99,9 @@ pub(crate) struct Session {
     pub(crate) script_appends: Option<Vec<tokio::sync::oneshot::Receiver<Reply>>>,
     /// MONITOR: the lines of every client's commands, from `Shared::monitors`.
     pub(crate) monitor: Option<tokio::sync::mpsc::Receiver<Bytes>>,
+    /// The name of the command running or run last, and when it was read (CLIENT LIST).
+    pub(crate) last_command: Option<Bytes>,
+    pub(crate) active: std::time::Instant,
 }
 
 impl Session {
@@ -108,6 +112,33 @@ impl Session {
         }
         self.monitor = Some(self.shared.monitors.watch(self.id));
         true
+    }
+
+    /// What CLIENT LIST shows of this connection now.
+    pub(crate) fn shown(&self) -> Shown {
+        Shown {
+            name: self.name.clone(),
+            library_name: self.library_name.clone(),
+            library_version: self.library_version.clone(),
+            resp: if self.protocol == Protocol::Resp3 {
+                3
+            } else {
+                2
+            },
+            multi: self
+                .transaction
+                .as_ref()
+                .map_or(-1, |transaction| transaction.queued.len() as i64),
+            subscriptions: self.subscriptions.counts(),
+            monitor: self.monitor.is_some(),
+            command: self.last_command.clone(),
+            active: self.active,
+        }
+    }
+
+    /// Hands what CLIENT LIST shows of this connection to the other connections.
+    pub(crate) fn publish(&self) {
+        self.shared.clients.publish(self.id, self.shown());
     }
 
     /// Ends MONITOR mode (RESET).
@@ -121,6 +152,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.stop_monitoring();
+        self.shared.clients.unregister(self.id);
     }
 }
 
@@ -162,7 +194,7 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         mut stream,
         address,
         id,
-        mut stopped,
+        stopped: listener_stopped,
     } = accepted;
     let keys = shared.engine.keyspace().await?;
     let shared_pubsub = shared.pubsub.clone();
@@ -182,7 +214,18 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         in_exec: false,
         script_appends: None,
         monitor: None,
+        last_command: None,
+        active: std::time::Instant::now(),
     };
+    // From here the session stops when its entry among the clients is closed: by CLIENT
+    // KILL, or by the listener stopping (`Clients::close_all`).
+    let mut stopped = session
+        .shared
+        .clients
+        .register(id, address, session.shown());
+    if *listener_stopped.borrow() {
+        return Ok(());
+    }
     let mut deliveries = Vec::new();
     // A pipeline, read in bigger pieces, is appended in bigger batches.
     let mut room = ReadRoom::new();
@@ -383,6 +426,10 @@ async fn run_commands(
     if errors > 0 {
         counters.errors(errors);
     }
+    if requests > 0 {
+        session.active = std::time::Instant::now();
+        session.publish();
+    }
     next
 }
 
@@ -400,6 +447,7 @@ async fn run_counted(
         let Some(arguments) = decode_request(input, limits)? else {
             break;
         };
+        session.last_command = Some(arguments[0].clone());
         let changes_a_stream = commands::changes_a_stream(&arguments[0]);
         // A script's reply waits only for its writes' fsyncs: nothing after it waits for it.
         let script = commands::is_script(&arguments[0]);

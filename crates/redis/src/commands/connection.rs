@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::arguments::{integer, is, lowercase, printable, SYNTAX_ERROR};
+use crate::clients::Filter;
 use crate::codec::{Protocol, Reply};
 use crate::session::{Session, Step};
 
@@ -169,15 +170,58 @@ fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
             }
             Reply::ok().into()
         }
-        ("info", []) => Reply::bulk(client_line(session) + "\n").into(),
-        ("list", _) => Reply::bulk(client_line(session) + "\n").into(),
+        ("info", []) => {
+            session.publish();
+            let only = Filter {
+                ids: Some(vec![session.id]),
+                ..Filter::default()
+            };
+            Reply::bulk(session.shared.clients.list(&only, session.shared.tcp_port)).into()
+        }
+        ("list", filters) => match list_filter(filters) {
+            Ok(filter) => {
+                session.publish();
+                Reply::bulk(
+                    session
+                        .shared
+                        .clients
+                        .list(&filter, session.shared.tcp_port),
+                )
+                .into()
+            }
+            Err(error) => error.into(),
+        },
+        ("kill", [address]) => {
+            let filter = Filter {
+                address: Some(String::from_utf8_lossy(address).into_owned()),
+                ..Filter::default()
+            };
+            match session
+                .shared
+                .clients
+                .kill(&filter, session.shared.tcp_port)
+            {
+                0 => Reply::error("ERR No such client").into(),
+                _ => Reply::ok().into(),
+            }
+        }
+        ("kill", filters) if !filters.is_empty() => match kill_filter(session.id, filters) {
+            Ok(filter) => {
+                let killed = session
+                    .shared
+                    .clients
+                    .kill(&filter, session.shared.tcp_port);
+                Reply::Integer(killed as i64).into()
+            }
+            Err(error) => error.into(),
+        },
         // Replies stay on; nobody asked for anything else yet.
         ("reply", [mode]) if is(mode, "on") => Reply::ok().into(),
         // Nothing is evicted and no access times are kept, so both are already true.
         ("no-evict" | "no-touch", [mode]) if is(mode, "on") || is(mode, "off") => {
             Reply::ok().into()
         }
-        ("setname" | "getname" | "id" | "setinfo" | "info", _) => Reply::error(format!(
+        ("setname" | "getname" | "id" | "setinfo" | "info" | "kill", _) => Reply::error(format!(
             "ERR wrong number of arguments for 'client|{subcommand}' command"
         ))
         .into(),
@@ -189,27 +233,87 @@ fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
     }
 }
 
-fn client_line(session: &Session) -> String {
-    let text = |value: &Option<Bytes>| {
-        value
-            .as_ref()
-            .map(|v| printable(v, 128))
-            .unwrap_or_default()
+/// CLIENT LIST's filters: `TYPE normal|master|replica|slave|pubsub` and `ID id …`.
+fn list_filter(words: &[Bytes]) -> Result<Filter, Reply> {
+    let mut filter = Filter::default();
+    match words {
+        [] => {}
+        [word, kind] if is(word, "type") => filter.kind = Some(client_type(kind)?),
+        [word, ids @ ..] if is(word, "id") && !ids.is_empty() => {
+            let ids = ids
+                .iter()
+                .map(|id| client_id(id).ok_or_else(|| Reply::error("ERR Invalid client ID")))
+                .collect::<Result<Vec<u64>, Reply>>()?;
+            filter.ids = Some(ids);
+        }
+        _ => return Err(Reply::error(SYNTAX_ERROR)),
+    }
+    Ok(filter)
+}
+
+/// CLIENT KILL's filters, in pairs: `ID`, `TYPE`, `USER`, `ADDR`, `LADDR`, `SKIPME`, `MAXAGE`.
+/// The connection asking is left out unless `SKIPME no`.
+fn kill_filter(own_id: u64, words: &[Bytes]) -> Result<Filter, Reply> {
+    let mut filter = Filter {
+        skip: Some(own_id),
+        ..Filter::default()
     };
-    format!(
-        "id={} addr={} laddr=127.0.0.1:{} fd=0 name={} db=0 multi={} resp={} lib-name={} lib-ver={}",
-        session.id,
-        session.address,
-        session.shared.tcp_port,
-        text(&session.name),
-        session
-            .transaction
-            .as_ref()
-            .map_or(-1, |t| t.queued.len() as i64),
-        if session.protocol == Protocol::Resp3 { 3 } else { 2 },
-        text(&session.library_name),
-        text(&session.library_version),
-    )
+    let mut user_matches = true;
+    for pair in words.chunks(2) {
+        let [option, value] = pair else {
+            return Err(Reply::error(SYNTAX_ERROR));
+        };
+        let text = || String::from_utf8_lossy(value).into_owned();
+        if is(option, "id") {
+            let id = client_id(value)
+                .ok_or_else(|| Reply::error("ERR client-id should be greater than 0"))?;
+            filter.ids = Some(vec![id]);
+        } else if is(option, "type") {
+            filter.kind = Some(client_type(value)?);
+        } else if is(option, "user") {
+            // Every connection is the default user's (no ACL users).
+            user_matches = is(value, "default");
+        } else if is(option, "addr") {
+            filter.address = Some(text());
+        } else if is(option, "laddr") {
+            filter.local_address = Some(text());
+        } else if is(option, "skipme") && (is(value, "yes") || is(value, "no")) {
+            filter.skip = is(value, "yes").then_some(own_id);
+        } else if is(option, "maxage") {
+            let seconds = std::str::from_utf8(value)
+                .ok()
+                .and_then(|seconds| seconds.parse::<u64>().ok())
+                .ok_or_else(|| Reply::error(super::NOT_AN_INTEGER))?;
+            filter.older_than_seconds = Some(seconds);
+        } else {
+            return Err(Reply::error(SYNTAX_ERROR));
+        }
+    }
+    if !user_matches {
+        filter.ids = Some(Vec::new());
+    }
+    Ok(filter)
+}
+
+/// A client type Redis knows, lowercased; Redis's error for another.
+fn client_type(kind: &Bytes) -> Result<String, Reply> {
+    let kind = lowercase(kind);
+    match kind.as_str() {
+        "normal" | "pubsub" | "master" | "replica" | "slave" => Ok(kind),
+        _ => Err(Reply::error(format!(
+            "ERR Unknown client type '{}'",
+            printable(kind.as_bytes(), 128)
+        ))),
+    }
+}
+
+/// A client id: a positive integer.
+fn client_id(id: &[u8]) -> Option<u64> {
+    std::str::from_utf8(id)
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .filter(|id| *id > 0)
 }
 
 /// `WAIT numreplicas timeout` and `WAITAOF numlocal numreplicas timeout`. Omnibus has no

@@ -1,0 +1,231 @@
+//! Every connection of the listener, for CLIENT LIST and CLIENT KILL: what each session last
+//! published of itself (once per read of commands, not per command), and a switch that
+//! closes it.
+//!
+//! Closing is the session's own stop signal: it finishes writing the replies it decided and
+//! closes, as it does when the listener stops (which closes every client through here).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::commands::printable;
+
+/// What CLIENT LIST shows of one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Shown {
+    pub(crate) name: Option<Bytes>,
+    pub(crate) library_name: Option<Bytes>,
+    pub(crate) library_version: Option<Bytes>,
+    /// 2 or 3.
+    pub(crate) resp: u8,
+    /// Commands queued in MULTI; -1 outside one.
+    pub(crate) multi: i64,
+    /// Channels, patterns and shard channels subscribed to.
+    pub(crate) subscriptions: (usize, usize, usize),
+    pub(crate) monitor: bool,
+    /// The last command's name as sent (`cmd=`, lowercased when shown).
+    pub(crate) command: Option<Bytes>,
+    /// When the last command was read (`idle=`).
+    pub(crate) active: Instant,
+}
+
+struct Client {
+    address: SocketAddr,
+    connected: Instant,
+    shown: Mutex<Shown>,
+    close: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_id: BTreeMap<u64, Arc<Client>>,
+    /// The listener stops: a connection that registers now is closed at once.
+    closing: bool,
+}
+
+/// Which connections a CLIENT LIST or CLIENT KILL is about.
+#[derive(Debug, Default)]
+pub(crate) struct Filter {
+    pub(crate) ids: Option<Vec<u64>>,
+    /// `normal` or `pubsub` (Omnibus has no replicas or masters: those match nothing).
+    pub(crate) kind: Option<String>,
+    pub(crate) address: Option<String>,
+    pub(crate) local_address: Option<String>,
+    /// CLIENT KILL's SKIPME: the connection asking is left out.
+    pub(crate) skip: Option<u64>,
+    /// CLIENT KILL's MAXAGE: only connections older than this many seconds.
+    pub(crate) older_than_seconds: Option<u64>,
+}
+
+#[derive(Default)]
+pub(crate) struct Clients {
+    inner: Mutex<Inner>,
+}
+
+impl Clients {
+    /// Registers connection `id`; the receiver turns true when it is to close.
+    pub(crate) fn register(
+        &self,
+        id: u64,
+        address: SocketAddr,
+        shown: Shown,
+    ) -> watch::Receiver<bool> {
+        let mut inner = self.lock();
+        let (close, closed) = watch::channel(inner.closing);
+        let client = Client {
+            address,
+            connected: Instant::now(),
+            shown: Mutex::new(shown),
+            close,
+        };
+        inner.by_id.insert(id, Arc::new(client));
+        closed
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.lock().by_id.remove(&id);
+    }
+
+    /// What connection `id` shows from now on.
+    pub(crate) fn publish(&self, id: u64, shown: Shown) {
+        let client = self.lock().by_id.get(&id).cloned();
+        if let Some(client) = client {
+            *client.shown.lock().unwrap_or_else(|p| p.into_inner()) = shown;
+        }
+    }
+
+    /// Closes every connection, and any that registers later (the listener stops).
+    pub(crate) fn close_all(&self) {
+        let mut inner = self.lock();
+        inner.closing = true;
+        for client in inner.by_id.values() {
+            let _ = client.close.send(true);
+        }
+    }
+
+    /// CLIENT LIST: a line for each connection `filter` matches, oldest first.
+    pub(crate) fn list(&self, filter: &Filter, local_port: u16) -> String {
+        let clients: Vec<(u64, Arc<Client>)> = self
+            .lock()
+            .by_id
+            .iter()
+            .map(|(id, client)| (*id, client.clone()))
+            .collect();
+        let mut text = String::new();
+        for (id, client) in clients {
+            let shown = client
+                .shown
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if matches(filter, id, &client, &shown, local_port) {
+                text.push_str(&line(
+                    id,
+                    client.address,
+                    local_port,
+                    client.connected,
+                    &shown,
+                ));
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    /// CLIENT KILL: closes every connection `filter` matches; how many.
+    pub(crate) fn kill(&self, filter: &Filter, local_port: u16) -> usize {
+        let inner = self.lock();
+        let mut killed = 0;
+        for (id, client) in &inner.by_id {
+            let shown = client
+                .shown
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if matches(filter, *id, client, &shown, local_port) {
+                let _ = client.close.send(true);
+                killed += 1;
+            }
+        }
+        killed
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn matches(filter: &Filter, id: u64, client: &Client, shown: &Shown, local_port: u16) -> bool {
+    let pubsub = shown.subscriptions != (0, 0, 0);
+    filter.skip != Some(id)
+        && filter.ids.as_ref().is_none_or(|ids| ids.contains(&id))
+        && filter.kind.as_deref().is_none_or(|kind| match kind {
+            "normal" => !pubsub,
+            "pubsub" => pubsub,
+            _ => false,
+        })
+        && filter
+            .address
+            .as_deref()
+            .is_none_or(|address| address == client.address.to_string())
+        && filter
+            .local_address
+            .as_deref()
+            .is_none_or(|address| address == format!("127.0.0.1:{local_port}"))
+        && filter
+            .older_than_seconds
+            .is_none_or(|seconds| client.connected.elapsed().as_secs() >= seconds)
+}
+
+/// One connection as CLIENT LIST and CLIENT INFO show it, in Redis's field order (the
+/// fields about its buffers and file descriptor, which Omnibus does not track, as zero).
+pub(crate) fn line(
+    id: u64,
+    address: SocketAddr,
+    local_port: u16,
+    connected: Instant,
+    shown: &Shown,
+) -> String {
+    let text = |value: &Option<Bytes>| {
+        value
+            .as_ref()
+            .map(|v| printable(v, 128))
+            .unwrap_or_default()
+    };
+    let (channels, patterns, shards) = shown.subscriptions;
+    let mut flags = String::new();
+    if shown.monitor {
+        flags.push('O');
+    }
+    if shown.subscriptions != (0, 0, 0) {
+        flags.push('P');
+    }
+    if shown.multi >= 0 {
+        flags.push('x');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let command = shown.command.as_ref().map_or_else(
+        || "NULL".to_string(),
+        |name| String::from_utf8_lossy(name).to_ascii_lowercase(),
+    );
+    format!(
+        "id={id} addr={address} laddr=127.0.0.1:{local_port} fd=0 name={} age={} idle={} \
+         flags={flags} db=0 sub={channels} psub={patterns} ssub={shards} multi={} qbuf=0 \
+         qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
+         events=r cmd={command} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        text(&shown.name),
+        connected.elapsed().as_secs(),
+        shown.active.elapsed().as_secs(),
+        shown.multi,
+        shown.resp,
+        text(&shown.library_name),
+        text(&shown.library_version),
+    )
+}
