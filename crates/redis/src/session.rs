@@ -99,7 +99,11 @@ pub(crate) struct Session {
     pub(crate) script_appends: Option<Vec<tokio::sync::oneshot::Receiver<Reply>>>,
     /// MONITOR: the lines of every client's commands, from `Shared::monitors`.
     pub(crate) monitor: Option<tokio::sync::mpsc::Receiver<Bytes>>,
-    /// The name of the command running or run last, and when it was read (CLIENT LIST).
+    /// The name of the command running, as read (a slice of the read's buffer: dropped with
+    /// the read, so that an idle connection does not hold the buffer).
+    pub(crate) command_now: Option<Bytes>,
+    /// The name of the last command of the last read, a copy (CLIENT LIST's `cmd`), and when
+    /// that read came (`idle`).
     pub(crate) last_command: Option<Bytes>,
     pub(crate) active: std::time::Instant,
 }
@@ -214,6 +218,7 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         in_exec: false,
         script_appends: None,
         monitor: None,
+        command_now: None,
         last_command: None,
         active: std::time::Instant::now(),
     };
@@ -426,7 +431,11 @@ async fn run_commands(
     if errors > 0 {
         counters.errors(errors);
     }
-    if requests > 0 {
+    if let Some(name) = session.command_now.take() {
+        // Copied only when it changes: a connection sending one kind of command copies once.
+        if session.last_command.as_deref() != Some(&name[..]) {
+            session.last_command = Some(Bytes::copy_from_slice(&name));
+        }
         session.active = std::time::Instant::now();
         session.publish();
     }
@@ -447,7 +456,7 @@ async fn run_counted(
         let Some(arguments) = decode_request(input, limits)? else {
             break;
         };
-        session.last_command = Some(arguments[0].clone());
+        session.command_now = Some(arguments[0].clone());
         let changes_a_stream = commands::changes_a_stream(&arguments[0]);
         // A script's reply waits only for its writes' fsyncs: nothing after it waits for it.
         let script = commands::is_script(&arguments[0]);

@@ -171,6 +171,7 @@ fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
             Reply::ok().into()
         }
         ("info", []) => {
+            session.last_command = Some(Bytes::from_static(b"client"));
             session.publish();
             let only = Filter {
                 ids: Some(vec![session.id]),
@@ -180,6 +181,7 @@ fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
         }
         ("list", filters) => match list_filter(filters) {
             Ok(filter) => {
+                session.last_command = Some(Bytes::from_static(b"client"));
                 session.publish();
                 Reply::bulk(
                     session
