@@ -34,11 +34,19 @@ pub(crate) struct Shown {
     pub(crate) active: Instant,
 }
 
-struct Client {
+/// One connection's entry.
+pub(crate) struct Client {
     address: SocketAddr,
     connected: Instant,
     shown: Mutex<Shown>,
     close: watch::Sender<bool>,
+}
+
+impl Client {
+    /// What this connection shows from now on (its own lock: no other connection's).
+    pub(crate) fn publish(&self, shown: Shown) {
+        *self.shown.lock().unwrap_or_else(|p| p.into_inner()) = shown;
+    }
 }
 
 #[derive(Default)]
@@ -68,35 +76,28 @@ pub(crate) struct Clients {
 }
 
 impl Clients {
-    /// Registers connection `id`; the receiver turns true when it is to close.
+    /// Registers connection `id`: its entry, and a receiver that turns true when it is to
+    /// close.
     pub(crate) fn register(
         &self,
         id: u64,
         address: SocketAddr,
         shown: Shown,
-    ) -> watch::Receiver<bool> {
+    ) -> (Arc<Client>, watch::Receiver<bool>) {
         let mut inner = self.lock();
         let (close, closed) = watch::channel(inner.closing);
-        let client = Client {
+        let client = Arc::new(Client {
             address,
             connected: Instant::now(),
             shown: Mutex::new(shown),
             close,
-        };
-        inner.by_id.insert(id, Arc::new(client));
-        closed
+        });
+        inner.by_id.insert(id, client.clone());
+        (client, closed)
     }
 
     pub(crate) fn unregister(&self, id: u64) {
         self.lock().by_id.remove(&id);
-    }
-
-    /// What connection `id` shows from now on.
-    pub(crate) fn publish(&self, id: u64, shown: Shown) {
-        let client = self.lock().by_id.get(&id).cloned();
-        if let Some(client) = client {
-            *client.shown.lock().unwrap_or_else(|p| p.into_inner()) = shown;
-        }
     }
 
     /// Closes every connection, and any that registers later (the listener stops).

@@ -106,6 +106,8 @@ pub(crate) struct Session {
     /// that read came (`idle`).
     pub(crate) last_command: Option<Bytes>,
     pub(crate) active: std::time::Instant,
+    /// This connection's entry among the listener's clients (set once registered).
+    pub(crate) client: Option<Arc<crate::clients::Client>>,
 }
 
 impl Session {
@@ -142,7 +144,9 @@ impl Session {
 
     /// Hands what CLIENT LIST shows of this connection to the other connections.
     pub(crate) fn publish(&self) {
-        self.shared.clients.publish(self.id, self.shown());
+        if let Some(client) = &self.client {
+            client.publish(self.shown());
+        }
     }
 
     /// Ends MONITOR mode (RESET).
@@ -221,13 +225,15 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         command_now: None,
         last_command: None,
         active: std::time::Instant::now(),
+        client: None,
     };
     // From here the session stops when its entry among the clients is closed: by CLIENT
     // KILL, or by the listener stopping (`Clients::close_all`).
-    let mut stopped = session
+    let (client, mut stopped) = session
         .shared
         .clients
         .register(id, address, session.shown());
+    session.client = Some(client);
     if *listener_stopped.borrow() {
         return Ok(());
     }
