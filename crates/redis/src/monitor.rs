@@ -7,12 +7,11 @@
 //! buffer limit, so a slow `redis-cli monitor` cannot hold the broker's memory.
 //!
 //! As Redis does: the commands of administration (the table's `admin` flag: MONITOR itself,
-//! CONFIG, …) are not shown, and the secrets of AUTH and HELLO … AUTH are shown as
-//! `(redacted)`. Unlike Redis, a line is made when the command is run, before its reply,
-//! and the commands a script runs are not shown (the EVAL is).
+//! CONFIG, …) are not shown, the secrets of AUTH and HELLO … AUTH are shown as
+//! `(redacted)`, and the commands a script runs follow its EVAL as `[0 lua]` lines. Unlike
+//! Redis, a line is made when the command is run, before its reply.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,9 +53,10 @@ impl Monitors {
         self.watching.load(Ordering::Relaxed) > 0
     }
 
-    /// Hands the line of `arguments` (a command, its name first) sent by `client` to every
-    /// monitor; a monitor whose queue is full is dropped.
-    pub(crate) fn feed(&self, client: &SocketAddr, arguments: &[Bytes], admin: bool) {
+    /// Hands the line of `arguments` (a command, its name first) sent by `client` (an
+    /// address, or `lua` for a script's command) to every monitor; a monitor whose queue is
+    /// full is dropped.
+    pub(crate) fn feed(&self, client: impl std::fmt::Display, arguments: &[Bytes], admin: bool) {
         if admin || !self.is_watched() {
             return;
         }
@@ -192,16 +192,16 @@ mod tests {
     #[test]
     fn a_monitor_that_falls_behind_is_dropped_and_the_others_fed() {
         let monitors = Monitors::default();
-        let client: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let client = "127.0.0.1:1";
         assert!(!monitors.is_watched());
         let mut slow = monitors.watch(1);
         let mut quick = monitors.watch(2);
         for _ in 0..LINES_MAX {
-            monitors.feed(&client, &words(&[b"ping"]), false);
+            monitors.feed(client, &words(&[b"ping"]), false);
             quick.try_recv().unwrap();
         }
         assert!(monitors.is_watched());
-        monitors.feed(&client, &words(&[b"ping"]), false);
+        monitors.feed(client, &words(&[b"ping"]), false);
         assert!(quick.try_recv().is_ok(), "the quick one is fed");
         // The slow one has its LINES_MAX lines, then sees its feed closed.
         for _ in 0..LINES_MAX {
@@ -211,7 +211,7 @@ mod tests {
             slow.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
-        monitors.feed(&client, &words(&[b"config"]), true);
+        monitors.feed(client, &words(&[b"config"]), true);
         assert!(quick.try_recv().is_err(), "administration is not shown");
         monitors.unwatch(2);
         assert!(!monitors.is_watched());

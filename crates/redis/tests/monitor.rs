@@ -1,6 +1,7 @@
 //! MONITOR over a real socket: the lines Redis sends for other clients' commands (quoted,
-//! AUTH's secrets redacted, administration left out), a monitor's refusals of keyspace
-//! commands, MONITOR again answering nothing, and RESET ending it.
+//! AUTH's secrets redacted, administration left out, a script's commands as `lua`), a
+//! monitor's refusals of keyspace commands, MONITOR again answering nothing, and RESET
+//! ending it.
 
 #[allow(dead_code)]
 mod support;
@@ -38,19 +39,32 @@ impl Raw {
     }
 }
 
-/// A monitor line's parts after its time and client: checks the time (seconds with six
-/// decimals) and that the client is a loopback address.
-fn command_of(line: &str) -> &str {
+/// A monitor line's client (`lua`, or `client` for a loopback address) and command; checks
+/// the time (seconds with six decimals).
+fn client_and_command(line: &str) -> (&str, &str) {
     let rest = line.strip_prefix('+').unwrap_or_else(|| panic!("{line:?}"));
     let (time, rest) = rest.split_once(' ').unwrap();
     let (seconds, micros) = time.split_once('.').unwrap();
     assert!(seconds.parse::<u64>().unwrap() > 1_700_000_000, "{line}");
     assert_eq!(micros.len(), 6, "{line}");
     let rest = rest
-        .strip_prefix("[0 127.0.0.1:")
+        .strip_prefix("[0 ")
         .unwrap_or_else(|| panic!("{line:?}"));
-    let (port, command) = rest.split_once("] ").unwrap();
+    let (client, command) = rest.split_once("] ").unwrap();
+    if client == "lua" {
+        return ("lua", command);
+    }
+    let port = client
+        .strip_prefix("127.0.0.1:")
+        .unwrap_or_else(|| panic!("{line:?}"));
     port.parse::<u16>().unwrap();
+    ("client", command)
+}
+
+/// A loopback client's command in a monitor line.
+fn command_of(line: &str) -> &str {
+    let (client, command) = client_and_command(line);
+    assert_eq!(client, "client", "{line}");
     command
 }
 
@@ -85,18 +99,26 @@ async fn a_monitor_sees_every_clients_commands_as_redis_shows_them() {
         .query_async(&mut client)
         .await
         .unwrap();
+    // A script's commands follow its EVAL, as Redis's `[0 lua]` lines.
+    let _: i64 = redis::cmd("EVAL")
+        .arg("return redis.call('INCR', KEYS[1])")
+        .arg(1)
+        .arg("n")
+        .query_async(&mut client)
+        .await
+        .unwrap();
     let _: String = redis::cmd("PING").query_async(&mut client).await.unwrap();
 
     let mut seen = Vec::new();
     loop {
         let line = monitor.line().await;
-        let command = command_of(&line).to_string();
+        let (from, command) = client_and_command(&line);
         // The client library's own set-up commands (CLIENT SETINFO …) come first.
         if command.starts_with("\"CLIENT\"") {
             continue;
         }
         let done = command == "\"PING\"";
-        seen.push(command);
+        seen.push(format!("{from} {command}"));
         if done {
             break;
         }
@@ -104,10 +126,12 @@ async fn a_monitor_sees_every_clients_commands_as_redis_shows_them() {
     assert_eq!(
         seen,
         [
-            r#""SET" "k" "a \"b\"\n""#,
-            r#""GET" "k""#,
-            r#""AUTH" "(redacted)" "(redacted)""#,
-            r#""PING""#,
+            r#"client "SET" "k" "a \"b\"\n""#,
+            r#"client "GET" "k""#,
+            r#"client "AUTH" "(redacted)" "(redacted)""#,
+            r#"client "EVAL" "return redis.call('INCR', KEYS[1])" "1" "n""#,
+            r#"lua "INCR" "n""#,
+            r#"client "PING""#,
         ]
     );
 

@@ -159,7 +159,7 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
         session
             .shared
             .monitors
-            .feed(&session.address, &arguments, admin);
+            .feed(session.address, &arguments, admin);
     }
     if session.transaction.is_some()
         && !matches!(

@@ -533,6 +533,8 @@ fn command(
     if name.starts_with('x') && !matches!(name.as_str(), "xadd" | "xtrim" | "xdel" | "xsetid") {
         settle_appends(session);
     }
+    // Shown to monitors after the script's EVAL, as Redis shows a script's commands.
+    session.shared.monitors.feed("lua", &arguments, false);
     // As inside EXEC: a blocking command answers at once. A script sees RESP2 replies
     // (flat WITHSCORES pairs, scores as text) whatever its client speaks.
     let was_in_exec = std::mem::replace(&mut session.in_exec, true);
