@@ -96,6 +96,11 @@ impl Clients {
         (client, closed)
     }
 
+    /// Connections open (INFO's `connected_clients`).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().by_id.len()
+    }
+
     pub(crate) fn unregister(&self, id: u64) {
         self.lock().by_id.remove(&id);
     }

@@ -32,7 +32,6 @@ pub(crate) struct Shared {
     pub(crate) engine: Arc<Engine>,
     pub(crate) config: RedisConfig,
     pub(crate) started: Instant,
-    pub(crate) connected: AtomicUsize,
     pub(crate) tcp_port: u16,
     /// One writer task per Redis stream changed through this listener.
     pub(crate) streams: crate::streams::writers::Writers,
@@ -102,7 +101,6 @@ pub async fn serve(
         engine,
         config,
         started: Instant::now(),
-        connected: AtomicUsize::new(0),
         tcp_port,
         run_id: new_run_id(),
         blocked: AtomicUsize::new(0),
@@ -135,13 +133,7 @@ pub async fn serve(
         }
     });
     omnibus_listener::serve(listener, door, shutdown, |accepted| {
-        let shared = shared.clone();
-        async move {
-            shared.connected.fetch_add(1, Ordering::Relaxed);
-            let ended = session::run(accepted, shared.clone()).await;
-            shared.connected.fetch_sub(1, Ordering::Relaxed);
-            ended
-        }
+        session::run(accepted, shared.clone())
     })
     .await;
     let _ = sweeper.await;

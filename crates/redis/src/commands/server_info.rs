@@ -89,7 +89,7 @@ fn write_section(
                 text,
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\
                  tracking_clients:0\r\n",
-                shared.connected.load(Ordering::Relaxed),
+                shared.clients.len(),
                 shared.config.connections_max,
                 shared.blocked.load(Ordering::Relaxed),
             );
