@@ -94,8 +94,8 @@ pub(crate) struct Session {
     pub(crate) subscriptions: Subscriptions,
     /// EXEC is running the queued commands: blocking commands answer at once.
     pub(crate) in_exec: bool,
-    /// A script is running: the fsyncs of the XADDs it made, which its reply waits for (an
-    /// XADD in a script gets its ID at once).
+    /// A script or EXEC is running: the fsyncs of the XADDs it made, which its reply waits
+    /// for (an XADD there gets its ID at once; `commands/held.rs`).
     pub(crate) script_appends: Option<Vec<tokio::sync::oneshot::Receiver<Reply>>>,
     /// MONITOR: the lines of every client's commands, from `Shared::monitors`.
     pub(crate) monitor: Option<tokio::sync::mpsc::Receiver<Bytes>>,
@@ -464,9 +464,12 @@ async fn run_counted(
         };
         session.command_now = Some(arguments[0].clone());
         let changes_a_stream = commands::changes_a_stream(&arguments[0]);
-        // A script's reply waits only for its writes' fsyncs: nothing after it waits for it.
-        let script = commands::is_script(&arguments[0]);
-        if changes_a_stream && pending.reads > 0 {
+        let holds = commands::holds_keyspace(&arguments[0]);
+        // A script's or EXEC's reply waits only for its writes' fsyncs (each command in it
+        // ran to its end): nothing after it waits for it.
+        let only_fsyncs = holds && commands::held::answers_in_place(&arguments[0]);
+        // A script or EXEC may change a stream too.
+        if (changes_a_stream || holds) && pending.reads > 0 {
             if let Err(error) = finish(stream, pending, session.protocol, output, stopped).await {
                 return Ok(Next::Broken(error));
             }
@@ -496,7 +499,7 @@ async fn run_counted(
         let waiting = if step.later.is_none() && step.commits.is_empty() {
             Waiting::Ready(step.reply)
         } else {
-            let read = step.later.is_some() && !changes_a_stream && !script;
+            let read = step.later.is_some() && !changes_a_stream && !only_fsyncs;
             Waiting::Later {
                 reply: settle(step.reply, step.commits, step.later),
                 read,

@@ -6,6 +6,7 @@ mod claims;
 mod connection;
 mod groups;
 mod hashes;
+pub(crate) mod held;
 mod info;
 mod keyspace;
 mod lists;

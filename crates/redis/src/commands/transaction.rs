@@ -1,7 +1,8 @@
 //! MULTI / EXEC / DISCARD / WATCH / UNWATCH. Commands are checked (known, arity) when
 //! queued; one refused makes EXEC answer EXECABORT, as Redis does. EXEC runs the queue back
-//! to back holding the keyspace exclusively (no other client's key command runs in between;
-//! the key changes are committed together) and answers once every write in it is durable.
+//! to back holding the keyspace exclusively (no other client's command runs in between,
+//! stream commands included; the key changes are committed together), each command to its
+//! end before the next (`held.rs`), and answers once every write in it is durable.
 //!
 //! WATCH is optimistic, as in Redis: it keeps what each watched key was (for a string or a
 //! list, the keyspace's count of writes to it; for a stream, its start, end and deleted
@@ -49,18 +50,61 @@ pub(super) fn exec(session: &mut Session) -> Step {
     // command runs in between, and the transaction's key changes reach the disk in one
     // commit (all or none after a crash).
     let keys = session.keys.clone();
-    let held = keys.exclusive();
+    let hold = keys.exclusive();
     let changed = watched_changed(session);
     session.watched.clear();
     if changed {
         return Reply::NullArray.into();
     }
+    if !super::held::can_wait_here() {
+        return exec_deferred(session, transaction.queued);
+    }
+    // Each command runs to its end before the next (`held.rs`), as in Redis: a stream read
+    // sees the XADDs before it and none after. The XADDs' fsyncs are left for the reply.
+    let outer = session.script_appends.replace(Vec::new());
     let mut replies = Vec::with_capacity(transaction.queued.len());
+    let mut commits = Vec::new();
+    let mut close = false;
+    for arguments in transaction.queued {
+        let name = super::lowercase(&arguments[0]);
+        let step = super::held::run(session, &name, &arguments);
+        replies.push(step.reply);
+        commits.extend(step.commits);
+        close |= step.close;
+    }
+    let appends = std::mem::replace(&mut session.script_appends, outer).unwrap_or_default();
+    drop(hold);
+    let reply = Reply::Array(replies);
+    if appends.is_empty() {
+        return Step {
+            reply,
+            commits,
+            close,
+            later: None,
+        };
+    }
+    Step {
+        reply: Reply::Null,
+        commits,
+        close,
+        later: Some(Box::pin(async move {
+            super::held::first_failure(appends).await.unwrap_or(reply)
+        })),
+    }
+}
+
+/// EXEC where this thread cannot wait for the engine (a current-thread runtime, which no
+/// door uses: an embedding's test): the commands run back to back, handing their changes to
+/// the stream writers in order, and the replies that need the engine are awaited after the
+/// hold, in order — so a stream read in the queue sees the stream as the whole
+/// transaction left it.
+fn exec_deferred(session: &mut Session, queued: Vec<Vec<bytes::Bytes>>) -> Step {
+    let mut replies = Vec::with_capacity(queued.len());
     let mut commits = Vec::new();
     let mut close = false;
     let mut asynchronous = false;
     session.in_exec = true;
-    for arguments in transaction.queued {
+    for arguments in queued {
         let name = super::lowercase(&arguments[0]);
         let step = super::execute(session, &name, &arguments);
         asynchronous |= step.later.is_some();
@@ -69,7 +113,6 @@ pub(super) fn exec(session: &mut Session) -> Step {
         close |= step.close;
     }
     session.in_exec = false;
-    drop(held);
     if !asynchronous {
         let replies = replies.into_iter().map(|(reply, _)| reply).collect();
         return Step {
@@ -79,9 +122,6 @@ pub(super) fn exec(session: &mut Session) -> Step {
             later: None,
         };
     }
-    // Replies that need the engine asynchronously (XADD, XRANGE, PUBLISH) are awaited in
-    // order; changes were handed to their writers as the commands ran, so XADDs in one
-    // transaction share an append.
     Step {
         reply: Reply::Null,
         commits,

@@ -305,7 +305,12 @@ fn execute(
     // in between, and the script's key changes reach the disk in one commit.
     let keyspace = session.keys.clone();
     let held = keyspace.exclusive();
-    let outer_appends = session.script_appends.replace(Vec::new());
+    // Run by EXEC, the script's XADDs join the transaction's: its reads settle those too,
+    // and EXEC's reply waits for their fsyncs.
+    let nested = session.script_appends.is_some();
+    if !nested {
+        session.script_appends = Some(Vec::new());
+    }
     let commits = RefCell::new(Vec::new());
     let session = RefCell::new(session);
     let started = Instant::now();
@@ -349,13 +354,23 @@ fn execute(
         Err(error) => Reply::error(script_error(&error)),
     };
     let session = session.into_inner();
-    let appends = std::mem::replace(&mut session.script_appends, outer_appends);
+    let appends = if nested {
+        None
+    } else {
+        session
+            .script_appends
+            .take()
+            .filter(|appends| !appends.is_empty())
+    };
     // The reply waits for the fsync of every XADD the script made (and its key changes').
-    let (reply, later) = match appends.filter(|appends| !appends.is_empty()) {
+    let (reply, later) = match appends {
         None => (reply, None),
         Some(appends) => {
-            let later: crate::session::Later =
-                Box::pin(async move { first_failure(appends).await.unwrap_or(reply) });
+            let later: crate::session::Later = Box::pin(async move {
+                commands::held::first_failure(appends)
+                    .await
+                    .unwrap_or(reply)
+            });
             (Reply::Null, Some(later))
         }
     };
@@ -365,44 +380,6 @@ fn execute(
         close: false,
         later,
     })
-}
-
-/// The first error among the outcomes of a script's XADDs, once every one is known.
-async fn first_failure(appends: Vec<tokio::sync::oneshot::Receiver<Reply>>) -> Option<Reply> {
-    let mut failure = None;
-    for append in appends {
-        match append.await {
-            Ok(Reply::Error(text)) => {
-                failure.get_or_insert(Reply::Error(text));
-            }
-            // Durable, or refused before anything was appended (its refusal was the ID).
-            Ok(_) => {}
-            Err(_) => {
-                failure.get_or_insert(Reply::error("ERR the stream's writer stopped"));
-            }
-        }
-    }
-    failure
-}
-
-/// Waits until the script's XADDs so far are durable, before a stream command that reads
-/// the log (which holds what is durable): the script sees its own entries.
-fn settle_appends(session: &mut Session) {
-    let Some(appends) = session.script_appends.as_mut().filter(|a| !a.is_empty()) else {
-        return;
-    };
-    let appends = std::mem::take(appends);
-    let failure = wait_here(Box::pin(async move {
-        first_failure(appends).await.unwrap_or(Reply::ok())
-    }));
-    if let Reply::Error(_) = failure {
-        // Kept for the script's reply.
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let _ = sender.send(failure);
-        if let Some(appends) = session.script_appends.as_mut() {
-            appends.push(receiver);
-        }
-    }
 }
 
 /// The globals a run sees: KEYS and ARGV of its own over the shared ones (so one script's
@@ -453,25 +430,6 @@ fn refused_in_scripts(name: &str) -> bool {
         )
 }
 
-/// Waits on this thread for a reply the door produces asynchronously (a stream command's,
-/// PUBLISH's): the script needs it before it goes on. The thread is handed over to the
-/// runtime meanwhile (`block_in_place`), so the other connections and stream writers on it
-/// keep running; the keyspace stays held, and they wait for it without blocking a thread
-/// (`Keyspace::enter`). Refused where that cannot be done (a runtime of one thread).
-fn wait_here(later: crate::session::Later) -> Reply {
-    if !can_wait_here() {
-        return Reply::error("ERR This Redis command is not allowed from script");
-    }
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(|| handle.block_on(later))
-}
-
-/// Whether this thread can wait for an asynchronous reply ([`wait_here`]).
-fn can_wait_here() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
-}
-
 /// One `redis.call` / `redis.pcall`: the words checked as a client's would be, then run.
 fn command(
     session: &mut Session,
@@ -509,44 +467,22 @@ fn command(
     }
     // Answered asynchronously by the door: waited for on this thread, which needs a
     // runtime with a thread to hand over (every door's; not a test's single thread).
-    let asynchronous = name.starts_with('x')
-        || name == "publish"
-        || (matches!(name.as_str(), "del" | "unlink")
-            && arguments[1..]
-                .iter()
-                .any(|key| commands::is_stream(session, key)))
-        // On a stream key, answered by its writer.
-        || (matches!(
-            name.as_str(),
-            "expire" | "pexpire" | "expireat" | "pexpireat" | "persist"
-        ) && arguments
-            .get(1)
-            .is_some_and(|key| commands::is_stream(session, key)));
-    if asynchronous && !can_wait_here() {
+    if commands::held::asynchronous(session, &name, &arguments) && !commands::held::can_wait_here()
+    {
         return Reply::error("ERR This Redis command is not allowed from script");
     }
     if read_only && commands::writes(&name) {
         return Reply::error("ERR Write commands are not allowed from read-only scripts.");
     }
-    // A read sees the durable log: the script's own entries first. (Changes go through the
-    // stream's writer, which orders them after the script's XADDs.)
-    if name.starts_with('x') && !matches!(name.as_str(), "xadd" | "xtrim" | "xdel" | "xsetid") {
-        settle_appends(session);
-    }
     // Shown to monitors after the script's EVAL, as Redis shows a script's commands.
     session.shared.monitors.feed("lua", &arguments, false);
-    // As inside EXEC: a blocking command answers at once. A script sees RESP2 replies
-    // (flat WITHSCORES pairs, scores as text) whatever its client speaks.
-    let was_in_exec = std::mem::replace(&mut session.in_exec, true);
+    // A script sees RESP2 replies (flat WITHSCORES pairs, scores as text) whatever its
+    // client speaks.
     let protocol = std::mem::replace(&mut session.protocol, Protocol::Resp2);
-    let step = commands::execute(session, &name, &arguments);
-    session.in_exec = was_in_exec;
+    let step = commands::held::run(session, &name, &arguments);
     session.protocol = protocol;
     commits.borrow_mut().extend(step.commits);
-    match step.later {
-        Some(later) => wait_here(later),
-        None => step.reply,
-    }
+    step.reply
 }
 
 fn lib_arguments_error() -> Reply {

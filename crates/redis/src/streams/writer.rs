@@ -109,6 +109,9 @@ pub(crate) enum Change {
     Sweep,
     /// An XADD from a script, its ID given out and its record made (`clock.rs`).
     Reserved(PublishRecord),
+    /// From a held run (EXEC, a script) about to read the stream: answered OK once every
+    /// change queued before it is in the log and durable ([`Writers::flush`]).
+    Flush,
 }
 
 pub(super) struct Request {
@@ -327,6 +330,10 @@ impl Writer {
                     .await
                     .unwrap_or_else(engine_error);
                 let _ = answer.send(reply);
+            }
+            Change::Flush => {
+                self.flush().await;
+                let _ = answer.send(Reply::ok());
             }
             Change::Sweep => {
                 let mut reply = Reply::Integer(0);

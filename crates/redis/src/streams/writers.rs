@@ -105,6 +105,31 @@ impl Writers {
         })
     }
 
+    /// Nothing when every change to `stream` queued through its writer is in the log and
+    /// durable (the usual case, found without a hop to the writer); otherwise the answer to
+    /// a [`Change::Flush`] queued behind them. A held run (EXEC, a script) waits for it
+    /// before it reads the stream, so that it sees what was queued before the hold began
+    /// (other clients queue nothing during it) and its own XADDs. Appends from other doors
+    /// are not waited for unless the writer has work of its own.
+    pub(crate) fn flush(&self, stream: &str) -> Option<oneshot::Receiver<Reply>> {
+        let idle = {
+            let senders = self.handles();
+            let handle = senders.get(stream)?;
+            let clock = handle.clock.lock().unwrap_or_else(|p| p.into_inner());
+            clock.queued == 0 && clock.unenqueued == 0
+        };
+        // Enqueued and not yet acknowledged: the writer's acknowledgement is still running.
+        let acknowledged = || {
+            let durable = self.engine().partition_bounds(stream, 0).ok()?.1;
+            let given = self.engine().partition_next_offset(stream, 0).ok()?;
+            Some(durable >= given)
+        };
+        if idle && acknowledged().unwrap_or(true) {
+            return None;
+        }
+        Some(self.submit(stream, Change::Flush))
+    }
+
     /// Queues a change to `stream`; the receiver has its reply once it is durable. The queue
     /// is unbounded, but each session waits for its replies after at most
     /// `session::PENDING_REPLIES_MAX` commands, which bounds it by the connection count.
