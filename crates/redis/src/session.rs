@@ -469,7 +469,7 @@ async fn run_counted(
         // ran to its end): nothing after it waits for it.
         let only_fsyncs = holds && commands::held::answers_in_place(&arguments[0]);
         // A script or EXEC may change a stream too.
-        if (changes_a_stream || holds) && pending.reads > 0 {
+        if (commands::waits_for_reads(&arguments[0]) || holds) && pending.reads > 0 {
             if let Err(error) = finish(stream, pending, session.protocol, output, stopped).await {
                 return Ok(Next::Broken(error));
             }

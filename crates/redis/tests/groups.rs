@@ -403,3 +403,91 @@ async fn a_blocked_reader_that_disconnects_is_not_handed_the_next_entry() {
     assert_eq!(read_group(&mut con, "alive", 10, ">").await, ids);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn pipelined_xacks_share_commits_and_see_the_reads_before_them() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let ids = add(&mut con, 200).await;
+    let () = cmd("XGROUP")
+        .arg("CREATE")
+        .arg("jobs")
+        .arg("workers")
+        .arg("0")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(read_group(&mut con, "alice", 200, ">").await.len(), 200);
+    // One XACK per entry in one pipeline, as a consumer acking each job sends them.
+    let commits = broker.engine.state_stats().commits;
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.cmd("XACK").arg("jobs").arg("workers").arg(id);
+    }
+    let acked: Vec<i64> = pipe.query_async(&mut con).await.unwrap();
+    assert_eq!(acked, vec![1; 200]);
+    let spent = broker.engine.state_stats().commits - commits;
+    assert!(spent < 50, "200 pipelined XACKs took {spent} state commits");
+    let pending: StreamPendingReply = con.xpending("jobs", "workers").await.unwrap();
+    assert_eq!(pending.count(), 0);
+
+    // A read and the XACK of what it delivers, in one pipeline: the XACK waits for the read.
+    // (Another group read it first, so the door knows its offset and would ack it at once.)
+    let () = cmd("XGROUP")
+        .arg("CREATE")
+        .arg("jobs")
+        .arg("audit")
+        .arg("$")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let more = add(&mut con, 1).await;
+    let _: StreamReadReply = con
+        .xread_options(
+            &["jobs"],
+            &[">"],
+            &StreamReadOptions::default().group("audit", "carol"),
+        )
+        .await
+        .unwrap();
+    let (read, acked, left): (StreamReadReply, i64, StreamPendingCountReply) = redis::pipe()
+        .cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("bob")
+        .arg("STREAMS")
+        .arg("jobs")
+        .arg(">")
+        .cmd("XACK")
+        .arg("jobs")
+        .arg("workers")
+        .arg(&more[0])
+        .cmd("XPENDING")
+        .arg("jobs")
+        .arg("workers")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(read.keys[0].ids[0].id, more[0]);
+    assert_eq!(acked, 1);
+    assert!(left.ids.is_empty());
+
+    // A DEL before it in the pipeline goes first: nothing is left to ack.
+    let last = add(&mut con, 1).await;
+    read_group(&mut con, "bob", 1, ">").await;
+    let (deleted, acked): (i64, i64) = redis::pipe()
+        .cmd("DEL")
+        .arg("jobs")
+        .cmd("XACK")
+        .arg("jobs")
+        .arg("workers")
+        .arg(&last[0])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!((deleted, acked), (1, 0));
+    broker.stop().await;
+}

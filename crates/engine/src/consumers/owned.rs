@@ -503,18 +503,32 @@ impl Engine {
         }
     }
 
-    /// Acknowledges pending deliveries; answers how many were pending.
+    /// Acknowledges pending deliveries; answers how many were pending, once durable.
     pub async fn owned_ack(&self, stream: &str, name: &str, offsets: &[u64]) -> Result<u64> {
+        let (count, commit) = self.owned_ack_now(stream, name, offsets)?;
+        commit.wait().await?;
+        Ok(count)
+    }
+
+    /// [`Engine::owned_ack`] in two steps: the deliveries leave the pending list now (what
+    /// the next call sees), and the commit resolves once that is durable. Acks made one
+    /// after the other share commits: a pipeline of Redis XACKs is not one fsync each.
+    pub fn owned_ack_now(
+        &self,
+        stream: &str,
+        name: &str,
+        offsets: &[u64],
+    ) -> Result<(u64, crate::keys::Commit)> {
         let consumer = self.owned_consumer(stream, name)?;
         let (count, ticket) = consumer.owned_state(|owned, _| {
             let mut writes = Vec::new();
             let count = owned.remove_entries((stream, name), offsets.iter().copied(), &mut writes);
             (count, consumer.ordered.push(writes))
         })?;
-        consumer
-            .commit_ordered(ticket, Default::default(), 0)
-            .await?;
-        Ok(count)
+        let commit = crate::keys::Commit::elsewhere(async move {
+            consumer.commit_ordered(ticket, Default::default(), 0).await
+        });
+        Ok((count, commit))
     }
 
     /// The pending deliveries `query` picks.

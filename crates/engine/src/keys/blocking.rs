@@ -378,7 +378,7 @@ impl Keyspace {
                             self.edit(inner, &key, &mut writes, |list: &mut List, hex, writes| {
                                 pop_many(list, hex, *end, (*count).max(1), writes)
                             });
-                        let commit = Commit(Some(self.writer.queue(writes)));
+                        let commit = Commit::keyspace(self.writer.queue(writes));
                         Ok(Served {
                             took: Took::list((key.clone(), items)),
                             commit,
@@ -406,7 +406,7 @@ impl Keyspace {
                             }
                             Served {
                                 took: Took::list((key.clone(), vec![element])),
-                                commit: Commit(Some(waiter)),
+                                commit: Commit::keyspace(waiter),
                             }
                         }),
                 };

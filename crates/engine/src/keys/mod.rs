@@ -604,15 +604,35 @@ pub struct Durable<T> {
 
 /// The wait for one change to be durable.
 #[must_use = "a change is acknowledged only once it is durable"]
-pub struct Commit(Option<writer::Waiter>);
+pub struct Commit(Wait);
+
+enum Wait {
+    Nothing,
+    /// A change to the keyspace, in its writer's group commits.
+    Keyspace(writer::Waiter),
+    /// A change made elsewhere in the engine (a consumer group's acknowledgement).
+    Elsewhere(std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>),
+}
 
 impl Commit {
     /// Resolves once the change is fsynced (at once when nothing was written).
     pub async fn wait(self) -> Result<()> {
         match self.0 {
-            Some(waiter) => writer::durable(waiter).await,
-            None => Ok(()),
+            Wait::Keyspace(waiter) => writer::durable(waiter).await,
+            Wait::Elsewhere(durable) => durable.await,
+            Wait::Nothing => Ok(()),
         }
+    }
+
+    fn keyspace(waiter: writer::Waiter) -> Commit {
+        Commit(Wait::Keyspace(waiter))
+    }
+
+    /// The wait for a change made outside the keyspace, already made in memory.
+    pub(crate) fn elsewhere(
+        durable: impl std::future::Future<Output = Result<()>> + Send + 'static,
+    ) -> Commit {
+        Commit(Wait::Elsewhere(Box::pin(durable)))
     }
 }
 
@@ -620,14 +640,14 @@ impl<T> Durable<T> {
     fn new(value: T, waiter: writer::Waiter) -> Self {
         Durable {
             value,
-            commit: Commit(Some(waiter)),
+            commit: Commit::keyspace(waiter),
         }
     }
 
     fn ready(value: T) -> Self {
         Durable {
             value,
-            commit: Commit(None),
+            commit: Commit(Wait::Nothing),
         }
     }
 

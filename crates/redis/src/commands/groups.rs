@@ -548,6 +548,27 @@ fn xack(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let group = text(&arguments[1]);
     let ids = parse_ids(&arguments[2..])?;
     let engine = session.shared.engine.clone();
+    if !group_exists(&engine, &stream, &group) {
+        return Ok(Reply::Integer(0).into());
+    }
+    // The IDs the door answered lately (those a consumer read, the usual case): acked now,
+    // the reply waiting only for the commit, so a pipeline's XACKs share group commits.
+    // (The session ran the reads queued before it first, `commands::waits_for_reads`; a
+    // DEL or an XADD that trims, still queued for the stream's writer, goes first.)
+    let (found, missing) = session.shared.known_ids.lookup(&engine, &stream, &ids);
+    if missing.is_empty() && !session.shared.streams.has_queued(&stream) {
+        let offsets: Vec<u64> = ids.iter().filter_map(|id| found.get(id).copied()).collect();
+        return Ok(match engine.owned_ack_now(&stream, &group, &offsets) {
+            Ok((count, commit)) => Step {
+                reply: Reply::Integer(count as i64),
+                commits: vec![commit],
+                close: false,
+                later: None,
+            },
+            Err(error) => engine_error(error).into(),
+        });
+    }
+    // Otherwise their offsets are looked up in the log first, in the pipeline's turn.
     let shared = session.shared.clone();
     Ok(Step::later(async move {
         if !group_exists(&engine, &stream, &group) {

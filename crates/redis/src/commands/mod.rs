@@ -47,6 +47,13 @@ pub(crate) fn changes_a_stream(name: &[u8]) -> bool {
         .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }
 
+/// Whether the session must answer the reads queued before the command first: a change to
+/// a stream (see [`changes_a_stream`]), or an XACK, which acks at once the deliveries a
+/// pipelined XREADGROUP before it may be about to make.
+pub(crate) fn waits_for_reads(name: &[u8]) -> bool {
+    changes_a_stream(name) || name.eq_ignore_ascii_case(b"xack")
+}
+
 /// Whether the command holds the keyspace whole while it runs (scripts and EXEC): the
 /// session takes the hold before running it.
 pub(crate) fn holds_keyspace(name: &[u8]) -> bool {
