@@ -1,10 +1,10 @@
 """Random command sequences for `test_redis_differential.py`: the same seeded sequence goes
 to redis-server and to the Redis door, and every answer must match. Six families: strings
 with TTLs, transactions and multi-key commands over three keys; one stream with two
-consumer groups, XDEL, trimming (also by XADD), reads from any ID, and claims and pending
-scans that start among entries trimmed away while pending; lists: three list keys and a
-string key (WRONGTYPE both ways, SET over a list), every list command, expiry, and
-transactions; hashes: two hash keys, a string key and a list key (WRONGTYPE between
+consumer groups, XDEL, trimming (also by XADD), reads from any ID, claims and pending
+scans that start among entries trimmed away while pending, and transactions (each command
+in EXEC sees the ones before it); lists: three list keys and a string key (WRONGTYPE both
+ways, SET over a list), every list command, expiry, and transactions; hashes: two hash keys, a string key and a list key (WRONGTYPE between
 the three kinds, SET over a hash), every hash command the door serves, expiry, and
 transactions; sets: three set keys, a string key and a list key, every set command with a
 single answer (the algebra and its STORE forms, which replace a key of any kind, SMOVE,
@@ -177,6 +177,10 @@ def stream_command(r: random.Random, added: list[str]) -> list[str]:
         lambda: ["XGROUP", "SETID", "s", group, "$"],
         lambda: ["XGROUP", "DESTROY", "s", group],
         lambda: ["XINFO", "GROUPS", "s"],
+        # Each command in EXEC sees the ones before it and none after.
+        lambda: ["MULTI"],
+        lambda: ["EXEC"],
+        lambda: ["DISCARD"],
     ]
     return r.choice(choices)()
 

@@ -341,6 +341,13 @@ def test_answers_that_differ_on_purpose(redis_url):
 GROUP_FIELDS_APART = {b"entries-read", b"lag", b"last-delivered-id", b"consumers"}
 
 
+def _groups_apart(words: list[str], reply):
+    """XINFO GROUPS' answer without the fields that differ by design."""
+    if words[:2] == ["XINFO", "GROUPS"] and isinstance(reply, list):
+        return [_without(g, GROUP_FIELDS_APART) for g in reply]
+    return reply
+
+
 @pytest.mark.parametrize(
     "family,seeds,length",
     [
@@ -368,10 +375,11 @@ def test_random_sequences_answer_as_redis_server_does(
                 raw = peer.send(*words)
                 expected = normalize_exec(queued, words, raw)
                 answered = normalize_exec(queued, words, omnibus.send(*words))
+                if words[0] == "EXEC" and queued is not None and isinstance(expected, list):
+                    expected = [_groups_apart(w, a) for w, a in zip(queued, expected)]
+                    answered = [_groups_apart(w, a) for w, a in zip(queued, answered)]
                 queued = queue(queued, words, raw)
-                if words[:2] == ["XINFO", "GROUPS"] and isinstance(expected, list):
-                    expected = [_without(g, GROUP_FIELDS_APART) for g in expected]
-                    answered = [_without(g, GROUP_FIELDS_APART) for g in answered]
+                expected, answered = _groups_apart(words, expected), _groups_apart(words, answered)
                 assert answered == expected, (
                     f"{family} seed {seed} step {step}: {shlex.join(words)}\n"
                     f"    redis-server: {expected!r}\n    omnibus:      {answered!r}"
