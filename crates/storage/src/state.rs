@@ -96,7 +96,14 @@ struct Shared {
     reserve: Mutex<Option<Arc<DiskReserve>>>,
     counters: Counters,
     write_behind: write_behind::WriteBehind,
+    /// The checkpoint of a sealed journal side, running on a thread of its own
+    /// ([`Shared::checkpoint_if_due`]); taken and joined under the journal's lock.
+    checkpointing: Mutex<Option<std::thread::JoinHandle<CheckpointOutcome>>>,
 }
+
+/// How a sealed side's checkpoint ended: on failure, with the write-behind writes it took,
+/// which go back to be kept for the next one.
+type CheckpointOutcome = std::result::Result<(), (StorageError, Vec<StateWrite>)>;
 
 /// What the store has committed since it was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -264,6 +271,7 @@ impl Shared {
             reserve: Mutex::new(None),
             counters: Counters::default(),
             write_behind: write_behind::WriteBehind::default(),
+            checkpointing: Mutex::new(None),
         }
     }
 
@@ -335,6 +343,9 @@ impl Shared {
         if !self.failed.load(Ordering::Acquire) {
             return Ok(());
         }
+        // A checkpoint still running holds the database; the replay below applies what it
+        // took, so its outcome is taken in (and forgotten) first.
+        self.settle_checkpoint_locked(journal);
         let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
         if !self.failed.load(Ordering::Acquire) {
             return Ok(());
@@ -461,13 +472,6 @@ impl Shared {
             }
             Err(error) => return Err(error),
         }
-        if journal.checkpoint_due() {
-            // The writes are durable in the journal whatever happens to the checkpoint: a
-            // failed one marks the database for a reopen, which applies the journal again.
-            if let Err(error) = self.checkpoint_locked(&mut journal, false) {
-                tracing::warn!("state store checkpoint failed: {error}");
-            }
-        }
         Ok(())
     }
 
@@ -511,6 +515,7 @@ impl Shared {
     }
 
     fn checkpoint_once(&self, journal: &mut Journal) -> Result<()> {
+        self.settle_checkpoint_locked(journal);
         self.reopen_if_failed_locked(journal)?;
         let mut kept_back = self.write_behind.take();
         let outcome =
@@ -523,10 +528,11 @@ impl Shared {
 
     /// At a clean close: a checkpoint, so the next open has nothing to apply.
     fn checkpoint_at_close(&self) {
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        self.settle_checkpoint_locked(&mut journal);
         if self.failed.load(Ordering::Acquire) {
             return;
         }
-        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         let db = self.db.read().unwrap_or_else(|p| p.into_inner());
         // No database: already closed (and checkpointed then), or a reopen failed.
         let Some(database) = db.as_ref() else {
@@ -624,7 +630,9 @@ impl StateStore {
 
     /// Applies all writes in one transaction, durable on return.
     pub fn write(&self, writes: &[StateWrite]) -> Result<()> {
-        self.shared.apply(writes)
+        self.shared.apply(writes)?;
+        self.shared.checkpoint_if_due();
+        Ok(())
     }
 
     /// Group-committed write: the writes of every caller waiting at the same time go into one

@@ -29,6 +29,8 @@ pub(super) fn run_committer(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Co
             };
             let _ = done.send(answer);
         }
+        // After the answers: a checkpoint due starts on a thread of its own.
+        shared.checkpoint_if_due();
     }
 }
 

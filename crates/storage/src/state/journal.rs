@@ -6,17 +6,31 @@
 //! (`fdatasync`) once, and is then applied to redb with `Durability::None`: visible to every
 //! later read at once, but not yet on disk. Every [`CHECKPOINT_INTERVAL`] (or
 //! [`CHECKPOINT_BYTES`] of journal) one durable redb commit makes all of it durable there and
-//! records the last journal record it holds; the journal then starts again at offset 0.
+//! records the last journal record it holds.
+//!
+//! # Two files, so that a checkpoint does not stop the commits
+//!
+//! The journal is two files, `state.journal` and `state.journal.b`. Records go to one (the
+//! active side). When a checkpoint is due the active side is *sealed* ([`Journal::seal`]):
+//! records go on at offset 0 of the other side while the checkpoint of the sealed side's
+//! records runs on a thread of its own (`Shared::start_checkpoint`), so commits do not wait
+//! for its B-tree work and its two fsyncs. Once it is durable the sealed side is free again.
+//! One checkpoint runs at a time; one that fails leaves its side sealed, and the next
+//! checkpoint covers both sides at once, under the journal's lock, after which the active
+//! side starts again at offset 0 ([`Journal::restart_after`]). (Until 2026-12-06 the journal
+//! was one file and every checkpoint ran inside a commit: a checkpoint of many distinct keys
+//! held every commit behind it.)
 //!
 //! After a crash, redb opens at its last durable commit and the journal's records after that
-//! checkpoint are applied again, in order ([`replay`]). Re-applying a record that redb already
+//! checkpoint are applied again, in order, from both files ([`Journal::read`]). Re-applying a record that redb already
 //! holds is harmless: every write decides its key's value without reading it (a put or a
 //! delete), or only raises it (put-max), so applying a run of records twice leaves what
 //! applying it once does.
 //!
 //! # Format (all integers little-endian)
 //!
-//! The file is a run of records from offset 0:
+//! Each file is a run of records from offset 0 (a one-file journal from before is read as
+//! the first side, the second made empty):
 //!
 //! ```text
 //! record   := length u32 | crc32c u32 | body            (length = body bytes; crc of body)
@@ -28,15 +42,17 @@
 //!   tag 4 DeleteRange:        start | end               (u32 length, bytes each)
 //! ```
 //!
-//! Sequences grow by one per record and never restart. The journal is overwritten in place
-//! from offset 0 after each checkpoint, so what follows the newest record is an older,
-//! lower-numbered one, zeros, or a torn write: reading stops at the first record that does
-//! not check out or whose sequence is not the previous one plus one.
+//! Sequences grow by one per record, across both files, and never restart. A side is
+//! overwritten in place from offset 0 when records go to it again, so what follows its
+//! newest record is an older, lower-numbered one, zeros, or a torn write: reading a side
+//! stops at the first record that does not check out or whose sequence is not the previous
+//! one plus one. The records after the checkpoint are those of both runs, in sequence order;
+//! writing goes on after the side holding the newest.
 //!
 //! # Space
 //!
-//! The file grows in steps of [`GROW_BYTES`] of zeros written ahead of the records, never
-//! shrinks, and is reused from offset 0 after each checkpoint. So a record is almost always
+//! Each file grows in steps of [`GROW_BYTES`] of zeros written ahead of the records, never
+//! shrinks, and is reused from offset 0 when records go to it again. So a record is almost always
 //! written over blocks the file already has: its `fdatasync` does not also write the inode,
 //! and it cannot fail for want of disk space. When the file must grow and the disk is full,
 //! the store checkpoints first and writes the record at offset 0 instead (`Shared::apply`).
@@ -75,57 +91,102 @@ const GROW_BYTES: u64 = 1024 * 1024;
 const RECORD_BYTES_MAX: usize = 1 << 30;
 const HEADER_BYTES: usize = 8;
 
-/// The journal file and where its next record goes.
-pub(super) struct Journal {
+/// One of the journal's two files and where its next record goes.
+struct Side {
     path: PathBuf,
     file: File,
-    faults: Option<Arc<FaultPlan>>,
     /// Where the next record is written.
     offset: u64,
     /// The bytes the file is known to have (written records or zeros).
     length: u64,
+}
+
+/// The journal: two files, one taking records ([`Journal::active`]), the other sealed while
+/// a checkpoint of its records runs, or free.
+pub(super) struct Journal {
+    sides: [Side; 2],
+    /// The side records are written to.
+    active: usize,
+    /// The other side's records, all at or below this sequence and not yet known to be in
+    /// a durable checkpoint: that side is not written again until a checkpoint covers them.
+    sealed: Option<u64>,
+    faults: Option<Arc<FaultPlan>>,
     /// The next record's sequence.
     next_sequence: u64,
-    /// When the records since offset 0 began to wait for a checkpoint.
+    /// When the active side's records began to wait for a checkpoint.
     since: Instant,
     /// When a checkpoint last failed for want of disk space, until one succeeds.
     checkpoint_refused_at: Option<Instant>,
     buffer: Vec<u8>,
 }
 
-/// What reading the journal found: the records after `checkpoint`, in order.
+/// What reading the journal found: the records after `checkpoint` on both sides, in order.
 pub(super) struct Found {
     pub(super) records: Vec<(u64, Vec<StateWrite>)>,
     /// The highest sequence read, whether or not it was after the checkpoint.
     pub(super) last_sequence: u64,
-    /// The offset just after the last record read.
-    pub(super) end: u64,
+    /// Per side, the offset just after the last record of its run.
+    ends: [u64; 2],
+    /// The side holding the newest record, where writing goes on.
+    active: usize,
+    /// The other side's last sequence, if it holds records after the checkpoint.
+    sealed: Option<u64>,
 }
 
-/// The journal's path beside the database file: `state.redb` → `state.journal`.
+/// The journal's paths beside the database file: `state.redb` → `state.journal` and
+/// `state.journal.b`.
 pub(super) fn path_beside(database: &Path) -> PathBuf {
     database.with_extension("journal")
 }
 
-impl Journal {
-    pub(super) fn open(path: &Path, faults: Option<Arc<FaultPlan>>) -> Result<Journal> {
+fn second_path(first: &Path) -> PathBuf {
+    let mut name = first.as_os_str().to_owned();
+    name.push(".b");
+    PathBuf::from(name)
+}
+
+impl Side {
+    fn open(path: PathBuf) -> Result<Side> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(path)
+            .open(&path)
             .map_err(|e| StorageError::io(format!("opening {}", path.display()), e))?;
         let length = file
             .metadata()
             .map_err(|e| StorageError::io(format!("reading {}", path.display()), e))?
             .len();
-        Ok(Journal {
-            path: path.to_path_buf(),
+        Ok(Side {
+            path,
             file,
-            faults,
             offset: 0,
             length,
+        })
+    }
+
+    fn read(&self, checkpoint: u64) -> Result<Run> {
+        let error = |e| StorageError::io(format!("reading {}", self.path.display()), e);
+        let length = self.file.metadata().map_err(error)?.len();
+        let mut bytes = vec![0; length as usize];
+        self.file.read_exact_at(&mut bytes, 0).map_err(error)?;
+        Ok(parse(&bytes, checkpoint))
+    }
+}
+
+impl Journal {
+    /// Opens the journal's files: `path` and the second one beside it (made if missing, as
+    /// in a folder a one-file journal wrote).
+    pub(super) fn open(path: &Path, faults: Option<Arc<FaultPlan>>) -> Result<Journal> {
+        Ok(Journal {
+            sides: [
+                Side::open(path.to_path_buf())?,
+                Side::open(second_path(path))?,
+            ],
+            active: 0,
+            sealed: None,
+            faults,
             next_sequence: 1,
             since: Instant::now(),
             checkpoint_refused_at: None,
@@ -133,27 +194,22 @@ impl Journal {
         })
     }
 
-    /// Reads the records after `checkpoint` from disk (see the module docs for where
-    /// reading stops).
+    /// Reads the records after `checkpoint` from both files (see the module docs for where
+    /// reading stops), in sequence order.
     pub(super) fn read(&self, checkpoint: u64) -> Result<Found> {
-        let mut bytes = Vec::new();
-        let length = self
-            .file
-            .metadata()
-            .map_err(|e| self.error("reading", e))?
-            .len();
-        bytes.resize(length as usize, 0);
-        self.file
-            .read_exact_at(&mut bytes, 0)
-            .map_err(|e| self.error("reading", e))?;
-        Ok(parse(&bytes, checkpoint))
+        let runs = [
+            self.sides[0].read(checkpoint)?,
+            self.sides[1].read(checkpoint)?,
+        ];
+        Ok(merge(runs, checkpoint))
     }
 
-    /// Starts again at offset 0 with sequences after `last`: what is on disk is all at or
-    /// below a durable checkpoint now.
+    /// Starts again at offset 0 of the active side with sequences after `last`: what is on
+    /// disk, on either side, is all at or below a durable checkpoint now.
     pub(super) fn restart_after(&mut self, last: u64) {
         self.checkpoint_refused_at = None;
-        self.offset = 0;
+        self.sealed = None;
+        self.sides[self.active].offset = 0;
         self.next_sequence = self.next_sequence.max(last + 1);
         self.since = Instant::now();
     }
@@ -164,11 +220,36 @@ impl Journal {
     }
 
     /// Continues after the records `found` read (applied again, not yet checkpointed): the
-    /// next record goes after them.
+    /// next record goes after them, on the side holding the newest.
     pub(super) fn resume_after(&mut self, found: &Found) {
-        self.offset = found.end;
+        self.sides[0].offset = found.ends[0];
+        self.sides[1].offset = found.ends[1];
+        self.active = found.active;
+        self.sealed = found.sealed;
         self.next_sequence = self.next_sequence.max(found.last_sequence + 1);
         self.since = Instant::now();
+    }
+
+    /// Seals the active side for a checkpoint that runs while records go on to the other
+    /// side, from its start; answers the last sequence sealed. `None` while the other side
+    /// is still sealed (its checkpoint running or failed): a checkpoint then has to cover
+    /// both sides, under the journal's lock ([`Journal::restart_after`]).
+    pub(super) fn seal(&mut self) -> Option<u64> {
+        if self.sealed.is_some() {
+            return None;
+        }
+        let last = self.next_sequence - 1;
+        self.sealed = Some(last);
+        self.active = 1 - self.active;
+        self.sides[self.active].offset = 0;
+        self.since = Instant::now();
+        Some(last)
+    }
+
+    /// The sealed side's checkpoint is durable: that side may be written again.
+    pub(super) fn sealed_checkpointed(&mut self) {
+        self.sealed = None;
+        self.checkpoint_refused_at = None;
     }
 
     /// Writes `writes` as the next record and fsyncs it (see [`Journal::prepare`],
@@ -185,12 +266,13 @@ impl Journal {
         encode(&mut self.buffer, self.next_sequence, writes);
     }
 
-    /// Grows the file, if the prepared record does not fit in it at the current offset, by
-    /// zeros up to the next [`GROW_BYTES`] step (or just what the record needs, if the disk
-    /// has no more). An error (the disk is full) leaves the records untouched.
+    /// Grows the active file, if the prepared record does not fit in it at the current
+    /// offset, by zeros up to the next [`GROW_BYTES`] step (or just what the record needs,
+    /// if the disk has no more). An error (the disk is full) leaves the records untouched.
     pub(super) fn make_room(&mut self) -> Result<()> {
-        let needed = self.offset + self.buffer.len() as u64;
-        if needed <= self.length {
+        let side = &self.sides[self.active];
+        let needed = side.offset + self.buffer.len() as u64;
+        if needed <= side.length {
             return Ok(());
         }
         let stepped = needed.div_ceil(GROW_BYTES) * GROW_BYTES;
@@ -200,19 +282,20 @@ impl Journal {
         }
     }
 
-    /// Writes zeros from the known length to `length`.
+    /// Writes zeros from the active file's known length to `length`.
     fn zero_to(&mut self, length: u64) -> Result<()> {
         const CHUNK: usize = 64 * 1024;
         let zeros = [0u8; CHUNK];
-        while self.length < length {
-            let n = ((length - self.length) as usize).min(CHUNK);
+        let side = &mut self.sides[self.active];
+        while side.length < length {
+            let n = ((length - side.length) as usize).min(CHUNK);
             if let Some(plan) = &self.faults {
-                plan.check_write().map_err(|e| self.error("growing", e))?;
+                plan.check_write().map_err(|e| error(side, "growing", e))?;
             }
-            self.file
-                .write_all_at(&zeros[..n], self.length)
-                .map_err(|e| self.error("growing", e))?;
-            self.length += n as u64;
+            side.file
+                .write_all_at(&zeros[..n], side.length)
+                .map_err(|e| error(side, "growing", e))?;
+            side.length += n as u64;
         }
         Ok(())
     }
@@ -220,34 +303,43 @@ impl Journal {
     /// Writes the prepared record and fsyncs it. On success the record is durable; on an
     /// error nothing is counted as written (the next record goes to the same place).
     pub(super) fn write_prepared(&mut self) -> Result<()> {
+        let side = &mut self.sides[self.active];
         if let Some(plan) = &self.faults {
-            plan.check_write().map_err(|e| self.error("writing", e))?;
+            plan.check_write().map_err(|e| error(side, "writing", e))?;
         }
-        self.file
-            .write_all_at(&self.buffer, self.offset)
-            .map_err(|e| self.error("writing", e))?;
+        side.file
+            .write_all_at(&self.buffer, side.offset)
+            .map_err(|e| error(side, "writing", e))?;
         if let Some(plan) = &self.faults {
-            plan.check_sync(&self.path)
-                .map_err(|e| self.error("syncing", e))?;
+            plan.check_sync(&side.path)
+                .map_err(|e| error(side, "syncing", e))?;
         }
-        self.file
+        side.file
             .sync_data()
-            .map_err(|e| self.error("syncing", e))?;
-        if self.offset == 0 {
+            .map_err(|e| error(side, "syncing", e))?;
+        if side.offset == 0 {
             // The interval runs from the first record waiting for a checkpoint, so a store
             // written once in a while is not checkpointed after every record.
             self.since = Instant::now();
         }
-        self.offset += self.buffer.len() as u64;
-        self.length = self.length.max(self.offset);
+        side.offset += self.buffer.len() as u64;
+        side.length = side.length.max(side.offset);
         self.next_sequence += 1;
         Ok(())
     }
 
-    /// Whether the records written since offset 0 are due a checkpoint.
+    /// Whether the records written to the active side are due a checkpoint.
     pub(super) fn checkpoint_due(&self) -> bool {
-        self.offset > 0
-            && (self.offset >= CHECKPOINT_BYTES || self.since.elapsed() >= CHECKPOINT_INTERVAL)
+        let offset = self.sides[self.active].offset;
+        offset > 0 && (offset >= CHECKPOINT_BYTES || self.since.elapsed() >= CHECKPOINT_INTERVAL)
+    }
+
+    /// Makes the active side's records look as old as the interval, so a checkpoint is due.
+    #[cfg(test)]
+    pub(super) fn since_long_ago(&mut self) {
+        self.since = Instant::now()
+            .checked_sub(CHECKPOINT_INTERVAL)
+            .unwrap_or(self.since);
     }
 
     /// Notes that a checkpoint failed for want of disk space.
@@ -262,11 +354,45 @@ impl Journal {
 
     /// Whether any record waits for a checkpoint.
     pub(super) fn has_records(&self) -> bool {
-        self.offset > 0
+        self.sides[self.active].offset > 0 || self.sealed.is_some()
     }
+}
 
-    fn error(&self, doing: &str, source: std::io::Error) -> StorageError {
-        StorageError::io(format!("{doing} {}", self.path.display()), source)
+fn error(side: &Side, doing: &str, source: std::io::Error) -> StorageError {
+    StorageError::io(format!("{doing} {}", side.path.display()), source)
+}
+
+/// Both sides' runs as one: the records after the checkpoint in sequence order, and where
+/// writing goes on. The records after a checkpoint are consecutive across the two sides
+/// (the sealed side's, then the active one's); a gap means records we promised are
+/// missing: said loudly, and what there is still applied.
+fn merge(runs: [Run; 2], checkpoint: u64) -> Found {
+    let active = usize::from(runs[1].last_sequence > runs[0].last_sequence);
+    let other = 1 - active;
+    let sealed = runs[other].records.last().map(|(sequence, _)| *sequence);
+    let [first, second] = runs;
+    let ends = [first.end, second.end];
+    let last_sequence = first.last_sequence.max(second.last_sequence);
+    let mut records = first.records;
+    records.extend(second.records);
+    records.sort_by_key(|(sequence, _)| *sequence);
+    let mut expected = (checkpoint > 0).then_some(checkpoint + 1);
+    for (sequence, _) in &records {
+        if expected.is_some_and(|expected| *sequence != expected) {
+            tracing::error!(
+                checkpoint,
+                sequence,
+                "state journal: records between the checkpoint and this one are missing"
+            );
+        }
+        expected = Some(sequence + 1);
+    }
+    Found {
+        records,
+        last_sequence,
+        ends,
+        active,
+        sealed,
     }
 }
 
@@ -300,10 +426,20 @@ fn encode(out: &mut Vec<u8>, sequence: u64, writes: &[StateWrite]) {
     out[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// One file's run of valid, consecutive records from offset 0.
+struct Run {
+    /// Those after the checkpoint.
+    records: Vec<(u64, Vec<StateWrite>)>,
+    /// The highest sequence read (0: none).
+    last_sequence: u64,
+    /// The offset just after the run's last record.
+    end: u64,
+}
+
 /// The run of valid, consecutive records from offset 0 of `bytes`, keeping those after
 /// `checkpoint`.
-fn parse(bytes: &[u8], checkpoint: u64) -> Found {
-    let mut found = Found {
+fn parse(bytes: &[u8], checkpoint: u64) -> Run {
+    let mut run = Run {
         records: Vec::new(),
         last_sequence: 0,
         end: 0,
@@ -314,25 +450,15 @@ fn parse(bytes: &[u8], checkpoint: u64) -> Found {
         if previous.is_some_and(|previous| sequence != previous + 1) {
             break;
         }
-        if previous.is_none() && sequence > checkpoint + 1 && checkpoint > 0 {
-            // The record after a checkpoint is always written at offset 0 with the next
-            // sequence, so a gap means records we promised are missing: say so loudly, and
-            // still apply what there is.
-            tracing::error!(
-                checkpoint,
-                sequence,
-                "state journal: records between the checkpoint and the journal's first record are missing"
-            );
-        }
         previous = Some(sequence);
-        found.last_sequence = sequence;
+        run.last_sequence = sequence;
         if sequence > checkpoint {
-            found.records.push((sequence, writes));
+            run.records.push((sequence, writes));
         }
         at = next;
-        found.end = next as u64;
+        run.end = next as u64;
     }
-    found
+    run
 }
 
 /// The record starting at `at`, if it is whole and checks out: its sequence, writes and
@@ -547,7 +673,50 @@ mod tests {
         );
         let found = journal.read(4).unwrap();
         assert_eq!(found.records, vec![(5, sample())]);
-        assert_eq!(found.end, journal.offset);
+        assert_eq!(
+            found.ends[journal.active],
+            journal.sides[journal.active].offset
+        );
+    }
+
+    #[test]
+    fn records_on_both_sides_read_back_in_order_and_writing_resumes_on_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.journal");
+        let mut journal = Journal::open(&path, None).unwrap();
+        for _ in 0..3 {
+            journal.append(&sample()).unwrap();
+        }
+        assert_eq!(journal.seal(), Some(3));
+        assert_eq!(journal.seal(), None, "one side sealed at a time");
+        journal.append(&sample()).unwrap();
+        journal.append(&sample()[..1]).unwrap();
+        let sequences = |found: &Found| -> Vec<u64> {
+            found
+                .records
+                .iter()
+                .map(|(sequence, _)| *sequence)
+                .collect()
+        };
+        assert_eq!(sequences(&journal.read(0).unwrap()), [1, 2, 3, 4, 5]);
+        assert_eq!(sequences(&journal.read(3).unwrap()), [4, 5]);
+        // A crash before the sealed side's checkpoint: both sides are applied again, and
+        // writing goes on after the newest record, the sealed side still sealed.
+        let mut reopened = Journal::open(&path, None).unwrap();
+        let found = reopened.read(2).unwrap();
+        assert_eq!(sequences(&found), [3, 4, 5]);
+        assert_eq!(found.records[2].1, sample()[..1].to_vec());
+        reopened.resume_after(&found);
+        assert_eq!(reopened.seal(), None);
+        reopened.append(&sample()[2..3]).unwrap();
+        assert_eq!(sequences(&reopened.read(2).unwrap()), [3, 4, 5, 6]);
+        // Its checkpoint done, the first side is written again from its start: its old
+        // records after the new one are not read.
+        reopened.sealed_checkpointed();
+        assert_eq!(reopened.seal(), Some(6));
+        reopened.append(&sample()[2..3]).unwrap();
+        assert_eq!(sequences(&reopened.read(3).unwrap()), [4, 5, 6, 7]);
+        assert_eq!(sequences(&reopened.read(6).unwrap()), [7]);
     }
 
     #[test]

@@ -110,7 +110,10 @@ impl Shared {
         if !self.write_behind.holds(table) {
             return Ok(());
         }
-        let journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        // A running checkpoint took writes this read must see: it ends (or gives them back)
+        // first.
+        self.settle_checkpoint_locked(&mut journal);
         let kept = self.write_behind.take();
         if kept.is_empty() {
             return Ok(());
