@@ -109,6 +109,13 @@ pub fn producer_snapshot(data: &[u8]) {
     }
 }
 
+/// Treats `data` as a state-store journal file (`state/journal.rs`), raw and as the body of
+/// one record with a valid header so the write decoder is reached: reading never panics, and
+/// a run read back encodes to exactly the bytes it came from.
+pub fn state_journal(data: &[u8]) {
+    crate::state::check_journal_decoding(data);
+}
+
 /// Treats `data` as the bytes of a crashed segment file: recovery must succeed with a clean
 /// prefix, every retained offset must be readable, and the log must accept a new append.
 /// The input arrives in two chunks (as if written by two appends) to vary the layout.

@@ -40,6 +40,7 @@ mod write_behind;
 #[cfg(test)]
 use commit::without_overwritten;
 use commit::{run_committer, stage};
+pub(crate) use journal::check_decoding as check_journal_decoding;
 use journal::Journal;
 
 /// Memory redb may use to cache pages of the state store.
