@@ -6,20 +6,12 @@
 #[allow(dead_code)]
 mod support;
 
-use omnibus_redis::RedisConfig;
 use redis::{cmd, Script};
 use support::Broker;
 
-/// Door threads for these tests: clients land on different ones.
+/// Door threads for these tests, and clients spread over them.
 const THREADS: usize = 4;
 const CLIENTS: usize = 8;
-
-fn threaded() -> RedisConfig {
-    RedisConfig {
-        io_threads: THREADS,
-        ..RedisConfig::default()
-    }
-}
 
 /// A read-modify-write with a pause in the middle: two runs interleaved would lose an
 /// increment.
@@ -34,7 +26,7 @@ return value + 1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_command_runs_inside_a_script_on_another_door_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start_in(dir.path(), threaded()).await;
+    let broker = Broker::start_in(dir.path(), support::threaded(THREADS)).await;
     const RUNS: usize = 100;
     let mut clients = Vec::new();
     for client in 0..CLIENTS {
@@ -76,7 +68,7 @@ async fn no_command_runs_inside_a_script_on_another_door_thread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_is_seen_whole_from_other_door_threads() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start_in(dir.path(), threaded()).await;
+    let broker = Broker::start_in(dir.path(), support::threaded(THREADS)).await;
     const ROUNDS: usize = 200;
     let mut writers = Vec::new();
     for _ in 0..CLIENTS / 2 {
@@ -139,7 +131,7 @@ async fn watch_then_exec_is_a_check_and_set_across_door_threads() {
     // The optimistic-locking loop redis-py documents: WATCH, read, MULTI/SET/EXEC, again on
     // nil. Every increment must land exactly once.
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start_in(dir.path(), threaded()).await;
+    let broker = Broker::start_in(dir.path(), support::threaded(THREADS)).await;
     const RUNS: usize = 50;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {

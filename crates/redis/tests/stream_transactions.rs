@@ -5,20 +5,12 @@
 #[allow(dead_code)]
 mod support;
 
-use omnibus_redis::RedisConfig;
 use redis::{cmd, Value};
 use support::Broker;
 
-/// Door threads for the isolation tests: clients land on different ones.
+/// Door threads for these tests, and clients spread over them.
 const THREADS: usize = 4;
 const CLIENTS: usize = 8;
-
-fn threaded() -> RedisConfig {
-    RedisConfig {
-        io_threads: THREADS,
-        ..RedisConfig::default()
-    }
-}
 
 fn ids(entries: &Value) -> Vec<String> {
     let Value::Array(entries) = entries else {
@@ -40,7 +32,7 @@ fn integer(value: &Value) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transactions_stream_reads_see_the_writes_before_them_and_none_after() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start_in(dir.path(), threaded()).await;
+    let broker = Broker::start_in(dir.path(), support::threaded(THREADS)).await;
     let mut con = broker.connect().await;
     let replies: Vec<Value> = redis::pipe()
         .atomic()
@@ -138,7 +130,7 @@ async fn a_transactions_stream_reads_see_the_writes_before_them_and_none_after()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_stream_command_lands_inside_a_transaction_from_another_door_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start_in(dir.path(), threaded()).await;
+    let broker = Broker::start_in(dir.path(), support::threaded(THREADS)).await;
     const ROUNDS: usize = 40;
     let mut clients = Vec::new();
     for client in 0..CLIENTS {

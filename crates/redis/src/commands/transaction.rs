@@ -11,7 +11,7 @@
 //! stream changed and changed back (not possible by appending) would go unnoticed.
 
 use crate::codec::Reply;
-use crate::session::{Session, Step, Transaction};
+use crate::session::{Later, Session, Step, Transaction};
 
 pub(super) fn multi(session: &mut Session) -> Step {
     if session.transaction.is_some() {
@@ -75,21 +75,20 @@ pub(super) fn exec(session: &mut Session) -> Step {
     let appends = std::mem::replace(&mut session.script_appends, outer).unwrap_or_default();
     drop(hold);
     let reply = Reply::Array(replies);
-    if appends.is_empty() {
-        return Step {
-            reply,
-            commits,
-            close,
-            later: None,
-        };
-    }
+    let (reply, later): (Reply, Option<Later>) = match appends.is_empty() {
+        true => (reply, None),
+        false => (
+            Reply::Null,
+            Some(Box::pin(async move {
+                super::held::first_failure(appends).await.unwrap_or(reply)
+            })),
+        ),
+    };
     Step {
-        reply: Reply::Null,
+        reply,
         commits,
         close,
-        later: Some(Box::pin(async move {
-            super::held::first_failure(appends).await.unwrap_or(reply)
-        })),
+        later,
     }
 }
 
@@ -113,29 +112,30 @@ fn exec_deferred(session: &mut Session, queued: Vec<Vec<bytes::Bytes>>) -> Step 
         close |= step.close;
     }
     session.in_exec = false;
-    if !asynchronous {
-        let replies = replies.into_iter().map(|(reply, _)| reply).collect();
-        return Step {
-            reply: Reply::Array(replies),
-            commits,
-            close,
-            later: None,
-        };
-    }
+    let (reply, later): (Reply, Option<Later>) = match asynchronous {
+        false => (
+            Reply::Array(replies.into_iter().map(|(reply, _)| reply).collect()),
+            None,
+        ),
+        true => (
+            Reply::Null,
+            Some(Box::pin(async move {
+                let mut answered = Vec::with_capacity(replies.len());
+                for (reply, later) in replies {
+                    answered.push(match later {
+                        Some(later) => later.await,
+                        None => reply,
+                    });
+                }
+                Reply::Array(answered)
+            })),
+        ),
+    };
     Step {
-        reply: Reply::Null,
+        reply,
         commits,
         close,
-        later: Some(Box::pin(async move {
-            let mut answered = Vec::with_capacity(replies.len());
-            for (reply, later) in replies {
-                answered.push(match later {
-                    Some(later) => later.await,
-                    None => reply,
-                });
-            }
-            Reply::Array(answered)
-        })),
+        later,
     }
 }
 

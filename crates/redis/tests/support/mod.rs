@@ -9,6 +9,15 @@ use omnibus_redis::RedisConfig;
 use omnibus_storage::io::FaultPlan;
 use tokio::sync::oneshot;
 
+/// The door on `threads` threads of its own: clients land on different ones (the isolation
+/// tests).
+pub fn threaded(threads: usize) -> RedisConfig {
+    RedisConfig {
+        io_threads: threads,
+        ..RedisConfig::default()
+    }
+}
+
 pub struct Broker {
     pub engine: Arc<Engine>,
     pub address: SocketAddr,
