@@ -125,11 +125,14 @@ impl Shared {
             }
             return;
         };
-        let mut taken = self.write_behind.take();
+        // Coalesced on the checkpoint's thread: with many keys that is milliseconds the
+        // committer would otherwise spend under the journal's lock.
+        let taken = self.write_behind.take_as_kept();
         let shared = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("state-checkpoint".into())
             .spawn(move || {
+                let mut taken = super::write_behind::coalesced(taken);
                 let outcome = shared.on_database(|database| commit(database, last, &mut taken));
                 outcome.map_err(|error| (error, taken))
             });
