@@ -6,6 +6,7 @@ errors a client meets."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -508,3 +509,31 @@ def test_client_list_and_client_kill(client, redis_url):
         time.sleep(0.02)
     assert victim.client_id() != old_id
     victim.close()
+
+
+def test_client_unblock_ends_another_clients_blpop(client, redis_url):
+    """redis-py's client_unblock() ends a BLPOP another connection is blocked in: as its
+    timeout would (None), or with the UNBLOCKED error redis-py raises."""
+    key = unique("nothing")
+    waiter = redis.Redis.from_url(redis_url, decode_responses=True)
+    waiter_id = waiter.client_id()
+    outcomes = []
+
+    def wait():
+        try:
+            outcomes.append(waiter.blpop([key], timeout=0))
+        except redis.exceptions.ResponseError as error:
+            outcomes.append(str(error))
+
+    unblocked = "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+    for error, expected in ((False, None), (True, unblocked)):
+        thread = threading.Thread(target=wait)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not client.client_unblock(waiter_id, error=error):
+            assert time.monotonic() < deadline, "the BLPOP never blocked"
+            time.sleep(0.01)
+        thread.join(timeout=10)
+        assert outcomes.pop() == expected
+    assert client.client_unblock(waiter_id) == 0
+    waiter.close()

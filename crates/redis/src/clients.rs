@@ -7,12 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::codec::Reply;
 use crate::commands::printable;
 
 /// What CLIENT LIST shows of one connection.
@@ -40,6 +42,78 @@ pub(crate) struct Client {
     connected: Instant,
     shown: Mutex<Shown>,
     close: watch::Sender<bool>,
+    /// Bumped by each CLIENT UNBLOCK that found the connection blocked, with how the
+    /// blocked command is to end.
+    unblock: watch::Sender<(u64, Unblocked)>,
+    /// Blocking commands of this connection waiting now ([`Waiting::blocked`]).
+    blocked: AtomicUsize,
+}
+
+/// How CLIENT UNBLOCK ends a blocked command: as its timeout would (the default), or with
+/// an `-UNBLOCKED` error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Unblocked {
+    #[default]
+    Timeout,
+    Error,
+}
+
+/// A blocking command's view of CLIENT UNBLOCK, made when it starts (an unblock asked
+/// before that is not its own).
+pub(crate) struct Waiting {
+    client: Option<Arc<Client>>,
+    unblocked: Option<watch::Receiver<(u64, Unblocked)>>,
+    counted: bool,
+    how: Option<Unblocked>,
+}
+
+impl Waiting {
+    pub(crate) fn new(client: Option<Arc<Client>>) -> Waiting {
+        let unblocked = client.as_ref().map(|client| client.unblock.subscribe());
+        Waiting {
+            client,
+            unblocked,
+            counted: false,
+            how: None,
+        }
+    }
+
+    /// The command waits from now on: CLIENT UNBLOCK finds it blocked.
+    pub(crate) fn blocked(&mut self) {
+        if let (Some(client), false) = (&self.client, self.counted) {
+            client.blocked.fetch_add(1, Ordering::AcqRel);
+            self.counted = true;
+        }
+    }
+
+    /// Resolves when CLIENT UNBLOCK asks this connection's blocked command to end (never,
+    /// for a connection without an entry).
+    pub(crate) async fn unblocked(&mut self) {
+        let Some(receiver) = &mut self.unblocked else {
+            return std::future::pending().await;
+        };
+        if receiver.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        self.how = Some(receiver.borrow_and_update().1);
+    }
+
+    /// The reply of a command that ended without what it waited for: `timed_out`, or the
+    /// error CLIENT UNBLOCK … ERROR asked for.
+    pub(crate) fn reply(&self, timed_out: Reply) -> Reply {
+        match self.how {
+            Some(Unblocked::Error) => Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+            _ => timed_out,
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let (Some(client), true) = (&self.client, self.counted) {
+            client.blocked.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl Client {
@@ -91,9 +165,25 @@ impl Clients {
             connected: Instant::now(),
             shown: Mutex::new(shown),
             close,
+            unblock: watch::Sender::new((0, Unblocked::Timeout)),
+            blocked: AtomicUsize::new(0),
         });
         inner.by_id.insert(id, client.clone());
         (client, closed)
+    }
+
+    /// CLIENT UNBLOCK: ends connection `id`'s blocked command `how`; whether it was blocked.
+    pub(crate) fn unblock(&self, id: u64, how: Unblocked) -> bool {
+        let Some(client) = self.lock().by_id.get(&id).cloned() else {
+            return false;
+        };
+        if client.blocked.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        client
+            .unblock
+            .send_modify(|(count, asked)| (*count, *asked) = (*count + 1, how));
+        true
     }
 
     /// Connections open (INFO's `connected_clients`).

@@ -180,3 +180,152 @@ async fn client_list_shows_every_connection_and_client_kill_closes_them() {
     );
     broker.stop().await;
 }
+
+/// Asks CLIENT UNBLOCK until the connection is blocked (at most 10 s); its answer then.
+async fn unblock(con: &mut redis::aio::MultiplexedConnection, id: u64, how: &str) {
+    for _ in 0..1000 {
+        let unblocked: i64 = cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(id)
+            .arg(how)
+            .query_async(con)
+            .await
+            .unwrap();
+        if unblocked == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("connection {id} never blocked");
+}
+
+/// Reads one reply line from a raw connection (at most 10 s).
+async fn line(stream: &mut TcpStream) -> String {
+    let mut reply = Vec::new();
+    let read = async {
+        while !reply.ends_with(b"\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            reply.push(byte[0]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("no reply");
+    String::from_utf8(reply).unwrap()
+}
+
+#[tokio::test]
+async fn client_unblock_ends_a_blocked_command_as_its_timeout_or_with_an_error() {
+    let broker = Broker::start().await;
+    let mut admin = broker.connect().await;
+    let (mut blocked, id) = raw(&broker, "waiter").await;
+    // Nothing blocked yet, or no such connection: 0.
+    let none: (i64, i64) = redis::pipe()
+        .cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg(id)
+        .cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg(999_999)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(none, (0, 0));
+
+    // BLPOP for ever, ended as its timeout would: a nil array. A later push stays.
+    blocked.write_all(b"BLPOP jobs 0\r\n").await.unwrap();
+    unblock(&mut admin, id, "TIMEOUT").await;
+    assert_eq!(line(&mut blocked).await, "*-1\r\n");
+    let _: i64 = cmd("RPUSH")
+        .arg("jobs")
+        .arg("a")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let length: i64 = cmd("LLEN")
+        .arg("jobs")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(length, 1, "the unblocked BLPOP took nothing");
+
+    // XREAD BLOCK, ended with the error.
+    blocked
+        .write_all(b"XREAD BLOCK 0 STREAMS events $\r\n")
+        .await
+        .unwrap();
+    unblock(&mut admin, id, "ERROR").await;
+    assert_eq!(
+        line(&mut blocked).await,
+        "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+    );
+
+    // XREADGROUP BLOCK: ended, it leaves nothing pending with the consumer.
+    let () = cmd("XGROUP")
+        .arg("CREATE")
+        .arg("events")
+        .arg("workers")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    blocked
+        .write_all(b"XREADGROUP GROUP workers w1 BLOCK 0 STREAMS events >\r\n")
+        .await
+        .unwrap();
+    unblock(&mut admin, id, "TIMEOUT").await;
+    assert_eq!(line(&mut blocked).await, "*-1\r\n");
+    let _: String = cmd("XADD")
+        .arg("events")
+        .arg("*")
+        .arg("n")
+        .arg(1)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let pending: redis::Value = cmd("XPENDING")
+        .arg("events")
+        .arg("workers")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let redis::Value::Array(summary) = pending else {
+        panic!("{pending:?}");
+    };
+    assert_eq!(summary[0], redis::Value::Int(0), "nothing pending");
+
+    // BZPOPMIN too; and the connection goes on answering.
+    blocked
+        .write_all(b"BZPOPMIN scores 0\r\nPING\r\n")
+        .await
+        .unwrap();
+    unblock(&mut admin, id, "ERROR").await;
+    assert_eq!(
+        line(&mut blocked).await,
+        "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+    );
+    assert_eq!(line(&mut blocked).await, "+PONG\r\n");
+
+    // Redis's refusals.
+    for (words, refusal) in [
+        (vec!["UNBLOCK", "abc"], "value is not an integer"),
+        (
+            vec!["UNBLOCK", "1", "SOON"],
+            "reason should be TIMEOUT or ERROR",
+        ),
+        (
+            vec!["UNBLOCK", "1", "TIMEOUT", "x"],
+            "unknown subcommand or wrong number",
+        ),
+    ] {
+        let error = cmd("CLIENT")
+            .arg(&words)
+            .query_async::<i64>(&mut admin)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains(refusal), "{words:?}: {error}");
+    }
+    broker.stop().await;
+}

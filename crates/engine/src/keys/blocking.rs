@@ -119,21 +119,43 @@ pub struct Blocked {
 impl Blocked {
     /// Waits until served or until `timeout` (`None`: for ever); `None` on a timeout.
     /// Dropped while it waits (the client gone), it leaves the line as [`Blocked`] does.
-    pub async fn wait(mut self, timeout: Option<Duration>) -> Result<Option<Took>> {
+    pub async fn wait(self, timeout: Option<Duration>) -> Result<Option<Took>> {
+        self.wait_or(timeout, std::future::pending()).await
+    }
+
+    /// [`Blocked::wait`], also ended (as by its timeout) when `interrupted` resolves: Redis's
+    /// CLIENT UNBLOCK. Served in the same moment, it answers what it was served.
+    pub async fn wait_or(
+        mut self,
+        timeout: Option<Duration>,
+        interrupted: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<Took>> {
         let receiver = self.receiver.as_mut().expect("waited once");
-        let received = match timeout {
-            None => receiver.await,
-            Some(timeout) => match tokio::time::timeout(timeout, &mut *receiver).await {
-                Ok(received) => received,
-                Err(_) => {
-                    if self.keyspace.leave(&self.waiter) {
-                        self.receiver = None;
-                        return Ok(None);
+        let given_up = async {
+            match timeout {
+                Some(timeout) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(timeout) => {}
+                        () = interrupted => {}
                     }
-                    // Served as the time ran out: the elements are in the channel.
-                    receiver.await
                 }
-            },
+                None => interrupted.await,
+            }
+        };
+        let outcome = tokio::select! {
+            received = &mut *receiver => Some(received),
+            () = given_up => None,
+        };
+        let received = match outcome {
+            Some(received) => received,
+            None => {
+                if self.keyspace.leave(&self.waiter) {
+                    self.receiver = None;
+                    return Ok(None);
+                }
+                // Served as it gave up: the elements are in the channel.
+                receiver.await
+            }
         };
         // Received: from here on the elements are this client's.
         self.receiver = None;

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::arguments::{integer, is, lowercase, printable, SYNTAX_ERROR};
-use crate::clients::Filter;
+use crate::clients::{Filter, Unblocked};
 use crate::codec::{Protocol, Reply};
 use crate::session::{Session, Step};
 
@@ -217,16 +217,42 @@ fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
             }
             Err(error) => error.into(),
         },
+        ("unblock", [id, how @ ..]) if how.len() <= 1 => {
+            let how = match how.first() {
+                None => Unblocked::Timeout,
+                Some(word) if is(word, "timeout") => Unblocked::Timeout,
+                Some(word) if is(word, "error") => Unblocked::Error,
+                Some(_) => {
+                    return Reply::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+                        .into()
+                }
+            };
+            let Some(id) = std::str::from_utf8(id)
+                .ok()
+                .and_then(|id| id.parse::<i64>().ok())
+            else {
+                return Reply::error(super::NOT_AN_INTEGER).into();
+            };
+            let unblocked =
+                u64::try_from(id).is_ok_and(|id| session.shared.clients.unblock(id, how));
+            Reply::Integer(i64::from(unblocked)).into()
+        }
+        ("unblock", [_, _, _, ..]) => Reply::error(
+            "ERR unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.",
+        )
+        .into(),
         // Replies stay on; nobody asked for anything else yet.
         ("reply", [mode]) if is(mode, "on") => Reply::ok().into(),
         // Nothing is evicted and no access times are kept, so both are already true.
         ("no-evict" | "no-touch", [mode]) if is(mode, "on") || is(mode, "off") => {
             Reply::ok().into()
         }
-        ("setname" | "getname" | "id" | "setinfo" | "info" | "kill", _) => Reply::error(format!(
-            "ERR wrong number of arguments for 'client|{subcommand}' command"
-        ))
-        .into(),
+        ("setname" | "getname" | "id" | "setinfo" | "info" | "kill" | "unblock", _) => {
+            Reply::error(format!(
+                "ERR wrong number of arguments for 'client|{subcommand}' command"
+            ))
+            .into()
+        }
         _ => Reply::error(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
             printable(&arguments[0], 128)

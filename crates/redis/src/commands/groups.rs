@@ -20,6 +20,7 @@ use super::arguments::{integer, is, SYNTAX_ERROR};
 use super::streams::{
     block_timeout, entry_reply, stream_name, streams_and_ids, streams_reply, ENTRIES_REPLY_MAX,
 };
+use crate::clients::Waiting;
 use crate::codec::Reply;
 use crate::server::{Blocked, Shared};
 use crate::session::{Session, Step};
@@ -325,6 +326,7 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
     let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
     let protocol = session.protocol;
+    let mut waiting = Waiting::new(session.client.clone());
     Ok(Step::later(async move {
         let deadline = block_ms
             .filter(|ms| *ms > 0)
@@ -397,9 +399,11 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                 wait = wait.min(deadline - now);
             }
             blocked.get_or_insert_with(|| Blocked::new(&shared.blocked));
+            waiting.blocked();
             tokio::select! {
                 () = engine.wait_for_records(&positions, wait.as_millis() as u64) => {}
                 () = &mut destroyed => {}
+                () = waiting.unblocked() => return waiting.reply(Reply::NullArray),
             }
         }
     }))

@@ -17,6 +17,7 @@ use omnibus_engine::EngineError;
 use super::arguments::{integer, is, SYNTAX_ERROR};
 use super::streams::WRONGTYPE;
 use super::strings::{map, step};
+use crate::clients::Waiting;
 use crate::codec::Reply;
 use crate::server::Blocked;
 use crate::session::{Session, Step};
@@ -420,12 +421,15 @@ pub(super) fn blocking(
         .into());
     }
     let shared = session.shared.clone();
+    let mut waiting = Waiting::new(session.client.clone());
     Ok(Step::later(async move {
         let _counted = Blocked::new(&shared.blocked);
-        match blocked.wait(timeout).await {
+        waiting.blocked();
+        match blocked.wait_or(timeout, waiting.unblocked()).await {
             Ok(Some(took)) => answer(took),
-            // A timeout answers a nil array for every blocking list command.
-            Ok(None) => Reply::NullArray,
+            // A timeout (or CLIENT UNBLOCK) answers a nil array for every blocking list
+            // command.
+            Ok(None) => waiting.reply(Reply::NullArray),
             Err(error) => refusal(error),
         }
     }))

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
+use crate::clients::Waiting;
 use crate::codec::{Protocol, Reply};
 use crate::server::{Blocked, Shared};
 use crate::session::{Session, Step};
@@ -412,9 +413,10 @@ fn xread(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }
     let shared = session.shared.clone();
     let protocol = session.protocol;
+    let mut waiting = Waiting::new(session.client.clone());
     Ok(Step::later(async move {
-        match read_streams(&shared, wanted, options).await {
-            Ok(found) if found.is_empty() => Reply::NullArray,
+        match read_streams(&shared, wanted, options, &mut waiting).await {
+            Ok(found) if found.is_empty() => waiting.reply(Reply::NullArray),
             Ok(found) => streams_reply(found, protocol),
             Err(error) => Reply::error(format!("ERR {error}")),
         }
@@ -451,10 +453,13 @@ enum ReadFrom {
     After(StreamId),
 }
 
+/// The entries XREAD answers; none when BLOCK's time ran out or CLIENT UNBLOCK ended the
+/// wait (`waiting`).
 async fn read_streams(
     shared: &Shared,
     wanted: Vec<(Bytes, String, ReadFrom)>,
     options: ReadOptions,
+    waiting: &mut Waiting,
 ) -> omnibus_engine::Result<Vec<(Bytes, Vec<Entry>)>> {
     let engine = &shared.engine;
     // Offsets to read from (`$` is the end when the command runs), and how many entries at
@@ -520,8 +525,10 @@ async fn read_streams(
             .collect();
         // A stream that does not exist yet ends the wait when it is created.
         blocked.get_or_insert_with(|| Blocked::new(&shared.blocked));
-        engine
-            .wait_for_records(&waits, wait.as_millis() as u64)
-            .await;
+        waiting.blocked();
+        tokio::select! {
+            () = engine.wait_for_records(&waits, wait.as_millis() as u64) => {}
+            () = waiting.unblocked() => return Ok(Vec::new()),
+        }
     }
 }
