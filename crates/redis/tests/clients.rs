@@ -181,6 +181,8 @@ async fn client_list_shows_every_connection_and_client_kill_closes_them() {
     broker.stop().await;
 }
 
+const UNBLOCKED: &str = "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n";
+
 /// Asks CLIENT UNBLOCK until the connection is blocked (at most 10 s); its answer then.
 async fn unblock(con: &mut redis::aio::MultiplexedConnection, id: u64, how: &str) {
     for _ in 0..1000 {
@@ -197,6 +199,18 @@ async fn unblock(con: &mut redis::aio::MultiplexedConnection, id: u64, how: &str
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("connection {id} never blocked");
+}
+
+/// Sends `command` on the raw connection `id`, unblocks it `how`, and answers its reply line.
+async fn unblocked(
+    blocked: &mut TcpStream,
+    admin: &mut redis::aio::MultiplexedConnection,
+    (id, how): (u64, &str),
+    command: &[u8],
+) -> String {
+    blocked.write_all(command).await.unwrap();
+    unblock(admin, id, how).await;
+    line(blocked).await
 }
 
 /// Reads one reply line from a raw connection (at most 10 s).
@@ -234,9 +248,14 @@ async fn client_unblock_ends_a_blocked_command_as_its_timeout_or_with_an_error()
     assert_eq!(none, (0, 0));
 
     // BLPOP for ever, ended as its timeout would: a nil array. A later push stays.
-    blocked.write_all(b"BLPOP jobs 0\r\n").await.unwrap();
-    unblock(&mut admin, id, "TIMEOUT").await;
-    assert_eq!(line(&mut blocked).await, "*-1\r\n");
+    let reply = unblocked(
+        &mut blocked,
+        &mut admin,
+        (id, "TIMEOUT"),
+        b"BLPOP jobs 0\r\n",
+    )
+    .await;
+    assert_eq!(reply, "*-1\r\n");
     let _: i64 = cmd("RPUSH")
         .arg("jobs")
         .arg("a")
@@ -251,15 +270,9 @@ async fn client_unblock_ends_a_blocked_command_as_its_timeout_or_with_an_error()
     assert_eq!(length, 1, "the unblocked BLPOP took nothing");
 
     // XREAD BLOCK, ended with the error.
-    blocked
-        .write_all(b"XREAD BLOCK 0 STREAMS events $\r\n")
-        .await
-        .unwrap();
-    unblock(&mut admin, id, "ERROR").await;
-    assert_eq!(
-        line(&mut blocked).await,
-        "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
-    );
+    let command = b"XREAD BLOCK 0 STREAMS events $\r\n";
+    let reply = unblocked(&mut blocked, &mut admin, (id, "ERROR"), command).await;
+    assert_eq!(reply, UNBLOCKED);
 
     // XREADGROUP BLOCK: ended, it leaves nothing pending with the consumer.
     let () = cmd("XGROUP")
@@ -271,12 +284,9 @@ async fn client_unblock_ends_a_blocked_command_as_its_timeout_or_with_an_error()
         .query_async(&mut admin)
         .await
         .unwrap();
-    blocked
-        .write_all(b"XREADGROUP GROUP workers w1 BLOCK 0 STREAMS events >\r\n")
-        .await
-        .unwrap();
-    unblock(&mut admin, id, "TIMEOUT").await;
-    assert_eq!(line(&mut blocked).await, "*-1\r\n");
+    let command = b"XREADGROUP GROUP workers w1 BLOCK 0 STREAMS events >\r\n";
+    let reply = unblocked(&mut blocked, &mut admin, (id, "TIMEOUT"), command).await;
+    assert_eq!(reply, "*-1\r\n");
     let _: String = cmd("XADD")
         .arg("events")
         .arg("*")
@@ -297,15 +307,9 @@ async fn client_unblock_ends_a_blocked_command_as_its_timeout_or_with_an_error()
     assert_eq!(summary[0], redis::Value::Int(0), "nothing pending");
 
     // BZPOPMIN too; and the connection goes on answering.
-    blocked
-        .write_all(b"BZPOPMIN scores 0\r\nPING\r\n")
-        .await
-        .unwrap();
-    unblock(&mut admin, id, "ERROR").await;
-    assert_eq!(
-        line(&mut blocked).await,
-        "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
-    );
+    let command = b"BZPOPMIN scores 0\r\nPING\r\n";
+    let reply = unblocked(&mut blocked, &mut admin, (id, "ERROR"), command).await;
+    assert_eq!(reply, UNBLOCKED);
     assert_eq!(line(&mut blocked).await, "+PONG\r\n");
 
     // Redis's refusals.
