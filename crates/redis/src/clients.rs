@@ -16,6 +16,8 @@ use tokio::sync::watch;
 
 use crate::codec::Reply;
 use crate::commands::printable;
+use crate::server::Shared;
+use crate::session::Session;
 
 /// What CLIENT LIST shows of one connection.
 #[derive(Debug, Clone)]
@@ -42,9 +44,9 @@ pub(crate) struct Client {
     connected: Instant,
     shown: Mutex<Shown>,
     close: watch::Sender<bool>,
-    /// Bumped by each CLIENT UNBLOCK that found the connection blocked, with how the
-    /// blocked command is to end.
-    unblock: watch::Sender<(u64, Unblocked)>,
+    /// Sent by each CLIENT UNBLOCK that found the connection blocked: how the blocked
+    /// command is to end.
+    unblock: watch::Sender<Unblocked>,
     /// Blocking commands of this connection waiting now ([`Waiting::blocked`]).
     blocked: AtomicUsize,
 }
@@ -58,19 +60,23 @@ pub(crate) enum Unblocked {
     Error,
 }
 
-/// A blocking command's view of CLIENT UNBLOCK, made when it starts (an unblock asked
-/// before that is not its own).
+/// A blocking command's wait, made when the command starts (an unblock asked before that
+/// is not its own): counted in INFO's `blocked_clients` while it waits, and ended by CLIENT
+/// UNBLOCK.
 pub(crate) struct Waiting {
+    shared: Arc<Shared>,
     client: Option<Arc<Client>>,
-    unblocked: Option<watch::Receiver<(u64, Unblocked)>>,
+    unblocked: Option<watch::Receiver<Unblocked>>,
     counted: bool,
     how: Option<Unblocked>,
 }
 
 impl Waiting {
-    pub(crate) fn new(client: Option<Arc<Client>>) -> Waiting {
+    pub(crate) fn new(session: &Session) -> Waiting {
+        let client = session.client.clone();
         let unblocked = client.as_ref().map(|client| client.unblock.subscribe());
         Waiting {
+            shared: session.shared.clone(),
             client,
             unblocked,
             counted: false,
@@ -78,11 +84,15 @@ impl Waiting {
         }
     }
 
-    /// The command waits from now on: CLIENT UNBLOCK finds it blocked.
+    /// The command waits from now on: INFO counts it and CLIENT UNBLOCK finds it blocked.
     pub(crate) fn blocked(&mut self) {
-        if let (Some(client), false) = (&self.client, self.counted) {
+        if self.counted {
+            return;
+        }
+        self.counted = true;
+        self.shared.blocked.fetch_add(1, Ordering::Relaxed);
+        if let Some(client) = &self.client {
             client.blocked.fetch_add(1, Ordering::AcqRel);
-            self.counted = true;
         }
     }
 
@@ -95,7 +105,7 @@ impl Waiting {
         if receiver.changed().await.is_err() {
             return std::future::pending().await;
         }
-        self.how = Some(receiver.borrow_and_update().1);
+        self.how = Some(*receiver.borrow_and_update());
     }
 
     /// The reply of a command that ended without what it waited for: `timed_out`, or the
@@ -110,7 +120,11 @@ impl Waiting {
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        if let (Some(client), true) = (&self.client, self.counted) {
+        if !self.counted {
+            return;
+        }
+        self.shared.blocked.fetch_sub(1, Ordering::Relaxed);
+        if let Some(client) = &self.client {
             client.blocked.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -165,7 +179,7 @@ impl Clients {
             connected: Instant::now(),
             shown: Mutex::new(shown),
             close,
-            unblock: watch::Sender::new((0, Unblocked::Timeout)),
+            unblock: watch::Sender::new(Unblocked::Timeout),
             blocked: AtomicUsize::new(0),
         });
         inner.by_id.insert(id, client.clone());
@@ -180,9 +194,7 @@ impl Clients {
         if client.blocked.load(Ordering::Acquire) == 0 {
             return false;
         }
-        client
-            .unblock
-            .send_modify(|(count, asked)| (*count, *asked) = (*count + 1, how));
+        client.unblock.send_replace(how);
         true
     }
 

@@ -16,7 +16,7 @@
 //! command (a lazy commit's timer) must outlive the listener.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,22 +51,6 @@ pub(crate) struct Shared {
     pub(crate) monitors: crate::monitor::Monitors,
     /// Every connection (CLIENT LIST, CLIENT KILL).
     pub(crate) clients: crate::clients::Clients,
-}
-
-/// Counts a connection as blocked (INFO's `blocked_clients`) while held.
-pub(crate) struct Blocked<'a>(&'a AtomicUsize);
-
-impl<'a> Blocked<'a> {
-    pub(crate) fn new(count: &'a AtomicUsize) -> Blocked<'a> {
-        count.fetch_add(1, Ordering::Relaxed);
-        Blocked(count)
-    }
-}
-
-impl Drop for Blocked<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// A run id as Redis makes one: 40 random hex digits (from the standard library's random

@@ -22,7 +22,7 @@ use super::streams::{
 };
 use crate::clients::Waiting;
 use crate::codec::Reply;
-use crate::server::{Blocked, Shared};
+use crate::server::Shared;
 use crate::session::{Session, Step};
 use crate::streams::entry::{from_record, Entry, FieldNames};
 use crate::streams::id::StreamId;
@@ -326,12 +326,11 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
     let engine = session.shared.engine.clone();
     let shared = session.shared.clone();
     let protocol = session.protocol;
-    let mut waiting = Waiting::new(session.client.clone());
+    let mut waiting = Waiting::new(session);
     Ok(Step::later(async move {
         let deadline = block_ms
             .filter(|ms| *ms > 0)
             .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
-        let mut blocked = None;
         loop {
             // As in Redis, a group destroyed (XGROUP DESTROY, or DEL of its stream key; by
             // any door) while this read waits ends it with NOGROUP: watched before the groups
@@ -398,7 +397,6 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
                 }
                 wait = wait.min(deadline - now);
             }
-            blocked.get_or_insert_with(|| Blocked::new(&shared.blocked));
             waiting.blocked();
             tokio::select! {
                 () = engine.wait_for_records(&positions, wait.as_millis() as u64) => {}

@@ -6,7 +6,7 @@
 //! Most commands end synchronously. Those the door answers asynchronously (a stream's
 //! writer, a consumer group's commit, the router) are waited for on this thread
 //! ([`wait_here`]). An XADD is the exception: its ID is given out at once and only its fsync
-//! is left for the end (the run's reply waits for it, [`first_failure`]), so the XADDs of
+//! is left for the end (the run's reply waits for it, [`after_appends`]), so the XADDs of
 //! one run share group commits. A command that reads a stream's log, which holds what is
 //! durable, first waits for every change queued for that stream ([`settle_streams`]): it
 //! sees the run's entries, and other clients' queued before the hold began.
@@ -59,10 +59,21 @@ pub(crate) fn asynchronous(session: &Session, name: &str, arguments: &[Bytes]) -
             .is_some_and(|key| super::is_stream(session, key)))
 }
 
-/// The first error among the outcomes of a run's XADDs, once every one is known.
-pub(crate) async fn first_failure(
+/// A run's reply: `reply` at once when it made no XADD, else once their fsyncs are done
+/// (the first failure among them instead, if any).
+pub(crate) fn after_appends(
+    reply: Reply,
     appends: Vec<tokio::sync::oneshot::Receiver<Reply>>,
-) -> Option<Reply> {
+) -> (Reply, Option<Later>) {
+    if appends.is_empty() {
+        return (reply, None);
+    }
+    let later: Later = Box::pin(async move { first_failure(appends).await.unwrap_or(reply) });
+    (Reply::Null, Some(later))
+}
+
+/// The first error among the outcomes of a run's XADDs, once every one is known.
+async fn first_failure(appends: Vec<tokio::sync::oneshot::Receiver<Reply>>) -> Option<Reply> {
     let mut failure = None;
     for append in appends {
         match append.await {
@@ -92,7 +103,7 @@ fn settle_streams(session: &Session, words: &[Bytes]) {
     if flushes.is_empty() {
         return;
     }
-    // A failed XADD among them is answered by the run's reply (`first_failure`).
+    // A failed XADD among them is answered by the run's reply (`after_appends`).
     wait_here(Box::pin(async move {
         for flush in flushes {
             let _ = flush.await;

@@ -19,7 +19,6 @@ use super::streams::WRONGTYPE;
 use super::strings::{map, step};
 use crate::clients::Waiting;
 use crate::codec::Reply;
-use crate::server::Blocked;
 use crate::session::{Session, Step};
 
 pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
@@ -420,10 +419,8 @@ pub(super) fn blocking(
         }
         .into());
     }
-    let shared = session.shared.clone();
-    let mut waiting = Waiting::new(session.client.clone());
+    let mut waiting = Waiting::new(session);
     Ok(Step::later(async move {
-        let _counted = Blocked::new(&shared.blocked);
         waiting.blocked();
         match blocked.wait_or(timeout, waiting.unblocked()).await {
             Ok(Some(took)) => answer(took),

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use super::arguments::{integer, is, SYNTAX_ERROR};
 use crate::clients::Waiting;
 use crate::codec::{Protocol, Reply};
-use crate::server::{Blocked, Shared};
+use crate::server::Shared;
 use crate::session::{Session, Step};
 use crate::streams::entry::Entry;
 use crate::streams::id::{range_end, range_start, NewId, StreamId};
@@ -413,7 +413,7 @@ fn xread(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }
     let shared = session.shared.clone();
     let protocol = session.protocol;
-    let mut waiting = Waiting::new(session.client.clone());
+    let mut waiting = Waiting::new(session);
     Ok(Step::later(async move {
         match read_streams(&shared, wanted, options, &mut waiting).await {
             Ok(found) if found.is_empty() => waiting.reply(Reply::NullArray),
@@ -493,7 +493,6 @@ async fn read_streams(
         .block_ms
         .filter(|ms| *ms > 0)
         .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
-    let mut blocked = None;
     loop {
         let mut found = Vec::new();
         for (key, stream, offset, count) in &mut positions {
@@ -524,7 +523,6 @@ async fn read_streams(
             .map(|(_, stream, offset, _)| (stream.clone(), 0, *offset))
             .collect();
         // A stream that does not exist yet ends the wait when it is created.
-        blocked.get_or_insert_with(|| Blocked::new(&shared.blocked));
         waiting.blocked();
         tokio::select! {
             () = engine.wait_for_records(&waits, wait.as_millis() as u64) => {}

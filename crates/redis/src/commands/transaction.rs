@@ -74,16 +74,7 @@ pub(super) fn exec(session: &mut Session) -> Step {
     }
     let appends = std::mem::replace(&mut session.script_appends, outer).unwrap_or_default();
     drop(hold);
-    let reply = Reply::Array(replies);
-    let (reply, later): (Reply, Option<Later>) = match appends.is_empty() {
-        true => (reply, None),
-        false => (
-            Reply::Null,
-            Some(Box::pin(async move {
-                super::held::first_failure(appends).await.unwrap_or(reply)
-            })),
-        ),
-    };
+    let (reply, later) = super::held::after_appends(Reply::Array(replies), appends);
     Step {
         reply,
         commits,

@@ -354,26 +354,12 @@ fn execute(
         Err(error) => Reply::error(script_error(&error)),
     };
     let session = session.into_inner();
-    let appends = if nested {
-        None
-    } else {
-        session
-            .script_appends
-            .take()
-            .filter(|appends| !appends.is_empty())
-    };
     // The reply waits for the fsync of every XADD the script made (and its key changes').
-    let (reply, later) = match appends {
-        None => (reply, None),
-        Some(appends) => {
-            let later: crate::session::Later = Box::pin(async move {
-                commands::held::first_failure(appends)
-                    .await
-                    .unwrap_or(reply)
-            });
-            (Reply::Null, Some(later))
-        }
+    let appends = match nested {
+        true => Vec::new(),
+        false => session.script_appends.take().unwrap_or_default(),
     };
+    let (reply, later) = commands::held::after_appends(reply, appends);
     Ok(Step {
         reply,
         commits: commits.into_inner(),
