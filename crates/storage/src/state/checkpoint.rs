@@ -132,7 +132,7 @@ impl Shared {
         let spawned = std::thread::Builder::new()
             .name("state-checkpoint".into())
             .spawn(move || {
-                let mut taken = super::write_behind::coalesced(taken);
+                let mut taken = super::commit::without_overwritten(taken);
                 let outcome = shared.on_database(|database| commit(database, last, &mut taken));
                 outcome.map_err(|error| (error, taken))
             });

@@ -79,11 +79,11 @@ impl WriteBehind {
     /// Everything kept back, coalesced, for a checkpoint (given back with
     /// [`WriteBehind::give_back`] if that fails).
     pub(super) fn take(&self) -> Vec<StateWrite> {
-        coalesced(self.take_as_kept())
+        without_overwritten(self.take_as_kept())
     }
 
     /// Everything kept back, as kept: for a checkpoint on a thread of its own, which
-    /// coalesces them there ([`coalesced`]) rather than under the journal's lock.
+    /// coalesces them there (`without_overwritten`) rather than under the journal's lock.
     pub(super) fn take_as_kept(&self) -> Vec<StateWrite> {
         std::mem::take(&mut *self.lock())
     }
@@ -103,14 +103,6 @@ impl WriteBehind {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<StateWrite>> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// `kept` without the writes a later one overwrote (one B-tree update per key).
-pub(super) fn coalesced(kept: Vec<StateWrite>) -> Vec<StateWrite> {
-    if kept.is_empty() {
-        return kept;
-    }
-    without_overwritten(kept)
 }
 
 impl Shared {
