@@ -449,7 +449,7 @@ impl Shared {
                 true => None,
                 false => Some(stage(database, &now, Durability::None)?),
             };
-            if let Err(error) = journal.write_prepared() {
+            if let Err(error) = journal.write_prepared(!now.is_empty()) {
                 // Nothing durable, and redb untouched: the transaction is dropped unapplied.
                 return Ok(Err(error));
             }
@@ -563,6 +563,9 @@ impl StateStore {
         let db = opener(path)?;
         let mut journal = Journal::open(&journal::path_beside(path), faults)?;
         checkpoint::recover(&db, &mut journal)?;
+        if let Ok(metadata) = std::fs::metadata(path) {
+            journal.size_checkpoints(metadata.len());
+        }
         Ok(StateStore {
             shared: Arc::new(Shared::new(path, db, journal, opener)),
             committer: std::sync::Mutex::new(None),

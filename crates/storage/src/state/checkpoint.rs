@@ -119,6 +119,10 @@ impl Shared {
         {
             return;
         }
+        // The side taking records from now on is sized to the database as it is now.
+        if let Ok(metadata) = std::fs::metadata(&self.path) {
+            journal.size_checkpoints(metadata.len());
+        }
         let Some(last) = journal.seal() else {
             if let Err(error) = self.checkpoint_locked(&mut journal, false) {
                 tracing::warn!("state store checkpoint failed: {error}");

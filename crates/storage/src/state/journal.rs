@@ -4,9 +4,30 @@
 //! (and its header), several hundred microseconds even for one changed key. Every group of
 //! state writes goes instead to the end of this append-only file, which is fsynced
 //! (`fdatasync`) once, and is then applied to redb with `Durability::None`: visible to every
-//! later read at once, but not yet on disk. Every [`CHECKPOINT_INTERVAL`] (or
-//! [`CHECKPOINT_BYTES`] of journal) one durable redb commit makes all of it durable there and
-//! records the last journal record it holds.
+//! later read at once, but not yet on disk. Now and then (see "How big a checkpoint is") one
+//! durable redb commit makes all of it durable there and records the last journal record it
+//! holds.
+//!
+//! # How big a checkpoint is
+//!
+//! Two kinds of records wait for a checkpoint, and each has its own bound:
+//!
+//! - Records with writes applied to redb at once (queues, jobs, offsets: every table but the
+//!   write-behind ones, `write_behind.rs`) are due one after [`APPLIED_INTERVAL`] or
+//!   [`APPLIED_BYTES`] of them. redb frees the pages such commits replace only at a durable
+//!   commit, so this bounds how far the database file grows between checkpoints.
+//! - Every record, write-behind ones included, is due one after [`CHECKPOINT_INTERVAL`] or
+//!   [`checkpoint_bytes_for`] the database's size. A checkpoint of write-behind writes does
+//!   all their B-tree work, and that grows with the database, not only with the rows it
+//!   writes: with a million keys, a checkpoint of 55,000 random ones rewrites about as many
+//!   pages, each holding a few keys, for the one key it came for. So the journal may hold a
+//!   share of the database ([`CHECKPOINT_SHARE`]), between [`CHECKPOINT_BYTES`] and
+//!   [`CHECKPOINT_BYTES_MAX`], sized when a side starts taking records
+//!   ([`Journal::size_checkpoints`]); and the interval is long, or at a few thousand keys a
+//!   second the checkpoints would be small again (docs/benchmarks.md, "Checkpoints sized to
+//!   the database"). What a crash replays is then at most two sides of
+//!   `CHECKPOINT_BYTES_MAX` (one sealed, its checkpoint running, and the active one), and
+//!   what the write-behind tables keep in memory is the same bytes' worth.
 //!
 //! # Two files, so that a checkpoint does not stop the commits
 //!
@@ -81,12 +102,20 @@ mod records;
 pub(crate) use records::check_decoding;
 use records::{encode, parse, Run};
 
-/// How long applied records may wait for the durable redb commit that lets the journal
-/// start again: the journal's length, and so the replay after a crash, stays about what this
-/// long of commits writes.
-pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
-/// Journal bytes after which a checkpoint comes sooner than the interval.
+/// How long records may wait for the durable redb commit that lets the journal start
+/// again, however few they are: a store written slowly replays little after a crash.
+pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+/// How long records with writes applied to redb at once may wait for a checkpoint, and how
+/// many bytes of them: redb holds the pages they replaced until a durable commit.
+pub(super) const APPLIED_INTERVAL: Duration = Duration::from_millis(500);
+pub(super) const APPLIED_BYTES: u64 = 8 * 1024 * 1024;
+/// Journal bytes after which a checkpoint comes sooner than the interval, at least.
 pub(super) const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
+/// … and at most, however big the database: bounds the replay after a crash (about two
+/// seconds a side with a million keys, docs/benchmarks.md) and the writes kept in memory.
+pub(super) const CHECKPOINT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Between those, the journal may grow to the database's size divided by this.
+const CHECKPOINT_SHARE: u64 = 4;
 /// The redb table holding the sequence of the last record a durable commit includes.
 pub(super) const CHECKPOINT_TABLE: &str = "$state_journal";
 pub(super) const CHECKPOINT_KEY: &str = "checkpoint";
@@ -117,9 +146,21 @@ pub(super) struct Journal {
     next_sequence: u64,
     /// When the active side's records began to wait for a checkpoint.
     since: Instant,
+    /// The active side's records with writes applied to redb at once: when the first of
+    /// them was written, and their bytes.
+    applied_since: Instant,
+    applied_bytes: u64,
     /// When a checkpoint last failed for want of disk space, until one succeeds.
     checkpoint_refused_at: Option<Instant>,
+    /// The active side's bytes after which a checkpoint is due ([`checkpoint_bytes_for`]).
+    checkpoint_bytes: u64,
     buffer: Vec<u8>,
+}
+
+/// The journal bytes after which a checkpoint is due, for a database of this many bytes
+/// (see "How big a checkpoint is").
+pub(super) fn checkpoint_bytes_for(database_bytes: u64) -> u64 {
+    (database_bytes / CHECKPOINT_SHARE).clamp(CHECKPOINT_BYTES, CHECKPOINT_BYTES_MAX)
 }
 
 /// What reading the journal found: the records after `checkpoint` on both sides, in order.
@@ -191,7 +232,10 @@ impl Journal {
             faults,
             next_sequence: 1,
             since: Instant::now(),
+            applied_since: Instant::now(),
+            applied_bytes: 0,
             checkpoint_refused_at: None,
+            checkpoint_bytes: CHECKPOINT_BYTES,
             buffer: Vec::new(),
         })
     }
@@ -213,7 +257,14 @@ impl Journal {
         self.sealed = None;
         self.sides[self.active].offset = 0;
         self.next_sequence = self.next_sequence.max(last + 1);
+        self.nothing_waits();
+    }
+
+    /// The active side holds no record waiting for a checkpoint (it starts at offset 0).
+    fn nothing_waits(&mut self) {
         self.since = Instant::now();
+        self.applied_since = self.since;
+        self.applied_bytes = 0;
     }
 
     /// The sequence the next record gets.
@@ -230,6 +281,10 @@ impl Journal {
         self.sealed = found.sealed;
         self.next_sequence = self.next_sequence.max(found.last_sequence + 1);
         self.since = Instant::now();
+        // Replayed into redb at once, all of them: counted as such, so a big replay is
+        // checkpointed soon.
+        self.applied_since = self.since;
+        self.applied_bytes = found.ends[0] + found.ends[1];
     }
 
     /// Seals the active side for a checkpoint that runs while records go on to the other
@@ -244,7 +299,7 @@ impl Journal {
         self.sealed = Some(last);
         self.active = 1 - self.active;
         self.sides[self.active].offset = 0;
-        self.since = Instant::now();
+        self.nothing_waits();
         Some(last)
     }
 
@@ -258,9 +313,15 @@ impl Journal {
     /// [`Journal::make_room`] and [`Journal::write_prepared`]).
     #[cfg(test)]
     pub(super) fn append(&mut self, writes: &[StateWrite]) -> Result<()> {
+        self.append_as(writes, true)
+    }
+
+    /// [`Journal::append`] of a record whose writes are `applied` to redb at once, or not.
+    #[cfg(test)]
+    pub(super) fn append_as(&mut self, writes: &[StateWrite], applied: bool) -> Result<()> {
         self.prepare(writes);
         self.make_room()?;
-        self.write_prepared()
+        self.write_prepared(applied)
     }
 
     /// Encodes `writes` as the next record, to be written by [`Journal::write_prepared`].
@@ -304,7 +365,8 @@ impl Journal {
 
     /// Writes the prepared record and fsyncs it. On success the record is durable; on an
     /// error nothing is counted as written (the next record goes to the same place).
-    pub(super) fn write_prepared(&mut self) -> Result<()> {
+    /// `applied`: some of its writes are applied to redb at once (not all write-behind).
+    pub(super) fn write_prepared(&mut self, applied: bool) -> Result<()> {
         let side = &mut self.sides[self.active];
         if let Some(plan) = &self.faults {
             plan.check_write().map_err(|e| error(side, "writing", e))?;
@@ -324,16 +386,39 @@ impl Journal {
             // written once in a while is not checkpointed after every record.
             self.since = Instant::now();
         }
+        if applied {
+            if self.applied_bytes == 0 {
+                self.applied_since = Instant::now();
+            }
+            self.applied_bytes += self.buffer.len() as u64;
+        }
         side.offset += self.buffer.len() as u64;
         side.length = side.length.max(side.offset);
         self.next_sequence += 1;
         Ok(())
     }
 
-    /// Whether the records written to the active side are due a checkpoint.
+    /// Whether the records written to the active side are due a checkpoint (see "How big a
+    /// checkpoint is").
     pub(super) fn checkpoint_due(&self) -> bool {
         let offset = self.sides[self.active].offset;
-        offset > 0 && (offset >= CHECKPOINT_BYTES || self.since.elapsed() >= CHECKPOINT_INTERVAL)
+        let applied = self.applied_bytes > 0
+            && (self.applied_bytes >= APPLIED_BYTES
+                || self.applied_since.elapsed() >= APPLIED_INTERVAL);
+        offset > 0
+            && (applied
+                || offset >= self.checkpoint_bytes
+                || self.since.elapsed() >= CHECKPOINT_INTERVAL)
+    }
+
+    /// Sizes the checkpoints to come for a database of `database_bytes`.
+    pub(super) fn size_checkpoints(&mut self, database_bytes: u64) {
+        self.checkpoint_bytes = checkpoint_bytes_for(database_bytes);
+    }
+
+    #[cfg(test)]
+    pub(super) fn checkpoint_bytes(&self) -> u64 {
+        self.checkpoint_bytes
     }
 
     /// Makes the active side's records look as old as the interval, so a checkpoint is due.
@@ -342,6 +427,7 @@ impl Journal {
         self.since = Instant::now()
             .checked_sub(CHECKPOINT_INTERVAL)
             .unwrap_or(self.since);
+        self.applied_since = self.since;
     }
 
     /// Notes that a checkpoint failed for want of disk space.
@@ -616,5 +702,57 @@ mod tests {
         let found = journal.read(2).unwrap();
         assert_eq!(found.last_sequence, 3);
         assert_eq!(found.records, vec![(3, sample()[2..3].to_vec())]);
+    }
+
+    #[test]
+    fn a_checkpoint_is_due_after_a_share_of_the_database_within_bounds() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(checkpoint_bytes_for(0), CHECKPOINT_BYTES);
+        assert_eq!(checkpoint_bytes_for(20 * MIB), CHECKPOINT_BYTES);
+        assert_eq!(checkpoint_bytes_for(100 * MIB), 25 * MIB);
+        assert_eq!(checkpoint_bytes_for(10_000 * MIB), CHECKPOINT_BYTES_MAX);
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(&dir.path().join("state.journal"), None).unwrap();
+        let big = |bytes: usize| {
+            vec![StateWrite::Put {
+                table: "t",
+                key: "k".into(),
+                value: vec![7; bytes],
+            }]
+        };
+        // A database of 48 MiB: write-behind records are due after 12 MiB of journal, not
+        // after the 8 MiB a small one gets.
+        journal.size_checkpoints(48 * MIB);
+        journal.append_as(&big(10 * MIB as usize), false).unwrap();
+        assert!(!journal.checkpoint_due());
+        journal.append_as(&big(3 * MIB as usize), false).unwrap();
+        assert!(journal.checkpoint_due());
+        // Sized again for a small database: the same bytes are well past its bound.
+        journal.size_checkpoints(MIB);
+        assert!(journal.checkpoint_due());
+
+        // Records applied to redb at once keep their own bound, however big the database.
+        journal.restart_after(journal.next_sequence() - 1);
+        journal.size_checkpoints(48 * MIB);
+        journal.append_as(&big(MIB as usize), false).unwrap();
+        journal.append_as(&big(7 * MIB as usize), true).unwrap();
+        assert!(!journal.checkpoint_due());
+        journal.append_as(&big(MIB as usize), true).unwrap();
+        assert!(journal.checkpoint_due());
+
+        // And their own interval: a second of write-behind records is not due yet, a second
+        // of records applied at once is.
+        let ago = |wait: Duration| Instant::now().checked_sub(wait).unwrap();
+        journal.restart_after(journal.next_sequence() - 1);
+        journal.append_as(&sample(), false).unwrap();
+        journal.since = ago(2 * APPLIED_INTERVAL);
+        assert!(!journal.checkpoint_due());
+        journal.since = ago(CHECKPOINT_INTERVAL);
+        assert!(journal.checkpoint_due());
+        journal.restart_after(journal.next_sequence() - 1);
+        journal.append_as(&sample(), true).unwrap();
+        journal.applied_since = ago(2 * APPLIED_INTERVAL);
+        assert!(journal.checkpoint_due());
     }
 }

@@ -461,3 +461,39 @@ fn acknowledged_writes_survive_a_crash_between_checkpoints_and_the_journal_goes_
         Some(&b"checkpointed"[..])
     );
 }
+
+#[test]
+fn checkpoints_are_sized_to_the_database_when_a_side_starts_and_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let store = StateStore::open(&path).unwrap();
+    let small = store.shared.journal.lock().unwrap().checkpoint_bytes();
+    assert_eq!(small, journal::CHECKPOINT_BYTES);
+    // 48 MiB of rows make the database big enough for a larger share.
+    let row = vec![1u8; 1024 * 1024];
+    for index in 0..48 {
+        store.put("t", &format!("row{index:02}"), &row).unwrap();
+        if index % 8 == 7 {
+            store.shared.journal.lock().unwrap().since_long_ago();
+            store.shared.checkpoint_if_due();
+            settle_checkpoint(&store);
+        }
+    }
+    store.put("t", "last", b"x").unwrap();
+    store.shared.journal.lock().unwrap().since_long_ago();
+    store.shared.checkpoint_if_due();
+    settle_checkpoint(&store);
+    let database = std::fs::metadata(&path).unwrap().len();
+    assert!(database >= 48 * 1024 * 1024, "{database}");
+    let sized = store.shared.journal.lock().unwrap().checkpoint_bytes();
+    assert_eq!(sized, journal::checkpoint_bytes_for(database));
+    assert!(sized > small);
+    drop(store);
+    let reopened = StateStore::open(&path).unwrap();
+    let at_open = reopened.shared.journal.lock().unwrap().checkpoint_bytes();
+    assert_eq!(
+        at_open,
+        journal::checkpoint_bytes_for(std::fs::metadata(&path).unwrap().len())
+    );
+    assert!(at_open > small);
+}

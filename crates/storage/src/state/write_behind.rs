@@ -14,7 +14,8 @@
 //! What it keeps: the journal holds every write after the last checkpoint, write-behind or
 //! not, so recovery (and a reopen after an I/O error) applies them from there as before. What
 //! is kept back is bounded by the journal: a checkpoint comes at least every
-//! `CHECKPOINT_INTERVAL` or `CHECKPOINT_BYTES` of journal. A read of a write-behind table (at
+//! `CHECKPOINT_INTERVAL` or `CHECKPOINT_BYTES_MAX` of journal (`journal.rs`, "How big a
+//! checkpoint is"). A read of a write-behind table (at
 //! open there is nothing kept back; anything else would be a new reader) first applies what
 //! is kept back, so it never sees an older row than the store holds.
 
