@@ -6,9 +6,12 @@
 //! moment; then it restarts it on the same data and checks: every XADD whose ID came back is
 //! in the stream, every entry whose XACK was answered is pending no more, and every entry
 //! delivered and never acknowledged is still pending with its consumer.
+//! A second one pipelines XADDs with `MAXLEN ~ 200` and checks that the stream keeps, from
+//! wherever it starts after the kills, every acknowledged entry (the newest 200 at least).
 //! `OMNIBUS_REDIS_STREAM_CRASH_CYCLES` sets the cycles (default 2), `OMNIBUS_CRASH_SEED`
 //! replays the kill timing; the last line printed is the summary
-//! `crash summary: crash_redis_streams [kill -9] cycles=<n> acknowledged=<n> lost=0`.
+//! `crash summary: crash_redis_streams [kill -9] cycles=<n> acknowledged=<n> lost=0`
+//! (`crash_redis_streams_trimmed` for the second).
 
 mod support;
 
@@ -166,6 +169,94 @@ async fn acknowledged_xadds_and_xacks_survive_kill_9() {
     println!(
         "crash summary: crash_redis_streams [kill -9] cycles={cycles} acknowledged={} lost={}",
         ledger.added.len() + ledger.acked.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "{:?}", &lost[..lost.len().min(10)]);
+}
+
+/// XADDs with `MAXLEN ~ TRIMMED_TO` in pipelines, noting every ID that came back, until the
+/// broker dies.
+async fn add_trimmed(mut con: MultiplexedConnection, added: Arc<Mutex<Vec<String>>>) {
+    for round in 0.. {
+        let mut pipe = redis::pipe();
+        for number in 0..PIPELINE {
+            pipe.cmd("XADD")
+                .arg("events")
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(TRIMMED_TO)
+                .arg("*")
+                .arg("event")
+                .arg(format!("{round}-{number}"));
+        }
+        let Some(ids) = crash::send::<Vec<String>>(&mut con, &pipe).await else {
+            return;
+        };
+        added.lock().unwrap().extend(ids);
+    }
+}
+
+const TRIMMED_TO: usize = 200;
+/// Longer than the partitions' maintenance interval (1 s), which saves a lazily moved start.
+const TRIMMED_KILL_AFTER_MS: std::ops::Range<u64> = 1_500..2_500;
+
+/// An approximate trim's new start is made durable lazily (docs/storage.md): after kill -9
+/// the stream may start earlier than it was trimmed to, but from wherever it starts every
+/// acknowledged entry is there, the newest `TRIMMED_TO` among them; and a start saved by the
+/// maintenance before the kill stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approximately_trimmed_streams_keep_their_newest_acknowledged_entries_across_kill_9() {
+    let cycles = crash::cycles("OMNIBUS_REDIS_STREAM_CRASH_CYCLES", 2);
+    let mut random = crash::seeded("crash_redis_streams_trimmed");
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    let log = directory.path().join("broker.log");
+    let added = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..cycles {
+        let mut broker = Broker::start(&data_dir, log.clone()).await;
+        let adding = tokio::spawn(add_trimmed(crash::redis(&broker).await, added.clone()));
+        crash::kill_9_after(
+            &mut random,
+            TRIMMED_KILL_AFTER_MS,
+            &mut broker,
+            vec![adding],
+        )
+        .await;
+    }
+    let broker = Broker::start(&data_dir, log.clone()).await;
+    let mut con = crash::redis(&broker).await;
+    let added = std::mem::take(&mut *added.lock().unwrap());
+    assert!(
+        added.len() > TRIMMED_TO,
+        "only {} XADDs acknowledged",
+        added.len()
+    );
+    let stored: StreamRangeReply = con.xrange_all("events").await.unwrap();
+    let stored: BTreeSet<String> = stored.ids.into_iter().map(|entry| entry.id).collect();
+    // From the first acknowledged entry still stored, every later one is.
+    let first_kept = added
+        .iter()
+        .position(|id| stored.contains(id))
+        .unwrap_or(added.len());
+    let mut lost: Vec<String> = added[first_kept..]
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .map(|id| format!("XADD {id} missing"))
+        .collect();
+    if stored.len() >= added.len() {
+        lost.push(format!("nothing trimmed: {} entries kept", stored.len()));
+    }
+    if added.len() - first_kept < TRIMMED_TO {
+        lost.push(format!(
+            "only the newest {} acknowledged entries kept, {TRIMMED_TO} asked",
+            added.len() - first_kept
+        ));
+    }
+    println!(
+        "crash summary: crash_redis_streams_trimmed [kill -9] cycles={cycles} acknowledged={} \
+         kept={} lost={}",
+        added.len(),
+        stored.len(),
         lost.len()
     );
     assert!(lost.is_empty(), "{:?}", &lost[..lost.len().min(10)]);

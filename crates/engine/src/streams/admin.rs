@@ -30,6 +30,22 @@ impl Engine {
         off_the_runtime(move || Ok(log.delete_records_before(offset)?)).await
     }
 
+    /// [`Engine::delete_records`] below `offset` without waiting for the new log start to be
+    /// durable: readers are refused below it at once, and it is written by the partition's
+    /// next maintenance pass (about a second) or its close. A crash before that can bring
+    /// back records below `offset`, never lose one above it: for trims allowed to keep more
+    /// than they asked for (Redis's `MAXLEN ~`).
+    pub async fn delete_records_lazily(
+        &self,
+        stream: &str,
+        partition: u32,
+        offset: u64,
+    ) -> Result<u64> {
+        self.check_running()?;
+        let log = self.stream(stream)?.partition(partition)?.clone();
+        off_the_runtime(move || Ok(log.delete_records_before_lazily(offset)?)).await
+    }
+
     /// Grows stream `name` to `partitions` partitions. Existing partitions keep their data;
     /// records with a key may hash to a different partition afterwards (as in Kafka).
     ///

@@ -50,9 +50,10 @@ pub(crate) struct Reserved {
 impl Writers {
     /// Gives an XADD from a script its ID now and queues its entry, when that can be done
     /// without the writer: the stream exists and has a writer, nothing is queued for it,
-    /// the clock is current (no other door appended since the writer last looked), and no
-    /// trim is due (an approximate `MAXLEN` within its slack, or none). `None`: hand the XADD
-    /// to the writer instead. `Some(Err)`: the XADD's refusal (an ID too small).
+    /// the clock is current (no other door appended since the writer last looked), and its
+    /// trim, if any, is an approximate `MAXLEN` (which the writer does without waiting for
+    /// the entries queued, this one among them: `Trimming::Approximately`). `None`: hand the
+    /// XADD to the writer instead. `Some(Err)`: the XADD's refusal (an ID too small).
     pub(crate) fn reserve(
         &self,
         stream: &str,
@@ -67,17 +68,14 @@ impl Writers {
         if self.deadlines().is_due(self.engine(), stream) {
             return None;
         }
-        let (start, _) = bounds(self.engine(), stream).ok()??;
+        // The stream exists (a missing one is made by the writer).
+        bounds(self.engine(), stream).ok()??;
         let senders = self.handles();
         let handle = senders.get(stream)?;
         let mut clock = handle.clock.lock().unwrap_or_else(|p| p.into_inner());
         let top = clock.top.filter(|_| clock.queued == 0)?;
         let given = self.engine().partition_next_offset(stream, 0).ok()?;
         if top.end != given + clock.unenqueued {
-            return None;
-        }
-        // The entries with this one (more than the stream holds, if some were deleted).
-        if trim.is_some_and(|trim| !trim.within_slack(top.end + 1 - start)) {
             return None;
         }
         let now_ms = match id {
@@ -95,7 +93,7 @@ impl Writers {
         let text = record.headers[0].value.clone();
         let (answer, durable) = oneshot::channel();
         let request = Request {
-            change: Change::Reserved(record),
+            change: Change::Reserved(record, trim),
             answer,
             assigned: None,
         };

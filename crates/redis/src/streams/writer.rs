@@ -48,6 +48,20 @@ pub(crate) const BATCH_MAX: usize = 4_096;
 /// XADDs queued before it.
 pub(crate) const APPROXIMATE_SLACK: u64 = 100;
 
+/// How a trim runs ([`Writer::trim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trimming {
+    /// Against the durable log, the new start durable before the answer.
+    Exactly,
+    /// Against the durable log, the new start made durable within about a second
+    /// (`Engine::delete_records_lazily`): a crash before can only keep more entries, which
+    /// `~` allows.
+    Lazily,
+    /// [`Trimming::Lazily`], without waiting for what is queued: the length counts the
+    /// queued XADDs, the cut stays below what is durable.
+    Approximately,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TrimBy {
     MaxLength(u64),
@@ -107,8 +121,9 @@ pub(crate) enum Change {
     },
     /// From the sweeper (`expiry.rs`): deletes the stream if its deadline has passed.
     Sweep,
-    /// An XADD from a script, its ID given out and its record made (`clock.rs`).
-    Reserved(PublishRecord),
+    /// An XADD from a script, its ID given out and its record made (`clock.rs`), with its
+    /// `MAXLEN ~` trim if it has one (the others go through [`Change::Add`]).
+    Reserved(PublishRecord, Option<Trim>),
     /// From a held run (EXEC, a script) about to read the stream: answered OK once every
     /// change queued before it is in the log and durable ([`Writers::flush`]).
     Flush,
@@ -145,6 +160,9 @@ struct Writer {
     /// Set by an acknowledgement whose batch failed: some IDs given out are not in the log,
     /// so the next batch reads the top again.
     failed: Arc<AtomicBool>,
+    /// An approximate trim an XADD could not finish, the stream's newest entries not being
+    /// durable yet: done when the writer is next idle.
+    overdue: Option<Trim>,
 }
 
 pub(super) async fn run(
@@ -167,6 +185,7 @@ pub(super) async fn run(
         waiting: Vec::new(),
         acknowledging: None,
         failed: Arc::new(AtomicBool::new(false)),
+        overdue: None,
     };
     let mut batch = Vec::new();
     while let Some(first) = requests.recv().await {
@@ -183,7 +202,7 @@ pub(super) async fn run(
             writer.forget_top();
         }
         for request in batch.drain(..) {
-            let counted = !matches!(request.change, Change::Reserved(_));
+            let counted = !matches!(request.change, Change::Reserved(..));
             writer.apply(request).await;
             if counted {
                 let mut clock = writer.clock();
@@ -192,6 +211,17 @@ pub(super) async fn run(
             }
         }
         writer.publish().await;
+        if let Some(trim) = writer.overdue.take() {
+            if requests.is_empty() {
+                // A burst of XADDs came faster than their fsyncs: trimmed once durable.
+                writer.settle().await;
+                if let Err(error) = writer.trim(trim, Trimming::Lazily).await {
+                    tracing::warn!(stream = %writer.stream, "an approximate trim failed: {error}");
+                }
+            } else {
+                writer.overdue = Some(trim);
+            }
+        }
     }
     // Answered before the task ends (at shutdown the engine closes after the writers).
     writer.settle().await;
@@ -250,7 +280,7 @@ impl Writer {
         if !self.checked
             && !matches!(
                 change,
-                Change::Destroy | Change::Sweep | Change::Reserved(_)
+                Change::Destroy | Change::Sweep | Change::Reserved(..)
             )
             && self.deadlines.is_due(&self.engine, &self.stream)
         {
@@ -283,12 +313,18 @@ impl Writer {
                         return;
                     }
                 };
+                if trim.has_slack() {
+                    // Answered once durable, as an XADD without a trim.
+                    self.waiting.push((answer, new_id));
+                    self.trim_approximately(trim).await;
+                    return;
+                }
                 // Answered once trimmed: a read after the reply sees the stream trimmed.
                 self.checked = false;
                 let mut reply = Reply::Bulk(new_id.clone());
                 if let Err(error) = self.publish_with(new_id).await {
                     reply = error;
-                } else if let Err(error) = self.trim(trim).await {
+                } else if let Err(error) = self.trim(trim, Trimming::Exactly).await {
                     reply = engine_error(error);
                 }
                 let _ = answer.send(reply);
@@ -300,7 +336,13 @@ impl Writer {
                 }
                 self.checked = false;
                 self.flush().await;
-                let reply = match self.trim(trim).await {
+                // Everything queued before it is durable: `~` trims as exactly, but leaves
+                // the new start's fsyncs for later.
+                let trimming = match trim.has_slack() {
+                    true => Trimming::Lazily,
+                    false => Trimming::Exactly,
+                };
+                let reply = match self.trim(trim, trimming).await {
                     Ok(removed) => Reply::Integer(removed as i64),
                     Err(error) => engine_error(error),
                 };
@@ -354,10 +396,13 @@ impl Writer {
                 self.flush().await;
                 let _ = answer.send(self.set_id(id).await.unwrap_or_else(|r| r));
             }
-            Change::Reserved(record) => {
+            Change::Reserved(record, trim) => {
                 let id = record.headers[0].value.clone();
                 self.records.push(record);
                 self.waiting.push((answer, id));
+                if let Some(trim) = trim.filter(|trim| !self.within_slack(*trim)) {
+                    self.trim_approximately(trim).await;
+                }
             }
         }
     }
@@ -581,21 +626,46 @@ impl Writer {
         }));
     }
 
+    /// An XADD's `MAXLEN ~ n` past its slack: trimmed now from what is durable, with no wait
+    /// for the XADDs queued (the one it came with among them) and no fsync of its own
+    /// ([`Trimming::Approximately`]). What it could not cut, the newest entries not being
+    /// durable yet, is cut when the writer is next idle, if no later XADD gets there first.
+    async fn trim_approximately(&mut self, trim: Trim) {
+        if let Err(error) = self.trim(trim, Trimming::Approximately).await {
+            tracing::warn!(stream = %self.stream, "an approximate trim failed: {error}");
+        }
+        self.overdue = (!self.within_slack(trim)).then_some(trim);
+    }
+
     /// Removes entries from the front; answers how many.
-    async fn trim(&mut self, trim: Trim) -> Result<u64, EngineError> {
+    async fn trim(&mut self, trim: Trim, trimming: Trimming) -> Result<u64, EngineError> {
         let Some((start, end)) = bounds(&self.engine, &self.stream)? else {
             return Ok(0);
+        };
+        // Approximately: counting the XADDs given an offset or queued here, which the cut
+        // (below what is durable) leaves in place.
+        let counted_end = match trimming {
+            Trimming::Approximately => {
+                let given = self.engine.partition_next_offset(&self.stream, 0)?;
+                (given + self.records.len() as u64).max(end)
+            }
+            Trimming::Exactly | Trimming::Lazily => end,
         };
         let keep_from = match trim.by {
             TrimBy::MaxLength(length) => {
                 let deleted = self.deleted.of(&self.engine, &self.stream);
-                newest_entries_from(start, end, length, &deleted)
+                newest_entries_from(start, counted_end, length, &deleted)
             }
             TrimBy::MinimumId(id) => offset_of(&self.engine, &self.stream, id).await?,
         };
         let mut cut = keep_from.max(start);
         if trim.limit > 0 {
             cut = cut.min(start.saturating_add(trim.limit));
+        }
+        let lazily = trimming != Trimming::Exactly;
+        if lazily {
+            // Never the last durable entry: that would need its ID kept (below).
+            cut = cut.min(end.saturating_sub(1));
         }
         if cut <= start {
             return Ok(0);
@@ -605,9 +675,15 @@ impl Writer {
             let top = self.top().await?;
             self.store_last_id(top.last).await?;
         }
-        self.engine
-            .delete_records(&self.stream, 0, Some(cut))
-            .await?;
+        if lazily {
+            self.engine
+                .delete_records_lazily(&self.stream, 0, cut)
+                .await?;
+        } else {
+            self.engine
+                .delete_records(&self.stream, 0, Some(cut))
+                .await?;
+        }
         // Deleted entries trimmed away are forgotten (and counted as removed by neither).
         let deleted = self.deleted.of(&self.engine, &self.stream);
         let removed = cut - start - deleted.range(start..cut).count() as u64;

@@ -424,7 +424,7 @@ impl PartitionLog {
                 self.roll(&active)?;
                 writer.unsynced = false;
             }
-            Ok(())
+            self.save_log_start(&mut writer)
         })();
         if let Err(error) = &result {
             self.poison(error);

@@ -6,11 +6,18 @@
 //! The checkpoint, `log-start.checkpoint`: 8 bytes big-endian offset, then 4 bytes CRC-32C of
 //! those 8 bytes; written to a `.tmp` file, fsynced, renamed over the old one, and the
 //! directory fsynced. A missing or damaged checkpoint means "the first segment's base".
+//!
+//! A move may also leave the checkpoint for later ([`PartitionLog::delete_records_before_lazily`],
+//! for Redis's approximate trims): the start moves in memory at once and the checkpoint is
+//! written by the partition's next maintenance pass (every second by default) or its close.
+//! Those two fsyncs, under the lock the group commit also takes, were most of what an `XADD
+//! … MAXLEN ~` cost (docs/benchmarks.md, "Approximate trims without fsyncs"). A crash before
+//! the checkpoint can only bring back records below the moved start, never lose others.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use super::{lock, PartitionLog};
+use super::{lock, PartitionLog, WriterState};
 use crate::error::{Result, StorageError};
 use crate::io::Io;
 use crate::segment::write_file_atomically;
@@ -48,7 +55,7 @@ impl PartitionLog {
     pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
         self.check_writable()?;
         // Serialised with appends' writes and segment rolls.
-        let _writer = lock(&self.writer);
+        let mut writer = lock(&self.writer);
         let high_watermark = self.high_watermark();
         let current = self.log_start_offset();
         if offset > high_watermark {
@@ -62,10 +69,49 @@ impl PartitionLog {
             return Ok(current);
         }
         store(self.io.as_ref(), &self.dir, offset)?;
+        // Above any start moved lazily: that one is saved too.
+        writer.log_start_unsaved = false;
         self.log_start.fetch_max(offset, Ordering::AcqRel);
         // Whole segments below the new start go now; the active one always stays.
         let doomed = self.remove_leading_segments(|first, _| first.next_offset() <= offset);
         self.delete_segment_files(doomed)?;
         Ok(offset)
+    }
+
+    /// [`PartitionLog::delete_records_before`] without the checkpoint's fsyncs: readers are
+    /// refused below `offset` at once, and the checkpoint is written by the next maintenance
+    /// pass or the close (see the module docs). After a crash before that, the log may start
+    /// lower again. Whole segments below `offset` go now (that moves the start durably by
+    /// itself: recovery never starts below the first segment).
+    pub fn delete_records_before_lazily(&self, offset: u64) -> Result<u64> {
+        self.check_writable()?;
+        let mut writer = lock(&self.writer);
+        let high_watermark = self.high_watermark();
+        let current = self.log_start_offset();
+        if offset > high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: current,
+                high_watermark,
+            });
+        }
+        if offset <= current {
+            return Ok(current);
+        }
+        self.log_start.fetch_max(offset, Ordering::AcqRel);
+        writer.log_start_unsaved = true;
+        let doomed = self.remove_leading_segments(|first, _| first.next_offset() <= offset);
+        drop(writer);
+        self.delete_segment_files(doomed)?;
+        Ok(offset)
+    }
+
+    /// Writes the checkpoint of a log start moved lazily, if one waits.
+    pub(super) fn save_log_start(&self, writer: &mut WriterState) -> Result<()> {
+        if writer.log_start_unsaved {
+            store(self.io.as_ref(), &self.dir, self.log_start_offset())?;
+            writer.log_start_unsaved = false;
+        }
+        Ok(())
     }
 }

@@ -79,6 +79,10 @@ struct WriterState {
     last_sync: Instant,
     /// Bytes written to the active segment but not yet fsynced.
     unsynced: bool,
+    /// The log start was moved without writing its checkpoint
+    /// ([`PartitionLog::delete_records_before_lazily`]): the next maintenance pass or the
+    /// close writes it.
+    log_start_unsaved: bool,
 }
 
 struct Pending {
@@ -210,6 +214,7 @@ impl PartitionLog {
             writer: Mutex::new(WriterState {
                 last_sync: Instant::now(),
                 unsynced: false,
+                log_start_unsaved: false,
             }),
             segments: RwLock::new(segments),
             queue: Mutex::new(AppendQueue {
@@ -384,6 +389,7 @@ impl PartitionLog {
         active.sync()?;
         writer.unsynced = false;
         active.write_indexes(self.io.as_ref(), &self.dir)?;
+        self.save_log_start(&mut writer)?;
         self.progress.send_modify(|progress| progress.closed = true);
         Ok(())
     }

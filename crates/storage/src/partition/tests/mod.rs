@@ -14,6 +14,7 @@ use crate::io::{FaultPlan, FaultyIo, FileIo, MemoryIo};
 
 mod encoded;
 mod inline;
+mod lazy_log_start;
 mod metrics;
 mod power_loss;
 mod recovery;
