@@ -327,6 +327,34 @@ pub(super) struct Inner {
 }
 
 impl Inner {
+    /// The keys a start read back (each in an allocation of its own), indexed at once
+    /// rather than one insert at a time; a key given twice keeps its last entry.
+    pub(super) fn loaded(keys: Vec<(Bytes, Entry)>) -> Inner {
+        let mut map = HashMap::with_capacity(keys.len());
+        let mut versions = 0;
+        for (key, mut entry) in keys {
+            versions += 1;
+            entry.version = versions;
+            map.insert(key, entry);
+        }
+        let entries = super::slots::Entries::from_map(map);
+        let bytes = entries
+            .all()
+            .map(|(key, entry)| key.len() as u64 + entry.size())
+            .sum();
+        let deadlines = entries
+            .all()
+            .filter_map(|(key, entry)| Some((entry.deadline?, key.clone())))
+            .collect();
+        Inner {
+            entries,
+            deadlines,
+            bytes,
+            versions,
+            waiters: HashMap::new(),
+        }
+    }
+
     pub(super) fn insert(&mut self, key: Bytes, mut entry: Entry) {
         let key = owned(key);
         let deadline = entry.deadline;

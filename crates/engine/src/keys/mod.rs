@@ -103,20 +103,20 @@ impl Keyspace {
     /// the sweep. Needs a Tokio runtime.
     pub(crate) fn open(state: Arc<StateStore>) -> Result<Arc<Keyspace>> {
         let now = now_ms();
-        let mut inner = Inner::default();
         // Read back only here: their rows can wait for the store's checkpoints (still fsynced).
         state.write_behind(&stored::TABLES);
         let stored::Loaded {
-            keys,
+            mut keys,
             orphans: mut cleanup,
         } = stored::load(&state)?;
-        for (key, entry) in keys {
-            if entry.deadline.is_some_and(|deadline| deadline <= now) {
-                cleanup.extend(stored::delete_entry(&key, &entry));
-                continue;
+        keys.retain(|(key, entry)| {
+            let expired = entry.deadline.is_some_and(|deadline| deadline <= now);
+            if expired {
+                cleanup.extend(stored::delete_entry(key, entry));
             }
-            inner.insert(key, entry);
-        }
+            !expired
+        });
+        let inner = Inner::loaded(keys);
         let writer = writer::Writer::start(state);
         if !cleanup.is_empty() {
             writer.queue_detached(cleanup);

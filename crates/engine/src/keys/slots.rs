@@ -38,6 +38,21 @@ pub(super) struct Entries {
 }
 
 impl Entries {
+    /// Every key of `map`, the SCAN order built at once (sorted, then bulk-built: a start
+    /// with a million keys spent ~40 % of its time inserting them into the order one by one).
+    pub(super) fn from_map(map: HashMap<Bytes, Entry>) -> Entries {
+        let order = map
+            .keys()
+            .map(|key| (scan_hash(key), key.clone()))
+            .collect();
+        Entries { map, order }
+    }
+
+    /// Every key and its entry, in no order.
+    pub(super) fn all(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter()
+    }
+
     pub(super) fn get(&self, key: &[u8]) -> Option<&Entry> {
         self.map.get(key)
     }
@@ -108,5 +123,49 @@ mod tests {
         assert!(entries.remove_entry(b"key:7").is_some());
         assert!(entries.get(b"key:7").is_none());
         assert_eq!(entries.len(), 999);
+    }
+
+    #[test]
+    fn a_bulk_start_indexes_what_inserts_one_by_one_would() {
+        use crate::keys::entry::{Entry, Inner};
+        let keys: Vec<(Bytes, Entry)> = (0..1000)
+            .map(|i| {
+                let deadline = (i % 3 == 0).then_some(1_000_000 + i);
+                let value = Bytes::from(format!("value {i}"));
+                (
+                    Bytes::from(format!("key:{i}")),
+                    Entry::string(value, deadline),
+                )
+            })
+            .collect();
+        let mut one_by_one = Inner::default();
+        for (key, entry) in keys.clone() {
+            one_by_one.insert(key, entry);
+        }
+        // A key given twice keeps its last entry, as a second insert would leave it.
+        let mut twice = keys.clone();
+        twice.push((
+            Bytes::from("key:3"),
+            Entry::string(Bytes::from("later"), None),
+        ));
+        one_by_one.insert(
+            Bytes::from("key:3"),
+            Entry::string(Bytes::from("later"), None),
+        );
+        let loaded = Inner::loaded(twice);
+        let walk = |inner: &Inner| -> Vec<(u64, Bytes)> {
+            inner
+                .entries
+                .starting_at(0)
+                .map(|(place, key, _)| (place, key.clone()))
+                .collect()
+        };
+        assert_eq!(walk(&loaded), walk(&one_by_one));
+        assert_eq!(loaded.deadlines, one_by_one.deadlines);
+        assert_eq!(loaded.bytes, one_by_one.bytes);
+        assert_eq!(loaded.entries.len(), 1000);
+        let later = loaded.entries.get(b"key:3").unwrap();
+        assert_eq!(later.as_string().unwrap(), &Bytes::from("later"));
+        assert_eq!(later.deadline, None);
     }
 }
