@@ -2,9 +2,10 @@
 # Two Omnibus builds A/B on SETs over a big keyspace, beside redis-server with `appendfsync
 # always` (equal durability), in one run: rounds interleave A, B, redis, each alone with a
 # fresh data folder. Each arm: N SETs of 100 B over a million random keys (redis-benchmark,
-# 4 clients x 32 pipelined), then kill -9 and a restart timed until PING answers; one line
-# with SET/s, the server's CPU seconds and peak memory, the state files' size, the restart
-# time and the keys found after it.
+# 4 clients x 32 pipelined), then kill -9 and a restart timed until PING answers, then (for
+# Omnibus) a clean stop and a start timed the same way; one line with SET/s, the server's
+# CPU seconds and peak memory, the state files' size, the restart time and the keys found
+# after it, and the clean restart's time.
 #
 #   scripts/bench-redis-bigkeys.sh OMNIBUS_A OMNIBUS_B [rounds]    # default 3 rounds
 #
@@ -38,8 +39,13 @@ omnibus() { # name binary
   files="state_mib=$(du -sm "$dir" | cut -f1)"
   kill -9 "$pid"; wait "$pid" 2>/dev/null || true
   t0="$(date +%s.%N)"; start "$@"; up
-  echo "$1 set/s=$rate $use $files restart_s=$(echo "$(date +%s.%N) - $t0" | bc)" \
-    "keys=$(redis-cli -p "$port" dbsize)"
+  local restart keys
+  restart="$(echo "$(date +%s.%N) - $t0" | bc)"; keys="$(redis-cli -p "$port" dbsize)"
+  # Then a clean stop (everything checkpointed) and a start again.
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  t0="$(date +%s.%N)"; start "$@"; up
+  echo "$1 set/s=$rate $use $files restart_s=$restart keys=$keys" \
+    "clean_restart_s=$(echo "$(date +%s.%N) - $t0" | bc)"
   kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$dir" "$dir.log"
 }
 redis() {

@@ -97,6 +97,26 @@ pub(super) fn without_overwritten(writes: Vec<StateWrite>) -> Vec<StateWrite> {
         .collect()
 }
 
+/// `writes` with each run between range deletes sorted by table and key (stably: writes to
+/// one key keep their order), which leaves the same outcome: within such a run, writes to
+/// different keys do not touch each other. A B-tree takes keys in order page after page; a
+/// checkpoint of many random keys spent most of its time on the pages each key led it to
+/// (docs/benchmarks.md, "Checkpoints in key order").
+pub(super) fn in_key_order(mut writes: Vec<StateWrite>) -> Vec<StateWrite> {
+    fn point(write: &StateWrite) -> Option<(&'static str, &str)> {
+        match write {
+            StateWrite::Put { table, key, .. }
+            | StateWrite::PutMax { table, key, .. }
+            | StateWrite::Delete { table, key } => Some((table, key.as_str())),
+            StateWrite::DeletePrefix { .. } | StateWrite::DeleteRange { .. } => None,
+        }
+    }
+    for run in writes.split_mut(|write| point(write).is_none()) {
+        run.sort_by(|a, b| point(a).cmp(&point(b)));
+    }
+    writes
+}
+
 fn delete_keys(
     table: &mut redb::Table<'_, &'static str, &'static [u8]>,
     start: &str,

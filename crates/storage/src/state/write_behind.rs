@@ -25,7 +25,7 @@ use redb::Durability;
 
 use crate::error::Result;
 
-use super::commit::{stage, without_overwritten};
+use super::commit::{in_key_order, stage, without_overwritten};
 use super::{state_error, Shared, StateWrite};
 
 /// The write-behind tables and the writes kept back for them since the last checkpoint.
@@ -77,14 +77,14 @@ impl WriteBehind {
         }
     }
 
-    /// Everything kept back, coalesced, for a checkpoint (given back with
+    /// Everything kept back, coalesced and in key order, for a checkpoint (given back with
     /// [`WriteBehind::give_back`] if that fails).
     pub(super) fn take(&self) -> Vec<StateWrite> {
-        without_overwritten(self.take_as_kept())
+        in_key_order(without_overwritten(self.take_as_kept()))
     }
 
     /// Everything kept back, as kept: for a checkpoint on a thread of its own, which
-    /// coalesces them there (`without_overwritten`) rather than under the journal's lock.
+    /// coalesces and sorts them there rather than under the journal's lock.
     pub(super) fn take_as_kept(&self) -> Vec<StateWrite> {
         std::mem::take(&mut *self.lock())
     }
