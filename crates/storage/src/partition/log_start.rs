@@ -53,6 +53,19 @@ impl PartitionLog {
     /// current start changes nothing; one above the high watermark is out of range. Durable
     /// when it returns.
     pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
+        self.move_start(offset, true)
+    }
+
+    /// [`PartitionLog::delete_records_before`] without the checkpoint's fsyncs: readers are
+    /// refused below `offset` at once, and the checkpoint is written by the next maintenance
+    /// pass or the close (see the module docs). After a crash before that, the log may start
+    /// lower again. Whole segments below `offset` go now (that moves the start durably by
+    /// itself: recovery never starts below the first segment).
+    pub fn delete_records_before_lazily(&self, offset: u64) -> Result<u64> {
+        self.move_start(offset, false)
+    }
+
+    fn move_start(&self, offset: u64, durably: bool) -> Result<u64> {
         self.check_writable()?;
         // Serialised with appends' writes and segment rolls.
         let mut writer = lock(&self.writer);
@@ -68,40 +81,14 @@ impl PartitionLog {
         if offset <= current {
             return Ok(current);
         }
-        store(self.io.as_ref(), &self.dir, offset)?;
-        // Above any start moved lazily: that one is saved too.
-        writer.log_start_unsaved = false;
+        if durably {
+            store(self.io.as_ref(), &self.dir, offset)?;
+        }
+        // Saved now, which covers any start moved lazily before (all lower), or owed.
+        writer.log_start_unsaved = !durably;
         self.log_start.fetch_max(offset, Ordering::AcqRel);
         // Whole segments below the new start go now; the active one always stays.
         let doomed = self.remove_leading_segments(|first, _| first.next_offset() <= offset);
-        self.delete_segment_files(doomed)?;
-        Ok(offset)
-    }
-
-    /// [`PartitionLog::delete_records_before`] without the checkpoint's fsyncs: readers are
-    /// refused below `offset` at once, and the checkpoint is written by the next maintenance
-    /// pass or the close (see the module docs). After a crash before that, the log may start
-    /// lower again. Whole segments below `offset` go now (that moves the start durably by
-    /// itself: recovery never starts below the first segment).
-    pub fn delete_records_before_lazily(&self, offset: u64) -> Result<u64> {
-        self.check_writable()?;
-        let mut writer = lock(&self.writer);
-        let high_watermark = self.high_watermark();
-        let current = self.log_start_offset();
-        if offset > high_watermark {
-            return Err(StorageError::OffsetOutOfRange {
-                offset,
-                log_start: current,
-                high_watermark,
-            });
-        }
-        if offset <= current {
-            return Ok(current);
-        }
-        self.log_start.fetch_max(offset, Ordering::AcqRel);
-        writer.log_start_unsaved = true;
-        let doomed = self.remove_leading_segments(|first, _| first.next_offset() <= offset);
-        drop(writer);
         self.delete_segment_files(doomed)?;
         Ok(offset)
     }
