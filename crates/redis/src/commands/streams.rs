@@ -20,7 +20,8 @@ use crate::session::{Session, Step};
 use crate::streams::entry::Entry;
 use crate::streams::id::{range_end, range_start, NewId, StreamId};
 use crate::streams::read;
-use crate::streams::writer::{Change, Trim, TrimBy};
+use crate::streams::trim::{Trim, TrimBy};
+use crate::streams::writer::Change;
 
 /// Entries one XRANGE, XREVRANGE or XREAD answers at most (per stream), COUNT or not.
 pub(crate) const ENTRIES_REPLY_MAX: usize = 100_000;

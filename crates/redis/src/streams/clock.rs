@@ -15,7 +15,8 @@ use tokio::sync::oneshot;
 use super::entry::to_record;
 use super::id::{NewId, StreamId};
 use super::read::bounds;
-use super::writer::{Change, Request, Trim};
+use super::trim::Trim;
+use super::writer::{Change, Request};
 use super::writers::Writers;
 use crate::codec::Reply;
 
