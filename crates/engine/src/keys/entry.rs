@@ -25,10 +25,12 @@ pub enum KeyKind {
 #[derive(Debug, Clone)]
 pub(super) enum Value {
     String(Bytes),
-    List(List),
-    Hash(Hash),
-    Set(Set),
-    SortedSet(SortedSet),
+    // Collections boxed: a string, most keys, needs 32 bytes where the largest collection
+    // needs 88, and every slot of the keyspace's map is as big as its largest value.
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
+    SortedSet(Box<SortedSet>),
 }
 
 /// A set: its members in the order they were added (while it stays in memory; a start reads
@@ -272,10 +274,10 @@ impl Entry {
     pub(super) fn empty(kind: KeyKind) -> Entry {
         let value = match kind {
             KeyKind::String => Value::String(Bytes::new()),
-            KeyKind::List => Value::List(List::new()),
-            KeyKind::Hash => Value::Hash(Hash::default()),
-            KeyKind::Set => Value::Set(Set::default()),
-            KeyKind::SortedSet => Value::SortedSet(SortedSet::default()),
+            KeyKind::List => Value::List(Box::new(List::new())),
+            KeyKind::Hash => Value::Hash(Box::default()),
+            KeyKind::Set => Value::Set(Box::default()),
+            KeyKind::SortedSet => Value::SortedSet(Box::default()),
         };
         Entry {
             value,

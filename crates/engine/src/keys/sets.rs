@@ -229,7 +229,7 @@ impl Keyspace {
             set.members.insert(member);
         }
         let entry = (count > 0).then(|| Entry {
-            value: Value::Set(set),
+            value: Value::Set(Box::new(set)),
             deadline: None,
             version: 0,
         });

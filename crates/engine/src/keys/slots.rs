@@ -158,6 +158,13 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_is_as_small_as_a_string_key_needs() {
+        // Every slot of the map is this big: 112 bytes before the collections were boxed
+        // (a string's 32-byte value, its tag, a deadline and a version now).
+        assert!(std::mem::size_of::<Entry>() <= 64);
+    }
+
+    #[test]
     fn a_bulk_start_indexes_what_inserts_one_by_one_would() {
         use crate::keys::entry::{Entry, Inner};
         let keys: Vec<(Bytes, Entry)> = (0..1000)

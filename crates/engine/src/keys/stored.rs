@@ -116,7 +116,7 @@ pub(super) fn load(state: &StateStore) -> Result<Loaded> {
         keys.push((
             key,
             Entry {
-                value: Value::List(list),
+                value: Value::List(Box::new(list)),
                 deadline,
                 version: 0,
             },
@@ -204,7 +204,7 @@ fn load_collections(
             hash.next = place + 1;
             hash.fields.insert(field, (place, value));
         }
-        loaded.push((key, entry(Value::Hash(hash), deadline)));
+        loaded.push((key, entry(Value::Hash(Box::new(hash)), deadline)));
     }
     for (key, deadline, members) in load_parts(state, SETS_TABLE, SET_MEMBERS_TABLE, orphans)? {
         let mut set = Set::default();
@@ -212,7 +212,7 @@ fn load_collections(
             set.bytes += member_size(&member);
             set.members.insert(member);
         }
-        loaded.push((key, entry(Value::Set(set), deadline)));
+        loaded.push((key, entry(Value::Set(Box::new(set)), deadline)));
     }
     for (key, deadline, members) in load_parts(state, ZSETS_TABLE, ZSET_MEMBERS_TABLE, orphans)? {
         let mut set = SortedSet::default();
@@ -224,7 +224,7 @@ fn load_collections(
                 .ok_or_else(|| corrupt(&encode_key(&key)))?;
             set.put(member, score);
         }
-        loaded.push((key, entry(Value::SortedSet(set), deadline)));
+        loaded.push((key, entry(Value::SortedSet(Box::new(set)), deadline)));
     }
     Ok(loaded)
 }

@@ -463,7 +463,7 @@ impl Keyspace {
             set.put(member, score);
         }
         let entry = (count > 0).then(|| Entry {
-            value: Value::SortedSet(set),
+            value: Value::SortedSet(Box::new(set)),
             deadline: None,
             version: 0,
         });
