@@ -101,6 +101,21 @@ async fn work(mut con: MultiplexedConnection, ledger: Arc<Mutex<Ledger>>) {
     }
 }
 
+/// Every entry ID of `stream`, read in pages: one XRANGE answers at most 100,000 entries
+/// (`ENTRIES_REPLY_MAX`, docs/redis.md "Limits"), and 20 cycles add more than that.
+async fn all_ids(con: &mut MultiplexedConnection, stream: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut start = "-".to_string();
+    loop {
+        let page: StreamRangeReply = con.xrange_count(stream, &start, "+", 10_000).await.unwrap();
+        let Some(last) = page.ids.last().map(|entry| entry.id.clone()) else {
+            return ids;
+        };
+        ids.extend(page.ids.into_iter().map(|entry| entry.id));
+        start = format!("({last}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_xadds_and_xacks_survive_kill_9() {
     let cycles = crash::cycles("OMNIBUS_REDIS_STREAM_CRASH_CYCLES", 2);
@@ -133,8 +148,7 @@ async fn acknowledged_xadds_and_xacks_survive_kill_9() {
     let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     assert!(!ledger.added.is_empty(), "no XADD was acknowledged");
     assert!(!ledger.held.is_empty(), "no entry was delivered");
-    let stored: StreamRangeReply = con.xrange_all("jobs").await.unwrap();
-    let stored: BTreeSet<String> = stored.ids.into_iter().map(|entry| entry.id).collect();
+    let stored = all_ids(&mut con, "jobs").await;
     let pending: StreamPendingCountReply = con
         .xpending_count("jobs", "workers", "-", "+", 1_000_000)
         .await
@@ -231,8 +245,7 @@ async fn approximately_trimmed_streams_keep_their_newest_acknowledged_entries_ac
         "only {} XADDs acknowledged",
         added.len()
     );
-    let stored: StreamRangeReply = con.xrange_all("events").await.unwrap();
-    let stored: BTreeSet<String> = stored.ids.into_iter().map(|entry| entry.id).collect();
+    let stored = all_ids(&mut con, "events").await;
     // From the first acknowledged entry still stored, every later one is.
     let first_kept = added
         .iter()
