@@ -154,16 +154,8 @@ pub(super) async fn run(
             }
         }
         writer.publish().await;
-        if let Some(trim) = writer.overdue.take() {
-            if requests.is_empty() {
-                // A burst of XADDs came faster than their fsyncs: trimmed once durable.
-                writer.settle().await;
-                if let Err(error) = writer.trim(trim, Trimming::Lazily).await {
-                    tracing::warn!(stream = %writer.stream, "an approximate trim failed: {error}");
-                }
-            } else {
-                writer.overdue = Some(trim);
-            }
+        if requests.is_empty() {
+            writer.trim_overdue().await;
         }
     }
     // Answered before the task ends (at shutdown the engine closes after the writers).
@@ -281,9 +273,10 @@ impl Writer {
                 self.flush().await;
                 // Everything queued before it is durable: `~` trims as exactly, but leaves
                 // the new start's fsyncs for later.
-                let trimming = match trim.has_slack() {
-                    true => Trimming::Lazily,
-                    false => Trimming::Exactly,
+                let trimming = if trim.has_slack() {
+                    Trimming::Lazily
+                } else {
+                    Trimming::Exactly
                 };
                 let reply = match self.trim(trim, trimming).await {
                     Ok(removed) => Reply::Integer(removed as i64),
@@ -574,10 +567,25 @@ impl Writer {
     /// ([`Trimming::Approximately`]). What it could not cut, the newest entries not being
     /// durable yet, is cut when the writer is next idle, if no later XADD gets there first.
     async fn trim_approximately(&mut self, trim: Trim) {
-        if let Err(error) = self.trim(trim, Trimming::Approximately).await {
+        self.trim_in_passing(trim, Trimming::Approximately).await;
+        self.overdue = (!self.within_slack(trim)).then_some(trim);
+    }
+
+    /// The trim an XADD left overdue (a burst came faster than its fsyncs), once everything
+    /// queued is durable.
+    async fn trim_overdue(&mut self) {
+        let Some(trim) = self.overdue.take() else {
+            return;
+        };
+        self.settle().await;
+        self.trim_in_passing(trim, Trimming::Lazily).await;
+    }
+
+    /// A trim nobody waits to hear about: a failure is logged.
+    async fn trim_in_passing(&mut self, trim: Trim, trimming: Trimming) {
+        if let Err(error) = self.trim(trim, trimming).await {
             tracing::warn!(stream = %self.stream, "an approximate trim failed: {error}");
         }
-        self.overdue = (!self.within_slack(trim)).then_some(trim);
     }
 
     /// Removes entries from the front; answers how many.
