@@ -15,6 +15,9 @@ pub const INLINE_BYTES_MAX_DEFAULT: usize = 64 * 1024;
 pub const CONNECTIONS_DEFAULT: usize = 10_000;
 /// Reply bytes a connection buffers before it stops reading and writes them out.
 pub const PENDING_REPLY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+/// Bytes of entries one XRANGE or XREVRANGE reply may hold; a longer range is refused with an
+/// error saying to page with COUNT (Redis has no such bound: it builds any reply whole).
+pub const RANGE_REPLY_BYTES_MAX_DEFAULT: usize = 128 * 1024 * 1024;
 /// Channels and patterns one connection may subscribe to.
 pub const SUBSCRIPTIONS_MAX_DEFAULT: usize = 10_000;
 /// Commands one MULTI may queue.
@@ -42,6 +45,8 @@ pub struct RedisConfig {
     pub arguments_max: usize,
     pub inline_bytes_max: usize,
     pub pending_reply_bytes_max: usize,
+    /// Bytes of entries one XRANGE or XREVRANGE reply may hold (`streams/read.rs`, `Budget`).
+    pub range_reply_bytes_max: usize,
     pub queued_commands_max: usize,
     pub subscriptions_max: usize,
     /// FLUSHALL / FLUSHDB delete every key; refused unless turned on.
@@ -60,6 +65,7 @@ impl Default for RedisConfig {
             arguments_max: ARGUMENTS_MAX_DEFAULT,
             inline_bytes_max: INLINE_BYTES_MAX_DEFAULT,
             pending_reply_bytes_max: PENDING_REPLY_BYTES_MAX_DEFAULT,
+            range_reply_bytes_max: RANGE_REPLY_BYTES_MAX_DEFAULT,
             queued_commands_max: QUEUED_COMMANDS_MAX_DEFAULT,
             subscriptions_max: SUBSCRIPTIONS_MAX_DEFAULT,
             flushall_enabled: false,

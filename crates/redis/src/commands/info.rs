@@ -241,7 +241,7 @@ async fn stream_info(
     let last_id = read::last_id(engine, stream).await.map_err(engine_error)?;
     let deleted = deleted.of(engine, stream);
     let all = (StreamId::MIN, StreamId::MAX);
-    let first = read::range(engine, stream, all, 1, &deleted)
+    let first = read::range(engine, stream, all, read::Budget::entries(1), &deleted)
         .await
         .map_err(engine_error)?;
     let recorded_first = first.first().map_or(StreamId::MIN, |entry| entry.id);
@@ -264,7 +264,7 @@ async fn stream_info(
         field("recorded-first-entry-id", id_reply(recorded_first)),
     ];
     let Some(count) = full else {
-        let last = read::reverse(engine, stream, all, 1, &deleted)
+        let last = read::reverse(engine, stream, all, read::Budget::entries(1), &deleted)
             .await
             .map_err(engine_error)?;
         fields.push(field("groups", Reply::Integer(groups.len() as i64)));
@@ -278,7 +278,7 @@ async fn stream_info(
         ));
         return Ok(Reply::Map(fields));
     };
-    let entries = read::range(engine, stream, all, count, &deleted)
+    let entries = read::range(engine, stream, all, read::Budget::entries(count), &deleted)
         .await
         .map_err(engine_error)?;
     fields.push(field(

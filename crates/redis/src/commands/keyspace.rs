@@ -21,12 +21,23 @@ use crate::codec::Reply;
 use crate::server::Shared;
 use crate::session::{Session, Step};
 
-/// Most keys KEYS answers with; a larger keyspace needs SCAN.
+/// Most keys KEYS answers with: more matches are refused with an error saying to use SCAN (a
+/// reply cut short would look like all of them). Every key is looked at, however many.
 const KEYS_REPLY_MAX: usize = 1_000_000;
+/// Keys KEYS looks at per hold of the keyspace's lock, so that writers on other threads get
+/// it between steps.
+const KEYS_STEP: usize = 65_536;
 /// SCAN cursors at or above this walk the stream keys (the cursor minus this is the SCAN
 /// place, `keys::scan_hash`, to go on from among them); below it, the keyspace's keys, whose
 /// places are below 2^62.
 const STREAM_CURSOR_BASE: u64 = 1 << 62;
+
+fn too_many_keys() -> Step {
+    Reply::error(format!(
+        "ERR KEYS would answer more than {KEYS_REPLY_MAX} keys; use SCAN"
+    ))
+    .into()
+}
 
 /// The names of every stream (each a Redis stream key) not past its deadline, in name order.
 fn stream_keys(session: &Session) -> Vec<Bytes> {
@@ -223,11 +234,27 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         }
         "keys" => {
             let pattern = &arguments[0];
-            let (_, mut found) = keys.scan(0, Some(pattern), None, KEYS_REPLY_MAX);
-            let streams = stream_keys(session)
-                .into_iter()
-                .filter(|name| glob_match(pattern, name));
-            found.extend(streams.take(KEYS_REPLY_MAX.saturating_sub(found.len())));
+            let mut found = Vec::new();
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = keys.scan(cursor, Some(pattern), None, KEYS_STEP);
+                found.extend(keys);
+                if found.len() > KEYS_REPLY_MAX {
+                    return too_many_keys();
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            found.extend(
+                stream_keys(session)
+                    .into_iter()
+                    .filter(|name| glob_match(pattern, name)),
+            );
+            if found.len() > KEYS_REPLY_MAX {
+                return too_many_keys();
+            }
             Reply::Array(found.into_iter().map(Reply::Bulk).collect()).into()
         }
         "scan" => scan(session, arguments),

@@ -23,7 +23,9 @@ use crate::streams::read;
 use crate::streams::trim::{Trim, TrimBy};
 use crate::streams::writer::Change;
 
-/// Entries one XRANGE, XREVRANGE or XREAD answers at most (per stream), COUNT or not.
+/// Entries one XREAD or XREADGROUP answers at most (per stream), COUNT or not: a reader goes
+/// on from the last ID it got, so a shorter answer loses it nothing. XRANGE and XREVRANGE
+/// answer whole ranges instead (`RedisConfig::range_reply_bytes_max`).
 pub(crate) const ENTRIES_REPLY_MAX: usize = 100_000;
 /// Redis's words for a key of another type.
 pub(crate) const WRONGTYPE: &str =
@@ -290,13 +292,15 @@ fn xrange(session: &mut Session, arguments: &[Bytes], reverse: bool) -> Result<S
             "ERR invalid {which} ID for the interval"
         )));
     };
-    // COUNT may come more than once (the last wins), as Redis parses it.
-    let mut count = ENTRIES_REPLY_MAX;
+    // COUNT may come more than once (the last wins), as Redis parses it. Without it the
+    // whole range, as in Redis, within the door's reply budget (an error past it, never a
+    // reply cut short: `read::Budget`).
+    let mut count = usize::MAX;
     let mut options = arguments[3..].chunks(2);
     for option in options.by_ref() {
         match option {
             [word, value] if is(word, "count") => {
-                count = integer(value)?.clamp(0, ENTRIES_REPLY_MAX as i64) as usize;
+                count = integer(value)?.max(0) as usize;
             }
             _ => return Err(Reply::error(SYNTAX_ERROR)),
         }
@@ -313,10 +317,14 @@ fn xrange(session: &mut Session, arguments: &[Bytes], reverse: bool) -> Result<S
             };
         }
         let deleted = shared.deleted.of(&engine, &stream);
+        let budget = read::Budget {
+            entries: count,
+            bytes: shared.config.range_reply_bytes_max,
+        };
         let entries = if reverse {
-            read::reverse(&engine, &stream, (start, end), count, &deleted).await
+            read::reverse(&engine, &stream, (start, end), budget, &deleted).await
         } else {
-            read::range(&engine, &stream, (start, end), count, &deleted).await
+            read::range(&engine, &stream, (start, end), budget, &deleted).await
         };
         match entries {
             Ok(entries) => entries_reply(entries),
@@ -502,8 +510,15 @@ async fn read_streams(
             };
             *offset = (*offset).max(start);
             let deleted = shared.deleted.of(engine, stream);
-            let entries =
-                read::forward(engine, stream, *offset, StreamId::MAX, *count, &deleted).await?;
+            let entries = read::forward(
+                engine,
+                stream,
+                *offset,
+                StreamId::MAX,
+                read::Budget::entries(*count),
+                &deleted,
+            )
+            .await?;
             if !entries.is_empty() {
                 found.push((key.clone(), entries));
             }

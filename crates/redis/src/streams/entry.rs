@@ -34,6 +34,18 @@ pub(crate) struct Entry {
     pub(crate) deleted: bool,
 }
 
+impl Entry {
+    /// What the entry adds to a reply, framing aside: its ID, field names and values, and
+    /// 16 bytes per element for the framing and the reply's own bookkeeping.
+    pub(crate) fn reply_bytes(&self) -> usize {
+        self.fields
+            .iter()
+            .fold(self.id_text.len() + 48, |bytes, (field, value)| {
+                bytes + field.len() + value.len() + 32
+            })
+    }
+}
+
 /// The record an XADD appends.
 pub(crate) fn to_record(id: StreamId, fields: &[(Bytes, Bytes)]) -> Result<PublishRecord, String> {
     let mut record = PublishRecord {

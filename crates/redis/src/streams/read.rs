@@ -88,15 +88,63 @@ pub(crate) async fn offset_of(
     Ok(end.max(offset))
 }
 
-/// Entries from `offset` on with IDs up to `end`, at most `count`, skipping `deleted`.
+/// What one read may hold: at most `entries` entries, and an error rather than more than
+/// `bytes` bytes of them (IDs, field names and values; [`Entry::reply_bytes`]). An XRANGE
+/// answers the whole range, as Redis does: a reply cut short would look like the range's end
+/// to a client, so a range too big to hold is refused with an error that says to page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub(crate) entries: usize,
+    pub(crate) bytes: usize,
+}
+
+impl Budget {
+    /// At most `entries`, however big.
+    pub(crate) fn entries(entries: usize) -> Budget {
+        Budget {
+            entries,
+            bytes: usize::MAX,
+        }
+    }
+}
+
+/// Counts the bytes of the entries a read holds against its budget.
+struct Held {
+    bytes: usize,
+    max: usize,
+}
+
+impl Held {
+    fn new(budget: Budget) -> Held {
+        Held {
+            bytes: 0,
+            max: budget.bytes,
+        }
+    }
+
+    fn add(&mut self, entry: &Entry) -> Result<(), EngineError> {
+        self.bytes = self.bytes.saturating_add(entry.reply_bytes());
+        if self.bytes > self.max {
+            return Err(EngineError::LimitExceeded(format!(
+                "the reply would hold more than {} bytes of entries; read the range in pages with COUNT",
+                self.max
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Entries from `offset` on with IDs up to `end`, within `budget`, skipping `deleted`.
 pub(crate) async fn forward(
     engine: &Engine,
     stream: &str,
     mut offset: u64,
     end: StreamId,
-    count: usize,
+    budget: Budget,
     deleted: &BTreeSet<u64>,
 ) -> Result<Vec<Entry>, EngineError> {
+    let count = budget.entries;
+    let mut held = Held::new(budget);
     let mut entries = Vec::new();
     let mut names = FieldNames::default();
     let (_, high_watermark) = engine.partition_bounds(stream, 0)?;
@@ -110,7 +158,9 @@ pub(crate) async fn forward(
             if deleted.contains(&record.offset) {
                 continue;
             }
-            entries.push(names.entry(record));
+            let entry = names.entry(record);
+            held.add(&entry)?;
+            entries.push(entry);
             if entries.len() >= count {
                 break;
             }
@@ -123,30 +173,32 @@ pub(crate) async fn forward(
     Ok(entries)
 }
 
-/// XRANGE: entries with IDs in `[start, end]`, oldest first, at most `count`.
+/// XRANGE: entries with IDs in `[start, end]`, oldest first, within `budget`.
 pub(crate) async fn range(
     engine: &Engine,
     stream: &str,
     (start, end): (StreamId, StreamId),
-    count: usize,
+    budget: Budget,
     deleted: &BTreeSet<u64>,
 ) -> Result<Vec<Entry>, EngineError> {
-    if bounds(engine, stream)?.is_none() || start > end || count == 0 {
+    if bounds(engine, stream)?.is_none() || start > end || budget.entries == 0 {
         return Ok(Vec::new());
     }
     let offset = offset_of(engine, stream, start).await?;
-    forward(engine, stream, offset, end, count, deleted).await
+    forward(engine, stream, offset, end, budget, deleted).await
 }
 
-/// XREVRANGE: entries with IDs in `[start, end]`, newest first, at most `count`. Reads
+/// XREVRANGE: entries with IDs in `[start, end]`, newest first, within `budget`. Reads
 /// backward a window of offsets at a time.
 pub(crate) async fn reverse(
     engine: &Engine,
     stream: &str,
     (start, end): (StreamId, StreamId),
-    count: usize,
+    budget: Budget,
     deleted: &BTreeSet<u64>,
 ) -> Result<Vec<Entry>, EngineError> {
+    let count = budget.entries;
+    let mut held = Held::new(budget);
     let Some((first, _)) = bounds(engine, stream)? else {
         return Ok(Vec::new());
     };
@@ -182,7 +234,9 @@ pub(crate) async fn reverse(
                 return Ok(entries);
             }
             if id <= end && !deleted.contains(&record.offset) {
-                entries.push(names.entry(record));
+                let entry = names.entry(record);
+                held.add(&entry)?;
+                entries.push(entry);
                 if entries.len() >= count {
                     return Ok(entries);
                 }
