@@ -34,6 +34,7 @@ mod options;
 mod sets;
 mod slots;
 mod stored;
+mod strings;
 mod writer;
 mod zsets;
 

@@ -2,6 +2,7 @@
 //! queueing, and dispatch to one file per family.
 
 mod arguments;
+mod bits;
 mod claims;
 mod connection;
 mod groups;
@@ -198,6 +199,9 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "get" | "getdel" | "getex" | "getset" | "getrange" | "set" | "setnx" | "setex"
         | "psetex" | "mget" | "mset" | "msetnx" | "incr" | "decr" | "incrby" | "decrby"
         | "incrbyfloat" | "append" | "strlen" => strings::run(session, name, arguments),
+        "setbit" | "getbit" | "bitcount" | "bitpos" | "bitop" | "setrange" => {
+            bits::run(session, name, arguments)
+        }
         "del" | "unlink" | "exists" | "touch" | "expire" | "pexpire" | "expireat" | "pexpireat"
         | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "type" | "dbsize"
         | "keys" | "scan" | "flushall" | "flushdb" | "rename" | "renamenx" | "copy" => {

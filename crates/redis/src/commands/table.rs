@@ -44,6 +44,12 @@ const ALL_BUT_LAST: Keys = Keys {
     last: -2,
     step: 1,
 };
+/// Every word from the second on (BITOP's destination and sources).
+const FROM_SECOND: Keys = Keys {
+    first: 2,
+    last: -1,
+    step: 1,
+};
 const PAIRS: Keys = Keys {
     first: 1,
     last: -1,
@@ -133,6 +139,8 @@ const ZSET_BLOCKING_FAST: &[&str] = &["@write", "@sortedset", "@fast", "@blockin
 const SCRIPTING_CATEGORY: &[&str] = &["@slow", "@scripting"];
 const STREAM_READ: &[&str] = &["@read", "@stream"];
 const STREAM_WRITE: &[&str] = &["@write", "@stream"];
+const BITMAP_READ: &[&str] = &["@read", "@bitmap", "@slow"];
+const BITMAP_WRITE: &[&str] = &["@write", "@bitmap", "@slow"];
 const CONNECTION_CATEGORY: &[&str] = &["@fast", "@connection"];
 const PUBSUB_CATEGORY: &[&str] = &["@pubsub", "@slow"];
 const TRANSACTION_CATEGORY: &[&str] = &["@fast", "@transaction"];
@@ -142,6 +150,9 @@ const SERVER_CATEGORY: &[&str] = &["@slow", "@admin", "@dangerous"];
 pub(crate) const COMMANDS: &[Command] = &[
     command("append", 3, WRITE, STRING_WRITE, ONE),
     command("auth", -2, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("bitcount", -2, READ_SLOW, BITMAP_READ, ONE),
+    command("bitop", -4, WRITE_STORE, BITMAP_WRITE, FROM_SECOND),
+    command("bitpos", -3, READ_SLOW, BITMAP_READ, ONE),
     command("blmove", 6, BLOCKING_MOVE, LIST_BLOCKING, TWO),
     command("blmpop", -5, BLOCKING_WRITE, LIST_BLOCKING, NONE),
     command("blpop", -3, BLOCKING_POP, LIST_BLOCKING, ALL_BUT_LAST),
@@ -202,6 +213,7 @@ pub(crate) const COMMANDS: &[Command] = &[
         NONE,
     ),
     command("get", 2, READ, STRING_READ, ONE),
+    command("getbit", 3, READ, &["@read", "@bitmap", "@fast"], ONE),
     command("getdel", 2, WRITE, STRING_WRITE, ONE),
     command("getex", -2, WRITE, STRING_WRITE, ONE),
     command(
@@ -334,8 +346,16 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@write", "@string", "@slow"],
         ONE,
     ),
+    command("setbit", 4, WRITE_STORE, BITMAP_WRITE, ONE),
     command("setex", 4, WRITE_SLOW, &["@write", "@string", "@slow"], ONE),
     command("setnx", 3, WRITE, STRING_WRITE, ONE),
+    command(
+        "setrange",
+        4,
+        WRITE_STORE,
+        &["@write", "@string", "@slow"],
+        ONE,
+    ),
     command("sinter", -2, READ_SLOW, SET_READ_SLOW, ALL),
     command("sintercard", -3, READ_MOVABLE, SET_READ_SLOW, NONE),
     command("sinterstore", -3, WRITE_STORE, SET_WRITE_SLOW, ALL),
