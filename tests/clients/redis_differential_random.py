@@ -1,6 +1,6 @@
 """Random command sequences for `test_redis_differential.py`: the same seeded sequence goes
 to redis-server and to the Redis door, and every answer must match. Six families: strings
-with TTLs, transactions and multi-key commands over three keys; one stream with two
+with TTLs, bit commands and SETRANGE, transactions and multi-key commands over three keys; one stream with two
 consumer groups, XDEL, trimming (also by XADD), reads from any ID, claims and pending
 scans that start among entries trimmed away while pending, and transactions (each command
 in EXEC sees the ones before it); lists: three list keys and a string key (WRONGTYPE both
@@ -126,6 +126,15 @@ def string_command(r: random.Random, step: int) -> list[str]:
         lambda: ["SETEX", key, r.choice([later(150), "0"]), value],
         lambda: ["GETSET", key, value],
         lambda: ["GETRANGE", key, str(r.randrange(-5, 5)), str(r.randrange(-5, 5))],
+        lambda: ["SETRANGE", key, str(r.randrange(-1, 12)), r.choice([value, ""])],
+        lambda: ["SETBIT", key, str(r.randrange(-1, 80)), r.choice(["0", "1", "2"])],
+        lambda: ["GETBIT", key, str(r.randrange(0, 80))],
+        lambda: ["BITCOUNT", key, *r.choice([[], [str(r.randrange(-6, 6)), str(r.randrange(-6, 6)),
+                                                  *r.choice([[], ["BIT"], ["BYTE"]])]])],
+        lambda: ["BITPOS", key, r.choice(["0", "1"]),
+                 *[str(r.randrange(-20, 20)) for _ in range(r.randrange(0, 3))]],
+        lambda: ["BITOP", r.choice(["AND", "OR", "XOR"]), *r.sample(KEYS, 2), r.choice(KEYS)],
+        lambda: ["BITOP", "NOT", key, r.choice(KEYS)],
         lambda: ["TYPE", key],
         lambda: ["DBSIZE"],
         lambda: ["EXPIRETIME", key],
