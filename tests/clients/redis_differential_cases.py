@@ -24,6 +24,10 @@ cursor other than 0 (a listpack ignores it and answers everything again; 7.0 als
 as 2^64-1), `HSCAN … NOVALUES` (Redis 7.4; 7.0 says syntax error), and the commands not
 served: HRANDFIELD, HGETDEL/HGETEX/HSETEX and field TTLs (7.4+).
 
+HyperLogLog (`hll-…`): PFADD, PFCOUNT and PFMERGE, their counts and errors; a value is never
+read with GET or STRLEN (Omnibus writes every value dense, 12,304 bytes, where redis-server
+starts sparse; `crates/redis/tests/hyperloglog.rs` reads values across the two).
+
 Bitmaps (`bits-…`): SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP and SETRANGE, values made with
 the bit commands themselves (a case line is text). Left out: BITCOUNT and BITPOS of a missing
 key with arguments that are not numbers (Redis 7.0 answers 0 before it reads them; Omnibus
@@ -57,6 +61,81 @@ and the blocking pops (BZPOPMIN, BZPOPMAX, BZMPOP).
 """
 
 CASES = {
+    'hll-pfadd-pfcount': [
+        'PFADD h a b c d e',
+        'PFADD h a',
+        'PFADD h a f',
+        'PFCOUNT h',
+        'PFADD empty',
+        'PFADD empty',
+        'PFCOUNT empty',
+        'EXISTS empty',
+        'TYPE h',
+        'PFCOUNT missing',
+        'PFCOUNT missing h',
+        'PFADD other a x y z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15',
+        'PFCOUNT h other',
+        'PFCOUNT other h missing',
+        'PFADD h ""',
+        'PFCOUNT h',
+        # Enough elements that the estimate depends on every register: the same hash and
+        # estimator give the same count, any other would not.
+        'PFADD big ' + ' '.join(f'visitor-{n}' for n in range(3000)),
+        'PFCOUNT big',
+        'PFADD big2 ' + ' '.join(f'visitor-{n}' for n in range(2000, 6000)),
+        'PFCOUNT big big2',
+        'PFMERGE bigs big big2 h',
+        'PFCOUNT bigs',
+        'SET s notanhll',
+        'PFADD s a',
+        'PFCOUNT s',
+        'PFCOUNT h s',
+        'SET s2 HYLL',
+        'PFCOUNT s2',
+        'RPUSH l a',
+        'PFADD l a',
+        'PFCOUNT l',
+        'PFCOUNT h l',
+        'PFADD',
+        'PFCOUNT',
+        'SET t x EX 100',
+        'DEL t',
+        'PFADD t a',
+        'EXPIRE t 100',
+        'PFADD t b',
+        'TTL t',
+        'MULTI',
+        'PFADD m a b',
+        'PFCOUNT m',
+        'PFADD m a',
+        'EXEC',
+    ],
+    'hll-pfmerge': [
+        'PFADD a 1 2 3 4 5',
+        'PFADD b 4 5 6 7',
+        'PFMERGE d a b',
+        'PFCOUNT d',
+        'PFMERGE d',
+        'PFCOUNT d',
+        'PFMERGE fresh',
+        'EXISTS fresh',
+        'PFCOUNT fresh',
+        'PFMERGE e missing',
+        'PFCOUNT e',
+        'PFADD c 8 9',
+        'EXPIRE c 100',
+        'PFMERGE c a',
+        'TTL c',
+        'PFCOUNT c',
+        'SET s x',
+        'PFMERGE d s',
+        'PFMERGE s a',
+        'PFCOUNT d',
+        'RPUSH l x',
+        'PFMERGE d l',
+        'PFMERGE l a',
+        'PFMERGE',
+    ],
     'bits-setbit-getbit': [
         'SETBIT b 7 1',
         'GET b',

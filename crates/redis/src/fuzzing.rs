@@ -1,7 +1,9 @@
 //! Entry points for the fuzz targets: the request decoder on arbitrary bytes, with small
 //! limits so bounds are hit often (fuzz/fuzz_targets/redis_frames.rs), the stream ID
 //! parsers on arbitrary arguments (fuzz/fuzz_targets/redis_stream_ids.rs), and the
-//! MessagePack and JSON decoders scripts call on arguments (fuzz/fuzz_targets/redis_script_decoders.rs).
+//! MessagePack and JSON decoders scripts call on arguments (fuzz/fuzz_targets/redis_script_decoders.rs),
+//! and the HyperLogLog value reader on any string a client could SET
+//! (fuzz/fuzz_targets/redis_hyperloglog.rs).
 
 use bytes::BytesMut;
 
@@ -59,4 +61,10 @@ pub fn stream_ids(data: &[u8]) {
 /// unpacks is packed and unpacked again, and must survive the trip.
 pub fn script_decoders(data: &[u8]) {
     crate::scripting::decode_for_fuzzing(data);
+}
+
+/// Reads `data` as a HyperLogLog value (any string a client SETs can reach PFCOUNT): must
+/// never panic; whatever reads is written back dense and reads as the same registers.
+pub fn hyperloglog_value(data: &[u8]) {
+    crate::commands::hyperloglog_round_trip(data);
 }

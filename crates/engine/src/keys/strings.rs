@@ -1,6 +1,6 @@
-//! String values changed or combined whole under the keyspace's lock: SETRANGE and SETBIT (a
-//! string changed where it is, its deadline kept) and BITOP (strings combined into another
-//! key). The door decides what the bytes become; this file makes the change one step, so no
+//! String values changed or combined whole under the keyspace's lock: SETRANGE, SETBIT and
+//! PFADD (a string changed where it is, its deadline kept), BITOP and PFMERGE (strings
+//! combined into another key). The door decides what the bytes become; this file makes the change one step, so no
 //! other client's command lands between the read and the write.
 //!
 //! A string is stored whole (`stored.rs`), so each such change writes the whole value again:
@@ -9,7 +9,7 @@
 use bytes::Bytes;
 
 use super::entry::{wrong_kind, Entry};
-use super::{Durable, Keyspace};
+use super::{Durable, Keyspace, SetExpiry};
 use crate::engine::now_ms;
 use crate::error::Result;
 
@@ -40,17 +40,27 @@ impl Keyspace {
     }
 
     /// Stores in `destination` what `combine` makes of the strings under `sources` (each
-    /// missing one `None`), replacing whatever it held and its deadline; an empty result
-    /// deletes it (BITOP). Every source is checked for its kind first. Returns the stored
-    /// value's length.
+    /// missing one `None`), replacing whatever it held; an empty result deletes it (BITOP),
+    /// and `None` leaves everything as it is (a source it refuses). The destination keeps
+    /// its deadline when `deadline` is `Keep` (PFMERGE changes it where it is), else loses
+    /// it (BITOP stores a new value). Every source is checked for its kind first. Returns the
+    /// stored value's length.
     pub fn combine_strings(
         &self,
         destination: &Bytes,
         sources: &[Bytes],
-        combine: impl FnOnce(&[Option<Bytes>]) -> Vec<u8>,
-    ) -> Result<Durable<usize>> {
+        deadline: SetExpiry,
+        combine: impl FnOnce(&[Option<Bytes>]) -> Option<Vec<u8>>,
+    ) -> Result<Durable<Option<usize>>> {
         let mut inner = self.lock();
         let now = now_ms();
+        let deadline = match deadline {
+            SetExpiry::Keep => self
+                .live(&mut inner, destination, now)
+                .and_then(|e| e.deadline),
+            SetExpiry::At(at) => Some(at),
+            SetExpiry::Clear => None,
+        };
         let mut values = Vec::with_capacity(sources.len());
         for source in sources {
             let value = match self.live(&mut inner, source, now) {
@@ -59,12 +69,14 @@ impl Keyspace {
             };
             values.push(value);
         }
-        let result = combine(&values);
+        let Some(result) = combine(&values) else {
+            return Ok(Durable::ready(None));
+        };
         let length = result.len();
-        let entry = (length > 0).then(|| Entry::string(Bytes::from(result), None));
+        let entry = (length > 0).then(|| Entry::string(Bytes::from(result), deadline));
         Ok(match self.store_locked(&mut inner, destination, entry)? {
-            Some(waiter) => Durable::new(length, waiter),
-            None => Durable::ready(length),
+            Some(waiter) => Durable::new(Some(length), waiter),
+            None => Durable::ready(Some(length)),
         })
     }
 }
@@ -142,27 +154,57 @@ mod tests {
         .unwrap();
         let sources = [a.clone(), b.clone()];
         let length = keys
-            .combine_strings(&to, &sources, |values| {
+            .combine_strings(&to, &sources, SetExpiry::Clear, |values| {
                 assert_eq!(values[0].as_deref(), Some(&b"xy"[..]));
                 assert!(values[1].is_none());
-                b"xyz".to_vec()
+                Some(b"xyz".to_vec())
             })
             .unwrap()
             .wait()
             .await
             .unwrap();
-        assert_eq!(length, 3);
+        assert_eq!(length, Some(3));
         assert_eq!(keys.get(b"to").as_deref(), Some(&b"xyz"[..]));
-        let empty = keys.combine_strings(&to, &sources, |_| Vec::new());
-        assert_eq!(empty.unwrap().wait().await.unwrap(), 0);
+        // Refused by the caller: nothing changes.
+        let refused = keys.combine_strings(&to, &sources, SetExpiry::Clear, |_| None);
+        assert_eq!(refused.unwrap().wait().await.unwrap(), None);
+        assert_eq!(keys.get(b"to").as_deref(), Some(&b"xyz"[..]));
+        let empty = keys.combine_strings(&to, &sources, SetExpiry::Clear, |_| Some(Vec::new()));
+        assert_eq!(empty.unwrap().wait().await.unwrap(), Some(0));
         assert_eq!(keys.exists(std::slice::from_ref(&to)), 0);
+        // Kept where asked: the destination's deadline stays (and is cleared otherwise).
+        let later = crate::engine::now_ms() + 60_000;
+        let stored = |deadline| {
+            keys.combine_strings(&to, &sources, deadline, |_| Some(b"kept".to_vec()))
+                .unwrap()
+                .wait()
+        };
+        stored(SetExpiry::Clear).await.unwrap();
+        keys.expire(&to, Some(later), crate::keys::ExpireCondition::Always)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        stored(SetExpiry::Keep).await.unwrap();
+        assert!(matches!(
+            keys.time_to_live(b"to"),
+            TimeToLive::Milliseconds(_)
+        ));
+        stored(SetExpiry::Clear).await.unwrap();
+        assert!(matches!(keys.time_to_live(b"to"), TimeToLive::Forever));
+        keys.delete(std::slice::from_ref(&to))
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
         // A source of another kind refuses the whole command.
         keys.push(&b, vec![Bytes::from_static(b"x")], End::Left, false)
             .unwrap()
             .wait()
             .await
             .unwrap();
-        let refused = keys.combine_strings(&to, &sources, |_| b"never".to_vec());
+        let refused =
+            keys.combine_strings(&to, &sources, SetExpiry::Clear, |_| Some(b"never".to_vec()));
         assert!(matches!(refused, Err(EngineError::WrongKind)));
         assert_eq!(keys.exists(&[to]), 0);
     }

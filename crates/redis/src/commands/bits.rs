@@ -9,6 +9,7 @@
 //! words for the bound.
 
 use bytes::Bytes;
+use omnibus_engine::keys::SetExpiry;
 
 use super::arguments::{integer, is, NOT_AN_INTEGER, SYNTAX_ERROR};
 use super::strings::step;
@@ -252,9 +253,13 @@ fn bitop(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }
     let outcome = session
         .keys
-        .combine_strings(destination, sources, |values| combine(&operation, values));
+        .combine_strings(destination, sources, SetExpiry::Clear, |values| {
+            Some(combine(&operation, values))
+        });
     Ok(step(outcome.map(|durable| {
-        super::strings::map(durable, |length| Reply::Integer(length as i64))
+        super::strings::map(durable, |length| {
+            Reply::Integer(length.unwrap_or_default() as i64)
+        })
     })))
 }
 

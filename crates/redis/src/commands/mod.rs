@@ -8,6 +8,8 @@ mod connection;
 mod groups;
 mod hashes;
 pub(crate) mod held;
+mod hyperloglog;
+pub(crate) use hyperloglog::round_trip as hyperloglog_round_trip;
 mod info;
 mod keyspace;
 mod lists;
@@ -202,6 +204,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "setbit" | "getbit" | "bitcount" | "bitpos" | "bitop" | "setrange" => {
             bits::run(session, name, arguments)
         }
+        "pfadd" | "pfcount" | "pfmerge" => hyperloglog::run(session, name, arguments),
         "del" | "unlink" | "exists" | "touch" | "expire" | "pexpire" | "expireat" | "pexpireat"
         | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "type" | "dbsize"
         | "keys" | "scan" | "flushall" | "flushdb" | "rename" | "renamenx" | "copy" => {

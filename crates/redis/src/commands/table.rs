@@ -292,6 +292,27 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("pexpire", -3, WRITE, KEYSPACE_WRITE, ONE),
     command("pexpireat", -3, WRITE, KEYSPACE_WRITE, ONE),
     command("pexpiretime", 2, READ, KEYSPACE_READ, ONE),
+    command(
+        "pfadd",
+        -2,
+        WRITE,
+        &["@write", "@hyperloglog", "@fast"],
+        ONE,
+    ),
+    command(
+        "pfcount",
+        -2,
+        &["readonly", "may_replicate"],
+        &["@read", "@hyperloglog", "@slow"],
+        ALL,
+    ),
+    command(
+        "pfmerge",
+        -2,
+        WRITE_STORE,
+        &["@write", "@hyperloglog", "@slow"],
+        ALL,
+    ),
     command("ping", -1, &["fast"], &["@fast", "@connection"], NONE),
     command(
         "psetex",
