@@ -1,6 +1,6 @@
 """Random command sequences for `test_redis_differential.py`: the same seeded sequence goes
 to redis-server and to the Redis door, and every answer must match. Six families: strings
-with TTLs, bit commands and SETRANGE, transactions and multi-key commands over three keys; one stream with two
+with TTLs, bit commands (BITFIELD among them) and SETRANGE, transactions and multi-key commands over three keys; one stream with two
 consumer groups, XDEL, trimming (also by XADD), reads from any ID, claims and pending
 scans that start among entries trimmed away while pending, and transactions (each command
 in EXEC sees the ones before it); lists: three list keys and a string key (WRONGTYPE both
@@ -94,6 +94,22 @@ SCORE_BOUNDS = ["-inf", "+inf", "0", "(0", "1", "(1", "1.5", "(1.5", "2", "(3", 
 LEX_BOUNDS = ["-", "+", "[a", "(a", "[b", "(c", "[x y", "[", "(", "[10", "a"]
 
 
+def bitfield_operations(r: random.Random) -> list[str]:
+    """One to three BITFIELD operations, with an OVERFLOW now and then."""
+    words: list[str] = []
+    for _ in range(r.randrange(1, 4)):
+        if r.random() < 0.3:
+            words += ["OVERFLOW", r.choice(["WRAP", "SAT", "FAIL"])]
+        kind = r.choice(["u8", "i8", "u3", "i5", "u63", "i64", "u1"])
+        offset = r.choice([str(r.randrange(0, 40)), f"#{r.randrange(0, 4)}"])
+        operation = r.choice(["GET", "SET", "INCRBY"])
+        words += [operation, kind, offset]
+        if operation != "GET":
+            words.append(r.choice(["1", "-1", "100", "-300", "9223372036854775807",
+                                   "-9223372036854775808", "0"]))
+    return words
+
+
 def string_command(r: random.Random, step: int) -> list[str]:
     key, value = r.choice(KEYS), r.choice(VALUES)
     later = lambda *seconds: str(r.choice(seconds) + step)  # noqa: E731
@@ -135,6 +151,9 @@ def string_command(r: random.Random, step: int) -> list[str]:
                  *[str(r.randrange(-20, 20)) for _ in range(r.randrange(0, 3))]],
         lambda: ["BITOP", r.choice(["AND", "OR", "XOR"]), *r.sample(KEYS, 2), r.choice(KEYS)],
         lambda: ["BITOP", "NOT", key, r.choice(KEYS)],
+        lambda: ["BITFIELD", key, *bitfield_operations(r)],
+        lambda: ["BITFIELD_RO", key, "GET", r.choice(["u8", "i5", "u1", "i64"]),
+                 str(r.randrange(0, 40))],
         lambda: ["TYPE", key],
         lambda: ["DBSIZE"],
         lambda: ["EXPIRETIME", key],

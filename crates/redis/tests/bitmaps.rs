@@ -1,7 +1,7 @@
 //! Bitmaps through the `redis` crate, as an application keeps daily active users: a SETBIT
 //! per user id and day, BITCOUNT of a day, BITOP AND of two days for the users who came
-//! back, BITPOS for the first user of a day; SETRANGE patching a string in place. Both kept
-//! across a restart (each change is fsynced before its reply, as a SET is). Redis's exact
+//! back, BITPOS for the first user of a day; SETRANGE patching a string in place; BITFIELD
+//! counters that saturate. All kept across a restart (each change is fsynced before its reply, as a SET is). Redis's exact
 //! answers, edge cases and errors are checked against redis-server itself in
 //! `tests/clients/test_redis_differential.py` (the `bits-…` cases).
 
@@ -106,5 +106,69 @@ async fn offsets_past_the_value_bound_are_refused() {
     assert!(!was);
     let length: usize = con.strlen("big").await.unwrap();
     assert_eq!(length, 1024);
+    broker.stop().await;
+}
+
+/// BITFIELD as a bank of small counters (one u16 per minute of an hour, saturating): each
+/// INCRBY answers the new count, BITFIELD_RO reads several at once, and the counters are kept
+/// across a restart.
+#[tokio::test]
+async fn bitfield_counters_saturate_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::start_in(dir.path(), RedisConfig::default()).await;
+        let mut con = broker.connect().await;
+        for _ in 0..3 {
+            let counts: Vec<i64> = redis::cmd("BITFIELD")
+                .arg("hits")
+                .arg("OVERFLOW")
+                .arg("SAT")
+                .arg("INCRBY")
+                .arg("u16")
+                .arg("#7")
+                .arg(1)
+                .arg("INCRBY")
+                .arg("u16")
+                .arg("#59")
+                .arg(40_000)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            assert_eq!(counts.len(), 2);
+        }
+        let length: usize = con.strlen("hits").await.unwrap();
+        assert_eq!(length, 120);
+        // FAIL leaves the field and answers nil.
+        let failed: Vec<Option<i64>> = redis::cmd("BITFIELD")
+            .arg("hits")
+            .arg("OVERFLOW")
+            .arg("FAIL")
+            .arg("INCRBY")
+            .arg("u16")
+            .arg("#59")
+            .arg(1)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(failed, vec![None]);
+        broker.stop().await;
+    }
+    let broker = Broker::start_in(dir.path(), RedisConfig::default()).await;
+    let mut con = broker.connect().await;
+    let counts: Vec<i64> = redis::cmd("BITFIELD_RO")
+        .arg("hits")
+        .arg("GET")
+        .arg("u16")
+        .arg("#7")
+        .arg("GET")
+        .arg("u16")
+        .arg("#59")
+        .arg("GET")
+        .arg("u16")
+        .arg("#8")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(counts, vec![3, 65_535, 0]);
     broker.stop().await;
 }

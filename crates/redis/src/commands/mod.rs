@@ -2,6 +2,7 @@
 //! queueing, and dispatch to one file per family.
 
 mod arguments;
+mod bitfield;
 mod bits;
 mod claims;
 mod connection;
@@ -204,6 +205,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "setbit" | "getbit" | "bitcount" | "bitpos" | "bitop" | "setrange" => {
             bits::run(session, name, arguments)
         }
+        "bitfield" | "bitfield_ro" => bitfield::run(session, name, arguments),
         "pfadd" | "pfcount" | "pfmerge" => hyperloglog::run(session, name, arguments),
         "del" | "unlink" | "exists" | "touch" | "expire" | "pexpire" | "expireat" | "pexpireat"
         | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "type" | "dbsize"

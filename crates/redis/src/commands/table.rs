@@ -151,6 +151,8 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("append", 3, WRITE, STRING_WRITE, ONE),
     command("auth", -2, CONNECTION, CONNECTION_CATEGORY, NONE),
     command("bitcount", -2, READ_SLOW, BITMAP_READ, ONE),
+    command("bitfield", -2, WRITE_STORE, BITMAP_WRITE, ONE),
+    command("bitfield_ro", -2, READ, &["@read", "@bitmap", "@fast"], ONE),
     command("bitop", -4, WRITE_STORE, BITMAP_WRITE, FROM_SECOND),
     command("bitpos", -3, READ_SLOW, BITMAP_READ, ONE),
     command("blmove", 6, BLOCKING_MOVE, LIST_BLOCKING, TWO),
