@@ -102,6 +102,33 @@ async fn a_range_past_the_reply_budget_is_refused_and_pages_read_it_all() {
         );
     }
 
+    // XINFO STREAM FULL COUNT 0 asks for every entry too: the same budget, the same error.
+    let refused: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg("big")
+        .arg("FULL")
+        .arg("COUNT")
+        .arg(0)
+        .query_async(&mut con)
+        .await;
+    assert!(
+        refused
+            .unwrap_err()
+            .detail()
+            .unwrap_or_default()
+            .contains("COUNT"),
+        "XINFO STREAM FULL COUNT 0 past the budget"
+    );
+    let some: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg("big")
+        .arg("FULL")
+        .arg("COUNT")
+        .arg(100)
+        .query_async(&mut con)
+        .await;
+    assert!(some.is_ok(), "{some:?}");
+
     // Paging with COUNT, each page from after the last ID read, reads every entry.
     let mut paged = Vec::new();
     let mut from = "-".to_string();

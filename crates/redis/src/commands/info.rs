@@ -44,9 +44,12 @@ fn xinfo(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
                 [] => None,
                 [word] if is(word, "full") => Some(10),
                 [word, count_word, count] if is(word, "full") && is(count_word, "count") => {
+                    // 0: every entry and pending entry, as in Redis (the entries within the
+                    // reply budget XRANGE has, an error past it; the pending entries are
+                    // bounded by a group's own bound).
                     let count = integer(count)?;
                     Some(if count <= 0 {
-                        super::streams::ENTRIES_REPLY_MAX
+                        usize::MAX
                     } else {
                         count as usize
                     })
@@ -59,7 +62,8 @@ fn xinfo(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
             };
             let shared = session.shared.clone();
             Ok(Step::later(async move {
-                stream_info(&engine, &shared.deleted, &stream, full)
+                let bytes_max = shared.config.range_reply_bytes_max;
+                stream_info(&engine, &shared.deleted, &stream, (full, bytes_max))
                     .await
                     .unwrap_or_else(|r| r)
             }))
@@ -229,11 +233,13 @@ fn consumers_info(
         .collect())
 }
 
+/// XINFO STREAM; `full`: FULL's COUNT (`usize::MAX` for all), and the bytes of entries the
+/// reply may hold.
 async fn stream_info(
     engine: &Engine,
     deleted: &crate::streams::deleted::DeletedEntries,
     stream: &str,
-    full: Option<usize>,
+    (full, bytes_max): (Option<usize>, usize),
 ) -> Result<Reply, Reply> {
     let Some((start, end)) = read::bounds(engine, stream).map_err(engine_error)? else {
         return Err(Reply::error("ERR no such key"));
@@ -278,7 +284,11 @@ async fn stream_info(
         ));
         return Ok(Reply::Map(fields));
     };
-    let entries = read::range(engine, stream, all, read::Budget::entries(count), &deleted)
+    let budget = read::Budget {
+        entries: count,
+        bytes: bytes_max,
+    };
+    let entries = read::range(engine, stream, all, budget, &deleted)
         .await
         .map_err(engine_error)?;
     fields.push(field(
