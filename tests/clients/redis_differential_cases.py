@@ -24,6 +24,12 @@ cursor other than 0 (a listpack ignores it and answers everything again; 7.0 als
 as 2^64-1), `HSCAN … NOVALUES` (Redis 7.4; 7.0 says syntax error), and the commands not
 served: HRANDFIELD, HGETDEL/HGETEX/HSETEX and field TTLs (7.4+).
 
+OBJECT, MEMORY and RANDOMKEY (`objects`): the encodings of strings (Redis's rule: `int`,
+`embstr` up to 44 bytes, `raw`), the nils and errors, RANDOMKEY of an empty keyspace and of
+one key. Left out: encodings of collections (Redis's compact forms, `listpack` and `intset`,
+have no counterpart here), OBJECT REFCOUNT of a value (Redis shares small integers:
+2147483647), IDLETIME, and MEMORY USAGE's figures (each server's own).
+
 HyperLogLog (`hll-…`): PFADD, PFCOUNT and PFMERGE, their counts and errors; a value is never
 read with GET or STRLEN (Omnibus writes every value dense, 12,304 bytes, where redis-server
 starts sparse; `crates/redis/tests/hyperloglog.rs` reads values across the two).
@@ -61,6 +67,46 @@ and the blocking pops (BZPOPMIN, BZPOPMAX, BZMPOP).
 """
 
 CASES = {
+    'objects': [
+        'SET i 12345',
+        'SET neg -9223372036854775808',
+        'SET big 9223372036854775808',
+        'SET pad 007',
+        'SET plus +5',
+        'SET s hello',
+        'SET e ""',
+        'SET edge 12345678901234567890123456789012345678901234',
+        'SET raw 123456789012345678901234567890123456789012345',
+        'OBJECT ENCODING i',
+        'OBJECT ENCODING neg',
+        'OBJECT ENCODING big',
+        'OBJECT ENCODING pad',
+        'OBJECT ENCODING plus',
+        'OBJECT ENCODING s',
+        'OBJECT ENCODING e',
+        'OBJECT ENCODING edge',
+        'OBJECT ENCODING raw',
+        'OBJECT ENCODING missing',
+        'OBJECT REFCOUNT missing',
+        'OBJECT FREQ missing',
+        'OBJECT FREQ s',
+        'OBJECT ENCODING',
+        'OBJECT ENCODING s extra',
+        'OBJECT NOPE s',
+        'OBJECT',
+        'MEMORY USAGE missing',
+        'MEMORY USAGE s SAMPLES -1',
+        'MEMORY USAGE s SAMPLES x',
+        'MEMORY USAGE s NOPE 1',
+        'MEMORY USAGE missing SAMPLES 0',
+        'MEMORY USAGE',
+        'MEMORY NOPE',
+        'RANDOMKEY extra',
+        'DEL i neg big pad plus s e edge raw',
+        'RANDOMKEY',
+        'SET only one',
+        'RANDOMKEY',
+    ],
     'hll-pfadd-pfcount': [
         'PFADD h a b c d e',
         'PFADD h a',

@@ -30,6 +30,7 @@ mod glob;
 mod hashes;
 mod lists;
 mod moves;
+mod objects;
 mod options;
 mod sets;
 mod slots;
@@ -54,6 +55,7 @@ pub use exclusive::{Entered, Exclusive};
 pub use glob::glob_match;
 pub use lists::{End, ListSet, Popped};
 pub use moves::{Copied, Renamed};
+pub use objects::{Object, KEY_OVERHEAD_BYTES};
 pub use options::{
     ExpireCondition, FloatIncrement, Increment, SetCondition, SetExpiry, SetOptions, SetOutcome,
     TimeToLive,

@@ -40,7 +40,7 @@ fn too_many_keys() -> Step {
 }
 
 /// The names of every stream (each a Redis stream key) not past its deadline, in name order.
-fn stream_keys(session: &Session) -> Vec<Bytes> {
+pub(super) fn stream_keys(session: &Session) -> Vec<Bytes> {
     let engine = &session.shared.engine;
     let deadlines = session.shared.streams.deadlines();
     let mut names = engine.stream_names();

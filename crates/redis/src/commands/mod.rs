@@ -14,6 +14,7 @@ pub(crate) use hyperloglog::round_trip as hyperloglog_round_trip;
 mod info;
 mod keyspace;
 mod lists;
+mod objects;
 mod server_info;
 mod sets;
 mod streams;
@@ -206,6 +207,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
             bits::run(session, name, arguments)
         }
         "bitfield" | "bitfield_ro" => bitfield::run(session, name, arguments),
+        "object" | "memory" | "randomkey" => objects::run(session, name, arguments),
         "pfadd" | "pfcount" | "pfmerge" => hyperloglog::run(session, name, arguments),
         "del" | "unlink" | "exists" | "touch" | "expire" | "pexpire" | "expireat" | "pexpireat"
         | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "type" | "dbsize"

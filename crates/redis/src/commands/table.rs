@@ -118,6 +118,7 @@ const STRING_READ: &[&str] = &["@read", "@string", "@fast"];
 const STRING_WRITE: &[&str] = &["@write", "@string", "@fast"];
 const KEYSPACE_READ: &[&str] = &["@keyspace", "@read", "@fast"];
 const KEYSPACE_WRITE: &[&str] = &["@keyspace", "@write", "@fast"];
+const KEYSPACE_READ_SLOW: &[&str] = &["@keyspace", "@read", "@slow"];
 const KEYSPACE_WRITE_SLOW: &[&str] = &["@keyspace", "@write", "@slow"];
 const HASH_READ: &[&str] = &["@read", "@hash", "@fast"];
 const HASH_READ_SLOW: &[&str] = &["@read", "@hash", "@slow"];
@@ -273,6 +274,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("lrem", 4, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
     command("lset", 4, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
     command("ltrim", 4, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
+    command("memory", -2, READ_SLOW, &["@slow"], NONE),
     command("mget", -2, READ, STRING_READ, ALL),
     command("monitor", 1, ADMIN, SERVER_CATEGORY, NONE),
     command(
@@ -290,6 +292,13 @@ pub(crate) const COMMANDS: &[Command] = &[
         PAIRS,
     ),
     command("multi", 1, TRANSACTION, TRANSACTION_CATEGORY, NONE),
+    command(
+        "object",
+        -2,
+        READ_SLOW,
+        &["@keyspace", "@read", "@slow"],
+        NONE,
+    ),
     command("persist", 2, WRITE, KEYSPACE_WRITE, ONE),
     command("pexpire", -3, WRITE, KEYSPACE_WRITE, ONE),
     command("pexpireat", -3, WRITE, KEYSPACE_WRITE, ONE),
@@ -335,6 +344,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("pubsub", -2, PUBSUB, PUBSUB_CATEGORY, NONE),
     command("punsubscribe", -1, PUBSUB, PUBSUB_CATEGORY, NONE),
     command("quit", -1, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("randomkey", 1, READ_SLOW, KEYSPACE_READ_SLOW, NONE),
     command("rename", 3, WRITE_SLOW, KEYSPACE_WRITE_SLOW, TWO),
     command("renamenx", 3, WRITE, KEYSPACE_WRITE, TWO),
     command("reset", 1, CONNECTION, CONNECTION_CATEGORY, NONE),
