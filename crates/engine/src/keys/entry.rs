@@ -363,13 +363,16 @@ impl Inner {
         self.versions += 1;
         entry.version = self.versions;
         self.bytes += key.len() as u64 + entry.size();
+        // Cloned only for the deadlines' index: a clone gives the key a shared header, which
+        // a key without a deadline need not carry.
+        let indexed = deadline.map(|deadline| (deadline, key.clone()));
         // The old entry's deadline goes before the new one is indexed: a key rewritten with
         // the deadline it had (INCR, SET … KEEPTTL) must keep it in the index.
-        if let Some(old) = self.entries.insert(key.clone(), entry) {
+        if let Some((key, old)) = self.entries.insert(key, entry) {
             self.forget(&key, &old);
         }
-        if let Some(deadline) = deadline {
-            self.deadlines.insert((deadline, key));
+        if let Some(indexed) = indexed {
+            self.deadlines.insert(indexed);
         }
     }
 

@@ -1,19 +1,22 @@
-//! The keyspace's map of keys: a hash map for lookups, and beside it the keys ordered by a
-//! hash of each key (then by its bytes), so that SCAN's cursor can be a place in that order:
-//! "go on from hash h". Keys added or deleted during a scan then move nothing else, and every
-//! key present for the whole scan is returned, as Redis promises (a cursor counting keys
-//! skipped some: a client deleting what each page returned, the usual delete-by-pattern
-//! loop, removed only half of them).
+//! The keyspace's map of keys: a hash table found by each key's SCAN hash, and beside it
+//! those hashes in order, so that SCAN's cursor can be a place in that order: "go on from
+//! hash h". Keys added or deleted during a scan then move nothing else, and every key present
+//! for the whole scan is returned, as Redis promises (a cursor counting keys skipped some: a
+//! client deleting what each page returned, the usual delete-by-pattern loop, removed only
+//! half of them).
 //!
 //! Why two structures: a lookup is what every command does, and in one ordered map it was a
-//! B-tree walk comparing `(hash, key)` at each level (~7 % of the broker's samples under
-//! pipelined SETs). The order is needed only when a key comes or goes, and by SCAN. Both hold
-//! the same `Bytes` (one allocation, two references), and a lookup by `&[u8]` copies nothing.
+//! B-tree walk at each level (~7 % of the broker's samples under pipelined SETs). The order
+//! is needed only when a key comes or goes, and by SCAN, so it holds only the hashes (8
+//! bytes a key): the table, hashed by the same SCAN hash, finds the key of each. An earlier
+//! order of `(hash, key)` held a second reference to every key, which cost each key a
+//! shared-buffer header besides the 40-byte element (~70 bytes a key in all).
 //!
 //! The order is [`BUCKETS`] B-trees, by the top bits of the hash: walked one after the
 //! other they are one order, and a key coming or going walks a tree of a few hundred keys
 //! where one tree of a million took ~6 cache misses (that insert was 12 % of the door
-//! thread's samples under SETs of new keys).
+//! thread's samples under SETs of new keys). Two keys with one hash (62 bits: rare) share
+//! their place: the table finds both.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
@@ -21,6 +24,7 @@ use std::ops::Bound;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 
 use super::entry::Entry;
 
@@ -34,6 +38,12 @@ pub fn scan_hash(key: &[u8]) -> u64 {
     (state.hash_one(key) >> 2).max(1)
 }
 
+/// The table's hash of a SCAN place: the place spread over all 64 bits (a bijection), as
+/// the table reads its top bits for its tags and the place's top two are always 0.
+fn table_hash(place: u64) -> u64 {
+    place.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 /// How many trees the SCAN order is cut into, by the hash's top bits.
 const BUCKET_BITS: u32 = 12;
 const BUCKETS: usize = 1 << BUCKET_BITS;
@@ -45,69 +55,108 @@ fn bucket(hash: u64) -> usize {
 
 /// Every key and its entry, with the keys in SCAN order.
 pub(super) struct Entries {
-    map: HashMap<Bytes, Entry>,
-    /// `(scan_hash(key), key)` of every key in `map`, in [`BUCKETS`] trees by [`bucket`].
-    order: Vec<BTreeSet<(u64, Bytes)>>,
+    /// Every key and its entry, found by [`table_hash`] of the key's SCAN place.
+    table: HashTable<(Bytes, Entry)>,
+    /// The SCAN place of every key in `table` (a place two keys share, once), in
+    /// [`BUCKETS`] trees by [`bucket`].
+    order: Vec<BTreeSet<u64>>,
 }
 
 impl Default for Entries {
     fn default() -> Entries {
         Entries {
-            map: HashMap::new(),
+            table: HashTable::new(),
             order: vec![BTreeSet::new(); BUCKETS],
         }
     }
+}
+
+/// The table's hash of `key` (what it was inserted with; rehashing recomputes it).
+fn hash_of(slot: &(Bytes, Entry)) -> u64 {
+    table_hash(scan_hash(&slot.0))
 }
 
 impl Entries {
     /// Every key of `map`, the SCAN order built at once (sorted, then bulk-built: a start
     /// with a million keys spent ~40 % of its time inserting them into the order one by one).
     pub(super) fn from_map(map: HashMap<Bytes, Entry>) -> Entries {
+        let mut table = HashTable::with_capacity(map.len());
         let mut buckets = vec![Vec::new(); BUCKETS];
-        for key in map.keys() {
-            let hash = scan_hash(key);
-            buckets[bucket(hash)].push((hash, key.clone()));
+        for (key, entry) in map {
+            let place = scan_hash(&key);
+            buckets[bucket(place)].push(place);
+            table.insert_unique(table_hash(place), (key, entry), hash_of);
         }
-        let order = buckets.into_iter().map(BTreeSet::from_iter).collect();
-        Entries { map, order }
+        let order = buckets
+            .into_iter()
+            .map(|mut places| {
+                places.sort_unstable();
+                places.dedup();
+                BTreeSet::from_iter(places)
+            })
+            .collect();
+        Entries { table, order }
     }
 
     /// Every key and its entry, in no order.
     pub(super) fn all(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter()
+        self.table.iter().map(|(key, entry)| (key, entry))
     }
 
     pub(super) fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(key)
+        let hash = table_hash(scan_hash(key));
+        self.table
+            .find(hash, |(held, _)| held.as_ref() == key)
+            .map(|(_, entry)| entry)
     }
 
     pub(super) fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.map.get_mut(key)
+        let hash = table_hash(scan_hash(key));
+        self.table
+            .find_mut(hash, |(held, _)| held.as_ref() == key)
+            .map(|(_, entry)| entry)
     }
 
-    /// Puts `entry` under `key`; the entry it replaced. A key already held keeps its place.
-    pub(super) fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
-        if let Some(held) = self.map.get_mut(&key[..]) {
-            return Some(std::mem::replace(held, entry));
+    /// Puts `entry` under `key`. A key already held keeps its place and its `Bytes`: the
+    /// replaced entry comes back with the `key` given (so the caller need not have cloned it).
+    pub(super) fn insert(&mut self, key: Bytes, entry: Entry) -> Option<(Bytes, Entry)> {
+        let place = scan_hash(&key);
+        let hash = table_hash(place);
+        if let Some((_, held)) = self.table.find_mut(hash, |(held, _)| *held == key) {
+            return Some((key, std::mem::replace(held, entry)));
         }
-        let hash = scan_hash(&key);
-        self.order[bucket(hash)].insert((hash, key.clone()));
-        self.map.insert(key, entry)
+        self.table.insert_unique(hash, (key, entry), hash_of);
+        self.order[bucket(place)].insert(place);
+        None
     }
 
     pub(super) fn remove_entry(&mut self, key: &[u8]) -> Option<(Bytes, Entry)> {
-        let (key, entry) = self.map.remove_entry(key)?;
-        let hash = scan_hash(&key);
-        self.order[bucket(hash)].remove(&(hash, key.clone()));
-        Some((key, entry))
+        let place = scan_hash(key);
+        let hash = table_hash(place);
+        let found = self
+            .table
+            .find_entry(hash, |(held, _)| held.as_ref() == key);
+        let (removed, _) = found.ok()?.remove();
+        // The place stays while another key has it.
+        if self.at(place).next().is_none() {
+            self.order[bucket(place)].remove(&place);
+        }
+        Some(removed)
+    }
+
+    /// The keys at SCAN place `place` (one, or rarely more).
+    fn at(&self, place: u64) -> impl Iterator<Item = &(Bytes, Entry)> {
+        self.table
+            .iter_hash(table_hash(place))
+            .filter(move |(key, _)| scan_hash(key) == place)
     }
 
     pub(super) fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
 
     /// Every key and its entry, in SCAN order.
@@ -124,10 +173,13 @@ impl Entries {
             .enumerate()
             .flat_map(move |(index, tree)| {
                 // Only the first tree starts at `hash`; the later ones hold larger hashes.
-                let start = (if index == 0 { hash } else { 0 }, Bytes::new());
+                let start = if index == 0 { hash } else { 0 };
                 tree.range((Bound::Included(start), Bound::Unbounded))
             })
-            .filter_map(|(place, key)| Some((*place, key, self.map.get(key)?)))
+            .flat_map(move |place| {
+                self.at(*place)
+                    .map(move |(key, entry)| (*place, key, entry))
+            })
     }
 }
 
