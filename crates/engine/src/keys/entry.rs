@@ -332,14 +332,14 @@ impl Inner {
     /// The keys a start read back (each in an allocation of its own), indexed at once
     /// rather than one insert at a time; a key given twice keeps its last entry.
     pub(super) fn loaded(keys: Vec<(Bytes, Entry)>) -> Inner {
-        let mut map = HashMap::with_capacity(keys.len());
+        let count = keys.len();
         let mut versions = 0;
-        for (key, mut entry) in keys {
+        let versioned = keys.into_iter().map(|(key, mut entry)| {
             versions += 1;
             entry.version = versions;
-            map.insert(key, entry);
-        }
-        let entries = super::slots::Entries::from_map(map);
+            (key, entry)
+        });
+        let entries = super::slots::Entries::from_pairs(versioned, count);
         let bytes = entries
             .all()
             .map(|(key, entry)| key.len() as u64 + entry.size())
