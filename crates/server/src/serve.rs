@@ -48,6 +48,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             engine.shutdown().await.context("flushing data to disk")?;
             return Err(anyhow::Error::new(error).context("loading the Redis keyspace"));
         }
+        // The rows read to build it are freed: give their pages back now.
+        crate::release_freed_memory();
     }
 
     if let Err(error) = crate::webhooks::start(&engine, &config.alerts.webhooks) {
