@@ -7,9 +7,10 @@ use super::entry::{Entry, Value};
 use super::{KeyKind, Keyspace};
 use crate::engine::now_ms;
 
-/// Bytes each key costs beyond its name and value: its slot in the keyspace's map (the
-/// name's handle and the entry) and its place in the SCAN order. An estimate from the
-/// structures' sizes; docs/redis.md "Memory" says how it compares with measurements.
+/// Bytes each key costs beyond its name and value: its slot in the keyspace's table (the
+/// name's handle and the entry, 96 bytes, at the table's load), its place in the SCAN order
+/// and the allocator's rounding. An estimate from the structures' sizes; docs/redis.md
+/// ("OBJECT and MEMORY") says how it compares with measurements.
 pub const KEY_OVERHEAD_BYTES: u64 = 160;
 
 /// One key as OBJECT and MEMORY describe it.
