@@ -1,10 +1,11 @@
 //! Redis keys under `kill -9`: redis-crate clients send pipelined SETs (some with a TTL),
 //! HSETs of the same pairs into a hash per writer, SADDs of the keys into a set and ZADDs of
-//! them into a sorted set per writer (scored by their place), and INCRs while the broker is
-//! killed at random moments and restarted on the same data. Checks, over all cycles, that
-//! every SET, HSET, SADD and ZADD whose answer arrived reads back with its value, member or
-//! score — an answer means fsynced — and that a counter is never below the last value an
-//! INCR answered.
+//! them into a sorted set per writer (scored by their place), a SETBIT and a SETRANGE per
+//! pipeline into a bitmap and a string per writer, and INCRs while the broker is killed at
+//! random moments and restarted on the same data. Checks, over all cycles, that every SET,
+//! HSET, SADD, ZADD, SETBIT and SETRANGE whose answer arrived reads back with its value,
+//! member, score, bit or bytes — an answer means fsynced — and that a counter is never below
+//! the last value an INCR answered.
 //!
 //! `OMNIBUS_REDIS_CRASH_CYCLES` sets the number of cycles (default 3); `OMNIBUS_CRASH_SEED`
 //! replays the kill timing. The last line printed is the summary:
@@ -31,6 +32,10 @@ struct Ledger {
     members: Vec<(String, String)>,
     /// (sorted set, member, score) of every acknowledged ZADD.
     scored: Vec<(String, String, i64)>,
+    /// (bitmap, offset) of every acknowledged SETBIT to 1.
+    bits: Vec<(String, usize)>,
+    /// (string, offset, bytes) of every acknowledged SETRANGE.
+    patches: Vec<(String, usize, String)>,
     counter: i64,
 }
 
@@ -66,6 +71,10 @@ async fn write(
         for (number, (key, _)) in pairs.iter().enumerate() {
             pipe.cmd("ZADD").arg(&zset).arg(score(number)).arg(key);
         }
+        let (bitmap, text) = (format!("b{cycle}:w{writer}"), format!("t{cycle}:w{writer}"));
+        let patch = format!("r{round:07}");
+        pipe.cmd("SETBIT").arg(&bitmap).arg(round).arg(1);
+        pipe.cmd("SETRANGE").arg(&text).arg(round * 8).arg(&patch);
         pipe.cmd("INCR").arg("counter");
         let Some(replies) = crash::send::<Vec<redis::Value>>(&mut con, &pipe).await else {
             return;
@@ -97,6 +106,12 @@ async fn write(
             if matches!(reply, redis::Value::Okay) {
                 ledger.sets.push((key, value));
             }
+        }
+        if matches!(replies[4 * PIPELINE], redis::Value::Int(_)) {
+            ledger.bits.push((bitmap, round));
+        }
+        if matches!(replies[4 * PIPELINE + 1], redis::Value::Int(_)) {
+            ledger.patches.push((text, round * 8, patch));
         }
         if let Some(redis::Value::Int(counter)) = replies.last() {
             ledger.counter = ledger.counter.max(*counter);
@@ -132,6 +147,10 @@ async fn acknowledged_redis_writes_survive_kill_9() {
             ledger.scored.clone(),
             ledger.counter,
         )
+    };
+    let (bits, patches) = {
+        let ledger = ledger.lock().unwrap();
+        (ledger.bits.clone(), ledger.patches.clone())
     };
     assert!(!sets.is_empty(), "no SET was acknowledged");
     let mut lost = Vec::new();
@@ -201,6 +220,32 @@ async fn acknowledged_redis_writes_survive_kill_9() {
         if stored != Some(score) {
             lost.push(format!(
                 "{zset} {member}: {score} expected, found {stored:?}"
+            ));
+        }
+    }
+    assert!(!bits.is_empty(), "no SETBIT was acknowledged");
+    for (bitmap, offset) in &bits {
+        let bit: i64 = redis::cmd("GETBIT")
+            .arg(bitmap)
+            .arg(offset)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        if bit != 1 {
+            lost.push(format!("{bitmap} lost bit {offset}"));
+        }
+    }
+    for (text, offset, patch) in &patches {
+        let stored: String = redis::cmd("GETRANGE")
+            .arg(text)
+            .arg(offset)
+            .arg(offset + patch.len() - 1)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        if &stored != patch {
+            lost.push(format!(
+                "{text} at {offset}: {patch} expected, found {stored:?}"
             ));
         }
     }
