@@ -493,19 +493,12 @@ impl Keyspace {
 
     /// Appends `data` to the value of `key` (missing: empty); returns the new length.
     pub fn append(&self, key: &Bytes, data: &[u8]) -> Result<Durable<usize>> {
-        let mut inner = self.lock();
-        let old = self.live(&mut inner, key, now_ms());
-        let mut value = match old.map(|e| e.as_string().ok_or_else(wrong_kind)) {
-            None => Vec::new(),
-            Some(value) => value?.to_vec(),
-        };
-        value.extend_from_slice(data);
-        let length = value.len();
-        let (deadline, size) = (old.and_then(|e| e.deadline), old.map(Entry::size));
-        let entry = Entry::string(Bytes::from(value), deadline);
-        inner.check_room(key, size, entry.size())?;
-        let waiter = self.replace(&mut inner, key.clone(), entry);
-        Ok(Durable::new(length, waiter))
+        self.change_string(key, |old| {
+            let mut value = old.map(<[u8]>::to_vec).unwrap_or_default();
+            value.extend_from_slice(data);
+            let length = value.len();
+            (Some(value), length)
+        })
     }
 
     /// Up to `count` live keys matching `pattern` (a Redis glob; `None`: all) and `kind`

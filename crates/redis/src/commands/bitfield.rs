@@ -11,7 +11,7 @@
 use bytes::Bytes;
 
 use super::arguments::{integer, is, NOT_AN_INTEGER, SYNTAX_ERROR};
-use super::strings::{map, step};
+use super::strings::{check_string, map, step};
 use crate::codec::Reply;
 use crate::session::{Session, Step};
 
@@ -260,9 +260,7 @@ fn bitfield(session: &mut Session, read_only: bool, arguments: &[Bytes]) -> Resu
     let bytes_max = session.shared.config.bulk_bytes_max;
     let fields = parse(&arguments[1..], read_only, bytes_max)?;
     let key = &arguments[0];
-    if super::streams::is_stream(session, key) || super::lists::is_collection(session, key) {
-        return Err(Reply::error(super::streams::WRONGTYPE));
-    }
+    check_string(session, key)?;
     let written_end = fields
         .iter()
         .filter(|field| field.operation != Operation::Get)

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use omnibus_engine::keys::SetExpiry;
 
 use super::arguments::{integer, is, NOT_AN_INTEGER, SYNTAX_ERROR};
-use super::strings::step;
+use super::strings::{check_string, step};
 use crate::codec::Reply;
 use crate::session::{Session, Step};
 
@@ -31,15 +31,6 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         _ => Err(Reply::error(format!("ERR unknown command '{name}'"))),
     };
     outcome.unwrap_or_else(Step::from)
-}
-
-/// A key holding a list, hash, set, sorted set or stream: WRONGTYPE, as for any string
-/// command.
-fn check_string(session: &Session, key: &[u8]) -> Result<(), Reply> {
-    if super::streams::is_stream(session, key) || super::lists::is_collection(session, key) {
-        return Err(Reply::error(super::streams::WRONGTYPE));
-    }
-    Ok(())
 }
 
 /// A bit offset, within what a value may hold (Redis: below 2^32, and its bulk bound).

@@ -21,7 +21,7 @@
 use bytes::Bytes;
 use omnibus_engine::keys::SetExpiry;
 
-use super::strings::{map, step};
+use super::strings::{check_string, map, step};
 use crate::codec::Reply;
 use crate::session::{Session, Step};
 
@@ -49,14 +49,6 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         _ => Err(Reply::error(format!("ERR unknown command '{name}'"))),
     };
     outcome.unwrap_or_else(Step::from)
-}
-
-/// A key of another kind than a string: Redis's usual WRONGTYPE.
-fn check_string(session: &Session, key: &[u8]) -> Result<(), Reply> {
-    if super::streams::is_stream(session, key) || super::lists::is_collection(session, key) {
-        return Err(Reply::error(super::streams::WRONGTYPE));
-    }
-    Ok(())
 }
 
 /// One register per byte, as a value is read into memory.

@@ -305,6 +305,15 @@ pub(super) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A key holding a list, hash, set, sorted set or stream: WRONGTYPE, as every command that
+/// reads or changes a string's bytes answers (bit commands, HyperLogLog, BITFIELD).
+pub(super) fn check_string(session: &Session, key: &[u8]) -> Result<(), Reply> {
+    if super::streams::is_stream(session, key) || super::lists::is_collection(session, key) {
+        return Err(Reply::error(super::streams::WRONGTYPE));
+    }
+    Ok(())
+}
+
 fn reply_value(value: Option<Bytes>) -> Reply {
     value.map_or(Reply::Null, Reply::Bulk)
 }
