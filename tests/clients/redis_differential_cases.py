@@ -31,8 +31,8 @@ have no counterpart here), OBJECT REFCOUNT of a value (Redis shares small intege
 2147483647), IDLETIME, and MEMORY USAGE's figures (each server's own).
 
 HyperLogLog (`hll-…`): PFADD, PFCOUNT and PFMERGE, their counts and errors; a value is never
-read with GET or STRLEN (Omnibus writes every value dense, 12,304 bytes, where redis-server
-starts sparse; `crates/redis/tests/hyperloglog.rs` reads values across the two).
+read with GET (its header caches a count in redis-server after a PFCOUNT, never here;
+`crates/redis/tests/hyperloglog.rs` reads values across the two).
 
 Bitmaps (`bits-…`): SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP and SETRANGE, values made with
 the bit commands themselves (a case line is text). Left out: BITCOUNT and BITPOS of a missing

@@ -78,10 +78,11 @@ async fn a_value_redis_server_wrote_is_read_and_extended() {
     assert!(added);
     let count: u64 = con.pfcount("fx").await.unwrap();
     assert_eq!(count, 6);
-    // Written back in Redis's dense form, which redis-server reads too.
+    // Written back sparse, as redis-server keeps a HyperLogLog this small: its runs are the
+    // very bytes redis-server writes for these six elements (only the cached count differs).
     let value: Vec<u8> = con.get("fx").await.unwrap();
-    assert_eq!(value.len(), 12_304);
-    assert_eq!(&value[..5], b"HYLL\0");
+    assert_eq!(&value[..5], b"HYLL\x01");
+    assert!(value.len() < 64, "{}", value.len());
     // A string that is not a HyperLogLog: Redis's words.
     let () = con.set("plain", "HYLL but no").await.unwrap();
     let refused: redis::RedisResult<u64> = con.pfcount("plain").await;

@@ -13,10 +13,11 @@
 //! of value v+1). The count is Otmar Ertl's estimator over the registers' histogram, which
 //! Redis uses since 5.0.
 //!
-//! What differs from redis-server: a value written here is always dense (12,304 bytes; Redis
-//! starts sparse and turns dense past 3,000 bytes), sparse values are read; and PFCOUNT does
-//! not write its count back into the value's cache (it is computed each time, ~16k registers
-//! read). PFADD and PFMERGE write the whole value (docs/redis.md, "HyperLogLog").
+//! A value is written sparse while its runs fit in 3,000 bytes and no register is above 32,
+//! dense past that, as Redis switches (its runs may be cut differently: both read either).
+//! What differs from redis-server: PFCOUNT does not write its count back into the value's
+//! cache (it is computed each time, ~16k registers read), and PFADD and PFMERGE write the
+//! whole value (docs/redis.md, "HyperLogLog").
 
 use bytes::Bytes;
 use omnibus_engine::keys::SetExpiry;
@@ -102,12 +103,28 @@ fn read_sparse(body: &[u8]) -> Option<Registers> {
     (registers.len() == REGISTERS).then_some(registers)
 }
 
-/// The dense value of `registers`, its cached count marked stale.
+/// Redis's `hll-sparse-max-bytes` default: a sparse value longer than this is written dense.
+const SPARSE_BYTES_MAX: usize = 3_000;
+/// The largest register a sparse run can hold (`1vvvvvxx`: v + 1).
+const SPARSE_VALUE_MAX: u8 = 32;
+
+/// The value of `registers`, its cached count marked stale: sparse while every register
+/// fits a sparse run and the runs stay within [`SPARSE_BYTES_MAX`] (a HyperLogLog of a few
+/// hundred elements is tens of bytes, not 12 KiB), dense past that, as Redis switches.
 fn write(registers: &[u8]) -> Vec<u8> {
-    let mut value = vec![0u8; DENSE_BYTES];
-    value[..4].copy_from_slice(MAGIC);
-    value[4] = DENSE;
-    value[15] = 0x80;
+    write_sparse(registers).unwrap_or_else(|| write_dense(registers))
+}
+
+fn header(encoding: u8, capacity: usize) -> Vec<u8> {
+    let mut value = Vec::with_capacity(capacity);
+    value.extend_from_slice(MAGIC);
+    value.extend_from_slice(&[encoding, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80]);
+    value
+}
+
+fn write_dense(registers: &[u8]) -> Vec<u8> {
+    let mut value = header(DENSE, DENSE_BYTES);
+    value.resize(DENSE_BYTES, 0);
     let body = &mut value[HEADER..];
     for (index, &register) in registers.iter().enumerate() {
         let bit = index * BITS;
@@ -119,6 +136,41 @@ fn write(registers: &[u8]) -> Vec<u8> {
         }
     }
     value
+}
+
+/// The runs of `registers` (zeros as ZERO or XZERO, others as VAL runs of up to 4), or
+/// `None` when a register is too big for a run or the runs grow past the bound.
+fn write_sparse(registers: &[u8]) -> Option<Vec<u8>> {
+    let mut value = header(SPARSE, 64);
+    let mut at = 0;
+    while at < registers.len() {
+        let register = registers[at];
+        if register > SPARSE_VALUE_MAX {
+            return None;
+        }
+        let same = registers[at..]
+            .iter()
+            .take_while(|&&other| other == register)
+            .count();
+        if register == 0 {
+            let run = same.min(1 << 14);
+            if run <= 64 {
+                value.push((run - 1) as u8);
+            } else {
+                let length = run - 1;
+                value.extend_from_slice(&[0x40 | (length >> 8) as u8, (length & 0xff) as u8]);
+            }
+            at += run;
+        } else {
+            let run = same.min(4);
+            value.push(0x80 | (register - 1) << 2 | (run - 1) as u8);
+            at += run;
+        }
+        if value.len() > SPARSE_BYTES_MAX {
+            return None;
+        }
+    }
+    Some(value)
 }
 
 /// Austin Appleby's MurmurHash64A, reading 8-byte words little-endian (as Redis does on
@@ -308,7 +360,8 @@ mod tests {
     fn dense_registers_read_back_what_was_written() {
         let registers: Vec<u8> = (0..REGISTERS).map(|i| (i * 7 % 64) as u8).collect();
         let value = write(&registers);
-        assert_eq!(value.len(), 12_304);
+        // Registers above 32 have no sparse run: dense.
+        assert_eq!((value.len(), value[4]), (12_304, DENSE));
         assert_eq!(read(&value), Some(registers));
         // Not a HyperLogLog: other magic, another length, an unknown encoding.
         assert_eq!(read(b"HYLX"), None);
@@ -330,6 +383,29 @@ mod tests {
         assert_eq!(&registers[16_382..], &[0, 0]);
         sparse.push(0);
         assert_eq!(read(&sparse), None);
+    }
+
+    #[test]
+    fn few_registers_are_written_sparse_and_many_dense() {
+        let mut registers = vec![0u8; REGISTERS];
+        let empty = write(&registers);
+        // One XZERO run covers all 16,384 registers.
+        assert_eq!(empty.len(), HEADER + 2);
+        assert_eq!(read(&empty).as_deref(), Some(&registers[..]));
+        registers[0] = 1;
+        registers[1] = 1;
+        registers[100] = 32;
+        registers[16_383] = 7;
+        let few = write(&registers);
+        assert_eq!(few[4], SPARSE);
+        assert!(few.len() < 32, "{}", few.len());
+        assert_eq!(read(&few).as_deref(), Some(&registers[..]));
+        // A register above 32, or runs past 3,000 bytes: dense.
+        registers[200] = 33;
+        assert_eq!(write(&registers)[4], DENSE);
+        let varied: Vec<u8> = (0..REGISTERS).map(|i| (i % 3) as u8).collect();
+        assert_eq!(write(&varied)[4], DENSE);
+        assert_eq!(read(&write(&varied)), Some(varied));
     }
 
     #[test]
