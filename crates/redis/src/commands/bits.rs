@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use omnibus_engine::keys::SetExpiry;
 
-use super::arguments::{integer, is, NOT_AN_INTEGER, SYNTAX_ERROR};
+use super::arguments::{integer, is, lowercase, NOT_AN_INTEGER, SYNTAX_ERROR};
 use super::strings::{check_string, step};
 use crate::codec::Reply;
 use crate::session::{Session, Step};
@@ -225,7 +225,7 @@ fn bitpos(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
 
 /// BITOP AND | OR | XOR | NOT destkey key [key …]: the result's length.
 fn bitop(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
-    let operation = lowercase_word(&arguments[0]);
+    let operation = lowercase(&arguments[0]);
     if !matches!(operation.as_str(), "and" | "or" | "xor" | "not") {
         return Err(Reply::error(SYNTAX_ERROR));
     }
@@ -252,10 +252,6 @@ fn bitop(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
             Reply::Integer(length.unwrap_or_default() as i64)
         })
     })))
-}
-
-fn lowercase_word(word: &[u8]) -> String {
-    String::from_utf8_lossy(word).to_ascii_lowercase()
 }
 
 /// The sources combined byte by byte, each shorter one read on as zeros, as long as the

@@ -7,7 +7,7 @@
 //! Encodings are Redis's names for the structures held (docs/redis.md, "OBJECT and MEMORY").
 
 use bytes::Bytes;
-use omnibus_engine::keys::{KeyKind, KEY_OVERHEAD_BYTES};
+use omnibus_engine::keys::KEY_OVERHEAD_BYTES;
 
 use super::arguments::{integer, is, lowercase, SYNTAX_ERROR};
 use crate::codec::Reply;
@@ -23,10 +23,10 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
     reply.unwrap_or_else(|reply| reply).into()
 }
 
-/// What a key is, as OBJECT and MEMORY see it: kind, bytes, encoding; `None` when missing.
-fn described(session: &Session, key: &[u8]) -> Option<(KeyKind, u64, &'static str)> {
+/// What a key is, as OBJECT and MEMORY see it: its bytes and encoding; `None` when missing.
+fn described(session: &Session, key: &[u8]) -> Option<(u64, &'static str)> {
     if let Some(object) = session.keys.object(key) {
-        return Some((object.kind, object.bytes, object.encoding));
+        return Some((object.bytes, object.encoding));
     }
     if !super::streams::is_stream(session, key) {
         return None;
@@ -34,12 +34,7 @@ fn described(session: &Session, key: &[u8]) -> Option<(KeyKind, u64, &'static st
     let name = std::str::from_utf8(key).ok()?;
     let info = session.shared.engine.stream_info(name).ok()?;
     let bytes: u64 = info.partition_info.iter().map(|p| p.size_bytes).sum();
-    // The stream's kind has no keyspace counterpart: String stands in, the encoding says.
-    Some((
-        KeyKind::String,
-        key.len() as u64 + bytes + KEY_OVERHEAD_BYTES,
-        "stream",
-    ))
+    Some((key.len() as u64 + bytes + KEY_OVERHEAD_BYTES, "stream"))
 }
 
 fn unknown_subcommand(command: &str, word: &[u8]) -> Reply {
@@ -55,20 +50,11 @@ fn wrong_arity(command: &str, subcommand: &str) -> Reply {
     ))
 }
 
-fn help(lines: &[&str]) -> Reply {
-    Reply::Array(
-        lines
-            .iter()
-            .map(|line| Reply::Status((*line).into()))
-            .collect(),
-    )
-}
-
 /// OBJECT ENCODING | REFCOUNT | FREQ | IDLETIME key, OBJECT HELP.
 fn object(session: &mut Session, arguments: &[Bytes]) -> Result<Reply, Reply> {
     let subcommand = lowercase(&arguments[0]);
     if subcommand == "help" {
-        return Ok(help(&[
+        return Ok(super::help_reply(&[
             "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "ENCODING <key>",
             "    The name of the structure that holds <key>'s value.",
@@ -91,7 +77,7 @@ fn object(session: &mut Session, arguments: &[Bytes]) -> Result<Reply, Reply> {
     let [_, key] = arguments else {
         return Err(wrong_arity("object", &subcommand));
     };
-    let Some((_, _, encoding)) = described(session, key) else {
+    let Some((_, encoding)) = described(session, key) else {
         return Ok(Reply::Null);
     };
     Ok(match subcommand.as_str() {
@@ -126,7 +112,7 @@ fn memory(session: &mut Session, arguments: &[Bytes]) -> Result<Reply, Reply> {
                 _ => return Err(Reply::error(SYNTAX_ERROR)),
             }
             Ok(described(session, key)
-                .map_or(Reply::Null, |(_, bytes, _)| Reply::Integer(bytes as i64)))
+                .map_or(Reply::Null, |(bytes, _)| Reply::Integer(bytes as i64)))
         }
         "stats" => {
             if arguments.len() != 1 {
@@ -152,7 +138,7 @@ fn memory(session: &mut Session, arguments: &[Bytes]) -> Result<Reply, Reply> {
              live on disk. MEMORY STATS and INFO memory give the figures; docs/redis.md, \
              \"Limits\", gives the bounds.",
         )),
-        "help" => Ok(help(&[
+        "help" => Ok(super::help_reply(&[
             "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "DOCTOR",
             "    What memory is used for here.",
