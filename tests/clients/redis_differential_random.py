@@ -1,5 +1,5 @@
 """Random command sequences for `test_redis_differential.py`: the same seeded sequence goes
-to redis-server and to the Redis door, and every answer must match. Six families: strings
+to redis-server and to the Redis door, and every answer must match. Seven families: strings
 with TTLs, bit commands (BITFIELD among them) and SETRANGE, transactions and multi-key commands over three keys; one stream with two
 consumer groups, XDEL, trimming (also by XADD), reads from any ID, claims and pending
 scans that start among entries trimmed away while pending, and transactions (each command
@@ -8,13 +8,17 @@ ways, SET over a list), every list command, expiry, and transactions; hashes: tw
 the three kinds, SET over a hash), every hash command the door serves, expiry, and
 transactions; sets: three set keys, a string key and a list key, every set command with a
 single answer (the algebra and its STORE forms, which replace a key of any kind, SMOVE,
-SINTERCARD, SSCAN; SPOP and SRANDMEMBER only with count 0), expiry, and transactions; and
+SINTERCARD, SSCAN; SPOP and SRANDMEMBER only with count 0), expiry, and transactions;
 sorted sets: two sorted-set keys, one whose scores are all 0 for the lexicographic
 commands, a destination key, a set key (ZUNIONSTORE and ZINTERSTORE read a set's members
 as of score 1) and a string key, every sorted-set command with a single answer (ZADD's
 options and their refused combinations, ranges by index, score and member, LIMIT, the
 removals by range, pops, ZRANGESTORE, ZUNIONSTORE/ZINTERSTORE with WEIGHTS and AGGREGATE,
-ZSCAN; ZRANDMEMBER only with count 0), expiry, and transactions.
+ZSCAN; ZRANDMEMBER only with count 0), expiry, and transactions; and geo: two geo keys whose
+points gather around one place per seed (Sicily, the antimeridian, the latitude limit, the
+equator and prime meridian) with a few elsewhere and a few refused, every geo command with
+its options (searches by radius and box, from a member or a position, sorted, counted,
+stored), ZRANGE/ZREM/ZCARD over them, and a string key for WRONGTYPE.
 
 Deadlines grow with the step, so no two commands set the same one within a millisecond
 (EXPIRE … GT would then depend on the clock). Groups start at 0, at $ or at an ID the stream
@@ -577,10 +581,104 @@ def zset_command(r: random.Random, step: int) -> list[str]:
     return r.choice(choices)()
 
 
+GEO_KEYS = ["g1", "g2"]
+GEO_MEMBERS = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
+# Where points gather: Sicily, the antimeridian, near the pole limit, the equator and the
+# prime meridian (a search there spans cells on both sides of each line).
+GEO_CENTRES = [(13.5, 37.8), (179.9, -16.5), (-120.0, 84.9), (0.0, 0.0), (-179.95, 65.0)]
+GEO_UNITS = ["m", "km", "ft", "mi", "KM"]
+
+
+def geo_command(r: random.Random, step: int, home: tuple[float, float]) -> list[str]:
+    """One command over the geo keys `g1`, `g2`, the destination `gd` and the string key
+    `s`; most points gather around `home`, so searches find several."""
+    key = lambda: r.choice(GEO_KEYS * 6 + ["gd", "s", "gmissing"])  # noqa: E731
+    member = lambda: r.choice(GEO_MEMBERS + ["zz"])  # noqa: E731
+    unit = lambda: r.choice(GEO_UNITS)  # noqa: E731
+
+    def point() -> list[str]:
+        if r.random() < 0.03:
+            return [r.choice(["181", "-180.5", "x"]), r.choice(["86", "-85.06", "10"])]
+        lon, lat = home if r.random() < 0.85 else r.choice(GEO_CENTRES)
+        spread = r.choice([0.001, 0.05, 0.5, 0.5, 3.0])
+        lon = max(-180.0, min(180.0, lon + r.uniform(-spread, spread)))
+        lat = max(-85.05, min(85.05, lat + r.uniform(-spread, spread)))
+        return [f"{lon:.6f}", f"{lat:.6f}"]
+
+    def distance() -> list[str]:
+        radius = r.choice(["0", "1", "50", "200", "200", "1000", "5000", "20000"])
+        return ["-1" if r.random() < 0.02 else radius, unit()]
+
+    def options(store: bool) -> list[str]:
+        groups: list[list[str]] = []
+        if not store:
+            for word in ["WITHDIST", "WITHHASH", "WITHCOORD"]:
+                if r.random() < 0.4:
+                    groups.append([word])
+        if r.random() < 0.5:
+            groups.append([r.choice(["ASC", "DESC"])])
+        if r.random() < 0.5:
+            groups.append(["COUNT", "0" if r.random() < 0.03 else r.choice(["1", "2", "3", "5"])])
+            if r.random() < 0.3:
+                groups.append(["ANY"])
+        r.shuffle(groups)
+        return [word for group in groups for word in group]
+
+    def centre() -> list[str]:
+        if r.random() < 0.5:
+            return ["FROMMEMBER", member()]
+        return ["FROMLONLAT", *point()]
+
+    def shape() -> list[str]:
+        if r.random() < 0.5:
+            return ["BYRADIUS", *distance()]
+        width, height = r.choice(["1", "100", "400", "3000"]), r.choice(["1", "100", "400", "3000"])
+        return ["BYBOX", width, height, unit()]
+
+    def adds() -> list[str]:
+        words = [*point(), member()]
+        while r.random() < 0.7:
+            words += [*point(), member()]
+        return words
+
+    choices = [
+        lambda: ["GEOADD", key(), *adds()],
+        lambda: ["GEOADD", key(), *adds()],
+        lambda: ["GEOADD", key(), r.choice(["NX", "XX", "CH", "NX", "XX"]), *adds()],
+        lambda: ["GEOADD", key(), "XX", "CH", *adds()],
+        lambda: ["GEOPOS", key(), member(), member()],
+        lambda: ["GEOHASH", key(), member(), member()],
+        lambda: ["GEODIST", key(), member(), member()],
+        lambda: ["GEODIST", key(), member(), member(), unit()],
+        lambda: ["GEOSEARCH", key(), *centre(), *shape(), *options(False)],
+        lambda: ["GEOSEARCH", key(), *centre(), *shape(), *options(False)],
+        lambda: ["GEOSEARCH", key(), *centre(), *shape(), *options(False)],
+        lambda: ["GEOSEARCHSTORE", "gd", key(), *centre(), *shape(), *options(True),
+                 *r.choice([[], ["STOREDIST"]])],
+        lambda: ["GEORADIUS", key(), *point(), *distance(), *options(False)],
+        lambda: ["GEORADIUS_RO", key(), *point(), *distance(), *options(False)],
+        lambda: ["GEORADIUSBYMEMBER", key(), member(), *distance(), *options(False)],
+        lambda: ["GEORADIUS", key(), *point(), *distance(), *options(True), "STORE", "gd"],
+        lambda: ["GEORADIUSBYMEMBER", key(), member(), *distance(), *options(True),
+                 r.choice(["STORE", "STOREDIST"]), "gd"],
+        # Stored distances are read in order only: their digits differ in Redis 7.0's %.17g.
+        lambda: ["ZRANGE", "gd", "0", "-1"],
+        lambda: ["ZRANGE", r.choice(GEO_KEYS), "0", "-1", "WITHSCORES"],
+        lambda: ["ZREM", key(), member()],
+        lambda: ["ZCARD", "gd"],
+        lambda: ["SET", "s", str(step)] if r.random() < 0.3 else ["ZCARD", "g1"],
+        lambda: ["DEL", r.choice(GEO_KEYS + ["gd"])] if r.random() < 0.2 else ["ZCARD", "g2"],
+    ]
+    return r.choice(choices)()
+
+
 def sequence(family: str, seed: int, length: int) -> list[list[str]]:
     """The commands of one seeded sequence of `family` ("strings", "streams", "lists",
-    "hashes", "sets" or "zsets")."""
+    "hashes", "sets", "zsets" or "geo")."""
     r = random.Random(seed)
+    if family == "geo":
+        home = r.choice(GEO_CENTRES)
+        return [geo_command(r, step, home) for step in range(length)]
     if family == "strings":
         return [string_command(r, step) for step in range(length)]
     if family == "lists":

@@ -3,7 +3,7 @@
 transactions) go to a redis-server from Debian and to Omnibus, in RESP2 and in RESP3, and
 every answer must be the same — values, nils, error words — once the fields that hold times
 are set aside; so do seeded random sequences of strings, of a stream, of lists, of hashes, of
-sets and of sorted sets (`redis_differential_random.py`, in RESP2). A plain socket and a
+sets, of sorted sets and of geo commands (`redis_differential_random.py`, in RESP2). A plain socket and a
 RESP reader written here, so the comparison is of what each server sent (a status and a bulk
 string are told apart), not of a client's view; a RESP3 map (HGETALL, HELLO) is read as
 ("map", pairs) in the order sent, so a hash's fields must come in the same order too, a
@@ -357,6 +357,7 @@ def _groups_apart(words: list[str], reply):
         ("hashes", range(40), 200),
         ("sets", range(40), 200),
         ("zsets", range(40), 200),
+        ("geo", range(40), 200),
     ],
 )
 def test_random_sequences_answer_as_redis_server_does(

@@ -654,7 +654,7 @@ fn estimated_size(reply: &Reply) -> usize {
                 .map(|(key, value)| estimated_size(key) + estimated_size(value))
                 .sum::<usize>()
         }
-        Reply::Status(text) | Reply::Error(text) => text.len() + 3,
+        Reply::Status(text) | Reply::Error(text) | Reply::DoubleText(text) => text.len() + 3,
         Reply::Integer(_) | Reply::Double(_) | Reply::Null | Reply::NullArray => 24,
     }
 }

@@ -37,6 +37,7 @@ mod slots;
 mod stored;
 mod strings;
 mod writer;
+mod zset_view;
 mod zsets;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -66,6 +67,7 @@ pub use stored::{
     HASHES_TABLE, HASH_FIELDS_TABLE, KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE, SETS_TABLE,
     SET_MEMBERS_TABLE, ZSETS_TABLE, ZSET_MEMBERS_TABLE,
 };
+pub use zset_view::ZSetView;
 pub use zsets::{
     Aggregate, LexBound, ScoreBound, ScoreUpdate, Scored, ZAddOptions, ZAdded, ZOperation, ZQuery,
     ZRange,

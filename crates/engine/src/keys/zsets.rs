@@ -451,7 +451,7 @@ impl Keyspace {
         self.zset_store(&mut inner, destination, members)
     }
 
-    fn zset_store(
+    pub(super) fn zset_store(
         &self,
         inner: &mut Inner,
         destination: &Bytes,

@@ -31,6 +31,10 @@ pub enum Reply {
     /// A double in RESP3 (`,`, ZSCORE); its text as a bulk string in RESP2, written as
     /// [`double_text`] writes it.
     Double(f64),
+    /// A double given as its text, for the replies redis-server writes with more digits than
+    /// the shortest (GEOPOS's `13.36138933897018433`): `,text` in RESP3, a bulk string in
+    /// RESP2.
+    DoubleText(String),
     /// An out-of-band message (pub/sub): `>` in RESP3, an array in RESP2.
     Push(Vec<Reply>),
     /// Several replies to one command, one after the other (SUBSCRIBE a b confirms each).
@@ -102,6 +106,14 @@ pub fn encode(reply: &Reply, protocol: Protocol, out: &mut BytesMut) {
                 Protocol::Resp3 => line(b',', &text, out),
             }
         }
+        Reply::DoubleText(text) => match protocol {
+            Protocol::Resp2 => {
+                header(b'$', text.len() as i64, out);
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Protocol::Resp3 => line(b',', text, out),
+        },
         Reply::Push(items) => match protocol {
             Protocol::Resp2 => items_with(b'*', items, protocol, out),
             Protocol::Resp3 => items_with(b'>', items, protocol, out),

@@ -6,6 +6,8 @@ mod bitfield;
 mod bits;
 mod claims;
 mod connection;
+mod geo;
+mod geohash;
 mod groups;
 mod hashes;
 pub(crate) mod held;
@@ -187,6 +189,7 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
 
 /// Runs a command whose name and arity were checked.
 pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
+    let words = arguments;
     let arguments = &arguments[1..];
     match name {
         "multi" => transaction::multi(session),
@@ -234,6 +237,16 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         | "zscan" | "zunion" | "zinter" | "zdiff" | "zunionstore" | "zinterstore"
         | "zdiffstore" | "zintercard" => zsets::run(session, name, arguments),
         "zmpop" | "bzmpop" | "bzpopmin" | "bzpopmax" => zset_pops::run(session, name, arguments),
+        "geoadd"
+        | "geopos"
+        | "geohash"
+        | "geodist"
+        | "geosearch"
+        | "geosearchstore"
+        | "georadius"
+        | "georadius_ro"
+        | "georadiusbymember"
+        | "georadiusbymember_ro" => geo::run(session, name, words),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
             crate::scripting::eval(session, name, arguments)
         }

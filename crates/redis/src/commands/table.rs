@@ -142,6 +142,8 @@ const STREAM_READ: &[&str] = &["@read", "@stream"];
 const STREAM_WRITE: &[&str] = &["@write", "@stream"];
 const BITMAP_READ: &[&str] = &["@read", "@bitmap", "@slow"];
 const BITMAP_WRITE: &[&str] = &["@write", "@bitmap", "@slow"];
+const GEO_READ: &[&str] = &["@read", "@geo", "@slow"];
+const GEO_WRITE: &[&str] = &["@write", "@geo", "@slow"];
 const CONNECTION_CATEGORY: &[&str] = &["@fast", "@connection"];
 const PUBSUB_CATEGORY: &[&str] = &["@pubsub", "@slow"];
 const TRANSACTION_CATEGORY: &[&str] = &["@fast", "@transaction"];
@@ -215,6 +217,16 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@keyspace", "@write", "@slow", "@dangerous"],
         NONE,
     ),
+    command("geoadd", -5, WRITE_STORE, GEO_WRITE, ONE),
+    command("geodist", -4, READ_SLOW, GEO_READ, ONE),
+    command("geohash", -2, READ_SLOW, GEO_READ, ONE),
+    command("geopos", -2, READ_SLOW, GEO_READ, ONE),
+    command("georadius", -6, WRITE_STORE_MOVABLE, GEO_WRITE, ONE),
+    command("georadius_ro", -6, READ_SLOW, GEO_READ, ONE),
+    command("georadiusbymember", -5, WRITE_STORE_MOVABLE, GEO_WRITE, ONE),
+    command("georadiusbymember_ro", -5, READ_SLOW, GEO_READ, ONE),
+    command("geosearch", -7, READ_SLOW, GEO_READ, ONE),
+    command("geosearchstore", -8, WRITE_STORE, GEO_WRITE, TWO),
     command("get", 2, READ, STRING_READ, ONE),
     command("getbit", 3, READ, &["@read", "@bitmap", "@fast"], ONE),
     command("getdel", 2, WRITE, STRING_WRITE, ONE),
@@ -521,6 +533,14 @@ pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Byte
             "blmpop" | "bzmpop" => Some(1),
             _ => None,
         };
+        if command.name.starts_with("georadius") {
+            // GEORADIUS[BYMEMBER] key … [STORE|STOREDIST destination]
+            let stored = words.windows(2).skip(1).filter_map(|pair| {
+                let store = is(&pair[0], "store") || is(&pair[0], "storedist");
+                store.then_some(&pair[1])
+            });
+            return words.iter().take(1).chain(stored).collect();
+        }
         if let Some(at) = numkeys_at {
             let count = words
                 .get(at)

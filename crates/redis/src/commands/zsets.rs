@@ -201,7 +201,7 @@ fn zadd(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     add(session, key, scored, options, ch)
 }
 
-fn add(
+pub(super) fn add(
     session: &Session,
     key: &Bytes,
     pairs: Vec<(f64, Bytes)>,

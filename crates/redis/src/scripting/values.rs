@@ -19,6 +19,7 @@ pub(super) fn to_lua(lua: &Lua, reply: Reply) -> mlua::Result<Value> {
         Reply::Integer(n) => Value::Integer(n),
         Reply::Bulk(bytes) => Value::String(lua.create_string(&bytes)?),
         Reply::Double(value) => Value::String(lua.create_string(double_text(value))?),
+        Reply::DoubleText(text) => Value::String(lua.create_string(text)?),
         Reply::Null | Reply::NullArray => Value::Boolean(false),
         Reply::Status(text) => {
             let table = lua.create_table()?;
