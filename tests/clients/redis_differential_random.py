@@ -245,6 +245,27 @@ def list_command(r: random.Random, step: int) -> list[str]:
         names = keys()
         return ["LMPOP", str(len(names)), *names, side(), *count()]
 
+    def sort():
+        words = ["SORT", key()]
+        by = None
+        if r.random() < 0.3:
+            by = r.choice(["nosort", "s", "l*", "*"])
+            words += ["BY", by]
+        limited = r.random() < 0.4
+        # Equal BY values keep no defined order under a LIMIT (redis-server's partial
+        # sort), so ALPHA by a pattern goes without one.
+        if r.random() < 0.5 and not (limited and by in ("l*", "*")):
+            words.append("ALPHA")
+        if r.random() < 0.4:
+            words.append(r.choice(["ASC", "DESC"]))
+        if limited:
+            words += ["LIMIT", str(r.randrange(-1, 4)), str(r.randrange(-1, 4))]
+        for _ in range(r.choice([0, 0, 1, 2])):
+            words += ["GET", r.choice(["#", "s", "l*", "*", "*->f"])]
+        if r.random() < 0.3:
+            words += ["STORE", key()]
+        return words
+
     def blocking():
         # At once on a list with elements, else nil after 0.01 s; queued inside MULTI.
         names = keys()
@@ -275,6 +296,7 @@ def list_command(r: random.Random, step: int) -> list[str]:
         lambda: ["LMOVE", key(), key(), side(), side()],
         lambda: ["RPOPLPUSH", key(), key()],
         lmpop,
+        sort,
         blocking,
         lambda: ["SET", r.choice([LIST_STRING] * 6 + LISTS), element()],
         lambda: r.choice([["GET", key()], ["STRLEN", key()], ["APPEND", key(), element()]]),

@@ -19,6 +19,7 @@ EXEC's answers are set aside each as its queued command's own would be.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import socket
@@ -172,7 +173,8 @@ def normalize(words: list[str], reply):
 @pytest.fixture(scope="module")
 def redis_server():
     """A redis-server from Debian on a Unix socket (no TCP port to race for), without
-    persistence; killed when the module is done."""
+    persistence, in the C locale (SORT … ALPHA collates with `strcoll`: bytes there, as in
+    Omnibus); killed when the module is done."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(
@@ -185,6 +187,7 @@ def redis_server():
         + ["--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "LC_ALL": "C"},
     )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S

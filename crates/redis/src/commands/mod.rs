@@ -19,6 +19,7 @@ mod lists;
 mod objects;
 mod server_info;
 mod sets;
+mod sort;
 mod streams;
 mod strings;
 mod table;
@@ -61,10 +62,13 @@ pub(crate) fn waits_for_reads(name: &[u8]) -> bool {
     changes_a_stream(name) || name.eq_ignore_ascii_case(b"xack")
 }
 
-/// Whether the command holds the keyspace whole while it runs (scripts and EXEC): the
-/// session takes the hold before running it.
+/// Whether the command holds the keyspace whole while it runs (scripts, EXEC, and SORT,
+/// whose BY and GET patterns read other keys): the session takes the hold before running it.
 pub(crate) fn holds_keyspace(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"exec") || is_script(name)
+    name.eq_ignore_ascii_case(b"exec")
+        || is_script(name)
+        || name.eq_ignore_ascii_case(b"sort")
+        || name.eq_ignore_ascii_case(b"sort_ro")
 }
 
 /// EVAL, EVALSHA and their `_RO` forms.
@@ -247,6 +251,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         | "georadius_ro"
         | "georadiusbymember"
         | "georadiusbymember_ro" => geo::run(session, name, words),
+        "sort" | "sort_ro" => sort::run(session, name, arguments),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
             crate::scripting::eval(session, name, arguments)
         }

@@ -144,6 +144,22 @@ const BITMAP_READ: &[&str] = &["@read", "@bitmap", "@slow"];
 const BITMAP_WRITE: &[&str] = &["@write", "@bitmap", "@slow"];
 const GEO_READ: &[&str] = &["@read", "@geo", "@slow"];
 const GEO_WRITE: &[&str] = &["@write", "@geo", "@slow"];
+const SORT_WRITE: &[&str] = &[
+    "@write",
+    "@set",
+    "@sortedset",
+    "@list",
+    "@slow",
+    "@dangerous",
+];
+const SORT_READ: &[&str] = &[
+    "@read",
+    "@set",
+    "@sortedset",
+    "@list",
+    "@slow",
+    "@dangerous",
+];
 const CONNECTION_CATEGORY: &[&str] = &["@fast", "@connection"];
 const PUBSUB_CATEGORY: &[&str] = &["@pubsub", "@slow"];
 const TRANSACTION_CATEGORY: &[&str] = &["@fast", "@transaction"];
@@ -408,6 +424,8 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("smembers", 2, READ_SLOW, SET_READ_SLOW, ONE),
     command("smismember", -3, READ, SET_READ, ONE),
     command("smove", 4, WRITE, SET_WRITE, TWO),
+    command("sort", -2, WRITE_STORE_MOVABLE, SORT_WRITE, ONE),
+    command("sort_ro", -2, READ_SLOW, SORT_READ, ONE),
     command("spop", -2, WRITE_SLOW, SET_WRITE, ONE),
     command(
         "spublish",
@@ -533,8 +551,8 @@ pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Byte
             "blmpop" | "bzmpop" => Some(1),
             _ => None,
         };
-        if command.name.starts_with("georadius") {
-            // GEORADIUS[BYMEMBER] key … [STORE|STOREDIST destination]
+        if command.name.starts_with("georadius") || command.name == "sort" {
+            // GEORADIUS[BYMEMBER] key … [STORE|STOREDIST destination], SORT key … [STORE d]
             let stored = words.windows(2).skip(1).filter_map(|pair| {
                 let store = is(&pair[0], "store") || is(&pair[0], "storedist");
                 store.then_some(&pair[1])

@@ -1,0 +1,299 @@
+//! SORT and SORT_RO: the elements of a list, set or sorted set sorted as numbers (or as
+//! bytes with ALPHA), by their own values or by values looked up through a `BY` pattern
+//! (`weight_*`, `item:*->price`), with LIMIT, ASC/DESC, `GET` patterns (`#` for the element)
+//! and STORE into a list. Everything is read and the destination written under one
+//! exclusive hold of the keyspace (the lookups see one state; the stored list replaces the
+//! destination in one commit), with redis-server's rules:
+//!
+//! - numbers are read as C's `strtod` reads them (leading spaces, `inf`, an empty string is
+//!   0); an element or BY value that is not one answers `ERR One or more scores can't be
+//!   converted into double`; equal numbers are ordered by the elements' bytes;
+//! - a BY pattern without `*` does not sort: the key's own order (a list's, a sorted set's by
+//!   score, reversed by DESC); a set is then sorted as ALPHA when STOREd, so the stored list
+//!   does not depend on the set's layout;
+//! - with ALPHA and BY, elements whose BY value is missing come first.
+//!
+//! ALPHA compares bytes, as redis-server does under the C locale (it uses `strcoll` when
+//! answering, so a server started under another locale orders some text differently).
+
+use bytes::Bytes;
+use omnibus_engine::keys::{End, KeyKind, Keyspace, ZQuery, ZRange};
+
+use super::arguments::{is, NOT_AN_INTEGER, SYNTAX_ERROR};
+use super::lists::{change, check_not_stream};
+use super::strings::map;
+use crate::codec::Reply;
+use crate::session::{Session, Step};
+
+/// One element and what it sorts by.
+struct Item {
+    element: Bytes,
+    score: f64,
+    /// With ALPHA and BY: the looked-up value (`None`: missing, sorts first).
+    by: Option<Bytes>,
+}
+
+pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
+    sort(session, name == "sort_ro", arguments).unwrap_or_else(Step::from)
+}
+
+fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step, Reply> {
+    let source = &arguments[0];
+    let (mut desc, mut alpha) = (false, false);
+    let (mut limit_start, mut limit_count) = (0i64, -1i64);
+    let (mut by, mut store) = (None::<&Bytes>, None::<&Bytes>);
+    let mut gets: Vec<&Bytes> = Vec::new();
+    let mut dont_sort = false;
+    let mut at = 1;
+    while at < arguments.len() {
+        let word = &arguments[at];
+        let left = arguments.len() - at - 1;
+        match () {
+            _ if is(word, "asc") => desc = false,
+            _ if is(word, "desc") => desc = true,
+            _ if is(word, "alpha") => alpha = true,
+            _ if is(word, "limit") && left >= 2 => {
+                limit_start = long(&arguments[at + 1])?;
+                limit_count = long(&arguments[at + 2])?;
+                at += 2;
+            }
+            _ if is(word, "store") && left >= 1 && !read_only => {
+                store = Some(&arguments[at + 1]);
+                at += 1;
+            }
+            _ if is(word, "by") && left >= 1 => {
+                by = Some(&arguments[at + 1]);
+                // A pattern without `*` names no key per element: nothing to sort by.
+                dont_sort = !arguments[at + 1].contains(&b'*');
+                at += 1;
+            }
+            _ if is(word, "get") && left >= 1 => {
+                gets.push(&arguments[at + 1]);
+                at += 1;
+            }
+            _ => return Err(Reply::error(SYNTAX_ERROR)),
+        }
+        at += 1;
+    }
+    check_not_stream(session, source)?;
+
+    let keys = session.keys.clone();
+    let hold = keys.exclusive();
+    let kind = keys.kind(source);
+    let refused = |_| Reply::error(super::streams::WRONGTYPE);
+    let (mut elements, ordered) = match kind {
+        None => (Vec::new(), true),
+        Some(KeyKind::List) => (keys.range(source, 0, -1).map_err(refused)?, true),
+        Some(KeyKind::Set) => (keys.set_members(source).map_err(refused)?, false),
+        Some(KeyKind::SortedSet) => {
+            let all = ZQuery {
+                range: ZRange::Rank(0, -1),
+                reverse: false,
+                limit: None,
+            };
+            let members = keys.zset_range(source, &all).map_err(refused)?;
+            (
+                members.into_iter().map(|(member, _)| member).collect(),
+                true,
+            )
+        }
+        Some(_) => return Err(Reply::error(super::streams::WRONGTYPE)),
+    };
+    // A set has no order of its own to keep: a stored one is sorted by its bytes.
+    if dont_sort && !ordered && store.is_some() {
+        dont_sort = false;
+        alpha = true;
+        by = None;
+    }
+    if dont_sort && ordered && desc {
+        elements.reverse();
+    }
+
+    let length = elements.len() as i64;
+    let mut start = limit_start.clamp(0, length);
+    let count = limit_count.clamp(-1, length);
+    let mut end = if count < 0 {
+        length - 1
+    } else {
+        start + count - 1
+    };
+    if start >= length {
+        start = length - 1;
+        end = length - 2;
+    }
+    end = end.min(length - 1);
+
+    let mut items: Vec<Item> = elements
+        .into_iter()
+        .map(|element| Item {
+            element,
+            score: 0.0,
+            by: None,
+        })
+        .collect();
+    if !dont_sort {
+        let mut unreadable = false;
+        for item in &mut items {
+            let value = match by {
+                Some(pattern) => match lookup(&keys, pattern, &item.element) {
+                    Some(value) => value,
+                    None => continue,
+                },
+                None => item.element.clone(),
+            };
+            if alpha {
+                if by.is_some() {
+                    item.by = Some(value);
+                }
+            } else {
+                match strtod(&value) {
+                    Some(score) => item.score = score,
+                    None => unreadable = true,
+                }
+            }
+        }
+        if unreadable {
+            return Err(Reply::error(
+                "ERR One or more scores can't be converted into double",
+            ));
+        }
+        items.sort_by(|a, b| {
+            let order = if !alpha {
+                a.score
+                    .partial_cmp(&b.score)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| a.element.cmp(&b.element))
+            } else if by.is_some() {
+                // A missing value sorts before any value.
+                a.by.cmp(&b.by)
+            } else {
+                a.element.cmp(&b.element)
+            };
+            if desc {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+    }
+
+    let chosen: &[Item] = if end >= start {
+        &items[start as usize..=end as usize]
+    } else {
+        &[]
+    };
+    let mut output: Vec<Option<Bytes>> = Vec::new();
+    for item in chosen {
+        if gets.is_empty() {
+            output.push(Some(item.element.clone()));
+        }
+        for pattern in &gets {
+            output.push(lookup(&keys, pattern, &item.element));
+        }
+    }
+    let Some(destination) = store else {
+        drop(hold);
+        return Ok(Reply::Array(
+            output
+                .into_iter()
+                .map(|v| v.map_or(Reply::Null, Reply::Bulk))
+                .collect(),
+        )
+        .into());
+    };
+    // The stored list replaces the destination (and its deadline); none deletes it. Both
+    // changes are made under the hold, so they reach the disk in one commit.
+    let stored = output.len();
+    let deleted = keys.delete(std::slice::from_ref(destination));
+    let outcome = if stored == 0 {
+        deleted.map(|d| map(d, |_| Reply::Integer(0)))
+    } else {
+        let values = output.into_iter().map(Option::unwrap_or_default).collect();
+        keys.push(destination, values, End::Right, false)
+            .map(|d| map(d, |_| Reply::Integer(stored as i64)))
+    };
+    drop(hold);
+    change(outcome)
+}
+
+/// A LIMIT bound: a signed integer, else Redis's error.
+fn long(word: &Bytes) -> Result<i64, Reply> {
+    super::arguments::integer(word).map_err(|_| Reply::error(NOT_AN_INTEGER))
+}
+
+/// What `pattern` names for `element`: `#` the element itself; otherwise the first `*`
+/// replaced by it, a string key's value, or with `->field` after the `*` a hash field's.
+/// `None` when the pattern has no `*` or the key or field is missing or of another kind.
+fn lookup(keys: &Keyspace, pattern: &Bytes, element: &Bytes) -> Option<Bytes> {
+    if pattern.as_ref() == b"#" {
+        return Some(element.clone());
+    }
+    let star = pattern.iter().position(|&b| b == b'*')?;
+    let after = &pattern[star + 1..];
+    let arrow = after.windows(2).position(|pair| pair == b"->");
+    let (postfix, field) = match arrow {
+        Some(at) if at + 2 < after.len() => (&after[..at], Some(&after[at + 2..])),
+        _ => (after, None),
+    };
+    let mut key = Vec::with_capacity(pattern.len() + element.len());
+    key.extend_from_slice(&pattern[..star]);
+    key.extend_from_slice(element);
+    key.extend_from_slice(postfix);
+    match field {
+        None => keys.get(&key),
+        // Another kind of key is refused by the read: no value.
+        Some(field) => {
+            let field = Bytes::copy_from_slice(field);
+            keys.hash_get(&key, &[field]).ok()?.pop().flatten()
+        }
+    }
+}
+
+/// A number as C's `strtod` reads it whole: leading white space, a decimal or exponent
+/// number, `inf`/`infinity`/`nan` in any case (NaN refused); `None` for anything else, or a
+/// number out of a double's range. An empty string reads as 0, as in redis-server (strtod
+/// reads nothing and stops at the end). Hexadecimal numbers are not read.
+fn strtod(value: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(value).ok()?;
+    let text = text.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    if text.is_empty() {
+        return (value.is_empty()).then_some(0.0);
+    }
+    let number: f64 = text.parse().ok()?;
+    let digits = text.trim_start_matches(['+', '-']);
+    let named = digits.eq_ignore_ascii_case("inf") || digits.eq_ignore_ascii_case("infinity");
+    if number.is_nan() || (number.is_infinite() && !named) {
+        return None;
+    }
+    // Underflow: a number that is not zero but reads as zero or below the normal range.
+    let zero_digits = digits
+        .split(['e', 'E'])
+        .next()
+        .is_some_and(|mantissa| mantissa.bytes().all(|b| b == b'0' || b == b'.'));
+    if (number == 0.0 && !zero_digits) || (number != 0.0 && !number.is_normal()) {
+        return None;
+    }
+    Some(number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strtod;
+
+    #[test]
+    fn numbers_are_read_as_strtod_reads_them() {
+        assert_eq!(strtod(b"12"), Some(12.0));
+        assert_eq!(strtod(b" -1.5e2"), Some(-150.0));
+        assert_eq!(strtod(b"+3"), Some(3.0));
+        assert_eq!(strtod(b""), Some(0.0));
+        assert_eq!(strtod(b"0.000"), Some(0.0));
+        assert_eq!(strtod(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(strtod(b"Infinity"), Some(f64::INFINITY));
+        assert_eq!(strtod(b"nan"), None);
+        assert_eq!(strtod(b"1e400"), None);
+        assert_eq!(strtod(b"1e-400"), None);
+        assert_eq!(strtod(b"12 "), None);
+        assert_eq!(strtod(b"abc"), None);
+        assert_eq!(strtod(b"   "), None);
+    }
+}
