@@ -262,7 +262,7 @@ CASES = {
         'RPUSH ties 2 1 10 1.0 01',
         'SORT ties',
         'SORT ties DESC',
-        'RPUSH spaced " 7" "" 3',
+        'RPUSH spaced " 7" "" 3 inf -inf +inf -Infinity',
         'SORT spaced',
     ],
     'sort-by-get-store': [

@@ -270,7 +270,7 @@ fn strtod(value: &[u8]) -> Option<f64> {
         .split(['e', 'E'])
         .next()
         .is_some_and(|mantissa| mantissa.bytes().all(|b| b == b'0' || b == b'.'));
-    if (number == 0.0 && !zero_digits) || (number != 0.0 && !number.is_normal()) {
+    if (number == 0.0 && !zero_digits) || (number.is_subnormal()) {
         return None;
     }
     Some(number)
@@ -289,6 +289,7 @@ mod tests {
         assert_eq!(strtod(b"0.000"), Some(0.0));
         assert_eq!(strtod(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(strtod(b"Infinity"), Some(f64::INFINITY));
+        assert_eq!(strtod(b"4e-320"), None);
         assert_eq!(strtod(b"nan"), None);
         assert_eq!(strtod(b"1e400"), None);
         assert_eq!(strtod(b"1e-400"), None);
