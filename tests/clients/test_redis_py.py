@@ -537,3 +537,30 @@ def test_client_unblock_ends_another_clients_blpop(client, redis_url):
         assert outcomes.pop() == expected
     assert client.client_unblock(waiter_id) == 0
     waiter.close()
+
+
+def test_slowlog_keeps_a_slow_script(client):
+    """SLOWLOG through redis-py's `slowlog_get`: a script that spins for 30 ms (above the
+    default 10 ms threshold) is kept with its arguments, the client's address and name."""
+    client.client_setname("slow-reporter")
+    client.slowlog_reset()
+    spin = (
+        "local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] "
+        "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= 30000 "
+        "return 1"
+    )
+    assert client.eval(spin, 0) == 1
+    def text(value):
+        return value.decode() if isinstance(value, bytes) else value
+
+    entries = client.slowlog_get(5)
+    slow = [entry for entry in entries if text(entry["command"]).startswith("EVAL")]
+    assert len(slow) == 1, entries
+    entry = slow[0]
+    assert entry["duration"] >= 30_000
+    assert text(entry["client_name"]) == "slow-reporter"
+    assert text(entry["client_address"]).startswith("127.0.0.1:")
+    assert abs(entry["start_time"] - time.time()) < 60
+    assert client.slowlog_len() >= 1
+    setting = {text(k): text(v) for k, v in client.config_get("slowlog-log-slower-than").items()}
+    assert setting == {"slowlog-log-slower-than": "10000"}

@@ -23,6 +23,12 @@ pub const SUBSCRIPTIONS_MAX_DEFAULT: usize = 10_000;
 /// Commands one MULTI may queue.
 pub const QUEUED_COMMANDS_MAX_DEFAULT: usize = 100_000;
 
+/// Commands running at least this many microseconds go to the slow log (Redis's
+/// `slowlog-log-slower-than`; negative: none).
+pub const SLOWLOG_SLOWER_THAN_US_DEFAULT: i64 = 10_000;
+/// Entries the slow log keeps (Redis's `slowlog-max-len`).
+pub const SLOWLOG_MAX_LEN_DEFAULT: usize = 128;
+
 /// Cores per thread of the door's own in the default.
 pub const CORES_PER_IO_THREAD: usize = 4;
 
@@ -51,6 +57,10 @@ pub struct RedisConfig {
     pub subscriptions_max: usize,
     /// FLUSHALL / FLUSHDB delete every key; refused unless turned on.
     pub flushall_enabled: bool,
+    /// Commands running at least this long (µs) go to the slow log; negative: none.
+    pub slowlog_slower_than_us: i64,
+    /// Entries the slow log keeps.
+    pub slowlog_max_len: usize,
     /// Threads of its own the door serves connections on, each a runtime with one worker
     /// (`server.rs`); 0 serves them on the caller's runtime.
     pub io_threads: usize,
@@ -69,6 +79,8 @@ impl Default for RedisConfig {
             queued_commands_max: QUEUED_COMMANDS_MAX_DEFAULT,
             subscriptions_max: SUBSCRIPTIONS_MAX_DEFAULT,
             flushall_enabled: false,
+            slowlog_slower_than_us: SLOWLOG_SLOWER_THAN_US_DEFAULT,
+            slowlog_max_len: SLOWLOG_MAX_LEN_DEFAULT,
             io_threads: default_io_threads(),
         }
     }

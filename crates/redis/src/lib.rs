@@ -30,6 +30,7 @@ mod pubsub;
 mod scripting;
 mod server;
 mod session;
+mod slowlog;
 mod streams;
 
 pub use config::{

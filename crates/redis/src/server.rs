@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) monitors: crate::monitor::Monitors,
     /// Every connection (CLIENT LIST, CLIENT KILL).
     pub(crate) clients: crate::clients::Clients,
+    /// The commands that ran long (SLOWLOG).
+    pub(crate) slowlog: crate::slowlog::SlowLog,
 }
 
 /// A run id as Redis makes one: 40 random hex digits (from the standard library's random
@@ -77,7 +79,10 @@ pub async fn serve(
     let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let deleted = Arc::new(crate::streams::deleted::DeletedEntries::default());
     let deadlines = Arc::new(crate::streams::expiry::Deadlines::load(&engine));
+    let slowlog =
+        crate::slowlog::SlowLog::new(config.slowlog_slower_than_us, config.slowlog_max_len);
     let shared = Arc::new(Shared {
+        slowlog,
         streams: crate::streams::writers::Writers::new(engine.clone(), deleted.clone(), deadlines),
         deleted,
         known_ids: Default::default(),

@@ -9,6 +9,8 @@ use crate::config::{ServerConfig, LISTENER_OFF};
 
 /// Redis's own `proto-max-bulk-len`; we do not accept more.
 const BULK_BYTES_CEILING: usize = 512 * 1024 * 1024;
+/// Most entries the slow log may keep (each holds up to 32 arguments of 128 bytes).
+const SLOWLOG_LEN_CEILING: usize = 100_000;
 /// Most threads the Redis listener may have of its own.
 const IO_THREADS_CEILING: usize = 256;
 
@@ -25,6 +27,11 @@ pub struct RedisSection {
     pub flushall_enabled: bool,
     /// Threads of its own the listener serves connections on; 0 shares the broker's runtime.
     pub io_threads: usize,
+    /// Commands running at least this many microseconds are kept in the slow log (SLOWLOG);
+    /// negative: none are.
+    pub slowlog_slower_than_us: i64,
+    /// Entries the slow log keeps.
+    pub slowlog_max_len: usize,
 }
 
 impl Default for RedisSection {
@@ -36,6 +43,8 @@ impl Default for RedisSection {
             bulk_bytes_max: redis.bulk_bytes_max,
             flushall_enabled: redis.flushall_enabled,
             io_threads: redis.io_threads,
+            slowlog_slower_than_us: redis.slowlog_slower_than_us,
+            slowlog_max_len: redis.slowlog_max_len,
         }
     }
 }
@@ -53,6 +62,12 @@ impl ServerConfig {
             bail!(
                 "redis.bulk_bytes_max {} must be between 1024 and {BULK_BYTES_CEILING}",
                 redis.bulk_bytes_max
+            );
+        }
+        if redis.slowlog_max_len > SLOWLOG_LEN_CEILING {
+            bail!(
+                "redis.slowlog_max_len {} must be at most {SLOWLOG_LEN_CEILING}",
+                redis.slowlog_max_len
             );
         }
         if redis.io_threads > IO_THREADS_CEILING {
@@ -81,6 +96,8 @@ impl ServerConfig {
                 .max(self.redis.bulk_bytes_max + 1024 * 1024),
             flushall_enabled: self.redis.flushall_enabled,
             io_threads: self.redis.io_threads,
+            slowlog_slower_than_us: self.redis.slowlog_slower_than_us,
+            slowlog_max_len: self.redis.slowlog_max_len,
             ..defaults
         }
     }
@@ -119,5 +136,20 @@ mod tests {
         too_many.redis.io_threads = 257;
         let refused = too_many.validate().unwrap_err().to_string();
         assert!(refused.contains("redis.io_threads"), "{refused}");
+    }
+
+    #[test]
+    fn the_slow_log_is_configured_in_the_redis_section() {
+        let defaults = ServerConfig::default().redis_config();
+        assert_eq!(defaults.slowlog_slower_than_us, 10_000);
+        assert_eq!(defaults.slowlog_max_len, 128);
+        let parsed: ServerConfig =
+            toml::from_str("[redis]\nslowlog_slower_than_us = -1\nslowlog_max_len = 5\n").unwrap();
+        assert_eq!(parsed.redis_config().slowlog_slower_than_us, -1);
+        assert_eq!(parsed.redis_config().slowlog_max_len, 5);
+        let mut too_long = ServerConfig::default();
+        too_long.redis.slowlog_max_len = 100_001;
+        let refused = too_long.validate().unwrap_err().to_string();
+        assert!(refused.contains("redis.slowlog_max_len"), "{refused}");
     }
 }

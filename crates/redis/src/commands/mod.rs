@@ -188,7 +188,16 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     {
         return transaction::queue(session, arguments);
     }
-    execute(session, &name, &arguments)
+    let started = std::time::Instant::now();
+    let step = execute(session, &name, &arguments);
+    let shared = &session.shared;
+    shared.slowlog.observe(
+        started.elapsed(),
+        &arguments,
+        session.address,
+        session.name.as_ref(),
+    );
+    step
 }
 
 /// Runs a command whose name and arity were checked.
@@ -285,6 +294,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         "xinfo" => info::run(session, arguments),
         "pubsub" => session.shared.pubsub.command(arguments).into(),
         "info" => server_info::info(session, arguments),
+        "slowlog" => session.shared.slowlog.command(arguments).into(),
         "config" => server_info::config(session, arguments),
         _ => connection::run(session, name, arguments),
     }
@@ -300,7 +310,7 @@ fn subscription_kind(name: &str) -> crate::pubsub::Kind {
 }
 
 /// A `… HELP` answer: one status line each, as Redis sends them.
-fn help_reply(lines: &[&str]) -> Reply {
+pub(crate) fn help_reply(lines: &[&str]) -> Reply {
     Reply::Array(
         lines
             .iter()

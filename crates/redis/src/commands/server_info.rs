@@ -210,6 +210,14 @@ fn parameters(session: &Session) -> Vec<(&'static str, String)> {
         ("port", session.shared.tcp_port.to_string()),
         ("proto-max-bulk-len", config.bulk_bytes_max.to_string()),
         ("save", String::new()),
+        (
+            "slowlog-log-slower-than",
+            session.shared.slowlog.threshold_us().to_string(),
+        ),
+        (
+            "slowlog-max-len",
+            session.shared.slowlog.max_len().to_string(),
+        ),
         ("timeout", "0".into()),
     ]
 }

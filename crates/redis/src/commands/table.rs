@@ -421,6 +421,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("sintercard", -3, READ_MOVABLE, SET_READ_SLOW, NONE),
     command("sinterstore", -3, WRITE_STORE, SET_WRITE_SLOW, ALL),
     command("sismember", 3, READ, SET_READ, ONE),
+    command("slowlog", -2, ADMIN, SERVER_CATEGORY, NONE),
     command("smembers", 2, READ_SLOW, SET_READ_SLOW, ONE),
     command("smismember", -3, READ, SET_READ, ONE),
     command("smove", 4, WRITE, SET_WRITE, TWO),
