@@ -325,6 +325,17 @@ CASES = {
         'RPUSH big 1e400',
         'SORT big',
     ],
+    'notify-config': [
+        'CONFIG GET notify-keyspace-events',
+        'CONFIG SET notify-keyspace-events Ex',
+        'CONFIG GET notify-keyspace-events',
+        'CONFIG SET notify-keyspace-events xKE',
+        'CONFIG GET notify-keyspace-events',
+        'CONFIG SET notify-keyspace-events Eq',
+        'CONFIG GET notify-keyspace-events',
+        'CONFIG SET notify-keyspace-events ""',
+        'CONFIG GET notify-keyspace-events',
+    ],
     'hll-pfadd-pfcount': [
         'PFADD h a b c d e',
         'PFADD h a',

@@ -564,3 +564,27 @@ def test_slowlog_keeps_a_slow_script(client):
     assert client.slowlog_len() >= 1
     setting = {text(k): text(v) for k, v in client.config_get("slowlog-log-slower-than").items()}
     assert setting == {"slowlog-log-slower-than": "10000"}
+
+
+def test_keyspace_notifications_for_expired_keys(client):
+    """The expiry listener pattern: CONFIG SET notify-keyspace-events Ex, a subscriber on
+    `__keyevent@0__:expired`, a key with a TTL; redis-py's pubsub gets the key's name."""
+    assert client.config_set("notify-keyspace-events", "Ex") is True
+    pubsub = client.pubsub()
+    try:
+        pubsub.subscribe("__keyevent@0__:expired")
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        key = f"job-timeout-{time.time_ns()}"
+        client.set(key, "1", px=50)
+        deadline = time.monotonic() + 5
+        message = None
+        while message is None and time.monotonic() < deadline:
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+        assert message is not None, "no expired event within 5 s"
+        data = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
+        assert data == key
+        with pytest.raises(redis.ResponseError, match="expired keys only"):
+            client.config_set("notify-keyspace-events", "KEA")
+    finally:
+        pubsub.close()
+        client.config_set("notify-keyspace-events", "")

@@ -61,6 +61,9 @@ pub struct RedisConfig {
     pub slowlog_slower_than_us: i64,
     /// Entries the slow log keeps.
     pub slowlog_max_len: usize,
+    /// Keyspace notification classes at start (Redis's `notify-keyspace-events`, e.g. `Ex`;
+    /// CONFIG SET changes them while the listener runs).
+    pub notify_keyspace_events: String,
     /// Threads of its own the door serves connections on, each a runtime with one worker
     /// (`server.rs`); 0 serves them on the caller's runtime.
     pub io_threads: usize,
@@ -81,6 +84,7 @@ impl Default for RedisConfig {
             flushall_enabled: false,
             slowlog_slower_than_us: SLOWLOG_SLOWER_THAN_US_DEFAULT,
             slowlog_max_len: SLOWLOG_MAX_LEN_DEFAULT,
+            notify_keyspace_events: String::new(),
             io_threads: default_io_threads(),
         }
     }

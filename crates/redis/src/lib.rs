@@ -26,6 +26,7 @@ mod config;
 mod error;
 pub mod fuzzing;
 mod monitor;
+mod notify;
 mod pubsub;
 mod scripting;
 mod server;
@@ -38,4 +39,5 @@ pub use config::{
     INLINE_BYTES_MAX_DEFAULT,
 };
 pub use error::RedisError;
+pub use notify::parse as parse_notify_keyspace_events;
 pub use server::serve;

@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub(crate) clients: crate::clients::Clients,
     /// The commands that ran long (SLOWLOG).
     pub(crate) slowlog: crate::slowlog::SlowLog,
+    /// The keyspace notification classes turned on.
+    pub(crate) notifications: crate::notify::Notifications,
 }
 
 /// A run id as Redis makes one: 40 random hex digits (from the standard library's random
@@ -81,8 +83,10 @@ pub async fn serve(
     let deadlines = Arc::new(crate::streams::expiry::Deadlines::load(&engine));
     let slowlog =
         crate::slowlog::SlowLog::new(config.slowlog_slower_than_us, config.slowlog_max_len);
+    let notifications = crate::notify::Notifications::new(&config.notify_keyspace_events);
     let shared = Arc::new(Shared {
         slowlog,
+        notifications,
         streams: crate::streams::writers::Writers::new(engine.clone(), deleted.clone(), deadlines),
         deleted,
         known_ids: Default::default(),
@@ -113,6 +117,11 @@ pub async fn serve(
         shared.clone(),
         door.stopped(),
     ));
+    // Publishes expired keys for the notification classes turned on.
+    let notifier = tokio::spawn(crate::notify::publish_expirations(
+        shared.clone(),
+        door.stopped(),
+    ));
     // Sessions stop through their entry among the clients (CLIENT KILL closes one there).
     let closer = tokio::spawn({
         let (shared, mut stopped) = (shared.clone(), door.stopped());
@@ -126,6 +135,7 @@ pub async fn serve(
     })
     .await;
     let _ = sweeper.await;
+    let _ = notifier.await;
     let _ = closer.await;
     // The stream writers hold the engine: they finish what they were given, then end.
     shared.streams.close().await;

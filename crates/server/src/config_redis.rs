@@ -32,6 +32,9 @@ pub struct RedisSection {
     pub slowlog_slower_than_us: i64,
     /// Entries the slow log keeps.
     pub slowlog_max_len: usize,
+    /// Keyspace notification classes at start, as Redis's `notify-keyspace-events` (`Ex`:
+    /// expired keys on `__keyevent@0__:expired`); CONFIG SET changes them while running.
+    pub notify_keyspace_events: String,
 }
 
 impl Default for RedisSection {
@@ -45,6 +48,7 @@ impl Default for RedisSection {
             io_threads: redis.io_threads,
             slowlog_slower_than_us: redis.slowlog_slower_than_us,
             slowlog_max_len: redis.slowlog_max_len,
+            notify_keyspace_events: redis.notify_keyspace_events,
         }
     }
 }
@@ -63,6 +67,11 @@ impl ServerConfig {
                 "redis.bulk_bytes_max {} must be between 1024 and {BULK_BYTES_CEILING}",
                 redis.bulk_bytes_max
             );
+        }
+        if let Err(refusal) =
+            omnibus_redis::parse_notify_keyspace_events(&redis.notify_keyspace_events)
+        {
+            bail!("redis.notify_keyspace_events: {refusal}");
         }
         if redis.slowlog_max_len > SLOWLOG_LEN_CEILING {
             bail!(
@@ -98,6 +107,7 @@ impl ServerConfig {
             io_threads: self.redis.io_threads,
             slowlog_slower_than_us: self.redis.slowlog_slower_than_us,
             slowlog_max_len: self.redis.slowlog_max_len,
+            notify_keyspace_events: self.redis.notify_keyspace_events.clone(),
             ..defaults
         }
     }
@@ -147,6 +157,14 @@ mod tests {
             toml::from_str("[redis]\nslowlog_slower_than_us = -1\nslowlog_max_len = 5\n").unwrap();
         assert_eq!(parsed.redis_config().slowlog_slower_than_us, -1);
         assert_eq!(parsed.redis_config().slowlog_max_len, 5);
+        let notified: ServerConfig =
+            toml::from_str("[redis]\nnotify_keyspace_events = \"Ex\"\n").unwrap();
+        assert_eq!(notified.redis_config().notify_keyspace_events, "Ex");
+        assert!(notified.validate().is_ok());
+        let mut unserved = ServerConfig::default();
+        unserved.redis.notify_keyspace_events = "KEA".into();
+        let refused = unserved.validate().unwrap_err().to_string();
+        assert!(refused.contains("notify_keyspace_events"), "{refused}");
         let mut too_long = ServerConfig::default();
         too_long.redis.slowlog_max_len = 100_001;
         let refused = too_long.validate().unwrap_err().to_string();

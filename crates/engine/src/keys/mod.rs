@@ -79,6 +79,9 @@ use entry::{wrong_kind, Entry, Inner};
 pub const KEYS_MAX: usize = 10_000_000;
 /// Most bytes of keys and values held at once (all of them stay in memory).
 pub const KEYSPACE_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
+/// Expirations a listener may fall behind by before it misses some
+/// ([`Keyspace::expirations`]).
+pub const EXPIRATIONS_BUFFERED: usize = 65_536;
 /// How often expired keys are swept.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 /// Most keys one sweep deletes, so a mass expiry cannot stall writers.
@@ -101,6 +104,9 @@ pub struct Keyspace {
     /// holder changes it.
     depth: AtomicUsize,
     writer: writer::Writer,
+    /// The keys deleted because their deadline passed, for whoever listens
+    /// ([`Keyspace::expirations`]); sent only while someone does.
+    expired: tokio::sync::broadcast::Sender<Bytes>,
 }
 
 impl Keyspace {
@@ -134,6 +140,7 @@ impl Keyspace {
             holder: AtomicU64::new(0),
             depth: AtomicUsize::new(0),
             writer,
+            expired: tokio::sync::broadcast::channel(EXPIRATIONS_BUFFERED).0,
         });
         spawn_sweep(Arc::downgrade(&keyspace));
         Ok(keyspace)
@@ -558,9 +565,24 @@ impl Keyspace {
         if expired {
             let old = inner.remove(key).expect("the entry just read");
             self.writer.queue_detached(stored::delete_entry(key, &old));
+            self.tell_expired(|| Bytes::copy_from_slice(key));
             return None;
         }
         inner.entries.get(key)
+    }
+
+    /// Every key deleted from now on because its deadline passed, in the order deleted: on
+    /// the first read that finds it expired, or by the sweep (every [`SWEEP_INTERVAL`]), so
+    /// up to a sweep after its deadline, as Redis's `expired` events. A listener that falls
+    /// [`EXPIRATIONS_BUFFERED`] behind misses the oldest (and is told how many).
+    pub fn expirations(&self) -> tokio::sync::broadcast::Receiver<Bytes> {
+        self.expired.subscribe()
+    }
+
+    fn tell_expired(&self, key: impl FnOnce() -> Bytes) {
+        if self.expired.receiver_count() > 0 {
+            let _ = self.expired.send(key());
+        }
     }
 
     /// Deletes up to [`SWEEP_BATCH`] keys whose deadline has passed; returns how many (none
@@ -584,6 +606,7 @@ impl Keyspace {
         for key in &due {
             if let Some(old) = inner.remove(key) {
                 writes.extend(stored::delete_entry(key, &old));
+                self.tell_expired(|| key.clone());
             }
         }
         self.writer.queue_detached(writes);

@@ -114,6 +114,7 @@ async fn set_get_conditions_and_durability_across_reopen() {
 async fn expired_keys_vanish_on_read_by_the_sweep_and_from_disk() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (state, keys) = open(dir.path()).await;
+    let mut expirations = keys.expirations();
     // Far enough ahead that three fsynced sets finish first on a loaded machine.
     let expires_at = now_ms() + 1_000;
     let soon = SetOptions {
@@ -143,6 +144,10 @@ async fn expired_keys_vanish_on_read_by_the_sweep_and_from_disk() {
     tokio::time::sleep(SWEEP_INTERVAL * 3).await;
     assert_eq!(keys.len(), 1);
     assert_eq!(state.scan_prefix(KEYS_TABLE, "").unwrap().len(), 1);
+    // Each deletion was told once, in order: the read's, then the sweep's.
+    assert_eq!(expirations.try_recv().unwrap(), b("read"));
+    assert_eq!(expirations.try_recv().unwrap(), b("swept"));
+    assert!(expirations.try_recv().is_err());
 }
 
 #[tokio::test]

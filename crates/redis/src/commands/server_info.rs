@@ -206,7 +206,10 @@ fn parameters(session: &Session) -> Vec<(&'static str, String)> {
         ("maxclients", config.connections_max.to_string()),
         ("maxmemory", "0".into()),
         ("maxmemory-policy", "noeviction".into()),
-        ("notify-keyspace-events", String::new()),
+        (
+            "notify-keyspace-events",
+            session.shared.notifications.text(),
+        ),
         ("port", session.shared.tcp_port.to_string()),
         ("proto-max-bulk-len", config.bulk_bytes_max.to_string()),
         ("save", String::new()),
@@ -237,11 +240,43 @@ pub(super) fn config(session: &Session, arguments: &[Bytes]) -> Step {
                 .collect();
             Reply::Map(pairs).into()
         }
+        ("set", pairs)
+            if !pairs.is_empty()
+                && pairs.len().is_multiple_of(2)
+                && pairs
+                    .chunks(2)
+                    .all(|pair| pair[0].eq_ignore_ascii_case(b"notify-keyspace-events")) =>
+        {
+            // The one parameter set while running: the keyspace notification classes, all
+            // values checked before any is applied (as Redis's CONFIG SET is all or nothing).
+            let notifications = &session.shared.notifications;
+            let checked = pairs.chunks(2).try_for_each(|pair| {
+                crate::notify::parse(&String::from_utf8_lossy(&pair[1])).map(|_| ())
+            });
+            let outcome = checked.and_then(|()| {
+                pairs
+                    .chunks(2)
+                    .try_for_each(|pair| notifications.set(&pair[1]))
+            });
+            match outcome {
+                Ok(()) => Reply::ok().into(),
+                Err(why) => Reply::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument \
+                     'notify-keyspace-events') - {why}"
+                ))
+                .into(),
+            }
+        }
         ("set", pairs) if !pairs.is_empty() && pairs.len().is_multiple_of(2) => {
+            let other = pairs
+                .chunks(2)
+                .map(|pair| &pair[0])
+                .find(|name| !name.eq_ignore_ascii_case(b"notify-keyspace-events"))
+                .unwrap_or(&pairs[0]);
             Reply::error(format!(
                 "ERR CONFIG SET is not supported by Omnibus: '{}' is set in the broker's \
              configuration file or flags",
-                printable(&pairs[0], 128)
+                printable(other, 128)
             ))
             .into()
         }

@@ -1,0 +1,197 @@
+//! Keyspace notifications (`notify-keyspace-events`), the part Omnibus emits: a key deleted
+//! because its deadline passed is published as Redis publishes it, on
+//! `__keyevent@0__:expired` (the message is the key) with `E`, and on `__keyspace@0__:<key>`
+//! (the message is `expired`) with `K` — what expiry listeners (delayed work, session
+//! timeouts) subscribe to. The messages go through the engine's live router like any
+//! PUBLISH, so NATS subscribers of those subjects get them too.
+//!
+//! The classes are read and written as Redis spells them (`CONFIG SET notify-keyspace-events
+//! Ex`, `CONFIG GET` answering `xE`). Of the event classes only `x` (expired) is emitted; `e`
+//! (evicted) and `d` (module) are accepted and never fire, as nothing is evicted and there
+//! are no modules; the others (`g`, `$`, `l`, `s`, `h`, `z`, `t`, `n`, `m`, and `A`, which
+//! holds them) are refused with an error naming what is served, rather than accepted and
+//! silently never sent.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, watch};
+
+use crate::server::Shared;
+
+const KEYSPACE: u32 = 1 << 0;
+const KEYEVENT: u32 = 1 << 1;
+const GENERIC: u32 = 1 << 2;
+const STRING: u32 = 1 << 3;
+const LIST: u32 = 1 << 4;
+const SET: u32 = 1 << 5;
+const HASH: u32 = 1 << 6;
+const ZSET: u32 = 1 << 7;
+const EXPIRED: u32 = 1 << 8;
+const EVICTED: u32 = 1 << 9;
+const STREAM: u32 = 1 << 10;
+const KEY_MISS: u32 = 1 << 11;
+const MODULE: u32 = 1 << 13;
+const NEW: u32 = 1 << 14;
+const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+/// The classes this door serves (the rest are refused).
+const SERVED: u32 = KEYSPACE | KEYEVENT | EXPIRED | EVICTED | MODULE;
+
+/// The classes turned on, shared by the listener's sessions and its publisher.
+#[derive(Debug, Default)]
+pub(crate) struct Notifications {
+    flags: AtomicU32,
+}
+
+impl Notifications {
+    /// Starts with the configured classes (checked at start by [`parse`]).
+    pub(crate) fn new(classes: &str) -> Notifications {
+        Notifications {
+            flags: AtomicU32::new(parse(classes).unwrap_or(0)),
+        }
+    }
+
+    /// CONFIG SET notify-keyspace-events: `Err` with why, when refused ([`parse`]).
+    pub(crate) fn set(&self, classes: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(classes).unwrap_or("\u{fffd}");
+        let flags = parse(text)?;
+        self.flags.store(flags, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// CONFIG GET notify-keyspace-events, spelled as Redis spells it.
+    pub(crate) fn text(&self) -> String {
+        spelled(self.flags.load(Ordering::Relaxed))
+    }
+
+    fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+}
+
+/// The flags of a class string, as Redis reads one, or why it cannot be served (the words
+/// after CONFIG SET's `ERR CONFIG SET failed (…) - `).
+pub fn parse(classes: &str) -> Result<u32, String> {
+    let mut flags = 0;
+    for class in classes.chars() {
+        flags |= match class {
+            'A' => ALL,
+            'g' => GENERIC,
+            '$' => STRING,
+            'l' => LIST,
+            's' => SET,
+            'h' => HASH,
+            'z' => ZSET,
+            'x' => EXPIRED,
+            'e' => EVICTED,
+            'K' => KEYSPACE,
+            'E' => KEYEVENT,
+            't' => STREAM,
+            'm' => KEY_MISS,
+            'd' => MODULE,
+            'n' => NEW,
+            _ => return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
+        };
+    }
+    if flags & !SERVED != 0 {
+        return Err(format!(
+            "Omnibus sends keyspace notifications for expired keys only: classes K, E, x (and \
+             e, d, which never fire) are served, '{classes}' asks for more"
+        ));
+    }
+    Ok(flags)
+}
+
+fn spelled(flags: u32) -> String {
+    let mut text = String::new();
+    if flags & ALL == ALL {
+        text.push('A');
+    } else {
+        for (flag, letter) in [
+            (GENERIC, 'g'),
+            (STRING, '$'),
+            (LIST, 'l'),
+            (SET, 's'),
+            (HASH, 'h'),
+            (ZSET, 'z'),
+            (EXPIRED, 'x'),
+            (EVICTED, 'e'),
+            (STREAM, 't'),
+            (MODULE, 'd'),
+            (NEW, 'n'),
+        ] {
+            if flags & flag != 0 {
+                text.push(letter);
+            }
+        }
+    }
+    for (flag, letter) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
+        if flags & flag != 0 {
+            text.push(letter);
+        }
+    }
+    text
+}
+
+/// Publishes the keyspace's expirations while the listener runs, for the classes turned on
+/// at the time of each. A key that is not a valid subject (a space, `*` or `>` in it) gets
+/// only its `__keyevent` message; a publisher that falls behind the keyspace by
+/// [`omnibus_engine::keys::EXPIRATIONS_BUFFERED`] misses the oldest (Redis's pub/sub drops
+/// too, for slow subscribers).
+pub(crate) async fn publish_expirations(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let Ok(keys) = shared.engine.keyspace().await else {
+        return;
+    };
+    let mut expirations = keys.expirations();
+    drop(keys);
+    let keyevent = Bytes::from_static(b"__keyevent@0__:expired");
+    let event = Bytes::from_static(b"expired");
+    loop {
+        let key = tokio::select! {
+            received = expirations.recv() => match received {
+                Ok(key) => key,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = stopped.wait_for(|stop| *stop) => return,
+        };
+        let flags = shared.notifications.flags();
+        if flags & EXPIRED == 0 {
+            continue;
+        }
+        if flags & KEYSPACE != 0 {
+            let mut channel = b"__keyspace@0__:".to_vec();
+            channel.extend_from_slice(&key);
+            let _ = crate::pubsub::publish(&shared.engine, &Bytes::from(channel), &event).await;
+        }
+        if flags & KEYEVENT != 0 {
+            let _ = crate::pubsub::publish(&shared.engine, &keyevent, &key).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_are_read_and_spelled_as_redis_does() {
+        assert_eq!(parse("").unwrap(), 0);
+        assert_eq!(spelled(parse("Ex").unwrap()), "xE");
+        assert_eq!(spelled(parse("xKE").unwrap()), "xKE");
+        assert_eq!(spelled(parse("Kxed").unwrap()), "xedK");
+        assert!(parse("Eq")
+            .unwrap_err()
+            .contains("Invalid event class character"));
+        assert!(parse("KEA").unwrap_err().contains("expired keys only"));
+        assert!(parse("Egx").unwrap_err().contains("expired keys only"));
+        assert_eq!(spelled(ALL | KEYSPACE), "AK");
+        let notifications = Notifications::new("Ex");
+        assert_eq!(notifications.text(), "xE");
+        assert!(notifications.set(b"Kg").is_err());
+        assert_eq!(notifications.text(), "xE", "a refused SET changes nothing");
+        notifications.set(b"").unwrap();
+        assert_eq!(notifications.text(), "");
+    }
+}

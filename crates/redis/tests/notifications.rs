@@ -1,0 +1,207 @@
+//! Keyspace notifications for expired keys through the `redis` crate: CONFIG SET
+//! notify-keyspace-events Ex and KEx, a subscriber on `__keyevent@0__:expired` and a pattern
+//! on `__keyspace@0__:*` told of keys that expire by the sweep and on a read, nothing when
+//! the classes are off, the classes refused that are not served, and the classes set in
+//! the configuration at start.
+
+#[allow(dead_code)]
+mod support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use omnibus_redis::RedisConfig;
+use redis::{cmd, Value};
+use support::Broker;
+
+async fn next(
+    messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
+) -> (String, String) {
+    let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .expect("a notification within 5 s")
+        .expect("the subscription is open");
+    (
+        message.get_channel_name().to_string(),
+        message.get_payload().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_keys_are_published_for_the_classes_turned_on() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let config: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(config, vec!["notify-keyspace-events", ""]);
+    let client = redis::Client::open(broker.url()).unwrap();
+    let mut subscriber = client.get_async_pubsub().await.unwrap();
+    subscriber
+        .subscribe("__keyevent@0__:expired")
+        .await
+        .unwrap();
+    subscriber.psubscribe("__keyspace@0__:*").await.unwrap();
+    let mut messages = subscriber.on_message();
+
+    // Off: a key expires (deleted here by a read) and nobody is told; the pause lets the
+    // publisher see the expiration while the classes are still off.
+    let () = cmd("SET")
+        .arg("quiet")
+        .arg("1")
+        .arg("PX")
+        .arg(20)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let gone: i64 = cmd("EXISTS")
+        .arg("quiet")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(gone, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let () = cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Ex")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let config: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(config[1], "xE");
+
+    // Expired by the sweep (nobody reads it), then on a read.
+    let () = cmd("SET")
+        .arg("session:1")
+        .arg("v")
+        .arg("PX")
+        .arg(50)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut messages).await,
+        ("__keyevent@0__:expired".into(), "session:1".into())
+    );
+    let _: i64 = cmd("HSET")
+        .arg("cart:7")
+        .arg("item")
+        .arg("1")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let _: i64 = cmd("PEXPIRE")
+        .arg("cart:7")
+        .arg(30)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let _: Value = cmd("HGET")
+        .arg("cart:7")
+        .arg("item")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut messages).await,
+        ("__keyevent@0__:expired".into(), "cart:7".into())
+    );
+
+    // K as well: the key's own channel, with the event's name.
+    let () = cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("KEx")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let () = cmd("SET")
+        .arg("lock:a")
+        .arg("t")
+        .arg("PX")
+        .arg(30)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mut both = vec![next(&mut messages).await, next(&mut messages).await];
+    both.sort();
+    assert_eq!(
+        both,
+        vec![
+            ("__keyevent@0__:expired".to_string(), "lock:a".to_string()),
+            ("__keyspace@0__:lock:a".to_string(), "expired".to_string()),
+        ]
+    );
+
+    // Classes not served are refused, and leave the setting as it was.
+    let refused = cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("KEA")
+        .query_async::<Value>(&mut con)
+        .await;
+    assert!(refused
+        .unwrap_err()
+        .to_string()
+        .contains("expired keys only"));
+    let invalid = cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Eq")
+        .query_async::<Value>(&mut con)
+        .await;
+    assert!(invalid
+        .unwrap_err()
+        .to_string()
+        .contains("Invalid event class character"));
+    let config: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(config[1], "xKE");
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classes_set_at_start_apply_from_the_first_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RedisConfig {
+        notify_keyspace_events: "Ex".into(),
+        ..RedisConfig::default()
+    };
+    let broker = Broker::start_in(dir.path(), config).await;
+    let client = redis::Client::open(broker.url()).unwrap();
+    let mut subscriber = client.get_async_pubsub().await.unwrap();
+    subscriber
+        .subscribe("__keyevent@0__:expired")
+        .await
+        .unwrap();
+    let mut messages = subscriber.on_message();
+    let mut con = broker.connect().await;
+    let () = cmd("SET")
+        .arg("token")
+        .arg("t")
+        .arg("PX")
+        .arg(20)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut messages).await,
+        ("__keyevent@0__:expired".into(), "token".into())
+    );
+    broker.stop().await;
+}
