@@ -545,3 +545,43 @@ def test_a_script_s_writes_survive_kill_9(broker, redis_url):
         assert client.eval("return redis.call('HGET', KEYS[1], 'a')", 1, fields) == "42"
     finally:
         client.close()
+
+
+RATE_LIMITER = """#!lua name=ratelimit
+redis.register_function('allow', function(keys, args)
+  local count = redis.call('INCR', keys[1])
+  if count == 1 then redis.call('PEXPIRE', keys[1], args[1]) end
+  if count > tonumber(args[2]) then return 0 end
+  return 1
+end)
+redis.register_function{function_name='used', flags={'no-writes'},
+  callback=function(keys) return tonumber(redis.call('GET', keys[1]) or '0') end}
+"""
+
+
+def test_functions_load_call_and_survive_kill_9(broker, redis_url):
+    """Redis 7 functions through redis-py: `function_load`, `fcall`, `fcall_ro`,
+    `function_list`; the library is durable once loaded, so it is there after kill -9."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.function_flush()
+    assert client.function_load(RATE_LIMITER) == "ratelimit"
+    key = unique("rate")
+    allowed = [client.fcall("allow", 1, key, 60_000, 3) for _ in range(5)]
+    assert allowed == [1, 1, 1, 0, 0]
+    assert client.fcall_ro("used", 1, key) == 5
+    with pytest.raises(redis.ResponseError, match="write flag"):
+        client.fcall_ro("allow", 1, key, 60_000, 3)
+    listed = client.function_list(library="rate*")
+    # A map in RESP3, a flat list of pairs in RESP2.
+    entries = [e if isinstance(e, dict) else dict(zip(e[::2], e[1::2])) for e in listed]
+    assert [entry["library_name"] for entry in entries] == ["ratelimit"]
+    client.close()
+
+    broker.restart()
+    client = redis.Redis.from_url(broker.redis_url, decode_responses=True)
+    try:
+        assert client.fcall_ro("used", 1, key) == 5
+        assert client.fcall("allow", 1, unique("rate"), 60_000, 3) == 1
+        assert client.function_delete("ratelimit") in (True, "OK")
+    finally:
+        client.close()

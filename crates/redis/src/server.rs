@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) slowlog: crate::slowlog::SlowLog,
     /// The keyspace notification classes turned on.
     pub(crate) notifications: crate::notify::Notifications,
+    /// The script libraries' functions (FUNCTION LOAD, FCALL).
+    pub(crate) functions: crate::scripting::Functions,
 }
 
 /// A run id as Redis makes one: 40 random hex digits (from the standard library's random
@@ -87,6 +89,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         slowlog,
         notifications,
+        functions: Default::default(),
         streams: crate::streams::writers::Writers::new(engine.clone(), deleted.clone(), deadlines),
         deleted,
         known_ids: Default::default(),

@@ -28,6 +28,7 @@ mod entry;
 mod exclusive;
 mod glob;
 mod hashes;
+mod libraries;
 mod lists;
 mod moves;
 mod objects;
@@ -54,6 +55,7 @@ pub use blocking::{Blocked, ListRequest, Served, Taken, Took};
 pub use entry::KeyKind;
 pub use exclusive::{Entered, Exclusive};
 pub use glob::glob_match;
+pub use libraries::LIBRARIES_TABLE;
 pub use lists::{End, ListSet, Popped};
 pub use moves::{Copied, Renamed};
 pub use objects::{Object, KEY_OVERHEAD_BYTES};
@@ -104,6 +106,8 @@ pub struct Keyspace {
     /// holder changes it.
     depth: AtomicUsize,
     writer: writer::Writer,
+    /// Script libraries by name (`libraries.rs`): not keys.
+    libraries: Mutex<std::collections::BTreeMap<Bytes, Bytes>>,
     /// The keys deleted because their deadline passed, for whoever listens
     /// ([`Keyspace::expirations`]); sent only while someone does.
     expired: tokio::sync::broadcast::Sender<Bytes>,
@@ -128,6 +132,7 @@ impl Keyspace {
             !expired
         });
         let inner = Inner::loaded(keys);
+        let libraries = libraries::load(&state)?;
         let writer = writer::Writer::start(state);
         if !cleanup.is_empty() {
             writer.queue_detached(cleanup);
@@ -141,6 +146,7 @@ impl Keyspace {
             depth: AtomicUsize::new(0),
             writer,
             expired: tokio::sync::broadcast::channel(EXPIRATIONS_BUFFERED).0,
+            libraries: Mutex::new(libraries),
         });
         spawn_sweep(Arc::downgrade(&keyspace));
         Ok(keyspace)

@@ -452,7 +452,7 @@ pub(super) fn encode_key(key: &[u8]) -> String {
     text
 }
 
-fn decode_key(text: &str) -> Option<Bytes> {
+pub(super) fn decode_key(text: &str) -> Option<Bytes> {
     if !text.len().is_multiple_of(2) {
         return None;
     }

@@ -71,11 +71,18 @@ pub(crate) fn holds_keyspace(name: &[u8]) -> bool {
         || name.eq_ignore_ascii_case(b"sort_ro")
 }
 
-/// EVAL, EVALSHA and their `_RO` forms.
+/// EVAL, EVALSHA, FCALL and their `_RO` forms (each `name script-or-function numkeys key…`).
 pub(crate) fn is_script(name: &[u8]) -> bool {
-    ["eval", "evalsha", "eval_ro", "evalsha_ro"]
-        .iter()
-        .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
+    [
+        "eval",
+        "evalsha",
+        "eval_ro",
+        "evalsha_ro",
+        "fcall",
+        "fcall_ro",
+    ]
+    .iter()
+    .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }
 
 /// The stream keys a command is about to touch whose deadline has passed
@@ -265,6 +272,8 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
             crate::scripting::eval(session, name, arguments)
         }
         "script" => crate::scripting::script(session, arguments),
+        "fcall" | "fcall_ro" => crate::scripting::fcall(session, name, arguments),
+        "function" => crate::scripting::function(session, arguments),
         "subscribe" | "psubscribe" | "ssubscribe" => {
             let limit = session.shared.config.subscriptions_max;
             let engine = session.shared.engine.clone();

@@ -219,6 +219,8 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("expire", -3, WRITE, KEYSPACE_WRITE, ONE),
     command("expireat", -3, WRITE, KEYSPACE_WRITE, ONE),
     command("expiretime", 2, READ, KEYSPACE_READ, ONE),
+    command("fcall", -3, SCRIPTING, SCRIPTING_CATEGORY, NONE),
+    command("fcall_ro", -3, SCRIPTING_RO, SCRIPTING_CATEGORY, NONE),
     command(
         "flushall",
         -1,
@@ -233,6 +235,7 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@keyspace", "@write", "@slow", "@dangerous"],
         NONE,
     ),
+    command("function", -2, &["noscript"], SCRIPTING_CATEGORY, NONE),
     command("geoadd", -5, WRITE_STORE, GEO_WRITE, ONE),
     command("geodist", -4, READ_SLOW, GEO_READ, ONE),
     command("geohash", -2, READ_SLOW, GEO_READ, ONE),
@@ -711,7 +714,8 @@ mod tests {
             assert!(command.arity != 0, "{}", command.name);
         }
         assert!(find("sadd").is_some());
-        assert!(find("function").is_none());
+        assert!(find("function").is_some());
+        assert!(find("migrate").is_none());
     }
 
     #[test]
@@ -741,6 +745,18 @@ mod tests {
         assert_eq!(keys("bzmpop", "0 1 a MAX"), ["a"]);
         assert_eq!(keys("bzpopmin", "a b 0"), ["a", "b"]);
         assert_eq!(keys("rename", "a b"), ["a", "b"]);
+        assert_eq!(keys("georadius", "g 1 2 3 km STORE d"), ["g", "d"]);
+        assert_eq!(
+            keys("georadiusbymember", "g m 3 km STOREDIST d"),
+            ["g", "d"]
+        );
+        assert_eq!(keys("georadius", "g 1 2 3 km WITHDIST"), ["g"]);
+        assert_eq!(
+            keys("geosearchstore", "d g FROMMEMBER m BYRADIUS 1 km"),
+            ["d", "g"]
+        );
+        assert_eq!(keys("sort", "l BY w_* STORE d"), ["l", "d"]);
+        assert_eq!(keys("sort_ro", "l"), ["l"]);
         assert!(keys("ping", "").is_empty());
     }
 }

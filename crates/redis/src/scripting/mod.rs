@@ -15,6 +15,7 @@
 //! Every listener keeps the scripts it was given by SHA-1 (bounded, [`SCRIPTS_MAX`]); each
 //! door thread keeps one Lua state with the scripts it compiled (`run.rs`).
 
+mod functions;
 mod libraries;
 mod run;
 mod values;
@@ -28,6 +29,7 @@ use crate::codec::Reply;
 use crate::commands::{lowercase, SYNTAX_ERROR};
 use crate::session::{Session, Step};
 
+pub(crate) use functions::{fcall, function, Functions};
 pub(crate) use libraries::decode_for_fuzzing;
 pub(crate) use run::eval;
 

@@ -40,6 +40,10 @@ struct State {
     redis: Table,
     calls: (Function, Function),
     names: Names,
+    /// The functions of the script libraries (FUNCTION LOAD), registered in this state, and
+    /// the generation of the listener's libraries they were loaded at (`functions.rs`).
+    functions: HashMap<String, Function>,
+    functions_generation: Option<u64>,
 }
 
 /// The names a run sets, as Lua strings made once per state (see [`environment`]).
@@ -130,8 +134,22 @@ fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step, R
             // full cache only means it is compiled again next time.
             session.shared.scripts.keep_named(sha.clone(), &body);
         }
-        execute(state, &function, session, keys, argv, read_only)
+        execute(
+            state,
+            Body::Script(&function),
+            session,
+            keys,
+            argv,
+            read_only,
+        )
     })
+}
+
+/// What a run calls: a script's chunk (KEYS and ARGV as globals), or a library's function
+/// (FCALL: keys and arguments as its two parameters).
+enum Body<'a> {
+    Script(&'a Function),
+    Registered(&'a Function),
 }
 
 /// Compiles `body` on this thread (kept for the EVALSHA that follows), or the error a
@@ -219,6 +237,8 @@ fn new_state() -> mlua::Result<State> {
         pcall: lua.create_string("pcall")?,
     };
     Ok(State {
+        functions: HashMap::new(),
+        functions_generation: None,
         names,
         lua,
         compiled: HashMap::new(),
@@ -294,7 +314,7 @@ impl Drop for Unlimited<'_> {
 /// `session`; its reply waits for the writes the commands made.
 fn execute(
     state: &State,
-    function: &Function,
+    body: Body<'_>,
     session: &mut Session,
     keys: &[Bytes],
     argv: &[Bytes],
@@ -327,7 +347,6 @@ fn execute(
     );
     let outcome = lua.scope(|scope| {
         let unlimited = Unlimited::new(lua);
-        let environment = environment(lua, state, keys, argv)?;
         let (session, commits) = (&session, &commits);
         let dispatch = scope.create_function(move |lua, (raise, words): (bool, MultiValue)| {
             let reply = command(&mut session.borrow_mut(), commits, words, read_only);
@@ -340,10 +359,19 @@ fn execute(
         state.hooks.raw_set(&names.dispatch, dispatch)?;
         state.redis.raw_set(&names.call, state.calls.0.clone())?;
         state.redis.raw_set(&names.pcall, state.calls.1.clone())?;
-        function.set_environment(environment)?;
-        // The script itself runs within the limit.
-        drop(unlimited);
-        function.call::<Value>(())
+        match body {
+            Body::Script(function) => {
+                function.set_environment(environment(lua, state, keys, argv)?)?;
+                // The script itself runs within the limit.
+                drop(unlimited);
+                function.call::<Value>(())
+            }
+            Body::Registered(function) => {
+                let (keys, argv) = (strings(lua, keys)?, strings(lua, argv)?);
+                drop(unlimited);
+                function.call::<Value>((keys, argv))
+            }
+        }
     });
     // The dispatcher ended with the scope: a function kept by the script finds none.
     let _ = state.hooks.raw_set(&state.names.dispatch, Value::Nil);
@@ -372,19 +400,217 @@ fn execute(
 /// globals do not reach the next).
 fn environment(lua: &Lua, state: &State, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Table> {
     let environment = lua.create_table_with_capacity(0, 2)?;
-    let strings = |words: &[Bytes]| -> mlua::Result<Table> {
-        let table = lua.create_table_with_capacity(words.len(), 0)?;
-        for (at, word) in words.iter().enumerate() {
-            table.raw_set(at + 1, lua.create_string(word)?)?;
-        }
-        Ok(table)
-    };
     // Raw, with names made once per state: a `set` with a Rust `&str` makes the Lua string
     // again on every run.
-    environment.raw_set(&state.names.keys, strings(keys)?)?;
-    environment.raw_set(&state.names.argv, strings(argv)?)?;
+    environment.raw_set(&state.names.keys, strings(lua, keys)?)?;
+    environment.raw_set(&state.names.argv, strings(lua, argv)?)?;
     environment.set_metatable(Some(state.inherit.clone()));
     Ok(environment)
+}
+
+/// A Lua array of `words`.
+fn strings(lua: &Lua, words: &[Bytes]) -> mlua::Result<Table> {
+    let table = lua.create_table_with_capacity(words.len(), 0)?;
+    for (at, word) in words.iter().enumerate() {
+        table.raw_set(at + 1, lua.create_string(word)?)?;
+    }
+    Ok(table)
+}
+
+/// One function a library registered (`redis.register_function`).
+pub(super) struct Registered {
+    pub(super) name: String,
+    pub(super) flags: Vec<String>,
+    pub(super) description: Option<String>,
+    function: Function,
+}
+
+/// The flags a library function may carry (Redis's).
+const FUNCTION_FLAGS: [&str; 5] = [
+    "no-writes",
+    "allow-oom",
+    "allow-stale",
+    "no-cluster",
+    "allow-cross-slot-keys",
+];
+
+/// Runs a library's `code` (after its `#!lua` line) on this thread's Lua state, in an
+/// environment of its own where `redis.register_function` records what it registers; what
+/// it registered, or the error FUNCTION LOAD answers. Bounded in time as a script is.
+pub(super) fn evaluate_library(code: &[u8]) -> Result<Vec<Registered>, Reply> {
+    with_state(|state| evaluate_in(state, code))
+}
+
+fn evaluate_in(state: &State, code: &[u8]) -> Result<Vec<Registered>, Reply> {
+    let lua = &state.lua;
+    let failed = |error: mlua::Error| {
+        let mut cause = &error;
+        while let mlua::Error::CallbackError { cause: inner, .. } = cause {
+            cause = inner;
+        }
+        let text = match cause {
+            mlua::Error::RuntimeError(text) => text.clone(),
+            other => other.to_string(),
+        };
+        Reply::error(format!(
+            "ERR Error registering functions: {}",
+            one_line(&text)
+        ))
+    };
+    // Compiled after an empty first line, where the `#!lua` line was: line numbers in
+    // errors count as in the library the client sent.
+    let mut source = Vec::with_capacity(code.len() + 1);
+    source.push(b'\n');
+    source.extend_from_slice(code);
+    let chunk = lua
+        .load(source)
+        .set_name("@user_function")
+        .into_function()
+        .map_err(|error| {
+            let text = match &error {
+                mlua::Error::SyntaxError { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            Reply::error(format!("ERR Error compiling function: {}", one_line(&text)))
+        })?;
+    let registered = RefCell::new(Vec::<Registered>::new());
+    let started = Instant::now();
+    EXPIRED.with(|expired| expired.set(false));
+    lua.set_hook(
+        HookTriggers::new().every_nth_instruction(TIME_CHECK_EVERY),
+        move |_, _| {
+            if started.elapsed() > SCRIPT_TIME_MAX {
+                EXPIRED.with(|expired| expired.set(true));
+                return Err(mlua::Error::RuntimeError(too_long()));
+            }
+            Ok(VmState::Continue)
+        },
+    );
+    let outcome = lua.scope(|scope| {
+        let registered = &registered;
+        let register = scope.create_function(move |_, arguments: MultiValue| {
+            let entry = registration(arguments)?;
+            let mut registered = registered.borrow_mut();
+            if registered.iter().any(|r| r.name == entry.name) {
+                return Err(mlua::Error::RuntimeError(
+                    "ERR Function already exists in the library".into(),
+                ));
+            }
+            registered.push(entry);
+            Ok(())
+        })?;
+        // The library's own globals over the shared ones, and a `redis` table of its own
+        // with `register_function` over the shared `redis`.
+        let proxy = lua.create_table()?;
+        proxy.raw_set("register_function", register)?;
+        let through = lua.create_table()?;
+        through.raw_set("__index", state.redis.clone())?;
+        proxy.set_metatable(Some(through));
+        let environment = lua.create_table()?;
+        environment.raw_set("redis", proxy)?;
+        environment.set_metatable(Some(state.inherit.clone()));
+        chunk.set_environment(environment)?;
+        chunk.call::<()>(())
+    });
+    lua.remove_hook();
+    outcome.map_err(failed)?;
+    let registered = registered.into_inner();
+    if registered.is_empty() {
+        return Err(Reply::error("ERR No functions registered"));
+    }
+    Ok(registered)
+}
+
+/// `redis.register_function('name', callback)` or
+/// `redis.register_function{function_name=…, callback=…, flags={…}, description=…}`.
+fn registration(arguments: MultiValue) -> mlua::Result<Registered> {
+    let refuse = |text: &str| Err(mlua::Error::RuntimeError(text.into()));
+    let mut values = arguments.into_iter();
+    let (name, function, flags, description) = match (values.next(), values.next(), values.next()) {
+        (Some(Value::String(name)), Some(Value::Function(function)), None) => {
+            (name.to_str()?.to_string(), function, Vec::new(), None)
+        }
+        (Some(Value::Table(table)), None, None) => {
+            let mut flags = Vec::new();
+            if let Some(given) = table.get::<Option<Table>>("flags")? {
+                for flag in given.sequence_values::<String>() {
+                    let flag = flag?;
+                    if !FUNCTION_FLAGS.contains(&flag.as_str()) {
+                        return refuse("ERR unknown flag given");
+                    }
+                    flags.push(flag);
+                }
+            }
+            for key in table.pairs::<String, Value>() {
+                let (key, _) = key?;
+                if !["function_name", "callback", "flags", "description"].contains(&key.as_str()) {
+                    return refuse("ERR unknown argument given to redis.register_function");
+                }
+            }
+            let Some(name) = table.get::<Option<String>>("function_name")? else {
+                return refuse("ERR redis.register_function must get a function name argument");
+            };
+            let Some(function) = table.get::<Option<Function>>("callback")? else {
+                return refuse("ERR redis.register_function must get a callback argument");
+            };
+            (
+                name,
+                function,
+                flags,
+                table.get::<Option<String>>("description")?,
+            )
+        }
+        _ => return refuse("ERR wrong number of arguments to redis.register_function"),
+    };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        // Redis 7.0's words for a bad function name, which name libraries.
+        return refuse(
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        );
+    }
+    Ok(Registered {
+        name,
+        flags,
+        description,
+        function,
+    })
+}
+
+/// FCALL / FCALL_RO of `name`, whose index was at `generation`: when this thread's state
+/// registered the libraries at another generation, it registers them again from
+/// `libraries` (their code, and the generation it is of), then runs the function.
+pub(super) fn call_function(
+    session: &mut Session,
+    (generation, libraries): (u64, impl FnOnce() -> (u64, Vec<Bytes>)),
+    name: &str,
+    (keys, argv): (&[Bytes], &[Bytes]),
+    read_only: bool,
+) -> Result<Step, Reply> {
+    with_state(|state| {
+        if state.functions_generation != Some(generation) {
+            let (generation, libraries) = libraries();
+            let mut functions = HashMap::new();
+            for code in &libraries {
+                // A library that no longer loads (it did when it was stored) registers nothing.
+                if let Ok(registered) = evaluate_in(state, code) {
+                    functions.extend(registered.into_iter().map(|r| (r.name, r.function)));
+                }
+            }
+            state.functions = functions;
+            state.functions_generation = Some(generation);
+        }
+        let Some(function) = state.functions.get(name).cloned() else {
+            return Err(Reply::error("ERR Function not found"));
+        };
+        execute(
+            state,
+            Body::Registered(&function),
+            session,
+            keys,
+            argv,
+            read_only,
+        )
+    })
 }
 
 /// Commands a script may not run: transactions, subscriptions, scripts and connection
@@ -402,6 +628,9 @@ fn refused_in_scripts(name: &str) -> bool {
                 | "evalsha"
                 | "eval_ro"
                 | "evalsha_ro"
+                | "fcall"
+                | "fcall_ro"
+                | "function"
                 | "script"
                 | "hello"
                 | "quit"
