@@ -2,8 +2,9 @@
 //! limits so bounds are hit often (fuzz/fuzz_targets/redis_frames.rs), the stream ID
 //! parsers on arbitrary arguments (fuzz/fuzz_targets/redis_stream_ids.rs), and the
 //! MessagePack and JSON decoders scripts call on arguments (fuzz/fuzz_targets/redis_script_decoders.rs),
-//! and the HyperLogLog value reader on any string a client could SET
-//! (fuzz/fuzz_targets/redis_hyperloglog.rs).
+//! the HyperLogLog value reader on any string a client could SET
+//! (fuzz/fuzz_targets/redis_hyperloglog.rs), and RESTORE's payload reader
+//! (fuzz/fuzz_targets/redis_dump_payload.rs).
 
 use bytes::BytesMut;
 
@@ -67,4 +68,11 @@ pub fn script_decoders(data: &[u8]) {
 /// never panic; whatever reads is written back dense and reads as the same registers.
 pub fn hyperloglog_value(data: &[u8]) {
     crate::commands::hyperloglog_round_trip(data);
+}
+
+/// Reads `data` as a RESTORE payload, as sent and sealed with a valid version and checksum
+/// (random bytes would otherwise stop at the checksum): must never panic, and whatever
+/// reads must DUMP to a payload that reads as the same value.
+pub fn dump_payload(data: &[u8]) {
+    crate::codec::rdb::round_trip(data);
 }

@@ -37,6 +37,7 @@ mod sets;
 mod slots;
 mod stored;
 mod strings;
+mod wholes;
 mod writer;
 mod zset_view;
 mod zsets;
@@ -69,6 +70,7 @@ pub use stored::{
     HASHES_TABLE, HASH_FIELDS_TABLE, KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE, SETS_TABLE,
     SET_MEMBERS_TABLE, ZSETS_TABLE, ZSET_MEMBERS_TABLE,
 };
+pub use wholes::Whole;
 pub use zset_view::ZSetView;
 pub use zsets::{
     Aggregate, LexBound, ScoreBound, ScoreUpdate, Scored, ZAddOptions, ZAdded, ZOperation, ZQuery,

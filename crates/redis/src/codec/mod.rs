@@ -9,6 +9,7 @@
 //! speed (one parse per command, no frame tree per reply) and checked against the
 //! `redis-protocol` crate's decoder and encoders in `tests.rs`.
 
+pub mod rdb;
 mod reply;
 mod request;
 

@@ -6,6 +6,7 @@ mod bitfield;
 mod bits;
 mod claims;
 mod connection;
+mod dump;
 mod geo;
 mod geohash;
 mod groups;
@@ -268,6 +269,7 @@ pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) ->
         | "georadiusbymember"
         | "georadiusbymember_ro" => geo::run(session, name, words),
         "sort" | "sort_ro" => sort::run(session, name, arguments),
+        "dump" | "restore" => dump::run(session, name, arguments),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
             crate::scripting::eval(session, name, arguments)
         }

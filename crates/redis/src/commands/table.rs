@@ -209,6 +209,7 @@ pub(crate) const COMMANDS: &[Command] = &[
         ALL,
     ),
     command("discard", 1, TRANSACTION, TRANSACTION_CATEGORY, NONE),
+    command("dump", 2, READ_SLOW, KEYSPACE_READ_SLOW, ONE),
     command("echo", 2, CONNECTION, CONNECTION_CATEGORY, NONE),
     command("eval", -3, SCRIPTING, SCRIPTING_CATEGORY, NONE),
     command("eval_ro", -3, SCRIPTING_RO, SCRIPTING_CATEGORY, NONE),
@@ -379,6 +380,13 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("rename", 3, WRITE_SLOW, KEYSPACE_WRITE_SLOW, TWO),
     command("renamenx", 3, WRITE, KEYSPACE_WRITE, TWO),
     command("reset", 1, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command(
+        "restore",
+        -4,
+        WRITE_STORE,
+        &["@keyspace", "@write", "@slow", "@dangerous"],
+        ONE,
+    ),
     command(
         "role",
         1,
