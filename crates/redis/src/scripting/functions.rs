@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use super::run::{call_function, evaluate_library};
+use super::run::{call_function, evaluate_library, split_keys};
 use crate::codec::Reply;
 use crate::commands::{self, lowercase, printable, SYNTAX_ERROR};
 use crate::session::{Session, Step};
@@ -359,18 +359,7 @@ pub(crate) fn fcall(session: &mut Session, name: &str, arguments: &[Bytes]) -> S
 }
 
 fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step, Reply> {
-    let numkeys = commands::integer(&arguments[1])
-        .map_err(|_| Reply::error("ERR Bad number of keys provided"))?;
-    if numkeys < 0 {
-        return Err(Reply::error("ERR Number of keys can't be negative"));
-    }
-    let rest = &arguments[2..];
-    if numkeys as u64 > rest.len() as u64 {
-        return Err(Reply::error(
-            "ERR Number of keys can't be greater than number of args",
-        ));
-    }
-    let (keys, argv) = rest.split_at(numkeys as usize);
+    let (keys, argv) = split_keys(arguments, "ERR Bad number of keys provided")?;
     let function = String::from_utf8_lossy(&arguments[0]).into_owned();
     let shared = session.shared.clone();
     let (generation, no_writes) = {

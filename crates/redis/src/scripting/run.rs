@@ -100,8 +100,30 @@ pub(crate) fn eval(session: &mut Session, name: &str, arguments: &[Bytes]) -> St
     }
 }
 
-fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step, Reply> {
-    let numkeys = commands::integer(&arguments[1]).map_err(|_| Reply::error(NOT_AN_INTEGER))?;
+/// Stops the run that follows once it passed [`SCRIPT_TIME_MAX`] (checked every
+/// [`TIME_CHECK_EVERY`] instructions; see [`EXPIRED`]).
+fn limit_time(lua: &Lua) {
+    let started = Instant::now();
+    EXPIRED.with(|expired| expired.set(false));
+    lua.set_hook(
+        HookTriggers::new().every_nth_instruction(TIME_CHECK_EVERY),
+        move |_, _| {
+            if started.elapsed() > SCRIPT_TIME_MAX {
+                EXPIRED.with(|expired| expired.set(true));
+                return Err(mlua::Error::RuntimeError(too_long()));
+            }
+            Ok(VmState::Continue)
+        },
+    );
+}
+
+/// The keys and the arguments of `name-or-body numkeys key… arg…` (EVAL's and FCALL's
+/// words after the name); `not_a_count` is the error for a numkeys that is no integer.
+pub(super) fn split_keys<'a>(
+    arguments: &'a [Bytes],
+    not_a_count: &str,
+) -> Result<(&'a [Bytes], &'a [Bytes]), Reply> {
+    let numkeys = commands::integer(&arguments[1]).map_err(|_| Reply::error(not_a_count))?;
     if numkeys < 0 {
         return Err(Reply::error("ERR Number of keys can't be negative"));
     }
@@ -111,7 +133,11 @@ fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step, R
             "ERR Number of keys can't be greater than number of args",
         ));
     }
-    let (keys, argv) = rest.split_at(numkeys as usize);
+    Ok(rest.split_at(numkeys as usize))
+}
+
+fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Result<Step, Reply> {
+    let (keys, argv) = split_keys(arguments, NOT_AN_INTEGER)?;
     let (sha, body) = if name.starts_with("evalsha") {
         let sha = lowercase(&arguments[0]);
         match session.shared.scripts.get(&sha) {
@@ -333,18 +359,7 @@ fn execute(
     }
     let commits = RefCell::new(Vec::new());
     let session = RefCell::new(session);
-    let started = Instant::now();
-    EXPIRED.with(|expired| expired.set(false));
-    lua.set_hook(
-        HookTriggers::new().every_nth_instruction(TIME_CHECK_EVERY),
-        move |_, _| {
-            if started.elapsed() > SCRIPT_TIME_MAX {
-                EXPIRED.with(|expired| expired.set(true));
-                return Err(mlua::Error::RuntimeError(too_long()));
-            }
-            Ok(VmState::Continue)
-        },
-    );
+    limit_time(lua);
     let outcome = lua.scope(|scope| {
         let unlimited = Unlimited::new(lua);
         let (session, commits) = (&session, &commits);
@@ -474,18 +489,7 @@ fn evaluate_in(state: &State, code: &[u8]) -> Result<Vec<Registered>, Reply> {
             Reply::error(format!("ERR Error compiling function: {}", one_line(&text)))
         })?;
     let registered = RefCell::new(Vec::<Registered>::new());
-    let started = Instant::now();
-    EXPIRED.with(|expired| expired.set(false));
-    lua.set_hook(
-        HookTriggers::new().every_nth_instruction(TIME_CHECK_EVERY),
-        move |_, _| {
-            if started.elapsed() > SCRIPT_TIME_MAX {
-                EXPIRED.with(|expired| expired.set(true));
-                return Err(mlua::Error::RuntimeError(too_long()));
-            }
-            Ok(VmState::Continue)
-        },
-    );
+    limit_time(lua);
     let outcome = lua.scope(|scope| {
         let registered = &registered;
         let register = scope.create_function(move |_, arguments: MultiValue| {
