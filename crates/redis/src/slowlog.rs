@@ -121,10 +121,7 @@ impl SlowLog {
             (Some(b"get"), 1 | 2) => {
                 let count = match arguments.get(1) {
                     None => 10,
-                    Some(count) => match std::str::from_utf8(count)
-                        .ok()
-                        .and_then(|text| text.parse::<i64>().ok())
-                    {
+                    Some(count) => match crate::commands::integer(count).ok() {
                         Some(-1) => usize::MAX,
                         Some(n) if n >= 0 => n as usize,
                         _ => {
@@ -136,10 +133,7 @@ impl SlowLog {
             }
             _ => Reply::error(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
-                String::from_utf8_lossy(arguments.first().map_or(&b""[..], |w| w))
-                    .chars()
-                    .take(128)
-                    .collect::<String>()
+                crate::commands::printable(arguments.first().map_or(&b""[..], |w| w), 128)
             )),
         }
     }

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
-use super::lists::{change, check_not_stream};
+use super::lists::change;
 use super::strings::{map, now_ms};
 use crate::codec::rdb::{self, PayloadError};
 use crate::codec::Reply;
@@ -95,7 +95,6 @@ fn restore(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         (at, true) => Some(at),
         (ms, false) => Some(now_ms().saturating_add(ms)),
     };
-    check_not_stream(session, key)?;
     let put = session.keys.put_whole(key, value, deadline, replace);
     match put {
         // Another client made the key meanwhile.
