@@ -464,7 +464,7 @@ async fn run_counted(
         };
         session.command_now = Some(arguments[0].clone());
         let changes_a_stream = commands::changes_a_stream(&arguments[0]);
-        let holds = commands::holds_keyspace(&arguments[0]);
+        let holds = commands::holds_keyspace(&arguments);
         // A script's or EXEC's reply waits only for its writes' fsyncs (each command in it
         // ran to its end): nothing after it waits for it.
         let only_fsyncs = holds && commands::held::answers_in_place(&arguments[0]);
@@ -484,7 +484,7 @@ async fn run_counted(
         // command never waits for it synchronously: a script holding the keyspace may be
         // waiting for a stream writer that runs on this thread.
         let keys = session.keys.clone();
-        let step = if commands::holds_keyspace(&arguments[0]) {
+        let step = if commands::holds_keyspace(&arguments) {
             let _held = keys.exclusive_async().await;
             commands::run(session, arguments)
         } else {

@@ -63,13 +63,16 @@ pub(crate) fn waits_for_reads(name: &[u8]) -> bool {
     changes_a_stream(name) || name.eq_ignore_ascii_case(b"xack")
 }
 
-/// Whether the command holds the keyspace whole while it runs (scripts, EXEC, and SORT,
-/// whose BY and GET patterns read other keys): the session takes the hold before running it.
-pub(crate) fn holds_keyspace(name: &[u8]) -> bool {
+/// Whether the command (`arguments` with its name) holds the keyspace whole while it runs
+/// (scripts, EXEC, and a SORT whose BY or GET patterns read other keys or that STOREs): the
+/// session takes the hold before running it.
+pub(crate) fn holds_keyspace(arguments: &[Bytes]) -> bool {
+    let name = &arguments[0];
     name.eq_ignore_ascii_case(b"exec")
         || is_script(name)
-        || name.eq_ignore_ascii_case(b"sort")
-        || name.eq_ignore_ascii_case(b"sort_ro")
+        || (name.eq_ignore_ascii_case(b"sort") || name.eq_ignore_ascii_case(b"sort_ro"))
+            && arguments.len() > 1
+            && sort::reads_other_keys(&arguments[1..])
 }
 
 /// EVAL, EVALSHA, FCALL and their `_RO` forms (each `name script-or-function numkeys key…`).

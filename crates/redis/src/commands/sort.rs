@@ -1,9 +1,10 @@
 //! SORT and SORT_RO: the elements of a list, set or sorted set sorted as numbers (or as
 //! bytes with ALPHA), by their own values or by values looked up through a `BY` pattern
 //! (`weight_*`, `item:*->price`), with LIMIT, ASC/DESC, `GET` patterns (`#` for the element)
-//! and STORE into a list. Everything is read and the destination written under one
-//! exclusive hold of the keyspace (the lookups see one state; the stored list replaces the
-//! destination in one commit), with redis-server's rules:
+//! and STORE into a list. A SORT that reads or writes other keys (see [`reads_other_keys`])
+//! runs under one exclusive hold of the keyspace (the lookups see one state; the stored list
+//! replaces the destination in one commit); one that only sorts its key's elements reads
+//! them in one read and holds nothing, like LRANGE. redis-server's rules:
 //!
 //! - numbers are read as C's `strtod` reads them (leading spaces, `inf`, an empty string is
 //!   0); an element or BY value that is not one answers `ERR One or more scores can't be
@@ -78,7 +79,9 @@ fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step,
     check_not_stream(session, source)?;
 
     let keys = session.keys.clone();
-    let hold = keys.exclusive();
+    // The session took the hold before the command when it was needed (`reads_other_keys`);
+    // this nests in it (and in a script's or EXEC's).
+    let hold = reads_other_keys(arguments).then(|| keys.exclusive());
     let kind = keys.kind(source);
     let refused = |_| Reply::error(super::streams::WRONGTYPE);
     let (mut elements, ordered) = match kind {
@@ -216,6 +219,32 @@ fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step,
     change(outcome)
 }
 
+/// Whether a SORT (`arguments` after its name: the key first) looks up or writes keys other than the one it
+/// sorts: a BY pattern with a `*`, a GET pattern other than `#`, or STORE. Only such a SORT
+/// holds the keyspace whole; the session takes the hold before running it. Words it cannot
+/// place (a malformed SORT, which is refused) count as needing the hold.
+pub(crate) fn reads_other_keys(arguments: &[Bytes]) -> bool {
+    let mut at = 1;
+    while at < arguments.len() {
+        let word = &arguments[at];
+        let next = arguments.get(at + 1);
+        match () {
+            _ if is(word, "asc") || is(word, "desc") || is(word, "alpha") => at += 1,
+            _ if is(word, "limit") => at += 3,
+            _ if is(word, "by") => match next {
+                Some(pattern) if !pattern.contains(&b'*') => at += 2,
+                _ => return true,
+            },
+            _ if is(word, "get") => match next {
+                Some(pattern) if pattern.as_ref() == b"#" => at += 2,
+                _ => return true,
+            },
+            _ => return true,
+        }
+    }
+    false
+}
+
 /// A LIMIT bound: a signed integer, else Redis's error.
 fn long(word: &Bytes) -> Result<i64, Reply> {
     super::arguments::integer(word).map_err(|_| Reply::error(NOT_AN_INTEGER))
@@ -278,7 +307,40 @@ fn strtod(value: &[u8]) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::strtod;
+    use super::{reads_other_keys, strtod};
+    use bytes::Bytes;
+
+    fn words(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn only_lookups_and_stores_need_the_keyspace_whole() {
+        for alone in [
+            "k",
+            "k desc alpha",
+            "k LIMIT 0 10 ASC",
+            "k by nosort",
+            "k BY nosort GET # LIMIT 0 5",
+            "k get #",
+        ] {
+            assert!(!reads_other_keys(&words(alone)), "{alone}");
+        }
+        for whole in [
+            "k by w_*",
+            "k get o_*",
+            "k get # get o_*->f",
+            "k store d",
+            "k limit 0 1 STORE d",
+            "k by",
+            "k get",
+            "k frob",
+        ] {
+            assert!(reads_other_keys(&words(whole)), "{whole}");
+        }
+    }
 
     #[test]
     fn numbers_are_read_as_strtod_reads_them() {
