@@ -24,6 +24,7 @@
 //! [`SWEEP_BATCH`] keys whose deadline has passed, oldest first.
 
 mod blocking;
+mod elements_view;
 mod entry;
 mod exclusive;
 mod glob;
@@ -53,6 +54,7 @@ use crate::engine::now_ms;
 use crate::error::Result;
 
 pub use blocking::{Blocked, ListRequest, Served, Taken, Took};
+pub use elements_view::ElementsView;
 pub use entry::KeyKind;
 pub use exclusive::{Entered, Exclusive};
 pub use glob::glob_match;

@@ -27,8 +27,8 @@ use crate::codec::Reply;
 use crate::session::{Session, Step};
 
 /// One element and what it sorts by.
-struct Item {
-    element: Bytes,
+struct Item<'a> {
+    element: &'a Bytes,
     score: f64,
     /// With ALPHA and BY: the looked-up value (`None`: missing, sorts first).
     by: Option<Bytes>,
@@ -38,24 +38,38 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
     sort(session, name == "sort_ro", arguments).unwrap_or_else(Step::from)
 }
 
+/// How a SORT orders and cuts its elements (everything but its GET patterns and STORE).
+#[derive(Clone, Copy)]
+struct Order<'a> {
+    desc: bool,
+    alpha: bool,
+    limit: (i64, i64),
+    by: Option<&'a Bytes>,
+    /// A BY pattern without `*`: the key's own order.
+    dont_sort: bool,
+}
+
 fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step, Reply> {
     let source = &arguments[0];
-    let (mut desc, mut alpha) = (false, false);
-    let (mut limit_start, mut limit_count) = (0i64, -1i64);
-    let (mut by, mut store) = (None::<&Bytes>, None::<&Bytes>);
+    let mut order = Order {
+        desc: false,
+        alpha: false,
+        limit: (0, -1),
+        by: None,
+        dont_sort: false,
+    };
+    let mut store = None::<&Bytes>;
     let mut gets: Vec<&Bytes> = Vec::new();
-    let mut dont_sort = false;
     let mut at = 1;
     while at < arguments.len() {
         let word = &arguments[at];
         let left = arguments.len() - at - 1;
         match () {
-            _ if is(word, "asc") => desc = false,
-            _ if is(word, "desc") => desc = true,
-            _ if is(word, "alpha") => alpha = true,
+            _ if is(word, "asc") => order.desc = false,
+            _ if is(word, "desc") => order.desc = true,
+            _ if is(word, "alpha") => order.alpha = true,
             _ if is(word, "limit") && left >= 2 => {
-                limit_start = long(&arguments[at + 1])?;
-                limit_count = long(&arguments[at + 2])?;
+                order.limit = (long(&arguments[at + 1])?, long(&arguments[at + 2])?);
                 at += 2;
             }
             _ if is(word, "store") && left >= 1 && !read_only => {
@@ -63,9 +77,9 @@ fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step,
                 at += 1;
             }
             _ if is(word, "by") && left >= 1 => {
-                by = Some(&arguments[at + 1]);
+                order.by = Some(&arguments[at + 1]);
                 // A pattern without `*` names no key per element: nothing to sort by.
-                dont_sort = !arguments[at + 1].contains(&b'*');
+                order.dont_sort = !arguments[at + 1].contains(&b'*');
                 at += 1;
             }
             _ if is(word, "get") && left >= 1 => {
@@ -79,119 +93,59 @@ fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step,
     check_not_stream(session, source)?;
 
     let keys = session.keys.clone();
-    // The session took the hold before the command when it was needed (`reads_other_keys`);
-    // this nests in it (and in a script's or EXEC's).
-    let hold = reads_other_keys(arguments).then(|| keys.exclusive());
-    let kind = keys.kind(source);
     let refused = |_| Reply::error(super::streams::WRONGTYPE);
-    let (mut elements, ordered) = match kind {
-        None => (Vec::new(), true),
-        Some(KeyKind::List) => (keys.range(source, 0, -1).map_err(refused)?, true),
-        Some(KeyKind::Set) => (keys.set_members(source).map_err(refused)?, false),
-        Some(KeyKind::SortedSet) => {
-            let all = ZQuery {
-                range: ZRange::Rank(0, -1),
-                reverse: false,
-                limit: None,
+    let hold;
+    let chosen: Vec<Bytes> = if !reads_other_keys(arguments) {
+        // Nothing else to read or write: the elements are ordered where they lie, under the
+        // keyspace lock, and only those answered are copied out.
+        hold = None;
+        keys.elements_look(source, |view| {
+            let Some(view) = view else {
+                return Ok(Vec::new());
             };
-            let members = keys.zset_range(source, &all).map_err(refused)?;
-            (
-                members.into_iter().map(|(member, _)| member).collect(),
-                true,
-            )
-        }
-        Some(_) => return Err(Reply::error(super::streams::WRONGTYPE)),
-    };
-    // A set has no order of its own to keep: a stored one is sorted by its bytes.
-    if dont_sort && !ordered && store.is_some() {
-        dont_sort = false;
-        alpha = true;
-        by = None;
-    }
-    if dont_sort && ordered && desc {
-        elements.reverse();
-    }
-
-    let length = elements.len() as i64;
-    let mut start = limit_start.clamp(0, length);
-    let count = limit_count.clamp(-1, length);
-    let mut end = if count < 0 {
-        length - 1
-    } else {
-        start + count - 1
-    };
-    if start >= length {
-        start = length - 1;
-        end = length - 2;
-    }
-    end = end.min(length - 1);
-
-    let mut items: Vec<Item> = elements
-        .into_iter()
-        .map(|element| Item {
-            element,
-            score: 0.0,
-            by: None,
+            let ordered = view.kind != KeyKind::Set;
+            let chosen = choose(view.elements, ordered, order, |_| None)?;
+            Ok(chosen.into_iter().cloned().collect())
         })
-        .collect();
-    if !dont_sort {
-        let mut unreadable = false;
-        for item in &mut items {
-            let value = match by {
-                Some(pattern) => match lookup(&keys, pattern, &item.element) {
-                    Some(value) => value,
-                    None => continue,
-                },
-                None => item.element.clone(),
-            };
-            if alpha {
-                if by.is_some() {
-                    item.by = Some(value);
-                }
-            } else {
-                match strtod(&value) {
-                    Some(score) => item.score = score,
-                    None => unreadable = true,
-                }
-            }
-        }
-        if unreadable {
-            return Err(Reply::error(
-                "ERR One or more scores can't be converted into double",
-            ));
-        }
-        items.sort_by(|a, b| {
-            let order = if !alpha {
-                a.score
-                    .partial_cmp(&b.score)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-                    .then_with(|| a.element.cmp(&b.element))
-            } else if by.is_some() {
-                // A missing value sorts before any value.
-                a.by.cmp(&b.by)
-            } else {
-                a.element.cmp(&b.element)
-            };
-            if desc {
-                order.reverse()
-            } else {
-                order
-            }
-        });
-    }
-
-    let chosen: &[Item] = if end >= start {
-        &items[start as usize..=end as usize]
+        .map_err(refused)??
     } else {
-        &[]
+        // The session took the hold before the command (`reads_other_keys`); this nests in
+        // it (and in a script's or EXEC's).
+        hold = Some(keys.exclusive());
+        let (elements, ordered) = match keys.kind(source) {
+            None => (Vec::new(), true),
+            Some(KeyKind::List) => (keys.range(source, 0, -1).map_err(refused)?, true),
+            Some(KeyKind::Set) => (keys.set_members(source).map_err(refused)?, false),
+            Some(KeyKind::SortedSet) => {
+                let all = ZQuery {
+                    range: ZRange::Rank(0, -1),
+                    reverse: false,
+                    limit: None,
+                };
+                let members = keys.zset_range(source, &all).map_err(refused)?;
+                let members = members.into_iter().map(|(member, _)| member).collect();
+                (members, true)
+            }
+            Some(_) => return Err(Reply::error(super::streams::WRONGTYPE)),
+        };
+        // A set has no order of its own to keep: a stored one is sorted by its bytes.
+        if order.dont_sort && !ordered && store.is_some() {
+            order.dont_sort = false;
+            order.alpha = true;
+            order.by = None;
+        }
+        let by = |element: &Bytes| lookup(&keys, order.by?, element);
+        let chosen = choose(elements.iter().collect(), ordered, order, by)?;
+        chosen.into_iter().cloned().collect()
     };
+
     let mut output: Vec<Option<Bytes>> = Vec::new();
-    for item in chosen {
+    for element in &chosen {
         if gets.is_empty() {
-            output.push(Some(item.element.clone()));
+            output.push(Some(element.clone()));
         }
         for pattern in &gets {
-            output.push(lookup(&keys, pattern, &item.element));
+            output.push(lookup(&keys, pattern, element));
         }
     }
     let Some(destination) = store else {
@@ -217,6 +171,123 @@ fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step,
     };
     drop(hold);
     change(outcome)
+}
+
+/// The elements LIMIT keeps, in `order`; `by` looks up an element's BY value (`None`:
+/// missing). An ordered key's elements come in its own order; a set's in any.
+fn choose<'a>(
+    mut elements: Vec<&'a Bytes>,
+    ordered: bool,
+    order: Order<'_>,
+    mut by: impl FnMut(&Bytes) -> Option<Bytes>,
+) -> Result<Vec<&'a Bytes>, Reply> {
+    if order.dont_sort && ordered && order.desc {
+        elements.reverse();
+    }
+    let length = elements.len() as i64;
+    let (limit_start, limit_count) = order.limit;
+    let mut start = limit_start.clamp(0, length);
+    let count = limit_count.clamp(-1, length);
+    let mut end = if count < 0 {
+        length - 1
+    } else {
+        start + count - 1
+    };
+    if start >= length {
+        start = length - 1;
+        end = length - 2;
+    }
+    end = end.min(length - 1);
+    if end < start {
+        // Nothing is answered, but every element must still read as a number.
+        if !order.dont_sort && !order.alpha {
+            for element in &elements {
+                let value = match order.by {
+                    Some(_) => match by(element) {
+                        Some(value) => value,
+                        None => continue,
+                    },
+                    None => (*element).clone(),
+                };
+                strtod(&value).ok_or_else(unreadable)?;
+            }
+        }
+        return Ok(Vec::new());
+    }
+    let (start, end) = (start as usize, end as usize);
+    if order.dont_sort {
+        elements.truncate(end + 1);
+        elements.drain(..start);
+        return Ok(elements);
+    }
+
+    let mut items: Vec<Item> = Vec::with_capacity(elements.len());
+    let mut readable = true;
+    for element in elements {
+        let mut item = Item {
+            element,
+            score: 0.0,
+            by: None,
+        };
+        let looked_up = match order.by {
+            Some(_) => by(element),
+            None => None,
+        };
+        if order.alpha {
+            item.by = looked_up;
+        } else {
+            let value = match (&looked_up, order.by) {
+                (Some(value), _) => Some(value.as_ref()),
+                (None, None) => Some(element.as_ref()),
+                (None, Some(_)) => None,
+            };
+            if let Some(value) = value {
+                match strtod(value) {
+                    Some(score) => item.score = score,
+                    None => readable = false,
+                }
+            }
+        }
+        items.push(item);
+    }
+    if !readable {
+        return Err(unreadable());
+    }
+    let compare = |a: &Item, b: &Item| {
+        let ordering = if !order.alpha {
+            a.score
+                .partial_cmp(&b.score)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| a.element.cmp(b.element))
+        } else if order.by.is_some() {
+            // A missing value sorts before any value.
+            a.by.cmp(&b.by)
+        } else {
+            a.element.cmp(b.element)
+        };
+        if order.desc {
+            ordering.reverse()
+        } else {
+            ordering
+        }
+    };
+    if order.alpha && order.by.is_some() {
+        // Equal looked-up values keep the key's order (the sort is stable).
+        items.sort_by(compare);
+    } else {
+        // Elements are told apart by their bytes: a total order, so only the first `end + 1`
+        // need sorting (what redis-server's partial quicksort does for a LIMIT).
+        if end + 1 < items.len() {
+            items.select_nth_unstable_by(end, compare);
+            items.truncate(end + 1);
+        }
+        items.sort_unstable_by(compare);
+    }
+    Ok(items[start..=end].iter().map(|item| item.element).collect())
+}
+
+fn unreadable() -> Reply {
+    Reply::error("ERR One or more scores can't be converted into double")
 }
 
 /// Whether a SORT (`arguments` after its name: the key first) looks up or writes keys other than the one it
