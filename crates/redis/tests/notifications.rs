@@ -151,10 +151,7 @@ async fn expired_keys_are_published_for_the_classes_turned_on() {
         .arg("KEA")
         .query_async::<Value>(&mut con)
         .await;
-    assert!(refused
-        .unwrap_err()
-        .to_string()
-        .contains("expired keys only"));
+    assert!(refused.unwrap_err().to_string().contains("streams (t)"));
     let invalid = cmd("CONFIG")
         .arg("SET")
         .arg("notify-keyspace-events")
@@ -204,4 +201,136 @@ async fn classes_set_at_start_apply_from_the_first_key() {
         ("__keyevent@0__:expired".into(), "token".into())
     );
     broker.stop().await;
+}
+
+/// Every pair the subscriber gets until the marker published after the commands.
+async fn until_marker(
+    messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
+) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    loop {
+        let (channel, payload) = next(messages).await;
+        if channel == "marker" {
+            return seen;
+        }
+        seen.push((channel, payload));
+    }
+}
+
+fn pairs(events: &[(&str, &str)]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|(channel, payload)| (channel.to_string(), payload.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_published_from_commands_transactions_scripts_and_served_pops() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let mut other = broker.connect().await;
+    let () = cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Egl$n")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let client = redis::Client::open(broker.url()).unwrap();
+    let mut subscriber = client.get_async_pubsub().await.unwrap();
+    subscriber.psubscribe("__keyevent@0__:*").await.unwrap();
+    subscriber.subscribe("marker").await.unwrap();
+    let mut messages = subscriber.on_message();
+    let mark = |con: redis::aio::MultiplexedConnection| async move {
+        let mut con = con;
+        let _: i64 = cmd("PUBLISH")
+            .arg("marker")
+            .arg("-")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    };
+
+    // A plain command, then a transaction: each command's events in order, at EXEC.
+    let () = cmd("SET")
+        .arg("session:1")
+        .arg("v")
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let () = redis::pipe()
+        .atomic()
+        .cmd("DEL")
+        .arg("session:1")
+        .arg("nothing")
+        .ignore()
+        .cmd("RPUSH")
+        .arg("jobs")
+        .arg("a")
+        .ignore()
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    mark(con.clone()).await;
+    assert_eq!(
+        until_marker(&mut messages).await,
+        pairs(&[
+            ("__keyevent@0__:new", "session:1"),
+            ("__keyevent@0__:set", "session:1"),
+            ("__keyevent@0__:expire", "session:1"),
+            ("__keyevent@0__:del", "session:1"),
+            ("__keyevent@0__:new", "jobs"),
+            ("__keyevent@0__:rpush", "jobs"),
+        ])
+    );
+
+    // A script's writes, as its redis.call runs them.
+    let () = cmd("EVAL")
+        .arg("redis.call('LPOP', KEYS[1]); redis.call('INCRBY', KEYS[2], 2)")
+        .arg(2)
+        .arg("jobs")
+        .arg("count")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    mark(con.clone()).await;
+    assert_eq!(
+        until_marker(&mut messages).await,
+        pairs(&[
+            ("__keyevent@0__:lpop", "jobs"),
+            ("__keyevent@0__:del", "jobs"),
+            ("__keyevent@0__:new", "count"),
+            ("__keyevent@0__:incrby", "count"),
+        ])
+    );
+
+    // A BLPOP that waits is reported when served: the push, then its pop and the del.
+    let waiter = tokio::spawn(async move {
+        cmd("BLPOP")
+            .arg("queue")
+            .arg(5)
+            .query_async::<Vec<String>>(&mut other)
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _: i64 = cmd("RPUSH")
+        .arg("queue")
+        .arg("job-1")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(waiter.await.unwrap(), vec!["queue", "job-1"]);
+    mark(con.clone()).await;
+    assert_eq!(
+        until_marker(&mut messages).await,
+        pairs(&[
+            ("__keyevent@0__:new", "queue"),
+            ("__keyevent@0__:rpush", "queue"),
+            ("__keyevent@0__:lpop", "queue"),
+            ("__keyevent@0__:del", "queue"),
+        ])
+    );
 }

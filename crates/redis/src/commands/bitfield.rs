@@ -276,6 +276,11 @@ fn bitfield(session: &mut Session, read_only: bool, arguments: &[Bytes]) -> Resu
             value.resize(written_end, 0);
         }
         let answers = apply(&mut value, &fields);
+        // The same bytes (and length) as before is no write: no fsync, no version for
+        // WATCH, no `setbit` event, as in redis-server.
+        if old == Some(&value[..]) {
+            return (None, answers);
+        }
         (Some(value), answers)
     });
     Ok(step(outcome.map(|durable| map(durable, Reply::Array))))

@@ -59,12 +59,20 @@ fn setbit(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     };
     check_string(session, &arguments[0])?;
     let outcome = session.keys.change_string(&arguments[0], |old| {
-        let mut value = old.map(<[u8]>::to_vec).unwrap_or_default();
         let byte = (offset >> 3) as usize;
+        let shift = 7 - (offset & 7);
+        // A bit already so in a value long enough is no write (no fsync, no version for
+        // WATCH, no `setbit` event), as in redis-server.
+        if let Some(old) = old.filter(|old| old.len() > byte) {
+            let was = (old[byte] >> shift) & 1;
+            if was == bit {
+                return (None, was);
+            }
+        }
+        let mut value = old.map(<[u8]>::to_vec).unwrap_or_default();
         if value.len() <= byte {
             value.resize(byte + 1, 0);
         }
-        let shift = 7 - (offset & 7);
         let was = (value[byte] >> shift) & 1;
         value[byte] = (value[byte] & !(1 << shift)) | (bit << shift);
         (Some(value), was)

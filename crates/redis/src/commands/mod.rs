@@ -23,7 +23,7 @@ mod sets;
 mod sort;
 mod streams;
 mod strings;
-mod table;
+pub(crate) mod table;
 mod transaction;
 mod zset_pops;
 mod zset_ranges;
@@ -211,8 +211,18 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     step
 }
 
-/// Runs a command whose name and arity were checked.
+/// Runs a command whose name and arity were checked, and publishes the keyspace events of
+/// what it changed when they are asked for (`notify/events.rs`).
 pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
+    let before = crate::notify::events::before(session, name, &arguments[1..]);
+    let mut step = dispatch(session, name, arguments);
+    if let Some(before) = before {
+        crate::notify::events::after(session, name, &arguments[1..], before, &mut step);
+    }
+    step
+}
+
+fn dispatch(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
     let words = arguments;
     let arguments = &arguments[1..];
     match name {

@@ -553,14 +553,28 @@ pub(crate) fn find(name: &str) -> Option<&'static Command> {
 }
 
 /// The keys in a call of `command` (its words after the name): by position, or, for XREAD
-/// and XREADGROUP, the first half of what follows STREAMS, for LMPOP and BLMPOP the
-/// `numkeys` words after their count. `None` when it has none.
+/// and XREADGROUP, the first half of what follows STREAMS, for LMPOP, BLMPOP, ZUNION… the
+/// `numkeys` words after their count (after the destination for ZUNIONSTORE…). `None` when it has none.
 pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Bytes> {
     if command.flags.contains(&"movablekeys") {
         // LMPOP numkeys key …, BLMPOP timeout numkeys key …
         let numkeys_at = match command.name {
-            "lmpop" | "zmpop" => Some(0),
+            "lmpop" | "zmpop" | "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" => {
+                Some(0)
+            }
             "blmpop" | "bzmpop" => Some(1),
+            // ZUNIONSTORE destination numkeys key …: the destination, then the sources.
+            "zunionstore" | "zinterstore" | "zdiffstore" => {
+                let count = words
+                    .get(1)
+                    .and_then(|word| std::str::from_utf8(word).ok()?.parse::<usize>().ok())
+                    .unwrap_or(0);
+                return words
+                    .iter()
+                    .take(1)
+                    .chain(words.iter().skip(2).take(count))
+                    .collect();
+            }
             _ => None,
         };
         if command.name.starts_with("georadius") || command.name == "sort" {

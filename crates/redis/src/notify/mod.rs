@@ -1,16 +1,19 @@
-//! Keyspace notifications (`notify-keyspace-events`), the part Omnibus emits: a key deleted
-//! because its deadline passed is published as Redis publishes it, on
-//! `__keyevent@0__:expired` (the message is the key) with `E`, and on `__keyspace@0__:<key>`
-//! (the message is `expired`) with `K` — what expiry listeners (delayed work, session
-//! timeouts) subscribe to. The messages go through the engine's live router like any
-//! PUBLISH, so NATS subscribers of those subjects get them too.
+//! Keyspace notifications (`notify-keyspace-events`), published as redis-server publishes
+//! them, on `__keyspace@0__:<key>` (the message is the event) with `K` and on
+//! `__keyevent@0__:<event>` (the message is the key) with `E`. Served classes: `x`, a key
+//! deleted because its deadline passed (`expired`, from the keyspace's own list of
+//! expirations, [`publish_expirations`]); and `g`, `$`, `l`, `s`, `h`, `z`, `n`, what each
+//! command changes (`set`, `expire`, `del`, `lpush`, `hset`, `zadd`, `new`, …; `events.rs`).
+//! The messages go through the engine's live router like any PUBLISH, so NATS subscribers
+//! of those subjects get them too.
 //!
 //! The classes are read and written as Redis spells them (`CONFIG SET notify-keyspace-events
-//! Ex`, `CONFIG GET` answering `xE`). Of the event classes only `x` (expired) is emitted; `e`
-//! (evicted) and `d` (module) are accepted and never fire, as nothing is evicted and there
-//! are no modules; the others (`g`, `$`, `l`, `s`, `h`, `z`, `t`, `n`, `m`, and `A`, which
-//! holds them) are refused with an error naming what is served, rather than accepted and
-//! silently never sent.
+//! Egx`, `CONFIG GET` answering `gxE`). `e` (evicted) and `d` (module) are accepted and never
+//! fire, as nothing is evicted and there are no modules; `t` (streams), `m` (key misses)
+//! and `A` (which holds `t`) are refused with an error naming what is served, rather than
+//! accepted and silently never sent.
+
+pub(crate) mod events;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -35,8 +38,10 @@ const KEY_MISS: u32 = 1 << 11;
 const MODULE: u32 = 1 << 13;
 const NEW: u32 = 1 << 14;
 const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+/// The classes of the changes commands make ([`events`]).
+const CHANGES: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | NEW;
 /// The classes this door serves (the rest are refused).
-const SERVED: u32 = KEYSPACE | KEYEVENT | EXPIRED | EVICTED | MODULE;
+const SERVED: u32 = KEYSPACE | KEYEVENT | EXPIRED | EVICTED | MODULE | CHANGES;
 
 /// The classes turned on, shared by the listener's sessions and its publisher.
 #[derive(Debug, Default)]
@@ -68,6 +73,12 @@ impl Notifications {
     fn flags(&self) -> u32 {
         self.flags.load(Ordering::Relaxed)
     }
+
+    /// Whether a command's changes are published: a class of them and `K` or `E` on.
+    pub(crate) fn changes_wanted(&self) -> bool {
+        let flags = self.flags();
+        flags & CHANGES != 0 && flags & (KEYSPACE | KEYEVENT) != 0
+    }
 }
 
 /// The flags of a class string, as Redis reads one, or why it cannot be served (the words
@@ -96,8 +107,9 @@ pub fn parse(classes: &str) -> Result<u32, String> {
     }
     if flags & !SERVED != 0 {
         return Err(format!(
-            "Omnibus sends keyspace notifications for expired keys only: classes K, E, x (and \
-             e, d, which never fire) are served, '{classes}' asks for more"
+            "Omnibus sends no keyspace notifications for streams (t) or key misses (m): classes \
+             K, E, g, $, l, s, h, z, x, n (and e, d, which never fire) are served, '{classes}' \
+             asks for more"
         ));
     }
     Ok(flags)
@@ -171,6 +183,21 @@ pub(crate) async fn publish_expirations(shared: Arc<Shared>, mut stopped: watch:
     }
 }
 
+/// Publishes at once when no stream captures the channel (the live router delivers in
+/// place), so a subscriber sees the event before anything its command's client does next;
+/// a capturing stream's append finishes on its own task.
+pub(crate) fn publish_now(engine: &Arc<omnibus_engine::Engine>, channel: Bytes, payload: Bytes) {
+    let engine = engine.clone();
+    let mut publish = Box::pin(async move {
+        crate::pubsub::publish(&engine, &channel, &payload).await;
+    });
+    use std::future::Future;
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    if publish.as_mut().poll(&mut context).is_pending() {
+        tokio::spawn(publish);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,12 +211,15 @@ mod tests {
         assert!(parse("Eq")
             .unwrap_err()
             .contains("Invalid event class character"));
-        assert!(parse("KEA").unwrap_err().contains("expired keys only"));
-        assert!(parse("Egx").unwrap_err().contains("expired keys only"));
+        assert!(parse("KEA").unwrap_err().contains("streams (t)"));
+        assert!(parse("Kt").unwrap_err().contains("streams (t)"));
+        assert!(parse("Em").unwrap_err().contains("key misses (m)"));
+        assert_eq!(spelled(parse("Egx").unwrap()), "gxE");
+        assert_eq!(spelled(parse("K$lshzn").unwrap()), "$lshznK");
         assert_eq!(spelled(ALL | KEYSPACE), "AK");
         let notifications = Notifications::new("Ex");
         assert_eq!(notifications.text(), "xE");
-        assert!(notifications.set(b"Kg").is_err());
+        assert!(notifications.set(b"Kt").is_err());
         assert_eq!(notifications.text(), "xE", "a refused SET changes nothing");
         notifications.set(b"").unwrap();
         assert_eq!(notifications.text(), "");

@@ -1,0 +1,150 @@
+"""Keyspace notifications side by side with redis-server: the seeded random sequences of the
+differential test (strings, lists, hashes, sets, sorted sets, geo) run on Debian's
+redis-server and on Omnibus with `notify-keyspace-events KEg$lshzn` on both, and after every
+command the events a subscriber received (`PSUBSCRIBE __key*__:*`: channel and message, in
+order) must be the same. A marker PUBLISHed on a third connection once the command is
+answered ends that command's events (both servers publish an event before the command's
+reply), so each command's are compared on their own and in order; inside MULTI they come
+with EXEC.
+
+Expired events (`x`) are left out: when a key's deadline passes differs by a few
+milliseconds between two servers (expiry has its own tests, `crates/redis/tests/
+notifications.rs`).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+import pytest
+
+from redis_differential_random import sequence
+from test_redis_differential import (  # noqa: F401 (a fixture, used by name)
+    _connect_omnibus,
+    _connect_peer,
+    _empty,
+    redis_server,
+)
+
+CLASSES = "KEg$lshzn"
+
+
+def _subscriber(connect):
+    listener = connect()
+    listener.send("PSUBSCRIBE", "__key*__:*")
+    assert listener.send("SUBSCRIBE", "mark")[0] == b"subscribe"
+    return listener
+
+
+def _events_until(listener, mark: str) -> list[tuple[bytes, bytes]]:
+    """The keyspace events received before the marker `mark`."""
+    events = []
+    while True:
+        message = listener.read()
+        if message[0] == b"message" and message[1] == b"mark":
+            if message[2] == mark.encode():
+                return events
+            continue
+        assert message[0] == b"pmessage", message
+        events.append((message[2], message[3]))
+
+
+@pytest.mark.parametrize(
+    "family,seeds,length",
+    [
+        ("strings", range(12), 200),
+        ("lists", range(12), 200),
+        ("hashes", range(12), 200),
+        ("sets", range(12), 200),
+        ("zsets", range(12), 200),
+        ("geo", range(8), 150),
+    ],
+)
+def test_random_sequences_send_the_events_redis_server_sends(
+    family, seeds, length, redis_server, redis_url
+):
+    connects = [lambda: _connect_peer(redis_server), lambda: _connect_omnibus(redis_url)]
+    peer, omnibus = (connect() for connect in connects)
+    listeners = [_subscriber(connect) for connect in connects]
+    markers = [connect() for connect in connects]
+    sides = list(zip((peer, omnibus), listeners, markers))
+    try:
+        for seed in seeds:
+            for connection, _, _ in sides:
+                assert connection.send("CONFIG", "SET", "notify-keyspace-events", "") == (
+                    "status",
+                    "OK",
+                )
+                _empty(connection)
+                connection.send("CONFIG", "SET", "notify-keyspace-events", CLASSES)
+            for step, words in enumerate(sequence(family, seed, length)):
+                mark = f"{seed}-{step}"
+                seen = []
+                for connection, listener, marker in sides:
+                    connection.send(*words)
+                    marker.send("PUBLISH", "mark", mark)
+                    seen.append(_events_until(listener, mark))
+                assert seen[1] == seen[0], (
+                    f"{family} seed {seed} step {step}: {shlex.join(words)}\n"
+                    f"    redis-server: {seen[0]!r}\n    omnibus:      {seen[1]!r}"
+                )
+            for connection, _, _ in sides:
+                connection.send("DISCARD")
+    finally:
+        for connection in [peer, omnibus, *listeners, *markers]:
+            connection.sock.close()
+
+
+# A pop that waits, then the command that serves it (each on its own connection), for every
+# kind of blocking pop and of command that can hand it a value.
+SERVED = [
+    (["BLPOP", "q", "5"], ["RPUSH", "q", "a", "b"]),
+    (["BRPOP", "q", "5"], ["LPUSH", "q", "a"]),
+    (["BLMOVE", "q", "d", "LEFT", "RIGHT", "5"], ["RPUSH", "q", "a"]),
+    (["BRPOPLPUSH", "q", "q", "5"], ["RPUSH", "q", "a"]),
+    (["BLMPOP", "5", "2", "x", "q", "RIGHT", "COUNT", "2"], ["RPUSH", "q", "a", "b", "c"]),
+    (["BLPOP", "q", "5"], ["LMOVE", "src", "q", "LEFT", "LEFT"]),
+    (["BZPOPMIN", "z", "5"], ["ZADD", "z", "1", "m"]),
+    (["BZPOPMAX", "z", "5"], ["ZADD", "z", "1", "m", "2", "n"]),
+    (["BZMPOP", "5", "1", "z", "MIN"], ["ZINCRBY", "z", "3", "m"]),
+    (["BLPOP", "q", "5"], ["MULTI"]),
+]
+
+
+@pytest.mark.parametrize("served", range(len(SERVED)))
+def test_served_pops_send_the_events_redis_server_sends(served, redis_server, redis_url):
+    waiting, serving = SERVED[served]
+    connects = [lambda: _connect_peer(redis_server), lambda: _connect_omnibus(redis_url)]
+    seen = []
+    for connect in connects:
+        connection, blocked, marker = connect(), connect(), connect()
+        listener = _subscriber(connect)
+        try:
+            connection.send("CONFIG", "SET", "notify-keyspace-events", "")
+            _empty(connection)
+            connection.send("RPUSH", "src", "s1")
+            connection.send("CONFIG", "SET", "notify-keyspace-events", CLASSES)
+            # Sent, not answered until served.
+            out = b"*%d\r\n" % len(waiting)
+            for word in waiting:
+                out += b"$%d\r\n%s\r\n" % (len(word), word.encode())
+            blocked.sock.sendall(out)
+            time.sleep(0.3)
+            if serving == ["MULTI"]:
+                # Served by a transaction's push, once EXEC runs.
+                connection.send("MULTI")
+                connection.send("RPUSH", "q", "t")
+                connection.send("EXEC")
+            else:
+                connection.send(*serving)
+            assert blocked.read() is not None
+            marker.send("PUBLISH", "mark", "end")
+            seen.append(_events_until(listener, "end"))
+        finally:
+            for each in (connection, blocked, marker, listener):
+                each.sock.close()
+    assert seen[1] == seen[0], (
+        f"{shlex.join(waiting)} served by {shlex.join(serving)}\n"
+        f"    redis-server: {seen[0]!r}\n    omnibus:      {seen[1]!r}"
+    )
