@@ -53,12 +53,12 @@ def _events_until(listener, mark: str) -> list[tuple[bytes, bytes]]:
 @pytest.mark.parametrize(
     "family,seeds,length",
     [
-        ("strings", range(12), 200),
-        ("lists", range(12), 200),
-        ("hashes", range(12), 200),
-        ("sets", range(12), 200),
-        ("zsets", range(12), 200),
-        ("geo", range(8), 150),
+        ("strings", range(60), 200),
+        ("lists", range(60), 200),
+        ("hashes", range(60), 200),
+        ("sets", range(60), 200),
+        ("zsets", range(60), 200),
+        ("geo", range(40), 150),
     ],
 )
 def test_random_sequences_send_the_events_redis_server_sends(

@@ -14,6 +14,16 @@ use omnibus_redis::RedisConfig;
 use redis::{cmd, Value};
 use support::Broker;
 
+async fn set_classes(con: &mut redis::aio::MultiplexedConnection, classes: &str) {
+    let () = cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg(classes)
+        .query_async(con)
+        .await
+        .unwrap();
+}
+
 async fn next(
     messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
 ) -> (String, String) {
@@ -65,13 +75,7 @@ async fn expired_keys_are_published_for_the_classes_turned_on() {
         .unwrap();
     assert_eq!(gone, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let () = cmd("CONFIG")
-        .arg("SET")
-        .arg("notify-keyspace-events")
-        .arg("Ex")
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    set_classes(&mut con, "Ex").await;
     let config: Vec<String> = cmd("CONFIG")
         .arg("GET")
         .arg("notify-keyspace-events")
@@ -119,13 +123,7 @@ async fn expired_keys_are_published_for_the_classes_turned_on() {
     );
 
     // K as well: the key's own channel, with the event's name.
-    let () = cmd("CONFIG")
-        .arg("SET")
-        .arg("notify-keyspace-events")
-        .arg("KEx")
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    set_classes(&mut con, "KEx").await;
     let () = cmd("SET")
         .arg("lock:a")
         .arg("t")
@@ -229,13 +227,7 @@ async fn changes_are_published_from_commands_transactions_scripts_and_served_pop
     let broker = Broker::start().await;
     let mut con = broker.connect().await;
     let mut other = broker.connect().await;
-    let () = cmd("CONFIG")
-        .arg("SET")
-        .arg("notify-keyspace-events")
-        .arg("Egl$n")
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    set_classes(&mut con, "Egl$n").await;
     let client = redis::Client::open(broker.url()).unwrap();
     let mut subscriber = client.get_async_pubsub().await.unwrap();
     subscriber.psubscribe("__keyevent@0__:*").await.unwrap();

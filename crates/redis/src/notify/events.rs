@@ -451,16 +451,8 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
             let left = match name {
                 "blpop" => true,
                 "brpop" => false,
-                _ => {
-                    let first_key = if name == "lmpop" { 1 } else { 2 };
-                    let numkeys: usize = std::str::from_utf8(&arguments[first_key - 1])
-                        .ok()
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0);
-                    arguments
-                        .get(first_key + numkeys)
-                        .is_some_and(|word| word.eq_ignore_ascii_case(b"left"))
-                }
+                _ => direction(name, arguments)
+                    .is_some_and(|word| word.eq_ignore_ascii_case(b"left")),
             };
             let popped = popped.clone();
             out.event(LIST, if left { "lpop" } else { "rpop" }, &popped);
@@ -503,7 +495,7 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
             let event = if incr { "zincr" } else { "zadd" };
             if state.changed(key) {
                 out.written(ZSET, event, key);
-            } else if count(reply) > 0 || incr && !state.existed(key) {
+            } else if count(reply) > 0 || incr && !state.existed(key) && *reply != Reply::Null {
                 // Added, and taken at once by a waiting pop (as for a push).
                 out.handed(ZSET, event, key);
             }
@@ -539,7 +531,9 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
             let min = match name {
                 "bzpopmin" => true,
                 "bzpopmax" => false,
-                _ => has(arguments, &["min"]),
+                _ => {
+                    direction(name, arguments).is_some_and(|word| word.eq_ignore_ascii_case(b"min"))
+                }
             };
             let popped = popped.clone();
             out.event(ZSET, if min { "zpopmin" } else { "zpopmax" }, &popped);
@@ -588,6 +582,21 @@ fn bitfield_wrote(words: &[Bytes], reply: &Reply) -> bool {
         answer += 1;
     }
     false
+}
+
+/// The word after the keys of LMPOP/ZMPOP (`numkeys key …`) or BLMPOP/BZMPOP (`timeout
+/// numkeys key …`): LEFT/RIGHT or MIN/MAX.
+fn direction<'a>(name: &str, arguments: &'a [Bytes]) -> Option<&'a Bytes> {
+    let numkeys_at = if matches!(name, "lmpop" | "zmpop") {
+        0
+    } else {
+        1
+    };
+    let numkeys: usize = std::str::from_utf8(arguments.get(numkeys_at)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    arguments.get(numkeys_at + 1 + numkeys)
 }
 
 /// The key after the last `STORE`/`STOREDIST` of a SORT or GEORADIUS.
