@@ -146,6 +146,10 @@ def string_command(r: random.Random, step: int) -> list[str]:
         lambda: ["SETEX", key, r.choice([later(150), "0"]), value],
         lambda: ["GETSET", key, value],
         lambda: ["GETRANGE", key, str(r.randrange(-5, 5)), str(r.randrange(-5, 5))],
+        lambda: ["SUBSTR", key, str(r.randrange(-5, 5)), str(r.randrange(-5, 5))],
+        lambda: ["LCS", key, r.choice(KEYS), *r.choice([
+            [], ["LEN"], ["IDX"], ["IDX", "WITHMATCHLEN"], ["LEN", "IDX"],
+            ["IDX", "MINMATCHLEN", str(r.randrange(-1, 3)), "WITHMATCHLEN"]])],
         lambda: ["SETRANGE", key, str(r.randrange(-1, 12)), r.choice([value, ""])],
         lambda: ["SETBIT", key, str(r.randrange(-1, 80)), r.choice(["0", "1", "2"])],
         lambda: ["GETBIT", key, str(r.randrange(0, 80))],

@@ -1,6 +1,7 @@
 //! Running a command: its arity checked against the command table (`table.rs`), MULTI
 //! queueing, and dispatch to one file per family.
 
+mod admin;
 mod arguments;
 mod bitfield;
 mod bits;
@@ -16,6 +17,7 @@ mod hyperloglog;
 pub(crate) use hyperloglog::round_trip as hyperloglog_round_trip;
 mod info;
 mod keyspace;
+mod lcs;
 mod lists;
 mod objects;
 mod server_info;
@@ -282,6 +284,12 @@ fn dispatch(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
         | "georadiusbymember"
         | "georadiusbymember_ro" => geo::run(session, name, words),
         "sort" | "sort_ro" => sort::run(session, name, arguments),
+        "lcs" => lcs::run(session, arguments),
+        // Redis's old name for GETRANGE.
+        "substr" => strings::run(session, "getrange", arguments),
+        "cluster" | "readonly" | "readwrite" | "asking" | "debug" | "module" | "latency"
+        | "save" | "bgsave" | "bgrewriteaof" | "lastsave" | "failover" | "replicaof"
+        | "slaveof" | "move" | "swapdb" | "acl" => admin::run(name, arguments),
         "dump" | "restore" => dump::run(session, name, arguments),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
             crate::scripting::eval(session, name, arguments)

@@ -113,11 +113,12 @@ fn write_section(
             );
         }
         "persistence" => {
-            let started_unix = unix_seconds().saturating_sub(uptime);
+            // Every acknowledged write is on disk already: the last save is now (LASTSAVE).
+            let now_unix = unix_seconds();
             let _ = write!(
                 text,
                 "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n\
-                 rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{started_unix}\r\n\
+                 rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{now_unix}\r\n\
                  rdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n\
                  aof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:ok\r\n\
                  aof_last_write_status:ok\r\naof_fsync:always\r\n"

@@ -113,6 +113,8 @@ const CONNECTION: &[&str] = &["noscript", "loading", "stale", "fast"];
 const PUBSUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const TRANSACTION: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
 const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+const SAVING: &[&str] = &["admin", "noscript", "no_async_loading"];
+const REPLICATING: &[&str] = &["admin", "noscript", "stale", "no_async_loading"];
 
 const STRING_READ: &[&str] = &["@read", "@string", "@fast"];
 const STRING_WRITE: &[&str] = &["@write", "@string", "@fast"];
@@ -167,8 +169,12 @@ const SERVER_CATEGORY: &[&str] = &["@slow", "@admin", "@dangerous"];
 
 /// Every command the door serves, in alphabetical order.
 pub(crate) const COMMANDS: &[Command] = &[
+    command("acl", -2, &[], &["@slow"], NONE),
     command("append", 3, WRITE, STRING_WRITE, ONE),
+    command("asking", 1, &["fast"], CONNECTION_CATEGORY, NONE),
     command("auth", -2, CONNECTION, CONNECTION_CATEGORY, NONE),
+    command("bgrewriteaof", 1, SAVING, SERVER_CATEGORY, NONE),
+    command("bgsave", -1, SAVING, SERVER_CATEGORY, NONE),
     command("bitcount", -2, READ_SLOW, BITMAP_READ, ONE),
     command("bitfield", -2, WRITE_STORE, BITMAP_WRITE, ONE),
     command("bitfield_ro", -2, READ, &["@read", "@bitmap", "@fast"], ONE),
@@ -195,10 +201,12 @@ pub(crate) const COMMANDS: &[Command] = &[
         ALL_BUT_LAST,
     ),
     command("client", -2, ADMIN, &["@slow", "@connection"], NONE),
+    command("cluster", -2, &[], &["@slow"], NONE),
     command("command", -1, CONNECTION, &["@slow", "@connection"], NONE),
     command("config", -2, ADMIN, SERVER_CATEGORY, NONE),
     command("copy", -3, WRITE_STORE, KEYSPACE_WRITE_SLOW, TWO),
     command("dbsize", 1, READ, KEYSPACE_READ, NONE),
+    command("debug", -2, ADMIN, SERVER_CATEGORY, NONE),
     command("decr", 2, WRITE, STRING_WRITE, ONE),
     command("decrby", 3, WRITE, STRING_WRITE, ONE),
     command(
@@ -220,6 +228,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("expire", -3, WRITE, KEYSPACE_WRITE, ONE),
     command("expireat", -3, WRITE, KEYSPACE_WRITE, ONE),
     command("expiretime", 2, READ, KEYSPACE_READ, ONE),
+    command("failover", -1, REPLICATING, SERVER_CATEGORY, NONE),
     command("fcall", -3, SCRIPTING, SCRIPTING_CATEGORY, NONE),
     command("fcall_ro", -3, SCRIPTING_RO, SCRIPTING_CATEGORY, NONE),
     command(
@@ -293,6 +302,15 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@keyspace", "@read", "@slow", "@dangerous"],
         NONE,
     ),
+    command(
+        "lastsave",
+        1,
+        &["loading", "stale", "fast"],
+        &["@admin", "@fast", "@dangerous"],
+        NONE,
+    ),
+    command("latency", -2, &[], &["@slow"], NONE),
+    command("lcs", -3, READ_SLOW, &["@read", "@string", "@slow"], TWO),
     command("lindex", 3, READ_SLOW, LIST_READ, ONE),
     command("linsert", 5, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
     command("llen", 2, READ, &["@read", "@list", "@fast"], ONE),
@@ -308,7 +326,9 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("ltrim", 4, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
     command("memory", -2, READ_SLOW, &["@slow"], NONE),
     command("mget", -2, READ, STRING_READ, ALL),
+    command("module", -2, &[], &["@slow"], NONE),
     command("monitor", 1, ADMIN, SERVER_CATEGORY, NONE),
+    command("move", 3, &["write", "fast"], KEYSPACE_WRITE, ONE),
     command(
         "mset",
         -3,
@@ -377,8 +397,23 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("punsubscribe", -1, PUBSUB, PUBSUB_CATEGORY, NONE),
     command("quit", -1, CONNECTION, CONNECTION_CATEGORY, NONE),
     command("randomkey", 1, READ_SLOW, KEYSPACE_READ_SLOW, NONE),
+    command(
+        "readonly",
+        1,
+        &["loading", "stale", "fast"],
+        CONNECTION_CATEGORY,
+        NONE,
+    ),
+    command(
+        "readwrite",
+        1,
+        &["loading", "stale", "fast"],
+        CONNECTION_CATEGORY,
+        NONE,
+    ),
     command("rename", 3, WRITE_SLOW, KEYSPACE_WRITE_SLOW, TWO),
     command("renamenx", 3, WRITE, KEYSPACE_WRITE, TWO),
+    command("replicaof", 3, REPLICATING, SERVER_CATEGORY, NONE),
     command("reset", 1, CONNECTION, CONNECTION_CATEGORY, NONE),
     command(
         "restore",
@@ -399,6 +434,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("rpush", -3, WRITE, LIST_WRITE, ONE),
     command("rpushx", -3, WRITE, LIST_WRITE, ONE),
     command("sadd", -3, WRITE, SET_WRITE, ONE),
+    command("save", 1, SAVING, SERVER_CATEGORY, NONE),
     command(
         "scan",
         -2,
@@ -432,6 +468,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("sintercard", -3, READ_MOVABLE, SET_READ_SLOW, NONE),
     command("sinterstore", -3, WRITE_STORE, SET_WRITE_SLOW, ALL),
     command("sismember", 3, READ, SET_READ, ONE),
+    command("slaveof", 3, REPLICATING, SERVER_CATEGORY, NONE),
     command("slowlog", -2, ADMIN, SERVER_CATEGORY, NONE),
     command("smembers", 2, READ_SLOW, SET_READ_SLOW, ONE),
     command("smismember", -3, READ, SET_READ, ONE),
@@ -452,9 +489,17 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("ssubscribe", -2, PUBSUB, PUBSUB_CATEGORY, ALL),
     command("strlen", 2, READ, STRING_READ, ONE),
     command("subscribe", -2, PUBSUB, PUBSUB_CATEGORY, NONE),
+    command("substr", 4, READ_SLOW, &["@read", "@string", "@slow"], ONE),
     command("sunion", -2, READ_SLOW, SET_READ_SLOW, ALL),
     command("sunionstore", -3, WRITE_STORE, SET_WRITE_SLOW, ALL),
     command("sunsubscribe", -1, PUBSUB, PUBSUB_CATEGORY, ALL),
+    command(
+        "swapdb",
+        3,
+        &["write", "fast"],
+        &["@keyspace", "@write", "@fast", "@dangerous"],
+        NONE,
+    ),
     command("time", 1, &["loading", "stale", "fast"], &["@fast"], NONE),
     command("touch", -2, READ, KEYSPACE_READ, ALL),
     command("ttl", 2, READ, KEYSPACE_READ, ONE),

@@ -1,0 +1,105 @@
+"""redis-py against the Redis door for what tools and frameworks ask besides data: keyspace
+events for changes as Spring Session subscribes to them (`Egx`), LCS and SUBSTR, and the
+administration probes (ACL, LASTSAVE/SAVE/BGSAVE, MODULE LIST, LATENCY, cluster mode) —
+each answered as redis-py expects it from a redis-server."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import pytest
+import redis
+
+from harness import unique
+
+
+@pytest.fixture
+def client(redis_url):
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    connection.config_set("notify-keyspace-events", "")
+    connection.close()
+
+
+def _events(pubsub, until: str) -> list[tuple[str, str]]:
+    """(channel, data) of every message until the one on channel `until`."""
+    seen = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+        if message is None:
+            continue
+        if message["channel"] == until:
+            return seen
+        seen.append((message["channel"], message["data"]))
+    raise AssertionError(f"no message on {until} within 5 s; got {seen}")
+
+
+def test_change_events_as_spring_session_subscribes(client):
+    client.config_set("notify-keyspace-events", "Egx")
+    assert client.config_get("notify-keyspace-events") == {"notify-keyspace-events": "gxE"}
+    pubsub = client.pubsub()
+    try:
+        pubsub.psubscribe("__keyevent@0__:*")
+        pubsub.subscribe("marker")
+        session = unique("spring:session:sessions:expires")
+        client.set(session, "", ex=30)
+        client.expire(session, 60)
+        client.delete(session, unique("never"))
+        short = unique("spring:session:short")
+        client.set(short, "", px=50)
+        time.sleep(0.3)
+        client.publish("marker", "-")
+        assert _events(pubsub, "marker") == [
+            ("__keyevent@0__:expire", session),
+            ("__keyevent@0__:expire", session),
+            ("__keyevent@0__:del", session),
+            ("__keyevent@0__:expire", short),
+            ("__keyevent@0__:expired", short),
+        ]
+        with pytest.raises(redis.ResponseError, match="streams \\(t\\)"):
+            client.config_set("notify-keyspace-events", "KEA")
+    finally:
+        pubsub.close()
+
+
+def test_lcs_and_substr(client):
+    a, b = unique("lcs-a"), unique("lcs-b")
+    client.mset({a: "ohmytext", b: "mynewtext"})
+    assert client.lcs(a, b) == "mytext"
+    assert client.lcs(a, b, len=True) == 6
+    # redis-py hands IDX's answer over as RESP2 sends it (as from a redis-server).
+    assert client.lcs(a, b, idx=True, minmatchlen=4, withmatchlen=True) == [
+        "matches",
+        [[[4, 7], [5, 8], 4]],
+        "len",
+        6,
+    ]
+    assert client.substr(a, 2, 3) == "my"
+    client.rpush(unique("list"), "x")
+    with pytest.raises(redis.ResponseError, match="must contain string values"):
+        client.lcs(a, client.keys("list*")[0])
+
+
+def test_administration_probes(client):
+    assert client.acl_whoami() == "default"
+    assert client.acl_list() == ["user default on nopass ~* &* +@all"]
+    user = client.acl_getuser("default")
+    assert user["enabled"] is True and "nopass" in user["flags"]
+    assert user["categories"] == ["+@all"] and user["keys"] == ["~*"]
+    assert "read" in client.acl_cat() and "get" in client.acl_cat("string")
+    assert len(client.acl_genpass()) == 64
+    with pytest.raises(redis.ResponseError, match="one user, default"):
+        client.acl_setuser("someone", enabled=True)
+    before = client.lastsave()
+    assert isinstance(before, datetime.datetime)
+    assert client.save() is True
+    assert client.bgsave() is True
+    assert client.lastsave() >= before
+    assert client.module_list() == []
+    assert client.latency_latest() == []
+    with pytest.raises(redis.ResponseError, match="cluster support disabled"):
+        client.execute_command("CLUSTER", "SLOTS")
+    with pytest.raises(redis.ResponseError, match="DB index is out of range"):
+        client.move(unique("k"), 1)
