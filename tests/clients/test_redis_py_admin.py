@@ -103,3 +103,48 @@ def test_administration_probes(client):
         client.execute_command("CLUSTER", "SLOTS")
     with pytest.raises(redis.ResponseError, match="DB index is out of range"):
         client.move(unique("k"), 1)
+
+
+def test_commandstats_and_errorstats(client):
+    """What redis_exporter and Grafana's Redis panels read: calls, time, refusals and
+    failures per command, and error replies by code (deltas: the broker is shared)."""
+
+    def stats():
+        commands = client.info("commandstats")
+        errors = client.info("errorstats")
+        return commands, errors
+
+    key = unique("counter")
+    before_commands, before_errors = stats()
+    for _ in range(5):
+        client.get(key)
+    client.set(key, "not a number")
+    with pytest.raises(redis.ResponseError):
+        client.incr(key)
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        client.execute_command("SET", key)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        client.lpush(key, "x")
+    after_commands, after_errors = stats()
+
+    def delta(name, field):
+        was = before_commands.get(f"cmdstat_{name}", {}).get(field, 0)
+        return after_commands[f"cmdstat_{name}"][field] - was
+
+    assert delta("get", "calls") == 5
+    assert after_commands["cmdstat_get"]["usec"] >= 0
+    assert delta("incrby", "failed_calls") == 1  # redis-py sends INCR as INCRBY
+    assert delta("set", "rejected_calls") == 1
+    assert delta("lpush", "failed_calls") == 1
+
+    def errors(code):
+        return after_errors.get(f"errorstat_{code}", {}).get("count", 0) - before_errors.get(
+            f"errorstat_{code}", {}
+        ).get("count", 0)
+
+    assert errors("ERR") == 2
+    assert errors("WRONGTYPE") == 1
+    # Not in the default INFO, as in Redis; errorstats is.
+    default = client.info()
+    assert not any(name.startswith("cmdstat_") for name in default)
+    assert "errorstat_ERR" in default

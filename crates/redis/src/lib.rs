@@ -21,6 +21,7 @@
 
 mod clients;
 pub mod codec;
+mod command_stats;
 mod commands;
 mod config;
 mod error;

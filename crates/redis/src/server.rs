@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub(crate) clients: crate::clients::Clients,
     /// The commands that ran long (SLOWLOG).
     pub(crate) slowlog: crate::slowlog::SlowLog,
+    /// Calls, time and errors per command (INFO commandstats, errorstats).
+    pub(crate) command_stats: crate::command_stats::CommandStats,
     /// The keyspace notification classes turned on.
     pub(crate) notifications: crate::notify::Notifications,
     /// The script libraries' functions (FUNCTION LOAD, FCALL).
@@ -88,6 +90,7 @@ pub async fn serve(
     let notifications = crate::notify::Notifications::new(&config.notify_keyspace_events);
     let shared = Arc::new(Shared {
         slowlog,
+        command_stats: Default::default(),
         notifications,
         functions: Default::default(),
         streams: crate::streams::writers::Writers::new(engine.clone(), deleted.clone(), deadlines),

@@ -492,8 +492,9 @@ async fn run_counted(
             commands::run(session, arguments)
         };
         *requests += 1;
-        if matches!(step.reply, Reply::Error(_)) {
+        if let Reply::Error(line) = &step.reply {
             *errors += 1;
+            session.shared.command_stats.error(line);
         }
         let size = estimated_size(&step.reply);
         let waiting = if step.later.is_none() && step.commits.is_empty() {

@@ -155,6 +155,7 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     };
     let count = arguments.len() as i64;
     if (arity > 0 && count != arity) || (arity < 0 && count < -arity) {
+        session.shared.command_stats.rejected(&name);
         if let Some(transaction) = &mut session.transaction {
             transaction.failed = true;
         }
@@ -203,14 +204,25 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     }
     let started = std::time::Instant::now();
     let step = execute(session, &name, &arguments);
-    let shared = &session.shared;
-    shared.slowlog.observe(
-        started.elapsed(),
-        &arguments,
-        session.address,
-        session.name.as_ref(),
-    );
+    observed(session, &name, &arguments, started, &step.reply);
     step
+}
+
+/// A command that ran from `started` and answered `reply`: timed for the slow log and
+/// counted for INFO's commandstats (`command_stats.rs`).
+pub(crate) fn observed(
+    session: &Session,
+    name: &str,
+    arguments: &[Bytes],
+    started: std::time::Instant,
+    reply: &Reply,
+) {
+    let elapsed = started.elapsed();
+    let shared = &session.shared;
+    shared
+        .slowlog
+        .observe(elapsed, arguments, session.address, session.name.as_ref());
+    shared.command_stats.ran(name, elapsed, reply.is_error());
 }
 
 /// Runs a command whose name and arity were checked, and publishes the keyspace events of

@@ -17,8 +17,9 @@ use super::connection::REDIS_VERSION;
 use crate::codec::Reply;
 use crate::session::{Session, Step};
 
-/// The sections INFO (or INFO default / all / everything) answers, in Redis's order.
-const SECTIONS: [&str; 8] = [
+/// The sections INFO answers, in Redis's order: all of them for `INFO all` / `everything`,
+/// all but `commandstats` for `INFO` / `INFO default` (as Redis).
+const SECTIONS: [&str; 10] = [
     "server",
     "clients",
     "memory",
@@ -26,19 +27,21 @@ const SECTIONS: [&str; 8] = [
     "stats",
     "replication",
     "cpu",
+    "commandstats",
+    "errorstats",
     "keyspace",
 ];
 
 /// `INFO [section ...]`.
 pub(super) fn info(session: &Session, arguments: &[Bytes]) -> Step {
     let wanted: Vec<String> = arguments.iter().map(|a| lowercase(a)).collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "default" || w == "everything");
+    let all = wanted.iter().any(|w| w == "all" || w == "everything");
+    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
     let sections: Vec<&str> = SECTIONS
         .into_iter()
-        .filter(|section| all || wanted.iter().any(|w| w == section))
+        .filter(|section| {
+            all || default && *section != "commandstats" || wanted.iter().any(|w| w == section)
+        })
         .collect();
     // Memory and CPU both come from /proc: read once for the whole reply.
     let resources = sections
@@ -139,6 +142,8 @@ fn write_section(
                 traffic.errors,
             );
         }
+        "commandstats" => shared.command_stats.write_commands(text),
+        "errorstats" => shared.command_stats.write_errors(text),
         "replication" => {
             let _ = write!(
                 text,

@@ -67,17 +67,11 @@ pub(super) fn exec(session: &mut Session) -> Step {
     let mut close = false;
     for arguments in transaction.queued {
         let name = super::lowercase(&arguments[0]);
-        // Each command is timed for the slow log, as Redis times them (EXEC itself is not).
+        // Each command is timed for the slow log, as Redis times them (EXEC itself is not),
+        // and counted for commandstats.
         let started = std::time::Instant::now();
         let step = super::held::run(session, &name, &arguments);
-        let shared = &session.shared;
-        let name_of_client = session.name.as_ref();
-        shared.slowlog.observe(
-            started.elapsed(),
-            &arguments,
-            session.address,
-            name_of_client,
-        );
+        super::observed(session, &name, &arguments, started, &step.reply);
         replies.push(step.reply);
         commits.extend(step.commits);
         close |= step.close;

@@ -83,10 +83,15 @@ impl Broker {
         format!("redis://{}/", self.address)
     }
 
+    /// A connection whose replies may take up to 60 s: the redis crate's own default (0.5 s)
+    /// is shorter than a long answer (KEYS over 70,000 keys) takes a debug build on a
+    /// loaded CI machine. A test bounds its own waits where it means to.
     pub async fn connect(&self) -> redis::aio::MultiplexedConnection {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(60)));
         redis::Client::open(self.url())
             .unwrap()
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .unwrap()
     }

@@ -1,0 +1,145 @@
+//! Per-command statistics for INFO's `commandstats` and `errorstats` sections, what Redis
+//! dashboards (redis_exporter, Grafana's Redis panels) graph: each command's calls, the
+//! microseconds spent in them, the calls refused before running (`rejected_calls`: a wrong
+//! number of arguments) and those answered with an error (`failed_calls`), and every error
+//! reply counted by its code (`ERR`, `WRONGTYPE`, …). Counted for every command the door
+//! runs, by name (a container's subcommands count under the container: `cmdstat_config`,
+//! where redis-server writes `cmdstat_config|get`); an error a stream writer answers later
+//! is not seen here (as in the door's `total_error_replies`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::commands::table::COMMANDS;
+
+/// How many distinct error codes are kept (a code past it is counted under the last).
+const ERROR_CODES_MAX: usize = 128;
+
+#[derive(Default)]
+struct Counters {
+    calls: AtomicU64,
+    micros: AtomicU64,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// One set of counters per command of the table, and the error codes seen.
+pub(crate) struct CommandStats {
+    commands: Vec<Counters>,
+    errors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Default for CommandStats {
+    fn default() -> CommandStats {
+        CommandStats {
+            commands: COMMANDS.iter().map(|_| Counters::default()).collect(),
+            errors: Mutex::default(),
+        }
+    }
+}
+
+impl CommandStats {
+    fn counters(&self, name: &str) -> Option<&Counters> {
+        let position = COMMANDS.binary_search_by(|command| command.name.cmp(name));
+        position.ok().map(|at| &self.commands[at])
+    }
+
+    /// A command that ran for `elapsed`, answered with an error or not.
+    pub(crate) fn ran(&self, name: &str, elapsed: Duration, failed: bool) {
+        if let Some(counters) = self.counters(name) {
+            counters.calls.fetch_add(1, Ordering::Relaxed);
+            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            counters.micros.fetch_add(micros, Ordering::Relaxed);
+            if failed {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A command refused before it ran (its number of arguments).
+    pub(crate) fn rejected(&self, name: &str) {
+        if let Some(counters) = self.counters(name) {
+            counters.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An error reply, by its code (the first word of the line).
+    pub(crate) fn error(&self, line: &str) {
+        let code = line.split(' ').next().unwrap_or_default();
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = errors.get_mut(code) {
+            *count += 1;
+        } else if errors.len() < ERROR_CODES_MAX {
+            errors.insert(code.to_string(), 1);
+        }
+    }
+
+    /// INFO's `# Commandstats` lines: the commands called or refused at least once.
+    pub(crate) fn write_commands(&self, text: &mut String) {
+        text.push_str("# Commandstats\r\n");
+        for (command, counters) in COMMANDS.iter().zip(&self.commands) {
+            let calls = counters.calls.load(Ordering::Relaxed);
+            let rejected = counters.rejected.load(Ordering::Relaxed);
+            if calls == 0 && rejected == 0 {
+                continue;
+            }
+            let micros = counters.micros.load(Ordering::Relaxed);
+            let per_call = if calls == 0 {
+                0.0
+            } else {
+                micros as f64 / calls as f64
+            };
+            let _ = write!(
+                text,
+                "cmdstat_{}:calls={calls},usec={micros},usec_per_call={per_call:.2},\
+                 rejected_calls={rejected},failed_calls={}\r\n",
+                command.name,
+                counters.failed.load(Ordering::Relaxed),
+            );
+        }
+    }
+
+    /// INFO's `# Errorstats` lines, by code.
+    pub(crate) fn write_errors(&self, text: &mut String) {
+        text.push_str("# Errorstats\r\n");
+        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        for (code, count) in errors.iter() {
+            let _ = write!(text, "errorstat_{code}:count={count}\r\n");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CommandStats;
+    use std::time::Duration;
+
+    #[test]
+    fn commands_are_counted_by_name_and_errors_by_code() {
+        let stats = CommandStats::default();
+        stats.ran("get", Duration::from_micros(3), false);
+        stats.ran("get", Duration::from_micros(5), true);
+        stats.rejected("set");
+        stats.ran("no-such-command", Duration::from_micros(5), false);
+        stats.error("WRONGTYPE Operation against a key holding the wrong kind of value");
+        stats.error("ERR wrong number of arguments for 'set' command");
+        stats.error("ERR syntax error");
+        let mut text = String::new();
+        stats.write_commands(&mut text);
+        assert_eq!(
+            text,
+            "# Commandstats\r\n\
+             cmdstat_get:calls=2,usec=8,usec_per_call=4.00,rejected_calls=0,failed_calls=1\r\n\
+             cmdstat_set:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0\r\n"
+        );
+        let mut text = String::new();
+        stats.write_errors(&mut text);
+        assert_eq!(
+            text,
+            "# Errorstats\r\nerrorstat_ERR:count=2\r\nerrorstat_WRONGTYPE:count=1\r\n"
+        );
+    }
+}
