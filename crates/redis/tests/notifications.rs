@@ -215,11 +215,23 @@ async fn until_marker(
     }
 }
 
-fn pairs(events: &[(&str, &str)]) -> Vec<(String, String)> {
-    events
+/// Publishes a marker, then checks that the events before it are `events`, in order.
+async fn expect(
+    con: &mut redis::aio::MultiplexedConnection,
+    messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
+    events: &[(&str, &str)],
+) {
+    let _: i64 = cmd("PUBLISH")
+        .arg("marker")
+        .arg("-")
+        .query_async(con)
+        .await
+        .unwrap();
+    let expected: Vec<(String, String)> = events
         .iter()
         .map(|(channel, payload)| (channel.to_string(), payload.to_string()))
-        .collect()
+        .collect();
+    assert_eq!(until_marker(messages).await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,15 +245,6 @@ async fn changes_are_published_from_commands_transactions_scripts_and_served_pop
     subscriber.psubscribe("__keyevent@0__:*").await.unwrap();
     subscriber.subscribe("marker").await.unwrap();
     let mut messages = subscriber.on_message();
-    let mark = |con: redis::aio::MultiplexedConnection| async move {
-        let mut con = con;
-        let _: i64 = cmd("PUBLISH")
-            .arg("marker")
-            .arg("-")
-            .query_async(&mut con)
-            .await
-            .unwrap();
-    };
 
     // A plain command, then a transaction: each command's events in order, at EXEC.
     let () = cmd("SET")
@@ -265,18 +268,19 @@ async fn changes_are_published_from_commands_transactions_scripts_and_served_pop
         .query_async(&mut con)
         .await
         .unwrap();
-    mark(con.clone()).await;
-    assert_eq!(
-        until_marker(&mut messages).await,
-        pairs(&[
+    expect(
+        &mut con,
+        &mut messages,
+        &[
             ("__keyevent@0__:new", "session:1"),
             ("__keyevent@0__:set", "session:1"),
             ("__keyevent@0__:expire", "session:1"),
             ("__keyevent@0__:del", "session:1"),
             ("__keyevent@0__:new", "jobs"),
             ("__keyevent@0__:rpush", "jobs"),
-        ])
-    );
+        ],
+    )
+    .await;
 
     // A script's writes, as its redis.call runs them.
     let () = cmd("EVAL")
@@ -287,16 +291,17 @@ async fn changes_are_published_from_commands_transactions_scripts_and_served_pop
         .query_async(&mut con)
         .await
         .unwrap();
-    mark(con.clone()).await;
-    assert_eq!(
-        until_marker(&mut messages).await,
-        pairs(&[
+    expect(
+        &mut con,
+        &mut messages,
+        &[
             ("__keyevent@0__:lpop", "jobs"),
             ("__keyevent@0__:del", "jobs"),
             ("__keyevent@0__:new", "count"),
             ("__keyevent@0__:incrby", "count"),
-        ])
-    );
+        ],
+    )
+    .await;
 
     // A BLPOP that waits is reported when served: the push, then its pop and the del.
     let waiter = tokio::spawn(async move {
@@ -315,14 +320,15 @@ async fn changes_are_published_from_commands_transactions_scripts_and_served_pop
         .await
         .unwrap();
     assert_eq!(waiter.await.unwrap(), vec!["queue", "job-1"]);
-    mark(con.clone()).await;
-    assert_eq!(
-        until_marker(&mut messages).await,
-        pairs(&[
+    expect(
+        &mut con,
+        &mut messages,
+        &[
             ("__keyevent@0__:new", "queue"),
             ("__keyevent@0__:rpush", "queue"),
             ("__keyevent@0__:lpop", "queue"),
             ("__keyevent@0__:del", "queue"),
-        ])
-    );
+        ],
+    )
+    .await;
 }

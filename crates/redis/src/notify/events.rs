@@ -282,6 +282,15 @@ impl Out<'_, '_> {
         }
     }
 
+    /// A pop that names its key in its reply (`[key, …]`): `name`, then `del` if emptied.
+    fn popped(&mut self, reply: &Reply, class: u32, name: &'static str) {
+        if let Some(key) = popped_key(reply) {
+            let key = key.clone();
+            self.event(class, name, &key);
+            self.emptied(&key);
+        }
+    }
+
     /// A STORE's destination: `new` (if made) and `name` when something was stored, `del`
     /// when nothing was and the key was there.
     fn stored(&mut self, class: u32, name: &'static str, key: &Bytes) {
@@ -445,18 +454,13 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
             out.emptied(key);
         }
         "lmpop" | "blmpop" | "blpop" | "brpop" => {
-            let Some(popped) = popped_key(reply) else {
-                return;
-            };
             let left = match name {
                 "blpop" => true,
                 "brpop" => false,
                 _ => direction(name, arguments)
                     .is_some_and(|word| word.eq_ignore_ascii_case(b"left")),
             };
-            let popped = popped.clone();
-            out.event(LIST, if left { "lpop" } else { "rpop" }, &popped);
-            out.emptied(&popped);
+            out.popped(reply, LIST, if left { "lpop" } else { "rpop" });
         }
         "hset" | "hmset" => out.written(HASH, "hset", key),
         "hsetnx" if count(reply) == 1 => out.written(HASH, "hset", key),
@@ -525,9 +529,6 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
             }
         }
         "bzpopmin" | "bzpopmax" | "zmpop" | "bzmpop" => {
-            let Some(popped) = popped_key(reply) else {
-                return;
-            };
             let min = match name {
                 "bzpopmin" => true,
                 "bzpopmax" => false,
@@ -535,9 +536,7 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
                     direction(name, arguments).is_some_and(|word| word.eq_ignore_ascii_case(b"min"))
                 }
             };
-            let popped = popped.clone();
-            out.event(ZSET, if min { "zpopmin" } else { "zpopmax" }, &popped);
-            out.emptied(&popped);
+            out.popped(reply, ZSET, if min { "zpopmin" } else { "zpopmax" });
         }
         "zunionstore" => out.stored(ZSET, "zunionstore", key),
         "zinterstore" => out.stored(ZSET, "zinterstore", key),
