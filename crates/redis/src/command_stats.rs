@@ -42,28 +42,23 @@ impl Default for CommandStats {
 }
 
 impl CommandStats {
-    fn counters(&self, name: &str) -> Option<&Counters> {
-        let position = COMMANDS.binary_search_by(|command| command.name.cmp(name));
-        position.ok().map(|at| &self.commands[at])
-    }
-
-    /// A command that ran for `elapsed`, answered with an error or not.
-    pub(crate) fn ran(&self, name: &str, elapsed: Duration, failed: bool) {
-        if let Some(counters) = self.counters(name) {
-            counters.calls.fetch_add(1, Ordering::Relaxed);
-            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-            counters.micros.fetch_add(micros, Ordering::Relaxed);
-            if failed {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-            }
+    /// The command at `position` in the table ran for `elapsed`, answered with an error or
+    /// not.
+    pub(crate) fn ran(&self, position: usize, elapsed: Duration, failed: bool) {
+        let counters = &self.commands[position];
+        counters.calls.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        counters.micros.fetch_add(micros, Ordering::Relaxed);
+        if failed {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// A command refused before it ran (its number of arguments).
-    pub(crate) fn rejected(&self, name: &str) {
-        if let Some(counters) = self.counters(name) {
-            counters.rejected.fetch_add(1, Ordering::Relaxed);
-        }
+    /// The command at `position` was refused before it ran (its number of arguments).
+    pub(crate) fn rejected(&self, position: usize) {
+        self.commands[position]
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// An error reply, by its code (the first word of the line).
@@ -115,15 +110,16 @@ impl CommandStats {
 #[cfg(test)]
 mod tests {
     use super::CommandStats;
+    use crate::commands::table::position;
     use std::time::Duration;
 
     #[test]
     fn commands_are_counted_by_name_and_errors_by_code() {
         let stats = CommandStats::default();
-        stats.ran("get", Duration::from_micros(3), false);
-        stats.ran("get", Duration::from_micros(5), true);
-        stats.rejected("set");
-        stats.ran("no-such-command", Duration::from_micros(5), false);
+        let (get, set) = (position("get").unwrap(), position("set").unwrap());
+        stats.ran(get, Duration::from_micros(3), false);
+        stats.ran(get, Duration::from_micros(5), true);
+        stats.rejected(set);
         stats.error("WRONGTYPE Operation against a key holding the wrong kind of value");
         stats.error("ERR wrong number of arguments for 'set' command");
         stats.error("ERR syntax error");

@@ -146,16 +146,18 @@ fn keys_touched<'a>(session: &'a Session, arguments: &'a [Bytes], keys: &mut Vec
 /// Runs one command (or queues it inside MULTI).
 pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     let name = lowercase(&arguments[0]);
-    let Some(arity) = arity(&name) else {
+    // Its place in the table, found once: arity, flags and commandstats read it.
+    let Some(position) = table::position(&name) else {
         let error = unknown_command(&arguments);
         if let Some(transaction) = &mut session.transaction {
             transaction.failed = true;
         }
         return Reply::Error(error).into();
     };
-    let count = arguments.len() as i64;
+    let command = &table::COMMANDS[position];
+    let (count, arity) = (arguments.len() as i64, command.arity);
     if (arity > 0 && count != arity) || (arity < 0 && count < -arity) {
-        session.shared.command_stats.rejected(&name);
+        session.shared.command_stats.rejected(position);
         if let Some(transaction) = &mut session.transaction {
             transaction.failed = true;
         }
@@ -204,15 +206,15 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     }
     let started = std::time::Instant::now();
     let step = execute(session, &name, &arguments);
-    observed(session, &name, &arguments, started, &step.reply);
+    observed(session, position, &arguments, started, &step.reply);
     step
 }
 
-/// A command that ran from `started` and answered `reply`: timed for the slow log and
-/// counted for INFO's commandstats (`command_stats.rs`).
+/// A command (at `position` in the table) that ran from `started` and answered `reply`:
+/// timed for the slow log and counted for INFO's commandstats (`command_stats.rs`).
 pub(crate) fn observed(
     session: &Session,
-    name: &str,
+    position: usize,
     arguments: &[Bytes],
     started: std::time::Instant,
     reply: &Reply,
@@ -222,7 +224,9 @@ pub(crate) fn observed(
     shared
         .slowlog
         .observe(elapsed, arguments, session.address, session.name.as_ref());
-    shared.command_stats.ran(name, elapsed, reply.is_error());
+    shared
+        .command_stats
+        .ran(position, elapsed, reply.is_error());
 }
 
 /// Runs a command whose name and arity were checked, and publishes the keyspace events of

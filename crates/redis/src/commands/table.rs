@@ -591,10 +591,14 @@ pub(crate) const COMMANDS: &[Command] = &[
 
 /// The command called `name` (lowercase), if the door serves it.
 pub(crate) fn find(name: &str) -> Option<&'static Command> {
+    position(name).map(|index| &COMMANDS[index])
+}
+
+/// Where command `name` (lowercase) stands in [`COMMANDS`].
+pub(crate) fn position(name: &str) -> Option<usize> {
     COMMANDS
         .binary_search_by(|command| command.name.cmp(name))
         .ok()
-        .map(|index| &COMMANDS[index])
 }
 
 /// The keys in a call of `command` (its words after the name): by position, or, for XREAD

@@ -71,7 +71,10 @@ pub(super) fn exec(session: &mut Session) -> Step {
         // and counted for commandstats.
         let started = std::time::Instant::now();
         let step = super::held::run(session, &name, &arguments);
-        super::observed(session, &name, &arguments, started, &step.reply);
+        // Queued commands were found in the table when queued.
+        if let Some(position) = super::table::position(&name) {
+            super::observed(session, position, &arguments, started, &step.reply);
+        }
         replies.push(step.reply);
         commits.extend(step.commits);
         close |= step.close;
