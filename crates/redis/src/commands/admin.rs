@@ -65,13 +65,10 @@ pub(super) fn run(name: &str, arguments: &[Bytes]) -> Step {
         "module" => module(arguments),
         "latency" => latency(arguments),
         "save" => Reply::ok(),
-        "bgsave" => match arguments {
-            [] => Reply::Status("Background saving started".into()),
-            [schedule] if is(schedule, "schedule") => {
-                Reply::Status("Background saving started".into())
-            }
-            _ => Reply::error(SYNTAX_ERROR),
-        },
+        "bgsave" if arguments.iter().all(|word| is(word, "schedule")) && arguments.len() <= 1 => {
+            Reply::Status("Background saving started".into())
+        }
+        "bgsave" => Reply::error(SYNTAX_ERROR),
         "bgrewriteaof" => Reply::Status("Background append only file rewriting started".into()),
         "lastsave" => Reply::Integer(unix_seconds()),
         "failover" if arguments.iter().any(|word| is(word, "abort")) => {

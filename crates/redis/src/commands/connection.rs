@@ -43,7 +43,7 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
         )
         .into(),
         "client" => client(session, arguments),
-        "command" => super::table::answer(session.protocol, arguments).into(),
+        "command" => super::command_info::answer(session.protocol, arguments).into(),
         "time" => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -6,6 +6,7 @@ mod arguments;
 mod bitfield;
 mod bits;
 mod claims;
+mod command_info;
 mod connection;
 mod dump;
 mod geo;

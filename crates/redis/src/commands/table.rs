@@ -1,13 +1,11 @@
 //! The command table: every command this door serves with its arity (Redis's convention: `n`
 //! exactly n words with the name, `-n` at least n), flags and key positions. The dispatcher
-//! checks arity against it, and COMMAND (COUNT, LIST, INFO, GETKEYS) answers from it, so what
-//! a client learns by probing is what the door does.
+//! checks arity against it, and COMMAND (COUNT, LIST, INFO, GETKEYS; `command_info.rs`)
+//! answers from it, so what a client learns by probing is what the door does.
 
 use bytes::Bytes;
-use omnibus_engine::keys::glob_match;
 
-use super::arguments::{is, lowercase, printable};
-use crate::codec::{Protocol, Reply};
+use super::arguments::is;
 
 /// Where a command's keys are: Redis's first key, last key (negative: from the end) and step,
 /// 0/0/0 for none or for keys that only parsing finds (`movablekeys`).
@@ -665,105 +663,6 @@ pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Byte
         .step_by(step as usize)
         .filter_map(|position| words.get(position as usize - 1))
         .collect()
-}
-
-/// COMMAND's answer for one command: name, arity, flags, first key, last key, step, ACL
-/// categories, then tips, key specifications and subcommands (none kept here).
-fn entry(command: &Command) -> Reply {
-    let statuses = |words: &[&str]| {
-        Reply::Array(
-            words
-                .iter()
-                .map(|word| Reply::Status((*word).into()))
-                .collect(),
-        )
-    };
-    Reply::Array(vec![
-        Reply::bulk(command.name),
-        Reply::Integer(command.arity),
-        statuses(command.flags),
-        Reply::Integer(command.keys.first),
-        Reply::Integer(command.keys.last),
-        Reply::Integer(command.keys.step),
-        statuses(command.categories),
-        Reply::Array(Vec::new()),
-        Reply::Array(Vec::new()),
-        Reply::Array(Vec::new()),
-    ])
-}
-
-/// COMMAND, COMMAND COUNT / LIST [FILTERBY PATTERN p] / INFO [name …] / DOCS / GETKEYS / HELP.
-pub(super) fn answer(protocol: Protocol, arguments: &[Bytes]) -> Reply {
-    let Some(subcommand) = arguments.first().map(|word| lowercase(word)) else {
-        return Reply::Array(COMMANDS.iter().map(entry).collect());
-    };
-    let rest = &arguments[1..];
-    match (subcommand.as_str(), rest) {
-        ("count", []) => Reply::Integer(COMMANDS.len() as i64),
-        ("list", []) => Reply::Array(COMMANDS.iter().map(|c| Reply::bulk(c.name)).collect()),
-        ("list", [filter, kind, pattern]) if is(filter, "filterby") && is(kind, "pattern") => {
-            Reply::Array(
-                COMMANDS
-                    .iter()
-                    .filter(|c| glob_match(pattern, c.name.as_bytes()))
-                    .map(|c| Reply::bulk(c.name))
-                    .collect(),
-            )
-        }
-        ("list", [filter, _, _]) if is(filter, "filterby") => Reply::Array(Vec::new()),
-        ("info", []) => Reply::Array(COMMANDS.iter().map(entry).collect()),
-        ("info", names) => Reply::Array(
-            names
-                .iter()
-                .map(|name| find(&lowercase(name)).map_or(Reply::Null, entry))
-                .collect(),
-        ),
-        // No documentation is kept: an empty answer, which clients read as "no hints".
-        ("docs", _) if protocol == Protocol::Resp3 => Reply::Map(Vec::new()),
-        ("docs", _) => Reply::Array(Vec::new()),
-        ("getkeys", [name, words @ ..]) => {
-            let Some(command) = find(&lowercase(name)) else {
-                return Reply::error("ERR Invalid command specified");
-            };
-            let count = words.len() as i64 + 1;
-            if (command.arity > 0 && count != command.arity) || count < -command.arity {
-                return Reply::error("ERR Invalid number of arguments specified for command");
-            }
-            let keys = keys_of(command, words);
-            if keys.is_empty() {
-                return Reply::error("ERR The command has no key arguments");
-            }
-            Reply::Array(
-                keys.into_iter()
-                    .map(|key| Reply::Bulk(key.clone()))
-                    .collect(),
-            )
-        }
-        ("help", []) => super::help_reply(&[
-            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "(no subcommand)",
-            "    Every command the server serves: name, arity, flags, key positions.",
-            "COUNT",
-            "    How many commands the server serves.",
-            "LIST [FILTERBY PATTERN <pattern>]",
-            "    Their names.",
-            "INFO [<command-name> ...]",
-            "    The same details as COMMAND for the commands named.",
-            "DOCS [<command-name> ...]",
-            "    No documentation is kept: an empty answer.",
-            "GETKEYS <full-command>",
-            "    The keys in a full command.",
-            "HELP",
-            "    Print this help.",
-        ]),
-        ("count" | "list" | "getkeys" | "help", _) => Reply::error(format!(
-            "ERR wrong number of arguments for 'command|{subcommand}' command"
-        )),
-        _ => Reply::error(format!(
-            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            printable(&arguments[0], 128)
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -41,12 +41,8 @@ pub(crate) fn before(session: &Session, name: &str, arguments: &[Bytes]) -> Opti
     }
     let command = table::find(name)?;
     let mut versions: Vec<(Bytes, Option<u64>)> = Vec::new();
-    let mut keys = table::keys_of(command, arguments);
-    // A SORT's or GEORADIUS's STORE destination, which the table does not list.
-    if matches!(name, "sort" | "georadius" | "georadiusbymember") {
-        keys.extend(store_destination(arguments));
-    }
-    for key in keys {
+    // The table lists a SORT's or GEORADIUS's STORE destination after the source.
+    for key in table::keys_of(command, arguments) {
         if versions.iter().all(|(seen, _)| seen != key) {
             versions.push((key.clone(), session.keys.version(key)));
         }
@@ -544,7 +540,12 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
         "zrangestore" => out.stored(ZSET, "zrangestore", key),
         "geosearchstore" => out.stored(ZSET, "geosearchstore", key),
         "georadius" | "georadiusbymember" | "sort" => {
-            let Some(destination) = store_destination(arguments) else {
+            // After the source in the table's keys, the last STORE/STOREDIST's destination.
+            let Some(command) = table::find(name) else {
+                return;
+            };
+            let keys = table::keys_of(command, arguments);
+            let Some(destination) = keys.get(1..).and_then(<[&Bytes]>::last) else {
                 return;
             };
             if name == "sort" {
@@ -596,15 +597,6 @@ fn direction<'a>(name: &str, arguments: &'a [Bytes]) -> Option<&'a Bytes> {
         .parse()
         .ok()?;
     arguments.get(numkeys_at + 1 + numkeys)
-}
-
-/// The key after the last `STORE`/`STOREDIST` of a SORT or GEORADIUS.
-fn store_destination(arguments: &[Bytes]) -> Option<&Bytes> {
-    let stores = ["store", "storedist"];
-    let at = arguments
-        .iter()
-        .rposition(|word| has(std::slice::from_ref(word), &stores))?;
-    arguments.get(at + 1)
 }
 
 /// Publishes `events` for the classes in `flags`: on `__keyspace@0__:<key>` (the message is
