@@ -212,7 +212,16 @@ def stream_command(r: random.Random, added: list[str]) -> list[str]:
         lambda: ["XGROUP", "DELCONSUMER", "s", group, consumer],
         lambda: ["XGROUP", "SETID", "s", group, "$"],
         lambda: ["XGROUP", "DESTROY", "s", group],
+        lambda: ["XGROUP", "CREATE", "s", group, "$", "MKSTREAM"],
+        lambda: ["XGROUP", "CREATECONSUMER", "s", group, consumer],
         lambda: ["XINFO", "GROUPS", "s"],
+        lambda: ["XSETID", "s", added[-1] if added else "1-1"],
+        lambda: ["XADD", "s", "NOMKSTREAM", *add()[2:]],
+        # The stream key as a key: gone (and made again by the next XADD), or given a
+        # deadline far enough away that it never passes during the sequence.
+        lambda: ["DEL", "s"] if r.random() < 0.3 else ["TTL", "s"],
+        lambda: ["EXPIRE", "s", "1000"],
+        lambda: ["PERSIST", "s"],
         # Each command in EXEC sees the ones before it and none after.
         lambda: ["MULTI"],
         lambda: ["EXEC"],
@@ -716,4 +725,12 @@ def sequence(family: str, seed: int, length: int) -> list[list[str]]:
     if family == "zsets":
         return [zset_command(r, step) for step in range(length)]
     added: list[str] = []
-    return [stream_command(r, added) for _ in range(length)]
+    commands = []
+    for _ in range(length):
+        command = stream_command(r, added)
+        if command[0] in ("XCLAIM", "XAUTOCLAIM", "XREADGROUP"):
+            # The consumer is made first: Omnibus makes it on any group read or claim, as
+            # Redis 7.2 does; Debian's redis-server 7.0 only on one that takes something.
+            commands.append(["XGROUP", "CREATECONSUMER", "s", command[2], command[3]])
+        commands.append(command)
+    return commands

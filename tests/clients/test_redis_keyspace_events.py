@@ -1,6 +1,6 @@
 """Keyspace notifications side by side with redis-server: the seeded random sequences of the
-differential test (strings, lists, hashes, sets, sorted sets, geo) run on Debian's
-redis-server and on Omnibus with `notify-keyspace-events KEg$lshzn` on both, and after every
+differential test (strings, streams, lists, hashes, sets, sorted sets, geo) run on Debian's
+redis-server and on Omnibus with `notify-keyspace-events KEg$lshztn` on both, and after every
 command the events a subscriber received (`PSUBSCRIBE __key*__:*`: channel and message, in
 order) must be the same. A marker PUBLISHed on a third connection once the command is
 answered ends that command's events (both servers publish an event before the command's
@@ -27,7 +27,7 @@ from test_redis_differential import (  # noqa: F401 (a fixture, used by name)
     redis_server,
 )
 
-CLASSES = "KEg$lshzn"
+CLASSES = "KEg$lshztn"
 
 
 def _subscriber(connect):
@@ -54,6 +54,7 @@ def _events_until(listener, mark: str) -> list[tuple[bytes, bytes]]:
     "family,seeds,length",
     [
         ("strings", range(60), 200),
+        ("streams", range(60), 200),
         ("lists", range(60), 200),
         ("hashes", range(60), 200),
         ("sets", range(60), 200),
@@ -109,6 +110,11 @@ SERVED = [
     (["BZPOPMAX", "z", "5"], ["ZADD", "z", "1", "m", "2", "n"]),
     (["BZMPOP", "5", "1", "z", "MIN"], ["ZINCRBY", "z", "3", "m"]),
     (["BLPOP", "q", "5"], ["MULTI"]),
+    # A group read that waits makes its consumer when it is served (the group `g` of `st`
+    # is made before).
+    (["XREADGROUP", "GROUP", "g", "c", "BLOCK", "5000", "STREAMS", "st", ">"],
+     ["XADD", "st", "5-1", "f", "v"]),
+    (["XREAD", "BLOCK", "5000", "STREAMS", "st", "$"], ["XADD", "st", "6-1", "f", "v"]),
 ]
 
 
@@ -124,6 +130,7 @@ def test_served_pops_send_the_events_redis_server_sends(served, redis_server, re
             connection.send("CONFIG", "SET", "notify-keyspace-events", "")
             _empty(connection)
             connection.send("RPUSH", "src", "s1")
+            connection.send("XGROUP", "CREATE", "st", "g", "$", "MKSTREAM")
             connection.send("CONFIG", "SET", "notify-keyspace-events", CLASSES)
             # Sent, not answered until served.
             out = b"*%d\r\n" % len(waiting)

@@ -1,5 +1,5 @@
 """redis-py against the Redis door for what tools and frameworks ask besides data: keyspace
-events for changes as Spring Session subscribes to them (`Egx`), LCS and SUBSTR, and the
+events for changes as Spring Session subscribes to them (`Egx`) and for streams (`KEA`), LCS and SUBSTR, and the
 administration probes (ACL, LASTSAVE/SAVE/BGSAVE, MODULE LIST, LATENCY, cluster mode) —
 each answered as redis-py expects it from a redis-server."""
 
@@ -58,8 +58,40 @@ def test_change_events_as_spring_session_subscribes(client):
             ("__keyevent@0__:expire", short),
             ("__keyevent@0__:expired", short),
         ]
-        with pytest.raises(redis.ResponseError, match="streams \\(t\\)"):
-            client.config_set("notify-keyspace-events", "KEA")
+        with pytest.raises(redis.ResponseError, match="key misses \\(m\\)"):
+            client.config_set("notify-keyspace-events", "KEm")
+    finally:
+        pubsub.close()
+
+
+def test_stream_events_with_kea(client):
+    """`KEA`, the tutorials' setting: a stream's changes on its `__keyspace@0__:<key>`
+    channel, as a listener of one key (a BullMQ-style events stream, a cache) gets them."""
+    client.config_set("notify-keyspace-events", "KEA")
+    assert client.config_get("notify-keyspace-events") == {"notify-keyspace-events": "AKE"}
+    stream = unique("orders")
+    pubsub = client.pubsub()
+    try:
+        pubsub.subscribe(f"__keyspace@0__:{stream}", "marker")
+        client.xadd(stream, {"f": "1"}, id="1-1")
+        client.xadd(stream, {"f": "2"}, id="2-1", maxlen=1, approximate=False)
+        client.xgroup_create(stream, "billing", id="0")
+        client.xreadgroup("billing", "w1", {stream: ">"})
+        client.xdel(stream, "2-1")
+        client.expire(stream, 100)
+        client.delete(stream)
+        client.publish("marker", "-")
+        events = [data for channel, data in _events(pubsub, "marker")]
+        assert events == [
+            "xadd",
+            "xadd",
+            "xtrim",
+            "xgroup-create",
+            "xgroup-createconsumer",
+            "xdel",
+            "expire",
+            "del",
+        ]
     finally:
         pubsub.close()
 

@@ -56,7 +56,7 @@ pub(crate) struct Shared {
     /// Calls, time and errors per command (INFO commandstats, errorstats).
     pub(crate) command_stats: crate::command_stats::CommandStats,
     /// The keyspace notification classes turned on.
-    pub(crate) notifications: crate::notify::Notifications,
+    pub(crate) notifications: Arc<crate::notify::Notifications>,
     /// The script libraries' functions (FUNCTION LOAD, FCALL).
     pub(crate) functions: crate::scripting::Functions,
 }
@@ -87,13 +87,20 @@ pub async fn serve(
     let deadlines = Arc::new(crate::streams::expiry::Deadlines::load(&engine));
     let slowlog =
         crate::slowlog::SlowLog::new(config.slowlog_slower_than_us, config.slowlog_max_len);
-    let notifications = crate::notify::Notifications::new(&config.notify_keyspace_events);
+    let notifications = Arc::new(crate::notify::Notifications::new(
+        &config.notify_keyspace_events,
+    ));
     let shared = Arc::new(Shared {
         slowlog,
         command_stats: Default::default(),
-        notifications,
+        notifications: notifications.clone(),
         functions: Default::default(),
-        streams: crate::streams::writers::Writers::new(engine.clone(), deleted.clone(), deadlines),
+        streams: crate::streams::writers::Writers::new(
+            engine.clone(),
+            deleted.clone(),
+            deadlines,
+            notifications,
+        ),
         deleted,
         known_ids: Default::default(),
         pubsub: Default::default(),

@@ -146,10 +146,10 @@ async fn expired_keys_are_published_for_the_classes_turned_on() {
     let refused = cmd("CONFIG")
         .arg("SET")
         .arg("notify-keyspace-events")
-        .arg("KEA")
+        .arg("KEm")
         .query_async::<Value>(&mut con)
         .await;
-    assert!(refused.unwrap_err().to_string().contains("streams (t)"));
+    assert!(refused.unwrap_err().to_string().contains("key misses (m)"));
     let invalid = cmd("CONFIG")
         .arg("SET")
         .arg("notify-keyspace-events")
@@ -331,4 +331,179 @@ async fn changes_are_published_from_commands_transactions_scripts_and_served_pop
         ],
     )
     .await;
+}
+
+/// [`expect`] for `__keyevent@0__:<event>` messages, each `(event, key)`.
+async fn expect_keyevents(
+    con: &mut redis::aio::MultiplexedConnection,
+    messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
+    events: &[(&str, &str)],
+) {
+    let channels: Vec<String> = events
+        .iter()
+        .map(|(event, _)| format!("__keyevent@0__:{event}"))
+        .collect();
+    let events: Vec<(&str, &str)> = channels
+        .iter()
+        .zip(events)
+        .map(|(channel, (_, key))| (channel.as_str(), *key))
+        .collect();
+    expect(con, messages, &events).await;
+}
+
+/// Runs one command and ignores its answer.
+async fn run(con: &mut redis::aio::MultiplexedConnection, words: &[&str]) {
+    let mut command = cmd(words[0]);
+    for word in &words[1..] {
+        command.arg(*word);
+    }
+    command.query_async::<Value>(con).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_changes_are_published_by_writers_group_commands_and_deadlines() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    // `A` holds `t` (streams) and `x`; the tutorials' KEA is accepted and read back as Redis
+    // spells it.
+    set_classes(&mut con, "KEA").await;
+    let config: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(config[1], "AKE");
+    // `A` does not hold `n`.
+    set_classes(&mut con, "EAn").await;
+    let client = redis::Client::open(broker.url()).unwrap();
+    let mut subscriber = client.get_async_pubsub().await.unwrap();
+    subscriber.psubscribe("__keyevent@0__:*").await.unwrap();
+    subscriber.subscribe("marker").await.unwrap();
+    let mut messages = subscriber.on_message();
+
+    // The XADD that makes the stream sends `new` first; a pipeline's XADDs share a group
+    // commit and each sends its own, the one that trims `xtrim` after its `xadd`.
+    run(&mut con, &["XADD", "orders", "1-1", "f", "v"]).await;
+    let () = redis::pipe()
+        .cmd("XADD")
+        .arg(&["orders", "MAXLEN", "2", "2-1", "f", "v"])
+        .ignore()
+        .cmd("XADD")
+        .arg(&["orders", "MAXLEN", "2", "3-1", "f", "v"])
+        .ignore()
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    expect_keyevents(
+        &mut con,
+        &mut messages,
+        &[
+            ("new", "orders"),
+            ("xadd", "orders"),
+            ("xadd", "orders"),
+            ("xadd", "orders"),
+            ("xtrim", "orders"),
+        ],
+    )
+    .await;
+
+    // A script's XADD (given its ID by the script), then the writer's other changes.
+    run(
+        &mut con,
+        &[
+            "EVAL",
+            "return redis.call('XADD', KEYS[1], '*', 'f', 'v')",
+            "1",
+            "orders",
+        ],
+    )
+    .await;
+    run(&mut con, &["XDEL", "orders", "2-1", "99-1"]).await;
+    run(&mut con, &["XDEL", "orders", "99-1"]).await;
+    run(&mut con, &["XTRIM", "orders", "MAXLEN", "1"]).await;
+    run(&mut con, &["XSETID", "orders", "9999999999999-1"]).await;
+    expect_keyevents(
+        &mut con,
+        &mut messages,
+        &[
+            ("xadd", "orders"),
+            ("xdel", "orders"),
+            ("xtrim", "orders"),
+            ("xsetid", "orders"),
+        ],
+    )
+    .await;
+
+    // The group commands: made, set, a consumer made by its first read and deleted.
+    run(&mut con, &["XGROUP", "CREATE", "orders", "billing", "0"]).await;
+    run(&mut con, &["XGROUP", "SETID", "orders", "billing", "0"]).await;
+    run(
+        &mut con,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "billing",
+            "w1",
+            "STREAMS",
+            "orders",
+            ">",
+        ],
+    )
+    .await;
+    run(
+        &mut con,
+        &["XGROUP", "DELCONSUMER", "orders", "billing", "w1"],
+    )
+    .await;
+    run(
+        &mut con,
+        &["XGROUP", "DELCONSUMER", "orders", "billing", "w1"],
+    )
+    .await;
+    run(
+        &mut con,
+        &["XGROUP", "CREATE", "fresh", "g", "$", "MKSTREAM"],
+    )
+    .await;
+    run(&mut con, &["XGROUP", "DESTROY", "fresh", "g"]).await;
+    expect_keyevents(
+        &mut con,
+        &mut messages,
+        &[
+            ("xgroup-create", "orders"),
+            ("xgroup-setid", "orders"),
+            ("xgroup-createconsumer", "orders"),
+            ("xgroup-delconsumer", "orders"),
+            ("new", "fresh"),
+            ("xgroup-create", "fresh"),
+            ("xgroup-destroy", "fresh"),
+        ],
+    )
+    .await;
+
+    // The stream key as a key: a deadline set and taken away, a DEL beside a string key,
+    // and a deadline that passes (the sweep deletes the stream).
+    run(&mut con, &["EXPIRE", "orders", "100"]).await;
+    run(&mut con, &["PERSIST", "orders"]).await;
+    run(&mut con, &["SET", "plain", "v"]).await;
+    run(&mut con, &["DEL", "orders", "plain"]).await;
+    run(&mut con, &["PEXPIRE", "fresh", "50"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    expect_keyevents(
+        &mut con,
+        &mut messages,
+        &[
+            ("expire", "orders"),
+            ("persist", "orders"),
+            ("new", "plain"),
+            ("set", "plain"),
+            ("del", "orders"),
+            ("del", "plain"),
+            ("expire", "fresh"),
+            ("expired", "fresh"),
+        ],
+    )
+    .await;
+    broker.stop().await;
 }

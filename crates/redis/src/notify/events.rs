@@ -20,23 +20,32 @@ use bytes::Bytes;
 use omnibus_engine::keys::Keyspace;
 use omnibus_engine::Engine;
 
-use super::{GENERIC, HASH, KEYEVENT, KEYSPACE, LIST, NEW, SET, STRING, ZSET};
+use super::stream_events;
+use super::{Event, GENERIC, HASH, KEYEVENT, KEYSPACE, LIST, NEW, SET, STRING, ZSET};
 use crate::codec::Reply;
 use crate::commands::table;
 use crate::session::{Session, Step};
 
-/// One event: its class, its name, its key.
-type Event = (u32, &'static str, Bytes);
-
 /// The versions of a command's keys before it ran (`None`: the key did not exist).
 pub(crate) struct Before {
     versions: Vec<(Bytes, Option<u64>)>,
+    /// A consumer-group command's ([`stream_events`]).
+    groups: Option<stream_events::Before>,
 }
 
 /// The keys' versions before `name` runs, when a class it can send is on; `None` (nothing
 /// to do afterwards) otherwise.
 pub(crate) fn before(session: &Session, name: &str, arguments: &[Bytes]) -> Option<Before> {
-    if !session.shared.notifications.changes_wanted() || !reports(name) {
+    if !session.shared.notifications.changes_wanted() {
+        return None;
+    }
+    if stream_events::reports(name) {
+        return Some(Before {
+            versions: Vec::new(),
+            groups: Some(stream_events::before(session, name, arguments)),
+        });
+    }
+    if !reports(name) {
         return None;
     }
     let command = table::find(name)?;
@@ -47,7 +56,10 @@ pub(crate) fn before(session: &Session, name: &str, arguments: &[Bytes]) -> Opti
             versions.push((key.clone(), session.keys.version(key)));
         }
     }
-    Some(Before { versions })
+    Some(Before {
+        versions,
+        groups: None,
+    })
 }
 
 /// Publishes what `name` changed, now or (a blocking pop that waits) when it is served.
@@ -60,7 +72,8 @@ pub(crate) fn after(
 ) {
     let shared = &session.shared;
     if let Some(later) = step.later.take() {
-        if !blocking_pop(name) {
+        // A stream's own changes, answered by its writer, are sent by the writer.
+        if !blocking_pop(name) && !answered_later(name) {
             step.later = Some(later);
             return;
         }
@@ -69,16 +82,22 @@ pub(crate) fn after(
         let (name, arguments) = (name.to_string(), arguments.to_vec());
         step.later = Some(Box::pin(async move {
             let reply = later.await;
-            // Served after waiting: the popped key existed then; a BLMOVE's destination is
-            // as it was when the pop started waiting.
-            let state = State {
-                keys: &keys,
-                before: &before,
-                served: Served::After {
+            // A pop served after waiting: the popped key existed then; a BLMOVE's
+            // destination is as it was when the pop started waiting.
+            let served = if blocking_pop(&name) {
+                Served::After {
                     destination: matches!(name.as_str(), "blmove" | "brpoplpush")
                         .then(|| arguments[1].clone())
                         .filter(|destination| *destination != arguments[0]),
-                },
+                }
+            } else {
+                Served::AtOnce
+            };
+            let state = State {
+                keys: &keys,
+                engine: &engine,
+                before: &before,
+                served,
             };
             let mut out = Vec::new();
             events(&name, &arguments, &reply, &state, &mut out);
@@ -89,6 +108,7 @@ pub(crate) fn after(
     }
     let state = State {
         keys: &session.keys,
+        engine: &shared.engine,
         before: &before,
         served: Served::AtOnce,
     };
@@ -188,6 +208,13 @@ fn reports(name: &str) -> bool {
     )
 }
 
+/// Commands that may answer later without being blocking pops, whose events are made once
+/// they answer: a DEL with a stream key among its keys (the string keys' `del`; the streams'
+/// come from their writers), and the group commands, which commit before they answer.
+fn answered_later(name: &str) -> bool {
+    matches!(name, "del" | "unlink") || stream_events::reports(name)
+}
+
 fn blocking_pop(name: &str) -> bool {
     matches!(
         name,
@@ -198,6 +225,7 @@ fn blocking_pop(name: &str) -> bool {
 /// A key's versions around the command.
 struct State<'a> {
     keys: &'a Keyspace,
+    engine: &'a Engine,
     before: &'a Before,
     served: Served,
 }
@@ -328,6 +356,10 @@ fn popped_key(reply: &Reply) -> Option<&Bytes> {
 /// The events of command `name` with `arguments` (after its name) that answered `reply`.
 fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events: &mut Vec<Event>) {
     if matches!(reply, Reply::Error(_)) {
+        return;
+    }
+    if let Some(groups) = &state.before.groups {
+        stream_events::events(state.engine, name, arguments, reply, groups, events);
         return;
     }
     let mut out = Out { state, events };

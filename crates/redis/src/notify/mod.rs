@@ -2,18 +2,21 @@
 //! them, on `__keyspace@0__:<key>` (the message is the event) with `K` and on
 //! `__keyevent@0__:<event>` (the message is the key) with `E`. Served classes: `x`, a key
 //! deleted because its deadline passed (`expired`, from the keyspace's own list of
-//! expirations, [`publish_expirations`]); and `g`, `$`, `l`, `s`, `h`, `z`, `n`, what each
-//! command changes (`set`, `expire`, `del`, `lpush`, `hset`, `zadd`, `new`, …; `events.rs`).
-//! The messages go through the engine's live router like any PUBLISH, so NATS subscribers
-//! of those subjects get them too.
+//! expirations, [`publish_expirations`]); `g`, `$`, `l`, `s`, `h`, `z`, `n`, what each
+//! command changes (`set`, `expire`, `del`, `lpush`, `hset`, `zadd`, `new`, …; `events.rs`);
+//! and `t`, what changes a stream: its entries (`xadd`, `xtrim`, `xdel`, `xsetid`, sent by
+//! the stream's writer, `streams/writer.rs`, which also sends a stream key's `new`, `del`,
+//! `expire`, `persist` and `expired`) and its groups (`xgroup-create`, …,
+//! `stream_events.rs`). The messages go through the engine's live router like any PUBLISH,
+//! so NATS subscribers of those subjects get them too.
 //!
 //! The classes are read and written as Redis spells them (`CONFIG SET notify-keyspace-events
-//! Egx`, `CONFIG GET` answering `gxE`). `e` (evicted) and `d` (module) are accepted and never
-//! fire, as nothing is evicted and there are no modules; `t` (streams), `m` (key misses)
-//! and `A` (which holds `t`) are refused with an error naming what is served, rather than
-//! accepted and silently never sent.
+//! KEA`, `CONFIG GET` answering `AKE`). `e` (evicted) and `d` (module) are accepted and never
+//! fire, as nothing is evicted and there are no modules; `m` (key misses) is refused with an
+//! error naming what is served, rather than accepted and silently never sent.
 
 pub(crate) mod events;
+pub(crate) mod stream_events;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -25,21 +28,26 @@ use crate::server::Shared;
 
 const KEYSPACE: u32 = 1 << 0;
 const KEYEVENT: u32 = 1 << 1;
-const GENERIC: u32 = 1 << 2;
+pub(crate) const GENERIC: u32 = 1 << 2;
 const STRING: u32 = 1 << 3;
 const LIST: u32 = 1 << 4;
 const SET: u32 = 1 << 5;
 const HASH: u32 = 1 << 6;
 const ZSET: u32 = 1 << 7;
-const EXPIRED: u32 = 1 << 8;
+pub(crate) const EXPIRED: u32 = 1 << 8;
 const EVICTED: u32 = 1 << 9;
-const STREAM: u32 = 1 << 10;
+pub(crate) const STREAM: u32 = 1 << 10;
 const KEY_MISS: u32 = 1 << 11;
 const MODULE: u32 = 1 << 13;
-const NEW: u32 = 1 << 14;
+pub(crate) const NEW: u32 = 1 << 14;
 const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
-/// The classes of the changes commands make ([`events`]).
-const CHANGES: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | NEW;
+/// The classes of the changes commands make ([`events`], [`stream_events`]).
+const CHANGES: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | STREAM | NEW;
+/// The classes a stream's writer sends (`streams/writer.rs`).
+pub(crate) const STREAM_WRITES: u32 = STREAM | NEW | GENERIC | EXPIRED;
+
+/// One event: its class, its name, its key.
+pub(crate) type Event = (u32, &'static str, Bytes);
 /// The classes this door serves (the rest are refused).
 const SERVED: u32 = KEYSPACE | KEYEVENT | EXPIRED | EVICTED | MODULE | CHANGES;
 
@@ -79,6 +87,20 @@ impl Notifications {
         let flags = self.flags();
         flags & CHANGES != 0 && flags & (KEYSPACE | KEYEVENT) != 0
     }
+
+    /// Whether an event of one of `classes` would be published now (the class on, and `K`
+    /// or `E`): what is checked before any event is made.
+    pub(crate) fn sends(&self, classes: u32) -> bool {
+        let flags = self.flags();
+        flags & classes != 0 && flags & (KEYSPACE | KEYEVENT) != 0
+    }
+
+    /// Publishes `events` for the classes on now ([`events::publish`]).
+    pub(crate) fn send(&self, engine: &Arc<omnibus_engine::Engine>, events: Vec<Event>) {
+        if !events.is_empty() {
+            events::publish(engine, self.flags(), events);
+        }
+    }
 }
 
 /// The flags of a class string, as Redis reads one, or why it cannot be served (the words
@@ -107,8 +129,8 @@ pub fn parse(classes: &str) -> Result<u32, String> {
     }
     if flags & !SERVED != 0 {
         return Err(format!(
-            "Omnibus sends no keyspace notifications for streams (t) or key misses (m): classes \
-             K, E, g, $, l, s, h, z, x, n (and e, d, which never fire) are served, '{classes}' \
+            "Omnibus sends no keyspace notifications for key misses (m): classes K, E, g, $, \
+             l, s, h, z, x, t, n and A (and e, d, which never fire) are served, '{classes}' \
              asks for more"
         ));
     }
@@ -211,15 +233,16 @@ mod tests {
         assert!(parse("Eq")
             .unwrap_err()
             .contains("Invalid event class character"));
-        assert!(parse("KEA").unwrap_err().contains("streams (t)"));
-        assert!(parse("Kt").unwrap_err().contains("streams (t)"));
+        assert_eq!(spelled(parse("KEA").unwrap()), "AKE");
+        assert_eq!(spelled(parse("Kt").unwrap()), "tK");
         assert!(parse("Em").unwrap_err().contains("key misses (m)"));
+        assert!(parse("KEAm").unwrap_err().contains("key misses (m)"));
         assert_eq!(spelled(parse("Egx").unwrap()), "gxE");
         assert_eq!(spelled(parse("K$lshzn").unwrap()), "$lshznK");
         assert_eq!(spelled(ALL | KEYSPACE), "AK");
         let notifications = Notifications::new("Ex");
         assert_eq!(notifications.text(), "xE");
-        assert!(notifications.set(b"Kt").is_err());
+        assert!(notifications.set(b"Km").is_err());
         assert_eq!(notifications.text(), "xE", "a refused SET changes nothing");
         notifications.set(b"").unwrap();
         assert_eq!(notifications.text(), "");

@@ -21,6 +21,11 @@
 //!
 //! A stream key's deadline (EXPIRE, PERSIST) is set here too, and the stream is deleted here
 //! when it is due (`expiry.rs`): an XADD to a stream past its deadline makes a new one.
+//!
+//! The stream key's keyspace events (`notify/`) are sent from here, where what happened is
+//! known (whether an XADD made the stream, how much a trim removed): an XADD's `new`,
+//! `xadd` and `xtrim` once it is durable, just before its answer; the other changes' as they
+//! are made, before theirs. So a subscriber that reads the stream on `xadd` finds the entry.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +43,7 @@ use super::id::{NewId, StreamId};
 use super::read::{bounds, last_id, last_record_id, offset_of, offsets_of_ids, LAST_ID_SETTING};
 use super::trim::{newest_entries_from, Trim, TrimBy, Trimming};
 use crate::codec::Reply;
+use crate::notify::{Event, Notifications, EXPIRED, GENERIC, NEW, STREAM, STREAM_WRITES};
 
 /// Changes taken from the queue at once: one publish holds at most this many XADDs.
 pub(crate) const BATCH_MAX: usize = 4_096;
@@ -72,6 +78,14 @@ pub(crate) enum Change {
     Flush,
 }
 
+/// A queued XADD: its answer, its ID as the reply spells it, and its keyspace events (sent
+/// once it is durable, just before the answer; none unless they are asked for).
+struct Waiting {
+    answer: oneshot::Sender<Reply>,
+    id: Bytes,
+    events: Vec<Event>,
+}
+
 pub(super) struct Request {
     pub(super) change: Change,
     pub(super) answer: oneshot::Sender<Reply>,
@@ -84,7 +98,10 @@ struct Writer {
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
     deadlines: Arc<Deadlines>,
+    notifications: Arc<Notifications>,
     stream: String,
+    /// The stream's name as its keyspace events name the key.
+    key: Bytes,
     /// The last ID given out, shared with the scripts that give out IDs themselves.
     clock: Arc<Mutex<Clock>>,
     /// The stream's existence and `top` were checked against the engine during this batch:
@@ -95,8 +112,8 @@ struct Writer {
     /// entries share a time as entries added in the same millisecond do.
     now_ms: Option<u64>,
     records: Vec<PublishRecord>,
-    /// Each queued XADD's answer and its ID as the reply spells it.
-    waiting: Vec<(oneshot::Sender<Reply>, Bytes)>,
+    /// The queued XADDs' answers.
+    waiting: Vec<Waiting>,
     /// The acknowledgement of the last batch enqueued, while it may still wait: it is
     /// durable only once every batch before it is (one partition, one high watermark).
     acknowledging: Option<tokio::task::JoinHandle<()>>,
@@ -112,6 +129,7 @@ pub(super) async fn run(
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
     deadlines: Arc<Deadlines>,
+    notifications: Arc<Notifications>,
     stream: String,
     clock: Arc<Mutex<Clock>>,
     mut requests: mpsc::UnboundedReceiver<Request>,
@@ -120,6 +138,8 @@ pub(super) async fn run(
         engine,
         deleted,
         deadlines,
+        notifications,
+        key: Bytes::from(stream.clone()),
         stream,
         clock,
         checked: false,
@@ -162,11 +182,18 @@ pub(super) async fn run(
     writer.settle().await;
 }
 
-/// Answers a batch of XADDs: each its ID, or all the publish's error.
-fn answer(waiting: Vec<(oneshot::Sender<Reply>, Bytes)>, outcome: Result<(), EngineError>) {
-    for (answer, id) in waiting {
+/// Answers a batch of XADDs: each its ID, after its events, or all the publish's error.
+fn answer(
+    waiting: Vec<Waiting>,
+    outcome: Result<(), EngineError>,
+    (engine, notifications): (&Arc<Engine>, &Notifications),
+) {
+    for Waiting { answer, id, events } in waiting {
         let reply = match &outcome {
-            Ok(()) => Reply::Bulk(id),
+            Ok(()) => {
+                notifications.send(engine, events);
+                Reply::Bulk(id)
+            }
             Err(error) => Reply::error(format!("ERR {error}")),
         };
         let _ = answer.send(reply);
@@ -219,9 +246,12 @@ impl Writer {
             )
             && self.deadlines.is_due(&self.engine, &self.stream)
         {
-            if let Err(error) = self.destroy().await {
-                refuse(assigned, answer, engine_error(error));
-                return;
+            match self.destroy().await {
+                Ok(existed) => self.send_if(existed, EXPIRED, "expired"),
+                Err(error) => {
+                    refuse(assigned, answer, engine_error(error));
+                    return;
+                }
             }
         }
         match change {
@@ -231,8 +261,8 @@ impl Writer {
                 make_stream,
                 trim,
             } => {
-                let new_id = match self.add(id, &fields, make_stream).await {
-                    Ok(new_id) => new_id,
+                let (new_id, made) = match self.add(id, &fields, make_stream).await {
+                    Ok(added) => added,
                     Err(reply) => {
                         refuse(assigned, answer, reply);
                         return;
@@ -241,26 +271,39 @@ impl Writer {
                 if let Some(assigned) = assigned {
                     let _ = assigned.send(Reply::Bulk(new_id.clone()));
                 }
+                let mut events = self.events(&[(made, NEW, "new"), (true, STREAM, "xadd")]);
                 let trim = match trim {
                     Some(trim) if !self.within_slack(trim) => trim,
                     _ => {
-                        self.waiting.push((answer, new_id));
+                        self.waiting.push(Waiting {
+                            answer,
+                            id: new_id,
+                            events,
+                        });
                         return;
                     }
                 };
                 if trim.has_slack() {
                     // Answered once durable, as an XADD without a trim.
-                    self.waiting.push((answer, new_id));
-                    self.trim_approximately(trim).await;
+                    let removed = self.trim_approximately(trim).await;
+                    events.extend(self.events(&[(removed > 0, STREAM, "xtrim")]));
+                    self.waiting.push(Waiting {
+                        answer,
+                        id: new_id,
+                        events,
+                    });
                     return;
                 }
                 // Answered once trimmed: a read after the reply sees the stream trimmed.
                 self.checked = false;
                 let mut reply = Reply::Bulk(new_id.clone());
-                if let Err(error) = self.publish_with(new_id).await {
+                if let Err(error) = self.publish_with(new_id, events).await {
                     reply = error;
-                } else if let Err(error) = self.trim(trim, Trimming::Exactly).await {
-                    reply = engine_error(error);
+                } else {
+                    match self.trim(trim, Trimming::Exactly).await {
+                        Ok(removed) => self.send_if(removed > 0, STREAM, "xtrim"),
+                        Err(error) => reply = engine_error(error),
+                    }
                 }
                 let _ = answer.send(reply);
             }
@@ -279,7 +322,10 @@ impl Writer {
                     Trimming::Exactly
                 };
                 let reply = match self.trim(trim, trimming).await {
-                    Ok(removed) => Reply::Integer(removed as i64),
+                    Ok(removed) => {
+                        self.send_if(removed > 0, STREAM, "xtrim");
+                        Reply::Integer(removed as i64)
+                    }
                     Err(error) => engine_error(error),
                 };
                 let _ = answer.send(reply);
@@ -288,7 +334,10 @@ impl Writer {
                 self.checked = false;
                 self.flush().await;
                 let reply = match self.delete(&ids).await {
-                    Ok(count) => Reply::Integer(count as i64),
+                    Ok(count) => {
+                        self.send_if(count > 0, STREAM, "xdel");
+                        Reply::Integer(count as i64)
+                    }
                     Err(error) => engine_error(error),
                 };
                 let _ = answer.send(reply);
@@ -297,7 +346,15 @@ impl Writer {
                 // A stream past its deadline is already gone to the client.
                 let expired = self.deadlines.is_due(&self.engine, &self.stream);
                 let reply = match self.destroy().await {
-                    Ok(existed) => Reply::Integer(i64::from(existed && !expired)),
+                    Ok(existed) => {
+                        // Past its deadline: expired on this access, as Redis reports it.
+                        if expired {
+                            self.send_if(existed, EXPIRED, "expired");
+                        } else {
+                            self.send_if(existed, GENERIC, "del");
+                        }
+                        Reply::Integer(i64::from(existed && !expired))
+                    }
                     Err(error) => engine_error(error),
                 };
                 let _ = answer.send(reply);
@@ -317,7 +374,10 @@ impl Writer {
                 let mut reply = Reply::Integer(0);
                 if self.deadlines.is_due(&self.engine, &self.stream) {
                     reply = match self.destroy().await {
-                        Ok(_) => Reply::Integer(1),
+                        Ok(existed) => {
+                            self.send_if(existed, EXPIRED, "expired");
+                            Reply::Integer(1)
+                        }
                         Err(error) => {
                             tracing::warn!(stream = %self.stream, "deleting a stream key at its deadline failed: {error}");
                             self.deadlines.postpone(&self.stream);
@@ -330,15 +390,19 @@ impl Writer {
             Change::SetId(id) => {
                 self.checked = false;
                 self.flush().await;
-                let _ = answer.send(self.set_id(id).await.unwrap_or_else(|r| r));
+                let reply = self.set_id(id).await;
+                self.send_if(reply.is_ok(), STREAM, "xsetid");
+                let _ = answer.send(reply.unwrap_or_else(|r| r));
             }
             Change::Reserved(record, trim) => {
                 let id = record.headers[0].value.clone();
                 self.records.push(record);
-                self.waiting.push((answer, id));
+                let mut events = self.events(&[(true, STREAM, "xadd")]);
                 if let Some(trim) = trim.filter(|trim| !self.within_slack(*trim)) {
-                    self.trim_approximately(trim).await;
+                    let removed = self.trim_approximately(trim).await;
+                    events.extend(self.events(&[(removed > 0, STREAM, "xtrim")]));
                 }
+                self.waiting.push(Waiting { answer, id, events });
             }
         }
     }
@@ -383,10 +447,36 @@ impl Writer {
         match at {
             Some(at) if at <= now_ms() => {
                 self.destroy().await?;
+                self.send_if(true, GENERIC, "del");
             }
-            _ => self.deadlines.store(&self.engine, &self.stream, at).await?,
+            _ => {
+                self.deadlines.store(&self.engine, &self.stream, at).await?;
+                let event = if at.is_some() { "expire" } else { "persist" };
+                self.send_if(true, GENERIC, event);
+            }
         }
         Ok(Reply::Integer(1))
+    }
+
+    /// The stream key's events among `wanted` (each with whether it happened), when
+    /// keyspace events of the stream's classes are on; made only then.
+    fn events(&self, wanted: &[(bool, u32, &'static str)]) -> Vec<Event> {
+        if !self.notifications.sends(STREAM_WRITES) {
+            return Vec::new();
+        }
+        wanted
+            .iter()
+            .filter(|(happened, _, _)| *happened)
+            .map(|(_, class, name)| (*class, *name, self.key.clone()))
+            .collect()
+    }
+
+    /// Sends the stream key's event `name` now, if it happened and its class is on.
+    fn send_if(&self, happened: bool, class: u32, name: &'static str) {
+        if happened && self.notifications.sends(class) {
+            let event = (class, name, self.key.clone());
+            self.notifications.send(&self.engine, vec![event]);
+        }
     }
 
     fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
@@ -414,18 +504,19 @@ impl Writer {
         trim.within_slack((given + self.records.len() as u64).saturating_sub(start))
     }
 
-    /// Queues one XADD's record and answers its ID as the reply spells it, or the reply
-    /// instead (nil for NOMKSTREAM on a missing stream).
+    /// Queues one XADD's record and answers its ID as the reply spells it and whether the
+    /// XADD made the stream, or the reply instead (nil for NOMKSTREAM on a missing stream).
     async fn add(
         &mut self,
         id: NewId,
         fields: &[(Bytes, Bytes)],
         make_stream: bool,
-    ) -> Result<Bytes, Reply> {
+    ) -> Result<(Bytes, bool), Reply> {
         let exists = self.checked
             || bounds(&self.engine, &self.stream)
                 .map_err(engine_error)?
                 .is_some();
+        let mut made = false;
         if !exists {
             self.flush().await;
             if !make_stream {
@@ -440,7 +531,8 @@ impl Writer {
                 ..StreamSpec::default()
             };
             match self.engine.create_stream(spec).await {
-                Ok(_) | Err(EngineError::StreamExists(_)) => {}
+                Ok(_) => made = true,
+                Err(EngineError::StreamExists(_)) => {}
                 Err(error) => return Err(engine_error(error)),
             }
             self.forget_top();
@@ -464,7 +556,7 @@ impl Writer {
             clock.unenqueued += 1;
         }
         self.checked = true;
-        Ok(text)
+        Ok((text, made))
     }
 
     /// The top, read again when the stream changed under it (another door appended, or
@@ -500,9 +592,9 @@ impl Writer {
     /// Appends the queued XADDs with one more (`id`, already queued, whose answer the caller
     /// sends) and waits until they are durable, answering the others; the error reply if the
     /// append failed.
-    async fn publish_with(&mut self, id: Bytes) -> Result<(), Reply> {
+    async fn publish_with(&mut self, id: Bytes, events: Vec<Event>) -> Result<(), Reply> {
         let (answer, reply) = oneshot::channel();
-        self.waiting.push((answer, id));
+        self.waiting.push(Waiting { answer, id, events });
         self.flush().await;
         match reply.await {
             Ok(Reply::Error(text)) => Err(Reply::Error(text)),
@@ -545,11 +637,12 @@ impl Writer {
             Err(error) => {
                 // None of them is in the log: read the top again before the next ID.
                 self.forget_top();
-                answer(waiting, Err(error));
+                answer(waiting, Err(error), (&self.engine, &self.notifications));
                 return;
             }
         };
         let failed = self.failed.clone();
+        let (engine, notifications) = (self.engine.clone(), self.notifications.clone());
         // The previous acknowledgement goes on by itself: its batch is durable no later than
         // this one (one partition, one high watermark), and each session puts its own replies
         // back in order.
@@ -558,7 +651,7 @@ impl Writer {
             if outcome.is_err() {
                 failed.store(true, Ordering::Release);
             }
-            answer(waiting, outcome);
+            answer(waiting, outcome, (&engine, &notifications));
         }));
     }
 
@@ -566,9 +659,11 @@ impl Writer {
     /// for the XADDs queued (the one it came with among them) and no fsync of its own
     /// ([`Trimming::Approximately`]). What it could not cut, the newest entries not being
     /// durable yet, is cut when the writer is next idle, if no later XADD gets there first.
-    async fn trim_approximately(&mut self, trim: Trim) {
-        self.trim_in_passing(trim, Trimming::Approximately).await;
+    /// Answers how many entries it removed.
+    async fn trim_approximately(&mut self, trim: Trim) -> u64 {
+        let removed = self.trim_in_passing(trim, Trimming::Approximately).await;
         self.overdue = (!self.within_slack(trim)).then_some(trim);
+        removed
     }
 
     /// The trim an XADD left overdue (a burst came faster than its fsyncs), once everything
@@ -578,14 +673,16 @@ impl Writer {
             return;
         };
         self.settle().await;
-        self.trim_in_passing(trim, Trimming::Lazily).await;
+        let removed = self.trim_in_passing(trim, Trimming::Lazily).await;
+        self.send_if(removed > 0, STREAM, "xtrim");
     }
 
-    /// A trim nobody waits to hear about: a failure is logged.
-    async fn trim_in_passing(&mut self, trim: Trim, trimming: Trimming) {
-        if let Err(error) = self.trim(trim, trimming).await {
+    /// A trim nobody waits to hear about: a failure is logged (and counts as 0 removed).
+    async fn trim_in_passing(&mut self, trim: Trim, trimming: Trimming) -> u64 {
+        self.trim(trim, trimming).await.unwrap_or_else(|error| {
             tracing::warn!(stream = %self.stream, "an approximate trim failed: {error}");
-        }
+            0
+        })
     }
 
     /// Removes entries from the front; answers how many.

@@ -14,6 +14,7 @@ use super::deleted::DeletedEntries;
 use super::expiry::Deadlines;
 use super::writer::{refuse, run, Change, Request};
 use crate::codec::Reply;
+use crate::notify::Notifications;
 
 /// A stream's writer as the sessions see it: its queue and its ID clock.
 pub(super) struct Handle {
@@ -33,6 +34,8 @@ pub(crate) struct Writers {
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
     deadlines: Arc<Deadlines>,
+    /// The keyspace notification classes on: the writers send the streams' events.
+    notifications: Arc<Notifications>,
     senders: Mutex<HashMap<String, Handle>>,
     tasks: Mutex<tokio::task::JoinSet<()>>,
     /// Requests queued for every writer (see [`Writers::has_queued`]).
@@ -44,11 +47,13 @@ impl Writers {
         engine: Arc<Engine>,
         deleted: Arc<DeletedEntries>,
         deadlines: Arc<Deadlines>,
+        notifications: Arc<Notifications>,
     ) -> Writers {
         Writers {
             engine,
             deleted,
             deadlines,
+            notifications,
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
             queued: Arc::default(),
@@ -188,6 +193,7 @@ impl Writers {
                         self.engine.clone(),
                         self.deleted.clone(),
                         self.deadlines.clone(),
+                        self.notifications.clone(),
                         stream.to_string(),
                         clock.clone(),
                         receiver,
