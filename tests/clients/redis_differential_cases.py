@@ -418,6 +418,8 @@ CASES = {
         'CONFIG GET notify-keyspace-events',
         'CONFIG SET notify-keyspace-events g$lshzxetK',
         'CONFIG GET notify-keyspace-events',
+        'CONFIG RESETSTAT',
+        'CONFIG RESETSTAT extra',
         'CONFIG SET notify-keyspace-events Eq',
         'CONFIG GET notify-keyspace-events',
         'CONFIG SET notify-keyspace-events ""',

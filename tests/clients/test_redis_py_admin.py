@@ -180,3 +180,22 @@ def test_commandstats_and_errorstats(client):
     default = client.info()
     assert not any(name.startswith("cmdstat_") for name in default)
     assert "errorstat_ERR" in default
+
+
+def test_config_resetstat(client):
+    """CONFIG RESETSTAT, which dashboards and benchmarks send before a measurement: the
+    command and error counts start again, and so do INFO's stats."""
+    key = unique("reset")
+    client.set(key, "1")
+    with pytest.raises(redis.ResponseError):
+        client.lpush(key, "x")
+    assert client.config_resetstat() is True
+    client.get(key)
+    commands = client.info("commandstats")
+    assert commands["cmdstat_get"]["calls"] == 1
+    assert "cmdstat_set" not in commands and "cmdstat_lpush" not in commands
+    assert client.info("errorstats") == {}
+    stats = client.info("stats")
+    assert stats["total_error_replies"] == 0
+    # The RESETSTAT, the GET and the INFOs since (the broker counts a command as it reads it).
+    assert 1 <= stats["total_commands_processed"] <= 5

@@ -6,12 +6,18 @@
 //! runs, by name (a container's subcommands count under the container: `cmdstat_config`,
 //! where redis-server writes `cmdstat_config|get`); an error a stream writer answers later
 //! is not seen here (as in the door's `total_error_replies`).
+//!
+//! `CONFIG RESETSTAT` zeroes them, and sets INFO's `# Stats` counters back to zero too: those
+//! are the broker's door metrics (`/metrics`), which only grow, so the door keeps their
+//! values at the reset and INFO answers the difference.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+
+use omnibus_engine::metrics::DoorTraffic;
 
 use crate::commands::table::COMMANDS;
 
@@ -30,6 +36,8 @@ struct Counters {
 pub(crate) struct CommandStats {
     commands: Vec<Counters>,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// The door's traffic counters at the last CONFIG RESETSTAT.
+    traffic_at_reset: Mutex<DoorTraffic>,
 }
 
 impl Default for CommandStats {
@@ -37,6 +45,7 @@ impl Default for CommandStats {
         CommandStats {
             commands: COMMANDS.iter().map(|_| Counters::default()).collect(),
             errors: Mutex::default(),
+            traffic_at_reset: Mutex::default(),
         }
     }
 }
@@ -69,6 +78,50 @@ impl CommandStats {
             *count += 1;
         } else if errors.len() < ERROR_CODES_MAX {
             errors.insert(code.to_string(), 1);
+        }
+    }
+
+    /// CONFIG RESETSTAT: every command's counters and the error codes to zero, and `traffic`
+    /// (the door's counters now) the new zero of [`CommandStats::since_reset`].
+    pub(crate) fn reset(&self, traffic: DoorTraffic) {
+        for counters in &self.commands {
+            for counter in [
+                &counters.calls,
+                &counters.micros,
+                &counters.rejected,
+                &counters.failed,
+            ] {
+                counter.store(0, Ordering::Relaxed);
+            }
+        }
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        *self
+            .traffic_at_reset
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = traffic;
+    }
+
+    /// The door's counters `now`, counted from the last CONFIG RESETSTAT.
+    pub(crate) fn since_reset(&self, now: DoorTraffic) -> DoorTraffic {
+        let at_reset = *self
+            .traffic_at_reset
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        DoorTraffic {
+            connections_opened: now
+                .connections_opened
+                .saturating_sub(at_reset.connections_opened),
+            connections_closed: now
+                .connections_closed
+                .saturating_sub(at_reset.connections_closed),
+            connections_refused: now
+                .connections_refused
+                .saturating_sub(at_reset.connections_refused),
+            requests: now.requests.saturating_sub(at_reset.requests),
+            errors: now.errors.saturating_sub(at_reset.errors),
         }
     }
 
@@ -111,6 +164,7 @@ impl CommandStats {
 mod tests {
     use super::CommandStats;
     use crate::commands::table::position;
+    use omnibus_engine::metrics::DoorTraffic;
     use std::time::Duration;
 
     #[test]
@@ -136,6 +190,39 @@ mod tests {
         assert_eq!(
             text,
             "# Errorstats\r\nerrorstat_ERR:count=2\r\nerrorstat_WRONGTYPE:count=1\r\n"
+        );
+    }
+
+    #[test]
+    fn resetstat_zeroes_the_commands_the_errors_and_the_traffic_seen_since() {
+        let stats = CommandStats::default();
+        let get = position("get").unwrap();
+        stats.ran(get, Duration::from_micros(3), true);
+        stats.error("ERR syntax error");
+        let traffic = |requests, errors| DoorTraffic {
+            connections_opened: 4,
+            requests,
+            errors,
+            ..DoorTraffic::default()
+        };
+        assert_eq!(stats.since_reset(traffic(10, 2)), traffic(10, 2));
+        stats.reset(traffic(10, 2));
+        let (mut commands, mut errors) = (String::new(), String::new());
+        stats.write_commands(&mut commands);
+        stats.write_errors(&mut errors);
+        assert_eq!(commands, "# Commandstats\r\n");
+        assert_eq!(errors, "# Errorstats\r\n");
+        let since = stats.since_reset(traffic(13, 2));
+        assert_eq!(
+            (since.requests, since.errors, since.connections_opened),
+            (3, 0, 0)
+        );
+        stats.ran(get, Duration::from_micros(1), false);
+        let mut commands = String::new();
+        stats.write_commands(&mut commands);
+        assert!(
+            commands.contains("cmdstat_get:calls=1,usec=1,"),
+            "{commands}"
         );
     }
 }

@@ -129,6 +129,7 @@ fn write_section(
         }
         "stats" => {
             let traffic = shared.engine.metrics().door(Door::Redis).snapshot();
+            let traffic = shared.command_stats.since_reset(traffic);
             let (channels, patterns, shards) = shared.pubsub.counts();
             let _ = write!(
                 text,
@@ -286,11 +287,11 @@ pub(super) fn config(session: &Session, arguments: &[Bytes]) -> Step {
             ))
             .into()
         }
-        ("resetstat", []) => Reply::error(
-            "ERR CONFIG RESETSTAT is not supported by Omnibus: its counters are the broker's \
-             metrics, which only grow",
-        )
-        .into(),
+        ("resetstat", []) => {
+            let traffic = session.shared.engine.metrics().door(Door::Redis).snapshot();
+            session.shared.command_stats.reset(traffic);
+            Reply::ok().into()
+        }
         ("rewrite", []) => Reply::error("ERR The server is running without a config file").into(),
         ("help", []) => super::help_reply(&[
             "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -299,7 +300,7 @@ pub(super) fn config(session: &Session, arguments: &[Bytes]) -> Step {
             "SET <directive> <value>",
             "    Refused: Omnibus is configured by its file and flags.",
             "RESETSTAT",
-            "    Refused: the counters are the broker's metrics.",
+            "    Reset statistics reported by the INFO command.",
             "REWRITE",
             "    Refused: there is no Redis config file.",
             "HELP",
