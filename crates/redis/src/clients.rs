@@ -49,6 +49,9 @@ pub(crate) struct Client {
     unblock: watch::Sender<Unblocked>,
     /// Blocking commands of this connection waiting now ([`Waiting::blocked`]).
     blocked: AtomicUsize,
+    /// Its client-side caching messages (`tracking.rs`): its own, and those other
+    /// connections redirect to it.
+    pub(crate) inbox: Arc<crate::tracking::Inbox>,
 }
 
 /// How CLIENT UNBLOCK ends a blocked command: as its timeout would (the default), or with
@@ -181,6 +184,7 @@ impl Clients {
             close,
             unblock: watch::Sender::new(Unblocked::Timeout),
             blocked: AtomicUsize::new(0),
+            inbox: Arc::default(),
         });
         inner.by_id.insert(id, client.clone());
         (client, closed)
@@ -196,6 +200,14 @@ impl Clients {
         }
         client.unblock.send_replace(how);
         true
+    }
+
+    /// Connection `id`'s inbox of client-side caching messages, if it is open.
+    pub(crate) fn inbox(&self, id: u64) -> Option<Arc<crate::tracking::Inbox>> {
+        self.lock()
+            .by_id
+            .get(&id)
+            .map(|client| client.inbox.clone())
     }
 
     /// Connections open (INFO's `connected_clients`).

@@ -34,6 +34,7 @@ mod server;
 mod session;
 mod slowlog;
 mod streams;
+mod tracking;
 
 pub use config::{
     default_io_threads, RedisConfig, BULK_BYTES_MAX_DEFAULT, CONNECTIONS_DEFAULT,

@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) notifications: Arc<crate::notify::Notifications>,
     /// The script libraries' functions (FUNCTION LOAD, FCALL).
     pub(crate) functions: crate::scripting::Functions,
+    /// The keys tracking connections read (CLIENT TRACKING).
+    pub(crate) tracking: crate::tracking::Tracking,
 }
 
 /// A run id as Redis makes one: 40 random hex digits (from the standard library's random
@@ -95,6 +97,7 @@ pub async fn serve(
         command_stats: Default::default(),
         notifications: notifications.clone(),
         functions: Default::default(),
+        tracking: Default::default(),
         streams: crate::streams::writers::Writers::new(
             engine.clone(),
             deleted.clone(),

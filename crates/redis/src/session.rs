@@ -108,6 +108,11 @@ pub(crate) struct Session {
     pub(crate) active: std::time::Instant,
     /// This connection's entry among the listener's clients (set once registered).
     pub(crate) client: Option<Arc<crate::clients::Client>>,
+    /// CLIENT TRACKING's options while it is on (`commands/tracking.rs`).
+    pub(crate) tracking: Option<crate::tracking::Options>,
+    /// CLIENT CACHING was given for the next command (OPTIN: remember its reads; OPTOUT:
+    /// do not).
+    pub(crate) caching: bool,
 }
 
 impl Session {
@@ -157,8 +162,28 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Queues the client-side caching messages waiting for this connection, as its protocol
+    /// and subscriptions let it get them (`tracking.rs`).
+    fn take_invalidations(&self, out: &mut Vec<Reply>) {
+        let Some(client) = &self.client else {
+            return;
+        };
+        if !client.inbox.has_messages() {
+            return;
+        }
+        let subscribed = self.subscriptions.count() > 0;
+        for message in client.inbox.drain() {
+            out.extend(message.reply(self.protocol, subscribed));
+        }
+    }
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
+        if self.tracking.is_some() {
+            self.shared.tracking.disable(self.id);
+        }
         self.stop_monitoring();
         self.shared.clients.unregister(self.id);
     }
@@ -226,6 +251,8 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         last_command: None,
         active: std::time::Instant::now(),
         client: None,
+        tracking: None,
+        caching: false,
     };
     // From here the session stops when its entry among the clients is closed: by CLIENT
     // KILL, or by the listener stopping (`Clients::close_all`).
@@ -340,6 +367,7 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         let mailbox = session.subscriptions.mailbox().cloned();
         let spare = room.prepare(&mut input, 0);
         let monitoring = session.monitor.is_some();
+        let inbox = session.client.as_ref().map(|client| client.inbox.clone());
         tokio::select! {
             line = next_line(&mut session.monitor), if monitoring => {
                 let Some(line) = line else {
@@ -364,6 +392,17 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
                     return Ok(());
                 }
                 room.after_read(count, spare);
+            }
+            () = invalidations(inbox.as_deref()) => {
+                let mut messages = Vec::new();
+                session.take_invalidations(&mut messages);
+                for message in &messages {
+                    encode(message, session.protocol, &mut output);
+                }
+                if !output.is_empty() {
+                    stream.write_all(&output).await?;
+                    output.clear();
+                }
             }
             Some(mailbox) = ready(mailbox) => {
                 if mailbox.is_slow() {
@@ -390,6 +429,14 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
                 return Ok(());
             }
         }
+    }
+}
+
+/// Resolves when client-side caching messages wait in `inbox` (never without one).
+async fn invalidations(inbox: Option<&crate::tracking::Inbox>) {
+    match inbox {
+        Some(inbox) => inbox.arrived().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -463,6 +510,9 @@ async fn run_counted(
             break;
         };
         session.command_now = Some(arguments[0].clone());
+        // Client-side caching messages that came meanwhile go before this command's reply,
+        // as a connection reading them would have had them first.
+        queue_invalidations(session, pending);
         let changes_a_stream = commands::changes_a_stream(&arguments[0]);
         let holds = commands::holds_keyspace(&arguments);
         // A script's or EXEC's reply waits only for its writes' fsyncs (each command in it
@@ -513,11 +563,35 @@ async fn run_counted(
             size + request_bytes
         };
         pending.push(waiting, held);
+        // CLIENT CACHING holds for one command (a transaction's until EXEC).
+        if session.caching
+            && session.transaction.is_none()
+            && !session
+                .command_now
+                .as_deref()
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"client"))
+        {
+            session.caching = false;
+        }
+        // The messages this command's own changes made follow its reply (redis-server
+        // 7.0 sends a connection's own invalidations after the reply).
+        queue_invalidations(session, pending);
         if step.close {
             return Ok(Next::Close);
         }
     }
     Ok(Next::Continue)
+}
+
+/// Queues the client-side caching messages waiting for the connection behind the replies
+/// decided so far.
+fn queue_invalidations(session: &Session, pending: &mut Pending) {
+    let mut messages = Vec::new();
+    session.take_invalidations(&mut messages);
+    for message in messages {
+        let size = estimated_size(&message);
+        pending.push(Waiting::Ready(message), size);
+    }
 }
 
 /// The reply once `later` (if any) has run and every write in `commits` is durable; a failed

@@ -76,6 +76,10 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             session.protocol = Protocol::Resp2;
             session.name = None;
             session.subscriptions.clear();
+            if session.tracking.take().is_some() {
+                session.shared.tracking.disable(session.id);
+            }
+            session.caching = false;
             Reply::Status("RESET".into()).into()
         }
         _ => Reply::error(format!("ERR unknown command '{name}'")).into(),
@@ -240,6 +244,15 @@ fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
         ("unblock", [_, _, _, ..]) => Reply::error(
             "ERR unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.",
         )
+        .into(),
+        ("tracking" | "caching" | "getredir" | "trackinginfo", rest)
+            if super::tracking::arity_ok(&subcommand, rest) =>
+        {
+            super::tracking::client(session, &subcommand, rest).into()
+        }
+        ("tracking" | "caching" | "getredir" | "trackinginfo", _) => Reply::error(format!(
+            "ERR wrong number of arguments for 'client|{subcommand}' command"
+        ))
         .into(),
         // Replies stay on; nobody asked for anything else yet.
         ("reply", [mode]) if is(mode, "on") => Reply::ok().into(),

@@ -27,6 +27,7 @@ mod sort;
 mod streams;
 mod strings;
 pub(crate) mod table;
+mod tracking;
 mod transaction;
 mod zset_pops;
 mod zset_ranges;
@@ -234,7 +235,11 @@ pub(crate) fn observed(
 /// what it changed when they are asked for (`notify/events.rs`).
 pub(crate) fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
     let before = crate::notify::events::before(session, name, &arguments[1..]);
+    let tracked = tracking::before(session, name, &arguments[1..]);
     let mut step = dispatch(session, name, arguments);
+    if let Some(tracked) = tracked {
+        tracking::after(session, tracked, &mut step);
+    }
     if let Some(before) = before {
         crate::notify::events::after(session, name, &arguments[1..], before, &mut step);
     }

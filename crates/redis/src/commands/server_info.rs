@@ -91,10 +91,11 @@ fn write_section(
             let _ = write!(
                 text,
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\
-                 tracking_clients:0\r\n",
+                 tracking_clients:{}\r\n",
                 shared.clients.len(),
                 shared.config.connections_max,
                 shared.blocked.load(Ordering::Relaxed),
+                shared.tracking.counts().0,
             );
         }
         "memory" => {
@@ -131,12 +132,15 @@ fn write_section(
             let traffic = shared.engine.metrics().door(Door::Redis).snapshot();
             let traffic = shared.command_stats.since_reset(traffic);
             let (channels, patterns, shards) = shared.pubsub.counts();
+            let (_, tracked_keys, tracked_items, tracked_prefixes) = shared.tracking.counts();
             let _ = write!(
                 text,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  rejected_connections:{}\r\nevicted_keys:0\r\npubsub_channels:{channels}\r\n\
                  pubsub_patterns:{patterns}\r\npubsubshard_channels:{shards}\r\n\
-                 total_error_replies:{}\r\n",
+                 total_error_replies:{}\r\ntracking_total_keys:{tracked_keys}\r\n\
+                 tracking_total_items:{tracked_items}\r\n\
+                 tracking_total_prefixes:{tracked_prefixes}\r\n",
                 traffic.connections_opened,
                 traffic.requests,
                 traffic.connections_refused,

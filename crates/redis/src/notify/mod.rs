@@ -169,7 +169,7 @@ fn spelled(flags: u32) -> String {
 }
 
 /// Publishes the keyspace's expirations while the listener runs, for the classes turned on
-/// at the time of each. A key that is not a valid subject (a space, `*` or `>` in it) gets
+/// at the time of each, and invalidates them in tracking connections' caches. A key that is not a valid subject (a space, `*` or `>` in it) gets
 /// only its `__keyevent` message; a publisher that falls behind the keyspace by
 /// [`omnibus_engine::keys::EXPIRATIONS_BUFFERED`] misses the oldest (Redis's pub/sub drops
 /// too, for slow subscribers).
@@ -190,6 +190,11 @@ pub(crate) async fn publish_expirations(shared: Arc<Shared>, mut stopped: watch:
             },
             _ = stopped.wait_for(|stop| *stop) => return,
         };
+        // A key gone at its deadline changed for client-side caches too (`tracking.rs`).
+        if shared.tracking.active() {
+            let tracking = &shared.tracking;
+            tracking.invalidate(&shared.clients, 0, std::slice::from_ref(&key));
+        }
         let flags = shared.notifications.flags();
         if flags & EXPIRED == 0 {
             continue;
