@@ -24,6 +24,18 @@ async fn set_classes(con: &mut redis::aio::MultiplexedConnection, classes: &str)
         .unwrap();
 }
 
+/// CONFIG GET notify-keyspace-events: the classes on, as the door spells them.
+async fn classes(con: &mut redis::aio::MultiplexedConnection) -> String {
+    let config: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(con)
+        .await
+        .unwrap();
+    assert_eq!(config[0], "notify-keyspace-events");
+    config[1].clone()
+}
+
 async fn next(
     messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
 ) -> (String, String) {
@@ -41,13 +53,7 @@ async fn next(
 async fn expired_keys_are_published_for_the_classes_turned_on() {
     let broker = Broker::start().await;
     let mut con = broker.connect().await;
-    let config: Vec<String> = cmd("CONFIG")
-        .arg("GET")
-        .arg("notify-keyspace-events")
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    assert_eq!(config, vec!["notify-keyspace-events", ""]);
+    assert_eq!(classes(&mut con).await, "");
     let client = redis::Client::open(broker.url()).unwrap();
     let mut subscriber = client.get_async_pubsub().await.unwrap();
     subscriber
@@ -76,13 +82,7 @@ async fn expired_keys_are_published_for_the_classes_turned_on() {
     assert_eq!(gone, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     set_classes(&mut con, "Ex").await;
-    let config: Vec<String> = cmd("CONFIG")
-        .arg("GET")
-        .arg("notify-keyspace-events")
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    assert_eq!(config[1], "xE");
+    assert_eq!(classes(&mut con).await, "xE");
 
     // Expired by the sweep (nobody reads it), then on a read.
     let () = cmd("SET")
@@ -160,13 +160,7 @@ async fn expired_keys_are_published_for_the_classes_turned_on() {
         .unwrap_err()
         .to_string()
         .contains("Invalid event class character"));
-    let config: Vec<String> = cmd("CONFIG")
-        .arg("GET")
-        .arg("notify-keyspace-events")
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    assert_eq!(config[1], "xKE");
+    assert_eq!(classes(&mut con).await, "xKE");
     broker.stop().await;
 }
 
@@ -367,13 +361,7 @@ async fn stream_changes_are_published_by_writers_group_commands_and_deadlines() 
     // `A` holds `t` (streams) and `x`; the tutorials' KEA is accepted and read back as Redis
     // spells it.
     set_classes(&mut con, "KEA").await;
-    let config: Vec<String> = cmd("CONFIG")
-        .arg("GET")
-        .arg("notify-keyspace-events")
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    assert_eq!(config[1], "AKE");
+    assert_eq!(classes(&mut con).await, "AKE");
     // `A` does not hold `n`.
     set_classes(&mut con, "EAn").await;
     let client = redis::Client::open(broker.url()).unwrap();
