@@ -338,3 +338,19 @@ def test_redis_py_client_side_cache(redis_url):
     finally:
         cached.close()
         writer.close()
+
+
+def test_client_list_shows_tracking(redis_url):
+    """CLIENT LIST / CLIENT INFO: `t` tracking, `B` broadcasting, `redir` its redirection
+    (0 without one, -1 when not tracking), as redis-server shows them."""
+    connection = redis.Redis.from_url(redis_url, protocol=3, single_connection_client=True)
+    try:
+        assert int(connection.client_info()["redir"]) == -1
+        connection.execute_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "user:")
+        info = connection.client_info()
+        assert "t" in info["flags"] and "B" in info["flags"], info["flags"]
+        assert int(info["redir"]) == 0
+        connection.execute_command("CLIENT", "TRACKING", "OFF")
+        assert "t" not in connection.client_info()["flags"]
+    finally:
+        connection.close()

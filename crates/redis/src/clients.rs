@@ -36,6 +36,11 @@ pub(crate) struct Shown {
     pub(crate) command: Option<Bytes>,
     /// When the last command was read (`idle=`).
     pub(crate) active: Instant,
+    /// CLIENT TRACKING on: its redirection (0: none) and whether it is BCAST (`flags=t`,
+    /// `B`, `redir=`).
+    pub(crate) tracking: Option<(u64, bool)>,
+    /// Its redirection's target is gone (`flags=R`).
+    pub(crate) tracking_broken: bool,
 }
 
 /// One connection's entry.
@@ -328,6 +333,15 @@ pub(crate) fn line(
     if shown.multi >= 0 {
         flags.push('x');
     }
+    if shown.tracking.is_some() {
+        flags.push('t');
+    }
+    if shown.tracking_broken {
+        flags.push('R');
+    }
+    if shown.tracking.is_some_and(|(_, bcast)| bcast) {
+        flags.push('B');
+    }
     if flags.is_empty() {
         flags.push('N');
     }
@@ -339,11 +353,12 @@ pub(crate) fn line(
         "id={id} addr={address} laddr=127.0.0.1:{local_port} fd=0 name={} age={} idle={} \
          flags={flags} db=0 sub={channels} psub={patterns} ssub={shards} multi={} qbuf=0 \
          qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
-         events=r cmd={command} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+         events=r cmd={command} user=default redir={} resp={} lib-name={} lib-ver={}",
         text(&shown.name),
         connected.elapsed().as_secs(),
         shown.active.elapsed().as_secs(),
         shown.multi,
+        shown.tracking.map_or(-1, |(redirect, _)| redirect as i64),
         shown.resp,
         text(&shown.library_name),
         text(&shown.library_version),

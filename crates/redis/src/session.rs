@@ -144,6 +144,16 @@ impl Session {
             monitor: self.monitor.is_some(),
             command: self.last_command.clone(),
             active: self.active,
+            tracking: self
+                .tracking
+                .as_ref()
+                .map(|options| (options.redirect, options.bcast)),
+            tracking_broken: self.tracking.is_some()
+                && self
+                    .shared
+                    .tracking
+                    .options(self.id)
+                    .is_some_and(|(_, broken)| broken),
         }
     }
 

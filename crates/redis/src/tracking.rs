@@ -445,6 +445,8 @@ mod tests {
             monitor: false,
             command: None,
             active: std::time::Instant::now(),
+            tracking: None,
+            tracking_broken: false,
         };
         let (client, _) = clients.register(id, address, shown);
         client.inbox.clone()
