@@ -343,6 +343,7 @@ CASES = {
         'LATENCY GRAPH command',
         'LATENCY HISTORY',
         'LATENCY FOO',
+        'LATENCY HISTOGRAM no-such-command',
         'SET k v',
         'MOVE k 0',
         'MOVE k x',

@@ -199,3 +199,41 @@ def test_config_resetstat(client):
     assert stats["total_error_replies"] == 0
     # The RESETSTAT, the GET and the INFOs since (the broker counts a command as it reads it).
     assert 1 <= stats["total_commands_processed"] <= 5
+
+
+def test_latency_histogram_and_latencystats(client):
+    """Redis 7's per-command latencies: INFO latencystats (p50/p99/p99.9 in µs, what
+    redis_exporter exports) and LATENCY HISTOGRAM (calls and a cumulative histogram by
+    powers of two of µs)."""
+    key = unique("latency")
+    client.config_resetstat()
+    for n in range(50):
+        client.set(key, n)
+    client.get(key)
+    stats = client.info("latencystats")
+    set_latency = stats["latency_percentiles_usec_set"]
+    assert 0 < set_latency["p50"] <= set_latency["p99"] <= set_latency["p99.9"]
+    assert "latency_percentiles_usec_get" in stats
+    assert "latency_percentiles_usec_lpush" not in stats
+    assert "latencystats" not in str(client.info()), "not among the default sections"
+    assert any(name.startswith("latency_percentiles_usec_") for name in client.info("all"))
+
+    raw = redis.Redis.from_url(_url(client), protocol=3, decode_responses=True)
+    try:
+        histograms = raw.execute_command("LATENCY", "HISTOGRAM", "set", "no-such-command")
+        assert list(histograms) == ["set"]
+        assert histograms["set"]["calls"] == 50
+        buckets = histograms["set"]["histogram_usec"]
+        bounds = sorted(buckets)
+        assert all(bound & (bound - 1) == 0 for bound in bounds), bounds  # powers of two
+        counts = [buckets[bound] for bound in bounds]
+        assert counts == sorted(counts) and counts[-1] == 50  # cumulative
+        everything = raw.execute_command("LATENCY", "HISTOGRAM")
+        assert {"set", "get"} <= set(everything)
+    finally:
+        raw.close()
+
+
+def _url(client) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/0"

@@ -7,6 +7,9 @@
 //! where redis-server writes `cmdstat_config|get`); an error a stream writer answers later
 //! is not seen here (as in the door's `total_error_replies`).
 //!
+//! Each command's latency distribution too (`latency_histogram.rs`): INFO's `latencystats`
+//! (p50, p99, p99.9) and LATENCY HISTOGRAM.
+//!
 //! `CONFIG RESETSTAT` zeroes them, and sets INFO's `# Stats` counters back to zero too: those
 //! are the broker's door metrics (`/metrics`), which only grow, so the door keeps their
 //! values at the reset and INFO answers the difference.
@@ -19,7 +22,9 @@ use std::time::Duration;
 
 use omnibus_engine::metrics::DoorTraffic;
 
+use crate::codec::Reply;
 use crate::commands::table::COMMANDS;
+use crate::latency_histogram::Histogram;
 
 /// How many distinct error codes are kept (a code past it is counted under the last).
 const ERROR_CODES_MAX: usize = 128;
@@ -35,6 +40,8 @@ struct Counters {
 /// One set of counters per command of the table, and the error codes seen.
 pub(crate) struct CommandStats {
     commands: Vec<Counters>,
+    /// Each command's latencies, at its table position.
+    latencies: Vec<Histogram>,
     errors: Mutex<BTreeMap<String, u64>>,
     /// The door's traffic counters at the last CONFIG RESETSTAT.
     traffic_at_reset: Mutex<DoorTraffic>,
@@ -44,6 +51,7 @@ impl Default for CommandStats {
     fn default() -> CommandStats {
         CommandStats {
             commands: COMMANDS.iter().map(|_| Counters::default()).collect(),
+            latencies: COMMANDS.iter().map(|_| Histogram::default()).collect(),
             errors: Mutex::default(),
             traffic_at_reset: Mutex::default(),
         }
@@ -61,6 +69,7 @@ impl CommandStats {
         if failed {
             counters.failed.fetch_add(1, Ordering::Relaxed);
         }
+        self.latencies[position].record(elapsed);
     }
 
     /// The command at `position` was refused before it ran (its number of arguments).
@@ -93,6 +102,9 @@ impl CommandStats {
             ] {
                 counter.store(0, Ordering::Relaxed);
             }
+        }
+        for histogram in &self.latencies {
+            histogram.reset();
         }
         self.errors
             .lock()
@@ -148,6 +160,54 @@ impl CommandStats {
                 counters.failed.load(Ordering::Relaxed),
             );
         }
+    }
+
+    /// INFO's `# Latencystats` lines: p50, p99 and p99.9 in µs of each command called
+    /// (Redis's default `latency-tracking-info-percentiles`).
+    pub(crate) fn write_latencies(&self, text: &mut String) {
+        text.push_str("# Latencystats\r\n");
+        for (command, histogram) in COMMANDS.iter().zip(&self.latencies) {
+            if histogram.calls() == 0 {
+                continue;
+            }
+            let _ = write!(text, "latency_percentiles_usec_{}:", command.name);
+            for (at, (name, percentile)) in [("50", 50.0), ("99", 99.0), ("99.9", 99.9)]
+                .into_iter()
+                .enumerate()
+            {
+                let micros = histogram.percentile(percentile);
+                let comma = if at == 0 { "" } else { "," };
+                let _ = write!(text, "{comma}p{name}={micros}.000");
+            }
+            text.push_str("\r\n");
+        }
+    }
+
+    /// LATENCY HISTOGRAM's answer for the commands at `positions` (every command called,
+    /// when `None`): per command, its calls and its cumulative `histogram_usec`.
+    pub(crate) fn histograms(&self, positions: Option<&[usize]>) -> Reply {
+        let all: Vec<usize> = (0..COMMANDS.len()).collect();
+        let mut out = Vec::new();
+        for &position in positions.unwrap_or(&all) {
+            let histogram = &self.latencies[position];
+            let calls = histogram.calls();
+            if calls == 0 {
+                continue;
+            }
+            let buckets = histogram
+                .cumulative()
+                .into_iter()
+                .map(|(micros, count)| {
+                    (Reply::Integer(micros as i64), Reply::Integer(count as i64))
+                })
+                .collect();
+            let body = Reply::Map(vec![
+                (Reply::text("calls"), Reply::Integer(calls as i64)),
+                (Reply::text("histogram_usec"), Reply::Map(buckets)),
+            ]);
+            out.push((Reply::text(COMMANDS[position].name), body));
+        }
+        Reply::Map(out)
     }
 
     /// INFO's `# Errorstats` lines, by code.

@@ -26,6 +26,7 @@ mod commands;
 mod config;
 mod error;
 pub mod fuzzing;
+mod latency_histogram;
 mod monitor;
 mod notify;
 mod pubsub;

@@ -311,7 +311,7 @@ fn dispatch(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
         "substr" => strings::run(session, "getrange", arguments),
         "cluster" | "readonly" | "readwrite" | "asking" | "debug" | "module" | "latency"
         | "save" | "bgsave" | "bgrewriteaof" | "lastsave" | "failover" | "replicaof"
-        | "slaveof" | "move" | "swapdb" | "acl" => admin::run(name, arguments),
+        | "slaveof" | "move" | "swapdb" | "acl" => admin::run(session, name, arguments),
         "dump" | "restore" => dump::run(session, name, arguments),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
             crate::scripting::eval(session, name, arguments)

@@ -18,8 +18,8 @@ use crate::codec::Reply;
 use crate::session::{Session, Step};
 
 /// The sections INFO answers, in Redis's order: all of them for `INFO all` / `everything`,
-/// all but `commandstats` for `INFO` / `INFO default` (as Redis).
-const SECTIONS: [&str; 10] = [
+/// all but `commandstats` and `latencystats` for `INFO` / `INFO default` (as Redis).
+const SECTIONS: [&str; 11] = [
     "server",
     "clients",
     "memory",
@@ -29,6 +29,7 @@ const SECTIONS: [&str; 10] = [
     "cpu",
     "commandstats",
     "errorstats",
+    "latencystats",
     "keyspace",
 ];
 
@@ -40,7 +41,8 @@ pub(super) fn info(session: &Session, arguments: &[Bytes]) -> Step {
     let sections: Vec<&str> = SECTIONS
         .into_iter()
         .filter(|section| {
-            all || default && *section != "commandstats" || wanted.iter().any(|w| w == section)
+            let extra = matches!(*section, "commandstats" | "latencystats");
+            all || default && !extra || wanted.iter().any(|w| w == section)
         })
         .collect();
     // Memory and CPU both come from /proc: read once for the whole reply.
@@ -149,6 +151,7 @@ fn write_section(
         }
         "commandstats" => shared.command_stats.write_commands(text),
         "errorstats" => shared.command_stats.write_errors(text),
+        "latencystats" => shared.command_stats.write_latencies(text),
         "replication" => {
             let _ = write!(
                 text,
