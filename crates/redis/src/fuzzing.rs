@@ -70,9 +70,9 @@ pub fn hyperloglog_value(data: &[u8]) {
     crate::commands::hyperloglog_round_trip(data);
 }
 
-/// Reads `data` as a RESTORE payload, as sent and sealed with a valid version and checksum
-/// (random bytes would otherwise stop at the checksum): must never panic, and whatever
-/// reads must DUMP to a payload that reads as the same value.
+/// Reads `data` as a RESTORE and a FUNCTION RESTORE payload, as sent and sealed with a valid
+/// version and checksum (random bytes would otherwise stop at the checksum): must never
+/// panic, and whatever reads must DUMP to a payload that reads back the same.
 pub fn dump_payload(data: &[u8]) {
     crate::codec::rdb::round_trip(data);
 }

@@ -12,6 +12,9 @@
 //! `RDB_TYPE_SET`, `RDB_TYPE_ZSET_2`, `RDB_TYPE_HASH`) at RDB version 10, which redis-server
 //! 7.0 and later load. Every length is checked against the bytes left before anything is
 //! allocated for it (`fuzz/fuzz_targets/redis_dump_payload.rs`).
+//!
+//! FUNCTION DUMP / RESTORE payloads are the same frame around libraries instead of a value:
+//! each library's code after `RDB_OPCODE_FUNCTION2` (or Redis 7.0 RC's older form, read too).
 
 use bytes::Bytes;
 use omnibus_engine::keys::Whole;
@@ -32,6 +35,10 @@ const TYPE_HASH_LISTPACK: u8 = 16;
 const TYPE_ZSET_LISTPACK: u8 = 17;
 const TYPE_LIST_QUICKLIST_2: u8 = 18;
 const TYPE_SET_LISTPACK: u8 = 20;
+/// A library's code (FUNCTION DUMP since Redis 7.0).
+const OPCODE_FUNCTION2: u8 = 245;
+/// A library as Redis 7.0's release candidates wrote it: name, engine, description, code.
+const OPCODE_FUNCTION_PRE_GA: u8 = 246;
 
 /// Why a payload was refused, in RESTORE's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,10 +108,77 @@ pub fn encode(value: &Whole) -> Vec<u8> {
             }
         }
     }
+    seal(out)
+}
+
+/// Ends a payload with the RDB version and the CRC-64 of everything before it.
+fn seal(mut out: Vec<u8>) -> Vec<u8> {
     out.extend_from_slice(&VERSION_WRITTEN.to_le_bytes());
     let crc = crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// FUNCTION DUMP's payload for these libraries' code.
+pub fn encode_functions<'a>(codes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        out.push(OPCODE_FUNCTION2);
+        string(&mut out, code);
+    }
+    seal(out)
+}
+
+/// The libraries' code a FUNCTION RESTORE payload holds, in order, or the refusal in
+/// Redis's words (after `ERR `).
+pub fn decode_functions(payload: &[u8]) -> Result<Vec<Bytes>, String> {
+    let body = checked_body(payload)
+        .ok_or_else(|| "DUMP payload version or checksum are wrong".to_string())?;
+    let mut reader = Reader { bytes: body };
+    let mut codes = Vec::new();
+    while !reader.bytes.is_empty() {
+        let kind = reader.byte().ok_or("can not read data type")?;
+        match kind {
+            OPCODE_FUNCTION2 => {
+                let code = reader.string().ok_or("Failed loading library payload")?;
+                codes.push(code);
+            }
+            OPCODE_FUNCTION_PRE_GA => {
+                let name = reader.string().ok_or("Failed loading library name")?;
+                let engine = reader.string().ok_or("Failed loading engine name")?;
+                let has_description = reader
+                    .length()
+                    .ok_or("Failed loading library description indicator")?;
+                if has_description != 0 {
+                    reader
+                        .string()
+                        .ok_or("Failed loading library description")?;
+                }
+                let blob = reader.string().ok_or("Failed loading library blob")?;
+                let mut code = format!(
+                    "#!{} name={}\n",
+                    String::from_utf8_lossy(&engine),
+                    String::from_utf8_lossy(&name)
+                )
+                .into_bytes();
+                code.extend_from_slice(&blob);
+                codes.push(Bytes::from(code));
+            }
+            _ => return Err("given type is not a function".into()),
+        }
+    }
+    Ok(codes)
+}
+
+/// A payload's body, if its version is one read here and its checksum holds.
+fn checked_body(payload: &[u8]) -> Option<&[u8]> {
+    if payload.len() < 10 {
+        return None;
+    }
+    let (body, footer) = payload.split_at(payload.len() - 10);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let crc = u64::from_le_bytes(footer[2..10].try_into().expect("8 bytes"));
+    (version <= VERSION_READ_MAX && crc64(&payload[..payload.len() - 8]) == crc).then_some(body)
 }
 
 fn length(out: &mut Vec<u8>, len: u64) {
@@ -128,15 +202,7 @@ fn string(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// The value a payload holds, after its version and checksum are checked.
 pub fn decode(payload: &[u8]) -> Result<Whole, PayloadError> {
-    if payload.len() < 10 {
-        return Err(PayloadError::VersionOrChecksum);
-    }
-    let (body, footer) = payload.split_at(payload.len() - 10);
-    let version = u16::from_le_bytes([footer[0], footer[1]]);
-    let crc = u64::from_le_bytes(footer[2..10].try_into().expect("8 bytes"));
-    if version > VERSION_READ_MAX || crc64(&payload[..payload.len() - 8]) != crc {
-        return Err(PayloadError::VersionOrChecksum);
-    }
+    let body = checked_body(payload).ok_or(PayloadError::VersionOrChecksum)?;
     let mut reader = Reader { bytes: body };
     let value = reader.object().ok_or(PayloadError::BadFormat)?;
     if !reader.bytes.is_empty() {
@@ -325,15 +391,18 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The fuzz body (`fuzzing::dump_payload`): `data` as a payload, and sealed as one.
+/// The fuzz body (`fuzzing::dump_payload`): `data` as a payload, and sealed as one, read as
+/// a key's value and as FUNCTION RESTORE's libraries; what reads must write and read back.
 pub(crate) fn round_trip(data: &[u8]) {
     let _ = decode(data);
-    let mut sealed = data.to_vec();
-    sealed.extend_from_slice(&VERSION_WRITTEN.to_le_bytes());
-    let crc = crc64(&sealed);
-    sealed.extend_from_slice(&crc.to_le_bytes());
+    let _ = decode_functions(data);
+    let sealed = seal(data.to_vec());
     if let Ok(value) = decode(&sealed) {
         assert_eq!(decode(&encode(&value)), Ok(value));
+    }
+    if let Ok(codes) = decode_functions(&sealed) {
+        let written = encode_functions(codes.iter().map(|code| &code[..]));
+        assert_eq!(decode_functions(&written), Ok(codes));
     }
 }
 
@@ -562,6 +631,51 @@ mod tests {
             string(&mut body, &blob);
             round_trip(&body);
         }
+    }
+
+    #[test]
+    fn function_payloads_read_back_in_both_forms_and_refuse_what_is_not_a_library() {
+        let codes = [&b"#!lua name=a\nreturn 1"[..], &b"#!lua name=b\n"[..]];
+        let payload = encode_functions(codes);
+        let read = decode_functions(&payload).unwrap();
+        assert_eq!(read, vec![b("#!lua name=a\nreturn 1"), b("#!lua name=b\n")]);
+        assert_eq!(
+            decode_functions(&encode_functions([])).unwrap(),
+            Vec::<Bytes>::new()
+        );
+        // Redis 7.0 RC's form: name, engine, a description (given), the code.
+        let mut old = vec![OPCODE_FUNCTION_PRE_GA];
+        for part in [&b"lib"[..], b"LUA"] {
+            string(&mut old, part);
+        }
+        length(&mut old, 1);
+        string(&mut old, b"described");
+        string(
+            &mut old,
+            b"redis.register_function('f', function() return 1 end)",
+        );
+        assert_eq!(
+            decode_functions(&seal(old)).unwrap(),
+            vec![b(
+                "#!LUA name=lib\nredis.register_function('f', function() return 1 end)"
+            )]
+        );
+        let key = encode(&Whole::String(b("v")));
+        assert_eq!(
+            decode_functions(&key),
+            Err("given type is not a function".into())
+        );
+        let cut = seal(vec![OPCODE_FUNCTION2, 10, b'x']);
+        assert_eq!(
+            decode_functions(&cut),
+            Err("Failed loading library payload".into())
+        );
+        let mut damaged = payload.clone();
+        damaged[1] ^= 1;
+        assert_eq!(
+            decode_functions(&damaged),
+            Err("DUMP payload version or checksum are wrong".into())
+        );
     }
 
     #[test]

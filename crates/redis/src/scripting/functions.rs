@@ -10,7 +10,8 @@
 //! thread registers the libraries again in its own Lua state when the index changed since it
 //! last did (a generation number), so a FUNCTION LOAD on one thread is seen by FCALL on any.
 //! A function flagged `no-writes` runs read-only (and is the only kind FCALL_RO may call).
-//! FUNCTION DUMP and RESTORE are not served: their payload is Redis's RDB encoding.
+//! FUNCTION DUMP and RESTORE move every library in Redis's payload (`codec/rdb.rs`), so
+//! libraries go between redis-server and Omnibus either way.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -203,10 +204,18 @@ pub(crate) fn function(session: &mut Session, arguments: &[Bytes]) -> Step {
             .into()
         }
         ("kill", []) => Reply::error("NOTBUSY No scripts in execution right now.").into(),
-        ("dump", []) | ("restore", _) => Reply::error(format!(
-            "ERR FUNCTION {} is not served by Omnibus: its payload is Redis's RDB encoding; \
-             load each library's code (FUNCTION LIST WITHCODE) with FUNCTION LOAD",
-            subcommand.to_uppercase()
+        ("dump", []) => {
+            let index = functions.index(session);
+            let codes = index.libraries.values().map(|library| &library.code[..]);
+            Reply::bulk(crate::codec::rdb::encode_functions(codes)).into()
+        }
+        ("restore", [payload, policy @ ..]) if policy.len() <= 1 => {
+            restore(session, payload, policy.first())
+        }
+        // Named as the client wrote it, as redis-server words this one.
+        ("restore", _) => Reply::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            printable(&arguments[0], 128)
         ))
         .into(),
         ("help", []) => commands::help_reply(&[
@@ -223,6 +232,16 @@ pub(crate) fn function(session: &mut Session, arguments: &[Bytes]) -> Step {
             "    Return information about the current function running.",
             "KILL",
             "    Kill the current running function.",
+            "DUMP",
+            "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+            "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+            "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+            "    control how to handle existing libraries (default APPEND):",
+            "    * FLUSH: delete all existing libraries.",
+            "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+            "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+            "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+            "      in case of functions name collision with another library).",
             "HELP",
             "    Print this help.",
         ])
@@ -277,6 +296,104 @@ fn load(session: &mut Session, code: &Bytes, replace: bool) -> Step {
         session.keys.library_put(Bytes::from(name.clone()), code),
         |()| Reply::text(&name),
     )
+}
+
+/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]: the payload's libraries, each compiled
+/// as FUNCTION LOAD compiles one, added to those loaded (APPEND, the default: a library
+/// already there refuses the whole payload), replacing those of the same names (REPLACE),
+/// or instead of them all (FLUSH). All or nothing; durable before the reply.
+fn restore(session: &mut Session, payload: &[u8], policy: Option<&Bytes>) -> Step {
+    let (replace, flush) = match policy {
+        None => (false, false),
+        Some(word) if word.eq_ignore_ascii_case(b"append") => (false, false),
+        Some(word) if word.eq_ignore_ascii_case(b"replace") => (true, false),
+        Some(word) if word.eq_ignore_ascii_case(b"flush") => (false, true),
+        Some(_) => {
+            return Reply::error(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or \
+                 REPLACE.",
+            )
+            .into()
+        }
+    };
+    let codes = match crate::codec::rdb::decode_functions(payload) {
+        Ok(codes) => codes,
+        Err(words) => return Reply::error(format!("ERR {words}")).into(),
+    };
+    // The payload's libraries on their own first, as a load into an empty server.
+    let mut restored: BTreeMap<String, Library> = BTreeMap::new();
+    for code in codes {
+        let (name, body) = match metadata(&code) {
+            Ok(found) => found,
+            Err(refusal) => return refusal.into(),
+        };
+        let functions: Vec<Function> = match evaluate_library(body) {
+            Ok(registered) => registered.into_iter().map(described).collect(),
+            Err(refusal) => return refusal.into(),
+        };
+        if restored.contains_key(&name) {
+            return Reply::error(format!("ERR Library '{name}' already exists")).into();
+        }
+        for function in &functions {
+            let taken = restored
+                .values()
+                .any(|other| other.functions.iter().any(|f| f.name == function.name));
+            if taken {
+                return Reply::error(format!("ERR Function {} already exists", function.name))
+                    .into();
+            }
+        }
+        let body = code.slice_ref(body);
+        let library = Library {
+            code,
+            body,
+            functions,
+        };
+        restored.insert(name, library);
+    }
+    let mut index = session.shared.functions.index(session);
+    if !flush {
+        if let Some(name) = restored
+            .keys()
+            .find(|name| !replace && index.libraries.contains_key(*name))
+        {
+            return Reply::error(format!("ERR Library {name} already exists")).into();
+        }
+        for library in restored.values() {
+            for function in &library.functions {
+                let collides = index
+                    .owner_of(&function.name)
+                    .is_some_and(|(owner, _)| !restored.contains_key(owner));
+                if collides {
+                    return Reply::error(format!("ERR Function {} already exists", function.name))
+                        .into();
+                }
+            }
+        }
+    }
+    if flush {
+        index.libraries.clear();
+    }
+    let stored: Vec<(String, Bytes)> = restored
+        .iter()
+        .map(|(name, library)| (name.clone(), library.code.clone()))
+        .collect();
+    index.libraries.extend(restored);
+    index.generation += 1;
+    drop(index);
+    let mut commits = Vec::new();
+    if flush {
+        commits.push(session.keys.libraries_clear().split().1);
+    }
+    for (name, code) in stored {
+        commits.push(session.keys.library_put(Bytes::from(name), code).split().1);
+    }
+    Step {
+        reply: Reply::ok(),
+        commits,
+        close: false,
+        later: None,
+    }
 }
 
 /// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE].
