@@ -29,6 +29,7 @@ pub mod fuzzing;
 mod latency_histogram;
 mod monitor;
 mod notify;
+mod pause;
 mod pubsub;
 mod scripting;
 mod server;

@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) functions: crate::scripting::Functions,
     /// The keys tracking connections read (CLIENT TRACKING).
     pub(crate) tracking: crate::tracking::Tracking,
+    /// CLIENT PAUSE's hold on commands.
+    pub(crate) pause: crate::pause::Pause,
 }
 
 /// A run id as Redis makes one: 40 random hex digits (from the standard library's random
@@ -98,6 +100,7 @@ pub async fn serve(
         notifications: notifications.clone(),
         functions: Default::default(),
         tracking: Default::default(),
+        pause: Default::default(),
         streams: crate::streams::writers::Writers::new(
             engine.clone(),
             deleted.clone(),

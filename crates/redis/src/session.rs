@@ -113,6 +113,12 @@ pub(crate) struct Session {
     /// CLIENT CACHING was given for the next command (OPTIN: remember its reads; OPTOUT:
     /// do not).
     pub(crate) caching: bool,
+    /// CLIENT REPLY OFF: no reply is written (pushes still are).
+    pub(crate) replies_off: bool,
+    /// CLIENT REPLY SKIP: the next command's reply is not written (`skip_next` until the
+    /// SKIP itself has run, then `skip`).
+    pub(crate) reply_skip: bool,
+    pub(crate) reply_skip_next: bool,
 }
 
 impl Session {
@@ -263,6 +269,9 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         client: None,
         tracking: None,
         caching: false,
+        replies_off: false,
+        reply_skip: false,
+        reply_skip_next: false,
     };
     // From here the session stops when its entry among the clients is closed: by CLIENT
     // KILL, or by the listener stopping (`Clients::close_all`).
@@ -534,6 +543,21 @@ async fn run_counted(
                 return Ok(Next::Broken(error));
             }
         }
+        // CLIENT PAUSE holds the command: what was decided before it is written first.
+        if session.shared.pause.active() {
+            let writes = commands::may_write(session, &arguments);
+            if session.shared.pause.holds(writes) {
+                if let Err(error) = finish(stream, pending, session.protocol, output, stopped).await
+                {
+                    return Ok(Next::Broken(error));
+                }
+                let pause = session.shared.clone();
+                tokio::select! {
+                    () = pause.pause.released(writes) => {}
+                    _ = stopped.wait_for(|stop| *stop) => return Ok(Next::Close),
+                }
+            }
+        }
         // A stream past its deadline goes before a command touches it (`due_streams`).
         for stream in commands::due_streams(session, &arguments) {
             let sweep = session.shared.streams.submit(&stream, Change::Sweep);
@@ -556,6 +580,10 @@ async fn run_counted(
             *errors += 1;
             session.shared.command_stats.error(line);
         }
+        // CLIENT REPLY OFF / SKIP: the reply is not written, but still waited for in its
+        // place (what follows is answered only once the silenced writes are durable).
+        let silent = session.replies_off || session.reply_skip;
+        session.reply_skip = std::mem::take(&mut session.reply_skip_next);
         let size = estimated_size(&step.reply);
         let waiting = if step.later.is_none() && step.commits.is_empty() {
             Waiting::Ready(step.reply)
@@ -565,6 +593,17 @@ async fn run_counted(
                 reply: settle(step.reply, step.commits, step.later),
                 read,
             }
+        };
+        let waiting = match waiting {
+            _ if !silent => waiting,
+            Waiting::Ready(_) => Waiting::Ready(Reply::Many(Vec::new())),
+            Waiting::Later { reply, read } => Waiting::Later {
+                reply: Box::pin(async move {
+                    let _ = reply.await;
+                    Reply::Many(Vec::new())
+                }),
+                read,
+            },
         };
         let held = if matches!(waiting, Waiting::Ready(_)) {
             size

@@ -80,6 +80,9 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
                 session.shared.tracking.disable(session.id);
             }
             session.caching = false;
+            session.replies_off = false;
+            session.reply_skip = false;
+            session.reply_skip_next = false;
             Reply::Status("RESET".into()).into()
         }
         _ => Reply::error(format!("ERR unknown command '{name}'")).into(),
@@ -254,18 +257,62 @@ fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
             "ERR wrong number of arguments for 'client|{subcommand}' command"
         ))
         .into(),
-        // Replies stay on; nobody asked for anything else yet.
-        ("reply", [mode]) if is(mode, "on") => Reply::ok().into(),
+        // OFF and SKIP answer nothing themselves (the session leaves out what follows).
+        ("reply", [mode]) if is(mode, "on") => {
+            session.replies_off = false;
+            session.reply_skip = false;
+            session.reply_skip_next = false;
+            Reply::ok().into()
+        }
+        ("reply", [mode]) if is(mode, "off") => {
+            session.replies_off = true;
+            Reply::Many(Vec::new()).into()
+        }
+        ("reply", [mode]) if is(mode, "skip") => {
+            session.reply_skip_next = !session.replies_off;
+            Reply::Many(Vec::new()).into()
+        }
+        ("reply", [_]) => Reply::error(SYNTAX_ERROR).into(),
+        ("pause", [timeout, mode @ ..]) if mode.len() <= 1 => {
+            let all = match mode.first() {
+                None => true,
+                Some(word) if is(word, "all") => true,
+                Some(word) if is(word, "write") => false,
+                Some(_) => {
+                    return Reply::error("ERR CLIENT PAUSE mode must be WRITE or ALL").into()
+                }
+            };
+            let milliseconds = match std::str::from_utf8(timeout)
+                .ok()
+                .and_then(|text| text.parse::<i64>().ok())
+            {
+                Some(ms) if ms < 0 => return Reply::error("ERR timeout is negative").into(),
+                Some(ms) => ms as u64,
+                None => {
+                    return Reply::error("ERR timeout is not an integer or out of range").into()
+                }
+            };
+            let until = std::time::Instant::now()
+                + std::time::Duration::from_millis(milliseconds.min(100 * 365 * 86_400_000));
+            session.shared.pause.pause(until, all);
+            Reply::ok().into()
+        }
+        ("unpause", []) => {
+            session.shared.pause.unpause();
+            Reply::ok().into()
+        }
         // Nothing is evicted and no access times are kept, so both are already true.
         ("no-evict" | "no-touch", [mode]) if is(mode, "on") || is(mode, "off") => {
             Reply::ok().into()
         }
-        ("setname" | "getname" | "id" | "setinfo" | "info" | "kill" | "unblock", _) => {
-            Reply::error(format!(
-                "ERR wrong number of arguments for 'client|{subcommand}' command"
-            ))
-            .into()
-        }
+        (
+            "setname" | "getname" | "id" | "setinfo" | "info" | "kill" | "unblock" | "reply"
+            | "pause" | "unpause",
+            _,
+        ) => Reply::error(format!(
+            "ERR wrong number of arguments for 'client|{subcommand}' command"
+        ))
+        .into(),
         _ => Reply::error(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
             printable(&arguments[0], 128)

@@ -52,6 +52,22 @@ pub(crate) fn writes(name: &str) -> bool {
     table::find(name).is_some_and(|command| command.flags.contains(&"write"))
 }
 
+/// Whether CLIENT PAUSE WRITE holds the command (`arguments` with its name): flagged `write`
+/// or `may_replicate` (scripts), or an EXEC with such a command queued — Redis's rule.
+pub(crate) fn may_write(session: &Session, arguments: &[Bytes]) -> bool {
+    let flagged = |name: &[u8]| {
+        table::find(&lowercase(name)).is_some_and(|command| {
+            command.flags.contains(&"write") || command.flags.contains(&"may_replicate")
+        })
+    };
+    if arguments[0].eq_ignore_ascii_case(b"exec") {
+        return session.transaction.as_ref().is_some_and(|transaction| {
+            transaction.queued.iter().any(|queued| flagged(&queued[0]))
+        });
+    }
+    flagged(&arguments[0])
+}
+
 /// Whether a command changes a stream through its writer task: the session first waits for
 /// the reads queued before it, so a read never sees a change made after it.
 pub(crate) fn changes_a_stream(name: &[u8]) -> bool {
