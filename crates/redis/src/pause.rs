@@ -6,6 +6,7 @@
 //! connection. A later CLIENT PAUSE only extends a pause and widens WRITE to ALL, never
 //! narrows it (Redis's rule).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -20,12 +21,16 @@ struct Paused {
 
 pub(crate) struct Pause {
     state: watch::Sender<Paused>,
+    /// A pause was asked for since the last UNPAUSE: every command looks at this one flag
+    /// before the state's lock and the clock.
+    asked: AtomicBool,
 }
 
 impl Default for Pause {
     fn default() -> Pause {
         Pause {
             state: watch::Sender::new(Paused::default()),
+            asked: AtomicBool::new(false),
         }
     }
 }
@@ -34,6 +39,7 @@ impl Pause {
     /// CLIENT PAUSE: holds commands (every one with `all`, else those that write) until
     /// `until`, or longer if a pause already runs longer.
     pub(crate) fn pause(&self, until: Instant, all: bool) {
+        self.asked.store(true, Ordering::Release);
         self.state.send_modify(|paused| {
             let running = paused.until.filter(|end| *end > Instant::now());
             paused.all = all || running.is_some() && paused.all;
@@ -43,6 +49,7 @@ impl Pause {
 
     /// CLIENT UNPAUSE.
     pub(crate) fn unpause(&self) {
+        self.asked.store(false, Ordering::Release);
         self.state.send_replace(Paused::default());
     }
 
@@ -56,10 +63,12 @@ impl Pause {
 
     /// Whether any pause runs now (one look, before finding what the command is).
     pub(crate) fn active(&self) -> bool {
-        self.state
-            .borrow()
-            .until
-            .is_some_and(|until| until > Instant::now())
+        self.asked.load(Ordering::Acquire)
+            && self
+                .state
+                .borrow()
+                .until
+                .is_some_and(|until| until > Instant::now())
     }
 
     /// Waits until such a command is no longer held.
