@@ -58,10 +58,33 @@ def test_change_events_as_spring_session_subscribes(client):
             ("__keyevent@0__:expire", short),
             ("__keyevent@0__:expired", short),
         ]
-        with pytest.raises(redis.ResponseError, match="key misses \\(m\\)"):
-            client.config_set("notify-keyspace-events", "KEm")
     finally:
         pubsub.close()
+
+
+def test_key_miss_events(client):
+    """`m`: a read of a key that is not there (cache-miss monitoring), not a write's."""
+    client.config_set("notify-keyspace-events", "Em")
+    assert client.config_get("notify-keyspace-events") == {"notify-keyspace-events": "Em"}
+    missing, present = unique("miss"), unique("hit")
+    client.set(present, "1")
+    pubsub = client.pubsub()
+    try:
+        pubsub.psubscribe("__keyevent@0__:*")
+        pubsub.subscribe("marker")
+        client.get(missing)
+        client.get(present)
+        client.mget(present, missing, missing)
+        client.incr(missing)  # a write's lookup: no event
+        client.publish("marker", "-")
+        assert _events(pubsub, "marker") == [
+            ("__keyevent@0__:keymiss", missing),
+            ("__keyevent@0__:keymiss", missing),
+            ("__keyevent@0__:keymiss", missing),
+        ]
+    finally:
+        pubsub.close()
+        client.delete(missing, present)
 
 
 def test_stream_events_with_kea(client):

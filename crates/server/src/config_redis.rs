@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(notified.redis_config().notify_keyspace_events, "Ex");
         assert!(notified.validate().is_ok());
         let mut unserved = ServerConfig::default();
-        unserved.redis.notify_keyspace_events = "KEAm".into();
+        unserved.redis.notify_keyspace_events = "KEAq".into();
         let refused = unserved.validate().unwrap_err().to_string();
         assert!(refused.contains("notify_keyspace_events"), "{refused}");
         let mut too_long = ServerConfig::default();

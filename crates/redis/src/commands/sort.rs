@@ -94,6 +94,11 @@ fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step,
 
     let keys = session.keys.clone();
     let refused = |_| Reply::error(super::streams::WRONGTYPE);
+    // Keyspace events of class `m`: the source and every pattern's key SORT looks up and
+    // does not find, in redis-server's order (the source, BY per element, GET per answer).
+    let missing = Missing {
+        noted: crate::notify::misses::wanted(session).then(Default::default),
+    };
     let hold;
     let chosen: Vec<Bytes> = if !reads_other_keys(arguments) {
         // Nothing else to read or write: the elements are ordered where they lie, under the
@@ -101,6 +106,7 @@ fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step,
         hold = None;
         keys.elements_look(source, |view| {
             let Some(view) = view else {
+                missing.note(source);
                 return Ok(Vec::new());
             };
             let ordered = view.kind != KeyKind::Set;
@@ -113,7 +119,10 @@ fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step,
         // it (and in a script's or EXEC's).
         hold = Some(keys.exclusive());
         let (elements, ordered) = match keys.kind(source) {
-            None => (Vec::new(), true),
+            None => {
+                missing.note(source);
+                (Vec::new(), true)
+            }
             Some(KeyKind::List) => (keys.range(source, 0, -1).map_err(refused)?, true),
             Some(KeyKind::Set) => (keys.set_members(source).map_err(refused)?, false),
             Some(KeyKind::SortedSet) => {
@@ -134,7 +143,7 @@ fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step,
             order.alpha = true;
             order.by = None;
         }
-        let by = |element: &Bytes| lookup(&keys, order.by?, element);
+        let by = |element: &Bytes| lookup(&keys, order.by?, element, &missing);
         let chosen = choose(elements.iter().collect(), ordered, order, by)?;
         chosen.into_iter().cloned().collect()
     };
@@ -145,8 +154,11 @@ fn sort(session: &Session, read_only: bool, arguments: &[Bytes]) -> Result<Step,
             output.push(Some(element.clone()));
         }
         for pattern in &gets {
-            output.push(lookup(&keys, pattern, element));
+            output.push(lookup(&keys, pattern, element, &missing));
         }
+    }
+    if let Some(noted) = missing.noted {
+        crate::notify::misses::publish(session, noted.into_inner());
     }
     let Some(destination) = store else {
         drop(hold);
@@ -324,7 +336,7 @@ fn long(word: &Bytes) -> Result<i64, Reply> {
 /// What `pattern` names for `element`: `#` the element itself; otherwise the first `*`
 /// replaced by it, a string key's value, or with `->field` after the `*` a hash field's.
 /// `None` when the pattern has no `*` or the key or field is missing or of another kind.
-fn lookup(keys: &Keyspace, pattern: &Bytes, element: &Bytes) -> Option<Bytes> {
+fn lookup(keys: &Keyspace, pattern: &Bytes, element: &Bytes, missing: &Missing) -> Option<Bytes> {
     if pattern.as_ref() == b"#" {
         return Some(element.clone());
     }
@@ -339,12 +351,32 @@ fn lookup(keys: &Keyspace, pattern: &Bytes, element: &Bytes) -> Option<Bytes> {
     key.extend_from_slice(&pattern[..star]);
     key.extend_from_slice(element);
     key.extend_from_slice(postfix);
+    missing.check(keys, &key);
     match field {
         None => keys.get(&key),
         // Another kind of key is refused by the read: no value.
         Some(field) => {
             let field = Bytes::copy_from_slice(field);
             keys.hash_get(&key, &[field]).ok()?.pop().flatten()
+        }
+    }
+}
+
+/// The keys a SORT looked up and did not find, noted only when `m` events are on.
+struct Missing {
+    noted: Option<std::cell::RefCell<Vec<Bytes>>>,
+}
+
+impl Missing {
+    fn note(&self, key: &Bytes) {
+        if let Some(noted) = &self.noted {
+            noted.borrow_mut().push(key.clone());
+        }
+    }
+
+    fn check(&self, keys: &Keyspace, key: &[u8]) {
+        if self.noted.is_some() && keys.version(key).is_none() {
+            self.note(&Bytes::copy_from_slice(key));
         }
     }
 }

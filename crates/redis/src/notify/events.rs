@@ -20,8 +20,8 @@ use bytes::Bytes;
 use omnibus_engine::keys::Keyspace;
 use omnibus_engine::Engine;
 
-use super::stream_events;
-use super::{Event, GENERIC, HASH, KEYEVENT, KEYSPACE, LIST, NEW, SET, STRING, ZSET};
+use super::{misses, stream_events};
+use super::{Event, GENERIC, HASH, KEYEVENT, KEYSPACE, KEY_MISS, LIST, NEW, SET, STRING, ZSET};
 use crate::codec::Reply;
 use crate::commands::table;
 use crate::session::{Session, Step};
@@ -31,22 +31,35 @@ pub(crate) struct Before {
     versions: Vec<(Bytes, Option<u64>)>,
     /// A consumer-group command's ([`stream_events`]).
     groups: Option<stream_events::Before>,
+    /// The keys it will look up to read and not find ([`misses`]), when `m` is on.
+    misses: Vec<Bytes>,
 }
 
 /// The keys' versions before `name` runs, when a class it can send is on; `None` (nothing
 /// to do afterwards) otherwise.
 pub(crate) fn before(session: &Session, name: &str, arguments: &[Bytes]) -> Option<Before> {
-    if !session.shared.notifications.changes_wanted() {
+    let notifications = &session.shared.notifications;
+    if !notifications.changes_wanted() {
         return None;
     }
+    let misses = if notifications.sends(KEY_MISS) {
+        misses::before(session, name, arguments)
+    } else {
+        Vec::new()
+    };
     if stream_events::reports(name) {
         return Some(Before {
             versions: Vec::new(),
             groups: Some(stream_events::before(session, name, arguments)),
+            misses,
         });
     }
     if !reports(name) {
-        return None;
+        return (!misses.is_empty()).then_some(Before {
+            versions: Vec::new(),
+            groups: None,
+            misses,
+        });
     }
     let command = table::find(name)?;
     let mut versions: Vec<(Bytes, Option<u64>)> = Vec::new();
@@ -59,6 +72,7 @@ pub(crate) fn before(session: &Session, name: &str, arguments: &[Bytes]) -> Opti
     Some(Before {
         versions,
         groups: None,
+        misses,
     })
 }
 
@@ -67,10 +81,16 @@ pub(crate) fn after(
     session: &Session,
     name: &str,
     arguments: &[Bytes],
-    before: Before,
+    mut before: Before,
     step: &mut Step,
 ) {
     let shared = &session.shared;
+    // The misses come from the command's first lookups, before anything it changed (and
+    // before a blocking read waits); not when it was refused before looking (`misses`).
+    let misses = std::mem::take(&mut before.misses);
+    if !misses.is_empty() && misses::looked_up(name, &step.reply) {
+        misses::publish(session, misses);
+    }
     if let Some(later) = step.later.take() {
         // A stream's own changes, answered by its writer, are sent by the writer.
         if !blocking_pop(name) && !answered_later(name) {

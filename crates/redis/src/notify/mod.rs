@@ -7,15 +7,16 @@
 //! and `t`, what changes a stream: its entries (`xadd`, `xtrim`, `xdel`, `xsetid`, sent by
 //! the stream's writer, `streams/writer.rs`, which also sends a stream key's `new`, `del`,
 //! `expire`, `persist` and `expired`) and its groups (`xgroup-create`, …,
-//! `stream_events.rs`). The messages go through the engine's live router like any PUBLISH,
-//! so NATS subscribers of those subjects get them too.
+//! `stream_events.rs`); and `m`, a key a command looked up to read and did not find
+//! (`keymiss`, `misses.rs`). The messages go through the engine's live router like any
+//! PUBLISH, so NATS subscribers of those subjects get them too.
 //!
 //! The classes are read and written as Redis spells them (`CONFIG SET notify-keyspace-events
 //! KEA`, `CONFIG GET` answering `AKE`). `e` (evicted) and `d` (module) are accepted and never
-//! fire, as nothing is evicted and there are no modules; `m` (key misses) is refused with an
-//! error naming what is served, rather than accepted and silently never sent.
+//! fire, as nothing is evicted and there are no modules.
 
 pub(crate) mod events;
+pub(crate) mod misses;
 pub(crate) mod stream_events;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -37,7 +38,7 @@ const ZSET: u32 = 1 << 7;
 pub(crate) const EXPIRED: u32 = 1 << 8;
 const EVICTED: u32 = 1 << 9;
 pub(crate) const STREAM: u32 = 1 << 10;
-const KEY_MISS: u32 = 1 << 11;
+pub(crate) const KEY_MISS: u32 = 1 << 11;
 const MODULE: u32 = 1 << 13;
 pub(crate) const NEW: u32 = 1 << 14;
 const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
@@ -48,8 +49,6 @@ pub(crate) const STREAM_WRITES: u32 = STREAM | NEW | GENERIC | EXPIRED;
 
 /// One event: its class, its name, its key.
 pub(crate) type Event = (u32, &'static str, Bytes);
-/// The classes this door serves (the rest are refused).
-const SERVED: u32 = KEYSPACE | KEYEVENT | EXPIRED | EVICTED | MODULE | CHANGES;
 
 /// The classes turned on, shared by the listener's sessions and its publisher.
 #[derive(Debug, Default)]
@@ -82,10 +81,10 @@ impl Notifications {
         self.flags.load(Ordering::Relaxed)
     }
 
-    /// Whether a command's changes are published: a class of them and `K` or `E` on.
+    /// Whether a command's changes or key misses are published: a class of them and `K`
+    /// or `E` on.
     pub(crate) fn changes_wanted(&self) -> bool {
-        let flags = self.flags();
-        flags & CHANGES != 0 && flags & (KEYSPACE | KEYEVENT) != 0
+        self.sends(CHANGES | KEY_MISS)
     }
 
     /// Whether an event of one of `classes` would be published now (the class on, and `K`
@@ -103,7 +102,7 @@ impl Notifications {
     }
 }
 
-/// The flags of a class string, as Redis reads one, or why it cannot be served (the words
+/// The flags of a class string, as Redis reads one, or why it cannot be read (the words
 /// after CONFIG SET's `ERR CONFIG SET failed (…) - `).
 pub fn parse(classes: &str) -> Result<u32, String> {
     let mut flags = 0;
@@ -126,13 +125,6 @@ pub fn parse(classes: &str) -> Result<u32, String> {
             'n' => NEW,
             _ => return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
         };
-    }
-    if flags & !SERVED != 0 {
-        return Err(format!(
-            "Omnibus sends no keyspace notifications for key misses (m): classes K, E, g, $, \
-             l, s, h, z, x, t, n and A (and e, d, which never fire) are served, '{classes}' \
-             asks for more"
-        ));
     }
     Ok(flags)
 }
@@ -240,14 +232,14 @@ mod tests {
             .contains("Invalid event class character"));
         assert_eq!(spelled(parse("KEA").unwrap()), "AKE");
         assert_eq!(spelled(parse("Kt").unwrap()), "tK");
-        assert!(parse("Em").unwrap_err().contains("key misses (m)"));
-        assert!(parse("KEAm").unwrap_err().contains("key misses (m)"));
+        assert_eq!(spelled(parse("Em").unwrap()), "Em");
+        assert_eq!(spelled(parse("KEAm").unwrap()), "AKEm");
         assert_eq!(spelled(parse("Egx").unwrap()), "gxE");
         assert_eq!(spelled(parse("K$lshzn").unwrap()), "$lshznK");
         assert_eq!(spelled(ALL | KEYSPACE), "AK");
         let notifications = Notifications::new("Ex");
         assert_eq!(notifications.text(), "xE");
-        assert!(notifications.set(b"Km").is_err());
+        assert!(notifications.set(b"Kq").is_err());
         assert_eq!(notifications.text(), "xE", "a refused SET changes nothing");
         notifications.set(b"").unwrap();
         assert_eq!(notifications.text(), "");
