@@ -176,6 +176,9 @@ struct State {
 pub(crate) struct Tracking {
     /// Connections with tracking on: a command pays one atomic load when there are none.
     on: AtomicUsize,
+    /// Keys remembered plus BCAST prefixes: a write with nothing to invalidate pays one
+    /// atomic load (rueidis turns tracking on for every connection, OPTIN).
+    watched: AtomicUsize,
     state: Mutex<State>,
     /// [`KEYS_MAX`] (smaller in tests).
     keys_max: usize,
@@ -185,6 +188,7 @@ impl Default for Tracking {
     fn default() -> Tracking {
         Tracking {
             on: AtomicUsize::new(0),
+            watched: AtomicUsize::new(0),
             state: Mutex::default(),
             keys_max: KEYS_MAX,
         }
@@ -199,6 +203,18 @@ impl Tracking {
     /// Whether any connection tracks.
     pub(crate) fn active(&self) -> bool {
         self.on.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether a change to some key could be sent to anyone: keys remembered, or BCAST
+    /// prefixes. Set under the table's lock by every change to it, so a read remembered
+    /// before its key changes is seen by the change.
+    pub(crate) fn watching(&self) -> bool {
+        self.watched.load(Ordering::Acquire) > 0
+    }
+
+    fn settle(&self, state: &State) {
+        let watched = state.keys.len() + state.prefixes.len();
+        self.watched.store(watched, Ordering::Release);
     }
 
     /// CLIENT TRACKING ON for connection `id`, whose messages go to `inbox` (or to its
@@ -253,6 +269,7 @@ impl Tracking {
         if state.trackers.insert(id, tracker).is_none() {
             self.on.fetch_add(1, Ordering::AcqRel);
         }
+        self.settle(&state);
         Ok(())
     }
 
@@ -272,6 +289,7 @@ impl Tracking {
                 }
             }
         }
+        self.settle(&state);
     }
 
     /// Connection `id`'s options and whether its redirection broke, if it tracks.
@@ -302,6 +320,7 @@ impl Tracking {
                 invalidate_key(&mut state, clients, 0, key);
             }
         }
+        self.settle(&state);
     }
 
     /// `keys` changed, by connection `writer` (0: by nobody's command, an expiry): each
@@ -312,6 +331,7 @@ impl Tracking {
         for key in keys {
             invalidate_key(&mut state, clients, writer, key);
         }
+        self.settle(&state);
         if state.prefixes.is_empty() {
             return;
         }
@@ -339,6 +359,7 @@ impl Tracking {
         let mut state = self.state();
         state.keys.clear();
         state.items = 0;
+        self.settle(&state);
         let ids: Vec<u64> = state.trackers.keys().copied().collect();
         for id in ids {
             send(&mut state, clients, 0, id, None);

@@ -203,6 +203,9 @@ pub(crate) enum Tracked {
     Read(Vec<Bytes>),
     /// It may change these keys (their versions before it).
     Write(Vec<(Bytes, Option<u64>)>),
+    /// It may change these keys, and no key was watched before it: any of them is
+    /// invalidated if one is watched after (a read remembered while it ran).
+    WriteUnwatched(Vec<Bytes>),
     /// FLUSHALL / FLUSHDB.
     Flush,
 }
@@ -248,6 +251,9 @@ pub(crate) fn before(session: &Session, name: &str, arguments: &[Bytes]) -> Opti
     }
     if command.flags.contains(&"write") {
         let keys = table::keys_of(command, arguments);
+        if !tracking.watching() {
+            return Some(Tracked::WriteUnwatched(keys.into_iter().cloned().collect()));
+        }
         let versions = keys
             .into_iter()
             .map(|key| (key.clone(), session.keys.version(key)))
@@ -268,6 +274,16 @@ pub(crate) fn after(session: &Session, tracked: Tracked, step: &mut Step) {
         Tracked::Flush => {
             if !step.reply.is_error() {
                 shared.tracking.flush(&shared.clients);
+            }
+        }
+        Tracked::WriteUnwatched(keys) => {
+            if !step.reply.is_error() && step.later.is_none() && shared.tracking.watching() {
+                shared
+                    .tracking
+                    .invalidate(&shared.clients, session.id, &keys);
+            } else if step.later.is_some() {
+                let versions = keys.into_iter().map(|key| (key, None)).collect();
+                after(session, Tracked::Write(versions), step);
             }
         }
         Tracked::Write(versions) => {
