@@ -354,3 +354,32 @@ def test_client_list_shows_tracking(redis_url):
         assert "t" not in connection.client_info()["flags"]
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize("kind", ["string", "stream"])
+def test_a_key_expiring_is_invalidated_on_both_servers(kind, redis_server, redis_url):
+    """A key read with tracking on and then gone at its deadline (nobody touches it): the
+    deadline's deletion is a change, for a string key and for a stream key alike."""
+    seen = []
+    for connect in (lambda: _connect_peer(redis_server), lambda: _connect_omnibus(redis_url)):
+        reader, writer = connect(), connect()
+        try:
+            reader.send("HELLO", "3")
+            assert reader.send("CLIENT", "TRACKING", "ON") == ("status", "OK")
+            writer.send("DEL", "soon")
+            if kind == "string":
+                writer.send("SET", "soon", "v")
+            else:
+                writer.send("XADD", "soon", "1-1", "f", "v")
+            writer.send("PEXPIRE", "soon", "150")
+            read = ["GET", "soon"] if kind == "string" else ["XRANGE", "soon", "-", "+"]
+            assert reader.send(*read) not in (None, [])
+            time.sleep(0.6)
+            # Nothing sent since: the marker's reply comes after what the deadline sent.
+            reader.sock.sendall(b"*2\r\n$4\r\nPING\r\n$4\r\ndone\r\n")
+            seen.append(_frames_until(reader, b"done"))
+        finally:
+            reader.sock.close()
+            writer.sock.close()
+    assert seen[0] == [[b"invalidate", [b"soon"]]], seen[0]
+    assert seen[1] == seen[0]

@@ -50,7 +50,7 @@ pub(crate) struct Shared {
     /// The connections in MONITOR mode.
     pub(crate) monitors: crate::monitor::Monitors,
     /// Every connection (CLIENT LIST, CLIENT KILL).
-    pub(crate) clients: crate::clients::Clients,
+    pub(crate) clients: Arc<crate::clients::Clients>,
     /// The commands that ran long (SLOWLOG).
     pub(crate) slowlog: crate::slowlog::SlowLog,
     /// Calls, time and errors per command (INFO commandstats, errorstats).
@@ -60,7 +60,7 @@ pub(crate) struct Shared {
     /// The script libraries' functions (FUNCTION LOAD, FCALL).
     pub(crate) functions: crate::scripting::Functions,
     /// The keys tracking connections read (CLIENT TRACKING).
-    pub(crate) tracking: crate::tracking::Tracking,
+    pub(crate) tracking: Arc<crate::tracking::Tracking>,
     /// CLIENT PAUSE's hold on commands.
     pub(crate) pause: crate::pause::Pause,
 }
@@ -94,18 +94,24 @@ pub async fn serve(
     let notifications = Arc::new(crate::notify::Notifications::new(
         &config.notify_keyspace_events,
     ));
+    let tracking = Arc::new(crate::tracking::Tracking::default());
+    let clients = Arc::new(crate::clients::Clients::default());
     let shared = Arc::new(Shared {
         slowlog,
         command_stats: Default::default(),
         notifications: notifications.clone(),
         functions: Default::default(),
-        tracking: Default::default(),
+        tracking: tracking.clone(),
         pause: Default::default(),
         streams: crate::streams::writers::Writers::new(
             engine.clone(),
             deleted.clone(),
             deadlines,
-            notifications,
+            crate::streams::writers::Observers {
+                notifications,
+                tracking,
+                clients: clients.clone(),
+            },
         ),
         deleted,
         known_ids: Default::default(),
@@ -118,7 +124,7 @@ pub async fn serve(
         blocked: AtomicUsize::new(0),
         scripts: Default::default(),
         monitors: Default::default(),
-        clients: Default::default(),
+        clients,
     });
     let door = Door::new(
         "Redis",

@@ -42,6 +42,7 @@ use super::expiry::{now_ms, Deadlines};
 use super::id::{NewId, StreamId};
 use super::read::{bounds, last_id, last_record_id, offset_of, offsets_of_ids, LAST_ID_SETTING};
 use super::trim::{newest_entries_from, Trim, TrimBy, Trimming};
+use super::writers::Observers;
 use crate::codec::Reply;
 use crate::notify::{Event, Notifications, EXPIRED, GENERIC, NEW, STREAM, STREAM_WRITES};
 
@@ -98,7 +99,7 @@ struct Writer {
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
     deadlines: Arc<Deadlines>,
-    notifications: Arc<Notifications>,
+    observers: Arc<Observers>,
     stream: String,
     /// The stream's name as its keyspace events name the key.
     key: Bytes,
@@ -129,7 +130,7 @@ pub(super) async fn run(
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
     deadlines: Arc<Deadlines>,
-    notifications: Arc<Notifications>,
+    observers: Arc<Observers>,
     stream: String,
     clock: Arc<Mutex<Clock>>,
     mut requests: mpsc::UnboundedReceiver<Request>,
@@ -138,7 +139,7 @@ pub(super) async fn run(
         engine,
         deleted,
         deadlines,
-        notifications,
+        observers,
         key: Bytes::from(stream.clone()),
         stream,
         clock,
@@ -376,6 +377,12 @@ impl Writer {
                     reply = match self.destroy().await {
                         Ok(existed) => {
                             self.send_if(existed, EXPIRED, "expired");
+                            // Gone at its deadline: a change for client-side caches too.
+                            let observers = &self.observers;
+                            if existed && observers.tracking.active() {
+                                let key = std::slice::from_ref(&self.key);
+                                observers.tracking.invalidate(&observers.clients, 0, key);
+                            }
                             Reply::Integer(1)
                         }
                         Err(error) => {
@@ -461,7 +468,7 @@ impl Writer {
     /// The stream key's events among `wanted` (each with whether it happened), when
     /// keyspace events of the stream's classes are on; made only then.
     fn events(&self, wanted: &[(bool, u32, &'static str)]) -> Vec<Event> {
-        if !self.notifications.sends(STREAM_WRITES) {
+        if !self.observers.notifications.sends(STREAM_WRITES) {
             return Vec::new();
         }
         wanted
@@ -473,9 +480,9 @@ impl Writer {
 
     /// Sends the stream key's event `name` now, if it happened and its class is on.
     fn send_if(&self, happened: bool, class: u32, name: &'static str) {
-        if happened && self.notifications.sends(class) {
+        if happened && self.observers.notifications.sends(class) {
             let event = (class, name, self.key.clone());
-            self.notifications.send(&self.engine, vec![event]);
+            self.observers.notifications.send(&self.engine, vec![event]);
         }
     }
 
@@ -637,12 +644,16 @@ impl Writer {
             Err(error) => {
                 // None of them is in the log: read the top again before the next ID.
                 self.forget_top();
-                answer(waiting, Err(error), (&self.engine, &self.notifications));
+                answer(
+                    waiting,
+                    Err(error),
+                    (&self.engine, &self.observers.notifications),
+                );
                 return;
             }
         };
         let failed = self.failed.clone();
-        let (engine, notifications) = (self.engine.clone(), self.notifications.clone());
+        let (engine, observers) = (self.engine.clone(), self.observers.clone());
         // The previous acknowledgement goes on by itself: its batch is durable no later than
         // this one (one partition, one high watermark), and each session puts its own replies
         // back in order.
@@ -651,7 +662,7 @@ impl Writer {
             if outcome.is_err() {
                 failed.store(true, Ordering::Release);
             }
-            answer(waiting, outcome, (&engine, &notifications));
+            answer(waiting, outcome, (&engine, &observers.notifications));
         }));
     }
 

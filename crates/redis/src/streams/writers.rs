@@ -29,13 +29,21 @@ pub(crate) struct Assigned {
     pub(crate) durable: oneshot::Receiver<Reply>,
 }
 
+/// Whom the writers tell of the changes they make: keyspace notifications (the classes on),
+/// and client-side caches (a stream deleted at its deadline).
+pub(crate) struct Observers {
+    pub(crate) notifications: Arc<Notifications>,
+    pub(crate) tracking: Arc<crate::tracking::Tracking>,
+    pub(crate) clients: Arc<crate::clients::Clients>,
+}
+
 /// The writers of every stream a session changed.
 pub(crate) struct Writers {
     engine: Arc<Engine>,
     deleted: Arc<DeletedEntries>,
     deadlines: Arc<Deadlines>,
-    /// The keyspace notification classes on: the writers send the streams' events.
-    notifications: Arc<Notifications>,
+    /// Whom the writers tell of changes (`Observers`).
+    observers: Arc<Observers>,
     senders: Mutex<HashMap<String, Handle>>,
     tasks: Mutex<tokio::task::JoinSet<()>>,
     /// Requests queued for every writer (see [`Writers::has_queued`]).
@@ -47,13 +55,13 @@ impl Writers {
         engine: Arc<Engine>,
         deleted: Arc<DeletedEntries>,
         deadlines: Arc<Deadlines>,
-        notifications: Arc<Notifications>,
+        observers: Observers,
     ) -> Writers {
         Writers {
             engine,
             deleted,
             deadlines,
-            notifications,
+            observers: Arc::new(observers),
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
             queued: Arc::default(),
@@ -193,7 +201,7 @@ impl Writers {
                         self.engine.clone(),
                         self.deleted.clone(),
                         self.deadlines.clone(),
-                        self.notifications.clone(),
+                        self.observers.clone(),
                         stream.to_string(),
                         clock.clone(),
                         receiver,
