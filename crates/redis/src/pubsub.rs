@@ -379,6 +379,17 @@ impl Subscriptions {
 /// PUBLISH: to the live subscribers of every door, and into the stream capturing the
 /// subject if one does (answered once that append is durable). Answers how many received it.
 pub(crate) async fn publish(engine: &Engine, channel: &Bytes, payload: &Bytes) -> Reply {
+    publish_with(engine, channel, payload, false).await
+}
+
+/// [`publish`]; `once`: the channel is seldom published again (a keyspace event's
+/// `__keyspace@0__:<key>`), so the router does not cache what it matches.
+pub(crate) async fn publish_with(
+    engine: &Engine,
+    channel: &Bytes,
+    payload: &Bytes,
+    once: bool,
+) -> Reply {
     let subject = match channel_subject(channel) {
         Ok(subject) => subject,
         Err(reply) => return reply,
@@ -390,7 +401,12 @@ pub(crate) async fn publish(engine: &Engine, channel: &Bytes, payload: &Bytes) -
         payload: payload.clone(),
         status: None,
     };
-    let routed = match engine.publish_live(message, None).await {
+    let published = if once {
+        engine.publish_live_once(message, None).await
+    } else {
+        engine.publish_live(message, None).await
+    };
+    let routed = match published {
         Ok(LivePublish::Delivered(routed)) | Ok(LivePublish::Enqueued { routed, .. }) => routed,
         Ok(LivePublish::Captured(pending)) => match pending.durable().await {
             Ok((_, routed)) => routed,

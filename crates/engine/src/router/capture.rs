@@ -132,8 +132,36 @@ impl Engine {
         origin: Option<u64>,
         cache: &mut CaptureCache,
     ) -> Result<LivePublish> {
+        self.publish_live_with(message, origin, cache, false).await
+    }
+
+    /// [`Engine::publish_live`] for a subject that is seldom published again (a Redis
+    /// keyspace event's `__keyspace@0__:<key>`): its live subscribers are found without the
+    /// router's match cache ([`LiveRouter::publish_once`]), so such subjects neither pay
+    /// for a cache entry nor evict the subjects published again and again.
+    pub async fn publish_live_once(
+        &self,
+        message: LiveMessage,
+        origin: Option<u64>,
+    ) -> Result<LivePublish> {
+        self.publish_live_with(message, origin, &mut CaptureCache::default(), true)
+            .await
+    }
+
+    async fn publish_live_with(
+        &self,
+        message: LiveMessage,
+        origin: Option<u64>,
+        cache: &mut CaptureCache,
+        once: bool,
+    ) -> Result<LivePublish> {
         let Some(stream) = self.capture_checked(&message.subject, cache)? else {
-            let routed = self.live_router.publish(Arc::new(message), origin);
+            let message = Arc::new(message);
+            let routed = if once {
+                self.live_router.publish_once(message, origin)
+            } else {
+                self.live_router.publish(message, origin)
+            };
             return Ok(LivePublish::Delivered(routed));
         };
         self.check_running()?;
@@ -277,5 +305,48 @@ pub(crate) fn deliver_stored(router: &LiveRouter, stream_name: &str, records: Ve
             status: None,
         };
         router.publish(Arc::new(message), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::MailboxLimits;
+    use crate::EngineConfig;
+
+    #[tokio::test]
+    async fn a_subject_published_once_reaches_its_subscribers_without_a_cache_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
+        let router = engine.live_router().clone();
+        let limits = MailboxLimits {
+            messages_max: 100,
+            bytes_max: 1 << 20,
+        };
+        let mailbox = router.mailbox(true, limits);
+        // What a Redis PSUBSCRIBE __keyspace@0__:* becomes (no dot: the whole subject space).
+        let _keys = router.subscribe(&mailbox, ">", None, 1).unwrap();
+        let message = |subject: String| LiveMessage {
+            subject,
+            reply: None,
+            headers: Vec::new(),
+            payload: bytes::Bytes::from_static(b"set"),
+            status: None,
+        };
+        for n in 0..50 {
+            let subject = format!("__keyspace@0__:user:{n}");
+            let published = engine.publish_live_once(message(subject), None).await;
+            assert!(
+                matches!(&published, Ok(LivePublish::Delivered(routed)) if routed.matched == 1),
+                "{published:?}"
+            );
+        }
+        assert_eq!(router.cached_subjects(), 0);
+        engine
+            .publish_live(message("__keyspace@0__:again".into()), None)
+            .await
+            .unwrap();
+        assert_eq!(router.cached_subjects(), 1, "the cached path still caches");
+        engine.shutdown().await.unwrap();
     }
 }

@@ -207,8 +207,10 @@ pub(crate) async fn publish_expirations(shared: Arc<Shared>, mut stopped: watch:
 /// a capturing stream's append finishes on its own task.
 pub(crate) fn publish_now(engine: &Arc<omnibus_engine::Engine>, channel: Bytes, payload: Bytes) {
     let engine = engine.clone();
+    // A key's own channel is seldom published again; an event's is, over and over.
+    let once = channel.starts_with(b"__keyspace@");
     let mut publish = Box::pin(async move {
-        crate::pubsub::publish(&engine, &channel, &payload).await;
+        crate::pubsub::publish_with(&engine, &channel, &payload, once).await;
     });
     use std::future::Future;
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
