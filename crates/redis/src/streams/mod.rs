@@ -1,11 +1,13 @@
 //! Redis streams on Omnibus streams (docs/redis.md, "Streams"): IDs (`id.rs`), the entry ↔
 //! record mapping (`entry.rs`), reading by ID (`read.rs`) and the one writer per stream that
-//! orders and group-commits XADD, XTRIM, XSETID and XDEL (`writer.rs`) with its ID clock,
+//! orders and group-commits XADD, XTRIM, XSETID and XDEL (`writer.rs`; what it is handed,
+//! `change.rs`) with its ID clock,
 //! which scripts give IDs out of themselves (`clock.rs`) and the sessions' side of it
 //! (`writers.rs`), entries XDEL removed
 //! (`deleted.rs`), offsets of IDs just answered, for the XACK after them (`known_ids.rs`),
 //! and stream keys' deadlines with the sweeper that deletes them (`expiry.rs`).
 
+pub(crate) mod change;
 pub(crate) mod clock;
 pub(crate) mod deleted;
 pub(crate) mod entry;

@@ -35,6 +35,8 @@ use omnibus_engine::keys::ExpireCondition;
 use omnibus_engine::{Engine, EngineError, PublishRecord, PublishTarget, StreamSpec};
 use tokio::sync::{mpsc, oneshot};
 
+pub(crate) use super::change::Change;
+pub(super) use super::change::Request;
 use super::clock::{Clock, Top};
 use super::deleted::{max_deleted, DeletedEntries, DELETED_MAX};
 use super::entry::to_record;
@@ -49,50 +51,12 @@ use crate::notify::{Event, Notifications, EXPIRED, GENERIC, NEW, STREAM, STREAM_
 /// Changes taken from the queue at once: one publish holds at most this many XADDs.
 pub(crate) const BATCH_MAX: usize = 4_096;
 
-pub(crate) enum Change {
-    Add {
-        id: NewId,
-        fields: Vec<(Bytes, Bytes)>,
-        make_stream: bool,
-        trim: Option<Trim>,
-    },
-    Trim(Trim),
-    SetId(StreamId),
-    Delete(Vec<StreamId>),
-    /// DEL / UNLINK of the stream key: the stream goes, with its groups; answers 1, or 0 when
-    /// there was no stream. In the writer, so the XADDs queued before it land first.
-    Destroy,
-    /// EXPIRE and its kin (`Some` deadline, in ms since the epoch) or PERSIST (`None`) on the
-    /// stream key: answers 1 when the deadline changed, 0 when the condition refused it or
-    /// there is no stream. A deadline already past deletes the stream, as Redis does.
-    Expire {
-        at: Option<i64>,
-        condition: ExpireCondition,
-    },
-    /// From the sweeper (`expiry.rs`): deletes the stream if its deadline has passed.
-    Sweep,
-    /// An XADD from a script, its ID given out and its record made (`clock.rs`), with its
-    /// `MAXLEN ~` trim if it has one (the others go through [`Change::Add`]).
-    Reserved(PublishRecord, Option<Trim>),
-    /// From a held run (EXEC, a script) about to read the stream: answered OK once every
-    /// change queued before it is in the log and durable ([`Writers::flush`]).
-    Flush,
-}
-
 /// A queued XADD: its answer, its ID as the reply spells it, and its keyspace events (sent
 /// once it is durable, just before the answer; none unless they are asked for).
 struct Waiting {
     answer: oneshot::Sender<Reply>,
     id: Bytes,
     events: Vec<Event>,
-}
-
-pub(super) struct Request {
-    pub(super) change: Change,
-    pub(super) answer: oneshot::Sender<Reply>,
-    /// For an XADD from a script: answered with the entry's ID as soon as it is given out
-    /// (or with the refusal instead of `answer`), while `answer` still waits for the fsync.
-    pub(super) assigned: Option<oneshot::Sender<Reply>>,
 }
 
 struct Writer {

@@ -145,7 +145,7 @@ impl Writers {
 
     /// Queues a change to `stream`; the receiver has its reply once it is durable. The queue
     /// is unbounded, but each session waits for its replies after at most
-    /// `session::PENDING_REPLIES_MAX` commands, which bounds it by the connection count.
+    /// `session/replies.rs`'s `PENDING_REPLIES_MAX` commands, which bounds it by the connection count.
     pub(crate) fn submit(&self, stream: &str, change: Change) -> oneshot::Receiver<Reply> {
         let (answer, reply) = oneshot::channel();
         self.send(

@@ -10,8 +10,8 @@
 //! overtake it, as in Redis) and at the connection's budget: `PENDING_REPLIES_MAX` replies or
 //! `pending_reply_bytes_max` bytes of replies and of the requests still waiting. Behind a
 //! pending read it still reads the socket, holding what arrives, to see the client go away.
+//! The queue of replies decided and not yet written is `replies.rs`.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -32,6 +32,10 @@ use crate::error::RedisError;
 use crate::pubsub::Subscriptions;
 use crate::server::Shared;
 use crate::streams::writer::Change;
+
+mod replies;
+
+use replies::{estimated_size, finish, settle, Pending, Waiting};
 
 /// A reply that needs the engine asynchronously (a PUBLISH to a captured subject).
 pub(crate) type Later = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -204,29 +208,6 @@ impl Drop for Session {
         self.shared.clients.unregister(self.id);
     }
 }
-
-/// One reply decided but not yet written.
-enum Waiting {
-    /// Written as it is.
-    Ready(Reply),
-    /// Resolves to the reply once its read ran and its writes are durable. `read`: it reads
-    /// asynchronously (XRANGE, XREAD, …) rather than only waiting for durability.
-    Later { reply: Later, read: bool },
-}
-
-/// Replies decided but not yet written, in order, with what each holds of the connection's
-/// budget (its reply's estimated size and, while it waits, its request's bytes).
-#[derive(Default)]
-struct Pending {
-    replies: VecDeque<(Waiting, usize)>,
-    bytes: usize,
-    /// Replies in `replies` that read asynchronously and have not resolved.
-    reads: usize,
-}
-
-/// Commands run before their replies are written: this bounds what one connection can queue
-/// in the engine (a stream's writer queue among it).
-pub(crate) const PENDING_REPLIES_MAX: usize = 16_384;
 
 /// What the session does after running what it had read.
 enum Next {
@@ -643,87 +624,6 @@ fn queue_invalidations(session: &Session, pending: &mut Pending) {
     }
 }
 
-/// The reply once `later` (if any) has run and every write in `commits` is durable; a failed
-/// write replaces the reply with its error.
-fn settle(reply: Reply, commits: Vec<Commit>, later: Option<Later>) -> Later {
-    Box::pin(async move {
-        let reply = match later {
-            Some(later) => later.await,
-            None => reply,
-        };
-        let mut failure = None;
-        for commit in commits {
-            if let Err(error) = commit.wait().await {
-                failure.get_or_insert(error);
-            }
-        }
-        match failure {
-            Some(error) => Reply::error(format!("ERR {error}")),
-            None => reply,
-        }
-    })
-}
-
-impl Pending {
-    fn push(&mut self, waiting: Waiting, held: usize) {
-        if matches!(waiting, Waiting::Later { read: true, .. }) {
-            self.reads += 1;
-        }
-        self.bytes += held;
-        self.replies.push_back((waiting, held));
-    }
-
-    /// Removes the first reply (once it resolved).
-    fn pop(&mut self) {
-        if let Some((waiting, held)) = self.replies.pop_front() {
-            if matches!(waiting, Waiting::Later { read: true, .. }) {
-                self.reads -= 1;
-            }
-            self.bytes -= held;
-        }
-    }
-
-    fn full(&self, bytes_max: usize) -> bool {
-        self.bytes >= bytes_max || self.replies.len() >= PENDING_REPLIES_MAX
-    }
-
-    /// Resolves with the first reply; it stays queued (a `select!` may drop this future and
-    /// poll the reply again later) until `pop`.
-    async fn head(&mut self) -> Reply {
-        match self.replies.front_mut() {
-            Some((Waiting::Ready(reply), _)) => std::mem::replace(reply, Reply::Null),
-            Some((Waiting::Later { reply, .. }, _)) => reply.await,
-            None => std::future::pending().await,
-        }
-    }
-
-    /// Encodes and removes the replies at the front that are already resolved, so one write
-    /// carries all of them.
-    async fn encode_ready(&mut self, protocol: Protocol, output: &mut BytesMut) {
-        while let Some(front) = self.replies.front_mut() {
-            let reply = match front {
-                (Waiting::Ready(reply), _) => std::mem::replace(reply, Reply::Null),
-                (Waiting::Later { reply, .. }, _) => match poll_once(reply.as_mut()).await {
-                    Some(reply) => reply,
-                    None => return,
-                },
-            };
-            self.pop();
-            encode(&reply, protocol, output);
-        }
-    }
-}
-
-/// Polls `future` once: its output if it is ready, else `None` (it stays registered with
-/// this task's waker).
-async fn poll_once(mut future: Pin<&mut (dyn Future<Output = Reply> + Send)>) -> Option<Reply> {
-    std::future::poll_fn(|context| match future.as_mut().poll(context) {
-        std::task::Poll::Ready(reply) => std::task::Poll::Ready(Some(reply)),
-        std::task::Poll::Pending => std::task::Poll::Ready(None),
-    })
-    .await
-}
-
 /// Resolves with the mailbox once deliveries may wait in it; never without one.
 async fn ready(
     mailbox: Option<Arc<omnibus_engine::router::Mailbox>>,
@@ -734,102 +634,5 @@ async fn ready(
             Some(mailbox)
         }
         None => std::future::pending().await,
-    }
-}
-
-/// Waits for every pending reply in order and writes them all. A read still waiting when
-/// the broker stops (XREAD BLOCK 0) is given up with the replies after it: it must not hold
-/// up a shutdown.
-async fn finish(
-    stream: &mut TcpStream,
-    pending: &mut Pending,
-    protocol: Protocol,
-    output: &mut BytesMut,
-    stopped: &mut watch::Receiver<bool>,
-) -> Result<(), RedisError> {
-    while !pending.replies.is_empty() {
-        let reply = tokio::select! {
-            biased;
-            reply = pending.head() => reply,
-            _ = stopped.wait_for(|stop| *stop), if pending.reads > 0 => break,
-        };
-        pending.pop();
-        encode(&reply, protocol, output);
-    }
-    pending.replies.clear();
-    pending.bytes = 0;
-    pending.reads = 0;
-    if !output.is_empty() {
-        stream.write_all(output).await?;
-        output.clear();
-    }
-    Ok(())
-}
-
-fn estimated_size(reply: &Reply) -> usize {
-    match reply {
-        Reply::Bulk(bytes) => bytes.len() + 16,
-        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) | Reply::Set(items) => {
-            16 + items.iter().map(estimated_size).sum::<usize>()
-        }
-        Reply::Map(pairs) => {
-            16 + pairs
-                .iter()
-                .map(|(key, value)| estimated_size(key) + estimated_size(value))
-                .sum::<usize>()
-        }
-        Reply::Status(text) | Reply::Error(text) | Reply::DoubleText(text) => text.len() + 3,
-        Reply::Integer(_) | Reply::Double(_) | Reply::Null | Reply::NullArray => 24,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn waiting(receiver: tokio::sync::oneshot::Receiver<Reply>, read: bool) -> Waiting {
-        Waiting::Later {
-            reply: Box::pin(async move { receiver.await.unwrap_or(Reply::Null) }),
-            read,
-        }
-    }
-
-    #[tokio::test]
-    async fn replies_are_written_in_order_and_stop_at_the_first_unresolved_one() {
-        let mut pending = Pending::default();
-        let (first_sender, first) = tokio::sync::oneshot::channel();
-        let (second_sender, second) = tokio::sync::oneshot::channel();
-        pending.push(waiting(first, false), 100);
-        pending.push(Waiting::Ready(Reply::Integer(2)), 10);
-        pending.push(waiting(second, true), 100);
-        pending.push(Waiting::Ready(Reply::Integer(4)), 10);
-        assert_eq!(pending.reads, 1);
-        assert_eq!(pending.bytes, 220);
-        assert!(pending.full(220) && !pending.full(221));
-
-        // The ready reply behind an unresolved one waits for it.
-        let mut output = BytesMut::new();
-        pending.encode_ready(Protocol::Resp2, &mut output).await;
-        assert!(output.is_empty());
-
-        first_sender.send(Reply::bulk("1-0")).unwrap();
-        let head = pending.head().await;
-        pending.pop();
-        encode(&head, Protocol::Resp2, &mut output);
-        pending.encode_ready(Protocol::Resp2, &mut output).await;
-        assert_eq!(&output[..], b"$3\r\n1-0\r\n:2\r\n");
-        assert_eq!(
-            (pending.replies.len(), pending.reads, pending.bytes),
-            (2, 1, 110)
-        );
-
-        second_sender.send(Reply::bulk("x")).unwrap();
-        output.clear();
-        pending.encode_ready(Protocol::Resp2, &mut output).await;
-        assert_eq!(&output[..], b"$1\r\nx\r\n:4\r\n");
-        assert_eq!(
-            (pending.replies.len(), pending.reads, pending.bytes),
-            (0, 0, 0)
-        );
     }
 }
