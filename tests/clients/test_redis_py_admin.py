@@ -260,3 +260,21 @@ def test_latency_histogram_and_latencystats(client):
 def _url(client) -> str:
     kwargs = client.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}/0"
+
+
+def test_expired_keys_are_counted(client):
+    """INFO's `expired_keys` (what dashboards graph as expirations per second): string keys
+    and stream keys deleted at their deadline, back to 0 at CONFIG RESETSTAT."""
+    # Other tests' keys may expire meanwhile (the broker is shared): counts are lower bounds.
+    client.config_resetstat()
+    short, stream = unique("short"), unique("short-stream")
+    client.set(short, "v", px=50)
+    client.xadd(stream, {"f": "v"})
+    client.pexpire(stream, 50)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and client.info("stats")["expired_keys"] < 2:
+        time.sleep(0.05)
+    assert client.info("stats")["expired_keys"] >= 2
+    assert client.exists(short, stream) == 0
+    client.config_resetstat()
+    assert client.info("stats")["expired_keys"] < 2

@@ -63,6 +63,10 @@ pub(crate) struct Shared {
     pub(crate) tracking: Arc<crate::tracking::Tracking>,
     /// CLIENT PAUSE's hold on commands.
     pub(crate) pause: crate::pause::Pause,
+    /// Keys deleted at their deadline since the start or CONFIG RESETSTAT (INFO's
+    /// `expired_keys`): the keyspace's, counted by the expirations' publisher, and streams',
+    /// by their writers.
+    pub(crate) expired_keys: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A run id as Redis makes one: 40 random hex digits (from the standard library's random
@@ -96,6 +100,7 @@ pub async fn serve(
     ));
     let tracking = Arc::new(crate::tracking::Tracking::default());
     let clients = Arc::new(crate::clients::Clients::default());
+    let expired_keys = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let shared = Arc::new(Shared {
         slowlog,
         command_stats: Default::default(),
@@ -103,6 +108,7 @@ pub async fn serve(
         functions: Default::default(),
         tracking: tracking.clone(),
         pause: Default::default(),
+        expired_keys: expired_keys.clone(),
         streams: crate::streams::writers::Writers::new(
             engine.clone(),
             deleted.clone(),
@@ -111,6 +117,7 @@ pub async fn serve(
                 notifications,
                 tracking,
                 clients: clients.clone(),
+                expired_keys,
             },
         ),
         deleted,

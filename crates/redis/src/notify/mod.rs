@@ -161,7 +161,8 @@ fn spelled(flags: u32) -> String {
 }
 
 /// Publishes the keyspace's expirations while the listener runs, for the classes turned on
-/// at the time of each, and invalidates them in tracking connections' caches. A key that is not a valid subject (a space, `*` or `>` in it) gets
+/// at the time of each, invalidates them in tracking connections' caches, and counts them
+/// (INFO's `expired_keys`). A key that is not a valid subject (a space, `*` or `>` in it) gets
 /// only its `__keyevent` message; a publisher that falls behind the keyspace by
 /// [`omnibus_engine::keys::EXPIRATIONS_BUFFERED`] misses the oldest (Redis's pub/sub drops
 /// too, for slow subscribers).
@@ -177,11 +178,15 @@ pub(crate) async fn publish_expirations(shared: Arc<Shared>, mut stopped: watch:
         let key = tokio::select! {
             received = expirations.recv() => match received {
                 Ok(key) => key,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    shared.expired_keys.fetch_add(missed, Ordering::Relaxed);
+                    continue;
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = stopped.wait_for(|stop| *stop) => return,
         };
+        shared.expired_keys.fetch_add(1, Ordering::Relaxed);
         // A key gone at its deadline changed for client-side caches too (`tracking.rs`).
         if shared.tracking.active() {
             let tracking = &shared.tracking;

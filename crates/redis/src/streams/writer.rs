@@ -212,7 +212,7 @@ impl Writer {
             && self.deadlines.is_due(&self.engine, &self.stream)
         {
             match self.destroy().await {
-                Ok(existed) => self.send_if(existed, EXPIRED, "expired"),
+                Ok(existed) => self.expired(existed),
                 Err(error) => {
                     refuse(assigned, answer, engine_error(error));
                     return;
@@ -314,7 +314,7 @@ impl Writer {
                     Ok(existed) => {
                         // Past its deadline: expired on this access, as Redis reports it.
                         if expired {
-                            self.send_if(existed, EXPIRED, "expired");
+                            self.expired(existed);
                         } else {
                             self.send_if(existed, GENERIC, "del");
                         }
@@ -340,13 +340,7 @@ impl Writer {
                 if self.deadlines.is_due(&self.engine, &self.stream) {
                     reply = match self.destroy().await {
                         Ok(existed) => {
-                            self.send_if(existed, EXPIRED, "expired");
-                            // Gone at its deadline: a change for client-side caches too.
-                            let observers = &self.observers;
-                            if existed && observers.tracking.active() {
-                                let key = std::slice::from_ref(&self.key);
-                                observers.tracking.invalidate(&observers.clients, 0, key);
-                            }
+                            self.expired(existed);
                             Reply::Integer(1)
                         }
                         Err(error) => {
@@ -440,6 +434,21 @@ impl Writer {
             .filter(|(happened, _, _)| *happened)
             .map(|(_, class, name)| (*class, *name, self.key.clone()))
             .collect()
+    }
+
+    /// The stream key was deleted at its deadline (if it `existed`): INFO's `expired_keys`,
+    /// its `expired` event, and a change for client-side caches.
+    fn expired(&self, existed: bool) {
+        if !existed {
+            return;
+        }
+        let observers = &self.observers;
+        observers.expired_keys.fetch_add(1, Ordering::Relaxed);
+        self.send_if(true, EXPIRED, "expired");
+        if observers.tracking.active() {
+            let key = std::slice::from_ref(&self.key);
+            observers.tracking.invalidate(&observers.clients, 0, key);
+        }
     }
 
     /// Sends the stream key's event `name` now, if it happened and its class is on.

@@ -30,11 +30,13 @@ pub(crate) struct Assigned {
 }
 
 /// Whom the writers tell of the changes they make: keyspace notifications (the classes on),
-/// and client-side caches (a stream deleted at its deadline).
+/// client-side caches and INFO's count (a stream deleted at its deadline).
 pub(crate) struct Observers {
     pub(crate) notifications: Arc<Notifications>,
     pub(crate) tracking: Arc<crate::tracking::Tracking>,
     pub(crate) clients: Arc<crate::clients::Clients>,
+    /// INFO's `expired_keys` (stream keys count there too).
+    pub(crate) expired_keys: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The writers of every stream a session changed.
