@@ -114,10 +114,9 @@ impl Histogram {
         let (mut seen, mut previous, mut index) = (0, 0, 0);
         for power in 0..=OCTAVE_MAX as u32 {
             let limit = 1u64 << power;
-            while index < counts.len()
-                && (index < EXACT && index as u64 <= limit
-                    || index >= EXACT && upper(index) < limit + (limit >> SUB_BITS))
-            {
+            // Every bucket whose lowest value is at most the limit (the one starting at it
+            // included: its calls may be up to 1/8 above).
+            while index < counts.len() && (index == 0 || upper(index - 1) < limit) {
                 seen += counts[index];
                 index += 1;
             }
