@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     /// `expired_keys`): the keyspace's, counted by the expirations' publisher, and streams',
     /// by their writers.
     pub(crate) expired_keys: Arc<std::sync::atomic::AtomicU64>,
+    /// Hash fields deleted at their deadline since the start or CONFIG RESETSTAT (INFO's
+    /// `expired_subkeys`, Redis 7.4), counted by the expirations' publisher.
+    pub(crate) expired_subkeys: std::sync::atomic::AtomicU64,
 }
 
 /// A run id as Redis makes one: 40 random hex digits (from the standard library's random
@@ -109,6 +112,7 @@ pub async fn serve(
         tracking: tracking.clone(),
         pause: Default::default(),
         expired_keys: expired_keys.clone(),
+        expired_subkeys: Default::default(),
         streams: crate::streams::writers::Writers::new(
             engine.clone(),
             deleted.clone(),

@@ -147,8 +147,10 @@ pub(super) struct Hash {
     pub(super) fields: indexmap::IndexMap<Bytes, (u64, Bytes)>,
     /// The place of the next new field.
     pub(super) next: u64,
-    /// The fields' and values' sizes ([`field_size`]).
+    /// The fields' and values' sizes ([`field_size`]), with their deadlines'.
     pub(super) bytes: u64,
+    /// The deadlines of the fields that have one (`field_expiry.rs`); `None` when none has.
+    pub(super) deadlines: Option<Box<super::field_expiry::FieldDeadlines>>,
 }
 
 /// A list: its elements in order, and the stored position of the first one (the element at
@@ -168,6 +170,10 @@ pub(super) trait Collection {
     /// The parts' bytes.
     fn bytes(&self) -> u64;
     fn is_empty(&self) -> bool;
+    /// The earliest deadline of a part (a hash's fields may have one).
+    fn earliest_deadline(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl Collection for List {
@@ -227,6 +233,9 @@ impl Collection for Hash {
     }
     fn is_empty(&self) -> bool {
         self.fields.is_empty()
+    }
+    fn earliest_deadline(&self) -> Option<i64> {
+        self.earliest_field_deadline()
     }
 }
 
@@ -297,6 +306,14 @@ impl Entry {
         }
     }
 
+    /// The earliest deadline of a hash's fields (`None` for other kinds).
+    pub(super) fn earliest_field_deadline(&self) -> Option<i64> {
+        match &self.value {
+            Value::Hash(hash) => hash.earliest_field_deadline(),
+            _ => None,
+        }
+    }
+
     pub(super) fn kind(&self) -> KeyKind {
         match self.value {
             Value::String(_) => KeyKind::String,
@@ -321,6 +338,9 @@ pub(super) struct Inner {
     pub(super) entries: super::slots::Entries,
     /// (deadline, key) of every key that has one.
     pub(super) deadlines: BTreeSet<(i64, Bytes)>,
+    /// (earliest field deadline, key) of every hash with a field that has a deadline
+    /// (`field_expiry.rs`).
+    pub(super) field_deadlines: BTreeSet<(i64, Bytes)>,
     pub(super) bytes: u64,
     /// Source of [`Entry::version`].
     pub(super) versions: u64,
@@ -348,9 +368,14 @@ impl Inner {
             .all()
             .filter_map(|(key, entry)| Some((entry.deadline?, key.clone())))
             .collect();
+        let field_deadlines = entries
+            .all()
+            .filter_map(|(key, entry)| Some((entry.earliest_field_deadline()?, key.clone())))
+            .collect();
         Inner {
             entries,
             deadlines,
+            field_deadlines,
             bytes,
             versions,
             waiters: HashMap::new(),
@@ -366,6 +391,9 @@ impl Inner {
         // Cloned only for the deadlines' index: a clone gives the key a shared header, which
         // a key without a deadline need not carry.
         let indexed = deadline.map(|deadline| (deadline, key.clone()));
+        let fields_indexed = entry
+            .earliest_field_deadline()
+            .map(|deadline| (deadline, key.clone()));
         // The old entry's deadline goes before the new one is indexed: a key rewritten with
         // the deadline it had (INCR, SET … KEEPTTL) must keep it in the index.
         if let Some((key, old)) = self.entries.insert(key, entry) {
@@ -373,6 +401,9 @@ impl Inner {
         }
         if let Some(indexed) = indexed {
             self.deadlines.insert(indexed);
+        }
+        if let Some(indexed) = fields_indexed {
+            self.field_deadlines.insert(indexed);
         }
     }
 
@@ -385,6 +416,9 @@ impl Inner {
     fn forget(&mut self, key: &Bytes, old: &Entry) {
         if let Some(deadline) = old.deadline {
             self.deadlines.remove(&(deadline, key.clone()));
+        }
+        if let Some(deadline) = old.earliest_field_deadline() {
+            self.field_deadlines.remove(&(deadline, key.clone()));
         }
         self.bytes = self.bytes.saturating_sub(key.len() as u64 + old.size());
     }

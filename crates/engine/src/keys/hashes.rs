@@ -26,17 +26,20 @@ impl Keyspace {
         only_new: bool,
     ) -> Result<Durable<usize>> {
         let mut inner = self.lock();
-        let (new, writes) = self.hash_set_locked(&mut inner, key, pairs, only_new)?;
+        let (new, writes) = self.hash_set_locked(&mut inner, key, pairs, only_new, false)?;
         Ok(self.durable(new, writes))
     }
 
-    /// [`Keyspace::hash_set`] under the lock: how many fields were new, and the writes.
+    /// [`Keyspace::hash_set`] under the lock: how many fields were new, and the writes. A
+    /// field set again loses its deadline, as Redis's HSET clears it, unless `keep_deadline`
+    /// (HINCRBY keeps it).
     fn hash_set_locked(
         &self,
         inner: &mut Inner,
         key: &Bytes,
         pairs: Vec<(Bytes, Bytes)>,
         only_new: bool,
+        keep_deadline: bool,
     ) -> Result<(usize, Vec<StateWrite>)> {
         let old = match self.live(inner, key, now_ms()) {
             None => None,
@@ -64,6 +67,9 @@ impl Keyspace {
                         writes.push(stored::put_field(hex, &field, *place, &value));
                         hash.bytes = hash.bytes - current.len() as u64 + value.len() as u64;
                         *current = value;
+                        if !keep_deadline && hash.clear_field_deadline(&field).is_some() {
+                            writes.push(stored::delete_field_deadline(hex, &field));
+                        }
                     }
                     None => {
                         let place = hash.next;
@@ -125,16 +131,10 @@ impl Keyspace {
             key,
             &mut writes,
             |hash: &mut Hash, hex, writes| {
-                let mut removed = 0;
-                for field in fields {
-                    // `shift_remove` keeps the other fields in their order.
-                    if let Some((_, value)) = hash.fields.shift_remove(field) {
-                        writes.push(stored::delete_field(hex, field));
-                        hash.bytes -= field_size(field, &value);
-                        removed += 1;
-                    }
-                }
-                removed
+                fields
+                    .iter()
+                    .filter(|field| hash.remove_field(hex, field, writes))
+                    .count()
             },
         );
         Ok(self.durable(removed, writes))
@@ -162,7 +162,7 @@ impl Keyspace {
         };
         let text = Bytes::from(value.to_string());
         let (_, writes) =
-            self.hash_set_locked(&mut inner, key, vec![(field.clone(), text)], false)?;
+            self.hash_set_locked(&mut inner, key, vec![(field.clone(), text)], false, true)?;
         Ok(Durable::new(
             Increment::Value(value),
             self.writer.queue(writes),
@@ -185,8 +185,13 @@ impl Keyspace {
             Ok(text) => text,
             Err(refused) => return Ok(Durable::ready(refused)),
         };
-        let (_, writes) =
-            self.hash_set_locked(&mut inner, key, vec![(field.clone(), text.clone())], false)?;
+        let (_, writes) = self.hash_set_locked(
+            &mut inner,
+            key,
+            vec![(field.clone(), text.clone())],
+            false,
+            true,
+        )?;
         Ok(self.durable(FloatIncrement::Value(text), writes))
     }
 
@@ -248,7 +253,12 @@ impl Keyspace {
     }
 
     /// The hash under `key`, `None` when missing; another kind is refused.
-    fn hash<'a>(&self, inner: &'a mut Inner, key: &[u8], now: i64) -> Result<Option<&'a Hash>> {
+    pub(super) fn hash<'a>(
+        &self,
+        inner: &'a mut Inner,
+        key: &[u8],
+        now: i64,
+    ) -> Result<Option<&'a Hash>> {
         match self.live(inner, key, now) {
             None => Ok(None),
             Some(Entry {

@@ -443,10 +443,12 @@ impl Keyspace {
         let hex = stored::encode_key(key);
         let written = writes.len();
         let collection = inner.collection_mut::<C>(key).expect("a key of that kind");
-        let before = collection.bytes();
+        let (before, earliest_before) = (collection.bytes(), collection.earliest_deadline());
         let outcome = change(collection, &hex, writes);
         let (after, empty) = (collection.bytes(), collection.is_empty());
+        let earliest_after = collection.earliest_deadline();
         inner.resize(before, after);
+        inner.reindex_fields(key, earliest_before, earliest_after);
         // A change that wrote nothing (HSETNX of a field there, HDEL of one missing) changed
         // nothing: WATCH must not see it.
         if writes.len() > written {

@@ -27,6 +27,7 @@ mod blocking;
 mod elements_view;
 mod entry;
 mod exclusive;
+mod field_expiry;
 mod glob;
 mod hashes;
 mod libraries;
@@ -57,6 +58,7 @@ pub use blocking::{Blocked, ListRequest, Served, Taken, Took};
 pub use elements_view::ElementsView;
 pub use entry::KeyKind;
 pub use exclusive::{Entered, Exclusive};
+pub use field_expiry::{Expiration, FieldDeadline, FieldExpire, FieldPersist};
 pub use glob::glob_match;
 pub use libraries::LIBRARIES_TABLE;
 pub use lists::{End, ListSet, Popped};
@@ -69,8 +71,8 @@ pub use options::{
 pub use sets::SetOperation;
 pub use slots::scan_hash;
 pub use stored::{
-    HASHES_TABLE, HASH_FIELDS_TABLE, KEYS_TABLE, LISTS_TABLE, LIST_ITEMS_TABLE, SETS_TABLE,
-    SET_MEMBERS_TABLE, ZSETS_TABLE, ZSET_MEMBERS_TABLE,
+    HASHES_TABLE, HASH_FIELDS_TABLE, HASH_FIELD_DEADLINES_TABLE, KEYS_TABLE, LISTS_TABLE,
+    LIST_ITEMS_TABLE, SETS_TABLE, SET_MEMBERS_TABLE, ZSETS_TABLE, ZSET_MEMBERS_TABLE,
 };
 pub use wholes::Whole;
 pub use zset_view::ZSetView;
@@ -112,9 +114,9 @@ pub struct Keyspace {
     writer: writer::Writer,
     /// Script libraries by name (`libraries.rs`): not keys.
     libraries: Mutex<std::collections::BTreeMap<Bytes, Bytes>>,
-    /// The keys deleted because their deadline passed, for whoever listens
-    /// ([`Keyspace::expirations`]); sent only while someone does.
-    expired: tokio::sync::broadcast::Sender<Bytes>,
+    /// The keys (and hash fields) deleted because their deadline passed, for whoever
+    /// listens ([`Keyspace::expirations`]); sent only while someone does.
+    expired: tokio::sync::broadcast::Sender<Expiration>,
 }
 
 impl Keyspace {
@@ -561,42 +563,49 @@ impl Keyspace {
         Ok(Durable::new((), waiter))
     }
 
-    /// The entry of `key` unless it expired; an expired one is deleted now (lazily).
+    /// The entry of `key` unless it expired; an expired one is deleted now (lazily), and
+    /// so are a hash's fields whose deadlines passed (`field_expiry.rs`).
     fn live<'a>(&self, inner: &'a mut Inner, key: &[u8], now: i64) -> Option<&'a Entry> {
-        // No key's deadline has passed (the earliest is still ahead): one lookup, no check.
-        if inner.deadlines.first().is_none_or(|(due, _)| *due > now) {
+        let keys_due = inner.deadlines.first().is_some_and(|(due, _)| *due <= now);
+        // No key's or field's deadline has passed (the earliest are still ahead): one
+        // lookup, no check.
+        if !keys_due && !inner.fields_due(now) {
             return inner.entries.get(key);
         }
-        let expired = inner
-            .entries
-            .get(key)?
-            .deadline
+        let entry = inner.entries.get(key)?;
+        let fields_due = entry
+            .earliest_field_deadline()
             .is_some_and(|deadline| deadline <= now);
-        if expired {
+        if entry.deadline.is_some_and(|deadline| deadline <= now) {
             let old = inner.remove(key).expect("the entry just read");
             self.writer.queue_detached(stored::delete_entry(key, &old));
-            self.tell_expired(|| Bytes::copy_from_slice(key));
+            self.tell_expired(|| Expiration::Key(Bytes::copy_from_slice(key)));
             return None;
+        }
+        if fields_due {
+            self.expire_fields(inner, key, now);
         }
         inner.entries.get(key)
     }
 
-    /// Every key deleted from now on because its deadline passed, in the order deleted: on
-    /// the first read that finds it expired, or by the sweep (every [`SWEEP_INTERVAL`]), so
-    /// up to a sweep after its deadline, as Redis's `expired` events. A listener that falls
-    /// [`EXPIRATIONS_BUFFERED`] behind misses the oldest (and is told how many).
-    pub fn expirations(&self) -> tokio::sync::broadcast::Receiver<Bytes> {
+    /// Every key (and every hash's fields) deleted from now on because its deadline
+    /// passed, in the order deleted: on the first read that finds it expired, or by the
+    /// sweep (every [`SWEEP_INTERVAL`]), so up to a sweep after its deadline, as Redis's
+    /// `expired` and `hexpired` events. A listener that falls [`EXPIRATIONS_BUFFERED`]
+    /// behind misses the oldest (and is told how many).
+    pub fn expirations(&self) -> tokio::sync::broadcast::Receiver<Expiration> {
         self.expired.subscribe()
     }
 
-    fn tell_expired(&self, key: impl FnOnce() -> Bytes) {
+    fn tell_expired(&self, key: impl FnOnce() -> Expiration) {
         if self.expired.receiver_count() > 0 {
             let _ = self.expired.send(key());
         }
     }
 
-    /// Deletes up to [`SWEEP_BATCH`] keys whose deadline has passed; returns how many (none
-    /// while another thread holds the keyspace: the next sweep does it).
+    /// Deletes up to [`SWEEP_BATCH`] keys whose deadline has passed, then hash fields whose
+    /// deadline has, up to as many again; returns how many keys and fields (none while
+    /// another thread holds the keyspace: the next sweep does it).
     pub fn sweep(&self) -> usize {
         let Some(mut inner) = self.try_lock() else {
             return 0;
@@ -609,18 +618,18 @@ impl Keyspace {
             .take(SWEEP_BATCH)
             .map(|(_, key)| key.clone())
             .collect();
-        if due.is_empty() {
-            return 0;
-        }
-        let mut writes = Vec::new();
-        for key in &due {
-            if let Some(old) = inner.remove(key) {
-                writes.extend(stored::delete_entry(key, &old));
-                self.tell_expired(|| key.clone());
+        if !due.is_empty() {
+            let mut writes = Vec::new();
+            for key in &due {
+                if let Some(old) = inner.remove(key) {
+                    writes.extend(stored::delete_entry(key, &old));
+                    self.tell_expired(|| Expiration::Key(key.clone()));
+                }
             }
+            self.writer.queue_detached(writes);
         }
-        self.writer.queue_detached(writes);
-        due.len()
+        // After the keys: a hash at its own deadline goes whole, as `expired`.
+        due.len() + self.sweep_fields(&mut inner, now, SWEEP_BATCH)
     }
 }
 

@@ -12,6 +12,10 @@
 //! - `hash_fields`: hex of the hash key, `.`, hex of the field → the field's place in
 //!   insertion order (8 bytes big-endian), then the value. One row per field: HSET of a
 //!   field writes one row, HDEL deletes one.
+//! - `hash_field_deadlines`: hex of the hash key, `.`, hex of the field → the field's
+//!   deadline, Unix ms as 8 bytes big-endian; present exactly while the field has one
+//!   (HEXPIRE writes it, HPERSIST and HSET delete it). A store without the table (written
+//!   before field deadlines existed) reads back as hashes without them.
 //!
 //! - `sets`: hex of a set key → 8-byte big-endian deadline (0: none), present exactly while
 //!   the set has members;
@@ -42,6 +46,8 @@ pub const LIST_ITEMS_TABLE: &str = "list_items";
 pub const HASHES_TABLE: &str = "hashes";
 /// The state-store table of hash fields.
 pub const HASH_FIELDS_TABLE: &str = "hash_fields";
+/// The state-store table of hash fields' deadlines (`field_expiry.rs`).
+pub const HASH_FIELD_DEADLINES_TABLE: &str = "hash_field_deadlines";
 /// The state-store table of set keys (their deadlines).
 pub const SETS_TABLE: &str = "sets";
 /// The state-store table of set members.
@@ -52,12 +58,13 @@ pub const ZSETS_TABLE: &str = "zsets";
 pub const ZSET_MEMBERS_TABLE: &str = "zset_members";
 
 /// Every table the keyspace keeps its keys in.
-pub(super) const TABLES: [&str; 9] = [
+pub(super) const TABLES: [&str; 10] = [
     KEYS_TABLE,
     LISTS_TABLE,
     LIST_ITEMS_TABLE,
     HASHES_TABLE,
     HASH_FIELDS_TABLE,
+    HASH_FIELD_DEADLINES_TABLE,
     SETS_TABLE,
     SET_MEMBERS_TABLE,
     ZSETS_TABLE,
@@ -188,6 +195,7 @@ fn load_collections(
         deadline,
         version: 0,
     };
+    let mut field_deadlines = load_field_deadlines(state)?;
     for (key, deadline, fields) in load_parts(state, HASHES_TABLE, HASH_FIELDS_TABLE, orphans)? {
         let mut placed = Vec::with_capacity(fields.len());
         for (field, stored) in fields {
@@ -204,7 +212,23 @@ fn load_collections(
             hash.next = place + 1;
             hash.fields.insert(field, (place, value));
         }
+        let hex = encode_key(&key);
+        for (field, at) in field_deadlines.remove(&hex).unwrap_or_default() {
+            if hash.fields.contains_key(&field) {
+                hash.set_field_deadline(&field, at);
+            } else {
+                orphans.push(delete_field_deadline(&hex, &field));
+            }
+        }
         loaded.push((key, entry(Value::Hash(Box::new(hash)), deadline)));
+    }
+    // Deadlines of fields of no hash.
+    for (hex, fields) in field_deadlines {
+        orphans.extend(
+            fields
+                .iter()
+                .map(|(field, _)| delete_field_deadline(&hex, field)),
+        );
     }
     for (key, deadline, members) in load_parts(state, SETS_TABLE, SET_MEMBERS_TABLE, orphans)? {
         let mut set = Set::default();
@@ -227,6 +251,20 @@ fn load_collections(
         loaded.push((key, entry(Value::SortedSet(Box::new(set)), deadline)));
     }
     Ok(loaded)
+}
+
+/// Every field deadline in the store, by the hex of its hash's key.
+fn load_field_deadlines(state: &StateStore) -> Result<BTreeMap<String, Vec<(Bytes, i64)>>> {
+    let mut found: BTreeMap<String, Vec<(Bytes, i64)>> = BTreeMap::new();
+    for (stored_key, stored) in state.scan_prefix(HASH_FIELD_DEADLINES_TABLE, "")? {
+        let parsed = stored_key.split_once('.').and_then(|(hex, field)| {
+            let at = i64::from_be_bytes(stored.as_slice().try_into().ok()?);
+            Some((hex.to_string(), decode_key(field)?, at))
+        });
+        let (hex, field, at) = parsed.ok_or_else(|| corrupt(&stored_key))?;
+        found.entry(hex).or_default().push((field, at));
+    }
+    Ok(found)
 }
 
 fn corrupt(stored_key: &str) -> EngineError {
@@ -260,6 +298,9 @@ pub(super) fn put_entry(key: &[u8], entry: &Entry) -> Vec<StateWrite> {
             let hex = encode_key(key);
             for (field, (place, value)) in &hash.fields {
                 writes.push(put_field(&hex, field, *place, value));
+            }
+            for (field, at) in hash.field_deadlines() {
+                writes.push(put_field_deadline(&hex, field, at));
             }
             writes
         }
@@ -301,7 +342,17 @@ pub(super) fn delete_entry(key: &[u8], entry: &Entry) -> Vec<StateWrite> {
             key: encode_key(key),
         }],
         Value::List(_) => delete_collection(key, LISTS_TABLE, LIST_ITEMS_TABLE),
-        Value::Hash(_) => delete_collection(key, HASHES_TABLE, HASH_FIELDS_TABLE),
+        Value::Hash(ref hash) => {
+            let mut writes = delete_collection(key, HASHES_TABLE, HASH_FIELDS_TABLE);
+            // Rows of deadlines exist only while a field in memory has one.
+            if hash.deadlines.is_some() {
+                writes.push(StateWrite::DeletePrefix {
+                    table: HASH_FIELD_DEADLINES_TABLE,
+                    prefix: format!("{}.", encode_key(key)),
+                });
+            }
+            writes
+        }
         Value::Set(_) => delete_collection(key, SETS_TABLE, SET_MEMBERS_TABLE),
         Value::SortedSet(_) => delete_collection(key, ZSETS_TABLE, ZSET_MEMBERS_TABLE),
     }
@@ -373,6 +424,22 @@ pub(super) fn put_field(hex: &str, field: &[u8], place: u64, value: &[u8]) -> St
 pub(super) fn delete_field(hex: &str, field: &[u8]) -> StateWrite {
     StateWrite::Delete {
         table: HASH_FIELDS_TABLE,
+        key: part_key(hex, field),
+    }
+}
+
+/// The row of one hash field's deadline; `hex` is [`encode_key`] of the hash's key.
+pub(super) fn put_field_deadline(hex: &str, field: &[u8], at: i64) -> StateWrite {
+    StateWrite::Put {
+        table: HASH_FIELD_DEADLINES_TABLE,
+        key: part_key(hex, field),
+        value: at.to_be_bytes().to_vec(),
+    }
+}
+
+pub(super) fn delete_field_deadline(hex: &str, field: &[u8]) -> StateWrite {
+    StateWrite::Delete {
+        table: HASH_FIELD_DEADLINES_TABLE,
         key: part_key(hex, field),
     }
 }

@@ -145,8 +145,8 @@ async fn expired_keys_vanish_on_read_by_the_sweep_and_from_disk() {
     assert_eq!(keys.len(), 1);
     assert_eq!(state.scan_prefix(KEYS_TABLE, "").unwrap().len(), 1);
     // Each deletion was told once, in order: the read's, then the sweep's.
-    assert_eq!(expirations.try_recv().unwrap(), b("read"));
-    assert_eq!(expirations.try_recv().unwrap(), b("swept"));
+    assert_eq!(expirations.try_recv().unwrap(), Expiration::Key(b("read")));
+    assert_eq!(expirations.try_recv().unwrap(), Expiration::Key(b("swept")));
     assert!(expirations.try_recv().is_err());
 }
 

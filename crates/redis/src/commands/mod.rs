@@ -12,6 +12,7 @@ mod dump;
 mod geo;
 mod geohash;
 mod groups;
+mod hash_fields;
 mod hashes;
 pub(crate) mod held;
 mod hyperloglog;
@@ -299,6 +300,8 @@ fn dispatch(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
         "hset" | "hsetnx" | "hmset" | "hget" | "hmget" | "hgetall" | "hdel" | "hexists"
         | "hlen" | "hkeys" | "hvals" | "hincrby" | "hincrbyfloat" | "hstrlen" | "hscan"
         | "hrandfield" => hashes::run(session, name, arguments),
+        "hexpire" | "hpexpire" | "hexpireat" | "hpexpireat" | "httl" | "hpttl" | "hexpiretime"
+        | "hpexpiretime" | "hpersist" => hash_fields::run(session, name, arguments),
         "sadd" | "srem" | "smembers" | "sismember" | "smismember" | "scard" | "spop"
         | "srandmember" | "smove" | "sinter" | "sunion" | "sdiff" | "sinterstore"
         | "sunionstore" | "sdiffstore" | "sintercard" | "sscan" => {

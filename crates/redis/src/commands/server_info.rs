@@ -138,7 +138,8 @@ fn write_section(
             let _ = write!(
                 text,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
-                 rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\n\
+                 rejected_connections:{}\r\nexpired_subkeys:{}\r\nexpired_keys:{}\r\n\
+                 evicted_keys:0\r\n\
                  pubsub_channels:{channels}\r\n\
                  pubsub_patterns:{patterns}\r\npubsubshard_channels:{shards}\r\n\
                  total_error_replies:{}\r\ntracking_total_keys:{tracked_keys}\r\n\
@@ -147,6 +148,7 @@ fn write_section(
                 traffic.connections_opened,
                 traffic.requests,
                 traffic.connections_refused,
+                shared.expired_subkeys.load(Ordering::Relaxed),
                 shared.expired_keys.load(Ordering::Relaxed),
                 traffic.errors,
             );
@@ -300,6 +302,7 @@ pub(super) fn config(session: &Session, arguments: &[Bytes]) -> Step {
             let traffic = session.shared.engine.metrics().door(Door::Redis).snapshot();
             session.shared.command_stats.reset(traffic);
             session.shared.expired_keys.store(0, Ordering::Relaxed);
+            session.shared.expired_subkeys.store(0, Ordering::Relaxed);
             Reply::ok().into()
         }
         ("rewrite", []) => Reply::error("ERR The server is running without a config file").into(),

@@ -84,6 +84,8 @@ const READ: &[&str] = &["readonly", "fast"];
 const READ_SLOW: &[&str] = &["readonly"];
 const WRITE: &[&str] = &["write", "denyoom", "fast"];
 const WRITE_SLOW: &[&str] = &["write"];
+/// A write that frees or keeps memory, never takes more (HPERSIST): no `denyoom`.
+const WRITE_FAST: &[&str] = &["write", "fast"];
 const BLOCKING_READ: &[&str] = &["readonly", "blocking", "movablekeys"];
 const BLOCKING_WRITE: &[&str] = &["write", "blocking", "movablekeys"];
 const BLOCKING_POP: &[&str] = &["write", "blocking"];
@@ -269,6 +271,9 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("hdel", -3, WRITE, HASH_WRITE, ONE),
     command("hello", -1, CONNECTION, CONNECTION_CATEGORY, NONE),
     command("hexists", 3, READ, HASH_READ, ONE),
+    command("hexpire", -6, WRITE, HASH_WRITE, ONE),
+    command("hexpireat", -6, WRITE, HASH_WRITE, ONE),
+    command("hexpiretime", -5, READ, HASH_READ, ONE),
     command("hget", 3, READ, HASH_READ, ONE),
     command("hgetall", 2, READ_SLOW, HASH_READ_SLOW, ONE),
     command("hincrby", 4, WRITE, HASH_WRITE, ONE),
@@ -277,11 +282,17 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("hlen", 2, READ, HASH_READ, ONE),
     command("hmget", -3, READ, HASH_READ, ONE),
     command("hmset", -4, WRITE, HASH_WRITE, ONE),
+    command("hpersist", -5, WRITE_FAST, HASH_WRITE, ONE),
+    command("hpexpire", -6, WRITE, HASH_WRITE, ONE),
+    command("hpexpireat", -6, WRITE, HASH_WRITE, ONE),
+    command("hpexpiretime", -5, READ, HASH_READ, ONE),
+    command("hpttl", -5, READ, HASH_READ, ONE),
     command("hrandfield", -2, READ_SLOW, HASH_READ_SLOW, ONE),
     command("hscan", -3, READ_SLOW, HASH_READ_SLOW, ONE),
     command("hset", -4, WRITE, HASH_WRITE, ONE),
     command("hsetnx", 4, WRITE, HASH_WRITE, ONE),
     command("hstrlen", 3, READ, HASH_READ, ONE),
+    command("httl", -5, READ, HASH_READ, ONE),
     command("hvals", 2, READ_SLOW, HASH_READ_SLOW, ONE),
     command("incr", 2, WRITE, STRING_WRITE, ONE),
     command("incrby", 3, WRITE, STRING_WRITE, ONE),
@@ -326,7 +337,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("mget", -2, READ, STRING_READ, ALL),
     command("module", -2, &[], &["@slow"], NONE),
     command("monitor", 1, ADMIN, SERVER_CATEGORY, NONE),
-    command("move", 3, &["write", "fast"], KEYSPACE_WRITE, ONE),
+    command("move", 3, WRITE_FAST, KEYSPACE_WRITE, ONE),
     command(
         "mset",
         -3,

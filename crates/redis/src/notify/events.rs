@@ -197,6 +197,11 @@ fn reports(name: &str) -> bool {
             | "hincrby"
             | "hincrbyfloat"
             | "hdel"
+            | "hexpire"
+            | "hpexpire"
+            | "hexpireat"
+            | "hpexpireat"
+            | "hpersist"
             | "sadd"
             | "srem"
             | "smove"
@@ -362,6 +367,15 @@ fn count(reply: &Reply) -> i64 {
     }
 }
 
+/// The integers of an array reply (HEXPIRE's per-field codes).
+fn codes(reply: &Reply) -> impl Iterator<Item = i64> + '_ {
+    let items = match reply {
+        Reply::Array(items) => items.as_slice(),
+        _ => &[],
+    };
+    items.iter().map(count)
+}
+
 /// The key a pop named in its reply (`[key, …]`), when it popped.
 fn popped_key(reply: &Reply) -> Option<&Bytes> {
     match reply {
@@ -518,6 +532,17 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
             out.event(HASH, "hdel", key);
             out.emptied(key);
         }
+        // Redis 7.4: `hdel` (and `del` with the last field) when a deadline already past
+        // deleted fields, else `hexpire` when one was set; `hpersist` when one was cleared.
+        "hexpire" | "hpexpire" | "hexpireat" | "hpexpireat" => {
+            if codes(reply).any(|code| code == 2) {
+                out.event(HASH, "hdel", key);
+                out.emptied(key);
+            } else if codes(reply).any(|code| code == 1) {
+                out.event(HASH, "hexpire", key);
+            }
+        }
+        "hpersist" if codes(reply).any(|code| code == 1) => out.event(HASH, "hpersist", key),
         "sadd" if count(reply) > 0 => out.written(SET, "sadd", key),
         "srem" if count(reply) > 0 => {
             out.event(SET, "srem", key);

@@ -96,8 +96,8 @@ pub(crate) fn publish(session: &Session, keys: Vec<Bytes>) {
 
 /// Whether the command got to its lookups, by its reply: an error other than WRONGTYPE or
 /// NOGROUP (found by the lookups) means it was refused while its arguments were read,
-/// before them — except for LCS, XREAD and the GEORADIUS/GEOSEARCH family, which look
-/// their keys up first.
+/// before them — except for LCS, XREAD, the GEORADIUS/GEOSEARCH family and HTTL's
+/// (Redis 7.4), which look their keys up first.
 pub(crate) fn looked_up(name: &str, reply: &crate::codec::Reply) -> bool {
     match reply {
         crate::codec::Reply::Error(line) => {
@@ -113,6 +113,10 @@ pub(crate) fn looked_up(name: &str, reply: &crate::codec::Reply) -> bool {
                         | "georadiusbymember_ro"
                         | "geosearch"
                         | "geosearchstore"
+                        | "httl"
+                        | "hpttl"
+                        | "hexpiretime"
+                        | "hpexpiretime"
                 )
         }
         _ => true,

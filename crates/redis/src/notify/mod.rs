@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use omnibus_engine::keys::Expiration;
 use tokio::sync::{broadcast, watch};
 
 use crate::server::Shared;
@@ -172,12 +173,10 @@ pub(crate) async fn publish_expirations(shared: Arc<Shared>, mut stopped: watch:
     };
     let mut expirations = keys.expirations();
     drop(keys);
-    let keyevent = Bytes::from_static(b"__keyevent@0__:expired");
-    let event = Bytes::from_static(b"expired");
     loop {
-        let key = tokio::select! {
+        let expiration = tokio::select! {
             received = expirations.recv() => match received {
-                Ok(key) => key,
+                Ok(expiration) => expiration,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     shared.expired_keys.fetch_add(missed, Ordering::Relaxed);
                     continue;
@@ -186,23 +185,50 @@ pub(crate) async fn publish_expirations(shared: Arc<Shared>, mut stopped: watch:
             },
             _ = stopped.wait_for(|stop| *stop) => return,
         };
-        shared.expired_keys.fetch_add(1, Ordering::Relaxed);
-        // A key gone at its deadline changed for client-side caches too (`tracking.rs`).
+        // A key at its deadline is `expired`; a hash's fields at theirs are `hexpired`
+        // (class `h`), then `del` when they were its last, as Redis 7.4 sends them.
+        let (key, events): (Bytes, &[(u32, &str)]) = match expiration {
+            Expiration::Key(key) => {
+                shared.expired_keys.fetch_add(1, Ordering::Relaxed);
+                (key, &[(EXPIRED, "expired")])
+            }
+            Expiration::Fields {
+                key,
+                fields,
+                emptied,
+            } => {
+                shared
+                    .expired_subkeys
+                    .fetch_add(fields as u64, Ordering::Relaxed);
+                let events: &[(u32, &str)] = if emptied {
+                    &[(HASH, "hexpired"), (GENERIC, "del")]
+                } else {
+                    &[(HASH, "hexpired")]
+                };
+                (key, events)
+            }
+        };
+        // A key gone or changed at a deadline changed for client-side caches too
+        // (`tracking.rs`).
         if shared.tracking.active() {
             let tracking = &shared.tracking;
             tracking.invalidate(&shared.clients, 0, std::slice::from_ref(&key));
         }
         let flags = shared.notifications.flags();
-        if flags & EXPIRED == 0 {
-            continue;
-        }
-        if flags & KEYSPACE != 0 {
-            let mut channel = b"__keyspace@0__:".to_vec();
-            channel.extend_from_slice(&key);
-            let _ = crate::pubsub::publish(&shared.engine, &Bytes::from(channel), &event).await;
-        }
-        if flags & KEYEVENT != 0 {
-            let _ = crate::pubsub::publish(&shared.engine, &keyevent, &key).await;
+        for (class, event) in events {
+            if flags & class == 0 {
+                continue;
+            }
+            if flags & KEYSPACE != 0 {
+                let mut channel = b"__keyspace@0__:".to_vec();
+                channel.extend_from_slice(&key);
+                let event = Bytes::from_static(event.as_bytes());
+                let _ = crate::pubsub::publish(&shared.engine, &Bytes::from(channel), &event).await;
+            }
+            if flags & KEYEVENT != 0 {
+                let channel = Bytes::from(format!("__keyevent@0__:{event}"));
+                let _ = crate::pubsub::publish(&shared.engine, &channel, &key).await;
+            }
         }
     }
 }
