@@ -3,7 +3,8 @@ application uses it: a session hash whose fields expire one by one (`hexpire`, `
 `hpexpire`, `hexpireat`, `hexpiretime`, `hpersist`, with NX/XX/GT/LT), the key going with its
 last field; every refusal in redis-server's words; the keyspace events (`hexpire`, `hdel`,
 `hpersist`, `hexpired`, `del`) in redis-server's order; INFO `expired_subkeys`; redis-py's
-client-side cache invalidated when a field expires; field deadlines kept across kill -9.
+client-side cache invalidated when a field expires; DUMP/RESTORE keeping field deadlines
+(and a payload redis-server 7.4 made); field deadlines kept across kill -9.
 
 Debian's redis-server is 7.0, without field expiry, so these are not differential tests: the
 expected answers were checked against a redis-server 7.4.1 built from its source, by running
@@ -214,6 +215,28 @@ def test_a_cached_field_is_invalidated_when_it_expires(url):
         assert cached.hget(key, "name") == b"n"
     finally:
         cached.close()
+
+
+# redis-server 7.4.1's DUMP of a hash {a: 1, b: 2, c: 3} whose a and c expire in 2100
+# (HPEXPIREAT 4102444800000 and 4102444800123).
+REDIS_7_4_DUMP = bytes.fromhex(
+    "1900d8c32cbb0300002c2c00000009008161020101f400d8c32cbb030000098163020301f47bd8c32cbb03"
+    "00000981620202010001ff0c00e5110c228b5517e6"
+)
+
+
+def test_dump_and_restore_keep_field_deadlines(client):
+    key, copy, migrated = unique("dumped"), unique("restored"), unique("from-7.4")
+    client.hset(key, mapping={"a": "1", "b": "2"})
+    assert client.hexpire(key, 1000, "a") == [1]
+    deadline = client.hpexpiretime(key, "a")[0]
+    assert client.restore(copy, 0, client.dump(key)) == "OK"
+    assert client.hpexpiretime(copy, "a", "b") == [deadline, -1]
+    assert client.hgetall(copy) == {"a": "1", "b": "2"}
+    # A payload made by redis-server 7.4, as MIGRATE or a RESTORE script would bring it.
+    assert client.restore(migrated, 0, REDIS_7_4_DUMP) == "OK"
+    assert client.hpexpiretime(migrated, "a", "b", "c") == [4102444800000, -1, 4102444800123]
+    assert client.hmget(migrated, ["a", "b", "c"]) == ["1", "2", "3"]
 
 
 @pytest.mark.skipif(PEER is not None, reason="kills Omnibus")

@@ -18,6 +18,9 @@ pub enum Whole {
     List(Vec<Bytes>),
     /// Fields in insertion order.
     Hash(Vec<(Bytes, Bytes)>),
+    /// A hash with at least one field deadline: fields in insertion order, each with its
+    /// deadline (Unix ms) if it has one (`field_expiry.rs`).
+    ExpiringHash(Vec<(Bytes, Bytes, Option<i64>)>),
     Set(Vec<Bytes>),
     /// Members by (score, member).
     SortedSet(Vec<(Bytes, f64)>),
@@ -36,17 +39,13 @@ impl Whole {
                 Value::List(Box::new(list))
             }
             Whole::Hash(fields) if !fields.is_empty() => {
-                let mut hash = Hash::default();
-                for (field, value) in fields {
-                    if let Some((_, old)) = hash.fields.get(&field) {
-                        hash.bytes -= field_size(&field, old);
-                    }
-                    hash.bytes += field_size(&field, &value);
-                    let place = hash.next;
-                    hash.next += 1;
-                    hash.fields.insert(field, (place, value));
-                }
-                Value::Hash(Box::new(hash))
+                let fields = fields
+                    .into_iter()
+                    .map(|(field, value)| (field, value, None));
+                Value::Hash(Box::new(hash_of(fields)))
+            }
+            Whole::ExpiringHash(fields) if !fields.is_empty() => {
+                Value::Hash(Box::new(hash_of(fields.into_iter())))
             }
             Whole::Set(members) if !members.is_empty() => {
                 let mut set = Set::default();
@@ -71,6 +70,31 @@ impl Whole {
     }
 }
 
+/// A hash of `fields` in order, each with its deadline if it has one; a field given twice
+/// keeps its first place and its last value and deadline.
+fn hash_of(fields: impl Iterator<Item = (Bytes, Bytes, Option<i64>)>) -> Hash {
+    let mut hash = Hash::default();
+    for (field, value, deadline) in fields {
+        hash.bytes += field_size(&field, &value);
+        match hash.fields.get_mut(&field) {
+            Some((_, old)) => {
+                hash.bytes -= field_size(&field, old);
+                *old = value;
+            }
+            None => {
+                let place = hash.next;
+                hash.next += 1;
+                hash.fields.insert(field.clone(), (place, value));
+            }
+        }
+        hash.clear_field_deadline(&field);
+        if let Some(deadline) = deadline {
+            hash.set_field_deadline(&field, deadline);
+        }
+    }
+    hash
+}
+
 impl Keyspace {
     /// The value under `key` and its deadline (Unix ms), `None` when missing.
     pub fn whole(&self, key: &[u8]) -> Option<(Whole, Option<i64>)> {
@@ -79,6 +103,14 @@ impl Keyspace {
         let whole = match &entry.value {
             Value::String(bytes) => Whole::String(bytes.clone()),
             Value::List(list) => Whole::List(list.items.iter().cloned().collect()),
+            Value::Hash(hash) if hash.deadlines.is_some() => Whole::ExpiringHash(
+                hash.fields
+                    .iter()
+                    .map(|(field, (_, value))| {
+                        (field.clone(), value.clone(), hash.field_deadline(field))
+                    })
+                    .collect(),
+            ),
             Value::Hash(hash) => Whole::Hash(
                 hash.fields
                     .iter()
@@ -151,6 +183,13 @@ mod tests {
             ),
             (b("set"), Whole::Set(vec![b("x"), b("y")])),
             (b("z"), Whole::SortedSet(vec![(b("m"), 1.5), (b("n"), 2.0)])),
+            (
+                b("fields with deadlines"),
+                Whole::ExpiringHash(vec![
+                    (b("f"), b("1"), Some(now_ms() + 90_000)),
+                    (b("g"), b("2"), None),
+                ]),
+            ),
         ];
         let later = now_ms() + 60_000;
         {

@@ -7,10 +7,13 @@
 //! Read: strings (plain, integer-encoded, LZF-compressed), lists (`RDB_TYPE_LIST` and
 //! quicklists of listpacks or plain nodes), sets (plain, intset, listpack), sorted sets
 //! (binary or text scores, listpack) and hashes (plain, listpack) — every encoding Redis 7.0
-//! to 7.2 writes for them. Not read: streams, modules, and the ziplist/zipmap encodings of
+//! to 7.2 writes for them — and Redis 7.4's hashes with field deadlines (metadata and
+//! listpack forms, their release candidates' too). Not read: streams, modules, and the ziplist/zipmap encodings of
 //! Redis 6 and older. Written: the plain forms (a string as its bytes, `RDB_TYPE_LIST`,
 //! `RDB_TYPE_SET`, `RDB_TYPE_ZSET_2`, `RDB_TYPE_HASH`) at RDB version 10, which redis-server
-//! 7.0 and later load. Every length is checked against the bytes left before anything is
+//! 7.0 and later load; a hash with a field deadline as `RDB_TYPE_HASH_METADATA` at version
+//! 12, which only redis-server 7.4 and later load (an older one refuses its version, as it
+//! refuses 7.4's own DUMP of such a hash). Every length is checked against the bytes left before anything is
 //! allocated for it (`fuzz/fuzz_targets/redis_dump_payload.rs`).
 //!
 //! FUNCTION DUMP / RESTORE payloads are the same frame around libraries instead of a value:
@@ -21,8 +24,10 @@ use omnibus_engine::keys::Whole;
 
 /// The RDB version written (Redis 7.0's).
 pub const VERSION_WRITTEN: u16 = 10;
-/// The newest RDB version read (Redis 7.2's).
-pub const VERSION_READ_MAX: u16 = 11;
+/// The RDB version written for a hash with field deadlines (Redis 7.4's).
+pub const VERSION_FIELD_DEADLINES: u16 = 12;
+/// The newest RDB version read (Redis 7.4's).
+pub const VERSION_READ_MAX: u16 = 12;
 
 const TYPE_STRING: u8 = 0;
 const TYPE_LIST: u8 = 1;
@@ -35,6 +40,14 @@ const TYPE_HASH_LISTPACK: u8 = 16;
 const TYPE_ZSET_LISTPACK: u8 = 17;
 const TYPE_LIST_QUICKLIST_2: u8 = 18;
 const TYPE_SET_LISTPACK: u8 = 20;
+/// Hashes with field deadlines (Redis 7.4): its release candidates' forms, with absolute
+/// deadlines and no earliest deadline up front, then the released ones.
+const TYPE_HASH_METADATA_PRE_GA: u8 = 22;
+const TYPE_HASH_LISTPACK_EX_PRE_GA: u8 = 23;
+const TYPE_HASH_METADATA: u8 = 24;
+const TYPE_HASH_LISTPACK_EX: u8 = 25;
+/// The latest field deadline a payload may hold (Redis's `EB_EXPIRE_TIME_MAX`, 48 bits).
+const FIELD_DEADLINE_MAX: u64 = (1 << 48) - 1;
 /// A library's code (FUNCTION DUMP since Redis 7.0).
 const OPCODE_FUNCTION2: u8 = 245;
 /// A library as Redis 7.0's release candidates wrote it: name, engine, description, code.
@@ -107,13 +120,35 @@ pub fn encode(value: &Whole) -> Vec<u8> {
                 string(&mut out, value);
             }
         }
+        Whole::ExpiringHash(fields) => {
+            // The earliest deadline (8 bytes, little-endian ms), then before each field its
+            // deadline as a length: 0 for none, else its distance from the earliest, plus 1.
+            out.push(TYPE_HASH_METADATA);
+            let earliest = fields
+                .iter()
+                .filter_map(|(_, _, at)| *at)
+                .min()
+                .unwrap_or(0);
+            out.extend_from_slice(&earliest.to_le_bytes());
+            length(&mut out, fields.len() as u64);
+            for (field, value, at) in fields {
+                length(&mut out, at.map_or(0, |at| at.abs_diff(earliest) + 1));
+                string(&mut out, field);
+                string(&mut out, value);
+            }
+            return seal_as(out, VERSION_FIELD_DEADLINES);
+        }
     }
     seal(out)
 }
 
 /// Ends a payload with the RDB version and the CRC-64 of everything before it.
-fn seal(mut out: Vec<u8>) -> Vec<u8> {
-    out.extend_from_slice(&VERSION_WRITTEN.to_le_bytes());
+fn seal(out: Vec<u8>) -> Vec<u8> {
+    seal_as(out, VERSION_WRITTEN)
+}
+
+fn seal_as(mut out: Vec<u8>, version: u16) -> Vec<u8> {
+    out.extend_from_slice(&version.to_le_bytes());
     let crc = crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -198,6 +233,15 @@ fn length(out: &mut Vec<u8>, len: u64) {
 fn string(out: &mut Vec<u8>, bytes: &[u8]) {
     length(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
+}
+
+/// A field's deadline as a payload holds it (0: none); `None` past the latest Redis takes.
+fn field_deadline(at: u64) -> Option<Option<i64>> {
+    match at {
+        0 => Some(None),
+        at if at <= FIELD_DEADLINE_MAX => Some(Some(at as i64)),
+        _ => None,
+    }
 }
 
 /// The value a payload holds, after its version and checksum are checked.
@@ -322,6 +366,39 @@ impl<'a> Reader<'a> {
                 }
                 Whole::Hash(fields)
             }
+            TYPE_HASH_METADATA | TYPE_HASH_METADATA_PRE_GA => {
+                // Deadlines relative to the earliest (+1), or absolute before the release.
+                let earliest = match kind {
+                    TYPE_HASH_METADATA => Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?)),
+                    _ => None,
+                };
+                let count = self.count(3)?;
+                let mut fields = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let at = match (self.length()?, earliest) {
+                        (0, _) => 0,
+                        (distance, Some(earliest)) => (distance - 1).checked_add(earliest)?,
+                        (at, None) => at,
+                    };
+                    fields.push((self.string()?, self.string()?, field_deadline(at)?));
+                }
+                Whole::ExpiringHash(fields)
+            }
+            TYPE_HASH_LISTPACK_EX | TYPE_HASH_LISTPACK_EX_PRE_GA => {
+                if kind == TYPE_HASH_LISTPACK_EX {
+                    self.take(8)?; // The earliest deadline, which the fields repeat.
+                }
+                let items = listpack(&self.string()?)?;
+                if items.len() % 3 != 0 {
+                    return None;
+                }
+                let mut fields = Vec::with_capacity(items.len() / 3);
+                for triple in items.chunks(3) {
+                    let at = std::str::from_utf8(&triple[2]).ok()?.parse::<u64>().ok()?;
+                    fields.push((triple[0].clone(), triple[1].clone(), field_deadline(at)?));
+                }
+                Whole::ExpiringHash(fields)
+            }
             TYPE_SET_INTSET => Whole::Set(intset(&self.string()?)?),
             TYPE_SET_LISTPACK => Whole::Set(listpack(&self.string()?)?),
             TYPE_HASH_LISTPACK => {
@@ -372,6 +449,7 @@ impl<'a> Reader<'a> {
             Whole::String(_) => false,
             Whole::List(v) | Whole::Set(v) => v.is_empty(),
             Whole::Hash(v) => v.is_empty(),
+            Whole::ExpiringHash(v) => v.is_empty(),
             Whole::SortedSet(v) => v.is_empty(),
         };
         (!empty).then_some(value)
@@ -582,6 +660,36 @@ mod tests {
     }
 
     #[test]
+    fn hashes_with_field_deadlines_go_both_ways_with_redis_7_4() {
+        // redis-server 7.4.1's DUMP of HSET small a 1 b 2 c 3 with HPEXPIREAT 4102444800000
+        // on a and 4102444800123 on c: RDB_TYPE_HASH_LISTPACK_EX, the fields with deadlines
+        // first, earliest first, then the others.
+        let redis = "1900d8c32cbb0300002c2c00000009008161020101f400d8c32cbb030000098163020301f47bd8c32cbb0300000981620202010001ff0c00e5110c228b5517e6";
+        let (a, c) = (Some(4_102_444_800_000), Some(4_102_444_800_123));
+        let small = Whole::ExpiringHash(vec![
+            (b("a"), b("1"), a),
+            (b("c"), b("3"), c),
+            (b("b"), b("2"), None),
+        ]);
+        assert_eq!(decode(&from_hex(redis)), Ok(small.clone()));
+        // What Omnibus writes for it (RDB_TYPE_HASH_METADATA, version 12): redis-server
+        // 7.4.1 restored this payload with both deadlines.
+        let ours = "1800d8c32cbb0300000301016101310001620132407c016301330c001ccc266587842d17";
+        let written = Whole::ExpiringHash(vec![
+            (b("a"), b("1"), a),
+            (b("b"), b("2"), None),
+            (b("c"), b("3"), c),
+        ]);
+        assert_eq!(encode(&written), from_hex(ours));
+        assert_eq!(decode(&from_hex(ours)), Ok(written));
+        // A deadline past Redis's 48-bit clock is refused.
+        let mut past_max = vec![TYPE_HASH_METADATA_PRE_GA, 1, 0x81];
+        past_max.extend_from_slice(&(1u64 << 48).to_be_bytes());
+        past_max.extend_from_slice(&[1, b'f', 1, b'v']);
+        assert_eq!(decode(&seal_as(past_max, 12)), Err(PayloadError::BadFormat));
+    }
+
+    #[test]
     fn what_is_written_reads_back_and_damage_is_refused() {
         let values = [
             Whole::String(b("")),
@@ -598,7 +706,7 @@ mod tests {
             damaged[0] ^= 1;
             assert_eq!(decode(&damaged), Err(PayloadError::VersionOrChecksum));
             let mut newer = payload[..payload.len() - 10].to_vec();
-            newer.extend_from_slice(&12u16.to_le_bytes());
+            newer.extend_from_slice(&13u16.to_le_bytes());
             let crc = crc64(&newer);
             newer.extend_from_slice(&crc.to_le_bytes());
             assert_eq!(decode(&newer), Err(PayloadError::VersionOrChecksum));
