@@ -1,10 +1,11 @@
 """Hash field expiry (Redis 7.4's HEXPIRE family) through redis-py 8's own methods, as an
 application uses it: a session hash whose fields expire one by one (`hexpire`, `httl`,
 `hpexpire`, `hexpireat`, `hexpiretime`, `hpersist`, with NX/XX/GT/LT), the key going with its
-last field; every refusal in redis-server's words; the keyspace events (`hexpire`, `hdel`,
-`hpersist`, `hexpired`, `del`) in redis-server's order; INFO `expired_subkeys`; redis-py's
-client-side cache invalidated when a field expires; DUMP/RESTORE keeping field deadlines
-(and a payload redis-server 7.4 made); field deadlines kept across kill -9.
+last field; in MULTI/EXEC and Lua; every refusal in redis-server's words; the keyspace events
+(`hexpire`, `hdel`, `hpersist`, `hexpired`, `del`) in redis-server's order; INFO
+`expired_subkeys`; redis-py's client-side cache invalidated when a field expires; DUMP and
+RESTORE keeping field deadlines (and a payload redis-server 7.4 made); field deadlines kept
+across kill -9.
 
 Debian's redis-server is 7.0, without field expiry, so these are not differential tests: the
 expected answers were checked against a redis-server 7.4.1 built from its source, by running
@@ -93,6 +94,20 @@ def test_conditions(client):
     assert client.hexpire(key, 300, "a", lt=True) == [0]
     assert client.hexpire(key, 150, "a", xx=True) == [1]
     assert client.httl(key, "a", "b") == [150, 200]
+
+
+def test_in_transactions_and_scripts(client):
+    key = unique("atomic")
+    client.hset(key, mapping={"a": "1", "b": "2"})
+    with client.pipeline(transaction=True) as pipeline:
+        pipeline.hexpire(key, 100, "a")
+        pipeline.httl(key, "a", "b")
+        pipeline.hpersist(key, "a")
+        assert pipeline.execute() == [[1], [100, -1], [1]]
+    script = "redis.call('HPEXPIRE', KEYS[1], 60000, 'FIELDS', 1, 'b') " \
+        "return redis.call('HPTTL', KEYS[1], 'FIELDS', 2, 'a', 'b')"
+    ttls = client.eval(script, 1, key)
+    assert ttls[0] == -1 and 59000 < ttls[1] <= 60000
 
 
 def test_refusals_in_redis_server_s_words(client):
