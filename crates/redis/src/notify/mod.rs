@@ -2,7 +2,8 @@
 //! them, on `__keyspace@0__:<key>` (the message is the event) with `K` and on
 //! `__keyevent@0__:<event>` (the message is the key) with `E`. Served classes: `x`, a key
 //! deleted because its deadline passed (`expired`, from the keyspace's own list of
-//! expirations, [`publish_expirations`]); `g`, `$`, `l`, `s`, `h`, `z`, `n`, what each
+//! expirations, [`publish_expirations`], which also sends `hexpired` for a hash's fields
+//! at their deadlines, Redis 7.4's, and `del` when that took the last); `g`, `$`, `l`, `s`, `h`, `z`, `n`, what each
 //! command changes (`set`, `expire`, `del`, `lpush`, `hset`, `zadd`, `new`, …; `events.rs`);
 //! and `t`, what changes a stream: its entries (`xadd`, `xtrim`, `xdel`, `xsetid`, sent by
 //! the stream's writer, `streams/writer.rs`, which also sends a stream key's `new`, `del`,
