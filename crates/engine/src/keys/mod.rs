@@ -20,8 +20,9 @@
 //! pass it.
 //!
 //! Expiry never scans the keyspace: deadlines sit in an index ordered by deadline. A read of
-//! an expired key deletes it on the spot; a sweep every [`SWEEP_INTERVAL`] deletes at most
-//! [`SWEEP_BATCH`] keys whose deadline has passed, oldest first.
+//! an expired key deletes it on the spot; a sweep every [`SWEEP_INTERVAL`] deletes keys whose
+//! deadline has passed, oldest first, [`SWEEP_BATCH`] at a time, for up to a quarter of the
+//! interval.
 
 mod blocking;
 mod elements_view;
@@ -92,7 +93,9 @@ pub const KEYSPACE_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 pub const EXPIRATIONS_BUFFERED: usize = 65_536;
 /// How often expired keys are swept.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
-/// Most keys one sweep deletes, so a mass expiry cannot stall writers.
+/// Most keys (and most hash fields) one sweep deletes under one hold of the lock, so a mass
+/// expiry cannot stall writers; sweeps follow each other while they come back full, for up
+/// to a quarter of [`SWEEP_INTERVAL`].
 pub const SWEEP_BATCH: usize = 1000;
 
 /// The durable keyspace; one per engine, from [`crate::Engine::keyspace`].
@@ -719,7 +722,14 @@ fn spawn_sweep(keyspace: Weak<Keyspace>) {
             let Some(keyspace) = keyspace.upgrade() else {
                 return;
             };
-            keyspace.sweep();
+            // A full batch leaves more due: sweep on, a batch at a time (commands take the
+            // lock between them), for up to a quarter of the interval — Redis's active
+            // expiry takes up to 25 % of a core the same way — so a mass expiry is
+            // reclaimed in seconds, not at 10,000 keys a second.
+            let started = std::time::Instant::now();
+            while keyspace.sweep() >= SWEEP_BATCH && started.elapsed() < SWEEP_INTERVAL / 4 {
+                tokio::task::yield_now().await;
+            }
         }
     });
 }

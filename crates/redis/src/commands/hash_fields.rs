@@ -20,22 +20,19 @@ use crate::session::{Session, Step};
 const DEADLINE_MAX_MS: i64 = 0xFFFF_FFFF_FFFF >> 2;
 
 pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
-    let result = check_hash(session, &arguments[0]).and_then(|()| match name {
+    let key = &arguments[0];
+    let result = check_not_stream(session, key).and_then(|()| match name {
         "hexpire" | "hpexpire" | "hexpireat" | "hpexpireat" => expire(session, name, arguments),
         "hpersist" => persist(session, arguments),
         _ => read_deadlines(session, name, arguments),
     });
-    result.unwrap_or_else(Step::from)
-}
-
-/// A key of another type is refused before any argument is read, as redis-server looks the
-/// key up first.
-fn check_hash(session: &Session, key: &[u8]) -> Result<(), Reply> {
-    check_not_stream(session, key)?;
-    match session.keys.kind(key) {
-        None | Some(KeyKind::Hash) => Ok(()),
-        Some(_) => Err(Reply::error(WRONGTYPE)),
-    }
+    // redis-server looks the key up before it reads the arguments, so a key of another type
+    // is refused as such whatever the arguments say. Looked at only when something was
+    // refused: the engine refuses the type itself when the arguments are right.
+    result.unwrap_or_else(|refusal| match session.keys.kind(key) {
+        None | Some(KeyKind::Hash) => refusal.into(),
+        Some(_) => Reply::error(WRONGTYPE).into(),
+    })
 }
 
 /// `FIELDS numfields field …` from `words` on: the fields, checked as redis-server checks
