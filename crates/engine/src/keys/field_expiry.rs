@@ -183,38 +183,24 @@ impl Keyspace {
         deadline: i64,
         condition: ExpireCondition,
     ) -> Result<Durable<Vec<FieldExpire>>> {
-        let mut inner = self.lock();
         let now = now_ms();
-        if self.hash(&mut inner, key, now)?.is_none() {
-            return Ok(Durable::ready(vec![FieldExpire::Missing; fields.len()]));
-        }
-        let mut writes = Vec::new();
-        let outcomes = self.edit(
-            &mut inner,
+        self.each_field(
             key,
-            &mut writes,
-            |hash: &mut Hash, hex, writes| {
-                fields
-                    .iter()
-                    .map(|field| {
-                        if !hash.fields.contains_key(field) {
-                            return FieldExpire::Missing;
-                        }
-                        if !condition.allows(hash.field_deadline(field), Some(deadline)) {
-                            return FieldExpire::NotMet;
-                        }
-                        if deadline <= now {
-                            hash.remove_field(hex, field, writes);
-                            return FieldExpire::Deleted;
-                        }
-                        hash.set_field_deadline(field, deadline);
-                        writes.push(stored::put_field_deadline(hex, field, deadline));
-                        FieldExpire::Set
-                    })
-                    .collect()
+            fields,
+            FieldExpire::Missing,
+            |hash, hex, field, writes| {
+                if !condition.allows(hash.field_deadline(field), Some(deadline)) {
+                    FieldExpire::NotMet
+                } else if deadline <= now {
+                    hash.remove_field(hex, field, writes);
+                    FieldExpire::Deleted
+                } else {
+                    hash.set_field_deadline(field, deadline);
+                    writes.push(stored::put_field_deadline(hex, field, deadline));
+                    FieldExpire::Set
+                }
             },
-        );
-        Ok(self.durable(outcomes, writes))
+        )
     }
 
     /// Clears the deadlines of `fields` of hash `key` (HPERSIST).
@@ -223,31 +209,43 @@ impl Keyspace {
         key: &Bytes,
         fields: &[Bytes],
     ) -> Result<Durable<Vec<FieldPersist>>> {
+        self.each_field(
+            key,
+            fields,
+            FieldPersist::Missing,
+            |hash, hex, field, writes| {
+                if hash.clear_field_deadline(field).is_some() {
+                    writes.push(stored::delete_field_deadline(hex, field));
+                    FieldPersist::Persisted
+                } else {
+                    FieldPersist::NoDeadline
+                }
+            },
+        )
+    }
+
+    /// `change` applied to each of `fields` present in hash `key`, in one change; `missing`
+    /// for a field (or the key) not there.
+    fn each_field<T: Copy>(
+        &self,
+        key: &Bytes,
+        fields: &[Bytes],
+        missing: T,
+        mut change: impl FnMut(&mut Hash, &str, &Bytes, &mut Vec<StateWrite>) -> T,
+    ) -> Result<Durable<Vec<T>>> {
         let mut inner = self.lock();
         if self.hash(&mut inner, key, now_ms())?.is_none() {
-            return Ok(Durable::ready(vec![FieldPersist::Missing; fields.len()]));
+            return Ok(Durable::ready(vec![missing; fields.len()]));
         }
         let mut writes = Vec::new();
-        let outcomes = self.edit(
-            &mut inner,
-            key,
-            &mut writes,
-            |hash: &mut Hash, hex, writes| {
-                fields
-                    .iter()
-                    .map(|field| {
-                        if !hash.fields.contains_key(field) {
-                            FieldPersist::Missing
-                        } else if hash.clear_field_deadline(field).is_some() {
-                            writes.push(stored::delete_field_deadline(hex, field));
-                            FieldPersist::Persisted
-                        } else {
-                            FieldPersist::NoDeadline
-                        }
-                    })
-                    .collect()
-            },
-        );
+        let edit = |hash: &mut Hash, hex: &str, writes: &mut Vec<StateWrite>| -> Vec<T> {
+            let mut outcome = |field: &Bytes| match hash.fields.contains_key(field) {
+                true => change(hash, hex, field, writes),
+                false => missing,
+            };
+            fields.iter().map(&mut outcome).collect()
+        };
+        let outcomes = self.edit(&mut inner, key, &mut writes, edit);
         Ok(self.durable(outcomes, writes))
     }
 

@@ -188,10 +188,10 @@ pub(crate) async fn publish_expirations(shared: Arc<Shared>, mut stopped: watch:
         };
         // A key at its deadline is `expired`; a hash's fields at theirs are `hexpired`
         // (class `h`), then `del` when they were its last, as Redis 7.4 sends them.
-        let (key, events): (Bytes, &[(u32, &str)]) = match expiration {
+        let events: Vec<Event> = match expiration {
             Expiration::Key(key) => {
                 shared.expired_keys.fetch_add(1, Ordering::Relaxed);
-                (key, &[(EXPIRED, "expired")])
+                vec![(EXPIRED, "expired", key)]
             }
             Expiration::Fields {
                 key,
@@ -201,36 +201,21 @@ pub(crate) async fn publish_expirations(shared: Arc<Shared>, mut stopped: watch:
                 shared
                     .expired_subkeys
                     .fetch_add(fields as u64, Ordering::Relaxed);
-                let events: &[(u32, &str)] = if emptied {
-                    &[(HASH, "hexpired"), (GENERIC, "del")]
-                } else {
-                    &[(HASH, "hexpired")]
-                };
-                (key, events)
+                let mut events = vec![(HASH, "hexpired", key.clone())];
+                if emptied {
+                    events.push((GENERIC, "del", key));
+                }
+                events
             }
         };
         // A key gone or changed at a deadline changed for client-side caches too
         // (`tracking.rs`).
         if shared.tracking.active() {
+            let key = &events[0].2;
             let tracking = &shared.tracking;
-            tracking.invalidate(&shared.clients, 0, std::slice::from_ref(&key));
+            tracking.invalidate(&shared.clients, 0, std::slice::from_ref(key));
         }
-        let flags = shared.notifications.flags();
-        for (class, event) in events {
-            if flags & class == 0 {
-                continue;
-            }
-            if flags & KEYSPACE != 0 {
-                let mut channel = b"__keyspace@0__:".to_vec();
-                channel.extend_from_slice(&key);
-                let event = Bytes::from_static(event.as_bytes());
-                let _ = crate::pubsub::publish(&shared.engine, &Bytes::from(channel), &event).await;
-            }
-            if flags & KEYEVENT != 0 {
-                let channel = Bytes::from(format!("__keyevent@0__:{event}"));
-                let _ = crate::pubsub::publish(&shared.engine, &channel, &key).await;
-            }
-        }
+        events::publish(&shared.engine, shared.notifications.flags(), events);
     }
 }
 
