@@ -7,7 +7,7 @@
 #   scripts/cpu-per-op-redis.sh /tmp/omnibus-old GET k
 #   scripts/cpu-per-op-redis.sh target/release/omnibus EVAL "return redis.call('incr', KEYS[1])" 1 counter
 #
-# Env: PORT (default 16460).
+# Env: PORT (default 16460), SETUP (commands run first, see below).
 set -euo pipefail
 bin=$1; shift
 port=${PORT:-16460}; dir=$(mktemp -d)
@@ -15,6 +15,12 @@ port=${PORT:-16460}; dir=$(mktemp -d)
 pid=$!
 for _ in $(seq 100); do redis-cli -p $port ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p $port set k v >/dev/null
+# SETUP: more redis-cli commands first, separated by `;` (SETUP="hset h f v; hpexpire h 600000 fields 1 f").
+IFS=';' read -ra setup <<<"${SETUP:-}"
+for command in "${setup[@]}"; do
+  # shellcheck disable=SC2086 # each command's words
+  [ -n "${command// /}" ] && redis-cli -p $port $command >/dev/null
+done
 ticks() { awk '{print $14+$15}' /proc/$pid/stat; }
 t0=$(ticks)
 rate=$(redis-benchmark -p $port --csv -c 4 -P 32 -n 1000000 "$@" | sed -n 2p | grep -oE '"[0-9]+\.[0-9]+"' | head -1 | tr -d '"')
