@@ -9,7 +9,7 @@ use omnibus_engine::keys::{Increment, KeyKind};
 
 use super::arguments::integer;
 use super::lists::{change, check_not_stream, read};
-use super::sets::{cursor, pairs_reply, random_options, scan_missing, scan_options, scan_reply};
+use super::sets::{cursor, pairs_reply, random_options, scan_missing, scan_options_of, scan_reply};
 use super::strings::map;
 use crate::codec::Reply;
 use crate::session::{Session, Step};
@@ -122,7 +122,7 @@ fn hincrby(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     }))
 }
 
-/// HSCAN key cursor [MATCH pattern] [COUNT count].
+/// HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES] (the fields alone, Redis 7.4).
 fn hscan(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let key = &arguments[0];
     let cursor = cursor(&arguments[1])?;
@@ -131,13 +131,20 @@ fn hscan(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     if let Some(empty) = scan_missing(session, key, KeyKind::Hash)? {
         return Ok(empty.into());
     }
-    let (pattern, count) = scan_options(&arguments[2..])?;
+    let (pattern, count, novalues) = scan_options_of(&arguments[2..], true)?;
     read(session, key, |keys| {
         let (next, found) = keys.hash_scan(key, cursor, pattern.as_deref(), count)?;
-        let flat = found
-            .into_iter()
-            .flat_map(|(field, value)| [Reply::Bulk(field), Reply::Bulk(value)])
-            .collect();
+        let flat = if novalues {
+            found
+                .into_iter()
+                .map(|(field, _)| Reply::Bulk(field))
+                .collect()
+        } else {
+            found
+                .into_iter()
+                .flat_map(|(field, value)| [Reply::Bulk(field), Reply::Bulk(value)])
+                .collect()
+        };
         Ok(scan_reply(next, flat))
     })
 }

@@ -424,6 +424,9 @@ fn scan(session: &mut Session, arguments: &[Bytes]) -> Step {
     let mut keyspace = true;
     let mut options = arguments[1..].iter();
     while let Some(option) = options.next() {
+        if is(option, "novalues") {
+            return Reply::error(super::sets::NOVALUES_REFUSED).into();
+        }
         let Some(value) = options.next() else {
             return Reply::error(SYNTAX_ERROR).into();
         };

@@ -238,25 +238,45 @@ fn sintercard(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
 
 /// The MATCH and COUNT of SSCAN, HSCAN and ZSCAN.
 pub(super) fn scan_options(options: &[Bytes]) -> Result<(Option<Bytes>, usize), Reply> {
-    let (mut pattern, mut count) = (None, 10usize);
-    for option in options.chunks(2) {
-        let [word, value] = option else {
-            return Err(Reply::error(SYNTAX_ERROR));
-        };
-        if is(word, "match") {
-            pattern = Some(value.clone());
-        } else if is(word, "count") {
-            match integer(value) {
+    let (pattern, count, _) = scan_options_of(options, false)?;
+    Ok((pattern, count))
+}
+
+/// `[MATCH pattern] [COUNT count] [NOVALUES]`, read a word at a time as Redis reads them:
+/// the pattern, the count and whether NOVALUES was given (HSCAN's, Redis 7.4; refused in
+/// Redis's words elsewhere).
+pub(super) fn scan_options_of(
+    options: &[Bytes],
+    novalues_allowed: bool,
+) -> Result<(Option<Bytes>, usize, bool), Reply> {
+    let (mut pattern, mut count, mut novalues) = (None, 10usize, false);
+    let mut at = 0;
+    while at < options.len() {
+        let (word, value) = (&options[at], options.get(at + 1));
+        match value {
+            Some(value) if is(word, "match") => pattern = Some(value.clone()),
+            Some(value) if is(word, "count") => match integer(value) {
                 Ok(n) if n >= 1 => count = n.min(100_000) as usize,
                 Ok(_) => return Err(Reply::error(SYNTAX_ERROR)),
                 Err(_) => return Err(Reply::error(NOT_AN_INTEGER)),
+            },
+            _ if is(word, "novalues") => {
+                if !novalues_allowed {
+                    return Err(Reply::error(NOVALUES_REFUSED));
+                }
+                novalues = true;
+                at += 1;
+                continue;
             }
-        } else {
-            return Err(Reply::error(SYNTAX_ERROR));
+            _ => return Err(Reply::error(SYNTAX_ERROR)),
         }
+        at += 2;
     }
-    Ok((pattern, count))
+    Ok((pattern, count, novalues))
 }
+
+/// The refusal of NOVALUES anywhere but HSCAN.
+pub(super) const NOVALUES_REFUSED: &str = "ERR NOVALUES option can only be used in HSCAN";
 
 /// A scan's cursor.
 pub(super) fn cursor(word: &Bytes) -> Result<u64, Reply> {
