@@ -146,7 +146,12 @@ def test_command_table_as_redis_py_reads_it(client):
     assert table["zadd"]["arity"] == -4
     assert table["evalsha"]["arity"] == -3
     assert table["fcall"]["arity"] == -3 and table["geosearch"]["arity"] == -7
-    assert "migrate" not in table
+    assert "lolwut" not in table
+    assert table["migrate"]["arity"] == -6 and "movablekeys" in table["migrate"]["flags"]
+    assert client.command_getkeys("MIGRATE", "h", "1", "", "0", "5", "KEYS", "a", "b") == [
+        "a",
+        "b",
+    ]
     assert "xautoclaim" in client.command_list()
     assert client.command_list(pattern="x*") == sorted(n for n in table if n.startswith("x"))
     assert client.command_getkeys("MSET", "a", "1", "b", "2") == ["a", "b"]

@@ -96,4 +96,21 @@ impl Keyspace {
         self.serve_waiting(&mut inner, destination);
         Ok(durable)
     }
+
+    /// Deletes each of `keys` whose version (what WATCH compares) is still the one given —
+    /// what a door moved elsewhere (MIGRATE), unless it was written since; returns how many.
+    pub fn delete_unchanged(&self, keys: &[(Bytes, u64)]) -> Result<Durable<usize>> {
+        let mut inner = self.lock();
+        let now = now_ms();
+        let mut writes = Vec::new();
+        let mut count = 0;
+        for (key, version) in keys {
+            if self.live(&mut inner, key, now).map(|entry| entry.version) == Some(*version) {
+                let old = inner.remove(key).expect("the entry just read");
+                writes.extend(stored::delete_entry(key, &old));
+                count += 1;
+            }
+        }
+        Ok(self.durable(count, writes))
+    }
 }

@@ -21,6 +21,7 @@ mod info;
 mod keyspace;
 mod lcs;
 mod lists;
+mod migrate;
 mod objects;
 mod server_info;
 mod sets;
@@ -331,6 +332,7 @@ fn dispatch(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
         "cluster" | "readonly" | "readwrite" | "asking" | "debug" | "module" | "latency"
         | "save" | "bgsave" | "bgrewriteaof" | "lastsave" | "failover" | "replicaof"
         | "slaveof" | "move" | "swapdb" | "acl" => admin::run(session, name, arguments),
+        "migrate" => migrate::run(session, arguments),
         "dump" | "restore" => dump::run(session, name, arguments),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
             crate::scripting::eval(session, name, arguments)

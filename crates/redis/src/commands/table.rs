@@ -335,6 +335,17 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("ltrim", 4, WRITE_SLOW, LIST_WRITE_SLOW, ONE),
     command("memory", -2, READ_SLOW, &["@slow"], NONE),
     command("mget", -2, READ, STRING_READ, ALL),
+    command(
+        "migrate",
+        -6,
+        &["write", "movablekeys"],
+        &["@keyspace", "@write", "@slow", "@dangerous"],
+        Keys {
+            first: 3,
+            last: 3,
+            step: 1,
+        },
+    ),
     command("module", -2, &[], &["@slow"], NONE),
     command("monitor", 1, ADMIN, SERVER_CATEGORY, NONE),
     command("move", 3, WRITE_FAST, KEYSPACE_WRITE, ONE),
@@ -635,6 +646,16 @@ pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Byte
             }
             _ => None,
         };
+        if command.name == "migrate" {
+            // MIGRATE host port key|"" db timeout [… KEYS key …]
+            let listed = words
+                .iter()
+                .skip(5)
+                .position(|word| is(word, "keys"))
+                .map_or(&[][..], |at| &words[5 + at + 1..]);
+            let named = words.get(2).filter(|key| !key.is_empty());
+            return named.into_iter().chain(listed).collect();
+        }
         if command.name.starts_with("georadius") || command.name == "sort" {
             // GEORADIUS[BYMEMBER] key … [STORE|STOREDIST destination], SORT key … [STORE d]
             let stored = words.windows(2).skip(1).filter_map(|pair| {
@@ -696,7 +717,7 @@ mod tests {
         }
         assert!(find("sadd").is_some());
         assert!(find("function").is_some());
-        assert!(find("migrate").is_none());
+        assert!(find("lolwut").is_none());
     }
 
     #[test]

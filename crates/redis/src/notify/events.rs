@@ -202,6 +202,7 @@ fn reports(name: &str) -> bool {
             | "hexpireat"
             | "hpexpireat"
             | "hpersist"
+            | "migrate"
             | "sadd"
             | "srem"
             | "smove"
@@ -237,7 +238,7 @@ fn reports(name: &str) -> bool {
 /// they answer: a DEL with a stream key among its keys (the string keys' `del`; the streams'
 /// come from their writers), and the group commands, which commit before they answer.
 fn answered_later(name: &str) -> bool {
-    matches!(name, "del" | "unlink") || stream_events::reports(name)
+    matches!(name, "del" | "unlink" | "migrate") || stream_events::reports(name)
 }
 
 fn blocking_pop(name: &str) -> bool {
@@ -389,7 +390,8 @@ fn popped_key(reply: &Reply) -> Option<&Bytes> {
 
 /// The events of command `name` with `arguments` (after its name) that answered `reply`.
 fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events: &mut Vec<Event>) {
-    if matches!(reply, Reply::Error(_)) {
+    // A MIGRATE the target refused part of still moved the rest.
+    if matches!(reply, Reply::Error(_)) && name != "migrate" {
         return;
     }
     if let Some(groups) = &state.before.groups {
@@ -543,6 +545,14 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
             }
         }
         "hpersist" if codes(reply).any(|code| code == 1) => out.event(HASH, "hpersist", key),
+        // `del` for each key moved out (not for a COPY, nor a key the target refused).
+        "migrate" => {
+            if let Some(command) = table::find(name) {
+                for moved in table::keys_of(command, arguments) {
+                    out.emptied(moved);
+                }
+            }
+        }
         "sadd" if count(reply) > 0 => out.written(SET, "sadd", key),
         "srem" if count(reply) > 0 => {
             out.event(SET, "srem", key);

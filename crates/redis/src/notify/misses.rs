@@ -75,7 +75,7 @@ fn read_keys<'a>(name: &str, arguments: &'a [Bytes]) -> Vec<&'a Bytes> {
         | "zdiffstore" => keys().into_iter().skip(1).collect(),
         "zrangestore" | "geosearchstore" => arguments.iter().skip(1).take(1).collect(),
         "bitop" => arguments.iter().skip(2).collect(),
-        "pfmerge" | "xreadgroup" => keys(),
+        "pfmerge" | "xreadgroup" | "migrate" => keys(),
         _ if command.flags.contains(&"readonly") && !command.flags.contains(&"pubsub") => keys(),
         _ => Vec::new(),
     }
@@ -101,7 +101,8 @@ pub(crate) fn publish(session: &Session, keys: Vec<Bytes>) {
 pub(crate) fn looked_up(name: &str, reply: &crate::codec::Reply) -> bool {
     match reply {
         crate::codec::Reply::Error(line) => {
-            line.starts_with("WRONGTYPE")
+            (name == "migrate" && (line.starts_with("IOERR") || line.contains("Target instance")))
+                || line.starts_with("WRONGTYPE")
                 || line.starts_with("NOGROUP")
                 || matches!(
                     name,
