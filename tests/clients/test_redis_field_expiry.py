@@ -94,6 +94,8 @@ def test_conditions(client):
     assert client.hexpire(key, 300, "a", lt=True) == [0]
     assert client.hexpire(key, 150, "a", xx=True) == [1]
     assert client.httl(key, "a", "b") == [150, 200]
+    # INFO keyspace counts the hashes with field deadlines (Redis 7.4's `subexpiry`).
+    assert client.info("keyspace")["db0"]["subexpiry"] >= 1
 
 
 def test_in_transactions_and_scripts(client):

@@ -70,7 +70,7 @@ async fn info_reports_the_process_the_door_and_the_keyspace() {
     assert!(used > 1024 * 1024, "the broker's resident memory: {used}");
     assert!(all["used_cpu_user"].parse::<f64>().unwrap() > 0.0);
     // Two string keys (one with a TTL) and one stream key.
-    assert_eq!(all["db0"], "keys=3,expires=1,avg_ttl=0");
+    assert_eq!(all["db0"], "keys=3,expires=1,avg_ttl=0,subexpiry=0");
 
     // Commands are counted as they are served.
     let before: u64 = info(&mut con, "stats").await["total_commands_processed"]

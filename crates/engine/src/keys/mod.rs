@@ -220,6 +220,11 @@ impl Keyspace {
         self.lock().deadlines.len()
     }
 
+    /// How many hashes have a field with a deadline (INFO keyspace's `subexpiry`, Redis 7.4).
+    pub fn hashes_with_field_deadlines(&self) -> usize {
+        self.lock().field_deadlines.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

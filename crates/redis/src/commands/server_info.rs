@@ -184,8 +184,9 @@ fn write_section(
             if keys > 0 {
                 let _ = write!(
                     text,
-                    "db0:keys={keys},expires={},avg_ttl=0\r\n",
-                    session.keys.expiring() + shared.streams.deadlines().len()
+                    "db0:keys={keys},expires={},avg_ttl=0,subexpiry={}\r\n",
+                    session.keys.expiring() + shared.streams.deadlines().len(),
+                    session.keys.hashes_with_field_deadlines(),
                 );
             }
         }
