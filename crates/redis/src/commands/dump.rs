@@ -1,4 +1,4 @@
-//! DUMP and RESTORE: a key's value as Redis's serialized payload (`codec/rdb.rs`), and a
+//! DUMP and RESTORE: a key's value as Redis's serialized payload (`codec/rdb/`), and a
 //! payload put back under a key. RESTORE reads what redis-server 7.0–7.2 DUMPs (and what
 //! its MIGRATE sends: `MIGRATE <omnibus host> <port> key 0 5000` on a redis-server copies a
 //! key here), so data moves from Redis to Omnibus key by key; DUMP writes a payload

@@ -1,7 +1,7 @@
 //! MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE] [AUTH password]
 //! [AUTH2 username password] [KEYS key …]: keys moved (or copied) out to another server that
 //! speaks Redis — a redis-server, another Omnibus — as redis-server moves them: each key's
-//! DUMP payload (`codec/rdb.rs`) sent as `RESTORE key ttl payload [REPLACE]` after `SELECT
+//! DUMP payload (`codec/rdb/`) sent as `RESTORE key ttl payload [REPLACE]` after `SELECT
 //! db` (and `AUTH` when given), on one connection, and a key the target acknowledged deleted
 //! here (unless COPY, or unless it was written meanwhile), durably, before `+OK`.
 //!

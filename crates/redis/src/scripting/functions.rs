@@ -10,7 +10,7 @@
 //! thread registers the libraries again in its own Lua state when the index changed since it
 //! last did (a generation number), so a FUNCTION LOAD on one thread is seen by FCALL on any.
 //! A function flagged `no-writes` runs read-only (and is the only kind FCALL_RO may call).
-//! FUNCTION DUMP and RESTORE move every library in Redis's payload (`codec/rdb.rs`), so
+//! FUNCTION DUMP and RESTORE move every library in Redis's payload (`codec/rdb/`), so
 //! libraries go between redis-server and Omnibus either way.
 
 use std::collections::BTreeMap;
