@@ -26,6 +26,10 @@ use crate::codec::rdb;
 use crate::codec::Reply;
 use crate::session::{Session, Step};
 
+/// The most one MIGRATE sends (every key's payload is built before the connection): a
+/// bound on the memory it takes, 256 MiB.
+const REQUEST_BYTES_MAX: usize = 256 * 1024 * 1024;
+
 /// The longest reply line read from the target (a RESTORE, AUTH or SELECT answer is one
 /// short line); past it the target is not answering as a Redis server does.
 const LINE_BYTES_MAX: usize = 64 * 1024;
@@ -125,6 +129,12 @@ fn prepare(session: &Session, arguments: &[Bytes]) -> Result<Option<Migration>, 
         }
         command(&mut request, &words);
         keys.push((key.clone(), version));
+        if request.len() > REQUEST_BYTES_MAX {
+            return Err(Reply::error(format!(
+                "ERR MIGRATE would send more than {REQUEST_BYTES_MAX} bytes; move fewer keys at \
+                 a time"
+            )));
+        }
     }
     if keys.is_empty() {
         return Ok(None);
