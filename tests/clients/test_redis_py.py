@@ -572,6 +572,45 @@ def test_slowlog_keeps_a_slow_script(client):
     assert setting == {"slowlog-log-slower-than": "10000"}
 
 
+def test_config_set_changes_the_slow_log_while_running(client):
+    """What one does to chase a latency spike: CONFIG SET slowlog-log-slower-than 0 (every
+    command logged) and a short slowlog-max-len, then back; all or nothing, in Redis's words;
+    the settings Omnibus keeps take their own value (a script making sure of `appendfsync
+    always` passes) and refuse another."""
+    try:
+        assert client.config_set("slowlog-log-slower-than", 0) is True
+        assert client.config_set("slowlog-max-len", 3) is True
+        client.slowlog_reset()
+        for n in range(5):
+            client.set(f"logged-{n}", n)
+        assert client.slowlog_len() == 3
+        # The newest first, the SLOWLOG LEN just run among them (as redis-server 7.4 answers).
+        logged = [entry["command"] for entry in client.slowlog_get(3)]
+        assert logged == [b"SLOWLOG LEN", b"SET logged-4 4", b"SET logged-3 3"], logged
+        with pytest.raises(redis.ResponseError) as refused:
+            client.execute_command("CONFIG", "SET", "slowlog-max-len", "5", "slowlog-max-len", "6")
+        assert str(refused.value) == (
+            "CONFIG SET failed (possibly related to argument 'slowlog-max-len') - "
+            "duplicate parameter"
+        )
+        with pytest.raises(redis.ResponseError) as refused:
+            client.config_set("slowlog-log-slower-than", -2)
+        assert str(refused.value).endswith(
+            "argument must be between -1 and 9223372036854775807 inclusive"
+        )
+        # All or nothing: a refused pair leaves the other as it was.
+        with pytest.raises(redis.ResponseError, match="CONFIG SET is not supported by Omnibus"):
+            client.execute_command(
+                "CONFIG", "SET", "slowlog-max-len", "9", "appendfsync", "everysec"
+            )
+        assert client.config_get("slowlog-max-len") == {"slowlog-max-len": "3"}
+        assert client.execute_command("CONFIG", "SET", "appendfsync", "always", "save", "")
+        assert client.config_set("maxmemory-policy", "NOEVICTION") is True
+    finally:
+        client.config_set("slowlog-log-slower-than", 10_000)
+        client.config_set("slowlog-max-len", 128)
+
+
 def test_keyspace_notifications_for_expired_keys(client):
     """The expiry listener pattern: CONFIG SET notify-keyspace-events Ex, a subscriber on
     `__keyevent@0__:expired`, a key with a TTL; redis-py's pubsub gets the key's name."""

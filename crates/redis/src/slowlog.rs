@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,27 +38,38 @@ struct Entries {
 }
 
 pub(crate) struct SlowLog {
-    /// Runs at least this long are logged; negative: none (Redis's convention).
-    threshold_us: i64,
-    max_len: usize,
+    /// Runs at least this long are logged; negative: none (Redis's convention). Both
+    /// change while running (CONFIG SET).
+    threshold_us: AtomicI64,
+    max_len: AtomicUsize,
     entries: Mutex<Entries>,
 }
 
 impl SlowLog {
     pub(crate) fn new(threshold_us: i64, max_len: usize) -> SlowLog {
         SlowLog {
-            threshold_us,
-            max_len,
+            threshold_us: AtomicI64::new(threshold_us),
+            max_len: AtomicUsize::new(max_len),
             entries: Mutex::default(),
         }
     }
 
     pub(crate) fn threshold_us(&self) -> i64 {
-        self.threshold_us
+        self.threshold_us.load(Ordering::Relaxed)
     }
 
     pub(crate) fn max_len(&self) -> usize {
-        self.max_len
+        self.max_len.load(Ordering::Relaxed)
+    }
+
+    /// CONFIG SET slowlog-log-slower-than: from the next command on.
+    pub(crate) fn set_threshold_us(&self, threshold_us: i64) {
+        self.threshold_us.store(threshold_us, Ordering::Relaxed);
+    }
+
+    /// CONFIG SET slowlog-max-len: the log is cut to it at the next entry, as in Redis.
+    pub(crate) fn set_max_len(&self, max_len: usize) {
+        self.max_len.store(max_len, Ordering::Relaxed);
     }
 
     /// Logs a command that ran for `elapsed` when that is long enough (cheap otherwise:
@@ -69,11 +81,12 @@ impl SlowLog {
         client: SocketAddr,
         name: Option<&Bytes>,
     ) {
-        if self.threshold_us < 0 {
+        let threshold_us = self.threshold_us();
+        if threshold_us < 0 {
             return;
         }
         let micros = i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX);
-        if micros < self.threshold_us || arguments[0].eq_ignore_ascii_case(b"exec") {
+        if micros < threshold_us || arguments[0].eq_ignore_ascii_case(b"exec") {
             return;
         }
         let unix_seconds = SystemTime::now()
@@ -90,7 +103,7 @@ impl SlowLog {
             client: client.to_string(),
             name: name.cloned().unwrap_or_default(),
         });
-        let max_len = self.max_len;
+        let max_len = self.max_len();
         entries.newest_first.truncate(max_len);
     }
 

@@ -244,7 +244,89 @@ fn parameters(session: &Session) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `CONFIG GET pattern [pattern ...]`, `CONFIG SET` (refused), `CONFIG RESETSTAT`,
+/// A change CONFIG SET makes, once every pair is checked.
+enum Setting<'a> {
+    Notifications(&'a Bytes),
+    SlowerThan(i64),
+    SlowLogLength(usize),
+}
+
+/// `CONFIG SET name value [name value …]`, all or nothing, as in Redis. Three parameters
+/// change while running: `notify-keyspace-events` and the slow log's two. The others of
+/// [`parameters`] take only the value Omnibus has (so a script making sure of `appendfsync
+/// always` or `save ""` passes) and refuse another: Omnibus is configured by its file and
+/// flags.
+fn config_set(session: &Session, pairs: &[Bytes]) -> Reply {
+    let current = parameters(session);
+    let mut named: Vec<String> = Vec::new();
+    let mut settings = Vec::new();
+    for pair in pairs.chunks(2) {
+        let (name, value) = (lowercase(&pair[0]), &pair[1]);
+        let failed = |why: &str| {
+            Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
+                printable(&pair[0], 128)
+            ))
+        };
+        if named.contains(&name) {
+            return failed("duplicate parameter");
+        }
+        let number = |min: i64| match std::str::from_utf8(value).ok().map(str::parse::<i64>) {
+            Some(Ok(number)) if number >= min => Ok(number),
+            Some(Ok(_)) => Err(failed(&format!(
+                "argument must be between {min} and {} inclusive",
+                i64::MAX
+            ))),
+            _ => Err(failed("argument couldn't be parsed into an integer")),
+        };
+        let setting = match name.as_str() {
+            "notify-keyspace-events" => {
+                let parsed = crate::notify::parse(&String::from_utf8_lossy(value));
+                if let Err(why) = parsed {
+                    return failed(&why);
+                }
+                Setting::Notifications(value)
+            }
+            "slowlog-log-slower-than" => match number(-1) {
+                Ok(micros) => Setting::SlowerThan(micros),
+                Err(refusal) => return refusal,
+            },
+            "slowlog-max-len" => match number(0) {
+                Ok(length) => Setting::SlowLogLength(usize::try_from(length).unwrap_or(usize::MAX)),
+                Err(refusal) => return refusal,
+            },
+            _ => {
+                let kept = current.iter().any(|(parameter, now)| {
+                    *parameter == name && now.as_bytes().eq_ignore_ascii_case(value)
+                });
+                if !kept {
+                    return Reply::error(format!(
+                        "ERR CONFIG SET is not supported by Omnibus: '{}' is set in the broker's \
+                         configuration file or flags",
+                        printable(&pair[0], 128)
+                    ));
+                }
+                named.push(name);
+                continue;
+            }
+        };
+        named.push(name);
+        settings.push(setting);
+    }
+    for setting in settings {
+        match setting {
+            Setting::Notifications(value) => {
+                // Checked above: cannot fail now.
+                let _ = session.shared.notifications.set(value);
+            }
+            Setting::SlowerThan(micros) => session.shared.slowlog.set_threshold_us(micros),
+            Setting::SlowLogLength(length) => session.shared.slowlog.set_max_len(length),
+        }
+    }
+    Reply::ok()
+}
+
+/// `CONFIG GET pattern [pattern ...]`, `CONFIG SET` (see [`config_set`]), `CONFIG RESETSTAT`,
 /// `CONFIG REWRITE`, `CONFIG HELP`.
 pub(super) fn config(session: &Session, arguments: &[Bytes]) -> Step {
     let subcommand = lowercase(&arguments[0]);
@@ -259,45 +341,8 @@ pub(super) fn config(session: &Session, arguments: &[Bytes]) -> Step {
                 .collect();
             Reply::Map(pairs).into()
         }
-        ("set", pairs)
-            if !pairs.is_empty()
-                && pairs.len().is_multiple_of(2)
-                && pairs
-                    .chunks(2)
-                    .all(|pair| pair[0].eq_ignore_ascii_case(b"notify-keyspace-events")) =>
-        {
-            // The one parameter set while running: the keyspace notification classes, all
-            // values checked before any is applied (as Redis's CONFIG SET is all or nothing).
-            let notifications = &session.shared.notifications;
-            let checked = pairs.chunks(2).try_for_each(|pair| {
-                crate::notify::parse(&String::from_utf8_lossy(&pair[1])).map(|_| ())
-            });
-            let outcome = checked.and_then(|()| {
-                pairs
-                    .chunks(2)
-                    .try_for_each(|pair| notifications.set(&pair[1]))
-            });
-            match outcome {
-                Ok(()) => Reply::ok().into(),
-                Err(why) => Reply::error(format!(
-                    "ERR CONFIG SET failed (possibly related to argument \
-                     'notify-keyspace-events') - {why}"
-                ))
-                .into(),
-            }
-        }
         ("set", pairs) if !pairs.is_empty() && pairs.len().is_multiple_of(2) => {
-            let other = pairs
-                .chunks(2)
-                .map(|pair| &pair[0])
-                .find(|name| !name.eq_ignore_ascii_case(b"notify-keyspace-events"))
-                .unwrap_or(&pairs[0]);
-            Reply::error(format!(
-                "ERR CONFIG SET is not supported by Omnibus: '{}' is set in the broker's \
-             configuration file or flags",
-                printable(other, 128)
-            ))
-            .into()
+            config_set(session, pairs).into()
         }
         ("resetstat", []) => {
             let traffic = session.shared.engine.metrics().door(Door::Redis).snapshot();
@@ -311,8 +356,9 @@ pub(super) fn config(session: &Session, arguments: &[Bytes]) -> Step {
             "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "GET <pattern>",
             "    Return parameters matching the glob-like <pattern> and their values.",
-            "SET <directive> <value>",
-            "    Refused: Omnibus is configured by its file and flags.",
+            "SET <directive> <value> [<directive> <value> ...]",
+            "    notify-keyspace-events, slowlog-log-slower-than and slowlog-max-len change;",
+            "    the others take only the value Omnibus has (its file and flags set them).",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
             "REWRITE",
