@@ -198,6 +198,11 @@ impl Engine {
             .cloned()
     }
 
+    /// The keyspace if a client has used it (metrics read it without loading it).
+    pub fn keyspace_if_open(&self) -> Option<Arc<crate::keys::Keyspace>> {
+        self.keyspace.get().cloned()
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
     }

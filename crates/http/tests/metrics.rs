@@ -266,6 +266,58 @@ fn every_documented_metric_is_exported(text: &str) {
 }
 
 #[tokio::test]
+async fn the_keyspace_is_counted_once_used_with_its_expirations() {
+    use bytes::Bytes;
+    use omnibus_engine::keys::{ExpireCondition, SetExpiry, SetOptions};
+    let server = Server::start().await;
+    // Not loaded by a scrape: all zero until a client uses keys.
+    let before = scrape(&server).await;
+    assert_eq!(value(&before, "omnibus_keys", &[]), 0.0);
+    assert!(value(&before, "omnibus_keys_bytes_limit", &[]) > 1e9);
+    let keys = server.engine.keyspace().await.unwrap();
+    let soon = SetOptions {
+        expiry: SetExpiry::At(now_ms() + 50),
+        ..SetOptions::default()
+    };
+    for (key, options) in [("kept", SetOptions::default()), ("gone", soon)] {
+        let set = keys
+            .set(Bytes::from(key), Bytes::from("v"), options)
+            .unwrap();
+        set.wait().await.unwrap();
+    }
+    let (session, fields) = (Bytes::from("session"), [Bytes::from("token")]);
+    keys.hash_set(&session, vec![(fields[0].clone(), Bytes::from("t"))], false)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    keys.hash_set(
+        &session,
+        vec![(Bytes::from("user"), Bytes::from("u"))],
+        false,
+    )
+    .unwrap()
+    .wait()
+    .await
+    .unwrap();
+    let expire = keys.hash_expire(&session, &fields, now_ms() + 50, ExpireCondition::Always);
+    expire.unwrap().wait().await.unwrap();
+    let during = scrape(&server).await;
+    assert_eq!(value(&during, "omnibus_keys", &[]), 3.0);
+    assert_eq!(value(&during, "omnibus_keys_expiring", &[]), 1.0);
+    assert!(value(&during, "omnibus_keys_bytes", &[]) > 0.0);
+    // The sweep deletes both at their deadlines.
+    let after = scrape_until(&server, |scrape| {
+        value(scrape, "omnibus_keys_expired_total", &[]) == 1.0
+            && value(scrape, "omnibus_hash_fields_expired_total", &[]) == 1.0
+    })
+    .await;
+    assert_eq!(value(&after, "omnibus_keys", &[]), 2.0);
+    assert_eq!(value(&after, "omnibus_keys_expiring", &[]), 0.0);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_second_scrape_sees_counters_grow_and_lag_shrink_after_a_commit() {
     let server = Server::start().await;
     server.post("/v1/streams", json!({"name": "events"})).await;

@@ -284,6 +284,8 @@ impl Keyspace {
         });
         let emptied = inner.entries.get(key).is_none();
         self.writer.queue_detached(writes);
+        self.expired_fields
+            .fetch_add(due.len() as u64, std::sync::atomic::Ordering::Relaxed);
         self.tell_expired(|| Expiration::Fields {
             key: Bytes::copy_from_slice(key),
             fields: due.len(),

@@ -120,6 +120,10 @@ pub struct Keyspace {
     /// The keys (and hash fields) deleted because their deadline passed, for whoever
     /// listens ([`Keyspace::expirations`]); sent only while someone does.
     expired: tokio::sync::broadcast::Sender<Expiration>,
+    /// How many keys, and how many hash fields, were deleted at their deadline since the
+    /// keyspace opened (metrics).
+    expired_keys: AtomicU64,
+    expired_fields: AtomicU64,
 }
 
 impl Keyspace {
@@ -155,6 +159,8 @@ impl Keyspace {
             depth: AtomicUsize::new(0),
             writer,
             expired: tokio::sync::broadcast::channel(EXPIRATIONS_BUFFERED).0,
+            expired_keys: AtomicU64::new(0),
+            expired_fields: AtomicU64::new(0),
             libraries: Mutex::new(libraries),
         });
         spawn_sweep(Arc::downgrade(&keyspace));
@@ -587,6 +593,8 @@ impl Keyspace {
         if entry.deadline.is_some_and(|deadline| deadline <= now) {
             let old = inner.remove(key).expect("the entry just read");
             self.writer.queue_detached(stored::delete_entry(key, &old));
+            self.expired_keys
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.tell_expired(|| Expiration::Key(Bytes::copy_from_slice(key)));
             return None;
         }
@@ -603,6 +611,20 @@ impl Keyspace {
     /// behind misses the oldest (and is told how many).
     pub fn expirations(&self) -> tokio::sync::broadcast::Receiver<Expiration> {
         self.expired.subscribe()
+    }
+
+    /// What the keyspace holds and has expired, read under one lock (metrics).
+    pub fn stats(&self) -> KeyspaceStats {
+        let inner = self.lock();
+        KeyspaceStats {
+            keys: inner.entries.len() as u64,
+            expiring: inner.deadlines.len() as u64,
+            bytes: inner.bytes,
+            expired_keys: self.expired_keys.load(std::sync::atomic::Ordering::Relaxed),
+            expired_fields: self
+                .expired_fields
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     fn tell_expired(&self, key: impl FnOnce() -> Expiration) {
@@ -631,6 +653,8 @@ impl Keyspace {
             for key in &due {
                 if let Some(old) = inner.remove(key) {
                     writes.extend(stored::delete_entry(key, &old));
+                    self.expired_keys
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.tell_expired(|| Expiration::Key(key.clone()));
                 }
             }
@@ -639,6 +663,20 @@ impl Keyspace {
         // After the keys: a hash at its own deadline goes whole, as `expired`.
         due.len() + self.sweep_fields(&mut inner, now, SWEEP_BATCH)
     }
+}
+
+/// [`Keyspace::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyspaceStats {
+    pub keys: u64,
+    /// Keys with a deadline.
+    pub expiring: u64,
+    /// Bytes counted against [`KEYSPACE_BYTES_MAX`].
+    pub bytes: u64,
+    /// Keys deleted at their deadline since the keyspace opened.
+    pub expired_keys: u64,
+    /// Hash fields deleted at their deadline since the keyspace opened.
+    pub expired_fields: u64,
 }
 
 /// The outcome of a change, with the wait for it to be durable. The change is already

@@ -69,6 +69,7 @@ impl Collector for Scrape {
         queues::write_queues(engine, &queues, &mut text);
         queues::write_consumers(engine, &mut text);
         storage(engine, &mut text);
+        keyspace(engine, &mut text);
         doors(engine, &mut text);
         alarms(engine, &mut text);
         process_and_disk(engine, &mut text);
@@ -293,6 +294,27 @@ fn storage(engine: &Engine, text: &mut Exposition) {
         Kind::Counter,
         |family| family.value(stats.writes),
     );
+}
+
+/// The keyspace (the Redis door's keys), zero until a client first uses it (reading it does
+/// not load it).
+fn keyspace(engine: &Engine, text: &mut Exposition) {
+    let stats = engine
+        .keyspace_if_open()
+        .map(|keys| keys.stats())
+        .unwrap_or_default();
+    type Row = (&'static str, &'static str, Kind, u64);
+    let rows: [Row; 6] = [
+        ("keys", "Keys the keyspace holds (the Redis door's strings, lists, hashes, sets and sorted sets; a stream key is a stream).", Kind::Gauge, stats.keys),
+        ("keys_expiring", "Keys with a deadline.", Kind::Gauge, stats.expiring),
+        ("keys_bytes", "Bytes of keys and values the keyspace holds, as its bound counts them (each part with its bookkeeping).", Kind::Gauge, stats.bytes),
+        ("keys_bytes_limit", "The keyspace's bound in bytes: writes past it are refused (Redis: -OOM).", Kind::Gauge, crate::keys::KEYSPACE_BYTES_MAX),
+        ("keys_expired", "Keys deleted at their deadline since the keyspace opened.", Kind::Counter, stats.expired_keys),
+        ("hash_fields_expired", "Hash fields deleted at their deadline since the keyspace opened (Redis 7.4 field expiry).", Kind::Counter, stats.expired_fields),
+    ];
+    for (name, help, kind, value) in rows {
+        text.family(name, help, kind, |family| family.value(value));
+    }
 }
 
 fn doors(engine: &Engine, text: &mut Exposition) {
