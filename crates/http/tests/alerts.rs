@@ -114,7 +114,15 @@ async fn rules_are_created_listed_and_deleted_and_invalid_ones_name_the_problem(
         .iter()
         .map(|rule| rule["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["disk_free_low", "dlq_not_empty", "io_poisoned"]);
+    assert_eq!(
+        names,
+        vec![
+            "disk_free_low",
+            "dlq_not_empty",
+            "io_poisoned",
+            "keyspace_nearly_full"
+        ]
+    );
     assert!(listed["rules"][0]["target"].is_null());
     assert_eq!(listed["rules"][0]["source"], "default");
 

@@ -3,7 +3,7 @@
 //! ```toml
 //! [[alerts.rules]]
 //! name = "billing_behind"
-//! kind = "consumer_lag"      # consumer_lag, dlq_depth, queue_oldest_age, disk_free, io_poisoned
+//! kind = "consumer_lag"      # consumer_lag, dlq_depth, queue_oldest_age, disk_free, io_poisoned, keyspace_used
 //! target = "orders/billing"  # a glob; absent: every target of the kind
 //! threshold = 300
 //! unit = "seconds"           # consumer_lag only: records (default) or seconds

@@ -264,6 +264,7 @@ fn describe(kind: AlertKind, target: &str) -> String {
         AlertKind::QueueOldestAge => format!("oldest waiting message of queue {target}"),
         AlertKind::DiskFree => format!("free disk of {target}"),
         AlertKind::IoPoisoned => target.to_string(),
+        AlertKind::KeyspaceUsed => "the keyspace's byte bound in use".to_string(),
     }
 }
 
@@ -272,7 +273,7 @@ fn measure(rule: &AlertRule, observation: &Observation) -> String {
     let unit = match (rule.kind, observation.unit) {
         (AlertKind::ConsumerLag, Some(LagUnit::Seconds)) | (AlertKind::QueueOldestAge, _) => " s",
         (AlertKind::ConsumerLag, _) => " records",
-        (AlertKind::DiskFree, _) => " %",
+        (AlertKind::DiskFree, _) | (AlertKind::KeyspaceUsed, _) => " %",
         (AlertKind::DlqDepth, _) | (AlertKind::IoPoisoned, _) => "",
     };
     let value = observation.value;

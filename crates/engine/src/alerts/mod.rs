@@ -71,16 +71,20 @@ pub enum AlertKind {
     DiskFree,
     /// A partition (`<stream>/<partition>`) or a queue that refuses work after an I/O error.
     IoPoisoned,
+    /// Percent of the keyspace's byte bound in use (the Redis door's keys: past the bound,
+    /// writes are refused). Target: `keyspace`.
+    KeyspaceUsed,
 }
 
 impl AlertKind {
     /// Every kind, in declaration order.
-    pub const ALL: [AlertKind; 5] = [
+    pub const ALL: [AlertKind; 6] = [
         AlertKind::ConsumerLag,
         AlertKind::DlqDepth,
         AlertKind::QueueOldestAge,
         AlertKind::DiskFree,
         AlertKind::IoPoisoned,
+        AlertKind::KeyspaceUsed,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,6 +93,7 @@ impl AlertKind {
             AlertKind::QueueOldestAge => "queue_oldest_age",
             AlertKind::DiskFree => "disk_free",
             AlertKind::IoPoisoned => "io_poisoned",
+            AlertKind::KeyspaceUsed => "keyspace_used",
         }
     }
 

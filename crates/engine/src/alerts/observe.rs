@@ -79,6 +79,7 @@ impl Observer {
             unobserved.push(AlertKind::DiskFree);
         }
         observe_poisoned(engine, &mut observations);
+        observe_keyspace(engine, &mut observations);
         (observations, unobserved)
     }
 
@@ -238,6 +239,17 @@ fn observe_disk(engine: &Engine, out: &mut Vec<Observation>) -> bool {
             tracing::warn!("alarms cannot measure free disk: {error}");
             false
         }
+    }
+}
+
+/// How much of the keyspace's byte bound is in use, once a client has used keys (a broker
+/// whose clients never do has nothing to watch).
+fn observe_keyspace(engine: &Engine, out: &mut Vec<Observation>) {
+    if let Some(keys) = engine.keyspace_if_open() {
+        let used = keys.stats().bytes as f64 * 100.0 / crate::keys::KEYSPACE_BYTES_MAX as f64;
+        // Two decimals, as the free disk.
+        let used = (used * 100.0).round() / 100.0;
+        out.push(observation(AlertKind::KeyspaceUsed, None, "keyspace", used));
     }
 }
 

@@ -294,3 +294,36 @@ async fn a_flood_of_alarms_is_spread_over_evaluations_and_counted_in_the_metrics
     assert!(text.contains("omnibus_alerts_firing{kind=\"consumer_lag\"} 0\n"));
     let _ = engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_keyspace_past_its_threshold_fires_until_keys_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).await.unwrap();
+    // Nothing observed before a client uses keys: no alarm to resolve, none to fire.
+    let filling = rule("filling", AlertKind::KeyspaceUsed, 0.01, None);
+    engine.put_alert_rule(filling).await.unwrap();
+    let keys = engine.keyspace().await.unwrap();
+    // 0.01 % of the 4 GiB bound is ~430 KB: one value of 1 MB passes it.
+    let big = Bytes::from(vec![b'x'; 1 << 20]);
+    let set = keys.set(Bytes::from_static(b"big"), big, Default::default());
+    set.unwrap().wait().await.unwrap();
+    let fired = wait_for(&engine, "filling:keyspace", AlertState::Firing).await;
+    assert!(fired.message.contains(" %"), "{fired:?}");
+    keys.delete(&[Bytes::from_static(b"big")])
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    wait_for(&engine, "filling:keyspace", AlertState::Resolved).await;
+    // The default rule is there, at 90 %.
+    let defaults = super::rules::default_rules();
+    let default = defaults
+        .iter()
+        .find(|r| r.kind == AlertKind::KeyspaceUsed)
+        .unwrap();
+    assert_eq!(
+        (default.name.as_str(), default.threshold),
+        ("keyspace_nearly_full", 90.0)
+    );
+    engine.shutdown().await.unwrap();
+}

@@ -13,7 +13,8 @@ pub const TARGET_BYTES_MAX: usize = 512;
 pub const FOR_SECONDS_MAX: u64 = 7 * 24 * 3600;
 
 /// The rules on without any configuration: a dead-letter queue that receives anything, a
-/// data folder under 10 % free, and any partition or queue poisoned by an I/O error.
+/// data folder under 10 % free, any partition or queue poisoned by an I/O error, and a
+/// keyspace past 90 % of its byte bound (its writes are refused at 100 %).
 pub fn default_rules() -> Vec<AlertRule> {
     let rule = |name: &str, kind, threshold| AlertRule {
         name: name.to_string(),
@@ -30,6 +31,7 @@ pub fn default_rules() -> Vec<AlertRule> {
         rule("dlq_not_empty", AlertKind::DlqDepth, 0.0),
         rule("disk_free_low", AlertKind::DiskFree, 10.0),
         rule("io_poisoned", AlertKind::IoPoisoned, 0.0),
+        rule("keyspace_nearly_full", AlertKind::KeyspaceUsed, 90.0),
     ]
 }
 
@@ -69,9 +71,12 @@ pub fn validate_rule(rule: &AlertRule) -> Result<(), String> {
         ));
     }
     match rule.kind {
-        AlertKind::DiskFree if !(rule.threshold > 0.0 && rule.threshold <= 100.0) => {
+        AlertKind::DiskFree | AlertKind::KeyspaceUsed
+            if !(rule.threshold > 0.0 && rule.threshold <= 100.0) =>
+        {
             return Err(format!(
-                "rule {name:?}: a disk_free threshold is a percentage above 0 and at most 100, got {}",
+                "rule {name:?}: a {} threshold is a percentage above 0 and at most 100, got {}",
+                rule.kind.as_str(),
                 rule.threshold
             ));
         }
