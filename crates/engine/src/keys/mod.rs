@@ -4,7 +4,8 @@
 //! `lists.rs`, clients blocked on a list or sorted set in `blocking.rs`, hash commands in
 //! `hashes.rs`, sets and sorted sets in `sets.rs` and `zsets.rs`, RENAME/COPY in `moves.rs`,
 //! the map of keys in SCAN order in `slots.rs`, the lock and exclusive holds in
-//! `exclusive.rs`, the stored rows in `stored.rs`.
+//! `exclusive.rs`, the stored rows in `stored.rs`, the sweep of expired keys in `expiry.rs`,
+//! hash fields' own deadlines in `field_expiry.rs`.
 //!
 //! Every key lives in memory (a `BTreeMap` in SCAN order, `slots.rs`) and in the
 //! state store (`stored.rs`). A change is applied in memory under one lock and, still under
@@ -28,6 +29,7 @@ mod blocking;
 mod elements_view;
 mod entry;
 mod exclusive;
+mod expiry;
 mod field_expiry;
 mod glob;
 mod hashes;
@@ -46,7 +48,7 @@ mod zset_view;
 mod zsets;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -59,6 +61,7 @@ pub use blocking::{Blocked, ListRequest, Served, Taken, Took};
 pub use elements_view::ElementsView;
 pub use entry::KeyKind;
 pub use exclusive::{Entered, Exclusive};
+pub use expiry::KeyspaceStats;
 pub use field_expiry::{Expiration, FieldDeadline, FieldExpire, FieldPersist};
 pub use glob::glob_match;
 pub use libraries::LIBRARIES_TABLE;
@@ -163,7 +166,7 @@ impl Keyspace {
             expired_fields: AtomicU64::new(0),
             libraries: Mutex::new(libraries),
         });
-        spawn_sweep(Arc::downgrade(&keyspace));
+        expiry::spawn_sweep(Arc::downgrade(&keyspace));
         Ok(keyspace)
     }
 
@@ -603,80 +606,6 @@ impl Keyspace {
         }
         inner.entries.get(key)
     }
-
-    /// Every key (and every hash's fields) deleted from now on because its deadline
-    /// passed, in the order deleted: on the first read that finds it expired, or by the
-    /// sweep (every [`SWEEP_INTERVAL`]), so up to a sweep after its deadline, as Redis's
-    /// `expired` and `hexpired` events. A listener that falls [`EXPIRATIONS_BUFFERED`]
-    /// behind misses the oldest (and is told how many).
-    pub fn expirations(&self) -> tokio::sync::broadcast::Receiver<Expiration> {
-        self.expired.subscribe()
-    }
-
-    /// What the keyspace holds and has expired, read under one lock (metrics).
-    pub fn stats(&self) -> KeyspaceStats {
-        let inner = self.lock();
-        KeyspaceStats {
-            keys: inner.entries.len() as u64,
-            expiring: inner.deadlines.len() as u64,
-            bytes: inner.bytes,
-            expired_keys: self.expired_keys.load(std::sync::atomic::Ordering::Relaxed),
-            expired_fields: self
-                .expired_fields
-                .load(std::sync::atomic::Ordering::Relaxed),
-        }
-    }
-
-    fn tell_expired(&self, key: impl FnOnce() -> Expiration) {
-        if self.expired.receiver_count() > 0 {
-            let _ = self.expired.send(key());
-        }
-    }
-
-    /// Deletes up to [`SWEEP_BATCH`] keys whose deadline has passed, then hash fields whose
-    /// deadline has, up to as many again; returns how many keys and fields (none while
-    /// another thread holds the keyspace: the next sweep does it).
-    pub fn sweep(&self) -> usize {
-        let Some(mut inner) = self.try_lock() else {
-            return 0;
-        };
-        let now = now_ms();
-        let due: Vec<Bytes> = inner
-            .deadlines
-            .iter()
-            .take_while(|(deadline, _)| *deadline <= now)
-            .take(SWEEP_BATCH)
-            .map(|(_, key)| key.clone())
-            .collect();
-        if !due.is_empty() {
-            let mut writes = Vec::new();
-            for key in &due {
-                if let Some(old) = inner.remove(key) {
-                    writes.extend(stored::delete_entry(key, &old));
-                    self.expired_keys
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.tell_expired(|| Expiration::Key(key.clone()));
-                }
-            }
-            self.writer.queue_detached(writes);
-        }
-        // After the keys: a hash at its own deadline goes whole, as `expired`.
-        due.len() + self.sweep_fields(&mut inner, now, SWEEP_BATCH)
-    }
-}
-
-/// [`Keyspace::stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KeyspaceStats {
-    pub keys: u64,
-    /// Keys with a deadline.
-    pub expiring: u64,
-    /// Bytes counted against [`KEYSPACE_BYTES_MAX`].
-    pub bytes: u64,
-    /// Keys deleted at their deadline since the keyspace opened.
-    pub expired_keys: u64,
-    /// Hash fields deleted at their deadline since the keyspace opened.
-    pub expired_fields: u64,
 }
 
 /// The outcome of a change, with the wait for it to be durable. The change is already
@@ -754,27 +683,6 @@ impl<T> Durable<T> {
             commit: self.commit,
         }
     }
-}
-
-fn spawn_sweep(keyspace: Weak<Keyspace>) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let Some(keyspace) = keyspace.upgrade() else {
-                return;
-            };
-            // A full batch leaves more due: sweep on, a batch at a time (commands take the
-            // lock between them), for up to a quarter of the interval — Redis's active
-            // expiry takes up to 25 % of a core the same way — so a mass expiry is
-            // reclaimed in seconds, not at 10,000 keys a second.
-            let started = std::time::Instant::now();
-            while keyspace.sweep() >= SWEEP_BATCH && started.elapsed() < SWEEP_INTERVAL / 4 {
-                tokio::task::yield_now().await;
-            }
-        }
-    });
 }
 
 /// A number as Redis reads one from a value or an argument: decimal or exponent digits, or
