@@ -15,7 +15,7 @@ pub struct KeyspaceStats {
     pub keys: u64,
     /// Keys with a deadline.
     pub expiring: u64,
-    /// Bytes counted against [`KEYSPACE_BYTES_MAX`].
+    /// Bytes counted against [`super::KEYSPACE_BYTES_MAX`].
     pub bytes: u64,
     /// Keys deleted at their deadline since the keyspace opened.
     pub expired_keys: u64,
