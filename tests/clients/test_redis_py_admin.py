@@ -158,6 +158,14 @@ def test_administration_probes(client):
         client.execute_command("CLUSTER", "SLOTS")
     with pytest.raises(redis.ResponseError, match="DB index is out of range"):
         client.move(unique("k"), 1)
+    # What a redis-server given REPLICAOF <omnibus> sends, and SHUTDOWN: refused in words a
+    # replica's log and redis-cli show, not as unknown commands.
+    for words in (("PSYNC", "?", "-1"), ("REPLCONF", "capa", "psync2"), ("SYNC",)):
+        with pytest.raises(redis.ResponseError, match="^Omnibus cannot be replicated from"):
+            client.execute_command(*words)
+    with pytest.raises(redis.ResponseError, match="^SHUTDOWN is not served by Omnibus"):
+        client.execute_command("SHUTDOWN", "NOSAVE")
+    assert client.ping() is True
 
 
 def test_commandstats_and_errorstats(client):

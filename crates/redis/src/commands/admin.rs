@@ -82,6 +82,16 @@ pub(super) fn run(session: &Session, name: &str, arguments: &[Bytes]) -> Step {
             "ERR Omnibus does not replicate from another server: REPLICAOF host port is not \
              served (REPLICAOF NO ONE is)",
         ),
+        // What a redis-server pointed at Omnibus with REPLICAOF sends: refused in words its
+        // log shows, rather than as unknown commands.
+        "sync" | "psync" | "replconf" => Reply::error(
+            "ERR Omnibus cannot be replicated from: it serves no replicas (every write is \
+             fsynced before its reply instead)",
+        ),
+        "shutdown" => Reply::error(
+            "ERR SHUTDOWN is not served by Omnibus: the broker serves every door; stop it \
+             with SIGTERM",
+        ),
         "move" => match integer(&arguments[1]) {
             Err(reply) => reply,
             Ok(0) => Reply::error("ERR source and destination objects are the same"),

@@ -331,7 +331,9 @@ fn dispatch(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
         "substr" => strings::run(session, "getrange", arguments),
         "cluster" | "readonly" | "readwrite" | "asking" | "debug" | "module" | "latency"
         | "save" | "bgsave" | "bgrewriteaof" | "lastsave" | "failover" | "replicaof"
-        | "slaveof" | "move" | "swapdb" | "acl" => admin::run(session, name, arguments),
+        | "slaveof" | "move" | "swapdb" | "acl" | "sync" | "psync" | "replconf" | "shutdown" => {
+            admin::run(session, name, arguments)
+        }
         "migrate" => migrate::run(session, arguments),
         "dump" | "restore" => dump::run(session, name, arguments),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {

@@ -405,6 +405,7 @@ pub(crate) const COMMANDS: &[Command] = &[
         ONE,
     ),
     command("psubscribe", -2, PUBSUB, PUBSUB_CATEGORY, NONE),
+    command("psync", -3, REPLICATING, SERVER_CATEGORY, NONE),
     command("pttl", 2, READ, KEYSPACE_READ, ONE),
     command(
         "publish",
@@ -433,6 +434,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     ),
     command("rename", 3, WRITE_SLOW, KEYSPACE_WRITE_SLOW, TWO),
     command("renamenx", 3, WRITE, KEYSPACE_WRITE, TWO),
+    command("replconf", -1, REPLICATING, SERVER_CATEGORY, NONE),
     command("replicaof", 3, REPLICATING, SERVER_CATEGORY, NONE),
     command("reset", 1, CONNECTION, CONNECTION_CATEGORY, NONE),
     command(
@@ -484,6 +486,7 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@write", "@string", "@slow"],
         ONE,
     ),
+    command("shutdown", -1, ADMIN, SERVER_CATEGORY, NONE),
     command("sinter", -2, READ_SLOW, SET_READ_SLOW, ALL),
     command("sintercard", -3, READ_MOVABLE, SET_READ_SLOW, NONE),
     command("sinterstore", -3, WRITE_STORE, SET_WRITE_SLOW, ALL),
@@ -520,6 +523,7 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@keyspace", "@write", "@fast", "@dangerous"],
         NONE,
     ),
+    command("sync", 1, REPLICATING, SERVER_CATEGORY, NONE),
     command("time", 1, &["loading", "stale", "fast"], &["@fast"], NONE),
     command("touch", -2, READ, KEYSPACE_READ, ALL),
     command("ttl", 2, READ, KEYSPACE_READ, ONE),
