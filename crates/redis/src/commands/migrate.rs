@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -43,7 +43,7 @@ struct Migration {
     /// The AUTH (or AUTH username password) words, when given.
     auth: Option<Vec<Bytes>>,
     /// The whole request: AUTH, SELECT, then one RESTORE per key.
-    request: Vec<u8>,
+    request: BytesMut,
     /// The keys sent, in order, each with its version when it was read.
     keys: Vec<(Bytes, u64)>,
 }
@@ -95,14 +95,13 @@ fn prepare(session: &Session, arguments: &[Bytes]) -> Result<Option<Migration>, 
     let timeout = integer(&arguments[4])?;
     let database = integer(&arguments[3])?;
     let timeout = Duration::from_millis(if timeout <= 0 { 1000 } else { timeout as u64 });
-    let mut request = Vec::new();
+    let mut request = BytesMut::new();
     if let Some(auth) = &auth {
-        let words: Vec<&[u8]> = std::iter::once(&b"AUTH"[..])
-            .chain(auth.iter().map(|word| &word[..]))
-            .collect();
-        command(&mut request, &words);
+        let words = std::iter::once(Bytes::from_static(b"AUTH")).chain(auth.iter().cloned());
+        command(&mut request, words.collect());
     }
-    command(&mut request, &[b"SELECT", database.to_string().as_bytes()]);
+    let select = Bytes::from(database.to_string());
+    command(&mut request, vec![Bytes::from_static(b"SELECT"), select]);
     let mut keys = Vec::new();
     let now = now_ms();
     for key in named {
@@ -121,13 +120,13 @@ fn prepare(session: &Session, arguments: &[Bytes]) -> Result<Option<Migration>, 
         };
         // The time left, at least 1 ms; 0: none.
         let ttl = deadline.map_or(0, |at| (at - now).max(1));
-        let payload = rdb::encode(&value);
-        let ttl = ttl.to_string();
-        let mut words: Vec<&[u8]> = vec![b"RESTORE", key, ttl.as_bytes(), &payload];
+        let payload = Bytes::from(rdb::encode(&value));
+        let ttl = Bytes::from(ttl.to_string());
+        let mut words = vec![Bytes::from_static(b"RESTORE"), key.clone(), ttl, payload];
         if replace {
-            words.push(b"REPLACE");
+            words.push(Bytes::from_static(b"REPLACE"));
         }
-        command(&mut request, &words);
+        command(&mut request, words);
         keys.push((key.clone(), version));
         if request.len() > REQUEST_BYTES_MAX {
             return Err(Reply::error(format!(
@@ -153,14 +152,11 @@ fn prepare(session: &Session, arguments: &[Bytes]) -> Result<Option<Migration>, 
     }))
 }
 
-/// One command in RESP: an array of bulk strings.
-fn command(out: &mut Vec<u8>, words: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", words.len()).as_bytes());
-    for word in words {
-        out.extend_from_slice(format!("${}\r\n", word.len()).as_bytes());
-        out.extend_from_slice(word);
-        out.extend_from_slice(b"\r\n");
-    }
+/// One command as a client sends it: an array of bulk strings, written by the door's own
+/// encoder.
+fn command(out: &mut BytesMut, words: Vec<Bytes>) {
+    let words = Reply::Array(words.into_iter().map(Reply::Bulk).collect());
+    crate::codec::encode(&words, crate::codec::Protocol::Resp2, out);
 }
 
 /// Sends the migration and deletes here what the target took (unless COPY).
