@@ -70,12 +70,26 @@ pub(crate) fn may_write(session: &Session, arguments: &[Bytes]) -> bool {
     flagged(&arguments[0])
 }
 
-/// Whether a command changes a stream through its writer task: the session first waits for
-/// the reads queued before it, so a read never sees a change made after it.
+/// Whether a command may change a stream through its writer task: the session first waits
+/// for the reads queued before it, so a read never sees a change made after it. (The EXPIRE
+/// family and PERSIST go to the writer on a stream key: a TTL pipelined between an EXPIRE
+/// and a PERSIST must not see the PERSIST.)
 pub(crate) fn changes_a_stream(name: &[u8]) -> bool {
-    ["xadd", "xtrim", "xsetid", "xdel", "del", "unlink"]
-        .iter()
-        .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
+    [
+        "xadd",
+        "xtrim",
+        "xsetid",
+        "xdel",
+        "del",
+        "unlink",
+        "expire",
+        "pexpire",
+        "expireat",
+        "pexpireat",
+        "persist",
+    ]
+    .iter()
+    .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }
 
 /// Whether the session must answer the reads queued before the command first: a change to
