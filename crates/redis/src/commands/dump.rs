@@ -3,8 +3,9 @@
 //! its MIGRATE sends: `MIGRATE <omnibus host> <port> key 0 5000` on a redis-server copies a
 //! key here), so data moves from Redis to Omnibus key by key; DUMP writes a payload
 //! redis-server 7.0 and later RESTOREs. A restored key is as durable as any write (fsynced
-//! before `+OK`). Stream keys are neither dumped nor replaced (their entries live in the
-//! engine's log, not in the keyspace).
+//! before `+OK`). Stream keys, whose entries live in the engine's log and not in the
+//! keyspace, go through `stream_dump.rs`; a payload of another kind is not restored over a
+//! stream key.
 
 use bytes::Bytes;
 
@@ -15,7 +16,7 @@ use crate::codec::rdb::{self, PayloadError};
 use crate::codec::Reply;
 use crate::session::{Session, Step};
 
-const BUSY_KEY: &str = "BUSYKEY Target key name already exists.";
+use crate::streams::writer::BUSY_KEY;
 
 pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
     let result = match name {
@@ -27,9 +28,8 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
 
 fn dump(session: &Session, key: &Bytes) -> Result<Step, Reply> {
     if super::streams::is_stream(session, key) && session.keys.kind(key).is_none() {
-        return Err(Reply::error(
-            "ERR DUMP of a stream key is not served by Omnibus (its entries are the engine's log)",
-        ));
+        let name = super::streams::valid_stream_name(key)?;
+        return Ok(super::stream_dump::dump(session, name));
     }
     Ok(match session.keys.whole(key) {
         None => Reply::Null,
@@ -39,7 +39,7 @@ fn dump(session: &Session, key: &Bytes) -> Result<Step, Reply> {
 }
 
 /// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency].
-fn restore(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
+fn restore(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let key = &arguments[0];
     let (mut replace, mut absolute) = (false, false);
     let (mut idle, mut frequency) = (false, false);
@@ -79,22 +79,30 @@ fn restore(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     if ttl < 0 {
         return Err(Reply::error("ERR Invalid TTL value, must be >= 0"));
     }
-    let value = rdb::decode(&arguments[2]).map_err(|error| match error {
+    let refused = |error| match error {
         PayloadError::VersionOrChecksum => {
             Reply::error("ERR DUMP payload version or checksum are wrong")
         }
         PayloadError::BadFormat => Reply::error("ERR Bad data format"),
-    })?;
-    if stream {
-        return Err(Reply::error(
-            "ERR RESTORE over a stream key is not served by Omnibus; DEL it first",
-        ));
-    }
+    };
     let deadline = match (ttl, absolute) {
         (0, _) => None,
         (at, true) => Some(at),
         (ms, false) => Some(now_ms().saturating_add(ms)),
     };
+    if rdb::is_stream(&arguments[2]) {
+        let value = rdb::decode_stream(&arguments[2]).map_err(refused)?;
+        let name = super::streams::valid_stream_name(key)?;
+        return Ok(super::stream_dump::restore(
+            session, name, value, replace, deadline,
+        ));
+    }
+    let value = rdb::decode(&arguments[2]).map_err(refused)?;
+    if stream {
+        return Err(Reply::error(
+            "ERR RESTORE over a stream key is not served by Omnibus; DEL it first",
+        ));
+    }
     let put = session.keys.put_whole(key, value, deadline, replace);
     match put {
         // Another client made the key meanwhile.

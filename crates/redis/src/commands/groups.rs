@@ -14,7 +14,7 @@ use bytes::Bytes;
 use omnibus_engine::consumers::{
     AckMode, ConsumerSpec, ConsumerStart, PendingQuery, ACK_PENDING_MAX,
 };
-use omnibus_engine::{Engine, EngineError, StreamSpec};
+use omnibus_engine::{Engine, EngineError};
 
 use super::arguments::{integer, is, SYNTAX_ERROR};
 use super::streams::{
@@ -87,7 +87,7 @@ async fn start_of(engine: &Engine, stream: &str, id: &[u8]) -> Result<ConsumerSt
     Ok(ConsumerStart::Offset(offset))
 }
 
-fn group_spec(stream: &str, group: &str, start: ConsumerStart) -> ConsumerSpec {
+pub(super) fn group_spec(stream: &str, group: &str, start: ConsumerStart) -> ConsumerSpec {
     let mut door_settings = BTreeMap::new();
     door_settings.insert("redis.group".to_string(), "true".to_string());
     ConsumerSpec {
@@ -194,14 +194,7 @@ async fn xgroup_run(
             if !make_stream {
                 return Err(Reply::error("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."));
             }
-            let spec = StreamSpec {
-                name: stream.to_string(),
-                partitions: Some(1),
-                // Entries carry their ID's time, which may be any time: Redis never
-                // expires them by age, and neither may retention here.
-                no_time_retention: true,
-                ..StreamSpec::default()
-            };
+            let spec = crate::streams::new_stream_spec(stream);
             match engine.create_stream(spec).await {
                 Ok(_) | Err(EngineError::StreamExists(_)) => {}
                 Err(error) => return Err(engine_error(error)),

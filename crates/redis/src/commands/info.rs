@@ -131,7 +131,7 @@ fn groups_of(engine: &Engine, stream: &str) -> Vec<ConsumerInfo> {
 /// The group's last delivered ID: the entry before its position. When that entry was
 /// trimmed away and the group had read to the end, the stream's last ID (kept when its
 /// records go); 0-0 when nothing tells it.
-async fn last_delivered(engine: &Engine, stream: &str, info: &ConsumerInfo) -> StreamId {
+pub(super) async fn last_delivered(engine: &Engine, stream: &str, info: &ConsumerInfo) -> StreamId {
     let Some(offset) = info.ack_floor.checked_sub(1) else {
         return StreamId::MIN;
     };

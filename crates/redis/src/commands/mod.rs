@@ -26,6 +26,7 @@ mod objects;
 mod server_info;
 mod sets;
 mod sort;
+mod stream_dump;
 mod streams;
 mod strings;
 pub(crate) mod table;

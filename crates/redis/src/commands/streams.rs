@@ -50,6 +50,11 @@ pub(crate) fn stream_name(session: &Session, key: &Bytes) -> Result<String, Repl
     if session.keys.exists(std::slice::from_ref(key)) == 1 {
         return Err(Reply::error(WRONGTYPE));
     }
+    valid_stream_name(key)
+}
+
+/// `key` as an Omnibus stream name, or why it cannot be one.
+pub(crate) fn valid_stream_name(key: &[u8]) -> Result<String, Reply> {
     let name = std::str::from_utf8(key).map_err(|_| invalid_key(key, "it is not UTF-8"))?;
     omnibus_types::validate_stream_name(name).map_err(|error| invalid_key(key, &error.0))?;
     Ok(name.to_string())

@@ -36,9 +36,20 @@ pub(crate) enum Change {
     /// An XADD from a script, its ID given out and its record made (`clock.rs`), with its
     /// `MAXLEN ~` trim if it has one (the others go through [`Change::Add`]).
     Reserved(PublishRecord, Option<Trim>),
+    /// RESTORE of the stream key (`writer/restore.rs`): the stream made with the payload's
+    /// entries and IDs; answers OK, or BUSYKEY when a stream is there.
+    Restore(Box<Restored>),
     /// From a held run (EXEC, a script) about to read the stream: answered OK once every
     /// change queued before it is in the log and durable ([`Writers::flush`]).
     Flush,
+}
+
+/// What RESTORE hands the writer of a stream key: the payload's entries (their IDs rising),
+/// the last ID given out and the largest one XDEL removed.
+pub(crate) struct Restored {
+    pub(crate) entries: Vec<crate::codec::rdb::StreamEntry>,
+    pub(crate) last_id: StreamId,
+    pub(crate) max_deleted_id: StreamId,
 }
 
 /// A change and its answer.

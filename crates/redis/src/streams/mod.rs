@@ -25,6 +25,17 @@ pub(crate) fn created_ms(engine: &omnibus_engine::Engine, stream: &str) -> Optio
     engine.stream_created_ms(stream).ok()
 }
 
+/// How the door makes a stream for a Redis stream key: one partition, and no retention by
+/// age, as entries carry their ID's time, which may be any time (Redis never expires them).
+pub(crate) fn new_stream_spec(name: &str) -> omnibus_engine::StreamSpec {
+    omnibus_engine::StreamSpec {
+        name: name.to_string(),
+        partitions: Some(1),
+        no_time_retention: true,
+        ..omnibus_engine::StreamSpec::default()
+    }
+}
+
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -32,8 +32,12 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use omnibus_engine::keys::ExpireCondition;
-use omnibus_engine::{Engine, EngineError, PublishRecord, PublishTarget, StreamSpec};
+use omnibus_engine::{Engine, EngineError, PublishRecord, PublishTarget};
 use tokio::sync::{mpsc, oneshot};
+
+mod restore;
+
+pub(crate) use restore::BUSY_KEY;
 
 pub(crate) use super::change::Change;
 pub(super) use super::change::Request;
@@ -359,6 +363,10 @@ impl Writer {
                 self.send_if(reply.is_ok(), STREAM, "xsetid");
                 let _ = answer.send(reply.unwrap_or_else(|r| r));
             }
+            Change::Restore(restored) => {
+                let reply = self.restore(*restored).await;
+                let _ = answer.send(reply);
+            }
             Change::Reserved(record, trim) => {
                 let id = record.headers[0].value.clone();
                 self.records.push(record);
@@ -502,19 +510,7 @@ impl Writer {
             if !make_stream {
                 return Err(Reply::Null);
             }
-            let spec = StreamSpec {
-                name: self.stream.clone(),
-                partitions: Some(1),
-                // Entries carry their ID's time, which may be any time: Redis never
-                // expires them by age, and neither may retention here.
-                no_time_retention: true,
-                ..StreamSpec::default()
-            };
-            match self.engine.create_stream(spec).await {
-                Ok(_) => made = true,
-                Err(EngineError::StreamExists(_)) => {}
-                Err(error) => return Err(engine_error(error)),
-            }
+            made = self.make_stream().await.map_err(engine_error)?;
             self.forget_top();
         }
         let top = self.top().await.map_err(engine_error)?;

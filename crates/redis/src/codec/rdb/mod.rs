@@ -20,6 +20,11 @@
 //! each library's code after `RDB_OPCODE_FUNCTION2` (or Redis 7.0 RC's older form, read too).
 
 mod packed;
+mod stream;
+
+pub(crate) use stream::{
+    decode_stream, encode_stream, is_stream, Consumer, Group, Pending, StreamEntry, StreamValue,
+};
 
 use bytes::Bytes;
 use omnibus_engine::keys::Whole;
@@ -478,7 +483,9 @@ impl<'a> Reader<'a> {
 pub(crate) fn round_trip(data: &[u8]) {
     let _ = decode(data);
     let _ = decode_functions(data);
+    let _ = stream::decode_stream(data);
     let sealed = seal(data.to_vec());
+    stream::round_trip(&sealed);
     if let Ok(value) = decode(&sealed) {
         assert_eq!(decode(&encode(&value)), Ok(value));
     }

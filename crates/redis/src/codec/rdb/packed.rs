@@ -85,19 +85,85 @@ pub(super) fn listpack(blob: &[u8]) -> Option<Vec<Bytes>> {
             0xf4 => (number(int(8)?), 9),
             _ => return None,
         };
-        let back = match length {
-            0..=127 => 1,
-            128..=16_383 => 2,
-            16_384..=2_097_151 => 3,
-            2_097_152..=268_435_455 => 4,
-            _ => 5,
-        };
+        let back = backlen_size(length);
         at = at.checked_add(length)?.checked_add(back)?;
         if at > blob.len() {
             return None;
         }
         items.push(item);
     }
+}
+
+/// How many bytes an entry's length written backwards takes (listpack.c's
+/// `lpEncodeBacklen`: its bounds are exclusive past the first).
+fn backlen_size(length: usize) -> usize {
+    match length {
+        0..=127 => 1,
+        128..=16_382 => 2,
+        16_383..=2_097_150 => 3,
+        2_097_151..=268_435_454 => 4,
+        _ => 5,
+    }
+}
+
+/// An item to write into a listpack.
+pub(super) enum Item<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+/// A listpack of `items`: integers in the narrowest encoding that holds them, strings as
+/// they are (Redis reads a string item where it wants a number, but writes numbers so).
+pub(super) fn write_listpack(items: &[Item<'_>]) -> Vec<u8> {
+    let mut out = vec![0u8; 6];
+    let mut entry = Vec::new();
+    for item in items {
+        entry.clear();
+        match *item {
+            Item::Int(value @ 0..=127) => entry.push(value as u8),
+            Item::Int(value @ -4096..=4095) => {
+                let raw = (value & 0x1fff) as u16;
+                entry.extend_from_slice(&[0xc0 | (raw >> 8) as u8, raw as u8]);
+            }
+            Item::Int(value) => {
+                let (code, width) = match value {
+                    -32_768..=32_767 => (0xf1, 2),
+                    -8_388_608..=8_388_607 => (0xf2, 3),
+                    -2_147_483_648..=2_147_483_647 => (0xf3, 4),
+                    _ => (0xf4, 8),
+                };
+                entry.push(code);
+                entry.extend_from_slice(&value.to_le_bytes()[..width]);
+            }
+            Item::Bytes(bytes) => {
+                let len = bytes.len();
+                if len < 64 {
+                    entry.push(0x80 | len as u8);
+                } else if len < 4096 {
+                    entry.extend_from_slice(&[0xe0 | (len >> 8) as u8, len as u8]);
+                } else {
+                    entry.push(0xf0);
+                    entry.extend_from_slice(&(len as u32).to_le_bytes());
+                }
+                entry.extend_from_slice(bytes);
+            }
+        }
+        out.extend_from_slice(&entry);
+        // The entry's length, 7 bits a byte, most significant first; every byte but the
+        // first flagged, so it reads back from its end.
+        let length = entry.len() as u64;
+        let size = backlen_size(entry.len());
+        for at in (0..size).rev() {
+            let bits = ((length >> (7 * at)) & 0x7f) as u8;
+            out.push(if at + 1 == size { bits } else { bits | 0x80 });
+        }
+    }
+    out.push(0xff);
+    let total = out.len() as u32;
+    out[0..4].copy_from_slice(&total.to_le_bytes());
+    let count = u16::try_from(items.len()).unwrap_or(u16::MAX);
+    out[4..6].copy_from_slice(&count.to_le_bytes());
+    out
 }
 
 /// LZF (liblzf's format): literal runs and back references, into exactly `plain` bytes.
@@ -130,4 +196,45 @@ pub(super) fn lzf_decompress(input: &[u8], plain: usize) -> Option<Vec<u8>> {
         }
     }
     (out.len() == plain).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listpacks_written_read_back_at_every_width_and_length_boundary() {
+        let numbers = [
+            0,
+            127,
+            128,
+            -1,
+            4095,
+            -4096,
+            4096,
+            32_767,
+            -32_769,
+            8_388_607,
+            -8_388_609,
+            2_147_483_647,
+            i64::MIN,
+            i64::MAX,
+        ];
+        // Strings whose entries are 127, 16,382, 16,383 bytes long (the backlen's bounds).
+        let strings: Vec<Vec<u8>> = [126usize, 16_377, 16_378, 5]
+            .iter()
+            .map(|&len| vec![b'x'; len])
+            .collect();
+        let mut items: Vec<Item> = numbers.iter().map(|&n| Item::Int(n)).collect();
+        items.extend(strings.iter().map(|s| Item::Bytes(s)));
+        let read = listpack(&write_listpack(&items)).unwrap();
+        let mut expected: Vec<Bytes> = numbers.iter().map(|&n| number(n)).collect();
+        expected.extend(strings.iter().map(|s| Bytes::copy_from_slice(s)));
+        assert_eq!(read, expected);
+        // The bounds as Redis writes them: 127 takes 1 byte, 16,382 two, 16,383 three.
+        assert_eq!(
+            [127, 128, 16_382, 16_383, 2_097_150, 2_097_151].map(backlen_size),
+            [1, 2, 2, 3, 3, 4]
+        );
+    }
 }

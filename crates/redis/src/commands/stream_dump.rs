@@ -1,0 +1,232 @@
+//! DUMP and RESTORE of stream keys (`dump.rs` has the other kinds'): a stream's entries with
+//! their IDs, its last and largest deleted IDs, and its consumer groups — each group's last
+//! delivered ID, its consumers and their pending entries with delivery times and counts —
+//! in Redis's serialization (`codec/rdb/stream.rs`). So a stream with its groups moves from
+//! a redis-server to Omnibus (its DUMP, or its MIGRATE pointed at the door) and back.
+//!
+//! RESTORE hands the entries to the stream's writer (`streams/writer/restore.rs`), then
+//! makes the groups at the positions their last delivered IDs give, their consumers, and
+//! each pending entry with its owner, delivery time and count (an engine claim that creates
+//! it). A failure part way deletes the stream again. What is not kept: a consumer's seen
+//! and active times (they start at the RESTORE), a group's read counter (Omnibus counts
+//! offsets), and pending entries whose entry is no longer in the stream.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use omnibus_engine::consumers::{ClaimOptions, ConsumerStart, PendingQuery};
+use omnibus_engine::keys::ExpireCondition;
+
+use super::groups::{engine_error, group_spec};
+use super::info::last_delivered;
+use crate::codec::rdb::{self, Consumer, Group, Pending, StreamEntry, StreamValue};
+use crate::codec::Reply;
+use crate::server::Shared;
+use crate::session::{Session, Step};
+use crate::streams::change::{Change, Restored};
+use crate::streams::deleted::max_deleted;
+use crate::streams::id::StreamId;
+use crate::streams::read::{self, Budget};
+
+/// DUMP of stream key `stream`: its payload, once the changes queued for it are in.
+pub(super) fn dump(session: &Session, stream: String) -> Step {
+    let shared = session.shared.clone();
+    let queued = shared.streams.flush(&stream);
+    Step::later(async move {
+        if let Some(queued) = queued {
+            let _ = queued.await;
+        }
+        match gather(&shared, &stream).await {
+            Ok(Some(value)) => Reply::Bulk(Bytes::from(rdb::encode_stream(&value))),
+            Ok(None) => Reply::Null,
+            Err(reply) => reply,
+        }
+    })
+}
+
+/// Everything a payload holds about the stream; `None` when it is gone.
+async fn gather(shared: &Shared, stream: &str) -> Result<Option<StreamValue>, Reply> {
+    let engine = &shared.engine;
+    let Some((_, end)) = read::bounds(engine, stream).map_err(engine_error)? else {
+        return Ok(None);
+    };
+    let deleted = shared.deleted.of(engine, stream);
+    // The entries within the bytes an XRANGE may answer: past them, an error saying so.
+    let budget = Budget {
+        entries: usize::MAX,
+        bytes: shared.config.range_reply_bytes_max,
+    };
+    let all = (StreamId::MIN, StreamId::MAX);
+    let entries = read::range(engine, stream, all, budget, &deleted)
+        .await
+        .map_err(engine_error)?
+        .into_iter()
+        .map(|entry| StreamEntry {
+            id: entry.id,
+            fields: entry.fields,
+        })
+        .collect();
+    let mut groups = Vec::new();
+    for info in engine.list_consumers(stream) {
+        if !info.stored.spec.owned_pending {
+            continue;
+        }
+        let name = info.stored.spec.name.clone();
+        let pending = engine
+            .owned_pending(stream, &name, PendingQuery::all())
+            .map_err(engine_error)?;
+        let offsets: Vec<u64> = pending.iter().map(|entry| entry.offset).collect();
+        let ids = read::ids_at(engine, stream, &offsets)
+            .await
+            .map_err(engine_error)?;
+        let mut owned: BTreeMap<String, Vec<Pending>> = BTreeMap::new();
+        for entry in &pending {
+            // An entry trimmed away while pending has no ID to write.
+            if let Some(&id) = ids.get(&entry.offset) {
+                owned.entry(entry.owner.clone()).or_default().push(Pending {
+                    id,
+                    delivery_ms: entry.last_delivery_ms,
+                    deliveries: entry.deliveries,
+                });
+            }
+        }
+        let mut consumers: Vec<Consumer> = engine
+            .owned_owners(stream, &name)
+            .map_err(engine_error)?
+            .into_iter()
+            .map(|owner| Consumer {
+                pending: owned.remove(&owner.name).unwrap_or_default(),
+                name: Bytes::from(owner.name),
+                seen_ms: owner.seen_ms,
+                active_ms: owner.active_ms,
+            })
+            .collect();
+        consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        groups.push(Group {
+            name: Bytes::from(name),
+            last_id: last_delivered(engine, stream, &info).await,
+            entries_read: Some(info.ack_floor),
+            consumers,
+        });
+    }
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Some(StreamValue {
+        entries,
+        last_id: read::last_id(engine, stream).await.map_err(engine_error)?,
+        max_deleted_id: max_deleted(engine, stream),
+        entries_added: end,
+        groups,
+    }))
+}
+
+/// RESTORE of a stream payload under `stream` (checked by the caller: a valid stream name,
+/// and no key there unless `replace`); `deadline` in ms since the epoch.
+pub(super) fn restore(
+    session: &mut Session,
+    stream: String,
+    value: StreamValue,
+    replace: bool,
+    deadline: Option<i64>,
+) -> Step {
+    let key = Bytes::from(stream.clone());
+    let mut commits = Vec::new();
+    if replace && session.keys.kind(&key).is_some() {
+        match session.keys.delete(std::slice::from_ref(&key)) {
+            Ok(durable) => commits.push(durable.split().1),
+            Err(error) => return Reply::error(format!("ERR {error}")).into(),
+        }
+    }
+    let writers = &session.shared.streams;
+    let destroyed = replace.then(|| writers.submit(&stream, Change::Destroy));
+    let StreamValue {
+        entries,
+        last_id,
+        max_deleted_id,
+        groups,
+        ..
+    } = value;
+    let restored = Restored {
+        entries,
+        last_id,
+        max_deleted_id,
+    };
+    let made = writers.submit(&stream, Change::Restore(Box::new(restored)));
+    let shared = session.shared.clone();
+    Step {
+        reply: Reply::Null,
+        commits,
+        close: false,
+        later: Some(Box::pin(async move {
+            if let Some(destroyed) = destroyed {
+                let _ = destroyed.await;
+            }
+            match made.await {
+                Ok(Reply::Status(_)) => {}
+                Ok(refused) => return refused,
+                Err(_) => return Reply::error("ERR the stream's writer stopped"),
+            }
+            if let Err(reply) = make_groups(&shared, &stream, &groups).await {
+                let _ = shared.streams.submit(&stream, Change::Destroy).await;
+                return reply;
+            }
+            if let Some(at) = deadline {
+                let condition = ExpireCondition::Always;
+                let change = Change::Expire {
+                    at: Some(at),
+                    condition,
+                };
+                let _ = shared.streams.submit(&stream, change).await;
+            }
+            Reply::ok()
+        })),
+    }
+}
+
+/// The payload's groups on the restored stream: each at the position after its last
+/// delivered ID, its consumers, and its pending entries given to their owners.
+async fn make_groups(shared: &Shared, stream: &str, groups: &[Group]) -> Result<(), Reply> {
+    let engine = &shared.engine;
+    for group in groups {
+        let name = String::from_utf8_lossy(&group.name).into_owned();
+        let offset = read::offset_after(engine, stream, group.last_id)
+            .await
+            .map_err(engine_error)?;
+        engine
+            .create_consumer(group_spec(stream, &name, ConsumerStart::Offset(offset)))
+            .await
+            .map_err(engine_error)?;
+        for consumer in &group.consumers {
+            let owner = String::from_utf8_lossy(&consumer.name).into_owned();
+            engine
+                .owned_create_owner(stream, &name, &owner)
+                .await
+                .map_err(engine_error)?;
+            let ids: Vec<StreamId> = consumer.pending.iter().map(|p| p.id).collect();
+            let offsets = read::offsets_of_ids(engine, stream, &ids)
+                .await
+                .map_err(engine_error)?;
+            // One claim per delivery time and count (a read's entries share both).
+            let mut batches: BTreeMap<(i64, u64), Vec<u64>> = BTreeMap::new();
+            for pending in &consumer.pending {
+                if let Some(&offset) = offsets.get(&pending.id) {
+                    let batch = (pending.delivery_ms, pending.deliveries);
+                    batches.entry(batch).or_default().push(offset);
+                }
+            }
+            for ((delivery_ms, deliveries), offsets) in batches {
+                let options = ClaimOptions {
+                    min_idle_ms: 0,
+                    last_delivery_ms: Some(delivery_ms),
+                    deliveries: Some(deliveries),
+                    keep_count: false,
+                    force: true,
+                };
+                engine
+                    .owned_claim(stream, &name, &owner, &offsets, options)
+                    .await
+                    .map_err(engine_error)?;
+            }
+        }
+    }
+    Ok(())
+}
