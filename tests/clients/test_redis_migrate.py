@@ -4,7 +4,8 @@ with its TTL read back the same there and gone here; COPY and REPLACE; the KEYS 
 `NOKEY`; AUTH and AUTH2 against a redis-server with a password; the target's refusals
 (BUSYKEY, a payload it cannot read: a hash with field deadlines is RDB 12, which
 redis-server 7.0 refuses) passed on in redis-server's words, the keys it took moved anyway;
-the IOERRs; a stream key refused; and the `del` events of the keys moved."""
+the IOERRs; a stream key with its consumer groups, pending entries and TTL; and the `del`
+events of the keys moved."""
 
 from __future__ import annotations
 
@@ -167,11 +168,40 @@ def test_refusals_in_redis_server_s_words(source, target):
         "IOERR error or timeout connecting to the client"
     )
     assert source.get(key) == b"v"
-    # A stream key is the engine's log: not dumped, so not migrated.
-    stream = unique("stream")
-    source.xadd(stream, {"f": "v"})
-    assert "stream key is not served" in refused(HOST, port, stream, 0, 1000)
-    source.delete(key, stream)
+    source.delete(key)
+
+
+def test_a_stream_moves_with_its_groups_and_its_ttl(source, target):
+    port, peer = target
+    stream, kept = unique("stream"), unique("stream")
+    for n in range(1, 121):
+        source.xadd(stream, {"n": n}, id=f"{n}-1")
+    source.xgroup_create(stream, "g", id="0")
+    source.xreadgroup("g", "alice", {stream: ">"}, count=3)
+    source.xack(stream, "g", "1-1")
+    source.xgroup_createconsumer(stream, "g", "bob")
+    source.pexpire(stream, 600_000)
+    source.xadd(kept, {"a": "1"}, id="5-5")
+    pending_here = source.xpending_range(stream, "g", "-", "+", 10)
+    assert migrate(source, port, "", 0, 5000, "AUTH", PASSWORD, "KEYS", stream) == b"OK"
+    assert source.exists(stream) == 0
+    assert peer.xlen(stream) == 120
+    assert peer.xrange(stream, count=1)[0] == (b"1-1", {b"n": b"1"})
+    assert 0 < peer.pttl(stream) <= 600_000
+    group = peer.xinfo_groups(stream)[0]
+    assert (group["name"], group["pending"], group["last-delivered-id"]) == (b"g", 2, b"3-1")
+    assert sorted(c["name"] for c in peer.xinfo_consumers(stream, "g")) == [b"alice", b"bob"]
+    pending_there = peer.xpending_range(stream, "g", "-", "+", 10)
+    assert [(p["message_id"], p["consumer"], p["times_delivered"]) for p in pending_there] == [
+        (p["message_id"], p["consumer"], p["times_delivered"]) for p in pending_here
+    ]
+    assert peer.xreadgroup("g", "bob", {stream: ">"}, count=1)[0][1][0][0] == b"4-1"
+    # COPY leaves it here; REPLACE overwrites the copy there.
+    assert migrate(source, port, kept, 0, 5000, "COPY", "AUTH", PASSWORD) == b"OK"
+    source.xadd(kept, {"a": "2"}, id="6-0")
+    assert migrate(source, port, kept, 0, 5000, "REPLACE", "AUTH", PASSWORD) == b"OK"
+    assert peer.xlen(kept) == 2 and source.exists(kept) == 0
+    peer.delete(stream, kept)
 
 
 def test_moved_keys_send_del_events(source, target, redis_url):

@@ -11,8 +11,9 @@
 //! redis-server finds it) / `… reading to target instance`, `-ERR Target instance replied with error: …` (the keys
 //! the target took before its error are still deleted here, as redis-server does). One
 //! connection per MIGRATE (redis-server keeps one cached for 10 s; that saves a connect, not
-//! a round trip). Stream keys are refused: their entries are the engine's log, and DUMP does
-//! not write them.
+//! a round trip). A stream key goes with its consumer groups, as DUMP writes it
+//! (`stream_dump.rs`): its payload is built when the migration runs, and the stream is
+//! deleted here only if nothing was appended to it meanwhile (its writer checks).
 
 use std::time::Duration;
 
@@ -24,7 +25,9 @@ use super::arguments::{integer, is, SYNTAX_ERROR};
 use super::strings::now_ms;
 use crate::codec::rdb;
 use crate::codec::Reply;
+use crate::server::Shared;
 use crate::session::{Session, Step};
+use crate::streams::change::Change;
 
 /// The most one MIGRATE sends (every key's payload is built before the connection): a
 /// bound on the memory it takes, 256 MiB.
@@ -40,19 +43,37 @@ struct Migration {
     port: Option<u16>,
     timeout: Duration,
     copy: bool,
+    replace: bool,
     /// The AUTH (or AUTH username password) words, when given.
     auth: Option<Vec<Bytes>>,
-    /// The whole request: AUTH, SELECT, then one RESTORE per key.
-    request: BytesMut,
-    /// The keys sent, in order, each with its version when it was read.
-    keys: Vec<(Bytes, u64)>,
+    /// AUTH and SELECT, then one RESTORE per keyspace key; a stream key's RESTORE is added
+    /// in its place when the migration runs.
+    request: Vec<BytesMut>,
+    /// The keys to send, in order.
+    keys: Vec<Outgoing>,
+}
+
+/// A key MIGRATE sends.
+#[derive(Clone)]
+enum Outgoing {
+    /// A keyspace key, with its version when it was read (a write since keeps it here).
+    Key(Bytes, u64),
+    /// A stream key; once its payload is built, the end of its log then (an append since
+    /// keeps it here).
+    Stream(String, Option<u64>),
 }
 
 pub(super) fn run(session: &mut Session, arguments: &[Bytes]) -> Step {
     match prepare(session, arguments) {
         Ok(Some(migration)) => {
-            let keys = session.keys.clone();
-            Step::later(async move { migrate(migration, keys).await })
+            let (keys, shared) = (session.keys.clone(), session.shared.clone());
+            Step::later(async move {
+                match with_streams(migration, &shared).await {
+                    Ok(Some(migration)) => migrate(migration, keys, shared).await,
+                    Ok(None) => Reply::Status("NOKEY".into()),
+                    Err(refusal) => refusal,
+                }
+            })
         }
         Ok(None) => Reply::Status("NOKEY".into()).into(),
         Err(refusal) => refusal.into(),
@@ -95,21 +116,21 @@ fn prepare(session: &Session, arguments: &[Bytes]) -> Result<Option<Migration>, 
     let timeout = integer(&arguments[4])?;
     let database = integer(&arguments[3])?;
     let timeout = Duration::from_millis(if timeout <= 0 { 1000 } else { timeout as u64 });
-    let mut request = BytesMut::new();
+    let mut request = vec![BytesMut::new()];
     if let Some(auth) = &auth {
         let words = std::iter::once(Bytes::from_static(b"AUTH")).chain(auth.iter().cloned());
-        command(&mut request, words.collect());
+        command(&mut request[0], words.collect());
     }
     let select = Bytes::from(database.to_string());
-    command(&mut request, vec![Bytes::from_static(b"SELECT"), select]);
+    command(&mut request[0], vec![Bytes::from_static(b"SELECT"), select]);
     let mut keys = Vec::new();
     let now = now_ms();
     for key in named {
         if super::streams::is_stream(session, key) && session.keys.kind(key).is_none() {
-            return Err(Reply::error(
-                "ERR MIGRATE of a stream key is not served by Omnibus (its entries are the \
-                 engine's log)",
-            ));
+            let name = super::streams::valid_stream_name(key)?;
+            keys.push(Outgoing::Stream(name, None));
+            request.push(BytesMut::new());
+            continue;
         }
         // The version first: a write between the two reads leaves the key here (below).
         let Some(version) = session.keys.version(key) else {
@@ -126,14 +147,11 @@ fn prepare(session: &Session, arguments: &[Bytes]) -> Result<Option<Migration>, 
         if replace {
             words.push(Bytes::from_static(b"REPLACE"));
         }
-        command(&mut request, words);
-        keys.push((key.clone(), version));
-        if request.len() > REQUEST_BYTES_MAX {
-            return Err(Reply::error(format!(
-                "ERR MIGRATE would send more than {REQUEST_BYTES_MAX} bytes; move fewer keys at \
-                 a time"
-            )));
-        }
+        let mut restore = BytesMut::new();
+        command(&mut restore, words);
+        request.push(restore);
+        keys.push(Outgoing::Key(key.clone(), version));
+        too_big(&request)?;
     }
     if keys.is_empty() {
         return Ok(None);
@@ -146,10 +164,61 @@ fn prepare(session: &Session, arguments: &[Bytes]) -> Result<Option<Migration>, 
         port,
         timeout,
         copy,
+        replace,
         auth,
         request,
         keys,
     }))
+}
+
+fn too_big(request: &[BytesMut]) -> Result<(), Reply> {
+    if request.iter().map(BytesMut::len).sum::<usize>() > REQUEST_BYTES_MAX {
+        return Err(Reply::error(format!(
+            "ERR MIGRATE would send more than {REQUEST_BYTES_MAX} bytes; move fewer keys at a \
+             time"
+        )));
+    }
+    Ok(())
+}
+
+/// The migration with its stream keys' RESTOREs in place (a stream gone meanwhile is left
+/// out); `None` when no key is left.
+async fn with_streams(
+    mut migration: Migration,
+    shared: &Shared,
+) -> Result<Option<Migration>, Reply> {
+    let mut kept = Vec::with_capacity(migration.keys.len());
+    let mut request = vec![std::mem::take(&mut migration.request[0])];
+    let now = now_ms();
+    for (outgoing, restore) in migration.keys.into_iter().zip(migration.request.drain(1..)) {
+        let Outgoing::Stream(name, _) = &outgoing else {
+            kept.push(outgoing);
+            request.push(restore);
+            continue;
+        };
+        let Some((payload, end)) = super::stream_dump::payload(shared, name).await? else {
+            continue;
+        };
+        let deadline = shared.streams.deadlines().of(&shared.engine, name);
+        let ttl = deadline.map_or(0, |at| (at - now).max(1));
+        let key = Bytes::from(name.clone());
+        let mut words = vec![Bytes::from_static(b"RESTORE"), key];
+        words.extend([Bytes::from(ttl.to_string()), Bytes::from(payload)]);
+        if migration.replace {
+            words.push(Bytes::from_static(b"REPLACE"));
+        }
+        let mut restore = BytesMut::new();
+        command(&mut restore, words);
+        request.push(restore);
+        too_big(&request)?;
+        kept.push(Outgoing::Stream(name.clone(), Some(end)));
+    }
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    migration.keys = kept;
+    migration.request = request;
+    Ok(Some(migration))
 }
 
 /// One command as a client sends it: an array of bulk strings, written by the door's own
@@ -163,6 +232,7 @@ fn command(out: &mut BytesMut, words: Vec<Bytes>) {
 async fn migrate(
     migration: Migration,
     keys: std::sync::Arc<omnibus_engine::keys::Keyspace>,
+    shared: std::sync::Arc<Shared>,
 ) -> Reply {
     let timeout = migration.timeout;
     // As redis-server words it: a name that does not resolve, or no answer in time, is
@@ -189,7 +259,8 @@ async fn migrate(
     };
     let _ = stream.set_nodelay(true);
     let (reader, mut writer) = stream.into_split();
-    let written = tokio::time::timeout(timeout, writer.write_all(&migration.request)).await;
+    let request: Vec<u8> = migration.request.concat();
+    let written = tokio::time::timeout(timeout, writer.write_all(&request)).await;
     if !matches!(written, Ok(Ok(()))) {
         return writing();
     }
@@ -206,7 +277,7 @@ async fn migrate(
         let read = tokio::time::timeout(timeout, read_line(&mut reader, &mut line)).await;
         if !matches!(read, Ok(Ok(true))) {
             // The target stopped answering: what it took so far is still moved.
-            return finish(&keys, taken, migration.copy, failed, true).await;
+            return finish((&keys, &shared), taken, migration.copy, failed, true).await;
         }
         if line.first() == Some(&b'-') {
             failed.get_or_insert_with(|| String::from_utf8_lossy(&line[1..]).into_owned());
@@ -217,20 +288,33 @@ async fn migrate(
             preamble_failed = failed.is_some();
         }
     }
-    finish(&keys, taken, migration.copy, failed, false).await
+    finish((&keys, &shared), taken, migration.copy, failed, false).await
 }
 
 /// Deletes the keys the target took (unless `copy`), then answers: the target's first error,
 /// or the read error, or `+OK`.
 async fn finish(
-    keys: &omnibus_engine::keys::Keyspace,
-    taken: Vec<(Bytes, u64)>,
+    (keys, shared): (&omnibus_engine::keys::Keyspace, &Shared),
+    taken: Vec<Outgoing>,
     copy: bool,
     failed: Option<String>,
     unread: bool,
 ) -> Reply {
     if !copy && !taken.is_empty() {
-        let deleted = match keys.delete_unchanged(&taken) {
+        let mut unchanged = Vec::new();
+        for outgoing in taken {
+            match outgoing {
+                Outgoing::Key(key, version) => unchanged.push((key, version)),
+                Outgoing::Stream(name, end) => {
+                    let end = end.unwrap_or(u64::MAX);
+                    let change = Change::DestroyIfUnchanged { end };
+                    if let Ok(Reply::Error(error)) = shared.streams.submit(&name, change).await {
+                        return Reply::Error(error);
+                    }
+                }
+            }
+        }
+        let deleted = match keys.delete_unchanged(&unchanged) {
             Ok(durable) => durable.wait().await.map(|_| ()),
             Err(error) => Err(error),
         };

@@ -44,6 +44,22 @@ pub(super) fn dump(session: &Session, stream: String) -> Step {
     })
 }
 
+/// MIGRATE's payload of stream key `stream` with the end of its log when it was read
+/// (`None`: gone), once the changes queued for it are in.
+pub(super) async fn payload(
+    shared: &Shared,
+    stream: &str,
+) -> Result<Option<(Vec<u8>, u64)>, Reply> {
+    if let Some(queued) = shared.streams.flush(stream) {
+        let _ = queued.await;
+    }
+    let Ok(end) = shared.engine.partition_next_offset(stream, 0) else {
+        return Ok(None);
+    };
+    let value = gather(shared, stream).await?;
+    Ok(value.map(|value| (rdb::encode_stream(&value), end)))
+}
+
 /// Everything a payload holds about the stream; `None` when it is gone.
 async fn gather(shared: &Shared, stream: &str) -> Result<Option<StreamValue>, Reply> {
     let engine = &shared.engine;

@@ -39,6 +39,12 @@ pub(crate) enum Change {
     /// RESTORE of the stream key (`writer/restore.rs`): the stream made with the payload's
     /// entries and IDs; answers OK, or BUSYKEY when a stream is there.
     Restore(Box<Restored>),
+    /// MIGRATE's delete of a stream key the target took: as [`Change::Destroy`], but only
+    /// if the stream's log still ends at `end` (nothing appended since its payload was
+    /// built); answers 1 when deleted, 0 when kept.
+    DestroyIfUnchanged {
+        end: u64,
+    },
     /// From a held run (EXEC, a script) about to read the stream: answered OK once every
     /// change queued before it is in the log and durable ([`Writers::flush`]).
     Flush,

@@ -367,6 +367,9 @@ impl Writer {
                 let reply = self.restore(*restored).await;
                 let _ = answer.send(reply);
             }
+            Change::DestroyIfUnchanged { end } => {
+                let _ = answer.send(self.destroy_if_unchanged(end).await);
+            }
             Change::Reserved(record, trim) => {
                 let id = record.headers[0].value.clone();
                 self.records.push(record);

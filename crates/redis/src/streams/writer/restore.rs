@@ -1,7 +1,9 @@
-//! RESTORE of a stream key, the writer's part (`commands/stream_dump.rs` has the session's):
-//! the stream is made with the payload's entries under their own IDs and keeps the payload's
-//! last ID and largest deleted ID, in order with the stream's other changes. A failure part
-//! way deletes what was made, so a refused RESTORE leaves no stream behind.
+//! RESTORE and MIGRATE of a stream key, the writer's part (`commands/stream_dump.rs` and
+//! `commands/migrate.rs` have the session's): for RESTORE the stream is made with the
+//! payload's entries under their own IDs and keeps the payload's last ID and largest
+//! deleted ID, in order with the stream's other changes (a failure part way deletes what was
+//! made, so a refused RESTORE leaves no stream behind); for MIGRATE the stream is deleted
+//! once the target took it, unless something was appended to it meanwhile.
 
 use bytes::Bytes;
 use omnibus_engine::EngineError;
@@ -56,6 +58,24 @@ impl Writer {
                 }
                 reply
             }
+        }
+    }
+
+    /// Deletes the stream if its log still ends at `end`: 1 if deleted, 0 if kept.
+    pub(super) async fn destroy_if_unchanged(&mut self, end: u64) -> Reply {
+        self.checked = false;
+        self.flush().await;
+        match self.engine.partition_next_offset(&self.stream, 0) {
+            Ok(now) if now == end => {}
+            Ok(_) | Err(EngineError::StreamNotFound(_)) => return Reply::Integer(0),
+            Err(error) => return engine_error(error),
+        }
+        match self.destroy().await {
+            Ok(existed) => {
+                self.send_if(existed, GENERIC, "del");
+                Reply::Integer(i64::from(existed))
+            }
+            Err(error) => engine_error(error),
         }
     }
 
