@@ -6,7 +6,8 @@ one claimed again with RETRYCOUNT), one with a consumer and nothing pending. Dum
 side and restored on the other, the stream reads back the same: its entries, its IDs, each
 group's last delivered ID and its pending entries with their owners, delivery times and
 counts, and the next `>` read of each group hands out the same entries. redis-server's
-MIGRATE moves such a stream here; RESTORE's refusals and REPLACE/TTL are redis-server's."""
+MIGRATE moves such a stream here; RESTORE's refusals and REPLACE/TTL are redis-server's; a
+restored stream with its groups and TTL is all there after kill -9."""
 
 from __future__ import annotations
 
@@ -168,3 +169,20 @@ def test_restore_of_a_stream_refuses_and_replaces_as_redis_server_does(peer, her
     with pytest.raises(redis.ResponseError, match="not a valid Omnibus stream name"):
         here.restore("has space", 0, payload)
     peer.delete(key)
+
+
+def test_a_restored_stream_survives_kill_9(peer, broker, redis_url):
+    key = unique("durable")
+    build(peer, key)
+    here = redis.Redis.from_url(redis_url)
+    assert here.restore(key, 600_000, peer.dump(key))
+    here.close()
+    broker.restart()
+    here = redis.Redis.from_url(broker.redis_url)
+    try:
+        assert state(here, key) == state(peer, key)
+        assert 0 < here.pttl(key) <= 600_000
+        assert next_reads(here, key) == next_reads(peer, key)
+    finally:
+        here.close()
+        peer.delete(key)
