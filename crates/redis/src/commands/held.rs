@@ -42,8 +42,8 @@ pub(crate) fn answers_in_place(name: &[u8]) -> bool {
 }
 
 /// Whether the door answers the command asynchronously (what [`run`] must wait for on this
-/// thread): stream commands, PUBLISH, and DEL/UNLINK/EXPIRE… of a stream key, which its
-/// writer answers.
+/// thread): stream commands, PUBLISH, and DEL/UNLINK/EXPIRE…/DUMP/RESTORE/RENAME/COPY of a
+/// stream key, which its writer answers.
 pub(crate) fn asynchronous(session: &Session, name: &str, arguments: &[Bytes]) -> bool {
     name.starts_with('x')
         || name == "publish"
@@ -53,10 +53,15 @@ pub(crate) fn asynchronous(session: &Session, name: &str, arguments: &[Bytes]) -
                 .any(|key| super::is_stream(session, key)))
         || (matches!(
             name,
-            "expire" | "pexpire" | "expireat" | "pexpireat" | "persist"
+            "expire" | "pexpire" | "expireat" | "pexpireat" | "persist" | "dump" | "restore"
         ) && arguments
             .get(1)
             .is_some_and(|key| super::is_stream(session, key)))
+        || (matches!(name, "rename" | "renamenx" | "copy")
+            && arguments[1..]
+                .iter()
+                .take(2)
+                .any(|key| super::is_stream(session, key)))
 }
 
 /// A run's reply: `reply` at once when it made no XADD, else once their fsyncs are done

@@ -15,6 +15,7 @@ use omnibus_engine::keys::{
 };
 
 use super::arguments::{integer, is, lowercase, SYNTAX_ERROR};
+use super::stream_moves::Move;
 use super::streams::is_stream_in;
 use super::strings::{map, now_ms, step};
 use crate::codec::Reply;
@@ -283,19 +284,51 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
 
 /// RENAME / RENAMENX and COPY refuse stream keys on either side: a stream is the engine's
 /// log, not a keyspace value, and moving one would move every door's view of it.
-const STREAM_MOVE_REFUSED: &str = "ERR Omnibus does not rename or copy stream keys";
-
 /// Whether `key` names a stream rather than a keyspace value.
 fn names_stream(session: &Session, key: &Bytes) -> bool {
     session.keys.exists(std::slice::from_ref(key)) == 0 && super::streams::is_stream(session, key)
+}
+
+/// RENAME, RENAMENX or COPY with a stream key on either side (`stream_moves.rs`); `None`
+/// when neither is one.
+fn stream_move(
+    session: &mut Session,
+    source: &Bytes,
+    destination: &Bytes,
+    how: Move,
+) -> Option<Step> {
+    if names_stream(session, source) {
+        let names = super::streams::valid_stream_name(source)
+            .and_then(|source| Ok((source, super::streams::valid_stream_name(destination)?)));
+        return Some(match names {
+            Ok((source, destination)) => {
+                super::stream_moves::from_stream(session, source, destination, how)
+            }
+            Err(refusal) => refusal.into(),
+        });
+    }
+    if names_stream(session, destination) {
+        return Some(super::stream_moves::onto_stream(
+            session,
+            source,
+            destination,
+            how,
+        ));
+    }
+    None
 }
 
 /// RENAME key newkey (`ERR no such key` for a missing key) and RENAMENX key newkey (1 when
 /// renamed, 0 when newkey exists).
 fn rename(session: &mut Session, only_if_absent: bool, arguments: &[Bytes]) -> Step {
     let (source, destination) = (&arguments[0], &arguments[1]);
-    if names_stream(session, source) || names_stream(session, destination) {
-        return Reply::error(STREAM_MOVE_REFUSED).into();
+    let how = if only_if_absent {
+        Move::RenameIfAbsent
+    } else {
+        Move::Rename
+    };
+    if let Some(moved) = stream_move(session, source, destination, how) {
+        return moved;
     }
     step(
         session
@@ -337,8 +370,8 @@ fn copy(session: &mut Session, arguments: &[Bytes]) -> Step {
     if source == destination {
         return Reply::error("ERR source and destination objects are the same").into();
     }
-    if names_stream(session, source) || names_stream(session, destination) {
-        return Reply::error(STREAM_MOVE_REFUSED).into();
+    if let Some(moved) = stream_move(session, source, destination, Move::Copy { replace }) {
+        return moved;
     }
     step(session.keys.copy(source, destination, replace).map(|d| {
         map(d, |copied| {

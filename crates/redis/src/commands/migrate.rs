@@ -307,7 +307,7 @@ async fn finish(
                 Outgoing::Key(key, version) => unchanged.push((key, version)),
                 Outgoing::Stream(name, end) => {
                     let end = end.unwrap_or(u64::MAX);
-                    let change = Change::DestroyIfUnchanged { end };
+                    let change = Change::DestroyIfUnchanged { end, event: "del" };
                     if let Ok(Reply::Error(error)) = shared.streams.submit(&name, change).await {
                         return Reply::Error(error);
                     }

@@ -27,6 +27,7 @@ mod server_info;
 mod sets;
 mod sort;
 mod stream_dump;
+pub(crate) mod stream_moves;
 mod streams;
 mod strings;
 pub(crate) mod table;

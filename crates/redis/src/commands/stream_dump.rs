@@ -61,7 +61,7 @@ pub(super) async fn payload(
 }
 
 /// Everything a payload holds about the stream; `None` when it is gone.
-async fn gather(shared: &Shared, stream: &str) -> Result<Option<StreamValue>, Reply> {
+pub(super) async fn gather(shared: &Shared, stream: &str) -> Result<Option<StreamValue>, Reply> {
     let engine = &shared.engine;
     let Some((_, end)) = read::bounds(engine, stream).map_err(engine_error)? else {
         return Ok(None);
@@ -152,21 +152,8 @@ pub(super) fn restore(
             Err(error) => return Reply::error(format!("ERR {error}")).into(),
         }
     }
-    let writers = &session.shared.streams;
-    let destroyed = replace.then(|| writers.submit(&stream, Change::Destroy));
-    let StreamValue {
-        entries,
-        last_id,
-        max_deleted_id,
-        groups,
-        ..
-    } = value;
-    let restored = Restored {
-        entries,
-        last_id,
-        max_deleted_id,
-    };
-    let made = writers.submit(&stream, Change::Restore(Box::new(restored)));
+    let destroyed = replace.then(|| session.shared.streams.submit(&stream, Change::Destroy));
+    let made = submit_put(&session.shared, &stream, &value);
     let shared = session.shared.clone();
     Step {
         reply: Reply::Null,
@@ -176,26 +163,55 @@ pub(super) fn restore(
             if let Some(destroyed) = destroyed {
                 let _ = destroyed.await;
             }
-            match made.await {
-                Ok(Reply::Status(_)) => {}
-                Ok(refused) => return refused,
-                Err(_) => return Reply::error("ERR the stream's writer stopped"),
-            }
-            if let Err(reply) = make_groups(&shared, &stream, &groups).await {
-                let _ = shared.streams.submit(&stream, Change::Destroy).await;
-                return reply;
-            }
-            if let Some(at) = deadline {
-                let condition = ExpireCondition::Always;
-                let change = Change::Expire {
-                    at: Some(at),
-                    condition,
-                };
-                let _ = shared.streams.submit(&stream, change).await;
-            }
-            Reply::ok()
+            put(&shared, &stream, made, &value.groups, deadline).await
         })),
     }
+}
+
+/// Hands `value`'s entries and IDs to the writer of `stream`, which makes it with them
+/// (answering BUSYKEY if a stream is there).
+pub(super) fn submit_put(
+    shared: &Shared,
+    stream: &str,
+    value: &StreamValue,
+) -> tokio::sync::oneshot::Receiver<Reply> {
+    let restored = Restored {
+        entries: value.entries.clone(),
+        last_id: value.last_id,
+        max_deleted_id: value.max_deleted_id,
+    };
+    shared
+        .streams
+        .submit(stream, Change::Restore(Box::new(restored)))
+}
+
+/// Once the writer made the stream ([`submit_put`]): its groups, then its deadline; OK, or
+/// the refusal (a failure after the stream was made deletes it again).
+pub(super) async fn put(
+    shared: &Shared,
+    stream: &str,
+    made: tokio::sync::oneshot::Receiver<Reply>,
+    groups: &[Group],
+    deadline: Option<i64>,
+) -> Reply {
+    match made.await {
+        Ok(Reply::Status(_)) => {}
+        Ok(refused) => return refused,
+        Err(_) => return Reply::error("ERR the stream's writer stopped"),
+    }
+    if let Err(reply) = make_groups(shared, stream, groups).await {
+        let _ = shared.streams.submit(stream, Change::Destroy).await;
+        return reply;
+    }
+    if let Some(at) = deadline {
+        let condition = ExpireCondition::Always;
+        let change = Change::Expire {
+            at: Some(at),
+            condition,
+        };
+        let _ = shared.streams.submit(stream, change).await;
+    }
+    Reply::ok()
 }
 
 /// The payload's groups on the restored stream: each at the position after its last

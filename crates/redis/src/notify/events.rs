@@ -238,7 +238,10 @@ fn reports(name: &str) -> bool {
 /// they answer: a DEL with a stream key among its keys (the string keys' `del`; the streams'
 /// come from their writers), and the group commands, which commit before they answer.
 fn answered_later(name: &str) -> bool {
-    matches!(name, "del" | "unlink" | "migrate") || stream_events::reports(name)
+    matches!(
+        name,
+        "del" | "unlink" | "migrate" | "rename" | "renamenx" | "copy" | "restore"
+    ) || stream_events::reports(name)
 }
 
 fn blocking_pop(name: &str) -> bool {

@@ -514,6 +514,7 @@ async fn run_counted(
         // as a connection reading them would have had them first.
         queue_invalidations(session, pending);
         let changes_a_stream = commands::changes_a_stream(&arguments[0]);
+        let settles_first = commands::stream_moves::settles_first(&arguments[0]);
         let holds = commands::holds_keyspace(&arguments);
         // A script's or EXEC's reply waits only for its writes' fsyncs (each command in it
         // ran to its end): nothing after it waits for it.
@@ -592,7 +593,14 @@ async fn run_counted(
             // The request's bytes stay held (in the engine's queues) until it is answered.
             size + request_bytes
         };
+        let settles = settles_first && matches!(waiting, Waiting::Later { .. });
         pending.push(waiting, held);
+        // A move with a stream on either side is done before the next command runs.
+        if settles {
+            if let Err(error) = finish(stream, pending, session.protocol, output, stopped).await {
+                return Ok(Next::Broken(error));
+            }
+        }
         // CLIENT CACHING holds for one command (a transaction's until EXEC).
         if session.caching
             && session.transaction.is_none()

@@ -41,9 +41,11 @@ pub(crate) enum Change {
     Restore(Box<Restored>),
     /// MIGRATE's delete of a stream key the target took: as [`Change::Destroy`], but only
     /// if the stream's log still ends at `end` (nothing appended since its payload was
-    /// built); answers 1 when deleted, 0 when kept.
+    /// built); answers 1 when deleted, 0 when kept. `event`: the keyspace event it sends
+    /// (`del` for MIGRATE; none, `""`, for RENAME, whose events the session sends).
     DestroyIfUnchanged {
         end: u64,
+        event: &'static str,
     },
     /// From a held run (EXEC, a script) about to read the stream: answered OK once every
     /// change queued before it is in the log and durable ([`Writers::flush`]).

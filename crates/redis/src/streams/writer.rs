@@ -367,8 +367,8 @@ impl Writer {
                 let reply = self.restore(*restored).await;
                 let _ = answer.send(reply);
             }
-            Change::DestroyIfUnchanged { end } => {
-                let _ = answer.send(self.destroy_if_unchanged(end).await);
+            Change::DestroyIfUnchanged { end, event } => {
+                let _ = answer.send(self.destroy_if_unchanged(end, event).await);
             }
             Change::Reserved(record, trim) => {
                 let id = record.headers[0].value.clone();

@@ -48,10 +48,8 @@ impl Writer {
         }
         self.forget_top();
         match self.fill(&restored).await {
-            Ok(()) => {
-                self.send_if(true, GENERIC, "restore");
-                Reply::ok()
-            }
+            // Its events are the session's (`notify/events.rs`: RESTORE's, RENAME's, COPY's).
+            Ok(()) => Reply::ok(),
             Err(reply) => {
                 if let Err(error) = self.destroy().await {
                     tracing::warn!(stream = %self.stream, "removing a stream whose RESTORE failed: {error}");
@@ -62,7 +60,7 @@ impl Writer {
     }
 
     /// Deletes the stream if its log still ends at `end`: 1 if deleted, 0 if kept.
-    pub(super) async fn destroy_if_unchanged(&mut self, end: u64) -> Reply {
+    pub(super) async fn destroy_if_unchanged(&mut self, end: u64, event: &'static str) -> Reply {
         self.checked = false;
         self.flush().await;
         match self.engine.partition_next_offset(&self.stream, 0) {
@@ -72,7 +70,7 @@ impl Writer {
         }
         match self.destroy().await {
             Ok(existed) => {
-                self.send_if(existed, GENERIC, "del");
+                self.send_if(existed && !event.is_empty(), GENERIC, event);
                 Reply::Integer(i64::from(existed))
             }
             Err(error) => engine_error(error),
