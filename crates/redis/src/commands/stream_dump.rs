@@ -145,26 +145,37 @@ pub(super) fn restore(
     deadline: Option<i64>,
 ) -> Step {
     let key = Bytes::from(stream.clone());
+    let replaced = (replace && session.keys.kind(&key).is_some()).then_some(&key);
+    let destroyed = replace.then(|| session.shared.streams.submit(&stream, Change::Destroy));
+    let made = submit_put(&session.shared, &stream, &value);
+    let shared = session.shared.clone();
+    replacing(session, replaced, async move {
+        if let Some(destroyed) = destroyed {
+            let _ = destroyed.await;
+        }
+        put(&shared, &stream, made, &value.groups, deadline).await
+    })
+}
+
+/// A stream key's move or restore: `replaced`, a keyspace key of the destination's name,
+/// deleted at once (durably with the reply), then `later`.
+pub(super) fn replacing(
+    session: &mut Session,
+    replaced: Option<&Bytes>,
+    later: impl std::future::Future<Output = Reply> + Send + 'static,
+) -> Step {
     let mut commits = Vec::new();
-    if replace && session.keys.kind(&key).is_some() {
-        match session.keys.delete(std::slice::from_ref(&key)) {
+    if let Some(key) = replaced {
+        match session.keys.delete(std::slice::from_ref(key)) {
             Ok(durable) => commits.push(durable.split().1),
             Err(error) => return Reply::error(format!("ERR {error}")).into(),
         }
     }
-    let destroyed = replace.then(|| session.shared.streams.submit(&stream, Change::Destroy));
-    let made = submit_put(&session.shared, &stream, &value);
-    let shared = session.shared.clone();
     Step {
         reply: Reply::Null,
         commits,
         close: false,
-        later: Some(Box::pin(async move {
-            if let Some(destroyed) = destroyed {
-                let _ = destroyed.await;
-            }
-            put(&shared, &stream, made, &value.groups, deadline).await
-        })),
+        later: Some(Box::pin(later)),
     }
 }
 

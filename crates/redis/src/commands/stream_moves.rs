@@ -17,7 +17,7 @@
 use bytes::Bytes;
 
 use super::groups::engine_error;
-use super::stream_dump::{gather, put, submit_put};
+use super::stream_dump::{gather, put, replacing, submit_put};
 use crate::codec::Reply;
 use crate::server::Shared;
 use crate::session::{Session, Step};
@@ -78,22 +78,10 @@ pub(super) fn from_stream(
     if exists && !how.replaces() {
         return Reply::Integer(0).into();
     }
-    let mut commits = Vec::new();
-    if in_keyspace {
-        match session.keys.delete(std::slice::from_ref(&key)) {
-            Ok(durable) => commits.push(durable.split().1),
-            Err(error) => return Reply::error(format!("ERR {error}")).into(),
-        }
-    }
     let shared = session.shared.clone();
-    Step {
-        reply: Reply::Null,
-        commits,
-        close: false,
-        later: Some(Box::pin(async move {
-            copy_stream(&shared, &source, &destination, how).await
-        })),
-    }
+    replacing(session, in_keyspace.then_some(&key), async move {
+        copy_stream(&shared, &source, &destination, how).await
+    })
 }
 
 async fn copy_stream(shared: &Shared, source: &str, destination: &str, how: Move) -> Reply {
