@@ -225,6 +225,57 @@ pub(super) async fn put(
     Reply::ok()
 }
 
+/// One consumer of group `name` with its pending entries, each batch of them (one delivery
+/// time and count: what one read handed out) one claim that creates them; a consumer with
+/// none is made on its own.
+async fn make_consumer(
+    shared: &Shared,
+    stream: &str,
+    name: &str,
+    consumer: &Consumer,
+) -> Result<(), Reply> {
+    let engine = &shared.engine;
+    let owner = String::from_utf8_lossy(&consumer.name).into_owned();
+    let ids: Vec<StreamId> = consumer.pending.iter().map(|p| p.id).collect();
+    let offsets = read::offsets_of_ids(engine, stream, &ids)
+        .await
+        .map_err(engine_error)?;
+    let mut batches: BTreeMap<(i64, u64), Vec<u64>> = BTreeMap::new();
+    for pending in &consumer.pending {
+        if let Some(&offset) = offsets.get(&pending.id) {
+            let batch = (pending.delivery_ms, pending.deliveries);
+            batches.entry(batch).or_default().push(offset);
+        }
+    }
+    if batches.is_empty() {
+        engine
+            .owned_create_owner(stream, name, &owner)
+            .await
+            .map_err(engine_error)?;
+        return Ok(());
+    }
+    let claims = batches
+        .into_iter()
+        .map(|((delivery_ms, deliveries), offsets)| {
+            let options = ClaimOptions {
+                min_idle_ms: 0,
+                last_delivery_ms: Some(delivery_ms),
+                deliveries: Some(deliveries),
+                keep_count: false,
+                force: true,
+            };
+            let owner = owner.clone();
+            async move {
+                engine
+                    .owned_claim(stream, name, &owner, &offsets, options)
+                    .await
+                    .map_err(engine_error)
+            }
+        });
+    futures_util::future::try_join_all(claims).await?;
+    Ok(())
+}
+
 /// The payload's groups on the restored stream: each at the position after its last
 /// delivered ID, its consumers, and its pending entries given to their owners.
 async fn make_groups(shared: &Shared, stream: &str, groups: &[Group]) -> Result<(), Reply> {
@@ -238,38 +289,12 @@ async fn make_groups(shared: &Shared, stream: &str, groups: &[Group]) -> Result<
             .create_consumer(group_spec(stream, &name, ConsumerStart::Offset(offset)))
             .await
             .map_err(engine_error)?;
-        for consumer in &group.consumers {
-            let owner = String::from_utf8_lossy(&consumer.name).into_owned();
-            engine
-                .owned_create_owner(stream, &name, &owner)
-                .await
-                .map_err(engine_error)?;
-            let ids: Vec<StreamId> = consumer.pending.iter().map(|p| p.id).collect();
-            let offsets = read::offsets_of_ids(engine, stream, &ids)
-                .await
-                .map_err(engine_error)?;
-            // One claim per delivery time and count (a read's entries share both).
-            let mut batches: BTreeMap<(i64, u64), Vec<u64>> = BTreeMap::new();
-            for pending in &consumer.pending {
-                if let Some(&offset) = offsets.get(&pending.id) {
-                    let batch = (pending.delivery_ms, pending.deliveries);
-                    batches.entry(batch).or_default().push(offset);
-                }
-            }
-            for ((delivery_ms, deliveries), offsets) in batches {
-                let options = ClaimOptions {
-                    min_idle_ms: 0,
-                    last_delivery_ms: Some(delivery_ms),
-                    deliveries: Some(deliveries),
-                    keep_count: false,
-                    force: true,
-                };
-                engine
-                    .owned_claim(stream, &name, &owner, &offsets, options)
-                    .await
-                    .map_err(engine_error)?;
-            }
-        }
+        // The consumers at once: their commits share group commits.
+        let made = group
+            .consumers
+            .iter()
+            .map(|consumer| make_consumer(shared, stream, &name, consumer));
+        futures_util::future::try_join_all(made).await?;
     }
     Ok(())
 }
