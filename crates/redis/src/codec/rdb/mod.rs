@@ -19,6 +19,7 @@
 //! FUNCTION DUMP / RESTORE payloads are the same frame around libraries instead of a value:
 //! each library's code after `RDB_OPCODE_FUNCTION2` (or Redis 7.0 RC's older form, read too).
 
+mod lzf;
 mod packed;
 mod stream;
 
@@ -29,7 +30,7 @@ pub(crate) use stream::{
 use bytes::Bytes;
 use omnibus_engine::keys::Whole;
 
-use packed::{intset, listpack, lzf_decompress, number};
+use packed::{intset, listpack, number};
 
 /// The RDB version written (Redis 7.0's).
 pub const VERSION_WRITTEN: u16 = 10;
@@ -71,28 +72,12 @@ pub enum PayloadError {
     BadFormat,
 }
 
-/// The CRC-64 Redis puts on payloads (Jones polynomial, reflected in and out, start 0).
+/// The CRC-64 Redis puts on payloads (Jones polynomial, reflected in and out, start 0:
+/// the catalogue's CRC-64/REDIS).
 pub fn crc64(data: &[u8]) -> u64 {
-    const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
-    static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut table = [0u64; 256];
-        for (at, slot) in table.iter_mut().enumerate() {
-            let mut crc = at as u64;
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ POLY
-                } else {
-                    crc >> 1
-                };
-            }
-            *slot = crc;
-        }
-        table
-    });
-    data.iter().fold(0u64, |crc, &byte| {
-        table[((crc ^ u64::from(byte)) & 0xff) as usize] ^ (crc >> 8)
-    })
+    static CRC: crc::Crc<u64, crc::Table<16>> =
+        crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
+    CRC.checksum(data)
 }
 
 /// The payload DUMP answers for `value`.
@@ -239,7 +224,19 @@ fn length(out: &mut Vec<u8>, len: u64) {
     }
 }
 
+/// A string, LZF-compressed as Redis writes one (`rdbcompression`, its default): when
+/// longer than 20 bytes and it saves more than 4 — the LZF encoding byte, the compressed
+/// and the plain lengths, then the compressed bytes.
 fn string(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.len() > 20 {
+        if let Some(packed) = lzf::compress(bytes, bytes.len() - 5) {
+            out.push(0xc0 | 3);
+            length(out, packed.len() as u64);
+            length(out, bytes.len() as u64);
+            out.extend_from_slice(&packed);
+            return;
+        }
+    }
     length(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
@@ -333,7 +330,7 @@ impl<'a> Reader<'a> {
                 let compressed = usize::try_from(self.length()?).ok()?;
                 let plain = usize::try_from(self.length()?).ok()?;
                 let input = self.take(compressed)?;
-                lzf_decompress(input, plain).map(Bytes::from)
+                lzf::decompress(input, plain).map(Bytes::from)
             }
             Length::Encoded(_) => None,
         }
@@ -667,21 +664,6 @@ mod tests {
         assert_eq!(
             decode_functions(&damaged),
             Err("DUMP payload version or checksum are wrong".into())
-        );
-    }
-
-    #[test]
-    fn lzf_runs_and_back_references_expand() {
-        // "aaaaaaaaaa": a literal 'a', then a back reference of 9 bytes one back.
-        assert_eq!(
-            lzf_decompress(&[0x00, b'a', 0xe0, 0x00, 0x00], 10),
-            Some(vec![b'a'; 10])
-        );
-        assert_eq!(lzf_decompress(&[0x00, b'a', 0xe0, 0x00, 0x00], 9), None);
-        assert_eq!(
-            lzf_decompress(&[0x20, 0x05], 3),
-            None,
-            "a reference before the start"
         );
     }
 }

@@ -1,7 +1,6 @@
-//! The compact encodings inside RDB values (`super`): intsets, listpacks (their entries as
-//! Redis writes them, integers in every width, given back as decimal text) and LZF
-//! compression. Each checks its lengths against the bytes it was given before reading or
-//! allocating.
+//! The compact encodings inside RDB values (`super`): intsets and listpacks (their entries
+//! as Redis writes them, integers in every width, given back as decimal text). Each checks
+//! its lengths against the bytes it was given before reading or allocating.
 
 use bytes::Bytes;
 
@@ -164,38 +163,6 @@ pub(super) fn write_listpack(items: &[Item<'_>]) -> Vec<u8> {
     let count = u16::try_from(items.len()).unwrap_or(u16::MAX);
     out[4..6].copy_from_slice(&count.to_le_bytes());
     out
-}
-
-/// LZF (liblzf's format): literal runs and back references, into exactly `plain` bytes.
-pub(super) fn lzf_decompress(input: &[u8], plain: usize) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(plain.min(input.len().saturating_mul(256)));
-    let mut at = 0;
-    while at < input.len() {
-        let control = usize::from(input[at]);
-        at += 1;
-        if control < 32 {
-            let run = control + 1;
-            out.extend_from_slice(input.get(at..at + run)?);
-            at += run;
-        } else {
-            let mut len = control >> 5;
-            if len == 7 {
-                len += usize::from(*input.get(at)?);
-                at += 1;
-            }
-            let back = ((control & 0x1f) << 8) + usize::from(*input.get(at)?) + 1;
-            at += 1;
-            let start = out.len().checked_sub(back)?;
-            for offset in 0..len + 2 {
-                let byte = out[start + offset];
-                out.push(byte);
-            }
-        }
-        if out.len() > plain {
-            return None;
-        }
-    }
-    (out.len() == plain).then_some(out)
 }
 
 #[cfg(test)]
