@@ -7,8 +7,9 @@
 
 use bytes::Bytes;
 use omnibus_engine::EngineError;
+use tokio::sync::oneshot;
 
-use super::{engine_error, Writer};
+use super::{engine_error, Waiting, Writer};
 use crate::codec::Reply;
 use crate::notify::GENERIC;
 use crate::streams::change::Restored;
@@ -17,7 +18,7 @@ use crate::streams::entry::to_record;
 use crate::streams::id::StreamId;
 use crate::streams::read::{bounds, LAST_ID_SETTING};
 
-/// Entries appended per publish while restoring (each publish waits for its fsync).
+/// Entries appended per publish while restoring.
 const RESTORE_BATCH: usize = 4_096;
 
 pub(crate) const BUSY_KEY: &str = "BUSYKEY Target key name already exists.";
@@ -78,13 +79,28 @@ impl Writer {
     }
 
     async fn fill(&mut self, restored: &Restored) -> Result<(), Reply> {
+        // Every batch enqueued at once, each with an answer to learn its outcome: their
+        // fsyncs overlap the next batches' encoding instead of one waiting for the other.
+        let mut outcomes = Vec::new();
         for chunk in restored.entries.chunks(RESTORE_BATCH) {
             for entry in chunk {
                 let record = to_record(entry.id, &entry.fields).map_err(Reply::error)?;
                 self.records.push(record);
                 self.clock().unenqueued += 1;
             }
-            self.publish_with(Bytes::new(), Vec::new()).await?;
+            let (answer, outcome) = oneshot::channel();
+            let (id, events) = (Bytes::new(), Vec::new());
+            self.waiting.push(Waiting { answer, id, events });
+            self.publish().await;
+            outcomes.push(outcome);
+        }
+        self.settle().await;
+        for outcome in outcomes {
+            match outcome.await {
+                Ok(Reply::Error(text)) => return Err(Reply::Error(text)),
+                Ok(_) => {}
+                Err(_) => return Err(Reply::error("ERR the stream's writer stopped")),
+            }
         }
         self.forget_top();
         let newest = restored.entries.last().map_or(StreamId::MIN, |e| e.id);
