@@ -161,4 +161,17 @@ mod tests {
         let packed = compress(&far, far.len()).unwrap();
         assert_eq!(decompress(&packed, far.len()), Some(far));
     }
+
+    proptest::proptest! {
+        /// Any bytes: compressed, they expand to themselves (or are left plain).
+        #[test]
+        fn any_bytes_compress_and_expand(
+            pieces in proptest::collection::vec((proptest::collection::vec(proptest::prelude::any::<u8>(), 1..12), 1usize..40), 0..40),
+        ) {
+            let data: Vec<u8> = pieces.iter().flat_map(|(piece, times)| piece.repeat(*times)).collect();
+            if let Some(packed) = compress(&data, data.len()) {
+                proptest::prop_assert_eq!(decompress(&packed, data.len()), Some(data));
+            }
+        }
+    }
 }
