@@ -286,3 +286,16 @@ def test_expired_keys_are_counted(client):
     assert client.exists(short, stream) == 0
     client.config_resetstat()
     assert client.info("stats")["expired_keys"] < 2
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_url_with_the_default_user_and_a_password_connects(redis_url, protocol):
+    """An application's Redis URL often carries `default:<password>`: a redis-server without
+    `requirepass` lets the default user in with any password (AUTH in RESP2, HELLO … AUTH in
+    RESP3), and refuses any other user."""
+    host = redis_url.split("://", 1)[1]
+    with redis.Redis.from_url(f"redis://default:anything@{host}", protocol=protocol) as client:
+        assert client.ping() is True
+    with redis.Redis.from_url(f"redis://someone:anything@{host}", protocol=protocol) as client:
+        with pytest.raises(redis.AuthenticationError):
+            client.ping()

@@ -88,6 +88,13 @@ async fn commands_answer_as_redis_server_does() {
             &[&["AUTH", "someone", "secret"]],
             "error: WRONGPASS invalid username-password pair or user is disabled.",
         ),
+        // The default user takes any password, as on a redis-server without one; in HELLO
+        // too, where another user is refused.
+        (&[&["AUTH", "default", "secret"]], "ok"),
+        (
+            &[&["HELLO", "2", "AUTH", "someone", "secret"]],
+            "error: WRONGPASS invalid username-password pair or user is disabled.",
+        ),
         (&[&["CLIENT", "NO-EVICT", "on"]], "ok"),
         (
             &[&["XCLAIM", "st", "g", "c", "0", "1-1", "IDLE", "soon"]],

@@ -31,11 +31,11 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             Err(reply) => reply.into(),
         },
         "hello" => hello(session, arguments),
-        // No users or passwords yet: like a Redis without `requirepass`, whose default user
-        // takes any password but knows no other user.
-        "auth" if arguments.len() == 2 => {
-            Reply::error("WRONGPASS invalid username-password pair or user is disabled.").into()
-        }
+        // Like a Redis without `requirepass` (`known_user`).
+        "auth" if arguments.len() == 2 => match known_user(&arguments[0]) {
+            true => Reply::ok().into(),
+            false => Reply::error(WRONG_PASS).into(),
+        },
         "auth" if arguments.len() > 2 => Reply::error(SYNTAX_ERROR).into(),
         "auth" => Reply::error(
             "ERR AUTH <password> called without any password configured for the default user. \
@@ -89,6 +89,14 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
     }
 }
 
+const WRONG_PASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// No users or passwords yet: the one user is `default` (a name Redis compares byte for
+/// byte), which, as on a Redis without `requirepass`, takes any password.
+fn known_user(user: &[u8]) -> bool {
+    user == b"default"
+}
+
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
 fn hello(session: &mut Session, arguments: &[Bytes]) -> Step {
     let mut protocol = session.protocol;
@@ -107,9 +115,12 @@ fn hello(session: &mut Session, arguments: &[Bytes]) -> Step {
     let mut options = arguments.iter().skip(1);
     while let Some(option) = options.next() {
         if is(option, "auth") {
-            // Any user and password pass, as with Redis's default user and no password.
-            if options.next().is_none() || options.next().is_none() {
+            // Any password passes for the default user, as with Redis's and no password.
+            let (Some(user), Some(_)) = (options.next(), options.next()) else {
                 return Reply::error(SYNTAX_ERROR).into();
+            };
+            if !known_user(user) {
+                return Reply::error(WRONG_PASS).into();
             }
         } else if is(option, "setname") {
             let Some(value) = options.next() else {
