@@ -92,6 +92,19 @@ async fn commands_answer_as_redis_server_does() {
         // too, where another user is refused.
         (&[&["AUTH", "default", "secret"]], "ok"),
         (
+            &[&["MEMORY", "DOCTOR", "x"]],
+            "error: ERR wrong number of arguments for 'memory|doctor' command",
+        ),
+        (
+            &[&["SCRIPT", "FLUSH", "BAD"]],
+            "error: ERR SCRIPT FLUSH only support SYNC|ASYNC option",
+        ),
+        (&[&["CLIENT", "NO-EVICT", "maybe"]], "error: ERR syntax error"),
+        (
+            &[&["CLIENT", "NO-TOUCH", "on", "x"]],
+            "error: ERR wrong number of arguments for 'client|no-touch' command",
+        ),
+        (
             &[&["HELLO", "2", "AUTH", "someone", "secret"]],
             "error: WRONGPASS invalid username-password pair or user is disabled.",
         ),

@@ -316,9 +316,10 @@ fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
         ("no-evict" | "no-touch", [mode]) if is(mode, "on") || is(mode, "off") => {
             Reply::ok().into()
         }
+        ("no-evict" | "no-touch", [_]) => Reply::error(SYNTAX_ERROR).into(),
         (
             "setname" | "getname" | "id" | "setinfo" | "info" | "kill" | "unblock" | "reply"
-            | "pause" | "unpause",
+            | "pause" | "unpause" | "no-evict" | "no-touch",
             _,
         ) => Reply::error(format!(
             "ERR wrong number of arguments for 'client|{subcommand}' command"

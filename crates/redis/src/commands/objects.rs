@@ -133,6 +133,7 @@ fn memory(session: &mut Session, arguments: &[Bytes]) -> Result<Reply, Reply> {
                 field("dataset.bytes", dataset),
             ]))
         }
+        "doctor" if arguments.len() != 1 => Err(wrong_arity("memory", "doctor")),
         "doctor" => Ok(Reply::text(
             "Memory here is the keyspace held in memory and the broker's buffers; streams \
              live on disk. MEMORY STATS and INFO memory give the figures; docs/redis.md, \

@@ -127,7 +127,7 @@ pub(crate) fn script(session: &mut Session, arguments: &[Bytes]) -> Step {
             scripts.flush();
             Reply::ok()
         }
-        ("flush", _) => Reply::error(SYNTAX_ERROR),
+        ("flush", _) => Reply::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
         ("kill", []) => Reply::error("NOTBUSY No scripts in execution right now."),
         ("help", []) => Reply::Array(
             [
