@@ -302,3 +302,45 @@ async fn stream_and_group_replies_wait_for_their_fsync() {
     drop(held);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_restores_and_renames_in_a_pipeline_run_on_while_fsyncs_wait() {
+    // A MIGRATE sends many RESTOREs in a row: each must not wait for the fsync of the one
+    // before it (only moves with a stream key do, `stream_moves::settles_first`).
+    let (broker, plan) = Broker::start_with_faults().await;
+    let mut setup = connect(&broker).await;
+    let _: () = args(&["SET", "source", "v"])
+        .query_async(&mut setup)
+        .await
+        .unwrap();
+    let payload: Vec<u8> = args(&["DUMP", "source"])
+        .query_async(&mut setup)
+        .await
+        .unwrap();
+    let mut connection = connect(&broker).await;
+    let held = plan.hold_syncs_while_held();
+    let mut pipe = redis::pipe();
+    pipe.cmd("RESTORE").arg("r1").arg(0).arg(&payload);
+    pipe.cmd("RENAME").arg("r1").arg("r2");
+    pipe.cmd("COPY").arg("r2").arg("r3");
+    pipe.cmd("RESTORE").arg("r4").arg(0).arg(&payload);
+    let sent = tokio::spawn(async move { pipe.query_async::<Value>(&mut connection).await });
+    let started = std::time::Instant::now();
+    loop {
+        let exists =
+            answered_without_fsync(&mut setup, "EXISTS", args(&["EXISTS", "r2", "r3", "r4"])).await;
+        if text(&exists) == "3" {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the pipeline stopped at a write waiting for its fsync"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!sent.is_finished(), "answered while the fsyncs were held");
+    drop(held);
+    let answer = tokio::time::timeout(WAIT, sent).await.unwrap().unwrap();
+    assert!(answer.is_ok(), "{answer:?}");
+    broker.stop().await;
+}

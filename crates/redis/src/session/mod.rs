@@ -567,6 +567,9 @@ async fn run_counted(
         let silent = session.replies_off || session.reply_skip;
         session.reply_skip = std::mem::take(&mut session.reply_skip_next);
         let size = estimated_size(&step.reply);
+        // Only a move that is not one keyspace change settles first: a keyspace RENAME or
+        // RESTORE (MIGRATE sends many in a row) shares group commits like any write.
+        let step_later = step.later.is_some();
         let waiting = if step.later.is_none() && step.commits.is_empty() {
             Waiting::Ready(step.reply)
         } else {
@@ -593,7 +596,7 @@ async fn run_counted(
             // The request's bytes stay held (in the engine's queues) until it is answered.
             size + request_bytes
         };
-        let settles = settles_first && matches!(waiting, Waiting::Later { .. });
+        let settles = settles_first && step_later;
         pending.push(waiting, held);
         // A move with a stream on either side is done before the next command runs.
         if settles {
