@@ -7,51 +7,22 @@ fails, unless REPLACE."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 import redis
 
-from harness import HOST, port_of, unique, wait_until
+from harness import HOST, port_of, unique
+from redis_peer import tcp_redis_server
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "redis-import.sh"
 
 
 @pytest.fixture(scope="module")
 def source():
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (scripts/client-tests.sh installs it)", pytrace=False)
-    workdir = Path(tempfile.mkdtemp(prefix="omnibus-import-source-"))
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [binary, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
-        + ["--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host=HOST, port=port)
-    try:
-        wait_until(lambda: _answers(client), 10, "redis-server to start")
-        yield port, client
-    finally:
-        client.close()
-        process.kill()
-        process.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _answers(client) -> bool:
-    try:
-        return client.ping()
-    except redis.ConnectionError:
-        return False
+    with tcp_redis_server() as server:
+        yield server
 
 
 def _import(source_port: int, redis_url: str, *extra: str) -> subprocess.CompletedProcess:

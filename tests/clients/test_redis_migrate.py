@@ -9,59 +9,22 @@ events of the keys moved."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import redis
 
-from harness import HOST, unique, wait_until
+from harness import HOST, unique
+from redis_peer import free_port, tcp_redis_server
 
 PASSWORD = "s3cret"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def target():
     """Debian's redis-server on a loopback port with a password, no persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (scripts/client-tests.sh installs it)", pytrace=False)
-    workdir = Path(tempfile.mkdtemp(prefix="omnibus-migrate-target-"))
-    port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
-        + ["--requirepass", PASSWORD, "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "LC_ALL": "C"},
-    )
-    client = redis.Redis(host=HOST, port=port, password=PASSWORD)
-    try:
-        wait_until(lambda: _answers(client), 10, "redis-server to start")
-        yield port, client
-    finally:
-        client.close()
-        process.kill()
-        process.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _answers(client) -> bool:
-    try:
-        return client.ping()
-    except redis.ConnectionError:
-        return False
+    with tcp_redis_server(PASSWORD) as server:
+        yield server
 
 
 @pytest.fixture
@@ -160,7 +123,7 @@ def test_refusals_in_redis_server_s_words(source, target):
     assert refused(HOST, port, key) == "wrong number of arguments for 'migrate' command"
     # Nothing listening: redis-server finds out when it writes; a name that does not
     # resolve is "connecting".
-    closed = _free_port()
+    closed = free_port()
     assert refused(HOST, closed, key, 0, 1000) == (
         "IOERR error or timeout writing to target instance"
     )
