@@ -147,13 +147,13 @@ pub(super) fn restore(
     let key = Bytes::from(stream.clone());
     let replaced = (replace && session.keys.kind(&key).is_some()).then_some(&key);
     let destroyed = replace.then(|| session.shared.streams.submit(&stream, Change::Destroy));
-    let made = submit_put(&session.shared, &stream, &value);
+    let (made, groups) = submit_put(&session.shared, &stream, value);
     let shared = session.shared.clone();
     replacing(session, replaced, async move {
         if let Some(destroyed) = destroyed {
             let _ = destroyed.await;
         }
-        put(&shared, &stream, made, &value.groups, deadline).await
+        put(&shared, &stream, made, &groups, deadline).await
     })
 }
 
@@ -180,20 +180,21 @@ pub(super) fn replacing(
 }
 
 /// Hands `value`'s entries and IDs to the writer of `stream`, which makes it with them
-/// (answering BUSYKEY if a stream is there).
+/// (answering BUSYKEY if a stream is there); gives back its groups, made once it did.
 pub(super) fn submit_put(
     shared: &Shared,
     stream: &str,
-    value: &StreamValue,
-) -> tokio::sync::oneshot::Receiver<Reply> {
+    value: StreamValue,
+) -> (tokio::sync::oneshot::Receiver<Reply>, Vec<Group>) {
     let restored = Restored {
-        entries: value.entries.clone(),
+        entries: value.entries,
         last_id: value.last_id,
         max_deleted_id: value.max_deleted_id,
     };
-    shared
+    let made = shared
         .streams
-        .submit(stream, Change::Restore(Box::new(restored)))
+        .submit(stream, Change::Restore(Box::new(restored)));
+    (made, value.groups)
 }
 
 /// Once the writer made the stream ([`submit_put`]): its groups, then its deadline; OK, or

@@ -100,8 +100,8 @@ async fn copy_stream(shared: &Shared, source: &str, destination: &str, how: Move
             Ok(None) => return Reply::error("ERR no such key"),
             Err(reply) => return reply,
         };
-        let submitted = submit_put(shared, destination, &value);
-        let reply = put(shared, destination, submitted, &value.groups, deadline).await;
+        let (submitted, groups) = submit_put(shared, destination, value);
+        let reply = put(shared, destination, submitted, &groups, deadline).await;
         if matches!(reply, Reply::Error(_)) {
             return reply;
         }
