@@ -168,7 +168,22 @@ def test_restore_of_a_stream_refuses_and_replaces_as_redis_server_does(peer, her
     # A key Omnibus cannot name a stream is refused in words.
     with pytest.raises(redis.ResponseError, match="not a valid Omnibus stream name"):
         here.restore("has space", 0, payload)
+    # A payload that would expand past the bound once read: refused before it does (a
+    # string whose LZF form claims 1 GiB).
+    with pytest.raises(redis.ResponseError, match="would take more than 536870912 bytes"):
+        here.restore(unique("huge"), 0, sealed(bytes([0, 0xC3, 3, 0x80, 0x40, 0, 0, 0, 1]) + b"ab"))
     peer.delete(key)
+
+
+def sealed(body: bytes) -> bytes:
+    """A DUMP payload of `body`: RDB version 10 and Redis's CRC-64 (Jones, reflected)."""
+    body += (10).to_bytes(2, "little")
+    crc = 0
+    for byte in body:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x95AC9329AC4BC9B5 if crc & 1 else crc >> 1
+    return body + crc.to_bytes(8, "little")
 
 
 def test_a_restored_stream_survives_kill_9(peer, broker, redis_url):

@@ -84,6 +84,10 @@ fn restore(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
             Reply::error("ERR DUMP payload version or checksum are wrong")
         }
         PayloadError::BadFormat => Reply::error("ERR Bad data format"),
+        PayloadError::TooLarge => Reply::error(format!(
+            "ERR DUMP payload would take more than {} bytes once read",
+            rdb::DECODED_BYTES_MAX
+        )),
     };
     let deadline = match (ttl, absolute) {
         (0, _) => None,

@@ -30,7 +30,8 @@ pub(crate) use stream::{
 use bytes::Bytes;
 use omnibus_engine::keys::Whole;
 
-use packed::{intset, listpack, number};
+pub use packed::DECODED_BYTES_MAX;
+use packed::{intset, listpack, number, Budget};
 
 /// The RDB version written (Redis 7.0's).
 pub const VERSION_WRITTEN: u16 = 10;
@@ -70,6 +71,8 @@ pub enum PayloadError {
     VersionOrChecksum,
     /// `ERR Bad data format`.
     BadFormat,
+    /// Read, it would take more than [`DECODED_BYTES_MAX`] of memory (Omnibus's bound).
+    TooLarge,
 }
 
 /// The CRC-64 Redis puts on payloads (Jones polynomial, reflected in and out, start 0:
@@ -163,7 +166,7 @@ pub fn encode_functions<'a>(codes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8
 pub fn decode_functions(payload: &[u8]) -> Result<Vec<Bytes>, String> {
     let body = checked_body(payload)
         .ok_or_else(|| "DUMP payload version or checksum are wrong".to_string())?;
-    let mut reader = Reader { bytes: body };
+    let mut reader = Reader::new(body);
     let mut codes = Vec::new();
     while !reader.bytes.is_empty() {
         let kind = reader.byte().ok_or("can not read data type")?;
@@ -253,17 +256,16 @@ fn field_deadline(at: u64) -> Option<Option<i64>> {
 /// The value a payload holds, after its version and checksum are checked.
 pub fn decode(payload: &[u8]) -> Result<Whole, PayloadError> {
     let body = checked_body(payload).ok_or(PayloadError::VersionOrChecksum)?;
-    let mut reader = Reader { bytes: body };
-    let value = reader.object().ok_or(PayloadError::BadFormat)?;
-    if !reader.bytes.is_empty() {
-        return Err(PayloadError::BadFormat);
-    }
-    Ok(value)
+    let mut reader = Reader::new(body);
+    let value = reader.object();
+    reader.finish(value)
 }
 
-/// A cursor over a payload's bytes; every read checks what is left (`None`: bad format).
+/// A cursor over a payload's bytes; every read checks what is left (`None`: bad format,
+/// or the [`Budget`] exceeded).
 struct Reader<'a> {
     bytes: &'a [u8],
+    budget: Budget,
 }
 
 /// A length, or a string's special encoding.
@@ -273,6 +275,32 @@ enum Length {
 }
 
 impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader {
+            bytes,
+            budget: Budget::default(),
+        }
+    }
+
+    /// The outcome of reading a whole payload: `value`, if every byte was read.
+    fn finish<T>(&self, value: Option<T>) -> Result<T, PayloadError> {
+        match value {
+            _ if self.budget.exceeded => Err(PayloadError::TooLarge),
+            Some(value) if self.bytes.is_empty() => Ok(value),
+            _ => Err(PayloadError::BadFormat),
+        }
+    }
+
+    fn listpack(&mut self, blob: &[u8]) -> Option<Vec<Bytes>> {
+        listpack(blob, &mut self.budget)
+    }
+
+    /// A string holding a listpack, and its items.
+    fn read_listpack(&mut self) -> Option<Vec<Bytes>> {
+        let blob = self.string()?;
+        self.listpack(&blob)
+    }
+
     fn take(&mut self, count: usize) -> Option<&'a [u8]> {
         if count > self.bytes.len() {
             return None;
@@ -316,9 +344,11 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self) -> Option<Bytes> {
         match self.length_or_encoding()? {
-            Length::Plain(len) => Some(Bytes::copy_from_slice(
-                self.take(usize::try_from(len).ok()?)?,
-            )),
+            Length::Plain(len) => {
+                let len = usize::try_from(len).ok()?;
+                self.budget.spend(len)?;
+                Some(Bytes::copy_from_slice(self.take(len)?))
+            }
             Length::Encoded(0) => Some(number(i64::from(self.byte()? as i8))),
             Length::Encoded(1) => Some(number(i64::from(i16::from_le_bytes(
                 self.take(2)?.try_into().ok()?,
@@ -330,6 +360,7 @@ impl<'a> Reader<'a> {
                 let compressed = usize::try_from(self.length()?).ok()?;
                 let plain = usize::try_from(self.length()?).ok()?;
                 let input = self.take(compressed)?;
+                self.budget.spend(plain)?;
                 lzf::decompress(input, plain).map(Bytes::from)
             }
             Length::Encoded(_) => None,
@@ -394,7 +425,7 @@ impl<'a> Reader<'a> {
                 if kind == TYPE_HASH_LISTPACK_EX {
                     self.take(8)?; // The earliest deadline, which the fields repeat.
                 }
-                let items = listpack(&self.string()?)?;
+                let items = self.read_listpack()?;
                 if items.len() % 3 != 0 {
                     return None;
                 }
@@ -405,10 +436,10 @@ impl<'a> Reader<'a> {
                 }
                 Whole::ExpiringHash(fields)
             }
-            TYPE_SET_INTSET => Whole::Set(intset(&self.string()?)?),
-            TYPE_SET_LISTPACK => Whole::Set(listpack(&self.string()?)?),
+            TYPE_SET_INTSET => Whole::Set(intset(&self.string()?, &mut self.budget)?),
+            TYPE_SET_LISTPACK => Whole::Set(self.read_listpack()?),
             TYPE_HASH_LISTPACK => {
-                let items = listpack(&self.string()?)?;
+                let items = self.read_listpack()?;
                 if items.len() % 2 != 0 {
                     return None;
                 }
@@ -419,7 +450,7 @@ impl<'a> Reader<'a> {
                 Whole::Hash(pairs)
             }
             TYPE_ZSET_LISTPACK => {
-                let items = listpack(&self.string()?)?;
+                let items = self.read_listpack()?;
                 if items.len() % 2 != 0 {
                     return None;
                 }
@@ -442,7 +473,7 @@ impl<'a> Reader<'a> {
                     match container {
                         // A plain node: one element.
                         1 => items.push(node),
-                        2 => items.extend(listpack(&node)?),
+                        2 => items.extend(self.listpack(&node)?),
                         _ => return None,
                     }
                 }
@@ -600,6 +631,28 @@ mod tests {
         assert_eq!(decode(&nonsense), Err(PayloadError::BadFormat));
     }
 
+    #[test]
+    fn payloads_that_would_expand_past_the_bound_are_refused_before_they_do() {
+        // A string whose LZF form says it expands to 1 GiB: refused before any allocation.
+        let mut body = vec![TYPE_STRING, 0xc0 | 3];
+        length(&mut body, 3);
+        length(&mut body, 1 << 30);
+        body.extend_from_slice(&[0x01, b'a', b'b']);
+        assert_eq!(decode(&seal(body)), Err(PayloadError::TooLarge));
+        // Items count against the bound as they are read: a listpack of a thousand small
+        // integers within a small bound.
+        let items: Vec<packed::Item> = (0..1_000).map(packed::Item::Int).collect();
+        let mut body = vec![TYPE_SET_LISTPACK];
+        string(&mut body, &packed::write_listpack(&items));
+        let mut reader = Reader::new(&body);
+        reader.budget = Budget::with_left(10_000);
+        let value = reader.object();
+        assert_eq!(reader.finish(value), Err(PayloadError::TooLarge));
+        let mut reader = Reader::new(&body);
+        let value = reader.object();
+        assert!(matches!(reader.finish(value), Ok(Whole::Set(members)) if members.len() == 1_000));
+    }
+
     proptest::proptest! {
         /// Any bytes, sealed as a payload or not: read without a panic, and what reads
         /// writes back to the same value (the fuzz target's body).
@@ -615,7 +668,7 @@ mod tests {
             blob.extend_from_slice(&2u16.to_le_bytes());
             blob.extend_from_slice(&entries);
             blob.push(0xff);
-            let _ = listpack(&blob);
+            let _ = listpack(&blob, &mut Budget::default());
             let mut body = vec![TYPE_HASH_LISTPACK];
             string(&mut body, &blob);
             round_trip(&body);

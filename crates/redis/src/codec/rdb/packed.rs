@@ -4,13 +4,62 @@
 
 use bytes::Bytes;
 
+/// What a payload may take in memory once read ([`Budget`]): 512 MiB (Redis's largest
+/// string; a RESTORE itself is at most `max_request_bytes`, 128 MiB by default).
+pub const DECODED_BYTES_MAX: usize = 512 * 1024 * 1024;
+
+/// What each value read costs besides its bytes (its handle and its place in a list).
+const ITEM_OVERHEAD: usize = 48;
+
+/// The memory a payload's reading may still take: every string, listpack item and stream
+/// field is counted before it is allocated, so a small payload that expands (LZF, a
+/// listpack of one-byte integers) is refused instead of taking the broker's memory.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    left: usize,
+    pub(crate) exceeded: bool,
+}
+
+impl Default for Budget {
+    fn default() -> Budget {
+        Budget {
+            left: DECODED_BYTES_MAX,
+            exceeded: false,
+        }
+    }
+}
+
+impl Budget {
+    #[cfg(test)]
+    pub(crate) fn with_left(left: usize) -> Budget {
+        Budget {
+            left,
+            exceeded: false,
+        }
+    }
+
+    /// Takes `bytes` plus the overhead of one value; `None` (and `exceeded`) past the bound.
+    pub(crate) fn spend(&mut self, bytes: usize) -> Option<()> {
+        match self.left.checked_sub(bytes.saturating_add(ITEM_OVERHEAD)) {
+            Some(left) => {
+                self.left = left;
+                Some(())
+            }
+            None => {
+                self.exceeded = true;
+                None
+            }
+        }
+    }
+}
+
 pub(super) fn number(value: i64) -> Bytes {
     Bytes::from(value.to_string())
 }
 
 /// The integers of an intset: its width (2, 4 or 8 bytes), its count, then the integers,
 /// little-endian.
-pub(super) fn intset(blob: &[u8]) -> Option<Vec<Bytes>> {
+pub(super) fn intset(blob: &[u8], budget: &mut Budget) -> Option<Vec<Bytes>> {
     if blob.len() < 8 {
         return None;
     }
@@ -20,6 +69,7 @@ pub(super) fn intset(blob: &[u8]) -> Option<Vec<Bytes>> {
     if !matches!(width, 2 | 4 | 8) || count.checked_mul(width)? != body.len() {
         return None;
     }
+    budget.spend(count.checked_mul(20 + 48)?)?;
     Some(
         body.chunks(width)
             .map(|chunk| {
@@ -35,7 +85,7 @@ pub(super) fn intset(blob: &[u8]) -> Option<Vec<Bytes>> {
 
 /// The entries of a listpack: its total size and count (6 bytes), then entries (an
 /// encoding byte, the value, and the entry's length written backwards), then 0xFF.
-pub(super) fn listpack(blob: &[u8]) -> Option<Vec<Bytes>> {
+pub(super) fn listpack(blob: &[u8], budget: &mut Budget) -> Option<Vec<Bytes>> {
     if blob.len() < 7 || u32::from_le_bytes(blob[0..4].try_into().ok()?) as usize != blob.len() {
         return None;
     }
@@ -89,6 +139,7 @@ pub(super) fn listpack(blob: &[u8]) -> Option<Vec<Bytes>> {
         if at > blob.len() {
             return None;
         }
+        budget.spend(item.len())?;
         items.push(item);
     }
 }
@@ -194,7 +245,7 @@ mod tests {
             .collect();
         let mut items: Vec<Item> = numbers.iter().map(|&n| Item::Int(n)).collect();
         items.extend(strings.iter().map(|s| Item::Bytes(s)));
-        let read = listpack(&write_listpack(&items)).unwrap();
+        let read = listpack(&write_listpack(&items), &mut Budget::default()).unwrap();
         let mut expected: Vec<Bytes> = numbers.iter().map(|&n| number(n)).collect();
         expected.extend(strings.iter().map(|s| Bytes::copy_from_slice(s)));
         assert_eq!(read, expected);

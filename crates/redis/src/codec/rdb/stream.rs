@@ -19,7 +19,7 @@
 
 use bytes::Bytes;
 
-use super::packed::{listpack, write_listpack, Item};
+use super::packed::{write_listpack, Budget, Item};
 use super::{checked_body, length, seal_as, string, PayloadError, Reader, VERSION_WRITTEN};
 use crate::streams::id::StreamId;
 
@@ -88,12 +88,9 @@ pub(crate) fn is_stream(payload: &[u8]) -> bool {
 /// The stream a payload holds, after its version and checksum are checked.
 pub(crate) fn decode_stream(payload: &[u8]) -> Result<StreamValue, PayloadError> {
     let body = checked_body(payload).ok_or(PayloadError::VersionOrChecksum)?;
-    let mut reader = Reader { bytes: body };
-    let value = read_stream(&mut reader).ok_or(PayloadError::BadFormat)?;
-    if !reader.bytes.is_empty() {
-        return Err(PayloadError::BadFormat);
-    }
-    Ok(value)
+    let mut reader = Reader::new(body);
+    let value = read_stream(&mut reader);
+    reader.finish(value)
 }
 
 /// The payload DUMP answers for a stream.
@@ -232,7 +229,8 @@ fn read_stream(reader: &mut Reader<'_>) -> Option<StreamValue> {
             u64::from_be_bytes(key[..8].try_into().ok()?),
             u64::from_be_bytes(key[8..].try_into().ok()?),
         );
-        node_entries(master, &listpack(&reader.string()?)?, &mut entries)?;
+        let items = reader.read_listpack()?;
+        node_entries(master, &items, &mut entries, &mut reader.budget)?;
     }
     let length = reader.length()?;
     let last_id = reader.stream_id()?;
@@ -326,7 +324,12 @@ fn int(item: &Bytes) -> Option<i64> {
 }
 
 /// Appends the live entries of one node's listpack, checking that IDs keep rising.
-fn node_entries(master: StreamId, items: &[Bytes], entries: &mut Vec<StreamEntry>) -> Option<()> {
+fn node_entries(
+    master: StreamId,
+    items: &[Bytes],
+    entries: &mut Vec<StreamEntry>,
+    budget: &mut Budget,
+) -> Option<()> {
     let mut items = items.iter();
     let mut next = || items.next();
     let live = int(next()?)?;
@@ -361,6 +364,8 @@ fn node_entries(master: StreamId, items: &[Bytes], entries: &mut Vec<StreamEntry
             fields
         };
         next()?; // The entry's item count, for reading backwards.
+                 // Each field's name and value are handles of their own (the names shared).
+        budget.spend(fields.len().checked_mul(2 * 48)?)?;
         if flags & FLAG_DELETED != 0 {
             continue;
         }
@@ -472,10 +477,9 @@ mod tests {
             written[3..19],
             from_hex("00000000000000010000000000000001")[..]
         );
-        let mut reader = Reader {
-            bytes: &written[19..],
-        };
-        let items = listpack(&reader.string().unwrap()).unwrap();
+        let mut reader = Reader::new(&written[19..]);
+        let blob = reader.string().unwrap();
+        let items = reader.listpack(&blob).unwrap();
         let head: Vec<&[u8]> = items[..6].iter().map(|item| &item[..]).collect();
         assert_eq!(head, [&b"4"[..], b"0", b"2", b"f", b"n", b"0"]);
     }
