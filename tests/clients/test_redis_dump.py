@@ -112,6 +112,11 @@ def test_restore_errors_are_redis_servers(both):
         ["RESTORE", "str", "0", peer.send("DUMP", "list"), "REPLACE", "IDLETIME", "10"],
         ["TYPE", "str"],
         ["DUMP", "nosuchkey"],
+        # What a cluster node's MIGRATE sends: RESTORE on a server without cluster mode.
+        ["RESTORE-ASKING", "asked", "0", payload],
+        ["GET", "asked"],
+        ["RESTORE-ASKING", "asked", "0", payload],
+        ["DEL", "asked"],
     ]
     for call in calls:
         assert omnibus.send(*call) == peer.send(*call), call

@@ -53,7 +53,14 @@ pub(crate) fn asynchronous(session: &Session, name: &str, arguments: &[Bytes]) -
                 .any(|key| super::is_stream(session, key)))
         || (matches!(
             name,
-            "expire" | "pexpire" | "expireat" | "pexpireat" | "persist" | "dump" | "restore"
+            "expire"
+                | "pexpire"
+                | "expireat"
+                | "pexpireat"
+                | "persist"
+                | "dump"
+                | "restore"
+                | "restore-asking"
         ) && arguments
             .get(1)
             .is_some_and(|key| super::is_stream(session, key)))

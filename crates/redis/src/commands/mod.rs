@@ -351,7 +351,7 @@ fn dispatch(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
             admin::run(session, name, arguments)
         }
         "migrate" => migrate::run(session, arguments),
-        "dump" | "restore" => dump::run(session, name, arguments),
+        "dump" | "restore" | "restore-asking" => dump::run(session, name, arguments),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
             crate::scripting::eval(session, name, arguments)
         }

@@ -30,7 +30,7 @@ const RENAME_ATTEMPTS: usize = 3;
 /// source is a stream changes two keys over time, and nothing pipelined after it may see
 /// it half done (in Redis it is one step).
 pub(crate) fn settles_first(name: &[u8]) -> bool {
-    ["rename", "renamenx", "copy", "restore"]
+    ["rename", "renamenx", "copy", "restore", "restore-asking"]
         .iter()
         .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }

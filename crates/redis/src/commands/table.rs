@@ -444,6 +444,14 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@keyspace", "@write", "@slow", "@dangerous"],
         ONE,
     ),
+    // What a cluster node's MIGRATE sends: RESTORE here, as on a server without cluster mode.
+    command(
+        "restore-asking",
+        -4,
+        &["write", "denyoom", "asking"],
+        &["@keyspace", "@write", "@slow", "@dangerous"],
+        ONE,
+    ),
     command(
         "role",
         1,

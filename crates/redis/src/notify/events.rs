@@ -173,6 +173,7 @@ fn reports(name: &str) -> bool {
             | "renamenx"
             | "copy"
             | "restore"
+            | "restore-asking"
             | "lpush"
             | "rpush"
             | "lpushx"
@@ -240,7 +241,14 @@ fn reports(name: &str) -> bool {
 fn answered_later(name: &str) -> bool {
     matches!(
         name,
-        "del" | "unlink" | "migrate" | "rename" | "renamenx" | "copy" | "restore"
+        "del"
+            | "unlink"
+            | "migrate"
+            | "rename"
+            | "renamenx"
+            | "copy"
+            | "restore"
+            | "restore-asking"
     ) || stream_events::reports(name)
 }
 
@@ -478,7 +486,7 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
             out.event(NEW, "new", &arguments[1]);
             out.event(GENERIC, "copy_to", &arguments[1]);
         }
-        "restore" if matches!(reply, Reply::Status(_)) => {
+        "restore" | "restore-asking" if matches!(reply, Reply::Status(_)) => {
             if state.existed(key) {
                 out.event(GENERIC, "del", key);
             }
