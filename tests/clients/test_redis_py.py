@@ -260,7 +260,7 @@ def test_sharded_pubsub(redis_url, client, protocol):
 
 def test_pubsub_across_doors_with_nats(redis_url, nats_url, client):
     """A Redis PUBLISH reaches a NATS subscriber of the same subject, and a NATS publish
-    reaches a Redis subscriber."""
+    reaches a Redis subscriber; PUBSUB NUMSUB and CHANNELS count the NATS subscriber too."""
     import nats
 
     channel = f"{unique('events')}.created"
@@ -273,6 +273,15 @@ def test_pubsub_across_doors_with_nats(redis_url, nats_url, client):
         nc = await nats.connect(nats_url)
         try:
             sub = await nc.subscribe(channel)
+            wildcard = await nc.subscribe(channel.rsplit(".", 1)[0] + ".*")
+            await nc.flush()
+            # PUBSUB counts and lists the NATS subscriber of the subject itself (a PUBLISH
+            # reaches it), not the wildcard one; NUMPAT counts Redis patterns only.
+            assert client.pubsub_numsub(channel) == [(channel, 2)]
+            assert client.execute_command("PUBSUB", "SHARDNUMSUB", channel) == [channel, 1]
+            assert channel in client.pubsub_channels(channel.split(".")[0] + "*")
+            assert client.execute_command("PUBSUB", "SHARDCHANNELS", channel) == [channel]
+            await wildcard.unsubscribe()
             await nc.flush()
             assert client.publish(channel, "from-redis") == 2
             message = await sub.next_msg(timeout=5)

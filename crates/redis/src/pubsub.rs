@@ -119,9 +119,30 @@ impl Registry {
         )
     }
 
+    /// The subscriptions other doors (NATS) hold to each subject without a wildcard: the
+    /// router's count less this listener's channel and shard subscriptions, each of which is
+    /// one there too. A PUBLISH reaches them, so PUBSUB counts and lists them.
+    fn other_doors(&self, engine: &Engine) -> HashMap<Bytes, usize> {
+        let router = engine.live_router();
+        let (channels, shards) = (self.map(Kind::Channel), self.map(Kind::Shard));
+        router
+            .exact_subjects()
+            .into_iter()
+            .filter_map(|(subject, count)| {
+                let subject = Bytes::from(subject);
+                let ours = channels.get(&subject).copied().unwrap_or(0)
+                    + shards.get(&subject).copied().unwrap_or(0);
+                let others = count.saturating_sub(ours);
+                (others > 0).then_some((subject, others))
+            })
+            .collect()
+    }
+
     /// PUBSUB CHANNELS [pattern] / NUMSUB [channel …] / NUMPAT, and SHARDCHANNELS /
-    /// SHARDNUMSUB for shard channels.
-    pub(crate) fn command(&self, arguments: &[Bytes]) -> Reply {
+    /// SHARDNUMSUB for shard channels. A channel counts the subscribers of every door to
+    /// its subject (a NATS `SUB orders.created` is one of `orders.created`'s, and a shard
+    /// channel's: PUBLISH and SPUBLISH both reach it); NUMPAT counts Redis patterns only.
+    pub(crate) fn command(&self, engine: &Engine, arguments: &[Bytes]) -> Reply {
         let subcommand = String::from_utf8_lossy(&arguments[0]).to_ascii_lowercase();
         let kind = if subcommand.starts_with("shard") {
             Kind::Shard
@@ -131,23 +152,32 @@ impl Registry {
         match (subcommand.as_str(), arguments.len()) {
             ("channels" | "shardchannels", 1 | 2) => {
                 let pattern = arguments.get(1);
-                let channels = self.map(kind);
+                let others = self.other_doors(engine);
+                let mut channels: Vec<Bytes> = self.map(kind).keys().cloned().collect();
+                channels.extend(others.into_keys());
+                channels.sort();
+                channels.dedup();
                 Reply::Array(
                     channels
-                        .keys()
+                        .into_iter()
                         .filter(|channel| pattern.is_none_or(|glob| glob_match(glob, channel)))
-                        .map(|channel| Reply::Bulk(channel.clone()))
+                        .map(Reply::Bulk)
                         .collect(),
                 )
             }
             // A flat array of channel, count pairs in RESP3 too, as Redis answers it.
             ("numsub" | "shardnumsub", _) => {
+                let others = match arguments.len() {
+                    1 => HashMap::new(),
+                    _ => self.other_doors(engine),
+                };
                 let channels = self.map(kind);
                 Reply::Array(
                     arguments[1..]
                         .iter()
                         .flat_map(|channel| {
-                            let count = channels.get(channel).copied().unwrap_or(0);
+                            let count = channels.get(channel).copied().unwrap_or(0)
+                                + others.get(channel).copied().unwrap_or(0);
                             [Reply::Bulk(channel.clone()), Reply::Integer(count as i64)]
                         })
                         .collect(),

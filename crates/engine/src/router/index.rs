@@ -116,6 +116,40 @@ impl<T: PartialEq> SubjectIndex<T> {
         self.for_each_match(subject, |value| found.push(value));
         found
     }
+
+    /// How many entries are filed under `subject` itself, a pattern without wildcards.
+    pub fn literal_count(&self, subject: &str) -> usize {
+        let mut node = &self.root;
+        for token in subject.split('.') {
+            match node.literals.get(token) {
+                Some(child) => node = child,
+                None => return 0,
+            }
+        }
+        node.here.len()
+    }
+
+    /// Every pattern without wildcards that has entries, with how many.
+    pub fn literals(&self) -> Vec<(String, usize)> {
+        let mut found = Vec::new();
+        collect_literals(&self.root, &mut String::new(), &mut found);
+        found
+    }
+}
+
+fn collect_literals<T>(node: &Node<T>, prefix: &mut String, found: &mut Vec<(String, usize)>) {
+    if !node.here.is_empty() && !prefix.is_empty() {
+        found.push((prefix.clone(), node.here.len()));
+    }
+    for (token, child) in &node.literals {
+        let length = prefix.len();
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(token);
+        collect_literals(child, prefix, found);
+        prefix.truncate(length);
+    }
 }
 
 /// Walks `subject`'s tokens from `node`; `None` once every token is used. The subject is
@@ -203,6 +237,27 @@ mod tests {
         assert_eq!(sorted(&index, "users.created"), vec![4, 5]);
         assert_eq!(sorted(&index, "users"), vec![5]);
         assert_eq!(index.len(), 6);
+    }
+
+    #[test]
+    fn literal_patterns_are_counted_and_listed_without_the_wildcard_ones() {
+        let mut index = SubjectIndex::new();
+        index.insert("orders.created", 1);
+        index.insert("orders.created", 2);
+        index.insert("orders", 3);
+        index.insert("orders.*", 4);
+        index.insert("orders.>", 5);
+        index.insert("*.created", 6);
+        assert_eq!(index.literal_count("orders.created"), 2);
+        assert_eq!(index.literal_count("orders"), 1);
+        assert_eq!(index.literal_count("orders.paid"), 0);
+        assert_eq!(index.literal_count("users"), 0);
+        let mut listed = index.literals();
+        listed.sort();
+        assert_eq!(
+            listed,
+            vec![("orders".to_string(), 1), ("orders.created".to_string(), 2)]
+        );
     }
 
     #[test]

@@ -232,6 +232,23 @@ impl LiveRouter {
         routed
     }
 
+    /// How many subscriptions are to `subject` itself (not through a wildcard): what
+    /// Redis's PUBSUB NUMSUB counts, across every door.
+    pub fn exact_subscriptions(&self, subject: &str) -> usize {
+        if !self.is_active() {
+            return 0;
+        }
+        self.read_index().literal_count(subject)
+    }
+
+    /// Every subject some subscription names without a wildcard, with how many do.
+    pub fn exact_subjects(&self) -> Vec<(String, usize)> {
+        if !self.is_active() {
+            return Vec::new();
+        }
+        self.read_index().literals()
+    }
+
     /// Who would receive a message on `subject` now: the subscriptions it reaches, and the
     /// most messages and bytes any of their mailboxes holds (0 when none matches). A sender
     /// that must not overrun its readers waits while that is high.

@@ -385,7 +385,10 @@ fn dispatch(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
         "xgroup" | "xreadgroup" | "xack" => groups::run(session, name, arguments),
         "xpending" | "xclaim" | "xautoclaim" => claims::run(session, name, arguments),
         "xinfo" => info::run(session, arguments),
-        "pubsub" => session.shared.pubsub.command(arguments).into(),
+        "pubsub" => {
+            let shared = &session.shared;
+            shared.pubsub.command(&shared.engine, arguments).into()
+        }
         "info" => server_info::info(session, arguments),
         "slowlog" => session.shared.slowlog.command(arguments).into(),
         "config" => server_info::config(session, arguments),
