@@ -11,6 +11,8 @@ restored stream with its groups and TTL is all there after kill -9."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 
@@ -106,8 +108,16 @@ def next_reads(client, key: str):
 def test_a_stream_from_redis_server_restores_here_with_its_groups(peer, here):
     key = unique("orders")
     build(peer, key)
+    time.sleep(1.2)
     payload = peer.dump(key)
     assert here.restore(key, 0, payload)
+    # Consumers' idle times go on from where they were (XINFO CONSUMERS).
+    for group in ("workers", "audit"):
+        there = {c["name"]: c["idle"] for c in peer.xinfo_consumers(key, group)}
+        moved = {c["name"]: c["idle"] for c in here.xinfo_consumers(key, group)}
+        assert there.keys() == moved.keys()
+        for name, idle in there.items():
+            assert idle >= 1_000 and abs(moved[name] - idle) < 500, (name, idle, moved[name])
     expected = state(peer, key)
     assert expected["groups"][b"workers"]["pel-count"] == 7
     assert state(here, key) == expected

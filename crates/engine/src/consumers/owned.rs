@@ -641,6 +641,25 @@ impl Engine {
         Ok(ticket.is_some())
     }
 
+    /// Sets when `owner` was last seen and last active (a RESTORE carries them over); kept
+    /// in memory as those times are (after a restart they start again). False: no such owner.
+    pub fn owned_set_seen(
+        &self,
+        stream: &str,
+        name: &str,
+        owner: &str,
+        (seen_ms, active_ms): (i64, Option<i64>),
+    ) -> Result<bool> {
+        let consumer = self.owned_consumer(stream, name)?;
+        consumer.owned_state(|owned, _| match owned.owners.get_mut(owner) {
+            Some(seen) => {
+                *seen = Seen { seen_ms, active_ms };
+                true
+            }
+            None => false,
+        })
+    }
+
     /// Deletes `owner` and its pending deliveries; answers how many it had (`None`: no such
     /// owner).
     pub async fn owned_delete_owner(

@@ -7,9 +7,9 @@
 //! RESTORE hands the entries to the stream's writer (`streams/writer/restore.rs`), then
 //! makes the groups at the positions their last delivered IDs give, their consumers, and
 //! each pending entry with its owner, delivery time and count (an engine claim that creates
-//! it). A failure part way deletes the stream again. What is not kept: a consumer's seen
-//! and active times (they start at the RESTORE), a group's read counter (Omnibus counts
-//! offsets), and pending entries whose entry is no longer in the stream.
+//! it), and the consumers' seen and active times. A failure part way deletes the stream
+//! again. What is not kept: a group's read counter (Omnibus counts offsets), and pending
+//! entries whose entry is no longer in the stream.
 
 use std::collections::BTreeMap;
 
@@ -114,7 +114,7 @@ pub(super) async fn gather(shared: &Shared, stream: &str) -> Result<Option<Strea
                 pending: owned.remove(&owner.name).unwrap_or_default(),
                 name: Bytes::from(owner.name),
                 seen_ms: owner.seen_ms,
-                active_ms: owner.active_ms,
+                active_ms: Some(owner.active_ms.unwrap_or(-1)),
             })
             .collect();
         consumers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -277,6 +277,30 @@ async fn make_consumer(
     Ok(())
 }
 
+/// The consumers' seen and active times as the payload has them (a type-19 payload has no
+/// active time: its seen time stands for it, as redis-server reads it), so XINFO's idle
+/// times go on from where they were.
+fn carry_times(
+    shared: &Shared,
+    stream: &str,
+    name: &str,
+    consumers: &[Consumer],
+) -> Result<(), Reply> {
+    for consumer in consumers {
+        let owner = String::from_utf8_lossy(&consumer.name);
+        let active = match consumer.active_ms {
+            Some(ms) if ms >= 0 => Some(ms),
+            Some(_) => None,
+            None => Some(consumer.seen_ms),
+        };
+        shared
+            .engine
+            .owned_set_seen(stream, name, &owner, (consumer.seen_ms, active))
+            .map_err(engine_error)?;
+    }
+    Ok(())
+}
+
 /// The payload's groups on the restored stream: each at the position after its last
 /// delivered ID, its consumers, and its pending entries given to their owners.
 async fn make_groups(shared: &Shared, stream: &str, groups: &[Group]) -> Result<(), Reply> {
@@ -296,6 +320,7 @@ async fn make_groups(shared: &Shared, stream: &str, groups: &[Group]) -> Result<
             .iter()
             .map(|consumer| make_consumer(shared, stream, &name, consumer));
         futures_util::future::try_join_all(made).await?;
+        carry_times(shared, stream, &name, &group.consumers)?;
     }
     Ok(())
 }

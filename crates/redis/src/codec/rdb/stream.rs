@@ -64,7 +64,8 @@ pub(crate) struct Group {
 pub(crate) struct Consumer {
     pub(crate) name: Bytes,
     pub(crate) seen_ms: i64,
-    /// Its last successful read (`None`: never, or not in the payload's type).
+    /// Its last successful read, -1 for never (`None`: not in the payload's type, which
+    /// Redis reads as the seen time).
     pub(crate) active_ms: Option<i64>,
     /// Its pending entries in ID order.
     pub(crate) pending: Vec<Pending>,
@@ -270,7 +271,7 @@ fn read_stream(reader: &mut Reader<'_>) -> Option<StreamValue> {
             let name = reader.string()?;
             let seen_ms = reader.milliseconds()?;
             let active_ms = match kind {
-                TYPE_STREAM_LISTPACKS_3 => Some(reader.milliseconds()?).filter(|&ms| ms >= 0),
+                TYPE_STREAM_LISTPACKS_3 => Some(reader.milliseconds()?),
                 _ => None,
             };
             let owned = reader.count(16)?;
