@@ -157,7 +157,7 @@ pub(super) fn restore(
     })
 }
 
-/// A stream key's move or restore: `replaced`, a keyspace key of the destination's name,
+/// A stream key's restore: `replaced`, a keyspace key of the destination's name,
 /// deleted at once (durably with the reply), then `later`.
 pub(super) fn replacing(
     session: &mut Session,

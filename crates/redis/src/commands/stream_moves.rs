@@ -17,7 +17,7 @@
 use bytes::Bytes;
 
 use super::groups::engine_error;
-use super::stream_dump::{gather, put, replacing, submit_put};
+use super::stream_dump::{gather, put, submit_put};
 use crate::codec::Reply;
 use crate::server::Shared;
 use crate::session::{Session, Step};
@@ -78,10 +78,29 @@ pub(super) fn from_stream(
     if exists && !how.replaces() {
         return Reply::Integer(0).into();
     }
-    let shared = session.shared.clone();
-    replacing(session, in_keyspace.then_some(&key), async move {
-        copy_stream(&shared, &source, &destination, how).await
-    })
+    // A keyspace key at the destination goes once the stream is there (until then it hides
+    // the stream being made, as keyspace keys come first): a move that fails keeps it.
+    let (shared, keys) = (session.shared.clone(), session.keys.clone());
+    let later = async move {
+        let reply = copy_stream(&shared, &source, &destination, how).await;
+        if matches!(reply, Reply::Error(_)) || !in_keyspace {
+            return reply;
+        }
+        let deleted = match keys.delete(std::slice::from_ref(&key)) {
+            Ok(durable) => durable.wait().await.map(|_| ()),
+            Err(error) => Err(error),
+        };
+        match deleted {
+            Ok(()) => reply,
+            Err(error) => Reply::error(format!("ERR {error}")),
+        }
+    };
+    Step {
+        reply: Reply::Null,
+        commits: Vec::new(),
+        close: false,
+        later: Some(Box::pin(later)),
+    }
 }
 
 async fn copy_stream(shared: &Shared, source: &str, destination: &str, how: Move) -> Reply {
