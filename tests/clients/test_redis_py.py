@@ -6,6 +6,7 @@ errors a client meets."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -130,6 +131,12 @@ def test_info_and_config_as_redis_py_parses_them(client):
     assert info["total_commands_processed"] > 0
     assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
     assert client.config_get("append*") == {"appendonly": "yes", "appendfsync": "always"}
+    # What monitoring tools and exporters read: the listener's address, the data folder,
+    # no cluster mode, no password.
+    found = client.config_get("*")
+    assert found["bind"] == "127.0.0.1"
+    assert found["cluster-enabled"] == "no" and found["requirepass"] == ""
+    assert os.path.isdir(found["dir"]) and int(found["io-threads"]) >= 1
     with pytest.raises(redis.ResponseError, match="CONFIG SET is not supported by Omnibus"):
         client.config_set("maxmemory", "1mb")
 

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) config: RedisConfig,
     pub(crate) started: Instant,
     pub(crate) tcp_port: u16,
+    /// The address the listener is bound to (CONFIG GET bind).
+    pub(crate) bind: String,
     /// One writer task per Redis stream changed through this listener.
     pub(crate) streams: crate::streams::writers::Writers,
     /// The entries XDEL removed, per stream.
@@ -94,6 +96,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let bind = listener
+        .local_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     let deleted = Arc::new(crate::streams::deleted::DeletedEntries::default());
     let deadlines = Arc::new(crate::streams::expiry::Deadlines::load(&engine));
     let slowlog =
@@ -131,6 +137,7 @@ pub async fn serve(
         config,
         started: Instant::now(),
         tcp_port,
+        bind,
         run_id: new_run_id(),
         blocked: AtomicUsize::new(0),
         scripts: Default::default(),

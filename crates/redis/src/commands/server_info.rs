@@ -221,7 +221,14 @@ fn parameters(session: &Session) -> Vec<(&'static str, String)> {
     vec![
         ("appendfsync", "always".into()),
         ("appendonly", "yes".into()),
+        ("bind", session.shared.bind.clone()),
+        ("cluster-enabled", "no".into()),
         ("databases", "1".into()),
+        (
+            "dir",
+            session.shared.engine.data_dir().display().to_string(),
+        ),
+        ("io-threads", config.io_threads.max(1).to_string()),
         ("maxclients", config.connections_max.to_string()),
         ("maxmemory", "0".into()),
         ("maxmemory-policy", "noeviction".into()),
@@ -231,6 +238,8 @@ fn parameters(session: &Session) -> Vec<(&'static str, String)> {
         ),
         ("port", session.shared.tcp_port.to_string()),
         ("proto-max-bulk-len", config.bulk_bytes_max.to_string()),
+        // No passwords yet (AUTH): the default user takes any.
+        ("requirepass", String::new()),
         ("save", String::new()),
         (
             "slowlog-log-slower-than",
