@@ -24,6 +24,34 @@ const SESSION_DELIVERIES_MAX: usize = 64;
 /// How long a connection with consumers waits for each delivery after a read.
 const DELIVERY_WAIT: Duration = Duration::from_millis(20);
 
+/// The temporary folders of the fuzz engines, one per process (`<prefix><pid>`).
+const FOLDER_PREFIX: &str = "omnibus-amqp-fuzz-";
+
+/// Removes the folders earlier fuzz processes left behind (a static's engine is never
+/// dropped, so its folder outlives the process): those whose process is gone. Only where
+/// `/proc` tells which processes live.
+fn sweep_leftovers() {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(FOLDER_PREFIX))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+            if pid != std::process::id() && !alive {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
 /// One runtime and one engine (in a temporary folder) for every input of a process: opening
 /// an engine per input would cost more than the input. Queues and exchanges an input
 /// declares stay for the next ones, as they would on a broker with many clients.
@@ -35,7 +63,8 @@ fn world() -> &'static (tokio::runtime::Runtime, Arc<Shared>) {
             .enable_all()
             .build()
             .expect("a runtime");
-        let folder = std::env::temp_dir().join(format!("omnibus-amqp-fuzz-{}", std::process::id()));
+        sweep_leftovers();
+        let folder = std::env::temp_dir().join(format!("{FOLDER_PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&folder);
         let shared = runtime.block_on(async {
             let engine = Engine::open(EngineConfig::new(&folder))
