@@ -196,9 +196,10 @@ async fn with_streams(
             request.push(restore);
             continue;
         };
-        let Some((payload, end)) = super::stream_dump::payload(shared, name).await? else {
+        let Some((value, end)) = super::stream_dump::snapshot(shared, name).await? else {
             continue;
         };
+        let payload = rdb::encode_stream(&value);
         let deadline = shared.streams.deadlines().of(&shared.engine, name);
         let ttl = deadline.map_or(0, |at| (at - now).max(1));
         let key = Bytes::from(name.clone());

@@ -31,25 +31,22 @@ use crate::streams::read::{self, Budget};
 /// DUMP of stream key `stream`: its payload, once the changes queued for it are in.
 pub(super) fn dump(session: &Session, stream: String) -> Step {
     let shared = session.shared.clone();
-    let queued = shared.streams.flush(&stream);
     Step::later(async move {
-        if let Some(queued) = queued {
-            let _ = queued.await;
-        }
-        match gather(&shared, &stream).await {
-            Ok(Some(value)) => Reply::Bulk(Bytes::from(rdb::encode_stream(&value))),
+        match snapshot(&shared, &stream).await {
+            Ok(Some((value, _))) => Reply::Bulk(Bytes::from(rdb::encode_stream(&value))),
             Ok(None) => Reply::Null,
             Err(reply) => reply,
         }
     })
 }
 
-/// MIGRATE's payload of stream key `stream` with the end of its log when it was read
-/// (`None`: gone), once the changes queued for it are in.
-pub(super) async fn payload(
+/// What DUMP, MIGRATE and the stream moves read of stream key `stream`, once the changes
+/// queued for it are in, with the end of its log then (the moves delete the source only if
+/// it still ends there); `None` when it is gone.
+pub(super) async fn snapshot(
     shared: &Shared,
     stream: &str,
-) -> Result<Option<(Vec<u8>, u64)>, Reply> {
+) -> Result<Option<(StreamValue, u64)>, Reply> {
     if let Some(queued) = shared.streams.flush(stream) {
         let _ = queued.await;
     }
@@ -57,11 +54,11 @@ pub(super) async fn payload(
         return Ok(None);
     };
     let value = gather(shared, stream).await?;
-    Ok(value.map(|value| (rdb::encode_stream(&value), end)))
+    Ok(value.map(|value| (value, end)))
 }
 
 /// Everything a payload holds about the stream; `None` when it is gone.
-pub(super) async fn gather(shared: &Shared, stream: &str) -> Result<Option<StreamValue>, Reply> {
+async fn gather(shared: &Shared, stream: &str) -> Result<Option<StreamValue>, Reply> {
     let engine = &shared.engine;
     let Some((_, end)) = read::bounds(engine, stream).map_err(engine_error)? else {
         return Ok(None);

@@ -17,7 +17,7 @@
 use bytes::Bytes;
 
 use super::groups::engine_error;
-use super::stream_dump::{gather, put, submit_put};
+use super::stream_dump::{put, snapshot, submit_put};
 use crate::codec::Reply;
 use crate::server::Shared;
 use crate::session::{Session, Step};
@@ -108,14 +108,8 @@ async fn copy_stream(shared: &Shared, source: &str, destination: &str, how: Move
     let deadline = writers.deadlines().of(&shared.engine, source);
     for _ in 0..RENAME_ATTEMPTS {
         let _ = writers.submit(destination, Change::Destroy).await;
-        if let Some(queued) = writers.flush(source) {
-            let _ = queued.await;
-        }
-        let Ok(end) = shared.engine.partition_next_offset(source, 0) else {
-            return Reply::error("ERR no such key");
-        };
-        let value = match gather(shared, source).await {
-            Ok(Some(value)) => value,
+        let (value, end) = match snapshot(shared, source).await {
+            Ok(Some(read)) => read,
             Ok(None) => return Reply::error("ERR no such key"),
             Err(reply) => return reply,
         };
