@@ -177,7 +177,7 @@ def test_restore_of_a_stream_refuses_and_replaces_as_redis_server_does(peer, her
     assert 0 < here.pttl(text) <= 60_000
     # A key Omnibus cannot name a stream is refused in words.
     with pytest.raises(redis.ResponseError, match="not a valid Omnibus stream name"):
-        here.restore("has space", 0, payload)
+        here.restore("has\ncontrol", 0, payload)
     # A payload that would expand past the bound once read: refused before it does (a
     # string whose LZF form claims 1 GiB).
     with pytest.raises(redis.ResponseError, match="would take more than 536870912 bytes"):

@@ -336,10 +336,15 @@ fn remove_orphan_stream_dirs(io: &dyn Io, data_dir: &Path, streams: &StreamTable
     let Ok(names) = io.list_dir(&root) else {
         return;
     };
-    for name in names {
+    for folder in names {
+        // A folder is a stream's when its name reads back as that stream's name; one no name
+        // makes (not written by Omnibus) is left alone.
+        let Some(name) = omnibus_types::stream_name_from_folder(&folder) else {
+            continue;
+        };
         if !streams.contains_key(&name) {
             tracing::warn!(stream = %name, "removing the folder of a stream with no metadata");
-            let _ = io.remove_dir_all(&root.join(&name));
+            let _ = io.remove_dir_all(&root.join(&folder));
         }
     }
 }

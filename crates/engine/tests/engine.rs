@@ -77,7 +77,7 @@ async fn streams_are_created_listed_described_and_deleted() {
     );
     assert_eq!(
         engine
-            .create_stream(spec("bad/name", 1))
+            .create_stream(spec("bad\nname", 1))
             .await
             .unwrap_err()
             .code(),

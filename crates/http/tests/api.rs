@@ -164,7 +164,7 @@ async fn a_stream_named_with_a_colon_is_served_at_its_path() {
 async fn stream_spec_errors_are_json_with_stable_codes() {
     let server = Server::start().await;
     let invalid = server
-        .post("/v1/streams", json!({"name": "no spaces allowed"}))
+        .post("/v1/streams", json!({"name": "no\ncontrol characters"}))
         .await;
     assert_error(&invalid, StatusCode::BAD_REQUEST, "invalid_name");
 

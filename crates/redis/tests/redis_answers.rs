@@ -216,3 +216,139 @@ async fn a_negative_retrycount_leaves_the_delivery_count_alone() {
     assert!(answer.contains("\"d\""), "{answer}");
     broker.stop().await;
 }
+
+/// Answers that differed from redis-server 7.4's own test suite (`tests/unit/expire.tcl`,
+/// `tests/unit/type/stream.tcl`, run against the door on 2026-12-07), now as it expects.
+#[tokio::test]
+async fn answers_redis_servers_own_tests_expect() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let cases: &[(&[&[&str]], &str)] = &[
+        // XX goes with GT or LT: both must hold.
+        (
+            &[&["SET", "t", "v", "EX", "100"], &["EXPIRE", "t", "50", "XX", "LT"]],
+            "int(1)",
+        ),
+        (&[&["TTL", "t"]], "int(50)"),
+        (&[&["EXPIRE", "t", "80", "LT", "XX"]], "int(0)"),
+        (&[&["EXPIRE", "t", "80", "XX", "GT"]], "int(1)"),
+        (
+            &[&["SET", "plain", "v"], &["EXPIRE", "plain", "50", "XX", "LT"]],
+            "int(0)",
+        ),
+        (&[&["EXPIRE", "plain", "50", "GT", "XX"]], "int(0)"),
+        (&[&["TTL", "plain"]], "int(-1)"),
+        (
+            &[&["EXPIRE", "t", "50", "XX", "LT", "GT"]],
+            "error: ERR GT and LT options at the same time are not compatible",
+        ),
+        (
+            &[&["EXPIRE", "t", "50", "XX", "NX"]],
+            "error: ERR NX and XX, GT or LT options at the same time are not compatible",
+        ),
+        // A refused XADD makes no stream.
+        (
+            &[&["XADD", "other", "0-0", "k", "v"]],
+            "error: ERR The ID specified in XADD must be greater than 0-0",
+        ),
+        (&[&["EXISTS", "other"]], "int(0)"),
+        (
+            &[&["XADD", "other", "1-1", "redis-value-at", "v"]],
+            "error: ERR the field name 'redis-value-at' is reserved by Omnibus",
+        ),
+        (&[&["EXISTS", "other"]], "int(0)"),
+        // ENTRIESADDED may not be below the length; the ID not below the largest deleted.
+        (
+            &[
+                &["XADD", "x", "1-0", "a", "b"],
+                &["XSETID", "x", "1-0", "ENTRIESADDED", "0", "MAXDELETEDID", "0-0"],
+            ],
+            "error: ERR The entries_added specified in XSETID is smaller than the target stream length",
+        ),
+        (
+            &[
+                &["XADD", "x", "2-0", "a", "b"],
+                &["XDEL", "x", "2-0"],
+                &["XSETID", "x", "1-5"],
+            ],
+            "error: ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
+        ),
+        (&[&["XSETID", "x", "3-0", "ENTRIESADDED", "1"]], "ok"),
+        // XGROUP SETID and CREATE read `-` as the smallest ID: every entry is new again.
+        (
+            &[
+                &["XGROUP", "CREATE", "x", "g1", "$"],
+                &["XADD", "x", "4-0", "a", "b"],
+                &["XGROUP", "SETID", "x", "g1", "-"],
+                &["XREADGROUP", "GROUP", "g1", "c", "COUNT", "10", "STREAMS", "x", ">"],
+                &["XPENDING", "x", "g1"],
+            ],
+            "array([int(2), bulk-string('\"1-0\"'), bulk-string('\"4-0\"'), array([array([bulk-string('\"c\"'), bulk-string('\"2\"')])])])",
+        ),
+        // BITPOS reads its unit word before its end.
+        (
+            &[&["BITPOS", "s", "0", "1", "hello", "hello2"]],
+            "error: ERR syntax error",
+        ),
+        // A container's HELP takes no argument.
+        (
+            &[&["XGROUP", "HELP", "xxx"]],
+            "error: ERR wrong number of arguments for 'xgroup|help' command",
+        ),
+        (
+            &[&["XINFO", "help", "xxx"]],
+            "error: ERR wrong number of arguments for 'xinfo|help' command",
+        ),
+        (
+            &[&["OBJECT", "HELP", "x"]],
+            "error: ERR wrong number of arguments for 'object|help' command",
+        ),
+    ];
+    for (commands, expected) in cases {
+        assert_eq!(
+            last_answer(&mut con, commands).await,
+            *expected,
+            "{commands:?}"
+        );
+    }
+    broker.stop().await;
+}
+
+/// A blocked XREAD with an explicit ID on a stream missing when it began is woken only by an
+/// entry above that ID (redis-server's "XREAD streamID edge (blocking)").
+#[tokio::test]
+async fn a_blocked_xread_passes_over_entries_at_or_below_its_id() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    let mut reader = broker.connect().await;
+    let read = tokio::spawn(async move {
+        cmd("XREAD")
+            .arg("BLOCK")
+            .arg(0)
+            .arg("STREAMS")
+            .arg("x")
+            .arg("1-18446744073709551615")
+            .query_async::<redis::streams::StreamReadReply>(&mut reader)
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for id in ["1-1", "1-18446744073709551615", "2-1"] {
+        let _: String = cmd("XADD")
+            .arg("x")
+            .arg(id)
+            .arg("f")
+            .arg("v")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    let answer = read.await.unwrap();
+    let ids: Vec<&str> = answer.keys[0]
+        .ids
+        .iter()
+        .map(|entry| entry.id.as_str())
+        .collect();
+    assert_eq!(ids, ["2-1"]);
+    broker.stop().await;
+}

@@ -271,6 +271,133 @@ async fn stream_keys_spelled_with_colons_are_streams() {
     broker.stop().await;
 }
 
+/// Redis keys are free text, and cluster-ready applications put hash tags in them
+/// (`{bull}:jobs:events`): such a key is a stream of that very name, kept in a folder whose
+/// name escapes the bytes a file name should not hold, and found again after a restart.
+/// Only what no stream name may hold is refused (a control character; bytes that are not
+/// UTF-8).
+#[tokio::test]
+async fn stream_keys_in_any_spelling_are_streams_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [
+        "{bull}:jobs:events",
+        "s1{t}",
+        "tenant/42/events",
+        "with space",
+        "100%",
+        "événements",
+    ];
+    let broker = Broker::start_in(dir.path(), Default::default()).await;
+    let mut con = broker.connect().await;
+    for key in keys {
+        xadd(&mut con, key, "1-0").await;
+        xadd(&mut con, key, "2-0").await;
+        let _: () = con.xgroup_create(key, "workers", "0").await.unwrap();
+    }
+    let refused = support::try_xadd(&mut con, "bad\nkey", "*")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("control character"),
+        "{refused}"
+    );
+    let binary: RedisResult<String> = cmd("XADD")
+        .arg(&b"\xff\xfe"[..])
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut con)
+        .await;
+    assert!(binary.unwrap_err().to_string().contains("not UTF-8"));
+    let folders: Vec<String> = std::fs::read_dir(dir.path().join("streams"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        folders.contains(&"%7Bbull%7D:jobs:events".to_string()),
+        "{folders:?}"
+    );
+    assert!(
+        folders.contains(&"tenant%2F42%2Fevents".to_string()),
+        "{folders:?}"
+    );
+    broker.stop().await;
+
+    let broker = Broker::start_in(dir.path(), Default::default()).await;
+    let mut con = broker.connect().await;
+    let mut listed: Vec<String> = con.keys("*").await.unwrap();
+    listed.sort();
+    let mut expected: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "every stream kept its folder across the restart"
+    );
+    for key in keys {
+        let all: redis::streams::StreamRangeReply = con.xrange_all(key).await.unwrap();
+        let ids: Vec<&str> = all.ids.iter().map(|entry| entry.id.as_str()).collect();
+        assert_eq!(ids, ["1-0", "2-0"], "{key}");
+        let options = StreamReadOptions::default().group("workers", "w").count(10);
+        let read: StreamReadReply = con.xread_options(&[key], &[">"], &options).await.unwrap();
+        assert_eq!(read.keys[0].key, key);
+        assert_eq!(read.keys[0].ids.len(), 2, "{key}: the group kept its place");
+    }
+    broker.stop().await;
+}
+
+/// FLUSHALL and FLUSHDB (when configured on) delete stream keys too, as in Redis, with the
+/// XADDs pipelined before them; the streams are gone after a restart as well.
+#[tokio::test]
+async fn flushall_deletes_stream_keys_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = omnibus_redis::RedisConfig {
+        flushall_enabled: true,
+        ..Default::default()
+    };
+    let broker = Broker::start_in(dir.path(), config.clone()).await;
+    let mut con = broker.connect().await;
+    xadd(&mut con, "events", "1-0").await;
+    let _: () = con.xgroup_create("events", "g", "0").await.unwrap();
+    let _: () = con.set("plain", "x").await.unwrap();
+    let (_, flushed, count, kind): (String, String, i64, String) = redis::pipe()
+        .cmd("XADD")
+        .arg("queued{t}")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .cmd("FLUSHALL")
+        .cmd("DBSIZE")
+        .cmd("TYPE")
+        .arg("events")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let left: Vec<String> = con.keys("*").await.unwrap();
+    assert_eq!(
+        (flushed.as_str(), count, kind.as_str()),
+        ("OK", 0, "none"),
+        "{left:?}"
+    );
+    assert!(broker.engine.stream_names().is_empty());
+    // A stream made after the flush starts afresh: no entries, no groups.
+    xadd(&mut con, "events", "5-0").await;
+    let groups: redis::Value = cmd("XINFO")
+        .arg("GROUPS")
+        .arg("events")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(groups, redis::Value::Array(Vec::new()));
+    let flushed: String = cmd("FLUSHDB").query_async(&mut con).await.unwrap();
+    assert_eq!(flushed, "OK");
+    broker.stop().await;
+    let broker = Broker::start_in(dir.path(), config).await;
+    let mut con = broker.connect().await;
+    let count: i64 = cmd("DBSIZE").query_async(&mut con).await.unwrap();
+    assert_eq!(count, 0, "nothing came back at the restart");
+    broker.stop().await;
+}
+
 /// The delete-by-pattern loop: SCAN pages, each page's keys deleted before the next is
 /// asked for. Every key and every stream goes, none skipped.
 #[tokio::test]

@@ -268,10 +268,11 @@ async fn a_stream_and_a_string_refuse_each_others_commands() {
     assert_eq!(error_text(con.incr::<_, _, i64>("log", 1).await), wrongtype);
     let kind: String = cmd("TYPE").arg("log").query_async(&mut con).await.unwrap();
     assert_eq!(kind, "stream");
-    // A key that cannot be an Omnibus stream name is refused, not renamed.
-    let refused = error_text(xadd(&mut con, "orders/eu", "*").await);
+    // A key that cannot be an Omnibus stream name (a control character) is refused, not
+    // renamed.
+    let refused = error_text(xadd(&mut con, "orders\teu", "*").await);
     assert!(
-        refused.starts_with("ERR stream key 'orders/eu' is not a valid Omnibus stream name"),
+        refused.starts_with("ERR stream key 'orders\teu' is not a valid Omnibus stream name"),
         "{refused}"
     );
     broker.stop().await;

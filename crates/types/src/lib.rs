@@ -14,7 +14,10 @@ pub mod record;
 pub mod subject;
 
 pub use error_code::ErrorCode;
-pub use name::{validate_group_name, validate_kafka_topic_name, validate_stream_name, NameError};
+pub use name::{
+    stream_folder_name, stream_name_from_folder, validate_group_name, validate_kafka_topic_name,
+    validate_stream_name, NameError,
+};
 pub use read_room::ReadRoom;
 pub use record::{Header, Record};
 pub use subject::{

@@ -51,6 +51,9 @@ pub enum ExpireCondition {
     IfLater,
     /// Only when the new deadline is earlier.
     IfEarlier,
+    /// Only when the key has a deadline and the new one is earlier (XX with LT; XX with GT
+    /// is [`ExpireCondition::IfLater`], which no deadline never passes).
+    IfSomeAndEarlier,
 }
 
 impl ExpireCondition {
@@ -66,6 +69,8 @@ impl ExpireCondition {
             (ExpireCondition::IfLater, Some(current), Some(new)) => new > current,
             (ExpireCondition::IfEarlier, None, Some(_)) => true,
             (ExpireCondition::IfEarlier, Some(current), Some(new)) => new < current,
+            (ExpireCondition::IfSomeAndEarlier, None, _) => false,
+            (ExpireCondition::IfSomeAndEarlier, Some(current), Some(new)) => new < current,
             (_, _, None) => false,
         };
         allowed && (new.is_some() || current.is_some())

@@ -32,8 +32,13 @@ pub struct Stream {
     round_robin: AtomicU32,
 }
 
+/// Stream `name`'s folder: `streams/` and the name with bytes a file name should not hold
+/// escaped (`omnibus_types::stream_folder_name`; a name of letters, digits, `.`, `_`, `-`
+/// and `:` is its own folder).
 pub fn stream_dir(data_dir: &Path, name: &str) -> PathBuf {
-    data_dir.join("streams").join(name)
+    data_dir
+        .join("streams")
+        .join(omnibus_types::stream_folder_name(name))
 }
 
 pub fn log_config(config: &StreamConfig) -> LogConfig {

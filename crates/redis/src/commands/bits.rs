@@ -204,7 +204,13 @@ fn bitpos(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         [] => (None, None, Unit::Byte),
         [start] => (Some(integer(start)?), None, Unit::Byte),
         [start, end] => (Some(integer(start)?), Some(integer(end)?), Unit::Byte),
-        [start, end, word] => (Some(integer(start)?), Some(integer(end)?), unit(word)?),
+        // Redis's order: the start, then the unit word, then the end (so `1 hello BIT?` is a
+        // syntax error before the end is read as a number).
+        [start, end, word] => {
+            let start = integer(start)?;
+            let unit = unit(word)?;
+            (Some(start), Some(integer(end)?), unit)
+        }
         _ => return Err(Reply::error(SYNTAX_ERROR)),
     };
     check_string(session, &arguments[0])?;

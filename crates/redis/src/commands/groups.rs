@@ -75,12 +75,15 @@ pub(super) fn no_key_or_group(stream: &str, group: &str) -> Reply {
     ))
 }
 
-/// Where a group starts: `$` after the last entry, else after the given ID.
+/// Where a group starts: `$` after the last entry, else after the given ID (`-` and `+`
+/// too, the smallest and largest IDs, as Redis reads them here).
 async fn start_of(engine: &Engine, stream: &str, id: &[u8]) -> Result<ConsumerStart, Reply> {
-    if id == b"$" {
-        return Ok(ConsumerStart::New);
-    }
-    let id = StreamId::parse_strict(id).map_err(Reply::error)?;
+    let id = match id {
+        b"$" => return Ok(ConsumerStart::New),
+        b"-" => StreamId::MIN,
+        b"+" => StreamId::MAX,
+        id => StreamId::parse_strict(id).map_err(Reply::error)?,
+    };
     let offset = read::offset_after(engine, stream, id)
         .await
         .map_err(engine_error)?;

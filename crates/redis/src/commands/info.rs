@@ -1,5 +1,7 @@
 //! XINFO STREAM [FULL [COUNT n]] / GROUPS / CONSUMERS, with the fields redis-py and the
-//! `redis` crate parse. Omnibus has no radix tree: `radix-tree-keys`/`-nodes` answer 1;
+//! `redis` crate parse. Omnibus has no radix tree: `radix-tree-keys` answers the nodes
+//! Redis would keep the same entries in (100 a node, its `stream-node-max-entries` default;
+//! XDEL'd entries count until their node empties, as there), `radix-tree-nodes` one more;
 //! `entries-added` counts the offsets ever
 //! appended (records from other doors included); `entries-read` is the group's position in
 //! offsets, and `lag` the records after it.
@@ -233,6 +235,9 @@ fn consumers_info(
         .collect())
 }
 
+/// Entries a Redis stream node holds by default (`stream-node-max-entries`).
+const STREAM_NODE_ENTRIES: u64 = 100;
+
 /// XINFO STREAM; `full`: FULL's COUNT (`usize::MAX` for all), and the bytes of entries the
 /// reply may hold.
 async fn stream_info(
@@ -252,6 +257,8 @@ async fn stream_info(
         .map_err(engine_error)?;
     let recorded_first = first.first().map_or(StreamId::MIN, |entry| entry.id);
     let groups = groups_of(engine, stream);
+    // Tools watch these grow with the stream (Redis's own tests add entries until they do).
+    let nodes = end.saturating_sub(start).div_ceil(STREAM_NODE_ENTRIES);
     let mut fields = vec![
         field(
             "length",
@@ -259,8 +266,8 @@ async fn stream_info(
                 (end.saturating_sub(start) as usize - deleted.range(start..end).count()) as i64,
             ),
         ),
-        field("radix-tree-keys", Reply::Integer(1)),
-        field("radix-tree-nodes", Reply::Integer(1)),
+        field("radix-tree-keys", Reply::Integer(nodes as i64)),
+        field("radix-tree-nodes", Reply::Integer(nodes as i64 + 1)),
         field("last-generated-id", id_reply(last_id)),
         field(
             "max-deleted-entry-id",

@@ -7,7 +7,8 @@
 //! SCAN and DBSIZE count streams after the string keys. EXPIRE and PERSIST on a stream key
 //! go through its writer too, which keeps the deadline with the stream; TTL reads it
 //! (`streams/expiry.rs`), and a stream past its deadline is gone to every command here.
-//! FLUSHALL clears string keys only.
+//! FLUSHALL and FLUSHDB (when the configuration allows them) delete every key, stream keys
+//! included, as in Redis.
 
 use bytes::Bytes;
 use omnibus_engine::keys::{
@@ -144,6 +145,41 @@ fn delete(session: &mut Session, arguments: &[Bytes]) -> Step {
     }
 }
 
+/// FLUSHALL / FLUSHDB: the keyspace cleared, and every stream key deleted by its writer (so
+/// XADDs queued before land first and go with it) — every Omnibus stream, as each is a Redis
+/// stream key, whichever door made it. Answered once all of it is durable.
+fn flush(session: &mut Session, keys: &Keyspace) -> Step {
+    let (_, commit) = match keys.clear() {
+        Ok(durable) => durable.split(),
+        Err(error) => return step(Err(error)),
+    };
+    let writers = &session.shared.streams;
+    let mut names = stream_keys(session);
+    names.extend(writers.names().into_iter().map(Bytes::from));
+    names.sort_unstable();
+    names.dedup();
+    let answers: Vec<_> = names
+        .iter()
+        .filter_map(|name| std::str::from_utf8(name).ok())
+        .map(|name| writers.submit(name, crate::streams::writer::Change::Destroy))
+        .collect();
+    Step {
+        reply: Reply::Null,
+        commits: vec![commit],
+        close: false,
+        later: Some(Box::pin(async move {
+            for answer in answers {
+                match answer.await {
+                    Ok(Reply::Integer(_)) => {}
+                    Ok(error @ Reply::Error(_)) => return error,
+                    _ => return Reply::error("ERR the stream's writer stopped"),
+                }
+            }
+            Reply::ok()
+        })),
+    }
+}
+
 pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
     let keys = session.keys.clone();
     match name {
@@ -276,14 +312,12 @@ pub(super) fn run(session: &mut Session, name: &str, arguments: &[Bytes]) -> Ste
             {
                 return Reply::error(SYNTAX_ERROR).into();
             }
-            step(keys.clear().map(|d| map(d, |()| Reply::ok())))
+            flush(session, &keys)
         }
         _ => Reply::error(format!("ERR unknown command '{name}'")).into(),
     }
 }
 
-/// RENAME / RENAMENX and COPY refuse stream keys on either side: a stream is the engine's
-/// log, not a keyspace value, and moving one would move every door's view of it.
 /// Whether `key` names a stream rather than a keyspace value.
 fn names_stream(session: &Session, key: &Bytes) -> bool {
     session.keys.exists(std::slice::from_ref(key)) == 0 && super::streams::is_stream(session, key)
@@ -413,9 +447,22 @@ fn expire(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
                 .into()
             }
         };
+        // As Redis: NX goes with none of the others, GT not with LT; XX with GT or LT is both.
         condition = match (condition, wanted) {
             (ExpireCondition::Always, wanted) => wanted,
             (current, wanted) if current == wanted => wanted,
+            (ExpireCondition::IfSome, ExpireCondition::IfLater)
+            | (ExpireCondition::IfLater, ExpireCondition::IfSome) => ExpireCondition::IfLater,
+            (ExpireCondition::IfSome, ExpireCondition::IfEarlier)
+            | (ExpireCondition::IfEarlier, ExpireCondition::IfSome)
+            | (
+                ExpireCondition::IfSomeAndEarlier,
+                ExpireCondition::IfSome | ExpireCondition::IfEarlier,
+            ) => ExpireCondition::IfSomeAndEarlier,
+            (ExpireCondition::IfSomeAndEarlier, ExpireCondition::IfLater) => {
+                return Reply::error("ERR GT and LT options at the same time are not compatible")
+                    .into()
+            }
             (ExpireCondition::IfLater, ExpireCondition::IfEarlier)
             | (ExpireCondition::IfEarlier, ExpireCondition::IfLater) => {
                 return Reply::error("ERR GT and LT options at the same time are not compatible")

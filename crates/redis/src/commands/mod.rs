@@ -89,9 +89,50 @@ pub(crate) fn changes_a_stream(name: &[u8]) -> bool {
         "expireat",
         "pexpireat",
         "persist",
+        "flushall",
+        "flushdb",
     ]
     .iter()
     .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
+}
+
+/// Whether the session answers the command before it runs the next one, when the command
+/// waits for stream writers: a move whose source is a stream changes two keys over time
+/// (`stream_moves.rs`), and FLUSHALL deletes every stream one writer after the other;
+/// nothing pipelined after either may see it half done (in Redis each is one step).
+pub(crate) fn settles_first(name: &[u8]) -> bool {
+    [
+        "rename",
+        "renamenx",
+        "copy",
+        "restore",
+        "restore-asking",
+        "flushall",
+        "flushdb",
+    ]
+    .iter()
+    .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
+}
+
+/// Whether `name` is a container of subcommands (each with a HELP).
+fn has_subcommands(name: &str) -> bool {
+    matches!(
+        name,
+        "xgroup"
+            | "xinfo"
+            | "object"
+            | "memory"
+            | "config"
+            | "client"
+            | "command"
+            | "pubsub"
+            | "script"
+            | "function"
+            | "slowlog"
+            | "latency"
+            | "acl"
+            | "cluster"
+    )
 }
 
 /// Whether the session must answer the reads queued before the command first: a change to
@@ -199,6 +240,17 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
         }
         return Reply::error(format!(
             "ERR wrong number of arguments for '{name}' command"
+        ))
+        .into();
+    }
+    // A container command's HELP takes no argument (Redis checks `<command>|help`'s arity).
+    if count > 2 && arguments[1].eq_ignore_ascii_case(b"help") && has_subcommands(&name) {
+        session.shared.command_stats.rejected(position);
+        if let Some(transaction) = &mut session.transaction {
+            transaction.failed = true;
+        }
+        return Reply::error(format!(
+            "ERR wrong number of arguments for '{name}|help' command"
         ))
         .into();
     }

@@ -6,7 +6,7 @@
 //! through its writer, only if nothing was appended to it meanwhile (else the copy is
 //! undone and made again, a few times, then refused). So it takes time in the stream's size,
 //! and the session answers it before it runs the next command of a pipeline
-//! ([`settles_first`]). A keyspace source over a stream destination is renamed at once and
+//! ([`super::settles_first`]). A keyspace source over a stream destination is renamed at once and
 //! the stream deleted behind it.
 //!
 //! As Redis: the destination, of any kind, is replaced by RENAME (and by COPY with
@@ -25,15 +25,6 @@ use crate::streams::change::Change;
 
 /// Attempts at a RENAME whose source keeps being appended to.
 const RENAME_ATTEMPTS: usize = 3;
-
-/// Whether the session answers the command before it runs the next one: a move whose
-/// source is a stream changes two keys over time, and nothing pipelined after it may see
-/// it half done (in Redis it is one step).
-pub(crate) fn settles_first(name: &[u8]) -> bool {
-    ["rename", "renamenx", "copy", "restore", "restore-asking"]
-        .iter()
-        .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
-}
 
 /// What a move does with the destination.
 #[derive(Clone, Copy, PartialEq, Eq)]

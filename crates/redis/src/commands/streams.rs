@@ -221,18 +221,22 @@ fn xtrim(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     ))
 }
 
-/// XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id] — the options are checked and
-/// otherwise ignored (Omnibus counts entries added by offsets).
+/// XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id] — the options are checked as Redis
+/// checks them (ENTRIESADDED not below the length) and otherwise ignored (Omnibus counts
+/// entries added by offsets).
 fn xsetid(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
     let stream = stream_name(session, &arguments[0])?;
     let id = StreamId::parse_strict(&arguments[1]).map_err(Reply::error)?;
     let mut rest = arguments[2..].iter();
+    let mut entries_added = None;
     while let Some(option) = rest.next() {
         let value = rest.next().ok_or_else(|| Reply::error(SYNTAX_ERROR))?;
         if is(option, "entriesadded") {
-            if integer(value)? < 0 {
+            let added = integer(value)?;
+            if added < 0 {
                 return Err(Reply::error("ERR entries_added must be positive"));
             }
+            entries_added = Some(added as u64);
         } else if is(option, "maxdeletedid") {
             let max_deleted = StreamId::parse_strict(value).map_err(Reply::error)?;
             if id < max_deleted {
@@ -245,7 +249,10 @@ fn xsetid(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         }
     }
     Ok(answer_later(
-        session.shared.streams.submit(&stream, Change::SetId(id)),
+        session
+            .shared
+            .streams
+            .submit(&stream, Change::SetId { id, entries_added }),
     ))
 }
 
@@ -377,8 +384,10 @@ pub(crate) fn streams_and_ids<'a>(
     rest: &'a [Bytes],
 ) -> Result<(&'a [Bytes], &'a [Bytes]), Reply> {
     if rest.is_empty() || !rest.len().is_multiple_of(2) {
+        // Redis names the ID each command is read with: `>` for a group, `$` otherwise.
+        let id = if command == "xreadgroup" { '>' } else { '$' };
         return Err(Reply::error(format!(
-            "ERR Unbalanced '{command}' list of streams: for each stream key an ID or '$' must be specified."
+            "ERR Unbalanced '{command}' list of streams: for each stream key an ID or '{id}' must be specified."
         )));
     }
     Ok(rest.split_at(rest.len() / 2))
@@ -481,6 +490,13 @@ async fn read_streams(
     let mut positions = Vec::with_capacity(wanted.len());
     for (key, stream, from) in wanted {
         let mut count = options.count;
+        // An explicit ID is kept beside the offset: a stream missing or empty now may be
+        // given entries at or below it (`XADD x 1-1` after `XREAD … x 1-5`), which the read
+        // passes over, as Redis does.
+        let after = match from {
+            ReadFrom::After(after) => Some(after),
+            _ => None,
+        };
         let offset = match read::bounds(engine, &stream)? {
             None => 0,
             Some((start, end)) => match from {
@@ -501,7 +517,8 @@ async fn read_streams(
                 },
             },
         };
-        positions.push((key, stream, offset, count));
+        let made = crate::streams::created_ms(engine, &stream);
+        positions.push((key, stream, offset, count, after, made));
     }
     let deadline = options
         .block_ms
@@ -509,13 +526,21 @@ async fn read_streams(
         .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
     loop {
         let mut found = Vec::new();
-        for (key, stream, offset, count) in &mut positions {
+        let mut passed_over = false;
+        for (key, stream, offset, count, after, made) in &mut positions {
             let Some((start, _)) = read::bounds(engine, stream)? else {
                 continue;
             };
+            // Deleted and made again (or made) since: everything in it is new, read from
+            // its start (Redis serves a `$` read blocked on a deleted key the next XADD).
+            let now_made = crate::streams::created_ms(engine, stream);
+            if now_made != *made {
+                *made = now_made;
+                *offset = 0;
+            }
             *offset = (*offset).max(start);
             let deleted = shared.deleted.of(engine, stream);
-            let entries = read::forward(
+            let mut entries = read::forward(
                 engine,
                 stream,
                 *offset,
@@ -524,12 +549,24 @@ async fn read_streams(
                 &deleted,
             )
             .await?;
+            if let (Some(after), Some(last)) = (*after, entries.last()) {
+                let next = last.offset + 1;
+                entries.retain(|entry| entry.id > after);
+                if entries.is_empty() {
+                    *offset = next;
+                    passed_over = true;
+                }
+            }
             if !entries.is_empty() {
                 found.push((key.clone(), entries));
             }
         }
-        if !found.is_empty() || options.block_ms.is_none() {
+        if !found.is_empty() || (options.block_ms.is_none() && !passed_over) {
             return Ok(found);
+        }
+        if passed_over {
+            // Read on from past them before waiting.
+            continue;
         }
         let mut wait = Duration::from_millis(omnibus_types::limits::FETCH_WAIT_MS_MAX);
         if let Some(deadline) = deadline {
@@ -541,7 +578,7 @@ async fn read_streams(
         }
         let waits: Vec<(String, u32, u64)> = positions
             .iter()
-            .map(|(_, stream, offset, _)| (stream.clone(), 0, *offset))
+            .map(|(_, stream, offset, ..)| (stream.clone(), 0, *offset))
             .collect();
         // A stream that does not exist yet ends the wait when it is created.
         waiting.blocked();

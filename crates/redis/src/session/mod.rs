@@ -514,7 +514,7 @@ async fn run_counted(
         // as a connection reading them would have had them first.
         queue_invalidations(session, pending);
         let changes_a_stream = commands::changes_a_stream(&arguments[0]);
-        let settles_first = commands::stream_moves::settles_first(&arguments[0]);
+        let settles_first = commands::settles_first(&arguments[0]);
         let holds = commands::holds_keyspace(&arguments);
         // A script's or EXEC's reply waits only for its writes' fsyncs (each command in it
         // ran to its end): nothing after it waits for it.

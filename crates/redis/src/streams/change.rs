@@ -19,7 +19,11 @@ pub(crate) enum Change {
         trim: Option<Trim>,
     },
     Trim(Trim),
-    SetId(StreamId),
+    /// XSETID: the last ID, and the ENTRIESADDED given (checked against the length).
+    SetId {
+        id: StreamId,
+        entries_added: Option<u64>,
+    },
     Delete(Vec<StreamId>),
     /// DEL / UNLINK of the stream key: the stream goes, with its groups; answers 1, or 0 when
     /// there was no stream. In the writer, so the XADDs queued before it land first.

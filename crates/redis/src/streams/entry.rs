@@ -3,7 +3,9 @@
 //! - the entry's ID is the header `redis-stream-id` (`<ms>-<seq>`), and the record's timestamp
 //!   is the ID's milliseconds, so the stream's time index finds IDs;
 //! - a field named `value` is the record's value; every other field is a header of that name,
-//!   in order (field names must be UTF-8: header names are strings);
+//!   in order (field names must be UTF-8: header names are strings). When `value` is not the
+//!   first field, the header `redis-value-at` says where it was (its index among the fields),
+//!   so the entry reads back in the order it was written, as Redis keeps it;
 //! - a record appended by another door (no ID header) reads as the entry `<timestamp>-<offset>`
 //!   with its value as the field `value`, its key (if any) as `key`, and its headers as fields.
 //!
@@ -19,6 +21,8 @@ use super::id::StreamId;
 pub(crate) const ID_HEADER: &str = "redis-stream-id";
 /// The field stored as the record's value.
 pub(crate) const VALUE_FIELD: &[u8] = b"value";
+/// The header that says where among the fields the `value` field was, when not first.
+pub(crate) const VALUE_AT_HEADER: &str = "redis-value-at";
 
 /// One entry as Redis shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,18 +61,27 @@ pub(crate) fn to_record(id: StreamId, fields: &[(Bytes, Bytes)]) -> Result<Publi
         name: ID_HEADER.to_string(),
         value: id.to_bytes(),
     });
-    for (field, value) in fields {
+    for (index, (field, value)) in fields.iter().enumerate() {
         if field.as_ref() == VALUE_FIELD && record.value.is_none() {
             record.value = Some(value.clone());
+            if index > 0 {
+                record.headers.insert(
+                    1,
+                    Header {
+                        name: VALUE_AT_HEADER.to_string(),
+                        value: Bytes::from(index.to_string()),
+                    },
+                );
+            }
             continue;
         }
         let name = std::str::from_utf8(field).map_err(|_| {
             "ERR Omnibus stream field names must be UTF-8 (they are record header names)"
                 .to_string()
         })?;
-        if name.eq_ignore_ascii_case(ID_HEADER) {
+        if name.eq_ignore_ascii_case(ID_HEADER) || name.eq_ignore_ascii_case(VALUE_AT_HEADER) {
             return Err(format!(
-                "ERR the field name '{ID_HEADER}' is reserved by Omnibus"
+                "ERR the field name '{name}' is reserved by Omnibus"
             ));
         }
         record.headers.push(Header {
@@ -127,15 +140,25 @@ impl FieldNames {
     /// The entry a stored record reads as.
     pub(crate) fn entry(&mut self, record: Record) -> Entry {
         let mut id = None;
+        // Where the value goes among the fields: first, unless the entry said otherwise.
+        let mut value_at = 0;
         let mut fields = Vec::with_capacity(record.headers.len() + 1);
-        if let Some(value) = &record.value {
-            fields.push((Bytes::from_static(VALUE_FIELD), value.clone()));
-        }
         let mut headers = Vec::with_capacity(record.headers.len());
-        for header in &record.headers {
+        for (index, header) in record.headers.iter().enumerate() {
             if header.name == ID_HEADER && id.is_none() {
                 id = StreamId::parse(&header.value, 0).map(|parsed| (parsed, &header.value));
                 if id.is_some() {
+                    continue;
+                }
+            }
+            // Written by `to_record` right after the ID header, and read only there: a
+            // header of that name from another door is one of its fields.
+            if index == 1 && id.is_some() && header.name == VALUE_AT_HEADER {
+                if let Some(at) = std::str::from_utf8(&header.value)
+                    .ok()
+                    .and_then(|text| text.parse::<usize>().ok())
+                {
+                    value_at = at;
                     continue;
                 }
             }
@@ -147,6 +170,10 @@ impl FieldNames {
             }
         }
         fields.extend(headers);
+        if let Some(value) = &record.value {
+            let at = value_at.min(fields.len());
+            fields.insert(at, (Bytes::from_static(VALUE_FIELD), value.clone()));
+        }
         if fields.is_empty() {
             // Redis has no entry without fields: a record with nothing shows an empty value.
             fields.push((Bytes::from_static(VALUE_FIELD), Bytes::new()));
@@ -196,9 +223,62 @@ mod tests {
         assert_eq!(record.timestamp_ms, Some(7));
         let entry = from_record(stored(record, 3));
         assert_eq!(entry.id, StreamId::new(7, 1));
-        // `value` comes first; the others keep their order.
-        let names: Vec<&[u8]> = entry.fields.iter().map(|(n, _)| n.as_ref()).collect();
-        assert_eq!(names, vec![&b"value"[..], b"a", b"b"]);
+        // The fields come back in the order they were written, `value` where it was.
+        assert_eq!(entry.fields, fields);
+    }
+
+    #[test]
+    fn every_order_of_fields_reads_back_as_written() {
+        let field = |name: &str, value: &str| {
+            (
+                Bytes::from(name.to_string()),
+                Bytes::from(value.to_string()),
+            )
+        };
+        let shapes = [
+            vec![field("value", "v")],
+            vec![field("value", "v"), field("a", "1")],
+            vec![field("item", "1"), field("value", "a")],
+            vec![
+                field("a", "1"),
+                field("value", "2"),
+                field("value", "3"),
+                field("b", "4"),
+            ],
+            vec![field("value", "1"), field("value", "2")],
+            vec![field("a", "1"), field("a", "2")],
+        ];
+        for fields in shapes {
+            let record = to_record(StreamId::new(1, 0), &fields).unwrap();
+            // The first `value` is the record's value, whatever its place.
+            let first_value = fields.iter().find(|(name, _)| name == "value");
+            assert_eq!(
+                record.value.as_ref(),
+                first_value.map(|(_, v)| v),
+                "{fields:?}"
+            );
+            assert_eq!(from_record(stored(record, 0)).fields, fields);
+        }
+        // Only the first header after the ID says where the value goes: the same header from
+        // another door (no ID header) is a field like any other.
+        let foreign = from_record(Record {
+            offset: 2,
+            timestamp_ms: 5,
+            subject: "s".into(),
+            key: None,
+            value: Some(Bytes::from("v")),
+            headers: vec![Header {
+                name: VALUE_AT_HEADER.into(),
+                value: Bytes::from("1"),
+            }],
+        });
+        assert_eq!(
+            foreign.fields,
+            vec![
+                (Bytes::from("value"), Bytes::from("v")),
+                (Bytes::from(VALUE_AT_HEADER), Bytes::from("1")),
+            ]
+        );
     }
 
     #[test]
@@ -268,8 +348,10 @@ mod tests {
 
     #[test]
     fn reserved_and_binary_field_names_are_refused() {
-        let reserved = [(Bytes::from(ID_HEADER), Bytes::from("x"))];
-        assert!(to_record(StreamId::new(1, 0), &reserved).is_err());
+        for name in [ID_HEADER, VALUE_AT_HEADER, "Redis-Value-At"] {
+            let reserved = [(Bytes::from(name), Bytes::from("x"))];
+            assert!(to_record(StreamId::new(1, 0), &reserved).is_err(), "{name}");
+        }
         let binary = [(Bytes::from(vec![0xff]), Bytes::from("x"))];
         assert!(to_record(StreamId::new(1, 0), &binary).is_err());
     }

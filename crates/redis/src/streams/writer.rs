@@ -356,10 +356,10 @@ impl Writer {
                 }
                 let _ = answer.send(reply);
             }
-            Change::SetId(id) => {
+            Change::SetId { id, entries_added } => {
                 self.checked = false;
                 self.flush().await;
-                let reply = self.set_id(id).await;
+                let reply = self.set_id(id, entries_added).await;
                 self.send_if(reply.is_ok(), STREAM, "xsetid");
                 let _ = answer.send(reply.unwrap_or_else(|r| r));
             }
@@ -513,6 +513,10 @@ impl Writer {
             if !make_stream {
                 return Err(Reply::Null);
             }
+            // A refused XADD makes nothing, as in Redis: its ID (against a new stream's 0-0)
+            // and its fields are checked before the stream is made.
+            id.resolve(StreamId::MIN, 0).map_err(Reply::error)?;
+            to_record(StreamId::MIN, fields).map_err(Reply::error)?;
             made = self.make_stream().await.map_err(engine_error)?;
             self.forget_top();
         }
@@ -761,12 +765,14 @@ impl Writer {
         Ok(count)
     }
 
-    async fn set_id(&mut self, id: StreamId) -> Result<Reply, Reply> {
-        if bounds(&self.engine, &self.stream)
-            .map_err(engine_error)?
-            .is_none()
-        {
+    async fn set_id(&mut self, id: StreamId, entries_added: Option<u64>) -> Result<Reply, Reply> {
+        let Some((start, end)) = bounds(&self.engine, &self.stream).map_err(engine_error)? else {
             return Err(Reply::error("ERR no such key"));
+        };
+        if id < max_deleted(&self.engine, &self.stream) {
+            return Err(Reply::error(
+                "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
+            ));
         }
         let newest = last_record_id(&self.engine, &self.stream)
             .await
@@ -774,6 +780,13 @@ impl Writer {
         if newest.is_some_and(|newest| id < newest) {
             return Err(Reply::error(
                 "ERR The ID specified in XSETID is smaller than the target stream top item",
+            ));
+        }
+        let deleted = self.deleted.of(&self.engine, &self.stream);
+        let length = end - start - deleted.range(start..end).count() as u64;
+        if entries_added.is_some_and(|added| added < length) {
+            return Err(Reply::error(
+                "ERR The entries_added specified in XSETID is smaller than the target stream length",
             ));
         }
         self.store_last_id(id).await.map_err(engine_error)?;

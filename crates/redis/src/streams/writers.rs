@@ -94,6 +94,11 @@ impl Writers {
         while tasks.join_next().await.is_some() {}
     }
 
+    /// The streams that have a writer (some may not exist yet: XADDs queued to make them).
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.handles().keys().cloned().collect()
+    }
+
     /// Whether `stream` has a writer: changes may be queued for it even before the stream
     /// exists (a DEL after XADDs of the same pipeline must reach it).
     pub(crate) fn has_writer(&self, stream: &str) -> bool {
