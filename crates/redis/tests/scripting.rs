@@ -148,7 +148,8 @@ async fn errors_inside_scripts_and_the_bound_on_a_run() {
     );
     // A script reaches no files, processes or modules of the machine.
     let reachable: Vec<String> = cmd("EVAL")
-        .arg("return {type(os), type(io), type(require), type(dofile), type(loadfile), type(debug), type(string)}")
+        .arg("local g = function(name) return type(rawget(_G, name)) end \
+              return {g('os'), g('io'), g('require'), g('dofile'), g('loadfile'), g('debug'), g('string')}")
         .arg(0)
         .query_async(&mut con)
         .await
@@ -191,23 +192,53 @@ async fn what_a_script_sets_stays_in_its_run() {
         command.arg(body).arg(0);
         command
     };
-    // A global one run sets is not there for the next.
-    let _: i64 = eval("leaked = 1 return 1")
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    let seen: Option<i64> = eval("return leaked").query_async(&mut con).await.unwrap();
-    assert_eq!(seen, None);
-    // Nor is a `redis.call` or `redis.pcall` a run replaced in the shared `redis` table.
-    let _: i64 = eval("redis.call = function() return 'mine' end redis.pcall = nil return 1")
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    let answers: Vec<String> = eval("return {redis.call('PING'), redis.pcall('ECHO', 'e')}")
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    assert_eq!(answers, ["PONG", "e"]);
+    let refusal = |body: &'static str| {
+        let command = eval(body);
+        let mut con = con.clone();
+        async move {
+            command
+                .query_async::<redis::Value>(&mut con)
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
+    // Redis 7's globals protection: a script sets no global, and reading one nobody
+    // defined is an error, not nil.
+    let refused = refusal("leaked = 1 return 1").await;
+    assert!(
+        refused.contains("user_script:1: Attempt to modify a readonly table"),
+        "{refused}"
+    );
+    let refused = refusal("return leaked").await;
+    assert!(
+        refused.contains("Script attempted to access nonexistent global variable 'leaked'"),
+        "{refused}"
+    );
+    // The libraries' tables are read-only: no run replaces `redis.call`, `string.format`
+    // or `cjson.encode` for the runs after it.
+    for body in [
+        "redis.call = function() return 'mine' end return 1",
+        "redis.pcall = nil return 1",
+        "string.format = nil return 1",
+        "cjson.encode = nil return 1",
+        "table.x = 1 return 1",
+        "setmetatable(_G, nil) return 1",
+    ] {
+        let refused = refusal(body).await;
+        assert!(
+            refused.contains("readonly table") || refused.contains("protected metatable"),
+            "{body}: {refused}"
+        );
+    }
+    let answers: Vec<String> = eval(
+        "local t = {} t.own = string.format('%d', 7) \
+         return {redis.call('PING'), redis.pcall('ECHO', 'e'), t.own, cjson.encode({1})}",
+    )
+    .query_async(&mut con)
+    .await
+    .unwrap();
+    assert_eq!(answers, ["PONG", "e", "7", "[1]"]);
     broker.stop().await;
 }
 

@@ -92,6 +92,27 @@ xpcall = function(...) return checked(raw_xpcall(...)) end
 coroutine.resume = function(...) return checked(raw_resume(...)) end
 "#;
 
+/// Lua run once per state, last: Redis 7's globals protection. Reading a global nobody
+/// defined is an error (a misspelt name fails loudly instead of reading nil), a script
+/// cannot set globals, and the libraries' tables are read-only (through proxies), so no
+/// script can change `redis`, `string`, `cjson`… for the scripts of other clients that
+/// run in the same state after it. Errors worded as redis-server's.
+const PROTECT: &str = r#"
+local error, tostring, setmetatable, rawget, rawset, type = error, tostring, setmetatable, rawget, rawset, type
+local function readonly() error("Attempt to modify a readonly table", 2) end
+local function missing(_, name)
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end
+for _, name in ipairs({"redis", "string", "table", "math", "cjson", "cmsgpack", "bit", "coroutine"}) do
+    local real = rawget(_G, name)
+    if type(real) == "table" then
+        rawset(_G, name, setmetatable({}, {__index = real, __newindex = readonly, __metatable = false}))
+    end
+end
+setmetatable(_G, {__index = missing, __newindex = readonly, __metatable = false})
+return readonly
+"#;
+
 /// EVAL script numkeys key… arg…, EVALSHA sha1 numkeys key… arg… (and the `_RO` forms).
 pub(crate) fn eval(session: &mut Session, name: &str, arguments: &[Bytes]) -> Step {
     match run(session, name, arguments) {
@@ -251,10 +272,15 @@ fn new_state() -> mlua::Result<State> {
     lua.load(CALLS)
         .set_name("@omnibus_calls")
         .call::<()>(hooks.clone())?;
-    let inherit = lua.create_table()?;
-    inherit.set("__index", globals.clone())?;
     let redis: Table = globals.get("redis")?;
     let calls = (redis.get("call")?, redis.get("pcall")?);
+    // Last: the `redis` table above is the real one, which each run's `call` and `pcall`
+    // are set in; scripts see it through a read-only proxy.
+    let readonly: mlua::Function = lua.load(PROTECT).set_name("@omnibus_protect").eval()?;
+    let inherit = lua.create_table()?;
+    inherit.raw_set("__index", globals.clone())?;
+    inherit.raw_set("__newindex", readonly)?;
+    inherit.raw_set("__metatable", false)?;
     let names = Names {
         keys: lua.create_string("KEYS")?,
         argv: lua.create_string("ARGV")?,
