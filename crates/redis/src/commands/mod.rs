@@ -233,24 +233,21 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     };
     let command = &table::COMMANDS[position];
     let (count, arity) = (arguments.len() as i64, command.arity);
-    if (arity > 0 && count != arity) || (arity < 0 && count < -arity) {
-        session.shared.command_stats.rejected(position);
-        if let Some(transaction) = &mut session.transaction {
-            transaction.failed = true;
-        }
-        return Reply::error(format!(
-            "ERR wrong number of arguments for '{name}' command"
-        ))
-        .into();
-    }
     // A container command's HELP takes no argument (Redis checks `<command>|help`'s arity).
-    if count > 2 && arguments[1].eq_ignore_ascii_case(b"help") && has_subcommands(&name) {
+    let wrong = if (arity > 0 && count != arity) || (arity < 0 && count < -arity) {
+        Some(name.clone())
+    } else if count > 2 && arguments[1].eq_ignore_ascii_case(b"help") && has_subcommands(&name) {
+        Some(format!("{name}|help"))
+    } else {
+        None
+    };
+    if let Some(wrong) = wrong {
         session.shared.command_stats.rejected(position);
         if let Some(transaction) = &mut session.transaction {
             transaction.failed = true;
         }
         return Reply::error(format!(
-            "ERR wrong number of arguments for '{name}|help' command"
+            "ERR wrong number of arguments for '{wrong}' command"
         ))
         .into();
     }
