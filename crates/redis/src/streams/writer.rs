@@ -36,6 +36,7 @@ use omnibus_engine::{Engine, EngineError, PublishRecord, PublishTarget};
 use tokio::sync::{mpsc, oneshot};
 
 mod restore;
+mod set_id;
 
 pub(crate) use restore::BUSY_KEY;
 
@@ -46,7 +47,7 @@ use super::deleted::{max_deleted, DeletedEntries, DELETED_MAX};
 use super::entry::to_record;
 use super::expiry::{now_ms, Deadlines};
 use super::id::{NewId, StreamId};
-use super::read::{bounds, last_id, last_record_id, offset_of, offsets_of_ids, LAST_ID_SETTING};
+use super::read::{bounds, last_id, offset_of, offsets_of_ids, LAST_ID_SETTING};
 use super::trim::{newest_entries_from, Trim, TrimBy, Trimming};
 use super::writers::Observers;
 use crate::codec::Reply;
@@ -763,36 +764,6 @@ impl Writer {
             .store(&self.engine, &self.stream, set, Some(max_deleted))
             .await?;
         Ok(count)
-    }
-
-    async fn set_id(&mut self, id: StreamId, entries_added: Option<u64>) -> Result<Reply, Reply> {
-        let Some((start, end)) = bounds(&self.engine, &self.stream).map_err(engine_error)? else {
-            return Err(Reply::error("ERR no such key"));
-        };
-        if id < max_deleted(&self.engine, &self.stream) {
-            return Err(Reply::error(
-                "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
-            ));
-        }
-        let newest = last_record_id(&self.engine, &self.stream)
-            .await
-            .map_err(engine_error)?;
-        if newest.is_some_and(|newest| id < newest) {
-            return Err(Reply::error(
-                "ERR The ID specified in XSETID is smaller than the target stream top item",
-            ));
-        }
-        let deleted = self.deleted.of(&self.engine, &self.stream);
-        let length = end - start - deleted.range(start..end).count() as u64;
-        if entries_added.is_some_and(|added| added < length) {
-            return Err(Reply::error(
-                "ERR The entries_added specified in XSETID is smaller than the target stream length",
-            ));
-        }
-        self.store_last_id(id).await.map_err(engine_error)?;
-        let top = self.top().await.map_err(engine_error)?;
-        self.clock().top = Some(Top { last: id, ..top });
-        Ok(Reply::ok())
     }
 
     async fn store_last_id(&self, id: StreamId) -> Result<(), EngineError> {
