@@ -1032,7 +1032,9 @@ CASES = {
         'XTRIM r FOO 1',
         'XTRIM nope MAXLEN 1',
         'XLEN r',
-        'XSETID r 1-1',
+        # Not below the largest deleted ID (1-2): Redis 7.0 took 1-1 here, 7.2+ refuses it,
+        # as Omnibus does (test_answers_that_differ_on_purpose).
+        'XSETID r 1-2',
         'XSETID r 100-100',
         'XADD r 50-1 a 1',
         "XADD r '*' a 1",
