@@ -56,26 +56,19 @@ pub fn stream_folder_name(name: &str) -> String {
 }
 
 /// The stream name of a folder under `streams/`; `None` for a folder no stream name makes
-/// (so no stream's folder is ever taken for another's).
+/// (so no stream's folder is ever taken for another's): the name read back must write
+/// exactly this folder again, which refuses stray bytes, lower-case or needless escapes.
 pub fn stream_name_from_folder(folder: &str) -> Option<String> {
     let bytes = folder.as_bytes();
     let mut name = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
-        match bytes[index] {
-            b'%' => {
-                let hex = folder.get(index + 1..index + 3)?;
-                if hex.bytes().any(|b| b.is_ascii_lowercase()) {
-                    return None;
-                }
-                name.push(u8::from_str_radix(hex, 16).ok()?);
-                index += 3;
-            }
-            byte if plain_in_folder(byte) => {
-                name.push(byte);
-                index += 1;
-            }
-            _ => return None,
+        if bytes[index] == b'%' {
+            name.push(u8::from_str_radix(folder.get(index + 1..index + 3)?, 16).ok()?);
+            index += 3;
+        } else {
+            name.push(bytes[index]);
+            index += 1;
         }
     }
     let name = String::from_utf8(name).ok()?;

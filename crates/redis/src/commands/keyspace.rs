@@ -132,17 +132,28 @@ fn delete(session: &mut Session, arguments: &[Bytes]) -> Step {
         commits: vec![commit],
         close: false,
         later: Some(Box::pin(async move {
-            let mut count = strings as i64;
-            for answer in answers {
-                match answer.await {
-                    Ok(Reply::Integer(deleted)) => count += deleted,
-                    Ok(error @ Reply::Error(_)) => return error,
-                    _ => return Reply::error("ERR the stream's writer stopped"),
-                }
+            match streams_destroyed(answers).await {
+                Ok(streams) => Reply::Integer(strings as i64 + streams),
+                Err(error) => error,
             }
-            Reply::Integer(count)
         })),
     }
+}
+
+/// The writers' answers to [`Change::Destroy`](crate::streams::writer::Change::Destroy):
+/// how many of the streams were there, or the first refusal.
+async fn streams_destroyed(
+    answers: Vec<tokio::sync::oneshot::Receiver<Reply>>,
+) -> Result<i64, Reply> {
+    let mut count = 0;
+    for answer in answers {
+        match answer.await {
+            Ok(Reply::Integer(deleted)) => count += deleted,
+            Ok(error @ Reply::Error(_)) => return Err(error),
+            _ => return Err(Reply::error("ERR the stream's writer stopped")),
+        }
+    }
+    Ok(count)
 }
 
 /// FLUSHALL / FLUSHDB: the keyspace cleared, and every stream key deleted by its writer (so
@@ -153,14 +164,15 @@ fn flush(session: &mut Session, keys: &Keyspace) -> Step {
         Ok(durable) => durable.split(),
         Err(error) => return step(Err(error)),
     };
+    // Streams past their deadline too (their writer reports them expired), and those XADDs
+    // queued before are about to make.
     let writers = &session.shared.streams;
-    let mut names = stream_keys(session);
-    names.extend(writers.names().into_iter().map(Bytes::from));
+    let mut names = session.shared.engine.stream_names();
+    names.extend(writers.names());
     names.sort_unstable();
     names.dedup();
     let answers: Vec<_> = names
         .iter()
-        .filter_map(|name| std::str::from_utf8(name).ok())
         .map(|name| writers.submit(name, crate::streams::writer::Change::Destroy))
         .collect();
     Step {
@@ -168,14 +180,9 @@ fn flush(session: &mut Session, keys: &Keyspace) -> Step {
         commits: vec![commit],
         close: false,
         later: Some(Box::pin(async move {
-            for answer in answers {
-                match answer.await {
-                    Ok(Reply::Integer(_)) => {}
-                    Ok(error @ Reply::Error(_)) => return error,
-                    _ => return Reply::error("ERR the stream's writer stopped"),
-                }
-            }
-            Reply::ok()
+            streams_destroyed(answers)
+                .await
+                .map_or_else(|error| error, |_| Reply::ok())
         })),
     }
 }
