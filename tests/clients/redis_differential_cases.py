@@ -13,8 +13,10 @@ Left out on purpose, because Omnibus answers them differently by design (docs/re
 database, COMMAND's table, `XREAD +` and CLIENT SETINFO (newer Redis than Debian's 7.0),
 approximate (`~`) trimming, ENTRIESREAD, XINFO STREAM FULL's times, IDs written with `+` or
 spaces, SUBSCRIBE inside MULTI, and INFO. Left out as quirks of Redis 7.0: blocking timeouts
-it reads as C's strtold does (`0x10` is 16 s; `inf` and `1e400` say "timeout is negative"),
-and LPOS RANK -9223372036854775808 (7.0 overflows and searches from the head).
+too large for its clock (`inf`, `1e400`: 7.0 says "timeout is negative", 7.2+ "timeout is
+out of range", as Omnibus does; `0x10` is 16 s on both), and LPOS RANK
+-9223372036854775808 (7.0 overflows and searches from the head; 7.2+ refuses it, as Omnibus
+does).
 
 Hashes stay small (under 128 fields, fields and values under 65 bytes), so redis-server keeps
 each as a listpack, in insertion order: HGETALL, HKEYS, HVALS and HSCAN answer in that order
@@ -26,8 +28,8 @@ served: HRANDFIELD, HGETDEL/HGETEX/HSETEX and field TTLs (7.4+).
 
 OBJECT, MEMORY and RANDOMKEY (`objects`): the encodings of strings (Redis's rule: `int`,
 `embstr` up to 44 bytes, `raw`), the nils and errors, RANDOMKEY of an empty keyspace and of
-one key. Left out: encodings of collections (Redis's compact forms, `listpack` and `intset`,
-have no counterpart here), OBJECT REFCOUNT of a value (Redis shares small integers:
+one key; the encodings of hashes and sorted sets as CONFIG SET moves their limits
+(`objects-encodings`). Left out: OBJECT REFCOUNT of a value (Redis shares small integers:
 2147483647), IDLETIME, and MEMORY USAGE's figures (each server's own).
 
 Geospatial commands (`geo-…`): GEOADD's options, GEOPOS and WITHCOORD (a RESP3 double
@@ -425,6 +427,45 @@ CASES = {
         'CONFIG GET notify-keyspace-events',
         'CONFIG SET notify-keyspace-events ""',
         'CONFIG GET notify-keyspace-events',
+    ],
+    # Hashes and sorted sets convert as in Redis 7.0 and 7.4 alike (lists and sets changed
+    # forms in 7.2: `test_redis_lists.py`/`crates/redis/tests/objects.rs` cover those). The
+    # limits are put back to redis-server 7.4's defaults at the end (values the later cases
+    # stay well within).
+    'objects-encodings': [
+        'CONFIG SET hash-max-listpack-entries 2 hash-max-ziplist-value 8',
+        'CONFIG SET zset-max-ziplist-entries 2 zset-max-listpack-value 8',
+        'CONFIG GET hash-max-ziplist-entries',
+        'CONFIG GET zset-max-listpack-value',
+        'HSET h a 1 b 2',
+        'OBJECT ENCODING h',
+        'HSCAN h 0 COUNT 1',
+        'HSET h c 3',
+        'OBJECT ENCODING h',
+        'HDEL h c b',
+        'OBJECT ENCODING h',
+        'HSET long f 123456789',
+        'OBJECT ENCODING long',
+        'HSET lf field123456 v',
+        'OBJECT ENCODING lf',
+        'ZADD z 1 a 2 b',
+        'OBJECT ENCODING z',
+        'ZSCAN z 0 COUNT 1',
+        'ZADD z 3 c',
+        'OBJECT ENCODING z',
+        'ZREM z c b',
+        'OBJECT ENCODING z',
+        'ZADD zl 1 123456789',
+        'OBJECT ENCODING zl',
+        'ZUNIONSTORE u 1 z',
+        'OBJECT ENCODING u',
+        'CONFIG SET zset-max-listpack-entries 0',
+        'ZADD zero 1 a',
+        'OBJECT ENCODING zero',
+        'CONFIG SET hash-max-listpack-entries -1',
+        'CONFIG SET hash-max-listpack-value lots',
+        'CONFIG SET hash-max-listpack-entries 512 hash-max-listpack-value 64',
+        'CONFIG SET zset-max-listpack-entries 128 zset-max-listpack-value 64',
     ],
     # Redis lists libraries and functions in its hash tables' order, random per process:
     # FUNCTION LIST is asked of one library with one function at a time.

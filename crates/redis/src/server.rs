@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     /// Hash fields deleted at their deadline since the start or CONFIG RESETSTAT (INFO's
     /// `expired_subkeys`, Redis 7.4), counted by the expirations' publisher.
     pub(crate) expired_subkeys: std::sync::atomic::AtomicU64,
+    /// CONFIG SET list-compress-depth: kept and answered, changes nothing (`tuning.rs`).
+    pub(crate) list_compress_depth: std::sync::atomic::AtomicI64,
 }
 
 /// A run id as Redis makes one: 40 random hex digits (from the standard library's random
@@ -119,6 +121,7 @@ pub async fn serve(
         pause: Default::default(),
         expired_keys: expired_keys.clone(),
         expired_subkeys: Default::default(),
+        list_compress_depth: Default::default(),
         streams: crate::streams::writers::Writers::new(
             engine.clone(),
             deleted.clone(),

@@ -174,3 +174,83 @@ async fn watch_then_exec_is_a_check_and_set_across_door_threads() {
     assert_eq!(balance, (CLIENTS * RUNS) as i64);
     broker.stop().await;
 }
+
+/// Waits until the broker counts `count` clients blocked.
+async fn until_blocked(con: &mut redis::aio::MultiplexedConnection, count: usize) {
+    for _ in 0..250 {
+        let info: String = cmd("INFO").arg("clients").query_async(con).await.unwrap();
+        if info.contains(&format!("blocked_clients:{count}\r\n")) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("never {count} blocked clients");
+}
+
+/// A client blocked on a key is served from what a transaction or a script leaves, once
+/// it ends, as redis-server serves it: `LPUSH k a; DEL k; LPUSH k b` gives it `b`, and a
+/// transaction that leaves the key a string serves nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_client_is_served_what_a_transaction_or_a_script_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_in(dir.path(), support::threaded(2)).await;
+    let mut con = broker.connect().await;
+    let blpop = |con: redis::aio::MultiplexedConnection, key: &'static str| {
+        let mut con = con;
+        tokio::spawn(async move {
+            let got: Option<(String, String)> = cmd("BLPOP")
+                .arg(key)
+                .arg(5)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            got
+        })
+    };
+
+    let waiting = blpop(broker.connect().await, "l");
+    until_blocked(&mut con, 1).await;
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("LPUSH")
+        .arg("l")
+        .arg("a")
+        .ignore()
+        .cmd("DEL")
+        .arg("l")
+        .ignore()
+        .cmd("LPUSH")
+        .arg("l")
+        .arg("b")
+        .ignore()
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(waiting.await.unwrap(), Some(("l".into(), "b".into())));
+
+    let waiting = blpop(broker.connect().await, "l");
+    until_blocked(&mut con, 1).await;
+    let _: () = Script::new(
+        "redis.call('LPUSH', KEYS[1], 'a'); redis.call('DEL', KEYS[1]); \
+         redis.call('SET', KEYS[1], 'text')",
+    )
+    .key("l")
+    .invoke_async(&mut con)
+    .await
+    .unwrap();
+    let blocked: String = cmd("INFO")
+        .arg("clients")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(blocked.contains("blocked_clients:1\r\n"), "{blocked}");
+    let _: () = cmd("DEL").arg("l").query_async(&mut con).await.unwrap();
+    let _: () = cmd("RPUSH")
+        .arg("l")
+        .arg("c")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(waiting.await.unwrap(), Some(("l".into(), "c".into())));
+    broker.stop().await;
+}

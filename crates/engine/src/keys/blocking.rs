@@ -360,6 +360,16 @@ impl Keyspace {
         self.serve(inner, key);
     }
 
+    /// Serves the clients blocked on the keys a hold wrote, in the order they were first
+    /// written, once the hold has ended but before its changes are released to the writer
+    /// (what the clients take is committed with them).
+    pub(super) fn serve_held_back(&self) {
+        let mut inner = self.lock_ungated();
+        for key in std::mem::take(&mut inner.ready_after_hold) {
+            self.serve_waiting(&mut inner, &key);
+        }
+    }
+
     /// [`Keyspace::serve`] when anyone is blocked on `key` (skipping its allocation when
     /// nobody is blocked anywhere).
     pub(super) fn serve_waiting(&self, inner: &mut Inner, key: &Bytes) {
@@ -370,7 +380,19 @@ impl Keyspace {
 
     /// Serves the clients blocked on `key` while it has elements, oldest first; a move
     /// into another key serves that key's line next.
+    ///
+    /// Inside a hold (a transaction or a script), the key is only noted: its clients are
+    /// served from what the hold leaves ([`Keyspace::serve_held_back`]), as Redis serves
+    /// blocked clients after EXEC or a script, so `LPUSH k a; DEL k` in one MULTI gives a
+    /// blocked BLPOP nothing.
     pub(super) fn serve(&self, inner: &mut Inner, key: Bytes) {
+        if self.holds_here() {
+            // Only keys someone waits on (few), so the list stays short.
+            if inner.waiters.contains_key(&key) && !inner.ready_after_hold.contains(&key) {
+                inner.ready_after_hold.push(key);
+            }
+            return;
+        }
         let mut ready = vec![key];
         while let Some(key) = ready.pop() {
             loop {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::blocking::Waiter;
+use super::layout::{settle, Layout, LayoutLimits};
 use super::{KEYSPACE_BYTES_MAX, KEYS_MAX};
 use crate::error::{EngineError, Result};
 
@@ -40,6 +41,8 @@ pub(super) struct Set {
     pub(super) members: indexmap::IndexSet<Bytes>,
     /// The members' sizes ([`member_size`]).
     pub(super) bytes: u64,
+    /// The form Redis would hold it in (`layout.rs`).
+    pub(super) layout: Layout,
 }
 
 /// A sorted set: each member's score, and the members ordered by (score, member bytes), as
@@ -50,6 +53,8 @@ pub(super) struct SortedSet {
     pub(super) order: BTreeSet<(Score, Bytes)>,
     /// The members' sizes with their scores ([`scored_size`]).
     pub(super) bytes: u64,
+    /// The form Redis would hold it in (`layout.rs`).
+    pub(super) layout: Layout,
 }
 
 /// A score with the total order a sorted set needs: never NaN (refused before it gets
@@ -151,6 +156,8 @@ pub(super) struct Hash {
     pub(super) bytes: u64,
     /// The deadlines of the fields that have one (`field_expiry.rs`); `None` when none has.
     pub(super) deadlines: Option<Box<super::field_expiry::FieldDeadlines>>,
+    /// The form Redis would hold it in (`layout.rs`).
+    pub(super) layout: Layout,
 }
 
 /// A list: its elements in order, and the stored position of the first one (the element at
@@ -161,6 +168,8 @@ pub(super) struct List {
     pub(super) head: u64,
     /// The elements' sizes ([`item_size`]).
     pub(super) bytes: u64,
+    /// The form Redis would hold it in (`layout.rs`).
+    pub(super) layout: Layout,
 }
 
 /// A value with parts (a list's elements, a hash's fields), changed in place a part at a
@@ -249,6 +258,7 @@ impl List {
             items: VecDeque::new(),
             head: FIRST_POSITION,
             bytes: 0,
+            layout: Layout::default(),
         }
     }
 
@@ -346,6 +356,10 @@ pub(super) struct Inner {
     pub(super) versions: u64,
     /// Clients blocked on each list key, the longest-waiting first.
     pub(super) waiters: HashMap<Bytes, VecDeque<Arc<Waiter>>>,
+    /// What decides the form Redis would hold each collection in (`layout.rs`).
+    pub(super) layout_limits: LayoutLimits,
+    /// Keys with blocked clients written inside a hold, served when it ends (`blocking.rs`).
+    pub(super) ready_after_hold: Vec<Bytes>,
 }
 
 impl Inner {
@@ -354,9 +368,13 @@ impl Inner {
     pub(super) fn loaded(keys: Vec<(Bytes, Entry)>) -> Inner {
         let count = keys.len();
         let mut versions = 0;
+        let limits = LayoutLimits::default();
         let versioned = keys.into_iter().map(|(key, mut entry)| {
             versions += 1;
             entry.version = versions;
+            // As redis-server loading a file: each collection in the most compact form
+            // that holds it.
+            settle(&mut entry, &limits);
             (key, entry)
         });
         let entries = super::slots::Entries::from_pairs(versioned, count);
@@ -379,6 +397,8 @@ impl Inner {
             bytes,
             versions,
             waiters: HashMap::new(),
+            layout_limits: limits,
+            ready_after_hold: Vec::new(),
         }
     }
 
@@ -387,6 +407,7 @@ impl Inner {
         let deadline = entry.deadline;
         self.versions += 1;
         entry.version = self.versions;
+        settle(&mut entry, &self.layout_limits);
         self.bytes += key.len() as u64 + entry.size();
         // Cloned only for the deadlines' index: a clone gives the key a shared header, which
         // a key without a deadline need not carry.
@@ -435,6 +456,7 @@ impl Inner {
         let version = self.versions;
         if let Some(entry) = self.entries.get_mut(key) {
             entry.version = version;
+            settle(entry, &self.layout_limits);
         }
     }
 

@@ -62,9 +62,11 @@ impl Drop for Exclusive<'_> {
         if keyspace.depth.fetch_sub(1, Ordering::Relaxed) != 1 {
             return;
         }
-        // Still behind the gate: what the hold kept back is queued before anyone else's.
-        keyspace.writer.release();
+        // Still behind the gate: the clients blocked on keys the hold wrote are served from
+        // what it left, and what the hold kept back is queued before anyone else's.
         keyspace.holder.store(0, Ordering::Release);
+        keyspace.serve_held_back();
+        keyspace.writer.release();
         drop(self.gate.take());
         keyspace.released.notify_waiters();
     }
@@ -111,6 +113,11 @@ fn taken<G>(attempt: Result<G, TryLockError<G>>) -> Option<G> {
 impl Keyspace {
     fn address(&self) -> usize {
         self as *const Keyspace as usize
+    }
+
+    /// Whether this thread holds the keyspace exclusively.
+    pub(super) fn holds_here(&self) -> bool {
+        self.holder.load(Ordering::Acquire) == thread_number()
     }
 
     /// Whether this thread's commands pass the gate: it holds the keyspace, or entered it.

@@ -245,3 +245,43 @@ async fn a_hold_from_a_door_gets_in_between_commands() {
         assert!(reader.await.unwrap() > 0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_client_is_served_from_what_a_hold_leaves() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = reopen(dir.path()).await;
+    let pop = ListRequest::Pop {
+        end: End::Left,
+        count: 1,
+    };
+    let Taken::Blocked(first) = keys.take_or_block(vec![b("l")], pop.clone()).unwrap() else {
+        panic!("the list is empty: the client waits");
+    };
+    // As MULTI; LPUSH l a; DEL l; LPUSH l b; EXEC: the client is served what is there at
+    // the end, not the element pushed first.
+    {
+        let _hold = keys.exclusive();
+        let _ = keys.push(&b("l"), vec![b("a")], End::Left, false).unwrap();
+        let _ = keys.delete(&[b("l")]).unwrap();
+        let _ = keys.push(&b("l"), vec![b("b")], End::Left, false).unwrap();
+    }
+    let took = first.wait(Some(Duration::from_secs(5))).await.unwrap();
+    assert_eq!(took.expect("served").items, vec![b("b")]);
+    assert_eq!(keys.list_len(b"l").unwrap(), 0);
+
+    // A hold that leaves the key a string serves nobody; the next push does.
+    let Taken::Blocked(second) = keys.take_or_block(vec![b("l")], pop).unwrap() else {
+        panic!("the list is empty: the client waits");
+    };
+    {
+        let _hold = keys.exclusive();
+        let _ = keys.push(&b("l"), vec![b("a")], End::Left, false).unwrap();
+        let _ = keys.delete(&[b("l")]).unwrap();
+        let _ = set(&keys, "l", "text");
+    }
+    assert_eq!(keys.blocked_clients(), 1);
+    keys.delete(&[b("l")]).unwrap().wait().await.unwrap();
+    let _ = keys.push(&b("l"), vec![b("c")], End::Left, false).unwrap();
+    let took = second.wait(Some(Duration::from_secs(5))).await.unwrap();
+    assert_eq!(took.expect("served").items, vec![b("c")]);
+}

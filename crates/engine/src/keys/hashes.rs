@@ -12,10 +12,6 @@ use super::{glob_match, stored, Durable, FloatIncrement, Increment, Keyspace};
 use crate::engine::now_ms;
 use crate::error::Result;
 
-/// Fields a hash may have for HSCAN to answer it whole in one call, as Redis answers a hash
-/// small enough for its compact encoding (`hash-max-listpack-entries`).
-const SCAN_WHOLE_MAX: usize = 128;
-
 impl Keyspace {
     /// Sets each field to its value (HSET); with `only_new`, a field already there is left
     /// as it is (HSETNX). Returns how many fields were new.
@@ -197,8 +193,8 @@ impl Keyspace {
 
     /// Up to `count` fields matching `pattern` in the hash's order from the field placed at
     /// `cursor` on (HSCAN), and the next cursor (0: done): every field present for a whole
-    /// scan is returned, whatever is deleted meanwhile. A hash of at most [`SCAN_WHOLE_MAX`] fields is answered
-    /// whole at once, as Redis answers a small one.
+    /// scan is returned, whatever is deleted meanwhile. A hash Redis would hold compact
+    /// (`layout.rs`) is answered whole at once, as Redis answers it.
     pub fn hash_scan(
         &self,
         key: &[u8],
@@ -212,7 +208,7 @@ impl Keyspace {
         };
         // The cursor is a field's place (its insertion number, which fields keep in order
         // and never change): fields deleted during a scan move no other field past it.
-        let (start, count) = if hash.fields.len() <= SCAN_WHOLE_MAX {
+        let (start, count) = if hash.layout.is_compact() {
             (0, usize::MAX)
         } else {
             let start = hash

@@ -170,11 +170,13 @@ impl Keyspace {
         let new_size = size - list.items[i].len() as u64 + value.len() as u64;
         inner.check_room(key, Some(size), new_size)?;
         let mut writes = Vec::new();
+        let fill = inner.layout_limits.list_size;
         self.edit(
             &mut inner,
             key,
             &mut writes,
             |list: &mut List, hex, writes| {
+                super::layout::before_replacing(list, &value, fill);
                 writes.push(stored::put_item(hex, list.position(i), &value));
                 list.bytes = new_size;
                 list.items[i] = owned(value);

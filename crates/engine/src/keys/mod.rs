@@ -33,6 +33,7 @@ mod expiry;
 mod field_expiry;
 mod glob;
 mod hashes;
+mod layout;
 mod libraries;
 mod lists;
 mod moves;
@@ -64,6 +65,7 @@ pub use exclusive::{Entered, Exclusive};
 pub use expiry::KeyspaceStats;
 pub use field_expiry::{Expiration, FieldDeadline, FieldExpire, FieldPersist};
 pub use glob::glob_match;
+pub use layout::LayoutLimits;
 pub use libraries::LIBRARIES_TABLE;
 pub use lists::{End, ListSet, Popped};
 pub use moves::{Copied, Renamed};
@@ -734,6 +736,9 @@ mod set_tests;
 
 #[cfg(test)]
 mod exclusive_tests;
+
+#[cfg(test)]
+mod layout_tests;
 
 #[cfg(test)]
 mod move_tests;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::entry::{Entry, Value};
+use super::layout::LayoutLimits;
 use super::{KeyKind, Keyspace};
 use crate::engine::now_ms;
 
@@ -19,9 +19,9 @@ pub struct Object {
     pub kind: KeyKind,
     /// The key's name, value (each element with its overhead) and [`KEY_OVERHEAD_BYTES`].
     pub bytes: u64,
-    /// Redis's name for the representation closest to the one held: `int`, `embstr` or
-    /// `raw` for a string, as Redis chooses them; the general structures' names otherwise
-    /// (`quicklist`, `hashtable`, `skiplist`), as this keyspace has no compact forms.
+    /// Redis's name for the form redis-server would hold the value in: `int`, `embstr` or
+    /// `raw` for a string, and for a collection the form `layout.rs` follows (`listpack`,
+    /// `intset`, `quicklist`, `hashtable`, `skiplist`…).
     pub encoding: &'static str,
 }
 
@@ -33,8 +33,20 @@ impl Keyspace {
         Some(Object {
             kind: entry.kind(),
             bytes: key.len() as u64 + entry.size() + KEY_OVERHEAD_BYTES,
-            encoding: encoding(entry),
+            encoding: super::layout::encoding(entry),
         })
+    }
+
+    /// The parameters that decide the form Redis would hold each collection in
+    /// (`layout.rs`).
+    pub fn layout_limits(&self) -> LayoutLimits {
+        self.lock().layout_limits
+    }
+
+    /// Changes those parameters (Redis's CONFIG SET): each collection's form moves at its
+    /// next write, as redis-server converts a value only when it writes it.
+    pub fn update_layout_limits(&self, change: impl FnOnce(&mut LayoutLimits)) {
+        change(&mut self.lock().layout_limits);
     }
 
     /// Bytes of keys and values held (what [`super::KEYSPACE_BYTES_MAX`] bounds).
@@ -72,25 +84,6 @@ impl Keyspace {
 
 /// Keys RANDOMKEY picks among.
 const RANDOM_WINDOW: usize = 64;
-
-fn encoding(entry: &Entry) -> &'static str {
-    match &entry.value {
-        Value::String(value) => {
-            let text = std::str::from_utf8(value).ok();
-            let integer = text
-                .and_then(|text| text.parse::<i64>().ok())
-                .is_some_and(|number| Some(number.to_string().as_str()) == text);
-            match (integer, value.len()) {
-                (true, _) => "int",
-                (false, 0..=44) => "embstr",
-                _ => "raw",
-            }
-        }
-        Value::List(_) => "quicklist",
-        Value::Hash(_) | Value::Set(_) => "hashtable",
-        Value::SortedSet(_) => "skiplist",
-    }
-}
 
 #[cfg(test)]
 mod tests {

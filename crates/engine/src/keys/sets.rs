@@ -23,10 +23,6 @@ pub enum SetOperation {
     Difference,
 }
 
-/// Members a set may have for SSCAN to answer it whole in one call, as Redis answers a set
-/// small enough for its compact encodings.
-pub(super) const SCAN_WHOLE_MAX: usize = 128;
-
 impl Keyspace {
     /// Adds `members` to set `key` (created if missing); returns how many were new (SADD).
     pub fn set_add(&self, key: &Bytes, members: Vec<Bytes>) -> Result<Durable<usize>> {
@@ -281,7 +277,7 @@ impl Keyspace {
     }
 
     /// Up to `count` members of set `key` from `cursor` matching `pattern` (SSCAN), and the
-    /// next cursor (0: done). A set of at most [`SCAN_WHOLE_MAX`] members is answered whole.
+    /// next cursor (0: done). A set Redis would hold compact (`layout.rs`) is answered whole.
     pub fn set_scan(
         &self,
         key: &[u8],
@@ -303,7 +299,7 @@ impl Keyspace {
                 .cloned()
                 .collect()
         };
-        if len <= SCAN_WHOLE_MAX {
+        if set.layout.is_compact() {
             return Ok((0, matching(0..len)));
         }
         // Pages go from the end down; the cursor is where the next page ends (0: from the

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::entry::{
     owned, scored_size, wrong_kind, Entry, Inner, KeyKind, Score, SortedSet, Value,
 };
-use super::sets::{pick, SCAN_WHOLE_MAX};
+use super::sets::pick;
 use super::{glob_match, stored, Durable, Keyspace, SetCondition};
 use crate::engine::now_ms;
 use crate::error::{EngineError, Result};
@@ -564,7 +564,7 @@ impl Keyspace {
     }
 
     /// Up to `count` members from `cursor` matching `pattern` (ZSCAN), lowest score first, and
-    /// the next cursor (0: done). A sorted set of at most 128 members is answered whole.
+    /// the next cursor (0: done). A sorted set Redis would hold compact (`layout.rs`) is answered whole.
     pub fn zset_scan(
         &self,
         key: &[u8],
@@ -577,7 +577,7 @@ impl Keyspace {
             return Ok((0, Vec::new()));
         };
         let matches = |member: &Bytes| pattern.is_none_or(|pattern| glob_match(pattern, member));
-        if set.scores.len() <= SCAN_WHOLE_MAX {
+        if set.layout.is_compact() {
             let all = set.order.iter().filter(|(_, member)| matches(member));
             return Ok((0, all.map(|(score, m)| (m.clone(), score.0)).collect()));
         }

@@ -170,6 +170,12 @@ fn lpos(session: &Session, arguments: &[Bytes]) -> Result<Step, Reply> {
         };
         let number = integer(value)?;
         if is(word, "rank") {
+            // Redis 7.2+ refuses the one rank it cannot negate.
+            if number == i64::MIN {
+                return Err(Reply::error(
+                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                ));
+            }
             if number == 0 {
                 return Err(Reply::error(
                     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
@@ -432,18 +438,60 @@ pub(super) fn blocking(
     }))
 }
 
-/// A blocking command's timeout in seconds (decimals allowed; 0: for ever), as Redis reads
-/// it: what overflows its millisecond clock is "negative" there too.
+/// A blocking command's timeout in seconds (decimals allowed; 0: for ever), as Redis 7.2+
+/// reads it: as C's `strtold` does (so `0x10` is 16 s and `inf` a number), refusing what
+/// overflows its millisecond clock as out of range.
 pub(super) fn seconds(value: &[u8]) -> Result<Option<Duration>, Reply> {
     let seconds = std::str::from_utf8(value)
         .ok()
-        .and_then(|text| text.parse::<f64>().ok())
+        .and_then(|text| text.parse::<f64>().ok().or_else(|| hex_float(text)))
         .filter(|seconds| !seconds.is_nan())
         .ok_or_else(|| Reply::error("ERR timeout is not a float or out of range"))?;
-    if seconds < 0.0 || !(seconds * 1000.0).is_finite() || seconds * 1000.0 > i64::MAX as f64 {
+    let millis = seconds * 1000.0;
+    // What redis-server's clock (milliseconds since 1970, in 63 bits) cannot reach.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_millis() as f64);
+    if millis > i64::MAX as f64 - now {
+        return Err(Reply::error("ERR timeout is out of range"));
+    }
+    // Redis rounds the milliseconds up: -0.0001 s is 0, for ever.
+    if millis.ceil() < 0.0 {
         return Err(Reply::error("ERR timeout is negative"));
     }
     Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
+}
+
+/// A hexadecimal number as `strtold` reads one: `[sign]0x` digits, an optional fraction
+/// and an optional binary exponent (`p`).
+fn hex_float(text: &str) -> Option<f64> {
+    let (negative, rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let rest = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))?;
+    let (mantissa, exponent) = match rest.find(['p', 'P']) {
+        Some(at) => (&rest[..at], rest[at + 1..].parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let mut value = 0f64;
+    for digit in whole.chars() {
+        value = value * 16.0 + f64::from(digit.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for digit in fraction.chars() {
+        value += f64::from(digit.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    let value = value * 2f64.powi(exponent);
+    Some(if negative { -value } else { value })
 }
 
 /// Whether `key` holds a list or a hash: a keyspace key that is not a string.
@@ -452,4 +500,34 @@ pub(super) fn is_collection(session: &Session, key: &[u8]) -> bool {
         .keys
         .kind(key)
         .is_some_and(|kind| kind != KeyKind::String)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::seconds;
+    use crate::codec::Reply;
+
+    fn refusal(text: &str) -> Reply {
+        seconds(text.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn timeouts_read_as_redis_reads_them() {
+        assert_eq!(seconds(b"0x10").unwrap(), Some(Duration::from_secs(16)));
+        assert_eq!(seconds(b"0.5").unwrap(), Some(Duration::from_millis(500)));
+        assert_eq!(seconds(b"0").unwrap(), None);
+        assert_eq!(seconds(b"-0.0001").unwrap(), None);
+        let out_of_range = Reply::error("ERR timeout is out of range");
+        for text in ["0x7FFFFFFFFFFFFF", "inf", "1e400", "9223372036854775"] {
+            assert_eq!(refusal(text), out_of_range, "{text}");
+        }
+        assert_eq!(refusal("-1"), Reply::error("ERR timeout is negative"));
+        assert_eq!(refusal("-inf"), Reply::error("ERR timeout is negative"));
+        let not_a_float = Reply::error("ERR timeout is not a float or out of range");
+        for text in ["soon", "0x", "nan", "1 "] {
+            assert_eq!(refusal(text), not_a_float, "{text}");
+        }
+    }
 }

@@ -33,6 +33,7 @@ mod strings;
 pub(crate) mod table;
 mod tracking;
 mod transaction;
+mod tuning;
 mod zset_pops;
 mod zset_ranges;
 mod zsets;

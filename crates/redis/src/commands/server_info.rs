@@ -3,7 +3,9 @@
 //! door's counters, the keyspace's sizes), written as Redis names it; replication is a lone
 //! master's. CONFIG GET answers a fixed table of the parameters clients and tools read
 //! (`maxmemory-policy`, `appendfsync`, `databases`, …) with Omnibus's actual behaviour;
-//! CONFIG SET is refused (Omnibus is configured by its file and flags, docs/operations.md).
+//! CONFIG SET changes the keyspace notifications, the slow log and the compact encodings'
+//! tuning (`tuning.rs`); the rest is refused (Omnibus is configured by its file and flags,
+//! docs/operations.md).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -218,7 +220,7 @@ fn human(bytes: u64) -> String {
 /// The parameters CONFIG GET answers: (name, value), every value what Omnibus does.
 fn parameters(session: &Session) -> Vec<(&'static str, String)> {
     let config = &session.shared.config;
-    vec![
+    let mut parameters = vec![
         ("appendfsync", "always".into()),
         ("appendonly", "yes".into()),
         ("bind", session.shared.bind.clone()),
@@ -250,7 +252,9 @@ fn parameters(session: &Session) -> Vec<(&'static str, String)> {
             session.shared.slowlog.max_len().to_string(),
         ),
         ("timeout", "0".into()),
-    ]
+    ];
+    parameters.extend(super::tuning::parameters(session));
+    parameters
 }
 
 /// A change CONFIG SET makes, once every pair is checked.
@@ -258,10 +262,12 @@ enum Setting<'a> {
     Notifications(&'a Bytes),
     SlowerThan(i64),
     SlowLogLength(usize),
+    Tuning(super::tuning::Change),
 }
 
-/// `CONFIG SET name value [name value …]`, all or nothing, as in Redis. Three parameters
-/// change while running: `notify-keyspace-events` and the slow log's two. The others of
+/// `CONFIG SET name value [name value …]`, all or nothing, as in Redis. These change
+/// while running: `notify-keyspace-events`, the slow log's two and the compact encodings'
+/// (`tuning.rs`). The others of
 /// [`parameters`] take only the value Omnibus has (so a script making sure of `appendfsync
 /// always` or `save ""` passes) and refuse another: Omnibus is configured by its file and
 /// flags.
@@ -304,20 +310,24 @@ fn config_set(session: &Session, pairs: &[Bytes]) -> Reply {
                 Ok(length) => Setting::SlowLogLength(usize::try_from(length).unwrap_or(usize::MAX)),
                 Err(refusal) => return refusal,
             },
-            _ => {
-                let kept = current.iter().any(|(parameter, now)| {
-                    *parameter == name && now.as_bytes().eq_ignore_ascii_case(value)
-                });
-                if !kept {
-                    return Reply::error(format!(
-                        "ERR CONFIG SET is not supported by Omnibus: '{}' is set in the broker's \
-                         configuration file or flags",
-                        printable(&pair[0], 128)
-                    ));
+            _ => match super::tuning::parse(&name, value) {
+                Some(Ok(change)) => Setting::Tuning(change),
+                Some(Err(why)) => return failed(&why),
+                None => {
+                    let kept = current.iter().any(|(parameter, now)| {
+                        *parameter == name && now.as_bytes().eq_ignore_ascii_case(value)
+                    });
+                    if !kept {
+                        return Reply::error(format!(
+                            "ERR CONFIG SET is not supported by Omnibus: '{}' is set in the broker's \
+                             configuration file or flags",
+                            printable(&pair[0], 128)
+                        ));
+                    }
+                    named.push(name);
+                    continue;
                 }
-                named.push(name);
-                continue;
-            }
+            },
         };
         named.push(name);
         settings.push(setting);
@@ -330,6 +340,7 @@ fn config_set(session: &Session, pairs: &[Bytes]) -> Reply {
             }
             Setting::SlowerThan(micros) => session.shared.slowlog.set_threshold_us(micros),
             Setting::SlowLogLength(length) => session.shared.slowlog.set_max_len(length),
+            Setting::Tuning(change) => super::tuning::apply(session, change),
         }
     }
     Reply::ok()
@@ -366,7 +377,7 @@ pub(super) fn config(session: &Session, arguments: &[Bytes]) -> Step {
             "GET <pattern>",
             "    Return parameters matching the glob-like <pattern> and their values.",
             "SET <directive> <value> [<directive> <value> ...]",
-            "    notify-keyspace-events, slowlog-log-slower-than and slowlog-max-len change;",
+            "    notify-keyspace-events, the slow log's and the encodings' parameters change;",
             "    the others take only the value Omnibus has (its file and flags set them).",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",

@@ -669,11 +669,24 @@ pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Byte
             return named.into_iter().chain(listed).collect();
         }
         if command.name.starts_with("georadius") || command.name == "sort" {
-            // GEORADIUS[BYMEMBER] key … [STORE|STOREDIST destination], SORT key … [STORE d]
-            let stored = words.windows(2).skip(1).filter_map(|pair| {
-                let store = is(&pair[0], "store") || is(&pair[0], "storedist");
-                store.then_some(&pair[1])
-            });
+            // GEORADIUS[BYMEMBER] key … [STORE|STOREDIST destination], SORT key … [STORE d]:
+            // the last STORE counts, as it does when the command runs, and SORT's LIMIT,
+            // BY and GET arguments are passed over (`SORT k BY store` has no destination).
+            let sort = command.name == "sort";
+            let (mut stored, mut at) = (None, 1);
+            while at < words.len() {
+                let word = &words[at];
+                let skip = match () {
+                    _ if sort && is(word, "limit") => 2,
+                    _ if sort && (is(word, "by") || is(word, "get")) => 1,
+                    _ if is(word, "store") || (!sort && is(word, "storedist")) => {
+                        stored = words.get(at + 1).or(stored);
+                        1
+                    }
+                    _ => 0,
+                };
+                at += 1 + skip;
+            }
             return words.iter().take(1).chain(stored).collect();
         }
         if let Some(at) = numkeys_at {
@@ -770,6 +783,8 @@ mod tests {
             ["d", "g"]
         );
         assert_eq!(keys("sort", "l BY w_* STORE d"), ["l", "d"]);
+        assert_eq!(keys("sort", "l STORE a STORE b STORE d"), ["l", "d"]);
+        assert_eq!(keys("sort", "l BY store GET store"), ["l"]);
         assert_eq!(keys("sort_ro", "l"), ["l"]);
         assert!(keys("ping", "").is_empty());
     }
