@@ -124,3 +124,34 @@ def test_pause_holds_what_redis_server_holds(side, redis_server, redis_url):
         admin.send("DEL", "paused:k")
         admin.sock.close()
         client.sock.close()
+
+
+def test_pushes_are_sent_with_replies_off(redis_server, redis_url):
+    """RESP3 with CLIENT REPLY OFF: SUBSCRIBE's confirmations and the messages published are
+    pushes, and pushes are sent whatever the reply mode (redis-server's own test, "PubSub
+    messages with CLIENT REPLY OFF")."""
+    seen = []
+    for connect in (lambda: _connect_peer(redis_server), lambda: _connect_omnibus(redis_url)):
+        subscriber, publisher = connect(), connect()
+        try:
+            subscriber.sock.sendall(_encode("HELLO", "3"))
+            subscriber.read()
+            subscriber.sock.sendall(
+                _encode("CLIENT", "REPLY", "OFF")
+                + _encode("SUBSCRIBE", "channel")
+                + _encode("PSUBSCRIBE", "ch*")
+            )
+            frames = [subscriber.read(), subscriber.read()]
+            publisher.sock.sendall(_encode("PUBLISH", "channel", "hello"))
+            assert publisher.read() == 2
+            frames += [subscriber.read(), subscriber.read()]
+            subscriber.sock.sendall(
+                _encode("UNSUBSCRIBE", "channel") + _encode("PUNSUBSCRIBE", "ch*")
+            )
+            frames += [subscriber.read(), subscriber.read()]
+            seen.append(frames)
+        finally:
+            subscriber.sock.close()
+            publisher.sock.close()
+    assert seen[1] == seen[0]
+    assert seen[0][2][0] in ("message", b"message"), seen[0]

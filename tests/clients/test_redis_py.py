@@ -137,7 +137,7 @@ def test_info_and_config_as_redis_py_parses_them(client):
     assert found["bind"] == "127.0.0.1"
     assert found["cluster-enabled"] == "no" and found["requirepass"] == ""
     assert os.path.isdir(found["dir"]) and int(found["io-threads"]) >= 1
-    with pytest.raises(redis.ResponseError, match="CONFIG SET is not supported by Omnibus"):
+    with pytest.raises(redis.ResponseError, match="CONFIG SET failed .* not supported by Omnibus"):
         client.config_set("maxmemory", "1mb")
 
 
@@ -615,7 +615,7 @@ def test_config_set_changes_the_slow_log_while_running(client):
             "argument must be between -1 and 9223372036854775807 inclusive"
         )
         # All or nothing: a refused pair leaves the other as it was.
-        with pytest.raises(redis.ResponseError, match="CONFIG SET is not supported by Omnibus"):
+        with pytest.raises(redis.ResponseError, match="CONFIG SET failed .* not supported by Omnibus"):
             client.execute_command(
                 "CONFIG", "SET", "slowlog-max-len", "9", "appendfsync", "everysec"
             )

@@ -184,12 +184,27 @@ impl Registry {
                 )
             }
             ("numpat", 1) => Reply::Integer(self.map(Kind::Pattern).len() as i64),
+            ("help", 1) => crate::commands::help_reply(&[
+                "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CHANNELS [<pattern>]",
+                "    The channels with a subscriber, those matching <pattern> if given.",
+                "NUMPAT",
+                "    How many pattern subscriptions there are.",
+                "NUMSUB [<channel> ...]",
+                "    Each channel with its subscribers (not counting patterns).",
+                "SHARDCHANNELS [<pattern>]",
+                "    The shard channels with a subscriber, those matching <pattern> if given.",
+                "SHARDNUMSUB [<shardchannel> ...]",
+                "    Each shard channel with its subscribers.",
+                "HELP",
+                "    Print this help.",
+            ]),
             // Redis 7.0 words this one as an unknown subcommand, as it was typed.
             ("shardchannels", _) => Reply::error(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
                 crate::commands::printable(&arguments[0], 128)
             )),
-            ("channels" | "numpat", _) => Reply::error(format!(
+            ("channels" | "numpat" | "help", _) => Reply::error(format!(
                 "ERR wrong number of arguments for 'pubsub|{subcommand}' command"
             )),
             _ => Reply::error(format!(

@@ -303,6 +303,38 @@ async fn answers_redis_servers_own_tests_expect() {
             &[&["OBJECT", "HELP", "x"]],
             "error: ERR wrong number of arguments for 'object|help' command",
         ),
+        (
+            &[&["PUBSUB", "HELP", "x"]],
+            "error: ERR wrong number of arguments for 'pubsub|help' command",
+        ),
+        // Redis 7.2+: the rank it cannot negate, ZINTERCARD's count worded as ZUNION's, and
+        // a timeout beyond the millisecond clock (read as strtold reads it, hex included).
+        (
+            &[&["RPUSH", "l", "c"], &["LPOS", "l", "c", "RANK", "-9223372036854775808"]],
+            "error: ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        ),
+        (
+            &[&["ZINTERCARD", "0", "k"]],
+            "error: ERR at least 1 input key is needed for 'zintercard' command",
+        ),
+        (
+            &[&["BLPOP", "empty", "0x7FFFFFFFFFFFFF"]],
+            "error: ERR timeout is out of range",
+        ),
+        // SORT's keys: the last STORE counts.
+        (
+            &[&["COMMAND", "GETKEYS", "SORT", "abc", "STORE", "invalid", "STORE", "def"]],
+            "array([bulk-string('\"abc\"'), bulk-string('\"def\"')])",
+        ),
+        // SAVE and SHUTDOWN are refused inside MULTI, which then fails.
+        (
+            &[&["MULTI"], &["SAVE"]],
+            "error: ERR Command not allowed inside a transaction",
+        ),
+        (
+            &[&["EXEC"]],
+            "error: EXECABORT Transaction discarded because of previous errors.",
+        ),
     ];
     for (commands, expected) in cases {
         assert_eq!(

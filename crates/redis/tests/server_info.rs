@@ -164,10 +164,9 @@ async fn config_get_answers_what_omnibus_does_and_config_set_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        refused
-            .detail()
-            .unwrap()
-            .starts_with("CONFIG SET is not supported by Omnibus: 'maxmemory'"),
+        refused.detail().unwrap()
+            == "CONFIG SET failed (possibly related to argument 'maxmemory') - not supported by \
+                Omnibus: set in the broker's configuration file or flags",
         "{refused}"
     );
     let arity = cmd("CONFIG")

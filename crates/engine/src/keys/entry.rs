@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::blocking::Waiter;
-use super::layout::{settle, Layout, LayoutLimits};
+use super::layout::{listpack_entry_bytes, settle, Layout, LayoutLimits};
 use super::{KEYSPACE_BYTES_MAX, KEYS_MAX};
 use crate::error::{EngineError, Result};
 
@@ -43,6 +43,8 @@ pub(super) struct Set {
     pub(super) bytes: u64,
     /// The form Redis would hold it in (`layout.rs`).
     pub(super) layout: Layout,
+    /// How many members it had when its form was last settled (`layout.rs`).
+    pub(super) settled: usize,
 }
 
 /// A sorted set: each member's score, and the members ordered by (score, member bytes), as
@@ -168,6 +170,8 @@ pub(super) struct List {
     pub(super) head: u64,
     /// The elements' sizes ([`item_size`]).
     pub(super) bytes: u64,
+    /// The bytes of the elements' entries in a Redis listpack (`layout.rs`).
+    pub(super) packed: u64,
     /// The form Redis would hold it in (`layout.rs`).
     pub(super) layout: Layout,
 }
@@ -258,8 +262,31 @@ impl List {
             items: VecDeque::new(),
             head: FIRST_POSITION,
             bytes: 0,
+            packed: 0,
             layout: Layout::default(),
         }
+    }
+
+    /// Counts `item` in the list's sizes, as it is added.
+    pub(super) fn count_in(&mut self, item: &[u8]) {
+        self.bytes += item_size(item);
+        self.packed += listpack_entry_bytes(item);
+    }
+
+    /// Takes `item` out of the list's sizes, as it is removed.
+    pub(super) fn count_out(&mut self, item: &[u8]) {
+        self.bytes -= item_size(item);
+        self.packed -= listpack_entry_bytes(item);
+    }
+
+    /// Counts the sizes again from the elements.
+    pub(super) fn recount(&mut self) {
+        self.bytes = self.items.iter().map(|item| item_size(item)).sum();
+        self.packed = self
+            .items
+            .iter()
+            .map(|item| listpack_entry_bytes(item))
+            .sum();
     }
 
     pub(super) fn len(&self) -> usize {

@@ -7,17 +7,17 @@
 //! collection whole in one call. The form is a state, not a function of the contents,
 //! because Redis converts one way: a hash that once had a field longer than
 //! `hash-max-listpack-value` stays a hashtable when that field is deleted. The state moves
-//! after each change ([`settle`], called where a key is written), so a collection of n
-//! elements costs one pass over them per write while it is compact — bounded by the
-//! parameters, as redis-server's own listpack writes are.
+//! after each change ([`settle`], called where a key is written). A list's listpack bytes
+//! are kept as elements come and go (`List::packed`), and an intset's new members are the
+//! ones past its count at the last change, so those cost nothing more per write; a compact
+//! hash, sorted set or listpack set has its elements' lengths compared once per write — at
+//! most as many as the parameters allow, as redis-server's own listpack writes scan theirs.
 //!
 //! Lists follow Redis 7.2+: a listpack becomes a quicklist when it outgrows
 //! `list-max-listpack-size` (elements when positive, bytes of the listpack when negative:
 //! -1…-5 for 4…64 KiB), and a quicklist becomes a listpack again once it fits in half of
-//! that and holds no element too large for a packed node. The listpack's bytes are
-//! estimated element by element as Redis encodes them (`listpack_entry_bytes`).
-
-use bytes::Bytes;
+//! that. The listpack's bytes are counted element by element as Redis encodes them
+//! (`listpack_entry_bytes`).
 
 use super::entry::{Entry, List, Value};
 
@@ -84,7 +84,15 @@ impl Layout {
 pub(super) fn settle(entry: &mut Entry, limits: &LayoutLimits) {
     match &mut entry.value {
         Value::String(_) => {}
-        Value::List(list) => list.layout = list_layout(list.layout, &list.items, limits.list_size),
+        Value::List(list) => {
+            let len = list.items.len() as u64;
+            list.layout = list_layout(
+                list.layout,
+                len,
+                LISTPACK_HEADER + list.packed,
+                limits.list_size,
+            );
+        }
         Value::Hash(hash) => {
             let layout = hash.layout;
             hash.layout = if !layout.is_compact()
@@ -102,9 +110,15 @@ pub(super) fn settle(entry: &mut Entry, limits: &LayoutLimits) {
         Value::Set(set) => {
             let layout = set.layout;
             let len = set.members.len() as u64;
+            // An intset's members were all integers at the last settle; members are added at
+            // the end (and a change adds or removes, never both), so only those past the
+            // count then are new.
+            let from = set.settled.min(set.members.len());
+            set.settled = set.members.len();
+            let mut new = set.members.get_range(from..).into_iter().flatten();
             set.layout = if layout == Layout::Smallest
                 && len <= limits.set_intset_entries
-                && set.members.iter().all(|member| integer(member).is_some())
+                && new.all(|member| integer(member).is_some())
             {
                 Layout::Smallest
             } else if layout.is_compact()
@@ -164,6 +178,11 @@ fn longer(element: &[u8], limit: u64) -> bool {
 /// `bytes` as the integer Redis would store it as (decimal, no sign but `-`, no leading
 /// zero, within 64 bits), or `None`.
 pub(super) fn integer(bytes: &[u8]) -> Option<i64> {
+    // At most 20 characters (`-9223372036854775808`), starting with a digit or `-`.
+    let first = *bytes.first()?;
+    if bytes.len() > 20 || !(first.is_ascii_digit() || first == b'-') {
+        return None;
+    }
     let text = std::str::from_utf8(bytes).ok()?;
     let number = text.parse::<i64>().ok()?;
     let canonical = !text.starts_with('+')
@@ -204,47 +223,37 @@ pub(super) fn before_replacing(list: &mut List, element: &[u8], fill: i64) {
     }
     let (size_limit, count_limit) = node_limits(fill);
     let node_bytes = node_bytes(size_limit);
-    let bytes = listpack_bytes(&list.items, node_bytes) + element.len() as u64;
+    let bytes = LISTPACK_HEADER + list.packed + element.len() as u64;
     if list.items.len() as u64 + 1 > count_limit || bytes > node_bytes {
         list.layout = Layout::Spread;
     }
 }
 
-fn list_layout(layout: Layout, items: &std::collections::VecDeque<Bytes>, fill: i64) -> Layout {
+/// The bytes of an empty listpack: its header (total bytes, element count) and end mark.
+const LISTPACK_HEADER: u64 = 7;
+
+/// A list's form after a change: `len` elements, `bytes` of listpack.
+fn list_layout(layout: Layout, len: u64, bytes: u64, fill: i64) -> Layout {
     let (size_limit, count_limit) = node_limits(fill);
     let node_bytes = node_bytes(size_limit);
-    let len = items.len() as u64;
     if layout.is_compact() {
-        let outgrown = len > count_limit || listpack_bytes(items, node_bytes) > node_bytes;
+        let outgrown = len > count_limit || bytes > node_bytes;
         return if outgrown {
             Layout::Spread
         } else {
             Layout::Packed
         };
     }
-    // Back to a listpack only when it fits in half a node and no element needs a plain
-    // node (which never converts back).
+    // Back to a listpack only when it fits in half a node (of elements or bytes) and in one
+    // node: then no element is too large for a packed node either.
     let fits_half = len <= count_limit / 2
-        && !items.iter().any(|item| item.len() as u64 > node_bytes)
-        && (size_limit == u64::MAX || listpack_bytes(items, size_limit / 2) <= size_limit / 2);
+        && bytes <= node_bytes
+        && (size_limit == u64::MAX || bytes <= size_limit / 2);
     if fits_half {
         Layout::Packed
     } else {
         Layout::Spread
     }
-}
-
-/// The bytes of a listpack holding `items` (header, entries, end mark), counted until they
-/// pass `cap` (the caller only asks whether they do).
-fn listpack_bytes(items: &std::collections::VecDeque<Bytes>, cap: u64) -> u64 {
-    let mut total = 7;
-    for item in items {
-        total += listpack_entry_bytes(item);
-        if total > cap {
-            break;
-        }
-    }
-    total
 }
 
 /// The bytes one element takes in a listpack: its encoding and data, then the length of
@@ -278,15 +287,20 @@ pub(super) fn listpack_entry_bytes(element: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-
     use super::*;
 
-    fn items(elements: &[&str]) -> VecDeque<Bytes> {
-        elements
-            .iter()
-            .map(|e| Bytes::copy_from_slice(e.as_bytes()))
-            .collect()
+    /// (elements, listpack bytes) of a list of `elements`.
+    fn sized(elements: &[&str]) -> (u64, u64) {
+        let mut list = List::new();
+        for element in elements {
+            list.count_in(element.as_bytes());
+        }
+        (elements.len() as u64, LISTPACK_HEADER + list.packed)
+    }
+
+    fn layout_of(layout: Layout, elements: &[&str], fill: i64) -> Layout {
+        let (len, bytes) = sized(elements);
+        list_layout(layout, len, bytes, fill)
     }
 
     #[test]
@@ -313,36 +327,24 @@ mod tests {
     #[test]
     fn a_list_outgrows_its_node_and_comes_back_under_half_of_it() {
         // Three elements a node: four make a quicklist, one is a listpack again.
-        let layout = list_layout(Layout::Smallest, &items(&["a", "b", "c"]), 3);
+        let layout = layout_of(Layout::Smallest, &["a", "b", "c"], 3);
         assert_eq!(layout, Layout::Packed);
-        let layout = list_layout(layout, &items(&["a", "b", "c", "d"]), 3);
+        let layout = layout_of(layout, &["a", "b", "c", "d"], 3);
         assert_eq!(layout, Layout::Spread);
-        assert_eq!(list_layout(layout, &items(&["a", "b"]), 3), Layout::Spread);
-        assert_eq!(list_layout(layout, &items(&["a"]), 3), Layout::Packed);
+        assert_eq!(layout_of(layout, &["a", "b"], 3), Layout::Spread);
+        assert_eq!(layout_of(layout, &["a"], 3), Layout::Packed);
         // 4 KiB nodes: an 8 KiB element converts, and keeps it a quicklist while it stays.
         let large = "x".repeat(8192);
-        let layout = list_layout(Layout::Packed, &items(&["a", &large]), -1);
+        let layout = layout_of(Layout::Packed, &["a", &large], -1);
         assert_eq!(layout, Layout::Spread);
-        assert_eq!(list_layout(layout, &items(&[&large]), -1), Layout::Spread);
-        assert_eq!(list_layout(layout, &items(&["c"]), -1), Layout::Packed);
+        assert_eq!(layout_of(layout, &[&large], -1), Layout::Spread);
+        assert_eq!(layout_of(layout, &["c"], -1), Layout::Packed);
         // Below -5 counts as -5 (64 KiB); 0 counts as 1.
         let big = "x".repeat(60_000);
-        assert_eq!(
-            list_layout(Layout::Smallest, &items(&[&big]), -6),
-            Layout::Packed
-        );
+        assert_eq!(layout_of(Layout::Smallest, &[&big], -6), Layout::Packed);
         let bigger = [big.as_str(), &"x".repeat(5536)];
-        assert_eq!(
-            list_layout(Layout::Packed, &items(&bigger), -6),
-            Layout::Spread
-        );
-        assert_eq!(
-            list_layout(Layout::Smallest, &items(&["a"]), 0),
-            Layout::Packed
-        );
-        assert_eq!(
-            list_layout(Layout::Packed, &items(&["a", "b"]), 0),
-            Layout::Spread
-        );
+        assert_eq!(layout_of(Layout::Packed, &bigger, -6), Layout::Spread);
+        assert_eq!(layout_of(Layout::Smallest, &["a"], 0), Layout::Packed);
+        assert_eq!(layout_of(Layout::Packed, &["a", "b"], 0), Layout::Spread);
     }
 }

@@ -180,3 +180,41 @@ async fn scans_answer_a_compact_collection_whole() {
     let (cursor, members) = keys.set_scan(b"s", 0, None, 10).unwrap();
     assert_eq!((cursor, members.len()), (0, 200));
 }
+
+#[tokio::test]
+async fn a_lists_listpack_bytes_follow_every_change() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_state, keys) = reopen(dir.path()).await;
+    let (l, m) = (b("l"), b("m"));
+    // Elements of every listpack size class: small and large integers, short, 64+ and
+    // 4096+ byte strings.
+    let long = "y".repeat(70);
+    let longer = "z".repeat(5000);
+    let elements = ["1", "-5000", "70000", "9000000000", "word", &long, &longer];
+    for round in 0..40usize {
+        let element = b(elements[round % elements.len()]);
+        let _ = keys
+            .push(&l, vec![element.clone(), b("1")], End::Left, false)
+            .unwrap();
+        match round % 6 {
+            0 => drop(keys.pop(&l, End::Right, 1).unwrap()),
+            1 => drop(keys.set_at(&l, 0, b(elements[(round + 3) % 7])).unwrap()),
+            2 => drop(keys.insert(&l, true, b"1", b("word")).unwrap()),
+            3 => drop(keys.remove_matching(&l, 2, b"1").unwrap()),
+            4 => drop(keys.move_item(&l, &m, End::Left, End::Right).unwrap()),
+            _ => drop(keys.trim(&l, 0, 9).unwrap()),
+        }
+    }
+    let mut inner = keys.lock();
+    for key in [&l, &m] {
+        let list = inner
+            .collection_mut::<super::entry::List>(key)
+            .expect("a list");
+        let counted: u64 = list
+            .items
+            .iter()
+            .map(|item| super::layout::listpack_entry_bytes(item))
+            .sum();
+        assert_eq!(list.packed, counted, "{key:?}");
+    }
+}

@@ -169,6 +169,7 @@ impl Keyspace {
         let size = list.bytes;
         let new_size = size - list.items[i].len() as u64 + value.len() as u64;
         inner.check_room(key, Some(size), new_size)?;
+        let value = owned(value);
         let mut writes = Vec::new();
         let fill = inner.layout_limits.list_size;
         self.edit(
@@ -178,8 +179,9 @@ impl Keyspace {
             |list: &mut List, hex, writes| {
                 super::layout::before_replacing(list, &value, fill);
                 writes.push(stored::put_item(hex, list.position(i), &value));
-                list.bytes = new_size;
-                list.items[i] = owned(value);
+                list.count_in(&value);
+                let old = std::mem::replace(&mut list.items[i], value);
+                list.count_out(&old);
             },
         );
         Ok(Durable::new(ListSet::Done, self.writer.queue(writes)))
@@ -211,7 +213,7 @@ impl Keyspace {
             key,
             &mut writes,
             |list: &mut List, hex, writes| {
-                list.bytes += item_size(&value);
+                list.count_in(&value);
                 // The rows on the shorter side of the new element move by one.
                 if at <= list.len() / 2 {
                     list.head = list.head.wrapping_sub(1);
@@ -269,7 +271,7 @@ impl Keyspace {
                     index += 1;
                     keep
                 });
-                list.bytes = list.items.iter().map(|item| item_size(item)).sum();
+                list.recount();
                 // The head stays; what followed the first removed element moves up.
                 if first < list.len() {
                     rewrite(list, hex, first..=list.len() - 1, writes);
@@ -473,7 +475,7 @@ pub(super) fn push_one(
     writes: &mut Vec<StateWrite>,
 ) {
     let value = owned(value);
-    list.bytes += item_size(&value);
+    list.count_in(&value);
     match end {
         End::Left => {
             list.head = list.head.wrapping_sub(1);
@@ -510,7 +512,7 @@ pub(super) fn pop_many(
             }
         };
         let item = item.expect("counted");
-        list.bytes -= item_size(&item);
+        list.count_out(&item);
         items.push(item);
     }
     items

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use omnibus_storage::{StateStore, StateWrite, StorageError};
 
-use super::entry::{field_size, item_size, member_size, Entry, Hash, List, Set, SortedSet, Value};
+use super::entry::{field_size, member_size, Entry, Hash, List, Set, SortedSet, Value};
 use crate::error::{EngineError, Result};
 
 /// The state-store table of string keys.
@@ -107,7 +107,7 @@ pub(super) fn load(state: &StateStore) -> Result<Loaded> {
             // Positions of one list are contiguous: a gap means rows were lost.
             return Err(corrupt(&stored_key));
         }
-        list.bytes += item_size(&element);
+        list.count_in(&element);
         list.items.push_back(Bytes::from(element));
     }
     keys.extend(load_collections(state, &mut orphans)?);

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::entry::{field_size, item_size, member_size, Entry, Hash, List, Set, SortedSet, Value};
+use super::entry::{field_size, member_size, Entry, Hash, List, Set, SortedSet, Value};
 use super::{Durable, Keyspace};
 use crate::engine::now_ms;
 use crate::error::Result;
@@ -33,7 +33,7 @@ impl Whole {
             Whole::List(items) if !items.is_empty() => {
                 let mut list = List::new();
                 for item in items {
-                    list.bytes += item_size(&item);
+                    list.count_in(&item);
                     list.items.push_back(item);
                 }
                 Value::List(Box::new(list))

@@ -282,13 +282,18 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
             .monitors
             .feed(session.address, &arguments, admin);
     }
-    if session.transaction.is_some()
-        && !matches!(
+    if let Some(transaction) = &mut session.transaction {
+        // SAVE, SHUTDOWN, SYNC and PSYNC (`no_multi`) fail the transaction, as in Redis.
+        if command.flags.contains(&"no_multi") {
+            transaction.failed = true;
+            return Reply::error("ERR Command not allowed inside a transaction").into();
+        }
+        if !matches!(
             name.as_str(),
             "exec" | "discard" | "multi" | "quit" | "reset" | "watch"
-        )
-    {
-        return transaction::queue(session, arguments);
+        ) {
+            return transaction::queue(session, arguments);
+        }
     }
     let started = std::time::Instant::now();
     let step = execute(session, &name, &arguments);

@@ -113,8 +113,16 @@ const CONNECTION: &[&str] = &["noscript", "loading", "stale", "fast"];
 const PUBSUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const TRANSACTION: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
 const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
-const SAVING: &[&str] = &["admin", "noscript", "no_async_loading"];
-const REPLICATING: &[&str] = &["admin", "noscript", "stale", "no_async_loading"];
+const SAVING: &[&str] = &["admin", "noscript", "no_async_loading", "no_multi"];
+const REPLICATING: &[&str] = &["admin", "noscript", "stale", "no_async_loading", "no_multi"];
+const SHUTTING_DOWN: &[&str] = &[
+    "admin",
+    "noscript",
+    "loading",
+    "stale",
+    "no_multi",
+    "allow_busy",
+];
 
 const STRING_READ: &[&str] = &["@read", "@string", "@fast"];
 const STRING_WRITE: &[&str] = &["@write", "@string", "@fast"];
@@ -494,7 +502,7 @@ pub(crate) const COMMANDS: &[Command] = &[
         &["@write", "@string", "@slow"],
         ONE,
     ),
-    command("shutdown", -1, ADMIN, SERVER_CATEGORY, NONE),
+    command("shutdown", -1, SHUTTING_DOWN, SERVER_CATEGORY, NONE),
     command("sinter", -2, READ_SLOW, SET_READ_SLOW, ALL),
     command("sintercard", -3, READ_MOVABLE, SET_READ_SLOW, NONE),
     command("sinterstore", -3, WRITE_STORE, SET_WRITE_SLOW, ALL),

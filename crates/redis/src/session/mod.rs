@@ -581,12 +581,9 @@ async fn run_counted(
         };
         let waiting = match waiting {
             _ if !silent => waiting,
-            Waiting::Ready(_) => Waiting::Ready(Reply::Many(Vec::new())),
+            Waiting::Ready(reply) => Waiting::Ready(pushes_only(reply)),
             Waiting::Later { reply, read } => Waiting::Later {
-                reply: Box::pin(async move {
-                    let _ = reply.await;
-                    Reply::Many(Vec::new())
-                }),
+                reply: Box::pin(async move { pushes_only(reply.await) }),
                 read,
             },
         };
@@ -645,5 +642,21 @@ async fn ready(
             Some(mailbox)
         }
         None => std::future::pending().await,
+    }
+}
+
+/// What a silenced reply (CLIENT REPLY OFF or SKIP) still sends: its RESP3 pushes, as Redis
+/// sends a SUBSCRIBE's confirmations and every message whatever the reply mode.
+fn pushes_only(reply: Reply) -> Reply {
+    match reply {
+        Reply::Push(items) => Reply::Push(items),
+        Reply::Many(replies) => Reply::Many(
+            replies
+                .into_iter()
+                .map(pushes_only)
+                .filter(|reply| !matches!(reply, Reply::Many(inner) if inner.is_empty()))
+                .collect(),
+        ),
+        _ => Reply::Many(Vec::new()),
     }
 }
