@@ -326,6 +326,25 @@ async fn answers_redis_servers_own_tests_expect() {
             &[&["COMMAND", "GETKEYS", "SORT", "abc", "STORE", "invalid", "STORE", "def"]],
             "array([bulk-string('\"abc\"'), bulk-string('\"def\"')])",
         ),
+        // Keys named after a container's subcommand, and a script's declared keys.
+        (
+            &[&["COMMAND", "GETKEYS", "MEMORY", "USAGE", "key"]],
+            "array([bulk-string('\"key\"')])",
+        ),
+        (
+            &[&["COMMAND", "GETKEYS", "XGROUP", "CREATE", "key", "g", "$"]],
+            "array([bulk-string('\"key\"')])",
+        ),
+        (
+            &[&["COMMAND", "GETKEYS", "EVAL", "return 1", "1", "key"]],
+            "array([bulk-string('\"key\"')])",
+        ),
+        (&[&["COMMAND", "GETKEYS", "EVAL", "return 1", "0"]], "array([])"),
+        (
+            &[&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "hyperloglog"]],
+            "array([bulk-string('\"pfadd\"'), bulk-string('\"pfcount\"'), bulk-string('\"pfmerge\"')])",
+        ),
+        (&[&["COMMAND", "LIST", "bad"]], "error: ERR syntax error"),
         // SAVE and SHUTDOWN are refused inside MULTI, which then fails.
         (
             &[&["MULTI"], &["SAVE"]],

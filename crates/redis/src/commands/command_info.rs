@@ -51,7 +51,21 @@ pub(super) fn answer(protocol: Protocol, arguments: &[Bytes]) -> Reply {
                     .collect(),
             )
         }
-        ("list", [filter, _, _]) if is(filter, "filterby") => Reply::Array(Vec::new()),
+        // ACL categories as COMMAND INFO lists them (`@scripting`); no modules are loaded.
+        ("list", [filter, kind, category]) if is(filter, "filterby") && is(kind, "aclcat") => {
+            let category = format!("@{}", lowercase(category));
+            Reply::Array(
+                COMMANDS
+                    .iter()
+                    .filter(|c| c.categories.contains(&category.as_str()))
+                    .map(|c| Reply::bulk(c.name))
+                    .collect(),
+            )
+        }
+        ("list", [filter, kind, _]) if is(filter, "filterby") && is(kind, "module") => {
+            Reply::Array(Vec::new())
+        }
+        ("list", _) => Reply::error("ERR syntax error"),
         ("info", []) => Reply::Array(COMMANDS.iter().map(entry).collect()),
         ("info", names) => Reply::Array(
             names
@@ -71,6 +85,10 @@ pub(super) fn answer(protocol: Protocol, arguments: &[Bytes]) -> Reply {
                 return Reply::error("ERR Invalid number of arguments specified for command");
             }
             let keys = keys_of(command, words);
+            // A command whose keys its arguments decide (EVAL … 0) may name none.
+            if keys.is_empty() && command.flags.contains(&"movablekeys") {
+                return Reply::Array(Vec::new());
+            }
             if keys.is_empty() {
                 return Reply::error("ERR The command has no key arguments");
             }
@@ -97,7 +115,7 @@ pub(super) fn answer(protocol: Protocol, arguments: &[Bytes]) -> Reply {
             "HELP",
             "    Print this help.",
         ]),
-        ("count" | "list" | "getkeys" | "help", _) => Reply::error(format!(
+        ("count" | "getkeys" | "help", _) => Reply::error(format!(
             "ERR wrong number of arguments for 'command|{subcommand}' command"
         )),
         _ => Reply::error(format!(

@@ -513,7 +513,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     command("smismember", -3, READ, SET_READ, ONE),
     command("smove", 4, WRITE, SET_WRITE, TWO),
     command("sort", -2, WRITE_STORE_MOVABLE, SORT_WRITE, ONE),
-    command("sort_ro", -2, READ_SLOW, SORT_READ, ONE),
+    command("sort_ro", -2, READ_MOVABLE, SORT_READ, ONE),
     command("spop", -2, WRITE_SLOW, SET_WRITE, ONE),
     command(
         "spublish",
@@ -645,6 +645,20 @@ pub(crate) fn position(name: &str) -> Option<usize> {
 /// and XREADGROUP, the first half of what follows STREAMS, for LMPOP, BLMPOP, ZUNION… the
 /// `numkeys` words after their count (after the destination for ZUNIONSTORE…). `None` when it has none.
 pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Bytes> {
+    // A container's subcommands that name a key, after the subcommand: MEMORY USAGE key,
+    // OBJECT ENCODING key, XGROUP CREATE key …, XINFO STREAM key.
+    let subcommand = words.first();
+    let keyed = match command.name {
+        "memory" => subcommand.is_some_and(|word| is(word, "usage")),
+        "object" | "xgroup" | "xinfo" => subcommand.is_some_and(|word| !is(word, "help")),
+        _ => false,
+    };
+    if keyed {
+        return words.get(1).into_iter().collect();
+    }
+    if command.name == "sort_ro" {
+        return words.iter().take(1).collect();
+    }
     if command.flags.contains(&"movablekeys") {
         // LMPOP numkeys key …, BLMPOP timeout numkeys key …
         let numkeys_at = match command.name {
@@ -652,6 +666,8 @@ pub(crate) fn keys_of<'a>(command: &Command, words: &'a [Bytes]) -> Vec<&'a Byte
                 Some(0)
             }
             "blmpop" | "bzmpop" => Some(1),
+            // EVAL script numkeys key …, FCALL function numkeys key …
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => Some(1),
             // ZUNIONSTORE destination numkeys key …: the destination, then the sources.
             "zunionstore" | "zinterstore" | "zdiffstore" => {
                 let count = words
@@ -793,6 +809,10 @@ mod tests {
         assert_eq!(keys("sort", "l BY w_* STORE d"), ["l", "d"]);
         assert_eq!(keys("sort", "l STORE a STORE b STORE d"), ["l", "d"]);
         assert_eq!(keys("sort", "l BY store GET store"), ["l"]);
+        assert_eq!(keys("memory", "USAGE k"), ["k"]);
+        assert_eq!(keys("xgroup", "CREATE k g $"), ["k"]);
+        assert_eq!(keys("eval", "s 2 a b c"), ["a", "b"]);
+        assert!(keys("eval", "s 0").is_empty());
         assert_eq!(keys("sort_ro", "l"), ["l"]);
         assert!(keys("ping", "").is_empty());
     }
