@@ -111,6 +111,24 @@ SCENARIOS = {
         ("a", ["SET", "mine", "1"]),
         ("b", ["SET", "theirs", "1"]),
     ],
+    # A transaction's changes reach BCAST connections as one message per prefix, sent
+    # once EXEC has run (redis-server's own test "Clients can enable the BCAST mode with
+    # prefixes").
+    "bcast-transaction": [
+        ("a", ["HELLO", "3"]),
+        ("a", ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a:", "PREFIX", "b:"]),
+        ("b", ["MULTI"]),
+        ("b", ["INCR", "a:1"]),
+        ("b", ["INCR", "b:2"]),
+        ("b", ["INCR", "a:2"]),
+        ("b", ["INCR", "b:1"]),
+        ("b", ["INCR", "c:1"]),
+        ("b", ["INCR", "a:1"]),
+        ("b", ["EXEC"]),
+        ("b", ["INCR", "a:3"]),
+        ("b", ["EVAL", "redis.call('INCR', KEYS[1]) redis.call('INCR', KEYS[2]) "
+               "redis.call('INCR', KEYS[3])", "3", "b:9", "a:9", "b:8"]),
+    ],
     "optin-optout": [
         ("a", ["HELLO", "3"]),
         ("a", ["CLIENT", "CACHING", "yes"]),

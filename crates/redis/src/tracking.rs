@@ -327,12 +327,26 @@ impl Tracking {
     /// connection that read one with tracking on, or registered a prefix of one, is sent
     /// its message.
     pub(crate) fn invalidate(&self, clients: &Clients, writer: u64, keys: &[Bytes]) {
+        self.invalidate_readers(clients, writer, keys);
+        self.broadcast(clients, writer, keys);
+    }
+
+    /// The default mode's half of [`Tracking::invalidate`]: each connection that read one
+    /// of `keys` with tracking on is sent its message.
+    pub(crate) fn invalidate_readers(&self, clients: &Clients, writer: u64, keys: &[Bytes]) {
         let mut state = self.state();
         for key in keys {
             invalidate_key(&mut state, clients, writer, key);
         }
         self.settle(&state);
-        if state.prefixes.is_empty() {
+    }
+
+    /// BCAST's half of [`Tracking::invalidate`]: one message per prefix, to each connection
+    /// registered for it, with the changed keys under it. A transaction's keys are sent
+    /// together once EXEC has run them, as Redis sends them after the command.
+    pub(crate) fn broadcast(&self, clients: &Clients, writer: u64, keys: &[Bytes]) {
+        let mut state = self.state();
+        if state.prefixes.is_empty() || keys.is_empty() {
             return;
         }
         // BCAST, as Redis sends it: per prefix (in order), the changed keys under it (in

@@ -31,7 +31,7 @@ pub(crate) mod stream_moves;
 mod streams;
 mod strings;
 pub(crate) mod table;
-mod tracking;
+pub(crate) mod tracking;
 mod transaction;
 mod tuning;
 mod zset_pops;

@@ -264,7 +264,7 @@ pub(crate) fn before(session: &Session, name: &str, arguments: &[Bytes]) -> Opti
 }
 
 /// After the command: remembers a read's keys again, or invalidates what a write changed.
-pub(crate) fn after(session: &Session, tracked: Tracked, step: &mut Step) {
+pub(crate) fn after(session: &mut Session, tracked: Tracked, step: &mut Step) {
     let shared = &session.shared;
     match tracked {
         Tracked::Read(keys) => {
@@ -278,9 +278,7 @@ pub(crate) fn after(session: &Session, tracked: Tracked, step: &mut Step) {
         }
         Tracked::WriteUnwatched(keys) => {
             if !step.reply.is_error() && step.later.is_none() && shared.tracking.watching() {
-                shared
-                    .tracking
-                    .invalidate(&shared.clients, session.id, &keys);
+                invalidate(session, keys);
             } else if step.later.is_some() {
                 let versions = keys.into_iter().map(|key| (key, None)).collect();
                 after(session, Tracked::Write(versions), step);
@@ -312,11 +310,48 @@ pub(crate) fn after(session: &Session, tracked: Tracked, step: &mut Step) {
                 .map(|(key, _)| key)
                 .collect();
             if !changed.is_empty() {
-                shared
-                    .tracking
-                    .invalidate(&shared.clients, writer, &changed);
+                invalidate(session, changed);
             }
         }
+    }
+}
+
+/// Starts holding BCAST's messages for a transaction or a script (`true`), unless an outer
+/// one already holds them (EXEC running EVAL): see [`send_held_broadcasts`].
+pub(crate) fn hold_broadcasts(session: &mut Session) -> bool {
+    if session.broadcasts_held.is_some() {
+        return false;
+    }
+    session.broadcasts_held = Some(Vec::new());
+    true
+}
+
+/// Sends BCAST's messages for what a transaction or a script changed, once it has run:
+/// one per prefix, each key once, as Redis sends them after the command.
+pub(crate) fn send_held_broadcasts(session: &mut Session, held: bool) {
+    if !held {
+        return;
+    }
+    let keys = session.broadcasts_held.take().unwrap_or_default();
+    let shared = session.shared.clone();
+    shared
+        .tracking
+        .broadcast(&shared.clients, session.id, &keys);
+}
+
+/// Invalidates what a command changed: at once for the connections that read the keys, and
+/// for BCAST's prefixes at once too, or inside EXEC when the transaction has run
+/// (`Session::broadcasts_held`).
+fn invalidate(session: &mut Session, keys: Vec<Bytes>) {
+    let shared = session.shared.clone();
+    shared
+        .tracking
+        .invalidate_readers(&shared.clients, session.id, &keys);
+    match &mut session.broadcasts_held {
+        Some(held) => held.extend(keys),
+        None => shared
+            .tracking
+            .broadcast(&shared.clients, session.id, &keys),
     }
 }
 

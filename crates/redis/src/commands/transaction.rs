@@ -62,6 +62,7 @@ pub(super) fn exec(session: &mut Session) -> Step {
     // Each command runs to its end before the next (`held.rs`), as in Redis: a stream read
     // sees the XADDs before it and none after. The XADDs' fsyncs are left for the reply.
     let outer = session.script_appends.replace(Vec::new());
+    let broadcasts = super::tracking::hold_broadcasts(session);
     let mut replies = Vec::with_capacity(transaction.queued.len());
     let mut commits = Vec::new();
     let mut close = false;
@@ -81,6 +82,7 @@ pub(super) fn exec(session: &mut Session) -> Step {
     }
     let appends = std::mem::replace(&mut session.script_appends, outer).unwrap_or_default();
     drop(hold);
+    super::tracking::send_held_broadcasts(session, broadcasts);
     let (reply, later) = super::held::after_appends(Reply::Array(replies), appends);
     Step {
         reply,

@@ -383,6 +383,7 @@ fn execute(
     if !nested {
         session.script_appends = Some(Vec::new());
     }
+    let broadcasts = commands::tracking::hold_broadcasts(session);
     let commits = RefCell::new(Vec::new());
     let session = RefCell::new(session);
     limit_time(lua);
@@ -423,6 +424,7 @@ fn execute(
         Err(error) => Reply::error(script_error(&error)),
     };
     let session = session.into_inner();
+    commands::tracking::send_held_broadcasts(session, broadcasts);
     // The reply waits for the fsync of every XADD the script made (and its key changes').
     let appends = match nested {
         true => Vec::new(),

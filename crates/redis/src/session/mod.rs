@@ -98,6 +98,9 @@ pub(crate) struct Session {
     pub(crate) subscriptions: Subscriptions,
     /// EXEC is running the queued commands: blocking commands answer at once.
     pub(crate) in_exec: bool,
+    /// Inside EXEC: the keys its commands changed, for BCAST tracking's messages, sent
+    /// once it has run (`commands/tracking.rs`).
+    pub(crate) broadcasts_held: Option<Vec<Bytes>>,
     /// A script or EXEC is running: the fsyncs of the XADDs it made, which its reply waits
     /// for (an XADD there gets its ID at once; `commands/held.rs`).
     pub(crate) script_appends: Option<Vec<tokio::sync::oneshot::Receiver<Reply>>>,
@@ -242,6 +245,7 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         watched: Vec::new(),
         subscriptions: Subscriptions::new(shared_pubsub),
         in_exec: false,
+        broadcasts_held: None,
         script_appends: None,
         monitor: None,
         command_now: None,
