@@ -180,9 +180,14 @@ pub(crate) struct Tracking {
     /// atomic load (rueidis turns tracking on for every connection, OPTIN).
     watched: AtomicUsize,
     state: Mutex<State>,
-    /// [`KEYS_MAX`] (smaller in tests).
-    keys_max: usize,
+    /// [`KEYS_MAX`] until CONFIG SET tracking-table-max-keys changes it (0: up to
+    /// [`KEYS_CAP`]).
+    keys_max: AtomicUsize,
 }
+
+/// The most keys the table remembers whatever `tracking-table-max-keys` says (its 0 means
+/// no limit to Redis): a bound on the door's memory.
+pub(crate) const KEYS_CAP: usize = 10_000_000;
 
 impl Default for Tracking {
     fn default() -> Tracking {
@@ -190,7 +195,7 @@ impl Default for Tracking {
             on: AtomicUsize::new(0),
             watched: AtomicUsize::new(0),
             state: Mutex::default(),
-            keys_max: KEYS_MAX,
+            keys_max: AtomicUsize::new(KEYS_MAX),
         }
     }
 }
@@ -299,6 +304,25 @@ impl Tracking {
         Some((tracker.options.clone(), tracker.broken))
     }
 
+    /// The most keys remembered before the oldest-found are invalidated (CONFIG GET
+    /// tracking-table-max-keys answers it as set; 0 means [`KEYS_CAP`]).
+    pub(crate) fn keys_max(&self) -> usize {
+        match self.keys_max.load(Ordering::Relaxed) {
+            0 => KEYS_CAP,
+            max => max.min(KEYS_CAP),
+        }
+    }
+
+    /// CONFIG GET tracking-table-max-keys: the value set.
+    pub(crate) fn keys_max_set(&self) -> usize {
+        self.keys_max.load(Ordering::Relaxed)
+    }
+
+    /// CONFIG SET tracking-table-max-keys: from the next read remembered on.
+    pub(crate) fn set_keys_max(&self, max: usize) {
+        self.keys_max.store(max, Ordering::Relaxed);
+    }
+
     /// Connection `id` read `keys` with tracking on: each change to one of them sends it a
     /// message (once).
     pub(crate) fn remember(&self, clients: &Clients, id: u64, keys: &[&Bytes]) {
@@ -313,8 +337,9 @@ impl Tracking {
                 state.items += 1;
             }
         }
-        if state.keys.len() > self.keys_max {
-            let excess = state.keys.len() - self.keys_max;
+        let keys_max = self.keys_max();
+        if state.keys.len() > keys_max {
+            let excess = state.keys.len() - keys_max;
             let evicted: Vec<Bytes> = state.keys.keys().take(excess.max(64)).cloned().collect();
             for key in &evicted {
                 invalidate_key(&mut state, clients, 0, key);
@@ -579,9 +604,17 @@ mod tests {
 
         let clients = Clients::default();
         let tracking = Tracking {
-            keys_max: 100,
+            keys_max: AtomicUsize::new(100),
             ..Tracking::default()
         };
+        // Redis's 0 (no limit) is the cap here; another value is itself.
+        assert_eq!(Tracking::default().keys_max(), KEYS_MAX);
+        let unlimited = Tracking::default();
+        unlimited.set_keys_max(0);
+        assert_eq!(
+            (unlimited.keys_max(), unlimited.keys_max_set()),
+            (KEYS_CAP, 0)
+        );
         let mine = registered(&clients, 3);
         tracking
             .enable(3, mine.clone(), Options::default())

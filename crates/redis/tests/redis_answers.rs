@@ -345,6 +345,18 @@ async fn answers_redis_servers_own_tests_expect() {
             "array([bulk-string('\"pfadd\"'), bulk-string('\"pfcount\"'), bulk-string('\"pfmerge\"')])",
         ),
         (&[&["COMMAND", "LIST", "bad"]], "error: ERR syntax error"),
+        // The tracking table's bound is Redis's parameter.
+        (
+            &[
+                &["CONFIG", "SET", "tracking-table-max-keys", "5"],
+                &["CONFIG", "GET", "tracking-table-max-keys"],
+            ],
+            "array([bulk-string('\"tracking-table-max-keys\"'), bulk-string('\"5\"')])",
+        ),
+        (
+            &[&["CONFIG", "SET", "tracking-table-max-keys", "1000000"]],
+            "ok",
+        ),
         // SAVE and SHUTDOWN are refused inside MULTI, which then fails.
         (
             &[&["MULTI"], &["SAVE"]],

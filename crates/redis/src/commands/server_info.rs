@@ -252,6 +252,10 @@ fn parameters(session: &Session) -> Vec<(&'static str, String)> {
             session.shared.slowlog.max_len().to_string(),
         ),
         ("timeout", "0".into()),
+        (
+            "tracking-table-max-keys",
+            session.shared.tracking.keys_max_set().to_string(),
+        ),
     ];
     parameters.extend(super::tuning::parameters(session));
     parameters
@@ -263,6 +267,7 @@ enum Setting<'a> {
     SlowerThan(i64),
     SlowLogLength(usize),
     Tuning(super::tuning::Change),
+    TrackedKeysMax(usize),
 }
 
 /// `CONFIG SET name value [name value …]`, all or nothing, as in Redis. These change
@@ -306,6 +311,10 @@ fn config_set(session: &Session, pairs: &[Bytes]) -> Reply {
                 Ok(micros) => Setting::SlowerThan(micros),
                 Err(refusal) => return refusal,
             },
+            "tracking-table-max-keys" => match number(0) {
+                Ok(max) => Setting::TrackedKeysMax(usize::try_from(max).unwrap_or(usize::MAX)),
+                Err(refusal) => return refusal,
+            },
             "slowlog-max-len" => match number(0) {
                 Ok(length) => Setting::SlowLogLength(usize::try_from(length).unwrap_or(usize::MAX)),
                 Err(refusal) => return refusal,
@@ -342,6 +351,7 @@ fn config_set(session: &Session, pairs: &[Bytes]) -> Reply {
             Setting::SlowerThan(micros) => session.shared.slowlog.set_threshold_us(micros),
             Setting::SlowLogLength(length) => session.shared.slowlog.set_max_len(length),
             Setting::Tuning(change) => super::tuning::apply(session, change),
+            Setting::TrackedKeysMax(max) => session.shared.tracking.set_keys_max(max),
         }
     }
     Reply::ok()
