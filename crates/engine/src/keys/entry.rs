@@ -41,6 +41,8 @@ pub(super) struct Set {
     pub(super) members: indexmap::IndexSet<Bytes>,
     /// The members' sizes ([`member_size`]).
     pub(super) bytes: u64,
+    /// The longest member ever added (`layout.rs`).
+    pub(super) longest: usize,
     /// The form Redis would hold it in (`layout.rs`).
     pub(super) layout: Layout,
     /// How many members it had when its form was last settled (`layout.rs`).
@@ -55,6 +57,8 @@ pub(super) struct SortedSet {
     pub(super) order: BTreeSet<(Score, Bytes)>,
     /// The members' sizes with their scores ([`scored_size`]).
     pub(super) bytes: u64,
+    /// The longest member ever added (`layout.rs`).
+    pub(super) longest: usize,
     /// The form Redis would hold it in (`layout.rs`).
     pub(super) layout: Layout,
 }
@@ -98,6 +102,7 @@ impl SortedSet {
             }
             None => {
                 self.bytes += scored_size(&member);
+                self.longest = self.longest.max(member.len());
                 self.scores.insert(member.clone(), score);
                 self.order.insert((Score(score), member));
                 None
@@ -158,6 +163,8 @@ pub(super) struct Hash {
     pub(super) bytes: u64,
     /// The deadlines of the fields that have one (`field_expiry.rs`); `None` when none has.
     pub(super) deadlines: Option<Box<super::field_expiry::FieldDeadlines>>,
+    /// The longest field or value ever written (`layout.rs`).
+    pub(super) longest: usize,
     /// The form Redis would hold it in (`layout.rs`).
     pub(super) layout: Layout,
 }

@@ -62,6 +62,7 @@ impl Keyspace {
                     Some((place, current)) => {
                         writes.push(stored::put_field(hex, &field, *place, &value));
                         hash.bytes = hash.bytes - current.len() as u64 + value.len() as u64;
+                        hash.longest = hash.longest.max(value.len());
                         *current = value;
                         if !keep_deadline && hash.clear_field_deadline(&field).is_some() {
                             writes.push(stored::delete_field_deadline(hex, &field));
@@ -72,6 +73,7 @@ impl Keyspace {
                         hash.next += 1;
                         writes.push(stored::put_field(hex, &field, place, &value));
                         hash.bytes += field_size(&field, &value);
+                        hash.longest = hash.longest.max(field.len()).max(value.len());
                         hash.fields.insert(owned(field), (place, value));
                         new += 1;
                     }

@@ -7,11 +7,13 @@
 //! collection whole in one call. The form is a state, not a function of the contents,
 //! because Redis converts one way: a hash that once had a field longer than
 //! `hash-max-listpack-value` stays a hashtable when that field is deleted. The state moves
-//! after each change ([`settle`], called where a key is written). A list's listpack bytes
-//! are kept as elements come and go (`List::packed`), and an intset's new members are the
-//! ones past its count at the last change, so those cost nothing more per write; a compact
-//! hash, sorted set or listpack set has its elements' lengths compared once per write — at
-//! most as many as the parameters allow, as redis-server's own listpack writes scan theirs.
+//! after each change ([`settle`], called where a key is written), in constant time: a list's
+//! listpack bytes are kept as elements come and go (`List::packed`), a hash, set or sorted
+//! set keeps the length of the longest element ever written (`longest`: Redis checks each
+//! element as it is written, and a long one deleted leaves the general structure in place),
+//! and an intset's new members are the ones past its count at the last change. One
+//! difference: a lowered `*-max-listpack-value` converts a collection holding a longer
+//! element at its next write, where Redis converts it only when a longer one is written.
 //!
 //! Lists follow Redis 7.2+: a listpack becomes a quicklist when it outgrows
 //! `list-max-listpack-size` (elements when positive, bytes of the listpack when negative:
@@ -97,9 +99,8 @@ pub(super) fn settle(entry: &mut Entry, limits: &LayoutLimits) {
             let layout = hash.layout;
             hash.layout = if !layout.is_compact()
                 || hash.fields.len() as u64 > limits.hash_entries
-                || hash.fields.iter().any(|(field, (_, value))| {
-                    longer(field, limits.hash_value) || longer(value, limits.hash_value)
-                }) {
+                || hash.longest as u64 > limits.hash_value
+            {
                 Layout::Spread
             } else if layout == Layout::PackedWithDeadlines || hash.deadlines.is_some() {
                 Layout::PackedWithDeadlines
@@ -123,7 +124,7 @@ pub(super) fn settle(entry: &mut Entry, limits: &LayoutLimits) {
                 Layout::Smallest
             } else if layout.is_compact()
                 && len <= limits.set_entries
-                && !set.members.iter().any(|m| longer(m, limits.set_value))
+                && set.longest as u64 <= limits.set_value
             {
                 Layout::Packed
             } else {
@@ -133,7 +134,7 @@ pub(super) fn settle(entry: &mut Entry, limits: &LayoutLimits) {
         Value::SortedSet(set) => {
             let compact = set.layout.is_compact()
                 && set.scores.len() as u64 <= limits.zset_entries
-                && !set.scores.keys().any(|m| longer(m, limits.zset_value));
+                && set.longest as u64 <= limits.zset_value;
             set.layout = if compact {
                 Layout::Packed
             } else {
@@ -169,10 +170,6 @@ pub(super) fn encoding(entry: &Entry) -> &'static str {
         Value::SortedSet(set) if set.layout.is_compact() => "listpack",
         Value::SortedSet(_) => "skiplist",
     }
-}
-
-fn longer(element: &[u8], limit: u64) -> bool {
-    element.len() as u64 > limit
 }
 
 /// `bytes` as the integer Redis would store it as (decimal, no sign but `-`, no leading

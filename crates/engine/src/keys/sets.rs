@@ -57,6 +57,7 @@ impl Keyspace {
                 }
                 writes.push(stored::put_member(hex, &member));
                 set.bytes += member_size(&member);
+                set.longest = set.longest.max(member.len());
                 set.members.insert(owned(member));
                 added += 1;
             }
@@ -222,6 +223,7 @@ impl Keyspace {
         let mut set = Set::default();
         for member in members {
             set.bytes += member_size(&member);
+            set.longest = set.longest.max(member.len());
             set.members.insert(member);
         }
         let entry = (count > 0).then(|| Entry {

@@ -209,6 +209,7 @@ fn load_collections(
         let mut hash = Hash::default();
         for (place, field, value) in placed {
             hash.bytes += field_size(&field, &value);
+            hash.longest = hash.longest.max(field.len()).max(value.len());
             hash.next = place + 1;
             hash.fields.insert(field, (place, value));
         }
@@ -234,6 +235,7 @@ fn load_collections(
         let mut set = Set::default();
         for (member, _) in members {
             set.bytes += member_size(&member);
+            set.longest = set.longest.max(member.len());
             set.members.insert(member);
         }
         loaded.push((key, entry(Value::Set(Box::new(set)), deadline)));

@@ -51,6 +51,7 @@ impl Whole {
                 let mut set = Set::default();
                 for member in members {
                     let size = member_size(&member);
+                    set.longest = set.longest.max(member.len());
                     if set.members.insert(member) {
                         set.bytes += size;
                     }
@@ -76,6 +77,7 @@ fn hash_of(fields: impl Iterator<Item = (Bytes, Bytes, Option<i64>)>) -> Hash {
     let mut hash = Hash::default();
     for (field, value, deadline) in fields {
         hash.bytes += field_size(&field, &value);
+        hash.longest = hash.longest.max(field.len()).max(value.len());
         match hash.fields.get_mut(&field) {
             Some((_, old)) => {
                 hash.bytes -= field_size(&field, old);
