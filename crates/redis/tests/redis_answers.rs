@@ -304,6 +304,10 @@ async fn answers_redis_servers_own_tests_expect() {
             "error: ERR wrong number of arguments for 'object|help' command",
         ),
         (
+            &[&["CLIENT", "HELP", "x"]],
+            "error: ERR wrong number of arguments for 'client|help' command",
+        ),
+        (
             &[&["PUBSUB", "HELP", "x"]],
             "error: ERR wrong number of arguments for 'pubsub|help' command",
         ),
@@ -413,5 +417,24 @@ async fn a_blocked_xread_passes_over_entries_at_or_below_its_id() {
         .map(|entry| entry.id.as_str())
         .collect();
     assert_eq!(ids, ["2-1"]);
+    broker.stop().await;
+}
+
+/// Every container command answers HELP, its first line naming it (redis-server's
+/// "Coverage: HELP commands").
+#[tokio::test]
+async fn containers_answer_help() {
+    let broker = Broker::start().await;
+    let mut con = broker.connect().await;
+    for name in [
+        "OBJECT", "MEMORY", "PUBSUB", "SLOWLOG", "CLIENT", "COMMAND", "CONFIG", "FUNCTION",
+        "MODULE",
+    ] {
+        let lines: Vec<String> = cmd(name).arg("HELP").query_async(&mut con).await.unwrap();
+        assert!(
+            lines[0].starts_with(&format!("{name} <subcommand> ")),
+            "{name}: {lines:?}"
+        );
+    }
     broker.stop().await;
 }

@@ -317,9 +317,31 @@ fn client(session: &mut Session, arguments: &[Bytes]) -> Step {
             Reply::ok().into()
         }
         ("no-evict" | "no-touch", [_]) => Reply::error(SYNTAX_ERROR).into(),
+        ("help", []) => super::help_reply(&[
+            "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ID | GETNAME | SETNAME <name> | SETINFO <LIB-NAME|LIB-VER> <value>",
+            "    This connection's number and names.",
+            "INFO | LIST [TYPE <type>] [ID <id> ...]",
+            "    This connection, or every connection, one line each.",
+            "KILL <ip:port> | KILL <filter> <value> ...",
+            "    Closes the connections named.",
+            "UNBLOCK <id> [TIMEOUT|ERROR]",
+            "    Ends the blocking command a connection waits in.",
+            "PAUSE <milliseconds> [WRITE|ALL] | UNPAUSE",
+            "    Holds every client's commands (or only writes) for a while.",
+            "REPLY ON|OFF|SKIP",
+            "    Whether replies are sent.",
+            "TRACKING ON|OFF [options] | CACHING YES|NO | GETREDIR | TRACKINGINFO",
+            "    Client-side caching: invalidation messages for the keys read.",
+            "NO-EVICT ON|OFF | NO-TOUCH ON|OFF",
+            "    Accepted: nothing is evicted and no access times are kept.",
+            "HELP",
+            "    Print this help.",
+        ])
+        .into(),
         (
             "setname" | "getname" | "id" | "setinfo" | "info" | "kill" | "unblock" | "reply"
-            | "pause" | "unpause" | "no-evict" | "no-touch",
+            | "pause" | "unpause" | "no-evict" | "no-touch" | "help",
             _,
         ) => Reply::error(format!(
             "ERR wrong number of arguments for 'client|{subcommand}' command"
