@@ -5,7 +5,8 @@ use bytes::Bytes;
 use omnibus_engine::keys::glob_match;
 
 use super::arguments::{is, lowercase, printable};
-use super::table::{find, keys_of, Command, COMMANDS};
+use super::key_positions::keys_of;
+use super::table::{find, Command, COMMANDS};
 use crate::codec::{Protocol, Reply};
 
 /// COMMAND's answer for one command: name, arity, flags, first key, last key, step, ACL

@@ -18,6 +18,7 @@ pub(crate) mod held;
 mod hyperloglog;
 pub(crate) use hyperloglog::round_trip as hyperloglog_round_trip;
 mod info;
+pub(crate) mod key_positions;
 mod keyspace;
 mod lcs;
 mod lists;
@@ -217,7 +218,7 @@ fn keys_touched<'a>(session: &'a Session, arguments: &'a [Bytes], keys: &mut Vec
         // Containers in the table (no keys of their own): the key follows the subcommand.
         keys.extend(arguments.get(2));
     } else if let Some(command) = table::find(&lowercase(&arguments[0])) {
-        keys.extend(table::keys_of(command, &arguments[1..]));
+        keys.extend(key_positions::keys_of(command, &arguments[1..]));
     }
 }
 

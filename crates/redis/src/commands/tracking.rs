@@ -13,7 +13,7 @@
 use bytes::Bytes;
 
 use super::arguments::{is, SYNTAX_ERROR};
-use super::table;
+use super::{key_positions, table};
 use crate::codec::Reply;
 use crate::session::{Session, Step};
 use crate::tracking::Options;
@@ -242,7 +242,7 @@ pub(crate) fn before(session: &Session, name: &str, arguments: &[Bytes]) -> Opti
         if !remembers(session) {
             return None;
         }
-        let keys = table::keys_of(command, arguments);
+        let keys = key_positions::keys_of(command, arguments);
         if keys.is_empty() {
             return None;
         }
@@ -250,7 +250,7 @@ pub(crate) fn before(session: &Session, name: &str, arguments: &[Bytes]) -> Opti
         return Some(Tracked::Read(keys.into_iter().cloned().collect()));
     }
     if command.flags.contains(&"write") {
-        let keys = table::keys_of(command, arguments);
+        let keys = key_positions::keys_of(command, arguments);
         if !tracking.watching() {
             return Some(Tracked::WriteUnwatched(keys.into_iter().cloned().collect()));
         }

@@ -23,7 +23,7 @@ use omnibus_engine::Engine;
 use super::{misses, stream_events};
 use super::{Event, GENERIC, HASH, KEYEVENT, KEYSPACE, KEY_MISS, LIST, NEW, SET, STRING, ZSET};
 use crate::codec::Reply;
-use crate::commands::table;
+use crate::commands::{key_positions, table};
 use crate::session::{Session, Step};
 
 /// The versions of a command's keys before it ran (`None`: the key did not exist).
@@ -64,7 +64,7 @@ pub(crate) fn before(session: &Session, name: &str, arguments: &[Bytes]) -> Opti
     let command = table::find(name)?;
     let mut versions: Vec<(Bytes, Option<u64>)> = Vec::new();
     // The table lists a SORT's or GEORADIUS's STORE destination after the source.
-    for key in table::keys_of(command, arguments) {
+    for key in key_positions::keys_of(command, arguments) {
         if versions.iter().all(|(seen, _)| seen != key) {
             versions.push((key.clone(), session.keys.version(key)));
         }
@@ -559,7 +559,7 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
         // `del` for each key moved out (not for a COPY, nor a key the target refused).
         "migrate" => {
             if let Some(command) = table::find(name) {
-                for moved in table::keys_of(command, arguments) {
+                for moved in key_positions::keys_of(command, arguments) {
                     out.emptied(moved);
                 }
             }
@@ -642,7 +642,7 @@ fn events(name: &str, arguments: &[Bytes], reply: &Reply, state: &State, events:
             let Some(command) = table::find(name) else {
                 return;
             };
-            let keys = table::keys_of(command, arguments);
+            let keys = key_positions::keys_of(command, arguments);
             let Some(destination) = keys.get(1..).and_then(<[&Bytes]>::last) else {
                 return;
             };

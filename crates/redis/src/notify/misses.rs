@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use omnibus_engine::keys::KeyKind;
 
+use crate::commands::key_positions;
 use crate::commands::table::{self, Command};
 use crate::session::Session;
 
@@ -42,7 +43,7 @@ fn read_keys<'a>(name: &str, arguments: &'a [Bytes]) -> Vec<&'a Bytes> {
     let Some(command) = table::find(name) else {
         return Vec::new();
     };
-    let keys = || table::keys_of(command, arguments);
+    let keys = || key_positions::keys_of(command, arguments);
     match name {
         // Looked up without an event (OBJECT, MEMORY USAGE), or not looked up as keys; SORT
         // reports its own, after parsing, with its patterns' (`commands/sort.rs`).

@@ -14,7 +14,7 @@ use omnibus_engine::Engine;
 
 use super::{Event, NEW, STREAM};
 use crate::codec::Reply;
-use crate::commands::table;
+use crate::commands::{key_positions, table};
 use crate::session::Session;
 
 /// What a group command's events need from before it ran.
@@ -36,7 +36,7 @@ fn named<'a>(name: &str, arguments: &'a [Bytes]) -> Option<(&'a Bytes, &'a Bytes
     match name {
         // GROUP group consumer … STREAMS key …
         "xreadgroup" => {
-            let keys = table::keys_of(table::find(name)?, arguments);
+            let keys = key_positions::keys_of(table::find(name)?, arguments);
             Some((arguments.get(1)?, arguments.get(2)?, keys))
         }
         "xclaim" | "xautoclaim" => Some((
