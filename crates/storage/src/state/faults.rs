@@ -5,10 +5,21 @@
 //!
 //! After a failed write or fsync redb refuses every later write transaction ("Previous I/O
 //! error occurred"); the store must be dropped and opened again, as after a real disk error.
+//!
+//! A hold ([`FaultPlan::hold_syncs`]) stalls the fsyncs that make writes durable — the
+//! journal's and a checkpoint's — but lets through the one redb takes right after extending
+//! its file. redb makes a longer file durable before any header can name it, and it does so
+//! holding the lock every read transaction starts under (`TransactionalMemory::grow`), so on
+//! a disk that stalls, a read that meets a growth waits for that one fsync. That is real and
+//! documented (docs/storage.md, *Reads and the disk*): redb grows by doubling up to 4 GiB,
+//! then by 4 GiB regions, so it happens a few dozen times in a store's life. Holding it here
+//! made the tests that prove reads never wait for a *commit* hang whenever a held commit
+//! happened to grow the file. Growth fsyncs still count toward [`FaultPlan::fail_sync`].
 
 use std::fs::OpenOptions;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use redb::backends::FileBackend;
@@ -52,6 +63,7 @@ fn open_faulty(path: &Path, plan: Arc<FaultPlan>) -> Result<Database> {
             inner,
             plan,
             path: path.to_path_buf(),
+            grown: AtomicBool::new(false),
         })
         .map_err(state_error)
 }
@@ -63,6 +75,8 @@ struct FaultyBackend {
     plan: Arc<FaultPlan>,
     /// The database file, so a hold of one directory's fsyncs can include it or not.
     path: std::path::PathBuf,
+    /// The file was just made longer: the next fsync is redb's growth fsync.
+    grown: AtomicBool,
 }
 
 impl StorageBackend for FaultyBackend {
@@ -75,11 +89,20 @@ impl StorageBackend for FaultyBackend {
     }
 
     fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.inner.set_len(len)
+        let longer = len > self.inner.len()?;
+        self.inner.set_len(len)?;
+        if longer {
+            self.grown.store(true, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     fn sync_data(&self) -> std::io::Result<()> {
-        self.plan.check_sync(&self.path)?;
+        if self.grown.swap(false, Ordering::SeqCst) {
+            self.plan.check_sync_unheld()?;
+        } else {
+            self.plan.check_sync(&self.path)?;
+        }
         self.inner.sync_data()
     }
 
@@ -199,6 +222,56 @@ mod tests {
         let store = reopen(&path);
         assert!(store.get("t", "before").unwrap().is_some());
         assert_eq!(store.get("t", "lost").unwrap(), None);
+    }
+
+    /// A commit that makes redb extend its file, held at its fsync: a read of what was
+    /// committed before answers meanwhile. (redb fsyncs a grown file under the lock a read
+    /// transaction starts under; were that fsync held too, the read would wait.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_does_not_wait_for_a_held_commit_that_grows_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let plan = FaultPlan::new();
+        let store = Arc::new(StateStore::open_with_faults(&path, plan.clone()).unwrap());
+        store.commit(vec![put("before")]).await.unwrap();
+        let size_before = std::fs::metadata(&path).unwrap().len();
+
+        let held = plan.hold_syncs_while_held();
+        let committing = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let large = StateWrite::Put {
+                    table: "t",
+                    key: "large".into(),
+                    value: vec![7; 4 * 1024 * 1024],
+                };
+                store.commit(vec![large]).await
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::metadata(&path).unwrap().len() <= size_before {
+            assert!(std::time::Instant::now() < deadline, "the file never grew");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::task::spawn_blocking({
+                let store = store.clone();
+                move || store.get("t", "before")
+            }),
+        )
+        .await
+        .expect("the read waited for the held commit")
+        .unwrap()
+        .unwrap();
+        assert_eq!(read, Some(b"v".to_vec()));
+        assert!(!committing.is_finished(), "the commit waits for its fsync");
+        drop(held);
+        committing.await.unwrap().unwrap();
+        assert_eq!(
+            store.get("t", "large").unwrap().map(|v| v.len()),
+            Some(4 << 20)
+        );
     }
 
     #[test]
