@@ -307,6 +307,48 @@ def test_pubsub_across_doors_with_nats(redis_url, nats_url, client):
         subscriber.close()
 
 
+def test_stream_writes_are_not_pubsub_messages(redis_url, nats_url, client):
+    """In Redis a stream key is not a channel: SUBSCRIBE to a stream's key and a pattern
+    covering it hear nothing of XADD (as with redis-server), while a NATS subscriber of the
+    stream's subject still gets the record, and a PUBLISH after it reaches the pattern."""
+    import nats
+
+    key = unique("feed")
+    subscriber = redis.Redis.from_url(redis_url, decode_responses=True)
+    pubsub = subscriber.pubsub()
+    pubsub.subscribe(key)
+    pubsub.psubscribe(f"{key}*")
+    for _ in range(2):
+        assert pubsub.get_message(timeout=5)["type"] in ("subscribe", "psubscribe")
+
+    async def main():
+        nc = await nats.connect(nats_url)
+        try:
+            sub = await nc.subscribe(key)
+            await nc.flush()
+            client.xadd(key, {"value": "appended"})
+            record = await sub.next_msg(timeout=5)
+            assert record.data == b"appended"
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(main())
+        # Published after the XADD was answered: had the record reached the pattern or the
+        # channel, it would be the first message.
+        assert client.publish(f"{key}.after", "published") == 1
+        message = wait_message(pubsub)
+        assert (message["type"], message["channel"], message["data"]) == (
+            "pmessage",
+            f"{key}.after",
+            "published",
+        )
+        assert pubsub.get_message(ignore_subscribe_messages=True, timeout=0.3) is None
+    finally:
+        pubsub.close()
+        subscriber.close()
+
+
 # Streams and consumer groups. Stream keys are Omnibus stream names: no ':'.
 
 

@@ -40,6 +40,7 @@ fn message(subject: &str, payload: &'static str) -> LiveMessage {
         }],
         payload: Bytes::from_static(payload.as_bytes()),
         status: None,
+        appended: false,
     }
 }
 
@@ -165,6 +166,77 @@ async fn a_raw_append_reaches_live_subscribers_under_the_stream_name_or_stored_s
         .map(|delivery| delivery.message.subject.clone())
         .collect();
     assert_eq!(subjects, vec!["orders", "orders.shipped"]);
+}
+
+/// A subscriber that declines appended copies (the Redis door's) hears what is published to
+/// a subject, captured or not, but not records written to a stream by its name; a subscriber
+/// that does not decline (the NATS door's) hears both.
+#[tokio::test]
+async fn a_mailbox_may_decline_records_written_to_a_stream_by_name() {
+    let (_dir, engine) = engine_with_stream().await;
+    let router = engine.live_router();
+    let hears_all = router.mailbox(true, LIMITS);
+    let _all = router.subscribe(&hears_all, ">", None, 1).unwrap();
+    let publishes_only = router.mailbox(true, LIMITS);
+    publishes_only.set_receives_appended(false);
+    let _published = router.subscribe(&publishes_only, ">", None, 2).unwrap();
+    let record = |value: &'static str| PublishRecord {
+        value: Some(Bytes::from_static(value.as_bytes())),
+        ..Default::default()
+    };
+
+    engine
+        .publish(
+            PublishTarget::Stream("orders".into()),
+            vec![record("by-name")],
+        )
+        .await
+        .unwrap();
+    let raw = Record {
+        offset: 0,
+        timestamp_ms: 1_000,
+        subject: String::new(),
+        key: None,
+        value: Some(Bytes::from_static(b"produced")),
+        headers: Vec::new(),
+    };
+    let batch = omnibus_storage::batch::encode_batch(&[raw]).unwrap();
+    engine.append_raw("orders", 0, batch).await.unwrap();
+    engine
+        .publish(
+            PublishTarget::Subject("orders.paid".into()),
+            vec![record("to-subject")],
+        )
+        .await
+        .unwrap();
+    let captured = engine
+        .publish_live(message("orders.shipped", "captured"), None)
+        .await
+        .unwrap();
+    if let LivePublish::Captured(pending) = captured {
+        pending.durable().await.unwrap();
+    } else {
+        panic!("orders.shipped is captured by the stream");
+    }
+    engine
+        .publish_live(message("chat.room", "live"), None)
+        .await
+        .unwrap();
+
+    let payloads = |mailbox: &Mailbox| -> Vec<Bytes> {
+        taken(mailbox)
+            .iter()
+            .map(|delivery| delivery.message.payload.clone())
+            .collect()
+    };
+    assert_eq!(
+        payloads(&hears_all),
+        vec!["by-name", "produced", "to-subject", "captured", "live"]
+    );
+    assert_eq!(
+        payloads(&publishes_only),
+        vec!["to-subject", "captured", "live"]
+    );
 }
 
 #[tokio::test]

@@ -14,6 +14,14 @@
 //! and what differs is only how its messages are pushed (`smessage`) and counted. (In Redis
 //! the two are separate namespaces; here `PUBLISH x` also reaches `SSUBSCRIBE x`, and a NATS
 //! publish reaches both.)
+//!
+//! Streams: what is *published* to a subject reaches Redis subscribers from any door
+//! (`PUBLISH`, a NATS `PUB` or JetStream publish — captured by a stream or not — an HTTP
+//! publish to a subject), but records *written to a stream by its name* — `XADD`, a Kafka
+//! produce, an HTTP publish to a stream — do not, though their live copies go to the stream's
+//! subject for NATS subscribers: in Redis a stream key and a pub/sub channel are apart, and
+//! `SUBSCRIBE mystream` or a monitoring `PSUBSCRIBE *` hears nothing of `XADD mystream`
+//! ([`LiveMessage::appended`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -317,7 +325,12 @@ impl Subscriptions {
                 let router = engine.live_router();
                 let mailbox = self
                     .mailbox
-                    .get_or_insert_with(|| router.mailbox(true, MAILBOX_LIMITS))
+                    .get_or_insert_with(|| {
+                        let mailbox = router.mailbox(true, MAILBOX_LIMITS);
+                        // A stream key is not a channel (module documentation).
+                        mailbox.set_receives_appended(false);
+                        mailbox
+                    })
                     .clone();
                 self.next_token += 1;
                 let token = self.next_token;
@@ -445,6 +458,7 @@ pub(crate) async fn publish_with(
         headers: Vec::new(),
         payload: payload.clone(),
         status: None,
+        appended: false,
     };
     let published = if once {
         engine.publish_live_once(message, None).await

@@ -131,6 +131,57 @@ async fn resp2_subscribed_mode_allows_only_pubsub_commands() {
     broker.stop().await;
 }
 
+/// RESP3, as redis-server's pub/sub test "unsubscribe inside multi" reads it: an
+/// UNSUBSCRIBE of one channel inside MULTI is one element of EXEC's answer, its push itself
+/// (one of several channels stays one array of pushes, where Redis breaks the count).
+#[tokio::test]
+async fn an_unsubscribe_inside_multi_is_one_element_of_execs_answer() {
+    let broker = Broker::start().await;
+    let mut stream = TcpStream::connect(broker.address).await.unwrap();
+    // HELLO's map is long: read up to the answer of the PING sent after it.
+    stream
+        .write_all(b"HELLO 3\r\nPING hello-done\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"$10\r\nhello-done\r\n") {
+        let mut chunk = [0; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("HELLO's answer")
+            .unwrap();
+        assert!(read > 0, "closed after HELLO 3");
+        seen.extend_from_slice(&chunk[..read]);
+    }
+    let mut expect = async |request: &[u8], expected: &[u8]| {
+        stream.write_all(request).await.unwrap();
+        let mut reply = vec![0; expected.len()];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply))
+            .await
+            .expect("a reply")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            String::from_utf8_lossy(expected)
+        );
+    };
+    expect(
+        b"SUBSCRIBE foo bar baz\r\n",
+        b">3\r\n$9\r\nsubscribe\r\n$3\r\nfoo\r\n:1\r\n>3\r\n$9\r\nsubscribe\r\n$3\r\nbar\r\n:2\r\n>3\r\n$9\r\nsubscribe\r\n$3\r\nbaz\r\n:3\r\n",
+    )
+    .await;
+    expect(b"MULTI\r\n", b"+OK\r\n").await;
+    for queued in ["PING abc", "UNSUBSCRIBE bar", "UNSUBSCRIBE baz", "PING def"] {
+        expect(format!("{queued}\r\n").as_bytes(), b"+QUEUED\r\n").await;
+    }
+    expect(
+        b"EXEC\r\n",
+        b"*4\r\n$3\r\nabc\r\n>3\r\n$11\r\nunsubscribe\r\n$3\r\nbar\r\n:2\r\n>3\r\n$11\r\nunsubscribe\r\n$3\r\nbaz\r\n:1\r\n$3\r\ndef\r\n",
+    )
+    .await;
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn pubsub_channels_numsub_and_numpat_count_redis_subscribers() {
     let broker = Broker::start().await;

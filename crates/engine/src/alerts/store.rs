@@ -241,6 +241,7 @@ impl Engine {
             headers: Vec::new(),
             payload: payload.clone(),
             status: None,
+            appended: false,
         };
         self.live_router.publish(Arc::new(message), None);
         self.enqueue_alert_to_bound_queues(subject, payload);

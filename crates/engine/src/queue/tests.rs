@@ -628,6 +628,7 @@ async fn an_http_publish_into_a_queues_stream_is_refused_and_a_kafka_or_live_one
         headers: Vec::new(),
         payload: Bytes::from_static(b"nats"),
         status: None,
+        appended: false,
     };
     let published = engine.publish_live(live, None).await.unwrap();
     assert!(

@@ -18,6 +18,7 @@ fn message(subject: &str, payload: &str) -> Arc<LiveMessage> {
         headers: Vec::new(),
         payload: Bytes::copy_from_slice(payload.as_bytes()),
         status: None,
+        appended: false,
     })
 }
 

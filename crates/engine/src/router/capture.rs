@@ -276,8 +276,13 @@ impl Engine {
 
     /// Hands records another door appended (and saw acknowledged) to the live subscribers:
     /// an HTTP or Kafka publish to a captured subject reaches NATS subscribers this way.
-    pub(crate) fn deliver_stored_live(&self, stream_name: &str, records: Vec<StoredCopy>) {
-        deliver_stored(&self.live_router, stream_name, records)
+    pub(crate) fn deliver_stored_live(
+        &self,
+        stream_name: &str,
+        records: Vec<StoredCopy>,
+        appended: bool,
+    ) {
+        deliver_stored(&self.live_router, stream_name, records, appended)
     }
 }
 
@@ -285,8 +290,15 @@ impl Engine {
 /// stream's own name), headers and value.
 pub(crate) type StoredCopy = (String, Vec<omnibus_types::Header>, Option<Bytes>);
 
-/// Publishes stored records to the live subscribers of their subjects.
-pub(crate) fn deliver_stored(router: &LiveRouter, stream_name: &str, records: Vec<StoredCopy>) {
+/// Publishes stored records to the live subscribers of their subjects; `appended` when
+/// they were written to the stream by its name, not published to a subject
+/// ([`LiveMessage::appended`]).
+pub(crate) fn deliver_stored(
+    router: &LiveRouter,
+    stream_name: &str,
+    records: Vec<StoredCopy>,
+    appended: bool,
+) {
     for (subject, headers, value) in records {
         let subject = if subject.is_empty() {
             stream_name.to_string()
@@ -303,6 +315,7 @@ pub(crate) fn deliver_stored(router: &LiveRouter, stream_name: &str, records: Ve
             headers,
             payload: value.unwrap_or_default(),
             status: None,
+            appended,
         };
         router.publish(Arc::new(message), None);
     }
@@ -332,6 +345,7 @@ mod tests {
             headers: Vec::new(),
             payload: bytes::Bytes::from_static(b"set"),
             status: None,
+            appended: false,
         };
         for n in 0..50 {
             let subject = format!("__keyspace@0__:user:{n}");

@@ -204,7 +204,8 @@ impl LiveRouter {
             return routed;
         }
         let wanted = |subscription: &Subscription| {
-            subscription.mailbox.echo() || origin != Some(subscription.mailbox.id)
+            (subscription.mailbox.echo() || origin != Some(subscription.mailbox.id))
+                && (!message.appended || subscription.mailbox.receives_appended())
         };
         let mut offer = |subscription: &Subscription| {
             routed.matched += 1;

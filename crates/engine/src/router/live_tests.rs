@@ -19,6 +19,7 @@ fn message(subject: &str, payload: &'static str) -> Arc<LiveMessage> {
         headers: Vec::new(),
         payload: Bytes::from_static(payload.as_bytes()),
         status: None,
+        appended: false,
     })
 }
 

@@ -29,6 +29,12 @@ pub struct LiveMessage {
     /// whose protocol has status messages writes it as one (NATS: `NATS/1.0 100 Idle
     /// Heartbeat`); the others skip the message.
     pub status: Option<LiveStatus>,
+    /// A stream's record written to the stream by its name — a Kafka produce, a Redis XADD,
+    /// an HTTP publish to a stream — rather than published to a subject. Its live copy goes
+    /// to the stream's subject like any other, but a mailbox may decline such copies
+    /// ([`Mailbox::set_receives_appended`]): a Redis subscriber does, because in Redis a
+    /// stream key is not a pub/sub channel.
+    pub appended: bool,
 }
 
 /// A control message's status: a code and its text.
@@ -83,6 +89,8 @@ pub struct Mailbox {
     /// Whether the subscriber receives what it publishes itself. A NATS client says so in its
     /// CONNECT, which may come after the mailbox exists.
     echo: AtomicBool,
+    /// Whether the subscriber receives [`LiveMessage::appended`] copies.
+    receives_appended: AtomicBool,
     limits: MailboxLimits,
     state: Mutex<MailboxState>,
     /// Woken on the first delivery into an empty mailbox and when the mailbox turns slow.
@@ -94,6 +102,7 @@ impl Mailbox {
         Mailbox {
             id,
             echo: AtomicBool::new(echo),
+            receives_appended: AtomicBool::new(true),
             limits,
             state: Mutex::new(MailboxState::default()),
             ready: tokio::sync::Notify::new(),
@@ -112,6 +121,16 @@ impl Mailbox {
 
     pub fn set_echo(&self, echo: bool) {
         self.echo.store(echo, Ordering::Relaxed);
+    }
+
+    /// Whether records written to a stream by its name reach this subscriber (yes unless
+    /// turned off; see [`LiveMessage::appended`]).
+    pub fn receives_appended(&self) -> bool {
+        self.receives_appended.load(Ordering::Relaxed)
+    }
+
+    pub fn set_receives_appended(&self, receives: bool) {
+        self.receives_appended.store(receives, Ordering::Relaxed);
     }
 
     fn state(&self) -> MutexGuard<'_, MailboxState> {

@@ -31,7 +31,16 @@ pub struct PendingPublish {
     appends: Vec<(u32, PendingAppend, Vec<usize>)>,
     total: usize,
     /// Copies for live subscribers, handed over once every record is acknowledged.
-    live: Option<(Arc<LiveRouter>, String, Vec<StoredCopy>)>,
+    live: Option<LiveCopies>,
+}
+
+/// A publish's records for live subscribers.
+pub(crate) struct LiveCopies {
+    pub(crate) router: Arc<LiveRouter>,
+    pub(crate) stream: String,
+    pub(crate) records: Vec<StoredCopy>,
+    /// Written to the stream by its name ([`crate::router::LiveMessage::appended`]).
+    pub(crate) appended: bool,
 }
 
 impl std::fmt::Debug for PendingPublish {
@@ -74,8 +83,8 @@ impl PendingPublish {
         if let Some(error) = first_error {
             return Err(error);
         }
-        if let Some((router, stream, records)) = self.live {
-            deliver_stored(&router, &stream, records);
+        if let Some(live) = self.live {
+            deliver_stored(&live.router, &live.stream, live.records, live.appended);
         }
         Ok(positions)
     }
@@ -92,8 +101,8 @@ impl Engine {
         let mut pending = self.enqueue_publish(target, records).await?;
         let live = pending.live.take();
         let positions = pending.durable().await?;
-        if let Some((_, stream, records)) = live {
-            self.deliver_stored_live(&stream, records);
+        if let Some(live) = live {
+            self.deliver_stored_live(&live.stream, live.records, live.appended);
         }
         Ok(positions)
     }
@@ -147,7 +156,13 @@ impl Engine {
                     )
                 })
                 .collect();
-            (self.live_router.clone(), stream.config.name.clone(), copies)
+            LiveCopies {
+                router: self.live_router.clone(),
+                stream: stream.config.name.clone(),
+                records: copies,
+                // Published to a subject (HTTP's subject publish), or written by name.
+                appended: fixed_subject.is_none(),
+            }
         });
         let total: usize = per_partition.iter().map(Vec::len).sum();
         // Every batch is encoded before anything is enqueued, so a record that cannot be

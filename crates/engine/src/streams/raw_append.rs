@@ -15,9 +15,10 @@ use omnibus_storage::batch::{decode_batches, BatchHeader, HEADER_BYTES};
 use omnibus_storage::{AppendInfo, PartitionLog, PendingAppend};
 use omnibus_types::limits;
 
+use super::publish::LiveCopies;
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
-use crate::router::{deliver_stored, LiveRouter, StoredCopy};
+use crate::router::deliver_stored;
 
 /// The smallest possible record: length, attributes, timestamp delta, offset delta, key
 /// length, value length and header count, one byte each.
@@ -43,13 +44,6 @@ pub struct PendingRawAppend {
     wait: RawWait,
     /// The batch's records for live subscribers, decoded only when there were any.
     live: Option<LiveCopies>,
-}
-
-/// Records of a raw append to hand to live subscribers once it is acknowledged.
-struct LiveCopies {
-    router: Arc<LiveRouter>,
-    stream: String,
-    records: Vec<StoredCopy>,
 }
 
 #[derive(Debug)]
@@ -98,7 +92,7 @@ impl PendingRawAppend {
             RawWait::Earlier(info) => self.log.wait_durable(info).await?,
         };
         if let Some(live) = self.live {
-            deliver_stored(&live.router, &live.stream, live.records);
+            deliver_stored(&live.router, &live.stream, live.records, live.appended);
         }
         Ok(raw_append(&self.log, info))
     }
@@ -259,6 +253,8 @@ impl Engine {
                 .into_iter()
                 .map(|record| (record.subject, record.headers, record.value))
                 .collect(),
+            // A produce writes to the stream by its name.
+            appended: true,
         })
     }
 

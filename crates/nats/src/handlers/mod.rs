@@ -275,6 +275,7 @@ impl Connection {
                     headers: Vec::new(),
                     payload: bytes::Bytes::new(),
                     status: None,
+                    appended: false,
                 };
                 self.write_message(token, &message, Some(&block));
             }

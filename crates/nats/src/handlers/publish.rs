@@ -70,6 +70,7 @@ pub(crate) async fn batch(
         headers: message_headers,
         payload: publish.payload,
         status: None,
+        appended: false,
     }));
     if connection.publishes.messages.len() >= PUBLISH_BATCH_MAX {
         flush_publishes(connection).await?;
@@ -174,6 +175,7 @@ pub(crate) fn core_now(connection: &mut Connection, publish: PublishOp) -> Optio
         headers: Vec::new(),
         payload: publish.payload,
         status: None,
+        appended: false,
     };
     let origin = Some(connection.mailbox.id());
     match connection
@@ -310,6 +312,7 @@ pub(crate) async fn handle(
         headers: message_headers,
         payload: publish.payload,
         status: None,
+        appended: false,
     };
     if crate::jetstream::wanted(&message) {
         let capturing = connection
@@ -377,6 +380,7 @@ fn no_responders(connection: &mut Connection, reply: String) {
         headers: Vec::new(),
         payload: bytes::Bytes::new(),
         status: None,
+        appended: false,
     };
     connection.write_status(
         &Delivery {

@@ -91,6 +91,7 @@ fn found(stream: &str, record: omnibus_types::Record, reply: &str) -> LiveMessag
         headers,
         payload: record.value.unwrap_or_default(),
         status: None,
+        appended: false,
     }
 }
 

@@ -282,6 +282,7 @@ pub(crate) fn send(router: &LiveRouter, reply: String, payload: Bytes) {
         headers: Vec::new(),
         payload,
         status: None,
+        appended: false,
     };
     // Replies go to unique inboxes: no use caching their matches.
     router.publish_once(Arc::new(message), None);

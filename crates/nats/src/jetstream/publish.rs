@@ -305,6 +305,7 @@ fn pub_acks(
                 headers: Vec::new(),
                 payload,
                 status: None,
+                appended: false,
             }));
         }
         if let Err(error) = outcome {

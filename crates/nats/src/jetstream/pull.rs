@@ -319,6 +319,7 @@ pub(crate) fn to_message_with(
         headers: record.headers,
         payload: record.value.unwrap_or_default(),
         status: None,
+        appended: false,
     }
 }
 
@@ -399,6 +400,7 @@ mod tests {
             headers: Vec::new(),
             payload: Bytes::from(vec![b'x'; size]),
             status: None,
+            appended: false,
         }
     }
 

@@ -291,6 +291,7 @@ fn heartbeat(
             code: 100,
             text: "Idle Heartbeat".to_string(),
         }),
+        appended: false,
     }
 }
 
@@ -305,5 +306,6 @@ fn flow_request(deliver: &str, reply: String) -> LiveMessage {
             code: 100,
             text: "FlowControl Request".to_string(),
         }),
+        appended: false,
     }
 }

@@ -164,11 +164,15 @@ fn items_with(kind: u8, items: &[Reply], protocol: Protocol, out: &mut BytesMut)
     }
 }
 
-/// One element of an aggregate: a `Many` there is one array. A missing array stays `*-1` in
+/// One element of an aggregate: a `Many` there is one array — or its only reply, as Redis
+/// writes an `UNSUBSCRIBE x` inside MULTI into EXEC's answer (Redis writes each reply of a
+/// `SUBSCRIBE a b` as an element of its own, which breaks the array's count, redis/redis#12207;
+/// one array keeps it well formed). A missing array stays `*-1` in
 /// RESP2 (EXEC's BLPOP that found nothing, XPENDING's empty consumers, XREADGROUP's deleted
 /// entry), as redis-server sends it; `redis-protocol`'s frames cannot say that.
 fn nested(item: &Reply, protocol: Protocol, out: &mut BytesMut) {
     match item {
+        Reply::Many(inner) if inner.len() == 1 => nested(&inner[0], protocol, out),
         Reply::Many(inner) => items_with(b'*', inner, protocol, out),
         other => encode(other, protocol, out),
     }

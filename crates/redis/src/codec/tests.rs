@@ -155,6 +155,7 @@ fn reference_encoding(reply: &Reply, protocol: Protocol) -> Vec<u8> {
             Reply::Null => Frame::Null,
             // redis-protocol has no missing array: a marker, swapped for `*-1` below.
             Reply::NullArray => Frame::BulkString(bytes::Bytes::from_static(NULL_ARRAY_MARKER)),
+            Reply::Many(items) if items.len() == 1 => to_resp2(&items[0]),
             Reply::Array(items) | Reply::Push(items) | Reply::Many(items) | Reply::Set(items) => {
                 Frame::Array(items.iter().map(to_resp2).collect())
             }
@@ -188,6 +189,7 @@ fn reference_encoding(reply: &Reply, protocol: Protocol) -> Vec<u8> {
                 attributes: None,
             },
             Reply::Null | Reply::NullArray => Frame::Null,
+            Reply::Many(items) if items.len() == 1 => to_resp3(&items[0]),
             Reply::Array(items) | Reply::Many(items) => Frame::Array {
                 data: items.iter().map(to_resp3).collect(),
                 attributes: None,
