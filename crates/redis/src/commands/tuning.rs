@@ -102,28 +102,29 @@ pub(super) fn parse(name: &str, value: &[u8]) -> Option<Result<Change, String>> 
 
 /// Makes a change [`parse`] checked.
 pub(super) fn apply(session: &Session, Change(parameter, number): Change) {
-    if parameter == Parameter::ListCompressDepth {
-        session
-            .shared
-            .list_compress_depth
-            .store(number, Ordering::Relaxed);
-        return;
-    }
     // Checked within 0..=i64::MAX except the list size, which may be negative.
     let size = number.max(0) as u64;
+    let limit: fn(&mut LayoutLimits) -> &mut u64 = match parameter {
+        Parameter::ListCompressDepth => {
+            let depth = &session.shared.list_compress_depth;
+            return depth.store(number, Ordering::Relaxed);
+        }
+        Parameter::ListSize => {
+            return session
+                .keys
+                .update_layout_limits(|limits| limits.list_size = number);
+        }
+        Parameter::HashEntries => |limits| &mut limits.hash_entries,
+        Parameter::HashValue => |limits| &mut limits.hash_value,
+        Parameter::SetIntsetEntries => |limits| &mut limits.set_intset_entries,
+        Parameter::SetEntries => |limits| &mut limits.set_entries,
+        Parameter::SetValue => |limits| &mut limits.set_value,
+        Parameter::ZsetEntries => |limits| &mut limits.zset_entries,
+        Parameter::ZsetValue => |limits| &mut limits.zset_value,
+    };
     session
         .keys
-        .update_layout_limits(|limits: &mut LayoutLimits| match parameter {
-            Parameter::HashEntries => limits.hash_entries = size,
-            Parameter::HashValue => limits.hash_value = size,
-            Parameter::ListSize => limits.list_size = number,
-            Parameter::SetIntsetEntries => limits.set_intset_entries = size,
-            Parameter::SetEntries => limits.set_entries = size,
-            Parameter::SetValue => limits.set_value = size,
-            Parameter::ZsetEntries => limits.zset_entries = size,
-            Parameter::ZsetValue => limits.zset_value = size,
-            Parameter::ListCompressDepth => {}
-        });
+        .update_layout_limits(|limits| *limit(limits) = size);
 }
 
 /// A size as Redis reads one: digits, then nothing, `b`, `k`/`kb`, `m`/`mb` or `g`/`gb`
