@@ -6,12 +6,13 @@ each answered as redis-py expects it from a redis-server."""
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 
 import pytest
 import redis
 
-from harness import unique
+from harness import unique, wait_until
 
 
 @pytest.fixture
@@ -211,6 +212,49 @@ def test_commandstats_and_errorstats(client):
     default = client.info()
     assert not any(name.startswith("cmdstat_") for name in default)
     assert "errorstat_ERR" in default
+
+
+def test_an_error_answered_after_a_wait_is_counted(client, redis_url):
+    """A blocked XREADGROUP whose group is destroyed gets NOGROUP when it wakes: counted in
+    errorstats, the command's failed_calls and total_error_replies like an error answered at
+    once (redis-server's stream-cgroups test checks the same three)."""
+    stream = unique("blocked").replace(":", "-")
+    client.xgroup_create(stream, "workers", id="$", mkstream=True)
+
+    def totals():
+        commands = client.info("commandstats").get("cmdstat_xreadgroup", {})
+        errors = client.info("errorstats").get("errorstat_NOGROUP", {})
+        return (
+            commands.get("failed_calls", 0),
+            errors.get("count", 0),
+            client.info("stats")["total_error_replies"],
+        )
+
+    before = totals()
+    blocked_before = client.info("clients")["blocked_clients"]
+    reader = redis.Redis.from_url(redis_url)
+    outcome = {}
+
+    def read():
+        try:
+            outcome["reply"] = reader.xreadgroup("workers", "alice", {stream: ">"}, block=0)
+        except redis.ResponseError as error:
+            outcome["error"] = str(error)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    wait_until(
+        lambda: client.info("clients")["blocked_clients"] > blocked_before,
+        5,
+        "the XREADGROUP blocked",
+    )
+    assert client.xgroup_destroy(stream, "workers") == 1
+    thread.join(5)
+    reader.close()
+    assert "No such key" in outcome.get("error", ""), outcome
+    failed, nogroup, total = totals()
+    assert (failed - before[0], nogroup - before[1]) == (1, 1)
+    assert total - before[2] >= 1
 
 
 def test_config_resetstat(client):

@@ -4,8 +4,10 @@
 //! number of arguments) and those answered with an error (`failed_calls`), and every error
 //! reply counted by its code (`ERR`, `WRONGTYPE`, …). Counted for every command the door
 //! runs, by name (a container's subcommands count under the container: `cmdstat_config`,
-//! where redis-server writes `cmdstat_config|get`); an error a stream writer answers later
-//! is not seen here (as in the door's `total_error_replies`).
+//! where redis-server writes `cmdstat_config|get`). An error answered once a command's wait
+//! ends — a blocked XREADGROUP whose group is destroyed, a write the disk refused — counts
+//! when it is answered (`session/replies.rs`), in `failed_calls`, errorstats and
+//! `total_error_replies` alike.
 //!
 //! Each command's latency distribution too (`latency_histogram.rs`): INFO's `latencystats`
 //! (p50, p99, p99.9) and LATENCY HISTOGRAM.
@@ -76,6 +78,14 @@ impl CommandStats {
     pub(crate) fn rejected(&self, position: usize) {
         self.commands[position]
             .rejected
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The command at `position`, counted when it ran, answered with an error once its wait
+    /// ended (a blocked XREADGROUP whose group was destroyed, a write the disk refused).
+    pub(crate) fn failed_later(&self, position: usize) {
+        self.commands[position]
+            .failed
             .fetch_add(1, Ordering::Relaxed);
     }
 

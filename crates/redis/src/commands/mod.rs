@@ -299,6 +299,7 @@ pub(crate) fn run(session: &mut Session, arguments: Vec<Bytes>) -> Step {
     let started = std::time::Instant::now();
     let step = execute(session, &name, &arguments);
     observed(session, position, &arguments, started, &step.reply);
+    session.ran = Some(position);
     step
 }
 

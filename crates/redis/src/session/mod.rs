@@ -109,6 +109,9 @@ pub(crate) struct Session {
     /// The name of the command running, as read (a slice of the read's buffer: dropped with
     /// the read, so that an idle connection does not hold the buffer).
     pub(crate) command_now: Option<Bytes>,
+    /// The table position of the command that ran last (set by `commands::run`), for an
+    /// error its later reply may resolve to (`replies.rs`).
+    pub(crate) ran: Option<usize>,
     /// The name of the last command of the last read, a copy (CLIENT LIST's `cmd`), and when
     /// that read came (`idle`).
     pub(crate) last_command: Option<Bytes>,
@@ -249,6 +252,7 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
         script_appends: None,
         monitor: None,
         command_now: None,
+        ran: None,
         last_command: None,
         active: std::time::Instant::now(),
         client: None,
@@ -273,7 +277,7 @@ pub(crate) async fn run(accepted: Accepted, shared: Arc<Shared>) -> Result<(), R
     let mut room = ReadRoom::new();
     let mut input = BytesMut::with_capacity(room.get());
     let mut output = BytesMut::with_capacity(16 * 1024);
-    let mut pending = Pending::default();
+    let mut pending = Pending::counting_for(session.shared.clone());
     let bytes_max = session.shared.config.pending_reply_bytes_max;
     loop {
         // Commands that arrived while a read waits (XREAD BLOCK) stay in `input` until it is
@@ -562,6 +566,7 @@ async fn run_counted(
             commands::run(session, arguments)
         };
         *requests += 1;
+        let ran = session.ran.take();
         if let Reply::Error(line) = &step.reply {
             *errors += 1;
             session.shared.command_stats.error(line);
@@ -578,17 +583,25 @@ async fn run_counted(
             Waiting::Ready(step.reply)
         } else {
             let read = step.later.is_some() && !changes_a_stream && !only_fsyncs;
+            // An error it resolves to is counted then, unless it was counted above.
+            let command = ran.filter(|_| !step.reply.is_error());
             Waiting::Later {
                 reply: settle(step.reply, step.commits, step.later),
                 read,
+                command,
             }
         };
         let waiting = match waiting {
             _ if !silent => waiting,
             Waiting::Ready(reply) => Waiting::Ready(pushes_only(reply)),
-            Waiting::Later { reply, read } => Waiting::Later {
+            Waiting::Later {
+                reply,
+                read,
+                command,
+            } => Waiting::Later {
                 reply: Box::pin(async move { pushes_only(reply.await) }),
                 read,
+                command,
             },
         };
         let held = if matches!(waiting, Waiting::Ready(_)) {

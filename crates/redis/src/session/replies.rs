@@ -15,14 +15,20 @@ use tokio::sync::watch;
 use super::Later;
 use crate::codec::{encode, Protocol, Reply};
 use crate::error::RedisError;
+use crate::server::Shared;
 
 /// One reply decided but not yet written.
 pub(super) enum Waiting {
     /// Written as it is.
     Ready(Reply),
     /// Resolves to the reply once its read ran and its writes are durable. `read`: it reads
-    /// asynchronously (XRANGE, XREAD, …) rather than only waiting for durability.
-    Later { reply: Later, read: bool },
+    /// asynchronously (XRANGE, XREAD, …) rather than only waiting for durability. `command`:
+    /// the command's table position when an error it resolves to is still to be counted.
+    Later {
+        reply: Later,
+        read: bool,
+        command: Option<usize>,
+    },
 }
 
 /// Replies decided but not yet written, in order, with what each holds of the connection's
@@ -33,6 +39,8 @@ pub(super) struct Pending {
     pub(super) bytes: usize,
     /// Replies in `replies` that read asynchronously and have not resolved.
     pub(super) reads: usize,
+    /// Where errors that later replies resolve to are counted (none in unit tests).
+    stats: Option<std::sync::Arc<Shared>>,
 }
 
 /// Commands run before their replies are written: this bounds what one connection can queue
@@ -61,6 +69,30 @@ pub(super) fn settle(reply: Reply, commits: Vec<Commit>, later: Option<Later>) -
 }
 
 impl Pending {
+    /// Pending replies of a connection of `shared`'s door, which counts their errors.
+    pub(super) fn counting_for(shared: std::sync::Arc<Shared>) -> Pending {
+        Pending {
+            stats: Some(shared),
+            ..Pending::default()
+        }
+    }
+
+    /// Counts an error a later reply resolved to, as an error answered at once is counted
+    /// (`session::read_commands`): errorstats, `failed_calls`, the door's errors.
+    fn resolved(&self, reply: &Reply, command: Option<usize>) {
+        let (Reply::Error(line), Some(command), Some(shared)) = (reply, command, &self.stats)
+        else {
+            return;
+        };
+        shared.command_stats.error(line);
+        shared.command_stats.failed_later(command);
+        shared
+            .engine
+            .metrics()
+            .door(omnibus_engine::metrics::Door::Redis)
+            .errors(1);
+    }
+
     pub(super) fn push(&mut self, waiting: Waiting, held: usize) {
         if matches!(waiting, Waiting::Later { read: true, .. }) {
             self.reads += 1;
@@ -88,7 +120,11 @@ impl Pending {
     pub(super) async fn head(&mut self) -> Reply {
         match self.replies.front_mut() {
             Some((Waiting::Ready(reply), _)) => std::mem::replace(reply, Reply::Null),
-            Some((Waiting::Later { reply, .. }, _)) => reply.await,
+            Some((Waiting::Later { reply, command, .. }, _)) => {
+                let (reply, command) = (reply.await, *command);
+                self.resolved(&reply, command);
+                reply
+            }
             None => std::future::pending().await,
         }
     }
@@ -99,10 +135,16 @@ impl Pending {
         while let Some(front) = self.replies.front_mut() {
             let reply = match front {
                 (Waiting::Ready(reply), _) => std::mem::replace(reply, Reply::Null),
-                (Waiting::Later { reply, .. }, _) => match poll_once(reply.as_mut()).await {
-                    Some(reply) => reply,
-                    None => return,
-                },
+                (Waiting::Later { reply, command, .. }, _) => {
+                    let command = *command;
+                    match poll_once(reply.as_mut()).await {
+                        Some(reply) => {
+                            self.resolved(&reply, command);
+                            reply
+                        }
+                        None => return,
+                    }
+                }
             };
             self.pop();
             encode(&reply, protocol, output);
@@ -174,6 +216,7 @@ mod tests {
         Waiting::Later {
             reply: Box::pin(async move { receiver.await.unwrap_or(Reply::Null) }),
             read,
+            command: None,
         }
     }
 
