@@ -248,6 +248,9 @@ def test_an_error_answered_after_a_wait_is_counted(client, redis_url):
         5,
         "the XREADGROUP blocked",
     )
+    # CLIENT LIST flags the waiting connection `b`, as Redis does.
+    waiting = [entry for entry in client.client_list() if entry.get("cmd") == "xreadgroup"]
+    assert any("b" in entry["flags"] for entry in waiting), waiting
     assert client.xgroup_destroy(stream, "workers") == 1
     thread.join(5)
     reader.close()

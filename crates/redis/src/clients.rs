@@ -249,12 +249,14 @@ impl Clients {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
             if matches(filter, id, &client, &shown, local_port) {
+                let blocked = client.blocked.load(Ordering::Acquire) > 0;
                 text.push_str(&line(
                     id,
                     client.address,
                     local_port,
                     client.connected,
                     &shown,
+                    blocked,
                 ));
                 text.push('\n');
             }
@@ -308,13 +310,15 @@ fn matches(filter: &Filter, id: u64, client: &Client, shown: &Shown, local_port:
 }
 
 /// One connection as CLIENT LIST and CLIENT INFO show it, in Redis's field order (the
-/// fields about its buffers and file descriptor, which Omnibus does not track, as zero).
+/// fields about its buffers and file descriptor, which Omnibus does not track, as zero);
+/// `blocked` while a blocking command of it waits (flag `b`).
 pub(crate) fn line(
     id: u64,
     address: SocketAddr,
     local_port: u16,
     connected: Instant,
     shown: &Shown,
+    blocked: bool,
 ) -> String {
     let text = |value: &Option<Bytes>| {
         value
@@ -332,6 +336,9 @@ pub(crate) fn line(
     }
     if shown.multi >= 0 {
         flags.push('x');
+    }
+    if blocked {
+        flags.push('b');
     }
     if shown.tracking.is_some() {
         flags.push('t');
