@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use omnibus_engine::router::LiveMessage;
 use redis::cmd;
-use support::Broker;
+use support::{exchange, Broker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -107,18 +107,8 @@ async fn publish_reaches_channel_and_pattern_subscribers_and_other_doors_reach_t
 async fn resp2_subscribed_mode_allows_only_pubsub_commands() {
     let broker = Broker::start().await;
     let mut stream = TcpStream::connect(broker.address).await.unwrap();
-    let mut expect = async |request: &[u8], expected: &[u8]| {
-        stream.write_all(request).await.unwrap();
-        let mut reply = vec![0; expected.len()];
-        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply))
-            .await
-            .expect("a reply")
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&reply),
-            String::from_utf8_lossy(expected)
-        );
-    };
+    let mut expect =
+        async |request: &[u8], expected: &[u8]| exchange(&mut stream, request, expected).await;
     expect(
         b"SUBSCRIBE a b\r\n",
         b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n",
@@ -153,18 +143,8 @@ async fn an_unsubscribe_inside_multi_is_one_element_of_execs_answer() {
         assert!(read > 0, "closed after HELLO 3");
         seen.extend_from_slice(&chunk[..read]);
     }
-    let mut expect = async |request: &[u8], expected: &[u8]| {
-        stream.write_all(request).await.unwrap();
-        let mut reply = vec![0; expected.len()];
-        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply))
-            .await
-            .expect("a reply")
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&reply),
-            String::from_utf8_lossy(expected)
-        );
-    };
+    let mut expect =
+        async |request: &[u8], expected: &[u8]| exchange(&mut stream, request, expected).await;
     expect(
         b"SUBSCRIBE foo bar baz\r\n",
         b">3\r\n$9\r\nsubscribe\r\n$3\r\nfoo\r\n:1\r\n>3\r\n$9\r\nsubscribe\r\n$3\r\nbar\r\n:2\r\n>3\r\n$9\r\nsubscribe\r\n$3\r\nbaz\r\n:3\r\n",

@@ -6,22 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::Broker;
+use support::{exchange, Broker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-async fn exchange(stream: &mut TcpStream, request: &[u8], expected: &[u8]) {
-    stream.write_all(request).await.unwrap();
-    let mut reply = vec![0; expected.len()];
-    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply))
-        .await
-        .expect("a reply within 5 s")
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&reply),
-        String::from_utf8_lossy(expected)
-    );
-}
 
 #[tokio::test]
 async fn inline_commands_and_exact_errors() {

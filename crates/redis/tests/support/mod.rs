@@ -127,3 +127,21 @@ pub async fn try_xadd(
         .query_async(con)
         .await
 }
+
+/// Writes `request` on a raw socket and checks the next bytes are exactly `expected`.
+pub async fn exchange(stream: &mut tokio::net::TcpStream, request: &[u8], expected: &[u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await.unwrap();
+    let mut reply = vec![0; expected.len()];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_exact(&mut reply),
+    )
+    .await
+    .expect("a reply within 5 s")
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        String::from_utf8_lossy(expected)
+    );
+}
