@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) pubsub: Arc<crate::pubsub::Registry>,
     /// Offsets of the IDs groups just delivered or claimed, for XACK.
     pub(crate) known_ids: crate::streams::known_ids::KnownIds,
+    /// Blocked XREADGROUP readers in line per group, served first blocked, first served.
+    pub(crate) group_lines: crate::streams::turns::GroupLines,
     /// INFO's `run_id`: 40 hex digits, new each time the listener starts.
     pub(crate) run_id: String,
     /// Connections waiting in a BLOCK read (INFO's `blocked_clients`).
@@ -135,6 +137,7 @@ pub async fn serve(
         ),
         deleted,
         known_ids: Default::default(),
+        group_lines: Default::default(),
         pubsub: Default::default(),
         engine,
         config,

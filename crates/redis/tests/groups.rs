@@ -225,6 +225,62 @@ async fn xreadgroup_block_is_woken_by_an_xadd_and_noack_leaves_nothing_pending()
     broker.stop().await;
 }
 
+/// INFO's `blocked_clients`.
+async fn blocked_clients(con: &mut MultiplexedConnection) -> usize {
+    let info: String = cmd("INFO").arg("clients").query_async(con).await.unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("blocked_clients:"))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap()
+}
+
+/// As redis-server serves the clients blocked on a key: each XADD goes to the group reader
+/// that has waited longest, and the others stay blocked (`streams/turns.rs`).
+#[tokio::test]
+async fn blocked_group_readers_are_served_in_the_order_they_blocked() {
+    let broker = Broker::start().await;
+    let mut writer = broker.connect().await;
+    let _: () = writer
+        .xgroup_create_mkstream("jobs", "workers", "$")
+        .await
+        .unwrap();
+    for _round in 0..4 {
+        let mut readers = Vec::new();
+        for name in ["first", "second", "third"] {
+            let mut reader = broker.connect().await;
+            let before = blocked_clients(&mut writer).await;
+            readers.push(tokio::spawn(async move {
+                let options = StreamReadOptions::default()
+                    .group("workers", name)
+                    .count(1)
+                    .block(0);
+                let reply: StreamReadReply = reader
+                    .xread_options(&["jobs"], &[">"], &options)
+                    .await
+                    .unwrap();
+                reply.keys[0].ids[0].id.clone()
+            }));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while blocked_clients(&mut writer).await <= before {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{name} never blocked"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        for reader in readers {
+            let added = add(&mut writer, 1).await;
+            let served = tokio::time::timeout(Duration::from_secs(5), reader)
+                .await
+                .expect("the XADD went to the reader that waited longest")
+                .unwrap();
+            assert_eq!(served, added[0]);
+        }
+    }
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn group_errors_use_redis_words() {
     let broker = Broker::start().await;

@@ -323,10 +323,38 @@ fn xreadgroup(session: &mut Session, arguments: &[Bytes]) -> Result<Step, Reply>
     let shared = session.shared.clone();
     let protocol = session.protocol;
     let mut waiting = Waiting::new(session);
+    // First blocked, first served (`streams/turns.rs`).
+    let line = match reads.as_slice() {
+        [read] if block_ms.is_some() && read.history_after.is_none() => {
+            Some(shared.group_lines.line(&read.stream, &group))
+        }
+        _ => None,
+    };
     Ok(Step::later(async move {
         let deadline = block_ms
             .filter(|ms| *ms > 0)
             .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+        let _turn = match line {
+            None => None,
+            Some(line) => match line.clone().try_lock_owned() {
+                Ok(turn) => Some(turn),
+                Err(_) => {
+                    // Behind another reader of the group: blocked already.
+                    waiting.blocked();
+                    let expired = async {
+                        match deadline {
+                            Some(deadline) => tokio::time::sleep_until(deadline).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        turn = line.lock_owned() => Some(turn),
+                        () = expired => return Reply::NullArray,
+                        () = waiting.unblocked() => return waiting.reply(Reply::NullArray),
+                    }
+                }
+            },
+        };
         loop {
             // As in Redis, a group destroyed (XGROUP DESTROY, or DEL of its stream key; by
             // any door) while this read waits ends it with NOGROUP: watched before the groups

@@ -16,6 +16,7 @@ pub(crate) mod id;
 pub(crate) mod known_ids;
 pub(crate) mod read;
 pub(crate) mod trim;
+pub(crate) mod turns;
 pub(crate) mod writer;
 pub(crate) mod writers;
 
