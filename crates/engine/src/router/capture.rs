@@ -273,17 +273,6 @@ impl Engine {
             .capturing(subject)
             .map(|stream| stream.config.name.clone())
     }
-
-    /// Hands records another door appended (and saw acknowledged) to the live subscribers:
-    /// an HTTP or Kafka publish to a captured subject reaches NATS subscribers this way.
-    pub(crate) fn deliver_stored_live(
-        &self,
-        stream_name: &str,
-        records: Vec<StoredCopy>,
-        appended: bool,
-    ) {
-        deliver_stored(&self.live_router, stream_name, records, appended)
-    }
 }
 
 /// What a live subscriber gets of a stored record: its stored subject (empty for the

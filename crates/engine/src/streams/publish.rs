@@ -98,13 +98,8 @@ impl Engine {
         target: PublishTarget,
         records: Vec<PublishRecord>,
     ) -> Result<Vec<RecordPosition>> {
-        let mut pending = self.enqueue_publish(target, records).await?;
-        let live = pending.live.take();
-        let positions = pending.durable().await?;
-        if let Some(live) = live {
-            self.deliver_stored_live(&live.stream, live.records, live.appended);
-        }
-        Ok(positions)
+        // `durable` hands the live copies over once every record is acknowledged.
+        self.enqueue_publish(target, records).await?.durable().await
     }
 
     /// The first phase of [`Engine::publish`]: when this returns, the records have their
